@@ -1,0 +1,33 @@
+"""The ``RBAC_*`` configuration keys and their defaults.
+
+``init_app`` applies these with ``app.config.setdefault`` so that a host can
+override any of them before or after creating the extension.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Every configuration key the extension reads, with its default.
+DEFAULTS: dict[str, Any] = {
+    # Plans: plan name -> list of module names it includes, or "*" for all.
+    # A workspace whose plan is not listed here gets no module at all.
+    "RBAC_PLANS": {"free": ["sales", "clients", "work"], "enterprise": "*"},
+    # Plan given to workspaces created without one.
+    "RBAC_DEFAULT_PLAN": "enterprise",
+    # Records whose owner column is NULL are visible to every member who may
+    # view the resource (as in most CRMs). Set False to hide them.
+    "RBAC_UNOWNED_VISIBLE": True,
+    # New records of a protected model get the current user as owner and the
+    # current workspace when those columns are left empty.
+    "RBAC_AUTO_FILL": True,
+    # How many members' effective access one process keeps between requests.
+    # Entries are invalidated by the workspace's policy version.
+    "RBAC_CACHE_SIZE": 2048,
+    # Session key holding the current workspace id of a logged-in user.
+    "RBAC_SESSION_KEY": "rbac_workspace_id",
+    # Template rendered for a refused HTML request.
+    "RBAC_FORBIDDEN_TEMPLATE": "rbac/403.html",
+    # Register the ``flask rbac`` CLI group.
+    "RBAC_CLI": True,
+}

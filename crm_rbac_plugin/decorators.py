@@ -1,0 +1,145 @@
+"""View decorators and record loaders for host routes.
+
+Every refusal goes through one replaceable handler
+(:meth:`.RBAC.unauthorized_handler`): anonymous users are sent to the login
+page, JSON clients get ``{"error": ..., "message": ...}`` and browsers a
+friendly 403 page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from flask import abort, current_app, jsonify, make_response, render_template, request
+from flask_login import current_user
+
+from .policy import Decision
+
+if TYPE_CHECKING:
+    from .extension import RBAC
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Methods that never need a permission (CORS pre-flight), as in Flask-Login.
+EXEMPT_METHODS = frozenset({"OPTIONS"})
+
+
+def _rbac() -> RBAC:
+    return current_app.extensions["rbac"].rbac  # type: ignore[no-any-return]
+
+
+def wants_json() -> bool:
+    """Whether the client asked for JSON rather than a page."""
+    if request.is_json or request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def default_unauthorized(decision: Decision, status: int = 403) -> Any:
+    """Abort the request with the standard refusal for ``status`` (401/403/404)."""
+    if not current_user or not current_user.is_authenticated:
+        login_manager = getattr(current_app, "login_manager", None)
+        if login_manager is not None and not wants_json():
+            abort(login_manager.unauthorized())
+        status = 401
+    if status == 404:
+        message = "Not found."
+        error = "not_found"
+    elif status == 401:
+        message = "Please log in."
+        error = "unauthorized"
+    else:
+        message = decision.reason or "You do not have permission to do that."
+        error = "forbidden"
+    if wants_json():
+        response = jsonify(error=error, message=message)
+    else:
+        response = make_response(render_template(
+            current_app.config["RBAC_FORBIDDEN_TEMPLATE"], status=status, message=message,
+            decision=decision))
+    response.status_code = status
+    abort(response)
+
+
+def require_permission(resource: str, action: str | None = None) -> Callable[[F], F]:
+    """Refuse the view unless the member may do ``action`` on ``resource``.
+
+    ``@require_permission("leads", "edit")`` and ``@require_permission("leads.edit")``
+    are the same. This is a resource-level check; records are checked by
+    :func:`get_or_404` and by the query filter.
+    """
+    from .extension import split_permission
+
+    resource, action = split_permission(resource, action)
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if request.method not in EXEMPT_METHODS:
+                rbac = _rbac()
+                if not current_user.is_authenticated:
+                    return rbac.refuse(Decision(False, "not logged in"), 401)
+                decision = rbac.explain(action, resource)
+                if not decision:
+                    rbac.signal_denied(rbac.current_access(), action, resource, None,
+                                       decision.reason)
+                    return rbac.refuse(decision, 403)
+            return current_app.ensure_sync(view)(*args, **kwargs)
+        return wrapped  # type: ignore[return-value]
+    return decorator
+
+
+def get_or_404(resource: str, ident: Any, action: str = "view") -> Any:
+    """Load a record the member may see, or answer 404; then check ``action``.
+
+    A record outside the member's view is a 404 so that its existence is not
+    disclosed; a visible record the member may not ``action`` is a 403.
+    """
+    rbac = _rbac()
+    res = rbac.registry.check_action(resource, action)
+    model: Any = res.model
+    pk = sa.inspect(model).primary_key[0]
+    try:
+        ident = pk.type.python_type(ident)
+    except (TypeError, ValueError):
+        abort(404)
+    record = rbac.db.session.execute(
+        sa.select(model).where(pk == ident)).scalar_one_or_none()
+    if record is None:
+        if current_user.is_authenticated:
+            rbac.signal_denied(rbac.current_access(), "view", resource, None,
+                               f"record #{ident} is not visible")
+        return rbac.refuse(Decision(False, "not found"), 404)
+    if action != "view":
+        decision = rbac.explain(action, resource, record)
+        if not decision:
+            rbac.signal_denied(rbac.current_access(), action, resource, record, decision.reason)
+            return rbac.refuse(decision, 403)
+    return record
+
+
+def record_required(resource: str, action: str = "view", *, arg: str = "id",
+                    name: str = "record") -> Callable[[F], F]:
+    """Load the record named by URL argument ``arg`` with :func:`get_or_404`.
+
+    The view receives it as keyword ``name``::
+
+        @bp.post("/leads/<int:id>/delete")
+        @record_required("leads", "delete", name="lead")
+        def delete_lead(lead): ...
+    """
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if request.method in EXEMPT_METHODS:
+                return current_app.ensure_sync(view)(*args, **kwargs)
+            if not current_user.is_authenticated:
+                return _rbac().refuse(Decision(False, "not logged in"), 401)
+            kwargs[name] = get_or_404(resource, kwargs.pop(arg), action)
+            return current_app.ensure_sync(view)(*args, **kwargs)
+        return wrapped  # type: ignore[return-value]
+    return decorator

@@ -1,0 +1,48 @@
+"""Exceptions raised by the extension.
+
+They carry a human-readable message so that views, the CLI and the JSON API
+can show why something was refused without inventing their own wording.
+"""
+
+from __future__ import annotations
+
+
+class RBACError(Exception):
+    """Base class of every error raised by crm_rbac_plugin."""
+
+
+class ConfigurationError(RBACError):
+    """The host application declared something the extension cannot use."""
+
+
+class UnknownResource(RBACError, LookupError):
+    """A resource or action name that is not registered was used."""
+
+
+class InvalidCondition(RBACError, ValueError):
+    """A record condition names an unknown field or operator, or a bad value."""
+
+
+class NoAccessContext(RBACError):
+    """A protected query ran with no member and no explicit system context.
+
+    Outside a request nothing tells the extension whose data may be read, so
+    protected queries fail closed: wrap trusted code in ``rbac.system()`` or
+    ``rbac.as_member(membership)``.
+    """
+
+
+class PermissionDenied(RBACError):
+    """The current member may not perform an action.
+
+    Raised by the flush guard and by service functions; the decorators turn it
+    into a 403 (or 404 where the record must not be disclosed).
+    """
+
+    def __init__(self, message: str, *, resource: str | None = None,
+                 action: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.resource = resource
+        self.action = action
+        self.field = field

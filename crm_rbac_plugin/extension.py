@@ -1,0 +1,392 @@
+"""The :class:`RBAC` extension object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, current_app, g, has_request_context, session
+from flask_login import current_user
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from . import cli, decorators, guard, signals
+from .config import DEFAULTS
+from .context import SYSTEM, current_override, override
+from .defaults import ADMIN_RESOURCES
+from .errors import NoAccessContext, PermissionDenied
+from .loader import BYPASS, AccessCache, load_access, membership_row
+from .models import Models, define_models, utcnow
+from .policy import Access, Decision, ParentLoader, decide
+from .query import record_criteria, referenced_resources
+from .registry import STANDARD_ACTIONS, Registry, Resource
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MISSING: Any = object()
+
+
+class _State:
+    """What one Flask app keeps of the extension (``app.extensions["rbac"]``)."""
+
+    def __init__(self, rbac: RBAC, app: Flask) -> None:
+        self.rbac = rbac
+        self.cache = AccessCache(app.config["RBAC_CACHE_SIZE"])
+
+
+def split_permission(resource: str, action: str | None) -> tuple[str, str]:
+    """Accept ``("leads", "edit")`` as well as ``("leads.edit", None)``."""
+    if action is None:
+        resource, sep, action = resource.rpartition(".")
+        if not sep or not resource or not action:
+            raise ValueError(f"permission {resource + sep + action!r} is not 'resource.action'")
+    return resource, action
+
+
+class RBAC:
+    """Per-workspace, per-resource, per-action access control for a Flask app.
+
+    ::
+
+        db = SQLAlchemy(model_class=Base)
+        rbac = RBAC(db=db, user_model=User)
+        rbac.register_resource("leads", Lead, module="sales")
+
+        def create_app():
+            app = Flask(__name__)
+            db.init_app(app)
+            rbac.init_app(app)
+            return app
+
+    The plugin's tables are defined on ``db`` at construction and reached as
+    ``rbac.models``. One ``do_orm_execute`` listener filters every ORM query
+    of a protected model and one ``before_flush`` listener guards every write
+    (see :mod:`.query` and :mod:`.guard`).
+    """
+
+    SYSTEM = SYSTEM
+
+    def __init__(self, app: Flask | None = None, *, db: Any, user_model: type) -> None:
+        self.db = db
+        self.user_model = user_model
+        self.models: Models = define_models(db, user_model)
+        self.registry = Registry()
+        for name, label in ADMIN_RESOURCES:
+            self.registry.add(Resource(name, module="administration", label=label,
+                                       owner_column=None))
+        self._workspace_loader: Callable[[Any], Any] = self._default_workspace_loader
+        self._unauthorized: Callable[[Decision, int], Any] = decorators.default_unauthorized
+        self._install_listeners(db.session)
+        if app is not None:
+            self.init_app(app)
+
+    # -- set-up -------------------------------------------------------------
+
+    def init_app(self, app: Flask) -> None:
+        """Register the extension on ``app``."""
+        if "rbac" in app.extensions:
+            raise RuntimeError("RBAC is already registered on this app.")
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        app.extensions["rbac"] = _State(self, app)
+        app.register_blueprint(Blueprint("rbac", __name__, template_folder="templates",
+                                         static_folder="static", url_prefix="/rbac"))
+        app.context_processor(self._template_context)
+        app.register_error_handler(PermissionDenied, self._handle_permission_denied)
+        if app.config["RBAC_CLI"]:
+            app.cli.add_command(cli.rbac_group)
+
+    def register_resource(self, name: str, model: type | None = None, *, module: str = "general",
+                          label: str = "", workspace: str = "workspace_id",
+                          owner: str | None = "owner_id", department: str | None = None,
+                          parent: tuple[str, str] | None = None,
+                          actions: tuple[str, ...] = ()) -> Resource:
+        """Protect ``model`` as resource ``name``.
+
+        ``parent=("clients", "client_id")`` makes a record visible to whoever
+        sees its parent record. ``actions`` adds custom actions to the six
+        standard ones.
+        """
+        all_actions = STANDARD_ACTIONS + tuple(a for a in actions if a not in STANDARD_ACTIONS)
+        res = Resource(name, model, module=module, label=label or name.title(),
+                       workspace_column=workspace, owner_column=owner,
+                       department_column=department,
+                       parent=parent[0] if parent else None,
+                       parent_column=parent[1] if parent else None, actions=all_actions)
+        return self.registry.add(res)
+
+    def resource(self, name: str, **options: Any) -> Callable[[type], type]:
+        """Class decorator form of :meth:`register_resource`."""
+        def decorator(model: type) -> type:
+            self.register_resource(name, model, **options)
+            return model
+        return decorator
+
+    def workspace_loader(self, func: F) -> F:
+        """Set how the current workspace id is found for a user in a request."""
+        self._workspace_loader = func
+        return func
+
+    def unauthorized_handler(self, func: F) -> F:
+        """Set the response for refusals: ``func(decision, status)``."""
+        self._unauthorized = func
+        return func
+
+    # -- the current member -------------------------------------------------
+
+    @staticmethod
+    def config(key: str) -> Any:
+        return current_app.config[key]
+
+    @property
+    def state(self) -> _State:
+        return current_app.extensions["rbac"]  # type: ignore[no-any-return]
+
+    def _default_workspace_loader(self, user: Any) -> Any:
+        ws = session.get(self.config("RBAC_SESSION_KEY"))
+        if ws is not None:
+            return ws
+        M = self.models.Membership
+        return self.db.session.scalar(
+            sa.select(M.workspace_id).where(M.user_id == user.get_id(), M.status == "active")
+            .order_by(M.id).limit(1), execution_options=BYPASS)
+
+    def current_workspace_id(self) -> Any:
+        if not current_user or not current_user.is_authenticated:
+            return None
+        return self._workspace_loader(current_user)
+
+    def current_access(self) -> Access | None:
+        """Return the effective access of the request's member (cached on ``g``)."""
+        if "_rbac_access" in g:
+            return g._rbac_access  # type: ignore[no-any-return]
+        access = None
+        ws = self.current_workspace_id()
+        if ws is not None:
+            row = membership_row(self.db.session, self.models, user_id=current_user.get_id(),
+                                 workspace_id=ws)
+            if row is not None:
+                access = self._access_for_row(row)
+        g._rbac_access = access
+        return access
+
+    def _access_for_row(self, row: Any) -> Access:
+        now = utcnow()
+        cache = self.state.cache
+        access = cache.get(row.id, row.policy_version, now)
+        if access is None:
+            access = load_access(self.db.session, self.models, self.registry,
+                                 current_app.config, row, now)
+            cache.put(access)
+        return access
+
+    def access_for(self, membership: Any) -> Access | None:
+        """Return the effective access of a membership (instance or id)."""
+        mid = getattr(membership, "id", membership)
+        row = membership_row(self.db.session, self.models, membership_id=mid)
+        return self._access_for_row(row) if row is not None else None
+
+    def resolve_context(self) -> Any:
+        """Return SYSTEM, the Access in force, or None (no member): fail closed."""
+        override_value = current_override()
+        if override_value is not None:
+            return override_value
+        if has_request_context():
+            return self.current_access()
+        raise NoAccessContext(
+            "A protected model was queried outside a request with no member: "
+            "use rbac.system() or rbac.as_member(membership).")
+
+    @contextmanager
+    def system(self) -> Iterator[None]:
+        """Run trusted code with no filtering and no write checks."""
+        with override(SYSTEM):
+            yield
+
+    @contextmanager
+    def as_member(self, membership: Any) -> Iterator[Access]:
+        """Run code with the rights of ``membership`` (an instance, id or Access)."""
+        access = membership if isinstance(membership, Access) else self.access_for(membership)
+        if access is None:
+            raise LookupError(f"no membership {membership!r}")
+        with override(access):
+            yield access
+
+    # -- decisions ----------------------------------------------------------
+
+    def decide(self, access: Access | None, action: str, resource: str, record: Any = None,
+               load_parent: ParentLoader | None = None) -> Decision:
+        if record is not None and load_parent is None:
+            load_parent = self.parent_loader(self.db.session)
+        return decide(access, self.registry, action, resource, record, load_parent)
+
+    def explain(self, action: str, resource: str | None = None, record: Any = None, *,
+                access: Any = _MISSING) -> Decision:
+        """Return the decision for the current member (or ``access``) with its reasons.
+
+        ``explain("leads.edit", record=lead)`` and ``explain("edit", "leads", lead)``
+        are the same question.
+        """
+        if resource is None or "." in action:
+            resource, action = split_permission(action, None)
+        if access is _MISSING:
+            ctx = self.resolve_context()
+            if ctx is SYSTEM:
+                self.registry.check_action(resource, action)
+                return Decision(True, "system context", steps=["system context: no checks"])
+            access = ctx
+        return self.decide(access, action, resource, record)
+
+    def can(self, action: str, resource: str | None = None, record: Any = None, *,
+            access: Any = _MISSING) -> bool:
+        """Return whether the current member (or ``access``) may do ``action``."""
+        return self.explain(action, resource, record, access=access).allowed
+
+    def parent_loader(self, db_session: Session) -> ParentLoader:
+        """Return a loader of parent records that bypasses the filter."""
+        def load(res: Resource, pk: Any) -> Any:
+            with db_session.no_autoflush:
+                return db_session.get(res.model, pk, execution_options=BYPASS)  # type: ignore[arg-type]
+        return load
+
+    def criteria(self, access: Access | None, resource: str | Resource, action: str = "view",
+                 entity: Any = None) -> sa.ColumnElement[bool]:
+        """Return the SQL criteria of the rows ``access`` may ``action``.
+
+        Criteria for the model itself are cached on the Access object.
+        """
+        res = resource if isinstance(resource, Resource) else self.registry.get(resource)
+        membership_table = self.models.Membership.__table__
+        if entity is not None or access is None:
+            return record_criteria(access, self.registry, res, action,
+                                   entity if entity is not None else res.model, membership_table)
+        key = (res.name, action)
+        crit = access.sql_cache.get(key)
+        if crit is None:
+            crit = record_criteria(access, self.registry, res, action, res.model,
+                                   membership_table)
+            access.sql_cache[key] = crit
+        return crit
+
+    # -- refusals -----------------------------------------------------------
+
+    def refuse(self, decision: Decision, status: int = 403) -> Any:
+        """Send the refusal to the unauthorized handler (which aborts)."""
+        return self._unauthorized(decision, status)
+
+    def signal_denied(self, access: Access | None, action: str, resource: str, record: Any,
+                      reason: str) -> None:
+        signals.access_denied.send(current_app._get_current_object(),  # type: ignore[attr-defined]
+                                   access=access, action=action, resource=resource,
+                                   record=record, reason=reason)
+
+    def signal_policy_changed(self, workspace_ids: list[int], objects: list[Any]) -> None:
+        m = self.models
+        role_objs = [o for o in objects if isinstance(o, (m.Role, m.Grant, m.MemberRole))]
+        member_objs = [o for o in objects if o not in role_objs]
+        try:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        except RuntimeError:
+            return
+        if role_objs:
+            signals.role_changed.send(app, workspace_ids=workspace_ids, objects=role_objs)
+        if member_objs:
+            signals.member_changed.send(app, workspace_ids=workspace_ids, objects=member_objs)
+
+    def _handle_permission_denied(self, error: PermissionDenied) -> Any:
+        self.db.session.rollback()
+        return self.refuse(Decision(False, error.message), 403)
+
+    def _template_context(self) -> dict[str, Any]:
+        def rbac_can(action: str, resource: str | None = None, record: Any = None) -> bool:
+            try:
+                return self.can(action, resource, record)
+            except NoAccessContext:
+                return False
+        return {"rbac_can": rbac_can, "rbac": self}
+
+    # -- listeners ----------------------------------------------------------
+
+    def _install_listeners(self, db_session: Any) -> None:
+        event.listen(db_session, "do_orm_execute", self._on_orm_execute)
+        event.listen(db_session, "before_flush", self._before_flush)
+        event.listen(db_session, "after_flush", self._after_flush)
+        event.listen(db_session, "after_rollback", self._after_rollback)
+
+    def _before_flush(self, db_session: Session, flush_context: Any, instances: Any) -> None:
+        guard.check_flush(self, db_session)
+        guard.collect_policy_changes(self, db_session)
+
+    def _after_flush(self, db_session: Session, flush_context: Any) -> None:
+        guard.bump_policy_versions(self, db_session)
+
+    @staticmethod
+    def _after_rollback(db_session: Session) -> None:
+        db_session.info.pop("rbac_changed", None)
+
+    def _on_orm_execute(self, state: ORMExecuteState) -> None:
+        """Add the member's criteria to every statement touching protected tables."""
+        if state.is_column_load or state.execution_options.get("rbac_bypass"):
+            return
+        if not (state.is_select or state.is_update or state.is_delete):
+            return
+        involved = referenced_resources(self.registry, state.statement)
+        if not involved:
+            return
+        ctx = self.resolve_context()
+        if ctx is SYSTEM:
+            return
+        if not state.is_orm_statement:
+            raise PermissionDenied("Core statements on protected tables run only inside "
+                                   "rbac.system(); use ORM queries so they can be filtered.")
+        access: Access | None = ctx
+        primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
+        if state.is_update:
+            action = "edit"
+            self._check_bulk_update(access, state, primary)
+        elif state.is_delete:
+            action = "delete"
+        else:
+            action = state.execution_options.get("rbac_action", "view")
+        options = []
+        # Criteria for every protected model, not only those named: they
+        # propagate to lazy loads of relationships from the loaded objects.
+        for res in self.registry:
+            if res.model is None:
+                continue
+            act = action if res.model is primary else "view"
+            options.append(with_loader_criteria(res.model, self.criteria(access, res, act),
+                                                include_aliases=True))
+        state.statement = state.statement.options(*options)
+
+    def _check_bulk_update(self, access: Access | None, state: ORMExecuteState,
+                           model: Any) -> None:
+        """Refuse bulk UPDATEs of the columns that decide who may see a row.
+
+        Their new values cannot be checked row by row in SQL; per-record
+        updates go through the flush guard instead.
+        """
+        res = self.registry.for_model(model) if model is not None else None
+        if res is None or (access is not None and access.is_owner):
+            return
+        keys: set[str] = set()
+        for col in getattr(state.statement, "_values", None) or {}:
+            keys.add(getattr(col, "key", str(col)))
+        params = state.parameters
+        if isinstance(params, dict):
+            keys.update(params)
+        elif isinstance(params, list):
+            for p in params:
+                keys.update(p)
+        guarded = {res.workspace_column, res.owner_column, res.department_column,
+                   res.parent_column}
+        if access is not None:
+            for (name, _), rules in access.rules.items():
+                if name == res.name:
+                    guarded.update(c[0] for r in rules for c in r.conditions)
+        touched = keys & {k for k in guarded if k}
+        if touched:
+            raise PermissionDenied(
+                f"Bulk updates of {', '.join(sorted(touched))} on {res.name} are not allowed; "
+                "change records one by one.", resource=res.name, action="edit")

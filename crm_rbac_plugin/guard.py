@@ -1,0 +1,172 @@
+"""The write guard: checks every flushed insert, update and delete.
+
+Listening on ``before_flush`` means a view that forgets its decorator still
+cannot write what the member may not: the check runs whatever route, form or
+admin panel the change came through. Updates are checked twice, on the
+record as it was (may the member edit it at all?) and as it will be (is it
+still inside their scope?), so nobody moves a record out of reach by editing
+its owner or a condition field, unless they hold ``manage`` on it (the right
+to reassign). The workspace column never changes outside the system context.
+
+The same listeners bump ``Workspace.policy_version`` whenever something that
+alters effective access is flushed, and send the ``role_changed`` and
+``member_changed`` signals.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .errors import PermissionDenied
+from .loader import BYPASS
+
+if TYPE_CHECKING:
+    from .extension import RBAC
+    from .policy import Access
+    from .registry import Resource
+
+
+def old_state(obj: Any) -> SimpleNamespace:
+    """Return the record's column values as last loaded from the database."""
+    state = sa.inspect(obj)
+    values: dict[str, Any] = {}
+    for attr in state.mapper.column_attrs:
+        hist = state.attrs[attr.key].history
+        if hist.deleted:
+            values[attr.key] = hist.deleted[0]
+        elif hist.unchanged:
+            values[attr.key] = hist.unchanged[0]
+        else:
+            values[attr.key] = getattr(obj, attr.key)
+    return SimpleNamespace(**values)
+
+
+def _refuse(rbac: RBAC, access: Access, res: Resource, action: str, obj: Any,
+            reason: str) -> PermissionDenied:
+    rbac.signal_denied(access, action, res.name, obj, reason)
+    return PermissionDenied(f"You may not {action} this {res.name} record: {reason}",
+                            resource=res.name, action=action)
+
+
+def check_flush(rbac: RBAC, session: Session) -> None:
+    """Refuse the flush if the current member may not make one of its changes."""
+    registry = rbac.registry
+    touched = [(o, registry.for_model(type(o))) for o in
+               (*session.new, *session.dirty, *session.deleted)]
+    touched = [(o, r) for o, r in touched if r is not None]
+    if not touched:
+        return
+    ctx = rbac.resolve_context()
+    if ctx is rbac.SYSTEM:
+        return
+    access: Access | None = ctx  # type: ignore[assignment]
+    loader = rbac.parent_loader(session)
+    for obj, res in touched:
+        assert res is not None
+        if obj in session.new:
+            _check_insert(rbac, access, res, obj, loader)
+        elif obj in session.deleted:
+            decision = rbac.decide(access, "delete", res.name, old_state(obj), loader)
+            if not decision:
+                raise _refuse(rbac, access, res, "delete", obj, decision.reason)  # type: ignore[arg-type]
+        elif session.is_modified(obj, include_collections=False):
+            _check_update(rbac, access, res, obj, loader)
+
+
+def _check_insert(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
+                  loader: Any) -> None:
+    if access is not None and rbac.config("RBAC_AUTO_FILL"):
+        if getattr(obj, res.workspace_column) is None:
+            setattr(obj, res.workspace_column, access.workspace_id)
+        if res.owner_column and getattr(obj, res.owner_column) is None:
+            setattr(obj, res.owner_column, access.user_id)
+    decision = rbac.decide(access, "create", res.name, obj, loader)
+    if not decision:
+        raise _refuse(rbac, access, res, "create", obj, decision.reason)  # type: ignore[arg-type]
+
+
+def _check_update(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
+                  loader: Any) -> None:
+    before = old_state(obj)
+    if getattr(before, res.workspace_column) != getattr(obj, res.workspace_column):
+        raise _refuse(rbac, access, res, "edit", obj,  # type: ignore[arg-type]
+                      "a record cannot move to another workspace")
+    decision = rbac.decide(access, "edit", res.name, before, loader)
+    if not decision:
+        raise _refuse(rbac, access, res, "edit", obj, decision.reason)  # type: ignore[arg-type]
+    after = rbac.decide(access, "edit", res.name, obj, loader)
+    if after:
+        return
+    if rbac.decide(access, "manage", res.name, before, loader):
+        return  # reassigning: managers of the record may hand it to anyone
+    raise _refuse(rbac, access, res, "edit", obj,  # type: ignore[arg-type]
+                  f"the change would move it out of your reach ({after.reason})")
+
+
+def collect_policy_changes(rbac: RBAC, session: Session) -> None:
+    """Note the workspaces whose policy a flush changes (bumped after it)."""
+    models = rbac.models
+    classes = models.policy_classes()
+    changed = session.info.setdefault("rbac_changed", {"workspaces": set(), "objects": []})
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if not isinstance(obj, classes):
+            continue
+        if obj in session.dirty and not session.is_modified(obj, include_collections=False):
+            continue
+        if isinstance(obj, models.Workspace):
+            if obj in session.new:
+                continue
+            if not _changed_keys(obj) - {"policy_version"}:
+                continue
+            ws = obj.id
+        else:
+            ws = _workspace_of(session, models, obj)
+        if ws is not None:
+            changed["workspaces"].add(ws)
+            changed["objects"].append(obj)
+
+
+def _changed_keys(obj: Any) -> set[str]:
+    state = sa.inspect(obj)
+    return {a.key for a in state.mapper.column_attrs if state.attrs[a.key].history.has_changes()}
+
+
+def _workspace_of(session: Session, models: Any, obj: Any) -> int | None:
+    """Find the workspace of a policy object, loading its parent row if needed."""
+    ws = getattr(obj, "workspace_id", None)
+    if ws is not None:
+        return ws  # type: ignore[no-any-return]
+    with session.no_autoflush:
+        if isinstance(obj, models.Grant):
+            role = obj.role or session.get(models.Role, obj.role_id, execution_options=BYPASS)
+            return role.workspace_id if role is not None else None
+        if isinstance(obj, models.MemberRole):
+            m = obj.membership or session.get(models.Membership, obj.membership_id,
+                                              execution_options=BYPASS)
+            return m.workspace_id if m is not None else None
+        if isinstance(obj, models.ManagerAssignment):
+            m = session.get(models.Membership, obj.manager_id, execution_options=BYPASS)
+            return m.workspace_id if m is not None else None
+    return None
+
+
+def bump_policy_versions(rbac: RBAC, session: Session) -> None:
+    """Increment ``policy_version`` of the workspaces noted during the flush."""
+    changed = session.info.get("rbac_changed")
+    if not changed or not changed["workspaces"]:
+        return
+    W = rbac.models.Workspace
+    ids = sorted(changed["workspaces"])
+    session.connection().execute(
+        sa.update(W.__table__).where(W.__table__.c.id.in_(ids))
+        .values(policy_version=W.__table__.c.policy_version + 1))
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, W) and obj.id in changed["workspaces"]:
+            session.expire(obj, ["policy_version"])
+    objects = changed["objects"]
+    session.info.pop("rbac_changed", None)
+    rbac.signal_policy_changed(ids, objects)

@@ -1,0 +1,181 @@
+"""Build a member's :class:`~.policy.Access` from the database, and cache it.
+
+Resolution costs a handful of indexed queries (membership, assignments, the
+role inheritance chain, grants, team and department members). The result is
+cached per request on ``g`` and across requests in :class:`AccessCache`,
+keyed by membership and checked against the workspace's ``policy_version``:
+every change to a role, grant, assignment, membership or department bumps
+that number in the same transaction (see :mod:`.guard`), so any process
+notices on its next request that its copy is stale. Time-limited role
+assignments set ``valid_until`` so an entry also expires on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from . import conditions
+from .models import Models, utcnow
+from .policy import Access, Rule
+from .registry import Registry
+
+#: Execution option that makes the query filter leave a statement alone.
+BYPASS = {"rbac_bypass": True}
+
+
+def plan_modules(plans: dict[str, Any], plan: str) -> frozenset[str] | None:
+    """Return the modules a plan includes (None for all); unknown plans get none."""
+    modules = plans.get(plan, ())
+    if modules == "*":
+        return None
+    return frozenset(modules)
+
+
+def _role_closure(session: Session, models: Models, role_ids: set[int],
+                  workspace_id: int) -> dict[int, Any]:
+    """Return the rows of ``role_ids`` and all their ancestors, cycle-safe."""
+    Role = models.Role
+    found: dict[int, Any] = {}
+    todo = set(role_ids)
+    while todo:
+        rows = session.execute(
+            sa.select(Role.id, Role.name, Role.parent_id, Role.is_owner)
+            .where(Role.id.in_(todo), Role.workspace_id == workspace_id),
+            execution_options=BYPASS,
+        ).all()
+        for row in rows:
+            found[row.id] = row
+        todo = {r.parent_id for r in rows if r.parent_id is not None} - set(found)
+    return found
+
+
+def load_access(session: Session, models: Models, registry: Registry, config: dict[str, Any],
+                membership_row: Any, now: dt.datetime | None = None) -> Access:
+    """Compute the effective access of one membership.
+
+    ``membership_row`` carries ``id``, ``workspace_id``, ``user_id``,
+    ``status``, ``department_id``, ``plan`` and ``policy_version``
+    (see :func:`membership_row`).
+    """
+    now = now or utcnow()
+    m = membership_row
+    MemberRole, Grant, Membership = models.MemberRole, models.Grant, models.Membership
+    valid_until: dt.datetime | None = None
+    active_role_ids: set[int] = set()
+    for role_id, starts, expires in session.execute(
+        sa.select(MemberRole.role_id, MemberRole.starts_at, MemberRole.expires_at)
+        .where(MemberRole.membership_id == m.id),
+        execution_options=BYPASS,
+    ):
+        if starts is not None and starts > now:
+            valid_until = starts if valid_until is None else min(valid_until, starts)
+            continue
+        if expires is not None:
+            if expires <= now:
+                continue
+            valid_until = expires if valid_until is None else min(valid_until, expires)
+        active_role_ids.add(role_id)
+
+    roles = _role_closure(session, models, active_role_ids, m.workspace_id)
+    names = {rid: row.name for rid, row in roles.items()}
+    is_owner = any(row.is_owner for row in roles.values())
+
+    rules: dict[tuple[str, str], list[Rule]] = {}
+    if roles:
+        for g in session.execute(
+            sa.select(Grant.id, Grant.role_id, Grant.resource, Grant.action, Grant.scope,
+                      Grant.effect, Grant.condition)
+            .where(Grant.role_id.in_(list(roles)))
+            .order_by(Grant.id),
+            execution_options=BYPASS,
+        ):
+            if g.resource not in registry:
+                continue  # a grant for a resource the host no longer registers
+            res = registry.get(g.resource)
+            clauses = conditions.validate(res.model, g.condition) if res.model else ()
+            rules.setdefault((g.resource, g.action), []).append(
+                Rule(g.effect, g.scope, clauses, names[g.role_id], g.id))
+
+    team: frozenset[int] = frozenset()
+    dept_users: frozenset[int] = frozenset()
+    if not is_owner:
+        A = models.ManagerAssignment
+        team = frozenset(session.scalars(
+            sa.select(Membership.user_id).join(A, A.member_id == Membership.id)
+            .where(A.manager_id == m.id),
+            execution_options=BYPASS,
+        ))
+        if m.department_id is not None:
+            dept_users = frozenset(session.scalars(
+                sa.select(Membership.user_id).where(
+                    Membership.workspace_id == m.workspace_id,
+                    Membership.department_id == m.department_id),
+                execution_options=BYPASS,
+            ))
+    return Access(
+        workspace_id=m.workspace_id,
+        user_id=m.user_id,
+        membership_id=m.id,
+        active=m.status == "active",
+        is_owner=is_owner,
+        roles=tuple(sorted(names.values())),
+        modules=plan_modules(config["RBAC_PLANS"], m.plan),
+        team_user_ids=team,
+        department_id=m.department_id,
+        department_user_ids=dept_users,
+        rules={k: tuple(v) for k, v in rules.items()},
+        unowned_visible=config["RBAC_UNOWNED_VISIBLE"],
+        policy_version=m.policy_version,
+        valid_until=valid_until,
+    )
+
+
+def membership_row(session: Session, models: Models, *, user_id: Any = None,
+                   workspace_id: Any = None, membership_id: Any = None) -> Any:
+    """Fetch the one row a request needs to find (or validate) cached access."""
+    M, W = models.Membership, models.Workspace
+    stmt = sa.select(M.id, M.workspace_id, M.user_id, M.status, M.department_id,
+                     W.plan, W.policy_version).join(W, W.id == M.workspace_id)
+    if membership_id is not None:
+        stmt = stmt.where(M.id == membership_id)
+    else:
+        stmt = stmt.where(M.user_id == user_id, M.workspace_id == workspace_id)
+    return session.execute(stmt, execution_options=BYPASS).first()
+
+
+class AccessCache:
+    """A small thread-safe LRU of :class:`Access` by membership id."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[int, Access] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, membership_id: int, version: int, now: dt.datetime) -> Access | None:
+        with self._lock:
+            access = self._data.get(membership_id)
+            if access is None:
+                return None
+            if access.policy_version != version or (
+                    access.valid_until is not None and now >= access.valid_until):
+                del self._data[membership_id]
+                return None
+            self._data.move_to_end(membership_id)
+            return access
+
+    def put(self, access: Access) -> None:
+        with self._lock:
+            self._data[access.membership_id] = access
+            self._data.move_to_end(access.membership_id)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()

@@ -1,0 +1,195 @@
+"""The plugin's own tables, defined on the host's Flask-SQLAlchemy ``db``.
+
+The models are created by :func:`define_models` when the extension is built,
+because they must live in the host's metadata (one ``db.create_all()``, one
+Alembic history) and point at the host's own user table. The host reaches
+them as ``rbac.models.Role`` and so on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+MEMBER_STATUSES: tuple[str, ...] = ("pending", "active", "inactive")
+EFFECTS: tuple[str, ...] = ("allow", "deny")
+
+
+def utcnow() -> dt.datetime:
+    """Return naive UTC now: stored timestamps are naive UTC on every backend."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Models:
+    """The mapped classes of one extension instance."""
+
+    Workspace: Any
+    Department: Any
+    Membership: Any
+    ManagerAssignment: Any
+    Role: Any
+    Grant: Any
+    MemberRole: Any
+
+    def policy_classes(self) -> tuple[Any, ...]:
+        """Classes whose changes alter someone's effective access."""
+        return (self.Workspace, self.Department, self.Membership, self.ManagerAssignment,
+                self.Role, self.Grant, self.MemberRole)
+
+
+def define_models(db: Any, user_model: type) -> Models:
+    """Create the plugin's mapped classes on ``db.Model``.
+
+    ``user_model`` is the host's Flask-Login user class; memberships point at
+    its table's primary key.
+    """
+    user_table = user_model.__table__  # type: ignore[attr-defined]
+    user_pk = list(user_table.primary_key.columns)[0]
+    user_fk = f"{user_table.name}.{user_pk.name}"
+
+    class Workspace(db.Model):  # type: ignore[name-defined,misc]
+        """A tenant: every protected record belongs to exactly one workspace."""
+
+        __tablename__ = "rbac_workspace"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(sa.String(120))
+        slug: Mapped[str] = mapped_column(sa.String(120), unique=True)
+        plan: Mapped[str] = mapped_column(sa.String(40), default="enterprise")
+        # Bumped by the flush listener on every change that alters access, so
+        # every process can tell its cached access is stale (see loader.py).
+        policy_version: Mapped[int] = mapped_column(default=1)
+        created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+        def __repr__(self) -> str:
+            return f"<Workspace {self.id} {self.slug!r}>"
+
+        def __str__(self) -> str:
+            return self.name
+
+    class Department(db.Model):  # type: ignore[name-defined,misc]
+        """A group of members for the ``department`` data scope."""
+
+        __tablename__ = "rbac_department"
+        __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
+        id: Mapped[int] = mapped_column(primary_key=True)
+        workspace_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"), index=True)
+        name: Mapped[str] = mapped_column(sa.String(120))
+        workspace = relationship(Workspace)
+
+        def __str__(self) -> str:
+            return self.name
+
+    class Membership(db.Model):  # type: ignore[name-defined,misc]
+        """A user in a workspace: their status, department and roles there."""
+
+        __tablename__ = "rbac_membership"
+        __table_args__ = (
+            sa.UniqueConstraint("workspace_id", "user_id"),
+            sa.Index("ix_rbac_membership_user_ws", "user_id", "workspace_id"),
+            sa.Index("ix_rbac_membership_ws_dept", "workspace_id", "department_id"),
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        workspace_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
+        user_id: Mapped[int] = mapped_column(sa.ForeignKey(user_fk, ondelete="CASCADE"))
+        status: Mapped[str] = mapped_column(sa.String(16), default="active")
+        department_id: Mapped[int | None] = mapped_column(
+            sa.ForeignKey("rbac_department.id", ondelete="SET NULL"))
+        created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+        last_seen_at: Mapped[dt.datetime | None] = mapped_column()
+
+        workspace = relationship(Workspace)
+        department = relationship(Department)
+        user = relationship(user_model)
+        member_roles = relationship("MemberRole", back_populates="membership",
+                                    cascade="all, delete-orphan")
+
+        def __str__(self) -> str:
+            return f"{self.user} in {self.workspace}"
+
+    class ManagerAssignment(db.Model):  # type: ignore[name-defined,misc]
+        """A manager's assigned member, whose records the ``team`` scope covers."""
+
+        __tablename__ = "rbac_manager_assignment"
+        manager_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), primary_key=True)
+        member_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), primary_key=True,
+            index=True)
+
+    class Role(db.Model):  # type: ignore[name-defined,misc]
+        """A named set of grants in one workspace, built in or custom."""
+
+        __tablename__ = "rbac_role"
+        __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
+        id: Mapped[int] = mapped_column(primary_key=True)
+        workspace_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"), index=True)
+        key: Mapped[str | None] = mapped_column(sa.String(40))  # "owner", "admin"... for built-ins
+        name: Mapped[str] = mapped_column(sa.String(80))
+        description: Mapped[str] = mapped_column(sa.Text, default="")
+        builtin: Mapped[bool] = mapped_column(default=False)
+        is_owner: Mapped[bool] = mapped_column(default=False)
+        parent_id: Mapped[int | None] = mapped_column(
+            sa.ForeignKey("rbac_role.id", ondelete="SET NULL"))
+        created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+        workspace = relationship(Workspace)
+        parent = relationship("Role", remote_side=[id])
+        grants = relationship("Grant", back_populates="role", cascade="all, delete-orphan",
+                              order_by="Grant.id")
+
+        def __str__(self) -> str:
+            return self.name
+
+    class Grant(db.Model):  # type: ignore[name-defined,misc]
+        """One cell of a role's matrix: resource × action → scope (+ condition)."""
+
+        __tablename__ = "rbac_grant"
+        __table_args__ = (
+            sa.UniqueConstraint("role_id", "resource", "action", "effect"),
+            sa.CheckConstraint("scope in ('own', 'team', 'department', 'all')",
+                               name="ck_rbac_grant_scope"),
+            sa.CheckConstraint("effect in ('allow', 'deny')", name="ck_rbac_grant_effect"),
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        role_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_role.id", ondelete="CASCADE"))
+        resource: Mapped[str] = mapped_column(sa.String(60))
+        action: Mapped[str] = mapped_column(sa.String(40))
+        scope: Mapped[str] = mapped_column(sa.String(16), default="all")
+        effect: Mapped[str] = mapped_column(sa.String(8), default="allow")
+        condition: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+
+        role = relationship(Role, back_populates="grants")
+
+        @property
+        def permission(self) -> str:
+            return f"{self.resource}.{self.action}"
+
+    class MemberRole(db.Model):  # type: ignore[name-defined,misc]
+        """A role held by a member, optionally only between two instants (UTC)."""
+
+        __tablename__ = "rbac_member_role"
+        __table_args__ = (sa.Index("ix_rbac_member_role_membership", "membership_id"),)
+        id: Mapped[int] = mapped_column(primary_key=True)
+        membership_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"))
+        role_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_role.id", ondelete="CASCADE"), index=True)
+        starts_at: Mapped[dt.datetime | None] = mapped_column()
+        expires_at: Mapped[dt.datetime | None] = mapped_column()
+
+        membership = relationship(Membership, back_populates="member_roles")
+        role = relationship(Role)
+
+        def active_at(self, when: dt.datetime) -> bool:
+            return ((self.starts_at is None or self.starts_at <= when)
+                    and (self.expires_at is None or when < self.expires_at))
+
+    return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole)

@@ -1,0 +1,226 @@
+"""Pure access decisions: no Flask, no database.
+
+An :class:`Access` is a member's effective access in one workspace, computed
+once from their roles (see :mod:`.loader`). :func:`decide` answers
+"may this member do *action* on *resource* (or on this record)?" with the
+reason. :mod:`.query` turns the very same rules into SQL; each branch below
+has its SQL twin there, and the property tests check that they agree.
+
+Semantics, in the order they are applied:
+
+1. No active membership: denied.
+2. Plan gating: a resource whose module the workspace's plan does not
+   include is denied to everyone, the Owner included.
+3. Owner: everything else is allowed; denies do not apply (an Owner can
+   never be locked out).
+4. Roles stack: the union of every active role's allows, and their parents'
+   (inherited) allows. Any matching explicit deny wins over any allow.
+5. A rule matches a record when the record is in its scope (own, team,
+   department, all) and every clause of its condition holds. Records with no
+   owner are in every scope for ``view`` when ``unowned_visible`` is set.
+   A record of a child resource is also in scope when its parent record is
+   visible to the member (a task on a client the member sees).
+6. Any action on a record other than ``view`` also needs ``view`` on it:
+   nobody edits what they cannot see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import conditions
+from .registry import Registry, Resource
+
+ALLOW = "allow"
+DENY = "deny"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One grant as it takes part in a decision."""
+
+    effect: str
+    scope: str
+    conditions: tuple[conditions.Clause, ...] = ()
+    role: str = ""
+    grant_id: int | None = None
+
+    def describe(self) -> str:
+        text = f"{self.effect} {self.scope}"
+        if self.conditions:
+            text += f" where {conditions.describe(self.conditions)}"
+        return f"{text} (role {self.role!r}, grant #{self.grant_id})"
+
+
+@dataclass(frozen=True)
+class Access:
+    """A member's effective access in one workspace.
+
+    Immutable and built only from plain values so that it can be cached
+    between requests and shared between threads.
+    """
+
+    workspace_id: int
+    user_id: int
+    membership_id: int
+    active: bool = True
+    is_owner: bool = False
+    roles: tuple[str, ...] = ()
+    modules: frozenset[str] | None = None  # None: the plan includes every module
+    team_user_ids: frozenset[int] = frozenset()
+    department_id: int | None = None
+    department_user_ids: frozenset[int] = frozenset()
+    rules: dict[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict)
+    unowned_visible: bool = True
+    policy_version: int = 0
+    valid_until: dt.datetime | None = None
+    #: SQL criteria built from these rules, by (resource, action); filled by
+    #: the query filter so that a cached Access also caches its SQL.
+    sql_cache: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False,
+                                                   repr=False)
+
+    def rules_for(self, resource: str, action: str) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
+        """Return (allows, denies) for one resource and action."""
+        rules = self.rules.get((resource, action), ())
+        return (tuple(r for r in rules if r.effect == ALLOW),
+                tuple(r for r in rules if r.effect == DENY))
+
+    def in_plan(self, res: Resource) -> bool:
+        return self.modules is None or res.module in self.modules
+
+
+@dataclass
+class Decision:
+    """The outcome of :func:`decide`, with the path that led to it."""
+
+    allowed: bool
+    reason: str
+    rule: Rule | None = None
+    steps: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+#: Loads a parent record by primary key (with no filtering); None if missing.
+ParentLoader = Callable[[Resource, Any], Any]
+
+
+def scope_matches(access: Access, res: Resource, scope: str, record: Any) -> bool:
+    """Return whether ``record`` is inside ``scope`` for ``access``."""
+    if scope == "all":
+        return True
+    if res.owner_column is None:
+        # A resource without owners has no narrower scope than the workspace.
+        return True
+    owner = getattr(record, res.owner_column)
+    if owner is None:
+        return False
+    if scope == "own":
+        return owner == access.user_id
+    if scope == "team":
+        return owner == access.user_id or owner in access.team_user_ids
+    if scope == "department":
+        if res.department_column is not None:
+            dept = getattr(record, res.department_column)
+            return (dept is not None and dept == access.department_id) or owner == access.user_id
+        return owner == access.user_id or owner in access.department_user_ids
+    return False
+
+
+def _in_any_scope(access: Access, registry: Registry, res: Resource, action: str,
+                  rule: Rule, record: Any, load_parent: ParentLoader | None) -> bool:
+    if scope_matches(access, res, rule.scope, record):
+        return True
+    if (action == "view" and rule.effect == ALLOW and access.unowned_visible
+            and res.owner_column is not None and getattr(record, res.owner_column) is None):
+        return True
+    if rule.effect == ALLOW and res.parent is not None and load_parent is not None:
+        fk = getattr(record, res.parent_column)  # type: ignore[arg-type]
+        if fk is not None:
+            parent_res = registry.get(res.parent)
+            parent = load_parent(parent_res, fk)
+            if parent is not None:
+                return _record_allowed(access, registry, parent_res, "view", parent,
+                                       load_parent).allowed
+    return False
+
+
+def _rule_matches(access: Access, registry: Registry, res: Resource, action: str, rule: Rule,
+                  record: Any, load_parent: ParentLoader | None) -> bool:
+    return (_in_any_scope(access, registry, res, action, rule, record, load_parent)
+            and conditions.matches(record, rule.conditions))
+
+
+def _action_allowed(access: Access, registry: Registry, res: Resource, action: str,
+                    record: Any, load_parent: ParentLoader | None) -> Decision:
+    allows, denies = access.rules_for(res.name, action)
+    for rule in denies:
+        if _rule_matches(access, registry, res, action, rule, record, load_parent):
+            return Decision(False, f"{action} on {res.name}: explicit deny, {rule.describe()}", rule)
+    for rule in allows:
+        if _rule_matches(access, registry, res, action, rule, record, load_parent):
+            return Decision(True, f"{action} on {res.name}: {rule.describe()}", rule)
+    if not allows:
+        return Decision(False, f"{action} on {res.name}: no role grants it")
+    return Decision(False, f"{action} on {res.name}: the record is outside every granted scope "
+                           f"or condition ({'; '.join(r.describe() for r in allows)})")
+
+
+def _record_allowed(access: Access, registry: Registry, res: Resource, action: str,
+                    record: Any, load_parent: ParentLoader | None) -> Decision:
+    ws = getattr(record, res.workspace_column)
+    if ws != access.workspace_id:
+        return Decision(False, f"the record belongs to another workspace (#{ws})")
+    if access.is_owner:
+        return Decision(True, "workspace owner: every action the plan includes")
+    view = _action_allowed(access, registry, res, "view", record, load_parent)
+    if action == "view" or not view.allowed:
+        return view
+    return _action_allowed(access, registry, res, action, record, load_parent)
+
+
+def decide(access: Access | None, registry: Registry, action: str, resource: str,
+           record: Any = None, load_parent: ParentLoader | None = None) -> Decision:
+    """Decide whether ``access`` may do ``action`` on ``resource`` or ``record``.
+
+    Without a record the question is resource-level: "may this member do the
+    action on at least some records?" (used for menus and buttons).
+    Unknown resources or actions raise :class:`~.errors.UnknownResource`.
+    """
+    res = registry.check_action(resource, action)
+    steps: list[str] = []
+    if access is None:
+        return Decision(False, "no membership in this workspace", steps=["no member"])
+    steps.append(f"member #{access.membership_id} of workspace #{access.workspace_id}, "
+                 f"roles: {', '.join(access.roles) or 'none'}")
+    if not access.active:
+        return Decision(False, "the membership is not active", steps=steps)
+    if not access.in_plan(res):
+        return Decision(False, f"the workspace's plan does not include the {res.module!r} module",
+                        steps=steps)
+    steps.append(f"plan includes module {res.module!r}")
+    if record is None:
+        if access.is_owner:
+            result = Decision(True, "workspace owner: every action the plan includes")
+        else:
+            result = _resource_allowed(access, res, "view")
+            if action != "view" and result.allowed:
+                result = _resource_allowed(access, res, action)
+    else:
+        result = _record_allowed(access, registry, res, action, record, load_parent)
+    result.steps = steps + [result.reason]
+    return result
+
+
+def _resource_allowed(access: Access, res: Resource, action: str) -> Decision:
+    allows, denies = access.rules_for(res.name, action)
+    for rule in denies:
+        if rule.scope == "all" and not rule.conditions:
+            return Decision(False, f"{action} on {res.name}: explicit deny, {rule.describe()}", rule)
+    if allows:
+        return Decision(True, f"{action} on {res.name}: {allows[0].describe()}", allows[0])
+    return Decision(False, f"{action} on {res.name}: no role grants it")

@@ -1,0 +1,107 @@
+"""The query filter: the policy of :mod:`.policy` as SQL criteria.
+
+Every function here mirrors its twin in :mod:`.policy` and must stay
+equivalent to it, NULLs included; ``tests/test_agreement.py`` checks that
+property with Hypothesis. :func:`record_criteria` is what the
+``do_orm_execute`` listener adds, through ``with_loader_criteria``, to every
+ORM SELECT, UPDATE and DELETE that touches a protected model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import conditions
+from .policy import ALLOW, Access, Rule
+from .registry import Registry, Resource
+
+
+def _not_null_in(col: Any, values: Any) -> sa.ColumnElement[bool]:
+    return sa.and_(col.is_not(None), col.in_(values))
+
+
+def scope_criteria(access: Access, res: Resource, scope: str, entity: Any,
+                   membership_table: Any) -> sa.ColumnElement[bool]:
+    """SQL twin of :func:`.policy.scope_matches`."""
+    if scope == "all" or res.owner_column is None:
+        return sa.true()
+    owner = getattr(entity, res.owner_column)
+    me = access.user_id
+    if scope == "own":
+        return sa.and_(owner.is_not(None), owner == me)
+    if scope == "team":
+        return _not_null_in(owner, sorted(access.team_user_ids | {me}))
+    if scope == "department":
+        own = sa.and_(owner.is_not(None), owner == me)
+        if access.department_id is None:
+            return own
+        if res.department_column is not None:
+            dept = getattr(entity, res.department_column)
+            return sa.or_(sa.and_(dept.is_not(None), dept == access.department_id), own)
+        members = (sa.select(membership_table.c.user_id)
+                   .where(membership_table.c.workspace_id == access.workspace_id,
+                          membership_table.c.department_id == access.department_id))
+        return sa.or_(own, _not_null_in(owner, members.scalar_subquery()))
+    return sa.false()
+
+
+def _rule_criteria(access: Access, registry: Registry, res: Resource, action: str, rule: Rule,
+                   entity: Any, membership_table: Any) -> sa.ColumnElement[bool]:
+    """SQL twin of :func:`.policy._rule_matches`."""
+    in_scope = [scope_criteria(access, res, rule.scope, entity, membership_table)]
+    if (action == "view" and rule.effect == ALLOW and access.unowned_visible
+            and res.owner_column is not None):
+        in_scope.append(getattr(entity, res.owner_column).is_(None))
+    if rule.effect == ALLOW and res.parent is not None:
+        parent_res = registry.get(res.parent)
+        parent = parent_res.model
+        pk = sa.inspect(parent).primary_key[0]
+        visible_parents = sa.select(pk).where(
+            record_criteria(access, registry, parent_res, "view", parent, membership_table))
+        fk = getattr(entity, res.parent_column)  # type: ignore[arg-type]
+        in_scope.append(_not_null_in(fk, visible_parents.scalar_subquery()))
+    return sa.and_(sa.or_(*in_scope), conditions.to_sql(entity, rule.conditions))
+
+
+def _action_criteria(access: Access, registry: Registry, res: Resource, action: str,
+                     entity: Any, membership_table: Any) -> sa.ColumnElement[bool]:
+    """SQL twin of :func:`.policy._action_allowed`."""
+    allows, denies = access.rules_for(res.name, action)
+    if not allows:
+        return sa.false()
+    allowed = sa.or_(*(_rule_criteria(access, registry, res, action, r, entity, membership_table)
+                       for r in allows))
+    if denies:
+        denied = sa.or_(*(_rule_criteria(access, registry, res, action, r, entity,
+                                         membership_table) for r in denies))
+        return sa.and_(allowed, sa.not_(denied))
+    return allowed
+
+
+def record_criteria(access: Access | None, registry: Registry, res: Resource, action: str,
+                    entity: Any, membership_table: Any) -> sa.ColumnElement[bool]:
+    """SQL twin of :func:`.policy.decide` for a record: the rows ``action`` may touch."""
+    if access is None or not access.active or not access.in_plan(res):
+        return sa.false()
+    in_workspace = getattr(entity, res.workspace_column) == access.workspace_id
+    if access.is_owner:
+        return in_workspace
+    view = _action_criteria(access, registry, res, "view", entity, membership_table)
+    if action == "view":
+        return sa.and_(in_workspace, view)
+    return sa.and_(in_workspace, view,
+                   _action_criteria(access, registry, res, action, entity, membership_table))
+
+
+def referenced_resources(registry: Registry, statement: Any) -> list[Resource]:
+    """Return the protected resources whose tables appear anywhere in ``statement``."""
+    tables = registry.tables
+    found: dict[str, Resource] = {}
+    for element in sa.sql.visitors.iterate(statement):
+        # ORM statements hold annotated copies of the Table: match by name.
+        res = tables.get(element.fullname) if isinstance(element, sa.Table) else None
+        if res is not None:
+            found[res.name] = res
+    return list(found.values())

@@ -1,0 +1,135 @@
+"""The resource registry: which host models are protected, and how.
+
+A *resource* is a name (``"leads"``) bound to a mapped model and the columns
+the policy needs: the workspace column (mandatory: it isolates workspaces),
+the owner column (for the own/team/department scopes), an optional
+department column and an optional parent resource whose visibility a child
+record inherits (a task on a client is visible to whoever sees the client).
+
+Resources without a model (``members``, ``roles``, ``settings`` ...) are
+*administrative*: they only take part in resource-level decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from .errors import ConfigurationError, UnknownResource
+
+#: The actions every resource understands.
+STANDARD_ACTIONS: tuple[str, ...] = ("view", "create", "edit", "delete", "export", "manage")
+
+#: Data scopes from the narrowest to the widest.
+SCOPES: tuple[str, ...] = ("own", "team", "department", "all")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A protected resource and the columns the policy reads from it."""
+
+    name: str
+    model: type | None = None
+    module: str = "general"
+    label: str = ""
+    workspace_column: str = "workspace_id"
+    owner_column: str | None = "owner_id"
+    department_column: str | None = None
+    parent: str | None = None
+    parent_column: str | None = None
+    actions: tuple[str, ...] = STANDARD_ACTIONS
+    fields: tuple[str, ...] = field(default=())
+
+    @property
+    def is_model(self) -> bool:
+        return self.model is not None
+
+    def column(self, name: str) -> Any:
+        """Return the mapped attribute ``name`` of the model."""
+        return getattr(self.model, name)
+
+    @property
+    def table(self) -> sa.Table:
+        return self.model.__table__  # type: ignore[union-attr]
+
+
+class Registry:
+    """Resources of one extension instance, by name and by model."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Resource] = {}
+        self._by_model: dict[type, Resource] = {}
+        self._by_table: dict[str, Resource] = {}
+
+    def add(self, resource: Resource) -> Resource:
+        if resource.name in self._by_name:
+            raise ConfigurationError(f"resource {resource.name!r} is registered twice")
+        if resource.model is not None:
+            self._check_model(resource)
+            self._by_model[resource.model] = resource
+            self._by_table[resource.table.fullname] = resource
+        self._by_name[resource.name] = resource
+        return resource
+
+    def _check_model(self, res: Resource) -> None:
+        cols = set(sa.inspect(res.model).columns.keys())  # type: ignore[union-attr]
+        needed = [res.workspace_column, res.owner_column, res.department_column,
+                  res.parent_column]
+        for name in needed:
+            if name is not None and name not in cols:
+                raise ConfigurationError(
+                    f"resource {res.name!r}: model {res.model.__name__} has no column {name!r}"  # type: ignore[union-attr]
+                )
+        if (res.parent is None) != (res.parent_column is None):
+            raise ConfigurationError(
+                f"resource {res.name!r}: give both parent and parent_column, or neither")
+        # Walk the parent chain now so that a cycle or a typo fails at start-up.
+        seen = {res.name}
+        parent = res.parent
+        while parent is not None:
+            if parent in seen:
+                raise ConfigurationError(f"resource {res.name!r}: parent cycle through {parent!r}")
+            seen.add(parent)
+            parent_res = self._by_name.get(parent)
+            if parent_res is None:
+                raise ConfigurationError(
+                    f"resource {res.name!r}: parent {parent!r} must be registered first")
+            parent = parent_res.parent
+
+    def get(self, name: str) -> Resource:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownResource(f"unknown resource {name!r}") from None
+
+    def for_model(self, model: type) -> Resource | None:
+        return self._by_model.get(model)
+
+    @property
+    def tables(self) -> dict[str, Resource]:
+        """Resources by their table's full name."""
+        return self._by_table
+
+    def check_action(self, resource: str, action: str) -> Resource:
+        res = self.get(resource)
+        if action not in res.actions:
+            raise UnknownResource(f"resource {resource!r} has no action {action!r}")
+        return res
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._by_name.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def modules(self) -> dict[str, list[Resource]]:
+        """Resources grouped by module, in registration order."""
+        out: dict[str, list[Resource]] = {}
+        for res in self._by_name.values():
+            out.setdefault(res.module, []).append(res)
+        return out

@@ -1,0 +1,26 @@
+"""Signals sent by the extension, on a blinker namespace of its own.
+
+Connect with ``access_denied.connect(receiver, app)``; each receiver gets the
+Flask app as sender and the keyword arguments documented below.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: Sent when a decision refuses a member, from a decorator, a record check
+#: or the flush guard. Arguments: ``access`` (the :class:`~.policy.Access`, or
+#: None for an anonymous user), ``action``, ``resource``, ``record`` (or None)
+#: and ``reason`` (text).
+access_denied = _signals.signal("rbac-access-denied")
+
+#: Sent after a flush that created, changed or deleted roles, grants or role
+#: assignments. Arguments: ``workspace_ids`` (list) and ``objects`` (the
+#: changed model instances).
+role_changed = _signals.signal("rbac-role-changed")
+
+#: Sent after a flush that changed memberships, departments or manager
+#: assignments. Arguments: ``workspace_ids`` and ``objects``.
+member_changed = _signals.signal("rbac-member-changed")

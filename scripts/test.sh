@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run the test suite: bash scripts/test.sh [pytest args...]
+# Creates .venv if needed, installs the project with dev extras, runs pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+# Default pytest args come from [tool.pytest.ini_options] in pyproject.toml.
+rc=0
+.venv/bin/python -m pytest "$@" || rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "scripts/test.sh: pytest collected no tests -- treating as failure" >&2
+  rc=1
+fi
+exit "$rc"

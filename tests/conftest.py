@@ -1,0 +1,202 @@
+"""Shared fixtures: the app on SQLite and on a real PostgreSQL, and a seeded world.
+
+``app`` is parametrised over both backends wherever a test uses it. The
+PostgreSQL server is started once per session by :mod:`tests.pgserver`
+(as the ``postgres`` OS user, since ``initdb`` refuses root) and each test
+module gets a database of its own; tables are emptied after every test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import jinja2
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_login import FlaskLoginClient
+
+from crm_app import create_app
+from crm_app.extensions import db
+from crm_app.models import Client, Deal, Lead, Note, Task, User
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import workspaces
+from tests.pgserver import PostgresServer, pg_available, pg_disabled
+
+_db_counter = itertools.count(1)
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server per test session (or RBAC_TEST_PG_URL)."""
+    if pg_disabled():
+        pytest.skip("PostgreSQL disabled by RBAC_TEST_NO_PG=1")
+    if not pg_available():
+        reason = "PostgreSQL server binaries or the 'postgres' OS user are missing"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL unavailable in CI: {reason}")
+        pytest.skip(reason)
+    with PostgresServer() as pg:
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a fresh, empty database for the current test module."""
+    stem = re.sub(r"[^a-z0-9_]", "_", request.module.__name__.rsplit(".", 1)[-1].lower())[:40]
+    name = f"t{os.getpid()}_{next(_db_counter)}_{stem}"[:63]
+    url = pg_server.create_database(name)
+    yield url
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        request.node.add_marker(pytest.mark.postgres)
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return "sqlite://"
+
+
+def make_app(database_url: str, **config: Any) -> Flask:
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "WTF_CSRF_ENABLED": False,
+        "SECRET_KEY": "test",
+        "SERVER_NAME": "crm.test",
+        **config,
+    })
+    app.jinja_env.undefined = jinja2.StrictUndefined
+    app.test_client_class = FlaskLoginClient
+    return app
+
+
+def empty_tables() -> None:
+    """Remove every row, keeping the schema (fast between tests on PostgreSQL)."""
+    engine = db.engine
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    app = make_app(database_url)
+    with app.app_context():
+        db.create_all()
+        try:
+            yield app
+        finally:
+            db.session.rollback()
+            db.session.remove()
+            empty_tables()
+            db.engine.dispose()
+
+
+def build_world() -> SimpleNamespace:
+    """Two workspaces, one member per built-in role, and records spread over them.
+
+    Names: ``w.users[key]``, ``w.members[key]`` (memberships in ``w.ws``),
+    ``w.leads[name]`` etc. ``mgr`` manages ``mem``; ``mem`` and ``mem2`` are
+    in the Sales department with ``mgr``. ``dual`` is Owner of ``w.ws2``
+    and Viewer of ``w.ws``.
+    """
+    m = rbac.models
+    keys = ["owner", "admin", "manager", "member", "member2", "viewer", "finance",
+            "junior_rep", "client_success", "dual", "outsider"]
+    users = {k: User(email=f"{k}@example.test", name=k.replace("_", " ").title()) for k in keys}
+    for u in users.values():
+        u.set_password("password")
+    db.session.add_all(users.values())
+    db.session.flush()
+    ws = workspaces.create_workspace(rbac, "Acme Sales", owner=users["owner"], slug="acme")
+    ws2 = workspaces.create_workspace(rbac, "Beta Education", owner=users["dual"], slug="beta")
+    sales = m.Department(workspace=ws, name="Sales")
+    support = m.Department(workspace=ws, name="Support")
+    db.session.add_all([sales, support])
+    db.session.flush()
+    members = {"owner": db.session.scalar(sa.select(m.Membership).where(
+        m.Membership.user_id == users["owner"].id))}
+    for key, role, dept in [
+        ("admin", "admin", None), ("manager", "manager", sales), ("member", "member", sales),
+        ("member2", "member", sales), ("viewer", "viewer", support),
+        ("finance", "finance", None), ("junior_rep", "junior_rep", sales),
+        ("client_success", "client_success", support), ("dual", "viewer", None),
+    ]:
+        members[key] = workspaces.add_member(rbac, ws, users[key], [role], department=dept)
+    workspaces.add_member(rbac, ws2, users["outsider"], ["member"])
+    db.session.add(m.ManagerAssignment(manager_id=members["manager"].id,
+                                       member_id=members["member"].id))
+    db.session.commit()
+
+    with rbac.system():
+        owners = ["member", "member2", "manager", "junior_rep", None]
+        clients, leads, deals, tasks, notes = {}, {}, {}, {}, {}
+        for i, key in enumerate(owners):
+            uid = users[key].id if key else None
+            tag = key or "unowned"
+            clients[tag] = Client(workspace_id=ws.id, owner_id=uid, name=f"Client of {tag}",
+                                  region="north" if i % 2 else "south")
+            leads[tag] = Lead(workspace_id=ws.id, owner_id=uid, name=f"Lead of {tag}")
+            db.session.add_all([clients[tag], leads[tag]])
+            for stage in ("new", "won"):
+                deals[f"{tag}-{stage}"] = Deal(workspace_id=ws.id, owner_id=uid, stage=stage,
+                                               title=f"{stage} deal of {tag}", amount=1000 + i)
+                db.session.add(deals[f"{tag}-{stage}"])
+        db.session.flush()
+        for tag, client in clients.items():
+            # Each client has a task owned by member2 (parent inheritance) ...
+            tasks[f"on-{tag}"] = Task(workspace_id=ws.id, owner_id=users["member2"].id,
+                                      client_id=client.id, title=f"Call {client.name}")
+            notes[f"on-{tag}"] = Note(workspace_id=ws.id, owner_id=users["member2"].id,
+                                      client_id=client.id, body=f"Note on {client.name}")
+        # ... and there are stand-alone tasks.
+        tasks["loose-member"] = Task(workspace_id=ws.id, owner_id=users["member"].id,
+                                     title="Loose task of member")
+        tasks["loose-member2"] = Task(workspace_id=ws.id, owner_id=users["member2"].id,
+                                      title="Loose task of member2")
+        other = {
+            "lead": Lead(workspace_id=ws2.id, owner_id=users["outsider"].id, name="Beta lead"),
+            "client": Client(workspace_id=ws2.id, owner_id=users["dual"].id, name="Beta client"),
+        }
+        db.session.add_all([*tasks.values(), *notes.values(), *other.values()])
+        db.session.commit()
+    return SimpleNamespace(ws=ws, ws2=ws2, users=users, members=members, clients=clients,
+                           leads=leads, deals=deals, tasks=tasks, notes=notes, other=other,
+                           departments={"sales": sales, "support": support})
+
+
+@pytest.fixture
+def world(app: Flask) -> SimpleNamespace:
+    return build_world()
+
+
+@pytest.fixture
+def login(app: Flask) -> Any:
+    """Return a function giving a test client logged in as a user, in a workspace."""
+    def make(user: User, workspace: Any = None) -> FlaskClient:
+        client = app.test_client(user=user)
+        if workspace is not None:
+            with client.session_transaction() as sess:
+                sess[app.config["RBAC_SESSION_KEY"]] = workspace.id
+        return client
+    return make
