@@ -47,6 +47,13 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return self.name
 
 
+def _scoped_indexes(table: str) -> tuple[sa.Index, ...]:
+    """Indexes the RBAC filter needs: workspace + owner (own/team/department
+    scopes) and workspace + id (all scope, newest first)."""
+    return (sa.Index(f"ix_{table}_ws_owner", "workspace_id", "owner_id", "id"),
+            sa.Index(f"ix_{table}_ws_id", "workspace_id", "id"))
+
+
 def _workspace_fk() -> Mapped[int]:
     return mapped_column(sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
 
@@ -57,7 +64,7 @@ def _owner_fk() -> Mapped[int | None]:
 
 class Client(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "client"
-    __table_args__ = (sa.Index("ix_client_ws_owner", "workspace_id", "owner_id", "id"),)
+    __table_args__ = _scoped_indexes("client")
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = _workspace_fk()
     owner_id: Mapped[int | None] = _owner_fk()
@@ -74,7 +81,7 @@ class Client(db.Model):  # type: ignore[name-defined,misc]
 
 class Lead(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "lead"
-    __table_args__ = (sa.Index("ix_lead_ws_owner", "workspace_id", "owner_id", "id"),)
+    __table_args__ = _scoped_indexes("lead")
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = _workspace_fk()
     owner_id: Mapped[int | None] = _owner_fk()
@@ -92,7 +99,7 @@ class Lead(db.Model):  # type: ignore[name-defined,misc]
 
 class Deal(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "deal"
-    __table_args__ = (sa.Index("ix_deal_ws_owner", "workspace_id", "owner_id", "id"),)
+    __table_args__ = _scoped_indexes("deal")
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = _workspace_fk()
     owner_id: Mapped[int | None] = _owner_fk()
@@ -112,7 +119,7 @@ class Deal(db.Model):  # type: ignore[name-defined,misc]
 
 class Task(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "task"
-    __table_args__ = (sa.Index("ix_task_ws_owner", "workspace_id", "owner_id", "id"),)
+    __table_args__ = _scoped_indexes("task")
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = _workspace_fk()
     owner_id: Mapped[int | None] = _owner_fk()
@@ -131,7 +138,7 @@ class Task(db.Model):  # type: ignore[name-defined,misc]
 
 class Note(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "note"
-    __table_args__ = (sa.Index("ix_note_ws_owner", "workspace_id", "owner_id", "id"),)
+    __table_args__ = _scoped_indexes("note")
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = _workspace_fk()
     owner_id: Mapped[int | None] = _owner_fk()

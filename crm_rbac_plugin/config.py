@@ -12,7 +12,8 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     # Plans: plan name -> list of module names it includes, or "*" for all.
     # A workspace whose plan is not listed here gets no module at all.
-    "RBAC_PLANS": {"free": ["sales", "clients", "work"], "enterprise": "*"},
+    "RBAC_PLANS": {"free": ["clients", "work"], "pro": ["sales", "clients", "work"],
+                   "enterprise": "*"},
     # Plan given to workspaces created without one.
     "RBAC_DEFAULT_PLAN": "enterprise",
     # Records whose owner column is NULL are visible to every member who may

@@ -29,12 +29,20 @@ from .registry import Registry
 BYPASS = {"rbac_bypass": True}
 
 
+#: Modules every plan includes: Owners and Admins must always reach the
+#: workspace's own settings, whatever the plan.
+ALWAYS_IN_PLAN = frozenset({"administration"})
+
+
 def plan_modules(plans: dict[str, Any], plan: str) -> frozenset[str] | None:
-    """Return the modules a plan includes (None for all); unknown plans get none."""
+    """Return the modules a plan includes (None for all).
+
+    An unknown plan includes only the administration module (fail closed).
+    """
     modules = plans.get(plan, ())
     if modules == "*":
         return None
-    return frozenset(modules)
+    return frozenset(modules) | ALWAYS_IN_PLAN
 
 
 def _role_closure(session: Session, models: Models, role_ids: set[int],

@@ -155,8 +155,8 @@ def define_models(db: Any, user_model: type) -> Models:
         __table_args__ = (
             sa.UniqueConstraint("role_id", "resource", "action", "effect"),
             sa.CheckConstraint("scope in ('own', 'team', 'department', 'all')",
-                               name="ck_rbac_grant_scope"),
-            sa.CheckConstraint("effect in ('allow', 'deny')", name="ck_rbac_grant_effect"),
+                               name="scope"),
+            sa.CheckConstraint("effect in ('allow', 'deny')", name="effect"),
         )
         id: Mapped[int] = mapped_column(primary_key=True)
         role_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_role.id", ondelete="CASCADE"))

@@ -1,0 +1,156 @@
+"""Route protection: require_permission, record_required, get_or_404 and refusals."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Blueprint, Flask, jsonify
+
+from crm_app.extensions import db
+from crm_app.models import Lead
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import access_denied, get_or_404, record_required, require_permission
+
+
+def _routes() -> Blueprint:
+    bp = Blueprint("probe", __name__, url_prefix="/probe")
+
+    @bp.route("/leads")
+    @require_permission("leads.view")
+    def leads() -> Any:
+        return jsonify(sorted(lead.name for lead in db.session.scalars(sa.select(Lead))))
+
+    @bp.route("/leads/export", methods=["GET", "OPTIONS"])
+    @require_permission("leads", "export")
+    def export() -> Any:
+        return "exported"
+
+    @bp.route("/leads/<int:id>")
+    @record_required("leads", "view", name="lead")
+    def detail(lead: Lead) -> Any:
+        return lead.name
+
+    @bp.route("/leads/<int:id>/edit", methods=["POST"])
+    @record_required("leads", "edit", name="lead")
+    def edit(lead: Lead) -> Any:
+        lead.name = "renamed"
+        db.session.commit()
+        return "ok"
+
+    @bp.route("/leads/<id>/raw")
+    def raw(id: str) -> Any:
+        return get_or_404("leads", id, "delete").name
+
+    @bp.route("/forgot/<int:id>/edit", methods=["POST"])
+    def forgot_decorator(id: int) -> Any:
+        # A route with no decorator at all: the flush guard still refuses.
+        lead = db.session.execute(
+            sa.select(Lead).where(Lead.id == id).execution_options(rbac_bypass=True)
+        ).scalar_one()
+        lead.name = "hacked"
+        db.session.commit()
+        return "ok"
+
+    return bp
+
+
+@pytest.fixture
+def probe_app(app: Flask) -> Flask:
+    app.register_blueprint(_routes())
+    return app
+
+
+def test_anonymous_is_sent_to_login_or_gets_401(probe_app: Flask, world: SimpleNamespace) -> None:
+    client = probe_app.test_client()
+    response = client.get("/probe/leads")
+    assert response.status_code in (302, 401)
+    response = client.get("/probe/leads", headers={"Accept": "application/json"})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "unauthorized"
+
+
+def test_require_permission_allows_and_filters(probe_app: Flask, world: SimpleNamespace,
+                                               login: Any) -> None:
+    client = login(world.users["junior_rep"], world.ws)
+    response = client.get("/probe/leads")
+    assert response.status_code == 200
+    assert response.get_json() == ["Lead of junior_rep", "Lead of unowned"]
+
+
+def test_require_permission_refuses_with_json_and_html(probe_app: Flask, world: SimpleNamespace,
+                                                       login: Any) -> None:
+    client = login(world.users["junior_rep"], world.ws)
+    denied: list[dict[str, Any]] = []
+
+    def receiver(sender: Flask, **kw: Any) -> None:
+        denied.append(kw)
+
+    with access_denied.connected_to(receiver, probe_app):
+        html = client.get("/probe/leads/export")
+        data = client.get("/probe/leads/export", headers={"Accept": "application/json"})
+    assert html.status_code == 403
+    assert b"access" in html.data.lower()
+    assert data.status_code == 403
+    assert data.get_json()["error"] == "forbidden"
+    assert "export on leads" in data.get_json()["message"]
+    assert [d["action"] for d in denied] == ["export", "export"]
+    # OPTIONS is exempt (CORS pre-flight).
+    assert client.options("/probe/leads/export").status_code == 200
+
+
+def test_record_outside_view_is_404_visible_but_not_editable_is_403(
+        probe_app: Flask, world: SimpleNamespace, login: Any) -> None:
+    client = login(world.users["viewer"], world.ws)
+    lead = world.leads["member"]
+    assert client.get(f"/probe/leads/{lead.id}").status_code == 200
+    assert client.post(f"/probe/leads/{lead.id}/edit").status_code == 403
+
+    client = login(world.users["junior_rep"], world.ws)
+    assert client.get(f"/probe/leads/{lead.id}").status_code == 404
+    assert client.post(f"/probe/leads/{lead.id}/edit").status_code == 404
+    # Another workspace's record, and a record that does not exist, look the same.
+    assert client.get(f"/probe/leads/{world.other['lead'].id}").status_code == 404
+    assert client.get("/probe/leads/999999").status_code == 404
+    assert client.get("/probe/leads/not-a-number/raw").status_code == 404
+    with rbac.system():
+        assert db.session.get(Lead, lead.id, populate_existing=True).name == "Lead of member"
+
+
+def test_record_edit_allowed(probe_app: Flask, world: SimpleNamespace, login: Any) -> None:
+    lead = world.leads["junior_rep"]
+    client = login(world.users["junior_rep"], world.ws)
+    assert client.post(f"/probe/leads/{lead.id}/edit").status_code == 200
+    with rbac.system():
+        assert db.session.get(Lead, lead.id, populate_existing=True).name == "renamed"
+
+
+def test_route_without_decorator_cannot_write(probe_app: Flask, world: SimpleNamespace,
+                                              login: Any) -> None:
+    lead = world.leads["member"]
+    client = login(world.users["viewer"], world.ws)
+    response = client.post(f"/probe/forgot/{lead.id}/edit",
+                           headers={"Accept": "application/json"})
+    assert response.status_code == 403
+    with rbac.system():
+        assert db.session.get(Lead, lead.id, populate_existing=True).name == "Lead of member"
+
+
+def test_member_of_other_workspace_sees_nothing(probe_app: Flask, world: SimpleNamespace,
+                                                login: Any) -> None:
+    client = login(world.users["outsider"], world.ws2)
+    assert client.get("/probe/leads").get_json() == ["Beta lead"]
+    # Forcing the session onto a workspace the user is not a member of gives no access.
+    client = login(world.users["outsider"], world.ws)
+    assert client.get("/probe/leads").status_code == 403
+
+
+def test_same_user_different_role_per_workspace(probe_app: Flask, world: SimpleNamespace,
+                                                login: Any) -> None:
+    dual = world.users["dual"]
+    as_viewer = login(dual, world.ws)
+    assert as_viewer.get("/probe/leads/export").status_code == 403
+    as_owner = login(dual, world.ws2)
+    assert as_owner.get("/probe/leads/export").status_code == 200
