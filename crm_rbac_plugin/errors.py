@@ -46,3 +46,12 @@ class PermissionDenied(RBACError):
         self.resource = resource
         self.action = action
         self.field = field
+
+
+class ValidationError(RBACError, ValueError):
+    """Input that cannot be accepted (a 400): names the offending ``field``."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field

@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
-from . import cli, decorators, guard, signals
+from . import cli, decorators, guard, signals, tokens
 from .config import DEFAULTS
 from .context import SYSTEM, current_override, override
 from .defaults import ADMIN_RESOURCES
@@ -155,7 +155,27 @@ class RBAC:
     def current_workspace_id(self) -> Any:
         if not current_user or not current_user.is_authenticated:
             return None
+        if "_rbac_token_workspace" in g:
+            # A request authenticated by an API token acts in the token's workspace.
+            return g._rbac_token_workspace
         return self._workspace_loader(current_user)
+
+    def load_user_from_request(self, request: Any) -> Any:
+        """Flask-Login ``request_loader`` for ``Authorization: Bearer <token>``.
+
+        Register it with ``login_manager.request_loader(rbac.load_user_from_request)``.
+        """
+        header = request.headers.get("Authorization", "")
+        scheme, _, plaintext = header.partition(" ")
+        if scheme.lower() != "bearer" or not plaintext:
+            return None
+        membership = tokens.membership_for_token(self, plaintext.strip())
+        if membership is None:
+            return None
+        self.db.session.commit()  # keep last_used_at
+        g._rbac_token_workspace = membership.workspace_id
+        g._rbac_token_auth = True
+        return membership.user
 
     def current_access(self) -> Access | None:
         """Return the effective access of the request's member (cached on ``g``)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 MEMBER_STATUSES: tuple[str, ...] = ("pending", "active", "inactive")
 EFFECTS: tuple[str, ...] = ("allow", "deny")
@@ -35,11 +35,14 @@ class Models:
     Role: Any
     Grant: Any
     MemberRole: Any
+    FieldRule: Any
+    RoleConflict: Any
+    ApiToken: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""
         return (self.Workspace, self.Department, self.Membership, self.ManagerAssignment,
-                self.Role, self.Grant, self.MemberRole)
+                self.Role, self.Grant, self.MemberRole, self.FieldRule, self.RoleConflict)
 
 
 def define_models(db: Any, user_model: type) -> Models:
@@ -192,4 +195,51 @@ def define_models(db: Any, user_model: type) -> Models:
             return ((self.starts_at is None or self.starts_at <= when)
                     and (self.expires_at is None or when < self.expires_at))
 
-    return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole)
+    class FieldRule(db.Model):  # type: ignore[name-defined,misc]
+        """Field-level security: a field of a resource hidden or read-only for a role."""
+
+        __tablename__ = "rbac_field_rule"
+        __table_args__ = (
+            sa.UniqueConstraint("role_id", "resource", "field"),
+            sa.CheckConstraint("mode in ('hidden', 'readonly')", name="mode"),
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        role_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_role.id", ondelete="CASCADE"))
+        resource: Mapped[str] = mapped_column(sa.String(60))
+        field: Mapped[str] = mapped_column(sa.String(60))
+        mode: Mapped[str] = mapped_column(sa.String(10), default="hidden")
+
+        role = relationship(Role, backref=backref("field_rules", cascade="all, delete-orphan"))
+
+    class RoleConflict(db.Model):  # type: ignore[name-defined,misc]
+        """Segregation of duties: two roles no member may hold together."""
+
+        __tablename__ = "rbac_role_conflict"
+        __table_args__ = (sa.UniqueConstraint("workspace_id", "role_a_id", "role_b_id"),)
+        id: Mapped[int] = mapped_column(primary_key=True)
+        workspace_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
+        role_a_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_role.id", ondelete="CASCADE"))
+        role_b_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_role.id", ondelete="CASCADE"))
+        role_a = relationship(Role, foreign_keys=[role_a_id])
+        role_b = relationship(Role, foreign_keys=[role_b_id])
+
+    class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+        """A personal API token: only its SHA-256 is stored; never wider than its member."""
+
+        __tablename__ = "rbac_api_token"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        membership_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), index=True)
+        name: Mapped[str] = mapped_column(sa.String(80))
+        token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+        prefix: Mapped[str] = mapped_column(sa.String(12))
+        created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+        last_used_at: Mapped[dt.datetime | None] = mapped_column()
+        expires_at: Mapped[dt.datetime | None] = mapped_column()
+        revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+        membership = relationship(Membership)
+
+    return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole,
+                  FieldRule, RoleConflict, ApiToken)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_login import FlaskLoginClient
+from werkzeug.security import generate_password_hash
 
 from crm_app import create_app
 from crm_app.extensions import db
@@ -124,8 +125,10 @@ def build_world() -> SimpleNamespace:
     keys = ["owner", "admin", "manager", "member", "member2", "viewer", "finance",
             "junior_rep", "client_success", "dual", "outsider"]
     users = {k: User(email=f"{k}@example.test", name=k.replace("_", " ").title()) for k in keys}
+    # A cheap hash: the real default (scrypt) would cost ~1 s per world.
+    cheap = generate_password_hash("password", method="pbkdf2:sha256:1")
     for u in users.values():
-        u.set_password("password")
+        u.password_hash = cheap
     db.session.add_all(users.values())
     db.session.flush()
     ws = workspaces.create_workspace(rbac, "Acme Sales", owner=users["owner"], slug="acme")

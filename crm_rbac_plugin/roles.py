@@ -1,0 +1,627 @@
+"""Role management with the rules that keep roles safe.
+
+Every function takes the *actor* (the :class:`~.policy.Access` of whoever asks)
+and refuses, with :class:`~.errors.PermissionDenied` (403) or
+:class:`~.errors.ValidationError` (400), before changing anything:
+
+- nobody but an Owner creates, edits or assigns a role that grants more than
+  they hold themselves, nor touches a role wider than their own;
+- only an Owner gives or takes the Owner or Admin role, and a workspace keeps
+  at least one active Owner, also under concurrent requests (the workspace row
+  is written first, which serialises such changes on every backend);
+- the Owner and Admin roles keep their full access (they cannot be edited);
+- a role cannot be deleted while it would leave a member without any role;
+- pairs of roles declared in conflict (segregation of duties) are never held
+  together.
+
+Functions add to the session and flush; the caller commits, so a view's whole
+change is one transaction, and a refusal leaves nothing behind (the caller
+rolls back).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from . import conditions
+from .errors import InvalidCondition, PermissionDenied, UnknownResource, ValidationError
+from .loader import BYPASS
+from .models import utcnow
+from .policy import Access
+from .registry import SCOPES
+
+if TYPE_CHECKING:
+    from .extension import RBAC
+
+SCOPE_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
+PRIVILEGED_KEYS = ("owner", "admin")
+FIELD_MODES = ("hidden", "readonly")
+
+
+@dataclass(frozen=True)
+class GrantSpec:
+    """One validated matrix cell, independent of any database row."""
+
+    resource: str
+    action: str
+    scope: str = "all"
+    effect: str = "allow"
+    condition: tuple[conditions.Clause, ...] = ()
+
+    @property
+    def permission(self) -> str:
+        return f"{self.resource}.{self.action}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"resource": self.resource, "action": self.action, "scope": self.scope,
+                "effect": self.effect, "condition": conditions.to_json(self.condition) or None}
+
+
+# -- input -----------------------------------------------------------------
+
+
+def parse_grants(rbac: RBAC, items: Iterable[Any], scopes: Mapping[str, str] | None = None,
+                 ) -> list[GrantSpec]:
+    """Validate grants given as ``"leads.view"`` strings or dicts.
+
+    ``scopes`` gives a default scope per resource for string items
+    (``{"leads": "own"}``). Duplicated cells are refused.
+    """
+    scopes = dict(scopes or {})
+    out: dict[tuple[str, str, str], GrantSpec] = {}
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise ValidationError("permissions must be a list", field="permissions")
+    for index, item in enumerate(items):
+        field = f"permissions[{index}]"
+        if isinstance(item, str):
+            resource, _, action = item.rpartition(".")
+            item = {"resource": resource, "action": action,
+                    "scope": scopes.get(resource, "all")}
+        if not isinstance(item, Mapping):
+            raise ValidationError("each permission is 'resource.action' or an object", field=field)
+        unknown = set(item) - {"resource", "action", "scope", "effect", "condition"}
+        if unknown:
+            raise ValidationError(f"unknown keys: {', '.join(sorted(unknown))}", field=field)
+        resource, action = item.get("resource"), item.get("action")
+        scope, effect = item.get("scope", "all"), item.get("effect", "allow")
+        if not isinstance(resource, str) or not isinstance(action, str):
+            raise ValidationError("resource and action must be strings", field=field)
+        try:
+            res = rbac.registry.check_action(resource, action)
+        except UnknownResource as exc:
+            raise ValidationError(str(exc), field=field) from None
+        if scope not in SCOPES:
+            raise ValidationError(f"unknown scope {scope!r}; use one of {', '.join(SCOPES)}",
+                                  field=f"{field}.scope")
+        if effect not in ("allow", "deny"):
+            raise ValidationError("effect must be allow or deny", field=f"{field}.effect")
+        raw = item.get("condition")
+        clauses: tuple[conditions.Clause, ...] = ()
+        if raw:
+            if res.model is None:
+                raise ValidationError(f"{resource} has no records to put a condition on",
+                                      field=f"{field}.condition")
+            try:
+                clauses = conditions.validate(res.model, raw)
+            except InvalidCondition as exc:
+                raise ValidationError(str(exc), field=f"{field}.condition") from None
+        key = (resource, action, effect)
+        if key in out:
+            raise ValidationError(f"{resource}.{action} ({effect}) is listed twice", field=field)
+        out[key] = GrantSpec(resource, action, scope, effect, clauses)
+    return list(out.values())
+
+
+def specs_of(role: Any) -> list[GrantSpec]:
+    """Return a role's own grants as specs (not its parents')."""
+    return [GrantSpec(g.resource, g.action, g.scope, g.effect,
+                      tuple((c["field"], c["op"], tuple(c["value"]) if isinstance(c["value"], list)
+                             else c["value"]) for c in (g.condition or [])))
+            for g in role.grants]
+
+
+def effective_specs(role: Any) -> list[GrantSpec]:
+    """Return a role's grants with those inherited from its parents."""
+    out: list[GrantSpec] = []
+    seen: set[int] = set()
+    while role is not None and role.id not in seen:
+        seen.add(role.id)
+        out.extend(specs_of(role))
+        role = role.parent
+    return out
+
+
+# -- what an actor holds -------------------------------------------------------
+
+
+def covers(actor: Access, spec: GrantSpec) -> bool:
+    """Whether ``actor`` holds at least what ``spec`` would grant.
+
+    A deny restricts, so it never escalates. An allow is covered by an allow of
+    the actor on the same cell whose scope is at least as wide and whose
+    condition (if any) is a subset of the spec's (fewer clauses = more rows),
+    provided the actor has no deny on that cell.
+    """
+    if spec.effect == "deny" or actor.is_owner:
+        return True
+    allows, denies = actor.rules_for(spec.resource, spec.action)
+    if denies:
+        return False
+    for rule in allows:
+        if SCOPE_RANK[rule.scope] >= SCOPE_RANK[spec.scope] and (
+                set(rule.conditions) <= set(spec.condition)):
+            return True
+    return False
+
+
+def _require(actor: Access | None, rbac: RBAC, resource: str, action: str) -> Access:
+    if actor is None or not actor.active:
+        raise PermissionDenied("You are not an active member of this workspace.")
+    decision = rbac.decide(actor, action, resource)
+    if not decision:
+        raise PermissionDenied(f"You may not {action} {resource}: {decision.reason}",
+                               resource=resource, action=action)
+    return actor
+
+
+def _require_covered(actor: Access, specs: Iterable[GrantSpec], what: str) -> None:
+    missing = sorted({s.permission + f" [{s.scope}]" for s in specs if not covers(actor, s)})
+    if missing:
+        raise PermissionDenied(
+            f"You cannot {what}: it grants more than you hold ({', '.join(missing)}).")
+
+
+def _is_privileged(role: Any) -> bool:
+    return bool(role.is_owner) or (role.builtin and role.key in PRIVILEGED_KEYS)
+
+
+def _same_workspace(actor: Access, *objects: Any) -> None:
+    for obj in objects:
+        if obj is not None and obj.workspace_id != actor.workspace_id:
+            raise PermissionDenied("That belongs to another workspace.")
+
+
+def _lock_workspace(rbac: RBAC, workspace_id: int) -> None:
+    """Write the workspace row first: serialises owner changes on every backend.
+
+    On PostgreSQL the UPDATE takes the row lock, so a concurrent transaction
+    waits here and then counts owners afresh; on SQLite it takes the database
+    write lock. Bumping the policy version is what this change needs anyway.
+    """
+    W = rbac.models.Workspace.__table__
+    rbac.db.session.execute(sa.update(W).where(W.c.id == workspace_id)
+                            .values(policy_version=W.c.policy_version + 1))
+
+
+def active_owner_count(rbac: RBAC, workspace_id: int, *, excluding_member_role: int | None = None,
+                       excluding_membership: int | None = None) -> int:
+    """Count active members holding a current Owner role in the workspace."""
+    m = rbac.models
+    now = utcnow()
+    stmt = (sa.select(sa.func.count(sa.distinct(m.Membership.id)))
+            .join(m.MemberRole, m.MemberRole.membership_id == m.Membership.id)
+            .join(m.Role, m.Role.id == m.MemberRole.role_id)
+            .where(m.Membership.workspace_id == workspace_id, m.Membership.status == "active",
+                   m.Role.is_owner.is_(True),
+                   sa.or_(m.MemberRole.starts_at.is_(None), m.MemberRole.starts_at <= now),
+                   sa.or_(m.MemberRole.expires_at.is_(None), m.MemberRole.expires_at > now)))
+    if excluding_member_role is not None:
+        stmt = stmt.where(m.MemberRole.id != excluding_member_role)
+    if excluding_membership is not None:
+        stmt = stmt.where(m.Membership.id != excluding_membership)
+    return int(rbac.db.session.scalar(stmt, execution_options=BYPASS) or 0)
+
+
+def ensure_owner_remains(rbac: RBAC, workspace_id: int, **excluding: int) -> None:
+    """Refuse a change that would leave the workspace without an active Owner."""
+    _lock_workspace(rbac, workspace_id)
+    if active_owner_count(rbac, workspace_id, **excluding) < 1:
+        raise PermissionDenied("A workspace must always keep at least one active Owner.")
+
+
+# -- roles ---------------------------------------------------------------------
+
+
+def _set_grants(rbac: RBAC, role: Any, specs: Sequence[GrantSpec]) -> None:
+    role.grants.clear()
+    rbac.db.session.flush()  # delete the old cells before the unique key is reused
+    for spec in specs:
+        role.grants.append(rbac.models.Grant(
+            resource=spec.resource, action=spec.action, scope=spec.scope, effect=spec.effect,
+            condition=conditions.to_json(spec.condition) or None))
+
+
+def _check_name(rbac: RBAC, workspace_id: int, name: Any, role_id: int | None = None) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("a role needs a name", field="name")
+    name = name.strip()
+    if len(name) > 80:
+        raise ValidationError("the name is longer than 80 characters", field="name")
+    Role = rbac.models.Role
+    clash = rbac.db.session.scalar(sa.select(Role.id).where(
+        Role.workspace_id == workspace_id, sa.func.lower(Role.name) == name.lower(),
+        Role.id != (role_id or -1)))
+    if clash is not None:
+        raise ValidationError(f"a role named {name!r} already exists", field="name")
+    return name
+
+
+def _check_parent(rbac: RBAC, actor: Access, role: Any, parent: Any) -> None:
+    if parent is None:
+        return
+    _same_workspace(actor, parent)
+    if parent.is_owner:
+        raise ValidationError("no role can inherit from Owner", field="parent_id")
+    seen = {role.id} if role is not None and role.id is not None else set()
+    node = parent
+    while node is not None:
+        if node.id in seen:
+            raise ValidationError("that parent would make an inheritance cycle", field="parent_id")
+        seen.add(node.id)
+        node = node.parent
+
+
+def create_role(rbac: RBAC, actor: Access | None, *, name: str, description: str = "",
+                grants: Sequence[GrantSpec] = (), parent: Any = None,
+                field_rules: Mapping[str, Mapping[str, str]] | None = None) -> Any:
+    """Create a custom role in the actor's workspace."""
+    actor = _require(actor, rbac, "roles", "create")
+    name = _check_name(rbac, actor.workspace_id, name)
+    _check_parent(rbac, actor, None, parent)
+    inherited = effective_specs(parent) if parent is not None else []
+    _require_covered(actor, [*grants, *inherited], "create this role")
+    role = rbac.models.Role(workspace_id=actor.workspace_id, name=name,
+                            description=description or "", builtin=False, parent=parent)
+    rbac.db.session.add(role)
+    _set_grants(rbac, role, grants)
+    if field_rules:
+        set_field_rules(rbac, role, field_rules)
+    rbac.db.session.flush()
+    return role
+
+
+def _check_editable(rbac: RBAC, actor: Access, role: Any, what: str) -> None:
+    _same_workspace(actor, role)
+    if role.builtin and (role.is_owner or role.key == "admin"):
+        raise PermissionDenied(f"The {role.name} role always has full access; it cannot be {what}.")
+    _require_covered(actor, effective_specs(role), f"change {role.name}, which is wider than you")
+
+
+def update_role(rbac: RBAC, actor: Access | None, role: Any, *, name: str | None = None,
+                description: str | None = None, grants: Sequence[GrantSpec] | None = None,
+                parent: Any = ..., field_rules: Mapping[str, Mapping[str, str]] | None = None,
+                ) -> Any:
+    """Rename, describe, re-parent or replace the matrix of a role."""
+    actor = _require(actor, rbac, "roles", "edit")
+    _check_editable(rbac, actor, role, "edited")
+    if name is not None:
+        role.name = _check_name(rbac, role.workspace_id, name, role.id)
+    if description is not None:
+        role.description = description
+    new_parent = role.parent if parent is ... else parent
+    if parent is not ...:
+        _check_parent(rbac, actor, role, parent)
+    new_grants = list(grants) if grants is not None else specs_of(role)
+    inherited = effective_specs(new_parent) if new_parent is not None else []
+    _require_covered(actor, [*new_grants, *inherited], f"give {role.name} these permissions")
+    if parent is not ...:
+        role.parent = parent
+    if grants is not None:
+        _set_grants(rbac, role, new_grants)
+    if field_rules is not None:
+        set_field_rules(rbac, role, field_rules)
+    rbac.db.session.flush()
+    return role
+
+
+def clone_role(rbac: RBAC, actor: Access | None, source: Any, name: str,
+               description: str | None = None) -> Any:
+    """Create a custom role starting from ``source``'s grants and field rules."""
+    if actor is not None:
+        _same_workspace(actor, source)
+    if source.is_owner:
+        raise ValidationError("the Owner role cannot be cloned; clone Admin instead",
+                              field="source")
+    rules: dict[str, dict[str, str]] = {}
+    for fr in getattr(source, "field_rules", []):
+        rules.setdefault(fr.resource, {})[fr.field] = fr.mode
+    return create_role(rbac, actor, name=name,
+                       description=source.description if description is None else description,
+                       grants=_merge(effective_specs(source)), parent=None,
+                       field_rules=rules)
+
+
+def _merge(specs: Iterable[GrantSpec]) -> list[GrantSpec]:
+    """Flatten inherited grants into one cell per (resource, action, effect)."""
+    out: dict[tuple[str, str, str], GrantSpec] = {}
+    for spec in specs:
+        key = (spec.resource, spec.action, spec.effect)
+        if key not in out:  # the role's own grant comes before its parents'
+            out[key] = spec
+    return list(out.values())
+
+
+def holders(rbac: RBAC, role: Any) -> list[Any]:
+    """Memberships holding ``role`` (any time window)."""
+    m = rbac.models
+    return list(rbac.db.session.scalars(
+        sa.select(m.Membership).join(m.MemberRole).where(m.MemberRole.role_id == role.id)
+        .distinct()))
+
+
+def delete_role(rbac: RBAC, actor: Access | None, role: Any, *, move_to: Any = None) -> None:
+    """Delete a role; its holders move to ``move_to`` or must hold another role."""
+    actor = _require(actor, rbac, "roles", "delete")
+    _check_editable(rbac, actor, role, "deleted")
+    m = rbac.models
+    if move_to is not None:
+        _same_workspace(actor, move_to)
+        if move_to.id == role.id:
+            raise ValidationError("move members to a different role", field="move_to")
+    stranded = []
+    for membership in holders(rbac, role):
+        others = [mr for mr in membership.member_roles if mr.role_id != role.id]
+        if move_to is not None:
+            if not any(mr.role_id == move_to.id for mr in others):
+                assign_role(rbac, actor, membership, move_to)
+        elif not others:
+            stranded.append(membership.user)
+    if stranded:
+        raise ValidationError(
+            f"{len(stranded)} member(s) hold only this role ({', '.join(map(str, stranded[:5]))}); "
+            "move them to another role first", field="move_to")
+    for child in rbac.db.session.scalars(sa.select(m.Role).where(m.Role.parent_id == role.id)):
+        child.parent = None
+    for mr in rbac.db.session.scalars(sa.select(m.MemberRole).where(m.MemberRole.role_id == role.id)):
+        rbac.db.session.delete(mr)
+    rbac.db.session.execute(sa.delete(m.RoleConflict).where(
+        sa.or_(m.RoleConflict.role_a_id == role.id, m.RoleConflict.role_b_id == role.id)))
+    rbac.db.session.delete(role)
+    rbac.db.session.flush()
+
+
+# -- assignments ---------------------------------------------------------------
+
+
+def _conflicts_with(rbac: RBAC, role: Any, held_role_ids: set[int]) -> list[str]:
+    m = rbac.models
+    pairs = rbac.db.session.execute(sa.select(m.RoleConflict).where(
+        m.RoleConflict.workspace_id == role.workspace_id,
+        sa.or_(m.RoleConflict.role_a_id == role.id, m.RoleConflict.role_b_id == role.id))
+    ).scalars()
+    names = []
+    for pair in pairs:
+        other = pair.role_b if pair.role_a_id == role.id else pair.role_a
+        if other.id in held_role_ids:
+            names.append(other.name)
+    return names
+
+
+def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
+                starts_at: dt.datetime | None = None,
+                expires_at: dt.datetime | None = None) -> Any:
+    """Give a member a role, optionally only between two UTC instants."""
+    actor = _require(actor, rbac, "members", "edit")
+    _same_workspace(actor, membership, role)
+    if membership.id == actor.membership_id and not actor.is_owner:
+        raise PermissionDenied("You cannot change your own roles.")
+    if _is_privileged(role) and not actor.is_owner:
+        raise PermissionDenied(f"Only an Owner can give the {role.name} role.")
+    _require_covered(actor, effective_specs(role), f"give {role.name}")
+    if starts_at and expires_at and expires_at <= starts_at:
+        raise ValidationError("the assignment must end after it starts", field="expires_at")
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationError("the expiry is in the past", field="expires_at")
+    if role.is_owner and expires_at is not None:
+        raise ValidationError("the Owner role cannot be time-limited", field="expires_at")
+    held = {mr.role_id for mr in membership.member_roles}
+    if role.id in held and starts_at is None and expires_at is None:
+        raise ValidationError(f"{membership.user} already holds {role.name}", field="role_id")
+    clash = _conflicts_with(rbac, role, held)
+    if clash:
+        raise PermissionDenied(
+            f"{role.name} cannot be held together with {', '.join(clash)} "
+            "(segregation of duties).")
+    mr = rbac.models.MemberRole(membership=membership, role=role, starts_at=starts_at,
+                                expires_at=expires_at)
+    rbac.db.session.add(mr)
+    rbac.db.session.flush()
+    return mr
+
+
+def remove_role(rbac: RBAC, actor: Access | None, member_role: Any) -> None:
+    """Take a role assignment away, keeping at least one Owner and one role."""
+    actor = _require(actor, rbac, "members", "edit")
+    membership, role = member_role.membership, member_role.role
+    _same_workspace(actor, membership)
+    if membership.id == actor.membership_id and not actor.is_owner:
+        raise PermissionDenied("You cannot change your own roles.")
+    if _is_privileged(role) and not actor.is_owner:
+        raise PermissionDenied(f"Only an Owner can take the {role.name} role away.")
+    _require_covered(actor, effective_specs(role), f"take {role.name} away")
+    if len(membership.member_roles) <= 1:
+        raise ValidationError("every member keeps at least one role; give another first",
+                              field="role_id")
+    if role.is_owner:
+        ensure_owner_remains(rbac, membership.workspace_id, excluding_member_role=member_role.id)
+    rbac.db.session.delete(member_role)
+    rbac.db.session.flush()
+
+
+def add_conflict(rbac: RBAC, actor: Access | None, role_a: Any, role_b: Any) -> Any:
+    """Declare two roles that no member may hold together."""
+    actor = _require(actor, rbac, "roles", "manage")
+    _same_workspace(actor, role_a, role_b)
+    if role_a.id == role_b.id:
+        raise ValidationError("a role cannot conflict with itself", field="role_b_id")
+    both = set(m.id for m in holders(rbac, role_a)) & set(m.id for m in holders(rbac, role_b))
+    if both:
+        raise ValidationError(f"{len(both)} member(s) already hold both roles", field="role_b_id")
+    a, b = sorted([role_a, role_b], key=lambda r: r.id)
+    conflict = rbac.models.RoleConflict(workspace_id=actor.workspace_id, role_a=a, role_b=b)
+    rbac.db.session.add(conflict)
+    rbac.db.session.flush()
+    return conflict
+
+
+# -- field-level security ---------------------------------------------------
+
+
+def set_field_rules(rbac: RBAC, role: Any, rules: Mapping[str, Mapping[str, str]]) -> None:
+    """Replace a role's field rules: ``{"deals": {"amount": "hidden"}}``."""
+    wanted = []
+    for resource, fields in rules.items():
+        try:
+            res = rbac.registry.get(resource)
+        except UnknownResource as exc:
+            raise ValidationError(str(exc), field="field_rules") from None
+        if res.model is None:
+            raise ValidationError(f"{resource} has no fields", field="field_rules")
+        columns = sa.inspect(res.model).columns
+        protected = {res.workspace_column, res.owner_column, "id"}
+        for name, mode in fields.items():
+            if name not in columns or name in protected:
+                raise ValidationError(f"{resource} has no field {name!r} that can be restricted",
+                                      field="field_rules")
+            if mode not in FIELD_MODES:
+                raise ValidationError(f"field mode must be hidden or readonly, not {mode!r}",
+                                      field="field_rules")
+            wanted.append((resource, name, mode))
+    role.field_rules.clear()
+    rbac.db.session.flush()
+    for resource, name, mode in wanted:
+        role.field_rules.append(rbac.models.FieldRule(resource=resource, field=name, mode=mode))
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def matrix(rbac: RBAC, role: Any) -> dict[str, dict[str, GrantSpec]]:
+    """A role's effective allows as ``{resource: {action: spec}}`` (widest wins)."""
+    out: dict[str, dict[str, GrantSpec]] = {}
+    for spec in effective_specs(role):
+        if spec.effect != "allow":
+            continue
+        current = out.setdefault(spec.resource, {}).get(spec.action)
+        if current is None or SCOPE_RANK[spec.scope] > SCOPE_RANK[current.scope]:
+            out[spec.resource][spec.action] = spec
+    return out
+
+
+def compare(rbac: RBAC, roles: Sequence[Any], filter_text: str = "") -> list[dict[str, Any]]:
+    """Rows of a side-by-side comparison: one per permission, a cell per role.
+
+    Each row is ``{"permission", "cells": [text or None], "differs": bool}``.
+    """
+    matrices = [matrix(rbac, r) for r in roles]
+    rows = []
+    for res in rbac.registry:
+        for action in res.actions:
+            permission = f"{res.name}.{action}"
+            if filter_text and filter_text.lower() not in permission:
+                continue
+            cells = []
+            for role, mx in zip(roles, matrices):
+                if role.is_owner:
+                    cells.append("all")
+                    continue
+                spec = mx.get(res.name, {}).get(action)
+                cells.append(None if spec is None else spec.scope + (
+                    f" where {conditions.describe(spec.condition)}" if spec.condition else ""))
+            if any(cells):
+                rows.append({"permission": permission, "cells": cells,
+                             "differs": len(set(cells)) > 1})
+    return rows
+
+
+def roles_granting(rbac: RBAC, workspace_id: int, permission: str) -> list[Any]:
+    """Roles of a workspace that allow ``permission`` (directly or inherited)."""
+    resource, _, action = permission.rpartition(".")
+    rbac.registry.check_action(resource, action)
+    Role = rbac.models.Role
+    roles = rbac.db.session.scalars(sa.select(Role).where(Role.workspace_id == workspace_id)
+                                    .order_by(Role.id))
+    return [r for r in roles if r.is_owner or action in matrix(rbac, r).get(resource, {})]
+
+
+def summary(access: Access | None, rbac: RBAC) -> dict[str, str]:
+    """Each permission of ``access`` with the widest scope it reaches.
+
+    Conditions and denies show as a suffix, so a change to them is visible in
+    a preview even when the scope stays the same.
+    """
+    out: dict[str, str] = {}
+    if access is None or not access.active:
+        return out
+    for res in rbac.registry:
+        for action in res.actions:
+            if access.is_owner:
+                out[f"{res.name}.{action}"] = "all"
+                continue
+            allows, denies = access.rules_for(res.name, action)
+            if not allows:
+                continue
+            best = max(allows, key=lambda r: SCOPE_RANK[r.scope])
+            text = best.scope
+            if best.conditions:
+                text += f" where {conditions.describe(best.conditions)}"
+            if denies:
+                text += " (with denies)"
+            out[f"{res.name}.{action}"] = text
+    return out
+
+
+def preview(rbac: RBAC, role: Any, apply: Any) -> list[dict[str, Any]]:
+    """Show which members would gain or lose which permission.
+
+    ``apply()`` makes the change on ``role`` (e.g. a call to
+    :func:`update_role`); it runs inside a SAVEPOINT that is always rolled
+    back, and every holder of the role or of a role inheriting from it is
+    resolved before and after, exactly as the live policy would.
+    """
+    from .loader import load_access, membership_row
+
+    session = rbac.db.session
+    m = rbac.models
+    affected_roles = {role.id}
+    changed = True
+    while changed:
+        children = set(session.scalars(sa.select(m.Role.id).where(
+            m.Role.parent_id.in_(affected_roles))))
+        changed = not children <= affected_roles
+        affected_roles |= children
+    member_ids = list(session.scalars(sa.select(m.MemberRole.membership_id).where(
+        m.MemberRole.role_id.in_(affected_roles)).distinct()))
+
+    def snapshot() -> dict[int, dict[str, str]]:
+        out = {}
+        for mid in member_ids:
+            row = membership_row(session, m, membership_id=mid)
+            access = load_access(session, m, rbac.registry, current_app.config, row)
+            out[mid] = summary(access, rbac)
+        return out
+
+    before = snapshot()
+    nested = session.begin_nested()
+    try:
+        apply()
+        session.flush()
+        after = snapshot()
+    finally:
+        nested.rollback()
+    result = []
+    for mid in member_ids:
+        old, new = before[mid], after[mid]
+        gained = sorted(f"{p} [{new[p]}]" for p in new if old.get(p) != new[p])
+        lost = sorted(f"{p} [{old[p]}]" for p in old if new.get(p) != old[p])
+        if gained or lost:
+            membership = session.get(m.Membership, mid)
+            result.append({"membership_id": mid, "member": str(membership.user),
+                           "gained": gained, "lost": lost})
+    return result

@@ -1,0 +1,71 @@
+"""Personal API tokens: created by a member, stored hashed, revocable.
+
+A token is bound to one membership, so a request authenticated by it acts as
+that member in that workspace, with exactly their access: never wider, and
+nothing at all once the membership or the user is deactivated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .errors import PermissionDenied, ValidationError
+from .models import utcnow
+
+if TYPE_CHECKING:
+    from .extension import RBAC
+
+PREFIX = "crmrbac_"
+
+
+def hash_token(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def create_token(rbac: RBAC, membership: Any, name: str,
+                 expires_at: dt.datetime | None = None) -> tuple[Any, str]:
+    """Create a token for ``membership``; the plaintext is returned only now."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 80:
+        raise ValidationError("a token needs a name of 1 to 80 characters", field="name")
+    if membership.status != "active":
+        raise PermissionDenied("Only active members can create API tokens.")
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationError("the expiry is in the past", field="expires_at")
+    plaintext = PREFIX + secrets.token_urlsafe(32)
+    token = rbac.models.ApiToken(membership=membership, name=name.strip(),
+                                 token_hash=hash_token(plaintext),
+                                 prefix=plaintext[:len(PREFIX) + 6], expires_at=expires_at)
+    rbac.db.session.add(token)
+    rbac.db.session.flush()
+    return token, plaintext
+
+
+def revoke_token(rbac: RBAC, membership: Any, token: Any) -> None:
+    """Revoke one of ``membership``'s own tokens."""
+    if token.membership_id != membership.id:
+        raise PermissionDenied("You can only revoke your own tokens.")
+    token.revoked_at = token.revoked_at or utcnow()
+    rbac.db.session.flush()
+
+
+def membership_for_token(rbac: RBAC, plaintext: str) -> Any:
+    """Return the active membership a token authenticates, or None."""
+    if not plaintext.startswith(PREFIX):
+        return None
+    m = rbac.models
+    token = rbac.db.session.scalar(sa.select(m.ApiToken).where(
+        m.ApiToken.token_hash == hash_token(plaintext)))
+    now = utcnow()
+    if token is None or token.revoked_at is not None or (
+            token.expires_at is not None and token.expires_at <= now):
+        return None
+    membership = token.membership
+    if membership.status != "active" or not getattr(membership.user, "is_active", True):
+        return None
+    token.last_used_at = now
+    return membership
