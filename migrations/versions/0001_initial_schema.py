@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d91989662702
+Revision ID: 934a136dbd50
 Revises: 
-Create Date: 2026-11-25 14:10:03.670061
+Create Date: 2026-11-25 14:17:29.496867
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'd91989662702'
+revision = '934a136dbd50'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -139,6 +139,17 @@ def upgrade():
         batch_op.create_index('ix_note_ws_id', ['workspace_id', 'id'], unique=False)
         batch_op.create_index('ix_note_ws_owner', ['workspace_id', 'owner_id', 'id'], unique=False)
 
+    op.create_table('rbac_field_rule',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('role_id', sa.Integer(), nullable=False),
+    sa.Column('resource', sa.String(length=60), nullable=False),
+    sa.Column('field', sa.String(length=60), nullable=False),
+    sa.Column('mode', sa.String(length=10), nullable=False),
+    sa.CheckConstraint("mode in ('hidden', 'readonly')", name=op.f('ck_rbac_field_rule_mode')),
+    sa.ForeignKeyConstraint(['role_id'], ['rbac_role.id'], name=op.f('fk_rbac_field_rule_role_id_rbac_role'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rbac_field_rule')),
+    sa.UniqueConstraint('role_id', 'resource', 'field', name=op.f('uq_rbac_field_rule_role_id'))
+    )
     op.create_table('rbac_grant',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('role_id', sa.Integer(), nullable=False),
@@ -171,6 +182,17 @@ def upgrade():
         batch_op.create_index('ix_rbac_membership_user_ws', ['user_id', 'workspace_id'], unique=False)
         batch_op.create_index('ix_rbac_membership_ws_dept', ['workspace_id', 'department_id'], unique=False)
 
+    op.create_table('rbac_role_conflict',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('role_a_id', sa.Integer(), nullable=False),
+    sa.Column('role_b_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['role_a_id'], ['rbac_role.id'], name=op.f('fk_rbac_role_conflict_role_a_id_rbac_role'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['role_b_id'], ['rbac_role.id'], name=op.f('fk_rbac_role_conflict_role_b_id_rbac_role'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['rbac_workspace.id'], name=op.f('fk_rbac_role_conflict_workspace_id_rbac_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rbac_role_conflict')),
+    sa.UniqueConstraint('workspace_id', 'role_a_id', 'role_b_id', name=op.f('uq_rbac_role_conflict_workspace_id'))
+    )
     op.create_table('task',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sa.Integer(), nullable=False),
@@ -189,6 +211,23 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_task_client_id'), ['client_id'], unique=False)
         batch_op.create_index('ix_task_ws_id', ['workspace_id', 'id'], unique=False)
         batch_op.create_index('ix_task_ws_owner', ['workspace_id', 'owner_id', 'id'], unique=False)
+
+    op.create_table('rbac_api_token',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('membership_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=80), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('prefix', sa.String(length=12), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(), nullable=True),
+    sa.Column('expires_at', sa.DateTime(), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['membership_id'], ['rbac_membership.id'], name=op.f('fk_rbac_api_token_membership_id_rbac_membership'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rbac_api_token')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_rbac_api_token_token_hash'))
+    )
+    with op.batch_alter_table('rbac_api_token', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rbac_api_token_membership_id'), ['membership_id'], unique=False)
 
     op.create_table('rbac_manager_assignment',
     sa.Column('manager_id', sa.Integer(), nullable=False),
@@ -228,18 +267,24 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_rbac_manager_assignment_member_id'))
 
     op.drop_table('rbac_manager_assignment')
+    with op.batch_alter_table('rbac_api_token', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rbac_api_token_membership_id'))
+
+    op.drop_table('rbac_api_token')
     with op.batch_alter_table('task', schema=None) as batch_op:
         batch_op.drop_index('ix_task_ws_owner')
         batch_op.drop_index('ix_task_ws_id')
         batch_op.drop_index(batch_op.f('ix_task_client_id'))
 
     op.drop_table('task')
+    op.drop_table('rbac_role_conflict')
     with op.batch_alter_table('rbac_membership', schema=None) as batch_op:
         batch_op.drop_index('ix_rbac_membership_ws_dept')
         batch_op.drop_index('ix_rbac_membership_user_ws')
 
     op.drop_table('rbac_membership')
     op.drop_table('rbac_grant')
+    op.drop_table('rbac_field_rule')
     with op.batch_alter_table('note', schema=None) as batch_op:
         batch_op.drop_index('ix_note_ws_owner')
         batch_op.drop_index('ix_note_ws_id')
