@@ -31,4 +31,17 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_FORBIDDEN_TEMPLATE": "rbac/403.html",
     # Register the ``flask rbac`` CLI group.
     "RBAC_CLI": True,
+    # Register the settings pages and the JSON API blueprints. Set False to
+    # mount neither (e.g. a host with its own admin UI); a prefix set to None
+    # leaves out just that blueprint.
+    "RBAC_REGISTER_BLUEPRINTS": True,
+    # URL prefix of the role, member, plan and API-token settings pages.
+    "RBAC_SETTINGS_URL_PREFIX": "/settings",
+    # URL prefix of the JSON API (its OpenAPI description is <prefix>/openapi.json).
+    "RBAC_API_URL_PREFIX": "/api/v1",
+    # Largest JSON API request body, in bytes; a bigger one is refused with 413.
+    "RBAC_API_MAX_BODY": 64 * 1024,
+    # Show flashed messages on the settings pages. None: only while the host
+    # has not overridden "rbac/base.html" (a host layout usually shows them).
+    "RBAC_SETTINGS_FLASHES": None,
 }

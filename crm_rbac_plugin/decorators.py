@@ -40,11 +40,15 @@ def wants_json() -> bool:
 
 
 def default_unauthorized(decision: Decision, status: int = 403) -> Any:
-    """Abort the request with the standard refusal for ``status`` (401/403/404)."""
+    """Return the standard refusal for ``status`` (401/403/404).
+
+    Anonymous browsers are sent to the login page; JSON clients get
+    ``{"error", "message"}``; browsers get the ``RBAC_FORBIDDEN_TEMPLATE`` page.
+    """
     if not current_user or not current_user.is_authenticated:
         login_manager = getattr(current_app, "login_manager", None)
         if login_manager is not None and not wants_json():
-            abort(login_manager.unauthorized())
+            return login_manager.unauthorized()
         status = 401
     if status == 404:
         message = "Not found."
@@ -62,7 +66,7 @@ def default_unauthorized(decision: Decision, status: int = 403) -> Any:
             current_app.config["RBAC_FORBIDDEN_TEMPLATE"], status=status, message=message,
             decision=decision))
     response.status_code = status
-    abort(response)
+    return response
 
 
 def require_permission(resource: str, action: str | None = None) -> Callable[[F], F]:

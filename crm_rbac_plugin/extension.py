@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, current_app, g, has_request_context, session
+from flask import Blueprint, Flask, abort, current_app, g, has_request_context, session
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
@@ -96,6 +96,12 @@ class RBAC:
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
         if app.config["RBAC_CLI"]:
             app.cli.add_command(cli.rbac_group)
+        if app.config["RBAC_REGISTER_BLUEPRINTS"]:
+            # Imported here: the blueprints need the rest of the package loaded.
+            from .api import views as api_views
+            from .settings import views as settings_views
+            settings_views.register(app)
+            api_views.register(app)
 
     def register_resource(self, name: str, model: type | None = None, *, module: str = "general",
                           label: str = "", workspace: str = "workspace_id",
@@ -129,7 +135,7 @@ class RBAC:
         return func
 
     def unauthorized_handler(self, func: F) -> F:
-        """Set the response for refusals: ``func(decision, status)``."""
+        """Set the refusal response: ``func(decision, status) -> Response``."""
         self._unauthorized = func
         return func
 
@@ -291,9 +297,13 @@ class RBAC:
 
     # -- refusals -----------------------------------------------------------
 
-    def refuse(self, decision: Decision, status: int = 403) -> Any:
-        """Send the refusal to the unauthorized handler (which aborts)."""
+    def refusal(self, decision: Decision, status: int = 403) -> Any:
+        """Return the unauthorized handler's response for a refusal."""
         return self._unauthorized(decision, status)
+
+    def refuse(self, decision: Decision, status: int = 403) -> NoReturn:
+        """Abort the request with the unauthorized handler's response."""
+        abort(self.refusal(decision, status))
 
     def signal_denied(self, access: Access | None, action: str, resource: str, record: Any,
                       reason: str) -> None:
@@ -316,7 +326,7 @@ class RBAC:
 
     def _handle_permission_denied(self, error: PermissionDenied) -> Any:
         self.db.session.rollback()
-        return self.refuse(Decision(False, error.message), 403)
+        return self.refusal(Decision(False, error.message), 403)
 
     def _template_context(self) -> dict[str, Any]:
         def rbac_can(action: str, resource: str | None = None, record: Any = None) -> bool:

@@ -177,7 +177,8 @@ def _require_covered(actor: Access, specs: Iterable[GrantSpec], what: str) -> No
             f"You cannot {what}: it grants more than you hold ({', '.join(missing)}).")
 
 
-def _is_privileged(role: Any) -> bool:
+def is_privileged(role: Any) -> bool:
+    """Owner and Admin: only an Owner gives or takes them; they are never edited."""
     return bool(role.is_owner) or (role.builtin and role.key in PRIVILEGED_KEYS)
 
 
@@ -333,11 +334,11 @@ def clone_role(rbac: RBAC, actor: Access | None, source: Any, name: str,
         rules.setdefault(fr.resource, {})[fr.field] = fr.mode
     return create_role(rbac, actor, name=name,
                        description=source.description if description is None else description,
-                       grants=_merge(effective_specs(source)), parent=None,
+                       grants=merge_specs(effective_specs(source)), parent=None,
                        field_rules=rules)
 
 
-def _merge(specs: Iterable[GrantSpec]) -> list[GrantSpec]:
+def merge_specs(specs: Iterable[GrantSpec]) -> list[GrantSpec]:
     """Flatten inherited grants into one cell per (resource, action, effect)."""
     out: dict[tuple[str, str, str], GrantSpec] = {}
     for spec in specs:
@@ -411,7 +412,7 @@ def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
     _same_workspace(actor, membership, role)
     if membership.id == actor.membership_id and not actor.is_owner:
         raise PermissionDenied("You cannot change your own roles.")
-    if _is_privileged(role) and not actor.is_owner:
+    if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can give the {role.name} role.")
     _require_covered(actor, effective_specs(role), f"give {role.name}")
     if starts_at and expires_at and expires_at <= starts_at:
@@ -442,7 +443,7 @@ def remove_role(rbac: RBAC, actor: Access | None, member_role: Any) -> None:
     _same_workspace(actor, membership)
     if membership.id == actor.membership_id and not actor.is_owner:
         raise PermissionDenied("You cannot change your own roles.")
-    if _is_privileged(role) and not actor.is_owner:
+    if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can take the {role.name} role away.")
     _require_covered(actor, effective_specs(role), f"take {role.name} away")
     if len(membership.member_roles) <= 1:
@@ -451,6 +452,31 @@ def remove_role(rbac: RBAC, actor: Access | None, member_role: Any) -> None:
     if role.is_owner:
         ensure_owner_remains(rbac, membership.workspace_id, excluding_member_role=member_role.id)
     rbac.db.session.delete(member_role)
+    rbac.db.session.flush()
+
+
+def remove_conflict(rbac: RBAC, actor: Access | None, conflict: Any) -> None:
+    """Drop a segregation-of-duties pair (needs ``roles.manage``, as adding one)."""
+    actor = _require(actor, rbac, "roles", "manage")
+    _same_workspace(actor, conflict)
+    rbac.db.session.delete(conflict)
+    rbac.db.session.flush()
+
+
+def set_plan(rbac: RBAC, actor: Access | None, workspace: Any, plan: Any) -> None:
+    """Change the workspace's plan (Owner only); grants are kept as they are.
+
+    A plan only gates modules at decision time, so moving to a smaller plan
+    and back restores every role exactly.
+    """
+    if actor is None or not actor.active or not actor.is_owner:
+        raise PermissionDenied("Only an Owner can change the workspace's plan.",
+                               resource="settings", action="manage")
+    if workspace.id != actor.workspace_id:
+        raise PermissionDenied("That belongs to another workspace.")
+    if not isinstance(plan, str) or plan not in current_app.config["RBAC_PLANS"]:
+        raise ValidationError(f"unknown plan {plan!r}", field="plan")
+    workspace.plan = plan
     rbac.db.session.flush()
 
 

@@ -39,7 +39,7 @@ def create_token(rbac: RBAC, membership: Any, name: str,
     plaintext = PREFIX + secrets.token_urlsafe(32)
     token = rbac.models.ApiToken(membership=membership, name=name.strip(),
                                  token_hash=hash_token(plaintext),
-                                 prefix=plaintext[:len(PREFIX) + 6], expires_at=expires_at)
+                                 prefix=plaintext[:12], expires_at=expires_at)
     rbac.db.session.add(token)
     rbac.db.session.flush()
     return token, plaintext

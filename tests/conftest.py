@@ -73,6 +73,22 @@ def database_url(backend: str, request: pytest.FixtureRequest) -> str:
     return "sqlite://"
 
 
+class FreshContextClient(FlaskLoginClient):
+    """A test client that runs every request in its own app context.
+
+    The ``app`` fixture keeps one app context open for the whole test, and
+    Flask reuses an open context for a request: requests would then share
+    ``g`` and ``db.session``, so Flask-Login's cached user and the plugin's
+    per-request access would leak from one request, or one logged-in client,
+    to the next. A server gives each request a fresh context; so does this.
+    """
+
+    def run_wsgi_app(self, environ: Any, buffered: bool = False) -> Any:
+        with self.application.app_context():
+            # Buffered: a streamed body (a CSV export) is read inside the context.
+            return super().run_wsgi_app(environ, buffered=True)
+
+
 def make_app(database_url: str, **config: Any) -> Flask:
     app = create_app({
         "TESTING": True,
@@ -83,7 +99,7 @@ def make_app(database_url: str, **config: Any) -> Flask:
         **config,
     })
     app.jinja_env.undefined = jinja2.StrictUndefined
-    app.test_client_class = FlaskLoginClient
+    app.test_client_class = FreshContextClient
     return app
 
 

@@ -1,0 +1,146 @@
+"""Flask-WTF forms of the settings pages.
+
+The role form is built per registry (:func:`role_form_class`): one scope
+select, one condition text and one deny checkbox per resource and action, and
+one mode select per restrictable field. Field names encode the cell
+(``scope__deals__view``, ``field__deals__amount``) so the page keeps working
+as a plain HTML form without JavaScript.
+
+Forms only check shapes (lengths, known choices); every rule about what a
+role may grant is the service layer's (:mod:`..roles`), whose errors the
+views put back on the matching field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (BooleanField, DateTimeLocalField, SelectChoice, SelectField,
+                     SelectMultipleField, StringField, TextAreaField)
+from wtforms.validators import DataRequired, Length, Optional
+
+from ..registry import SCOPES, Registry, Resource
+from .support import restrictable_fields
+
+
+def choices(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
+    """``(value, label)`` pairs as select choices."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+#: Choices of a cell's scope select; "" means the role does not grant the cell.
+SCOPE_CHOICES = choices([("", "—"), *((s, s) for s in SCOPES)])
+#: Resources without owners (administrative ones) have no narrower scope than "all".
+FLAT_SCOPE_CHOICES = choices([("", "—"), ("all", "granted")])
+#: Field rule modes; "" (visible) means no rule.
+FIELD_CHOICES = choices([("", "visible"), ("readonly", "read-only"), ("hidden", "hidden")])
+#: datetime-local inputs, read as UTC.
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+SEP = "__"
+
+
+def optional_int(value: Any) -> int | None:
+    """Coerce a select's value to an id, with "" meaning none."""
+    if value is None or value == "" or value == "None":
+        return None
+    return int(value)
+
+
+def cell_field(kind: str, resource: str, action: str) -> str:
+    """Name of a matrix input: ``scope``, ``cond`` or ``deny`` of one cell."""
+    return SEP.join((kind, resource, action))
+
+
+def rule_field(resource: str, column: str) -> str:
+    """Name of the mode select of one field rule."""
+    return SEP.join(("field", resource, column))
+
+
+def has_scopes(res: Resource) -> bool:
+    """Whether own/team/department mean anything for the resource (it has owned records)."""
+    return res.model is not None and res.owner_column is not None
+
+
+def scope_choices(res: Resource) -> list[SelectChoice]:
+    return SCOPE_CHOICES if has_scopes(res) else FLAT_SCOPE_CHOICES
+
+
+class RoleForm(FlaskForm):
+    """Name, description and parent of a role; the matrix fields are added per registry."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=80)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
+    parent_id = SelectField("Inherits from", coerce=optional_int, choices=[],
+                            description="The role also grants everything its parent grants.")
+
+
+def role_form_class(registry: Registry) -> type[RoleForm]:
+    """Return the role form with a field per matrix cell and per restrictable field."""
+    attrs: dict[str, Any] = {}
+    for res in registry:
+        for action in res.actions:
+            attrs[cell_field("scope", res.name, action)] = SelectField(
+                f"{res.label or res.name} {action}", choices=scope_choices(res), default="")
+            if res.model is not None:
+                attrs[cell_field("cond", res.name, action)] = StringField(
+                    f"Condition on {res.name} {action}", validators=[Optional(), Length(max=4000)])
+            attrs[cell_field("deny", res.name, action)] = BooleanField(
+                f"Deny {res.name} {action}")
+        for column in restrictable_fields(res):
+            attrs[rule_field(res.name, column)] = SelectField(
+                f"{res.name}.{column}", choices=FIELD_CHOICES, default="")
+    return type("RoleMatrixForm", (RoleForm,), attrs)
+
+
+class ConfirmForm(FlaskForm):
+    """A POST with nothing but its CSRF token (remove, revoke ...)."""
+
+
+class DeleteRoleForm(FlaskForm):
+    move_to = SelectField("Move its members to", coerce=optional_int, choices=[])
+
+
+class CompareForm(FlaskForm):
+    """Read from the query string: no CSRF token (it changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    ids = SelectMultipleField("Roles", coerce=int, choices=[])
+    filter = StringField("Permission contains", validators=[Optional(), Length(max=100)])
+
+
+class GrantingForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    permission = StringField("Permission", validators=[DataRequired(), Length(max=100)],
+                             description="resource.action, e.g. deals.export")
+
+
+class AssignRoleForm(FlaskForm):
+    role_id = SelectField("Role", coerce=optional_int, choices=[],
+                          validators=[DataRequired(message="Choose a role.")])
+    starts_at = DateTimeLocalField("From (UTC)", format=DATETIME_FORMATS,
+                                   validators=[Optional()])
+    expires_at = DateTimeLocalField("Until (UTC)", format=DATETIME_FORMATS,
+                                    validators=[Optional()])
+
+
+class ConflictForm(FlaskForm):
+    role_a_id = SelectField("Role", coerce=int, choices=[])
+    role_b_id = SelectField("cannot be held together with", coerce=int, choices=[])
+
+
+class PlanForm(FlaskForm):
+    plan = SelectField("Plan", choices=[])
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=80)],
+                       description="What the token is for, e.g. “Reporting script”.")
+    expires_at = DateTimeLocalField("Expires (UTC, optional)", format=DATETIME_FORMATS,
+                                    validators=[Optional()])

@@ -1,0 +1,282 @@
+"""What the settings pages and the JSON API both need to read.
+
+Everything here reads, scoped to one workspace, except :func:`set_plan` and
+:func:`remove_conflict`: :mod:`..roles` has no function for those two
+changes yet, so they live here, with the same shape (actor first, refuse
+before changing anything, flush and let the caller commit) until they move
+there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .. import conditions, roles
+from ..errors import ValidationError
+from ..models import utcnow
+from ..policy import Access
+from ..registry import Registry, Resource
+
+if TYPE_CHECKING:
+    from ..extension import RBAC
+
+#: The module of the extension's own resources (members, roles, settings).
+ADMIN_MODULE = "administration"
+
+
+def get_rbac() -> RBAC:
+    """Return the extension registered on the current app."""
+    return current_app.extensions["rbac"].rbac  # type: ignore[no-any-return]
+
+
+# -- lookups, always within one workspace --------------------------------------
+
+
+def workspace_roles(rbac: RBAC, workspace_id: int) -> list[Any]:
+    """Roles of a workspace: built-in ones first, then custom ones, by creation."""
+    Role = rbac.models.Role
+    return list(rbac.db.session.scalars(
+        sa.select(Role).where(Role.workspace_id == workspace_id)
+        .order_by(Role.builtin.desc(), Role.id)))
+
+
+def role_in(rbac: RBAC, workspace_id: int, role_id: Any) -> Any:
+    """Return the role ``role_id`` of the workspace, or None (also for bad ids)."""
+    if not isinstance(role_id, int) or isinstance(role_id, bool):
+        return None
+    Role = rbac.models.Role
+    return rbac.db.session.scalar(
+        sa.select(Role).where(Role.id == role_id, Role.workspace_id == workspace_id))
+
+
+def membership_in(rbac: RBAC, workspace_id: int, membership_id: Any) -> Any:
+    """Return the membership ``membership_id`` of the workspace, or None."""
+    if not isinstance(membership_id, int) or isinstance(membership_id, bool):
+        return None
+    M = rbac.models.Membership
+    return rbac.db.session.scalar(
+        sa.select(M).where(M.id == membership_id, M.workspace_id == workspace_id))
+
+
+def workspace_memberships(rbac: RBAC, workspace_id: int) -> list[Any]:
+    """Every membership of the workspace (any status), oldest first."""
+    M = rbac.models.Membership
+    return list(rbac.db.session.scalars(
+        sa.select(M).where(M.workspace_id == workspace_id).order_by(M.id)))
+
+
+def member_counts(rbac: RBAC, workspace_id: int) -> dict[int, int]:
+    """Number of members holding each role of the workspace (any time window)."""
+    m = rbac.models
+    rows = rbac.db.session.execute(
+        sa.select(m.MemberRole.role_id, sa.func.count(sa.distinct(m.MemberRole.membership_id)))
+        .join(m.Role, m.Role.id == m.MemberRole.role_id)
+        .where(m.Role.workspace_id == workspace_id)
+        .group_by(m.MemberRole.role_id))
+    return {role_id: int(count) for role_id, count in rows}
+
+
+def workspace_conflicts(rbac: RBAC, workspace_id: int) -> list[Any]:
+    """The workspace's segregation-of-duties pairs."""
+    C = rbac.models.RoleConflict
+    return list(rbac.db.session.scalars(
+        sa.select(C).where(C.workspace_id == workspace_id).order_by(C.id)))
+
+
+def conflict_in(rbac: RBAC, workspace_id: int, conflict_id: int) -> Any:
+    C = rbac.models.RoleConflict
+    return rbac.db.session.scalar(
+        sa.select(C).where(C.id == conflict_id, C.workspace_id == workspace_id))
+
+
+def member_tokens(rbac: RBAC, membership_id: int) -> list[Any]:
+    """A member's API tokens, newest first (revoked ones included)."""
+    T = rbac.models.ApiToken
+    return list(rbac.db.session.scalars(
+        sa.select(T).where(T.membership_id == membership_id).order_by(T.id.desc())))
+
+
+# -- roles as data --------------------------------------------------------------
+
+
+def field_rules_of(role: Any) -> dict[str, dict[str, str]]:
+    """A role's field rules as ``{resource: {field: mode}}``."""
+    out: dict[str, dict[str, str]] = {}
+    for rule in getattr(role, "field_rules", []):
+        out.setdefault(rule.resource, {})[rule.field] = rule.mode
+    return out
+
+
+def restrictable_fields(res: Resource) -> list[str]:
+    """Columns of a resource's model that a field rule may hide or make read-only.
+
+    The same columns :func:`..roles.set_field_rules` accepts: not the primary
+    key, the workspace or the owner column, which decide who sees the record.
+    """
+    if res.model is None:
+        return []
+    protected = {res.workspace_column, res.owner_column, "id"}
+    return [c.key for c in sa.inspect(res.model).columns if c.key not in protected]
+
+
+def condition_text(clauses: Sequence[conditions.Clause]) -> str:
+    """A condition as the JSON text the matrix editor shows ("" for none)."""
+    return json.dumps(conditions.to_json(clauses)) if clauses else ""
+
+
+def covers_role(actor: Access | None, role: Any) -> bool:
+    """Whether ``actor`` holds everything ``role`` grants (so may edit, clone or give it)."""
+    if actor is None:
+        return False
+    if role.is_owner:
+        return actor.is_owner
+    return all(roles.covers(actor, spec) for spec in roles.effective_specs(role))
+
+
+def role_chain(role: Any) -> list[Any]:
+    """The role and its ancestors, nearest first (cycle-safe)."""
+    chain: list[Any] = []
+    seen: set[int] = set()
+    while role is not None and role.id not in seen:
+        seen.add(role.id)
+        chain.append(role)
+        role = role.parent
+    return chain
+
+
+# -- assignments and effective access ------------------------------------------
+
+
+def assignment_status(member_role: Any, now: dt.datetime | None = None) -> str:
+    """``active``, ``scheduled`` (starts later) or ``expired``."""
+    now = now or utcnow()
+    if member_role.starts_at is not None and member_role.starts_at > now:
+        return "scheduled"
+    if member_role.expires_at is not None and member_role.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+@dataclass(frozen=True)
+class AccessCell:
+    """One permission of a member's effective matrix and where it comes from."""
+
+    permission: str
+    allowed: bool
+    scope: str                   # widest scope reached, with condition/deny notes; "" if none
+    sources: tuple[str, ...]     # roles whose allows grant it ("Base (inherited)")
+    denied_by: tuple[str, ...]   # roles with an explicit deny on it
+    reason: str                  # rbac.explain's reason
+
+    def to_json(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "scope": self.scope or None,
+                "roles": list(self.sources), "denied_by": list(self.denied_by),
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ResourceRow:
+    resource: Resource
+    cells: tuple[AccessCell, ...]
+
+    def cell(self, action: str) -> AccessCell | None:
+        """The cell of ``action`` (None if the resource has no such action)."""
+        permission = f"{self.resource.name}.{action}"
+        return next((c for c in self.cells if c.permission == permission), None)
+
+
+def ordered_modules(registry: Registry) -> dict[str, list[Resource]]:
+    """The registry's modules with the administrative one last (the CRM data first)."""
+    modules = registry.modules()
+    admin = modules.pop(ADMIN_MODULE, None)
+    if admin is not None:
+        modules[ADMIN_MODULE] = admin
+    return modules
+
+
+def module_columns(modules: dict[str, list[Resource]]) -> dict[str, list[str]]:
+    """One column per action any resource of the module has (custom ones included)."""
+    return {module: list(dict.fromkeys(a for res in resources for a in res.actions))
+            for module, resources in modules.items()}
+
+
+def direct_role_names(membership: Any, now: dt.datetime | None = None) -> set[str]:
+    """Names of the roles a member holds right now by assignment (not inherited)."""
+    now = now or utcnow()
+    return {mr.role.name for mr in membership.member_roles if mr.active_at(now)}
+
+
+def effective_matrix(rbac: RBAC, membership: Any, access: Access | None,
+                     ) -> dict[str, list[ResourceRow]]:
+    """A member's effective permissions by module and resource, with their origin.
+
+    The decision is the extension's own (``rbac.explain`` with the member's
+    access); the roles listed are those whose grants take part in it, marked
+    "(inherited)" when the member holds them only through a child role.
+    """
+    now = utcnow()
+    direct = direct_role_names(membership, now)
+    owner_roles = tuple(sorted({mr.role.name for mr in membership.member_roles
+                                if mr.role.is_owner and mr.active_at(now)})) or ("Owner",)
+    summary = roles.summary(access, rbac)
+
+    def label(name: str) -> str:
+        return name if name in direct else f"{name} (inherited)"
+
+    out: dict[str, list[ResourceRow]] = {}
+    for module, resources in ordered_modules(rbac.registry).items():
+        rows = []
+        for res in resources:
+            cells = []
+            for action in res.actions:
+                decision = rbac.explain(action, res.name, access=access)
+                sources: tuple[str, ...] = ()
+                denied: tuple[str, ...] = ()
+                if access is not None and access.is_owner and decision.allowed:
+                    sources = owner_roles
+                elif access is not None and access.in_plan(res):
+                    allows, denies = access.rules_for(res.name, action)
+                    sources = tuple(dict.fromkeys(label(r.role) for r in allows))
+                    denied = tuple(dict.fromkeys(label(r.role) for r in denies))
+                cells.append(AccessCell(
+                    f"{res.name}.{action}", decision.allowed,
+                    summary.get(f"{res.name}.{action}", "") if access and access.in_plan(res)
+                    else "", sources, denied, decision.reason))
+            rows.append(ResourceRow(res, tuple(cells)))
+        out[module] = rows
+    return out
+
+
+# -- input ------------------------------------------------------------------------
+
+
+def parse_utc(value: str, field: str) -> dt.datetime:
+    """Parse an ISO 8601 instant into naive UTC (a naive input is taken as UTC)."""
+    try:
+        when = dt.datetime.fromisoformat(value.strip())
+    except (TypeError, ValueError, AttributeError):
+        raise ValidationError(f"{value!r} is not an ISO 8601 date and time",
+                              field=field) from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """A stored naive-UTC instant as ISO 8601 with ``Z``."""
+    return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
+
+
+def plan_modules(rbac: RBAC, plan: str) -> list[str]:
+    """Modules of the registry a plan includes (administration always is)."""
+    from ..loader import plan_modules as modules_of
+
+    included = modules_of(current_app.config["RBAC_PLANS"], plan)
+    return [m for m in ordered_modules(rbac.registry) if included is None or m in included]
