@@ -1,0 +1,158 @@
+"""A real deployment: PostgreSQL + gunicorn with two worker processes.
+
+A role change made through one worker (an API call) must be enforced by every
+worker on its very next request, although each had the member's effective
+access cached: the workspace's policy version, bumped in the same
+transaction as the change, tells them their copy is stale.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+
+from crm_app.extensions import db
+from crm_app.models import Deal
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import tokens, workspaces
+from tests.conftest import build_world, make_app
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def deployment(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    app = make_app(pg_url)
+    with app.app_context():
+        flask_migrate.upgrade()  # the production path: migrations, not create_all
+        world = build_world()
+        owner_token = tokens.create_token(rbac, world.members["owner"], "deploy test")[1]
+        finance = workspaces.role_by_key(rbac, world.ws, "finance")
+        info = SimpleNamespace(owner_token=owner_token, finance_id=finance.id,
+                               junior_id=world.members["junior_rep"].id,
+                               won_deals=sorted(d.title for d in world.deals.values()
+                                                if d.stage == "won"))
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    port = _free_port()
+    env = {**os.environ, "FLASK_SQLALCHEMY_DATABASE_URI": pg_url,
+           "FLASK_SECRET_KEY": "multiworker-test", "FLASK_CRM_WORKER_HEADER": "true"}
+    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 (closed in finally)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+         "--graceful-timeout", "2", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/login", timeout=2).read()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("gunicorn did not start: "
+                                       + log_path.read_text()[-2000:])
+                time.sleep(0.2)
+        info.base = base
+        yield info
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+        with app.app_context():
+            db.engine.dispose()
+
+
+class Browser:
+    """A cookie-keeping client; every request opens a new connection."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def request(self, path: str, data: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None, body: bytes | None = None,
+                method: str | None = None) -> tuple[int, str, str]:
+        payload = body if body is not None else (
+            urllib.parse.urlencode(data).encode() if data is not None else None)
+        req = urllib.request.Request(self.base + path, data=payload, headers=headers or {},
+                                     method=method)
+        try:
+            with self.opener.open(req, timeout=10) as resp:
+                return resp.status, resp.headers.get("X-Worker-Pid", ""), resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers.get("X-Worker-Pid", ""), err.read().decode()
+
+    def login(self, email: str, password: str) -> None:
+        _, _, page = self.request("/login")
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+        assert token, "the login form carries a CSRF token"
+        status, _, _ = self.request("/login", {"csrf_token": token.group(1), "email": email,
+                                               "password": password})
+        assert status == 200
+
+
+def statuses_per_worker(browser: Browser, path: str, *, tries: int = 60) -> dict[str, set[int]]:
+    """Request ``path`` until both workers have answered (bounded)."""
+    seen: dict[str, set[int]] = {}
+    for attempt in range(tries):
+        status, pid, _ = browser.request(path)
+        seen.setdefault(pid, set()).add(status)
+        if len(seen) >= 2 and attempt >= 8:
+            break
+    return seen
+
+
+def test_role_change_through_one_worker_is_enforced_by_every_worker(
+        deployment: SimpleNamespace) -> None:
+    junior = Browser(deployment.base)
+    junior.login("junior_rep@example.test", "password")
+    before = statuses_per_worker(junior, "/deals/")
+    assert len(before) == 2, f"both workers answered: {before}"
+    assert all(s == {403} for s in before.values()), before
+
+    owner = Browser(deployment.base)
+    status, changed_by, body = owner.request(
+        f"/api/v1/members/{deployment.junior_id}/roles",
+        body=b'{"role_id": %d}' % deployment.finance_id, method="POST",
+        headers={"Authorization": f"Bearer {deployment.owner_token}",
+                 "Content-Type": "application/json"})
+    assert status == 201, body
+    assert changed_by in before  # made through one of the two workers
+
+    after = statuses_per_worker(junior, "/deals/")
+    assert len(after) == 2, f"both workers answered: {after}"
+    assert all(s == {200} for s in after.values()), after
+    # And each worker filters with the new role: Finance sees won deals only.
+    for _ in range(6):
+        status, _, page = junior.request("/deals/")
+        for title in deployment.won_deals:
+            assert title in page
+        assert "new deal of member" not in page
