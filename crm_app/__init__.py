@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 
+from . import auth, crm, errors, seed
 from .extensions import csrf, db, login_manager, mail, migrate
 from .rbac_setup import rbac
 
@@ -20,7 +21,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "crm.db")),
         MAIL_SUPPRESS_SEND=True,
         MAIL_DEFAULT_SENDER="crm@example.test",
+        # List the demo accounts on the login page (turn off outside demos).
+        CRM_DEMO_LOGIN_HINTS=True,
     )
+    # FLASK_* environment variables override the defaults (FLASK_SECRET_KEY,
+    # FLASK_SQLALCHEMY_DATABASE_URI, ...), as in any Flask deployment.
+    app.config.from_prefixed_env()
     if config:
         app.config.from_mapping(config)
     os.makedirs(app.instance_path, exist_ok=True)
@@ -31,4 +37,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     mail.init_app(app)
     rbac.init_app(app)
+
+    auth.init_app(app)
+    crm.init_app(app)
+    errors.init_app(app)
+    app.cli.add_command(seed.demo_group)
+    login_manager.request_loader(rbac.load_user_from_request)  # API tokens
+    if app.config.get("CRM_WORKER_HEADER"):
+        # Lets the multi-worker test see which process answered.
+        app.after_request(_worker_header)
     return app
+
+
+def _worker_header(response: Any) -> Any:
+    response.headers["X-Worker-Pid"] = str(os.getpid())
+    return response

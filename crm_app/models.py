@@ -124,7 +124,7 @@ class Task(db.Model):  # type: ignore[name-defined,misc]
     workspace_id: Mapped[int] = _workspace_fk()
     owner_id: Mapped[int | None] = _owner_fk()
     client_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("client.id", ondelete="CASCADE"), index=True)
+        sa.ForeignKey("client.id", ondelete="SET NULL"), index=True)
     title: Mapped[str] = mapped_column(sa.String(200))
     status: Mapped[str] = mapped_column(sa.String(20), default="open")
     due_date: Mapped[dt.date | None] = mapped_column()
@@ -143,7 +143,7 @@ class Note(db.Model):  # type: ignore[name-defined,misc]
     workspace_id: Mapped[int] = _workspace_fk()
     owner_id: Mapped[int | None] = _owner_fk()
     client_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("client.id", ondelete="CASCADE"), index=True)
+        sa.ForeignKey("client.id", ondelete="SET NULL"), index=True)
     body: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     owner = relationship(User)

@@ -113,16 +113,25 @@ def validate(model: type, raw: Iterable[Mapping[str, Any]] | None) -> tuple[Clau
     return tuple(out)
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
 def to_json(clauses: Iterable[Clause]) -> list[dict[str, Any]]:
     """Return clauses in their stored JSON form."""
     out = []
     for field, op, value in clauses:
+        # The items of an ``in`` list need the same conversion as a single
+        # value: a date or Decimal left inside the list made the grant
+        # impossible to store (TypeError from the JSON column at flush).
         if isinstance(value, tuple):
-            value = list(value)
-        if isinstance(value, (dt.date, dt.datetime)):
-            value = value.isoformat()
-        if isinstance(value, decimal.Decimal):
-            value = str(value)
+            value = [_json_value(v) for v in value]
+        else:
+            value = _json_value(value)
         out.append({"field": field, "op": op, "value": value})
     return out
 

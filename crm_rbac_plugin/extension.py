@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, abort, current_app, g, has_request_context, 
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.orm.context import FromStatement
 
 from . import cli, decorators, guard, signals, tokens
 from .config import DEFAULTS
@@ -20,7 +21,7 @@ from .errors import NoAccessContext, PermissionDenied
 from .loader import BYPASS, AccessCache, load_access, membership_row
 from .models import Models, define_models, utcnow
 from .policy import Access, Decision, ParentLoader, decide
-from .query import record_criteria, referenced_resources
+from .query import aliased_resources, record_criteria, referenced_resources
 from .registry import STANDARD_ACTIONS, Registry, Resource
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -356,10 +357,13 @@ class RBAC:
         db_session.info.pop("rbac_changed", None)
 
     def _on_orm_execute(self, state: ORMExecuteState) -> None:
-        """Add the member's criteria to every statement touching protected tables."""
+        """Add the member's criteria to every statement touching protected tables.
+
+        Statement shapes whose rows cannot be filtered (ORM INSERT, UPDATE by
+        primary key with a parameter list, ``from_statement(text(...))``, Core
+        statements) are refused outside the system context instead.
+        """
         if state.is_column_load or state.execution_options.get("rbac_bypass"):
-            return
-        if not (state.is_select or state.is_update or state.is_delete):
             return
         involved = referenced_resources(self.registry, state.statement)
         if not involved:
@@ -367,9 +371,7 @@ class RBAC:
         ctx = self.resolve_context()
         if ctx is SYSTEM:
             return
-        if not state.is_orm_statement:
-            raise PermissionDenied("Core statements on protected tables run only inside "
-                                   "rbac.system(); use ORM queries so they can be filtered.")
+        self._refuse_unfilterable(state, involved)
         access: Access | None = ctx
         primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
         if state.is_update:
@@ -386,9 +388,31 @@ class RBAC:
             if res.model is None:
                 continue
             act = action if res.model is primary else "view"
-            options.append(with_loader_criteria(res.model, self.criteria(access, res, act),
-                                                include_aliases=True))
+            options.append(with_loader_criteria(res.model, self.criteria(access, res, act)))
+        # Explicit aliases get criteria written for the alias itself: fixed
+        # criteria of the class are not adapted to an alias by SQLAlchemy.
+        for alias, res in aliased_resources(self.registry, state.statement):
+            options.append(with_loader_criteria(
+                alias, self.criteria(access, res, "view", entity=alias)))
         state.statement = state.statement.options(*options)
+
+    @staticmethod
+    def _refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> None:
+        names = ", ".join(r.name for r in involved)
+        if not state.is_orm_statement:
+            reason = "Core statements on protected tables run only inside rbac.system()"
+        elif state.is_insert:
+            reason = ("ORM INSERT statements skip the write guard; add objects to the "
+                      "session instead")
+        elif state.is_update and isinstance(state.parameters, list):
+            reason = "UPDATE by primary key with a parameter list cannot be filtered"
+        elif isinstance(state.statement, FromStatement):
+            reason = "from_statement() with textual SQL cannot be filtered"
+        elif not (state.is_select or state.is_update or state.is_delete):
+            reason = "this statement cannot be filtered"
+        else:
+            return
+        raise PermissionDenied(f"{reason} ({names}); use rbac.system() for trusted code.")
 
     def _check_bulk_update(self, access: Access | None, state: ORMExecuteState,
                            model: Any) -> None:
@@ -398,7 +422,7 @@ class RBAC:
         updates go through the flush guard instead.
         """
         res = self.registry.for_model(model) if model is not None else None
-        if res is None or (access is not None and access.is_owner):
+        if res is None:
             return
         keys: set[str] = set()
         for col in getattr(state.statement, "_values", None) or {}:
@@ -409,9 +433,10 @@ class RBAC:
         elif isinstance(params, list):
             for p in params:
                 keys.update(p)
-        guarded = {res.workspace_column, res.owner_column, res.department_column,
-                   res.parent_column}
-        if access is not None:
+        guarded = {res.workspace_column}  # never, not even for an Owner
+        if access is None or not access.is_owner:
+            guarded |= {res.owner_column, res.department_column, res.parent_column}
+        if access is not None and not access.is_owner:
             for (name, _), rules in access.rules.items():
                 if name == res.name:
                     guarded.update(c[0] for r in rules for c in r.conditions)

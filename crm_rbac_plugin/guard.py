@@ -19,10 +19,10 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import MANYTOONE, Session
 
 from .errors import PermissionDenied
-from .loader import BYPASS
+from .loader import BYPASS, note_uncommitted_policy
 
 if TYPE_CHECKING:
     from .extension import RBAC
@@ -34,15 +34,67 @@ def old_state(obj: Any) -> SimpleNamespace:
     """Return the record's column values as last loaded from the database."""
     state = sa.inspect(obj)
     values: dict[str, Any] = {}
+    unknown: list[str] = []
     for attr in state.mapper.column_attrs:
         hist = state.attrs[attr.key].history
         if hist.deleted:
             values[attr.key] = hist.deleted[0]
         elif hist.unchanged:
             values[attr.key] = hist.unchanged[0]
+        elif hist.added and state.has_identity:
+            # Set while not loaded (typically expired by a commit): the history
+            # holds no old value and getattr() would return the *new* one, which
+            # let a member take over an invisible record by setting owner_id.
+            # Read what the database holds instead.
+            unknown.append(attr.key)
         else:
             values[attr.key] = getattr(obj, attr.key)
+    if unknown:
+        values.update(_stored_values(state, unknown))
     return SimpleNamespace(**values)
+
+
+def _stored_values(state: Any, keys: list[str]) -> dict[str, Any]:
+    """Read columns ``keys`` of a persistent object's row, unfiltered and without flushing."""
+    mapper, session = state.mapper, state.session
+    stmt = sa.select(*(getattr(mapper.class_, k) for k in keys)).where(
+        *(col == value for col, value in zip(mapper.primary_key, state.identity, strict=True)))
+    with session.no_autoflush:
+        row = session.execute(stmt, execution_options=BYPASS).first()
+    return dict(zip(keys, row, strict=True)) if row is not None else dict.fromkeys(keys)
+
+
+def _sync_many_to_one(rbac: RBAC, access: Access | None, res: Resource, obj: Any) -> None:
+    """Copy changed many-to-one relationships into their foreign-key columns now.
+
+    The flush copies ``lead.owner = user`` into ``owner_id`` only after
+    ``before_flush``, so the guard would judge the old ``owner_id`` (and
+    auto-fill would even set the current user): a member could give records
+    away, or create them for others, through the relationship. A target with
+    no primary key yet (created in the same flush) leaves the foreign key
+    unknown: that is refused for the columns that decide who sees the record,
+    and left empty (the narrower reading) for a parent column.
+    """
+    state = sa.inspect(obj)
+    mapper = state.mapper
+    guarded = {res.workspace_column, res.owner_column, res.department_column}
+    for prop in mapper.relationships:
+        if prop.direction is not MANYTOONE:
+            continue
+        hist = state.attrs[prop.key].history
+        if not hist.has_changes():
+            continue
+        target = hist.added[0] if hist.added else None
+        for local, remote in prop.local_remote_pairs:
+            key = mapper.get_property_by_column(local).key
+            value = None if target is None else getattr(
+                target, sa.inspect(target).mapper.get_property_by_column(remote).key)
+            if value is None and target is not None and key in guarded:
+                raise _refuse(rbac, access, res,  # type: ignore[arg-type]
+                              "create" if state.pending else "edit", obj,
+                              f"{prop.key} points at an object that is not saved yet; "
+                              "flush it first")
+            setattr(obj, key, value)  # the flush sets the same value (or the new key)
 
 
 def _refuse(rbac: RBAC, access: Access, res: Resource, action: str, obj: Any,
@@ -67,6 +119,8 @@ def check_flush(rbac: RBAC, session: Session) -> None:
     loader = rbac.parent_loader(session)
     for obj, res in touched:
         assert res is not None
+        if obj not in session.deleted:
+            _sync_many_to_one(rbac, access, res, obj)
         if obj in session.new:
             _check_insert(rbac, access, res, obj, loader)
         elif obj in session.deleted:
@@ -107,6 +161,11 @@ def _check_update(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
                   f"the change would move it out of your reach ({after.reason})")
 
 
+#: Columns of policy tables whose changes alter nobody's access: updating
+#: them must not invalidate every cached access of the workspace.
+NO_POLICY_EFFECT = frozenset({"policy_version", "last_seen_at", "created_at", "slug"})
+
+
 def collect_policy_changes(rbac: RBAC, session: Session) -> None:
     """Note the workspaces whose policy a flush changes (bumped after it)."""
     models = rbac.models
@@ -117,10 +176,10 @@ def collect_policy_changes(rbac: RBAC, session: Session) -> None:
             continue
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):
             continue
+        if obj in session.dirty and not _changed_keys(obj) - NO_POLICY_EFFECT:
+            continue  # e.g. a member's last activity, or a workspace's name
         if isinstance(obj, models.Workspace):
             if obj in session.new:
-                continue
-            if not _changed_keys(obj) - {"policy_version"}:
                 continue
             ws = obj.id
         else:
@@ -131,23 +190,38 @@ def collect_policy_changes(rbac: RBAC, session: Session) -> None:
 
 
 def _changed_keys(obj: Any) -> set[str]:
+    """Keys of changed columns and relationships (``role.parent = x`` sets no column yet)."""
     state = sa.inspect(obj)
-    return {a.key for a in state.mapper.column_attrs if state.attrs[a.key].history.has_changes()}
+    return {a.key for a in state.mapper.attrs if state.attrs[a.key].history.has_changes()}
+
+
+def _own_workspace(obj: Any) -> int | None:
+    """Return ``obj.workspace_id``, or the id of ``obj.workspace`` if only that is set.
+
+    New rows made as ``Membership(workspace=ws, ...)`` (as ``add_member`` and
+    ``seed_roles`` do) get their ``workspace_id`` from the flush, after
+    ``before_flush``: without this fallback their workspace was not bumped,
+    and cached department scopes missed a new member of the department.
+    """
+    ws = getattr(obj, "workspace_id", None)
+    if ws is None and getattr(obj, "workspace", None) is not None:
+        ws = obj.workspace.id
+    return ws  # type: ignore[no-any-return]
 
 
 def _workspace_of(session: Session, models: Any, obj: Any) -> int | None:
     """Find the workspace of a policy object, loading its parent row if needed."""
-    ws = getattr(obj, "workspace_id", None)
+    ws = _own_workspace(obj)
     if ws is not None:
-        return ws  # type: ignore[no-any-return]
+        return ws
     with session.no_autoflush:
-        if isinstance(obj, models.Grant):
+        if isinstance(obj, (models.Grant, models.FieldRule)):
             role = obj.role or session.get(models.Role, obj.role_id, execution_options=BYPASS)
-            return role.workspace_id if role is not None else None
+            return _own_workspace(role) if role is not None else None
         if isinstance(obj, models.MemberRole):
             m = obj.membership or session.get(models.Membership, obj.membership_id,
                                               execution_options=BYPASS)
-            return m.workspace_id if m is not None else None
+            return _own_workspace(m) if m is not None else None
         if isinstance(obj, models.ManagerAssignment):
             m = session.get(models.Membership, obj.manager_id, execution_options=BYPASS)
             return m.workspace_id if m is not None else None
@@ -164,6 +238,7 @@ def bump_policy_versions(rbac: RBAC, session: Session) -> None:
     session.connection().execute(
         sa.update(W.__table__).where(W.__table__.c.id.in_(ids))
         .values(policy_version=W.__table__.c.policy_version + 1))
+    note_uncommitted_policy(session, ids)  # no caching of Access until the transaction ends
     for obj in list(session.identity_map.values()):
         if isinstance(obj, W) and obj.id in changed["workspaces"]:
             session.expire(obj, ["policy_version"])

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from . import conditions
 from .models import Models, utcnow
@@ -141,7 +141,40 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
         unowned_visible=config["RBAC_UNOWNED_VISIBLE"],
         policy_version=m.policy_version,
         valid_until=valid_until,
+        cacheable=not _has_uncommitted_policy(session, m.workspace_id),
     )
+
+
+_UNCOMMITTED = "rbac_uncommitted_policy"
+
+
+def note_uncommitted_policy(session: Session, workspace_ids: list[int]) -> None:
+    """Remember that the session's transaction changed these workspaces' policy.
+
+    Called by the flush guard when it bumps ``policy_version``. Access read
+    from here until the transaction ends shows changes that may still be
+    rolled back; the rollback restores the version number and the next
+    committed change reuses it, so a cached copy would then pass for
+    current. :func:`load_access` marks such Access as not cacheable.
+    """
+    tx = _root_transaction(session)
+    noted = session.info.get(_UNCOMMITTED)
+    if noted is None or noted[0] is not tx:
+        noted = (tx, set())
+        session.info[_UNCOMMITTED] = noted
+    noted[1].update(workspace_ids)
+
+
+def _has_uncommitted_policy(session: Session, workspace_id: int) -> bool:
+    noted = session.info.get(_UNCOMMITTED)
+    return (noted is not None and noted[0] is _root_transaction(session)
+            and workspace_id in noted[1])
+
+
+def _root_transaction(session: Session | scoped_session[Session]) -> Any:
+    if isinstance(session, scoped_session):
+        session = session()
+    return session.get_transaction()
 
 
 def membership_row(session: Session, models: Models, *, user_id: Any = None,
@@ -150,11 +183,32 @@ def membership_row(session: Session, models: Models, *, user_id: Any = None,
     M, W = models.Membership, models.Workspace
     stmt = sa.select(M.id, M.workspace_id, M.user_id, M.status, M.department_id,
                      W.plan, W.policy_version).join(W, W.id == M.workspace_id)
-    if membership_id is not None:
-        stmt = stmt.where(M.id == membership_id)
-    else:
-        stmt = stmt.where(M.user_id == user_id, M.workspace_id == workspace_id)
+    try:
+        if membership_id is not None:
+            stmt = stmt.where(M.id == _as_column_type(M.id, membership_id))
+        else:
+            stmt = stmt.where(M.user_id == _as_column_type(M.user_id, user_id),
+                              M.workspace_id == _as_column_type(M.workspace_id, workspace_id))
+    except (TypeError, ValueError):
+        return None  # an id that cannot be one ("abc" for an integer key): no such member
     return session.execute(stmt, execution_options=BYPASS).first()
+
+
+def _as_column_type(column: Any, value: Any) -> Any:
+    """Convert ``value`` to ``column``'s Python type.
+
+    Flask-Login's ``get_id()`` (and a session value) may be a string. Compared
+    with an integer column, SQLAlchemy binds a string as VARCHAR, and
+    PostgreSQL refuses ``integer = character varying``: every logged-in request
+    failed there, while SQLite compared happily.
+    """
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return value
+    if value is None or isinstance(value, python_type):
+        return value
+    return python_type(value)
 
 
 class AccessCache:
@@ -178,6 +232,8 @@ class AccessCache:
             return access
 
     def put(self, access: Access) -> None:
+        if not access.cacheable:
+            return  # read from uncommitted policy changes (see note_uncommitted_policy)
         with self._lock:
             self._data[access.membership_id] = access
             self._data.move_to_end(access.membership_id)

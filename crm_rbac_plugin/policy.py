@@ -77,6 +77,10 @@ class Access:
     unowned_visible: bool = True
     policy_version: int = 0
     valid_until: dt.datetime | None = None
+    #: False when read inside a transaction holding uncommitted policy changes
+    #: (see :func:`.loader.note_uncommitted_policy`): such an Access is never
+    #: kept in the process cache.
+    cacheable: bool = field(default=True, compare=False)
     #: SQL criteria built from these rules, by (resource, action); filled by
     #: the query filter so that a cached Access also caches its SQL.
     sql_cache: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False,

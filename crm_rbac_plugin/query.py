@@ -105,3 +105,19 @@ def referenced_resources(registry: Registry, statement: Any) -> list[Resource]:
         if res is not None:
             found[res.name] = res
     return list(found.values())
+
+
+def aliased_resources(registry: Registry, statement: Any) -> list[tuple[Any, Resource]]:
+    """Return ``(aliased class, resource)`` for each explicit alias of a protected model."""
+    tables = registry.tables
+    found: dict[int, tuple[Any, Resource]] = {}
+    for element in sa.sql.visitors.iterate(statement):
+        if not isinstance(element, sa.sql.selectable.Alias):
+            continue
+        insp = element._annotations.get("parententity")
+        if insp is None or not getattr(insp, "is_aliased_class", False):
+            continue
+        res = tables.get(getattr(element.element, "fullname", ""))
+        if res is not None:
+            found[id(insp.entity)] = (insp.entity, res)
+    return list(found.values())

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -119,14 +120,19 @@ class Browser:
         assert status == 200
 
 
-def statuses_per_worker(browser: Browser, path: str, *, tries: int = 60) -> dict[str, set[int]]:
-    """Request ``path`` until both workers have answered (bounded)."""
+def statuses_per_worker(browser: Browser, path: str, *, rounds: int = 25) -> dict[str, set[int]]:
+    """Request ``path`` in concurrent bursts until both workers have answered.
+
+    A sync worker serves one request at a time, so a burst of simultaneous
+    requests spreads over both; sequential ones may all land on one.
+    """
     seen: dict[str, set[int]] = {}
-    for attempt in range(tries):
-        status, pid, _ = browser.request(path)
-        seen.setdefault(pid, set()).add(status)
-        if len(seen) >= 2 and attempt >= 8:
-            break
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        for _ in range(rounds):
+            for status, pid, _ in pool.map(lambda _: browser.request(path), range(6)):
+                seen.setdefault(pid, set()).add(status)
+            if len(seen) >= 2:
+                break
     return seen
 
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 934a136dbd50
+Revision ID: 1d5978bf2017
 Revises: 
-Create Date: 2026-11-25 14:17:29.496867
+Create Date: 2026-11-25 14:56:19.330581
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '934a136dbd50'
+revision = '1d5978bf2017'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -129,7 +129,7 @@ def upgrade():
     sa.Column('client_id', sa.Integer(), nullable=True),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['client_id'], ['client.id'], name=op.f('fk_note_client_id_client'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['client_id'], ['client.id'], name=op.f('fk_note_client_id_client'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['owner_id'], ['user.id'], name=op.f('fk_note_owner_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['workspace_id'], ['rbac_workspace.id'], name=op.f('fk_note_workspace_id_rbac_workspace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_note'))
@@ -202,7 +202,7 @@ def upgrade():
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('due_date', sa.Date(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['client_id'], ['client.id'], name=op.f('fk_task_client_id_client'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['client_id'], ['client.id'], name=op.f('fk_task_client_id_client'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['owner_id'], ['user.id'], name=op.f('fk_task_owner_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['workspace_id'], ['rbac_workspace.id'], name=op.f('fk_task_workspace_id_rbac_workspace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_task'))

@@ -1,0 +1,187 @@
+"""Sign-in, sign-out and the workspace switcher.
+
+Authentication is Flask-Login's job; *authorisation* is entirely the RBAC
+extension's. The only link between the two is the current workspace id,
+kept in ``session[RBAC_SESSION_KEY]``, which the extension's default
+workspace loader reads. Everything here touches only the user table and the
+plugin's own tables (workspaces, memberships), which are not protected, so
+none of it needs ``rbac.system()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import (Blueprint, Flask, current_app, flash, g, redirect, render_template, request,
+                   session, url_for)
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import contains_eager
+from werkzeug.wrappers import Response
+from wtforms import BooleanField, EmailField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from crm_rbac_plugin import Decision
+
+from .extensions import db, login_manager
+from .models import User
+from .rbac_setup import rbac
+from .seed import demo_logins
+
+bp = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    """Email and password.
+
+    No ``Email()`` validator: ``email-validator`` rejects reserved domains
+    such as ``.test``, which the demo accounts use; an unknown address simply
+    fails to sign in.
+    """
+
+    email = EmailField("Email", validators=[DataRequired(), Length(max=255)],
+                       render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)],
+                             render_kw={"autocomplete": "current-password"})
+    remember = BooleanField("Keep me signed in")
+
+
+def load_user(user_id: str) -> User | None:
+    """Flask-Login user loader: deactivated users are signed out at once.
+
+    Returning None for an inactive user (instead of the user) means a
+    deactivation takes effect on the next request, not at the next login.
+    """
+    try:
+        user = db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+    if user is None or not user.is_active_user:
+        return None
+    return user
+
+
+# -- workspaces -----------------------------------------------------------------
+
+def active_memberships(user_id: Any) -> list[Any]:
+    """Return the user's active memberships with their workspaces, by workspace name."""
+    m = rbac.models
+    return list(db.session.scalars(
+        sa.select(m.Membership).join(m.Workspace, m.Workspace.id == m.Membership.workspace_id)
+        .where(m.Membership.user_id == user_id, m.Membership.status == "active")
+        .options(contains_eager(m.Membership.workspace))
+        .order_by(m.Workspace.name)))
+
+
+def my_workspaces() -> list[Any]:
+    """Workspaces the current user may switch to (cached for the request)."""
+    if not current_user.is_authenticated:
+        return []
+    if "_crm_workspaces" not in g:
+        g._crm_workspaces = [ms.workspace for ms in active_memberships(current_user.id)]
+    return g._crm_workspaces  # type: ignore[no-any-return]
+
+
+def current_workspace() -> Any:
+    """The workspace the request works in, or None if the user is not an active member."""
+    ws_id = rbac.current_workspace_id()
+    return next((ws for ws in my_workspaces() if ws.id == ws_id), None)
+
+
+def pin_workspace() -> None:
+    """Before each request, give a signed-in user without one a current workspace.
+
+    The extension falls back to the first active membership anyway; writing
+    that choice into the session keeps the switcher and the access checks in
+    agreement for the rest of the visit. A workspace id that is already in
+    the session is left alone even if the membership has since been revoked:
+    the extension then refuses everything, and the switcher (shown on the
+    refusal page) lets the user move on. Requests authenticated by an API
+    token are stateless (the token names its workspace) and get no session.
+    """
+    if "Authorization" in request.headers or not current_user.is_authenticated:
+        return
+    key = current_app.config["RBAC_SESSION_KEY"]
+    if session.get(key) is None:
+        memberships = active_memberships(current_user.id)
+        if memberships:
+            session[key] = min(memberships, key=lambda ms: ms.id).workspace_id
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Return ``target`` only if it is a path on this site (no open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+            or "\\" in target):  # browsers treat a backslash as "/"
+        return None
+    return target
+
+
+# -- views ----------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Sign in with email and password; deactivated accounts are refused."""
+    if current_user.is_authenticated:
+        return redirect(url_for("crm.dashboard"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        email = (form.email.data or "").strip().lower()
+        user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
+        if user is None or not user.check_password(form.password.data or ""):
+            flash("That email and password do not match an account.", "error")
+        elif not user.is_active_user:
+            flash("This account has been deactivated. Ask a workspace owner to restore it.",
+                  "error")
+        else:
+            login_user(user, remember=bool(form.remember.data))
+            # Start in the user's default workspace, not one left by a previous user.
+            session.pop(current_app.config["RBAC_SESSION_KEY"], None)
+            flash(f"Signed in as {user.email}.", "success")
+            return redirect(_safe_next(request.args.get("next")) or url_for("crm.dashboard"))
+    hints = demo_logins() if current_app.config.get("CRM_DEMO_LOGIN_HINTS") else []
+    return render_template("auth/login.html", form=form, demo_logins=hints)
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    """Sign out (POST only, so a link or an image cannot sign anyone out)."""
+    logout_user()
+    session.pop(current_app.config["RBAC_SESSION_KEY"], None)
+    flash("You have been signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/workspace/switch")
+@login_required
+def switch_workspace() -> Any:
+    """Make another workspace current, if the user is an active member there."""
+    ws_id = request.form.get("workspace_id", type=int)
+    target = next((ms.workspace for ms in active_memberships(current_user.id)
+                   if ms.workspace_id == ws_id), None)
+    if target is None:
+        return rbac.refuse(Decision(
+            False, "You are not an active member of that workspace."), 403)
+    session[current_app.config["RBAC_SESSION_KEY"]] = target.id
+    flash(f"Switched to {target.name}.", "success")
+    # Back to the dashboard: the page the user was on belongs to the old workspace.
+    return redirect(url_for("crm.dashboard"))
+
+
+def init_app(app: Flask) -> None:
+    """Wire authentication into ``app``: user loader, login page, switcher context."""
+    login_manager.user_loader(load_user)
+    # API tokens (Authorization: Bearer ...) of the plugin's JSON API.
+    login_manager.request_loader(rbac.load_user_from_request)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    app.register_blueprint(bp)
+    app.before_request(pin_workspace)
+    app.context_processor(lambda: {"my_workspaces": my_workspaces,
+                                   "current_workspace": current_workspace})

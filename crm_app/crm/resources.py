@@ -1,0 +1,133 @@
+"""The table that drives the generic CRUD views: one entry per CRM resource.
+
+Each entry names the RBAC resource, its model and form, and the columns the
+list, detail page and CSV export show. Adding a resource to the demo is one
+more entry here (plus its ``rbac.register_resource`` call); no view code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models import DEAL_STAGES, LEAD_STATUSES, TASK_STATUSES, Client, Deal, Lead, Note, Task
+from .forms import REGIONS, ClientForm, DealForm, LeadForm, NoteForm, RecordForm, TaskForm
+
+
+@dataclass(frozen=True)
+class Column:
+    """One displayed attribute of a record.
+
+    ``kind`` selects the rendering (the ``cell`` macro of templates/_macros.html)
+    and the CSV value: ``title`` (link to the record), ``text``, ``label`` (a
+    code shown capitalised), ``longtext``, ``badge``, ``money``, ``date``,
+    ``datetime``, ``email``, ``owner``, ``client``. Owner and client are
+    relationships, so they are not sortable.
+    """
+
+    key: str
+    label: str
+    kind: str = "text"
+    #: For a title: another attribute shown under it in lists (e.g. the email).
+    sub: str | None = None
+
+    @property
+    def sortable(self) -> bool:
+        return self.kind not in ("owner", "client", "longtext")
+
+
+@dataclass(frozen=True)
+class Facet:
+    """A filter of the list by one column's value (status, stage ...)."""
+
+    key: str
+    label: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CrudConfig:
+    """Everything the generic views need to know about one resource."""
+
+    name: str                       # RBAC resource name and URL prefix
+    model: type
+    form: type[RecordForm]
+    label: str                      # plural, for navigation and headings
+    singular: str
+    columns: tuple[Column, ...]     # list columns; the first is the title
+    details: tuple[Column, ...]     # extra fields on the detail page
+    search: tuple[str, ...]         # columns the search box looks in
+    facet: Facet | None = None
+    icon: str = ""                  # key of an icon in templates/_icons.html
+    #: Child resources listed on the detail page, with their column pointing here.
+    children: tuple[tuple[str, str], ...] = ()
+    eager: tuple[str, ...] = ("owner",)
+    default_sort: str = "created_at"
+
+    @property
+    def export_columns(self) -> tuple[Column, ...]:
+        """CSV columns: the id, then the list and detail columns (no duplicates)."""
+        seen: dict[str, Column] = {"id": Column("id", "ID")}
+        for col in (*self.columns, *self.details, Column("created_at", "Created", "datetime")):
+            seen.setdefault(col.key, col)
+        return tuple(seen.values())
+
+    def sort_column(self, key: str) -> Column | None:
+        """The sortable column named ``key``, if any (protects ORDER BY from input)."""
+        for col in (*self.columns, Column("created_at", "Created", "datetime"),
+                    Column("id", "ID")):
+            if col.key == key and col.sortable:
+                return col
+        return None
+
+
+OWNER = Column("owner", "Owner", "owner")
+CLIENT = Column("client", "Client", "client")
+CREATED = Column("created_at", "Created", "date")
+
+CONFIGS: tuple[CrudConfig, ...] = (
+    CrudConfig(
+        name="leads", model=Lead, form=LeadForm, label="Leads", singular="lead", icon="leads",
+        columns=(Column("name", "Name", "title", sub="email"), Column("company", "Company"),
+                 Column("status", "Status", "badge"), Column("source", "Source", "label"),
+                 OWNER, CREATED),
+        details=(Column("email", "Email", "email"),),
+        search=("name", "company", "email"),
+        facet=Facet("status", "Status", LEAD_STATUSES)),
+    CrudConfig(
+        name="deals", model=Deal, form=DealForm, label="Deals", singular="deal", icon="deals",
+        columns=(Column("title", "Deal", "title"), CLIENT, Column("stage", "Stage", "badge"),
+                 Column("amount", "Amount", "money"),
+                 Column("close_date", "Expected close", "date"), OWNER),
+        details=(),
+        search=("title",), eager=("owner", "client"),
+        facet=Facet("stage", "Stage", DEAL_STAGES)),
+    CrudConfig(
+        name="clients", model=Client, form=ClientForm, label="Clients", singular="client",
+        icon="clients",
+        columns=(Column("name", "Name", "title", sub="email"), Column("phone", "Phone"),
+                 Column("region", "Region", "label"), OWNER, CREATED),
+        details=(Column("email", "Email", "email"),),
+        search=("name", "email", "phone"),
+        facet=Facet("region", "Region", REGIONS),
+        children=(("deals", "client_id"), ("tasks", "client_id"), ("notes", "client_id"))),
+    CrudConfig(
+        name="tasks", model=Task, form=TaskForm, label="Tasks", singular="task", icon="tasks",
+        columns=(Column("title", "Task", "title"), CLIENT, Column("status", "Status", "badge"),
+                 Column("due_date", "Due", "date"), OWNER),
+        details=(),
+        search=("title",), eager=("owner", "client"),
+        facet=Facet("status", "Status", TASK_STATUSES)),
+    CrudConfig(
+        name="notes", model=Note, form=NoteForm, label="Notes", singular="note", icon="notes",
+        columns=(Column("body", "Note", "title"), CLIENT, OWNER, CREATED),
+        details=(Column("body", "Text", "longtext"),),
+        search=("body",), eager=("owner", "client")),
+)
+
+
+def config_for(name: str) -> CrudConfig:
+    """Return the entry of resource ``name``."""
+    for cfg in CONFIGS:
+        if cfg.name == name:
+            return cfg
+    raise LookupError(f"no CRUD configuration for {name!r}")

@@ -1,0 +1,315 @@
+"""Generic list/detail/create/edit/delete/export views for the CRM resources.
+
+One set of functions serves every resource of :data:`.resources.CONFIGS`;
+:func:`crud_blueprint` binds them to one resource's URLs under the plugin's
+decorators. Access control lives entirely in crm_rbac_plugin:
+
+* ``@require_permission`` refuses list, create and export pages to members
+  without the resource-level right;
+* ``@record_required`` loads the record through the query filter, so a record
+  outside the member's view is a 404 and a visible one they may not change
+  a 403;
+* every ``SELECT`` here is a plain ``db.select(Model)``: the plugin's query
+  hook adds the member's criteria (never a hand-written owner or workspace
+  ``WHERE``), including the export's ``rbac_action="export"`` rows;
+* inserts, updates and deletes are checked again by the plugin's flush guard,
+  which also fills in the workspace and owner of new records.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (Blueprint, Response, flash, redirect, render_template, request,
+                   stream_with_context, url_for)
+from flask_login import current_user
+from sqlalchemy.orm import selectinload
+from wtforms import SelectChoice
+
+from crm_rbac_plugin import PermissionDenied, record_required, require_permission
+
+from ..extensions import db
+from ..models import Client, User
+from ..rbac_setup import rbac
+from .forms import RecordForm
+from .resources import CrudConfig, config_for
+
+PER_PAGE = 25
+EXPORT_BATCH = 500
+#: Spreadsheets run a cell starting with these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ListArgs:
+    """The list page's query string, validated: search, facet, sort and page."""
+
+    q: str
+    facet: str
+    sort: str
+    desc: bool
+    page: int
+    facet_key: str = ""
+
+    @classmethod
+    def from_request(cls, cfg: CrudConfig) -> ListArgs:
+        """Read the arguments, dropping anything that is not a known column or value."""
+        args = request.args
+        sort = args.get("sort", "")
+        if cfg.sort_column(sort) is None:
+            sort = cfg.default_sort
+        default_dir = "desc" if sort == cfg.default_sort else "asc"
+        facet_key = cfg.facet.key if cfg.facet else ""
+        facet = args.get(facet_key, "") if cfg.facet else ""
+        if cfg.facet and facet not in cfg.facet.values:
+            facet = ""
+        return cls(q=args.get("q", "").strip()[:100], facet=facet, sort=sort,
+                   desc=args.get("dir", default_dir) == "desc",
+                   page=max(args.get("page", 1, type=int) or 1, 1), facet_key=facet_key)
+
+    def query(self, **changes: Any) -> dict[str, Any]:
+        """URL arguments of this list with ``changes`` applied, for links."""
+        values: dict[str, Any] = {"q": self.q, "sort": self.sort,
+                                  "dir": "desc" if self.desc else "asc", "page": self.page}
+        if self.facet_key:
+            values[self.facet_key] = self.facet
+        values.update(changes)
+        return {k: v for k, v in values.items()
+                if v not in ("", None) and not (k == "page" and v == 1)}
+
+    def sort_link(self, key: str) -> dict[str, Any]:
+        """Arguments that sort by ``key``, flipping the direction if already sorted by it."""
+        if key == self.sort:
+            return self.query(sort=key, dir="asc" if self.desc else "desc", page=1)
+        return self.query(sort=key, dir="asc", page=1)
+
+
+def filtered_select(cfg: CrudConfig, args: ListArgs) -> sa.Select[Any]:
+    """The list's statement: search and facet only; the plugin adds who may see what."""
+    model: Any = cfg.model
+    stmt = db.select(model)
+    if args.q:
+        stmt = stmt.where(sa.or_(*(getattr(model, col).icontains(args.q, autoescape=True)
+                                   for col in cfg.search)))
+    if args.facet:
+        stmt = stmt.where(getattr(model, args.facet_key) == args.facet)
+    return stmt
+
+
+def ordered(cfg: CrudConfig, stmt: sa.Select[Any], args: ListArgs) -> sa.Select[Any]:
+    """Sort by the chosen column, then by id so pages never overlap."""
+    model: Any = cfg.model
+    col = getattr(model, args.sort)
+    if args.desc:
+        return stmt.order_by(col.desc().nulls_last(), model.id.desc())
+    return stmt.order_by(col.asc().nulls_last(), model.id.asc())
+
+
+def eager(cfg: CrudConfig) -> list[Any]:
+    """Load owners and clients in one query per page (the filter applies to clients too)."""
+    return [selectinload(getattr(cfg.model, rel)) for rel in cfg.eager]
+
+
+# -- pages ------------------------------------------------------------------------
+
+def list_view(cfg: CrudConfig) -> str:
+    args = ListArgs.from_request(cfg)
+    stmt = ordered(cfg, filtered_select(cfg, args), args).options(*eager(cfg))
+    page = db.paginate(stmt, page=args.page, per_page=PER_PAGE, max_per_page=PER_PAGE,
+                       error_out=False)
+    return render_template("crud/list.html", cfg=cfg, page=page, args=args)
+
+
+def detail_view(cfg: CrudConfig, record: Any) -> str:
+    """Show a record and, for a client, the deals, tasks and notes the member sees on it."""
+    children = []
+    for name, fk in cfg.children:
+        if not rbac.can("view", name):
+            continue
+        child = config_for(name)
+        model: Any = child.model
+        stmt = (db.select(model).where(getattr(model, fk) == record.id)
+                .order_by(model.created_at.desc(), model.id.desc()).options(*eager(child)))
+        children.append((child, db.paginate(stmt, page=1, per_page=10, error_out=False)))
+    return render_template("crud/detail.html", cfg=cfg, record=record, children=children)
+
+
+def owner_choices(record: Any) -> list[SelectChoice]:
+    """Active members of the current workspace, who may own records."""
+    access = rbac.current_access()
+    m = rbac.models
+    rows = db.session.execute(
+        sa.select(User.id, User.name)
+        .join(m.Membership, m.Membership.user_id == User.id)
+        .where(m.Membership.workspace_id == (access.workspace_id if access else None),
+               m.Membership.status == "active")
+        .order_by(User.name)).all()
+    choices = [SelectChoice(str(uid), name) for uid, name in rows]
+    if record is not None:
+        if record.owner_id is None:
+            choices.insert(0, SelectChoice("", "Unassigned"))
+        elif record.owner_id not in {uid for uid, _ in rows}:
+            choices.append(SelectChoice(str(record.owner_id),
+                                        f"{record.owner} (no longer a member)"))
+    return choices
+
+
+def client_choices(record: Any) -> list[SelectChoice]:
+    """Clients the member can see (the query is filtered), plus the record's current one."""
+    rows = db.session.execute(sa.select(Client.id, Client.name).order_by(Client.name)).all()
+    choices = [SelectChoice("", "— No client —"),
+               *(SelectChoice(str(cid), name) for cid, name in rows)]
+    current = getattr(record, "client_id", None)
+    if current is not None and current not in {cid for cid, _ in rows}:
+        choices.append(SelectChoice(str(current), "Current client (not visible to you)"))
+    return choices
+
+
+def make_form(cfg: CrudConfig, record: Any = None) -> RecordForm:
+    """Build the form, offering the owner select only to members who may reassign."""
+    form = cfg.form(obj=record)
+    may_reassign = (rbac.can("manage", cfg.name, record) if record is not None
+                    else rbac.can("manage", cfg.name))
+    if may_reassign:
+        form.owner_id.choices = owner_choices(record)
+        if record is None and not form.is_submitted():
+            form.owner_id.data = current_user.id
+    else:
+        del form.owner_id  # their records are their own: the flush guard fills owner_id
+    if "client_id" in form:
+        client_field: Any = form["client_id"]
+        client_field.choices = client_choices(record)
+        if record is None and not form.is_submitted():
+            client_field.data = request.args.get("client_id", type=int)
+    return form
+
+
+def form_view(cfg: CrudConfig, record: Any = None) -> Any:
+    """Create (``record`` None) or edit a record.
+
+    The decorators only checked the action itself; whether *this* record may
+    be saved (a grant's condition on the stage, a scope) is decided by the
+    plugin's flush guard. Its refusal is shown on the form, with the
+    member's input kept, as a 403.
+    """
+    form = make_form(cfg, record)
+    if form.validate_on_submit():
+        target = record if record is not None else cfg.model()
+        form.populate_obj(target)
+        if record is None:
+            db.session.add(target)
+        try:
+            db.session.commit()
+        except PermissionDenied as refused:
+            db.session.rollback()
+            return render_template("crud/form.html", cfg=cfg, form=form, record=record,
+                                   refusal=refused.message), 403
+        flash(f"{cfg.singular.capitalize()} {'updated' if record else 'created'}.", "success")
+        return redirect(url_for(f"{cfg.name}.detail", id=target.id))
+    return render_template("crud/form.html", cfg=cfg, form=form, record=record, refusal=None)
+
+
+def delete_view(cfg: CrudConfig, record: Any) -> Any:
+    label = str(record)
+    db.session.delete(record)
+    db.session.commit()
+    flash(f"Deleted {cfg.singular} “{label}”.", "success")
+    return redirect(url_for(f"{cfg.name}.index"))
+
+
+def csv_value(record: Any, kind: str, key: str) -> str:
+    """A cell of the export, neutralised against spreadsheet formula injection."""
+    value = raw = getattr(record, key)
+    if kind == "owner":
+        value = value.email if value is not None else ""
+    elif kind == "client":
+        value = value.name if value is not None else ""
+    elif value is None:
+        value = ""
+    elif isinstance(value, (dt.date, dt.datetime)):
+        value = value.isoformat()
+    text = str(value)
+    numeric = isinstance(raw, (int, float, decimal.Decimal, dt.date))
+    if not numeric and text[:1] in FORMULA_STARTS:
+        text = "'" + text
+    return text
+
+
+def export_view(cfg: CrudConfig) -> Response:
+    """Stream the rows the member may *export* (not merely view) as CSV.
+
+    ``rbac_action="export"`` makes the query hook apply the export grants'
+    scopes and conditions, e.g. Finance exports only closed deals. The
+    current search and facet apply, so "export" means "export this list".
+    """
+    args = ListArgs.from_request(cfg)
+    stmt = (ordered(cfg, filtered_select(cfg, args), args).options(*eager(cfg))
+            .execution_options(rbac_action="export", yield_per=EXPORT_BATCH))
+    columns = cfg.export_columns
+
+    def generate() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow([col.label for col in columns])
+        for n, record in enumerate(db.session.scalars(stmt), 1):
+            writer.writerow([csv_value(record, col.kind, col.key) for col in columns])
+            if n % EXPORT_BATCH == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    access = rbac.current_access()
+    stamp = dt.date.today().isoformat()
+    filename = f"{cfg.name}-ws{access.workspace_id if access else 0}-{stamp}.csv"
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def crud_blueprint(cfg: CrudConfig) -> Blueprint:
+    """Bind the generic views to one resource, each under the plugin's check for it.
+
+    Endpoints are ``<resource>.index|detail|create|edit|delete|export`` so
+    templates build any resource's URLs from its name.
+    """
+    bp = Blueprint(cfg.name, __name__, url_prefix=f"/{cfg.name}")
+    res = cfg.name
+
+    @bp.get("/")
+    @require_permission(res, "view")
+    def index() -> str:
+        return list_view(cfg)
+
+    @bp.get("/export.csv")
+    @require_permission(res, "export")
+    def export() -> Response:
+        return export_view(cfg)
+
+    @bp.route("/new", methods=["GET", "POST"])
+    @require_permission(res, "create")
+    def create() -> Any:
+        return form_view(cfg)
+
+    @bp.get("/<int:id>")
+    @record_required(res, "view", name="record")
+    def detail(record: Any) -> str:
+        return detail_view(cfg, record)
+
+    @bp.route("/<int:id>/edit", methods=["GET", "POST"])
+    @record_required(res, "edit", name="record")
+    def edit(record: Any) -> Any:
+        return form_view(cfg, record)
+
+    @bp.post("/<int:id>/delete")
+    @record_required(res, "delete", name="record")
+    def delete(record: Any) -> Any:
+        return delete_view(cfg, record)
+
+    return bp

@@ -1,0 +1,49 @@
+"""App-level error pages (the plugin renders its own 403/404 for refused access)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from crm_rbac_plugin.decorators import wants_json
+
+from .extensions import db
+
+
+def _json(error: str, message: str, status: int) -> tuple[Any, int]:
+    """The same error shape as the plugin's refusals, for API clients."""
+    return jsonify(error=error, message=message), status
+
+
+def not_found(error: HTTPException) -> tuple[Any, int]:
+    if wants_json():
+        return _json("not_found", "Not found.", 404)
+    return render_template("errors/404.html"), 404
+
+
+def bad_request(error: HTTPException) -> tuple[Any, int]:
+    """Mostly an expired CSRF token: say so rather than show a bare 400."""
+    if wants_json():
+        return _json("bad_request", error.description or "Bad request.", 400)
+    return render_template("errors/400.html", error=error), 400
+
+
+def server_error(error: Exception) -> tuple[Any, int]:
+    """Roll back first: the failed request may have left the session unusable.
+
+    The template is standalone (no layout, no queries) so that it renders
+    even when the database is what failed.
+    """
+    db.session.rollback()
+    if wants_json():
+        return _json("server_error", "Something went wrong on our side.", 500)
+    return render_template("errors/500.html"), 500
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(404, not_found)
+    app.register_error_handler(CSRFError, bad_request)
+    app.register_error_handler(500, server_error)
