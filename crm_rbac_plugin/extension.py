@@ -270,6 +270,39 @@ class RBAC:
         """Return whether the current member (or ``access``) may do ``action``."""
         return self.explain(action, resource, record, access=access).allowed
 
+    def _access_or_current(self, access: Any) -> Access | None:
+        if access is not _MISSING:
+            return access  # type: ignore[no-any-return]
+        ctx = self.resolve_context()
+        return None if ctx is SYSTEM else ctx
+
+    def hidden_fields(self, resource: str, *, access: Any = _MISSING) -> frozenset[str]:
+        """Fields of ``resource`` the member may not see (field-level security).
+
+        Views, exports and APIs leave these out; the system context sees all.
+        """
+        acc = self._access_or_current(access)
+        return acc.hidden(resource) if acc is not None else frozenset()
+
+    def readonly_fields(self, resource: str, *, access: Any = _MISSING) -> frozenset[str]:
+        """Fields of ``resource`` the member may see but not write."""
+        acc = self._access_or_current(access)
+        if acc is None:
+            return frozenset()
+        return acc.unwritable(resource) - acc.hidden(resource)
+
+    def visible_fields(self, resource: str, fields: Any, *, access: Any = _MISSING) -> list[str]:
+        """Keep the names in ``fields`` that the member may see, in order."""
+        hidden = self.hidden_fields(resource, access=access)
+        return [f for f in fields if f not in hidden]
+
+    def redact(self, resource: str, record: Any, *, access: Any = _MISSING) -> dict[str, Any]:
+        """Return a record's columns as a dict, without the fields hidden from the member."""
+        res = self.registry.get(resource)
+        hidden = self.hidden_fields(resource, access=access)
+        return {attr.key: getattr(record, attr.key)
+                for attr in sa.inspect(res.model).column_attrs if attr.key not in hidden}
+
     def parent_loader(self, db_session: Session) -> ParentLoader:
         """Return a loader of parent records that bypasses the filter."""
         def load(res: Resource, pk: Any) -> Any:
@@ -437,6 +470,7 @@ class RBAC:
         if access is None or not access.is_owner:
             guarded |= {res.owner_column, res.department_column, res.parent_column}
         if access is not None and not access.is_owner:
+            guarded.update(access.unwritable(res.name))
             for (name, _), rules in access.rules.items():
                 if name == res.name:
                     guarded.update(c[0] for r in rules for c in r.conditions)

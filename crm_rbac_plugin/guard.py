@@ -141,6 +141,17 @@ def _check_insert(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
     decision = rbac.decide(access, "create", res.name, obj, loader)
     if not decision:
         raise _refuse(rbac, access, res, "create", obj, decision.reason)  # type: ignore[arg-type]
+    if access is not None:
+        written = {f for f in access.unwritable(res.name) if getattr(obj, f, None) is not None}
+        _check_fields(rbac, access, res, "create", obj, written)
+
+
+def _check_fields(rbac: RBAC, access: Access, res: Resource, action: str, obj: Any,
+                  written: set[str]) -> None:
+    """Refuse a write to fields that are hidden or read-only for the member."""
+    if written:
+        raise _refuse(rbac, access, res, action, obj,
+                      f"field(s) {', '.join(sorted(written))} are read-only for you")
 
 
 def _check_update(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
@@ -152,6 +163,9 @@ def _check_update(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
     decision = rbac.decide(access, "edit", res.name, before, loader)
     if not decision:
         raise _refuse(rbac, access, res, "edit", obj, decision.reason)  # type: ignore[arg-type]
+    if access is not None:
+        _check_fields(rbac, access, res, "edit", obj,
+                      set(access.unwritable(res.name)) & _changed_keys(obj))
     after = rbac.decide(access, "edit", res.name, obj, loader)
     if after:
         return

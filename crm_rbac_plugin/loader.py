@@ -110,6 +110,11 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
             rules.setdefault((g.resource, g.action), []).append(
                 Rule(g.effect, g.scope, clauses, names[g.role_id], g.id))
 
+    hidden: dict[str, frozenset[str]] = {}
+    readonly: dict[str, frozenset[str]] = {}
+    if roles and not is_owner:
+        hidden, readonly = field_security(session, models, roles, active_role_ids, rules)
+
     team: frozenset[int] = frozenset()
     dept_users: frozenset[int] = frozenset()
     if not is_owner:
@@ -142,7 +147,68 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
         policy_version=m.policy_version,
         valid_until=valid_until,
         cacheable=not _has_uncommitted_policy(session, m.workspace_id),
+        hidden_fields=hidden,
+        readonly_fields=readonly,
     )
+
+
+def field_security(session: Session, models: Models, roles: dict[int, Any],
+                   assigned: set[int], rules: dict[tuple[str, str], list[Rule]],
+                   ) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """Combine the field rules of a member's roles.
+
+    Each assigned role carries its own field rules and its parents' (the most
+    restrictive mode wins inside one chain). Between stacked roles the most
+    permissive wins, as for grants: a field is hidden only if every role that
+    gives access to the resource hides it, and read-only only if every such
+    role restricts it. Roles granting nothing on the resource have no say.
+    """
+    FieldRule = models.FieldRule
+    per_role: dict[int, dict[tuple[str, str], str]] = {}
+    for fr in session.execute(
+        sa.select(FieldRule.role_id, FieldRule.resource, FieldRule.field, FieldRule.mode)
+        .where(FieldRule.role_id.in_(list(roles))), execution_options=BYPASS,
+    ):
+        per_role.setdefault(fr.role_id, {})[(fr.resource, fr.field)] = fr.mode
+    if not per_role:
+        return {}, {}
+    names = {rid: row.name for rid, row in roles.items()}
+    granted_by: dict[str, set[str]] = {}  # resource -> role names with an allow on it
+    for (resource, _), resource_rules in rules.items():
+        granted_by.setdefault(resource, set()).update(
+            r.role for r in resource_rules if r.effect == "allow")
+
+    def chain(role_id: int) -> list[int]:
+        out, node = [], role_id
+        while node is not None and node in roles and node not in out:
+            out.append(node)
+            node = roles[node].parent_id
+        return out
+
+    hidden: dict[str, frozenset[str]] = {}
+    readonly: dict[str, frozenset[str]] = {}
+    for resource, role_names in granted_by.items():
+        modes_per_role = []
+        for rid in assigned:
+            ids = chain(rid)
+            if not role_names & {names[i] for i in ids}:
+                continue  # this role (and its parents) grant nothing here
+            modes: dict[str, str] = {}
+            for i in ids:
+                for (res, fld), mode in per_role.get(i, {}).items():
+                    if res == resource and modes.get(fld) != "hidden":
+                        modes[fld] = mode
+            modes_per_role.append(modes)
+        if not modes_per_role:
+            continue
+        h = set.intersection(*({f for f, m in ms.items() if m == "hidden"}
+                               for ms in modes_per_role))
+        ro = set.intersection(*(set(ms) for ms in modes_per_role)) - h
+        if h:
+            hidden[resource] = frozenset(h)
+        if ro:
+            readonly[resource] = frozenset(ro)
+    return hidden, readonly
 
 
 _UNCOMMITTED = "rbac_uncommitted_policy"

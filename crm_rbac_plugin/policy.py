@@ -81,6 +81,10 @@ class Access:
     #: (see :func:`.loader.note_uncommitted_policy`): such an Access is never
     #: kept in the process cache.
     cacheable: bool = field(default=True, compare=False)
+    #: Field-level security, by resource: fields the member may not see, and
+    #: fields they may see but not write (see :func:`.loader.field_security`).
+    hidden_fields: dict[str, frozenset[str]] = field(default_factory=dict)
+    readonly_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     #: SQL criteria built from these rules, by (resource, action); filled by
     #: the query filter so that a cached Access also caches its SQL.
     sql_cache: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False,
@@ -91,6 +95,14 @@ class Access:
         rules = self.rules.get((resource, action), ())
         return (tuple(r for r in rules if r.effect == ALLOW),
                 tuple(r for r in rules if r.effect == DENY))
+
+    def hidden(self, resource: str) -> frozenset[str]:
+        """Fields of ``resource`` this member may not see."""
+        return self.hidden_fields.get(resource, frozenset())
+
+    def unwritable(self, resource: str) -> frozenset[str]:
+        """Fields of ``resource`` this member may not write (hidden or read-only)."""
+        return self.hidden(resource) | self.readonly_fields.get(resource, frozenset())
 
     def in_plan(self, res: Resource) -> bool:
         return self.modules is None or res.module in self.modules

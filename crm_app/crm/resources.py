@@ -7,8 +7,9 @@ more entry here (plus its ``rbac.register_resource`` call); no view code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from ..rbac_setup import rbac
 from ..models import DEAL_STAGES, LEAD_STATUSES, TASK_STATUSES, Client, Deal, Lead, Note, Task
 from .forms import REGIONS, ClientForm, DealForm, LeadForm, NoteForm, RecordForm, TaskForm
 
@@ -73,11 +74,36 @@ class CrudConfig:
 
     def sort_column(self, key: str) -> Column | None:
         """The sortable column named ``key``, if any (protects ORDER BY from input)."""
-        for col in (*self.columns, Column("created_at", "Created", "datetime"),
-                    Column("id", "ID")):
+        for col in self.shown((*self.columns, Column("created_at", "Created", "datetime"),
+                               Column("id", "ID"))):
             if col.key == key and col.sortable:
                 return col
         return None
+
+    # -- field-level security: what the current member may see ---------------
+
+    def hidden(self) -> frozenset[str]:
+        """Fields of this resource hidden from the current member."""
+        return rbac.hidden_fields(self.name)
+
+    @staticmethod
+    def field_of(col: Column) -> str:
+        """The model column behind a displayed column (relationships by their key)."""
+        return {"owner": "owner_id", "client": "client_id"}.get(col.key, col.key)
+
+    def shown(self, columns: tuple[Column, ...]) -> tuple[Column, ...]:
+        """``columns`` without those the member may not see (and without hidden subs)."""
+        hidden = self.hidden()
+        return tuple(replace(c, sub=None) if c.sub in hidden else c
+                     for c in columns if self.field_of(c) not in hidden)
+
+    def searchable(self) -> tuple[str, ...]:
+        """Search columns the member may see: searching a hidden one would reveal it."""
+        hidden = self.hidden()
+        return tuple(c for c in self.search if c not in hidden)
+
+    def visible_facet(self) -> Facet | None:
+        return self.facet if self.facet and self.facet.key not in self.hidden() else None
 
 
 OWNER = Column("owner", "Owner", "owner")

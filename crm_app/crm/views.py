@@ -66,9 +66,10 @@ class ListArgs:
         if cfg.sort_column(sort) is None:
             sort = cfg.default_sort
         default_dir = "desc" if sort == cfg.default_sort else "asc"
-        facet_key = cfg.facet.key if cfg.facet else ""
-        facet = args.get(facet_key, "") if cfg.facet else ""
-        if cfg.facet and facet not in cfg.facet.values:
+        shown_facet = cfg.visible_facet()
+        facet_key = shown_facet.key if shown_facet else ""
+        facet = args.get(facet_key, "") if shown_facet else ""
+        if shown_facet and facet not in shown_facet.values:
             facet = ""
         return cls(q=args.get("q", "").strip()[:100], facet=facet, sort=sort,
                    desc=args.get("dir", default_dir) == "desc",
@@ -95,9 +96,9 @@ def filtered_select(cfg: CrudConfig, args: ListArgs) -> sa.Select[Any]:
     """The list's statement: search and facet only; the plugin adds who may see what."""
     model: Any = cfg.model
     stmt = db.select(model)
-    if args.q:
+    if args.q and cfg.searchable():
         stmt = stmt.where(sa.or_(*(getattr(model, col).icontains(args.q, autoescape=True)
-                                   for col in cfg.search)))
+                                   for col in cfg.searchable())))
     if args.facet:
         stmt = stmt.where(getattr(model, args.facet_key) == args.facet)
     return stmt
@@ -183,6 +184,9 @@ def make_form(cfg: CrudConfig, record: Any = None) -> RecordForm:
             form.owner_id.data = current_user.id
     else:
         del form.owner_id  # their records are their own: the flush guard fills owner_id
+    for name in rbac.hidden_fields(cfg.name) | rbac.readonly_fields(cfg.name):
+        if name in form:
+            del form[name]  # the flush guard refuses writes to them anyway
     if "client_id" in form:
         client_field: Any = form["client_id"]
         client_field.choices = client_choices(record)
@@ -252,7 +256,7 @@ def export_view(cfg: CrudConfig) -> Response:
     args = ListArgs.from_request(cfg)
     stmt = (ordered(cfg, filtered_select(cfg, args), args).options(*eager(cfg))
             .execution_options(rbac_action="export", yield_per=EXPORT_BATCH))
-    columns = cfg.export_columns
+    columns = cfg.shown(cfg.export_columns)
 
     def generate() -> Iterator[str]:
         buffer = io.StringIO()

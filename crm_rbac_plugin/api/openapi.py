@@ -190,6 +190,9 @@ def _op(summary: str, responses: dict[str, Any], *, tag: str, body: Any = None,
     return op
 
 
+RESOURCE = {"name": "resource", "in": "path", "required": True,
+            "schema": {"type": "string"}, "description": "A protected resource, e.g. leads."}
+
 PATHS: dict[str, Any] = {
     "/roles": {
         "get": _op("List the workspace's roles (roles.view).",
@@ -269,6 +272,27 @@ PATHS: dict[str, Any] = {
                    {"200": _json(_ref("MemberAccess"), "The effective access.")},
                    tag="members", parameters=[MEMBER_ID], errors=(NOT_FOUND,)),
     },
+    "/records/{resource}": {
+        "get": _op("One page of the records of a resource the member may view, without the "
+                   "fields hidden from them (resource.view).",
+                   {"200": _json({"type": "object", "properties": {
+                       "items": {"type": "array", "items": {"type": "object"}},
+                       "page": {"type": "integer"}, "per_page": {"type": "integer"}}},
+                       "The page.")}, tag="records",
+                   parameters=[RESOURCE,
+                               {"name": "page", "in": "query", "schema": {"type": "integer",
+                                                                          "minimum": 1}},
+                               {"name": "per_page", "in": "query",
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+                   errors=(NOT_FOUND, BAD_INPUT)),
+    },
+    "/records/{resource}/{record_id}": {
+        "get": _op("One record the member may view, without hidden fields; any other id "
+                   "is a 404.",
+                   {"200": _json({"type": "object"}, "The record.")}, tag="records",
+                   parameters=[RESOURCE, _path_id("record_id", "record")],
+                   errors=(NOT_FOUND,)),
+    },
     "/openapi.json": {
         "get": {"summary": "This description.", "tags": ["meta"], "security": [],
                 "responses": {"200": {"description": "The OpenAPI document.",
@@ -294,7 +318,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "`X-CSRFToken` header. Errors are `{error, message, field}`."),
         },
         "servers": [{"url": server_url}],
-        "tags": [{"name": "roles"}, {"name": "members"}, {"name": "meta"}],
+        "tags": [{"name": "roles"}, {"name": "members"}, {"name": "records"},
+                 {"name": "meta"}],
         "security": [{"bearerAuth": []}, {"sessionCookie": []}],
         "paths": copy.deepcopy(PATHS),
         "components": {
