@@ -8,10 +8,14 @@ from .extensions import db
 from .models import Client, Deal, Lead, Note, Task, User
 
 rbac = RBAC(db=db, user_model=User)
-rbac.register_resource("leads", Lead, module="sales", label="Leads")
-rbac.register_resource("deals", Deal, module="sales", label="Deals")
-rbac.register_resource("clients", Client, module="clients", label="Clients")
-rbac.register_resource("notes", Note, module="clients", label="Notes",
+
+#: A custom action on every CRM resource: operations on many records at once
+#: (bulk delete). A role may be denied it while keeping per-record deletes.
+BULK = ("bulk",)
+rbac.register_resource("leads", Lead, module="sales", label="Leads", actions=BULK)
+rbac.register_resource("deals", Deal, module="sales", label="Deals", actions=BULK)
+rbac.register_resource("clients", Client, module="clients", label="Clients", actions=BULK)
+rbac.register_resource("notes", Note, module="clients", label="Notes", actions=BULK,
                        parent=("clients", "client_id"))
-rbac.register_resource("tasks", Task, module="work", label="Tasks",
+rbac.register_resource("tasks", Task, module="work", label="Tasks", actions=BULK,
                        parent=("clients", "client_id"))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import (Blueprint, Response, flash, redirect, render_template, request,
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
                    stream_with_context, url_for)
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
@@ -277,6 +277,34 @@ def export_view(cfg: CrudConfig) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+#: The most records one bulk operation may touch.
+BULK_LIMIT = 500
+
+
+def bulk_delete_view(cfg: CrudConfig) -> Any:
+    """Delete the selected records, all or none.
+
+    The rows are selected with the member's *delete* criteria; if any chosen
+    id is missing from them (invisible, not deletable, another workspace),
+    nothing is deleted. The flush guard checks every row once more.
+    """
+    ids = set(request.form.getlist("ids", type=int))
+    if not ids or len(ids) > BULK_LIMIT:
+        flash(f"Select between 1 and {BULK_LIMIT} {cfg.label.lower()}.", "error")
+        return redirect(url_for(f"{cfg.name}.index")), 400
+    model: Any = cfg.model
+    records = db.session.scalars(sa.select(model).where(model.id.in_(ids))
+                                 .execution_options(rbac_action="delete")).all()
+    if len(records) != len(ids):
+        db.session.rollback()
+        abort(404)
+    for record in records:
+        db.session.delete(record)
+    db.session.commit()
+    flash(f"Deleted {len(records)} {cfg.label.lower()}.", "success")
+    return redirect(url_for(f"{cfg.name}.index"))
+
+
 def crud_blueprint(cfg: CrudConfig) -> Blueprint:
     """Bind the generic views to one resource, each under the plugin's check for it.
 
@@ -315,5 +343,11 @@ def crud_blueprint(cfg: CrudConfig) -> Blueprint:
     @record_required(res, "delete", name="record")
     def delete(record: Any) -> Any:
         return delete_view(cfg, record)
+
+    @bp.post("/bulk-delete")
+    @require_permission(res, "bulk")
+    @require_permission(res, "delete")
+    def bulk_delete() -> Any:
+        return bulk_delete_view(cfg)
 
     return bp
