@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from flask_login import UserMixin
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from crm_rbac_plugin.models import utcnow
@@ -47,106 +47,85 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return self.name
 
 
-def _scoped_indexes(table: str) -> tuple[sa.Index, ...]:
-    """Indexes the RBAC filter needs: workspace + owner (own/team/department
-    scopes) and workspace + id (all scope, newest first)."""
-    return (sa.Index(f"ix_{table}_ws_owner", "workspace_id", "owner_id", "id"),
-            sa.Index(f"ix_{table}_ws_id", "workspace_id", "id"))
+class WorkspaceRecord:
+    """Columns every protected CRM record shares: its workspace and its owner.
 
+    Also the indexes the RBAC filter needs: workspace + owner (own, team and
+    department scopes) and workspace + id (all scope, newest first).
+    """
 
-def _workspace_fk() -> Mapped[int]:
-    return mapped_column(sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
-
-
-def _owner_fk() -> Mapped[int | None]:
-    return mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
-
-
-class Client(db.Model):  # type: ignore[name-defined,misc]
-    __tablename__ = "client"
-    __table_args__ = _scoped_indexes("client")
     id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = _workspace_fk()
-    owner_id: Mapped[int | None] = _owner_fk()
+    workspace_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[sa.Index, ...]:  # noqa: N805
+        table = cls.__tablename__  # type: ignore[attr-defined]
+        return (sa.Index(f"ix_{table}_ws_owner", "workspace_id", "owner_id", "id"),
+                sa.Index(f"ix_{table}_ws_id", "workspace_id", "id"))
+
+    @declared_attr
+    def owner(cls) -> Mapped[User | None]:  # noqa: N805
+        return relationship(User)
+
+
+class Client(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "client"
     name: Mapped[str] = mapped_column(sa.String(200))
     email: Mapped[str] = mapped_column(sa.String(255), default="")
     phone: Mapped[str] = mapped_column(sa.String(40), default="")
     region: Mapped[str] = mapped_column(sa.String(40), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    owner = relationship(User)
 
     def __str__(self) -> str:
         return self.name
 
 
-class Lead(db.Model):  # type: ignore[name-defined,misc]
+class Lead(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "lead"
-    __table_args__ = _scoped_indexes("lead")
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = _workspace_fk()
-    owner_id: Mapped[int | None] = _owner_fk()
     name: Mapped[str] = mapped_column(sa.String(200))
     company: Mapped[str] = mapped_column(sa.String(200), default="")
     email: Mapped[str] = mapped_column(sa.String(255), default="")
     status: Mapped[str] = mapped_column(sa.String(20), default="new")
     source: Mapped[str] = mapped_column(sa.String(40), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    owner = relationship(User)
 
     def __str__(self) -> str:
         return self.name
 
 
-class Deal(db.Model):  # type: ignore[name-defined,misc]
+class Deal(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "deal"
-    __table_args__ = _scoped_indexes("deal")
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = _workspace_fk()
-    owner_id: Mapped[int | None] = _owner_fk()
     client_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("client.id", ondelete="SET NULL"), index=True)
     title: Mapped[str] = mapped_column(sa.String(200))
     stage: Mapped[str] = mapped_column(sa.String(20), default="new")
     amount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
     close_date: Mapped[dt.date | None] = mapped_column()
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    owner = relationship(User)
     client = relationship(Client)
 
     def __str__(self) -> str:
         return self.title
 
 
-class Task(db.Model):  # type: ignore[name-defined,misc]
+class Task(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "task"
-    __table_args__ = _scoped_indexes("task")
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = _workspace_fk()
-    owner_id: Mapped[int | None] = _owner_fk()
     client_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("client.id", ondelete="SET NULL"), index=True)
     title: Mapped[str] = mapped_column(sa.String(200))
     status: Mapped[str] = mapped_column(sa.String(20), default="open")
     due_date: Mapped[dt.date | None] = mapped_column()
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    owner = relationship(User)
     client = relationship(Client)
 
     def __str__(self) -> str:
         return self.title
 
 
-class Note(db.Model):  # type: ignore[name-defined,misc]
+class Note(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "note"
-    __table_args__ = _scoped_indexes("note")
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = _workspace_fk()
-    owner_id: Mapped[int | None] = _owner_fk()
     client_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("client.id", ondelete="SET NULL"), index=True)
     body: Mapped[str] = mapped_column(sa.Text)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    owner = relationship(User)
     client = relationship(Client)
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import PermissionDenied, roles, workspaces
 from crm_rbac_plugin.errors import ValidationError
 from crm_rbac_plugin.models import utcnow
+from tests.test_settings_ui import give_role_admin
 
 
 def role(world: SimpleNamespace, key: str) -> Any:
@@ -28,16 +29,6 @@ def actor(world: SimpleNamespace, who: str) -> Any:
 
 def specs(*items: Any, scopes: dict[str, str] | None = None) -> list[roles.GrantSpec]:
     return roles.parse_grants(rbac, list(items), scopes)
-
-
-def give_role_admin(world: SimpleNamespace, who: str) -> None:
-    """Let ``who`` manage roles and members without widening their data access."""
-    r = rbac.models.Role(workspace=world.ws, name=f"Role admin {who}")
-    for resource in ("roles", "members"):
-        for action in ("view", "create", "edit", "delete", "manage"):
-            workspaces.add_grant(rbac, r, resource, action, "all")
-    workspaces.assign_role(rbac, world.members[who], r)
-    db.session.commit()
 
 
 def role_count() -> int:
