@@ -10,4 +10,6 @@ cd "$(dirname "$0")/.."
 export FLASK_APP=wsgi.py
 .venv/bin/flask db upgrade      # apply migrations
 .venv/bin/flask demo seed       # idempotent demo data
+echo
+echo "Demo CRM: http://127.0.0.1:${PORT:-5000}/  (log in with one of the accounts above)"
 exec .venv/bin/flask run --host 127.0.0.1 --port "${PORT:-5000}"
