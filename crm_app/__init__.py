@@ -42,6 +42,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     crm.init_app(app)
     errors.init_app(app)
     app.cli.add_command(seed.demo_group)
+    if app.config.get("CRM_ADMIN", True):
+        _mount_admin(app)  # issue 6: Flask-Admin panels at /admin
     login_manager.request_loader(rbac.load_user_from_request)  # API tokens
     if app.config.get("CRM_WORKER_HEADER"):
         # Lets the multi-worker test see which process answered.
@@ -52,3 +54,35 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _worker_header(response: Any) -> Any:
     response.headers["X-Worker-Pid"] = str(os.getpid())
     return response
+
+
+def _mount_admin(app: Flask) -> None:
+    """Mount Flask-Admin at /admin: the CRM's records and, for Owners/Admins, the
+    plugin's tables, every panel guarded by crm_rbac_plugin.admin.RBACModelView.
+
+    Bootstrap 4 assets are served by Flask-Admin itself (no CDN).
+    """
+    from flask_admin import Admin
+    from flask_admin.theme import Bootstrap4Theme
+
+    from crm_rbac_plugin.admin import RBACModelView, plugin_views
+
+    from .models import Client, Deal, Lead, Task
+
+    admin = Admin(app, name="Tessera CRM admin", url="/admin", endpoint="admin",
+                  theme=Bootstrap4Theme())
+    panels = [
+        (Lead, "leads", ["name", "company", "email", "status", "source"]),
+        (Deal, "deals", ["title", "stage", "amount", "close_date"]),
+        (Client, "clients", ["name", "email", "phone", "region"]),
+        (Task, "tasks", ["title", "status", "due_date"]),
+    ]
+    for model, resource, columns in panels:
+        admin.add_view(RBACModelView(
+            model, db, rbac=rbac, resource=resource, name=resource.title(),
+            endpoint=f"admin_{resource}", url=resource, category="CRM",
+            column_list=["id", *columns, "owner"], column_details_list=["id", *columns],
+            column_export_list=["id", *columns], form_columns=columns,
+            column_searchable_list=columns[:1]))
+    for view in plugin_views(rbac, db):
+        admin.add_view(view)

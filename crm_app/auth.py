@@ -110,6 +110,17 @@ def pin_workspace() -> None:
             session[key] = min(memberships, key=lambda ms: ms.id).workspace_id
 
 
+def _deactivated_everywhere(user: User) -> bool:
+    """Whether ``user`` was deactivated in their workspaces and is active in none.
+
+    A user with no membership at all, or with Pending ones only, is not
+    "deactivated" (an invited account has no password until it accepts).
+    """
+    M = rbac.models.Membership
+    statuses = set(db.session.scalars(sa.select(M.status).where(M.user_id == user.id)))
+    return "inactive" in statuses and "active" not in statuses
+
+
 def _safe_next(target: str | None) -> str | None:
     """Return ``target`` only if it is a path on this site (no open redirect)."""
     if not target:
@@ -134,7 +145,7 @@ def login() -> Any:
         user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
         if user is None or not user.check_password(form.password.data or ""):
             flash("That email and password do not match an account.", "error")
-        elif not user.is_active_user:
+        elif not user.is_active_user or _deactivated_everywhere(user):
             flash("This account has been deactivated. Ask a workspace owner to restore it.",
                   "error")
         else:

@@ -63,12 +63,12 @@ def explain_command(email: str, workspace: str, record_id: str | None, permissio
                 record = rbac.db.session.get(res.model, int(record_id))
             if record is None:
                 raise click.ClickException(f"no {resource} record #{record_id}")
-        decision = rbac.decide(access, action, resource, record)
+        from .oversight.explain import explain  # issue 6: with plan and field rules
+        explanation = explain(rbac, access, action, resource, record)
     except (RBACError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo("ALLOWED" if decision.allowed else "DENIED")
-    for step in decision.steps:
-        click.echo(f"  - {step}")
+    for line in explanation.lines():
+        click.echo(line)
 
 
 @rbac_group.command("roles")
@@ -87,3 +87,158 @@ def roles_command(workspace: str) -> None:
         for g in role.grants:
             cond = f" where {g.condition}" if g.condition else ""
             click.echo(f"    {g.effect:5} {g.resource}.{g.action} [{g.scope}]{cond}")
+
+
+# -- flask rbac members (issue 4): thin wrappers over crm_rbac_plugin.team ----------------
+
+
+@rbac_group.group("members")
+def members_group() -> None:
+    """List, invite, deactivate, reactivate members and reassign their records."""
+
+
+def _workspace(rbac, slug: str):  # type: ignore[no-untyped-def]
+    ws = rbac.db.session.scalar(sa.select(rbac.models.Workspace)
+                                .where(rbac.models.Workspace.slug == slug))
+    if ws is None:
+        raise click.ClickException(f"no workspace {slug!r}")
+    return ws
+
+
+def _actor(rbac, email: str | None, workspace: str):  # type: ignore[no-untyped-def]
+    """The acting member's Access: ``--as`` or, by default, the workspace's first Owner."""
+    if email:
+        return rbac.access_for(_membership(rbac, email, workspace))
+    ws = _workspace(rbac, workspace)
+    for membership in sorted(_memberships(rbac, ws.id), key=lambda ms: ms.id):
+        access = rbac.access_for(membership)
+        if access is not None and access.active and access.is_owner:
+            return access
+    raise click.ClickException(f"workspace {workspace!r} has no active Owner; use --as")
+
+
+def _memberships(rbac, workspace_id: int) -> list:  # type: ignore[no-untyped-def, type-arg]
+    M = rbac.models.Membership
+    return list(rbac.db.session.scalars(sa.select(M).where(M.workspace_id == workspace_id)
+                                        .order_by(M.id), execution_options=BYPASS))
+
+
+def _team_call(func, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run a team service call and commit, turning refusals into ClickExceptions."""
+    rbac = _rbac()
+    try:
+        result = func(rbac, *args, **kwargs)
+        rbac.db.session.commit()
+        return result
+    except RBACError as exc:
+        rbac.db.session.rollback()
+        raise click.ClickException(getattr(exc, "message", str(exc))) from exc
+
+
+_WS = click.option("--workspace", required=True, help="The workspace slug.")
+_AS = click.option("--as", "as_email", default=None,
+                   help="Act as this member (email); default: the first active Owner.")
+
+
+@members_group.command("list")
+@_WS
+@click.option("--status", type=click.Choice(["", "active", "pending", "inactive"]), default="")
+@with_appcontext
+def members_list_command(workspace: str, status: str) -> None:
+    """List a workspace's members with status, roles and department."""
+    from . import team
+
+    rbac = _rbac()
+    ws = _workspace(rbac, workspace)
+    for ms in team.list_members(rbac, ws.id, team.MemberFilter(status=status)):
+        names = ", ".join(sorted(mr.role.name for mr in ms.member_roles)) or "-"
+        dept = ms.department.name if ms.department else "-"
+        seen = ms.last_seen_at.strftime("%Y-%m-%d %H:%M") if ms.last_seen_at else "never"
+        click.echo(f"{ms.user.email:32} {ms.status:9} {dept:12} {seen:16} {names}")
+
+
+@members_group.command("invite")
+@_WS
+@click.option("--email", required=True, help="Address to invite.")
+@click.option("--role", "role_keys", multiple=True, required=True,
+              help="Role key or name (repeatable).")
+@_AS
+@with_appcontext
+def members_invite_command(workspace: str, email: str, role_keys: tuple[str, ...],
+                           as_email: str | None) -> None:
+    """Invite EMAIL with one or more roles; the link is mailed (and printed)."""
+    from . import team, workspaces
+
+    rbac = _rbac()
+    ws = _workspace(rbac, workspace)
+    actor = _actor(rbac, as_email, workspace)
+    try:
+        chosen = [workspaces.role_by_key(rbac, ws, key) for key in role_keys]
+    except RBACError as exc:
+        raise click.ClickException(str(exc)) from exc
+    invitation, _token = _team_call(team.invite, actor, email, chosen)
+    click.echo(f"Invited {invitation.email}; link valid until "
+               f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.")
+
+
+@members_group.command("deactivate")
+@_WS
+@click.option("--email", required=True)
+@_AS
+@with_appcontext
+def members_deactivate_command(workspace: str, email: str, as_email: str | None) -> None:
+    """Deactivate a member (their records stay theirs)."""
+    from . import team
+
+    rbac = _rbac()
+    actor = _actor(rbac, as_email, workspace)
+    _team_call(team.deactivate, actor, _membership(rbac, email, workspace))
+    click.echo(f"{email} is inactive.")
+
+
+@members_group.command("reactivate")
+@_WS
+@click.option("--email", required=True)
+@_AS
+@with_appcontext
+def members_reactivate_command(workspace: str, email: str, as_email: str | None) -> None:
+    """Reactivate an inactive member."""
+    from . import team
+
+    rbac = _rbac()
+    actor = _actor(rbac, as_email, workspace)
+    _team_call(team.reactivate, actor, _membership(rbac, email, workspace))
+    click.echo(f"{email} is active again.")
+
+
+@members_group.command("reassign")
+@_WS
+@click.option("--from", "from_email", required=True, help="Current owner's email.")
+@click.option("--to", "to_email", required=True, help="New owner's email.")
+@click.option("--resource", "resources", multiple=True, help="Only these resources (repeatable).")
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@_AS
+@with_appcontext
+def members_reassign_command(workspace: str, from_email: str, to_email: str,
+                             resources: tuple[str, ...], yes: bool, as_email: str | None) -> None:
+    """Move records from one owner to another, all or nothing, with a preview."""
+    from . import team
+
+    rbac = _rbac()
+    actor = _actor(rbac, as_email, workspace)
+    source = _membership(rbac, from_email, workspace)
+    target = _membership(rbac, to_email, workspace)
+    args = (actor, source.user_id, target.user_id, list(resources) or None)
+    counts = _team_call(team.reassign_preview, *args)
+    for name, count in counts.items():
+        click.echo(f"{name:12} {count}")
+    total = sum(counts.values())
+    if total == 0:
+        click.echo("Nothing to reassign.")
+        return
+    if not yes:
+        click.confirm(f"Reassign {total} record(s) from {from_email} to {to_email}?",
+                      abort=True)
+    with click.progressbar(length=total, label="Reassigning") as bar:
+        done = _team_call(team.reassign, *args, progress=bar.update)
+    click.echo(f"Reassigned {sum(done.values())} record(s).")

@@ -13,13 +13,14 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.orm.context import FromStatement
 
+from . import audit as audit_log
 from . import cli, decorators, guard, signals, tokens
 from .config import DEFAULTS
 from .context import SYSTEM, current_override, override
 from .defaults import ADMIN_RESOURCES
 from .errors import NoAccessContext, PermissionDenied
-from .loader import BYPASS, AccessCache, load_access, membership_row
-from .models import Models, define_models, utcnow
+from .loader import BYPASS, AccessCache, _as_column_type, load_access, membership_row
+from .models import Models, define_audit_model, define_models, define_team_models, utcnow
 from .policy import Access, Decision, ParentLoader, decide
 from .query import aliased_resources, record_criteria, referenced_resources
 from .registry import STANDARD_ACTIONS, Registry, Resource
@@ -72,6 +73,10 @@ class RBAC:
         self.db = db
         self.user_model = user_model
         self.models: Models = define_models(db, user_model)
+        # Audit trail (issue 6): the append-only table, see :mod:`.audit`.
+        self.AuditEvent: Any = define_audit_model(db)
+        # Team (issue 4): invitations, see :mod:`.team`.
+        self.Invitation: Any = define_team_models(db)
         self.registry = Registry()
         for name, label in ADMIN_RESOURCES:
             self.registry.add(Resource(name, module="administration", label=label,
@@ -79,6 +84,8 @@ class RBAC:
         self._workspace_loader: Callable[[Any], Any] = self._default_workspace_loader
         self._unauthorized: Callable[[Decision, int], Any] = decorators.default_unauthorized
         self._install_listeners(db.session)
+        # Audit trail (issue 6): refusals of every app using this extension are logged.
+        signals.access_denied.connect(self._audit_denied, weak=False)
         if app is not None:
             self.init_app(app)
 
@@ -95,13 +102,22 @@ class RBAC:
                                          static_folder="static", url_prefix="/rbac"))
         app.context_processor(self._template_context)
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
+        from . import team  # issue 4: mail and last-activity settings, before_request
+        team.init_app(app)
         if app.config["RBAC_CLI"]:
             app.cli.add_command(cli.rbac_group)
+        # Audit trail (issue 6): refusals are stored after the (rolled back) request.
+        app.after_request(self._write_denied)
+        if app.config["RBAC_CLI"]:
+            from .oversight import cli as oversight_cli
+            oversight_cli.register(cli.rbac_group)
         if app.config["RBAC_REGISTER_BLUEPRINTS"]:
             # Imported here: the blueprints need the rest of the package loaded.
             from .api import views as api_views
+            from .oversight import views as oversight_views
             from .settings import views as settings_views
             settings_views.register(app)
+            oversight_views.register(app)  # audit, explain, view-as, access review
             api_views.register(app)
 
     def register_resource(self, name: str, model: type | None = None, *, module: str = "general",
@@ -156,7 +172,9 @@ class RBAC:
             return ws
         M = self.models.Membership
         return self.db.session.scalar(
-            sa.select(M.workspace_id).where(M.user_id == user.get_id(), M.status == "active")
+            # get_id() is a string: PostgreSQL refuses integer = varchar (see loader).
+            sa.select(M.workspace_id).where(M.user_id == _as_column_type(M.user_id, user.get_id()),
+                                            M.status == "active")
             .order_by(M.id).limit(1), execution_options=BYPASS)
 
     def current_workspace_id(self) -> Any:
@@ -195,6 +213,9 @@ class RBAC:
                                  workspace_id=ws)
             if row is not None:
                 access = self._access_for_row(row)
+        # "View as" (issue 6): an Owner/Admin may see the app as another member.
+        from .oversight import viewas
+        access = viewas.resolve(self, access)
         g._rbac_access = access
         return access
 
@@ -345,6 +366,28 @@ class RBAC:
                                    access=access, action=action, resource=resource,
                                    record=record, reason=reason)
 
+    # -- audit trail (issue 6, see :mod:`.audit`) ------------------------------
+
+    def audit(self, action: str, **details: Any) -> Any:
+        """Add an event to the audit trail (committed with the caller's transaction).
+
+        ``rbac.audit("export", resource="deals", rows=12)``; the keywords
+        ``workspace_id``, ``resource``, ``target``, ``before`` and ``after`` fill
+        those columns, the rest goes to ``detail``.
+        """
+        return audit_log.record(self, action, **details)
+
+    def _audit_denied(self, sender: Any, **kwargs: Any) -> None:
+        state = getattr(sender, "extensions", {}).get("rbac")
+        if state is not None and state.rbac is self:
+            audit_log.note_denied(self, kwargs.get("access"), kwargs["action"],
+                                  kwargs["resource"], kwargs.get("record"),
+                                  kwargs.get("reason", ""))
+
+    def _write_denied(self, response: Any) -> Any:
+        audit_log.write_denied(self)
+        return response
+
     def signal_policy_changed(self, workspace_ids: list[int], objects: list[Any]) -> None:
         m = self.models
         role_objs = [o for o in objects if isinstance(o, (m.Role, m.Grant, m.MemberRole))]
@@ -368,7 +411,8 @@ class RBAC:
                 return self.can(action, resource, record)
             except NoAccessContext:
                 return False
-        return {"rbac_can": rbac_can, "rbac": self}
+        from .oversight import viewas
+        return {"rbac_can": rbac_can, "rbac": self, "rbac_view_as": viewas.banner(self)}
 
     # -- listeners ----------------------------------------------------------
 
@@ -377,6 +421,9 @@ class RBAC:
         event.listen(db_session, "before_flush", self._before_flush)
         event.listen(db_session, "after_flush", self._after_flush)
         event.listen(db_session, "after_rollback", self._after_rollback)
+        audit_log.install(self, db_session)  # issue 6: audit trail, after the guard
+        from .oversight import viewas
+        viewas.install(self, db_session)  # issue 6: no writes while viewing as a member
 
     def _before_flush(self, db_session: Session, flush_context: Any, instances: Any) -> None:
         guard.check_flush(self, db_session)

@@ -70,12 +70,12 @@ def deployment(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(base + "/login", timeout=2).read()
+                urllib.request.urlopen(base + "/login", timeout=5).read()
                 break
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:  # refused while booting, or slow first answer (URLError too)
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("gunicorn did not start: "
                                        + log_path.read_text()[-2000:])

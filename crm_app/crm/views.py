@@ -259,6 +259,7 @@ def export_view(cfg: CrudConfig) -> Response:
     columns = cfg.shown(cfg.export_columns)
 
     def generate() -> Iterator[str]:
+        rows = 0
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow([col.label for col in columns])
@@ -268,7 +269,13 @@ def export_view(cfg: CrudConfig) -> Response:
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
+            rows = n
         yield buffer.getvalue()
+        # Audit trail: what was exported and how many rows (issue 6).
+        rbac.audit("export", resource=cfg.name, target=f"{cfg.name} CSV ({rows} rows)",
+                   rows=rows, columns=[col.key for col in columns],
+                   query=request.query_string.decode()[:500])
+        db.session.commit()
 
     access = rbac.current_access()
     stamp = dt.date.today().isoformat()

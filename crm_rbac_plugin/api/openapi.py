@@ -30,6 +30,18 @@ INSTANT = {"type": ["string", "null"], "format": "date-time",
            "description": "ISO 8601; a time without offset is taken as UTC."}
 
 SCHEMAS: dict[str, Any] = {
+    "AuditEvent": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"}, "workspace_id": {"type": ["integer", "null"]},
+            "at": {"type": "string", "format": "date-time"},
+            "actor_user_id": {"type": ["integer", "null"]},
+            "actor_membership_id": {"type": ["integer", "null"]},
+            "action": {"type": "string"}, "resource": {"type": "string"},
+            "target": {"type": "string"}, "before": {}, "after": {}, "detail": {},
+            "ip": {"type": ["string", "null"]},
+        },
+    },
     "Error": {
         "type": "object", "required": ["error", "message"],
         "properties": {
@@ -293,6 +305,32 @@ PATHS: dict[str, Any] = {
                    parameters=[RESOURCE, _path_id("record_id", "record")],
                    errors=(NOT_FOUND,)),
     },
+    "/audit": {
+        "get": _op("The workspace's audit trail, newest first (settings.view): permission "
+                   "changes with before/after values, refused attempts, exports, view-as.",
+                   {"200": _json({"type": "object", "properties": {
+                       "items": {"type": "array", "items": _ref("AuditEvent")},
+                       "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                       "total": {"type": "integer"}}}, "One page of events.")},
+                   tag="audit",
+                   parameters=[
+                       {"name": "actor", "in": "query", "schema": ID,
+                        "description": "Membership id of the actor."},
+                       {"name": "action", "in": "query", "schema": {"type": "string"},
+                        "description": "e.g. role.created, access.denied, export"},
+                       {"name": "resource", "in": "query", "schema": {"type": "string"}},
+                       {"name": "from", "in": "query",
+                        "schema": {"type": "string", "format": "date"},
+                        "description": "From this date or instant (UTC)."},
+                       {"name": "to", "in": "query",
+                        "schema": {"type": "string", "format": "date"},
+                        "description": "Until this date (inclusive) or instant (UTC)."},
+                       {"name": "page", "in": "query", "schema": {"type": "integer",
+                                                                  "minimum": 1}},
+                       {"name": "per_page", "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
+                   errors=(BAD_INPUT,)),
+    },
     "/openapi.json": {
         "get": {"summary": "This description.", "tags": ["meta"], "security": [],
                 "responses": {"200": {"description": "The OpenAPI document.",
@@ -319,7 +357,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": server_url}],
         "tags": [{"name": "roles"}, {"name": "members"}, {"name": "records"},
-                 {"name": "meta"}],
+                 {"name": "audit"}, {"name": "meta"}],
         "security": [{"bearerAuth": []}, {"sessionCookie": []}],
         "paths": copy.deepcopy(PATHS),
         "components": {

@@ -547,6 +547,27 @@ def member_access(membership_id: int) -> ResponseReturnValue:
 # -- description -----------------------------------------------------------------------------
 
 
+@bp.get("/audit")
+def audit_events() -> ResponseReturnValue:
+    """The workspace's audit trail, newest first, filtered like the audit page (settings.view)."""
+    from .. import audit
+
+    access = _require("settings.view")
+    try:
+        filters = audit.parse_filters(request.args)
+        page = int(request.args.get("page", 1))
+        per_page = int(request.args.get("per_page", 50))
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    if page < 1 or not 1 <= per_page <= 200:
+        raise _bad("page must be >= 1 and per_page between 1 and 200")
+    rbac = get_rbac()
+    result = rbac.db.paginate(audit.events_query(rbac, access.workspace_id, filters),
+                              page=page, per_page=per_page, error_out=False)
+    return jsonify(items=[audit.event_json(ev) for ev in result.items], page=page,
+                   per_page=per_page, total=result.total)
+
+
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     """The OpenAPI 3.1 description of this API (public: it holds no data)."""

@@ -43,6 +43,8 @@ _PERMISSION_INDEX = re.compile(r"^permissions\[(\d+)\](?:\.(\w+))?$")
 
 def register(app: Flask) -> None:
     """Mount the pages under ``RBAC_SETTINGS_URL_PREFIX`` (None: not at all)."""
+    from . import team_views  # noqa: F401  (adds the team pages to bp, issue 4)
+
     prefix = app.config["RBAC_SETTINGS_URL_PREFIX"]
     if prefix is not None:
         app.register_blueprint(bp, url_prefix=prefix)

@@ -1,0 +1,285 @@
+"""Flask-Admin integration: a base view that enforces the member's access.
+
+::
+
+    from flask_admin import Admin
+    from flask_admin.theme import Bootstrap4Theme
+    from crm_rbac_plugin.admin import RBACModelView
+
+    admin = Admin(app, url="/admin", theme=Bootstrap4Theme())
+    admin.add_view(RBACModelView(Lead, db, rbac=rbac, resource="leads"))
+
+What :class:`RBACModelView` does (the Flask-Admin ``examples/auth`` pattern,
+with the plugin's decisions):
+
+* ``is_accessible``/``is_visible``: the member may ``view`` the resource;
+  ``inaccessible_callback`` redirects anonymous users to the login page and
+  answers 403 (the plugin's refusal page) to others.
+* ``can_create``/``can_edit``/``can_delete``/``can_export`` are properties
+  asking the plugin per request, so buttons show only when allowed.
+* ``get_query``, ``get_count_query`` **and** ``get_one`` are scoped: the
+  query filter already adds the member's criteria to protected models, and
+  ``get_one`` selects instead of ``Session.get`` (which may answer from the
+  identity map unfiltered); a record outside view is a 404 for
+  ``/edit/?id=`` and ``/details/?id=``. Views of models that are not
+  protected resources (the plugin's own tables) are scoped to the
+  workspace through ``workspace_column``.
+* Hidden fields leave the list, details and export columns and the forms,
+  and a search or sort touching one is ignored; read-only fields leave the
+  forms (the flush refuses writes to both anyway).
+* ``on_model_change``/``on_model_delete`` re-check the action on the record;
+  the flush guard checks again. ``fast_mass_delete = False`` so mass delete
+  goes through ``delete_model`` row by row; it also needs the ``bulk`` action
+  on resources that declare one.
+* Exports use the ``export`` criteria and are written to the audit trail.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import abort, current_app, redirect, request, url_for
+from flask_admin.actions import action
+from flask_admin.babel import lazy_gettext
+from flask_admin.contrib.sqla import ModelView
+from flask_login import current_user
+
+from .errors import NoAccessContext, PermissionDenied, RBACError
+from .policy import Decision
+
+if TYPE_CHECKING:
+    from .extension import RBAC
+
+__all__ = ["RBACModelView", "ReadOnlyRBACModelView"]
+
+
+class RBACModelView(ModelView):
+    """A Flask-Admin model view guarded by the plugin (see the module docstring)."""
+
+    fast_mass_delete = False
+    can_view_details = True
+    #: For models that are not registered resources: the column holding the workspace.
+    workspace_column: str | None = "workspace_id"
+
+    #: Keyword arguments of ``ModelView.__init__``; any other keyword sets the
+    #: view option of that name (``column_list=[...]``) before Flask-Admin reads it.
+    _INIT_ARGS = frozenset({"name", "category", "endpoint", "url", "static_folder",
+                            "menu_class_name", "menu_icon_type", "menu_icon_value"})
+
+    def __init__(self, model: type, db: Any, *, rbac: RBAC, resource: str,
+                 **kwargs: Any) -> None:
+        self.rbac = rbac
+        self.resource = resource
+        for key in [k for k in kwargs if k not in self._INIT_ARGS]:
+            setattr(self, key, kwargs.pop(key))
+        super().__init__(model, db, **kwargs)
+
+    # -- permissions --------------------------------------------------------------------
+
+    def _allowed(self, action: str, record: Any = None) -> bool:
+        if not current_user or not current_user.is_authenticated:
+            return False
+        try:
+            return bool(self.rbac.can(action, self.resource, record))
+        except (NoAccessContext, RBACError):
+            return False
+
+    @property
+    def _protected(self) -> bool:
+        res = self.rbac.registry.get(self.resource) if self.resource in self.rbac.registry else None
+        return res is not None and res.model is self.model
+
+    def is_accessible(self) -> bool:
+        return self._allowed("view")
+
+    def is_visible(self) -> bool:
+        return self.is_accessible()
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
+        if not current_user or not current_user.is_authenticated:
+            login_view = getattr(current_app.login_manager, "login_view", None)  # type: ignore[attr-defined]
+            if login_view:
+                return redirect(url_for(login_view, next=request.url))
+            abort(401)
+        try:
+            decision = self.rbac.explain("view", self.resource)
+        except NoAccessContext:
+            decision = Decision(False, "not a member of this workspace")
+        self.rbac.signal_denied(self.rbac.current_access(), "view", self.resource, None,
+                                decision.reason)
+        return self.rbac.refuse(decision, 403)
+
+    @property  # type: ignore[override]
+    def can_create(self) -> bool:
+        return self._allowed("create")
+
+    @property  # type: ignore[override]
+    def can_edit(self) -> bool:
+        return self._allowed("edit")
+
+    @property  # type: ignore[override]
+    def can_delete(self) -> bool:
+        return self._allowed("delete")
+
+    @property  # type: ignore[override]
+    def can_export(self) -> bool:
+        return self._allowed("export")
+
+    def is_action_allowed(self, name: str) -> bool:
+        if name == "delete" and self._protected:
+            res = self.rbac.registry.get(self.resource)
+            if "bulk" in res.actions and not self._allowed("bulk"):
+                return False
+        return bool(super().is_action_allowed(name))
+
+    # -- scoping ------------------------------------------------------------------------
+
+    def _scope(self, query: Any) -> Any:
+        if self._protected:
+            # The query filter adds the member's criteria; exports use the export ones.
+            if request.endpoint and request.endpoint.endswith(".export"):
+                query = query.execution_options(rbac_action="export")
+            return query
+        access = self.rbac.current_access()
+        if access is None or self.workspace_column is None:
+            return query.filter(sa.false())
+        return query.filter(getattr(self.model, self.workspace_column) == access.workspace_id)
+
+    def get_query(self) -> Any:
+        return self._scope(super().get_query())
+
+    def get_count_query(self) -> Any:
+        return self._scope(super().get_count_query())
+
+    def get_one(self, id: Any) -> Any:
+        pk = sa.inspect(self.model).primary_key[0]
+        try:
+            ident = pk.type.python_type(id)
+        except (TypeError, ValueError):
+            abort(404)
+        record = self.get_query().filter(pk == ident).one_or_none()
+        if record is None:
+            abort(404)
+        return record
+
+    # -- field-level security -----------------------------------------------------------
+    # Flask-Admin computes its column lists once, at construction; these
+    # properties keep that list and remove the member's hidden fields per request.
+
+    def _hidden(self) -> frozenset[str]:
+        if not self._protected:
+            return frozenset()
+        try:
+            return self.rbac.hidden_fields(self.resource)
+        except NoAccessContext:
+            return frozenset()
+
+    def _visible_columns(self, name: str) -> Any:
+        columns = self.__dict__.get(name) or []
+        hidden = self._hidden()
+        return [c for c in columns if c[0] not in hidden]
+
+    _list_columns = property(lambda self: self._visible_columns("_all_list_columns"),
+                             lambda self, v: self.__dict__.__setitem__("_all_list_columns", v))
+    _details_columns = property(
+        lambda self: self._visible_columns("_all_details_columns"),
+        lambda self, v: self.__dict__.__setitem__("_all_details_columns", v))
+    _export_columns = property(
+        lambda self: self._visible_columns("_all_export_columns"),
+        lambda self, v: self.__dict__.__setitem__("_all_export_columns", v))
+
+    def get_list(self, page: Any, sort_column: Any, sort_desc: Any, search: Any, filters: Any,
+                 execute: bool = True, page_size: Any = None) -> Any:
+        """Ignore a search or sort that would touch a hidden field (it would leak values)."""
+        hidden = self._hidden()
+        if hidden:
+            searchable = {getattr(c, "key", c) for c in self.column_searchable_list or ()}
+            if search and searchable & hidden:
+                search = None
+            if getattr(sort_column, "key", sort_column) in hidden:
+                sort_column = None
+        return super().get_list(page, sort_column, sort_desc, search, filters,
+                                execute=execute, page_size=page_size)
+
+    def _strip(self, form: Any) -> Any:
+        if self._protected:
+            blocked = self._hidden() | self.rbac.readonly_fields(self.resource)
+            for name in blocked:
+                if name in form:
+                    del form[name]
+        return form
+
+    def create_form(self, obj: Any = None) -> Any:
+        return self._strip(super().create_form(obj))
+
+    def edit_form(self, obj: Any = None) -> Any:
+        return self._strip(super().edit_form(obj))
+
+    # -- writes -------------------------------------------------------------------------
+
+    def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        action = "create" if is_created else "edit"
+        if not self._allowed(action):
+            raise PermissionDenied(f"You may not {action} {self.resource}.",
+                                   resource=self.resource, action=action)
+
+    def on_model_delete(self, model: Any) -> None:
+        if not self._allowed("delete", model if self._protected else None):
+            raise PermissionDenied(f"You may not delete this {self.resource} record.",
+                                   resource=self.resource, action="delete")
+
+    @action("delete", lazy_gettext("Delete"),
+            lazy_gettext("Are you sure you want to delete selected records?"))
+    def action_delete(self, ids: Any) -> Any:
+        """Mass delete, row by row; ids converted to the key's type (PostgreSQL compares
+        ``integer = varchar`` with an error, which Flask-Admin's own action hits)."""
+        pk = sa.inspect(self.model).primary_key[0]
+        typed = []
+        for ident in ids:
+            try:
+                typed.append(pk.type.python_type(ident))
+            except (TypeError, ValueError):
+                continue
+        return super().action_delete(typed)
+
+    def _export_data(self) -> Any:
+        count, data = super()._export_data()
+        data = list(data)
+        self.rbac.audit("export", resource=self.resource,
+                        target=f"{self.resource} admin export ({len(data)} rows)",
+                        rows=len(data), via="admin")
+        self.rbac.db.session.commit()
+        return count, data
+
+
+class ReadOnlyRBACModelView(RBACModelView):
+    """A read-only panel (the plugin's own tables: changes go through the settings pages,
+    where the service layer's rules apply)."""
+
+    can_create = False  # type: ignore[assignment]
+    can_edit = False  # type: ignore[assignment]
+    can_delete = False  # type: ignore[assignment]
+    can_export = False  # type: ignore[assignment]
+
+
+def plugin_views(rbac: RBAC, db: Any, category: str = "Access") -> list[RBACModelView]:
+    """Read-only panels of roles, members, departments and audit events (Owners/Admins)."""
+    m = rbac.models
+    return [
+        ReadOnlyRBACModelView(m.Role, db, rbac=rbac, resource="settings", name="Roles",
+                              endpoint="rbac_admin_roles", category=category,
+                              column_list=["name", "key", "builtin", "description"]),
+        ReadOnlyRBACModelView(m.Membership, db, rbac=rbac, resource="settings",
+                              name="Members", endpoint="rbac_admin_members", category=category,
+                              column_list=["user", "status", "department", "last_seen_at"]),
+        ReadOnlyRBACModelView(m.Department, db, rbac=rbac, resource="settings",
+                              name="Departments", endpoint="rbac_admin_departments",
+                              category=category, column_list=["name"]),
+        ReadOnlyRBACModelView(rbac.AuditEvent, db, rbac=rbac, resource="settings",
+                              name="Audit events", endpoint="rbac_admin_audit",
+                              category=category,
+                              column_list=["at", "action", "resource", "target",
+                                           "actor_membership_id"],
+                              column_default_sort=("at", True)),
+    ]

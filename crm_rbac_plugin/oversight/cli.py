@@ -1,0 +1,52 @@
+"""``flask rbac who-could`` (and the field rules of ``flask rbac explain``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
+
+from ..errors import RBACError
+from . import history
+
+
+def register(group: click.Group) -> None:
+    """Add the oversight commands to ``flask rbac`` (idempotent)."""
+    group.add_command(who_could_command)
+
+
+@click.command("who-could")
+@click.option("--workspace", required=True, help="The workspace slug.")
+@click.option("--resource", required=True, help="e.g. deals")
+@click.option("--record", "record_id", required=True, type=int, help="The record id.")
+@click.option("--at", "at", required=True, help="UTC instant, e.g. 2026-11-01T00:00")
+@click.option("--action", default="view", show_default=True)
+@with_appcontext
+def who_could_command(workspace: str, resource: str, record_id: int, at: str,
+                      action: str) -> None:
+    """List who could ACTION a record at an instant, replaying the audit trail."""
+    rbac = current_app.extensions["rbac"].rbac
+    W = rbac.models.Workspace
+    ws = rbac.db.session.scalar(sa.select(W).where(W.slug == workspace))
+    if ws is None:
+        raise click.ClickException(f"no workspace {workspace!r}")
+    try:
+        when = dt.datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise click.ClickException(f"--at: {exc}") from exc
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    try:
+        result = history.who_could(rbac, ws.id, resource, record_id, when, action)
+    except (RBACError, LookupError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{action} {resource} #{record_id} at {when.isoformat(' ', 'minutes')} UTC:")
+    for answer in result.answers:
+        mark = "YES" if answer.allowed else "no "
+        click.echo(f"  {mark} {answer.user} (member #{answer.membership_id}; "
+                   f"{', '.join(answer.roles) or 'no role'}): {answer.reason}")

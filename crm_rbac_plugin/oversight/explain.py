@@ -1,0 +1,63 @@
+"""The full path of one decision, for the explain page and ``flask rbac explain``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..loader import plan_modules
+from ..policy import Access, Decision
+
+if TYPE_CHECKING:
+    from ..extension import RBAC
+
+
+@dataclass
+class Explanation:
+    """A decision with its steps, and the field rules that apply to the member."""
+
+    decision: Decision
+    resource: str
+    action: str
+    record_id: Any
+    plan: str
+    plan_includes: bool
+    hidden: list[str] = field(default_factory=list)
+    readonly: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> list[str]:
+        """The decision's steps, ending with its reason (early refusals omit it from steps)."""
+        steps = list(self.decision.steps)
+        if not steps or steps[-1] != self.decision.reason:
+            steps.append(self.decision.reason)
+        return steps
+
+    def lines(self) -> list[str]:
+        """Return the explanation as text lines (the CLI prints them)."""
+        out = ["ALLOWED" if self.decision.allowed else "DENIED"]
+        out += [f"  - {step}" for step in self.path]
+        out.append(f"  plan: {self.plan} ({'includes' if self.plan_includes else 'excludes'} "
+                   f"{self.resource})")
+        out.append(f"  hidden fields: {', '.join(self.hidden) or 'none'}")
+        out.append(f"  read-only fields: {', '.join(self.readonly) or 'none'}")
+        return out
+
+
+def explain(rbac: RBAC, access: Access | None, action: str, resource: str,
+            record: Any = None) -> Explanation:
+    """Decide for ``access`` and collect the plan and the field rules with the path."""
+    res = rbac.registry.check_action(resource, action)
+    decision = rbac.decide(access, action, resource, record)
+    plan = ""
+    includes = False
+    if access is not None:
+        ws = rbac.db.session.get(rbac.models.Workspace, access.workspace_id)
+        plan = ws.plan if ws is not None else ""
+        includes = access.in_plan(res)
+        if plan_modules(rbac.config("RBAC_PLANS"), plan) is None:
+            includes = True
+    return Explanation(
+        decision, resource, action, getattr(record, "id", None), plan, includes,
+        hidden=sorted(rbac.hidden_fields(resource, access=access)),
+        readonly=sorted(rbac.readonly_fields(resource, access=access)))

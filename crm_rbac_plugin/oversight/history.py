@@ -1,0 +1,184 @@
+"""'Who could see deal #42 on date D?', answered from the audit trail.
+
+Approach: start from the policy as it is now (memberships, departments,
+manager links, roles, grants, role assignments and the workspace's plan) and
+*undo* every audited change made after D, newest first: a created object is
+removed, a changed or deleted one gets back its ``before`` values (each
+permission-changing transaction's event holds them, see :mod:`..audit`).
+Then each member's access as of D is built in memory and the ordinary
+:func:`~..policy.decide` answers for the record.
+
+Limits: history only goes back to when auditing began (before the first
+event the answer assumes nothing changed; a warning says so); the record
+itself is judged as it is now (its owner or stage may have been different
+on D); field rules are left out (they hide fields, not records).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .. import conditions
+from ..loader import BYPASS, plan_modules
+from ..policy import Access, Rule, decide
+
+if TYPE_CHECKING:
+    from ..extension import RBAC
+
+
+@dataclass
+class Answer:
+    """One member's answer: could they, as of the instant asked about?"""
+
+    membership_id: int
+    user: str
+    roles: tuple[str, ...]
+    allowed: bool
+    reason: str
+
+
+@dataclass
+class WhoCould:
+    at: dt.datetime
+    resource: str
+    record_id: int
+    action: str
+    answers: list[Answer]
+    warnings: list[str]
+
+    @property
+    def allowed(self) -> list[Answer]:
+        return [a for a in self.answers if a.allowed]
+
+
+def _rows(rbac: RBAC, table: Any, *where: Any) -> list[dict[str, Any]]:
+    result = rbac.db.session.execute(sa.select(table).where(*where), execution_options=BYPASS)
+    return [dict(r._mapping) for r in result]
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
+
+
+def policy_as_of(rbac: RBAC, workspace_id: int, at: dt.datetime
+                 ) -> tuple[dict[str, dict[Any, dict[str, Any]]], list[str]]:
+    """Return the workspace's policy rows as of ``at``, by kind and key, and warnings."""
+    m = rbac.models
+    Mt, Rt = m.Membership.__table__, m.Role.__table__
+    state: dict[str, dict[Any, dict[str, Any]]] = {
+        "workspace": {r["id"]: r for r in _rows(rbac, m.Workspace.__table__,
+                                                 m.Workspace.__table__.c.id == workspace_id)},
+        "department": {r["id"]: r for r in _rows(rbac, m.Department.__table__,
+                                                  m.Department.__table__.c.workspace_id
+                                                  == workspace_id)},
+        "member": {r["id"]: r for r in _rows(rbac, Mt, Mt.c.workspace_id == workspace_id)},
+        "role": {r["id"]: r for r in _rows(rbac, Rt, Rt.c.workspace_id == workspace_id)},
+    }
+    role_ids = list(state["role"])
+    member_ids = list(state["member"])
+    Gt, MRt, At = m.Grant.__table__, m.MemberRole.__table__, m.ManagerAssignment.__table__
+    state["grant"] = {r["id"]: r for r in _rows(rbac, Gt, Gt.c.role_id.in_(role_ids))}
+    state["assignment"] = {r["id"]: r for r in _rows(rbac, MRt,
+                                                      MRt.c.membership_id.in_(member_ids))}
+    state["manager"] = {f"{r['manager_id']}:{r['member_id']}": r
+                        for r in _rows(rbac, At, At.c.manager_id.in_(member_ids))}
+    A = rbac.AuditEvent
+    events = rbac.db.session.scalars(
+        sa.select(A).where(A.workspace_id == workspace_id, A.at > at).order_by(A.id.desc()))
+    for ev in events:
+        changes = (ev.detail or {}).get("changes") or []
+        for change in reversed(changes):
+            kind, key, op = change.get("kind"), change.get("key"), change.get("op")
+            if kind not in state or key is None:
+                continue
+            if op == "created":
+                state[kind].pop(key, None)
+            else:
+                before = change.get("before") or (ev.before or {}).get(change["target"])
+                if before is not None:
+                    state[kind][key] = before
+    warnings = []
+    first = rbac.db.session.scalar(sa.select(sa.func.min(A.at)).where(
+        A.workspace_id == workspace_id))
+    if first is None or first > at:
+        warnings.append("The audit trail starts after this instant "
+                        f"({first.isoformat(' ', 'minutes') + ' UTC' if first else 'no events'}): "
+                        "changes before it are unknown, so the answer assumes none.")
+    return state, warnings
+
+
+def access_as_of(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], member: dict[str, Any],
+                 at: dt.datetime) -> Access:
+    """Build one member's :class:`Access` from historical rows (no field rules)."""
+    roles = state["role"]
+    assigned = {a["role_id"] for a in state["assignment"].values()
+                if a["membership_id"] == member["id"]
+                and (_instant(a.get("starts_at")) is None or _instant(a["starts_at"]) <= at)
+                and (_instant(a.get("expires_at")) is None or at < _instant(a["expires_at"]))}
+    closure: dict[int, dict[str, Any]] = {}
+    todo = set(assigned)
+    while todo:
+        rid = todo.pop()
+        if rid in closure or rid not in roles:
+            continue
+        closure[rid] = roles[rid]
+        if roles[rid].get("parent_id") is not None:
+            todo.add(roles[rid]["parent_id"])
+    rules: dict[tuple[str, str], list[Rule]] = {}
+    for g in sorted(state["grant"].values(), key=lambda g: g["id"]):
+        if g["role_id"] not in closure or g["resource"] not in rbac.registry:
+            continue
+        res = rbac.registry.get(g["resource"])
+        clauses = conditions.validate(res.model, g.get("condition")) if res.model else ()
+        rules.setdefault((g["resource"], g["action"]), []).append(
+            Rule(g["effect"], g["scope"], clauses, closure[g["role_id"]]["name"], g["id"]))
+    members = state["member"]
+    team = frozenset(members[link["member_id"]]["user_id"] for link in state["manager"].values()
+                     if link["manager_id"] == member["id"] and link["member_id"] in members)
+    dept = member.get("department_id")
+    dept_users = frozenset(m["user_id"] for m in members.values()
+                           if dept is not None and m.get("department_id") == dept)
+    workspace = state["workspace"].get(member["workspace_id"], {})
+    return Access(
+        workspace_id=member["workspace_id"], user_id=member["user_id"],
+        membership_id=member["id"], active=member.get("status") == "active",
+        is_owner=any(r.get("is_owner") for r in closure.values()),
+        roles=tuple(sorted(r["name"] for r in closure.values())),
+        modules=plan_modules(current_app.config["RBAC_PLANS"], workspace.get("plan", "")),
+        team_user_ids=team, department_id=dept, department_user_ids=dept_users,
+        rules={k: tuple(v) for k, v in rules.items()},
+        unowned_visible=current_app.config["RBAC_UNOWNED_VISIBLE"], cacheable=False)
+
+
+def who_could(rbac: RBAC, workspace_id: int, resource: str, record_id: int, at: dt.datetime,
+              action: str = "view") -> WhoCould:
+    """Return, for every member as of ``at``, whether they could ``action`` the record."""
+    res = rbac.registry.check_action(resource, action)
+    if res.model is None:
+        raise LookupError(f"{resource} has no records")
+    with rbac.system():
+        record = rbac.db.session.get(res.model, record_id)
+    if record is None or getattr(record, res.workspace_column) != workspace_id:
+        raise LookupError(f"no {resource} record #{record_id} in this workspace")
+    state, warnings = policy_as_of(rbac, workspace_id, at)
+    users = {u.id: str(u) for u in rbac.db.session.scalars(
+        sa.select(rbac.user_model).where(rbac.user_model.id.in_(
+            [m["user_id"] for m in state["member"].values()])))}
+    loader = rbac.parent_loader(rbac.db.session)
+    answers = []
+    for member in sorted(state["member"].values(), key=lambda m: m["id"]):
+        created = _instant(member.get("created_at"))
+        if created is not None and created > at:
+            continue  # not yet a member then
+        access = access_as_of(rbac, state, member, at)
+        decision = decide(access, rbac.registry, action, resource, record, loader)
+        answers.append(Answer(member["id"], users.get(member["user_id"], f"user #{member['user_id']}"),
+                              access.roles, decision.allowed, decision.reason))
+    return WhoCould(at, resource, record_id, action, answers, warnings)

@@ -1,0 +1,169 @@
+"""Flask-Admin panels as each default role: access, scoping, buttons, writes, hidden fields."""
+
+from __future__ import annotations
+
+import csv
+import io
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from crm_app.extensions import db
+from crm_app.models import Deal, Lead
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import workspaces
+from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.test_settings_ui import role
+
+ROLES = ["owner", "admin", "manager", "member", "viewer", "finance", "junior_rep",
+         "client_success"]
+
+#: Who reaches which panel (200) and who is refused (403).
+PANELS = {
+    "/admin/leads/": {"owner", "admin", "manager", "member", "viewer", "junior_rep"},
+    "/admin/deals/": {"owner", "admin", "manager", "member", "viewer", "finance"},
+    "/admin/clients/": {"owner", "admin", "manager", "member", "viewer", "client_success"},
+    "/admin/tasks/": {"owner", "admin", "manager", "member", "viewer", "client_success"},
+    "/admin/rbac_admin_roles/": {"owner", "admin"},
+    "/admin/rbac_admin_members/": {"owner", "admin"},
+    "/admin/rbac_admin_departments/": {"owner", "admin"},
+    "/admin/rbac_admin_audit/": {"owner", "admin"},
+}
+
+
+def stored(model: type, ident: int) -> Any:
+    db.session.expire_all()
+    with rbac.system():
+        return db.session.get(model, ident)
+
+
+@pytest.mark.parametrize("who", ROLES)
+def test_panels_as_each_default_role(world: SimpleNamespace, login: Any, who: str) -> None:
+    client = login(world.users[who], world.ws)
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    for url, allowed in PANELS.items():
+        response = client.get(url)
+        assert response.status_code == (200 if who in allowed else 403), (who, url)
+        # The menu shows only the panels the member may open.
+        assert (f'href="{url}"' in index.text) == (who in allowed), (who, url)
+
+
+def test_anonymous_is_sent_to_login(app: Any) -> None:
+    response = app.test_client().get("/admin/leads/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_lists_and_ids_are_scoped(world: SimpleNamespace, login: Any) -> None:
+    member = login(world.users["member"], world.ws)
+    page = member.get("/admin/leads/").text
+    assert "Lead of member" in page and "Lead of manager" not in page
+    assert "Beta lead" not in page
+    theirs, own = world.leads["manager"].id, world.leads["member"].id
+    for view in ("edit", "details"):
+        assert member.get(f"/admin/leads/{view}/?id={theirs}").status_code == 404
+        assert member.get(f"/admin/leads/{view}/?id={world.other['lead'].id}").status_code == 404
+        assert member.get(f"/admin/leads/{view}/?id=nonsense").status_code == 404
+        assert member.get(f"/admin/leads/{view}/?id={own}").status_code == 200
+    admin = login(world.users["admin"], world.ws)
+    roles_page = admin.get("/admin/rbac_admin_members/").text
+    assert "Outsider" not in roles_page and "Member2" in roles_page
+
+
+def test_buttons_follow_permissions(world: SimpleNamespace, login: Any) -> None:
+    viewer = login(world.users["viewer"], world.ws).get("/admin/leads/").text
+    assert "/admin/leads/new/" not in viewer and "/admin/leads/edit/" not in viewer
+    assert "/admin/leads/export/csv/" not in viewer
+    member = login(world.users["member"], world.ws).get("/admin/leads/").text
+    assert "/admin/leads/new/" in member and "/admin/leads/edit/" in member
+    manager = login(world.users["manager"], world.ws).get("/admin/leads/").text
+    assert "/admin/leads/export/csv/" in manager
+    roles = login(world.users["owner"], world.ws).get("/admin/rbac_admin_roles/").text
+    assert "/admin/rbac_admin_roles/new/" not in roles  # read-only panels
+
+
+def test_writes_are_checked(world: SimpleNamespace, login: Any) -> None:
+    member = login(world.users["member"], world.ws)
+    response = member.post("/admin/leads/new/", data={"name": "From admin", "status": "new"})
+    assert response.status_code == 302
+    with rbac.system():
+        lead = db.session.scalar(sa.select(Lead).where(Lead.name == "From admin"))
+    assert lead is not None and lead.owner_id == world.users["member"].id
+
+    viewer = login(world.users["viewer"], world.ws)
+    viewer.post("/admin/leads/new/", data={"name": "Viewer lead", "status": "new"})
+    with rbac.system():
+        assert db.session.scalar(sa.select(Lead).where(Lead.name == "Viewer lead")) is None
+    viewer.post("/admin/leads/delete/", data={"id": str(world.leads["member"].id)})
+    assert stored(Lead, world.leads["member"].id) is not None
+
+    junior = login(world.users["junior_rep"], world.ws)  # view/create/edit own, no delete
+    junior.post("/admin/leads/delete/", data={"id": str(world.leads["junior_rep"].id)})
+    assert stored(Lead, world.leads["junior_rep"].id) is not None
+
+    member.post("/admin/leads/delete/", data={"id": str(lead.id)})
+    assert stored(Lead, lead.id) is None
+
+
+def test_mass_delete_needs_bulk_and_goes_row_by_row(world: SimpleNamespace,
+                                                     login: Any) -> None:
+    member = login(world.users["member"], world.ws)
+    ids = [world.leads["member"].id, world.leads["manager"].id]  # the second is invisible
+    data = {"action": "delete", "rowid": [str(i) for i in ids]}
+    member.post("/admin/leads/action/", data=data)  # Member holds no "bulk" on leads
+    assert stored(Lead, ids[0]) is not None
+
+    with rbac.system():
+        bulk = rbac.models.Role(workspace=world.ws, name="Bulk own")
+        workspaces.add_grant(rbac, bulk, "leads", "bulk", "own")
+        workspaces.assign_role(rbac, world.members["member"], bulk)
+        db.session.commit()
+    member.post("/admin/leads/action/", data=data)
+    assert stored(Lead, ids[0]) is None and stored(Lead, ids[1]) is not None
+
+
+def test_hidden_fields_leave_lists_details_forms_and_export(world: SimpleNamespace,
+                                                            login: Any) -> None:
+    with rbac.system():
+        for key in ("finance", "member"):
+            db.session.add(rbac.models.FieldRule(role=role(world, key), resource="deals",
+                                                 field="amount", mode="hidden"))
+        db.session.commit()
+    finance = login(world.users["finance"], world.ws)
+    won = world.deals["member-won"]
+    assert "Amount" not in finance.get("/admin/deals/").text
+    assert "Amount" not in finance.get(f"/admin/deals/details/?id={won.id}").text
+    exported = finance.get("/admin/deals/export/csv/")
+    assert exported.status_code == 200
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert "Amount" not in rows[0] and "Title" in rows[0]
+    assert {r[rows[0].index("Title")] for r in rows[1:]} == {
+        d.title for d in world.deals.values() if d.stage == "won"}  # export criteria
+    A = rbac.AuditEvent
+    ev = db.session.scalars(sa.select(A).where(A.action == "export").order_by(A.id.desc())).first()
+    assert ev.detail["rows"] == len(rows) - 1 and ev.detail["via"] == "admin"
+
+    member = login(world.users["member"], world.ws)
+    form = member.get("/admin/deals/new/").text
+    assert 'name="amount"' not in form and 'name="title"' in form
+    assert 'name="amount"' in login(world.users["admin"], world.ws).get("/admin/deals/new/").text
+    own = world.deals["member-new"]
+    member.post(f"/admin/deals/edit/?id={own.id}", data={"title": "Renamed", "stage": "new",
+                                                          "amount": "999999"})
+    saved = stored(Deal, own.id)
+    assert saved.title == "Renamed" and saved.amount != 999999
+
+
+def test_search_on_a_hidden_field_is_ignored(world: SimpleNamespace, login: Any) -> None:
+    with rbac.system():
+        db.session.add(rbac.models.FieldRule(role=role(world, "viewer"), resource="leads",
+                                             field="name", mode="hidden"))
+        db.session.commit()
+    viewer = login(world.users["viewer"], world.ws)
+    page = viewer.get("/admin/leads/?search=member2").text
+    # Searching names would tell which leads carry "member2": the search is dropped.
+    assert page.count("/admin/leads/details/?id=") == 5
+    admin = login(world.users["admin"], world.ws)
+    assert admin.get("/admin/leads/?search=member2").text.count("/admin/leads/details/?id=") == 1

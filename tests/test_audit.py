@@ -1,0 +1,465 @@
+"""The audit trail: completeness, before/after values, refusals, exports, immutability,
+the audit page and API, and "who could see this record then?".
+
+Granularity under test: one event per workspace per committed transaction that
+changes permissions (a request commits once, so one event per request); a
+preview or a refusal writes no change event.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from crm_app.extensions import db
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import tokens, workspaces
+from crm_rbac_plugin.audit import AuditImmutable, purge_before
+from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.oversight import history
+from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.test_api import Api
+from tests.test_settings_ui import matrix_values, role, role_named
+
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+BLUEPRINTS = ("rbac_settings.", "rbac_api.", "rbac_oversight.")
+
+#: State-changing routes that do not change anyone's permissions (own API
+#: tokens; view-as is audited with events of its own, see test_view_as).
+NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
+                           "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop"}
+
+#: Modules whose routes are driven by their own tests (team management: invitations,
+#: deactivation, reassignment, departments, written at the same time as this file).
+#: TODO(lead): add their routes to _drivers once their forms settle.
+ELSEWHERE = {"crm_rbac_plugin.settings.team_views"}
+
+
+def events(**where: Any) -> list[Any]:
+    A = rbac.AuditEvent
+    db.session.expire_all()
+    stmt = sa.select(A).order_by(A.id)
+    for key, value in where.items():
+        stmt = stmt.where(getattr(A, key) == value)
+    return list(db.session.scalars(stmt))
+
+
+def change_events() -> list[Any]:
+    A = rbac.AuditEvent
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(A).where(
+        A.action.not_in(["access.denied", "export"])).order_by(A.id)))
+
+
+# -- completeness ------------------------------------------------------------------------------
+
+
+def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api
+             ) -> list[tuple[str, Callable[[], Any]]]:
+    """One valid request per permission-changing route, in an order that works."""
+    ids: dict[str, int] = {}
+    finance = role(world, "finance")
+    viewer_m = world.members["viewer"].id
+
+    def new_role() -> Any:
+        values = matrix_values(client, "/settings/roles/new")
+        values.update({"name": "Audited", "scope__leads__view": "own", "step": "save"})
+        response = client.post("/settings/roles/new", data=values)
+        ids["audited"] = role_named("Audited").id
+        return response
+
+    def edit_role() -> Any:
+        url = f"/settings/roles/{ids['audited']}/edit"
+        values = matrix_values(client, url)
+        values.update({"scope__leads__view": "all", "step": "save"})
+        return client.post(url, data=values)
+
+    def assign() -> Any:
+        response = client.post(f"/settings/members/{viewer_m}/roles",
+                               data={"role_id": str(finance.id)})
+        m = rbac.models
+        ids["assignment"] = db.session.scalar(sa.select(m.MemberRole.id).where(
+            m.MemberRole.membership_id == viewer_m, m.MemberRole.role_id == finance.id))
+        return response
+
+    def unassign() -> Any:
+        return client.post(f"/settings/members/{viewer_m}/roles/{ids['assignment']}/remove")
+
+    def conflicts() -> Any:
+        response = client.post("/settings/conflicts", data={
+            "role_a_id": str(finance.id), "role_b_id": str(role(world, "junior_rep").id)})
+        ids["conflict"] = db.session.scalar(sa.select(rbac.models.RoleConflict.id))
+        return response
+
+    def remove_conflict() -> Any:
+        return client.post(f"/settings/conflicts/{ids['conflict']}/remove")
+
+    def plan() -> Any:
+        return client.post("/settings/plan", data={"plan": "pro"})
+
+    def delete_role() -> Any:
+        return client.post(f"/settings/roles/{ids['audited']}/delete", data={"move_to": ""})
+
+    def api_create() -> Any:
+        response = api.post("/roles", {"name": "Api role", "permissions": ["leads.view"]})
+        ids["api_role"] = response.json["id"]
+        return response
+
+    def api_update() -> Any:
+        return api.patch(f"/roles/{ids['api_role']}", {"permissions": ["leads.view",
+                                                                       "deals.view"]})
+
+    def api_clone() -> Any:
+        response = api.post(f"/roles/{ids['api_role']}/clone", {"name": "Api clone"})
+        ids["clone"] = response.json["id"]
+        return response
+
+    def api_delete() -> Any:
+        return api.delete(f"/roles/{ids['clone']}")
+
+    def api_assign() -> Any:
+        response = api.post(f"/members/{viewer_m}/roles", {"role_id": ids["api_role"]})
+        ids["api_assignment"] = response.json["id"]
+        return response
+
+    def api_remove() -> Any:
+        return api.delete(f"/members/{viewer_m}/roles/{ids['api_assignment']}")
+
+    return [("rbac_settings.new_role", new_role), ("rbac_settings.edit_role", edit_role),
+            ("rbac_settings.assign", assign), ("rbac_settings.unassign", unassign),
+            ("rbac_settings.conflicts", conflicts),
+            ("rbac_settings.remove_conflict", remove_conflict),
+            ("rbac_settings.plan", plan), ("rbac_settings.delete_role", delete_role),
+            ("rbac_api.create_role", api_create), ("rbac_api.update_role", api_update),
+            ("rbac_api.clone_role", api_clone), ("rbac_api.delete_role", api_delete),
+            ("rbac_api.assign_role", api_assign), ("rbac_api.remove_role", api_remove)]
+
+
+def test_every_permission_changing_route_writes_exactly_one_event(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    client = login(world.users["owner"], world.ws)
+    _, plaintext = tokens.create_token(rbac, world.members["owner"], "audit test")
+    db.session.commit()
+    drivers = _drivers(world, client, Api(app, plaintext))
+
+    state_changing = {rule.endpoint for rule in app.url_map.iter_rules()
+                      if rule.endpoint.startswith(BLUEPRINTS) and rule.methods & UNSAFE
+                      and app.view_functions[rule.endpoint].__module__ not in ELSEWHERE}
+    assert state_changing - NOT_PERMISSION_CHANGING == {name for name, _ in drivers}, (
+        "a new state-changing route: drive it here, or list it as not changing permissions")
+
+    owner_mid = world.members["owner"].id
+    for endpoint, drive in drivers:
+        before = len(change_events())
+        response = drive()
+        assert response.status_code in (200, 201, 204, 302), (endpoint, response.text[:300])
+        after = change_events()
+        assert len(after) == before + 1, (endpoint, [e.action for e in after[before:]])
+        ev = after[-1]
+        assert ev.workspace_id == world.ws.id and ev.actor_membership_id == owner_mid, endpoint
+        assert ev.actor_user_id == world.users["owner"].id
+        assert ev.detail["changes"], endpoint
+
+    actions = [e.action for e in change_events()[-len(drivers):]]
+    assert actions == ["role.created", "grant.changed", "assignment.added",
+                       "assignment.removed", "sod.changed", "sod.changed", "plan.changed",
+                       "role.deleted", "role.created", "grant.changed", "role.created",
+                       "role.deleted", "assignment.added", "assignment.removed"]
+
+
+def test_change_event_has_before_and_after(world: SimpleNamespace) -> None:
+    finance = role(world, "finance")
+    grant = next(g for g in finance.grants if g.action == "view")
+    with rbac.system():
+        grant.scope = "own"
+        finance.description = "Changed"
+        db.session.commit()
+    ev = change_events()[-1]
+    assert ev.action == "role.changed" and ev.resource == "roles"
+    assert ev.actor_user_id is None  # the system context
+    key = next(k for k in ev.before if k.startswith("grant #"))
+    assert ev.before[key]["scope"] == "all" and ev.after[key]["scope"] == "own"
+    role_key = f"role #{finance.id} Finance"
+    assert ev.after[role_key]["description"] == "Changed"
+    changed = {c["target"]: c["changed"] for c in ev.detail["changes"]}
+    assert changed[key] == ["scope"] and changed[role_key] == ["description"]
+
+
+def test_member_deactivation_and_rollbacks(world: SimpleNamespace) -> None:
+    before = len(change_events())
+    member = world.members["member2"]
+    with rbac.system():
+        member.status = "inactive"
+        db.session.flush()
+        db.session.rollback()  # nothing committed: no event
+    assert len(change_events()) == before
+    with rbac.system():
+        nested = db.session.begin_nested()
+        member.status = "inactive"
+        db.session.flush()
+        nested.rollback()  # a preview in a savepoint: no event
+        db.session.commit()
+    assert len(change_events()) == before
+    with rbac.system():
+        member.status = "inactive"
+        db.session.commit()
+    ev = change_events()[-1]
+    assert ev.action == "member.deactivated" and ev.resource == "members"
+    assert ev.before[ev.target]["status"] == "active"
+
+
+def test_previews_and_refusals_write_no_change_event(world: SimpleNamespace,
+                                                     login: Any) -> None:
+    client = login(world.users["owner"], world.ws)
+    values = matrix_values(client, "/settings/roles/new")
+    values.update({"name": "Preview only", "scope__leads__view": "own", "step": "preview"})
+    before = len(change_events())
+    assert client.post("/settings/roles/new", data=values).status_code == 200
+    viewer = login(world.users["viewer"], world.ws)
+    assert viewer.post(f"/settings/members/{world.members['viewer'].id}/roles",
+                       data={"role_id": str(role(world, "admin").id)}).status_code == 403
+    assert len(change_events()) == before
+
+
+# -- refusals and exports -----------------------------------------------------------------------
+
+
+def test_refused_attempts_are_logged(world: SimpleNamespace, login: Any) -> None:
+    viewer = login(world.users["viewer"], world.ws)
+    assert viewer.get("/settings/roles").status_code == 403
+    junior = login(world.users["junior_rep"], world.ws)
+    lead = world.leads["member"]
+    assert junior.post(f"/leads/{lead.id}/delete").status_code in (403, 404)
+    denied = events(action="access.denied")
+    first = next(e for e in denied if e.actor_membership_id == world.members["viewer"].id)
+    assert first.workspace_id == world.ws.id and first.resource == "roles"
+    assert first.detail["action"] == "view" and "roles" in first.detail["reason"]
+    assert first.actor_user_id == world.users["viewer"].id and first.ip
+    assert any(e.actor_membership_id == world.members["junior_rep"].id for e in denied)
+
+
+def test_refusal_at_flush_is_logged_with_the_record(world: SimpleNamespace,
+                                                    login: Any) -> None:
+    junior = login(world.users["junior_rep"], world.ws)
+    own = world.leads["junior_rep"]
+    response = junior.post(f"/leads/{own.id}/delete")
+    assert response.status_code == 403
+    ev = events(action="access.denied")[-1]
+    assert ev.resource == "leads" and ev.detail["action"] == "delete"
+    assert ev.detail["path"] == f"/leads/{own.id}/delete"
+
+
+def test_export_is_logged_with_row_count(world: SimpleNamespace, login: Any) -> None:
+    finance = login(world.users["finance"], world.ws)
+    response = finance.get("/deals/export.csv")
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.text)))[1:]
+    ev = events(action="export")[-1]
+    assert ev.resource == "deals" and ev.detail["rows"] == len(rows) > 0
+    assert ev.actor_membership_id == world.members["finance"].id
+    assert "amount" in ev.detail["columns"]
+
+
+def test_helper_records_application_events(world: SimpleNamespace) -> None:
+    with rbac.as_member(world.members["admin"]):
+        rbac.audit("report.sent", resource="deals", target="weekly", recipients=3)
+    db.session.commit()
+    ev = events(action="report.sent")[-1]
+    assert (ev.workspace_id, ev.actor_membership_id) == (world.ws.id, world.members["admin"].id)
+    assert ev.detail == {"recipients": 3}
+
+
+# -- immutability -------------------------------------------------------------------------------
+
+
+def test_audit_events_cannot_be_changed_or_deleted(world: SimpleNamespace) -> None:
+    A = rbac.AuditEvent
+    ev = events()[0]
+    for context in (rbac.system, lambda: rbac.as_member(world.members["owner"])):
+        with context():
+            ev.action = "forged"
+            with pytest.raises(AuditImmutable):
+                db.session.flush()
+            db.session.rollback()
+            db.session.delete(db.session.get(A, ev.id))
+            with pytest.raises(AuditImmutable):
+                db.session.flush()
+            db.session.rollback()
+            with pytest.raises(AuditImmutable):
+                db.session.execute(sa.update(A).values(action="forged"))
+            with pytest.raises(AuditImmutable):
+                db.session.execute(sa.delete(A.__table__))
+            db.session.rollback()
+    assert events()[0].action != "forged"
+
+
+def test_retention_is_the_only_deletion(world: SimpleNamespace) -> None:
+    count = len(events())
+    assert count > 0
+    assert purge_before(rbac, utcnow() - dt.timedelta(days=1)) == 0
+    assert purge_before(rbac, utcnow() + dt.timedelta(seconds=1), world.ws.id) > 0
+    db.session.commit()
+    assert all(e.workspace_id != world.ws.id for e in events())
+
+
+# -- the audit page and API ---------------------------------------------------------------------
+
+
+def test_audit_page_filters_paginates_and_exports(world: SimpleNamespace, login: Any) -> None:
+    admin = login(world.users["admin"], world.ws)
+    login(world.users["viewer"], world.ws).get("/settings/roles")  # one refusal
+    page = admin.get("/settings/audit")
+    assert page.status_code == 200 and "Audit trail" in page.text
+    assert "role.created" in page.text or "member.added" in page.text
+    only = admin.get("/settings/audit?action=access.denied")
+    assert only.status_code == 200
+    assert only.text.count('class="rbac-audit-row"') == len(events(action="access.denied",
+                                                                   workspace_id=world.ws.id))
+    assert "member.added" not in only.text.split("<tbody>")[1]
+    assert admin.get("/settings/audit?from=yesterday").status_code == 400
+    future = (utcnow() + dt.timedelta(days=2)).date().isoformat()
+    assert "No events." in admin.get(f"/settings/audit?from={future}").text
+    exported = admin.get("/settings/audit.csv?action=access.denied")
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0][:5] == ["id", "at", "actor_user_id", "actor_membership_id", "action"]
+    assert {r[4] for r in rows[1:]} == {"access.denied"}
+    ev = events(action="export")[-1]
+    assert ev.resource == "audit" and ev.detail["rows"] == len(rows) - 1
+    for who in ("viewer", "manager", "member"):
+        assert login(world.users[who], world.ws).get("/settings/audit").status_code == 403
+        assert login(world.users[who], world.ws).get("/settings/audit.csv").status_code == 403
+
+
+def test_audit_api(app: Flask, world: SimpleNamespace) -> None:
+    M = rbac.models.Membership
+    members = {**world.members, "ws2_owner": db.session.scalar(sa.select(M).where(
+        M.workspace_id == world.ws2.id, M.user_id == world.users["dual"].id))}
+
+    def api(key: str) -> Api:
+        _, plaintext = tokens.create_token(rbac, members[key], f"t {key}")
+        db.session.commit()
+        return Api(app, plaintext)
+
+    admin = api("admin")
+    assert api("manager").get("/audit").status_code == 403  # logged: a second event
+    response = admin.get("/audit?per_page=1")
+    assert response.status_code == 200
+    body = response.json
+    assert body["per_page"] == 1 and len(body["items"]) == 1 and body["total"] >= 2
+    assert body["items"][0]["action"] == "access.denied"  # newest first
+    assert admin.get("/audit?per_page=1&page=2").json["items"][0]["id"] != body["items"][0]["id"]
+    assert {"action", "before", "after", "actor_membership_id"} <= set(body["items"][0])
+    mid = world.members["owner"].id
+    filtered = admin.get(f"/audit?actor={mid}&resource=members").json["items"]
+    assert all(i["actor_membership_id"] == mid and i["resource"] == "members" for i in filtered)
+    assert admin.get("/audit?from=garbage").status_code == 400
+    assert admin.get("/audit?per_page=1000").status_code == 400
+    ws2_items = api("ws2_owner").get("/audit").json["items"]  # Owner of ws2 sees ws2 only
+    assert ws2_items and all(i["workspace_id"] == world.ws2.id for i in ws2_items)
+
+
+# -- who could see it then? -------------------------------------------------------------------
+
+
+def test_who_could_replays_role_changes(app: Flask, world: SimpleNamespace) -> None:
+    deal = world.deals["manager-won"]  # invisible to member2 (own scope), visible to Finance
+    member2 = world.members["member2"]
+    before_grant = utcnow()
+    finance = role(world, "finance")
+    with rbac.system():
+        assignment = workspaces.assign_role(rbac, member2, finance)
+        db.session.commit()
+        during = utcnow()
+        db.session.delete(assignment)
+        db.session.commit()
+
+    def could(at: dt.datetime) -> set[str]:
+        result = history.who_could(rbac, world.ws.id, "deals", deal.id, at)
+        return {a.user for a in result.allowed}
+
+    name = str(world.users["member2"])
+    assert name in could(during)
+    assert name not in could(before_grant)
+    assert name not in could(utcnow())
+    assert str(world.users["finance"]) in could(during)
+
+    old = history.who_could(rbac, world.ws.id, "deals", deal.id,
+                            utcnow() - dt.timedelta(days=365))
+    assert old.warnings and "audit trail starts after" in old.warnings[0]
+
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["rbac", "who-could", "--workspace", "acme", "--resource", "deals",
+                              "--record", str(deal.id), "--at", during.isoformat()])
+    assert out.exit_code == 0, out.output
+    line = next(l for l in out.output.splitlines() if name in l)
+    assert line.strip().startswith("YES")
+    bad = runner.invoke(args=["rbac", "who-could", "--workspace", "acme", "--resource", "deals",
+                              "--record", "999999", "--at", "2026-01-01"])
+    assert bad.exit_code != 0
+
+
+def test_who_could_page(world: SimpleNamespace, login: Any) -> None:
+    admin = login(world.users["admin"], world.ws)
+    deal = world.deals["member-won"]
+    page = admin.get(f"/settings/who-could?resource=deals&record={deal.id}")
+    assert page.status_code == 200 and "Finance" in page.text
+    assert admin.get("/settings/who-could?resource=deals&record=999999").status_code == 400
+    assert login(world.users["manager"], world.ws).get(
+        f"/settings/who-could?resource=deals&record={deal.id}").status_code == 403
+
+
+def test_team_routes_write_exactly_one_event(world: SimpleNamespace, login: Any) -> None:
+    """The team pages (written alongside) are audited by the same flush hook.
+
+    TODO(lead): fold these into _drivers (and drop ELSEWHERE) once the team forms settle.
+    """
+    client = login(world.users["owner"], world.ws)
+    m = rbac.models
+    viewer, member2 = world.members["viewer"].id, world.members["member2"].id
+    sales = world.departments["sales"].id
+
+    def new_department() -> int:
+        return int(db.session.scalar(sa.select(m.Department.id).where(
+            m.Department.name == "Audit dept")))
+
+    steps: list[tuple[str, Callable[[], Any], str]] = [
+        ("deactivate", lambda: client.post(f"/settings/members/{viewer}/deactivate"),
+         "member.deactivated"),
+        ("reactivate", lambda: client.post(f"/settings/members/{viewer}/reactivate"),
+         "member.reactivated"),
+        ("department", lambda: client.post(f"/settings/members/{viewer}/department",
+                                           data={"department_id": str(sales)}),
+         "member.changed"),
+        ("add_to_team", lambda: client.post(f"/settings/members/{world.members['manager'].id}"
+                                            "/team", data={"member_id": str(member2)}),
+         "manager.changed"),
+        ("remove_from_team", lambda: client.post(
+            f"/settings/members/{world.members['manager'].id}/team/{member2}/remove"),
+         "manager.changed"),
+        ("departments", lambda: client.post("/settings/departments",
+                                            data={"name": "Audit dept"}),
+         "department.changed"),
+        ("rename", lambda: client.post(f"/settings/departments/{new_department()}/rename",
+                                       data={"name": "Audit dept"}), None),
+        ("delete_department", lambda: client.post(
+            f"/settings/departments/{new_department()}/delete"), "department.changed"),
+    ]
+    for name, drive, action in steps:
+        before = len(change_events())
+        response = drive()
+        assert response.status_code in (200, 302), (name, response.status_code)
+        after = change_events()
+        if action is None:  # renaming to the same name changes nothing
+            assert len(after) == before, name
+            continue
+        assert len(after) == before + 1, (name, [e.action for e in after[before:]])
+        assert after[-1].action == action, name
