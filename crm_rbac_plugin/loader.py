@@ -147,6 +147,7 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
         policy_version=m.policy_version,
         valid_until=valid_until,
         cacheable=not _has_uncommitted_policy(session, m.workspace_id),
+        visibility=m.visibility,
         hidden_fields=hidden,
         readonly_fields=readonly,
     )
@@ -248,7 +249,7 @@ def membership_row(session: Session, models: Models, *, user_id: Any = None,
     """Fetch the one row a request needs to find (or validate) cached access."""
     M, W = models.Membership, models.Workspace
     stmt = sa.select(M.id, M.workspace_id, M.user_id, M.status, M.department_id,
-                     W.plan, W.policy_version).join(W, W.id == M.workspace_id)
+                     M.visibility, W.plan, W.policy_version).join(W, W.id == M.workspace_id)
     try:
         if membership_id is not None:
             stmt = stmt.where(M.id == _as_column_type(M.id, membership_id))

@@ -108,6 +108,9 @@ def define_models(db: Any, user_model: type) -> Models:
         last_seen_at: Mapped[dt.datetime | None] = mapped_column()
         # Team (issue 4): the member's own notification preference (profile page).
         notify_email: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+        # Per-member data visibility cap (seed: All / Department / Own); None
+        # means the roles' scopes apply as granted. Owners always see all.
+        visibility: Mapped[str | None] = mapped_column(sa.String(16))
 
         workspace = relationship(Workspace)
         department = relationship(Department)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import conditions
-from .registry import Registry, Resource
+from .registry import SCOPES, Registry, Resource
 
 ALLOW = "allow"
 DENY = "deny"
@@ -83,6 +83,9 @@ class Access:
     cacheable: bool = field(default=True, compare=False)
     #: Field-level security, by resource: fields the member may not see, and
     #: fields they may see but not write (see :func:`.loader.field_security`).
+    #: The member's visibility level (own, department, all) capping the
+    #: scope of their allows; None leaves the scopes as granted.
+    visibility: str | None = None
     hidden_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     readonly_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     #: SQL criteria built from these rules, by (resource, action); filled by
@@ -95,6 +98,18 @@ class Access:
         rules = self.rules.get((resource, action), ())
         return (tuple(r for r in rules if r.effect == ALLOW),
                 tuple(r for r in rules if r.effect == DENY))
+
+    def scopes_for(self, rule: Rule) -> tuple[str, ...]:
+        """The scopes a rule reaches for this member, under their visibility level.
+
+        An allow wider than the level is cut down to the level, plus the
+        member's assigned members (as in most CRMs, a manager keeps seeing
+        their team). Denies are never cut: narrowing a deny would widen access.
+        """
+        if (rule.effect == DENY or self.visibility is None
+                or SCOPES.index(rule.scope) <= SCOPES.index(self.visibility)):
+            return (rule.scope,)
+        return (self.visibility, "team")
 
     def hidden(self, resource: str) -> frozenset[str]:
         """Fields of ``resource`` this member may not see."""
@@ -149,7 +164,7 @@ def scope_matches(access: Access, res: Resource, scope: str, record: Any) -> boo
 
 def _in_any_scope(access: Access, registry: Registry, res: Resource, action: str,
                   rule: Rule, record: Any, load_parent: ParentLoader | None) -> bool:
-    if scope_matches(access, res, rule.scope, record):
+    if any(scope_matches(access, res, s, record) for s in access.scopes_for(rule)):
         return True
     if (action == "view" and rule.effect == ALLOW and access.unowned_visible
             and res.owner_column is not None and getattr(record, res.owner_column) is None):

@@ -50,7 +50,8 @@ def scope_criteria(access: Access, res: Resource, scope: str, entity: Any,
 def _rule_criteria(access: Access, registry: Registry, res: Resource, action: str, rule: Rule,
                    entity: Any, membership_table: Any) -> sa.ColumnElement[bool]:
     """SQL twin of :func:`.policy._rule_matches`."""
-    in_scope = [scope_criteria(access, res, rule.scope, entity, membership_table)]
+    in_scope = [scope_criteria(access, res, scope, entity, membership_table)
+                for scope in access.scopes_for(rule)]
     if (action == "view" and rule.effect == ALLOW and access.unowned_visible
             and res.owner_column is not None):
         in_scope.append(getattr(entity, res.owner_column).is_(None))

@@ -667,6 +667,25 @@ def set_department(rbac: RBAC, actor: Access | None, membership: Any, dept: Any)
     rbac.db.session.flush()
 
 
+#: Per-member visibility levels (seed: All / Department / Own); None: as the roles grant.
+VISIBILITY_LEVELS: tuple[str, ...] = ("all", "department", "own")
+
+
+def set_visibility(rbac: RBAC, actor: Access | None, membership: Any, level: str | None) -> None:
+    """Cap what a member sees to a visibility level (Owners always see all)."""
+    actor = require(rbac, actor, "members", "edit")
+    _same_workspace(actor, membership)
+    if level is not None and level not in VISIBILITY_LEVELS:
+        raise ValidationError(f"visibility must be one of {', '.join(VISIBILITY_LEVELS)}",
+                              field="visibility")
+    if membership.id == actor.membership_id and not actor.is_owner:
+        raise PermissionDenied("You cannot change your own visibility.")
+    if _privileged(membership) and not actor.is_owner:
+        raise PermissionDenied("Only an Owner can change an Owner's or an Admin's visibility.")
+    membership.visibility = level
+    rbac.db.session.flush()
+
+
 def assigned_members(rbac: RBAC, manager: Any) -> list[Any]:
     m = rbac.models
     return list(rbac.db.session.scalars(

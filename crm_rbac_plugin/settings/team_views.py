@@ -78,6 +78,9 @@ class DepartmentForm(FlaskForm):
 
 class MemberDepartmentForm(FlaskForm):
     department_id = SelectField("Department", coerce=optional_int, choices=[])
+    visibility = SelectField("Visibility", choices=choices([
+        ("", "As the roles grant"), ("all", "All records"),
+        ("department", "Department's records"), ("own", "Own records only")]), default="")
 
 
 class TeamForm(FlaskForm):
@@ -276,7 +279,8 @@ def _member_page(membership: Any, *, status: int = 200, page_errors: list[str] |
     ws = access.workspace_id
     if dept_form is None:
         dept_form = MemberDepartmentForm(formdata=None, data={
-            "department_id": membership.department_id})
+            "department_id": membership.department_id,
+            "visibility": membership.visibility or ""})
     dept_form.department_id.choices = choices([("", "— none —")] + [
         (d.id, d.name) for d in _departments(rbac, ws)])
     assigned = team.assigned_members(rbac, membership)
@@ -341,6 +345,8 @@ def member_department(membership_id: int) -> Any:
                      if d.id == form.department_id.data), None)
     try:
         team.set_department(rbac, access, membership, dept)
+        if "visibility" in request.form and (form.visibility.data or None) != membership.visibility:
+            team.set_visibility(rbac, access, membership, form.visibility.data or None)
         _commit()
     except (ValidationError, PermissionDenied) as exc:
         _rollback()

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a95fe24a156b
+Revision ID: fdb744d672d9
 Revises: 
-Create Date: 2026-11-25 15:46:26.980031
+Create Date: 2026-11-25 15:55:54.634919
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'a95fe24a156b'
+revision = 'fdb744d672d9'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -192,6 +192,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('last_seen_at', sa.DateTime(), nullable=True),
     sa.Column('notify_email', sa.Boolean(), server_default=sa.true(), nullable=False),
+    sa.Column('visibility', sa.String(length=16), nullable=True),
     sa.ForeignKeyConstraint(['department_id'], ['rbac_department.id'], name=op.f('fk_rbac_membership_department_id_rbac_department'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_rbac_membership_user_id_user'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['workspace_id'], ['rbac_workspace.id'], name=op.f('fk_rbac_membership_workspace_id_rbac_workspace'), ondelete='CASCADE'),
