@@ -160,7 +160,8 @@ def covers(actor: Access, spec: GrantSpec) -> bool:
     return False
 
 
-def _require(actor: Access | None, rbac: RBAC, resource: str, action: str) -> Access:
+def require(rbac: RBAC, actor: Access | None, resource: str, action: str) -> Access:
+    """Refuse unless ``actor`` is active and may ``action`` on ``resource``."""
     if actor is None or not actor.active:
         raise PermissionDenied("You are not an active member of this workspace.")
     decision = rbac.decide(actor, action, resource)
@@ -182,7 +183,8 @@ def is_privileged(role: Any) -> bool:
     return bool(role.is_owner) or (role.builtin and role.key in PRIVILEGED_KEYS)
 
 
-def _same_workspace(actor: Access, *objects: Any) -> None:
+def same_workspace(actor: Access, *objects: Any) -> None:
+    """Refuse objects of another workspace than the actor's."""
     for obj in objects:
         if obj is not None and obj.workspace_id != actor.workspace_id:
             raise PermissionDenied("That belongs to another workspace.")
@@ -256,7 +258,7 @@ def _check_name(rbac: RBAC, workspace_id: int, name: Any, role_id: int | None = 
 def _check_parent(rbac: RBAC, actor: Access, role: Any, parent: Any) -> None:
     if parent is None:
         return
-    _same_workspace(actor, parent)
+    same_workspace(actor, parent)
     if parent.is_owner:
         raise ValidationError("no role can inherit from Owner", field="parent_id")
     seen = {role.id} if role is not None and role.id is not None else set()
@@ -272,7 +274,7 @@ def create_role(rbac: RBAC, actor: Access | None, *, name: str, description: str
                 grants: Sequence[GrantSpec] = (), parent: Any = None,
                 field_rules: Mapping[str, Mapping[str, str]] | None = None) -> Any:
     """Create a custom role in the actor's workspace."""
-    actor = _require(actor, rbac, "roles", "create")
+    actor = require(rbac, actor, "roles", "create")
     name = _check_name(rbac, actor.workspace_id, name)
     _check_parent(rbac, actor, None, parent)
     inherited = effective_specs(parent) if parent is not None else []
@@ -288,7 +290,7 @@ def create_role(rbac: RBAC, actor: Access | None, *, name: str, description: str
 
 
 def _check_editable(rbac: RBAC, actor: Access, role: Any, what: str) -> None:
-    _same_workspace(actor, role)
+    same_workspace(actor, role)
     if role.builtin and (role.is_owner or role.key == "admin"):
         raise PermissionDenied(f"The {role.name} role always has full access; it cannot be {what}.")
     _require_covered(actor, effective_specs(role), f"change {role.name}, which is wider than you")
@@ -299,7 +301,7 @@ def update_role(rbac: RBAC, actor: Access | None, role: Any, *, name: str | None
                 parent: Any = ..., field_rules: Mapping[str, Mapping[str, str]] | None = None,
                 ) -> Any:
     """Rename, describe, re-parent or replace the matrix of a role."""
-    actor = _require(actor, rbac, "roles", "edit")
+    actor = require(rbac, actor, "roles", "edit")
     _check_editable(rbac, actor, role, "edited")
     if name is not None:
         role.name = _check_name(rbac, role.workspace_id, name, role.id)
@@ -325,7 +327,7 @@ def clone_role(rbac: RBAC, actor: Access | None, source: Any, name: str,
                description: str | None = None) -> Any:
     """Create a custom role starting from ``source``'s grants and field rules."""
     if actor is not None:
-        _same_workspace(actor, source)
+        same_workspace(actor, source)
     if source.is_owner:
         raise ValidationError("the Owner role cannot be cloned; clone Admin instead",
                               field="source")
@@ -358,11 +360,11 @@ def holders(rbac: RBAC, role: Any) -> list[Any]:
 
 def delete_role(rbac: RBAC, actor: Access | None, role: Any, *, move_to: Any = None) -> None:
     """Delete a role; its holders move to ``move_to`` or must hold another role."""
-    actor = _require(actor, rbac, "roles", "delete")
+    actor = require(rbac, actor, "roles", "delete")
     _check_editable(rbac, actor, role, "deleted")
     m = rbac.models
     if move_to is not None:
-        _same_workspace(actor, move_to)
+        same_workspace(actor, move_to)
         if move_to.id == role.id:
             raise ValidationError("move members to a different role", field="move_to")
     stranded = []
@@ -408,8 +410,8 @@ def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
                 starts_at: dt.datetime | None = None,
                 expires_at: dt.datetime | None = None) -> Any:
     """Give a member a role, optionally only between two UTC instants."""
-    actor = _require(actor, rbac, "members", "edit")
-    _same_workspace(actor, membership, role)
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, membership, role)
     if membership.id == actor.membership_id and not actor.is_owner:
         raise PermissionDenied("You cannot change your own roles.")
     if is_privileged(role) and not actor.is_owner:
@@ -438,9 +440,9 @@ def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
 
 def remove_role(rbac: RBAC, actor: Access | None, member_role: Any) -> None:
     """Take a role assignment away, keeping at least one Owner and one role."""
-    actor = _require(actor, rbac, "members", "edit")
+    actor = require(rbac, actor, "members", "edit")
     membership, role = member_role.membership, member_role.role
-    _same_workspace(actor, membership)
+    same_workspace(actor, membership)
     if membership.id == actor.membership_id and not actor.is_owner:
         raise PermissionDenied("You cannot change your own roles.")
     if is_privileged(role) and not actor.is_owner:
@@ -457,8 +459,8 @@ def remove_role(rbac: RBAC, actor: Access | None, member_role: Any) -> None:
 
 def remove_conflict(rbac: RBAC, actor: Access | None, conflict: Any) -> None:
     """Drop a segregation-of-duties pair (needs ``roles.manage``, as adding one)."""
-    actor = _require(actor, rbac, "roles", "manage")
-    _same_workspace(actor, conflict)
+    actor = require(rbac, actor, "roles", "manage")
+    same_workspace(actor, conflict)
     rbac.db.session.delete(conflict)
     rbac.db.session.flush()
 
@@ -482,8 +484,8 @@ def set_plan(rbac: RBAC, actor: Access | None, workspace: Any, plan: Any) -> Non
 
 def add_conflict(rbac: RBAC, actor: Access | None, role_a: Any, role_b: Any) -> Any:
     """Declare two roles that no member may hold together."""
-    actor = _require(actor, rbac, "roles", "manage")
-    _same_workspace(actor, role_a, role_b)
+    actor = require(rbac, actor, "roles", "manage")
+    same_workspace(actor, role_a, role_b)
     if role_a.id == role_b.id:
         raise ValidationError("a role cannot conflict with itself", field="role_b_id")
     both = set(m.id for m in holders(rbac, role_a)) & set(m.id for m in holders(rbac, role_b))

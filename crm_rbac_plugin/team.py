@@ -144,21 +144,10 @@ def _touch_last_seen() -> None:
 # -- checks ----------------------------------------------------------------------
 
 
-def require(rbac: RBAC, actor: Access | None, resource: str, action: str) -> Access:
-    """Refuse unless ``actor`` is active and may ``action`` on ``resource``."""
-    if actor is None or not actor.active:
-        raise PermissionDenied("You are not an active member of this workspace.")
-    decision = rbac.decide(actor, action, resource)
-    if not decision:
-        raise PermissionDenied(f"You may not {action} {resource}: {decision.reason}",
-                               resource=resource, action=action)
-    return actor
+require = roles.require
 
 
-def _same_workspace(actor: Access, *objects: Any) -> None:
-    for obj in objects:
-        if obj is not None and obj.workspace_id != actor.workspace_id:
-            raise PermissionDenied("That belongs to another workspace.")
+_same_workspace = roles.same_workspace
 
 
 def _privileged(membership: Any) -> bool:

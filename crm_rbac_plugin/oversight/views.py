@@ -13,9 +13,9 @@ import io
 from typing import Any
 
 import sqlalchemy as sa
-from flask import (Blueprint, Flask, Response, current_app, flash, redirect, render_template,
+from flask import (Blueprint, Flask, Response, flash, redirect, render_template,
                    request, session, url_for)
-from flask_login import current_user, login_required
+from flask_login import login_required
 
 from .. import audit
 from ..decorators import require_permission

@@ -113,9 +113,11 @@ def _back_to_member(membership: Any) -> Any:
     return redirect(url_for(".team_member", membership_id=membership.id))
 
 
-# -- members list (replaces the minimal list of views.py) ----------------------------------
+# -- members list ------------------------------------------------------------------------
 
 
+@bp.get("/members", endpoint="members")
+@require_permission("members", "view")
 def members_page() -> Any:
     """Members with roles, department, status and last activity; filter and search."""
     rbac, access = get_rbac(), _access()
@@ -138,15 +140,6 @@ def members_page() -> Any:
                    invitations=team.open_invitations(rbac, ws) if _can("members.create") else [],
                    status_of=support.assignment_status, can_invite=_can("members.create"),
                    can_edit=_can("members.edit"), confirm=ConfirmForm())
-
-
-@bp.record_once
-def _replace_members_list(state: Any) -> None:
-    # views.py keeps its endpoint "members" (nav, links, tests); this module
-    # gives it the full team list. Deferred functions run in recording order,
-    # so this runs after views.py registered its own view function.
-    endpoint = f"{state.name_prefix}.{state.name}.members".lstrip(".")
-    state.app.view_functions[endpoint] = require_permission("members", "view")(members_page)
 
 
 def _departments(rbac: Any, workspace_id: int) -> list[Any]:

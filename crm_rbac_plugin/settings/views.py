@@ -485,16 +485,6 @@ def compare() -> Any:
 # -- members ---------------------------------------------------------------------
 
 
-@bp.get("/members")
-@require_permission("members", "view")
-def members() -> Any:
-    """The workspace's members and their roles, linking to each one's access."""
-    rbac, access = get_rbac(), _access()
-    return _render("members.html",
-                   memberships=support.workspace_memberships(rbac, access.workspace_id),
-                   status_of=support.assignment_status)
-
-
 def _assign_form() -> AssignRoleForm:
     form = AssignRoleForm()
     form.role_id.choices = choices([("", "— choose a role —")] + [
