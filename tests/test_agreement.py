@@ -17,6 +17,7 @@ back example must not leave an Access in the process cache.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from decimal import Decimal
 from types import SimpleNamespace
@@ -39,7 +40,9 @@ SCOPES = ("own", "team", "department", "all")
 SUBJECTS = ("member", "manager", "viewer", "junior_rep", "client_success", "finance")
 TEAMMATES = ("member", "member2", "junior_rep", "viewer", "client_success")
 BUILTIN_PARENTS = ("viewer", "member", "manager", "finance", "client_success")
-MAX_EXAMPLES = 60
+#: Examples per run and backend; RBAC_AGREEMENT_EXAMPLES raises it (the
+#: security battery's longer run).
+MAX_EXAMPLES = int(os.environ.get("RBAC_AGREEMENT_EXAMPLES", "60"))
 
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 6, 30), dt.date(2025, 1, 1)
 
@@ -104,6 +107,7 @@ class PolicySpec:
     parent_grants: tuple[GrantSpec, ...] | None  # a generated parent of the first role
     builtin_parent: str | None  # or a built-in role as that parent
     unowned_visible: bool
+    visibility: str | None = None  # the member's visibility level (All / Department / Own)
 
 
 def policy_specs(ids: dict[str, Any]) -> st.SearchStrategy[PolicySpec]:
@@ -127,6 +131,7 @@ def policy_specs(ids: dict[str, Any]) -> st.SearchStrategy[PolicySpec]:
         parent_grants=st.none() | grants,
         builtin_parent=st.none() | st.sampled_from(BUILTIN_PARENTS),
         unowned_visible=st.booleans(),
+        visibility=st.sampled_from([None, "own", "department", "all"]),
     )
 
 
@@ -165,6 +170,7 @@ def apply(w: SimpleNamespace, spec: PolicySpec) -> Any:
             m.ManagerAssignment.manager_id == subject.id)):
         db.session.delete(a)
     subject.department = w.departments[spec.department] if spec.department else None
+    subject.visibility = spec.visibility
 
     def role(name: str, grants: tuple[GrantSpec, ...], parent: Any = None) -> Any:
         r = m.Role(workspace=w.ws, name=name, parent=parent)
