@@ -42,17 +42,9 @@ def register(app: Flask) -> None:
 
 @bp.context_processor
 def _context() -> dict[str, Any]:
-    from ..settings.views import _settings_context  # the settings tabs, plus ours
+    from ..settings.views import _settings_context  # the same tabs as the settings pages
 
-    ctx = _settings_context()
-    current = (request.endpoint or "").rpartition(".")[2]
-    shown = _can(PERMISSION)
-    for endpoint, label in (("audit_page", "Audit trail"), ("who_could", "Who could"),
-                            ("explain_page", "Explain"), ("access_review", "Access review")):
-        if shown:
-            ctx["settings_nav"].append({"endpoint": f"rbac_oversight.{endpoint}",
-                                        "label": label, "current": current == endpoint})
-    return ctx
+    return _settings_context()
 
 
 def _can(permission: str) -> bool:

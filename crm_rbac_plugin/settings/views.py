@@ -133,12 +133,23 @@ def _settings_context() -> dict[str, Any]:
         ("members", "Members", _can("members.view"), ("members", "member_access")),
         ("conflicts", "Segregation of duties", _can("roles.view"), ("conflicts",)),
         ("plan", "Plan", bool(access and access.is_owner), ("plan",)),
+        ("departments", "Departments", _can("members.view"), ("departments",)),
+        ("rbac_oversight.audit_page", "Audit trail", _can("settings.view"), ("audit_page",)),
+        ("rbac_oversight.who_could", "Who could", _can("settings.view"), ("who_could",)),
+        ("rbac_oversight.explain_page", "Explain", _can("settings.view"), ("explain_page",)),
+        ("rbac_oversight.access_review", "Access review", _can("settings.view"),
+         ("access_review",)),
+        ("profile", "Profile", access is not None, ("profile",)),
         ("tokens", "My API tokens", access is not None, ("tokens",)),
     ]
     current = (request.endpoint or "").rpartition(".")[2]
-    return {"settings_nav": [{"endpoint": f"rbac_settings.{endpoint}", "label": label,
-                              "current": current in group}
-                             for endpoint, label, shown, group in nav if shown],
+    endpoints = current_app.view_functions
+    nav_items = []
+    for endpoint, label, shown, group in nav:
+        full = endpoint if "." in endpoint else f"rbac_settings.{endpoint}"
+        if shown and full in endpoints:  # a host may leave a blueprint out
+            nav_items.append({"endpoint": full, "label": label, "current": current in group})
+    return {"settings_nav": nav_items,
             "rbac_show_flashes": _show_flashes()}
 
 
