@@ -188,40 +188,35 @@ def _invitation_or_404(invitation_id: int) -> Any:
     return inv if inv is not None else _not_found()
 
 
-@bp.post("/invitations/<int:invitation_id>/resend")
-@require_permission("members", "create")
-def resend_invitation(invitation_id: int) -> Any:
+def _invitation_action(invitation_id: int, action: Any, done: str) -> Any:
+    """Run ``action(rbac, actor, invitation)`` for a confirmed POST; flash ``done``."""
     rbac = get_rbac()
     inv = _invitation_or_404(invitation_id)
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for(".members"))
     try:
-        team.resend(rbac, _access(), inv)
+        action(rbac, _access(), inv)
         _commit()
-        flash(f"A new invitation link was sent to {inv.email}.", "success")
+        flash(done.format(email=inv.email), "success")
     except (ValidationError, PermissionDenied) as exc:
         _rollback()
         flash(exc.message, "error")
     return redirect(url_for(".members"))
+
+
+@bp.post("/invitations/<int:invitation_id>/resend")
+@require_permission("members", "create")
+def resend_invitation(invitation_id: int) -> Any:
+    return _invitation_action(invitation_id, team.resend,
+                              "A new invitation link was sent to {email}.")
 
 
 @bp.post("/invitations/<int:invitation_id>/revoke")
 @require_permission("members", "create")
 def revoke_invitation(invitation_id: int) -> Any:
-    rbac = get_rbac()
-    inv = _invitation_or_404(invitation_id)
-    if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
-        return redirect(url_for(".members"))
-    try:
-        team.revoke(rbac, _access(), inv)
-        _commit()
-        flash(f"The invitation of {inv.email} was revoked.", "success")
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        flash(exc.message, "error")
-    return redirect(url_for(".members"))
+    return _invitation_action(invitation_id, team.revoke,
+                              "The invitation of {email} was revoked.")
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
