@@ -1,0 +1,1 @@
+"""The attack battery: IDOR, write, CSRF, escalation, session, concurrency and bad-input sweeps."""
