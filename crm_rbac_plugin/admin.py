@@ -246,9 +246,14 @@ class RBACModelView(ModelView):
     def _export_data(self) -> Any:
         count, data = super()._export_data()
         data = list(data)
-        self.rbac.audit("export", resource=self.resource,
-                        target=f"{self.resource} admin export ({len(data)} rows)",
-                        rows=len(data), via="admin")
+        res = self.rbac.registry.get(self.resource)
+        by_workspace: dict[Any, int] = {}
+        for record in data:
+            ws = getattr(record, res.workspace_column, None)
+            by_workspace[ws] = by_workspace.get(ws, 0) + 1
+        self.rbac.audit_export(self.resource, by_workspace,
+                               target=f"{self.resource} admin export ({len(data)} rows)",
+                               via="admin")
         self.rbac.db.session.commit()
         return count, data
 

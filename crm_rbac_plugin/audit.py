@@ -49,7 +49,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from .context import SYSTEM, current_override
 from .errors import PermissionDenied
-from .guard import NO_POLICY_EFFECT, _changed_keys, _workspace_of, old_state
+from .guard import NO_POLICY_EFFECT, _changed_keys, old_state, workspaces_of
 from .models import utcnow
 from .policy import Access
 
@@ -63,6 +63,7 @@ _PENDING = "rbac_audit_pending"
 _RETENTION = "rbac_audit_retention"
 _EXPLICIT = "rbac_audit_explicit"
 _COMPLETING = "rbac_audit_completing"
+_SHARED = "rbac_audit_shared"
 #: Execution options that let a DELETE of audit events through (retention, or a
 #: demo database being wiped); nothing else may delete them.
 RETENTION = {_RETENTION: True}
@@ -78,10 +79,14 @@ KINDS: dict[str, tuple[str, str]] = {
     "MemberRole": ("assignment", "members"),
     "FieldRule": ("field_rule", "roles"),
     "RoleConflict": ("sod", "roles"),
+    "SharingAgreement": ("agreement", "sharing"),
+    "SharingPermission": ("agreement_permission", "sharing"),
 }
 
 #: The change that names a transaction's event, most significant first.
 PRIORITY: tuple[str, ...] = (
+    "sharing.created", "sharing.revoked", "sharing.declined", "sharing.left",
+    "sharing.accepted", "sharing.deleted", "sharing.changed",
     "role.created", "role.deleted", "member.removed", "member.added", "member.deactivated",
     "member.reactivated", "assignment.added", "assignment.removed", "assignment.changed",
     "role.changed", "grant.changed", "field_rule.changed", "member.changed",
@@ -213,6 +218,7 @@ def _before_flush(rbac: RBAC, session: Session) -> None:
     classes = rbac.models.policy_classes()
     pending = session.info.setdefault(_PENDING, [])
     tx = session.get_nested_transaction() or session.get_transaction()
+    _note_shared_writes(rbac, session, tx)
     who = None
     for obj in (*session.new, *session.dirty, *session.deleted):
         if not isinstance(obj, classes):
@@ -233,12 +239,85 @@ def _before_flush(rbac: RBAC, session: Session) -> None:
         pending.append({"obj": obj, "op": op, "before": before, "tx": tx, "actor": who})
 
 
+def _note_shared_writes(rbac: RBAC, session: Session, tx: Any) -> None:
+    """Remember writes to records of another workspace (made through an agreement).
+
+    The flush guard has let them through already; they are written to the
+    audit trail of both workspaces at commit (see :func:`_write_shared`).
+    """
+    ctx = current_override()
+    if ctx is None and has_request_context():
+        ctx = g.get("_rbac_access")
+    if not isinstance(ctx, Access):
+        return  # the system context, or nobody: no cross-workspace member write
+    noted = session.info.setdefault(_SHARED, [])
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        res = rbac.registry.for_model(type(obj))
+        if res is None:
+            continue
+        values = old_state(obj) if obj not in session.new else obj
+        ws = getattr(values, res.workspace_column, None)
+        if ws is None or ws == ctx.workspace_id:
+            continue
+        if obj in session.dirty and not session.is_modified(obj, include_collections=False):
+            continue
+        op = ("created" if obj in session.new else
+              "deleted" if obj in session.deleted else "edited")
+        share = next((s for s in ctx.shares if s.workspace_id == ws), None)
+        noted.append({"tx": tx, "workspace_id": ws, "resource": res.name, "op": op,
+                      "id": _jsonable(getattr(obj, "id", None)),
+                      "changed": sorted(_changed_keys(obj)) if op == "edited" else None,
+                      "agreement_id": share.agreement_id if share else None,
+                      "actor": (ctx.user_id, ctx.membership_id),
+                      "from_workspace_id": ctx.workspace_id})
+
+
+def _write_shared(rbac: RBAC, session: Session) -> None:
+    """One ``shared.write`` event per transaction on each side of each agreement used."""
+    noted = session.info.pop(_SHARED, None) or []
+    seen: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for n in noted:
+        seen.setdefault((n["workspace_id"], n["from_workspace_id"]), []).append(n)
+    for (granting, receiving), writes in seen.items():
+        changes = [{k: w[k] for k in ("resource", "id", "op", "changed", "agreement_id")}
+                   for w in writes]
+        target = ", ".join(sorted({f"{w['resource']} #{w['id']} {w['op']}" for w in writes}))
+        first = writes[0]
+        for ws, side in ((granting, "granting"), (receiving, "receiving")):
+            session.add(rbac.AuditEvent(
+                workspace_id=ws, at=utcnow(), actor_user_id=first["actor"][0],
+                actor_membership_id=first["actor"][1], action="shared.write",
+                resource=first["resource"], target=target[:2000],
+                detail={"side": side, "granting_workspace_id": granting,
+                        "receiving_workspace_id": receiving,
+                        "agreement_ids": sorted({w["agreement_id"] for w in writes
+                                                 if w["agreement_id"] is not None}),
+                        "changes": changes},
+                ip=_ip()))
+
+
+def record_export(rbac: RBAC, resource: str, rows_by_workspace: dict[Any, int], *,
+                  target: str, **detail: Any) -> None:
+    """Audit an export: one event in the member's workspace, and one in each workspace
+    whose shared records it included (the caller commits)."""
+    ctx = current_override()
+    if ctx is None and has_request_context():
+        ctx = g.get("_rbac_real_access") or g.get("_rbac_access")
+    own = ctx.workspace_id if isinstance(ctx, Access) else None
+    total = sum(rows_by_workspace.values())
+    shared = {int(ws): n for ws, n in rows_by_workspace.items()
+              if ws is not None and ws != own and n}
+    extra = {"shared_rows": {str(k): v for k, v in shared.items()}} if shared else {}
+    record(rbac, "export", resource=resource, target=target, rows=total, **extra, **detail)
+    for ws, n in shared.items():
+        record(rbac, "shared.export", workspace_id=ws, resource=resource,
+               target=f"{resource}: {n} shared rows exported by workspace #{own}", rows=n,
+               side="granting", receiving_workspace_id=own, **detail)
+
+
 def _after_soft_rollback(session: Session, previous: Any) -> None:
     if session.info.get(_EXPLICIT):
         session.info[_EXPLICIT] = [e for e in session.info[_EXPLICIT] if e in session]
-    pending = session.info.get(_PENDING)
-    if not pending:
-        return
 
     def inside(tx: Any) -> bool:
         while tx is not None:
@@ -247,6 +326,11 @@ def _after_soft_rollback(session: Session, previous: Any) -> None:
             tx = tx.parent
         return False
 
+    if session.info.get(_SHARED):
+        session.info[_SHARED] = [n for n in session.info[_SHARED] if not inside(n["tx"])]
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
     session.info[_PENDING] = [p for p in pending if not inside(p["tx"])]
 
 
@@ -285,6 +369,12 @@ def _label(kind: str, obj: Any, values: dict[str, Any]) -> str:
                 f"on role #{values.get('role_id')}")
     if kind == "manager":
         return f"manager #{values.get('manager_id')} of member #{values.get('member_id')}"
+    if kind == "agreement":
+        return (f"agreement #{ident} workspace #{values.get('granting_workspace_id')} → "
+                f"#{values.get('receiving_workspace_id')}")
+    if kind == "agreement_permission":
+        return (f"shared {values.get('resource')}.{values.get('action')} in agreement "
+                f"#{values.get('agreement_id')}")
     if kind in ("department", "workspace"):
         return f"{kind} #{ident} {values.get('name')}"
     return f"{kind} #{ident}"
@@ -308,6 +398,13 @@ def _change_action(kind: str, op: str, before: dict[str, Any] | None,
         return "member.changed"
     if kind == "role":
         return f"role.{op}"
+    if kind == "agreement":
+        old, new = (before or {}).get("status"), (after or {}).get("status")
+        if op == "changed" and old != new and new in ("active", "declined", "left", "revoked"):
+            return "sharing." + {"active": "accepted"}.get(new, new)
+        return f"sharing.{op}"
+    if kind == "agreement_permission":
+        return "sharing.changed"
     if kind == "workspace":
         if op == "created":
             return "workspace.created"
@@ -321,6 +418,7 @@ def _before_commit(rbac: RBAC, session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint is released: the outer transaction may still change more
     session.flush()  # collect what the commit would flush (a no-op when clean), then write
+    _write_shared(rbac, session)
     pending = _merge(session.info.pop(_PENDING, None) or [])
     explicit = [e for e in session.info.pop(_EXPLICIT, None) or [] if e in session]
     if not pending:
@@ -333,28 +431,26 @@ def _before_commit(rbac: RBAC, session: Session) -> None:
             after = None if op == "deleted" else snapshot(obj)
             before = p["before"]
             label = _label(kind, obj, after or before or {})
-            ws = (obj.id if kind == "workspace" else
-                  _workspace_of(session, rbac.models, obj) if op != "deleted"
-                  else (before or {}).get("workspace_id"))
-            if ws is None and op == "deleted":
-                ws = _deleted_workspace(session, rbac, obj, before or {})
+            wss = _event_workspaces(session, rbac, obj, kind, op, before or {})
             changed = None
             if before is not None and after is not None:
                 changed = sorted(k for k in after if before.get(k) != after.get(k))
             values = after or before or {}
             key = (f"{values.get('manager_id')}:{values.get('member_id')}"
                    if kind == "manager" else values.get("id"))
-            by_ws.setdefault(ws, []).append({
-                "kind": kind, "key": key, "op": op,
-                "action": _change_action(kind, op, before, after), "resource": resource,
-                "target": label, "before": before, "after": after, "changed": changed,
-                "actor": p["actor"]})
+            for ws in wss:
+                by_ws.setdefault(ws, []).append({
+                    "kind": kind, "key": key, "op": op,
+                    "action": _change_action(kind, op, before, after), "resource": resource,
+                    "target": label, "before": before, "after": after, "changed": changed,
+                    "actor": p["actor"]})
     completing: list[Any] = []
     for ws, changes in by_ws.items():
         summary = [{k: c[k] for k in ("kind", "key", "op", "action", "resource", "target",
                                       "changed", "before", "after")} for c in changes]
         described = next((e for e in explicit if e.workspace_id == ws
-                          and e.action not in ("export", "access.denied")), None)
+                          and e.action not in ("export", "access.denied")
+                          and not e.action.startswith("shared.")), None)
         if described is not None:
             # The code described this change itself (rbac.audit(...)): one event, its own,
             # completed with the changes seen at flush (who-could replays those).
@@ -378,6 +474,23 @@ def _before_commit(rbac: RBAC, session: Session) -> None:
             ip=_ip()))
     if completing:
         session.info[_COMPLETING] = completing
+
+
+def _event_workspaces(session: Session, rbac: RBAC, obj: Any, kind: str, op: str,
+                      before: dict[str, Any]) -> list[int | None]:
+    """The workspaces whose trail records a change: both sides of an agreement."""
+    if kind == "workspace":
+        return [obj.id]
+    if kind == "agreement" and op == "deleted":
+        return [before.get("granting_workspace_id"), before.get("receiving_workspace_id")]
+    if op != "deleted" or kind == "agreement_permission":
+        found = workspaces_of(session, rbac.models, obj, before)
+        if found:
+            return list(found)
+    if op != "deleted":
+        return [None]
+    ws = before.get("workspace_id")
+    return [ws if ws is not None else _deleted_workspace(session, rbac, obj, before)]
 
 
 def _deleted_workspace(session: Session, rbac: RBAC, obj: Any,

@@ -377,6 +377,20 @@ class RBAC:
         """
         return audit_log.record(self, action, **details)
 
+    def audit_export(self, resource: str, rows_by_workspace: dict[Any, int], *, target: str,
+                     **detail: Any) -> None:
+        """Audit an export; shared records' rows are also logged in their own workspace.
+
+        ``rows_by_workspace`` counts the exported rows by the records' workspace id.
+        """
+        audit_log.record_export(self, resource, rows_by_workspace, target=target, **detail)
+
+    def shared_from(self, record: Any, *, access: Any = _MISSING) -> Any:
+        """The sharing agreement (a :class:`~.policy.Share`) through which the member
+        reaches ``record``, or None for a record of their own workspace."""
+        from . import sharing
+        return sharing.shared_from(self, self._access_or_current(access), record)
+
     def _audit_denied(self, sender: Any, **kwargs: Any) -> None:
         state = getattr(sender, "extensions", {}).get("rbac")
         if state is not None and state.rbac is self:
@@ -412,7 +426,13 @@ class RBAC:
             except NoAccessContext:
                 return False
         from .oversight import viewas
-        return {"rbac_can": rbac_can, "rbac": self, "rbac_view_as": viewas.banner(self)}
+        def rbac_shared_from(record: Any) -> Any:
+            try:
+                return self.shared_from(record)
+            except NoAccessContext:
+                return None
+        return {"rbac_can": rbac_can, "rbac": self, "rbac_view_as": viewas.banner(self),
+                "rbac_shared_from": rbac_shared_from}
 
     # -- listeners ----------------------------------------------------------
 

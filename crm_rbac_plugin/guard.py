@@ -141,9 +141,30 @@ def _check_insert(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
     decision = rbac.decide(access, "create", res.name, obj, loader)
     if not decision:
         raise _refuse(rbac, access, res, "create", obj, decision.reason)  # type: ignore[arg-type]
+    _check_parent_workspace(rbac, access, res, "create", obj, loader)
     if access is not None:
         written = {f for f in access.unwritable(res.name) if getattr(obj, f, None) is not None}
         _check_fields(rbac, access, res, "create", obj, written)
+
+
+def _check_parent_workspace(rbac: RBAC, access: Access | None, res: Resource, action: str,
+                            obj: Any, loader: Any) -> None:
+    """Refuse a parent record of another workspace (a task on a client shared with us).
+
+    A child lives in its parent's workspace: linking across workspaces would
+    leave a record whose visibility follows data its workspace does not own.
+    """
+    if res.parent is None or res.parent_column is None:
+        return
+    fk = getattr(obj, res.parent_column)
+    if fk is None:
+        return
+    parent_res = rbac.registry.get(res.parent)
+    parent = loader(parent_res, fk)
+    if parent is not None and (getattr(parent, parent_res.workspace_column)
+                               != getattr(obj, res.workspace_column)):
+        raise _refuse(rbac, access, res, action, obj,  # type: ignore[arg-type]
+                      f"its {parent_res.name} record belongs to another workspace")
 
 
 def _check_fields(rbac: RBAC, access: Access, res: Resource, action: str, obj: Any,
@@ -166,6 +187,8 @@ def _check_update(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
     if access is not None:
         _check_fields(rbac, access, res, "edit", obj,
                       set(access.unwritable(res.name)) & _changed_keys(obj))
+    if res.parent_column is not None and res.parent_column in _changed_keys(obj):
+        _check_parent_workspace(rbac, access, res, "edit", obj, loader)
     after = rbac.decide(access, "edit", res.name, obj, loader)
     if after:
         return
@@ -192,14 +215,14 @@ def collect_policy_changes(rbac: RBAC, session: Session) -> None:
             continue
         if obj in session.dirty and not _changed_keys(obj) - NO_POLICY_EFFECT:
             continue  # e.g. a member's last activity, or a workspace's name
-        if isinstance(obj, models.Workspace):
-            if obj in session.new:
-                continue
-            ws = obj.id
-        else:
-            ws = _workspace_of(session, models, obj)
-        if ws is not None:
-            changed["workspaces"].add(ws)
+        if isinstance(obj, models.Workspace) and obj in session.new:
+            continue
+        wss = workspaces_of(session, models, obj)
+        if isinstance(obj, models.Workspace) and "plan" in _changed_keys(obj):
+            # The granting workspace's plan gates what its agreements share.
+            wss += _receiving_workspaces(session, models, obj.id)
+        if wss:
+            changed["workspaces"].update(wss)
             changed["objects"].append(obj)
 
 
@@ -240,6 +263,46 @@ def _workspace_of(session: Session, models: Any, obj: Any) -> int | None:
             m = session.get(models.Membership, obj.manager_id, execution_options=BYPASS)
             return m.workspace_id if m is not None else None
     return None
+
+
+def workspaces_of(session: Session, models: Any, obj: Any,
+                  values: dict[str, Any] | None = None) -> list[int]:
+    """Every workspace whose access a change of policy object ``obj`` alters.
+
+    One for most objects; both sides for a sharing agreement and its
+    permissions. ``values`` (column values as they were) serves deleted rows.
+    """
+    if isinstance(obj, models.Workspace):
+        return [obj.id] if obj.id is not None else []
+    agreement = None
+    if isinstance(obj, models.SharingAgreement):
+        agreement = obj
+    elif isinstance(obj, models.SharingPermission):
+        agreement = obj.agreement
+        agreement_id = obj.agreement_id if obj.agreement_id is not None else (
+            values or {}).get("agreement_id")
+        if agreement is None and agreement_id is not None:
+            with session.no_autoflush:
+                agreement = session.get(models.SharingAgreement, agreement_id,
+                                        execution_options=BYPASS)
+    if agreement is not None or isinstance(obj, models.SharingPermission):
+        if agreement is None:
+            return []
+        ids = [agreement.granting_workspace_id or getattr(agreement.granting_workspace, "id", None),
+               agreement.receiving_workspace_id
+               or getattr(agreement.receiving_workspace, "id", None)]
+        return sorted({i for i in ids if i is not None})
+    ws = _workspace_of(session, models, obj)
+    return [ws] if ws is not None else []
+
+
+def _receiving_workspaces(session: Session, models: Any, workspace_id: int) -> list[int]:
+    SA = models.SharingAgreement
+    with session.no_autoflush:
+        return list(session.scalars(
+            sa.select(SA.receiving_workspace_id).where(
+                SA.granting_workspace_id == workspace_id, SA.status == "active"),
+            execution_options=BYPASS))
 
 
 def bump_policy_versions(rbac: RBAC, session: Session) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from . import conditions
 from .models import Models, utcnow
-from .policy import Access, Rule
+from .policy import Access, Rule, Share
 from .registry import Registry
 
 #: Execution option that makes the query filter leave a statement alone.
@@ -131,6 +131,9 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
                     Membership.department_id == m.department_id),
                 execution_options=BYPASS,
             ))
+    shares, shares_until = load_shares(session, models, registry, config, m.workspace_id, now)
+    if shares_until is not None:
+        valid_until = shares_until if valid_until is None else min(valid_until, shares_until)
     return Access(
         workspace_id=m.workspace_id,
         user_id=m.user_id,
@@ -150,7 +153,47 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
         visibility=m.visibility,
         hidden_fields=hidden,
         readonly_fields=readonly,
+        shares=shares,
     )
+
+
+def load_shares(session: Session, models: Models, registry: Registry, config: dict[str, Any],
+                workspace_id: int, now: dt.datetime,
+                ) -> tuple[tuple[Share, ...], dt.datetime | None]:
+    """Return the sharing agreements in force towards ``workspace_id`` (one query).
+
+    Also returns the earliest expiry among them, so that a cached Access
+    stops being used the moment an agreement runs out.
+    """
+    SA, SP, W = models.SharingAgreement, models.SharingPermission, models.Workspace
+    rows = session.execute(
+        sa.select(SA.id, SA.granting_workspace_id, SA.expires_at, W.name, W.plan,
+                  SP.resource, SP.action, SP.condition)
+        .join(W, W.id == SA.granting_workspace_id)
+        .join(SP, SP.agreement_id == SA.id)
+        .where(SA.receiving_workspace_id == workspace_id, SA.status == "active",
+               sa.or_(SA.expires_at.is_(None), SA.expires_at > now))
+        .order_by(SA.id, SP.id),
+        execution_options=BYPASS,
+    ).all()
+    by_agreement: dict[int, dict[str, Any]] = {}
+    until: dt.datetime | None = None
+    for row in rows:
+        if row.resource not in registry:
+            continue  # a resource the host no longer registers
+        res = registry.get(row.resource)
+        if res.model is None:
+            continue  # only records are shared, never the workspace's settings
+        entry = by_agreement.setdefault(row.id, {
+            "workspace_id": row.granting_workspace_id, "name": row.name,
+            "modules": plan_modules(config["RBAC_PLANS"], row.plan), "permissions": {}})
+        entry["permissions"][(row.resource, row.action)] = conditions.validate(
+            res.model, row.condition)
+        if row.expires_at is not None:
+            until = row.expires_at if until is None else min(until, row.expires_at)
+    shares = tuple(Share(agreement_id, e["workspace_id"], e["name"], e["permissions"],
+                         e["modules"]) for agreement_id, e in by_agreement.items())
+    return shares, until
 
 
 def field_security(session: Session, models: Models, roles: dict[int, Any],

@@ -16,6 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 MEMBER_STATUSES: tuple[str, ...] = ("pending", "active", "inactive")
+#: A sharing agreement waits for the receiving workspace to accept it; it ends
+#: when declined (by the receiver, while pending), left (by the receiver, once
+#: active) or revoked (by the granter, at any time). Only ``active`` shares data.
+AGREEMENT_STATUSES: tuple[str, ...] = ("pending", "active", "declined", "left", "revoked")
 EFFECTS: tuple[str, ...] = ("allow", "deny")
 
 
@@ -38,11 +42,14 @@ class Models:
     FieldRule: Any
     RoleConflict: Any
     ApiToken: Any
+    SharingAgreement: Any
+    SharingPermission: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""
         return (self.Workspace, self.Department, self.Membership, self.ManagerAssignment,
-                self.Role, self.Grant, self.MemberRole, self.FieldRule, self.RoleConflict)
+                self.Role, self.Grant, self.MemberRole, self.FieldRule, self.RoleConflict,
+                self.SharingAgreement, self.SharingPermission)
 
 
 def define_models(db: Any, user_model: type) -> Models:
@@ -246,8 +253,68 @@ def define_models(db: Any, user_model: type) -> Models:
 
         membership = relationship(Membership)
 
+    class SharingAgreement(db.Model):  # type: ignore[name-defined,misc]
+        """One workspace (granting) lets another (receiving) reach some of its records.
+
+        What a receiving member may do with a shared record is the
+        intersection of the agreement's permissions and their own role (see
+        :mod:`.policy`): an agreement never gives anyone more than their role.
+        """
+
+        __tablename__ = "rbac_sharing_agreement"
+        __table_args__ = (
+            sa.CheckConstraint("granting_workspace_id <> receiving_workspace_id",
+                               name="two_workspaces"),
+            sa.Index("ix_rbac_sharing_agreement_receiving", "receiving_workspace_id", "status"),
+            sa.Index("ix_rbac_sharing_agreement_granting", "granting_workspace_id", "status"),
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        granting_workspace_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
+        receiving_workspace_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
+        status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+        notes: Mapped[str] = mapped_column(sa.Text, default="")
+        expires_at: Mapped[dt.datetime | None] = mapped_column()
+        created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+        created_by_id: Mapped[int | None] = mapped_column(
+            sa.ForeignKey(user_fk, ondelete="SET NULL"))
+        #: When it was accepted, declined, left or revoked (the last of these).
+        decided_at: Mapped[dt.datetime | None] = mapped_column()
+
+        granting_workspace = relationship(Workspace, foreign_keys=[granting_workspace_id])
+        receiving_workspace = relationship(Workspace, foreign_keys=[receiving_workspace_id])
+        created_by = relationship(user_model)
+        permissions = relationship("SharingPermission", back_populates="agreement",
+                                   cascade="all, delete-orphan",
+                                   order_by="SharingPermission.id")
+
+        def in_force(self, now: dt.datetime) -> bool:
+            return self.status == "active" and (self.expires_at is None or self.expires_at > now)
+
+        def __str__(self) -> str:
+            return f"agreement #{self.id}"
+
+    class SharingPermission(db.Model):  # type: ignore[name-defined,misc]
+        """One shared action on one resource, with an optional record condition."""
+
+        __tablename__ = "rbac_sharing_permission"
+        __table_args__ = (sa.UniqueConstraint("agreement_id", "resource", "action"),)
+        id: Mapped[int] = mapped_column(primary_key=True)
+        agreement_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_sharing_agreement.id", ondelete="CASCADE"))
+        resource: Mapped[str] = mapped_column(sa.String(64))
+        action: Mapped[str] = mapped_column(sa.String(64))
+        # Same format as Grant.condition: [{"field", "op", "value"}, ...].
+        condition: Mapped[Any] = mapped_column(sa.JSON, nullable=True)
+        agreement = relationship(SharingAgreement, back_populates="permissions")
+
+        @property
+        def permission(self) -> str:
+            return f"{self.resource}.{self.action}"
+
     return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole,
-                  FieldRule, RoleConflict, ApiToken)
+                  FieldRule, RoleConflict, ApiToken, SharingAgreement, SharingPermission)
 
 
 # -- audit trail (issue 6; written by crm_rbac_plugin.audit) -------------------------------

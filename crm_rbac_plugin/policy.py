@@ -22,6 +22,12 @@ Semantics, in the order they are applied:
    visible to the member (a task on a client the member sees).
 6. Any action on a record other than ``view`` also needs ``view`` on it:
    nobody edits what they cannot see.
+7. A record of another workspace is reachable only through a sharing
+   agreement in force from that workspace to the member's (a :class:`Share`)
+   that covers the action, ``view`` too, with its conditions holding on the
+   record, for a resource in the granting workspace's plan; and then only as
+   far as the member's own role allows (rules 3 to 6, applied to the shared
+   record as to one of their own): sharing never widens anyone's role.
 """
 
 from __future__ import annotations
@@ -53,6 +59,33 @@ class Rule:
         if self.conditions:
             text += f" where {conditions.describe(self.conditions)}"
         return f"{text} (role {self.role!r}, grant #{self.grant_id})"
+
+
+@dataclass(frozen=True)
+class Share:
+    """A sharing agreement in force, as the receiving member's access sees it."""
+
+    agreement_id: int
+    workspace_id: int  # the granting workspace
+    workspace_name: str
+    #: Shared actions by (resource, action), each with its record condition.
+    permissions: dict[tuple[str, str], tuple[conditions.Clause, ...]]
+    modules: frozenset[str] | None = None  # the granting workspace's plan
+
+    def covers(self, res: Resource, action: str) -> bool:
+        """Whether the agreement shares ``action`` (and ``view``) on ``res`` at all."""
+        return ((self.modules is None or res.module in self.modules)
+                and (res.name, "view") in self.permissions
+                and (res.name, action) in self.permissions)
+
+    def allows(self, res: Resource, action: str, record: Any) -> bool:
+        """Whether the agreement shares ``action`` and ``view`` on this record."""
+        return self.covers(res, action) and all(
+            conditions.matches(record, self.permissions[(res.name, a)])
+            for a in {"view", action})
+
+    def describe(self) -> str:
+        return f"agreement #{self.agreement_id} from {self.workspace_name!r}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +121,8 @@ class Access:
     visibility: str | None = None
     hidden_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     readonly_fields: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Sharing agreements in force towards this member's workspace.
+    shares: tuple[Share, ...] = ()
     #: SQL criteria built from these rules, by (resource, action); filled by
     #: the query filter so that a cached Access also caches its SQL.
     sql_cache: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False,
@@ -131,6 +166,8 @@ class Decision:
     reason: str
     rule: Rule | None = None
     steps: list[str] = field(default_factory=list)
+    #: The sharing agreement through which a record of another workspace was allowed.
+    agreement_id: int | None = None
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -205,13 +242,39 @@ def _record_allowed(access: Access, registry: Registry, res: Resource, action: s
                     record: Any, load_parent: ParentLoader | None) -> Decision:
     ws = getattr(record, res.workspace_column)
     if ws != access.workspace_id:
-        return Decision(False, f"the record belongs to another workspace (#{ws})")
+        return _shared_allowed(access, registry, res, action, record, load_parent, ws)
+    return _member_allowed(access, registry, res, action, record, load_parent)
+
+
+def _member_allowed(access: Access, registry: Registry, res: Resource, action: str,
+                    record: Any, load_parent: ParentLoader | None) -> Decision:
+    """Rules 3 to 6: what the member's own roles allow on the record."""
     if access.is_owner:
         return Decision(True, "workspace owner: every action the plan includes")
     view = _action_allowed(access, registry, res, "view", record, load_parent)
     if action == "view" or not view.allowed:
         return view
     return _action_allowed(access, registry, res, action, record, load_parent)
+
+
+def _shared_allowed(access: Access, registry: Registry, res: Resource, action: str,
+                    record: Any, load_parent: ParentLoader | None, ws: Any) -> Decision:
+    """Rule 7: a record of another workspace, through a sharing agreement."""
+    shares = [s for s in access.shares if s.workspace_id == ws]
+    if not shares:
+        return Decision(False, f"the record belongs to another workspace (#{ws})")
+    share = next((s for s in shares if s.allows(res, action, record)), None)
+    if share is None:
+        names = "; ".join(s.describe() for s in shares)
+        return Decision(False, f"the record belongs to workspace #{ws}, whose sharing "
+                               f"({names}) does not share {action} on this {res.name} record")
+    member = _member_allowed(access, registry, res, action, record, load_parent)
+    via = f"shared by {share.workspace_name!r} under agreement #{share.agreement_id}"
+    if not member:
+        return Decision(False, f"{via}, but your own role does not allow it: {member.reason}",
+                        member.rule, agreement_id=share.agreement_id)
+    return Decision(True, f"{via}; {member.reason}", member.rule,
+                    agreement_id=share.agreement_id)
 
 
 def decide(access: Access | None, registry: Registry, action: str, resource: str,

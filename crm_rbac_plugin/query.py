@@ -86,14 +86,28 @@ def record_criteria(access: Access | None, registry: Registry, res: Resource, ac
     """SQL twin of :func:`.policy.decide` for a record: the rows ``action`` may touch."""
     if access is None or not access.active or not access.in_plan(res):
         return sa.false()
-    in_workspace = getattr(entity, res.workspace_column) == access.workspace_id
+    ws = getattr(entity, res.workspace_column)
+    member = _member_criteria(access, registry, res, action, entity, membership_table)
+    own = sa.and_(ws == access.workspace_id, member)
+    shared = [sa.and_(ws == s.workspace_id,
+                      *(conditions.to_sql(entity, s.permissions[(res.name, a)])
+                        for a in sorted({"view", action})))
+              for s in access.shares if s.covers(res, action)]
+    if not shared:
+        return own
+    return sa.or_(own, sa.and_(sa.or_(*shared), member))
+
+
+def _member_criteria(access: Access, registry: Registry, res: Resource, action: str,
+                     entity: Any, membership_table: Any) -> sa.ColumnElement[bool]:
+    """SQL twin of :func:`.policy._member_allowed` (the workspace test left out)."""
     if access.is_owner:
-        return in_workspace
+        return sa.true()
     view = _action_criteria(access, registry, res, "view", entity, membership_table)
     if action == "view":
-        return sa.and_(in_workspace, view)
-    return sa.and_(in_workspace, view,
-                   _action_criteria(access, registry, res, action, entity, membership_table))
+        return view
+    return sa.and_(view, _action_criteria(access, registry, res, action, entity,
+                                          membership_table))
 
 
 def referenced_resources(registry: Registry, statement: Any) -> list[Resource]:

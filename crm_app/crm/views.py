@@ -18,6 +18,7 @@ decorators. Access control lives entirely in crm_rbac_plugin:
 
 from __future__ import annotations
 
+import collections
 import csv
 import datetime as dt
 import decimal
@@ -260,11 +261,13 @@ def export_view(cfg: CrudConfig) -> Response:
 
     def generate() -> Iterator[str]:
         rows = 0
+        by_workspace: collections.Counter[Any] = collections.Counter()
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow([col.label for col in columns])
         for n, record in enumerate(db.session.scalars(stmt), 1):
             writer.writerow([csv_value(record, col.kind, col.key) for col in columns])
+            by_workspace[record.workspace_id] += 1
             if n % EXPORT_BATCH == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -272,9 +275,10 @@ def export_view(cfg: CrudConfig) -> Response:
             rows = n
         yield buffer.getvalue()
         # Audit trail: what was exported and how many rows (issue 6).
-        rbac.audit("export", resource=cfg.name, target=f"{cfg.name} CSV ({rows} rows)",
-                   rows=rows, columns=[col.key for col in columns],
-                   query=request.query_string.decode()[:500])
+        # Rows of records shared by another workspace are logged there too (issue 5).
+        rbac.audit_export(cfg.name, dict(by_workspace), target=f"{cfg.name} CSV ({rows} rows)",
+                          columns=[col.key for col in columns],
+                          query=request.query_string.decode()[:500])
         db.session.commit()
 
     access = rbac.current_access()

@@ -1,0 +1,366 @@
+"""Sharing agreements: one workspace lets another reach some of its records.
+
+The service behind the "Shared by you" / "Shared with you" pages, the JSON
+API and the ``flask rbac sharing`` commands, so all three follow the same
+rules:
+
+* Only the **granting** workspace creates, edits, widens or revokes an
+  agreement about its own data, through a member who may ``settings.manage``
+  there and who holds, workspace-wide, every action they share (nobody
+  shares more than they hold).
+* The **receiving** workspace (a member with ``settings.manage`` there)
+  accepts or declines a pending agreement, and leaves an active one. Nothing
+  is shared before it accepts.
+* Only records are shared, and never ``create`` or ``manage``: new records
+  are always made in one's own workspace, and records keep their owners.
+  Every shared action needs ``view`` shared too.
+
+What a receiving member may do with a shared record is decided by
+:mod:`.policy` (rule 7): the agreement's permissions intersected with their
+own role. Every change bumps ``policy_version`` of both workspaces (see
+:func:`.guard.workspaces_of`), so it is enforced on the next request in every
+process, and is written to both workspaces' audit trails (:mod:`.audit`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from . import conditions
+from .errors import InvalidCondition, PermissionDenied, UnknownResource, ValidationError
+from .loader import BYPASS
+from .models import utcnow
+from .policy import Access
+from .roles import GrantSpec, covers, require
+
+if TYPE_CHECKING:
+    from .extension import RBAC
+
+#: Actions an agreement can never share (see the module docstring).
+NOT_SHARED = frozenset({"create", "manage"})
+#: Statuses in which an agreement is still open (it can change or be ended).
+OPEN = ("pending", "active")
+#: The permission a member needs, on either side, to act on agreements.
+MANAGE = ("settings", "manage")
+
+
+@dataclass(frozen=True)
+class PermissionSpec:
+    """One validated shared action."""
+
+    resource: str
+    action: str
+    condition: tuple[conditions.Clause, ...] = ()
+
+    @property
+    def permission(self) -> str:
+        return f"{self.resource}.{self.action}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"resource": self.resource, "action": self.action,
+                "condition": conditions.to_json(self.condition) or None}
+
+
+# -- input -------------------------------------------------------------------------
+
+
+def parse_permissions(rbac: RBAC, items: Any) -> list[PermissionSpec]:
+    """Validate shared actions given as ``"clients.view"`` or ``{resource, action, condition}``."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise ValidationError("permissions must be a list", field="permissions")
+    out: dict[tuple[str, str], PermissionSpec] = {}
+    for index, item in enumerate(items):
+        field = f"permissions[{index}]"
+        if isinstance(item, str):
+            resource, _, action = item.rpartition(".")
+            item = {"resource": resource, "action": action}
+        if not isinstance(item, Mapping):
+            raise ValidationError("each permission is 'resource.action' or an object",
+                                  field=field)
+        unknown = set(item) - {"resource", "action", "condition"}
+        if unknown:
+            raise ValidationError(f"unknown keys: {', '.join(sorted(map(str, unknown)))}",
+                                  field=field)
+        resource, action = item.get("resource"), item.get("action")
+        if not isinstance(resource, str) or not isinstance(action, str):
+            raise ValidationError("resource and action must be strings", field=field)
+        try:
+            res = rbac.registry.check_action(resource, action)
+        except UnknownResource as exc:
+            raise ValidationError(str(exc), field=field) from None
+        if res.model is None:
+            raise ValidationError(f"{resource} has no records to share", field=field)
+        if action in NOT_SHARED:
+            raise ValidationError(f"{action} cannot be shared: records are created and "
+                                  "reassigned only in their own workspace", field=field)
+        try:
+            clauses = conditions.validate(res.model, item.get("condition"))
+        except InvalidCondition as exc:
+            raise ValidationError(str(exc), field=f"{field}.condition") from None
+        if (resource, action) in out:
+            raise ValidationError(f"{resource}.{action} is listed twice", field=field)
+        out[(resource, action)] = PermissionSpec(resource, action, clauses)
+    if not out:
+        raise ValidationError("share at least one action", field="permissions")
+    missing = sorted({f"{r}.view" for r, _ in out if (r, "view") not in out})
+    if missing:
+        raise ValidationError(f"every shared action needs view on its records too: add "
+                              f"{', '.join(missing)}", field="permissions")
+    return list(out.values())
+
+
+def _check_expiry(expires_at: Any) -> dt.datetime | None:
+    if expires_at is None:
+        return None
+    if not isinstance(expires_at, dt.datetime):
+        raise ValidationError("expires_at must be a date and time", field="expires_at")
+    if expires_at.tzinfo is not None:
+        expires_at = expires_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if expires_at <= utcnow():
+        raise ValidationError("expires_at must be in the future", field="expires_at")
+    return expires_at
+
+
+def _check_notes(notes: Any) -> str:
+    if notes is None:
+        return ""
+    if not isinstance(notes, str):
+        raise ValidationError("notes must be text", field="notes")
+    if len(notes) > 2000:
+        raise ValidationError("notes are limited to 2000 characters", field="notes")
+    return notes.strip()
+
+
+# -- who may do what ---------------------------------------------------------------
+
+
+def _require_manage(rbac: RBAC, actor: Access | None) -> Access:
+    return require(rbac, actor, *MANAGE)
+
+
+def _require_side(actor: Access, agreement: Any, side: str) -> None:
+    ws = (agreement.granting_workspace_id if side == "granting"
+          else agreement.receiving_workspace_id)
+    if ws != actor.workspace_id:
+        who = "the workspace that shares its data" if side == "granting" else \
+            "the workspace it is shared with"
+        raise PermissionDenied(f"Only {who} can do that.", resource="settings", action="manage")
+
+
+def _require_open(agreement: Any, *statuses: str) -> None:
+    if agreement.status not in statuses:
+        raise ValidationError(f"the agreement is {agreement.status}; this needs it "
+                              f"{' or '.join(statuses)}", field="status")
+
+
+def _require_held(actor: Access, specs: Iterable[PermissionSpec]) -> None:
+    """Nobody shares more than they hold: each action workspace-wide, condition included."""
+    missing = sorted({s.permission for s in specs
+                      if not covers(actor, GrantSpec(s.resource, s.action, "all", "allow",
+                                                     s.condition))})
+    if missing:
+        raise PermissionDenied("You cannot share more than you hold workspace-wide "
+                               f"({', '.join(missing)}).", resource="settings",
+                               action="manage")
+
+
+def find_workspace(rbac: RBAC, ref: Any) -> Any:
+    """The workspace named by ``ref`` (its slug or id); ValidationError if none."""
+    W = rbac.models.Workspace
+    ws = None
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        ws = rbac.db.session.get(W, ref)
+    elif isinstance(ref, str) and ref.strip():
+        ws = rbac.db.session.scalar(sa.select(W).where(W.slug == ref.strip().lower()))
+    if ws is None:
+        raise ValidationError("no workspace with that slug", field="workspace")
+    return ws
+
+
+# -- changes -----------------------------------------------------------------------
+
+
+def _set_permissions(rbac: RBAC, agreement: Any, specs: list[PermissionSpec]) -> None:
+    SP = rbac.models.SharingPermission
+    wanted = {(s.resource, s.action): s for s in specs}
+    for perm in list(agreement.permissions):
+        spec = wanted.pop((perm.resource, perm.action), None)
+        if spec is None:
+            agreement.permissions.remove(perm)
+        else:
+            condition = conditions.to_json(spec.condition) or None
+            if perm.condition != condition:
+                perm.condition = condition
+    for spec in wanted.values():
+        agreement.permissions.append(SP(resource=spec.resource, action=spec.action,
+                                        condition=conditions.to_json(spec.condition) or None))
+
+
+def create_agreement(rbac: RBAC, actor: Access | None, *, workspace: Any, permissions: Any,
+                     notes: Any = "", expires_at: Any = None) -> Any:
+    """Offer ``workspace`` (slug, id or instance) access to the actor's workspace's data.
+
+    The agreement is pending until the receiving workspace accepts it.
+    """
+    actor = _require_manage(rbac, actor)
+    target = workspace if isinstance(workspace, rbac.models.Workspace) else \
+        find_workspace(rbac, workspace)
+    if target.id == actor.workspace_id:
+        raise ValidationError("a workspace cannot share with itself", field="workspace")
+    specs = parse_permissions(rbac, permissions)
+    expires = _check_expiry(expires_at)
+    text = _check_notes(notes)
+    _require_held(actor, specs)
+    SA = rbac.models.SharingAgreement
+    open_one = rbac.db.session.scalar(sa.select(SA.id).where(
+        SA.granting_workspace_id == actor.workspace_id,
+        SA.receiving_workspace_id == target.id, SA.status.in_(OPEN)))
+    if open_one is not None:
+        raise ValidationError(f"agreement #{open_one} with {target.name} is still open; "
+                              "edit it instead", field="workspace")
+    agreement = SA(granting_workspace_id=actor.workspace_id, receiving_workspace_id=target.id,
+                   status="pending", notes=text, expires_at=expires,
+                   created_by_id=actor.user_id)
+    rbac.db.session.add(agreement)
+    _set_permissions(rbac, agreement, specs)
+    rbac.db.session.flush()
+    return agreement
+
+
+_UNSET: Any = object()
+
+
+def update_agreement(rbac: RBAC, actor: Access | None, agreement: Any, *,
+                     permissions: Any = _UNSET, notes: Any = _UNSET,
+                     expires_at: Any = _UNSET) -> Any:
+    """Change an open agreement (granting side only); narrowing and widening alike."""
+    actor = _require_manage(rbac, actor)
+    _require_side(actor, agreement, "granting")
+    _require_open(agreement, *OPEN)
+    if permissions is not _UNSET:
+        specs = parse_permissions(rbac, permissions)
+        _require_held(actor, specs)
+        _set_permissions(rbac, agreement, specs)
+    if notes is not _UNSET:
+        agreement.notes = _check_notes(notes)
+    if expires_at is not _UNSET:
+        agreement.expires_at = _check_expiry(expires_at)
+    rbac.db.session.flush()
+    return agreement
+
+
+def _end(rbac: RBAC, agreement: Any, status: str) -> Any:
+    agreement.status = status
+    agreement.decided_at = utcnow()
+    rbac.db.session.flush()
+    return agreement
+
+
+def revoke(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
+    """End an agreement from the granting side (effective on the next request)."""
+    actor = _require_manage(rbac, actor)
+    _require_side(actor, agreement, "granting")
+    _require_open(agreement, *OPEN)
+    return _end(rbac, agreement, "revoked")
+
+
+def accept(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
+    """Accept a pending agreement (receiving side): the shared records appear."""
+    actor = _require_manage(rbac, actor)
+    _require_side(actor, agreement, "receiving")
+    _require_open(agreement, "pending")
+    return _end(rbac, agreement, "active")
+
+
+def decline(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
+    """Decline a pending agreement (receiving side)."""
+    actor = _require_manage(rbac, actor)
+    _require_side(actor, agreement, "receiving")
+    _require_open(agreement, "pending")
+    return _end(rbac, agreement, "declined")
+
+
+def leave(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
+    """Leave an active agreement (receiving side): the shared records disappear."""
+    actor = _require_manage(rbac, actor)
+    _require_side(actor, agreement, "receiving")
+    _require_open(agreement, "active")
+    return _end(rbac, agreement, "left")
+
+
+#: Actions on an agreement by name, for the pages, the API and the CLI.
+ACTIONS = {"revoke": revoke, "accept": accept, "decline": decline, "leave": leave}
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+def state(agreement: Any, now: dt.datetime | None = None) -> str:
+    """The status as a member reads it: ``expired`` for an active one past its date."""
+    now = now or utcnow()
+    if agreement.status == "active" and agreement.expires_at is not None \
+            and agreement.expires_at <= now:
+        return "expired"
+    return str(agreement.status)
+
+
+def agreement_in(rbac: RBAC, workspace_id: int, agreement_id: Any) -> Any:
+    """The agreement if ``workspace_id`` is one of its two sides, else None (a 404)."""
+    SA = rbac.models.SharingAgreement
+    try:
+        agreement_id = int(agreement_id)
+    except (TypeError, ValueError):
+        return None
+    return rbac.db.session.scalar(sa.select(SA).where(
+        SA.id == agreement_id,
+        sa.or_(SA.granting_workspace_id == workspace_id,
+               SA.receiving_workspace_id == workspace_id)),
+        execution_options=BYPASS)
+
+
+def agreements(rbac: RBAC, workspace_id: int, side: str) -> list[Any]:
+    """Agreements shared by (``side="granting"``) or with (``"receiving"``) a workspace."""
+    SA = rbac.models.SharingAgreement
+    column = SA.granting_workspace_id if side == "granting" else SA.receiving_workspace_id
+    return list(rbac.db.session.scalars(
+        sa.select(SA).where(column == workspace_id).order_by(SA.id.desc()),
+        execution_options=BYPASS))
+
+
+def to_json(agreement: Any) -> dict[str, Any]:
+    def iso(value: dt.datetime | None) -> str | None:
+        return value.isoformat() + "Z" if value is not None else None
+    return {
+        "id": agreement.id,
+        "granting_workspace": {"id": agreement.granting_workspace_id,
+                               "name": agreement.granting_workspace.name,
+                               "slug": agreement.granting_workspace.slug},
+        "receiving_workspace": {"id": agreement.receiving_workspace_id,
+                                "name": agreement.receiving_workspace.name,
+                                "slug": agreement.receiving_workspace.slug},
+        "status": agreement.status, "state": state(agreement),
+        "notes": agreement.notes or "",
+        "expires_at": iso(agreement.expires_at), "created_at": iso(agreement.created_at),
+        "decided_at": iso(agreement.decided_at),
+        "permissions": [{"resource": p.resource, "action": p.action,
+                         "condition": p.condition or None} for p in agreement.permissions],
+    }
+
+
+def shared_from(rbac: RBAC, access: Access | None, record: Any) -> Any:
+    """The :class:`~.policy.Share` a record reaches ``access`` through, or None if it is
+    one of the member's own (for "shared by ..." marks in lists)."""
+    if access is None:
+        return None
+    res = rbac.registry.for_model(type(record))
+    if res is None:
+        return None
+    ws = getattr(record, res.workspace_column, None)
+    if ws is None or ws == access.workspace_id:
+        return None
+    return next((s for s in access.shares if s.workspace_id == ws), None)
