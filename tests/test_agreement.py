@@ -3,8 +3,9 @@
 Hypothesis draws random policies (roles with random grants over leads,
 deals, tasks and clients, random scopes, allow/deny effects, conditions on
 NULL-able fields, parent roles, one or two stacked roles), a random
-department, random manager assignments and the ``RBAC_UNOWNED_VISIBLE``
-setting; then for every record of every resource and every action,
+department, random manager assignments, the ``RBAC_UNOWNED_VISIBLE``
+setting and a random sharing agreement from the other workspace (random
+shared actions and conditions; active, pending or expired); then for every record of every resource and every action,
 ``rbac.can(action, resource, record, access=a)`` must equal "the filtered
 select returns the record".
 
@@ -108,6 +109,15 @@ class PolicySpec:
     builtin_parent: str | None  # or a built-in role as that parent
     unowned_visible: bool
     visibility: str | None = None  # the member's visibility level (All / Department / Own)
+    share: ShareSpec | None = None  # an agreement from workspace 2 to the subject's
+
+
+@dataclass(frozen=True)
+class ShareSpec:
+    """A sharing agreement as stored, including shapes the service refuses (no view)."""
+
+    permissions: tuple[tuple[str, str, tuple[dict[str, Any], ...]], ...]
+    status: str  # "active", "pending" or "expired" (active, past its date)
 
 
 def policy_specs(ids: dict[str, Any]) -> st.SearchStrategy[PolicySpec]:
@@ -122,6 +132,18 @@ def policy_specs(ids: dict[str, Any]) -> st.SearchStrategy[PolicySpec]:
 
     grants = st.lists(grant(), min_size=1, max_size=7,
                       unique_by=lambda g: (g.resource, g.action, g.effect)).map(tuple)
+
+    @st.composite
+    def shared(draw: st.DrawFn) -> tuple[str, str, tuple[dict[str, Any], ...]]:
+        resource = draw(st.sampled_from(sorted(MODELS)))
+        return (resource, draw(st.sampled_from(ACTIONS)),
+                tuple(draw(st.lists(space[resource], max_size=1))))
+
+    shares = st.builds(
+        ShareSpec,
+        permissions=st.lists(shared(), min_size=1, max_size=6,
+                             unique_by=lambda p: (p[0], p[1])).map(tuple),
+        status=st.sampled_from(["active", "active", "active", "pending", "expired"]))
     return st.builds(
         PolicySpec,
         subject=st.sampled_from(SUBJECTS),
@@ -132,6 +154,7 @@ def policy_specs(ids: dict[str, Any]) -> st.SearchStrategy[PolicySpec]:
         builtin_parent=st.none() | st.sampled_from(BUILTIN_PARENTS),
         unowned_visible=st.booleans(),
         visibility=st.sampled_from([None, "own", "department", "all"]),
+        share=st.none() | shares,
     )
 
 
@@ -150,6 +173,27 @@ def vary_records(w: SimpleNamespace) -> None:
         for i, task in enumerate(w.tasks.values()):
             task.status = ["open", "done"][i % 2]
             task.due_date = [None, D1, D2][i % 3]
+        # Workspace 2's records, for sharing agreements: owned by the first
+        # workspace's users too (the own/team/department scopes of a shared record).
+        ws2 = w.ws2.id
+        owners = [w.users[k].id for k in ("member", "manager", "dual", "outsider")] + [None]
+        shared_clients = [Client(workspace_id=ws2, owner_id=o, name=f"ws2 client {i}",
+                                 region=["north", "south"][i % 2])
+                          for i, o in enumerate(owners)]
+        db.session.add_all(shared_clients)
+        db.session.flush()
+        for i, owner in enumerate(owners):
+            db.session.add_all([
+                Lead(workspace_id=ws2, owner_id=owner, name=f"ws2 lead {i}",
+                     status=statuses[i % 4], source=["", "web"][i % 2]),
+                Deal(workspace_id=ws2, owner_id=owner, title=f"ws2 deal {i}",
+                     stage=["new", "won"][i % 2], amount=Decimal(1000 + i),
+                     close_date=[None, D1, D2][i % 3],
+                     client_id=shared_clients[i % len(shared_clients)].id),
+                Task(workspace_id=ws2, owner_id=owner, title=f"ws2 task {i}",
+                     status=["open", "done"][i % 2],
+                     client_id=None if i % 2 else shared_clients[(i + 1) % 5].id),
+            ])
         db.session.add_all([
             Deal(workspace_id=w.ws.id, owner_id=None, title="unowned, no client", stage="lost"),
             Task(workspace_id=w.ws.id, owner_id=None, title="unowned loose task"),
@@ -192,6 +236,16 @@ def apply(w: SimpleNamespace, spec: PolicySpec) -> Any:
         if mate != spec.subject:
             db.session.add(m.ManagerAssignment(manager_id=subject.id,
                                                member_id=w.members[mate].id))
+    if spec.share is not None:
+        expired = spec.share.status == "expired"
+        agreement = m.SharingAgreement(
+            granting_workspace_id=w.ws2.id, receiving_workspace_id=w.ws.id,
+            status="active" if expired else spec.share.status,
+            expires_at=dt.datetime(2000, 1, 1) if expired else None)
+        for resource, action, condition in spec.share.permissions:
+            agreement.permissions.append(m.SharingPermission(
+                resource=resource, action=action, condition=list(condition) or None))
+        db.session.add(agreement)
     db.session.flush()
     return subject
 
@@ -236,6 +290,20 @@ EXPLICIT: list[PolicySpec] = [
           ("tasks", "edit", "team", "allow")),
     _spec("client_success", ("clients", "view", "own", "allow"), ("tasks", "view", "own", "allow"),
           unowned_visible=False),
+    # Sharing: an Owner sees exactly what the agreement shares; a Member within
+    # it only their own; a child (task) through a shared parent (client).
+    PolicySpec("member", None, (), ((GrantSpec("tasks", "view", "own", "allow", ()),
+                                     GrantSpec("clients", "view", "all", "allow", ()),
+                                     GrantSpec("clients", "edit", "own", "allow", ())),),
+               None, None, True,
+               share=ShareSpec((("clients", "view", ({"field": "region", "value": "north"},)),
+                                ("clients", "edit", ()), ("tasks", "view", ())), "active")),
+    PolicySpec("manager", "sales", ("member",),
+               ((GrantSpec("leads", "view", "team", "allow", ()),
+                 GrantSpec("leads", "delete", "department", "allow", ()),
+                 GrantSpec("leads", "view", "own", "deny", ())),),
+               None, None, False,
+               share=ShareSpec((("leads", "view", ()), ("leads", "delete", ())), "active")),
 ]
 
 
