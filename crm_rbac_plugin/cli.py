@@ -242,3 +242,103 @@ def members_reassign_command(workspace: str, from_email: str, to_email: str,
     with click.progressbar(length=total, label="Reassigning") as bar:
         done = _team_call(team.reassign, *args, progress=bar.update)
     click.echo(f"Reassigned {sum(done.values())} record(s).")
+
+
+# -- sharing agreements (issue 5) ------------------------------------------------------
+
+
+@rbac_group.group("sharing")
+def sharing_group() -> None:
+    """List, create, change and end sharing agreements between workspaces."""
+
+
+def _agreement(rbac, workspace_id: int, agreement_id: int):  # type: ignore[no-untyped-def]
+    from . import sharing
+
+    agreement = sharing.agreement_in(rbac, workspace_id, agreement_id)
+    if agreement is None:
+        raise click.ClickException(f"no agreement #{agreement_id} involving this workspace")
+    return agreement
+
+
+def _describe_agreement(agreement) -> str:  # type: ignore[no-untyped-def]
+    from . import sharing
+
+    perms = ", ".join(sharing.describe_permission(_rbac(), p) for p in agreement.permissions)
+    until = f" until {agreement.expires_at:%Y-%m-%d %H:%M} UTC" if agreement.expires_at else ""
+    return (f"#{agreement.id:<4} {agreement.granting_workspace.slug} -> "
+            f"{agreement.receiving_workspace.slug:16} {sharing.state(agreement):9}{until}  "
+            f"{perms}")
+
+
+@sharing_group.command("list")
+@_WS
+@with_appcontext
+def sharing_list_command(workspace: str) -> None:
+    """Agreements shared by and with a workspace."""
+    from . import sharing
+
+    rbac = _rbac()
+    ws = _workspace(rbac, workspace)
+    for side, title in (("granting", "Shared by you"), ("receiving", "Shared with you")):
+        click.echo(f"{title}:")
+        found = sharing.agreements(rbac, ws.id, side)
+        for agreement in found:
+            click.echo("  " + _describe_agreement(agreement))
+        if not found:
+            click.echo("  (none)")
+
+
+@sharing_group.command("create")
+@_WS
+@click.option("--with", "receiving", required=True, help="The receiving workspace's slug.")
+@click.option("--permission", "permissions", multiple=True, required=True,
+              help="resource.action to share (repeatable), e.g. clients.view.")
+@click.option("--condition", "condition_json", default=None,
+              help='A JSON object {"resource.action": [clauses]} of record conditions.')
+@click.option("--notes", default="")
+@click.option("--expires", "expires", default=None, help="ISO date/time (UTC) it ends.")
+@_AS
+@with_appcontext
+def sharing_create_command(workspace: str, receiving: str, permissions: tuple[str, ...],
+                           condition_json: str | None, notes: str, expires: str | None,
+                           as_email: str | None) -> None:
+    """Offer workspace --with access to this workspace's records (pending until accepted)."""
+    import json
+
+    from . import sharing
+    from .settings.support import parse_utc
+
+    rbac = _rbac()
+    actor = _actor(rbac, as_email, workspace)
+    try:
+        conds = json.loads(condition_json) if condition_json else {}
+        if not isinstance(conds, dict):
+            raise ValueError("--condition must be a JSON object")
+        items = [{"resource": p.rpartition(".")[0], "action": p.rpartition(".")[2],
+                  "condition": conds.get(p)} for p in permissions]
+        expires_at = parse_utc(expires, "expires") if expires else None
+    except (ValueError, RBACError) as exc:
+        raise click.ClickException(getattr(exc, "message", str(exc))) from exc
+    agreement = _team_call(sharing.create_agreement, actor, workspace=receiving,
+                           permissions=items, notes=notes, expires_at=expires_at)
+    click.echo(f"Created (pending until {receiving} accepts): {_describe_agreement(agreement)}")
+
+
+@sharing_group.command("end")
+@_WS
+@click.argument("verb", type=click.Choice(["revoke", "accept", "decline", "leave"]))
+@click.argument("agreement_id", type=int)
+@_AS
+@with_appcontext
+def sharing_end_command(workspace: str, verb: str, agreement_id: int,
+                        as_email: str | None) -> None:
+    """revoke (granting side), accept, decline or leave (receiving side) an agreement."""
+    from . import sharing
+
+    rbac = _rbac()
+    actor = _actor(rbac, as_email, workspace)
+    ws = _workspace(rbac, workspace)
+    agreement = _agreement(rbac, ws.id, agreement_id)
+    _team_call(sharing.ACTIONS[verb], actor, agreement)
+    click.echo(_describe_agreement(agreement))

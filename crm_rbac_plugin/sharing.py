@@ -352,6 +352,18 @@ def to_json(agreement: Any) -> dict[str, Any]:
     }
 
 
+def describe_permission(rbac: RBAC, perm: Any) -> str:
+    """``clients.view where region = 'north'``, for pages and the CLI."""
+    text = f"{perm.resource}.{perm.action}"
+    if perm.condition and perm.resource in rbac.registry:
+        model = rbac.registry.get(perm.resource).model
+        try:
+            text += f" where {conditions.describe(conditions.validate(model, perm.condition))}"
+        except InvalidCondition:
+            text += " where (a condition on a field that no longer exists)"
+    return text
+
+
 def shared_from(rbac: RBAC, access: Access | None, record: Any) -> Any:
     """The :class:`~.policy.Share` a record reaches ``access`` through, or None if it is
     one of the member's own (for "shared by ..." marks in lists)."""

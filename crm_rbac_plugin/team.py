@@ -291,6 +291,9 @@ def resend(rbac: RBAC, actor: Access | None, invitation: Any, *, send: bool = Tr
     _check_open(invitation)
     token = _new_token(invitation)
     rbac.db.session.flush()
+    _audit(rbac, actor, "member.invite_resent", workspace_id=actor.workspace_id,
+           target=invitation.email, invitation_id=invitation.id,
+           expires_at=invitation.expires_at)
     if send:
         send_invitation(rbac, invitation, token)
     member_invited.send(current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -316,7 +319,7 @@ def revoke(rbac: RBAC, actor: Access | None, invitation: Any) -> None:
             rbac.db.session.delete(user)
     rbac.db.session.flush()
     _audit(rbac, actor, "member.invite_revoked", workspace_id=actor.workspace_id,
-           target=invitation.email)
+           target=invitation.email, invitation_id=invitation.id)
 
 
 class InvalidInvitation(ValidationError):
@@ -591,7 +594,8 @@ def reassign(rbac: RBAC, actor: Access | None, from_user_id: Any, to_user_id: An
                 if progress is not None:
                     progress(len(records))
     _audit(rbac, actor, "records.reassigned", workspace_id=actor.workspace_id,
-           target=f"user {from_user_id} -> user {to_user_id}", after=counts)
+           target=f"user {from_user_id} -> user {to_user_id}", after=counts,
+           from_user_id=from_user_id, to_user_id=to_user_id, ids=ids)
     records_reassigned.send(current_app._get_current_object(),  # type: ignore[attr-defined]
                             workspace_id=actor.workspace_id, actor=actor,
                             from_user_id=from_user_id, to_user_id=to_user_id, counts=counts)

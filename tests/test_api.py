@@ -79,7 +79,8 @@ def test_openapi_describes_every_route(app: Flask) -> None:
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("rbac_api."):
             continue
-        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
+        path = re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}",
+                      rule.rule.removeprefix("/api/v1"))
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             routes.add((path, method.lower()))
     described = {(path, method) for path, ops in doc["paths"].items() for method in ops}

@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
@@ -26,22 +27,20 @@ from crm_rbac_plugin.audit import AuditImmutable, purge_before
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.oversight import history
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from crm_app.extensions import mail
 from tests.test_api import Api
 from tests.test_settings_ui import matrix_values, role, role_named
+from tests.test_team import invite, link_token
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 BLUEPRINTS = ("rbac_settings.", "rbac_api.", "rbac_oversight.")
 
 #: State-changing routes that do not change anyone's permissions (own API
-#: tokens; view-as is audited with events of its own, see test_view_as).
+#: tokens; one's own profile; view-as is audited with events of its own, see
+#: test_view_as).
 NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
+                           "rbac_settings.profile",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop"}
-
-#: Modules whose routes are driven by their own tests (team management: invitations,
-#: deactivation, reassignment, departments, written at the same time as this file).
-#: TODO(lead): add their routes to _drivers once their forms settle.
-ELSEWHERE = {"crm_rbac_plugin.settings.team_views"}
-
 
 def events(**where: Any) -> list[Any]:
     A = rbac.AuditEvent
@@ -62,12 +61,30 @@ def change_events() -> list[Any]:
 # -- completeness ------------------------------------------------------------------------------
 
 
-def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api
-             ) -> list[tuple[str, Callable[[], Any]]]:
+@dataclass
+class Step:
+    """One valid request to a permission-changing route and the events it must write.
+
+    ``sides``: which workspaces get exactly one event ("ws", "ws2": a sharing
+    agreement is logged on both of its sides). ``actor``: the world's user key
+    of who acted (None: check nothing, as for an invitee accepting).
+    """
+
+    endpoint: str
+    drive: Callable[[], Any]
+    sides: tuple[str, ...] = ("ws",)
+    actor: str | None = "owner"
+    prepare: Callable[[], Any] | None = None  # run before counting events
+
+
+def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
+             ) -> list[Step]:
     """One valid request per permission-changing route, in an order that works."""
-    ids: dict[str, int] = {}
+    ids: dict[str, Any] = {}
     finance = role(world, "finance")
     viewer_m = world.members["viewer"].id
+    member2_m = world.members["member2"].id
+    sales = world.departments["sales"].id
 
     def new_role() -> Any:
         values = matrix_values(client, "/settings/roles/new")
@@ -133,14 +150,137 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api
     def api_remove() -> Any:
         return api.delete(f"/members/{viewer_m}/roles/{ids['api_assignment']}")
 
-    return [("rbac_settings.new_role", new_role), ("rbac_settings.edit_role", edit_role),
-            ("rbac_settings.assign", assign), ("rbac_settings.unassign", unassign),
-            ("rbac_settings.conflicts", conflicts),
-            ("rbac_settings.remove_conflict", remove_conflict),
-            ("rbac_settings.plan", plan), ("rbac_settings.delete_role", delete_role),
-            ("rbac_api.create_role", api_create), ("rbac_api.update_role", api_update),
-            ("rbac_api.clone_role", api_clone), ("rbac_api.delete_role", api_delete),
-            ("rbac_api.assign_role", api_assign), ("rbac_api.remove_role", api_remove)]
+    # Team (issue 4): invitations, lifecycle, departments, managers, reassignment.
+    def invite_first() -> Any:
+        with mail.record_messages() as outbox:
+            response = invite(client, world, "audited.one@example.test", "viewer")
+        ids["token"] = link_token(outbox[0].body)
+        ids["invitation"] = db.session.scalar(sa.select(rbac.Invitation.id).where(
+            rbac.Invitation.email == "audited.one@example.test"))
+        return response
+
+    def resend() -> Any:
+        with mail.record_messages() as outbox:
+            response = client.post(f"/settings/invitations/{ids['invitation']}/resend")
+        ids["token"] = link_token(outbox[0].body)
+        return response
+
+    def accept() -> Any:
+        return app.test_client().post(f"/settings/invitations/{ids['token']}", data={
+            "name": "Audited One", "password": "correct horse"})
+
+    def invite_second() -> Any:
+        with mail.record_messages():
+            invite(client, world, "audited.two@example.test", "viewer")
+        ids["second"] = db.session.scalar(sa.select(rbac.Invitation.id).where(
+            rbac.Invitation.email == "audited.two@example.test"))
+
+    def revoke_invitation() -> Any:
+        return client.post(f"/settings/invitations/{ids['second']}/revoke")
+
+    def deactivate() -> Any:
+        return client.post(f"/settings/members/{member2_m}/deactivate")
+
+    def reactivate() -> Any:
+        return client.post(f"/settings/members/{member2_m}/reactivate")
+
+    def set_department() -> Any:
+        return client.post(f"/settings/members/{viewer_m}/department",
+                           data={"department_id": str(sales), "visibility": ""})
+
+    def add_to_team() -> Any:
+        return client.post(f"/settings/members/{world.members['manager'].id}/team",
+                           data={"member_id": str(member2_m)})
+
+    def remove_from_team() -> Any:
+        return client.post(f"/settings/members/{world.members['manager'].id}/team/"
+                           f"{member2_m}/remove")
+
+    def reassign_records() -> Any:
+        return client.post(f"/settings/members/{member2_m}/reassign", data={
+            "to_user_id": str(world.users["member"].id), "step": "apply"})
+
+    def new_department() -> Any:
+        response = client.post("/settings/departments", data={"name": "Audited dept"})
+        ids["dept"] = db.session.scalar(sa.select(rbac.models.Department.id).where(
+            rbac.models.Department.name == "Audited dept"))
+        return response
+
+    def rename_department() -> Any:
+        return client.post(f"/settings/departments/{ids['dept']}/rename",
+                           data={"name": "Renamed dept"})
+
+    def delete_department() -> Any:
+        return client.post(f"/settings/departments/{ids['dept']}/delete")
+
+    # Sharing agreements (issue 5): logged in both workspaces.
+    dual = login_client(app, world.users["dual"], world.ws2)
+
+    def new_agreement() -> Any:
+        response = client.post("/settings/sharing/new", data={
+            "workspace": "beta", "share__clients__view": "y", "share__clients__edit": "y",
+            "notes": "audited"})
+        ids["agreement"] = db.session.scalar(sa.select(rbac.models.SharingAgreement.id))
+        return response
+
+    def edit_agreement() -> Any:
+        return client.post(f"/settings/sharing/{ids['agreement']}/edit", data={
+            "share__clients__view": "y", "notes": "narrowed"})
+
+    def accept_agreement() -> Any:
+        return dual.post(f"/settings/sharing/{ids['agreement']}/accept")
+
+    def revoke_agreement() -> Any:
+        return api.post(f"/sharing/{ids['agreement']}/revoke", {})  # an open one blocks a new
+
+    def api_new_agreement() -> Any:
+        response = api.post("/sharing", {"workspace": "beta", "permissions": ["leads.view"]})
+        ids["api_agreement"] = response.json["id"]
+        return response
+
+    def api_update_agreement() -> Any:
+        return api.patch(f"/sharing/{ids['api_agreement']}", {"notes": "via the API"})
+
+    def api_end_agreement() -> Any:
+        return api.post(f"/sharing/{ids['api_agreement']}/revoke", {})
+
+    both = ("ws", "ws2")
+    return [
+        Step("rbac_settings.new_role", new_role), Step("rbac_settings.edit_role", edit_role),
+        Step("rbac_settings.assign", assign), Step("rbac_settings.unassign", unassign),
+        Step("rbac_settings.conflicts", conflicts),
+        Step("rbac_settings.remove_conflict", remove_conflict),
+        Step("rbac_settings.plan", plan), Step("rbac_settings.delete_role", delete_role),
+        Step("rbac_api.create_role", api_create), Step("rbac_api.update_role", api_update),
+        Step("rbac_api.clone_role", api_clone), Step("rbac_api.delete_role", api_delete),
+        Step("rbac_api.assign_role", api_assign), Step("rbac_api.remove_role", api_remove),
+        Step("rbac_settings.invite", invite_first),
+        Step("rbac_settings.resend_invitation", resend),
+        Step("rbac_settings.accept_invitation", accept, actor=None),
+        Step("rbac_settings.revoke_invitation", revoke_invitation, prepare=invite_second),
+        Step("rbac_settings.deactivate", deactivate),
+        Step("rbac_settings.reactivate", reactivate),
+        Step("rbac_settings.member_department", set_department),
+        Step("rbac_settings.add_to_team", add_to_team),
+        Step("rbac_settings.remove_from_team", remove_from_team),
+        Step("rbac_settings.reassign", reassign_records),
+        Step("rbac_settings.departments", new_department),
+        Step("rbac_settings.rename_department", rename_department),
+        Step("rbac_settings.delete_department", delete_department),
+        Step("rbac_settings.new_agreement", new_agreement, both),
+        Step("rbac_settings.edit_agreement", edit_agreement, both),
+        Step("rbac_settings.end_agreement", accept_agreement, both, actor="dual"),
+        Step("rbac_api.create_agreement", api_new_agreement, both, prepare=revoke_agreement),
+        Step("rbac_api.update_agreement", api_update_agreement, both),
+        Step("rbac_api.end_agreement", api_end_agreement, both),
+    ]
+
+
+def login_client(app: Flask, user: Any, workspace: Any) -> FlaskClient:
+    client = app.test_client(user=user)
+    with client.session_transaction() as sess:
+        sess[app.config["RBAC_SESSION_KEY"]] = workspace.id
+    return client
 
 
 def test_every_permission_changing_route_writes_exactly_one_event(
@@ -148,31 +288,40 @@ def test_every_permission_changing_route_writes_exactly_one_event(
     client = login(world.users["owner"], world.ws)
     _, plaintext = tokens.create_token(rbac, world.members["owner"], "audit test")
     db.session.commit()
-    drivers = _drivers(world, client, Api(app, plaintext))
+    steps = _drivers(world, client, Api(app, plaintext), app)
 
     state_changing = {rule.endpoint for rule in app.url_map.iter_rules()
-                      if rule.endpoint.startswith(BLUEPRINTS) and rule.methods & UNSAFE
-                      and app.view_functions[rule.endpoint].__module__ not in ELSEWHERE}
-    assert state_changing - NOT_PERMISSION_CHANGING == {name for name, _ in drivers}, (
+                      if rule.endpoint.startswith(BLUEPRINTS) and rule.methods & UNSAFE}
+    assert state_changing - NOT_PERMISSION_CHANGING == {s.endpoint for s in steps}, (
         "a new state-changing route: drive it here, or list it as not changing permissions")
 
-    owner_mid = world.members["owner"].id
-    for endpoint, drive in drivers:
+    workspace_ids = {"ws": world.ws.id, "ws2": world.ws2.id}
+    start = len(change_events())
+    for step in steps:
+        if step.prepare is not None:
+            step.prepare()
         before = len(change_events())
-        response = drive()
-        assert response.status_code in (200, 201, 204, 302), (endpoint, response.text[:300])
-        after = change_events()
-        assert len(after) == before + 1, (endpoint, [e.action for e in after[before:]])
-        ev = after[-1]
-        assert ev.workspace_id == world.ws.id and ev.actor_membership_id == owner_mid, endpoint
-        assert ev.actor_user_id == world.users["owner"].id
-        assert ev.detail["changes"], endpoint
+        response = step.drive()
+        assert response.status_code in (200, 201, 204, 302), (step.endpoint,
+                                                              response.text[:300])
+        new = change_events()[before:]
+        assert sorted(e.workspace_id for e in new) == sorted(
+            workspace_ids[s] for s in step.sides), (step.endpoint, [e.action for e in new])
+        for ev in new:
+            if step.actor is not None:
+                assert ev.actor_user_id == world.users[step.actor].id, step.endpoint
+                assert ev.actor_membership_id is not None, step.endpoint
+            assert ev.detail, step.endpoint
 
-    actions = [e.action for e in change_events()[-len(drivers):]]
+    actions = [e.action for e in change_events()[start:start + 14]]
     assert actions == ["role.created", "grant.changed", "assignment.added",
                        "assignment.removed", "sod.changed", "sod.changed", "plan.changed",
                        "role.deleted", "role.created", "grant.changed", "role.created",
                        "role.deleted", "assignment.added", "assignment.removed"]
+    sharing = [e.action for e in change_events() if e.action.startswith("sharing.")]
+    assert sharing == ["sharing.created"] * 2 + ["sharing.changed"] * 2 + [
+        "sharing.accepted"] * 2 + ["sharing.revoked"] * 2 + ["sharing.created"] * 2 + [
+        "sharing.changed"] * 2 + ["sharing.revoked"] * 2
 
 
 def test_change_event_has_before_and_after(world: SimpleNamespace) -> None:

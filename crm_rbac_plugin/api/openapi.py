@@ -42,6 +42,42 @@ SCHEMAS: dict[str, Any] = {
             "ip": {"type": ["string", "null"]},
         },
     },
+    "SharedPermission": {
+        "type": "object", "required": ["resource", "action"], "additionalProperties": False,
+        "properties": {
+            "resource": {"type": "string", "examples": ["clients"]},
+            "action": {"type": "string", "examples": ["view"],
+                       "description": "Any action of the resource except create and manage; "
+                                      "each shared action needs view shared too."},
+            "condition": {"type": ["array", "null"], "items": _ref("Clause")},
+        },
+    },
+    "AgreementInput": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "workspace": {"type": ["string", "integer"],
+                          "description": "The receiving workspace's slug or id (create only)."},
+            "permissions": {"type": "array", "minItems": 1, "items": {"oneOf": [
+                {"type": "string", "pattern": r"^[\w-]+\.[\w-]+$",
+                 "examples": ["clients.view"]}, _ref("SharedPermission")]}},
+            "notes": {"type": ["string", "null"], "maxLength": 2000},
+            "expires_at": INSTANT,
+        },
+    },
+    "Agreement": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "granting_workspace": {"type": "object"},
+            "receiving_workspace": {"type": "object"},
+            "status": {"type": "string",
+                       "enum": ["pending", "active", "declined", "left", "revoked"]},
+            "state": {"type": "string", "description": "status, or expired"},
+            "notes": {"type": "string"}, "expires_at": INSTANT, "created_at": INSTANT,
+            "decided_at": INSTANT,
+            "permissions": {"type": "array", "items": _ref("SharedPermission")},
+        },
+    },
     "Error": {
         "type": "object", "required": ["error", "message"],
         "properties": {
@@ -187,6 +223,8 @@ def _path_id(name: str, what: str) -> dict[str, Any]:
 
 ROLE_ID = _path_id("role_id", "role")
 MEMBER_ID = _path_id("membership_id", "membership")
+AGREEMENT_ID = {"name": "agreement_id", "in": "path", "required": True, "schema": ID,
+                "description": "Id of an agreement this workspace grants or receives."}
 
 
 def _op(summary: str, responses: dict[str, Any], *, tag: str, body: Any = None,
@@ -331,6 +369,40 @@ PATHS: dict[str, Any] = {
                         "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
                    errors=(BAD_INPUT,)),
     },
+    "/sharing": {
+        "get": _op("Sharing agreements of the workspace: shared by you and shared with you "
+                   "(settings.view).",
+                   {"200": _json({"type": "object", "properties": {
+                       "shared_by_you": {"type": "array", "items": _ref("Agreement")},
+                       "shared_with_you": {"type": "array", "items": _ref("Agreement")}}},
+                       "Both lists.")}, tag="sharing"),
+        "post": _op("Offer another workspace access to this workspace's records "
+                    "(settings.manage; never more than the caller holds workspace-wide). "
+                    "The agreement is pending until the receiving workspace accepts it.",
+                    {"201": _json(_ref("Agreement"), "The new agreement.")}, tag="sharing",
+                    body={**_ref("AgreementInput"), "required": ["workspace", "permissions"]},
+                    errors=(BAD_INPUT,)),
+    },
+    "/sharing/{agreement_id}": {
+        "get": _op("One agreement this workspace is a side of (settings.view).",
+                   {"200": _json(_ref("Agreement"), "The agreement.")}, tag="sharing",
+                   parameters=[AGREEMENT_ID], errors=(NOT_FOUND,)),
+        "patch": _op("Change an open agreement: permissions, notes, expiry (granting side, "
+                     "settings.manage).",
+                     {"200": _json(_ref("Agreement"), "The agreement.")}, tag="sharing",
+                     parameters=[AGREEMENT_ID], body=_ref("AgreementInput"),
+                     errors=(NOT_FOUND, BAD_INPUT)),
+    },
+    "/sharing/{agreement_id}/{verb}": {
+        "post": _op("revoke (granting side), accept or decline a pending agreement, or leave "
+                    "an active one (receiving side); settings.manage.",
+                    {"200": _json(_ref("Agreement"), "The agreement.")}, tag="sharing",
+                    parameters=[AGREEMENT_ID,
+                                {"name": "verb", "in": "path", "required": True,
+                                 "schema": {"type": "string", "enum": [
+                                     "revoke", "accept", "decline", "leave"]}}],
+                    errors=(NOT_FOUND, BAD_INPUT)),
+    },
     "/openapi.json": {
         "get": {"summary": "This description.", "tags": ["meta"], "security": [],
                 "responses": {"200": {"description": "The OpenAPI document.",
@@ -357,7 +429,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": server_url}],
         "tags": [{"name": "roles"}, {"name": "members"}, {"name": "records"},
-                 {"name": "audit"}, {"name": "meta"}],
+                 {"name": "audit"}, {"name": "sharing"}, {"name": "meta"}],
         "security": [{"bearerAuth": []}, {"sessionCookie": []}],
         "paths": copy.deepcopy(PATHS),
         "components": {

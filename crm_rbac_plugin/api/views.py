@@ -33,7 +33,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
-from .. import roles
+from .. import roles, sharing
 from ..errors import PermissionDenied, UnknownResource, ValidationError
 from ..policy import Access
 from ..registry import SCOPES
@@ -49,6 +49,7 @@ ROLE_KEYS = frozenset({"name", "description", "parent_id", "permissions", "scope
                        "field_rules"})
 CLONE_KEYS = frozenset({"name", "description"})
 ASSIGN_KEYS = frozenset({"role_id", "starts_at", "expires_at"})
+AGREEMENT_KEYS = frozenset({"workspace", "permissions", "notes", "expires_at"})
 
 
 class ApiError(Exception):
@@ -566,6 +567,88 @@ def audit_events() -> ResponseReturnValue:
                               page=page, per_page=per_page, error_out=False)
     return jsonify(items=[audit.event_json(ev) for ev in result.items], page=page,
                    per_page=per_page, total=result.total)
+
+
+# -- sharing agreements (issue 5) -----------------------------------------------------
+
+
+def _agreement_or_404(access: Access, agreement_id: int) -> Any:
+    agreement = sharing.agreement_in(get_rbac(), access.workspace_id, agreement_id)
+    if agreement is None:
+        raise _not_found("sharing agreement")
+    return agreement
+
+
+def _agreement_changes(body: Mapping[str, Any], *, create: bool) -> dict[str, Any]:
+    _check_keys(body, AGREEMENT_KEYS if create else AGREEMENT_KEYS - {"workspace"})
+    changes: dict[str, Any] = {}
+    if create:
+        ref = body.get("workspace")
+        if ref is None:
+            raise _bad("workspace is required (the receiving workspace's slug or id)",
+                       "workspace")
+        if isinstance(ref, bool) or not isinstance(ref, (str, int)):
+            raise _bad("workspace must be a slug or an id", "workspace")
+        changes["workspace"] = ref
+        if "permissions" not in body:
+            raise _bad("permissions is required", "permissions")
+    if "permissions" in body:
+        changes["permissions"] = body["permissions"]
+    if "notes" in body:
+        changes["notes"] = _string(body, "notes", nullable=True) or ""
+    if "expires_at" in body:
+        changes["expires_at"] = _instant(body, "expires_at")
+    return changes
+
+
+@bp.get("/sharing")
+def list_agreements() -> ResponseReturnValue:
+    access = _require("settings.view")
+    rbac = get_rbac()
+    return jsonify(
+        shared_by_you=[sharing.to_json(a) for a in
+                       sharing.agreements(rbac, access.workspace_id, "granting")],
+        shared_with_you=[sharing.to_json(a) for a in
+                         sharing.agreements(rbac, access.workspace_id, "receiving")])
+
+
+@bp.post("/sharing")
+def create_agreement() -> ResponseReturnValue:
+    access = _require("settings.manage")
+    changes = _agreement_changes(_json_body(), create=True)
+    rbac = get_rbac()
+    agreement = sharing.create_agreement(rbac, access, **changes)
+    rbac.db.session.commit()
+    return _created(sharing.to_json(agreement),
+                    url_for(".get_agreement", agreement_id=agreement.id))
+
+
+@bp.get("/sharing/<int:agreement_id>")
+def get_agreement(agreement_id: int) -> ResponseReturnValue:
+    access = _require("settings.view")
+    return jsonify(sharing.to_json(_agreement_or_404(access, agreement_id)))
+
+
+@bp.patch("/sharing/<int:agreement_id>")
+def update_agreement(agreement_id: int) -> ResponseReturnValue:
+    access = _require("settings.manage")
+    agreement = _agreement_or_404(access, agreement_id)
+    changes = _agreement_changes(_json_body(), create=False)
+    rbac = get_rbac()
+    sharing.update_agreement(rbac, access, agreement, **changes)
+    rbac.db.session.commit()
+    return jsonify(sharing.to_json(agreement))
+
+
+@bp.post("/sharing/<int:agreement_id>/<any(revoke, accept, decline, leave):verb>")
+def end_agreement(agreement_id: int, verb: str) -> ResponseReturnValue:
+    """revoke (granting side), accept, decline or leave (receiving side)."""
+    access = _require("settings.manage")
+    agreement = _agreement_or_404(access, agreement_id)
+    rbac = get_rbac()
+    sharing.ACTIONS[verb](rbac, access, agreement)
+    rbac.db.session.commit()
+    return jsonify(sharing.to_json(agreement))
 
 
 @bp.get("/openapi.json")

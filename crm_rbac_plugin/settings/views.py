@@ -43,7 +43,7 @@ _PERMISSION_INDEX = re.compile(r"^permissions\[(\d+)\](?:\.(\w+))?$")
 
 def register(app: Flask) -> None:
     """Mount the pages under ``RBAC_SETTINGS_URL_PREFIX`` (None: not at all)."""
-    from . import team_views  # noqa: F401  (adds the team pages to bp, issue 4)
+    from . import sharing_views, team_views  # noqa: F401  (team pages, issue 4; sharing, 5)
 
     prefix = app.config["RBAC_SETTINGS_URL_PREFIX"]
     if prefix is not None:
@@ -134,6 +134,8 @@ def _settings_context() -> dict[str, Any]:
         ("conflicts", "Segregation of duties", _can("roles.view"), ("conflicts",)),
         ("plan", "Plan", bool(access and access.is_owner), ("plan",)),
         ("departments", "Departments", _can("members.view"), ("departments",)),
+        ("sharing", "Sharing", _can("settings.view"),
+         ("sharing", "new_agreement", "edit_agreement")),
         ("rbac_oversight.audit_page", "Audit trail", _can("settings.view"), ("audit_page",)),
         ("rbac_oversight.who_could", "Who could", _can("settings.view"), ("who_could",)),
         ("rbac_oversight.explain_page", "Explain", _can("settings.view"), ("explain_page",)),

@@ -1,0 +1,212 @@
+"""The sharing pages: "Shared by you" and "Shared with you", create, edit, end.
+
+Thin views over :mod:`..sharing` on the settings blueprint, in the style of
+:mod:`.views`: the service decides (PermissionDenied: 403, ValidationError:
+400 with the message on the field); a change that succeeds is committed at
+once. The page edits one condition per resource, applied to each action
+shared on it; the JSON API can give each action its own.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateTimeLocalField, StringField, TextAreaField
+from wtforms.validators import Length, Optional
+
+from .. import sharing
+from ..decorators import require_permission
+from ..errors import PermissionDenied, ValidationError
+from ..models import utcnow
+from ..registry import Registry, Resource
+from .forms import DATETIME_FORMATS, SEP, ConfirmForm
+from .support import get_rbac
+from .views import _access, _add_error, _commit, _not_found, _render, _rollback, bp
+
+
+def shareable(registry: Registry) -> list[tuple[Resource, list[str]]]:
+    """Record resources and the actions an agreement can share on each."""
+    return [(res, [a for a in res.actions if a not in sharing.NOT_SHARED])
+            for res in registry if res.model is not None]
+
+
+class AgreementForm(FlaskForm):
+    """Receiving workspace, notes and expiry; the permission fields are added per registry."""
+
+    workspace = StringField("Share with (workspace slug)", validators=[Length(max=120)],
+                            description="The workspace whose members will see your records.")
+    notes = TextAreaField("Notes", validators=[Optional(), Length(max=2000)],
+                          description="Why, and what was agreed (recommended).")
+    expires_at = DateTimeLocalField("Ends (UTC, optional)", format=DATETIME_FORMATS,
+                                    validators=[Optional()])
+
+
+def share_field(resource: str, action: str) -> str:
+    return SEP.join(("share", resource, action))
+
+
+def cond_field(resource: str) -> str:
+    return SEP.join(("cond", resource))
+
+
+def agreement_form_class(registry: Registry) -> type[AgreementForm]:
+    attrs: dict[str, Any] = {}
+    for res, actions in shareable(registry):
+        for action in actions:
+            attrs[share_field(res.name, action)] = BooleanField(f"{res.label} {action}")
+        attrs[cond_field(res.name)] = StringField(
+            f"Only {res.label} where (JSON clauses)", validators=[Optional(), Length(max=4000)])
+    return type("AgreementPermissionsForm", (AgreementForm,), attrs)
+
+
+def _form_data(agreement: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"notes": agreement.notes, "expires_at": agreement.expires_at}
+    for perm in agreement.permissions:
+        data[share_field(perm.resource, perm.action)] = True
+        if perm.condition and (perm.action == "view" or cond_field(perm.resource) not in data):
+            data[cond_field(perm.resource)] = json.dumps(perm.condition)
+    return data
+
+
+def _permission_items(form: AgreementForm) -> list[dict[str, Any]] | None:
+    """The checked boxes as service items; None (with errors on the form) if malformed."""
+    items: list[dict[str, Any]] = []
+    ok = True
+    for res, actions in shareable(get_rbac().registry):
+        cond = form[cond_field(res.name)]
+        text = (cond.data or "").strip()
+        condition = None
+        if text:
+            try:
+                condition = json.loads(text)
+            except ValueError as exc:
+                _add_error(cond, f"The condition is not valid JSON ({exc}).")
+                ok = False
+                continue
+        for action in actions:
+            if form[share_field(res.name, action)].data:
+                items.append({"resource": res.name, "action": action, "condition": condition})
+    return items if ok else None
+
+
+def _place(form: AgreementForm, exc: ValidationError | PermissionDenied,
+           items: list[dict[str, Any]]) -> None:
+    """Put a service error on the input it names (a permission's condition, or the page)."""
+    field = getattr(exc, "field", None) or ""
+    target = form._fields.get(field)
+    if field.startswith("permissions[") and field.endswith("].condition"):
+        index = int(field[len("permissions["):field.index("]")])
+        if index < len(items):
+            target = form[cond_field(items[index]["resource"])]
+    if target is None:
+        target = form.workspace if "workspace" in form._fields else form.notes
+    _add_error(target, exc.message)
+
+
+def _page(form: AgreementForm, agreement: Any = None, status: int = 200) -> Any:
+    return _render("sharing/form.html", status, form=form, agreement=agreement,
+                   resources=shareable(get_rbac().registry), share_field=share_field,
+                   cond_field=cond_field)
+
+
+@bp.get("/sharing", endpoint="sharing")
+@login_required
+@require_permission("settings", "view")
+def sharing_list() -> Any:
+    """Both tabs: agreements this workspace grants, and those it receives."""
+    rbac = get_rbac()
+    access = _access()
+    return _render("sharing/list.html",
+                   shared_by=sharing.agreements(rbac, access.workspace_id, "granting"),
+                   shared_with=sharing.agreements(rbac, access.workspace_id, "receiving"),
+                   tab="with" if request.args.get("tab") == "with" else "by",
+                   can_manage=rbac.can("settings.manage"), confirm=ConfirmForm(),
+                   state=sharing.state, describe=lambda p: sharing.describe_permission(rbac, p),
+                   now=utcnow())
+
+
+@bp.route("/sharing/new", methods=["GET", "POST"], endpoint="new_agreement")
+@login_required
+@require_permission("settings", "manage")
+def new_agreement() -> Any:
+    rbac = get_rbac()
+    form = agreement_form_class(rbac.registry)()
+    if request.method == "GET":
+        return _page(form)
+    items = _permission_items(form)
+    if not form.validate_on_submit() or items is None:
+        return _page(form, status=400)
+    try:
+        agreement = sharing.create_agreement(rbac, _access(), workspace=form.workspace.data,
+                                             permissions=items, notes=form.notes.data,
+                                             expires_at=form.expires_at.data)
+        _commit()
+    except (ValidationError, PermissionDenied) as exc:
+        _rollback()
+        _place(form, exc, items)
+        return _page(form, status=400 if isinstance(exc, ValidationError) else 403)
+    flash(f"Agreement #{agreement.id} offered to {agreement.receiving_workspace.name}; "
+          "it applies once they accept it.", "success")
+    return redirect(url_for(".sharing"))
+
+
+@bp.route("/sharing/<int:agreement_id>/edit", methods=["GET", "POST"],
+          endpoint="edit_agreement")
+@login_required
+@require_permission("settings", "manage")
+def edit_agreement(agreement_id: int) -> Any:
+    """Change what an open agreement shares (granting side only)."""
+    rbac = get_rbac()
+    access = _access()
+    agreement = sharing.agreement_in(rbac, access.workspace_id, agreement_id)
+    if agreement is None or agreement.granting_workspace_id != access.workspace_id:
+        return _not_found()
+    cls = agreement_form_class(rbac.registry)
+    form = cls(data=_form_data(agreement)) if request.method == "GET" else cls()
+    del form.workspace  # the receiving workspace never changes
+    if request.method == "GET":
+        return _page(form, agreement)
+    items = _permission_items(form)
+    if not form.validate_on_submit() or items is None:
+        return _page(form, agreement, status=400)
+    try:
+        sharing.update_agreement(rbac, access, agreement, permissions=items,
+                                 notes=form.notes.data, expires_at=form.expires_at.data)
+        _commit()
+    except (ValidationError, PermissionDenied) as exc:
+        _rollback()
+        _place(form, exc, items)
+        return _page(form, agreement, status=400 if isinstance(exc, ValidationError) else 403)
+    flash(f"Agreement #{agreement.id} saved.", "success")
+    return redirect(url_for(".sharing"))
+
+
+@bp.post("/sharing/<int:agreement_id>/<any(revoke, accept, decline, leave):verb>",
+         endpoint="end_agreement")
+@login_required
+@require_permission("settings", "manage")
+def end_agreement(agreement_id: int, verb: str) -> Any:
+    rbac = get_rbac()
+    access = _access()
+    agreement = sharing.agreement_in(rbac, access.workspace_id, agreement_id)
+    if agreement is None:
+        return _not_found()
+    side = "by" if agreement.granting_workspace_id == access.workspace_id else "with"
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for(".sharing", tab=side))
+    try:
+        sharing.ACTIONS[verb](rbac, access, agreement)
+        _commit()
+    except (ValidationError, PermissionDenied) as exc:
+        _rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".sharing", tab=side)), 303
+    done = {"revoke": "revoked", "accept": "accepted", "decline": "declined",
+            "leave": "left"}[verb]
+    flash(f"Agreement #{agreement.id} {done}.", "success")
+    return redirect(url_for(".sharing", tab=side))
