@@ -141,12 +141,14 @@ class Prober404:
         return self.baselines[key]
 
     def refused_outright(self, route: GetRoute, values: dict[str, Any], arg: str) -> bool:
-        """Whether the member gets a 403 on this route even for an id that exists nowhere.
+        """Whether the route refuses the member before looking at the id.
 
-        Then the answer cannot depend on the id: one probe per route stands
-        for all (it is still checked to be that same 403, and to show nothing).
+        True when even an id that exists nowhere gets a refusal other than
+        404 (a 403, Flask-Admin's redirect): then the answer cannot depend on
+        the id, and one probe per route stands for all (it is still checked
+        to be that same refusal, showing nothing).
         """
-        return self.baseline(route, values, arg) == 403
+        return self.baseline(route, values, arg) in refusals_like_unknown(route)
 
     def probe(self, route: GetRoute, values: dict[str, Any], arg: str, obj: Obj) -> None:
         url = route.url(self.app, {**values, arg: obj.id})

@@ -280,7 +280,12 @@ def url_ids(w: SimpleNamespace, rule: Rule, ws_id: int) -> dict[str, int]:
 
 
 def first_record(w: SimpleNamespace, ws_id: int, resource: str) -> Obj:
-    return own_objects(w, ws_id, f"record:{resource}")[0]
+    """The first record of ``resource`` in ``ws_id`` (any workspace's if it has none:
+    ``w.ws2`` has no deals, and a refusal that does not depend on the record
+    still needs an id to send)."""
+    own = own_objects(w, ws_id, f"record:{resource}")
+    return own[0] if own else next(o for ws in w.objects
+                                   for o in own_objects(w, ws, f"record:{resource}"))
 
 
 def forged_invitation_token(token: str) -> str:
