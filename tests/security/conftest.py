@@ -42,7 +42,7 @@ from werkzeug.routing import Rule
 from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import Access, team, tokens
+from crm_rbac_plugin import Access, sharing, team, tokens, workspaces
 from tests.conftest import build_world, empty_tables, make_app
 from tests.rbac_helpers import custom_role, world_records
 
@@ -187,6 +187,7 @@ def build_security_world() -> SimpleNamespace:
     db.session.add(m.ManagerAssignment(manager_id=w.ms2["dual"].id,
                                        member_id=w.ms2["outsider"].id))
     db.session.commit()
+    add_agreements(w)
     w.tokens, w.tokens_by_membership = {}, {}
     w.user_workspaces = {key: [] for key in w.users}
     active = list(db.session.scalars(sa.select(m.Membership).where(
@@ -212,6 +213,29 @@ def build_security_world() -> SimpleNamespace:
     w.record_by_id = {(res, rec.id): rec for res, recs in w.records.items()
                       for rec in recs.values()}
     return w
+
+
+def add_agreements(w: SimpleNamespace) -> None:
+    """A third workspace, Gamma, and a pending sharing agreement from each of ws and ws2 to it.
+
+    So each of the two workspaces has an agreement of its own (granting side,
+    ``w.agreements[ws_id]``) and one it is no party to (the other's), with
+    distinctive notes. Pending: they share nothing yet.
+    """
+    gamma_owner = User(email="gamma_owner@example.test", name="Gamma Owner",
+                       password_hash=w.users["owner"].password_hash)
+    db.session.add(gamma_owner)
+    db.session.flush()
+    w.users["gamma_owner"] = gamma_owner
+    w.ws3 = workspaces.create_workspace(rbac, "Gamma Labs", owner=gamma_owner, slug="gamma")
+    db.session.commit()
+    w.agreements = {}
+    for ws, owner in ((w.ws, w.members["owner"]), (w.ws2, w.ms2["dual"])):
+        label = ws.name.split()[0]
+        w.agreements[ws.id] = sharing.create_agreement(
+            rbac, _access(owner), workspace=w.ws3, permissions=["clients.view"],
+            notes=f"{label} shares clients with Gamma (sweep notes)")
+    db.session.commit()
 
 
 def _access(membership: Any) -> Access:
@@ -247,7 +271,8 @@ def index_objects(w: SimpleNamespace) -> None:
     objects: dict[int, dict[str, list[Obj]]] = {w.ws.id: {}, w.ws2.id: {}}
 
     def add(kind: str, ident: int, ws_id: int, secret: str | None, label: str) -> None:
-        objects[ws_id].setdefault(kind, []).append(Obj(kind, ident, ws_id, secret, label))
+        objects.setdefault(ws_id, {}).setdefault(kind, []).append(
+            Obj(kind, ident, ws_id, secret, label))
 
     with rbac.system():
         for res, recs in w.records.items():
@@ -277,6 +302,10 @@ def index_objects(w: SimpleNamespace) -> None:
             add("invitation", inv.id, inv.workspace_id, inv.email, f"invitation of {inv.email}")
         for pair in db.session.scalars(sa.select(m.RoleConflict)):
             add("conflict", pair.id, pair.workspace_id, None, f"SoD pair #{pair.id}")
+        for ag in db.session.scalars(sa.select(m.SharingAgreement)):
+            # An agreement belongs to both parties' workspaces.
+            for ws_id in (ag.granting_workspace_id, ag.receiving_workspace_id):
+                add("agreement", ag.id, ws_id, ag.notes, f"sharing agreement #{ag.id}")
         for ev in db.session.scalars(sa.select(rbac.AuditEvent)):
             if ev.workspace_id is not None:
                 add("audit_event", ev.id, ev.workspace_id,
@@ -306,6 +335,8 @@ def index_objects(w: SimpleNamespace) -> None:
                 "member_user": member.user_id,
                 "viewer_role": _role(ws, "viewer").id,
                 "role_a": w.custom_roles[ws.id]["a"].id,
+                "agreement": w.agreements[ws.id].id,
+                "slug": ws.slug,
             }
         w.targets[ws.id]["invitation_token"] = w.invitations[ws.id][1]
     db.session.rollback()
@@ -327,9 +358,14 @@ def security_world(app: Flask) -> SimpleNamespace:
 
 
 def foreign_objects(w: SimpleNamespace, workspace_id: int, kind: str) -> list[Obj]:
-    """Objects of ``kind`` in every workspace but ``workspace_id``."""
-    return [obj for ws_id, kinds in w.objects.items() if ws_id != workspace_id
-            for obj in kinds.get(kind, [])]
+    """Objects of ``kind`` that are not ``workspace_id``'s (not also listed as its own)."""
+    own = {obj.id for obj in w.objects.get(workspace_id, {}).get(kind, [])}
+    out: dict[int, Obj] = {}
+    for ws_id, kinds in w.objects.items():
+        for obj in kinds.get(kind, []):
+            if ws_id != workspace_id and obj.id not in own:
+                out.setdefault(obj.id, obj)
+    return list(out.values())
 
 
 def own_objects(w: SimpleNamespace, workspace_id: int, kind: str) -> list[Obj]:
@@ -359,6 +395,7 @@ ID_ARGUMENTS: dict[str, str] = {
     "invitation_id": "invitation",
     "token_id": "token",
     "conflict_id": "conflict",
+    "agreement_id": "agreement",
 }
 
 #: URL arguments that genuinely name no record, as (endpoint pattern, argument): why.
@@ -371,7 +408,20 @@ NOT_RECORD_IDS: dict[tuple[str, str], str] = {
                                  "scoped list query",
     ("rbac_api.list_records", "resource"): "a resource name; the list is filtered by the plugin",
     ("rbac_api.get_record", "resource"): "a resource name; the id is record_id (probed)",
+    ("*.end_agreement", "verb"): "what to do with the agreement (revoke, accept, decline, "
+                                 "leave); the id is agreement_id (probed)",
 }
+
+#: Values for the arguments of NOT_RECORD_IDS that a URL needs (by endpoint pattern).
+ROUTE_VALUES: dict[tuple[str, str], str] = {
+    ("*.end_agreement", "verb"): "revoke",
+}
+
+
+def route_values(rule: Rule) -> dict[str, str]:
+    """Fixed values of ``rule``'s non-id arguments listed in :data:`ROUTE_VALUES`."""
+    return {arg: value for arg in rule.arguments
+            if (value := _matches(ROUTE_VALUES, rule.endpoint, arg)) is not None}
 
 #: URL arguments that are capabilities rather than ids: the secret itself is the
 #: authorisation (a signed, expiring, single-use invitation link).
@@ -468,7 +518,8 @@ def _plugin_model_kinds() -> dict[type, str]:
     m = rbac.models
     return {m.Role: "role", m.Membership: "membership", m.Department: "department",
             rbac.AuditEvent: "audit_event", m.ApiToken: "token",
-            rbac.Invitation: "invitation", m.RoleConflict: "conflict"}
+            rbac.Invitation: "invitation", m.RoleConflict: "conflict",
+            m.SharingAgreement: "agreement"}
 
 
 def admin_panels(app: Flask) -> list[AdminPanel]:

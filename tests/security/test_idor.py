@@ -44,6 +44,7 @@ from tests.security.conftest import (
     logged_in,
     own_objects,
     record_resources,
+    route_values,
     rules_of,
     snapshot_database,
     snapshot_diff,
@@ -75,7 +76,8 @@ class GetRoute:
         if self.query_id:
             return str(adapter.build(self.rule.endpoint, {}, method="GET")) + \
                 f"?id={values['id']}"
-        return str(adapter.build(self.rule.endpoint, values, method="GET"))
+        return str(adapter.build(self.rule.endpoint, {**route_values(self.rule), **values},
+                                 method="GET"))
 
 
 def get_id_routes(app: Flask) -> list[GetRoute]:
@@ -380,6 +382,6 @@ def test_idor_foreign_ids_in_write_routes(app: Flask, security_world: SimpleName
 def test_world_has_foreign_objects_of_every_kind(security_world: SimpleNamespace) -> None:
     """The sweeps are only as good as the objects they aim at: both workspaces have each kind."""
     for kind in ("role", "membership", "department", "invitation", "token", "conflict",
-                 "member_role", "audit_event"):
-        for ws_id in security_world.objects:
+                 "member_role", "audit_event", "agreement"):
+        for ws_id in security_world.targets:
             assert foreign_objects(security_world, ws_id, kind), (kind, ws_id)

@@ -36,6 +36,7 @@ from tests.security.conftest import (
     id_arguments,
     invisible_records,
     own_objects,
+    route_values,
     rules_of,
     unsafe_methods,
 )
@@ -129,6 +130,20 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "auth.switch_workspace": EndpointRule(
         "self", lambda w, ws: {"workspace_id": next(i for i in w.targets if i != ws)},
         why="also attempted by members switching to a workspace they are not in"),
+    # -- sharing agreements (settings.manage; the ids are the granting workspace's) --
+    "rbac_settings.new_agreement": EndpointRule(
+        "settings.manage", lambda w, ws: {"workspace": _other_slug(w, ws),
+                                          "share__leads__view": "y", "notes": "Sweep"}),
+    "rbac_settings.edit_agreement": EndpointRule(
+        "settings.manage", lambda w, ws: {"share__leads__view": "y", "share__deals__view": "y",
+                                          "notes": "Changed by sweep"}),
+    "rbac_settings.end_agreement": EndpointRule("settings.manage"),
+    "rbac_api.create_agreement": EndpointRule(
+        "settings.manage", lambda w, ws: {"workspace": _other_slug(w, ws),
+                                          "permissions": ["leads.view"]}, json=True),
+    "rbac_api.update_agreement": EndpointRule(
+        "settings.manage", lambda w, ws: {"notes": "Changed by sweep"}, json=True),
+    "rbac_api.end_agreement": EndpointRule("settings.manage", json=True),
     # -- JSON API --
     "rbac_api.create_role": EndpointRule(
         "roles.create", lambda w, ws: {"name": "Sweep API role", "permissions": ["leads.view"]},
@@ -143,6 +158,11 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
         "members.edit", lambda w, ws: {"role_id": w.targets[ws]["viewer_role"]}, json=True),
     "rbac_api.remove_role": EndpointRule("members.edit", json=True),
 }
+
+def _other_slug(w: SimpleNamespace, ws: int) -> str:
+    """The slug of the other of the two main workspaces (no agreement with it yet)."""
+    return str(next(t["slug"] for i, t in w.targets.items() if i != ws))
+
 
 #: Per-endpoint URL ids that must belong together (default: w.targets by kind).
 URL_TARGETS: dict[str, Callable[[SimpleNamespace, int], dict[str, int]]] = {
@@ -267,7 +287,8 @@ def build_url(app: Flask, rule: Rule, method: str, values: dict[str, Any],
               query: dict[str, Any] | None = None) -> str:
     """The path of ``rule`` with ``values`` (and a query string)."""
     adapter = app.url_map.bind("crm.test")
-    return str(adapter.build(rule.endpoint, {**values, **(query or {})}, method=method))
+    return str(adapter.build(rule.endpoint, {**route_values(rule), **values, **(query or {})},
+                             method=method))
 
 
 def url_ids(w: SimpleNamespace, rule: Rule, ws_id: int) -> dict[str, int]:
