@@ -184,6 +184,15 @@ def _check_update(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
     decision = rbac.decide(access, "edit", res.name, before, loader)
     if not decision:
         raise _refuse(rbac, access, res, "edit", obj, decision.reason)  # type: ignore[arg-type]
+    if access is not None and getattr(before, res.workspace_column) != access.workspace_id:
+        # A shared record keeps its owner, department and parent: reassigning is its
+        # own workspace's business (manage is never shared).
+        moved = _changed_keys(obj) & {res.owner_column, res.department_column,
+                                      res.parent_column}
+        if moved:
+            raise _refuse(rbac, access, res, "edit", obj,
+                          f"{', '.join(sorted(str(k) for k in moved))} of a record shared "
+                          "with you can only be changed by its own workspace")
     if access is not None:
         _check_fields(rbac, access, res, "edit", obj,
                       set(access.unwritable(res.name)) & _changed_keys(obj))

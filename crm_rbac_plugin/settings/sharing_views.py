@@ -137,8 +137,9 @@ def new_agreement() -> Any:
     form = agreement_form_class(rbac.registry)()
     if request.method == "GET":
         return _page(form)
+    valid = form.validate_on_submit()  # first: validating resets the fields' errors
     items = _permission_items(form)
-    if not form.validate_on_submit() or items is None:
+    if not valid or items is None:
         return _page(form, status=400)
     try:
         agreement = sharing.create_agreement(rbac, _access(), workspace=form.workspace.data,
@@ -170,8 +171,9 @@ def edit_agreement(agreement_id: int) -> Any:
     del form.workspace  # the receiving workspace never changes
     if request.method == "GET":
         return _page(form, agreement)
+    valid = form.validate_on_submit()
     items = _permission_items(form)
-    if not form.validate_on_submit() or items is None:
+    if not valid or items is None:
         return _page(form, agreement, status=400)
     try:
         sharing.update_agreement(rbac, access, agreement, permissions=items,
