@@ -268,10 +268,30 @@ class ReadOnlyRBACModelView(RBACModelView):
     can_export = False  # type: ignore[assignment]
 
 
+class SharingAgreementView(ReadOnlyRBACModelView):
+    """Agreements the current workspace grants or receives (both sides see them);
+    changes go through the sharing pages, where only the granting side widens."""
+
+    def _scope(self, query: Any) -> Any:
+        access = self.rbac.current_access()
+        if access is None:
+            return query.filter(sa.false())
+        SA = self.model
+        return query.filter(sa.or_(SA.granting_workspace_id == access.workspace_id,
+                                   SA.receiving_workspace_id == access.workspace_id))
+
+
 def plugin_views(rbac: RBAC, db: Any, category: str = "Access") -> list[RBACModelView]:
-    """Read-only panels of roles, members, departments and audit events (Owners/Admins)."""
+    """Read-only panels of roles, members, departments, sharing agreements and audit
+    events (Owners/Admins)."""
     m = rbac.models
     return [
+        SharingAgreementView(m.SharingAgreement, db, rbac=rbac, resource="settings",
+                             name="Sharing agreements", endpoint="rbac_admin_sharing",
+                             category=category,
+                             column_list=["id", "granting_workspace", "receiving_workspace",
+                                          "status", "expires_at", "notes", "created_at"],
+                             column_default_sort=("id", True)),
         ReadOnlyRBACModelView(m.Role, db, rbac=rbac, resource="settings", name="Roles",
                               endpoint="rbac_admin_roles", category=category,
                               column_list=["name", "key", "builtin", "description"]),

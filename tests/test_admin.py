@@ -30,6 +30,7 @@ PANELS = {
     "/admin/rbac_admin_members/": {"owner", "admin"},
     "/admin/rbac_admin_departments/": {"owner", "admin"},
     "/admin/rbac_admin_audit/": {"owner", "admin"},
+    "/admin/rbac_admin_sharing/": {"owner", "admin"},
 }
 
 
@@ -70,6 +71,34 @@ def test_lists_and_ids_are_scoped(world: SimpleNamespace, login: Any) -> None:
     admin = login(world.users["admin"], world.ws)
     roles_page = admin.get("/admin/rbac_admin_members/").text
     assert "Outsider" not in roles_page and "Member2" in roles_page
+
+
+def test_sharing_panel_shows_both_sides_and_nothing_else(world: SimpleNamespace,
+                                                         login: Any) -> None:
+    """An agreement is listed for its two workspaces only, read-only."""
+    from crm_rbac_plugin import sharing, workspaces
+
+    third = workspaces.create_workspace(rbac, "Gamma", owner=world.users["outsider"],
+                                        slug="gamma")
+    db.session.commit()
+    owner = rbac.access_for(world.members["owner"])
+    with rbac.as_member(owner):
+        mine = sharing.create_agreement(rbac, owner, workspace="beta",
+                                        permissions=["clients.view"], notes="acme to beta")
+        db.session.commit()
+    gamma = rbac.access_for(db.session.scalar(sa.select(rbac.models.Membership).where(
+        rbac.models.Membership.workspace_id == third.id)))
+    with rbac.as_member(gamma):
+        sharing.create_agreement(rbac, gamma, workspace="beta", permissions=["leads.view"],
+                                 notes="gamma to beta")
+        db.session.commit()
+    acme = login(world.users["owner"], world.ws).get("/admin/rbac_admin_sharing/").text
+    assert "acme to beta" in acme and "gamma to beta" not in acme
+    beta = login(world.users["dual"], world.ws2).get("/admin/rbac_admin_sharing/").text
+    assert "acme to beta" in beta and "gamma to beta" in beta
+    assert "/admin/rbac_admin_sharing/edit/" not in acme
+    assert login(world.users["owner"], world.ws).get(
+        f"/admin/rbac_admin_sharing/details/?id={mine.id}").status_code == 200
 
 
 def test_buttons_follow_permissions(world: SimpleNamespace, login: Any) -> None:

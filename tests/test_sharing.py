@@ -444,3 +444,37 @@ def test_agreement_changes_are_audited_on_both_sides(world: SimpleNamespace,
             "sharing.created", "sharing.accepted", "sharing.revoked"]
     accepted = next(e for e in events if e.action == "sharing.accepted")
     assert accepted.actor_user_id == world.users["dual"].id
+
+
+def test_explain_names_the_agreement(app: Flask, world: SimpleNamespace,
+                                     beta: SimpleNamespace, login: Any) -> None:
+    agreement = agree(world, ["clients.view", "clients.edit"])
+    record = world.clients["member"]
+    out = app.test_cli_runner().invoke(args=[
+        "rbac", "explain", "--user", "dual@example.test", "--workspace", "beta",
+        "--record", str(record.id), "clients.edit"]).output
+    assert out.startswith("ALLOWED"), out
+    assert f"allowed through sharing agreement #{agreement.id}" in out
+    assert "sharing: agreement" in out and "clients.edit" in out
+    viewer = app.test_cli_runner().invoke(args=[
+        "rbac", "explain", "--user", "beta.viewer@example.test", "--workspace", "beta",
+        "--record", str(record.id), "clients.edit"]).output
+    assert viewer.startswith("DENIED") and "your own role does not allow it" in viewer
+    page = login(beta.owner, world.ws2).get(
+        f"/settings/explain?member={access_of(world, world.ws2, beta.viewer).membership_id}"
+        f"&resource=clients&action=edit&record={record.id}")
+    assert page.status_code == 200, page.text[:300]
+    assert f"agreement #{agreement.id}" in page.text and "own role does not allow" in page.text
+    with rbac.system():
+        beta_only = Client(workspace_id=world.ws.id, name="Never shared", region="south")
+        db.session.add(beta_only)
+        db.session.commit()
+    agreement_south = sharing.agreements(rbac, world.ws.id, "granting")[0]
+    sharing.update_agreement(rbac, owner_access(world), agreement_south,
+                             permissions=[{"resource": "clients", "action": "view",
+                                           "condition": NORTH}])
+    db.session.commit()
+    refused = login(beta.owner, world.ws2).get(
+        f"/settings/explain?member={access_of(world, world.ws2, beta.viewer).membership_id}"
+        f"&resource=clients&action=view&record={beta_only.id}")
+    assert refused.status_code == 400 and "Never shared" not in refused.text

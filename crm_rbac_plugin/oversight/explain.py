@@ -24,6 +24,9 @@ class Explanation:
     plan_includes: bool
     hidden: list[str] = field(default_factory=list)
     readonly: list[str] = field(default_factory=list)
+    #: The sharing agreements in force towards the member's workspace that
+    #: cover this resource, described ("agreement #3 from 'Acme': clients.view ...").
+    sharing: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> list[str]:
@@ -41,6 +44,9 @@ class Explanation:
                    f"{self.resource})")
         out.append(f"  hidden fields: {', '.join(self.hidden) or 'none'}")
         out.append(f"  read-only fields: {', '.join(self.readonly) or 'none'}")
+        if self.decision.agreement_id is not None:
+            out.append(f"  allowed through sharing agreement #{self.decision.agreement_id}")
+        out += [f"  sharing: {text}" for text in self.sharing]
         return out
 
 
@@ -57,7 +63,12 @@ def explain(rbac: RBAC, access: Access | None, action: str, resource: str,
         includes = access.in_plan(res)
         if plan_modules(rbac.config("RBAC_PLANS"), plan) is None:
             includes = True
+    shares = [
+        f"{share.describe()}: " + ", ".join(sorted(
+            f"{r}.{a}" for (r, a) in share.permissions if r == resource))
+        for share in (access.shares if access is not None else ())
+        if any(r == resource for r, _ in share.permissions)]
     return Explanation(
         decision, resource, action, getattr(record, "id", None), plan, includes,
         hidden=sorted(rbac.hidden_fields(resource, access=access)),
-        readonly=sorted(rbac.readonly_fields(resource, access=access)))
+        readonly=sorted(rbac.readonly_fields(resource, access=access)), sharing=shares)

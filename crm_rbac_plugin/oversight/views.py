@@ -175,7 +175,11 @@ def explain_page() -> Any:
                     raise LookupError(f"{res.name} has no records")
                 with rbac.system():
                     record = rbac.db.session.get(res.model, int(form["record"]))
-                if record is None or getattr(record, res.workspace_column) != access.workspace_id:
+                # A record of this workspace, or one shared with it that the asker
+                # may see themselves (an explanation must not reveal others' data).
+                if record is None or (
+                        getattr(record, res.workspace_column) != access.workspace_id
+                        and not rbac.can("view", res.name, record, access=access)):
                     raise LookupError(f"No {res.name} record #{form['record']} in this workspace.")
             result = explain(rbac, rbac.access_for(membership), form["action"], res.name, record)
         except (ValueError, LookupError, RBACError) as exc:
