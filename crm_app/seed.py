@@ -327,8 +327,27 @@ def seed_demo(*, scale: float = 1.0, reset: bool = False) -> SeedReport:
             counts = create_records(spec, created[spec.slug], users, rng, scale)
             for name, value in counts.items():
                 report.counts[name] = report.counts.get(name, 0) + value
+        create_sharing(created)
     db.session.commit()
     return report
+
+
+def create_sharing(created: dict[str, Any]) -> Any:
+    """Acme shares its clients of one region with Beta (view only), accepted by Beta.
+
+    Beta's members then see those clients marked "Shared by Acme Sales", as far
+    as their own role allows (see the README's "Sharing agreements").
+    """
+    m = rbac.models
+    agreement = m.SharingAgreement(
+        granting_workspace_id=created["acme"].id, receiving_workspace_id=created["beta"].id,
+        status="active", notes=f"Beta's team follows up Acme's {REGIONS[0]} accounts.",
+        decided_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    agreement.permissions.append(m.SharingPermission(
+        resource="clients", action="view",
+        condition=[{"field": "region", "op": "eq", "value": REGIONS[0]}]))
+    db.session.add(agreement)
+    return agreement
 
 
 # -- CLI --------------------------------------------------------------------------
