@@ -6,7 +6,9 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from crm_rbac_plugin.inputs import OUT_OF_RANGE
 
 from crm_rbac_plugin.decorators import wants_json
 
@@ -43,7 +45,22 @@ def server_error(error: Exception) -> tuple[Any, int]:
     return render_template("errors/500.html"), 500
 
 
+def method_not_allowed(error: HTTPException) -> Any:
+    if wants_json():
+        return _json("method_not_allowed", error.description or "Method not allowed.", 405)
+    return error
+
+
+def out_of_range(error: Exception) -> tuple[Any, int]:
+    """A number too large for the database (a query-string page or id): bad input."""
+    db.session.rollback()
+    return bad_request(BadRequest("A number in the request is out of range."))
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(404, not_found)
+    app.register_error_handler(405, method_not_allowed)
+    for exc in OUT_OF_RANGE:
+        app.register_error_handler(exc, out_of_range)
     app.register_error_handler(CSRFError, bad_request)
     app.register_error_handler(500, server_error)

@@ -33,7 +33,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
-from .. import roles, sharing
+from .. import inputs, roles, sharing
 from ..errors import PermissionDenied, UnknownResource, ValidationError
 from ..policy import Access
 from ..registry import SCOPES
@@ -114,6 +114,15 @@ def _validation_error(exc: ValidationError) -> Any:
 def _permission_denied(exc: PermissionDenied) -> Any:
     get_rbac().db.session.rollback()
     return _error(403, "forbidden", exc.message, exc.field)
+
+
+def _out_of_range(exc: Exception) -> Any:
+    get_rbac().db.session.rollback()
+    return _error(400, "validation_error", "A number in the request is out of range.")
+
+
+for _exc in inputs.OUT_OF_RANGE:
+    bp.register_error_handler(_exc, _out_of_range)
 
 
 @bp.errorhandler(HTTPException)
@@ -211,8 +220,11 @@ def _json_body() -> dict[str, Any]:
         body = json.loads(raw, parse_constant=refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_request", f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "bad_request", "The body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "The body must be a JSON object.")
+    inputs.check_text(body)
     return body
 
 
@@ -238,7 +250,7 @@ def _string(body: Mapping[str, Any], key: str, *, required: bool = False,
 
 
 def _id(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= inputs.MAX_ID:
         raise _bad(f"{field} must be an integer id", field)
     return value
 

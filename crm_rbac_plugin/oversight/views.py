@@ -17,7 +17,7 @@ from flask import (Blueprint, Flask, Response, flash, redirect, render_template,
                    request, session, url_for)
 from flask_login import login_required
 
-from .. import audit
+from .. import audit, inputs
 from ..decorators import require_permission
 from ..errors import RBACError
 from ..models import utcnow
@@ -29,6 +29,17 @@ from . import history, review, viewas
 from .explain import explain
 
 bp = Blueprint("rbac_oversight", __name__)
+
+
+def _out_of_range(exc: Exception) -> Any:
+    """A number too large for the database in a query string or form: a 400, not a 500."""
+    rbac = get_rbac()
+    rbac.db.session.rollback()
+    return rbac.refusal(Decision(False, "A number in the request is out of range."), 400)
+
+
+for _exc in inputs.OUT_OF_RANGE:
+    bp.register_error_handler(_exc, _out_of_range)
 PER_PAGE = 50
 PERMISSION = "settings.view"
 

@@ -23,7 +23,7 @@ from flask import (Blueprint, Flask, current_app, flash, redirect, render_templa
                    url_for)
 from flask_login import current_user, login_required
 
-from .. import conditions, roles, tokens
+from .. import conditions, inputs, roles, tokens
 from ..decorators import require_permission
 from ..errors import NoAccessContext, PermissionDenied, UnknownResource, ValidationError
 from ..models import utcnow
@@ -35,6 +35,17 @@ from .forms import (AssignRoleForm, CompareForm, ConfirmForm, ConflictForm, Dele
 from .support import get_rbac
 
 bp = Blueprint("rbac_settings", __name__)
+
+
+def _out_of_range(exc: Exception) -> Any:
+    """A number too large for the database in a query string or form: a 400, not a 500."""
+    rbac = get_rbac()
+    rbac.db.session.rollback()
+    return rbac.refusal(Decision(False, "A number in the request is out of range."), 400)
+
+
+for _exc in inputs.OUT_OF_RANGE:
+    bp.register_error_handler(_exc, _out_of_range)
 
 #: Shortcut buttons of the matrix: ``<module or *>:<level>``.
 SHORTCUT_LEVELS = ("none", "view", "full")

@@ -1,0 +1,62 @@
+"""Guards against input that would otherwise reach the database as a 500.
+
+* :class:`BoundedIntConverter`: Werkzeug's ``int`` converter accepts any
+  length of digits; an id past the database's 64-bit integers then fails in
+  the driver (``OverflowError`` on SQLite, a ``DataError`` on PostgreSQL).
+  This one matches only ids a BIGINT can hold, so a longer one is a plain
+  404. A host opts in with ``app.url_map.converters["int"] = BoundedIntConverter``
+  before registering its routes (the demo does).
+* :data:`OUT_OF_RANGE`: the exceptions the plugin's blueprints answer with
+  400 ("a number is out of range") for numbers that arrive in query strings
+  or bodies.
+* :func:`check_text`: refuse strings a database cannot store (lone UTF-16
+  surrogates, which JSON escapes can carry).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from werkzeug.routing import IntegerConverter
+
+from .errors import ValidationError
+
+#: The largest id any backend's BIGINT holds.
+MAX_ID = 2**63 - 1
+
+#: Raised by drivers for numbers they cannot bind or store.
+OUT_OF_RANGE: tuple[type[BaseException], ...] = (OverflowError, sa.exc.DataError)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` that matches only non-negative ids up to :data:`MAX_ID`."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def bounded_int(value: Any, field: str) -> int:
+    """``value`` as an id in range, or a ValidationError naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise ValidationError(f"{field} must be an integer id", field=field)
+    return value
+
+
+def check_text(value: Any, field: str = "body") -> None:
+    """Refuse (ValidationError) any string in ``value`` that UTF-8 cannot encode."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValidationError(f"{field} contains text that is not valid Unicode "
+                                      "(a lone surrogate)", field=field) from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
