@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from crm_app.extensions import db
 from crm_app.models import Deal
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import tokens, workspaces
+from crm_rbac_plugin import sharing, tokens, workspaces
 from tests.conftest import build_world, make_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -52,10 +52,18 @@ def deployment(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         world = build_world()
         owner_token = tokens.create_token(rbac, world.members["owner"], "deploy test")[1]
         finance = workspaces.role_by_key(rbac, world.ws, "finance")
+        # Acme shares its clients with Beta, whose Owner (dual) signs in there.
+        acme_owner = rbac.access_for(world.members["owner"])
+        agreement = sharing.create_agreement(rbac, acme_owner, workspace="beta",
+                                             permissions=["clients.view"])
+        agreement.status = "active"
+        db.session.flush()
         info = SimpleNamespace(owner_token=owner_token, finance_id=finance.id,
                                junior_id=world.members["junior_rep"].id,
                                won_deals=sorted(d.title for d in world.deals.values()
-                                                if d.stage == "won"))
+                                                if d.stage == "won"),
+                               agreement_id=agreement.id,
+                               shared_client=world.clients["member"].name)
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
@@ -162,3 +170,35 @@ def test_role_change_through_one_worker_is_enforced_by_every_worker(
         for title in deployment.won_deals:
             assert title in page
         assert "new deal of member" not in page
+
+
+def pages_per_worker(browser: Browser, path: str, *, rounds: int = 25) -> dict[str, list[str]]:
+    """Like :func:`statuses_per_worker`, keeping each worker's page bodies."""
+    seen: dict[str, list[str]] = {}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        for _ in range(rounds):
+            for _status, pid, page in pool.map(lambda _: browser.request(path), range(6)):
+                seen.setdefault(pid, []).append(page)
+            if len(seen) >= 2:
+                break
+    return seen
+
+
+def test_revoked_agreement_is_enforced_by_every_worker(deployment: SimpleNamespace) -> None:
+    """Revoking a sharing agreement in one worker hides the shared records in both."""
+    dual = Browser(deployment.base)
+    dual.login("dual@example.test", "password")  # Owner of Beta, which receives the share
+    before = pages_per_worker(dual, "/clients/?per_page=100")
+    assert len(before) == 2, f"both workers answered: {list(before)}"
+    assert all(deployment.shared_client in p for pages in before.values() for p in pages)
+
+    owner = Browser(deployment.base)
+    status, _, body = owner.request(
+        f"/api/v1/sharing/{deployment.agreement_id}/revoke", body=b"{}", method="POST",
+        headers={"Authorization": f"Bearer {deployment.owner_token}",
+                 "Content-Type": "application/json"})
+    assert status == 200 and '"revoked"' in body, body
+
+    after = pages_per_worker(dual, "/clients/?per_page=100")
+    assert len(after) == 2, f"both workers answered: {list(after)}"
+    assert not any(deployment.shared_client in p for pages in after.values() for p in pages)
