@@ -5,7 +5,8 @@ form, a JSON API call with a personal token) that would give them, or
 someone they control, more than the rules allow. The expectation is always
 the same: a 403, 404 or 400 and a database exactly as before, compared with
 :func:`snapshot` (every row of every table but the append-only audit trail
-and the per-request activity columns).
+and the per-request activity columns; the battery's shared
+``snapshot_database`` of ``tests/security/conftest.py``).
 
 Refusals write nothing, so one ``world`` serves a whole table of cases: the
 snapshot taken before the table must still hold after every case, which
@@ -38,45 +39,26 @@ from tests.rbac_helpers import (
     custom_role,
     fast_passwords,  # noqa: F401  (autouse fixture)
 )
+from tests.security.conftest import Snapshot, snapshot_database, snapshot_diff
 from tests.test_api import Api
 from tests.test_settings_ui import give_role_admin, matrix_values, role
 
-#: Columns any request may write without changing anyone's rights: activity
-#: stamps (``last_seen_at`` of memberships, ``last_used_at`` of tokens).
-VOLATILE_COLUMNS = frozenset({"last_seen_at", "last_used_at"})
-
-#: Tables left out of the snapshot: the audit trail is append-only and a
-#: refusal is *supposed* to add an ``access.denied`` event to it.
-SKIPPED_TABLES = frozenset({"rbac_audit_event"})
-
 REFUSED = (400, 403, 404)
-CLOSED = '[{"field": "stage", "op": "in", "value": ["won", "lost"]}]'
 
 
-def snapshot() -> dict[str, list[tuple[Any, ...]]]:
-    """Return every stored row of every table (but the audit trail), to compare before/after.
+def snapshot() -> Snapshot:
+    """Every stored row of every table but the audit trail (the battery's shared snapshot).
 
-    Read with plain Core selects on a fresh transaction, so neither the RBAC
-    filters nor the session's identity map can hide a row that a refused
-    request wrote.
+    :func:`tests.security.conftest.snapshot_database` leaves out the append-only
+    audit trail (a refusal is *supposed* to add an ``access.denied`` event) and
+    the activity stamps any request writes (``last_seen_at``, ``last_used_at``).
     """
-    db.session.rollback()
-    db.session.expire_all()
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with db.engine.connect() as conn:
-        for table in db.metadata.sorted_tables:
-            if table.name in SKIPPED_TABLES:
-                continue
-            columns = [c for c in table.columns if c.name not in VOLATILE_COLUMNS]
-            rows = conn.execute(sa.select(*columns).order_by(*table.primary_key.columns))
-            out[table.name] = [tuple(row) for row in rows]
-    return out
+    return snapshot_database()
 
 
-def changed_tables(before: dict[str, list[tuple[Any, ...]]],
-                   after: dict[str, list[tuple[Any, ...]]]) -> list[str]:
-    """Names of the tables whose rows differ between two snapshots."""
-    return sorted(name for name in before if before[name] != after.get(name))
+def changed_tables(before: Snapshot, after: Snapshot) -> list[str]:
+    """The rows that differ between two snapshots, as ``table: +/- row`` lines."""
+    return snapshot_diff(before, after)
 
 
 Case = tuple[str, Callable[[], TestResponse]]
