@@ -478,3 +478,23 @@ def test_explain_names_the_agreement(app: Flask, world: SimpleNamespace,
         f"/settings/explain?member={access_of(world, world.ws2, beta.viewer).membership_id}"
         f"&resource=clients&action=view&record={beta_only.id}")
     assert refused.status_code == 400 and "Never shared" not in refused.text
+
+
+def test_who_could_includes_members_of_workspaces_it_was_shared_with(
+        world: SimpleNamespace, beta: SimpleNamespace) -> None:
+    from crm_rbac_plugin.oversight import history
+
+    record = world.clients["member"]
+    agreement = agree(world, ["clients.view"])
+    between = utcnow()
+    with rbac.as_member(owner_access(world)) as acme:
+        sharing.revoke(rbac, acme, agreement)
+        db.session.commit()
+    then = history.who_could(rbac, world.ws.id, "clients", record.id, between)
+    shared = {a.user: a for a in then.answers if a.workspace == "Beta Education"}
+    assert shared["Dual"].allowed and f"agreement #{agreement.id}" in shared["Dual"].reason
+    assert shared["Beta Viewer"].allowed
+    assert not shared["Outsider"].allowed  # a Member: own scope, owns none of Acme's
+    assert any(a.allowed and not a.workspace for a in then.answers)  # Acme's own members
+    now = history.who_could(rbac, world.ws.id, "clients", record.id, utcnow())
+    assert not [a for a in now.answers if a.workspace]

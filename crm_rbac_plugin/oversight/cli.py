@@ -48,5 +48,6 @@ def who_could_command(workspace: str, resource: str, record_id: int, at: str,
     click.echo(f"{action} {resource} #{record_id} at {when.isoformat(' ', 'minutes')} UTC:")
     for answer in result.answers:
         mark = "YES" if answer.allowed else "no "
-        click.echo(f"  {mark} {answer.user} (member #{answer.membership_id}; "
+        where = f" of {answer.workspace}, shared" if answer.workspace else ""
+        click.echo(f"  {mark} {answer.user}{where} (member #{answer.membership_id}; "
                    f"{', '.join(answer.roles) or 'no role'}): {answer.reason}")

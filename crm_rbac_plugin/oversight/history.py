@@ -8,6 +8,11 @@ permission-changing transaction's event holds them, see :mod:`..audit`).
 Then each member's access as of D is built in memory and the ordinary
 :func:`~..policy.decide` answers for the record.
 
+Members of other workspaces are answered too when a sharing agreement from
+this workspace was in force at D: the agreement and its permissions are
+rewound the same way (its changes are in both workspaces' trails), then the
+receiving workspace's own policy as of D.
+
 Limits: history only goes back to when auditing began (before the first
 event the answer assumes nothing changed; a warning says so); the record
 itself is judged as it is now (its owner or stage may have been different
@@ -17,7 +22,7 @@ on D); field rules are left out (they hide fields, not records).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -25,7 +30,7 @@ from flask import current_app
 
 from .. import conditions
 from ..loader import BYPASS, plan_modules
-from ..policy import Access, Rule, decide
+from ..policy import Access, Rule, Share, decide
 
 if TYPE_CHECKING:
     from ..extension import RBAC
@@ -40,6 +45,7 @@ class Answer:
     roles: tuple[str, ...]
     allowed: bool
     reason: str
+    workspace: str = ""  # set for members of a workspace the record was shared with
 
 
 @dataclass
@@ -81,6 +87,11 @@ def policy_as_of(rbac: RBAC, workspace_id: int, at: dt.datetime
         "member": {r["id"]: r for r in _rows(rbac, Mt, Mt.c.workspace_id == workspace_id)},
         "role": {r["id"]: r for r in _rows(rbac, Rt, Rt.c.workspace_id == workspace_id)},
     }
+    SAt, SPt = m.SharingAgreement.__table__, m.SharingPermission.__table__
+    state["agreement"] = {r["id"]: r for r in _rows(rbac, SAt,
+                                                     SAt.c.granting_workspace_id == workspace_id)}
+    state["agreement_permission"] = {r["id"]: r for r in _rows(
+        rbac, SPt, SPt.c.agreement_id.in_(list(state["agreement"])))}
     role_ids = list(state["role"])
     member_ids = list(state["member"])
     Gt, MRt, At = m.Grant.__table__, m.MemberRole.__table__, m.ManagerAssignment.__table__
@@ -168,17 +179,61 @@ def who_could(rbac: RBAC, workspace_id: int, resource: str, record_id: int, at: 
     if record is None or getattr(record, res.workspace_column) != workspace_id:
         raise LookupError(f"no {resource} record #{record_id} in this workspace")
     state, warnings = policy_as_of(rbac, workspace_id, at)
+    loader = rbac.parent_loader(rbac.db.session)
+    answers = _answers(rbac, state, at, action, resource, record, loader)
+    # Workspaces the record's workspace shared with at that instant (their own policy then).
+    for share, name in _shares_as_of(rbac, state, workspace_id, at):
+        theirs, more = policy_as_of(rbac, share.workspace_id, at)
+        warnings += [w for w in more if w not in warnings]
+        granted = Share(share.agreement_id, workspace_id,
+                        str(state["workspace"][workspace_id].get("name", "")),
+                        share.permissions, share.modules)
+        answers += _answers(rbac, theirs, at, action, resource, record, loader,
+                            share=granted, workspace=name)
+    return WhoCould(at, resource, record_id, action, answers, warnings)
+
+
+def _answers(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], at: dt.datetime,
+             action: str, resource: str, record: Any, loader: Any, *,
+             share: Share | None = None, workspace: str = "") -> list[Answer]:
     users = {u.id: str(u) for u in rbac.db.session.scalars(
         sa.select(rbac.user_model).where(rbac.user_model.id.in_(
             [m["user_id"] for m in state["member"].values()])))}
-    loader = rbac.parent_loader(rbac.db.session)
     answers = []
     for member in sorted(state["member"].values(), key=lambda m: m["id"]):
         created = _instant(member.get("created_at"))
         if created is not None and created > at:
             continue  # not yet a member then
         access = access_as_of(rbac, state, member, at)
+        if share is not None:
+            access = replace(access, shares=(share,))
         decision = decide(access, rbac.registry, action, resource, record, loader)
         answers.append(Answer(member["id"], users.get(member["user_id"], f"user #{member['user_id']}"),
-                              access.roles, decision.allowed, decision.reason))
-    return WhoCould(at, resource, record_id, action, answers, warnings)
+                              access.roles, decision.allowed, decision.reason, workspace))
+    return answers
+
+
+def _shares_as_of(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], workspace_id: int,
+                  at: dt.datetime) -> list[tuple[Share, str]]:
+    """Agreements from ``workspace_id`` in force at ``at``, as the receiver's Share
+    (its ``workspace_id`` is the receiving workspace here), with the receiver's name."""
+    granting_plan = state["workspace"].get(workspace_id, {}).get("plan", "")
+    modules = plan_modules(current_app.config["RBAC_PLANS"], granting_plan)
+    out = []
+    for agreement in state["agreement"].values():
+        expires = _instant(agreement.get("expires_at"))
+        if agreement.get("status") != "active" or (expires is not None and expires <= at):
+            continue
+        permissions: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for perm in state["agreement_permission"].values():
+            if perm["agreement_id"] != agreement["id"] or perm["resource"] not in rbac.registry:
+                continue
+            model = rbac.registry.get(perm["resource"]).model
+            if model is not None:
+                permissions[(perm["resource"], perm["action"])] = conditions.validate(
+                    model, perm.get("condition"))
+        receiving = agreement["receiving_workspace_id"]
+        ws = rbac.db.session.get(rbac.models.Workspace, receiving)
+        out.append((Share(agreement["id"], receiving, "", permissions, modules),
+                    ws.name if ws is not None else f"workspace #{receiving}"))
+    return out
