@@ -54,7 +54,7 @@ def method_not_allowed(error: HTTPException) -> Any:
 def out_of_range(error: Exception) -> tuple[Any, int]:
     """A number too large for the database (a query-string page or id): bad input."""
     db.session.rollback()
-    return bad_request(BadRequest("A number in the request is out of range."))
+    return bad_request(BadRequest("A value in the request is out of range or cannot be stored."))
 
 
 def init_app(app: Flask) -> None:

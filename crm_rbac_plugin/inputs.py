@@ -1,16 +1,17 @@
 """Guards against input that would otherwise reach the database as a 500.
 
 * :class:`BoundedIntConverter`: Werkzeug's ``int`` converter accepts any
-  length of digits; an id past the database's 64-bit integers then fails in
-  the driver (``OverflowError`` on SQLite, a ``DataError`` on PostgreSQL).
-  This one matches only ids a BIGINT can hold, so a longer one is a plain
-  404. A host opts in with ``app.url_map.converters["int"] = BoundedIntConverter``
+  length of digits; an id past the column's range then fails in the driver
+  (``OverflowError`` on SQLite, a ``DataError`` on PostgreSQL, whose INTEGER
+  stops at 2**31 - 1). This one matches only ids an INTEGER key can hold, so
+  a larger one is a plain 404. A host opts in with ``app.url_map.converters["int"] = BoundedIntConverter``
   before registering its routes (the demo does).
 * :data:`OUT_OF_RANGE`: the exceptions the plugin's blueprints answer with
   400 ("a number is out of range") for numbers that arrive in query strings
   or bodies.
 * :func:`check_text`: refuse strings a database cannot store (lone UTF-16
-  surrogates, which JSON escapes can carry).
+  surrogates, which JSON escapes can carry, and NUL, which PostgreSQL text
+  refuses).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from werkzeug.routing import IntegerConverter
 
 from .errors import ValidationError
 
-#: The largest id any backend's BIGINT holds.
-MAX_ID = 2**63 - 1
+#: The largest id an INTEGER primary key holds on every backend (the plugin's
+#: keys are INTEGER; PostgreSQL's INTEGER is 32-bit).
+MAX_ID = 2**31 - 1
 
 #: Raised by drivers for numbers they cannot bind or store.
 OUT_OF_RANGE: tuple[type[BaseException], ...] = (OverflowError, sa.exc.DataError)
@@ -55,6 +57,8 @@ def check_text(value: Any, field: str = "body") -> None:
             except UnicodeEncodeError:
                 raise ValidationError(f"{field} contains text that is not valid Unicode "
                                       "(a lone surrogate)", field=field) from None
+            if "\x00" in item:
+                raise ValidationError(f"{field} contains a NUL character", field=field)
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())

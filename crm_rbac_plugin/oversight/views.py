@@ -35,7 +35,7 @@ def _out_of_range(exc: Exception) -> Any:
     """A number too large for the database in a query string or form: a 400, not a 500."""
     rbac = get_rbac()
     rbac.db.session.rollback()
-    return rbac.refusal(Decision(False, "A number in the request is out of range."), 400)
+    return rbac.refusal(Decision(False, "A value in the request is out of range or cannot be stored."), 400)
 
 
 for _exc in inputs.OUT_OF_RANGE:
