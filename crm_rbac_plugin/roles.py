@@ -22,7 +22,8 @@ rolls back).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -231,6 +232,46 @@ def ensure_owner_remains(rbac: RBAC, workspace_id: int, **excluding: int) -> Non
 # -- roles ---------------------------------------------------------------------
 
 
+def _lock_for_role_change(rbac: RBAC, role: Any) -> None:
+    """Serialise writers of ``role``'s matrix, then re-read what the role holds.
+
+    Two admins saving the same role at the same moment would otherwise each
+    delete the cells *they* loaded and insert their own: the stored matrix
+    became a mix of both submissions (or a unique-key clash on a shared
+    cell). Writing the workspace row first (:func:`_lock_workspace`) makes
+    the second save wait until the first commits, on PostgreSQL (row lock)
+    and SQLite (database write lock) alike; every change to a role bumps
+    that row at flush anyway, so this serialises nothing that was not
+    already serialised, only earlier. What this transaction read before the
+    lock may be stale, so the session is expired (the lock's statement has
+    just flushed it) and the role's grants and field rules are read again
+    when the change is computed: the stored matrix is exactly one submission.
+    """
+    session = rbac.db.session
+    Role = rbac.models.Role
+    role_id = role.id
+    _lock_workspace(rbac, role.workspace_id)
+    session.expire_all()
+    if session.scalar(sa.select(Role.id).where(Role.id == role_id),
+                      execution_options=BYPASS) is None:
+        raise ValidationError("this role was deleted meanwhile; reload the page")
+
+
+@contextmanager
+def _concurrent_change_refused(what: str) -> Iterator[None]:
+    """Turn a unique-key clash at flush into a clear refusal instead of a 500.
+
+    The locks above prevent it for one role; two requests *creating* similar
+    rows at once (two roles given the same new name) can still meet at the
+    database's unique constraints. The caller rolls back, as for any refusal.
+    """
+    try:
+        yield
+    except sa.exc.IntegrityError:
+        raise ValidationError(f"someone else changed {what} at the same moment; "
+                              "reload the page and try again") from None
+
+
 def _set_grants(rbac: RBAC, role: Any, specs: Sequence[GrantSpec]) -> None:
     role.grants.clear()
     rbac.db.session.flush()  # delete the old cells before the unique key is reused
@@ -282,10 +323,11 @@ def create_role(rbac: RBAC, actor: Access | None, *, name: str, description: str
     role = rbac.models.Role(workspace_id=actor.workspace_id, name=name,
                             description=description or "", builtin=False, parent=parent)
     rbac.db.session.add(role)
-    _set_grants(rbac, role, grants)
-    if field_rules:
-        set_field_rules(rbac, role, field_rules)
-    rbac.db.session.flush()
+    with _concurrent_change_refused("this workspace's roles"):
+        _set_grants(rbac, role, grants)
+        if field_rules:
+            _set_field_rules(rbac, role, field_rules)
+        rbac.db.session.flush()
     return role
 
 
@@ -300,8 +342,16 @@ def update_role(rbac: RBAC, actor: Access | None, role: Any, *, name: str | None
                 description: str | None = None, grants: Sequence[GrantSpec] | None = None,
                 parent: Any = ..., field_rules: Mapping[str, Mapping[str, str]] | None = None,
                 ) -> Any:
-    """Rename, describe, re-parent or replace the matrix of a role."""
+    """Rename, describe, re-parent or replace the matrix of a role.
+
+    Concurrent updates of one role are serialised
+    (:func:`_lock_for_role_change`): the role ends with exactly the last
+    committed submission, never a mix.
+    """
     actor = require(rbac, actor, "roles", "edit")
+    label = f"the role {role.name}"
+    with _concurrent_change_refused(label):
+        _lock_for_role_change(rbac, role)
     _check_editable(rbac, actor, role, "edited")
     if name is not None:
         role.name = _check_name(rbac, role.workspace_id, name, role.id)
@@ -313,13 +363,14 @@ def update_role(rbac: RBAC, actor: Access | None, role: Any, *, name: str | None
     new_grants = list(grants) if grants is not None else specs_of(role)
     inherited = effective_specs(new_parent) if new_parent is not None else []
     _require_covered(actor, [*new_grants, *inherited], f"give {role.name} these permissions")
-    if parent is not ...:
-        role.parent = parent
-    if grants is not None:
-        _set_grants(rbac, role, new_grants)
-    if field_rules is not None:
-        set_field_rules(rbac, role, field_rules)
-    rbac.db.session.flush()
+    with _concurrent_change_refused(label):
+        if parent is not ...:
+            role.parent = parent
+        if grants is not None:
+            _set_grants(rbac, role, new_grants)
+        if field_rules is not None:
+            _set_field_rules(rbac, role, field_rules)
+        rbac.db.session.flush()
     return role
 
 
@@ -502,7 +553,20 @@ def add_conflict(rbac: RBAC, actor: Access | None, role_a: Any, role_b: Any) -> 
 
 
 def set_field_rules(rbac: RBAC, role: Any, rules: Mapping[str, Mapping[str, str]]) -> None:
-    """Replace a role's field rules: ``{"deals": {"amount": "hidden"}}``."""
+    """Replace a role's field rules: ``{"deals": {"amount": "hidden"}}``.
+
+    Serialised with other writers of the role, like :func:`update_role`.
+    """
+    label = f"the role {role.name}"
+    if role.id is not None:
+        with _concurrent_change_refused(label):
+            _lock_for_role_change(rbac, role)
+    with _concurrent_change_refused(label):
+        _set_field_rules(rbac, role, rules)
+        rbac.db.session.flush()
+
+
+def _set_field_rules(rbac: RBAC, role: Any, rules: Mapping[str, Mapping[str, str]]) -> None:
     wanted = []
     for resource, fields in rules.items():
         try:
