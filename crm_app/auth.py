@@ -48,16 +48,18 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me signed in")
 
 
-def load_user(user_id: str) -> User | None:
-    """Flask-Login user loader: deactivated users are signed out at once.
+def load_user(session_token: str) -> User | None:
+    """Flask-Login user loader, by session token: deactivated users are signed out at once.
 
-    Returning None for an inactive user (instead of the user) means a
-    deactivation takes effect on the next request, not at the next login.
+    Sessions and remember-me cookies hold :attr:`User.session_token`, not
+    the primary key, so a cookie issued before the token was rotated (at
+    sign-out, at a password change) names nobody. Returning None for an
+    inactive user (instead of the user) means a deactivation takes effect on
+    the next request, not at the next login.
     """
-    try:
-        user = db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
+    if not isinstance(session_token, str) or not session_token:
         return None
+    user = db.session.scalar(sa.select(User).where(User.session_token == session_token))
     if user is None or not user.is_active_user:
         return None
     return user
@@ -161,7 +163,17 @@ def login() -> Any:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    """Sign out (POST only, so a link or an image cannot sign anyone out)."""
+    """Sign out (POST only, so a link or an image cannot sign anyone out).
+
+    The user's session token is rotated first, so a copy of the session or
+    remember-me cookie taken before (a stolen cookie, a shared computer's
+    cache) is dead too, not just the browser's own copy; as with
+    Flask-Security, that signs the user out of every browser.
+    """
+    user = current_user._get_current_object()
+    if isinstance(user, User):
+        user.rotate_session_token()
+        db.session.commit()
     logout_user()
     session.pop(current_app.config["RBAC_SESSION_KEY"], None)
     flash("You have been signed out.", "info")

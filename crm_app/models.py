@@ -8,6 +8,7 @@ by hand.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -24,7 +25,24 @@ DEAL_STAGES = ("new", "qualified", "proposal", "negotiation", "won", "lost")
 TASK_STATUSES = ("open", "done")
 
 
+def new_session_token() -> str:
+    """Return a fresh random value for :attr:`User.session_token` (43 URL-safe characters)."""
+    return secrets.token_urlsafe(32)
+
+
 class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    """A person who signs in; their rights live in the RBAC extension's memberships.
+
+    ``session_token`` is the *alternative id* Flask-Login keeps in the session
+    and in the remember-me cookie (:meth:`get_id`), in place of the primary
+    key, as Flask-Security's ``fs_uniquifier``: a signed cookie stays valid
+    until it expires, so the only way to end one on the server is to change
+    what it names. Signing out and changing the password draw a new token
+    (:meth:`rotate_session_token`), which kills every session and remember-me
+    cookie issued before, copies included. API tokens are separate (the
+    extension's ``ApiToken`` rows) and are not affected.
+    """
+
     __tablename__ = "user"
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(255), unique=True)
@@ -32,9 +50,23 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     password_hash: Mapped[str] = mapped_column(sa.String(255), default="")
     is_active_user: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    session_token: Mapped[str] = mapped_column(sa.String(64), unique=True, index=True,
+                                               default=new_session_token)
+
+    def get_id(self) -> str:
+        """Return the session token (what Flask-Login stores), never the primary key."""
+        if not self.session_token:  # a user not flushed yet: give it its token now
+            self.session_token = new_session_token()
+        return self.session_token
+
+    def rotate_session_token(self) -> None:
+        """Draw a new session token: every session and remember-me cookie issued so far dies."""
+        self.session_token = new_session_token()
 
     def set_password(self, password: str) -> None:
+        """Set the password and end every session signed in with the old one."""
         self.password_hash = generate_password_hash(password)
+        self.rotate_session_token()
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)

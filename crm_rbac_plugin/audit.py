@@ -134,8 +134,7 @@ def actor(rbac: RBAC) -> tuple[int | None, int | None]:
     if real is None and ctx is not SYSTEM:
         with rbac.db.session.no_autoflush:
             real = rbac.current_access()
-    user_id = current_user.get_id()
-    return (int(user_id) if user_id is not None else None,
+    return (rbac.user_pk(current_user),
             real.membership_id if real is not None else None)
 
 
@@ -525,13 +524,14 @@ def note_denied(rbac: RBAC, access: Access | None, action: str, resource: str, r
         return
     real = g.get("_rbac_real_access")
     who = real or access
-    user_id = current_user.get_id() if current_user and current_user.is_authenticated else None
+    user_id = (rbac.user_pk(current_user) if current_user and current_user.is_authenticated
+               else None)
     ident = getattr(record, "id", None) if record is not None else None
     rows = g.setdefault("_rbac_audit_denied", [])
     row = {
         "workspace_id": who.workspace_id if who is not None else None,
         "at": utcnow(),
-        "actor_user_id": int(user_id) if user_id is not None else None,
+        "actor_user_id": user_id,
         "actor_membership_id": who.membership_id if who is not None else None,
         "action": "access.denied", "resource": resource,
         "target": f"{resource} #{ident}" if ident is not None else resource,

@@ -172,10 +172,39 @@ class RBAC:
             return ws
         M = self.models.Membership
         return self.db.session.scalar(
-            # get_id() is a string: PostgreSQL refuses integer = varchar (see loader).
-            sa.select(M.workspace_id).where(M.user_id == _as_column_type(M.user_id, user.get_id()),
+            sa.select(M.workspace_id).where(M.user_id == _as_column_type(M.user_id,
+                                                                         self.user_pk(user)),
                                             M.status == "active")
             .order_by(M.id).limit(1), execution_options=BYPASS)
+
+    @staticmethod
+    def user_pk(user: Any) -> Any:
+        """Return the primary key of ``user``: the value ``Membership.user_id`` holds.
+
+        Flask-Login's ``get_id()`` is whatever the session stores to find the
+        user again, and a host may make it an *alternative id* rather than the
+        primary key (a random per-user token rotated at logout, as
+        Flask-Security's ``fs_uniquifier``, so that copied session and
+        remember-me cookies die with it). The extension therefore never reads
+        ``get_id()``; it asks this method, which returns the mapped primary key
+        of an ORM instance (``current_user`` proxies included), or the
+        ``id`` attribute of any other user object::
+
+            membership_of(rbac, workspace_id, rbac.user_pk(current_user))
+        """
+        unwrap = getattr(user, "_get_current_object", None)
+        if unwrap is not None:  # current_user is a LocalProxy
+            user = unwrap()
+        if user is None:
+            return None
+        try:
+            state = sa.inspect(user)
+        except sa.exc.NoInspectionAvailable:
+            return getattr(user, "id", None)
+        identity = state.identity  # None until the instance is flushed
+        if identity is None:
+            identity = state.mapper.primary_key_from_instance(user)
+        return identity[0] if len(identity) == 1 else tuple(identity)
 
     def current_workspace_id(self) -> Any:
         if not current_user or not current_user.is_authenticated:
@@ -209,7 +238,7 @@ class RBAC:
         access = None
         ws = self.current_workspace_id()
         if ws is not None:
-            row = membership_row(self.db.session, self.models, user_id=current_user.get_id(),
+            row = membership_row(self.db.session, self.models, user_id=self.user_pk(current_user),
                                  workspace_id=ws)
             if row is not None:
                 access = self._access_for_row(row)

@@ -120,8 +120,8 @@ def _touch_last_seen() -> None:
     ws = rbac.current_workspace_id()
     if ws is None:
         return
-    key = (str(current_user.get_id()), str(ws))
-    seen: dict[tuple[str, str], dt.datetime] = current_app.extensions["rbac_team"]["seen"]
+    key = (rbac.user_pk(current_user), str(ws))
+    seen: dict[tuple[Any, str], dt.datetime] = current_app.extensions["rbac_team"]["seen"]
     now = utcnow()
     interval = dt.timedelta(seconds=current_app.config["RBAC_LAST_SEEN_INTERVAL"])
     last = seen.get(key)
@@ -131,7 +131,7 @@ def _touch_last_seen() -> None:
     M = rbac.models.Membership.__table__
     try:
         rbac.db.session.execute(
-            sa.update(M).where(M.c.user_id == int(key[0]), M.c.workspace_id == int(key[1]),
+            sa.update(M).where(M.c.user_id == key[0], M.c.workspace_id == int(key[1]),
                                M.c.status == "active",
                                sa.or_(M.c.last_seen_at.is_(None),
                                       M.c.last_seen_at < now - interval))
@@ -378,7 +378,7 @@ def accept(rbac: RBAC, invitation: Any, *, user: Any = None, name: str | None = 
         if hasattr(invited_user, "name"):
             invited_user.name = name.strip()
         set_password(invited_user, password)
-    elif user is None or str(user.get_id()) != str(invited_user.get_id()):
+    elif user is None or rbac.user_pk(user) != rbac.user_pk(invited_user):
         raise PermissionDenied(f"Sign in as {invitation.email} to accept this invitation.")
     membership.status = "active"
     invitation.accepted_at = utcnow()

@@ -246,7 +246,7 @@ def accept_invitation(token: str) -> Any:
                     page_errors.append(exc.message)
                 status = _error_status(exc)
             else:
-                if signed_in_as is None or str(signed_in_as.get_id()) != str(membership.user_id):
+                if signed_in_as is None or rbac.user_pk(signed_in_as) != membership.user_id:
                     login_user(membership.user)  # the new account, not whoever was signed in
                 session[current_app.config["RBAC_SESSION_KEY"]] = membership.workspace_id
                 flash(f"Welcome to {workspace.name}.", "success")
@@ -504,6 +504,18 @@ def delete_department(dept_id: int) -> Any:
 # -- profile ----------------------------------------------------------------------------------
 
 
+def _sign_in_again(user: Any) -> None:
+    """Renew this browser's session after a password change.
+
+    A host may end every session when a password changes (the demo rotates
+    the alternative id its ``get_id()`` returns); signing in again stores the
+    new id, so only the *other* sessions end, and keeps this browser's
+    remember-me cookie if it had one.
+    """
+    remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+    login_user(user, remember=remember in request.cookies)
+
+
 @bp.route("/profile", methods=["GET", "POST"])
 @login_required
 def profile() -> Any:
@@ -525,6 +537,8 @@ def profile() -> Any:
                                     current_password=form.current_password.data,
                                     new_password=form.new_password.data)
                 _commit()
+                if form.new_password.data and rbac.user_pk(current_user) == membership.user_id:
+                    _sign_in_again(user)
                 flash("Your profile was saved.", "success")
                 return redirect(url_for(".profile"))
             except ValidationError as exc:
