@@ -335,10 +335,11 @@ def shared_database_apps(url: str) -> Iterator[tuple[Flask, Flask]]:
                 db.engine.dispose()
 
 
-def _logged_in(app: Flask, user_id: int, workspace_id: int) -> FlaskClient:
+def _logged_in(app: Flask, login_id: str, workspace_id: int) -> FlaskClient:
+    """A client whose session holds Flask-Login's id (the user's ``get_id()``)."""
     client = app.test_client()
     with client.session_transaction() as sess:
-        sess["_user_id"] = str(user_id)
+        sess["_user_id"] = login_id
         sess["_fresh"] = True
         sess[app.config["RBAC_SESSION_KEY"]] = workspace_id
     return client
@@ -361,13 +362,13 @@ def test_another_process_sees_new_rights_on_its_next_request(
 
         with writer.app_context():
             w = build_world()
-            user_id, ws_id = w.users["member"].id, w.ws.id
+            login_id, ws_id = w.users["member"].get_id(), w.ws.id
 
         def member_role() -> Any:
             return workspaces.role_by_key(rbac, db.session.get(rbac.models.Workspace, ws_id),
                                           "member")
 
-        client = _logged_in(reader, user_id, ws_id)
+        client = _logged_in(reader, login_id, ws_id)
         assert client.get("/_test/rights").json == {"export": False, "exportable": 0}
         assert client.get("/_test/rights").json == {"export": False, "exportable": 0}
         assert seen[1] is seen[0], "the second request should reuse the cached access"
