@@ -41,8 +41,8 @@ SCOPES = ("own", "team", "department", "all")
 SUBJECTS = ("member", "manager", "viewer", "junior_rep", "client_success", "finance")
 TEAMMATES = ("member", "member2", "junior_rep", "viewer", "client_success")
 BUILTIN_PARENTS = ("viewer", "member", "manager", "finance", "client_success")
-#: Examples per run and backend; RBAC_AGREEMENT_EXAMPLES raises it (the
-#: security battery's longer run).
+#: Examples per run and backend; RBAC_AGREEMENT_EXAMPLES raises it. The
+#: security battery runs the same property longer (tests/security).
 MAX_EXAMPLES = int(os.environ.get("RBAC_AGREEMENT_EXAMPLES", "60"))
 
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 6, 30), dt.date(2025, 1, 1)
@@ -307,14 +307,16 @@ EXPLICIT: list[PolicySpec] = [
 ]
 
 
-def test_policy_and_filter_agree(app: Flask, world: SimpleNamespace,
-                                 record_property: Any) -> None:
+def run_property(app: Flask, world: SimpleNamespace, max_examples: int) -> tuple[int, int]:
+    """Check ``max_examples`` random policies (and :data:`EXPLICIT`); return
+    (examples run, disagreements found). Hypothesis stops at the first
+    disagreement and reports it shrunk, so the count is 0 or 1."""
     vary_records(world)
     ids = {"users": [u.id for u in world.users.values()],
            "clients": [c.id for c in world.clients.values()]}
     examples = 0
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
+    @settings(max_examples=max_examples, deadline=None, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture,
                                      HealthCheck.too_slow])
     @given(spec=policy_specs(ids))
@@ -333,7 +335,13 @@ def test_policy_and_filter_agree(app: Flask, world: SimpleNamespace,
 
     for spec in EXPLICIT:
         check = example(spec=spec)(check)
-    check()
+    check()  # raises, with the shrunk example, on a disagreement
+    return examples, 0
+
+
+def test_policy_and_filter_agree(app: Flask, world: SimpleNamespace,
+                                 record_property: Any) -> None:
+    examples, _ = run_property(app, world, MAX_EXAMPLES)
     record_property("hypothesis_examples", examples)
     print(f"policy/filter agreement: {examples} examples")
     assert examples >= MAX_EXAMPLES

@@ -22,14 +22,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import flask_migrate
 import pytest
-import sqlalchemy as sa
 
 from crm_app.extensions import db
-from crm_app.models import Deal
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import sharing, tokens, workspaces
 from tests.conftest import build_world, make_app

@@ -58,6 +58,8 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                         "{write_leaks}")),
     ("csrf_routes", ("CSRF: form routes refused without a token: {csrf_routes}, "
                      "API session writes refused: {csrf_api_routes}, holes: {csrf_holes}")),
+    ("agreement_examples", ("Policy/filter agreement: {agreement_examples} examples, "
+                            "disagreements: {agreement_disagreements}")),
 )
 
 

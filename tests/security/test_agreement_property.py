@@ -1,0 +1,33 @@
+"""The filter/check agreement property, run longer as part of the attack battery.
+
+Same property as ``tests/test_agreement.py`` (random stacked and inherited
+roles, denies, conditions with NULLs, team and department scopes, visibility
+levels and sharing agreements from another workspace), with
+``RBAC_SECURITY_AGREEMENT_EXAMPLES`` examples per backend (default 400).
+The count is reported in the battery's summary.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from types import SimpleNamespace
+
+from flask import Flask
+
+from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.test_agreement import run_property
+
+EXAMPLES = int(os.environ.get("RBAC_SECURITY_AGREEMENT_EXAMPLES", "400"))
+
+
+def test_policy_and_filter_agree_at_length(app: Flask, world: SimpleNamespace,
+                                           probe_stats: Counter[str]) -> None:
+    try:
+        examples, disagreements = run_property(app, world, EXAMPLES)
+    except AssertionError:
+        probe_stats["agreement_disagreements"] += 1
+        raise
+    probe_stats["agreement_examples"] += examples
+    probe_stats["agreement_disagreements"] += disagreements
+    assert examples >= EXAMPLES
