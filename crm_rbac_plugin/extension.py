@@ -288,7 +288,23 @@ class RBAC:
 
     def can(self, action: str, resource: str | None = None, record: Any = None, *,
             access: Any = _MISSING) -> bool:
-        """Return whether the current member (or ``access``) may do ``action``."""
+        """Return whether the current member (or ``access``) may do ``action``.
+
+        Resource-level answers (no record) are memoised on the Access: they
+        are asked for every menu entry and button, and building the reasons
+        that ``explain`` returns costs far more than the decision itself.
+        """
+        if record is None and resource is not None and "." not in action:
+            if access is _MISSING:
+                ctx = self.resolve_context()
+                access = ctx if isinstance(ctx, Access) else access
+            if isinstance(access, Access):
+                key = (resource, action)
+                allowed = access.can_cache.get(key)
+                if allowed is None:
+                    allowed = self.explain(action, resource, access=access).allowed
+                    access.can_cache[key] = allowed
+                return allowed
         return self.explain(action, resource, record, access=access).allowed
 
     def _access_or_current(self, access: Any) -> Access | None:
