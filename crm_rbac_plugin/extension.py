@@ -83,6 +83,9 @@ class RBAC:
                                        owner_column=None))
         self._workspace_loader: Callable[[Any], Any] = self._default_workspace_loader
         self._unauthorized: Callable[[Decision, int], Any] = decorators.default_unauthorized
+        # (protected resources, has explicit aliases) of a statement, by its
+        # SQL cache key: see _tables_of.
+        self._tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
         self._install_listeners(db.session)
         # Audit trail (issue 6): refusals of every app using this extension are logged.
         signals.access_denied.connect(self._audit_denied, weak=False)
@@ -137,6 +140,7 @@ class RBAC:
                        department_column=department,
                        parent=parent[0] if parent else None,
                        parent_column=parent[1] if parent else None, actions=all_actions)
+        self._tables_cache.clear()
         return self.registry.add(res)
 
     def resource(self, name: str, **options: Any) -> Callable[[type], type]:
@@ -461,7 +465,7 @@ class RBAC:
         """
         if state.is_column_load or state.execution_options.get("rbac_bypass"):
             return
-        involved = referenced_resources(self.registry, state.statement)
+        involved, has_aliases = self._tables_of(state.statement)
         if not involved:
             return
         ctx = self.resolve_context()
@@ -477,20 +481,49 @@ class RBAC:
             action = "delete"
         else:
             action = state.execution_options.get("rbac_action", "view")
-        options = []
-        # Criteria for every protected model, not only those named: they
-        # propagate to lazy loads of relationships from the loaded objects.
-        for res in self.registry:
-            if res.model is None:
-                continue
-            act = action if res.model is primary else "view"
-            options.append(with_loader_criteria(res.model, self.criteria(access, res, act)))
+        # Criteria for the named models and every protected model reachable
+        # from them by relationships (they propagate to lazy loads and joined
+        # eager loads of those relationships), built once per member, action
+        # and set of tables and kept on the (immutable, cached) Access:
+        # building them, and above all letting SQLAlchemy walk every model's
+        # criteria for the cache key of every execution, cost more than a
+        # small query.
+        key = ("__options__", action, primary, tuple(sorted(r.name for r in involved)))
+        cached = access.sql_cache.get(key) if access is not None else None
+        if cached is None:
+            cached = tuple(
+                with_loader_criteria(res.model, self.criteria(
+                    access, res, action if res.model is primary else "view"))
+                for res in self.registry.reachable(involved))
+            if access is not None:
+                access.sql_cache[key] = cached
+        options = list(cached)
         # Explicit aliases get criteria written for the alias itself: fixed
         # criteria of the class are not adapted to an alias by SQLAlchemy.
-        for alias, res in aliased_resources(self.registry, state.statement):
+        for alias, res in (aliased_resources(self.registry, state.statement)
+                           if has_aliases else ()):
             options.append(with_loader_criteria(
                 alias, self.criteria(access, res, "view", entity=alias)))
         state.statement = state.statement.options(*options)
+
+    def _tables_of(self, statement: Any) -> tuple[list[Resource], bool]:
+        """Return the protected resources ``statement`` touches and whether it aliases one.
+
+        Walking the whole statement tree (twice: tables, then aliases) costs
+        more than a small query. SQLAlchemy computes, and memoises on the
+        statement, its cache key for the compiled-SQL cache anyway, and equal
+        keys mean equal tables and aliases, so the answer is remembered by
+        key; only statements that do alias a protected model are walked again
+        for their alias objects.
+        """
+        key = statement._generate_cache_key()
+        hit = self._tables_cache.get(key.key) if key is not None else None
+        if hit is None:
+            involved = referenced_resources(self.registry, statement)
+            hit = (involved, bool(involved and aliased_resources(self.registry, statement)))
+            if key is not None and len(self._tables_cache) < 10_000:
+                self._tables_cache[key.key] = hit
+        return hit
 
     @staticmethod
     def _refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> None:
