@@ -86,6 +86,7 @@ class RBAC:
         # (protected resources, has explicit aliases) of a statement, by its
         # SQL cache key: see _tables_of.
         self._tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
+        self._filtered_tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
         self._install_listeners(db.session)
         # Audit trail (issue 6): refusals of every app using this extension are logged.
         signals.access_denied.connect(self._audit_denied, weak=False)
@@ -141,6 +142,7 @@ class RBAC:
                        parent=parent[0] if parent else None,
                        parent_column=parent[1] if parent else None, actions=all_actions)
         self._tables_cache.clear()
+        self._filtered_tables_cache.clear()
         return self.registry.add(res)
 
     def resource(self, name: str, **options: Any) -> Callable[[type], type]:
@@ -465,29 +467,62 @@ class RBAC:
         """
         if state.is_column_load or state.execution_options.get("rbac_bypass"):
             return
-        involved, has_aliases = self._tables_of(state.statement)
-        if not involved:
-            return
+        primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
+        first = self.registry.for_model(primary) if primary is not None else None
+        if first is not None and not (state.is_select and state.is_orm_statement
+                                      and not isinstance(state.statement, FromStatement)):
+            first = None
+        if first is None:
+            involved, has_aliases = self._tables_of(state.statement)
+            if not involved:
+                return
         ctx = self.resolve_context()
         if ctx is SYSTEM:
             return
-        self._refuse_unfilterable(state, involved)
         access: Access | None = ctx
-        primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
         if state.is_update:
             action = "edit"
-            self._check_bulk_update(access, state, primary)
         elif state.is_delete:
             action = "delete"
         else:
             action = state.execution_options.get("rbac_action", "view")
-        # Criteria for the named models and every protected model reachable
-        # from them by relationships (they propagate to lazy loads and joined
-        # eager loads of those relationships), built once per member, action
-        # and set of tables and kept on the (immutable, cached) Access:
-        # building them, and above all letting SQLAlchemy walk every model's
-        # criteria for the cache key of every execution, cost more than a
-        # small query.
+        statement = None
+        if first is not None:
+            # The common case, a statement about one protected model (the one
+            # SQLAlchemy binds it by) and no other: add that model's options
+            # first, then look the statement's tables up by the cache key of the
+            # result, which SQLAlchemy memoises and reuses for its SQL cache,
+            # instead of walking the statement for a key of its own.
+            statement = state.statement.options(*self._options(access, action, primary, [first]))
+            involved, has_aliases = self._tables_of(state.statement, statement)
+            if has_aliases or [r.name for r in involved] != [first.name]:
+                statement = None  # other protected tables too: the general case
+        self._refuse_unfilterable(state, involved)
+        if state.is_update:
+            self._check_bulk_update(access, state, primary)
+        if statement is None:
+            options = list(self._options(access, action, primary, involved))
+            # Explicit aliases get criteria written for the alias itself: fixed
+            # criteria of the class are not adapted to an alias by SQLAlchemy.
+            for alias, res in (aliased_resources(self.registry, state.statement)
+                               if has_aliases else ()):
+                options.append(with_loader_criteria(
+                    alias, self.criteria(access, res, "view", entity=alias)))
+            statement = state.statement.options(*options)
+        state.statement = statement
+
+    def _options(self, access: Access | None, action: str, primary: Any,
+                 involved: list[Resource]) -> tuple[Any, ...]:
+        """Return the ``with_loader_criteria`` options for a statement's protected models.
+
+        Criteria for the named models and every protected model reachable
+        from them by relationships (they propagate to lazy loads and joined
+        eager loads of those relationships), built once per member, action
+        and set of tables and kept on the (immutable, cached) Access:
+        building them, and above all letting SQLAlchemy walk every model's
+        criteria for the cache key of every execution, cost more than a
+        small query.
+        """
         key = ("__options__", action, primary, tuple(sorted(r.name for r in involved)))
         cached = access.sql_cache.get(key) if access is not None else None
         if cached is None:
@@ -497,37 +532,31 @@ class RBAC:
                 for res in self.registry.reachable(involved))
             if access is not None:
                 access.sql_cache[key] = cached
-        options = list(cached)
-        # Explicit aliases get criteria written for the alias itself: fixed
-        # criteria of the class are not adapted to an alias by SQLAlchemy.
-        for alias, res in (aliased_resources(self.registry, state.statement)
-                           if has_aliases else ()):
-            options.append(with_loader_criteria(
-                alias, self.criteria(access, res, "view", entity=alias)))
-        state.statement = state.statement.options(*options)
+        return cached
 
-    def _tables_of(self, statement: Any) -> tuple[list[Resource], bool]:
+    def _tables_of(self, statement: Any, filtered: Any = None) -> tuple[list[Resource], bool]:
         """Return the protected resources ``statement`` touches and whether it aliases one.
 
         Walking the whole statement tree (twice: tables, then aliases) costs
-        more than a small query. SQLAlchemy computes, and memoises on the
-        statement, its cache key for the compiled-SQL cache anyway, and equal
-        keys mean equal tables and aliases, so the answer is remembered by
-        key; only statements that do alias a protected model are walked again
-        for their alias objects.
+        more than a small query. Equal SQL cache keys mean equal tables and
+        aliases, so the answer is remembered by key: the key of ``filtered``
+        (``statement`` with the filter's options added, whose key SQLAlchemy
+        memoises and reuses to execute it) when given, else that of
+        ``statement``. Only statements that do alias a protected model are
+        walked again for their alias objects.
         """
-        key = statement._generate_cache_key()
-        hit = self._tables_cache.get(key.key) if key is not None else None
+        memo = self._tables_cache if filtered is None else self._filtered_tables_cache
+        key = (statement if filtered is None else filtered)._generate_cache_key()
+        hit = memo.get(key.key) if key is not None else None
         if hit is None:
             involved = referenced_resources(self.registry, statement)
             hit = (involved, bool(involved and aliased_resources(self.registry, statement)))
-            if key is not None and len(self._tables_cache) < 10_000:
-                self._tables_cache[key.key] = hit
+            if key is not None and len(memo) < 10_000:
+                memo[key.key] = hit
         return hit
 
     @staticmethod
     def _refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> None:
-        names = ", ".join(r.name for r in involved)
         if not state.is_orm_statement:
             reason = "Core statements on protected tables run only inside rbac.system()"
         elif state.is_insert:
@@ -541,6 +570,7 @@ class RBAC:
             reason = "this statement cannot be filtered"
         else:
             return
+        names = ", ".join(r.name for r in involved)
         raise PermissionDenied(f"{reason} ({names}); use rbac.system() for trusted code.")
 
     def _check_bulk_update(self, access: Access | None, state: ORMExecuteState,
