@@ -20,7 +20,7 @@ from collections import OrderedDict
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Bundle, Session, scoped_session
 
 from . import conditions
 from .models import Models, utcnow
@@ -47,6 +47,13 @@ def plan_modules(plans: dict[str, Any], plan: str) -> frozenset[str] | None:
     return frozenset(modules) | ALWAYS_IN_PLAN
 
 
+def _membership_columns(models: Models) -> list[Any]:
+    """The columns of a membership row (see :func:`membership_row`)."""
+    M, W = models.Membership, models.Workspace
+    return [M.id, M.workspace_id, M.user_id, M.status, M.department_id, M.visibility,
+            W.plan, W.policy_version]
+
+
 @functools.lru_cache(maxsize=32)
 def _statements(models: Models) -> dict[str, Any]:
     """Build the statements of a resolution once per set of models, with bind parameters.
@@ -60,8 +67,7 @@ def _statements(models: Models) -> dict[str, Any]:
     Role, MemberRole, Grant, FieldRule = models.Role, models.MemberRole, models.Grant, models.FieldRule
     A = models.ManagerAssignment
     mid, ws = sa.bindparam("mid"), sa.bindparam("ws")
-    member = sa.select(M.id, M.workspace_id, M.user_id, M.status, M.department_id,
-                       M.visibility, W.plan, W.policy_version).join(W, W.id == M.workspace_id)
+    member = sa.select(*_membership_columns(models)).join(W, W.id == M.workspace_id)
     # The assigned roles and all their ancestors in one round trip: a
     # recursive CTE of role ids (UNION, so a cycle ends), then the role rows
     # of this workspace with the assignment's dates where there is one.
@@ -288,6 +294,38 @@ def membership_row(session: Session, models: Models, *, user_id: Any = None,
     except (TypeError, ValueError):
         return None  # an id that cannot be one ("abc" for an integer key): no such member
     return session.execute(stmt, params, execution_options=BYPASS).first()
+
+
+@functools.lru_cache(maxsize=32)
+def _user_statement(models: Models, user_model: type) -> Any:
+    M, W = models.Membership, models.Workspace
+    pk = sa.inspect(user_model).primary_key[0]
+    return (sa.select(user_model, Bundle("membership", *_membership_columns(models)))
+            .outerjoin(M, sa.and_(M.user_id == pk,
+                                  M.workspace_id == sa.bindparam("workspace_id")))
+            .outerjoin(W, W.id == M.workspace_id)
+            .where(pk == sa.bindparam("user_id")))
+
+
+def user_with_membership(session: Session, models: Models, user_model: type, user_id: Any,
+                         workspace_id: Any) -> tuple[Any, Any]:
+    """Load a user and their membership row in one workspace with one query.
+
+    Return ``(user, row)``: the user or None, and the row that
+    :func:`membership_row` returns for them, or None if they are not a member.
+    """
+    pk = sa.inspect(user_model).primary_key[0]
+    try:
+        params = {"user_id": _as_column_type(pk, user_id),
+                  "workspace_id": _as_column_type(models.Membership.workspace_id, workspace_id)}
+    except (TypeError, ValueError):
+        return None, None
+    found = session.execute(_user_statement(models, user_model), params,
+                            execution_options=BYPASS).first()
+    if found is None:
+        return None, None
+    user, row = found
+    return user, (row if row.id is not None else None)
 
 
 def _as_column_type(column: Any, value: Any) -> Any:
