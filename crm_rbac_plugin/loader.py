@@ -70,19 +70,20 @@ def _statements(models: Models) -> dict[str, Any]:
     member = sa.select(*_membership_columns(models)).join(W, W.id == M.workspace_id)
     # The assigned roles and all their ancestors in one round trip: a
     # recursive CTE of role ids (UNION, so a cycle ends), then the role rows
-    # of this workspace with the assignment's dates where there is one.
+    # of this workspace with the assignment's dates where there is one. The
+    # parent is a correlated subquery, so that each step is a primary-key
+    # lookup: as a join, PostgreSQL hashed the whole role table at every step.
     closure = (sa.select(MemberRole.role_id.label("id")).where(MemberRole.membership_id == mid)
                .cte("rbac_role_closure", recursive=True))
-    closure = closure.union(
-        sa.select(Role.parent_id).join(closure, Role.id == closure.c.id)
-        .where(Role.workspace_id == ws, Role.parent_id.is_not(None)))
+    parent = sa.select(Role.parent_id).where(Role.id == closure.c.id).scalar_subquery()
+    closure = closure.union(sa.select(parent.label("id")).select_from(closure)
+                            .where(closure.c.id.is_not(None)))
     roles = (sa.select(Role.id, Role.name, Role.parent_id, Role.is_owner,
                        MemberRole.role_id.label("assigned"), MemberRole.starts_at,
                        MemberRole.expires_at)
-             .join(closure, closure.c.id == Role.id)
              .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
                                             MemberRole.membership_id == mid))
-             .where(Role.workspace_id == ws))
+             .where(Role.id.in_(sa.select(closure.c.id)), Role.workspace_id == ws))
     role_ids = sa.bindparam("role_ids", expanding=True)
     # Team and department members in one round trip; ``dept`` NULL matches nobody.
     colleagues = sa.union_all(
