@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, request
 from flask_login import FlaskLoginClient
 
 from crm_app import create_app
@@ -128,6 +128,11 @@ class IntIdUser:
         return self._user.id  # type: ignore[no-any-return]
 
 
+#: The views of figure 3 that stand for the app without the plugin (bench/views.py).
+BASELINE_ENDPOINTS = frozenset({"bench.plain_list", "bench.plain_detail", "bench.hand_list",
+                                "bench.hand_detail"})
+
+
 def _install_user_loader() -> None:
     callback = login_manager._user_callback
     if getattr(callback, "_bench", False):
@@ -139,7 +144,14 @@ def _install_user_loader() -> None:
             return db.session.get(User, int(uid))
 
     def load(uid: str) -> Any:
-        user = callback(uid)
+        if request.endpoint in BASELINE_ENDPOINTS:
+            # An app without the plugin loads the user alone (the demo's loader
+            # reads the membership row with the user for the plugin, see
+            # RBAC.load_user): the baselines of figure 3 keep that plain lookup.
+            user = db.session.get(User, int(uid))
+            user = user if user is not None and user.is_active_user else None
+        else:
+            user = callback(uid)
         return IntIdUser(user) if user is not None else None
 
     load._bench = True  # type: ignore[attr-defined]

@@ -87,6 +87,9 @@ def require_permission(resource: str, action: str | None = None) -> Callable[[F]
                 rbac = _rbac()
                 if not current_user.is_authenticated:
                     return rbac.refuse(Decision(False, "not logged in"), 401)
+                if rbac.can(action, resource):
+                    return current_app.ensure_sync(view)(*args, **kwargs)
+                # The reasons only for a refusal: can() is memoised per member.
                 decision = rbac.explain(action, resource)
                 if not decision:
                     rbac.signal_denied(rbac.current_access(), action, resource, None,

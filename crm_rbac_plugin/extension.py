@@ -19,7 +19,8 @@ from .config import DEFAULTS
 from .context import SYSTEM, current_override, override
 from .defaults import ADMIN_RESOURCES
 from .errors import NoAccessContext, PermissionDenied
-from .loader import BYPASS, AccessCache, _as_column_type, load_access, membership_row
+from .loader import (BYPASS, AccessCache, _as_column_type, load_access, membership_row,
+                     user_with_membership)
 from .models import Models, define_audit_model, define_models, define_team_models, utcnow
 from .policy import Access, Decision, ParentLoader, decide
 from .query import aliased_resources, record_criteria, referenced_resources
@@ -83,6 +84,10 @@ class RBAC:
                                        owner_column=None))
         self._workspace_loader: Callable[[Any], Any] = self._default_workspace_loader
         self._unauthorized: Callable[[Decision, int], Any] = decorators.default_unauthorized
+        # (protected resources, has explicit aliases) of a statement, by its
+        # SQL cache key: see _tables_of.
+        self._tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
+        self._filtered_tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
         self._install_listeners(db.session)
         # Audit trail (issue 6): refusals of every app using this extension are logged.
         signals.access_denied.connect(self._audit_denied, weak=False)
@@ -137,6 +142,8 @@ class RBAC:
                        department_column=department,
                        parent=parent[0] if parent else None,
                        parent_column=parent[1] if parent else None, actions=all_actions)
+        self._tables_cache.clear()
+        self._filtered_tables_cache.clear()
         return self.registry.add(res)
 
     def resource(self, name: str, **options: Any) -> Callable[[type], type]:
@@ -231,6 +238,30 @@ class RBAC:
         g._rbac_token_auth = True
         return membership.user
 
+    def load_user(self, user_id: Any, *, column: Any = None) -> Any:
+        """Load a user for Flask-Login, with their membership in the session's workspace.
+
+        ``login_manager.user_loader(rbac.load_user)``, or call it from your own
+        loader instead of ``db.session.get(User, user_id)``. ``column`` is the
+        user column that Flask-Login's id names (default: the primary key);
+        pass your alternative id column, e.g. ``User.session_token``, when
+        ``get_id()`` returns one. The membership row that
+        :meth:`current_access` needs (status, department, the workspace's plan
+        and ``policy_version``) comes with the user in one query, read fresh on
+        every request, so the request makes one round trip fewer and still
+        sees a deactivation or a policy change made by any process. With a
+        custom :meth:`workspace_loader` it loads the user alone.
+        """
+        key = column if column is not None else sa.inspect(self.user_model).primary_key[0]
+        ws = None
+        if has_request_context() and self._workspace_loader == self._default_workspace_loader:
+            ws = session.get(self.config("RBAC_SESSION_KEY"))
+        user, row = user_with_membership(self.db.session, self.models, self.user_model,
+                                         user_id, ws, column=key)
+        if user is not None and ws is not None:
+            g._rbac_membership_row = (str(self.user_pk(user)), str(ws), row)
+        return user
+
     def current_access(self) -> Access | None:
         """Return the effective access of the request's member (cached on ``g``)."""
         if "_rbac_access" in g:
@@ -238,8 +269,14 @@ class RBAC:
         access = None
         ws = self.current_workspace_id()
         if ws is not None:
-            row = membership_row(self.db.session, self.models, user_id=self.user_pk(current_user),
-                                 workspace_id=ws)
+            # Read with the user by load_user in this request, if it was the same workspace.
+            loaded = g.pop("_rbac_membership_row", None)
+            me = self.user_pk(current_user)
+            if loaded is not None and loaded[:2] == (str(me), str(ws)):
+                row = loaded[2]
+            else:
+                row = membership_row(self.db.session, self.models, user_id=me,
+                                     workspace_id=ws)
             if row is not None:
                 access = self._access_for_row(row)
         # "View as" (issue 6): an Owner/Admin may see the app as another member.
@@ -317,7 +354,23 @@ class RBAC:
 
     def can(self, action: str, resource: str | None = None, record: Any = None, *,
             access: Any = _MISSING) -> bool:
-        """Return whether the current member (or ``access``) may do ``action``."""
+        """Return whether the current member (or ``access``) may do ``action``.
+
+        Resource-level answers (no record) are memoised on the Access: they
+        are asked for every menu entry and button, and building the reasons
+        that ``explain`` returns costs far more than the decision itself.
+        """
+        if record is None and resource is not None and "." not in action:
+            if access is _MISSING:
+                ctx = self.resolve_context()
+                access = ctx if isinstance(ctx, Access) else access
+            if isinstance(access, Access):
+                key = (resource, action)
+                allowed = access.can_cache.get(key)
+                if allowed is None:
+                    allowed = self.explain(action, resource, access=access).allowed
+                    access.can_cache[key] = allowed
+                return allowed
         return self.explain(action, resource, record, access=access).allowed
 
     def _access_or_current(self, access: Any) -> Access | None:
@@ -494,40 +547,104 @@ class RBAC:
         """
         if state.is_column_load or state.execution_options.get("rbac_bypass"):
             return
-        involved = referenced_resources(self.registry, state.statement)
-        if not involved:
-            return
+        primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
+        first = self.registry.for_model(primary) if primary is not None else None
+        if first is not None and not (state.is_select and state.is_orm_statement
+                                      and not isinstance(state.statement, FromStatement)):
+            first = None
+        if first is None:
+            involved, has_aliases = self._tables_of(state.statement)
+            if not involved:
+                return
         ctx = self.resolve_context()
         if ctx is SYSTEM:
             return
-        self._refuse_unfilterable(state, involved)
         access: Access | None = ctx
-        primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
         if state.is_update:
             action = "edit"
-            self._check_bulk_update(access, state, primary)
         elif state.is_delete:
             action = "delete"
         else:
             action = state.execution_options.get("rbac_action", "view")
-        options = []
-        # Criteria for every protected model, not only those named: they
-        # propagate to lazy loads of relationships from the loaded objects.
-        for res in self.registry:
-            if res.model is None:
-                continue
-            act = action if res.model is primary else "view"
-            options.append(with_loader_criteria(res.model, self.criteria(access, res, act)))
-        # Explicit aliases get criteria written for the alias itself: fixed
-        # criteria of the class are not adapted to an alias by SQLAlchemy.
-        for alias, res in aliased_resources(self.registry, state.statement):
-            options.append(with_loader_criteria(
-                alias, self.criteria(access, res, "view", entity=alias)))
-        state.statement = state.statement.options(*options)
+        statement = None
+        if first is not None:
+            # The common case, a statement about one protected model (the one
+            # SQLAlchemy binds it by) and no other: add that model's options
+            # first, then look the statement's tables up by the cache key of the
+            # result, which SQLAlchemy memoises and reuses for its SQL cache,
+            # instead of walking the statement for a key of its own.
+            statement = state.statement.options(*self._options(access, action, primary, [first]))
+            involved, has_aliases = self._tables_of(state.statement, statement)
+            if has_aliases or [r.name for r in involved] != [first.name]:
+                statement = None  # other protected tables too: the general case
+        self._refuse_unfilterable(state, involved)
+        if state.is_update:
+            self._check_bulk_update(access, state, primary)
+        if statement is None:
+            options = list(self._options(access, action, primary, involved))
+            # Explicit aliases get criteria written for the alias itself: fixed
+            # criteria of the class are not adapted to an alias by SQLAlchemy.
+            for alias, res in (aliased_resources(self.registry, state.statement)
+                               if has_aliases else ()):
+                options.append(with_loader_criteria(
+                    alias, self.criteria(access, res, "view", entity=alias)))
+            statement = state.statement.options(*options)
+        if (state.is_update or state.is_delete) and access is not None:
+            res = self.registry.for_model(primary) if primary is not None else None
+            if res is not None:
+                # Bulk statements act on the member's own workspace only: a record
+                # shared with them changes one at a time, through the flush guard
+                # (which keeps its owner) and the audit trail of both workspaces.
+                statement = statement.where(
+                    getattr(primary, res.workspace_column) == access.workspace_id)
+        state.statement = statement
+
+    def _options(self, access: Access | None, action: str, primary: Any,
+                 involved: list[Resource]) -> tuple[Any, ...]:
+        """Return the ``with_loader_criteria`` options for a statement's protected models.
+
+        Criteria for the named models and every protected model reachable
+        from them by relationships (they propagate to lazy loads and joined
+        eager loads of those relationships), built once per member, action
+        and set of tables and kept on the (immutable, cached) Access:
+        building them, and above all letting SQLAlchemy walk every model's
+        criteria for the cache key of every execution, cost more than a
+        small query.
+        """
+        key = ("__options__", action, primary, tuple(sorted(r.name for r in involved)))
+        cached = access.sql_cache.get(key) if access is not None else None
+        if cached is None:
+            cached = tuple(
+                with_loader_criteria(res.model, self.criteria(
+                    access, res, action if res.model is primary else "view"))
+                for res in self.registry.reachable(involved))
+            if access is not None:
+                access.sql_cache[key] = cached
+        return cached
+
+    def _tables_of(self, statement: Any, filtered: Any = None) -> tuple[list[Resource], bool]:
+        """Return the protected resources ``statement`` touches and whether it aliases one.
+
+        Walking the whole statement tree (twice: tables, then aliases) costs
+        more than a small query. Equal SQL cache keys mean equal tables and
+        aliases, so the answer is remembered by key: the key of ``filtered``
+        (``statement`` with the filter's options added, whose key SQLAlchemy
+        memoises and reuses to execute it) when given, else that of
+        ``statement``. Only statements that do alias a protected model are
+        walked again for their alias objects.
+        """
+        memo = self._tables_cache if filtered is None else self._filtered_tables_cache
+        key = (statement if filtered is None else filtered)._generate_cache_key()
+        hit = memo.get(key.key) if key is not None else None
+        if hit is None:
+            involved = referenced_resources(self.registry, statement)
+            hit = (involved, bool(involved and aliased_resources(self.registry, statement)))
+            if key is not None and len(memo) < 10_000:
+                memo[key.key] = hit
+        return hit
 
     @staticmethod
     def _refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> None:
-        names = ", ".join(r.name for r in involved)
         if not state.is_orm_statement:
             reason = "Core statements on protected tables run only inside rbac.system()"
         elif state.is_insert:
@@ -541,6 +658,7 @@ class RBAC:
             reason = "this statement cannot be filtered"
         else:
             return
+        names = ", ".join(r.name for r in involved)
         raise PermissionDenied(f"{reason} ({names}); use rbac.system() for trusted code.")
 
     def _check_bulk_update(self, access: Access | None, state: ORMExecuteState,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Blueprint, current_app
 from werkzeug.routing import IntegerConverter
 
 from .errors import ValidationError
@@ -39,11 +40,22 @@ class BoundedIntConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
-def bounded_int(value: Any, field: str) -> int:
-    """``value`` as an id in range, or a ValidationError naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise ValidationError(f"{field} must be an integer id", field=field)
-    return value
+OUT_OF_RANGE_MESSAGE = "A value in the request is out of range or cannot be stored."
+
+
+def _out_of_range_page(exc: Exception) -> Any:
+    from .policy import Decision
+
+    rbac = current_app.extensions["rbac"].rbac
+    rbac.db.session.rollback()
+    return rbac.refusal(Decision(False, OUT_OF_RANGE_MESSAGE), 400)
+
+
+def refuse_out_of_range(bp: Blueprint) -> None:
+    """Answer :data:`OUT_OF_RANGE` errors in ``bp``'s pages with the refusal page (400)."""
+    for exc in OUT_OF_RANGE:
+        bp.register_error_handler(exc, _out_of_range_page)
+
 
 
 def check_text(value: Any, field: str = "body") -> None:

@@ -1,7 +1,8 @@
 """Build a member's :class:`~.policy.Access` from the database, and cache it.
 
-Resolution costs a handful of indexed queries (membership, assignments, the
-role inheritance chain, grants, team and department members). The result is
+Resolution costs five indexed queries (membership; assigned roles with their
+ancestors, one recursive CTE; grants; field rules; team and department
+members), each a statement built once with bind parameters. The result is
 cached per request on ``g`` and across requests in :class:`AccessCache`,
 keyed by membership and checked against the workspace's ``policy_version``:
 every change to a role, grant, assignment, membership or department bumps
@@ -13,12 +14,13 @@ assignments set ``valid_until`` so an entry also expires on its own.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections import OrderedDict
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Bundle, Session, scoped_session
 
 from . import conditions
 from .models import Models, utcnow
@@ -45,22 +47,62 @@ def plan_modules(plans: dict[str, Any], plan: str) -> frozenset[str] | None:
     return frozenset(modules) | ALWAYS_IN_PLAN
 
 
-def _role_closure(session: Session, models: Models, role_ids: set[int],
-                  workspace_id: int) -> dict[int, Any]:
-    """Return the rows of ``role_ids`` and all their ancestors, cycle-safe."""
-    Role = models.Role
-    found: dict[int, Any] = {}
-    todo = set(role_ids)
-    while todo:
-        rows = session.execute(
-            sa.select(Role.id, Role.name, Role.parent_id, Role.is_owner)
-            .where(Role.id.in_(todo), Role.workspace_id == workspace_id),
-            execution_options=BYPASS,
-        ).all()
-        for row in rows:
-            found[row.id] = row
-        todo = {r.parent_id for r in rows if r.parent_id is not None} - set(found)
-    return found
+def _membership_columns(models: Models) -> list[Any]:
+    """The columns of a membership row (see :func:`membership_row`)."""
+    M, W = models.Membership, models.Workspace
+    return [M.id, M.workspace_id, M.user_id, M.status, M.department_id, M.visibility,
+            W.plan, W.policy_version]
+
+
+@functools.lru_cache(maxsize=32)
+def _statements(models: Models) -> dict[str, Any]:
+    """Build the statements of a resolution once per set of models, with bind parameters.
+
+    A statement object memoises its SQL cache key, so running the same one
+    with new values skips building it and walking it for the key, which cost
+    as much as the round trips of a cold resolution. Keyed by the (frozen,
+    hashable) ``Models`` of one extension instance.
+    """
+    M, W = models.Membership, models.Workspace
+    Role, MemberRole, Grant, FieldRule = models.Role, models.MemberRole, models.Grant, models.FieldRule
+    A = models.ManagerAssignment
+    mid, ws = sa.bindparam("mid"), sa.bindparam("ws")
+    member = sa.select(*_membership_columns(models)).join(W, W.id == M.workspace_id)
+    # The assigned roles and all their ancestors in one round trip: a
+    # recursive CTE of role ids (UNION, so a cycle ends), then the role rows
+    # of this workspace with the assignment's dates where there is one. The
+    # parent is a correlated subquery, so that each step is a primary-key
+    # lookup: as a join, PostgreSQL hashed the whole role table at every step.
+    closure = (sa.select(MemberRole.role_id.label("id")).where(MemberRole.membership_id == mid)
+               .cte("rbac_role_closure", recursive=True))
+    parent = sa.select(Role.parent_id).where(Role.id == closure.c.id).scalar_subquery()
+    closure = closure.union(sa.select(parent.label("id")).select_from(closure)
+                            .where(closure.c.id.is_not(None)))
+    roles = (sa.select(Role.id, Role.name, Role.parent_id, Role.is_owner,
+                       MemberRole.role_id.label("assigned"), MemberRole.starts_at,
+                       MemberRole.expires_at)
+             .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
+                                            MemberRole.membership_id == mid))
+             .where(Role.id.in_(sa.select(closure.c.id)), Role.workspace_id == ws))
+    role_ids = sa.bindparam("role_ids", expanding=True)
+    # Team and department members in one round trip; ``dept`` NULL matches nobody.
+    colleagues = sa.union_all(
+        sa.select(M.user_id, sa.literal("team").label("kind"))
+        .join(A, A.member_id == M.id).where(A.manager_id == mid),
+        sa.select(M.user_id, sa.literal("department").label("kind"))
+        .where(M.workspace_id == ws, M.department_id == sa.bindparam("dept", type_=sa.Integer)))
+    return {
+        "member_by_id": member.where(M.id == sa.bindparam("membership_id")),
+        "member_by_user": member.where(M.user_id == sa.bindparam("user_id"),
+                                       M.workspace_id == sa.bindparam("workspace_id")),
+        "roles": roles,
+        "grants": sa.select(Grant.id, Grant.role_id, Grant.resource, Grant.action, Grant.scope,
+                            Grant.effect, Grant.condition)
+                  .where(Grant.role_id.in_(role_ids)).order_by(Grant.id),
+        "field_rules": sa.select(FieldRule.role_id, FieldRule.resource, FieldRule.field,
+                                 FieldRule.mode).where(FieldRule.role_id.in_(role_ids)),
+        "colleagues": colleagues,
+    }
 
 
 def load_access(session: Session, models: Models, registry: Registry, config: dict[str, Any],
@@ -73,14 +115,16 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
     """
     now = now or utcnow()
     m = membership_row
-    MemberRole, Grant, Membership = models.MemberRole, models.Grant, models.Membership
+    statements = _statements(models)
     valid_until: dt.datetime | None = None
     active_role_ids: set[int] = set()
-    for role_id, starts, expires in session.execute(
-        sa.select(MemberRole.role_id, MemberRole.starts_at, MemberRole.expires_at)
-        .where(MemberRole.membership_id == m.id),
-        execution_options=BYPASS,
-    ):
+    rows: dict[int, Any] = {}  # the assigned roles of this workspace and their ancestors
+    for row in session.execute(statements["roles"], {"mid": m.id, "ws": m.workspace_id},
+                               execution_options=BYPASS):
+        rows[row.id] = row
+        if row.assigned is None:
+            continue  # an ancestor only
+        starts, expires = row.starts_at, row.expires_at
         if starts is not None and starts > now:
             valid_until = starts if valid_until is None else min(valid_until, starts)
             continue
@@ -88,21 +132,23 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
             if expires <= now:
                 continue
             valid_until = expires if valid_until is None else min(valid_until, expires)
-        active_role_ids.add(role_id)
+        active_role_ids.add(row.id)
 
-    roles = _role_closure(session, models, active_role_ids, m.workspace_id)
+    # The active roles and their ancestors (the CTE also followed inactive ones).
+    roles: dict[int, Any] = {}
+    todo = [rid for rid in active_role_ids if rid in rows]
+    while todo:
+        row = rows[todo.pop()]
+        roles[row.id] = row
+        if row.parent_id is not None and row.parent_id in rows and row.parent_id not in roles:
+            todo.append(row.parent_id)
     names = {rid: row.name for rid, row in roles.items()}
     is_owner = any(row.is_owner for row in roles.values())
 
     rules: dict[tuple[str, str], list[Rule]] = {}
     if roles:
-        for g in session.execute(
-            sa.select(Grant.id, Grant.role_id, Grant.resource, Grant.action, Grant.scope,
-                      Grant.effect, Grant.condition)
-            .where(Grant.role_id.in_(list(roles)))
-            .order_by(Grant.id),
-            execution_options=BYPASS,
-        ):
+        for g in session.execute(statements["grants"], {"role_ids": list(roles)},
+                                 execution_options=BYPASS):
             if g.resource not in registry:
                 continue  # a grant for a resource the host no longer registers
             res = registry.get(g.resource)
@@ -118,19 +164,12 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
     team: frozenset[int] = frozenset()
     dept_users: frozenset[int] = frozenset()
     if not is_owner:
-        A = models.ManagerAssignment
-        team = frozenset(session.scalars(
-            sa.select(Membership.user_id).join(A, A.member_id == Membership.id)
-            .where(A.manager_id == m.id),
-            execution_options=BYPASS,
-        ))
-        if m.department_id is not None:
-            dept_users = frozenset(session.scalars(
-                sa.select(Membership.user_id).where(
-                    Membership.workspace_id == m.workspace_id,
-                    Membership.department_id == m.department_id),
-                execution_options=BYPASS,
-            ))
+        colleagues = session.execute(
+            statements["colleagues"],
+            {"mid": m.id, "ws": m.workspace_id, "dept": m.department_id},
+            execution_options=BYPASS).all()
+        team = frozenset(uid for uid, kind in colleagues if kind == "team")
+        dept_users = frozenset(uid for uid, kind in colleagues if kind == "department")
     shares, shares_until = load_shares(session, models, registry, config, m.workspace_id, now)
     if shares_until is not None:
         valid_until = shares_until if valid_until is None else min(valid_until, shares_until)
@@ -207,12 +246,9 @@ def field_security(session: Session, models: Models, roles: dict[int, Any],
     gives access to the resource hides it, and read-only only if every such
     role restricts it. Roles granting nothing on the resource have no say.
     """
-    FieldRule = models.FieldRule
     per_role: dict[int, dict[tuple[str, str], str]] = {}
-    for fr in session.execute(
-        sa.select(FieldRule.role_id, FieldRule.resource, FieldRule.field, FieldRule.mode)
-        .where(FieldRule.role_id.in_(list(roles))), execution_options=BYPASS,
-    ):
+    for fr in session.execute(_statements(models)["field_rules"], {"role_ids": list(roles)},
+                              execution_options=BYPASS):
         per_role.setdefault(fr.role_id, {})[(fr.resource, fr.field)] = fr.mode
     if not per_role:
         return {}, {}
@@ -290,18 +326,52 @@ def _root_transaction(session: Session | scoped_session[Session]) -> Any:
 def membership_row(session: Session, models: Models, *, user_id: Any = None,
                    workspace_id: Any = None, membership_id: Any = None) -> Any:
     """Fetch the one row a request needs to find (or validate) cached access."""
-    M, W = models.Membership, models.Workspace
-    stmt = sa.select(M.id, M.workspace_id, M.user_id, M.status, M.department_id,
-                     M.visibility, W.plan, W.policy_version).join(W, W.id == M.workspace_id)
+    M, statements = models.Membership, _statements(models)
     try:
         if membership_id is not None:
-            stmt = stmt.where(M.id == _as_column_type(M.id, membership_id))
+            stmt = statements["member_by_id"]
+            params = {"membership_id": _as_column_type(M.id, membership_id)}
         else:
-            stmt = stmt.where(M.user_id == _as_column_type(M.user_id, user_id),
-                              M.workspace_id == _as_column_type(M.workspace_id, workspace_id))
+            stmt = statements["member_by_user"]
+            params = {"user_id": _as_column_type(M.user_id, user_id),
+                      "workspace_id": _as_column_type(M.workspace_id, workspace_id)}
     except (TypeError, ValueError):
         return None  # an id that cannot be one ("abc" for an integer key): no such member
-    return session.execute(stmt, execution_options=BYPASS).first()
+    return session.execute(stmt, params, execution_options=BYPASS).first()
+
+
+@functools.lru_cache(maxsize=32)
+def _user_statement(models: Models, user_model: type, column: Any) -> Any:
+    M, W = models.Membership, models.Workspace
+    pk = sa.inspect(user_model).primary_key[0]
+    return (sa.select(user_model, Bundle("membership", *_membership_columns(models)))
+            .outerjoin(M, sa.and_(M.user_id == pk,
+                                  M.workspace_id == sa.bindparam("workspace_id")))
+            .outerjoin(W, W.id == M.workspace_id)
+            .where(column == sa.bindparam("user_id")))
+
+
+def user_with_membership(session: Session, models: Models, user_model: type, user_id: Any,
+                         workspace_id: Any, *, column: Any = None) -> tuple[Any, Any]:
+    """Load a user (by ``column``, default the primary key) and their membership row
+    in one workspace with one query.
+
+    Return ``(user, row)``: the user or None, and the row that
+    :func:`membership_row` returns for them, or None if they are not a member
+    (or ``workspace_id`` is None).
+    """
+    column = column if column is not None else sa.inspect(user_model).primary_key[0]
+    try:
+        params = {"user_id": _as_column_type(column, user_id),
+                  "workspace_id": _as_column_type(models.Membership.workspace_id, workspace_id)}
+    except (TypeError, ValueError):
+        return None, None
+    found = session.execute(_user_statement(models, user_model, column), params,
+                            execution_options=BYPASS).first()
+    if found is None:
+        return None, None
+    user, row = found
+    return user, (row if row.id is not None else None)
 
 
 def _as_column_type(column: Any, value: Any) -> Any:

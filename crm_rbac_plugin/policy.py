@@ -127,6 +127,10 @@ class Access:
     #: the query filter so that a cached Access also caches its SQL.
     sql_cache: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False,
                                                    repr=False)
+    #: Resource-level answers of ``RBAC.can`` by (resource, action): they
+    #: depend only on this Access and the registry, so they are computed once.
+    can_cache: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False,
+                                                   repr=False)
 
     def rules_for(self, resource: str, action: str) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
         """Return (allows, denies) for one resource and action."""

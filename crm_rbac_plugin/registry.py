@@ -62,6 +62,7 @@ class Registry:
         self._by_name: dict[str, Resource] = {}
         self._by_model: dict[type, Resource] = {}
         self._by_table: dict[str, Resource] = {}
+        self._reachable: dict[frozenset[str], list[Resource]] = {}
 
     def add(self, resource: Resource) -> Resource:
         if resource.name in self._by_name:
@@ -71,6 +72,7 @@ class Registry:
             self._by_model[resource.model] = resource
             self._by_table[resource.table.fullname] = resource
         self._by_name[resource.name] = resource
+        self._reachable.clear()
         return resource
 
     def _check_model(self, res: Resource) -> None:
@@ -111,6 +113,38 @@ class Registry:
     def tables(self) -> dict[str, Resource]:
         """Resources by their table's full name."""
         return self._by_table
+
+    def reachable(self, resources: list[Resource]) -> list[Resource]:
+        """Return ``resources`` and the protected models reachable from them.
+
+        Reachable by relationships (lazy and eager loads) and through the SQL of
+        ``column_property`` expressions, which a statement naming the model
+        does not show.
+        """
+        key = frozenset(r.name for r in resources)
+        cached = self._reachable.get(key)
+        if cached is not None:
+            return cached
+        seen: dict[str, Resource] = {}
+        todo = list(resources)
+        while todo:
+            res = todo.pop()
+            if res.name in seen or res.model is None:
+                continue
+            seen[res.name] = res
+            mapper = sa.inspect(res.model)
+            for rel in mapper.relationships:
+                target = self._by_model.get(rel.mapper.class_)
+                if target is not None:
+                    todo.append(target)
+            for prop in mapper.column_attrs:
+                for element in sa.sql.visitors.iterate(prop.expression):
+                    target = (self._by_table.get(element.fullname)
+                              if isinstance(element, sa.Table) else None)
+                    if target is not None:
+                        todo.append(target)
+        self._reachable[key] = found = list(seen.values())
+        return found
 
     def check_action(self, resource: str, action: str) -> Resource:
         res = self.get(resource)

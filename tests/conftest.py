@@ -8,6 +8,7 @@ module gets a database of its own; tables are emptied after every test.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -115,9 +116,10 @@ def empty_tables() -> None:
                 conn.execute(table.delete())
 
 
-@pytest.fixture
-def app(database_url: str) -> Iterator[Flask]:
-    app = make_app(database_url)
+@contextlib.contextmanager
+def app_with_tables(database_url: str, **config: Any) -> Iterator[Flask]:
+    """The demo app in an open app context with its tables, emptied afterwards."""
+    app = make_app(database_url, **config)
     with app.app_context():
         db.create_all()
         try:
@@ -127,6 +129,12 @@ def app(database_url: str) -> Iterator[Flask]:
             db.session.remove()
             empty_tables()
             db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    with app_with_tables(database_url) as app:
+        yield app
 
 
 def build_world() -> SimpleNamespace:

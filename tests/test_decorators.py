@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,6 +15,21 @@ from crm_app.extensions import db
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import access_denied, get_or_404, record_required, require_permission
+
+
+@contextmanager
+def sql_log() -> Iterator[list[str]]:
+    """Collect the SQL of every statement sent to the database."""
+    seen: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listener)
 
 
 def _routes() -> Blueprint:
@@ -154,3 +171,45 @@ def test_same_user_different_role_per_workspace(probe_app: Flask, world: SimpleN
     assert as_viewer.get("/probe/leads/export").status_code == 403
     as_owner = login(dual, world.ws2)
     assert as_owner.get("/probe/leads/export").status_code == 200
+
+
+# -- the membership row comes with the user (RBAC.load_user) --------------------------
+
+def test_guarded_request_reads_the_membership_with_the_user(probe_app: Flask,
+                                                            world: SimpleNamespace,
+                                                            login: Any) -> None:
+    client = login(world.users["junior_rep"], world.ws)
+    client.get("/probe/leads")  # warm the access cache and the last-seen write
+    with sql_log() as seen:
+        assert client.get("/probe/leads").status_code == 200
+    membership_reads = [s for s in seen if "rbac_membership" in s]
+    assert membership_reads, seen
+    # Every read of the membership is the user loader's join: no query of its own.
+    assert all('"user"' in s or " user " in s for s in membership_reads), membership_reads
+
+
+def test_membership_read_with_the_user_is_fresh_on_the_next_request(
+        probe_app: Flask, world: SimpleNamespace, login: Any) -> None:
+    client = login(world.users["junior_rep"], world.ws)
+    assert client.get("/probe/leads").status_code == 200
+    world.members["junior_rep"].status = "inactive"
+    db.session.commit()
+    assert client.get("/probe/leads").status_code == 403
+
+
+def test_membership_read_with_the_user_only_serves_its_workspace(
+        probe_app: Flask, world: SimpleNamespace) -> None:
+    dual = world.users["dual"]
+    with probe_app.test_request_context():
+        from flask import session
+        from flask_login import login_user
+
+        session[probe_app.config["RBAC_SESSION_KEY"]] = world.ws.id
+        user = rbac.load_user(str(dual.id))
+        login_user(user)
+        # The workspace changes after the user was loaded: the row read with
+        # the user (Viewer in ws) must not stand for the new one (Owner in ws2).
+        session[probe_app.config["RBAC_SESSION_KEY"]] = world.ws2.id
+        access = rbac.current_access()
+        assert access is not None
+        assert (access.workspace_id, access.is_owner) == (world.ws2.id, True)

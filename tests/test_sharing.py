@@ -498,3 +498,27 @@ def test_who_could_includes_members_of_workspaces_it_was_shared_with(
     assert any(a.allowed and not a.workspace for a in then.answers)  # Acme's own members
     now = history.who_could(rbac, world.ws.id, "clients", record.id, utcnow())
     assert not [a for a in now.answers if a.workspace]
+
+
+def test_bulk_statements_never_touch_shared_records(world: SimpleNamespace,
+                                                    beta: SimpleNamespace) -> None:
+    """A bulk UPDATE or DELETE acts on the member's own workspace only: shared records
+    change one by one, through the flush guard, audited on both sides. Even Beta's
+    Owner (whose bulk updates may set owners) cannot reassign or delete Acme's."""
+    agree(world, ["clients.view", "clients.edit", "clients.delete"])
+    acme_ids = sorted(c.id for c in world.clients.values())
+    owner = access_of(world, world.ws2, beta.owner)
+    with rbac.as_member(owner):
+        db.session.execute(sa.update(Client).values(owner_id=beta.owner.id),
+                           execution_options={"synchronize_session": False})
+        db.session.execute(sa.delete(Client).where(Client.name.like("Client of %")),
+                           execution_options={"synchronize_session": False})
+        db.session.commit()
+    db.session.expire_all()
+    with rbac.system():
+        rows = db.session.execute(sa.select(Client.id, Client.owner_id).where(
+            Client.workspace_id == world.ws.id).order_by(Client.id)).all()
+        theirs = db.session.get(Client, world.other["client"].id)
+    assert [r.id for r in rows] == acme_ids
+    assert beta.owner.id not in {r.owner_id for r in rows}
+    assert theirs.owner_id == beta.owner.id  # Beta's own client was updated

@@ -118,7 +118,7 @@ def _permission_denied(exc: PermissionDenied) -> Any:
 
 def _out_of_range(exc: Exception) -> Any:
     get_rbac().db.session.rollback()
-    return _error(400, "validation_error", "A value in the request is out of range or cannot be stored.")
+    return _error(400, "validation_error", inputs.OUT_OF_RANGE_MESSAGE)
 
 
 for _exc in inputs.OUT_OF_RANGE:

@@ -30,16 +30,7 @@ from .explain import explain
 
 bp = Blueprint("rbac_oversight", __name__)
 
-
-def _out_of_range(exc: Exception) -> Any:
-    """A number too large for the database in a query string or form: a 400, not a 500."""
-    rbac = get_rbac()
-    rbac.db.session.rollback()
-    return rbac.refusal(Decision(False, "A value in the request is out of range or cannot be stored."), 400)
-
-
-for _exc in inputs.OUT_OF_RANGE:
-    bp.register_error_handler(_exc, _out_of_range)
+inputs.refuse_out_of_range(bp)  # a too-large number is a 400 page, not a 500
 PER_PAGE = 50
 PERMISSION = "settings.view"
 

@@ -43,7 +43,7 @@ from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import Access, sharing, team, tokens, workspaces
-from tests.conftest import build_world, empty_tables, make_app
+from tests.conftest import app_with_tables, build_world
 from tests.rbac_helpers import custom_role, world_records
 
 # -- probe counters ------------------------------------------------------------------
@@ -663,16 +663,8 @@ def csrf_app(database_url: str) -> Iterator[Flask]:
     Same lifecycle as the ``app`` fixture of ``tests/conftest.py``; don't
     use both in one test.
     """
-    app = make_app(database_url, WTF_CSRF_ENABLED=True)
-    with app.app_context():
-        db.create_all()
-        try:
-            yield app
-        finally:
-            db.session.rollback()
-            db.session.remove()
-            empty_tables()
-            db.engine.dispose()
+    with app_with_tables(database_url, WTF_CSRF_ENABLED=True) as app:
+        yield app
 
 
 @pytest.fixture
