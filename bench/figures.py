@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from crm_app.extensions import db
-from crm_app.models import Lead
+from crm_app.models import Lead, User
 from crm_app.rbac_setup import rbac
 
 from . import sql
@@ -257,13 +257,24 @@ def list_queries(world: World, effort: Effort, explain: bool) -> dict[str, Any]:
 # -- figure 3: a whole request -------------------------------------------------
 
 class _LoginAs:
-    """What FlaskLoginClient needs of a user: its id."""
+    """What FlaskLoginClient needs of a user: its login id (the demo's session token)."""
 
-    def __init__(self, user_id: int) -> None:
-        self.user_id = user_id
+    def __init__(self, login_id: str) -> None:
+        self.login_id = login_id
 
     def get_id(self) -> str:
-        return str(self.user_id)
+        return self.login_id
+
+
+def signed_in(app: Flask, member: Member) -> Any:
+    """A test client signed in as ``member`` (by its login id) in its workspace."""
+    with app.app_context():
+        login_id = db.session.scalar(sa.select(User.session_token).where(
+            User.id == member.user_id))
+    client = app.test_client(user=_LoginAs(login_id))
+    with client.session_transaction() as sess:
+        sess[app.config["RBAC_SESSION_KEY"]] = member.workspace_id
+    return client
 
 
 def guarded_requests(app: Flask, world: World, effort: Effort) -> dict[str, Any]:
@@ -275,9 +286,7 @@ def guarded_requests(app: Flask, world: World, effort: Effort) -> dict[str, Any]
     out: dict[str, Any] = {}
     for scope in (OWN, ALL):
         member = world.members[scope]
-        client = app.test_client(user=_LoginAs(member.user_id))
-        with client.session_transaction() as sess:
-            sess[app.config["RBAC_SESSION_KEY"]] = member.workspace_id
+        client = signed_in(app, member)
         with app.app_context():
             lead_id = db.session.scalar(
                 sa.select(sa.func.max(Lead.id)).where(Lead.owner_id == member.user_id,

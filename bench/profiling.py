@@ -20,7 +20,7 @@ from crm_app.extensions import db
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 
-from .figures import LIST_PAGE, _LoginAs
+from .figures import LIST_PAGE, signed_in
 from .world import ALL, OWN, World
 
 
@@ -94,9 +94,7 @@ def profile_hot_paths(app: Flask, world: World, backend: str, out_dir: Path,
         db.session.rollback()
     for scope in (OWN, ALL):
         who = world.members[scope]
-        client = app.test_client(user=_LoginAs(who.user_id))
-        with client.session_transaction() as sess:
-            sess[app.config["RBAC_SESSION_KEY"]] = who.workspace_id
+        client = signed_in(app, who)
         out[f"request_list_{scope}"] = _profile(
             lambda c=client: c.get("/bench/rbac/leads"), 300,
             out_dir / f"profile-{backend}-request-list-{scope}.txt")

@@ -43,7 +43,7 @@ def _page() -> sa.Select[tuple[Lead]]:
 
 def _hand_where() -> sa.ColumnElement[bool]:
     ws = session[current_app.config["RBAC_SESSION_KEY"]]
-    return handwritten_where(request.args.get("scope", "own"), ws, int(current_user.get_id()),
+    return handwritten_where(request.args.get("scope", "own"), ws, current_user.id,
                              request.args.get("dept", type=int))
 
 

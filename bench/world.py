@@ -107,27 +107,6 @@ def make_app(url: str) -> Flask:
     return app
 
 
-class IntIdUser:
-    """A logged-in user whose ``get_id()`` is the integer primary key.
-
-    Work-around, for the benchmark only, of a plugin bug: ``RBAC.current_access``
-    (extension.py) queries ``Membership.user_id == current_user.get_id()``,
-    and Flask-Login's ``get_id()`` is a *string*; SQLAlchemy binds it as
-    VARCHAR and PostgreSQL refuses ``integer = character varying``, so every
-    guarded request of a logged-in user fails there (SQLite's type affinity
-    hides it). Everything else is delegated to the real ``User``.
-    """
-
-    def __init__(self, user: Any) -> None:
-        self._user = user
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._user, name)
-
-    def get_id(self) -> int:
-        return self._user.id  # type: ignore[no-any-return]
-
-
 #: The views of figure 3 that stand for the app without the plugin (bench/views.py).
 BASELINE_ENDPOINTS = frozenset({"bench.plain_list", "bench.plain_detail", "bench.hand_list",
                                 "bench.hand_detail"})
@@ -137,22 +116,21 @@ def _install_user_loader() -> None:
     callback = login_manager._user_callback
     if getattr(callback, "_bench", False):
         return
-    if callback is None:
-        # The demo's auth module (which owns the real loader) is not there:
-        # do the lookup it does.
-        def callback(uid: str) -> Any:
-            return db.session.get(User, int(uid))
+    def by_token(login_id: str) -> Any:
+        """The user whose ``get_id()`` (session token) this is, alone."""
+        user = db.session.scalar(sa.select(User).where(User.session_token == login_id))
+        return user if user is not None and user.is_active_user else None
 
-    def load(uid: str) -> Any:
+    if callback is None:
+        callback = by_token  # the demo's auth module (the real loader) is not there
+
+    def load(login_id: str) -> Any:
         if request.endpoint in BASELINE_ENDPOINTS:
             # An app without the plugin loads the user alone (the demo's loader
             # reads the membership row with the user for the plugin, see
             # RBAC.load_user): the baselines of figure 3 keep that plain lookup.
-            user = db.session.get(User, int(uid))
-            user = user if user is not None and user.is_active_user else None
-        else:
-            user = callback(uid)
-        return IntIdUser(user) if user is not None else None
+            return by_token(login_id)
+        return callback(login_id)
 
     load._bench = True  # type: ignore[attr-defined]
     login_manager.user_loader(load)
