@@ -382,6 +382,9 @@ def clone_role(rbac: RBAC, actor: Access | None, source: Any, name: str,
     if source.is_owner:
         raise ValidationError("the Owner role cannot be cloned; clone Admin instead",
                               field="source")
+    # Copy one committed state of the source: a save of it in flight could
+    # otherwise pair its old grants with its new field rules.
+    _lock_for_role_change(rbac, source)
     rules: dict[str, dict[str, str]] = {}
     for fr in getattr(source, "field_rules", []):
         rules.setdefault(fr.resource, {})[fr.field] = fr.mode
