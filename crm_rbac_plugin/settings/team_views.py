@@ -9,6 +9,7 @@ Flask-WTF form, so it carries a CSRF token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -290,19 +291,26 @@ def team_member(membership_id: int) -> Any:
     return _member_page(_membership_or_404(membership_id))
 
 
+def _change_member(membership: Any, change: Callable[[], Any], done: str) -> Any:
+    """Run ``change`` and commit, then back to the member's page with ``done`` flashed;
+    a refusal rolls back and shows the member's page with the message (403 or 400)."""
+    try:
+        change()
+        _commit()
+    except (ValidationError, PermissionDenied) as exc:
+        _rollback()
+        return _member_page(membership, status=_error_status(exc), page_errors=[exc.message])
+    flash(done, "success")
+    return _back_to_member(membership)
+
+
 def _member_action(membership_id: int, action: Any, done: str) -> Any:
     rbac = get_rbac()
     membership = _membership_or_404(membership_id)
     if not ConfirmForm().validate_on_submit():
         return _member_page(membership, status=400, page_errors=["The form expired; try again."])
-    try:
-        action(rbac, _access(), membership)
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        return _member_page(membership, status=_error_status(exc), page_errors=[exc.message])
-    flash(f"{membership.user} {done}.", "success")
-    return _back_to_member(membership)
+    return _change_member(membership, lambda: action(rbac, _access(), membership),
+                          f"{membership.user} {done}.")
 
 
 @bp.post("/members/<int:membership_id>/deactivate")
@@ -323,24 +331,20 @@ def member_department(membership_id: int) -> Any:
     rbac, access = get_rbac(), _access()
     membership = _membership_or_404(membership_id)
     form = MemberDepartmentForm()
+    departments = _departments(rbac, access.workspace_id)
     form.department_id.choices = choices([("", "— none —")] + [
-        (d.id, d.name) for d in _departments(rbac, access.workspace_id)])
+        (d.id, d.name) for d in departments])
     if not form.validate_on_submit():
         return _member_page(membership, status=400, dept_form=form)
-    dept = None
-    if form.department_id.data is not None:
-        dept = next((d for d in _departments(rbac, access.workspace_id)
-                     if d.id == form.department_id.data), None)
-    try:
+    dept = next((d for d in departments if d.id == form.department_id.data), None)
+
+    def change() -> None:
         team.set_department(rbac, access, membership, dept)
         if "visibility" in request.form and (form.visibility.data or None) != membership.visibility:
             team.set_visibility(rbac, access, membership, form.visibility.data or None)
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        return _member_page(membership, status=_error_status(exc), page_errors=[exc.message])
-    flash(f"{membership.user} is now in {dept.name if dept else 'no department'}.", "success")
-    return _back_to_member(membership)
+
+    return _change_member(membership, change, f"{membership.user} is now in "
+                                              f"{dept.name if dept else 'no department'}.")
 
 
 @bp.post("/members/<int:membership_id>/team")
@@ -354,14 +358,8 @@ def add_to_team(membership_id: int) -> Any:
     if not form.validate_on_submit():
         return _member_page(manager, status=400, team_form=form)
     member = support.membership_in(rbac, access.workspace_id, form.member_id.data)
-    try:
-        team.assign_to_manager(rbac, access, manager, member)
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        return _member_page(manager, status=_error_status(exc), page_errors=[exc.message])
-    flash(f"{manager.user} now manages {member.user}.", "success")
-    return _back_to_member(manager)
+    return _change_member(manager, lambda: team.assign_to_manager(rbac, access, manager, member),
+                          f"{manager.user} now manages {member.user}.")
 
 
 @bp.post("/members/<int:membership_id>/team/<int:member_id>/remove")
@@ -372,14 +370,9 @@ def remove_from_team(membership_id: int, member_id: int) -> Any:
     member = _membership_or_404(member_id)
     if not ConfirmForm().validate_on_submit():
         return _member_page(manager, status=400, page_errors=["The form expired; try again."])
-    try:
-        team.unassign_from_manager(rbac, access, manager, member)
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        return _member_page(manager, status=_error_status(exc), page_errors=[exc.message])
-    flash(f"{manager.user} no longer manages {member.user}.", "success")
-    return _back_to_member(manager)
+    return _change_member(manager,
+                          lambda: team.unassign_from_manager(rbac, access, manager, member),
+                          f"{manager.user} no longer manages {member.user}.")
 
 
 @bp.route("/members/<int:membership_id>/reassign", methods=["GET", "POST"])
