@@ -247,15 +247,18 @@ def _note_shared_writes(rbac: RBAC, session: Session, tx: Any) -> None:
     ctx = current_override()
     if ctx is None and has_request_context():
         ctx = g.get("_rbac_access")
-    if not isinstance(ctx, Access):
-        return  # the system context, or nobody: no cross-workspace member write
+    if not isinstance(ctx, Access) or not ctx.shares:
+        # The system context, nobody, or a member nothing is shared with: the
+        # flush guard has refused any write outside their workspace already.
+        return
     noted = session.info.setdefault(_SHARED, [])
     for obj in (*session.new, *session.dirty, *session.deleted):
         res = rbac.registry.for_model(type(obj))
         if res is None:
             continue
-        values = old_state(obj) if obj not in session.new else obj
-        ws = getattr(values, res.workspace_column, None)
+        # The guard never lets a member move a record to another workspace, so
+        # the current value is the stored one.
+        ws = getattr(obj, res.workspace_column, None)
         if ws is None or ws == ctx.workspace_id:
             continue
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):
