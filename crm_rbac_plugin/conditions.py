@@ -174,7 +174,9 @@ def to_sql(model: Any, clauses: Iterable[Clause]) -> sa.ColumnElement[bool]:
             parts.append(sa.and_(col.is_not(None), col > expected))
         else:
             parts.append(col.is_(None) if expected else col.is_not(None))
-    return sa.and_(sa.true(), *parts)
+    if not parts:
+        return sa.true()
+    return parts[0] if len(parts) == 1 else sa.and_(*parts)
 
 
 def describe(clauses: Iterable[Clause]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import False_, True_
 
 from . import conditions
 from .policy import ALLOW, Access, Rule
@@ -20,6 +21,31 @@ from .registry import Registry, Resource
 
 def _not_null_in(col: Any, values: Any) -> sa.ColumnElement[bool]:
     return sa.and_(col.is_not(None), col.in_(values))
+
+
+def all_of(*parts: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """``AND`` of ``parts``, with the constant ``true``/``false`` folded away.
+
+    SQLAlchemy keeps a ``true()`` nested in a one-element group (an all-scope
+    rule without conditions rendered ``workspace_id = ? AND true AND true``),
+    and every term is walked again for the SQL cache key of every execution.
+    """
+    kept = [p for p in parts if not isinstance(p, True_)]
+    if any(isinstance(p, False_) for p in kept):
+        return sa.false()
+    if not kept:
+        return sa.true()
+    return kept[0] if len(kept) == 1 else sa.and_(*kept)
+
+
+def any_of(*parts: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """``OR`` of ``parts``, with the constant ``true``/``false`` folded away."""
+    kept = [p for p in parts if not isinstance(p, False_)]
+    if any(isinstance(p, True_) for p in kept):
+        return sa.true()
+    if not kept:
+        return sa.false()
+    return kept[0] if len(kept) == 1 else sa.or_(*kept)
 
 
 def scope_criteria(access: Access, res: Resource, scope: str, entity: Any,
@@ -63,7 +89,7 @@ def _rule_criteria(access: Access, registry: Registry, res: Resource, action: st
             record_criteria(access, registry, parent_res, "view", parent, membership_table))
         fk = getattr(entity, res.parent_column)  # type: ignore[arg-type]
         in_scope.append(_not_null_in(fk, visible_parents.scalar_subquery()))
-    return sa.and_(sa.or_(*in_scope), conditions.to_sql(entity, rule.conditions))
+    return all_of(any_of(*in_scope), conditions.to_sql(entity, rule.conditions))
 
 
 def _action_criteria(access: Access, registry: Registry, res: Resource, action: str,
@@ -72,12 +98,12 @@ def _action_criteria(access: Access, registry: Registry, res: Resource, action: 
     allows, denies = access.rules_for(res.name, action)
     if not allows:
         return sa.false()
-    allowed = sa.or_(*(_rule_criteria(access, registry, res, action, r, entity, membership_table)
+    allowed = any_of(*(_rule_criteria(access, registry, res, action, r, entity, membership_table)
                        for r in allows))
     if denies:
-        denied = sa.or_(*(_rule_criteria(access, registry, res, action, r, entity,
+        denied = any_of(*(_rule_criteria(access, registry, res, action, r, entity,
                                          membership_table) for r in denies))
-        return sa.and_(allowed, sa.not_(denied))
+        return all_of(allowed, sa.not_(denied))
     return allowed
 
 
@@ -88,14 +114,14 @@ def record_criteria(access: Access | None, registry: Registry, res: Resource, ac
         return sa.false()
     ws = getattr(entity, res.workspace_column)
     member = _member_criteria(access, registry, res, action, entity, membership_table)
-    own = sa.and_(ws == access.workspace_id, member)
-    shared = [sa.and_(ws == s.workspace_id,
-                      *(conditions.to_sql(entity, s.permissions[(res.name, a)])
-                        for a in sorted({"view", action})))
+    own = all_of(ws == access.workspace_id, member)
+    shared = [all_of(ws == s.workspace_id,
+                     *(conditions.to_sql(entity, s.permissions[(res.name, a)])
+                       for a in sorted({"view", action})))
               for s in access.shares if s.covers(res, action)]
     if not shared:
         return own
-    return sa.or_(own, sa.and_(sa.or_(*shared), member))
+    return any_of(own, all_of(any_of(*shared), member))
 
 
 def _member_criteria(access: Access, registry: Registry, res: Resource, action: str,
@@ -106,8 +132,8 @@ def _member_criteria(access: Access, registry: Registry, res: Resource, action: 
     view = _action_criteria(access, registry, res, "view", entity, membership_table)
     if action == "view":
         return view
-    return sa.and_(view, _action_criteria(access, registry, res, action, entity,
-                                          membership_table))
+    return all_of(view, _action_criteria(access, registry, res, action, entity,
+                                         membership_table))
 
 
 def referenced_resources(registry: Registry, statement: Any) -> list[Resource]:
