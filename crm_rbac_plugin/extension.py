@@ -214,12 +214,13 @@ class RBAC:
         return identity[0] if len(identity) == 1 else tuple(identity)
 
     def current_workspace_id(self) -> Any:
-        if not current_user or not current_user.is_authenticated:
+        user = current_user._get_current_object()  # type: ignore[attr-defined]
+        if not user or not user.is_authenticated:
             return None
         if "_rbac_token_workspace" in g:
             # A request authenticated by an API token acts in the token's workspace.
             return g._rbac_token_workspace
-        return self._workspace_loader(current_user)
+        return self._workspace_loader(user)
 
     def load_user_from_request(self, request: Any) -> Any:
         """Flask-Login ``request_loader`` for ``Authorization: Bearer <token>``.
@@ -259,7 +260,7 @@ class RBAC:
         user, row = user_with_membership(self.db.session, self.models, self.user_model,
                                          user_id, ws, column=key)
         if user is not None and ws is not None:
-            g._rbac_membership_row = (str(self.user_pk(user)), str(ws), row)
+            g._rbac_membership_row = (user, ws, row)
         return user
 
     def current_access(self) -> Access | None:
@@ -269,14 +270,15 @@ class RBAC:
         access = None
         ws = self.current_workspace_id()
         if ws is not None:
-            # Read with the user by load_user in this request, if it was the same workspace.
+            # Read with the user by load_user in this request, if it was the same
+            # user (the very object) in the same workspace.
             loaded = g.pop("_rbac_membership_row", None)
-            me = self.user_pk(current_user)
-            if loaded is not None and loaded[:2] == (str(me), str(ws)):
+            if (loaded is not None and loaded[0] is current_user._get_current_object()
+                    and str(loaded[1]) == str(ws)):
                 row = loaded[2]
             else:
-                row = membership_row(self.db.session, self.models, user_id=me,
-                                     workspace_id=ws)
+                row = membership_row(self.db.session, self.models,
+                                     user_id=self.user_pk(current_user), workspace_id=ws)
             if row is not None:
                 access = self._access_for_row(row)
         # "View as" (issue 6): an Owner/Admin may see the app as another member.

@@ -341,14 +341,19 @@ def membership_row(session: Session, models: Models, *, user_id: Any = None,
 
 
 @functools.lru_cache(maxsize=32)
-def _user_statement(models: Models, user_model: type, column: Any) -> Any:
+def _user_statement(models: Models, user_model: type,
+                    column: Any) -> tuple[Any, type | None, type | None]:
+    """The statement of :func:`user_with_membership`, and the Python types of its two
+    parameters (reading ``column.type.python_type`` on every request cost more
+    than building the parameters)."""
     M, W = models.Membership, models.Workspace
     pk = sa.inspect(user_model).primary_key[0]
-    return (sa.select(user_model, Bundle("membership", *_membership_columns(models)))
+    stmt = (sa.select(user_model, Bundle("membership", *_membership_columns(models)))
             .outerjoin(M, sa.and_(M.user_id == pk,
                                   M.workspace_id == sa.bindparam("workspace_id")))
             .outerjoin(W, W.id == M.workspace_id)
             .where(column == sa.bindparam("user_id")))
+    return stmt, _python_type(column), _python_type(M.workspace_id)
 
 
 def user_with_membership(session: Session, models: Models, user_model: type, user_id: Any,
@@ -361,13 +366,13 @@ def user_with_membership(session: Session, models: Models, user_model: type, use
     (or ``workspace_id`` is None).
     """
     column = column if column is not None else sa.inspect(user_model).primary_key[0]
+    stmt, user_type, workspace_type = _user_statement(models, user_model, column)
     try:
-        params = {"user_id": _as_column_type(column, user_id),
-                  "workspace_id": _as_column_type(models.Membership.workspace_id, workspace_id)}
+        params = {"user_id": _convert(user_type, user_id),
+                  "workspace_id": _convert(workspace_type, workspace_id)}
     except (TypeError, ValueError):
         return None, None
-    found = session.execute(_user_statement(models, user_model, column), params,
-                            execution_options=BYPASS).first()
+    found = session.execute(stmt, params, execution_options=BYPASS).first()
     if found is None:
         return None, None
     user, row = found
@@ -382,11 +387,18 @@ def _as_column_type(column: Any, value: Any) -> Any:
     PostgreSQL refuses ``integer = character varying``: every logged-in request
     failed there, while SQLite compared happily.
     """
+    return _convert(_python_type(column), value)
+
+
+def _python_type(column: Any) -> type | None:
     try:
-        python_type = column.type.python_type
+        return column.type.python_type  # type: ignore[no-any-return]
     except NotImplementedError:
-        return value
-    if value is None or isinstance(value, python_type):
+        return None
+
+
+def _convert(python_type: type | None, value: Any) -> Any:
+    if python_type is None or value is None or isinstance(value, python_type):
         return value
     return python_type(value)
 

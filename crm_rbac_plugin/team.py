@@ -114,13 +114,16 @@ def _touch_last_seen() -> None:
     access stays valid) committed at the start of the request, when the
     session holds nothing else.
     """
-    if request.endpoint == "static" or not current_user or not current_user.is_authenticated:
+    if request.endpoint == "static":
+        return
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    if not user or not user.is_authenticated:
         return
     rbac = _rbac()
     ws = rbac.current_workspace_id()
     if ws is None:
         return
-    key = (rbac.user_pk(current_user), str(ws))
+    key = (rbac.user_pk(user), str(ws))
     seen: dict[tuple[Any, str], dt.datetime] = current_app.extensions["rbac_team"]["seen"]
     now = utcnow()
     interval = dt.timedelta(seconds=current_app.config["RBAC_LAST_SEEN_INTERVAL"])
