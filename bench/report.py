@@ -90,67 +90,79 @@ def _classify(exponent: float) -> str:
 def growth(data: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
-    def add(backend: str, figure: str, axis: str, metric: str, v0: float, v1: float,
-            a0: int, a1: int, plugin: bool, twin: str | None = None) -> None:
+    def exponent_of(v0: float, v1: float, a0: int, a1: int) -> float:
         g = v1 / v0
-        exponent = math.log(g) / math.log(a1 / a0) if a1 > a0 and g > 0 else 0.0
+        return math.log(g) / math.log(a1 / a0) if a1 > a0 and g > 0 else 0.0
+
+    def add(backend: str, figure: str, axis: str, metric: str, values: list[float],
+            at: list[int], plugin: bool, twin: str | None = None) -> None:
+        """One row from the measurements ``values`` at the sizes ``at``.
+
+        The class is that of the steepest step, not of the whole span alone: a
+        cost flat from 10k to 100k and linear from 100k to 1M is linear at scale.
+        """
+        exponent = exponent_of(values[0], values[-1], at[0], at[-1])
+        steepest = max((exponent_of(values[i], values[i + 1], at[i], at[i + 1]), at[i], at[i + 1])
+                       for i in range(len(at) - 1))
         rows.append({"backend": backend, "figure": figure, "axis": axis, "metric": metric,
-                     "from": a0, "to": a1, "value_from_ns": round(v0, 1),
-                     "value_to_ns": round(v1, 1), "growth": round(g, 2),
-                     "exponent": round(exponent, 3), "class": _classify(exponent),
+                     "from": at[0], "to": at[-1], "value_from_ns": round(values[0], 1),
+                     "value_to_ns": round(values[-1], 1),
+                     "growth": round(values[-1] / values[0], 2),
+                     "exponent": round(exponent, 3),
+                     "steepest_step": {"from": steepest[1], "to": steepest[2],
+                                       "exponent": round(steepest[0], 3)},
+                     "class": _classify(max(exponent, steepest[0])),
                      "plugin": plugin, "twin": twin})
 
     for backend, b in data["backends"].items():
         sizes = sorted(int(s) for s in b["sizes"])
+        entries = [b["sizes"][str(size)] for size in sizes]
+
+        def by_size(figure: str, name: str, path: tuple[str, ...], plugin: bool,
+                    twin: str | None = None) -> None:
+            add(backend, figure, "leads", name, [_dig(e, *path, "median_ns") for e in entries],
+                sizes, plugin, twin)
+
         if len(sizes) >= 2:
-            e0, e1 = b["sizes"][str(sizes[0])], b["sizes"][str(sizes[-1])]
-            a0, a1 = sizes[0], sizes[-1]
-            med = lambda e, *path: _dig(e, *path, "median_ns")  # noqa: E731
             for key, name, plugin in (("rbac_warm", "rbac.can warm (resource)", True),
                                       ("rbac_warm_record", "rbac.can warm (record)", True),
                                       ("rbac_cold", "rbac.can cold", True),
                                       ("casbin", "pycasbin enforce", False),
                                       ("casbin_fast", "pycasbin FastEnforcer", False),
                                       ("dict", "dict lookup", False)):
-                if key in e0["decision"]["stats"] and key in e1["decision"]["stats"]:
-                    add(backend, "1", "leads", name, med(e0, "decision", "stats", key),
-                        med(e1, "decision", "stats", key), a0, a1, plugin)
+                if all(key in e["decision"]["stats"] for e in entries):
+                    by_size("1", name, ("decision", "stats", key), plugin)
             for sc in SCOPES:
-                add(backend, "2", "leads", f"list page, {sc} scope: plugin",
-                    med(e0, "list", sc, "stats", "plugin"), med(e1, "list", sc, "stats", "plugin"),
-                    a0, a1, True, twin=f"list page, {sc} scope: hand-written")
-                add(backend, "2", "leads", f"list page, {sc} scope: hand-written",
-                    med(e0, "list", sc, "stats", "handwritten"),
-                    med(e1, "list", sc, "stats", "handwritten"), a0, a1, False)
-            for sc in e0["request"]:
-                for pg in e0["request"][sc]:
-                    add(backend, "3", "leads", f"{pg} request, {sc} scope: plugin",
-                        med(e0, "request", sc, pg, "stats", "plugin"),
-                        med(e1, "request", sc, pg, "stats", "plugin"), a0, a1, True,
-                        twin=f"{pg} request, {sc} scope: hand-written")
-                    add(backend, "3", "leads", f"{pg} request, {sc} scope: hand-written",
-                        med(e0, "request", sc, pg, "stats", "handwritten"),
-                        med(e1, "request", sc, pg, "stats", "handwritten"), a0, a1, False)
-            add(backend, "4", "leads", "resolution, 5 stacked roles",
-                med(e0, "resolution", "stats", "stacked_5"),
-                med(e1, "resolution", "stats", "stacked_5"), a0, a1, True)
-        counts = sorted(int(c) for c in b["roles"])
-        if len(counts) >= 2:
-            r0, r1 = b["roles"][str(counts[0])], b["roles"][str(counts[-1])]
-            a0, a1 = r0["roles"], r1["roles"]
+                by_size("2", f"list page, {sc} scope: plugin", ("list", sc, "stats", "plugin"),
+                        True, twin=f"list page, {sc} scope: hand-written")
+                by_size("2", f"list page, {sc} scope: hand-written",
+                        ("list", sc, "stats", "handwritten"), False)
+            for sc in entries[0]["request"]:
+                for pg in entries[0]["request"][sc]:
+                    by_size("3", f"{pg} request, {sc} scope: plugin",
+                            ("request", sc, pg, "stats", "plugin"), True,
+                            twin=f"{pg} request, {sc} scope: hand-written")
+                    by_size("3", f"{pg} request, {sc} scope: hand-written",
+                            ("request", sc, pg, "stats", "handwritten"), False)
+            by_size("4", "resolution, 5 stacked roles", ("resolution", "stats", "stacked_5"),
+                    True)
+        role_entries = [b["roles"][c] for c in sorted(b["roles"], key=int)]
+        if len(role_entries) >= 2:
+            roles = [r["roles"] for r in role_entries]
+
+            def by_roles(figure: str, name: str, path: tuple[str, ...], plugin: bool) -> None:
+                add(backend, figure, "roles", name,
+                    [_dig(r, *path, "median_ns") for r in role_entries], roles, plugin)
+
             for key, name, plugin in (("rbac_warm", "rbac.can warm (resource)", True),
                                       ("rbac_cold", "rbac.can cold", True),
                                       ("casbin", "pycasbin enforce", False),
                                       ("casbin_fast", "pycasbin FastEnforcer", False),
                                       ("dict", "dict lookup", False)):
-                add(backend, "1", "roles", name,
-                    _dig(r0, "decision", "stats", key, "median_ns"),
-                    _dig(r1, "decision", "stats", key, "median_ns"), a0, a1, plugin)
+                by_roles("1", name, ("decision", "stats", key), plugin)
             for key, name in (("stacked_5", "resolution, 5 stacked roles"),
                               ("single_role", "resolution, single role")):
-                add(backend, "4", "roles", name,
-                    _dig(r0, "resolution", "stats", key, "median_ns"),
-                    _dig(r1, "resolution", "stats", key, "median_ns"), a0, a1, True)
+                by_roles("4", name, ("resolution", "stats", key), True)
     by_name = {(r["backend"], r["axis"], r["metric"]): r for r in rows}
     for r in rows:
         twin = by_name.get((r["backend"], r["axis"], r["twin"])) if r["twin"] else None
@@ -431,14 +443,19 @@ def markdown(data: dict[str, Any]) -> str:
                          f"{r['shapes']['stacked_5']['queries']} |")
     lines += ["", "### 5. Growth", "",
               "Exponent = log(growth) / log(size ratio): 0 is flat, 1 is linear "
-              f"(flagged from {LINEAR}).", "",
-              "| backend | axis | figure | metric | from | to | growth | exponent | class |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              f"(flagged from {LINEAR}). The class is that of the steeper of the whole "
+              "span and its steepest step.", "",
+              "| backend | axis | figure | metric | from | to | growth | exponent | "
+              "steepest step | class |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for g in data["growth"]:
         cls = f"**{g['class']}**" if g["class"] == "linear" else g["class"]
+        step = g.get("steepest_step")
+        step_text = (f"{step['exponent']} ({step['from']:,}→{step['to']:,})" if step else "")
         lines.append(f"| {g['backend']} | {g['axis']} {g['from']:,}→{g['to']:,} | "
                      f"{g['figure']} | {g['metric']} | {_us(g['value_from_ns'])} | "
-                     f"{_us(g['value_to_ns'])} | x{g['growth']} | {g['exponent']} | {cls} |")
+                     f"{_us(g['value_to_ns'])} | x{g['growth']} | {g['exponent']} | "
+                     f"{step_text} | {cls} |")
     return "\n".join(lines)
 
 

@@ -113,8 +113,9 @@ def code_state() -> dict[str, Any]:
 
     def git(*cmd: str) -> str:
         try:
+            # rstrip only: a porcelain status line starts with a space (" M path").
             return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=20).stdout.strip()
+                                  timeout=20).stdout.rstrip()
         except (OSError, subprocess.SubprocessError):
             return ""
 

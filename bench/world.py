@@ -31,6 +31,7 @@ Layout (user index ``k`` is the k-th row of the ``user`` table):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,12 +105,36 @@ def make_app(url: str) -> Flask:
     app.test_client_class = FlaskLoginClient
     app.register_blueprint(blueprint())
     _install_user_loader()
+    _plugin_hooks_skip_baselines(app)
     return app
 
 
 #: The views of figure 3 that stand for the app without the plugin (bench/views.py).
 BASELINE_ENDPOINTS = frozenset({"bench.plain_list", "bench.plain_detail", "bench.hand_list",
                                 "bench.hand_detail"})
+
+
+def _plugin_hooks_skip_baselines(app: Flask) -> None:
+    """Keep the plugin's app-wide request hooks off the baseline views of figure 3.
+
+    "The same view with the plugin disabled" must not pay for the plugin's
+    ``before_request`` (last-activity stamp) and ``after_request`` (audit of
+    refusals) either; the host's own hooks still run for every view.
+    """
+    def skip(hook: Any) -> Any:
+        if not getattr(hook, "__module__", "").startswith("crm_rbac_plugin"):
+            return hook
+
+        @functools.wraps(hook)
+        def hook_unless_baseline(*args: Any) -> Any:
+            if request.endpoint in BASELINE_ENDPOINTS:
+                return args[0] if args else None  # after_request hands the response back
+            return hook(*args)
+        return hook_unless_baseline
+
+    for hooks in (app.before_request_funcs, app.after_request_funcs):
+        for key, funcs in hooks.items():
+            hooks[key] = [skip(f) for f in funcs]
 
 
 def _install_user_loader() -> None:
