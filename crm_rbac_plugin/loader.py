@@ -83,7 +83,14 @@ def _statements(models: Models) -> dict[str, Any]:
                        MemberRole.expires_at)
              .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
                                             MemberRole.membership_id == mid))
-             .where(Role.id.in_(sa.select(closure.c.id)), Role.workspace_id == ws))
+             .where(Role.workspace_id == ws))
+    # PostgreSQL guesses a recursive CTE at ten times its first step (50 rows
+    # for 5 assigned roles), so ``id IN (closure)`` became a hash join over
+    # every role of the workspace (tests/test_query_plans.py). ``id =
+    # ANY(ARRAY(closure))`` is an index lookup per role id there.
+    closure_ids = sa.select(closure.c.id)
+    roles_pg = roles.where(Role.id == sa.any_(sa.func.array(closure_ids.scalar_subquery())))
+    roles = roles.where(Role.id.in_(closure_ids))
     role_ids = sa.bindparam("role_ids", expanding=True)
     # Team and department members in one round trip; ``dept`` NULL matches nobody.
     colleagues = sa.union_all(
@@ -96,6 +103,7 @@ def _statements(models: Models) -> dict[str, Any]:
         "member_by_user": member.where(M.user_id == sa.bindparam("user_id"),
                                        M.workspace_id == sa.bindparam("workspace_id")),
         "roles": roles,
+        "roles_postgresql": roles_pg,
         "grants": sa.select(Grant.id, Grant.role_id, Grant.resource, Grant.action, Grant.scope,
                             Grant.effect, Grant.condition)
                   .where(Grant.role_id.in_(role_ids)).order_by(Grant.id),
@@ -119,7 +127,10 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
     valid_until: dt.datetime | None = None
     active_role_ids: set[int] = set()
     rows: dict[int, Any] = {}  # the assigned roles of this workspace and their ancestors
-    for row in session.execute(statements["roles"], {"mid": m.id, "ws": m.workspace_id},
+    roles_stmt = statements["roles"]
+    if session.get_bind(clause=roles_stmt).dialect.name == "postgresql":
+        roles_stmt = statements["roles_postgresql"]
+    for row in session.execute(roles_stmt, {"mid": m.id, "ws": m.workspace_id},
                                execution_options=BYPASS):
         rows[row.id] = row
         if row.assigned is None:
