@@ -238,7 +238,8 @@ def list_queries(world: World, effort: Effort, explain: bool) -> dict[str, Any]:
             with sql.capture(db.engine) as seen_hand:
                 hand_ids = hand()
             stats = compare({"plugin": plugin, "handwritten": hand}, warmup=effort.warmup,
-                            repeat=effort.repeat, budget_s=effort.budget_s)
+                            repeat=effort.repeat, budget_s=effort.budget_s,
+                            equal_batches=True)
         row: dict[str, Any] = {
             "rows": len(plugin_ids),
             "same_rows": plugin_ids == hand_ids,
@@ -311,7 +312,7 @@ def guarded_requests(app: Flask, world: World, effort: Effort) -> dict[str, Any]
                 bodies[name] = response.get_json()
             candidates = {name: (lambda u=url: client.get(u)) for name, url in urls.items()}
             stats = compare(candidates, warmup=effort.warmup, repeat=effort.requests_repeat,
-                            budget_s=effort.budget_s)
+                            budget_s=effort.budget_s, equal_batches=True)
             out[scope][page] = {
                 "urls": urls,
                 "same_body_as_handwritten": bodies["plugin"] == bodies["handwritten"],

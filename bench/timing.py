@@ -63,19 +63,26 @@ def calibrate(fn: Callable[[], Any], target_ns: int) -> int:
 
 def compare(candidates: dict[str, Callable[[], Any]], *, warmup: int = 5, repeat: int = 15,
             min_repeat: int = 3, target_ns: int = 2_000_000,
-            budget_s: float = 30.0) -> dict[str, Stat]:
+            budget_s: float = 30.0, equal_batches: bool = False) -> dict[str, Stat]:
     """Time every candidate, interleaved, and return their per-call statistics.
 
     ``repeat`` rounds are taken unless the whole comparison has used
     ``budget_s`` seconds, in which case it stops after ``min_repeat`` rounds
     (so that a pathologically slow candidate cannot stall the run; the
-    number of samples is recorded with the result).
+    number of samples is recorded with the result). ``equal_batches`` times
+    every candidate in batches of the same size (the largest calibrated),
+    for candidates of similar cost such as two versions of one page.
     """
     numbers: dict[str, int] = {}
     for name, fn in candidates.items():
         for _ in range(warmup):
             fn()
         numbers[name] = calibrate(fn, target_ns)
+    if equal_batches:
+        # The first call of a batch runs with the caches the previous candidate
+        # left: a baseline calibrated to 5 calls a sample (against the
+        # plugin's 2) spread that cost over more calls.
+        numbers = dict.fromkeys(numbers, max(numbers.values()))
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     names = list(candidates)
     deadline = perf_counter_ns() + int(budget_s * 1e9)
