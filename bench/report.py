@@ -371,7 +371,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"SQLite {mc['sqlite']}, PostgreSQL {mc['postgresql']}. Sizes: leads "
         f"{', '.join(f'{s:,}' for s in m['sizes']['leads'])}; role workspaces of "
         f"{', '.join(f'{r:,}' for r in m['sizes']['role_counts'])} roles with "
-        f"{m['sizes']['role_workspace_members']:,} members. All times are medians. "
+        f"{m['sizes']['role_workspace_members']:,} members; RBAC_UNOWNED_VISIBLE="
+        f"{m.get('config', {}).get('RBAC_UNOWNED_VISIBLE', True)}. All times are medians. "
         f"Load average at start {m['load_average_start'][0]}, at end "
         f"{m['load_average_end'][0]} (1 min){_load_warning(m)}",
         "",

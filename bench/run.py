@@ -6,6 +6,7 @@ Options::
     --sizes 10000,100000,1000000
     --backends sqlite,postgresql
     --roles 10,100,1000,10000   role counts of the role-scaling workspaces
+    --unowned-hidden            RBAC_UNOWNED_VISIBLE=False (leads without an owner out of scope)
     --no-profile                skip the cProfile pass at the end
     --no-doc                    do not rewrite the results table of docs/benchmarks.md
     --report-only               measure nothing; redraw the chart and table from latest.json
@@ -49,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated: sqlite, postgresql")
     parser.add_argument("--roles", help="role counts for the role-scaling workspaces "
                                         "(default 10,100,1000,10000; --quick: 10,100,1000)")
+    parser.add_argument("--unowned-hidden", action="store_true",
+                        help="RBAC_UNOWNED_VISIBLE=False: leads without an owner are out of "
+                             "own and department scope (default: visible, the demo's setting)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile pass")
     parser.add_argument("--no-doc", action="store_true",
                         help="leave the results table of docs/benchmarks.md alone")
@@ -136,7 +140,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, sizes_cfg: Any
 
     from bench import figures, profiling, world as world_mod
 
-    app = world_mod.make_app(url)
+    app = world_mod.make_app(url, unowned_visible=not args.unowned_hidden)
     result: dict[str, Any] = {"sizes": {}, "roles": {}}
     with app.app_context():
         if backend == "postgresql":
@@ -233,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                       "grants_per_role": sizes_cfg.grants_per_role,
                       "list_page": 50, "request_page": 25},
             "effort": vars(effort),
+            "config": {"RBAC_UNOWNED_VISIBLE": not args.unowned_hidden},
             "code": code_state(),
             "load_average_start": [round(x, 2) for x in os.getloadavg()],
         },

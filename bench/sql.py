@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy import event
 
 from crm_app.models import Lead
@@ -17,20 +18,21 @@ def handwritten_where(scope: str, workspace_id: int, user_id: int,
                       department_id: int | None = None) -> sa.ColumnElement[bool]:
     """The WHERE a developer would write by hand for one member's list page.
 
-    Same meaning as the plugin's criteria (unowned leads are visible, as
-    ``RBAC_UNOWNED_VISIBLE`` says by default), written the short way.
+    Same meaning as the plugin's criteria (leads without an owner are visible
+    when ``RBAC_UNOWNED_VISIBLE`` is on, as by default), written the short way.
     """
     ws = Lead.workspace_id == workspace_id
     if scope == "all":
         return ws
+    unowned = [Lead.owner_id.is_(None)] if current_app.config["RBAC_UNOWNED_VISIBLE"] else []
     if scope == "own":
-        return sa.and_(ws, sa.or_(Lead.owner_id == user_id, Lead.owner_id.is_(None)))
+        return sa.and_(ws, sa.or_(Lead.owner_id == user_id, *unowned))
     if scope == "department":
         M = rbac.models.Membership
         colleagues = sa.select(M.user_id).where(M.workspace_id == workspace_id,
                                                 M.department_id == department_id)
         return sa.and_(ws, sa.or_(Lead.owner_id == user_id, Lead.owner_id.in_(colleagues),
-                                  Lead.owner_id.is_(None)))
+                                  *unowned))
     raise ValueError(f"unknown scope {scope!r}")
 
 

@@ -89,11 +89,12 @@ class World:
     leads: int = 0
 
 
-def make_app(url: str) -> Flask:
+def make_app(url: str, unowned_visible: bool = True) -> Flask:
     """Build the demo app on ``url`` with the benchmark's own views."""
     from .views import blueprint
 
     app = create_app({
+        "RBAC_UNOWNED_VISIBLE": unowned_visible,
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": url,
         "WTF_CSRF_ENABLED": False,
