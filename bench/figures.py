@@ -24,7 +24,7 @@ from crm_app.rbac_setup import rbac
 
 from . import sql
 from .timing import Stat, compare, ratio
-from .world import ALL, DEPT, OWN, Member, World
+from .world import ALL, DEPT, OWN, Member, World, first_lead_of
 
 CASBIN_MODEL = """
 [request_definition]
@@ -278,6 +278,21 @@ def signed_in(app: Flask, member: Member) -> Any:
     return client
 
 
+def request_pages(app: Flask, member: Member, scope: str) -> dict[str, dict[str, str]]:
+    """The URLs of figure 3 for ``member``: per page (list, detail) and version
+    (plugin, plain, handwritten); the detail page is the member's newest lead."""
+    with app.app_context():
+        lead_id = first_lead_of(member.user_id, member.workspace_id)
+    q = f"?scope={scope}&dept={member.department_id}"
+    return {
+        "list": {"plugin": "/bench/rbac/leads", "plain": "/bench/plain/leads",
+                 "handwritten": f"/bench/hand/leads{q}"},
+        "detail": {"plugin": f"/bench/rbac/leads/{lead_id}",
+                   "plain": f"/bench/plain/leads/{lead_id}",
+                   "handwritten": f"/bench/hand/leads/{lead_id}{q}"},
+    }
+
+
 def guarded_requests(app: Flask, world: World, effort: Effort) -> dict[str, Any]:
     """Figure 3: list and detail pages through the test client, plugin on and off.
 
@@ -288,19 +303,7 @@ def guarded_requests(app: Flask, world: World, effort: Effort) -> dict[str, Any]
     for scope in (OWN, ALL):
         member = world.members[scope]
         client = signed_in(app, member)
-        with app.app_context():
-            lead_id = db.session.scalar(
-                sa.select(sa.func.max(Lead.id)).where(Lead.owner_id == member.user_id,
-                                                      Lead.workspace_id == member.workspace_id)
-                .execution_options(rbac_bypass=True))
-        q = f"?scope={scope}&dept={member.department_id}"
-        pages = {
-            "list": {"plugin": "/bench/rbac/leads", "plain": "/bench/plain/leads",
-                     "handwritten": f"/bench/hand/leads{q}"},
-            "detail": {"plugin": f"/bench/rbac/leads/{lead_id}",
-                       "plain": f"/bench/plain/leads/{lead_id}",
-                       "handwritten": f"/bench/hand/leads/{lead_id}{q}"},
-        }
+        pages = request_pages(app, member, scope)
         out[scope] = {}
         for page, urls in pages.items():
             bodies = {}

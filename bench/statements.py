@@ -3,7 +3,7 @@
 ``python -m bench.statements [--backend postgresql] [--leads 100000] [--requests 400]``
 
 Builds the benchmark's world, then requests each page of figure 3 (plugin,
-plugin off, off + hand-written WHERE) ``--requests`` times and prints, per
+plain: the plugin off, handwritten: off + hand-written WHERE) ``--requests`` times and prints, per
 request: the wall time, and for each SQL statement the time from
 ``before_cursor_execute`` to ``after_cursor_execute`` (sending it, the
 server's parse, plan and run, and the wait for the result; on PostgreSQL the
@@ -46,7 +46,7 @@ def run(backend: str, leads: int, requests: int) -> None:
     from crm_app.rbac_setup import rbac
 
     from bench import world as world_mod
-    from bench.figures import signed_in
+    from bench.figures import request_pages, signed_in
     from bench.run import database
 
     pg = None
@@ -75,18 +75,11 @@ def run(backend: str, leads: int, requests: int) -> None:
             event.listen(engine, "before_cursor_execute", before)
             event.listen(engine, "after_cursor_execute", after)
             for scope in ("own", "all"):
-                member = world.members[scope]
-                client = signed_in(app, member)
-                with app.app_context():
-                    lead_id = world_mod.first_lead_of(member.user_id, member.workspace_id)
-                q = f"?scope={scope}&dept={member.department_id}"
-                pages = [("list", "plugin", "/bench/rbac/leads"),
-                         ("list", "plugin off", "/bench/plain/leads"),
-                         ("list", "off + WHERE", f"/bench/hand/leads{q}"),
-                         ("detail", "plugin", f"/bench/rbac/leads/{lead_id}"),
-                         ("detail", "plugin off", f"/bench/plain/leads/{lead_id}"),
-                         ("detail", "off + WHERE", f"/bench/hand/leads/{lead_id}{q}")]
-                for page, version, url in pages:
+                client = signed_in(app, world.members[scope])
+                pages = request_pages(app, world.members[scope], scope)
+                runs = [(page, version, url) for page, urls in pages.items()
+                        for version, url in urls.items()]
+                for page, version, url in runs:
                     current["url"] = ""
                     for _ in range(50):
                         client.get(url)
