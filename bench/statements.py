@@ -29,12 +29,23 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def _top_level(flat: str, keyword: str) -> str | None:
+    """The text after ``keyword`` outside any parentheses (not a subquery's), or None."""
+    depth = 0
+    for i, ch in enumerate(flat):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and flat.startswith(keyword, i):
+            return flat[i + len(keyword):]
+    return None
+
+
 def _label(statement: str) -> str:
     """A short name: the first table and the start of the WHERE clause."""
     flat = " ".join(statement.split())
-    table = flat.split(" FROM ", 1)[1].split(" ", 1)[0] if " FROM " in flat else flat[:30]
-    where = flat.split(" WHERE ", 1)[1][:70] if " WHERE " in flat else "(no WHERE)"
-    return f"{table}: {where}"
+    after_from = _top_level(flat, " FROM ")
+    table = after_from.split(" ", 1)[0] if after_from else flat[:30]
+    where = _top_level(flat, " WHERE ")
+    return f"{table}: {where[:70] if where else '(no WHERE)'}"
 
 
 def run(backend: str, leads: int, requests: int) -> None:

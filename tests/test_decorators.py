@@ -213,3 +213,26 @@ def test_membership_read_with_the_user_only_serves_its_workspace(
         access = rbac.current_access()
         assert access is not None
         assert (access.workspace_id, access.is_owner) == (world.ws2.id, True)
+
+
+def test_membership_read_with_the_user_is_the_membership_row(app: Flask,
+                                                              world: SimpleNamespace) -> None:
+    """The user loader's one query (JSON subqueries) gives the very row, types included,
+    that the plain membership query gives, and no row where there is no membership."""
+    from crm_app.models import User
+    from crm_rbac_plugin.loader import membership_row, user_with_membership
+
+    dual, outsider = world.users["dual"], world.users["outsider"]
+    user, row = user_with_membership(db.session, rbac.models, User, str(dual.id), world.ws2.id)
+    expected = membership_row(db.session, rbac.models, user_id=dual.id, workspace_id=world.ws2.id)
+    assert user is dual and expected is not None
+    assert row == expected
+    assert [type(v) for v in row] == [type(v) for v in expected]
+    assert (row.workspace_id, row.user_id, row.status) == (world.ws2.id, dual.id, "active")
+    # A user of another workspace, a workspace that does not exist, no workspace.
+    assert user_with_membership(db.session, rbac.models, User, outsider.id,
+                                world.ws.id) == (outsider, None)
+    assert user_with_membership(db.session, rbac.models, User, dual.id, 10**6) == (dual, None)
+    assert user_with_membership(db.session, rbac.models, User, dual.id, None) == (dual, None)
+    assert user_with_membership(db.session, rbac.models, User, 10**6, world.ws.id) == (None, None)
+    assert user_with_membership(db.session, rbac.models, User, "abc", world.ws.id) == (None, None)
