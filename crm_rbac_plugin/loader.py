@@ -397,7 +397,9 @@ def _user_statement(models: Models, user_model: type,
     request (psycopg forgets its prepared statements at each ROLLBACK, and
     Flask-SQLAlchemy ends every request with one), and it plans two scalar
     subqueries in about 40 µs where the two outer joins took about 90 µs
-    (``python -m bench.statements``).
+    (``EXPLAIN (ANALYZE, SUMMARY)`` on the benchmark's world of 10,000
+    members; see docs/benchmarks.md). ``json_array`` is SQLite's, MySQL's
+    and the SQL standard's name.
     """
     M, W = models.Membership, models.Workspace
     pk = sa.inspect(user_model).primary_key[0]

@@ -222,13 +222,17 @@ def test_membership_read_with_the_user_is_the_membership_row(app: Flask,
     from crm_app.models import User
     from crm_rbac_plugin.loader import membership_row, user_with_membership
 
-    dual, outsider = world.users["dual"], world.users["outsider"]
-    user, row = user_with_membership(db.session, rbac.models, User, str(dual.id), world.ws2.id)
-    expected = membership_row(db.session, rbac.models, user_id=dual.id, workspace_id=world.ws2.id)
-    assert user is dual and expected is not None
-    assert row == expected
-    assert [type(v) for v in row] == [type(v) for v in expected]
-    assert (row.workspace_id, row.user_id, row.status) == (world.ws2.id, dual.id, "active")
+    member, dual, outsider = world.users["member"], world.users["dual"], world.users["outsider"]
+    for user, ws in ((member, world.ws), (dual, world.ws2)):
+        loaded, row = user_with_membership(db.session, rbac.models, User, str(user.id), ws.id)
+        expected = membership_row(db.session, rbac.models, user_id=user.id, workspace_id=ws.id)
+        assert loaded is user and row is not None and expected is not None
+        assert row == expected
+        assert [type(v) for v in row] == [type(v) for v in expected]
+        assert (row.workspace_id, row.user_id, row.status) == (ws.id, user.id, "active")
+    sales = world.departments["sales"]
+    assert user_with_membership(db.session, rbac.models, User, member.id,
+                                world.ws.id)[1].department_id == sales.id
     # A user of another workspace, a workspace that does not exist, no workspace.
     assert user_with_membership(db.session, rbac.models, User, outsider.id,
                                 world.ws.id) == (outsider, None)
