@@ -22,7 +22,7 @@ rolls back).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ from .errors import InvalidCondition, PermissionDenied, UnknownResource, Validat
 from .loader import BYPASS
 from .models import utcnow
 from .policy import Access
-from .registry import SCOPES
+from .registry import SCOPES, Resource
 
 if TYPE_CHECKING:
     from .extension import RBAC
@@ -67,6 +67,55 @@ class GrantSpec:
 # -- input -----------------------------------------------------------------
 
 
+def permission_items(rbac: RBAC, items: Any, keys: frozenset[str],
+                     defaults: Callable[[str], Mapping[str, Any]] = lambda resource: {},
+                     ) -> Iterator[tuple[str, Mapping[str, Any], Resource]]:
+    """Yield ``(field, item, resource)`` for each entry of a permission list.
+
+    An entry is a ``"resource.action"`` string (completed by ``defaults(resource)``)
+    or an object with no keys but ``keys``; its resource and action are checked
+    against the registry. Roles' grants and sharing agreements' permissions
+    are read by this one loop, so they refuse malformed input alike.
+    """
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise ValidationError("permissions must be a list", field="permissions")
+    for index, item in enumerate(items):
+        field = f"permissions[{index}]"
+        if isinstance(item, str):
+            resource, _, action = item.rpartition(".")
+            item = {"resource": resource, "action": action, **defaults(resource)}
+        if not isinstance(item, Mapping):
+            raise ValidationError("each permission is 'resource.action' or an object", field=field)
+        unknown = set(item) - keys
+        if unknown:
+            raise ValidationError(f"unknown keys: {', '.join(sorted(map(str, unknown)))}",
+                                  field=field)
+        resource, action = item.get("resource"), item.get("action")
+        if not isinstance(resource, str) or not isinstance(action, str):
+            raise ValidationError("resource and action must be strings", field=field)
+        try:
+            res = rbac.registry.check_action(resource, action)
+        except UnknownResource as exc:
+            raise ValidationError(str(exc), field=field) from None
+        yield field, item, res
+
+
+def condition_clauses(res: Resource, raw: Any, field: str) -> tuple[conditions.Clause, ...]:
+    """Validate a permission's record condition (none when ``raw`` is empty)."""
+    if not raw:
+        return ()
+    if res.model is None:
+        raise ValidationError(f"{res.name} has no records to put a condition on",
+                              field=f"{field}.condition")
+    try:
+        return conditions.validate(res.model, raw)
+    except InvalidCondition as exc:
+        raise ValidationError(str(exc), field=f"{field}.condition") from None
+
+
+_GRANT_KEYS = frozenset({"resource", "action", "scope", "effect", "condition"})
+
+
 def parse_grants(rbac: RBAC, items: Iterable[Any], scopes: Mapping[str, str] | None = None,
                  ) -> list[GrantSpec]:
     """Validate grants given as ``"leads.view"`` strings or dicts.
@@ -76,42 +125,16 @@ def parse_grants(rbac: RBAC, items: Iterable[Any], scopes: Mapping[str, str] | N
     """
     scopes = dict(scopes or {})
     out: dict[tuple[str, str, str], GrantSpec] = {}
-    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-        raise ValidationError("permissions must be a list", field="permissions")
-    for index, item in enumerate(items):
-        field = f"permissions[{index}]"
-        if isinstance(item, str):
-            resource, _, action = item.rpartition(".")
-            item = {"resource": resource, "action": action,
-                    "scope": scopes.get(resource, "all")}
-        if not isinstance(item, Mapping):
-            raise ValidationError("each permission is 'resource.action' or an object", field=field)
-        unknown = set(item) - {"resource", "action", "scope", "effect", "condition"}
-        if unknown:
-            raise ValidationError(f"unknown keys: {', '.join(sorted(unknown))}", field=field)
-        resource, action = item.get("resource"), item.get("action")
+    for field, item, res in permission_items(
+            rbac, items, _GRANT_KEYS, lambda resource: {"scope": scopes.get(resource, "all")}):
+        resource, action = item["resource"], item["action"]
         scope, effect = item.get("scope", "all"), item.get("effect", "allow")
-        if not isinstance(resource, str) or not isinstance(action, str):
-            raise ValidationError("resource and action must be strings", field=field)
-        try:
-            res = rbac.registry.check_action(resource, action)
-        except UnknownResource as exc:
-            raise ValidationError(str(exc), field=field) from None
         if scope not in SCOPES:
             raise ValidationError(f"unknown scope {scope!r}; use one of {', '.join(SCOPES)}",
                                   field=f"{field}.scope")
         if effect not in ("allow", "deny"):
             raise ValidationError("effect must be allow or deny", field=f"{field}.effect")
-        raw = item.get("condition")
-        clauses: tuple[conditions.Clause, ...] = ()
-        if raw:
-            if res.model is None:
-                raise ValidationError(f"{resource} has no records to put a condition on",
-                                      field=f"{field}.condition")
-            try:
-                clauses = conditions.validate(res.model, raw)
-            except InvalidCondition as exc:
-                raise ValidationError(str(exc), field=f"{field}.condition") from None
+        clauses = condition_clauses(res, item.get("condition"), field)
         key = (resource, action, effect)
         if key in out:
             raise ValidationError(f"{resource}.{action} ({effect}) is listed twice", field=field)

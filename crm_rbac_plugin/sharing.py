@@ -25,18 +25,18 @@ process, and is written to both workspaces' audit trails (:mod:`.audit`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from . import conditions
-from .errors import InvalidCondition, PermissionDenied, UnknownResource, ValidationError
+from .errors import InvalidCondition, PermissionDenied, ValidationError
 from .loader import BYPASS
 from .models import utcnow
 from .policy import Access
-from .roles import GrantSpec, covers, require
+from .roles import GrantSpec, condition_clauses, covers, permission_items, require
 
 if TYPE_CHECKING:
     from .extension import RBAC
@@ -69,39 +69,20 @@ class PermissionSpec:
 # -- input -------------------------------------------------------------------------
 
 
+_PERMISSION_KEYS = frozenset({"resource", "action", "condition"})
+
+
 def parse_permissions(rbac: RBAC, items: Any) -> list[PermissionSpec]:
     """Validate shared actions given as ``"clients.view"`` or ``{resource, action, condition}``."""
-    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-        raise ValidationError("permissions must be a list", field="permissions")
     out: dict[tuple[str, str], PermissionSpec] = {}
-    for index, item in enumerate(items):
-        field = f"permissions[{index}]"
-        if isinstance(item, str):
-            resource, _, action = item.rpartition(".")
-            item = {"resource": resource, "action": action}
-        if not isinstance(item, Mapping):
-            raise ValidationError("each permission is 'resource.action' or an object",
-                                  field=field)
-        unknown = set(item) - {"resource", "action", "condition"}
-        if unknown:
-            raise ValidationError(f"unknown keys: {', '.join(sorted(map(str, unknown)))}",
-                                  field=field)
-        resource, action = item.get("resource"), item.get("action")
-        if not isinstance(resource, str) or not isinstance(action, str):
-            raise ValidationError("resource and action must be strings", field=field)
-        try:
-            res = rbac.registry.check_action(resource, action)
-        except UnknownResource as exc:
-            raise ValidationError(str(exc), field=field) from None
+    for field, item, res in permission_items(rbac, items, _PERMISSION_KEYS):
+        resource, action = item["resource"], item["action"]
         if res.model is None:
             raise ValidationError(f"{resource} has no records to share", field=field)
         if action in NOT_SHARED:
             raise ValidationError(f"{action} cannot be shared: records are created and "
                                   "reassigned only in their own workspace", field=field)
-        try:
-            clauses = conditions.validate(res.model, item.get("condition"))
-        except InvalidCondition as exc:
-            raise ValidationError(str(exc), field=f"{field}.condition") from None
+        clauses = condition_clauses(res, item.get("condition"), field)
         if (resource, action) in out:
             raise ValidationError(f"{resource}.{action} is listed twice", field=field)
         out[(resource, action)] = PermissionSpec(resource, action, clauses)

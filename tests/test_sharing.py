@@ -322,6 +322,11 @@ def test_rules_of_who_may_change_an_agreement(world: SimpleNamespace,
        "condition": [{"field": "nope", "value": 1}]}], "permissions[0].condition"),
     ([], "permissions"),
     ("clients.view", "permissions"),
+    # The entry checks shared with roles' grants (roles.permission_items).
+    ([5], "permissions[0]"),
+    ([{"resource": "clients", "action": "view", "scope": "all"}], "permissions[0]"),
+    ([{"resource": 5, "action": "view"}], "permissions[0]"),
+    (["clients.view", "clients.view"], "permissions[1]"),
 ])
 def test_bad_agreements_are_refused(world: SimpleNamespace, permissions: Any,
                                     field: str) -> None:
