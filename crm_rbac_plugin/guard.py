@@ -283,10 +283,9 @@ def workspaces_of(session: Session, models: Any, obj: Any,
     """
     if isinstance(obj, models.Workspace):
         return [obj.id] if obj.id is not None else []
-    agreement = None
     if isinstance(obj, models.SharingAgreement):
-        agreement = obj
-    elif isinstance(obj, models.SharingPermission):
+        return _sides(obj)
+    if isinstance(obj, models.SharingPermission):
         agreement = obj.agreement
         agreement_id = obj.agreement_id if obj.agreement_id is not None else (
             values or {}).get("agreement_id")
@@ -294,15 +293,17 @@ def workspaces_of(session: Session, models: Any, obj: Any,
             with session.no_autoflush:
                 agreement = session.get(models.SharingAgreement, agreement_id,
                                         execution_options=BYPASS)
-    if agreement is not None or isinstance(obj, models.SharingPermission):
-        if agreement is None:
-            return []
-        ids = [agreement.granting_workspace_id or getattr(agreement.granting_workspace, "id", None),
-               agreement.receiving_workspace_id
-               or getattr(agreement.receiving_workspace, "id", None)]
-        return sorted({i for i in ids if i is not None})
+        return _sides(agreement) if agreement is not None else []
     ws = _workspace_of(session, models, obj)
     return [ws] if ws is not None else []
+
+
+def _sides(agreement: Any) -> list[int]:
+    """The granting and receiving workspace ids of ``agreement`` (ids or, before a
+    flush, its related objects' ids)."""
+    ids = [agreement.granting_workspace_id or getattr(agreement.granting_workspace, "id", None),
+           agreement.receiving_workspace_id or getattr(agreement.receiving_workspace, "id", None)]
+    return sorted({i for i in ids if i is not None})
 
 
 def _receiving_workspaces(session: Session, models: Any, workspace_id: int) -> list[int]:
