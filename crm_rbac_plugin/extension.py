@@ -253,12 +253,11 @@ class RBAC:
         sees a deactivation or a policy change made by any process. With a
         custom :meth:`workspace_loader` it loads the user alone.
         """
-        key = column if column is not None else sa.inspect(self.user_model).primary_key[0]
         ws = None
         if has_request_context() and self._workspace_loader == self._default_workspace_loader:
             ws = session.get(self.config("RBAC_SESSION_KEY"))
         user, row = user_with_membership(self.db.session, self.models, self.user_model,
-                                         user_id, ws, column=key)
+                                         user_id, ws, column=column)
         if user is not None and ws is not None:
             g._rbac_membership_row = (user, ws, row)
         return user
