@@ -244,21 +244,29 @@ def load_shares(session: Session, models: Models, registry: Registry, config: di
     by_agreement: dict[int, dict[str, Any]] = {}
     until: dt.datetime | None = None
     for row in rows:
-        if row.resource not in registry:
-            continue  # a resource the host no longer registers
-        res = registry.get(row.resource)
-        if res.model is None:
-            continue  # only records are shared, never the workspace's settings
+        clauses = shared_clauses(registry, row.resource, row.condition)
+        if clauses is None:
+            continue
         entry = by_agreement.setdefault(row.id, {
             "workspace_id": row.granting_workspace_id, "name": row.name,
             "modules": plan_modules(config["RBAC_PLANS"], row.plan), "permissions": {}})
-        entry["permissions"][(row.resource, row.action)] = conditions.validate(
-            res.model, row.condition)
+        entry["permissions"][(row.resource, row.action)] = clauses
         if row.expires_at is not None:
             until = row.expires_at if until is None else min(until, row.expires_at)
     shares = tuple(Share(agreement_id, e["workspace_id"], e["name"], e["permissions"],
                          e["modules"]) for agreement_id, e in by_agreement.items())
     return shares, until
+
+
+def shared_clauses(registry: Registry, resource: str,
+                   condition: Any) -> tuple[conditions.Clause, ...] | None:
+    """The record condition of one stored sharing permission, or None if the
+    permission no longer counts: a resource the host no longer registers, or
+    one without records (only records are shared, never a workspace's settings)."""
+    if resource not in registry:
+        return None
+    model = registry.get(resource).model
+    return conditions.validate(model, condition) if model is not None else None
 
 
 def field_security(session: Session, models: Models, roles: dict[int, Any],

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import conditions
-from ..loader import BYPASS, plan_modules
+from ..loader import BYPASS, plan_modules, shared_clauses
 from ..policy import Access, Rule, Share, decide
 
 if TYPE_CHECKING:
@@ -226,12 +226,11 @@ def _shares_as_of(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], works
             continue
         permissions: dict[tuple[str, str], tuple[Any, ...]] = {}
         for perm in state["agreement_permission"].values():
-            if perm["agreement_id"] != agreement["id"] or perm["resource"] not in rbac.registry:
+            if perm["agreement_id"] != agreement["id"]:
                 continue
-            model = rbac.registry.get(perm["resource"]).model
-            if model is not None:
-                permissions[(perm["resource"], perm["action"])] = conditions.validate(
-                    model, perm.get("condition"))
+            clauses = shared_clauses(rbac.registry, perm["resource"], perm.get("condition"))
+            if clauses is not None:
+                permissions[(perm["resource"], perm["action"])] = clauses
         receiving = agreement["receiving_workspace_id"]
         ws = rbac.db.session.get(rbac.models.Workspace, receiving)
         out.append((Share(agreement["id"], receiving, "", permissions, modules),
