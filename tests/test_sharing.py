@@ -376,6 +376,13 @@ def test_pages_show_both_sides(world: SimpleNamespace, beta: SimpleNamespace,
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.text
     db.session.expire_all()
     assert [p.permission for p in agreement.permissions] == ["clients.view"]
+    saved = acme.post(f"/settings/sharing/{agreement.id}/edit", data={
+        "share__clients__view": "y", "share__clients__edit": "y", "notes": "North, editable"})
+    assert saved.status_code == 302 and saved.location.endswith("/settings/sharing")
+    db.session.expire_all()
+    assert sorted(p.permission for p in agreement.permissions) == ["clients.edit",
+                                                                   "clients.view"]
+    assert agreement.notes == "North, editable"
     # The receiving side cannot open the edit page; a viewer cannot manage at all.
     assert login(beta.owner, world.ws2).get(
         f"/settings/sharing/{agreement.id}/edit").status_code == 404

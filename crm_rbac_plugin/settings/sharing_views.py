@@ -10,6 +10,7 @@ shared on it; the JSON API can give each action its own.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import flash, redirect, request, url_for
@@ -113,6 +114,29 @@ def _page(form: AgreementForm, agreement: Any = None, status: int = 200) -> Any:
                    cond_field=cond_field)
 
 
+def _save(form: AgreementForm, agreement: Any, save: Callable[[list[dict[str, Any]]], Any],
+          done: Callable[[Any], str]) -> Any:
+    """Validate the posted form, ``save(items)`` and commit, then back to the list
+    with ``done(agreement)`` flashed.
+
+    Invalid input shows the form again (400), a refusal too (403), with the
+    service's message on the field it names and nothing written.
+    """
+    valid = form.validate_on_submit()  # first: validating resets the fields' errors
+    items = _permission_items(form)
+    if not valid or items is None:
+        return _page(form, agreement, status=400)
+    try:
+        saved = save(items)
+        _commit()
+    except (ValidationError, PermissionDenied) as exc:
+        _rollback()
+        _place(form, exc, items)
+        return _page(form, agreement, status=400 if isinstance(exc, ValidationError) else 403)
+    flash(done(saved), "success")
+    return redirect(url_for(".sharing"))
+
+
 @bp.get("/sharing", endpoint="sharing")
 @login_required
 @require_permission("settings", "view")
@@ -137,22 +161,12 @@ def new_agreement() -> Any:
     form = agreement_form_class(rbac.registry)()
     if request.method == "GET":
         return _page(form)
-    valid = form.validate_on_submit()  # first: validating resets the fields' errors
-    items = _permission_items(form)
-    if not valid or items is None:
-        return _page(form, status=400)
-    try:
-        agreement = sharing.create_agreement(rbac, _access(), workspace=form.workspace.data,
-                                             permissions=items, notes=form.notes.data,
-                                             expires_at=form.expires_at.data)
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        _place(form, exc, items)
-        return _page(form, status=400 if isinstance(exc, ValidationError) else 403)
-    flash(f"Agreement #{agreement.id} offered to {agreement.receiving_workspace.name}; "
-          "it applies once they accept it.", "success")
-    return redirect(url_for(".sharing"))
+    return _save(form, None, lambda items: sharing.create_agreement(
+        rbac, _access(), workspace=form.workspace.data, permissions=items,
+        notes=form.notes.data, expires_at=form.expires_at.data),
+        lambda agreement: f"Agreement #{agreement.id} offered to "
+                          f"{agreement.receiving_workspace.name}; it applies once they "
+                          "accept it.")
 
 
 @bp.route("/sharing/<int:agreement_id>/edit", methods=["GET", "POST"],
@@ -171,20 +185,10 @@ def edit_agreement(agreement_id: int) -> Any:
     del form.workspace  # the receiving workspace never changes
     if request.method == "GET":
         return _page(form, agreement)
-    valid = form.validate_on_submit()
-    items = _permission_items(form)
-    if not valid or items is None:
-        return _page(form, agreement, status=400)
-    try:
-        sharing.update_agreement(rbac, access, agreement, permissions=items,
-                                 notes=form.notes.data, expires_at=form.expires_at.data)
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        _place(form, exc, items)
-        return _page(form, agreement, status=400 if isinstance(exc, ValidationError) else 403)
-    flash(f"Agreement #{agreement.id} saved.", "success")
-    return redirect(url_for(".sharing"))
+    return _save(form, agreement, lambda items: sharing.update_agreement(
+        rbac, access, agreement, permissions=items, notes=form.notes.data,
+        expires_at=form.expires_at.data),
+        lambda agreement: f"Agreement #{agreement.id} saved.")
 
 
 @bp.post("/sharing/<int:agreement_id>/<any(revoke, accept, decline, leave):verb>",
