@@ -17,7 +17,7 @@ from .rbac_setup import rbac
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the demo app; ``config`` overrides the defaults (tests use it)."""
     app = Flask(__name__, template_folder="../templates", instance_relative_config=True)
-    # Ids longer than a BIGINT are a 404, not a driver error (see crm_rbac_plugin.inputs).
+    # Ids beyond an INTEGER key's range are a 404, not a driver error (crm_rbac_plugin.inputs).
     app.url_map.converters["int"] = BoundedIntConverter
     app.config.from_mapping(
         SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-change-me"),

@@ -8,9 +8,8 @@ from flask import Flask, jsonify, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from crm_rbac_plugin.inputs import OUT_OF_RANGE
-
 from crm_rbac_plugin.decorators import wants_json
+from crm_rbac_plugin.inputs import OUT_OF_RANGE, OUT_OF_RANGE_MESSAGE
 
 from .extensions import db
 
@@ -54,7 +53,7 @@ def method_not_allowed(error: HTTPException) -> Any:
 def out_of_range(error: Exception) -> tuple[Any, int]:
     """A number too large for the database (a query-string page or id): bad input."""
     db.session.rollback()
-    return bad_request(BadRequest("A value in the request is out of range or cannot be stored."))
+    return bad_request(BadRequest(OUT_OF_RANGE_MESSAGE))
 
 
 def init_app(app: Flask) -> None:

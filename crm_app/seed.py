@@ -342,7 +342,7 @@ def create_sharing(created: dict[str, Any]) -> Any:
     agreement = m.SharingAgreement(
         granting_workspace_id=created["acme"].id, receiving_workspace_id=created["beta"].id,
         status="active", notes=f"Beta's team follows up Acme's {REGIONS[0]} accounts.",
-        decided_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+        decided_at=utcnow())
     agreement.permissions.append(m.SharingPermission(
         resource="clients", action="view",
         condition=[{"field": "region", "op": "eq", "value": REGIONS[0]}]))
