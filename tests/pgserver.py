@@ -76,7 +76,8 @@ def _has_postgres_user() -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -130,7 +131,7 @@ class PostgresServer:
                       "--no-locale", "-E", "UTF8")
             # Retry a couple of times in case the free port is grabbed in between.
             for attempt in range(3):
-                self.port = _free_port()
+                self.port = free_port()
                 opts = (f"-k {self.datadir} -h 127.0.0.1 -p {self.port} -c fsync=off "
                         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
                 logfile = os.path.join(self.datadir, "server.log")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -30,15 +29,10 @@ from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import sharing, tokens, workspaces
 from tests.conftest import build_world, make_app
+from tests.pgserver import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +58,7 @@ def deployment(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "FLASK_SQLALCHEMY_DATABASE_URI": pg_url,
            "FLASK_SECRET_KEY": "multiworker-test", "FLASK_CRM_WORKER_HEADER": "true"}
     log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
