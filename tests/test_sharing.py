@@ -277,7 +277,7 @@ def test_leaving_and_declining(world: SimpleNamespace, beta: SimpleNamespace,
 
 
 def test_rules_of_who_may_change_an_agreement(world: SimpleNamespace,
-                                              beta: SimpleNamespace) -> None:
+                                              beta: SimpleNamespace, login: Any) -> None:
     acme = owner_access(world)
     beta_owner = access_of(world, world.ws2, beta.owner)
     agreement = agree(world, ["clients.view"], accept=False)
@@ -310,6 +310,13 @@ def test_rules_of_who_may_change_an_agreement(world: SimpleNamespace,
     with pytest.raises(PermissionDenied, match="more than you hold"):
         sharing.create_agreement(rbac, narrow, workspace="beta", permissions=["leads.view"])
     db.session.rollback()
+    # The same refusal through the page: a 403 with the message, nothing written.
+    stored = sa.select(rbac.models.SharingAgreement.id).order_by(rbac.models.SharingAgreement.id)
+    before = db.session.scalars(stored).all()
+    page = login(world.users["member2"], world.ws).post("/settings/sharing/new", data={
+        "workspace": "beta", "share__leads__view": "y"})
+    assert page.status_code == 403 and "more than you hold" in page.text
+    assert db.session.scalars(stored).all() == before == [agreement.id]
 
 
 @pytest.mark.parametrize("permissions, field", [
