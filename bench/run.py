@@ -270,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_goals(data: dict[str, Any]) -> None:
+    from bench import report
+
     for goal in data["goals"]:
-        print(f"  {'PASS' if goal['passed'] else 'FAIL'}  {goal['figure']} {goal['backend']}: "
+        print(f"  {report.verdict(goal).upper():7s}  {goal['figure']} {goal['backend']}: "
               f"{goal['goal']} -> {goal['measured']}")
 
 
