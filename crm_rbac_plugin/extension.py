@@ -14,7 +14,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.orm.context import FromStatement
 
 from . import audit as audit_log
-from . import cli, decorators, guard, signals, tokens
+from . import cli, decorators, fields, guard, signals, tokens
 from .config import DEFAULTS
 from .context import SYSTEM, current_override, override
 from .defaults import ADMIN_RESOURCES
@@ -88,6 +88,7 @@ class RBAC:
         # SQL cache key: see _tables_of.
         self._tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
         self._filtered_tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
+        self._columns_cache: dict[Any, fields.ColumnRefs] = {}  # see fields.check_statement
         self._install_listeners(db.session)
         # Audit trail (issue 6): refusals of every app using this extension are logged.
         signals.access_denied.connect(self._audit_denied, weak=False)
@@ -106,6 +107,7 @@ class RBAC:
         app.register_blueprint(Blueprint("rbac", __name__, template_folder="templates",
                                          static_folder="static", url_prefix="/rbac"))
         app.context_processor(self._template_context)
+        app.add_template_filter(self.label, "rbac_label")
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
         from . import team  # issue 4: mail and last-activity settings, before_request
         team.init_app(app)
@@ -144,6 +146,9 @@ class RBAC:
                        parent_column=parent[1] if parent else None, actions=all_actions)
         self._tables_cache.clear()
         self._filtered_tables_cache.clear()
+        self._columns_cache.clear()
+        if model is not None:
+            fields.watch(self, model)
         return self.registry.add(res)
 
     def resource(self, name: str, **options: Any) -> Callable[[type], type]:
@@ -334,6 +339,8 @@ class RBAC:
                load_parent: ParentLoader | None = None) -> Decision:
         if record is not None and load_parent is None:
             load_parent = self.parent_loader(self.db.session)
+        if record is not None:
+            record = fields.readable(self, record)
         return decide(access, self.registry, action, resource, record, load_parent)
 
     def explain(self, action: str, resource: str | None = None, record: Any = None, *,
@@ -407,11 +414,21 @@ class RBAC:
         return {attr.key: getattr(record, attr.key)
                 for attr in sa.inspect(res.model).column_attrs if attr.key not in hidden}
 
+    def label(self, record: Any, field: str | None = None) -> str:
+        """Return the text that names ``record`` on a page, never a hidden field.
+
+        ``field`` defaults to the model's ``__rbac_label__`` attribute; when
+        the member may not see it, the label is ``"<Model> #<id>"``. Templates
+        use the ``rbac_label`` filter: ``{{ record | rbac_label }}``.
+        """
+        return fields.record_label(self, record, field)
+
     def parent_loader(self, db_session: Session) -> ParentLoader:
         """Return a loader of parent records that bypasses the filter."""
         def load(res: Resource, pk: Any) -> Any:
             with db_session.no_autoflush:
-                return db_session.get(res.model, pk, execution_options=BYPASS)  # type: ignore[arg-type]
+                return fields.readable(self, db_session.get(
+                    res.model, pk, execution_options=BYPASS))  # type: ignore[arg-type]
         return load
 
     def criteria(self, access: Access | None, resource: str | Resource, action: str = "view",
@@ -515,7 +532,7 @@ class RBAC:
             except NoAccessContext:
                 return None
         return {"rbac_can": rbac_can, "rbac": self, "rbac_view_as": viewas.banner(self),
-                "rbac_shared_from": rbac_shared_from}
+                "rbac_shared_from": rbac_shared_from, "rbac_label": self.label}
 
     # -- listeners ----------------------------------------------------------
 
@@ -546,7 +563,10 @@ class RBAC:
         primary key with a parameter list, ``from_statement(text(...))``, Core
         statements) are refused outside the system context instead.
         """
-        if state.is_column_load or state.execution_options.get("rbac_bypass"):
+        if state.execution_options.get("rbac_bypass"):
+            return
+        if state.is_column_load:
+            fields.check_column_load(self, state)  # hidden attributes stay unread
             return
         primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
         first = self.registry.for_model(primary) if primary is not None else None
@@ -579,6 +599,7 @@ class RBAC:
             if has_aliases or [r.name for r in involved] != [first.name]:
                 statement = None  # other protected tables too: the general case
         self._refuse_unfilterable(state, involved)
+        fields.check_statement(self, access, state, involved)
         if state.is_update:
             self._check_bulk_update(access, state, primary)
         if statement is None:

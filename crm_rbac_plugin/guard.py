@@ -47,6 +47,10 @@ def old_state(obj: Any) -> SimpleNamespace:
             # let a member take over an invisible record by setting owner_id.
             # Read what the database holds instead.
             unknown.append(attr.key)
+        elif attr.key in state.unloaded and state.has_identity:
+            # Not loaded (expired, or a field hidden from the member): read the
+            # row rather than load it onto the instance.
+            unknown.append(attr.key)
         else:
             values[attr.key] = getattr(obj, attr.key)
     if unknown:
