@@ -16,6 +16,7 @@ from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from crm_rbac_plugin.fields import label
 from crm_rbac_plugin.models import utcnow
 
 from .extensions import db
@@ -110,8 +111,12 @@ class Client(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     phone: Mapped[str] = mapped_column(sa.String(40), default="")
     region: Mapped[str] = mapped_column(sa.String(40), default="")
 
+    #: The field that names a record on pages (see ``rbac.label``).
+    __rbac_label__ = "name"
+
     def __str__(self) -> str:
-        return self.name
+        """The label field, or "Client #<id>" when it is hidden from the member."""
+        return label(self)
 
 
 class Lead(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
@@ -122,8 +127,12 @@ class Lead(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     status: Mapped[str] = mapped_column(sa.String(20), default="new")
     source: Mapped[str] = mapped_column(sa.String(40), default="")
 
+    #: The field that names a record on pages (see ``rbac.label``).
+    __rbac_label__ = "name"
+
     def __str__(self) -> str:
-        return self.name
+        """The label field, or "Lead #<id>" when it is hidden from the member."""
+        return label(self)
 
 
 class Deal(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
@@ -136,8 +145,12 @@ class Deal(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     close_date: Mapped[dt.date | None] = mapped_column()
     client = relationship(Client)
 
+    #: The field that names a record on pages (see ``rbac.label``).
+    __rbac_label__ = "title"
+
     def __str__(self) -> str:
-        return self.title
+        """The label field, or "Deal #<id>" when it is hidden from the member."""
+        return label(self)
 
 
 class Task(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
@@ -149,8 +162,12 @@ class Task(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     due_date: Mapped[dt.date | None] = mapped_column()
     client = relationship(Client)
 
+    #: The field that names a record on pages (see ``rbac.label``).
+    __rbac_label__ = "title"
+
     def __str__(self) -> str:
-        return self.title
+        """The label field, or "Task #<id>" when it is hidden from the member."""
+        return label(self)
 
 
 class Note(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
@@ -160,5 +177,9 @@ class Note(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     body: Mapped[str] = mapped_column(sa.Text)
     client = relationship(Client)
 
+    #: The field that names a record on pages (see ``rbac.label``).
+    __rbac_label__ = "body"
+
     def __str__(self) -> str:
-        return self.body[:40]
+        """The label field, or "Note #<id>" when it is hidden from the member."""
+        return label(self)[:40]

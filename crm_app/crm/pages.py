@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, render_template
@@ -29,22 +30,84 @@ bp = Blueprint("crm", __name__)
 
 @dataclass(frozen=True)
 class StageTotal:
-    """One row of the dashboard's pipeline card."""
+    """One row of the dashboard's pipeline card (``amount`` None when amounts are hidden)."""
 
     stage: str
     count: int
-    amount: Decimal
-    share: float  # of the largest stage's amount, for the bar width
+    amount: Decimal | None
+    share: float  # of the largest stage's amount (or count), for the bar width
 
 
-def pipeline() -> list[StageTotal]:
-    """Deals the member sees, by stage (the GROUP BY query is filtered too)."""
-    rows = {stage: (count, amount or Decimal(0)) for stage, count, amount in db.session.execute(
-        sa.select(Deal.stage, sa.func.count(), sa.func.sum(Deal.amount)).group_by(Deal.stage))}
+def pipeline(hidden: frozenset[str]) -> list[StageTotal]:
+    """Deals the member sees, by stage (the GROUP BY query is filtered too).
+
+    A per-stage figure reveals the stage, and a sum the amounts: nothing is
+    computed over a field hidden from the member (the plugin would refuse it).
+    """
+    if "stage" in hidden:
+        return []
+    columns: list[Any] = [Deal.stage, sa.func.count()]
+    if "amount" not in hidden:
+        columns.append(sa.func.sum(Deal.amount))
+    rows = {row[0]: row[1:] for row in db.session.execute(
+        sa.select(*columns).group_by(Deal.stage))}
+    if "amount" in hidden:
+        counts = [(stage, rows.get(stage, (0,))[0]) for stage in DEAL_STAGES]
+        most = max(count for _, count in counts) or 1
+        return [StageTotal(stage, count, None, count / most) for stage, count in counts]
     totals = [(stage, *rows.get(stage, (0, Decimal(0)))) for stage in DEAL_STAGES]
+    totals = [(stage, count, amount or Decimal(0)) for stage, count, amount in totals]
     top = max(amount for _, _, amount in totals) or Decimal(1)
     return [StageTotal(stage, count, amount, float(amount / top))
             for stage, count, amount in totals]
+
+
+def pipeline_value(stages: list[StageTotal], won: bool) -> Decimal | None:
+    """The open (or won) pipeline's amount; None when amounts are hidden."""
+    if not stages or stages[0].amount is None:
+        return None
+    wanted = {"won"} if won else set(DEAL_STAGES) - {"won", "lost"}
+    return sum((s.amount or Decimal(0) for s in stages if s.stage in wanted), Decimal(0))
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """The dashboard's task card: open tasks due next and the overdue count.
+
+    Each filter, sort and count uses only fields the member sees: without
+    ``status`` all tasks are listed, without ``due_date`` the newest come
+    first, and the overdue count (which reveals both) is left out (None).
+    """
+
+    tasks: list[Task]
+    overdue: int | None
+    hidden: frozenset[str]
+
+
+def task_card(today: Any) -> TaskCard:
+    hidden = rbac.hidden_fields("tasks")
+    stmt = sa.select(Task)
+    if "status" not in hidden:
+        stmt = stmt.where(Task.status == "open")
+    if "due_date" not in hidden:
+        stmt = stmt.where(Task.due_date >= today).order_by(Task.due_date, Task.id)
+    else:
+        stmt = stmt.order_by(Task.id.desc())
+    if "client_id" not in hidden:
+        stmt = stmt.options(selectinload(Task.client))
+    overdue = None
+    if not {"status", "due_date"} & hidden:
+        overdue = db.session.scalar(sa.select(sa.func.count()).select_from(Task)
+                                    .where(Task.status == "open", Task.due_date < today)) or 0
+    return TaskCard(list(db.session.scalars(stmt.limit(6))), overdue, hidden)
+
+
+def newest_leads() -> list[Lead]:
+    """The six newest leads the member sees (by id when ``created_at`` is hidden)."""
+    newest = (Lead.id.desc(),) if "created_at" in rbac.hidden_fields("leads") else (
+        Lead.created_at.desc(), Lead.id.desc())
+    return list(db.session.scalars(sa.select(Lead).order_by(*newest).limit(6)
+                                   .options(selectinload(Lead.owner))))
 
 
 def active_access() -> Access | None:
@@ -60,29 +123,23 @@ def active_access() -> Access | None:
 @bp.get("/")
 @login_required
 def dashboard() -> str:
-    """Counts of what the member can see, their pipeline, upcoming tasks and new leads."""
+    """Counts of what the member can see, their pipeline, upcoming tasks and new leads.
+
+    Fields hidden from the member appear nowhere: not as values, not in
+    figures computed over them (``*_hidden`` tell the template what to leave out).
+    """
     access = active_access()
     today = utcnow().date()
     counts = [(cfg, db.session.scalar(sa.select(sa.func.count()).select_from(cfg.model)))
               for cfg in CONFIGS if rbac.can("view", cfg.name)]
-    stages = pipeline() if rbac.can("view", "deals") else []
-    tasks: list[Task] = []
-    overdue = 0
-    if rbac.can("view", "tasks"):
-        tasks = list(db.session.scalars(
-            sa.select(Task).where(Task.status == "open", Task.due_date >= today)
-            .order_by(Task.due_date, Task.id).limit(6).options(selectinload(Task.client))))
-        overdue = db.session.scalar(sa.select(sa.func.count()).select_from(Task)
-                                    .where(Task.status == "open", Task.due_date < today)) or 0
-    leads = (db.session.scalars(
-        sa.select(Lead).order_by(Lead.created_at.desc(), Lead.id.desc()).limit(6)
-        .options(selectinload(Lead.owner))).all() if rbac.can("view", "leads") else [])
+    stages = pipeline(rbac.hidden_fields("deals")) if rbac.can("view", "deals") else []
+    card = task_card(today) if rbac.can("view", "tasks") else TaskCard([], None, frozenset())
+    leads = newest_leads() if rbac.can("view", "leads") else []
     return render_template("dashboard.html", access=access, counts=counts, stages=stages,
-                           open_value=sum((s.amount for s in stages
-                                           if s.stage not in ("won", "lost")), Decimal(0)),
-                           won_value=sum((s.amount for s in stages if s.stage == "won"),
-                                         Decimal(0)),
-                           tasks=tasks, overdue=overdue, leads=leads, today=today)
+                           open_value=pipeline_value(stages, won=False),
+                           won_value=pipeline_value(stages, won=True),
+                           tasks=card.tasks, overdue=card.overdue, task_hidden=card.hidden,
+                           leads=leads, lead_hidden=rbac.hidden_fields("leads"), today=today)
 
 
 # -- my access ------------------------------------------------------------------

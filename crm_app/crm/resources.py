@@ -8,6 +8,7 @@ more entry here (plus its ``rbac.register_resource`` call); no view code.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..rbac_setup import rbac
 from ..models import DEAL_STAGES, LEAD_STATUSES, TASK_STATUSES, Client, Deal, Lead, Note, Task
@@ -96,6 +97,17 @@ class CrudConfig:
         hidden = self.hidden()
         return tuple(replace(c, sub=None) if c.sub in hidden else c
                      for c in columns if self.field_of(c) not in hidden)
+
+    def visible_default_sort(self) -> str:
+        """The default sort column, or ``id`` when it is hidden from the member."""
+        return "id" if self.default_sort in self.hidden() else self.default_sort
+
+    def newest_first(self) -> tuple[Any, ...]:
+        """ORDER BY terms listing the newest records first, by visible columns only."""
+        model: Any = self.model
+        key = self.visible_default_sort()
+        return (model.id.desc(),) if key == "id" else (getattr(model, key).desc(),
+                                                        model.id.desc())
 
     def searchable(self) -> tuple[str, ...]:
         """Search columns the member may see: searching a hidden one would reveal it."""

@@ -25,6 +25,7 @@ import decimal
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,9 +65,10 @@ class ListArgs:
         """Read the arguments, dropping anything that is not a known column or value."""
         args = request.args
         sort = args.get("sort", "")
+        default_sort = cfg.visible_default_sort()
         if cfg.sort_column(sort) is None:
-            sort = cfg.default_sort
-        default_dir = "desc" if sort == cfg.default_sort else "asc"
+            sort = default_sort
+        default_dir = "desc" if sort == default_sort else "asc"
         shown_facet = cfg.visible_facet()
         facet_key = shown_facet.key if shown_facet else ""
         facet = args.get(facet_key, "") if shown_facet else ""
@@ -115,8 +117,13 @@ def ordered(cfg: CrudConfig, stmt: sa.Select[Any], args: ListArgs) -> sa.Select[
 
 
 def eager(cfg: CrudConfig) -> list[Any]:
-    """Load owners and clients in one query per page (the filter applies to clients too)."""
-    return [selectinload(getattr(cfg.model, rel)) for rel in cfg.eager]
+    """Load owners and clients in one query per page (the filter applies to clients too).
+
+    A relationship whose link column is hidden from the member is not loaded.
+    """
+    hidden = cfg.hidden()
+    return [selectinload(getattr(cfg.model, rel)) for rel in cfg.eager
+            if f"{rel}_id" not in hidden]
 
 
 # -- pages ------------------------------------------------------------------------
@@ -133,12 +140,12 @@ def detail_view(cfg: CrudConfig, record: Any) -> str:
     """Show a record and, for a client, the deals, tasks and notes the member sees on it."""
     children = []
     for name, fk in cfg.children:
-        if not rbac.can("view", name):
-            continue
         child = config_for(name)
+        if not rbac.can("view", name) or fk in child.hidden():
+            continue  # filtering by a hidden link would reveal it
         model: Any = child.model
         stmt = (db.select(model).where(getattr(model, fk) == record.id)
-                .order_by(model.created_at.desc(), model.id.desc()).options(*eager(child)))
+                .order_by(*child.newest_first()).options(*eager(child)))
         children.append((child, db.paginate(stmt, page=1, per_page=10, error_out=False)))
     return render_template("crud/detail.html", cfg=cfg, record=record, children=children)
 
@@ -176,7 +183,9 @@ def client_choices(record: Any) -> list[SelectChoice]:
 
 def make_form(cfg: CrudConfig, record: Any = None) -> RecordForm:
     """Build the form, offering the owner select only to members who may reassign."""
-    form = cfg.form(obj=record)
+    # The form reads the record's visible fields only (hidden ones are refused).
+    form = cfg.form(obj=None if record is None
+                    else SimpleNamespace(**rbac.redact(cfg.name, record)))
     may_reassign = (rbac.can("manage", cfg.name, record) if record is not None
                     else rbac.can("manage", cfg.name))
     if may_reassign:
@@ -235,7 +244,7 @@ def csv_value(record: Any, kind: str, key: str) -> str:
     if kind == "owner":
         value = value.email if value is not None else ""
     elif kind == "client":
-        value = value.name if value is not None else ""
+        value = rbac.label(value) if value is not None else ""
     elif value is None:
         value = ""
     elif isinstance(value, (dt.date, dt.datetime)):
