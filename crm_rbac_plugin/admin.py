@@ -45,6 +45,7 @@ from flask_admin.babel import lazy_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 
+from . import fields
 from .errors import NoAccessContext, PermissionDenied, RBACError
 from .policy import Decision
 
@@ -204,7 +205,8 @@ class RBACModelView(ModelView):
 
     def _strip(self, form: Any) -> Any:
         if self._protected:
-            blocked = self._hidden() | self.rbac.readonly_fields(self.resource)
+            blocked = fields.hidden_attributes(self.model, self._hidden()
+                                               | self.rbac.readonly_fields(self.resource))
             for name in blocked:
                 if name in form:
                     del form[name]
@@ -214,7 +216,9 @@ class RBACModelView(ModelView):
         return self._strip(super().create_form(obj))
 
     def edit_form(self, obj: Any = None) -> Any:
-        return self._strip(super().edit_form(obj))
+        hidden = self._hidden()  # the form reads visible fields only (hidden ones refuse)
+        return self._strip(super().edit_form(
+            fields.VisibleView(obj, hidden) if obj is not None and hidden else obj))
 
     # -- writes -------------------------------------------------------------------------
 

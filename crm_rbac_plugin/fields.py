@@ -277,6 +277,36 @@ def readable(rbac: RBAC, record: Any) -> Any:
     return _Stored(record, state, keys) if keys else record
 
 
+# -- forms ----------------------------------------------------------------------
+
+def hidden_attributes(model: type, hidden: Iterable[str]) -> frozenset[str]:
+    """``hidden`` columns of ``model`` plus the relationships that read one of them."""
+    hidden = frozenset(hidden)
+    mapper = sa.inspect(model)
+    related = {rel.key for rel in mapper.relationships
+               if any(mapper.get_property_by_column(c).key in hidden
+                      for c in rel.local_columns if c in mapper.columns.values())}
+    return hidden | related
+
+
+class VisibleView:
+    """A record as a form may read it: hidden attributes look absent.
+
+    WTForms and Flask-Admin fill a form from ``obj`` with ``hasattr`` /
+    ``getattr``; through this view a hidden field is simply not there, so
+    the form neither shows it nor trips over its refusal.
+    """
+
+    def __init__(self, record: Any, hidden: Iterable[str]) -> None:
+        self._record = record
+        self._absent = hidden_attributes(type(record), hidden)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._absent:
+            raise AttributeError(name)
+        return getattr(self._record, name)
+
+
 # -- labels ---------------------------------------------------------------------
 
 def label(record: Any, field: str | None = None, hidden: Iterable[str] | None = None) -> str:

@@ -25,7 +25,6 @@ import decimal
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +35,7 @@ from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
 from crm_rbac_plugin import PermissionDenied, record_required, require_permission
+from crm_rbac_plugin.fields import VisibleView
 
 from ..extensions import db
 from ..models import Client, User
@@ -172,7 +172,11 @@ def owner_choices(record: Any) -> list[SelectChoice]:
 
 def client_choices(record: Any) -> list[SelectChoice]:
     """Clients the member can see (the query is filtered), plus the record's current one."""
-    rows = db.session.execute(sa.select(Client.id, Client.name).order_by(Client.name)).all()
+    if "name" in config_for("clients").hidden():  # named by id: the name is not shown
+        rows = [(cid, f"Client #{cid}") for cid in
+                db.session.scalars(sa.select(Client.id).order_by(Client.id))]
+    else:
+        rows = list(db.session.execute(sa.select(Client.id, Client.name).order_by(Client.name)))
     choices = [SelectChoice("", "— No client —"),
                *(SelectChoice(str(cid), name) for cid, name in rows)]
     current = getattr(record, "client_id", None)
@@ -184,8 +188,7 @@ def client_choices(record: Any) -> list[SelectChoice]:
 def make_form(cfg: CrudConfig, record: Any = None) -> RecordForm:
     """Build the form, offering the owner select only to members who may reassign."""
     # The form reads the record's visible fields only (hidden ones are refused).
-    form = cfg.form(obj=None if record is None
-                    else SimpleNamespace(**rbac.redact(cfg.name, record)))
+    form = cfg.form(obj=None if record is None else VisibleView(record, cfg.hidden()))
     may_reassign = (rbac.can("manage", cfg.name, record) if record is not None
                     else rbac.can("manage", cfg.name))
     if may_reassign:

@@ -60,6 +60,8 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                      "API session writes refused: {csrf_api_routes}, holes: {csrf_holes}")),
     ("agreement_examples", ("Policy/filter agreement: {agreement_examples} examples, "
                             "disagreements: {agreement_disagreements}")),
+    ("hidden_fields_swept", ("Hidden-field sweep: fields {hidden_fields_swept}, responses "
+                             "{hidden_responses}, leaks {hidden_leaks}")),
 )
 
 
