@@ -138,7 +138,7 @@ HIDDEN_REFERENCES = {
     "column": lambda: sa.select(Deal.amount),
     "where": lambda: sa.select(Deal).where(Deal.amount > 0),
     "order by": lambda: sa.select(Deal).order_by(Deal.amount),
-    "group by": lambda: sa.select(Deal.title, sa.func.count()).group_by(Deal.amount),
+    "group by": lambda: sa.select(sa.func.count()).select_from(Deal).group_by(Deal.amount),
     "aggregate": lambda: sa.select(sa.func.sum(Deal.amount)),
     "subquery": lambda: sa.select(sa.func.count()).select_from(
         sa.select(Deal.id).where(Deal.amount > 5).subquery()),
