@@ -272,3 +272,22 @@ def test_plain_entity_selects_still_work(world: SimpleNamespace) -> None:
     with rbac.as_member(world.members["admin"]):
         assert db.session.scalars(sa.select(Lead).order_by(Lead.id)).all()
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Client))
+
+
+def test_oversight_pages_decide_conditions_on_fields_hidden_from_the_viewer(
+        world: SimpleNamespace, login: Any) -> None:
+    """Who-could and explain evaluate a condition on a field the viewer may not see."""
+    role = custom_role(world, "Big deals", [("deals", "view", "all")],
+                       condition=[{"field": "amount", "op": "gt", "value": 1002}])
+    member = world.members["viewer"]
+    roles.assign_role(rbac, rbac.access_for(world.members["owner"]), member, role)
+    db.session.commit()
+    user = hide(world, {"deals": ["amount"]})
+    client = login(user, world.ws)
+    deal = world.deals["junior_rep-new"]  # amount 1003: the condition holds
+    who = client.get(f"/settings/who-could?resource=deals&record={deal.id}")
+    assert who.status_code == 200
+    explain = client.get(f"/settings/explain?member={member.id}&resource=deals"
+                         f"&record={deal.id}&action=view")
+    assert explain.status_code == 200
+    assert "1003" not in who.get_data(as_text=True) + explain.get_data(as_text=True)
