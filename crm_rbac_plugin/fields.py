@@ -13,8 +13,9 @@ so the rule is enforced where rows are loaded, as row rules are:
   :class:`~.errors.PermissionDenied` (a 403), and serves normally inside
   ``rbac.system()``. So a forgotten template fails closed instead of leaking.
   Such attributes are remembered on the instance; when the session expires
-  the instance (a commit), they stay deferred rather than expired, so a
-  reload of the other attributes never brings them back.
+  the instance (a commit), they, and those hidden from the member in force,
+  stay deferred rather than expired, so a reload of the other attributes
+  never brings them back.
 * **The identity map.** A member's statement over a resource with hidden
   fields runs with ``populate_existing``: an instance already in the session
   (loaded earlier in the system context) is reloaded and hidden again, never
@@ -206,9 +207,16 @@ def watch(rbac: RBAC, model: type) -> None:
             _hide(state, access.hidden(res.name))
 
     def on_expire(state: Any, attrs: Iterable[str] | None) -> None:
-        marked = state.dict.get(_MARK)
-        if marked:
-            _hide(state, marked if attrs is None else marked & set(attrs))
+        # Attributes hidden when loaded, or from the member expiring the instance
+        # (a commit in their request), stay deferred instead of expired: a reload
+        # of the others must not bring them back.
+        keys = set(state.dict.get(_MARK, ()))
+        access = member_in_force()
+        if access is not None and access.hidden_fields:
+            res = rbac.registry.for_model(state.class_)
+            keys |= access.hidden(res.name) if res is not None else frozenset()
+        if keys:
+            _hide(state, keys if attrs is None else keys & set(attrs))
 
     event.listen(model, "load", on_load, propagate=True, raw=True)
     event.listen(model, "refresh", on_load, propagate=True, raw=True)

@@ -291,3 +291,18 @@ def test_oversight_pages_decide_conditions_on_fields_hidden_from_the_viewer(
                          f"&record={deal.id}&action=view")
     assert explain.status_code == 200
     assert "1003" not in who.get_data(as_text=True) + explain.get_data(as_text=True)
+
+
+def test_instances_loaded_by_trusted_code_hide_fields_once_a_member_commits(
+        world: SimpleNamespace) -> None:
+    """A commit in the member's context expires the instance: the hidden field stays shut."""
+    deal_id = world.deals["member-new"].id
+    hide(world, {"deals": ["amount"]})
+    with rbac.system():
+        deal = db.session.get(Deal, deal_id)
+        assert deal.amount == Decimal(1000)
+    with rbac.as_member(world.members["admin"]):
+        db.session.commit()
+        with pytest.raises(PermissionDenied, match="deals.amount"):
+            deal.amount  # noqa: B018
+        assert deal.title == "new deal of member"
