@@ -306,3 +306,35 @@ def test_instances_loaded_by_trusted_code_hide_fields_once_a_member_commits(
         with pytest.raises(PermissionDenied, match="deals.amount"):
             deal.amount  # noqa: B018
         assert deal.title == "new deal of member"
+
+
+@pytest.mark.parametrize("field, op, value", [
+    ("amount", "lt", 1002), ("stage", "eq", "won"), ("stage", "in", ["new"]),
+    ("title", "ne", "won deal of member"), ("close_date", "is_null", True),
+])
+def test_policy_and_filter_agree_on_member_loaded_records_with_hidden_condition_fields(
+        world: SimpleNamespace, field: str, op: str, value: Any) -> None:
+    """Records loaded by the member (hidden field deferred) decide as the filter selects."""
+    with rbac.system():
+        world.deals["member-won"].close_date = dt.date(2030, 1, 1)
+        db.session.commit()
+    role = custom_role(world, "Conditional", [("deals", a, "all") for a in ("view", "edit")],
+                       condition=[{"field": field, "op": op, "value": value}])
+    roles.set_field_rules(rbac, role, {"deals": {field: "hidden"}})
+    member = world.members["viewer"]
+    owner = rbac.access_for(world.members["owner"])
+    roles.assign_role(rbac, owner, member, role)
+    roles.remove_role(rbac, owner, member.member_roles[0])
+    db.session.commit()
+    access = rbac.access_for(member)
+    with rbac.system():
+        everything = {d.id: d.title for d in db.session.scalars(sa.select(Deal))}
+    db.session.expunge_all()
+    with rbac.as_member(access):
+        loaded = {everything[d.id]: d for d in db.session.scalars(
+            sa.select(Deal).execution_options(rbac_bypass=True))}  # every deal, as the member
+        with pytest.raises(PermissionDenied):
+            getattr(next(iter(loaded.values())), field)
+    for action in ("view", "edit"):
+        tags = allowed_tags(member, "deals", action, loaded)  # fails on disagreement
+        assert 0 < len(tags) < len(loaded), (action, tags)
