@@ -296,9 +296,25 @@ def _concurrent_change_refused(what: str) -> Iterator[None]:
 
 
 def _set_grants(rbac: RBAC, role: Any, specs: Sequence[GrantSpec]) -> None:
-    role.grants.clear()
-    rbac.db.session.flush()  # delete the old cells before the unique key is reused
-    for spec in specs:
+    """Make the role's cells exactly ``specs``, touching only the cells that differ.
+
+    A cell is keyed by (resource, action, effect), as its unique key: a cell
+    that stays keeps its row (its scope or condition updated in place), a cell
+    that goes is deleted, a new one is inserted. The audit trail then sees
+    each cell as removed, added or changed, as the member meant it.
+    """
+    wanted = {(s.resource, s.action, s.effect): s for s in specs}
+    for grant in list(role.grants):
+        spec = wanted.pop((grant.resource, grant.action, grant.effect), None)
+        if spec is None:
+            role.grants.remove(grant)
+            continue
+        condition = conditions.to_json(spec.condition) or None
+        if grant.scope != spec.scope:
+            grant.scope = spec.scope
+        if grant.condition != condition:
+            grant.condition = condition
+    for spec in wanted.values():
         role.grants.append(rbac.models.Grant(
             resource=spec.resource, action=spec.action, scope=spec.scope, effect=spec.effect,
             condition=conditions.to_json(spec.condition) or None))
@@ -611,9 +627,16 @@ def _set_field_rules(rbac: RBAC, role: Any, rules: Mapping[str, Mapping[str, str
                 raise ValidationError(f"field mode must be hidden or readonly, not {mode!r}",
                                       field="field_rules")
             wanted.append((resource, name, mode))
-    role.field_rules.clear()
-    rbac.db.session.flush()
-    for resource, name, mode in wanted:
+    # Keyed by (resource, field), as the table's unique key: a rule that stays keeps
+    # its row (its mode updated in place), so the audit trail sees what changed.
+    modes = {(resource, name): mode for resource, name, mode in wanted}
+    for rule in list(role.field_rules):
+        mode = modes.pop((rule.resource, rule.field), None)
+        if mode is None:
+            role.field_rules.remove(rule)
+        elif rule.mode != mode:
+            rule.mode = mode
+    for (resource, name), mode in modes.items():
         role.field_rules.append(rbac.models.FieldRule(resource=resource, field=name, mode=mode))
 
 
