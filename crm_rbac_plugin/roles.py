@@ -10,7 +10,10 @@ and refuses, with :class:`~.errors.PermissionDenied` (403) or
   at least one active Owner, also under concurrent requests (the workspace row
   is written first, which serialises such changes on every backend);
 - the Owner and Admin roles keep their full access (they cannot be edited);
-- a role cannot be deleted while it would leave a member without any role;
+- every member keeps at least one role assignment *in force now*: a change
+  that would leave a member only expired or not-yet-started assignments
+  (which give no access) is refused with :class:`~.errors.RuleConflict`
+  (409), by :func:`ensure_role_remains`, the one place that counts them;
 - pairs of roles declared in conflict (segregation of duties) are never held
   together.
 
@@ -31,7 +34,13 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import conditions
-from .errors import InvalidCondition, PermissionDenied, UnknownResource, ValidationError
+from .errors import (
+    InvalidCondition,
+    PermissionDenied,
+    RuleConflict,
+    UnknownResource,
+    ValidationError,
+)
 from .loader import BYPASS
 from .models import utcnow
 from .policy import Access
@@ -226,18 +235,58 @@ def _lock_workspace(rbac: RBAC, workspace_id: int) -> None:
                             .values(policy_version=W.c.policy_version + 1))
 
 
+#: Why a change that leaves a member without a role in force is refused.
+ROLE_REMAINS_RULE = ("every member keeps at least one role in force now (an expired "
+                     "assignment, or one that has not started yet, gives no access and "
+                     "does not count)")
+
+
+def in_force(member_role: Any, now: dt.datetime) -> sa.ColumnElement[bool]:
+    """SQL twin of ``MemberRole.active_at(now)``: the assignment gives access at ``now``.
+
+    ``member_role`` is the MemberRole model (or an alias of it). The loader
+    applies the same window, so what these rules count is what gives access.
+    """
+    return sa.and_(sa.or_(member_role.starts_at.is_(None), member_role.starts_at <= now),
+                   sa.or_(member_role.expires_at.is_(None), member_role.expires_at > now))
+
+
+def assignments_in_force(membership: Any, *, excluding_member_role: int | None = None,
+                         excluding_role: int | None = None) -> list[Any]:
+    """The member's role assignments in force now, less those a change takes away."""
+    now = utcnow()
+    return [mr for mr in membership.member_roles if mr.active_at(now)
+            and mr.id != excluding_member_role and mr.role_id != excluding_role]
+
+
+def ensure_role_remains(membership: Any, *, excluding_member_role: int | None = None,
+                        excluding_role: int | None = None) -> None:
+    """Refuse (409) a change that would leave ``membership`` no role in force now.
+
+    A member whose assignments have all expired (or not started) has no role:
+    every page and API call is refused to them. The rule counts only what
+    gives access now, so that such a state is never reached by a removal.
+    """
+    if not assignments_in_force(membership, excluding_member_role=excluding_member_role,
+                                excluding_role=excluding_role):
+        raise RuleConflict(f"{_display(membership)} would keep no role: {ROLE_REMAINS_RULE}; "
+                           "give another role first", field="role_id")
+
+
+def _display(membership: Any) -> str:
+    """A member as the workspace may name them (the invited address while pending)."""
+    return str(getattr(membership, "display_name", None) or membership.user)
+
+
 def active_owner_count(rbac: RBAC, workspace_id: int, *, excluding_member_role: int | None = None,
                        excluding_membership: int | None = None) -> int:
-    """Count active members holding a current Owner role in the workspace."""
+    """Count active members holding an Owner role in force now in the workspace."""
     m = rbac.models
-    now = utcnow()
     stmt = (sa.select(sa.func.count(sa.distinct(m.Membership.id)))
             .join(m.MemberRole, m.MemberRole.membership_id == m.Membership.id)
             .join(m.Role, m.Role.id == m.MemberRole.role_id)
             .where(m.Membership.workspace_id == workspace_id, m.Membership.status == "active",
-                   m.Role.is_owner.is_(True),
-                   sa.or_(m.MemberRole.starts_at.is_(None), m.MemberRole.starts_at <= now),
-                   sa.or_(m.MemberRole.expires_at.is_(None), m.MemberRole.expires_at > now)))
+                   m.Role.is_owner.is_(True), in_force(m.MemberRole, utcnow())))
     if excluding_member_role is not None:
         stmt = stmt.where(m.MemberRole.id != excluding_member_role)
     if excluding_membership is not None:
@@ -249,7 +298,8 @@ def ensure_owner_remains(rbac: RBAC, workspace_id: int, **excluding: int) -> Non
     """Refuse a change that would leave the workspace without an active Owner."""
     _lock_workspace(rbac, workspace_id)
     if active_owner_count(rbac, workspace_id, **excluding) < 1:
-        raise PermissionDenied("A workspace must always keep at least one active Owner.")
+        raise PermissionDenied("A workspace must always keep at least one active Owner "
+                               "(an Owner assignment counts only while it is in force).")
 
 
 # -- roles ---------------------------------------------------------------------
@@ -462,15 +512,16 @@ def delete_role(rbac: RBAC, actor: Access | None, role: Any, *, move_to: Any = N
             raise ValidationError("move members to a different role", field="move_to")
     stranded = []
     for membership in holders(rbac, role):
-        others = [mr for mr in membership.member_roles if mr.role_id != role.id]
+        others = assignments_in_force(membership, excluding_role=role.id)
         if move_to is not None:
             if not any(mr.role_id == move_to.id for mr in others):
                 assign_role(rbac, actor, membership, move_to)
         elif not others:
-            stranded.append(membership.user)
+            stranded.append(_display(membership))
     if stranded:
-        raise ValidationError(
-            f"{len(stranded)} member(s) hold only this role ({', '.join(map(str, stranded[:5]))}); "
+        raise RuleConflict(
+            f"{len(stranded)} member(s) hold only this role among their roles in force "
+            f"({', '.join(stranded[:5])}): {ROLE_REMAINS_RULE}; "
             "move them to another role first", field="move_to")
     for child in rbac.db.session.scalars(sa.select(m.Role).where(m.Role.parent_id == role.id)):
         child.parent = None
@@ -517,8 +568,13 @@ def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
     if role.is_owner and expires_at is not None:
         raise ValidationError("the Owner role cannot be time-limited", field="expires_at")
     held = {mr.role_id for mr in membership.member_roles}
-    if role.id in held and starts_at is None and expires_at is None:
-        raise ValidationError(f"{membership.user} already holds {role.name}", field="role_id")
+    # An expired assignment gives nothing: the role may be given again.
+    now = utcnow()
+    unexpired = {mr.role_id for mr in membership.member_roles
+                 if mr.expires_at is None or mr.expires_at > now}
+    if role.id in unexpired and starts_at is None and expires_at is None:
+        raise ValidationError(f"{_display(membership)} already holds {role.name}",
+                              field="role_id")
     clash = _conflicts_with(rbac, role, held)
     if clash:
         raise PermissionDenied(
@@ -541,9 +597,7 @@ def remove_role(rbac: RBAC, actor: Access | None, member_role: Any) -> None:
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can take the {role.name} role away.")
     _require_covered(actor, effective_specs(role), f"take {role.name} away")
-    if len(membership.member_roles) <= 1:
-        raise ValidationError("every member keeps at least one role; give another first",
-                              field="role_id")
+    ensure_role_remains(membership, excluding_member_role=member_role.id)
     if role.is_owner:
         ensure_owner_remains(rbac, membership.workspace_id, excluding_member_role=member_role.id)
     rbac.db.session.delete(member_role)

@@ -107,7 +107,8 @@ def _api_error(exc: ApiError) -> Any:
 @bp.errorhandler(ValidationError)
 def _validation_error(exc: ValidationError) -> Any:
     get_rbac().db.session.rollback()
-    return _error(400, "validation_error", exc.message, exc.field)
+    return _error(exc.status, "conflict" if exc.status == 409 else "validation_error",
+                  exc.message, exc.field)
 
 
 @bp.errorhandler(PermissionDenied)

@@ -107,7 +107,7 @@ class ProfileForm(FlaskForm):
 
 
 def _error_status(exc: Exception) -> int:
-    return 400 if isinstance(exc, ValidationError) else 403
+    return exc.status if isinstance(exc, ValidationError) else 403
 
 
 def _back_to_member(membership: Any) -> Any:
