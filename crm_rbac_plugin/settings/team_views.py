@@ -255,7 +255,8 @@ def accept_invitation(token: str) -> Any:
         else:
             status = 400
     return _render("team/accept.html", status, form=form, invitation=inv, workspace=workspace,
-                   signed_in_as=signed_in_as, page_errors=page_errors)
+                   signed_in_as=signed_in_as, needs_password=team.needs_password(inv),
+                   page_errors=page_errors)
 
 
 # -- one member: status, department, team, reassignment ------------------------------------
