@@ -370,8 +370,12 @@ def _label(kind: str, obj: Any, values: dict[str, Any]) -> str:
     if kind == "role":
         return f"role #{ident} {values.get('name')}"
     if kind == "member":
+        # A pending member is named by the invited address (Membership.display_name).
         user = getattr(obj, "user", None)
-        return f"member #{ident} {user}" if user is not None else f"member #{ident}"
+        if user is None:
+            return f"member #{ident}"
+        name = getattr(user, "email", None) if values.get("status") == "pending" else user
+        return f"member #{ident} {name}"
     if kind == "assignment":
         return (f"assignment #{ident} (role #{values.get('role_id')} to member "
                 f"#{values.get('membership_id')})")

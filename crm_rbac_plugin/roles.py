@@ -269,13 +269,8 @@ def ensure_role_remains(membership: Any, *, excluding_member_role: int | None = 
     """
     if not assignments_in_force(membership, excluding_member_role=excluding_member_role,
                                 excluding_role=excluding_role):
-        raise RuleConflict(f"{_display(membership)} would keep no role: {ROLE_REMAINS_RULE}; "
+        raise RuleConflict(f"{membership.display_name} would keep no role: {ROLE_REMAINS_RULE}; "
                            "give another role first", field="role_id")
-
-
-def _display(membership: Any) -> str:
-    """A member as the workspace may name them (the invited address while pending)."""
-    return str(getattr(membership, "display_name", None) or membership.user)
 
 
 def active_owner_count(rbac: RBAC, workspace_id: int, *, excluding_member_role: int | None = None,
@@ -517,7 +512,7 @@ def delete_role(rbac: RBAC, actor: Access | None, role: Any, *, move_to: Any = N
             if not any(mr.role_id == move_to.id for mr in others):
                 assign_role(rbac, actor, membership, move_to)
         elif not others:
-            stranded.append(_display(membership))
+            stranded.append(membership.display_name)
     if stranded:
         raise RuleConflict(
             f"{len(stranded)} member(s) hold only this role among their roles in force "
@@ -573,7 +568,7 @@ def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
     unexpired = {mr.role_id for mr in membership.member_roles
                  if mr.expires_at is None or mr.expires_at > now}
     if role.id in unexpired and starts_at is None and expires_at is None:
-        raise ValidationError(f"{_display(membership)} already holds {role.name}",
+        raise ValidationError(f"{membership.display_name} already holds {role.name}",
                               field="role_id")
     clash = _conflicts_with(rbac, role, held)
     if clash:
@@ -817,6 +812,6 @@ def preview(rbac: RBAC, role: Any, apply: Any) -> list[dict[str, Any]]:
         lost = sorted(f"{p} [{old[p]}]" for p in old if new.get(p) != old[p])
         if gained or lost:
             membership = session.get(m.Membership, mid)
-            result.append({"membership_id": mid, "member": str(membership.user),
+            result.append({"membership_id": mid, "member": membership.display_name,
                            "gained": gained, "lost": lost})
     return result

@@ -495,14 +495,14 @@ def deactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
         raise ValidationError("this member has not joined yet; revoke the invitation instead",
                               field="status")
     if membership.status == "inactive":
-        raise ValidationError(f"{membership.user} is already inactive", field="status")
+        raise ValidationError(f"{membership.display_name} is already inactive", field="status")
     if _privileged(membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can deactivate an Owner or an Admin.")
     roles.ensure_owner_remains(rbac, membership.workspace_id, excluding_membership=membership.id)
     membership.status = "inactive"
     rbac.db.session.flush()
     _audit(rbac, actor, "member.deactivated", workspace_id=actor.workspace_id,
-           target=str(membership.user), before={"status": "active"},
+           target=membership.display_name, before={"status": "active"},
            after={"status": "inactive"})
 
 
@@ -511,13 +511,13 @@ def reactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
     actor = require(rbac, actor, "members", "edit")
     _same_workspace(actor, membership)
     if membership.status != "inactive":
-        raise ValidationError(f"{membership.user} is not inactive", field="status")
+        raise ValidationError(f"{membership.display_name} is not inactive", field="status")
     if _privileged(membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can reactivate an Owner or an Admin.")
     membership.status = "active"
     rbac.db.session.flush()
     _audit(rbac, actor, "member.reactivated", workspace_id=actor.workspace_id,
-           target=str(membership.user), before={"status": "inactive"},
+           target=membership.display_name, before={"status": "inactive"},
            after={"status": "active"})
 
 
@@ -735,7 +735,7 @@ def assign_to_manager(rbac: RBAC, actor: Access | None, manager: Any, member: An
         raise PermissionDenied("You cannot widen your own team.")
     A = rbac.models.ManagerAssignment
     if rbac.db.session.get(A, (manager.id, member.id)) is not None:
-        raise ValidationError(f"{member.user} is already assigned", field="member_id")
+        raise ValidationError(f"{member.display_name} is already assigned", field="member_id")
     row = A(manager_id=manager.id, member_id=member.id)
     rbac.db.session.add(row)
     rbac.db.session.flush()
@@ -748,7 +748,7 @@ def unassign_from_manager(rbac: RBAC, actor: Access | None, manager: Any, member
     A = rbac.models.ManagerAssignment
     row = rbac.db.session.get(A, (manager.id, member.id))
     if row is None:
-        raise ValidationError(f"{member.user} is not assigned", field="member_id")
+        raise ValidationError(f"{member.display_name} is not assigned", field="member_id")
     rbac.db.session.delete(row)
     rbac.db.session.flush()
 
@@ -809,7 +809,10 @@ def list_members(rbac: RBAC, workspace_id: int, flt: MemberFilter | None = None)
         like = f"%{flt.q.strip().lower()}%"
         conds = [sa.func.lower(U.email).like(like)]
         if hasattr(U, "name"):
-            conds.append(sa.func.lower(U.name).like(like))
+            # A pending member's account name is not this workspace's to know (it may
+            # come from another one): it is searchable only once they have joined.
+            conds.append(sa.and_(m.Membership.status != "pending",
+                                 sa.func.lower(U.name).like(like)))
         stmt = stmt.where(sa.or_(*conds))
     return list(rbac.db.session.scalars(stmt.order_by(m.Membership.id),
                                         execution_options=BYPASS))

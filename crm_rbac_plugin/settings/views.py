@@ -553,7 +553,7 @@ def assign(membership_id: int) -> Any:
     except PermissionDenied as exc:
         _rollback()
         return _member_page(membership, form=form, status=403, page_errors=[exc.message])
-    flash(f"{membership.user} now holds {role.name}.", "success")
+    flash(f"{membership.display_name} now holds {role.name}.", "success")
     return redirect(url_for(".member_access", membership_id=membership.id))
 
 
@@ -576,7 +576,7 @@ def unassign(membership_id: int, member_role_id: int) -> Any:
         _rollback()
         return _member_page(membership, status=exc.status if isinstance(exc, ValidationError)
                             else 403, page_errors=[exc.message])
-    flash(f"{membership.user} no longer holds {name}.", "success")
+    flash(f"{membership.display_name} no longer holds {name}.", "success")
     return redirect(url_for(".member_access", membership_id=membership.id))
 
 
