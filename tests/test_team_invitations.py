@@ -92,6 +92,14 @@ def test_the_inviter_sees_only_the_address_until_acceptance(
     # The account's name is no search key for a pending row.
     found = beta.get("/settings/members?q=quinn").text
     assert f'data-member="{EMAIL}"' not in found
+    # Viewing the workspace as the pending member (allowed or refused) names them by
+    # the address: the banner, the page behind it and the audit entry.
+    started = beta.post("/settings/view-as", data={"membership_id": str(pending.id)})
+    assert started.status_code in (302, 403, 404)
+    viewed = [started.text, beta.get("/").text, beta.get("/settings/audit").text]
+    beta.post("/settings/view-as/stop")
+    assert not any(NAME in body for body in viewed)
+    assert NAME not in beta.get("/settings/audit").text
     # A refused action names the member by the address too.
     refused = beta.post(f"/settings/members/{pending.id}/deactivate", follow_redirects=True)
     assert refused.status_code == 400 and NAME not in refused.text
