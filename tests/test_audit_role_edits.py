@@ -79,6 +79,11 @@ def test_role_editor_save_is_audited_cell_by_cell(world: SimpleNamespace, login:
     response = client.post(url, data=values)
     assert response.status_code == 302, response.text[:400]
     check_event(member.id, count, grants_before)
+    page = client.get("/settings/audit").text
+    row = page.split('class="rbac-audit-row"')[1]
+    assert "<strong>removed</strong> grant #" in row and "tasks.view" in row
+    assert "<strong>added</strong> grant #" in row and "<strong>changed</strong> grant #" in row
+    assert "leads.view on role #%d (scope)" % member.id in row
 
 
 def test_api_update_is_audited_cell_by_cell(app: Flask, world: SimpleNamespace) -> None:
