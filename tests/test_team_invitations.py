@@ -50,7 +50,8 @@ def reachable(client: Any, api: Api, pending_id: int, world: SimpleNamespace) ->
              "/settings/audit.csv", "/settings/access-review",
              f"/settings/explain?member={pending_id}&resource=leads&action=view",
              f"/settings/who-could?resource=leads&record={world.other['lead'].id}",
-             "/settings/roles"]
+             "/settings/roles", "/admin/rbac_admin_members/",
+             f"/admin/rbac_admin_members/details/?id={pending_id}"]
     out = {}
     for path in pages:
         response = client.get(path)
