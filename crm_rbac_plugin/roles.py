@@ -563,11 +563,10 @@ def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
     if role.is_owner and expires_at is not None:
         raise ValidationError("the Owner role cannot be time-limited", field="expires_at")
     held = {mr.role_id for mr in membership.member_roles}
-    # An expired assignment gives nothing: the role may be given again.
-    now = utcnow()
-    unexpired = {mr.role_id for mr in membership.member_roles
-                 if mr.expires_at is None or mr.expires_at > now}
-    if role.id in unexpired and starts_at is None and expires_at is None:
+    # An assignment not in force (expired, or starting later) gives nothing now:
+    # the role may be given from now on.
+    in_force_now = {mr.role_id for mr in assignments_in_force(membership)}
+    if role.id in in_force_now and starts_at is None and expires_at is None:
         raise ValidationError(f"{membership.display_name} already holds {role.name}",
                               field="role_id")
     clash = _conflicts_with(rbac, role, held)

@@ -19,7 +19,7 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import roles, tokens
-from crm_rbac_plugin.errors import PermissionDenied, RuleConflict
+from crm_rbac_plugin.errors import PermissionDenied, RuleConflict, ValidationError
 from crm_rbac_plugin.models import utcnow
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_api import Api
@@ -85,13 +85,19 @@ def test_an_assignment_not_in_force_may_go_while_one_in_force_stays(
     assert [mr.role.key for mr in member2.member_roles] == ["member"]
 
 
-def test_an_expired_assignment_of_a_role_can_be_given_again(world: SimpleNamespace) -> None:
+@pytest.mark.parametrize("kind", ["expired", "future"])
+def test_a_role_held_out_of_force_can_be_given_from_now(world: SimpleNamespace,
+                                                        kind: str) -> None:
     member2 = world.members["member2"]
-    give(member2, role(world, "viewer"), **window("expired"))
+    give(member2, role(world, "viewer"), **window(kind))
     roles.assign_role(rbac, rbac.access_for(world.members["owner"]), member2,
                       role(world, "viewer"))
     db.session.commit()
     assert "Viewer" in {mr.role.name for mr in roles.assignments_in_force(member2)}
+    with pytest.raises(ValidationError, match="already holds Viewer"):
+        roles.assign_role(rbac, rbac.access_for(world.members["owner"]), member2,
+                          role(world, "viewer"))
+    db.session.rollback()
 
 
 @pytest.mark.parametrize("kind", ["expired", "future"])
