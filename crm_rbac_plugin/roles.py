@@ -34,14 +34,9 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import conditions
-from .errors import (
-    InvalidCondition,
-    PermissionDenied,
-    RuleConflict,
-    UnknownResource,
-    ValidationError,
-)
+from .errors import InvalidCondition, PermissionDenied, UnknownResource, ValidationError
 from .loader import BYPASS
+from .errors import RuleConflict
 from .models import utcnow
 from .policy import Access
 from .registry import SCOPES, Resource
