@@ -89,7 +89,8 @@ PRIORITY: tuple[str, ...] = (
     "sharing.accepted", "sharing.deleted", "sharing.changed",
     "role.created", "role.deleted", "member.removed", "member.added", "member.deactivated",
     "member.reactivated", "assignment.added", "assignment.removed", "assignment.changed",
-    "role.changed", "grant.changed", "field_rule.changed", "member.changed",
+    "role.changed", "grant.added", "grant.removed", "grant.changed", "field_rule.added",
+    "field_rule.removed", "field_rule.changed", "member.changed",
     "manager.changed", "department.changed", "sod.changed", "plan.changed",
     "workspace.changed", "workspace.created",
 )
@@ -336,6 +337,17 @@ def _after_soft_rollback(session: Session, previous: Any) -> None:
     session.info[_PENDING] = [p for p in pending if not inside(p["tx"])]
 
 
+def _deleted_at_flush(obj: Any) -> bool:
+    """Whether the flush deleted ``obj``.
+
+    A row taken out of a ``delete-orphan`` collection (``role.grants.remove(g)``)
+    is only *dirty* when ``before_flush`` runs: the flush itself deletes it. Its
+    net operation is read from its state once flushed, not from the listener.
+    """
+    state = sa.inspect(obj)
+    return bool(state.deleted or state.was_deleted)
+
+
 def _merge(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per object: its first ``before`` and its net operation."""
     merged: dict[int, dict[str, Any]] = {}
@@ -343,13 +355,13 @@ def _merge(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
         key = id(p["obj"])
         if key not in merged:
             merged[key] = dict(p)
-            continue
-        first = merged[key]
-        if p["op"] == "deleted":
-            if first["op"] == "created":
-                del merged[key]
-            else:
-                first["op"] = "deleted"
+        elif p["op"] == "deleted":
+            merged[key]["op"] = "deleted"
+    for key, entry in list(merged.items()):
+        if entry["op"] != "deleted" and _deleted_at_flush(entry["obj"]):
+            entry["op"] = "deleted"
+        if entry["op"] == "deleted" and entry["before"] is None:
+            del merged[key]  # created and deleted in the same transaction: no net change
     return list(merged.values())
 
 
@@ -358,8 +370,12 @@ def _label(kind: str, obj: Any, values: dict[str, Any]) -> str:
     if kind == "role":
         return f"role #{ident} {values.get('name')}"
     if kind == "member":
+        # A pending member is named by the invited address (Membership.display_name).
         user = getattr(obj, "user", None)
-        return f"member #{ident} {user}" if user is not None else f"member #{ident}"
+        if user is None:
+            return f"member #{ident}"
+        name = getattr(user, "email", None) if values.get("status") == "pending" else user
+        return f"member #{ident} {name}"
     if kind == "assignment":
         return (f"assignment #{ident} (role #{values.get('role_id')} to member "
                 f"#{values.get('membership_id')})")
@@ -400,6 +416,8 @@ def _change_action(kind: str, op: str, before: dict[str, Any] | None,
         return "member.changed"
     if kind == "role":
         return f"role.{op}"
+    if kind in ("grant", "field_rule"):
+        return f"{kind}." + {"created": "added", "deleted": "removed"}.get(op, "changed")
     if kind == "agreement":
         old, new = (before or {}).get("status"), (after or {}).get("status")
         if op == "changed" and old != new and new in ("active", "declined", "left", "revoked"):
@@ -437,6 +455,8 @@ def _before_commit(rbac: RBAC, session: Session) -> None:
             changed = None
             if before is not None and after is not None:
                 changed = sorted(k for k in after if before.get(k) != after.get(k))
+                if not changed:
+                    continue  # changed and changed back: nothing to record
             values = after or before or {}
             key = (f"{values.get('manager_id')}:{values.get('member_id')}"
                    if kind == "manager" else values.get("id"))

@@ -51,7 +51,21 @@ class PermissionDenied(RBACError):
 class ValidationError(RBACError, ValueError):
     """Input that cannot be accepted (a 400): names the offending ``field``."""
 
+    #: The HTTP status a view answers with.
+    status: int = 400
+
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class RuleConflict(ValidationError):
+    """A change that would break a standing rule of the workspace (a 409).
+
+    The input is well formed, but the workspace's state forbids the change,
+    such as taking away the last role in force of a member; the message names
+    the rule and what to do first.
+    """
+
+    status = 409

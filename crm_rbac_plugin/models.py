@@ -125,8 +125,20 @@ def define_models(db: Any, user_model: type) -> Models:
         member_roles = relationship("MemberRole", back_populates="membership",
                                     cascade="all, delete-orphan")
 
+        @property
+        def display_name(self) -> str:
+            """How the workspace names this member: the invited address until they join.
+
+            A pending membership may point to an account another workspace
+            knows by name; the inviter has typed only the address, so only the
+            address is shown (pages, API, audit, messages) until acceptance.
+            """
+            if self.status == "pending":
+                return str(getattr(self.user, "email", "") or f"user #{self.user_id}")
+            return str(self.user)
+
         def __str__(self) -> str:
-            return f"{self.user} in {self.workspace}"
+            return f"{self.display_name} in {self.workspace}"
 
     class ManagerAssignment(db.Model):  # type: ignore[name-defined,misc]
         """A manager's assigned member, whose records the ``team`` scope covers."""

@@ -10,7 +10,10 @@ and refuses, with :class:`~.errors.PermissionDenied` (403) or
   at least one active Owner, also under concurrent requests (the workspace row
   is written first, which serialises such changes on every backend);
 - the Owner and Admin roles keep their full access (they cannot be edited);
-- a role cannot be deleted while it would leave a member without any role;
+- every member keeps at least one role assignment *in force now*: a change
+  that would leave a member only expired or not-yet-started assignments
+  (which give no access) is refused with :class:`~.errors.RuleConflict`
+  (409), by :func:`ensure_role_remains`, the one place that counts them;
 - pairs of roles declared in conflict (segregation of duties) are never held
   together.
 
@@ -33,6 +36,7 @@ from flask import current_app
 from . import conditions
 from .errors import InvalidCondition, PermissionDenied, UnknownResource, ValidationError
 from .loader import BYPASS
+from .errors import RuleConflict
 from .models import utcnow
 from .policy import Access
 from .registry import SCOPES, Resource
@@ -226,18 +230,53 @@ def _lock_workspace(rbac: RBAC, workspace_id: int) -> None:
                             .values(policy_version=W.c.policy_version + 1))
 
 
+#: Why a change that leaves a member without a role in force is refused.
+ROLE_REMAINS_RULE = ("every member keeps at least one role in force now (an expired "
+                     "assignment, or one that has not started yet, gives no access and "
+                     "does not count)")
+
+
+def in_force(member_role: Any, now: dt.datetime) -> sa.ColumnElement[bool]:
+    """SQL twin of ``MemberRole.active_at(now)``: the assignment gives access at ``now``.
+
+    ``member_role`` is the MemberRole model (or an alias of it). The loader
+    applies the same window, so what these rules count is what gives access.
+    """
+    return sa.and_(sa.or_(member_role.starts_at.is_(None), member_role.starts_at <= now),
+                   sa.or_(member_role.expires_at.is_(None), member_role.expires_at > now))
+
+
+def assignments_in_force(membership: Any, *, excluding_member_role: int | None = None,
+                         excluding_role: int | None = None) -> list[Any]:
+    """The member's role assignments in force now, less those a change takes away."""
+    now = utcnow()
+    return [mr for mr in membership.member_roles if mr.active_at(now)
+            and mr.id != excluding_member_role and mr.role_id != excluding_role]
+
+
+def ensure_role_remains(membership: Any, *, excluding_member_role: int | None = None,
+                        excluding_role: int | None = None) -> None:
+    """Refuse (409) a change that would leave ``membership`` no role in force now.
+
+    A member whose assignments have all expired (or not started) has no role:
+    every page and API call is refused to them. The rule counts only what
+    gives access now, so that such a state is never reached by a removal.
+    """
+    if not assignments_in_force(membership, excluding_member_role=excluding_member_role,
+                                excluding_role=excluding_role):
+        raise RuleConflict(f"{membership.display_name} would keep no role: {ROLE_REMAINS_RULE}; "
+                           "give another role first", field="role_id")
+
+
 def active_owner_count(rbac: RBAC, workspace_id: int, *, excluding_member_role: int | None = None,
                        excluding_membership: int | None = None) -> int:
-    """Count active members holding a current Owner role in the workspace."""
+    """Count active members holding an Owner role in force now in the workspace."""
     m = rbac.models
-    now = utcnow()
     stmt = (sa.select(sa.func.count(sa.distinct(m.Membership.id)))
             .join(m.MemberRole, m.MemberRole.membership_id == m.Membership.id)
             .join(m.Role, m.Role.id == m.MemberRole.role_id)
             .where(m.Membership.workspace_id == workspace_id, m.Membership.status == "active",
-                   m.Role.is_owner.is_(True),
-                   sa.or_(m.MemberRole.starts_at.is_(None), m.MemberRole.starts_at <= now),
-                   sa.or_(m.MemberRole.expires_at.is_(None), m.MemberRole.expires_at > now)))
+                   m.Role.is_owner.is_(True), in_force(m.MemberRole, utcnow())))
     if excluding_member_role is not None:
         stmt = stmt.where(m.MemberRole.id != excluding_member_role)
     if excluding_membership is not None:
@@ -249,7 +288,8 @@ def ensure_owner_remains(rbac: RBAC, workspace_id: int, **excluding: int) -> Non
     """Refuse a change that would leave the workspace without an active Owner."""
     _lock_workspace(rbac, workspace_id)
     if active_owner_count(rbac, workspace_id, **excluding) < 1:
-        raise PermissionDenied("A workspace must always keep at least one active Owner.")
+        raise PermissionDenied("A workspace must always keep at least one active Owner "
+                               "(an Owner assignment counts only while it is in force).")
 
 
 # -- roles ---------------------------------------------------------------------
@@ -296,9 +336,25 @@ def _concurrent_change_refused(what: str) -> Iterator[None]:
 
 
 def _set_grants(rbac: RBAC, role: Any, specs: Sequence[GrantSpec]) -> None:
-    role.grants.clear()
-    rbac.db.session.flush()  # delete the old cells before the unique key is reused
-    for spec in specs:
+    """Make the role's cells exactly ``specs``, touching only the cells that differ.
+
+    A cell is keyed by (resource, action, effect), as its unique key: a cell
+    that stays keeps its row (its scope or condition updated in place), a cell
+    that goes is deleted, a new one is inserted. The audit trail then sees
+    each cell as removed, added or changed, as the member meant it.
+    """
+    wanted = {(s.resource, s.action, s.effect): s for s in specs}
+    for grant in list(role.grants):
+        spec = wanted.pop((grant.resource, grant.action, grant.effect), None)
+        if spec is None:
+            role.grants.remove(grant)
+            continue
+        condition = conditions.to_json(spec.condition) or None
+        if grant.scope != spec.scope:
+            grant.scope = spec.scope
+        if grant.condition != condition:
+            grant.condition = condition
+    for spec in wanted.values():
         role.grants.append(rbac.models.Grant(
             resource=spec.resource, action=spec.action, scope=spec.scope, effect=spec.effect,
             condition=conditions.to_json(spec.condition) or None))
@@ -446,15 +502,16 @@ def delete_role(rbac: RBAC, actor: Access | None, role: Any, *, move_to: Any = N
             raise ValidationError("move members to a different role", field="move_to")
     stranded = []
     for membership in holders(rbac, role):
-        others = [mr for mr in membership.member_roles if mr.role_id != role.id]
+        others = assignments_in_force(membership, excluding_role=role.id)
         if move_to is not None:
             if not any(mr.role_id == move_to.id for mr in others):
                 assign_role(rbac, actor, membership, move_to)
         elif not others:
-            stranded.append(membership.user)
+            stranded.append(membership.display_name)
     if stranded:
-        raise ValidationError(
-            f"{len(stranded)} member(s) hold only this role ({', '.join(map(str, stranded[:5]))}); "
+        raise RuleConflict(
+            f"{len(stranded)} member(s) hold only this role among their roles in force "
+            f"({', '.join(stranded[:5])}): {ROLE_REMAINS_RULE}; "
             "move them to another role first", field="move_to")
     for child in rbac.db.session.scalars(sa.select(m.Role).where(m.Role.parent_id == role.id)):
         child.parent = None
@@ -501,8 +558,12 @@ def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
     if role.is_owner and expires_at is not None:
         raise ValidationError("the Owner role cannot be time-limited", field="expires_at")
     held = {mr.role_id for mr in membership.member_roles}
-    if role.id in held and starts_at is None and expires_at is None:
-        raise ValidationError(f"{membership.user} already holds {role.name}", field="role_id")
+    # An assignment not in force (expired, or starting later) gives nothing now:
+    # the role may be given from now on.
+    in_force_now = {mr.role_id for mr in assignments_in_force(membership)}
+    if role.id in in_force_now and starts_at is None and expires_at is None:
+        raise ValidationError(f"{membership.display_name} already holds {role.name}",
+                              field="role_id")
     clash = _conflicts_with(rbac, role, held)
     if clash:
         raise PermissionDenied(
@@ -525,9 +586,7 @@ def remove_role(rbac: RBAC, actor: Access | None, member_role: Any) -> None:
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can take the {role.name} role away.")
     _require_covered(actor, effective_specs(role), f"take {role.name} away")
-    if len(membership.member_roles) <= 1:
-        raise ValidationError("every member keeps at least one role; give another first",
-                              field="role_id")
+    ensure_role_remains(membership, excluding_member_role=member_role.id)
     if role.is_owner:
         ensure_owner_remains(rbac, membership.workspace_id, excluding_member_role=member_role.id)
     rbac.db.session.delete(member_role)
@@ -611,9 +670,16 @@ def _set_field_rules(rbac: RBAC, role: Any, rules: Mapping[str, Mapping[str, str
                 raise ValidationError(f"field mode must be hidden or readonly, not {mode!r}",
                                       field="field_rules")
             wanted.append((resource, name, mode))
-    role.field_rules.clear()
-    rbac.db.session.flush()
-    for resource, name, mode in wanted:
+    # Keyed by (resource, field), as the table's unique key: a rule that stays keeps
+    # its row (its mode updated in place), so the audit trail sees what changed.
+    modes = {(resource, name): mode for resource, name, mode in wanted}
+    for rule in list(role.field_rules):
+        mode = modes.pop((rule.resource, rule.field), None)
+        if mode is None:
+            role.field_rules.remove(rule)
+        elif rule.mode != mode:
+            rule.mode = mode
+    for (resource, name), mode in modes.items():
         role.field_rules.append(rbac.models.FieldRule(resource=resource, field=name, mode=mode))
 
 
@@ -740,6 +806,6 @@ def preview(rbac: RBAC, role: Any, apply: Any) -> list[dict[str, Any]]:
         lost = sorted(f"{p} [{old[p]}]" for p in old if new.get(p) != old[p])
         if gained or lost:
             membership = session.get(m.Membership, mid)
-            result.append({"membership_id": mid, "member": str(membership.user),
+            result.append({"membership_id": mid, "member": membership.display_name,
                            "gained": gained, "lost": lost})
     return result

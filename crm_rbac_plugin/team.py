@@ -305,7 +305,12 @@ def resend(rbac: RBAC, actor: Access | None, invitation: Any, *, send: bool = Tr
 
 
 def revoke(rbac: RBAC, actor: Access | None, invitation: Any) -> None:
-    """End an invitation and remove its Pending membership (and the unused account)."""
+    """End an invitation and remove its Pending membership (and the unused account).
+
+    The account goes only when this invitation created it, nobody has set its
+    password, and no other membership (another workspace's invitation
+    included) refers to it: a link still open elsewhere keeps working.
+    """
     actor = require(rbac, actor, "members", "create")
     _same_workspace(actor, invitation)
     _check_open(invitation)
@@ -318,7 +323,7 @@ def revoke(rbac: RBAC, actor: Access | None, invitation: Any) -> None:
         M = rbac.models.Membership
         others = rbac.db.session.scalar(sa.select(sa.func.count()).select_from(M)
                                         .where(M.user_id == user.id))
-        if invitation.new_user and not others:
+        if invitation.new_user and not others and not has_password(user):
             rbac.db.session.delete(user)
     rbac.db.session.flush()
     _audit(rbac, actor, "member.invite_revoked", workspace_id=actor.workspace_id,
@@ -362,17 +367,47 @@ def invitation_for_token(rbac: RBAC, token: str, *, max_age: int | None = None) 
     return invitation
 
 
+def has_password(user: Any) -> bool:
+    """Return whether ``user`` can already sign in with a password.
+
+    The host says so through ``user.has_usable_password`` (a bool or a
+    method); otherwise a non-empty ``password_hash`` counts. A user model with
+    neither is taken to have one, so that an invitation never sets the
+    password of an account that signs in some other way.
+    """
+    usable = getattr(user, "has_usable_password", None)
+    if usable is not None:
+        return bool(usable() if callable(usable) else usable)
+    if hasattr(user, "password_hash"):
+        return bool(user.password_hash)
+    return True
+
+
+def needs_password(invitation: Any) -> bool:
+    """Whether accepting ``invitation`` sets the account's name and password.
+
+    An account without a password (created by some invitation, this one or
+    another workspace's) is completed by whoever holds a valid link to it
+    first; an account with a password joins only when its owner is signed in.
+    The decision rests on the account, never on which invitation created it,
+    so revoking or accepting another workspace's invitation does not strand
+    this one.
+    """
+    membership = invitation.membership
+    return membership is not None and not has_password(membership.user)
+
+
 def accept(rbac: RBAC, invitation: Any, *, user: Any = None, name: str | None = None,
            password: str | None = None) -> Any:
     """Accept an open invitation; return the now Active membership.
 
-    A new account (created by the invite) needs ``name`` and ``password``;
-    an existing account must be the signed-in ``user`` with the invited email.
+    An account without a password (:func:`needs_password`) needs ``name`` and
+    ``password``; an account with one must be the signed-in ``user``.
     """
     _check_open(invitation)
     membership = invitation.membership
     invited_user = membership.user
-    if invitation.new_user:
+    if needs_password(invitation):
         if not isinstance(name, str) or not name.strip() or len(name.strip()) > 120:
             raise ValidationError("enter your name (up to 120 characters)", field="name")
         if not isinstance(password, str) or len(password) < 8:
@@ -460,14 +495,14 @@ def deactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
         raise ValidationError("this member has not joined yet; revoke the invitation instead",
                               field="status")
     if membership.status == "inactive":
-        raise ValidationError(f"{membership.user} is already inactive", field="status")
+        raise ValidationError(f"{membership.display_name} is already inactive", field="status")
     if _privileged(membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can deactivate an Owner or an Admin.")
     roles.ensure_owner_remains(rbac, membership.workspace_id, excluding_membership=membership.id)
     membership.status = "inactive"
     rbac.db.session.flush()
     _audit(rbac, actor, "member.deactivated", workspace_id=actor.workspace_id,
-           target=str(membership.user), before={"status": "active"},
+           target=membership.display_name, before={"status": "active"},
            after={"status": "inactive"})
 
 
@@ -476,13 +511,13 @@ def reactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
     actor = require(rbac, actor, "members", "edit")
     _same_workspace(actor, membership)
     if membership.status != "inactive":
-        raise ValidationError(f"{membership.user} is not inactive", field="status")
+        raise ValidationError(f"{membership.display_name} is not inactive", field="status")
     if _privileged(membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can reactivate an Owner or an Admin.")
     membership.status = "active"
     rbac.db.session.flush()
     _audit(rbac, actor, "member.reactivated", workspace_id=actor.workspace_id,
-           target=str(membership.user), before={"status": "inactive"},
+           target=membership.display_name, before={"status": "inactive"},
            after={"status": "active"})
 
 
@@ -700,7 +735,7 @@ def assign_to_manager(rbac: RBAC, actor: Access | None, manager: Any, member: An
         raise PermissionDenied("You cannot widen your own team.")
     A = rbac.models.ManagerAssignment
     if rbac.db.session.get(A, (manager.id, member.id)) is not None:
-        raise ValidationError(f"{member.user} is already assigned", field="member_id")
+        raise ValidationError(f"{member.display_name} is already assigned", field="member_id")
     row = A(manager_id=manager.id, member_id=member.id)
     rbac.db.session.add(row)
     rbac.db.session.flush()
@@ -713,7 +748,7 @@ def unassign_from_manager(rbac: RBAC, actor: Access | None, manager: Any, member
     A = rbac.models.ManagerAssignment
     row = rbac.db.session.get(A, (manager.id, member.id))
     if row is None:
-        raise ValidationError(f"{member.user} is not assigned", field="member_id")
+        raise ValidationError(f"{member.display_name} is not assigned", field="member_id")
     rbac.db.session.delete(row)
     rbac.db.session.flush()
 
@@ -774,7 +809,10 @@ def list_members(rbac: RBAC, workspace_id: int, flt: MemberFilter | None = None)
         like = f"%{flt.q.strip().lower()}%"
         conds = [sa.func.lower(U.email).like(like)]
         if hasattr(U, "name"):
-            conds.append(sa.func.lower(U.name).like(like))
+            # A pending member's account name is not this workspace's to know (it may
+            # come from another one): it is searchable only once they have joined.
+            conds.append(sa.and_(m.Membership.status != "pending",
+                                 sa.func.lower(U.name).like(like)))
         stmt = stmt.where(sa.or_(*conds))
     return list(rbac.db.session.scalars(stmt.order_by(m.Membership.id),
                                         execution_options=BYPASS))

@@ -201,7 +201,7 @@ def test_delete_refuses_to_strand_members(world: SimpleNamespace, api: Any) -> N
     owner = api("owner")
     before = policy_snapshot()
     response = owner.delete(f"/roles/{role(world, 'junior_rep').id}")
-    assert response.status_code == 400 and response.json["field"] == "move_to"
+    assert response.status_code == 409 and response.json["field"] == "move_to"
     assert "hold only this role" in response.json["message"]
     assert policy_snapshot() == before
 
@@ -267,7 +267,7 @@ def test_members_and_assignments(world: SimpleNamespace, api: Any) -> None:
     assert owner.delete(f"/members/{viewer}/roles/{assignment['id']}").status_code == 404
     last = listed[0]["id"]
     refused = owner.delete(f"/members/{viewer}/roles/{last}")
-    assert refused.status_code == 400 and "at least one role" in refused.json["message"]
+    assert refused.status_code == 409 and "at least one role" in refused.json["message"]
 
 
 def test_effective_access_shows_inherited_roles(world: SimpleNamespace, api: Any) -> None:

@@ -316,7 +316,7 @@ def test_every_permission_changing_route_writes_exactly_one_event(
     actions = [e.action for e in change_events()[start:start + 14]]
     assert actions == ["role.created", "grant.changed", "assignment.added",
                        "assignment.removed", "sod.changed", "sod.changed", "plan.changed",
-                       "role.deleted", "role.created", "grant.changed", "role.created",
+                       "role.deleted", "role.created", "grant.added", "role.created",
                        "role.deleted", "assignment.added", "assignment.removed"]
     sharing = [e.action for e in change_events() if e.action.startswith("sharing.")]
     assert sharing == ["sharing.created"] * 2 + ["sharing.changed"] * 2 + [

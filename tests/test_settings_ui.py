@@ -462,7 +462,7 @@ def test_delete_offers_to_move_members(world: SimpleNamespace, login: Any) -> No
 
     before = policy_snapshot()
     refused = client.post(url, data={"move_to": ""})
-    assert refused.status_code == 400 and "hold only this role" in errors_in(refused)
+    assert refused.status_code == 409 and "hold only this role" in errors_in(refused)
     assert policy_snapshot() == before
 
     viewer = role(world, "viewer")
@@ -575,7 +575,7 @@ def test_temporary_assignment_and_removal(world: SimpleNamespace, login: Any) ->
         m.MemberRole.membership_id == viewer_id))
     before = policy_snapshot()
     refused = client.post(f"/settings/members/{viewer_id}/roles/{last}/remove")
-    assert refused.status_code == 400 and "at least one role" in errors_in(refused)
+    assert refused.status_code == 409 and "at least one role" in errors_in(refused)
     assert policy_snapshot() == before
 
 

@@ -81,7 +81,7 @@ SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object", "required": ["error", "message"],
         "properties": {
-            "error": {"type": "string", "examples": ["validation_error", "forbidden"]},
+            "error": {"type": "string", "examples": ["validation_error", "forbidden", "conflict"]},
             "message": {"type": "string"},
             "field": {"type": ["string", "null"],
                       "description": "The input at fault, e.g. permissions[0].scope."},
@@ -214,6 +214,10 @@ BAD_INPUT = {
                   "scope, field or operator; `field` names the input at fault."),
     "413": _error("The body is larger than RBAC_API_MAX_BODY (64 KiB by default)."),
 }
+RULE_CONFLICT = {
+    "409": _error("The change would leave a member no role in force now (expired and "
+                  "not-yet-started assignments do not count); `error` is `conflict`."),
+}
 
 
 def _path_id(name: str, what: str) -> dict[str, Any]:
@@ -264,7 +268,7 @@ PATHS: dict[str, Any] = {
                       parameters=[ROLE_ID, {
                           "name": "move_to", "in": "query", "required": False, "schema": ID,
                           "description": "Give the role's members this role first."}],
-                      errors=(NOT_FOUND, BAD_INPUT)),
+                      errors=(NOT_FOUND, BAD_INPUT, RULE_CONFLICT)),
     },
     "/roles/{role_id}/clone": {
         "post": _op("Create a custom role from a copy of this one, inherited grants and field "
@@ -311,10 +315,10 @@ PATHS: dict[str, Any] = {
     },
     "/members/{membership_id}/roles/{member_role_id}": {
         "delete": _op("Take a role assignment away (members.edit; the last Owner and a "
-                      "member's last role stay).",
+                      "member's last role in force stay).",
                       {"204": {"description": "Removed."}}, tag="members",
                       parameters=[MEMBER_ID, _path_id("member_role_id", "role assignment")],
-                      errors=(NOT_FOUND, BAD_INPUT)),
+                      errors=(NOT_FOUND, BAD_INPUT, RULE_CONFLICT)),
     },
     "/members/{membership_id}/access": {
         "get": _op("A member's effective permissions and the roles each comes from "

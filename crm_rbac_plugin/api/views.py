@@ -107,7 +107,8 @@ def _api_error(exc: ApiError) -> Any:
 @bp.errorhandler(ValidationError)
 def _validation_error(exc: ValidationError) -> Any:
     get_rbac().db.session.rollback()
-    return _error(400, "validation_error", exc.message, exc.field)
+    return _error(exc.status, "conflict" if exc.status == 409 else "validation_error",
+                  exc.message, exc.field)
 
 
 @bp.errorhandler(PermissionDenied)
@@ -292,7 +293,7 @@ def _assignment_json(mr: Any) -> dict[str, Any]:
 
 def _member_json(membership: Any) -> dict[str, Any]:
     user = membership.user
-    return {"id": membership.id, "user_id": membership.user_id, "name": str(user),
+    return {"id": membership.id, "user_id": membership.user_id, "name": membership.display_name,
             "email": getattr(user, "email", None), "status": membership.status,
             "department": membership.department.name if membership.department else None,
             "roles": [_assignment_json(mr) for mr in

@@ -193,10 +193,17 @@ def who_could(rbac: RBAC, workspace_id: int, resource: str, record_id: int, at: 
     return WhoCould(at, resource, record_id, action, answers, warnings)
 
 
+def _shown_name(user: Any, member: dict[str, Any]) -> str:
+    """A member's name, or the invited address while pending (as Membership.display_name)."""
+    if user is None:
+        return f"user #{member['user_id']}"
+    return str(user.email if member.get("status") == "pending" else user)
+
+
 def _answers(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], at: dt.datetime,
              action: str, resource: str, record: Any, loader: Any, *,
              share: Share | None = None, workspace: str = "") -> list[Answer]:
-    users = {u.id: str(u) for u in rbac.db.session.scalars(
+    users = {u.id: u for u in rbac.db.session.scalars(
         sa.select(rbac.user_model).where(rbac.user_model.id.in_(
             [m["user_id"] for m in state["member"].values()])))}
     answers = []
@@ -208,7 +215,7 @@ def _answers(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], at: dt.dat
         if share is not None:
             access = replace(access, shares=(share,))
         decision = decide(access, rbac.registry, action, resource, record, loader)
-        answers.append(Answer(member["id"], users.get(member["user_id"], f"user #{member['user_id']}"),
+        answers.append(Answer(member["id"], _shown_name(users.get(member["user_id"]), member),
                               access.roles, decision.allowed, decision.reason, workspace))
     return answers
 

@@ -215,7 +215,7 @@ def view_as_start() -> Any:
                            membership if target is not None else None, reason)
         return rbac.refuse(Decision(False, reason), 403 if target is not None else 404)
     rbac.audit("view_as.started", resource="members", target=f"member #{membership.id} "
-               f"{membership.user}", viewed_membership_id=membership.id)
+               f"{membership.display_name}", viewed_membership_id=membership.id)
     rbac.db.session.commit()
     session[viewas.SESSION_KEY] = membership.id
     return redirect(request.form.get("next") or "/")

@@ -107,7 +107,7 @@ class ProfileForm(FlaskForm):
 
 
 def _error_status(exc: Exception) -> int:
-    return 400 if isinstance(exc, ValidationError) else 403
+    return exc.status if isinstance(exc, ValidationError) else 403
 
 
 def _back_to_member(membership: Any) -> Any:
@@ -255,7 +255,8 @@ def accept_invitation(token: str) -> Any:
         else:
             status = 400
     return _render("team/accept.html", status, form=form, invitation=inv, workspace=workspace,
-                   signed_in_as=signed_in_as, page_errors=page_errors)
+                   signed_in_as=signed_in_as, needs_password=team.needs_password(inv),
+                   page_errors=page_errors)
 
 
 # -- one member: status, department, team, reassignment ------------------------------------
@@ -277,7 +278,8 @@ def _member_page(membership: Any, *, status: int = 200, page_errors: list[str] |
         team_form = TeamForm(formdata=None)
     taken = {m.id for m in assigned} | {membership.id}
     team_form.member_id.choices = choices([("", "— choose —")] + [
-        (m.id, str(m.user)) for m in support.workspace_memberships(rbac, ws) if m.id not in taken])
+        (m.id, m.display_name) for m in support.workspace_memberships(rbac, ws)
+        if m.id not in taken])
     return _render("team/member.html", status, membership=membership, assigned=assigned,
                    dept_form=dept_form, team_form=team_form, confirm=ConfirmForm(),
                    can_edit=_can("members.edit"), is_me=membership.id == access.membership_id,
@@ -310,7 +312,7 @@ def _member_action(membership_id: int, action: Any, done: str) -> Any:
     if not ConfirmForm().validate_on_submit():
         return _member_page(membership, status=400, page_errors=["The form expired; try again."])
     return _change_member(membership, lambda: action(rbac, _access(), membership),
-                          f"{membership.user} {done}.")
+                          f"{membership.display_name} {done}.")
 
 
 @bp.post("/members/<int:membership_id>/deactivate")
@@ -343,7 +345,7 @@ def member_department(membership_id: int) -> Any:
         if "visibility" in request.form and (form.visibility.data or None) != membership.visibility:
             team.set_visibility(rbac, access, membership, form.visibility.data or None)
 
-    return _change_member(membership, change, f"{membership.user} is now in "
+    return _change_member(membership, change, f"{membership.display_name} is now in "
                                               f"{dept.name if dept else 'no department'}.")
 
 
@@ -353,13 +355,13 @@ def add_to_team(membership_id: int) -> Any:
     rbac, access = get_rbac(), _access()
     manager = _membership_or_404(membership_id)
     form = TeamForm()
-    form.member_id.choices = choices((m.id, str(m.user)) for m in
+    form.member_id.choices = choices((m.id, m.display_name) for m in
                                      support.workspace_memberships(rbac, access.workspace_id))
     if not form.validate_on_submit():
         return _member_page(manager, status=400, team_form=form)
     member = support.membership_in(rbac, access.workspace_id, form.member_id.data)
     return _change_member(manager, lambda: team.assign_to_manager(rbac, access, manager, member),
-                          f"{manager.user} now manages {member.user}.")
+                          f"{manager.display_name} now manages {member.display_name}.")
 
 
 @bp.post("/members/<int:membership_id>/team/<int:member_id>/remove")
@@ -372,7 +374,7 @@ def remove_from_team(membership_id: int, member_id: int) -> Any:
         return _member_page(manager, status=400, page_errors=["The form expired; try again."])
     return _change_member(manager,
                           lambda: team.unassign_from_manager(rbac, access, manager, member),
-                          f"{manager.user} no longer manages {member.user}.")
+                          f"{manager.display_name} no longer manages {member.display_name}.")
 
 
 @bp.route("/members/<int:membership_id>/reassign", methods=["GET", "POST"])
@@ -389,7 +391,8 @@ def reassign(membership_id: int) -> Any:
     only = request.args.get("resource")
     form = ReassignForm()
     form.to_user_id.choices = choices([("", "— choose —")] + [
-        (m.user_id, str(m.user)) for m in support.workspace_memberships(rbac, access.workspace_id)
+        (m.user_id, m.display_name)
+        for m in support.workspace_memberships(rbac, access.workspace_id)
         if m.status == "active" and m.id != source.id])
     form.resources.choices = choices((r.name, r.label or r.name) for r in team.reassignable(rbac))
     status, page_errors, preview = 200, [], None
@@ -401,7 +404,8 @@ def reassign(membership_id: int) -> Any:
                 if request.form.get("step") == "apply":
                     counts = team.reassign(*args, ids=ids)
                     _commit()
-                    flash(f"{sum(counts.values())} record(s) moved from {source.user}.", "success")
+                    flash(f"{sum(counts.values())} record(s) moved from "
+                          f"{source.display_name}.", "success")
                     return _back_to_member(source)
                 preview = team.reassign_preview(*args, ids=ids)
             except (ValidationError, PermissionDenied) as exc:

@@ -451,15 +451,16 @@ def delete_role(role_id: int) -> Any:
         except ValidationError as exc:
             _rollback()
             _add_error(form.move_to, exc.message)
-            status = 400
+            status = exc.status
         except PermissionDenied as exc:
             _rollback()
             page_errors.append(exc.message)
             status = 403
     elif request.method == "POST":
         status = 400
+    stranded = {m.id for m in holders if not roles.assignments_in_force(m, excluding_role=role.id)}
     return _render("role_delete.html", status, role=role, form=form, holders=holders,
-                   page_errors=page_errors)
+                   stranded=stranded, page_errors=page_errors)
 
 
 @bp.get("/roles/compare")
@@ -552,7 +553,7 @@ def assign(membership_id: int) -> Any:
     except PermissionDenied as exc:
         _rollback()
         return _member_page(membership, form=form, status=403, page_errors=[exc.message])
-    flash(f"{membership.user} now holds {role.name}.", "success")
+    flash(f"{membership.display_name} now holds {role.name}.", "success")
     return redirect(url_for(".member_access", membership_id=membership.id))
 
 
@@ -573,9 +574,9 @@ def unassign(membership_id: int, member_role_id: int) -> Any:
         _commit()
     except (ValidationError, PermissionDenied) as exc:
         _rollback()
-        return _member_page(membership, status=400 if isinstance(exc, ValidationError) else 403,
-                            page_errors=[exc.message])
-    flash(f"{membership.user} no longer holds {name}.", "success")
+        return _member_page(membership, status=exc.status if isinstance(exc, ValidationError)
+                            else 403, page_errors=[exc.message])
+    flash(f"{membership.display_name} no longer holds {name}.", "success")
     return redirect(url_for(".member_access", membership_id=membership.id))
 
 
