@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
+from flask import (Blueprint, Response, flash, redirect, render_template, request,
                    stream_with_context, url_for)
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
-from crm_rbac_plugin import PermissionDenied, record_required, require_permission
+from crm_rbac_plugin import PermissionDenied, bulk, record_required, require_permission
 
 from ..extensions import db
 from ..models import Client, User
@@ -295,20 +295,16 @@ BULK_LIMIT = 500
 def bulk_delete_view(cfg: CrudConfig) -> Any:
     """Delete the selected records, all or none.
 
-    The rows are selected with the member's *delete* criteria; if any chosen
-    id is missing from them (invisible, not deletable, another workspace),
-    nothing is deleted. The flush guard checks every row once more.
+    :func:`crm_rbac_plugin.bulk.select` loads them: every one must allow
+    ``bulk`` and ``delete`` for the member (conditions, denies and sharing
+    agreements included), else the request is a 404 (an invisible record)
+    or a 403 and nothing is deleted. The flush guard checks every row once more.
     """
     ids = set(request.form.getlist("ids", type=int))
     if not ids or len(ids) > BULK_LIMIT:
         flash(f"Select between 1 and {BULK_LIMIT} {cfg.label.lower()}.", "error")
         return redirect(url_for(f"{cfg.name}.index")), 400
-    model: Any = cfg.model
-    records = db.session.scalars(sa.select(model).where(model.id.in_(ids))
-                                 .execution_options(rbac_action="delete")).all()
-    if len(records) != len(ids):
-        db.session.rollback()
-        abort(404)
+    records = bulk.select(rbac, cfg.name, ids, "delete")
     for record in records:
         db.session.delete(record)
     db.session.commit()
