@@ -19,9 +19,7 @@ decorators. Access control lives entirely in crm_rbac_plugin:
 from __future__ import annotations
 
 import collections
-import csv
 import datetime as dt
-import decimal
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from flask_login import current_user
 from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
-from crm_rbac_plugin import PermissionDenied, bulk, record_required, require_permission
+from crm_rbac_plugin import PermissionDenied, bulk, csvsafe, record_required, require_permission
 
 from ..extensions import db
 from ..models import Client, User
@@ -44,8 +42,6 @@ from .resources import CrudConfig, config_for
 
 PER_PAGE = 25
 EXPORT_BATCH = 500
-#: Spreadsheets run a cell starting with these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -229,22 +225,16 @@ def delete_view(cfg: CrudConfig, record: Any) -> Any:
     return redirect(url_for(f"{cfg.name}.index"))
 
 
-def csv_value(record: Any, kind: str, key: str) -> str:
-    """A cell of the export, neutralised against spreadsheet formula injection."""
-    value = raw = getattr(record, key)
+def csv_value(record: Any, kind: str, key: str) -> Any:
+    """A cell of the export; the writer (:mod:`crm_rbac_plugin.csvsafe`) neutralises it."""
+    value = getattr(record, key)
     if kind == "owner":
-        value = value.email if value is not None else ""
-    elif kind == "client":
-        value = value.name if value is not None else ""
-    elif value is None:
-        value = ""
-    elif isinstance(value, (dt.date, dt.datetime)):
-        value = value.isoformat()
-    text = str(value)
-    numeric = isinstance(raw, (int, float, decimal.Decimal, dt.date))
-    if not numeric and text[:1] in FORMULA_STARTS:
-        text = "'" + text
-    return text
+        return value.email if value is not None else ""
+    if kind == "client":
+        return value.name if value is not None else ""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
 
 
 def export_view(cfg: CrudConfig) -> Response:
@@ -263,7 +253,7 @@ def export_view(cfg: CrudConfig) -> Response:
         rows = 0
         by_workspace: collections.Counter[Any] = collections.Counter()
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csvsafe.writer(buffer)
         writer.writerow([col.label for col in columns])
         for n, record in enumerate(db.session.scalars(stmt), 1):
             writer.writerow([csv_value(record, col.kind, col.key) for col in columns])
