@@ -32,7 +32,9 @@ with the plugin's decisions):
   :func:`.bulk.select`: every selected record must allow ``bulk`` (on
   resources that declare it) and ``delete``, or nothing is deleted
   (``fast_mass_delete = False`` keeps Flask-Admin's own path row by row too).
-* Exports use the ``export`` criteria and are written to the audit trail.
+* Exports use the ``export`` criteria, are written to the audit trail, and
+  every cell goes through :func:`.csvsafe.safe_cell` (formula injection).
+  The rows are read and the audit committed before the CSV streams.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from flask_admin.babel import lazy_gettext, ngettext
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 
-from . import bulk
+from . import bulk, csvsafe
 from .errors import NoAccessContext, PermissionDenied, RBACError
 from .policy import Decision
 
@@ -268,19 +270,48 @@ class RBACModelView(ModelView):
                 continue
         return typed
 
+    # -- export -------------------------------------------------------------------------
+
+    def get_export_value(self, model: Any, name: Any) -> Any:
+        """Return a cell of the export, neutralised by :func:`.csvsafe.safe_cell`.
+
+        Rows of :meth:`_export_data` already hold their neutralised values.
+        """
+        if isinstance(model, _ExportRow):
+            return model.values[name]
+        return csvsafe.safe_cell(super().get_export_value(model, name))
+
     def _export_data(self) -> Any:
-        count, data = super()._export_data()
-        data = list(data)
+        """Read the rows to export, audit them and commit before anything is sent.
+
+        Flask-Admin streams the CSV after the view returns, when the request's
+        session may already be gone and every record is expired by the commit;
+        so the cells are read here, once, into plain rows (the query applied
+        the member's ``export`` criteria and the columns leave hidden fields
+        out). The audit event counts exactly these rows, which are all sent.
+        """
+        count, records = super()._export_data()
+        names = [c[0] for c in self._export_columns]
+        rows = [_ExportRow({n: self.get_export_value(r, n) for n in names}) for r in records]
         res = self.rbac.registry.get(self.resource)
         by_workspace: dict[Any, int] = {}
-        for record in data:
+        for record in records:
             ws = getattr(record, res.workspace_column, None)
             by_workspace[ws] = by_workspace.get(ws, 0) + 1
         self.rbac.audit_export(self.resource, by_workspace,
-                               target=f"{self.resource} admin export ({len(data)} rows)",
+                               target=f"{self.resource} admin export ({len(rows)} rows)",
                                via="admin")
         self.rbac.db.session.commit()
-        return count, data
+        return count, rows
+
+
+class _ExportRow:
+    """The export cells of one record, keyed by column name (no database behind it)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
 
 
 class ReadOnlyRBACModelView(RBACModelView):
