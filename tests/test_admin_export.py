@@ -31,6 +31,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin.admin import RBACModelView
 from tests.conftest import app_with_tables
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.test_settings_ui import role
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -49,7 +50,13 @@ def app(database_url: str) -> Iterator[Flask]:
 def served(app: Flask, world: SimpleNamespace) -> Iterator[SimpleNamespace]:
     """Serve the seeded ``app`` from a werkzeug server thread (none of the test's
     contexts there); yields its URL, the Owner's email and the workspace id."""
-    seen = SimpleNamespace(owner=world.users["owner"].email, workspace_id=world.ws.id)
+    with rbac.system():  # Finance exports deals without their amounts
+        db.session.add(rbac.models.FieldRule(role=role(world, "finance"), resource="deals",
+                                             field="amount", mode="hidden"))
+        db.session.commit()
+    seen = SimpleNamespace(owner=world.users["owner"].email, workspace_id=world.ws.id,
+                           finance=world.users["finance"].email,
+                           won={str(d.id) for d in world.deals.values() if d.stage == "won"})
     db.session.remove()  # the server's requests open sessions of their own
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True,
                                          request_handler=QuietHandler)
@@ -110,3 +117,12 @@ def test_every_admin_export_streams_every_row(app: Flask, served: SimpleNamespac
                 A.action == "export", A.resource == view.resource)
                 .order_by(A.id.desc())).first()
         assert event is not None and event.detail["rows"] == len(data), view.resource
+
+
+def test_a_streamed_export_keeps_row_criteria_and_hidden_fields(served: SimpleNamespace) -> None:
+    finance = signed_in(served.url, served.finance)
+    with finance.open(f"{served.url}/admin/deals/export/csv/", timeout=30) as response:
+        rows = list(csv.reader(io.StringIO(response.read().decode())))
+    header, data = rows[0], rows[1:]
+    assert "Amount" not in header and "Title" in header
+    assert {row[header.index("Id")] for row in data} == served.won  # export criteria
