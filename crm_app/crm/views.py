@@ -12,6 +12,9 @@ decorators. Access control lives entirely in crm_rbac_plugin:
 * every ``SELECT`` here is a plain ``db.select(Model)``: the plugin's query
   hook adds the member's criteria (never a hand-written owner or workspace
   ``WHERE``), including the export's ``rbac_action="export"`` rows;
+* bulk deletes load their records through ``crm_rbac_plugin.bulk.select``
+  (``bulk`` and ``delete`` on every selected record, all or none), and the
+  export writes through ``crm_rbac_plugin.csvsafe`` (formula injection);
 * inserts, updates and deletes are checked again by the plugin's flush guard,
   which also fills in the workspace and owner of new records.
 """
