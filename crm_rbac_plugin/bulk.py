@@ -83,7 +83,10 @@ def _typed_ids(res: Resource, ids: Iterable[Any]) -> set[Any]:
     return typed
 
 
-def _refuse(resource: str, action: str, message: str) -> PermissionDenied:
+def _refuse(rbac: RBAC, access: Any, resource: str, action: str, record: Any,
+            message: str) -> PermissionDenied:
+    """Send the ``access_denied`` signal (the audit trail logs it) and build the refusal."""
+    rbac.signal_denied(access, action, resource, record, message)
     return PermissionDenied(message, resource=resource, action=action)
 
 
@@ -97,27 +100,27 @@ def select(rbac: RBAC, resource: str, ids: Iterable[Any], action: str = "delete"
     """
     res = rbac.registry.get(resource)
     needed = actions_for(rbac, resource, action)
+    ctx = rbac.resolve_context()
     for name in needed:
         if not rbac.can(name, resource):
-            raise _refuse(resource, name, f"You may not {name} {resource}.")
+            raise _refuse(rbac, ctx, resource, name, None, f"You may not {name} {resource}.")
     wanted = _typed_ids(res, ids)
     model: Any = res.model
     pk = _key(res)
-    session = rbac.db.session
-    records = session.scalars(sa.select(model).where(pk.in_(wanted))).all()
+    records = rbac.db.session.scalars(sa.select(model).where(pk.in_(wanted))).all()
     if {getattr(r, pk.key) for r in records} != wanted:
         raise NotFound(f"Some of the selected {resource} records do not exist or are "
                        "not visible to you.")
-    ctx = rbac.resolve_context()
     if ctx is SYSTEM:
         return list(records)
-    _check_sql(rbac, res, ctx, wanted, needed)
     for record in records:
         for name in needed:
             decision = rbac.explain(name, resource, record)
             if not decision.allowed:
-                raise _refuse(resource, name, f"You may not {name} {resource} record "
+                raise _refuse(rbac, ctx, resource, name, record,
+                              f"You may not {name} {resource} record "
                               f"#{getattr(record, pk.key)}: {decision.reason}")
+    _check_sql(rbac, res, ctx, wanted, needed)
     return list(records)
 
 
@@ -135,5 +138,5 @@ def _check_sql(rbac: RBAC, res: Resource, access: Any, wanted: set[Any],
     missing = wanted - matched
     if missing:
         first = min(missing, key=str)
-        raise _refuse(res.name, needed[0],
+        raise _refuse(rbac, access, res.name, needed[0], None,
                       f"You may not {' and '.join(needed)} {res.name} record #{first}.")

@@ -156,6 +156,13 @@ def test_a_conditional_deny_of_bulk_holds_for_every_selected_record(
     for ids in ([min(north)], [*south, min(north)], north):
         assert send(admin, ids).status_code == 403
         assert client_ids() == before
+    # The refusal names the record and is in the audit trail.
+    A = rbac.AuditEvent
+    with rbac.system():
+        denied = db.session.scalars(sa.select(A).where(A.action == "access.denied",
+                                                       A.resource == "clients")).all()
+    assert {(e.detail["action"], e.detail["record_id"]) for e in denied} >= {
+        ("bulk", min(north))}
     # An id the member cannot see among allowed ones: 404, nothing deleted.
     assert send(admin, [*south, world.other["client"].id]).status_code == 404
     assert client_ids() == before
