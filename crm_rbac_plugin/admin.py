@@ -28,10 +28,13 @@ with the plugin's decisions):
   and a search or sort touching one is ignored; read-only fields leave the
   forms (the flush refuses writes to both anyway).
 * ``on_model_change``/``on_model_delete`` re-check the action on the record;
-  the flush guard checks again. ``fast_mass_delete = False`` so mass delete
-  goes through ``delete_model`` row by row; it also needs the ``bulk`` action
-  on resources that declare one.
-* Exports use the ``export`` criteria and are written to the audit trail.
+  the flush guard checks again. Mass delete goes through
+  :func:`.bulk.select`: every selected record must allow ``bulk`` (on
+  resources that declare it) and ``delete``, or nothing is deleted
+  (``fast_mass_delete = False`` keeps Flask-Admin's own path row by row too).
+* Exports use the ``export`` criteria, are written to the audit trail, and
+  every cell goes through :func:`.csvsafe.safe_cell` (formula injection).
+  The rows are read and the audit committed before the CSV streams.
 """
 
 from __future__ import annotations
@@ -39,13 +42,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import abort, current_app, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin.actions import action
-from flask_admin.babel import lazy_gettext
+from flask_admin.babel import lazy_gettext, ngettext
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 
-from . import fields
+from . import bulk, csvsafe, fields
 from .errors import NoAccessContext, PermissionDenied, RBACError
 from .policy import Decision
 
@@ -236,8 +239,31 @@ class RBACModelView(ModelView):
     @action("delete", lazy_gettext("Delete"),
             lazy_gettext("Are you sure you want to delete selected records?"))
     def action_delete(self, ids: Any) -> Any:
-        """Mass delete, row by row; ids converted to the key's type (PostgreSQL compares
-        ``integer = varchar`` with an error, which Flask-Admin's own action hits)."""
+        """Mass delete, all or none, through :func:`.bulk.select`.
+
+        Every selected record must allow ``bulk`` and ``delete`` (conditions,
+        denies and agreements included): an invisible one is a 404 and a
+        refused one a 403 for the whole request, and nothing is deleted. The
+        rows go in one transaction, each checked again by the flush guard.
+        """
+        if not self._protected:
+            return super().action_delete(self._typed_ids(ids))
+        records = bulk.select(self.rbac, self.resource, ids, "delete")
+        session = self.rbac.db.session  # the session bulk.select loaded them with
+        for record in records:
+            self.on_model_delete(record)
+            session.delete(record)
+        session.commit()
+        for record in records:
+            self.after_model_delete(record)
+        flash(ngettext("Record was successfully deleted.",
+                       "%(count)s records were successfully deleted.",
+                       len(records), count=len(records)), "success")
+        return None
+
+    def _typed_ids(self, ids: Any) -> list[Any]:
+        """Ids converted to the key's type (PostgreSQL compares ``integer = varchar``
+        with an error, which Flask-Admin's own action hits)."""
         pk = sa.inspect(self.model).primary_key[0]
         typed = []
         for ident in ids:
@@ -245,21 +271,50 @@ class RBACModelView(ModelView):
                 typed.append(pk.type.python_type(ident))
             except (TypeError, ValueError):
                 continue
-        return super().action_delete(typed)
+        return typed
+
+    # -- export -------------------------------------------------------------------------
+
+    def get_export_value(self, model: Any, name: Any) -> Any:
+        """Return a cell of the export, neutralised by :func:`.csvsafe.safe_cell`.
+
+        Rows of :meth:`_export_data` already hold their neutralised values.
+        """
+        if isinstance(model, _ExportRow):
+            return model.values[name]
+        return csvsafe.safe_cell(super().get_export_value(model, name))
 
     def _export_data(self) -> Any:
-        count, data = super()._export_data()
-        data = list(data)
+        """Read the rows to export, audit them and commit before anything is sent.
+
+        Flask-Admin streams the CSV after the view returns, when the request's
+        session may already be gone and every record is expired by the commit;
+        so the cells are read here, once, into plain rows (the query applied
+        the member's ``export`` criteria and the columns leave hidden fields
+        out). The audit event counts exactly these rows, which are all sent.
+        """
+        count, records = super()._export_data()
+        names = [c[0] for c in self._export_columns]
+        rows = [_ExportRow({n: self.get_export_value(r, n) for n in names}) for r in records]
         res = self.rbac.registry.get(self.resource)
         by_workspace: dict[Any, int] = {}
-        for record in data:
+        for record in records:
             ws = getattr(record, res.workspace_column, None)
             by_workspace[ws] = by_workspace.get(ws, 0) + 1
         self.rbac.audit_export(self.resource, by_workspace,
-                               target=f"{self.resource} admin export ({len(data)} rows)",
+                               target=f"{self.resource} admin export ({len(rows)} rows)",
                                via="admin")
         self.rbac.db.session.commit()
-        return count, data
+        return count, rows
+
+
+class _ExportRow:
+    """The export cells of one record, keyed by column name (no database behind it)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
 
 
 class ReadOnlyRBACModelView(RBACModelView):

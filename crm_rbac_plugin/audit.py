@@ -47,6 +47,7 @@ from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from . import csvsafe
 from .context import SYSTEM, current_override
 from .errors import PermissionDenied
 from .guard import NO_POLICY_EFFECT, _changed_keys, old_state, workspaces_of
@@ -652,7 +653,5 @@ def csv_row(ev: Any) -> list[str]:
         value = data[col]
         text = "" if value is None else (json.dumps(value, sort_keys=True)
                                          if isinstance(value, (dict, list)) else str(value))
-        if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-            text = "'" + text
-        out.append(text)
+        out.append(csvsafe.safe_cell(text))
     return out

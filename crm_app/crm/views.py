@@ -12,6 +12,9 @@ decorators. Access control lives entirely in crm_rbac_plugin:
 * every ``SELECT`` here is a plain ``db.select(Model)``: the plugin's query
   hook adds the member's criteria (never a hand-written owner or workspace
   ``WHERE``), including the export's ``rbac_action="export"`` rows;
+* bulk deletes load their records through ``crm_rbac_plugin.bulk.select``
+  (``bulk`` and ``delete`` on every selected record, all or none), and the
+  export writes through ``crm_rbac_plugin.csvsafe`` (formula injection);
 * inserts, updates and deletes are checked again by the plugin's flush guard,
   which also fills in the workspace and owner of new records.
 """
@@ -19,22 +22,20 @@ decorators. Access control lives entirely in crm_rbac_plugin:
 from __future__ import annotations
 
 import collections
-import csv
 import datetime as dt
-import decimal
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
+from flask import (Blueprint, Response, flash, redirect, render_template, request,
                    stream_with_context, url_for)
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
-from crm_rbac_plugin import PermissionDenied, record_required, require_permission
+from crm_rbac_plugin import PermissionDenied, bulk, csvsafe, record_required, require_permission
 from crm_rbac_plugin.fields import VisibleView
 
 from ..extensions import db
@@ -45,8 +46,6 @@ from .resources import CrudConfig, config_for
 
 PER_PAGE = 25
 EXPORT_BATCH = 500
-#: Spreadsheets run a cell starting with these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -241,22 +240,16 @@ def delete_view(cfg: CrudConfig, record: Any) -> Any:
     return redirect(url_for(f"{cfg.name}.index"))
 
 
-def csv_value(record: Any, kind: str, key: str) -> str:
-    """A cell of the export, neutralised against spreadsheet formula injection."""
-    value = raw = getattr(record, key)
+def csv_value(record: Any, kind: str, key: str) -> Any:
+    """A cell of the export; the writer (:mod:`crm_rbac_plugin.csvsafe`) neutralises it."""
+    value = getattr(record, key)
     if kind == "owner":
-        value = value.email if value is not None else ""
-    elif kind == "client":
-        value = rbac.label(value) if value is not None else ""
-    elif value is None:
-        value = ""
-    elif isinstance(value, (dt.date, dt.datetime)):
-        value = value.isoformat()
-    text = str(value)
-    numeric = isinstance(raw, (int, float, decimal.Decimal, dt.date))
-    if not numeric and text[:1] in FORMULA_STARTS:
-        text = "'" + text
-    return text
+        return value.email if value is not None else ""
+    if kind == "client":
+        return rbac.label(value) if value is not None else ""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
 
 
 def export_view(cfg: CrudConfig) -> Response:
@@ -275,7 +268,7 @@ def export_view(cfg: CrudConfig) -> Response:
         rows = 0
         by_workspace: collections.Counter[Any] = collections.Counter()
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csvsafe.writer(buffer)
         writer.writerow([col.label for col in columns])
         for n, record in enumerate(db.session.scalars(stmt), 1):
             writer.writerow([csv_value(record, col.kind, col.key) for col in columns])
@@ -307,20 +300,16 @@ BULK_LIMIT = 500
 def bulk_delete_view(cfg: CrudConfig) -> Any:
     """Delete the selected records, all or none.
 
-    The rows are selected with the member's *delete* criteria; if any chosen
-    id is missing from them (invisible, not deletable, another workspace),
-    nothing is deleted. The flush guard checks every row once more.
+    :func:`crm_rbac_plugin.bulk.select` loads them: every one must allow
+    ``bulk`` and ``delete`` for the member (conditions, denies and sharing
+    agreements included), else the request is a 404 (an invisible record)
+    or a 403 and nothing is deleted. The flush guard checks every row once more.
     """
     ids = set(request.form.getlist("ids", type=int))
     if not ids or len(ids) > BULK_LIMIT:
         flash(f"Select between 1 and {BULK_LIMIT} {cfg.label.lower()}.", "error")
         return redirect(url_for(f"{cfg.name}.index")), 400
-    model: Any = cfg.model
-    records = db.session.scalars(sa.select(model).where(model.id.in_(ids))
-                                 .execution_options(rbac_action="delete")).all()
-    if len(records) != len(ids):
-        db.session.rollback()
-        abort(404)
+    records = bulk.select(rbac, cfg.name, ids, "delete")
     for record in records:
         db.session.delete(record)
     db.session.commit()

@@ -7,7 +7,6 @@ Thin views over :mod:`..audit`, :mod:`.history`, :mod:`.explain`,
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from typing import Any
@@ -17,7 +16,7 @@ from flask import (Blueprint, Flask, Response, flash, redirect, render_template,
                    request, session, url_for)
 from flask_login import login_required
 
-from .. import audit, inputs
+from .. import audit, csvsafe, inputs
 from ..decorators import require_permission
 from ..errors import RBACError
 from ..models import utcnow
@@ -109,7 +108,7 @@ def audit_csv() -> Any:
     events = rbac.db.session.scalars(audit.events_query(rbac, access.workspace_id,
                                                         filters)).all()
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csvsafe.writer(buffer)
     writer.writerow(audit.CSV_COLUMNS)
     for ev in events:
         writer.writerow(audit.csv_row(ev))

@@ -427,11 +427,13 @@ def _crm_attempts(app: Flask, w: SimpleNamespace, rule: Rule, method: str) -> li
             own_ok = [o for o in own_objects(w, ws, f"record:{resource}")
                       if o not in [t for t, _ in targets]
                       and p.can("delete", resource, w.record_by_id[(resource, o.id)])]
-            for obj, _visible in targets:
+            for obj, visible in targets:
                 ids = [obj.id, *(o.id for o in own_ok[:1])]
                 attempts.append(Attempt(
                     p.key, legit_request(app, w, rule, method, ws, {"ids": ids}),
-                    frozenset({404}), f"bulk delete including {obj.label} (not deletable)"))
+                    frozenset({403} if visible else {404}),
+                    f"bulk delete including {obj.label} (not deletable)",
+                    secret=None if visible else obj.secret))
         else:
             for obj, visible in _record_targets(w, p, resource, action):
                 req = legit_request(app, w, rule, method, ws, {"id": obj.id})
