@@ -60,6 +60,8 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                      "API session writes refused: {csrf_api_routes}, holes: {csrf_holes}")),
     ("agreement_examples", ("Policy/filter agreement: {agreement_examples} examples, "
                             "disagreements: {agreement_disagreements}")),
+    ("header_responses", ("Security headers checked on {header_responses} responses, "
+                          "missing or loose: {header_missing}")),
 )
 
 
