@@ -18,8 +18,11 @@ Every answer must carry (see ``crm_app/security.py``):
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from collections import Counter
+from html.parser import HTMLParser
 from types import SimpleNamespace
 from typing import Any
 
@@ -74,6 +77,28 @@ def header_problems(response: Any, *, admin: bool = False) -> list[str]:
             if csp.get(name) != value:
                 problems.append(f"{name} {csp.get(name)!r}, expected {value!r}")
     return problems
+
+
+class _InlineHandlers(HTMLParser):
+    """Collect the inline event handlers (``on...`` attributes) of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handlers: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handlers.update(value for name, value in attrs
+                             if name.startswith("on") and value is not None)
+
+
+def inline_handlers(html: str) -> set[str]:
+    parser = _InlineHandlers()
+    parser.feed(html)
+    return parser.handlers
+
+
+def csp_hash(source: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
 
 
 def _static_file(app: Flask, endpoint: str) -> str | None:
@@ -137,6 +162,17 @@ def get_urls(app: Flask, w: SimpleNamespace) -> list[tuple[str, bool]]:
     return sorted(urls.items())
 
 
+def unallowed_handlers(response: Any) -> list[str]:
+    """Inline handlers of an HTML answer that its CSP does not allow by hash."""
+    if response.mimetype != "text/html":
+        return []
+    allowed = parse_csp(response.headers.get("Content-Security-Policy", "")).get(
+        "script-src", "").split()
+    return [f"inline handler not allowed: {h!r}"
+            for h in sorted(inline_handlers(response.get_data(as_text=True)))
+            if "'unsafe-hashes'" not in allowed or csp_hash(h) not in allowed]
+
+
 def _admin_blueprints(app: Flask) -> set[str]:
     return {view.blueprint.name for admin in app.extensions.get("admin", [])
             for view in admin._views if view.blueprint is not None}
@@ -154,6 +190,7 @@ def test_every_get_route_answers_with_the_headers(app: Flask, security_world: Si
         response = owner.get(url)
         statuses[response.status_code // 100] += 1
         problems = header_problems(response, admin=is_admin)
+        problems += unallowed_handlers(response)
         if response.status_code >= 500:
             problems.append(f"status {response.status_code}")
         if problems:
@@ -216,6 +253,9 @@ def test_admin_pages_allow_only_their_fixed_handlers(app: Flask,
     nonces = [next(s for s in c["script-src"].split() if s.startswith("'nonce-")) for c in csp]
     assert nonces[0] != nonces[1], "the nonce is drawn per request"
     assert f'nonce="{nonces[0][7:-1]}"' in first.get_data(as_text=True)
+    handlers = inline_handlers(first.get_data(as_text=True))
+    assert any("safeConfirm" in h for h in handlers) and any("modelActions" in h for h in handlers)
+    assert unallowed_handlers(first) == []
     sources = csp[0]["script-src"].split()
     assert sources[:2] == ["'self'", "'unsafe-hashes'"]
     assert all(s.startswith(("'sha256-", "'nonce-")) for s in sources[2:]), sources
