@@ -94,11 +94,7 @@ def _revoke_on_deactivation(rbac: RBAC, session: Session) -> None:
 
 
 def install(rbac: RBAC, db_session: Any) -> None:
-    """Revoke a membership's tokens in the flush that takes it out of Active.
-
-    Install it before the audit listener, so that the revocations are part of
-    the change set the audit trail records for that flush.
-    """
+    """Revoke a membership's tokens in the flush that takes it out of Active."""
     event.listen(db_session, "before_flush",
                  lambda session, context, instances: _revoke_on_deactivation(rbac, session))
 
