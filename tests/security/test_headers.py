@@ -79,22 +79,31 @@ def header_problems(response: Any, *, admin: bool = False) -> list[str]:
     return problems
 
 
-class _InlineHandlers(HTMLParser):
-    """Collect the inline event handlers (``on...`` attributes) of a page."""
+class _InlineCode(HTMLParser):
+    """Collect what a page runs or styles inline: handlers, ``<script>`` blocks, styles."""
 
     def __init__(self) -> None:
         super().__init__()
         self.handlers: set[str] = set()
+        self.styles: set[str] = set()
+        self.scripts: list[dict[str, str | None]] = []  # attributes of <script> without src
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handlers.update(value for name, value in attrs
                              if name.startswith("on") and value is not None)
+        self.styles.update(value for name, value in attrs if name == "style" and value)
+        if tag == "script" and not dict(attrs).get("src"):
+            self.scripts.append(dict(attrs))
+
+
+def inline_code(html: str) -> _InlineCode:
+    parser = _InlineCode()
+    parser.feed(html)
+    return parser
 
 
 def inline_handlers(html: str) -> set[str]:
-    parser = _InlineHandlers()
-    parser.feed(html)
-    return parser.handlers
+    return inline_code(html).handlers
 
 
 def csp_hash(source: str) -> str:
@@ -163,14 +172,23 @@ def get_urls(app: Flask, w: SimpleNamespace) -> list[tuple[str, bool]]:
 
 
 def unallowed_handlers(response: Any) -> list[str]:
-    """Inline handlers of an HTML answer that its CSP does not allow by hash."""
+    """Inline code of an HTML answer that its CSP would block (a broken page, or an injection).
+
+    Handlers need ``'unsafe-hashes'`` and their hash, an inline ``<script>``
+    the page's nonce, a ``style`` attribute ``'unsafe-inline'`` in style-src.
+    """
     if response.mimetype != "text/html":
         return []
-    allowed = parse_csp(response.headers.get("Content-Security-Policy", "")).get(
-        "script-src", "").split()
-    return [f"inline handler not allowed: {h!r}"
-            for h in sorted(inline_handlers(response.get_data(as_text=True)))
-            if "'unsafe-hashes'" not in allowed or csp_hash(h) not in allowed]
+    csp = parse_csp(response.headers.get("Content-Security-Policy", ""))
+    scripts, styles = csp.get("script-src", "").split(), csp.get("style-src", "").split()
+    found = inline_code(response.get_data(as_text=True))
+    problems = [f"inline handler not allowed: {h!r}" for h in sorted(found.handlers)
+                if "'unsafe-hashes'" not in scripts or csp_hash(h) not in scripts]
+    problems += [f"inline <script> without the page's nonce: {attrs}" for attrs in found.scripts
+                 if f"'nonce-{attrs.get('nonce')}'" not in scripts]
+    if "'unsafe-inline'" not in styles:
+        problems += [f"style attribute not allowed: {v!r}" for v in sorted(found.styles)]
+    return problems
 
 
 def _admin_blueprints(app: Flask) -> set[str]:
@@ -259,3 +277,17 @@ def test_admin_pages_allow_only_their_fixed_handlers(app: Flask,
     sources = csp[0]["script-src"].split()
     assert sources[:2] == ["'self'", "'unsafe-hashes'"]
     assert all(s.startswith(("'sha256-", "'nonce-")) for s in sources[2:]), sources
+
+
+def test_pages_viewed_as_a_member_carry_no_inline_code(app: Flask,
+                                                       security_world: SimpleNamespace) -> None:
+    """The view-as banner (shown on every page meanwhile) holds no style or script inline."""
+    w = security_world
+    owner = logged_in(app, w.users["owner"], w.ws)
+    started = owner.post("/settings/view-as", data={"membership_id": w.members["member"].id})
+    assert started.status_code == 302
+    for path in ("/", "/leads/"):
+        response = owner.get(path)
+        assert response.status_code == 200 and "Stop viewing as" in response.text, path
+        assert unallowed_handlers(response) == [], path
+        assert header_problems(response) == [], path
