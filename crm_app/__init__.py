@@ -9,7 +9,7 @@ from flask import Flask
 
 from crm_rbac_plugin.inputs import BoundedIntConverter
 
-from . import auth, crm, errors, seed
+from . import auth, crm, errors, security, seed
 from .extensions import csrf, db, login_manager, mail, migrate
 from .rbac_setup import rbac
 
@@ -20,13 +20,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Ids beyond an INTEGER key's range are a 404, not a driver error (crm_rbac_plugin.inputs).
     app.url_map.converters["int"] = BoundedIntConverter
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        # No default key: security.init_app reads FLASK_SECRET_KEY, SECRET_KEY or
+        # instance/secret_key, and refuses to start in production without one.
+        SECRET_KEY=None,
         SQLALCHEMY_DATABASE_URI=os.environ.get(
             "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "crm.db")),
         MAIL_SUPPRESS_SEND=True,
         MAIL_DEFAULT_SENDER="crm@example.test",
         # List the demo accounts on the login page (turn off outside demos).
         CRM_DEMO_LOGIN_HINTS=True,
+        **security.DEFAULTS,
     )
     # FLASK_* environment variables override the defaults (FLASK_SECRET_KEY,
     # FLASK_SQLALCHEMY_DATABASE_URI, ...), as in any Flask deployment.
@@ -34,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     os.makedirs(app.instance_path, exist_ok=True)
+    security.init_app(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
@@ -74,7 +78,7 @@ def _mount_admin(app: Flask) -> None:
     from .models import Client, Deal, Lead, Task
 
     admin = Admin(app, name="Tessera CRM admin", url="/admin", endpoint="admin",
-                  theme=Bootstrap4Theme())
+                  theme=Bootstrap4Theme(), csp_nonce_generator=security.csp_nonce)
     panels = [
         (Lead, "leads", ["name", "company", "email", "status", "source"]),
         (Deal, "deals", ["title", "stage", "amount", "close_date"]),
@@ -90,3 +94,4 @@ def _mount_admin(app: Flask) -> None:
             column_searchable_list=columns[:1]))
     for view in plugin_views(rbac, db):
         admin.add_view(view)
+    security.protect_admin(app, admin)

@@ -10,6 +10,8 @@ none of it needs ``rbac.system()``.
 
 from __future__ import annotations
 
+import secrets
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +21,7 @@ from flask import (Blueprint, Flask, current_app, flash, g, redirect, render_tem
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import contains_eager
+from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
@@ -64,6 +67,34 @@ def load_user(session_token: str) -> User | None:
     if user is None or not user.is_active_user:
         return None
     return user
+
+
+# -- passwords -----------------------------------------------------------------
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash of a random password, drawn once per process with the real passwords' hasher.
+
+    It uses :func:`generate_password_hash`'s defaults, as :meth:`User.set_password`
+    does, so verifying against it costs what verifying a real password costs.
+    """
+    return generate_password_hash(secrets.token_urlsafe(32))
+
+
+def verify_password(user: User | None, password: str) -> bool:
+    """Return whether ``password`` is ``user``'s, at the same cost for every account.
+
+    An unknown email, or an account without a password (invited, never
+    accepted), is verified against a dummy hash and refused, so that the
+    answer's timing does not tell which emails have accounts: every call
+    verifies exactly one hash.
+    """
+    stored = user.password_hash if user is not None else ""
+    if not stored:
+        check_password_hash(_dummy_hash(), password)
+        return False
+    return check_password_hash(stored, password)
 
 
 # -- workspaces -----------------------------------------------------------------
@@ -146,7 +177,9 @@ def login() -> Any:
     if form.validate_on_submit():
         email = (form.email.data or "").strip().lower()
         user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
-        if user is None or not user.check_password(form.password.data or ""):
+        # Verified before anything else is looked at: one hash per attempt, whoever it names.
+        password_ok = verify_password(user, form.password.data or "")
+        if user is None or not password_ok:
             flash("That email and password do not match an account.", "error")
         elif not user.is_active_user or _deactivated_everywhere(user):
             flash("This account has been deactivated. Ask a workspace owner to restore it.",
@@ -199,6 +232,7 @@ def switch_workspace() -> Any:
 
 def init_app(app: Flask) -> None:
     """Wire authentication into ``app``: user loader, login page, switcher context."""
+    _dummy_hash()  # drawn at start-up, so that no sign-in pays for it
     login_manager.user_loader(load_user)
     # API tokens (Authorization: Bearer ...) of the plugin's JSON API.
     login_manager.request_loader(rbac.load_user_from_request)

@@ -383,4 +383,4 @@ def seed_command(reset: bool, yes: bool, scale: float) -> None:
     click.echo(f"  {'email':{width}}  roles")
     for email, roles in report.logins:
         click.echo(f"  {email:{width}}  {roles}")
-    click.echo("\nStart the app with `flask --app wsgi run` and open http://127.0.0.1:5000/")
+    click.echo("\nStart the app with `FLASK_CRM_HTTPS=false flask --app wsgi run` (plain HTTP) and open http://127.0.0.1:5000/")

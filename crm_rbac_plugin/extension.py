@@ -541,6 +541,7 @@ class RBAC:
         event.listen(db_session, "before_flush", self._before_flush)
         event.listen(db_session, "after_flush", self._after_flush)
         event.listen(db_session, "after_rollback", self._after_rollback)
+        tokens.install(self, db_session)  # deactivation revokes the member's API tokens
         audit_log.install(self, db_session)  # issue 6: audit trail, after the guard
         from .oversight import viewas
         viewas.install(self, db_session)  # issue 6: no writes while viewing as a member

@@ -3,6 +3,13 @@
 A token is bound to one membership, so a request authenticated by it acts as
 that member in that workspace, with exactly their access: never wider, and
 nothing at all once the membership or the user is deactivated.
+
+Deactivating a membership revokes its tokens (:func:`install` listens on
+the session's flush, so every path that sets ``Membership.status`` away from
+``"active"`` is covered, not only :func:`.team.deactivate`). Reactivating the
+member therefore restores their sign-in, not their tokens: a token taken
+while the member was away (or by the person who left) stays dead, and the
+member issues new ones.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from .errors import PermissionDenied, ValidationError
 from .models import utcnow
@@ -51,6 +60,43 @@ def revoke_token(rbac: RBAC, membership: Any, token: Any) -> None:
         raise PermissionDenied("You can only revoke your own tokens.")
     token.revoked_at = token.revoked_at or utcnow()
     rbac.db.session.flush()
+
+
+def revoke_member_tokens(rbac: RBAC, membership_id: int) -> int:
+    """Revoke every live token of a membership; return how many were revoked."""
+    m = rbac.models
+    session = rbac.db.session
+    now = utcnow()
+    with session.no_autoflush:
+        live = session.scalars(sa.select(m.ApiToken).where(
+            m.ApiToken.membership_id == membership_id, m.ApiToken.revoked_at.is_(None))).all()
+    for token in live:
+        token.revoked_at = now
+    return len(live)
+
+
+def _left_active(membership: Any) -> bool:
+    """Whether this flush gives ``membership`` a status other than Active.
+
+    Any change to a non-active status counts, even when the old value was not
+    loaded: a pending or inactive member's tokens authenticate nobody anyway,
+    so revoking them costs nothing.
+    """
+    history = sa.inspect(membership).attrs.status.history
+    return history.has_changes() and membership.status != "active"
+
+
+def _revoke_on_deactivation(rbac: RBAC, session: Session) -> None:
+    Membership = rbac.models.Membership
+    for obj in list(session.dirty):
+        if isinstance(obj, Membership) and _left_active(obj):
+            revoke_member_tokens(rbac, obj.id)
+
+
+def install(rbac: RBAC, db_session: Any) -> None:
+    """Revoke a membership's tokens in the flush that takes it out of Active."""
+    event.listen(db_session, "before_flush",
+                 lambda session, context, instances: _revoke_on_deactivation(rbac, session))
 
 
 def membership_for_token(rbac: RBAC, plaintext: str) -> Any:

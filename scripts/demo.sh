@@ -7,7 +7,18 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q -e .
 
+# A random secret key, kept in instance/ (git-ignored, readable by this user only),
+# so sessions survive restarts; create_app refuses to start without a real key.
+mkdir -p instance
+if [ ! -s instance/secret_key ]; then
+  (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' > instance/secret_key)
+fi
+chmod 600 instance/secret_key
+
 export FLASK_APP=wsgi.py
+# The demo is served over plain HTTP on 127.0.0.1: cookies without the Secure flag and
+# no redirect to HTTPS. Never set this on a deployment reached over a network.
+export FLASK_CRM_HTTPS=false
 .venv/bin/flask db upgrade      # apply migrations
 .venv/bin/flask demo seed       # idempotent demo data
 echo

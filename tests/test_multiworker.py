@@ -60,7 +60,8 @@ def deployment(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         db.engine.dispose()
     port = free_port()
     env = {**os.environ, "FLASK_SQLALCHEMY_DATABASE_URI": pg_url,
-           "FLASK_SECRET_KEY": "multiworker-test", "FLASK_CRM_WORKER_HEADER": "true"}
+           "FLASK_SECRET_KEY": "multiworker-test", "FLASK_CRM_WORKER_HEADER": "true",
+           "FLASK_CRM_HTTPS": "false"}  # plain HTTP on 127.0.0.1
     log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 (closed in finally)
     server = subprocess.Popen(

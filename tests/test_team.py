@@ -252,7 +252,8 @@ def test_deactivation_takes_effect_on_the_next_request_and_keeps_records(
 
     assert owner.post(f"/settings/members/{mid}/reactivate").status_code == 302
     assert member.get("/leads/").status_code == 200
-    assert api.get("/api/v1/records/leads", headers=headers).status_code == 200
+    # Deactivation revoked the token: reactivation does not revive it.
+    assert api.get("/api/v1/records/leads", headers=headers).status_code == 401
 
 
 def test_deactivation_refusals(app: Flask, world: SimpleNamespace, login: Any) -> None:

@@ -14,7 +14,9 @@ covered by the rest of the suite.
 * ``browser`` is one headless Debian ``/usr/bin/chromium`` per session; the
   ``browse`` factory opens a context per user and, when the test ends,
   asserts that no page sent a request off 127.0.0.1 (the app must render
-  fully offline), logged a console error or threw, and that the server
+  fully offline), logged a console error or threw, violated the
+  Content-Security-Policy (each ``securitypolicyviolation`` event and each
+  Chromium "Refused to ..." console line is recorded), and that the server
   answered no 5xx.
 * Screenshots go to ``screenshots/`` at the repo root (ignored by git) or
   to ``RBAC_SCREENSHOT_DIR``.
@@ -62,6 +64,18 @@ PASSWORD = "password"  # build_world()'s password for every user
 TIMEOUT_MS = 10_000
 #: Chromium's console line for a page answered with an error status.
 _FAILED_LOAD = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
+#: Chromium's console lines for what the Content-Security-Policy blocked.
+_CSP_CONSOLE = re.compile(r"Content Security Policy|Refused to (execute|load|apply|frame)")
+#: Prefix of the console line the init script writes for a ``securitypolicyviolation`` event.
+CSP_EVENT_PREFIX = "CSP violation:"
+#: Runs before any page script (Playwright's init scripts are exempt from the page's CSP):
+#: reports every violation the page's policy raises, inline handlers and styles included.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("%s " + e.effectiveDirective + " blocked " + (e.blockedURI || "inline") +
+                " at " + e.sourceFile + ":" + e.lineNumber + " (" + e.sample + ")");
+}, true);
+""" % CSP_EVENT_PREFIX
 
 
 def _unavailable(reason: str) -> None:
@@ -170,6 +184,7 @@ class Watch:
     base_url: str
     requests: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     server_errors: list[str] = field(default_factory=list)
     #: URLs a test navigated to expecting an error status (their console line is fine).
@@ -188,6 +203,9 @@ class Watch:
         where = message.location.get("url", "")
         if _FAILED_LOAD.search(message.text) and where in self.expected_failures:
             return
+        if message.text.startswith(CSP_EVENT_PREFIX) or _CSP_CONSOLE.search(message.text):
+            self.csp_violations.append(f"{message.text} (at {where})")
+            return
         self.console_errors.append(f"{message.text} (at {where})")
 
     def on_page_error(self, error: PlaywrightError) -> None:
@@ -202,6 +220,7 @@ class Watch:
         assert self.requests, "the browser made no request at all"
         assert self.offsite() == [], "pages fetched something from off the machine"
         assert self.page_errors == [], "uncaught JavaScript errors"
+        assert self.csp_violations == [], "the Content-Security-Policy blocked something"
         assert self.console_errors == [], "errors in the browser console"
         assert self.server_errors == [], "the server answered 5xx"
 
@@ -220,6 +239,7 @@ class Browse:
         ctx = self.browser.new_context(base_url=self.live.base_url,
                                        viewport={"width": 1280, "height": 860})
         ctx.set_default_timeout(TIMEOUT_MS)
+        ctx.add_init_script(CSP_LISTENER)
         ctx.on("request", self.watch.on_request)
         ctx.on("response", self.watch.on_response)
         ctx.on("console", self.watch.on_console)

@@ -62,6 +62,8 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                             "disagreements: {agreement_disagreements}")),
     ("hidden_fields_swept", ("Hidden-field sweep: fields {hidden_fields_swept}, responses "
                              "{hidden_responses}, leaks {hidden_leaks}")),
+    ("header_responses", ("Security headers checked on {header_responses} responses, "
+                          "missing or loose: {header_missing}")),
 )
 
 
