@@ -15,6 +15,7 @@ from sqlalchemy.orm.context import FromStatement
 
 from . import audit as audit_log
 from . import cli, decorators, guard, signals, tokens
+from . import inputs
 from .config import DEFAULTS
 from .context import SYSTEM, current_override, override
 from .defaults import ADMIN_RESOURCES
@@ -529,6 +530,7 @@ class RBAC:
         viewas.install(self, db_session)  # issue 6: no writes while viewing as a member
 
     def _before_flush(self, db_session: Session, flush_context: Any, instances: Any) -> None:
+        inputs.check_numbers(self.registry, db_session)
         guard.check_flush(self, db_session)
         guard.collect_policy_changes(self, db_session)
 
