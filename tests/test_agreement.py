@@ -340,6 +340,30 @@ EXPLICIT: list[PolicySpec] = [
                  GrantSpec("leads", "view", "own", "deny", ())),),
                None, None, False,
                share=ShareSpec((("leads", "view", ()), ("leads", "delete", ())), "active")),
+    # Text order: code points put "Mango" before "apple" and "Zoë" after "zoe", a
+    # language collation does not; on shared records too.
+    PolicySpec("member", None, (),
+               ((GrantSpec("leads", "view", "all", "allow",
+                           ({"field": "name", "op": "lt", "value": "apple"},)),
+                 GrantSpec("leads", "view", "all", "deny",
+                           ({"field": "name", "op": "gt", "value": "zoe"},)),
+                 GrantSpec("leads", "edit", "all", "allow",
+                           ({"field": "name", "op": "gt", "value": "Mango"},))),),
+               None, None, False,
+               share=ShareSpec((("leads", "view", ({"field": "name", "op": "lt",
+                                                    "value": "emile"},)),), "active")),
+    # Values no column holds, stored past the service: the allow grants nothing,
+    # the deny covers its whole scope.
+    PolicySpec("manager", None, (),
+               ((GrantSpec("deals", "view", "all", "allow",
+                           ({"field": "amount", "op": "lt", "value": "1000.004"},)),
+                 GrantSpec("clients", "view", "all", "allow", ()),
+                 GrantSpec("clients", "view", "own", "deny",
+                           ({"field": "id", "op": "gt", "value": 10**30},))),),
+               None, None, True,
+               share=ShareSpec((("deals", "view", ({"field": "amount", "op": "gt",
+                                                    "value": "NaN"},)),
+                                ("clients", "view", ())), "active")),
 ]
 
 

@@ -197,6 +197,22 @@ def test_the_role_editor_refuses_unholdable_values(world: SimpleNamespace, login
     assert policy_snapshot() == before
 
 
+def test_the_sharing_page_refuses_unholdable_values(world: SimpleNamespace, login: Any) -> None:
+    agreement = _agree(world, [{"resource": "clients", "action": "view",
+                                "condition": [{"field": "region", "value": "north"}]}])
+    before = _shared_conditions(agreement.id)
+    acme = login(world.users["owner"], world.ws)
+    for text, words in (('[{"field": "id", "op": "lt", "value": 1000000000000000000000000000000}]',
+                         "out of range"),
+                        ('[{"field": "region", "op": "eq", "value": NaN}]', "not text"),
+                        ('[{"field": "id", "op": "gt", "value": "NaN"}]', "whole number")):
+        response = acme.post(f"/settings/sharing/{agreement.id}/edit", data={
+            "share__clients__view": "y", "cond__clients": text})
+        assert response.status_code == 400, text
+        assert words in response.text, text
+    assert _shared_conditions(agreement.id) == before
+
+
 def test_the_cli_and_python_api_refuse_unholdable_values(app: Flask,
                                                          world: SimpleNamespace) -> None:
     SA = rbac.models.SharingAgreement
