@@ -14,7 +14,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.orm.context import FromStatement
 
 from . import audit as audit_log
-from . import cli, decorators, fields, guard, signals, tokens
+from . import cli, decorators, fields, guard, inputs, signals, tokens
 from .config import DEFAULTS
 from .context import SYSTEM, current_override, override
 from .defaults import ADMIN_RESOURCES
@@ -547,6 +547,7 @@ class RBAC:
         viewas.install(self, db_session)  # issue 6: no writes while viewing as a member
 
     def _before_flush(self, db_session: Session, flush_context: Any, instances: Any) -> None:
+        inputs.check_numbers(self.registry, db_session)
         guard.check_flush(self, db_session)
         guard.collect_policy_changes(self, db_session)
 

@@ -12,10 +12,19 @@
 * :func:`check_text`: refuse strings a database cannot store (lone UTF-16
   surrogates, which JSON escapes can carry, and NUL, which PostgreSQL text
   refuses).
+* :func:`check_numbers` (a ``before_flush`` check): refuse a protected
+  record whose ``Numeric`` value the column cannot hold exactly: more
+  decimals than its scale, more digits than its precision, NaN or an
+  infinity. SQLite stores ``1000.004`` in a ``Numeric(12, 2)`` column as
+  given while the ORM reads back ``1000.00``, so SQL comparisons (the list
+  filter, bulk statements) and Python ones (``can()``, the flush guard)
+  would see different amounts. Refusing at the flush covers every writer at
+  once: forms, the API, Flask-Admin, imports and scripts.
 """
 
 from __future__ import annotations
 
+import decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +32,7 @@ from flask import Blueprint, current_app
 from werkzeug.routing import IntegerConverter
 
 from .errors import ValidationError
+from .registry import Registry
 
 #: The largest id an INTEGER primary key holds on every backend (the plugin's
 #: keys are INTEGER; PostgreSQL's INTEGER is 32-bit).
@@ -76,3 +86,48 @@ def check_text(value: Any, field: str = "body") -> None:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+
+
+def numeric_problem(value: Any, column_type: Any) -> str | None:
+    """Why ``column_type`` (a ``Numeric``) cannot hold ``value`` exactly, or None if it can."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = decimal.Decimal(str(value) if isinstance(value, float) else value)
+    except (TypeError, ValueError, decimal.InvalidOperation):
+        return "is not a number"
+    if not number.is_finite():
+        return "must be a finite number"
+    scale, precision = column_type.scale, column_type.precision
+    if scale is None:
+        return None
+    exact = decimal.Context(prec=100)
+    if number != number.quantize(decimal.Decimal(1).scaleb(-scale), context=exact):
+        return f"takes at most {scale} decimals"
+    if precision is not None and abs(number) >= decimal.Decimal(10) ** (precision - scale):
+        return f"takes at most {precision - scale} digits before the decimal point"
+    return None
+
+
+def _exact_numerics(model: type) -> list[tuple[str, Any]]:
+    """The (attribute, type) of ``model``'s Numeric columns that hold decimals."""
+    out = []
+    for attr in sa.inspect(model).column_attrs:
+        col_type = attr.columns[0].type
+        if (isinstance(col_type, sa.Numeric) and not isinstance(col_type, sa.Float)
+                and col_type.scale is not None):
+            out.append((attr.key, col_type))
+    return out
+
+
+def check_numbers(registry: Registry, session: Any) -> None:
+    """Refuse (ValidationError naming the field) a new or changed protected record
+    holding a number its Numeric column cannot store exactly (see the module notes)."""
+    for obj in (*session.new, *session.dirty):
+        if registry.for_model(type(obj)) is None:
+            continue
+        values = sa.inspect(obj).dict
+        for key, col_type in _exact_numerics(type(obj)):
+            problem = numeric_problem(values.get(key), col_type)
+            if problem is not None:
+                raise ValidationError(f"{key} {problem}.", field=key)

@@ -178,7 +178,8 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
             if g.resource not in registry:
                 continue  # a grant for a resource the host no longer registers
             res = registry.get(g.resource)
-            clauses = conditions.validate(res.model, g.condition) if res.model else ()
+            clauses = (conditions.stored(res.model, g.condition, deny=g.effect == "deny")
+                       if res.model else ())
             rules.setdefault((g.resource, g.action), []).append(
                 Rule(g.effect, g.scope, clauses, names[g.role_id], g.id))
 
@@ -266,7 +267,7 @@ def shared_clauses(registry: Registry, resource: str,
     if resource not in registry:
         return None
     model = registry.get(resource).model
-    return conditions.validate(model, condition) if model is not None else None
+    return conditions.stored(model, condition) if model is not None else None
 
 
 def field_security(session: Session, models: Models, roles: dict[int, Any],

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from . import conditions
-from .errors import InvalidCondition, PermissionDenied, ValidationError
+from .errors import PermissionDenied, ValidationError
 from .loader import BYPASS
 from .models import utcnow
 from .policy import Access
@@ -336,12 +336,9 @@ def to_json(agreement: Any) -> dict[str, Any]:
 def describe_permission(rbac: RBAC, perm: Any) -> str:
     """``clients.view where region = 'north'``, for pages and the CLI."""
     text = f"{perm.resource}.{perm.action}"
-    if perm.condition and perm.resource in rbac.registry:
-        model = rbac.registry.get(perm.resource).model
-        try:
-            text += f" where {conditions.describe(conditions.validate(model, perm.condition))}"
-        except InvalidCondition:
-            text += " where (a condition on a field that no longer exists)"
+    model = rbac.registry.get(perm.resource).model if perm.resource in rbac.registry else None
+    if perm.condition and model is not None:
+        text += f" where {conditions.describe(conditions.stored(model, perm.condition))}"
     return text
 
 

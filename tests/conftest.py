@@ -60,6 +60,26 @@ def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterato
     pg_server.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+def pg_icu_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a fresh database for the module that collates text by ICU ``en-US``.
+
+    The session's server sorts text in code point order (C), the order
+    Python's ``str`` comparison uses; this database does not (``'Mango' <
+    'apple'`` is false in it), so tests of text ordering see the difference.
+    """
+    stem = re.sub(r"[^a-z0-9_]", "_", request.module.__name__.rsplit(".", 1)[-1].lower())[:36]
+    name = f"t{os.getpid()}_{next(_db_counter)}_icu_{stem}"[:63]
+    try:
+        url = pg_server.create_database(name, icu_locale="en-US")
+    except sa.exc.DBAPIError as exc:  # a server built without ICU (RBAC_TEST_PG_URL)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL cannot create an ICU database in CI: {exc}")
+        pytest.skip(f"PostgreSQL cannot create an ICU en-US database: {exc}")
+    yield url
+    pg_server.drop_database(name)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "postgresql":

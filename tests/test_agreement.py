@@ -33,6 +33,7 @@ from crm_app.extensions import db
 from crm_app.models import Client, Deal, Lead, Task
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import Access, loader, workspaces
+from crm_rbac_plugin.errors import InvalidCondition, ValidationError
 from tests.rbac_helpers import fast_passwords, filtered_ids  # noqa: F401
 
 MODELS: dict[str, type] = {"leads": Lead, "deals": Deal, "tasks": Task, "clients": Client}
@@ -47,11 +48,23 @@ MAX_EXAMPLES = int(os.environ.get("RBAC_AGREEMENT_EXAMPLES", "60"))
 
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 6, 30), dt.date(2025, 1, 1)
 
+#: Lead names and text condition values: mixed case and accents, whose order
+#: differs between code points and a language collation ("Mango" < "apple" in C).
+TEXTS = ("apple", "Apple", "Mango", "mango", "Émile", "emile", "Zoë", "zoe", "ß", "straße")
+#: Amount condition values, with values no Numeric(12, 2) column holds (more
+#: decimals, out of range, NaN, infinities): the service refuses them, and
+#: :func:`apply` then stores them past it, as a bad migration would, so the
+#: property also covers conditions that fail closed.
+AMOUNTS = ("1000", "1002", "1003.50", "500", "1000.01", "999.99", "1000.004", "1002.0001",
+           "NaN", "Infinity", "-Infinity", "1e400", 10**30, "99999999999")
+#: Client ids past INTEGER's range, refused and stored in the same way.
+HUGE_IDS = (2**31, 10**30, -(2**31) - 1)
+
 
 def condition_space(ids: dict[str, Any]) -> dict[str, st.SearchStrategy[dict[str, Any]]]:
     """Clauses per resource over a small value space, NULL-able fields included."""
     users = st.sampled_from(ids["users"])
-    clients = st.sampled_from(ids["clients"])
+    clients = st.sampled_from(ids["clients"]) | st.sampled_from(HUGE_IDS)
 
     def clause(field: str, ops: tuple[str, ...], values: st.SearchStrategy[Any]
                ) -> st.SearchStrategy[dict[str, Any]]:
@@ -71,11 +84,11 @@ def condition_space(ids: dict[str, Any]) -> dict[str, st.SearchStrategy[dict[str
             clause("status", ("eq", "ne", "in", "lt", "gt"),
                    st.sampled_from(["new", "contacted", "qualified", "lost"])),
             clause("source", ("eq", "ne", "in"), st.sampled_from(["", "web", "referral"])),
+            clause("name", ("lt", "gt", "eq", "ne", "in"), st.sampled_from(TEXTS)),
             owner),
         "deals": st.one_of(
             clause("stage", ("eq", "ne", "in"), st.sampled_from(["new", "won", "lost"])),
-            clause("amount", ("lt", "gt", "eq", "ne"),
-                   st.sampled_from(["1000", "1002", "1003.50", "500"])),
+            clause("amount", ("lt", "gt", "eq", "ne", "in"), st.sampled_from(AMOUNTS)),
             clause("close_date", ("eq", "ne", "lt", "gt", "in", "is_null"), dates),
             clause("client_id", ("eq", "ne", "in", "is_null", "gt"), clients),
             owner),
@@ -163,11 +176,24 @@ def vary_records(w: SimpleNamespace) -> None:
     clients = list(w.clients.values())
     statuses = ["new", "contacted", "qualified", "lost"]
     with rbac.system():
+        # An amount the Numeric(12, 2) column cannot hold is refused at the flush:
+        # no record ever carries one (SQLite would keep it, the ORM round it).
+        db.session.add(Deal(workspace_id=w.ws.id, title="three decimals",
+                            amount=Decimal("1000.004")))
+        try:
+            db.session.flush()
+        except ValidationError as refused:
+            assert refused.field == "amount"
+        else:
+            raise AssertionError("an amount with three decimals was stored")
+        db.session.rollback()
         for i, lead in enumerate(w.leads.values()):
             lead.status = statuses[i % 4]
             lead.source = ["", "web", "referral"][i % 3]
+            lead.name = TEXTS[i % len(TEXTS)]
         for i, deal in enumerate(w.deals.values()):
-            deal.amount = Decimal(["1000", "1002", "1003.50", "500", "1001"][i % 5])
+            deal.amount = Decimal(["1000", "1002", "1003.50", "500", "1001", "1000.01",
+                                   "999.99"][i % 7])
             deal.close_date = [None, D1, D2, D3][i % 4]
             deal.client_id = None if i % 3 == 0 else clients[i % len(clients)].id
         for i, task in enumerate(w.tasks.values()):
@@ -184,7 +210,7 @@ def vary_records(w: SimpleNamespace) -> None:
         db.session.flush()
         for i, owner in enumerate(owners):
             db.session.add_all([
-                Lead(workspace_id=ws2, owner_id=owner, name=f"ws2 lead {i}",
+                Lead(workspace_id=ws2, owner_id=owner, name=TEXTS[-1 - i],
                      status=statuses[i % 4], source=["", "web"][i % 2]),
                 Deal(workspace_id=ws2, owner_id=owner, title=f"ws2 deal {i}",
                      stage=["new", "won"][i % 2], amount=Decimal(1000 + i),
@@ -219,8 +245,7 @@ def apply(w: SimpleNamespace, spec: PolicySpec) -> Any:
     def role(name: str, grants: tuple[GrantSpec, ...], parent: Any = None) -> Any:
         r = m.Role(workspace=w.ws, name=name, parent=parent)
         for g in grants:
-            workspaces.add_grant(rbac, r, g.resource, g.action, g.scope, effect=g.effect,
-                                 condition=list(g.condition) or None)
+            add_grant_as_stored(r, g)
         db.session.add(r)
         return r
 
@@ -248,6 +273,17 @@ def apply(w: SimpleNamespace, spec: PolicySpec) -> Any:
         db.session.add(agreement)
     db.session.flush()
     return subject
+
+
+def add_grant_as_stored(role: Any, g: GrantSpec) -> None:
+    """Add a grant through the service; a condition it refuses is stored as is, past it."""
+    try:
+        workspaces.add_grant(rbac, role, g.resource, g.action, g.scope, effect=g.effect,
+                             condition=list(g.condition) or None)
+    except InvalidCondition:
+        grant = workspaces.add_grant(rbac, role, g.resource, g.action, g.scope,
+                                     effect=g.effect)
+        grant.condition = list(g.condition)
 
 
 def fresh_access(app: Flask, membership: Any, unowned_visible: bool) -> Access:
@@ -304,6 +340,30 @@ EXPLICIT: list[PolicySpec] = [
                  GrantSpec("leads", "view", "own", "deny", ())),),
                None, None, False,
                share=ShareSpec((("leads", "view", ()), ("leads", "delete", ())), "active")),
+    # Text order: code points put "Mango" before "apple" and "Zoë" after "zoe", a
+    # language collation does not; on shared records too.
+    PolicySpec("member", None, (),
+               ((GrantSpec("leads", "view", "all", "allow",
+                           ({"field": "name", "op": "lt", "value": "apple"},)),
+                 GrantSpec("leads", "view", "all", "deny",
+                           ({"field": "name", "op": "gt", "value": "zoe"},)),
+                 GrantSpec("leads", "edit", "all", "allow",
+                           ({"field": "name", "op": "gt", "value": "Mango"},))),),
+               None, None, False,
+               share=ShareSpec((("leads", "view", ({"field": "name", "op": "lt",
+                                                    "value": "emile"},)),), "active")),
+    # Values no column holds, stored past the service: the allow grants nothing,
+    # the deny covers its whole scope.
+    PolicySpec("manager", None, (),
+               ((GrantSpec("deals", "view", "all", "allow",
+                           ({"field": "amount", "op": "lt", "value": "1000.004"},)),
+                 GrantSpec("clients", "view", "all", "allow", ()),
+                 GrantSpec("clients", "view", "own", "deny",
+                           ({"field": "id", "op": "gt", "value": 10**30},))),),
+               None, None, True,
+               share=ShareSpec((("deals", "view", ({"field": "amount", "op": "gt",
+                                                    "value": "NaN"},)),
+                                ("clients", "view", ())), "active")),
 ]
 
 

@@ -14,9 +14,12 @@ from typing import Any
 from flask_wtf import FlaskForm
 from wtforms import (DateField, DecimalField, SelectChoice, SelectField, StringField,
                      TextAreaField)
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import (DataRequired, InputRequired, Length, NumberRange, Optional, Regexp,
+                                StopValidation)
 
-from ..models import DEAL_STAGES, LEAD_STATUSES, TASK_STATUSES
+from crm_rbac_plugin.inputs import numeric_problem
+
+from ..models import DEAL_STAGES, LEAD_STATUSES, TASK_STATUSES, Deal
 
 LEAD_SOURCES = ("website", "referral", "event", "outbound", "partner")
 REGIONS = ("north", "south", "east", "west")
@@ -24,6 +27,26 @@ REGIONS = ("north", "south", "east", "west")
 #: Lenient on purpose: the demo uses reserved domains (``.test``) that strict
 #: validators refuse.
 EMAIL = Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address such as ana@example.com.")
+
+
+class StorableNumber:
+    """Refuse a number its column cannot store exactly, before any other check.
+
+    ``DecimalField`` accepts ``1000.004``, ``NaN`` and ``Infinity``; a
+    ``Numeric(12, 2)`` column holds none of them as given (SQLite keeps the
+    extra decimals that the ORM then rounds away on reading, so the list
+    filter and record checks would compare different amounts). The
+    plugin's flush check refuses them too; this puts the message at the field.
+    """
+
+    def __init__(self, column: Any, label: str) -> None:
+        self.column_type = column.type
+        self.label = label
+
+    def __call__(self, form: FlaskForm, field: Any) -> None:
+        problem = numeric_problem(field.data, self.column_type)
+        if problem is not None:
+            raise StopValidation(f"{self.label} {problem}.")
 
 
 def optional_int(value: Any) -> int | None:
@@ -67,6 +90,7 @@ class DealForm(RecordForm):
     stage = SelectField("Stage", choices=_choices(DEAL_STAGES), default="new")
     amount = DecimalField("Amount", places=2, default=0,
                           validators=[InputRequired(message="Enter an amount (0 is fine)."),
+                                      StorableNumber(Deal.amount, "The amount"),
                                       NumberRange(min=0, max=9_999_999_999)])
     close_date = DateField("Expected close", validators=[Optional()])
 

@@ -147,7 +147,8 @@ def access_as_of(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], member
         if g["role_id"] not in closure or g["resource"] not in rbac.registry:
             continue
         res = rbac.registry.get(g["resource"])
-        clauses = conditions.validate(res.model, g.get("condition")) if res.model else ()
+        clauses = (conditions.stored(res.model, g.get("condition"), deny=g["effect"] == "deny")
+                   if res.model else ())
         rules.setdefault((g["resource"], g["action"]), []).append(
             Rule(g["effect"], g["scope"], clauses, closure[g["role_id"]]["name"], g["id"]))
     members = state["member"]
