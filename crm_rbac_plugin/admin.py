@@ -47,6 +47,7 @@ from flask_login import current_user
 
 from .errors import NoAccessContext, PermissionDenied, RBACError
 from .policy import Decision
+from .urls import safe_next
 
 if TYPE_CHECKING:
     from .extension import RBAC
@@ -100,7 +101,8 @@ class RBACModelView(ModelView):
         if not current_user or not current_user.is_authenticated:
             login_view = getattr(current_app.login_manager, "login_view", None)  # type: ignore[attr-defined]
             if login_view:
-                return redirect(url_for(login_view, next=request.url))
+                here = request.script_root + request.full_path.rstrip("?")
+                return redirect(url_for(login_view, next=safe_next(here, "/")))
             abort(401)
         try:
             decision = self.rbac.explain("view", self.resource)

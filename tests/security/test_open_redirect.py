@@ -87,3 +87,18 @@ def test_every_route_keeps_next_local(app: Flask, world: SimpleNamespace, login:
                     swept += 1
     assert swept > 50
     print(f"open redirect sweep: {swept} requests")
+
+
+def test_admin_sends_anonymous_users_to_sign_in_and_back(app: Flask,
+                                                          world: SimpleNamespace) -> None:
+    """Flask-Admin's sign-in link names the page as a local path, which sign-in honours."""
+    client = app.test_client()
+    response = client.get("/admin/leads/?page=0")
+    assert response.status_code == 302
+    assert_local(response)
+    login_url = response.headers["Location"]
+    assert urlsplit(login_url).path == "/login"
+    signed_in = client.post(login_url, data={"email": "admin@example.test",
+                                             "password": "password"})
+    assert signed_in.status_code == 302
+    assert signed_in.headers["Location"] == "/admin/leads/?page=0"
