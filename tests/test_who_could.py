@@ -67,8 +67,10 @@ def mismatches(workspace_id: int, records: list[tuple[str, Any]], actions: tuple
     return out
 
 
-def test_who_could_applies_the_visibility_level(world: SimpleNamespace) -> None:
-    """An Admin capped to "Own" could not view a lead owned by someone else."""
+def test_who_could_applies_the_visibility_level(app: Flask, world: SimpleNamespace,
+                                                login: Any) -> None:
+    """An Admin capped to "Own" could not view a lead owned by someone else:
+    not in the replay, nor on the page, nor in the CLI."""
     admin = world.members["admin"]
     lead = world.leads["member"]
     with rbac.system():
@@ -85,6 +87,18 @@ def test_who_could_applies_the_visibility_level(world: SimpleNamespace) -> None:
                                                utcnow()).answers
                   if a.membership_id == admin.id)
     assert answer.allowed is True
+
+    page = login(world.users["owner"], world.ws).get(
+        f"/settings/who-could?resource=leads&record={lead.id}")
+    assert page.status_code == 200
+    row = next(r for r in page.text.split("<tr ") if f">{world.users['admin']}<" in r)
+    assert 'class="is-denied"' in row and "<td>no</td>" in row
+    out = app.test_cli_runner().invoke(args=[
+        "rbac", "who-could", "--workspace", "acme", "--resource", "leads",
+        "--record", str(lead.id), "--at", utcnow().isoformat()])
+    assert out.exit_code == 0, out.output
+    line = next(l for l in out.output.splitlines() if f"(member #{admin.id};" in l)
+    assert line.strip().startswith("no ")
 
 
 def test_who_could_applies_field_rules_and_time_windows(world: SimpleNamespace) -> None:
