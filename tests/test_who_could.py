@@ -4,8 +4,8 @@ At "now" no audited change is undone, so for every member and every record
 the replayed answer must be ``can()``'s. Hypothesis draws the worlds of the
 policy/filter agreement property (random roles, grants with conditions,
 parents, departments, manager links, visibility levels, sharing agreements)
-and adds time windows to the subject's role assignments; the concrete
-regression below is the visibility level the replay once left out.
+and adds time windows to the subject's role assignments. The concrete
+cases below pin the member's visibility level, field rules and time windows.
 """
 
 from __future__ import annotations
@@ -166,3 +166,20 @@ def test_who_could_now_equals_can(app: Flask, world: SimpleNamespace,
     record_property("hypothesis_examples", examples)
     print(f"who-could/can agreement: {examples} examples")
     assert examples >= MAX_EXAMPLES
+
+
+def test_who_could_replays_a_visibility_change(world: SimpleNamespace) -> None:
+    """The level in force at the instant asked about counts, not today's."""
+    admin = world.members["admin"]
+    lead = world.leads["member"]
+    before = utcnow()
+    with rbac.system():
+        admin.visibility = "own"
+        db.session.commit()
+
+    def could(at: dt.datetime) -> bool:
+        result = history.who_could(rbac, world.ws.id, "leads", lead.id, at)
+        return next(a.allowed for a in result.answers if a.membership_id == admin.id)
+
+    assert could(before) is True
+    assert could(utcnow()) is False
