@@ -29,9 +29,8 @@ access shrinks (or a target whose access grows) stops viewing as at once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app, g, has_request_context, session
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     from ..extension import RBAC
 
 SESSION_KEY = "rbac_view_as"
-#: The permission that lets a member view the app as another (Owners and Admins).
+#: The permission a viewer needs besides a role of ``RBAC_VIEW_AS_ROLES``.
 PERMISSION = ("settings", "view")
 
 
@@ -115,7 +114,7 @@ def wider(rbac: RBAC, viewer: Access, target: Access) -> list[str]:
                                  ALLOW, rule.conditions)
                 if not covers(capped, spec):
                     out.append(f"{resource}.{action} [{scope}]")
-    out += _fields_wider(rbac, viewer, target)
+    out += _fields_wider(viewer, target)
     mine = {share.agreement_id for share in viewer.shares}
     out += [share.describe() for share in target.shares if share.agreement_id not in mine]
     return sorted(set(out))
@@ -157,7 +156,7 @@ def _needed_scope(viewer: Access, target: Access, res: Resource, scope: str) -> 
     return "all"
 
 
-def _fields_wider(rbac: RBAC, viewer: Access, target: Access) -> list[str]:
+def _fields_wider(viewer: Access, target: Access) -> list[str]:
     """Fields hidden from the viewer on a resource the target may view, that the target sees."""
     out = []
     for resource, hidden in viewer.hidden_fields.items():
