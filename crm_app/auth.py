@@ -13,7 +13,6 @@ from __future__ import annotations
 import secrets
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (Blueprint, Flask, current_app, flash, g, redirect, render_template, request,
@@ -27,6 +26,7 @@ from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from crm_rbac_plugin import Decision
+from crm_rbac_plugin.urls import safe_next
 
 from .extensions import db, login_manager
 from .models import User
@@ -155,17 +155,6 @@ def _deactivated_everywhere(user: User) -> bool:
     return "inactive" in statuses and "active" not in statuses
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Return ``target`` only if it is a path on this site (no open redirect)."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
-            or "\\" in target):  # browsers treat a backslash as "/"
-        return None
-    return target
-
-
 # -- views ----------------------------------------------------------------------
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -189,7 +178,7 @@ def login() -> Any:
             # Start in the user's default workspace, not one left by a previous user.
             session.pop(current_app.config["RBAC_SESSION_KEY"], None)
             flash(f"Signed in as {user.email}.", "success")
-            return redirect(_safe_next(request.args.get("next")) or url_for("crm.dashboard"))
+            return redirect(safe_next(request.args.get("next"), url_for("crm.dashboard")))
     hints = demo_logins() if current_app.config.get("CRM_DEMO_LOGIN_HINTS") else []
     return render_template("auth/login.html", form=form, demo_logins=hints)
 

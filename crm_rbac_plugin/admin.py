@@ -51,6 +51,7 @@ from flask_login import current_user
 from . import bulk, csvsafe, fields
 from .errors import NoAccessContext, PermissionDenied, RBACError
 from .policy import Decision
+from .urls import safe_next
 
 if TYPE_CHECKING:
     from .extension import RBAC
@@ -104,7 +105,8 @@ class RBACModelView(ModelView):
         if not current_user or not current_user.is_authenticated:
             login_view = getattr(current_app.login_manager, "login_view", None)  # type: ignore[attr-defined]
             if login_view:
-                return redirect(url_for(login_view, next=request.url))
+                here = request.script_root + request.full_path.rstrip("?")
+                return redirect(url_for(login_view, next=safe_next(here, "/")))
             abort(401)
         try:
             decision = self.rbac.explain("view", self.resource)

@@ -41,6 +41,11 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_API_URL_PREFIX": "/api/v1",
     # Largest JSON API request body, in bytes; a bigger one is refused with 413.
     "RBAC_API_MAX_BODY": 64 * 1024,
+    # Keys of the built-in roles whose holders (directly or through a role
+    # inheriting from one) may "view as" another member; the Owner role's key
+    # is "owner". The viewed member's access must also lie within the viewer's
+    # own (oversight/viewas.py). None: any member with settings.view may.
+    "RBAC_VIEW_AS_ROLES": ("owner", "admin"),
     # Show flashed messages on the settings pages. None: only while the host
     # has not overridden "rbac/base.html" (a host layout usually shows them).
     "RBAC_SETTINGS_FLASHES": None,

@@ -17,7 +17,8 @@ import datetime as dt
 import functools
 import threading
 from collections import OrderedDict
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -133,21 +134,90 @@ def _statements(models: Models) -> dict[str, Any]:
     }
 
 
+class PolicySource(Protocol):
+    """Where :func:`build_access` reads a member's policy rows from.
+
+    The database (:class:`SQLPolicySource`, for live decisions) or rows
+    rewound from the audit trail (who-could's replay): both are turned into an
+    :class:`Access` by the same code, so a replayed answer at "now" is the
+    live answer. Rows are read by attribute, as SQLAlchemy rows are.
+    """
+
+    def roles(self, membership_id: int, workspace_id: int) -> Iterable[Any]:
+        """The member's assigned roles and their ancestors: ``id, name, parent_id,
+        is_owner, assigned`` (None for an ancestor only), ``starts_at, expires_at``;
+        one row per assignment."""
+
+    def grants(self, role_ids: list[int]) -> Iterable[Any]:
+        """Grants of these roles, by id: ``id, role_id, resource, action, scope,
+        effect, condition``."""
+
+    def field_rules(self, role_ids: list[int]) -> Iterable[Any]:
+        """Field rules of these roles: ``role_id, resource, field, mode``."""
+
+    def colleagues(self, membership_id: int, workspace_id: int,
+                   department_id: int | None) -> Iterable[tuple[int, str]]:
+        """``(user_id, "team")`` for the members this one manages and
+        ``(user_id, "department")`` for the members of their department."""
+
+    def shares(self, workspace_id: int, now: dt.datetime
+               ) -> tuple[tuple[Share, ...], dt.datetime | None]:
+        """The agreements in force towards the workspace, and the earliest expiry."""
+
+
+class SQLPolicySource:
+    """The live policy: each method is one prepared statement (see :func:`_statements`)."""
+
+    def __init__(self, session: Session, models: Models, registry: Registry,
+                 config: dict[str, Any]) -> None:
+        self.session, self.models = session, models
+        self.registry, self.config = registry, config
+        self.statements = _statements(models)
+
+    def _run(self, name: str, params: dict[str, Any]) -> Any:
+        return self.session.execute(self.statements[name], params, execution_options=BYPASS)
+
+    def roles(self, membership_id: int, workspace_id: int) -> Iterable[Any]:
+        name = "roles"
+        if self.session.get_bind(clause=self.statements[name]).dialect.name == "postgresql":
+            name = "roles_postgresql"
+        return self._run(name, {"mid": membership_id, "ws": workspace_id})
+
+    def grants(self, role_ids: list[int]) -> Iterable[Any]:
+        return self._run("grants", {"role_ids": role_ids})
+
+    def field_rules(self, role_ids: list[int]) -> Iterable[Any]:
+        return self._run("field_rules", {"role_ids": role_ids})
+
+    def colleagues(self, membership_id: int, workspace_id: int,
+                   department_id: int | None) -> Iterable[tuple[int, str]]:
+        return self._run("colleagues", {"mid": membership_id, "ws": workspace_id,
+                                        "dept": department_id}).all()
+
+    def shares(self, workspace_id: int, now: dt.datetime
+               ) -> tuple[tuple[Share, ...], dt.datetime | None]:
+        return load_shares(self.session, self.models, self.registry, self.config,
+                           workspace_id, now)
+
+
 def load_access(session: Session, models: Models, registry: Registry, config: dict[str, Any],
                 membership_row: MembershipRow, now: dt.datetime | None = None) -> Access:
     """Compute the effective access of one membership (a :class:`MembershipRow`)."""
-    now = now or utcnow()
-    m = membership_row
-    statements = _statements(models)
+    source = SQLPolicySource(session, models, registry, config)
+    return build_access(source, registry, config, membership_row, now or utcnow(),
+                        cacheable=not _has_uncommitted_policy(session,
+                                                              membership_row.workspace_id))
+
+
+def _roles_in_force(rows: Iterable[Any], now: dt.datetime
+                    ) -> tuple[dict[int, Any], set[int], dt.datetime | None]:
+    """Return the roles in force at ``now`` with their ancestors, the ids of the
+    assigned ones among them, and when that set next changes (a window opens or ends)."""
     valid_until: dt.datetime | None = None
     active_role_ids: set[int] = set()
-    rows: dict[int, Any] = {}  # the assigned roles of this workspace and their ancestors
-    roles_stmt = statements["roles"]
-    if session.get_bind(clause=roles_stmt).dialect.name == "postgresql":
-        roles_stmt = statements["roles_postgresql"]
-    for row in session.execute(roles_stmt, {"mid": m.id, "ws": m.workspace_id},
-                               execution_options=BYPASS):
-        rows[row.id] = row
+    by_id: dict[int, Any] = {}  # the assigned roles of this workspace and their ancestors
+    for row in rows:
+        by_id[row.id] = row
         if row.assigned is None:
             continue  # an ancestor only
         starts, expires = row.starts_at, row.expires_at
@@ -159,45 +229,59 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
                 continue
             valid_until = expires if valid_until is None else min(valid_until, expires)
         active_role_ids.add(row.id)
-
-    # The active roles and their ancestors (the CTE also followed inactive ones).
+    # The active roles and their ancestors (the rows also follow inactive ones).
     roles: dict[int, Any] = {}
-    todo = [rid for rid in active_role_ids if rid in rows]
+    todo = [rid for rid in active_role_ids if rid in by_id]
     while todo:
-        row = rows[todo.pop()]
+        row = by_id[todo.pop()]
         roles[row.id] = row
-        if row.parent_id is not None and row.parent_id in rows and row.parent_id not in roles:
+        if row.parent_id is not None and row.parent_id in by_id and row.parent_id not in roles:
             todo.append(row.parent_id)
+    return roles, active_role_ids, valid_until
+
+
+def _rules(registry: Registry, grants: Iterable[Any], names: dict[int, str],
+           ) -> dict[tuple[str, str], list[Rule]]:
+    rules: dict[tuple[str, str], list[Rule]] = {}
+    for g in grants:
+        if g.resource not in registry:
+            continue  # a grant for a resource the host no longer registers
+        res = registry.get(g.resource)
+        clauses = (conditions.stored(res.model, g.condition, deny=g.effect == "deny")
+                   if res.model else ())
+        rules.setdefault((g.resource, g.action), []).append(
+            Rule(g.effect, g.scope, clauses, names[g.role_id], g.id))
+    return rules
+
+
+def build_access(source: PolicySource, registry: Registry, config: dict[str, Any],
+                 membership_row: MembershipRow, now: dt.datetime, *,
+                 cacheable: bool = True) -> Access:
+    """Build the :class:`Access` of one membership at ``now`` from ``source``'s rows.
+
+    Every rule of the live policy is applied here and only here: role time
+    windows and inheritance, grants, field rules, team and department
+    members, the visibility level, the plan and sharing agreements.
+    """
+    m = membership_row
+    roles, active_role_ids, valid_until = _roles_in_force(source.roles(m.id, m.workspace_id), now)
     names = {rid: row.name for rid, row in roles.items()}
     is_owner = any(row.is_owner for row in roles.values())
-
-    rules: dict[tuple[str, str], list[Rule]] = {}
-    if roles:
-        for g in session.execute(statements["grants"], {"role_ids": list(roles)},
-                                 execution_options=BYPASS):
-            if g.resource not in registry:
-                continue  # a grant for a resource the host no longer registers
-            res = registry.get(g.resource)
-            clauses = (conditions.stored(res.model, g.condition, deny=g.effect == "deny")
-                       if res.model else ())
-            rules.setdefault((g.resource, g.action), []).append(
-                Rule(g.effect, g.scope, clauses, names[g.role_id], g.id))
+    rules = _rules(registry, source.grants(list(roles)), names) if roles else {}
 
     hidden: dict[str, frozenset[str]] = {}
     readonly: dict[str, frozenset[str]] = {}
     if roles and not is_owner:
-        hidden, readonly = field_security(session, models, roles, active_role_ids, rules)
+        hidden, readonly = combine_field_rules(source.field_rules(list(roles)), roles,
+                                               active_role_ids, rules)
 
     team: frozenset[int] = frozenset()
     dept_users: frozenset[int] = frozenset()
     if not is_owner:
-        colleagues = session.execute(
-            statements["colleagues"],
-            {"mid": m.id, "ws": m.workspace_id, "dept": m.department_id},
-            execution_options=BYPASS).all()
+        colleagues = list(source.colleagues(m.id, m.workspace_id, m.department_id))
         team = frozenset(uid for uid, kind in colleagues if kind == "team")
         dept_users = frozenset(uid for uid, kind in colleagues if kind == "department")
-    shares, shares_until = load_shares(session, models, registry, config, m.workspace_id, now)
+    shares, shares_until = source.shares(m.workspace_id, now)
     if shares_until is not None:
         valid_until = shares_until if valid_until is None else min(valid_until, shares_until)
     return Access(
@@ -215,7 +299,7 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
         unowned_visible=config["RBAC_UNOWNED_VISIBLE"],
         policy_version=m.policy_version,
         valid_until=valid_until,
-        cacheable=not _has_uncommitted_policy(session, m.workspace_id),
+        cacheable=cacheable,
         visibility=m.visibility,
         hidden_fields=hidden,
         readonly_fields=readonly,
@@ -273,6 +357,15 @@ def shared_clauses(registry: Registry, resource: str,
 def field_security(session: Session, models: Models, roles: dict[int, Any],
                    assigned: set[int], rules: dict[tuple[str, str], list[Rule]],
                    ) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """Read the field rules of ``roles`` and combine them (:func:`combine_field_rules`)."""
+    rows = session.execute(_statements(models)["field_rules"], {"role_ids": list(roles)},
+                           execution_options=BYPASS)
+    return combine_field_rules(rows, roles, assigned, rules)
+
+
+def combine_field_rules(field_rules: Iterable[Any], roles: dict[int, Any], assigned: set[int],
+                        rules: dict[tuple[str, str], list[Rule]],
+                        ) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
     """Combine the field rules of a member's roles.
 
     Each assigned role carries its own field rules and its parents' (the most
@@ -282,8 +375,7 @@ def field_security(session: Session, models: Models, roles: dict[int, Any],
     role restricts it. Roles granting nothing on the resource have no say.
     """
     per_role: dict[int, dict[tuple[str, str], str]] = {}
-    for fr in session.execute(_statements(models)["field_rules"], {"role_ids": list(roles)},
-                              execution_options=BYPASS):
+    for fr in field_rules:
         per_role.setdefault(fr.role_id, {})[(fr.resource, fr.field)] = fr.mode
     if not per_role:
         return {}, {}

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from crm_app.extensions import db
-from crm_app.models import Client, Deal, Lead, Note, Task
+from crm_app.models import Deal, Lead, Note
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import conditions, sharing, tokens, workspaces
 from crm_rbac_plugin.errors import InvalidCondition

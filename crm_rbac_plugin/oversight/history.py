@@ -1,12 +1,15 @@
 """'Who could see deal #42 on date D?', answered from the audit trail.
 
 Approach: start from the policy as it is now (memberships, departments,
-manager links, roles, grants, role assignments and the workspace's plan) and
+manager links, roles, grants, field rules, role assignments and the workspace's plan) and
 *undo* every audited change made after D, newest first: a created object is
 removed, a changed or deleted one gets back its ``before`` values (each
 permission-changing transaction's event holds them, see :mod:`..audit`).
-Then each member's access as of D is built in memory and the ordinary
-:func:`~..policy.decide` answers for the record.
+Then each member's access as of D is built from those rows by the very
+function that builds live access (:func:`~..loader.build_access`: time
+windows, inheritance, field rules, the member's visibility level, team and
+department members), and the ordinary :func:`~..policy.decide` answers for
+the record. At "now" the replay therefore answers as ``can()`` does.
 
 Members of other workspaces are answered too when a sharing agreement from
 this workspace was in force at D: the agreement and its permissions are
@@ -16,21 +19,21 @@ receiving workspace's own policy as of D.
 Limits: history only goes back to when auditing began (before the first
 event the answer assumes nothing changed; a warning says so); the record
 itself is judged as it is now (its owner or stage may have been different
-on D); field rules are left out (they hide fields, not records).
+on D).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import conditions
-from ..loader import BYPASS, plan_modules, shared_clauses
-from ..policy import Access, Rule, Share, decide
+from ..loader import BYPASS, MembershipRow, build_access, plan_modules, shared_clauses
+from ..policy import Access, Share, decide
 
 if TYPE_CHECKING:
     from ..extension import RBAC
@@ -96,6 +99,8 @@ def policy_as_of(rbac: RBAC, workspace_id: int, at: dt.datetime
     member_ids = list(state["member"])
     Gt, MRt, At = m.Grant.__table__, m.MemberRole.__table__, m.ManagerAssignment.__table__
     state["grant"] = {r["id"]: r for r in _rows(rbac, Gt, Gt.c.role_id.in_(role_ids))}
+    FRt = m.FieldRule.__table__
+    state["field_rule"] = {r["id"]: r for r in _rows(rbac, FRt, FRt.c.role_id.in_(role_ids))}
     state["assignment"] = {r["id"]: r for r in _rows(rbac, MRt,
                                                       MRt.c.membership_id.in_(member_ids))}
     state["manager"] = {f"{r['manager_id']}:{r['member_id']}": r
@@ -125,48 +130,82 @@ def policy_as_of(rbac: RBAC, workspace_id: int, at: dt.datetime
     return state, warnings
 
 
+class HistoricPolicySource:
+    """A :class:`~..loader.PolicySource` over the rows :func:`policy_as_of` rewound.
+
+    Rows are handed to :func:`~..loader.build_access` exactly as the database
+    would return them, so the replay applies every rule of the live policy
+    (time windows, inheritance, field rules, visibility level, team and
+    department members) with no copy of it. Sharing is left to the caller:
+    :func:`who_could` adds the one agreement it replays.
+    """
+
+    def __init__(self, state: dict[str, dict[Any, dict[str, Any]]]) -> None:
+        self.state = state
+
+    def roles(self, membership_id: int, workspace_id: int) -> list[Any]:
+        assigned: dict[int, list[dict[str, Any]]] = {}
+        for a in self.state["assignment"].values():
+            if a["membership_id"] == membership_id:
+                assigned.setdefault(a["role_id"], []).append(a)
+        out = []
+        for role in self.state["role"].values():
+            if role.get("workspace_id") != workspace_id:
+                continue
+            base = {"id": role["id"], "name": role["name"], "parent_id": role.get("parent_id"),
+                    "is_owner": bool(role.get("is_owner"))}
+            for a in assigned.get(role["id"], [None]):  # type: ignore[list-item]
+                out.append(SimpleNamespace(
+                    **base, assigned=None if a is None else role["id"],
+                    starts_at=None if a is None else _instant(a.get("starts_at")),
+                    expires_at=None if a is None else _instant(a.get("expires_at"))))
+        return out
+
+    def grants(self, role_ids: list[int]) -> list[Any]:
+        wanted = set(role_ids)
+        return [SimpleNamespace(**{k: g.get(k) for k in _GRANT_FIELDS})
+                for g in sorted(self.state["grant"].values(), key=lambda g: g["id"])
+                if g["role_id"] in wanted]
+
+    def field_rules(self, role_ids: list[int]) -> list[Any]:
+        wanted = set(role_ids)
+        return [SimpleNamespace(**{k: f.get(k) for k in _FIELD_RULE_FIELDS})
+                for f in self.state["field_rule"].values() if f["role_id"] in wanted]
+
+    def colleagues(self, membership_id: int, workspace_id: int,
+                   department_id: int | None) -> list[tuple[int, str]]:
+        members = self.state["member"]
+        team = [(members[link["member_id"]]["user_id"], "team")
+                for link in self.state["manager"].values()
+                if link["manager_id"] == membership_id and link["member_id"] in members]
+        dept = [(m["user_id"], "department") for m in members.values()
+                if department_id is not None and m.get("workspace_id") == workspace_id
+                and m.get("department_id") == department_id]
+        return team + dept
+
+    def shares(self, workspace_id: int, now: dt.datetime
+               ) -> tuple[tuple[Share, ...], dt.datetime | None]:
+        return (), None
+
+
+_GRANT_FIELDS = ("id", "role_id", "resource", "action", "scope", "effect", "condition")
+_FIELD_RULE_FIELDS = ("role_id", "resource", "field", "mode")
+
+
 def access_as_of(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], member: dict[str, Any],
                  at: dt.datetime) -> Access:
-    """Build one member's :class:`Access` from historical rows (no field rules)."""
-    roles = state["role"]
-    assigned = {a["role_id"] for a in state["assignment"].values()
-                if a["membership_id"] == member["id"]
-                and (_instant(a.get("starts_at")) is None or _instant(a["starts_at"]) <= at)
-                and (_instant(a.get("expires_at")) is None or at < _instant(a["expires_at"]))}
-    closure: dict[int, dict[str, Any]] = {}
-    todo = set(assigned)
-    while todo:
-        rid = todo.pop()
-        if rid in closure or rid not in roles:
-            continue
-        closure[rid] = roles[rid]
-        if roles[rid].get("parent_id") is not None:
-            todo.add(roles[rid]["parent_id"])
-    rules: dict[tuple[str, str], list[Rule]] = {}
-    for g in sorted(state["grant"].values(), key=lambda g: g["id"]):
-        if g["role_id"] not in closure or g["resource"] not in rbac.registry:
-            continue
-        res = rbac.registry.get(g["resource"])
-        clauses = (conditions.stored(res.model, g.get("condition"), deny=g["effect"] == "deny")
-                   if res.model else ())
-        rules.setdefault((g["resource"], g["action"]), []).append(
-            Rule(g["effect"], g["scope"], clauses, closure[g["role_id"]]["name"], g["id"]))
-    members = state["member"]
-    team = frozenset(members[link["member_id"]]["user_id"] for link in state["manager"].values()
-                     if link["manager_id"] == member["id"] and link["member_id"] in members)
-    dept = member.get("department_id")
-    dept_users = frozenset(m["user_id"] for m in members.values()
-                           if dept is not None and m.get("department_id") == dept)
+    """Build one member's :class:`Access` as of ``at`` from historical rows.
+
+    The same :func:`~..loader.build_access` as live decisions, fed with the
+    rewound rows; it is never cached.
+    """
     workspace = state["workspace"].get(member["workspace_id"], {})
-    return Access(
-        workspace_id=member["workspace_id"], user_id=member["user_id"],
-        membership_id=member["id"], active=member.get("status") == "active",
-        is_owner=any(r.get("is_owner") for r in closure.values()),
-        roles=tuple(sorted(r["name"] for r in closure.values())),
-        modules=plan_modules(current_app.config["RBAC_PLANS"], workspace.get("plan", "")),
-        team_user_ids=team, department_id=dept, department_user_ids=dept_users,
-        rules={k: tuple(v) for k, v in rules.items()},
-        unowned_visible=current_app.config["RBAC_UNOWNED_VISIBLE"], cacheable=False)
+    row = MembershipRow(member["id"], member["workspace_id"], member["user_id"],
+                        member.get("status") or "", member.get("department_id"),
+                        member.get("visibility"), workspace.get("plan") or "",
+                        workspace.get("policy_version") or 0)
+    return build_access(HistoricPolicySource(state), rbac.registry, current_app.config, row,
+                        at, cacheable=False)
 
 
 def who_could(rbac: RBAC, workspace_id: int, resource: str, record_id: int, at: dt.datetime,

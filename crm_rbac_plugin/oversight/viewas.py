@@ -6,27 +6,49 @@ decorator and template helper answers as for them), the real access is kept
 on ``g._rbac_real_access`` (the audit trail names the real actor), every flush
 that would write anything but an audit event is refused (read-only), and
 templates get ``rbac_view_as`` to show a banner. Starting and stopping are
-audited. Nobody views as an Owner unless they are one; API token requests
-never view as anyone.
+audited. API token requests never view as anyone.
+
+Viewing as someone must never show the viewer more than they may see
+themselves, so :func:`refusal` allows it only when:
+
+- the viewer holds one of the roles of ``RBAC_VIEW_AS_ROLES`` (by default
+  the built-in Owner and Admin roles, directly or through a role inheriting
+  from one) and ``settings.view``;
+- the target is another member of the same workspace, and an Owner only for
+  an Owner;
+- the target's access lies within the viewer's (:func:`wider`): every allow
+  the target holds, with the scope it reaches under their visibility level,
+  is covered by the viewer as the role editor requires for granting it
+  (:func:`..roles.covers`: the action, a scope reaching at least the same
+  owners, no extra condition, no deny), no field hidden from the viewer is
+  visible to the target, and no sharing agreement reaches the target only.
+
+The check runs again on every request while viewing as, so a viewer whose
+access shrinks (or a target whose access grows) stops viewing as at once.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from flask import g, has_request_context, session
+import sqlalchemy as sa
+from flask import current_app, g, has_request_context, session
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..errors import PermissionDenied
 from ..guard import NO_POLICY_EFFECT, _changed_keys
-from ..policy import Access
+from ..loader import BYPASS
+from ..policy import ALLOW, Access, Rule
+from ..registry import Resource
+from ..roles import GrantSpec, covers
 
 if TYPE_CHECKING:
     from ..extension import RBAC
 
 SESSION_KEY = "rbac_view_as"
-#: The permission that lets a member view the app as another (Owners and Admins).
+#: The permission a viewer needs besides a role of ``RBAC_VIEW_AS_ROLES``.
 PERMISSION = ("settings", "view")
 
 
@@ -34,7 +56,7 @@ def refusal(rbac: RBAC, real: Access | None, target: Access | None) -> str | Non
     """Why ``real`` may not view as ``target`` (None: they may)."""
     if real is None or not real.active:
         return "You are not an active member of this workspace."
-    if not rbac.decide(real, PERMISSION[1], PERMISSION[0]):
+    if not holds_view_as_role(rbac, real) or not rbac.decide(real, PERMISSION[1], PERMISSION[0]):
         return "Only Owners and Admins can view the workspace as another member."
     if target is None or target.workspace_id != real.workspace_id:
         return "No such member in this workspace."
@@ -42,7 +64,107 @@ def refusal(rbac: RBAC, real: Access | None, target: Access | None) -> str | Non
         return "You are already yourself."
     if target.is_owner and not real.is_owner:
         return "Only an Owner can view the workspace as an Owner."
+    beyond = wider(rbac, real, target)
+    if beyond:
+        shown = ", ".join(beyond[:6]) + (f" and {len(beyond) - 6} more" if len(beyond) > 6 else "")
+        return ("You can only view as members whose access lies within your own; "
+                f"this member's is wider ({shown}).")
     return None
+
+
+def holds_view_as_role(rbac: RBAC, access: Access) -> bool:
+    """Whether ``access`` holds a built-in role listed in ``RBAC_VIEW_AS_ROLES``.
+
+    ``Access.roles`` names the roles in force and their ancestors; a role's
+    name is unique in its workspace, so the built-in rows of those names are
+    the ones held.
+    """
+    keys = current_app.config["RBAC_VIEW_AS_ROLES"]
+    if keys is None:
+        return True
+    if access.is_owner and "owner" in keys:
+        return True
+    if not keys or not access.roles:
+        return False
+    Role = rbac.models.Role
+    held = rbac.db.session.scalar(
+        sa.select(Role.id).where(Role.workspace_id == access.workspace_id, Role.builtin.is_(True),
+                                 Role.key.in_(list(keys)), Role.name.in_(access.roles)).limit(1),
+        execution_options=BYPASS)
+    return held is not None
+
+
+def wider(rbac: RBAC, viewer: Access, target: Access) -> list[str]:
+    """What ``target`` may see that ``viewer`` may not (empty: within the viewer's access)."""
+    if viewer.is_owner:
+        return []
+    if target.is_owner:
+        return ["everything (Owner)"]
+    capped = _capped(viewer)
+    out: list[str] = []
+    for (resource, action), rules in sorted(target.rules.items()):
+        if resource not in rbac.registry:
+            continue
+        res = rbac.registry.get(resource)
+        for rule in rules:
+            if rule.effect != ALLOW:
+                continue  # a deny only narrows the target's access
+            for scope in target.scopes_for(rule):
+                spec = GrantSpec(resource, action, _needed_scope(viewer, target, res, scope),
+                                 ALLOW, rule.conditions)
+                if not covers(capped, spec):
+                    out.append(f"{resource}.{action} [{scope}]")
+    out += _fields_wider(viewer, target)
+    mine = {share.agreement_id for share in viewer.shares}
+    out += [share.describe() for share in target.shares if share.agreement_id not in mine]
+    return sorted(set(out))
+
+
+def _capped(access: Access) -> Access:
+    """``access`` with each allow split into the scopes its visibility level leaves it,
+    so that :func:`..roles.covers` (which compares granted scopes) sees what it reaches."""
+    rules: dict[tuple[str, str], tuple[Rule, ...]] = {}
+    for key, key_rules in access.rules.items():
+        rules[key] = tuple(replace(rule, scope=scope) for rule in key_rules
+                           for scope in access.scopes_for(rule))
+    return replace(access, rules=rules, visibility=None, can_cache={}, sql_cache={})
+
+
+def _owners(access: Access, scope: str) -> frozenset[int]:
+    """The owners whose records an owner-based ``scope`` reaches for ``access``."""
+    if scope == "team":
+        return access.team_user_ids | {access.user_id}
+    if scope == "department":
+        return access.department_user_ids | {access.user_id}
+    return frozenset({access.user_id})
+
+
+def _needed_scope(viewer: Access, target: Access, res: Resource, scope: str) -> str:
+    """The narrowest scope through which ``viewer`` reaches every record that
+    ``scope`` reaches for ``target`` (scopes are relative to the member: the
+    target's "own" is someone else's records for the viewer)."""
+    if res.model is None or res.owner_column is None:
+        return "own"  # no narrower scope than the workspace: every scope is the same
+    if scope == "all" or (scope == "department" and res.department_column is not None):
+        return "all"
+    wanted = _owners(target, scope)
+    for candidate in ("own", "team", "department"):
+        if candidate == "department" and res.department_column is not None:
+            continue  # by the record's department, not its owner
+        if wanted <= _owners(viewer, candidate):
+            return candidate
+    return "all"
+
+
+def _fields_wider(viewer: Access, target: Access) -> list[str]:
+    """Fields hidden from the viewer on a resource the target may view, that the target sees."""
+    out = []
+    for resource, hidden in viewer.hidden_fields.items():
+        if not target.rules_for(resource, "view")[0]:
+            continue  # the target sees no record of it at all
+        out += [f"{resource}.{name} (a field hidden from you)"
+                for name in sorted(hidden - target.hidden(resource))]
+    return out
 
 
 def resolve(rbac: RBAC, real: Access | None) -> Access | None:

@@ -24,6 +24,7 @@ from ..policy import Access, Decision
 from ..settings import support
 from ..settings.forms import ConfirmForm
 from ..settings.support import get_rbac
+from ..urls import safe_next
 from . import history, review, viewas
 from .explain import explain
 
@@ -217,7 +218,7 @@ def view_as_start() -> Any:
                f"{membership.display_name}", viewed_membership_id=membership.id)
     rbac.db.session.commit()
     session[viewas.SESSION_KEY] = membership.id
-    return redirect(request.form.get("next") or "/")
+    return redirect(safe_next(request.form.get("next"), "/"))
 
 
 @bp.post("/view-as/stop")
