@@ -24,7 +24,7 @@ from werkzeug.security import generate_password_hash
 from crm_app.extensions import db, login_manager
 from crm_app.models import Client, Deal, Lead, Note, Task, User
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import Access, workspaces
+from crm_rbac_plugin import Access, conditions, workspaces
 
 #: The protected models of the demo CRM, by resource name.
 MODELS: dict[str, type] = {"leads": Lead, "deals": Deal, "clients": Client, "tasks": Task,
@@ -146,3 +146,19 @@ def stored_values(model: type, column: str = "name") -> set[Any]:
     """Return every value of ``column`` of ``model`` as stored, in the system context."""
     with rbac.system():
         return set(db.session.scalars(sa.select(getattr(model, column))))
+
+
+def matching_three_ways(model: type, records: dict[Any, Any], clauses: Any,
+                        ) -> tuple[set[Any], set[Any], set[Any]]:
+    """Return the tags of ``records`` that ``clauses`` match: in Python, in SQL,
+    and as the complement of ``NOT(SQL)`` (all three must agree)."""
+    ids = {record.id: tag for tag, record in records.items()}
+    with rbac.system():
+        by_python = {tag for tag, r in records.items() if conditions.matches(r, clauses)}
+        in_ids = model.id.in_(ids)  # type: ignore[attr-defined]
+        by_sql = {ids[i] for i in db.session.scalars(
+            sa.select(model.id).where(in_ids, conditions.to_sql(model, clauses)))}  # type: ignore[attr-defined]
+        negated = set(records) - {ids[i] for i in db.session.scalars(
+            sa.select(model.id).where(in_ids, sa.not_(conditions.to_sql(model, clauses))))}  # type: ignore[attr-defined]
+    return by_python, by_sql, negated
+

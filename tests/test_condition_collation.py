@@ -23,7 +23,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import conditions
 from tests.conftest import app_with_tables, build_world
 from tests.rbac_helpers import (allowed_tags, custom_role, fast_passwords,  # noqa: F401
-                                give_role, remove_roles)
+                                give_role, matching_three_ways, remove_roles)
 
 #: Mixed case, accents, ligatures and scripts: the orders of C and en-US differ on them.
 NAMES = ["apple", "Apple", "Mango", "mango", "Émile", "emile", "Eve", "Zoë", "zoe", "Zoe",
@@ -65,20 +65,13 @@ def test_the_icu_database_really_orders_differently(collation_app: Flask,
 
 
 def test_text_order_agrees_in_python_and_sql(named_world: SimpleNamespace) -> None:
-    ids = {lead.id: name for name, lead in named_world.named.items()}
     by_python, by_sql, negated = {}, {}, {}
     for op in ("lt", "gt"):
         for value in VALUES:
             key = f"name {op} {value}"
             clauses = conditions.validate(Lead, [{"field": "name", "op": op, "value": value}])
-            with rbac.system():
-                by_python[key] = {name for name, lead in named_world.named.items()
-                                  if conditions.matches(lead, clauses)}
-                by_sql[key] = {ids[i] for i in db.session.scalars(
-                    sa.select(Lead.id).where(Lead.id.in_(ids), conditions.to_sql(Lead, clauses)))}
-                negated[key] = set(NAMES) - {ids[i] for i in db.session.scalars(
-                    sa.select(Lead.id).where(Lead.id.in_(ids),
-                                             sa.not_(conditions.to_sql(Lead, clauses))))}
+            by_python[key], by_sql[key], negated[key] = matching_three_ways(
+                Lead, named_world.named, clauses)
     assert by_sql == by_python
     assert negated == by_python
     # Code point order: every upper-case ASCII letter before every lower-case one.

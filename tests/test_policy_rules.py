@@ -24,7 +24,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import InvalidCondition, UnknownResource, conditions, loader, workspaces
 from crm_rbac_plugin.models import utcnow
 from tests.rbac_helpers import (access_of, allowed_tags, custom_role, fast_passwords,  # noqa: F401
-                                give_role, remove_roles, world_records)
+                                give_role, matching_three_ways, remove_roles, world_records)
 
 WON = {"member-won", "member2-won", "manager-won", "junior_rep-won", "unowned-won"}
 NEW = {"member-new", "member2-new", "manager-new", "junior_rep-new", "unowned-new"}
@@ -548,21 +548,14 @@ def test_condition_ops_agree_in_python_and_sql(world: SimpleNamespace,
     One world for all clauses (a loop, not parametrize) to keep PostgreSQL fast;
     the results are compared as dicts keyed by clause so a diff names the clause.
     """
-    ids = {d.id: tag for tag, d in varied_deals.items()}
     by_python, by_sql, negated, via_allow, via_deny = {}, {}, {}, {}, {}
     remove_roles(world.members["finance"])
     remove_roles(world.members["viewer"])
     for n, clause in enumerate(CLAUSES):
         key = _clause_id(clause)
         clauses = conditions.validate(Deal, [clause])
-        with rbac.system():
-            by_python[key] = {tag for tag, d in varied_deals.items()
-                              if conditions.matches(d, clauses)}
-            by_sql[key] = {ids[i] for i in db.session.scalars(
-                sa.select(Deal.id).where(Deal.id.in_(ids), conditions.to_sql(Deal, clauses)))}
-            negated[key] = set(varied_deals) - {ids[i] for i in db.session.scalars(
-                sa.select(Deal.id).where(Deal.id.in_(ids),
-                                         sa.not_(conditions.to_sql(Deal, clauses))))}
+        by_python[key], by_sql[key], negated[key] = matching_three_ways(
+            Deal, varied_deals, clauses)
         # ... and through roles: an allow, and a deny on top of view-all.
         allow = custom_role(world, f"Allow {n}", [("deals", "view", "all")], condition=[clause])
         deny = custom_role(world, f"Deny {n}", [("deals", "view", "all")], effect="deny",

@@ -27,28 +27,27 @@ EXAMPLES = int(os.environ.get("RBAC_SECURITY_AGREEMENT_EXAMPLES", "400"))
 ICU_EXAMPLES = int(os.environ.get("RBAC_SECURITY_ICU_EXAMPLES", "100"))
 
 
-def test_policy_and_filter_agree_at_length(app: Flask, world: SimpleNamespace,
-                                           probe_stats: Counter[str]) -> None:
+def counted_property(app: Flask, world: SimpleNamespace, examples: int,
+                     probe_stats: Counter[str]) -> int:
+    """Run the agreement property and add its examples and disagreements to the summary."""
     try:
-        examples, disagreements = run_property(app, world, EXAMPLES)
+        ran, disagreements = run_property(app, world, examples)
     except AssertionError:
         probe_stats["agreement_disagreements"] += 1
         raise
-    probe_stats["agreement_examples"] += examples
+    probe_stats["agreement_examples"] += ran
     probe_stats["agreement_disagreements"] += disagreements
-    assert examples >= EXAMPLES
+    return ran
+
+
+def test_policy_and_filter_agree_at_length(app: Flask, world: SimpleNamespace,
+                                           probe_stats: Counter[str]) -> None:
+    assert counted_property(app, world, EXAMPLES, probe_stats) >= EXAMPLES
 
 
 def test_policy_and_filter_agree_under_icu_collation(pg_icu_url: str,
                                                      probe_stats: Counter[str]) -> None:
     """The same property where the database orders text by ICU en-US ("apple" < "Mango")."""
     with app_with_tables(pg_icu_url) as app:
-        world = build_world()
-        try:
-            examples, disagreements = run_property(app, world, ICU_EXAMPLES)
-        except AssertionError:
-            probe_stats["agreement_disagreements"] += 1
-            raise
-    probe_stats["agreement_examples"] += examples
-    probe_stats["agreement_disagreements"] += disagreements
+        examples = counted_property(app, build_world(), ICU_EXAMPLES, probe_stats)
     assert examples >= ICU_EXAMPLES
