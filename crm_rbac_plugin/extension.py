@@ -579,6 +579,9 @@ class RBAC:
             involved, has_aliases = self._tables_of(state.statement)
             if not involved:
                 return
+        if state.is_update:
+            inputs.check_update_numbers(self.registry, primary, state.statement,
+                                        state.parameters)
         ctx = self.resolve_context()
         if ctx is SYSTEM:
             return

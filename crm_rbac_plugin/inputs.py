@@ -131,3 +131,28 @@ def check_numbers(registry: Registry, session: Any) -> None:
             problem = numeric_problem(values.get(key), col_type)
             if problem is not None:
                 raise ValidationError(f"{key} {problem}.", field=key)
+
+
+def check_update_numbers(registry: Registry, model: Any, statement: Any, params: Any) -> None:
+    """Refuse an ORM bulk UPDATE of a protected model that sets a Numeric column
+    to a literal it cannot store exactly, as :func:`check_numbers` refuses a flush.
+
+    Only literal values are checked: an SQL expression's result is the database's.
+    """
+    if model is None or registry.for_model(model) is None:
+        return
+    numerics = dict(_exact_numerics(model))
+    if not numerics:
+        return
+    values: list[tuple[str, Any]] = []
+    for col, value in (getattr(statement, "_values", None) or {}).items():
+        if isinstance(value, sa.BindParameter):
+            values.append((getattr(col, "key", str(col)), value.effective_value))
+    if isinstance(params, dict):
+        values.extend(params.items())
+    for key, value in values:
+        if key in numerics:
+            problem = numeric_problem(value, numerics[key])
+            if problem is not None:
+                raise ValidationError(f"{key} {problem}.", field=key)
+

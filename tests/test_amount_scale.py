@@ -107,6 +107,24 @@ def test_the_flush_check_refuses_any_writer(world: SimpleNamespace, amount: Any)
     assert "Scripted" not in _titles()
 
 
+@pytest.mark.parametrize("amount", [Decimal("1000.004"), 1000.004, Decimal("NaN")])
+def test_bulk_updates_are_refused_too(world: SimpleNamespace, amount: Any) -> None:
+    """An ORM UPDATE bypasses the flush: the query listener checks its literal values."""
+    target = world.deals["member-new"].id
+    statement = sa.update(Deal).where(Deal.id == target).values(amount=amount)
+    for context in (rbac.system(), rbac.as_member(rbac.access_for(world.members["admin"]))):
+        with context:
+            with pytest.raises(ValidationError) as refused:
+                db.session.execute(statement)
+            assert refused.value.field == "amount"
+            db.session.rollback()
+    with rbac.system():
+        db.session.execute(sa.update(Deal).where(Deal.id == target)
+                           .values(amount=Decimal("1000.40")))
+        assert db.session.get(Deal, target).amount == Decimal("1000.40")
+        db.session.rollback()
+
+
 def test_amounts_the_column_holds_pass() -> None:
     col_type = Deal.__table__.c.amount.type
     for value in (Decimal("1000.00"), Decimal("1000.000"), Decimal("1000.4"), 1000, 0.1,
