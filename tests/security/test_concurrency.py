@@ -125,7 +125,6 @@ def test_two_owners_racing_to_remove_each_other_keep_one(
         how: str) -> None:
     """Demote (API), deactivate (members page) or one of each, at the same moment, repeatedly."""
     ids = two_owners
-    api_a, api_b = token(app, world, "owner"), token(app, world, "admin")
     page_a = login(world.users["owner"], world.ws)
     page_b = login(world.users["admin"], world.ws)
     history = []
@@ -137,6 +136,8 @@ def test_two_owners_racing_to_remove_each_other_keep_one(
 
     for round_no in range(ROUNDS):
         mr = restore_owners(world, ids)
+        # Fresh tokens each round: a deactivation revokes the member's tokens for good.
+        api_a, api_b = token(app, world, "owner"), token(app, world, "admin")
         if how == "demote":
             pair = (demote(api_a, ids.b, mr[ids.b]), demote(api_b, ids.a, mr[ids.a]))
         elif how == "deactivate":
