@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 # Default pytest args come from [tool.pytest.ini_options] in pyproject.toml.
+# One worker per CPU (pytest-xdist), a test file per worker at a time: the
+# files share costly module fixtures. RBAC_TEST_WORKERS=0 runs in one process.
+workers=${RBAC_TEST_WORKERS:-auto}
+xdist=()
+[ "$workers" = 0 ] || xdist=(-n "$workers" --dist loadfile)
 rc=0
-.venv/bin/python -m pytest "$@" || rc=$?
+.venv/bin/python -m pytest "${xdist[@]}" "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "scripts/test.sh: pytest collected no tests -- treating as failure" >&2
   rc=1

@@ -31,6 +31,8 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
 from tests.pgserver import PostgresServer, pg_available, pg_disabled
 
+pytest_plugins = ["tests.battery_stats"]
+
 _db_counter = itertools.count(1)
 
 BACKENDS = ["sqlite", "postgresql"]

@@ -17,8 +17,9 @@ What is here, for every module of the package to use:
   argument it does not know (so a new route is never silently skipped);
   :func:`admin_panels` lists the Flask-Admin model views and what their
   ``?id=`` names.
-* :func:`probe_stats` (fixture): counters shown at the end of the run by
-  :func:`pytest_terminal_summary` ("IDOR probes: N, leaks: 0" ...).
+* :func:`~tests.battery_stats.probe_stats` (fixture, loaded for the whole
+  suite by ``tests/conftest.py``): counters shown at the end of the run
+  ("IDOR probes: N, leaks: 0" ...), summed over xdist workers.
 * :func:`csrf_app` / :func:`csrf_login` (fixtures): the demo app with
   ``WTF_CSRF_ENABLED=True`` and a login helper for it.
 """
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -45,59 +45,6 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import Access, sharing, team, tokens, workspaces
 from tests.conftest import app_with_tables, build_world
 from tests.rbac_helpers import custom_role, world_records
-
-# -- probe counters ------------------------------------------------------------------
-
-#: Where the session's counters live (``config.stash``), read by the summary hook.
-STATS_KEY = pytest.StashKey[Counter[str]]()
-
-#: Counter names and the summary line each one belongs to, in display order.
-SUMMARY_LINES: tuple[tuple[str, str], ...] = (
-    ("idor_probes", "IDOR probes: {idor_probes}, leaks: {idor_leaks}"),
-    ("write_attempts", ("Write attempts refused: {write_attempts}, changes leaked: "
-                        "{write_leaks}")),
-    ("csrf_routes", ("CSRF: form routes refused without a token: {csrf_routes}, "
-                     "API session writes refused: {csrf_api_routes}, holes: {csrf_holes}")),
-    ("agreement_examples", ("Policy/filter agreement: {agreement_examples} examples, "
-                            "disagreements: {agreement_disagreements}")),
-    ("hidden_fields_swept", ("Hidden-field sweep: fields {hidden_fields_swept}, responses "
-                             "{hidden_responses}, leaks {hidden_leaks}")),
-    ("header_responses", ("Security headers checked on {header_responses} responses, "
-                          "missing or loose: {header_missing}")),
-)
-
-
-@pytest.fixture
-def probe_stats(request: pytest.FixtureRequest) -> Counter[str]:
-    """The session-wide counters of the attack battery (add to them, never reset).
-
-    They are printed by :func:`pytest_terminal_summary` at the end of the run,
-    so the count of probes is reported even without ``-s``.
-    """
-    stash = request.config.stash
-    if STATS_KEY not in stash:
-        stash[STATS_KEY] = Counter()
-    return stash[STATS_KEY]
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
-                            config: pytest.Config) -> None:
-    """Report what the attack battery tried, e.g. ``IDOR probes: 1234, leaks: 0``."""
-    stats = config.stash.get(STATS_KEY, None)
-    if not stats:
-        return
-    terminalreporter.section("attack battery")
-    for key, line in SUMMARY_LINES:
-        if stats.get(key):
-            terminalreporter.write_line(line.format_map(_Zero(stats)))
-
-
-class _Zero(dict[str, int]):
-    """``format_map`` source answering 0 for counters never incremented."""
-
-    def __missing__(self, key: str) -> int:
-        return 0
-
 
 # -- the world, as data ------------------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""The attack battery's counters, summed over xdist workers and printed at the end.
+
+Loaded by ``tests/conftest.py`` (``pytest_plugins``) so that the controller
+process of ``pytest -n N``, which collects no test, still has the summary
+hook: each worker hands its counters over in ``workeroutput`` when it
+finishes, and the controller adds them up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+# -- probe counters ------------------------------------------------------------------
+
+#: Where the session's counters live (``config.stash``), read by the summary hook.
+STATS_KEY = pytest.StashKey[Counter[str]]()
+
+#: Counter names and the summary line each one belongs to, in display order.
+SUMMARY_LINES: tuple[tuple[str, str], ...] = (
+    ("idor_probes", "IDOR probes: {idor_probes}, leaks: {idor_leaks}"),
+    ("write_attempts", ("Write attempts refused: {write_attempts}, changes leaked: "
+                        "{write_leaks}")),
+    ("csrf_routes", ("CSRF: form routes refused without a token: {csrf_routes}, "
+                     "API session writes refused: {csrf_api_routes}, holes: {csrf_holes}")),
+    ("agreement_examples", ("Policy/filter agreement: {agreement_examples} examples, "
+                            "disagreements: {agreement_disagreements}")),
+    ("hidden_fields_swept", ("Hidden-field sweep: fields {hidden_fields_swept}, responses "
+                             "{hidden_responses}, leaks {hidden_leaks}")),
+    ("header_responses", ("Security headers checked on {header_responses} responses, "
+                          "missing or loose: {header_missing}")),
+)
+
+
+@pytest.fixture
+def probe_stats(request: pytest.FixtureRequest) -> Counter[str]:
+    """The session-wide counters of the attack battery (add to them, never reset).
+
+    They are printed by :func:`pytest_terminal_summary` at the end of the run,
+    so the count of probes is reported even without ``-s``.
+    """
+    stash = request.config.stash
+    if STATS_KEY not in stash:
+        stash[STATS_KEY] = Counter()
+    return stash[STATS_KEY]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    """Report what the attack battery tried, e.g. ``IDOR probes: 1234, leaks: 0``."""
+    stats = config.stash.get(STATS_KEY, None)
+    if not stats:
+        return
+    terminalreporter.section("attack battery")
+    for key, line in SUMMARY_LINES:
+        if stats.get(key):
+            terminalreporter.write_line(line.format_map(_Zero(stats)))
+
+
+class _Zero(dict[str, int]):
+    """``format_map`` source answering 0 for counters never incremented."""
+
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In an xdist worker, hand the counters to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output[_OUTPUT_KEY] = dict(session.config.stash.get(STATS_KEY, Counter()))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """In the xdist controller, add up what a finished worker counted."""
+    counted = getattr(node, "workeroutput", {}).get(_OUTPUT_KEY)
+    if counted:
+        stash = node.config.stash
+        if STATS_KEY not in stash:
+            stash[STATS_KEY] = Counter()
+        stash[STATS_KEY].update(counted)
+
+
+_OUTPUT_KEY = "rbac_battery_stats"
+
