@@ -51,7 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.cli.add_command(seed.demo_group)
     if app.config.get("CRM_ADMIN", True):
-        _mount_admin(app)  # issue 6: Flask-Admin panels at /admin
+        _mount_admin(app)  # Flask-Admin panels at /admin
     login_manager.request_loader(rbac.load_user_from_request)  # API tokens
     if app.config.get("CRM_WORKER_HEADER"):
         # Lets the multi-worker test see which process answered.

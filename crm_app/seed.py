@@ -155,7 +155,7 @@ def delete_all_data() -> None:
     holds nothing else, and this stays correct whatever tables the plugin
     adds. Core deletes, so they run inside ``rbac.system()``.
     """
-    from crm_rbac_plugin.audit import RETENTION  # the audit trail goes too (issue 6)
+    from crm_rbac_plugin.audit import RETENTION  # the audit trail goes too
 
     with rbac.system():
         for table in reversed(db.metadata.sorted_tables):

@@ -63,7 +63,7 @@ def explain_command(email: str, workspace: str, record_id: str | None, permissio
                 record = rbac.db.session.get(res.model, int(record_id))
             if record is None:
                 raise click.ClickException(f"no {resource} record #{record_id}")
-        from .oversight.explain import explain  # issue 6: with plan and field rules
+        from .oversight.explain import explain  # with plan and field rules
         explanation = explain(rbac, access, action, resource, record)
     except (RBACError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -89,7 +89,7 @@ def roles_command(workspace: str) -> None:
             click.echo(f"    {g.effect:5} {g.resource}.{g.action} [{g.scope}]{cond}")
 
 
-# -- flask rbac members (issue 4): thin wrappers over crm_rbac_plugin.team ----------------
+# -- flask rbac members: thin wrappers over crm_rbac_plugin.team ----------------
 
 
 @rbac_group.group("members")
@@ -244,7 +244,7 @@ def members_reassign_command(workspace: str, from_email: str, to_email: str,
     click.echo(f"Reassigned {sum(done.values())} record(s).")
 
 
-# -- sharing agreements (issue 5) ------------------------------------------------------
+# -- sharing agreements ------------------------------------------------------------------
 
 
 @rbac_group.group("sharing")

@@ -74,9 +74,9 @@ class RBAC:
         self.db = db
         self.user_model = user_model
         self.models: Models = define_models(db, user_model)
-        # Audit trail (issue 6): the append-only table, see :mod:`.audit`.
+        # The append-only audit trail, see :mod:`.audit`.
         self.AuditEvent: Any = define_audit_model(db)
-        # Team (issue 4): invitations, see :mod:`.team`.
+        # Invitations, see :mod:`.team`.
         self.Invitation: Any = define_team_models(db)
         self.registry = Registry()
         for name, label in ADMIN_RESOURCES:
@@ -90,7 +90,7 @@ class RBAC:
         self._filtered_tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
         self._columns_cache: dict[Any, fields.ColumnRefs] = {}  # see fields.check_statement
         self._install_listeners(db.session)
-        # Audit trail (issue 6): refusals of every app using this extension are logged.
+        # Refusals of every app using this extension go to the audit trail.
         signals.access_denied.connect(self._audit_denied, weak=False)
         if app is not None:
             self.init_app(app)
@@ -109,11 +109,11 @@ class RBAC:
         app.context_processor(self._template_context)
         app.add_template_filter(self.label, "rbac_label")
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
-        from . import team  # issue 4: mail and last-activity settings, before_request
+        from . import team  # mail and last-activity settings, before_request
         team.init_app(app)
         if app.config["RBAC_CLI"]:
             app.cli.add_command(cli.rbac_group)
-        # Audit trail (issue 6): refusals are stored after the (rolled back) request.
+        # Refusals are stored after the (rolled back) request.
         app.after_request(self._write_denied)
         if app.config["RBAC_CLI"]:
             from .oversight import cli as oversight_cli
@@ -285,7 +285,7 @@ class RBAC:
                                      user_id=self.user_pk(current_user), workspace_id=ws)
             if row is not None:
                 access = self._access_for_row(row)
-        # "View as" (issue 6): an Owner/Admin may see the app as another member.
+        # "View as": an Owner/Admin may see the app as another member.
         from .oversight import viewas
         access = viewas.resolve(self, access)
         g._rbac_access = access
@@ -466,7 +466,7 @@ class RBAC:
                                    access=access, action=action, resource=resource,
                                    record=record, reason=reason)
 
-    # -- audit trail (issue 6, see :mod:`.audit`) ------------------------------
+    # -- audit trail (see :mod:`.audit`) ---------------------------------------
 
     def audit(self, action: str, **details: Any) -> Any:
         """Add an event to the audit trail (committed with the caller's transaction).
@@ -542,9 +542,9 @@ class RBAC:
         event.listen(db_session, "after_flush", self._after_flush)
         event.listen(db_session, "after_rollback", self._after_rollback)
         tokens.install(self, db_session)  # deactivation revokes the member's API tokens
-        audit_log.install(self, db_session)  # issue 6: audit trail, after the guard
+        audit_log.install(self, db_session)  # the audit trail, after the guard
         from .oversight import viewas
-        viewas.install(self, db_session)  # issue 6: no writes while viewing as a member
+        viewas.install(self, db_session)  # no writes while viewing as a member
 
     def _before_flush(self, db_session: Session, flush_context: Any, instances: Any) -> None:
         inputs.check_numbers(self.registry, db_session)

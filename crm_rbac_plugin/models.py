@@ -113,7 +113,7 @@ def define_models(db: Any, user_model: type) -> Models:
             sa.ForeignKey("rbac_department.id", ondelete="SET NULL"))
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
         last_seen_at: Mapped[dt.datetime | None] = mapped_column()
-        # Team (issue 4): the member's own notification preference (profile page).
+        # The member's own notification preference (profile page).
         notify_email: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
         # Per-member data visibility cap (seed: All / Department / Own); None
         # means the roles' scopes apply as granted. Owners always see all.
@@ -329,7 +329,7 @@ def define_models(db: Any, user_model: type) -> Models:
                   FieldRule, RoleConflict, ApiToken, SharingAgreement, SharingPermission)
 
 
-# -- audit trail (issue 6; written by crm_rbac_plugin.audit) -------------------------------
+# -- audit trail (written by crm_rbac_plugin.audit) --------------------------------------
 
 
 def define_audit_model(db: Any) -> Any:
@@ -368,7 +368,7 @@ def define_audit_model(db: Any) -> Any:
     return AuditEvent
 
 
-# -- team (issue 4; used by crm_rbac_plugin.team) -------------------------------------------
+# -- team (used by crm_rbac_plugin.team) --------------------------------------------------
 
 
 def define_team_models(db: Any) -> Any:

@@ -92,7 +92,7 @@ def _rbac() -> RBAC:
 
 
 def _audit(rbac: RBAC, who: Any, action: str, **details: Any) -> None:
-    """Add to the audit trail when the extension has one (issue 6).
+    """Add to the audit trail when the extension has one.
 
     ``who`` is the actor's Access (or the membership acting on its own, as
     when accepting an invitation), so CLI runs are attributed too.

@@ -150,7 +150,7 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
     def api_remove() -> Any:
         return api.delete(f"/members/{viewer_m}/roles/{ids['api_assignment']}")
 
-    # Team (issue 4): invitations, lifecycle, departments, managers, reassignment.
+    # Team: invitations, lifecycle, departments, managers, reassignment.
     def invite_first() -> Any:
         with mail.record_messages() as outbox:
             response = invite(client, world, "audited.one@example.test", "viewer")
@@ -213,7 +213,7 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
     def delete_department() -> Any:
         return client.post(f"/settings/departments/{ids['dept']}/delete")
 
-    # Sharing agreements (issue 5): logged in both workspaces.
+    # Sharing agreements: logged in both workspaces.
     dual = login_client(app, world.users["dual"], world.ws2)
 
     def new_agreement() -> Any:

@@ -1,4 +1,4 @@
-"""The explain page and CLI, "view as", and the access review (issue 6)."""
+"""The explain page and CLI, "view as", and the access review."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The query plans stay index lookups at scale (issue 7).
+"""The query plans stay index lookups at scale.
 
 On 100,000 leads, 10,000 members and 1,000 roles (the benchmark's world,
 loaded with the same bulk statements as ``python -m bench``), every

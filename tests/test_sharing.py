@@ -1,4 +1,4 @@
-"""Sharing agreements (issue 5): isolation, each shared action, the intersection with
+"""Sharing agreements: isolation, each shared action, the intersection with
 the member's own role, conditions, expiry, revocation, who may change what, the
 pages, the API, the CLI and the audit trail on both sides.
 

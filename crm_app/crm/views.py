@@ -279,8 +279,8 @@ def export_view(cfg: CrudConfig) -> Response:
                 buffer.truncate()
             rows = n
         yield buffer.getvalue()
-        # Audit trail: what was exported and how many rows (issue 6).
-        # Rows of records shared by another workspace are logged there too (issue 5).
+        # Audit trail: what was exported and how many rows.
+        # Rows of records shared by another workspace are logged there too.
         rbac.audit_export(cfg.name, dict(by_workspace), target=f"{cfg.name} CSV ({rows} rows)",
                           columns=[col.key for col in columns],
                           query=request.query_string.decode()[:500])

@@ -582,7 +582,7 @@ def audit_events() -> ResponseReturnValue:
                    per_page=per_page, total=result.total)
 
 
-# -- sharing agreements (issue 5) -----------------------------------------------------
+# -- sharing agreements -----------------------------------------------------------------
 
 
 def _agreement_or_404(access: Access, agreement_id: int) -> Any:

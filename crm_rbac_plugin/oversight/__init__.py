@@ -1,1 +1,1 @@
-"""Oversight of access: audit pages, explain, who-could, view-as and access review (issue 6)."""
+"""Oversight of access: audit pages, explain, who-could, view-as and access review."""

@@ -45,7 +45,7 @@ _PERMISSION_INDEX = re.compile(r"^permissions\[(\d+)\](?:\.(\w+))?$")
 
 def register(app: Flask) -> None:
     """Mount the pages under ``RBAC_SETTINGS_URL_PREFIX`` (None: not at all)."""
-    from . import sharing_views, team_views  # noqa: F401  (team pages, issue 4; sharing, 5)
+    from . import sharing_views, team_views  # noqa: F401  (team and sharing pages)
 
     prefix = app.config["RBAC_SETTINGS_URL_PREFIX"]
     if prefix is not None:

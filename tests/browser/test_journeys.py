@@ -1,4 +1,4 @@
-"""Three journeys through the demo CRM in a real Chromium (issue 8).
+"""Three journeys through the demo CRM in a real Chromium.
 
 The rest of the suite checks the rules through Flask's test client; these
 check what a person actually gets: the buttons a page shows or hides, the
