@@ -1,4 +1,4 @@
-"""The measurements behind figures 1 to 4 (figure 5 is derived in :mod:`.report`).
+"""The measurements behind figures 1 to 4 and 6 (figure 5 is derived in :mod:`.report`).
 
 Each function times its candidates with :func:`.timing.compare` and returns
 plain JSON-ready data: per-call medians in nanoseconds and the ratios that
@@ -7,16 +7,20 @@ the goals are stated in.
 
 from __future__ import annotations
 
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-import os
-import tempfile
-
 import casbin
 import sqlalchemy as sa
 from flask import Flask
+from flask_sqlalchemy.session import Session as AppSession
+from sqlalchemy import event
 
 from crm_app.extensions import db
 from crm_app.models import Lead, User
@@ -24,7 +28,7 @@ from crm_app.rbac_setup import rbac
 
 from . import sql
 from .timing import Stat, compare, ratio
-from .world import ALL, DEPT, OWN, Member, World, first_lead_of
+from .world import ALL, DEPT, HIDDEN, HIDDEN_FIELD, OWN, Member, World, first_lead_of
 
 CASBIN_MODEL = """
 [request_definition]
@@ -352,3 +356,118 @@ def resolution(app: Flask, stacked: Member, single: Member, effort: Effort) -> d
         "stacked_ms": round(stats["stacked_5"].median_ns / 1e6, 3),
         "stacked_over_single": ratio(stats["stacked_5"], stats["single_role"]),
     }
+
+
+# -- figure 6: field rules at the data layer, and the write path ------------------
+
+def hidden_field_requests(app: Flask, world: World, effort: Effort) -> dict[str, Any]:
+    """Figure 6: figure 3's guarded list and detail pages for the member with one
+    hidden field on leads, against their twin without it (the Member role alone).
+
+    The hidden field is one the pages do not serialise, so both members answer
+    the same JSON shape and only the data layer's work differs: statements run
+    with ``populate_existing``, their column walk is looked up by cache key, and
+    every loaded lead gets the field deferred. Runs with no app context pushed.
+    """
+    members = {"hidden": world.members[HIDDEN], "visible": world.members[OWN]}
+    with app.app_context():
+        hidden = {name: sorted(rbac.access_for(m.membership_id).hidden("leads"))
+                  for name, m in members.items()}
+        with rbac.as_member(members["hidden"].membership_id):
+            lead = db.session.scalars(_page()).first()
+            deferred = lead is not None and HIDDEN_FIELD in sa.inspect(lead).unloaded
+        db.session.remove()
+    if hidden != {"hidden": [HIDDEN_FIELD], "visible": []} or not deferred:
+        raise RuntimeError(f"figure 6 needs leads.{HIDDEN_FIELD} hidden from one member "
+                           f"only, and deferred on load: {hidden}, deferred={deferred}")
+    clients = {name: signed_in(app, m) for name, m in members.items()}
+    urls = {name: request_pages(app, m, OWN) for name, m in members.items()}
+    out: dict[str, Any] = {"hidden_fields": hidden}
+    for page in ("list", "detail"):
+        candidates = {name: (lambda c=clients[name], u=urls[name][page]["plugin"]: c.get(u))
+                      for name in members}
+        for name, url in ((n, urls[n][page]["plugin"]) for n in members):
+            response = candidates[name]()
+            if response.status_code != 200:
+                raise RuntimeError(f"{url} answered {response.status_code}: "
+                                   f"{response.get_data(as_text=True)[:300]}")
+        stats = compare(candidates, warmup=effort.warmup, repeat=effort.requests_repeat,
+                        budget_s=effort.budget_s, equal_batches=True)
+        out[page] = {"urls": {n: urls[n][page]["plugin"] for n in members},
+                     "stats": _stats(stats),
+                     "hidden_over_visible": ratio(stats["hidden"], stats["visible"])}
+    return out
+
+
+@contextmanager
+def _no_disk_sync() -> Iterator[None]:
+    """On SQLite, open connections with ``PRAGMA synchronous=OFF`` for the block."""
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+
+    def no_sync(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+    db.session.close()
+    event.listen(engine, "connect", no_sync)
+    engine.dispose()  # the pooled connections were opened without it
+    try:
+        yield
+    finally:
+        db.session.close()
+        event.remove(engine, "connect", no_sync)
+        engine.dispose()
+
+
+def guarded_edit(world: World, effort: Effort) -> dict[str, Any]:
+    """Figure 6: load one lead, change its name, commit, three ways (inside an app context).
+
+    * *member*: as the own-scope member, through the query filter and every
+      ``before_flush`` check (numbers, token revocation, the guard, audit);
+    * *system*: the same session inside ``rbac.system()``: no filter, no guard,
+      but the listeners that do not look at the context still run;
+    * *plugin_off*: a session of the app's class with none of the plugin's
+      listeners (the write-path twin of figure 3's plugin-off view).
+
+    The session is emptied after each edit, so every edit loads the row again.
+    SQLite commits without waiting for the disk here, as the bench's PostgreSQL
+    does (``fsync=off``): a disk flush of 1 to 20 ms would drown the checks.
+    """
+    member = world.members[OWN]
+    lead_id = first_lead_of(member.user_id, member.workspace_id)
+    access = rbac.access_for(member.membership_id)
+    plain = AppSession(db)
+    db.session.rollback()
+    with rbac.system():
+        original = db.session.get(Lead, lead_id).name
+        db.session.rollback()
+    names = itertools.cycle((f"{original} (edited)", original))  # every commit writes
+
+    def edit(session: Any) -> None:
+        lead = session.get(Lead, lead_id)
+        lead.name = next(names)
+        session.commit()
+        session.expunge_all()
+
+    def as_member() -> None:
+        with rbac.as_member(access):
+            edit(db.session)
+
+    def in_system() -> None:
+        with rbac.system():
+            edit(db.session)
+
+    with _no_disk_sync():
+        stats = compare({"member": as_member, "system": in_system,
+                         "plugin_off": lambda: edit(plain)},
+                        warmup=effort.warmup, repeat=effort.requests_repeat,
+                        budget_s=effort.budget_s, equal_batches=True)
+    with rbac.system():
+        db.session.get(Lead, lead_id).name = original
+        db.session.commit()
+    plain.close()
+    return {"lead_id": lead_id, "stats": _stats(stats),
+            "member_over_system": ratio(stats["member"], stats["system"]),
+            "member_over_plugin_off": ratio(stats["member"], stats["plugin_off"])}

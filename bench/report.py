@@ -111,6 +111,40 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
                      "" if not shared else "linear in the hand-written twin too: " + "; ".join(
                          f"{g['backend']} {g['metric']} x{g['growth']} (hand-written "
                          f"x{g['twin_growth']})" for g in shared)))
+    out += field_and_write_lines(data)
+    return out
+
+
+def _pct(r: float) -> str:
+    return f"{(r - 1) * 100:+.0f}%"
+
+
+def _figure6(b: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """The size figure 6 was measured at and its entry, or None (older results)."""
+    at = [int(s) for s, e in b["sizes"].items() if "hidden_field" in e and "edit" in e]
+    return (at[0], b["sizes"][str(at[0])]) if at else None
+
+
+def field_and_write_lines(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Figure 6's context lines: the cost of a hidden field and of the write path."""
+    out = []
+    for backend, b in data["backends"].items():
+        found = _figure6(b)
+        if found is None:
+            continue
+        at, e = found
+        hf, ed = e["hidden_field"], e["edit"]
+        field = ", ".join(hf["hidden_fields"]["hidden"])
+        out.append(_goal("6", backend, "(context) list/detail with a hidden field vs without",
+                         f"{_pct(hf['list']['hidden_over_visible'])}, "
+                         f"{_pct(hf['detail']['hidden_over_visible'])}", None,
+                         f"{at:,} leads, own scope, leads.{field} hidden vs its twin member"))
+        out.append(_goal("6", backend, "(context) one-record edit through the guard vs system "
+                         "context", _pct(ed["member_over_system"]), None,
+                         f"{at:,} leads, own-scope member; load, change, commit"))
+        out.append(_goal("6", backend, "(context) the same edit vs the plugin off (a session "
+                         "without the plugin's listeners)", _pct(ed["member_over_plugin_off"]),
+                         None, f"{at:,} leads, own-scope member"))
     return out
 
 
@@ -499,6 +533,24 @@ def markdown(data: dict[str, Any]) -> str:
                      f"{g['figure']} | {g['metric']} | {_us(g['value_from_ns'])} | "
                      f"{_us(g['value_to_ns'])} | x{g['growth']} | {g['exponent']} | "
                      f"{step_text} | {cls} | {twin_text} |")
+    rows = [(backend, *found) for backend, b in data["backends"].items()
+            if (found := _figure6(b)) is not None]
+    if rows:
+        lines += ["", "### 6. Field rules and the write path", "",
+                  ("| backend | leads | list: hidden field | without | ratio | detail: hidden "
+                   "field | without | ratio | edit: member | system | plugin off | vs system | "
+                   "vs off |"), "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for backend, at, e in rows:
+            hf, ed = e["hidden_field"], e["edit"]
+            cells = []
+            for pg in ("list", "detail"):
+                st = hf[pg]["stats"]
+                cells += [_us(st["hidden"]["median_ns"]), _us(st["visible"]["median_ns"]),
+                          _pct(hf[pg]["hidden_over_visible"])]
+            st = ed["stats"]
+            cells += [_us(st[k]["median_ns"]) for k in ("member", "system", "plugin_off")]
+            cells += [_pct(ed["member_over_system"]), _pct(ed["member_over_plugin_off"])]
+            lines.append(f"| {backend} | {at:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -14,7 +14,9 @@ Layout (user index ``k`` is the k-th row of the ``user`` table):
 * ``crm`` workspace: ``crm_members`` members in ``departments`` departments
   (member k is in department k % departments). Member 0 is the Owner,
   1 holds *Member* (own scope), 2 holds a custom *Dept Rep* role (department
-  scope on leads), 3 holds *Viewer* (all scope); the others hold *Member*.
+  scope on leads), 3 holds *Viewer* (all scope), 4 holds *Member, source
+  hidden* (the Member role's grants plus a field rule hiding ``leads.source``,
+  member 1's twin for figure 6); the others hold *Member*.
 * Leads: lead ``i`` (1-based) belongs to the ``other`` workspace when
   ``i % 20 == 0`` (5 %), has no owner when ``i % 200 == 7`` (0.5 %), and is
   otherwise owned by member ``(i * 7919) % crm_members``: owners are spread
@@ -43,10 +45,13 @@ from crm_app import create_app
 from crm_app.extensions import db, login_manager
 from crm_app.models import Lead, User
 from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import roles as roles_mod
 from crm_rbac_plugin import workspaces
 from crm_rbac_plugin.registry import SCOPES
 
 OWN, DEPT, ALL = "own", "department", "all"
+#: The own-scope member with one hidden field on leads (figure 6), and that field.
+HIDDEN, HIDDEN_FIELD = "own_hidden", "source"
 
 
 @dataclass
@@ -84,7 +89,7 @@ class World:
     crm_ws: int
     other_ws: int
     user_ids: list[int]
-    members: dict[str, Member]  # "owner", OWN, DEPT, ALL
+    members: dict[str, Member]  # "owner", OWN, DEPT, ALL, HIDDEN
     role_workspaces: dict[int, RoleWorkspace] = field(default_factory=dict)
     leads: int = 0
 
@@ -202,6 +207,15 @@ def seed(sizes: Sizes) -> World:
     for action in ("view", "create", "edit"):
         workspaces.add_grant(rbac, dept_rep, "leads", action, "department")
     db.session.add(dept_rep)
+    member_role = db.session.scalar(sa.select(m.Role).where(m.Role.workspace_id == crm.id,
+                                                            m.Role.key == "member"))
+    hiding = m.Role(workspace=crm, key="member_hiding", name="Member, source hidden",
+                    description="The Member role with one field of leads hidden.")
+    hiding.grants = [m.Grant(resource=gr.resource, action=gr.action, scope=gr.scope,
+                             effect=gr.effect, condition=gr.condition)
+                     for gr in member_role.grants]
+    db.session.add(hiding)
+    roles_mod.set_field_rules(rbac, hiding, {"leads": {HIDDEN_FIELD: "hidden"}})
     db.session.commit()
     roles = {r.key: r.id for r in db.session.scalars(
         sa.select(m.Role).where(m.Role.workspace_id == crm.id))}
@@ -215,7 +229,7 @@ def seed(sizes: Sizes) -> World:
             {"workspace_id": crm.id, "user_id": user_ids[k], "status": "active",
              "department_id": dept_ids[k % sizes.departments], "created_at": _now()}
             for k in range(sizes.crm_members)], returning=True)
-        role_of = {0: "owner", 1: "member", 2: "dept_rep", 3: "viewer"}
+        role_of = {0: "owner", 1: "member", 2: "dept_rep", 3: "viewer", 4: "member_hiding"}
         _insert(conn, m.MemberRole.__table__, [
             {"membership_id": mid, "role_id": roles[role_of.get(k, "member")]}
             for k, mid in enumerate(mids)])
@@ -223,7 +237,7 @@ def seed(sizes: Sizes) -> World:
         _insert(conn, m.Membership.__table__, [
             {"workspace_id": other.id, "user_id": user_ids[0], "status": "active",
              "created_at": _now()}])
-    for key, k in (("owner", 0), (OWN, 1), (DEPT, 2), (ALL, 3)):
+    for key, k in (("owner", 0), (OWN, 1), (DEPT, 2), (ALL, 3), (HIDDEN, 4)):
         members[key] = Member(mids[k], user_ids[k], crm.id, dept_ids[k % sizes.departments])
 
     world = World(crm_ws=crm.id, other_ws=other.id, user_ids=user_ids, members=members)
