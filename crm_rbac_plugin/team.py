@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import sqlalchemy as sa
-from blinker import Namespace
 from flask import (
     Flask,
     current_app,
@@ -48,41 +47,17 @@ from .errors import PermissionDenied, ValidationError
 from .loader import BYPASS
 from .models import utcnow
 from .policy import Access
+from .signals import member_invited, records_reassigned
 
 if TYPE_CHECKING:
     from .extension import RBAC
 
-#: Configuration keys of the team features, with their defaults.
-TEAM_DEFAULTS: dict[str, Any] = {
-    # Lifetime of an invitation link, in seconds (7 days).
-    "RBAC_INVITE_MAX_AGE": 7 * 24 * 3600,
-    # Also print every mail to the console (True) or append it to a file (a path).
-    # None: the console, only when MAIL_SERVER is not set (the demo), so a fresh
-    # checkout shows invitation links without an SMTP server.
-    "RBAC_MAIL_CONSOLE": None,
-    # Base URL of links in mails sent outside a request (the CLI).
-    "RBAC_BASE_URL": "http://127.0.0.1:5000",
-    # Minimum seconds between two writes of a member's last activity.
-    "RBAC_LAST_SEEN_INTERVAL": 300,
-    # Records updated per flush by a reassignment.
-    "RBAC_REASSIGN_BATCH": 200,
-}
-
 INVITE_SALT = "rbac-invite"
 EMAIL_MAX = 255
 
-_signals = Namespace()
-#: Sent after an invitation is created or resent: ``invitation``, ``actor``.
-member_invited = _signals.signal("member-invited")
-#: Sent after records changed owner: ``workspace_id``, ``actor``, ``from_user_id``,
-#: ``to_user_id``, ``counts`` ({resource: n}).
-records_reassigned = _signals.signal("records-reassigned")
-
 
 def init_app(app: Flask) -> None:
-    """Set the team defaults and record each member's last activity."""
-    for key, value in TEAM_DEFAULTS.items():
-        app.config.setdefault(key, value)
+    """Record each member's last activity."""
     app.extensions["rbac_team"] = {"seen": {}}
     app.before_request(_touch_last_seen)
 
