@@ -20,6 +20,7 @@ from crm_app.extensions import db, mail
 from crm_app.models import Client, Deal, Lead, Note, Task, User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import team, tokens, workspaces
+from crm_rbac_plugin.team import reassignment
 from crm_rbac_plugin.errors import PermissionDenied
 from crm_rbac_plugin.models import utcnow
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
@@ -359,7 +360,7 @@ def test_an_error_midway_rolls_back_every_reassigned_record(
         app: Flask, world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     app.config["RBAC_REASSIGN_BATCH"] = 2  # several flushes happen before the failure
     calls = {"n": 0}
-    real = team._set_owner
+    real = reassignment._set_owner
 
     def failing(res: Any, record: Any, user_id: Any) -> None:
         calls["n"] += 1
@@ -367,7 +368,7 @@ def test_an_error_midway_rolls_back_every_reassigned_record(
             raise RuntimeError("disk full")
         real(res, record, user_id)
 
-    monkeypatch.setattr(team, "_set_owner", failing)
+    monkeypatch.setattr(reassignment, "_set_owner", failing)
     before = snapshot()
     src, dst = world.users["member2"].id, world.users["member"].id
     with pytest.raises(RuntimeError, match="disk full"):
