@@ -59,6 +59,10 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_BASE_URL": "http://127.0.0.1:5000",
     # Minimum seconds between two writes of a member's last activity.
     "RBAC_LAST_SEEN_INTERVAL": 300,
+    # How many (member, workspace) pairs one process remembers as recently
+    # recorded. A forgotten pair costs one conditional UPDATE that changes no
+    # row, so this bounds memory without changing what is written.
+    "RBAC_LAST_SEEN_TRACKED": 10_000,
     # Records updated per flush by a reassignment.
     "RBAC_REASSIGN_BATCH": 200,
 }

@@ -4,11 +4,17 @@
 is written at most once per ``RBAC_LAST_SEEN_INTERVAL`` per process, by a
 conditional Core UPDATE (no flush, so no policy-version bump: cached access
 stays valid) committed while the session holds nothing else.
+
+The process remembers which (user, workspace) pairs it wrote recently in a
+:class:`RecentlySeen`, bounded in size and in age, so a long-running worker
+serving many members keeps constant memory.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -20,12 +26,53 @@ from ..models import utcnow
 if TYPE_CHECKING:
     from ..extension import RBAC
 
-__all__ = ["init_app"]
+__all__ = ["RecentlySeen", "init_app"]
+
+#: ``app.extensions`` key of the app's :class:`RecentlySeen`.
+EXTENSION_KEY = "rbac_last_seen"
+
+
+class RecentlySeen:
+    """Remember when each (user, workspace) pair's activity was last written, within bounds.
+
+    Entries are kept in write order, oldest first. An entry older than the
+    interval is dropped (the pair's next request writes anyway), and past
+    ``limit`` entries the oldest go. Forgetting a pair costs one conditional
+    UPDATE that changes no row (its ``last_seen_at < now - interval`` test
+    fails), so the bound never changes a stored value. Safe across threads.
+    """
+
+    def __init__(self) -> None:
+        self._written: OrderedDict[tuple[Any, str], dt.datetime] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._written)
+
+    def due(self, key: tuple[Any, str], now: dt.datetime, interval: dt.timedelta,
+            limit: int) -> bool:
+        """Return whether ``key``'s activity needs writing at ``now``; if so, remember it."""
+        with self._lock:
+            last = self._written.get(key)
+            if last is not None and now - last < interval:
+                return False
+            self._written.pop(key, None)
+            self._written[key] = now
+            self._prune(now - interval, limit)
+            return True
+
+    def _prune(self, cutoff: dt.datetime, limit: int) -> None:
+        written = self._written
+        while written:
+            last = next(iter(written.values()))
+            if last > cutoff and len(written) <= limit:
+                return
+            written.popitem(last=False)
 
 
 def init_app(app: Flask) -> None:
-    """Record each member's last activity."""
-    app.extensions["rbac_team"] = {"seen": {}}
+    """Record each member's last activity (a ``before_request`` hook with bounded state)."""
+    app.extensions[EXTENSION_KEY] = RecentlySeen()
     app.before_request(_touch_last_seen)
 
 
@@ -34,12 +81,7 @@ def _rbac() -> RBAC:
 
 
 def _touch_last_seen() -> None:
-    """Write ``Membership.last_seen_at`` at most once per interval per member and process.
-
-    A conditional Core UPDATE (no flush, so no policy-version bump: cached
-    access stays valid) committed at the start of the request, when the
-    session holds nothing else.
-    """
+    """Write ``Membership.last_seen_at`` at most once per interval per member and process."""
     if request.endpoint == "static":
         return
     user = current_user._get_current_object()  # type: ignore[attr-defined]
@@ -50,13 +92,12 @@ def _touch_last_seen() -> None:
     if ws is None:
         return
     key = (rbac.user_pk(user), str(ws))
-    seen: dict[tuple[Any, str], dt.datetime] = current_app.extensions["rbac_team"]["seen"]
     now = utcnow()
-    interval = dt.timedelta(seconds=current_app.config["RBAC_LAST_SEEN_INTERVAL"])
-    last = seen.get(key)
-    if last is not None and now - last < interval:
+    config = current_app.config
+    interval = dt.timedelta(seconds=config["RBAC_LAST_SEEN_INTERVAL"])
+    seen: RecentlySeen = current_app.extensions[EXTENSION_KEY]
+    if not seen.due(key, now, interval, int(config["RBAC_LAST_SEEN_TRACKED"])):
         return
-    seen[key] = now
     M = rbac.models.Membership.__table__
     try:
         rbac.db.session.execute(
