@@ -85,8 +85,7 @@ def invite(rbac: RBAC, actor: Access | None, email: str, role_objs: Sequence[Any
     new_user = user is None
     if user is None:
         user = rbac_create_user(rbac, email)
-    elif membership_of(rbac, actor.workspace_id, user.id) is not None:
-        existing = membership_of(rbac, actor.workspace_id, user.id)
+    elif (existing := membership_of(rbac, actor.workspace_id, rbac.user_pk(user))) is not None:
         raise ValidationError(
             f"{email} is already invited; resend the invitation instead" if existing.status ==
             "pending" else f"{email} is already a member of this workspace", field="email")
@@ -106,7 +105,7 @@ def invite(rbac: RBAC, actor: Access | None, email: str, role_objs: Sequence[Any
     token = _new_token(invitation)
     session.flush()
     audit_action(rbac, actor, "member.invited", workspace_id=actor.workspace_id, target=email,
-           after={"roles": [r.name for r in role_objs]})
+                 after={"roles": [r.name for r in role_objs]})
     if send:
         send_invitation(rbac, invitation, token)
     member_invited.send(current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -160,8 +159,8 @@ def resend(rbac: RBAC, actor: Access | None, invitation: Any, *, send: bool = Tr
     token = _new_token(invitation)
     rbac.db.session.flush()
     audit_action(rbac, actor, "member.invite_resent", workspace_id=actor.workspace_id,
-           target=invitation.email, invitation_id=invitation.id,
-           expires_at=invitation.expires_at)
+                 target=invitation.email, invitation_id=invitation.id,
+                 expires_at=invitation.expires_at)
     if send:
         send_invitation(rbac, invitation, token)
     member_invited.send(current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -187,12 +186,12 @@ def revoke(rbac: RBAC, actor: Access | None, invitation: Any) -> None:
         rbac.db.session.flush()
         M = rbac.models.Membership
         others = rbac.db.session.scalar(sa.select(sa.func.count()).select_from(M)
-                                        .where(M.user_id == user.id))
+                                        .where(M.user_id == rbac.user_pk(user)))
         if invitation.new_user and not others and not has_password(user):
             rbac.db.session.delete(user)
     rbac.db.session.flush()
     audit_action(rbac, actor, "member.invite_revoked", workspace_id=actor.workspace_id,
-           target=invitation.email, invitation_id=invitation.id)
+                 target=invitation.email, invitation_id=invitation.id)
 
 
 class InvalidInvitation(ValidationError):
@@ -287,5 +286,5 @@ def accept(rbac: RBAC, invitation: Any, *, user: Any = None, name: str | None = 
     invitation.accepted_at = utcnow()
     rbac.db.session.flush()
     audit_action(rbac, membership, "member.joined", workspace_id=invitation.workspace_id,
-           target=invitation.email)
+                 target=invitation.email)
     return membership

@@ -38,8 +38,8 @@ def deactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
     membership.status = "inactive"
     rbac.db.session.flush()
     audit_action(rbac, actor, "member.deactivated", workspace_id=actor.workspace_id,
-           target=membership.display_name, before={"status": "active"},
-           after={"status": "inactive"})
+                 target=membership.display_name, before={"status": "active"},
+                 after={"status": "inactive"})
 
 
 def reactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
@@ -53,5 +53,5 @@ def reactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
     membership.status = "active"
     rbac.db.session.flush()
     audit_action(rbac, actor, "member.reactivated", workspace_id=actor.workspace_id,
-           target=membership.display_name, before={"status": "inactive"},
-           after={"status": "active"})
+                 target=membership.display_name, before={"status": "inactive"},
+                 after={"status": "active"})

@@ -28,7 +28,8 @@ def list_members(rbac: RBAC, workspace_id: int, flt: MemberFilter | None = None)
     flt = flt or MemberFilter()
     m = rbac.models
     U = rbac.user_model
-    stmt = (sa.select(m.Membership).join(U, U.id == m.Membership.user_id)
+    user_pk = sa.inspect(U).primary_key[0]
+    stmt = (sa.select(m.Membership).join(U, user_pk == m.Membership.user_id)
             .where(m.Membership.workspace_id == workspace_id))
     if flt.status:
         stmt = stmt.where(m.Membership.status == flt.status)

@@ -133,8 +133,8 @@ def reassign(rbac: RBAC, actor: Access | None, from_user_id: Any, to_user_id: An
                 if progress is not None:
                     progress(len(records))
     audit_action(rbac, actor, "records.reassigned", workspace_id=actor.workspace_id,
-           target=f"user {from_user_id} -> user {to_user_id}", after=counts,
-           from_user_id=from_user_id, to_user_id=to_user_id, ids=ids)
+                 target=f"user {from_user_id} -> user {to_user_id}", after=counts,
+                 from_user_id=from_user_id, to_user_id=to_user_id, ids=ids)
     records_reassigned.send(current_app._get_current_object(),  # type: ignore[attr-defined]
                             workspace_id=actor.workspace_id, actor=actor,
                             from_user_id=from_user_id, to_user_id=to_user_id, counts=counts)
