@@ -1,13 +1,15 @@
 """Last activity: write ``Membership.last_seen_at`` at the start of a request.
 
-:func:`init_app` registers the ``before_request`` hook. A member's activity
-is written at most once per ``RBAC_LAST_SEEN_INTERVAL`` per process, by a
-conditional Core UPDATE (no flush, so no policy-version bump: cached access
-stays valid) committed while the session holds nothing else.
+:func:`init_app` registers the ``before_request`` hook. The write is a Core
+UPDATE conditioned on ``last_seen_at < now - RBAC_LAST_SEEN_INTERVAL``, so a
+member's row changes at most once per interval whatever the number of
+processes; it does not flush (no policy-version bump: cached access stays
+valid) and commits while the session holds nothing else.
 
-The process remembers which (user, workspace) pairs it wrote recently in a
-:class:`RecentlySeen`, bounded in size and in age, so a long-running worker
-serving many members keeps constant memory.
+Each process skips the UPDATE for the (user, workspace) pairs it wrote within
+the interval. It remembers them in a :class:`RecentlySeen`, bounded in size
+(``RBAC_LAST_SEEN_TRACKED``) and in age, so a long-running worker serving many
+members keeps bounded memory.
 """
 
 from __future__ import annotations
