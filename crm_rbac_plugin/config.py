@@ -49,4 +49,20 @@ DEFAULTS: dict[str, Any] = {
     # Show flashed messages on the settings pages. None: only while the host
     # has not overridden "rbac/base.html" (a host layout usually shows them).
     "RBAC_SETTINGS_FLASHES": None,
+    # Lifetime of an invitation link, in seconds (7 days).
+    "RBAC_INVITE_MAX_AGE": 7 * 24 * 3600,
+    # Also print every mail to the console (True) or append it to a file (a path).
+    # None: the console, only when MAIL_SERVER is not set (the demo), so a fresh
+    # checkout shows invitation links without an SMTP server.
+    "RBAC_MAIL_CONSOLE": None,
+    # Base URL of links in mails sent outside a request (the CLI).
+    "RBAC_BASE_URL": "http://127.0.0.1:5000",
+    # Minimum seconds between two writes of a member's last activity.
+    "RBAC_LAST_SEEN_INTERVAL": 300,
+    # How many (member, workspace) pairs one process remembers as recently
+    # recorded. A forgotten pair costs one conditional UPDATE that changes no
+    # row, so this bounds memory without changing what is written.
+    "RBAC_LAST_SEEN_TRACKED": 10_000,
+    # Records updated per flush by a reassignment.
+    "RBAC_REASSIGN_BATCH": 200,
 }

@@ -109,7 +109,7 @@ class RBAC:
         app.context_processor(self._template_context)
         app.add_template_filter(self.label, "rbac_label")
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
-        from . import team  # mail and last-activity settings, before_request
+        from . import team  # the last-activity before_request hook
         team.init_app(app)
         if app.config["RBAC_CLI"]:
             app.cli.add_command(cli.rbac_group)

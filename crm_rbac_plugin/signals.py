@@ -24,3 +24,13 @@ role_changed = _signals.signal("rbac-role-changed")
 #: Sent after a flush that changed memberships, departments or manager
 #: assignments. Arguments: ``workspace_ids`` and ``objects``.
 member_changed = _signals.signal("rbac-member-changed")
+
+#: Sent after an invitation is created or resent (:func:`.team.invite`,
+#: :func:`.team.resend`). Arguments: ``invitation`` (the ``Invitation`` row)
+#: and ``actor`` (the inviter's :class:`~.policy.Access`).
+member_invited = _signals.signal("rbac-member-invited")
+
+#: Sent after :func:`.team.reassign` moved records to a new owner. Arguments:
+#: ``workspace_id``, ``actor`` (:class:`~.policy.Access`), ``from_user_id``,
+#: ``to_user_id`` and ``counts`` (``{resource name: records moved}``).
+records_reassigned = _signals.signal("rbac-records-reassigned")

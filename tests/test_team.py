@@ -22,6 +22,8 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import team, tokens, workspaces
 from crm_rbac_plugin.errors import PermissionDenied
 from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.team import reassignment
+from crm_rbac_plugin.team.activity import RecentlySeen
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_settings_ui import give_role_admin, policy_snapshot, role
 
@@ -224,6 +226,43 @@ def test_members_page_filters_searches_and_records_last_activity(
 # -- deactivation -----------------------------------------------------------------------------
 
 
+def test_last_activity_state_stays_bounded_in_size_and_age() -> None:
+    seen = RecentlySeen()
+    start = dt.datetime(2026, 1, 1)
+    interval = dt.timedelta(minutes=5)
+    # Many members within one interval: the process never keeps more than the limit.
+    for i in range(1000):
+        assert seen.due((i, "1"), start + dt.timedelta(milliseconds=i), interval, 50)
+        assert len(seen) <= 50
+    # A pair still remembered is not written again within the interval ...
+    assert not seen.due((999, "1"), start + dt.timedelta(seconds=2), interval, 50)
+    # ... a forgotten one is (its conditional UPDATE then changes no row).
+    assert seen.due((0, "1"), start + dt.timedelta(seconds=2), interval, 50)
+    assert len(seen) == 50
+    # Past the interval every older entry goes, whatever the limit.
+    later = start + interval + dt.timedelta(seconds=3)
+    assert seen.due(("late", "1"), later, interval, 50)
+    assert len(seen) == 1
+
+
+def test_last_activity_is_written_for_every_member_past_the_tracked_limit(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    app.config["RBAC_LAST_SEEN_TRACKED"] = 2
+    who = ("owner", "admin", "member", "viewer")
+    for key in who:
+        assert login(world.users[key], world.ws).get("/settings/profile").status_code == 200
+        assert len(app.extensions["rbac_last_seen"]) <= 2
+    db.session.expire_all()
+    for key in who:
+        assert membership(f"{key}@example.test", world.ws).last_seen_at is not None
+    # The owner's pair was forgotten: a new request runs the UPDATE again, which
+    # changes nothing within the interval.
+    first = membership("owner@example.test", world.ws).last_seen_at
+    assert login(world.users["owner"], world.ws).get("/settings/profile").status_code == 200
+    db.session.expire_all()
+    assert membership("owner@example.test", world.ws).last_seen_at == first
+
+
 def test_deactivation_takes_effect_on_the_next_request_and_keeps_records(
         app: Flask, world: SimpleNamespace, login: Any) -> None:
     member = login(world.users["member"], world.ws)
@@ -359,7 +398,7 @@ def test_an_error_midway_rolls_back_every_reassigned_record(
         app: Flask, world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     app.config["RBAC_REASSIGN_BATCH"] = 2  # several flushes happen before the failure
     calls = {"n": 0}
-    real = team._set_owner
+    real = reassignment._set_owner
 
     def failing(res: Any, record: Any, user_id: Any) -> None:
         calls["n"] += 1
@@ -367,7 +406,7 @@ def test_an_error_midway_rolls_back_every_reassigned_record(
             raise RuntimeError("disk full")
         real(res, record, user_id)
 
-    monkeypatch.setattr(team, "_set_owner", failing)
+    monkeypatch.setattr(reassignment, "_set_owner", failing)
     before = snapshot()
     src, dst = world.users["member2"].id, world.users["member"].id
     with pytest.raises(RuntimeError, match="disk full"):

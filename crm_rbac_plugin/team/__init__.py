@@ -1,0 +1,81 @@
+"""Team management: invitations, member lifecycle, departments, record reassignment.
+
+Plain functions in the style of :mod:`..roles`: each takes the *actor* (the
+:class:`~..policy.Access` of whoever asks), refuses with
+:class:`~..errors.PermissionDenied` (403) or :class:`~..errors.ValidationError`
+(400) before changing anything, adds to the session and flushes; the caller
+commits. The settings pages (:mod:`..settings.team_views`) and the
+``flask rbac members`` commands are thin wrappers over them.
+
+One module per concern; this package re-exports their public names, so
+``from crm_rbac_plugin import team; team.invite(...)`` is the way to call them:
+
+- :mod:`.checks`: the checks and look-ups every service shares;
+- :mod:`.invitations`: invite, resend, revoke, accept;
+- :mod:`.mail`: the invitation email;
+- :mod:`.lifecycle`: deactivate, reactivate;
+- :mod:`.departments`: departments, per-member visibility, manager assignments;
+- :mod:`.reassignment`: moving records to a new owner;
+- :mod:`.profile`: a member's own name, password and notifications;
+- :mod:`.listing`: the filtered members list;
+- :mod:`.activity`: the last-activity ``before_request`` hook (:func:`init_app`).
+
+Within the package, modules import :mod:`.checks` and :mod:`.mail` only.
+"""
+
+from __future__ import annotations
+
+from ..signals import member_invited, records_reassigned
+from .activity import init_app
+from .checks import (
+    EMAIL_MAX,
+    membership_of,
+    normalise_email,
+    require,
+    set_password,
+    user_by_email,
+)
+from .departments import (
+    VISIBILITY_LEVELS,
+    assign_to_manager,
+    assigned_members,
+    create_department,
+    delete_department,
+    department_members,
+    rename_department,
+    set_department,
+    set_visibility,
+    unassign_from_manager,
+)
+from .invitations import (
+    INVITE_SALT,
+    InvalidInvitation,
+    accept,
+    has_password,
+    invitation_for_token,
+    invitation_in,
+    invite,
+    needs_password,
+    open_invitations,
+    rbac_create_user,
+    resend,
+    revoke,
+)
+from .lifecycle import deactivate, reactivate
+from .listing import MemberFilter, list_members
+from .mail import send_invitation, send_mail
+from .profile import update_profile
+from .reassignment import reassign, reassign_preview, reassignable
+
+__all__ = [
+    "EMAIL_MAX", "INVITE_SALT", "VISIBILITY_LEVELS",
+    "InvalidInvitation", "MemberFilter",
+    "accept", "assign_to_manager", "assigned_members", "create_department", "deactivate",
+    "delete_department", "department_members", "has_password", "init_app",
+    "invitation_for_token", "invitation_in", "invite", "list_members", "member_invited",
+    "membership_of", "needs_password", "normalise_email", "open_invitations",
+    "rbac_create_user", "reactivate", "reassign", "reassign_preview", "reassignable",
+    "records_reassigned", "rename_department", "require", "resend", "revoke",
+    "send_invitation", "send_mail", "set_department", "set_password", "set_visibility",
+    "unassign_from_manager", "update_profile", "user_by_email",
+]

@@ -1,0 +1,113 @@
+"""Last activity: write ``Membership.last_seen_at`` at the start of a request.
+
+:func:`init_app` registers the ``before_request`` hook. The write is a Core
+UPDATE conditioned on ``last_seen_at < now - RBAC_LAST_SEEN_INTERVAL``, so a
+member's row changes at most once per interval whatever the number of
+processes; it does not flush (no policy-version bump: cached access stays
+valid) and commits while the session holds nothing else.
+
+Each process skips the UPDATE for the (user, workspace) pairs it wrote within
+the interval. It remembers them in a :class:`RecentlySeen`, bounded in size
+(``RBAC_LAST_SEEN_TRACKED``) and in age, so a long-running worker serving many
+members keeps bounded memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app, request
+from flask_login import current_user
+
+from ..models import utcnow
+
+if TYPE_CHECKING:
+    from ..extension import RBAC
+
+__all__ = ["RecentlySeen", "init_app"]
+
+#: ``app.extensions`` key of the app's :class:`RecentlySeen`.
+EXTENSION_KEY = "rbac_last_seen"
+
+
+class RecentlySeen:
+    """Remember when each (user, workspace) pair's activity was last written, within bounds.
+
+    Entries are kept in write order, oldest first. An entry older than the
+    interval is dropped (the pair's next request writes anyway), and past
+    ``limit`` entries the oldest go. Forgetting a pair costs one conditional
+    UPDATE that changes no row (its ``last_seen_at < now - interval`` test
+    fails), so the bound never changes a stored value. Safe across threads.
+    """
+
+    def __init__(self) -> None:
+        self._written: OrderedDict[tuple[Any, str], dt.datetime] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._written)
+
+    def due(self, key: tuple[Any, str], now: dt.datetime, interval: dt.timedelta,
+            limit: int) -> bool:
+        """Return whether ``key``'s activity needs writing at ``now``; if so, remember it."""
+        with self._lock:
+            last = self._written.get(key)
+            if last is not None and now - last < interval:
+                return False
+            self._written.pop(key, None)
+            self._written[key] = now
+            self._prune(now - interval, limit)
+            return True
+
+    def _prune(self, cutoff: dt.datetime, limit: int) -> None:
+        written = self._written
+        while written:
+            last = next(iter(written.values()))
+            if last > cutoff and len(written) <= limit:
+                return
+            written.popitem(last=False)
+
+
+def init_app(app: Flask) -> None:
+    """Record each member's last activity (a ``before_request`` hook with bounded state)."""
+    app.extensions[EXTENSION_KEY] = RecentlySeen()
+    app.before_request(_touch_last_seen)
+
+
+def _rbac() -> RBAC:
+    return current_app.extensions["rbac"].rbac  # type: ignore[no-any-return]
+
+
+def _touch_last_seen() -> None:
+    """Write ``Membership.last_seen_at`` at most once per interval per member and process."""
+    if request.endpoint == "static":
+        return
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    if not user or not user.is_authenticated:
+        return
+    rbac = _rbac()
+    ws = rbac.current_workspace_id()
+    if ws is None:
+        return
+    key = (rbac.user_pk(user), str(ws))
+    now = utcnow()
+    config = current_app.config
+    interval = dt.timedelta(seconds=config["RBAC_LAST_SEEN_INTERVAL"])
+    seen: RecentlySeen = current_app.extensions[EXTENSION_KEY]
+    if not seen.due(key, now, interval, int(config["RBAC_LAST_SEEN_TRACKED"])):
+        return
+    M = rbac.models.Membership.__table__
+    try:
+        rbac.db.session.execute(
+            sa.update(M).where(M.c.user_id == key[0], M.c.workspace_id == int(key[1]),
+                               M.c.status == "active",
+                               sa.or_(M.c.last_seen_at.is_(None),
+                                      M.c.last_seen_at < now - interval))
+            .values(last_seen_at=now))
+        rbac.db.session.commit()
+    except (ValueError, sa.exc.SQLAlchemyError):  # a stale session value: not worth a 500
+        rbac.db.session.rollback()

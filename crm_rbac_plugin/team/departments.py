@@ -1,0 +1,135 @@
+"""Departments, per-member visibility and manager assignments.
+
+All three shape what a member sees: a department and a manager assignment
+feed the ``department`` and ``team`` scopes, a visibility level caps a
+member's scopes. Each change needs ``members.edit``. Only an Owner moves
+another Owner or Admin, changes their visibility or their own, or widens
+their own team.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..errors import PermissionDenied, ValidationError
+from ..policy import Access
+from .checks import privileged, require, same_workspace
+
+if TYPE_CHECKING:
+    from ..extension import RBAC
+
+__all__ = ["VISIBILITY_LEVELS", "assign_to_manager", "assigned_members", "create_department",
+           "delete_department", "department_members", "rename_department", "set_department",
+           "set_visibility", "unassign_from_manager"]
+
+
+def _department_name(rbac: RBAC, workspace_id: int, name: Any, dept_id: int | None = None) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 120:
+        raise ValidationError("a department needs a name of 1 to 120 characters", field="name")
+    name = name.strip()
+    D = rbac.models.Department
+    clash = rbac.db.session.scalar(sa.select(D.id).where(
+        D.workspace_id == workspace_id, sa.func.lower(D.name) == name.lower(),
+        D.id != (dept_id or -1)))
+    if clash is not None:
+        raise ValidationError(f"a department named {name!r} already exists", field="name")
+    return name
+
+
+def create_department(rbac: RBAC, actor: Access | None, name: str) -> Any:
+    actor = require(rbac, actor, "members", "edit")
+    dept = rbac.models.Department(workspace_id=actor.workspace_id,
+                                  name=_department_name(rbac, actor.workspace_id, name))
+    rbac.db.session.add(dept)
+    rbac.db.session.flush()
+    return dept
+
+
+def rename_department(rbac: RBAC, actor: Access | None, dept: Any, name: str) -> None:
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, dept)
+    dept.name = _department_name(rbac, actor.workspace_id, name, dept.id)
+    rbac.db.session.flush()
+
+
+def department_members(rbac: RBAC, dept: Any) -> list[Any]:
+    M = rbac.models.Membership
+    return list(rbac.db.session.scalars(sa.select(M).where(M.department_id == dept.id)
+                                        .order_by(M.id)))
+
+
+def delete_department(rbac: RBAC, actor: Access | None, dept: Any) -> None:
+    """Delete an empty department (members move first)."""
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, dept)
+    if department_members(rbac, dept):
+        raise ValidationError(f"{dept.name} still has members; move members first",
+                              field="department")
+    rbac.db.session.delete(dept)
+    rbac.db.session.flush()
+
+
+def set_department(rbac: RBAC, actor: Access | None, membership: Any, dept: Any) -> None:
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, membership, dept)
+    if privileged(membership) and not actor.is_owner and membership.id != actor.membership_id:
+        raise PermissionDenied("Only an Owner can move an Owner or an Admin.")
+    membership.department_id = dept.id if dept is not None else None
+    rbac.db.session.flush()
+
+
+#: Per-member visibility levels (seed: All / Department / Own); None: as the roles grant.
+VISIBILITY_LEVELS: tuple[str, ...] = ("all", "department", "own")
+
+
+def set_visibility(rbac: RBAC, actor: Access | None, membership: Any, level: str | None) -> None:
+    """Cap what a member sees to a visibility level (Owners always see all)."""
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, membership)
+    if level is not None and level not in VISIBILITY_LEVELS:
+        raise ValidationError(f"visibility must be one of {', '.join(VISIBILITY_LEVELS)}",
+                              field="visibility")
+    if membership.id == actor.membership_id and not actor.is_owner:
+        raise PermissionDenied("You cannot change your own visibility.")
+    if privileged(membership) and not actor.is_owner:
+        raise PermissionDenied("Only an Owner can change an Owner's or an Admin's visibility.")
+    membership.visibility = level
+    rbac.db.session.flush()
+
+
+def assigned_members(rbac: RBAC, manager: Any) -> list[Any]:
+    m = rbac.models
+    return list(rbac.db.session.scalars(
+        sa.select(m.Membership).join(m.ManagerAssignment,
+                                     m.ManagerAssignment.member_id == m.Membership.id)
+        .where(m.ManagerAssignment.manager_id == manager.id).order_by(m.Membership.id)))
+
+
+def assign_to_manager(rbac: RBAC, actor: Access | None, manager: Any, member: Any) -> Any:
+    """Let ``manager`` see and edit ``member``'s records (the ``team`` scope)."""
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, manager, member)
+    if manager.id == member.id:
+        raise ValidationError("a member cannot manage themselves", field="member_id")
+    if manager.id == actor.membership_id and not actor.is_owner:
+        raise PermissionDenied("You cannot widen your own team.")
+    A = rbac.models.ManagerAssignment
+    if rbac.db.session.get(A, (manager.id, member.id)) is not None:
+        raise ValidationError(f"{member.display_name} is already assigned", field="member_id")
+    row = A(manager_id=manager.id, member_id=member.id)
+    rbac.db.session.add(row)
+    rbac.db.session.flush()
+    return row
+
+
+def unassign_from_manager(rbac: RBAC, actor: Access | None, manager: Any, member: Any) -> None:
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, manager, member)
+    A = rbac.models.ManagerAssignment
+    row = rbac.db.session.get(A, (manager.id, member.id))
+    if row is None:
+        raise ValidationError(f"{member.display_name} is not assigned", field="member_id")
+    rbac.db.session.delete(row)
+    rbac.db.session.flush()

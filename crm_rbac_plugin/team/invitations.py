@@ -1,0 +1,290 @@
+"""Invitations: invite, resend, revoke and accept.
+
+An invitation creates the Pending membership at once, with its roles given
+through :func:`.roles.assign_role` under the inviter's own rights, so an
+invite never gives more than the inviter may grant. The emailed link holds a
+signed, expiring token (invitation id + nonce); only the nonce's hash is
+stored, so resending (a new nonce) kills the old link and accepting or
+revoking kills every link.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from .. import roles
+from ..errors import PermissionDenied, ValidationError
+from ..models import utcnow
+from ..policy import Access
+from ..signals import member_invited
+from .checks import (
+    audit_action,
+    membership_of,
+    normalise_email,
+    require,
+    same_workspace,
+    set_password,
+    user_by_email,
+)
+from .mail import send_invitation
+
+if TYPE_CHECKING:
+    from ..extension import RBAC
+
+__all__ = ["INVITE_SALT", "InvalidInvitation", "accept", "has_password", "invitation_for_token",
+           "invitation_in", "invite", "needs_password", "open_invitations", "rbac_create_user",
+           "resend", "revoke"]
+
+INVITE_SALT = "rbac-invite"
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=INVITE_SALT)  # type: ignore[arg-type]
+
+
+def _hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def _new_token(invitation: Any) -> str:
+    """Give the invitation a new nonce (old links die) and return its signed token."""
+    nonce = secrets.token_urlsafe(24)
+    invitation.nonce_hash = _hash(nonce)
+    now = utcnow()
+    invitation.sent_at = now
+    invitation.expires_at = now + dt.timedelta(seconds=current_app.config["RBAC_INVITE_MAX_AGE"])
+    return _serializer().dumps({"i": invitation.id, "n": nonce})
+
+
+def invite(rbac: RBAC, actor: Access | None, email: str, role_objs: Sequence[Any], *,
+           send: bool = True) -> tuple[Any, str]:
+    """Invite ``email`` to the actor's workspace with ``role_objs``; return (invitation, token).
+
+    Needs ``members.create``; every role is given by :func:`.roles.assign_role`
+    as the actor, so only an Owner invites Owners or Admins and nobody gives a
+    role wider than their own. The user account is created now (with no
+    password, so nobody can sign in with it) when the address is new, and
+    completed on acceptance.
+    """
+    actor = require(rbac, actor, "members", "create")
+    email = normalise_email(email)
+    role_objs = list(role_objs)
+    if not role_objs:
+        raise ValidationError("choose at least one role", field="roles")
+    same_workspace(actor, *role_objs)
+    session = rbac.db.session
+    user = user_by_email(rbac, email)
+    new_user = user is None
+    if user is None:
+        user = rbac_create_user(rbac, email)
+    elif (existing := membership_of(rbac, actor.workspace_id, rbac.user_pk(user))) is not None:
+        raise ValidationError(
+            f"{email} is already invited; resend the invitation instead" if existing.status ==
+            "pending" else f"{email} is already a member of this workspace", field="email")
+    membership = rbac.models.Membership(workspace_id=actor.workspace_id, user=user,
+                                        status="pending")
+    session.add(membership)
+    session.flush()
+    for role in role_objs:
+        roles.assign_role(rbac, actor, membership, role)
+    invitation = rbac.Invitation(workspace_id=actor.workspace_id, email=email,
+                                 role_ids=[r.id for r in role_objs],
+                                 membership_id=membership.id,
+                                 invited_by_id=actor.membership_id, new_user=new_user,
+                                 nonce_hash="", expires_at=utcnow())
+    session.add(invitation)
+    session.flush()
+    token = _new_token(invitation)
+    session.flush()
+    audit_action(rbac, actor, "member.invited", workspace_id=actor.workspace_id, target=email,
+                 after={"roles": [r.name for r in role_objs]})
+    if send:
+        send_invitation(rbac, invitation, token)
+    member_invited.send(current_app._get_current_object(),  # type: ignore[attr-defined]
+                        invitation=invitation, actor=actor)
+    return invitation, token
+
+
+def rbac_create_user(rbac: RBAC, email: str) -> Any:
+    """Create the host user for an invited address (``rbac.create_user_from_invite`` if set)."""
+    hook = getattr(rbac, "create_user_from_invite", None)
+    if hook is not None:
+        user = hook(email)
+    else:
+        fields = {"email": email}
+        if hasattr(rbac.user_model, "name"):
+            fields["name"] = email.partition("@")[0]
+        user = rbac.user_model(**fields)
+    rbac.db.session.add(user)
+    rbac.db.session.flush()
+    return user
+
+
+def invitation_in(rbac: RBAC, workspace_id: int, invitation_id: Any) -> Any:
+    if not isinstance(invitation_id, int):
+        return None
+    I = rbac.Invitation
+    return rbac.db.session.scalar(sa.select(I).where(I.id == invitation_id,
+                                                     I.workspace_id == workspace_id))
+
+
+def open_invitations(rbac: RBAC, workspace_id: int) -> list[Any]:
+    """Invitations neither accepted nor revoked, newest first (expired ones included)."""
+    I = rbac.Invitation
+    return list(rbac.db.session.scalars(
+        sa.select(I).where(I.workspace_id == workspace_id, I.accepted_at.is_(None),
+                           I.revoked_at.is_(None)).order_by(I.id.desc())))
+
+
+def _check_open(invitation: Any) -> None:
+    if invitation.accepted_at is not None:
+        raise ValidationError("this invitation was already accepted", field="invitation")
+    if invitation.revoked_at is not None:
+        raise ValidationError("this invitation was revoked", field="invitation")
+
+
+def resend(rbac: RBAC, actor: Access | None, invitation: Any, *, send: bool = True) -> str:
+    """Send a new link (new nonce, new expiry); the previous link stops working."""
+    actor = require(rbac, actor, "members", "create")
+    same_workspace(actor, invitation)
+    _check_open(invitation)
+    token = _new_token(invitation)
+    rbac.db.session.flush()
+    audit_action(rbac, actor, "member.invite_resent", workspace_id=actor.workspace_id,
+                 target=invitation.email, invitation_id=invitation.id,
+                 expires_at=invitation.expires_at)
+    if send:
+        send_invitation(rbac, invitation, token)
+    member_invited.send(current_app._get_current_object(),  # type: ignore[attr-defined]
+                        invitation=invitation, actor=actor)
+    return token
+
+
+def revoke(rbac: RBAC, actor: Access | None, invitation: Any) -> None:
+    """End an invitation and remove its Pending membership (and the unused account).
+
+    The account goes only when this invitation created it, nobody has set its
+    password, and no other membership (another workspace's invitation
+    included) refers to it: a link still open elsewhere keeps working.
+    """
+    actor = require(rbac, actor, "members", "create")
+    same_workspace(actor, invitation)
+    _check_open(invitation)
+    invitation.revoked_at = utcnow()
+    membership = invitation.membership
+    if membership is not None and membership.status == "pending":
+        user = membership.user
+        rbac.db.session.delete(membership)
+        rbac.db.session.flush()
+        M = rbac.models.Membership
+        others = rbac.db.session.scalar(sa.select(sa.func.count()).select_from(M)
+                                        .where(M.user_id == rbac.user_pk(user)))
+        if invitation.new_user and not others and not has_password(user):
+            rbac.db.session.delete(user)
+    rbac.db.session.flush()
+    audit_action(rbac, actor, "member.invite_revoked", workspace_id=actor.workspace_id,
+                 target=invitation.email, invitation_id=invitation.id)
+
+
+class InvalidInvitation(ValidationError):
+    """A link that cannot be used; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message, field="token")
+        self.status = status
+
+
+def invitation_for_token(rbac: RBAC, token: str, *, max_age: int | None = None) -> Any:
+    """Return the open invitation a token names, or raise :class:`InvalidInvitation`."""
+    max_age = current_app.config["RBAC_INVITE_MAX_AGE"] if max_age is None else max_age
+    try:
+        data = _serializer().loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise InvalidInvitation("This invitation link has expired. Ask for a new one.") from None
+    except BadSignature:
+        raise InvalidInvitation("This invitation link is not valid.", 404) from None
+    if not isinstance(data, dict) or not isinstance(data.get("i"), int) or not isinstance(
+            data.get("n"), str):
+        raise InvalidInvitation("This invitation link is not valid.", 404)
+    invitation = rbac.db.session.get(rbac.Invitation, data["i"])
+    if invitation is None:
+        raise InvalidInvitation("This invitation no longer exists.", 404)
+    if invitation.accepted_at is not None:
+        raise InvalidInvitation("This invitation has already been used.")
+    if invitation.revoked_at is not None:
+        raise InvalidInvitation("This invitation was revoked.")
+    if not secrets.compare_digest(invitation.nonce_hash, _hash(data["n"])):
+        raise InvalidInvitation("This link was replaced by a newer invitation; "
+                                "use the most recent email.")
+    if invitation.expires_at <= utcnow():
+        raise InvalidInvitation("This invitation link has expired. Ask for a new one.")
+    if invitation.membership is None:
+        raise InvalidInvitation("This invitation no longer exists.", 404)
+    return invitation
+
+
+def has_password(user: Any) -> bool:
+    """Return whether ``user`` can already sign in with a password.
+
+    The host says so through ``user.has_usable_password`` (a bool or a
+    method); otherwise a non-empty ``password_hash`` counts. A user model with
+    neither is taken to have one, so that an invitation never sets the
+    password of an account that signs in some other way.
+    """
+    usable = getattr(user, "has_usable_password", None)
+    if usable is not None:
+        return bool(usable() if callable(usable) else usable)
+    if hasattr(user, "password_hash"):
+        return bool(user.password_hash)
+    return True
+
+
+def needs_password(invitation: Any) -> bool:
+    """Whether accepting ``invitation`` sets the account's name and password.
+
+    An account without a password (created by some invitation, this one or
+    another workspace's) is completed by whoever holds a valid link to it
+    first; an account with a password joins only when its owner is signed in.
+    The decision rests on the account, never on which invitation created it,
+    so revoking or accepting another workspace's invitation does not strand
+    this one.
+    """
+    membership = invitation.membership
+    return membership is not None and not has_password(membership.user)
+
+
+def accept(rbac: RBAC, invitation: Any, *, user: Any = None, name: str | None = None,
+           password: str | None = None) -> Any:
+    """Accept an open invitation; return the now Active membership.
+
+    An account without a password (:func:`needs_password`) needs ``name`` and
+    ``password``; an account with one must be the signed-in ``user``.
+    """
+    _check_open(invitation)
+    membership = invitation.membership
+    invited_user = membership.user
+    if needs_password(invitation):
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 120:
+            raise ValidationError("enter your name (up to 120 characters)", field="name")
+        if not isinstance(password, str) or len(password) < 8:
+            raise ValidationError("choose a password of at least 8 characters",
+                                  field="password")
+        if hasattr(invited_user, "name"):
+            invited_user.name = name.strip()
+        set_password(invited_user, password)
+    elif user is None or rbac.user_pk(user) != rbac.user_pk(invited_user):
+        raise PermissionDenied(f"Sign in as {invitation.email} to accept this invitation.")
+    membership.status = "active"
+    invitation.accepted_at = utcnow()
+    rbac.db.session.flush()
+    audit_action(rbac, membership, "member.joined", workspace_id=invitation.workspace_id,
+                 target=invitation.email)
+    return membership

@@ -1,0 +1,57 @@
+"""Member lifecycle: deactivate and reactivate.
+
+Deactivation is ``Membership.status = "inactive"``: the member's access is
+computed per request from that status (and the flush bumps the policy
+version), so open sessions and API tokens lose access on their next request.
+The member's records stay theirs; :mod:`.reassignment` moves them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import roles
+from ..errors import PermissionDenied, ValidationError
+from ..policy import Access
+from .checks import audit_action, privileged, require, same_workspace
+
+if TYPE_CHECKING:
+    from ..extension import RBAC
+
+__all__ = ["deactivate", "reactivate"]
+
+
+def deactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
+    """Make a member Inactive: no access from their next request on; records stay theirs."""
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, membership)
+    if membership.id == actor.membership_id:
+        raise PermissionDenied("You cannot deactivate yourself.")
+    if membership.status == "pending":
+        raise ValidationError("this member has not joined yet; revoke the invitation instead",
+                              field="status")
+    if membership.status == "inactive":
+        raise ValidationError(f"{membership.display_name} is already inactive", field="status")
+    if privileged(membership) and not actor.is_owner:
+        raise PermissionDenied("Only an Owner can deactivate an Owner or an Admin.")
+    roles.ensure_owner_remains(rbac, membership.workspace_id, excluding_membership=membership.id)
+    membership.status = "inactive"
+    rbac.db.session.flush()
+    audit_action(rbac, actor, "member.deactivated", workspace_id=actor.workspace_id,
+                 target=membership.display_name, before={"status": "active"},
+                 after={"status": "inactive"})
+
+
+def reactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
+    """Restore an Inactive member's access (with the roles they held)."""
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, membership)
+    if membership.status != "inactive":
+        raise ValidationError(f"{membership.display_name} is not inactive", field="status")
+    if privileged(membership) and not actor.is_owner:
+        raise PermissionDenied("Only an Owner can reactivate an Owner or an Admin.")
+    membership.status = "active"
+    rbac.db.session.flush()
+    audit_action(rbac, actor, "member.reactivated", workspace_id=actor.workspace_id,
+                 target=membership.display_name, before={"status": "inactive"},
+                 after={"status": "active"})

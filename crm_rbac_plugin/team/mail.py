@@ -1,0 +1,65 @@
+"""Mail: the invitation email, sent through Flask-Mail.
+
+Every mail is rendered from ``rbac/mail/<template>.txt`` and ``.html`` (a
+host overrides them as any template). ``RBAC_MAIL_CONSOLE`` also prints it
+to the console or appends it to a file, so a checkout without an SMTP server
+still shows invitation links. Links are absolute; outside a request (the
+CLI) they start with ``RBAC_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+import sqlalchemy as sa
+from flask import current_app, has_request_context, render_template, url_for
+from flask_mail import Message
+
+if TYPE_CHECKING:
+    from ..extension import RBAC
+
+__all__ = ["send_invitation", "send_mail"]
+
+
+def _external_url(endpoint: str, **values: Any) -> str:
+    if has_request_context():
+        return url_for(endpoint, _external=True, **values)
+    with current_app.test_request_context(base_url=current_app.config["RBAC_BASE_URL"]):
+        return url_for(endpoint, _external=True, **values)
+
+
+def send_mail(subject: str, recipient: str, template: str, **context: Any) -> Any:
+    """Send a mail through Flask-Mail (``rbac/mail/<template>.txt``/``.html``).
+
+    Also printed to the console, or appended to the file ``RBAC_MAIL_CONSOLE``
+    names (default: the console when no ``MAIL_SERVER`` is configured).
+    """
+    body = render_template(f"rbac/mail/{template}.txt", **context)
+    html = render_template(f"rbac/mail/{template}.html", **context)
+    message = Message(subject=subject, recipients=[recipient], body=body, html=html)
+    mail = current_app.extensions.get("mail")
+    if mail is not None:
+        mail.send(message)
+    console = current_app.config["RBAC_MAIL_CONSOLE"]
+    if console is None:
+        console = "MAIL_SERVER" not in current_app.config or mail is None
+    text = f"--- mail to {recipient}: {subject}\n{body}\n---\n"
+    if isinstance(console, str):
+        with open(console, "a", encoding="utf-8") as out:
+            out.write(text)
+    elif console:
+        click.echo(text, err=True, nl=False)
+    return message
+
+
+def send_invitation(rbac: RBAC, invitation: Any, token: str) -> Any:
+    ws = rbac.db.session.get(rbac.models.Workspace, invitation.workspace_id)
+    inviter = invitation.invited_by.user if invitation.invited_by is not None else None
+    Role = rbac.models.Role
+    role_names = list(rbac.db.session.scalars(
+        sa.select(Role.name).where(Role.id.in_(invitation.role_ids or [-1])).order_by(Role.id)))
+    link = _external_url("rbac_settings.accept_invitation", token=token)
+    return send_mail(f"You are invited to {ws.name}", invitation.email, "invitation",
+                     workspace=ws, inviter=inviter, roles=role_names, link=link,
+                     expires_at=invitation.expires_at)
