@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -10,11 +11,10 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, abort, current_app, g, has_request_context, session
 from flask_login import current_user
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
-from sqlalchemy.orm.context import FromStatement
+from sqlalchemy.orm import Session
 
 from . import audit as audit_log
-from . import cli, decorators, fields, guard, inputs, signals, tokens
+from . import cli, decorators, fields, guard, inputs, listener, signals, tokens
 from .config import DEFAULTS
 from .context import SYSTEM, current_override, override
 from .defaults import ADMIN_RESOURCES
@@ -23,7 +23,7 @@ from .loader import (BYPASS, AccessCache, _as_column_type, load_access, membersh
                      user_with_membership)
 from .models import Models, define_audit_model, define_models, define_team_models, utcnow
 from .policy import Access, Decision, ParentLoader, decide
-from .query import aliased_resources, record_criteria, referenced_resources
+from .query import record_criteria
 from .registry import STANDARD_ACTIONS, Registry, Resource
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,11 +84,7 @@ class RBAC:
                                        owner_column=None))
         self._workspace_loader: Callable[[Any], Any] = self._default_workspace_loader
         self._unauthorized: Callable[[Decision, int], Any] = decorators.default_unauthorized
-        # (protected resources, has explicit aliases) of a statement, by its
-        # SQL cache key: see _tables_of.
-        self._tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
-        self._filtered_tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
-        self._columns_cache: dict[Any, fields.ColumnRefs] = {}  # see fields.check_statement
+        self._statements = listener.StatementMemo()
         self._install_listeners(db.session)
         # Refusals of every app using this extension go to the audit trail.
         signals.access_denied.connect(self._audit_denied, weak=False)
@@ -144,9 +140,7 @@ class RBAC:
                        department_column=department,
                        parent=parent[0] if parent else None,
                        parent_column=parent[1] if parent else None, actions=all_actions)
-        self._tables_cache.clear()
-        self._filtered_tables_cache.clear()
-        self._columns_cache.clear()
+        self._statements.clear()
         if model is not None:
             fields.watch(self, model)
         return self.registry.add(res)
@@ -537,7 +531,7 @@ class RBAC:
     # -- listeners ----------------------------------------------------------
 
     def _install_listeners(self, db_session: Any) -> None:
-        event.listen(db_session, "do_orm_execute", self._on_orm_execute)
+        event.listen(db_session, "do_orm_execute", partial(listener.on_orm_execute, self))
         event.listen(db_session, "before_flush", self._before_flush)
         event.listen(db_session, "after_flush", self._after_flush)
         event.listen(db_session, "after_rollback", self._after_rollback)
@@ -557,166 +551,3 @@ class RBAC:
     @staticmethod
     def _after_rollback(db_session: Session) -> None:
         db_session.info.pop("rbac_changed", None)
-
-    def _on_orm_execute(self, state: ORMExecuteState) -> None:
-        """Add the member's criteria to every statement touching protected tables.
-
-        Statement shapes whose rows cannot be filtered (ORM INSERT, UPDATE by
-        primary key with a parameter list, ``from_statement(text(...))``, Core
-        statements) are refused outside the system context instead.
-        """
-        if state.execution_options.get("rbac_bypass"):
-            return
-        if state.is_column_load:
-            fields.check_column_load(self, state)  # hidden attributes stay unread
-            return
-        primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
-        first = self.registry.for_model(primary) if primary is not None else None
-        if first is not None and not (state.is_select and state.is_orm_statement
-                                      and not isinstance(state.statement, FromStatement)):
-            first = None
-        if first is None:
-            involved, has_aliases = self._tables_of(state.statement)
-            if not involved:
-                return
-        if state.is_update:
-            inputs.check_update_numbers(self.registry, primary, state.statement,
-                                        state.parameters)
-        ctx = self.resolve_context()
-        if ctx is SYSTEM:
-            return
-        access: Access | None = ctx
-        if state.is_update:
-            action = "edit"
-        elif state.is_delete:
-            action = "delete"
-        else:
-            action = state.execution_options.get("rbac_action", "view")
-        statement = None
-        if first is not None:
-            # The common case, a statement about one protected model (the one
-            # SQLAlchemy binds it by) and no other: add that model's options
-            # first, then look the statement's tables up by the cache key of the
-            # result, which SQLAlchemy memoises and reuses for its SQL cache,
-            # instead of walking the statement for a key of its own.
-            statement = state.statement.options(*self._options(access, action, primary, [first]))
-            involved, has_aliases = self._tables_of(state.statement, statement)
-            if has_aliases or [r.name for r in involved] != [first.name]:
-                statement = None  # other protected tables too: the general case
-        self._refuse_unfilterable(state, involved)
-        fields.check_statement(self, access, state, involved)
-        if state.is_update:
-            self._check_bulk_update(access, state, primary)
-        if statement is None:
-            options = list(self._options(access, action, primary, involved))
-            # Explicit aliases get criteria written for the alias itself: fixed
-            # criteria of the class are not adapted to an alias by SQLAlchemy.
-            for alias, res in (aliased_resources(self.registry, state.statement)
-                               if has_aliases else ()):
-                options.append(with_loader_criteria(
-                    alias, self.criteria(access, res, "view", entity=alias)))
-            statement = state.statement.options(*options)
-        if (state.is_update or state.is_delete) and access is not None:
-            res = self.registry.for_model(primary) if primary is not None else None
-            if res is not None:
-                # Bulk statements act on the member's own workspace only: a record
-                # shared with them changes one at a time, through the flush guard
-                # (which keeps its owner) and the audit trail of both workspaces.
-                statement = statement.where(
-                    getattr(primary, res.workspace_column) == access.workspace_id)
-        state.statement = statement
-
-    def _options(self, access: Access | None, action: str, primary: Any,
-                 involved: list[Resource]) -> tuple[Any, ...]:
-        """Return the ``with_loader_criteria`` options for a statement's protected models.
-
-        Criteria for the named models and every protected model reachable
-        from them by relationships (they propagate to lazy loads and joined
-        eager loads of those relationships), built once per member, action
-        and set of tables and kept on the (immutable, cached) Access:
-        building them, and above all letting SQLAlchemy walk every model's
-        criteria for the cache key of every execution, cost more than a
-        small query.
-        """
-        key = ("__options__", action, primary, tuple(sorted(r.name for r in involved)))
-        cached = access.sql_cache.get(key) if access is not None else None
-        if cached is None:
-            cached = tuple(
-                with_loader_criteria(res.model, self.criteria(
-                    access, res, action if res.model is primary else "view"))
-                for res in self.registry.reachable(involved))
-            if access is not None:
-                access.sql_cache[key] = cached
-        return cached
-
-    def _tables_of(self, statement: Any, filtered: Any = None) -> tuple[list[Resource], bool]:
-        """Return the protected resources ``statement`` touches and whether it aliases one.
-
-        Walking the whole statement tree (twice: tables, then aliases) costs
-        more than a small query. Equal SQL cache keys mean equal tables and
-        aliases, so the answer is remembered by key: the key of ``filtered``
-        (``statement`` with the filter's options added, whose key SQLAlchemy
-        memoises and reuses to execute it) when given, else that of
-        ``statement``. Only statements that do alias a protected model are
-        walked again for their alias objects.
-        """
-        memo = self._tables_cache if filtered is None else self._filtered_tables_cache
-        key = (statement if filtered is None else filtered)._generate_cache_key()
-        hit = memo.get(key.key) if key is not None else None
-        if hit is None:
-            involved = referenced_resources(self.registry, statement)
-            hit = (involved, bool(involved and aliased_resources(self.registry, statement)))
-            if key is not None and len(memo) < 10_000:
-                memo[key.key] = hit
-        return hit
-
-    @staticmethod
-    def _refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> None:
-        if not state.is_orm_statement:
-            reason = "Core statements on protected tables run only inside rbac.system()"
-        elif state.is_insert:
-            reason = ("ORM INSERT statements skip the write guard; add objects to the "
-                      "session instead")
-        elif state.is_update and isinstance(state.parameters, list):
-            reason = "UPDATE by primary key with a parameter list cannot be filtered"
-        elif isinstance(state.statement, FromStatement):
-            reason = "from_statement() with textual SQL cannot be filtered"
-        elif not (state.is_select or state.is_update or state.is_delete):
-            reason = "this statement cannot be filtered"
-        else:
-            return
-        names = ", ".join(r.name for r in involved)
-        raise PermissionDenied(f"{reason} ({names}); use rbac.system() for trusted code.")
-
-    def _check_bulk_update(self, access: Access | None, state: ORMExecuteState,
-                           model: Any) -> None:
-        """Refuse bulk UPDATEs of the columns that decide who may see a row.
-
-        Their new values cannot be checked row by row in SQL; per-record
-        updates go through the flush guard instead.
-        """
-        res = self.registry.for_model(model) if model is not None else None
-        if res is None:
-            return
-        keys: set[str] = set()
-        for col in getattr(state.statement, "_values", None) or {}:
-            keys.add(getattr(col, "key", str(col)))
-        params = state.parameters
-        if isinstance(params, dict):
-            keys.update(params)
-        elif isinstance(params, list):
-            for p in params:
-                keys.update(p)
-        guarded = {res.workspace_column}  # never, not even for an Owner
-        if access is None or not access.is_owner:
-            guarded |= {res.owner_column, res.department_column, res.parent_column}
-        if access is not None and not access.is_owner:
-            guarded.update(access.unwritable(res.name))
-            for (name, _), rules in access.rules.items():
-                if name == res.name:
-                    guarded.update(c[0] for r in rules for c in r.conditions)
-        touched = keys & {k for k in guarded if k}
-        if touched:
-            raise PermissionDenied(
-                f"Bulk updates of {', '.join(sorted(touched))} on {res.name} are not allowed; "
-                "change records one by one.", resource=res.name, action="edit")

@@ -154,7 +154,7 @@ def check_statement(rbac: RBAC, access: Access | None, state: ORMExecuteState,
 
 
 def _cached_references(rbac: RBAC, statement: Any) -> ColumnRefs:
-    memo: dict[Any, ColumnRefs] = rbac._columns_cache
+    memo: dict[Any, ColumnRefs] = rbac._statements.columns
     key = statement._generate_cache_key()
     refs = memo.get(key.key) if key is not None else None
     if refs is None:
