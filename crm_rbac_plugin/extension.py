@@ -8,22 +8,21 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, abort, current_app, g, has_request_context, session
-from flask_login import current_user
+from flask import Blueprint, Flask, abort, current_app, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from . import audit as audit_log
-from . import cli, decorators, fields, guard, inputs, listener, signals, tokens
+from . import cli, decorators, fields, guard, identity, inputs, listener, signals, tokens
 from .config import DEFAULTS
 from .context import SYSTEM, current_override, override
 from .defaults import ADMIN_RESOURCES
 from .errors import NoAccessContext, PermissionDenied
-from .loader import (BYPASS, AccessCache, _as_column_type, load_access, membership_row,
-                     user_with_membership)
-from .models import Models, define_audit_model, define_models, define_team_models, utcnow
+from .loader import BYPASS, AccessCache
+from .models import Models, define_audit_model, define_models, define_team_models
 from .policy import Access, Decision, ParentLoader, decide
 from .query import record_criteria
+from .oversight import viewas
 from .registry import STANDARD_ACTIONS, Registry, Resource
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,7 +81,8 @@ class RBAC:
         for name, label in ADMIN_RESOURCES:
             self.registry.add(Resource(name, module="administration", label=label,
                                        owner_column=None))
-        self._workspace_loader: Callable[[Any], Any] = self._default_workspace_loader
+        # None: the session's workspace, else the first active membership's.
+        self._workspace_loader: Callable[[Any], Any] | None = None
         self._unauthorized: Callable[[Decision, int], Any] = decorators.default_unauthorized
         self._statements = listener.StatementMemo()
         self._install_listeners(db.session)
@@ -172,71 +172,18 @@ class RBAC:
     def state(self) -> _State:
         return current_app.extensions["rbac"]  # type: ignore[no-any-return]
 
-    def _default_workspace_loader(self, user: Any) -> Any:
-        ws = session.get(self.config("RBAC_SESSION_KEY"))
-        if ws is not None:
-            return ws
-        M = self.models.Membership
-        return self.db.session.scalar(
-            sa.select(M.workspace_id).where(M.user_id == _as_column_type(M.user_id,
-                                                                         self.user_pk(user)),
-                                            M.status == "active")
-            .order_by(M.id).limit(1), execution_options=BYPASS)
-
-    @staticmethod
-    def user_pk(user: Any) -> Any:
-        """Return the primary key of ``user``: the value ``Membership.user_id`` holds.
-
-        Flask-Login's ``get_id()`` is whatever the session stores to find the
-        user again, and a host may make it an *alternative id* rather than the
-        primary key (a random per-user token rotated at logout, as
-        Flask-Security's ``fs_uniquifier``, so that copied session and
-        remember-me cookies die with it). The extension therefore never reads
-        ``get_id()``; it asks this method, which returns the mapped primary key
-        of an ORM instance (``current_user`` proxies included), or the
-        ``id`` attribute of any other user object::
-
-            membership_of(rbac, workspace_id, rbac.user_pk(current_user))
-        """
-        unwrap = getattr(user, "_get_current_object", None)
-        if unwrap is not None:  # current_user is a LocalProxy
-            user = unwrap()
-        if user is None:
-            return None
-        try:
-            state = sa.inspect(user)
-        except sa.exc.NoInspectionAvailable:
-            return getattr(user, "id", None)
-        identity = state.identity  # None until the instance is flushed
-        if identity is None:
-            identity = state.mapper.primary_key_from_instance(user)
-        return identity[0] if len(identity) == 1 else tuple(identity)
+    user_pk = staticmethod(identity.user_pk)
 
     def current_workspace_id(self) -> Any:
-        user = current_user._get_current_object()  # type: ignore[attr-defined]
-        if not user or not user.is_authenticated:
-            return None
-        if "_rbac_token_workspace" in g:
-            # A request authenticated by an API token acts in the token's workspace.
-            return g._rbac_token_workspace
-        return self._workspace_loader(user)
+        """Return the workspace the request's user acts in, or None (anonymous)."""
+        return identity.current_workspace_id(self)
 
     def load_user_from_request(self, request: Any) -> Any:
         """Flask-Login ``request_loader`` for ``Authorization: Bearer <token>``.
 
         Register it with ``login_manager.request_loader(rbac.load_user_from_request)``.
         """
-        header = request.headers.get("Authorization", "")
-        scheme, _, plaintext = header.partition(" ")
-        if scheme.lower() != "bearer" or not plaintext:
-            return None
-        membership = tokens.membership_for_token(self, plaintext.strip())
-        if membership is None:
-            return None
-        self.db.session.commit()  # keep last_used_at
-        g._rbac_token_workspace = membership.workspace_id
-        g._rbac_token_auth = True
-        return membership.user
+        return identity.load_user_from_request(self, request)
 
     def load_user(self, user_id: Any, *, column: Any = None) -> Any:
         """Load a user for Flask-Login, with their membership in the session's workspace.
@@ -252,54 +199,19 @@ class RBAC:
         sees a deactivation or a policy change made by any process. With a
         custom :meth:`workspace_loader` it loads the user alone.
         """
-        ws = None
-        if has_request_context() and self._workspace_loader == self._default_workspace_loader:
-            ws = session.get(self.config("RBAC_SESSION_KEY"))
-        user, row = user_with_membership(self.db.session, self.models, self.user_model,
-                                         user_id, ws, column=column)
-        if user is not None and ws is not None:
-            g._rbac_membership_row = (user, ws, row)
-        return user
+        return identity.load_user(self, user_id, column=column)
 
     def current_access(self) -> Access | None:
-        """Return the effective access of the request's member (cached on ``g``)."""
-        if "_rbac_access" in g:
-            return g._rbac_access  # type: ignore[no-any-return]
-        access = None
-        ws = self.current_workspace_id()
-        if ws is not None:
-            # Read with the user by load_user in this request, if it was the same
-            # user (the very object) in the same workspace.
-            loaded = g.pop("_rbac_membership_row", None)
-            if (loaded is not None and loaded[0] is current_user._get_current_object()
-                    and str(loaded[1]) == str(ws)):
-                row = loaded[2]
-            else:
-                row = membership_row(self.db.session, self.models,
-                                     user_id=self.user_pk(current_user), workspace_id=ws)
-            if row is not None:
-                access = self._access_for_row(row)
-        # "View as": an Owner/Admin may see the app as another member.
-        from .oversight import viewas
-        access = viewas.resolve(self, access)
-        g._rbac_access = access
-        return access
+        """Return the effective access of the request's member (cached on ``g``).
 
-    def _access_for_row(self, row: Any) -> Access:
-        now = utcnow()
-        cache = self.state.cache
-        access = cache.get(row.id, row.policy_version, now)
-        if access is None:
-            access = load_access(self.db.session, self.models, self.registry,
-                                 current_app.config, row, now)
-            cache.put(access)
-        return access
+        While an Owner or Admin views the app as another member, it is that
+        member's access (see :mod:`.oversight.viewas`).
+        """
+        return identity.current_access(self, viewas.resolve)
 
     def access_for(self, membership: Any) -> Access | None:
         """Return the effective access of a membership (instance or id)."""
-        mid = getattr(membership, "id", membership)
-        row = membership_row(self.db.session, self.models, membership_id=mid)
-        return self._access_for_row(row) if row is not None else None
+        return identity.access_for(self, membership)
 
     def resolve_context(self) -> Any:
         """Return SYSTEM, the Access in force, or None (no member): fail closed."""
@@ -519,7 +431,6 @@ class RBAC:
                 return self.can(action, resource, record)
             except NoAccessContext:
                 return False
-        from .oversight import viewas
         def rbac_shared_from(record: Any) -> Any:
             try:
                 return self.shared_from(record)
@@ -537,7 +448,6 @@ class RBAC:
         event.listen(db_session, "after_rollback", self._after_rollback)
         tokens.install(self, db_session)  # deactivation revokes the member's API tokens
         audit_log.install(self, db_session)  # the audit trail, after the guard
-        from .oversight import viewas
         viewas.install(self, db_session)  # no writes while viewing as a member
 
     def _before_flush(self, db_session: Session, flush_context: Any, instances: Any) -> None:

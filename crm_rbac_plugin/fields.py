@@ -48,12 +48,13 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app, g, has_app_context, has_request_context
+from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState
 
 from .context import SYSTEM, current_override
 from .errors import PermissionDenied
+from .identity import acting_access
 from .policy import Access
 
 if TYPE_CHECKING:
@@ -81,10 +82,8 @@ def member_in_force() -> Access | None:
         return None
     if isinstance(ctx, Access):
         return ctx
-    if has_request_context():
-        access = g.get("_rbac_access")
-        return access if isinstance(access, Access) else None
-    return None
+    access = acting_access()
+    return access if isinstance(access, Access) else None
 
 
 def hides_any(access: Access, resources: Iterable[Resource]) -> bool:
