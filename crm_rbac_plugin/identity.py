@@ -26,6 +26,8 @@ from flask import current_app, g, has_request_context, session
 from flask_login import current_user
 
 from . import tokens
+from .context import current_override
+from .errors import NoAccessContext
 from .loader import BYPASS, _as_column_type, load_access, membership_row, user_with_membership
 from .models import utcnow
 from .policy import Access
@@ -136,7 +138,11 @@ def current_workspace_id(rbac: RBAC) -> Any:
 
 
 def load_user_from_request(rbac: RBAC, request: Any) -> Any:
-    """Return the user an ``Authorization: Bearer <token>`` header signs in, or None."""
+    """Flask-Login ``request_loader`` for ``Authorization: Bearer <token>``.
+
+    Register it with ``login_manager.request_loader(rbac.load_user_from_request)``.
+    The request then acts in the token's workspace.
+    """
     header = request.headers.get("Authorization", "")
     scheme, _, plaintext = header.partition(" ")
     if scheme.lower() != "bearer" or not plaintext:
@@ -152,10 +158,18 @@ def load_user_from_request(rbac: RBAC, request: Any) -> Any:
 
 
 def load_user(rbac: RBAC, user_id: Any, *, column: Any = None) -> Any:
-    """Load a user with their membership in the session's workspace (one query).
+    """Load a user for Flask-Login, with their membership in the session's workspace.
 
-    The membership row is kept on the request state for :func:`current_access`.
-    With a custom workspace loader the user is loaded alone.
+    ``login_manager.user_loader(rbac.load_user)``, or call it from your own
+    loader instead of ``db.session.get(User, user_id)``. ``column`` is the
+    user column that Flask-Login's id names (default: the primary key);
+    pass your alternative id column, e.g. ``User.session_token``, when
+    ``get_id()`` returns one. The membership row that
+    :meth:`current_access` needs (status, department, the workspace's plan
+    and ``policy_version``) comes with the user in one query, read fresh on
+    every request, so the request makes one round trip fewer and still
+    sees a deactivation or a policy change made by any process. With a
+    custom :meth:`workspace_loader` it loads the user alone.
     """
     ws = None
     if has_request_context() and rbac._workspace_loader is None:
@@ -193,6 +207,18 @@ def current_access(rbac: RBAC, view_as: ViewAs) -> Access | None:
     access = view_as(rbac, access)
     state.access, state.resolved = access, True
     return access
+
+
+def resolve_context(rbac: RBAC) -> Any:
+    """Return SYSTEM, the Access in force, or None (no member): fail closed."""
+    override_value = current_override()
+    if override_value is not None:
+        return override_value
+    if has_request_context():
+        return rbac.current_access()
+    raise NoAccessContext(
+        "A protected model was queried outside a request with no member: "
+        "use rbac.system() or rbac.as_member(membership).")
 
 
 def access_for_row(rbac: RBAC, row: Any) -> Access:

@@ -1,28 +1,30 @@
-"""The query listener: the member's criteria on every ORM statement of a protected model.
+"""The session's listeners: the query filter and the flush hooks.
 
-:func:`on_orm_execute` is the session's ``do_orm_execute`` listener (the
-extension registers it with ``rbac`` bound). It adds ``with_loader_criteria``
-options built by :mod:`.query` for every protected model a statement
-touches, and refuses the statement shapes whose rows cannot be filtered
-(ORM INSERT, UPDATE by primary key with a parameter list,
+The extension registers these functions on its session with ``rbac`` bound.
+:func:`on_orm_execute`, the ``do_orm_execute`` listener, adds
+``with_loader_criteria`` options built by :mod:`.query` for every protected
+model a statement touches, and refuses the statement shapes whose rows
+cannot be filtered (ORM INSERT, UPDATE by primary key with a parameter list,
 ``from_statement(text(...))``, Core statements) outside the system context.
-Writes made by flush never pass here: :mod:`.guard` checks them.
+Writes made by flush never pass there: :func:`before_flush` checks them
+(:mod:`.inputs`, then :mod:`.guard`), and :func:`after_flush` bumps the
+policy versions of the workspaces whose access changed.
 
-It runs for every query of the app, so it does no more than it must: column
-loads and ``rbac_bypass`` statements return at once, the common one-model
-statement looks its tables up by the SQL cache key SQLAlchemy computes
-anyway, and the options are built once per member, action and set of tables
-(kept on the immutable, cached :class:`~.policy.Access`).
+The query filter runs for every query of the app, so it does no more than it
+must: column loads and ``rbac_bypass`` statements return at once, the common
+one-model statement looks its tables up by the SQL cache key SQLAlchemy
+computes anyway, and the options are built once per member, action and set
+of tables (kept on the immutable, cached :class:`~.policy.Access`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.orm.context import FromStatement
 
-from . import fields, inputs
+from . import fields, guard, inputs
 from .context import SYSTEM
 from .errors import PermissionDenied
 from .policy import Access
@@ -223,3 +225,20 @@ def check_bulk_update(rbac: RBAC, access: Access | None, state: ORMExecuteState,
         raise PermissionDenied(
             f"Bulk updates of {', '.join(sorted(touched))} on {res.name} are not allowed; "
             "change records one by one.", resource=res.name, action="edit")
+
+
+def before_flush(rbac: RBAC, db_session: Session, flush_context: Any, instances: Any) -> None:
+    """Check the flushed values, then every write, and note the policy changes."""
+    inputs.check_numbers(rbac.registry, db_session)
+    guard.check_flush(rbac, db_session)
+    guard.collect_policy_changes(rbac, db_session)
+
+
+def after_flush(rbac: RBAC, db_session: Session, flush_context: Any) -> None:
+    """Bump the policy version of the workspaces whose access the flush changed."""
+    guard.bump_policy_versions(rbac, db_session)
+
+
+def after_rollback(db_session: Session) -> None:
+    """Forget the policy changes of the rolled back transaction."""
+    db_session.info.pop("rbac_changed", None)
