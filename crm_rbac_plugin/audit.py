@@ -553,13 +553,11 @@ def note_denied(rbac: RBAC, access: Access | None, action: str, resource: str, r
     """Remember a refusal of this request; :func:`write_denied` stores it after the request."""
     if not has_request_context():
         return
-    real = request_state().real_access
-    who = real or access
+    state = request_state()
+    who = state.real_access or access
     user_id = (rbac.user_pk(current_user) if current_user and current_user.is_authenticated
                else None)
     ident = getattr(record, "id", None) if record is not None else None
-    state = request_state()
-    rows = state.denied
     row = {
         "workspace_id": who.workspace_id if who is not None else None,
         "at": utcnow(),
@@ -573,10 +571,9 @@ def note_denied(rbac: RBAC, access: Access | None, action: str, resource: str, r
         "ip": _ip(),
     }
     key = (action, resource, ident, reason)
-    seen = state.denied_keys
-    if key not in seen:  # the decorator and the guard may report the same refusal
-        seen.add(key)
-        rows.append(row)
+    if key not in state.denied_keys:  # the decorator and the guard may report the same refusal
+        state.denied_keys.add(key)
+        state.denied.append(row)
 
 
 def write_denied(rbac: RBAC) -> None:

@@ -3,10 +3,11 @@
 Starting sets :data:`SESSION_KEY` in the Flask session; from then on
 :meth:`RBAC.current_access` returns the *member's* access (so every filter,
 decorator and template helper answers as for them), the real access is kept
-on the request state (``real_access``, see :mod:`..identity`; the audit trail names the real actor), every flush
-that would write anything but an audit event is refused (read-only), and
-templates get ``rbac_view_as`` to show a banner. Starting and stopping are
-audited. API token requests never view as anyone.
+as ``real_access`` on the request state (:mod:`..identity`; the audit trail
+names the real actor), every flush that would write anything but an audit
+event is refused (read-only), and templates get ``rbac_view_as`` to show a
+banner. Starting and stopping are audited. API token requests never view as
+anyone.
 
 Viewing as someone must never show the viewer more than they may see
 themselves, so :func:`refusal` allows it only when:
