@@ -55,6 +55,7 @@ def run(backend: str, leads: int, requests: int) -> None:
     from crm_app.extensions import db
     from crm_app.models import Lead
     from crm_app.rbac_setup import rbac
+    from crm_rbac_plugin import listener
 
     from bench import world as world_mod
     from bench.figures import request_pages, signed_in
@@ -112,7 +113,7 @@ def run(backend: str, leads: int, requests: int) -> None:
 
             with app.app_context():
                 access = rbac.access_for(world.members["own"].membership_id)
-                options = rbac._options(access, "view", Lead, [rbac.registry.get("leads")])
+                options = listener.options(rbac, access, "view", Lead, [rbac.registry.get("leads")])
 
                 def page() -> Any:
                     return sa.select(Lead).order_by(Lead.id.desc()).limit(25)

@@ -42,7 +42,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import g, has_request_context, request
+from flask import has_request_context, request
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -51,6 +51,7 @@ from . import csvsafe
 from .context import SYSTEM, current_override
 from .errors import PermissionDenied
 from .guard import NO_POLICY_EFFECT, _changed_keys, old_state, workspaces_of
+from .identity import request_state
 from .models import utcnow
 from .policy import Access
 
@@ -130,14 +131,21 @@ def actor(rbac: RBAC) -> tuple[int | None, int | None]:
         return ctx.user_id, ctx.membership_id
     if not has_request_context() or not current_user or not current_user.is_authenticated:
         return None, None
-    real = g.get("_rbac_real_access")  # set while viewing as another member
+    state = request_state()
+    real = state.real_access  # set while viewing as another member
     if real is None:
-        real = g.get("_rbac_access")
+        real = state.access
     if real is None and ctx is not SYSTEM:
         with rbac.db.session.no_autoflush:
             real = rbac.current_access()
     return (rbac.user_pk(current_user),
             real.membership_id if real is not None else None)
+
+
+def _real_or_acting() -> Access | None:
+    """The real member while viewing as another, else the acting one (resolved ones only)."""
+    state = request_state()
+    return state.real_access or state.access
 
 
 def _ip() -> str | None:
@@ -155,8 +163,7 @@ def record(rbac: RBAC, action: str, *, workspace_id: int | None = None, resource
     if workspace_id is None:
         ctx = current_override()
         access = ctx if isinstance(ctx, Access) else (
-            g.get("_rbac_real_access") or g.get("_rbac_access") if has_request_context()
-            else None)
+            _real_or_acting() if has_request_context() else None)
         workspace_id = access.workspace_id if access is not None else None
     ev = rbac.AuditEvent(workspace_id=workspace_id, at=utcnow(), actor_user_id=user_id,
                          actor_membership_id=membership_id, action=action, resource=resource,
@@ -248,7 +255,7 @@ def _note_shared_writes(rbac: RBAC, session: Session, tx: Any) -> None:
     """
     ctx = current_override()
     if ctx is None and has_request_context():
-        ctx = g.get("_rbac_access")
+        ctx = request_state().access
     if not isinstance(ctx, Access) or not ctx.shares:
         # The system context, nobody, or a member nothing is shared with: the
         # flush guard has refused any write outside their workspace already.
@@ -306,7 +313,7 @@ def record_export(rbac: RBAC, resource: str, rows_by_workspace: dict[Any, int], 
     whose shared records it included (the caller commits)."""
     ctx = current_override()
     if ctx is None and has_request_context():
-        ctx = g.get("_rbac_real_access") or g.get("_rbac_access")
+        ctx = _real_or_acting()
     own = ctx.workspace_id if isinstance(ctx, Access) else None
     total = sum(rows_by_workspace.values())
     shared = {int(ws): n for ws, n in rows_by_workspace.items()
@@ -546,12 +553,11 @@ def note_denied(rbac: RBAC, access: Access | None, action: str, resource: str, r
     """Remember a refusal of this request; :func:`write_denied` stores it after the request."""
     if not has_request_context():
         return
-    real = g.get("_rbac_real_access")
-    who = real or access
+    state = request_state()
+    who = state.real_access or access
     user_id = (rbac.user_pk(current_user) if current_user and current_user.is_authenticated
                else None)
     ident = getattr(record, "id", None) if record is not None else None
-    rows = g.setdefault("_rbac_audit_denied", [])
     row = {
         "workspace_id": who.workspace_id if who is not None else None,
         "at": utcnow(),
@@ -565,15 +571,15 @@ def note_denied(rbac: RBAC, access: Access | None, action: str, resource: str, r
         "ip": _ip(),
     }
     key = (action, resource, ident, reason)
-    seen = g.setdefault("_rbac_audit_denied_keys", set())
-    if key not in seen:  # the decorator and the guard may report the same refusal
-        seen.add(key)
-        rows.append(row)
+    if key not in state.denied_keys:  # the decorator and the guard may report the same refusal
+        state.denied_keys.add(key)
+        state.denied.append(row)
 
 
 def write_denied(rbac: RBAC) -> None:
     """Store the refusals noted during this request, in a transaction of their own."""
-    rows = g.pop("_rbac_audit_denied", None)
+    state = request_state()
+    rows, state.denied = state.denied, []
     if not rows:
         return
     with rbac.db.engine.begin() as conn:

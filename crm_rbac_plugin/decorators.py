@@ -17,6 +17,7 @@ from flask import abort, current_app, jsonify, make_response, render_template, r
 from flask_login import current_user
 
 from .policy import Decision
+from .registry import split_permission
 
 if TYPE_CHECKING:
     from .extension import RBAC
@@ -76,8 +77,6 @@ def require_permission(resource: str, action: str | None = None) -> Callable[[F]
     are the same. This is a resource-level check; records are checked by
     :func:`get_or_404` and by the query filter.
     """
-    from .extension import split_permission
-
     resource, action = split_permission(resource, action)
 
     def decorator(view: F) -> F:

@@ -1,33 +1,44 @@
-"""The :class:`RBAC` extension object."""
+"""The :class:`RBAC` extension object: the wiring and the public face.
+
+``RBAC`` defines the plugin's models, keeps the resource registry and the
+app-independent hooks, and on :meth:`RBAC.init_app` registers config
+defaults, blueprints, CLI, template context and error handling. Each concern
+lives in its own module as functions taking the extension first; ``RBAC``
+exposes them as methods: :mod:`.identity` (who the member is),
+:mod:`.decisions` (may they), :mod:`.listener` (the query filter),
+:mod:`.guard` (the write guard), :mod:`.audit` (the trail).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, NoReturn, TypeVar
 
-import sqlalchemy as sa
-from flask import Blueprint, Flask, abort, current_app, g, has_request_context, session
-from flask_login import current_user
+from flask import Blueprint, Flask, abort, current_app
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
-from sqlalchemy.orm.context import FromStatement
 
 from . import audit as audit_log
-from . import cli, decorators, fields, guard, inputs, signals, tokens
+from . import (cli, decisions, decorators, fields, identity, listener, sharing, signals, team,
+               templating, tokens)
+from .api import views as api_views
 from .config import DEFAULTS
-from .context import SYSTEM, current_override, override
+from .context import SYSTEM, override
 from .defaults import ADMIN_RESOURCES
-from .errors import NoAccessContext, PermissionDenied
-from .loader import (BYPASS, AccessCache, _as_column_type, load_access, membership_row,
-                     user_with_membership)
-from .models import Models, define_audit_model, define_models, define_team_models, utcnow
-from .policy import Access, Decision, ParentLoader, decide
-from .query import aliased_resources, record_criteria, referenced_resources
-from .registry import STANDARD_ACTIONS, Registry, Resource
+from .errors import PermissionDenied
+from .loader import AccessCache
+from .models import Models, define_audit_model, define_models, define_team_models
+from .oversight import cli as oversight_cli
+from .oversight import viewas
+from .oversight import views as oversight_views
+from .policy import Access, Decision
+from .registry import STANDARD_ACTIONS, Registry, Resource, split_permission
+from .settings import views as settings_views
+
+__all__ = ["RBAC", "split_permission"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_MISSING: Any = object()
 
 
 class _State:
@@ -36,15 +47,6 @@ class _State:
     def __init__(self, rbac: RBAC, app: Flask) -> None:
         self.rbac = rbac
         self.cache = AccessCache(app.config["RBAC_CACHE_SIZE"])
-
-
-def split_permission(resource: str, action: str | None) -> tuple[str, str]:
-    """Accept ``("leads", "edit")`` as well as ``("leads.edit", None)``."""
-    if action is None:
-        resource, sep, action = resource.rpartition(".")
-        if not sep or not resource or not action:
-            raise ValueError(f"permission {resource + sep + action!r} is not 'resource.action'")
-    return resource, action
 
 
 class RBAC:
@@ -65,7 +67,7 @@ class RBAC:
     The plugin's tables are defined on ``db`` at construction and reached as
     ``rbac.models``. One ``do_orm_execute`` listener filters every ORM query
     of a protected model and one ``before_flush`` listener guards every write
-    (see :mod:`.query` and :mod:`.guard`).
+    (see :mod:`.listener`, :mod:`.query` and :mod:`.guard`).
     """
 
     SYSTEM = SYSTEM
@@ -82,13 +84,10 @@ class RBAC:
         for name, label in ADMIN_RESOURCES:
             self.registry.add(Resource(name, module="administration", label=label,
                                        owner_column=None))
-        self._workspace_loader: Callable[[Any], Any] = self._default_workspace_loader
+        # None: the session's workspace, else the first active membership's.
+        self._workspace_loader: Callable[[Any], Any] | None = None
         self._unauthorized: Callable[[Decision, int], Any] = decorators.default_unauthorized
-        # (protected resources, has explicit aliases) of a statement, by its
-        # SQL cache key: see _tables_of.
-        self._tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
-        self._filtered_tables_cache: dict[Any, tuple[list[Resource], bool]] = {}
-        self._columns_cache: dict[Any, fields.ColumnRefs] = {}  # see fields.check_statement
+        self._statements = listener.StatementMemo()
         self._install_listeners(db.session)
         # Refusals of every app using this extension go to the audit trail.
         signals.access_denied.connect(self._audit_denied, weak=False)
@@ -106,23 +105,16 @@ class RBAC:
         app.extensions["rbac"] = _State(self, app)
         app.register_blueprint(Blueprint("rbac", __name__, template_folder="templates",
                                          static_folder="static", url_prefix="/rbac"))
-        app.context_processor(self._template_context)
+        app.context_processor(partial(templating.template_context, self))
         app.add_template_filter(self.label, "rbac_label")
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
-        from . import team  # the last-activity before_request hook
-        team.init_app(app)
-        if app.config["RBAC_CLI"]:
-            app.cli.add_command(cli.rbac_group)
+        team.init_app(app)  # the last-activity before_request hook
         # Refusals are stored after the (rolled back) request.
         app.after_request(self._write_denied)
         if app.config["RBAC_CLI"]:
-            from .oversight import cli as oversight_cli
+            app.cli.add_command(cli.rbac_group)
             oversight_cli.register(cli.rbac_group)
         if app.config["RBAC_REGISTER_BLUEPRINTS"]:
-            # Imported here: the blueprints need the rest of the package loaded.
-            from .api import views as api_views
-            from .oversight import views as oversight_views
-            from .settings import views as settings_views
             settings_views.register(app)
             oversight_views.register(app)  # audit, explain, view-as, access review
             api_views.register(app)
@@ -144,9 +136,7 @@ class RBAC:
                        department_column=department,
                        parent=parent[0] if parent else None,
                        parent_column=parent[1] if parent else None, actions=all_actions)
-        self._tables_cache.clear()
-        self._filtered_tables_cache.clear()
-        self._columns_cache.clear()
+        self._statements.clear()
         if model is not None:
             fields.watch(self, model)
         return self.registry.add(res)
@@ -178,145 +168,20 @@ class RBAC:
     def state(self) -> _State:
         return current_app.extensions["rbac"]  # type: ignore[no-any-return]
 
-    def _default_workspace_loader(self, user: Any) -> Any:
-        ws = session.get(self.config("RBAC_SESSION_KEY"))
-        if ws is not None:
-            return ws
-        M = self.models.Membership
-        return self.db.session.scalar(
-            sa.select(M.workspace_id).where(M.user_id == _as_column_type(M.user_id,
-                                                                         self.user_pk(user)),
-                                            M.status == "active")
-            .order_by(M.id).limit(1), execution_options=BYPASS)
-
-    @staticmethod
-    def user_pk(user: Any) -> Any:
-        """Return the primary key of ``user``: the value ``Membership.user_id`` holds.
-
-        Flask-Login's ``get_id()`` is whatever the session stores to find the
-        user again, and a host may make it an *alternative id* rather than the
-        primary key (a random per-user token rotated at logout, as
-        Flask-Security's ``fs_uniquifier``, so that copied session and
-        remember-me cookies die with it). The extension therefore never reads
-        ``get_id()``; it asks this method, which returns the mapped primary key
-        of an ORM instance (``current_user`` proxies included), or the
-        ``id`` attribute of any other user object::
-
-            membership_of(rbac, workspace_id, rbac.user_pk(current_user))
-        """
-        unwrap = getattr(user, "_get_current_object", None)
-        if unwrap is not None:  # current_user is a LocalProxy
-            user = unwrap()
-        if user is None:
-            return None
-        try:
-            state = sa.inspect(user)
-        except sa.exc.NoInspectionAvailable:
-            return getattr(user, "id", None)
-        identity = state.identity  # None until the instance is flushed
-        if identity is None:
-            identity = state.mapper.primary_key_from_instance(user)
-        return identity[0] if len(identity) == 1 else tuple(identity)
-
-    def current_workspace_id(self) -> Any:
-        user = current_user._get_current_object()  # type: ignore[attr-defined]
-        if not user or not user.is_authenticated:
-            return None
-        if "_rbac_token_workspace" in g:
-            # A request authenticated by an API token acts in the token's workspace.
-            return g._rbac_token_workspace
-        return self._workspace_loader(user)
-
-    def load_user_from_request(self, request: Any) -> Any:
-        """Flask-Login ``request_loader`` for ``Authorization: Bearer <token>``.
-
-        Register it with ``login_manager.request_loader(rbac.load_user_from_request)``.
-        """
-        header = request.headers.get("Authorization", "")
-        scheme, _, plaintext = header.partition(" ")
-        if scheme.lower() != "bearer" or not plaintext:
-            return None
-        membership = tokens.membership_for_token(self, plaintext.strip())
-        if membership is None:
-            return None
-        self.db.session.commit()  # keep last_used_at
-        g._rbac_token_workspace = membership.workspace_id
-        g._rbac_token_auth = True
-        return membership.user
-
-    def load_user(self, user_id: Any, *, column: Any = None) -> Any:
-        """Load a user for Flask-Login, with their membership in the session's workspace.
-
-        ``login_manager.user_loader(rbac.load_user)``, or call it from your own
-        loader instead of ``db.session.get(User, user_id)``. ``column`` is the
-        user column that Flask-Login's id names (default: the primary key);
-        pass your alternative id column, e.g. ``User.session_token``, when
-        ``get_id()`` returns one. The membership row that
-        :meth:`current_access` needs (status, department, the workspace's plan
-        and ``policy_version``) comes with the user in one query, read fresh on
-        every request, so the request makes one round trip fewer and still
-        sees a deactivation or a policy change made by any process. With a
-        custom :meth:`workspace_loader` it loads the user alone.
-        """
-        ws = None
-        if has_request_context() and self._workspace_loader == self._default_workspace_loader:
-            ws = session.get(self.config("RBAC_SESSION_KEY"))
-        user, row = user_with_membership(self.db.session, self.models, self.user_model,
-                                         user_id, ws, column=column)
-        if user is not None and ws is not None:
-            g._rbac_membership_row = (user, ws, row)
-        return user
+    user_pk = staticmethod(identity.user_pk)
+    current_workspace_id = identity.current_workspace_id
+    load_user_from_request = identity.load_user_from_request
+    load_user = identity.load_user
+    access_for = identity.access_for
+    resolve_context = identity.resolve_context
 
     def current_access(self) -> Access | None:
-        """Return the effective access of the request's member (cached on ``g``)."""
-        if "_rbac_access" in g:
-            return g._rbac_access  # type: ignore[no-any-return]
-        access = None
-        ws = self.current_workspace_id()
-        if ws is not None:
-            # Read with the user by load_user in this request, if it was the same
-            # user (the very object) in the same workspace.
-            loaded = g.pop("_rbac_membership_row", None)
-            if (loaded is not None and loaded[0] is current_user._get_current_object()
-                    and str(loaded[1]) == str(ws)):
-                row = loaded[2]
-            else:
-                row = membership_row(self.db.session, self.models,
-                                     user_id=self.user_pk(current_user), workspace_id=ws)
-            if row is not None:
-                access = self._access_for_row(row)
-        # "View as": an Owner/Admin may see the app as another member.
-        from .oversight import viewas
-        access = viewas.resolve(self, access)
-        g._rbac_access = access
-        return access
+        """Return the effective access of the request's member (cached on ``g``).
 
-    def _access_for_row(self, row: Any) -> Access:
-        now = utcnow()
-        cache = self.state.cache
-        access = cache.get(row.id, row.policy_version, now)
-        if access is None:
-            access = load_access(self.db.session, self.models, self.registry,
-                                 current_app.config, row, now)
-            cache.put(access)
-        return access
-
-    def access_for(self, membership: Any) -> Access | None:
-        """Return the effective access of a membership (instance or id)."""
-        mid = getattr(membership, "id", membership)
-        row = membership_row(self.db.session, self.models, membership_id=mid)
-        return self._access_for_row(row) if row is not None else None
-
-    def resolve_context(self) -> Any:
-        """Return SYSTEM, the Access in force, or None (no member): fail closed."""
-        override_value = current_override()
-        if override_value is not None:
-            return override_value
-        if has_request_context():
-            return self.current_access()
-        raise NoAccessContext(
-            "A protected model was queried outside a request with no member: "
-            "use rbac.system() or rbac.as_member(membership).")
+        While an Owner or Admin views the app as another member, it is that
+        member's access (see :mod:`.oversight.viewas`).
+        """
+        return identity.current_access(self, viewas.resolve)
 
     @contextmanager
     def system(self) -> Iterator[None]:
@@ -333,122 +198,18 @@ class RBAC:
         with override(access):
             yield access
 
-    # -- decisions ----------------------------------------------------------
+    # -- decisions (see :mod:`.decisions`) ----------------------------------
 
-    def decide(self, access: Access | None, action: str, resource: str, record: Any = None,
-               load_parent: ParentLoader | None = None) -> Decision:
-        if record is not None and load_parent is None:
-            load_parent = self.parent_loader(self.db.session)
-        if record is not None:
-            record = fields.readable(self, record)
-        return decide(access, self.registry, action, resource, record, load_parent)
-
-    def explain(self, action: str, resource: str | None = None, record: Any = None, *,
-                access: Any = _MISSING) -> Decision:
-        """Return the decision for the current member (or ``access``) with its reasons.
-
-        ``explain("leads.edit", record=lead)`` and ``explain("edit", "leads", lead)``
-        are the same question.
-        """
-        if resource is None or "." in action:
-            resource, action = split_permission(action, None)
-        if access is _MISSING:
-            ctx = self.resolve_context()
-            if ctx is SYSTEM:
-                self.registry.check_action(resource, action)
-                return Decision(True, "system context", steps=["system context: no checks"])
-            access = ctx
-        return self.decide(access, action, resource, record)
-
-    def can(self, action: str, resource: str | None = None, record: Any = None, *,
-            access: Any = _MISSING) -> bool:
-        """Return whether the current member (or ``access``) may do ``action``.
-
-        Resource-level answers (no record) are memoised on the Access: they
-        are asked for every menu entry and button, and building the reasons
-        that ``explain`` returns costs far more than the decision itself.
-        """
-        if record is None and resource is not None and "." not in action:
-            if access is _MISSING:
-                ctx = self.resolve_context()
-                access = ctx if isinstance(ctx, Access) else access
-            if isinstance(access, Access):
-                key = (resource, action)
-                allowed = access.can_cache.get(key)
-                if allowed is None:
-                    allowed = self.explain(action, resource, access=access).allowed
-                    access.can_cache[key] = allowed
-                return allowed
-        return self.explain(action, resource, record, access=access).allowed
-
-    def _access_or_current(self, access: Any) -> Access | None:
-        if access is not _MISSING:
-            return access  # type: ignore[no-any-return]
-        ctx = self.resolve_context()
-        return None if ctx is SYSTEM else ctx
-
-    def hidden_fields(self, resource: str, *, access: Any = _MISSING) -> frozenset[str]:
-        """Fields of ``resource`` the member may not see (field-level security).
-
-        Views, exports and APIs leave these out; the system context sees all.
-        """
-        acc = self._access_or_current(access)
-        return acc.hidden(resource) if acc is not None else frozenset()
-
-    def readonly_fields(self, resource: str, *, access: Any = _MISSING) -> frozenset[str]:
-        """Fields of ``resource`` the member may see but not write."""
-        acc = self._access_or_current(access)
-        if acc is None:
-            return frozenset()
-        return acc.unwritable(resource) - acc.hidden(resource)
-
-    def visible_fields(self, resource: str, fields: Any, *, access: Any = _MISSING) -> list[str]:
-        """Keep the names in ``fields`` that the member may see, in order."""
-        hidden = self.hidden_fields(resource, access=access)
-        return [f for f in fields if f not in hidden]
-
-    def redact(self, resource: str, record: Any, *, access: Any = _MISSING) -> dict[str, Any]:
-        """Return a record's columns as a dict, without the fields hidden from the member."""
-        res = self.registry.get(resource)
-        hidden = self.hidden_fields(resource, access=access)
-        return {attr.key: getattr(record, attr.key)
-                for attr in sa.inspect(res.model).column_attrs if attr.key not in hidden}
-
-    def label(self, record: Any, field: str | None = None) -> str:
-        """Return the text that names ``record`` on a page, never a hidden field.
-
-        ``field`` defaults to the model's ``__rbac_label__`` attribute; when
-        the member may not see it, the label is ``"<Model> #<id>"``. Templates
-        use the ``rbac_label`` filter: ``{{ record | rbac_label }}``.
-        """
-        return fields.record_label(self, record, field)
-
-    def parent_loader(self, db_session: Session) -> ParentLoader:
-        """Return a loader of parent records that bypasses the filter."""
-        def load(res: Resource, pk: Any) -> Any:
-            with db_session.no_autoflush:
-                return fields.readable(self, db_session.get(
-                    res.model, pk, execution_options=BYPASS))  # type: ignore[arg-type]
-        return load
-
-    def criteria(self, access: Access | None, resource: str | Resource, action: str = "view",
-                 entity: Any = None) -> sa.ColumnElement[bool]:
-        """Return the SQL criteria of the rows ``access`` may ``action``.
-
-        Criteria for the model itself are cached on the Access object.
-        """
-        res = resource if isinstance(resource, Resource) else self.registry.get(resource)
-        membership_table = self.models.Membership.__table__
-        if entity is not None or access is None:
-            return record_criteria(access, self.registry, res, action,
-                                   entity if entity is not None else res.model, membership_table)
-        key = (res.name, action)
-        crit = access.sql_cache.get(key)
-        if crit is None:
-            crit = record_criteria(access, self.registry, res, action, res.model,
-                                   membership_table)
-            access.sql_cache[key] = crit
-        return crit
+    decide = decisions.decide
+    explain = decisions.explain
+    can = decisions.can
+    hidden_fields = decisions.hidden_fields
+    readonly_fields = decisions.readonly_fields
+    visible_fields = decisions.visible_fields
+    redact = decisions.redact
+    label = decisions.label
+    parent_loader = decisions.parent_loader
+    criteria = decisions.criteria
 
     # -- refusals -----------------------------------------------------------
 
@@ -485,11 +246,10 @@ class RBAC:
         """
         audit_log.record_export(self, resource, rows_by_workspace, target=target, **detail)
 
-    def shared_from(self, record: Any, *, access: Any = _MISSING) -> Any:
+    def shared_from(self, record: Any, *, access: Any = decisions.MISSING) -> Any:
         """The sharing agreement (a :class:`~.policy.Share`) through which the member
         reaches ``record``, or None for a record of their own workspace."""
-        from . import sharing
-        return sharing.shared_from(self, self._access_or_current(access), record)
+        return sharing.shared_from(self, decisions.access_or_current(self, access), record)
 
     def _audit_denied(self, sender: Any, **kwargs: Any) -> None:
         state = getattr(sender, "extensions", {}).get("rbac")
@@ -519,204 +279,13 @@ class RBAC:
         self.db.session.rollback()
         return self.refusal(Decision(False, error.message), 403)
 
-    def _template_context(self) -> dict[str, Any]:
-        def rbac_can(action: str, resource: str | None = None, record: Any = None) -> bool:
-            try:
-                return self.can(action, resource, record)
-            except NoAccessContext:
-                return False
-        from .oversight import viewas
-        def rbac_shared_from(record: Any) -> Any:
-            try:
-                return self.shared_from(record)
-            except NoAccessContext:
-                return None
-        return {"rbac_can": rbac_can, "rbac": self, "rbac_view_as": viewas.banner(self),
-                "rbac_shared_from": rbac_shared_from, "rbac_label": self.label}
-
     # -- listeners ----------------------------------------------------------
 
     def _install_listeners(self, db_session: Any) -> None:
-        event.listen(db_session, "do_orm_execute", self._on_orm_execute)
-        event.listen(db_session, "before_flush", self._before_flush)
-        event.listen(db_session, "after_flush", self._after_flush)
-        event.listen(db_session, "after_rollback", self._after_rollback)
+        event.listen(db_session, "do_orm_execute", partial(listener.on_orm_execute, self))
+        event.listen(db_session, "before_flush", partial(listener.before_flush, self))
+        event.listen(db_session, "after_flush", partial(listener.after_flush, self))
+        event.listen(db_session, "after_rollback", listener.after_rollback)
         tokens.install(self, db_session)  # deactivation revokes the member's API tokens
         audit_log.install(self, db_session)  # the audit trail, after the guard
-        from .oversight import viewas
         viewas.install(self, db_session)  # no writes while viewing as a member
-
-    def _before_flush(self, db_session: Session, flush_context: Any, instances: Any) -> None:
-        inputs.check_numbers(self.registry, db_session)
-        guard.check_flush(self, db_session)
-        guard.collect_policy_changes(self, db_session)
-
-    def _after_flush(self, db_session: Session, flush_context: Any) -> None:
-        guard.bump_policy_versions(self, db_session)
-
-    @staticmethod
-    def _after_rollback(db_session: Session) -> None:
-        db_session.info.pop("rbac_changed", None)
-
-    def _on_orm_execute(self, state: ORMExecuteState) -> None:
-        """Add the member's criteria to every statement touching protected tables.
-
-        Statement shapes whose rows cannot be filtered (ORM INSERT, UPDATE by
-        primary key with a parameter list, ``from_statement(text(...))``, Core
-        statements) are refused outside the system context instead.
-        """
-        if state.execution_options.get("rbac_bypass"):
-            return
-        if state.is_column_load:
-            fields.check_column_load(self, state)  # hidden attributes stay unread
-            return
-        primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
-        first = self.registry.for_model(primary) if primary is not None else None
-        if first is not None and not (state.is_select and state.is_orm_statement
-                                      and not isinstance(state.statement, FromStatement)):
-            first = None
-        if first is None:
-            involved, has_aliases = self._tables_of(state.statement)
-            if not involved:
-                return
-        if state.is_update:
-            inputs.check_update_numbers(self.registry, primary, state.statement,
-                                        state.parameters)
-        ctx = self.resolve_context()
-        if ctx is SYSTEM:
-            return
-        access: Access | None = ctx
-        if state.is_update:
-            action = "edit"
-        elif state.is_delete:
-            action = "delete"
-        else:
-            action = state.execution_options.get("rbac_action", "view")
-        statement = None
-        if first is not None:
-            # The common case, a statement about one protected model (the one
-            # SQLAlchemy binds it by) and no other: add that model's options
-            # first, then look the statement's tables up by the cache key of the
-            # result, which SQLAlchemy memoises and reuses for its SQL cache,
-            # instead of walking the statement for a key of its own.
-            statement = state.statement.options(*self._options(access, action, primary, [first]))
-            involved, has_aliases = self._tables_of(state.statement, statement)
-            if has_aliases or [r.name for r in involved] != [first.name]:
-                statement = None  # other protected tables too: the general case
-        self._refuse_unfilterable(state, involved)
-        fields.check_statement(self, access, state, involved)
-        if state.is_update:
-            self._check_bulk_update(access, state, primary)
-        if statement is None:
-            options = list(self._options(access, action, primary, involved))
-            # Explicit aliases get criteria written for the alias itself: fixed
-            # criteria of the class are not adapted to an alias by SQLAlchemy.
-            for alias, res in (aliased_resources(self.registry, state.statement)
-                               if has_aliases else ()):
-                options.append(with_loader_criteria(
-                    alias, self.criteria(access, res, "view", entity=alias)))
-            statement = state.statement.options(*options)
-        if (state.is_update or state.is_delete) and access is not None:
-            res = self.registry.for_model(primary) if primary is not None else None
-            if res is not None:
-                # Bulk statements act on the member's own workspace only: a record
-                # shared with them changes one at a time, through the flush guard
-                # (which keeps its owner) and the audit trail of both workspaces.
-                statement = statement.where(
-                    getattr(primary, res.workspace_column) == access.workspace_id)
-        state.statement = statement
-
-    def _options(self, access: Access | None, action: str, primary: Any,
-                 involved: list[Resource]) -> tuple[Any, ...]:
-        """Return the ``with_loader_criteria`` options for a statement's protected models.
-
-        Criteria for the named models and every protected model reachable
-        from them by relationships (they propagate to lazy loads and joined
-        eager loads of those relationships), built once per member, action
-        and set of tables and kept on the (immutable, cached) Access:
-        building them, and above all letting SQLAlchemy walk every model's
-        criteria for the cache key of every execution, cost more than a
-        small query.
-        """
-        key = ("__options__", action, primary, tuple(sorted(r.name for r in involved)))
-        cached = access.sql_cache.get(key) if access is not None else None
-        if cached is None:
-            cached = tuple(
-                with_loader_criteria(res.model, self.criteria(
-                    access, res, action if res.model is primary else "view"))
-                for res in self.registry.reachable(involved))
-            if access is not None:
-                access.sql_cache[key] = cached
-        return cached
-
-    def _tables_of(self, statement: Any, filtered: Any = None) -> tuple[list[Resource], bool]:
-        """Return the protected resources ``statement`` touches and whether it aliases one.
-
-        Walking the whole statement tree (twice: tables, then aliases) costs
-        more than a small query. Equal SQL cache keys mean equal tables and
-        aliases, so the answer is remembered by key: the key of ``filtered``
-        (``statement`` with the filter's options added, whose key SQLAlchemy
-        memoises and reuses to execute it) when given, else that of
-        ``statement``. Only statements that do alias a protected model are
-        walked again for their alias objects.
-        """
-        memo = self._tables_cache if filtered is None else self._filtered_tables_cache
-        key = (statement if filtered is None else filtered)._generate_cache_key()
-        hit = memo.get(key.key) if key is not None else None
-        if hit is None:
-            involved = referenced_resources(self.registry, statement)
-            hit = (involved, bool(involved and aliased_resources(self.registry, statement)))
-            if key is not None and len(memo) < 10_000:
-                memo[key.key] = hit
-        return hit
-
-    @staticmethod
-    def _refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> None:
-        if not state.is_orm_statement:
-            reason = "Core statements on protected tables run only inside rbac.system()"
-        elif state.is_insert:
-            reason = ("ORM INSERT statements skip the write guard; add objects to the "
-                      "session instead")
-        elif state.is_update and isinstance(state.parameters, list):
-            reason = "UPDATE by primary key with a parameter list cannot be filtered"
-        elif isinstance(state.statement, FromStatement):
-            reason = "from_statement() with textual SQL cannot be filtered"
-        elif not (state.is_select or state.is_update or state.is_delete):
-            reason = "this statement cannot be filtered"
-        else:
-            return
-        names = ", ".join(r.name for r in involved)
-        raise PermissionDenied(f"{reason} ({names}); use rbac.system() for trusted code.")
-
-    def _check_bulk_update(self, access: Access | None, state: ORMExecuteState,
-                           model: Any) -> None:
-        """Refuse bulk UPDATEs of the columns that decide who may see a row.
-
-        Their new values cannot be checked row by row in SQL; per-record
-        updates go through the flush guard instead.
-        """
-        res = self.registry.for_model(model) if model is not None else None
-        if res is None:
-            return
-        keys: set[str] = set()
-        for col in getattr(state.statement, "_values", None) or {}:
-            keys.add(getattr(col, "key", str(col)))
-        params = state.parameters
-        if isinstance(params, dict):
-            keys.update(params)
-        elif isinstance(params, list):
-            for p in params:
-                keys.update(p)
-        guarded = {res.workspace_column}  # never, not even for an Owner
-        if access is None or not access.is_owner:
-            guarded |= {res.owner_column, res.department_column, res.parent_column}
-        if access is not None and not access.is_owner:
-            guarded.update(access.unwritable(res.name))
-            for (name, _), rules in access.rules.items():
-                if name == res.name:
-                    guarded.update(c[0] for r in rules for c in r.conditions)
-        touched = keys & {k for k in guarded if k}
-        if touched:
-            raise PermissionDenied(
-                f"Bulk updates of {', '.join(sorted(touched))} on {res.name} are not allowed; "
-                "change records one by one.", resource=res.name, action="edit")

@@ -48,12 +48,13 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app, g, has_app_context, has_request_context
+from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState
 
 from .context import SYSTEM, current_override
 from .errors import PermissionDenied
+from .identity import acting_access
 from .policy import Access
 
 if TYPE_CHECKING:
@@ -81,10 +82,8 @@ def member_in_force() -> Access | None:
         return None
     if isinstance(ctx, Access):
         return ctx
-    if has_request_context():
-        access = g.get("_rbac_access")
-        return access if isinstance(access, Access) else None
-    return None
+    access = acting_access()
+    return access if isinstance(access, Access) else None
 
 
 def hides_any(access: Access, resources: Iterable[Resource]) -> bool:
@@ -154,7 +153,7 @@ def check_statement(rbac: RBAC, access: Access | None, state: ORMExecuteState,
 
 
 def _cached_references(rbac: RBAC, statement: Any) -> ColumnRefs:
-    memo: dict[Any, ColumnRefs] = rbac._columns_cache
+    memo: dict[Any, ColumnRefs] = rbac._statements.columns
     key = statement._generate_cache_key()
     refs = memo.get(key.key) if key is not None else None
     if refs is None:

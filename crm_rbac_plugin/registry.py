@@ -167,3 +167,12 @@ class Registry:
         for res in self._by_name.values():
             out.setdefault(res.module, []).append(res)
         return out
+
+
+def split_permission(resource: str, action: str | None) -> tuple[str, str]:
+    """Accept ``("leads", "edit")`` as well as ``("leads.edit", None)``."""
+    if action is None:
+        resource, sep, action = resource.rpartition(".")
+        if not sep or not resource or not action:
+            raise ValueError(f"permission {resource + sep + action!r} is not 'resource.action'")
+    return resource, action

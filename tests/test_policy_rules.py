@@ -196,7 +196,7 @@ def test_cached_access_expires_by_itself(app: Flask, world: SimpleNamespace,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     now = utcnow().replace(microsecond=0)
     clock = [now]
-    monkeypatch.setattr("crm_rbac_plugin.extension.utcnow", lambda: clock[0])
+    monkeypatch.setattr("crm_rbac_plugin.identity.utcnow", lambda: clock[0])
     ends, starts = now + dt.timedelta(hours=1), now + dt.timedelta(hours=2)
     give_role(world.members["junior_rep"], role(world, "viewer"), expires_at=ends)
     give_role(world.members["junior_rep"], role(world, "finance"), starts_at=starts)

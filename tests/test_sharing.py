@@ -238,7 +238,7 @@ def test_expiry_ends_access_even_from_the_cache(world: SimpleNamespace, beta: Si
     client = login(beta.owner, world.ws2)
     assert world.clients["member"].name in client.get("/clients/?per_page=100").text
     later = ends + dt.timedelta(seconds=1)
-    for module in ("crm_rbac_plugin.extension", "crm_rbac_plugin.loader"):
+    for module in ("crm_rbac_plugin.identity", "crm_rbac_plugin.loader"):
         monkeypatch.setattr(f"{module}.utcnow", lambda: later)
     assert world.clients["member"].name not in client.get("/clients/?per_page=100").text
     agreement = db.session.scalar(sa.select(rbac.models.SharingAgreement))

@@ -28,13 +28,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flask import Blueprint, Flask, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from .. import inputs, roles, sharing
 from ..errors import PermissionDenied, UnknownResource, ValidationError
+from ..identity import request_state
 from ..policy import Access
 from ..registry import SCOPES
 from ..settings import support
@@ -162,17 +163,18 @@ def _authenticate() -> None:
                        f"The request body is larger than {limit} bytes.")
     rbac = get_rbac()
     if "Authorization" in request.headers:
-        if not g.get("_rbac_token_auth"):
+        if not request_state().token_auth:
             # The host may not have registered rbac.load_user_from_request with
             # Flask-Login (or a session user was loaded first): the token decides.
             user = rbac.load_user_from_request(request)
             if user is None:
                 raise ApiError(401, "unauthorized",
                                "The API token is invalid, expired or revoked.")
-            # Where Flask-Login keeps the request's user (flask_login.utils._get_user),
-            # as its own request_loader path does.
-            g._login_user = user
-            g.pop("_rbac_access", None)
+            # The request's user for Flask-Login, set as its own request_loader
+            # path sets it. login_user() would also write the user into the
+            # session cookie, turning an API token into a browser session.
+            current_app.login_manager._update_request_context_with_user(user)
+            request_state().reset()
     elif not current_user.is_authenticated:
         raise ApiError(401, "unauthorized",
                        "Authenticate with 'Authorization: Bearer <token>' or a session.")

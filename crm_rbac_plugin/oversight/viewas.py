@@ -3,10 +3,11 @@
 Starting sets :data:`SESSION_KEY` in the Flask session; from then on
 :meth:`RBAC.current_access` returns the *member's* access (so every filter,
 decorator and template helper answers as for them), the real access is kept
-on ``g._rbac_real_access`` (the audit trail names the real actor), every flush
-that would write anything but an audit event is refused (read-only), and
-templates get ``rbac_view_as`` to show a banner. Starting and stopping are
-audited. API token requests never view as anyone.
+as ``real_access`` on the request state (:mod:`..identity`; the audit trail
+names the real actor), every flush that would write anything but an audit
+event is refused (read-only), and templates get ``rbac_view_as`` to show a
+banner. Starting and stopping are audited. API token requests never view as
+anyone.
 
 Viewing as someone must never show the viewer more than they may see
 themselves, so :func:`refusal` allows it only when:
@@ -33,12 +34,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context, session
+from flask import current_app, has_request_context, session
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..errors import PermissionDenied
 from ..guard import NO_POLICY_EFFECT, _changed_keys
+from ..identity import request_state
 from ..loader import BYPASS
 from ..policy import ALLOW, Access, Rule
 from ..registry import Resource
@@ -169,19 +171,20 @@ def _fields_wider(viewer: Access, target: Access) -> list[str]:
 
 def resolve(rbac: RBAC, real: Access | None) -> Access | None:
     """Return the access in force for this request: the viewed member's while viewing as."""
-    g.pop("_rbac_real_access", None)
-    if real is None or g.get("_rbac_token_auth") or SESSION_KEY not in session:
+    state = request_state()
+    state.real_access = None
+    if real is None or state.token_auth or SESSION_KEY not in session:
         return real
     target = rbac.access_for(session[SESSION_KEY])
     if refusal(rbac, real, target) is not None:
         session.pop(SESSION_KEY, None)  # e.g. the viewer lost Admin meanwhile
         return real
-    g._rbac_real_access = real
+    state.real_access = real
     return target
 
 
 def active() -> bool:
-    return has_request_context() and g.get("_rbac_real_access") is not None
+    return has_request_context() and request_state().real_access is not None
 
 
 def banner(rbac: RBAC) -> dict[str, Any] | None:
@@ -192,10 +195,11 @@ def banner(rbac: RBAC) -> dict[str, Any] | None:
         rbac.current_access()
     except Exception:  # noqa: BLE001 - a template helper must not break a page
         return None
-    real = g.get("_rbac_real_access")
+    state = request_state()
+    real = state.real_access
     if real is None:
         return None
-    viewed = g.get("_rbac_access")
+    viewed = state.access
     membership = rbac.db.session.get(rbac.models.Membership, viewed.membership_id)
     return {"membership": membership, "access": viewed, "real": real,
             "roles": ", ".join(viewed.roles)}

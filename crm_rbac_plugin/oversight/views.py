@@ -19,6 +19,7 @@ from flask_login import login_required
 from .. import audit, csvsafe, inputs
 from ..decorators import require_permission
 from ..errors import RBACError
+from ..identity import request_state
 from ..models import utcnow
 from ..policy import Access, Decision
 from ..settings import support
@@ -228,9 +229,7 @@ def view_as_stop() -> Any:
     rbac = get_rbac()
     mid = session.pop(viewas.SESSION_KEY, None)
     if mid is not None:
-        from flask import g
-        g.pop("_rbac_access", None)
-        g.pop("_rbac_real_access", None)
+        request_state().reset()
         access = rbac.current_access()
         rbac.audit("view_as.stopped", resource="members", target=f"member #{mid}",
                    workspace_id=access.workspace_id if access else None,

@@ -1,0 +1,240 @@
+"""Identity: who the request's member is, in which workspace, with which access.
+
+Flask-Login finds the user (:func:`load_user` for the session,
+:func:`load_user_from_request` for ``Authorization: Bearer <token>``); this
+module finds the workspace they act in (the token's, else the workspace
+loader's) and their effective :class:`~.policy.Access`, read through the
+per-app :class:`~.loader.AccessCache`.
+
+Everything the extension knows about the current request lives on one
+object, ``g._rbac`` (a :class:`RequestState`, see :func:`request_state`),
+and nowhere else on ``g``. The acting access is resolved once per request
+and cached there; :meth:`RequestState.reset` forgets it when the request's
+user or view-as target changes. Outside a request nothing here applies: the
+query listener fails closed unless code runs in ``rbac.system()`` or
+``rbac.as_member(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import current_app, g, has_request_context, session
+from flask_login import current_user
+
+from . import tokens
+from .context import current_override
+from .errors import NoAccessContext
+from .loader import BYPASS, _as_column_type, load_access, membership_row, user_with_membership
+from .models import utcnow
+from .policy import Access
+
+if TYPE_CHECKING:
+    from .extension import RBAC
+
+#: ``view_as(rbac, real)`` returns the access in force for a member whose own is ``real``.
+ViewAs = Callable[[Any, "Access | None"], "Access | None"]
+
+
+@dataclass
+class RequestState:
+    """What the extension knows of the current request (``g._rbac``).
+
+    ``access`` is the acting access (the viewed member's while viewing as),
+    valid once ``resolved``; ``real_access`` is the viewer's own while viewing
+    as (the audit trail names them), else None. ``token_auth`` and
+    ``token_workspace`` are set when an API token signed the request in;
+    ``membership_row`` is the row :func:`load_user` read with the user, kept
+    for :func:`current_access`. ``denied`` and ``denied_keys`` collect the
+    request's refusals for the audit trail.
+    """
+
+    access: Access | None = None
+    resolved: bool = False
+    real_access: Access | None = None
+    token_auth: bool = False
+    token_workspace: Any = None
+    membership_row: tuple[Any, Any, Any] | None = None
+    denied: list[dict[str, Any]] = field(default_factory=list)
+    denied_keys: set[Any] = field(default_factory=set)
+
+    def reset(self) -> None:
+        """Forget the resolved access: the next read resolves it again."""
+        self.access = None
+        self.resolved = False
+        self.real_access = None
+
+
+def request_state() -> RequestState:
+    """Return the request's :class:`RequestState`, created on first use."""
+    state: RequestState | None = g.get("_rbac")
+    if state is None:
+        state = g._rbac = RequestState()
+    return state
+
+
+def acting_access() -> Access | None:
+    """Return the acting access if this request resolved it already, else None (no query)."""
+    if not has_request_context():
+        return None
+    return request_state().access
+
+
+def user_pk(user: Any) -> Any:
+    """Return the primary key of ``user``: the value ``Membership.user_id`` holds.
+
+    Flask-Login's ``get_id()`` is whatever the session stores to find the
+    user again, and a host may make it an *alternative id* rather than the
+    primary key (a random per-user token rotated at logout, as
+    Flask-Security's ``fs_uniquifier``, so that copied session and
+    remember-me cookies die with it). The extension therefore never reads
+    ``get_id()``; it asks this method, which returns the mapped primary key
+    of an ORM instance (``current_user`` proxies included), or the
+    ``id`` attribute of any other user object::
+
+        membership_of(rbac, workspace_id, rbac.user_pk(current_user))
+    """
+    unwrap = getattr(user, "_get_current_object", None)
+    if unwrap is not None:  # current_user is a LocalProxy
+        user = unwrap()
+    if user is None:
+        return None
+    try:
+        state = sa.inspect(user)
+    except sa.exc.NoInspectionAvailable:
+        return getattr(user, "id", None)
+    identity = state.identity  # None until the instance is flushed
+    if identity is None:
+        identity = state.mapper.primary_key_from_instance(user)
+    return identity[0] if len(identity) == 1 else tuple(identity)
+
+
+def default_workspace(rbac: RBAC, user: Any) -> Any:
+    """The session's workspace, else the user's first active membership's."""
+    ws = session.get(current_app.config["RBAC_SESSION_KEY"])
+    if ws is not None:
+        return ws
+    M = rbac.models.Membership
+    return rbac.db.session.scalar(
+        sa.select(M.workspace_id).where(M.user_id == _as_column_type(M.user_id, user_pk(user)),
+                                        M.status == "active")
+        .order_by(M.id).limit(1), execution_options=BYPASS)
+
+
+def current_workspace_id(rbac: RBAC) -> Any:
+    """Return the workspace the request's user acts in, or None (anonymous)."""
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    if not user or not user.is_authenticated:
+        return None
+    state = request_state()
+    if state.token_auth:
+        # A request authenticated by an API token acts in the token's workspace.
+        return state.token_workspace
+    loader = rbac._workspace_loader
+    return loader(user) if loader is not None else default_workspace(rbac, user)
+
+
+def load_user_from_request(rbac: RBAC, request: Any) -> Any:
+    """Flask-Login ``request_loader`` for ``Authorization: Bearer <token>``.
+
+    Register it with ``login_manager.request_loader(rbac.load_user_from_request)``.
+    The request then acts in the token's workspace.
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, plaintext = header.partition(" ")
+    if scheme.lower() != "bearer" or not plaintext:
+        return None
+    membership = tokens.membership_for_token(rbac, plaintext.strip())
+    if membership is None:
+        return None
+    rbac.db.session.commit()  # keep last_used_at
+    state = request_state()
+    state.token_workspace = membership.workspace_id
+    state.token_auth = True
+    return membership.user
+
+
+def load_user(rbac: RBAC, user_id: Any, *, column: Any = None) -> Any:
+    """Load a user for Flask-Login, with their membership in the session's workspace.
+
+    ``login_manager.user_loader(rbac.load_user)``, or call it from your own
+    loader instead of ``db.session.get(User, user_id)``. ``column`` is the
+    user column that Flask-Login's id names (default: the primary key);
+    pass your alternative id column, e.g. ``User.session_token``, when
+    ``get_id()`` returns one. The membership row that
+    :meth:`current_access` needs (status, department, the workspace's plan
+    and ``policy_version``) comes with the user in one query, read fresh on
+    every request, so the request makes one round trip fewer and still
+    sees a deactivation or a policy change made by any process. With a
+    custom :meth:`workspace_loader` it loads the user alone.
+    """
+    ws = None
+    if has_request_context() and rbac._workspace_loader is None:
+        ws = session.get(current_app.config["RBAC_SESSION_KEY"])
+    user, row = user_with_membership(rbac.db.session, rbac.models, rbac.user_model,
+                                     user_id, ws, column=column)
+    if user is not None and ws is not None:
+        request_state().membership_row = (user, ws, row)
+    return user
+
+
+def current_access(rbac: RBAC, view_as: ViewAs) -> Access | None:
+    """Return the acting access of the request (cached on the request state).
+
+    ``view_as`` hands the member's own access to view-as, which returns the
+    viewed member's while an Owner or Admin views the app as them.
+    """
+    state = request_state()
+    if state.resolved:
+        return state.access
+    access = None
+    ws = current_workspace_id(rbac)
+    if ws is not None:
+        # Read with the user by load_user in this request, if it was the same
+        # user (the very object) in the same workspace.
+        loaded, state.membership_row = state.membership_row, None
+        if (loaded is not None and loaded[0] is current_user._get_current_object()
+                and str(loaded[1]) == str(ws)):
+            row = loaded[2]
+        else:
+            row = membership_row(rbac.db.session, rbac.models,
+                                 user_id=user_pk(current_user), workspace_id=ws)
+        if row is not None:
+            access = access_for_row(rbac, row)
+    access = view_as(rbac, access)
+    state.access, state.resolved = access, True
+    return access
+
+
+def resolve_context(rbac: RBAC) -> Any:
+    """Return SYSTEM, the Access in force, or None (no member): fail closed."""
+    override_value = current_override()
+    if override_value is not None:
+        return override_value
+    if has_request_context():
+        return rbac.current_access()
+    raise NoAccessContext(
+        "A protected model was queried outside a request with no member: "
+        "use rbac.system() or rbac.as_member(membership).")
+
+
+def access_for_row(rbac: RBAC, row: Any) -> Access:
+    """Return the access of a membership row, from the app's cache when still valid."""
+    now = utcnow()
+    cache = current_app.extensions["rbac"].cache
+    access = cache.get(row.id, row.policy_version, now)
+    if access is None:
+        access = load_access(rbac.db.session, rbac.models, rbac.registry,
+                             current_app.config, row, now)
+        cache.put(access)
+    return access
+
+
+def access_for(rbac: RBAC, membership: Any) -> Access | None:
+    """Return the effective access of a membership (instance or id)."""
+    mid = getattr(membership, "id", membership)
+    row = membership_row(rbac.db.session, rbac.models, membership_id=mid)
+    return access_for_row(rbac, row) if row is not None else None

@@ -1,0 +1,244 @@
+"""The session's listeners: the query filter and the flush hooks.
+
+The extension registers these functions on its session with ``rbac`` bound.
+:func:`on_orm_execute`, the ``do_orm_execute`` listener, adds
+``with_loader_criteria`` options built by :mod:`.query` for every protected
+model a statement touches, and refuses the statement shapes whose rows
+cannot be filtered (ORM INSERT, UPDATE by primary key with a parameter list,
+``from_statement(text(...))``, Core statements) outside the system context.
+Writes made by flush never pass there: :func:`before_flush` checks them
+(:mod:`.inputs`, then :mod:`.guard`), and :func:`after_flush` bumps the
+policy versions of the workspaces whose access changed.
+
+The query filter runs for every query of the app, so it does no more than it
+must: column loads and ``rbac_bypass`` statements return at once, the common
+one-model statement looks its tables up by the SQL cache key SQLAlchemy
+computes anyway, and the options are built once per member, action and set
+of tables (kept on the immutable, cached :class:`~.policy.Access`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.orm.context import FromStatement
+
+from . import fields, guard, inputs
+from .context import SYSTEM
+from .errors import PermissionDenied
+from .policy import Access
+from .query import aliased_resources, referenced_resources
+from .registry import Resource
+
+if TYPE_CHECKING:
+    from .extension import RBAC
+
+#: Statements remembered per memo; beyond it, statements are walked every time.
+MEMO_SIZE = 10_000
+
+
+class StatementMemo:
+    """What the listener remembers of statements, by SQL cache key.
+
+    ``tables`` and ``filtered_tables`` hold (protected resources, aliases
+    one of them) of a statement and of a statement with the filter's
+    options added (see :func:`tables_of`); ``columns`` holds the columns a
+    statement names (see :func:`.fields.check_statement`). Registering a
+    resource clears them all.
+    """
+
+    def __init__(self) -> None:
+        self.tables: dict[Any, tuple[list[Resource], bool]] = {}
+        self.filtered_tables: dict[Any, tuple[list[Resource], bool]] = {}
+        self.columns: dict[Any, fields.ColumnRefs] = {}
+
+    def clear(self) -> None:
+        self.tables.clear()
+        self.filtered_tables.clear()
+        self.columns.clear()
+
+
+def on_orm_execute(rbac: RBAC, state: ORMExecuteState) -> None:
+    """Add the member's criteria to every statement touching protected tables.
+
+    Statement shapes whose rows cannot be filtered (ORM INSERT, UPDATE by
+    primary key with a parameter list, ``from_statement(text(...))``, Core
+    statements) are refused outside the system context instead.
+    """
+    if state.execution_options.get("rbac_bypass"):
+        return
+    if state.is_column_load:
+        fields.check_column_load(rbac, state)  # hidden attributes stay unread
+        return
+    registry = rbac.registry
+    primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
+    first = registry.for_model(primary) if primary is not None else None
+    if first is not None and not (state.is_select and state.is_orm_statement
+                                  and not isinstance(state.statement, FromStatement)):
+        first = None
+    if first is None:
+        involved, has_aliases = tables_of(rbac, state.statement)
+        if not involved:
+            return
+    if state.is_update:
+        inputs.check_update_numbers(registry, primary, state.statement, state.parameters)
+    ctx = rbac.resolve_context()
+    if ctx is SYSTEM:
+        return
+    access: Access | None = ctx
+    if state.is_update:
+        action = "edit"
+    elif state.is_delete:
+        action = "delete"
+    else:
+        action = state.execution_options.get("rbac_action", "view")
+    statement = None
+    if first is not None:
+        # The common case, a statement about one protected model (the one
+        # SQLAlchemy binds it by) and no other: add that model's options
+        # first, then look the statement's tables up by the cache key of the
+        # result, which SQLAlchemy memoises and reuses for its SQL cache,
+        # instead of walking the statement for a key of its own.
+        statement = state.statement.options(*options(rbac, access, action, primary, [first]))
+        involved, has_aliases = tables_of(rbac, state.statement, statement)
+        if has_aliases or [r.name for r in involved] != [first.name]:
+            statement = None  # other protected tables too: the general case
+    refuse_unfilterable(state, involved)
+    fields.check_statement(rbac, access, state, involved)
+    if state.is_update:
+        check_bulk_update(rbac, access, state, primary)
+    if statement is None:
+        opts = list(options(rbac, access, action, primary, involved))
+        # Explicit aliases get criteria written for the alias itself: fixed
+        # criteria of the class are not adapted to an alias by SQLAlchemy.
+        for alias, res in (aliased_resources(registry, state.statement)
+                           if has_aliases else ()):
+            opts.append(with_loader_criteria(
+                alias, rbac.criteria(access, res, "view", entity=alias)))
+        statement = state.statement.options(*opts)
+    if (state.is_update or state.is_delete) and access is not None:
+        res = registry.for_model(primary) if primary is not None else None
+        if res is not None:
+            # Bulk statements act on the member's own workspace only: a record
+            # shared with them changes one at a time, through the flush guard
+            # (which keeps its owner) and the audit trail of both workspaces.
+            statement = statement.where(
+                getattr(primary, res.workspace_column) == access.workspace_id)
+    state.statement = statement
+
+
+def options(rbac: RBAC, access: Access | None, action: str, primary: Any,
+            involved: list[Resource]) -> tuple[Any, ...]:
+    """Return the ``with_loader_criteria`` options for a statement's protected models.
+
+    Criteria for the named models and every protected model reachable
+    from them by relationships (they propagate to lazy loads and joined
+    eager loads of those relationships), built once per member, action
+    and set of tables and kept on the (immutable, cached) Access:
+    building them, and above all letting SQLAlchemy walk every model's
+    criteria for the cache key of every execution, cost more than a
+    small query.
+    """
+    key = ("__options__", action, primary, tuple(sorted(r.name for r in involved)))
+    cached = access.sql_cache.get(key) if access is not None else None
+    if cached is None:
+        cached = tuple(
+            with_loader_criteria(res.model, rbac.criteria(
+                access, res, action if res.model is primary else "view"))
+            for res in rbac.registry.reachable(involved))
+        if access is not None:
+            access.sql_cache[key] = cached
+    return cached
+
+
+def tables_of(rbac: RBAC, statement: Any, filtered: Any = None) -> tuple[list[Resource], bool]:
+    """Return the protected resources ``statement`` touches and whether it aliases one.
+
+    Walking the whole statement tree (twice: tables, then aliases) costs
+    more than a small query. Equal SQL cache keys mean equal tables and
+    aliases, so the answer is remembered by key: the key of ``filtered``
+    (``statement`` with the filter's options added, whose key SQLAlchemy
+    memoises and reuses to execute it) when given, else that of
+    ``statement``. Only statements that do alias a protected model are
+    walked again for their alias objects.
+    """
+    memo = rbac._statements.tables if filtered is None else rbac._statements.filtered_tables
+    key = (statement if filtered is None else filtered)._generate_cache_key()
+    hit = memo.get(key.key) if key is not None else None
+    if hit is None:
+        involved = referenced_resources(rbac.registry, statement)
+        hit = (involved, bool(involved and aliased_resources(rbac.registry, statement)))
+        if key is not None and len(memo) < MEMO_SIZE:
+            memo[key.key] = hit
+    return hit
+
+
+def refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> None:
+    """Refuse a statement on ``involved`` whose rows the criteria cannot filter."""
+    if not state.is_orm_statement:
+        reason = "Core statements on protected tables run only inside rbac.system()"
+    elif state.is_insert:
+        reason = ("ORM INSERT statements skip the write guard; add objects to the "
+                  "session instead")
+    elif state.is_update and isinstance(state.parameters, list):
+        reason = "UPDATE by primary key with a parameter list cannot be filtered"
+    elif isinstance(state.statement, FromStatement):
+        reason = "from_statement() with textual SQL cannot be filtered"
+    elif not (state.is_select or state.is_update or state.is_delete):
+        reason = "this statement cannot be filtered"
+    else:
+        return
+    names = ", ".join(r.name for r in involved)
+    raise PermissionDenied(f"{reason} ({names}); use rbac.system() for trusted code.")
+
+
+def check_bulk_update(rbac: RBAC, access: Access | None, state: ORMExecuteState,
+                      model: Any) -> None:
+    """Refuse bulk UPDATEs of the columns that decide who may see a row.
+
+    Their new values cannot be checked row by row in SQL; per-record
+    updates go through the flush guard instead.
+    """
+    res = rbac.registry.for_model(model) if model is not None else None
+    if res is None:
+        return
+    keys: set[str] = set()
+    for col in getattr(state.statement, "_values", None) or {}:
+        keys.add(getattr(col, "key", str(col)))
+    params = state.parameters
+    if isinstance(params, dict):
+        keys.update(params)
+    elif isinstance(params, list):
+        for p in params:
+            keys.update(p)
+    guarded = {res.workspace_column}  # never, not even for an Owner
+    if access is None or not access.is_owner:
+        guarded |= {res.owner_column, res.department_column, res.parent_column}
+    if access is not None and not access.is_owner:
+        guarded.update(access.unwritable(res.name))
+        for (name, _), rules in access.rules.items():
+            if name == res.name:
+                guarded.update(c[0] for r in rules for c in r.conditions)
+    touched = keys & {k for k in guarded if k}
+    if touched:
+        raise PermissionDenied(
+            f"Bulk updates of {', '.join(sorted(touched))} on {res.name} are not allowed; "
+            "change records one by one.", resource=res.name, action="edit")
+
+
+def before_flush(rbac: RBAC, db_session: Session, flush_context: Any, instances: Any) -> None:
+    """Check the flushed values, then every write, and note the policy changes."""
+    inputs.check_numbers(rbac.registry, db_session)
+    guard.check_flush(rbac, db_session)
+    guard.collect_policy_changes(rbac, db_session)
+
+
+def after_flush(rbac: RBAC, db_session: Session, flush_context: Any) -> None:
+    """Bump the policy version of the workspaces whose access the flush changed."""
+    guard.bump_policy_versions(rbac, db_session)
+
+
+def after_rollback(db_session: Session) -> None:
+    """Forget the policy changes of the rolled back transaction."""
+    db_session.info.pop("rbac_changed", None)
