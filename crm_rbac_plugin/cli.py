@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 
 from .errors import RBACError
 from .loader import BYPASS
+from .queries import parse_utc
 
 
 def _rbac():  # type: ignore[no-untyped-def]
@@ -307,7 +308,6 @@ def sharing_create_command(workspace: str, receiving: str, permissions: tuple[st
     import json
 
     from . import sharing
-    from .settings.support import parse_utc
 
     rbac = _rbac()
     actor = _actor(rbac, as_email, workspace)

@@ -16,14 +16,13 @@ from flask import (Blueprint, Flask, Response, flash, redirect, render_template,
                    request, session, url_for)
 from flask_login import login_required
 
-from .. import audit, csvsafe, inputs
+from .. import audit, csvsafe, inputs, queries
 from ..decorators import require_permission
 from ..errors import RBACError
 from ..models import utcnow
 from ..policy import Access, Decision
-from ..settings import support
+from ..queries import get_rbac
 from ..settings.forms import ConfirmForm
-from ..settings.support import get_rbac
 from ..urls import safe_next
 from . import history, review, viewas
 from .explain import explain
@@ -68,7 +67,7 @@ def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]
 
 
 def _members(rbac: Any, workspace_id: int) -> list[Any]:
-    return list(support.workspace_memberships(rbac, workspace_id))
+    return list(queries.workspace_memberships(rbac, workspace_id))
 
 
 # -- audit trail ---------------------------------------------------------------------------
@@ -167,7 +166,7 @@ def explain_page() -> Any:
     result, errors, status = None, [], 200
     if form["member"] and form["resource"]:
         try:
-            membership = support.membership_in(rbac, access.workspace_id, int(form["member"]))
+            membership = queries.membership_in(rbac, access.workspace_id, int(form["member"]))
             if membership is None:
                 raise LookupError("No such member in this workspace.")
             res = rbac.registry.check_action(form["resource"], form["action"])
@@ -204,7 +203,7 @@ def view_as_start() -> Any:
         return redirect(url_for(".access_review"))
     target = None
     try:
-        membership = support.membership_in(rbac, real.workspace_id,
+        membership = queries.membership_in(rbac, real.workspace_id,
                                            int(request.form.get("membership_id", "")))
         target = rbac.access_for(membership) if membership is not None else None
     except ValueError:

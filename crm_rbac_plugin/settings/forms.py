@@ -21,8 +21,8 @@ from wtforms import (BooleanField, DateTimeLocalField, SelectChoice, SelectField
                      SelectMultipleField, StringField, TextAreaField)
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..queries import restrictable_fields
 from ..registry import SCOPES, Registry, Resource
-from .support import restrictable_fields
 
 
 def choices(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:

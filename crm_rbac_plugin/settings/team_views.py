@@ -26,14 +26,13 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from .. import team
+from .. import queries, team
 from ..decorators import require_permission
 from ..errors import PermissionDenied, ValidationError
 from ..models import MEMBER_STATUSES
 from ..policy import Decision
-from . import support
+from ..queries import get_rbac
 from .forms import ConfirmForm, choices, optional_int
-from .support import get_rbac
 from .views import (
     _access,
     _add_error,
@@ -125,7 +124,7 @@ def members_page() -> Any:
     ws = access.workspace_id
     form = FilterForm(formdata=request.args)
     form.role.choices = choices([("", "any role")] + [
-        (r.id, r.name) for r in support.workspace_roles(rbac, ws)])
+        (r.id, r.name) for r in queries.workspace_roles(rbac, ws)])
     departments = _departments(rbac, ws)
     form.department.choices = choices([("", "any department")] + [
         (d.id, d.name) for d in departments])
@@ -139,7 +138,7 @@ def members_page() -> Any:
     return _render("team/members.html", status, form=form,
                    memberships=team.list_members(rbac, ws, flt),
                    invitations=team.open_invitations(rbac, ws) if _can("members.create") else [],
-                   status_of=support.assignment_status, can_invite=_can("members.create"),
+                   status_of=queries.assignment_status, can_invite=_can("members.create"),
                    can_edit=_can("members.edit"), confirm=ConfirmForm())
 
 
@@ -161,11 +160,11 @@ def invite() -> Any:
     # Every role is offered, as on the member page; the service refuses what the
     # inviter may not give (and says why) instead of the form hiding it.
     form.roles.choices = choices((r.id, r.name) for r in
-                                 support.workspace_roles(rbac, access.workspace_id))
+                                 queries.workspace_roles(rbac, access.workspace_id))
     status, page_errors = 200, []
     if request.method == "POST":
         if form.validate_on_submit():
-            chosen = [support.role_in(rbac, access.workspace_id, rid) for rid in form.roles.data]
+            chosen = [queries.role_in(rbac, access.workspace_id, rid) for rid in form.roles.data]
             try:
                 team.invite(rbac, access, form.email.data or "", [r for r in chosen if r])
                 _commit()
@@ -278,7 +277,7 @@ def _member_page(membership: Any, *, status: int = 200, page_errors: list[str] |
         team_form = TeamForm(formdata=None)
     taken = {m.id for m in assigned} | {membership.id}
     team_form.member_id.choices = choices([("", "— choose —")] + [
-        (m.id, m.display_name) for m in support.workspace_memberships(rbac, ws)
+        (m.id, m.display_name) for m in queries.workspace_memberships(rbac, ws)
         if m.id not in taken])
     return _render("team/member.html", status, membership=membership, assigned=assigned,
                    dept_form=dept_form, team_form=team_form, confirm=ConfirmForm(),
@@ -356,10 +355,10 @@ def add_to_team(membership_id: int) -> Any:
     manager = _membership_or_404(membership_id)
     form = TeamForm()
     form.member_id.choices = choices((m.id, m.display_name) for m in
-                                     support.workspace_memberships(rbac, access.workspace_id))
+                                     queries.workspace_memberships(rbac, access.workspace_id))
     if not form.validate_on_submit():
         return _member_page(manager, status=400, team_form=form)
-    member = support.membership_in(rbac, access.workspace_id, form.member_id.data)
+    member = queries.membership_in(rbac, access.workspace_id, form.member_id.data)
     return _change_member(manager, lambda: team.assign_to_manager(rbac, access, manager, member),
                           f"{manager.display_name} now manages {member.display_name}.")
 
@@ -392,7 +391,7 @@ def reassign(membership_id: int) -> Any:
     form = ReassignForm()
     form.to_user_id.choices = choices([("", "— choose —")] + [
         (m.user_id, m.display_name)
-        for m in support.workspace_memberships(rbac, access.workspace_id)
+        for m in queries.workspace_memberships(rbac, access.workspace_id)
         if m.status == "active" and m.id != source.id])
     form.resources.choices = choices((r.name, r.label or r.name) for r in team.reassignable(rbac))
     status, page_errors, preview = 200, [], None

@@ -28,11 +28,11 @@ from ..decorators import require_permission
 from ..errors import NoAccessContext, PermissionDenied, UnknownResource, ValidationError
 from ..models import utcnow
 from ..policy import Access, Decision
-from . import support
+from ..queries import get_rbac
+from .. import queries
 from .forms import (AssignRoleForm, CompareForm, ConfirmForm, ConflictForm, DeleteRoleForm,
                     GrantingForm, PlanForm, RoleForm, TokenForm, cell_field, choices,
                     has_scopes, role_form_class, rule_field)
-from .support import get_rbac
 
 bp = Blueprint("rbac_settings", __name__)
 
@@ -68,12 +68,12 @@ def _not_found() -> Any:
 
 
 def _role_or_404(role_id: int) -> Any:
-    role = support.role_in(get_rbac(), _access().workspace_id, role_id)
+    role = queries.role_in(get_rbac(), _access().workspace_id, role_id)
     return role if role is not None else _not_found()
 
 
 def _membership_or_404(membership_id: int) -> Any:
-    membership = support.membership_in(get_rbac(), _access().workspace_id, membership_id)
+    membership = queries.membership_in(get_rbac(), _access().workspace_id, membership_id)
     return membership if membership is not None else _not_found()
 
 
@@ -176,13 +176,13 @@ def index() -> Any:
 def roles_list() -> Any:
     """Every role of the workspace with its member count and the actions allowed."""
     rbac, access = get_rbac(), _access()
-    counts = support.member_counts(rbac, access.workspace_id)
+    counts = queries.member_counts(rbac, access.workspace_id)
     can_edit, can_delete, can_create = (_can("roles.edit"), _can("roles.delete"),
                                         _can("roles.create"))
     rows = []
-    for role in support.workspace_roles(rbac, access.workspace_id):
+    for role in queries.workspace_roles(rbac, access.workspace_id):
         fixed = roles.is_privileged(role)
-        covered = support.covers_role(access, role)
+        covered = queries.covers_role(access, role)
         rows.append({"role": role, "members": counts.get(role.id, 0),
                      "edit": can_edit and covered and not fixed,
                      "delete": can_delete and covered and not fixed,
@@ -204,7 +204,7 @@ def _form_data(rbac: Any, specs: list[roles.GrantSpec], field_rules: dict[str, d
         data[cell_field("scope", spec.resource, spec.action)] = (
             spec.scope if has_scopes(res) else "all")
         if res.model is not None:
-            data[cell_field("cond", spec.resource, spec.action)] = support.condition_text(
+            data[cell_field("cond", spec.resource, spec.action)] = queries.condition_text(
                 spec.condition)
     for resource, fields in field_rules.items():
         for column, mode in fields.items():
@@ -278,7 +278,7 @@ def _grant_items(rbac: Any, form: RoleForm, kept_denies: dict[tuple[str, str], r
 def _field_rules(rbac: Any, form: RoleForm) -> dict[str, dict[str, str]]:
     rules: dict[str, dict[str, str]] = {}
     for res in rbac.registry:
-        for column in support.restrictable_fields(res):
+        for column in queries.restrictable_fields(res):
             mode = form[rule_field(res.name, column)].data
             if mode:
                 rules.setdefault(res.name, {})[column] = mode
@@ -312,16 +312,16 @@ def _role_page(form: RoleForm, role: Any, *, status: int = 200,
     """Render the role form, with a preview (``preview`` for an existing role,
     ``new_grants`` for a new one) when the form was submitted for one."""
     rbac = get_rbac()
-    parent = support.role_in(rbac, _access().workspace_id, form.parent_id.data)
+    parent = queries.role_in(rbac, _access().workspace_id, form.parent_id.data)
     inherited = roles.matrix(rbac, parent) if parent is not None else {}
-    modules = support.ordered_modules(rbac.registry)
-    columns = support.module_columns(modules)
+    modules = queries.ordered_modules(rbac.registry)
+    columns = queries.module_columns(modules)
     return _render("role_form.html", status, form=form, role=role, registry=rbac.registry,
                    modules=modules, columns=columns, inherited=inherited,
                    page_errors=page_errors or [], preview=preview, new_grants=new_grants,
                    field_rules=_field_rules(rbac, form) if new_grants is not None else {},
                    clone_of=clone_of, cell_field=cell_field, rule_field=rule_field,
-                   restrictable_fields=support.restrictable_fields,
+                   restrictable_fields=queries.restrictable_fields,
                    describe=conditions.describe)
 
 
@@ -333,7 +333,7 @@ def _role_form(role: Any, data: dict[str, Any] | None = None) -> RoleForm:
     rbac = get_rbac()
     form = role_form_class(rbac.registry)(data=data)
     form.parent_id.choices = choices([("", "— none —")] + [
-        (r.id, r.name) for r in support.workspace_roles(rbac, _access().workspace_id)
+        (r.id, r.name) for r in queries.workspace_roles(rbac, _access().workspace_id)
         if not r.is_owner and (role is None or r.id != role.id)])
     return form
 
@@ -356,7 +356,7 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
     page_errors: list[str] = []
     try:
         grants = roles.parse_grants(rbac, items)
-        parent = support.role_in(rbac, access.workspace_id, form.parent_id.data)
+        parent = queries.role_in(rbac, access.workspace_id, form.parent_id.data)
         rules = _field_rules(rbac, form)
         name, description = form.name.data or "", form.description.data or ""
 
@@ -404,7 +404,7 @@ def new_role() -> Any:
                 "The Owner role cannot be cloned; clone Admin instead."])
         form = _role_form(None, _form_data(
             rbac, roles.merge_specs(roles.effective_specs(source)),
-            support.field_rules_of(source), name=f"{source.name} (copy)",
+            queries.field_rules_of(source), name=f"{source.name} (copy)",
             description=source.description))
     return _role_page(form, None, clone_of=source)
 
@@ -421,7 +421,7 @@ def edit_role(role_id: int) -> Any:
     if request.method == "POST":
         return _save_role(_role_form(role), role)
     form = _role_form(role, _form_data(
-        rbac, roles.specs_of(role), support.field_rules_of(role), name=role.name,
+        rbac, roles.specs_of(role), queries.field_rules_of(role), name=role.name,
         description=role.description, parent_id=role.parent_id))
     return _role_page(form, role)
 
@@ -434,13 +434,13 @@ def delete_role(role_id: int) -> Any:
     role = _role_or_404(role_id)
     form = DeleteRoleForm()
     form.move_to.choices = choices([("", "— nobody (members keep their other roles) —")] + [
-        (r.id, r.name) for r in support.workspace_roles(rbac, access.workspace_id)
+        (r.id, r.name) for r in queries.workspace_roles(rbac, access.workspace_id)
         if r.id != role.id])
     holders = roles.holders(rbac, role)
     page_errors: list[str] = []
     status = 200
     if form.validate_on_submit():
-        move_to = support.role_in(rbac, access.workspace_id, form.move_to.data)
+        move_to = queries.role_in(rbac, access.workspace_id, form.move_to.data)
         name = role.name
         try:
             roles.delete_role(rbac, access, role, move_to=move_to)
@@ -468,7 +468,7 @@ def delete_role(role_id: int) -> Any:
 def compare() -> Any:
     """Roles side by side (differences highlighted) and "which roles grant X?"."""
     rbac, access = get_rbac(), _access()
-    all_roles = support.workspace_roles(rbac, access.workspace_id)
+    all_roles = queries.workspace_roles(rbac, access.workspace_id)
     form = CompareForm(formdata=request.args if "ids" in request.args else None)
     form.ids.choices = choices((r.id, r.name) for r in all_roles)
     granting_form = GrantingForm(formdata=request.args if "permission" in request.args else None)
@@ -504,7 +504,7 @@ def compare() -> Any:
 def _assign_form() -> AssignRoleForm:
     form = AssignRoleForm()
     form.role_id.choices = choices([("", "— choose a role —")] + [
-        (r.id, r.name) for r in support.workspace_roles(get_rbac(), _access().workspace_id)])
+        (r.id, r.name) for r in queries.workspace_roles(get_rbac(), _access().workspace_id)])
     return form
 
 
@@ -514,10 +514,10 @@ def _member_page(membership: Any, *, form: AssignRoleForm | None = None, status:
     access = rbac.access_for(membership)
     assignments = sorted(membership.member_roles, key=lambda mr: mr.id)
     return _render("member_access.html", status, membership=membership, member_access=access,
-                   assignments=assignments, status_of=support.assignment_status,
-                   chain=support.role_chain,
-                   matrix=support.effective_matrix(rbac, membership, access),
-                   columns=support.module_columns(support.ordered_modules(rbac.registry)),
+                   assignments=assignments, status_of=queries.assignment_status,
+                   chain=queries.role_chain,
+                   matrix=queries.effective_matrix(rbac, membership, access),
+                   columns=queries.module_columns(queries.ordered_modules(rbac.registry)),
                    form=form or _assign_form(), confirm=ConfirmForm(),
                    can_edit=_can("members.edit"), page_errors=page_errors or [])
 
@@ -538,7 +538,7 @@ def assign(membership_id: int) -> Any:
     form = _assign_form()
     if not form.validate_on_submit():
         return _member_page(membership, form=form, status=400)
-    role = support.role_in(rbac, access.workspace_id, form.role_id.data)
+    role = queries.role_in(rbac, access.workspace_id, form.role_id.data)
     try:
         roles.assign_role(rbac, access, membership, role, starts_at=form.starts_at.data,
                           expires_at=form.expires_at.data)
@@ -590,12 +590,12 @@ def conflicts() -> Any:
     rbac, access = get_rbac(), _access()
     form = ConflictForm()
     form.role_a_id.choices = form.role_b_id.choices = choices(
-        (r.id, r.name) for r in support.workspace_roles(rbac, access.workspace_id))
+        (r.id, r.name) for r in queries.workspace_roles(rbac, access.workspace_id))
     status, page_errors = 200, []
     if request.method == "POST":
         if form.validate_on_submit():
-            a = support.role_in(rbac, access.workspace_id, form.role_a_id.data)
-            b = support.role_in(rbac, access.workspace_id, form.role_b_id.data)
+            a = queries.role_in(rbac, access.workspace_id, form.role_a_id.data)
+            b = queries.role_in(rbac, access.workspace_id, form.role_b_id.data)
             try:
                 roles.add_conflict(rbac, access, a, b)
                 _commit()
@@ -612,7 +612,7 @@ def conflicts() -> Any:
         else:
             status = 400
     return _render("conflicts.html", status, form=form, confirm=ConfirmForm(),
-                   pairs=support.workspace_conflicts(rbac, access.workspace_id),
+                   pairs=queries.workspace_conflicts(rbac, access.workspace_id),
                    can_manage=_can("roles.manage"), page_errors=page_errors)
 
 
@@ -620,7 +620,7 @@ def conflicts() -> Any:
 @require_permission("roles", "manage")
 def remove_conflict(conflict_id: int) -> Any:
     rbac, access = get_rbac(), _access()
-    pair = support.conflict_in(rbac, access.workspace_id, conflict_id)
+    pair = queries.conflict_in(rbac, access.workspace_id, conflict_id)
     if pair is None:
         return _not_found()
     if not ConfirmForm().validate_on_submit():
@@ -660,8 +660,8 @@ def plan() -> Any:
                 _add_error(form.plan, exc.message)
         status = 400
     return _render("plan.html", status, form=form, workspace=workspace,
-                   modules=list(support.ordered_modules(rbac.registry)),
-                   plans=[(p, set(support.plan_modules(rbac, p))) for p in plans])
+                   modules=list(queries.ordered_modules(rbac.registry)),
+                   plans=[(p, set(queries.plan_modules(rbac, p))) for p in plans])
 
 
 # -- API tokens -------------------------------------------------------------------------
@@ -700,7 +700,7 @@ def tokens_page() -> Any:
         else:
             status = 400
     return _render("tokens.html", status, form=form, created=created, confirm=ConfirmForm(),
-                   tokens=support.member_tokens(rbac, membership.id), now=utcnow(),
+                   tokens=queries.member_tokens(rbac, membership.id), now=utcnow(),
                    api_prefix=current_app.config["RBAC_API_URL_PREFIX"])
 
 
@@ -709,7 +709,7 @@ def tokens_page() -> Any:
 def revoke_token(token_id: int) -> Any:
     rbac = get_rbac()
     membership = _my_membership()
-    token = next((t for t in support.member_tokens(rbac, membership.id) if t.id == token_id),
+    token = next((t for t in queries.member_tokens(rbac, membership.id) if t.id == token_id),
                  None)
     if token is None:
         return _not_found()
