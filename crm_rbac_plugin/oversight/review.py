@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..models import utcnow
 from .. import queries
+from ..models import utcnow
 
 if TYPE_CHECKING:
     from ..extension import RBAC

@@ -16,13 +16,13 @@ from flask import (Blueprint, Flask, Response, flash, redirect, render_template,
                    request, session, url_for)
 from flask_login import login_required
 
-from .. import audit, csvsafe, inputs, queries
+from .. import audit, csvsafe, inputs, pages, queries
 from ..decorators import require_permission
 from ..errors import RBACError
+from ..pages import ConfirmForm
 from ..models import utcnow
 from ..policy import Access, Decision
 from ..queries import get_rbac
-from ..settings.forms import ConfirmForm
 from ..urls import safe_next
 from . import history, review, viewas
 from .explain import explain
@@ -35,17 +35,23 @@ PERMISSION = "settings.view"
 
 
 def register(app: Flask) -> None:
-    """Mount the pages next to the settings pages (not at all if those are off)."""
+    """Mount the pages next to the settings pages (not at all if those are off).
+
+    Their tabs go between the settings' workspace tabs and the member's own
+    ones (see :func:`..settings.views.register`).
+    """
     prefix = app.config["RBAC_SETTINGS_URL_PREFIX"]
-    if prefix is not None:
-        app.register_blueprint(bp, url_prefix=prefix)
+    if prefix is None:
+        return
+    app.register_blueprint(bp, url_prefix=prefix)
+    s = bp.name
+    pages.add_tab(app, f"{s}.audit_page", "Audit trail", order=80, permission=PERMISSION)
+    pages.add_tab(app, f"{s}.who_could", "Who could", order=90, permission=PERMISSION)
+    pages.add_tab(app, f"{s}.explain_page", "Explain", order=100, permission=PERMISSION)
+    pages.add_tab(app, f"{s}.access_review", "Access review", order=110, permission=PERMISSION)
 
 
-@bp.context_processor
-def _context() -> dict[str, Any]:
-    from ..settings.views import _settings_context  # the same tabs as the settings pages
-
-    return _settings_context()
+bp.context_processor(pages.layout_context)  # the settings layout, whose tabs these pages share
 
 
 def _can(permission: str) -> bool:

@@ -95,10 +95,6 @@ def role_form_class(registry: Registry) -> type[RoleForm]:
     return type("RoleMatrixForm", (RoleForm,), attrs)
 
 
-class ConfirmForm(FlaskForm):
-    """A POST with nothing but its CSRF token (remove, revoke ...)."""
-
-
 class DeleteRoleForm(FlaskForm):
     move_to = SelectField("Move its members to", coerce=optional_int, choices=[])
 

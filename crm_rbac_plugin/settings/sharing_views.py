@@ -23,9 +23,10 @@ from .. import sharing
 from ..decorators import require_permission
 from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
+from ..pages import ConfirmForm
 from ..queries import get_rbac
 from ..registry import Registry, Resource
-from .forms import DATETIME_FORMATS, SEP, ConfirmForm
+from .forms import DATETIME_FORMATS, SEP
 from .views import _access, _add_error, _commit, _not_found, _render, _rollback, bp
 
 

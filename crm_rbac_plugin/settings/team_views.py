@@ -30,9 +30,10 @@ from .. import queries, team
 from ..decorators import require_permission
 from ..errors import PermissionDenied, ValidationError
 from ..models import MEMBER_STATUSES
+from ..pages import ConfirmForm
 from ..policy import Decision
 from ..queries import get_rbac
-from .forms import ConfirmForm, choices, optional_int
+from .forms import choices, optional_int
 from .views import (
     _access,
     _add_error,

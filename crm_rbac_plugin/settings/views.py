@@ -14,24 +14,23 @@ an id from another workspace is a 404.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 from flask import (Blueprint, Flask, current_app, flash, redirect, render_template, request,
                    url_for)
-from flask_login import current_user, login_required
+from flask_login import login_required
 
-from .. import conditions, inputs, roles, tokens
+from .. import conditions, inputs, pages, queries, roles, tokens
 from ..decorators import require_permission
 from ..errors import NoAccessContext, PermissionDenied, UnknownResource, ValidationError
 from ..models import utcnow
+from ..pages import ConfirmForm
 from ..policy import Access, Decision
 from ..queries import get_rbac
-from .. import queries
-from .forms import (AssignRoleForm, CompareForm, ConfirmForm, ConflictForm, DeleteRoleForm,
-                    GrantingForm, PlanForm, RoleForm, TokenForm, cell_field, choices,
+from .forms import (AssignRoleForm, CompareForm, ConflictForm, DeleteRoleForm, GrantingForm,
+                    PlanForm, RoleForm, TokenForm, cell_field, choices,
                     has_scopes, role_form_class, rule_field)
 
 bp = Blueprint("rbac_settings", __name__)
@@ -44,12 +43,33 @@ _PERMISSION_INDEX = re.compile(r"^permissions\[(\d+)\](?:\.(\w+))?$")
 
 
 def register(app: Flask) -> None:
-    """Mount the pages under ``RBAC_SETTINGS_URL_PREFIX`` (None: not at all)."""
+    """Mount the pages under ``RBAC_SETTINGS_URL_PREFIX`` (None: not at all), with their tabs."""
     from . import sharing_views, team_views  # noqa: F401  (team and sharing pages)
 
     prefix = app.config["RBAC_SETTINGS_URL_PREFIX"]
-    if prefix is not None:
-        app.register_blueprint(bp, url_prefix=prefix)
+    if prefix is None:
+        return
+    app.register_blueprint(bp, url_prefix=prefix)
+    _add_tabs(app)
+
+
+def _add_tabs(app: Flask) -> None:
+    """The blueprint's tabs: the workspace's settings first (orders 10 to 70), the
+    member's own pages last (200 and 210); the oversight pages' tabs go between."""
+    s = bp.name
+    pages.add_tab(app, f"{s}.roles", "Roles", order=10, permission="roles.view",
+                  highlight=[f"{s}.new_role", f"{s}.edit_role", f"{s}.delete_role"])
+    pages.add_tab(app, f"{s}.compare", "Compare roles", order=20, permission="roles.view")
+    pages.add_tab(app, f"{s}.members", "Members", order=30, permission="members.view",
+                  highlight=[f"{s}.member_access"])
+    pages.add_tab(app, f"{s}.conflicts", "Segregation of duties", order=40,
+                  permission="roles.view")
+    pages.add_tab(app, f"{s}.plan", "Plan", order=50, owner=True)
+    pages.add_tab(app, f"{s}.departments", "Departments", order=60, permission="members.view")
+    pages.add_tab(app, f"{s}.sharing", "Sharing", order=70, permission="settings.view",
+                  highlight=[f"{s}.new_agreement", f"{s}.edit_agreement"])
+    pages.add_tab(app, f"{s}.profile", "Profile", order=200)
+    pages.add_tab(app, f"{s}.tokens", "My API tokens", order=210)
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -111,50 +131,7 @@ def _dry_run(change: Callable[[], Any]) -> None:
         nested.rollback()
 
 
-def _show_flashes() -> bool:
-    """Whether the settings layout shows flashed messages itself.
-
-    ``RBAC_SETTINGS_FLASHES`` None means "only while rbac/base.html is the
-    plugin's own", which shows none; a host layout usually does.
-    """
-    setting = current_app.config["RBAC_SETTINGS_FLASHES"]
-    if setting is not None:
-        return bool(setting)
-    own = os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates")
-    filename = current_app.jinja_env.get_or_select_template("rbac/base.html").filename or ""
-    return os.path.abspath(filename).startswith(os.path.abspath(own))
-
-
-@bp.context_processor
-def _settings_context() -> dict[str, Any]:
-    access = get_rbac().current_access() if current_user.is_authenticated else None
-    # (endpoint, label, shown, endpoints that highlight it)
-    nav = [
-        ("roles", "Roles", _can("roles.view"), ("roles", "new_role", "edit_role", "delete_role")),
-        ("compare", "Compare roles", _can("roles.view"), ("compare",)),
-        ("members", "Members", _can("members.view"), ("members", "member_access")),
-        ("conflicts", "Segregation of duties", _can("roles.view"), ("conflicts",)),
-        ("plan", "Plan", bool(access and access.is_owner), ("plan",)),
-        ("departments", "Departments", _can("members.view"), ("departments",)),
-        ("sharing", "Sharing", _can("settings.view"),
-         ("sharing", "new_agreement", "edit_agreement")),
-        ("rbac_oversight.audit_page", "Audit trail", _can("settings.view"), ("audit_page",)),
-        ("rbac_oversight.who_could", "Who could", _can("settings.view"), ("who_could",)),
-        ("rbac_oversight.explain_page", "Explain", _can("settings.view"), ("explain_page",)),
-        ("rbac_oversight.access_review", "Access review", _can("settings.view"),
-         ("access_review",)),
-        ("profile", "Profile", access is not None, ("profile",)),
-        ("tokens", "My API tokens", access is not None, ("tokens",)),
-    ]
-    current = (request.endpoint or "").rpartition(".")[2]
-    endpoints = current_app.view_functions
-    nav_items = []
-    for endpoint, label, shown, group in nav:
-        full = endpoint if "." in endpoint else f"rbac_settings.{endpoint}"
-        if shown and full in endpoints:  # a host may leave a blueprint out
-            nav_items.append({"endpoint": full, "label": label, "current": current in group})
-    return {"settings_nav": nav_items,
-            "rbac_show_flashes": _show_flashes()}
+bp.context_processor(pages.layout_context)
 
 
 @bp.get("/")
