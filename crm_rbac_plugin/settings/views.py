@@ -1,14 +1,14 @@
 """The settings pages: roles and their matrix, members' access, SoD, plan, API tokens.
 
 Thin views over :mod:`..roles` and :mod:`..tokens`: the service layer makes
-every decision about what may be granted, given or removed and raises
-:class:`~..errors.PermissionDenied` or :class:`~..errors.ValidationError`;
-the views roll back, put the message on the form (at the field the error
-names) and answer 403 or 400. A change that succeeds is committed at once, so
-a page either writes all of its change or nothing.
+every decision about what may be granted, given or removed, and each change
+goes through :func:`.blueprint.attempt`, which commits it or rolls it back
+and shows the refusal (403, or 400 with the message at the input it names).
 
-Everything acts in the current member's workspace (``rbac.current_access()``);
-an id from another workspace is a 404.
+Everything acts in the current member's workspace
+(:func:`.blueprint.acting_access`); an id from another workspace is a 404.
+The team and sharing pages (:mod:`.team_views`, :mod:`.sharing_views`) are on
+the same blueprint; :func:`register` mounts them all with their tabs.
 """
 
 from __future__ import annotations
@@ -18,24 +18,22 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import (Blueprint, Flask, current_app, flash, redirect, render_template, request,
-                   url_for)
+from flask import Flask, current_app, flash, redirect, request, url_for
 from flask_login import login_required
 
-from .. import conditions, inputs, pages, queries, roles, tokens
+from .. import conditions, pages, queries, roles, tokens
 from ..decorators import require_permission
-from ..errors import NoAccessContext, PermissionDenied, UnknownResource, ValidationError
+from ..errors import UnknownResource
 from ..models import utcnow
 from ..pages import ConfirmForm
-from ..policy import Access, Decision
+from ..policy import Decision
 from ..queries import get_rbac
+from . import sharing_views, team_views  # noqa: F401  (their pages are on the same blueprint)
+from .blueprint import (Refusal, acting_access, add_error, attempt, bp, can, membership_or_404,
+                        not_found, render)
 from .forms import (AssignRoleForm, CompareForm, ConflictForm, DeleteRoleForm, GrantingForm,
                     PlanForm, RoleForm, TokenForm, cell_field, choices,
                     has_scopes, role_form_class, rule_field)
-
-bp = Blueprint("rbac_settings", __name__)
-
-inputs.refuse_out_of_range(bp)  # a too-large number is a 400 page, not a 500
 
 #: Shortcut buttons of the matrix: ``<module or *>:<level>``.
 SHORTCUT_LEVELS = ("none", "view", "full")
@@ -44,8 +42,6 @@ _PERMISSION_INDEX = re.compile(r"^permissions\[(\d+)\](?:\.(\w+))?$")
 
 def register(app: Flask) -> None:
     """Mount the pages under ``RBAC_SETTINGS_URL_PREFIX`` (None: not at all), with their tabs."""
-    from . import sharing_views, team_views  # noqa: F401  (team and sharing pages)
-
     prefix = app.config["RBAC_SETTINGS_URL_PREFIX"]
     if prefix is None:
         return
@@ -75,49 +71,9 @@ def _add_tabs(app: Flask) -> None:
 # -- helpers ---------------------------------------------------------------------
 
 
-def _access() -> Access:
-    """The current member's access; views run behind a permission check, so it exists."""
-    access = get_rbac().current_access()
-    if access is None:  # pragma: no cover - require_permission refused already
-        get_rbac().refuse(Decision(False, "You are not an active member of this workspace."))
-    return access  # type: ignore[return-value]
-
-
-def _not_found() -> Any:
-    return get_rbac().refuse(Decision(False, "not found"), 404)
-
-
 def _role_or_404(role_id: int) -> Any:
-    role = queries.role_in(get_rbac(), _access().workspace_id, role_id)
-    return role if role is not None else _not_found()
-
-
-def _membership_or_404(membership_id: int) -> Any:
-    membership = queries.membership_in(get_rbac(), _access().workspace_id, membership_id)
-    return membership if membership is not None else _not_found()
-
-
-def _can(permission: str) -> bool:
-    try:
-        return get_rbac().can(permission)
-    except NoAccessContext:
-        return False
-
-
-def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    return render_template(f"rbac/settings/{template}", **context), status
-
-
-def _rollback() -> None:
-    get_rbac().db.session.rollback()
-
-
-def _commit() -> None:
-    get_rbac().db.session.commit()
-
-
-def _add_error(field: Any, message: str) -> None:
-    field.errors = [*field.errors, message]
+    role = queries.role_in(get_rbac(), acting_access().workspace_id, role_id)
+    return role if role is not None else not_found()
 
 
 def _dry_run(change: Callable[[], Any]) -> None:
@@ -131,16 +87,13 @@ def _dry_run(change: Callable[[], Any]) -> None:
         nested.rollback()
 
 
-bp.context_processor(pages.layout_context)
-
-
 @bp.get("/")
 @login_required
 def index() -> Any:
     """Go to the first settings page the member may see."""
-    if _can("roles.view"):
+    if can("roles.view"):
         return redirect(url_for(".roles"))
-    if _can("members.view"):
+    if can("members.view"):
         return redirect(url_for(".members"))
     return redirect(url_for(".tokens"))
 
@@ -152,10 +105,10 @@ def index() -> Any:
 @require_permission("roles", "view")
 def roles_list() -> Any:
     """Every role of the workspace with its member count and the actions allowed."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     counts = queries.member_counts(rbac, access.workspace_id)
-    can_edit, can_delete, can_create = (_can("roles.edit"), _can("roles.delete"),
-                                        _can("roles.create"))
+    can_edit, can_delete, can_create = (can("roles.edit"), can("roles.delete"),
+                                        can("roles.create"))
     rows = []
     for role in queries.workspace_roles(rbac, access.workspace_id):
         fixed = roles.is_privileged(role)
@@ -164,7 +117,7 @@ def roles_list() -> Any:
                      "edit": can_edit and covered and not fixed,
                      "delete": can_delete and covered and not fixed,
                      "clone": can_create and covered and not role.is_owner})
-    return _render("roles.html", rows=rows, can_create=can_create)
+    return render("roles.html", rows=rows, can_create=can_create)
 
 
 def _form_data(rbac: Any, specs: list[roles.GrantSpec], field_rules: dict[str, dict[str, str]],
@@ -235,13 +188,13 @@ def _grant_items(rbac: Any, form: RoleForm, kept_denies: dict[tuple[str, str], r
                     try:
                         item["condition"] = json.loads(text)
                     except ValueError as exc:
-                        _add_error(cond, f"The condition is not valid JSON ({exc}).")
+                        add_error(cond, f"The condition is not valid JSON ({exc}).")
                         ok = False
                         continue
                 items.append(item)
                 cells.append((res.name, action, "allow"))
             elif text:
-                _add_error(cond, "Choose a scope for the condition to apply to.")
+                add_error(cond, "Choose a scope for the condition to apply to.")
                 ok = False
             if form[cell_field("deny", res.name, action)].data:
                 kept = kept_denies.get((res.name, action))
@@ -262,9 +215,13 @@ def _field_rules(rbac: Any, form: RoleForm) -> dict[str, dict[str, str]]:
     return rules
 
 
-def _place_error(form: RoleForm, exc: ValidationError, cells: list[tuple[str, str, str]],
+def _place_error(form: RoleForm, exc: Refusal, cells: list[tuple[str, str, str]],
                  page_errors: list[str]) -> None:
-    """Show a service ValidationError at the input it names (else at the top)."""
+    """Show a service's refusal at the matrix cell or input it names (else at the top).
+
+    The service names a cell by its index in the submitted grants
+    (``permissions[3].condition``); ``cells`` maps the index back to the cell.
+    """
     field = exc.field or ""
     match = _PERMISSION_INDEX.match(field)
     if match and int(match.group(1)) < len(cells):
@@ -273,11 +230,11 @@ def _place_error(form: RoleForm, exc: ValidationError, cells: list[tuple[str, st
                 "deny" if effect == "deny" else "scope")
         target = form._fields.get(cell_field(kind, resource, action))
         if target is not None:
-            _add_error(target, exc.message)
+            add_error(target, exc.message)
             page_errors.append(f"{resource}.{action}: {exc.message}")
             return
     if field in ("name", "description", "parent_id"):
-        _add_error(form[field], exc.message)
+        add_error(form[field], exc.message)
     else:
         page_errors.append(exc.message)
 
@@ -289,17 +246,17 @@ def _role_page(form: RoleForm, role: Any, *, status: int = 200,
     """Render the role form, with a preview (``preview`` for an existing role,
     ``new_grants`` for a new one) when the form was submitted for one."""
     rbac = get_rbac()
-    parent = queries.role_in(rbac, _access().workspace_id, form.parent_id.data)
+    parent = queries.role_in(rbac, acting_access().workspace_id, form.parent_id.data)
     inherited = roles.matrix(rbac, parent) if parent is not None else {}
     modules = queries.ordered_modules(rbac.registry)
     columns = queries.module_columns(modules)
-    return _render("role_form.html", status, form=form, role=role, registry=rbac.registry,
-                   modules=modules, columns=columns, inherited=inherited,
-                   page_errors=page_errors or [], preview=preview, new_grants=new_grants,
-                   field_rules=_field_rules(rbac, form) if new_grants is not None else {},
-                   clone_of=clone_of, cell_field=cell_field, rule_field=rule_field,
-                   restrictable_fields=queries.restrictable_fields,
-                   describe=conditions.describe)
+    return render("role_form.html", status, form=form, role=role, registry=rbac.registry,
+                  modules=modules, columns=columns, inherited=inherited,
+                  page_errors=page_errors or [], preview=preview, new_grants=new_grants,
+                  field_rules=_field_rules(rbac, form) if new_grants is not None else {},
+                  clone_of=clone_of, cell_field=cell_field, rule_field=rule_field,
+                  restrictable_fields=queries.restrictable_fields,
+                  describe=conditions.describe)
 
 
 def _role_form(role: Any, data: dict[str, Any] | None = None) -> RoleForm:
@@ -310,14 +267,14 @@ def _role_form(role: Any, data: dict[str, Any] | None = None) -> RoleForm:
     rbac = get_rbac()
     form = role_form_class(rbac.registry)(data=data)
     form.parent_id.choices = choices([("", "— none —")] + [
-        (r.id, r.name) for r in queries.workspace_roles(rbac, _access().workspace_id)
+        (r.id, r.name) for r in queries.workspace_roles(rbac, acting_access().workspace_id)
         if not r.is_owner and (role is None or r.id != role.id)])
     return form
 
 
 def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
     """Preview or save the submitted role form (``role`` None: a new role)."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     shortcut = request.form.get("shortcut")
     if shortcut:
         _apply_shortcut(rbac, form, shortcut)
@@ -331,7 +288,10 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
         return _role_page(form, role, status=400, clone_of=clone_of,
                           page_errors=["Some cells need fixing; see the marked inputs."])
     page_errors: list[str] = []
-    try:
+    saving = request.form.get("step") == "save"
+
+    def run() -> Any:
+        """Save the role, or preview the change: who gains or loses what."""
         grants = roles.parse_grants(rbac, items)
         parent = queries.role_in(rbac, access.workspace_id, form.parent_id.data)
         rules = _field_rules(rbac, form)
@@ -344,23 +304,24 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
             return roles.update_role(rbac, access, role, name=name, description=description,
                                      grants=grants, parent=parent, field_rules=rules)
 
-        if request.form.get("step") == "save":
-            saved = apply()
-            _commit()
-            flash(f"Role {saved.name} saved.", "success")
-            return redirect(url_for(".roles"))
+        if saving:
+            return apply()
         if role is None:
             _dry_run(apply)
-            return _role_page(form, role, new_grants=grants, clone_of=clone_of)
-        changes = roles.preview(rbac, role, apply)
-        return _role_page(form, role, preview=changes)
-    except ValidationError as exc:
-        _rollback()
-        _place_error(form, exc, cells, page_errors)
-        return _role_page(form, role, status=400, page_errors=page_errors, clone_of=clone_of)
-    except PermissionDenied as exc:
-        _rollback()
-        return _role_page(form, role, status=403, page_errors=[exc.message], clone_of=clone_of)
+            return grants
+        return roles.preview(rbac, role, apply)
+
+    outcome = attempt(run, commit=saving,
+                      place=lambda exc: _place_error(form, exc, cells, page_errors))
+    if not outcome.ok:
+        return _role_page(form, role, status=outcome.status, page_errors=page_errors,
+                          clone_of=clone_of)
+    if saving:
+        flash(f"Role {outcome.value.name} saved.", "success")
+        return redirect(url_for(".roles"))
+    if role is None:
+        return _role_page(form, role, new_grants=outcome.value, clone_of=clone_of)
+    return _role_page(form, role, preview=outcome.value)
 
 
 @bp.route("/roles/new", methods=["GET", "POST"])
@@ -407,7 +368,7 @@ def edit_role(role_id: int) -> Any:
 @require_permission("roles", "delete")
 def delete_role(role_id: int) -> Any:
     """Confirm a deletion, offering to move the role's members to another role."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     role = _role_or_404(role_id)
     form = DeleteRoleForm()
     form.move_to.choices = choices([("", "— nobody (members keep their other roles) —")] + [
@@ -419,32 +380,25 @@ def delete_role(role_id: int) -> Any:
     if form.validate_on_submit():
         move_to = queries.role_in(rbac, access.workspace_id, form.move_to.data)
         name = role.name
-        try:
-            roles.delete_role(rbac, access, role, move_to=move_to)
-            _commit()
+        outcome = attempt(lambda: roles.delete_role(rbac, access, role, move_to=move_to), form,
+                          fallback=form.move_to, errors=page_errors)
+        if outcome.ok:
             flash(f"Role {name} deleted" + (f"; its members now hold {move_to.name}."
                                             if move_to is not None else "."), "success")
             return redirect(url_for(".roles"))
-        except ValidationError as exc:
-            _rollback()
-            _add_error(form.move_to, exc.message)
-            status = exc.status
-        except PermissionDenied as exc:
-            _rollback()
-            page_errors.append(exc.message)
-            status = 403
+        status = outcome.status
     elif request.method == "POST":
         status = 400
     stranded = {m.id for m in holders if not roles.assignments_in_force(m, excluding_role=role.id)}
-    return _render("role_delete.html", status, role=role, form=form, holders=holders,
-                   stranded=stranded, page_errors=page_errors)
+    return render("role_delete.html", status, role=role, form=form, holders=holders,
+                  stranded=stranded, page_errors=page_errors)
 
 
 @bp.get("/roles/compare")
 @require_permission("roles", "view")
 def compare() -> Any:
     """Roles side by side (differences highlighted) and "which roles grant X?"."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     all_roles = queries.workspace_roles(rbac, access.workspace_id)
     form = CompareForm(formdata=request.args if "ids" in request.args else None)
     form.ids.choices = choices((r.id, r.name) for r in all_roles)
@@ -455,7 +409,7 @@ def compare() -> Any:
         if form.validate():
             chosen = [r for r in all_roles if r.id in set(form.ids.data or [])]
             if len(chosen) < 2:
-                _add_error(form.ids, "Pick at least two roles to compare.")
+                add_error(form.ids, "Pick at least two roles to compare.")
                 status = 400
             else:
                 rows = roles.compare(rbac, chosen, (form.filter.data or "").strip())
@@ -467,12 +421,12 @@ def compare() -> Any:
             try:
                 granting = roles.roles_granting(rbac, access.workspace_id, text)
             except UnknownResource as exc:
-                _add_error(granting_form.permission, f"{exc} (write resource.action)")
+                add_error(granting_form.permission, f"{exc} (write resource.action)")
                 status = 400
         else:
             status = 400
-    return _render("compare.html", status, form=form, granting_form=granting_form, rows=rows,
-                   chosen=chosen, granting=granting)
+    return render("compare.html", status, form=form, granting_form=granting_form, rows=rows,
+                  chosen=chosen, granting=granting)
 
 
 # -- members ---------------------------------------------------------------------
@@ -481,7 +435,7 @@ def compare() -> Any:
 def _assign_form() -> AssignRoleForm:
     form = AssignRoleForm()
     form.role_id.choices = choices([("", "— choose a role —")] + [
-        (r.id, r.name) for r in queries.workspace_roles(get_rbac(), _access().workspace_id)])
+        (r.id, r.name) for r in queries.workspace_roles(get_rbac(), acting_access().workspace_id)])
     return form
 
 
@@ -490,46 +444,40 @@ def _member_page(membership: Any, *, form: AssignRoleForm | None = None, status:
     rbac = get_rbac()
     access = rbac.access_for(membership)
     assignments = sorted(membership.member_roles, key=lambda mr: mr.id)
-    return _render("member_access.html", status, membership=membership, member_access=access,
-                   assignments=assignments, status_of=queries.assignment_status,
-                   chain=queries.role_chain,
-                   matrix=queries.effective_matrix(rbac, membership, access),
-                   columns=queries.module_columns(queries.ordered_modules(rbac.registry)),
-                   form=form or _assign_form(), confirm=ConfirmForm(),
-                   can_edit=_can("members.edit"), page_errors=page_errors or [])
+    return render("member_access.html", status, membership=membership, member_access=access,
+                  assignments=assignments, status_of=queries.assignment_status,
+                  chain=queries.role_chain,
+                  matrix=queries.effective_matrix(rbac, membership, access),
+                  columns=queries.module_columns(queries.ordered_modules(rbac.registry)),
+                  form=form or _assign_form(), confirm=ConfirmForm(),
+                  can_edit=can("members.edit"), page_errors=page_errors or [])
 
 
 @bp.get("/members/<int:membership_id>/access")
 @require_permission("members", "view")
 def member_access(membership_id: int) -> Any:
     """A member's roles (with time windows) and effective matrix, with each permission's origin."""
-    return _member_page(_membership_or_404(membership_id))
+    return _member_page(membership_or_404(membership_id))
 
 
 @bp.post("/members/<int:membership_id>/roles")
 @require_permission("members", "edit")
 def assign(membership_id: int) -> Any:
     """Give the member a role, optionally from/until a UTC date and time."""
-    rbac, access = get_rbac(), _access()
-    membership = _membership_or_404(membership_id)
+    rbac, access = get_rbac(), acting_access()
+    membership = membership_or_404(membership_id)
     form = _assign_form()
     if not form.validate_on_submit():
         return _member_page(membership, form=form, status=400)
     role = queries.role_in(rbac, access.workspace_id, form.role_id.data)
-    try:
-        roles.assign_role(rbac, access, membership, role, starts_at=form.starts_at.data,
-                          expires_at=form.expires_at.data)
-        _commit()
-    except ValidationError as exc:
-        _rollback()
-        target = form._fields.get(exc.field or "")
-        if target is not None:
-            _add_error(target, exc.message)
-            return _member_page(membership, form=form, status=400)
-        return _member_page(membership, form=form, status=400, page_errors=[exc.message])
-    except PermissionDenied as exc:
-        _rollback()
-        return _member_page(membership, form=form, status=403, page_errors=[exc.message])
+    page_errors: list[str] = []
+    outcome = attempt(lambda: roles.assign_role(rbac, access, membership, role,
+                                                starts_at=form.starts_at.data,
+                                                expires_at=form.expires_at.data),
+                      form, errors=page_errors)
+    if not outcome.ok:
+        return _member_page(membership, form=form, status=outcome.status,
+                            page_errors=page_errors)
     flash(f"{membership.display_name} now holds {role.name}.", "success")
     return redirect(url_for(".member_access", membership_id=membership.id))
 
@@ -538,21 +486,18 @@ def assign(membership_id: int) -> Any:
 @require_permission("members", "edit")
 def unassign(membership_id: int, member_role_id: int) -> Any:
     """Take one role assignment away."""
-    rbac, access = get_rbac(), _access()
-    membership = _membership_or_404(membership_id)
+    rbac, access = get_rbac(), acting_access()
+    membership = membership_or_404(membership_id)
     assignment = next((mr for mr in membership.member_roles if mr.id == member_role_id), None)
     if assignment is None:
-        return _not_found()
+        return not_found()
     if not ConfirmForm().validate_on_submit():
         return _member_page(membership, status=400, page_errors=["The form expired; try again."])
     name = assignment.role.name
-    try:
-        roles.remove_role(rbac, access, assignment)
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        return _member_page(membership, status=exc.status if isinstance(exc, ValidationError)
-                            else 403, page_errors=[exc.message])
+    page_errors: list[str] = []
+    outcome = attempt(lambda: roles.remove_role(rbac, access, assignment), errors=page_errors)
+    if not outcome.ok:
+        return _member_page(membership, status=outcome.status, page_errors=page_errors)
     flash(f"{membership.display_name} no longer holds {name}.", "success")
     return redirect(url_for(".member_access", membership_id=membership.id))
 
@@ -564,7 +509,7 @@ def unassign(membership_id: int, member_role_id: int) -> Any:
 @require_permission("roles", "view")
 def conflicts() -> Any:
     """Pairs of roles no member may hold together: list and add."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     form = ConflictForm()
     form.role_a_id.choices = form.role_b_id.choices = choices(
         (r.id, r.name) for r in queries.workspace_roles(rbac, access.workspace_id))
@@ -573,38 +518,31 @@ def conflicts() -> Any:
         if form.validate_on_submit():
             a = queries.role_in(rbac, access.workspace_id, form.role_a_id.data)
             b = queries.role_in(rbac, access.workspace_id, form.role_b_id.data)
-            try:
-                roles.add_conflict(rbac, access, a, b)
-                _commit()
+            outcome = attempt(lambda: roles.add_conflict(rbac, access, a, b), form,
+                              fallback=form.role_b_id, errors=page_errors)
+            if outcome.ok:
                 flash(f"{a.name} and {b.name} can no longer be held together.", "success")
                 return redirect(url_for(".conflicts"))
-            except ValidationError as exc:
-                _rollback()
-                _add_error(form.role_b_id, exc.message)
-                status = 400
-            except PermissionDenied as exc:
-                _rollback()
-                page_errors.append(exc.message)
-                status = 403
+            status = outcome.status
         else:
             status = 400
-    return _render("conflicts.html", status, form=form, confirm=ConfirmForm(),
-                   pairs=queries.workspace_conflicts(rbac, access.workspace_id),
-                   can_manage=_can("roles.manage"), page_errors=page_errors)
+    return render("conflicts.html", status, form=form, confirm=ConfirmForm(),
+                  pairs=queries.workspace_conflicts(rbac, access.workspace_id),
+                  can_manage=can("roles.manage"), page_errors=page_errors)
 
 
 @bp.post("/conflicts/<int:conflict_id>/remove")
 @require_permission("roles", "manage")
 def remove_conflict(conflict_id: int) -> Any:
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     pair = queries.conflict_in(rbac, access.workspace_id, conflict_id)
     if pair is None:
-        return _not_found()
+        return not_found()
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for(".conflicts"))
     roles.remove_conflict(rbac, access, pair)
-    _commit()
+    rbac.db.session.commit()
     flash("The pair was removed.", "success")
     return redirect(url_for(".conflicts"))
 
@@ -627,18 +565,17 @@ def plan() -> Any:
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
-                roles.set_plan(rbac, access, workspace, form.plan.data)
-                _commit()
+            outcome = attempt(lambda: roles.set_plan(rbac, access, workspace, form.plan.data),
+                              form, fallback=form.plan)
+            if outcome.ok:
                 flash(f"The workspace is now on the {workspace.plan} plan.", "success")
                 return redirect(url_for(".plan"))
-            except ValidationError as exc:
-                _rollback()
-                _add_error(form.plan, exc.message)
-        status = 400
-    return _render("plan.html", status, form=form, workspace=workspace,
-                   modules=list(queries.ordered_modules(rbac.registry)),
-                   plans=[(p, set(queries.plan_modules(rbac, p))) for p in plans])
+            status = outcome.status
+        else:
+            status = 400
+    return render("plan.html", status, form=form, workspace=workspace,
+                  modules=list(queries.ordered_modules(rbac.registry)),
+                  plans=[(p, set(queries.plan_modules(rbac, p))) for p in plans])
 
 
 # -- API tokens -------------------------------------------------------------------------
@@ -662,23 +599,21 @@ def tokens_page() -> Any:
     created, status = None, 200
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
-                token, plaintext = tokens.create_token(rbac, membership, form.name.data or "",
-                                                       expires_at=form.expires_at.data)
-                _commit()
+            outcome = attempt(lambda: tokens.create_token(rbac, membership, form.name.data or "",
+                                                          expires_at=form.expires_at.data),
+                              form, fallback=form.name)
+            if outcome.ok:
+                token, plaintext = outcome.value
                 created = {"token": token, "plaintext": plaintext}
                 status = 201
                 form = TokenForm(formdata=None)
-            except (ValidationError, PermissionDenied) as exc:
-                _rollback()
-                target = form._fields.get(getattr(exc, "field", None) or "name")
-                _add_error(target or form.name, exc.message)
-                status = 400 if isinstance(exc, ValidationError) else 403
+            else:
+                status = outcome.status
         else:
             status = 400
-    return _render("tokens.html", status, form=form, created=created, confirm=ConfirmForm(),
-                   tokens=queries.member_tokens(rbac, membership.id), now=utcnow(),
-                   api_prefix=current_app.config["RBAC_API_URL_PREFIX"])
+    return render("tokens.html", status, form=form, created=created, confirm=ConfirmForm(),
+                  tokens=queries.member_tokens(rbac, membership.id), now=utcnow(),
+                  api_prefix=current_app.config["RBAC_API_URL_PREFIX"])
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
@@ -689,10 +624,10 @@ def revoke_token(token_id: int) -> Any:
     token = next((t for t in queries.member_tokens(rbac, membership.id) if t.id == token_id),
                  None)
     if token is None:
-        return _not_found()
+        return not_found()
     if ConfirmForm().validate_on_submit():
         tokens.revoke_token(rbac, membership, token)
-        _commit()
+        rbac.db.session.commit()
         flash(f"Token {token.name} revoked.", "success")
     else:
         flash("The form expired; try again.", "error")
