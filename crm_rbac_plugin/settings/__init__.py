@@ -1,7 +1,9 @@
-"""The role, member, plan and API-token settings pages (a blueprint).
+"""The settings pages: roles, members, team, sharing, plan and API tokens (a blueprint).
 
-``views`` holds the role, member, plan and token pages, ``team_views`` and
-``sharing_views`` the team and sharing pages on the same blueprint, and
-``forms`` their Flask-WTF forms. What they read is :mod:`..queries`, shared
-with the JSON API, the oversight pages and the CLI.
+``blueprint`` holds the blueprint and what every page uses (committing a
+change or showing its refusal); ``views`` mounts it (``register``) and holds
+the member access, plan and token pages; ``role_views``, ``team_views`` and
+``sharing_views`` the role, team and sharing pages; ``forms`` the Flask-WTF
+forms. What they read is :mod:`..queries`, shared with the JSON API, the
+oversight pages and the CLI; their layout and tabs are :mod:`..pages`.
 """
