@@ -50,7 +50,7 @@ class Tab:
     def visible(self, access: Access | None) -> bool:
         """Whether the current member (``access``) sees the tab."""
         if self.permission is not None:
-            return _can(self.permission)
+            return can(self.permission)
         if self.owner:
             return bool(access and access.is_owner)
         return access is not None
@@ -104,7 +104,8 @@ def show_flashes() -> bool:
     return os.path.abspath(filename).startswith(os.path.abspath(own))
 
 
-def _can(permission: str) -> bool:
+def can(permission: str) -> bool:
+    """Whether the current member may ``permission`` (False outside a workspace)."""
     try:
         return bool(get_rbac().can(permission))
     except NoAccessContext:

@@ -1,11 +1,12 @@
 """The shared read layer of the pages, the JSON API and the CLI.
 
-Every lookup here reads, within one workspace: an id of another workspace
-finds nothing.
-The views and the API turn the rows into pages and JSON; writes belong to
-the services (:mod:`.roles`, :mod:`.team`, :mod:`.sharing`, :mod:`.tokens`).
-Input helpers (:func:`parse_utc`, :func:`iso`) live here because the API, the
-pages and the CLI read and show instants the same way.
+Every lookup here only reads, within one workspace: an id of another
+workspace finds nothing. The views and the API turn the rows into pages and
+JSON; writes belong to the services (:mod:`.roles`, :mod:`.team`,
+:mod:`.sharing`, :mod:`.tokens`). :func:`parse_utc` and :func:`iso` live here
+because the API, the pages and the CLI read and show instants the same way,
+and :func:`get_rbac` because each of them starts from the current app's
+extension.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from flask import Blueprint, flash, render_template
 
 from .. import inputs, pages, queries
-from ..errors import NoAccessContext, PermissionDenied, ValidationError
+from ..errors import PermissionDenied, ValidationError
 from ..policy import Access, Decision
 from ..queries import get_rbac
 
@@ -51,14 +51,6 @@ def membership_or_404(membership_id: int) -> Any:
     """The membership ``membership_id`` of the current workspace, or a 404."""
     membership = queries.membership_in(get_rbac(), acting_access().workspace_id, membership_id)
     return membership if membership is not None else not_found()
-
-
-def can(permission: str) -> bool:
-    """Whether the current member may ``permission`` (False outside a workspace)."""
-    try:
-        return get_rbac().can(permission)
-    except NoAccessContext:
-        return False
 
 
 def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:

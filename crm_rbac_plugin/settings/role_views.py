@@ -19,9 +19,10 @@ from flask import flash, redirect, request, url_for
 from .. import conditions, queries, roles
 from ..decorators import require_permission
 from ..errors import UnknownResource
+from ..pages import can
 from ..policy import Decision
 from ..queries import get_rbac
-from .blueprint import Refusal, acting_access, add_error, attempt, bp, can, not_found, render
+from .blueprint import Refusal, acting_access, add_error, attempt, bp, not_found, render
 from .forms import (CompareForm, DeleteRoleForm, GrantingForm, RoleForm, cell_field, choices,
                     has_scopes, role_form_class, rule_field)
 

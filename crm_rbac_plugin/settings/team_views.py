@@ -29,11 +29,11 @@ from wtforms.validators import DataRequired, Length, Optional
 from .. import queries, team
 from ..decorators import require_permission
 from ..models import MEMBER_STATUSES
-from ..pages import ConfirmForm
+from ..pages import ConfirmForm, can
 from ..policy import Decision
 from ..queries import get_rbac
 from .forms import choices, optional_int
-from .blueprint import acting_access, attempt, bp, can, membership_or_404, not_found, render
+from .blueprint import acting_access, attempt, bp, membership_or_404, not_found, render
 
 # -- forms -------------------------------------------------------------------------------
 

@@ -23,11 +23,11 @@ from flask_login import login_required
 from .. import pages, queries, roles, tokens
 from ..decorators import require_permission
 from ..models import utcnow
-from ..pages import ConfirmForm
+from ..pages import ConfirmForm, can
 from ..policy import Decision
 from ..queries import get_rbac
 from . import role_views, sharing_views, team_views  # noqa: F401  (pages on the same blueprint)
-from .blueprint import acting_access, attempt, bp, can, membership_or_404, not_found, render
+from .blueprint import acting_access, attempt, bp, membership_or_404, not_found, render
 from .forms import AssignRoleForm, ConflictForm, PlanForm, TokenForm, choices
 
 
