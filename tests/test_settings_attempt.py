@@ -9,6 +9,7 @@ errors, else to a flashed message.
 
 from __future__ import annotations
 
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -75,7 +76,7 @@ def test_a_change_is_committed_and_a_refused_one_written_not_at_all(
     with app.test_request_context("/settings/departments"), rbac.system():
         saved = attempt(lambda: add("Legal"))
         assert saved.ok and saved.status == 200 and saved.value.name == "Legal"
-        refused = [attempt(lambda: add("Ops", refusal)) for refusal in (
+        refused = [attempt(partial(add, "Ops", refusal)) for refusal in (
             ValidationError("bad"), RuleConflict("conflict"), PermissionDenied("no"))]
         assert [(o.ok, o.value, o.status) for o in refused] == [
             (False, None, 400), (False, None, 409), (False, None, 403)]

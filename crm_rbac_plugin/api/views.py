@@ -33,11 +33,11 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
-from .. import inputs, queries, roles, sharing
+from .. import audit, inputs, queries, roles, sharing
 from ..errors import PermissionDenied, UnknownResource, ValidationError
 from ..policy import Access
-from ..registry import SCOPES
 from ..queries import get_rbac
+from ..registry import SCOPES
 from .openapi import openapi_document
 
 bp = Blueprint("rbac_api", __name__)
@@ -563,8 +563,6 @@ def member_access(membership_id: int) -> ResponseReturnValue:
 @bp.get("/audit")
 def audit_events() -> ResponseReturnValue:
     """The workspace's audit trail, newest first, filtered like the audit page (settings.view)."""
-    from .. import audit
-
     access = _require("settings.view")
     try:
         filters = audit.parse_filters(request.args)

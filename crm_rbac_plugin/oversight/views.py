@@ -19,8 +19,8 @@ from flask_login import login_required
 from .. import audit, csvsafe, inputs, pages, queries
 from ..decorators import require_permission
 from ..errors import RBACError
-from ..pages import ConfirmForm
 from ..models import utcnow
+from ..pages import ConfirmForm
 from ..policy import Access, Decision
 from ..queries import get_rbac
 from ..urls import safe_next

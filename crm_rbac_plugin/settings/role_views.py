@@ -23,8 +23,17 @@ from ..pages import can
 from ..policy import Decision
 from ..queries import get_rbac
 from .blueprint import Refusal, acting_access, add_error, attempt, bp, not_found, render
-from .forms import (CompareForm, DeleteRoleForm, GrantingForm, RoleForm, cell_field, choices,
-                    has_scopes, role_form_class, rule_field)
+from .forms import (
+    CompareForm,
+    DeleteRoleForm,
+    GrantingForm,
+    RoleForm,
+    cell_field,
+    choices,
+    has_scopes,
+    role_form_class,
+    rule_field,
+)
 
 #: Shortcut buttons of the matrix: ``<module or *>:<level>``.
 SHORTCUT_LEVELS = ("none", "view", "full")

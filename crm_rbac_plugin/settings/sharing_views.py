@@ -25,8 +25,8 @@ from ..models import utcnow
 from ..pages import ConfirmForm
 from ..queries import get_rbac
 from ..registry import Registry, Resource
-from .forms import DATETIME_FORMATS, SEP
 from .blueprint import Refusal, acting_access, add_error, attempt, bp, not_found, render
+from .forms import DATETIME_FORMATS, SEP
 
 
 def shareable(registry: Registry) -> list[tuple[Resource, list[str]]]:

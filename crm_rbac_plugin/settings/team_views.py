@@ -32,8 +32,8 @@ from ..models import MEMBER_STATUSES
 from ..pages import ConfirmForm, can
 from ..policy import Decision
 from ..queries import get_rbac
-from .forms import choices, optional_int
 from .blueprint import acting_access, attempt, bp, membership_or_404, not_found, render
+from .forms import choices, optional_int
 
 # -- forms -------------------------------------------------------------------------------
 
