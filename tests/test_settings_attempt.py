@@ -30,17 +30,18 @@ def errors_of(form: Any) -> dict[str, list[str]]:
     return {name: field.errors for name, field in form._fields.items() if field.errors}
 
 
-@pytest.mark.parametrize(("exc", "fallback", "page", "expected"), [
-    (ValidationError("bad name", field="name"), "other", [], {"name": ["bad name"]}),
-    (ValidationError("bad", field="unknown"), "other", [], {"other": ["bad"]}),
-    (ValidationError("bad", field="unknown"), None, [], {"page": ["bad"]}),
-    (PermissionDenied("no"), "other", [], {"page": ["no"]}),
-    (PermissionDenied("no"), "other", None, {"other": ["no"]}),
+@pytest.mark.parametrize(("exc", "fallback", "has_page", "expected"), [
+    (ValidationError("bad name", field="name"), "other", True, {"name": ["bad name"]}),
+    (ValidationError("bad", field="unknown"), "other", True, {"other": ["bad"]}),
+    (ValidationError("bad", field="unknown"), None, True, {"page": ["bad"]}),
+    (PermissionDenied("no"), "other", True, {"page": ["no"]}),
+    (PermissionDenied("no"), "other", False, {"other": ["no"]}),
 ])
 def test_a_refusal_goes_to_the_first_place_that_applies(
-        app: Flask, exc: Any, fallback: str | None, page: list[str] | None,
+        app: Flask, exc: Any, fallback: str | None, has_page: bool,
         expected: dict[str, list[str]]) -> None:
     form = form_with("name", "other")
+    page: list[str] | None = [] if has_page else None
     show_refusal(exc, form, fallback=form._fields[fallback] if fallback else None, errors=page)
     shown = errors_of(form)
     if page:
