@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
+from . import sharing, team, workspaces
 from .errors import RBACError
 from .loader import BYPASS
+from .oversight.explain import explain  # with plan and field rules
+from .queries import parse_utc
 
 
 def _rbac():  # type: ignore[no-untyped-def]
@@ -63,7 +68,6 @@ def explain_command(email: str, workspace: str, record_id: str | None, permissio
                 record = rbac.db.session.get(res.model, int(record_id))
             if record is None:
                 raise click.ClickException(f"no {resource} record #{record_id}")
-        from .oversight.explain import explain  # with plan and field rules
         explanation = explain(rbac, access, action, resource, record)
     except (RBACError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -146,8 +150,6 @@ _AS = click.option("--as", "as_email", default=None,
 @with_appcontext
 def members_list_command(workspace: str, status: str) -> None:
     """List a workspace's members with status, roles and department."""
-    from . import team
-
     rbac = _rbac()
     ws = _workspace(rbac, workspace)
     for ms in team.list_members(rbac, ws.id, team.MemberFilter(status=status)):
@@ -167,8 +169,6 @@ def members_list_command(workspace: str, status: str) -> None:
 def members_invite_command(workspace: str, email: str, role_keys: tuple[str, ...],
                            as_email: str | None) -> None:
     """Invite EMAIL with one or more roles; the link is mailed (and printed)."""
-    from . import team, workspaces
-
     rbac = _rbac()
     ws = _workspace(rbac, workspace)
     actor = _actor(rbac, as_email, workspace)
@@ -188,8 +188,6 @@ def members_invite_command(workspace: str, email: str, role_keys: tuple[str, ...
 @with_appcontext
 def members_deactivate_command(workspace: str, email: str, as_email: str | None) -> None:
     """Deactivate a member (their records stay theirs)."""
-    from . import team
-
     rbac = _rbac()
     actor = _actor(rbac, as_email, workspace)
     _team_call(team.deactivate, actor, _membership(rbac, email, workspace))
@@ -203,8 +201,6 @@ def members_deactivate_command(workspace: str, email: str, as_email: str | None)
 @with_appcontext
 def members_reactivate_command(workspace: str, email: str, as_email: str | None) -> None:
     """Reactivate an inactive member."""
-    from . import team
-
     rbac = _rbac()
     actor = _actor(rbac, as_email, workspace)
     _team_call(team.reactivate, actor, _membership(rbac, email, workspace))
@@ -222,8 +218,6 @@ def members_reactivate_command(workspace: str, email: str, as_email: str | None)
 def members_reassign_command(workspace: str, from_email: str, to_email: str,
                              resources: tuple[str, ...], yes: bool, as_email: str | None) -> None:
     """Move records from one owner to another, all or nothing, with a preview."""
-    from . import team
-
     rbac = _rbac()
     actor = _actor(rbac, as_email, workspace)
     source = _membership(rbac, from_email, workspace)
@@ -253,8 +247,6 @@ def sharing_group() -> None:
 
 
 def _agreement(rbac, workspace_id: int, agreement_id: int):  # type: ignore[no-untyped-def]
-    from . import sharing
-
     agreement = sharing.agreement_in(rbac, workspace_id, agreement_id)
     if agreement is None:
         raise click.ClickException(f"no agreement #{agreement_id} involving this workspace")
@@ -262,8 +254,6 @@ def _agreement(rbac, workspace_id: int, agreement_id: int):  # type: ignore[no-u
 
 
 def _describe_agreement(agreement) -> str:  # type: ignore[no-untyped-def]
-    from . import sharing
-
     perms = ", ".join(sharing.describe_permission(_rbac(), p) for p in agreement.permissions)
     until = f" until {agreement.expires_at:%Y-%m-%d %H:%M} UTC" if agreement.expires_at else ""
     return (f"#{agreement.id:<4} {agreement.granting_workspace.slug} -> "
@@ -276,8 +266,6 @@ def _describe_agreement(agreement) -> str:  # type: ignore[no-untyped-def]
 @with_appcontext
 def sharing_list_command(workspace: str) -> None:
     """Agreements shared by and with a workspace."""
-    from . import sharing
-
     rbac = _rbac()
     ws = _workspace(rbac, workspace)
     for side, title in (("granting", "Shared by you"), ("receiving", "Shared with you")):
@@ -304,11 +292,6 @@ def sharing_create_command(workspace: str, receiving: str, permissions: tuple[st
                            condition_json: str | None, notes: str, expires: str | None,
                            as_email: str | None) -> None:
     """Offer workspace --with access to this workspace's records (pending until accepted)."""
-    import json
-
-    from . import sharing
-    from .settings.support import parse_utc
-
     rbac = _rbac()
     actor = _actor(rbac, as_email, workspace)
     try:
@@ -334,8 +317,6 @@ def sharing_create_command(workspace: str, receiving: str, permissions: tuple[st
 def sharing_end_command(workspace: str, verb: str, agreement_id: int,
                         as_email: str | None) -> None:
     """revoke (granting side), accept, decline or leave (receiving side) an agreement."""
-    from . import sharing
-
     rbac = _rbac()
     actor = _actor(rbac, as_email, workspace)
     ws = _workspace(rbac, workspace)

@@ -33,13 +33,12 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
-from .. import inputs, roles, sharing
+from .. import audit, inputs, queries, roles, sharing
 from ..errors import PermissionDenied, UnknownResource, ValidationError
 from ..identity import request_state
 from ..policy import Access
+from ..queries import get_rbac
 from ..registry import SCOPES
-from ..settings import support
-from ..settings.support import get_rbac
 from .openapi import openapi_document
 
 bp = Blueprint("rbac_api", __name__)
@@ -264,7 +263,7 @@ def _instant(body: Mapping[str, Any], key: str) -> dt.datetime | None:
         return None
     if not isinstance(value, str):
         raise _bad(f"{key} must be an ISO 8601 string such as 2030-01-31T09:00:00Z", key)
-    return support.parse_utc(value, key)
+    return queries.parse_utc(value, key)
 
 
 # -- serialisation ----------------------------------------------------------------
@@ -280,17 +279,17 @@ def _role_json(role: Any, member_count: int | None = None) -> dict[str, Any]:
         "key": role.key, "builtin": bool(role.builtin), "is_owner": bool(role.is_owner),
         "parent_id": role.parent_id,
         "member_count": member_count if member_count is not None else
-        support.member_counts(rbac, role.workspace_id).get(role.id, 0),
+        queries.member_counts(rbac, role.workspace_id).get(role.id, 0),
         "permissions": [spec.to_json() for spec in roles.specs_of(role)],
         "effective_permissions": effective,
-        "field_rules": support.field_rules_of(role),
+        "field_rules": queries.field_rules_of(role),
     }
 
 
 def _assignment_json(mr: Any) -> dict[str, Any]:
     return {"id": mr.id, "role_id": mr.role_id, "role": mr.role.name,
-            "starts_at": support.iso(mr.starts_at), "expires_at": support.iso(mr.expires_at),
-            "status": support.assignment_status(mr)}
+            "starts_at": queries.iso(mr.starts_at), "expires_at": queries.iso(mr.expires_at),
+            "status": queries.assignment_status(mr)}
 
 
 def _member_json(membership: Any) -> dict[str, Any]:
@@ -303,14 +302,14 @@ def _member_json(membership: Any) -> dict[str, Any]:
 
 
 def _role_or_404(access: Access, role_id: int) -> Any:
-    role = support.role_in(get_rbac(), access.workspace_id, role_id)
+    role = queries.role_in(get_rbac(), access.workspace_id, role_id)
     if role is None:
         raise _not_found("role")
     return role
 
 
 def _membership_or_404(access: Access, membership_id: int) -> Any:
-    membership = support.membership_in(get_rbac(), access.workspace_id, membership_id)
+    membership = queries.membership_in(get_rbac(), access.workspace_id, membership_id)
     if membership is None:
         raise _not_found("member")
     return membership
@@ -339,7 +338,7 @@ def _role_changes(body: Mapping[str, Any], access: Access, *, create: bool) -> d
         if parent_id is None:
             out["parent"] = None
         else:
-            parent = support.role_in(rbac, access.workspace_id, _id(parent_id, "parent_id"))
+            parent = queries.role_in(rbac, access.workspace_id, _id(parent_id, "parent_id"))
             if parent is None:
                 raise _bad(f"no role {parent_id} in this workspace", "parent_id")
             out["parent"] = parent
@@ -383,9 +382,9 @@ def _role_changes(body: Mapping[str, Any], access: Access, *, create: bool) -> d
 def list_roles() -> ResponseReturnValue:
     access = _require("roles.view")
     rbac = get_rbac()
-    counts = support.member_counts(rbac, access.workspace_id)
+    counts = queries.member_counts(rbac, access.workspace_id)
     return jsonify(roles=[_role_json(r, counts.get(r.id, 0))
-                          for r in support.workspace_roles(rbac, access.workspace_id)])
+                          for r in queries.workspace_roles(rbac, access.workspace_id)])
 
 
 @bp.post("/roles")
@@ -428,7 +427,7 @@ def delete_role(role_id: int) -> ResponseReturnValue:
         raw = request.args["move_to"]
         if not raw.isdigit():
             raise _bad("move_to must be a role id", "move_to")
-        move_to = support.role_in(get_rbac(), access.workspace_id, int(raw))
+        move_to = queries.role_in(get_rbac(), access.workspace_id, int(raw))
         if move_to is None:
             raise _bad(f"no role {raw} in this workspace", "move_to")
     rbac = get_rbac()
@@ -505,7 +504,7 @@ def _member_readable(membership_id: int) -> tuple[Access, Any]:
 def list_members() -> ResponseReturnValue:
     access = _require("members.view")
     return jsonify(members=[_member_json(m) for m in
-                            support.workspace_memberships(get_rbac(), access.workspace_id)])
+                            queries.workspace_memberships(get_rbac(), access.workspace_id)])
 
 
 @bp.get("/members/<int:membership_id>/roles")
@@ -522,7 +521,7 @@ def assign_role(membership_id: int) -> ResponseReturnValue:
     _check_keys(body, ASSIGN_KEYS)
     if "role_id" not in body:
         raise _bad("role_id is required", "role_id")
-    role = support.role_in(get_rbac(), access.workspace_id, _id(body["role_id"], "role_id"))
+    role = queries.role_in(get_rbac(), access.workspace_id, _id(body["role_id"], "role_id"))
     if role is None:
         raise _bad(f"no role {body['role_id']} in this workspace", "role_id")
     rbac = get_rbac()
@@ -551,7 +550,7 @@ def member_access(membership_id: int) -> ResponseReturnValue:
     _, membership = _member_readable(membership_id)
     rbac = get_rbac()
     member_access = rbac.access_for(membership)
-    matrix = support.effective_matrix(rbac, membership, member_access)
+    matrix = queries.effective_matrix(rbac, membership, member_access)
     return jsonify(
         member=_member_json(membership),
         is_owner=bool(member_access and member_access.is_owner),
@@ -566,8 +565,6 @@ def member_access(membership_id: int) -> ResponseReturnValue:
 @bp.get("/audit")
 def audit_events() -> ResponseReturnValue:
     """The workspace's audit trail, newest first, filtered like the audit page (settings.view)."""
-    from .. import audit
-
     access = _require("settings.view")
     try:
         filters = audit.parse_filters(request.args)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .. import queries
 from ..models import utcnow
-from ..settings import support
 
 if TYPE_CHECKING:
     from ..extension import RBAC
@@ -20,7 +20,7 @@ def access_review(rbac: RBAC, workspace_id: int, *, inactive_days: int = 30,
     (or never), roles nobody holds, and assignments ending within ``expiring_days``."""
     now = now or utcnow()
     m = rbac.models
-    memberships = support.workspace_memberships(rbac, workspace_id)
+    memberships = queries.workspace_memberships(rbac, workspace_id)
     privileged = []
     for mem in memberships:
         keys = {mr.role.key for mr in mem.member_roles
@@ -31,8 +31,8 @@ def access_review(rbac: RBAC, workspace_id: int, *, inactive_days: int = 30,
     cutoff = now - dt.timedelta(days=inactive_days)
     inactive = [mem for mem in memberships if mem.status == "active"
                 and (mem.last_seen_at is None or mem.last_seen_at < cutoff)]
-    counts = support.member_counts(rbac, workspace_id)
-    unused = [r for r in support.workspace_roles(rbac, workspace_id) if not counts.get(r.id)]
+    counts = queries.member_counts(rbac, workspace_id)
+    unused = [r for r in queries.workspace_roles(rbac, workspace_id) if not counts.get(r.id)]
     horizon = now + dt.timedelta(days=expiring_days)
     expiring = rbac.db.session.scalars(
         sa.select(m.MemberRole).join(m.Membership, m.Membership.id == m.MemberRole.membership_id)

@@ -16,15 +16,14 @@ from flask import (Blueprint, Flask, Response, flash, redirect, render_template,
                    request, session, url_for)
 from flask_login import login_required
 
-from .. import audit, csvsafe, inputs
+from .. import audit, csvsafe, inputs, pages, queries
 from ..decorators import require_permission
 from ..errors import RBACError
 from ..identity import request_state
 from ..models import utcnow
+from ..pages import ConfirmForm
 from ..policy import Access, Decision
-from ..settings import support
-from ..settings.forms import ConfirmForm
-from ..settings.support import get_rbac
+from ..queries import get_rbac
 from ..urls import safe_next
 from . import history, review, viewas
 from .explain import explain
@@ -37,17 +36,23 @@ PERMISSION = "settings.view"
 
 
 def register(app: Flask) -> None:
-    """Mount the pages next to the settings pages (not at all if those are off)."""
+    """Mount the pages next to the settings pages (not at all if those are off).
+
+    Their tabs go between the settings' workspace tabs and the member's own
+    ones (see :func:`..settings.views.register`).
+    """
     prefix = app.config["RBAC_SETTINGS_URL_PREFIX"]
-    if prefix is not None:
-        app.register_blueprint(bp, url_prefix=prefix)
+    if prefix is None:
+        return
+    app.register_blueprint(bp, url_prefix=prefix)
+    s = bp.name
+    pages.add_tab(app, f"{s}.audit_page", "Audit trail", order=80, permission=PERMISSION)
+    pages.add_tab(app, f"{s}.who_could", "Who could", order=90, permission=PERMISSION)
+    pages.add_tab(app, f"{s}.explain_page", "Explain", order=100, permission=PERMISSION)
+    pages.add_tab(app, f"{s}.access_review", "Access review", order=110, permission=PERMISSION)
 
 
-@bp.context_processor
-def _context() -> dict[str, Any]:
-    from ..settings.views import _settings_context  # the same tabs as the settings pages
-
-    return _settings_context()
+bp.context_processor(pages.layout_context)  # the settings layout, whose tabs these pages share
 
 
 def _can(permission: str) -> bool:
@@ -69,7 +74,7 @@ def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]
 
 
 def _members(rbac: Any, workspace_id: int) -> list[Any]:
-    return list(support.workspace_memberships(rbac, workspace_id))
+    return list(queries.workspace_memberships(rbac, workspace_id))
 
 
 # -- audit trail ---------------------------------------------------------------------------
@@ -168,7 +173,7 @@ def explain_page() -> Any:
     result, errors, status = None, [], 200
     if form["member"] and form["resource"]:
         try:
-            membership = support.membership_in(rbac, access.workspace_id, int(form["member"]))
+            membership = queries.membership_in(rbac, access.workspace_id, int(form["member"]))
             if membership is None:
                 raise LookupError("No such member in this workspace.")
             res = rbac.registry.check_action(form["resource"], form["action"])
@@ -205,7 +210,7 @@ def view_as_start() -> Any:
         return redirect(url_for(".access_review"))
     target = None
     try:
-        membership = support.membership_in(rbac, real.workspace_id,
+        membership = queries.membership_in(rbac, real.workspace_id,
                                            int(request.form.get("membership_id", "")))
         target = rbac.access_for(membership) if membership is not None else None
     except ValueError:

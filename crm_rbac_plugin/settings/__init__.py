@@ -1,5 +1,9 @@
-"""The role, member, plan and API-token settings pages (a blueprint).
+"""The settings pages: roles, members, team, sharing, plan and API tokens (a blueprint).
 
-``views`` holds the pages, ``forms`` their Flask-WTF forms and ``support``
-the read helpers (and two small writes) they share with the JSON API.
+``blueprint`` holds the blueprint and what every page uses (committing a
+change or showing its refusal); ``views`` mounts it (``register``) and holds
+the member access, plan and token pages; ``role_views``, ``team_views`` and
+``sharing_views`` the role, team and sharing pages; ``forms`` the Flask-WTF
+forms. What they read is :mod:`..queries`, shared with the JSON API, the
+oversight pages and the CLI; their layout and tabs are :mod:`..pages`.
 """

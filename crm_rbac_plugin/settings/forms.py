@@ -17,12 +17,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DateTimeLocalField, SelectChoice, SelectField,
-                     SelectMultipleField, StringField, TextAreaField)
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..queries import restrictable_fields
 from ..registry import SCOPES, Registry, Resource
-from .support import restrictable_fields
 
 
 def choices(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
@@ -93,10 +100,6 @@ def role_form_class(registry: Registry) -> type[RoleForm]:
             attrs[rule_field(res.name, column)] = SelectField(
                 f"{res.name}.{column}", choices=FIELD_CHOICES, default="")
     return type("RoleMatrixForm", (RoleForm,), attrs)
-
-
-class ConfirmForm(FlaskForm):
-    """A POST with nothing but its CSRF token (remove, revoke ...)."""
 
 
 class DeleteRoleForm(FlaskForm):

@@ -1,10 +1,10 @@
 """The sharing pages: "Shared by you" and "Shared with you", create, edit, end.
 
-Thin views over :mod:`..sharing` on the settings blueprint, in the style of
-:mod:`.views`: the service decides (PermissionDenied: 403, ValidationError:
-400 with the message on the field); a change that succeeds is committed at
-once. The page edits one condition per resource, applied to each action
-shared on it; the JSON API can give each action its own.
+Thin views over :mod:`..sharing` on the settings blueprint: the service
+decides, and :func:`.blueprint.attempt` commits the change or rolls it back
+(PermissionDenied: 403, ValidationError: 400 with the message on the field).
+The page edits one condition per resource, applied to each action shared on
+it; the JSON API can give each action its own.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from wtforms.validators import Length, Optional
 
 from .. import sharing
 from ..decorators import require_permission
-from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
+from ..pages import ConfirmForm
+from ..queries import get_rbac
 from ..registry import Registry, Resource
-from .forms import DATETIME_FORMATS, SEP, ConfirmForm
-from .support import get_rbac
-from .views import _access, _add_error, _commit, _not_found, _render, _rollback, bp
+from .blueprint import Refusal, acting_access, add_error, attempt, bp, not_found, render
+from .forms import DATETIME_FORMATS, SEP
 
 
 def shareable(registry: Registry) -> list[tuple[Resource, list[str]]]:
@@ -85,7 +85,7 @@ def _permission_items(form: AgreementForm) -> list[dict[str, Any]] | None:
             try:
                 condition = json.loads(text)
             except ValueError as exc:
-                _add_error(cond, f"The condition is not valid JSON ({exc}).")
+                add_error(cond, f"The condition is not valid JSON ({exc}).")
                 ok = False
                 continue
         for action in actions:
@@ -94,10 +94,9 @@ def _permission_items(form: AgreementForm) -> list[dict[str, Any]] | None:
     return items if ok else None
 
 
-def _place(form: AgreementForm, exc: ValidationError | PermissionDenied,
-           items: list[dict[str, Any]]) -> None:
+def _place(form: AgreementForm, exc: Refusal, items: list[dict[str, Any]]) -> None:
     """Put a service error on the input it names (a permission's condition, or the page)."""
-    field = getattr(exc, "field", None) or ""
+    field = exc.field or ""
     target = form._fields.get(field)
     if field.startswith("permissions[") and field.endswith("].condition"):
         index = int(field[len("permissions["):field.index("]")])
@@ -105,13 +104,13 @@ def _place(form: AgreementForm, exc: ValidationError | PermissionDenied,
             target = form[cond_field(items[index]["resource"])]
     if target is None:
         target = form.workspace if "workspace" in form._fields else form.notes
-    _add_error(target, exc.message)
+    add_error(target, exc.message)
 
 
 def _page(form: AgreementForm, agreement: Any = None, status: int = 200) -> Any:
-    return _render("sharing/form.html", status, form=form, agreement=agreement,
-                   resources=shareable(get_rbac().registry), share_field=share_field,
-                   cond_field=cond_field)
+    return render("sharing/form.html", status, form=form, agreement=agreement,
+                  resources=shareable(get_rbac().registry), share_field=share_field,
+                  cond_field=cond_field)
 
 
 def _save(form: AgreementForm, agreement: Any, save: Callable[[list[dict[str, Any]]], Any],
@@ -126,14 +125,10 @@ def _save(form: AgreementForm, agreement: Any, save: Callable[[list[dict[str, An
     items = _permission_items(form)
     if not valid or items is None:
         return _page(form, agreement, status=400)
-    try:
-        saved = save(items)
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        _place(form, exc, items)
-        return _page(form, agreement, status=400 if isinstance(exc, ValidationError) else 403)
-    flash(done(saved), "success")
+    outcome = attempt(lambda: save(items), place=lambda exc: _place(form, exc, items))
+    if not outcome.ok:
+        return _page(form, agreement, status=outcome.status)
+    flash(done(outcome.value), "success")
     return redirect(url_for(".sharing"))
 
 
@@ -143,14 +138,14 @@ def _save(form: AgreementForm, agreement: Any, save: Callable[[list[dict[str, An
 def sharing_list() -> Any:
     """Both tabs: agreements this workspace grants, and those it receives."""
     rbac = get_rbac()
-    access = _access()
-    return _render("sharing/list.html",
-                   shared_by=sharing.agreements(rbac, access.workspace_id, "granting"),
-                   shared_with=sharing.agreements(rbac, access.workspace_id, "receiving"),
-                   tab="with" if request.args.get("tab") == "with" else "by",
-                   can_manage=rbac.can("settings.manage"), confirm=ConfirmForm(),
-                   state=sharing.state, describe=lambda p: sharing.describe_permission(rbac, p),
-                   now=utcnow())
+    access = acting_access()
+    return render("sharing/list.html",
+                  shared_by=sharing.agreements(rbac, access.workspace_id, "granting"),
+                  shared_with=sharing.agreements(rbac, access.workspace_id, "receiving"),
+                  tab="with" if request.args.get("tab") == "with" else "by",
+                  can_manage=rbac.can("settings.manage"), confirm=ConfirmForm(),
+                  state=sharing.state, describe=lambda p: sharing.describe_permission(rbac, p),
+                  now=utcnow())
 
 
 @bp.route("/sharing/new", methods=["GET", "POST"], endpoint="new_agreement")
@@ -162,7 +157,7 @@ def new_agreement() -> Any:
     if request.method == "GET":
         return _page(form)
     return _save(form, None, lambda items: sharing.create_agreement(
-        rbac, _access(), workspace=form.workspace.data, permissions=items,
+        rbac, acting_access(), workspace=form.workspace.data, permissions=items,
         notes=form.notes.data, expires_at=form.expires_at.data),
         lambda agreement: f"Agreement #{agreement.id} offered to "
                           f"{agreement.receiving_workspace.name}; it applies once they "
@@ -176,10 +171,10 @@ def new_agreement() -> Any:
 def edit_agreement(agreement_id: int) -> Any:
     """Change what an open agreement shares (granting side only)."""
     rbac = get_rbac()
-    access = _access()
+    access = acting_access()
     agreement = sharing.agreement_in(rbac, access.workspace_id, agreement_id)
     if agreement is None or agreement.granting_workspace_id != access.workspace_id:
-        return _not_found()
+        return not_found()
     cls = agreement_form_class(rbac.registry)
     form = cls(data=_form_data(agreement)) if request.method == "GET" else cls()
     del form.workspace  # the receiving workspace never changes
@@ -197,20 +192,15 @@ def edit_agreement(agreement_id: int) -> Any:
 @require_permission("settings", "manage")
 def end_agreement(agreement_id: int, verb: str) -> Any:
     rbac = get_rbac()
-    access = _access()
+    access = acting_access()
     agreement = sharing.agreement_in(rbac, access.workspace_id, agreement_id)
     if agreement is None:
-        return _not_found()
+        return not_found()
     side = "by" if agreement.granting_workspace_id == access.workspace_id else "with"
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for(".sharing", tab=side))
-    try:
-        sharing.ACTIONS[verb](rbac, access, agreement)
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        flash(exc.message, "error")
+    if not attempt(lambda: sharing.ACTIONS[verb](rbac, access, agreement)).ok:
         return redirect(url_for(".sharing", tab=side)), 303
     done = {"revoke": "revoked", "accept": "accepted", "decline": "declined",
             "leave": "left"}[verb]

@@ -1,10 +1,10 @@
 """The team pages: members list, invitations, member lifecycle, departments, profile.
 
-Thin views over :mod:`..team` on the settings blueprint, in the style of
-:mod:`.views`: the service refuses with PermissionDenied (403) or
-ValidationError (400); the view rolls back and shows the message; a change
-that succeeds is committed at once. Every state-changing form is a
-Flask-WTF form, so it carries a CSRF token.
+Thin views over :mod:`..team` on the settings blueprint: the service refuses
+with PermissionDenied (403) or ValidationError (400, or its own status), and
+:func:`.blueprint.attempt` commits a change that succeeds at once or rolls it
+back and shows the message. Every state-changing form is a Flask-WTF form,
+so it carries a CSRF token.
 """
 
 from __future__ import annotations
@@ -26,25 +26,14 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from .. import team
+from .. import queries, team
 from ..decorators import require_permission
-from ..errors import PermissionDenied, ValidationError
 from ..models import MEMBER_STATUSES
+from ..pages import ConfirmForm, can
 from ..policy import Decision
-from . import support
-from .forms import ConfirmForm, choices, optional_int
-from .support import get_rbac
-from .views import (
-    _access,
-    _add_error,
-    _can,
-    _commit,
-    _membership_or_404,
-    _not_found,
-    _render,
-    _rollback,
-    bp,
-)
+from ..queries import get_rbac
+from .blueprint import acting_access, attempt, bp, membership_or_404, not_found, render
+from .forms import choices, optional_int
 
 # -- forms -------------------------------------------------------------------------------
 
@@ -106,10 +95,6 @@ class ProfileForm(FlaskForm):
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _error_status(exc: Exception) -> int:
-    return exc.status if isinstance(exc, ValidationError) else 403
-
-
 def _back_to_member(membership: Any) -> Any:
     return redirect(url_for(".team_member", membership_id=membership.id))
 
@@ -121,11 +106,11 @@ def _back_to_member(membership: Any) -> Any:
 @require_permission("members", "view")
 def members_page() -> Any:
     """Members with roles, department, status and last activity; filter and search."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     ws = access.workspace_id
     form = FilterForm(formdata=request.args)
     form.role.choices = choices([("", "any role")] + [
-        (r.id, r.name) for r in support.workspace_roles(rbac, ws)])
+        (r.id, r.name) for r in queries.workspace_roles(rbac, ws)])
     departments = _departments(rbac, ws)
     form.department.choices = choices([("", "any department")] + [
         (d.id, d.name) for d in departments])
@@ -136,11 +121,11 @@ def members_page() -> Any:
                                 department_id=form.department.data, q=form.q.data or "")
     else:
         status = 400
-    return _render("team/members.html", status, form=form,
-                   memberships=team.list_members(rbac, ws, flt),
-                   invitations=team.open_invitations(rbac, ws) if _can("members.create") else [],
-                   status_of=support.assignment_status, can_invite=_can("members.create"),
-                   can_edit=_can("members.edit"), confirm=ConfirmForm())
+    return render("team/members.html", status, form=form,
+                  memberships=team.list_members(rbac, ws, flt),
+                  invitations=team.open_invitations(rbac, ws) if can("members.create") else [],
+                  status_of=queries.assignment_status, can_invite=can("members.create"),
+                  can_edit=can("members.edit"), confirm=ConfirmForm())
 
 
 def _departments(rbac: Any, workspace_id: int) -> list[Any]:
@@ -156,37 +141,31 @@ def _departments(rbac: Any, workspace_id: int) -> list[Any]:
 @require_permission("members", "create")
 def invite() -> Any:
     """Invite someone by email with one or more roles."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     form = InviteForm()
     # Every role is offered, as on the member page; the service refuses what the
     # inviter may not give (and says why) instead of the form hiding it.
     form.roles.choices = choices((r.id, r.name) for r in
-                                 support.workspace_roles(rbac, access.workspace_id))
+                                 queries.workspace_roles(rbac, access.workspace_id))
     status, page_errors = 200, []
     if request.method == "POST":
         if form.validate_on_submit():
-            chosen = [support.role_in(rbac, access.workspace_id, rid) for rid in form.roles.data]
-            try:
-                team.invite(rbac, access, form.email.data or "", [r for r in chosen if r])
-                _commit()
+            chosen = [queries.role_in(rbac, access.workspace_id, rid) for rid in form.roles.data]
+            outcome = attempt(lambda: team.invite(rbac, access, form.email.data or "",
+                                                  [r for r in chosen if r]),
+                              form, errors=page_errors)
+            if outcome.ok:
                 flash(f"Invitation sent to {form.email.data}.", "success")
                 return redirect(url_for(".members"))
-            except (ValidationError, PermissionDenied) as exc:
-                _rollback()
-                target = form._fields.get(getattr(exc, "field", None) or "")
-                if target is not None:
-                    _add_error(target, exc.message)
-                else:
-                    page_errors.append(exc.message)
-                status = _error_status(exc)
+            status = outcome.status
         else:
             status = 400
-    return _render("team/invite.html", status, form=form, page_errors=page_errors)
+    return render("team/invite.html", status, form=form, page_errors=page_errors)
 
 
 def _invitation_or_404(invitation_id: int) -> Any:
-    inv = team.invitation_in(get_rbac(), _access().workspace_id, invitation_id)
-    return inv if inv is not None else _not_found()
+    inv = team.invitation_in(get_rbac(), acting_access().workspace_id, invitation_id)
+    return inv if inv is not None else not_found()
 
 
 def _invitation_action(invitation_id: int, action: Any, done: str) -> Any:
@@ -196,13 +175,8 @@ def _invitation_action(invitation_id: int, action: Any, done: str) -> Any:
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for(".members"))
-    try:
-        action(rbac, _access(), inv)
-        _commit()
+    if attempt(lambda: action(rbac, acting_access(), inv)).ok:
         flash(done.format(email=inv.email), "success")
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        flash(exc.message, "error")
     return redirect(url_for(".members"))
 
 
@@ -227,36 +201,30 @@ def accept_invitation(token: str) -> Any:
     try:
         inv = team.invitation_for_token(rbac, token)
     except team.InvalidInvitation as exc:
-        return _render("team/invitation_error.html", exc.status, message=exc.message)
+        return render("team/invitation_error.html", exc.status, message=exc.message)
     workspace = rbac.db.session.get(rbac.models.Workspace, inv.workspace_id)
     form = AcceptForm()
     status, page_errors = 200, []
     signed_in_as = current_user if current_user.is_authenticated else None
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
-                membership = team.accept(rbac, inv, user=signed_in_as, name=form.name.data,
-                                         password=form.password.data)
-                _commit()
-            except (ValidationError, PermissionDenied) as exc:
-                _rollback()
-                target = form._fields.get(getattr(exc, "field", None) or "")
-                if target is not None:
-                    _add_error(target, exc.message)
-                else:
-                    page_errors.append(exc.message)
-                status = _error_status(exc)
-            else:
+            outcome = attempt(lambda: team.accept(rbac, inv, user=signed_in_as,
+                                                  name=form.name.data,
+                                                  password=form.password.data),
+                              form, errors=page_errors)
+            if outcome.ok:
+                membership = outcome.value
                 if signed_in_as is None or rbac.user_pk(signed_in_as) != membership.user_id:
                     login_user(membership.user)  # the new account, not whoever was signed in
                 session[current_app.config["RBAC_SESSION_KEY"]] = membership.workspace_id
                 flash(f"Welcome to {workspace.name}.", "success")
                 return redirect("/")
+            status = outcome.status
         else:
             status = 400
-    return _render("team/accept.html", status, form=form, invitation=inv, workspace=workspace,
-                   signed_in_as=signed_in_as, needs_password=team.needs_password(inv),
-                   page_errors=page_errors)
+    return render("team/accept.html", status, form=form, invitation=inv, workspace=workspace,
+                  signed_in_as=signed_in_as, needs_password=team.needs_password(inv),
+                  page_errors=page_errors)
 
 
 # -- one member: status, department, team, reassignment ------------------------------------
@@ -265,7 +233,7 @@ def accept_invitation(token: str) -> Any:
 def _member_page(membership: Any, *, status: int = 200, page_errors: list[str] | None = None,
                  dept_form: MemberDepartmentForm | None = None,
                  team_form: TeamForm | None = None) -> Any:
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     ws = access.workspace_id
     if dept_form is None:
         dept_form = MemberDepartmentForm(formdata=None, data={
@@ -278,40 +246,38 @@ def _member_page(membership: Any, *, status: int = 200, page_errors: list[str] |
         team_form = TeamForm(formdata=None)
     taken = {m.id for m in assigned} | {membership.id}
     team_form.member_id.choices = choices([("", "— choose —")] + [
-        (m.id, m.display_name) for m in support.workspace_memberships(rbac, ws)
+        (m.id, m.display_name) for m in queries.workspace_memberships(rbac, ws)
         if m.id not in taken])
-    return _render("team/member.html", status, membership=membership, assigned=assigned,
-                   dept_form=dept_form, team_form=team_form, confirm=ConfirmForm(),
-                   can_edit=_can("members.edit"), is_me=membership.id == access.membership_id,
-                   page_errors=page_errors or [])
+    return render("team/member.html", status, membership=membership, assigned=assigned,
+                  dept_form=dept_form, team_form=team_form, confirm=ConfirmForm(),
+                  can_edit=can("members.edit"), is_me=membership.id == access.membership_id,
+                  page_errors=page_errors or [])
 
 
 @bp.get("/members/<int:membership_id>")
 @require_permission("members", "view")
 def team_member(membership_id: int) -> Any:
     """A member's status, department and assigned members, with the actions on them."""
-    return _member_page(_membership_or_404(membership_id))
+    return _member_page(membership_or_404(membership_id))
 
 
 def _change_member(membership: Any, change: Callable[[], Any], done: str) -> Any:
     """Run ``change`` and commit, then back to the member's page with ``done`` flashed;
     a refusal rolls back and shows the member's page with the message (403 or 400)."""
-    try:
-        change()
-        _commit()
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        return _member_page(membership, status=_error_status(exc), page_errors=[exc.message])
+    page_errors: list[str] = []
+    outcome = attempt(change, errors=page_errors)
+    if not outcome.ok:
+        return _member_page(membership, status=outcome.status, page_errors=page_errors)
     flash(done, "success")
     return _back_to_member(membership)
 
 
 def _member_action(membership_id: int, action: Any, done: str) -> Any:
     rbac = get_rbac()
-    membership = _membership_or_404(membership_id)
+    membership = membership_or_404(membership_id)
     if not ConfirmForm().validate_on_submit():
         return _member_page(membership, status=400, page_errors=["The form expired; try again."])
-    return _change_member(membership, lambda: action(rbac, _access(), membership),
+    return _change_member(membership, lambda: action(rbac, acting_access(), membership),
                           f"{membership.display_name} {done}.")
 
 
@@ -330,8 +296,8 @@ def reactivate(membership_id: int) -> Any:
 @bp.post("/members/<int:membership_id>/department")
 @require_permission("members", "edit")
 def member_department(membership_id: int) -> Any:
-    rbac, access = get_rbac(), _access()
-    membership = _membership_or_404(membership_id)
+    rbac, access = get_rbac(), acting_access()
+    membership = membership_or_404(membership_id)
     form = MemberDepartmentForm()
     departments = _departments(rbac, access.workspace_id)
     form.department_id.choices = choices([("", "— none —")] + [
@@ -352,14 +318,14 @@ def member_department(membership_id: int) -> Any:
 @bp.post("/members/<int:membership_id>/team")
 @require_permission("members", "edit")
 def add_to_team(membership_id: int) -> Any:
-    rbac, access = get_rbac(), _access()
-    manager = _membership_or_404(membership_id)
+    rbac, access = get_rbac(), acting_access()
+    manager = membership_or_404(membership_id)
     form = TeamForm()
     form.member_id.choices = choices((m.id, m.display_name) for m in
-                                     support.workspace_memberships(rbac, access.workspace_id))
+                                     queries.workspace_memberships(rbac, access.workspace_id))
     if not form.validate_on_submit():
         return _member_page(manager, status=400, team_form=form)
-    member = support.membership_in(rbac, access.workspace_id, form.member_id.data)
+    member = queries.membership_in(rbac, access.workspace_id, form.member_id.data)
     return _change_member(manager, lambda: team.assign_to_manager(rbac, access, manager, member),
                           f"{manager.display_name} now manages {member.display_name}.")
 
@@ -367,9 +333,9 @@ def add_to_team(membership_id: int) -> Any:
 @bp.post("/members/<int:membership_id>/team/<int:member_id>/remove")
 @require_permission("members", "edit")
 def remove_from_team(membership_id: int, member_id: int) -> Any:
-    rbac, access = get_rbac(), _access()
-    manager = _membership_or_404(membership_id)
-    member = _membership_or_404(member_id)
+    rbac, access = get_rbac(), acting_access()
+    manager = membership_or_404(membership_id)
+    member = membership_or_404(member_id)
     if not ConfirmForm().validate_on_submit():
         return _member_page(manager, status=400, page_errors=["The form expired; try again."])
     return _change_member(manager,
@@ -385,14 +351,14 @@ def reassign(membership_id: int) -> Any:
     ``?resource=deals&id=5`` (repeatable ``id``) limits the move to those records,
     for a link from one record's page.
     """
-    rbac, access = get_rbac(), _access()
-    source = _membership_or_404(membership_id)
+    rbac, access = get_rbac(), acting_access()
+    source = membership_or_404(membership_id)
     ids = request.args.getlist("id", type=int) or None
     only = request.args.get("resource")
     form = ReassignForm()
     form.to_user_id.choices = choices([("", "— choose —")] + [
         (m.user_id, m.display_name)
-        for m in support.workspace_memberships(rbac, access.workspace_id)
+        for m in queries.workspace_memberships(rbac, access.workspace_id)
         if m.status == "active" and m.id != source.id])
     form.resources.choices = choices((r.name, r.label or r.name) for r in team.reassignable(rbac))
     status, page_errors, preview = 200, [], None
@@ -400,22 +366,18 @@ def reassign(membership_id: int) -> Any:
         if form.validate_on_submit():
             resources = [only] if only else (form.resources.data or None)
             args = (rbac, access, source.user_id, form.to_user_id.data, resources)
-            try:
-                if request.form.get("step") == "apply":
-                    counts = team.reassign(*args, ids=ids)
-                    _commit()
-                    flash(f"{sum(counts.values())} record(s) moved from "
-                          f"{source.display_name}.", "success")
-                    return _back_to_member(source)
-                preview = team.reassign_preview(*args, ids=ids)
-            except (ValidationError, PermissionDenied) as exc:
-                _rollback()
-                page_errors.append(exc.message)
-                status = _error_status(exc)
+            applying = request.form.get("step") == "apply"
+            step = team.reassign if applying else team.reassign_preview
+            outcome = attempt(lambda: step(*args, ids=ids), commit=applying, errors=page_errors)
+            if outcome.ok and applying:
+                flash(f"{sum(outcome.value.values())} record(s) moved from "
+                      f"{source.display_name}.", "success")
+                return _back_to_member(source)
+            preview, status = outcome.value, outcome.status
         else:
             status = 400
-    return _render("team/reassign.html", status, form=form, source=source, preview=preview,
-                   page_errors=page_errors, only=only, ids=ids)
+    return render("team/reassign.html", status, form=form, source=source, preview=preview,
+                  page_errors=page_errors, only=only, ids=ids)
 
 
 # -- departments --------------------------------------------------------------------------
@@ -425,28 +387,25 @@ def reassign(membership_id: int) -> Any:
 @require_permission("members", "view")
 def departments() -> Any:
     """Departments with their members; create (members.edit)."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = get_rbac(), acting_access()
     form = DepartmentForm()
     status, page_errors = 200, []
     if request.method == "POST":
-        if not _can("members.edit"):
+        if not can("members.edit"):
             return get_rbac().refuse(_refusal("You may not edit members."), 403)
         if form.validate_on_submit():
-            try:
-                dept = team.create_department(rbac, access, form.name.data or "")
-                _commit()
-                flash(f"Department {dept.name} created.", "success")
+            outcome = attempt(lambda: team.create_department(rbac, access, form.name.data or ""),
+                              form, fallback=form.name)
+            if outcome.ok:
+                flash(f"Department {outcome.value.name} created.", "success")
                 return redirect(url_for(".departments"))
-            except (ValidationError, PermissionDenied) as exc:
-                _rollback()
-                _add_error(form.name, exc.message)
-                status = _error_status(exc)
+            status = outcome.status
         else:
             status = 400
     rows = [(d, team.department_members(rbac, d)) for d in _departments(rbac, access.workspace_id)]
-    return _render("team/departments.html", status, form=form, rows=rows, confirm=ConfirmForm(),
-                   rename=DepartmentForm(formdata=None), can_edit=_can("members.edit"),
-                   page_errors=page_errors)
+    return render("team/departments.html", status, form=form, rows=rows, confirm=ConfirmForm(),
+                  rename=DepartmentForm(formdata=None), can_edit=can("members.edit"),
+                  page_errors=page_errors)
 
 
 def _refusal(reason: str) -> Decision:
@@ -454,9 +413,9 @@ def _refusal(reason: str) -> Decision:
 
 
 def _department_or_404(dept_id: int) -> Any:
-    dept = next((d for d in _departments(get_rbac(), _access().workspace_id) if d.id == dept_id),
-                None)
-    return dept if dept is not None else _not_found()
+    departments = _departments(get_rbac(), acting_access().workspace_id)
+    dept = next((d for d in departments if d.id == dept_id), None)
+    return dept if dept is not None else not_found()
 
 
 @bp.post("/departments/<int:dept_id>/rename")
@@ -466,13 +425,9 @@ def rename_department(dept_id: int) -> Any:
     dept = _department_or_404(dept_id)
     form = DepartmentForm()
     if form.validate_on_submit():
-        try:
-            team.rename_department(rbac, _access(), dept, form.name.data or "")
-            _commit()
+        if attempt(lambda: team.rename_department(rbac, acting_access(), dept,
+                                                  form.name.data or "")).ok:
             flash(f"Department renamed to {dept.name}.", "success")
-        except (ValidationError, PermissionDenied) as exc:
-            _rollback()
-            flash(exc.message, "error")
     else:
         flash("Enter a name.", "error")
     return redirect(url_for(".departments"))
@@ -487,14 +442,9 @@ def delete_department(dept_id: int) -> Any:
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for(".departments"))
-    try:
-        team.delete_department(rbac, _access(), dept)
-        _commit()
-        flash(f"Department {name} deleted.", "success")
-    except (ValidationError, PermissionDenied) as exc:
-        _rollback()
-        flash(exc.message, "error")
+    if not attempt(lambda: team.delete_department(rbac, acting_access(), dept)).ok:
         return redirect(url_for(".departments")), 400  # type: ignore[return-value]
+    flash(f"Department {name} deleted.", "success")
     return redirect(url_for(".departments"))
 
 
@@ -528,20 +478,17 @@ def profile() -> Any:
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
-                team.update_profile(rbac, membership, name=form.name.data,
-                                    notify_email=bool(form.notify_email.data),
-                                    current_password=form.current_password.data,
-                                    new_password=form.new_password.data)
-                _commit()
+            outcome = attempt(lambda: team.update_profile(
+                rbac, membership, name=form.name.data,
+                notify_email=bool(form.notify_email.data),
+                current_password=form.current_password.data,
+                new_password=form.new_password.data), form, fallback=form.name)
+            if outcome.ok:
                 if form.new_password.data and rbac.user_pk(current_user) == membership.user_id:
                     _sign_in_again(user)
                 flash("Your profile was saved.", "success")
                 return redirect(url_for(".profile"))
-            except ValidationError as exc:
-                _rollback()
-                _add_error(form._fields.get(exc.field or "") or form.name, exc.message)
-                status = 400
+            status = outcome.status
         else:
             status = 400
-    return _render("team/profile.html", status, form=form, membership=membership)
+    return render("team/profile.html", status, form=form, membership=membership)

@@ -1,10 +1,12 @@
-"""What the settings pages and the JSON API both need to read.
+"""The shared read layer of the pages, the JSON API and the CLI.
 
-Everything here reads, scoped to one workspace, except :func:`set_plan` and
-:func:`remove_conflict`: :mod:`..roles` has no function for those two
-changes yet, so they live here, with the same shape (actor first, refuse
-before changing anything, flush and let the caller commit) until they move
-there.
+Every lookup here only reads, within one workspace: an id of another
+workspace finds nothing. The views and the API turn the rows into pages and
+JSON; writes belong to the services (:mod:`.roles`, :mod:`.team`,
+:mod:`.sharing`, :mod:`.tokens`). :func:`parse_utc` and :func:`iso` live here
+because the API, the pages and the CLI read and show instants the same way,
+and :func:`get_rbac` because each of them starts from the current app's
+extension.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import conditions, roles
-from ..errors import ValidationError
-from ..models import utcnow
-from ..policy import Access
-from ..registry import Registry, Resource
+from . import conditions, roles
+from .errors import ValidationError
+from .loader import plan_modules as modules_of
+from .models import utcnow
+from .policy import Access
+from .registry import Registry, Resource
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from .extension import RBAC
 
 #: The module of the extension's own resources (members, roles, settings).
 ADMIN_MODULE = "administration"
@@ -117,7 +120,7 @@ def field_rules_of(role: Any) -> dict[str, dict[str, str]]:
 def restrictable_fields(res: Resource) -> list[str]:
     """Columns of a resource's model that a field rule may hide or make read-only.
 
-    The same columns :func:`..roles.set_field_rules` accepts: not the primary
+    The same columns :func:`.roles.set_field_rules` accepts: not the primary
     key, the workspace or the owner column, which decide who sees the record.
     """
     if res.model is None:
@@ -276,7 +279,5 @@ def iso(value: dt.datetime | None) -> str | None:
 
 def plan_modules(rbac: RBAC, plan: str) -> list[str]:
     """Modules of the registry a plan includes (administration always is)."""
-    from ..loader import plan_modules as modules_of
-
     included = modules_of(current_app.config["RBAC_PLANS"], plan)
     return [m for m in ordered_modules(rbac.registry) if included is None or m in included]

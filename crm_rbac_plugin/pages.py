@@ -1,0 +1,116 @@
+"""What the HTML page blueprints share: the settings layout and a bare confirm form.
+
+Every page of the settings and oversight blueprints extends
+``rbac/settings/_layout.html``. Each blueprint adds its own tabs to that
+layout with :func:`add_tab` from its ``register(app)``, so no blueprint
+names another one's endpoints, and a blueprint a host leaves out has no tab.
+The tabs of one app are kept in ``app.extensions["rbac_tabs"]``, beside the
+extension's state, in ``order``.
+
+A tab shows when the current member may see it:
+
+- ``permission="roles.view"``: the member may do that (``rbac.can``);
+- ``owner=True``: the member is an Owner of the workspace;
+- neither: the signed-in user is a member of the workspace.
+
+It is highlighted on its own endpoint and on its ``highlight`` endpoints
+(the pages under it, such as a role's edit page under Roles).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+
+from .errors import NoAccessContext
+from .policy import Access
+from .queries import get_rbac
+
+#: Where an app keeps its tabs, in ``app.extensions``.
+TABS_KEY = "rbac_tabs"
+
+
+@dataclass(frozen=True)
+class Tab:
+    """One link of the settings layout's navigation."""
+
+    endpoint: str
+    label: str
+    order: int
+    permission: str | None = None
+    owner: bool = False
+    highlight: tuple[str, ...] = ()
+
+    def visible(self, access: Access | None) -> bool:
+        """Whether the current member (``access``) sees the tab."""
+        if self.permission is not None:
+            return can(self.permission)
+        if self.owner:
+            return bool(access and access.is_owner)
+        return access is not None
+
+
+def add_tab(app: Flask, endpoint: str, label: str, *, order: int,
+            permission: str | None = None, owner: bool = False,
+            highlight: Iterable[str] = ()) -> Tab:
+    """Add a tab for ``endpoint`` to the settings layout of ``app``.
+
+    Tabs are shown by ``order``, then in the order they were added::
+
+        add_tab(app, "rbac_settings.roles", "Roles", order=10, permission="roles.view",
+                highlight=["rbac_settings.edit_role"])
+    """
+    tab = Tab(endpoint, label, order, permission, owner, (endpoint, *highlight))
+    tabs: list[Tab] = app.extensions.setdefault(TABS_KEY, [])
+    tabs.append(tab)
+    tabs.sort(key=lambda t: t.order)
+    return tab
+
+
+def tabs_of(app: Flask) -> list[Tab]:
+    """The tabs added to ``app``, in order."""
+    return list(app.extensions.get(TABS_KEY, ()))
+
+
+def layout_context() -> dict[str, Any]:
+    """The settings layout's context: ``settings_nav`` and ``rbac_show_flashes``.
+
+    Each page blueprint registers it as its context processor.
+    """
+    access = get_rbac().current_access() if current_user.is_authenticated else None
+    current = request.endpoint
+    nav = [{"endpoint": tab.endpoint, "label": tab.label, "current": current in tab.highlight}
+           for tab in tabs_of(current_app) if tab.visible(access)]
+    return {"settings_nav": nav, "rbac_show_flashes": show_flashes()}
+
+
+def show_flashes() -> bool:
+    """Whether the settings layout shows flashed messages itself.
+
+    ``RBAC_SETTINGS_FLASHES`` None means "only while rbac/base.html is the
+    plugin's own", which shows none; a host layout usually does.
+    """
+    setting = current_app.config["RBAC_SETTINGS_FLASHES"]
+    if setting is not None:
+        return bool(setting)
+    own = os.path.join(os.path.dirname(__file__), "templates")
+    filename = current_app.jinja_env.get_or_select_template("rbac/base.html").filename or ""
+    return os.path.abspath(filename).startswith(os.path.abspath(own))
+
+
+def can(permission: str) -> bool:
+    """Whether the current member may ``permission`` (False outside a workspace)."""
+    try:
+        return bool(get_rbac().can(permission))
+    except NoAccessContext:
+        return False
+
+
+class ConfirmForm(FlaskForm):
+    """A POST with nothing but its CSRF token (remove, revoke ...)."""
