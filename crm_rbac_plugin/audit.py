@@ -52,7 +52,7 @@ from .context import SYSTEM, current_override
 from .errors import PermissionDenied
 from .guard import NO_POLICY_EFFECT, _changed_keys, old_state, workspaces_of
 from .identity import request_state
-from .models import utcnow
+from .models import naive_utc, utcnow
 from .policy import Access
 
 if TYPE_CHECKING:
@@ -614,8 +614,7 @@ def parse_filters(args: Any) -> dict[str, Any]:
             when = dt.datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"{key}: expected a date such as 2026-11-01") from None
-        if when.tzinfo is not None:
-            when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        when = naive_utc(when)
         if key == "to" and len(value) <= 10:
             when += dt.timedelta(days=1)
         out[key] = when

@@ -28,6 +28,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def naive_utc(when: dt.datetime) -> dt.datetime:
+    """Return ``when`` as stored timestamps are: naive UTC (a naive value is taken as UTC)."""
+    if when.tzinfo is None:
+        return when
+    return when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
 @dataclass(frozen=True)
 class Models:
     """The mapped classes of one extension instance."""

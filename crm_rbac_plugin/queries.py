@@ -23,7 +23,7 @@ from flask import current_app
 from . import conditions, roles
 from .errors import ValidationError
 from .loader import plan_modules as modules_of
-from .models import utcnow
+from .models import naive_utc, utcnow
 from .policy import Access
 from .registry import Registry, Resource
 
@@ -267,8 +267,7 @@ def parse_utc(value: str, field: str) -> dt.datetime:
     except (TypeError, ValueError, AttributeError):
         raise ValidationError(f"{value!r} is not an ISO 8601 date and time",
                               field=field) from None
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    when = naive_utc(when)
     return when
 
 

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from . import conditions
 from .errors import PermissionDenied, ValidationError
 from .loader import BYPASS
-from .models import utcnow
+from .models import naive_utc, utcnow
 from .policy import Access
 from .roles import GrantSpec, condition_clauses, covers, permission_items, require
 
@@ -100,8 +100,7 @@ def _check_expiry(expires_at: Any) -> dt.datetime | None:
         return None
     if not isinstance(expires_at, dt.datetime):
         raise ValidationError("expires_at must be a date and time", field="expires_at")
-    if expires_at.tzinfo is not None:
-        expires_at = expires_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    expires_at = naive_utc(expires_at)
     if expires_at <= utcnow():
         raise ValidationError("expires_at must be in the future", field="expires_at")
     return expires_at

@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..errors import RBACError
+from ..models import naive_utc
 from . import history
 
 
@@ -37,8 +38,7 @@ def who_could_command(workspace: str, resource: str, record_id: int, at: str,
         when = dt.datetime.fromisoformat(at)
     except ValueError as exc:
         raise click.ClickException(f"--at: {exc}") from exc
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    when = naive_utc(when)
     try:
         result = history.who_could(rbac, ws.id, resource, record_id, when, action)
     except (RBACError, LookupError) as exc:

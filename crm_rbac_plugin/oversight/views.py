@@ -20,7 +20,7 @@ from .. import audit, csvsafe, inputs, pages, queries
 from ..decorators import require_permission
 from ..errors import RBACError
 from ..identity import request_state
-from ..models import utcnow
+from ..models import naive_utc, utcnow
 from ..pages import ConfirmForm
 from ..policy import Access, Decision
 from ..queries import get_rbac
@@ -147,8 +147,7 @@ def who_could() -> Any:
     if form["record"]:
         try:
             when = dt.datetime.fromisoformat(form["at"]) if form["at"] else utcnow()
-            if when.tzinfo is not None:
-                when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            when = naive_utc(when)
             result = history.who_could(rbac, access.workspace_id, form["resource"],
                                        int(form["record"]), when, form["action"])
         except (ValueError, LookupError, RBACError) as exc:
