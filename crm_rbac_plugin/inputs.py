@@ -156,3 +156,14 @@ def check_update_numbers(registry: Registry, model: Any, statement: Any, params:
             if problem is not None:
                 raise ValidationError(f"{key} {problem}.", field=key)
 
+
+def check_unique_name(session: Any, model: Any, workspace_id: int, name: str,
+                      exclude_id: int | None, noun: str) -> None:
+    """Refuse (400 on ``name``) a name that another ``model`` row of the workspace
+    holds, compared case-insensitively: two "Sales" roles could not be told apart."""
+    clash = session.scalar(sa.select(model.id).where(
+        model.workspace_id == workspace_id, sa.func.lower(model.name) == name.lower(),
+        model.id != (exclude_id or -1)))
+    if clash is not None:
+        raise ValidationError(f"a {noun} named {name!r} already exists", field="name")
+

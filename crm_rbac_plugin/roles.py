@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import current_app
 
-from . import conditions
-from .errors import InvalidCondition, PermissionDenied, UnknownResource, ValidationError
+from . import conditions, inputs
+from .errors import (InvalidCondition, PermissionDenied, RuleConflict, UnknownResource,
+                     ValidationError)
 from .loader import BYPASS
-from .errors import RuleConflict
 from .models import utcnow
 from .policy import Access
 from .registry import SCOPES, Resource
@@ -366,12 +366,8 @@ def _check_name(rbac: RBAC, workspace_id: int, name: Any, role_id: int | None = 
     name = name.strip()
     if len(name) > 80:
         raise ValidationError("the name is longer than 80 characters", field="name")
-    Role = rbac.models.Role
-    clash = rbac.db.session.scalar(sa.select(Role.id).where(
-        Role.workspace_id == workspace_id, sa.func.lower(Role.name) == name.lower(),
-        Role.id != (role_id or -1)))
-    if clash is not None:
-        raise ValidationError(f"a role named {name!r} already exists", field="name")
+    inputs.check_unique_name(rbac.db.session, rbac.models.Role, workspace_id, name, role_id,
+                             "role")
     return name
 
 

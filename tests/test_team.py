@@ -20,7 +20,7 @@ from crm_app.extensions import db, mail
 from crm_app.models import Client, Deal, Lead, Note, Task, User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import team, tokens, workspaces
-from crm_rbac_plugin.errors import PermissionDenied
+from crm_rbac_plugin.errors import PermissionDenied, ValidationError
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.team import reassignment
 from crm_rbac_plugin.team.activity import RecentlySeen
@@ -567,3 +567,23 @@ def test_mails_can_also_go_to_a_file(app: Flask, world: SimpleNamespace, tmp_pat
     assert len(outbox) == 1
     text = path.read_text()
     assert "mail to file@example.test" in text and "/settings/invitations/" in text
+
+
+def test_department_names_are_unique_in_a_workspace_whatever_the_case(
+        world: SimpleNamespace) -> None:
+    """Creating or renaming onto a name another department holds is a 400 on ``name``."""
+    owner = rbac.access_for(world.members["owner"])
+    before = sorted(d.name for d in db.session.scalars(sa.select(rbac.models.Department)))
+    with pytest.raises(ValidationError) as refused:
+        team.create_department(rbac, owner, "  sALES ")
+    assert refused.value.field == "name" and "already exists" in refused.value.message
+    db.session.rollback()
+    support = db.session.scalar(sa.select(rbac.models.Department).where(
+        rbac.models.Department.name == "Support"))
+    with pytest.raises(ValidationError):
+        team.rename_department(rbac, owner, support, "Sales")
+    db.session.rollback()
+    team.rename_department(rbac, owner, support, "SUPPORT")  # its own name, another case
+    db.session.commit()
+    after = sorted(d.name for d in db.session.scalars(sa.select(rbac.models.Department)))
+    assert after == sorted(["SUPPORT" if n == "Support" else n for n in before])

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .. import inputs
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
 from .checks import privileged, require, same_workspace
@@ -29,12 +30,8 @@ def _department_name(rbac: RBAC, workspace_id: int, name: Any, dept_id: int | No
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > 120:
         raise ValidationError("a department needs a name of 1 to 120 characters", field="name")
     name = name.strip()
-    D = rbac.models.Department
-    clash = rbac.db.session.scalar(sa.select(D.id).where(
-        D.workspace_id == workspace_id, sa.func.lower(D.name) == name.lower(),
-        D.id != (dept_id or -1)))
-    if clash is not None:
-        raise ValidationError(f"a department named {name!r} already exists", field="name")
+    inputs.check_unique_name(rbac.db.session, rbac.models.Department, workspace_id, name,
+                             dept_id, "department")
     return name
 
 
