@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from .context import SYSTEM
 from .decorators import get_or_404, record_required, require_permission
-from .errors import (ConfigurationError, InvalidCondition, NoAccessContext, PermissionDenied,
-                     RBACError, UnknownResource)
+from .errors import (
+                     ConfigurationError,
+                     InvalidCondition,
+                     NoAccessContext,
+                     PermissionDenied,
+                     RBACError,
+                     UnknownResource,
+)
 from .extension import RBAC
 from .policy import Access, Decision, Rule
 from .registry import SCOPES, STANDARD_ACTIONS, Resource

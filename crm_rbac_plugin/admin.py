@@ -54,7 +54,7 @@ from .policy import Decision
 from .urls import safe_next
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 __all__ = ["RBACModelView", "ReadOnlyRBACModelView"]
 
@@ -72,7 +72,7 @@ class RBACModelView(ModelView):
     _INIT_ARGS = frozenset({"name", "category", "endpoint", "url", "static_folder",
                             "menu_class_name", "menu_icon_type", "menu_icon_value"})
 
-    def __init__(self, model: type, db: Any, *, rbac: RBAC, resource: str,
+    def __init__(self, model: type, db: Any, *, rbac: RBACProtocol, resource: str,
                  **kwargs: Any) -> None:
         self.rbac = rbac
         self.resource = resource
@@ -342,7 +342,7 @@ class SharingAgreementView(ReadOnlyRBACModelView):
                                    SA.receiving_workspace_id == access.workspace_id))
 
 
-def plugin_views(rbac: RBAC, db: Any, category: str = "Access") -> list[RBACModelView]:
+def plugin_views(rbac: RBACProtocol, db: Any, category: str = "Access") -> list[RBACModelView]:
     """Read-only panels of roles, members, departments, sharing agreements and audit
     events (Owners/Admins)."""
     m = rbac.models
@@ -366,7 +366,7 @@ def plugin_views(rbac: RBAC, db: Any, category: str = "Access") -> list[RBACMode
         ReadOnlyRBACModelView(m.Department, db, rbac=rbac, resource="settings",
                               name="Departments", endpoint="rbac_admin_departments",
                               category=category, column_list=["name"]),
-        ReadOnlyRBACModelView(rbac.AuditEvent, db, rbac=rbac, resource="settings",
+        ReadOnlyRBACModelView(rbac.models.AuditEvent, db, rbac=rbac, resource="settings",
                               name="Audit events", endpoint="rbac_admin_audit",
                               category=category,
                               column_list=["at", "action", "resource", "target",

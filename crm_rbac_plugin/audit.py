@@ -56,7 +56,7 @@ from .models import naive_utc, utcnow
 from .policy import Access
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 __all__ = ["AuditImmutable", "RETENTION", "record", "purge_before", "PRIORITY"]
 
@@ -124,7 +124,7 @@ def snapshot(obj: Any, values: Any = None) -> dict[str, Any]:
             for a in sa.inspect(type(obj)).column_attrs}
 
 
-def actor(rbac: RBAC) -> tuple[int | None, int | None]:
+def actor(rbac: RBACProtocol) -> tuple[int | None, int | None]:
     """Return (user id, membership id) of whoever is acting now (None, None: the system)."""
     ctx = current_override()
     if isinstance(ctx, Access):
@@ -152,7 +152,7 @@ def _ip() -> str | None:
     return request.remote_addr if has_request_context() else None
 
 
-def record(rbac: RBAC, action: str, *, workspace_id: int | None = None, resource: str = "",
+def record(rbac: RBACProtocol, action: str, *, workspace_id: int | None = None, resource: str = "",
            target: str = "", before: Any = None, after: Any = None,
            actor_ids: tuple[int | None, int | None] | None = None, **detail: Any) -> Any:
     """Add an audit event to the session (the caller commits) and return it.
@@ -165,7 +165,7 @@ def record(rbac: RBAC, action: str, *, workspace_id: int | None = None, resource
         access = ctx if isinstance(ctx, Access) else (
             _real_or_acting() if has_request_context() else None)
         workspace_id = access.workspace_id if access is not None else None
-    ev = rbac.AuditEvent(workspace_id=workspace_id, at=utcnow(), actor_user_id=user_id,
+    ev = rbac.models.AuditEvent(workspace_id=workspace_id, at=utcnow(), actor_user_id=user_id,
                          actor_membership_id=membership_id, action=action, resource=resource,
                          target=target, before=_jsonable(before), after=_jsonable(after),
                          detail=_jsonable(detail) or None, ip=_ip())
@@ -174,9 +174,9 @@ def record(rbac: RBAC, action: str, *, workspace_id: int | None = None, resource
     return ev
 
 
-def purge_before(rbac: RBAC, cutoff: dt.datetime, workspace_id: int | None = None) -> int:
+def purge_before(rbac: RBACProtocol, cutoff: dt.datetime, workspace_id: int | None = None) -> int:
     """Delete audit events older than ``cutoff`` (retention); the only deletion allowed."""
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     stmt = sa.delete(A).where(A.at < cutoff)
     if workspace_id is not None:
         stmt = stmt.where(A.workspace_id == workspace_id)
@@ -188,7 +188,7 @@ def purge_before(rbac: RBAC, cutoff: dt.datetime, workspace_id: int | None = Non
 # -- listeners -------------------------------------------------------------------------
 
 
-def install(rbac: RBAC, db_session: Any) -> None:
+def install(rbac: RBACProtocol, db_session: Any) -> None:
     """Listen on the app's session: immutability, change collection, one event per commit."""
     event.listen(db_session, "before_flush", lambda s, c, i: _before_flush(rbac, s))
     event.listen(db_session, "before_commit", lambda s: _before_commit(rbac, s))
@@ -216,8 +216,8 @@ def _kind(obj: Any) -> tuple[str, str]:
     return KINDS[type(obj).__name__]
 
 
-def _before_flush(rbac: RBAC, session: Session) -> None:
-    A = rbac.AuditEvent
+def _before_flush(rbac: RBACProtocol, session: Session) -> None:
+    A = rbac.models.AuditEvent
     completing = session.info.get(_COMPLETING, ())
     for obj in (*session.dirty, *session.deleted):
         if isinstance(obj, A) and (obj in session.deleted or session.is_modified(obj)):
@@ -247,7 +247,7 @@ def _before_flush(rbac: RBAC, session: Session) -> None:
         pending.append({"obj": obj, "op": op, "before": before, "tx": tx, "actor": who})
 
 
-def _note_shared_writes(rbac: RBAC, session: Session, tx: Any) -> None:
+def _note_shared_writes(rbac: RBACProtocol, session: Session, tx: Any) -> None:
     """Remember writes to records of another workspace (made through an agreement).
 
     The flush guard has let them through already; they are written to the
@@ -283,7 +283,7 @@ def _note_shared_writes(rbac: RBAC, session: Session, tx: Any) -> None:
                       "from_workspace_id": ctx.workspace_id})
 
 
-def _write_shared(rbac: RBAC, session: Session) -> None:
+def _write_shared(rbac: RBACProtocol, session: Session) -> None:
     """One ``shared.write`` event per transaction on each side of each agreement used."""
     noted = session.info.pop(_SHARED, None) or []
     seen: dict[tuple[int, int], list[dict[str, Any]]] = {}
@@ -295,7 +295,7 @@ def _write_shared(rbac: RBAC, session: Session) -> None:
         target = ", ".join(sorted({f"{w['resource']} #{w['id']} {w['op']}" for w in writes}))
         first = writes[0]
         for ws, side in ((granting, "granting"), (receiving, "receiving")):
-            session.add(rbac.AuditEvent(
+            session.add(rbac.models.AuditEvent(
                 workspace_id=ws, at=utcnow(), actor_user_id=first["actor"][0],
                 actor_membership_id=first["actor"][1], action="shared.write",
                 resource=first["resource"], target=target[:2000],
@@ -307,7 +307,7 @@ def _write_shared(rbac: RBAC, session: Session) -> None:
                 ip=_ip()))
 
 
-def record_export(rbac: RBAC, resource: str, rows_by_workspace: dict[Any, int], *,
+def record_export(rbac: RBACProtocol, resource: str, rows_by_workspace: dict[Any, int], *,
                   target: str, **detail: Any) -> None:
     """Audit an export: one event in the member's workspace, and one in each workspace
     whose shared records it included (the caller commits)."""
@@ -442,7 +442,7 @@ def _change_action(kind: str, op: str, before: dict[str, Any] | None,
     return f"{kind}.changed"
 
 
-def _before_commit(rbac: RBAC, session: Session) -> None:
+def _before_commit(rbac: RBACProtocol, session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint is released: the outer transaction may still change more
     session.flush()  # collect what the commit would flush (a no-op when clean), then write
@@ -491,7 +491,7 @@ def _before_commit(rbac: RBAC, session: Session) -> None:
         ranked = sorted(changes, key=lambda c: (PRIORITY.index(c["action"])
                                                 if c["action"] in PRIORITY else len(PRIORITY)))
         main = ranked[0]
-        session.add(rbac.AuditEvent(
+        session.add(rbac.models.AuditEvent(
             workspace_id=ws, at=utcnow(), actor_user_id=main["actor"][0],
             actor_membership_id=main["actor"][1], action=main["action"],
             resource=main["resource"],
@@ -506,7 +506,7 @@ def _before_commit(rbac: RBAC, session: Session) -> None:
         session.info[_COMPLETING] = completing
 
 
-def _event_workspaces(session: Session, rbac: RBAC, obj: Any, kind: str, op: str,
+def _event_workspaces(session: Session, rbac: RBACProtocol, obj: Any, kind: str, op: str,
                       before: dict[str, Any]) -> list[int | None]:
     """The workspaces whose trail records a change: both sides of an agreement."""
     if kind == "workspace":
@@ -523,7 +523,7 @@ def _event_workspaces(session: Session, rbac: RBAC, obj: Any, kind: str, op: str
     return [ws if ws is not None else _deleted_workspace(session, rbac, obj, before)]
 
 
-def _deleted_workspace(session: Session, rbac: RBAC, obj: Any,
+def _deleted_workspace(session: Session, rbac: RBACProtocol, obj: Any,
                        before: dict[str, Any]) -> int | None:
     """Workspace of a deleted grant, assignment or manager link, via its parent row."""
     m = rbac.models
@@ -548,7 +548,7 @@ def _deleted_workspace(session: Session, rbac: RBAC, obj: Any,
 # -- refusals ----------------------------------------------------------------------------
 
 
-def note_denied(rbac: RBAC, access: Access | None, action: str, resource: str, record: Any,
+def note_denied(rbac: RBACProtocol, access: Access | None, action: str, resource: str, record: Any,
                 reason: str) -> None:
     """Remember a refusal of this request; :func:`write_denied` stores it after the request."""
     if not has_request_context():
@@ -576,14 +576,14 @@ def note_denied(rbac: RBAC, access: Access | None, action: str, resource: str, r
         state.denied.append(row)
 
 
-def write_denied(rbac: RBAC) -> None:
+def write_denied(rbac: RBACProtocol) -> None:
     """Store the refusals noted during this request, in a transaction of their own."""
     state = request_state()
     rows, state.denied = state.denied, []
     if not rows:
         return
     with rbac.db.engine.begin() as conn:
-        conn.execute(rbac.AuditEvent.__table__.insert(), rows)
+        conn.execute(rbac.models.AuditEvent.__table__.insert(), rows)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -621,9 +621,9 @@ def parse_filters(args: Any) -> dict[str, Any]:
     return out
 
 
-def events_query(rbac: RBAC, workspace_id: int, filters: dict[str, Any]) -> Any:
+def events_query(rbac: RBACProtocol, workspace_id: int, filters: dict[str, Any]) -> Any:
     """Return the SELECT of a workspace's events matching ``filters``, newest first."""
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     stmt = sa.select(A).where(A.workspace_id == workspace_id)
     if "actor" in filters:
         stmt = stmt.where(A.actor_membership_id == filters["actor"])

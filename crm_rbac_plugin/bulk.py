@@ -45,7 +45,7 @@ from .context import SYSTEM
 from .errors import PermissionDenied
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
     from .registry import Resource
 
 __all__ = ["BULK", "actions_for", "allowed", "select"]
@@ -54,13 +54,13 @@ __all__ = ["BULK", "actions_for", "allowed", "select"]
 BULK = "bulk"
 
 
-def actions_for(rbac: RBAC, resource: str, action: str) -> tuple[str, ...]:
+def actions_for(rbac: RBACProtocol, resource: str, action: str) -> tuple[str, ...]:
     """Return the actions a bulk ``action`` needs on ``resource`` (``bulk`` first)."""
     res = rbac.registry.get(resource)
     return (BULK, action) if BULK in res.actions and action != BULK else (action,)
 
 
-def allowed(rbac: RBAC, resource: str, record: Any, action: str = "delete") -> bool:
+def allowed(rbac: RBACProtocol, resource: str, record: Any, action: str = "delete") -> bool:
     """Return whether ``record`` may take part in a bulk ``action`` (for checkboxes)."""
     return all(rbac.can(a, resource, record) for a in actions_for(rbac, resource, action))
 
@@ -83,14 +83,14 @@ def _typed_ids(res: Resource, ids: Iterable[Any]) -> set[Any]:
     return typed
 
 
-def _refuse(rbac: RBAC, access: Any, resource: str, action: str, record: Any,
+def _refuse(rbac: RBACProtocol, access: Any, resource: str, action: str, record: Any,
             message: str) -> PermissionDenied:
     """Send the ``access_denied`` signal (the audit trail logs it) and build the refusal."""
     rbac.signal_denied(access, action, resource, record, message)
     return PermissionDenied(message, resource=resource, action=action)
 
 
-def select(rbac: RBAC, resource: str, ids: Iterable[Any], action: str = "delete") -> list[Any]:
+def select(rbac: RBACProtocol, resource: str, ids: Iterable[Any], action: str = "delete") -> list[Any]:
     """Return the records ``ids`` of ``resource`` for a bulk ``action``, all or none.
 
     Raises :class:`~werkzeug.exceptions.NotFound` when an id is not a record
@@ -124,7 +124,7 @@ def select(rbac: RBAC, resource: str, ids: Iterable[Any], action: str = "delete"
     return list(records)
 
 
-def _check_sql(rbac: RBAC, res: Resource, access: Any, wanted: set[Any],
+def _check_sql(rbac: RBACProtocol, res: Resource, access: Any, wanted: set[Any],
                needed: tuple[str, ...]) -> None:
     """Refuse unless every id matches the criteria of every needed action in SQL.
 

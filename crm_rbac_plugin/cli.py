@@ -6,18 +6,14 @@ import json
 
 import click
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import with_appcontext
 
 from . import sharing, team, workspaces
 from .errors import RBACError
 from .loader import BYPASS
 from .oversight.explain import explain  # with plan and field rules
+from .proxies import current_rbac
 from .queries import parse_utc
-
-
-def _rbac():  # type: ignore[no-untyped-def]
-    return current_app.extensions["rbac"].rbac
 
 
 @click.group("rbac", help="Inspect and manage access control.")
@@ -29,7 +25,7 @@ def rbac_group() -> None:
 @with_appcontext
 def resources_command() -> None:
     """List the protected resources and their actions."""
-    for res in _rbac().registry:
+    for res in current_rbac.registry:
         kind = res.model.__name__ if res.model else "(administrative)"
         click.echo(f"{res.name:12} {res.module:15} {kind:18} {', '.join(res.actions)}")
 
@@ -54,7 +50,7 @@ def _membership(rbac, email: str, workspace: str):  # type: ignore[no-untyped-de
 @with_appcontext
 def explain_command(email: str, workspace: str, record_id: str | None, permission: str) -> None:
     """Explain the decision for PERMISSION (e.g. leads.edit) of a member."""
-    rbac = _rbac()
+    rbac = current_rbac
     membership = _membership(rbac, email, workspace)
     resource, _, action = permission.rpartition(".")
     try:
@@ -80,7 +76,7 @@ def explain_command(email: str, workspace: str, record_id: str | None, permissio
 @with_appcontext
 def roles_command(workspace: str) -> None:
     """List a workspace's roles with their grants."""
-    rbac = _rbac()
+    rbac = current_rbac
     m = rbac.models
     ws = rbac.db.session.scalar(sa.select(m.Workspace).where(m.Workspace.slug == workspace))
     if ws is None:
@@ -129,7 +125,7 @@ def _memberships(rbac, workspace_id: int) -> list:  # type: ignore[no-untyped-de
 
 def _team_call(func, *args, **kwargs):  # type: ignore[no-untyped-def]
     """Run a team service call and commit, turning refusals into ClickExceptions."""
-    rbac = _rbac()
+    rbac = current_rbac
     try:
         result = func(rbac, *args, **kwargs)
         rbac.db.session.commit()
@@ -150,7 +146,7 @@ _AS = click.option("--as", "as_email", default=None,
 @with_appcontext
 def members_list_command(workspace: str, status: str) -> None:
     """List a workspace's members with status, roles and department."""
-    rbac = _rbac()
+    rbac = current_rbac
     ws = _workspace(rbac, workspace)
     for ms in team.list_members(rbac, ws.id, team.MemberFilter(status=status)):
         names = ", ".join(sorted(mr.role.name for mr in ms.member_roles)) or "-"
@@ -169,7 +165,7 @@ def members_list_command(workspace: str, status: str) -> None:
 def members_invite_command(workspace: str, email: str, role_keys: tuple[str, ...],
                            as_email: str | None) -> None:
     """Invite EMAIL with one or more roles; the link is mailed (and printed)."""
-    rbac = _rbac()
+    rbac = current_rbac
     ws = _workspace(rbac, workspace)
     actor = _actor(rbac, as_email, workspace)
     try:
@@ -188,7 +184,7 @@ def members_invite_command(workspace: str, email: str, role_keys: tuple[str, ...
 @with_appcontext
 def members_deactivate_command(workspace: str, email: str, as_email: str | None) -> None:
     """Deactivate a member (their records stay theirs)."""
-    rbac = _rbac()
+    rbac = current_rbac
     actor = _actor(rbac, as_email, workspace)
     _team_call(team.deactivate, actor, _membership(rbac, email, workspace))
     click.echo(f"{email} is inactive.")
@@ -201,7 +197,7 @@ def members_deactivate_command(workspace: str, email: str, as_email: str | None)
 @with_appcontext
 def members_reactivate_command(workspace: str, email: str, as_email: str | None) -> None:
     """Reactivate an inactive member."""
-    rbac = _rbac()
+    rbac = current_rbac
     actor = _actor(rbac, as_email, workspace)
     _team_call(team.reactivate, actor, _membership(rbac, email, workspace))
     click.echo(f"{email} is active again.")
@@ -218,7 +214,7 @@ def members_reactivate_command(workspace: str, email: str, as_email: str | None)
 def members_reassign_command(workspace: str, from_email: str, to_email: str,
                              resources: tuple[str, ...], yes: bool, as_email: str | None) -> None:
     """Move records from one owner to another, all or nothing, with a preview."""
-    rbac = _rbac()
+    rbac = current_rbac
     actor = _actor(rbac, as_email, workspace)
     source = _membership(rbac, from_email, workspace)
     target = _membership(rbac, to_email, workspace)
@@ -254,7 +250,7 @@ def _agreement(rbac, workspace_id: int, agreement_id: int):  # type: ignore[no-u
 
 
 def _describe_agreement(agreement) -> str:  # type: ignore[no-untyped-def]
-    perms = ", ".join(sharing.describe_permission(_rbac(), p) for p in agreement.permissions)
+    perms = ", ".join(sharing.describe_permission(current_rbac, p) for p in agreement.permissions)
     until = f" until {agreement.expires_at:%Y-%m-%d %H:%M} UTC" if agreement.expires_at else ""
     return (f"#{agreement.id:<4} {agreement.granting_workspace.slug} -> "
             f"{agreement.receiving_workspace.slug:16} {sharing.state(agreement):9}{until}  "
@@ -266,7 +262,7 @@ def _describe_agreement(agreement) -> str:  # type: ignore[no-untyped-def]
 @with_appcontext
 def sharing_list_command(workspace: str) -> None:
     """Agreements shared by and with a workspace."""
-    rbac = _rbac()
+    rbac = current_rbac
     ws = _workspace(rbac, workspace)
     for side, title in (("granting", "Shared by you"), ("receiving", "Shared with you")):
         click.echo(f"{title}:")
@@ -292,7 +288,7 @@ def sharing_create_command(workspace: str, receiving: str, permissions: tuple[st
                            condition_json: str | None, notes: str, expires: str | None,
                            as_email: str | None) -> None:
     """Offer workspace --with access to this workspace's records (pending until accepted)."""
-    rbac = _rbac()
+    rbac = current_rbac
     actor = _actor(rbac, as_email, workspace)
     try:
         conds = json.loads(condition_json) if condition_json else {}
@@ -317,7 +313,7 @@ def sharing_create_command(workspace: str, receiving: str, permissions: tuple[st
 def sharing_end_command(workspace: str, verb: str, agreement_id: int,
                         as_email: str | None) -> None:
     """revoke (granting side), accept, decline or leave (receiving side) an agreement."""
-    rbac = _rbac()
+    rbac = current_rbac
     actor = _actor(rbac, as_email, workspace)
     ws = _workspace(rbac, workspace)
     agreement = _agreement(rbac, ws.id, agreement_id)

@@ -1,12 +1,20 @@
 """The ``RBAC_*`` configuration keys and their defaults.
 
-``init_app`` applies these with ``app.config.setdefault`` so that a host can
-override any of them before or after creating the extension.
+:func:`apply_defaults` (called by ``init_app``) fills in every key the host
+did not set and refuses an ``RBAC_*`` key this table does not know, so a
+misspelt key fails at start-up instead of being ignored. The plugin reads
+every key through :func:`setting`, which refuses an unknown key too.
 """
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
+
+from flask import Flask, current_app
+
+from .defaults import ROLE_TEMPLATES
+from .errors import ConfigurationError
 
 #: Every configuration key the extension reads, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -65,4 +73,24 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_LAST_SEEN_TRACKED": 10_000,
     # Records updated per flush by a reassignment.
     "RBAC_REASSIGN_BATCH": 200,
+    # The built-in roles a new workspace starts with (see defaults.py for the
+    # entry format). A host replaces the list or extends it.
+    "RBAC_ROLE_TEMPLATES": ROLE_TEMPLATES,
 }
+
+
+def apply_defaults(config: MutableMapping[str, Any]) -> None:
+    """Set every key of :data:`DEFAULTS` that ``config`` lacks; refuse unknown ``RBAC_*`` keys."""
+    unknown = sorted(key for key in config if key.startswith("RBAC_") and key not in DEFAULTS)
+    if unknown:
+        raise ConfigurationError(f"unknown configuration key(s): {', '.join(unknown)}; "
+                                 "see crm_rbac_plugin.config.DEFAULTS")
+    for key, value in DEFAULTS.items():
+        config.setdefault(key, value)
+
+
+def setting(key: str, app: Flask | None = None) -> Any:
+    """Return ``app``'s (default: the current app's) value of ``key``, a key of :data:`DEFAULTS`."""
+    if key not in DEFAULTS:
+        raise ConfigurationError(f"unknown configuration key {key!r}")
+    return (app or current_app).config[key]

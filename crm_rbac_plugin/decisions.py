@@ -6,7 +6,7 @@ Each function takes the extension first and is also a method of
 hottest question, a warm resource-level ``rbac.can``, costs no extra call.
 
 Without an explicit ``access``, the member is the one in force
-(:meth:`RBAC.resolve_context`): the system context may do anything and sees
+(:meth:`~.extension.RBAC.resolve_context`): the system context may do anything and sees
 every field; outside a request and any explicit context the answer fails
 closed with :class:`~.errors.NoAccessContext`. The decisions themselves are
 :func:`.policy.decide` and, for SQL, :func:`.query.record_criteria`; this
@@ -28,13 +28,13 @@ from .query import record_criteria
 from .registry import Resource, split_permission
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 #: The default of ``access=``: the member in force.
 MISSING: Any = object()
 
 
-def decide(rbac: RBAC, access: Access | None, action: str, resource: str, record: Any = None,
+def decide(rbac: RBACProtocol, access: Access | None, action: str, resource: str, record: Any = None,
            load_parent: ParentLoader | None = None) -> Decision:
     """Return the decision for ``access`` (explicit, None: nobody) with its reasons."""
     if record is not None and load_parent is None:
@@ -44,7 +44,7 @@ def decide(rbac: RBAC, access: Access | None, action: str, resource: str, record
     return policy.decide(access, rbac.registry, action, resource, record, load_parent)
 
 
-def explain(rbac: RBAC, action: str, resource: str | None = None, record: Any = None, *,
+def explain(rbac: RBACProtocol, action: str, resource: str | None = None, record: Any = None, *,
             access: Any = MISSING) -> Decision:
     """Return the decision for the current member (or ``access``) with its reasons.
 
@@ -62,7 +62,7 @@ def explain(rbac: RBAC, action: str, resource: str | None = None, record: Any = 
     return rbac.decide(access, action, resource, record)
 
 
-def can(rbac: RBAC, action: str, resource: str | None = None, record: Any = None, *,
+def can(rbac: RBACProtocol, action: str, resource: str | None = None, record: Any = None, *,
         access: Any = MISSING) -> bool:
     """Return whether the current member (or ``access``) may do ``action``.
 
@@ -84,7 +84,7 @@ def can(rbac: RBAC, action: str, resource: str | None = None, record: Any = None
     return rbac.explain(action, resource, record, access=access).allowed
 
 
-def access_or_current(rbac: RBAC, access: Any) -> Access | None:
+def access_or_current(rbac: RBACProtocol, access: Any) -> Access | None:
     """Return ``access`` if given, else the member in force (None: the system context)."""
     if access is not MISSING:
         return access  # type: ignore[no-any-return]
@@ -92,7 +92,7 @@ def access_or_current(rbac: RBAC, access: Any) -> Access | None:
     return None if ctx is SYSTEM else ctx
 
 
-def hidden_fields(rbac: RBAC, resource: str, *, access: Any = MISSING) -> frozenset[str]:
+def hidden_fields(rbac: RBACProtocol, resource: str, *, access: Any = MISSING) -> frozenset[str]:
     """Fields of ``resource`` the member may not see (field-level security).
 
     Views, exports and APIs leave these out; the system context sees all.
@@ -101,7 +101,7 @@ def hidden_fields(rbac: RBAC, resource: str, *, access: Any = MISSING) -> frozen
     return acc.hidden(resource) if acc is not None else frozenset()
 
 
-def readonly_fields(rbac: RBAC, resource: str, *, access: Any = MISSING) -> frozenset[str]:
+def readonly_fields(rbac: RBACProtocol, resource: str, *, access: Any = MISSING) -> frozenset[str]:
     """Fields of ``resource`` the member may see but not write."""
     acc = access_or_current(rbac, access)
     if acc is None:
@@ -109,14 +109,14 @@ def readonly_fields(rbac: RBAC, resource: str, *, access: Any = MISSING) -> froz
     return acc.unwritable(resource) - acc.hidden(resource)
 
 
-def visible_fields(rbac: RBAC, resource: str, fields: Any, *,
+def visible_fields(rbac: RBACProtocol, resource: str, fields: Any, *,
                    access: Any = MISSING) -> list[str]:
     """Keep the names in ``fields`` that the member may see, in order."""
     hidden = rbac.hidden_fields(resource, access=access)
     return [f for f in fields if f not in hidden]
 
 
-def redact(rbac: RBAC, resource: str, record: Any, *, access: Any = MISSING) -> dict[str, Any]:
+def redact(rbac: RBACProtocol, resource: str, record: Any, *, access: Any = MISSING) -> dict[str, Any]:
     """Return a record's columns as a dict, without the fields hidden from the member."""
     res = rbac.registry.get(resource)
     hidden = rbac.hidden_fields(resource, access=access)
@@ -124,7 +124,7 @@ def redact(rbac: RBAC, resource: str, record: Any, *, access: Any = MISSING) -> 
             for attr in sa.inspect(res.model).column_attrs if attr.key not in hidden}
 
 
-def label(rbac: RBAC, record: Any, field: str | None = None) -> str:
+def label(rbac: RBACProtocol, record: Any, field: str | None = None) -> str:
     """Return the text that names ``record`` on a page, never a hidden field.
 
     ``field`` defaults to the model's ``__rbac_label__`` attribute; when
@@ -134,7 +134,7 @@ def label(rbac: RBAC, record: Any, field: str | None = None) -> str:
     return fields.record_label(rbac, record, field)
 
 
-def parent_loader(rbac: RBAC, db_session: Session) -> ParentLoader:
+def parent_loader(rbac: RBACProtocol, db_session: Session) -> ParentLoader:
     """Return a loader of parent records that bypasses the filter."""
     def load(res: Resource, pk: Any) -> Any:
         with db_session.no_autoflush:
@@ -143,7 +143,7 @@ def parent_loader(rbac: RBAC, db_session: Session) -> ParentLoader:
     return load
 
 
-def criteria(rbac: RBAC, access: Access | None, resource: str | Resource, action: str = "view",
+def criteria(rbac: RBACProtocol, access: Access | None, resource: str | Resource, action: str = "view",
              entity: Any = None) -> sa.ColumnElement[bool]:
     """Return the SQL criteria of the rows ``access`` may ``action``.
 

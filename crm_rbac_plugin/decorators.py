@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import abort, current_app, jsonify, make_response, render_template, request
 from flask_login import current_user
 
+from .config import setting
 from .policy import Decision
+from .proxies import get_rbac
 from .registry import split_permission
-
-if TYPE_CHECKING:
-    from .extension import RBAC
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,13 +27,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXEMPT_METHODS = frozenset({"OPTIONS"})
 
 
-def _rbac() -> RBAC:
-    return current_app.extensions["rbac"].rbac  # type: ignore[no-any-return]
-
 
 def wants_json() -> bool:
-    """Whether the client asked for JSON rather than a page."""
-    if request.is_json or request.path.startswith("/api/"):
+    """Whether the client asked for JSON rather than a page.
+
+    A JSON body, a path under ``RBAC_API_URL_PREFIX`` or an ``Accept`` header
+    preferring JSON asks for JSON.
+    """
+    prefix = setting("RBAC_API_URL_PREFIX").rstrip("/")
+    if request.is_json or request.path == prefix or request.path.startswith(prefix + "/"):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
@@ -64,7 +65,7 @@ def default_unauthorized(decision: Decision, status: int = 403) -> Any:
         response = jsonify(error=error, message=message)
     else:
         response = make_response(render_template(
-            current_app.config["RBAC_FORBIDDEN_TEMPLATE"], status=status, message=message,
+            setting("RBAC_FORBIDDEN_TEMPLATE"), status=status, message=message,
             decision=decision))
     response.status_code = status
     return response
@@ -83,7 +84,7 @@ def require_permission(resource: str, action: str | None = None) -> Callable[[F]
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if request.method not in EXEMPT_METHODS:
-                rbac = _rbac()
+                rbac = get_rbac()
                 if not current_user.is_authenticated:
                     return rbac.refuse(Decision(False, "not logged in"), 401)
                 if rbac.can(action, resource):
@@ -105,7 +106,7 @@ def get_or_404(resource: str, ident: Any, action: str = "view") -> Any:
     A record outside the member's view is a 404 so that its existence is not
     disclosed; a visible record the member may not ``action`` is a 403.
     """
-    rbac = _rbac()
+    rbac = get_rbac()
     res = rbac.registry.check_action(resource, action)
     model: Any = res.model
     pk = sa.inspect(model).primary_key[0]
@@ -144,7 +145,7 @@ def record_required(resource: str, action: str = "view", *, arg: str = "id",
             if request.method in EXEMPT_METHODS:
                 return current_app.ensure_sync(view)(*args, **kwargs)
             if not current_user.is_authenticated:
-                return _rbac().refuse(Decision(False, "not logged in"), 401)
+                return get_rbac().refuse(Decision(False, "not logged in"), 401)
             kwargs[name] = get_or_404(resource, kwargs.pop(arg), action)
             return current_app.ensure_sync(view)(*args, **kwargs)
         return wrapped  # type: ignore[return-value]

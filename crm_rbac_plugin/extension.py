@@ -20,19 +20,32 @@ from flask import Blueprint, Flask, abort, current_app
 from sqlalchemy import event
 
 from . import audit as audit_log
-from . import (cli, decisions, decorators, fields, identity, listener, sharing, signals, team,
-               templating, tokens)
+from . import (
+    cli,
+    decisions,
+    decorators,
+    fields,
+    identity,
+    listener,
+    sharing,
+    signals,
+    team,
+    templating,
+    tokens,
+)
 from .api import views as api_views
-from .config import DEFAULTS
+from .config import apply_defaults, setting
 from .context import SYSTEM, override
 from .defaults import ADMIN_RESOURCES
 from .errors import PermissionDenied
+from .interface import Hooks
 from .loader import AccessCache
-from .models import Models, define_audit_model, define_models, define_team_models
+from .models import Models, define_models
 from .oversight import cli as oversight_cli
 from .oversight import viewas
 from .oversight import views as oversight_views
 from .policy import Access, Decision
+from .query import StatementMemo
 from .registry import STANDARD_ACTIONS, Registry, Resource, split_permission
 from .settings import views as settings_views
 
@@ -46,7 +59,7 @@ class _State:
 
     def __init__(self, rbac: RBAC, app: Flask) -> None:
         self.rbac = rbac
-        self.cache = AccessCache(app.config["RBAC_CACHE_SIZE"])
+        self.cache = AccessCache(setting("RBAC_CACHE_SIZE", app))
 
 
 class RBAC:
@@ -76,18 +89,12 @@ class RBAC:
         self.db = db
         self.user_model = user_model
         self.models: Models = define_models(db, user_model)
-        # The append-only audit trail, see :mod:`.audit`.
-        self.AuditEvent: Any = define_audit_model(db)
-        # Invitations, see :mod:`.team`.
-        self.Invitation: Any = define_team_models(db)
         self.registry = Registry()
         for name, label in ADMIN_RESOURCES:
             self.registry.add(Resource(name, module="administration", label=label,
                                        owner_column=None))
-        # None: the session's workspace, else the first active membership's.
-        self._workspace_loader: Callable[[Any], Any] | None = None
-        self._unauthorized: Callable[[Decision, int], Any] = decorators.default_unauthorized
-        self._statements = listener.StatementMemo()
+        self.hooks = Hooks(unauthorized=decorators.default_unauthorized)
+        self.statements = StatementMemo()
         self._install_listeners(db.session)
         # Refusals of every app using this extension go to the audit trail.
         signals.access_denied.connect(self._audit_denied, weak=False)
@@ -100,8 +107,7 @@ class RBAC:
         """Register the extension on ``app``."""
         if "rbac" in app.extensions:
             raise RuntimeError("RBAC is already registered on this app.")
-        for key, value in DEFAULTS.items():
-            app.config.setdefault(key, value)
+        apply_defaults(app.config)
         app.extensions["rbac"] = _State(self, app)
         app.register_blueprint(Blueprint("rbac", __name__, template_folder="templates",
                                          static_folder="static", url_prefix="/rbac"))
@@ -111,10 +117,10 @@ class RBAC:
         team.init_app(app)  # the last-activity before_request hook
         # Refusals are stored after the (rolled back) request.
         app.after_request(self._write_denied)
-        if app.config["RBAC_CLI"]:
+        if setting("RBAC_CLI", app):
             app.cli.add_command(cli.rbac_group)
             oversight_cli.register(cli.rbac_group)
-        if app.config["RBAC_REGISTER_BLUEPRINTS"]:
+        if setting("RBAC_REGISTER_BLUEPRINTS", app):
             settings_views.register(app)
             oversight_views.register(app)  # audit, explain, view-as, access review
             api_views.register(app)
@@ -136,7 +142,7 @@ class RBAC:
                        department_column=department,
                        parent=parent[0] if parent else None,
                        parent_column=parent[1] if parent else None, actions=all_actions)
-        self._statements.clear()
+        self.statements.clear()
         if model is not None:
             fields.watch(self, model)
         return self.registry.add(res)
@@ -148,21 +154,36 @@ class RBAC:
             return model
         return decorator
 
+    # -- host hooks (see :class:`.interface.Hooks`) ---------------------------
+
     def workspace_loader(self, func: F) -> F:
-        """Set how the current workspace id is found for a user in a request."""
-        self._workspace_loader = func
+        """Set how the current workspace id is found for a user in a request.
+
+        ``func(user)`` returns a workspace id; without it the session's
+        workspace is used, else the user's first active membership's.
+        """
+        self.hooks.workspace_loader = func
         return func
 
     def unauthorized_handler(self, func: F) -> F:
         """Set the refusal response: ``func(decision, status) -> Response``."""
-        self._unauthorized = func
+        self.hooks.unauthorized = func
+        return func
+
+    def invited_user_factory(self, func: F) -> F:
+        """Set how an invitation creates a host user: ``func(email) -> user``.
+
+        The function returns a new, unsaved instance of the user model; the
+        plugin adds and flushes it. Without it the plugin builds
+        ``user_model(email=email)`` (and ``name`` from the address when the
+        model has one).
+        """
+        self.hooks.invited_user = func
         return func
 
     # -- the current member -------------------------------------------------
 
-    @staticmethod
-    def config(key: str) -> Any:
-        return current_app.config[key]
+    config = staticmethod(setting)
 
     @property
     def state(self) -> _State:
@@ -215,7 +236,7 @@ class RBAC:
 
     def refusal(self, decision: Decision, status: int = 403) -> Any:
         """Return the unauthorized handler's response for a refusal."""
-        return self._unauthorized(decision, status)
+        return self.hooks.unauthorized(decision, status)
 
     def refuse(self, decision: Decision, status: int = 403) -> NoReturn:
         """Abort the request with the unauthorized handler's response."""

@@ -58,7 +58,7 @@ from .identity import acting_access
 from .policy import Access
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
     from .registry import Registry, Resource
 
 #: Key under which an instance remembers the attributes hidden from a member.
@@ -134,7 +134,7 @@ def column_references(registry: Registry, statement: Any) -> ColumnRefs:
     return tuple(found)
 
 
-def check_statement(rbac: RBAC, access: Access | None, state: ORMExecuteState,
+def check_statement(rbac: RBACProtocol, access: Access | None, state: ORMExecuteState,
                     involved: list[Resource]) -> None:
     """Refuse a member's statement naming a hidden column; reload shared instances.
 
@@ -152,8 +152,8 @@ def check_statement(rbac: RBAC, access: Access | None, state: ORMExecuteState,
         state.update_execution_options(populate_existing=True)
 
 
-def _cached_references(rbac: RBAC, statement: Any) -> ColumnRefs:
-    memo: dict[Any, ColumnRefs] = rbac._statements.columns
+def _cached_references(rbac: RBACProtocol, statement: Any) -> ColumnRefs:
+    memo: dict[Any, ColumnRefs] = rbac.statements.columns
     key = statement._generate_cache_key()
     refs = memo.get(key.key) if key is not None else None
     if refs is None:
@@ -163,7 +163,7 @@ def _cached_references(rbac: RBAC, statement: Any) -> ColumnRefs:
     return refs
 
 
-def check_column_load(rbac: RBAC, state: ORMExecuteState) -> None:
+def check_column_load(rbac: RBACProtocol, state: ORMExecuteState) -> None:
     """Refuse a member's load of hidden attributes of an instance (403).
 
     Hidden attributes are deferred on the member's instances, so reading one
@@ -191,7 +191,7 @@ def _pk_keys(mapper: Any) -> set[str]:
 
 # -- instances ------------------------------------------------------------------
 
-def watch(rbac: RBAC, model: type) -> None:
+def watch(rbac: RBACProtocol, model: type) -> None:
     """Hide the member's hidden attributes on every instance of ``model`` they load.
 
     The listeners receive the instance's state (``raw=True``): an expired
@@ -263,7 +263,7 @@ def _stored_values(state: Any, keys: list[str]) -> dict[str, Any]:
     return dict(zip(keys, row, strict=True)) if row is not None else dict.fromkeys(keys)
 
 
-def readable(rbac: RBAC, record: Any) -> Any:
+def readable(rbac: RBACProtocol, record: Any) -> Any:
     """Return ``record`` as the policy may read it, hidden attributes included.
 
     A persistent instance whose hidden attributes (deferred as hidden, or
@@ -350,7 +350,7 @@ def _hidden_of(record: Any) -> frozenset[str]:
     return access.hidden(res.name) if res is not None else frozenset()
 
 
-def record_label(rbac: RBAC, record: Any, field: str | None = None) -> str:
+def record_label(rbac: RBACProtocol, record: Any, field: str | None = None) -> str:
     """:func:`label` with ``rbac``'s field rules for the member in force (``RBAC.label``)."""
     res = rbac.registry.for_model(type(record))
     access = member_in_force()

@@ -25,7 +25,7 @@ from .errors import PermissionDenied
 from .loader import BYPASS, note_uncommitted_policy
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
     from .policy import Access
     from .registry import Resource
 
@@ -68,7 +68,7 @@ def _stored_values(state: Any, keys: list[str]) -> dict[str, Any]:
     return dict(zip(keys, row, strict=True)) if row is not None else dict.fromkeys(keys)
 
 
-def _sync_many_to_one(rbac: RBAC, access: Access | None, res: Resource, obj: Any) -> None:
+def _sync_many_to_one(rbac: RBACProtocol, access: Access | None, res: Resource, obj: Any) -> None:
     """Copy changed many-to-one relationships into their foreign-key columns now.
 
     The flush copies ``lead.owner = user`` into ``owner_id`` only after
@@ -101,14 +101,14 @@ def _sync_many_to_one(rbac: RBAC, access: Access | None, res: Resource, obj: Any
             setattr(obj, key, value)  # the flush sets the same value (or the new key)
 
 
-def _refuse(rbac: RBAC, access: Access, res: Resource, action: str, obj: Any,
+def _refuse(rbac: RBACProtocol, access: Access, res: Resource, action: str, obj: Any,
             reason: str) -> PermissionDenied:
     rbac.signal_denied(access, action, res.name, obj, reason)
     return PermissionDenied(f"You may not {action} this {res.name} record: {reason}",
                             resource=res.name, action=action)
 
 
-def check_flush(rbac: RBAC, session: Session) -> None:
+def check_flush(rbac: RBACProtocol, session: Session) -> None:
     """Refuse the flush if the current member may not make one of its changes."""
     registry = rbac.registry
     touched = [(o, registry.for_model(type(o))) for o in
@@ -135,7 +135,7 @@ def check_flush(rbac: RBAC, session: Session) -> None:
             _check_update(rbac, access, res, obj, loader)
 
 
-def _check_insert(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
+def _check_insert(rbac: RBACProtocol, access: Access | None, res: Resource, obj: Any,
                   loader: Any) -> None:
     if access is not None and rbac.config("RBAC_AUTO_FILL"):
         if getattr(obj, res.workspace_column) is None:
@@ -151,7 +151,7 @@ def _check_insert(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
         _check_fields(rbac, access, res, "create", obj, written)
 
 
-def _check_parent_workspace(rbac: RBAC, access: Access | None, res: Resource, action: str,
+def _check_parent_workspace(rbac: RBACProtocol, access: Access | None, res: Resource, action: str,
                             obj: Any, loader: Any) -> None:
     """Refuse a parent record of another workspace (a task on a client shared with us).
 
@@ -171,7 +171,7 @@ def _check_parent_workspace(rbac: RBAC, access: Access | None, res: Resource, ac
                       f"its {parent_res.name} record belongs to another workspace")
 
 
-def _check_fields(rbac: RBAC, access: Access, res: Resource, action: str, obj: Any,
+def _check_fields(rbac: RBACProtocol, access: Access, res: Resource, action: str, obj: Any,
                   written: set[str]) -> None:
     """Refuse a write to fields that are hidden or read-only for the member."""
     if written:
@@ -179,7 +179,7 @@ def _check_fields(rbac: RBAC, access: Access, res: Resource, action: str, obj: A
                       f"field(s) {', '.join(sorted(written))} are read-only for you")
 
 
-def _check_update(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
+def _check_update(rbac: RBACProtocol, access: Access | None, res: Resource, obj: Any,
                   loader: Any) -> None:
     before = old_state(obj)
     if getattr(before, res.workspace_column) != getattr(obj, res.workspace_column):
@@ -216,7 +216,7 @@ def _check_update(rbac: RBAC, access: Access | None, res: Resource, obj: Any,
 NO_POLICY_EFFECT = frozenset({"policy_version", "last_seen_at", "created_at", "slug"})
 
 
-def collect_policy_changes(rbac: RBAC, session: Session) -> None:
+def collect_policy_changes(rbac: RBACProtocol, session: Session) -> None:
     """Note the workspaces whose policy a flush changes (bumped after it)."""
     models = rbac.models
     classes = models.policy_classes()
@@ -319,7 +319,7 @@ def _receiving_workspaces(session: Session, models: Any, workspace_id: int) -> l
             execution_options=BYPASS))
 
 
-def bump_policy_versions(rbac: RBAC, session: Session) -> None:
+def bump_policy_versions(rbac: RBACProtocol, session: Session) -> None:
     """Increment ``policy_version`` of the workspaces noted during the flush."""
     changed = session.info.get("rbac_changed")
     if not changed or not changed["workspaces"]:

@@ -26,14 +26,21 @@ from flask import current_app, g, has_request_context, session
 from flask_login import current_user
 
 from . import tokens
+from .config import setting
 from .context import current_override
 from .errors import NoAccessContext
-from .loader import BYPASS, _as_column_type, load_access, membership_row, user_with_membership
+from .loader import (
+    BYPASS,
+    _as_column_type,
+    load_access,
+    membership_row,
+    user_with_membership,
+)
 from .models import utcnow
 from .policy import Access
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 #: ``view_as(rbac, real)`` returns the access in force for a member whose own is ``real``.
 ViewAs = Callable[[Any, "Access | None"], "Access | None"]
@@ -112,9 +119,9 @@ def user_pk(user: Any) -> Any:
     return identity[0] if len(identity) == 1 else tuple(identity)
 
 
-def default_workspace(rbac: RBAC, user: Any) -> Any:
+def default_workspace(rbac: RBACProtocol, user: Any) -> Any:
     """The session's workspace, else the user's first active membership's."""
-    ws = session.get(current_app.config["RBAC_SESSION_KEY"])
+    ws = session.get(setting("RBAC_SESSION_KEY"))
     if ws is not None:
         return ws
     M = rbac.models.Membership
@@ -124,7 +131,7 @@ def default_workspace(rbac: RBAC, user: Any) -> Any:
         .order_by(M.id).limit(1), execution_options=BYPASS)
 
 
-def current_workspace_id(rbac: RBAC) -> Any:
+def current_workspace_id(rbac: RBACProtocol) -> Any:
     """Return the workspace the request's user acts in, or None (anonymous)."""
     user = current_user._get_current_object()  # type: ignore[attr-defined]
     if not user or not user.is_authenticated:
@@ -133,11 +140,11 @@ def current_workspace_id(rbac: RBAC) -> Any:
     if state.token_auth:
         # A request authenticated by an API token acts in the token's workspace.
         return state.token_workspace
-    loader = rbac._workspace_loader
+    loader = rbac.hooks.workspace_loader
     return loader(user) if loader is not None else default_workspace(rbac, user)
 
 
-def load_user_from_request(rbac: RBAC, request: Any) -> Any:
+def load_user_from_request(rbac: RBACProtocol, request: Any) -> Any:
     """Flask-Login ``request_loader`` for ``Authorization: Bearer <token>``.
 
     Register it with ``login_manager.request_loader(rbac.load_user_from_request)``.
@@ -157,7 +164,7 @@ def load_user_from_request(rbac: RBAC, request: Any) -> Any:
     return membership.user
 
 
-def load_user(rbac: RBAC, user_id: Any, *, column: Any = None) -> Any:
+def load_user(rbac: RBACProtocol, user_id: Any, *, column: Any = None) -> Any:
     """Load a user for Flask-Login, with their membership in the session's workspace.
 
     ``login_manager.user_loader(rbac.load_user)``, or call it from your own
@@ -172,8 +179,8 @@ def load_user(rbac: RBAC, user_id: Any, *, column: Any = None) -> Any:
     custom :meth:`workspace_loader` it loads the user alone.
     """
     ws = None
-    if has_request_context() and rbac._workspace_loader is None:
-        ws = session.get(current_app.config["RBAC_SESSION_KEY"])
+    if has_request_context() and rbac.hooks.workspace_loader is None:
+        ws = session.get(setting("RBAC_SESSION_KEY"))
     user, row = user_with_membership(rbac.db.session, rbac.models, rbac.user_model,
                                      user_id, ws, column=column)
     if user is not None and ws is not None:
@@ -181,7 +188,7 @@ def load_user(rbac: RBAC, user_id: Any, *, column: Any = None) -> Any:
     return user
 
 
-def current_access(rbac: RBAC, view_as: ViewAs) -> Access | None:
+def current_access(rbac: RBACProtocol, view_as: ViewAs) -> Access | None:
     """Return the acting access of the request (cached on the request state).
 
     ``view_as`` hands the member's own access to view-as, which returns the
@@ -209,7 +216,7 @@ def current_access(rbac: RBAC, view_as: ViewAs) -> Access | None:
     return access
 
 
-def resolve_context(rbac: RBAC) -> Any:
+def resolve_context(rbac: RBACProtocol) -> Any:
     """Return SYSTEM, the Access in force, or None (no member): fail closed."""
     override_value = current_override()
     if override_value is not None:
@@ -221,7 +228,7 @@ def resolve_context(rbac: RBAC) -> Any:
         "use rbac.system() or rbac.as_member(membership).")
 
 
-def access_for_row(rbac: RBAC, row: Any) -> Access:
+def access_for_row(rbac: RBACProtocol, row: Any) -> Access:
     """Return the access of a membership row, from the app's cache when still valid."""
     now = utcnow()
     cache = current_app.extensions["rbac"].cache
@@ -233,7 +240,7 @@ def access_for_row(rbac: RBAC, row: Any) -> Access:
     return access
 
 
-def access_for(rbac: RBAC, membership: Any) -> Access | None:
+def access_for(rbac: RBACProtocol, membership: Any) -> Access | None:
     """Return the effective access of a membership (instance or id)."""
     mid = getattr(membership, "id", membership)
     row = membership_row(rbac.db.session, rbac.models, membership_id=mid)

@@ -28,10 +28,11 @@ import decimal
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app
+from flask import Blueprint
 from werkzeug.routing import IntegerConverter
 
 from .errors import ValidationError
+from .proxies import current_rbac
 from .registry import Registry
 
 #: The largest id an INTEGER primary key holds on every backend (the plugin's
@@ -56,7 +57,7 @@ OUT_OF_RANGE_MESSAGE = "A value in the request is out of range or cannot be stor
 def _out_of_range_page(exc: Exception) -> Any:
     from .policy import Decision
 
-    rbac = current_app.extensions["rbac"].rbac
+    rbac = current_rbac
     rbac.db.session.rollback()
     return rbac.refusal(Decision(False, OUT_OF_RANGE_MESSAGE), 400)
 

@@ -32,34 +32,13 @@ from .query import aliased_resources, referenced_resources
 from .registry import Resource
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 #: Statements remembered per memo; beyond it, statements are walked every time.
 MEMO_SIZE = 10_000
 
 
-class StatementMemo:
-    """What the listener remembers of statements, by SQL cache key.
-
-    ``tables`` and ``filtered_tables`` hold (protected resources, aliases
-    one of them) of a statement and of a statement with the filter's
-    options added (see :func:`tables_of`); ``columns`` holds the columns a
-    statement names (see :func:`.fields.check_statement`). Registering a
-    resource clears them all.
-    """
-
-    def __init__(self) -> None:
-        self.tables: dict[Any, tuple[list[Resource], bool]] = {}
-        self.filtered_tables: dict[Any, tuple[list[Resource], bool]] = {}
-        self.columns: dict[Any, fields.ColumnRefs] = {}
-
-    def clear(self) -> None:
-        self.tables.clear()
-        self.filtered_tables.clear()
-        self.columns.clear()
-
-
-def on_orm_execute(rbac: RBAC, state: ORMExecuteState) -> None:
+def on_orm_execute(rbac: RBACProtocol, state: ORMExecuteState) -> None:
     """Add the member's criteria to every statement touching protected tables.
 
     Statement shapes whose rows cannot be filtered (ORM INSERT, UPDATE by
@@ -128,7 +107,7 @@ def on_orm_execute(rbac: RBAC, state: ORMExecuteState) -> None:
     state.statement = statement
 
 
-def options(rbac: RBAC, access: Access | None, action: str, primary: Any,
+def options(rbac: RBACProtocol, access: Access | None, action: str, primary: Any,
             involved: list[Resource]) -> tuple[Any, ...]:
     """Return the ``with_loader_criteria`` options for a statement's protected models.
 
@@ -152,7 +131,7 @@ def options(rbac: RBAC, access: Access | None, action: str, primary: Any,
     return cached
 
 
-def tables_of(rbac: RBAC, statement: Any, filtered: Any = None) -> tuple[list[Resource], bool]:
+def tables_of(rbac: RBACProtocol, statement: Any, filtered: Any = None) -> tuple[list[Resource], bool]:
     """Return the protected resources ``statement`` touches and whether it aliases one.
 
     Walking the whole statement tree (twice: tables, then aliases) costs
@@ -163,7 +142,7 @@ def tables_of(rbac: RBAC, statement: Any, filtered: Any = None) -> tuple[list[Re
     ``statement``. Only statements that do alias a protected model are
     walked again for their alias objects.
     """
-    memo = rbac._statements.tables if filtered is None else rbac._statements.filtered_tables
+    memo = rbac.statements.tables if filtered is None else rbac.statements.filtered_tables
     key = (statement if filtered is None else filtered)._generate_cache_key()
     hit = memo.get(key.key) if key is not None else None
     if hit is None:
@@ -193,7 +172,7 @@ def refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> Non
     raise PermissionDenied(f"{reason} ({names}); use rbac.system() for trusted code.")
 
 
-def check_bulk_update(rbac: RBAC, access: Access | None, state: ORMExecuteState,
+def check_bulk_update(rbac: RBACProtocol, access: Access | None, state: ORMExecuteState,
                       model: Any) -> None:
     """Refuse bulk UPDATEs of the columns that decide who may see a row.
 
@@ -227,14 +206,14 @@ def check_bulk_update(rbac: RBAC, access: Access | None, state: ORMExecuteState,
             "change records one by one.", resource=res.name, action="edit")
 
 
-def before_flush(rbac: RBAC, db_session: Session, flush_context: Any, instances: Any) -> None:
+def before_flush(rbac: RBACProtocol, db_session: Session, flush_context: Any, instances: Any) -> None:
     """Check the flushed values, then every write, and note the policy changes."""
     inputs.check_numbers(rbac.registry, db_session)
     guard.check_flush(rbac, db_session)
     guard.collect_policy_changes(rbac, db_session)
 
 
-def after_flush(rbac: RBAC, db_session: Session, flush_context: Any) -> None:
+def after_flush(rbac: RBACProtocol, db_session: Session, flush_context: Any) -> None:
     """Bump the policy version of the workspaces whose access the flush changed."""
     guard.bump_policy_versions(rbac, db_session)
 

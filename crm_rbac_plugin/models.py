@@ -51,6 +51,8 @@ class Models:
     ApiToken: Any
     SharingAgreement: Any
     SharingPermission: Any
+    AuditEvent: Any
+    Invitation: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""
@@ -333,7 +335,8 @@ def define_models(db: Any, user_model: type) -> Models:
             return f"{self.resource}.{self.action}"
 
     return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole,
-                  FieldRule, RoleConflict, ApiToken, SharingAgreement, SharingPermission)
+                  FieldRule, RoleConflict, ApiToken, SharingAgreement, SharingPermission,
+                  define_audit_model(db), define_team_models(db))
 
 
 # -- audit trail (written by crm_rbac_plugin.audit) --------------------------------------
@@ -344,7 +347,6 @@ def define_audit_model(db: Any) -> Any:
 
     Rows are written by :mod:`.audit` and never updated or deleted except by
     :func:`.audit.purge_before` (retention); the flush refuses anything else.
-    Kept apart from :class:`Models` so that adding it changes no other code.
     """
 
     class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
@@ -383,8 +385,7 @@ def define_team_models(db: Any) -> Any:
 
     An invitation is single use: the emailed token carries its id and a nonce
     whose SHA-256 is stored here; resending replaces the nonce (the old link
-    stops working) and accepting or revoking ends it. Kept apart from
-    :class:`Models` (like the audit table) so adding it changes no other code.
+    stops working) and accepting or revoking ends it.
     """
 
     class Invitation(db.Model):  # type: ignore[name-defined,misc]

@@ -28,9 +28,10 @@ from flask import Flask, current_app, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from .config import setting
 from .errors import NoAccessContext
 from .policy import Access
-from .queries import get_rbac
+from .proxies import current_rbac
 
 #: Where an app keeps its tabs, in ``app.extensions``.
 TABS_KEY = "rbac_tabs"
@@ -83,7 +84,7 @@ def layout_context() -> dict[str, Any]:
 
     Each page blueprint registers it as its context processor.
     """
-    access = get_rbac().current_access() if current_user.is_authenticated else None
+    access = current_rbac.current_access() if current_user.is_authenticated else None
     current = request.endpoint
     nav = [{"endpoint": tab.endpoint, "label": tab.label, "current": current in tab.highlight}
            for tab in tabs_of(current_app) if tab.visible(access)]
@@ -96,9 +97,9 @@ def show_flashes() -> bool:
     ``RBAC_SETTINGS_FLASHES`` None means "only while rbac/base.html is the
     plugin's own", which shows none; a host layout usually does.
     """
-    setting = current_app.config["RBAC_SETTINGS_FLASHES"]
-    if setting is not None:
-        return bool(setting)
+    configured = setting("RBAC_SETTINGS_FLASHES")
+    if configured is not None:
+        return bool(configured)
     own = os.path.join(os.path.dirname(__file__), "templates")
     filename = current_app.jinja_env.get_or_select_template("rbac/base.html").filename or ""
     return os.path.abspath(filename).startswith(os.path.abspath(own))
@@ -107,7 +108,7 @@ def show_flashes() -> bool:
 def can(permission: str) -> bool:
     """Whether the current member may ``permission`` (False outside a workspace)."""
     try:
-        return bool(get_rbac().can(permission))
+        return bool(current_rbac.can(permission))
     except NoAccessContext:
         return False
 

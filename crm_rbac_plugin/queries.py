@@ -4,9 +4,7 @@ Every lookup here only reads, within one workspace: an id of another
 workspace finds nothing. The views and the API turn the rows into pages and
 JSON; writes belong to the services (:mod:`.roles`, :mod:`.team`,
 :mod:`.sharing`, :mod:`.tokens`). :func:`parse_utc` and :func:`iso` live here
-because the API, the pages and the CLI read and show instants the same way,
-and :func:`get_rbac` because each of them starts from the current app's
-extension.
+because the API, the pages and the CLI read and show instants the same way.
 """
 
 from __future__ import annotations
@@ -18,9 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from . import conditions, roles
+from .config import setting
 from .errors import ValidationError
 from .loader import plan_modules as modules_of
 from .models import naive_utc, utcnow
@@ -28,21 +26,17 @@ from .policy import Access
 from .registry import Registry, Resource
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 #: The module of the extension's own resources (members, roles, settings).
 ADMIN_MODULE = "administration"
 
 
-def get_rbac() -> RBAC:
-    """Return the extension registered on the current app."""
-    return current_app.extensions["rbac"].rbac  # type: ignore[no-any-return]
-
 
 # -- lookups, always within one workspace --------------------------------------
 
 
-def workspace_roles(rbac: RBAC, workspace_id: int) -> list[Any]:
+def workspace_roles(rbac: RBACProtocol, workspace_id: int) -> list[Any]:
     """Roles of a workspace: built-in ones first, then custom ones, by creation."""
     Role = rbac.models.Role
     return list(rbac.db.session.scalars(
@@ -50,7 +44,7 @@ def workspace_roles(rbac: RBAC, workspace_id: int) -> list[Any]:
         .order_by(Role.builtin.desc(), Role.id)))
 
 
-def role_in(rbac: RBAC, workspace_id: int, role_id: Any) -> Any:
+def role_in(rbac: RBACProtocol, workspace_id: int, role_id: Any) -> Any:
     """Return the role ``role_id`` of the workspace, or None (also for bad ids)."""
     if not isinstance(role_id, int) or isinstance(role_id, bool):
         return None
@@ -59,7 +53,7 @@ def role_in(rbac: RBAC, workspace_id: int, role_id: Any) -> Any:
         sa.select(Role).where(Role.id == role_id, Role.workspace_id == workspace_id))
 
 
-def membership_in(rbac: RBAC, workspace_id: int, membership_id: Any) -> Any:
+def membership_in(rbac: RBACProtocol, workspace_id: int, membership_id: Any) -> Any:
     """Return the membership ``membership_id`` of the workspace, or None."""
     if not isinstance(membership_id, int) or isinstance(membership_id, bool):
         return None
@@ -68,14 +62,14 @@ def membership_in(rbac: RBAC, workspace_id: int, membership_id: Any) -> Any:
         sa.select(M).where(M.id == membership_id, M.workspace_id == workspace_id))
 
 
-def workspace_memberships(rbac: RBAC, workspace_id: int) -> list[Any]:
+def workspace_memberships(rbac: RBACProtocol, workspace_id: int) -> list[Any]:
     """Every membership of the workspace (any status), oldest first."""
     M = rbac.models.Membership
     return list(rbac.db.session.scalars(
         sa.select(M).where(M.workspace_id == workspace_id).order_by(M.id)))
 
 
-def member_counts(rbac: RBAC, workspace_id: int) -> dict[int, int]:
+def member_counts(rbac: RBACProtocol, workspace_id: int) -> dict[int, int]:
     """Number of members holding each role of the workspace (any time window)."""
     m = rbac.models
     rows = rbac.db.session.execute(
@@ -86,20 +80,20 @@ def member_counts(rbac: RBAC, workspace_id: int) -> dict[int, int]:
     return {role_id: int(count) for role_id, count in rows}
 
 
-def workspace_conflicts(rbac: RBAC, workspace_id: int) -> list[Any]:
+def workspace_conflicts(rbac: RBACProtocol, workspace_id: int) -> list[Any]:
     """The workspace's segregation-of-duties pairs."""
     C = rbac.models.RoleConflict
     return list(rbac.db.session.scalars(
         sa.select(C).where(C.workspace_id == workspace_id).order_by(C.id)))
 
 
-def conflict_in(rbac: RBAC, workspace_id: int, conflict_id: int) -> Any:
+def conflict_in(rbac: RBACProtocol, workspace_id: int, conflict_id: int) -> Any:
     C = rbac.models.RoleConflict
     return rbac.db.session.scalar(
         sa.select(C).where(C.id == conflict_id, C.workspace_id == workspace_id))
 
 
-def member_tokens(rbac: RBAC, membership_id: int) -> list[Any]:
+def member_tokens(rbac: RBACProtocol, membership_id: int) -> list[Any]:
     """A member's API tokens, newest first (revoked ones included)."""
     T = rbac.models.ApiToken
     return list(rbac.db.session.scalars(
@@ -216,7 +210,7 @@ def direct_role_names(membership: Any, now: dt.datetime | None = None) -> set[st
     return {mr.role.name for mr in membership.member_roles if mr.active_at(now)}
 
 
-def effective_matrix(rbac: RBAC, membership: Any, access: Access | None,
+def effective_matrix(rbac: RBACProtocol, membership: Any, access: Access | None,
                      ) -> dict[str, list[ResourceRow]]:
     """A member's effective permissions by module and resource, with their origin.
 
@@ -276,7 +270,7 @@ def iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
 
 
-def plan_modules(rbac: RBAC, plan: str) -> list[str]:
+def plan_modules(rbac: RBACProtocol, plan: str) -> list[str]:
     """Modules of the registry a plan includes (administration always is)."""
-    included = modules_of(current_app.config["RBAC_PLANS"], plan)
+    included = modules_of(setting("RBAC_PLANS"), plan)
     return [m for m in ordered_modules(rbac.registry) if included is None or m in included]

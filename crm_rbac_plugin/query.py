@@ -162,3 +162,24 @@ def aliased_resources(registry: Registry, statement: Any) -> list[tuple[Any, Res
         if res is not None:
             found[id(insp.entity)] = (insp.entity, res)
     return list(found.values())
+
+
+class StatementMemo:
+    """What the listener remembers of statements, by SQL cache key.
+
+    ``tables`` and ``filtered_tables`` hold (protected resources, aliases
+    one of them) of a statement and of a statement with the filter's
+    options added (see :func:`.listener.tables_of`); ``columns`` holds the columns a
+    statement names (see :func:`.fields.check_statement`). Registering a
+    resource clears them all.
+    """
+
+    def __init__(self) -> None:
+        self.tables: dict[Any, tuple[list[Resource], bool]] = {}
+        self.filtered_tables: dict[Any, tuple[list[Resource], bool]] = {}
+        self.columns: dict[Any, Any] = {}
+
+    def clear(self) -> None:
+        self.tables.clear()
+        self.filtered_tables.clear()
+        self.columns.clear()

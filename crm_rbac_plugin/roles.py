@@ -34,15 +34,21 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import conditions, inputs
-from .errors import (InvalidCondition, PermissionDenied, RuleConflict, UnknownResource,
-                     ValidationError)
+from .config import setting
+from .errors import (
+    InvalidCondition,
+    PermissionDenied,
+    RuleConflict,
+    UnknownResource,
+    ValidationError,
+)
 from .loader import BYPASS
 from .models import utcnow
 from .policy import Access
 from .registry import SCOPES, Resource
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 SCOPE_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
 PRIVILEGED_KEYS = ("owner", "admin")
@@ -71,7 +77,7 @@ class GrantSpec:
 # -- input -----------------------------------------------------------------
 
 
-def permission_items(rbac: RBAC, items: Any, keys: frozenset[str],
+def permission_items(rbac: RBACProtocol, items: Any, keys: frozenset[str],
                      defaults: Callable[[str], Mapping[str, Any]] = lambda resource: {},
                      ) -> Iterator[tuple[str, Mapping[str, Any], Resource]]:
     """Yield ``(field, item, resource)`` for each entry of a permission list.
@@ -120,7 +126,7 @@ def condition_clauses(res: Resource, raw: Any, field: str) -> tuple[conditions.C
 _GRANT_KEYS = frozenset({"resource", "action", "scope", "effect", "condition"})
 
 
-def parse_grants(rbac: RBAC, items: Iterable[Any], scopes: Mapping[str, str] | None = None,
+def parse_grants(rbac: RBACProtocol, items: Iterable[Any], scopes: Mapping[str, str] | None = None,
                  ) -> list[GrantSpec]:
     """Validate grants given as ``"leads.view"`` strings or dicts.
 
@@ -188,7 +194,7 @@ def covers(actor: Access, spec: GrantSpec) -> bool:
     return False
 
 
-def require(rbac: RBAC, actor: Access | None, resource: str, action: str) -> Access:
+def require(rbac: RBACProtocol, actor: Access | None, resource: str, action: str) -> Access:
     """Refuse unless ``actor`` is active and may ``action`` on ``resource``."""
     if actor is None or not actor.active:
         raise PermissionDenied("You are not an active member of this workspace.")
@@ -218,7 +224,7 @@ def same_workspace(actor: Access, *objects: Any) -> None:
             raise PermissionDenied("That belongs to another workspace.")
 
 
-def _lock_workspace(rbac: RBAC, workspace_id: int) -> None:
+def _lock_workspace(rbac: RBACProtocol, workspace_id: int) -> None:
     """Write the workspace row first: serialises owner changes on every backend.
 
     On PostgreSQL the UPDATE takes the row lock, so a concurrent transaction
@@ -268,7 +274,7 @@ def ensure_role_remains(membership: Any, *, excluding_member_role: int | None = 
                            "give another role first", field="role_id")
 
 
-def active_owner_count(rbac: RBAC, workspace_id: int, *, excluding_member_role: int | None = None,
+def active_owner_count(rbac: RBACProtocol, workspace_id: int, *, excluding_member_role: int | None = None,
                        excluding_membership: int | None = None) -> int:
     """Count active members holding an Owner role in force now in the workspace."""
     m = rbac.models
@@ -284,7 +290,7 @@ def active_owner_count(rbac: RBAC, workspace_id: int, *, excluding_member_role: 
     return int(rbac.db.session.scalar(stmt, execution_options=BYPASS) or 0)
 
 
-def ensure_owner_remains(rbac: RBAC, workspace_id: int, **excluding: int) -> None:
+def ensure_owner_remains(rbac: RBACProtocol, workspace_id: int, **excluding: int) -> None:
     """Refuse a change that would leave the workspace without an active Owner."""
     _lock_workspace(rbac, workspace_id)
     if active_owner_count(rbac, workspace_id, **excluding) < 1:
@@ -295,7 +301,7 @@ def ensure_owner_remains(rbac: RBAC, workspace_id: int, **excluding: int) -> Non
 # -- roles ---------------------------------------------------------------------
 
 
-def _lock_for_role_change(rbac: RBAC, role: Any) -> None:
+def _lock_for_role_change(rbac: RBACProtocol, role: Any) -> None:
     """Serialise writers of ``role``'s matrix, then re-read what the role holds.
 
     Two admins saving the same role at the same moment would otherwise each
@@ -335,7 +341,7 @@ def _concurrent_change_refused(what: str) -> Iterator[None]:
                               "reload the page and try again") from None
 
 
-def _set_grants(rbac: RBAC, role: Any, specs: Sequence[GrantSpec]) -> None:
+def _set_grants(rbac: RBACProtocol, role: Any, specs: Sequence[GrantSpec]) -> None:
     """Make the role's cells exactly ``specs``, touching only the cells that differ.
 
     A cell is keyed by (resource, action, effect), as its unique key: a cell
@@ -360,7 +366,7 @@ def _set_grants(rbac: RBAC, role: Any, specs: Sequence[GrantSpec]) -> None:
             condition=conditions.to_json(spec.condition) or None))
 
 
-def _check_name(rbac: RBAC, workspace_id: int, name: Any, role_id: int | None = None) -> str:
+def _check_name(rbac: RBACProtocol, workspace_id: int, name: Any, role_id: int | None = None) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("a role needs a name", field="name")
     name = name.strip()
@@ -371,7 +377,7 @@ def _check_name(rbac: RBAC, workspace_id: int, name: Any, role_id: int | None = 
     return name
 
 
-def _check_parent(rbac: RBAC, actor: Access, role: Any, parent: Any) -> None:
+def _check_parent(rbac: RBACProtocol, actor: Access, role: Any, parent: Any) -> None:
     if parent is None:
         return
     same_workspace(actor, parent)
@@ -386,7 +392,7 @@ def _check_parent(rbac: RBAC, actor: Access, role: Any, parent: Any) -> None:
         node = node.parent
 
 
-def create_role(rbac: RBAC, actor: Access | None, *, name: str, description: str = "",
+def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, description: str = "",
                 grants: Sequence[GrantSpec] = (), parent: Any = None,
                 field_rules: Mapping[str, Mapping[str, str]] | None = None) -> Any:
     """Create a custom role in the actor's workspace."""
@@ -406,14 +412,14 @@ def create_role(rbac: RBAC, actor: Access | None, *, name: str, description: str
     return role
 
 
-def _check_editable(rbac: RBAC, actor: Access, role: Any, what: str) -> None:
+def _check_editable(rbac: RBACProtocol, actor: Access, role: Any, what: str) -> None:
     same_workspace(actor, role)
     if role.builtin and (role.is_owner or role.key == "admin"):
         raise PermissionDenied(f"The {role.name} role always has full access; it cannot be {what}.")
     _require_covered(actor, effective_specs(role), f"change {role.name}, which is wider than you")
 
 
-def update_role(rbac: RBAC, actor: Access | None, role: Any, *, name: str | None = None,
+def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: str | None = None,
                 description: str | None = None, grants: Sequence[GrantSpec] | None = None,
                 parent: Any = ..., field_rules: Mapping[str, Mapping[str, str]] | None = None,
                 ) -> Any:
@@ -449,7 +455,7 @@ def update_role(rbac: RBAC, actor: Access | None, role: Any, *, name: str | None
     return role
 
 
-def clone_role(rbac: RBAC, actor: Access | None, source: Any, name: str,
+def clone_role(rbac: RBACProtocol, actor: Access | None, source: Any, name: str,
                description: str | None = None) -> Any:
     """Create a custom role starting from ``source``'s grants and field rules."""
     if actor is not None:
@@ -479,7 +485,7 @@ def merge_specs(specs: Iterable[GrantSpec]) -> list[GrantSpec]:
     return list(out.values())
 
 
-def holders(rbac: RBAC, role: Any) -> list[Any]:
+def holders(rbac: RBACProtocol, role: Any) -> list[Any]:
     """Memberships holding ``role`` (any time window)."""
     m = rbac.models
     return list(rbac.db.session.scalars(
@@ -487,7 +493,7 @@ def holders(rbac: RBAC, role: Any) -> list[Any]:
         .distinct()))
 
 
-def delete_role(rbac: RBAC, actor: Access | None, role: Any, *, move_to: Any = None) -> None:
+def delete_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, move_to: Any = None) -> None:
     """Delete a role; its holders move to ``move_to`` or must hold another role."""
     actor = require(rbac, actor, "roles", "delete")
     _check_editable(rbac, actor, role, "deleted")
@@ -522,7 +528,7 @@ def delete_role(rbac: RBAC, actor: Access | None, role: Any, *, move_to: Any = N
 # -- assignments ---------------------------------------------------------------
 
 
-def _conflicts_with(rbac: RBAC, role: Any, held_role_ids: set[int]) -> list[str]:
+def _conflicts_with(rbac: RBACProtocol, role: Any, held_role_ids: set[int]) -> list[str]:
     m = rbac.models
     pairs = rbac.db.session.execute(sa.select(m.RoleConflict).where(
         m.RoleConflict.workspace_id == role.workspace_id,
@@ -536,7 +542,7 @@ def _conflicts_with(rbac: RBAC, role: Any, held_role_ids: set[int]) -> list[str]
     return names
 
 
-def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
+def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role: Any, *,
                 starts_at: dt.datetime | None = None,
                 expires_at: dt.datetime | None = None) -> Any:
     """Give a member a role, optionally only between two UTC instants."""
@@ -572,7 +578,7 @@ def assign_role(rbac: RBAC, actor: Access | None, membership: Any, role: Any, *,
     return mr
 
 
-def remove_role(rbac: RBAC, actor: Access | None, member_role: Any) -> None:
+def remove_role(rbac: RBACProtocol, actor: Access | None, member_role: Any) -> None:
     """Take a role assignment away, keeping at least one Owner and one role."""
     actor = require(rbac, actor, "members", "edit")
     membership, role = member_role.membership, member_role.role
@@ -589,7 +595,7 @@ def remove_role(rbac: RBAC, actor: Access | None, member_role: Any) -> None:
     rbac.db.session.flush()
 
 
-def remove_conflict(rbac: RBAC, actor: Access | None, conflict: Any) -> None:
+def remove_conflict(rbac: RBACProtocol, actor: Access | None, conflict: Any) -> None:
     """Drop a segregation-of-duties pair (needs ``roles.manage``, as adding one)."""
     actor = require(rbac, actor, "roles", "manage")
     same_workspace(actor, conflict)
@@ -597,7 +603,7 @@ def remove_conflict(rbac: RBAC, actor: Access | None, conflict: Any) -> None:
     rbac.db.session.flush()
 
 
-def set_plan(rbac: RBAC, actor: Access | None, workspace: Any, plan: Any) -> None:
+def set_plan(rbac: RBACProtocol, actor: Access | None, workspace: Any, plan: Any) -> None:
     """Change the workspace's plan (Owner only); grants are kept as they are.
 
     A plan only gates modules at decision time, so moving to a smaller plan
@@ -608,13 +614,13 @@ def set_plan(rbac: RBAC, actor: Access | None, workspace: Any, plan: Any) -> Non
                                resource="settings", action="manage")
     if workspace.id != actor.workspace_id:
         raise PermissionDenied("That belongs to another workspace.")
-    if not isinstance(plan, str) or plan not in current_app.config["RBAC_PLANS"]:
+    if not isinstance(plan, str) or plan not in setting("RBAC_PLANS"):
         raise ValidationError(f"unknown plan {plan!r}", field="plan")
     workspace.plan = plan
     rbac.db.session.flush()
 
 
-def add_conflict(rbac: RBAC, actor: Access | None, role_a: Any, role_b: Any) -> Any:
+def add_conflict(rbac: RBACProtocol, actor: Access | None, role_a: Any, role_b: Any) -> Any:
     """Declare two roles that no member may hold together."""
     actor = require(rbac, actor, "roles", "manage")
     same_workspace(actor, role_a, role_b)
@@ -633,7 +639,7 @@ def add_conflict(rbac: RBAC, actor: Access | None, role_a: Any, role_b: Any) -> 
 # -- field-level security ---------------------------------------------------
 
 
-def set_field_rules(rbac: RBAC, role: Any, rules: Mapping[str, Mapping[str, str]]) -> None:
+def set_field_rules(rbac: RBACProtocol, role: Any, rules: Mapping[str, Mapping[str, str]]) -> None:
     """Replace a role's field rules: ``{"deals": {"amount": "hidden"}}``.
 
     Serialised with other writers of the role, like :func:`update_role`.
@@ -647,7 +653,7 @@ def set_field_rules(rbac: RBAC, role: Any, rules: Mapping[str, Mapping[str, str]
         rbac.db.session.flush()
 
 
-def _set_field_rules(rbac: RBAC, role: Any, rules: Mapping[str, Mapping[str, str]]) -> None:
+def _set_field_rules(rbac: RBACProtocol, role: Any, rules: Mapping[str, Mapping[str, str]]) -> None:
     wanted = []
     for resource, fields in rules.items():
         try:
@@ -682,7 +688,7 @@ def _set_field_rules(rbac: RBAC, role: Any, rules: Mapping[str, Mapping[str, str
 # -- reading -------------------------------------------------------------------
 
 
-def matrix(rbac: RBAC, role: Any) -> dict[str, dict[str, GrantSpec]]:
+def matrix(rbac: RBACProtocol, role: Any) -> dict[str, dict[str, GrantSpec]]:
     """A role's effective allows as ``{resource: {action: spec}}`` (widest wins)."""
     out: dict[str, dict[str, GrantSpec]] = {}
     for spec in effective_specs(role):
@@ -694,7 +700,7 @@ def matrix(rbac: RBAC, role: Any) -> dict[str, dict[str, GrantSpec]]:
     return out
 
 
-def compare(rbac: RBAC, roles: Sequence[Any], filter_text: str = "") -> list[dict[str, Any]]:
+def compare(rbac: RBACProtocol, roles: Sequence[Any], filter_text: str = "") -> list[dict[str, Any]]:
     """Rows of a side-by-side comparison: one per permission, a cell per role.
 
     Each row is ``{"permission", "cells": [text or None], "differs": bool}``.
@@ -720,7 +726,7 @@ def compare(rbac: RBAC, roles: Sequence[Any], filter_text: str = "") -> list[dic
     return rows
 
 
-def roles_granting(rbac: RBAC, workspace_id: int, permission: str) -> list[Any]:
+def roles_granting(rbac: RBACProtocol, workspace_id: int, permission: str) -> list[Any]:
     """Roles of a workspace that allow ``permission`` (directly or inherited)."""
     resource, _, action = permission.rpartition(".")
     rbac.registry.check_action(resource, action)
@@ -730,7 +736,7 @@ def roles_granting(rbac: RBAC, workspace_id: int, permission: str) -> list[Any]:
     return [r for r in roles if r.is_owner or action in matrix(rbac, r).get(resource, {})]
 
 
-def summary(access: Access | None, rbac: RBAC) -> dict[str, str]:
+def summary(access: Access | None, rbac: RBACProtocol) -> dict[str, str]:
     """Each permission of ``access`` with the widest scope it reaches.
 
     Conditions and denies show as a suffix, so a change to them is visible in
@@ -757,7 +763,7 @@ def summary(access: Access | None, rbac: RBAC) -> dict[str, str]:
     return out
 
 
-def preview(rbac: RBAC, role: Any, apply: Any) -> list[dict[str, Any]]:
+def preview(rbac: RBACProtocol, role: Any, apply: Any) -> list[dict[str, Any]]:
     """Show which members would gain or lose which permission.
 
     ``apply()`` makes the change on ``role`` (e.g. a call to

@@ -39,7 +39,7 @@ from .policy import Access
 from .roles import GrantSpec, condition_clauses, covers, permission_items, require
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 #: Actions an agreement can never share (see the module docstring).
 NOT_SHARED = frozenset({"create", "manage"})
@@ -72,7 +72,7 @@ class PermissionSpec:
 _PERMISSION_KEYS = frozenset({"resource", "action", "condition"})
 
 
-def parse_permissions(rbac: RBAC, items: Any) -> list[PermissionSpec]:
+def parse_permissions(rbac: RBACProtocol, items: Any) -> list[PermissionSpec]:
     """Validate shared actions given as ``"clients.view"`` or ``{resource, action, condition}``."""
     out: dict[tuple[str, str], PermissionSpec] = {}
     for field, item, res in permission_items(rbac, items, _PERMISSION_KEYS):
@@ -119,7 +119,7 @@ def _check_notes(notes: Any) -> str:
 # -- who may do what ---------------------------------------------------------------
 
 
-def _require_manage(rbac: RBAC, actor: Access | None) -> Access:
+def _require_manage(rbac: RBACProtocol, actor: Access | None) -> Access:
     return require(rbac, actor, *MANAGE)
 
 
@@ -149,7 +149,7 @@ def _require_held(actor: Access, specs: Iterable[PermissionSpec]) -> None:
                                action="manage")
 
 
-def find_workspace(rbac: RBAC, ref: Any) -> Any:
+def find_workspace(rbac: RBACProtocol, ref: Any) -> Any:
     """The workspace named by ``ref`` (its slug or id); ValidationError if none."""
     W = rbac.models.Workspace
     ws = None
@@ -165,7 +165,7 @@ def find_workspace(rbac: RBAC, ref: Any) -> Any:
 # -- changes -----------------------------------------------------------------------
 
 
-def _set_permissions(rbac: RBAC, agreement: Any, specs: list[PermissionSpec]) -> None:
+def _set_permissions(rbac: RBACProtocol, agreement: Any, specs: list[PermissionSpec]) -> None:
     SP = rbac.models.SharingPermission
     wanted = {(s.resource, s.action): s for s in specs}
     for perm in list(agreement.permissions):
@@ -181,7 +181,7 @@ def _set_permissions(rbac: RBAC, agreement: Any, specs: list[PermissionSpec]) ->
                                         condition=conditions.to_json(spec.condition) or None))
 
 
-def create_agreement(rbac: RBAC, actor: Access | None, *, workspace: Any, permissions: Any,
+def create_agreement(rbac: RBACProtocol, actor: Access | None, *, workspace: Any, permissions: Any,
                      notes: Any = "", expires_at: Any = None) -> Any:
     """Offer ``workspace`` (slug, id or instance) access to the actor's workspace's data.
 
@@ -215,7 +215,7 @@ def create_agreement(rbac: RBAC, actor: Access | None, *, workspace: Any, permis
 _UNSET: Any = object()
 
 
-def update_agreement(rbac: RBAC, actor: Access | None, agreement: Any, *,
+def update_agreement(rbac: RBACProtocol, actor: Access | None, agreement: Any, *,
                      permissions: Any = _UNSET, notes: Any = _UNSET,
                      expires_at: Any = _UNSET) -> Any:
     """Change an open agreement (granting side only); narrowing and widening alike."""
@@ -234,14 +234,14 @@ def update_agreement(rbac: RBAC, actor: Access | None, agreement: Any, *,
     return agreement
 
 
-def _end(rbac: RBAC, agreement: Any, status: str) -> Any:
+def _end(rbac: RBACProtocol, agreement: Any, status: str) -> Any:
     agreement.status = status
     agreement.decided_at = utcnow()
     rbac.db.session.flush()
     return agreement
 
 
-def revoke(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
+def revoke(rbac: RBACProtocol, actor: Access | None, agreement: Any) -> Any:
     """End an agreement from the granting side (effective on the next request)."""
     actor = _require_manage(rbac, actor)
     _require_side(actor, agreement, "granting")
@@ -249,7 +249,7 @@ def revoke(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
     return _end(rbac, agreement, "revoked")
 
 
-def accept(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
+def accept(rbac: RBACProtocol, actor: Access | None, agreement: Any) -> Any:
     """Accept a pending agreement (receiving side): the shared records appear."""
     actor = _require_manage(rbac, actor)
     _require_side(actor, agreement, "receiving")
@@ -257,7 +257,7 @@ def accept(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
     return _end(rbac, agreement, "active")
 
 
-def decline(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
+def decline(rbac: RBACProtocol, actor: Access | None, agreement: Any) -> Any:
     """Decline a pending agreement (receiving side)."""
     actor = _require_manage(rbac, actor)
     _require_side(actor, agreement, "receiving")
@@ -265,7 +265,7 @@ def decline(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
     return _end(rbac, agreement, "declined")
 
 
-def leave(rbac: RBAC, actor: Access | None, agreement: Any) -> Any:
+def leave(rbac: RBACProtocol, actor: Access | None, agreement: Any) -> Any:
     """Leave an active agreement (receiving side): the shared records disappear."""
     actor = _require_manage(rbac, actor)
     _require_side(actor, agreement, "receiving")
@@ -289,7 +289,7 @@ def state(agreement: Any, now: dt.datetime | None = None) -> str:
     return str(agreement.status)
 
 
-def agreement_in(rbac: RBAC, workspace_id: int, agreement_id: Any) -> Any:
+def agreement_in(rbac: RBACProtocol, workspace_id: int, agreement_id: Any) -> Any:
     """The agreement if ``workspace_id`` is one of its two sides, else None (a 404)."""
     SA = rbac.models.SharingAgreement
     try:
@@ -303,7 +303,7 @@ def agreement_in(rbac: RBAC, workspace_id: int, agreement_id: Any) -> Any:
         execution_options=BYPASS)
 
 
-def agreements(rbac: RBAC, workspace_id: int, side: str) -> list[Any]:
+def agreements(rbac: RBACProtocol, workspace_id: int, side: str) -> list[Any]:
     """Agreements shared by (``side="granting"``) or with (``"receiving"``) a workspace."""
     SA = rbac.models.SharingAgreement
     column = SA.granting_workspace_id if side == "granting" else SA.receiving_workspace_id
@@ -332,7 +332,7 @@ def to_json(agreement: Any) -> dict[str, Any]:
     }
 
 
-def describe_permission(rbac: RBAC, perm: Any) -> str:
+def describe_permission(rbac: RBACProtocol, perm: Any) -> str:
     """``clients.view where region = 'north'``, for pages and the CLI."""
     text = f"{perm.resource}.{perm.action}"
     model = rbac.registry.get(perm.resource).model if perm.resource in rbac.registry else None
@@ -341,7 +341,7 @@ def describe_permission(rbac: RBAC, perm: Any) -> str:
     return text
 
 
-def shared_from(rbac: RBAC, access: Access | None, record: Any) -> Any:
+def shared_from(rbac: RBACProtocol, access: Access | None, record: Any) -> Any:
     """The :class:`~.policy.Share` a record reaches ``access`` through, or None if it is
     one of the member's own (for "shared by ..." marks in lists)."""
     if access is None:

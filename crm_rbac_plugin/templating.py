@@ -12,10 +12,10 @@ from .errors import NoAccessContext
 from .oversight import viewas
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 
-def template_context(rbac: RBAC) -> dict[str, Any]:
+def template_context(rbac: RBACProtocol) -> dict[str, Any]:
     """Return the names every template of an app using ``rbac`` sees."""
     def rbac_can(action: str, resource: str | None = None, record: Any = None) -> bool:
         try:

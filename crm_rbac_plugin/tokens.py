@@ -27,7 +27,7 @@ from .errors import PermissionDenied, ValidationError
 from .models import utcnow
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 PREFIX = "crmrbac_"
 
@@ -36,7 +36,7 @@ def hash_token(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def create_token(rbac: RBAC, membership: Any, name: str,
+def create_token(rbac: RBACProtocol, membership: Any, name: str,
                  expires_at: dt.datetime | None = None) -> tuple[Any, str]:
     """Create a token for ``membership``; the plaintext is returned only now."""
     if not isinstance(name, str) or not name.strip() or len(name) > 80:
@@ -54,7 +54,7 @@ def create_token(rbac: RBAC, membership: Any, name: str,
     return token, plaintext
 
 
-def revoke_token(rbac: RBAC, membership: Any, token: Any) -> None:
+def revoke_token(rbac: RBACProtocol, membership: Any, token: Any) -> None:
     """Revoke one of ``membership``'s own tokens."""
     if token.membership_id != membership.id:
         raise PermissionDenied("You can only revoke your own tokens.")
@@ -62,7 +62,7 @@ def revoke_token(rbac: RBAC, membership: Any, token: Any) -> None:
     rbac.db.session.flush()
 
 
-def revoke_member_tokens(rbac: RBAC, membership_id: int) -> int:
+def revoke_member_tokens(rbac: RBACProtocol, membership_id: int) -> int:
     """Revoke every live token of a membership; return how many were revoked."""
     m = rbac.models
     session = rbac.db.session
@@ -86,20 +86,20 @@ def _left_active(membership: Any) -> bool:
     return history.has_changes() and membership.status != "active"
 
 
-def _revoke_on_deactivation(rbac: RBAC, session: Session) -> None:
+def _revoke_on_deactivation(rbac: RBACProtocol, session: Session) -> None:
     Membership = rbac.models.Membership
     for obj in list(session.dirty):
         if isinstance(obj, Membership) and _left_active(obj):
             revoke_member_tokens(rbac, obj.id)
 
 
-def install(rbac: RBAC, db_session: Any) -> None:
+def install(rbac: RBACProtocol, db_session: Any) -> None:
     """Revoke a membership's tokens in the flush that takes it out of Active."""
     event.listen(db_session, "before_flush",
                  lambda session, context, instances: _revoke_on_deactivation(rbac, session))
 
 
-def membership_for_token(rbac: RBAC, plaintext: str) -> Any:
+def membership_for_token(rbac: RBACProtocol, plaintext: str) -> Any:
     """Return the active membership a token authenticates, or None."""
     if not plaintext.startswith(PREFIX):
         return None

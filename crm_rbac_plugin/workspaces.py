@@ -13,29 +13,26 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from . import conditions
+from .config import setting
 from .defaults import expand_grants
 from .errors import RBACError
 from .loader import BYPASS
 from .registry import SCOPES
 
 if TYPE_CHECKING:
-    from .extension import RBAC
+    from .interface import RBACProtocol
 
 
 def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "workspace"
 
 
-def seed_roles(rbac: RBAC, workspace: Any) -> dict[str, Any]:
+def seed_roles(rbac: RBACProtocol, workspace: Any) -> dict[str, Any]:
     """Create the built-in roles of ``RBAC_ROLE_TEMPLATES`` in ``workspace``."""
-    templates = current_app.config.get("RBAC_ROLE_TEMPLATES")
-    if templates is None:
-        from .defaults import ROLE_TEMPLATES as templates
     roles = {}
-    for tpl in templates:
+    for tpl in setting("RBAC_ROLE_TEMPLATES"):
         role = rbac.models.Role(workspace=workspace, key=tpl["key"], name=tpl["name"],
                                 description=tpl.get("description", ""), builtin=True,
                                 is_owner=bool(tpl.get("is_owner")))
@@ -47,7 +44,7 @@ def seed_roles(rbac: RBAC, workspace: Any) -> dict[str, Any]:
     return roles
 
 
-def add_grant(rbac: RBAC, role: Any, resource: str, action: str, scope: str = "all", *,
+def add_grant(rbac: RBACProtocol, role: Any, resource: str, action: str, scope: str = "all", *,
               effect: str = "allow", condition: Any = None) -> Any:
     """Add one validated grant to ``role`` (not flushed)."""
     res = rbac.registry.check_action(resource, action)
@@ -64,11 +61,11 @@ def add_grant(rbac: RBAC, role: Any, resource: str, action: str, scope: str = "a
     return grant
 
 
-def create_workspace(rbac: RBAC, name: str, *, owner: Any = None, plan: str | None = None,
+def create_workspace(rbac: RBACProtocol, name: str, *, owner: Any = None, plan: str | None = None,
                      slug: str | None = None) -> Any:
     """Create a workspace with its built-in roles, and its first Owner."""
     ws = rbac.models.Workspace(name=name, slug=slug or slugify(name),
-                               plan=plan or current_app.config["RBAC_DEFAULT_PLAN"])
+                               plan=plan or setting("RBAC_DEFAULT_PLAN"))
     rbac.db.session.add(ws)
     rbac.db.session.flush()
     seed_roles(rbac, ws)
@@ -77,7 +74,7 @@ def create_workspace(rbac: RBAC, name: str, *, owner: Any = None, plan: str | No
     return ws
 
 
-def role_by_key(rbac: RBAC, workspace: Any, key: str) -> Any:
+def role_by_key(rbac: RBACProtocol, workspace: Any, key: str) -> Any:
     Role = rbac.models.Role
     role = rbac.db.session.scalar(
         sa.select(Role).where(Role.workspace_id == workspace.id,
@@ -88,7 +85,7 @@ def role_by_key(rbac: RBAC, workspace: Any, key: str) -> Any:
     return role
 
 
-def add_member(rbac: RBAC, workspace: Any, user: Any, roles: Iterable[Any] = ("member",), *,
+def add_member(rbac: RBACProtocol, workspace: Any, user: Any, roles: Iterable[Any] = ("member",), *,
                department: Any = None, status: str = "active") -> Any:
     """Make ``user`` a member of ``workspace`` holding ``roles`` (keys or Role objects)."""
     m = rbac.models.Membership(workspace=workspace, user=user, status=status,
@@ -100,7 +97,7 @@ def add_member(rbac: RBAC, workspace: Any, user: Any, roles: Iterable[Any] = ("m
     return m
 
 
-def assign_role(rbac: RBAC, membership: Any, role: Any, *, starts_at: dt.datetime | None = None,
+def assign_role(rbac: RBACProtocol, membership: Any, role: Any, *, starts_at: dt.datetime | None = None,
                 expires_at: dt.datetime | None = None) -> Any:
     """Give ``membership`` a role, optionally only from/until a UTC instant."""
     if isinstance(role, str):

@@ -173,7 +173,7 @@ def test_hidden_fields_leave_lists_details_forms_and_export(world: SimpleNamespa
     assert "Amount" not in rows[0] and "Title" in rows[0]
     assert {r[rows[0].index("Title")] for r in rows[1:]} == {
         d.title for d in world.deals.values() if d.stage == "won"}  # export criteria
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     ev = db.session.scalars(sa.select(A).where(A.action == "export").order_by(A.id.desc())).first()
     assert ev.detail["rows"] == len(rows) - 1 and ev.detail["via"] == "admin"
 

@@ -98,7 +98,7 @@ def test_every_admin_export_streams_every_row(app: Flask, served: SimpleNamespac
     views = export_views(app)
     assert {v.resource for v in views} >= {"leads", "deals", "clients", "tasks"}
     owner = signed_in(served.url, served.owner)
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     for view in views:
         url = f"{served.url}/admin/{view.url.strip('/').rsplit('/', 1)[-1]}/export/csv/"
         with owner.open(url, timeout=30) as response:

@@ -43,7 +43,7 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop"}
 
 def events(**where: Any) -> list[Any]:
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     db.session.expire_all()
     stmt = sa.select(A).order_by(A.id)
     for key, value in where.items():
@@ -52,7 +52,7 @@ def events(**where: Any) -> list[Any]:
 
 
 def change_events() -> list[Any]:
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     db.session.expire_all()
     return list(db.session.scalars(sa.select(A).where(
         A.action.not_in(["access.denied", "export"])).order_by(A.id)))
@@ -155,8 +155,8 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
         with mail.record_messages() as outbox:
             response = invite(client, world, "audited.one@example.test", "viewer")
         ids["token"] = link_token(outbox[0].body)
-        ids["invitation"] = db.session.scalar(sa.select(rbac.Invitation.id).where(
-            rbac.Invitation.email == "audited.one@example.test"))
+        ids["invitation"] = db.session.scalar(sa.select(rbac.models.Invitation.id).where(
+            rbac.models.Invitation.email == "audited.one@example.test"))
         return response
 
     def resend() -> Any:
@@ -172,8 +172,8 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
     def invite_second() -> Any:
         with mail.record_messages():
             invite(client, world, "audited.two@example.test", "viewer")
-        ids["second"] = db.session.scalar(sa.select(rbac.Invitation.id).where(
-            rbac.Invitation.email == "audited.two@example.test"))
+        ids["second"] = db.session.scalar(sa.select(rbac.models.Invitation.id).where(
+            rbac.models.Invitation.email == "audited.two@example.test"))
 
     def revoke_invitation() -> Any:
         return client.post(f"/settings/invitations/{ids['second']}/revoke")
@@ -430,7 +430,7 @@ def test_helper_records_application_events(world: SimpleNamespace) -> None:
 
 
 def test_audit_events_cannot_be_changed_or_deleted(world: SimpleNamespace) -> None:
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     ev = events()[0]
     for context in (rbac.system, lambda: rbac.as_member(world.members["owner"])):
         with context():

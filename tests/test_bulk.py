@@ -157,7 +157,7 @@ def test_a_conditional_deny_of_bulk_holds_for_every_selected_record(
         assert send(admin, ids).status_code == 403
         assert client_ids() == before
     # The refusal names the record and is in the audit trail.
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     with rbac.system():
         denied = db.session.scalars(sa.select(A).where(A.action == "access.denied",
                                                        A.resource == "clients")).all()

@@ -149,7 +149,7 @@ def test_view_as_shows_the_members_data_read_only_and_is_audited(world: SimpleNa
     assert "Lead of manager" in admin.get("/leads/").text
     assert "rbac-view-as-banner" not in admin.get("/leads/").text
 
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     db.session.expire_all()
     evs = db.session.scalars(sa.select(A).where(A.action.like("view_as.%")).order_by(A.id)).all()
     assert [e.action for e in evs] == ["view_as.started", "view_as.stopped"]

@@ -191,7 +191,7 @@ def test_each_shared_action_through_the_app(world: SimpleNamespace, beta: Simple
     with rbac.system():
         assert db.session.get(Lead, doomed_id) is None
     # Audited on both sides: the writes and the export.
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     writes = db.session.scalars(sa.select(A).where(A.action == "shared.write")).all()
     assert {e.workspace_id for e in writes} == {world.ws.id, world.ws2.id}
     assert all(agreement.id in e.detail["agreement_ids"] for e in writes)
@@ -455,7 +455,7 @@ def test_agreement_changes_are_audited_on_both_sides(world: SimpleNamespace,
     agreement = agree(world, ["clients.view"])
     sharing.revoke(rbac, owner_access(world), agreement)
     db.session.commit()
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     events = db.session.scalars(sa.select(A).where(A.action.like("sharing.%"))
                                 .order_by(A.id)).all()
     for ws in (world.ws.id, world.ws2.id):

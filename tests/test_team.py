@@ -33,7 +33,7 @@ RECORD_MODELS = (Lead, Deal, Client, Task, Note)
 def snapshot() -> dict[str, Any]:
     """Policy tables, invitations, users and every record's owner (to prove nothing changed)."""
     out = policy_snapshot()  # (without last_seen_at, which every request may write)
-    for table in (rbac.Invitation.__table__, User.__table__):
+    for table in (rbac.models.Invitation.__table__, User.__table__):
         out[table.name] = [tuple(r) for r in db.session.execute(
             sa.select(table).order_by(*table.primary_key.columns))]
     with rbac.system():
@@ -117,7 +117,7 @@ def test_expired_tampered_revoked_and_replaced_links_change_nothing(
     expired = anon.post(f"/settings/invitations/{token}", data=form)
     assert expired.status_code == 400 and "expired" in expired.text
     app.config["RBAC_INVITE_MAX_AGE"] = 3600
-    inv = db.session.scalar(sa.select(rbac.Invitation))
+    inv = db.session.scalar(sa.select(rbac.models.Invitation))
     inv.expires_at = utcnow() - dt.timedelta(seconds=1)  # the stored expiry counts too
     db.session.commit()
     assert anon.post(f"/settings/invitations/{token}", data=form).status_code == 400
@@ -355,8 +355,8 @@ def test_reassign_previews_then_moves_everything_in_one_go(
     assert done.status_code == 302
     assert sum(owners(source.id).values()) == 0
     assert owners(target.id) == {k: target_before[k] + moving[k] for k in moving}
-    event = db.session.scalar(sa.select(rbac.AuditEvent).where(
-        rbac.AuditEvent.action == "records.reassigned"))
+    event = db.session.scalar(sa.select(rbac.models.AuditEvent).where(
+        rbac.models.AuditEvent.action == "records.reassigned"))
     assert event is not None and event.actor_user_id == world.users["owner"].id
     assert event.after["leads"] == moving["lead"]
 

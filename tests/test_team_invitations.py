@@ -141,7 +141,7 @@ def two_invitations(world: SimpleNamespace, login: Any) -> tuple[Any, Any, str, 
 
 
 def invitation_of(ws: Any) -> Any:
-    I = rbac.Invitation
+    I = rbac.models.Invitation
     db.session.expire_all()
     return db.session.scalar(sa.select(I).where(I.workspace_id == ws.id, I.email == NEW))
 

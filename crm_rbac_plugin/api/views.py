@@ -27,17 +27,17 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-
 from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from .. import audit, inputs, queries, roles, sharing
+from ..config import setting
 from ..errors import PermissionDenied, UnknownResource, ValidationError
 from ..identity import request_state
 from ..policy import Access
-from ..queries import get_rbac
+from ..proxies import current_rbac
 from ..registry import SCOPES
 from .openapi import openapi_document
 
@@ -68,7 +68,7 @@ def register(app: Flask) -> None:
     CSRFProtect is set up after this extension, the exemption is made on the
     first request instead (before CSRFProtect's own hook runs).
     """
-    prefix = app.config["RBAC_API_URL_PREFIX"]
+    prefix = setting("RBAC_API_URL_PREFIX", app)
     if prefix is None:
         return
     app.register_blueprint(bp, url_prefix=prefix)
@@ -100,25 +100,25 @@ def _error(status: int, error: str, message: str, field: str | None = None) -> A
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> Any:
-    get_rbac().db.session.rollback()
+    current_rbac.db.session.rollback()
     return _error(exc.status, exc.error, exc.message, exc.field)
 
 
 @bp.errorhandler(ValidationError)
 def _validation_error(exc: ValidationError) -> Any:
-    get_rbac().db.session.rollback()
+    current_rbac.db.session.rollback()
     return _error(exc.status, "conflict" if exc.status == 409 else "validation_error",
                   exc.message, exc.field)
 
 
 @bp.errorhandler(PermissionDenied)
 def _permission_denied(exc: PermissionDenied) -> Any:
-    get_rbac().db.session.rollback()
+    current_rbac.db.session.rollback()
     return _error(403, "forbidden", exc.message, exc.field)
 
 
 def _out_of_range(exc: Exception) -> Any:
-    get_rbac().db.session.rollback()
+    current_rbac.db.session.rollback()
     return _error(400, "validation_error", inputs.OUT_OF_RANGE_MESSAGE)
 
 
@@ -131,7 +131,7 @@ def _http_error(exc: HTTPException) -> Any:
     names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
              405: "method_not_allowed", 413: "payload_too_large"}
     status = exc.code or 500
-    get_rbac().db.session.rollback()
+    current_rbac.db.session.rollback()
     return _error(status, names.get(status, "http_error"), exc.description or exc.name)
 
 
@@ -155,12 +155,12 @@ def _authenticate() -> None:
     """Limit the body, find who is asking, and check CSRF for session writes."""
     if request.endpoint == "rbac_api.openapi":
         return
-    limit = current_app.config["RBAC_API_MAX_BODY"]
+    limit = setting("RBAC_API_MAX_BODY")
     request.max_content_length = limit
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large",
                        f"The request body is larger than {limit} bytes.")
-    rbac = get_rbac()
+    rbac = current_rbac
     if "Authorization" in request.headers:
         if not request_state().token_auth:
             # The host may not have registered rbac.load_user_from_request with
@@ -191,7 +191,7 @@ def _authenticate() -> None:
 
 
 def _access() -> Access:
-    access = get_rbac().current_access()
+    access = current_rbac.current_access()
     if access is None or not access.active:
         raise _forbidden("You are not an active member of this workspace.")
     return access
@@ -199,7 +199,7 @@ def _access() -> Access:
 
 def _require(permission: str) -> Access:
     """The current member's access, if they may ``permission``; else a 403."""
-    rbac = get_rbac()
+    rbac = current_rbac
     access = _access()
     resource, _, action = permission.rpartition(".")
     decision = rbac.decide(access, action, resource)
@@ -270,7 +270,7 @@ def _instant(body: Mapping[str, Any], key: str) -> dt.datetime | None:
 
 
 def _role_json(role: Any, member_count: int | None = None) -> dict[str, Any]:
-    rbac = get_rbac()
+    rbac = current_rbac
     effective = {f"{res}.{action}": spec.scope
                  for res, cells in roles.matrix(rbac, role).items()
                  for action, spec in cells.items()}
@@ -302,14 +302,14 @@ def _member_json(membership: Any) -> dict[str, Any]:
 
 
 def _role_or_404(access: Access, role_id: int) -> Any:
-    role = queries.role_in(get_rbac(), access.workspace_id, role_id)
+    role = queries.role_in(current_rbac, access.workspace_id, role_id)
     if role is None:
         raise _not_found("role")
     return role
 
 
 def _membership_or_404(access: Access, membership_id: int) -> Any:
-    membership = queries.membership_in(get_rbac(), access.workspace_id, membership_id)
+    membership = queries.membership_in(current_rbac, access.workspace_id, membership_id)
     if membership is None:
         raise _not_found("member")
     return membership
@@ -324,7 +324,7 @@ def _created(payload: dict[str, Any], location: str) -> ResponseReturnValue:
 
 def _role_changes(body: Mapping[str, Any], access: Access, *, create: bool) -> dict[str, Any]:
     """Validate a role body into keyword arguments of create_role/update_role."""
-    rbac = get_rbac()
+    rbac = current_rbac
     _check_keys(body, ROLE_KEYS)
     out: dict[str, Any] = {}
     name = _string(body, "name", required=create)
@@ -381,7 +381,7 @@ def _role_changes(body: Mapping[str, Any], access: Access, *, create: bool) -> d
 @bp.get("/roles")
 def list_roles() -> ResponseReturnValue:
     access = _require("roles.view")
-    rbac = get_rbac()
+    rbac = current_rbac
     counts = queries.member_counts(rbac, access.workspace_id)
     return jsonify(roles=[_role_json(r, counts.get(r.id, 0))
                           for r in queries.workspace_roles(rbac, access.workspace_id)])
@@ -391,7 +391,7 @@ def list_roles() -> ResponseReturnValue:
 def create_role() -> ResponseReturnValue:
     access = _require("roles.create")
     body = _json_body()
-    rbac = get_rbac()
+    rbac = current_rbac
     changes = _role_changes(body, access, create=True)
     role = roles.create_role(rbac, access, name=changes["name"],
                              description=changes.get("description", ""),
@@ -412,7 +412,7 @@ def update_role(role_id: int) -> ResponseReturnValue:
     access = _require("roles.edit")
     role = _role_or_404(access, role_id)
     changes = _role_changes(_json_body(), access, create=False)
-    rbac = get_rbac()
+    rbac = current_rbac
     roles.update_role(rbac, access, role, **changes)
     rbac.db.session.commit()
     return jsonify(_role_json(role))
@@ -427,10 +427,10 @@ def delete_role(role_id: int) -> ResponseReturnValue:
         raw = request.args["move_to"]
         if not raw.isdigit():
             raise _bad("move_to must be a role id", "move_to")
-        move_to = queries.role_in(get_rbac(), access.workspace_id, int(raw))
+        move_to = queries.role_in(current_rbac, access.workspace_id, int(raw))
         if move_to is None:
             raise _bad(f"no role {raw} in this workspace", "move_to")
-    rbac = get_rbac()
+    rbac = current_rbac
     roles.delete_role(rbac, access, role, move_to=move_to)
     rbac.db.session.commit()
     return "", 204
@@ -444,7 +444,7 @@ def clone_role(role_id: int) -> ResponseReturnValue:
     _check_keys(body, CLONE_KEYS)
     name = _string(body, "name", required=True)
     description = _string(body, "description", nullable=True)
-    rbac = get_rbac()
+    rbac = current_rbac
     role = roles.clone_role(rbac, access, source, name or "", description)
     rbac.db.session.commit()
     return _created(_role_json(role), url_for(".get_role", role_id=role.id))
@@ -469,7 +469,7 @@ def compare_roles() -> ResponseReturnValue:
     filter_text = request.args.get("filter", "").strip()
     if len(filter_text) > 100:
         raise _bad("the filter is longer than 100 characters", "filter")
-    rows = roles.compare(get_rbac(), chosen, filter_text)
+    rows = roles.compare(current_rbac, chosen, filter_text)
     return jsonify(roles=[{"id": r.id, "name": r.name} for r in chosen], filter=filter_text,
                    rows=rows)
 
@@ -481,7 +481,7 @@ def roles_granting() -> ResponseReturnValue:
     if not permission:
         raise _bad("give a permission such as ?permission=deals.export", "permission")
     try:
-        found = roles.roles_granting(get_rbac(), access.workspace_id, permission)
+        found = roles.roles_granting(current_rbac, access.workspace_id, permission)
     except UnknownResource as exc:
         raise _bad(f"{exc} (write resource.action)", "permission") from None
     return jsonify(permission=permission,
@@ -504,7 +504,7 @@ def _member_readable(membership_id: int) -> tuple[Access, Any]:
 def list_members() -> ResponseReturnValue:
     access = _require("members.view")
     return jsonify(members=[_member_json(m) for m in
-                            queries.workspace_memberships(get_rbac(), access.workspace_id)])
+                            queries.workspace_memberships(current_rbac, access.workspace_id)])
 
 
 @bp.get("/members/<int:membership_id>/roles")
@@ -521,10 +521,10 @@ def assign_role(membership_id: int) -> ResponseReturnValue:
     _check_keys(body, ASSIGN_KEYS)
     if "role_id" not in body:
         raise _bad("role_id is required", "role_id")
-    role = queries.role_in(get_rbac(), access.workspace_id, _id(body["role_id"], "role_id"))
+    role = queries.role_in(current_rbac, access.workspace_id, _id(body["role_id"], "role_id"))
     if role is None:
         raise _bad(f"no role {body['role_id']} in this workspace", "role_id")
-    rbac = get_rbac()
+    rbac = current_rbac
     mr = roles.assign_role(rbac, access, membership, role, starts_at=_instant(body, "starts_at"),
                            expires_at=_instant(body, "expires_at"))
     rbac.db.session.commit()
@@ -538,7 +538,7 @@ def remove_role(membership_id: int, member_role_id: int) -> ResponseReturnValue:
     mr = next((mr for mr in membership.member_roles if mr.id == member_role_id), None)
     if mr is None:
         raise _not_found("role assignment")
-    rbac = get_rbac()
+    rbac = current_rbac
     roles.remove_role(rbac, access, mr)
     rbac.db.session.commit()
     return "", 204
@@ -548,7 +548,7 @@ def remove_role(membership_id: int, member_role_id: int) -> ResponseReturnValue:
 def member_access(membership_id: int) -> ResponseReturnValue:
     """The member's effective permissions, each with the roles it comes from."""
     _, membership = _member_readable(membership_id)
-    rbac = get_rbac()
+    rbac = current_rbac
     member_access = rbac.access_for(membership)
     matrix = queries.effective_matrix(rbac, membership, member_access)
     return jsonify(
@@ -574,7 +574,7 @@ def audit_events() -> ResponseReturnValue:
         raise _bad(str(exc)) from None
     if page < 1 or not 1 <= per_page <= 200:
         raise _bad("page must be >= 1 and per_page between 1 and 200")
-    rbac = get_rbac()
+    rbac = current_rbac
     result = rbac.db.paginate(audit.events_query(rbac, access.workspace_id, filters),
                               page=page, per_page=per_page, error_out=False)
     return jsonify(items=[audit.event_json(ev) for ev in result.items], page=page,
@@ -585,7 +585,7 @@ def audit_events() -> ResponseReturnValue:
 
 
 def _agreement_or_404(access: Access, agreement_id: int) -> Any:
-    agreement = sharing.agreement_in(get_rbac(), access.workspace_id, agreement_id)
+    agreement = sharing.agreement_in(current_rbac, access.workspace_id, agreement_id)
     if agreement is None:
         raise _not_found("sharing agreement")
     return agreement
@@ -616,7 +616,7 @@ def _agreement_changes(body: Mapping[str, Any], *, create: bool) -> dict[str, An
 @bp.get("/sharing")
 def list_agreements() -> ResponseReturnValue:
     access = _require("settings.view")
-    rbac = get_rbac()
+    rbac = current_rbac
     return jsonify(
         shared_by_you=[sharing.to_json(a) for a in
                        sharing.agreements(rbac, access.workspace_id, "granting")],
@@ -628,7 +628,7 @@ def list_agreements() -> ResponseReturnValue:
 def create_agreement() -> ResponseReturnValue:
     access = _require("settings.manage")
     changes = _agreement_changes(_json_body(), create=True)
-    rbac = get_rbac()
+    rbac = current_rbac
     agreement = sharing.create_agreement(rbac, access, **changes)
     rbac.db.session.commit()
     return _created(sharing.to_json(agreement),
@@ -646,7 +646,7 @@ def update_agreement(agreement_id: int) -> ResponseReturnValue:
     access = _require("settings.manage")
     agreement = _agreement_or_404(access, agreement_id)
     changes = _agreement_changes(_json_body(), create=False)
-    rbac = get_rbac()
+    rbac = current_rbac
     sharing.update_agreement(rbac, access, agreement, **changes)
     rbac.db.session.commit()
     return jsonify(sharing.to_json(agreement))
@@ -657,7 +657,7 @@ def end_agreement(agreement_id: int, verb: str) -> ResponseReturnValue:
     """revoke (granting side), accept, decline or leave (receiving side)."""
     access = _require("settings.manage")
     agreement = _agreement_or_404(access, agreement_id)
-    rbac = get_rbac()
+    rbac = current_rbac
     sharing.ACTIONS[verb](rbac, access, agreement)
     rbac.db.session.commit()
     return jsonify(sharing.to_json(agreement))
@@ -666,7 +666,7 @@ def end_agreement(agreement_id: int, verb: str) -> ResponseReturnValue:
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     """The OpenAPI 3.1 description of this API (public: it holds no data)."""
-    prefix = current_app.config["RBAC_API_URL_PREFIX"]
+    prefix = setting("RBAC_API_URL_PREFIX")
     return jsonify(openapi_document(request.script_root + prefix))
 
 
@@ -677,7 +677,7 @@ def openapi() -> ResponseReturnValue:
 def _record_json(resource: str, record: Any, access: Access) -> dict[str, Any]:
     """A record's columns without the fields hidden from the member."""
     out = {}
-    for key, value in get_rbac().redact(resource, record, access=access).items():
+    for key, value in current_rbac.redact(resource, record, access=access).items():
         if isinstance(value, (dt.date, dt.datetime)):
             value = value.isoformat()
         elif isinstance(value, Decimal):
@@ -687,7 +687,7 @@ def _record_json(resource: str, record: Any, access: Access) -> dict[str, Any]:
 
 
 def _model_resource(resource: str) -> Any:
-    rbac = get_rbac()
+    rbac = current_rbac
     if resource not in rbac.registry or rbac.registry.get(resource).model is None:
         raise ApiError(404, "not_found", f"No resource named {resource!r}.")
     return rbac.registry.get(resource)
@@ -706,7 +706,7 @@ def list_records(resource: str) -> ResponseReturnValue:
     if page < 1 or not 1 <= per_page <= 100:
         raise _bad("page starts at 1 and per_page is between 1 and 100", "per_page")
     pk = sa.inspect(res.model).primary_key[0]
-    rows = get_rbac().db.session.scalars(
+    rows = current_rbac.db.session.scalars(
         sa.select(res.model).order_by(pk).limit(per_page).offset((page - 1) * per_page)).all()
     return jsonify(items=[_record_json(resource, r, access) for r in rows], page=page,
                    per_page=per_page)
@@ -718,7 +718,7 @@ def get_record(resource: str, record_id: int) -> ResponseReturnValue:
     res = _model_resource(resource)
     access = _require(f"{resource}.view")
     pk = sa.inspect(res.model).primary_key[0]
-    record = get_rbac().db.session.execute(
+    record = current_rbac.db.session.execute(
         sa.select(res.model).where(pk == record_id)).scalar_one_or_none()
     if record is None:
         raise _not_found(f"{resource} record")

@@ -6,11 +6,11 @@ import datetime as dt
 
 import click
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import with_appcontext
 
 from ..errors import RBACError
 from ..models import naive_utc
+from ..proxies import current_rbac
 from . import history
 
 
@@ -29,7 +29,7 @@ def register(group: click.Group) -> None:
 def who_could_command(workspace: str, resource: str, record_id: int, at: str,
                       action: str) -> None:
     """List who could ACTION a record at an instant, replaying the audit trail."""
-    rbac = current_app.extensions["rbac"].rbac
+    rbac = current_rbac
     W = rbac.models.Workspace
     ws = rbac.db.session.scalar(sa.select(W).where(W.slug == workspace))
     if ws is None:

@@ -9,7 +9,7 @@ from ..loader import plan_modules
 from ..policy import Access, Decision
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Explanation:
         return out
 
 
-def explain(rbac: RBAC, access: Access | None, action: str, resource: str,
+def explain(rbac: RBACProtocol, access: Access | None, action: str, resource: str,
             record: Any = None) -> Explanation:
     """Decide for ``access`` and collect the plan and the field rules with the path."""
     res = rbac.registry.check_action(resource, action)

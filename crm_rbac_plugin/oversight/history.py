@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import current_app
 
+from ..config import setting
 from ..loader import BYPASS, MembershipRow, build_access, plan_modules, shared_clauses
 from ..policy import Access, Share, decide
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 
 @dataclass
@@ -65,7 +66,7 @@ class WhoCould:
         return [a for a in self.answers if a.allowed]
 
 
-def _rows(rbac: RBAC, table: Any, *where: Any) -> list[dict[str, Any]]:
+def _rows(rbac: RBACProtocol, table: Any, *where: Any) -> list[dict[str, Any]]:
     result = rbac.db.session.execute(sa.select(table).where(*where), execution_options=BYPASS)
     return [dict(r._mapping) for r in result]
 
@@ -76,7 +77,7 @@ def _instant(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(str(value))
 
 
-def policy_as_of(rbac: RBAC, workspace_id: int, at: dt.datetime
+def policy_as_of(rbac: RBACProtocol, workspace_id: int, at: dt.datetime
                  ) -> tuple[dict[str, dict[Any, dict[str, Any]]], list[str]]:
     """Return the workspace's policy rows as of ``at``, by kind and key, and warnings."""
     m = rbac.models
@@ -105,7 +106,7 @@ def policy_as_of(rbac: RBAC, workspace_id: int, at: dt.datetime
                                                       MRt.c.membership_id.in_(member_ids))}
     state["manager"] = {f"{r['manager_id']}:{r['member_id']}": r
                         for r in _rows(rbac, At, At.c.manager_id.in_(member_ids))}
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     events = rbac.db.session.scalars(
         sa.select(A).where(A.workspace_id == workspace_id, A.at > at).order_by(A.id.desc()))
     for ev in events:
@@ -192,7 +193,7 @@ _GRANT_FIELDS = ("id", "role_id", "resource", "action", "scope", "effect", "cond
 _FIELD_RULE_FIELDS = ("role_id", "resource", "field", "mode")
 
 
-def access_as_of(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], member: dict[str, Any],
+def access_as_of(rbac: RBACProtocol, state: dict[str, dict[Any, dict[str, Any]]], member: dict[str, Any],
                  at: dt.datetime) -> Access:
     """Build one member's :class:`Access` as of ``at`` from historical rows.
 
@@ -208,7 +209,7 @@ def access_as_of(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], member
                         at, cacheable=False)
 
 
-def who_could(rbac: RBAC, workspace_id: int, resource: str, record_id: int, at: dt.datetime,
+def who_could(rbac: RBACProtocol, workspace_id: int, resource: str, record_id: int, at: dt.datetime,
               action: str = "view") -> WhoCould:
     """Return, for every member as of ``at``, whether they could ``action`` the record."""
     res = rbac.registry.check_action(resource, action)
@@ -240,7 +241,7 @@ def _shown_name(user: Any, member: dict[str, Any]) -> str:
     return str(user.email if member.get("status") == "pending" else user)
 
 
-def _answers(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], at: dt.datetime,
+def _answers(rbac: RBACProtocol, state: dict[str, dict[Any, dict[str, Any]]], at: dt.datetime,
              action: str, resource: str, record: Any, loader: Any, *,
              share: Share | None = None, workspace: str = "") -> list[Answer]:
     users = {u.id: u for u in rbac.db.session.scalars(
@@ -260,12 +261,12 @@ def _answers(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], at: dt.dat
     return answers
 
 
-def _shares_as_of(rbac: RBAC, state: dict[str, dict[Any, dict[str, Any]]], workspace_id: int,
+def _shares_as_of(rbac: RBACProtocol, state: dict[str, dict[Any, dict[str, Any]]], workspace_id: int,
                   at: dt.datetime) -> list[tuple[Share, str]]:
     """Agreements from ``workspace_id`` in force at ``at``, as the receiver's Share
     (its ``workspace_id`` is the receiving workspace here), with the receiver's name."""
     granting_plan = state["workspace"].get(workspace_id, {}).get("plan", "")
-    modules = plan_modules(current_app.config["RBAC_PLANS"], granting_plan)
+    modules = plan_modules(setting("RBAC_PLANS"), granting_plan)
     out = []
     for agreement in state["agreement"].values():
         expires = _instant(agreement.get("expires_at"))

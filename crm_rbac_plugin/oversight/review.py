@@ -11,10 +11,10 @@ from .. import queries
 from ..models import utcnow
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 
-def access_review(rbac: RBAC, workspace_id: int, *, inactive_days: int = 30,
+def access_review(rbac: RBACProtocol, workspace_id: int, *, inactive_days: int = 30,
                   expiring_days: int = 14, now: dt.datetime | None = None) -> dict[str, Any]:
     """Return privileged members (Owner/Admin), members not seen for ``inactive_days``
     (or never), roles nobody holds, and assignments ending within ``expiring_days``."""

@@ -1,7 +1,7 @@
 """"View as": an Owner or Admin sees the app exactly as a chosen member would.
 
 Starting sets :data:`SESSION_KEY` in the Flask session; from then on
-:meth:`RBAC.current_access` returns the *member's* access (so every filter,
+:meth:`~.extension.RBAC.current_access` returns the *member's* access (so every filter,
 decorator and template helper answers as for them), the real access is kept
 as ``real_access`` on the request state (:mod:`..identity`; the audit trail
 names the real actor), every flush that would write anything but an audit
@@ -34,10 +34,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context, session
+from flask import has_request_context, session
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from ..config import setting
 from ..errors import PermissionDenied
 from ..guard import NO_POLICY_EFFECT, _changed_keys
 from ..identity import request_state
@@ -47,14 +48,14 @@ from ..registry import Resource
 from ..roles import GrantSpec, covers
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 SESSION_KEY = "rbac_view_as"
 #: The permission a viewer needs besides a role of ``RBAC_VIEW_AS_ROLES``.
 PERMISSION = ("settings", "view")
 
 
-def refusal(rbac: RBAC, real: Access | None, target: Access | None) -> str | None:
+def refusal(rbac: RBACProtocol, real: Access | None, target: Access | None) -> str | None:
     """Why ``real`` may not view as ``target`` (None: they may)."""
     if real is None or not real.active:
         return "You are not an active member of this workspace."
@@ -74,14 +75,14 @@ def refusal(rbac: RBAC, real: Access | None, target: Access | None) -> str | Non
     return None
 
 
-def holds_view_as_role(rbac: RBAC, access: Access) -> bool:
+def holds_view_as_role(rbac: RBACProtocol, access: Access) -> bool:
     """Whether ``access`` holds a built-in role listed in ``RBAC_VIEW_AS_ROLES``.
 
     ``Access.roles`` names the roles in force and their ancestors; a role's
     name is unique in its workspace, so the built-in rows of those names are
     the ones held.
     """
-    keys = current_app.config["RBAC_VIEW_AS_ROLES"]
+    keys = setting("RBAC_VIEW_AS_ROLES")
     if keys is None:
         return True
     if access.is_owner and "owner" in keys:
@@ -96,7 +97,7 @@ def holds_view_as_role(rbac: RBAC, access: Access) -> bool:
     return held is not None
 
 
-def wider(rbac: RBAC, viewer: Access, target: Access) -> list[str]:
+def wider(rbac: RBACProtocol, viewer: Access, target: Access) -> list[str]:
     """What ``target`` may see that ``viewer`` may not (empty: within the viewer's access)."""
     if viewer.is_owner:
         return []
@@ -169,7 +170,7 @@ def _fields_wider(viewer: Access, target: Access) -> list[str]:
     return out
 
 
-def resolve(rbac: RBAC, real: Access | None) -> Access | None:
+def resolve(rbac: RBACProtocol, real: Access | None) -> Access | None:
     """Return the access in force for this request: the viewed member's while viewing as."""
     state = request_state()
     state.real_access = None
@@ -187,7 +188,7 @@ def active() -> bool:
     return has_request_context() and request_state().real_access is not None
 
 
-def banner(rbac: RBAC) -> dict[str, Any] | None:
+def banner(rbac: RBACProtocol) -> dict[str, Any] | None:
     """Template context ``rbac_view_as``: who is being viewed, or None."""
     if not has_request_context():
         return None
@@ -205,15 +206,15 @@ def banner(rbac: RBAC) -> dict[str, Any] | None:
             "roles": ", ".join(viewed.roles)}
 
 
-def install(rbac: RBAC, db_session: Any) -> None:
+def install(rbac: RBACProtocol, db_session: Any) -> None:
     event.listen(db_session, "before_flush", lambda s, c, i: _refuse_writes(rbac, s))
 
 
-def _refuse_writes(rbac: RBAC, db_session: Session) -> None:
+def _refuse_writes(rbac: RBACProtocol, db_session: Session) -> None:
     if not active():
         return
     for obj in (*db_session.new, *db_session.dirty, *db_session.deleted):
-        if isinstance(obj, rbac.AuditEvent) and obj in db_session.new:
+        if isinstance(obj, rbac.models.AuditEvent) and obj in db_session.new:
             continue
         if obj in db_session.dirty and not (_changed_keys(obj) - NO_POLICY_EFFECT):
             continue

@@ -12,18 +12,28 @@ import io
 from typing import Any
 
 import sqlalchemy as sa
-from flask import (Blueprint, Flask, Response, flash, redirect, render_template,
-                   request, session, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import login_required
 
 from .. import audit, csvsafe, inputs, pages, queries
+from ..config import setting
 from ..decorators import require_permission
 from ..errors import RBACError
 from ..identity import request_state
 from ..models import naive_utc, utcnow
 from ..pages import ConfirmForm
 from ..policy import Access, Decision
-from ..queries import get_rbac
+from ..proxies import current_rbac
 from ..urls import safe_next
 from . import history, review, viewas
 from .explain import explain
@@ -41,7 +51,7 @@ def register(app: Flask) -> None:
     Their tabs go between the settings' workspace tabs and the member's own
     ones (see :func:`..settings.views.register`).
     """
-    prefix = app.config["RBAC_SETTINGS_URL_PREFIX"]
+    prefix = setting("RBAC_SETTINGS_URL_PREFIX", app)
     if prefix is None:
         return
     app.register_blueprint(bp, url_prefix=prefix)
@@ -57,15 +67,15 @@ bp.context_processor(pages.layout_context)  # the settings layout, whose tabs th
 
 def _can(permission: str) -> bool:
     try:
-        return bool(get_rbac().can(permission))
+        return bool(current_rbac.can(permission))
     except RBACError:
         return False
 
 
 def _access() -> Access:
-    access = get_rbac().current_access()
+    access = current_rbac.current_access()
     if access is None:  # pragma: no cover - require_permission refused already
-        get_rbac().refuse(Decision(False, "You are not an active member of this workspace."))
+        current_rbac.refuse(Decision(False, "You are not an active member of this workspace."))
     return access  # type: ignore[return-value]
 
 
@@ -84,7 +94,7 @@ def _members(rbac: Any, workspace_id: int) -> list[Any]:
 @require_permission(PERMISSION)
 def audit_page() -> Any:
     """Browse the workspace's audit trail, filtered and paginated."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = current_rbac, _access()
     errors: list[str] = []
     try:
         filters = audit.parse_filters(request.args)
@@ -92,7 +102,7 @@ def audit_page() -> Any:
         filters, errors = {}, [str(exc)]
     page = rbac.db.paginate(audit.events_query(rbac, access.workspace_id, filters),
                             per_page=PER_PAGE, error_out=False)
-    A = rbac.AuditEvent
+    A = rbac.models.AuditEvent
     actions = rbac.db.session.scalars(sa.select(A.action).where(
         A.workspace_id == access.workspace_id).distinct().order_by(A.action)).all()
     resources = rbac.db.session.scalars(sa.select(A.resource).where(
@@ -107,7 +117,7 @@ def audit_page() -> Any:
 @require_permission(PERMISSION)
 def audit_csv() -> Any:
     """Export the filtered audit trail as CSV (itself audited, with its row count)."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = current_rbac, _access()
     try:
         filters = audit.parse_filters(request.args)
     except ValueError as exc:
@@ -138,7 +148,7 @@ def _record_resources(rbac: Any) -> list[str]:
 @require_permission(PERMISSION)
 def who_could() -> Any:
     """Who could do an action on a record at a past instant (replays the audit trail)."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = current_rbac, _access()
     resources = _record_resources(rbac)
     form = {"resource": request.args.get("resource", resources[0] if resources else ""),
             "record": request.args.get("record", ""), "at": request.args.get("at", ""),
@@ -163,7 +173,7 @@ def who_could() -> Any:
 @require_permission(PERMISSION)
 def explain_page() -> Any:
     """Pick a member, action, resource and optionally a record: the full decision path."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = current_rbac, _access()
     members = _members(rbac, access.workspace_id)
     resources = list(rbac.registry)
     form = {"member": request.args.get("member", ""), "resource": request.args.get("resource", ""),
@@ -203,7 +213,7 @@ def explain_page() -> Any:
 @require_permission(PERMISSION)
 def view_as_start() -> Any:
     """Start seeing the workspace as a member (read-only, audited)."""
-    rbac, real = get_rbac(), _access()
+    rbac, real = current_rbac, _access()
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for(".access_review"))
@@ -230,7 +240,7 @@ def view_as_start() -> Any:
 @login_required
 def view_as_stop() -> Any:
     """Stop viewing as a member (always allowed)."""
-    rbac = get_rbac()
+    rbac = current_rbac
     mid = session.pop(viewas.SESSION_KEY, None)
     if mid is not None:
         request_state().reset()
@@ -249,7 +259,7 @@ def view_as_stop() -> Any:
 @require_permission(PERMISSION)
 def access_review() -> Any:
     """Privileged members, inactive members, unused roles and expiring assignments."""
-    rbac, access = get_rbac(), _access()
+    rbac, access = current_rbac, _access()
     try:
         inactive_days = max(1, min(3650, int(request.args.get("inactive_days", 30))))
         expiring_days = max(1, min(3650, int(request.args.get("expiring_days", 14))))

@@ -22,7 +22,7 @@ from flask import Blueprint, flash, render_template
 from .. import inputs, pages, queries
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access, Decision
-from ..queries import get_rbac
+from ..proxies import current_rbac
 
 T = TypeVar("T")
 
@@ -37,19 +37,19 @@ Refusal = ValidationError | PermissionDenied
 
 def acting_access() -> Access:
     """The current member's access; views run behind a permission check, so it exists."""
-    access = get_rbac().current_access()
+    access = current_rbac.current_access()
     if access is None:  # pragma: no cover - require_permission refused already
-        get_rbac().refuse(Decision(False, "You are not an active member of this workspace."))
+        current_rbac.refuse(Decision(False, "You are not an active member of this workspace."))
     return access  # type: ignore[return-value]
 
 
 def not_found() -> Any:
-    return get_rbac().refuse(Decision(False, "not found"), 404)
+    return current_rbac.refuse(Decision(False, "not found"), 404)
 
 
 def membership_or_404(membership_id: int) -> Any:
     """The membership ``membership_id`` of the current workspace, or a 404."""
-    membership = queries.membership_in(get_rbac(), acting_access().workspace_id, membership_id)
+    membership = queries.membership_in(current_rbac, acting_access().workspace_id, membership_id)
     return membership if membership is not None else not_found()
 
 
@@ -97,7 +97,7 @@ def attempt(change: Callable[[], T], form: Any = None, *, commit: bool = True,
             return redirect(url_for(".conflicts"))
         return render("conflicts.html", outcome.status, ...)
     """
-    session = get_rbac().db.session
+    session = current_rbac.db.session
     try:
         value = change()
         if commit:

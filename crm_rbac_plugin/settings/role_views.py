@@ -21,7 +21,7 @@ from ..decorators import require_permission
 from ..errors import UnknownResource
 from ..pages import can
 from ..policy import Decision
-from ..queries import get_rbac
+from ..proxies import current_rbac
 from .blueprint import Refusal, acting_access, add_error, attempt, bp, not_found, render
 from .forms import (
     CompareForm,
@@ -41,13 +41,13 @@ _PERMISSION_INDEX = re.compile(r"^permissions\[(\d+)\](?:\.(\w+))?$")
 
 
 def _role_or_404(role_id: int) -> Any:
-    role = queries.role_in(get_rbac(), acting_access().workspace_id, role_id)
+    role = queries.role_in(current_rbac, acting_access().workspace_id, role_id)
     return role if role is not None else not_found()
 
 
 def _dry_run(change: Callable[[], Any]) -> None:
     """Run ``change`` in a SAVEPOINT that is always rolled back (to surface refusals)."""
-    session = get_rbac().db.session
+    session = current_rbac.db.session
     nested = session.begin_nested()
     try:
         change()
@@ -60,7 +60,7 @@ def _dry_run(change: Callable[[], Any]) -> None:
 @require_permission("roles", "view")
 def roles_list() -> Any:
     """Every role of the workspace with its member count and the actions allowed."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     counts = queries.member_counts(rbac, access.workspace_id)
     can_edit, can_delete, can_create = (can("roles.edit"), can("roles.delete"),
                                         can("roles.create"))
@@ -200,7 +200,7 @@ def _role_page(form: RoleForm, role: Any, *, status: int = 200,
                clone_of: Any = None) -> tuple[str, int]:
     """Render the role form, with a preview (``preview`` for an existing role,
     ``new_grants`` for a new one) when the form was submitted for one."""
-    rbac = get_rbac()
+    rbac = current_rbac
     parent = queries.role_in(rbac, acting_access().workspace_id, form.parent_id.data)
     inherited = roles.matrix(rbac, parent) if parent is not None else {}
     modules = queries.ordered_modules(rbac.registry)
@@ -219,7 +219,7 @@ def _role_form(role: Any, data: dict[str, Any] | None = None) -> RoleForm:
 
     ``data`` gives the initial values of a GET; a POST reads the submitted form.
     """
-    rbac = get_rbac()
+    rbac = current_rbac
     form = role_form_class(rbac.registry)(data=data)
     form.parent_id.choices = choices([("", "— none —")] + [
         (r.id, r.name) for r in queries.workspace_roles(rbac, acting_access().workspace_id)
@@ -229,7 +229,7 @@ def _role_form(role: Any, data: dict[str, Any] | None = None) -> RoleForm:
 
 def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
     """Preview or save the submitted role form (``role`` None: a new role)."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     shortcut = request.form.get("shortcut")
     if shortcut:
         _apply_shortcut(rbac, form, shortcut)
@@ -283,7 +283,7 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
 @require_permission("roles", "create")
 def new_role() -> Any:
     """Create a role from scratch, or from a copy of ``?clone=<role_id>``."""
-    rbac = get_rbac()
+    rbac = current_rbac
     source = None
     clone_id = request.args.get("clone", type=int)
     if clone_id is not None:
@@ -306,7 +306,7 @@ def new_role() -> Any:
 @require_permission("roles", "edit")
 def edit_role(role_id: int) -> Any:
     """Rename, describe, re-parent and change the matrix of a role (preview first)."""
-    rbac = get_rbac()
+    rbac = current_rbac
     role = _role_or_404(role_id)
     if roles.is_privileged(role):
         return rbac.refuse(Decision(
@@ -323,7 +323,7 @@ def edit_role(role_id: int) -> Any:
 @require_permission("roles", "delete")
 def delete_role(role_id: int) -> Any:
     """Confirm a deletion, offering to move the role's members to another role."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     role = _role_or_404(role_id)
     form = DeleteRoleForm()
     form.move_to.choices = choices([("", "— nobody (members keep their other roles) —")] + [
@@ -353,7 +353,7 @@ def delete_role(role_id: int) -> Any:
 @require_permission("roles", "view")
 def compare() -> Any:
     """Roles side by side (differences highlighted) and "which roles grant X?"."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     all_roles = queries.workspace_roles(rbac, access.workspace_id)
     form = CompareForm(formdata=request.args if "ids" in request.args else None)
     form.ids.choices = choices((r.id, r.name) for r in all_roles)

@@ -23,7 +23,7 @@ from .. import sharing
 from ..decorators import require_permission
 from ..models import utcnow
 from ..pages import ConfirmForm
-from ..queries import get_rbac
+from ..proxies import current_rbac
 from ..registry import Registry, Resource
 from .blueprint import Refusal, acting_access, add_error, attempt, bp, not_found, render
 from .forms import DATETIME_FORMATS, SEP
@@ -77,7 +77,7 @@ def _permission_items(form: AgreementForm) -> list[dict[str, Any]] | None:
     """The checked boxes as service items; None (with errors on the form) if malformed."""
     items: list[dict[str, Any]] = []
     ok = True
-    for res, actions in shareable(get_rbac().registry):
+    for res, actions in shareable(current_rbac.registry):
         cond = form[cond_field(res.name)]
         text = (cond.data or "").strip()
         condition = None
@@ -109,7 +109,7 @@ def _place(form: AgreementForm, exc: Refusal, items: list[dict[str, Any]]) -> No
 
 def _page(form: AgreementForm, agreement: Any = None, status: int = 200) -> Any:
     return render("sharing/form.html", status, form=form, agreement=agreement,
-                  resources=shareable(get_rbac().registry), share_field=share_field,
+                  resources=shareable(current_rbac.registry), share_field=share_field,
                   cond_field=cond_field)
 
 
@@ -137,7 +137,7 @@ def _save(form: AgreementForm, agreement: Any, save: Callable[[list[dict[str, An
 @require_permission("settings", "view")
 def sharing_list() -> Any:
     """Both tabs: agreements this workspace grants, and those it receives."""
-    rbac = get_rbac()
+    rbac = current_rbac
     access = acting_access()
     return render("sharing/list.html",
                   shared_by=sharing.agreements(rbac, access.workspace_id, "granting"),
@@ -152,7 +152,7 @@ def sharing_list() -> Any:
 @login_required
 @require_permission("settings", "manage")
 def new_agreement() -> Any:
-    rbac = get_rbac()
+    rbac = current_rbac
     form = agreement_form_class(rbac.registry)()
     if request.method == "GET":
         return _page(form)
@@ -170,7 +170,7 @@ def new_agreement() -> Any:
 @require_permission("settings", "manage")
 def edit_agreement(agreement_id: int) -> Any:
     """Change what an open agreement shares (granting side only)."""
-    rbac = get_rbac()
+    rbac = current_rbac
     access = acting_access()
     agreement = sharing.agreement_in(rbac, access.workspace_id, agreement_id)
     if agreement is None or agreement.granting_workspace_id != access.workspace_id:
@@ -191,7 +191,7 @@ def edit_agreement(agreement_id: int) -> Any:
 @login_required
 @require_permission("settings", "manage")
 def end_agreement(agreement_id: int, verb: str) -> Any:
-    rbac = get_rbac()
+    rbac = current_rbac
     access = acting_access()
     agreement = sharing.agreement_in(rbac, access.workspace_id, agreement_id)
     if agreement is None:

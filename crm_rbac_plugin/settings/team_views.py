@@ -27,11 +27,12 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional
 
 from .. import queries, team
+from ..config import setting
 from ..decorators import require_permission
 from ..models import MEMBER_STATUSES
 from ..pages import ConfirmForm, can
 from ..policy import Decision
-from ..queries import get_rbac
+from ..proxies import current_rbac
 from .blueprint import acting_access, attempt, bp, membership_or_404, not_found, render
 from .forms import choices, optional_int
 
@@ -106,7 +107,7 @@ def _back_to_member(membership: Any) -> Any:
 @require_permission("members", "view")
 def members_page() -> Any:
     """Members with roles, department, status and last activity; filter and search."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     ws = access.workspace_id
     form = FilterForm(formdata=request.args)
     form.role.choices = choices([("", "any role")] + [
@@ -141,7 +142,7 @@ def _departments(rbac: Any, workspace_id: int) -> list[Any]:
 @require_permission("members", "create")
 def invite() -> Any:
     """Invite someone by email with one or more roles."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     form = InviteForm()
     # Every role is offered, as on the member page; the service refuses what the
     # inviter may not give (and says why) instead of the form hiding it.
@@ -164,13 +165,13 @@ def invite() -> Any:
 
 
 def _invitation_or_404(invitation_id: int) -> Any:
-    inv = team.invitation_in(get_rbac(), acting_access().workspace_id, invitation_id)
+    inv = team.invitation_in(current_rbac, acting_access().workspace_id, invitation_id)
     return inv if inv is not None else not_found()
 
 
 def _invitation_action(invitation_id: int, action: Any, done: str) -> Any:
     """Run ``action(rbac, actor, invitation)`` for a confirmed POST; flash ``done``."""
-    rbac = get_rbac()
+    rbac = current_rbac
     inv = _invitation_or_404(invitation_id)
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
@@ -197,7 +198,7 @@ def revoke_invitation(invitation_id: int) -> Any:
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str) -> Any:
     """Public page of an invitation link: show it, then accept (create the account or join)."""
-    rbac = get_rbac()
+    rbac = current_rbac
     try:
         inv = team.invitation_for_token(rbac, token)
     except team.InvalidInvitation as exc:
@@ -216,7 +217,7 @@ def accept_invitation(token: str) -> Any:
                 membership = outcome.value
                 if signed_in_as is None or rbac.user_pk(signed_in_as) != membership.user_id:
                     login_user(membership.user)  # the new account, not whoever was signed in
-                session[current_app.config["RBAC_SESSION_KEY"]] = membership.workspace_id
+                session[setting("RBAC_SESSION_KEY")] = membership.workspace_id
                 flash(f"Welcome to {workspace.name}.", "success")
                 return redirect("/")
             status = outcome.status
@@ -233,7 +234,7 @@ def accept_invitation(token: str) -> Any:
 def _member_page(membership: Any, *, status: int = 200, page_errors: list[str] | None = None,
                  dept_form: MemberDepartmentForm | None = None,
                  team_form: TeamForm | None = None) -> Any:
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     ws = access.workspace_id
     if dept_form is None:
         dept_form = MemberDepartmentForm(formdata=None, data={
@@ -273,7 +274,7 @@ def _change_member(membership: Any, change: Callable[[], Any], done: str) -> Any
 
 
 def _member_action(membership_id: int, action: Any, done: str) -> Any:
-    rbac = get_rbac()
+    rbac = current_rbac
     membership = membership_or_404(membership_id)
     if not ConfirmForm().validate_on_submit():
         return _member_page(membership, status=400, page_errors=["The form expired; try again."])
@@ -296,7 +297,7 @@ def reactivate(membership_id: int) -> Any:
 @bp.post("/members/<int:membership_id>/department")
 @require_permission("members", "edit")
 def member_department(membership_id: int) -> Any:
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     membership = membership_or_404(membership_id)
     form = MemberDepartmentForm()
     departments = _departments(rbac, access.workspace_id)
@@ -318,7 +319,7 @@ def member_department(membership_id: int) -> Any:
 @bp.post("/members/<int:membership_id>/team")
 @require_permission("members", "edit")
 def add_to_team(membership_id: int) -> Any:
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     manager = membership_or_404(membership_id)
     form = TeamForm()
     form.member_id.choices = choices((m.id, m.display_name) for m in
@@ -333,7 +334,7 @@ def add_to_team(membership_id: int) -> Any:
 @bp.post("/members/<int:membership_id>/team/<int:member_id>/remove")
 @require_permission("members", "edit")
 def remove_from_team(membership_id: int, member_id: int) -> Any:
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     manager = membership_or_404(membership_id)
     member = membership_or_404(member_id)
     if not ConfirmForm().validate_on_submit():
@@ -351,7 +352,7 @@ def reassign(membership_id: int) -> Any:
     ``?resource=deals&id=5`` (repeatable ``id``) limits the move to those records,
     for a link from one record's page.
     """
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     source = membership_or_404(membership_id)
     ids = request.args.getlist("id", type=int) or None
     only = request.args.get("resource")
@@ -387,12 +388,12 @@ def reassign(membership_id: int) -> Any:
 @require_permission("members", "view")
 def departments() -> Any:
     """Departments with their members; create (members.edit)."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     form = DepartmentForm()
     status, page_errors = 200, []
     if request.method == "POST":
         if not can("members.edit"):
-            return get_rbac().refuse(_refusal("You may not edit members."), 403)
+            return current_rbac.refuse(_refusal("You may not edit members."), 403)
         if form.validate_on_submit():
             outcome = attempt(lambda: team.create_department(rbac, access, form.name.data or ""),
                               form, fallback=form.name)
@@ -413,7 +414,7 @@ def _refusal(reason: str) -> Decision:
 
 
 def _department_or_404(dept_id: int) -> Any:
-    departments = _departments(get_rbac(), acting_access().workspace_id)
+    departments = _departments(current_rbac, acting_access().workspace_id)
     dept = next((d for d in departments if d.id == dept_id), None)
     return dept if dept is not None else not_found()
 
@@ -421,7 +422,7 @@ def _department_or_404(dept_id: int) -> Any:
 @bp.post("/departments/<int:dept_id>/rename")
 @require_permission("members", "edit")
 def rename_department(dept_id: int) -> Any:
-    rbac = get_rbac()
+    rbac = current_rbac
     dept = _department_or_404(dept_id)
     form = DepartmentForm()
     if form.validate_on_submit():
@@ -436,7 +437,7 @@ def rename_department(dept_id: int) -> Any:
 @bp.post("/departments/<int:dept_id>/delete")
 @require_permission("members", "edit")
 def delete_department(dept_id: int) -> Any:
-    rbac = get_rbac()
+    rbac = current_rbac
     dept = _department_or_404(dept_id)
     name = dept.name
     if not ConfirmForm().validate_on_submit():
@@ -467,7 +468,7 @@ def _sign_in_again(user: Any) -> None:
 @login_required
 def profile() -> Any:
     """Edit one's own name, password and notifications (not one's roles or status)."""
-    rbac = get_rbac()
+    rbac = current_rbac
     access = rbac.current_access()
     if access is None or not access.active:
         return rbac.refuse(_refusal("You are not an active member of this workspace."))

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, flash, redirect, request, url_for
+from flask import Flask, flash, redirect, request, url_for
 from flask_login import login_required
 
 from .. import pages, queries, roles, tokens
+from ..config import setting
 from ..decorators import require_permission
 from ..models import utcnow
 from ..pages import ConfirmForm, can
 from ..policy import Decision
-from ..queries import get_rbac
+from ..proxies import current_rbac
 from . import role_views, sharing_views, team_views  # noqa: F401  (pages on the same blueprint)
 from .blueprint import acting_access, attempt, bp, membership_or_404, not_found, render
 from .forms import AssignRoleForm, ConflictForm, PlanForm, TokenForm, choices
@@ -33,7 +34,7 @@ from .forms import AssignRoleForm, ConflictForm, PlanForm, TokenForm, choices
 
 def register(app: Flask) -> None:
     """Mount the pages under ``RBAC_SETTINGS_URL_PREFIX`` (None: not at all), with their tabs."""
-    prefix = app.config["RBAC_SETTINGS_URL_PREFIX"]
+    prefix = setting("RBAC_SETTINGS_URL_PREFIX", app)
     if prefix is None:
         return
     app.register_blueprint(bp, url_prefix=prefix)
@@ -78,13 +79,13 @@ def index() -> Any:
 def _assign_form() -> AssignRoleForm:
     form = AssignRoleForm()
     form.role_id.choices = choices([("", "— choose a role —")] + [
-        (r.id, r.name) for r in queries.workspace_roles(get_rbac(), acting_access().workspace_id)])
+        (r.id, r.name) for r in queries.workspace_roles(current_rbac, acting_access().workspace_id)])
     return form
 
 
 def _member_page(membership: Any, *, form: AssignRoleForm | None = None, status: int = 200,
                  page_errors: list[str] | None = None) -> tuple[str, int]:
-    rbac = get_rbac()
+    rbac = current_rbac
     access = rbac.access_for(membership)
     assignments = sorted(membership.member_roles, key=lambda mr: mr.id)
     return render("member_access.html", status, membership=membership, member_access=access,
@@ -107,7 +108,7 @@ def member_access(membership_id: int) -> Any:
 @require_permission("members", "edit")
 def assign(membership_id: int) -> Any:
     """Give the member a role, optionally from/until a UTC date and time."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     membership = membership_or_404(membership_id)
     form = _assign_form()
     if not form.validate_on_submit():
@@ -129,7 +130,7 @@ def assign(membership_id: int) -> Any:
 @require_permission("members", "edit")
 def unassign(membership_id: int, member_role_id: int) -> Any:
     """Take one role assignment away."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     membership = membership_or_404(membership_id)
     assignment = next((mr for mr in membership.member_roles if mr.id == member_role_id), None)
     if assignment is None:
@@ -152,7 +153,7 @@ def unassign(membership_id: int, member_role_id: int) -> Any:
 @require_permission("roles", "view")
 def conflicts() -> Any:
     """Pairs of roles no member may hold together: list and add."""
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     form = ConflictForm()
     form.role_a_id.choices = form.role_b_id.choices = choices(
         (r.id, r.name) for r in queries.workspace_roles(rbac, access.workspace_id))
@@ -177,7 +178,7 @@ def conflicts() -> Any:
 @bp.post("/conflicts/<int:conflict_id>/remove")
 @require_permission("roles", "manage")
 def remove_conflict(conflict_id: int) -> Any:
-    rbac, access = get_rbac(), acting_access()
+    rbac, access = current_rbac, acting_access()
     pair = queries.conflict_in(rbac, access.workspace_id, conflict_id)
     if pair is None:
         return not_found()
@@ -197,12 +198,12 @@ def remove_conflict(conflict_id: int) -> Any:
 @login_required
 def plan() -> Any:
     """The workspace's plan and the modules each plan includes (Owner only)."""
-    rbac = get_rbac()
+    rbac = current_rbac
     access = rbac.current_access()
     if access is None or not access.is_owner:
         return rbac.refuse(Decision(False, "Only an Owner can see and change the plan."), 403)
     workspace = rbac.db.session.get(rbac.models.Workspace, access.workspace_id)
-    plans = list(current_app.config["RBAC_PLANS"])
+    plans = list(setting("RBAC_PLANS"))
     form = PlanForm(data={"plan": workspace.plan})
     form.plan.choices = choices((p, p.title()) for p in plans)
     status = 200
@@ -225,7 +226,7 @@ def plan() -> Any:
 
 
 def _my_membership() -> Any:
-    rbac = get_rbac()
+    rbac = current_rbac
     access = rbac.current_access()
     if access is None or not access.active:
         return rbac.refuse(Decision(False, "You are not an active member of this workspace."))
@@ -236,7 +237,7 @@ def _my_membership() -> Any:
 @login_required
 def tokens_page() -> Any:
     """Create (the plaintext is shown once), list and revoke one's own API tokens."""
-    rbac = get_rbac()
+    rbac = current_rbac
     membership = _my_membership()
     form = TokenForm()
     created, status = None, 200
@@ -256,13 +257,13 @@ def tokens_page() -> Any:
             status = 400
     return render("tokens.html", status, form=form, created=created, confirm=ConfirmForm(),
                   tokens=queries.member_tokens(rbac, membership.id), now=utcnow(),
-                  api_prefix=current_app.config["RBAC_API_URL_PREFIX"])
+                  api_prefix=setting("RBAC_API_URL_PREFIX"))
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
 @login_required
 def revoke_token(token_id: int) -> Any:
-    rbac = get_rbac()
+    rbac = current_rbac
     membership = _my_membership()
     token = next((t for t in queries.member_tokens(rbac, membership.id) if t.id == token_id),
                  None)

@@ -17,16 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app, request
 from flask_login import current_user
 
+from ..config import setting
 from ..models import utcnow
-
-if TYPE_CHECKING:
-    from ..extension import RBAC
+from ..proxies import current_rbac
 
 __all__ = ["RecentlySeen", "init_app"]
 
@@ -78,9 +77,6 @@ def init_app(app: Flask) -> None:
     app.before_request(_touch_last_seen)
 
 
-def _rbac() -> RBAC:
-    return current_app.extensions["rbac"].rbac  # type: ignore[no-any-return]
-
 
 def _touch_last_seen() -> None:
     """Write ``Membership.last_seen_at`` at most once per interval per member and process."""
@@ -89,16 +85,15 @@ def _touch_last_seen() -> None:
     user = current_user._get_current_object()  # type: ignore[attr-defined]
     if not user or not user.is_authenticated:
         return
-    rbac = _rbac()
+    rbac = current_rbac
     ws = rbac.current_workspace_id()
     if ws is None:
         return
     key = (rbac.user_pk(user), str(ws))
     now = utcnow()
-    config = current_app.config
-    interval = dt.timedelta(seconds=config["RBAC_LAST_SEEN_INTERVAL"])
+    interval = dt.timedelta(seconds=setting("RBAC_LAST_SEEN_INTERVAL"))
     seen: RecentlySeen = current_app.extensions[EXTENSION_KEY]
-    if not seen.due(key, now, interval, int(config["RBAC_LAST_SEEN_TRACKED"])):
+    if not seen.due(key, now, interval, int(setting("RBAC_LAST_SEEN_TRACKED"))):
         return
     M = rbac.models.Membership.__table__
     try:

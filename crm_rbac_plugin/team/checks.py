@@ -17,7 +17,7 @@ from ..errors import ValidationError
 from ..roles import is_privileged, require, same_workspace
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 __all__ = ["EMAIL_MAX", "audit_action", "membership_of", "normalise_email", "privileged",
            "require", "same_workspace", "set_password", "user_by_email"]
@@ -25,7 +25,7 @@ __all__ = ["EMAIL_MAX", "audit_action", "membership_of", "normalise_email", "pri
 EMAIL_MAX = 255
 
 
-def audit_action(rbac: RBAC, who: Any, action: str, **details: Any) -> None:
+def audit_action(rbac: RBACProtocol, who: Any, action: str, **details: Any) -> None:
     """Add to the audit trail when the extension has one.
 
     ``who`` is the actor's Access (or the membership acting on its own, as
@@ -53,12 +53,12 @@ def normalise_email(email: Any) -> str:
     return email
 
 
-def user_by_email(rbac: RBAC, email: str) -> Any:
+def user_by_email(rbac: RBACProtocol, email: str) -> Any:
     U = rbac.user_model
     return rbac.db.session.scalar(sa.select(U).where(sa.func.lower(U.email) == email.lower()))
 
 
-def membership_of(rbac: RBAC, workspace_id: int, user_id: Any) -> Any:
+def membership_of(rbac: RBACProtocol, workspace_id: int, user_id: Any) -> Any:
     M = rbac.models.Membership
     return rbac.db.session.scalar(sa.select(M).where(M.workspace_id == workspace_id,
                                                      M.user_id == user_id))

@@ -19,14 +19,14 @@ from ..policy import Access
 from .checks import privileged, require, same_workspace
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 __all__ = ["VISIBILITY_LEVELS", "assign_to_manager", "assigned_members", "create_department",
            "delete_department", "department_members", "rename_department", "set_department",
            "set_visibility", "unassign_from_manager"]
 
 
-def _department_name(rbac: RBAC, workspace_id: int, name: Any, dept_id: int | None = None) -> str:
+def _department_name(rbac: RBACProtocol, workspace_id: int, name: Any, dept_id: int | None = None) -> str:
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > 120:
         raise ValidationError("a department needs a name of 1 to 120 characters", field="name")
     name = name.strip()
@@ -35,7 +35,7 @@ def _department_name(rbac: RBAC, workspace_id: int, name: Any, dept_id: int | No
     return name
 
 
-def create_department(rbac: RBAC, actor: Access | None, name: str) -> Any:
+def create_department(rbac: RBACProtocol, actor: Access | None, name: str) -> Any:
     actor = require(rbac, actor, "members", "edit")
     dept = rbac.models.Department(workspace_id=actor.workspace_id,
                                   name=_department_name(rbac, actor.workspace_id, name))
@@ -44,20 +44,20 @@ def create_department(rbac: RBAC, actor: Access | None, name: str) -> Any:
     return dept
 
 
-def rename_department(rbac: RBAC, actor: Access | None, dept: Any, name: str) -> None:
+def rename_department(rbac: RBACProtocol, actor: Access | None, dept: Any, name: str) -> None:
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, dept)
     dept.name = _department_name(rbac, actor.workspace_id, name, dept.id)
     rbac.db.session.flush()
 
 
-def department_members(rbac: RBAC, dept: Any) -> list[Any]:
+def department_members(rbac: RBACProtocol, dept: Any) -> list[Any]:
     M = rbac.models.Membership
     return list(rbac.db.session.scalars(sa.select(M).where(M.department_id == dept.id)
                                         .order_by(M.id)))
 
 
-def delete_department(rbac: RBAC, actor: Access | None, dept: Any) -> None:
+def delete_department(rbac: RBACProtocol, actor: Access | None, dept: Any) -> None:
     """Delete an empty department (members move first)."""
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, dept)
@@ -68,7 +68,7 @@ def delete_department(rbac: RBAC, actor: Access | None, dept: Any) -> None:
     rbac.db.session.flush()
 
 
-def set_department(rbac: RBAC, actor: Access | None, membership: Any, dept: Any) -> None:
+def set_department(rbac: RBACProtocol, actor: Access | None, membership: Any, dept: Any) -> None:
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, membership, dept)
     if privileged(membership) and not actor.is_owner and membership.id != actor.membership_id:
@@ -81,7 +81,7 @@ def set_department(rbac: RBAC, actor: Access | None, membership: Any, dept: Any)
 VISIBILITY_LEVELS: tuple[str, ...] = ("all", "department", "own")
 
 
-def set_visibility(rbac: RBAC, actor: Access | None, membership: Any, level: str | None) -> None:
+def set_visibility(rbac: RBACProtocol, actor: Access | None, membership: Any, level: str | None) -> None:
     """Cap what a member sees to a visibility level (Owners always see all)."""
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, membership)
@@ -96,7 +96,7 @@ def set_visibility(rbac: RBAC, actor: Access | None, membership: Any, level: str
     rbac.db.session.flush()
 
 
-def assigned_members(rbac: RBAC, manager: Any) -> list[Any]:
+def assigned_members(rbac: RBACProtocol, manager: Any) -> list[Any]:
     m = rbac.models
     return list(rbac.db.session.scalars(
         sa.select(m.Membership).join(m.ManagerAssignment,
@@ -104,7 +104,7 @@ def assigned_members(rbac: RBAC, manager: Any) -> list[Any]:
         .where(m.ManagerAssignment.manager_id == manager.id).order_by(m.Membership.id)))
 
 
-def assign_to_manager(rbac: RBAC, actor: Access | None, manager: Any, member: Any) -> Any:
+def assign_to_manager(rbac: RBACProtocol, actor: Access | None, manager: Any, member: Any) -> Any:
     """Let ``manager`` see and edit ``member``'s records (the ``team`` scope)."""
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, manager, member)
@@ -121,7 +121,7 @@ def assign_to_manager(rbac: RBAC, actor: Access | None, manager: Any, member: An
     return row
 
 
-def unassign_from_manager(rbac: RBAC, actor: Access | None, manager: Any, member: Any) -> None:
+def unassign_from_manager(rbac: RBACProtocol, actor: Access | None, manager: Any, member: Any) -> None:
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, manager, member)
     A = rbac.models.ManagerAssignment

@@ -21,6 +21,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .. import roles
+from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
 from ..policy import Access
@@ -37,7 +38,7 @@ from .checks import (
 from .mail import send_invitation
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 __all__ = ["INVITE_SALT", "InvalidInvitation", "accept", "has_password", "invitation_for_token",
            "invitation_in", "invite", "needs_password", "open_invitations", "rbac_create_user",
@@ -60,11 +61,11 @@ def _new_token(invitation: Any) -> str:
     invitation.nonce_hash = _hash(nonce)
     now = utcnow()
     invitation.sent_at = now
-    invitation.expires_at = now + dt.timedelta(seconds=current_app.config["RBAC_INVITE_MAX_AGE"])
+    invitation.expires_at = now + dt.timedelta(seconds=setting("RBAC_INVITE_MAX_AGE"))
     return _serializer().dumps({"i": invitation.id, "n": nonce})
 
 
-def invite(rbac: RBAC, actor: Access | None, email: str, role_objs: Sequence[Any], *,
+def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequence[Any], *,
            send: bool = True) -> tuple[Any, str]:
     """Invite ``email`` to the actor's workspace with ``role_objs``; return (invitation, token).
 
@@ -95,7 +96,7 @@ def invite(rbac: RBAC, actor: Access | None, email: str, role_objs: Sequence[Any
     session.flush()
     for role in role_objs:
         roles.assign_role(rbac, actor, membership, role)
-    invitation = rbac.Invitation(workspace_id=actor.workspace_id, email=email,
+    invitation = rbac.models.Invitation(workspace_id=actor.workspace_id, email=email,
                                  role_ids=[r.id for r in role_objs],
                                  membership_id=membership.id,
                                  invited_by_id=actor.membership_id, new_user=new_user,
@@ -113,9 +114,9 @@ def invite(rbac: RBAC, actor: Access | None, email: str, role_objs: Sequence[Any
     return invitation, token
 
 
-def rbac_create_user(rbac: RBAC, email: str) -> Any:
-    """Create the host user for an invited address (``rbac.create_user_from_invite`` if set)."""
-    hook = getattr(rbac, "create_user_from_invite", None)
+def rbac_create_user(rbac: RBACProtocol, email: str) -> Any:
+    """Create the host user for an invited address (``@rbac.invited_user_factory`` if set)."""
+    hook = rbac.hooks.invited_user
     if hook is not None:
         user = hook(email)
     else:
@@ -128,17 +129,17 @@ def rbac_create_user(rbac: RBAC, email: str) -> Any:
     return user
 
 
-def invitation_in(rbac: RBAC, workspace_id: int, invitation_id: Any) -> Any:
+def invitation_in(rbac: RBACProtocol, workspace_id: int, invitation_id: Any) -> Any:
     if not isinstance(invitation_id, int):
         return None
-    I = rbac.Invitation
+    I = rbac.models.Invitation
     return rbac.db.session.scalar(sa.select(I).where(I.id == invitation_id,
                                                      I.workspace_id == workspace_id))
 
 
-def open_invitations(rbac: RBAC, workspace_id: int) -> list[Any]:
+def open_invitations(rbac: RBACProtocol, workspace_id: int) -> list[Any]:
     """Invitations neither accepted nor revoked, newest first (expired ones included)."""
-    I = rbac.Invitation
+    I = rbac.models.Invitation
     return list(rbac.db.session.scalars(
         sa.select(I).where(I.workspace_id == workspace_id, I.accepted_at.is_(None),
                            I.revoked_at.is_(None)).order_by(I.id.desc())))
@@ -151,7 +152,7 @@ def _check_open(invitation: Any) -> None:
         raise ValidationError("this invitation was revoked", field="invitation")
 
 
-def resend(rbac: RBAC, actor: Access | None, invitation: Any, *, send: bool = True) -> str:
+def resend(rbac: RBACProtocol, actor: Access | None, invitation: Any, *, send: bool = True) -> str:
     """Send a new link (new nonce, new expiry); the previous link stops working."""
     actor = require(rbac, actor, "members", "create")
     same_workspace(actor, invitation)
@@ -168,7 +169,7 @@ def resend(rbac: RBAC, actor: Access | None, invitation: Any, *, send: bool = Tr
     return token
 
 
-def revoke(rbac: RBAC, actor: Access | None, invitation: Any) -> None:
+def revoke(rbac: RBACProtocol, actor: Access | None, invitation: Any) -> None:
     """End an invitation and remove its Pending membership (and the unused account).
 
     The account goes only when this invitation created it, nobody has set its
@@ -202,9 +203,9 @@ class InvalidInvitation(ValidationError):
         self.status = status
 
 
-def invitation_for_token(rbac: RBAC, token: str, *, max_age: int | None = None) -> Any:
+def invitation_for_token(rbac: RBACProtocol, token: str, *, max_age: int | None = None) -> Any:
     """Return the open invitation a token names, or raise :class:`InvalidInvitation`."""
-    max_age = current_app.config["RBAC_INVITE_MAX_AGE"] if max_age is None else max_age
+    max_age = setting("RBAC_INVITE_MAX_AGE") if max_age is None else max_age
     try:
         data = _serializer().loads(token, max_age=max_age)
     except SignatureExpired:
@@ -214,7 +215,7 @@ def invitation_for_token(rbac: RBAC, token: str, *, max_age: int | None = None) 
     if not isinstance(data, dict) or not isinstance(data.get("i"), int) or not isinstance(
             data.get("n"), str):
         raise InvalidInvitation("This invitation link is not valid.", 404)
-    invitation = rbac.db.session.get(rbac.Invitation, data["i"])
+    invitation = rbac.db.session.get(rbac.models.Invitation, data["i"])
     if invitation is None:
         raise InvalidInvitation("This invitation no longer exists.", 404)
     if invitation.accepted_at is not None:
@@ -261,7 +262,7 @@ def needs_password(invitation: Any) -> bool:
     return membership is not None and not has_password(membership.user)
 
 
-def accept(rbac: RBAC, invitation: Any, *, user: Any = None, name: str | None = None,
+def accept(rbac: RBACProtocol, invitation: Any, *, user: Any = None, name: str | None = None,
            password: str | None = None) -> Any:
     """Accept an open invitation; return the now Active membership.
 

@@ -16,12 +16,12 @@ from ..policy import Access
 from .checks import audit_action, privileged, require, same_workspace
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 __all__ = ["deactivate", "reactivate"]
 
 
-def deactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
+def deactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> None:
     """Make a member Inactive: no access from their next request on; records stay theirs."""
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, membership)
@@ -42,7 +42,7 @@ def deactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
                  after={"status": "inactive"})
 
 
-def reactivate(rbac: RBAC, actor: Access | None, membership: Any) -> None:
+def reactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> None:
     """Restore an Inactive member's access (with the roles they held)."""
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, membership)

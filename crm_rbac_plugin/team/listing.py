@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from ..loader import BYPASS
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 __all__ = ["MemberFilter", "list_members"]
 
@@ -23,7 +23,7 @@ class MemberFilter:
     q: str = ""
 
 
-def list_members(rbac: RBAC, workspace_id: int, flt: MemberFilter | None = None) -> list[Any]:
+def list_members(rbac: RBACProtocol, workspace_id: int, flt: MemberFilter | None = None) -> list[Any]:
     """Memberships of a workspace filtered by status, role, department and name/email."""
     flt = flt or MemberFilter()
     m = rbac.models

@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from flask import current_app, has_request_context, render_template, url_for
 from flask_mail import Message
 
+from ..config import setting
+
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 __all__ = ["send_invitation", "send_mail"]
 
@@ -25,7 +27,7 @@ __all__ = ["send_invitation", "send_mail"]
 def _external_url(endpoint: str, **values: Any) -> str:
     if has_request_context():
         return url_for(endpoint, _external=True, **values)
-    with current_app.test_request_context(base_url=current_app.config["RBAC_BASE_URL"]):
+    with current_app.test_request_context(base_url=setting("RBAC_BASE_URL")):
         return url_for(endpoint, _external=True, **values)
 
 
@@ -41,7 +43,7 @@ def send_mail(subject: str, recipient: str, template: str, **context: Any) -> An
     mail = current_app.extensions.get("mail")
     if mail is not None:
         mail.send(message)
-    console = current_app.config["RBAC_MAIL_CONSOLE"]
+    console = setting("RBAC_MAIL_CONSOLE")
     if console is None:
         console = "MAIL_SERVER" not in current_app.config or mail is None
     text = f"--- mail to {recipient}: {subject}\n{body}\n---\n"
@@ -53,7 +55,7 @@ def send_mail(subject: str, recipient: str, template: str, **context: Any) -> An
     return message
 
 
-def send_invitation(rbac: RBAC, invitation: Any, token: str) -> Any:
+def send_invitation(rbac: RBACProtocol, invitation: Any, token: str) -> Any:
     ws = rbac.db.session.get(rbac.models.Workspace, invitation.workspace_id)
     inviter = invitation.invited_by.user if invitation.invited_by is not None else None
     Role = rbac.models.Role

@@ -12,12 +12,12 @@ from ..errors import ValidationError
 from .checks import set_password
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 __all__ = ["update_profile"]
 
 
-def update_profile(rbac: RBAC, membership: Any, *, name: str | None = None,
+def update_profile(rbac: RBACProtocol, membership: Any, *, name: str | None = None,
                    notify_email: bool | None = None, current_password: str | None = None,
                    new_password: str | None = None) -> None:
     """A member edits their own name, password and notifications (never roles or status)."""

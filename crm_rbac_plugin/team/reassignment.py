@@ -14,23 +14,24 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import current_app
 
+from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
 from ..signals import records_reassigned
 from .checks import audit_action, membership_of, require
 
 if TYPE_CHECKING:
-    from ..extension import RBAC
+    from ..interface import RBACProtocol
 
 __all__ = ["reassign", "reassign_preview", "reassignable"]
 
 
-def reassignable(rbac: RBAC) -> list[Any]:
+def reassignable(rbac: RBACProtocol) -> list[Any]:
     """Resources whose records have an owner column."""
     return [r for r in rbac.registry if r.model is not None and r.owner_column]
 
 
-def _resources(rbac: RBAC, names: Iterable[str] | None) -> list[Any]:
+def _resources(rbac: RBACProtocol, names: Iterable[str] | None) -> list[Any]:
     available = {r.name: r for r in reassignable(rbac)}
     if not names:
         return list(available.values())
@@ -51,7 +52,7 @@ def _owner_stmt(res: Any, actor: Access, from_user_id: Any, ids: Sequence[int] |
     return stmt.execution_options(rbac_action="manage")
 
 
-def _check_reassign(rbac: RBAC, actor: Access | None, from_user_id: Any, to_user_id: Any,
+def _check_reassign(rbac: RBACProtocol, actor: Access | None, from_user_id: Any, to_user_id: Any,
                     resources: Iterable[str] | None, ids: Sequence[int] | None,
                     ) -> tuple[Access, list[Any]]:
     actor = require(rbac, actor, "members", "view")
@@ -76,7 +77,7 @@ def _check_reassign(rbac: RBAC, actor: Access | None, from_user_id: Any, to_user
     return actor, chosen
 
 
-def reassign_preview(rbac: RBAC, actor: Access | None, from_user_id: Any, to_user_id: Any,
+def reassign_preview(rbac: RBACProtocol, actor: Access | None, from_user_id: Any, to_user_id: Any,
                      resources: Iterable[str] | None = None,
                      ids: Sequence[int] | None = None) -> dict[str, int]:
     """Count, per resource, the records :func:`reassign` would move (nothing changes)."""
@@ -88,7 +89,7 @@ def reassign_preview(rbac: RBAC, actor: Access | None, from_user_id: Any, to_use
     return out
 
 
-def _record_ids(rbac: RBAC, res: Any, actor: Access, from_user_id: Any,
+def _record_ids(rbac: RBACProtocol, res: Any, actor: Access, from_user_id: Any,
                 ids: Sequence[int] | None) -> list[Any]:
     """Ids of the records the actor may manage that ``from_user_id`` owns."""
     pk = res.model.id
@@ -101,7 +102,7 @@ def _set_owner(res: Any, record: Any, user_id: Any) -> None:
     setattr(record, res.owner_column, user_id)
 
 
-def reassign(rbac: RBAC, actor: Access | None, from_user_id: Any, to_user_id: Any,
+def reassign(rbac: RBACProtocol, actor: Access | None, from_user_id: Any, to_user_id: Any,
              resources: Iterable[str] | None = None, ids: Sequence[int] | None = None, *,
              progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Move records of ``resources`` (all by default) from one owner to another.
@@ -115,7 +116,7 @@ def reassign(rbac: RBAC, actor: Access | None, from_user_id: Any, to_user_id: An
     """
     actor, chosen = _check_reassign(rbac, actor, from_user_id, to_user_id, resources, ids)
     session = rbac.db.session
-    batch = max(1, int(current_app.config["RBAC_REASSIGN_BATCH"]))
+    batch = max(1, int(setting("RBAC_REASSIGN_BATCH")))
     counts: dict[str, int] = {}
     with session.begin_nested(), rbac.as_member(actor):
         for res in chosen:

@@ -251,7 +251,7 @@ def index_objects(w: SimpleNamespace) -> None:
         for dept in db.session.scalars(sa.select(m.Department)):
             add("department", dept.id, dept.workspace_id,
                 dept.name if "sweep" in dept.name else None, f"department {dept.name!r}")
-        for inv in db.session.scalars(sa.select(rbac.Invitation)):
+        for inv in db.session.scalars(sa.select(rbac.models.Invitation)):
             add("invitation", inv.id, inv.workspace_id, inv.email, f"invitation of {inv.email}")
         for pair in db.session.scalars(sa.select(m.RoleConflict)):
             add("conflict", pair.id, pair.workspace_id, None, f"SoD pair #{pair.id}")
@@ -259,7 +259,7 @@ def index_objects(w: SimpleNamespace) -> None:
             # An agreement belongs to both parties' workspaces.
             for ws_id in (ag.granting_workspace_id, ag.receiving_workspace_id):
                 add("agreement", ag.id, ws_id, ag.notes, f"sharing agreement #{ag.id}")
-        for ev in db.session.scalars(sa.select(rbac.AuditEvent)):
+        for ev in db.session.scalars(sa.select(rbac.models.AuditEvent)):
             if ev.workspace_id is not None:
                 add("audit_event", ev.id, ev.workspace_id,
                     ev.target if "invitee@" in (ev.target or "") else None,
@@ -470,8 +470,8 @@ class AdminPanel:
 def _plugin_model_kinds() -> dict[type, str]:
     m = rbac.models
     return {m.Role: "role", m.Membership: "membership", m.Department: "department",
-            rbac.AuditEvent: "audit_event", m.ApiToken: "token",
-            rbac.Invitation: "invitation", m.RoleConflict: "conflict",
+            rbac.models.AuditEvent: "audit_event", m.ApiToken: "token",
+            rbac.models.Invitation: "invitation", m.RoleConflict: "conflict",
             m.SharingAgreement: "agreement"}
 
 
