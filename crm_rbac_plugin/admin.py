@@ -46,10 +46,10 @@ from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin.actions import action
 from flask_admin.babel import lazy_gettext, ngettext
 from flask_admin.contrib.sqla import ModelView
-from flask_login import current_user
 
 from . import bulk, csvsafe, fields
 from .errors import NoAccessContext, PermissionDenied, RBACError
+from .identity import signed_in_user
 from .policy import Decision
 from .urls import safe_next
 
@@ -83,7 +83,7 @@ class RBACModelView(ModelView):
     # -- permissions --------------------------------------------------------------------
 
     def _allowed(self, action: str, record: Any = None) -> bool:
-        if not current_user or not current_user.is_authenticated:
+        if signed_in_user() is None:
             return False
         try:
             return bool(self.rbac.can(action, self.resource, record))
@@ -102,7 +102,7 @@ class RBACModelView(ModelView):
         return self.is_accessible()
 
     def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
-        if not current_user or not current_user.is_authenticated:
+        if signed_in_user() is None:
             login_view = getattr(current_app.login_manager, "login_view", None)  # type: ignore[attr-defined]
             if login_view:
                 here = request.script_root + request.full_path.rstrip("?")

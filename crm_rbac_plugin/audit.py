@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import has_request_context, request
-from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -51,7 +50,7 @@ from . import csvsafe
 from .context import SYSTEM, current_override
 from .errors import PermissionDenied
 from .guard import NO_POLICY_EFFECT, _changed_keys, old_state, workspaces_of
-from .identity import request_state
+from .identity import request_state, signed_in_user
 from .models import naive_utc, utcnow
 from .policy import Access
 
@@ -129,7 +128,8 @@ def actor(rbac: RBACProtocol) -> tuple[int | None, int | None]:
     ctx = current_override()
     if isinstance(ctx, Access):
         return ctx.user_id, ctx.membership_id
-    if not has_request_context() or not current_user or not current_user.is_authenticated:
+    user = signed_in_user()
+    if user is None:
         return None, None
     state = request_state()
     real = state.real_access  # set while viewing as another member
@@ -138,7 +138,7 @@ def actor(rbac: RBACProtocol) -> tuple[int | None, int | None]:
     if real is None and ctx is not SYSTEM:
         with rbac.db.session.no_autoflush:
             real = rbac.current_access()
-    return (rbac.user_pk(current_user),
+    return (rbac.user_pk(user),
             real.membership_id if real is not None else None)
 
 
@@ -555,8 +555,8 @@ def note_denied(rbac: RBACProtocol, access: Access | None, action: str, resource
         return
     state = request_state()
     who = state.real_access or access
-    user_id = (rbac.user_pk(current_user) if current_user and current_user.is_authenticated
-               else None)
+    user = signed_in_user()
+    user_id = rbac.user_pk(user) if user is not None else None
     ident = getattr(record, "id", None) if record is not None else None
     row = {
         "workspace_id": who.workspace_id if who is not None else None,

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import abort, current_app, jsonify, make_response, render_template, request
-from flask_login import current_user
 
 from .config import setting
+from .identity import signed_in_user
 from .policy import Decision
 from .proxies import get_rbac
 from .registry import split_permission
@@ -47,7 +47,7 @@ def default_unauthorized(decision: Decision, status: int = 403) -> Any:
     Anonymous browsers are sent to the login page; JSON clients get
     ``{"error", "message"}``; browsers get the ``RBAC_FORBIDDEN_TEMPLATE`` page.
     """
-    if not current_user or not current_user.is_authenticated:
+    if signed_in_user() is None:
         login_manager = getattr(current_app, "login_manager", None)
         if login_manager is not None and not wants_json():
             return login_manager.unauthorized()
@@ -85,7 +85,7 @@ def require_permission(resource: str, action: str | None = None) -> Callable[[F]
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if request.method not in EXEMPT_METHODS:
                 rbac = get_rbac()
-                if not current_user.is_authenticated:
+                if signed_in_user() is None:
                     return rbac.refuse(Decision(False, "not logged in"), 401)
                 if rbac.can(action, resource):
                     return current_app.ensure_sync(view)(*args, **kwargs)
@@ -117,7 +117,7 @@ def get_or_404(resource: str, ident: Any, action: str = "view") -> Any:
     record = rbac.db.session.execute(
         sa.select(model).where(pk == ident)).scalar_one_or_none()
     if record is None:
-        if current_user.is_authenticated:
+        if signed_in_user() is not None:
             rbac.signal_denied(rbac.current_access(), "view", resource, None,
                                f"record #{ident} is not visible")
         return rbac.refuse(Decision(False, "not found"), 404)
@@ -144,7 +144,7 @@ def record_required(resource: str, action: str = "view", *, arg: str = "id",
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if request.method in EXEMPT_METHODS:
                 return current_app.ensure_sync(view)(*args, **kwargs)
-            if not current_user.is_authenticated:
+            if signed_in_user() is None:
                 return get_rbac().refuse(Decision(False, "not logged in"), 401)
             kwargs[name] = get_or_404(resource, kwargs.pop(arg), action)
             return current_app.ensure_sync(view)(*args, **kwargs)

@@ -53,7 +53,8 @@ class RequestState:
     ``access`` is the acting access (the viewed member's while viewing as),
     valid once ``resolved``; ``real_access`` is the viewer's own while viewing
     as (the audit trail names them), else None. ``token_auth`` and
-    ``token_workspace`` are set when an API token signed the request in;
+    ``token_workspace`` and ``token_user`` are set when an API token signed the
+    request in;
     ``membership_row`` is the row :func:`load_user` read with the user, kept
     for :func:`current_access`. ``denied`` and ``denied_keys`` collect the
     request's refusals for the audit trail.
@@ -64,6 +65,7 @@ class RequestState:
     real_access: Access | None = None
     token_auth: bool = False
     token_workspace: Any = None
+    token_user: Any = None
     membership_row: tuple[Any, Any, Any] | None = None
     denied: list[dict[str, Any]] = field(default_factory=list)
     denied_keys: set[Any] = field(default_factory=set)
@@ -88,6 +90,23 @@ def acting_access() -> Access | None:
     if not has_request_context():
         return None
     return request_state().access
+
+
+def signed_in_user() -> Any:
+    """Return the request's signed-in user, or None (anonymous, or no request).
+
+    An API token's user (see :func:`load_user_from_request`) comes first, so
+    a bearer token decides even when a session cookie came along; otherwise
+    it is Flask-Login's ``current_user``. The plugin asks this function,
+    never ``current_user``, and never writes Flask-Login's request state.
+    """
+    if not has_request_context():
+        return None
+    state: RequestState | None = g.get("_rbac")
+    if state is not None and state.token_user is not None:
+        return state.token_user
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    return user if user is not None and user.is_authenticated else None
 
 
 def user_pk(user: Any) -> Any:
@@ -133,8 +152,8 @@ def default_workspace(rbac: RBACProtocol, user: Any) -> Any:
 
 def current_workspace_id(rbac: RBACProtocol) -> Any:
     """Return the workspace the request's user acts in, or None (anonymous)."""
-    user = current_user._get_current_object()  # type: ignore[attr-defined]
-    if not user or not user.is_authenticated:
+    user = signed_in_user()
+    if user is None:
         return None
     state = request_state()
     if state.token_auth:
@@ -161,6 +180,7 @@ def load_user_from_request(rbac: RBACProtocol, request: Any) -> Any:
     state = request_state()
     state.token_workspace = membership.workspace_id
     state.token_auth = True
+    state.token_user = membership.user
     return membership.user
 
 
@@ -203,12 +223,12 @@ def current_access(rbac: RBACProtocol, view_as: ViewAs) -> Access | None:
         # Read with the user by load_user in this request, if it was the same
         # user (the very object) in the same workspace.
         loaded, state.membership_row = state.membership_row, None
-        if (loaded is not None and loaded[0] is current_user._get_current_object()
-                and str(loaded[1]) == str(ws)):
+        user = signed_in_user()
+        if loaded is not None and loaded[0] is user and str(loaded[1]) == str(ws):
             row = loaded[2]
         else:
             row = membership_row(rbac.db.session, rbac.models,
-                                 user_id=user_pk(current_user), workspace_id=ws)
+                                 user_id=user_pk(user), workspace_id=ws)
         if row is not None:
             access = access_for_row(rbac, row)
     access = view_as(rbac, access)

@@ -24,13 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, request
-from flask_login import current_user
+from flask import Flask, current_app, render_template, request
 from flask_wtf import FlaskForm
 
 from .config import setting
 from .errors import NoAccessContext
-from .policy import Access
+from .identity import signed_in_user
+from .policy import Access, Decision
 from .proxies import current_rbac
 
 #: Where an app keeps its tabs, in ``app.extensions``.
@@ -84,7 +84,7 @@ def layout_context() -> dict[str, Any]:
 
     Each page blueprint registers it as its context processor.
     """
-    access = current_rbac.current_access() if current_user.is_authenticated else None
+    access = current_rbac.current_access() if signed_in_user() is not None else None
     current = request.endpoint
     nav = [{"endpoint": tab.endpoint, "label": tab.label, "current": current in tab.highlight}
            for tab in tabs_of(current_app) if tab.visible(access)]
@@ -103,6 +103,24 @@ def show_flashes() -> bool:
     own = os.path.join(os.path.dirname(__file__), "templates")
     filename = current_app.jinja_env.get_or_select_template("rbac/base.html").filename or ""
     return os.path.abspath(filename).startswith(os.path.abspath(own))
+
+
+def acting_access() -> Access:
+    """The current member's access; pages run behind a permission check, so it exists."""
+    access = current_rbac.current_access()
+    if access is None:  # pragma: no cover - require_permission refused already
+        current_rbac.refuse(Decision(False, "You are not an active member of this workspace."))
+    return access  # type: ignore[return-value]
+
+
+def not_found() -> Any:
+    """Answer 404 with the refusal page: an id of another workspace is not disclosed."""
+    return current_rbac.refuse(Decision(False, "not found"), 404)
+
+
+def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    """Render ``template`` with ``status``."""
+    return render_template(template, **context), status
 
 
 def can(permission: str) -> bool:

@@ -49,6 +49,12 @@ def test_every_default_is_documented_by_a_comment() -> None:
         assert lines[line - 1].strip().startswith("#"), key
 
 
+def test_the_readme_documents_every_key() -> None:
+    readme = (Path(config.__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [key for key in DEFAULTS if f"| `{key}` |" not in readme]
+    assert not missing, missing
+
+
 def test_current_rbac_is_the_registered_extension(app: Flask) -> None:
     assert current_rbac._get_current_object() is rbac  # type: ignore[attr-defined]
     assert current_rbac.models is rbac.models

@@ -29,13 +29,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from .. import audit, inputs, queries, roles, sharing
 from ..config import setting
 from ..errors import PermissionDenied, UnknownResource, ValidationError
-from ..identity import request_state
+from ..identity import request_state, signed_in_user
 from ..policy import Access
 from ..proxies import current_rbac
 from ..registry import SCOPES
@@ -169,12 +168,11 @@ def _authenticate() -> None:
             if user is None:
                 raise ApiError(401, "unauthorized",
                                "The API token is invalid, expired or revoked.")
-            # The request's user for Flask-Login, set as its own request_loader
-            # path sets it. login_user() would also write the user into the
-            # session cookie, turning an API token into a browser session.
-            current_app.login_manager._update_request_context_with_user(user)
+            # load_user_from_request made the token's user the request's user
+            # (identity.signed_in_user); no session cookie is written, so a
+            # token never becomes a browser session.
             request_state().reset()
-    elif not current_user.is_authenticated:
+    elif signed_in_user() is None:
         raise ApiError(401, "unauthorized",
                        "Authenticate with 'Authorization: Bearer <token>' or a session.")
     elif request.method in UNSAFE_METHODS and current_app.config.get("WTF_CSRF_ENABLED", True):

@@ -18,7 +18,6 @@ from flask import (
     Response,
     flash,
     redirect,
-    render_template,
     request,
     session,
     url_for,
@@ -31,8 +30,8 @@ from ..decorators import require_permission
 from ..errors import RBACError
 from ..identity import request_state
 from ..models import naive_utc, utcnow
-from ..pages import ConfirmForm
-from ..policy import Access, Decision
+from ..pages import ConfirmForm, acting_access, can, render
+from ..policy import Decision
 from ..proxies import current_rbac
 from ..urls import safe_next
 from . import history, review, viewas
@@ -65,24 +64,6 @@ def register(app: Flask) -> None:
 bp.context_processor(pages.layout_context)  # the settings layout, whose tabs these pages share
 
 
-def _can(permission: str) -> bool:
-    try:
-        return bool(current_rbac.can(permission))
-    except RBACError:
-        return False
-
-
-def _access() -> Access:
-    access = current_rbac.current_access()
-    if access is None:  # pragma: no cover - require_permission refused already
-        current_rbac.refuse(Decision(False, "You are not an active member of this workspace."))
-    return access  # type: ignore[return-value]
-
-
-def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    return render_template(template, **context), status
-
-
 def _members(rbac: Any, workspace_id: int) -> list[Any]:
     return list(queries.workspace_memberships(rbac, workspace_id))
 
@@ -94,7 +75,7 @@ def _members(rbac: Any, workspace_id: int) -> list[Any]:
 @require_permission(PERMISSION)
 def audit_page() -> Any:
     """Browse the workspace's audit trail, filtered and paginated."""
-    rbac, access = current_rbac, _access()
+    rbac, access = current_rbac, acting_access()
     errors: list[str] = []
     try:
         filters = audit.parse_filters(request.args)
@@ -109,7 +90,7 @@ def audit_page() -> Any:
         A.workspace_id == access.workspace_id).distinct().order_by(A.resource)).all()
     members = {m.id: m for m in _members(rbac, access.workspace_id)}
     args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return _render("rbac/audit/list.html", 400 if errors else 200, page=page, members=members,
+    return render("rbac/audit/list.html", 400 if errors else 200, page=page, members=members,
                    actions=actions, resources=resources, args=args, page_errors=errors)
 
 
@@ -117,7 +98,7 @@ def audit_page() -> Any:
 @require_permission(PERMISSION)
 def audit_csv() -> Any:
     """Export the filtered audit trail as CSV (itself audited, with its row count)."""
-    rbac, access = current_rbac, _access()
+    rbac, access = current_rbac, acting_access()
     try:
         filters = audit.parse_filters(request.args)
     except ValueError as exc:
@@ -148,7 +129,7 @@ def _record_resources(rbac: Any) -> list[str]:
 @require_permission(PERMISSION)
 def who_could() -> Any:
     """Who could do an action on a record at a past instant (replays the audit trail)."""
-    rbac, access = current_rbac, _access()
+    rbac, access = current_rbac, acting_access()
     resources = _record_resources(rbac)
     form = {"resource": request.args.get("resource", resources[0] if resources else ""),
             "record": request.args.get("record", ""), "at": request.args.get("at", ""),
@@ -162,7 +143,7 @@ def who_could() -> Any:
                                        int(form["record"]), when, form["action"])
         except (ValueError, LookupError, RBACError) as exc:
             errors.append(str(exc))
-    return _render("rbac/audit/who_could.html", 400 if errors else 200, form=form,
+    return render("rbac/audit/who_could.html", 400 if errors else 200, form=form,
                    resources=resources, result=result, page_errors=errors)
 
 
@@ -173,7 +154,7 @@ def who_could() -> Any:
 @require_permission(PERMISSION)
 def explain_page() -> Any:
     """Pick a member, action, resource and optionally a record: the full decision path."""
-    rbac, access = current_rbac, _access()
+    rbac, access = current_rbac, acting_access()
     members = _members(rbac, access.workspace_id)
     resources = list(rbac.registry)
     form = {"member": request.args.get("member", ""), "resource": request.args.get("resource", ""),
@@ -202,7 +183,7 @@ def explain_page() -> Any:
         except (ValueError, LookupError, RBACError) as exc:
             errors.append(str(exc))
             status = 400
-    return _render("rbac/explain/page.html", status, form=form, members=members,
+    return render("rbac/explain/page.html", status, form=form, members=members,
                    resources=resources, result=result, page_errors=errors)
 
 
@@ -213,7 +194,7 @@ def explain_page() -> Any:
 @require_permission(PERMISSION)
 def view_as_start() -> Any:
     """Start seeing the workspace as a member (read-only, audited)."""
-    rbac, real = current_rbac, _access()
+    rbac, real = current_rbac, acting_access()
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for(".access_review"))
@@ -249,7 +230,7 @@ def view_as_stop() -> Any:
                    workspace_id=access.workspace_id if access else None,
                    viewed_membership_id=mid)
         rbac.db.session.commit()
-    return redirect(url_for(".access_review") if _can(PERMISSION) else "/")
+    return redirect(url_for(".access_review") if can(PERMISSION) else "/")
 
 
 # -- access review -------------------------------------------------------------------------
@@ -259,7 +240,7 @@ def view_as_stop() -> Any:
 @require_permission(PERMISSION)
 def access_review() -> Any:
     """Privileged members, inactive members, unused roles and expiring assignments."""
-    rbac, access = current_rbac, _access()
+    rbac, access = current_rbac, acting_access()
     try:
         inactive_days = max(1, min(3650, int(request.args.get("inactive_days", 30))))
         expiring_days = max(1, min(3650, int(request.args.get("expiring_days", 14))))
@@ -269,5 +250,5 @@ def access_review() -> Any:
                                   expiring_days=expiring_days)
     viewable = [m for m in _members(rbac, access.workspace_id)
                 if viewas.refusal(rbac, access, rbac.access_for(m)) is None]
-    return _render("rbac/audit/review.html", report=report, inactive_days=inactive_days,
+    return render("rbac/audit/review.html", report=report, inactive_days=inactive_days,
                    expiring_days=expiring_days, confirm=ConfirmForm(), viewable=viewable)

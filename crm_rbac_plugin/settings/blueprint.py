@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from flask import Blueprint, flash, render_template
+from flask import Blueprint, flash
 
 from .. import inputs, pages, queries
 from ..errors import PermissionDenied, ValidationError
-from ..policy import Access, Decision
+from ..pages import acting_access, not_found
 from ..proxies import current_rbac
 
 T = TypeVar("T")
@@ -35,18 +35,6 @@ bp.context_processor(pages.layout_context)
 Refusal = ValidationError | PermissionDenied
 
 
-def acting_access() -> Access:
-    """The current member's access; views run behind a permission check, so it exists."""
-    access = current_rbac.current_access()
-    if access is None:  # pragma: no cover - require_permission refused already
-        current_rbac.refuse(Decision(False, "You are not an active member of this workspace."))
-    return access  # type: ignore[return-value]
-
-
-def not_found() -> Any:
-    return current_rbac.refuse(Decision(False, "not found"), 404)
-
-
 def membership_or_404(membership_id: int) -> Any:
     """The membership ``membership_id`` of the current workspace, or a 404."""
     membership = queries.membership_in(current_rbac, acting_access().workspace_id, membership_id)
@@ -55,7 +43,7 @@ def membership_or_404(membership_id: int) -> Any:
 
 def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     """Render ``rbac/settings/<template>`` with ``status``."""
-    return render_template(f"rbac/settings/{template}", **context), status
+    return pages.render(f"rbac/settings/{template}", status, **context)
 
 
 def add_error(field: Any, message: str) -> None:

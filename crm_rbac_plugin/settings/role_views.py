@@ -19,10 +19,10 @@ from flask import flash, redirect, request, url_for
 from .. import conditions, queries, roles
 from ..decorators import require_permission
 from ..errors import UnknownResource
-from ..pages import can
+from ..pages import acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
-from .blueprint import Refusal, acting_access, add_error, attempt, bp, not_found, render
+from .blueprint import Refusal, add_error, attempt, bp, render
 from .forms import (
     CompareForm,
     DeleteRoleForm,

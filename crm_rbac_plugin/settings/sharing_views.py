@@ -22,10 +22,10 @@ from wtforms.validators import Length, Optional
 from .. import sharing
 from ..decorators import require_permission
 from ..models import utcnow
-from ..pages import ConfirmForm
+from ..pages import ConfirmForm, acting_access, not_found
 from ..proxies import current_rbac
 from ..registry import Registry, Resource
-from .blueprint import Refusal, acting_access, add_error, attempt, bp, not_found, render
+from .blueprint import Refusal, add_error, attempt, bp, render
 from .forms import DATETIME_FORMATS, SEP
 
 

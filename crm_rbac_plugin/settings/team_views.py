@@ -30,10 +30,10 @@ from .. import queries, team
 from ..config import setting
 from ..decorators import require_permission
 from ..models import MEMBER_STATUSES
-from ..pages import ConfirmForm, can
+from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
-from .blueprint import acting_access, attempt, bp, membership_or_404, not_found, render
+from .blueprint import attempt, bp, membership_or_404, render
 from .forms import choices, optional_int
 
 # -- forms -------------------------------------------------------------------------------

@@ -24,11 +24,11 @@ from .. import pages, queries, roles, tokens
 from ..config import setting
 from ..decorators import require_permission
 from ..models import utcnow
-from ..pages import ConfirmForm, can
+from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
 from . import role_views, sharing_views, team_views  # noqa: F401  (pages on the same blueprint)
-from .blueprint import acting_access, attempt, bp, membership_or_404, not_found, render
+from .blueprint import attempt, bp, membership_or_404, render
 from .forms import AssignRoleForm, ConflictForm, PlanForm, TokenForm, choices
 
 

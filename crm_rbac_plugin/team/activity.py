@@ -21,9 +21,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app, request
-from flask_login import current_user
 
 from ..config import setting
+from ..identity import signed_in_user
 from ..models import utcnow
 from ..proxies import current_rbac
 
@@ -82,8 +82,8 @@ def _touch_last_seen() -> None:
     """Write ``Membership.last_seen_at`` at most once per interval per member and process."""
     if request.endpoint == "static":
         return
-    user = current_user._get_current_object()  # type: ignore[attr-defined]
-    if not user or not user.is_authenticated:
+    user = signed_in_user()
+    if user is None:
         return
     rbac = current_rbac
     ws = rbac.current_workspace_id()
