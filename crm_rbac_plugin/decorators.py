@@ -150,3 +150,18 @@ def record_required(resource: str, action: str = "view", *, arg: str = "id",
             return current_app.ensure_sync(view)(*args, **kwargs)
         return wrapped  # type: ignore[return-value]
     return decorator
+
+
+def login_required(view: F) -> F:
+    """Refuse anonymous requests (401, or the host's login page for a browser).
+
+    The plugin's own pages use it instead of Flask-Login's, so that they
+    follow :func:`.identity.signed_in_user` and therefore a host's
+    ``@rbac.user_getter`` too.
+    """
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if request.method not in EXEMPT_METHODS and signed_in_user() is None:
+            return get_rbac().refuse(Decision(False, "not logged in"), 401)
+        return current_app.ensure_sync(view)(*args, **kwargs)
+    return wrapped  # type: ignore[return-value]

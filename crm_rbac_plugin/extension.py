@@ -181,6 +181,16 @@ class RBAC:
         self.hooks.invited_user = func
         return func
 
+    def user_getter(self, func: F) -> F:
+        """Set how the request's signed-in user is found: ``func() -> user | None``.
+
+        For a host that signs users in without Flask-Login (Flask-HTTPAuth,
+        its own token scheme, ...). Without it the plugin reads Flask-Login's
+        ``current_user``.
+        """
+        self.hooks.user_getter = func
+        return func
+
     # -- the current member -------------------------------------------------
 
     config = staticmethod(setting)

@@ -38,6 +38,7 @@ from .loader import (
 )
 from .models import utcnow
 from .policy import Access
+from .proxies import get_rbac
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -96,17 +97,24 @@ def signed_in_user() -> Any:
     """Return the request's signed-in user, or None (anonymous, or no request).
 
     An API token's user (see :func:`load_user_from_request`) comes first, so
-    a bearer token decides even when a session cookie came along; otherwise
-    it is Flask-Login's ``current_user``. The plugin asks this function,
-    never ``current_user``, and never writes Flask-Login's request state.
+    a bearer token decides even when a session cookie came along; then the
+    host's ``@rbac.user_getter``; otherwise Flask-Login's ``current_user``.
+    The plugin asks this function, never ``current_user``, and never writes
+    Flask-Login's request state.
     """
     if not has_request_context():
         return None
     state: RequestState | None = g.get("_rbac")
     if state is not None and state.token_user is not None:
         return state.token_user
-    user = current_user._get_current_object()  # type: ignore[attr-defined]
-    return user if user is not None and user.is_authenticated else None
+    getter = get_rbac().hooks.user_getter
+    if getter is not None:
+        user = getter()
+    elif getattr(current_app, "login_manager", None) is not None:
+        user = current_user._get_current_object()  # type: ignore[attr-defined]
+    else:
+        return None
+    return user if user is not None and getattr(user, "is_authenticated", True) else None
 
 
 def user_pk(user: Any) -> Any:

@@ -35,11 +35,15 @@ class Hooks:
     ``unauthorized(decision, status)`` returns the refusal response.
     ``invited_user(email)`` returns a new, unsaved host user for an accepted
     invitation (None: ``user_model(email=..., name=...)``).
+    ``user_getter()`` returns the request's signed-in user or None, for a host
+    that signs users in without Flask-Login (None: Flask-Login's
+    ``current_user``).
     """
 
     unauthorized: Callable[[Decision, int], Any]
     workspace_loader: Callable[[Any], Any] | None = None
     invited_user: Callable[[str], Any] | None = None
+    user_getter: Callable[[], Any] | None = None
 
 
 class AppState(Protocol):

@@ -22,11 +22,10 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import login_required
 
 from .. import audit, csvsafe, inputs, pages, queries
 from ..config import setting
-from ..decorators import require_permission
+from ..decorators import login_required, require_permission
 from ..errors import RBACError
 from ..identity import request_state
 from ..models import naive_utc, utcnow

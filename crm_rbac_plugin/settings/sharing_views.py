@@ -14,13 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import flash, redirect, request, url_for
-from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateTimeLocalField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from .. import sharing
-from ..decorators import require_permission
+from ..decorators import login_required, require_permission
 from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, not_found
 from ..proxies import current_rbac

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, request, session, url_for
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -28,7 +28,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from .. import queries, team
 from ..config import setting
-from ..decorators import require_permission
+from ..decorators import login_required, require_permission
 from ..models import MEMBER_STATUSES
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision

@@ -18,11 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, flash, redirect, request, url_for
-from flask_login import login_required
 
 from .. import pages, queries, roles, tokens
 from ..config import setting
-from ..decorators import require_permission
+from ..decorators import login_required, require_permission
 from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
