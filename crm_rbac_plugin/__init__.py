@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .context import SYSTEM
+from .context import SYSTEM, MemberHandle
 from .decorators import get_or_404, record_required, require_permission
 from .errors import (
                      ConfigurationError,
@@ -18,7 +18,7 @@ from .registry import SCOPES, STANDARD_ACTIONS, Resource
 from .signals import access_denied, member_changed, role_changed
 
 __all__ = [
-    "RBAC", "SYSTEM", "Access", "Decision", "Rule", "Resource", "SCOPES", "STANDARD_ACTIONS",
+    "RBAC", "SYSTEM", "MemberHandle", "Access", "Decision", "Rule", "Resource", "SCOPES", "STANDARD_ACTIONS",
     "require_permission", "record_required", "get_or_404",
     "RBACError", "ConfigurationError", "InvalidCondition", "NoAccessContext",
     "PermissionDenied", "UnknownResource",

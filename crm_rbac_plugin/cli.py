@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 import sqlalchemy as sa
@@ -14,6 +17,30 @@ from .loader import BYPASS
 from .oversight.explain import explain  # with plan and field rules
 from .proxies import current_rbac
 from .queries import parse_utc
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def as_member_option(command: F) -> F:
+    """Add ``--as EMAIL --workspace SLUG`` to a host command and run it as that member.
+
+    ::
+
+        @app.cli.command("export-leads")
+        @as_member_option
+        def export_leads():
+            ...  # queries see what the member may see, writes are checked
+    """
+    @click.option("--as", "as_email", required=True, metavar="EMAIL",
+                  help="Act as the member with this email.")
+    @click.option("--workspace", "as_workspace", required=True, metavar="SLUG",
+                  help="The workspace the member acts in.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, as_email: str, as_workspace: str, **kwargs: Any) -> Any:
+        rbac = current_rbac
+        with rbac.as_member(_membership(rbac, as_email, as_workspace)):
+            return command(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 @click.group("rbac", help="Inspect and manage access control.")

@@ -1,9 +1,14 @@
 """Explicit access contexts: the system context and acting as a member.
 
-Inside a request the current member comes from Flask-Login and the current
-workspace. Everywhere else (CLI commands, jobs, tests) code must say whose
-rights apply, or protected queries fail closed. A :class:`contextvars.ContextVar`
-holds the override so it is correct per thread and per task.
+Inside a request the current member comes from the signed-in user and the
+current workspace. Everywhere else (CLI commands, jobs, tests) code must say
+whose rights apply, or protected queries fail closed. A
+:class:`contextvars.ContextVar` holds the override so it is correct per
+thread and per task.
+
+A :class:`MemberHandle` names a member as plain data, for a job queue: the
+request that queues a job passes ``str(rbac.member_handle())``, and the job
+runs ``with rbac.as_member(handle):``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Final
 
 from .policy import Access
@@ -28,6 +34,33 @@ SYSTEM: Final = _System()
 #: The explicit context in force, if any: SYSTEM, an Access, or None.
 _override: contextvars.ContextVar[_System | Access | None] = contextvars.ContextVar(
     "rbac_override", default=None)
+
+
+@dataclass(frozen=True)
+class MemberHandle:
+    """A member to act as outside a request: ``str(handle)`` is ``"<workspace>:<membership>"``.
+
+    A handle carries no rights: acting as it loads the membership's access
+    when the job runs, so a deactivation or a role change made after the job
+    was queued is in force, and a membership of another workspace than the
+    handle names is refused.
+    """
+
+    workspace_id: int
+    membership_id: int
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}:{self.membership_id}"
+
+    @classmethod
+    def parse(cls, value: str | MemberHandle) -> MemberHandle:
+        """Read a handle from its string form; ValueError names a malformed one."""
+        if isinstance(value, MemberHandle):
+            return value
+        workspace, sep, membership = str(value).partition(":")
+        if not sep or not workspace.isdigit() or not membership.isdigit():
+            raise ValueError(f"not a member handle: {value!r} (expected '<workspace>:<membership>')")
+        return cls(int(workspace), int(membership))
 
 
 def current_override() -> _System | Access | None:

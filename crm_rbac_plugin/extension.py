@@ -35,9 +35,9 @@ from . import (
 )
 from .api import views as api_views
 from .config import apply_defaults, setting
-from .context import SYSTEM, override
+from .context import SYSTEM, MemberHandle, override
 from .defaults import ADMIN_RESOURCES
-from .errors import PermissionDenied
+from .errors import NoAccessContext, PermissionDenied
 from .interface import Hooks
 from .loader import AccessCache
 from .models import Models, define_models
@@ -222,12 +222,35 @@ class RBAC:
 
     @contextmanager
     def as_member(self, membership: Any) -> Iterator[Access]:
-        """Run code with the rights of ``membership`` (an instance, id or Access)."""
-        access = membership if isinstance(membership, Access) else self.access_for(membership)
+        """Run code with the rights of ``membership``.
+
+        ``membership`` is an instance, an id, an :class:`~.policy.Access`, or a
+        :class:`~.context.MemberHandle` (or its string form) passed to a job.
+        """
+        if isinstance(membership, Access):
+            access: Access | None = membership
+        elif isinstance(membership, (MemberHandle, str)):
+            handle = MemberHandle.parse(membership)
+            access = self.access_for(handle.membership_id)
+            if access is not None and access.workspace_id != handle.workspace_id:
+                access = None
+        else:
+            access = self.access_for(membership)
         if access is None:
             raise LookupError(f"no membership {membership!r}")
         with override(access):
             yield access
+
+    def member_handle(self, access: Access | None = None) -> MemberHandle:
+        """Name the acting member (default: the request's) for a job to act as.
+
+        While viewing as a member it is the viewed member, whose rights are
+        the narrower.
+        """
+        access = access if access is not None else self.current_access()
+        if access is None:
+            raise NoAccessContext("no member is acting here to take a handle of")
+        return MemberHandle(access.workspace_id, access.membership_id)
 
     # -- decisions (see :mod:`.decisions`) ----------------------------------
 

@@ -252,8 +252,11 @@ def resolve_context(rbac: RBACProtocol) -> Any:
     if has_request_context():
         return rbac.current_access()
     raise NoAccessContext(
-        "A protected model was queried outside a request with no member: "
-        "use rbac.system() or rbac.as_member(membership).")
+        "A protected model was queried outside a request with no member. Say whose rights "
+        "apply: `with rbac.as_member(handle):` in a job (handle = str(rbac.member_handle()) "
+        "taken in the request that queued it) or a CLI command (see "
+        "crm_rbac_plugin.cli.as_member_option), or `with rbac.system():` for trusted "
+        "maintenance code.")
 
 
 def access_for_row(rbac: RBACProtocol, row: Any) -> Access:
