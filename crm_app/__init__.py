@@ -12,6 +12,7 @@ from crm_rbac_plugin.inputs import BoundedIntConverter
 from . import auth, crm, errors, security, seed
 from .extensions import csrf, db, login_manager, mail, migrate
 from .rbac_setup import rbac
+from .roles import CRM_ROLE_TEMPLATES
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -29,6 +30,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAIL_DEFAULT_SENDER="crm@example.test",
         # List the demo accounts on the login page (turn off outside demos).
         CRM_DEMO_LOGIN_HINTS=True,
+        RBAC_ROLE_TEMPLATES=CRM_ROLE_TEMPLATES,
         **security.DEFAULTS,
     )
     # FLASK_* environment variables override the defaults (FLASK_SECRET_KEY,

@@ -6,7 +6,9 @@ registered are skipped, so the same table works for any host. ``"*"`` as the
 resource means every registered resource with a model (the CRM data), and
 ``"*"`` as the action every action of that resource.
 
-A host replaces or extends the table with the ``RBAC_ROLE_TEMPLATES`` key.
+The plugin's table holds the four roles any app needs (Owner, Admin, Member,
+Viewer). A host replaces or extends it with the ``RBAC_ROLE_TEMPLATES`` key,
+as the demo CRM adds its sales roles (``crm_app/roles.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ ADMIN_RESOURCES: tuple[tuple[str, str], ...] = (
 )
 
 CRUD = ("view", "create", "edit", "delete")
-CLOSED_DEALS = [{"field": "stage", "op": "in", "value": ["won", "lost"]}]
 
 ROLE_TEMPLATES: list[dict[str, Any]] = [
     {"key": "owner", "name": "Owner", "is_owner": True,
@@ -34,29 +35,12 @@ ROLE_TEMPLATES: list[dict[str, Any]] = [
      "description": "Full control except transferring ownership.",
      "grants": [("*", "*", "all", None), ("members", "*", "all", None),
                 ("roles", "*", "all", None), ("settings", "*", "all", None)]},
-    {"key": "manager", "name": "Manager",
-     "description": "Works the whole pipeline of the members assigned to them.",
-     "grants": [("*", a, "team", None) for a in (*CRUD, "export")]
-               + [("members", "view", "all", None)]},
     {"key": "member", "name": "Member",
      "description": "Works their own pipeline and sees their own data.",
      "grants": [("*", a, "own", None) for a in CRUD]},
     {"key": "viewer", "name": "Viewer",
-     "description": "Read-only access to every record, for finance or leadership.",
+     "description": "Read-only access to every record.",
      "grants": [("*", "view", "all", None)]},
-    {"key": "finance", "name": "Finance",
-     "description": "Views and exports all closed deals for revenue reconciliation; "
-                    "edits nothing.",
-     "grants": [("deals", "view", "all", CLOSED_DEALS), ("deals", "export", "all", CLOSED_DEALS)]},
-    {"key": "junior_rep", "name": "Junior Rep",
-     "description": "Views, creates and edits their own leads; no delete, no export.",
-     "grants": [("leads", a, "own", None) for a in ("view", "create", "edit")]},
-    {"key": "client_success", "name": "Client Success",
-     "description": "Views all clients and works the notes and tasks on them; "
-                    "no access to the sales pipeline.",
-     "grants": [("clients", "view", "all", None)]
-               + [(r, a, "own", None) for r in ("notes", "tasks")
-                  for a in ("view", "create", "edit")]},
 ]
 
 

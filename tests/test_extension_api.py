@@ -13,9 +13,11 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
+from crm_app.roles import CRM_ROLE_TEMPLATES
 from crm_rbac_plugin import config, team, workspaces
 from crm_rbac_plugin.config import DEFAULTS, apply_defaults, setting
 from crm_rbac_plugin.decorators import wants_json
+from crm_rbac_plugin.defaults import ROLE_TEMPLATES
 from crm_rbac_plugin.errors import ConfigurationError
 from crm_rbac_plugin.proxies import current_rbac
 from tests.conftest import make_app
@@ -93,3 +95,11 @@ def test_the_invited_user_factory_builds_the_host_user(world: SimpleNamespace) -
     assert made == ["hooked@example.test"]
     user = db.session.scalar(sa.select(User).where(User.email == "hooked@example.test"))
     assert user is not None and user.name == "Invited by hook"
+
+
+def test_a_host_gets_the_four_neutral_roles_and_the_demo_its_sales_roles() -> None:
+    assert [t["key"] for t in ROLE_TEMPLATES] == ["owner", "admin", "member", "viewer"]
+    assert [t["key"] for t in CRM_ROLE_TEMPLATES] == [
+        "owner", "admin", "manager", "member", "viewer", "finance", "junior_rep",
+        "client_success"]
+    assert DEFAULTS["RBAC_ROLE_TEMPLATES"] is ROLE_TEMPLATES

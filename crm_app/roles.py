@@ -1,0 +1,50 @@
+"""The demo CRM's built-in roles: the plugin's four plus the sales roles.
+
+``create_app`` sets them as ``RBAC_ROLE_TEMPLATES``, so every new workspace
+of the demo starts with them (see ``crm_rbac_plugin/defaults.py`` for the
+entry format).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_rbac_plugin.defaults import CRUD, ROLE_TEMPLATES
+
+CLOSED_DEALS = [{"field": "stage", "op": "in", "value": ["won", "lost"]}]
+
+MANAGER: dict[str, Any] = {
+    "key": "manager", "name": "Manager",
+    "description": "Works the whole pipeline of the members assigned to them.",
+    "grants": [("*", a, "team", None) for a in (*CRUD, "export")]
+              + [("members", "view", "all", None)]}
+
+SALES_ROLES: list[dict[str, Any]] = [
+    {"key": "finance", "name": "Finance",
+     "description": "Views and exports all closed deals for revenue reconciliation; "
+                    "edits nothing.",
+     "grants": [("deals", "view", "all", CLOSED_DEALS), ("deals", "export", "all", CLOSED_DEALS)]},
+    {"key": "junior_rep", "name": "Junior Rep",
+     "description": "Views, creates and edits their own leads; no delete, no export.",
+     "grants": [("leads", a, "own", None) for a in ("view", "create", "edit")]},
+    {"key": "client_success", "name": "Client Success",
+     "description": "Views all clients and works the notes and tasks on them; "
+                    "no access to the sales pipeline.",
+     "grants": [("clients", "view", "all", None)]
+               + [(r, a, "own", None) for r in ("notes", "tasks")
+                  for a in ("view", "create", "edit")]},
+]
+
+
+def _with_manager(templates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plugin's roles with the Manager after the Admin, as the role pages list them."""
+    out: list[dict[str, Any]] = []
+    for template in templates:
+        out.append(template)
+        if template["key"] == "admin":
+            out.append(MANAGER)
+    return out
+
+
+#: Owner, Admin, Manager, Member, Viewer, Finance, Junior Rep, Client Success.
+CRM_ROLE_TEMPLATES: list[dict[str, Any]] = [*_with_manager(ROLE_TEMPLATES), *SALES_ROLES]
