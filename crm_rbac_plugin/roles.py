@@ -713,7 +713,7 @@ def compare(rbac: RBACProtocol, roles: Sequence[Any], filter_text: str = "") -> 
             if filter_text and filter_text.lower() not in permission:
                 continue
             cells = []
-            for role, mx in zip(roles, matrices):
+            for role, mx in zip(roles, matrices, strict=True):
                 if role.is_owner:
                     cells.append("all")
                     continue

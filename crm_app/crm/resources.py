@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..rbac_setup import rbac
 from ..models import DEAL_STAGES, LEAD_STATUSES, TASK_STATUSES, Client, Deal, Lead, Note, Task
+from ..rbac_setup import rbac
 from .forms import REGIONS, ClientForm, DealForm, LeadForm, NoteForm, RecordForm, TaskForm
 
 
