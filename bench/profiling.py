@@ -39,7 +39,7 @@ def _profile(fn: Callable[[], Any], calls: int, path: Path) -> dict[str, Any]:
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
     path.write_text(text.getvalue())
     rows = []
-    for (filename, line, func), (cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, line, func), (_cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append({"function": f"{_short(filename)}:{line}({func})", "ncalls": nc,
                      "tottime_us_per_call": round(tt / calls * 1e6, 2),
                      "cumtime_us_per_call": round(ct / calls * 1e6, 2)})

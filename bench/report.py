@@ -81,7 +81,7 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
                  "the same view with the plugin off, at 100k records"),
                 ("3*", "plugin_over_handwritten", "(context) the same, against the plugin-off "
                  "view filtered by hand so that it answers the same page")):
-            worst = max(((req[sc][pg][key], sc, pg) for sc in req for pg in req[sc]))
+            worst = max((req[sc][pg][key], sc, pg) for sc in req for pg in req[sc])
             out.append(_goal(figure, backend, goal, f"+{(worst[0] - 1) * 100:.0f}%",
                              worst[0] <= 1.15,
                              f"worst: {worst[2]} page, {worst[1]} scope, {at:,} leads"))
@@ -280,7 +280,7 @@ def chart(data: dict[str, Any], path: Path) -> None:
         vals = [stats[k]["median_ns"] / 1000 if k in stats else 0 for k, _ in names]
         xs = [j + i * width for j in range(len(names))]
         bars = ax.bar(xs, vals, width, label=backend, color=colors.get(backend))
-        for bar, v in zip(bars, vals):
+        for bar, v in zip(bars, vals, strict=True):
             ax.annotate(f"{v:.3g}", (bar.get_x() + bar.get_width() / 2, v), ha="center",
                         va="bottom", fontsize=6, rotation=90 if len(backends) > 1 else 0)
     ax.set_xticks([j + width * (len(backends) - 1) / 2 for j in range(len(names))])

@@ -94,10 +94,11 @@ def database(backend: str, pg: Any) -> Iterator[str]:
 
 
 def machine(pg_version: str | None) -> dict[str, Any]:
+    from importlib.metadata import version
+
     import casbin  # noqa: F401
     import flask
     import sqlalchemy
-    from importlib.metadata import version
 
     return {
         "cpu_count": os.cpu_count(),
@@ -137,9 +138,9 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, sizes_cfg: Any
                 effort: Any, out_dir: Path) -> dict[str, Any]:
     import sqlalchemy as sa
 
+    from bench import figures, profiling
+    from bench import world as world_mod
     from crm_app.extensions import db
-
-    from bench import figures, profiling, world as world_mod
 
     app = world_mod.make_app(url, unowned_visible=not args.unowned_hidden)
     result: dict[str, Any] = {"sizes": {}, "roles": {}}
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {
         "meta": {
             "command": command.strip(),
-            "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "quick": args.quick,
             "backends": list(args.backends),
             "sizes": {"leads": list(args.sizes), "role_counts": list(args.roles),

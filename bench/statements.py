@@ -52,14 +52,13 @@ def run(backend: str, leads: int, requests: int) -> None:
     import sqlalchemy as sa
     from sqlalchemy import event
 
+    from bench import world as world_mod
+    from bench.figures import request_pages, signed_in
+    from bench.run import database
     from crm_app.extensions import db
     from crm_app.models import Lead
     from crm_app.rbac_setup import rbac
     from crm_rbac_plugin import listener
-
-    from bench import world as world_mod
-    from bench.figures import request_pages, signed_in
-    from bench.run import database
 
     pg = None
     if backend == "postgresql":

@@ -270,7 +270,7 @@ def _role_workspace(sizes: Sizes, count: int, user_ids: list[int]) -> RoleWorksp
             {"workspace_id": ws_id, "name": f"Child {j}", "description": "", "builtin": False,
              "is_owner": False, "parent_id": roots[j], "created_at": _now()}
             for j in range(pairs)], returning=True)
-        role_ids = [rid for pair in zip(roots, children) for rid in pair]
+        role_ids = [rid for pair in zip(roots, children, strict=True) for rid in pair]
         grants = []
         for j, rid in enumerate(role_ids):
             for t in range(sizes.grants_per_role):
@@ -315,7 +315,8 @@ def _role_workspace(sizes: Sizes, count: int, user_ids: list[int]) -> RoleWorksp
 _LEADS_PG = """
 INSERT INTO lead (workspace_id, owner_id, name, company, email, status, source, created_at)
 SELECT CASE WHEN i % 20 = 0 THEN :other_ws ELSE :crm_ws END,
-       CASE WHEN i % 200 = 7 THEN NULL ELSE CAST(:u0 AS integer) + CAST((i * 7919) % :n_owners AS integer) END,
+       CASE WHEN i % 200 = 7 THEN NULL
+            ELSE CAST(:u0 AS integer) + CAST((i * 7919) % :n_owners AS integer) END,
        'Lead ' || i, 'Company ' || (i % 5000), 'lead' || i || '@bench.test',
        (ARRAY['new', 'contacted', 'qualified', 'lost'])[1 + i % 4],
        CASE WHEN i % 3 = 0 THEN 'web' ELSE 'referral' END,
@@ -327,7 +328,8 @@ _LEADS_SQLITE = """
 WITH RECURSIVE s(i) AS (SELECT :start UNION ALL SELECT i + 1 FROM s WHERE i < :stop)
 INSERT INTO lead (workspace_id, owner_id, name, company, email, status, source, created_at)
 SELECT CASE WHEN i % 20 = 0 THEN :other_ws ELSE :crm_ws END,
-       CASE WHEN i % 200 = 7 THEN NULL ELSE CAST(:u0 AS integer) + CAST((i * 7919) % :n_owners AS integer) END,
+       CASE WHEN i % 200 = 7 THEN NULL
+            ELSE CAST(:u0 AS integer) + CAST((i * 7919) % :n_owners AS integer) END,
        'Lead ' || i, 'Company ' || (i % 5000), 'lead' || i || '@bench.test',
        CASE i % 4 WHEN 0 THEN 'new' WHEN 1 THEN 'contacted' WHEN 2 THEN 'qualified'
                   ELSE 'lost' END,

@@ -6,11 +6,15 @@ import os
 from typing import Any
 
 from flask import Flask
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
 
+from crm_rbac_plugin.admin import RBACModelView, plugin_views
 from crm_rbac_plugin.inputs import BoundedIntConverter
 
 from . import auth, crm, errors, security, seed
 from .extensions import csrf, db, login_manager, mail, migrate
+from .models import Client, Deal, Lead, Task
 from .rbac_setup import rbac
 from .roles import CRM_ROLE_TEMPLATES
 
@@ -72,13 +76,6 @@ def _mount_admin(app: Flask) -> None:
 
     Bootstrap 4 assets are served by Flask-Admin itself (no CDN).
     """
-    from flask_admin import Admin
-    from flask_admin.theme import Bootstrap4Theme
-
-    from crm_rbac_plugin.admin import RBACModelView, plugin_views
-
-    from .models import Client, Deal, Lead, Task
-
     admin = Admin(app, name="Tessera CRM admin", url="/admin", endpoint="admin",
                   theme=Bootstrap4Theme(), csp_nonce_generator=security.csp_nonce)
     panels = [

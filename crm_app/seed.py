@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from crm_rbac_plugin import workspaces
+from crm_rbac_plugin.audit import RETENTION
 from crm_rbac_plugin.models import utcnow
 
 from .crm.forms import LEAD_SOURCES, REGIONS
@@ -153,10 +154,9 @@ def delete_all_data() -> None:
 
     The whole database rather than just the demo workspaces: a demo database
     holds nothing else, and this stays correct whatever tables the plugin
-    adds. Core deletes, so they run inside ``rbac.system()``.
+    adds. Core deletes, so they run inside ``rbac.system()``; the audit's
+    ``RETENTION`` option lets them empty the audit trail too.
     """
-    from crm_rbac_plugin.audit import RETENTION  # the audit trail goes too
-
     with rbac.system():
         for table in reversed(db.metadata.sorted_tables):
             db.session.execute(table.delete(), execution_options=RETENTION)

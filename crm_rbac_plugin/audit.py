@@ -38,6 +38,7 @@ that gap.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ from .context import SYSTEM, current_override
 from .errors import PermissionDenied
 from .guard import NO_POLICY_EFFECT, _changed_keys, old_state, workspaces_of
 from .identity import request_state, signed_in_user
+from .loader import BYPASS
 from .models import naive_utc, utcnow
 from .policy import Access
 
@@ -527,7 +529,6 @@ def _deleted_workspace(session: Session, rbac: RBACProtocol, obj: Any,
                        before: dict[str, Any]) -> int | None:
     """Workspace of a deleted grant, assignment or manager link, via its parent row."""
     m = rbac.models
-    from .loader import BYPASS
     parent = None
     if "role_id" in before and before.get("role_id") is not None:
         parent = session.get(m.Role, before["role_id"], execution_options=BYPASS)
@@ -651,7 +652,6 @@ CSV_COLUMNS = ("id", "at", "actor_user_id", "actor_membership_id", "action", "re
 
 def csv_row(ev: Any) -> list[str]:
     """One CSV row; JSON columns as JSON text, formula-looking cells neutralised."""
-    import json
     data = event_json(ev)
     out = []
     for col in CSV_COLUMNS:

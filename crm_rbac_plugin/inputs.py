@@ -32,6 +32,7 @@ from flask import Blueprint
 from werkzeug.routing import IntegerConverter
 
 from .errors import ValidationError
+from .policy import Decision
 from .proxies import current_rbac
 from .registry import Registry
 
@@ -55,8 +56,6 @@ OUT_OF_RANGE_MESSAGE = "A value in the request is out of range or cannot be stor
 
 
 def _out_of_range_page(exc: Exception) -> Any:
-    from .policy import Decision
-
     rbac = current_rbac
     rbac.db.session.rollback()
     return rbac.refusal(Decision(False, OUT_OF_RANGE_MESSAGE), 400)

@@ -25,14 +25,14 @@ EFFECTS: tuple[str, ...] = ("allow", "deny")
 
 def utcnow() -> dt.datetime:
     """Return naive UTC now: stored timestamps are naive UTC on every backend."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def naive_utc(when: dt.datetime) -> dt.datetime:
     """Return ``when`` as stored timestamps are: naive UTC (a naive value is taken as UTC)."""
     if when.tzinfo is None:
         return when
-    return when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from .errors import (
     UnknownResource,
     ValidationError,
 )
-from .loader import BYPASS
+from .loader import BYPASS, load_access, membership_row
 from .models import utcnow
 from .policy import Access
 from .registry import SCOPES, Resource
@@ -713,7 +713,7 @@ def compare(rbac: RBACProtocol, roles: Sequence[Any], filter_text: str = "") -> 
             if filter_text and filter_text.lower() not in permission:
                 continue
             cells = []
-            for role, mx in zip(roles, matrices):
+            for role, mx in zip(roles, matrices, strict=True):
                 if role.is_owner:
                     cells.append("all")
                     continue
@@ -771,8 +771,6 @@ def preview(rbac: RBACProtocol, role: Any, apply: Any) -> list[dict[str, Any]]:
     back, and every holder of the role or of a role inheriting from it is
     resolved before and after, exactly as the live policy would.
     """
-    from .loader import load_access, membership_row
-
     session = rbac.db.session
     m = rbac.models
     affected_roles = {role.id}

@@ -104,7 +104,7 @@ class PostgresServer:
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if pg_disabled():
             raise PostgresUnavailable("PostgreSQL disabled by RBAC_TEST_NO_PG=1")
         if self.external_url:
@@ -159,7 +159,7 @@ class PostgresServer:
             self._running = False
         self._cleanup()
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -5,7 +5,8 @@ deals, tasks and clients, random scopes, allow/deny effects, conditions on
 NULL-able fields, parent roles, one or two stacked roles), a random
 department, random manager assignments, the ``RBAC_UNOWNED_VISIBLE``
 setting and a random sharing agreement from the other workspace (random
-shared actions and conditions; active, pending or expired); then for every record of every resource and every action,
+shared actions and conditions; active, pending or expired); then for every
+record of every resource and every action,
 ``rbac.can(action, resource, record, access=a)`` must equal "the filtered
 select returns the record".
 

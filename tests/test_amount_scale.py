@@ -22,8 +22,7 @@ from crm_app.models import Deal
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import conditions, inputs
 from crm_rbac_plugin.errors import InvalidCondition, ValidationError
-from tests.rbac_helpers import (allowed_tags, custom_role, fast_passwords,  # noqa: F401
-                                give_role, remove_roles)
+from tests.rbac_helpers import allowed_tags, custom_role, fast_passwords, give_role, remove_roles  # noqa: F401
 
 UNSTORABLE = ["1000.004", "0.001", "1000.0001", "NaN", "Infinity", "-Infinity", "sNaN",
               "10000000000", "1e12"]

@@ -24,7 +24,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import tokens, workspaces
 from crm_rbac_plugin.models import utcnow
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
-from tests.test_settings_ui import (give_role_admin, grants_of, policy_snapshot, role, role_named)
+from tests.test_settings_ui import give_role_admin, grants_of, policy_snapshot, role, role_named
 
 CLOSED = [{"field": "stage", "op": "in", "value": ["won", "lost"]}]
 
@@ -248,7 +248,7 @@ def test_members_and_assignments(world: SimpleNamespace, api: Any) -> None:
     response = owner.post(f"/members/{viewer}/roles", {
         "role_id": role(world, "finance").id,
         "starts_at": starts.isoformat() + "Z",
-        "expires_at": (starts + dt.timedelta(days=7)).replace(tzinfo=dt.timezone.utc)
+        "expires_at": (starts + dt.timedelta(days=7)).replace(tzinfo=dt.UTC)
         .astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat()})
     assert response.status_code == 201, response.json
     assignment = response.json

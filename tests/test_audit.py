@@ -11,23 +11,23 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from types import SimpleNamespace
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from crm_app.extensions import db
+from crm_app.extensions import db, mail
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import tokens, workspaces
 from crm_rbac_plugin.audit import AuditImmutable, purge_before
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.oversight import history
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
-from crm_app.extensions import mail
 from tests.test_api import Api
 from tests.test_settings_ui import matrix_values, role, role_named
 from tests.test_team import invite, link_token
@@ -549,7 +549,7 @@ def test_who_could_replays_role_changes(app: Flask, world: SimpleNamespace) -> N
     out = runner.invoke(args=["rbac", "who-could", "--workspace", "acme", "--resource", "deals",
                               "--record", str(deal.id), "--at", during.isoformat()])
     assert out.exit_code == 0, out.output
-    line = next(l for l in out.output.splitlines() if name in l)
+    line = next(text for text in out.output.splitlines() if name in text)
     assert line.strip().startswith("YES")
     bad = runner.invoke(args=["rbac", "who-could", "--workspace", "acme", "--resource", "deals",
                               "--record", "999999", "--at", "2026-01-01"])

@@ -83,7 +83,7 @@ def test_role_editor_save_is_audited_cell_by_cell(world: SimpleNamespace, login:
     row = page.split('class="rbac-audit-row"')[1]
     assert "<strong>removed</strong> grant #" in row and "tasks.view" in row
     assert "<strong>added</strong> grant #" in row and "<strong>changed</strong> grant #" in row
-    assert "leads.view on role #%d (scope)" % member.id in row
+    assert f"leads.view on role #{member.id} (scope)" in row
 
 
 def test_api_update_is_audited_cell_by_cell(app: Flask, world: SimpleNamespace) -> None:

@@ -22,8 +22,14 @@ from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import conditions
 from tests.conftest import app_with_tables, build_world
-from tests.rbac_helpers import (allowed_tags, custom_role, fast_passwords,  # noqa: F401
-                                give_role, matching_three_ways, remove_roles)
+from tests.rbac_helpers import (  # noqa: F401
+    allowed_tags,
+    custom_role,
+    fast_passwords,
+    give_role,
+    matching_three_ways,
+    remove_roles,
+)
 
 #: Mixed case, accents, ligatures and scripts: the orders of C and en-US differ on them.
 NAMES = ["apple", "Apple", "Mango", "mango", "Émile", "emile", "Eve", "Zoë", "zoe", "Zoe",

@@ -27,8 +27,7 @@ from crm_app.models import Deal, Lead, Note
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import conditions, sharing, tokens, workspaces
 from crm_rbac_plugin.errors import InvalidCondition
-from tests.rbac_helpers import (access_of, allowed_tags, custom_role, fast_passwords,  # noqa: F401
-                                give_role, remove_roles)
+from tests.rbac_helpers import access_of, allowed_tags, custom_role, fast_passwords, give_role, remove_roles  # noqa: F401
 from tests.test_api import Api
 from tests.test_settings_ui import errors_in, matrix_values, policy_snapshot
 

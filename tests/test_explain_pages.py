@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from html import unescape
 import re
+from html import unescape
 from types import SimpleNamespace
 from typing import Any
 

@@ -20,11 +20,9 @@ from flask.testing import FlaskClient
 from crm_app.extensions import db
 from crm_app.models import Client, Deal, Lead, Note, Task
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import PermissionDenied, access_denied, member_changed, role_changed
-from crm_rbac_plugin import workspaces
+from crm_rbac_plugin import PermissionDenied, access_denied, member_changed, role_changed, workspaces
 from tests.conftest import build_world, empty_tables, make_app
-from tests.rbac_helpers import (access_of, ensure_user_loader, fast_passwords,  # noqa: F401
-                                policy_version)
+from tests.rbac_helpers import access_of, ensure_user_loader, fast_passwords, policy_version  # noqa: F401
 
 Change = Callable[[SimpleNamespace], None]
 

@@ -20,8 +20,8 @@ from sqlalchemy.orm import joinedload
 
 from crm_app.extensions import db
 from crm_app.models import Client, Deal, Lead, Task
-from crm_rbac_plugin import PermissionDenied, roles, workspaces
 from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import PermissionDenied, roles, workspaces
 from tests.rbac_helpers import allowed_tags, custom_role, fast_passwords  # noqa: F401
 
 #: A deal amount, lead texts and a due date no page shows unless they leak.

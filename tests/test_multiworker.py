@@ -75,10 +75,10 @@ def deployment(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             try:
                 urllib.request.urlopen(base + "/login", timeout=5).read()
                 break
-            except OSError:  # refused while booting, or slow first answer (URLError too)
+            except OSError as exc:  # refused while booting, or slow first answer (URLError too)
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("gunicorn did not start: "
-                                       + log_path.read_text()[-2000:])
+                                       + log_path.read_text()[-2000:]) from exc
                 time.sleep(0.2)
         info.base = base
         yield info

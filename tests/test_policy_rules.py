@@ -23,8 +23,16 @@ from crm_app.models import Client, Deal, Lead, User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import InvalidCondition, UnknownResource, conditions, loader, workspaces
 from crm_rbac_plugin.models import utcnow
-from tests.rbac_helpers import (access_of, allowed_tags, custom_role, fast_passwords,  # noqa: F401
-                                give_role, matching_three_ways, remove_roles, world_records)
+from tests.rbac_helpers import (  # noqa: F401
+    access_of,
+    allowed_tags,
+    custom_role,
+    fast_passwords,
+    give_role,
+    matching_three_ways,
+    remove_roles,
+    world_records,
+)
 
 WON = {"member-won", "member2-won", "manager-won", "junior_rep-won", "unowned-won"}
 NEW = {"member-new", "member2-new", "manager-new", "junior_rep-new", "unowned-new"}

@@ -23,8 +23,14 @@ from crm_app.extensions import db
 from crm_app.models import Client, Deal, Lead, Task, User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import NoAccessContext, PermissionDenied
-from tests.rbac_helpers import (custom_role, ensure_user_loader,  # noqa: F401
-                                fast_passwords, filtered_ids, give_role, stored_values)
+from tests.rbac_helpers import (  # noqa: F401
+    custom_role,
+    ensure_user_loader,
+    fast_passwords,
+    filtered_ids,
+    give_role,
+    stored_values,
+)
 
 T = TypeVar("T")
 

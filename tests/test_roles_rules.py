@@ -282,7 +282,7 @@ def test_concurrent_owners_demoting_each_other_keep_one_owner(app: Flask,
             with app.app_context():
                 actor_access = rbac.access_for(ids[actor_key])
                 mr = owner_assignment(ids[victim_key])
-                mr.membership.member_roles  # load before racing
+                mr.membership.member_roles  # noqa: B018  load before racing
                 barrier.wait()
                 try:
                     roles.remove_role(rbac, actor_access, mr)

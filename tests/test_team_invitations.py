@@ -141,9 +141,10 @@ def two_invitations(world: SimpleNamespace, login: Any) -> tuple[Any, Any, str, 
 
 
 def invitation_of(ws: Any) -> Any:
-    I = rbac.models.Invitation
+    Invitation = rbac.models.Invitation
     db.session.expire_all()
-    return db.session.scalar(sa.select(I).where(I.workspace_id == ws.id, I.email == NEW))
+    return db.session.scalar(
+        sa.select(Invitation).where(Invitation.workspace_id == ws.id, Invitation.email == NEW))
 
 
 def test_an_account_without_a_password_cannot_sign_in(world: SimpleNamespace,

@@ -26,8 +26,7 @@ from crm_rbac_plugin import loader, workspaces
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.oversight import history
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
-from tests.test_agreement import (ACTIONS, MODELS, GrantSpec, PolicySpec, apply, policy_specs,
-                                  vary_records)
+from tests.test_agreement import ACTIONS, MODELS, GrantSpec, PolicySpec, apply, policy_specs, vary_records
 
 #: Examples per run and backend (RBAC_WHO_COULD_EXAMPLES raises it).
 MAX_EXAMPLES = int(os.environ.get("RBAC_WHO_COULD_EXAMPLES", "25"))
@@ -97,7 +96,7 @@ def test_who_could_applies_the_visibility_level(app: Flask, world: SimpleNamespa
         "rbac", "who-could", "--workspace", "acme", "--resource", "leads",
         "--record", str(lead.id), "--at", utcnow().isoformat()])
     assert out.exit_code == 0, out.output
-    line = next(l for l in out.output.splitlines() if f"(member #{admin.id};" in l)
+    line = next(text for text in out.output.splitlines() if f"(member #{admin.id};" in text)
     assert line.strip().startswith("no ")
 
 
@@ -124,7 +123,7 @@ def test_who_could_applies_field_rules_and_time_windows(world: SimpleNamespace) 
 
 def _windows(spec_windows: list[tuple[int | None, int | None]], membership: Any) -> None:
     now = utcnow()
-    for mr, (starts, expires) in zip(membership.member_roles, spec_windows):
+    for mr, (starts, expires) in zip(membership.member_roles, spec_windows, strict=False):
         mr.starts_at = None if starts is None else now + dt.timedelta(days=starts)
         mr.expires_at = None if expires is None else now + dt.timedelta(days=expires)
     db.session.flush()

@@ -29,27 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import (
-    Blueprint,
-    Response,
-    flash,
-    redirect,
-    render_template,
-    request,
-    stream_with_context,
-    url_for,
-)
+from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
-from crm_rbac_plugin import (
-    PermissionDenied,
-    bulk,
-    csvsafe,
-    record_required,
-    require_permission,
-)
+from crm_rbac_plugin import PermissionDenied, bulk, csvsafe, record_required, require_permission
 from crm_rbac_plugin.fields import VisibleView
 
 from ..extensions import db

@@ -29,7 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import validate_csrf
 from werkzeug.exceptions import HTTPException
+from wtforms.validators import ValidationError as CSRFInvalid
 
 from .. import audit, inputs, queries, roles, sharing
 from ..config import setting
@@ -176,9 +178,6 @@ def _authenticate() -> None:
         raise ApiError(401, "unauthorized",
                        "Authenticate with 'Authorization: Bearer <token>' or a session.")
     elif request.method in UNSAFE_METHODS and current_app.config.get("WTF_CSRF_ENABLED", True):
-        from flask_wtf.csrf import validate_csrf
-        from wtforms.validators import ValidationError as CSRFInvalid
-
         header = request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
         try:
             validate_csrf(header)

@@ -132,17 +132,19 @@ def rbac_create_user(rbac: RBACProtocol, email: str) -> Any:
 def invitation_in(rbac: RBACProtocol, workspace_id: int, invitation_id: Any) -> Any:
     if not isinstance(invitation_id, int):
         return None
-    I = rbac.models.Invitation
-    return rbac.db.session.scalar(sa.select(I).where(I.id == invitation_id,
-                                                     I.workspace_id == workspace_id))
+    Invitation = rbac.models.Invitation
+    return rbac.db.session.scalar(sa.select(Invitation).where(
+        Invitation.id == invitation_id, Invitation.workspace_id == workspace_id))
 
 
 def open_invitations(rbac: RBACProtocol, workspace_id: int) -> list[Any]:
     """Invitations neither accepted nor revoked, newest first (expired ones included)."""
-    I = rbac.models.Invitation
+    Invitation = rbac.models.Invitation
     return list(rbac.db.session.scalars(
-        sa.select(I).where(I.workspace_id == workspace_id, I.accepted_at.is_(None),
-                           I.revoked_at.is_(None)).order_by(I.id.desc())))
+        sa.select(Invitation).where(Invitation.workspace_id == workspace_id,
+                                    Invitation.accepted_at.is_(None),
+                                    Invitation.revoked_at.is_(None))
+        .order_by(Invitation.id.desc())))
 
 
 def _check_open(invitation: Any) -> None:

@@ -203,17 +203,23 @@ def test_concurrent_saves_of_one_role_store_one_matrix_whole(
     rid = target.id
     if via == "api":
         owner, admin = token(app, world, "owner"), token(app, world, "admin")
-        send_a: Callable[[], TestResponse] = lambda: owner.patch(f"/roles/{rid}",
-                                                                 api_body(first))
-        send_b: Callable[[], TestResponse] = lambda: admin.patch(f"/roles/{rid}",
-                                                                 api_body(second))
+
+        def send_a() -> TestResponse:
+            return owner.patch(f"/roles/{rid}", api_body(first))
+
+        def send_b() -> TestResponse:
+            return admin.patch(f"/roles/{rid}", api_body(second))
     else:
         owner_page = login(world.users["owner"], world.ws)
         admin_page = login(world.users["admin"], world.ws)
         blank = matrix_values(owner_page, f"/settings/roles/{rid}/edit")
         form_a, form_b = form_body(blank, first), form_body(blank, second)
-        send_a = lambda: owner_page.post(f"/settings/roles/{rid}/edit", data=form_a)
-        send_b = lambda: admin_page.post(f"/settings/roles/{rid}/edit", data=form_b)
+
+        def send_a() -> TestResponse:
+            return owner_page.post(f"/settings/roles/{rid}/edit", data=form_a)
+
+        def send_b() -> TestResponse:
+            return admin_page.post(f"/settings/roles/{rid}/edit", data=form_b)
     problems = []
     for round_no in range(ROUNDS):
         roles.update_role(rbac, rbac.access_for(world.members["owner"]), target,
