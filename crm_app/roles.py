@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_rbac_plugin.defaults import CRUD, ROLE_TEMPLATES
+from crm_rbac_plugin.defaults import MANAGER, ROLE_TEMPLATES
 
 CLOSED_DEALS = [{"field": "stage", "op": "in", "value": ["won", "lost"]}]
-
-MANAGER: dict[str, Any] = {
-    "key": "manager", "name": "Manager",
-    "description": "Works the whole pipeline of the members assigned to them.",
-    "grants": [("*", a, "team", None) for a in (*CRUD, "export")]
-              + [("members", "view", "all", None)]}
 
 SALES_ROLES: list[dict[str, Any]] = [
     {"key": "finance", "name": "Finance",

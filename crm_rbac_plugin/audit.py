@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -107,9 +108,11 @@ class AuditImmutable(PermissionDenied):
 
 
 def _jsonable(value: Any) -> Any:
+    """Return ``value`` as JSON can hold it: instants in ISO form, decimals and UUIDs
+    (a host's user key may be one) as text."""
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
-    if isinstance(value, Decimal):
+    if isinstance(value, (Decimal, uuid.UUID)):
         return str(value)
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
@@ -125,7 +128,7 @@ def snapshot(obj: Any, values: Any = None) -> dict[str, Any]:
             for a in sa.inspect(type(obj)).column_attrs}
 
 
-def actor(rbac: RBACProtocol) -> tuple[int | None, int | None]:
+def actor(rbac: RBACProtocol) -> tuple[Any, int | None]:
     """Return (user id, membership id) of whoever is acting now (None, None: the system)."""
     ctx = current_override()
     if isinstance(ctx, Access):
@@ -156,7 +159,7 @@ def _ip() -> str | None:
 
 def record(rbac: RBACProtocol, action: str, *, workspace_id: int | None = None, resource: str = "",
            target: str = "", before: Any = None, after: Any = None,
-           actor_ids: tuple[int | None, int | None] | None = None, **detail: Any) -> Any:
+           actor_ids: tuple[Any, int | None] | None = None, **detail: Any) -> Any:
     """Add an audit event to the session (the caller commits) and return it.
 
     The workspace and actor default to the current member's.

@@ -8,7 +8,8 @@ resource means every registered resource with a model (the CRM data), and
 
 The plugin's table holds the four roles any app needs (Owner, Admin, Member,
 Viewer). A host replaces or extends it with the ``RBAC_ROLE_TEMPLATES`` key,
-as the demo CRM adds its sales roles (``crm_app/roles.py``).
+for example with :data:`MANAGER`, as the demo CRM does with it and its sales
+roles (``crm_app/roles.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ ROLE_TEMPLATES: list[dict[str, Any]] = [
      "description": "Read-only access to every record.",
      "grants": [("*", "view", "all", None)]},
 ]
+
+
+#: A role a host may add to its templates (the demo does): the whole pipeline of
+#: the members assigned to the holder (the team scope).
+MANAGER: dict[str, Any] = {
+    "key": "manager", "name": "Manager",
+    "description": "Works the whole pipeline of the members assigned to them.",
+    "grants": [("*", a, "team", None) for a in (*CRUD, "export")]
+              + [("members", "view", "all", None)]}
 
 
 def expand_grants(registry: Registry, template: dict[str, Any]) -> list[tuple[str, str, str, Any]]:

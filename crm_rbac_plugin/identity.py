@@ -146,6 +146,30 @@ def user_pk(user: Any) -> Any:
     return identity[0] if len(identity) == 1 else tuple(identity)
 
 
+def user_pk_column(rbac: RBACProtocol) -> Any:
+    """Return the mapped primary key column of the host's user model.
+
+    Queries of users go through it (``user_pk_column(rbac).in_(ids)``):
+    the host names and types its key as it likes (``id``, ``uid``, a UUID).
+    """
+    return sa.inspect(rbac.user_model).primary_key[0]
+
+
+def user_key(rbac: RBACProtocol, value: Any) -> Any:
+    """Return ``value`` (a form field, a URL or JSON value) as a user primary key.
+
+    The value is converted to the key column's Python type, so that ``"7"``
+    finds user 7 on PostgreSQL too; ``""`` and None give None. Raises
+    ValueError when ``value`` cannot be such a key (``"abc"`` for an integer key).
+    """
+    if value is None or value == "":
+        return None
+    try:
+        return _as_column_type(user_pk_column(rbac), value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a user id") from None
+
+
 def default_workspace(rbac: RBACProtocol, user: Any) -> Any:
     """The session's workspace, else the user's first active membership's."""
     ws = session.get(setting("RBAC_SESSION_KEY"))

@@ -56,7 +56,7 @@ class MembershipRow(NamedTuple):
 
     id: int
     workspace_id: int
-    user_id: int
+    user_id: Any
     status: str
     department_id: int | None
     visibility: str | None
@@ -536,7 +536,9 @@ def user_with_membership(session: Session, models: Models, user_model: type, use
     user, member, workspace = found
     if member is None or workspace is None:
         return user, None
-    return user, MembershipRow(*member, *workspace)
+    row = MembershipRow(*member, *workspace)
+    # JSON carries a UUID user key as text: give it back the key's type.
+    return user, row._replace(user_id=_as_column_type(models.Membership.user_id, row.user_id))
 
 
 def _as_column_type(column: Any, value: Any) -> Any:

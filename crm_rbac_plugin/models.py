@@ -65,11 +65,13 @@ def define_models(db: Any, user_model: type) -> Models:
     """Create the plugin's mapped classes on ``db.Model``.
 
     ``user_model`` is the host's Flask-Login user class; memberships point at
-    its table's primary key.
+    its table's primary key, whatever its name and type (an integer ``id``, a
+    UUID string ``uid``): every column holding a user id takes the key's type.
     """
     user_table = user_model.__table__  # type: ignore[attr-defined]
     user_pk = list(user_table.primary_key.columns)[0]
     user_fk = f"{user_table.name}.{user_pk.name}"
+    user_key_type = user_pk.type
 
     class Workspace(db.Model):  # type: ignore[name-defined,misc]
         """A tenant: every protected record belongs to exactly one workspace."""
@@ -116,7 +118,9 @@ def define_models(db: Any, user_model: type) -> Models:
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
-        user_id: Mapped[int] = mapped_column(sa.ForeignKey(user_fk, ondelete="CASCADE"))
+        user_id: Mapped[Any] = mapped_column(user_key_type,
+                                             sa.ForeignKey(user_fk, ondelete="CASCADE"),
+                                             nullable=False)
         status: Mapped[str] = mapped_column(sa.String(16), default="active")
         department_id: Mapped[int | None] = mapped_column(
             sa.ForeignKey("rbac_department.id", ondelete="SET NULL"))
@@ -298,8 +302,8 @@ def define_models(db: Any, user_model: type) -> Models:
         notes: Mapped[str] = mapped_column(sa.Text, default="")
         expires_at: Mapped[dt.datetime | None] = mapped_column()
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-        created_by_id: Mapped[int | None] = mapped_column(
-            sa.ForeignKey(user_fk, ondelete="SET NULL"))
+        created_by_id: Mapped[Any] = mapped_column(
+            user_key_type, sa.ForeignKey(user_fk, ondelete="SET NULL"), nullable=True)
         #: When it was accepted, declined, left or revoked (the last of these).
         decided_at: Mapped[dt.datetime | None] = mapped_column()
 
@@ -336,17 +340,19 @@ def define_models(db: Any, user_model: type) -> Models:
 
     return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole,
                   FieldRule, RoleConflict, ApiToken, SharingAgreement, SharingPermission,
-                  define_audit_model(db), define_team_models(db))
+                  define_audit_model(db, user_key_type), define_team_models(db))
 
 
 # -- audit trail (written by crm_rbac_plugin.audit) --------------------------------------
 
 
-def define_audit_model(db: Any) -> Any:
+def define_audit_model(db: Any, user_key_type: Any = None) -> Any:
     """Create the append-only ``rbac_audit_event`` table on ``db.Model``.
 
     Rows are written by :mod:`.audit` and never updated or deleted except by
     :func:`.audit.purge_before` (retention); the flush refuses anything else.
+    ``actor_user_id`` has the type of the host user's primary key
+    (``user_key_type``, an integer when not given), as ``Membership.user_id``.
     """
 
     class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
@@ -361,7 +367,8 @@ def define_audit_model(db: Any) -> Any:
         # No foreign keys: the log outlives the workspaces, members and users it names.
         workspace_id: Mapped[int | None] = mapped_column()
         at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-        actor_user_id: Mapped[int | None] = mapped_column()
+        actor_user_id: Mapped[Any] = mapped_column(
+            user_key_type if user_key_type is not None else sa.Integer(), nullable=True)
         actor_membership_id: Mapped[int | None] = mapped_column()
         action: Mapped[str] = mapped_column(sa.String(60))
         resource: Mapped[str] = mapped_column(sa.String(60), default="")

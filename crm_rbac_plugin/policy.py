@@ -97,15 +97,15 @@ class Access:
     """
 
     workspace_id: int
-    user_id: int
+    user_id: Any  # the host user's primary key, of whatever type it is (int, UUID string)
     membership_id: int
     active: bool = True
     is_owner: bool = False
     roles: tuple[str, ...] = ()
     modules: frozenset[str] | None = None  # None: the plan includes every module
-    team_user_ids: frozenset[int] = frozenset()
+    team_user_ids: frozenset[Any] = frozenset()
     department_id: int | None = None
-    department_user_ids: frozenset[int] = frozenset()
+    department_user_ids: frozenset[Any] = frozenset()
     rules: dict[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict)
     unowned_visible: bool = True
     policy_version: int = 0

@@ -35,7 +35,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "integer"}, "workspace_id": {"type": ["integer", "null"]},
             "at": {"type": "string", "format": "date-time"},
-            "actor_user_id": {"type": ["integer", "null"]},
+            # The host user's primary key: an integer or a string (a UUID).
+            "actor_user_id": {"type": ["integer", "string", "null"]},
             "actor_membership_id": {"type": ["integer", "null"]},
             "action": {"type": "string"}, "resource": {"type": "string"},
             "target": {"type": "string"}, "before": {}, "after": {}, "detail": {},
@@ -178,7 +179,7 @@ SCHEMAS: dict[str, Any] = {
         "roles": {"type": "array", "items": _ref("Assignment")}}},
     "Member": {
         "type": "object",
-        "properties": {"id": ID, "user_id": {"type": "integer"}, "name": {"type": "string"},
+        "properties": {"id": ID, "user_id": {"type": ["integer", "string"]}, "name": {"type": "string"},
                        "email": {"type": ["string", "null"]},
                        "status": {"type": "string", "enum": ["pending", "active", "inactive"]},
                        "department": {"type": ["string", "null"]},

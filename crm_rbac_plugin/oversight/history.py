@@ -33,7 +33,15 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..config import setting
-from ..loader import BYPASS, MembershipRow, build_access, plan_modules, shared_clauses
+from ..identity import user_pk_column
+from ..loader import (
+    BYPASS,
+    MembershipRow,
+    _as_column_type,
+    build_access,
+    plan_modules,
+    shared_clauses,
+)
 from ..policy import Access, Share, decide
 
 if TYPE_CHECKING:
@@ -119,6 +127,10 @@ def policy_as_of(rbac: RBACProtocol, workspace_id: int, at: dt.datetime
                 state[kind].pop(key, None)
             else:
                 before = change.get("before") or (ev.before or {}).get(change["target"])
+                if before is not None and kind == "member":
+                    # JSON holds a UUID user key as text; the live rows hold the key's type.
+                    before = {**before, "user_id": _as_column_type(Mt.c.user_id,
+                                                                   before.get("user_id"))}
                 if before is not None:
                     state[kind][key] = before
     warnings = []
@@ -244,8 +256,9 @@ def _shown_name(user: Any, member: dict[str, Any]) -> str:
 def _answers(rbac: RBACProtocol, state: dict[str, dict[Any, dict[str, Any]]], at: dt.datetime,
              action: str, resource: str, record: Any, loader: Any, *,
              share: Share | None = None, workspace: str = "") -> list[Answer]:
-    users = {u.id: u for u in rbac.db.session.scalars(
-        sa.select(rbac.user_model).where(rbac.user_model.id.in_(
+    pk = user_pk_column(rbac)
+    users = {rbac.user_pk(u): u for u in rbac.db.session.scalars(
+        sa.select(rbac.user_model).where(pk.in_(
             [m["user_id"] for m in state["member"].values()])))}
     answers = []
     for member in sorted(state["member"].values(), key=lambda m: m["id"]):

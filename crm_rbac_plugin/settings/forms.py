@@ -56,6 +56,14 @@ def optional_int(value: Any) -> int | None:
     return int(value)
 
 
+def optional_text(value: Any) -> str | None:
+    """Coerce a select's value to text, with "" meaning none: for keys of any type
+    (a host's user key may be an integer or a UUID string)."""
+    if value is None or value == "" or value == "None":
+        return None
+    return str(value)
+
+
 def cell_field(kind: str, resource: str, action: str) -> str:
     """Name of a matrix input: ``scope``, ``cond`` or ``deny`` of one cell."""
     return SEP.join((kind, resource, action))

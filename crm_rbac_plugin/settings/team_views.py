@@ -29,12 +29,13 @@ from wtforms.validators import DataRequired, Length, Optional
 from .. import queries, team
 from ..config import setting
 from ..decorators import login_required, require_permission
+from ..identity import user_key
 from ..models import MEMBER_STATUSES
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
 from .blueprint import attempt, bp, membership_or_404, render
-from .forms import choices, optional_int
+from .forms import choices, optional_int, optional_text
 
 # -- forms -------------------------------------------------------------------------------
 
@@ -80,7 +81,7 @@ class TeamForm(FlaskForm):
 
 
 class ReassignForm(FlaskForm):
-    to_user_id = SelectField("New owner", coerce=optional_int, choices=[],
+    to_user_id = SelectField("New owner", coerce=optional_text, choices=[],
                              validators=[DataRequired(message="Choose the new owner.")])
     resources = SelectMultipleField("Records", choices=[],
                                     description="None chosen: every kind of record.")
@@ -366,7 +367,8 @@ def reassign(membership_id: int) -> Any:
     if request.method == "POST":
         if form.validate_on_submit():
             resources = [only] if only else (form.resources.data or None)
-            args = (rbac, access, source.user_id, form.to_user_id.data, resources)
+            to_user_id = user_key(rbac, form.to_user_id.data)  # one of the choices
+            args = (rbac, access, source.user_id, to_user_id, resources)
             applying = request.form.get("step") == "apply"
             step = team.reassign if applying else team.reassign_preview
             outcome = attempt(lambda: step(*args, ids=ids), commit=applying, errors=page_errors)
