@@ -9,6 +9,7 @@ them as ``rbac.models.Role`` and so on.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,11 +66,32 @@ def define_models(db: Any, user_model: type) -> Models:
     """Create the plugin's mapped classes on ``db.Model``.
 
     ``user_model`` is the host's Flask-Login user class; memberships point at
-    its table's primary key.
+    its table's primary key. Relationships name their target by the class
+    itself (or a lambda returning it), never by a string: a host with its own
+    ``Role`` or ``Membership`` class on the same ``db.Model`` would make a
+    string ambiguous ("Multiple classes found for path").
     """
     user_table = user_model.__table__  # type: ignore[attr-defined]
     user_pk = list(user_table.primary_key.columns)[0]
     user_fk = f"{user_table.name}.{user_pk.name}"
+    Workspace, Department = define_workspace_models(db)
+    Role, Grant = define_role_models(db, Workspace)
+    FieldRule, RoleConflict = define_role_rule_models(db, Role)
+    # A class may name one defined further down: the lambda is called at mapper
+    # configuration, once every class exists.
+    Membership, ManagerAssignment = define_membership_models(
+        db, user_model, user_fk, Workspace, Department, member_role=lambda: MemberRole)
+    MemberRole = define_assignment_model(db, Membership, Role)
+    SharingAgreement = define_agreement_model(db, user_model, user_fk, Workspace,
+                                              permission=lambda: SharingPermission)
+    SharingPermission = define_sharing_permission_model(db, SharingAgreement)
+    return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole,
+                  FieldRule, RoleConflict, define_token_model(db, Membership), SharingAgreement,
+                  SharingPermission, define_audit_model(db), define_team_models(db, Membership))
+
+
+def define_workspace_models(db: Any) -> tuple[Any, Any]:
+    """Create ``Workspace`` (a tenant) and ``Department`` (a group of its members)."""
 
     class Workspace(db.Model):  # type: ignore[name-defined,misc]
         """A tenant: every protected record belongs to exactly one workspace."""
@@ -104,60 +126,11 @@ def define_models(db: Any, user_model: type) -> Models:
         def __str__(self) -> str:
             return self.name
 
-    class Membership(db.Model):  # type: ignore[name-defined,misc]
-        """A user in a workspace: their status, department and roles there."""
+    return Workspace, Department
 
-        __tablename__ = "rbac_membership"
-        __table_args__ = (
-            sa.UniqueConstraint("workspace_id", "user_id"),
-            sa.Index("ix_rbac_membership_user_ws", "user_id", "workspace_id"),
-            sa.Index("ix_rbac_membership_ws_dept", "workspace_id", "department_id"),
-        )
-        id: Mapped[int] = mapped_column(primary_key=True)
-        workspace_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
-        user_id: Mapped[int] = mapped_column(sa.ForeignKey(user_fk, ondelete="CASCADE"))
-        status: Mapped[str] = mapped_column(sa.String(16), default="active")
-        department_id: Mapped[int | None] = mapped_column(
-            sa.ForeignKey("rbac_department.id", ondelete="SET NULL"))
-        created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-        last_seen_at: Mapped[dt.datetime | None] = mapped_column()
-        # The member's own notification preference (profile page).
-        notify_email: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
-        # Per-member data visibility cap (seed: All / Department / Own); None
-        # means the roles' scopes apply as granted. Owners always see all.
-        visibility: Mapped[str | None] = mapped_column(sa.String(16))
 
-        workspace = relationship(Workspace)
-        department = relationship(Department)
-        user = relationship(user_model)
-        member_roles = relationship("MemberRole", back_populates="membership",
-                                    cascade="all, delete-orphan")
-
-        @property
-        def display_name(self) -> str:
-            """How the workspace names this member: the invited address until they join.
-
-            A pending membership may point to an account another workspace
-            knows by name; the inviter has typed only the address, so only the
-            address is shown (pages, API, audit, messages) until acceptance.
-            """
-            if self.status == "pending":
-                return str(getattr(self.user, "email", "") or f"user #{self.user_id}")
-            return str(self.user)
-
-        def __str__(self) -> str:
-            return f"{self.display_name} in {self.workspace}"
-
-    class ManagerAssignment(db.Model):  # type: ignore[name-defined,misc]
-        """A manager's assigned member, whose records the ``team`` scope covers."""
-
-        __tablename__ = "rbac_manager_assignment"
-        manager_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), primary_key=True)
-        member_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), primary_key=True,
-            index=True)
+def define_role_models(db: Any, Workspace: Any) -> tuple[Any, Any]:
+    """Create ``Role`` and its matrix's cells, ``Grant``."""
 
     class Role(db.Model):  # type: ignore[name-defined,misc]
         """A named set of grants in one workspace, built in or custom."""
@@ -177,9 +150,9 @@ def define_models(db: Any, user_model: type) -> Models:
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
         workspace = relationship(Workspace)
-        parent = relationship("Role", remote_side=[id])
-        grants = relationship("Grant", back_populates="role", cascade="all, delete-orphan",
-                              order_by="Grant.id")
+        parent = relationship(lambda: Role, remote_side=[id])
+        grants = relationship(lambda: Grant, back_populates="role",
+                              cascade="all, delete-orphan", order_by=lambda: Grant.id)
 
         def __str__(self) -> str:
             return self.name
@@ -208,25 +181,12 @@ def define_models(db: Any, user_model: type) -> Models:
         def permission(self) -> str:
             return f"{self.resource}.{self.action}"
 
-    class MemberRole(db.Model):  # type: ignore[name-defined,misc]
-        """A role held by a member, optionally only between two instants (UTC)."""
+    return Role, Grant
 
-        __tablename__ = "rbac_member_role"
-        __table_args__ = (sa.Index("ix_rbac_member_role_membership", "membership_id"),)
-        id: Mapped[int] = mapped_column(primary_key=True)
-        membership_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"))
-        role_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_role.id", ondelete="CASCADE"), index=True)
-        starts_at: Mapped[dt.datetime | None] = mapped_column()
-        expires_at: Mapped[dt.datetime | None] = mapped_column()
 
-        membership = relationship(Membership, back_populates="member_roles")
-        role = relationship(Role)
-
-        def active_at(self, when: dt.datetime) -> bool:
-            return ((self.starts_at is None or self.starts_at <= when)
-                    and (self.expires_at is None or when < self.expires_at))
+def define_role_rule_models(db: Any, Role: Any) -> tuple[Any, Any]:
+    """Create ``FieldRule`` (a role's field-level security) and ``RoleConflict``
+    (segregation of duties)."""
 
     class FieldRule(db.Model):  # type: ignore[name-defined,misc]
         """Field-level security: a field of a resource hidden or read-only for a role."""
@@ -257,6 +217,100 @@ def define_models(db: Any, user_model: type) -> Models:
         role_a = relationship(Role, foreign_keys=[role_a_id])
         role_b = relationship(Role, foreign_keys=[role_b_id])
 
+    return FieldRule, RoleConflict
+
+
+def define_membership_models(db: Any, user_model: type, user_fk: str, Workspace: Any,
+                             Department: Any, *, member_role: Callable[[], Any]) -> tuple[Any, Any]:
+    """Create ``Membership`` and ``ManagerAssignment``; ``member_role()`` is ``MemberRole``."""
+
+    class Membership(db.Model):  # type: ignore[name-defined,misc]
+        """A user in a workspace: their status, department and roles there."""
+
+        __tablename__ = "rbac_membership"
+        __table_args__ = (
+            sa.UniqueConstraint("workspace_id", "user_id"),
+            sa.Index("ix_rbac_membership_user_ws", "user_id", "workspace_id"),
+            sa.Index("ix_rbac_membership_ws_dept", "workspace_id", "department_id"),
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        workspace_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
+        user_id: Mapped[int] = mapped_column(sa.ForeignKey(user_fk, ondelete="CASCADE"))
+        status: Mapped[str] = mapped_column(sa.String(16), default="active")
+        department_id: Mapped[int | None] = mapped_column(
+            sa.ForeignKey("rbac_department.id", ondelete="SET NULL"))
+        created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+        last_seen_at: Mapped[dt.datetime | None] = mapped_column()
+        # The member's own notification preference (profile page).
+        notify_email: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+        # Per-member data visibility cap (seed: All / Department / Own); None
+        # means the roles' scopes apply as granted. Owners always see all.
+        visibility: Mapped[str | None] = mapped_column(sa.String(16))
+
+        workspace = relationship(Workspace)
+        department = relationship(Department)
+        user = relationship(user_model)
+        member_roles = relationship(member_role, back_populates="membership",
+                                    cascade="all, delete-orphan")
+
+        @property
+        def display_name(self) -> str:
+            """How the workspace names this member: the invited address until they join.
+
+            A pending membership may point to an account another workspace
+            knows by name; the inviter has typed only the address, so only the
+            address is shown (pages, API, audit, messages) until acceptance.
+            """
+            if self.status == "pending":
+                return str(getattr(self.user, "email", "") or f"user #{self.user_id}")
+            return str(self.user)
+
+        def __str__(self) -> str:
+            return f"{self.display_name} in {self.workspace}"
+
+    class ManagerAssignment(db.Model):  # type: ignore[name-defined,misc]
+        """A manager's assigned member, whose records the ``team`` scope covers."""
+
+        __tablename__ = "rbac_manager_assignment"
+        manager_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), primary_key=True)
+        member_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), primary_key=True,
+            index=True)
+
+    return Membership, ManagerAssignment
+
+
+def define_assignment_model(db: Any, Membership: Any, Role: Any) -> Any:
+    """Create ``MemberRole``, a role held by a member."""
+
+    class MemberRole(db.Model):  # type: ignore[name-defined,misc]
+        """A role held by a member, optionally only between two instants (UTC)."""
+
+        __tablename__ = "rbac_member_role"
+        __table_args__ = (sa.Index("ix_rbac_member_role_membership", "membership_id"),)
+        id: Mapped[int] = mapped_column(primary_key=True)
+        membership_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"))
+        role_id: Mapped[int] = mapped_column(
+            sa.ForeignKey("rbac_role.id", ondelete="CASCADE"), index=True)
+        starts_at: Mapped[dt.datetime | None] = mapped_column()
+        expires_at: Mapped[dt.datetime | None] = mapped_column()
+
+        membership = relationship(Membership, back_populates="member_roles")
+        role = relationship(Role)
+
+        def active_at(self, when: dt.datetime) -> bool:
+            return ((self.starts_at is None or self.starts_at <= when)
+                    and (self.expires_at is None or when < self.expires_at))
+
+    return MemberRole
+
+
+def define_token_model(db: Any, Membership: Any) -> Any:
+    """Create ``ApiToken``, a member's personal API token."""
+
     class ApiToken(db.Model):  # type: ignore[name-defined,misc]
         """A personal API token: only its SHA-256 is stored; never wider than its member."""
 
@@ -273,6 +327,13 @@ def define_models(db: Any, user_model: type) -> Models:
         revoked_at: Mapped[dt.datetime | None] = mapped_column()
 
         membership = relationship(Membership)
+
+    return ApiToken
+
+
+def define_agreement_model(db: Any, user_model: type, user_fk: str, Workspace: Any, *,
+                           permission: Callable[[], Any]) -> Any:
+    """Create ``SharingAgreement``; ``permission`` returns the ``SharingPermission`` class."""
 
     class SharingAgreement(db.Model):  # type: ignore[name-defined,misc]
         """One workspace (granting) lets another (receiving) reach some of its records.
@@ -306,15 +367,21 @@ def define_models(db: Any, user_model: type) -> Models:
         granting_workspace = relationship(Workspace, foreign_keys=[granting_workspace_id])
         receiving_workspace = relationship(Workspace, foreign_keys=[receiving_workspace_id])
         created_by = relationship(user_model)
-        permissions = relationship("SharingPermission", back_populates="agreement",
+        permissions = relationship(permission, back_populates="agreement",
                                    cascade="all, delete-orphan",
-                                   order_by="SharingPermission.id")
+                                   order_by=lambda: permission().id)
 
         def in_force(self, now: dt.datetime) -> bool:
             return self.status == "active" and (self.expires_at is None or self.expires_at > now)
 
         def __str__(self) -> str:
             return f"agreement #{self.id}"
+
+    return SharingAgreement
+
+
+def define_sharing_permission_model(db: Any, SharingAgreement: Any) -> Any:
+    """Create ``SharingPermission``, one action an agreement shares."""
 
     class SharingPermission(db.Model):  # type: ignore[name-defined,misc]
         """One shared action on one resource, with an optional record condition."""
@@ -334,9 +401,7 @@ def define_models(db: Any, user_model: type) -> Models:
         def permission(self) -> str:
             return f"{self.resource}.{self.action}"
 
-    return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole,
-                  FieldRule, RoleConflict, ApiToken, SharingAgreement, SharingPermission,
-                  define_audit_model(db), define_team_models(db))
+    return SharingPermission
 
 
 # -- audit trail (written by crm_rbac_plugin.audit) --------------------------------------
@@ -380,7 +445,7 @@ def define_audit_model(db: Any) -> Any:
 # -- team (used by crm_rbac_plugin.team) --------------------------------------------------
 
 
-def define_team_models(db: Any) -> Any:
+def define_team_models(db: Any, Membership: Any) -> Any:
     """Create the ``rbac_invitation`` table on ``db.Model``.
 
     An invitation is single use: the emailed token carries its id and a nonce
@@ -412,8 +477,8 @@ def define_team_models(db: Any) -> Any:
         accepted_at: Mapped[dt.datetime | None] = mapped_column()
         revoked_at: Mapped[dt.datetime | None] = mapped_column()
 
-        membership = relationship("Membership", foreign_keys=[membership_id])
-        invited_by = relationship("Membership", foreign_keys=[invited_by_id])
+        membership = relationship(Membership, foreign_keys=[membership_id])
+        invited_by = relationship(Membership, foreign_keys=[invited_by_id])
 
         @property
         def state(self) -> str:
