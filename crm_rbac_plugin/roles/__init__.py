@@ -20,6 +20,13 @@ and refuses, with :class:`~.errors.PermissionDenied` (403) or
 Functions add to the session and flush; the caller commits, so a view's whole
 change is one transaction, and a refusal leaves nothing behind (the caller
 rolls back).
+
+Layout: :mod:`.grants` (specs and parsing), :mod:`.escalation` (who may
+touch what), :mod:`.locks` (serialising writers), :mod:`.invariants` (a role
+in force per member, an Owner per workspace), :mod:`.field_rules`,
+:mod:`.assignments` (and segregation of duties), :mod:`.editing` (create,
+edit, clone, delete), :mod:`.plan`, :mod:`.reading` (matrix, compare,
+preview). This module only re-exports their public names.
 """
 
 from __future__ import annotations
