@@ -33,13 +33,13 @@ from . import (
     templating,
     tokens,
 )
+from .access_cache import AccessCache
 from .api import views as api_views
 from .config import apply_defaults, setting
 from .context import SYSTEM, MemberHandle, override
 from .defaults import ADMIN_RESOURCES
 from .errors import NoAccessContext, PermissionDenied
 from .interface import Hooks
-from .loader import AccessCache
 from .models import Models, define_models
 from .oversight import cli as oversight_cli
 from .oversight import viewas

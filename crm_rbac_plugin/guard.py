@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import MANYTOONE, Session
 
+from .access_cache import note_uncommitted_policy
 from .errors import PermissionDenied
-from .loader import BYPASS, note_uncommitted_policy
+from .loader import BYPASS
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol

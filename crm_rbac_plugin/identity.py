@@ -4,7 +4,7 @@ Flask-Login finds the user (:func:`load_user` for the session,
 :func:`load_user_from_request` for ``Authorization: Bearer <token>``); this
 module finds the workspace they act in (the token's, else the workspace
 loader's) and their effective :class:`~.policy.Access`, read through the
-per-app :class:`~.loader.AccessCache`.
+per-app :class:`~.access_cache.AccessCache`.
 
 Everything the extension knows about the current request lives on one
 object, ``g._rbac`` (a :class:`RequestState`, see :func:`request_state`),

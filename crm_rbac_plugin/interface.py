@@ -50,7 +50,7 @@ class AppState(Protocol):
     """What one Flask app keeps of the extension (``app.extensions["rbac"]``)."""
 
     rbac: RBACProtocol
-    cache: Any  # a .loader.AccessCache; the core does not import the loader
+    cache: Any  # an .access_cache.AccessCache; the core does not import it
 
 
 class RBACProtocol(Protocol):

@@ -29,7 +29,7 @@ from .context import SYSTEM
 from .errors import PermissionDenied
 from .policy import Access
 from .query import aliased_resources, referenced_resources
-from .registry import Resource
+from .registry import Registry, Resource
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -88,23 +88,40 @@ def on_orm_execute(rbac: RBACProtocol, state: ORMExecuteState) -> None:
     if state.is_update:
         check_bulk_update(rbac, access, state, primary)
     if statement is None:
-        opts = list(options(rbac, access, action, primary, involved))
-        # Explicit aliases get criteria written for the alias itself: fixed
-        # criteria of the class are not adapted to an alias by SQLAlchemy.
-        for alias, res in (aliased_resources(registry, state.statement)
-                           if has_aliases else ()):
-            opts.append(with_loader_criteria(
-                alias, rbac.criteria(access, res, "view", entity=alias)))
-        statement = state.statement.options(*opts)
+        statement = filtered_statement(rbac, access, state, action, primary, involved,
+                                       has_aliases)
     if (state.is_update or state.is_delete) and access is not None:
-        res = registry.for_model(primary) if primary is not None else None
-        if res is not None:
-            # Bulk statements act on the member's own workspace only: a record
-            # shared with them changes one at a time, through the flush guard
-            # (which keeps its owner) and the audit trail of both workspaces.
-            statement = statement.where(
-                getattr(primary, res.workspace_column) == access.workspace_id)
+        statement = own_workspace_only(registry, access, primary, statement)
     state.statement = statement
+
+
+def filtered_statement(rbac: RBACProtocol, access: Access | None, state: ORMExecuteState,
+                       action: str, primary: Any, involved: list[Resource],
+                       has_aliases: bool) -> Any:
+    """Return ``state.statement`` with criteria for every protected model it touches.
+
+    The general case of :func:`on_orm_execute`: several protected tables, or
+    explicit aliases, which get criteria written for the alias itself (fixed
+    criteria of the class are not adapted to an alias by SQLAlchemy).
+    """
+    opts = list(options(rbac, access, action, primary, involved))
+    for alias, res in (aliased_resources(rbac.registry, state.statement)
+                       if has_aliases else ()):
+        opts.append(with_loader_criteria(
+            alias, rbac.criteria(access, res, "view", entity=alias)))
+    return state.statement.options(*opts)
+
+
+def own_workspace_only(registry: Registry, access: Access, primary: Any, statement: Any) -> Any:
+    """Restrict a bulk UPDATE or DELETE to the member's own workspace.
+
+    A record shared with them changes one at a time, through the flush guard
+    (which keeps its owner) and the audit trail of both workspaces.
+    """
+    res = registry.for_model(primary) if primary is not None else None
+    if res is None:
+        return statement
+    return statement.where(getattr(primary, res.workspace_column) == access.workspace_id)
 
 
 def options(rbac: RBACProtocol, access: Access | None, action: str, primary: Any,

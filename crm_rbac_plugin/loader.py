@@ -1,67 +1,39 @@
-"""Build a member's :class:`~.policy.Access` from the database, and cache it.
+"""Read a member's policy from the database: their membership row, and their
+:class:`~.policy.Access` built from it.
 
 Resolution costs five indexed queries (membership; assigned roles with their
 ancestors, one recursive CTE; grants; field rules; team and department
-members), each a statement built once with bind parameters. The result is
-cached per request on ``g`` and across requests in :class:`AccessCache`,
-keyed by membership and checked against the workspace's ``policy_version``:
-every change to a role, grant, assignment, membership or department bumps
-that number in the same transaction (see :mod:`.guard`), so any process
-notices on its next request that its copy is stale. Time-limited role
-assignments set ``valid_until`` so an entry also expires on its own.
+members), each a statement built once with bind parameters, and turned into
+an Access by :func:`.resolve.build_access`. The result is cached per request
+on ``g`` and across requests in :class:`~.access_cache.AccessCache`, keyed by
+membership and checked against the workspace's ``policy_version``: every
+change to a role, grant, assignment, membership or department bumps that
+number in the same transaction (see :mod:`.guard`), so any process notices
+on its next request that its copy is stale. Time-limited role assignments
+set ``valid_until`` so an entry also expires on its own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from . import conditions
+from .access_cache import has_uncommitted_policy
 from .models import Models, utcnow
 from .policy import Access, Rule, Share
 from .registry import Registry
+from .resolve import MembershipRow, build_access, combine_field_rules, plan_modules
 
 #: Execution option that makes the query filter leave a statement alone.
 BYPASS = {"rbac_bypass": True}
-
-
-#: Modules every plan includes: Owners and Admins must always reach the
-#: workspace's own settings, whatever the plan.
-ALWAYS_IN_PLAN = frozenset({"administration"})
-
-
-def plan_modules(plans: dict[str, Any], plan: str) -> frozenset[str] | None:
-    """Return the modules a plan includes (None for all).
-
-    An unknown plan includes only the administration module (fail closed).
-    """
-    modules = plans.get(plan, ())
-    if modules == "*":
-        return None
-    return frozenset(modules) | ALWAYS_IN_PLAN
-
-
-class MembershipRow(NamedTuple):
-    """The one row a request needs to find (or validate) a member's cached access:
-    the membership and its workspace's plan and ``policy_version``."""
-
-    id: int
-    workspace_id: int
-    user_id: Any
-    status: str
-    department_id: int | None
-    visibility: str | None
-    plan: str
-    policy_version: int
 
 
 #: :class:`MembershipRow`'s fields that are membership columns; the rest are the workspace's.
@@ -134,37 +106,6 @@ def _statements(models: Models) -> dict[str, Any]:
     }
 
 
-class PolicySource(Protocol):
-    """Where :func:`build_access` reads a member's policy rows from.
-
-    The database (:class:`SQLPolicySource`, for live decisions) or rows
-    rewound from the audit trail (who-could's replay): both are turned into an
-    :class:`Access` by the same code, so a replayed answer at "now" is the
-    live answer. Rows are read by attribute, as SQLAlchemy rows are.
-    """
-
-    def roles(self, membership_id: int, workspace_id: int) -> Iterable[Any]:
-        """The member's assigned roles and their ancestors: ``id, name, parent_id,
-        is_owner, assigned`` (None for an ancestor only), ``starts_at, expires_at``;
-        one row per assignment."""
-
-    def grants(self, role_ids: list[int]) -> Iterable[Any]:
-        """Grants of these roles, by id: ``id, role_id, resource, action, scope,
-        effect, condition``."""
-
-    def field_rules(self, role_ids: list[int]) -> Iterable[Any]:
-        """Field rules of these roles: ``role_id, resource, field, mode``."""
-
-    def colleagues(self, membership_id: int, workspace_id: int,
-                   department_id: int | None) -> Iterable[tuple[int, str]]:
-        """``(user_id, "team")`` for the members this one manages and
-        ``(user_id, "department")`` for the members of their department."""
-
-    def shares(self, workspace_id: int, now: dt.datetime
-               ) -> tuple[tuple[Share, ...], dt.datetime | None]:
-        """The agreements in force towards the workspace, and the earliest expiry."""
-
-
 class SQLPolicySource:
     """The live policy: each method is one prepared statement (see :func:`_statements`)."""
 
@@ -205,106 +146,8 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
     """Compute the effective access of one membership (a :class:`MembershipRow`)."""
     source = SQLPolicySource(session, models, registry, config)
     return build_access(source, registry, config, membership_row, now or utcnow(),
-                        cacheable=not _has_uncommitted_policy(session,
+                        cacheable=not has_uncommitted_policy(session,
                                                               membership_row.workspace_id))
-
-
-def _roles_in_force(rows: Iterable[Any], now: dt.datetime
-                    ) -> tuple[dict[int, Any], set[int], dt.datetime | None]:
-    """Return the roles in force at ``now`` with their ancestors, the ids of the
-    assigned ones among them, and when that set next changes (a window opens or ends)."""
-    valid_until: dt.datetime | None = None
-    active_role_ids: set[int] = set()
-    by_id: dict[int, Any] = {}  # the assigned roles of this workspace and their ancestors
-    for row in rows:
-        by_id[row.id] = row
-        if row.assigned is None:
-            continue  # an ancestor only
-        starts, expires = row.starts_at, row.expires_at
-        if starts is not None and starts > now:
-            valid_until = starts if valid_until is None else min(valid_until, starts)
-            continue
-        if expires is not None:
-            if expires <= now:
-                continue
-            valid_until = expires if valid_until is None else min(valid_until, expires)
-        active_role_ids.add(row.id)
-    # The active roles and their ancestors (the rows also follow inactive ones).
-    roles: dict[int, Any] = {}
-    todo = [rid for rid in active_role_ids if rid in by_id]
-    while todo:
-        row = by_id[todo.pop()]
-        roles[row.id] = row
-        if row.parent_id is not None and row.parent_id in by_id and row.parent_id not in roles:
-            todo.append(row.parent_id)
-    return roles, active_role_ids, valid_until
-
-
-def _rules(registry: Registry, grants: Iterable[Any], names: dict[int, str],
-           ) -> dict[tuple[str, str], list[Rule]]:
-    rules: dict[tuple[str, str], list[Rule]] = {}
-    for g in grants:
-        if g.resource not in registry:
-            continue  # a grant for a resource the host no longer registers
-        res = registry.get(g.resource)
-        clauses = (conditions.stored(res.model, g.condition, deny=g.effect == "deny")
-                   if res.model else ())
-        rules.setdefault((g.resource, g.action), []).append(
-            Rule(g.effect, g.scope, clauses, names[g.role_id], g.id))
-    return rules
-
-
-def build_access(source: PolicySource, registry: Registry, config: dict[str, Any],
-                 membership_row: MembershipRow, now: dt.datetime, *,
-                 cacheable: bool = True) -> Access:
-    """Build the :class:`Access` of one membership at ``now`` from ``source``'s rows.
-
-    Every rule of the live policy is applied here and only here: role time
-    windows and inheritance, grants, field rules, team and department
-    members, the visibility level, the plan and sharing agreements.
-    """
-    m = membership_row
-    roles, active_role_ids, valid_until = _roles_in_force(source.roles(m.id, m.workspace_id), now)
-    names = {rid: row.name for rid, row in roles.items()}
-    is_owner = any(row.is_owner for row in roles.values())
-    rules = _rules(registry, source.grants(list(roles)), names) if roles else {}
-
-    hidden: dict[str, frozenset[str]] = {}
-    readonly: dict[str, frozenset[str]] = {}
-    if roles and not is_owner:
-        hidden, readonly = combine_field_rules(source.field_rules(list(roles)), roles,
-                                               active_role_ids, rules)
-
-    team: frozenset[int] = frozenset()
-    dept_users: frozenset[int] = frozenset()
-    if not is_owner:
-        colleagues = list(source.colleagues(m.id, m.workspace_id, m.department_id))
-        team = frozenset(uid for uid, kind in colleagues if kind == "team")
-        dept_users = frozenset(uid for uid, kind in colleagues if kind == "department")
-    shares, shares_until = source.shares(m.workspace_id, now)
-    if shares_until is not None:
-        valid_until = shares_until if valid_until is None else min(valid_until, shares_until)
-    return Access(
-        workspace_id=m.workspace_id,
-        user_id=m.user_id,
-        membership_id=m.id,
-        active=m.status == "active",
-        is_owner=is_owner,
-        roles=tuple(sorted(names.values())),
-        modules=plan_modules(config["RBAC_PLANS"], m.plan),
-        team_user_ids=team,
-        department_id=m.department_id,
-        department_user_ids=dept_users,
-        rules={k: tuple(v) for k, v in rules.items()},
-        unowned_visible=config["RBAC_UNOWNED_VISIBLE"],
-        policy_version=m.policy_version,
-        valid_until=valid_until,
-        cacheable=cacheable,
-        visibility=m.visibility,
-        hidden_fields=hidden,
-        readonly_fields=readonly,
-        shares=shares,
-    )
 
 
 def load_shares(session: Session, models: Models, registry: Registry, config: dict[str, Any],
@@ -361,93 +204,6 @@ def field_security(session: Session, models: Models, roles: dict[int, Any],
     rows = session.execute(_statements(models)["field_rules"], {"role_ids": list(roles)},
                            execution_options=BYPASS)
     return combine_field_rules(rows, roles, assigned, rules)
-
-
-def combine_field_rules(field_rules: Iterable[Any], roles: dict[int, Any], assigned: set[int],
-                        rules: dict[tuple[str, str], list[Rule]],
-                        ) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
-    """Combine the field rules of a member's roles.
-
-    Each assigned role carries its own field rules and its parents' (the most
-    restrictive mode wins inside one chain). Between stacked roles the most
-    permissive wins, as for grants: a field is hidden only if every role that
-    gives access to the resource hides it, and read-only only if every such
-    role restricts it. Roles granting nothing on the resource have no say.
-    """
-    per_role: dict[int, dict[tuple[str, str], str]] = {}
-    for fr in field_rules:
-        per_role.setdefault(fr.role_id, {})[(fr.resource, fr.field)] = fr.mode
-    if not per_role:
-        return {}, {}
-    names = {rid: row.name for rid, row in roles.items()}
-    granted_by: dict[str, set[str]] = {}  # resource -> role names with an allow on it
-    for (resource, _), resource_rules in rules.items():
-        granted_by.setdefault(resource, set()).update(
-            r.role for r in resource_rules if r.effect == "allow")
-
-    def chain(role_id: int) -> list[int]:
-        out, node = [], role_id
-        while node is not None and node in roles and node not in out:
-            out.append(node)
-            node = roles[node].parent_id
-        return out
-
-    hidden: dict[str, frozenset[str]] = {}
-    readonly: dict[str, frozenset[str]] = {}
-    for resource, role_names in granted_by.items():
-        modes_per_role = []
-        for rid in assigned:
-            ids = chain(rid)
-            if not role_names & {names[i] for i in ids}:
-                continue  # this role (and its parents) grant nothing here
-            modes: dict[str, str] = {}
-            for i in ids:
-                for (res, fld), mode in per_role.get(i, {}).items():
-                    if res == resource and modes.get(fld) != "hidden":
-                        modes[fld] = mode
-            modes_per_role.append(modes)
-        if not modes_per_role:
-            continue
-        h = set.intersection(*({f for f, m in ms.items() if m == "hidden"}
-                               for ms in modes_per_role))
-        ro = set.intersection(*(set(ms) for ms in modes_per_role)) - h
-        if h:
-            hidden[resource] = frozenset(h)
-        if ro:
-            readonly[resource] = frozenset(ro)
-    return hidden, readonly
-
-
-_UNCOMMITTED = "rbac_uncommitted_policy"
-
-
-def note_uncommitted_policy(session: Session, workspace_ids: list[int]) -> None:
-    """Remember that the session's transaction changed these workspaces' policy.
-
-    Called by the flush guard when it bumps ``policy_version``. Access read
-    from here until the transaction ends shows changes that may still be
-    rolled back; the rollback restores the version number and the next
-    committed change reuses it, so a cached copy would then pass for
-    current. :func:`load_access` marks such Access as not cacheable.
-    """
-    tx = _root_transaction(session)
-    noted = session.info.get(_UNCOMMITTED)
-    if noted is None or noted[0] is not tx:
-        noted = (tx, set())
-        session.info[_UNCOMMITTED] = noted
-    noted[1].update(workspace_ids)
-
-
-def _has_uncommitted_policy(session: Session, workspace_id: int) -> bool:
-    noted = session.info.get(_UNCOMMITTED)
-    return (noted is not None and noted[0] is _root_transaction(session)
-            and workspace_id in noted[1])
-
-
-def _root_transaction(session: Session | scoped_session[Session]) -> Any:
-    if isinstance(session, scoped_session):
-        session = session()
-    return session.get_transaction()
 
 
 def membership_row(session: Session, models: Models, *, user_id: Any = None,
@@ -565,35 +321,3 @@ def _convert(python_type: type | None, value: Any) -> Any:
     return python_type(value)
 
 
-class AccessCache:
-    """A small thread-safe LRU of :class:`Access` by membership id."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[int, Access] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, membership_id: int, version: int, now: dt.datetime) -> Access | None:
-        with self._lock:
-            access = self._data.get(membership_id)
-            if access is None:
-                return None
-            if access.policy_version != version or (
-                    access.valid_until is not None and now >= access.valid_until):
-                del self._data[membership_id]
-                return None
-            self._data.move_to_end(membership_id)
-            return access
-
-    def put(self, access: Access) -> None:
-        if not access.cacheable:
-            return  # read from uncommitted policy changes (see note_uncommitted_policy)
-        with self._lock:
-            self._data[access.membership_id] = access
-            self._data.move_to_end(access.membership_id)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()

@@ -111,7 +111,7 @@ class Access:
     policy_version: int = 0
     valid_until: dt.datetime | None = None
     #: False when read inside a transaction holding uncommitted policy changes
-    #: (see :func:`.loader.note_uncommitted_policy`): such an Access is never
+    #: (see :func:`.access_cache.note_uncommitted_policy`): such an Access is never
     #: kept in the process cache.
     cacheable: bool = field(default=True, compare=False)
     #: Field-level security, by resource: fields the member may not see, and

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from . import conditions, roles
 from .config import setting
 from .errors import ValidationError
-from .loader import plan_modules as modules_of
 from .models import naive_utc, utcnow
 from .policy import Access
 from .registry import Registry, Resource
+from .resolve import plan_modules as modules_of
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..loader import plan_modules
 from ..policy import Access, Decision
+from ..resolve import plan_modules
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol

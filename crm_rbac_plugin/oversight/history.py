@@ -6,7 +6,7 @@ manager links, roles, grants, field rules, role assignments and the workspace's 
 removed, a changed or deleted one gets back its ``before`` values (each
 permission-changing transaction's event holds them, see :mod:`..audit`).
 Then each member's access as of D is built from those rows by the very
-function that builds live access (:func:`~..loader.build_access`: time
+function that builds live access (:func:`~..resolve.build_access`: time
 windows, inheritance, field rules, the member's visibility level, team and
 department members), and the ordinary :func:`~..policy.decide` answers for
 the record. At "now" the replay therefore answers as ``can()`` does.
@@ -34,15 +34,9 @@ from flask import current_app
 
 from ..config import setting
 from ..identity import user_pk_column
-from ..loader import (
-    BYPASS,
-    MembershipRow,
-    _as_column_type,
-    build_access,
-    plan_modules,
-    shared_clauses,
-)
+from ..loader import BYPASS, _as_column_type, shared_clauses
 from ..policy import Access, Share, decide
+from ..resolve import MembershipRow, build_access, plan_modules
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -144,9 +138,9 @@ def policy_as_of(rbac: RBACProtocol, workspace_id: int, at: dt.datetime
 
 
 class HistoricPolicySource:
-    """A :class:`~..loader.PolicySource` over the rows :func:`policy_as_of` rewound.
+    """A :class:`~..resolve.PolicySource` over the rows :func:`policy_as_of` rewound.
 
-    Rows are handed to :func:`~..loader.build_access` exactly as the database
+    Rows are handed to :func:`~..resolve.build_access` exactly as the database
     would return them, so the replay applies every rule of the live policy
     (time windows, inheritance, field rules, visibility level, team and
     department members) with no copy of it. Sharing is left to the caller:
@@ -209,7 +203,7 @@ def access_as_of(rbac: RBACProtocol, state: dict[str, dict[Any, dict[str, Any]]]
                  at: dt.datetime) -> Access:
     """Build one member's :class:`Access` as of ``at`` from historical rows.
 
-    The same :func:`~..loader.build_access` as live decisions, fed with the
+    The same :func:`~..resolve.build_access` as live decisions, fed with the
     rewound rows; it is never cached.
     """
     workspace = state["workspace"].get(member["workspace_id"], {})

@@ -1,0 +1,84 @@
+"""Keep members' :class:`~.policy.Access` across requests, and keep out what may be rolled back.
+
+:class:`AccessCache` holds one Access per membership, checked against the
+workspace's ``policy_version`` and the Access's own ``valid_until``. Access
+read while the session's transaction has changed that workspace's policy is
+never cached (:func:`note_uncommitted_policy`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from sqlalchemy.orm import Session, scoped_session
+
+from .policy import Access
+
+
+class AccessCache:
+    """A small thread-safe LRU of :class:`Access` by membership id."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[int, Access] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, membership_id: int, version: int, now: dt.datetime) -> Access | None:
+        with self._lock:
+            access = self._data.get(membership_id)
+            if access is None:
+                return None
+            if access.policy_version != version or (
+                    access.valid_until is not None and now >= access.valid_until):
+                del self._data[membership_id]
+                return None
+            self._data.move_to_end(membership_id)
+            return access
+
+    def put(self, access: Access) -> None:
+        if not access.cacheable:
+            return  # read from uncommitted policy changes (see note_uncommitted_policy)
+        with self._lock:
+            self._data[access.membership_id] = access
+            self._data.move_to_end(access.membership_id)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_UNCOMMITTED = "rbac_uncommitted_policy"
+
+
+def note_uncommitted_policy(session: Session, workspace_ids: list[int]) -> None:
+    """Remember that the session's transaction changed these workspaces' policy.
+
+    Called by the flush guard when it bumps ``policy_version``. Access read
+    from here until the transaction ends shows changes that may still be
+    rolled back; the rollback restores the version number and the next
+    committed change reuses it, so a cached copy would then pass for
+    current. :func:`load_access` marks such Access as not cacheable.
+    """
+    tx = _root_transaction(session)
+    noted = session.info.get(_UNCOMMITTED)
+    if noted is None or noted[0] is not tx:
+        noted = (tx, set())
+        session.info[_UNCOMMITTED] = noted
+    noted[1].update(workspace_ids)
+
+
+def has_uncommitted_policy(session: Session, workspace_id: int) -> bool:
+    noted = session.info.get(_UNCOMMITTED)
+    return (noted is not None and noted[0] is _root_transaction(session)
+            and workspace_id in noted[1])
+
+
+def _root_transaction(session: Session | scoped_session[Session]) -> Any:
+    if isinstance(session, scoped_session):
+        session = session()
+    return session.get_transaction()

@@ -1,0 +1,127 @@
+"""The API's blueprint and what every endpoint starts with: its error type, the current
+member's access, and the checks of a JSON body or query argument."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from .. import inputs, queries
+from ..policy import Access
+from ..proxies import current_rbac
+
+bp = Blueprint("rbac_api", __name__)
+
+
+class ApiError(Exception):
+    """A refusal answered as ``{"error", "message", "field"}`` with ``status``."""
+
+    def __init__(self, status: int, error: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.field = status, error, message, field
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"No {what} with that id in this workspace.")
+
+
+def bad(message: str, field: str | None = None) -> ApiError:
+    return ApiError(400, "validation_error", message, field)
+
+
+def active_access() -> Access:
+    access = current_rbac.current_access()
+    if access is None or not access.active:
+        raise forbidden("You are not an active member of this workspace.")
+    return access
+
+
+def require(permission: str) -> Access:
+    """The current member's access, if they may ``permission``; else a 403."""
+    rbac = current_rbac
+    access = active_access()
+    resource, _, action = permission.rpartition(".")
+    decision = rbac.decide(access, action, resource)
+    if not decision:
+        rbac.signal_denied(access, action, resource, None, decision.reason)
+        raise forbidden(decision.reason)
+    return access
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object (refusing anything else with a 400)."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        raise ApiError(400, "bad_request", "The request needs a JSON object body.")
+
+    def refuse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        body = json.loads(raw, parse_constant=refuse_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "bad_request", f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "bad_request", "The body is nested too deeply.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "The body must be a JSON object.")
+    inputs.check_text(body)
+    return body
+
+
+def check_keys(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise bad(f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
+                   unknown[0])
+
+
+def string(body: Mapping[str, Any], key: str, *, required: bool = False,
+            nullable: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise bad(f"{key} is required", key)
+        if key in body and not nullable:
+            raise bad(f"{key} must be a string", key)
+        return None
+    if not isinstance(value, str):
+        raise bad(f"{key} must be a string", key)
+    return value
+
+
+def id_of(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= inputs.MAX_ID:
+        raise bad(f"{field} must be an integer id", field)
+    return value
+
+
+def id_list(field: str) -> list[int]:
+    """Ids given as ``?ids=1,2`` or ``?ids=1&ids=2``, without repeats."""
+    parts = [p.strip() for chunk in request.args.getlist(field) for p in chunk.split(",")
+             if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        raise bad(f"{field} must be role ids separated by commas", field)
+    return list(dict.fromkeys(int(p) for p in parts))
+
+
+def instant(body: Mapping[str, Any], key: str) -> dt.datetime | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad(f"{key} must be an ISO 8601 string such as 2030-01-31T09:00:00Z", key)
+    return queries.parse_utc(value, key)
+
+
+def created(payload: dict[str, Any], location: str) -> ResponseReturnValue:
+    return jsonify(payload), 201, {"Location": location}

@@ -1,0 +1,135 @@
+"""API endpoints for members: their roles, role assignments and effective access, and
+the workspace's audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request, url_for
+from flask.typing import ResponseReturnValue
+
+from .. import audit, queries, roles
+from ..policy import Access
+from ..proxies import current_rbac
+from .blueprint import (
+    active_access,
+    bad,
+    bp,
+    check_keys,
+    created,
+    id_of,
+    instant,
+    json_body,
+    not_found,
+    require,
+)
+
+ASSIGN_KEYS = frozenset({"role_id", "starts_at", "expires_at"})
+
+
+def _assignment_json(mr: Any) -> dict[str, Any]:
+    return {"id": mr.id, "role_id": mr.role_id, "role": mr.role.name,
+            "starts_at": queries.iso(mr.starts_at), "expires_at": queries.iso(mr.expires_at),
+            "status": queries.assignment_status(mr)}
+
+
+def _member_json(membership: Any) -> dict[str, Any]:
+    user = membership.user
+    return {"id": membership.id, "user_id": membership.user_id, "name": membership.display_name,
+            "email": getattr(user, "email", None), "status": membership.status,
+            "department": membership.department.name if membership.department else None,
+            "roles": [_assignment_json(mr) for mr in
+                      sorted(membership.member_roles, key=lambda mr: mr.id)]}
+
+
+def _membership_or_404(access: Access, membership_id: int) -> Any:
+    membership = queries.membership_in(current_rbac, access.workspace_id, membership_id)
+    if membership is None:
+        raise not_found("member")
+    return membership
+
+
+def _member_readable(membership_id: int) -> tuple[Access, Any]:
+    """A member's data is readable with ``members.view``, and always by themselves."""
+    access = active_access()
+    if membership_id != access.membership_id:
+        access = require("members.view")
+    return access, _membership_or_404(access, membership_id)
+
+
+@bp.get("/members")
+def list_members() -> ResponseReturnValue:
+    access = require("members.view")
+    return jsonify(members=[_member_json(m) for m in
+                            queries.workspace_memberships(current_rbac, access.workspace_id)])
+
+
+@bp.get("/members/<int:membership_id>/roles")
+def member_roles(membership_id: int) -> ResponseReturnValue:
+    _, membership = _member_readable(membership_id)
+    return jsonify(roles=_member_json(membership)["roles"])
+
+
+@bp.post("/members/<int:membership_id>/roles")
+def assign_role(membership_id: int) -> ResponseReturnValue:
+    access = require("members.edit")
+    membership = _membership_or_404(access, membership_id)
+    body = json_body()
+    check_keys(body, ASSIGN_KEYS)
+    if "role_id" not in body:
+        raise bad("role_id is required", "role_id")
+    role = queries.role_in(current_rbac, access.workspace_id, id_of(body["role_id"], "role_id"))
+    if role is None:
+        raise bad(f"no role {body['role_id']} in this workspace", "role_id")
+    rbac = current_rbac
+    mr = roles.assign_role(rbac, access, membership, role, starts_at=instant(body, "starts_at"),
+                           expires_at=instant(body, "expires_at"))
+    rbac.db.session.commit()
+    return created(_assignment_json(mr), url_for(".member_roles", membership_id=membership.id))
+
+
+@bp.delete("/members/<int:membership_id>/roles/<int:member_role_id>")
+def remove_role(membership_id: int, member_role_id: int) -> ResponseReturnValue:
+    access = require("members.edit")
+    membership = _membership_or_404(access, membership_id)
+    mr = next((mr for mr in membership.member_roles if mr.id == member_role_id), None)
+    if mr is None:
+        raise not_found("role assignment")
+    rbac = current_rbac
+    roles.remove_role(rbac, access, mr)
+    rbac.db.session.commit()
+    return "", 204
+
+
+@bp.get("/members/<int:membership_id>/access")
+def member_access(membership_id: int) -> ResponseReturnValue:
+    """The member's effective permissions, each with the roles it comes from."""
+    _, membership = _member_readable(membership_id)
+    rbac = current_rbac
+    member_access = rbac.access_for(membership)
+    matrix = queries.effective_matrix(rbac, membership, member_access)
+    return jsonify(
+        member=_member_json(membership),
+        is_owner=bool(member_access and member_access.is_owner),
+        roles=list(member_access.roles) if member_access else [],
+        permissions={cell.permission: cell.to_json()
+                     for rows in matrix.values() for row in rows for cell in row.cells})
+
+
+@bp.get("/audit")
+def audit_events() -> ResponseReturnValue:
+    """The workspace's audit trail, newest first, filtered like the audit page (settings.view)."""
+    access = require("settings.view")
+    try:
+        filters = audit.parse_filters(request.args)
+        page = int(request.args.get("page", 1))
+        per_page = int(request.args.get("per_page", 50))
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    if page < 1 or not 1 <= per_page <= 200:
+        raise bad("page must be >= 1 and per_page between 1 and 200")
+    rbac = current_rbac
+    result = rbac.db.paginate(audit.events_query(rbac, access.workspace_id, filters),
+                              page=page, per_page=per_page, error_out=False)
+    return jsonify(items=[audit.event_json(ev) for ev in result.items], page=page,
+                   per_page=per_page, total=result.total)

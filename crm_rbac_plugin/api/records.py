@@ -1,0 +1,66 @@
+"""API endpoints for protected records: read only, filtered and with hidden fields left out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask import jsonify, request
+from flask.typing import ResponseReturnValue
+
+from ..policy import Access
+from ..proxies import current_rbac
+from .blueprint import ApiError, bad, bp, not_found, require
+
+
+def _record_json(resource: str, record: Any, access: Access) -> dict[str, Any]:
+    """A record's columns without the fields hidden from the member."""
+    out = {}
+    for key, value in current_rbac.redact(resource, record, access=access).items():
+        if isinstance(value, (dt.date, dt.datetime)):
+            value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def _model_resource(resource: str) -> Any:
+    rbac = current_rbac
+    if resource not in rbac.registry or rbac.registry.get(resource).model is None:
+        raise ApiError(404, "not_found", f"No resource named {resource!r}.")
+    return rbac.registry.get(resource)
+
+
+@bp.get("/records/<resource>")
+def list_records(resource: str) -> ResponseReturnValue:
+    """One page of the records the member may view (``?page=``, ``?per_page=`` ≤ 100)."""
+    res = _model_resource(resource)
+    access = require(f"{resource}.view")
+    try:
+        page = int(request.args.get("page", 1))
+        per_page = int(request.args.get("per_page", 50))
+    except ValueError:
+        raise bad("page and per_page must be integers", "page") from None
+    if page < 1 or not 1 <= per_page <= 100:
+        raise bad("page starts at 1 and per_page is between 1 and 100", "per_page")
+    pk = sa.inspect(res.model).primary_key[0]
+    rows = current_rbac.db.session.scalars(
+        sa.select(res.model).order_by(pk).limit(per_page).offset((page - 1) * per_page)).all()
+    return jsonify(items=[_record_json(resource, r, access) for r in rows], page=page,
+                   per_page=per_page)
+
+
+@bp.get("/records/<resource>/<int:record_id>")
+def get_record(resource: str, record_id: int) -> ResponseReturnValue:
+    """One record the member may view; any other id is a 404 (no existence leak)."""
+    res = _model_resource(resource)
+    access = require(f"{resource}.view")
+    pk = sa.inspect(res.model).primary_key[0]
+    record = current_rbac.db.session.execute(
+        sa.select(res.model).where(pk == record_id)).scalar_one_or_none()
+    if record is None:
+        raise not_found(f"{resource} record")
+    return jsonify(_record_json(resource, record, access))

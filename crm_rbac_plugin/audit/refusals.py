@@ -1,0 +1,53 @@
+"""Refused attempts: noted during a request, written after it in their own transaction."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import has_request_context, request
+
+from ..identity import request_state, signed_in_user
+from ..models import utcnow
+from ..policy import Access
+from .events import client_ip, jsonable
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+
+def note_denied(rbac: RBACProtocol, access: Access | None, action: str, resource: str, record: Any,
+                reason: str) -> None:
+    """Remember a refusal of this request; :func:`write_denied` stores it after the request."""
+    if not has_request_context():
+        return
+    state = request_state()
+    who = state.real_access or access
+    user = signed_in_user()
+    user_id = rbac.user_pk(user) if user is not None else None
+    ident = getattr(record, "id", None) if record is not None else None
+    row = {
+        "workspace_id": who.workspace_id if who is not None else None,
+        "at": utcnow(),
+        "actor_user_id": user_id,
+        "actor_membership_id": who.membership_id if who is not None else None,
+        "action": "access.denied", "resource": resource,
+        "target": f"{resource} #{ident}" if ident is not None else resource,
+        "before": None, "after": None,
+        "detail": {"action": action, "record_id": jsonable(ident), "reason": reason,
+                   "path": request.path, "method": request.method},
+        "ip": client_ip(),
+    }
+    key = (action, resource, ident, reason)
+    if key not in state.denied_keys:  # the decorator and the guard may report the same refusal
+        state.denied_keys.add(key)
+        state.denied.append(row)
+
+
+def write_denied(rbac: RBACProtocol) -> None:
+    """Store the refusals noted during this request, in a transaction of their own."""
+    state = request_state()
+    rows, state.denied = state.denied, []
+    if not rows:
+        return
+    with rbac.db.engine.begin() as conn:
+        conn.execute(rbac.models.AuditEvent.__table__.insert(), rows)

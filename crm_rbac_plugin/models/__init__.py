@@ -1,0 +1,68 @@
+"""The plugin's own tables, defined on the host's Flask-SQLAlchemy ``db``.
+
+The models are created by :func:`define_models` when the extension is built,
+because they must live in the host's metadata (one ``db.create_all()``, one
+Alembic history) and point at the host's own user table. The host reaches
+them as ``rbac.models.Role`` and so on.
+
+:mod:`.base` holds what the model modules share, :mod:`.tenancy` the
+workspaces, roles, memberships and sharing tables, :mod:`.trail` the audit
+trail and invitations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import (
+    AGREEMENT_STATUSES,
+    EFFECTS,
+    MEMBER_STATUSES,
+    Models,
+    naive_utc,
+    user_key_column,
+    user_pk_of,
+    utcnow,
+)
+from .tenancy import (
+    define_agreement_model,
+    define_assignment_model,
+    define_membership_models,
+    define_role_models,
+    define_role_rule_models,
+    define_sharing_permission_model,
+    define_token_model,
+    define_workspace_models,
+)
+from .trail import define_audit_model, define_team_models
+
+__all__ = ["AGREEMENT_STATUSES", "EFFECTS", "MEMBER_STATUSES", "Models", "define_models",
+           "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
+
+
+def define_models(db: Any, user_model: type) -> Models:
+    """Create the plugin's mapped classes on ``db.Model``.
+
+    ``user_model`` is the host's user class; memberships point at its table's
+    primary key, whatever its name and type (an integer ``id``, a UUID string
+    ``uid``): every column holding a user id takes the key's type (see
+    :func:`user_key_column`). Relationships name their target by the class
+    itself (or a lambda returning it), never by a string: a host with its own
+    ``Role`` or ``Membership`` class on the same ``db.Model`` would make a
+    string ambiguous ("Multiple classes found for path").
+    """
+    Workspace, Department = define_workspace_models(db)
+    Role, Grant = define_role_models(db, Workspace)
+    FieldRule, RoleConflict = define_role_rule_models(db, Role)
+    # A class may name one defined further down: the lambda is called at mapper
+    # configuration, once every class exists.
+    Membership, ManagerAssignment = define_membership_models(
+        db, user_model, Workspace, Department, member_role=lambda: MemberRole)
+    MemberRole = define_assignment_model(db, Membership, Role)
+    SharingAgreement = define_agreement_model(db, user_model, Workspace,
+                                              permission=lambda: SharingPermission)
+    SharingPermission = define_sharing_permission_model(db, SharingAgreement)
+    return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole,
+                  FieldRule, RoleConflict, define_token_model(db, Membership), SharingAgreement,
+                  SharingPermission, define_audit_model(db, user_pk_of(user_model).type),
+                  define_team_models(db, Membership))

@@ -1,0 +1,231 @@
+"""Turn a member's policy rows into their :class:`~.policy.Access`, at an instant.
+
+:func:`build_access` applies every rule of the live policy, and only it does:
+role time windows and inheritance, grants, field rules, team and department
+members, the visibility level, the plan and sharing agreements. Its rows come
+from a :class:`PolicySource`: the database (:class:`.loader.SQLPolicySource`)
+or the audit trail rewound (who-could's replay). No SQL and no Flask here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any, NamedTuple, Protocol
+
+from . import conditions
+from .policy import Access, Rule, Share
+from .registry import Registry
+
+#: Modules every plan includes: Owners and Admins must always reach the
+#: workspace's own settings, whatever the plan.
+ALWAYS_IN_PLAN = frozenset({"administration"})
+
+
+def plan_modules(plans: dict[str, Any], plan: str) -> frozenset[str] | None:
+    """Return the modules a plan includes (None for all).
+
+    An unknown plan includes only the administration module (fail closed).
+    """
+    modules = plans.get(plan, ())
+    if modules == "*":
+        return None
+    return frozenset(modules) | ALWAYS_IN_PLAN
+
+
+class MembershipRow(NamedTuple):
+    """The one row a request needs to find (or validate) a member's cached access:
+    the membership and its workspace's plan and ``policy_version``."""
+
+    id: int
+    workspace_id: int
+    user_id: Any
+    status: str
+    department_id: int | None
+    visibility: str | None
+    plan: str
+    policy_version: int
+
+
+class PolicySource(Protocol):
+    """Where :func:`build_access` reads a member's policy rows from.
+
+    The database (:class:`.loader.SQLPolicySource`, for live decisions) or rows
+    rewound from the audit trail (who-could's replay): both are turned into an
+    :class:`Access` by the same code, so a replayed answer at "now" is the
+    live answer. Rows are read by attribute, as SQLAlchemy rows are.
+    """
+
+    def roles(self, membership_id: int, workspace_id: int) -> Iterable[Any]:
+        """The member's assigned roles and their ancestors: ``id, name, parent_id,
+        is_owner, assigned`` (None for an ancestor only), ``starts_at, expires_at``;
+        one row per assignment."""
+
+    def grants(self, role_ids: list[int]) -> Iterable[Any]:
+        """Grants of these roles, by id: ``id, role_id, resource, action, scope,
+        effect, condition``."""
+
+    def field_rules(self, role_ids: list[int]) -> Iterable[Any]:
+        """Field rules of these roles: ``role_id, resource, field, mode``."""
+
+    def colleagues(self, membership_id: int, workspace_id: int,
+                   department_id: int | None) -> Iterable[tuple[int, str]]:
+        """``(user_id, "team")`` for the members this one manages and
+        ``(user_id, "department")`` for the members of their department."""
+
+    def shares(self, workspace_id: int, now: dt.datetime
+               ) -> tuple[tuple[Share, ...], dt.datetime | None]:
+        """The agreements in force towards the workspace, and the earliest expiry."""
+
+
+def build_access(source: PolicySource, registry: Registry, config: dict[str, Any],
+                 membership_row: MembershipRow, now: dt.datetime, *,
+                 cacheable: bool = True) -> Access:
+    """Build the :class:`Access` of one membership at ``now`` from ``source``'s rows.
+
+    Every rule of the live policy is applied here and only here: role time
+    windows and inheritance, grants, field rules, team and department
+    members, the visibility level, the plan and sharing agreements.
+    """
+    m = membership_row
+    roles, active_role_ids, valid_until = _roles_in_force(source.roles(m.id, m.workspace_id), now)
+    names = {rid: row.name for rid, row in roles.items()}
+    is_owner = any(row.is_owner for row in roles.values())
+    rules = _rules(registry, source.grants(list(roles)), names) if roles else {}
+
+    hidden: dict[str, frozenset[str]] = {}
+    readonly: dict[str, frozenset[str]] = {}
+    if roles and not is_owner:
+        hidden, readonly = combine_field_rules(source.field_rules(list(roles)), roles,
+                                               active_role_ids, rules)
+
+    team: frozenset[int] = frozenset()
+    dept_users: frozenset[int] = frozenset()
+    if not is_owner:
+        colleagues = list(source.colleagues(m.id, m.workspace_id, m.department_id))
+        team = frozenset(uid for uid, kind in colleagues if kind == "team")
+        dept_users = frozenset(uid for uid, kind in colleagues if kind == "department")
+    shares, shares_until = source.shares(m.workspace_id, now)
+    if shares_until is not None:
+        valid_until = shares_until if valid_until is None else min(valid_until, shares_until)
+    return Access(
+        workspace_id=m.workspace_id,
+        user_id=m.user_id,
+        membership_id=m.id,
+        active=m.status == "active",
+        is_owner=is_owner,
+        roles=tuple(sorted(names.values())),
+        modules=plan_modules(config["RBAC_PLANS"], m.plan),
+        team_user_ids=team,
+        department_id=m.department_id,
+        department_user_ids=dept_users,
+        rules={k: tuple(v) for k, v in rules.items()},
+        unowned_visible=config["RBAC_UNOWNED_VISIBLE"],
+        policy_version=m.policy_version,
+        valid_until=valid_until,
+        cacheable=cacheable,
+        visibility=m.visibility,
+        hidden_fields=hidden,
+        readonly_fields=readonly,
+        shares=shares,
+    )
+
+
+def _roles_in_force(rows: Iterable[Any], now: dt.datetime
+                    ) -> tuple[dict[int, Any], set[int], dt.datetime | None]:
+    """Return the roles in force at ``now`` with their ancestors, the ids of the
+    assigned ones among them, and when that set next changes (a window opens or ends)."""
+    valid_until: dt.datetime | None = None
+    active_role_ids: set[int] = set()
+    by_id: dict[int, Any] = {}  # the assigned roles of this workspace and their ancestors
+    for row in rows:
+        by_id[row.id] = row
+        if row.assigned is None:
+            continue  # an ancestor only
+        starts, expires = row.starts_at, row.expires_at
+        if starts is not None and starts > now:
+            valid_until = starts if valid_until is None else min(valid_until, starts)
+            continue
+        if expires is not None:
+            if expires <= now:
+                continue
+            valid_until = expires if valid_until is None else min(valid_until, expires)
+        active_role_ids.add(row.id)
+    # The active roles and their ancestors (the rows also follow inactive ones).
+    roles: dict[int, Any] = {}
+    todo = [rid for rid in active_role_ids if rid in by_id]
+    while todo:
+        row = by_id[todo.pop()]
+        roles[row.id] = row
+        if row.parent_id is not None and row.parent_id in by_id and row.parent_id not in roles:
+            todo.append(row.parent_id)
+    return roles, active_role_ids, valid_until
+
+
+def _rules(registry: Registry, grants: Iterable[Any], names: dict[int, str],
+           ) -> dict[tuple[str, str], list[Rule]]:
+    rules: dict[tuple[str, str], list[Rule]] = {}
+    for g in grants:
+        if g.resource not in registry:
+            continue  # a grant for a resource the host no longer registers
+        res = registry.get(g.resource)
+        clauses = (conditions.stored(res.model, g.condition, deny=g.effect == "deny")
+                   if res.model else ())
+        rules.setdefault((g.resource, g.action), []).append(
+            Rule(g.effect, g.scope, clauses, names[g.role_id], g.id))
+    return rules
+
+
+def combine_field_rules(field_rules: Iterable[Any], roles: dict[int, Any], assigned: set[int],
+                        rules: dict[tuple[str, str], list[Rule]],
+                        ) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """Combine the field rules of a member's roles.
+
+    Each assigned role carries its own field rules and its parents' (the most
+    restrictive mode wins inside one chain). Between stacked roles the most
+    permissive wins, as for grants: a field is hidden only if every role that
+    gives access to the resource hides it, and read-only only if every such
+    role restricts it. Roles granting nothing on the resource have no say.
+    """
+    per_role: dict[int, dict[tuple[str, str], str]] = {}
+    for fr in field_rules:
+        per_role.setdefault(fr.role_id, {})[(fr.resource, fr.field)] = fr.mode
+    if not per_role:
+        return {}, {}
+    names = {rid: row.name for rid, row in roles.items()}
+    granted_by: dict[str, set[str]] = {}  # resource -> role names with an allow on it
+    for (resource, _), resource_rules in rules.items():
+        granted_by.setdefault(resource, set()).update(
+            r.role for r in resource_rules if r.effect == "allow")
+
+    def chain(role_id: int) -> list[int]:
+        out, node = [], role_id
+        while node is not None and node in roles and node not in out:
+            out.append(node)
+            node = roles[node].parent_id
+        return out
+
+    hidden: dict[str, frozenset[str]] = {}
+    readonly: dict[str, frozenset[str]] = {}
+    for resource, role_names in granted_by.items():
+        modes_per_role = []
+        for rid in assigned:
+            ids = chain(rid)
+            if not role_names & {names[i] for i in ids}:
+                continue  # this role (and its parents) grant nothing here
+            modes: dict[str, str] = {}
+            for i in ids:
+                for (res, fld), mode in per_role.get(i, {}).items():
+                    if res == resource and modes.get(fld) != "hidden":
+                        modes[fld] = mode
+            modes_per_role.append(modes)
+        if not modes_per_role:
+            continue
+        h = set.intersection(*({f for f, m in ms.items() if m == "hidden"}
+                               for ms in modes_per_role))
+        ro = set.intersection(*(set(ms) for ms in modes_per_role)) - h
+        if h:
+            hidden[resource] = frozenset(h)
+        if ro:
+            readonly[resource] = frozenset(ro)
+    return hidden, readonly

@@ -1,0 +1,102 @@
+"""Role management with the rules that keep roles safe.
+
+Every function takes the *actor* (the :class:`~.policy.Access` of whoever asks)
+and refuses, with :class:`~.errors.PermissionDenied` (403) or
+:class:`~.errors.ValidationError` (400), before changing anything:
+
+- nobody but an Owner creates, edits or assigns a role that grants more than
+  they hold themselves, nor touches a role wider than their own;
+- only an Owner gives or takes the Owner or Admin role, and a workspace keeps
+  at least one active Owner, also under concurrent requests (the workspace row
+  is written first, which serialises such changes on every backend);
+- the Owner and Admin roles keep their full access (they cannot be edited);
+- every member keeps at least one role assignment *in force now*: a change
+  that would leave a member only expired or not-yet-started assignments
+  (which give no access) is refused with :class:`~.errors.RuleConflict`
+  (409), by :func:`ensure_role_remains`, the one place that counts them;
+- pairs of roles declared in conflict (segregation of duties) are never held
+  together.
+
+Functions add to the session and flush; the caller commits, so a view's whole
+change is one transaction, and a refusal leaves nothing behind (the caller
+rolls back).
+
+Layout: :mod:`.grants` (specs and parsing), :mod:`.escalation` (who may
+touch what), :mod:`.locks` (serialising writers), :mod:`.invariants` (a role
+in force per member, an Owner per workspace), :mod:`.field_rules`,
+:mod:`.assignments` (and segregation of duties), :mod:`.editing` (create,
+edit, clone, delete), :mod:`.plan`, :mod:`.reading` (matrix, compare,
+preview). This module only re-exports their public names.
+"""
+
+from __future__ import annotations
+
+from .assignments import (
+    add_conflict,
+    assign_role,
+    holders,
+    remove_conflict,
+    remove_role,
+)
+from .editing import clone_role, create_role, delete_role, update_role
+from .escalation import PRIVILEGED_KEYS, covers, is_privileged, require, same_workspace
+from .field_rules import FIELD_MODES, set_field_rules
+from .grants import (
+    SCOPE_RANK,
+    GrantSpec,
+    condition_clauses,
+    effective_specs,
+    merge_specs,
+    parse_grants,
+    permission_items,
+    specs_of,
+)
+from .invariants import (
+    ROLE_REMAINS_RULE,
+    active_owner_count,
+    assignments_in_force,
+    ensure_owner_remains,
+    ensure_role_remains,
+    in_force,
+)
+from .plan import set_plan
+from .reading import compare, matrix, preview, roles_granting, summary
+
+__all__ = [
+    "FIELD_MODES",
+    "GrantSpec",
+    "PRIVILEGED_KEYS",
+    "ROLE_REMAINS_RULE",
+    "SCOPE_RANK",
+    "active_owner_count",
+    "add_conflict",
+    "assign_role",
+    "assignments_in_force",
+    "clone_role",
+    "compare",
+    "condition_clauses",
+    "covers",
+    "create_role",
+    "delete_role",
+    "effective_specs",
+    "ensure_owner_remains",
+    "ensure_role_remains",
+    "holders",
+    "in_force",
+    "is_privileged",
+    "matrix",
+    "merge_specs",
+    "parse_grants",
+    "permission_items",
+    "preview",
+    "remove_conflict",
+    "remove_role",
+    "require",
+    "roles_granting",
+    "same_workspace",
+    "set_field_rules",
+    "set_plan",
+    "specs_of",
+    "summary",
+    "update_role",
+]

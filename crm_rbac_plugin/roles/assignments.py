@@ -1,0 +1,118 @@
+"""Who holds which role: giving and taking assignments, and the segregation-of-duties
+pairs no member may hold together."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..errors import PermissionDenied, ValidationError
+from ..models import utcnow
+from ..policy import Access
+from .escalation import is_privileged, require, require_covered, same_workspace
+from .grants import effective_specs
+from .invariants import assignments_in_force, ensure_owner_remains, ensure_role_remains
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+
+def holders(rbac: RBACProtocol, role: Any) -> list[Any]:
+    """Memberships holding ``role`` (any time window)."""
+    m = rbac.models
+    return list(rbac.db.session.scalars(
+        sa.select(m.Membership).join(m.MemberRole).where(m.MemberRole.role_id == role.id)
+        .distinct()))
+
+
+def _conflicts_with(rbac: RBACProtocol, role: Any, held_role_ids: set[int]) -> list[str]:
+    m = rbac.models
+    pairs = rbac.db.session.execute(sa.select(m.RoleConflict).where(
+        m.RoleConflict.workspace_id == role.workspace_id,
+        sa.or_(m.RoleConflict.role_a_id == role.id, m.RoleConflict.role_b_id == role.id))
+    ).scalars()
+    names = []
+    for pair in pairs:
+        other = pair.role_b if pair.role_a_id == role.id else pair.role_a
+        if other.id in held_role_ids:
+            names.append(other.name)
+    return names
+
+
+def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role: Any, *,
+                starts_at: dt.datetime | None = None,
+                expires_at: dt.datetime | None = None) -> Any:
+    """Give a member a role, optionally only between two UTC instants."""
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, membership, role)
+    if membership.id == actor.membership_id and not actor.is_owner:
+        raise PermissionDenied("You cannot change your own roles.")
+    if is_privileged(role) and not actor.is_owner:
+        raise PermissionDenied(f"Only an Owner can give the {role.name} role.")
+    require_covered(actor, effective_specs(role), f"give {role.name}")
+    if starts_at and expires_at and expires_at <= starts_at:
+        raise ValidationError("the assignment must end after it starts", field="expires_at")
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationError("the expiry is in the past", field="expires_at")
+    if role.is_owner and expires_at is not None:
+        raise ValidationError("the Owner role cannot be time-limited", field="expires_at")
+    held = {mr.role_id for mr in membership.member_roles}
+    # An assignment not in force (expired, or starting later) gives nothing now:
+    # the role may be given from now on.
+    in_force_now = {mr.role_id for mr in assignments_in_force(membership)}
+    if role.id in in_force_now and starts_at is None and expires_at is None:
+        raise ValidationError(f"{membership.display_name} already holds {role.name}",
+                              field="role_id")
+    clash = _conflicts_with(rbac, role, held)
+    if clash:
+        raise PermissionDenied(
+            f"{role.name} cannot be held together with {', '.join(clash)} "
+            "(segregation of duties).")
+    mr = rbac.models.MemberRole(membership=membership, role=role, starts_at=starts_at,
+                                expires_at=expires_at)
+    rbac.db.session.add(mr)
+    rbac.db.session.flush()
+    return mr
+
+
+def remove_role(rbac: RBACProtocol, actor: Access | None, member_role: Any) -> None:
+    """Take a role assignment away, keeping at least one Owner and one role."""
+    actor = require(rbac, actor, "members", "edit")
+    membership, role = member_role.membership, member_role.role
+    same_workspace(actor, membership)
+    if membership.id == actor.membership_id and not actor.is_owner:
+        raise PermissionDenied("You cannot change your own roles.")
+    if is_privileged(role) and not actor.is_owner:
+        raise PermissionDenied(f"Only an Owner can take the {role.name} role away.")
+    require_covered(actor, effective_specs(role), f"take {role.name} away")
+    ensure_role_remains(membership, excluding_member_role=member_role.id)
+    if role.is_owner:
+        ensure_owner_remains(rbac, membership.workspace_id, excluding_member_role=member_role.id)
+    rbac.db.session.delete(member_role)
+    rbac.db.session.flush()
+
+
+def add_conflict(rbac: RBACProtocol, actor: Access | None, role_a: Any, role_b: Any) -> Any:
+    """Declare two roles that no member may hold together."""
+    actor = require(rbac, actor, "roles", "manage")
+    same_workspace(actor, role_a, role_b)
+    if role_a.id == role_b.id:
+        raise ValidationError("a role cannot conflict with itself", field="role_b_id")
+    both = set(m.id for m in holders(rbac, role_a)) & set(m.id for m in holders(rbac, role_b))
+    if both:
+        raise ValidationError(f"{len(both)} member(s) already hold both roles", field="role_b_id")
+    a, b = sorted([role_a, role_b], key=lambda r: r.id)
+    conflict = rbac.models.RoleConflict(workspace_id=actor.workspace_id, role_a=a, role_b=b)
+    rbac.db.session.add(conflict)
+    rbac.db.session.flush()
+    return conflict
+
+
+def remove_conflict(rbac: RBACProtocol, actor: Access | None, conflict: Any) -> None:
+    """Drop a segregation-of-duties pair (needs ``roles.manage``, as adding one)."""
+    actor = require(rbac, actor, "roles", "manage")
+    same_workspace(actor, conflict)
+    rbac.db.session.delete(conflict)
+    rbac.db.session.flush()

@@ -1,0 +1,187 @@
+"""Create, edit, clone and delete roles: names, parents and matrices."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .. import conditions, inputs
+from ..errors import PermissionDenied, RuleConflict, ValidationError
+from ..policy import Access
+from .assignments import assign_role, holders
+from .escalation import require, require_covered, same_workspace
+from .field_rules import replace_field_rules
+from .grants import GrantSpec, effective_specs, merge_specs, specs_of
+from .invariants import ROLE_REMAINS_RULE, assignments_in_force
+from .locks import concurrent_change_refused, lock_for_role_change
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+
+def _set_grants(rbac: RBACProtocol, role: Any, specs: Sequence[GrantSpec]) -> None:
+    """Make the role's cells exactly ``specs``, touching only the cells that differ.
+
+    A cell is keyed by (resource, action, effect), as its unique key: a cell
+    that stays keeps its row (its scope or condition updated in place), a cell
+    that goes is deleted, a new one is inserted. The audit trail then sees
+    each cell as removed, added or changed, as the member meant it.
+    """
+    wanted = {(s.resource, s.action, s.effect): s for s in specs}
+    for grant in list(role.grants):
+        spec = wanted.pop((grant.resource, grant.action, grant.effect), None)
+        if spec is None:
+            role.grants.remove(grant)
+            continue
+        condition = conditions.to_json(spec.condition) or None
+        if grant.scope != spec.scope:
+            grant.scope = spec.scope
+        if grant.condition != condition:
+            grant.condition = condition
+    for spec in wanted.values():
+        role.grants.append(rbac.models.Grant(
+            resource=spec.resource, action=spec.action, scope=spec.scope, effect=spec.effect,
+            condition=conditions.to_json(spec.condition) or None))
+
+
+def _check_name(rbac: RBACProtocol, workspace_id: int, name: Any, role_id: int | None = None) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("a role needs a name", field="name")
+    name = name.strip()
+    if len(name) > 80:
+        raise ValidationError("the name is longer than 80 characters", field="name")
+    inputs.check_unique_name(rbac.db.session, rbac.models.Role, workspace_id, name, role_id,
+                             "role")
+    return name
+
+
+def _check_parent(rbac: RBACProtocol, actor: Access, role: Any, parent: Any) -> None:
+    if parent is None:
+        return
+    same_workspace(actor, parent)
+    if parent.is_owner:
+        raise ValidationError("no role can inherit from Owner", field="parent_id")
+    seen = {role.id} if role is not None and role.id is not None else set()
+    node = parent
+    while node is not None:
+        if node.id in seen:
+            raise ValidationError("that parent would make an inheritance cycle", field="parent_id")
+        seen.add(node.id)
+        node = node.parent
+
+
+def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, description: str = "",
+                grants: Sequence[GrantSpec] = (), parent: Any = None,
+                field_rules: Mapping[str, Mapping[str, str]] | None = None) -> Any:
+    """Create a custom role in the actor's workspace."""
+    actor = require(rbac, actor, "roles", "create")
+    name = _check_name(rbac, actor.workspace_id, name)
+    _check_parent(rbac, actor, None, parent)
+    inherited = effective_specs(parent) if parent is not None else []
+    require_covered(actor, [*grants, *inherited], "create this role")
+    role = rbac.models.Role(workspace_id=actor.workspace_id, name=name,
+                            description=description or "", builtin=False, parent=parent)
+    rbac.db.session.add(role)
+    with concurrent_change_refused("this workspace's roles"):
+        _set_grants(rbac, role, grants)
+        if field_rules:
+            replace_field_rules(rbac, role, field_rules)
+        rbac.db.session.flush()
+    return role
+
+
+def _check_editable(rbac: RBACProtocol, actor: Access, role: Any, what: str) -> None:
+    same_workspace(actor, role)
+    if role.builtin and (role.is_owner or role.key == "admin"):
+        raise PermissionDenied(f"The {role.name} role always has full access; it cannot be {what}.")
+    require_covered(actor, effective_specs(role), f"change {role.name}, which is wider than you")
+
+
+def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: str | None = None,
+                description: str | None = None, grants: Sequence[GrantSpec] | None = None,
+                parent: Any = ..., field_rules: Mapping[str, Mapping[str, str]] | None = None,
+                ) -> Any:
+    """Rename, describe, re-parent or replace the matrix of a role.
+
+    Concurrent updates of one role are serialised
+    (:func:`.locks.lock_for_role_change`): the role ends with exactly the last
+    committed submission, never a mix.
+    """
+    actor = require(rbac, actor, "roles", "edit")
+    label = f"the role {role.name}"
+    with concurrent_change_refused(label):
+        lock_for_role_change(rbac, role)
+    _check_editable(rbac, actor, role, "edited")
+    if name is not None:
+        role.name = _check_name(rbac, role.workspace_id, name, role.id)
+    if description is not None:
+        role.description = description
+    new_parent = role.parent if parent is ... else parent
+    if parent is not ...:
+        _check_parent(rbac, actor, role, parent)
+    new_grants = list(grants) if grants is not None else specs_of(role)
+    inherited = effective_specs(new_parent) if new_parent is not None else []
+    require_covered(actor, [*new_grants, *inherited], f"give {role.name} these permissions")
+    with concurrent_change_refused(label):
+        if parent is not ...:
+            role.parent = parent
+        if grants is not None:
+            _set_grants(rbac, role, new_grants)
+        if field_rules is not None:
+            replace_field_rules(rbac, role, field_rules)
+        rbac.db.session.flush()
+    return role
+
+
+def clone_role(rbac: RBACProtocol, actor: Access | None, source: Any, name: str,
+               description: str | None = None) -> Any:
+    """Create a custom role starting from ``source``'s grants and field rules."""
+    if actor is not None:
+        same_workspace(actor, source)
+    if source.is_owner:
+        raise ValidationError("the Owner role cannot be cloned; clone Admin instead",
+                              field="source")
+    # Copy one committed state of the source: a save of it in flight could
+    # otherwise pair its old grants with its new field rules.
+    lock_for_role_change(rbac, source)
+    rules: dict[str, dict[str, str]] = {}
+    for fr in getattr(source, "field_rules", []):
+        rules.setdefault(fr.resource, {})[fr.field] = fr.mode
+    return create_role(rbac, actor, name=name,
+                       description=source.description if description is None else description,
+                       grants=merge_specs(effective_specs(source)), parent=None,
+                       field_rules=rules)
+
+
+def delete_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, move_to: Any = None) -> None:
+    """Delete a role; its holders move to ``move_to`` or must hold another role."""
+    actor = require(rbac, actor, "roles", "delete")
+    _check_editable(rbac, actor, role, "deleted")
+    m = rbac.models
+    if move_to is not None:
+        same_workspace(actor, move_to)
+        if move_to.id == role.id:
+            raise ValidationError("move members to a different role", field="move_to")
+    stranded = []
+    for membership in holders(rbac, role):
+        others = assignments_in_force(membership, excluding_role=role.id)
+        if move_to is not None:
+            if not any(mr.role_id == move_to.id for mr in others):
+                assign_role(rbac, actor, membership, move_to)
+        elif not others:
+            stranded.append(membership.display_name)
+    if stranded:
+        raise RuleConflict(
+            f"{len(stranded)} member(s) hold only this role among their roles in force "
+            f"({', '.join(stranded[:5])}): {ROLE_REMAINS_RULE}; "
+            "move them to another role first", field="move_to")
+    for child in rbac.db.session.scalars(sa.select(m.Role).where(m.Role.parent_id == role.id)):
+        child.parent = None
+    for mr in rbac.db.session.scalars(sa.select(m.MemberRole).where(m.MemberRole.role_id == role.id)):
+        rbac.db.session.delete(mr)
+    rbac.db.session.execute(sa.delete(m.RoleConflict).where(
+        sa.or_(m.RoleConflict.role_a_id == role.id, m.RoleConflict.role_b_id == role.id)))
+    rbac.db.session.delete(role)
+    rbac.db.session.flush()
