@@ -25,6 +25,7 @@ leaks.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from decimal import Decimal
 from types import SimpleNamespace
@@ -168,8 +169,20 @@ def scan(client: FlaskClient, urls: list[tuple[str, str | None]], texts: tuple[s
         response = client.get(url)
         statuses[url] = response.status_code
         body = body_text(response)
-        leaks += [f"{url}: {t!r}" for t in texts if t in body]
+        leaks += [f"{url}: {t!r}" for t in texts if appears(t, body)]
     return statuses, leaks
+
+
+def appears(text: str, body: str) -> bool:
+    """Whether ``text`` is in ``body``; a number only as a whole number.
+
+    A year marker ("2036") also occurs inside unrelated digit runs, such as
+    the microseconds of an audit timestamp; as a whole number it is the
+    marker, in whatever format the page shows the date.
+    """
+    if not text.isdigit():
+        return text in body
+    return re.search(rf"(?<!\d){text}(?!\d)", body) is not None
 
 
 def rounds(grouped: bool) -> list[tuple[str, list[str]]]:
