@@ -156,13 +156,15 @@ class ScopedAjaxLoader(QueryAjaxModelLoader):
 
 class _ScopedModelConverter(AdminModelConverter):
     """Builds relation select fields whose choices go through the view's
-    :meth:`~RBACModelView.scope_related_query` (validation included: a posted
-    id outside the choices is refused). A ``query_factory`` the host passes in
-    ``form_args`` is used as given."""
+    :meth:`~RBACModelView.scope_related_query`; the field's validation takes
+    its choices from there too, so a posted id outside them never links.
+    Fields of ``form_ajax_refs`` use their :class:`ScopedAjaxLoader`, and a
+    ``query_factory`` the host passes in ``form_args`` is used as given."""
 
     def _model_select_field(self, prop: Any, multiple: Any, remote_model: Any,
                             **kwargs: Any) -> Any:
-        if "query_factory" not in kwargs:
+        ajax = prop.key in getattr(self.view, "_form_ajax_refs", {})
+        if not ajax and "query_factory" not in kwargs:
             kwargs["query_factory"] = _related_choices(self.view, remote_model)
         return super()._model_select_field(prop, multiple, remote_model, **kwargs)
 
