@@ -22,7 +22,8 @@ with the plugin's decisions):
   is read as "the host allows it" and combined with the plugin's decision by
   AND; ``False`` switches the action off for good, in that class and in its
   subclasses. Assigning one on a view (``view.can_edit = False``, or a
-  constructor keyword) narrows the same way.
+  constructor keyword) sets that view's host flag, under the plugin's
+  decision likewise.
 * ``get_query``, ``get_count_query`` **and** ``get_one`` are scoped through
   :meth:`RBACModelView.scope_query`: the query filter already adds the
   member's criteria to protected models, and ``get_one`` selects instead of
@@ -35,8 +36,9 @@ with the plugin's decisions):
 * Relation choices (the select fields Flask-Admin builds for relationships)
   and ``form_ajax_refs`` lookups go through
   :meth:`RBACModelView.scope_related_query`, with the same rules: a Member
-  picks only the clients they see and only users of their workspace, and a
-  posted id outside that scope is refused as an invalid choice.
+  picks only the clients they see and only users of their workspace. A
+  posted id outside that scope never links: Flask-Admin reports a required
+  relation as "Not a valid choice" and leaves a nullable one empty.
 * Pages extend ``rbac/admin/base.html``, which extends the host's
   ``admin_base_template`` and shows the workspace, a link back to the app
   and the view-as banner; no host context processor is needed.
@@ -132,8 +134,8 @@ class ScopedAjaxLoader(QueryAjaxModelLoader):
     Flask-Admin's loader queries every row of the related model (any
     workspace's users and records); this one goes through
     :meth:`RBACModelView.scope_related_query`, and loads a posted id with a
-    scoped select rather than ``Session.get``, so an id outside the scope is
-    an invalid choice. :class:`RBACModelView` builds these from the dicts
+    scoped select rather than ``Session.get``, so an id outside the scope
+    loads nothing. :class:`RBACModelView` builds these from the dicts
     of ``form_ajax_refs`` and converts plain ``QueryAjaxModelLoader`` instances.
     """
 
