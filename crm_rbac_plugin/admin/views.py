@@ -1,66 +1,7 @@
-"""Flask-Admin integration: a base view that enforces the member's access.
-
-::
-
-    from flask_admin import Admin
-    from flask_admin.theme import Bootstrap4Theme
-    from crm_rbac_plugin.admin import RBACModelView
-
-    admin = Admin(app, url="/admin", theme=Bootstrap4Theme())
-    admin.add_view(RBACModelView(Lead, db, rbac=rbac, resource="leads"))
-
-What :class:`RBACModelView` does (the Flask-Admin ``examples/auth`` pattern,
-with the plugin's decisions):
-
-* ``is_accessible``/``is_visible``: the member may ``view`` the resource;
-  ``inaccessible_callback`` redirects anonymous users to the login page and
-  answers 403 (the plugin's refusal page) to others.
-* ``can_create``/``can_edit``/``can_delete``/``can_export``/``can_view_details``
-  are properties asking the plugin per request, so buttons show only when
-  allowed. A host may narrow them, never widen them: a subclass's class
-  attribute (``can_export = True``, the usual Flask-Admin idiom) or property
-  is read as "the host allows it" and combined with the plugin's decision by
-  AND; ``False`` switches the action off for good, in that class and in its
-  subclasses. Assigning one on a view (``view.can_edit = False``, or a
-  constructor keyword) sets that view's host flag, under the plugin's
-  decision likewise.
-* ``get_query``, ``get_count_query`` **and** ``get_one`` are scoped through
-  :meth:`RBACModelView.scope_query`: the query filter already adds the
-  member's criteria to protected models, and ``get_one`` selects instead of
-  ``Session.get`` (which may answer from the identity map unfiltered); a
-  record outside view is a 404 for ``/edit/?id=`` and ``/details/?id=``.
-  Models that are not protected resources: the host's user model lists the
-  members of the current workspace, a model with a ``workspace_column`` is
-  scoped to the workspace, and any other model lists nothing until the host
-  overrides ``scope_query`` (fail closed).
-* Relation choices (the select fields Flask-Admin builds for relationships)
-  and ``form_ajax_refs`` lookups go through
-  :meth:`RBACModelView.scope_related_query`, with the same rules: a Member
-  picks only the clients they see and only users of their workspace. A
-  posted id outside that scope never links: Flask-Admin reports a required
-  relation as "Not a valid choice" and leaves a nullable one empty.
-* Pages extend ``rbac/admin/base.html``, which extends the host's
-  ``admin_base_template`` and shows the workspace, a link back to the app
-  and the view-as banner; no host context processor is needed.
-* Hidden fields leave the list, details and export columns and the forms,
-  and a search or sort touching one is ignored; read-only fields leave the
-  forms (the flush refuses writes to both anyway).
-* ``on_model_change``/``on_model_delete`` re-check the action on the record;
-  the flush guard checks again. Mass delete goes through
-  :func:`.bulk.select`: every selected record must allow ``bulk`` (on
-  resources that declare it) and ``delete``, or nothing is deleted
-  (``fast_mass_delete = False`` keeps Flask-Admin's own path row by row too).
-* Exports use the ``export`` criteria, are written to the audit trail, and
-  every cell goes through :func:`.csvsafe.safe_cell` (formula injection).
-  The rows are read and the audit committed before the CSV streams. An
-  export holds every row the member may export: with a host's
-  ``export_max_rows`` (or ``None``, Flask-Admin's "one page") an export
-  that would exceed it is refused with a message, never cut short.
-"""
+"""The base view: :class:`RBACModelView` (see the package docstring for what it enforces)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -70,53 +11,22 @@ from flask_admin.actions import action
 from flask_admin.babel import lazy_gettext, ngettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
-from flask_admin.contrib.sqla.form import AdminModelConverter
 from flask_admin.helpers import get_redirect_target
 from flask_admin.model.ajax import AjaxModelLoader
 
-from . import bulk, csvsafe, fields
-from .errors import NoAccessContext, PermissionDenied, RBACError
-from .identity import signed_in_user, user_pk_column
-from .oversight import viewas
-from .policy import Access, Decision
-from .urls import safe_next
+from .. import bulk, csvsafe, fields
+from ..errors import NoAccessContext, PermissionDenied, RBACError
+from ..identity import signed_in_user, user_pk_column
+from ..oversight import viewas
+from ..policy import Access, Decision
+from ..urls import safe_next
+from .permissions import HostPermissions
+from .relations import ScopedAjaxLoader, ScopedModelConverter, as_key
 
 if TYPE_CHECKING:
-    from .interface import RBACProtocol
+    from ..interface import RBACProtocol
 
-__all__ = ["RBACModelView", "ReadOnlyRBACModelView", "ScopedAjaxLoader"]
-
-
-#: Flask-Admin's permission attributes and the plugin action each one asks for.
-PERMISSION_FLAGS: dict[str, str] = {"can_create": "create", "can_edit": "edit",
-                                    "can_delete": "delete", "can_export": "export",
-                                    "can_view_details": "view"}
-
-
-def _permission(flag: str, action: str) -> property:
-    """The property behind ``flag``: the host's flag AND the plugin's decision on ``action``.
-
-    The host's flag lives in ``_host_<flag>`` (a bool, or a property the host
-    wrote), so a host's value can only narrow what the plugin allows.
-    """
-    host = f"_host_{flag}"
-
-    def get(self: RBACModelView) -> bool:
-        return bool(getattr(self, host)) and self._allowed(action)
-    get.__doc__ = f"Whether the member may {action} here (the host's ``{flag}`` AND the plugin)."
-    return property(get)
-
-
-_PERMISSIONS: dict[str, property] = {flag: _permission(flag, action)
-                                     for flag, action in PERMISSION_FLAGS.items()}
-
-
-def _as_key(column: Any, value: Any) -> Any:
-    """Return ``value`` (from a URL or a form) converted to ``column``'s type, or None."""
-    try:
-        return column.type.python_type(value)
-    except (TypeError, ValueError, NotImplementedError):
-        return None
+__all__ = ["RBACModelView"]
 
 
 class _ExportLimited(Exception):
@@ -128,57 +38,8 @@ class _ExportLimited(Exception):
         self.limit = limit
 
 
-class ScopedAjaxLoader(QueryAjaxModelLoader):
-    """A ``form_ajax_refs`` loader whose lookups and posted ids keep to the view's scope.
-
-    Flask-Admin's loader queries every row of the related model (any
-    workspace's users and records); this one goes through
-    :meth:`RBACModelView.scope_related_query`, and loads a posted id with a
-    scoped select rather than ``Session.get``, so an id outside the scope
-    loads nothing. :class:`RBACModelView` builds these from the dicts
-    of ``form_ajax_refs`` and converts plain ``QueryAjaxModelLoader`` instances.
-    """
-
-    def __init__(self, view: RBACModelView, name: str, session: Any, model: type,
-                 **options: Any) -> None:
-        super().__init__(name, session, model, **options)
-        self.view = view
-
-    def get_query(self) -> Any:
-        return self.view.scope_related_query(self.model, super().get_query())
-
-    def get_one(self, pk: Any) -> Any:
-        column = sa.inspect(self.model).primary_key[0]
-        ident = _as_key(column, pk)
-        if ident is None:
-            return None
-        with self.view.rbac.db.session.no_autoflush:  # as Flask-Admin's: no flush mid-populate
-            return self.get_query().filter(column == ident).one_or_none()
-
-
-class _ScopedModelConverter(AdminModelConverter):
-    """Builds relation select fields whose choices go through the view's
-    :meth:`~RBACModelView.scope_related_query`; the field's validation takes
-    its choices from there too, so a posted id outside them never links.
-    Fields of ``form_ajax_refs`` use their :class:`ScopedAjaxLoader`, and a
-    ``query_factory`` the host passes in ``form_args`` is used as given."""
-
-    def _model_select_field(self, prop: Any, multiple: Any, remote_model: Any,
-                            **kwargs: Any) -> Any:
-        ajax = prop.key in getattr(self.view, "_form_ajax_refs", {})
-        if not ajax and "query_factory" not in kwargs:
-            kwargs["query_factory"] = _related_choices(self.view, remote_model)
-        return super()._model_select_field(prop, multiple, remote_model, **kwargs)
-
-
-def _related_choices(view: Any, model: type) -> Callable[[], Any]:
-    def query() -> Any:
-        return view.scope_related_query(model, view.rbac.db.session.query(model))
-    return query
-
-
-class RBACModelView(ModelView):
-    """A Flask-Admin model view guarded by the plugin (see the module docstring).
+class RBACModelView(HostPermissions, ModelView):
+    """A Flask-Admin model view guarded by the plugin (see the package docstring).
 
     Host subclasses set Flask-Admin's options as usual; the permission
     attributes narrow only::
@@ -200,45 +61,7 @@ class RBACModelView(ModelView):
     #: Where the bar of admin pages links back to (None: the application's root).
     home_url: str | None = None
     #: Relation select fields scoped through :meth:`scope_related_query`.
-    model_form_converter = _ScopedModelConverter
-
-    _host_can_create: Any = True
-    _host_can_edit: Any = True
-    _host_can_delete: Any = True
-    _host_can_export: Any = True
-    _host_can_view_details: Any = True
-    can_create = _PERMISSIONS["can_create"]  # type: ignore[assignment]
-    can_edit = _PERMISSIONS["can_edit"]  # type: ignore[assignment]
-    can_delete = _PERMISSIONS["can_delete"]  # type: ignore[assignment]
-    can_export = _PERMISSIONS["can_export"]  # type: ignore[assignment]
-    can_view_details = _PERMISSIONS["can_view_details"]  # type: ignore[assignment]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Turn a subclass's permission attributes into host flags under the plugin's properties.
-
-        Flask-Admin's idiom (``can_export = True`` in the class body) would
-        otherwise replace the property and switch the plugin's check off.
-        ``False`` stays a plain ``False``: no decision can widen it, and it
-        holds for the subclasses too.
-        """
-        super().__init_subclass__(**kwargs)
-        for flag in PERMISSION_FLAGS:
-            if flag not in cls.__dict__ or cls.__dict__[flag] is _PERMISSIONS[flag]:
-                continue
-            value = cls.__dict__[flag]
-            inherited = next((base.__dict__[flag] for base in cls.__mro__[1:]
-                              if flag in base.__dict__), True)
-            if inherited is False or not (isinstance(value, property) or value):
-                setattr(cls, flag, False)
-                continue
-            setattr(cls, f"_host_{flag}", value if isinstance(value, property) else True)
-            setattr(cls, flag, _PERMISSIONS[flag])
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        """Read ``view.can_<action> = value`` as the host's flag: it narrows, never widens."""
-        if name in PERMISSION_FLAGS:
-            name, value = f"_host_{name}", bool(value)
-        super().__setattr__(name, value)
+    model_form_converter = ScopedModelConverter
 
     #: Keyword arguments of ``ModelView.__init__``; any other keyword sets the
     #: view option of that name (``column_list=[...]``) before Flask-Admin reads it.
@@ -386,7 +209,7 @@ class RBACModelView(ModelView):
 
     def get_one(self, id: Any) -> Any:
         pk = sa.inspect(self.model).primary_key[0]
-        ident = _as_key(pk, id)
+        ident = as_key(pk, id)
         if ident is None:
             abort(404)
         record = self.get_query().filter(pk == ident).one_or_none()
@@ -492,7 +315,7 @@ class RBACModelView(ModelView):
         """Ids converted to the key's type (PostgreSQL compares ``integer = varchar``
         with an error, which Flask-Admin's own action hits)."""
         pk = sa.inspect(self.model).primary_key[0]
-        return [key for key in (_as_key(pk, ident) for ident in ids) if key is not None]
+        return [key for key in (as_key(pk, ident) for ident in ids) if key is not None]
 
     # -- pages --------------------------------------------------------------------------
 
@@ -588,59 +411,3 @@ class _ExportRow:
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
-
-
-class ReadOnlyRBACModelView(RBACModelView):
-    """A read-only panel (the plugin's own tables: changes go through the settings pages,
-    where the service layer's rules apply)."""
-
-    can_create = False  # type: ignore[assignment]
-    can_edit = False  # type: ignore[assignment]
-    can_delete = False  # type: ignore[assignment]
-    can_export = False  # type: ignore[assignment]
-
-
-class SharingAgreementView(ReadOnlyRBACModelView):
-    """Agreements the current workspace grants or receives (both sides see them);
-    changes go through the sharing pages, where only the granting side widens."""
-
-    def scope_query(self, query: Any) -> Any:
-        access = self._access()
-        if access is None:
-            return query.filter(sa.false())
-        SA = self.model
-        return query.filter(sa.or_(SA.granting_workspace_id == access.workspace_id,
-                                   SA.receiving_workspace_id == access.workspace_id))
-
-
-def plugin_views(rbac: RBACProtocol, db: Any, category: str = "Access") -> list[RBACModelView]:
-    """Read-only panels of roles, members, departments, sharing agreements and audit
-    events (Owners/Admins)."""
-    m = rbac.models
-    return [
-        SharingAgreementView(m.SharingAgreement, db, rbac=rbac, resource="settings",
-                             name="Sharing agreements", endpoint="rbac_admin_sharing",
-                             category=category,
-                             column_list=["id", "granting_workspace", "receiving_workspace",
-                                          "status", "expires_at", "notes", "created_at"],
-                             column_default_sort=("id", True)),
-        ReadOnlyRBACModelView(m.Role, db, rbac=rbac, resource="settings", name="Roles",
-                              endpoint="rbac_admin_roles", category=category,
-                              column_list=["name", "key", "builtin", "description"]),
-        ReadOnlyRBACModelView(m.Membership, db, rbac=rbac, resource="settings",
-                              name="Members", endpoint="rbac_admin_members", category=category,
-                              column_list=["display_name", "status", "department",
-                                           "last_seen_at"],
-                              column_details_list=["display_name", "status", "department",
-                                                   "last_seen_at", "created_at"],
-                              column_labels={"display_name": "Member"}),
-        ReadOnlyRBACModelView(m.Department, db, rbac=rbac, resource="settings",
-                              name="Departments", endpoint="rbac_admin_departments",
-                              category=category, column_list=["name"]),
-        ReadOnlyRBACModelView(rbac.models.AuditEvent, db, rbac=rbac, resource="settings",
-                              name="Audit events", endpoint="rbac_admin_audit",
-                              category=category,
-                              column_list=["at", "action", "resource", "target",
-                                           "actor_membership_id"],
-                              column_default_sort=("at", True)),
-    ]
