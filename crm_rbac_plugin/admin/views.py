@@ -1,41 +1,4 @@
-"""Flask-Admin integration: a base view that enforces the member's access.
-
-::
-
-    from flask_admin import Admin
-    from flask_admin.theme import Bootstrap4Theme
-    from crm_rbac_plugin.admin import RBACModelView
-
-    admin = Admin(app, url="/admin", theme=Bootstrap4Theme())
-    admin.add_view(RBACModelView(Lead, db, rbac=rbac, resource="leads"))
-
-What :class:`RBACModelView` does (the Flask-Admin ``examples/auth`` pattern,
-with the plugin's decisions):
-
-* ``is_accessible``/``is_visible``: the member may ``view`` the resource;
-  ``inaccessible_callback`` redirects anonymous users to the login page and
-  answers 403 (the plugin's refusal page) to others.
-* ``can_create``/``can_edit``/``can_delete``/``can_export`` are properties
-  asking the plugin per request, so buttons show only when allowed.
-* ``get_query``, ``get_count_query`` **and** ``get_one`` are scoped: the
-  query filter already adds the member's criteria to protected models, and
-  ``get_one`` selects instead of ``Session.get`` (which may answer from the
-  identity map unfiltered); a record outside view is a 404 for
-  ``/edit/?id=`` and ``/details/?id=``. Views of models that are not
-  protected resources (the plugin's own tables) are scoped to the
-  workspace through ``workspace_column``.
-* Hidden fields leave the list, details and export columns and the forms,
-  and a search or sort touching one is ignored; read-only fields leave the
-  forms (the flush refuses writes to both anyway).
-* ``on_model_change``/``on_model_delete`` re-check the action on the record;
-  the flush guard checks again. Mass delete goes through
-  :func:`.bulk.select`: every selected record must allow ``bulk`` (on
-  resources that declare it) and ``delete``, or nothing is deleted
-  (``fast_mass_delete = False`` keeps Flask-Admin's own path row by row too).
-* Exports use the ``export`` criteria, are written to the audit trail, and
-  every cell goes through :func:`.csvsafe.safe_cell` (formula injection).
-  The rows are read and the audit committed before the CSV streams.
-"""
+"""The base view: :class:`RBACModelView` (see the package docstring for what it enforces)."""
 
 from __future__ import annotations
 
@@ -43,29 +6,62 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, request, url_for
+from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.babel import lazy_gettext, ngettext
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
+from flask_admin.helpers import get_redirect_target
+from flask_admin.model.ajax import AjaxModelLoader
 
-from . import bulk, csvsafe, fields
-from .errors import NoAccessContext, PermissionDenied, RBACError
-from .identity import signed_in_user
-from .policy import Decision
-from .urls import safe_next
+from .. import bulk, csvsafe, fields
+from ..errors import NoAccessContext, PermissionDenied, RBACError
+from ..identity import signed_in_user, user_pk_column
+from ..oversight import viewas
+from ..policy import Access, Decision
+from ..urls import safe_next
+from .permissions import HostPermissions
+from .relations import ScopedAjaxLoader, ScopedModelConverter, as_key
 
 if TYPE_CHECKING:
-    from .interface import RBACProtocol
+    from ..interface import RBACProtocol
 
-__all__ = ["RBACModelView", "ReadOnlyRBACModelView"]
+__all__ = ["RBACModelView"]
 
 
-class RBACModelView(ModelView):
-    """A Flask-Admin model view guarded by the plugin (see the module docstring)."""
+class _ExportLimited(Exception):
+    """An export that would exceed the view's ``export_max_rows``."""
+
+    def __init__(self, count: int | None, limit: int) -> None:
+        super().__init__(count, limit)
+        self.count = count
+        self.limit = limit
+
+
+class RBACModelView(HostPermissions, ModelView):
+    """A Flask-Admin model view guarded by the plugin (see the package docstring).
+
+    Host subclasses set Flask-Admin's options as usual; the permission
+    attributes narrow only::
+
+        class LeadView(RBACModelView):
+            can_export = True        # exported when the member holds leads.export
+            can_delete = False       # never deleted here, whatever the roles say
+            column_list = ["name", "status"]
+
+    Views of models that are not resources override :meth:`scope_query`
+    (their own rows) and, for their relations, :meth:`scope_related_query`.
+    """
 
     fast_mass_delete = False
-    can_view_details = True
     #: For models that are not registered resources: the column holding the workspace.
     workspace_column: str | None = "workspace_id"
+    #: The template the view's pages extend; it extends the host's ``admin_base_template``.
+    rbac_base_template = "rbac/admin/base.html"
+    #: Where the bar of admin pages links back to (None: the application's root).
+    home_url: str | None = None
+    #: Relation select fields scoped through :meth:`scope_related_query`.
+    model_form_converter = ScopedModelConverter
 
     #: Keyword arguments of ``ModelView.__init__``; any other keyword sets the
     #: view option of that name (``column_list=[...]``) before Flask-Admin reads it.
@@ -79,6 +75,11 @@ class RBACModelView(ModelView):
         for key in [k for k in kwargs if k not in self._INIT_ARGS]:
             setattr(self, key, kwargs.pop(key))
         super().__init__(model, db, **kwargs)
+        unscoped = [name for name, loader in self._form_ajax_refs.items()
+                    if not isinstance(loader, ScopedAjaxLoader)]
+        if unscoped:  # inline forms' refs, or a host's own loader class
+            raise TypeError(f"{type(self).__name__}: ajax refs {unscoped} would look up rows "
+                            "outside the member's scope; use ScopedAjaxLoader for them")
 
     # -- permissions --------------------------------------------------------------------
 
@@ -116,22 +117,6 @@ class RBACModelView(ModelView):
                                 decision.reason)
         return self.rbac.refuse(decision, 403)
 
-    @property  # type: ignore[override]
-    def can_create(self) -> bool:
-        return self._allowed("create")
-
-    @property  # type: ignore[override]
-    def can_edit(self) -> bool:
-        return self._allowed("edit")
-
-    @property  # type: ignore[override]
-    def can_delete(self) -> bool:
-        return self._allowed("delete")
-
-    @property  # type: ignore[override]
-    def can_export(self) -> bool:
-        return self._allowed("export")
-
     def is_action_allowed(self, name: str) -> bool:
         if name == "delete" and self._protected:
             res = self.rbac.registry.get(self.resource)
@@ -141,16 +126,68 @@ class RBACModelView(ModelView):
 
     # -- scoping ------------------------------------------------------------------------
 
-    def _scope(self, query: Any) -> Any:
-        if self._protected:
-            # The query filter adds the member's criteria; exports use the export ones.
-            if request.endpoint and request.endpoint.endswith(".export"):
-                query = query.execution_options(rbac_action="export")
+    def scope_query(self, query: Any) -> Any:
+        """Return ``query`` (of the view's model) limited to the rows the member may see here.
+
+        Lists, counts, details, edits, deletes and exports go through it.
+        The default rules, applied by :meth:`default_scope`:
+
+        * a protected resource's model: unchanged, the query filter adds the
+          member's criteria;
+        * the host's user model (``rbac.user_model``): the users who have
+          joined the current workspace (pending invitees are not listed: their
+          account's name is not this workspace's to know);
+        * a model with the ``workspace_column``: its rows of the current workspace;
+        * any other model: **no rows**. The plugin cannot tell whose rows a
+          table holds, so it fails closed; a host that knows overrides this::
+
+              class CountryView(RBACModelView):
+                  def scope_query(self, query):
+                      return query  # reference data, the same for every workspace
+        """
+        return self.default_scope(self.model, query, self.workspace_column)
+
+    def scope_related_query(self, model: type, query: Any) -> Any:
+        """Return ``query`` (of ``model``, a relation's target) limited to what the member may pick.
+
+        Relation select fields and ``form_ajax_refs`` lookups go through it, so
+        that the choices list no record and no user the member cannot see.
+        Defaults: :meth:`scope_query` for the view's own model, else the rules
+        of :meth:`default_scope` with a ``workspace_id`` column.
+        """
+        if model is self.model:
+            return self.scope_query(query)
+        return self.default_scope(model, query, "workspace_id")
+
+    def default_scope(self, model: type, query: Any, workspace_column: str | None) -> Any:
+        """Apply the plugin's rules of :meth:`scope_query` to a query of ``model``."""
+        if self.rbac.registry.for_model(model) is not None:
             return query
-        access = self.rbac.current_access()
-        if access is None or self.workspace_column is None:
+        access = self._access()
+        if access is None:
             return query.filter(sa.false())
-        return query.filter(getattr(self.model, self.workspace_column) == access.workspace_id)
+        if model is self.rbac.user_model:
+            M = self.rbac.models.Membership
+            joined = sa.select(M.user_id).where(M.workspace_id == access.workspace_id,
+                                                M.status != "pending")
+            return query.filter(user_pk_column(self.rbac).in_(joined))
+        column = sa.inspect(model).columns.get(workspace_column) if workspace_column else None
+        if column is None:
+            return query.filter(sa.false())
+        return query.filter(column == access.workspace_id)
+
+    def _access(self) -> Access | None:
+        try:
+            return self.rbac.current_access()
+        except NoAccessContext:
+            return None
+
+    def _scope(self, query: Any) -> Any:
+        query = self.scope_query(query)
+        if self._protected and request.endpoint and request.endpoint.endswith(".export"):
+            # The query filter adds the member's criteria; exports use the export ones.
+            query = query.execution_options(rbac_action="export")
+        return query
 
     def get_query(self) -> Any:
         return self._scope(super().get_query())
@@ -158,11 +195,22 @@ class RBACModelView(ModelView):
     def get_count_query(self) -> Any:
         return self._scope(super().get_count_query())
 
+    def _create_ajax_loader(self, name: str, options: dict[str, Any]) -> AjaxModelLoader:
+        loader = super()._create_ajax_loader(name, options)  # checks the relation
+        return ScopedAjaxLoader(self, name, self.session, loader.model, **options)
+
+    def _process_ajax_references(self) -> dict[str, AjaxModelLoader]:
+        refs = super()._process_ajax_references()
+        for name, loader in refs.items():
+            if type(loader) is QueryAjaxModelLoader:
+                refs[name] = ScopedAjaxLoader(self, loader.name, loader.session, loader.model,
+                                              **loader.options)
+        return refs
+
     def get_one(self, id: Any) -> Any:
         pk = sa.inspect(self.model).primary_key[0]
-        try:
-            ident = pk.type.python_type(id)
-        except (TypeError, ValueError):
+        ident = as_key(pk, id)
+        if ident is None:
             abort(404)
         record = self.get_query().filter(pk == ident).one_or_none()
         if record is None:
@@ -267,15 +315,57 @@ class RBACModelView(ModelView):
         """Ids converted to the key's type (PostgreSQL compares ``integer = varchar``
         with an error, which Flask-Admin's own action hits)."""
         pk = sa.inspect(self.model).primary_key[0]
-        typed = []
-        for ident in ids:
-            try:
-                typed.append(pk.type.python_type(ident))
-            except (TypeError, ValueError):
-                continue
-        return typed
+        return [key for key in (as_key(pk, ident) for ident in ids) if key is not None]
+
+    # -- pages --------------------------------------------------------------------------
+
+    def render(self, template: str, **kwargs: Any) -> Any:
+        """Render with ``rbac_base_template`` as the ``admin_base_template`` of the page.
+
+        That template extends the host's base (``rbac_host_base_template``) and
+        adds the workspace, a link back to the app and the view-as banner,
+        from ``rbac_admin`` (computed here, so no context processor is needed).
+        Flask-Admin's ``_template_args`` override its own arguments.
+        """
+        args = self._template_args
+        args["rbac_host_base_template"] = self.admin.theme.base_template  # type: ignore[union-attr]
+        args["admin_base_template"] = self.rbac_base_template
+        args["rbac_admin"] = self._page_context()
+        return super().render(template, **kwargs)
+
+    def _page_context(self) -> dict[str, Any]:
+        access = self._access()
+        workspace = (self.rbac.db.session.get(self.rbac.models.Workspace, access.workspace_id)
+                     if access is not None else None)
+        return {"workspace": workspace, "view_as": viewas.banner(self.rbac),
+                "home_url": self.home_url or request.script_root + "/"}
 
     # -- export -------------------------------------------------------------------------
+
+    def export_limit(self) -> int:
+        """The most rows an export may hold, 0 for no limit.
+
+        Flask-Admin reads ``export_max_rows``: 0 (its default and this view's)
+        exports everything, ``None`` means one page (``page_size``).
+        """
+        limit = self.export_max_rows
+        return int(self.page_size if limit is None else limit or 0)
+
+    @expose("/export/<export_type>/")
+    def export(self, export_type: str) -> Any:
+        """Export, or refuse with a message an export larger than :meth:`export_limit`.
+
+        A file cut at the limit would look complete; so the member is told the
+        limit and the count and asked to narrow the export with a search or filters.
+        """
+        try:
+            return super().export(export_type)
+        except _ExportLimited as limited:
+            found = "more" if limited.count is None else str(limited.count)
+            flash(f"This export would hold {found} rows; exports here hold at most "
+                  f"{limited.limit}. Narrow it with a search or filters.", "error")
+            return redirect(get_redirect_target() or self.get_url(".index_view"))
+
 
     def get_export_value(self, model: Any, name: Any) -> Any:
         """Return a cell of the export, neutralised by :func:`.csvsafe.safe_cell`.
@@ -296,12 +386,16 @@ class RBACModelView(ModelView):
         out). The audit event counts exactly these rows, which are all sent.
         """
         count, records = super()._export_data()
+        limit = self.export_limit()
+        if limit and len(records) >= limit and (count is None or count > len(records)):
+            # count is None with simple_list_pager: a full page may hide more rows.
+            raise _ExportLimited(count, limit)
         names = [c[0] for c in self._export_columns]
         rows = [_ExportRow({n: self.get_export_value(r, n) for n in names}) for r in records]
-        res = self.rbac.registry.get(self.resource)
+        res = self.rbac.registry.for_model(self.model)  # None: rows of no other workspace
         by_workspace: dict[Any, int] = {}
         for record in records:
-            ws = getattr(record, res.workspace_column, None)
+            ws = getattr(record, res.workspace_column, None) if res is not None else None
             by_workspace[ws] = by_workspace.get(ws, 0) + 1
         self.rbac.audit_export(self.resource, by_workspace,
                                target=f"{self.resource} admin export ({len(rows)} rows)",
@@ -317,59 +411,3 @@ class _ExportRow:
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
-
-
-class ReadOnlyRBACModelView(RBACModelView):
-    """A read-only panel (the plugin's own tables: changes go through the settings pages,
-    where the service layer's rules apply)."""
-
-    can_create = False  # type: ignore[assignment]
-    can_edit = False  # type: ignore[assignment]
-    can_delete = False  # type: ignore[assignment]
-    can_export = False  # type: ignore[assignment]
-
-
-class SharingAgreementView(ReadOnlyRBACModelView):
-    """Agreements the current workspace grants or receives (both sides see them);
-    changes go through the sharing pages, where only the granting side widens."""
-
-    def _scope(self, query: Any) -> Any:
-        access = self.rbac.current_access()
-        if access is None:
-            return query.filter(sa.false())
-        SA = self.model
-        return query.filter(sa.or_(SA.granting_workspace_id == access.workspace_id,
-                                   SA.receiving_workspace_id == access.workspace_id))
-
-
-def plugin_views(rbac: RBACProtocol, db: Any, category: str = "Access") -> list[RBACModelView]:
-    """Read-only panels of roles, members, departments, sharing agreements and audit
-    events (Owners/Admins)."""
-    m = rbac.models
-    return [
-        SharingAgreementView(m.SharingAgreement, db, rbac=rbac, resource="settings",
-                             name="Sharing agreements", endpoint="rbac_admin_sharing",
-                             category=category,
-                             column_list=["id", "granting_workspace", "receiving_workspace",
-                                          "status", "expires_at", "notes", "created_at"],
-                             column_default_sort=("id", True)),
-        ReadOnlyRBACModelView(m.Role, db, rbac=rbac, resource="settings", name="Roles",
-                              endpoint="rbac_admin_roles", category=category,
-                              column_list=["name", "key", "builtin", "description"]),
-        ReadOnlyRBACModelView(m.Membership, db, rbac=rbac, resource="settings",
-                              name="Members", endpoint="rbac_admin_members", category=category,
-                              column_list=["display_name", "status", "department",
-                                           "last_seen_at"],
-                              column_details_list=["display_name", "status", "department",
-                                                   "last_seen_at", "created_at"],
-                              column_labels={"display_name": "Member"}),
-        ReadOnlyRBACModelView(m.Department, db, rbac=rbac, resource="settings",
-                              name="Departments", endpoint="rbac_admin_departments",
-                              category=category, column_list=["name"]),
-        ReadOnlyRBACModelView(rbac.models.AuditEvent, db, rbac=rbac, resource="settings",
-                              name="Audit events", endpoint="rbac_admin_audit",
-                              category=category,
-                              column_list=["at", "action", "resource", "target",
-                                           "actor_membership_id"],
-                              column_default_sort=("at", True)),
-    ]

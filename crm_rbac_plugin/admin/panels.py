@@ -1,0 +1,70 @@
+"""Read-only panels of the plugin's own tables, for Owners and Admins."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .views import RBACModelView
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+__all__ = ["ReadOnlyRBACModelView", "SharingAgreementView", "plugin_views"]
+
+
+class ReadOnlyRBACModelView(RBACModelView):
+    """A read-only panel (the plugin's own tables: changes go through the settings pages,
+    where the service layer's rules apply)."""
+
+    can_create = False  # type: ignore[assignment]
+    can_edit = False  # type: ignore[assignment]
+    can_delete = False  # type: ignore[assignment]
+    can_export = False  # type: ignore[assignment]
+
+
+class SharingAgreementView(ReadOnlyRBACModelView):
+    """Agreements the current workspace grants or receives (both sides see them);
+    changes go through the sharing pages, where only the granting side widens."""
+
+    def scope_query(self, query: Any) -> Any:
+        access = self._access()
+        if access is None:
+            return query.filter(sa.false())
+        SA = self.model
+        return query.filter(sa.or_(SA.granting_workspace_id == access.workspace_id,
+                                   SA.receiving_workspace_id == access.workspace_id))
+
+
+def plugin_views(rbac: RBACProtocol, db: Any, category: str = "Access") -> list[RBACModelView]:
+    """Read-only panels of roles, members, departments, sharing agreements and audit
+    events (Owners/Admins)."""
+    m = rbac.models
+    return [
+        SharingAgreementView(m.SharingAgreement, db, rbac=rbac, resource="settings",
+                             name="Sharing agreements", endpoint="rbac_admin_sharing",
+                             category=category,
+                             column_list=["id", "granting_workspace", "receiving_workspace",
+                                          "status", "expires_at", "notes", "created_at"],
+                             column_default_sort=("id", True)),
+        ReadOnlyRBACModelView(m.Role, db, rbac=rbac, resource="settings", name="Roles",
+                              endpoint="rbac_admin_roles", category=category,
+                              column_list=["name", "key", "builtin", "description"]),
+        ReadOnlyRBACModelView(m.Membership, db, rbac=rbac, resource="settings",
+                              name="Members", endpoint="rbac_admin_members", category=category,
+                              column_list=["display_name", "status", "department",
+                                           "last_seen_at"],
+                              column_details_list=["display_name", "status", "department",
+                                                   "last_seen_at", "created_at"],
+                              column_labels={"display_name": "Member"}),
+        ReadOnlyRBACModelView(m.Department, db, rbac=rbac, resource="settings",
+                              name="Departments", endpoint="rbac_admin_departments",
+                              category=category, column_list=["name"]),
+        ReadOnlyRBACModelView(rbac.models.AuditEvent, db, rbac=rbac, resource="settings",
+                              name="Audit events", endpoint="rbac_admin_audit",
+                              category=category,
+                              column_list=["at", "action", "resource", "target",
+                                           "actor_membership_id"],
+                              column_default_sort=("at", True)),
+    ]
