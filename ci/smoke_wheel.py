@@ -28,7 +28,7 @@ from contextlib import redirect_stderr
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
 import crm_rbac_plugin
 from crm_rbac_plugin import RBAC, team, workspaces
@@ -116,6 +116,11 @@ def main() -> None:
         with rbac.as_member(bobs_id):
             names = db.session.scalars(sa.select(Lead.name)).all()
         check(names == ["bob's"], f"a member sees only their own leads ({names})")
+        other = aliased(Lead)
+        with rbac.as_member(bobs_id):
+            names = db.session.scalars(sa.select(User.name).join(other, other.owner_id == User.id)
+                                       ).all()
+        check(names == ["Bob"], f"a join to an aliased protected model is filtered ({names})")
         with rbac.as_member(owner_id):
             names = sorted(db.session.scalars(sa.select(Lead.name)).all())
         check(names == ["ann's", "bob's"], f"the owner sees every lead ({names})")
