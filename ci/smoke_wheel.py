@@ -28,7 +28,14 @@ from contextlib import redirect_stderr
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    aliased,
+    mapped_column,
+    relationship,
+    selectinload,
+)
 
 import crm_rbac_plugin
 from crm_rbac_plugin import RBAC, team, workspaces
@@ -58,6 +65,7 @@ class Lead(db.Model):  # type: ignore[name-defined,misc]
     workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_workspace.id"))
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
     name: Mapped[str] = mapped_column(sa.String(200))
+    owner = relationship(User)
 
 
 rbac = RBAC(db=db, user_model=User)
@@ -121,6 +129,10 @@ def main() -> None:
             names = db.session.scalars(sa.select(User.name).join(other, other.owner_id == User.id)
                                        ).all()
         check(names == ["Bob"], f"a join to an aliased protected model is filtered ({names})")
+        with rbac.as_member(bobs_id):
+            owners = [lead.owner.name for lead in db.session.scalars(
+                sa.select(Lead).options(selectinload(Lead.owner)).execution_options(yield_per=1))]
+        check(owners == ["Bob"], f"streaming with yield_per and selectinload works ({owners})")
         with rbac.as_member(owner_id):
             names = sorted(db.session.scalars(sa.select(Lead.name)).all())
         check(names == ["ann's", "bob's"], f"the owner sees every lead ({names})")
