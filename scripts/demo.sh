@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Start the demo CRM app on http://127.0.0.1:${PORT:-5000}
-# Creates .venv if needed, installs the project, migrates and seeds the DB.
+# Creates .venv if needed, installs the plugin with the demo extra, migrates and seeds the DB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q -e .
+.venv/bin/python -m pip install -q -e '.[demo]'  # crm_app runs from this directory
 
 # A random secret key, kept in instance/ (git-ignored, readable by this user only),
 # so sessions survive restarts; create_app refuses to start without a real key.

@@ -569,6 +569,19 @@ def test_mails_can_also_go_to_a_file(app: Flask, world: SimpleNamespace, tmp_pat
     assert "mail to file@example.test" in text and "/settings/invitations/" in text
 
 
+def test_without_flask_mail_the_invitation_is_printed_and_a_warning_logged(
+        app: Flask, world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """An app with no Flask-Mail extension (no ``crm-rbac[mail]``) still shows the link."""
+    monkeypatch.delitem(app.extensions, "mail")
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "smtp.example.test")
+    _, token = team.invite(rbac, rbac.access_for(world.members["owner"]),
+                           "nomail@example.test", [role(world, "viewer")])
+    db.session.commit()
+    assert f"/settings/invitations/{token}" in capsys.readouterr().err
+    assert "printed, not sent" in caplog.text and "crm-rbac[mail]" in caplog.text
+
+
 def test_department_names_are_unique_in_a_workspace_whatever_the_case(
         world: SimpleNamespace) -> None:
     """Creating or renaming onto a name another department holds is a 400 on ``name``."""

@@ -31,6 +31,7 @@ from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import validate_csrf
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import get_input_stream
 from wtforms.validators import ValidationError as CSRFInvalid
 
 from .. import inputs
@@ -128,13 +129,29 @@ def _http_error(exc: HTTPException) -> Any:
 # -- authentication and request checks --------------------------------------------------
 
 
+def _limit_body(limit: int) -> None:
+    """Cap this request's body at ``limit`` bytes: reading past it is a 413.
+
+    Flask 3.1 lets a request set its own ``max_content_length``. On Flask 3.0
+    that property is read-only, so the body stream, which Werkzeug opens once
+    and caches on the request, is opened here with the same cap (a chunked
+    body carries no ``Content-Length`` to check up front).
+    """
+    try:
+        request.max_content_length = limit
+    except AttributeError:  # Flask 3.0
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        if "stream" not in req.__dict__:
+            req.__dict__["stream"] = get_input_stream(req.environ, max_content_length=limit)
+
+
 @bp.before_request
 def _authenticate() -> None:
     """Limit the body, find who is asking, and check CSRF for session writes."""
     if request.endpoint == "rbac_api.openapi":
         return
     limit = setting("RBAC_API_MAX_BODY")
-    request.max_content_length = limit
+    _limit_body(limit)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large",
                        f"The request body is larger than {limit} bytes.")

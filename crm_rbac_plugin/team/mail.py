@@ -5,6 +5,11 @@ host overrides them as any template). ``RBAC_MAIL_CONSOLE`` also prints it
 to the console or appends it to a file, so a checkout without an SMTP server
 still shows invitation links. Links are absolute; outside a request (the
 CLI) they start with ``RBAC_BASE_URL``.
+
+Flask-Mail is optional (the ``crm-rbac[mail]`` extra): mail goes out only
+through a ``Mail`` extension the host registered. Without one, the mail is
+printed (the default) and a warning is logged when it would otherwise go
+nowhere or when ``MAIL_SERVER`` says the host expected it to be sent.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import click
 import sqlalchemy as sa
 from flask import current_app, has_request_context, render_template, url_for
-from flask_mail import Message
 
 from ..config import setting
 
@@ -35,17 +39,28 @@ def send_mail(subject: str, recipient: str, template: str, **context: Any) -> An
     """Send a mail through Flask-Mail (``rbac/mail/<template>.txt``/``.html``).
 
     Also printed to the console, or appended to the file ``RBAC_MAIL_CONSOLE``
-    names (default: the console when no ``MAIL_SERVER`` is configured).
+    names (default: the console when no ``MAIL_SERVER`` is configured or no
+    Flask-Mail extension is registered). Returns the Flask-Mail ``Message``
+    sent, or ``None`` when the app has no Flask-Mail extension.
     """
     body = render_template(f"rbac/mail/{template}.txt", **context)
     html = render_template(f"rbac/mail/{template}.html", **context)
-    message = Message(subject=subject, recipients=[recipient], body=body, html=html)
     mail = current_app.extensions.get("mail")
+    message = None
     if mail is not None:
+        # Flask-Mail is an optional extra; an app that registered it has it installed.
+        from flask_mail import Message  # noqa: PLC0415
+
+        message = Message(subject=subject, recipients=[recipient], body=body, html=html)
         mail.send(message)
     console = setting("RBAC_MAIL_CONSOLE")
     if console is None:
         console = "MAIL_SERVER" not in current_app.config or mail is None
+    if mail is None and (not console or "MAIL_SERVER" in current_app.config):
+        current_app.logger.warning(
+            "crm_rbac_plugin: the mail to %s was %s: no Flask-Mail extension is registered "
+            "(install crm-rbac[mail] and register flask_mail.Mail on the app).",
+            recipient, "printed, not sent" if console else "not sent")
     text = f"--- mail to {recipient}: {subject}\n{body}\n---\n"
     if isinstance(console, str):
         with open(console, "a", encoding="utf-8") as out:
