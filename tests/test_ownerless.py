@@ -20,9 +20,10 @@ from flask import Flask, g, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_rbac_plugin import RBAC, roles, workspaces
+from crm_rbac_plugin import RBAC, Access, roles, workspaces
 from crm_rbac_plugin.defaults import ROLE_TEMPLATES, expand_grants
 from crm_rbac_plugin.errors import RBACError, ValidationError
+from crm_rbac_plugin.oversight import viewas
 from crm_rbac_plugin.registry import SCOPES
 from tests.conftest import FreshContextClient
 
@@ -229,3 +230,13 @@ def test_policy_and_filter_agree_on_stored_grants(host: Flask, allow_scope: str 
     expected = every if allow_scope == "all" and deny_scope != "all" else set()
     by_policy, by_filter, _ = tag_ids("member@host.test")
     assert by_policy == by_filter == expected
+
+
+def test_view_as_needs_all_to_cover_an_all_grant_on_tags() -> None:
+    """Viewing as a member who sees every tag needs an ``all`` grant on tags oneself."""
+    viewer = Access(workspace_id=1, user_id=1, membership_id=1)
+    target = Access(workspace_id=1, user_id=2, membership_id=2)
+    tags = rbac.registry.get("tags")
+    assert viewas._needed_scope(viewer, target, tags, "all") == "all"
+    for scope in ("own", "team", "department"):
+        assert viewas._needed_scope(viewer, target, tags, scope) == "own"  # reaches no tag
