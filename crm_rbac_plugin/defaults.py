@@ -6,6 +6,11 @@ registered are skipped, so the same table works for any host. ``"*"`` as the
 resource means every registered resource with a model (the CRM data), and
 ``"*"`` as the action every action of that resource.
 
+A grant whose scope the resource does not take is skipped: own, team and
+department need an owner column, so on a resource without one (tags, say) the
+Member's ``own`` grants give no access rather than ``all`` (fail closed). The
+Owner, and roles granting ``all``, still reach such a resource.
+
 The plugin's table holds the four roles any app needs (Owner, Admin, Member,
 Viewer). A host replaces or extends it with the ``RBAC_ROLE_TEMPLATES`` key,
 for example with :data:`MANAGER`, as the demo CRM does with it and its sales
@@ -55,7 +60,11 @@ MANAGER: dict[str, Any] = {
 
 
 def expand_grants(registry: Registry, template: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
-    """Return a template's grants for the resources ``registry`` knows."""
+    """Return a template's grants for the resources ``registry`` knows.
+
+    A grant is left out where the resource does not take its scope
+    (:attr:`.registry.Resource.scopes`): no access, never a wider scope.
+    """
     out: list[tuple[str, str, str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for resource, action, scope, condition in template["grants"]:
@@ -68,7 +77,7 @@ def expand_grants(registry: Registry, template: dict[str, Any]) -> list[tuple[st
         for res in targets:
             actions = res.actions if action == "*" else (action,)
             for act in actions:
-                if act in res.actions and (res.name, act) not in seen:
+                if act in res.actions and scope in res.scopes and (res.name, act) not in seen:
                     seen.add((res.name, act))
                     out.append((res.name, act, scope, condition))
     return out

@@ -191,6 +191,20 @@ class RBAC:
         self.hooks.user_getter = func
         return func
 
+    def field_serializer(self, func: F) -> F:
+        """Set the JSON form of column values in the records API: ``func(value)``.
+
+        The function sees every value before the built-in rules and returns a
+        JSON-able value, or ``NotImplemented`` to leave the value to them
+        (Enum, Decimal, UUID, dates, bytes ...; see :mod:`.api.values`)::
+
+            @rbac.field_serializer
+            def money(value):
+                return value.to_json() if isinstance(value, Money) else NotImplemented
+        """
+        self.hooks.field_serializer = func
+        return func
+
     # -- the current member -------------------------------------------------
 
     config = staticmethod(setting)

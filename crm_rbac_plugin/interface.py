@@ -9,7 +9,8 @@ only on this description of it.
 
 :class:`Hooks` holds the functions a host registers with the extension's
 decorators (``@rbac.workspace_loader``, ``@rbac.unauthorized_handler``,
-``@rbac.invited_user_factory``), as Flask-Login keeps its ``user_loader``.
+``@rbac.invited_user_factory``, ``@rbac.user_getter``, ``@rbac.field_serializer``),
+as Flask-Login keeps its ``user_loader``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ class Hooks:
     ``user_getter()`` returns the request's signed-in user or None, for a host
     that signs users in without Flask-Login (None: Flask-Login's
     ``current_user``).
+    ``field_serializer(value)`` returns the JSON form of a column value for the
+    records API, or ``NotImplemented`` to leave it to the defaults (see
+    :mod:`.api.values`).
     """
 
     unauthorized: Callable[[Decision, int], Any]
     workspace_loader: Callable[[Any], Any] | None = None
     invited_user: Callable[[str], Any] | None = None
     user_getter: Callable[[], Any] | None = None
+    field_serializer: Callable[[Any], Any] | None = None
 
 
 class AppState(Protocol):

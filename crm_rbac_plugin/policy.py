@@ -18,6 +18,8 @@ Semantics, in the order they are applied:
 5. A rule matches a record when the record is in its scope (own, team,
    department, all) and every clause of its condition holds. Records with no
    owner are in every scope for ``view`` when ``unowned_visible`` is set.
+   A resource without an owner column has only the ``all`` scope: an own,
+   team or department grant on it matches no record (fail closed).
    A record of a child resource is also in scope when its parent record is
    visible to the member (a task on a client the member sees).
 6. Any action on a record other than ``view`` also needs ``view`` on it:
@@ -186,8 +188,9 @@ def scope_matches(access: Access, res: Resource, scope: str, record: Any) -> boo
     if scope == "all":
         return True
     if res.owner_column is None:
-        # A resource without owners has no narrower scope than the workspace.
-        return True
+        # No owner column: no record is anyone's own, team's or department's.
+        # Grants are refused such scopes when saved; a stored one matches nothing.
+        return False
     owner = getattr(record, res.owner_column)
     if owner is None:
         return False
@@ -319,6 +322,20 @@ def _resource_allowed(access: Access, res: Resource, action: str) -> Decision:
     for rule in denies:
         if rule.scope == "all" and not rule.conditions:
             return Decision(False, f"{action} on {res.name}: explicit deny, {rule.describe()}", rule)
+    reaching = [rule for rule in allows if _reaches_records(access, res, rule)]
+    if reaching:
+        return Decision(True, f"{action} on {res.name}: {reaching[0].describe()}", reaching[0])
     if allows:
-        return Decision(True, f"{action} on {res.name}: {allows[0].describe()}", allows[0])
+        return Decision(False, f"{action} on {res.name}: {res.name} has no owner column, so only "
+                               f"an 'all' grant reaches its records", allows[0])
     return Decision(False, f"{action} on {res.name}: no role grants it")
+
+
+def _reaches_records(access: Access, res: Resource, rule: Rule) -> bool:
+    """Whether an allow can match some record of ``res``.
+
+    On a model without an owner column only the ``all`` scope (after the
+    visibility cap) or a parent record matches, as :func:`scope_matches` says.
+    """
+    return (res.model is None or res.owner_column is not None or res.parent is not None
+            or "all" in access.scopes_for(rule))

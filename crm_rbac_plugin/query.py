@@ -51,8 +51,10 @@ def any_of(*parts: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
 def scope_criteria(access: Access, res: Resource, scope: str, entity: Any,
                    membership_table: Any) -> sa.ColumnElement[bool]:
     """SQL twin of :func:`.policy.scope_matches`."""
-    if scope == "all" or res.owner_column is None:
+    if scope == "all":
         return sa.true()
+    if res.owner_column is None:
+        return sa.false()
     owner = getattr(entity, res.owner_column)
     me = access.user_id
     if scope == "own":

@@ -46,6 +46,19 @@ class Resource:
     def is_model(self) -> bool:
         return self.model is not None
 
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """Return the scopes a grant on this resource may take.
+
+        Own, team and department pick records by their owner. A model without
+        an owner column has no owned records, so only ``all`` applies: a
+        narrower scope would match no record, and is refused when a role is
+        saved rather than read as ``all``.
+        """
+        if self.model is not None and self.owner_column is None:
+            return ("all",)
+        return SCOPES
+
     def column(self, name: str) -> Any:
         """Return the mapped attribute ``name`` of the model."""
         return getattr(self.model, name)

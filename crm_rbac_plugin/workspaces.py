@@ -50,6 +50,9 @@ def add_grant(rbac: RBACProtocol, role: Any, resource: str, action: str, scope: 
     res = rbac.registry.check_action(resource, action)
     if scope not in SCOPES:
         raise RBACError(f"unknown scope {scope!r}; use one of {', '.join(SCOPES)}")
+    if scope not in res.scopes:
+        raise RBACError(f"{resource}.{action}: scope {scope!r} needs an owner column; "
+                        f"{resource} has none: use 'all' or no grant")
     if effect not in ("allow", "deny"):
         raise RBACError(f"unknown effect {effect!r}; use allow or deny")
     clauses = conditions.validate(res.model, condition) if (res.model and condition) else ()

@@ -245,6 +245,12 @@ def _op(summary: str, responses: dict[str, Any], *, tag: str, body: Any = None,
     return op
 
 
+#: How the records endpoints write column values (see :mod:`.values`).
+RECORD_VALUES = ("Column values: Decimal as a string, Enum by value (by name when the value "
+                 "is not a string, finite number or boolean), UUID as a string, dates and "
+                 "times in ISO 8601, intervals in seconds, bytes in base64, JSON as stored, "
+                 "NaN and infinities as strings; any other type as its text unless the host "
+                 "registers @rbac.field_serializer.")
 RESOURCE = {"name": "resource", "in": "path", "required": True,
             "schema": {"type": "string"}, "description": "A protected resource, e.g. leads."}
 
@@ -329,7 +335,7 @@ PATHS: dict[str, Any] = {
     },
     "/records/{resource}": {
         "get": _op("One page of the records of a resource the member may view, without the "
-                   "fields hidden from them (resource.view).",
+                   "fields hidden from them (resource.view). " + RECORD_VALUES,
                    {"200": _json({"type": "object", "properties": {
                        "items": {"type": "array", "items": {"type": "object"}},
                        "page": {"type": "integer"}, "per_page": {"type": "integer"}}},
@@ -343,7 +349,7 @@ PATHS: dict[str, Any] = {
     },
     "/records/{resource}/{record_id}": {
         "get": _op("One record the member may view, without hidden fields; any other id "
-                   "is a 404.",
+                   "is a 404. " + RECORD_VALUES,
                    {"200": _json({"type": "object"}, "The record.")}, tag="records",
                    parameters=[RESOURCE, _path_id("record_id", "record")],
                    errors=(NOT_FOUND,)),

@@ -1,9 +1,11 @@
-"""API endpoints for protected records: read only, filtered and with hidden fields left out."""
+"""API endpoints for protected records: read only, filtered and with hidden fields left out.
+
+Column values are written by :mod:`.values` (the host's ``@rbac.field_serializer``
+first), so no column type answers a 500.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,18 +15,13 @@ from flask.typing import ResponseReturnValue
 from ..policy import Access
 from ..proxies import current_rbac
 from .blueprint import ApiError, bad, bp, not_found, require
+from .values import Encoder
 
 
-def _record_json(resource: str, record: Any, access: Access) -> dict[str, Any]:
-    """A record's columns without the fields hidden from the member."""
-    out = {}
-    for key, value in current_rbac.redact(resource, record, access=access).items():
-        if isinstance(value, (dt.date, dt.datetime)):
-            value = value.isoformat()
-        elif isinstance(value, Decimal):
-            value = str(value)
-        out[key] = value
-    return out
+def _record_json(resource: str, record: Any, access: Access, encoder: Encoder) -> dict[str, Any]:
+    """A record's columns without the fields hidden from the member, as JSON values."""
+    return {key: encoder.field(key, value)
+            for key, value in current_rbac.redact(resource, record, access=access).items()}
 
 
 def _model_resource(resource: str) -> Any:
@@ -49,7 +46,8 @@ def list_records(resource: str) -> ResponseReturnValue:
     pk = sa.inspect(res.model).primary_key[0]
     rows = current_rbac.db.session.scalars(
         sa.select(res.model).order_by(pk).limit(per_page).offset((page - 1) * per_page)).all()
-    return jsonify(items=[_record_json(resource, r, access) for r in rows], page=page,
+    encoder = Encoder(current_rbac.hooks.field_serializer, resource)
+    return jsonify(items=[_record_json(resource, r, access, encoder) for r in rows], page=page,
                    per_page=per_page)
 
 
@@ -63,4 +61,5 @@ def get_record(resource: str, record_id: int) -> ResponseReturnValue:
         sa.select(res.model).where(pk == record_id)).scalar_one_or_none()
     if record is None:
         raise not_found(f"{resource} record")
-    return jsonify(_record_json(resource, record, access))
+    return jsonify(_record_json(resource, record, access,
+                                Encoder(current_rbac.hooks.field_serializer, resource)))

@@ -146,8 +146,10 @@ def _needed_scope(viewer: Access, target: Access, res: Resource, scope: str) -> 
     """The narrowest scope through which ``viewer`` reaches every record that
     ``scope`` reaches for ``target`` (scopes are relative to the member: the
     target's "own" is someone else's records for the viewer)."""
-    if res.model is None or res.owner_column is None:
-        return "own"  # no narrower scope than the workspace: every scope is the same
+    if res.model is None:
+        return "own"  # no records: every scope is the same
+    if res.owner_column is None:
+        return scope if scope == "all" else "own"  # only "all" reaches a record
     if scope == "all" or (scope == "department" and res.department_column is not None):
         return "all"
     wanted = _owners(target, scope)

@@ -102,6 +102,10 @@ def parse_grants(rbac: RBACProtocol, items: Iterable[Any], scopes: Mapping[str, 
         if scope not in SCOPES:
             raise ValidationError(f"unknown scope {scope!r}; use one of {', '.join(SCOPES)}",
                                   field=f"{field}.scope")
+        if scope not in res.scopes:
+            raise ValidationError(
+                f"{resource}.{action}: scope {scope!r} needs an owner column; {resource} has none:"
+                " use 'all' or no grant", field=f"{field}.scope")
         if effect not in ("allow", "deny"):
             raise ValidationError("effect must be allow or deny", field=f"{field}.effect")
         clauses = condition_clauses(res, item.get("condition"), field)

@@ -86,8 +86,11 @@ def _form_data(rbac: Any, specs: list[roles.GrantSpec], field_rules: dict[str, d
         if spec.effect == "deny":
             data[cell_field("deny", spec.resource, spec.action)] = True
             continue
-        data[cell_field("scope", spec.resource, spec.action)] = (
-            spec.scope if has_scopes(res) else "all")
+        if spec.scope in res.scopes:
+            # A resource without owners shows an own/team/department grant stored
+            # past the service as none: it reaches no record, and saving must not widen it.
+            data[cell_field("scope", spec.resource, spec.action)] = (
+                spec.scope if has_scopes(res) else "all")
         if res.model is not None:
             data[cell_field("cond", spec.resource, spec.action)] = queries.condition_text(
                 spec.condition)
