@@ -17,7 +17,7 @@ contracts=$(.venv/bin/lint-imports --no-cache --no-logo 2>&1) || {
   exit 1
 }
 echo "scripts/test.sh: ruff check"
-.venv/bin/ruff check --quiet crm_rbac_plugin crm_app tests bench || {
+.venv/bin/ruff check --quiet crm_rbac_plugin crm_app tests bench examples || {
   echo "scripts/test.sh: ruff check failed (above; pyproject.toml [tool.ruff])" >&2
   exit 1
 }

@@ -1,0 +1,1 @@
+"""A single-tenant help desk: Flask-Login, integer user keys."""
