@@ -160,16 +160,13 @@ def define_membership_models(db: Any, user_model: type, Workspace: Any,
 
         __tablename__ = "rbac_membership"
         __table_args__ = (
-            pk("rbac_membership", "id"),
-            uq("rbac_membership", "workspace_id", "user_id"),
+            pk("rbac_membership", "id"), uq("rbac_membership", "workspace_id", "user_id"),
             ix("rbac_membership", "user_id", "workspace_id", key="user_ws"),
-            ix("rbac_membership", "workspace_id", "department_id", key="ws_dept"),
-        )
+            ix("rbac_membership", "workspace_id", "department_id", key="ws_dept"))
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_membership.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
-        user_id: Mapped[Any] = user_key_column(user_model, "rbac_membership.user_id",
-                                                  ondelete="CASCADE")
+        user_id: Mapped[Any] = user_key_column(user_model, "rbac_membership.user_id", ondelete="CASCADE")
         status: Mapped[str] = mapped_column(sa.String(16), default="active")
         department_id: Mapped[int | None] = mapped_column(
             fk("rbac_membership.department_id", "rbac_department.id", ondelete="SET NULL"))
@@ -208,12 +205,10 @@ def define_membership_models(db: Any, user_model: type, Workspace: Any,
         __tablename__ = "rbac_manager_assignment"
         __table_args__ = (pk("rbac_manager_assignment", "manager_id", "member_id"),
                           ix("rbac_manager_assignment", "member_id"))
-        manager_id: Mapped[int] = mapped_column(
-            fk("rbac_manager_assignment.manager_id", "rbac_membership.id", ondelete="CASCADE"),
-            primary_key=True)
-        member_id: Mapped[int] = mapped_column(
-            fk("rbac_manager_assignment.member_id", "rbac_membership.id", ondelete="CASCADE"),
-            primary_key=True)
+        manager_id: Mapped[int] = mapped_column(fk(
+            "rbac_manager_assignment.manager_id", "rbac_membership.id", ondelete="CASCADE"), primary_key=True)
+        member_id: Mapped[int] = mapped_column(fk(
+            "rbac_manager_assignment.member_id", "rbac_membership.id", ondelete="CASCADE"), primary_key=True)
 
     return Membership, ManagerAssignment
 
