@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.sql.naming import conv
 
 MEMBER_STATUSES: tuple[str, ...] = ("pending", "active", "inactive")
 #: A sharing agreement waits for the receiving workspace to accept it; it ends
@@ -60,8 +61,63 @@ def user_pk_of(user_model: type) -> Any:
     return list(user_model.__table__.primary_key.columns)[0]  # type: ignore[attr-defined]
 
 
-def user_key_column(user_model: type, *, ondelete: str, nullable: bool = False) -> Any:
-    """A column holding a host user's key: the key's own type and a foreign key to it."""
+def user_key_column(user_model: type, column: str, *, ondelete: str,
+                    nullable: bool = False) -> Any:
+    """A column holding a host user's key: the key's own type and a foreign key to it.
+
+    ``column`` is ``"table.column"`` of the new column, which names the foreign key.
+    """
     pk = user_pk_of(user_model)
-    return mapped_column(pk.type, sa.ForeignKey(f"{pk.table.name}.{pk.name}", ondelete=ondelete),
+    return mapped_column(pk.type, fk(column, f"{pk.table.name}.{pk.name}", ondelete=ondelete),
                          nullable=nullable)
+
+
+# -- constraint names ----------------------------------------------------------------------
+#
+# Every constraint and index of the plugin's tables carries an explicit name,
+# built by the rule below and wrapped in ``conv`` so that the host's
+# ``MetaData(naming_convention=...)`` leaves it as is: Alembic then finds the
+# same names on every backend and in every host, and SQLite batch mode can
+# drop and recreate them ("Constraint must have a name" otherwise). The rule
+# is the common convention (the demo app's too):
+#
+# ``pk_<table>``, ``fk_<table>_<column>_<referred table>``,
+# ``uq_<table>_<first column>``, ``ix_<table>_<first column or key>``,
+# ``ck_<table>_<key>``.
+
+#: PostgreSQL truncates longer identifiers, and the two names would then differ.
+MAX_NAME_LENGTH = 63
+
+
+def constraint_name(name: str) -> conv:
+    """Return ``name`` marked as final, after checking it fits every backend."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"constraint name longer than {MAX_NAME_LENGTH} characters: {name}")
+    return conv(name)
+
+
+def pk(table: str, *columns: str) -> sa.PrimaryKeyConstraint:
+    """The primary key of ``table``: ``pk_<table>``."""
+    return sa.PrimaryKeyConstraint(*columns, name=constraint_name(f"pk_{table}"))
+
+
+def fk(column: str, target: str, *, ondelete: str) -> sa.ForeignKey:
+    """A foreign key from ``"table.column"`` to ``"referred.column"``."""
+    table, name = column.split(".")
+    return sa.ForeignKey(target, ondelete=ondelete,
+                         name=constraint_name(f"fk_{table}_{name}_{target.split('.')[0]}"))
+
+
+def uq(table: str, *columns: str) -> sa.UniqueConstraint:
+    """A unique constraint over ``columns``: ``uq_<table>_<first column>``."""
+    return sa.UniqueConstraint(*columns, name=constraint_name(f"uq_{table}_{columns[0]}"))
+
+
+def ix(table: str, *columns: str, key: str = "") -> sa.Index:
+    """An index over ``columns``: ``ix_<table>_<key>``, the key defaulting to the first column."""
+    return sa.Index(constraint_name(f"ix_{table}_{key or columns[0]}"), *columns)
+
+
+def ck(table: str, key: str, sqltext: str) -> sa.CheckConstraint:
+    """A check constraint: ``ck_<table>_<key>``."""
+    return sa.CheckConstraint(sqltext, name=constraint_name(f"ck_{table}_{key}"))

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
-from .base import user_key_column, utcnow
+from .base import ck, fk, ix, pk, uq, user_key_column, utcnow
 
 
 def define_workspace_models(db: Any) -> tuple[Any, Any]:
@@ -20,9 +20,10 @@ def define_workspace_models(db: Any) -> tuple[Any, Any]:
         """A tenant: every protected record belongs to exactly one workspace."""
 
         __tablename__ = "rbac_workspace"
+        __table_args__ = (pk("rbac_workspace", "id"), uq("rbac_workspace", "slug"))
         id: Mapped[int] = mapped_column(primary_key=True)
         name: Mapped[str] = mapped_column(sa.String(120))
-        slug: Mapped[str] = mapped_column(sa.String(120), unique=True)
+        slug: Mapped[str] = mapped_column(sa.String(120))
         plan: Mapped[str] = mapped_column(sa.String(40), default="enterprise")
         # Bumped by the flush listener on every change that alters access, so
         # every process can tell its cached access is stale (see loader.py).
@@ -39,10 +40,11 @@ def define_workspace_models(db: Any) -> tuple[Any, Any]:
         """A group of members for the ``department`` data scope."""
 
         __tablename__ = "rbac_department"
-        __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
+        __table_args__ = (pk("rbac_department", "id"), uq("rbac_department", "workspace_id", "name"),
+                          ix("rbac_department", "workspace_id"))
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"), index=True)
+            fk("rbac_department.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
         name: Mapped[str] = mapped_column(sa.String(120))
         workspace = relationship(Workspace)
 
@@ -59,17 +61,18 @@ def define_role_models(db: Any, Workspace: Any) -> tuple[Any, Any]:
         """A named set of grants in one workspace, built in or custom."""
 
         __tablename__ = "rbac_role"
-        __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
+        __table_args__ = (pk("rbac_role", "id"), uq("rbac_role", "workspace_id", "name"),
+                          ix("rbac_role", "workspace_id"))
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"), index=True)
+            fk("rbac_role.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
         key: Mapped[str | None] = mapped_column(sa.String(40))  # "owner", "admin"... for built-ins
         name: Mapped[str] = mapped_column(sa.String(80))
         description: Mapped[str] = mapped_column(sa.Text, default="")
         builtin: Mapped[bool] = mapped_column(default=False)
         is_owner: Mapped[bool] = mapped_column(default=False)
         parent_id: Mapped[int | None] = mapped_column(
-            sa.ForeignKey("rbac_role.id", ondelete="SET NULL"))
+            fk("rbac_role.parent_id", "rbac_role.id", ondelete="SET NULL"))
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
         workspace = relationship(Workspace)
@@ -85,13 +88,13 @@ def define_role_models(db: Any, Workspace: Any) -> tuple[Any, Any]:
 
         __tablename__ = "rbac_grant"
         __table_args__ = (
-            sa.UniqueConstraint("role_id", "resource", "action", "effect"),
-            sa.CheckConstraint("scope in ('own', 'team', 'department', 'all')",
-                               name="scope"),
-            sa.CheckConstraint("effect in ('allow', 'deny')", name="effect"),
+            pk("rbac_grant", "id"),
+            uq("rbac_grant", "role_id", "resource", "action", "effect"),
+            ck("rbac_grant", "scope", "scope in ('own', 'team', 'department', 'all')"),
+            ck("rbac_grant", "effect", "effect in ('allow', 'deny')"),
         )
         id: Mapped[int] = mapped_column(primary_key=True)
-        role_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_role.id", ondelete="CASCADE"))
+        role_id: Mapped[int] = mapped_column(fk("rbac_grant.role_id", "rbac_role.id", ondelete="CASCADE"))
         resource: Mapped[str] = mapped_column(sa.String(60))
         action: Mapped[str] = mapped_column(sa.String(40))
         scope: Mapped[str] = mapped_column(sa.String(16), default="all")
@@ -116,11 +119,13 @@ def define_role_rule_models(db: Any, Role: Any) -> tuple[Any, Any]:
 
         __tablename__ = "rbac_field_rule"
         __table_args__ = (
-            sa.UniqueConstraint("role_id", "resource", "field"),
-            sa.CheckConstraint("mode in ('hidden', 'readonly')", name="mode"),
+            pk("rbac_field_rule", "id"),
+            uq("rbac_field_rule", "role_id", "resource", "field"),
+            ck("rbac_field_rule", "mode", "mode in ('hidden', 'readonly')"),
         )
         id: Mapped[int] = mapped_column(primary_key=True)
-        role_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_role.id", ondelete="CASCADE"))
+        role_id: Mapped[int] = mapped_column(
+            fk("rbac_field_rule.role_id", "rbac_role.id", ondelete="CASCADE"))
         resource: Mapped[str] = mapped_column(sa.String(60))
         field: Mapped[str] = mapped_column(sa.String(60))
         mode: Mapped[str] = mapped_column(sa.String(10), default="hidden")
@@ -131,12 +136,15 @@ def define_role_rule_models(db: Any, Role: Any) -> tuple[Any, Any]:
         """Segregation of duties: two roles no member may hold together."""
 
         __tablename__ = "rbac_role_conflict"
-        __table_args__ = (sa.UniqueConstraint("workspace_id", "role_a_id", "role_b_id"),)
+        __table_args__ = (pk("rbac_role_conflict", "id"),
+                          uq("rbac_role_conflict", "workspace_id", "role_a_id", "role_b_id"))
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
-        role_a_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_role.id", ondelete="CASCADE"))
-        role_b_id: Mapped[int] = mapped_column(sa.ForeignKey("rbac_role.id", ondelete="CASCADE"))
+            fk("rbac_role_conflict.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
+        role_a_id: Mapped[int] = mapped_column(
+            fk("rbac_role_conflict.role_a_id", "rbac_role.id", ondelete="CASCADE"))
+        role_b_id: Mapped[int] = mapped_column(
+            fk("rbac_role_conflict.role_b_id", "rbac_role.id", ondelete="CASCADE"))
         role_a = relationship(Role, foreign_keys=[role_a_id])
         role_b = relationship(Role, foreign_keys=[role_b_id])
 
@@ -152,17 +160,16 @@ def define_membership_models(db: Any, user_model: type, Workspace: Any,
 
         __tablename__ = "rbac_membership"
         __table_args__ = (
-            sa.UniqueConstraint("workspace_id", "user_id"),
-            sa.Index("ix_rbac_membership_user_ws", "user_id", "workspace_id"),
-            sa.Index("ix_rbac_membership_ws_dept", "workspace_id", "department_id"),
-        )
+            pk("rbac_membership", "id"), uq("rbac_membership", "workspace_id", "user_id"),
+            ix("rbac_membership", "user_id", "workspace_id", key="user_ws"),
+            ix("rbac_membership", "workspace_id", "department_id", key="ws_dept"))
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
-        user_id: Mapped[Any] = user_key_column(user_model, ondelete="CASCADE")
+            fk("rbac_membership.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
+        user_id: Mapped[Any] = user_key_column(user_model, "rbac_membership.user_id", ondelete="CASCADE")
         status: Mapped[str] = mapped_column(sa.String(16), default="active")
         department_id: Mapped[int | None] = mapped_column(
-            sa.ForeignKey("rbac_department.id", ondelete="SET NULL"))
+            fk("rbac_membership.department_id", "rbac_department.id", ondelete="SET NULL"))
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
         last_seen_at: Mapped[dt.datetime | None] = mapped_column()
         # The member's own notification preference (profile page).
@@ -196,11 +203,12 @@ def define_membership_models(db: Any, user_model: type, Workspace: Any,
         """A manager's assigned member, whose records the ``team`` scope covers."""
 
         __tablename__ = "rbac_manager_assignment"
-        manager_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), primary_key=True)
-        member_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), primary_key=True,
-            index=True)
+        __table_args__ = (pk("rbac_manager_assignment", "manager_id", "member_id"),
+                          ix("rbac_manager_assignment", "member_id"))
+        manager_id: Mapped[int] = mapped_column(fk(
+            "rbac_manager_assignment.manager_id", "rbac_membership.id", ondelete="CASCADE"), primary_key=True)
+        member_id: Mapped[int] = mapped_column(fk(
+            "rbac_manager_assignment.member_id", "rbac_membership.id", ondelete="CASCADE"), primary_key=True)
 
     return Membership, ManagerAssignment
 
@@ -212,12 +220,14 @@ def define_assignment_model(db: Any, Membership: Any, Role: Any) -> Any:
         """A role held by a member, optionally only between two instants (UTC)."""
 
         __tablename__ = "rbac_member_role"
-        __table_args__ = (sa.Index("ix_rbac_member_role_membership", "membership_id"),)
+        __table_args__ = (pk("rbac_member_role", "id"),
+                          ix("rbac_member_role", "membership_id", key="membership"),
+                          ix("rbac_member_role", "role_id"))
         id: Mapped[int] = mapped_column(primary_key=True)
         membership_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"))
+            fk("rbac_member_role.membership_id", "rbac_membership.id", ondelete="CASCADE"))
         role_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_role.id", ondelete="CASCADE"), index=True)
+            fk("rbac_member_role.role_id", "rbac_role.id", ondelete="CASCADE"))
         starts_at: Mapped[dt.datetime | None] = mapped_column()
         expires_at: Mapped[dt.datetime | None] = mapped_column()
 
@@ -238,11 +248,13 @@ def define_token_model(db: Any, Membership: Any) -> Any:
         """A personal API token: only its SHA-256 is stored; never wider than its member."""
 
         __tablename__ = "rbac_api_token"
+        __table_args__ = (pk("rbac_api_token", "id"), uq("rbac_api_token", "token_hash"),
+                          ix("rbac_api_token", "membership_id"))
         id: Mapped[int] = mapped_column(primary_key=True)
         membership_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_membership.id", ondelete="CASCADE"), index=True)
+            fk("rbac_api_token.membership_id", "rbac_membership.id", ondelete="CASCADE"))
         name: Mapped[str] = mapped_column(sa.String(80))
-        token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+        token_hash: Mapped[str] = mapped_column(sa.String(64))
         prefix: Mapped[str] = mapped_column(sa.String(12))
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
         last_used_at: Mapped[dt.datetime | None] = mapped_column()
@@ -268,22 +280,23 @@ def define_agreement_model(db: Any, user_model: type, Workspace: Any, *,
 
         __tablename__ = "rbac_sharing_agreement"
         __table_args__ = (
-            sa.CheckConstraint("granting_workspace_id <> receiving_workspace_id",
-                               name="two_workspaces"),
-            sa.Index("ix_rbac_sharing_agreement_receiving", "receiving_workspace_id", "status"),
-            sa.Index("ix_rbac_sharing_agreement_granting", "granting_workspace_id", "status"),
+            pk("rbac_sharing_agreement", "id"),
+            ck("rbac_sharing_agreement", "two_workspaces",
+               "granting_workspace_id <> receiving_workspace_id"),
+            ix("rbac_sharing_agreement", "receiving_workspace_id", "status", key="receiving"),
+            ix("rbac_sharing_agreement", "granting_workspace_id", "status", key="granting"),
         )
         id: Mapped[int] = mapped_column(primary_key=True)
         granting_workspace_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
+            fk("rbac_sharing_agreement.granting_workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
         receiving_workspace_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
+            fk("rbac_sharing_agreement.receiving_workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
         status: Mapped[str] = mapped_column(sa.String(16), default="pending")
         notes: Mapped[str] = mapped_column(sa.Text, default="")
         expires_at: Mapped[dt.datetime | None] = mapped_column()
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-        created_by_id: Mapped[Any] = user_key_column(user_model, ondelete="SET NULL",
-                                                     nullable=True)
+        created_by_id: Mapped[Any] = user_key_column(
+            user_model, "rbac_sharing_agreement.created_by_id", ondelete="SET NULL", nullable=True)
         #: When it was accepted, declined, left or revoked (the last of these).
         decided_at: Mapped[dt.datetime | None] = mapped_column()
 
@@ -310,10 +323,11 @@ def define_sharing_permission_model(db: Any, SharingAgreement: Any) -> Any:
         """One shared action on one resource, with an optional record condition."""
 
         __tablename__ = "rbac_sharing_permission"
-        __table_args__ = (sa.UniqueConstraint("agreement_id", "resource", "action"),)
+        __table_args__ = (pk("rbac_sharing_permission", "id"),
+                          uq("rbac_sharing_permission", "agreement_id", "resource", "action"))
         id: Mapped[int] = mapped_column(primary_key=True)
         agreement_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_sharing_agreement.id", ondelete="CASCADE"))
+            fk("rbac_sharing_permission.agreement_id", "rbac_sharing_agreement.id", ondelete="CASCADE"))
         resource: Mapped[str] = mapped_column(sa.String(64))
         action: Mapped[str] = mapped_column(sa.String(64))
         # Same format as Grant.condition: [{"field", "op", "value"}, ...].

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import utcnow
+from .base import fk, ix, pk, utcnow
 
 # -- audit trail (written by crm_rbac_plugin.audit) --------------------------------------
 
@@ -25,8 +25,9 @@ def define_audit_model(db: Any, user_key_type: Any = None) -> Any:
 
         __tablename__ = "rbac_audit_event"
         __table_args__ = (
-            sa.Index("ix_rbac_audit_event_ws_at", "workspace_id", "at"),
-            sa.Index("ix_rbac_audit_event_ws_action", "workspace_id", "action"),
+            pk("rbac_audit_event", "id"),
+            ix("rbac_audit_event", "workspace_id", "at", key="ws_at"),
+            ix("rbac_audit_event", "workspace_id", "action", key="ws_action"),
         )
         id: Mapped[int] = mapped_column(primary_key=True)
         # No foreign keys: the log outlives the workspaces, members and users it names.
@@ -64,17 +65,19 @@ def define_team_models(db: Any, Membership: Any) -> Any:
         """An emailed invitation to join a workspace with one or more roles."""
 
         __tablename__ = "rbac_invitation"
-        __table_args__ = (sa.Index("ix_rbac_invitation_ws_email", "workspace_id", "email"),)
+        __table_args__ = (pk("rbac_invitation", "id"),
+                          ix("rbac_invitation", "workspace_id", "email", key="ws_email"),
+                          ix("rbac_invitation", "membership_id"))
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
-            sa.ForeignKey("rbac_workspace.id", ondelete="CASCADE"))
+            fk("rbac_invitation.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
         email: Mapped[str] = mapped_column(sa.String(255))
         role_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
         # The Pending membership made at invite time (None once revoked and removed).
         membership_id: Mapped[int | None] = mapped_column(
-            sa.ForeignKey("rbac_membership.id", ondelete="SET NULL"), index=True)
+            fk("rbac_invitation.membership_id", "rbac_membership.id", ondelete="SET NULL"))
         invited_by_id: Mapped[int | None] = mapped_column(
-            sa.ForeignKey("rbac_membership.id", ondelete="SET NULL"))
+            fk("rbac_invitation.invited_by_id", "rbac_membership.id", ondelete="SET NULL"))
         # True when the invite created the user account (completed on acceptance).
         new_user: Mapped[bool] = mapped_column(default=False)
         nonce_hash: Mapped[str] = mapped_column(sa.String(64))
