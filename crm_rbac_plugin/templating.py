@@ -1,14 +1,20 @@
 """What templates get from the extension: ``rbac_can``, ``rbac_shared_from``, ``rbac_view_as``.
 
 Template helpers never break a page: outside any access context
-``rbac_can`` answers False and ``rbac_shared_from`` None.
+``rbac_can`` answers False and ``rbac_shared_from`` None. The workspace
+switcher macro reads ``rbac_workspaces()`` (empty for an anonymous user and
+in single-tenant mode), ``rbac_workspace_id()`` and ``rbac_csrf_token()``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flask_wtf.csrf import generate_csrf
+
+from . import workspaces
 from .errors import NoAccessContext
+from .identity import signed_in_user
 from .oversight import viewas
 
 if TYPE_CHECKING:
@@ -28,5 +34,10 @@ def template_context(rbac: RBACProtocol) -> dict[str, Any]:
             return rbac.shared_from(record)
         except NoAccessContext:
             return None
+    def rbac_workspaces() -> list[Any]:
+        return workspaces.switchable(rbac, signed_in_user())
+
     return {"rbac_can": rbac_can, "rbac": rbac, "rbac_view_as": viewas.banner(rbac),
-            "rbac_shared_from": rbac_shared_from, "rbac_label": rbac.label}
+            "rbac_shared_from": rbac_shared_from, "rbac_label": rbac.label,
+            "rbac_workspaces": rbac_workspaces, "rbac_workspace_id": rbac.current_workspace_id,
+            "rbac_csrf_token": generate_csrf}
