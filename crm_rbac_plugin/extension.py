@@ -117,6 +117,7 @@ class RBAC:
         app.register_blueprint(Blueprint("rbac", __name__, template_folder="templates",
                                          static_folder="static", url_prefix="/rbac"))
         app.context_processor(partial(templating.template_context, self))
+        templating.install_globals(self, app)
         app.add_template_filter(self.label, "rbac_label")
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
         team.init_app(app)  # the last-activity before_request hook
