@@ -104,8 +104,8 @@ def add_views(app: Flask, db: SQLAlchemy, model: type, name: str, users: type) -
 def make_host(db: SQLAlchemy, rbac: RBAC, model: type, name: str, users: type,
               **config: Any) -> Flask:
     app = Flask(__name__)
-    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY="test", TESTING=True,
-                      WTF_CSRF_ENABLED=False, **config)
+    app.config.update({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "test",
+                       "TESTING": True, "WTF_CSRF_ENABLED": False, **config})
     db.init_app(app)
     rbac.init_app(app)
     add_views(app, db, model, name, users)
@@ -130,6 +130,7 @@ def solo() -> Iterator[Flask]:
         yield app
         solo_db.session.remove()
         solo_db.drop_all()
+        solo_db.engine.dispose()
 
 
 def solo_user(email: str) -> Any:
@@ -227,9 +228,15 @@ multi_rbac.register_resource("deals", Deal, module="sales")
 ROWS = 25  # more than the batch size used below
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_uri(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("pg_url")) if request.param == "postgresql" else "sqlite://"
+
+
 @pytest.fixture
-def multi() -> Iterator[Flask]:
-    app = make_host(multi_db, multi_rbac, Deal, "deals", Person)
+def multi(database_uri: str) -> Iterator[Flask]:
+    app = make_host(multi_db, multi_rbac, Deal, "deals", Person,
+                    SQLALCHEMY_DATABASE_URI=database_uri)
     with app.app_context():
         multi_db.create_all()
         people = [Person(email=f"{n}@multi.test", name=n) for n in ("olga", "pat", "quinn")]
@@ -242,6 +249,7 @@ def multi() -> Iterator[Flask]:
         yield app
         multi_db.session.remove()
         multi_db.drop_all()
+        multi_db.engine.dispose()
 
 
 def adopt_cli(app: Flask, *args: str) -> Any:
@@ -341,11 +349,14 @@ def test_adopt_from_python(multi: Flask) -> None:
     assert adoption.default_workspace(multi_rbac, "acme").name == "Acme"
 
 
-def test_workspace_none_refused_in_multi_tenant_mode(multi: Flask) -> None:
-    class Loose(multi_db.Model):  # type: ignore[name-defined,misc]
-        id: Mapped[int] = mapped_column(primary_key=True)
-        owner_id: Mapped[int | None] = mapped_column()
+class Loose(multi_db.Model):  # type: ignore[name-defined,misc]
+    """A model without a workspace column, which multi-tenant mode refuses to protect."""
 
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column()
+
+
+def test_workspace_none_refused_in_multi_tenant_mode(multi: Flask) -> None:
     with pytest.raises(ConfigurationError, match=r"'loose'.*RBAC_SINGLE_TENANT = True"):
         multi_rbac.register_resource("loose", Loose, workspace=None)
     assert "loose" not in multi_rbac.registry
