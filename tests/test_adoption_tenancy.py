@@ -160,6 +160,31 @@ def test_single_tenant_end_to_end(solo: Flask) -> None:
     assert owner.post("/settings/workspace", data={"workspace_id": 1}).status_code == 404
 
 
+@pytest.mark.parametrize("role", ["owner", "admin", "member", "viewer"])
+def test_single_tenant_policy_and_filter_agree(solo: Flask, role: str) -> None:
+    """Without a workspace column, ``rbac.can`` and the filtered select still agree."""
+    with solo_rbac.system():
+        ws = workspaces.create_workspace(solo_rbac, "Default", slug="default")
+        bob = solo_user("bob@solo.test")
+        membership = workspaces.add_member(solo_rbac, ws, bob, [role])
+        solo_db.session.add(Note(title="nobody's", owner_id=None))
+        solo_db.session.commit()
+        notes = solo_db.session.scalars(sa.select(Note)).all()
+    access = solo_rbac.access_for(membership)
+    assert access is not None
+    for action in ("view", "edit", "delete", "export"):
+        with solo_rbac.as_member(access):
+            allowed = {n.id for n in solo_db.session.scalars(
+                sa.select(Note).execution_options(rbac_action=action))}
+        with solo.test_request_context():
+            decided = {n.id for n in notes if solo_rbac.can(action, "notes", n, access=access)}
+        assert allowed == decided, (role, action)
+        if action == "view":
+            titles = {n.title for n in notes if n.id in allowed}
+            assert titles == ({"bob's", "nobody's"} if role == "member"
+                              else {"ann's", "bob's", "nobody's"})
+
+
 def test_single_tenant_refuses_sharing(solo: Flask) -> None:
     with solo.test_request_context():
         with pytest.raises(ValidationError, match="single-tenant"):
