@@ -76,20 +76,19 @@ class AdoptionReport:
 
     def lines(self) -> list[str]:
         """Describe the run for a person, one line per step that does something."""
-        verb = "would " if self.dry_run else ""
         if not self.changed:
             return [f"Nothing to do: workspace {self.workspace!r} is already adopted."]
-        out = []
+        steps = []
         if self.workspace_created:
-            out.append(f"{verb or ''}create workspace {self.workspace!r}".capitalize())
+            steps.append(f"create workspace {self.workspace!r}")
         if self.owner_added:
-            out.append(f"{verb}make {self.owner} its Owner".capitalize())
+            steps.append(f"make {self.owner} its Owner")
         if self.members_added:
-            out.append(f"{verb}add {self.members_added} existing user(s) as members".capitalize())
-        for name, rows in self.backfilled.items():
-            if rows:
-                out.append(f"{verb}set the workspace of {rows} {name} row(s)".capitalize())
-        return out
+            steps.append(f"add {self.members_added} existing user(s) as members")
+        steps += [f"set the workspace of {rows} {name} row(s)"
+                  for name, rows in self.backfilled.items() if rows]
+        verb = "Would " if self.dry_run else ""
+        return [verb + step if verb else step[0].upper() + step[1:] for step in steps]
 
 
 def check_tenancy(rbac: RBACProtocol, app: Flask) -> None:

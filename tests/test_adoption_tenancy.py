@@ -142,7 +142,8 @@ def test_single_tenant_end_to_end(solo: Flask) -> None:
     result = solo.test_cli_runner().invoke(args=["rbac", "adopt", "--owner", "ann@solo.test",
                                                  "--role", "member"])
     assert result.exit_code == 0, result.output
-    assert "add 2 existing user(s)" in result.output.lower()
+    assert "Make ann@solo.test its Owner" in result.output
+    assert "Add 2 existing user(s) as members" in result.output
     ann, bob = solo_user("ann@solo.test"), solo_user("bob@solo.test")
     owner = solo.test_client(user=ann)
     member = solo.test_client(user=bob)
