@@ -1,4 +1,4 @@
-"""Sign-in, sign-out and the workspace switcher.
+"""Sign-in, sign-out and the workspace pinned to a session (the switcher is the plugin's).
 
 Authentication is Flask-Login's job; *authorisation* is entirely the RBAC
 extension's. The only link between the two is the current workspace id,
@@ -35,7 +35,6 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from crm_rbac_plugin import Decision
 from crm_rbac_plugin.urls import safe_next
 
 from .extensions import db, login_manager
@@ -211,22 +210,6 @@ def logout() -> Response:
     session.pop(current_app.config["RBAC_SESSION_KEY"], None)
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))
-
-
-@bp.post("/workspace/switch")
-@login_required
-def switch_workspace() -> Any:
-    """Make another workspace current, if the user is an active member there."""
-    ws_id = request.form.get("workspace_id", type=int)
-    target = next((ms.workspace for ms in active_memberships(current_user.id)
-                   if ms.workspace_id == ws_id), None)
-    if target is None:
-        return rbac.refuse(Decision(
-            False, "You are not an active member of that workspace."), 403)
-    session[current_app.config["RBAC_SESSION_KEY"]] = target.id
-    flash(f"Switched to {target.name}.", "success")
-    # Back to the dashboard: the page the user was on belongs to the old workspace.
-    return redirect(url_for("crm.dashboard"))
 
 
 def init_app(app: Flask) -> None:

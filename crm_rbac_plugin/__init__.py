@@ -13,6 +13,7 @@ from .errors import (
                      UnknownResource,
 )
 from .extension import RBAC
+from .mixins import OwnedMixin, WorkspaceMixin
 from .policy import Access, Decision, Rule
 from .registry import SCOPES, STANDARD_ACTIONS, Resource
 from .signals import access_denied, member_changed, role_changed
@@ -22,5 +23,5 @@ __all__ = [
     "require_permission", "record_required", "get_or_404",
     "RBACError", "ConfigurationError", "InvalidCondition", "NoAccessContext",
     "PermissionDenied", "UnknownResource",
-    "access_denied", "role_changed", "member_changed",
+    "access_denied", "role_changed", "member_changed", "WorkspaceMixin", "OwnedMixin",
 ]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
-from . import sharing, team, workspaces
+from . import adoption, sharing, team, workspaces
 from .errors import RBACError
 from .loader import BYPASS
 from .oversight.explain import explain  # with plan and field rules
@@ -96,6 +97,38 @@ def explain_command(email: str, workspace: str, record_id: str | None, permissio
         raise click.ClickException(str(exc)) from exc
     for line in explanation.lines():
         click.echo(line)
+
+
+@rbac_group.command("adopt")
+@click.option("--workspace", default=None, metavar="SLUG",
+              help="The workspace to create or fill (default: RBAC_DEFAULT_WORKSPACE).")
+@click.option("--name", default=None, help="The name of a workspace created now.")
+@click.option("--owner", default=None, metavar="EMAIL",
+              help="The user who becomes the Owner (required while the workspace has none).")
+@click.option("--role", default="member", show_default=True,
+              help="The role every other existing user gets.")
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Rows per UPDATE of the workspace backfill.")
+@click.option("--dry-run", is_flag=True, help="Print what would be done and change nothing.")
+@with_appcontext
+def adopt_command(workspace: str | None, name: str | None, owner: str | None, role: str,
+                  batch: int, dry_run: bool) -> None:
+    """Put an existing app's users and rows into a workspace (idempotent)."""
+    try:
+        report = adoption.adopt(current_rbac, workspace=workspace, name=name, owner=owner,
+                                role=role, batch=batch, dry_run=dry_run, progress=_progressbar)
+    except RBACError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if dry_run:
+        click.echo("Dry run: nothing is changed.")
+    for line in report.lines():
+        click.echo(line)
+
+
+@contextmanager
+def _progressbar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    with click.progressbar(length=total, label=f"Backfilling {label}") as bar:
+        yield bar.update
 
 
 @rbac_group.command("roles")

@@ -76,6 +76,18 @@ DEFAULTS: dict[str, Any] = {
     # The built-in roles a new workspace starts with (see defaults.py for the
     # entry format). A host replaces the list or extends it.
     "RBAC_ROLE_TEMPLATES": ROLE_TEMPLATES,
+    # One implicit workspace for the whole app (an app without tenants): host
+    # models need no workspace column (register_resource(..., workspace=None)),
+    # every member acts in the workspace named by RBAC_DEFAULT_WORKSPACE, the
+    # workspace switcher is hidden and sharing between workspaces is refused.
+    "RBAC_SINGLE_TENANT": False,
+    # Slug of the workspace that `flask rbac adopt` creates or fills, and the
+    # one implicit workspace of single-tenant mode.
+    "RBAC_DEFAULT_WORKSPACE": "default",
+    # Role key given to a user who signs in with no membership at all, in the
+    # RBAC_DEFAULT_WORKSPACE workspace (crm_rbac_plugin.adoption.enroll).
+    # None: no automatic membership. Owner and Admin are refused.
+    "RBAC_SIGNUP_ROLE": None,
 }
 
 

@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, NoReturn, TypeVar
 
-from flask import Blueprint, Flask, abort, current_app
+from flask import Blueprint, Flask, abort, current_app, has_app_context
+from flask_login import user_logged_in
 from sqlalchemy import event
 
-from . import audit as audit_log
 from . import (
+    adoption,
     cli,
     decisions,
     decorators,
@@ -33,6 +34,7 @@ from . import (
     templating,
     tokens,
 )
+from . import audit as audit_log
 from .access_cache import AccessCache
 from .api import views as api_views
 from .config import apply_defaults, setting
@@ -98,6 +100,8 @@ class RBAC:
         self._install_listeners(db.session)
         # Refusals of every app using this extension go to the audit trail.
         signals.access_denied.connect(self._audit_denied, weak=False)
+        # A user who signs in with no membership gets RBAC_SIGNUP_ROLE, when set.
+        user_logged_in.connect(partial(adoption.on_user_logged_in, self), weak=False)
         if app is not None:
             self.init_app(app)
 
@@ -108,10 +112,12 @@ class RBAC:
         if "rbac" in app.extensions:
             raise RuntimeError("RBAC is already registered on this app.")
         apply_defaults(app.config)
+        adoption.check_tenancy(self, app)
         app.extensions["rbac"] = _State(self, app)
         app.register_blueprint(Blueprint("rbac", __name__, template_folder="templates",
                                          static_folder="static", url_prefix="/rbac"))
         app.context_processor(partial(templating.template_context, self))
+        templating.install_globals(self, app)
         app.add_template_filter(self.label, "rbac_label")
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
         team.init_app(app)  # the last-activity before_request hook
@@ -126,7 +132,7 @@ class RBAC:
             api_views.register(app)
 
     def register_resource(self, name: str, model: type | None = None, *, module: str = "general",
-                          label: str = "", workspace: str = "workspace_id",
+                          label: str = "", workspace: str | None = "workspace_id",
                           owner: str | None = "owner_id", department: str | None = None,
                           parent: tuple[str, str] | None = None,
                           actions: tuple[str, ...] = ()) -> Resource:
@@ -134,7 +140,10 @@ class RBAC:
 
         ``parent=("clients", "client_id")`` makes a record visible to whoever
         sees its parent record. ``actions`` adds custom actions to the six
-        standard ones.
+        standard ones. ``workspace=None`` declares a model without a
+        workspace column, which only single-tenant mode accepts
+        (``RBAC_SINGLE_TENANT``; checked by ``init_app``, and here when the
+        current app already uses this extension).
         """
         all_actions = STANDARD_ACTIONS + tuple(a for a in actions if a not in STANDARD_ACTIONS)
         res = Resource(name, model, module=module, label=label or name.title(),
@@ -145,6 +154,9 @@ class RBAC:
         self.statements.clear()
         if model is not None:
             fields.watch(self, model)
+        state = current_app.extensions.get("rbac") if has_app_context() else None
+        if state is not None and state.rbac is self:
+            adoption.check_resource(res, current_app._get_current_object())  # type: ignore[attr-defined]
         return self.registry.add(res)
 
     def resource(self, name: str, **options: Any) -> Callable[[type], type]:

@@ -139,7 +139,7 @@ def check_flush(rbac: RBACProtocol, session: Session) -> None:
 def _check_insert(rbac: RBACProtocol, access: Access | None, res: Resource, obj: Any,
                   loader: Any) -> None:
     if access is not None and rbac.config("RBAC_AUTO_FILL"):
-        if getattr(obj, res.workspace_column) is None:
+        if res.workspace_column is not None and getattr(obj, res.workspace_column) is None:
             setattr(obj, res.workspace_column, access.workspace_id)
         if res.owner_column and getattr(obj, res.owner_column) is None:
             setattr(obj, res.owner_column, access.user_id)
@@ -166,8 +166,8 @@ def _check_parent_workspace(rbac: RBACProtocol, access: Access | None, res: Reso
         return
     parent_res = rbac.registry.get(res.parent)
     parent = loader(parent_res, fk)
-    if parent is not None and (getattr(parent, parent_res.workspace_column)
-                               != getattr(obj, res.workspace_column)):
+    ws = access.workspace_id if access is not None else None
+    if parent is not None and (parent_res.workspace_of(parent, ws) != res.workspace_of(obj, ws)):
         raise _refuse(rbac, access, res, action, obj,  # type: ignore[arg-type]
                       f"its {parent_res.name} record belongs to another workspace")
 
@@ -183,13 +183,13 @@ def _check_fields(rbac: RBACProtocol, access: Access, res: Resource, action: str
 def _check_update(rbac: RBACProtocol, access: Access | None, res: Resource, obj: Any,
                   loader: Any) -> None:
     before = old_state(obj)
-    if getattr(before, res.workspace_column) != getattr(obj, res.workspace_column):
+    if res.workspace_of(before) != res.workspace_of(obj):
         raise _refuse(rbac, access, res, "edit", obj,  # type: ignore[arg-type]
                       "a record cannot move to another workspace")
     decision = rbac.decide(access, "edit", res.name, before, loader)
     if not decision:
         raise _refuse(rbac, access, res, "edit", obj, decision.reason)  # type: ignore[arg-type]
-    if access is not None and getattr(before, res.workspace_column) != access.workspace_id:
+    if access is not None and res.workspace_of(before, access.workspace_id) != access.workspace_id:
         # A shared record keeps its owner, department and parent: reassigning is its
         # own workspace's business (manage is never shared).
         moved = _changed_keys(obj) & {res.owner_column, res.department_column,

@@ -171,15 +171,24 @@ def user_key(rbac: RBACProtocol, value: Any) -> Any:
 
 
 def default_workspace(rbac: RBACProtocol, user: Any) -> Any:
-    """The session's workspace, else the user's first active membership's."""
-    ws = session.get(setting("RBAC_SESSION_KEY"))
+    """The session's workspace, else the user's first active membership's.
+
+    In single-tenant mode the session is not read: the one workspace is
+    ``RBAC_DEFAULT_WORKSPACE``, and the user acts there or nowhere.
+    """
+    single = setting("RBAC_SINGLE_TENANT")
+    ws = None if single else session.get(setting("RBAC_SESSION_KEY"))
     if ws is not None:
         return ws
     M = rbac.models.Membership
-    return rbac.db.session.scalar(
-        sa.select(M.workspace_id).where(M.user_id == _as_column_type(M.user_id, user_pk(user)),
-                                        M.status == "active")
-        .order_by(M.id).limit(1), execution_options=BYPASS)
+    stmt = (sa.select(M.workspace_id)
+            .where(M.user_id == _as_column_type(M.user_id, user_pk(user)), M.status == "active")
+            .order_by(M.id).limit(1))
+    if single:
+        W = rbac.models.Workspace
+        stmt = stmt.join(W, W.id == M.workspace_id).where(
+            W.slug == setting("RBAC_DEFAULT_WORKSPACE"))
+    return rbac.db.session.scalar(stmt, execution_options=BYPASS)
 
 
 def current_workspace_id(rbac: RBACProtocol) -> Any:
@@ -231,7 +240,8 @@ def load_user(rbac: RBACProtocol, user_id: Any, *, column: Any = None) -> Any:
     custom :meth:`workspace_loader` it loads the user alone.
     """
     ws = None
-    if has_request_context() and rbac.hooks.workspace_loader is None:
+    if (has_request_context() and rbac.hooks.workspace_loader is None
+            and not setting("RBAC_SINGLE_TENANT")):
         ws = session.get(setting("RBAC_SESSION_KEY"))
     user, row = user_with_membership(rbac.db.session, rbac.models, rbac.user_model,
                                      user_id, ws, column=column)

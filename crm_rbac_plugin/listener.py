@@ -119,7 +119,7 @@ def own_workspace_only(registry: Registry, access: Access, primary: Any, stateme
     (which keeps its owner) and the audit trail of both workspaces.
     """
     res = registry.for_model(primary) if primary is not None else None
-    if res is None:
+    if res is None or res.workspace_column is None:
         return statement
     return statement.where(getattr(primary, res.workspace_column) == access.workspace_id)
 

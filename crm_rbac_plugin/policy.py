@@ -247,7 +247,7 @@ def _action_allowed(access: Access, registry: Registry, res: Resource, action: s
 
 def _record_allowed(access: Access, registry: Registry, res: Resource, action: str,
                     record: Any, load_parent: ParentLoader | None) -> Decision:
-    ws = getattr(record, res.workspace_column)
+    ws = res.workspace_of(record, access.workspace_id)
     if ws != access.workspace_id:
         return _shared_allowed(access, registry, res, action, record, load_parent, ws)
     return _member_allowed(access, registry, res, action, record, load_parent)

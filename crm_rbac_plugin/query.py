@@ -114,8 +114,11 @@ def record_criteria(access: Access | None, registry: Registry, res: Resource, ac
     """SQL twin of :func:`.policy.decide` for a record: the rows ``action`` may touch."""
     if access is None or not access.active or not access.in_plan(res):
         return sa.false()
-    ws = getattr(entity, res.workspace_column)
     member = _member_criteria(access, registry, res, action, entity, membership_table)
+    if res.workspace_column is None:
+        # Single-tenant mode: every row is in the one workspace, nothing is shared.
+        return member
+    ws = getattr(entity, res.workspace_column)
     own = all_of(ws == access.workspace_id, member)
     shared = [all_of(ws == s.workspace_id,
                      *(conditions.to_sql(entity, s.permissions[(res.name, a)])

@@ -1,7 +1,9 @@
 """The resource registry: which host models are protected, and how.
 
 A *resource* is a name (``"leads"``) bound to a mapped model and the columns
-the policy needs: the workspace column (mandatory: it isolates workspaces),
+the policy needs: the workspace column (it isolates workspaces; None only in
+single-tenant mode, ``RBAC_SINGLE_TENANT``, where every row belongs to the
+one workspace),
 the owner column (for the own/team/department scopes), an optional
 department column and an optional parent resource whose visibility a child
 record inherits (a task on a client is visible to whoever sees the client).
@@ -34,7 +36,7 @@ class Resource:
     model: type | None = None
     module: str = "general"
     label: str = ""
-    workspace_column: str = "workspace_id"
+    workspace_column: str | None = "workspace_id"
     owner_column: str | None = "owner_id"
     department_column: str | None = None
     parent: str | None = None
@@ -66,6 +68,17 @@ class Resource:
     @property
     def table(self) -> sa.Table:
         return self.model.__table__  # type: ignore[union-attr]
+
+    def workspace_of(self, record: Any, default: Any = None) -> Any:
+        """Return ``record``'s workspace id; ``default`` for a resource without the column.
+
+        A resource registered with ``workspace=None`` (single-tenant mode)
+        keeps all its rows in the one workspace: callers pass that
+        workspace's id (usually the member's) as ``default``.
+        """
+        if self.workspace_column is None:
+            return default
+        return getattr(record, self.workspace_column, None)
 
 
 class Registry:

@@ -185,8 +185,14 @@ def create_agreement(rbac: RBACProtocol, actor: Access | None, *, workspace: Any
                      notes: Any = "", expires_at: Any = None) -> Any:
     """Offer ``workspace`` (slug, id or instance) access to the actor's workspace's data.
 
-    The agreement is pending until the receiving workspace accepts it.
+    The agreement is pending until the receiving workspace accepts it. In
+    single-tenant mode there is no other workspace to share with, and
+    resources without a workspace column could not tell shared rows apart,
+    so sharing is refused.
     """
+    if rbac.config("RBAC_SINGLE_TENANT"):
+        raise ValidationError("sharing needs several workspaces; this app runs in "
+                              "single-tenant mode (RBAC_SINGLE_TENANT)", field="workspace")
     actor = _require_manage(rbac, actor)
     target = workspace if isinstance(workspace, rbac.models.Workspace) else \
         find_workspace(rbac, workspace)
@@ -349,7 +355,7 @@ def shared_from(rbac: RBACProtocol, access: Access | None, record: Any) -> Any:
     res = rbac.registry.for_model(type(record))
     if res is None:
         return None
-    ws = getattr(record, res.workspace_column, None)
+    ws = res.workspace_of(record)
     if ws is None or ws == access.workspace_id:
         return None
     return next((s for s in access.shares if s.workspace_id == ws), None)

@@ -2,13 +2,24 @@
 
 Template helpers never break a page: outside any access context
 ``rbac_can`` answers False and ``rbac_shared_from`` None.
+
+The workspace switcher macro reads the globals of :func:`install_globals`:
+``rbac_workspaces()`` (empty for an anonymous user and in single-tenant
+mode), ``rbac_workspace_id()`` and ``rbac_csrf_token()``. They are Jinja
+globals rather than context names because a macro imported without
+``with context`` sees only globals.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flask import Flask
+from flask_wtf.csrf import generate_csrf
+
+from . import workspaces
 from .errors import NoAccessContext
+from .identity import signed_in_user
 from .oversight import viewas
 
 if TYPE_CHECKING:
@@ -30,3 +41,13 @@ def template_context(rbac: RBACProtocol) -> dict[str, Any]:
             return None
     return {"rbac_can": rbac_can, "rbac": rbac, "rbac_view_as": viewas.banner(rbac),
             "rbac_shared_from": rbac_shared_from, "rbac_label": rbac.label}
+
+
+def install_globals(rbac: RBACProtocol, app: Flask) -> None:
+    """Add the workspace switcher's helpers to ``app``'s Jinja globals."""
+    def rbac_workspaces() -> list[Any]:
+        return workspaces.switchable(rbac, signed_in_user())
+
+    app.add_template_global(rbac_workspaces, "rbac_workspaces")
+    app.add_template_global(rbac.current_workspace_id, "rbac_workspace_id")
+    app.add_template_global(generate_csrf, "rbac_csrf_token")

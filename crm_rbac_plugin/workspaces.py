@@ -114,3 +114,19 @@ def assign_role(rbac: RBACProtocol, membership: Any, role: Any, *, starts_at: dt
                                 expires_at=expires_at)
     rbac.db.session.add(mr)
     return mr
+
+
+def switchable(rbac: RBACProtocol, user: Any) -> list[Any]:
+    """Return the workspaces where ``user`` is an active member, by name.
+
+    These, and only these, are the workspaces the switcher offers and the
+    switch route accepts. Single-tenant mode has one workspace and no
+    switcher: the list is empty.
+    """
+    if user is None or setting("RBAC_SINGLE_TENANT"):
+        return []
+    M, W = rbac.models.Membership, rbac.models.Workspace
+    return list(rbac.db.session.scalars(
+        sa.select(W).join(M, M.workspace_id == W.id)
+        .where(M.user_id == rbac.user_pk(user), M.status == "active").order_by(W.name, W.id),
+        execution_options=BYPASS))

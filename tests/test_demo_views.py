@@ -160,7 +160,7 @@ def test_switch_workspace(app: Flask, world: SimpleNamespace, login: Any) -> Non
     assert client.get("/leads/").status_code == 200
     assert not has_action(client.get("/leads/"), "create")  # Viewer in Acme
 
-    response = client.post("/workspace/switch", data={"workspace_id": world.ws2.id})
+    response = client.post("/settings/workspace", data={"workspace_id": world.ws2.id})
     assert response.status_code == 302
     with client.session_transaction() as sess:
         assert sess[app.config["RBAC_SESSION_KEY"]] == world.ws2.id
@@ -182,7 +182,7 @@ def test_switch_workspace_refused(app: Flask, world: SimpleNamespace, login: Any
     client = login(user, world.ws2 if target == "inactive" else world.ws)
     with client.session_transaction() as sess:
         before = sess[app.config["RBAC_SESSION_KEY"]]
-    response = client.post("/workspace/switch", data={"workspace_id": value})
+    response = client.post("/settings/workspace", data={"workspace_id": value})
     assert response.status_code == 403
     assert "not an active member" in response.text
     with client.session_transaction() as sess:

@@ -17,6 +17,7 @@ from flask_admin.model.ajax import AjaxModelLoader
 from .. import bulk, csvsafe, fields
 from ..errors import NoAccessContext, PermissionDenied, RBACError
 from ..identity import signed_in_user, user_pk_column
+from ..mixins import form_excluded
 from ..oversight import viewas
 from ..policy import Access, Decision
 from ..urls import safe_next
@@ -257,6 +258,9 @@ class RBACModelView(HostPermissions, ModelView):
                                 execute=execute, page_size=page_size)
 
     def _strip(self, form: Any) -> Any:
+        for name in form_excluded(self.model):  # the plugin fills them (mixins.WorkspaceMixin)
+            if name in form:
+                del form[name]
         if self._protected:
             blocked = fields.hidden_attributes(self.model, self._hidden()
                                                | self.rbac.readonly_fields(self.resource))
@@ -395,7 +399,7 @@ class RBACModelView(HostPermissions, ModelView):
         res = self.rbac.registry.for_model(self.model)  # None: rows of no other workspace
         by_workspace: dict[Any, int] = {}
         for record in records:
-            ws = getattr(record, res.workspace_column, None) if res is not None else None
+            ws = res.workspace_of(record) if res is not None else None
             by_workspace[ws] = by_workspace.get(ws, 0) + 1
         self.rbac.audit_export(self.resource, by_workspace,
                                target=f"{self.resource} admin export ({len(rows)} rows)",

@@ -110,7 +110,7 @@ def _note_shared_writes(rbac: RBACProtocol, session: Session, tx: Any) -> None:
             continue
         # The guard never lets a member move a record to another workspace, so
         # the current value is the stored one.
-        ws = getattr(obj, res.workspace_column, None)
+        ws = res.workspace_of(obj)
         if ws is None or ws == ctx.workspace_id:
             continue
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):

@@ -223,7 +223,7 @@ def who_could(rbac: RBACProtocol, workspace_id: int, resource: str, record_id: i
         raise LookupError(f"{resource} has no records")
     with rbac.system():
         record = rbac.db.session.get(res.model, record_id)
-    if record is None or getattr(record, res.workspace_column) != workspace_id:
+    if record is None or res.workspace_of(record, workspace_id) != workspace_id:
         raise LookupError(f"no {resource} record #{record_id} in this workspace")
     state, warnings = policy_as_of(rbac, workspace_id, at)
     loader = rbac.parent_loader(rbac.db.session)

@@ -175,7 +175,7 @@ def explain_page() -> Any:
                 # A record of this workspace, or one shared with it that the asker
                 # may see themselves (an explanation must not reveal others' data).
                 if record is None or (
-                        getattr(record, res.workspace_column) != access.workspace_id
+                        res.workspace_of(record, access.workspace_id) != access.workspace_id
                         and not rbac.can("view", res.name, record, access=access)):
                     raise LookupError(f"No {res.name} record #{form['record']} in this workspace.")
             result = explain(rbac, rbac.access_for(membership), form["action"], res.name, record)

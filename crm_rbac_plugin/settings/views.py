@@ -26,7 +26,7 @@ from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
-from . import role_views, sharing_views, team_views  # noqa: F401  (pages on the same blueprint)
+from . import role_views, sharing_views, team_views, workspace_views  # noqa: F401  (pages on the same blueprint)
 from .blueprint import attempt, bp, membership_or_404, render
 from .forms import AssignRoleForm, ConflictForm, PlanForm, TokenForm, choices
 

@@ -45,8 +45,9 @@ def _resources(rbac: RBACProtocol, names: Iterable[str] | None) -> list[Any]:
 
 def _owner_stmt(res: Any, actor: Access, from_user_id: Any, ids: Sequence[int] | None) -> Any:
     model = res.model
-    stmt = sa.select(model).where(getattr(model, res.owner_column) == from_user_id,
-                                  getattr(model, res.workspace_column) == actor.workspace_id)
+    stmt = sa.select(model).where(getattr(model, res.owner_column) == from_user_id)
+    if res.workspace_column is not None:
+        stmt = stmt.where(getattr(model, res.workspace_column) == actor.workspace_id)
     if ids is not None:
         stmt = stmt.where(model.id.in_(list(ids)))
     return stmt.execution_options(rbac_action="manage")

@@ -127,7 +127,7 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
         expected_public=frozenset({200}),
         why="a failed sign-in re-renders the form (200) and writes nothing"),
     "auth.logout": EndpointRule("self"),
-    "auth.switch_workspace": EndpointRule(
+    "rbac_settings.switch_workspace": EndpointRule(
         "self", lambda w, ws: {"workspace_id": next(i for i in w.targets if i != ws)},
         why="also attempted by members switching to a workspace they are not in"),
     # -- sharing agreements (settings.manage; the ids are the granting workspace's) --
@@ -511,7 +511,7 @@ def _table_attempts(app: Flask, w: SimpleNamespace, rule: Rule, method: str) -> 
                                             f"someone else's {obj.label}"))
                     break
         elif perm == "self":
-            if rule.endpoint == "auth.switch_workspace":
+            if rule.endpoint == "rbac_settings.switch_workspace":
                 other = next(i for i in w.targets if i != ws)
                 if not any(ms_ws == other for ms_ws in w.user_workspaces[p.key]):
                     attempts.append(Attempt(p.key, legit_request(app, w, rule, method, ws),
