@@ -40,8 +40,8 @@ from .api import views as api_views
 from .config import apply_defaults, setting
 from .context import SYSTEM, MemberHandle, override
 from .defaults import ADMIN_RESOURCES
-from .errors import NoAccessContext, PermissionDenied
-from .interface import Hooks
+from .errors import PermissionDenied
+from .hooks import HookDecorators, Hooks
 from .models import Models, define_models
 from .oversight import cli as oversight_cli
 from .oversight import viewas
@@ -64,7 +64,7 @@ class _State:
         self.cache = AccessCache(setting("RBAC_CACHE_SIZE", app))
 
 
-class RBAC:
+class RBAC(HookDecorators):
     """Per-workspace, per-resource, per-action access control for a Flask app.
 
     ::
@@ -166,57 +166,6 @@ class RBAC:
             return model
         return decorator
 
-    # -- host hooks (see :class:`.interface.Hooks`) ---------------------------
-
-    def workspace_loader(self, func: F) -> F:
-        """Set how the current workspace id is found for a user in a request.
-
-        ``func(user)`` returns a workspace id; without it the session's
-        workspace is used, else the user's first active membership's.
-        """
-        self.hooks.workspace_loader = func
-        return func
-
-    def unauthorized_handler(self, func: F) -> F:
-        """Set the refusal response: ``func(decision, status) -> Response``."""
-        self.hooks.unauthorized = func
-        return func
-
-    def invited_user_factory(self, func: F) -> F:
-        """Set how an invitation creates a host user: ``func(email) -> user``.
-
-        The function returns a new, unsaved instance of the user model; the
-        plugin adds and flushes it. Without it the plugin builds
-        ``user_model(email=email)`` (and ``name`` from the address when the
-        model has one).
-        """
-        self.hooks.invited_user = func
-        return func
-
-    def user_getter(self, func: F) -> F:
-        """Set how the request's signed-in user is found: ``func() -> user | None``.
-
-        For a host that signs users in without Flask-Login (Flask-HTTPAuth,
-        its own token scheme, ...). Without it the plugin reads Flask-Login's
-        ``current_user``.
-        """
-        self.hooks.user_getter = func
-        return func
-
-    def field_serializer(self, func: F) -> F:
-        """Set the JSON form of column values in the records API: ``func(value)``.
-
-        The function sees every value before the built-in rules and returns a
-        JSON-able value, or ``NotImplemented`` to leave the value to them
-        (Enum, Decimal, UUID, dates, bytes ...; see :mod:`.api.values`)::
-
-            @rbac.field_serializer
-            def money(value):
-                return value.to_json() if isinstance(value, Money) else NotImplemented
-        """
-        self.hooks.field_serializer = func
-        return func
-
     # -- the current member -------------------------------------------------
 
     config = staticmethod(setting)
@@ -253,15 +202,7 @@ class RBAC:
         ``membership`` is an instance, an id, an :class:`~.policy.Access`, or a
         :class:`~.context.MemberHandle` (or its string form) passed to a job.
         """
-        if isinstance(membership, Access):
-            access: Access | None = membership
-        elif isinstance(membership, (MemberHandle, str)):
-            handle = MemberHandle.parse(membership)
-            access = self.access_for(handle.membership_id)
-            if access is not None and access.workspace_id != handle.workspace_id:
-                access = None
-        else:
-            access = self.access_for(membership)
+        access = identity.access_of(self, membership)
         if access is None:
             raise LookupError(f"no membership {membership!r}")
         with override(access):
@@ -273,10 +214,7 @@ class RBAC:
         While viewing as a member it is the viewed member, whose rights are
         the narrower.
         """
-        access = access if access is not None else self.current_access()
-        if access is None:
-            raise NoAccessContext("no member is acting here to take a handle of")
-        return MemberHandle(access.workspace_id, access.membership_id)
+        return identity.member_handle(access if access is not None else self.current_access())
 
     # -- decisions (see :mod:`.decisions`) ----------------------------------
 
@@ -343,17 +281,7 @@ class RBAC:
         return response
 
     def signal_policy_changed(self, workspace_ids: list[int], objects: list[Any]) -> None:
-        m = self.models
-        role_objs = [o for o in objects if isinstance(o, (m.Role, m.Grant, m.MemberRole))]
-        member_objs = [o for o in objects if o not in role_objs]
-        try:
-            app = current_app._get_current_object()  # type: ignore[attr-defined]
-        except RuntimeError:
-            return
-        if role_objs:
-            signals.role_changed.send(app, workspace_ids=workspace_ids, objects=role_objs)
-        if member_objs:
-            signals.member_changed.send(app, workspace_ids=workspace_ids, objects=member_objs)
+        signals.send_policy_changed(self.models, workspace_ids, objects)
 
     def _handle_permission_denied(self, error: PermissionDenied) -> Any:
         self.db.session.rollback()

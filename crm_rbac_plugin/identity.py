@@ -27,7 +27,7 @@ from flask_login import current_user
 
 from . import tokens
 from .config import setting
-from .context import current_override
+from .context import MemberHandle, current_override
 from .errors import NoAccessContext
 from .loader import (
     BYPASS,
@@ -310,3 +310,24 @@ def access_for(rbac: RBACProtocol, membership: Any) -> Access | None:
     mid = getattr(membership, "id", membership)
     row = membership_row(rbac.db.session, rbac.models, membership_id=mid)
     return access_for_row(rbac, row) if row is not None else None
+
+
+def access_of(rbac: RBACProtocol, membership: Any) -> Access | None:
+    """The access of ``membership``: an Access, a membership or its id, or a member handle.
+
+    A handle naming a membership of another workspace than its own finds none.
+    """
+    if isinstance(membership, Access):
+        return membership
+    if isinstance(membership, (MemberHandle, str)):
+        handle = MemberHandle.parse(membership)
+        access = access_for(rbac, handle.membership_id)
+        return access if access is not None and access.workspace_id == handle.workspace_id else None
+    return access_for(rbac, membership)
+
+
+def member_handle(access: Access | None) -> MemberHandle:
+    """Name the member of ``access`` for a job to act as."""
+    if access is None:
+        raise NoAccessContext("no member is acting here to take a handle of")
+    return MemberHandle(access.workspace_id, access.membership_id)

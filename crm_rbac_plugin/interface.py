@@ -7,48 +7,21 @@ module, not even for a type hint, so the import graph has no cycle: the
 extension imports its services and blueprints to wire them, and they depend
 only on this description of it.
 
-:class:`Hooks` holds the functions a host registers with the extension's
-decorators (``@rbac.workspace_loader``, ``@rbac.unauthorized_handler``,
-``@rbac.invited_user_factory``, ``@rbac.user_getter``, ``@rbac.field_serializer``),
-as Flask-Login keeps its ``user_loader``.
+The host's own functions, registered by decorators, live in :mod:`.hooks`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 if TYPE_CHECKING:
+    from .hooks import Hooks
     from .models import Models
     from .policy import Access, Decision
     from .query import StatementMemo
     from .registry import Registry, Resource
-
-
-@dataclass
-class Hooks:
-    """The host's functions, each set by one decorator of the extension.
-
-    ``workspace_loader(user)`` returns the workspace id a signed-in user acts
-    in (None: the session's, else their first active membership's).
-    ``unauthorized(decision, status)`` returns the refusal response.
-    ``invited_user(email)`` returns a new, unsaved host user for an accepted
-    invitation (None: ``user_model(email=..., name=...)``).
-    ``user_getter()`` returns the request's signed-in user or None, for a host
-    that signs users in without Flask-Login (None: Flask-Login's
-    ``current_user``).
-    ``field_serializer(value)`` returns the JSON form of a column value for the
-    records API, or ``NotImplemented`` to leave it to the defaults (see
-    :mod:`.api.values`).
-    """
-
-    unauthorized: Callable[[Decision, int], Any]
-    workspace_loader: Callable[[Any], Any] | None = None
-    invited_user: Callable[[str], Any] | None = None
-    user_getter: Callable[[], Any] | None = None
-    field_serializer: Callable[[Any], Any] | None = None
 
 
 class AppState(Protocol):

@@ -6,7 +6,13 @@ Flask app as sender and the keyword arguments documented below.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from blinker import Namespace
+from flask import current_app, has_app_context
+
+if TYPE_CHECKING:
+    from .models import Models
 
 _signals = Namespace()
 
@@ -34,3 +40,17 @@ member_invited = _signals.signal("rbac-member-invited")
 #: ``workspace_id``, ``actor`` (:class:`~.policy.Access`), ``from_user_id``,
 #: ``to_user_id`` and ``counts`` (``{resource name: records moved}``).
 records_reassigned = _signals.signal("rbac-records-reassigned")
+
+
+def send_policy_changed(models: Models, workspace_ids: list[int], objects: list[Any]) -> None:
+    """Send ``role_changed`` for changed roles, grants and assignments, ``member_changed``
+    for the other policy rows (nothing outside an app context)."""
+    role_objs = [o for o in objects if isinstance(o, (models.Role, models.Grant, models.MemberRole))]
+    member_objs = [o for o in objects if o not in role_objs]
+    if not has_app_context():
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if role_objs:
+        role_changed.send(app, workspace_ids=workspace_ids, objects=role_objs)
+    if member_objs:
+        member_changed.send(app, workspace_ids=workspace_ids, objects=member_objs)
