@@ -102,6 +102,7 @@ class RBAC(HookDecorators):
         signals.access_denied.connect(self._audit_denied, weak=False)
         # A user who signs in with no membership gets RBAC_SIGNUP_ROLE, when set.
         user_logged_in.connect(partial(adoption.on_user_logged_in, self), weak=False)
+        identity.watch_sign_in()
         if app is not None:
             self.init_app(app)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app, g, has_request_context, session
-from flask_login import current_user
+from flask_login import current_user, user_logged_in, user_logged_out
 
 from . import tokens
 from .config import setting
@@ -67,6 +67,7 @@ class RequestState:
     token_auth: bool = False
     token_workspace: Any = None
     token_user: Any = None
+    session_user: Any = None
     membership_row: tuple[Any, Any, Any] | None = None
     denied: list[dict[str, Any]] = field(default_factory=list)
     denied_keys: set[Any] = field(default_factory=set)
@@ -104,17 +105,39 @@ def signed_in_user() -> Any:
     """
     if not has_request_context():
         return None
-    state: RequestState | None = g.get("_rbac")
-    if state is not None and state.token_user is not None:
+    state = request_state()
+    if state.token_user is not None:
         return state.token_user
+    if state.session_user is not None:
+        return state.session_user
     getter = get_rbac().hooks.user_getter
     if getter is not None:
         user = getter()
-    elif getattr(current_app, "login_manager", None) is not None:
-        user = current_user._get_current_object()  # type: ignore[attr-defined]
-    else:
+        return user if user is not None and getattr(user, "is_authenticated", True) else None
+    if getattr(current_app, "login_manager", None) is None:
         return None
-    return user if user is not None and getattr(user, "is_authenticated", True) else None
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    if user is None or not user.is_authenticated:
+        return None
+    # Kept for the rest of the request: the plugin asks several times per
+    # request. Signing in or out within the request forgets it (see
+    # forget_session_user); an anonymous answer is never kept.
+    state.session_user = user
+    return user
+
+
+def watch_sign_in() -> None:
+    """Forget the request's kept user whenever Flask-Login signs someone in or out."""
+    user_logged_in.connect(forget_session_user)
+    user_logged_out.connect(forget_session_user)
+
+
+def forget_session_user(sender: Any, **extra: Any) -> None:
+    """Flask-Login ``user_logged_in``/``user_logged_out`` receiver: the request's user changed."""
+    if has_request_context():
+        state: RequestState | None = g.get("_rbac")
+        if state is not None:
+            state.session_user = None
 
 
 def user_pk(user: Any) -> Any:

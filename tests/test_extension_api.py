@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask_login import login_user, logout_user
 
 from crm_app.extensions import db
 from crm_app.models import User
@@ -19,6 +20,7 @@ from crm_rbac_plugin.config import DEFAULTS, apply_defaults, setting
 from crm_rbac_plugin.decorators import wants_json
 from crm_rbac_plugin.defaults import ROLE_TEMPLATES
 from crm_rbac_plugin.errors import ConfigurationError
+from crm_rbac_plugin.identity import signed_in_user
 from crm_rbac_plugin.proxies import current_rbac
 from tests.conftest import make_app
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
@@ -103,3 +105,15 @@ def test_a_host_gets_the_four_neutral_roles_and_the_demo_its_sales_roles() -> No
         "owner", "admin", "manager", "member", "viewer", "finance", "junior_rep",
         "client_success"]
     assert DEFAULTS["RBAC_ROLE_TEMPLATES"] is ROLE_TEMPLATES
+
+
+def test_the_kept_user_follows_sign_in_and_out_within_a_request(
+        world: SimpleNamespace, app: Flask) -> None:
+    with app.test_request_context("/"):
+        assert signed_in_user() is None
+        login_user(world.users["member"])
+        assert signed_in_user() is world.users["member"]
+        login_user(world.users["owner"])
+        assert signed_in_user() is world.users["owner"]
+        logout_user()
+        assert signed_in_user() is None
