@@ -31,6 +31,9 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                              "{hidden_responses}, leaks {hidden_leaks}")),
     ("header_responses", ("Security headers checked on {header_responses} responses, "
                           "missing or loose: {header_missing}")),
+    ("adoption_lines_multitenant", ("Adoption lines: multi-tenant {adoption_lines_multitenant} "
+                                    "(target 25), single-tenant {adoption_lines_singletenant} "
+                                    "(target 10)")),
 )
 
 

@@ -4,8 +4,10 @@ The host signs people in with Flask-Security-Too (its own ``User`` and
 ``Role`` models, ``fs_uniquifier`` as Flask-Login's id) and keys users by a
 UUID. Projects have an owner; tags have none. A Flask-Admin panel lists
 projects with CSV export; a digest job runs in a worker thread or from the
-CLI. Rows written before adoption hold no workspace until :func:`backfill`
-gives them one.
+CLI. Rows written before adoption hold no workspace until ``flask rbac adopt
+--workspace acme --name Acme --owner ann@acme.example.com`` gives them one;
+a company that signs up later gets its own workspace. The home page offers
+the plugin's workspace switcher to a person who works for several companies.
 
 The plugin's filter and flush guard protect the JSON views as they are: a
 record the member may not see is a 404 from ``db.get_or_404``, a write
@@ -21,7 +23,7 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from flask.cli import with_appcontext
 from flask_admin import Admin
 from flask_login import current_user
@@ -30,9 +32,10 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # --- rbac adoption: begin ---
-from crm_rbac_plugin import RBAC, workspaces
+from crm_rbac_plugin import RBAC
 from crm_rbac_plugin.admin import RBACModelView
 from crm_rbac_plugin.cli import as_member_option
+from crm_rbac_plugin.mixins import WorkspaceMixin
 
 # --- rbac adoption: end ---
 
@@ -74,28 +77,25 @@ class User(db.Model, UserMixin):  # type: ignore[name-defined,misc]
         return self.email
 
 
-class Project(db.Model):  # type: ignore[name-defined,misc]
+# --- rbac adoption: begin ---
+class Project(WorkspaceMixin, db.Model):  # type: ignore[name-defined,misc]
+    # --- rbac adoption: end ---
     """A project with an owner."""
 
     __tablename__ = "project"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(120))
     owner_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("user.id"))
-    # --- rbac adoption: begin ---
-    # adoption: the WorkspaceMixin (in progress) replaces this column.
-    workspace_id: Mapped[int | None] = mapped_column(sa.ForeignKey("rbac_workspace.id"), index=True)
+
+
+# --- rbac adoption: begin ---
+class Tag(WorkspaceMixin, db.Model):  # type: ignore[name-defined,misc]
     # --- rbac adoption: end ---
-
-
-class Tag(db.Model):  # type: ignore[name-defined,misc]
     """A label shared by a company: no owner."""
 
     __tablename__ = "tag"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(60))
-    # --- rbac adoption: begin ---
-    workspace_id: Mapped[int | None] = mapped_column(sa.ForeignKey("rbac_workspace.id"), index=True)
-    # --- rbac adoption: end ---
 
 
 # --- rbac adoption: begin ---
@@ -111,6 +111,12 @@ bp = Blueprint("tracker", __name__)
 
 def as_json(record: Any) -> dict[str, Any]:
     return {"id": record.id, "name": record.name}
+
+
+@bp.get("/")
+@auth_required()
+def home() -> Any:
+    return render_template("tracker/home.html")
 
 
 @bp.get("/<kind>/")
@@ -204,26 +210,6 @@ class ProjectAdmin(RBACModelView):
     column_list = ("id", "name", "owner_id")
 
 
-# --- rbac adoption: begin ---
-# adoption: `flask rbac adopt` (in progress) replaces this backfill.
-@click.command("backfill")
-@with_appcontext
-@click.argument("name")
-@click.argument("owner_email")
-def backfill(name: str, owner_email: str) -> None:
-    """Make workspace NAME of every user, owned by OWNER_EMAIL, holding the rows that have none."""
-    with rbac.system():
-        owner = db.session.scalars(sa.select(User).filter_by(email=owner_email)).one()
-        ws = workspaces.create_workspace(rbac, name, owner=owner)
-        for user in db.session.scalars(sa.select(User).where(User.id != owner.id)):
-            workspaces.add_member(rbac, ws, user, ["member"])
-        for model in MODELS.values():
-            db.session.execute(sa.update(model).where(model.workspace_id.is_(None))
-                               .values(workspace_id=ws.id))
-        db.session.commit()
-# --- rbac adoption: end ---
-
-
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(SECRET_KEY="change me", SECURITY_PASSWORD_SALT="change me too",
@@ -237,7 +223,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # adoption: Flask-Security-Too keeps its own user loader (its decorators read the
     # request attributes it sets), so the plugin reads the membership in a second query.
     rbac.init_app(app)
-    app.cli.add_command(backfill)
     # --- rbac adoption: end ---
     app.register_blueprint(bp)
     app.cli.add_command(digest_command)

@@ -1,9 +1,12 @@
 """A help desk for one company, adopted to the plugin.
 
 The host signs people in with Flask-Login (integer user keys, a password
-form) and keeps tickets, each with an owner. The plugin works in
-workspaces; this host runs one, made by ``flask make-workspace`` from the
-users and tickets that exist when it adopts the plugin.
+form) and keeps tickets, each with an owner. It runs the plugin in
+single-tenant mode: one implicit workspace, no workspace column on its
+models. ``flask rbac adopt --owner ann@desk.example.com`` makes that
+workspace from the users who exist when it adopts the plugin, and a user
+created later becomes a member when they first sign in
+(``RBAC_SIGNUP_ROLE``), so the host's code that creates users is unchanged.
 
 As in the multi-tenant example, the views need no adoption line: the
 filter makes an invisible ticket a 404 and the flush guard makes a write
@@ -14,17 +17,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import sqlalchemy as sa
 from flask import Blueprint, Flask, abort, jsonify, request
-from flask.cli import with_appcontext
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkzeug.security import check_password_hash
 
 # --- rbac adoption: begin ---
-from crm_rbac_plugin import RBAC, workspaces
+from crm_rbac_plugin import RBAC
 
 # --- rbac adoption: end ---
 
@@ -51,15 +52,11 @@ class Ticket(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     subject: Mapped[str] = mapped_column(sa.String(200))
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
-    # --- rbac adoption: begin ---
-    # adoption: single-tenant mode (in progress) removes this column.
-    workspace_id: Mapped[int | None] = mapped_column(sa.ForeignKey("rbac_workspace.id"), index=True)
-    # --- rbac adoption: end ---
 
 
 # --- rbac adoption: begin ---
 rbac = RBAC(db=db, user_model=User)
-rbac.register_resource("tickets", Ticket, module="support")
+rbac.register_resource("tickets", Ticket, module="support", workspace=None)
 # --- rbac adoption: end ---
 
 bp = Blueprint("helpdesk", __name__)
@@ -121,32 +118,17 @@ def delete_ticket(ticket_id: int) -> Any:
     return jsonify({"deleted": ticket_id})
 
 
-# --- rbac adoption: begin ---
-# adoption: single-tenant mode (in progress) replaces this command, and a new
-# user's membership that the host adds today wherever it creates users.
-@click.command("make-workspace")
-@with_appcontext
-def make_workspace() -> None:
-    """Make the one workspace: the first user owns it, the others are members, it holds every ticket."""
-    with rbac.system():
-        first, *others = db.session.scalars(sa.select(User).order_by(User.id))
-        ws = workspaces.create_workspace(rbac, "Help desk", owner=first)
-        for user in others:
-            workspaces.add_member(rbac, ws, user, ["member"])
-        db.session.execute(sa.update(Ticket).values(workspace_id=ws.id))
-        db.session.commit()
-# --- rbac adoption: end ---
-
-
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(SECRET_KEY="change me", SQLALCHEMY_DATABASE_URI="sqlite:///helpdesk.db")
+    # --- rbac adoption: begin ---
+    app.config.from_mapping(RBAC_SINGLE_TENANT=True, RBAC_SIGNUP_ROLE="member")
+    # --- rbac adoption: end ---
     app.config.from_mapping(config or {})
     db.init_app(app)
     login_manager.init_app(app)
     # --- rbac adoption: begin ---
     rbac.init_app(app)
-    app.cli.add_command(make_workspace)
     # --- rbac adoption: end ---
     app.register_blueprint(bp)
     return app
