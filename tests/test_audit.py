@@ -36,10 +36,10 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 BLUEPRINTS = ("rbac_settings.", "rbac_api.", "rbac_oversight.")
 
 #: State-changing routes that do not change anyone's permissions (own API
-#: tokens; one's own profile; view-as is audited with events of its own, see
-#: test_view_as).
+#: tokens; one's own profile; switching one's own workspace in the session;
+#: view-as is audited with events of its own, see test_view_as).
 NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
-                           "rbac_settings.profile",
+                           "rbac_settings.profile", "rbac_settings.switch_workspace",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop"}
 
 def events(**where: Any) -> list[Any]:
