@@ -1,4 +1,4 @@
-"""Sharing agreements between workspaces (issue 5)
+"""Sharing agreements between workspaces
 
 Revision ID: d2ded950a9d1
 Revises: fdb744d672d9
