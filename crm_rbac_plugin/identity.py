@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app, g, has_request_context, session
-from flask_login import current_user, user_logged_in, user_logged_out
+from flask_login import current_user, login_user, user_logged_in, user_logged_out
 
 from . import tokens
 from .config import setting
@@ -124,6 +124,17 @@ def signed_in_user() -> Any:
     # forget_session_user); an anonymous answer is never kept.
     state.session_user = user
     return user
+
+
+def sign_in(user: Any, *, remember: bool = False) -> bool:
+    """Sign ``user`` in with Flask-Login; False when the app has no Flask-Login.
+
+    A host that signs users in its own way (see ``@rbac.user_getter``) gets
+    False and signs the user in itself.
+    """
+    if getattr(current_app, "login_manager", None) is None:
+        return False
+    return bool(login_user(user, remember=remember))
 
 
 def watch_sign_in() -> None:

@@ -18,7 +18,7 @@ from flask import Flask, g, jsonify, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_rbac_plugin import RBAC, require_permission, workspaces
+from crm_rbac_plugin import RBAC, require_permission, team, workspaces
 from tests.conftest import FreshContextClient
 
 
@@ -33,7 +33,11 @@ class Account(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(120), unique=True)
     name: Mapped[str] = mapped_column(sa.String(120), default="")
+    password_hash: Mapped[str] = mapped_column(sa.String(255), default="")
     is_authenticated = True
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = "hashed:" + password  # the host's own scheme
 
 
 class Post(db.Model):  # type: ignore[name-defined,misc]
@@ -115,3 +119,25 @@ def test_the_plugins_own_pages_serve_the_getters_user(host: Flask) -> None:
     answer = client.get("/api/v1/roles", headers={"X-User": "owner@host.test"})
     assert answer.status_code == 200 and answer.json
     assert client.get("/settings/roles", headers={"X-User": "member@host.test"}).status_code == 403
+
+
+def test_an_invitation_is_accepted_without_flask_login(host: Flask) -> None:
+    """The plugin cannot sign the new member in: it says so, and the host signs them in."""
+    with host.test_request_context():
+        owner = db.session.scalar(sa.select(Account).where(Account.email == "owner@host.test"))
+        ws = db.session.scalar(sa.select(rbac.models.Workspace))
+        with rbac.system():
+            membership = team.membership_of(rbac, ws.id, owner.id)
+            access = rbac.access_for(membership)
+            viewer = workspaces.role_by_key(rbac, ws, "viewer")
+            _, token = team.invite(rbac, access, "new@host.test", [viewer], send=False)
+            db.session.commit()
+    client = host.test_client()
+    assert client.get(f"/settings/invitations/{token}").status_code == 200
+    answer = client.post(f"/settings/invitations/{token}",
+                         data={"name": "New Person", "password": "a long passphrase"})
+    assert answer.status_code == 302
+    with client.session_transaction() as session:
+        assert "sign in to continue" in str(session.get("_flashes"))
+    answer = client.get("/posts", headers={"X-User": "new@host.test"})
+    assert answer.status_code == 200 and answer.json == ["by member", "by owner"]

@@ -14,7 +14,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, request, session, url_for
-from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -29,7 +28,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from .. import queries, team
 from ..config import setting
 from ..decorators import login_required, require_permission
-from ..identity import user_key
+from ..identity import sign_in, signed_in_user, user_key
 from ..models import MEMBER_STATUSES
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
@@ -207,7 +206,7 @@ def accept_invitation(token: str) -> Any:
     workspace = rbac.db.session.get(rbac.models.Workspace, inv.workspace_id)
     form = AcceptForm()
     status, page_errors = 200, []
-    signed_in_as = current_user if current_user.is_authenticated else None
+    signed_in_as = signed_in_user()
     if request.method == "POST":
         if form.validate_on_submit():
             outcome = attempt(lambda: team.accept(rbac, inv, user=signed_in_as,
@@ -216,8 +215,10 @@ def accept_invitation(token: str) -> Any:
                               form, errors=page_errors)
             if outcome.ok:
                 membership = outcome.value
-                if signed_in_as is None or rbac.user_pk(signed_in_as) != membership.user_id:
-                    login_user(membership.user)  # the new account, not whoever was signed in
+                joined = signed_in_as is not None and rbac.user_pk(signed_in_as) == membership.user_id
+                if not joined and not sign_in(membership.user):  # the new account
+                    flash(f"You joined {workspace.name}: sign in to continue.", "success")
+                    return redirect("/")
                 session[setting("RBAC_SESSION_KEY")] = membership.workspace_id
                 flash(f"Welcome to {workspace.name}.", "success")
                 return redirect("/")
@@ -463,7 +464,7 @@ def _sign_in_again(user: Any) -> None:
     remember-me cookie if it had one.
     """
     remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
-    login_user(user, remember=remember in request.cookies)
+    sign_in(user, remember=remember in request.cookies)
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -487,7 +488,7 @@ def profile() -> Any:
                 current_password=form.current_password.data,
                 new_password=form.new_password.data), form, fallback=form.name)
             if outcome.ok:
-                if form.new_password.data and rbac.user_pk(current_user) == membership.user_id:
+                if form.new_password.data and rbac.user_pk(signed_in_user()) == membership.user_id:
                     _sign_in_again(user)
                 flash("Your profile was saved.", "success")
                 return redirect(url_for(".profile"))
