@@ -244,10 +244,10 @@ def _compile_json_build_array(element: json_array, compiler: Any, **kw: Any) -> 
 
 @functools.lru_cache(maxsize=32)
 def _user_statement(models: Models, user_model: type,
-                    column: Any) -> tuple[Any, type | None, type | None]:
-    """The statement of :func:`user_with_membership`, and the Python types of its two
-    parameters (reading ``column.type.python_type`` on every request cost more
-    than building the parameters).
+                    column: Any) -> tuple[Any, type | None, type | None, type | None]:
+    """The statement of :func:`user_with_membership`, the Python types of its two
+    parameters and of ``Membership.user_id`` (reading ``column.type.python_type``
+    on every request cost more than building the parameters).
 
     The membership and the workspace come as two scalar subqueries, each a JSON
     array, rather than as outer joins: PostgreSQL plans this statement on every
@@ -266,7 +266,7 @@ def _user_statement(models: Models, user_model: type,
     workspace = (sa.select(json_array(*(getattr(W, f) for f in _WORKSPACE_FIELDS)))
                  .where(W.id == ws).scalar_subquery())
     stmt = sa.select(user_model, member, workspace).where(column == sa.bindparam("user_id"))
-    return stmt, _python_type(column), _python_type(M.workspace_id)
+    return stmt, _python_type(column), _python_type(M.workspace_id), _python_type(M.user_id)
 
 
 def user_with_membership(session: Session, models: Models, user_model: type, user_id: Any,
@@ -280,7 +280,7 @@ def user_with_membership(session: Session, models: Models, user_model: type, use
     (or ``workspace_id`` is None).
     """
     column = column if column is not None else sa.inspect(user_model).primary_key[0]
-    stmt, user_type, workspace_type = _user_statement(models, user_model, column)
+    stmt, user_type, workspace_type, member_user_type = _user_statement(models, user_model, column)
     try:
         params = {"user_id": _convert(user_type, user_id),
                   "workspace_id": _convert(workspace_type, workspace_id)}
@@ -293,8 +293,9 @@ def user_with_membership(session: Session, models: Models, user_model: type, use
     if member is None or workspace is None:
         return user, None
     row = MembershipRow(*member, *workspace)
+    user_key = _convert(member_user_type, row.user_id)
     # JSON carries a UUID user key as text: give it back the key's type.
-    return user, row._replace(user_id=_as_column_type(models.Membership.user_id, row.user_id))
+    return user, row if user_key is row.user_id else row._replace(user_id=user_key)
 
 
 def _as_column_type(column: Any, value: Any) -> Any:
