@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from flask import Blueprint, Flask, abort, current_app, has_app_context
 from flask_login import user_logged_in
@@ -52,8 +52,6 @@ from .registry import STANDARD_ACTIONS, Registry, Resource, split_permission
 from .settings import views as settings_views
 
 __all__ = ["RBAC", "split_permission"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _State:

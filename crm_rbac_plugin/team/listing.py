@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..identity import user_pk_column
 from ..loader import BYPASS
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def list_members(rbac: RBACProtocol, workspace_id: int, flt: MemberFilter | None
     flt = flt or MemberFilter()
     m = rbac.models
     U = rbac.user_model
-    user_pk = sa.inspect(U).primary_key[0]
+    user_pk = user_pk_column(rbac)
     stmt = (sa.select(m.Membership).join(U, user_pk == m.Membership.user_id)
             .where(m.Membership.workspace_id == workspace_id))
     if flt.status:
