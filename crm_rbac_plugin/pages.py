@@ -14,13 +14,17 @@ A tab shows when the current member may see it:
 - neither: the signed-in user is a member of the workspace.
 
 It is highlighted on its own endpoint and on its ``highlight`` endpoints
-(the pages under it, such as a role's edit page under Roles).
+(the pages under it, such as a role's edit page under Roles). Tabs are
+grouped: ``group="workspace"`` (administration of the workspace) or
+``group="personal"`` (the member's own pages: profile, API tokens), so the
+layout shows the two apart. ``badge`` is a callable returning a count to
+show beside the label (0 or None shows nothing), such as pending agreements.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +39,8 @@ from .proxies import current_rbac
 
 #: Where an app keeps its tabs, in ``app.extensions``.
 TABS_KEY = "rbac_tabs"
+#: The navigation's groups, in the order the layout shows them, with their headings.
+GROUPS = {"workspace": "Workspace administration", "personal": "Your account"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class Tab:
     permission: str | None = None
     owner: bool = False
     highlight: tuple[str, ...] = ()
+    group: str = "workspace"
+    badge: Callable[[], int | None] | None = None
 
     def visible(self, access: Access | None) -> bool:
         """Whether the current member (``access``) sees the tab."""
@@ -59,7 +67,8 @@ class Tab:
 
 def add_tab(app: Flask, endpoint: str, label: str, *, order: int,
             permission: str | None = None, owner: bool = False,
-            highlight: Iterable[str] = ()) -> Tab:
+            highlight: Iterable[str] = (), group: str = "workspace",
+            badge: Callable[[], int | None] | None = None) -> Tab:
     """Add a tab for ``endpoint`` to the settings layout of ``app``.
 
     Tabs are shown by ``order``, then in the order they were added::
@@ -67,7 +76,9 @@ def add_tab(app: Flask, endpoint: str, label: str, *, order: int,
         add_tab(app, "rbac_settings.roles", "Roles", order=10, permission="roles.view",
                 highlight=["rbac_settings.edit_role"])
     """
-    tab = Tab(endpoint, label, order, permission, owner, (endpoint, *highlight))
+    if group not in GROUPS:
+        raise ValueError(f"add_tab: group must be one of {sorted(GROUPS)}, not {group!r}")
+    tab = Tab(endpoint, label, order, permission, owner, (endpoint, *highlight), group, badge)
     tabs: list[Tab] = app.extensions.setdefault(TABS_KEY, [])
     tabs.append(tab)
     tabs.sort(key=lambda t: t.order)
@@ -80,15 +91,20 @@ def tabs_of(app: Flask) -> list[Tab]:
 
 
 def layout_context() -> dict[str, Any]:
-    """The settings layout's context: ``settings_nav`` and ``rbac_show_flashes``.
+    """The settings layout's context: ``settings_nav``, ``settings_groups`` and ``rbac_show_flashes``.
 
-    Each page blueprint registers it as its context processor.
+    ``settings_nav`` lists the visible tabs; ``settings_groups`` the same
+    tabs as ``(heading, tabs)`` pairs, one per group that has any. Each page
+    blueprint registers this as its context processor.
     """
     access = current_rbac.current_access() if signed_in_user() is not None else None
     current = request.endpoint
-    nav = [{"endpoint": tab.endpoint, "label": tab.label, "current": current in tab.highlight}
+    nav = [{"endpoint": tab.endpoint, "label": tab.label, "current": current in tab.highlight,
+            "group": tab.group, "badge": tab.badge() if tab.badge else None}
            for tab in tabs_of(current_app) if tab.visible(access)]
-    return {"settings_nav": nav, "rbac_show_flashes": show_flashes()}
+    groups = [(heading, [item for item in nav if item["group"] == key]) for key, heading in GROUPS.items()]
+    return {"settings_nav": nav, "settings_groups": [(h, items) for h, items in groups if items],
+            "rbac_show_flashes": show_flashes()}
 
 
 def show_flashes() -> bool:

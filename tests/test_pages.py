@@ -43,7 +43,7 @@ def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNames
     assert [label for label, _, _ in tabs] == [
         "Roles", "Compare roles", "Members", "Segregation of duties", "Plan", "Departments",
         "Sharing", "Audit trail", "Who could", "Explain", "Access review", "Profile",
-        "My API tokens"]
+        "API tokens"]
     assert [label for label, _, current in tabs if current] == ["Roles"]
     assert [label for label, _, current in tabs_on(owner, "/settings/audit") if current] == [
         "Audit trail"]
@@ -60,4 +60,4 @@ def test_a_host_tab_shows_by_its_order_to_members_who_may_see_it(
                                                "/settings/profile")]
     assert "Overview" not in viewer
     assert "Plan" not in viewer and "Audit trail" not in viewer
-    assert viewer[-2:] == ["Profile", "My API tokens"]
+    assert viewer[-2:] == ["Profile", "API tokens"]

@@ -433,7 +433,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "description": (
                 "Roles, role assignments and effective access of one workspace. "
                 "Authenticate with a personal API token (`Authorization: Bearer <token>`, "
-                "created on the settings page \"My API tokens\"): the request acts in the "
+                "created on the settings page \"API tokens\"): the request acts in the "
                 "token's workspace with exactly its member's access. A browser session works "
                 "too; its POST, PATCH and DELETE requests need the CSRF token in an "
                 "`X-CSRFToken` header. Errors are `{error, message, field}`."),

@@ -55,8 +55,8 @@ def _add_tabs(app: Flask) -> None:
     pages.add_tab(app, f"{s}.departments", "Departments", order=60, permission="members.view")
     pages.add_tab(app, f"{s}.sharing", "Sharing", order=70, permission="settings.view",
                   highlight=[f"{s}.new_agreement", f"{s}.edit_agreement"])
-    pages.add_tab(app, f"{s}.profile", "Profile", order=200)
-    pages.add_tab(app, f"{s}.tokens", "My API tokens", order=210)
+    pages.add_tab(app, f"{s}.profile", "Profile", order=200, group="personal")
+    pages.add_tab(app, f"{s}.tokens", "API tokens", order=210, group="personal")
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -64,12 +64,12 @@ def _add_tabs(app: Flask) -> None:
 @bp.get("/")
 @login_required
 def index() -> Any:
-    """Go to the first settings page the member may see."""
+    """Go to the first administration page the member may see, else to their profile."""
     if can("roles.view"):
         return redirect(url_for(".roles"))
     if can("members.view"):
         return redirect(url_for(".members"))
-    return redirect(url_for(".tokens"))
+    return redirect(url_for(".profile"))
 
 
 # -- members ---------------------------------------------------------------------
