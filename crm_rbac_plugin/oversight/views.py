@@ -73,7 +73,11 @@ def _members(rbac: Any, workspace_id: int) -> list[Any]:
 @bp.get("/audit")
 @require_permission(PERMISSION)
 def audit_page() -> Any:
-    """Browse the workspace's audit trail, filtered and paginated."""
+    """Browse the workspace's audit trail as sentences, filtered and paginated.
+
+    Each event reads as "Junior Rep: leads.export removed by Olivia Owens"
+    with its diff; the stored JSON stays one click away (``<details>``).
+    """
     rbac, access = current_rbac, acting_access()
     errors: list[str] = []
     try:
@@ -87,16 +91,23 @@ def audit_page() -> Any:
         A.workspace_id == access.workspace_id).distinct().order_by(A.action)).all()
     resources = rbac.db.session.scalars(sa.select(A.resource).where(
         A.workspace_id == access.workspace_id).distinct().order_by(A.resource)).all()
-    members = {m.id: m for m in _members(rbac, access.workspace_id)}
+    names = audit.load_names(rbac, access.workspace_id, page.items)
+    described = {ev.id: audit.describe(names, ev) for ev in page.items}
     args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render("rbac/audit/list.html", 400 if errors else 200, page=page, members=members,
-                   actions=actions, resources=resources, args=args, page_errors=errors)
+    return render("rbac/audit/list.html", 400 if errors else 200, page=page,
+                  members=sorted(names.members.items(), key=lambda m: m[1].lower()),
+                  roles=sorted(names.roles.items(), key=lambda r: r[1].lower()),
+                  described=described, actions=actions, resources=resources, args=args,
+                  page_errors=errors)
 
 
 @bp.get("/audit.csv")
 @require_permission(PERMISSION)
 def audit_csv() -> Any:
-    """Export the filtered audit trail as CSV (itself audited, with its row count)."""
+    """Export the filtered audit trail as CSV (itself audited, with its row count).
+
+    The rows carry the page's sentences and names next to the stored columns.
+    """
     rbac, access = current_rbac, acting_access()
     try:
         filters = audit.parse_filters(request.args)
@@ -104,11 +115,12 @@ def audit_csv() -> Any:
         return Response(str(exc), status=400, mimetype="text/plain")
     events = rbac.db.session.scalars(audit.events_query(rbac, access.workspace_id,
                                                         filters)).all()
+    names = audit.load_names(rbac, access.workspace_id, events)
     buffer = io.StringIO()
     writer = csvsafe.writer(buffer)
     writer.writerow(audit.CSV_COLUMNS)
     for ev in events:
-        writer.writerow(audit.csv_row(ev))
+        writer.writerow(audit.csv_row(ev, names))
     rbac.audit("export", resource="audit", target=f"audit trail ({len(events)} rows)",
                rows=len(events), filters={k: str(v) for k, v in filters.items()})
     rbac.db.session.commit()
