@@ -136,26 +136,65 @@ def _record_resources(rbac: Any) -> list[str]:
     return [r.name for r in rbac.registry if r.model is not None]
 
 
+def _actions(rbac: Any, resources: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for name in resources:
+        seen.update(dict.fromkeys(rbac.registry.get(name).actions))
+    return list(seen)
+
+
 @bp.get("/who-could")
 @require_permission(PERMISSION)
 def who_could() -> Any:
-    """Who could do an action on a record at a past instant (replays the audit trail)."""
+    """Two questions on one page: who can do an action now (``mode=now``, resource
+    level, with each member's path), and who could do it on a record at a past
+    instant (replays the audit trail)."""
     rbac, access = current_rbac, acting_access()
     resources = _record_resources(rbac)
     form = {"resource": request.args.get("resource", resources[0] if resources else ""),
             "record": request.args.get("record", ""), "at": request.args.get("at", ""),
-            "action": request.args.get("action", "view")}
-    result, errors = None, []
-    if form["record"]:
-        try:
+            "action": request.args.get("action", "view"), "mode": request.args.get("mode", "")}
+    result, now, errors = None, None, []
+    try:
+        if form["record"]:
             when = dt.datetime.fromisoformat(form["at"]) if form["at"] else utcnow()
-            when = naive_utc(when)
             result = history.who_could(rbac, access.workspace_id, form["resource"],
-                                       int(form["record"]), when, form["action"])
-        except (ValueError, LookupError, RBACError) as exc:
-            errors.append(str(exc))
+                                       int(form["record"]), naive_utc(when), form["action"])
+        elif form["mode"] == "now":
+            now = history.who_can(rbac, access.workspace_id, form["resource"], form["action"])
+    except (ValueError, LookupError, RBACError) as exc:
+        errors.append(str(exc))
     return render("rbac/audit/who_could.html", 400 if errors else 200, form=form,
-                   resources=resources, result=result, page_errors=errors)
+                  resources=resources, actions=_actions(rbac, resources), result=result,
+                  now=now, page_errors=errors)
+
+
+@bp.get("/who-can.csv")
+@require_permission(PERMISSION)
+def who_can_csv() -> Any:
+    """Export "who can <action> <resource>" now as CSV (every cell neutralised, audited)."""
+    rbac, access = current_rbac, acting_access()
+    try:
+        answer = history.who_can(rbac, access.workspace_id, request.args.get("resource", ""),
+                                 request.args.get("action", ""))
+    except (LookupError, RBACError) as exc:
+        return Response(str(exc), status=400, mimetype="text/plain")
+    buffer = io.StringIO()
+    writer = csvsafe.writer(buffer)
+    writer.writerow(["member", "status", "can", "role", "inherited_from", "scope", "condition",
+                     "path"])
+    for p in answer.paths:
+        writer.writerow([p.member, p.status, "yes" if p.allowed else "no", p.role,
+                         p.inherited_from, p.scope, p.condition, p.text])
+    for name in answer.shared_with:
+        writer.writerow([f"members of {name}", "", "through sharing", "", "", "", "",
+                         "a sharing agreement; their own role decides"])
+    rbac.audit("export", resource="members", rows=len(answer.paths),
+               target=f"who can {answer.action} {answer.resource} ({len(answer.paths)} rows)")
+    rbac.db.session.commit()
+    name = f"who-can-{answer.action}-{answer.resource}.csv"
+    return Response(buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 # -- explain -------------------------------------------------------------------------------
