@@ -1,5 +1,7 @@
-"""Oversight pages under the settings prefix: audit trail, who-could, explain,
-view-as and access review (Owners and Admins: ``settings.view``).
+"""Oversight pages under the settings prefix: audit trail, who-can / who-could,
+explain, view-as and access review (Owners and Admins: ``settings.view``);
+and, for every member, the refusal page's help (``rbac_refusal``) and its
+"Request access" form (:mod:`..team.access_requests`).
 
 Thin views over :mod:`..audit`, :mod:`.history`, :mod:`.explain`,
 :mod:`.viewas` and :mod:`.review`; they extend the settings layout.
@@ -17,6 +19,7 @@ from flask import (
     Flask,
     Response,
     flash,
+    jsonify,
     redirect,
     request,
     session,
@@ -25,13 +28,14 @@ from flask import (
 
 from .. import audit, csvsafe, inputs, pages, queries
 from ..config import setting
-from ..decorators import login_required, require_permission
-from ..errors import RBACError
-from ..identity import request_state
+from ..decorators import login_required, require_permission, wants_json
+from ..errors import RBACError, ValidationError
+from ..identity import request_state, signed_in_user
 from ..models import naive_utc, utcnow
 from ..pages import ConfirmForm, acting_access, can, render
 from ..policy import Decision
 from ..proxies import current_rbac
+from ..team import access_requests
 from ..urls import safe_next
 from . import history, review, viewas
 from .explain import explain
@@ -58,6 +62,7 @@ def register(app: Flask) -> None:
     pages.add_tab(app, f"{s}.who_could", "Who could", order=90, permission=PERMISSION)
     pages.add_tab(app, f"{s}.explain_page", "Explain", order=100, permission=PERMISSION)
     pages.add_tab(app, f"{s}.access_review", "Access review", order=110, permission=PERMISSION)
+    app.add_template_global(refusal_context, "rbac_refusal")
 
 
 bp.context_processor(pages.layout_context)  # the settings layout, whose tabs these pages share
@@ -195,6 +200,62 @@ def who_can_csv() -> Any:
     name = f"who-can-{answer.action}-{answer.resource}.csv"
     return Response(buffer.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# -- refusals and access requests ------------------------------------------------------------
+
+
+def refusal_context(status: int) -> dict[str, Any] | None:
+    """What the 403 page adds for an active member of the workspace: what is missing,
+    who can grant it, and the request form's values (None: the generic page).
+
+    The refused permission is the last refusal noted in this request (see
+    :func:`..audit.note_denied`). Nobody else is told anything: not a
+    non-member, and not an admin viewing the workspace as someone.
+    """
+    if status != 403 or signed_in_user() is None:
+        return None
+    state = request_state()
+    access = state.access
+    if state.real_access is not None or access is None or not state.denied:
+        return None
+    row = state.denied[-1]
+    action, resource = (row.get("detail") or {}).get("action"), row.get("resource")
+    if row.get("actor_membership_id") != access.membership_id or not action or not resource:
+        return None
+    help_ = access_requests.refusal_help(current_rbac, access, action, resource)
+    if help_ is None:
+        return None
+    here = request.full_path.rstrip("?") if request.method == "GET" else request.referrer
+    return {"help": help_, "next": safe_next(here, "/"), "flashes": pages.show_flashes()}
+
+
+@bp.post("/request-access")
+@login_required
+def request_access() -> Any:
+    """Ask the workspace's admins for a permission (mailed, audited, once an hour)."""
+    rbac = current_rbac
+    target = safe_next(request.form.get("next"), "/")
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(target)
+    try:
+        asked = access_requests.request_access(
+            rbac, rbac.current_access(), request.form.get("action"),
+            request.form.get("resource"), request.form.get("note", ""))
+    except ValidationError as exc:
+        rbac.db.session.rollback()
+        if wants_json():
+            return jsonify(error="too_many_requests" if exc.status == 429 else "invalid",
+                           field=exc.field, message=exc.message), exc.status
+        if exc.status == 429:
+            flash(exc.message, "warning")
+            return redirect(target)
+        return Response(f"{exc.field}: {exc.message}", status=exc.status, mimetype="text/plain")
+    rbac.db.session.commit()
+    names = access_requests.notify(rbac, asked)
+    flash(f"Request sent to {', '.join(names)}.", "success")
+    return redirect(target)
 
 
 # -- explain -------------------------------------------------------------------------------
