@@ -155,6 +155,8 @@ def change_line(names: Names, c: dict[str, Any], ev: Any) -> Line:
     after = c.get("after") if "after" in c else (ev.after or {}).get(target)
     values = after or before or {}
     text = _BY_KIND.get(c.get("kind", ""), _other_sentence)(names, c, values)
+    if text.startswith(("a deleted", "a former")):  # a sentence starts with a capital
+        text = text[0].upper() + text[1:]
     return Line(text, diff(names, before, after, c.get("changed")))
 
 
