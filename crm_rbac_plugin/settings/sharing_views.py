@@ -209,9 +209,8 @@ def new_agreement() -> Any:
     return _save(form, None, lambda items: sharing.create_agreement(
         rbac, acting_access(), workspace=form.workspace.data, permissions=items,
         notes=form.notes.data, expires_at=form.expires_at.data),
-        lambda agreement: f"Agreement #{agreement.id} offered to "
-                          f"{agreement.receiving_workspace.name}; it applies once they "
-                          "accept it.")
+        lambda agreement: f"Agreement offered to {agreement.receiving_workspace.name}; "
+                          "it applies once they accept it.")
 
 
 @bp.route("/sharing/<int:agreement_id>/edit", methods=["GET", "POST"],
@@ -233,7 +232,7 @@ def edit_agreement(agreement_id: int) -> Any:
     return _save(form, agreement, lambda items: sharing.update_agreement(
         rbac, access, agreement, permissions=items, notes=form.notes.data,
         expires_at=form.expires_at.data),
-        lambda agreement: f"Agreement #{agreement.id} saved.")
+        lambda agreement: f"Agreement with {agreement.receiving_workspace.name} saved.")
 
 
 @bp.post("/sharing/<int:agreement_id>/<any(revoke, accept, decline, leave):verb>",
@@ -254,5 +253,6 @@ def end_agreement(agreement_id: int, verb: str) -> Any:
         return redirect(url_for(".sharing", tab=side)), 303
     done = {"revoke": "revoked", "accept": "accepted", "decline": "declined",
             "leave": "left"}[verb]
-    flash(f"Agreement #{agreement.id} {done}.", "success")
+    other = (agreement.receiving_workspace if side == "by" else agreement.granting_workspace).name
+    flash(f"Agreement with {other} {done}.", "success")
     return redirect(url_for(".sharing", tab=side))
