@@ -36,6 +36,7 @@ from .errors import PermissionDenied, ValidationError
 from .loader import BYPASS
 from .models import naive_utc, utcnow
 from .policy import Access
+from .resolve import plan_modules
 from .roles import GrantSpec, condition_clauses, covers, permission_items, require
 
 if TYPE_CHECKING:
@@ -149,17 +150,105 @@ def _require_held(actor: Access, specs: Iterable[PermissionSpec]) -> None:
                                action="manage")
 
 
+class OpenAgreementExists(ValidationError):
+    """A second open agreement towards the same workspace (a 409); names the open one."""
+
+    status = 409
+
+    def __init__(self, message: str, agreement_id: int) -> None:
+        super().__init__(message, field="workspace")
+        self.agreement_id = agreement_id
+
+
 def find_workspace(rbac: RBACProtocol, ref: Any) -> Any:
-    """The workspace named by ``ref`` (its slug or id); ValidationError if none."""
+    """The workspace ``ref`` names: its id, its slug, or its exact name; ValidationError if none.
+
+    Who can learn what: the pages suggest only the workspaces the acting
+    user is a member of (:func:`suggested_workspaces`); any other workspace
+    must be typed exactly, by slug or by full name (case aside). There is no
+    search, prefix match or list of the server's workspaces, and an unknown
+    name, a name several workspaces share, and a typo all get the same
+    answer, "No workspace named X": someone probing learns only that an exact
+    name they already knew exists, and only a member who may manage sharing
+    can ask at all. Offering an agreement to a workspace reveals nothing of
+    it beyond its name until it accepts.
+    """
     W = rbac.models.Workspace
     ws = None
     if isinstance(ref, int) and not isinstance(ref, bool):
         ws = rbac.db.session.get(W, ref)
     elif isinstance(ref, str) and ref.strip():
-        ws = rbac.db.session.scalar(sa.select(W).where(W.slug == ref.strip().lower()))
+        text = ref.strip()
+        ws = rbac.db.session.scalar(sa.select(W).where(W.slug == text.lower()),
+                                    execution_options=BYPASS)
+        if ws is None:
+            named = rbac.db.session.scalars(sa.select(W).where(
+                sa.func.lower(W.name) == text.lower()).limit(2),
+                execution_options=BYPASS).all()
+            ws = named[0] if len(named) == 1 else None
     if ws is None:
-        raise ValidationError("no workspace with that slug", field="workspace")
+        shown = ref.strip()[:120] if isinstance(ref, str) else ref
+        raise ValidationError(f"No workspace named {shown}.", field="workspace")
     return ws
+
+
+def suggested_workspaces(rbac: RBACProtocol, user_id: Any, exclude_id: int) -> list[Any]:
+    """Workspaces the user is an active member of, but ``exclude_id``: the only ones the
+    sharing form suggests (see :func:`find_workspace` on enumeration)."""
+    W, M = rbac.models.Workspace, rbac.models.Membership
+    return list(rbac.db.session.scalars(
+        sa.select(W).join(M, M.workspace_id == W.id)
+        .where(M.user_id == user_id, M.status == "active", W.id != exclude_id)
+        .order_by(W.name), execution_options=BYPASS))
+
+
+def plan_gaps(rbac: RBACProtocol, workspace: Any, resources: Iterable[str]) -> list[str]:
+    """Labels of ``resources`` whose module the receiving ``workspace``'s plan leaves out.
+
+    Such a share saves, but the receiving members get nothing from it: every
+    decision first asks whether their own plan includes the module.
+    """
+    modules = plan_modules(rbac.config("RBAC_PLANS"), workspace.plan)
+    if modules is None:
+        return []
+    out = []
+    for name in dict.fromkeys(resources):
+        res = rbac.registry.get(name)
+        if res.module not in modules:
+            out.append(res.label)
+    return out
+
+
+def pending_count(rbac: RBACProtocol, workspace_id: int) -> int:
+    """Agreements waiting for ``workspace_id`` to accept or decline them."""
+    SA = rbac.models.SharingAgreement
+    return int(rbac.db.session.scalar(
+        sa.select(sa.func.count()).select_from(SA).where(
+            SA.receiving_workspace_id == workspace_id, SA.status == "pending"),
+        execution_options=BYPASS) or 0)
+
+
+def shared_counts(rbac: RBACProtocol, agreement: Any) -> dict[str, int]:
+    """How many records the agreement shares (``view``), by resource label.
+
+    Counted in the granting workspace, condition applied: what the receiving
+    side loses when the agreement ends.
+    """
+    out: dict[str, int] = {}
+    for perm in agreement.permissions:
+        if perm.action != "view" or perm.resource not in rbac.registry:
+            continue
+        res = rbac.registry.get(perm.resource)
+        if res.model is None or res.workspace_column is None:
+            continue
+        model: Any = res.model
+        where = [getattr(model, res.workspace_column) == agreement.granting_workspace_id]
+        if perm.condition:
+            where.append(conditions.to_sql(model, conditions.stored(model, perm.condition)))
+        out[res.label] = int(rbac.db.session.scalar(
+            sa.select(sa.func.count()).select_from(model).where(*where),
+            execution_options=BYPASS) or 0)
+    return out
 
 
 # -- changes -----------------------------------------------------------------------
@@ -207,8 +296,8 @@ def create_agreement(rbac: RBACProtocol, actor: Access | None, *, workspace: Any
         SA.granting_workspace_id == actor.workspace_id,
         SA.receiving_workspace_id == target.id, SA.status.in_(OPEN)))
     if open_one is not None:
-        raise ValidationError(f"agreement #{open_one} with {target.name} is still open; "
-                              "edit it instead", field="workspace")
+        raise OpenAgreementExists(f"agreement #{open_one} with {target.name} is still open; "
+                                  "edit it instead", open_one)
     agreement = SA(granting_workspace_id=actor.workspace_id, receiving_workspace_id=target.id,
                    status="pending", notes=text, expires_at=expires,
                    created_by_id=actor.user_id)

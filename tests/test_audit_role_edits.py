@@ -81,9 +81,9 @@ def test_role_editor_save_is_audited_cell_by_cell(world: SimpleNamespace, login:
     check_event(member.id, count, grants_before)
     page = client.get("/settings/audit").text
     row = page.split('class="rbac-audit-row"')[1]
-    assert "<strong>removed</strong> grant #" in row and "tasks.view" in row
-    assert "<strong>added</strong> grant #" in row and "<strong>changed</strong> grant #" in row
-    assert f"leads.view on role #{member.id} (scope)" in row
+    assert "Member: tasks.view removed" in row and "Member: leads.export added (own)" in row
+    assert "Member: leads.view changed" in row
+    assert "<dt>scope</dt><dd><del>own</del>" in row and "<ins>all</ins>" in row
 
 
 def test_api_update_is_audited_cell_by_cell(app: Flask, world: SimpleNamespace) -> None:

@@ -345,7 +345,7 @@ def test_bad_agreements_are_refused(world: SimpleNamespace, permissions: Any,
 
 def test_bad_targets_and_duplicates(world: SimpleNamespace) -> None:
     acme = owner_access(world)
-    for target, message in (("acme", "itself"), ("nowhere", "no workspace")):
+    for target, message in (("acme", "itself"), ("nowhere", "No workspace named nowhere")):
         with pytest.raises(ValidationError, match=message):
             sharing.create_agreement(rbac, acme, workspace=target,
                                      permissions=["clients.view"])

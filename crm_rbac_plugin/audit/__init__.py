@@ -36,7 +36,8 @@ that gap.
 
 Layout: :mod:`.events` writes events, :mod:`.changes` holds the session
 listeners, :mod:`.describe` names each change, :mod:`.refusals` keeps refused
-attempts, :mod:`.reading` filters and exports the trail.
+attempts, :mod:`.reading` filters and exports the trail, :mod:`.names` and :mod:`.sentences` read
+events out as sentences that name members, roles, workspaces and agreements.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ from .events import (
     record_export,
     snapshot,
 )
+from .names import Names, load_names
 from .reading import CSV_COLUMNS, csv_row, event_json, events_query, parse_filters
 from .refusals import note_denied, write_denied
+from .sentences import Described, describe, sentence_text
 
 __all__ = [
     "CSV_COLUMNS",
@@ -63,16 +66,21 @@ __all__ = [
     "RETENTION",
     "TABLE",
     "AuditImmutable",
+    "Described",
+    "Names",
     "actor",
     "csv_row",
+    "describe",
     "event_json",
     "events_query",
     "install",
+    "load_names",
     "note_denied",
     "parse_filters",
     "purge_before",
     "record",
     "record_export",
+    "sentence_text",
     "snapshot",
     "write_denied",
 ]

@@ -1,4 +1,12 @@
-"""Read the audit trail: query-arg filters, the events query, JSON and CSV rows."""
+"""Read the audit trail: query-arg filters, the events query, JSON and CSV rows.
+
+The filters ``member`` and ``role`` find the events *about* a membership or a
+role: every recorded change names its objects as ``member #12 ...``,
+``role #3 ...`` in its target (see :func:`.describe.label`), so the events
+whose target or ``detail`` text holds that label are the ones about it. The
+match needs the character after the id (a space, a bracket or the closing
+quote of the JSON string), so ``role #3`` never matches ``role #31``.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +18,28 @@ import sqlalchemy as sa
 
 from .. import csvsafe
 from ..models import naive_utc
+from .names import Names
+from .sentences import describe, sentence_text
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
 
 def parse_filters(args: Any) -> dict[str, Any]:
-    """Read ``actor``, ``action``, ``resource``, ``from`` and ``to`` from query args.
+    """Read ``actor``, ``member``, ``role``, ``action``, ``resource``, ``from`` and ``to``.
 
     ``from``/``to`` are ISO dates or instants (UTC); a bare ``to`` date
     includes that whole day. Raises ValueError naming the bad argument.
     """
     out: dict[str, Any] = {}
-    actor_arg = (args.get("actor") or "").strip()
-    if actor_arg:
-        try:
-            out["actor"] = int(actor_arg)
-        except ValueError:
-            raise ValueError("actor: expected a membership id") from None
+    for key, what in (("actor", "a membership id"), ("member", "a membership id"),
+                      ("role", "a role id")):
+        value = (args.get(key) or "").strip()
+        if value:
+            try:
+                out[key] = int(value)
+            except ValueError:
+                raise ValueError(f"{key}: expected {what}") from None
     for key in ("action", "resource"):
         value = (args.get(key) or "").strip()
         if value:
@@ -53,6 +65,10 @@ def events_query(rbac: RBACProtocol, workspace_id: int, filters: dict[str, Any])
     stmt = sa.select(A).where(A.workspace_id == workspace_id)
     if "actor" in filters:
         stmt = stmt.where(A.actor_membership_id == filters["actor"])
+    if "member" in filters:
+        stmt = stmt.where(_mentions(A, ("member", "manager"), filters["member"]))
+    if "role" in filters:
+        stmt = stmt.where(_mentions(A, ("role",), filters["role"]))
     if "action" in filters:
         stmt = stmt.where(A.action == filters["action"])
     if "resource" in filters:
@@ -64,6 +80,14 @@ def events_query(rbac: RBACProtocol, workspace_id: int, filters: dict[str, Any])
     return stmt.order_by(A.at.desc(), A.id.desc())
 
 
+def _mentions(A: Any, words: tuple[str, ...], ident: int) -> Any:
+    """Events whose target or detail names ``<word> #<ident>`` (see the module docstring)."""
+    text = sa.cast(A.detail, sa.Text)
+    patterns = [f"%{word} #{ident}{end}%" for word in words for end in (" ", ")", '"')]
+    return sa.or_(*(column.like(p) for p in patterns for column in (A.target, text)),
+                  *(A.target == f"{word} #{ident}" for word in words))
+
+
 def event_json(ev: Any) -> dict[str, Any]:
     return {"id": ev.id, "workspace_id": ev.workspace_id, "at": ev.at.isoformat() + "Z",
             "actor_user_id": ev.actor_user_id, "actor_membership_id": ev.actor_membership_id,
@@ -71,13 +95,16 @@ def event_json(ev: Any) -> dict[str, Any]:
             "before": ev.before, "after": ev.after, "detail": ev.detail, "ip": ev.ip}
 
 
-CSV_COLUMNS = ("id", "at", "actor_user_id", "actor_membership_id", "action", "resource",
-               "target", "before", "after", "detail", "ip")
+CSV_COLUMNS = ("id", "at", "actor_user_id", "actor_membership_id", "action", "actor",
+               "summary", "changes", "resource", "target", "before", "after", "detail", "ip")
 
 
-def csv_row(ev: Any) -> list[str]:
-    """One CSV row; JSON columns as JSON text, formula-looking cells neutralised."""
-    data = event_json(ev)
+def csv_row(ev: Any, names: Names) -> list[str]:
+    """One CSV row: the page's sentences and names, then the raw columns (JSON as
+    JSON text); every cell goes through :func:`.csvsafe.safe_cell`."""
+    described = describe(names, ev)
+    data = {**event_json(ev), "actor": described.actor, "summary": described.headline,
+            "changes": sentence_text(described)}
     out = []
     for col in CSV_COLUMNS:
         value = data[col]

@@ -16,6 +16,10 @@ this workspace was in force at D: the agreement and its permissions are
 rewound the same way (its changes are in both workspaces' trails), then the
 receiving workspace's own policy as of D.
 
+:func:`who_can` answers the simpler question "who can export deals?" now,
+from each member's live access, with the path that grants it (assigned
+role, the ancestor it is inherited from, scope and condition).
+
 Limits: history only goes back to when auditing began (before the first
 event the answer assumes nothing changed; a warning says so); the record
 itself is judged as it is now (its owner or stage may have been different
@@ -32,9 +36,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import current_app
 
+from ..conditions import describe as describe_clauses
 from ..config import setting
 from ..identity import user_pk_column
 from ..loader import BYPASS, _as_column_type, shared_clauses
+from ..models import utcnow
 from ..policy import Access, Share, decide
 from ..resolve import MembershipRow, build_access, plan_modules
 
@@ -291,3 +297,121 @@ def _shares_as_of(rbac: RBACProtocol, state: dict[str, dict[Any, dict[str, Any]]
         out.append((Share(agreement["id"], receiving, "", permissions, modules),
                     ws.name if ws is not None else f"workspace #{receiving}"))
     return out
+
+
+# -- who can, now ---------------------------------------------------------------------------
+
+
+@dataclass
+class Path:
+    """How one member may (or may not) do an action now: role, inheritance, scope."""
+
+    membership_id: int
+    member: str
+    status: str
+    allowed: bool
+    role: str = ""  # the assigned role through which it is granted
+    inherited_from: str = ""  # the ancestor role holding the grant, when not ``role``
+    scope: str = ""
+    condition: str = ""
+    reason: str = ""
+
+    @property
+    def text(self) -> str:
+        """``Sales Rep → inherited from Member → team records where stage = 'new'``."""
+        if not self.allowed:
+            return self.reason
+        parts = [self.role or "Owner"]
+        if self.inherited_from:
+            parts.append(f"inherited from {self.inherited_from}")
+        if self.scope:
+            parts.append(f"{self.scope} records" + (f" where {self.condition}"
+                                                     if self.condition else ""))
+        return " → ".join(parts)
+
+
+@dataclass
+class WhoCan:
+    """Who can do ``action`` on ``resource`` now, and which agreements share it."""
+
+    resource: str
+    action: str
+    paths: list[Path]
+    #: Workspaces an agreement in force lets do it too (their members' own roles decide).
+    shared_with: list[str]
+
+    @property
+    def allowed(self) -> list[Path]:
+        return [p for p in self.paths if p.allowed]
+
+
+def _granting_role(membership: Any, rule_role: str, parents: dict[str, str | None]) -> str:
+    """The member's assigned role whose chain holds ``rule_role`` (itself or an ancestor)."""
+    for mr in sorted(membership.member_roles, key=lambda mr: mr.id):
+        name: str | None = mr.role.name
+        while name is not None:
+            if name == rule_role:
+                return str(mr.role.name)
+            name = parents.get(name)
+    return rule_role
+
+
+def who_can(rbac: RBACProtocol, workspace_id: int, resource: str, action: str) -> WhoCan:
+    """Answer "who can export deals?" now, for every member of the workspace.
+
+    Each member's live access decides (the same resource-level question as
+    menus and buttons: may they do it on at least some records); an allowed
+    answer carries its path: the assigned role, the ancestor it is inherited
+    from, the scope and the condition. Workspaces an agreement in force
+    shares the action with are listed by name only: their members are
+    another workspace's to name.
+    """
+    res = rbac.registry.check_action(resource, action)
+    m = rbac.models
+    roles = list(rbac.db.session.scalars(sa.select(m.Role).where(m.Role.workspace_id
+                                                                  == workspace_id)))
+    by_id = {r.id: r.name for r in roles}
+    parents = {r.name: by_id.get(r.parent_id) for r in roles}
+    paths = []
+    memberships = rbac.db.session.scalars(sa.select(m.Membership).where(
+        m.Membership.workspace_id == workspace_id).order_by(m.Membership.id))
+    for membership in memberships:
+        access = rbac.access_for(membership)
+        decision = rbac.decide(access, action, res.name)
+        path = Path(membership.id, membership.display_name, membership.status,
+                    decision.allowed, reason=decision.reason)
+        rule = decision.rule
+        if decision.allowed and access is not None and access.is_owner:
+            path.role = next((mr.role.name for mr in membership.member_roles
+                              if mr.role.is_owner), "Owner")
+            path.scope = "all"
+        elif decision.allowed and rule is not None:
+            path.role = _granting_role(membership, rule.role, parents)
+            path.inherited_from = rule.role if path.role != rule.role else ""
+            path.scope = ", ".join(access.scopes_for(rule))
+            path.condition = conditions_text(rule)
+        paths.append(path)
+    return WhoCan(res.name, action, paths, _shared_with(rbac, workspace_id, res.name, action))
+
+
+def conditions_text(rule: Any) -> str:
+    return describe_clauses(rule.conditions) if rule.conditions else ""
+
+
+def _shared_with(rbac: RBACProtocol, workspace_id: int, resource: str, action: str) -> list[str]:
+    """Names of the workspaces an active, unexpired agreement shares ``action`` with."""
+    SA, SP, W = (rbac.models.SharingAgreement, rbac.models.SharingPermission,
+                 rbac.models.Workspace)
+    now = utcnow()
+    wanted = {action, "view"}
+    rows = rbac.db.session.execute(
+        sa.select(W.name, SP.action).join(SA, SA.receiving_workspace_id == W.id)
+        .join(SP, SP.agreement_id == SA.id)
+        .where(SA.granting_workspace_id == workspace_id, SA.status == "active",
+               sa.or_(SA.expires_at.is_(None), SA.expires_at > now),
+               SP.resource == resource, SP.action.in_(wanted)),
+        execution_options=BYPASS).tuples().all()
+    actions: dict[str, set[str]] = {}
+    for name, shared in rows:
+        actions.setdefault(name, set()).add(shared)
+    return sorted(name for name, shared in actions.items() if wanted <= shared)

@@ -1,5 +1,7 @@
-"""Oversight pages under the settings prefix: audit trail, who-could, explain,
-view-as and access review (Owners and Admins: ``settings.view``).
+"""Oversight pages under the settings prefix: audit trail, who-can / who-could,
+explain, view-as and access review (Owners and Admins: ``settings.view``);
+and, for every member, the refusal page's help (``rbac_refusal``) and its
+"Request access" form (:mod:`..team.access_requests`).
 
 Thin views over :mod:`..audit`, :mod:`.history`, :mod:`.explain`,
 :mod:`.viewas` and :mod:`.review`; they extend the settings layout.
@@ -17,6 +19,7 @@ from flask import (
     Flask,
     Response,
     flash,
+    jsonify,
     redirect,
     request,
     session,
@@ -25,13 +28,14 @@ from flask import (
 
 from .. import audit, csvsafe, inputs, pages, queries
 from ..config import setting
-from ..decorators import login_required, require_permission
-from ..errors import RBACError
-from ..identity import request_state
+from ..decorators import login_required, require_permission, wants_json
+from ..errors import RBACError, ValidationError
+from ..identity import request_state, signed_in_user
 from ..models import naive_utc, utcnow
 from ..pages import ConfirmForm, acting_access, can, render
 from ..policy import Decision
 from ..proxies import current_rbac
+from ..team import access_requests
 from ..urls import safe_next
 from . import history, review, viewas
 from .explain import explain
@@ -58,6 +62,7 @@ def register(app: Flask) -> None:
     pages.add_tab(app, f"{s}.who_could", "Who could", order=90, permission=PERMISSION)
     pages.add_tab(app, f"{s}.explain_page", "Explain", order=100, permission=PERMISSION)
     pages.add_tab(app, f"{s}.access_review", "Access review", order=110, permission=PERMISSION)
+    app.add_template_global(refusal_context, "rbac_refusal")
 
 
 bp.context_processor(pages.layout_context)  # the settings layout, whose tabs these pages share
@@ -73,7 +78,11 @@ def _members(rbac: Any, workspace_id: int) -> list[Any]:
 @bp.get("/audit")
 @require_permission(PERMISSION)
 def audit_page() -> Any:
-    """Browse the workspace's audit trail, filtered and paginated."""
+    """Browse the workspace's audit trail as sentences, filtered and paginated.
+
+    Each event reads as "Junior Rep: leads.export removed by Olivia Owens"
+    with its diff; the stored JSON stays one click away (``<details>``).
+    """
     rbac, access = current_rbac, acting_access()
     errors: list[str] = []
     try:
@@ -87,16 +96,23 @@ def audit_page() -> Any:
         A.workspace_id == access.workspace_id).distinct().order_by(A.action)).all()
     resources = rbac.db.session.scalars(sa.select(A.resource).where(
         A.workspace_id == access.workspace_id).distinct().order_by(A.resource)).all()
-    members = {m.id: m for m in _members(rbac, access.workspace_id)}
+    names = audit.load_names(rbac, access.workspace_id, page.items)
+    described = {ev.id: audit.describe(names, ev) for ev in page.items}
     args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render("rbac/audit/list.html", 400 if errors else 200, page=page, members=members,
-                   actions=actions, resources=resources, args=args, page_errors=errors)
+    return render("rbac/audit/list.html", 400 if errors else 200, page=page,
+                  members=sorted(names.members.items(), key=lambda m: m[1].lower()),
+                  roles=sorted(names.roles.items(), key=lambda r: r[1].lower()),
+                  described=described, actions=actions, resources=resources, args=args,
+                  page_errors=errors)
 
 
 @bp.get("/audit.csv")
 @require_permission(PERMISSION)
 def audit_csv() -> Any:
-    """Export the filtered audit trail as CSV (itself audited, with its row count)."""
+    """Export the filtered audit trail as CSV (itself audited, with its row count).
+
+    The rows carry the page's sentences and names next to the stored columns.
+    """
     rbac, access = current_rbac, acting_access()
     try:
         filters = audit.parse_filters(request.args)
@@ -104,11 +120,12 @@ def audit_csv() -> Any:
         return Response(str(exc), status=400, mimetype="text/plain")
     events = rbac.db.session.scalars(audit.events_query(rbac, access.workspace_id,
                                                         filters)).all()
+    names = audit.load_names(rbac, access.workspace_id, events)
     buffer = io.StringIO()
     writer = csvsafe.writer(buffer)
     writer.writerow(audit.CSV_COLUMNS)
     for ev in events:
-        writer.writerow(audit.csv_row(ev))
+        writer.writerow(audit.csv_row(ev, names))
     rbac.audit("export", resource="audit", target=f"audit trail ({len(events)} rows)",
                rows=len(events), filters={k: str(v) for k, v in filters.items()})
     rbac.db.session.commit()
@@ -124,26 +141,121 @@ def _record_resources(rbac: Any) -> list[str]:
     return [r.name for r in rbac.registry if r.model is not None]
 
 
+def _actions(rbac: Any, resources: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for name in resources:
+        seen.update(dict.fromkeys(rbac.registry.get(name).actions))
+    return list(seen)
+
+
 @bp.get("/who-could")
 @require_permission(PERMISSION)
 def who_could() -> Any:
-    """Who could do an action on a record at a past instant (replays the audit trail)."""
+    """Two questions on one page: who can do an action now (``mode=now``, resource
+    level, with each member's path), and who could do it on a record at a past
+    instant (replays the audit trail)."""
     rbac, access = current_rbac, acting_access()
     resources = _record_resources(rbac)
     form = {"resource": request.args.get("resource", resources[0] if resources else ""),
             "record": request.args.get("record", ""), "at": request.args.get("at", ""),
-            "action": request.args.get("action", "view")}
-    result, errors = None, []
-    if form["record"]:
-        try:
+            "action": request.args.get("action", "view"), "mode": request.args.get("mode", "")}
+    result, now, errors = None, None, []
+    try:
+        if form["record"]:
             when = dt.datetime.fromisoformat(form["at"]) if form["at"] else utcnow()
-            when = naive_utc(when)
             result = history.who_could(rbac, access.workspace_id, form["resource"],
-                                       int(form["record"]), when, form["action"])
-        except (ValueError, LookupError, RBACError) as exc:
-            errors.append(str(exc))
+                                       int(form["record"]), naive_utc(when), form["action"])
+        elif form["mode"] == "now":
+            now = history.who_can(rbac, access.workspace_id, form["resource"], form["action"])
+    except (ValueError, LookupError, RBACError) as exc:
+        errors.append(str(exc))
     return render("rbac/audit/who_could.html", 400 if errors else 200, form=form,
-                   resources=resources, result=result, page_errors=errors)
+                  resources=resources, actions=_actions(rbac, resources), result=result,
+                  now=now, page_errors=errors)
+
+
+@bp.get("/who-can.csv")
+@require_permission(PERMISSION)
+def who_can_csv() -> Any:
+    """Export "who can <action> <resource>" now as CSV (every cell neutralised, audited)."""
+    rbac, access = current_rbac, acting_access()
+    try:
+        answer = history.who_can(rbac, access.workspace_id, request.args.get("resource", ""),
+                                 request.args.get("action", ""))
+    except (LookupError, RBACError) as exc:
+        return Response(str(exc), status=400, mimetype="text/plain")
+    buffer = io.StringIO()
+    writer = csvsafe.writer(buffer)
+    writer.writerow(["member", "status", "can", "role", "inherited_from", "scope", "condition",
+                     "path"])
+    for p in answer.paths:
+        writer.writerow([p.member, p.status, "yes" if p.allowed else "no", p.role,
+                         p.inherited_from, p.scope, p.condition, p.text])
+    for name in answer.shared_with:
+        writer.writerow([f"members of {name}", "", "through sharing", "", "", "", "",
+                         "a sharing agreement; their own role decides"])
+    rbac.audit("export", resource="members", rows=len(answer.paths),
+               target=f"who can {answer.action} {answer.resource} ({len(answer.paths)} rows)")
+    rbac.db.session.commit()
+    name = f"who-can-{answer.action}-{answer.resource}.csv"
+    return Response(buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# -- refusals and access requests ------------------------------------------------------------
+
+
+def refusal_context(status: int) -> dict[str, Any] | None:
+    """What the 403 page adds for an active member of the workspace: what is missing,
+    who can grant it, and the request form's values (None: the generic page).
+
+    The refused permission is the last refusal noted in this request (see
+    :func:`..audit.note_denied`). Nobody else is told anything: not a
+    non-member, and not an admin viewing the workspace as someone.
+    """
+    if status != 403 or signed_in_user() is None:
+        return None
+    state = request_state()
+    access = state.access
+    if state.real_access is not None or access is None or not state.denied:
+        return None
+    row = state.denied[-1]
+    action, resource = (row.get("detail") or {}).get("action"), row.get("resource")
+    if row.get("actor_membership_id") != access.membership_id or not action or not resource:
+        return None
+    help_ = access_requests.refusal_help(current_rbac, access, action, resource)
+    if help_ is None:
+        return None
+    here = request.full_path.rstrip("?") if request.method == "GET" else request.referrer
+    return {"help": help_, "next": safe_next(here, "/"), "flashes": pages.show_flashes()}
+
+
+@bp.post("/request-access")
+@login_required
+def request_access() -> Any:
+    """Ask the workspace's admins for a permission (mailed, audited, once an hour)."""
+    rbac = current_rbac
+    target = safe_next(request.form.get("next"), "/")
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(target)
+    try:
+        asked = access_requests.request_access(
+            rbac, rbac.current_access(), request.form.get("action"),
+            request.form.get("resource"), request.form.get("note", ""))
+    except ValidationError as exc:
+        rbac.db.session.rollback()
+        if wants_json():
+            return jsonify(error="too_many_requests" if exc.status == 429 else "invalid",
+                           field=exc.field, message=exc.message), exc.status
+        if exc.status == 429:
+            flash(exc.message, "warning")
+            return redirect(target)
+        return Response(f"{exc.field}: {exc.message}", status=exc.status, mimetype="text/plain")
+    rbac.db.session.commit()
+    names = access_requests.notify(rbac, asked)
+    flash(f"Request sent to {', '.join(names)}.", "success")
+    return redirect(target)
 
 
 # -- explain -------------------------------------------------------------------------------

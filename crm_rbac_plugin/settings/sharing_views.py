@@ -5,6 +5,13 @@ decides, and :func:`.blueprint.attempt` commits the change or rolls it back
 (PermissionDenied: 403, ValidationError: 400 with the message on the field).
 The page edits one condition per resource, applied to each action shared on
 it; the JSON API can give each action its own.
+
+The receiving workspace is typed by name or slug; the form suggests only the
+workspaces the acting user belongs to (see :func:`..sharing.find_workspace`
+on enumeration). Before an agreement is offered, a receiving plan that
+leaves out a shared module is shown as a warning and the sender confirms
+(the agreement would save, but those records would reach nobody). Ending an
+agreement asks first, naming what stops.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from wtforms.validators import Length, Optional
 
 from .. import sharing
 from ..decorators import login_required, require_permission
+from ..errors import ValidationError
 from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, not_found
 from ..proxies import current_rbac
@@ -37,8 +45,10 @@ def shareable(registry: Registry) -> list[tuple[Resource, list[str]]]:
 class AgreementForm(FlaskForm):
     """Receiving workspace, notes and expiry; the permission fields are added per registry."""
 
-    workspace = StringField("Share with (workspace slug)", validators=[Length(max=120)],
-                            description="The workspace whose members will see your records.")
+    workspace = StringField("Share with (workspace name or slug)",
+                            validators=[Length(max=120)],
+                            description="The workspace whose members will see your records: "
+                                        "its exact name, or its slug.")
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=2000)],
                           description="Why, and what was agreed (recommended).")
     expires_at = DateTimeLocalField("Ends (UTC, optional)", format=DATETIME_FORMATS,
@@ -106,10 +116,39 @@ def _place(form: AgreementForm, exc: Refusal, items: list[dict[str, Any]]) -> No
     add_error(target, exc.message)
 
 
-def _page(form: AgreementForm, agreement: Any = None, status: int = 200) -> Any:
+def _page(form: AgreementForm, agreement: Any = None, status: int = 200, *,
+          duplicate: int | None = None, plan_warning: list[str] | None = None) -> Any:
+    access = acting_access()
+    suggestions = ([] if agreement is not None else
+                   sharing.suggested_workspaces(current_rbac, access.user_id,
+                                                access.workspace_id))
     return render("sharing/form.html", status, form=form, agreement=agreement,
                   resources=shareable(current_rbac.registry), share_field=share_field,
-                  cond_field=cond_field)
+                  cond_field=cond_field, suggestions=suggestions, duplicate=duplicate,
+                  plan_warning=plan_warning or [])
+
+
+def pending_badge() -> int | None:
+    """The Sharing tab's badge: agreements waiting for this workspace's answer."""
+    access = current_rbac.current_access()
+    if access is None:
+        return None
+    return sharing.pending_count(current_rbac, access.workspace_id) or None
+
+
+def _plan_warning(form: AgreementForm) -> list[str]:
+    """Shared resources the receiving workspace's plan leaves out (nothing if the
+    sender confirmed, or if the workspace is unknown: saving then says so)."""
+    if request.form.get("confirm_plan") == "1" or not form.validate_on_submit():
+        return []
+    items = _permission_items(form)
+    if not items:
+        return []
+    try:
+        target = sharing.find_workspace(current_rbac, form.workspace.data)
+    except ValidationError:
+        return []
+    return sharing.plan_gaps(current_rbac, target, [i["resource"] for i in items])
 
 
 def _save(form: AgreementForm, agreement: Any, save: Callable[[list[dict[str, Any]]], Any],
@@ -126,7 +165,9 @@ def _save(form: AgreementForm, agreement: Any, save: Callable[[list[dict[str, An
         return _page(form, agreement, status=400)
     outcome = attempt(lambda: save(items), place=lambda exc: _place(form, exc, items))
     if not outcome.ok:
-        return _page(form, agreement, status=outcome.status)
+        duplicate = outcome.error.agreement_id if isinstance(
+            outcome.error, sharing.OpenAgreementExists) else None
+        return _page(form, agreement, status=outcome.status, duplicate=duplicate)
     flash(done(outcome.value), "success")
     return redirect(url_for(".sharing"))
 
@@ -135,16 +176,23 @@ def _save(form: AgreementForm, agreement: Any, save: Callable[[list[dict[str, An
 @login_required
 @require_permission("settings", "view")
 def sharing_list() -> Any:
-    """Both tabs: agreements this workspace grants, and those it receives."""
+    """Both tabs: agreements this workspace grants, and those it receives.
+
+    Each open agreement carries the number of records it shares, so that
+    revoking, leaving or declining can say what stops.
+    """
     rbac = current_rbac
     access = acting_access()
-    return render("sharing/list.html",
-                  shared_by=sharing.agreements(rbac, access.workspace_id, "granting"),
-                  shared_with=sharing.agreements(rbac, access.workspace_id, "receiving"),
+    shared_by = sharing.agreements(rbac, access.workspace_id, "granting")
+    shared_with = sharing.agreements(rbac, access.workspace_id, "receiving")
+    counts = {a.id: sharing.shared_counts(rbac, a) for a in [*shared_by, *shared_with]
+              if a.status in sharing.OPEN}
+    return render("sharing/list.html", shared_by=shared_by, shared_with=shared_with,
                   tab="with" if request.args.get("tab") == "with" else "by",
                   can_manage=rbac.can("settings.manage"), confirm=ConfirmForm(),
                   state=sharing.state, describe=lambda p: sharing.describe_permission(rbac, p),
-                  now=utcnow())
+                  now=utcnow(), counts=counts,
+                  pending=sum(1 for a in shared_with if a.status == "pending"))
 
 
 @bp.route("/sharing/new", methods=["GET", "POST"], endpoint="new_agreement")
@@ -155,12 +203,14 @@ def new_agreement() -> Any:
     form = agreement_form_class(rbac.registry)()
     if request.method == "GET":
         return _page(form)
+    gaps = _plan_warning(form)
+    if gaps:
+        return _page(form, plan_warning=gaps)
     return _save(form, None, lambda items: sharing.create_agreement(
         rbac, acting_access(), workspace=form.workspace.data, permissions=items,
         notes=form.notes.data, expires_at=form.expires_at.data),
-        lambda agreement: f"Agreement #{agreement.id} offered to "
-                          f"{agreement.receiving_workspace.name}; it applies once they "
-                          "accept it.")
+        lambda agreement: f"Agreement offered to {agreement.receiving_workspace.name}; "
+                          "it applies once they accept it.")
 
 
 @bp.route("/sharing/<int:agreement_id>/edit", methods=["GET", "POST"],
@@ -182,7 +232,7 @@ def edit_agreement(agreement_id: int) -> Any:
     return _save(form, agreement, lambda items: sharing.update_agreement(
         rbac, access, agreement, permissions=items, notes=form.notes.data,
         expires_at=form.expires_at.data),
-        lambda agreement: f"Agreement #{agreement.id} saved.")
+        lambda agreement: f"Agreement with {agreement.receiving_workspace.name} saved.")
 
 
 @bp.post("/sharing/<int:agreement_id>/<any(revoke, accept, decline, leave):verb>",
@@ -203,5 +253,6 @@ def end_agreement(agreement_id: int, verb: str) -> Any:
         return redirect(url_for(".sharing", tab=side)), 303
     done = {"revoke": "revoked", "accept": "accepted", "decline": "declined",
             "leave": "left"}[verb]
-    flash(f"Agreement #{agreement.id} {done}.", "success")
+    other = (agreement.receiving_workspace if side == "by" else agreement.granting_workspace).name
+    flash(f"Agreement with {other} {done}.", "success")
     return redirect(url_for(".sharing", tab=side))

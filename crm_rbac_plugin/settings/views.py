@@ -54,7 +54,8 @@ def _add_tabs(app: Flask) -> None:
     pages.add_tab(app, f"{s}.plan", "Plan", order=50, owner=True)
     pages.add_tab(app, f"{s}.departments", "Departments", order=60, permission="members.view")
     pages.add_tab(app, f"{s}.sharing", "Sharing", order=70, permission="settings.view",
-                  highlight=[f"{s}.new_agreement", f"{s}.edit_agreement"])
+                  highlight=[f"{s}.new_agreement", f"{s}.edit_agreement"],
+                  badge=sharing_views.pending_badge)
     pages.add_tab(app, f"{s}.profile", "Profile", order=200, group="personal")
     pages.add_tab(app, f"{s}.tokens", "API tokens", order=210, group="personal")
 

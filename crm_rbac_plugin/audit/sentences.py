@@ -1,0 +1,218 @@
+"""Read an audit event as sentences: "Junior Rep: leads.export removed by Olivia Owens".
+
+An event holds ids and column snapshots (see :mod:`.changes`); a reader
+wants who did what to whom. :func:`describe` turns one event into a
+headline and one :class:`Line` per change, each with the compact diff of
+what changed (field, old → new), naming members, roles, departments,
+workspaces and agreements through :class:`.names.Names`. The audit page and
+its CSV export use the same sentences.
+
+Rows an event points at may be gone: a role deleted in the same transaction
+is named from its own snapshot; otherwise the sentence says "a deleted
+role" or "a former member" rather than printing an id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .names import Names
+
+#: Columns that never make a useful diff line (bookkeeping, not policy).
+QUIET = frozenset({"id", "created_at", "updated_at", "policy_version", "last_seen_at",
+                   "decided_at", "workspace_id", "user_id", "created_by_id"})
+
+_VERB = {"created": "added", "deleted": "removed", "changed": "changed"}
+_AGREEMENT_VERB = {"sharing.created": "offered", "sharing.accepted": "accepted",
+                   "sharing.declined": "declined", "sharing.left": "left",
+                   "sharing.revoked": "revoked", "sharing.deleted": "deleted",
+                   "sharing.changed": "changed"}
+
+
+@dataclass
+class Line:
+    """One change as a sentence, with its diff: (field, old, new) triples."""
+
+    text: str
+    diff: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Described:
+    """An event read out: who acted, the headline, and one line per change."""
+
+    actor: str
+    headline: str
+    lines: list[Line]
+
+
+def _show(names: Names, key: str, value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if key in ("role_id", "parent_id"):
+        return names.role(value)
+    if key == "department_id":
+        return names.department(value)
+    if key in ("manager_id", "member_id", "membership_id"):
+        return names.member(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return "…"
+    return str(value)
+
+
+def diff(names: Names, before: dict[str, Any] | None, after: dict[str, Any] | None,
+         changed: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """The changed columns as (field, old, new), named where they hold ids."""
+    if not before or not after:
+        return []
+    keys = changed or sorted(k for k in after if before.get(k) != after.get(k))
+    return [(k.replace("_id", "").replace("_", " "), _show(names, k, before.get(k)),
+             _show(names, k, after.get(k)))
+            for k in keys if k not in QUIET and before.get(k) != after.get(k)]
+
+
+def _role_names(changes: list[dict[str, Any]]) -> dict[int, str]:
+    """Names of roles this event created or deleted, from their own snapshots."""
+    out = {}
+    for c in changes:
+        values = c.get("after") or c.get("before") or {}
+        if c.get("kind") == "role" and values.get("name") and c.get("key") is not None:
+            out[int(c["key"])] = str(values["name"])
+    return out
+
+
+def _member_sentence(names: Names, c: dict[str, Any], v: dict[str, Any]) -> str:
+    who = names.member(c.get("key"))
+    return {"member.added": f"{who} added", "member.removed": f"{who} removed",
+            "member.deactivated": f"{who} deactivated",
+            "member.reactivated": f"{who} reactivated"}.get(c.get("action", ""),
+                                                            f"{who} changed")
+
+
+def _grant_sentence(names: Names, c: dict[str, Any], v: dict[str, Any]) -> str:
+    deny = "deny " if v.get("effect") == "deny" else ""
+    text = f"{names.role(v.get('role_id'))}: {deny}{v.get('resource')}.{v.get('action')} " \
+           f"{_VERB[c['op']]}"
+    if c["op"] != "changed" and v.get("scope"):
+        text += f" ({v['scope']}{' with a condition' if v.get('condition') else ''})"
+    return text
+
+
+def _assignment_sentence(names: Names, c: dict[str, Any], v: dict[str, Any]) -> str:
+    who, role = names.member(v.get("membership_id")), names.role(v.get("role_id"))
+    if c["op"] == "created":
+        return f"{who} given the role {role}"
+    if c["op"] == "deleted":
+        return f"{who} no longer has the role {role}"
+    return f"{who}: role {role} changed"
+
+
+def _agreement_sentence(names: Names, c: dict[str, Any], v: dict[str, Any]) -> str:
+    if c.get("kind") == "agreement_permission":
+        return (f"{names.agreement(v.get('agreement_id'))}: {v.get('resource')}."
+                f"{v.get('action')} {_VERB[c['op']]}")
+    verb = _AGREEMENT_VERB.get(c.get("action", ""), "changed")
+    return f"{names.agreement(c.get('key'), v)} {verb}"
+
+
+def _other_sentence(names: Names, c: dict[str, Any], v: dict[str, Any]) -> str:
+    kind, op = c.get("kind"), c["op"]
+    if kind == "role":
+        return f"Role {v.get('name') or names.role(c.get('key'))} " + \
+            {"created": "created", "deleted": "deleted"}.get(op, "changed")
+    if kind == "field_rule":
+        return (f"{names.role(v.get('role_id'))}: field {v.get('resource')}.{v.get('field')} "
+                f"{v.get('mode') or ''} rule {_VERB[op]}").replace("  ", " ")
+    if kind == "manager":
+        who, manager = names.member(v.get("member_id")), names.member(v.get("manager_id"))
+        return (f"{who} now reports to {manager}" if op == "created" else
+                f"{who} no longer reports to {manager}" if op == "deleted" else
+                f"{who} reports to {manager}: changed")
+    if kind == "department":
+        return f"Department {v.get('name') or names.department(c.get('key'))} " + \
+            {"created": "created", "deleted": "deleted"}.get(op, "changed")
+    if kind == "sod":
+        return f"Segregation-of-duties rule {_VERB[op]}"
+    if kind == "workspace":
+        return {"plan.changed": "Plan changed", "workspace.created":
+                f"Workspace {v.get('name') or names.workspace(c.get('key'))} created"}.get(
+            c.get("action", ""), "Workspace settings changed")
+    return f"{kind} {_VERB.get(op, op)}"
+
+
+_BY_KIND = {"member": _member_sentence, "grant": _grant_sentence,
+            "assignment": _assignment_sentence, "agreement": _agreement_sentence,
+            "agreement_permission": _agreement_sentence}
+
+
+def change_line(names: Names, c: dict[str, Any], ev: Any) -> Line:
+    """One recorded change as a sentence (without its actor) and its diff."""
+    target = c.get("target")
+    before = c.get("before") if "before" in c else (ev.before or {}).get(target)
+    after = c.get("after") if "after" in c else (ev.after or {}).get(target)
+    values = after or before or {}
+    text = _BY_KIND.get(c.get("kind", ""), _other_sentence)(names, c, values)
+    if text.startswith(("a deleted", "a former")):  # a sentence starts with a capital
+        text = text[0].upper() + text[1:]
+    return Line(text, diff(names, before, after, c.get("changed")))
+
+
+def _event_sentence(names: Names, ev: Any, actor: str) -> str:
+    """The headline of an event that recorded no policy change (a refusal, an export...)."""
+    d = ev.detail or {}
+    action, resource = ev.action, ev.resource or "records"
+    if action == "access.denied":
+        record = f" (record #{d['record_id']})" if d.get("record_id") is not None else ""
+        return f"{actor} was refused {d.get('action', 'access')} on {resource}{record}"
+    if action == "export":
+        rows = d.get("rows")
+        what = "the audit trail" if resource == "audit" else resource
+        return f"{actor} exported {what}" + (f" ({rows} rows)" if rows is not None else "")
+    if action == "shared.export":
+        return (f"{names.workspace(d.get('receiving_workspace_id'))} exported "
+                f"{d.get('rows', 0)} shared {resource}")
+    if action == "shared.write":
+        agreement = names.agreement(None, {"granting_workspace_id": d.get(
+            "granting_workspace_id"), "receiving_workspace_id": d.get("receiving_workspace_id")})
+        return f"{actor} changed shared {resource} under the {agreement[0].lower()}{agreement[1:]}"
+    if action in ("view_as.started", "view_as.stopped"):
+        verb = "started" if action.endswith("started") else "stopped"
+        return f"{actor} {verb} viewing the workspace as {names.member(d.get('viewed_membership_id'))}"
+    if action == "access.requested":
+        return f"{actor} asked for {d.get('permission', resource)}"
+    if action.startswith("member.invite"):
+        verb = {"member.invited": "invited", "member.invite_resent": "invitation resent",
+                "member.invite_revoked": "invitation revoked"}.get(action, action)
+        return f"{ev.target} {verb} by {actor}"
+    if action == "member.joined":
+        return f"{actor} joined the workspace"
+    if action == "records.reassigned":
+        return f"Records reassigned by {actor}"
+    return f"{action.replace('.', ' ').replace('_', ' ').capitalize()} by {actor}"
+
+
+def describe(names: Names, ev: Any) -> Described:
+    """Read ``ev`` out: its actor, a headline sentence and one line per change."""
+    actor = names.actor(ev.actor_membership_id, ev.actor_user_id)
+    changes = list((ev.detail or {}).get("changes") or [])
+    if not changes or ev.action.startswith("shared.") or ev.action.startswith("member.invite"):
+        line = Line(_event_sentence(names, ev, actor), diff(names, ev.before, ev.after))
+        return Described(actor, line.text, [line] if line.diff else [])
+    local = Names(**{**names.__dict__, "roles": {**_role_names(changes), **names.roles}})
+    lines = [change_line(local, c, ev) for c in changes if "kind" in c]
+    main = next((i for i, c in enumerate(changes) if c.get("action") == ev.action), 0)
+    headline = (lines[main].text if lines else ev.action) + f" by {actor}"
+    if len(lines) > 1:
+        headline += f" (+{len(lines) - 1} more)"
+    return Described(actor, headline, lines)
+
+
+def sentence_text(described: Described) -> str:
+    """The headline and the changes as plain text (the CSV's ``summary``/``changes``)."""
+    return "; ".join(
+        line.text + (" (" + ", ".join(f"{f}: {o} → {n}" for f, o, n in line.diff) + ")"
+                     if line.diff else "")
+        for line in described.lines)
