@@ -233,3 +233,15 @@ def test_scope_label_is_a_template_filter_and_global(app: Flask) -> None:
     env = app.jinja_env
     assert env.from_string("{{ 'all' | scope_label }}").render() == "all records"
     assert env.from_string("{{ scope_label('own', 'edit') }}").render() == "own records"
+
+
+def test_overview_marks_the_modules_the_plan_leaves_out(world: SimpleNamespace,
+                                                        login: Any) -> None:
+    client = login(world.users["owner"], world.ws)
+    assert "not in plan" not in client.get("/settings/roles/overview").text
+    with rbac.system():
+        world.ws.plan = "free"
+        db.session.commit()
+    html = client.get("/settings/roles/overview").text
+    marked = re.findall(r'class="rbac-heat-module">(\w+) <span[^>]*>not in plan</span>', html)
+    assert marked == ["Sales"]
