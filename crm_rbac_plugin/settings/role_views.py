@@ -62,8 +62,10 @@ def roles_list() -> Any:
     """Every role of the workspace: its summary, its holders and the actions allowed.
 
     A role the member may not edit (Owner and Admin, or one granting more
-    than they hold) offers "View" instead of "Edit"; a deletion asks first,
-    with the counts of holders and inheriting roles computed here.
+    than they hold) offers "View" instead of "Edit": the editor shows it
+    without saving, and it answers only members with ``roles.edit``, so
+    nobody else gets the link. A deletion asks first, with the counts of
+    holders and inheriting roles computed here.
     """
     rbac, access = current_rbac, acting_access()
     counts = queries.member_counts(rbac, access.workspace_id)
@@ -77,7 +79,7 @@ def roles_list() -> Any:
         edit = can_edit and covered and not fixed
         rows.append({"role": role, "members": counts.get(role.id, 0),
                      "summary": queries.role_summary(rbac, role),
-                     "edit": edit, "view": not edit,
+                     "edit": edit, "view": can_edit and not edit,
                      "delete": can_delete and covered and not fixed,
                      "clone": can_create and covered and not role.is_owner,
                      "question": queries.delete_question(
