@@ -19,6 +19,7 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import queries, workspaces
+from crm_rbac_plugin.oversight.explain import explain
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_settings_ui import policy_snapshot, role, role_named
 
@@ -228,6 +229,19 @@ def test_explain_says_an_unassigned_record_is_reached_through_own(
     denied = text(admin.get(url.replace("action=view", "action=delete")).text
                   .split('aria-label="Decision"', 1)[1])
     assert "DENIED" in denied and "Scope" not in denied
+
+
+def test_explain_lines_name_the_deciding_scope(app: Flask, world: SimpleNamespace) -> None:
+    """``flask rbac explain`` prints the same scope line as the page."""
+    junior = rbac.access_for(world.members["junior_rep"])
+    assert "  scope: own records and unassigned ones" in explain(
+        rbac, junior, "view", "leads").lines()
+    manager = rbac.access_for(world.members["manager"])
+    assert "  scope: their team's records" in explain(rbac, manager, "edit", "deals").lines()
+    owner = rbac.access_for(world.members["owner"])
+    assert "  scope: all records" in explain(rbac, owner, "delete", "deals").lines()
+    refused = explain(rbac, junior, "delete", "leads").lines()
+    assert not any(line.startswith("  scope:") for line in refused)
 
 
 def test_scope_label_is_a_template_filter_and_global(app: Flask) -> None:
