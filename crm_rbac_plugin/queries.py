@@ -22,7 +22,7 @@ from .config import setting
 from .errors import ValidationError
 from .models import naive_utc, utcnow
 from .policy import Access
-from .registry import Registry, Resource
+from .registry import SCOPES, Registry, Resource
 from .resolve import plan_modules as modules_of
 
 if TYPE_CHECKING:
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 #: The module of the extension's own resources (members, roles, settings).
 ADMIN_MODULE = "administration"
 
+#: Each scope in words, as the pages show it.
+SCOPE_WORDS = {"own": "own records", "team": "their team's records",
+               "department": "their department's records", "all": "all records"}
+#: "own" for ``view`` while records without an owner are visible to every grant.
+OWN_AND_UNASSIGNED = "own records and unassigned ones"
 
 
 # -- lookups, always within one workspace --------------------------------------
@@ -148,6 +153,153 @@ def role_chain(role: Any) -> list[Any]:
     return chain
 
 
+def scope_label(scope: str, action: str = "view") -> str:
+    """Say what a grant's ``scope`` reaches, in words ("own" -> "own records").
+
+    With ``RBAC_UNOWNED_VISIBLE`` on, a record without an owner is in every
+    ``view`` grant's reach, so "own" for ``view`` reads "own records and
+    unassigned ones": the page then says what the member really sees. Other
+    actions never reach unassigned records through "own". An unknown scope is
+    shown as given.
+    """
+    if scope == "own" and action == "view" and setting("RBAC_UNOWNED_VISIBLE"):
+        return OWN_AND_UNASSIGNED
+    return SCOPE_WORDS.get(scope, scope)
+
+
+# -- roles at a glance: summary, overview, what a deletion takes away ---------------
+
+#: How many resource names a role's summary lists before "and N more".
+SUMMARY_NAMES = 4
+
+
+def registry_order(registry: Registry) -> list[Resource]:
+    """The registry's resources, the CRM data first and the administrative ones last."""
+    return [res for resources in ordered_modules(registry).values() for res in resources]
+
+
+def role_summary(rbac: RBACProtocol, role: Any) -> str:
+    """A role in one line: what it touches and the widest scope it grants.
+
+    "Leads, Deals · all records", "Leads · own records": the resources any of
+    its allows (its own or inherited) cover, in registry order, and the widest
+    of their scopes; "(conditional)" when every grant at that scope carries a
+    record condition. The Owner role reaches everything the plan includes.
+    """
+    if role.is_owner:
+        return "Everything the plan includes · all records"
+    allows = [s for s in roles.effective_specs(role)
+              if s.effect == "allow" and s.resource in rbac.registry]
+    if not allows:
+        return "No access"
+    ordered = registry_order(rbac.registry)
+    touched = {s.resource for s in allows}
+    names = [res.label or res.name for res in ordered if res.name in touched]
+    if len(names) == len(ordered):
+        where = "Every resource"
+    elif len(names) > SUMMARY_NAMES:
+        shown = SUMMARY_NAMES - 1
+        where = f"{', '.join(names[:shown])} and {len(names) - shown} more"
+    else:
+        where = ", ".join(names)
+    rank = max(roles.SCOPE_RANK[s.scope] for s in allows)
+    widest = [s for s in allows if roles.SCOPE_RANK[s.scope] == rank]
+    conditional = " (conditional)" if all(s.condition for s in widest) else ""
+    return f"{where} · {SCOPE_WORDS[widest[0].scope]}{conditional}"
+
+
+@dataclass(frozen=True)
+class OverviewCell:
+    """A role's reach on one resource for ``view``: one cell of the overview.
+
+    ``scope`` is the widest scope its allows grant ("" for none); ``condition``
+    describes the record condition of that widest allow ("" for none);
+    ``denied`` says an explicit deny on ``view`` (its own or inherited) takes
+    back some or all of it.
+    """
+
+    scope: str = ""
+    condition: str = ""
+    denied: bool = False
+
+    @property
+    def level(self) -> int:
+        """0 for no access, 1 (own) to 4 (all): the heat map's shade."""
+        return SCOPES.index(self.scope) + 1 if self.scope in SCOPES else 0
+
+    @property
+    def text(self) -> str:
+        """The cell's label, never colour alone: "none", "own", ... "all"."""
+        return self.scope or "none"
+
+
+def overview_cell(specs: Sequence[roles.GrantSpec], resource: str) -> OverviewCell:
+    """The ``view`` cell of ``resource`` from a role's effective grants."""
+    views = [s for s in specs if s.resource == resource and s.action == "view"]
+    allows = [s for s in views if s.effect == "allow"]
+    denied = any(s.effect == "deny" for s in views)
+    if not allows:
+        return OverviewCell(denied=denied)
+    rank = max(roles.SCOPE_RANK[s.scope] for s in allows)
+    widest = sorted((s for s in allows if roles.SCOPE_RANK[s.scope] == rank),
+                    key=lambda s: bool(s.condition))[0]
+    return OverviewCell(widest.scope, conditions.describe(widest.condition)
+                        if widest.condition else "", denied)
+
+
+def role_overview(rbac: RBACProtocol, role_list: Sequence[Any],
+                  ) -> list[tuple[Any, list[OverviewCell]]]:
+    """Each role with its ``view`` cell per resource, in :func:`registry_order`.
+
+    The Owner role reaches every record of every resource (denies never apply
+    to it); another role reaches what its own and inherited grants allow.
+    """
+    ordered = registry_order(rbac.registry)
+    rows = []
+    for role in role_list:
+        if role.is_owner:
+            rows.append((role, [OverviewCell("all") for _ in ordered]))
+            continue
+        specs = roles.effective_specs(role)
+        rows.append((role, [overview_cell(specs, res.name) for res in ordered]))
+    return rows
+
+
+def inheriting_counts(rbac: RBACProtocol, workspace_id: int) -> dict[int, int]:
+    """Number of roles of the workspace inheriting directly from each role."""
+    Role = rbac.models.Role
+    rows = rbac.db.session.execute(
+        sa.select(Role.parent_id, sa.func.count(Role.id))
+        .where(Role.workspace_id == workspace_id, Role.parent_id.is_not(None))
+        .group_by(Role.parent_id))
+    return {parent_id: int(count) for parent_id, count in rows}
+
+
+def delete_consequences(holders: int, inheriting: int) -> str:
+    """What deleting a role takes away: "3 members hold it and lose its
+    permissions; 1 role inherits from it." (counts from the server)."""
+    if holders == 0:
+        held = "No member holds it"
+    elif holders == 1:
+        held = "1 member holds it and loses its permissions"
+    else:
+        held = f"{holders} members hold it and lose its permissions"
+    if inheriting == 0:
+        inherit = "no role inherits from it"
+    elif inheriting == 1:
+        inherit = "1 role inherits from it"
+    else:
+        inherit = f"{inheriting} roles inherit from it"
+    return f"{held}; {inherit}."
+
+
+def delete_question(name: str, holders: int, inheriting: int) -> str:
+    """The question a role's deletion asks before it runs, with what it takes away:
+    "Delete Junior Rep? 3 members hold it and lose its permissions; 1 role inherits from it."
+    """
+    return f"Delete {name}? {delete_consequences(holders, inheriting)}"
+
+
 # -- assignments and effective access ------------------------------------------
 
 
@@ -171,6 +323,14 @@ class AccessCell:
     sources: tuple[str, ...]     # roles whose allows grant it ("Base (inherited)")
     denied_by: tuple[str, ...]   # roles with an explicit deny on it
     reason: str                  # rbac.explain's reason
+
+    @property
+    def described(self) -> str:
+        """The scope in words with its notes ("own records where stage in (won)")."""
+        scope, sep, rest = self.scope.partition(" ")
+        if scope not in SCOPES:
+            return self.scope
+        return scope_label(scope, self.permission.rpartition(".")[2]) + sep + rest
 
     def to_json(self) -> dict[str, Any]:
         return {"allowed": self.allowed, "scope": self.scope or None,

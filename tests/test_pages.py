@@ -29,7 +29,8 @@ def tabs_on(client: Any, url: str) -> list[tuple[str, str, bool]]:
 
 def test_each_blueprint_adds_its_tabs_in_order(app: Flask) -> None:
     assert [t.endpoint for t in pages.tabs_of(app)] == [
-        "rbac_settings.roles", "rbac_settings.compare", "rbac_settings.members",
+        "rbac_settings.roles", "rbac_settings.role_overview", "rbac_settings.compare",
+        "rbac_settings.members",
         "rbac_settings.conflicts", "rbac_settings.plan", "rbac_settings.departments",
         "rbac_settings.sharing", "rbac_oversight.audit_page", "rbac_oversight.who_could",
         "rbac_oversight.explain_page", "rbac_oversight.access_review",
@@ -41,7 +42,8 @@ def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNames
     owner = login(world.users["owner"], world.ws)
     tabs = tabs_on(owner, "/settings/roles/new")
     assert [label for label, _, _ in tabs] == [
-        "Roles", "Compare roles", "Members", "Segregation of duties", "Plan", "Departments",
+        "Roles", "Overview", "Compare roles", "Members", "Segregation of duties", "Plan",
+        "Departments",
         "Sharing", "Audit trail", "Who could", "Explain", "Access review", "Profile",
         "API tokens"]
     assert [label for label, _, current in tabs if current] == ["Roles"]
@@ -51,13 +53,13 @@ def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNames
 
 def test_a_host_tab_shows_by_its_order_to_members_who_may_see_it(
         app: Flask, world: SimpleNamespace, login: Any) -> None:
-    pages.add_tab(app, "rbac_settings.index", "Overview", order=75, permission="settings.view")
+    pages.add_tab(app, "rbac_settings.index", "Host page", order=75, permission="settings.view")
     owner = [label for label, _, _ in tabs_on(login(world.users["owner"], world.ws),
                                               "/settings/profile")]
-    assert owner.index("Overview") == owner.index("Sharing") + 1
-    assert owner.index("Overview") == owner.index("Audit trail") - 1
+    assert owner.index("Host page") == owner.index("Sharing") + 1
+    assert owner.index("Host page") == owner.index("Audit trail") - 1
     viewer = [label for label, _, _ in tabs_on(login(world.users["viewer"], world.ws),
                                                "/settings/profile")]
-    assert "Overview" not in viewer
+    assert "Host page" not in viewer
     assert "Plan" not in viewer and "Audit trail" not in viewer
     assert viewer[-2:] == ["Profile", "API tokens"]

@@ -206,10 +206,14 @@ def test_roles_list_shows_counts_badges_and_only_allowed_actions(
         world: SimpleNamespace, login: Any) -> None:
     owner = login(world.users["owner"], world.ws).get("/settings/roles").text
     member_row = re.search(r"<th scope=\"row\">Member <span.*?</tr>", owner, re.S).group(0)
-    assert "built-in" in member_row and '<td class="rbac-num">2</td>' in member_row
-    assert f"/settings/roles/{role(world, 'member').id}/edit" in owner
-    for fixed in ("owner", "admin"):  # always full access: never edited nor deleted
-        assert f"/settings/roles/{role(world, fixed).id}/edit" not in owner
+    member_id = role(world, "member").id
+    assert "built-in" in member_row
+    assert re.search(rf'href="/settings/members\?role={member_id}"[^>]*>2</a>', member_row)
+    assert f"/settings/roles/{member_id}/edit" in owner
+    for fixed in ("owner", "admin"):  # always full access: only viewed, never deleted
+        row = re.search(rf'<th scope="row">{fixed.title()} <span.*?</tr>', owner, re.S).group(0)
+        assert re.search(rf'href="/settings/roles/{role(world, fixed).id}/edit"[^>]*>View</a>',
+                         row)
         assert f"/settings/roles/{role(world, fixed).id}/delete" not in owner
     assert f"/settings/roles/new?clone={role(world, 'owner').id}" not in owner
     assert f"/settings/roles/new?clone={role(world, 'admin').id}" in owner
@@ -217,8 +221,9 @@ def test_roles_list_shows_counts_badges_and_only_allowed_actions(
     give_role_admin(world, "manager")
     manager = login(world.users["manager"], world.ws).get("/settings/roles").text
     # Junior Rep (own) is within the Manager's team scope; Viewer (all) is not.
-    assert f"/settings/roles/{role(world, 'junior_rep').id}/edit" in manager
-    assert f"/settings/roles/{role(world, 'viewer').id}/edit" not in manager
+    assert re.search(rf"/settings/roles/{role(world, 'junior_rep').id}/edit\"[^>]*>Edit</a>",
+                     manager)
+    assert re.search(rf"/settings/roles/{role(world, 'viewer').id}/edit\"[^>]*>View</a>", manager)
     assert f"/settings/roles/new?clone={role(world, 'viewer').id}" not in manager
 
 

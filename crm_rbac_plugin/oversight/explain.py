@@ -1,11 +1,18 @@
-"""The full path of one decision, for the explain page and ``flask rbac explain``."""
+"""The full path of one decision, for the explain page and ``flask rbac explain``.
+
+Besides the decision's steps it says, in words, the scope of the grant that
+decided (:func:`..queries.scope_label`): "own" reads "own records and
+unassigned ones" for ``view`` while ``RBAC_UNOWNED_VISIBLE`` is on, because
+such a grant then also reaches records without an owner.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..policy import Access, Decision
+from ..policy import DENY, Access, Decision
+from ..queries import scope_label
 from ..resolve import plan_modules
 
 if TYPE_CHECKING:
@@ -27,6 +34,8 @@ class Explanation:
     #: The sharing agreements in force towards the member's workspace that
     #: cover this resource, described ("agreement #3 from 'Acme': clients.view ...").
     sharing: list[str] = field(default_factory=list)
+    #: The reach of the grant that decided, in words ("" when no grant decided).
+    scope: str = ""
 
     @property
     def path(self) -> list[str]:
@@ -42,6 +51,8 @@ class Explanation:
         out += [f"  - {step}" for step in self.path]
         out.append(f"  plan: {self.plan} ({'includes' if self.plan_includes else 'excludes'} "
                    f"{self.resource})")
+        if self.scope:
+            out.append(f"  scope: {self.scope}")
         out.append(f"  hidden fields: {', '.join(self.hidden) or 'none'}")
         out.append(f"  read-only fields: {', '.join(self.readonly) or 'none'}")
         if self.decision.agreement_id is not None:
@@ -71,4 +82,25 @@ def explain(rbac: RBACProtocol, access: Access | None, action: str, resource: st
     return Explanation(
         decision, resource, action, getattr(record, "id", None), plan, includes,
         hidden=sorted(rbac.hidden_fields(resource, access=access)),
-        readonly=sorted(rbac.readonly_fields(resource, access=access)), sharing=shares)
+        readonly=sorted(rbac.readonly_fields(resource, access=access)), sharing=shares,
+        scope=deciding_scope(access, decision, action))
+
+
+def deciding_scope(access: Access | None, decision: Decision, action: str) -> str:
+    """The reach of the grant behind ``decision``, in words.
+
+    An allow reads as the scopes it reaches for the member (their visibility
+    level may cut it down); an explicit deny as its own scope, marked. An
+    Owner reaches every record. A refusal that no single grant made (no
+    grant, out of scope, out of plan) has no scope to show: "".
+    """
+    rule = decision.rule
+    if access is not None and access.is_owner and decision.allowed:
+        return scope_label("all", action)
+    if rule is None:
+        return ""
+    if rule.effect == DENY:
+        return f"{scope_label(rule.scope, action)} (explicit deny)"
+    if not decision.allowed or access is None:
+        return ""
+    return ", ".join(scope_label(scope, action) for scope in access.scopes_for(rule))

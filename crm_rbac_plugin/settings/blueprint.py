@@ -30,6 +30,10 @@ bp = Blueprint("rbac_settings", __name__)
 
 inputs.refuse_out_of_range(bp)  # a too-large number is a 400 page, not a 500
 bp.context_processor(pages.layout_context)
+# Scopes in words on every page ("own" -> "own records and unassigned ones" for
+# view while RBAC_UNOWNED_VISIBLE is on), as a global and as a filter.
+bp.add_app_template_global(queries.scope_label, "scope_label")
+bp.add_app_template_filter(queries.scope_label, "scope_label")
 
 #: What a service raises to refuse a change, with the message to show.
 Refusal = ValidationError | PermissionDenied

@@ -59,20 +59,33 @@ def _dry_run(change: Callable[[], Any]) -> None:
 @bp.get("/roles", endpoint="roles")
 @require_permission("roles", "view")
 def roles_list() -> Any:
-    """Every role of the workspace with its member count and the actions allowed."""
+    """Every role of the workspace: its summary, its holders and the actions allowed.
+
+    A role the member may not edit (Owner and Admin, or one granting more
+    than they hold) offers "View" instead of "Edit": the editor shows it
+    without saving, and it answers only members with ``roles.edit``, so
+    nobody else gets the link. A deletion asks first, with the counts of
+    holders and inheriting roles computed here.
+    """
     rbac, access = current_rbac, acting_access()
     counts = queries.member_counts(rbac, access.workspace_id)
+    inheriting = queries.inheriting_counts(rbac, access.workspace_id)
     can_edit, can_delete, can_create = (can("roles.edit"), can("roles.delete"),
                                         can("roles.create"))
     rows = []
     for role in queries.workspace_roles(rbac, access.workspace_id):
         fixed = roles.is_privileged(role)
         covered = queries.covers_role(access, role)
+        edit = can_edit and covered and not fixed
         rows.append({"role": role, "members": counts.get(role.id, 0),
-                     "edit": can_edit and covered and not fixed,
+                     "summary": queries.role_summary(rbac, role),
+                     "edit": edit, "view": can_edit and not edit,
                      "delete": can_delete and covered and not fixed,
-                     "clone": can_create and covered and not role.is_owner})
-    return render("roles.html", rows=rows, can_create=can_create)
+                     "clone": can_create and covered and not role.is_owner,
+                     "question": queries.delete_question(
+                         role.name, counts.get(role.id, 0), inheriting.get(role.id, 0))})
+    return render("roles.html", rows=rows, can_create=can_create,
+                  can_see_members=can("members.view"), delete_form=DeleteRoleForm())
 
 
 def _form_data(rbac: Any, specs: list[roles.GrantSpec], field_rules: dict[str, dict[str, str]],
@@ -333,6 +346,9 @@ def delete_role(role_id: int) -> Any:
         (r.id, r.name) for r in queries.workspace_roles(rbac, access.workspace_id)
         if r.id != role.id])
     holders = roles.holders(rbac, role)
+    inheriting = queries.inheriting_counts(rbac, access.workspace_id).get(role.id, 0)
+    question = queries.delete_question(role.name, len(holders), inheriting)
+    consequences = queries.delete_consequences(len(holders), inheriting)
     page_errors: list[str] = []
     status = 200
     if form.validate_on_submit():
@@ -349,7 +365,9 @@ def delete_role(role_id: int) -> Any:
         status = 400
     stranded = {m.id for m in holders if not roles.assignments_in_force(m, excluding_role=role.id)}
     return render("role_delete.html", status, role=role, form=form, holders=holders,
-                  stranded=stranded, page_errors=page_errors)
+                  stranded=stranded, inheriting=inheriting, question=question,
+                  consequences=consequences,
+                  page_errors=page_errors)
 
 
 @bp.get("/roles/compare")

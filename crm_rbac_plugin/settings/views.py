@@ -26,7 +26,13 @@ from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
-from . import role_views, sharing_views, team_views, workspace_views  # noqa: F401  (pages on the same blueprint)
+from . import (  # noqa: F401  (pages on the same blueprint)
+    role_overview_views,
+    role_views,
+    sharing_views,
+    team_views,
+    workspace_views,
+)
 from .blueprint import attempt, bp, membership_or_404, render
 from .forms import AssignRoleForm, ConflictForm, PlanForm, TokenForm, choices
 
@@ -46,6 +52,7 @@ def _add_tabs(app: Flask) -> None:
     s = bp.name
     pages.add_tab(app, f"{s}.roles", "Roles", order=10, permission="roles.view",
                   highlight=[f"{s}.new_role", f"{s}.edit_role", f"{s}.delete_role"])
+    pages.add_tab(app, f"{s}.role_overview", "Overview", order=15, permission="roles.view")
     pages.add_tab(app, f"{s}.compare", "Compare roles", order=20, permission="roles.view")
     pages.add_tab(app, f"{s}.members", "Members", order=30, permission="members.view",
                   highlight=[f"{s}.member_access"])
