@@ -33,6 +33,7 @@ from ..models import MEMBER_STATUSES
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
+from . import invitation_pages
 from .blueprint import attempt, bp, membership_or_404, render
 from .forms import choices, optional_int, optional_text
 
@@ -197,14 +198,20 @@ def revoke_invitation(invitation_id: int) -> Any:
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str) -> Any:
-    """Public page of an invitation link: show it, then accept (create the account or join)."""
+    """Public page of an invitation link: show it, then accept (create the account or join).
+
+    Every state of the page names the workspace, the inviter and the roles
+    (:mod:`.invitation_pages`); the password field states its rule up front.
+    """
     rbac = current_rbac
     try:
         inv = team.invitation_for_token(rbac, token)
     except team.InvalidInvitation as exc:
-        return render("team/invitation_error.html", exc.status, message=exc.message)
+        return render("team/invitation_error.html", exc.status,
+                      **invitation_pages.error_context(rbac, token, exc.message))
     workspace = rbac.db.session.get(rbac.models.Workspace, inv.workspace_id)
     form = AcceptForm()
+    form.password.description = invitation_pages.PASSWORD_HELP
     status, page_errors = 200, []
     signed_in_as = signed_in_user()
     if request.method == "POST":
@@ -227,7 +234,7 @@ def accept_invitation(token: str) -> Any:
             status = 400
     return render("team/accept.html", status, form=form, invitation=inv, workspace=workspace,
                   signed_in_as=signed_in_as, needs_password=team.needs_password(inv),
-                  page_errors=page_errors)
+                  page_errors=page_errors, **invitation_pages.page_context(rbac, inv))
 
 
 # -- one member: status, department, team, reassignment ------------------------------------
