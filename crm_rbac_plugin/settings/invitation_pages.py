@@ -22,12 +22,13 @@ from werkzeug.routing import BuildError
 
 from .. import team
 from ..urls import safe_next
+from .blueprint import render
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
 __all__ = ["PASSWORD_HELP", "PASSWORD_MIN_LENGTH", "InvitationSummary", "error_context",
-           "page_context", "sign_in_url", "summary"]
+           "error_page", "page_context", "sign_in_url", "summary"]
 
 #: The shortest password :func:`..team.accept` takes (it refuses shorter ones).
 PASSWORD_MIN_LENGTH = 8
@@ -69,8 +70,10 @@ def sign_in_url(next_url: str | None = None) -> str | None:
         return None
 
 
-def page_context(rbac: RBACProtocol, invitation: Any) -> dict[str, Any]:
-    """The accept page's extra context: the summary, the password rule, the sign-in link."""
+def page_context(rbac: RBACProtocol, invitation: Any, form: Any) -> dict[str, Any]:
+    """The accept page's extra context: the summary, the password rule (also set as
+    the help text of ``form``'s password field), the sign-in link."""
+    form.password.description = PASSWORD_HELP
     return {"about": summary(rbac, invitation), "password_help": PASSWORD_HELP,
             "password_min": PASSWORD_MIN_LENGTH,
             "sign_in_url": sign_in_url(request.full_path.rstrip("?"))}
@@ -97,3 +100,9 @@ def error_context(rbac: RBACProtocol, token: str, message: str) -> dict[str, Any
     return {"message": message, "used": used,
             "about": summary(rbac, invitation) if invitation is not None else None,
             "sign_in_url": sign_in_url()}
+
+
+def error_page(rbac: RBACProtocol, token: str, error: team.InvalidInvitation) -> tuple[str, int]:
+    """Render the page of a link that cannot be used, with ``error``'s status."""
+    return render("team/invitation_error.html", error.status,
+                  **error_context(rbac, token, error.message))

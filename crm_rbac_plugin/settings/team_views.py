@@ -198,20 +198,14 @@ def revoke_invitation(invitation_id: int) -> Any:
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str) -> Any:
-    """Public page of an invitation link: show it, then accept (create the account or join).
-
-    Every state of the page names the workspace, the inviter and the roles
-    (:mod:`.invitation_pages`); the password field states its rule up front.
-    """
+    """Public page of an invitation link: show it, then accept (create the account or join)."""
     rbac = current_rbac
     try:
         inv = team.invitation_for_token(rbac, token)
     except team.InvalidInvitation as exc:
-        return render("team/invitation_error.html", exc.status,
-                      **invitation_pages.error_context(rbac, token, exc.message))
+        return invitation_pages.error_page(rbac, token, exc)
     workspace = rbac.db.session.get(rbac.models.Workspace, inv.workspace_id)
     form = AcceptForm()
-    form.password.description = invitation_pages.PASSWORD_HELP
     status, page_errors = 200, []
     signed_in_as = signed_in_user()
     if request.method == "POST":
@@ -234,7 +228,7 @@ def accept_invitation(token: str) -> Any:
             status = 400
     return render("team/accept.html", status, form=form, invitation=inv, workspace=workspace,
                   signed_in_as=signed_in_as, needs_password=team.needs_password(inv),
-                  page_errors=page_errors, **invitation_pages.page_context(rbac, inv))
+                  page_errors=page_errors, **invitation_pages.page_context(rbac, inv, form))
 
 
 # -- one member: status, department, team, reassignment ------------------------------------
