@@ -7,9 +7,10 @@ from typing import Any
 
 from flask import Flask
 from flask_admin import Admin
+from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 
-from crm_rbac_plugin.admin import RBACModelView, plugin_views
+from crm_rbac_plugin.admin import RBACAdminIndexView, RBACModelView, plugin_views
 from crm_rbac_plugin.inputs import BoundedIntConverter
 
 from . import auth, crm, errors, security, seed
@@ -74,10 +75,17 @@ def _mount_admin(app: Flask) -> None:
     """Mount Flask-Admin at /admin: the CRM's records and, for Owners/Admins, the
     plugin's tables, every panel guarded by crm_rbac_plugin.admin.RBACModelView.
 
-    Bootstrap 4 assets are served by Flask-Admin itself (no CDN).
+    Bootstrap 4 assets are served by Flask-Admin itself (no CDN). The home
+    page counts what the member may see; the navbar links back to the CRM,
+    whose sidebar links here; ``admin/crm_base.html`` adds the demo's favicon
+    and colours. Panels show no raw ids: the primary key is left out and the
+    owner appears by name.
     """
-    admin = Admin(app, name="Tessera CRM admin", url="/admin", endpoint="admin",
-                  theme=Bootstrap4Theme(), csp_nonce_generator=security.csp_nonce)
+    home = RBACAdminIndexView(rbac=rbac, name="Home", endpoint="admin", url="/admin")
+    admin = Admin(app, name="Tessera CRM admin", index_view=home,
+                  theme=Bootstrap4Theme(base_template="admin/crm_base.html"),
+                  csp_nonce_generator=security.csp_nonce)
+    admin.add_link(MenuLink(name="Back to the CRM", url="/", class_name="crm-back-link"))
     panels = [
         (Lead, "leads", ["name", "company", "email", "status", "source"]),
         (Deal, "deals", ["title", "stage", "amount", "close_date"]),
@@ -88,9 +96,10 @@ def _mount_admin(app: Flask) -> None:
         admin.add_view(RBACModelView(
             model, db, rbac=rbac, resource=resource, name=resource.title(),
             endpoint=f"admin_{resource}", url=resource, category="CRM",
-            column_list=["id", *columns, "owner"], column_details_list=["id", *columns],
+            column_list=[*columns, "owner"], column_details_list=[*columns, "owner"],
             column_export_list=["id", *columns], form_columns=columns,
             column_searchable_list=columns[:1]))
     for view in plugin_views(rbac, db):
         admin.add_view(view)
     security.protect_admin(app, admin)
+    app.extensions["crm_admin"] = admin

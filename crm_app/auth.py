@@ -27,7 +27,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user, user_logged_in
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -153,6 +153,30 @@ def pin_workspace() -> None:
             session[key] = min(memberships, key=lambda ms: ms.id).workspace_id
 
 
+#: Session key: whether the signed-in user had been seen before this sign-in.
+RETURNING_KEY = "crm_returning"
+
+
+def seen_before(user: User) -> bool:
+    """Whether ``user`` had used the app before: any membership has a last-seen time.
+
+    Read before the sign-in's own requests record a new one, so a first
+    sign-in is greeted with "Welcome" and later ones with "Welcome back".
+    """
+    M = rbac.models.Membership
+    return db.session.scalar(sa.select(sa.func.count()).select_from(M).where(
+        M.user_id == user.id, M.last_seen_at.is_not(None))) != 0
+
+
+def remember_first_visit(sender: Any, user: Any, **extra: Any) -> None:
+    """On every sign-in (the login form, an accepted invitation), note whether it is the first.
+
+    Connected to Flask-Login's ``user_logged_in``, which is sent before the
+    signed-in requests record a last-seen time.
+    """
+    session[RETURNING_KEY] = isinstance(user, User) and seen_before(user)
+
+
 def _deactivated_everywhere(user: User) -> bool:
     """Whether ``user`` was deactivated in their workspaces and is active in none.
 
@@ -208,6 +232,7 @@ def logout() -> Response:
         db.session.commit()
     logout_user()
     session.pop(current_app.config["RBAC_SESSION_KEY"], None)
+    session.pop(RETURNING_KEY, None)
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -223,5 +248,6 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
     app.register_blueprint(bp)
     app.before_request(pin_workspace)
+    user_logged_in.connect(remember_first_visit, app)
     app.context_processor(lambda: {"my_workspaces": my_workspaces,
                                    "current_workspace": current_workspace})

@@ -58,7 +58,8 @@ def test_dashboard_leaves_out_pipeline_figures_over_hidden_amounts(world: Simple
     page = text_of(login(user, world.ws), "/")
     assert 'class="stage-row"' in page  # per-stage counts stay: the stage is visible
     assert 'class="stage-amount"' not in page
-    assert "Open pipeline" not in page and 'class="stat-value' not in page
+    # The totals over hidden amounts read "—", never a figure (nor "$0").
+    assert page.count('data-total="') == 2 and "$0" not in page
     assert "8,642,097" not in page and "8642097" not in page
 
 

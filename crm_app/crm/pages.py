@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, session
 from flask_login import login_required
 from sqlalchemy.orm import selectinload
 
@@ -130,12 +130,15 @@ def dashboard() -> str:
     """
     access = active_access()
     today = utcnow().date()
+    # A session not opened by the sign-in form (a remember-me cookie) is a returning user's.
+    greeting = "Welcome back" if session.get("crm_returning", True) else "Welcome"
     counts = [(cfg, db.session.scalar(sa.select(sa.func.count()).select_from(cfg.model)))
               for cfg in CONFIGS if rbac.can("view", cfg.name)]
     stages = pipeline(rbac.hidden_fields("deals")) if rbac.can("view", "deals") else []
     card = task_card(today) if rbac.can("view", "tasks") else TaskCard([], None, frozenset())
     leads = newest_leads() if rbac.can("view", "leads") else []
-    return render_template("dashboard.html", access=access, counts=counts, stages=stages,
+    return render_template("dashboard.html", access=access, greeting=greeting,
+                           counts=counts, stages=stages,
                            open_value=pipeline_value(stages, won=False),
                            won_value=pipeline_value(stages, won=True),
                            tasks=card.tasks, overdue=card.overdue, task_hidden=card.hidden,

@@ -6,7 +6,10 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
+
+from crm_rbac_plugin.errors import NoAccessContext
+from crm_rbac_plugin.oversight import viewas
 
 from ..rbac_setup import rbac
 from . import pages
@@ -41,6 +44,37 @@ def settings_endpoint() -> str | None:
     return endpoint if endpoint in current_app.view_functions else None
 
 
+#: Actions that change nothing: the only ones offered while viewing as a member.
+READ_ACTIONS = frozenset({"view", "export"})
+
+
+def may(action: str, resource: str | None = None, record: Any = None) -> bool:
+    """Whether the page offers ``action`` on ``resource`` (or ``record``).
+
+    It asks the plugin for the *acting* access, which is the viewed member's
+    while an Owner or Admin views the workspace as them; and since viewing
+    as is read-only, no write is offered then at all (the flush would
+    refuse it anyway). Templates use it for every button that acts, so a
+    control the member could not use is hidden rather than refused on submit.
+    """
+    if action not in READ_ACTIONS and viewas.active():
+        return False
+    try:
+        return bool(rbac.can(action, resource, record))
+    except NoAccessContext:
+        return False
+
+
+def admin_url() -> str | None:
+    """The Flask-Admin home, when it is mounted and one of its views is open to the member."""
+    admin = current_app.extensions.get("crm_admin")
+    if admin is None:
+        return None
+    if not any(view.is_accessible() for view in admin._views if hasattr(view, "rbac")):
+        return None
+    return url_for("admin.index")
+
+
 def init_app(app: Flask) -> None:
     """Register one blueprint per resource (built per app: no shared state) and the pages."""
     for cfg in CONFIGS:
@@ -49,5 +83,6 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(money, "money")
     app.add_template_filter(date, "date")
     app.context_processor(lambda: {"nav_resources": nav_resources,
-                                   "settings_endpoint": settings_endpoint})
+                                   "settings_endpoint": settings_endpoint,
+                                   "may": may, "admin_url": admin_url})
 

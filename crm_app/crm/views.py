@@ -49,7 +49,7 @@ EXPORT_BATCH = 500
 
 @dataclass(frozen=True)
 class ListArgs:
-    """The list page's query string, validated: search, facet, sort and page."""
+    """The list page's query string, validated: search, facet, owner, sort and page."""
 
     q: str
     facet: str
@@ -57,6 +57,7 @@ class ListArgs:
     desc: bool
     page: int
     facet_key: str = ""
+    owner: int | None = None
 
     @classmethod
     def from_request(cls, cfg: CrudConfig) -> ListArgs:
@@ -72,9 +73,16 @@ class ListArgs:
         facet = args.get(facet_key, "") if shown_facet else ""
         if shown_facet and facet not in shown_facet.values:
             facet = ""
+        owner = args.get("owner", type=int) if "owner_id" not in cfg.hidden() else None
         return cls(q=args.get("q", "").strip()[:100], facet=facet, sort=sort,
                    desc=args.get("dir", default_dir) == "desc",
-                   page=max(args.get("page", 1, type=int) or 1, 1), facet_key=facet_key)
+                   page=max(args.get("page", 1, type=int) or 1, 1), facet_key=facet_key,
+                   owner=owner)
+
+    @property
+    def filtered(self) -> bool:
+        """Whether a search or filter narrows the list."""
+        return bool(self.q or self.facet or self.owner is not None)
 
     def query(self, **changes: Any) -> dict[str, Any]:
         """URL arguments of this list with ``changes`` applied, for links."""
@@ -82,6 +90,7 @@ class ListArgs:
                                   "dir": "desc" if self.desc else "asc", "page": self.page}
         if self.facet_key:
             values[self.facet_key] = self.facet
+        values["owner"] = self.owner
         values.update(changes)
         return {k: v for k, v in values.items()
                 if v not in ("", None) and not (k == "page" and v == 1)}
@@ -102,7 +111,47 @@ def filtered_select(cfg: CrudConfig, args: ListArgs) -> sa.Select[Any]:
                                    for col in cfg.searchable())))
     if args.facet:
         stmt = stmt.where(getattr(model, args.facet_key) == args.facet)
+    if args.owner is not None:
+        stmt = stmt.where(model.owner_id == args.owner)
     return stmt
+
+
+def owner_name(user: Any) -> str:
+    """How pages and exports name a record's owner: the member's name, else "Unassigned"."""
+    return user.name if user is not None else "Unassigned"
+
+
+def owner_filter(cfg: CrudConfig) -> list[SelectChoice]:
+    """The owner filter's choices: only people owning a record the member sees.
+
+    The ``DISTINCT owner_id`` query is filtered like the list, so a member is
+    never offered (nor told the name of) an owner whose records they cannot
+    see; none at all when the owner field is hidden from them.
+    """
+    if "owner_id" in cfg.hidden():
+        return []
+    model: Any = cfg.model
+    owners = sa.select(model.owner_id).where(model.owner_id.is_not(None)).distinct()
+    ids = set(db.session.scalars(owners))
+    if not ids:
+        return []
+    rows = db.session.execute(sa.select(User.id, User.name).where(User.id.in_(sorted(ids)))
+                              .order_by(User.name, User.id))
+    return [SelectChoice(str(uid), name) for uid, name in rows]
+
+
+def facet_values(cfg: CrudConfig) -> tuple[str, ...]:
+    """The facet's values that occur among the records the member sees, in their usual order.
+
+    A value no visible record holds (e.g. "new" for Finance, who sees closed
+    deals only) is never offered: choosing it could only show an empty list.
+    """
+    facet = cfg.visible_facet()
+    if facet is None:
+        return ()
+    column = getattr(cfg.model, facet.key)
+    present = set(db.session.scalars(sa.select(column).distinct()))
+    return tuple(value for value in facet.values if value in present)
 
 
 def ordered(cfg: CrudConfig, stmt: sa.Select[Any], args: ListArgs) -> sa.Select[Any]:
@@ -127,11 +176,13 @@ def eager(cfg: CrudConfig) -> list[Any]:
 # -- pages ------------------------------------------------------------------------
 
 def list_view(cfg: CrudConfig) -> str:
+    """A page of the records the member sees, with the filters' choices limited to them."""
     args = ListArgs.from_request(cfg)
     stmt = ordered(cfg, filtered_select(cfg, args), args).options(*eager(cfg))
     page = db.paginate(stmt, page=args.page, per_page=PER_PAGE, max_per_page=PER_PAGE,
                        error_out=False)
-    return render_template("crud/list.html", cfg=cfg, page=page, args=args)
+    return render_template("crud/list.html", cfg=cfg, page=page, args=args,
+                           owners=owner_filter(cfg), facet_values=facet_values(cfg))
 
 
 def detail_view(cfg: CrudConfig, record: Any) -> str:
@@ -243,7 +294,7 @@ def csv_value(record: Any, kind: str, key: str) -> Any:
     """A cell of the export; the writer (:mod:`crm_rbac_plugin.csvsafe`) neutralises it."""
     value = getattr(record, key)
     if kind == "owner":
-        return value.email if value is not None else ""
+        return owner_name(value)
     if kind == "client":
         return rbac.label(value) if value is not None else ""
     if isinstance(value, (dt.date, dt.datetime)):
@@ -303,11 +354,15 @@ def bulk_delete_view(cfg: CrudConfig) -> Any:
     ``bulk`` and ``delete`` for the member (conditions, denies and sharing
     agreements included), else the request is a 404 (an invisible record)
     or a 403 and nothing is deleted. The flush guard checks every row once more.
+    No selection is a 400 that shows the list again with the message.
     """
     ids = set(request.form.getlist("ids", type=int))
-    if not ids or len(ids) > BULK_LIMIT:
-        flash(f"Select between 1 and {BULK_LIMIT} {cfg.label.lower()}.", "error")
-        return redirect(url_for(f"{cfg.name}.index")), 400
+    if not ids:
+        flash("Select at least one record.", "error")
+        return list_view(cfg), 400
+    if len(ids) > BULK_LIMIT:
+        flash(f"Select at most {BULK_LIMIT} {cfg.label.lower()} at once.", "error")
+        return list_view(cfg), 400
     records = bulk.select(rbac, cfg.name, ids, "delete")
     for record in records:
         db.session.delete(record)

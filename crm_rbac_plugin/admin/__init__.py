@@ -39,6 +39,8 @@ with the plugin's decisions):
   picks only the clients they see and only users of their workspace. A
   posted id outside that scope never links: Flask-Admin reports a required
   relation as "Not a valid choice" and leaves a nullable one empty.
+* :class:`RBACAdminIndexView` is a home page for ``/admin``: how many records
+  of each panel, members, roles and open invitations the member may see.
 * Pages extend ``rbac/admin/base.html``, which extends the host's
   ``admin_base_template`` and shows the workspace, a link back to the app
   and the view-as banner; no host context processor is needed.
@@ -58,9 +60,10 @@ with the plugin's decisions):
   that would exceed it is refused with a message, never cut short.
 """
 
+from .home import RBACAdminIndexView
 from .panels import ReadOnlyRBACModelView, SharingAgreementView, plugin_views
 from .relations import ScopedAjaxLoader
 from .views import RBACModelView
 
-__all__ = ["RBACModelView", "ReadOnlyRBACModelView", "ScopedAjaxLoader",
+__all__ = ["RBACAdminIndexView", "RBACModelView", "ReadOnlyRBACModelView", "ScopedAjaxLoader",
            "SharingAgreementView", "plugin_views"]

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .formatting import member_name
 from .views import RBACModelView
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def plugin_views(rbac: RBACProtocol, db: Any, category: str = "Access") -> list[
         SharingAgreementView(m.SharingAgreement, db, rbac=rbac, resource="settings",
                              name="Sharing agreements", endpoint="rbac_admin_sharing",
                              category=category,
-                             column_list=["id", "granting_workspace", "receiving_workspace",
+                             column_list=["granting_workspace", "receiving_workspace",
                                           "status", "expires_at", "notes", "created_at"],
                              column_default_sort=("id", True)),
         ReadOnlyRBACModelView(m.Role, db, rbac=rbac, resource="settings", name="Roles",
@@ -66,5 +67,9 @@ def plugin_views(rbac: RBACProtocol, db: Any, category: str = "Access") -> list[
                               category=category,
                               column_list=["at", "action", "resource", "target",
                                            "actor_membership_id"],
+                              column_labels={"actor_membership_id": "By", "at": "When"},
+                              column_formatters={"actor_membership_id": member_name},
+                              column_details_exclude_list=["id", "workspace_id",
+                                                           "actor_user_id"],
                               column_default_sort=("at", True)),
     ]

@@ -21,6 +21,7 @@ from ..mixins import form_excluded
 from ..oversight import viewas
 from ..policy import Access, Decision
 from ..urls import safe_next
+from .formatting import DETAIL_FORMATTERS, LIST_FORMATTERS
 from .permissions import HostPermissions
 from .relations import ScopedAjaxLoader, ScopedModelConverter, as_key
 
@@ -55,6 +56,9 @@ class RBACModelView(HostPermissions, ModelView):
     """
 
     fast_mass_delete = False
+    #: Timestamps as ``2026-12-05 14:03 UTC`` in lists and details (:mod:`.formatting`).
+    column_type_formatters = LIST_FORMATTERS
+    column_type_formatters_detail = DETAIL_FORMATTERS
     #: For models that are not registered resources: the column holding the workspace.
     workspace_column: str | None = "workspace_id"
     #: The template the view's pages extend; it extends the host's ``admin_base_template``.

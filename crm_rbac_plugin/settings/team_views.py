@@ -33,6 +33,7 @@ from ..models import MEMBER_STATUSES
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
+from . import invitation_pages
 from .blueprint import attempt, bp, membership_or_404, render
 from .forms import choices, optional_int, optional_text
 
@@ -202,7 +203,7 @@ def accept_invitation(token: str) -> Any:
     try:
         inv = team.invitation_for_token(rbac, token)
     except team.InvalidInvitation as exc:
-        return render("team/invitation_error.html", exc.status, message=exc.message)
+        return invitation_pages.error_page(rbac, token, exc)
     workspace = rbac.db.session.get(rbac.models.Workspace, inv.workspace_id)
     form = AcceptForm()
     status, page_errors = 200, []
@@ -227,7 +228,7 @@ def accept_invitation(token: str) -> Any:
             status = 400
     return render("team/accept.html", status, form=form, invitation=inv, workspace=workspace,
                   signed_in_as=signed_in_as, needs_password=team.needs_password(inv),
-                  page_errors=page_errors)
+                  page_errors=page_errors, **invitation_pages.page_context(rbac, inv, form))
 
 
 # -- one member: status, department, team, reassignment ------------------------------------

@@ -48,7 +48,7 @@ def test_junior_rep_sees_only_their_own_leads_and_no_forbidden_button(
     w = live.world
     page = browse.login("junior_rep@example.test", screenshot=screenshot)
     screenshot(page, "dashboard")
-    assert sidebar_records(page) == ["Dashboard", "Leads", "My access", "Settings"]
+    assert sidebar_records(page) == ["Dashboard", "Leads", "My access", "Settings", "Admin"]
 
     page.click("nav.nav a.nav-item:has-text('Leads')")
     expect(page.locator("h1")).to_have_text("Leads")
@@ -126,7 +126,7 @@ def test_owner_builds_a_role_with_the_matrix_shortcuts_and_the_member_sees_it(
     owner.click("section.rbac-preview [data-rbac-save]")
     expect(owner.locator("h1")).to_have_text("Roles")
     expect(owner.locator("tbody th:has-text('Deal desk')")).to_have_count(1)
-    expect(owner.locator(".flash")).to_contain_text("Role Deal desk saved.")
+    expect(owner.locator(".rbac-flash")).to_contain_text("Role Deal desk saved.")
 
     settings_tab(owner, "Members")
     screenshot(owner, "members")

@@ -1,15 +1,31 @@
 /* The CRM pages' behaviour, wired by data- attributes (the CSP allows no inline script).
  *
+ * - <html class="js">: set first, so the stylesheet collapses the sidebar
+ *   into a menu at phone width only when the menu button can open it.
+ * - <button data-menu-toggle aria-controls="ID">: opens and closes the
+ *   sidebar's menu at phone width (aria-expanded follows).
  * - <select data-autosubmit>: submits its form when the value changes (the
  *   list facets); without JavaScript the form's Filter button does the same.
  * - <form data-confirm="Question?">: asks before submitting (deletes); a
- *   refusal cancels the submission.
+ *   refusal cancels the submission. Bulk deletes use the design system's
+ *   dialog instead (data-rbac-confirm, rbac/rbac.js).
  * - <span data-bar-share="42.0">: sets the bar's width to that percentage
  *   (the dashboard's pipeline bars; an inline style attribute would need
  *   'unsafe-inline' in style-src).
  */
 (function () {
   "use strict";
+
+  document.documentElement.classList.add("js");
+
+  document.addEventListener("click", function (event) {
+    var toggle = event.target instanceof Element ? event.target.closest("[data-menu-toggle]") : null;
+    if (!toggle) { return; }
+    var sidebar = toggle.closest(".sidebar");
+    if (!sidebar) { return; }
+    var open = sidebar.classList.toggle("is-open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
 
   document.addEventListener("change", function (event) {
     var select = event.target;
