@@ -21,6 +21,8 @@ from crm_rbac_plugin.models import utcnow
 
 from .extensions import db
 
+#: The values of the status and stage columns; their ``info={"choices": ...}`` lets
+#: the role editor's condition builder offer them as a pick list.
 LEAD_STATUSES = ("new", "contacted", "qualified", "lost")
 DEAL_STAGES = ("new", "qualified", "proposal", "negotiation", "won", "lost")
 TASK_STATUSES = ("open", "done")
@@ -124,7 +126,8 @@ class Lead(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(sa.String(200))
     company: Mapped[str] = mapped_column(sa.String(200), default="")
     email: Mapped[str] = mapped_column(sa.String(255), default="")
-    status: Mapped[str] = mapped_column(sa.String(20), default="new")
+    status: Mapped[str] = mapped_column(sa.String(20), default="new",
+                                        info={"choices": LEAD_STATUSES})
     source: Mapped[str] = mapped_column(sa.String(40), default="")
 
     #: The field that names a record on pages (see ``rbac.label``).
@@ -140,7 +143,8 @@ class Deal(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     client_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("client.id", ondelete="SET NULL"), index=True)
     title: Mapped[str] = mapped_column(sa.String(200))
-    stage: Mapped[str] = mapped_column(sa.String(20), default="new")
+    stage: Mapped[str] = mapped_column(sa.String(20), default="new",
+                                       info={"choices": DEAL_STAGES})
     amount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
     close_date: Mapped[dt.date | None] = mapped_column()
     client = relationship(Client)
@@ -158,7 +162,8 @@ class Task(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     client_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("client.id", ondelete="SET NULL"), index=True)
     title: Mapped[str] = mapped_column(sa.String(200))
-    status: Mapped[str] = mapped_column(sa.String(20), default="open")
+    status: Mapped[str] = mapped_column(sa.String(20), default="open",
+                                        info={"choices": TASK_STATUSES})
     due_date: Mapped[dt.date | None] = mapped_column()
     client = relationship(Client)
 

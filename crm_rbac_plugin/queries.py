@@ -434,3 +434,27 @@ def plan_modules(rbac: RBACProtocol, plan: str) -> list[str]:
     """Modules of the registry a plan includes (administration always is)."""
     included = modules_of(setting("RBAC_PLANS"), plan)
     return [m for m in ordered_modules(rbac.registry) if included is None or m in included]
+
+
+# -- words for pages ------------------------------------------------------------
+
+
+_SCOPE_WORDS = {"own": "own records", "team": "their team's records",
+                "department": "their department's records", "all": "all records"}
+
+
+def scope_label(scope: str, action: str | None = None) -> str:
+    """Return a scope in words, e.g. ``own`` as "own records".
+
+    With ``RBAC_UNOWNED_VISIBLE`` on, a ``view`` grant of a narrower scope than
+    ``all`` also reaches records nobody owns (rule 5 of :mod:`.policy`), so its
+    label says so: "own records and unassigned ones". Pass
+    the grant's ``action`` (None is read as ``view``); other actions never
+    reach unowned records through the scope. An unknown scope is returned as is.
+    """
+    words = _SCOPE_WORDS.get(scope)
+    if words is None:
+        return scope
+    if scope != "all" and action in (None, "view") and setting("RBAC_UNOWNED_VISIBLE"):
+        return f"{words} and unassigned ones"
+    return words

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..conditions import field_label
 from ..errors import UnknownResource, ValidationError
+from ..registry import Resource
 from .locks import concurrent_change_refused, lock_for_role_change
 
 if TYPE_CHECKING:
@@ -15,6 +17,17 @@ if TYPE_CHECKING:
 
 
 FIELD_MODES = ("hidden", "readonly")
+
+
+def field_labels(res: Resource) -> dict[str, str]:
+    """Labels of a resource's columns as pages show them ("Email", "Close date"), by column.
+
+    A page names a field rule by its label, not its column: the column name is
+    the host's, the label is what its users read.
+    """
+    if res.model is None:
+        return {}
+    return {str(c.key): field_label(c) for c in sa.inspect(res.model).columns}
 
 
 def set_field_rules(rbac: RBACProtocol, role: Any, rules: Mapping[str, Mapping[str, str]]) -> None:

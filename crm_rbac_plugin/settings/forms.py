@@ -1,10 +1,12 @@
 """Flask-WTF forms of the settings pages.
 
 The role form is built per registry (:func:`role_form_class`): one scope
-select, one condition text and one deny checkbox per resource and action, and
-one mode select per restrictable field. Field names encode the cell
-(``scope__deals__view``, ``field__deals__amount``) so the page keeps working
-as a plain HTML form without JavaScript.
+select, one hidden condition input and one deny checkbox per resource and
+action, and one mode select per restrictable field. Field names encode the
+cell (``scope__deals__view``, ``field__deals__amount``) so the page keeps
+working as a plain HTML form without JavaScript. A cell's condition is edited
+by the builder rows of :mod:`.condition_form`; the hidden input carries the
+clauses the builder cannot show, and the cell's condition errors.
 
 Forms only check shapes (lengths, known choices); every rule about what a
 role may grant is the service layer's (:mod:`..roles`), whose errors the
@@ -28,8 +30,9 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..queries import restrictable_fields
+from ..queries import restrictable_fields, scope_label
 from ..registry import SCOPES, Registry, Resource
+from ..roles.field_rules import field_labels
 
 
 def choices(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
@@ -37,10 +40,9 @@ def choices(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]
 
 
-#: Choices of a cell's scope select; "" means the role does not grant the cell.
-SCOPE_CHOICES = choices([("", "—"), *((s, s) for s in SCOPES)])
-#: Resources without owners (administrative ones) have no narrower scope than "all".
-FLAT_SCOPE_CHOICES = choices([("", "—"), ("all", "granted")])
+#: Resources without owners (administrative ones) have no narrower scope than "all";
+#: "" means the role does not grant the cell.
+FLAT_SCOPE_CHOICES = choices([("", "no access"), ("all", "granted")])
 #: Field rule modes; "" (visible) means no rule.
 FIELD_CHOICES = choices([("", "visible"), ("readonly", "read-only"), ("hidden", "hidden")])
 #: datetime-local inputs, read as UTC.
@@ -79,8 +81,11 @@ def has_scopes(res: Resource) -> bool:
     return res.model is not None and res.owner_column is not None
 
 
-def scope_choices(res: Resource) -> list[SelectChoice]:
-    return SCOPE_CHOICES if has_scopes(res) else FLAT_SCOPE_CHOICES
+def scope_choices(res: Resource, action: str = "view") -> list[SelectChoice]:
+    """Choices of a cell's scope select, in words (:func:`..queries.scope_label`)."""
+    if not has_scopes(res):
+        return FLAT_SCOPE_CHOICES
+    return choices([("", "no access"), *((s, scope_label(s, action)) for s in SCOPES)])
 
 
 class RoleForm(FlaskForm):
@@ -93,20 +98,25 @@ class RoleForm(FlaskForm):
 
 
 def role_form_class(registry: Registry) -> type[RoleForm]:
-    """Return the role form with a field per matrix cell and per restrictable field."""
+    """Return the role form with a field per matrix cell and per restrictable field.
+
+    Every label names the resource and the action ("Leads: export scope"):
+    the matrix shows them as the controls' accessible names.
+    """
     attrs: dict[str, Any] = {}
     for res in registry:
+        name = res.label or res.name
         for action in res.actions:
             attrs[cell_field("scope", res.name, action)] = SelectField(
-                f"{res.label or res.name} {action}", choices=scope_choices(res), default="")
+                f"{name}: {action} scope", choices=scope_choices(res, action), default="")
             if res.model is not None:
                 attrs[cell_field("cond", res.name, action)] = StringField(
-                    f"Condition on {res.name} {action}", validators=[Optional(), Length(max=4000)])
-            attrs[cell_field("deny", res.name, action)] = BooleanField(
-                f"Deny {res.name} {action}")
+                    f"{name}: {action} condition", validators=[Optional(), Length(max=4000)])
+            attrs[cell_field("deny", res.name, action)] = BooleanField(f"{name}: deny {action}")
+        labels = field_labels(res)
         for column in restrictable_fields(res):
             attrs[rule_field(res.name, column)] = SelectField(
-                f"{res.name}.{column}", choices=FIELD_CHOICES, default="")
+                labels.get(column, column), choices=FIELD_CHOICES, default="")
     return type("RoleMatrixForm", (RoleForm,), attrs)
 
 

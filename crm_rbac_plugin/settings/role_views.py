@@ -9,7 +9,6 @@ the change in a SAVEPOINT that is always rolled back.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,8 @@ from ..errors import UnknownResource
 from ..pages import acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
+from ..roles.field_rules import field_labels
+from . import condition_form, role_matrix
 from .blueprint import Refusal, add_error, attempt, bp, render
 from .forms import (
     CompareForm,
@@ -30,13 +31,10 @@ from .forms import (
     RoleForm,
     cell_field,
     choices,
-    has_scopes,
     role_form_class,
     rule_field,
 )
 
-#: Shortcut buttons of the matrix: ``<module or *>:<level>``.
-SHORTCUT_LEVELS = ("none", "view", "full")
 _PERMISSION_INDEX = re.compile(r"^permissions\[(\d+)\](?:\.(\w+))?$")
 
 
@@ -88,121 +86,29 @@ def roles_list() -> Any:
                   can_see_members=can("members.view"), delete_form=DeleteRoleForm())
 
 
-def _form_data(rbac: Any, specs: list[roles.GrantSpec], field_rules: dict[str, dict[str, str]],
-               **base: Any) -> dict[str, Any]:
-    """Initial values of the role form from grant specs and field rules."""
-    data: dict[str, Any] = dict(base)
-    for spec in specs:
-        if spec.resource not in rbac.registry:
-            continue
-        res = rbac.registry.get(spec.resource)
-        if spec.effect == "deny":
-            data[cell_field("deny", spec.resource, spec.action)] = True
-            continue
-        if spec.scope in res.scopes:
-            # A resource without owners shows an own/team/department grant stored
-            # past the service as none: it reaches no record, and saving must not widen it.
-            data[cell_field("scope", spec.resource, spec.action)] = (
-                spec.scope if has_scopes(res) else "all")
-        if res.model is not None:
-            data[cell_field("cond", spec.resource, spec.action)] = queries.condition_text(
-                spec.condition)
-    for resource, fields in field_rules.items():
-        for column, mode in fields.items():
-            data[rule_field(resource, column)] = mode
-    return data
-
-
-def _apply_shortcut(rbac: Any, form: RoleForm, value: str) -> bool:
-    """Set a module's (or every module's) cells to None, View or Full, as matrix.js does.
-
-    View grants ``view`` on every record; Full every action on every record.
-    Conditions and denies of the affected cells are cleared.
-    """
-    target, _, level = value.rpartition(":")
-    modules = rbac.registry.modules()
-    if level not in SHORTCUT_LEVELS or (target != "*" and target not in modules):
-        return False
-    for module, resources in modules.items():
-        if target not in ("*", module):
-            continue
-        for res in resources:
-            for action in res.actions:
-                grant = level == "full" or (level == "view" and action == "view")
-                form[cell_field("scope", res.name, action)].data = "all" if grant else ""
-                if res.model is not None:
-                    form[cell_field("cond", res.name, action)].data = ""
-                form[cell_field("deny", res.name, action)].data = False
-    return True
-
-
-def _grant_items(rbac: Any, form: RoleForm, kept_denies: dict[tuple[str, str], roles.GrantSpec],
-                 ) -> tuple[list[Any], list[tuple[str, str, str]], bool]:
-    """Turn the matrix fields into ``parse_grants`` items.
-
-    Returns the items, the cell each item came from (for putting the service's
-    errors back on the right input) and whether the fields were well formed.
-    A deny the role already had keeps its scope and condition (which the page
-    does not edit); a new one covers every record.
-    """
-    items: list[Any] = []
-    cells: list[tuple[str, str, str]] = []
-    ok = True
-    for res in rbac.registry:
-        for action in res.actions:
-            scope = form[cell_field("scope", res.name, action)].data or ""
-            cond = form._fields.get(cell_field("cond", res.name, action))
-            text = (cond.data or "").strip() if cond is not None else ""
-            if scope:
-                item: dict[str, Any] = {"resource": res.name, "action": action, "scope": scope}
-                if text:
-                    try:
-                        item["condition"] = json.loads(text)
-                    except ValueError as exc:
-                        add_error(cond, f"The condition is not valid JSON ({exc}).")
-                        ok = False
-                        continue
-                items.append(item)
-                cells.append((res.name, action, "allow"))
-            elif text:
-                add_error(cond, "Choose a scope for the condition to apply to.")
-                ok = False
-            if form[cell_field("deny", res.name, action)].data:
-                kept = kept_denies.get((res.name, action))
-                items.append(kept.to_json() if kept is not None else
-                             {"resource": res.name, "action": action, "effect": "deny",
-                              "scope": "all"})
-                cells.append((res.name, action, "deny"))
-    return items, cells, ok
-
-
-def _field_rules(rbac: Any, form: RoleForm) -> dict[str, dict[str, str]]:
-    rules: dict[str, dict[str, str]] = {}
-    for res in rbac.registry:
-        for column in queries.restrictable_fields(res):
-            mode = form[rule_field(res.name, column)].data
-            if mode:
-                rules.setdefault(res.name, {})[column] = mode
-    return rules
-
-
-def _place_error(form: RoleForm, exc: Refusal, cells: list[tuple[str, str, str]],
+def _place_error(form: RoleForm, exc: Refusal, sources: list[tuple[str, str, str]],
                  page_errors: list[str]) -> None:
     """Show a service's refusal at the matrix cell or input it names (else at the top).
 
     The service names a cell by its index in the submitted grants
-    (``permissions[3].condition``); ``cells`` maps the index back to the cell.
+    (``permissions[3].condition``); ``sources`` maps the index back to the
+    cell. The builder checks conditions before the service sees them, so a
+    condition the service still refuses gets a plain sentence rather than
+    the service's wording of a clause.
     """
     field = exc.field or ""
     match = _PERMISSION_INDEX.match(field)
-    if match and int(match.group(1)) < len(cells):
-        resource, action, effect = cells[int(match.group(1))]
+    if match and int(match.group(1)) < len(sources):
+        resource, action, effect = sources[int(match.group(1))]
         kind = ("cond" if match.group(2) == "condition" else
                 "deny" if effect == "deny" else "scope")
         target = form._fields.get(cell_field(kind, resource, action))
         if target is not None:
-            add_error(target, exc.message)
-            page_errors.append(f"{resource}.{action}: {exc.message}")
+            message = ("This condition cannot be saved; check its values." if kind == "cond"
+                       else exc.message)
+            add_error(target, message)
+            where = role_matrix.cell_label(current_rbac.registry.get(resource), action)
+            page_errors.append(f"{where}: {message}")
             return
     if field in ("name", "description", "parent_id"):
         add_error(form[field], exc.message)
@@ -210,24 +116,32 @@ def _place_error(form: RoleForm, exc: Refusal, cells: list[tuple[str, str, str]]
         page_errors.append(exc.message)
 
 
-def _role_page(form: RoleForm, role: Any, *, status: int = 200,
+def _role_page(form: RoleForm, role: Any, cells: role_matrix.Cells, *, status: int = 200,
                page_errors: list[str] | None = None, preview: Any = None,
                new_grants: list[roles.GrantSpec] | None = None,
-               clone_of: Any = None) -> tuple[str, int]:
+               clone_of: Any = None, readonly: bool = False) -> tuple[str, int]:
     """Render the role form, with a preview (``preview`` for an existing role,
-    ``new_grants`` for a new one) when the form was submitted for one."""
+    ``new_grants`` for a new one) when the form was submitted for one.
+
+    ``readonly`` shows a built-in privileged role without a control that changes it.
+    """
     rbac = current_rbac
     parent = queries.role_in(rbac, acting_access().workspace_id, form.parent_id.data)
     inherited = roles.matrix(rbac, parent) if parent is not None else {}
     modules = queries.ordered_modules(rbac.registry)
-    columns = queries.module_columns(modules)
+    fields = role_matrix.resource_fields(rbac)
     return render("role_form.html", status, form=form, role=role, registry=rbac.registry,
-                  modules=modules, columns=columns, inherited=inherited,
-                  page_errors=page_errors or [], preview=preview, new_grants=new_grants,
-                  field_rules=_field_rules(rbac, form) if new_grants is not None else {},
-                  clone_of=clone_of, cell_field=cell_field, rule_field=rule_field,
-                  restrictable_fields=queries.restrictable_fields,
-                  describe=conditions.describe)
+                  modules=modules, columns=queries.module_columns(modules), inherited=inherited,
+                  admin_module=queries.ADMIN_MODULE, page_errors=page_errors or [],
+                  preview=preview, new_grants=new_grants,
+                  field_rules=role_matrix.field_rules(rbac, form) if new_grants is not None else {},
+                  clone_of=clone_of, readonly=readonly, cells=cells, fields=fields,
+                  blank_row=condition_form.ClauseRow(),
+                  fields_json={name: condition_form.field_json(f) for name, f in fields.items()},
+                  labels={res.name: field_labels(res) for res in rbac.registry},
+                  cell_field=cell_field, rule_field=rule_field, scope_label=queries.scope_label,
+                  operators=condition_form.operators, input_attrs=condition_form.input_attrs,
+                  restrictable_fields=queries.restrictable_fields, describe=conditions.describe)
 
 
 def _role_form(role: Any, data: dict[str, Any] | None = None) -> RoleForm:
@@ -246,18 +160,18 @@ def _role_form(role: Any, data: dict[str, Any] | None = None) -> RoleForm:
 def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
     """Preview or save the submitted role form (``role`` None: a new role)."""
     rbac, access = current_rbac, acting_access()
+    cells = role_matrix.submitted_cells(rbac, request.form)
     shortcut = request.form.get("shortcut")
     if shortcut:
-        _apply_shortcut(rbac, form, shortcut)
-        return _role_page(form, role, clone_of=clone_of)
-    if not form.validate_on_submit():
-        return _role_page(form, role, status=400, clone_of=clone_of)
+        role_matrix.apply_shortcut(rbac, form, cells, shortcut)
+        return _role_page(form, role, cells, clone_of=clone_of)
+    valid = form.validate_on_submit()
     kept = {(s.resource, s.action): s for s in roles.specs_of(role)
             if s.effect == "deny"} if role is not None else {}
-    items, cells, ok = _grant_items(rbac, form, kept)
-    if not ok:
-        return _role_page(form, role, status=400, clone_of=clone_of,
-                          page_errors=["Some cells need fixing; see the marked inputs."])
+    items, sources, ok = role_matrix.grant_items(rbac, form, cells, kept)
+    if not valid or not ok:
+        return _role_page(form, role, cells, status=400, clone_of=clone_of, page_errors=[
+            "Some cells need fixing; see the marked inputs."] if not ok else [])
     page_errors: list[str] = []
     saving = request.form.get("step") == "save"
 
@@ -265,7 +179,7 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
         """Save the role, or preview the change: who gains or loses what."""
         grants = roles.parse_grants(rbac, items)
         parent = queries.role_in(rbac, access.workspace_id, form.parent_id.data)
-        rules = _field_rules(rbac, form)
+        rules = role_matrix.field_rules(rbac, form)
         name, description = form.name.data or "", form.description.data or ""
 
         def apply() -> Any:
@@ -283,16 +197,16 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
         return roles.preview(rbac, role, apply)
 
     outcome = attempt(run, commit=saving,
-                      place=lambda exc: _place_error(form, exc, cells, page_errors))
+                      place=lambda exc: _place_error(form, exc, sources, page_errors))
     if not outcome.ok:
-        return _role_page(form, role, status=outcome.status, page_errors=page_errors,
+        return _role_page(form, role, cells, status=outcome.status, page_errors=page_errors,
                           clone_of=clone_of)
     if saving:
         flash(f"Role {outcome.value.name} saved.", "success")
         return redirect(url_for(".roles"))
     if role is None:
-        return _role_page(form, role, new_grants=outcome.value, clone_of=clone_of)
-    return _role_page(form, role, preview=outcome.value)
+        return _role_page(form, role, cells, new_grants=outcome.value, clone_of=clone_of)
+    return _role_page(form, role, cells, preview=outcome.value)
 
 
 @bp.route("/roles/new", methods=["GET", "POST"])
@@ -309,30 +223,39 @@ def new_role() -> Any:
         return _save_role(form, None, clone_of=source)
     if source is not None:
         if source.is_owner:
-            return _role_page(form, None, status=400, page_errors=[
+            return _role_page(form, None, {}, status=400, page_errors=[
                 "The Owner role cannot be cloned; clone Admin instead."])
-        form = _role_form(None, _form_data(
+        data, cells = role_matrix.form_data(
             rbac, roles.merge_specs(roles.effective_specs(source)),
             queries.field_rules_of(source), name=f"{source.name} (copy)",
-            description=source.description))
-    return _role_page(form, None, clone_of=source)
+            description=source.description)
+        return _role_page(_role_form(None, data), None, cells, clone_of=source)
+    return _role_page(form, None, {})
 
 
 @bp.route("/roles/<int:role_id>/edit", methods=["GET", "POST"])
 @require_permission("roles", "edit")
 def edit_role(role_id: int) -> Any:
-    """Rename, describe, re-parent and change the matrix of a role (preview first)."""
+    """Rename, describe, re-parent and change the matrix of a role (preview first).
+
+    Owner and Admin keep their full access: their page shows it read-only,
+    and a submitted change is refused.
+    """
     rbac = current_rbac
     role = _role_or_404(role_id)
-    if roles.is_privileged(role):
+    privileged = roles.is_privileged(role)
+    if privileged and request.method == "POST":
         return rbac.refuse(Decision(
             False, f"The {role.name} role always has full access; it cannot be edited."), 403)
     if request.method == "POST":
         return _save_role(_role_form(role), role)
-    form = _role_form(role, _form_data(
-        rbac, roles.specs_of(role), queries.field_rules_of(role), name=role.name,
-        description=role.description, parent_id=role.parent_id))
-    return _role_page(form, role)
+    base = {"name": role.name, "description": role.description, "parent_id": role.parent_id}
+    if role.is_owner:
+        data, cells = role_matrix.owner_data(rbac, **base), {}
+    else:
+        data, cells = role_matrix.form_data(rbac, roles.specs_of(role),
+                                            queries.field_rules_of(role), **base)
+    return _role_page(_role_form(role, data), role, cells, readonly=privileged)
 
 
 @bp.route("/roles/<int:role_id>/delete", methods=["GET", "POST"])

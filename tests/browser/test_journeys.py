@@ -107,11 +107,12 @@ def test_owner_builds_a_role_with_the_matrix_shortcuts_and_the_member_sees_it(
     scopes = owner.locator("select.rbac-scope")
     granted = sorted(scopes.nth(i).get_attribute("aria-label") or ""
                      for i in range(scopes.count()) if scopes.nth(i).input_value())
-    assert granted == ["Deals view", "Leads view"], "matrix.js did not apply the shortcuts"
+    assert granted == ["Deals: view scope", "Leads: view scope"], (
+        "matrix.js did not apply the shortcuts")
     expect(owner.locator("td.rbac-cell.is-granted")).to_have_count(2)
 
     owner.click(".rbac-form-actions button[value=preview]")
-    preview = owner.locator("section.rbac-preview")
+    preview = owner.locator(".rbac-preview")
     expect(preview).to_be_visible()
     assert sorted(preview.locator("tbody tr td:first-child code").all_inner_texts()) == [
         "deals.view", "leads.view"]
@@ -123,7 +124,7 @@ def test_owner_builds_a_role_with_the_matrix_shortcuts_and_the_member_sees_it(
     owner.click(".rbac-form-actions button[value=preview]")
     expect(owner.locator("[data-rbac-save]").first).to_be_enabled()
     screenshot(owner, "matrix-editor")
-    owner.click("section.rbac-preview [data-rbac-save]")
+    owner.click(".rbac-preview [data-rbac-save]")
     expect(owner.locator("h1")).to_have_text("Roles")
     expect(owner.locator("tbody th:has-text('Deal desk')")).to_have_count(1)
     expect(owner.locator(".rbac-flash")).to_contain_text("Role Deal desk saved.")
