@@ -30,7 +30,7 @@ from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import roles, sharing, team, workspaces
 
-from .conftest import Browse, serve_live
+from .conftest import Browse, Watch, serve_live
 
 HERE = Path(__file__).resolve().parent
 #: axe-core 4.12.1 (Deque Systems, MPL-2.0), from the axe-playwright-python 0.1.8 wheel.
@@ -276,6 +276,8 @@ class Sweep:
         self.ua = ua
         self.rules = {r.endpoint: r for r in browse.live.app.url_map.iter_rules()}
         self.pages: dict[tuple[str, int], Page] = {}
+        #: (role, width, final URL) of the pages checked: a redirect to one is not checked twice.
+        self.checked: set[tuple[str, int, str]] = set()
 
     def page(self, role: str, width: int) -> Page:
         """The role's page at ``width``, signed in on first use and reused after."""
@@ -302,11 +304,19 @@ def open_sweep(browser: Browser, db_file: Path) -> Iterator[Sweep]:
             browse.close()
 
 
+def _skip(watch: Watch, reason: str) -> None:
+    """Skip a page not to be checked, unless the browser saw an error on the way."""
+    problems = watch.drain()
+    assert not problems, f"{reason}, but:\n  " + "\n  ".join(problems)
+    pytest.skip(reason)
+
+
 def visit_and_check(visit: Visit, sweep: Sweep, screenshot_dir: Path) -> None:
     """Open the page, keep its screenshot, and fail with every problem it has.
 
-    A refusal (403, 404) or an answer that is not HTML skips the visit; a
-    signed-in role sent to the login page fails it.
+    A refusal (403, 404), an answer that is not HTML or a redirect to a page
+    checked already skips the visit; a signed-in role sent to the login page
+    fails it.
     """
     page = sweep.page(visit.role, visit.width)
     watch = sweep.browse.watch
@@ -316,13 +326,16 @@ def visit_and_check(visit: Visit, sweep: Sweep, screenshot_dir: Path) -> None:
     response = page.goto(url)
     assert response is not None, url
     if response.status in (403, 404):
-        watch.drain()
-        pytest.skip(f"{visit.role} is refused {url} ({response.status})")
+        _skip(watch, f"{visit.role} is refused {url} ({response.status})")
     kind = response.headers.get("content-type", "")
     if not kind.startswith("text/html"):
         pytest.skip(f"{url} answers {kind}")
     if visit.role != "anonymous" and page.url.endswith("/login"):
         pytest.fail(f"{visit.role} was sent to the login page from {url}")
+    landed = (visit.role, visit.width, page.url)
+    if landed in sweep.checked:
+        _skip(watch, f"{url} redirects to {page.url}, checked already")
+    sweep.checked.add(landed)
     page.screenshot(path=str(screenshot_dir / f"{visit}.png"), full_page=True)
     problems = check_page(page, sweep.ua, axe=visit.axe) + watch.drain()
     assert not problems, (f"{visit.page_name} at {visit.width}px as {visit.role} "
