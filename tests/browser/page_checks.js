@@ -30,8 +30,9 @@
     else if (el.getAttribute("name")) { name += '[name="' + el.getAttribute("name") + '"]'; }
     if (name.startsWith("input")) { name += "[type=" + el.type + "]"; }
     if (!el.id && el.classList.length) { name += "." + Array.from(el.classList).slice(0, 2).join("."); }
-    const text = (el.tagName === "BUTTON" ? el.textContent :
-      (PRESSABLE.has(kind(el)) ? el.value : "")).trim().replace(/\s+/g, " ").slice(0, 40);
+    const control = el.matches("input, select, textarea");
+    const text = (control ? (PRESSABLE.has(kind(el)) ? el.value : "") : el.textContent || "")
+      .trim().replace(/\s+/g, " ").slice(0, control || el.tagName === "BUTTON" ? 40 : 24);
     return text ? name + ' "' + text + '"' : name;
   }
 
@@ -75,21 +76,35 @@
     return false;
   }
 
-  // The outermost elements sticking out past the viewport's right edge: the
-  // ones whose parent still fits are where a fix belongs.
+  // Where the page gets wider than the viewport: the outermost boxes sticking
+  // out past its right edge (their parent still fits, so the fix is there),
+  // and the innermost boxes whose content (a long word, a table's cells)
+  // spills past it while the box itself fits.
   function overflowing() {
     const edge = window.innerWidth + 1;
     const found = [];
+    const sticking = [];
+    const spilling = [];
     for (const el of document.body.querySelectorAll("*")) {
-      const right = el.getBoundingClientRect().right;
+      if (!rendered(el) || clipped(el)) { continue; }
+      const rect = el.getBoundingClientRect();
       const parent = el.parentElement;
-      if (right > edge && rendered(el) && parent && parent.getBoundingClientRect().right <= edge
-          && !clipped(el)) {
-        found.push(describe(el) + " (right edge " + Math.round(right) + "px)");
+      if (rect.right > edge && parent && parent.getBoundingClientRect().right <= edge) {
+        sticking.push(el);
+        found.push(describe(el) + " (right edge " + Math.round(rect.right) + "px)");
+      } else if (getComputedStyle(el).overflowX === "visible" && el.scrollWidth > el.clientWidth + 1 &&
+                 rect.left + el.scrollWidth > edge) {
+        spilling.push(el);
       }
-      if (found.length >= 5) { break; }
     }
-    return found;
+    for (const el of spilling) {
+      const inner = spilling.concat(sticking).some((other) => other !== el && el.contains(other));
+      if (!inner) {
+        const reach = el.getBoundingClientRect().left + el.scrollWidth;
+        found.push(describe(el) + " (content spills to " + Math.round(reach) + "px)");
+      }
+    }
+    return found.slice(0, 6);
   }
 
   const controls = Array.from(document.querySelectorAll("input, select, textarea, button"))
