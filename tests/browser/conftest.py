@@ -29,12 +29,15 @@ fail, as the PostgreSQL fixtures do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -57,9 +60,13 @@ from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from tests.conftest import build_world, make_app
 
+from .gallery import write_gallery
+
 CHROMIUM = "/usr/bin/chromium"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "password"  # build_world()'s password for every user
+#: The viewport height of each width the pages are checked at (a laptop, a phone).
+VIEWPORT_HEIGHTS = {1280: 860, 390: 844}
 #: Milliseconds any single Playwright wait may take before the test fails.
 TIMEOUT_MS = 10_000
 #: Chromium's console line for a page answered with an error status.
@@ -107,14 +114,66 @@ class World:
 
 @dataclass
 class Live:
-    """The app served on 127.0.0.1 for one test, and the seeded world."""
+    """The app served on 127.0.0.1, and the seeded world."""
 
     app: Flask
     base_url: str
     world: World
+    #: What a ``seed`` callback of :func:`serve_live` returned (ids of extra rows).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+
+Seed = Callable[[SimpleNamespace], dict[str, Any]]
+
+
+def _seed(seed: Seed | None) -> tuple[World, dict[str, Any]]:
+    """Seed :func:`tests.conftest.build_world` (and ``seed``'s rows) in the app context."""
+    w = build_world()
+    extra = seed(w) if seed is not None else {}
+    with rbac.system():
+        deal_count = len(w.deals)
+        leads = db.session.scalars(sa.select(Lead).where(Lead.workspace_id == w.ws.id)).all()
+        keys = {u.id: key for key, u in w.users.items()}
+        world = World(
+            workspace=w.ws.name,
+            leads_by_owner={keys.get(lead.owner_id, "unowned"): lead.name for lead in leads},
+            lead_ids={keys.get(lead.owner_id, "unowned"): lead.id for lead in leads},
+            deal_count=deal_count,
+        )
+    return world, extra
+
+
+@contextlib.contextmanager
+def serve_live(db_file: Path, seed: Seed | None = None) -> Iterator[Live]:
+    """Seed the demo app in ``db_file`` and serve it from a background thread.
+
+    ``seed(w)`` runs after :func:`tests.conftest.build_world` inside the app
+    context; it adds rows and returns the plain values (ids) a test needs.
+    """
+    app = make_app(f"sqlite:///{db_file}", WTF_CSRF_ENABLED=True, SERVER_NAME=None,
+                   RBAC_MAIL_CONSOLE=False)  # captured via record_messages(), not stderr
+    with app.app_context():
+        db.create_all()
+        world, extra = _seed(seed)
+        db.session.remove()
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True,
+                                         request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="browser-test-server",
+                              daemon=True)
+    thread.start()
+    try:
+        yield Live(app=app, base_url=f"http://127.0.0.1:{server.port}", world=world,
+                   extra=extra)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture
@@ -124,37 +183,8 @@ def live(tmp_path: Path) -> Iterator[Live]:
     Function scope: the journeys change roles, members and invitations, so
     each test gets its own database file and server.
     """
-    url = f"sqlite:///{tmp_path / 'browser.db'}"
-    app = make_app(url, WTF_CSRF_ENABLED=True, SERVER_NAME=None,
-                   RBAC_MAIL_CONSOLE=False)  # captured via record_messages(), not stderr
-    with app.app_context():
-        db.create_all()
-        w = build_world()
-        with rbac.system():
-            deal_count = len(w.deals)
-            leads = db.session.scalars(sa.select(Lead).where(Lead.workspace_id == w.ws.id)).all()
-            keys = {u.id: key for key, u in w.users.items()}
-            world = World(
-                workspace=w.ws.name,
-                leads_by_owner={keys.get(lead.owner_id, "unowned"): lead.name for lead in leads},
-                lead_ids={keys.get(lead.owner_id, "unowned"): lead.id for lead in leads},
-                deal_count=deal_count,
-            )
-        db.session.remove()
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True,
-                                         request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="browser-test-server",
-                              daemon=True)
-    thread.start()
-    try:
-        yield Live(app=app, base_url=f"http://127.0.0.1:{server.port}", world=world)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    with serve_live(tmp_path / "browser.db") as served:
+        yield served
 
 
 # -- the browser --------------------------------------------------------------------------
@@ -216,6 +246,21 @@ class Watch:
         local = self.base_url + "/"
         return [u for u in self.requests if not u.startswith((local, "data:"))]
 
+    def problems(self) -> list[str]:
+        """Everything :meth:`check` refuses, one line each (for a report of many pages)."""
+        named = [("off-site request", self.offsite()), ("uncaught error", self.page_errors),
+                 ("CSP violation", self.csp_violations), ("console error", self.console_errors),
+                 ("5xx", self.server_errors)]
+        return [f"{label}: {item}" for label, items in named for item in items]
+
+    def drain(self) -> list[str]:
+        """Return :meth:`problems` and forget them: the next page starts clean."""
+        found = self.problems()
+        for seen in (self.requests, self.page_errors, self.csp_violations,
+                     self.console_errors, self.server_errors):
+            seen.clear()
+        return found
+
     def check(self) -> None:
         assert self.requests, "the browser made no request at all"
         assert self.offsite() == [], "pages fetched something from off the machine"
@@ -234,10 +279,13 @@ class Browse:
         self.watch = Watch(live.base_url)
         self.contexts: list[BrowserContext] = []
 
-    def context(self) -> BrowserContext:
-        """A fresh context (own cookies: a separate user), watched like every other."""
+    def context(self, width: int = 1280) -> BrowserContext:
+        """A fresh context (own cookies: a separate user), watched like every other.
+
+        ``width`` is the viewport's CSS width: 1280 (a laptop) or 390 (a phone).
+        """
         ctx = self.browser.new_context(base_url=self.live.base_url,
-                                       viewport={"width": 1280, "height": 860})
+                                       viewport={"width": width, "height": VIEWPORT_HEIGHTS[width]})
         ctx.set_default_timeout(TIMEOUT_MS)
         ctx.add_init_script(CSP_LISTENER)
         ctx.on("request", self.watch.on_request)
@@ -250,13 +298,14 @@ class Browse:
         self.contexts.append(ctx)
         return ctx
 
-    def page(self) -> Page:
-        return self.context().new_page()
+    def page(self, width: int = 1280) -> Page:
+        return self.context(width).new_page()
 
     def login(self, email: str, password: str = PASSWORD, *,
-              screenshot: Callable[[Page, str], None] | None = None) -> Page:
+              screenshot: Callable[[Page, str], None] | None = None,
+              width: int = 1280) -> Page:
         """Sign in through the real login form (CSRF token and all) in a new context."""
-        page = self.page()
+        page = self.page(width)
         page.goto("/login")
         page.fill("input[name=email]", email)
         page.fill("input[name=password]", password)
@@ -264,7 +313,8 @@ class Browse:
             screenshot(page, "login")
         page.click("button:has-text('Sign in')")
         page.wait_for_url(self.live.url("/"))
-        assert email in page.inner_text(".user-menu summary")
+        # text_content, not inner_text: a phone-width header hides the address.
+        assert email in (page.locator(".user-menu summary").text_content() or "")
         return page
 
     def goto_refused(self, page: Page, path: str, status: int) -> Response:
@@ -297,11 +347,17 @@ def browse(browser: Browser, live: Live) -> Iterator[Browse]:
 
 
 @pytest.fixture(scope="session")
-def screenshot_dir() -> Path:
-    """``RBAC_SCREENSHOT_DIR`` or ``<repo>/screenshots`` (git-ignored)."""
+def screenshot_dir() -> Iterator[Path]:
+    """``RBAC_SCREENSHOT_DIR`` or ``<repo>/screenshots`` (git-ignored).
+
+    When the session ends, :func:`.gallery.write_gallery` writes its
+    ``index.html``. Each xdist worker writes it as it finishes, from every
+    PNG there by then, so the last worker's sheet shows the whole run.
+    """
     path = Path(os.environ.get("RBAC_SCREENSHOT_DIR") or REPO_ROOT / "screenshots")
     path.mkdir(parents=True, exist_ok=True)
-    return path
+    yield path
+    write_gallery(path)
 
 
 @pytest.fixture
@@ -314,6 +370,6 @@ def screenshot(screenshot_dir: Path) -> Callable[[Page, str], None]:
 
 def settings_tab(page: Page, label: str) -> None:
     """Click a tab of the settings navigation and wait for its page."""
-    page.click(f"nav.rbac-tabs a.rbac-tab:text-is('{label}')")
-    expect(page.locator("nav.rbac-tabs a.rbac-tab.is-current")).to_have_text(label)
+    page.click(f".rbac-tabs a.rbac-tab:text-is('{label}')")
+    expect(page.locator(".rbac-tabs a.rbac-tab.is-current")).to_have_text(label)
 
