@@ -40,6 +40,12 @@ UNIQUE_WITHOUT_WORKSPACE = {
     "uq_rbac_grant_role_id",
     "uq_rbac_field_rule_role_id",
     "uq_rbac_sharing_permission_agreement_id",
+    # Account protection belongs to the account, not to a workspace: one TOTP
+    # credential per user, a session found by its cookie's hash, a throttle
+    # count found by its key (a hashed address or an IP) before any sign-in.
+    "uq_rbac_mfa_credential_user_id",
+    "uq_rbac_session_sid_hash",
+    "uq_rbac_sign_in_throttle_key",
 }
 
 

@@ -7,7 +7,8 @@ them as ``rbac.models.Role`` and so on.
 
 :mod:`.base` holds what the model modules share, :mod:`.tenancy` the
 workspaces, roles, memberships and sharing tables, :mod:`.trail` the audit
-trail and invitations.
+trail and invitations, :mod:`.security` the account protection (security
+policies, MFA, sessions, sign-in throttling).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .base import (
     user_pk_of,
     utcnow,
 )
+from .security import MFA_POLICIES, define_security_models
 from .tenancy import (
     define_agreement_model,
     define_assignment_model,
@@ -36,8 +38,8 @@ from .tenancy import (
 )
 from .trail import define_audit_model, define_team_models
 
-__all__ = ["AGREEMENT_STATUSES", "EFFECTS", "MEMBER_STATUSES", "Models", "define_models",
-           "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
+__all__ = ["AGREEMENT_STATUSES", "EFFECTS", "MEMBER_STATUSES", "MFA_POLICIES", "Models",
+           "define_models", "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
 
 
 def define_models(db: Any, user_model: type) -> Models:
@@ -65,4 +67,5 @@ def define_models(db: Any, user_model: type) -> Models:
     return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole,
                   FieldRule, RoleConflict, define_token_model(db, Membership), SharingAgreement,
                   SharingPermission, define_audit_model(db, user_pk_of(user_model).type),
-                  define_team_models(db, Membership))
+                  define_team_models(db, Membership),
+                  *define_security_models(db, user_model, Workspace))

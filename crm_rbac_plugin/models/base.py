@@ -48,6 +48,12 @@ class Models:
     SharingPermission: Any
     AuditEvent: Any
     Invitation: Any
+    # Account protection (see :mod:`.security`).
+    SecurityPolicy: Any
+    MfaCredential: Any
+    RecoveryCode: Any
+    AuthSession: Any
+    SignInThrottle: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""
