@@ -39,7 +39,11 @@ class FilterForm(FlaskForm):
 
 
 class BulkForm(FlaskForm):
-    """One change for the members ticked on the list (``members`` holds their ids)."""
+    """One change for the members ticked on the list (``members`` holds their ids).
+
+    Ids are not checked against the choices: the view looks each one up in
+    the workspace, so an id of another workspace is a 404 as on every page.
+    """
 
     members = SelectMultipleField("Members", coerce=int, choices=[], validate_choice=False,
                                   validators=[DataRequired(message="Select at least one member.")])
@@ -47,8 +51,9 @@ class BulkForm(FlaskForm):
         ("add_role", "Add a role"), ("remove_role", "Remove a role"),
         ("department", "Move to a department"), ("deactivate", "Deactivate"),
         ("reactivate", "Reactivate")]))
-    role_id = SelectField("Role", coerce=optional_int, choices=[])
-    department_id = SelectField("Department", coerce=optional_int, choices=[])
+    role_id = SelectField("Role", coerce=optional_int, choices=[], validate_choice=False)
+    department_id = SelectField("Department", coerce=optional_int, choices=[],
+                                validate_choice=False)
 
 
 class DepartmentForm(FlaskForm):
