@@ -244,6 +244,27 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
     def api_end_agreement() -> Any:
         return api.post(f"/sharing/{ids['api_agreement']}/revoke", {})
 
+    # The members list's bulk change and the access review's actions.
+    member_m = world.members["member"].id
+
+    def bulk_deactivate() -> Any:
+        return client.post("/settings/members/bulk", data={"members": [member2_m],
+                                                           "action": "deactivate"})
+
+    def review_deactivate() -> Any:
+        return client.post(f"/settings/access-review/members/{viewer_m}/deactivate")
+
+    def second_role() -> None:
+        assignment = workspaces.assign_role(rbac, world.members["member"], finance)
+        db.session.commit()
+        ids["second_role"] = assignment.id
+
+    def review_remove_role() -> Any:
+        return client.post(f"/settings/access-review/assignments/{ids['second_role']}/remove")
+
+    def review_sign_off() -> Any:
+        return client.post(f"/settings/access-review/members/{member_m}/sign-off")
+
     both = ("ws", "ws2")
     return [
         Step("rbac_settings.new_role", new_role), Step("rbac_settings.edit_role", edit_role),
@@ -273,6 +294,10 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
         Step("rbac_api.create_agreement", api_new_agreement, both, prepare=revoke_agreement),
         Step("rbac_api.update_agreement", api_update_agreement, both),
         Step("rbac_api.end_agreement", api_end_agreement, both),
+        Step("rbac_settings.bulk_members", bulk_deactivate),
+        Step("rbac_oversight.review_deactivate", review_deactivate),
+        Step("rbac_oversight.review_remove_role", review_remove_role, prepare=second_role),
+        Step("rbac_oversight.review_sign_off", review_sign_off),
     ]
 
 

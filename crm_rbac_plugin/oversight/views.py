@@ -26,10 +26,10 @@ from flask import (
     url_for,
 )
 
-from .. import audit, csvsafe, inputs, pages, queries
+from .. import audit, csvsafe, inputs, pages, queries, roles, team
 from ..config import setting
 from ..decorators import login_required, require_permission, wants_json
-from ..errors import RBACError, ValidationError
+from ..errors import PermissionDenied, RBACError, ValidationError
 from ..identity import request_state, signed_in_user
 from ..models import naive_utc, utcnow
 from ..pages import ConfirmForm, acting_access, can, render
@@ -350,7 +350,12 @@ def view_as_stop() -> Any:
 @bp.get("/access-review")
 @require_permission(PERMISSION)
 def access_review() -> Any:
-    """Privileged members, inactive members, unused roles and expiring assignments."""
+    """Privileged, inactive and never-seen members, unused roles and expiring assignments,
+    each member with their last sign-off and the actions to take on the spot."""
+    return _review_page()
+
+
+def _review_page(status: int = 200, page_errors: list[str] | None = None) -> Any:
     rbac, access = current_rbac, acting_access()
     try:
         inactive_days = max(1, min(3650, int(request.args.get("inactive_days", 30))))
@@ -361,5 +366,64 @@ def access_review() -> Any:
                                   expiring_days=expiring_days)
     viewable = [m for m in _members(rbac, access.workspace_id)
                 if viewas.refusal(rbac, access, rbac.access_for(m)) is None]
-    return render("rbac/audit/review.html", report=report, inactive_days=inactive_days,
-                   expiring_days=expiring_days, confirm=ConfirmForm(), viewable=viewable)
+    return render("rbac/audit/review.html", status, report=report, inactive_days=inactive_days,
+                   expiring_days=expiring_days, confirm=ConfirmForm(), viewable=viewable,
+                   page_errors=page_errors or [], sign_offs=review.last_sign_offs(rbac, access.workspace_id),
+                   can_edit=can("members.edit"), me=access.membership_id,
+                   args={"inactive_days": inactive_days, "expiring_days": expiring_days})
+
+
+def _review_action(change: Any, done: str) -> Any:
+    """Run a confirmed review action, commit it and go back to the review page.
+
+    A refusal rolls back and shows the review page with the reason (403, or
+    the error's status); an expired form (CSRF) changes nothing (400).
+    """
+    if not ConfirmForm().validate_on_submit():
+        return _review_page(400, ["The form expired; reload the page and try again."])
+    try:
+        change()
+        current_rbac.db.session.commit()
+    except (ValidationError, PermissionDenied) as exc:
+        current_rbac.db.session.rollback()
+        return _review_page(403 if isinstance(exc, PermissionDenied) else exc.status,
+                            [exc.message])
+    flash(done, "success")
+    return redirect(url_for(".access_review", **{
+        k: v for k in ("inactive_days", "expiring_days") if (v := request.args.get(k))}))
+
+
+def _review_member(membership_id: int) -> Any:
+    membership = queries.membership_in(current_rbac, acting_access().workspace_id, membership_id)
+    return membership if membership is not None else pages.not_found()
+
+
+@bp.post("/access-review/members/<int:membership_id>/sign-off")
+@require_permission(PERMISSION)
+def review_sign_off(membership_id: int) -> Any:
+    """Record that the reviewer checked this member's access and keeps it."""
+    membership = _review_member(membership_id)
+    return _review_action(lambda: review.sign_off(current_rbac, acting_access(), membership),
+                          f"{membership.display_name}'s access is signed off.")
+
+
+@bp.post("/access-review/members/<int:membership_id>/deactivate")
+@require_permission("members", "edit")
+def review_deactivate(membership_id: int) -> Any:
+    """Deactivate a member from the review (the members page's rules apply)."""
+    membership = _review_member(membership_id)
+    return _review_action(lambda: team.deactivate(current_rbac, acting_access(), membership),
+                          f"{membership.display_name} is deactivated; their records stay theirs.")
+
+
+@bp.post("/access-review/assignments/<int:member_role_id>/remove")
+@require_permission("members", "edit")
+def review_remove_role(member_role_id: int) -> Any:
+    """Take one role assignment away from the review (the member page's rules apply)."""
+    rbac = current_rbac
+    assignment = rbac.db.session.get(rbac.models.MemberRole, member_role_id)
+    if assignment is None or assignment.membership.workspace_id != acting_access().workspace_id:
+        return pages.not_found()
+    membership, name = assignment.membership, assignment.role.name
+    return _review_action(lambda: roles.remove_role(rbac, acting_access(), assignment),
+                          f"{membership.display_name} no longer holds {name}.")

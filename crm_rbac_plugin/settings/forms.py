@@ -22,6 +22,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
+    EmailField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
@@ -149,6 +150,22 @@ class AssignRoleForm(FlaskForm):
                                    validators=[Optional()])
     expires_at = DateTimeLocalField("Until (UTC)", format=DATETIME_FORMATS,
                                     validators=[Optional()])
+
+
+class InviteForm(FlaskForm):
+    """An invitation: the address, the roles (checkboxes), a department and an end date.
+
+    ``expires_at`` ends the role assignments the invitation gives; the link's
+    own expiry is ``RBAC_INVITE_MAX_AGE``.
+    """
+
+    email = EmailField("Email", validators=[DataRequired(), Length(max=255)])
+    roles = SelectMultipleField("Roles", coerce=int, choices=[],
+                                validators=[DataRequired(message="Choose at least one role.")])
+    department_id = SelectField("Department", coerce=optional_int, choices=[])
+    expires_at = DateTimeLocalField(
+        "Access ends (UTC, optional)", format=DATETIME_FORMATS, validators=[Optional()],
+        description="The roles end then; leave empty for a permanent member.")
 
 
 class ConflictForm(FlaskForm):

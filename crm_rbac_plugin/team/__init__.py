@@ -17,7 +17,8 @@ One module per concern; this package re-exports their public names, so
 - :mod:`.departments`: departments, per-member visibility, manager assignments;
 - :mod:`.reassignment`: moving records to a new owner;
 - :mod:`.profile`: a member's own name, password and notifications;
-- :mod:`.listing`: the filtered members list;
+- :mod:`.listing`: the filtered, sorted and paged members list;
+- :mod:`.bulk`: one change for many members, all or none;
 - :mod:`.activity`: the last-activity ``before_request`` hook (:func:`init_app`).
 
 Within the package, modules import :mod:`.checks` and :mod:`.mail` only.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from ..signals import member_invited, records_reassigned
 from .activity import init_app
+from .bulk import BULK_ACTIONS, BulkRefused, bulk_change
 from .checks import (
     EMAIL_MAX,
     membership_of,
@@ -46,6 +48,7 @@ from .departments import (
     set_department,
     set_visibility,
     unassign_from_manager,
+    workspace_departments,
 )
 from .invitations import (
     INVITE_SALT,
@@ -62,20 +65,21 @@ from .invitations import (
     revoke,
 )
 from .lifecycle import deactivate, reactivate
-from .listing import MemberFilter, list_members
+from .listing import SORT_KEYS, MemberFilter, count_members, list_members
 from .mail import send_invitation, send_mail
 from .profile import update_profile
-from .reassignment import reassign, reassign_preview, reassignable
+from .reassignment import owned_counts, reassign, reassign_preview, reassignable
 
 __all__ = [
-    "EMAIL_MAX", "INVITE_SALT", "VISIBILITY_LEVELS",
-    "InvalidInvitation", "MemberFilter",
-    "accept", "assign_to_manager", "assigned_members", "create_department", "deactivate",
+    "BULK_ACTIONS", "EMAIL_MAX", "INVITE_SALT", "SORT_KEYS", "VISIBILITY_LEVELS",
+    "BulkRefused", "InvalidInvitation", "MemberFilter",
+    "accept", "assign_to_manager", "assigned_members", "bulk_change", "count_members",
+    "create_department", "deactivate",
     "delete_department", "department_members", "has_password", "init_app",
     "invitation_for_token", "invitation_in", "invite", "list_members", "member_invited",
-    "membership_of", "needs_password", "normalise_email", "open_invitations",
+    "membership_of", "needs_password", "normalise_email", "open_invitations", "owned_counts",
     "rbac_create_user", "reactivate", "reassign", "reassign_preview", "reassignable",
     "records_reassigned", "rename_department", "require", "resend", "revoke",
     "send_invitation", "send_mail", "set_department", "set_password", "set_visibility",
-    "unassign_from_manager", "update_profile", "user_by_email",
+    "unassign_from_manager", "update_profile", "user_by_email", "workspace_departments",
 ]

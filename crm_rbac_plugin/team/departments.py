@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VISIBILITY_LEVELS", "assign_to_manager", "assigned_members", "create_department",
            "delete_department", "department_members", "rename_department", "set_department",
-           "set_visibility", "unassign_from_manager"]
+           "set_visibility", "unassign_from_manager", "workspace_departments"]
 
 
 def _department_name(rbac: RBACProtocol, workspace_id: int, name: Any, dept_id: int | None = None) -> str:
@@ -49,6 +49,13 @@ def rename_department(rbac: RBACProtocol, actor: Access | None, dept: Any, name:
     same_workspace(actor, dept)
     dept.name = _department_name(rbac, actor.workspace_id, name, dept.id)
     rbac.db.session.flush()
+
+
+def workspace_departments(rbac: RBACProtocol, workspace_id: int) -> list[Any]:
+    """The workspace's departments by name."""
+    D = rbac.models.Department
+    return list(rbac.db.session.scalars(sa.select(D).where(D.workspace_id == workspace_id)
+                                        .order_by(D.name)))
 
 
 def department_members(rbac: RBACProtocol, dept: Any) -> list[Any]:

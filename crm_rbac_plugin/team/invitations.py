@@ -67,7 +67,8 @@ def _new_token(invitation: Any) -> str:
 
 
 def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequence[Any], *,
-           send: bool = True) -> tuple[Any, str]:
+           send: bool = True, department: Any = None,
+           expires_at: dt.datetime | None = None) -> tuple[Any, str]:
     """Invite ``email`` to the actor's workspace with ``role_objs``; return (invitation, token).
 
     Needs ``members.create``; every role is given by :func:`.roles.assign_role`
@@ -75,13 +76,18 @@ def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequ
     role wider than their own. The user account is created now (with no
     password, so nobody can sign in with it) when the address is new, and
     completed on acceptance.
+
+    ``department`` places the member in one of the workspace's departments;
+    ``expires_at`` limits every role given to that UTC instant (the Owner
+    role, which is never time-limited, refuses it), so a temporary member
+    loses access then without anyone having to remember.
     """
     actor = require(rbac, actor, "members", "create")
     email = normalise_email(email)
     role_objs = list(role_objs)
     if not role_objs:
         raise ValidationError("choose at least one role", field="roles")
-    same_workspace(actor, *role_objs)
+    same_workspace(actor, *role_objs, department)
     session = rbac.db.session
     user = user_by_email(rbac, email)
     new_user = user is None
@@ -92,11 +98,12 @@ def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequ
             f"{email} is already invited; resend the invitation instead" if existing.status ==
             "pending" else f"{email} is already a member of this workspace", field="email")
     membership = rbac.models.Membership(workspace_id=actor.workspace_id, user=user,
-                                        status="pending")
+                                        status="pending",
+                                        department_id=getattr(department, "id", None))
     session.add(membership)
     session.flush()
     for role in role_objs:
-        roles.assign_role(rbac, actor, membership, role)
+        roles.assign_role(rbac, actor, membership, role, expires_at=expires_at)
     invitation = rbac.models.Invitation(workspace_id=actor.workspace_id, email=email,
                                  role_ids=[r.id for r in role_objs],
                                  membership_id=membership.id,
@@ -107,7 +114,9 @@ def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequ
     token = _new_token(invitation)
     session.flush()
     audit_action(rbac, actor, "member.invited", workspace_id=actor.workspace_id, target=email,
-                 after={"roles": [r.name for r in role_objs]})
+                 after={"roles": [r.name for r in role_objs],
+                        **({"department": department.name} if department is not None else {}),
+                        **({"expires_at": expires_at.isoformat()} if expires_at else {})})
     if send:
         send_invitation(rbac, invitation, token)
     member_invited.send(current_app._get_current_object(),  # type: ignore[attr-defined]

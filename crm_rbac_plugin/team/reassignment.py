@@ -23,7 +23,7 @@ from .checks import audit_action, membership_of, require
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["reassign", "reassign_preview", "reassignable"]
+__all__ = ["owned_counts", "reassign", "reassign_preview", "reassignable"]
 
 
 def reassignable(rbac: RBACProtocol) -> list[Any]:
@@ -87,6 +87,26 @@ def reassign_preview(rbac: RBACProtocol, actor: Access | None, from_user_id: Any
     with rbac.as_member(actor):
         for res in chosen:
             out[res.name] = len(_record_ids(rbac, res, actor, from_user_id, ids))
+    return out
+
+
+def owned_counts(rbac: RBACProtocol, actor: Access, user_id: Any, *,
+                 action: str = "view") -> dict[str, int]:
+    """Count, per resource, the records ``user_id`` owns that the actor may ``action``.
+
+    The confirmations of deactivating (``view``: what stays theirs) and of
+    reassigning (``manage``: what would move) say these numbers; counting
+    only what the actor reaches keeps them from disclosing other records.
+    """
+    out = {}
+    with rbac.as_member(actor):
+        for res in reassignable(rbac):
+            if not rbac.decide(actor, action, res.name):
+                continue
+            pk = res.model.id
+            stmt = (_owner_stmt(res, actor, user_id, None).with_only_columns(sa.func.count(pk))
+                    .execution_options(rbac_action=action))
+            out[res.name] = int(rbac.db.session.scalar(stmt) or 0)
     return out
 
 
