@@ -32,6 +32,7 @@ from ..models import naive_utc, utcnow
 from ..pages import ConfirmForm, acting_access, can, render
 from ..policy import Decision
 from ..proxies import current_rbac
+from ..security.stepup import require_recent_mfa
 from ..urls import safe_next
 from . import history, review, viewas
 from .explain import explain
@@ -191,6 +192,7 @@ def explain_page() -> Any:
 
 @bp.post("/view-as")
 @require_permission(PERMISSION)
+@require_recent_mfa
 def view_as_start() -> Any:
     """Start seeing the workspace as a member (read-only, audited)."""
     rbac, real = current_rbac, acting_access()

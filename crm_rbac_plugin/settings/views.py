@@ -26,7 +26,8 @@ from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
-from . import role_views, sharing_views, team_views, workspace_views  # noqa: F401  (pages on the same blueprint)
+from ..security.stepup import require_recent_mfa
+from . import mfa_views, role_views, sharing_views, team_views, workspace_views  # noqa: F401  (pages on the same blueprint)
 from .blueprint import attempt, bp, membership_or_404, render
 from .forms import AssignRoleForm, ConflictForm, PlanForm, TokenForm, choices
 
@@ -38,6 +39,7 @@ def register(app: Flask) -> None:
         return
     app.register_blueprint(bp, url_prefix=prefix)
     _add_tabs(app)
+    mfa_views.add_tabs(app)
 
 
 def _add_tabs(app: Flask) -> None:
@@ -105,6 +107,7 @@ def member_access(membership_id: int) -> Any:
 
 @bp.post("/members/<int:membership_id>/roles")
 @require_permission("members", "edit")
+@require_recent_mfa
 def assign(membership_id: int) -> Any:
     """Give the member a role, optionally from/until a UTC date and time."""
     rbac, access = current_rbac, acting_access()
@@ -127,6 +130,7 @@ def assign(membership_id: int) -> Any:
 
 @bp.post("/members/<int:membership_id>/roles/<int:member_role_id>/remove")
 @require_permission("members", "edit")
+@require_recent_mfa
 def unassign(membership_id: int, member_role_id: int) -> Any:
     """Take one role assignment away."""
     rbac, access = current_rbac, acting_access()

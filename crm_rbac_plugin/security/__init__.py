@@ -1,0 +1,1 @@
+"""Account protection: the workspace security policies (MFA, sessions, passwords, sign-in throttling)."""
