@@ -71,6 +71,15 @@ DEFAULTS: dict[str, Any] = {
     # recorded. A forgotten pair costs one conditional UPDATE that changes no
     # row, so this bounds memory without changing what is written.
     "RBAC_LAST_SEEN_TRACKED": 10_000,
+    # Minutes an MFA check counts for step-up (view-as, role changes) in a
+    # workspace whose security policy does not set its own.
+    "RBAC_MFA_STEP_UP_MINUTES": 15,
+    # Issuer name an authenticator app shows beside the account. None: the
+    # workspace's name.
+    "RBAC_MFA_ISSUER": None,
+    # Endpoints a member who owes an MFA check or an enrolment may still
+    # reach (the host's sign-out), besides static files and the MFA pages.
+    "RBAC_MFA_EXEMPT_ENDPOINTS": ("auth.logout", "security.logout"),
     # Records updated per flush by a reassignment.
     "RBAC_REASSIGN_BATCH": 200,
     # The built-in roles a new workspace starts with (see defaults.py for the

@@ -50,6 +50,7 @@ from .oversight import views as oversight_views
 from .policy import Access, Decision
 from .query import StatementMemo
 from .registry import STANDARD_ACTIONS, Registry, Resource, split_permission
+from .security import enforce as mfa_gate
 from .settings import views as settings_views
 
 __all__ = ["RBAC", "split_permission"]
@@ -104,6 +105,7 @@ class RBAC(HookDecorators):
         # A user who signs in with no membership gets RBAC_SIGNUP_ROLE, when set.
         user_logged_in.connect(partial(adoption.on_user_logged_in, self), weak=False)
         identity.watch_sign_in()
+        mfa_gate.watch_sign_in()  # a new sign-in needs a new MFA code
         if app is not None:
             self.init_app(app)
 
@@ -123,6 +125,7 @@ class RBAC(HookDecorators):
         app.add_template_filter(self.label, "rbac_label")
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
         team.init_app(app)  # the last-activity before_request hook
+        mfa_gate.init_app(app)  # members owing MFA reach only the MFA pages
         # Refusals are stored after the (rolled back) request.
         app.after_request(self._write_denied)
         if setting("RBAC_CLI", app):

@@ -4,7 +4,7 @@ As Flask-Login keeps its ``user_loader``, the extension keeps each host
 function on :attr:`HookDecorators.hooks` (a :class:`Hooks`), set by one
 decorator: ``@rbac.workspace_loader``, ``@rbac.unauthorized_handler``,
 ``@rbac.invited_user_factory``, ``@rbac.user_getter``,
-``@rbac.field_serializer``. Each is optional; the plugin's default applies
+``@rbac.field_serializer``, ``@rbac.mfa_verified``. Each is optional; the plugin's default applies
 while a hook is unset.
 """
 
@@ -35,6 +35,8 @@ class Hooks:
     ``field_serializer(value)`` returns the JSON form of a column value for the
     records API, or ``NotImplemented`` to leave it to the defaults (see
     :mod:`.api.values`).
+    ``mfa_verified(user)`` returns when the host's own MFA last checked the
+    user in this session, or None (see :mod:`.security.stepup`).
     """
 
     unauthorized: Callable[[Decision, int], Any]
@@ -42,6 +44,7 @@ class Hooks:
     invited_user: Callable[[str], Any] | None = None
     user_getter: Callable[[], Any] | None = None
     field_serializer: Callable[[Any], Any] | None = None
+    mfa_verified: Callable[[Any], Any] | None = None
 
 
 class HookDecorators:
@@ -96,4 +99,21 @@ class HookDecorators:
                 return value.to_json() if isinstance(value, Money) else NotImplemented
         """
         self.hooks.field_serializer = func
+        return func
+
+    def mfa_verified(self, func: F) -> F:
+        """Set how the host's own MFA reports a check: ``func(user) -> datetime | None``.
+
+        For a host that does MFA itself (Flask-Security-Too's two-factor, an
+        identity provider's ``amr`` claim ...): the function returns the time
+        (UTC) the signed-in user last passed the host's second factor in this
+        session, or None. A time counts as enrolled for the workspace's MFA
+        policy and as the session's check for step-up, instead of the
+        plugin's TOTP::
+
+            @rbac.mfa_verified
+            def host_mfa(user):
+                return session.get("tf_verified_at")  # whatever the host records
+        """
+        self.hooks.mfa_verified = func
         return func

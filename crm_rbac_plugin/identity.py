@@ -69,6 +69,7 @@ class RequestState:
     token_user: Any = None
     session_user: Any = None
     membership_row: tuple[Any, Any, Any] | None = None
+    mfa: Any = None  # the user's MFA state (security.stepup.mfa_state), once read
     denied: list[dict[str, Any]] = field(default_factory=list)
     denied_keys: set[Any] = field(default_factory=set)
 

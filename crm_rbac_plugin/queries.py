@@ -35,7 +35,6 @@ ADMIN_MODULE = "administration"
 SCOPE_WORDS = {"own": "own records", "team": "their team's records",
                "department": "their department's records", "all": "all records"}
 #: "own" for ``view`` while records without an owner are visible to every grant.
-OWN_AND_UNASSIGNED = "own records and unassigned ones"
 
 
 # -- lookups, always within one workspace --------------------------------------
@@ -151,20 +150,6 @@ def role_chain(role: Any) -> list[Any]:
         chain.append(role)
         role = role.parent
     return chain
-
-
-def scope_label(scope: str, action: str = "view") -> str:
-    """Say what a grant's ``scope`` reaches, in words ("own" -> "own records").
-
-    With ``RBAC_UNOWNED_VISIBLE`` on, a record without an owner is in every
-    ``view`` grant's reach, so "own" for ``view`` reads "own records and
-    unassigned ones": the page then says what the member really sees. Other
-    actions never reach unassigned records through "own". An unknown scope is
-    shown as given.
-    """
-    if scope == "own" and action == "view" and setting("RBAC_UNOWNED_VISIBLE"):
-        return OWN_AND_UNASSIGNED
-    return SCOPE_WORDS.get(scope, scope)
 
 
 # -- roles at a glance: summary, overview, what a deletion takes away ---------------

@@ -35,6 +35,7 @@ from ..models import naive_utc, utcnow
 from ..pages import ConfirmForm, acting_access, can, render
 from ..policy import Decision
 from ..proxies import current_rbac
+from ..security.stepup import require_recent_mfa
 from ..team import access_requests
 from ..urls import safe_next
 from . import history, review, viewas
@@ -303,6 +304,7 @@ def explain_page() -> Any:
 
 @bp.post("/view-as")
 @require_permission(PERMISSION)
+@require_recent_mfa
 def view_as_start() -> Any:
     """Start seeing the workspace as a member (read-only, audited)."""
     rbac, real = current_rbac, acting_access()

@@ -22,6 +22,7 @@ from ..pages import acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
 from ..roles.field_rules import field_labels
+from ..security.stepup import require_recent_mfa
 from . import condition_form, role_matrix
 from .blueprint import Refusal, add_error, attempt, bp, render
 from .forms import (
@@ -211,6 +212,7 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
 
 @bp.route("/roles/new", methods=["GET", "POST"])
 @require_permission("roles", "create")
+@require_recent_mfa
 def new_role() -> Any:
     """Create a role from scratch, or from a copy of ``?clone=<role_id>``."""
     rbac = current_rbac
@@ -235,6 +237,7 @@ def new_role() -> Any:
 
 @bp.route("/roles/<int:role_id>/edit", methods=["GET", "POST"])
 @require_permission("roles", "edit")
+@require_recent_mfa
 def edit_role(role_id: int) -> Any:
     """Rename, describe, re-parent and change the matrix of a role (preview first).
 
@@ -260,6 +263,7 @@ def edit_role(role_id: int) -> Any:
 
 @bp.route("/roles/<int:role_id>/delete", methods=["GET", "POST"])
 @require_permission("roles", "delete")
+@require_recent_mfa
 def delete_role(role_id: int) -> Any:
     """Confirm a deletion, offering to move the role's members to another role."""
     rbac, access = current_rbac, acting_access()

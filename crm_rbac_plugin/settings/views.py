@@ -26,7 +26,9 @@ from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
+from ..security.stepup import require_recent_mfa
 from . import (  # noqa: F401  (pages on the same blueprint)
+    mfa_views,
     role_overview_views,
     role_views,
     sharing_views,
@@ -44,6 +46,7 @@ def register(app: Flask) -> None:
         return
     app.register_blueprint(bp, url_prefix=prefix)
     _add_tabs(app)
+    mfa_views.add_tabs(app)
 
 
 def _add_tabs(app: Flask) -> None:
@@ -113,6 +116,7 @@ def member_access(membership_id: int) -> Any:
 
 @bp.post("/members/<int:membership_id>/roles")
 @require_permission("members", "edit")
+@require_recent_mfa
 def assign(membership_id: int) -> Any:
     """Give the member a role, optionally from/until a UTC date and time."""
     rbac, access = current_rbac, acting_access()
@@ -135,6 +139,7 @@ def assign(membership_id: int) -> Any:
 
 @bp.post("/members/<int:membership_id>/roles/<int:member_role_id>/remove")
 @require_permission("members", "edit")
+@require_recent_mfa
 def unassign(membership_id: int, member_role_id: int) -> Any:
     """Take one role assignment away."""
     rbac, access = current_rbac, acting_access()

@@ -1,0 +1,215 @@
+"""Multi-factor authentication: TOTP enrolment, verification, recovery codes, reset.
+
+The credential belongs to the account, not to a workspace: a person enrols
+once and the same authenticator app answers in every workspace they belong
+to. Whether they *must* enrol is the workspace's policy (:mod:`.stepup`).
+
+Rules:
+
+* Enrolment has two steps. :func:`start_enrolment` stores an unconfirmed
+  secret (the page shows it and its QR code); :func:`confirm_enrolment`
+  activates it only when the member types a valid code from their app, and
+  returns the 10 recovery codes, which are shown once and stored hashed
+  (see :mod:`.totp`). Until then the account has no MFA.
+* A TOTP code is accepted once: the accepted step is written with a
+  conditional ``UPDATE ... WHERE last_step < step``, so two requests racing
+  with the same code (two workers) cannot both succeed.
+* A recovery code is accepted once, by the same kind of conditional update
+  on ``used_at``.
+* Every failed check of an enrolled account is audited ``auth.mfa_failed``;
+  enrolment ``auth.mfa_enrolled``; an Owner's reset ``auth.mfa_reset``.
+
+The services flush; the caller commits (the settings pages through
+:func:`..settings.blueprint.attempt`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..errors import PermissionDenied, RuleConflict, ValidationError
+from ..models import utcnow
+from . import totp
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+    from ..policy import Access
+
+#: What :func:`mfa_status` reports per user.
+STATUSES = ("on", "pending", "off")
+#: The message every refused code gets, whatever the reason (unknown account included).
+INVALID_CODE = "That code is not valid. Enter the current code from your authenticator app, " \
+               "or an unused recovery code."
+
+
+def credential(rbac: RBACProtocol, user_id: Any) -> Any:
+    """Return the user's MFA credential (confirmed or not), or None."""
+    C = rbac.models.MfaCredential
+    return rbac.db.session.scalar(sa.select(C).where(C.user_id == user_id))
+
+
+def is_enrolled(rbac: RBACProtocol, user_id: Any) -> bool:
+    """Whether the user has confirmed a TOTP credential."""
+    C = rbac.models.MfaCredential
+    return rbac.db.session.scalar(
+        sa.select(C.id).where(C.user_id == user_id, C.confirmed_at.is_not(None))) is not None
+
+
+def start_enrolment(rbac: RBACProtocol, user_id: Any) -> Any:
+    """Return the user's unconfirmed credential, creating it with a new secret.
+
+    Refused (409) when the user is enrolled already: a second secret would
+    silently replace the one their app holds; an Owner's reset comes first.
+    """
+    cred = credential(rbac, user_id)
+    if cred is not None and cred.confirmed_at is not None:
+        raise RuleConflict("Two-factor authentication is already on.", field="code")
+    if cred is None:
+        cred = rbac.models.MfaCredential(user_id=user_id, secret=totp.new_secret())
+        rbac.db.session.add(cred)
+        rbac.db.session.flush()
+    return cred
+
+
+def confirm_enrolment(rbac: RBACProtocol, user_id: Any, code: str, *,
+                      now: dt.datetime | None = None) -> list[str]:
+    """Turn MFA on when ``code`` matches the pending secret; return the recovery codes.
+
+    A wrong code is a 400 on ``code`` and changes nothing.
+    """
+    now = now or utcnow()
+    cred = credential(rbac, user_id)
+    if cred is None or cred.confirmed_at is not None:
+        raise ValidationError("Start the set-up again: there is no pending secret.", field="code")
+    step = totp.matching_step(cred.secret, code, now, cred.last_step)
+    if step is None:
+        raise ValidationError("That code does not match. Check the time on your phone and "
+                              "enter the code your app shows now.", field="code")
+    cred.confirmed_at, cred.last_step = now, step
+    codes = _replace_recovery_codes(rbac, user_id)
+    rbac.audit("auth.mfa_enrolled", resource="members", target=f"user #{user_id}",
+               user_id=user_id)
+    return codes
+
+
+def verify(rbac: RBACProtocol, user_id: Any, code: str, *,
+           now: dt.datetime | None = None) -> str | None:
+    """Check a code of an enrolled user; return ``"totp"``, ``"recovery"`` or None.
+
+    A TOTP code is spent by moving ``last_step`` forward, a recovery code by
+    setting its ``used_at``, each with a conditional update so a code works
+    once even under concurrent requests. A failure is audited
+    ``auth.mfa_failed``; a user without MFA simply gets None.
+    """
+    now = now or utcnow()
+    cred = credential(rbac, user_id)
+    if cred is None or cred.confirmed_at is None:
+        totp.matching_step(totp.new_secret(), code, now, None)  # the same work either way
+        return None
+    method = None
+    step = totp.matching_step(cred.secret, code, now, cred.last_step)
+    if step is not None and _spend_step(rbac, cred, step):
+        method = "totp"
+    elif step is None and not totp.looks_like_totp(totp.normalise_code(code)):
+        method = "recovery" if _spend_recovery_code(rbac, user_id, code, now) else None
+    if method is None:
+        rbac.audit("auth.mfa_failed", resource="members", target=f"user #{user_id}",
+                   user_id=user_id)
+    return method
+
+
+def _spend_step(rbac: RBACProtocol, cred: Any, step: int) -> bool:
+    C = rbac.models.MfaCredential
+    result = rbac.db.session.execute(
+        sa.update(C).where(C.id == cred.id, sa.or_(C.last_step.is_(None), C.last_step < step))
+        .values(last_step=step).execution_options(synchronize_session=False))
+    rbac.db.session.expire(cred, ["last_step"])
+    return bool(result.rowcount)
+
+
+def _secret_keys() -> list[Any]:
+    """The app's secret key, then its fallbacks (a key rotation keeps codes working)."""
+    config = current_app.config
+    return [config.get("SECRET_KEY"), *(config.get("SECRET_KEY_FALLBACKS") or [])]
+
+
+def _spend_recovery_code(rbac: RBACProtocol, user_id: Any, code: str, now: dt.datetime) -> bool:
+    R = rbac.models.RecoveryCode
+    hashes = totp.candidate_hashes(code, _secret_keys())
+    if not hashes:
+        return False
+    result = rbac.db.session.execute(
+        sa.update(R).where(R.user_id == user_id, R.code_hash.in_(hashes), R.used_at.is_(None))
+        .values(used_at=now).execution_options(synchronize_session=False))
+    return bool(result.rowcount)
+
+
+def _replace_recovery_codes(rbac: RBACProtocol, user_id: Any) -> list[str]:
+    R = rbac.models.RecoveryCode
+    session = rbac.db.session
+    session.execute(sa.delete(R).where(R.user_id == user_id)
+                    .execution_options(synchronize_session=False))
+    key = _secret_keys()[0]
+    if not key:
+        raise RuntimeError("recovery codes need the app's SECRET_KEY")
+    codes = totp.new_recovery_codes()
+    session.add_all([R(user_id=user_id, code_hash=totp.hash_recovery_code(c, key)) for c in codes])
+    session.flush()
+    return codes
+
+
+def regenerate_recovery_codes(rbac: RBACProtocol, user_id: Any) -> list[str]:
+    """Replace the user's recovery codes with 10 new ones (the old ones stop working)."""
+    if not is_enrolled(rbac, user_id):
+        raise ValidationError("Turn on two-factor authentication first.", field="code")
+    codes = _replace_recovery_codes(rbac, user_id)
+    rbac.audit("auth.mfa_recovery_codes", resource="members", target=f"user #{user_id}",
+               user_id=user_id)
+    return codes
+
+
+def remaining_recovery_codes(rbac: RBACProtocol, user_id: Any) -> int:
+    """How many unused recovery codes the user holds."""
+    R = rbac.models.RecoveryCode
+    return int(rbac.db.session.scalar(sa.select(sa.func.count(R.id)).where(
+        R.user_id == user_id, R.used_at.is_(None))) or 0)
+
+
+def reset(rbac: RBACProtocol, actor: Access, membership: Any) -> None:
+    """Remove a member's MFA (lost phone): only an Owner of the member's workspace may.
+
+    The member then signs in with their password alone and, where the
+    policy requires it, is sent to enrol again. Audited ``auth.mfa_reset``.
+    """
+    if not actor.is_owner:
+        raise PermissionDenied("Only an Owner can reset a member's two-factor authentication.",
+                               resource="members", action="manage")
+    if membership.workspace_id != actor.workspace_id:
+        raise PermissionDenied("not found", resource="members", action="manage")
+    C, R = rbac.models.MfaCredential, rbac.models.RecoveryCode
+    session = rbac.db.session
+    had = is_enrolled(rbac, membership.user_id)
+    for model in (R, C):
+        session.execute(sa.delete(model).where(model.user_id == membership.user_id)
+                        .execution_options(synchronize_session=False))
+    rbac.audit("auth.mfa_reset", resource="members",
+               target=f"member #{membership.id} {membership.display_name}",
+               membership_id=membership.id, was_enrolled=had)
+
+
+def mfa_status(rbac: RBACProtocol, user_ids: Iterable[Any]) -> dict[Any, str]:
+    """Return ``{user_id: "on" | "pending" | "off"}`` for each of ``user_ids`` (one query)."""
+    ids = list(user_ids)
+    out = dict.fromkeys(ids, "off")
+    if not ids:
+        return out
+    C = rbac.models.MfaCredential
+    rows = rbac.db.session.execute(sa.select(C.user_id, C.confirmed_at).where(C.user_id.in_(ids)))
+    for user_id, confirmed_at in rows:
+        out[user_id] = "on" if confirmed_at is not None else "pending"
+    return out

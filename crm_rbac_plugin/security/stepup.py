@@ -1,0 +1,233 @@
+"""Who must use MFA, when the session last passed a check, and step-up for sensitive actions.
+
+* **Privileged members** (:func:`is_privileged`) are Owners and every member
+  holding ``manage`` on one of the administrative resources ``members``,
+  ``roles`` or ``settings`` (the built-in Admin role holds all three). Any
+  allow counts, whatever its scope or condition: when in doubt a member is
+  privileged, since the rule only ever adds a check.
+* **The workspace's policy** (``SecurityPolicy.mfa``, read by
+  :func:`mfa_state`) says who must enrol: ``nobody``, ``privileged``
+  members, or ``everyone``. It applies to the member's *real* access,
+  never to the access of a member an Owner is viewing the app as.
+* **The session's check**: when a password sign-in is followed by a valid
+  code, :func:`record_check` writes the time into the Flask session, bound
+  to the user's key; every Flask-Login sign-in and sign-out forgets it
+  (:func:`forget_check`), so a new sign-in always needs a new code. A host
+  that does its own MFA registers ``@rbac.mfa_verified``, a function
+  ``(user) -> datetime | None`` giving the time of its own last check; a
+  time from it counts as enrolled and checked.
+* **Step-up** (:func:`require_recent_mfa`): view-as, role changes and
+  other sensitive routes need a check within the workspace's
+  ``step_up_minutes`` (``RBAC_MFA_STEP_UP_MINUTES`` for a workspace without
+  a policy row). It applies to members who are enrolled or must be; a stale
+  browser session is sent to the verification page and comes back, a JSON
+  client gets ``403 {"error": "mfa_step_up_required"}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import current_app, jsonify, redirect, request, session, url_for
+from werkzeug.routing import BuildError
+
+from ..config import setting
+from ..decorators import EXEMPT_METHODS, wants_json
+from ..identity import request_state, signed_in_user
+from ..loader import BYPASS
+from ..models import naive_utc, utcnow
+from ..policy import ALLOW, Access
+from ..proxies import get_rbac
+from ..urls import safe_next
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The resources whose ``manage`` makes a member privileged.
+ADMIN_RESOURCES = ("members", "roles", "settings")
+#: The policy values of ``SecurityPolicy.mfa``.
+POLICIES = ("nobody", "privileged", "everyone")
+#: Flask session key of the session's last MFA check: ``{"user": key, "at": epoch seconds}``.
+SESSION_KEY = "rbac_mfa"
+#: The plugin's pages a member reaches before enrolling or verifying (settings blueprint).
+ENROL_ENDPOINT = "rbac_settings.mfa"
+VERIFY_ENDPOINT = "rbac_settings.mfa_verify"
+
+
+def is_privileged(access: Access | None) -> bool:
+    """Whether ``access`` is an Owner's or holds ``manage`` on members, roles or settings."""
+    if access is None:
+        return False
+    if access.is_owner:
+        return True
+    return any(rule.effect == ALLOW for resource in ADMIN_RESOURCES
+               for rule in access.rules.get((resource, "manage"), ()))
+
+
+def must_enrol(policy: str, access: Access | None) -> bool:
+    """Whether a workspace policy (``nobody``/``privileged``/``everyone``) requires MFA of ``access``."""
+    if access is None or policy == "nobody":
+        return False
+    if policy == "everyone":
+        return True
+    return is_privileged(access)
+
+
+def is_recent(checked_at: dt.datetime | None, minutes: int, now: dt.datetime) -> bool:
+    """Whether a check at ``checked_at`` is within the last ``minutes`` of ``now``."""
+    return checked_at is not None and now - checked_at <= dt.timedelta(minutes=minutes)
+
+
+# -- the session's check ------------------------------------------------------------------------
+
+
+def record_check(user: Any, when: dt.datetime | None = None) -> None:
+    """Note in the session that ``user`` passed an MFA check at ``when`` (default now)."""
+    at = naive_utc(when or utcnow()).replace(tzinfo=dt.UTC)
+    session[SESSION_KEY] = {"user": str(get_rbac().user_pk(user)), "at": int(at.timestamp())}
+    request_state().mfa = None
+
+
+def session_check(user: Any) -> dt.datetime | None:
+    """The time ``user`` passed an MFA check in this session, or None."""
+    value = session.get(SESSION_KEY)
+    if not isinstance(value, dict) or value.get("user") != str(get_rbac().user_pk(user)):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(int(value["at"]), dt.UTC).replace(tzinfo=None)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+
+
+def forget_check(sender: Any = None, **extra: Any) -> None:
+    """Flask-Login sign-in/sign-out receiver: a new sign-in needs a new code."""
+    session.pop(SESSION_KEY, None)
+
+
+# -- the member's state in this request ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MfaState:
+    """What the request's user has and owes.
+
+    ``enrolled``: a confirmed TOTP credential, or a check by the host's own
+    MFA; ``own_credential``: the plugin's TOTP is on (so the session must
+    pass the verification page); ``required``: the workspace's policy
+    requires MFA of the member; ``checked_at``: the session's last check;
+    ``step_up_minutes``: how recent a check sensitive actions need.
+    """
+
+    enrolled: bool
+    own_credential: bool
+    required: bool
+    checked_at: dt.datetime | None
+    step_up_minutes: int
+
+    @property
+    def must_enrol(self) -> bool:
+        return self.required and not self.enrolled
+
+    @property
+    def must_verify(self) -> bool:
+        return self.own_credential and self.checked_at is None
+
+    def fresh(self, now: dt.datetime | None = None) -> bool:
+        """Whether the last check is recent enough for a sensitive action."""
+        return is_recent(self.checked_at, self.step_up_minutes, now or utcnow())
+
+
+def mfa_state() -> MfaState | None:
+    """The request's user's :class:`MfaState` (None: nobody signed in); one query, cached."""
+    user = signed_in_user()
+    if user is None:
+        return None
+    state = request_state()
+    if state.mfa is not None:
+        return state.mfa  # type: ignore[no-any-return]
+    rbac = get_rbac()
+    uid = rbac.user_pk(user)
+    C, P = rbac.models.MfaCredential, rbac.models.SecurityPolicy
+    ws = rbac.current_workspace_id()
+    confirmed, policy, minutes = rbac.db.session.execute(sa.select(
+        sa.select(C.confirmed_at).where(C.user_id == uid).scalar_subquery(),
+        sa.select(P.mfa).where(P.workspace_id == ws).scalar_subquery(),
+        sa.select(P.step_up_minutes).where(P.workspace_id == ws).scalar_subquery(),
+    ), execution_options=BYPASS).one()
+    hook = rbac.hooks.mfa_verified
+    host_at = hook(user) if hook is not None else None
+    access = rbac.current_access()
+    real = state.real_access or access
+    state.mfa = MfaState(
+        enrolled=confirmed is not None or host_at is not None,
+        own_credential=confirmed is not None,
+        required=must_enrol(policy or "nobody", real),
+        checked_at=naive_utc(host_at) if host_at is not None else session_check(user),
+        step_up_minutes=int(minutes or setting("RBAC_MFA_STEP_UP_MINUTES")))
+    return state.mfa
+
+
+# -- step-up -------------------------------------------------------------------------------------
+
+
+def return_path() -> str:
+    """Where the member comes back after verifying: this page, or for a POST the page
+    that sent it (its form's ``next``, else the referring page of this site)."""
+    if request.method in ("GET", "HEAD"):
+        return request.full_path.rstrip("?")
+    target = safe_next(request.form.get("next"), "")
+    if target:
+        return target
+    ref = urlsplit(request.referrer or "")
+    if ref.netloc == request.host and ref.path:
+        return safe_next(ref.path + (f"?{ref.query}" if ref.query else ""), "/")
+    return "/"
+
+
+def page_url(endpoint: str, **args: Any) -> str | None:
+    """The URL of one of the plugin's MFA pages, or None when the host left them out."""
+    try:
+        return url_for(endpoint, **args)
+    except BuildError:
+        return None
+
+
+def refuse(error: str, message: str, endpoint: str, status: int = 403) -> Any:
+    """Send a browser to the MFA page ``endpoint`` (coming back here); a JSON client
+    gets ``status`` with ``{"error", "message"}``."""
+    target = page_url(endpoint, next=return_path())
+    if target is not None and not wants_json() and not request_state().token_auth:
+        return redirect(target)
+    response = jsonify(error=error, message=message)
+    response.status_code = status
+    return response
+
+
+def require_recent_mfa(view: F) -> F:
+    """Refuse ``view`` unless the session passed an MFA check within ``step_up_minutes``.
+
+    Only members who are enrolled or must be are asked; others pass. Put it
+    below the permission check, so that a refused member is refused first::
+
+        @bp.post("/view-as")
+        @require_permission("settings.view")
+        @require_recent_mfa
+        def view_as_start(): ...
+    """
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        state = mfa_state() if request.method not in EXEMPT_METHODS else None
+        if state is not None and state.must_enrol:
+            return refuse("mfa_required", "Turn on two-factor authentication first.",
+                          ENROL_ENDPOINT)
+        if state is not None and (state.enrolled or state.required) and not state.fresh():
+            return refuse("mfa_step_up_required",
+                          "Confirm it is you: enter a code from your authenticator app.",
+                          VERIFY_ENDPOINT)
+        return current_app.ensure_sync(view)(*args, **kwargs)
+    return wrapped  # type: ignore[return-value]

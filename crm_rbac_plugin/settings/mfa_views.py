@@ -1,0 +1,194 @@
+"""The member's two-factor authentication pages, the sign-in verification step, the Owner's reset.
+
+* ``/account/mfa`` (tab "Two-factor authentication"): set-up with a QR code
+  and the secret as text, confirmed by a code before MFA is on; then the
+  status, and new recovery codes (a step-up action).
+* ``/account/verify``: the code asked after a password sign-in (the gate of
+  :mod:`..security.enforce` sends the session here) and for step-up. It is
+  not behind a login check: an anonymous request, an account without MFA
+  and a wrong code all get the same page and the same 400, so the answer
+  never tells whether the account exists or has MFA. Five failures in a row
+  end the session.
+* ``/members/<id>/mfa/reset`` (POST): an Owner removes a member's MFA
+  (audited ``auth.mfa_reset``); another workspace's member is a 404.
+
+Templates can show the status through the blueprint's context:
+``mfa_status_of(user_id)`` and ``mfa_summary()`` (used by the includes
+``rbac/settings/account/mfa_card.html`` and ``mfa_status.html``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, flash, redirect, request, session, url_for
+from flask_login import logout_user
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from .. import pages
+from ..config import setting
+from ..decorators import login_required, require_permission
+from ..identity import signed_in_user
+from ..models import utcnow
+from ..pages import ConfirmForm, acting_access
+from ..policy import Decision
+from ..proxies import current_rbac
+from ..security import mfa, stepup, totp
+from ..urls import safe_next
+from .blueprint import attempt, bp, membership_or_404, render
+
+#: Failed codes in a row after which the verification page ends the session.
+MAX_FAILURES = 5
+_FAILURES_KEY = "rbac_mfa_failures"
+
+
+class CodeForm(FlaskForm):
+    """One code: six digits from the app, or a recovery code."""
+
+    code = StringField("Code", validators=[DataRequired(message="Enter a code."), Length(max=32)],
+                       render_kw={"autocomplete": "one-time-code", "autocapitalize": "off",
+                                  "spellcheck": "false"})
+
+
+def add_tabs(app: Flask) -> None:
+    """The personal tab, between Profile (200) and API tokens (210)."""
+    pages.add_tab(app, f"{bp.name}.mfa", "Two-factor authentication", order=205,
+                  group="personal", highlight=[f"{bp.name}.mfa_recovery_codes"])
+
+
+@bp.context_processor
+def _mfa_context() -> dict[str, Any]:
+    """Lazy helpers for the MFA includes (nothing is read until a template calls them)."""
+    def status_of(user_id: Any) -> str:
+        return mfa.mfa_status(current_rbac, [user_id])[user_id]
+
+    def summary() -> dict[str, Any]:
+        uid = current_rbac.user_pk(signed_in_user())
+        status = mfa.mfa_status(current_rbac, [uid])[uid]
+        left = mfa.remaining_recovery_codes(current_rbac, uid) if status == "on" else 0
+        return {"status": status, "recovery_codes_left": left}
+
+    def can_reset() -> bool:
+        access = current_rbac.current_access()
+        return bool(access and access.is_owner)
+    return {"mfa_status_of": status_of, "mfa_summary": summary, "mfa_can_reset": can_reset}
+
+
+def _uid() -> Any:
+    return current_rbac.user_pk(signed_in_user())
+
+
+def _setup_page(form: CodeForm, status: int = 200) -> tuple[str, int]:
+    """The set-up page with the pending secret (created on first view)."""
+    rbac, user = current_rbac, signed_in_user()
+    cred = mfa.start_enrolment(rbac, _uid())
+    rbac.db.session.commit()
+    account = str(getattr(user, "email", None) or _uid())
+    issuer = setting("RBAC_MFA_ISSUER") or request.host.split(":")[0]
+    uri = totp.provisioning_uri(cred.secret, account, issuer)
+    return render("account/mfa.html", status, mode="setup", form=form, qr=totp.qr_svg(uri),
+                  secret=totp.grouped(cred.secret), codes=None, next=_next(), confirm=ConfirmForm())
+
+
+def _next() -> str:
+    return safe_next(request.values.get("next"), "")
+
+
+def _codes_page(codes: list[str], title: str) -> tuple[str, int]:
+    return render("account/mfa.html", mode="codes", codes=codes, codes_title=title,
+                  next=_next() or url_for(".mfa"), form=None, confirm=ConfirmForm())
+
+
+@bp.route("/account/mfa", methods=["GET", "POST"], endpoint="mfa")
+@login_required
+def mfa_page() -> Any:
+    """Set up TOTP (QR code, secret, confirming code), or see its status."""
+    rbac, uid = current_rbac, _uid()
+    summary = mfa.mfa_status(rbac, [uid])[uid]
+    if summary == "on":
+        return render("account/mfa.html", mode="on", form=None, codes=None, next=_next(),
+                      left=mfa.remaining_recovery_codes(rbac, uid), confirm=ConfirmForm())
+    form = CodeForm()
+    if request.method == "GET":
+        return _setup_page(form)
+    if not form.validate_on_submit():
+        return _setup_page(form, 400)
+    outcome = attempt(lambda: mfa.confirm_enrolment(rbac, uid, form.code.data or ""), form)
+    if not outcome.ok:
+        return _setup_page(form, outcome.status)
+    stepup.record_check(signed_in_user())  # the member just showed they hold the secret
+    flash("Two-factor authentication is on.", "success")
+    return _codes_page(outcome.value or [], "Save your recovery codes")
+
+
+@bp.post("/account/mfa/recovery-codes")
+@login_required
+@stepup.require_recent_mfa
+def mfa_recovery_codes() -> Any:
+    """Replace the recovery codes; the new ones are shown once."""
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for(".mfa"))
+    outcome = attempt(lambda: mfa.regenerate_recovery_codes(current_rbac, _uid()))
+    if not outcome.ok:
+        return redirect(url_for(".mfa"))
+    return _codes_page(outcome.value or [], "Your new recovery codes")
+
+
+@bp.route("/account/verify", methods=["GET", "POST"])
+def mfa_verify() -> Any:
+    """Ask for a code; the same page and answer whoever asks (see the module's docstring)."""
+    form = CodeForm()
+    if request.method == "GET":
+        return render("account/verify.html", form=form, next=_next())
+    if not form.validate_on_submit():
+        return render("account/verify.html", 400, form=form, next=_next())
+    user = signed_in_user()
+    method = None
+    if user is not None:
+        outcome = attempt(lambda: mfa.verify(current_rbac, _uid(), form.code.data or ""))
+        method = outcome.value
+    else:
+        totp.matching_step(totp.new_secret(), form.code.data or "", utcnow(), None)
+    if method is None:
+        return _refuse_code(form, user)
+    session.pop(_FAILURES_KEY, None)
+    stepup.record_check(user)
+    if method == "recovery":
+        left = mfa.remaining_recovery_codes(current_rbac, _uid())
+        flash(f"Recovery code accepted; {left} left. Regenerate them if you are running low.",
+              "warning")
+    return redirect(safe_next(request.values.get("next"), url_for(".mfa")))
+
+
+def _refuse_code(form: CodeForm, user: Any) -> Any:
+    """A wrong code: the same 400 for everyone; the fifth in a row ends the session."""
+    failures = int(session.get(_FAILURES_KEY, 0)) + 1
+    session[_FAILURES_KEY] = failures
+    if user is not None and failures >= MAX_FAILURES:
+        session.pop(_FAILURES_KEY, None)
+        if getattr(current_app, "login_manager", None) is not None:
+            logout_user()
+        flash("Too many wrong codes: sign in again.", "error")
+    form.code.errors = [*form.code.errors, mfa.INVALID_CODE]
+    return render("account/verify.html", 400, form=form, next=_next())
+
+
+@bp.post("/members/<int:membership_id>/mfa/reset")
+@require_permission("members", "view")
+@stepup.require_recent_mfa
+def mfa_reset(membership_id: int) -> Any:
+    """Remove a member's MFA (Owners only; audited); they set it up again at next sign-in."""
+    access = acting_access()
+    membership = membership_or_404(membership_id)
+    if not access.is_owner:
+        return current_rbac.refuse(Decision(False, "Only an Owner can reset two-factor "
+                                                   "authentication."), 403)
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+    elif attempt(lambda: mfa.reset(current_rbac, access, membership)).ok:
+        flash(f"{membership.display_name}'s two-factor authentication was reset.", "success")
+    target = url_for(".team_member", membership_id=membership.id)
+    return redirect(safe_next(request.form.get("next"), target))
