@@ -34,7 +34,6 @@ ADMIN_MODULE = "administration"
 #: Each scope in words, as the pages show it.
 SCOPE_WORDS = {"own": "own records", "team": "their team's records",
                "department": "their department's records", "all": "all records"}
-#: "own" for ``view`` while records without an owner are visible to every grant.
 
 
 # -- lookups, always within one workspace --------------------------------------
