@@ -200,7 +200,10 @@ def test_own_scope_reads_with_unassigned_records_when_they_are_visible(
     own_view = "own records and unassigned ones" if unowned_visible else "own records"
     assert queries.scope_label("own") == own_view
     assert queries.scope_label("own", "edit") == "own records"
-    assert queries.scope_label("team") == "their team's records"
+    # Every view scope narrower than "all" reaches unassigned records (policy rule 5).
+    assert queries.scope_label("team") == ("their team's records and unassigned ones"
+                                           if unowned_visible else "their team's records")
+    assert queries.scope_label("all") == "all records"
 
     admin = login(world.users["admin"], world.ws)
     page = admin.get(f"/settings/members/{world.members['junior_rep'].id}/access").text
