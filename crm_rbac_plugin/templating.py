@@ -8,14 +8,20 @@ The workspace switcher macro reads the globals of :func:`install_globals`:
 mode), ``rbac_workspace_id()`` and ``rbac_csrf_token()``. They are Jinja
 globals rather than context names because a macro imported without
 ``with context`` sees only globals.
+
+``rbac_assets()`` returns the plugin's stylesheet and script tags the first
+time a request asks and nothing afterwards: a host layout and the settings
+layout may both call ``ui.assets()``, and a script included twice would bind
+its handlers twice (two confirmation dialogs per click).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+from flask import Flask, g, url_for
 from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 
 from . import workspaces
 from .errors import NoAccessContext
@@ -51,3 +57,14 @@ def install_globals(rbac: RBACProtocol, app: Flask) -> None:
     app.add_template_global(rbac_workspaces, "rbac_workspaces")
     app.add_template_global(rbac.current_workspace_id, "rbac_workspace_id")
     app.add_template_global(generate_csrf, "rbac_csrf_token")
+    app.add_template_global(rbac_assets, "rbac_assets")
+
+
+def rbac_assets() -> Markup:
+    """The plugin's ``<link>`` and ``<script>`` tags, once per request (see the module's docstring)."""
+    if g.get("_rbac_assets_linked"):
+        return Markup("")
+    g._rbac_assets_linked = True
+    css = url_for("rbac.static", filename="rbac/rbac.css")
+    js = url_for("rbac.static", filename="rbac/rbac.js")
+    return Markup('<link rel="stylesheet" href="{}">\n<script src="{}" defer></script>').format(css, js)
