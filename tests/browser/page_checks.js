@@ -116,6 +116,14 @@
     if (why) { unstyled.push(describe(el) + ": " + why); }
     if (!PRESSABLE.has(kind(el)) && !named(el)) { unlabelled.push(describe(el)); }
   }
+  // A script included twice runs twice (two listeners: two dialogs for one click).
+  const seen = {};
+  const twice = [];
+  for (const el of document.querySelectorAll("script[src], link[rel=stylesheet][href]")) {
+    const url = el.getAttribute("src") || el.getAttribute("href");
+    if (seen[url]) { twice.push(url); }
+    seen[url] = true;
+  }
   const scrollWidth = document.documentElement.scrollWidth;
   return {
     scrollWidth: scrollWidth,
@@ -123,5 +131,6 @@
     overflowing: scrollWidth > window.innerWidth ? overflowing() : [],
     unstyled: unstyled,
     unlabelled: unlabelled,
+    twice: twice,
   };
 }

@@ -254,6 +254,9 @@ def check_page(page: Page, ua: dict[str, dict[str, str]], *, axe: bool = True) -
     A form control (not a button) has a label when ``control.labels`` has a
     non-empty one (``label[for]`` or a wrapping label), or an ``aria-label``,
     or an ``aria-labelledby`` pointing at text.
+
+    A script or stylesheet included twice is a fault too: a script runs once
+    per inclusion, so its listeners fire twice (two dialogs for one click).
     """
     found = page.evaluate(CHECKS_JS.read_text(encoding="utf-8"), ua)
     problems = []
@@ -263,6 +266,7 @@ def check_page(page: Page, ua: dict[str, dict[str, str]], *, axe: bool = True) -
                         + "; ".join(found["overflowing"]))
     problems += [f"unstyled control {c}" for c in _counted(found["unstyled"])]
     problems += [f"unlabelled control {c}" for c in _counted(found["unlabelled"])]
+    problems += [f"loaded twice: {url}" for url in found["twice"]]
     return problems + (run_axe(page) if axe else [])
 
 

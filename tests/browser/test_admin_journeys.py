@@ -112,7 +112,8 @@ def test_reassigning_records_asks_with_the_count(live: Live, browse: Browse, wid
             Lead.owner_id == db.session.get(rbac.models.Membership, source).user_id)))
     page = browse.login("owner@example.test", width=width)
     page.goto(f"/settings/members/{source}/reassign")
-    page.select_option("select[name=to_user_id]", index=1)
+    heir = page.locator("select[name=to_user_id] option", has_text=re.compile("member2", re.I))
+    page.select_option("select[name=to_user_id]", value=heir.first.get_attribute("value"))
     resources = page.locator("select[name=resources] option, input[name=resources]")
     if page.locator("select[name=resources]").count():
         page.select_option("select[name=resources]", value=resources.evaluate_all(
@@ -122,7 +123,7 @@ def test_reassigning_records_asks_with_the_count(live: Live, browse: Browse, wid
             resources.nth(i).check()
     page.get_by_role("button", name=re.compile(r"^\s*Preview", re.I)).click()
     total = sum(int(n) for n in page.locator("[data-preview] tbody td").all_inner_texts())
-    assert total > 0
+    assert total > 0, page.locator("main").inner_text()
     apply = page.get_by_role("button", name=re.compile(r"^\s*Reassign", re.I))
     dialog = open_dialog(page, apply)
     expect(dialog).to_contain_text(str(total))
@@ -223,7 +224,7 @@ def test_role_matrix_by_keyboard_alone(live: Live, browse: Browse, width: int) -
     assert after != before, "ArrowDown did not change the focused scope select"
     tab_to(page, "button[value=preview]:not([tabindex='-1'])")
     page.keyboard.press("Enter")
-    preview = page.locator("section.rbac-preview")
+    preview = page.locator(".rbac-preview")
     expect(preview).to_be_visible()
     expect(preview.locator("tbody tr")).to_have_count(1)
     tab_to(page, "[data-rbac-save]:not([disabled])")

@@ -10,7 +10,8 @@ page is checked without being listed here. For each page this asserts:
 (c) every form control has an accessible label;
 (d) axe-core reports no serious or critical violation (the Owner's at 1280 px,
     the other roles' at 390 px: :class:`.sweep.Visit`);
-(e) the browser saw no console error, CSP violation, off-site request or 5xx.
+(e) the browser saw no console error, CSP violation, off-site request or 5xx;
+(f) no script or stylesheet is included twice (a script would run twice).
 
 A failing page names every fault it has (page, width, check, element), so
 the failures of one run read as a to-do list. A page the role is refused
@@ -69,7 +70,9 @@ CANARY = """<!doctype html><html lang="en"><title>canary</title>
 <select class="ok" name="nameless"><option>a</option></select>
 <input type="checkbox" name="plain" aria-label="Plain box">
 <img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" width="1" height="1">
-<div class="wide">wide</div></main></html>"""
+<div class="wide">wide</div></main>
+<script src="data:text/javascript,0"></script><script src="data:text/javascript,0"></script>
+</html>"""
 
 
 def test_the_checks_catch_each_fault(browser: Browser) -> None:
@@ -89,5 +92,6 @@ def test_the_checks_catch_each_fault(browser: Browser) -> None:
     assert "unlabelled control input#bare[type=text]" in text
     assert "unlabelled control select[name=\"nameless\"].ok" in text
     assert "axe image-alt (critical)" in text
+    assert "loaded twice: data:text/javascript,0" in text
     assert not [p for p in problems if "#fine" in p or 'name="tick"' in p], (
         "a styled, labelled control was reported")
