@@ -175,12 +175,16 @@ def test_the_json_api_refuses_unholdable_values(app: Flask, world: SimpleNamespa
     assert policy_snapshot() == before_roles
 
 
+#: The editor words a refused JSON condition itself; the parser's reason never reaches the page.
+UNFIT = "cannot be read or does not fit the fields"
+
+
 @pytest.mark.parametrize("text, words", [
-    ('[{"field": "amount", "op": "gt", "value": "NaN"}]', "not a number"),
-    ('[{"field": "amount", "op": "gt", "value": NaN}]', "finite"),
-    ('[{"field": "amount", "op": "gt", "value": Infinity}]', "finite"),
-    ('[{"field": "amount", "op": "lt", "value": "1000.002"}]', "at most 2"),
-    ('[{"field": "id", "op": "lt", "value": 1000000000000000000000000000000}]', "out of range"),
+    ('[{"field": "amount", "op": "gt", "value": "NaN"}]', UNFIT),
+    ('[{"field": "amount", "op": "gt", "value": NaN}]', UNFIT),
+    ('[{"field": "amount", "op": "gt", "value": Infinity}]', UNFIT),
+    ('[{"field": "amount", "op": "lt", "value": "1000.002"}]', UNFIT),
+    ('[{"field": "id", "op": "lt", "value": 1000000000000000000000000000000}]', UNFIT),
 ])
 def test_the_role_editor_refuses_unholdable_values(world: SimpleNamespace, login: Any,
                                                    text: str, words: str) -> None:

@@ -180,10 +180,10 @@ def test_the_matrix_offers_all_or_none_for_tags_with_a_note(host: Flask) -> None
     page = host.test_client().get("/settings/roles/new", headers={"X-User": "owner@host.test"})
     assert page.status_code == 200
     text = page.text
-    tags_select = text[text.index('aria-label="Tags delete"'):]
+    tags_select = text[text.index('aria-label="Tags: delete scope"'):]
     tags_select = tags_select[:tags_select.index("</select>")]
     assert 'value="all"' in tags_select and 'value="own"' not in tags_select
-    notes_select = text[text.index('aria-label="Notes delete"'):]
+    notes_select = text[text.index('aria-label="Notes: delete scope"'):]
     assert 'value="own"' in notes_select[:notes_select.index("</select>")]
     assert "no owner column" in text
 
@@ -209,7 +209,7 @@ def test_a_stored_owner_scope_on_the_edit_page_shows_none(host: Flask) -> None:
         role_id = role.id
     page = host.test_client().get(f"/settings/roles/{role_id}/edit",
                                   headers={"X-User": "owner@host.test"}).text
-    tags_select = page[page.index('aria-label="Tags view"'):]
+    tags_select = page[page.index('aria-label="Tags: view scope"'):]
     tags_select = tags_select[:tags_select.index("</select>")]
     assert 'selected value="all"' not in tags_select and 'value="all" selected' not in tags_select
 

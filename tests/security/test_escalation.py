@@ -311,10 +311,14 @@ def test_a_role_admin_never_writes_a_role_wider_than_their_own(
          lambda: mgr_api.patch(f"/roles/{team_role.id}", {
              "permissions": ["leads.view", "settings.view"], "scopes": {"leads": "team"}})),
         # dropping (or loosening) a condition
+        # (the editor shows the condition as builder rows: a row whose field is
+        # "—" is no condition, and "new" is the first of the stage's choices)
         ("page edit: condition dropped", save(fin, closed_url, closed_form,
-                                              cond__deals__view="")),
+                                              cond__deals__view__0__field="")),
         ("page edit: condition loosened to won|lost|new",
-         save(fin, closed_url, closed_form,
+         save(fin, closed_url, closed_form, cond__deals__view__0__pick__0="new")),
+        ("page edit: condition replaced by JSON won|lost|new",
+         save(fin, closed_url, closed_form, cond__deals__view__0__field="",
               cond__deals__view='[{"field": "stage", "op": "in", '
                                 '"value": ["won", "lost", "new"]}]')),
         ("page new: deals.view without condition",
