@@ -394,3 +394,21 @@ def test_status_include(app: Flask, world: SimpleNamespace) -> None:
                                        mfa_status_of=lambda u: "off", mfa_can_reset=lambda: False)
     assert "rbac-badge--success" in owner and "Reset two-factor" in owner
     assert "Off" in admin and "Reset" not in admin
+
+
+def test_profile_card_include(app: Flask, world: SimpleNamespace, signed: Any) -> None:
+    """The card an integrator includes on the profile page: the status and the way to change it."""
+    from flask import render_template_string
+    page = '{% include "rbac/settings/account/mfa_card.html" %}'
+    with app.test_request_context():
+        off = render_template_string(page, mfa_summary=lambda: {"status": "off",
+                                                                "recovery_codes_left": 0})
+        on = render_template_string(page, mfa_summary=lambda: {"status": "on",
+                                                               "recovery_codes_left": 7})
+    assert "Off" in off and "Set up two-factor authentication" in off
+    assert "On" in on and "7 recovery codes left" in on and MFA_PAGE in on
+    enrolled_directly(world.users["viewer"])
+    client = signed("viewer")
+    set_check(client, world.users["viewer"], 0)
+    status = client.get(MFA_PAGE)
+    assert status.status_code == 200 and "data-mfa-codes-left>10<" in status.text
