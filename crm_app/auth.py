@@ -167,29 +167,45 @@ def _deactivated_everywhere(user: User) -> bool:
 # -- views ----------------------------------------------------------------------
 
 @bp.route("/login", methods=["GET", "POST"])
+@rbac.rate_limited("sign-in")  # RBAC_SIGN_IN_RATE_LIMIT attempts per IP (429 beyond)
 def login() -> Any:
-    """Sign in with email and password; deactivated accounts are refused."""
+    """Sign in with email and password; deactivated accounts are refused.
+
+    The plugin's sign-in API guards the password check: an address or IP
+    that failed too often must wait (``rbac.auth.check``: the password is not
+    even checked), a wrong password or an unknown address is counted
+    (``rbac.auth.failed``), a success resets the address's count
+    (``rbac.auth.succeeded``); all three are audited.
+    """
     if current_user.is_authenticated:
         return redirect(url_for("crm.dashboard"))
     form = LoginForm()
+    status = 200
     if form.validate_on_submit():
         email = (form.email.data or "").strip().lower()
-        user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
-        # Verified before anything else is looked at: one hash per attempt, whoever it names.
-        password_ok = verify_password(user, form.password.data or "")
-        if user is None or not password_ok:
-            flash("That email and password do not match an account.", "error")
-        elif not user.is_active_user or _deactivated_everywhere(user):
-            flash("This account has been deactivated. Ask a workspace owner to restore it.",
-                  "error")
+        throttle = rbac.auth.check(email, request.remote_addr)
+        if not throttle.allowed:
+            flash(throttle.message, "error")
+            status = 429
         else:
-            login_user(user, remember=bool(form.remember.data))
-            # Start in the user's default workspace, not one left by a previous user.
-            session.pop(current_app.config["RBAC_SESSION_KEY"], None)
-            flash(f"Signed in as {user.email}.", "success")
-            return redirect(safe_next(request.args.get("next"), url_for("crm.dashboard")))
+            user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
+            # Verified before anything else is looked at: one hash per attempt, whoever it names.
+            password_ok = verify_password(user, form.password.data or "")
+            if user is None or not password_ok:
+                rbac.auth.failed(email, request.remote_addr)
+                flash("That email and password do not match an account.", "error")
+            elif not user.is_active_user or _deactivated_everywhere(user):
+                flash("This account has been deactivated. Ask a workspace owner to restore it.",
+                      "error")
+            else:
+                login_user(user, remember=bool(form.remember.data))
+                rbac.auth.succeeded(user, email, request.remote_addr)
+                # Start in the user's default workspace, not one left by a previous user.
+                session.pop(current_app.config["RBAC_SESSION_KEY"], None)
+                flash(f"Signed in as {user.email}.", "success")
+                return redirect(safe_next(request.args.get("next"), url_for("crm.dashboard")))
     hints = demo_logins() if current_app.config.get("CRM_DEMO_LOGIN_HINTS") else []
-    return render_template("auth/login.html", form=form, demo_logins=hints)
+    return render_template("auth/login.html", form=form, demo_logins=hints), status
 
 
 @bp.post("/logout")

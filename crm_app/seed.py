@@ -172,6 +172,9 @@ def create_users() -> dict[str, User]:
     for member in MEMBERS:
         user = existing.get(member.email) or User(email=member.email, name=member.name)
         user.is_active_user = True
+        # The demo's shared password is weaker than the password rules
+        # (crm_rbac_plugin.security): seeding sets it directly, bypassing them
+        # on purpose, so that a fresh checkout signs in with one known word.
         user.set_password(PASSWORD)
         users[member.email] = user
     db.session.add_all(users.values())

@@ -97,6 +97,21 @@ DEFAULTS: dict[str, Any] = {
     # RBAC_DEFAULT_WORKSPACE workspace (crm_rbac_plugin.adoption.enroll).
     # None: no automatic membership. Owner and Admin are refused.
     "RBAC_SIGNUP_ROLE": None,
+    # Per-IP limit on attempts (POST) at the sign-in route (@rbac.rate_limited)
+    # and at invitation links, in Flask-Limiter's notation; None: no limit.
+    "RBAC_SIGN_IN_RATE_LIMIT": "20 per minute",
+    # Where the rate-limit counts live: "memory://" counts per process;
+    # "redis://127.0.0.1:6379" shares them between workers (production).
+    "RBAC_RATELIMIT_STORAGE_URI": "memory://",
+    # Failed sign-ins of one address before the first wait (1 s, then
+    # doubling with each further failure).
+    "RBAC_SIGN_IN_FREE_FAILURES": 5,
+    # The same allowance for one client IP, larger: people behind one NAT mistype too.
+    "RBAC_SIGN_IN_FREE_FAILURES_PER_IP": 20,
+    # Longest wait after failed sign-ins, in seconds (15 minutes).
+    "RBAC_SIGN_IN_MAX_WAIT": 15 * 60,
+    # Seconds after the last failure at which a key's count starts again (1 day).
+    "RBAC_SIGN_IN_FORGET_AFTER": 24 * 3600,
 }
 
 

@@ -28,6 +28,7 @@ from . import (
     fields,
     identity,
     listener,
+    security,
     sharing,
     signals,
     team,
@@ -96,6 +97,8 @@ class RBAC(HookDecorators):
                                        owner_column=None))
         self.hooks = Hooks(unauthorized=decorators.default_unauthorized)
         self.statements = StatementMemo()
+        #: The sign-in API a host's login view calls: ``check``, ``failed``, ``succeeded``.
+        self.auth = security.SignInGuard(self)
         self._install_listeners(db.session)
         # Refusals of every app using this extension go to the audit trail.
         signals.access_denied.connect(self._audit_denied, weak=False)
@@ -132,6 +135,7 @@ class RBAC(HookDecorators):
             settings_views.register(app)
             oversight_views.register(app)  # audit, explain, view-as, access review
             api_views.register(app)
+        security.init_app(app)  # per-IP limits: the invitation route, @rbac.rate_limited
 
     def register_resource(self, name: str, model: type | None = None, *, module: str = "general",
                           label: str = "", workspace: str | None = "workspace_id",
@@ -230,6 +234,11 @@ class RBAC(HookDecorators):
     label = decisions.label
     parent_loader = decisions.parent_loader
     criteria = decisions.criteria
+
+    # -- account protection (see :mod:`.security`) ----------------------------
+
+    rate_limited = staticmethod(security.rate_limited)
+    policy_for = security.policy_for
 
     # -- refusals -----------------------------------------------------------
 

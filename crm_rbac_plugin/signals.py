@@ -41,6 +41,21 @@ member_invited = _signals.signal("rbac-member-invited")
 #: ``to_user_id`` and ``counts`` (``{resource name: records moved}``).
 records_reassigned = _signals.signal("rbac-records-reassigned")
 
+#: Sent after ``rbac.auth.failed`` counted a failed sign-in. Arguments:
+#: ``email`` (as typed), ``ip``, ``user`` (the account, or None for an
+#: unknown address) and ``throttle`` (the :class:`~.security.throttle.Throttle`
+#: now in force: its ``wait_seconds`` is 0 until the allowance is used up).
+sign_in_failed = _signals.signal("rbac-sign-in-failed")
+
+#: Sent when ``rbac.auth.check`` refused an attempt because its account or its
+#: address must wait. Arguments: ``email``, ``ip``, ``user`` (or None) and
+#: ``throttle``. The password was not checked.
+sign_in_throttled = _signals.signal("rbac-sign-in-throttled")
+
+#: Sent after ``rbac.auth.succeeded`` recorded a sign-in. Arguments: ``user``,
+#: ``email`` and ``ip``.
+signed_in = _signals.signal("rbac-signed-in")
+
 
 def send_policy_changed(models: Models, workspace_ids: list[int], objects: list[Any]) -> None:
     """Send ``role_changed`` for changed roles, grants and assignments, ``member_changed``

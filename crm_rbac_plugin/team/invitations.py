@@ -25,6 +25,7 @@ from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
 from ..policy import Access
+from ..security import password_rules_for_user, require_password, user_inputs_of
 from ..signals import member_invited
 from .checks import (
     audit_action,
@@ -277,9 +278,11 @@ def accept(rbac: RBACProtocol, invitation: Any, *, user: Any = None, name: str |
     if needs_password(invitation):
         if not isinstance(name, str) or not name.strip() or len(name.strip()) > 120:
             raise ValidationError("enter your name (up to 120 characters)", field="name")
-        if not isinstance(password, str) or len(password) < 8:
-            raise ValidationError("choose a password of at least 8 characters",
-                                  field="password")
+        # The strictest password rules of the account's workspaces, this one included.
+        require_password(password, field="password",
+                         user_inputs=user_inputs_of(invited_user, invitation.email, name),
+                         policy=password_rules_for_user(rbac, membership.user_id,
+                                                        [invitation.workspace_id]))
         if hasattr(invited_user, "name"):
             invited_user.name = name.strip()
         set_password(invited_user, password)

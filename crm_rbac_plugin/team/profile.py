@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
+from ..security import password_rules_for_user, require_password, user_inputs_of
 from .checks import set_password
 
 if TYPE_CHECKING:
@@ -32,9 +33,9 @@ def update_profile(rbac: RBACProtocol, membership: Any, *, name: str | None = No
         if check is None or not check(current_password or ""):
             raise ValidationError("your current password is not correct",
                                   field="current_password")
-        if len(new_password) < 8:
-            raise ValidationError("choose a password of at least 8 characters",
-                                  field="new_password")
+        # The strictest password rules of the member's workspaces.
+        require_password(new_password, field="new_password", user_inputs=user_inputs_of(user, name),
+                         policy=password_rules_for_user(rbac, membership.user_id))
         set_password(user, new_password)
     if notify_email is not None:
         membership.notify_email = bool(notify_email)

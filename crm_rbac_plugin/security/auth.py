@@ -1,0 +1,150 @@
+"""``rbac.auth``: what a host's sign-in view calls around its password check.
+
+::
+
+    @bp.route("/login", methods=["GET", "POST"])
+    @rbac.rate_limited("sign-in")
+    def login():
+        form = LoginForm()
+        if form.validate_on_submit():
+            email, ip = form.email.data, request.remote_addr
+            throttle = rbac.auth.check(email, ip)
+            if not throttle.allowed:                 # the password is not checked
+                flash(throttle.message, "error")     # "Too many attempts. Try again in 4 seconds."
+            elif (user := verify(email, form.password.data)) is None:
+                rbac.auth.failed(email, ip)
+                flash("That email and password do not match an account.", "error")
+            else:
+                login_user(user)
+                rbac.auth.succeeded(user, email, ip)
+                return redirect(...)
+        return render_template("login.html", form=form)
+
+Each call commits its own rows (throttle counts, audit events), because a
+failed sign-in's request usually commits nothing else, and sends a signal of
+:mod:`..signals` (``sign_in_failed``, ``sign_in_throttled``, ``signed_in``)
+for a host that alerts on them.
+
+Audit: ``auth.failed``, ``auth.throttled`` and ``auth.login`` events carry the
+IP (the ``ip`` column) and the user agent (``detail.user_agent``). An event
+about an account is written once in each workspace the account belongs to,
+so the Owners and Admins who read those workspaces' audit pages see attempts
+on their members' accounts; an attempt at an unknown address belongs to no
+workspace and is stored with ``workspace_id`` None (read it with SQL or the
+CLI, it appears on no workspace's page). Unknown and known addresses cost the
+same queries: the account is looked up by address in both cases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import current_app, has_request_context, request
+
+from .. import audit, signals
+from ..models import utcnow
+from . import throttle as throttles
+from .throttle import Throttle
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+__all__ = ["SignInGuard"]
+
+USER_AGENT_MAX = 300
+
+
+class SignInGuard:
+    """The sign-in API, ``rbac.auth``: :meth:`check`, :meth:`failed`, :meth:`succeeded`.
+
+    ``clock`` returns naive UTC now; tests replace it to control the waits.
+    """
+
+    def __init__(self, rbac: RBACProtocol, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self._rbac = rbac
+        self.clock = clock
+
+    def check(self, email: str, ip: str | None = None) -> Throttle:
+        """Return whether an attempt at ``email`` from ``ip`` may check its password.
+
+        A refused attempt (``not throttle.allowed``) is audited as
+        ``auth.throttled`` and must be answered with ``throttle.message``,
+        without checking the password. ``ip`` defaults to the request's
+        ``remote_addr``.
+        """
+        ip = _ip(ip)
+        result = throttles.check(self._rbac, email, ip, now=self.clock())
+        if not result.allowed:
+            user = self._record(email, ip, "auth.throttled", wait_seconds=result.wait_seconds,
+                                scope=result.scope)
+            _send(signals.sign_in_throttled, email=email, ip=ip, user=user, throttle=result)
+        return result
+
+    def failed(self, email: str, ip: str | None = None) -> Throttle:
+        """Count a wrong password (or an unknown address) and return the wait it sets."""
+        ip = _ip(ip)
+        result = throttles.record_failure(self._rbac, email, ip, now=self.clock())
+        user = self._record(email, ip, "auth.failed", failures=result.failures,
+                            wait_seconds=result.wait_seconds)
+        _send(signals.sign_in_failed, email=email, ip=ip, user=user, throttle=result)
+        return result
+
+    def succeeded(self, user: Any, email: str | None = None, ip: str | None = None) -> None:
+        """Record a sign-in of ``user``: reset the account's failures, audit ``auth.login``."""
+        ip = _ip(ip)
+        email = email if email is not None else str(getattr(user, "email", "") or "")
+        throttles.reset_account(self._rbac, email)
+        self._record(email, ip, "auth.login", user=user)
+        _send(signals.signed_in, user=user, email=email, ip=ip)
+
+    # -- audit -----------------------------------------------------------------------
+
+    def _record(self, email: str, ip: str | None, action: str, *, user: Any = None,
+                **detail: Any) -> Any:
+        """Audit ``action`` in each workspace of the account named by ``email``, commit,
+        and return the account (None for an unknown address)."""
+        rbac = self._rbac
+        found, memberships = self._account(email, user)
+        agent = request.user_agent.string[:USER_AGENT_MAX] if has_request_context() else ""
+        user_id = rbac.user_pk(found) if found is not None else None
+        target = email.strip().lower() if found is not None else ""
+        places = memberships or [(None, None)]
+        for workspace_id, membership_id in places:
+            event = audit.record(rbac, action, workspace_id=workspace_id, resource="account",
+                                 target=target, actor_ids=(user_id, membership_id),
+                                 user_agent=agent, **detail,
+                                 **({} if found is not None else {"account": "unknown"}))
+            event.ip = ip
+        rbac.db.session.commit()
+        return found
+
+    def _account(self, email: str, user: Any) -> tuple[Any, list[tuple[int, int]]]:
+        """The account named by ``email`` (or ``user``) and its (workspace, membership) pairs.
+
+        The same two queries run for an unknown address (the second matches
+        nothing), so the answer's timing does not tell which addresses exist.
+        """
+        rbac = self._rbac
+        U, M = rbac.user_model, rbac.models.Membership
+        column = getattr(U, "email", None)
+        if user is None and column is not None:
+            user = rbac.db.session.scalar(
+                sa.select(U).where(sa.func.lower(column) == (email or "").strip().lower()))
+        user_id = rbac.user_pk(user) if user is not None else None
+        pairs = rbac.db.session.execute(
+            sa.select(M.workspace_id, M.id).where(M.user_id == user_id, M.status != "pending")
+            .order_by(M.workspace_id)).all()
+        return user, [(ws, mid) for ws, mid in pairs]
+
+
+def _ip(ip: str | None) -> str | None:
+    if ip:
+        return ip
+    return request.remote_addr if has_request_context() else None
+
+
+def _send(signal: Any, **kwargs: Any) -> None:
+    signal.send(current_app._get_current_object(), **kwargs)  # type: ignore[attr-defined]

@@ -1,0 +1,178 @@
+"""Failed sign-ins slow down further attempts, per account and per IP address.
+
+The threat: an attacker guesses one account's password (from one address or
+from many), or many accounts' passwords from one address. The answer is a
+wait that doubles with each failure past a free allowance (after the 5th
+failure 1 s, then 2 s, 4 s ... up to ``RBAC_SIGN_IN_MAX_WAIT``), never a
+permanent lock, which an attacker could trigger to keep anyone out. While a
+key waits, an attempt is refused *without checking the password* and does
+not count as a failure, so the wait does not grow while the attacker keeps
+knocking, and the answer tells nothing about the password.
+
+Two keys count each failure:
+
+* ``account:<sha256 of the lower-cased address>``: the typed address,
+  whether or not an account has it, so that the count (and its wait) is the
+  same for an unknown address as for a real one. Reset by a successful
+  sign-in of that account.
+* ``ip:<address>``: the client's address (as the host's WSGI stack reports
+  it: behind a proxy, configure werkzeug's ``ProxyFix``). Its allowance is
+  larger (``RBAC_SIGN_IN_FREE_FAILURES_PER_IP``: an office behind one NAT
+  mistypes too) and a success does not reset it, or an attacker holding one
+  account could reset the count between guesses at others.
+
+A count older than ``RBAC_SIGN_IN_FORGET_AFTER`` seconds starts again at 1.
+
+The counts live in ``rbac_sign_in_throttle`` so that every worker and every
+process sees the same ones: a failure is one atomic ``INSERT ... ON CONFLICT
+DO UPDATE SET failures = failures + 1 ... RETURNING failures`` (PostgreSQL
+and SQLite), so two workers counting at once both count. Every function
+takes ``now`` (naive UTC) so tests control the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..config import setting
+from ..models import utcnow
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+__all__ = ["Throttle", "account_key", "check", "ip_key", "record_failure", "reset_account",
+           "wait_after"]
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """The answer to "may this attempt go ahead?": ``wait_seconds`` is 0 when it may.
+
+    ``scope`` names the key that waits (``"account"`` or ``"ip"``, empty when
+    none does), ``failures`` the count behind it.
+    """
+
+    wait_seconds: int = 0
+    scope: str = ""
+    failures: int = 0
+
+    @property
+    def allowed(self) -> bool:
+        return self.wait_seconds <= 0
+
+    @property
+    def message(self) -> str:
+        """The words to show a refused attempt (the same whatever the scope)."""
+        unit = "second" if self.wait_seconds == 1 else "seconds"
+        return f"Too many attempts. Try again in {self.wait_seconds} {unit}."
+
+
+def account_key(email: str) -> str:
+    """The throttle key of a typed address (hashed: the table holds no address)."""
+    digest = hashlib.sha256((email or "").strip().lower().encode("utf-8")).hexdigest()
+    return f"account:{digest}"
+
+
+def ip_key(ip: str | None) -> str:
+    return f"ip:{(ip or 'unknown')[:64]}"
+
+
+def wait_after(failures: int, *, free: int, max_wait: int) -> int:
+    """Seconds to wait after ``failures`` failures: 0 below ``free``, then 1, 2, 4 ...
+    doubling with each further failure, at most ``max_wait``."""
+    if failures < free:
+        return 0
+    # 2**30 s exceeds any sensible cap; bounding the exponent keeps the number small.
+    return min(2 ** min(failures - free, 30), max_wait)
+
+
+def _keys(email: str, ip: str | None) -> dict[str, str]:
+    return {"account": account_key(email), "ip": ip_key(ip)}
+
+
+def check(rbac: RBACProtocol, email: str, ip: str | None, *,
+          now: dt.datetime | None = None) -> Throttle:
+    """Return the wait in force for an attempt at ``email`` from ``ip`` (reads only).
+
+    The longer of the account's and the address's waits wins.
+    """
+    now = now or utcnow()
+    T = rbac.models.SignInThrottle
+    keys = _keys(email, ip)
+    rows = rbac.db.session.execute(
+        sa.select(T.key, T.failures, T.blocked_until).where(T.key.in_(keys.values()))).all()
+    scope_of = {key: scope for scope, key in keys.items()}
+    worst = Throttle()
+    for key, failures, blocked_until in rows:
+        if blocked_until is None or blocked_until <= now:
+            continue
+        wait = math.ceil((blocked_until - now).total_seconds())
+        if wait > worst.wait_seconds:
+            worst = Throttle(wait, scope_of[key], failures)
+    return worst
+
+
+def _bump(rbac: RBACProtocol, key: str, now: dt.datetime, forget_before: dt.datetime) -> int:
+    """Count one failure on ``key`` atomically; return the new count."""
+    table = rbac.models.SignInThrottle.__table__
+    c = table.c
+    dialect = rbac.db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stale = c.last_failure_at < forget_before
+    stmt = insert(table).values(key=key, failures=1, first_failure_at=now, last_failure_at=now,
+                                blocked_until=None)
+    stmt = stmt.on_conflict_do_update(index_elements=[c.key], set_={
+        "failures": sa.case((stale, 1), else_=c.failures + 1),
+        "first_failure_at": sa.case((stale, now), else_=c.first_failure_at),
+        "last_failure_at": now,
+    }).returning(c.failures)
+    return int(rbac.db.session.execute(stmt).scalar_one())
+
+
+def record_failure(rbac: RBACProtocol, email: str, ip: str | None, *,
+                   now: dt.datetime | None = None) -> Throttle:
+    """Count a failed sign-in against the address and the IP; return the wait it sets.
+
+    Runs in the caller's transaction (the caller commits). Each key's wait
+    follows its own count; a concurrent failure that counted higher sets the
+    longer wait, never a shorter one.
+    """
+    now = now or utcnow()
+    forget_before = now - dt.timedelta(seconds=setting("RBAC_SIGN_IN_FORGET_AFTER"))
+    max_wait = setting("RBAC_SIGN_IN_MAX_WAIT")
+    free = {"account": setting("RBAC_SIGN_IN_FREE_FAILURES"),
+            "ip": setting("RBAC_SIGN_IN_FREE_FAILURES_PER_IP")}
+    T = rbac.models.SignInThrottle
+    worst = Throttle()
+    for scope, key in _keys(email, ip).items():
+        failures = _bump(rbac, key, now, forget_before)
+        wait = wait_after(failures, free=free[scope], max_wait=max_wait)
+        if wait:
+            until = now + dt.timedelta(seconds=wait)
+            rbac.db.session.execute(
+                sa.update(T).where(T.key == key, sa.or_(T.blocked_until.is_(None),
+                                                        T.blocked_until < until))
+                .values(blocked_until=until), execution_options={"synchronize_session": False})
+        if wait > worst.wait_seconds or (not worst.scope and scope == "account"):
+            worst = Throttle(wait, scope, failures)
+    return worst
+
+
+def reset_account(rbac: RBACProtocol, email: str) -> None:
+    """Forget the failures of ``email`` (after its account signed in); the IP's stay."""
+    T = rbac.models.SignInThrottle
+    rbac.db.session.execute(sa.delete(T).where(T.key == account_key(email)),
+                            execution_options={"synchronize_session": False})
+
+
+def failures_of(rbac: RBACProtocol, key: str) -> Any:
+    """The row of ``key`` (for tests and the admin's eyes), or None."""
+    T = rbac.models.SignInThrottle
+    return rbac.db.session.scalar(sa.select(T).where(T.key == key))
