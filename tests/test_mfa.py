@@ -222,18 +222,21 @@ def test_wrong_code_gets_the_same_answer_for_anyone(app: Flask, world: SimpleNam
     assert app.test_client().get(VERIFY_PAGE).status_code == 200
 
 
-def test_five_wrong_codes_end_the_session(app: Flask, world: SimpleNamespace,
-                                          signed: Any) -> None:
-    enrolled_directly(world.users["admin"])
+def test_wrong_codes_are_throttled_across_sessions(app: Flask, world: SimpleNamespace,
+                                                  signed: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the free allowance even the right code waits, and a new sign-in does not reset it."""
+    # A minute's wait from the allowance on (the real one starts at 1 s: too short for a test).
+    monkeypatch.setattr("crm_rbac_plugin.security.throttle.wait_after",
+                        lambda failures, *, free, max_wait: 60 if failures >= free else 0)
+    secret, _ = enrolled_directly(world.users["admin"])
     client = signed("admin")
-    for _ in range(stepup_max()):
-        client.post(VERIFY_PAGE, data={"code": "000000"})
-    assert client.get("/leads/").location.startswith("/login")
-
-
-def stepup_max() -> int:
-    from crm_rbac_plugin.settings.mfa_views import MAX_FAILURES
-    return MAX_FAILURES
+    for _ in range(app.config["RBAC_SIGN_IN_FREE_FAILURES"]):
+        assert client.post(VERIFY_PAGE, data={"code": "000000"}).status_code == 400
+    right = pyotp.TOTP(secret).at(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30))
+    waiting = signed("admin").post(VERIFY_PAGE, data={"code": right})
+    assert waiting.status_code == 429 and "Too many attempts" in waiting.text
+    assert audit_actions().count("auth.mfa_failed") == app.config["RBAC_SIGN_IN_FREE_FAILURES"]
 
 
 # -- the workspace's policy -----------------------------------------------------------------------
@@ -394,3 +397,21 @@ def test_status_include(app: Flask, world: SimpleNamespace) -> None:
                                        mfa_status_of=lambda u: "off", mfa_can_reset=lambda: False)
     assert "rbac-badge--success" in owner and "Reset two-factor" in owner
     assert "Off" in admin and "Reset" not in admin
+
+
+def test_profile_card_include(app: Flask, world: SimpleNamespace, signed: Any) -> None:
+    """The card an integrator includes on the profile page: the status and the way to change it."""
+    from flask import render_template_string
+    page = '{% include "rbac/settings/account/mfa_card.html" %}'
+    with app.test_request_context():
+        off = render_template_string(page, mfa_summary=lambda: {"status": "off",
+                                                                "recovery_codes_left": 0})
+        on = render_template_string(page, mfa_summary=lambda: {"status": "on",
+                                                               "recovery_codes_left": 7})
+    assert "Off" in off and "Set up two-factor authentication" in off
+    assert "On" in on and "7 recovery codes left" in on and MFA_PAGE in on
+    enrolled_directly(world.users["viewer"])
+    client = signed("viewer")
+    set_check(client, world.users["viewer"], 0)
+    status = client.get(MFA_PAGE)
+    assert status.status_code == 200 and "data-mfa-codes-left>10<" in status.text

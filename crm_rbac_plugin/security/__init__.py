@@ -9,7 +9,10 @@
 - :mod:`.auth`: ``rbac.auth``, the API a host's sign-in view calls
   (``check``, ``failed``, ``succeeded``), with audit events and signals;
 - :mod:`.limits`: Flask-Limiter's per-IP limit on the sign-in and invitation
-  routes (``rbac.rate_limited``).
+  routes (``rbac.rate_limited``);
+- :mod:`.totp`, :mod:`.mfa`, :mod:`.stepup`, :mod:`.enforce`: two-factor
+  authentication (TOTP codes and recovery codes, enrolment and reset, who
+  must use it and step-up, the ``before_request`` gate).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, flash, request
+from flask import Flask, flash, request, session
 from flask_login import user_logged_in, user_logged_out
 
 from ..config import setting
@@ -41,13 +41,23 @@ def watch_sign_in() -> None:
 
     Called once by the extension (the signals are process-wide).
     """
-    user_logged_in.connect(stepup.forget_check)
+    user_logged_in.connect(stepup.forget_other_check)
     user_logged_out.connect(stepup.forget_check)
 
 
 def _exempt(endpoint: str) -> bool:
     return (endpoint == "static" or endpoint.endswith(".static")
             or endpoint in setting("RBAC_MFA_EXEMPT_ENDPOINTS"))
+
+
+#: What a member owing an enrolment reads on the enrolment page.
+ENROL_MESSAGE = "This workspace requires two-factor authentication: set it up to continue."
+
+
+def _flash_once(message: str) -> None:
+    """Flash ``message`` unless it waits already (one per visit, however many redirects)."""
+    if all(text != message for _, text in session.get("_flashes", ())):
+        flash(message, "warning")
 
 
 def gate() -> Any:
@@ -67,8 +77,7 @@ def gate() -> Any:
                              stepup.VERIFY_ENDPOINT, status=401)
     if state.must_enrol and endpoint not in (stepup.ENROL_ENDPOINT, stepup.VERIFY_ENDPOINT):
         if not token and request.method == "GET" and not wants_json():
-            flash("This workspace requires two-factor authentication: set it up to continue.",
-                  "warning")
+            _flash_once(ENROL_MESSAGE)
         return stepup.refuse("mfa_required",
                              "This workspace requires two-factor authentication. Turn it on "
                              "in your account settings before using the API.",

@@ -47,6 +47,15 @@ INVALID_CODE = "That code is not valid. Enter the current code from your authent
                "or an unused recovery code."
 
 
+def throttle_name(user_id: Any) -> str:
+    """The name wrong codes are counted under (:mod:`.throttle`), beside the client's IP.
+
+    Anonymous attempts share one name, so they are throttled like an
+    account's: the answers do not tell the two apart.
+    """
+    return f"mfa:{user_id}" if user_id is not None else "mfa:anonymous"
+
+
 def credential(rbac: RBACProtocol, user_id: Any) -> Any:
     """Return the user's MFA credential (confirmed or not), or None."""
     C = rbac.models.MfaCredential

@@ -11,8 +11,9 @@
   never to the access of a member an Owner is viewing the app as.
 * **The session's check**: when a password sign-in is followed by a valid
   code, :func:`record_check` writes the time into the Flask session, bound
-  to the user's key; every Flask-Login sign-in and sign-out forgets it
-  (:func:`forget_check`), so a new sign-in always needs a new code. A host
+  to the user's key; every Flask-Login sign-out forgets it, and so does a
+  sign-in of another user (:func:`forget_check`), so a new sign-in always
+  needs a new code (a remember-me cookie restores the user, not the check). A host
   that does its own MFA registers ``@rbac.mfa_verified``, a function
   ``(user) -> datetime | None`` giving the time of its own last check; a
   time from it counts as enrolled and checked.
@@ -105,8 +106,17 @@ def session_check(user: Any) -> dt.datetime | None:
 
 
 def forget_check(sender: Any = None, **extra: Any) -> None:
-    """Flask-Login sign-in/sign-out receiver: a new sign-in needs a new code."""
+    """Flask-Login ``user_logged_out`` receiver: the next sign-in needs a new code."""
     session.pop(SESSION_KEY, None)
+
+
+def forget_other_check(sender: Any = None, *, user: Any = None, **extra: Any) -> None:
+    """Flask-Login ``user_logged_in`` receiver: a sign-in needs a new code, unless the
+    session passed one for this very user (signed in again after a password change)."""
+    value = session.get(SESSION_KEY)
+    if user is None or not isinstance(value, dict) or (
+            value.get("user") != str(get_rbac().user_pk(user))):
+        session.pop(SESSION_KEY, None)
 
 
 # -- the member's state in this request ----------------------------------------------------------

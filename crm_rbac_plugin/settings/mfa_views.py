@@ -7,8 +7,10 @@
   :mod:`..security.enforce` sends the session here) and for step-up. It is
   not behind a login check: an anonymous request, an account without MFA
   and a wrong code all get the same page and the same 400, so the answer
-  never tells whether the account exists or has MFA. Five failures in a row
-  end the session.
+  never tells whether the account exists or has MFA. Wrong codes are
+  throttled like failed sign-ins (:mod:`..security.throttle`: per account and
+  per IP, in the database, with a growing wait), so guessing six digits
+  takes days, not minutes.
 * ``/members/<id>/mfa/reset`` (POST): an Owner removes a member's MFA
   (audited ``auth.mfa_reset``); another workspace's member is a 404.
 
@@ -21,8 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, flash, redirect, request, session, url_for
-from flask_login import logout_user
+from flask import Flask, flash, redirect, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
@@ -35,13 +36,9 @@ from ..models import utcnow
 from ..pages import ConfirmForm, acting_access
 from ..policy import Decision
 from ..proxies import current_rbac
-from ..security import mfa, stepup, totp
+from ..security import mfa, stepup, throttle, totp
 from ..urls import safe_next
 from .blueprint import attempt, bp, membership_or_404, render
-
-#: Failed codes in a row after which the verification page ends the session.
-MAX_FAILURES = 5
-_FAILURES_KEY = "rbac_mfa_failures"
 
 
 class CodeForm(FlaskForm):
@@ -145,35 +142,34 @@ def mfa_verify() -> Any:
         return render("account/verify.html", form=form, next=_next())
     if not form.validate_on_submit():
         return render("account/verify.html", 400, form=form, next=_next())
-    user = signed_in_user()
+    rbac, user = current_rbac, signed_in_user()
+    name, ip = mfa.throttle_name(_uid() if user is not None else None), request.remote_addr
+    waiting = throttle.check(rbac, name, ip)
+    if not waiting.allowed:  # the code is not checked
+        return _refuse_code(form, waiting.message, 429)
     method = None
     if user is not None:
-        outcome = attempt(lambda: mfa.verify(current_rbac, _uid(), form.code.data or ""))
-        method = outcome.value
+        method = attempt(lambda: mfa.verify(rbac, _uid(), form.code.data or "")).value
     else:
         totp.matching_step(totp.new_secret(), form.code.data or "", utcnow(), None)
     if method is None:
-        return _refuse_code(form, user)
-    session.pop(_FAILURES_KEY, None)
+        throttle.record_failure(rbac, name, ip)
+        rbac.db.session.commit()
+        return _refuse_code(form, mfa.INVALID_CODE, 400)
+    throttle.reset_account(rbac, name)
+    rbac.db.session.commit()
     stepup.record_check(user)
     if method == "recovery":
-        left = mfa.remaining_recovery_codes(current_rbac, _uid())
+        left = mfa.remaining_recovery_codes(rbac, _uid())
         flash(f"Recovery code accepted; {left} left. Regenerate them if you are running low.",
               "warning")
     return redirect(safe_next(request.values.get("next"), url_for(".mfa")))
 
 
-def _refuse_code(form: CodeForm, user: Any) -> Any:
-    """A wrong code: the same 400 for everyone; the fifth in a row ends the session."""
-    failures = int(session.get(_FAILURES_KEY, 0)) + 1
-    session[_FAILURES_KEY] = failures
-    if user is not None and failures >= MAX_FAILURES:
-        session.pop(_FAILURES_KEY, None)
-        if getattr(current_app, "login_manager", None) is not None:
-            logout_user()
-        flash("Too many wrong codes: sign in again.", "error")
-    form.code.errors = [*form.code.errors, mfa.INVALID_CODE]
-    return render("account/verify.html", 400, form=form, next=_next())
+def _refuse_code(form: CodeForm, message: str, status: int) -> Any:
+    """Refuse a code with the same page and ``message`` for everyone."""
+    form.code.errors = [*form.code.errors, message]
+    return render("account/verify.html", status, form=form, next=_next())
 
 
 @bp.post("/members/<int:membership_id>/mfa/reset")
