@@ -37,10 +37,12 @@ BLUEPRINTS = ("rbac_settings.", "rbac_api.", "rbac_oversight.")
 
 #: State-changing routes that do not change anyone's permissions (own API
 #: tokens; one's own profile; switching one's own workspace in the session;
-#: view-as is audited with events of its own, see test_view_as).
+#: view-as and access requests are audited with events of their own, see test_view_as
+#: and tests/test_oversight_ui.py).
 NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.profile", "rbac_settings.switch_workspace",
-                           "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop"}
+                           "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop",
+                           "rbac_oversight.request_access"}
 
 def events(**where: Any) -> list[Any]:
     A = rbac.models.AuditEvent
