@@ -228,6 +228,10 @@ def test_admin_shows_utc_timestamps_and_no_id_columns(world: SimpleNamespace,
     leads = owner.get("/admin/leads/").text
     assert "col-id" not in leads and "col-owner_id" not in leads and "col-owner" in leads
     assert 'rel="icon" href="data:image/svg+xml' in leads
+    details = owner.get(f"/admin/leads/details/?id={world.leads['member'].id}").text
+    assert re.search(r"<b>Name</b>\s*</td>\s*<td>\s*Lead of member", details)
+    assert re.search(r"<b>Owner</b>\s*</td>\s*<td>\s*Member", details)
+    assert "<b>Id</b>" not in details and "<b>Owner Id</b>" not in details
 
 
 # -- bulk delete ----------------------------------------------------------------------------

@@ -248,6 +248,12 @@ class RBACModelView(HostPermissions, ModelView):
         lambda self: self._visible_columns("_all_export_columns"),
         lambda self, v: self.__dict__.__setitem__("_all_export_columns", v))
 
+    def _refresh_cache(self) -> None:
+        """Compute the details columns too: Flask-Admin skips them when ``can_view_details``
+        is False at construction, which it always is here (no request, no member)."""
+        super()._refresh_cache()
+        self._details_columns = self.get_details_columns()
+
     def get_list(self, page: Any, sort_column: Any, sort_desc: Any, search: Any, filters: Any,
                  execute: bool = True, page_size: Any = None) -> Any:
         """Ignore a search or sort that would touch a hidden field (it would leak values)."""
