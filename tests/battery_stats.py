@@ -31,6 +31,9 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                              "{hidden_responses}, leaks {hidden_leaks}")),
     ("header_responses", ("Security headers checked on {header_responses} responses, "
                           "missing or loose: {header_missing}")),
+    ("brute_force_attempts", ("Brute force: sign-in attempts {brute_force_attempts}, passwords "
+                              "checked {brute_force_checked}, throttled {brute_force_throttled}, "
+                              "rate-limited {brute_force_limited}, let in {brute_force_let_in}")),
     ("adoption_lines_multitenant", ("Adoption lines: multi-tenant {adoption_lines_multitenant} "
                                     "(target 25), single-tenant {adoption_lines_singletenant} "
                                     "(target 10)")),

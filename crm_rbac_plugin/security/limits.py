@@ -58,6 +58,12 @@ def init_app(app: Flask) -> None:
     """Give ``app`` its Limiter and limit the plugin's invitation route."""
     limiter = Limiter(_remote_addr, storage_uri=setting("RBAC_RATELIMIT_STORAGE_URI", app),
                       strategy="moving-window", key_prefix="rbac", headers_enabled=False)
+    # Flask-Limiter installs its request hooks only for a Limiter not yet listed
+    # in app.extensions["limiter"]. Listed first, this one gets its storage and
+    # strategy configured but no hooks: it limits only the views that ask
+    # (rate_limited), and every other request skips the ~300 Python calls of
+    # an app-wide check that would find no limit.
+    app.extensions.setdefault("limiter", set()).add(limiter)
     limiter.init_app(app)
     app.extensions[EXTENSION_KEY] = limiter
     for endpoint, scope in PLUGIN_ROUTES:

@@ -532,6 +532,8 @@ def admin_endpoint(app: Flask, rule: Rule) -> tuple[AdminPanel, str] | None:
 EXCLUDED_TABLES: dict[str, str] = {
     "rbac_audit_event": "append-only audit trail: every refusal is stored as an "
                         "'access.denied' event after the request, by design",
+    "rbac_sign_in_throttle": "failed sign-in counts: every failed attempt is counted, by "
+                             "design (crm_rbac_plugin/security/throttle.py)",
 }
 
 #: Columns that legitimately change on any authenticated request, and why.

@@ -125,7 +125,8 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "auth.login": EndpointRule(
         "public", lambda w, ws: {"email": "owner@example.test", "password": "wrong"},
         expected_public=frozenset({200}),
-        why="a failed sign-in re-renders the form (200) and writes nothing"),
+        why="a failed sign-in re-renders the form (200) and writes only its throttle count "
+            "and audit event"),
     "auth.logout": EndpointRule("self"),
     "rbac_settings.switch_workspace": EndpointRule(
         "self", lambda w, ws: {"workspace_id": next(i for i in w.targets if i != ws)},
