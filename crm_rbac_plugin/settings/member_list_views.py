@@ -44,7 +44,14 @@ class ListRequest:
 
     @property
     def args(self) -> dict[str, str]:
-        return {k: v for k in LIST_ARGS if (v := request.args.get(k, ""))}
+        """The query arguments that reproduce this list (the valid ones only), for links."""
+        out = {k: v for k in ("q", "status", "role", "department")
+               if (v := request.args.get(k, ""))} if self.form.errors == {} else {}
+        if self.flt.sort != "name":
+            out["sort"] = self.flt.sort
+        if self.flt.direction != "asc":
+            out["dir"] = self.flt.direction
+        return out
 
 
 def _read_list_request() -> ListRequest:

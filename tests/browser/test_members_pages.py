@@ -44,6 +44,16 @@ def unstyled_controls(page: Page) -> list[str]:
         .map(el => el.outerHTML.slice(0, 80))"""))
 
 
+def invisible_buttons(page: Page) -> list[str]:
+    """Visible buttons whose text has the colour of their background."""
+    return list(page.evaluate("""() => Array.from(document.querySelectorAll(
+        '.rbac-ui button, .rbac-ui a.rbac-button'))
+        .filter(el => el.offsetParent !== null)
+        .filter(el => { const s = getComputedStyle(el);
+                        return s.color === s.backgroundColor; })
+        .map(el => el.outerHTML.slice(0, 80))"""))
+
+
 def test_every_members_page_fits_a_phone(live: Live, browse: Browse) -> None:
     owner = browse.login("owner@example.test")
     owner.set_viewport_size({"width": 390, "height": 844})
@@ -53,6 +63,7 @@ def test_every_members_page_fits_a_phone(live: Live, browse: Browse) -> None:
         expect(owner.locator("h1")).to_be_visible()
         assert sideways(owner) <= 0, path
         assert unstyled_controls(owner) == [], path
+        assert invisible_buttons(owner) == [], path
 
 
 def test_bulk_deactivate_asks_with_the_count_and_the_bar_stays_reachable(

@@ -25,7 +25,7 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.models import Client, Deal, Lead, Note, Task, User
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import csvsafe
+from crm_rbac_plugin import csvsafe, workspaces
 from crm_rbac_plugin.csvsafe import FORMULA_STARTS
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 
@@ -44,6 +44,7 @@ def seed_formulas(world: SimpleNamespace) -> None:
         evil = User(email="=evil@example.test", name="=Evil", password_hash="x")
         db.session.add(evil)
         db.session.flush()
+        workspaces.add_member(rbac, world.ws, evil, ["viewer"])  # for the members export
         for n, prefix in enumerate(PREFIXES):
             for model in (Client, Lead, Deal, Task, Note):
                 record: Any = model(workspace_id=world.ws.id, owner_id=evil.id)

@@ -109,6 +109,9 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_settings.rename_department": EndpointRule(
         "members.edit", lambda w, ws: {"name": "Renamed by sweep"}),
     "rbac_settings.delete_department": EndpointRule("members.edit"),
+    "rbac_settings.bulk_members": EndpointRule(
+        "members.edit", lambda w, ws: {"members": [w.targets[ws]["membership"]],
+                                       "action": "deactivate"}),
     # -- one's own things --
     "rbac_settings.profile": EndpointRule("self", lambda w, ws: {"name": "Renamed by sweep"}),
     "rbac_settings.tokens": EndpointRule("self", lambda w, ws: {"name": "Sweep token"}),
@@ -121,6 +124,9 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_oversight.view_as_start": EndpointRule(
         "settings.view", lambda w, ws: {"membership_id": w.targets[ws]["membership"]}),
     "rbac_oversight.view_as_stop": EndpointRule("self"),
+    "rbac_oversight.review_sign_off": EndpointRule("settings.view"),
+    "rbac_oversight.review_deactivate": EndpointRule("members.edit"),
+    "rbac_oversight.review_remove_role": EndpointRule("members.edit"),
     # -- authentication --
     "auth.login": EndpointRule(
         "public", lambda w, ws: {"email": "owner@example.test", "password": "wrong"},
