@@ -40,6 +40,9 @@ BLUEPRINTS = ("rbac_settings.", "rbac_api.", "rbac_oversight.")
 #: view-as and access requests are audited with events of their own, see test_view_as
 #: and tests/test_oversight_ui.py).
 NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
+                           # two-factor authentication: account security, audited as auth.*
+                           "rbac_settings.mfa", "rbac_settings.mfa_recovery_codes",
+                           "rbac_settings.mfa_verify", "rbac_settings.mfa_reset",
                            "rbac_settings.profile", "rbac_settings.switch_workspace",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop",
                            "rbac_oversight.request_access"}

@@ -23,13 +23,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from markupsafe import escape
 
 from crm_app.extensions import db, mail
 from crm_app.models import Deal, Lead
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import team, workspaces
-from crm_rbac_plugin.errors import ValidationError
-from crm_rbac_plugin.settings import invitation_pages
+from crm_rbac_plugin import workspaces
+from crm_rbac_plugin.security import PasswordRules, check_password, describe_rules
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_demo_views import plugin_ids
 from tests.test_hidden_fields import hide
@@ -69,18 +69,20 @@ def test_the_accept_page_names_workspace_inviter_roles_and_the_password_rule(
     assert '<dd data-invitation="workspace">Acme Sales</dd>' in page
     assert '<dd data-invitation="inviter">Owner</dd>' in page
     assert '<dd data-invitation="roles">Member, Viewer</dd>' in page
-    help_text = invitation_pages.PASSWORD_HELP
+    rules = PasswordRules()  # no workspace of this account has a policy row: the defaults
+    help_text = str(escape(describe_rules(rules)))
     assert f'<small class="rbac-help" id="password-help">{help_text}</small>' in page
     assert 'aria-describedby="password-help"' in page
     # The rule stated is the rule enforced: one character short is refused ...
-    short = "x" * (invitation_pages.PASSWORD_MIN_LENGTH - 1)
+    short = "Tq8#vLp2!mZr"[: rules.min_length - 1]
     before = snapshot()
     refused = anon.post(f"/settings/invitations/{token}", data={"name": "New Rep",
                                                                 "password": short})
     assert refused.status_code == 400 and help_text in refused.text
     assert snapshot() == before
-    # ... and exactly the minimum is taken.
-    exact = "y" * invitation_pages.PASSWORD_MIN_LENGTH
+    # ... and a strong password of exactly the minimum is taken.
+    exact = "Tq8#vLp2!mZr"
+    assert len(exact) == rules.min_length
     joined = anon.post(f"/settings/invitations/{token}", data={"name": "New Rep",
                                                                "password": exact})
     assert joined.status_code == 302
@@ -88,17 +90,12 @@ def test_the_accept_page_names_workspace_inviter_roles_and_the_password_rule(
 
 
 def test_the_password_rule_matches_the_service() -> None:
-    """``PASSWORD_HELP`` states the length :func:`team.accept` checks."""
-    invitation = SimpleNamespace(accepted_at=None, revoked_at=None, membership=SimpleNamespace(
-        user=SimpleNamespace(password_hash="")), email="x@example.test")
-    short = "x" * (invitation_pages.PASSWORD_MIN_LENGTH - 1)
-    try:
-        team.accept(rbac, invitation, name="X", password=short)
-    except ValidationError as refused:
-        assert refused.field == "password"
-        assert str(invitation_pages.PASSWORD_MIN_LENGTH) in refused.message
-    else:  # pragma: no cover - the service took a password the page calls too short
-        raise AssertionError("a password shorter than the stated rule was accepted")
+    """The help text states the length and strength :func:`check_password` checks."""
+    rules = PasswordRules()
+    assert str(rules.min_length) in describe_rules(rules)
+    assert check_password("Tq8#vLp2!mZr"[: rules.min_length - 1], policy=rules)
+    assert check_password("y" * rules.min_length, policy=rules)  # long enough, too easy
+    assert check_password("Tq8#vLp2!mZr", policy=rules) == []
 
 
 def test_a_used_invitation_links_to_sign_in_and_still_says_what_it_was(
@@ -107,7 +104,7 @@ def test_a_used_invitation_links_to_sign_in_and_still_says_what_it_was(
     token = invite(owner, world, "used@example.test", "member")
     anon = app.test_client()
     assert anon.post(f"/settings/invitations/{token}", data={
-        "name": "Used", "password": "long enough"}).status_code == 302
+        "name": "Used", "password": "Tq8#vLp2!mZr"}).status_code == 302
     page = app.test_client().get(f"/settings/invitations/{token}")
     assert page.status_code == 400
     assert "This invitation was already used" in page.text
@@ -163,6 +160,8 @@ def test_view_as_shows_the_bar_and_the_member_in_the_header_and_hides_writes(
     assert VIEW_AS_BAR in detail
     for control in WRITE_CONTROLS:
         assert control not in detail, control
+    dashboard = admin.get("/").text  # the greeting names the viewed member, not the viewer
+    assert "<h1>Viewing as Member</h1>" in dashboard and "Welcome back, Admin" not in dashboard
 
 
 def test_export_stays_offered_while_viewing_as_a_member_who_may_export(

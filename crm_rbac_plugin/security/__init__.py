@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .auth import SignInGuard
 from .limits import init_app, rate_limited
-from .passwords import check_password, require_password, user_inputs_of
+from .passwords import check_password, describe_rules, require_password, user_inputs_of
 from .policy import (
     PasswordRules,
     Policy,
@@ -30,6 +30,6 @@ from .policy import (
 )
 from .throttle import Throttle
 
-__all__ = ["PasswordRules", "Policy", "SignInGuard", "Throttle", "check_password", "init_app",
-           "password_rules_for_user", "policy_for", "rate_limited", "require_password",
+__all__ = ["PasswordRules", "Policy", "SignInGuard", "Throttle", "check_password", "describe_rules",
+           "init_app", "password_rules_for_user", "policy_for", "rate_limited", "require_password",
            "save_policy", "user_inputs_of", "validate_policy"]

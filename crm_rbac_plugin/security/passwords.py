@@ -24,7 +24,7 @@ from zxcvbn import zxcvbn
 from ..errors import ValidationError
 from .policy import PasswordRules
 
-__all__ = ["SCORED_LENGTH", "check_password", "require_password", "user_inputs_of"]
+__all__ = ["SCORED_LENGTH", "check_password", "describe_rules", "require_password", "user_inputs_of"]
 
 #: The longest prefix zxcvbn scores.
 SCORED_LENGTH = 72
@@ -59,6 +59,16 @@ def check_password(password: str, *, user_inputs: Iterable[str] = (),
         reasons.append("This password is too common or too easy to guess."
                        + (f" {hint}" if hint else ""))
     return reasons
+
+
+def describe_rules(policy: PasswordRules | Any = None) -> str:
+    """The rule :func:`check_password` applies, in words, for the help text under a
+    password field: a person reads it before choosing, not after a refusal."""
+    rules = _rules(policy)
+    if rules.min_score > 0:
+        return (f"At least {rules.min_length} characters, and not a common or easily "
+                "guessed password: a few unrelated words make a good one.")
+    return f"At least {rules.min_length} characters."
 
 
 def require_password(password: Any, *, field: str, user_inputs: Iterable[str] = (),

@@ -20,21 +20,15 @@ from flask import current_app, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.routing import BuildError
 
-from .. import team
+from .. import security, team
 from ..urls import safe_next
 from .blueprint import render
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["PASSWORD_HELP", "PASSWORD_MIN_LENGTH", "InvitationSummary", "error_context",
+__all__ = ["InvitationSummary", "error_context",
            "error_page", "page_context", "sign_in_url", "summary"]
-
-#: The shortest password :func:`..team.accept` takes (it refuses shorter ones).
-PASSWORD_MIN_LENGTH = 8
-#: The help text under the password field: the rule the accept form enforces.
-PASSWORD_HELP = f"At least {PASSWORD_MIN_LENGTH} characters."
-
 
 @dataclass(frozen=True)
 class InvitationSummary:
@@ -72,10 +66,16 @@ def sign_in_url(next_url: str | None = None) -> str | None:
 
 def page_context(rbac: RBACProtocol, invitation: Any, form: Any) -> dict[str, Any]:
     """The accept page's extra context: the summary, the password rule (also set as
-    the help text of ``form``'s password field), the sign-in link."""
-    form.password.description = PASSWORD_HELP
-    return {"about": summary(rbac, invitation), "password_help": PASSWORD_HELP,
-            "password_min": PASSWORD_MIN_LENGTH,
+    the help text of ``form``'s password field), the sign-in link.
+
+    The rule is the one :func:`..team.accept` applies: the strictest of the
+    workspaces the account belongs to and the one it joins."""
+    membership = invitation.membership
+    rules = security.password_rules_for_user(
+        rbac, membership.user_id if membership is not None else None, [invitation.workspace_id])
+    form.password.description = security.describe_rules(rules)
+    return {"about": summary(rbac, invitation), "password_help": form.password.description,
+            "password_min": rules.min_length,
             "sign_in_url": sign_in_url(request.full_path.rstrip("?"))}
 
 

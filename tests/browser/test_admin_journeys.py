@@ -39,8 +39,6 @@ from .sweep import seed_extra
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("width", [1280, 390])]
 
-#: The restyle puts the confirmation hooks on these forms; until then these journeys xfail.
-PENDING_RESTYLE = pytest.mark.xfail(strict=False, reason="markup lands with the restyle")
 DIALOG = "dialog.rbac-dialog[open]"
 #: How many Tab presses may pass before a control must have had the focus.
 MAX_TABS = 400
@@ -91,7 +89,6 @@ def cancel(page: Page, dialog: Locator) -> None:
     assert page.url == url, "Cancel navigated away"
 
 
-@PENDING_RESTYLE
 def test_deactivating_a_member_asks_first(live: Live, browse: Browse, width: int) -> None:
     target = live.extra["membership"]
     page = browse.login("owner@example.test", width=width)
@@ -104,7 +101,6 @@ def test_deactivating_a_member_asks_first(live: Live, browse: Browse, width: int
     assert member_status(live, target) == "inactive"
 
 
-@PENDING_RESTYLE
 def test_reassigning_records_asks_with_the_count(live: Live, browse: Browse, width: int) -> None:
     source = live.extra["membership"]
     owned = read(live, lambda: db.session.scalar(
@@ -133,7 +129,6 @@ def test_reassigning_records_asks_with_the_count(live: Live, browse: Browse, wid
             Lead.owner_id == db.session.get(rbac.models.Membership, source).user_id))) == owned
 
 
-@PENDING_RESTYLE
 def test_deleting_a_role_asks_first(live: Live, browse: Browse, width: int) -> None:
     role_id = live.extra["role"]
     page = browse.login("owner@example.test", width=width)
@@ -146,7 +141,6 @@ def test_deleting_a_role_asks_first(live: Live, browse: Browse, width: int) -> N
     assert read(live, lambda: db.session.get(rbac.models.Role, role_id)) is None
 
 
-@PENDING_RESTYLE
 def test_revoking_an_agreement_asks_first(live: Live, browse: Browse, width: int) -> None:
     agreement_id = live.extra["agreement"]
     status = lambda: db.session.get(rbac.models.SharingAgreement, agreement_id).status  # noqa: E731
@@ -167,7 +161,6 @@ def lead_count(live: Live) -> int:
     return int(read(live, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(Lead))))
 
 
-@PENDING_RESTYLE
 def test_bulk_delete_selects_all_asks_with_the_count(live: Live, browse: Browse,
                                                      width: int) -> None:
     before = lead_count(live)

@@ -81,7 +81,7 @@ def test_member_enrols_signs_in_with_a_code_and_a_recovery_code_once(
     screenshot(page, "mfa-verify")
     enter_code(page, codes[0])
     page.wait_for_url(live.url("/leads/"))
-    expect(page.locator(".flash", has_text="9 left")).to_be_visible()
+    expect(page.locator(".rbac-flash", has_text="9 left")).to_be_visible()
     sign_out(page)
 
     sign_in_to_verify(page, live, email)

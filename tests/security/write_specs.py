@@ -116,6 +116,15 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_settings.profile": EndpointRule("self", lambda w, ws: {"name": "Renamed by sweep"}),
     "rbac_settings.tokens": EndpointRule("self", lambda w, ws: {"name": "Sweep token"}),
     "rbac_settings.revoke_token": EndpointRule("own:token"),
+    "rbac_settings.mfa": EndpointRule(
+        "self", lambda w, ws: {"code": "000000"},
+        why="confirms one's own two-factor enrolment; a wrong code writes only its audit event"),
+    "rbac_settings.mfa_recovery_codes": EndpointRule("self"),
+    "rbac_settings.mfa_verify": EndpointRule(
+        "public", lambda w, ws: {"code": "000000"}, expected_public=frozenset({400}),
+        why="the sign-in's second step: without a session to verify, a code gets the same "
+            "400 a wrong code gets, so the page tells nothing about accounts"),
+    "rbac_settings.mfa_reset": EndpointRule("owner"),
     "rbac_settings.accept_invitation": EndpointRule(
         "public", lambda w, ws: {"name": "Sweep", "password": "sweep-password-1"},
         expected_public=frozenset({400, 404}),
@@ -124,6 +133,9 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_oversight.view_as_start": EndpointRule(
         "settings.view", lambda w, ws: {"membership_id": w.targets[ws]["membership"]}),
     "rbac_oversight.view_as_stop": EndpointRule("self"),
+    "rbac_oversight.request_access": EndpointRule(
+        "self", lambda w, ws: {"action": "export", "resource": "leads"},
+        why="asks the admins for a permission: mails them and writes its audit event only"),
     "rbac_oversight.review_sign_off": EndpointRule("settings.view"),
     "rbac_oversight.review_deactivate": EndpointRule("members.edit"),
     "rbac_oversight.review_remove_role": EndpointRule("members.edit"),
