@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import pytest
 import sqlalchemy as sa
@@ -146,6 +147,26 @@ def _seed(seed: Seed | None) -> tuple[World, dict[str, Any]]:
     return world, extra
 
 
+def buffered(app: WSGIApplication) -> WSGIApplication:
+    """Wrap ``app`` so each response body is read whole and its iterable closed.
+
+    werkzeug's development server skips ``close()`` on the response iterable
+    when the browser drops the connection mid-body (a page navigates away
+    while a stylesheet is still streaming). The open static file then surfaces
+    as an unraisable ``ResourceWarning`` in whichever test runs next.
+    Buffering closes every file before a byte is written.
+    """
+    def middleware(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+    return middleware
+
+
 @contextlib.contextmanager
 def serve_live(db_file: Path, seed: Seed | None = None) -> Iterator[Live]:
     """Seed the demo app in ``db_file`` and serve it from a background thread.
@@ -159,7 +180,7 @@ def serve_live(db_file: Path, seed: Seed | None = None) -> Iterator[Live]:
         db.create_all()
         world, extra = _seed(seed)
         db.session.remove()
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True,
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, buffered(app), threaded=True,
                                          request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="browser-test-server",
                               daemon=True)
