@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_CACHE_SIZE": 2048,
     # Session key holding the current workspace id of a logged-in user.
     "RBAC_SESSION_KEY": "rbac_workspace_id",
+    # Session key holding the sign-in's session id (its SHA-256 names the rbac_session row).
+    "RBAC_SESSION_ID_KEY": "rbac_sid",
     # Template rendered for a refused HTML request.
     "RBAC_FORBIDDEN_TEMPLATE": "rbac/403.html",
     # Register the ``flask rbac`` CLI group.

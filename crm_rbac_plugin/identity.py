@@ -17,6 +17,7 @@ query listener fails closed unless code runs in ``rbac.system()`` or
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,8 @@ class RequestState:
     token_user: Any = None
     session_user: Any = None
     membership_row: tuple[Any, Any, Any] | None = None
+    #: ``(user, workspace id, AccountRow | None)`` read by :func:`load_user` with the user.
+    account_row: tuple[Any, Any, Any] | None = None
     mfa: Any = None  # the user's MFA state (security.stepup.mfa_state), once read
     denied: list[dict[str, Any]] = field(default_factory=list)
     denied_keys: set[Any] = field(default_factory=set)
@@ -278,11 +281,26 @@ def load_user(rbac: RBACProtocol, user_id: Any, *, column: Any = None) -> Any:
     if (has_request_context() and rbac.hooks.workspace_loader is None
             and not setting("RBAC_SINGLE_TENANT")):
         ws = session.get(setting("RBAC_SESSION_KEY"))
-    user, row = user_with_membership(rbac.db.session, rbac.models, rbac.user_model,
-                                     user_id, ws, column=column)
+    user, row, account = user_with_membership(rbac.db.session, rbac.models, rbac.user_model,
+                                              user_id, ws, column=column,
+                                              sid_hash=session_id_hash())
     if user is not None and ws is not None:
-        request_state().membership_row = (user, ws, row)
+        state = request_state()
+        state.membership_row = (user, ws, row)
+        state.account_row = (user, ws, account)
     return user
+
+
+def session_id_hash() -> str | None:
+    """The SHA-256 (hex) of the Flask session's sign-in id, or None outside a sign-in.
+
+    The cookie carries the id; the ``rbac_session`` table stores only its hash,
+    so a leaked table names no usable cookie.
+    """
+    if not has_request_context():
+        return None
+    sid = session.get(setting("RBAC_SESSION_ID_KEY"))
+    return hashlib.sha256(sid.encode()).hexdigest() if isinstance(sid, str) and sid else None
 
 
 def current_access(rbac: RBACProtocol, view_as: ViewAs) -> Access | None:

@@ -30,7 +30,7 @@ from .access_cache import has_uncommitted_policy
 from .models import Models, utcnow
 from .policy import Access, Rule, Share
 from .registry import Registry
-from .resolve import MembershipRow, build_access, combine_field_rules, plan_modules
+from .resolve import AccountRow, MembershipRow, build_access, combine_field_rules, plan_modules
 
 #: Execution option that makes the query filter leave a statement alone.
 BYPASS = {"rbac_bypass": True}
@@ -242,6 +242,12 @@ def _compile_json_build_array(element: json_array, compiler: Any, **kw: Any) -> 
     return f"json_build_array({compiler.process(element.clauses, **kw)})"
 
 
+#: :class:`AccountRow`'s fields read with the membership (credential, session record)
+#: and with the workspace (its security policy), in the row's order.
+_SESSION_FIELDS = ("id", "revoked_at", "created_at", "last_seen_at", "mfa_at")
+_POLICY_FIELDS = AccountRow._fields[7:]
+
+
 @functools.lru_cache(maxsize=32)
 def _user_statement(models: Models, user_model: type,
                     column: Any) -> tuple[Any, type | None, type | None, type | None]:
@@ -257,45 +263,78 @@ def _user_statement(models: Models, user_model: type,
     (``EXPLAIN (ANALYZE, SUMMARY)`` on the benchmark's world of 10,000
     members; see docs/benchmarks.md). ``json_array`` is SQLite's, MySQL's
     and the SQL standard's name.
+
+    The account's security state rides in the same two subqueries, so the
+    security checks of every request (MFA, session record, IP allowlist)
+    cost no round trip of their own: the membership's array ends with the
+    MFA credential's confirmation and the session record named by
+    ``:sid_hash``, the workspace's with its security policy (outer joins on
+    unique keys, one row each at most).
     """
     M, W = models.Membership, models.Workspace
+    C, S, P = models.MfaCredential, models.AuthSession, models.SecurityPolicy
     pk = sa.inspect(user_model).primary_key[0]
     ws = sa.bindparam("workspace_id")
-    member = (sa.select(json_array(*(getattr(M, f) for f in _MEMBER_FIELDS)))
+    member = (sa.select(json_array(*(getattr(M, f) for f in _MEMBER_FIELDS), C.confirmed_at,
+                                   *(getattr(S, f) for f in _SESSION_FIELDS)))
+              .select_from(M)
+              .outerjoin(C, C.user_id == M.user_id)
+              .outerjoin(S, sa.and_(S.user_id == M.user_id,
+                                    S.sid_hash == sa.bindparam("sid_hash")))
               .where(M.user_id == pk, M.workspace_id == ws).scalar_subquery())
-    workspace = (sa.select(json_array(*(getattr(W, f) for f in _WORKSPACE_FIELDS)))
+    workspace = (sa.select(json_array(*(getattr(W, f) for f in _WORKSPACE_FIELDS), P.id,
+                                      *(getattr(P, f) for f in _POLICY_FIELDS)))
+                 .select_from(W).outerjoin(P, P.workspace_id == W.id)
                  .where(W.id == ws).scalar_subquery())
     stmt = sa.select(user_model, member, workspace).where(column == sa.bindparam("user_id"))
     return stmt, _python_type(column), _python_type(M.workspace_id), _python_type(M.user_id)
 
 
-def user_with_membership(session: Session, models: Models, user_model: type, user_id: Any,
-                         workspace_id: Any, *,
-                         column: Any = None) -> tuple[Any, MembershipRow | None]:
-    """Load a user (by ``column``, default the primary key) and their membership row
-    in one workspace with one query.
+def _moment(value: Any) -> dt.datetime | None:
+    """A timestamp read from a JSON array (SQLite's text or PostgreSQL's ISO form)."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
 
-    Return ``(user, row)``: the user or None, and the row that
+
+def _account_row(member: list[Any], workspace: list[Any]) -> AccountRow:
+    n_member, n_workspace = len(_MEMBER_FIELDS), len(_WORKSPACE_FIELDS)
+    confirmed, sid, revoked, created, seen, mfa_at = member[n_member:]
+    policy = workspace[n_workspace:]
+    return AccountRow(_moment(confirmed), sid, _moment(revoked), _moment(created),
+                      _moment(seen), _moment(mfa_at), policy[0] is not None, *policy[1:])
+
+
+def user_with_membership(session: Session, models: Models, user_model: type, user_id: Any,
+                         workspace_id: Any, *, column: Any = None,
+                         sid_hash: str | None = None,
+                         ) -> tuple[Any, MembershipRow | None, AccountRow | None]:
+    """Load a user (by ``column``, default the primary key), their membership row in
+    one workspace and their account's security state with one query.
+
+    Return ``(user, row, account)``: the user or None, the row that
     :func:`membership_row` returns for them, or None if they are not a member
-    (or ``workspace_id`` is None).
+    (or ``workspace_id`` is None), and, for a member, the :class:`AccountRow`
+    whose session record is the one whose id hashes to ``sid_hash``.
     """
     column = column if column is not None else sa.inspect(user_model).primary_key[0]
     stmt, user_type, workspace_type, member_user_type = _user_statement(models, user_model, column)
     try:
         params = {"user_id": _convert(user_type, user_id),
-                  "workspace_id": _convert(workspace_type, workspace_id)}
+                  "workspace_id": _convert(workspace_type, workspace_id), "sid_hash": sid_hash}
     except (TypeError, ValueError):
-        return None, None
+        return None, None, None
     found = session.execute(stmt, params, execution_options=BYPASS).first()
     if found is None:
-        return None, None
+        return None, None, None
     user, member, workspace = found
     if member is None or workspace is None:
-        return user, None
-    row = MembershipRow(*member, *workspace)
+        return user, None, None
+    row = MembershipRow(*member[:len(_MEMBER_FIELDS)], *workspace[:len(_WORKSPACE_FIELDS)])
+    account = _account_row(member, workspace)
     user_key = _convert(member_user_type, row.user_id)
     # JSON carries a UUID user key as text: give it back the key's type.
-    return user, row if user_key is row.user_id else row._replace(user_id=user_key)
+    return user, row if user_key is row.user_id else row._replace(user_id=user_key), account
 
 
 def _as_column_type(column: Any, value: Any) -> Any:

@@ -47,6 +47,31 @@ class MembershipRow(NamedTuple):
     policy_version: int
 
 
+class AccountRow(NamedTuple):
+    """What the request's security checks need of the account, read with the user.
+
+    The MFA credential's confirmation, the session record named by the
+    Flask session's id (all None when there is none), and the workspace's
+    security policy (``policy_saved`` False: no row, the defaults apply).
+    """
+
+    mfa_confirmed_at: dt.datetime | None
+    session_id: int | None
+    session_revoked_at: dt.datetime | None
+    session_created_at: dt.datetime | None
+    session_last_seen_at: dt.datetime | None
+    session_mfa_at: dt.datetime | None
+    policy_saved: bool
+    mfa: str | None
+    step_up_minutes: int | None
+    idle_minutes_privileged: int | None
+    absolute_minutes_privileged: int | None
+    idle_minutes_member: int | None
+    absolute_minutes_member: int | None
+    max_sessions: int | None
+    ip_allowlist: str | None
+
+
 class PolicySource(Protocol):
     """Where :func:`build_access` reads a member's policy rows from.
 

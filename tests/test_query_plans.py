@@ -108,9 +108,12 @@ def test_user_and_membership_lookup_is_an_index_lookup(world: World) -> None:
     member = world.members["all"]
     token = db.session.scalar(sa.select(User.session_token).where(User.id == member.user_id))
     with bench_sql.capture(db.engine) as seen:
-        user, row = user_with_membership(db.session, rbac.models, User, token,
-                                         member.workspace_id, column=User.session_token)
+        user, row, account = user_with_membership(db.session, rbac.models, User, token,
+                                                  member.workspace_id, column=User.session_token,
+                                                  sid_hash="0" * 64)
     assert user is not None and row is not None and row.id == member.membership_id
+    # The account's security state (credential, session record, policy) rides along.
+    assert account is not None and account.session_id is None and not account.policy_saved
     assert_indexed(seen)
 
 

@@ -152,8 +152,30 @@ class MfaState:
         return is_recent(self.checked_at, self.step_up_minutes, now or utcnow())
 
 
+def _read_account(user: Any) -> tuple[Any, Any, Any]:
+    """``(credential confirmed_at, policy mfa, step-up minutes)`` of the request's user.
+
+    Read with the user by :func:`~crm_rbac_plugin.identity.load_user` when it
+    could (its :class:`~crm_rbac_plugin.resolve.AccountRow`), else by one query.
+    """
+    rbac = get_rbac()
+    ws = rbac.current_workspace_id()
+    loaded = request_state().account_row
+    if loaded is not None and loaded[0] is user and loaded[2] is not None and (
+            str(loaded[1]) == str(ws)):
+        account = loaded[2]
+        return account.mfa_confirmed_at, account.mfa, account.step_up_minutes
+    C, P = rbac.models.MfaCredential, rbac.models.SecurityPolicy
+    uid = rbac.user_pk(user)
+    return tuple(rbac.db.session.execute(sa.select(
+        sa.select(C.confirmed_at).where(C.user_id == uid).scalar_subquery(),
+        sa.select(P.mfa).where(P.workspace_id == ws).scalar_subquery(),
+        sa.select(P.step_up_minutes).where(P.workspace_id == ws).scalar_subquery(),
+    ), execution_options=BYPASS).one())
+
+
 def mfa_state() -> MfaState | None:
-    """The request's user's :class:`MfaState` (None: nobody signed in); one query, cached."""
+    """The request's user's :class:`MfaState` (None: nobody signed in), cached per request."""
     user = signed_in_user()
     if user is None:
         return None
@@ -161,14 +183,7 @@ def mfa_state() -> MfaState | None:
     if state.mfa is not None:
         return state.mfa  # type: ignore[no-any-return]
     rbac = get_rbac()
-    uid = rbac.user_pk(user)
-    C, P = rbac.models.MfaCredential, rbac.models.SecurityPolicy
-    ws = rbac.current_workspace_id()
-    confirmed, policy, minutes = rbac.db.session.execute(sa.select(
-        sa.select(C.confirmed_at).where(C.user_id == uid).scalar_subquery(),
-        sa.select(P.mfa).where(P.workspace_id == ws).scalar_subquery(),
-        sa.select(P.step_up_minutes).where(P.workspace_id == ws).scalar_subquery(),
-    ), execution_options=BYPASS).one()
+    confirmed, policy, minutes = _read_account(user)
     hook = rbac.hooks.mfa_verified
     host_at = hook(user) if hook is not None else None
     access = rbac.current_access()

@@ -1,0 +1,92 @@
+"""The account's security state read with the user, in the request's one user query.
+
+``load_user`` reads the MFA credential, the session record named by the
+session's id and the workspace's security policy in the same statement as
+the user and the membership (see ``loader.user_with_membership``). These
+tests pin what that statement returns on each backend: timestamps carried
+through JSON come back as naive UTC datetimes, and a missing row reads as
+None.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from types import SimpleNamespace
+
+import sqlalchemy as sa
+from flask import Flask
+
+from crm_app.extensions import db
+from crm_app.models import User
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin.loader import user_with_membership
+from crm_rbac_plugin.security import save_policy
+
+WHEN = dt.datetime(2026, 11, 30, 9, 15, 42, 123456)
+
+
+def _read(user: User, workspace_id: int, sid: str | None = None):  # type: ignore[no-untyped-def]
+    sid_hash = hashlib.sha256(sid.encode()).hexdigest() if sid else None
+    return user_with_membership(db.session, rbac.models, User, user.id, workspace_id,
+                                sid_hash=sid_hash)
+
+
+def test_a_member_without_credential_session_or_policy_reads_empty(
+        app: Flask, world: SimpleNamespace) -> None:
+    user, row, account = _read(world.users["member"], world.ws.id)
+    assert user is world.users["member"] and row is not None
+    assert account is not None
+    assert account.mfa_confirmed_at is None and account.session_id is None
+    assert not account.policy_saved and account.mfa is None
+
+
+def test_credential_session_and_policy_ride_with_the_user(
+        app: Flask, world: SimpleNamespace) -> None:
+    m = rbac.models
+    member = world.users["member"]
+    db.session.add(m.MfaCredential(user_id=member.id, secret="S" * 32, confirmed_at=WHEN))
+    mine = m.AuthSession(user_id=member.id, sid_hash=hashlib.sha256(b"mine").hexdigest(),
+                         created_at=WHEN, last_seen_at=WHEN + dt.timedelta(minutes=3))
+    other = m.AuthSession(user_id=member.id, sid_hash=hashlib.sha256(b"other").hexdigest(),
+                          created_at=WHEN, last_seen_at=WHEN, revoked_at=WHEN)
+    db.session.add_all([mine, other])
+    save_policy(rbac, world.ws.id, {"mfa": "everyone", "step_up_minutes": "7",
+                                    "ip_allowlist": "10.0.0.0/8", "max_sessions": "3"})
+    db.session.commit()
+
+    _, _, account = _read(member, world.ws.id, "mine")
+    assert account.mfa_confirmed_at == WHEN
+    assert account.session_id == mine.id and account.session_revoked_at is None
+    assert account.session_created_at == WHEN
+    assert account.session_last_seen_at == WHEN + dt.timedelta(minutes=3)
+    assert account.policy_saved and account.mfa == "everyone"
+    assert account.step_up_minutes == 7 and account.max_sessions == 3
+    assert account.ip_allowlist == "10.0.0.0/8"
+
+    _, _, revoked = _read(member, world.ws.id, "other")
+    assert revoked.session_id == other.id and revoked.session_revoked_at == WHEN
+    # Another user's session id names nothing for this user.
+    _, _, foreign = _read(world.users["owner"], world.ws.id, "mine")
+    assert foreign.session_id is None and foreign.mfa_confirmed_at is None
+
+
+def test_the_request_reads_the_user_query_alone(app: Flask, world: SimpleNamespace,
+                                                login) -> None:  # type: ignore[no-untyped-def]
+    """A signed-in page's MFA gate reads the state loaded with the user: no query of its own."""
+    client = login(world.users["member"], world.ws)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert client.get("/leads/").status_code == 200
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert statements
+    security = ("rbac_mfa_credential", "rbac_security_policy", "rbac_session")
+    alone = [s for s in statements
+             if any(t in s for t in security) and "rbac_membership" not in s]
+    assert alone == []
