@@ -85,6 +85,16 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
             out.append(_goal(figure, backend, goal, f"+{(worst[0] - 1) * 100:.0f}%",
                              worst[0] <= 1.15,
                              f"worst: {worst[2]} page, {worst[1]} scope, {at:,} leads"))
+        # "3p": 3* again with every account-protection policy on (bench/policies.py).
+        with_policies = [(req[sc][pg]["policies"]["plugin_over_handwritten"], sc, pg)
+                         for sc in req for pg in req[sc] if "policies" in req[sc][pg]]
+        if with_policies:
+            worst = max(with_policies)
+            out.append(_goal("3p", backend, "3* with every security policy on (MFA for "
+                             "everyone, session records and cap, IP allowlist): within "
+                             "figure 3's 15% budget", f"+{(worst[0] - 1) * 100:.0f}%",
+                             worst[0] <= 1.15,
+                             f"worst: {worst[2]} page, {worst[1]} scope, {at:,} leads"))
         # "3°" is what filtering costs without the plugin: when the hand-filtered
         # page is itself over 15%, goal 3 is out of any filtering code's reach.
         over = [(handwritten_over_plain(req[sc][pg]), sc, pg) for sc in req for pg in req[sc]]

@@ -138,7 +138,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, sizes_cfg: Any
                 effort: Any, out_dir: Path) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from bench import figures, profiling
+    from bench import figures, policies, profiling
     from bench import world as world_mod
     from crm_app.extensions import db
 
@@ -170,6 +170,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, sizes_cfg: Any
             db.session.rollback()
             db.session.remove()
         entry["request"] = figures.guarded_requests(app, world, effort)
+        policies.with_policies(app, world, effort, entry["request"])
         log(f"{backend} {size:,}: figures 3 and 4 done")
         if size == fields_at:
             entry["hidden_field"] = figures.hidden_field_requests(app, world, effort)
