@@ -80,6 +80,12 @@ DEFAULTS: dict[str, Any] = {
     # Endpoints a member who owes an MFA check or an enrolment may still
     # reach (the host's sign-out), besides static files and the MFA pages.
     "RBAC_MFA_EXEMPT_ENDPOINTS": ("auth.logout", "security.logout"),
+    # Flask session key holding the server-side session id of a signed-in
+    # user (its SHA-256 is the rbac_session row's sid_hash).
+    "RBAC_SESSION_ID_KEY": "rbac_sid",
+    # Minimum seconds between two writes of a session's last_seen_at: most
+    # requests write nothing; the idle timeout is measured from that write.
+    "RBAC_SESSION_TOUCH_SECONDS": 60,
     # Records updated per flush by a reassignment.
     "RBAC_REASSIGN_BATCH": 200,
     # The built-in roles a new workspace starts with (see defaults.py for the

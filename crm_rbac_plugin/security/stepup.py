@@ -46,6 +46,8 @@ from ..models import naive_utc, utcnow
 from ..policy import ALLOW, Access
 from ..proxies import get_rbac
 from ..urls import safe_next
+from . import sessions
+from .policy import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,7 +132,10 @@ class MfaState:
     MFA; ``own_credential``: the plugin's TOTP is on (so the session must
     pass the verification page); ``required``: the workspace's policy
     requires MFA of the member; ``checked_at``: the session's last check;
-    ``step_up_minutes``: how recent a check sensitive actions need.
+    ``step_up_minutes``: how recent a check sensitive actions need;
+    ``session``: the server-side session the cookie names and
+    ``lifetimes`` its idle timeout and absolute lifetime (the privileged
+    ones when the member's real access is privileged).
     """
 
     enrolled: bool
@@ -138,6 +143,9 @@ class MfaState:
     required: bool
     checked_at: dt.datetime | None
     step_up_minutes: int
+    session: sessions.SessionRecord | None = None
+    lifetimes: sessions.Lifetimes = sessions.Lifetimes(Policy.idle_minutes_member,
+                                                       Policy.absolute_minutes_member)
 
     @property
     def must_enrol(self) -> bool:
@@ -153,7 +161,11 @@ class MfaState:
 
 
 def mfa_state() -> MfaState | None:
-    """The request's user's :class:`MfaState` (None: nobody signed in); one query, cached."""
+    """The request's user's :class:`MfaState` (None: nobody signed in); one query, cached.
+
+    The same query reads the workspace's policy and the session row the
+    cookie names, so the session check of the gate costs no round trip.
+    """
     user = signed_in_user()
     if user is None:
         return None
@@ -164,21 +176,32 @@ def mfa_state() -> MfaState | None:
     uid = rbac.user_pk(user)
     C, P = rbac.models.MfaCredential, rbac.models.SecurityPolicy
     ws = rbac.current_workspace_id()
-    confirmed, policy, minutes = rbac.db.session.execute(sa.select(
+    policy_columns = (P.mfa, P.step_up_minutes, P.idle_minutes_privileged,
+                      P.absolute_minutes_privileged, P.idle_minutes_member,
+                      P.absolute_minutes_member)
+    confirmed, *values = rbac.db.session.execute(sa.select(
         sa.select(C.confirmed_at).where(C.user_id == uid).scalar_subquery(),
-        sa.select(P.mfa).where(P.workspace_id == ws).scalar_subquery(),
-        sa.select(P.step_up_minutes).where(P.workspace_id == ws).scalar_subquery(),
+        *(sa.select(col).where(P.workspace_id == ws).scalar_subquery() for col in policy_columns),
+        *sessions.lookup_columns(rbac, uid),
     ), execution_options=BYPASS).one()
+    policy, minutes, idle_p, abs_p, idle_m, abs_m = values[:6]
     hook = rbac.hooks.mfa_verified
     host_at = hook(user) if hook is not None else None
-    access = rbac.current_access()
+    access = rbac.current_access()  # resolves state.real_access while viewing as
     real = state.real_access or access
+    privileged = is_privileged(real)
     state.mfa = MfaState(
         enrolled=confirmed is not None or host_at is not None,
         own_credential=confirmed is not None,
         required=must_enrol(policy or "nobody", real),
         checked_at=naive_utc(host_at) if host_at is not None else session_check(user),
-        step_up_minutes=int(minutes or setting("RBAC_MFA_STEP_UP_MINUTES")))
+        step_up_minutes=int(minutes or setting("RBAC_MFA_STEP_UP_MINUTES")),
+        session=sessions.record_from(values[6:]),
+        lifetimes=sessions.Lifetimes(
+            int(idle_p or Policy.idle_minutes_privileged),
+            int(abs_p or Policy.absolute_minutes_privileged)) if privileged else
+        sessions.Lifetimes(int(idle_m or Policy.idle_minutes_member),
+                           int(abs_m or Policy.absolute_minutes_member)))
     return state.mfa
 
 
