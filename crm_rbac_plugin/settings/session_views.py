@@ -18,6 +18,9 @@ from typing import Any
 
 from flask import flash, redirect, url_for
 from flask_login import logout_user
+from flask_wtf import FlaskForm
+from wtforms import IntegerField
+from wtforms.validators import InputRequired
 
 from ..decorators import login_required, require_permission
 from ..identity import signed_in_user
@@ -63,17 +66,30 @@ def _expired_form() -> Any:
     return _to_profile()
 
 
-@bp.post("/account/sessions/<int:session_id>/sign-out")
+class SessionForm(FlaskForm):
+    """Which of the member's sessions to sign out (its id in the form, not the URL)."""
+
+    session_id = IntegerField("Session", validators=[
+        InputRequired(message="session_id: choose a session to sign out.")])
+
+
+@bp.post("/account/sessions/sign-out")
 @login_required
-def sign_out_session(session_id: int) -> Any:
-    """End one of the member's own sessions; ending this browser's signs it out here."""
+def sign_out_session() -> Any:
+    """End one of the member's own sessions; ending this browser's signs it out here.
+
+    A missing or malformed ``session_id`` is a 400 naming the field; an id
+    that is not one of the member's live sessions is a 404.
+    """
     rbac = current_rbac
+    form = SessionForm()
+    if not form.validate_on_submit():
+        return rbac.refuse(Decision(False, "session_id: choose a session to sign out."), 400)
+    session_id = form.session_id.data
     uid = rbac.user_pk(signed_in_user())
     mine = {s.id: s for s in sessions.list_sessions(rbac, uid)}
     if session_id not in mine:
         return not_found()
-    if not ConfirmForm().validate_on_submit():
-        return _expired_form()
     if mine[session_id].current:
         logout_user()  # revokes this session's row ("signed_out")
         flash("You have been signed out.", "info")
