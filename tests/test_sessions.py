@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, session
 from flask.testing import FlaskClient
+from flask_login import user_logged_in
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
@@ -134,6 +135,23 @@ def test_sign_in_draws_a_new_id_and_drops_the_pre_login_session(
     assert row.created_at == row.last_seen_at == T0 and row.revoked_at is None
     assert devices.describe(row.user_agent) == "Chrome on Windows"
     assert_alive(client)
+
+
+def test_keys_written_by_other_sign_in_receivers_stay(app: Flask, world: SimpleNamespace) -> None:
+    """Only what the cookie carried in is dropped, whichever receiver runs first."""
+
+    def host_receiver(sender: Any, **extra: Any) -> None:
+        session["host_flag"] = "kept"
+    user_logged_in.connect(host_receiver, app)
+    try:
+        client = app.test_client()
+        with client.session_transaction() as sess:
+            sess["planted"] = "value"
+        sign_in(app, "member@example.test", client=client)
+    finally:
+        user_logged_in.disconnect(host_receiver, app)
+    with client.session_transaction() as sess:
+        assert sess.get("host_flag") == "kept" and "planted" not in sess
 
 
 def test_sign_out_revokes_the_row_and_a_copied_cookie_is_refused(

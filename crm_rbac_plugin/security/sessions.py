@@ -144,9 +144,9 @@ def verdict(record: SessionRecord, lifetimes: Lifetimes, at: dt.datetime) -> str
     (no request for longer than the idle timeout), ``"expired"`` (older than
     the absolute lifetime). Exactly at a limit the session still lives.
     """
-    if record.id is None or record.revoked_at is not None:
+    if (record.id is None or record.revoked_at is not None or record.created_at is None
+            or record.last_seen_at is None):
         return "revoked"
-    assert record.created_at is not None and record.last_seen_at is not None  # noqa: S101
     if at - record.created_at > dt.timedelta(minutes=lifetimes.absolute_minutes):
         return "expired"
     if at - record.last_seen_at > dt.timedelta(minutes=lifetimes.idle_minutes):
@@ -156,7 +156,8 @@ def verdict(record: SessionRecord, lifetimes: Lifetimes, at: dt.datetime) -> str
 
 def touch(rbac: RBACProtocol, record: SessionRecord, at: dt.datetime) -> bool:
     """Write ``last_seen_at`` when the last write is ``RBAC_SESSION_TOUCH_SECONDS`` old."""
-    assert record.id is not None and record.last_seen_at is not None  # noqa: S101
+    if record.id is None or record.last_seen_at is None:
+        return False
     if at - record.last_seen_at < dt.timedelta(seconds=setting("RBAC_SESSION_TOUCH_SECONDS")):
         return False
     S = rbac.models.AuthSession
@@ -170,9 +171,17 @@ def touch(rbac: RBACProtocol, record: SessionRecord, at: dt.datetime) -> bool:
 
 
 def _clear_for(keep: Iterable[str]) -> None:
-    """Drop every session key except Flask-Login's and ``keep`` (the MFA check)."""
+    """Drop the keys the request's session cookie carried in, except Flask-Login's and
+    ``keep`` (the MFA check).
+
+    The carried keys are read from the cookie itself, so a key another
+    receiver of the same sign-in signal wrote in this request (the host's
+    "first visit" flag) stays, whichever receiver runs first.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    carried = app.session_interface.open_session(app, request)
     kept = FLASK_LOGIN_KEYS | set(keep)
-    for key in [k for k in session if k not in kept]:
+    for key in [k for k in (carried if carried is not None else session) if k not in kept]:
         session.pop(key, None)
 
 
