@@ -35,8 +35,6 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_CACHE_SIZE": 2048,
     # Session key holding the current workspace id of a logged-in user.
     "RBAC_SESSION_KEY": "rbac_workspace_id",
-    # Session key holding the sign-in's session id (its SHA-256 names the rbac_session row).
-    "RBAC_SESSION_ID_KEY": "rbac_sid",
     # Template rendered for a refused HTML request.
     "RBAC_FORBIDDEN_TEMPLATE": "rbac/403.html",
     # Register the ``flask rbac`` CLI group.
@@ -82,6 +80,12 @@ DEFAULTS: dict[str, Any] = {
     # Endpoints a member who owes an MFA check or an enrolment may still
     # reach (the host's sign-out), besides static files and the MFA pages.
     "RBAC_MFA_EXEMPT_ENDPOINTS": ("auth.logout", "security.logout"),
+    # Flask session key holding the server-side session id of a signed-in
+    # user (its SHA-256 is the rbac_session row's sid_hash).
+    "RBAC_SESSION_ID_KEY": "rbac_sid",
+    # Minimum seconds between two writes of a session's last_seen_at: most
+    # requests write nothing; the idle timeout is measured from that write.
+    "RBAC_SESSION_TOUCH_SECONDS": 60,
     # Records updated per flush by a reassignment.
     "RBAC_REASSIGN_BATCH": 200,
     # The built-in roles a new workspace starts with (see defaults.py for the

@@ -70,8 +70,9 @@ class RequestState:
     token_user: Any = None
     session_user: Any = None
     membership_row: tuple[Any, Any, Any] | None = None
-    #: ``(user, workspace id, AccountRow | None)`` read by :func:`load_user` with the user.
-    account_row: tuple[Any, Any, Any] | None = None
+    #: ``(user, workspace id, session id hash, AccountRow | None)`` read by
+    #: :func:`load_user` with the user.
+    account_row: tuple[Any, Any, Any, Any] | None = None
     mfa: Any = None  # the user's MFA state (security.stepup.mfa_state), once read
     denied: list[dict[str, Any]] = field(default_factory=list)
     denied_keys: set[Any] = field(default_factory=set)
@@ -281,13 +282,13 @@ def load_user(rbac: RBACProtocol, user_id: Any, *, column: Any = None) -> Any:
     if (has_request_context() and rbac.hooks.workspace_loader is None
             and not setting("RBAC_SINGLE_TENANT")):
         ws = session.get(setting("RBAC_SESSION_KEY"))
+    sid_hash = session_id_hash()
     user, row, account = user_with_membership(rbac.db.session, rbac.models, rbac.user_model,
-                                              user_id, ws, column=column,
-                                              sid_hash=session_id_hash())
+                                              user_id, ws, column=column, sid_hash=sid_hash)
     if user is not None and ws is not None:
         state = request_state()
         state.membership_row = (user, ws, row)
-        state.account_row = (user, ws, account)
+        state.account_row = (user, ws, sid_hash, account)
     return user
 
 

@@ -1,7 +1,13 @@
-"""The MFA gate: a ``before_request`` hook that every request of a signed-in user passes.
+"""The session and MFA gate: a ``before_request`` hook that every request of a signed-in user passes.
 
 In this order, for the request's user in the current workspace:
 
+0. The server-side session (:mod:`.sessions`) the cookie names must be
+   live: a revoked or unknown id, an idle or expired session signs the user
+   out; a browser goes to the host's login page with a message naming why,
+   a JSON client gets ``401 {"error": "session_ended", "reason": ...}``. A
+   session without an id is adopted. API tokens have no session and skip
+   this step.
 1. A session whose user has the plugin's TOTP on but has not entered a code
    since signing in (:attr:`.stepup.MfaState.must_verify`) reaches only the
    verification page: the password alone never opens a session of an
@@ -22,32 +28,106 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, flash, request, session
-from flask_login import user_logged_in, user_logged_out
+from flask import Flask, current_app, flash, has_request_context, jsonify, redirect, request, session, url_for
+from flask_login import logout_user, user_loaded_from_cookie, user_logged_in, user_logged_out
+from werkzeug.routing import BuildError
 
 from ..config import setting
 from ..decorators import wants_json
-from ..identity import request_state
-from . import stepup
+from ..identity import request_state, signed_in_user
+from ..proxies import get_rbac
+from . import sessions, stepup
 
 
 def init_app(app: Flask) -> None:
-    """Install the gate on ``app``; sign-ins and sign-outs forget the session's check."""
+    """Install the gate on ``app`` and give it its session service."""
+    sessions.init_app(app)
     app.before_request(gate)
 
 
 def watch_sign_in() -> None:
-    """Forget the session's MFA check whenever Flask-Login signs someone in or out.
+    """Open a server-side session at each Flask-Login sign-in (and remember-me
+    restoration), end it at sign-out, and forget the session's MFA check.
 
     Called once by the extension (the signals are process-wide).
     """
     user_logged_in.connect(stepup.forget_other_check)
     user_logged_out.connect(stepup.forget_check)
+    user_logged_in.connect(session_started)
+    user_loaded_from_cookie.connect(session_started)
+    user_logged_out.connect(session_ended)
+
+
+def session_started(sender: Any = None, *, user: Any = None, **extra: Any) -> None:
+    """Flask-Login ``user_logged_in``/``user_loaded_from_cookie`` receiver: a new session
+    id and row; the pre-login session's keys go, but Flask-Login's and the MFA check."""
+    rbac = sessions.rbac_or_none()
+    if rbac is not None and user is not None and has_request_context():
+        sessions.start(rbac, user, keep=(stepup.SESSION_KEY,))
+
+
+def session_ended(sender: Any = None, **extra: Any) -> None:
+    """Flask-Login ``user_logged_out`` receiver: revoke this session's row (``signed_out``)."""
+    rbac = sessions.rbac_or_none()
+    if rbac is not None and has_request_context():
+        sessions.end_current(rbac, "signed_out")
+        session.pop(setting("RBAC_SESSION_ID_KEY"), None)
+
+
+def _static(endpoint: str) -> bool:
+    return endpoint == "static" or endpoint.endswith(".static")
 
 
 def _exempt(endpoint: str) -> bool:
-    return (endpoint == "static" or endpoint.endswith(".static")
-            or endpoint in setting("RBAC_MFA_EXEMPT_ENDPOINTS"))
+    return _static(endpoint) or endpoint in setting("RBAC_MFA_EXEMPT_ENDPOINTS")
+
+
+#: What a signed-out browser reads on the login page, by the reason its session ended.
+ENDED_MESSAGES = {
+    "revoked": "Your session ended: it was signed out. Sign in again to continue.",
+    "idle": "Your session ended after {minutes} minutes without activity. Sign in again.",
+    "expired": "Your session ended: it reached its maximum length of {hours} hours. "
+               "Sign in again.",
+}
+
+
+def check_session(state: stepup.MfaState) -> Any:
+    """Step 0: adopt a session without an id, end a dead one, note a live one's activity."""
+    record = state.session
+    if record is None or getattr(current_app, "login_manager", None) is None:
+        return None
+    rbac = get_rbac()
+    if not record.has_id:
+        sessions.start(rbac, signed_in_user(), clear=False)
+        return None
+    at = sessions.now()
+    reason = sessions.verdict(record, state.lifetimes, at)
+    if reason is None:
+        sessions.touch(rbac, record, at)
+        return None
+    if reason != "revoked":
+        sessions.end_current(rbac, reason)
+    message = ENDED_MESSAGES[reason].format(minutes=state.lifetimes.idle_minutes,
+                                            hours=state.lifetimes.absolute_minutes // 60)
+    return end_session(reason, message)
+
+
+def end_session(reason: str, message: str) -> Any:
+    """Sign the user out; a browser goes to the login page, a JSON client gets a 401."""
+    logout_user()
+    request_state().mfa = None
+    view = getattr(current_app.login_manager, "login_view", None)  # type: ignore[attr-defined]
+    if not wants_json() and view:
+        try:
+            target = url_for(view, next=stepup.return_path())
+        except BuildError:
+            target = None
+        if target is not None:
+            flash(message, "warning")
+            return redirect(target)
+    response = jsonify(error="session_ended", reason=reason, message=message)
+    response.status_code = 401
+    return response
 
 
 #: What a member owing an enrolment reads on the enrolment page.
@@ -61,14 +141,21 @@ def _flash_once(message: str) -> None:
 
 
 def gate() -> Any:
-    """Send a session that owes an MFA check or an enrolment to the page that settles it."""
+    """End a dead session; send one that owes an MFA check or an enrolment to the page
+    that settles it."""
     endpoint = request.endpoint
-    if endpoint is None or _exempt(endpoint):
+    if endpoint is None or _static(endpoint):
         return None
     state = stepup.mfa_state()
     if state is None:
         return None
     token = request_state().token_auth
+    if not token:
+        ended = check_session(state)
+        if ended is not None:
+            return ended
+    if _exempt(endpoint):
+        return None
     if state.must_verify and not token:
         if endpoint == stepup.VERIFY_ENDPOINT:
             return None

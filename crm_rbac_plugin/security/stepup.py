@@ -40,12 +40,14 @@ from werkzeug.routing import BuildError
 
 from ..config import setting
 from ..decorators import EXEMPT_METHODS, wants_json
-from ..identity import request_state, signed_in_user
+from ..identity import request_state, session_id_hash, signed_in_user
 from ..loader import BYPASS
 from ..models import naive_utc, utcnow
 from ..policy import ALLOW, Access
 from ..proxies import get_rbac
 from ..urls import safe_next
+from . import sessions
+from .policy import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,7 +132,10 @@ class MfaState:
     MFA; ``own_credential``: the plugin's TOTP is on (so the session must
     pass the verification page); ``required``: the workspace's policy
     requires MFA of the member; ``checked_at``: the session's last check;
-    ``step_up_minutes``: how recent a check sensitive actions need.
+    ``step_up_minutes``: how recent a check sensitive actions need;
+    ``session``: the server-side session the cookie names and
+    ``lifetimes`` its idle timeout and absolute lifetime (the privileged
+    ones when the member's real access is privileged).
     """
 
     enrolled: bool
@@ -138,6 +143,9 @@ class MfaState:
     required: bool
     checked_at: dt.datetime | None
     step_up_minutes: int
+    session: sessions.SessionRecord | None = None
+    lifetimes: sessions.Lifetimes = sessions.Lifetimes(Policy.idle_minutes_member,
+                                                       Policy.absolute_minutes_member)
 
     @property
     def must_enrol(self) -> bool:
@@ -152,30 +160,49 @@ class MfaState:
         return is_recent(self.checked_at, self.step_up_minutes, now or utcnow())
 
 
-def _read_account(user: Any) -> tuple[Any, Any, Any]:
-    """``(credential confirmed_at, policy mfa, step-up minutes)`` of the request's user.
+#: The policy values :func:`mfa_state` reads: MFA, step-up, then the four lifetimes.
+_POLICY_VALUES = ("mfa", "step_up_minutes", "idle_minutes_privileged",
+                  "absolute_minutes_privileged", "idle_minutes_member", "absolute_minutes_member")
+
+
+def _read_account(user: Any) -> tuple[Any, list[Any], sessions.SessionRecord]:
+    """The request's user's credential confirmation, the policy values of
+    :data:`_POLICY_VALUES` (None: the defaults) and the session record.
 
     Read with the user by :func:`~crm_rbac_plugin.identity.load_user` when it
-    could (its :class:`~crm_rbac_plugin.resolve.AccountRow`), else by one query.
+    could (its :class:`~crm_rbac_plugin.resolve.AccountRow`, for this very
+    session id), else by one query.
     """
     rbac = get_rbac()
     ws = rbac.current_workspace_id()
     loaded = request_state().account_row
-    if loaded is not None and loaded[0] is user and loaded[2] is not None and (
-            str(loaded[1]) == str(ws)):
-        account = loaded[2]
-        return account.mfa_confirmed_at, account.mfa, account.step_up_minutes
-    C, P = rbac.models.MfaCredential, rbac.models.SecurityPolicy
+    if (loaded is not None and loaded[0] is user and loaded[3] is not None
+            and str(loaded[1]) == str(ws) and loaded[2] == session_id_hash()):
+        account = loaded[3]
+        record = sessions.SessionRecord(
+            has_id=sessions.current_sid() is not None, id=account.session_id,
+            created_at=account.session_created_at, last_seen_at=account.session_last_seen_at,
+            revoked_at=account.session_revoked_at)
+        return (account.mfa_confirmed_at, [getattr(account, f) for f in _POLICY_VALUES],
+                record)
     uid = rbac.user_pk(user)
-    return tuple(rbac.db.session.execute(sa.select(
+    C, P = rbac.models.MfaCredential, rbac.models.SecurityPolicy
+    confirmed, *values = rbac.db.session.execute(sa.select(
         sa.select(C.confirmed_at).where(C.user_id == uid).scalar_subquery(),
-        sa.select(P.mfa).where(P.workspace_id == ws).scalar_subquery(),
-        sa.select(P.step_up_minutes).where(P.workspace_id == ws).scalar_subquery(),
-    ), execution_options=BYPASS).one())
+        *(sa.select(getattr(P, f)).where(P.workspace_id == ws).scalar_subquery()
+          for f in _POLICY_VALUES),
+        *sessions.lookup_columns(rbac, uid),
+    ), execution_options=BYPASS).one()
+    n = len(_POLICY_VALUES)
+    return confirmed, values[:n], sessions.record_from(values[n:])
 
 
 def mfa_state() -> MfaState | None:
-    """The request's user's :class:`MfaState` (None: nobody signed in), cached per request."""
+    """The request's user's :class:`MfaState` (None: nobody signed in), cached per request.
+
+    It carries the workspace's policy and the session row the cookie names,
+    read with the user (no round trip of its own), for the gate's checks.
+    """
     user = signed_in_user()
     if user is None:
         return None
@@ -183,17 +210,25 @@ def mfa_state() -> MfaState | None:
     if state.mfa is not None:
         return state.mfa  # type: ignore[no-any-return]
     rbac = get_rbac()
-    confirmed, policy, minutes = _read_account(user)
+    confirmed, values, record = _read_account(user)
+    policy, minutes, idle_p, abs_p, idle_m, abs_m = values
     hook = rbac.hooks.mfa_verified
     host_at = hook(user) if hook is not None else None
-    access = rbac.current_access()
+    access = rbac.current_access()  # resolves state.real_access while viewing as
     real = state.real_access or access
+    privileged = is_privileged(real)
     state.mfa = MfaState(
         enrolled=confirmed is not None or host_at is not None,
         own_credential=confirmed is not None,
         required=must_enrol(policy or "nobody", real),
         checked_at=naive_utc(host_at) if host_at is not None else session_check(user),
-        step_up_minutes=int(minutes or setting("RBAC_MFA_STEP_UP_MINUTES")))
+        step_up_minutes=int(minutes or setting("RBAC_MFA_STEP_UP_MINUTES")),
+        session=record,
+        lifetimes=sessions.Lifetimes(
+            int(idle_p or Policy.idle_minutes_privileged),
+            int(abs_p or Policy.absolute_minutes_privileged)) if privileged else
+        sessions.Lifetimes(int(idle_m or Policy.idle_minutes_member),
+                           int(abs_m or Policy.absolute_minutes_member)))
     return state.mfa
 
 

@@ -10,11 +10,13 @@ from typing import Any
 
 from flask import current_app, flash, redirect, request, url_for
 
-from .. import team
+from .. import security, team
 from ..decorators import login_required
 from ..identity import sign_in, signed_in_user
 from ..policy import Decision
 from ..proxies import current_rbac
+from ..security import sessions
+from . import session_views  # noqa: F401  (the sessions card's routes, same blueprint)
 from .blueprint import attempt, bp, render
 from .member_forms import ProfileForm
 
@@ -31,10 +33,27 @@ def _sign_in_again(user: Any) -> None:
     sign_in(user, remember=remember in request.cookies)
 
 
+def _save(membership: Any, form: ProfileForm) -> None:
+    """Save the profile; a new password with the box ticked ends the member's other sessions."""
+    rbac = current_rbac
+    team.update_profile(rbac, membership, name=form.name.data,
+                        notify_email=bool(form.notify_email.data),
+                        current_password=form.current_password.data,
+                        new_password=form.new_password.data)
+    if form.new_password.data and form.sign_out_others.data:
+        sessions.revoke_all(rbac, membership.user_id, except_current=True, by=None,
+                            reason="password_changed")
+
+
 @bp.route("/profile", methods=["GET", "POST"])
 @login_required
 def profile() -> Any:
-    """Edit one's own name, password and notifications (not one's roles or status)."""
+    """Edit one's own name, password and notifications (not one's roles or status).
+
+    The new-password field states the rules in force (the strictest of the
+    member's workspaces); "Sign out my other sessions" (ticked by default)
+    ends every other session when the password changes.
+    """
     rbac = current_rbac
     access = rbac.current_access()
     if access is None or not access.active:
@@ -43,14 +62,12 @@ def profile() -> Any:
     user = membership.user
     form = ProfileForm(data={"name": getattr(user, "name", ""),
                              "notify_email": membership.notify_email})
+    form.new_password.description = security.describe_rules(
+        security.password_rules_for_user(rbac, membership.user_id))
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
-            outcome = attempt(lambda: team.update_profile(
-                rbac, membership, name=form.name.data,
-                notify_email=bool(form.notify_email.data),
-                current_password=form.current_password.data,
-                new_password=form.new_password.data), form, fallback=form.name)
+            outcome = attempt(lambda: _save(membership, form), form, fallback=form.name)
             if outcome.ok:
                 if form.new_password.data and rbac.user_pk(signed_in_user()) == membership.user_id:
                     _sign_in_again(user)

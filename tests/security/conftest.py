@@ -534,6 +534,10 @@ EXCLUDED_TABLES: dict[str, str] = {
                         "'access.denied' event after the request, by design",
     "rbac_sign_in_throttle": "failed sign-in counts: every failed attempt is counted, by "
                              "design (crm_rbac_plugin/security/throttle.py)",
+    "rbac_session": "server-side session records: a signed-in request without a session id "
+                    "is adopted (a new row) and last_seen_at is stamped once a minute, by "
+                    "design (crm_rbac_plugin/security/sessions.py); every revocation is "
+                    "audited and tested in tests/test_sessions.py",
 }
 
 #: Columns that legitimately change on any authenticated request, and why.

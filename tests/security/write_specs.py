@@ -125,6 +125,13 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
         why="the sign-in's second step: without a session to verify, a code gets the same "
             "400 a wrong code gets, so the page tells nothing about accounts"),
     "rbac_settings.mfa_reset": EndpointRule("owner"),
+    "rbac_settings.sign_out_session": EndpointRule(
+        "self", lambda w, ws: {"session_id": 0},
+        why="signs out one of one's own sessions; another account's session id is a 404"),
+    "rbac_settings.sign_out_others": EndpointRule("self"),
+    "rbac_settings.member_sign_out_everywhere": EndpointRule(
+        "members.manage", why="an admin signs a member out everywhere (an Owner only by an "
+                              "Owner)"),
     "rbac_settings.accept_invitation": EndpointRule(
         "public", lambda w, ws: {"name": "Sweep", "password": "sweep-password-1"},
         expected_public=frozenset({400, 404}),
