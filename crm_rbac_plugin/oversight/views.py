@@ -423,6 +423,7 @@ def review_deactivate(membership_id: int) -> Any:
 
 @bp.post("/access-review/assignments/<int:member_role_id>/remove")
 @require_permission("members", "edit")
+@require_recent_mfa
 def review_remove_role(member_role_id: int) -> Any:
     """Take one role assignment away from the review (the member page's rules apply)."""
     rbac = current_rbac
