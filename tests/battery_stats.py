@@ -34,6 +34,8 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
     ("brute_force_attempts", ("Brute force: sign-in attempts {brute_force_attempts}, passwords "
                               "checked {brute_force_checked}, throttled {brute_force_throttled}, "
                               "rate-limited {brute_force_limited}, let in {brute_force_let_in}")),
+    ("mfa_sweep_requests", ("Unenrolled MFA sweep: requests {mfa_sweep_requests}, reached "
+                            "{mfa_sweep_reached}")),
     ("adoption_lines_multitenant", ("Adoption lines: multi-tenant {adoption_lines_multitenant} "
                                     "(target 25), single-tenant {adoption_lines_singletenant} "
                                     "(target 10)")),
