@@ -188,3 +188,21 @@ def test_each_reason_a_session_ends_has_its_sentence(reason: str, expected: str)
 ])
 def test_the_browser_is_named_from_the_user_agent(agent: str | None, name: str) -> None:
     assert audit.browser(agent) == name
+
+
+def test_a_permission_change_committed_with_a_security_event_keeps_its_own_event(
+        world: SimpleNamespace) -> None:
+    """The policy's ``changes`` stay the policy's; the role change gets an event of its own."""
+    R, A = rbac.models.Role, rbac.models.AuditEvent
+    audit.record(rbac, "security_policy.changed", workspace_id=world.ws.id, resource="settings",
+                 actor_ids=(world.users["owner"].id, world.members["owner"].id),
+                 changes={"mfa": ["nobody", "everyone"]})
+    with rbac.system():
+        junior = db.session.query(R).filter_by(workspace_id=world.ws.id, key="junior_rep").one()
+        junior.description = "renamed with the policy"
+        db.session.commit()
+    db.session.expire_all()
+    policy = db.session.query(A).filter_by(action="security_policy.changed").one()
+    assert policy.detail == {"changes": {"mfa": ["nobody", "everyone"]}}
+    role_event = db.session.query(A).filter_by(action="role.changed").one()
+    assert role_event.workspace_id == world.ws.id
