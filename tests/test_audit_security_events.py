@@ -35,11 +35,12 @@ EVENTS: list[tuple[str, str, str | None, dict[str, Any], tuple[str, ...]]] = [
      ("Member signed in from 203.0.113.7 (Firefox on Linux)",)),
     ("auth.failed", "account", "203.0.113.8",
      {"user_agent": IPHONE, "failures": 3, "wait_seconds": 4},
-     ("Wrong password for Member from 203.0.113.8 (Safari on iPhone)", "3 in a row",
-      "waits 4 s")),
+     ("Wrong password for Member from 203.0.113.8 (Safari on iPhone): 3 in a row; the next "
+      "attempt waits 4 s",)),
     ("auth.throttled", "account", "203.0.113.9", {"user_agent": FIREFOX, "wait_seconds": 8,
                                                   "scope": "account"},
-     ("Sign-in to Member refused: too many attempts from 203.0.113.9", "(wait 8 s)")),
+     ("Sign-in to Member from 203.0.113.9 (Firefox on Linux) refused: too many attempts, "
+      "wait 8 s",)),
     ("auth.mfa_enrolled", "members", "198.51.100.1", {"user_id": 0},
      ("Member turned on two-factor authentication from 198.51.100.1",)),
     ("auth.mfa_failed", "members", "198.51.100.2", {"user_id": 0},
@@ -54,8 +55,8 @@ EVENTS: list[tuple[str, str, str | None, dict[str, Any], tuple[str, ...]]] = [
      ("Security policy changed by Member: ip allowlist, mfa",)),
     ("access.ip_refused", "account", "192.0.2.44",
      {"path": "/api/v1/leads", "via": "token", "user_agent": "curl/8.5.0"},
-     ("Member was refused: 192.0.2.44 is not on the IP allowlist (an API token: /api/v1/leads)",
-      "(curl)")),
+     ("Member was refused on /api/v1/leads with an API token: 192.0.2.44 is not on the IP "
+      "allowlist (curl)",)),
 ]
 
 

@@ -270,10 +270,10 @@ def _sign_in_sentence(names: Names, ev: Any, actor: str) -> str:
     if ev.action == "auth.login":
         return f"{account} signed in{_origin(ev)}"
     if ev.action == "auth.failed":
-        failures = f" ({d['failures']} in a row{waits})" if d.get("failures") else ""
+        failures = f": {d['failures']} in a row{waits}" if d.get("failures") else ""
         return f"Wrong password for {account}{_origin(ev)}{failures}"
-    return (f"Sign-in to {account} refused: too many attempts{_origin(ev)}"
-            + (f" (wait {wait} s)" if wait else ""))
+    return (f"Sign-in to {account}{_origin(ev)} refused: too many attempts"
+            + (f", wait {wait} s" if wait else ""))
 
 
 def _mfa_sentence(names: Names, ev: Any, actor: str) -> str:
@@ -309,11 +309,11 @@ def _session_sentence(names: Names, ev: Any, actor: str) -> str:
 
 def _ip_refused_sentence(names: Names, ev: Any, actor: str) -> str:
     d = ev.detail or {}
-    via = "an API token" if d.get("via") == "token" else "a page"
-    where = f" ({via}: {d['path']})" if d.get("path") else f" ({via})"
+    where = f" on {d['path']}" if d.get("path") else ""
+    via = " with an API token" if d.get("via") == "token" else ""
     who = actor if ev.actor_membership_id is not None else (ev.target or actor)
-    return (f"{who} was refused: {ev.ip or 'the address'} is not on the IP allowlist"
-            f"{where}{_origin(ev, ip=False)}")
+    return (f"{who} was refused{where}{via}: {ev.ip or 'the address'} is not on the IP "
+            f"allowlist{_origin(ev, ip=False)}")
 
 
 def _policy_lines(names: Names, ev: Any) -> list[Line]:
