@@ -27,7 +27,10 @@ from flask.cli import with_appcontext
 
 from crm_rbac_plugin import workspaces
 from crm_rbac_plugin.audit import RETENTION
+from crm_rbac_plugin.errors import ValidationError
 from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.security.passwords import require_password, user_inputs_of
+from crm_rbac_plugin.security.policy import password_rules_for_user
 
 from .crm.forms import LEAD_SOURCES, REGIONS
 from .extensions import db
@@ -387,3 +390,32 @@ def seed_command(reset: bool, yes: bool, scale: float) -> None:
     for email, roles in report.logins:
         click.echo(f"  {email:{width}}  {roles}")
     click.echo("\nStart the app with `FLASK_CRM_HTTPS=false flask --app wsgi run` (plain HTTP) and open http://127.0.0.1:5000/")
+
+
+@demo_group.command("set-password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The new password (asked for, twice and hidden, when left out).")
+@with_appcontext
+def set_password_command(email: str, password: str) -> None:
+    """Set an account's password, under the password rules of its workspaces.
+
+    A typed password meets the strictest rules of the account's workspaces
+    (length and strength, ``crm_rbac_plugin.security.passwords``), as on the
+    profile page and at invitation acceptance; a refusal prints the reasons
+    and writes nothing. Only ``demo seed`` sets a password below the rules:
+    the demo's one fixed, documented word. Setting the password signs every
+    session of the account out.
+    """
+    user = db.session.scalar(sa.select(User).where(
+        sa.func.lower(User.email) == email.strip().lower()))
+    if user is None:
+        raise click.BadParameter(f"no account has the address {email!r}", param_hint="EMAIL")
+    try:
+        require_password(password, field="password", user_inputs=user_inputs_of(user),
+                         policy=password_rules_for_user(rbac, user.id))
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--password'") from None
+    user.set_password(password)
+    db.session.commit()
+    click.echo(f"Password set for {user.email}; every session of the account is signed out.")

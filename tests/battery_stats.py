@@ -36,6 +36,8 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                               "rate-limited {brute_force_limited}, let in {brute_force_let_in}")),
     ("session_copy_requests", ("Copied cookie after revoke: requests {session_copy_requests}, "
                                "accepted {session_copy_accepted}")),
+    ("mfa_sweep_requests", ("Unenrolled MFA sweep: requests {mfa_sweep_requests}, reached "
+                            "{mfa_sweep_reached}")),
     ("adoption_lines_multitenant", ("Adoption lines: multi-tenant {adoption_lines_multitenant} "
                                     "(target 25), single-tenant {adoption_lines_singletenant} "
                                     "(target 10)")),

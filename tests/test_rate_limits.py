@@ -8,6 +8,7 @@ throttle on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -108,10 +109,13 @@ def test_two_app_instances_share_the_limit_through_redis(database_url: str,
     assert codes == [200, 200, 200, 200, 429]
 
 
-@pytest.fixture(scope="module")
-def workers(pg_url: str, redis_url: str,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    """The demo under gunicorn with two workers, on PostgreSQL, rate limits in Redis."""
+@contextlib.contextmanager
+def gunicorn_demo(pg_url: str, log_dir: Path, **env: str) -> Iterator[SimpleNamespace]:
+    """The demo under gunicorn with two sync workers on a fresh world in ``pg_url``.
+
+    ``env``: more ``FLASK_*`` settings. Each answer names its worker in
+    ``X-Worker-Pid``; ``base`` is the server's URL.
+    """
     from crm_app.rbac_setup import rbac  # noqa: F401  (the models on db)
     from tests.conftest import make_app
 
@@ -123,16 +127,15 @@ def workers(pg_url: str, redis_url: str,
         db.session.remove()
         db.engine.dispose()
     port = free_port()
-    env = {**os.environ, "FLASK_SQLALCHEMY_DATABASE_URI": pg_url,
-           "FLASK_SECRET_KEY": "rate-limit-test-secret-key-0123", "FLASK_CRM_WORKER_HEADER": "true",
-           "FLASK_CRM_HTTPS": "false", "FLASK_RBAC_RATELIMIT_STORAGE_URI": redis_url,
-           "FLASK_RBAC_SIGN_IN_RATE_LIMIT": "30 per minute"}
-    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    full_env = {**os.environ, "FLASK_SQLALCHEMY_DATABASE_URI": pg_url,
+                "FLASK_SECRET_KEY": "rate-limit-test-secret-key-0123",
+                "FLASK_CRM_WORKER_HEADER": "true", "FLASK_CRM_HTTPS": "false", **env}
+    log_path = log_dir / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 (closed in finally)
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
          "--graceful-timeout", "2", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -152,6 +155,16 @@ def workers(pg_url: str, redis_url: str,
         log.close()
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def workers(pg_url: str, redis_url: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The demo under gunicorn with two workers, on PostgreSQL, rate limits in Redis."""
+    with gunicorn_demo(pg_url, tmp_path_factory.mktemp("gunicorn"),
+                       FLASK_RBAC_RATELIMIT_STORAGE_URI=redis_url,
+                       FLASK_RBAC_SIGN_IN_RATE_LIMIT="30 per minute") as served:
+        yield served
 
 
 def csrf_token(browser: Browser) -> str:

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from .. import inputs, queries
 from ..policy import Access
 from ..proxies import current_rbac
+from ..security import stepup
 
 bp = Blueprint("rbac_api", __name__)
 
@@ -55,6 +56,31 @@ def require(permission: str) -> Access:
         rbac.signal_denied(access, action, resource, None, decision.reason)
         raise forbidden(decision.reason)
     return access
+
+
+def step_up() -> None:
+    """Refuse a role or ownership change unless the session passed a recent MFA check.
+
+    The pages' :func:`..security.stepup.require_recent_mfa`, asked after the
+    permission check and the id lookups so that a refused member and another
+    workspace's id get their 403 or 404 first. A member who is enrolled or
+    must be makes such changes from a signed-in session that passed a check
+    within the workspace's ``step_up_minutes``. A bearer token carries no
+    session, so it never counts as checked: such a member's token gets
+    ``403 {"error": "mfa_step_up_required"}`` (``mfa_required`` while they
+    have not enrolled). A member whom the policy asks nothing and who has
+    not enrolled passes, token or session.
+    """
+    state = stepup.mfa_state()
+    if state is None:
+        return
+    if state.must_enrol:
+        raise ApiError(403, "mfa_required", "Turn on two-factor authentication first.")
+    if (state.enrolled or state.required) and not state.fresh():
+        raise ApiError(403, "mfa_step_up_required",
+                       "Role and ownership changes of an account protected by two-factor "
+                       "authentication are made from a signed-in session that passed a "
+                       "recent check: enter a code from your authenticator app, then retry.")
 
 
 def json_body() -> dict[str, Any]:

@@ -22,6 +22,7 @@ from .blueprint import (
     json_body,
     not_found,
     require,
+    step_up,
 )
 
 ASSIGN_KEYS = frozenset({"role_id", "starts_at", "expires_at"})
@@ -74,6 +75,7 @@ def member_roles(membership_id: int) -> ResponseReturnValue:
 def assign_role(membership_id: int) -> ResponseReturnValue:
     access = require("members.edit")
     membership = _membership_or_404(access, membership_id)
+    step_up()
     body = json_body()
     check_keys(body, ASSIGN_KEYS)
     if "role_id" not in body:
@@ -95,6 +97,7 @@ def remove_role(membership_id: int, member_role_id: int) -> ResponseReturnValue:
     mr = next((mr for mr in membership.member_roles if mr.id == member_role_id), None)
     if mr is None:
         raise not_found("role assignment")
+    step_up()
     rbac = current_rbac
     roles.remove_role(rbac, access, mr)
     rbac.db.session.commit()

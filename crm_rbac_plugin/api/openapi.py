@@ -215,6 +215,13 @@ BAD_INPUT = {
                   "scope, field or operator; `field` names the input at fault."),
     "413": _error("The body is larger than RBAC_API_MAX_BODY (64 KiB by default)."),
 }
+STEP_UP = {
+    "403": _error("Refused: missing permission, a rule that keeps roles safe, or "
+                  "`mfa_step_up_required`: role and ownership changes of an account "
+                  "protected by two-factor authentication are made from a signed-in session "
+                  "that passed a recent check (the workspace's step_up_minutes); a bearer "
+                  "token never has."),
+}
 RULE_CONFLICT = {
     "409": _error("The change would leave a member no role in force now (expired and "
                   "not-yet-started assignments do not count); `error` is `conflict`."),
@@ -260,7 +267,7 @@ PATHS: dict[str, Any] = {
                    {"200": _json(_ref("RoleList"), "The roles.")}, tag="roles"),
         "post": _op("Create a role (roles.create; never wider than the caller).",
                     {"201": _json(_ref("Role"), "The new role.")}, tag="roles",
-                    body={**_ref("RoleInput"), "required": ["name"]}, errors=(BAD_INPUT,)),
+                    body={**_ref("RoleInput"), "required": ["name"]}, errors=(BAD_INPUT, STEP_UP)),
     },
     "/roles/{role_id}": {
         "get": _op("Get a role (roles.view).", {"200": _json(_ref("Role"), "The role.")},
@@ -269,13 +276,13 @@ PATHS: dict[str, Any] = {
                      "replaces the whole matrix.",
                      {"200": _json(_ref("Role"), "The changed role.")}, tag="roles",
                      body=_ref("RoleInput"), parameters=[ROLE_ID],
-                     errors=(NOT_FOUND, BAD_INPUT)),
+                     errors=(NOT_FOUND, BAD_INPUT, STEP_UP)),
         "delete": _op("Delete a role (roles.delete), moving its members to `move_to`.",
                       {"204": {"description": "Deleted."}}, tag="roles",
                       parameters=[ROLE_ID, {
                           "name": "move_to", "in": "query", "required": False, "schema": ID,
                           "description": "Give the role's members this role first."}],
-                      errors=(NOT_FOUND, BAD_INPUT, RULE_CONFLICT)),
+                      errors=(NOT_FOUND, BAD_INPUT, RULE_CONFLICT, STEP_UP)),
     },
     "/roles/{role_id}/clone": {
         "post": _op("Create a custom role from a copy of this one, inherited grants and field "
@@ -284,7 +291,7 @@ PATHS: dict[str, Any] = {
                     body={"type": "object", "required": ["name"], "additionalProperties": False,
                           "properties": {"name": {"type": "string"},
                                          "description": {"type": ["string", "null"]}}},
-                    parameters=[ROLE_ID], errors=(NOT_FOUND, BAD_INPUT)),
+                    parameters=[ROLE_ID], errors=(NOT_FOUND, BAD_INPUT, STEP_UP)),
     },
     "/roles/compare": {
         "get": _op("Compare two or more roles, one row per permission (roles.view).",
@@ -318,14 +325,14 @@ PATHS: dict[str, Any] = {
                     "segregation of duties applies).",
                     {"201": _json(_ref("Assignment"), "The assignment.")}, tag="members",
                     body=_ref("AssignmentInput"), parameters=[MEMBER_ID],
-                    errors=(NOT_FOUND, BAD_INPUT)),
+                    errors=(NOT_FOUND, BAD_INPUT, STEP_UP)),
     },
     "/members/{membership_id}/roles/{member_role_id}": {
         "delete": _op("Take a role assignment away (members.edit; the last Owner and a "
                       "member's last role in force stay).",
                       {"204": {"description": "Removed."}}, tag="members",
                       parameters=[MEMBER_ID, _path_id("member_role_id", "role assignment")],
-                      errors=(NOT_FOUND, BAD_INPUT, RULE_CONFLICT)),
+                      errors=(NOT_FOUND, BAD_INPUT, RULE_CONFLICT, STEP_UP)),
     },
     "/members/{membership_id}/access": {
         "get": _op("A member's effective permissions and the roles each comes from "
@@ -366,7 +373,9 @@ PATHS: dict[str, Any] = {
                        {"name": "actor", "in": "query", "schema": ID,
                         "description": "Membership id of the actor."},
                        {"name": "action", "in": "query", "schema": {"type": "string"},
-                        "description": "e.g. role.created, access.denied, export"},
+                        "description": "e.g. role.created, access.denied, export, "
+                                       "auth.failed; or group:security for every sign-in "
+                                       "and security event"},
                        {"name": "resource", "in": "query", "schema": {"type": "string"}},
                        {"name": "from", "in": "query",
                         "schema": {"type": "string", "format": "date"},

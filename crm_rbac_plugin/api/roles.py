@@ -24,6 +24,7 @@ from .blueprint import (
     json_body,
     not_found,
     require,
+    step_up,
     string,
 )
 
@@ -121,6 +122,7 @@ def list_roles() -> ResponseReturnValue:
 @bp.post("/roles")
 def create_role() -> ResponseReturnValue:
     access = require("roles.create")
+    step_up()
     body = json_body()
     rbac = current_rbac
     changes = _role_changes(body, access, create=True)
@@ -142,6 +144,7 @@ def get_role(role_id: int) -> ResponseReturnValue:
 def update_role(role_id: int) -> ResponseReturnValue:
     access = require("roles.edit")
     role = _role_or_404(access, role_id)
+    step_up()
     changes = _role_changes(json_body(), access, create=False)
     rbac = current_rbac
     roles.update_role(rbac, access, role, **changes)
@@ -153,6 +156,7 @@ def update_role(role_id: int) -> ResponseReturnValue:
 def delete_role(role_id: int) -> ResponseReturnValue:
     access = require("roles.delete")
     role = _role_or_404(access, role_id)
+    step_up()
     move_to = None
     if "move_to" in request.args:
         raw = request.args["move_to"]
@@ -171,6 +175,7 @@ def delete_role(role_id: int) -> ResponseReturnValue:
 def clone_role(role_id: int) -> ResponseReturnValue:
     access = require("roles.create")
     source = _role_or_404(access, role_id)
+    step_up()
     body = json_body()
     check_keys(body, CLONE_KEYS)
     name = string(body, "name", required=True)

@@ -57,18 +57,21 @@ from .events import (
 from .names import Names, load_names
 from .reading import CSV_COLUMNS, csv_row, event_json, events_query, parse_filters
 from .refusals import note_denied, write_denied
-from .sentences import Described, describe, sentence_text
+from .sentences import EVENT_GROUPS, SECURITY_EVENTS, Described, browser, describe, sentence_text
 
 __all__ = [
     "CSV_COLUMNS",
+    "EVENT_GROUPS",
     "KINDS",
     "PRIORITY",
     "RETENTION",
+    "SECURITY_EVENTS",
     "TABLE",
     "AuditImmutable",
     "Described",
     "Names",
     "actor",
+    "browser",
     "csv_row",
     "describe",
     "event_json",

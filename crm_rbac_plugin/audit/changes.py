@@ -30,6 +30,7 @@ from .events import (
     jsonable,
     snapshot,
 )
+from .sentences import SECURITY_EVENTS
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -255,10 +256,14 @@ def _changes_by_workspace(rbac: RBACProtocol, session: Session, pending: list[di
 def _described_event(explicit: list[Any], ws: int | None) -> Any:
     """The event the code wrote about this workspace's change itself, if any.
 
-    Exports, refusals and shared-record events describe something else.
+    Exports, refusals, shared-record events and sign-in and security events
+    (:data:`.sentences.SECURITY_EVENTS`, whose ``detail`` has keys of its own)
+    describe something else: a permission change committed with them gets
+    an event of its own.
     """
     return next((e for e in explicit if e.workspace_id == ws
                  and e.action not in ("export", "access.denied")
+                 and e.action not in SECURITY_EVENTS
                  and not e.action.startswith("shared.")), None)
 
 

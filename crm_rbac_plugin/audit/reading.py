@@ -6,6 +6,11 @@ role: every recorded change names its objects as ``member #12 ...``,
 whose target or ``detail`` text holds that label are the ones about it. The
 match needs the character after the id (a space, a bracket or the closing
 quote of the JSON string), so ``role #3`` never matches ``role #31``.
+
+The filter ``action`` names one event (``auth.failed``) or a group of events
+as ``group:<key>`` (``group:security``: every sign-in and security event, see
+:data:`.sentences.EVENT_GROUPS`); an unknown group is a ValueError on
+``action``, never an empty page that looks like "nothing happened".
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import sqlalchemy as sa
 from .. import csvsafe
 from ..models import naive_utc
 from .names import Names
-from .sentences import describe, sentence_text
+from .sentences import EVENT_GROUPS, describe, sentence_text
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -44,6 +49,13 @@ def parse_filters(args: Any) -> dict[str, Any]:
         value = (args.get(key) or "").strip()
         if value:
             out[key] = value[:60]
+    group = out.get("action", "")
+    if group.startswith("group:"):
+        if group[6:] not in EVENT_GROUPS:
+            raise ValueError(f"action: unknown group of events, expected one of "
+                             f"{', '.join('group:' + k for k in EVENT_GROUPS)}")
+        out["group"] = group[6:]
+        del out["action"]
     for key in ("from", "to"):
         value = (args.get(key) or "").strip()
         if not value:
@@ -71,6 +83,8 @@ def events_query(rbac: RBACProtocol, workspace_id: int, filters: dict[str, Any])
         stmt = stmt.where(_mentions(A, ("role",), filters["role"]))
     if "action" in filters:
         stmt = stmt.where(A.action == filters["action"])
+    if "group" in filters:
+        stmt = stmt.where(A.action.in_(EVENT_GROUPS[filters["group"]][1]))
     if "resource" in filters:
         stmt = stmt.where(A.resource == filters["resource"])
     if "from" in filters:

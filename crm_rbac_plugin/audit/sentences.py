@@ -10,10 +10,16 @@ its CSV export use the same sentences.
 Rows an event points at may be gone: a role deleted in the same transaction
 is named from its own snapshot; otherwise the sentence says "a deleted
 role" or "a former member" rather than printing an id.
+
+Sign-in and security events (:data:`SECURITY_EVENTS`) read from their
+agreed detail keys and end with where they came from: the ``ip`` column
+and the browser named from ``detail.user_agent`` ("from 203.0.113.7,
+Firefox on Linux"), when the event holds them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,9 +200,164 @@ def _event_sentence(names: Names, ev: Any, actor: str) -> str:
     return f"{action.replace('.', ' ').replace('_', ' ').capitalize()} by {actor}"
 
 
+# -- sign-in and security events ----------------------------------------------------------
+
+#: The sign-in and security events, each with its label in the audit page's filter.
+SECURITY_EVENTS: dict[str, str] = {
+    "auth.login": "Signed in",
+    "auth.failed": "Wrong password",
+    "auth.throttled": "Sign-in refused: too many attempts",
+    "auth.mfa_enrolled": "Two-factor turned on",
+    "auth.mfa_failed": "Wrong two-factor code",
+    "auth.mfa_reset": "Two-factor reset",
+    "auth.mfa_recovery_codes": "New recovery codes",
+    "session.revoked": "Session ended",
+    "security_policy.changed": "Security policy changed",
+    "access.ip_refused": "Refused by the IP allowlist",
+}
+
+#: Groups of events the audit filter offers as one choice (``action=group:<key>``):
+#: key -> (label, actions).
+EVENT_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "security": ("Sign-in and security", tuple(SECURITY_EVENTS)),
+}
+
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("FxiOS/", "Firefox"), ("Firefox/", "Firefox"),
+             ("CriOS/", "Chrome"), ("Chrome/", "Chrome"), ("Safari/", "Safari"),
+             ("curl/", "curl"), ("python-requests/", "Python requests"))
+_SYSTEMS = (("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"),
+            ("Windows", "Windows"), ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"),
+            ("Linux", "Linux"))
+_PRODUCT = re.compile(r"[\w.\-]+(?:/[\w.\-]+)?")
+
+
+def browser(user_agent: str | None) -> str:
+    """Name the browser of a user-agent string: "Firefox on Linux", "curl", "" if none.
+
+    A reader wants the device at a glance, not the raw header; an agent no
+    rule knows is named by its first product token ("Werkzeug/3.1").
+    """
+    agent = (user_agent or "").strip()
+    if not agent:
+        return ""
+    name = next((n for key, n in _BROWSERS if key in agent), "")
+    system = next((n for key, n in _SYSTEMS if key in agent), "")
+    if name and system:
+        return f"{name} on {system}"
+    if name or system:
+        return name or system
+    match = _PRODUCT.match(agent)
+    return match.group(0)[:40] if match else "an unknown browser"
+
+
+def _origin(ev: Any, *, ip: bool = True) -> str:
+    """" from 203.0.113.7 (Firefox on Linux)": the event's IP and browser, when held."""
+    agent = browser((ev.detail or {}).get("user_agent"))
+    text = f" from {ev.ip}" if ip and ev.ip else ""
+    return text + (f" ({agent})" if agent else "")
+
+
+def _plural(count: Any, noun: str) -> str:
+    n = int(count) if isinstance(count, int) else 1
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _sign_in_sentence(names: Names, ev: Any, actor: str) -> str:
+    d = ev.detail or {}
+    account = actor if ev.actor_membership_id is not None else (ev.target or "an unknown address")
+    wait = d.get("wait_seconds")
+    waits = f"; the next attempt waits {wait} s" if wait else ""
+    if ev.action == "auth.login":
+        return f"{account} signed in{_origin(ev)}"
+    if ev.action == "auth.failed":
+        failures = f": {d['failures']} in a row{waits}" if d.get("failures") else ""
+        return f"Wrong password for {account}{_origin(ev)}{failures}"
+    return (f"Sign-in to {account}{_origin(ev)} refused: too many attempts"
+            + (f", wait {wait} s" if wait else ""))
+
+
+def _mfa_sentence(names: Names, ev: Any, actor: str) -> str:
+    d = ev.detail or {}
+    if ev.action == "auth.mfa_enrolled":
+        return f"{actor} turned on two-factor authentication{_origin(ev)}"
+    if ev.action == "auth.mfa_failed":
+        return f"{actor} entered a wrong two-factor code{_origin(ev)}"
+    if ev.action == "auth.mfa_recovery_codes":
+        return f"{actor} made new recovery codes{_origin(ev)}"
+    was = {True: " (it was on)", False: " (it was not set up)"}.get(d.get("was_enrolled"), "")
+    return (f"{actor} reset the two-factor authentication of "
+            f"{names.member(d.get('membership_id'))}{was}{_origin(ev)}")
+
+
+_REVOKED = {
+    "signed_out": "{who} signed out{origin}",
+    "sign_out_everywhere": "{who} signed out everywhere ({sessions}){origin}",
+    "admin": "{actor} signed {who} out everywhere ({sessions}){origin}",
+    "idle": "{who}: session ended after being idle too long",
+    "expired": "{who}: session ended at its maximum lifetime",
+    "cap": "{who}: oldest session ended, too many sessions at once",
+    "password_changed": "{who}: {sessions} ended after a password change{origin}",
+}
+
+
+def _session_sentence(names: Names, ev: Any, actor: str) -> str:
+    d = ev.detail or {}
+    template = _REVOKED.get(d.get("reason", ""), "{who}: {sessions} ended by {actor}{origin}")
+    return template.format(who=ev.target or actor, actor=actor, origin=_origin(ev),
+                           sessions=_plural(d.get("count", 1), "session"))
+
+
+def _ip_refused_sentence(names: Names, ev: Any, actor: str) -> str:
+    d = ev.detail or {}
+    where = f" on {d['path']}" if d.get("path") else ""
+    via = " with an API token" if d.get("via") == "token" else ""
+    who = actor if ev.actor_membership_id is not None else (ev.target or actor)
+    return (f"{who} was refused{where}{via}: {ev.ip or 'the address'} is not on the IP "
+            f"allowlist{_origin(ev, ip=False)}")
+
+
+def _policy_lines(names: Names, ev: Any) -> list[Line]:
+    """One line whose diff holds each changed policy field (``detail.changes``)."""
+    changes = (ev.detail or {}).get("changes")
+    if not isinstance(changes, dict):
+        return []
+    rows = []
+    for key in sorted(changes):
+        pair = changes[key]
+        old, new = (pair[0], pair[1]) if isinstance(pair, list) and len(pair) == 2 else (None, pair)
+        rows.append((key.replace("_", " "), _policy_value(old), _policy_value(new)))
+    return [Line("Security policy", rows)] if rows else []
+
+
+def _policy_value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    return _show(Names(0), "", value)
+
+
+def _security(names: Names, ev: Any, actor: str) -> Described:
+    """Read a sign-in or security event (see :data:`SECURITY_EVENTS`)."""
+    if ev.action == "security_policy.changed":
+        lines = _policy_lines(names, ev)
+        fields = ", ".join(f for line in lines for f, _, _ in line.diff)
+        return Described(actor, f"Security policy changed by {actor}"
+                         + (f": {fields}" if fields else ""), lines)
+    if ev.action == "session.revoked":
+        text = _session_sentence(names, ev, actor)
+    elif ev.action == "access.ip_refused":
+        text = _ip_refused_sentence(names, ev, actor)
+    elif ev.action.startswith("auth.mfa_"):
+        text = _mfa_sentence(names, ev, actor)
+    else:
+        text = _sign_in_sentence(names, ev, actor)
+    return Described(actor, text, [])
+
+
 def describe(names: Names, ev: Any) -> Described:
     """Read ``ev`` out: its actor, a headline sentence and one line per change."""
     actor = names.actor(ev.actor_membership_id, ev.actor_user_id)
+    if ev.action in SECURITY_EVENTS:
+        return _security(names, ev, actor)
     changes = list((ev.detail or {}).get("changes") or [])
     if not changes or ev.action.startswith("shared.") or ev.action.startswith("member.invite"):
         line = Line(_event_sentence(names, ev, actor), diff(names, ev.before, ev.after))

@@ -93,8 +93,10 @@ def audit_page() -> Any:
     page = rbac.db.paginate(audit.events_query(rbac, access.workspace_id, filters),
                             per_page=PER_PAGE, error_out=False)
     A = rbac.models.AuditEvent
-    actions = rbac.db.session.scalars(sa.select(A.action).where(
+    recorded = rbac.db.session.scalars(sa.select(A.action).where(
         A.workspace_id == access.workspace_id).distinct().order_by(A.action)).all()
+    grouped = {a for _, actions in audit.EVENT_GROUPS.values() for a in actions}
+    actions = [a for a in recorded if a not in grouped]
     resources = rbac.db.session.scalars(sa.select(A.resource).where(
         A.workspace_id == access.workspace_id).distinct().order_by(A.resource)).all()
     names = audit.load_names(rbac, access.workspace_id, page.items)
@@ -104,6 +106,7 @@ def audit_page() -> Any:
                   members=sorted(names.members.items(), key=lambda m: m[1].lower()),
                   roles=sorted(names.roles.items(), key=lambda r: r[1].lower()),
                   described=described, actions=actions, resources=resources, args=args,
+                  event_groups=audit.EVENT_GROUPS, event_labels=audit.SECURITY_EVENTS,
                   page_errors=errors)
 
 
@@ -420,6 +423,7 @@ def review_deactivate(membership_id: int) -> Any:
 
 @bp.post("/access-review/assignments/<int:member_role_id>/remove")
 @require_permission("members", "edit")
+@require_recent_mfa
 def review_remove_role(member_role_id: int) -> Any:
     """Take one role assignment away from the review (the member page's rules apply)."""
     rbac = current_rbac

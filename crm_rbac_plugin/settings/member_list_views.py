@@ -24,6 +24,7 @@ from ..decorators import require_permission
 from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..proxies import current_rbac
+from ..security.stepup import require_recent_mfa
 from .blueprint import attempt, bp, render
 from .forms import choices
 from .member_forms import BulkForm, FilterForm
@@ -164,6 +165,7 @@ _DONE = {"add_role": "now hold {target}", "remove_role": "no longer hold {target
 
 @bp.post("/members/bulk")
 @require_permission("members", "edit")
+@require_recent_mfa
 def bulk_members() -> Any:
     """Change the role, department or status of the selected members, all or none."""
     rbac, access = current_rbac, acting_access()
