@@ -28,11 +28,12 @@ from flask_login import user_logged_in, user_logged_out
 from ..config import setting
 from ..decorators import wants_json
 from ..identity import request_state
-from . import stepup
+from . import network, stepup
 
 
 def init_app(app: Flask) -> None:
     """Install the gate on ``app``; sign-ins and sign-outs forget the session's check."""
+    app.before_request(network.check_address)  # the IP allowlist, before any MFA page
     app.before_request(gate)
 
 
