@@ -45,7 +45,9 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.mfa_verify", "rbac_settings.mfa_reset",
                            "rbac_settings.profile", "rbac_settings.switch_workspace",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop",
-                           "rbac_oversight.request_access"}
+                           "rbac_oversight.request_access",
+                           # the security policy: audited as security_policy.changed
+                           "rbac_settings.security", "rbac_api.update_security_policy"}
 
 def events(**where: Any) -> list[Any]:
     A = rbac.models.AuditEvent

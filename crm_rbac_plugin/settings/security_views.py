@@ -116,8 +116,9 @@ class SecurityPolicyForm(FlaskForm):
 
 
 def add_tabs(app: Flask) -> None:
-    """The "Security" tab, after Sharing (70): Owners and Admins see it."""
-    pages.add_tab(app, f"{bp.name}.security", "Security", order=75,
+    """The "Security" tab, last of the workspace's (after Access review, 110): Owners and
+    Admins see it."""
+    pages.add_tab(app, f"{bp.name}.security", "Security", order=120,
                   permission="settings.manage")
 
 
