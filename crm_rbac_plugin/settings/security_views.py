@@ -154,6 +154,13 @@ def _page(form: SecurityPolicyForm, status: int = 200, *, preview: Any = None) -
                   policy=policy_for(rbac, access.workspace_id))
 
 
+def _preview(access: Any, changes: dict[str, Any]) -> editing.Preview:
+    """The preview, refused as Save would refuse it: a lockout shows before the Save button."""
+    result = editing.preview(current_rbac, access.workspace_id, changes)
+    editing.check_lockout(result.policy, access, ip=request.remote_addr, enrolled=_enrolled())
+    return result
+
+
 def _enrolled() -> bool:
     state = stepup.mfa_state()
     return bool(state is not None and state.enrolled)
@@ -174,8 +181,7 @@ def security() -> Any:
         return _page(form, 400)
     changes = form.changes()
     if request.form.get("step") == "preview":
-        outcome = attempt(lambda: editing.preview(rbac, access.workspace_id, changes), form,
-                          commit=False)
+        outcome = attempt(lambda: _preview(access, changes), form, commit=False)
         return _page(form, outcome.status, preview=outcome.value)
     saved = attempt(lambda: editing.save(rbac, access, changes, ip=request.remote_addr,
                                          enrolled=_enrolled()), form)
