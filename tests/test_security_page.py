@@ -55,6 +55,14 @@ def policy_events() -> list[Any]:
                                    .order_by(A.id)))
 
 
+def denials() -> list[Any]:
+    """The refused attempts on the security policy in the audit trail."""
+    A = rbac.models.AuditEvent
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(A).where(A.action == "access.denied",
+                                                      A.resource == "settings")))
+
+
 def add_session(user: Any, *, ip: str = "127.0.0.1", idle_minutes: float = 0,
                 age_minutes: float = 0) -> Any:
     now = utcnow()
@@ -128,6 +136,8 @@ def test_admin_reads_without_controls_and_cannot_post(signed: Any, world: Simple
     assert refused.status_code == 403
     assert client.post(PAGE, data=form(step="preview")).status_code == 403
     assert policy_row(world) is None and policy_events() == []
+    denied = denials()
+    assert len(denied) == 2 and {e.actor_user_id for e in denied} == {world.users["admin"].id}
 
 
 @pytest.mark.parametrize("key", ["manager", "member", "viewer", "finance"])
@@ -137,6 +147,7 @@ def test_other_members_are_refused(signed: Any, world: SimpleNamespace, key: str
     assert client.post(PAGE, data=form(step_up_minutes="20")).status_code == 403
     assert "/settings/security" not in client.get("/settings/profile").text
     assert policy_row(world) is None
+    assert len(denials()) == 2
 
 
 def test_anonymous_is_refused(app: Flask, world: SimpleNamespace) -> None:
@@ -326,6 +337,7 @@ def test_api_admin_reads_others_are_refused(app: Flask, world: SimpleNamespace) 
     assert member.get(API).status_code == 403
     assert member.patch(API, json={"step_up_minutes": 5}).status_code == 403
     assert policy_row(world) is None
+    assert len(denials()) == 3
 
 
 def test_api_patch_needs_step_up_of_an_enrolled_owner(app: Flask, world: SimpleNamespace) -> None:

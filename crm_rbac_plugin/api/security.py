@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from ..policy import Access
 from ..proxies import current_rbac
 from ..security import editing, stepup
 from ..security.policy import FIELDS, Policy, policy_for
@@ -33,12 +34,19 @@ def policy_json(policy: Policy) -> dict[str, Any]:
             "saved": policy.saved, "workspace_id": policy.workspace_id}
 
 
+def _refuse(access: Access, reason: str) -> NoReturn:
+    """Refuse with a 403, audited as ``access.denied`` like every refused permission."""
+    current_rbac.signal_denied(access, "manage", "settings", None, reason)
+    raise forbidden(reason)
+
+
 def owner_only(view: F) -> F:
     """Refuse (403) anyone but an active Owner before the step-up check runs."""
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not editing.may_edit(active_access()):
-            raise forbidden("Only an Owner can change the security policy.")
+        access = active_access()
+        if not editing.may_edit(access):
+            _refuse(access, "Only an Owner can change the security policy.")
         return current_app.ensure_sync(view)(*args, **kwargs)
     return wrapped  # type: ignore[return-value]
 
@@ -48,7 +56,7 @@ def security_policy() -> ResponseReturnValue:
     """The workspace's security policy (Owners, and members holding settings.manage)."""
     access = active_access()
     if not editing.may_read(current_rbac, access):
-        raise forbidden("Only Owners and Admins can see the security policy.")
+        _refuse(access, "Only Owners and Admins can see the security policy.")
     return jsonify(policy_json(policy_for(current_rbac, access.workspace_id)))
 
 

@@ -122,19 +122,29 @@ def add_tabs(app: Flask) -> None:
                   permission="settings.manage")
 
 
+def _refusal_reason(access: Any) -> str | None:
+    """Why this request is refused (None: it may go on): reading needs an Owner or
+    ``settings.manage``, anything but reading an Owner."""
+    if request.method in EXEMPT_METHODS:
+        return None
+    if not editing.may_read(current_rbac, access):
+        return "Only Owners and Admins can see the security policy."
+    if request.method not in ("GET", "HEAD") and not editing.may_edit(access):
+        return "Only an Owner can change the security policy."
+    return None
+
+
 def security_access(view: F) -> F:
-    """Let Owners and ``settings.manage`` holders read, and only Owners post (else 403)."""
+    """Let Owners and ``settings.manage`` holders read, and only Owners post (else an
+    audited 403)."""
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         rbac = current_rbac
         access = rbac.current_access()
-        if request.method not in EXEMPT_METHODS:
-            if not editing.may_read(rbac, access):
-                return rbac.refusal(Decision(False, "Only Owners and Admins can see the "
-                                                    "security policy."), 403)
-            if request.method not in ("GET", "HEAD") and not editing.may_edit(access):
-                return rbac.refusal(Decision(False, "Only an Owner can change the security "
-                                                    "policy."), 403)
+        reason = _refusal_reason(access)
+        if reason is not None:  # audited as access.denied, like every refused permission
+            rbac.signal_denied(access, "manage", "settings", None, reason)
+            return rbac.refusal(Decision(False, reason), 403)
         return current_app.ensure_sync(view)(*args, **kwargs)
     return wrapped  # type: ignore[return-value]
 
@@ -150,8 +160,7 @@ def _page(form: SecurityPolicyForm, status: int = 200, *, preview: Any = None) -
     access = rbac.current_access()
     return render("security.html", status, form=form, preview=preview,
                   can_edit=editing.may_edit(access), your_ip=request.remote_addr,
-                  mfa_choices=MFA_CHOICES, labels=LABELS,
-                  policy=policy_for(rbac, access.workspace_id))
+                  mfa_choices=MFA_CHOICES, labels=LABELS)
 
 
 def _preview(access: Any, changes: dict[str, Any]) -> editing.Preview:
