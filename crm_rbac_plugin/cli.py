@@ -18,6 +18,7 @@ from .loader import BYPASS
 from .oversight.explain import explain  # with plan and field rules
 from .proxies import current_rbac
 from .queries import parse_utc
+from .security.commands import security_group
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +48,9 @@ def as_member_option(command: F) -> F:
 @click.group("rbac", help="Inspect and manage access control.")
 def rbac_group() -> None:
     pass
+
+
+rbac_group.add_command(security_group)
 
 
 @rbac_group.command("resources")

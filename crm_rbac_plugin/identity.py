@@ -74,6 +74,7 @@ class RequestState:
     #: :func:`load_user` with the user.
     account_row: tuple[Any, Any, Any, Any] | None = None
     mfa: Any = None  # the user's MFA state (security.stepup.mfa_state), once read
+    security_policy: Any = None  # the workspace's Policy (security.network.current_policy), once read
     denied: list[dict[str, Any]] = field(default_factory=list)
     denied_keys: set[Any] = field(default_factory=set)
 

@@ -80,3 +80,10 @@ def send_policy_changed(models: Models, workspace_ids: list[int], objects: list[
         role_changed.send(app, workspace_ids=workspace_ids, objects=role_objs)
     if member_objs:
         member_changed.send(app, workspace_ids=workspace_ids, objects=member_objs)
+
+#: Sent after an Owner saved a change to a workspace's security policy
+#: (:func:`.security.editing.save`: the Security page, the API or the CLI).
+#: Arguments: ``workspace_id``, ``actor`` (the Owner's :class:`~.policy.Access`),
+#: ``changes`` (``{field: [old, new]}``, changed fields only) and ``policy``
+#: (the saved :class:`~.security.policy.Policy`).
+security_policy_changed = _signals.signal("rbac-security-policy-changed")

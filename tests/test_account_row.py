@@ -75,6 +75,7 @@ def test_the_request_reads_the_user_query_alone(app: Flask, world: SimpleNamespa
                                                 login) -> None:  # type: ignore[no-untyped-def]
     """A signed-in page's MFA gate reads the state loaded with the user: no query of its own."""
     client = login(world.users["member"], world.ws)
+    assert client.get("/leads/").status_code == 200  # adopts the session: writes its record
     statements: list[str] = []
 
     def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]

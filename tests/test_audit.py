@@ -48,7 +48,9 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.sign_out_session", "rbac_settings.sign_out_others",
                            "rbac_settings.member_sign_out_everywhere",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop",
-                           "rbac_oversight.request_access"}
+                           "rbac_oversight.request_access",
+                           # the security policy: audited as security_policy.changed
+                           "rbac_settings.security", "rbac_api.update_security_policy"}
 
 def events(**where: Any) -> list[Any]:
     A = rbac.models.AuditEvent

@@ -29,6 +29,20 @@ ID = {"type": "integer", "minimum": 1}
 INSTANT = {"type": ["string", "null"], "format": "date-time",
            "description": "ISO 8601; a time without offset is taken as UTC."}
 
+#: The fields of a workspace's security policy (``PATCH /security-policy`` takes any of them).
+SECURITY_POLICY_FIELDS: dict[str, Any] = {
+    "mfa": {"type": "string", "enum": ["nobody", "privileged", "everyone"]},
+    "step_up_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+    "idle_minutes_privileged": {"type": "integer", "minimum": 1},
+    "absolute_minutes_privileged": {"type": "integer", "minimum": 5},
+    "idle_minutes_member": {"type": "integer", "minimum": 1},
+    "absolute_minutes_member": {"type": "integer", "minimum": 5},
+    "max_sessions": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+    "ip_allowlist": {"type": "string", "description": "One CIDR per line; empty: any address."},
+    "password_min_length": {"type": "integer", "minimum": 8, "maximum": 128},
+    "password_min_score": {"type": "integer", "minimum": 0, "maximum": 4},
+}
+
 SCHEMAS: dict[str, Any] = {
     "AuditEvent": {
         "type": "object",
@@ -195,6 +209,14 @@ SCHEMAS: dict[str, Any] = {
                                                 "through a child role."},
                        "denied_by": {"type": "array", "items": {"type": "string"}},
                        "reason": {"type": "string"}},
+    },
+    "SecurityPolicy": {
+        "type": "object",
+        "properties": {
+            "workspace_id": ID, "saved": {"type": "boolean", "description": "False: defaults."},
+            "policy": {"type": "object", "properties": SECURITY_POLICY_FIELDS},
+            "changes": {"type": "object", "description": "PATCH only: {field: [old, new]}."},
+        },
     },
     "MemberAccess": {
         "type": "object",
@@ -423,6 +445,21 @@ PATHS: dict[str, Any] = {
                                      "revoke", "accept", "decline", "leave"]}}],
                     errors=(NOT_FOUND, BAD_INPUT)),
     },
+    "/security-policy": {
+        "get": _op("The workspace's security policy: MFA, sessions, IP allowlist, password "
+                   "rules (Owners, and settings.manage).",
+                   {"200": _json(_ref("SecurityPolicy"), "The policy.")}, tag="security"),
+        "patch": _op("Change the keys sent (Owners only; needs a recent MFA check of an "
+                     "enrolled Owner). A save that changes nothing writes no audit event.",
+                     {"200": _json(_ref("SecurityPolicy"), "The saved policy and its changes.")},
+                     tag="security",
+                     body={"type": "object", "additionalProperties": False,
+                           "properties": SECURITY_POLICY_FIELDS},
+                     errors=(BAD_INPUT, {"409": _error(
+                         "The change would lock the caller out: an allowlist without their "
+                         "address (field ip_allowlist), or MFA required of them before they "
+                         "enrolled (field mfa); `error` is `conflict`.")})),
+    },
     "/openapi.json": {
         "get": {"summary": "This description.", "tags": ["meta"], "security": [],
                 "responses": {"200": {"description": "The OpenAPI document.",
@@ -449,7 +486,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": server_url}],
         "tags": [{"name": "roles"}, {"name": "members"}, {"name": "records"},
-                 {"name": "audit"}, {"name": "sharing"}, {"name": "meta"}],
+                 {"name": "audit"}, {"name": "sharing"}, {"name": "security"},
+                 {"name": "meta"}],
         "security": [{"bearerAuth": []}, {"sessionCookie": []}],
         "paths": copy.deepcopy(PATHS),
         "components": {

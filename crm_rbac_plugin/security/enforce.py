@@ -36,12 +36,13 @@ from ..config import setting
 from ..decorators import wants_json
 from ..identity import request_state, signed_in_user
 from ..proxies import get_rbac
-from . import sessions, stepup
+from . import network, sessions, stepup
 
 
 def init_app(app: Flask) -> None:
-    """Install the gate on ``app`` and give it its session service."""
+    """Install the IP allowlist and the gate on ``app`` and give it its session service."""
     sessions.init_app(app)
+    app.before_request(network.check_address)  # the IP allowlist, before any MFA page
     app.before_request(gate)
 
 

@@ -31,6 +31,7 @@ from . import (  # noqa: F401  (pages on the same blueprint)
     mfa_views,
     role_overview_views,
     role_views,
+    security_views,
     sharing_views,
     team_views,
     workspace_views,
@@ -47,6 +48,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(bp, url_prefix=prefix)
     _add_tabs(app)
     mfa_views.add_tabs(app)
+    security_views.add_tabs(app)
 
 
 def _add_tabs(app: Flask) -> None:

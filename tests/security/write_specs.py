@@ -132,6 +132,17 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_settings.member_sign_out_everywhere": EndpointRule(
         "members.manage", why="an admin signs a member out everywhere (an Owner only by an "
                               "Owner)"),
+    # -- the workspace's security policy --
+    "rbac_settings.security": EndpointRule(
+        "owner", lambda w, ws: {
+            "step": "save", "mfa": "nobody", "step_up_minutes": "20",
+            "idle_minutes_privileged": "30", "absolute_minutes_privileged": "720",
+            "idle_minutes_member": "480", "absolute_minutes_member": "10080",
+            "max_sessions": "", "ip_allowlist": "", "password_min_length": "12",
+            "password_min_score": "3"},
+        why="Admins read the page; only an Owner saves it"),
+    "rbac_api.update_security_policy": EndpointRule(
+        "owner", lambda w, ws: {"step_up_minutes": 20}, json=True),
     "rbac_settings.accept_invitation": EndpointRule(
         "public", lambda w, ws: {"name": "Sweep", "password": "sweep-password-1"},
         expected_public=frozenset({400, 404}),

@@ -1,0 +1,114 @@
+"""``flask rbac security show|set``: the workspace's security policy from the command line.
+
+A thin wrapper over :mod:`.editing`, the Security page's service: ``set``
+acts as the Owner named by ``--as``, with the same validation and audit
+event. A command has no client address, so the allowlist's own-address rule
+does not apply: the CLI is the way back in for an Owner whom a network
+change left outside.
+
+::
+
+    flask rbac security show --workspace acme
+    flask rbac security set --workspace acme --as owner@example.com \\
+        mfa=privileged idle_minutes_member=240 ip_allowlist=203.0.113.0/24,2001:db8::/32
+
+``ip_allowlist`` takes networks separated by commas; an empty value
+(``max_sessions=``) clears an optional field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask.cli import with_appcontext
+
+from ..errors import RBACError
+from ..loader import BYPASS
+from ..proxies import current_rbac
+from . import editing
+from .mfa import is_enrolled
+from .policy import FIELDS, policy_for
+
+
+@click.group("security")
+def security_group() -> None:
+    """Show or change a workspace's security policy."""
+
+
+def _workspace_id(slug: str) -> int:
+    W = current_rbac.models.Workspace
+    ws = current_rbac.db.session.scalar(sa.select(W.id).where(W.slug == slug))
+    if ws is None:
+        raise click.ClickException(f"no workspace {slug!r}")
+    return int(ws)
+
+
+def _member(email: str, workspace_id: int) -> Any:
+    rbac = current_rbac
+    M, U = rbac.models.Membership, rbac.user_model
+    membership = rbac.db.session.scalar(
+        sa.select(M).join(U, M.user).where(M.workspace_id == workspace_id,
+                                           sa.func.lower(U.email) == email.strip().lower()),
+        execution_options=BYPASS)
+    if membership is None:
+        raise click.ClickException(f"{email} is not a member of that workspace")
+    return membership
+
+
+def parse_assignments(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``field=value`` arguments as policy changes (commas in ``ip_allowlist`` part lines)."""
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.UsageError(f"{pair!r}: write field=value (fields: {', '.join(FIELDS)})")
+        name = name.strip()
+        changes[name] = ("\n".join(p.strip() for p in value.split(","))
+                         if name == "ip_allowlist" else value.strip())
+    return changes
+
+
+@security_group.command("show")
+@click.option("--workspace", required=True, help="The workspace slug.")
+@with_appcontext
+def show_command(workspace: str) -> None:
+    """Print every field of the workspace's policy."""
+    policy = policy_for(current_rbac, _workspace_id(workspace))
+    for name in FIELDS:
+        value = getattr(policy, name)
+        if name == "ip_allowlist":
+            value = ", ".join(value.splitlines()) or "(any address)"
+        click.echo(f"{name:28} {'(none)' if value is None else value}")
+    if not policy.saved:
+        click.echo("(the defaults: never saved)")
+
+
+@security_group.command("set")
+@click.option("--workspace", required=True, help="The workspace slug.")
+@click.option("--as", "as_email", required=True, metavar="EMAIL",
+              help="The Owner making the change (audited as them).")
+@click.argument("assignments", nargs=-1, required=True, metavar="FIELD=VALUE...")
+@with_appcontext
+def set_command(workspace: str, as_email: str, assignments: tuple[str, ...]) -> None:
+    """Change fields of the workspace's policy, as an Owner."""
+    rbac = current_rbac
+    changes = parse_assignments(assignments)
+    membership = _member(as_email, _workspace_id(workspace))
+    access = rbac.access_for(membership)
+    hook = rbac.hooks.mfa_verified
+    enrolled = is_enrolled(rbac, membership.user_id) or (
+        hook is not None and hook(membership.user) is not None)
+    try:
+        result = editing.save(rbac, access, changes, ip=None, enrolled=enrolled)
+        rbac.db.session.commit()
+    except RBACError as exc:
+        rbac.db.session.rollback()
+        field = getattr(exc, "field", None)
+        message = getattr(exc, "message", str(exc))
+        raise click.ClickException(f"{field}: {message}" if field else message) from exc
+    if not result.changes:
+        click.echo("Nothing changed.")
+    for name, (old, new) in result.changes.items():
+        click.echo(f"{name}: {old!r} -> {new!r}")
