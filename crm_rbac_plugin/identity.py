@@ -293,6 +293,20 @@ def load_user(rbac: RBACProtocol, user_id: Any, *, column: Any = None) -> Any:
     return user
 
 
+def loaded_account(user: Any, workspace_id: Any) -> Any:
+    """The :class:`~.resolve.AccountRow` :func:`load_user` read with ``user``, or None.
+
+    Only while it still describes this request: the same user object, the
+    same workspace, and the same session id (a sign-in in the middle of the
+    request draws a new one). Callers fall back to a query of their own.
+    """
+    loaded = request_state().account_row if has_request_context() else None
+    if (loaded is None or loaded[0] is not user or loaded[3] is None
+            or str(loaded[1]) != str(workspace_id) or loaded[2] != session_id_hash()):
+        return None
+    return loaded[3]
+
+
 def session_id_hash() -> str | None:
     """The SHA-256 (hex) of the Flask session's sign-in id, or None outside a sign-in.
 

@@ -10,7 +10,9 @@ import copy
 from typing import Any
 
 from ..conditions import OPERATORS
+from ..models import MFA_POLICIES
 from ..registry import SCOPES
+from ..security.policy import LIMITS
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -29,18 +31,13 @@ ID = {"type": "integer", "minimum": 1}
 INSTANT = {"type": ["string", "null"], "format": "date-time",
            "description": "ISO 8601; a time without offset is taken as UTC."}
 
-#: The fields of a workspace's security policy (``PATCH /security-policy`` takes any of them).
+#: The fields of a workspace's security policy (``PATCH /security-policy`` takes any of
+#: them); the numeric ranges are the service's own (``security.policy.LIMITS``).
 SECURITY_POLICY_FIELDS: dict[str, Any] = {
-    "mfa": {"type": "string", "enum": ["nobody", "privileged", "everyone"]},
-    "step_up_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
-    "idle_minutes_privileged": {"type": "integer", "minimum": 1},
-    "absolute_minutes_privileged": {"type": "integer", "minimum": 5},
-    "idle_minutes_member": {"type": "integer", "minimum": 1},
-    "absolute_minutes_member": {"type": "integer", "minimum": 5},
-    "max_sessions": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+    "mfa": {"type": "string", "enum": list(MFA_POLICIES)},
+    **{name: {"type": ["integer", "null"] if name == "max_sessions" else "integer",
+              "minimum": low, "maximum": high} for name, (low, high) in LIMITS.items()},
     "ip_allowlist": {"type": "string", "description": "One CIDR per line; empty: any address."},
-    "password_min_length": {"type": "integer", "minimum": 8, "maximum": 128},
-    "password_min_score": {"type": "integer", "minimum": 0, "maximum": 4},
 }
 
 SCHEMAS: dict[str, Any] = {

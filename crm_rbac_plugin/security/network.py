@@ -23,8 +23,8 @@ them.
   ``ip`` column and ``detail = {"path", "via": "page" | "token"}``, at most
   once per address and member per minute, so a refused client cannot flood
   the trail.
-* **Cost**: the policy is read once per request (:func:`current_policy`,
-  kept on the request state) and an allowlist's text is parsed once per
+* **Cost**: the allowlist comes with the user from ``load_user``'s one
+  query (else :func:`current_policy` reads it once per request) and an allowlist's text is parsed once per
   process (:func:`networks_of`, cached by text).
 """
 
@@ -41,7 +41,7 @@ from flask import jsonify, render_template, request
 from .. import audit
 from ..config import setting
 from ..decorators import wants_json
-from ..identity import request_state, signed_in_user
+from ..identity import loaded_account, request_state, signed_in_user
 from ..loader import BYPASS
 from ..models import utcnow
 from ..proxies import get_rbac
@@ -98,6 +98,17 @@ def current_policy() -> Policy:
     return state.security_policy  # type: ignore[no-any-return]
 
 
+def _allowlist(user: Any) -> tuple[int | None, str]:
+    """The request's workspace and its allowlist's text: read with the user by
+    ``load_user`` when it could (no query), else through :func:`current_policy`."""
+    ws = get_rbac().current_workspace_id()
+    account = loaded_account(user, ws)
+    if account is not None:
+        return ws, account.ip_allowlist or ""
+    policy = current_policy()
+    return policy.workspace_id, policy.ip_allowlist
+
+
 def _exempt(endpoint: str) -> bool:
     return (endpoint == "static" or endpoint.endswith(".static") or endpoint in ALWAYS_REACHABLE
             or endpoint in setting("RBAC_MFA_EXEMPT_ENDPOINTS"))
@@ -126,14 +137,14 @@ def check_address() -> Any:
     user = signed_in_user()
     if user is None:
         return None
-    policy = current_policy()
-    if not policy.ip_allowlist:
+    workspace_id, allowlist = _allowlist(user)
+    if not allowlist:
         return None
     ip = request.remote_addr
-    if address_allowed(ip, networks_of(policy.ip_allowlist)):
+    if address_allowed(ip, networks_of(allowlist)):
         return None
     token = request_state().token_auth
-    _audit_refusal(policy.workspace_id, user, ip, "token" if token else "page")
+    _audit_refusal(workspace_id, user, ip, "token" if token else "page")
     message = (f"Your address, {ip}, is not on this workspace's list of allowed networks. "
                "Ask an Owner of the workspace to add it.")
     if token or wants_json():

@@ -40,7 +40,7 @@ from werkzeug.routing import BuildError
 
 from ..config import setting
 from ..decorators import EXEMPT_METHODS, wants_json
-from ..identity import request_state, session_id_hash, signed_in_user
+from ..identity import loaded_account, request_state, signed_in_user
 from ..loader import BYPASS
 from ..models import naive_utc, utcnow
 from ..policy import ALLOW, Access
@@ -175,10 +175,8 @@ def _read_account(user: Any) -> tuple[Any, list[Any], sessions.SessionRecord]:
     """
     rbac = get_rbac()
     ws = rbac.current_workspace_id()
-    loaded = request_state().account_row
-    if (loaded is not None and loaded[0] is user and loaded[3] is not None
-            and str(loaded[1]) == str(ws) and loaded[2] == session_id_hash()):
-        account = loaded[3]
+    account = loaded_account(user, ws)
+    if account is not None:
         record = sessions.SessionRecord(
             has_id=sessions.current_sid() is not None, id=account.session_id,
             created_at=account.session_created_at, last_seen_at=account.session_last_seen_at,
