@@ -340,7 +340,11 @@ def _revoke_ids(rbac: RBACProtocol, user_id: Any, ids: list[int], *, by: Any,
 def _audit(rbac: RBACProtocol, user_id: Any, session_id: int, count: int, *, by: Any,
            reason: str) -> None:
     """``session.revoked`` in each workspace of the account, attributed to ``by``
-    (an :class:`~..policy.Access`) or, when None, to the account itself."""
+    (an :class:`~..policy.Access`) or, when None, to the account itself.
+
+    One event per revocation: ``session_id`` is the revoked session's id (of
+    several, the lowest) and ``count`` how many ended together.
+    """
     M, U = rbac.models.Membership, rbac.user_model
     pairs = rbac.db.session.execute(sa.select(M.workspace_id, M.id).where(
         M.user_id == user_id, M.status != "pending").order_by(M.workspace_id)).all()
