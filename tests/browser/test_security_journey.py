@@ -49,6 +49,8 @@ def test_owner_previews_saves_and_cannot_lock_themselves_out(
     page.fill("input[name=idle_minutes_member]", "60")
     page.click("button:has-text('Preview the change')")
     expect(page.locator("[data-change=idle_minutes_member]")).to_contain_text("480 → 60")
+    expect(page.locator("[data-change=ip_allowlist]")).to_contain_text(
+        "none → 127.0.0.1/32, 203.0.113.0/24")
     expect(page.locator("[data-preview-count=must_enrol]")).to_be_visible()
     no_sideways_scroll(page, width)
     screenshot(page, f"security-preview-{width}")
