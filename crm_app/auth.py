@@ -21,6 +21,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -35,6 +36,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
+from crm_rbac_plugin.signals import session_revoked
 from crm_rbac_plugin.urls import safe_next
 
 from .extensions import db, login_manager
@@ -253,6 +255,33 @@ def logout() -> Response:
     return redirect(url_for("auth.login"))
 
 
+#: Revocations after which no copy of the account's cookies may live on.
+ENDS_EVERY_COPY = frozenset({"sign_out_everywhere", "admin", "password_changed"})
+
+
+def end_copied_cookies(sender: Any, *, user_id: Any, reason: str, **extra: Any) -> None:
+    """``session_revoked`` receiver: rotate the account's session token.
+
+    The plugin's session records end the revoked cookies on their next
+    request, but a remember-me cookie names the user, not a session, and a
+    copy of it would restore a new session. Rotating what it names kills
+    every copy. The browser that asked (sign out everywhere *else*, a
+    password change) keeps its session: the new token is written into it,
+    and into its remember-me cookie if it had one.
+    """
+    if reason not in ENDS_EVERY_COPY:
+        return
+    user = db.session.get(User, user_id)
+    if user is None:
+        return
+    user.rotate_session_token()
+    if (has_request_context() and current_user.is_authenticated
+            and getattr(current_user, "id", None) == user.id):
+        session["_user_id"] = user.get_id()
+        if current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies:
+            session["_remember"] = "set"
+
+
 def init_app(app: Flask) -> None:
     """Wire authentication into ``app``: user loader, login page, switcher context."""
     _dummy_hash()  # drawn at start-up, so that no sign-in pays for it
@@ -265,5 +294,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.before_request(pin_workspace)
     user_logged_in.connect(remember_first_visit, app)
+    session_revoked.connect(end_copied_cookies, app)
     app.context_processor(lambda: {"my_workspaces": my_workspaces,
                                    "current_workspace": current_workspace})

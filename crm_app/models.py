@@ -40,10 +40,13 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     and in the remember-me cookie (:meth:`get_id`), in place of the primary
     key, as Flask-Security's ``fs_uniquifier``: a signed cookie stays valid
     until it expires, so the only way to end one on the server is to change
-    what it names. Signing out and changing the password draw a new token
-    (:meth:`rotate_session_token`), which kills every session and remember-me
-    cookie issued before, copies included. API tokens are separate (the
-    extension's ``ApiToken`` rows) and are not affected.
+    what it names. Signing out, and every revocation of the account's other
+    sessions (sign out everywhere, an admin's sign-out, a password change
+    that ends the other sessions), draw a new token
+    (:meth:`rotate_session_token`, see ``crm_app.auth.end_copied_cookies``),
+    which kills every session and remember-me cookie issued before, copies
+    included. API tokens are separate (the extension's ``ApiToken`` rows)
+    and are not affected.
     """
 
     __tablename__ = "user"
@@ -67,9 +70,9 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         self.session_token = new_session_token()
 
     def set_password(self, password: str) -> None:
-        """Set the password and end every session signed in with the old one."""
+        """Set the password. The other sessions end when the member asks (the
+        profile's "Sign out my other sessions" box, ticked by default)."""
         self.password_hash = generate_password_hash(password)
-        self.rotate_session_token()
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)

@@ -31,6 +31,7 @@ from crm_rbac_plugin.errors import ValidationError
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.security.passwords import require_password, user_inputs_of
 from crm_rbac_plugin.security.policy import password_rules_for_user
+from crm_rbac_plugin.security.sessions import revoke_all
 
 from .crm.forms import LEAD_SOURCES, REGIONS
 from .extensions import db
@@ -417,5 +418,7 @@ def set_password_command(email: str, password: str) -> None:
     except ValidationError as exc:
         raise click.BadParameter(str(exc), param_hint="'--password'") from None
     user.set_password(password)
+    user.rotate_session_token()  # no browser asked: every cookie ends
+    revoke_all(rbac, user.id, except_current=False, by=None, reason="password_changed")
     db.session.commit()
     click.echo(f"Password set for {user.email}; every session of the account is signed out.")

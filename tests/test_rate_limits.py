@@ -148,6 +148,7 @@ def gunicorn_demo(pg_url: str, log_dir: Path, **env: str) -> Iterator[SimpleName
                     raise RuntimeError("gunicorn did not start: "
                                        + log_path.read_text()[-2000:]) from exc
                 time.sleep(0.2)
+        _until_both_workers_answer(base, server, log_path)
         yield SimpleNamespace(base=base)
     finally:
         server.terminate()
@@ -155,6 +156,28 @@ def gunicorn_demo(pg_url: str, log_dir: Path, **env: str) -> Iterator[SimpleName
         log.close()
         with app.app_context():
             db.engine.dispose()
+
+
+def _until_both_workers_answer(base: str, server: subprocess.Popen[bytes],
+                               log_path: Path) -> None:
+    """Wait until each of the two workers has answered a request.
+
+    gunicorn answers as soon as its first worker has imported the app; the
+    second may still be booting, and a burst sent then is served by one
+    worker alone. A static file touches neither the rate limits nor the
+    throttle, so the probes leave the tests' counts alone.
+    """
+    def pid(_: int) -> str:
+        with urllib.request.urlopen(base + "/static/css/app.css", timeout=5) as answer:
+            return str(answer.headers.get("X-Worker-Pid"))
+
+    deadline = time.monotonic() + 60
+    with ThreadPoolExecutor(8) as pool:
+        while len(set(pool.map(pid, range(16)))) < 2:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("only one gunicorn worker answers: "
+                                   + log_path.read_text()[-2000:])
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
