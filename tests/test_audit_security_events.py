@@ -207,3 +207,20 @@ def test_a_permission_change_committed_with_a_security_event_keeps_its_own_event
     assert policy.detail == {"changes": {"mfa": ["nobody", "everyone"]}}
     role_event = db.session.query(A).filter_by(action="role.changed").one()
     assert role_event.workspace_id == world.ws.id
+
+
+def test_security_events_carry_the_user_agent_and_others_do_not(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The account's events (sign-in, MFA, sessions, IP refusals, the policy) note the
+    browser that made the request; other events keep their detail as given."""
+    agent = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
+    with app.test_request_context("/", headers={"User-Agent": agent},
+                                  environ_base={"REMOTE_ADDR": "203.0.113.9"}):
+        ids = (world.users["owner"].id, world.members["owner"].id)
+        found = [audit.record(rbac, action, workspace_id=world.ws.id, actor_ids=ids)
+                 for action in ("auth.mfa_failed", "auth.mfa_reset", "session.revoked",
+                                "access.ip_refused", "security_policy.changed", "role.created")]
+        db.session.commit()
+    *security, other = found
+    assert all(e.detail["user_agent"] == agent and e.ip == "203.0.113.9" for e in security)
+    assert not (other.detail or {}).get("user_agent")

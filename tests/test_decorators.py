@@ -224,7 +224,9 @@ def test_membership_read_with_the_user_is_the_membership_row(app: Flask,
 
     member, dual, outsider = world.users["member"], world.users["dual"], world.users["outsider"]
     for user, ws in ((member, world.ws), (dual, world.ws2)):
-        loaded, row = user_with_membership(db.session, rbac.models, User, str(user.id), ws.id)
+        loaded, row, account = user_with_membership(db.session, rbac.models, User,
+                                                    str(user.id), ws.id)
+        assert account is not None and account.session_id is None
         expected = membership_row(db.session, rbac.models, user_id=user.id, workspace_id=ws.id)
         assert loaded is user and row is not None and expected is not None
         assert row == expected
@@ -235,8 +237,8 @@ def test_membership_read_with_the_user_is_the_membership_row(app: Flask,
                                 world.ws.id)[1].department_id == sales.id
     # A user of another workspace, a workspace that does not exist, no workspace.
     assert user_with_membership(db.session, rbac.models, User, outsider.id,
-                                world.ws.id) == (outsider, None)
-    assert user_with_membership(db.session, rbac.models, User, dual.id, 10**6) == (dual, None)
-    assert user_with_membership(db.session, rbac.models, User, dual.id, None) == (dual, None)
-    assert user_with_membership(db.session, rbac.models, User, 10**6, world.ws.id) == (None, None)
-    assert user_with_membership(db.session, rbac.models, User, "abc", world.ws.id) == (None, None)
+                                world.ws.id) == (outsider, None, None)
+    assert user_with_membership(db.session, rbac.models, User, dual.id, 10**6) == (dual, None, None)
+    assert user_with_membership(db.session, rbac.models, User, dual.id, None) == (dual, None, None)
+    assert user_with_membership(db.session, rbac.models, User, 10**6, world.ws.id) == (None, None, None)
+    assert user_with_membership(db.session, rbac.models, User, "abc", world.ws.id) == (None, None, None)

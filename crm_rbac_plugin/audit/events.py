@@ -86,6 +86,13 @@ def client_ip() -> str | None:
     return request.remote_addr if has_request_context() else None
 
 
+#: Actions (by prefix) whose events carry the client's user agent in
+#: ``detail.user_agent``: the account's own events, read by whoever
+#: investigates a sign-in or a refusal ("which browser was that?").
+WITH_USER_AGENT = ("auth.", "session.", "access.ip_refused", "security_policy.")
+USER_AGENT_MAX = 300
+
+
 def record(rbac: RBACProtocol, action: str, *, workspace_id: int | None = None, resource: str = "",
            target: str = "", before: Any = None, after: Any = None,
            actor_ids: tuple[Any, int | None] | None = None, **detail: Any) -> Any:
@@ -94,6 +101,9 @@ def record(rbac: RBACProtocol, action: str, *, workspace_id: int | None = None, 
     The workspace and actor default to the current member's.
     """
     user_id, membership_id = actor_ids if actor_ids is not None else actor(rbac)
+    if (action.startswith(WITH_USER_AGENT) and "user_agent" not in detail
+            and has_request_context() and request.user_agent.string):
+        detail["user_agent"] = request.user_agent.string[:USER_AGENT_MAX]
     if workspace_id is None:
         ctx = current_override()
         access = ctx if isinstance(ctx, Access) else (
