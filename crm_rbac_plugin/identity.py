@@ -70,7 +70,7 @@ class RequestState:
     token_user: Any = None
     session_user: Any = None
     membership_row: tuple[Any, Any, Any] | None = None
-    #: ``(user, workspace id, session id hash, AccountRow | None)`` read by
+    #: ``(user, workspace id, session id, AccountRow | None)`` read by
     #: :func:`load_user` with the user.
     account_row: tuple[Any, Any, Any, Any] | None = None
     mfa: Any = None  # the user's MFA state (security.stepup.mfa_state), once read
@@ -283,13 +283,14 @@ def load_user(rbac: RBACProtocol, user_id: Any, *, column: Any = None) -> Any:
     if (has_request_context() and rbac.hooks.workspace_loader is None
             and not setting("RBAC_SINGLE_TENANT")):
         ws = session.get(setting("RBAC_SESSION_KEY"))
-    sid_hash = session_id_hash()
+    sid = _session_id() if has_request_context() else None
     user, row, account = user_with_membership(rbac.db.session, rbac.models, rbac.user_model,
-                                              user_id, ws, column=column, sid_hash=sid_hash)
+                                              user_id, ws, column=column,
+                                              sid_hash=session_id_hash(sid))
     if user is not None and ws is not None:
         state = request_state()
         state.membership_row = (user, ws, row)
-        state.account_row = (user, ws, sid_hash, account)
+        state.account_row = (user, ws, sid, account)
     return user
 
 
@@ -302,21 +303,25 @@ def loaded_account(user: Any, workspace_id: Any) -> Any:
     """
     loaded = request_state().account_row if has_request_context() else None
     if (loaded is None or loaded[0] is not user or loaded[3] is None
-            or str(loaded[1]) != str(workspace_id) or loaded[2] != session_id_hash()):
+            or str(loaded[1]) != str(workspace_id) or loaded[2] != _session_id()):
         return None
     return loaded[3]
 
 
-def session_id_hash() -> str | None:
-    """The SHA-256 (hex) of the Flask session's sign-in id, or None outside a sign-in.
+def _session_id() -> str | None:
+    sid = session.get(setting("RBAC_SESSION_ID_KEY"))
+    return sid if isinstance(sid, str) and sid else None
+
+
+def session_id_hash(sid: str | None = None) -> str | None:
+    """The SHA-256 (hex) of a sign-in id (default: the Flask session's), or None.
 
     The cookie carries the id; the ``rbac_session`` table stores only its hash,
     so a leaked table names no usable cookie.
     """
-    if not has_request_context():
-        return None
-    sid = session.get(setting("RBAC_SESSION_ID_KEY"))
-    return hashlib.sha256(sid.encode()).hexdigest() if isinstance(sid, str) and sid else None
+    if sid is None:
+        sid = _session_id() if has_request_context() else None
+    return hashlib.sha256(sid.encode()).hexdigest() if sid else None
 
 
 def current_access(rbac: RBACProtocol, view_as: ViewAs) -> Access | None:
