@@ -9,17 +9,12 @@ transaction as the change, tells them their copy is stale.
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from types import SimpleNamespace
 
 import flask_migrate
@@ -28,11 +23,10 @@ import pytest
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import sharing, tokens, workspaces
+from tests import gunicornserver
 from tests.conftest import build_world, make_app
-from tests.pgserver import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -58,34 +52,12 @@ def deployment(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
-    port = free_port()
-    env = {**os.environ, "FLASK_SQLALCHEMY_DATABASE_URI": pg_url,
-           "FLASK_SECRET_KEY": "multiworker-test", "FLASK_CRM_WORKER_HEADER": "true",
-           "FLASK_CRM_HTTPS": "false"}  # plain HTTP on 127.0.0.1
-    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 (closed in finally)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--graceful-timeout", "2", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/login", timeout=5).read()
-                break
-            except OSError as exc:  # refused while booting, or slow first answer (URLError too)
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gunicorn did not start: "
-                                       + log_path.read_text()[-2000:]) from exc
-                time.sleep(0.2)
-        info.base = base
-        yield info
+        with gunicornserver.serve(pg_url, tmp_path_factory.mktemp("gunicorn"),
+                                  FLASK_SECRET_KEY="multiworker-test") as base:
+            info.base = base
+            yield info
     finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
         with app.app_context():
             db.engine.dispose()
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,13 +22,11 @@ import pytest
 from flask import Flask
 
 from crm_app.extensions import db
+from tests import gunicornserver
 from tests.conftest import app_with_tables, build_world, empty_tables
-from tests.pgserver import free_port
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.redisserver import RedisServer, redis_available
 from tests.test_multiworker import Browser
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -113,8 +108,8 @@ def test_two_app_instances_share_the_limit_through_redis(database_url: str,
 def gunicorn_demo(pg_url: str, log_dir: Path, **env: str) -> Iterator[SimpleNamespace]:
     """The demo under gunicorn with two sync workers on a fresh world in ``pg_url``.
 
-    ``env``: more ``FLASK_*`` settings. Each answer names its worker in
-    ``X-Worker-Pid``; ``base`` is the server's URL.
+    ``env``: more ``FLASK_*`` settings (see :func:`tests.gunicornserver.serve`);
+    ``base`` is the server's URL.
     """
     from crm_app.rbac_setup import rbac  # noqa: F401  (the models on db)
     from tests.conftest import make_app
@@ -126,58 +121,14 @@ def gunicorn_demo(pg_url: str, log_dir: Path, **env: str) -> Iterator[SimpleName
         build_world()
         db.session.remove()
         db.engine.dispose()
-    port = free_port()
-    full_env = {**os.environ, "FLASK_SQLALCHEMY_DATABASE_URI": pg_url,
-                "FLASK_SECRET_KEY": "rate-limit-test-secret-key-0123",
-                "FLASK_CRM_WORKER_HEADER": "true", "FLASK_CRM_HTTPS": "false", **env}
-    log_path = log_dir / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 (closed in finally)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--graceful-timeout", "2", "wsgi:app"],
-        cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/login", timeout=5).read()
-                break
-            except OSError as exc:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gunicorn did not start: "
-                                       + log_path.read_text()[-2000:]) from exc
-                time.sleep(0.2)
-        _until_both_workers_answer(base, server, log_path)
-        yield SimpleNamespace(base=base)
+        with gunicornserver.serve(pg_url, log_dir,
+                                  FLASK_SECRET_KEY="rate-limit-test-secret-key-0123",
+                                  **env) as base:
+            yield SimpleNamespace(base=base)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
         with app.app_context():
             db.engine.dispose()
-
-
-def _until_both_workers_answer(base: str, server: subprocess.Popen[bytes],
-                               log_path: Path) -> None:
-    """Wait until each of the two workers has answered a request.
-
-    gunicorn answers as soon as its first worker has imported the app; the
-    second may still be booting, and a burst sent then is served by one
-    worker alone. A static file touches neither the rate limits nor the
-    throttle, so the probes leave the tests' counts alone.
-    """
-    def pid(_: int) -> str:
-        with urllib.request.urlopen(base + "/static/css/app.css", timeout=5) as answer:
-            return str(answer.headers.get("X-Worker-Pid"))
-
-    deadline = time.monotonic() + 60
-    with ThreadPoolExecutor(8) as pool:
-        while len(set(pool.map(pid, range(16)))) < 2:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("only one gunicorn worker answers: "
-                                   + log_path.read_text()[-2000:])
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
