@@ -118,6 +118,8 @@ def test_reassigning_records_asks_with_the_count(live: Live, browse: Browse, wid
         for i in range(resources.count()):
             resources.nth(i).check()
     page.get_by_role("button", name=re.compile(r"^\s*Preview", re.I)).click()
+    # The preview is a new page: read its table once it has loaded, not the form's.
+    expect(page.locator("[data-preview] tbody td").first).to_be_visible()
     total = sum(int(n) for n in page.locator("[data-preview] tbody td").all_inner_texts())
     assert total > 0, page.locator("main").inner_text()
     apply = page.get_by_role("button", name=re.compile(r"^\s*Reassign", re.I))
