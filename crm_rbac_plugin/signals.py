@@ -87,3 +87,32 @@ def send_policy_changed(models: Models, workspace_ids: list[int], objects: list[
 #: ``changes`` (``{field: [old, new]}``, changed fields only) and ``policy``
 #: (the saved :class:`~.security.policy.Policy`).
 security_policy_changed = _signals.signal("rbac-security-policy-changed")
+
+# The signals below carry a notification: each has ``workspace_id``,
+# ``recipients`` (the membership ids to tell), ``summary`` (one sentence that
+# names what happened) and ``link`` (the path of the page where one acts on
+# it), besides the arguments named. They are sent inside the transaction that
+# made the change, so a receiver that writes rows (the notification queue)
+# writes them in that transaction: a rollback drops them with the change.
+
+#: Sent after an operation that needs approval was recorded as a pending
+#: request. Arguments: ``request`` (the approval request row) and the
+#: notification arguments (``recipients`` are the eligible approvers).
+approval_requested = _signals.signal("rbac-approval-requested")
+
+#: Sent after an approval request changed state. Arguments: ``request``,
+#: ``outcome`` (``"approved"`` (one of two approvals given), ``"executed"``,
+#: ``"failed"``, ``"rejected"``, ``"expired"`` or ``"cancelled"``), ``actor``
+#: (the deciding :class:`~.policy.Access`, or None for the clock), ``reason``
+#: and the notification arguments (the requester and the approvers).
+approval_decided = _signals.signal("rbac-approval-decided")
+
+#: Sent after an alert rule raised an alert. Arguments: ``alert`` (the alert
+#: row), ``severity`` and the notification arguments (the workspace's Owners
+#: and Admins).
+alert_raised = _signals.signal("rbac-alert-raised")
+
+#: Sent when a workspace's access review falls due (``flask rbac review
+#: remind``). Arguments: ``due_at`` and the notification arguments (the
+#: workspace's Owners and Admins).
+review_due = _signals.signal("rbac-review-due")

@@ -1,0 +1,1 @@
+"""Alerts: anomaly rules evaluated as audit events are written."""

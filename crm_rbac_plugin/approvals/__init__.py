@@ -1,0 +1,1 @@
+"""Approval workflows for sensitive operations."""

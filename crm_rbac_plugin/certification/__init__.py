@@ -1,0 +1,1 @@
+"""Access reviews on a schedule, certification runs and the compliance report."""

@@ -1,0 +1,1 @@
+"""Notifications: the queue, the in-app list and the mail worker."""
