@@ -56,7 +56,10 @@ class HookDecorators:
         """Set how the current workspace id is found for a user in a request.
 
         ``func(user)`` returns a workspace id; without it the session's
-        workspace is used, else the user's first active membership's.
+        workspace is used, else the user's first active membership's. The
+        answer holds for the rest of the request (it is asked for once per
+        user); a view that moves the user elsewhere mid-request calls
+        ``crm_rbac_plugin.identity.set_workspace``.
         """
         self.hooks.workspace_loader = func
         return func

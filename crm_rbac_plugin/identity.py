@@ -75,6 +75,9 @@ class RequestState:
     account_row: tuple[Any, Any, Any, Any] | None = None
     mfa: Any = None  # the user's MFA state (security.stepup.mfa_state), once read
     security_policy: Any = None  # the workspace's Policy (security.network.current_policy), once read
+    #: ``(user, workspace id)``: :func:`current_workspace_id`'s answer for that
+    #: user object, computed once per request (see :func:`set_workspace`).
+    workspace: tuple[Any, Any] | None = None
     denied: list[dict[str, Any]] = field(default_factory=list)
     denied_keys: set[Any] = field(default_factory=set)
 
@@ -83,6 +86,7 @@ class RequestState:
         self.access = None
         self.resolved = False
         self.real_access = None
+        self.workspace = None
 
 
 def request_state() -> RequestState:
@@ -240,8 +244,22 @@ def current_workspace_id(rbac: RBACProtocol) -> Any:
     if state.token_auth:
         # A request authenticated by an API token acts in the token's workspace.
         return state.token_workspace
+    # Asked several times per request (the gate, the allowlist, the access):
+    # answered once per user object. A route that moves the user to another
+    # workspace calls set_workspace, which forgets the answer.
+    cached = state.workspace
+    if cached is not None and cached[0] is user:
+        return cached[1]
     loader = rbac.hooks.workspace_loader
-    return loader(user) if loader is not None else default_workspace(rbac, user)
+    ws = loader(user) if loader is not None else default_workspace(rbac, user)
+    state.workspace = (user, ws)
+    return ws
+
+
+def set_workspace(workspace_id: Any) -> None:
+    """Make ``workspace_id`` the session's workspace from now on, this request included."""
+    session[setting("RBAC_SESSION_KEY")] = workspace_id
+    request_state().reset()
 
 
 def load_user_from_request(rbac: RBACProtocol, request: Any) -> Any:

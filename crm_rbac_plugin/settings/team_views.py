@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, session
+from flask import flash, redirect, request
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import Length, Optional
 
 from .. import team
-from ..config import setting
-from ..identity import sign_in, signed_in_user
+from ..identity import set_workspace, sign_in, signed_in_user
 from ..proxies import current_rbac
 from . import (  # noqa: F401  (pages on the same blueprint)
     department_views,
@@ -68,7 +67,7 @@ def accept_invitation(token: str) -> Any:
                 if not joined and not sign_in(membership.user):  # the new account
                     flash(f"You joined {workspace.name}: sign in to continue.", "success")
                     return redirect("/")
-                session[setting("RBAC_SESSION_KEY")] = membership.workspace_id
+                set_workspace(membership.workspace_id)
                 flash(f"Welcome to {workspace.name}.", "success")
                 return redirect("/")
             status = outcome.status

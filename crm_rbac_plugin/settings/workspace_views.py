@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, session
+from flask import flash, redirect, request
 
 from .. import workspaces
 from ..config import setting
 from ..decorators import login_required
-from ..identity import signed_in_user
+from ..identity import set_workspace, signed_in_user
 from ..pages import ConfirmForm, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
@@ -43,7 +43,7 @@ def switch_workspace() -> Any:
     if target is None:
         return rbac.refusal(Decision(False, "You are not an active member of that workspace."),
                             403)
-    session[setting("RBAC_SESSION_KEY")] = target.id
+    set_workspace(target.id)
     flash(f"Switched to {target.name}.", "success")
     # The page the user was on belongs to the old workspace: go where the form says.
     return redirect(safe_next(request.form.get("next"), request.script_root + "/"))
