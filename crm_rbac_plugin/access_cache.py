@@ -52,6 +52,33 @@ class AccessCache:
             self._data.clear()
 
 
+class PolicyCache:
+    """Workspaces' security policies by ``(workspace id, policy_version)``.
+
+    The policy is the same for every member of a workspace, so the user
+    loader reads it once per version rather than in every request's
+    statement. Every write to a ``SecurityPolicy`` row bumps its workspace's
+    ``policy_version`` (see :func:`.guard.collect_policy_changes`), which
+    retires the entry in every process, as for :class:`AccessCache`.
+    Emptied when full: a few hundred workspaces are re-read at once.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: dict[tuple[int, int], tuple[Any, ...]] = {}
+
+    def get(self, workspace_id: int, version: int) -> tuple[Any, ...] | None:
+        return self._data.get((workspace_id, version))
+
+    def put(self, workspace_id: int, version: int, policy: tuple[Any, ...]) -> None:
+        if len(self._data) >= self.size:
+            self._data.clear()  # dict operations are atomic: no lock needed
+        self._data[(workspace_id, version)] = policy
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
 _UNCOMMITTED = "rbac_uncommitted_policy"
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
 from .defaults import ROLE_TEMPLATES
 from .errors import ConfigurationError
+from .proxies import current_flask_app
 
 #: Every configuration key the extension reads, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -135,4 +136,4 @@ def setting(key: str, app: Flask | None = None) -> Any:
     """Return ``app``'s (default: the current app's) value of ``key``, a key of :data:`DEFAULTS`."""
     if key not in DEFAULTS:
         raise ConfigurationError(f"unknown configuration key {key!r}")
-    return (app or current_app).config[key]
+    return (app or current_flask_app()).config[key]

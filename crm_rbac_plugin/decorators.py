@@ -13,12 +13,12 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import abort, current_app, jsonify, make_response, render_template, request
+from flask import abort, jsonify, make_response, render_template, request
 
 from .config import setting
 from .identity import signed_in_user
 from .policy import Decision
-from .proxies import get_rbac
+from .proxies import current_flask_app, get_rbac
 from .registry import split_permission
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,7 +48,7 @@ def default_unauthorized(decision: Decision, status: int = 403) -> Any:
     ``{"error", "message"}``; browsers get the ``RBAC_FORBIDDEN_TEMPLATE`` page.
     """
     if signed_in_user() is None:
-        login_manager = getattr(current_app, "login_manager", None)
+        login_manager = getattr(current_flask_app(), "login_manager", None)
         if login_manager is not None and not wants_json():
             return login_manager.unauthorized()
         status = 401
@@ -88,14 +88,14 @@ def require_permission(resource: str, action: str | None = None) -> Callable[[F]
                 if signed_in_user() is None:
                     return rbac.refuse(Decision(False, "not logged in"), 401)
                 if rbac.can(action, resource):
-                    return current_app.ensure_sync(view)(*args, **kwargs)
+                    return current_flask_app().ensure_sync(view)(*args, **kwargs)
                 # The reasons only for a refusal: can() is memoised per member.
                 decision = rbac.explain(action, resource)
                 if not decision:
                     rbac.signal_denied(rbac.current_access(), action, resource, None,
                                        decision.reason)
                     return rbac.refuse(decision, 403)
-            return current_app.ensure_sync(view)(*args, **kwargs)
+            return current_flask_app().ensure_sync(view)(*args, **kwargs)
         return wrapped  # type: ignore[return-value]
     return decorator
 
@@ -143,11 +143,11 @@ def record_required(resource: str, action: str = "view", *, arg: str = "id",
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if request.method in EXEMPT_METHODS:
-                return current_app.ensure_sync(view)(*args, **kwargs)
+                return current_flask_app().ensure_sync(view)(*args, **kwargs)
             if signed_in_user() is None:
                 return get_rbac().refuse(Decision(False, "not logged in"), 401)
             kwargs[name] = get_or_404(resource, kwargs.pop(arg), action)
-            return current_app.ensure_sync(view)(*args, **kwargs)
+            return current_flask_app().ensure_sync(view)(*args, **kwargs)
         return wrapped  # type: ignore[return-value]
     return decorator
 
@@ -163,5 +163,5 @@ def login_required(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if request.method not in EXEMPT_METHODS and signed_in_user() is None:
             return get_rbac().refuse(Decision(False, "not logged in"), 401)
-        return current_app.ensure_sync(view)(*args, **kwargs)
+        return current_flask_app().ensure_sync(view)(*args, **kwargs)
     return wrapped  # type: ignore[return-value]

@@ -36,7 +36,7 @@ from . import (
     tokens,
 )
 from . import audit as audit_log
-from .access_cache import AccessCache
+from .access_cache import AccessCache, PolicyCache
 from .api import views as api_views
 from .config import apply_defaults, setting
 from .context import SYSTEM, MemberHandle, override
@@ -62,6 +62,7 @@ class _State:
     def __init__(self, rbac: RBAC, app: Flask) -> None:
         self.rbac = rbac
         self.cache = AccessCache(setting("RBAC_CACHE_SIZE", app))
+        self.policies = PolicyCache(setting("RBAC_CACHE_SIZE", app))
 
 
 class RBAC(HookDecorators):

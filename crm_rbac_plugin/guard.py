@@ -223,6 +223,14 @@ def collect_policy_changes(rbac: RBACProtocol, session: Session) -> None:
     classes = models.policy_classes()
     changed = session.info.setdefault("rbac_changed", {"workspaces": set(), "objects": []})
     for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, models.SecurityPolicy):
+            # Nobody's access changes, but the user loader keeps each
+            # workspace's security policy per policy_version (PolicyCache).
+            ws = _own_workspace(obj)
+            if ws is not None and (obj not in session.dirty
+                                   or session.is_modified(obj, include_collections=False)):
+                changed["workspaces"].add(ws)
+            continue
         if not isinstance(obj, classes):
             continue
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):

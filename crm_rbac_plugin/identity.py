@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context, session
+from flask import g, has_request_context, session
 from flask_login import current_user, login_user, user_logged_in, user_logged_out
 
 from . import tokens
@@ -39,7 +39,7 @@ from .loader import (
 )
 from .models import utcnow
 from .policy import Access
-from .proxies import get_rbac
+from .proxies import current_flask_app, current_g, get_rbac
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -91,9 +91,10 @@ class RequestState:
 
 def request_state() -> RequestState:
     """Return the request's :class:`RequestState`, created on first use."""
-    state: RequestState | None = g.get("_rbac")
+    store = current_g()
+    state: RequestState | None = store.__dict__.get("_rbac")
     if state is None:
-        state = g._rbac = RequestState()
+        state = store._rbac = RequestState()
     return state
 
 
@@ -124,7 +125,7 @@ def signed_in_user() -> Any:
     if getter is not None:
         user = getter()
         return user if user is not None and getattr(user, "is_authenticated", True) else None
-    if getattr(current_app, "login_manager", None) is None:
+    if getattr(current_flask_app(), "login_manager", None) is None:
         return None
     user = current_user._get_current_object()  # type: ignore[attr-defined]
     if user is None or not user.is_authenticated:
@@ -142,7 +143,7 @@ def sign_in(user: Any, *, remember: bool = False) -> bool:
     A host that signs users in its own way (see ``@rbac.user_getter``) gets
     False and signs the user in itself.
     """
-    if getattr(current_app, "login_manager", None) is None:
+    if getattr(current_flask_app(), "login_manager", None) is None:
         return False
     return bool(login_user(user, remember=remember))
 
@@ -304,7 +305,8 @@ def load_user(rbac: RBACProtocol, user_id: Any, *, column: Any = None) -> Any:
     sid = _session_id() if has_request_context() else None
     user, row, account = user_with_membership(rbac.db.session, rbac.models, rbac.user_model,
                                               user_id, ws, column=column,
-                                              sid_hash=session_id_hash(sid))
+                                              sid_hash=session_id_hash(sid),
+                                              policies=current_flask_app().extensions["rbac"].policies)
     if user is not None and ws is not None:
         state = request_state()
         state.membership_row = (user, ws, row)
@@ -388,11 +390,12 @@ def resolve_context(rbac: RBACProtocol) -> Any:
 def access_for_row(rbac: RBACProtocol, row: Any) -> Access:
     """Return the access of a membership row, from the app's cache when still valid."""
     now = utcnow()
-    cache = current_app.extensions["rbac"].cache
+    app = current_flask_app()
+    cache = app.extensions["rbac"].cache
     access = cache.get(row.id, row.policy_version, now)
     if access is None:
         access = load_access(rbac.db.session, rbac.models, rbac.registry,
-                             current_app.config, row, now)
+                             app.config, row, now)
         cache.put(access)
     return access
 

@@ -10,16 +10,42 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from flask import current_app
+from flask import Flask, current_app
+from flask.ctx import _AppCtxGlobals
+from flask.globals import _cv_app
 from werkzeug.local import LocalProxy
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
 
 
+def current_flask_app() -> Flask:
+    """The current app, read from Flask's context variable rather than through
+    ``current_app``.
+
+    A proxy access costs about ten times a context-variable read (roughly 1 µs
+    against 0.1 µs), and the per-request path (the user loader, the session
+    and MFA gate, the allowlist, the access) reads the app, ``g`` and the
+    configuration dozens of times. Outside an app context this raises
+    Flask's own "Working outside of application context" error.
+    """
+    ctx = _cv_app.get(None)
+    if ctx is None:
+        return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]  # raises
+    return ctx.app
+
+
+def current_g() -> _AppCtxGlobals:
+    """The app context's ``g``, without the proxy (see :func:`current_flask_app`)."""
+    ctx = _cv_app.get(None)
+    if ctx is None:
+        return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]  # raises
+    return ctx.g
+
+
 def get_rbac() -> RBACProtocol:
     """Return the extension registered on the current app (no proxy)."""
-    return cast("RBACProtocol", current_app.extensions["rbac"].rbac)
+    return cast("RBACProtocol", current_flask_app().extensions["rbac"].rbac)
 
 
 #: The extension registered on the current app.

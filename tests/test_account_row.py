@@ -1,11 +1,12 @@
 """The account's security state read with the user, in the request's one user query.
 
-``load_user`` reads the MFA credential, the session record named by the
-session's id and the workspace's security policy in the same statement as
-the user and the membership (see ``loader.user_with_membership``). These
-tests pin what that statement returns on each backend: timestamps carried
-through JSON come back as naive UTC datetimes, and a missing row reads as
-None.
+``load_user`` reads the MFA credential and the session record named by the
+session's id in the same statement as the user and the membership (see
+``loader.user_with_membership``), and the workspace's security policy once
+per ``policy_version``. These tests pin what that statement returns on each
+backend (timestamps carried through JSON come back as naive UTC datetimes,
+and a missing row reads as None) and that a kept policy never outlives a
+save.
 """
 
 from __future__ import annotations
@@ -91,3 +92,46 @@ def test_the_request_reads_the_user_query_alone(app: Flask, world: SimpleNamespa
     alone = [s for s in statements
              if any(t in s for t in security) and "rbac_membership" not in s]
     assert alone == []
+
+
+def test_a_saved_policy_bumps_the_workspace_version(app: Flask, world: SimpleNamespace) -> None:
+    """The loader keeps a workspace's policy per ``policy_version``: every save retires it."""
+    W = rbac.models.Workspace
+    before = db.session.scalar(sa.select(W.policy_version).where(W.id == world.ws.id))
+    save_policy(rbac, world.ws.id, {"step_up_minutes": "9"})
+    db.session.commit()
+    after = db.session.scalar(sa.select(W.policy_version).where(W.id == world.ws.id))
+    assert after == before + 1
+    save_policy(rbac, world.ws.id, {"step_up_minutes": "9"})  # nothing changed: no bump
+    db.session.commit()
+    assert db.session.scalar(sa.select(W.policy_version).where(W.id == world.ws.id)) == after
+
+
+def test_the_next_request_sees_a_policy_saved_elsewhere(app: Flask, world: SimpleNamespace,
+                                                        login) -> None:  # type: ignore[no-untyped-def]
+    """A cached policy never outlives a save: the allowlist applies on the very next request."""
+    client = login(world.users["member"], world.ws)
+    assert client.get("/leads/").status_code == 200
+    assert client.get("/leads/").status_code == 200  # served from the kept policy
+    with app.app_context():  # as another process would: its own session and transaction
+        save_policy(rbac, world.ws.id, {"ip_allowlist": "10.9.0.0/16"})
+        db.session.commit()
+    assert client.get("/leads/").status_code == 403
+
+
+def test_a_rolled_back_policy_is_never_kept(app: Flask, world: SimpleNamespace) -> None:
+    """A policy read inside the transaction that changed it is not kept: a rollback could
+    hand its version number to another policy."""
+    policies = app.extensions["rbac"].policies
+    policies.clear()
+    member = world.users["member"]
+    save_policy(rbac, world.ws.id, {"ip_allowlist": "10.9.0.0/16"})
+    _, row, uncommitted = user_with_membership(db.session, rbac.models, User, member.id,
+                                               world.ws.id, policies=policies)
+    assert uncommitted.ip_allowlist == "10.9.0.0/16"
+    assert policies.get(world.ws.id, row.policy_version) is None
+    db.session.rollback()
+    _, row, account = user_with_membership(db.session, rbac.models, User, member.id,
+                                           world.ws.id, policies=policies)
+    assert not account.ip_allowlist
+    assert policies.get(world.ws.id, row.policy_version) == (False,) + (None,) * 8

@@ -35,7 +35,7 @@ from werkzeug.routing import BuildError
 from ..config import setting
 from ..decorators import wants_json
 from ..identity import request_state, signed_in_user
-from ..proxies import get_rbac
+from ..proxies import current_flask_app, get_rbac
 from . import network, sessions, stepup
 
 
@@ -95,7 +95,7 @@ ENDED_MESSAGES = {
 def check_session(state: stepup.MfaState) -> Any:
     """Step 0: adopt a session without an id, end a dead one, note a live one's activity."""
     record = state.session
-    if record is None or getattr(current_app, "login_manager", None) is None:
+    if record is None or getattr(current_flask_app(), "login_manager", None) is None:
         return None
     rbac = get_rbac()
     if not record.has_id:

@@ -20,12 +20,12 @@ from collections import OrderedDict
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app, request
+from flask import Flask, request
 
 from ..config import setting
 from ..identity import signed_in_user
 from ..models import utcnow
-from ..proxies import current_rbac
+from ..proxies import current_flask_app, get_rbac
 
 __all__ = ["RecentlySeen", "init_app"]
 
@@ -85,14 +85,14 @@ def _touch_last_seen() -> None:
     user = signed_in_user()
     if user is None:
         return
-    rbac = current_rbac
+    rbac = get_rbac()
     ws = rbac.current_workspace_id()
     if ws is None:
         return
     key = (rbac.user_pk(user), str(ws))
     now = utcnow()
     interval = dt.timedelta(seconds=setting("RBAC_LAST_SEEN_INTERVAL"))
-    seen: RecentlySeen = current_app.extensions[EXTENSION_KEY]
+    seen: RecentlySeen = current_flask_app().extensions[EXTENSION_KEY]
     if not seen.due(key, now, interval, int(setting("RBAC_LAST_SEEN_TRACKED"))):
         return
     M = rbac.models.Membership.__table__
