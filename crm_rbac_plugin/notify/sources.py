@@ -6,8 +6,9 @@ flush, so they commit or roll back with it:
 
 - a ``MemberRole`` inserted or deleted: *role assigned* / *role removed*, to
   the member concerned (even when they acted themselves: it concerns them);
-  not for a pending member (the invitation mail tells them) nor for a
-  membership deleted in the same flush;
+  not for a pending member (the invitation mail tells them), a membership
+  created in the same transaction (its first roles come with it) nor one
+  deleted in the same flush;
 - a ``Membership`` whose status goes ``active`` -> ``inactive`` or back:
   *deactivated* / *reactivated*, to the member;
 - a ``SharingAgreement`` inserted (*offered*, to the receiving side), its
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 #: ``session.info`` key of the agreement events told in the open transaction.
 TOLD_KEY = "rbac_notify_told"
+#: ``session.info`` key of the memberships created in the open transaction.
+JOINED_KEY = "rbac_notify_joined"
 #: Agreement status -> (event, side told).
 STATUS_EVENTS = {"active": ("accepted", "granting"), "declined": ("declined", "granting"),
                  "left": ("left", "granting"), "revoked": ("revoked", "receiving")}
@@ -49,8 +52,13 @@ NOT_TERMS = frozenset({"status", "decided_at", "created_at", "created_by_id"})
 def install(rbac: RBACProtocol, db_session: Any) -> None:
     """Listen on the app's session (after the write guard, which may refuse the flush)."""
     event.listen(db_session, "before_flush", lambda s, c, i: collect(rbac, s))
-    event.listen(db_session, "after_commit", lambda s: s.info.pop(TOLD_KEY, None))
-    event.listen(db_session, "after_rollback", lambda s: s.info.pop(TOLD_KEY, None))
+    event.listen(db_session, "after_commit", _forget)
+    event.listen(db_session, "after_rollback", _forget)
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(TOLD_KEY, None)
+    session.info.pop(JOINED_KEY, None)
 
 
 def collect(rbac: RBACProtocol, session: Session) -> None:
@@ -59,6 +67,8 @@ def collect(rbac: RBACProtocol, session: Session) -> None:
     watched = (m.MemberRole, m.Membership, m.SharingAgreement, m.SharingPermission)
     if not any(isinstance(o, watched) for o in (*session.new, *session.dirty, *session.deleted)):
         return
+    joined = session.info.setdefault(JOINED_KEY, set())
+    joined.update(id(o) for o in session.new if isinstance(o, m.Membership))
     with session.no_autoflush:
         for obj in session.new:
             if isinstance(obj, m.MemberRole):
@@ -94,9 +104,9 @@ def _role_event(rbac: RBACProtocol, session: Session, mr: Any, verb: str) -> Non
     membership = mr.membership
     if membership is None and mr.membership_id is not None:
         membership = session.get(m.Membership, mr.membership_id, execution_options=BYPASS)
-    if (membership is None or membership in session.new or membership in session.deleted
-            or membership.status == "pending" or membership.id is None):
-        return
+    if (membership is None or id(membership) in session.info.get(JOINED_KEY, ())
+            or membership in session.deleted or membership.status == "pending"):
+        return  # joining (the roles come with the membership) or leaving
     role = mr.role or session.get(m.Role, mr.role_id, execution_options=BYPASS)
     name = role.name if role is not None else "a role"
     where = _workspace_name(session, m, membership.workspace_id)
@@ -136,8 +146,8 @@ def agreement_recipients(rbac: RBACProtocol, session: Session, workspace_id: int
     m = rbac.models
     M, MR, R, G = m.Membership, m.MemberRole, m.Role, m.Grant
     now = utcnow()
-    manage = sa.exists().where(G.role_id == R.id, G.resource == "settings",
-                               G.action == "manage", G.effect == "allow")
+    manage = sa.exists().where(G.role_id == R.id, G.resource.in_(("settings", "*")),
+                               G.action.in_(("manage", "*")), G.effect == "allow")
     query = (sa.select(M.id, M.user_id).distinct()
              .join(MR, MR.membership_id == M.id).join(R, R.id == MR.role_id)
              .where(M.workspace_id == workspace_id, M.status == "active",
