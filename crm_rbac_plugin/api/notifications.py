@@ -18,14 +18,24 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..notify import inbox, preferences
+from ..policy import Access
 from ..proxies import current_rbac
-from .blueprint import active_access, bad, bp, check_keys, json_body, not_found
+from .blueprint import active_access, bad, bp, check_keys, forbidden, json_body, not_found
+
+
+def own_access() -> Access:
+    """The caller's own access (an Owner viewing as another member: the Owner's)."""
+    active_access()
+    access = inbox.own_access(current_rbac)
+    if access is None:
+        raise forbidden("You are not an active member of this workspace.")
+    return access
 
 
 @bp.get("/notifications")
 def list_notifications() -> ResponseReturnValue:
     """The caller's notifications, newest first (50 at most per call)."""
-    access = active_access()
+    access = own_access()
     before = request.args.get("before")
     if before is not None and not before.isdigit():
         raise bad("before must be a notification id", "before")
@@ -39,7 +49,7 @@ def list_notifications() -> ResponseReturnValue:
 @bp.post("/notifications/<int:notification_id>/read")
 def read_notification(notification_id: int) -> ResponseReturnValue:
     """Mark one of the caller's notifications read."""
-    access = active_access()
+    access = own_access()
     row = inbox.mark_read(current_rbac, access.membership_id, notification_id)
     if row is None:
         raise not_found("notification")
@@ -50,14 +60,14 @@ def read_notification(notification_id: int) -> ResponseReturnValue:
 @bp.post("/notifications/read-all")
 def read_all_notifications() -> ResponseReturnValue:
     """Mark every unread notification of the caller read."""
-    access = active_access()
+    access = own_access()
     count = inbox.mark_all_read(current_rbac, access.membership_id)
     current_rbac.db.session.commit()
     return jsonify({"marked": count, "unread": 0})
 
 
 def _membership() -> object:
-    access = active_access()
+    access = own_access()
     return current_rbac.db.session.get(current_rbac.models.Membership, access.membership_id)
 
 

@@ -13,13 +13,34 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..errors import NoAccessContext
+from ..identity import request_state, signed_in_user
 from ..models import utcnow
+from ..policy import Access
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
 #: Rows a page or an API call lists at most.
 PAGE_SIZE = 50
+
+
+def own_access(rbac: RBACProtocol) -> Access | None:
+    """The signed-in member's own active access, or None.
+
+    While an Owner views the app as another member, this is the Owner's own:
+    a member's notifications are theirs alone, never shown to a viewer.
+    """
+    try:
+        access = rbac.current_access() if signed_in_user() is not None else None
+    except NoAccessContext:
+        return None
+    real = request_state().real_access
+    if real is not None:
+        access = real
+    if access is None or not access.active or access.membership_id is None:
+        return None
+    return access
 
 
 def unread_count(rbac: RBACProtocol, membership_id: int) -> int:

@@ -127,7 +127,7 @@ def save(rbac: RBACProtocol, membership: Any, values: Mapping[str, Any]) -> dict
         if key not in CATEGORIES:
             raise ValidationError(f"{key}: unknown category (one of {', '.join(CATEGORIES)})",
                                   field=str(key))
-        if channel not in CHANNELS:
+        if not isinstance(channel, str) or channel not in CHANNELS:
             raise ValidationError(f"{key}: channel must be one of {', '.join(CHANNELS)}",
                                   field=key)
     current = preferences_of(rbac, membership)

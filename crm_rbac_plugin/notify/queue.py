@@ -56,7 +56,8 @@ def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Ite
     """
     if category not in CATEGORIES:
         raise ValueError(f"unknown notification category {category!r}")
-    channels = channels_for(session, models, recipients, category, workspace_id)
+    ids = {r for r in recipients if isinstance(r, int) and not isinstance(r, bool)}
+    channels = channels_for(session, models, ids, category, workspace_id)
     now = utcnow()
     rows = []
     for membership_id in sorted(channels):

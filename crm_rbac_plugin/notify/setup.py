@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, g, url_for
 from werkzeug.routing import BuildError
 
-from ..errors import NoAccessContext
-from ..identity import signed_in_user
 from . import queue, receivers, sources
 from .delivery import deliver_inline
-from .inbox import unread_count
+from .inbox import own_access, unread_count
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -51,12 +49,12 @@ def bell(rbac: RBACProtocol, once: bool = False) -> dict[str, Any] | None:
     if "_rbac_bell" in g:
         return g._rbac_bell  # type: ignore[no-any-return]
     result = None
-    try:
-        access = rbac.current_access() if signed_in_user() is not None else None
-        if access is not None and access.active and access.membership_id is not None:
-            result = {"count": unread_count(rbac, access.membership_id),
+    access = own_access(rbac)
+    if access is not None:
+        try:
+            result = {"count": unread_count(rbac, access.membership_id),  # type: ignore[arg-type]
                       "href": url_for("rbac_settings.notifications")}
-    except (NoAccessContext, BuildError):
-        result = None
+        except BuildError:  # the settings pages are not mounted
+            result = None
     g._rbac_bell = result
     return result

@@ -19,10 +19,12 @@ from wtforms import SelectField
 from .. import pages
 from ..decorators import login_required
 from ..notify import inbox, preferences
+from ..notify.setup import bell
 from ..pages import ConfirmForm, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
 from .blueprint import attempt, bp, render
+from .forms import choices
 
 
 class PreferencesForm(FlaskForm):
@@ -30,7 +32,7 @@ class PreferencesForm(FlaskForm):
 
 
 for _key, _label in preferences.CATEGORIES.items():
-    setattr(PreferencesForm, _key, SelectField(_label, choices=list(preferences.CHANNELS.items())))
+    setattr(PreferencesForm, _key, SelectField(_label, choices=choices(preferences.CHANNELS.items())))
 
 
 def add_tabs(app: Flask) -> None:
@@ -40,16 +42,16 @@ def add_tabs(app: Flask) -> None:
 
 
 def _unread_badge() -> int | None:
-    access = current_rbac.current_access()
-    if access is None or not access.active:
-        return None
-    return inbox.unread_count(current_rbac, access.membership_id)
+    """The tab's badge: the bell's count (one query per page for both)."""
+    state = bell(current_rbac)
+    return state["count"] if state else None
 
 
 def _my_membership() -> Any:
+    """The signed-in member's own membership (their own, also while viewing as another)."""
     rbac = current_rbac
-    access = rbac.current_access()
-    if access is None or not access.active:
+    access = inbox.own_access(rbac)
+    if access is None:
         return rbac.refuse(Decision(False, "You are not an active member of this workspace."))
     return rbac.db.session.get(rbac.models.Membership, access.membership_id)
 
@@ -60,7 +62,7 @@ def _preferences_form(prefs: dict[str, dict[str, Any]], formdata: Any = None) ->
     for key, p in prefs.items():
         if p["locked"]:
             field = getattr(form, key)
-            field.choices = [c for c in field.choices if c[0] != "off"]
+            field.choices = choices((k, v) for k, v in preferences.CHANNELS.items() if k != "off")
             field.description = "Security alerts always reach Owners: they cannot be switched off."
     return form
 
