@@ -220,3 +220,32 @@ def test_api_preferences(app: Flask, world: SimpleNamespace, api: Any) -> None:
     refused = owner.patch("/notification-preferences", {"security": "off"})
     assert refused.status_code == 400 and refused.json["field"] == "security"
     assert owner.get("/notification-preferences").json["preferences"]["security"] == "mail"
+
+
+# -- every path notifies; a viewer sees only their own ------------------------------------------
+
+
+def test_the_api_and_the_cli_notify_too(app: Flask, world: SimpleNamespace, api: Any) -> None:
+    N = rbac.models.Notification
+    response = api("owner").post(f"/members/{world.members['viewer'].id}/roles",
+                                 {"role_id": role_id(world, "finance")})
+    assert response.status_code == 201, response.text
+    result = app.test_cli_runner().invoke(args=[
+        "rbac", "members", "deactivate", "--workspace", "acme", "--email", "member2@example.test"])
+    assert result.exit_code == 0, result.output
+    told = set(db.session.execute(sa.select(N.membership_id, N.event)).all())
+    assert told == {(world.members["viewer"].id, "role.assigned"),
+                    (world.members["member2"].id, "membership.deactivated")}
+
+
+def test_viewing_as_a_member_never_shows_their_notifications(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    notify(world, "member", "Only for member.")
+    notify(world, "admin", "For the admin.")
+    admin = login(world.users["admin"], world.ws)
+    assert admin.post("/settings/view-as", data={
+        "membership_id": str(world.members["member"].id), "next": "/"}).status_code == 302
+    page = admin.get(PAGE)
+    assert page.status_code == 200
+    assert "For the admin." in page.text and "Only for member." not in page.text
+    assert bell_count(admin.get("/").text) == 1
