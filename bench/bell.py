@@ -25,6 +25,7 @@ from crm_app import create_app
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.notify.inbox import unread_count
 from tests.conftest import build_world
 
 from .timing import compare, ratio
@@ -63,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             db.create_all()
             world = build_world()
             _seed(world.members["member"], args.rows)
-            user, ws_id = world.users["member"], world.ws.id
-        client = app.test_client(user=user)
+            ws_id = world.ws.id
+            client = app.test_client(user=world.users["member"])
         with client.session_transaction() as sess:
             sess[app.config["RBAC_SESSION_KEY"]] = ws_id
         report = {}
@@ -82,6 +83,21 @@ def main(argv: list[str] | None = None) -> int:
             report[page] = {"with_bell_ms": round(stats["with_bell"].median_ns / 1e6, 3),
                             "without_count_ms": round(stats["without_count"].median_ns / 1e6, 3),
                             "ratio": ratio(stats["with_bell"], stats["without_count"])}
+        with app.app_context():
+            member_id = db.session.scalar(sa.select(rbac.models.Membership.id).where(
+                rbac.models.Membership.workspace_id == ws_id,
+                rbac.models.Membership.user_id == db.session.scalar(
+                    sa.select(rbac.user_model.id).where(
+                        rbac.user_model.email == "member@example.test"))))
+            query = compare({"unread_count": lambda: unread_count(rbac, member_id),
+                             "select_1": lambda: db.session.execute(sa.text("select 1"))},
+                            repeat=15)
+            plan = db.session.execute(sa.text(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM rbac_notification "
+                "WHERE membership_id = :m AND read_at IS NULL"), {"m": member_id}).all()
+    report["count_query"] = {"unread_count_us": round(query["unread_count"].median_ns / 1e3, 1),
+                             "select_1_us": round(query["select_1"].median_ns / 1e3, 1),
+                             "plan": [str(row[-1]) for row in plan]}
     print(json.dumps({"rows": args.rows, "pages": report}, indent=2))
     return 0
 
