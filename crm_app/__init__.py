@@ -36,6 +36,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # List the demo accounts on the login page (turn off outside demos).
         CRM_DEMO_LOGIN_HINTS=True,
         RBAC_ROLE_TEMPLATES=CRM_ROLE_TEMPLATES,
+        # Notification mails go out right after the request that queued them
+        # (production runs `flask rbac notify send` from cron instead).
+        RBAC_NOTIFY_INLINE=True,
         **security.DEFAULTS,
     )
     # FLASK_* environment variables override the defaults (FLASK_SECRET_KEY,

@@ -15,6 +15,7 @@ from flask.cli import with_appcontext
 from . import adoption, sharing, team, workspaces
 from .errors import RBACError
 from .loader import BYPASS
+from .notify.commands import notify_group
 from .oversight.explain import explain  # with plan and field rules
 from .proxies import current_rbac
 from .queries import parse_utc
@@ -51,6 +52,7 @@ def rbac_group() -> None:
 
 
 rbac_group.add_command(security_group)
+rbac_group.add_command(notify_group)
 
 
 @rbac_group.command("resources")

@@ -119,6 +119,19 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_SIGN_IN_MAX_WAIT": 15 * 60,
     # Seconds after the last failure at which a key's count starts again (1 day).
     "RBAC_SIGN_IN_FORGET_AFTER": 24 * 3600,
+    # -- notifications (crm_rbac_plugin.notify) --
+    # Send the mails a request queued right after it committed, in the same
+    # process (the demo); False leaves them to `flask rbac notify send`.
+    "RBAC_NOTIFY_INLINE": False,
+    # Attempts at one mail before it is marked failed.
+    "RBAC_NOTIFY_MAX_ATTEMPTS": 5,
+    # Seconds before the first retry of a failed mail; each retry doubles it.
+    "RBAC_NOTIFY_RETRY_SECONDS": 60,
+    # Mails one run of `flask rbac notify send` sends at most.
+    "RBAC_NOTIFY_BATCH": 500,
+    # Role assignments ending within this many days are told once
+    # (`flask rbac notify send` scans them).
+    "RBAC_NOTIFY_EXPIRY_DAYS": 7,
 }
 
 

@@ -44,6 +44,7 @@ from .defaults import ADMIN_RESOURCES
 from .errors import PermissionDenied
 from .hooks import HookDecorators, Hooks
 from .models import Models, define_models
+from .notify import setup as notify_setup
 from .oversight import cli as oversight_cli
 from .oversight import viewas
 from .oversight import views as oversight_views
@@ -126,6 +127,7 @@ class RBAC(HookDecorators):
         app.add_template_filter(self.label, "rbac_label")
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
         team.init_app(app)  # the last-activity before_request hook
+        notify_setup.init_app(self, app)  # inline mail delivery, the bell
         mfa_gate.init_app(app)  # members owing MFA reach only the MFA pages
         # Refusals are stored after the (rolled back) request.
         app.after_request(self._write_denied)
@@ -308,4 +310,5 @@ class RBAC(HookDecorators):
         event.listen(db_session, "after_rollback", listener.after_rollback)
         tokens.install(self, db_session)  # deactivation revokes the member's API tokens
         audit_log.install(self, db_session)  # the audit trail, after the guard
+        notify_setup.install(self, db_session)  # notifications, in the change's transaction
         viewas.install(self, db_session)  # no writes while viewing as a member

@@ -50,7 +50,13 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop",
                            "rbac_oversight.request_access",
                            # the security policy: audited as security_policy.changed
-                           "rbac_settings.security", "rbac_api.update_security_policy"}
+                           "rbac_settings.security", "rbac_api.update_security_policy",
+                           # one's own notifications and how one receives them
+                           "rbac_settings.save_notification_preferences",
+                           "rbac_settings.read_notification", "rbac_settings.open_notification",
+                           "rbac_settings.read_all_notifications",
+                           "rbac_api.read_notification", "rbac_api.read_all_notifications",
+                           "rbac_api.update_notification_preferences"}
 
 def events(**where: Any) -> list[Any]:
     A = rbac.models.AuditEvent

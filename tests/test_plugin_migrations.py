@@ -45,6 +45,9 @@ UNIQUE_WITHOUT_WORKSPACE = {
     # count found by its key (a hashed address or an IP) before any sign-in.
     "uq_rbac_mfa_credential_user_id",
     "uq_rbac_session_sid_hash",
+    # A member's notifications and channels: the membership lies in one workspace.
+    "uq_rbac_notification_membership_id",
+    "uq_rbac_notification_preference_membership_id",
     "uq_rbac_sign_in_throttle_key",
 }
 

@@ -54,6 +54,9 @@ class Models:
     RecoveryCode: Any
     AuthSession: Any
     SignInThrottle: Any
+    # Notifications (see :mod:`.notify`).
+    Notification: Any
+    NotificationPreference: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""

@@ -43,6 +43,7 @@ from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import Access, sharing, team, tokens, workspaces
+from crm_rbac_plugin.notify import queue as notify_queue
 from tests.conftest import app_with_tables, build_world
 from tests.rbac_helpers import custom_role, world_records
 
@@ -155,6 +156,7 @@ def build_security_world() -> SimpleNamespace:
         key = next(k for k, u in w.users.items() if u.id == membership.user_id)
         w.user_workspaces[key].append(membership.workspace_id)
     db.session.commit()
+    add_notifications(w, active)
     w.probers = [Prober(key, w.users[key], getattr(w, attr),
                         membership_of(w.users[key], getattr(w, attr)),
                         _access(membership_of(w.users[key], getattr(w, attr))), "")
@@ -166,6 +168,20 @@ def build_security_world() -> SimpleNamespace:
     w.record_by_id = {(res, rec.id): rec for res, recs in w.records.items()
                       for rec in recs.values()}
     return w
+
+
+def add_notifications(w: SimpleNamespace, memberships: list[Any]) -> None:
+    """One notification per active member, whose summary is a secret only they may see."""
+    w.notifications_by_membership = {}
+    for membership in memberships:
+        [row] = notify_queue.enqueue(
+            db.session, rbac.models, workspace_id=membership.workspace_id,
+            recipients=[membership.id], category="roles", event_name="sweep.event",
+            summary=f"Sweep notice N{membership.id}Z for that member only",
+            link="/settings/profile")
+        db.session.flush()
+        w.notifications_by_membership[membership.id] = row.id
+    db.session.commit()
 
 
 def add_agreements(w: SimpleNamespace) -> None:
@@ -245,6 +261,10 @@ def index_objects(w: SimpleNamespace) -> None:
             for tok in db.session.scalars(sa.select(m.ApiToken).where(
                     m.ApiToken.membership_id == ms.id)):
                 add("token", tok.id, ms.workspace_id, tok.name, f"token {tok.name!r}")
+            for note in db.session.scalars(sa.select(m.Notification).where(
+                    m.Notification.membership_id == ms.id)):
+                add("notification", note.id, ms.workspace_id, note.summary,
+                    f"notification #{note.id} of {user.email}")
         for role in db.session.scalars(sa.select(m.Role).order_by(m.Role.id)):
             add("role", role.id, role.workspace_id, None if role.builtin else role.name,
                 f"role {role.name!r}")
@@ -282,6 +302,7 @@ def index_objects(w: SimpleNamespace) -> None:
                               if o.secret and o.secret.startswith(
                                   f"Token of {owner.user.name} in")),
                 "conflict": w.conflicts[ws.id].id,
+                "notification": w.notifications_by_membership[owner.id],
                 # Not kinds of URL ids: what the bodies of the writes name.
                 "manager": manager.id,
                 "team_member": member.id if ws is w.ws2 else w.members["member"].id,
@@ -349,6 +370,7 @@ ID_ARGUMENTS: dict[str, str] = {
     "token_id": "token",
     "conflict_id": "conflict",
     "agreement_id": "agreement",
+    "notification_id": "notification",
 }
 
 #: URL arguments that genuinely name no record, as (endpoint pattern, argument): why.

@@ -382,6 +382,6 @@ def test_idor_foreign_ids_in_write_routes(app: Flask, security_world: SimpleName
 def test_world_has_foreign_objects_of_every_kind(security_world: SimpleNamespace) -> None:
     """The sweeps are only as good as the objects they aim at: both workspaces have each kind."""
     for kind in ("role", "membership", "department", "invitation", "token", "conflict",
-                 "member_role", "audit_event", "agreement"):
+                 "member_role", "audit_event", "agreement", "notification"):
         for ws_id in security_world.targets:
             assert foreign_objects(security_world, ws_id, kind), (kind, ws_id)

@@ -52,7 +52,8 @@ class EndpointRule:
     ``permission``: ``"resource.action"`` (who lacks it per the policy may not),
     ``"owner"`` (only an Owner may), ``"self"`` (any signed-in member acts on
     their own things: the one who may not is an anonymous client),
-    ``"own:token"`` (a member's own API token: everyone else may not), or
+    ``"own:token"`` (a member's own API token: everyone else may not),
+    ``"own:notification"`` (one of the member's own notifications: the same), or
     ``"public"`` (anyone; attempted anonymously with a body that must fail).
     ``body(w, workspace_id)`` builds the form (or JSON, ``json=True``) body.
     ``expected_public`` is the status of the failing public attempt.
@@ -129,6 +130,17 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
         "self", lambda w, ws: {"session_id": 0},
         why="signs out one of one's own sessions; another account's session id is a 404"),
     "rbac_settings.sign_out_others": EndpointRule("self"),
+    # -- one's own notifications (another member's id is a 404) --
+    "rbac_settings.save_notification_preferences": EndpointRule(
+        "self", lambda w, ws: {"roles": "app", "membership": "mail", "sharing": "mail",
+                               "approvals": "mail", "security": "mail", "reviews": "digest"}),
+    "rbac_settings.read_notification": EndpointRule("own:notification"),
+    "rbac_settings.open_notification": EndpointRule("own:notification"),
+    "rbac_settings.read_all_notifications": EndpointRule("self"),
+    "rbac_api.read_notification": EndpointRule("own:notification", json=True),
+    "rbac_api.read_all_notifications": EndpointRule("self", json=True),
+    "rbac_api.update_notification_preferences": EndpointRule(
+        "self", lambda w, ws: {"roles": "app"}, json=True),
     "rbac_settings.member_sign_out_everywhere": EndpointRule(
         "members.manage", why="an admin signs a member out everywhere (an Owner only by an "
                               "Owner)"),
@@ -546,6 +558,15 @@ def _table_attempts(app: Flask, w: SimpleNamespace, rule: Rule, method: str) -> 
                               data={})
                     attempts.append(Attempt(p.key, req, frozenset({404}),
                                             f"someone else's {obj.label}"))
+                    break
+        elif perm == "own:notification":
+            for obj in own_objects(w, ws, "notification"):
+                if obj.id != w.notifications_by_membership.get(p.membership.id):
+                    req = Req(method, build_url(app, rule, method, {"notification_id": obj.id}),
+                              data=None if spec.json else {}, json={} if spec.json else None)
+                    attempts.append(Attempt(p.key, req, frozenset({404}),
+                                            f"someone else's {obj.label}", secret=obj.secret,
+                                            bearer=spec.json))
                     break
         elif perm == "self":
             if rule.endpoint == "rbac_settings.switch_workspace":

@@ -1,0 +1,104 @@
+"""Writing notifications: one row per recipient, in the transaction of the change.
+
+:func:`enqueue` adds the rows to the session and never commits: the caller's
+commit writes them with the change, and a rollback drops both, so nothing is
+ever told of a change that did not happen. Each recipient's channel for the
+category decides the row (:mod:`.preferences`): ``off`` writes nothing,
+``app`` an entry with no mail (``skipped``), ``mail`` a mail due now
+(``pending``) and ``digest`` one kept for the daily digest.
+
+The session listeners of :func:`install` remember the ids of the pending
+mails once their transaction commits (``session.info``), so that inline
+delivery (``RBAC_NOTIFY_INLINE``) sends exactly those after the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from werkzeug.routing import BuildError
+
+from ..models import utcnow
+from .preferences import CATEGORIES, channels_for
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+#: ``session.info`` keys: mails flushed in the open transaction, and committed ones.
+FLUSHED_KEY = "rbac_notify_flushed"
+READY_KEY = "rbac_notify_ready"
+#: What each channel makes of a row's mail side.
+MAIL_STATE = {"mail": "pending", "digest": "digest", "app": "skipped"}
+
+
+def path_for(endpoint: str, **values: Any) -> str:
+    """The path of ``endpoint`` (no host: mails add theirs), or "" when the app lacks it.
+
+    Works outside a request (the CLI, a flush in a worker) because it only
+    builds a path.
+    """
+    try:
+        return str(current_app.url_map.bind("localhost").build(endpoint, values))
+    except BuildError:
+        return ""
+
+
+def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Iterable[int],
+            category: str, event_name: str, summary: str, link: str = "",
+            dedupe_key: str | None = None) -> list[Any]:
+    """Add a notification for each recipient (membership ids) as their channel says.
+
+    Returns the rows added (none for a recipient whose channel is ``off``).
+    """
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown notification category {category!r}")
+    ids = {r for r in recipients if isinstance(r, int) and not isinstance(r, bool)}
+    channels = channels_for(session, models, ids, category, workspace_id)
+    now = utcnow()
+    rows = []
+    for membership_id in sorted(channels):
+        channel = channels[membership_id]
+        if channel == "off":
+            continue
+        state = MAIL_STATE[channel]
+        row = models.Notification(
+            workspace_id=workspace_id, membership_id=membership_id, category=category,
+            event=event_name, summary=summary[:500], link=(link or "")[:500], created_at=now,
+            mail_state=state, attempts=0,
+            next_attempt_at=now if state == "pending" else None, dedupe_key=dedupe_key)
+        session.add(row)
+        rows.append(row)
+    return rows
+
+
+def install(rbac: RBACProtocol, db_session: Any) -> None:
+    """Remember the ids of committed pending mails for inline delivery."""
+    event.listen(db_session, "after_flush", lambda s, c: _note_flushed(rbac, s))
+    event.listen(db_session, "after_commit", _note_committed)
+    event.listen(db_session, "after_rollback", _forget_flushed)
+
+
+def _note_flushed(rbac: RBACProtocol, session: Session) -> None:
+    N = rbac.models.Notification
+    ids = [o.id for o in session.new if isinstance(o, N) and o.mail_state == "pending"]
+    if ids:
+        session.info.setdefault(FLUSHED_KEY, []).extend(ids)
+
+
+def _note_committed(session: Session) -> None:
+    ids = session.info.pop(FLUSHED_KEY, None)
+    if ids:
+        session.info.setdefault(READY_KEY, []).extend(ids)
+
+
+def _forget_flushed(session: Session) -> None:
+    session.info.pop(FLUSHED_KEY, None)
+
+
+def take_ready(session: Session) -> list[int]:
+    """The ids of pending mails committed since the last call (and forget them)."""
+    return list(session.info.pop(READY_KEY, None) or ())
