@@ -118,6 +118,18 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_SIGN_IN_MAX_WAIT": 15 * 60,
     # Seconds after the last failure at which a key's count starts again (1 day).
     "RBAC_SIGN_IN_FORGET_AFTER": 24 * 3600,
+    # -- approval workflows (crm_rbac_plugin.approvals) --
+    # Permission ("resource.action") an approver holds in a workspace whose
+    # approval policy names none of its own.
+    "RBAC_APPROVAL_PERMISSION": "approvals.decide",
+    # Hours a new workspace policy gives a request before it expires (1-720).
+    "RBAC_APPROVAL_EXPIRY_HOURS": 72,
+    # Hours an approved export's single-use download link stays valid.
+    "RBAC_APPROVAL_DOWNLOAD_HOURS": 24,
+    # Largest file an approved export may store, in bytes; a larger one fails
+    # with that reason (the file is produced at approval time and kept in the
+    # request row until downloaded).
+    "RBAC_APPROVAL_MAX_EXPORT_BYTES": 20 * 1024 * 1024,
 }
 
 

@@ -8,13 +8,15 @@ them as ``rbac.models.Role`` and so on.
 :mod:`.base` holds what the model modules share, :mod:`.tenancy` the
 workspaces, roles, memberships and sharing tables, :mod:`.trail` the audit
 trail and invitations, :mod:`.security` the account protection (security
-policies, MFA, sessions, sign-in throttling).
+policies, MFA, sessions, sign-in throttling), :mod:`.approvals` the approval
+workflows.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .approvals import REQUEST_STATUSES, define_approval_models
 from .base import (
     AGREEMENT_STATUSES,
     EFFECTS,
@@ -38,7 +40,7 @@ from .tenancy import (
 )
 from .trail import define_audit_model, define_team_models
 
-__all__ = ["AGREEMENT_STATUSES", "EFFECTS", "MEMBER_STATUSES", "MFA_POLICIES", "Models",
+__all__ = ["AGREEMENT_STATUSES", "EFFECTS", "MEMBER_STATUSES", "MFA_POLICIES", "Models", "REQUEST_STATUSES",
            "define_models", "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
 
 
@@ -68,4 +70,5 @@ def define_models(db: Any, user_model: type) -> Models:
                   FieldRule, RoleConflict, define_token_model(db, Membership), SharingAgreement,
                   SharingPermission, define_audit_model(db, user_pk_of(user_model).type),
                   define_team_models(db, Membership),
-                  *define_security_models(db, user_model, Workspace))
+                  *define_security_models(db, user_model, Workspace),
+                  *define_approval_models(db, Workspace, Membership))

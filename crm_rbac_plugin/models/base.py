@@ -54,6 +54,10 @@ class Models:
     RecoveryCode: Any
     AuthSession: Any
     SignInThrottle: Any
+    # Approval workflows (see :mod:`.approvals`).
+    ApprovalPolicy: Any
+    ApprovalRequest: Any
+    ApprovalDecision: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .. import conditions, inputs
+from .. import conditions, gate, inputs
 from ..errors import PermissionDenied, RuleConflict, ValidationError
 from ..policy import Access
 from .assignments import assign_role, holders
@@ -164,6 +164,9 @@ def delete_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, move_to:
         same_workspace(actor, move_to)
         if move_to.id == role.id:
             raise ValidationError("move members to a different role", field="move_to")
+    gate.require(rbac, actor, "delete_role",
+                 {"role_id": role.id, "move_to_id": move_to.id if move_to is not None else None},
+                 summary=f"Delete the role {role.name}")
     stranded = []
     for membership in holders(rbac, role):
         others = assignments_in_force(membership, excluding_role=role.id)
