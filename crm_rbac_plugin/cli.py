@@ -18,6 +18,7 @@ from .loader import BYPASS
 from .oversight.explain import explain  # with plan and field rules
 from .proxies import current_rbac
 from .queries import parse_utc
+from .approvals.commands import approvals_group
 from .security.commands import security_group
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,6 +52,7 @@ def rbac_group() -> None:
 
 
 rbac_group.add_command(security_group)
+rbac_group.add_command(approvals_group)
 
 
 @rbac_group.command("resources")

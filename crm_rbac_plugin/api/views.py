@@ -39,13 +39,13 @@ from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..identity import request_state, signed_in_user
 from ..proxies import current_rbac
-from . import members, records, roles, security, sharing
+from . import approvals, members, records, roles, security, sharing
 from .blueprint import ApiError, bp
 from .openapi import openapi_document
 
 #: The modules whose endpoints make up the API, all on :data:`.blueprint.bp`:
 #: importing them here registers their routes before the blueprint is mounted.
-ROUTE_MODULES = (roles, members, sharing, records, security)
+ROUTE_MODULES = (roles, members, sharing, records, security, approvals)
 
 #: Methods that change state: refused without a CSRF token on session requests.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
