@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from . import adoption, sharing, team, workspaces
+from .approvals.commands import approvals_group
 from .errors import RBACError
 from .loader import BYPASS
 from .oversight.explain import explain  # with plan and field rules
 from .proxies import current_rbac
 from .queries import parse_utc
-from .approvals.commands import approvals_group
 from .security.commands import security_group
 
 F = TypeVar("F", bound=Callable[..., Any])

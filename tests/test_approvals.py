@@ -20,8 +20,10 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, gate, roles, signals
 from crm_rbac_plugin.errors import PermissionDenied, RuleConflict, ValidationError
 from crm_rbac_plugin.models import utcnow
-from tests.rbac_helpers import access_of
-from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.rbac_helpers import (
+    access_of,
+    fast_passwords,  # noqa: F401  (autouse fixture)
+)
 
 
 @pytest.fixture

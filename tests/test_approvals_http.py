@@ -18,8 +18,10 @@ import sqlalchemy as sa
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, signals
-from tests.rbac_helpers import access_of
-from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.rbac_helpers import (
+    access_of,
+    fast_passwords,  # noqa: F401  (autouse fixture)
+)
 
 
 def set_policy(w: SimpleNamespace, **changes: Any) -> None:
@@ -66,7 +68,7 @@ def test_export_over_threshold_waits_then_downloads_once(world: SimpleNamespace,
     assert done.status_code == 302
     req = latest_request()
     assert req.status == "executed", req.failure
-    assert admin.post(f"/settings/approvals/{req.id}/download").status_code == 404
+    assert admin.post(f"/settings/approvals/{req.id}/download").status_code == 403
 
     page = manager.get(f"/settings/approvals/{req.id}")
     assert "data-rbac-download" in page.text
@@ -96,7 +98,8 @@ def test_api_answers_202_and_decides(world: SimpleNamespace, login: Any) -> None
     assert admin.get(f"/api/v1/approvals/{rid}").get_json()["reason"] == "unused"
     assert viewer.get(f"/api/v1/approvals/{rid}").status_code == 404
     assert admin.post(f"/api/v1/approvals/{rid}/approve", json={}).status_code == 403
-    assert viewer.post(f"/api/v1/approvals/{rid}/approve", json={}).status_code == 404
+    refused = viewer.post(f"/api/v1/approvals/{rid}/approve", json={})
+    assert refused.status_code == 403 and "approvals.decide" in refused.get_json()["message"]
     bad = owner.post(f"/api/v1/approvals/{rid}/approve", json={"reason": 5})
     assert bad.status_code == 400 and bad.get_json()["field"] == "reason"
     ok = owner.post(f"/api/v1/approvals/{rid}/approve", json={"reason": "fine"})
@@ -150,7 +153,8 @@ def test_pages_for_whom_they_are(world: SimpleNamespace, login: Any) -> None:
         c = client_of(login, world, key)
         assert c.get("/settings/approvals").status_code == 200
         assert c.get(f"/settings/approvals/{rid}").status_code == 404
-        assert c.post(f"/settings/approvals/{rid}/approve").status_code == 404
+        refused = c.post(f"/settings/approvals/{rid}/approve")
+        assert refused.status_code == 403 and "approvals.decide" in refused.text
         assert c.get("/settings/approvals/policy").status_code == 403
     admin = client_of(login, world, "admin")
     assert admin.post(f"/settings/approvals/{rid}/cancel").status_code == 403

@@ -50,7 +50,14 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop",
                            "rbac_oversight.request_access",
                            # the security policy: audited as security_policy.changed
-                           "rbac_settings.security", "rbac_api.update_security_policy"}
+                           "rbac_settings.security", "rbac_api.update_security_policy",
+                           # approvals: audited as approval.* (an executed request's change
+                           # gets its own event beside approval.executed: test_approvals)
+                           "rbac_settings.approve_request", "rbac_settings.reject_request",
+                           "rbac_settings.cancel_request", "rbac_settings.download_request",
+                           "rbac_settings.approval_policy", "rbac_api.approve_approval",
+                           "rbac_api.reject_approval", "rbac_api.cancel_approval",
+                           "rbac_api.update_approval_policy"}
 
 def events(**where: Any) -> list[Any]:
     A = rbac.models.AuditEvent

@@ -12,9 +12,9 @@ from __future__ import annotations
 from .decisions import approve, cancel, claim, download, execute, expire_due, reject
 from .executors import ExportFile
 from .policy import Settings, save, settings_for
-from .requests import approvers, link, listing, may_decide, may_see, to_json, visible
+from .requests import approvers, link, listing, may_decide, may_see, request_in, to_json, visible
 from .setup import export_producer, init_app
 
 __all__ = ["ExportFile", "Settings", "approve", "approvers", "cancel", "claim", "download",
            "execute", "expire_due", "export_producer", "init_app", "link", "listing",
-           "may_decide", "may_see", "reject", "save", "settings_for", "to_json", "visible"]
+           "may_decide", "may_see", "reject", "request_in", "save", "settings_for", "to_json", "visible"]

@@ -71,4 +71,4 @@ def define_models(db: Any, user_model: type) -> Models:
                   SharingPermission, define_audit_model(db, user_pk_of(user_model).type),
                   define_team_models(db, Membership),
                   *define_security_models(db, user_model, Workspace),
-                  *define_approval_models(db, Workspace, Membership))
+                  *define_approval_models(db, Membership))

@@ -27,8 +27,15 @@ REQUEST_STATUSES: tuple[str, ...] = ("pending", "executing", "executed", "failed
                                      "cancelled", "expired")
 
 
-def define_approval_models(db: Any, Workspace: Any, Membership: Any) -> tuple[Any, Any, Any]:
+def define_approval_models(db: Any, Membership: Any) -> tuple[Any, Any, Any]:
     """Create ``(ApprovalPolicy, ApprovalRequest, ApprovalDecision)`` on ``db.Model``."""
+    ApprovalRequest = define_request_model(db, Membership, decision=lambda: ApprovalDecision)
+    ApprovalDecision = define_decision_model(db, Membership, ApprovalRequest)
+    return define_policy_model(db), ApprovalRequest, ApprovalDecision
+
+
+def define_policy_model(db: Any) -> Any:
+    """Create ``ApprovalPolicy``, one workspace's approval policy."""
 
     class ApprovalPolicy(db.Model):  # type: ignore[name-defined,misc]
         """Which operations of a workspace need approval, and by whom.
@@ -49,6 +56,12 @@ def define_approval_models(db: Any, Workspace: Any, Membership: Any) -> tuple[An
         expiry_hours: Mapped[int] = mapped_column(default=72)
         updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
         updated_by_membership_id: Mapped[int | None] = mapped_column()
+
+    return ApprovalPolicy
+
+
+def define_request_model(db: Any, Membership: Any, *, decision: Any) -> Any:
+    """Create ``ApprovalRequest``; ``decision`` returns the decision class (defined after it)."""
 
     class ApprovalRequest(db.Model):  # type: ignore[name-defined,misc]
         """One operation waiting for (or done with) approval.
@@ -86,12 +99,17 @@ def define_approval_models(db: Any, Workspace: Any, Membership: Any) -> tuple[An
         content: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
 
         requester = relationship(Membership)
-        decisions = relationship(lambda: ApprovalDecision, back_populates="request",
-                                 order_by=lambda: ApprovalDecision.id,
-                                 cascade="all, delete-orphan")
+        decisions = relationship(decision, back_populates="request",
+                                 order_by=lambda: decision().id, cascade="all, delete-orphan")
 
         def __repr__(self) -> str:
             return f"<ApprovalRequest #{self.id} {self.operation} {self.status}>"
+
+    return ApprovalRequest
+
+
+def define_decision_model(db: Any, Membership: Any, ApprovalRequest: Any) -> Any:
+    """Create ``ApprovalDecision``, one approver's vote."""
 
     class ApprovalDecision(db.Model):  # type: ignore[name-defined,misc]
         """One approver's ``approve`` or ``reject`` of a request, with their reason."""
@@ -111,4 +129,4 @@ def define_approval_models(db: Any, Workspace: Any, Membership: Any) -> tuple[An
         request = relationship(ApprovalRequest, back_populates="decisions")
         member = relationship(Membership)
 
-    return ApprovalPolicy, ApprovalRequest, ApprovalDecision
+    return ApprovalDecision

@@ -70,6 +70,13 @@ def _visible_or_404(request_id: int) -> Any:
     return req if req is not None else not_found()
 
 
+def _in_workspace_or_404(request_id: int) -> Any:
+    """A request of the member's workspace for a decision: the service answers 403 to a
+    member who may not decide it (another workspace's id is a 404)."""
+    req = approvals.request_in(current_rbac, _member().workspace_id, request_id)
+    return req if req is not None else not_found()
+
+
 @bp.get("/approvals/<int:request_id>")
 @login_required
 def approval(request_id: int) -> Any:
@@ -94,19 +101,24 @@ def _approval_page(req: Any, form: DecisionForm, status: int = 200,
 
 
 def _decide(request_id: int, decide: Any, done: str) -> Any:
+    """Run ``decide`` and show the request again; a member who may not see it gets the bare refusal."""
     rbac, access = current_rbac, _member()
-    req = _visible_or_404(request_id)
+    req = _in_workspace_or_404(request_id)
     form = DecisionForm()
-    if not form.validate_on_submit():
-        return _approval_page(req, form, 400)
     errors: list[str] = []
-    outcome = attempt(lambda: decide(rbac, access, req, form.reason.data or ""), form,
-                      errors=errors)
-    if not outcome.ok:
-        rbac.db.session.expire_all()
-        return _approval_page(_visible_or_404(request_id), form, outcome.status, errors)
-    flash(done.format(id=req.id, outcome=outcome.value), "success")
-    return redirect(url_for(".approval", request_id=req.id))
+    status = 400
+    if form.validate_on_submit():
+        outcome = attempt(lambda: decide(rbac, access, req, form.reason.data or ""), form,
+                          errors=errors)
+        if outcome.ok:
+            flash(done.format(id=req.id, outcome=outcome.value), "success")
+            return redirect(url_for(".approval", request_id=req.id))
+        status = outcome.status
+    rbac.db.session.expire_all()
+    if not approvals.may_see(rbac, access, req):
+        return rbac.refuse(Decision(False, errors[0] if errors else "The form is invalid."),
+                           status)
+    return _approval_page(req, form, status, errors)
 
 
 @bp.post("/approvals/<int:request_id>/approve")
@@ -138,9 +150,13 @@ def _file(req: Any) -> Response:
 @login_required
 def download_request(request_id: int) -> Any:
     """The requester's approved export, once (the signed-in requester needs no token)."""
+    access = _member()
+    req = _in_workspace_or_404(request_id)
+    if req.requester_id != access.membership_id:
+        return current_rbac.refuse(Decision(False, "Only the requester downloads the file."))
     if not DecisionForm().validate_on_submit():
         return not_found()
-    req = approvals.claim(current_rbac, _member(), _visible_or_404(request_id))
+    req = approvals.claim(current_rbac, access, req)
     return _file(req) if req is not None else not_found()
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import gate
 from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
