@@ -172,22 +172,36 @@ def _run(rbac: RBACProtocol, req: Any) -> ExportFile | None:
     if requester is None or not requester.active or requester.workspace_id != req.workspace_id:
         raise PermissionDenied("the requester is no longer an active member of this workspace")
     if req.operation == "export":
-        producers = current_app.extensions.get(PRODUCERS_KEY, {})
-        producer = producers.get(req.payload.get("via", "app"))
-        if producer is None:
-            raise ValidationError("this app cannot replay that export; export from the list "
-                                  "page instead", field="operation")
-        with rbac.as_member(requester), gate.approved(req.operation, req.id):
-            produced = producer(req.payload)
-        if len(produced.content) > setting("RBAC_APPROVAL_MAX_EXPORT_BYTES"):
-            raise ValidationError("the export is larger than RBAC_APPROVAL_MAX_EXPORT_BYTES",
-                                  field="operation")
-        return produced  # type: ignore[no-any-return]
+        return _export(rbac, req, requester)
     executor = BUILT_IN.get(req.operation)
     if executor is None:
         raise ValidationError(f"unknown operation {req.operation!r}", field="operation")
     with rbac.as_member(requester), gate.approved(req.operation, req.id):
         return executor(rbac, requester, req.payload)
+
+
+def _export(rbac: RBACProtocol, req: Any, requester: Access) -> ExportFile:
+    """Produce an approved export as the requester, who must still hold ``export`` on it.
+
+    The host's export route checks the permission in its view; the replay
+    bypasses that view, so the permission is asked here again.
+    """
+    resource = str(req.payload.get("resource", ""))
+    decision = rbac.decide(requester, "export", resource) if resource in rbac.registry else None
+    if not decision:
+        raise PermissionDenied(f"the requester may no longer export {resource}"
+                               + (f": {decision.reason}" if decision is not None else ""))
+    producers = current_app.extensions.get(PRODUCERS_KEY, {})
+    producer = producers.get(req.payload.get("via", "app"))
+    if producer is None:
+        raise ValidationError("this app cannot replay that export; export from the list "
+                              "page instead", field="operation")
+    with rbac.as_member(requester), gate.approved(req.operation, req.id):
+        produced = producer(req.payload)
+    if len(produced.content) > setting("RBAC_APPROVAL_MAX_EXPORT_BYTES"):
+        raise ValidationError("the export is larger than RBAC_APPROVAL_MAX_EXPORT_BYTES",
+                              field="operation")
+    return produced  # type: ignore[no-any-return]
 
 
 def token_hash(token: str) -> str:
