@@ -31,6 +31,9 @@ from ..proxies import current_rbac
 from .blueprint import attempt, bp, render
 from .forms import choices
 
+#: The reject form's prefix: it sits beside the approve form on one page.
+REJECT = "reject"
+
 
 class DecisionForm(FlaskForm):
     """Approve, reject or cancel: a reason, optional."""
@@ -94,17 +97,19 @@ def _approval_page(req: Any, form: DecisionForm, status: int = 200,
     may_decide = (not mine and req.status == "pending"
                   and approvals.may_decide(rbac, access, req.approver_permission)
                   and not any(d.membership_id == access.membership_id for d in req.decisions))
-    return render("approval.html", status, req=req, form=form, names=names, mine=mine,
+    reject_form = form if form.reason.name.startswith(REJECT) else DecisionForm(prefix=REJECT)
+    return render("approval.html", status, req=req, form=form, reject_form=reject_form,
+                  names=names, mine=mine,
                   may_decide=may_decide, page_errors=errors or [],
                   operation_label=gate.OPERATIONS.get(req.operation, req.operation),
                   download_ready=bool(mine and req.download_hash and req.download_used_at is None))
 
 
-def _decide(request_id: int, decide: Any, done: str) -> Any:
+def _decide(request_id: int, decide: Any, done: str, prefix: str = "") -> Any:
     """Run ``decide`` and show the request again; a member who may not see it gets the bare refusal."""
     rbac, access = current_rbac, _member()
     req = _in_workspace_or_404(request_id)
-    form = DecisionForm()
+    form = DecisionForm(prefix=prefix)
     errors: list[str] = []
     status = 400
     if form.validate_on_submit():
@@ -130,7 +135,8 @@ def approve_request(request_id: int) -> Any:
 @bp.post("/approvals/<int:request_id>/reject")
 @login_required
 def reject_request(request_id: int) -> Any:
-    return _decide(request_id, approvals.reject, "Request #{id} rejected; nothing was changed.")
+    return _decide(request_id, approvals.reject, "Request #{id} rejected; nothing was changed.",
+                   REJECT)
 
 
 @bp.post("/approvals/<int:request_id>/cancel")
@@ -160,7 +166,7 @@ def download_request(request_id: int) -> Any:
     return _file(req) if req is not None else not_found()
 
 
-@bp.get("/approvals/download/<token>")
+@bp.get("/approvals/download/<token>", endpoint="download_csv")
 @login_required
 def download_link(token: str) -> Any:
     """The mailed single-use link: a forged, reused or expired one is a 404."""

@@ -405,7 +405,7 @@ def route_values(rule: Rule) -> dict[str, str]:
 #: authorisation (a signed, expiring, single-use invitation link).
 CAPABILITY_ARGUMENTS: dict[tuple[str, str], str] = {
     ("rbac_settings.accept_invitation", "token"): "invitation",
-    ("rbac_settings.download_link", "token"): "approval_download",
+    ("rbac_settings.download_csv", "token"): "approval_download",
 }
 
 
