@@ -42,6 +42,7 @@ from ..proxies import current_rbac
 from . import approvals, members, records, roles, security, sharing
 from .blueprint import ApiError, bp
 from .openapi import openapi_document
+from .openapi_approvals import add_approvals
 
 #: The modules whose endpoints make up the API, all on :data:`.blueprint.bp`:
 #: importing them here registers their routes before the blueprint is mounted.
@@ -185,6 +186,6 @@ def _authenticate() -> None:
 def openapi() -> ResponseReturnValue:
     """The OpenAPI 3.1 description of this API (public: it holds no data)."""
     prefix = setting("RBAC_API_URL_PREFIX")
-    return jsonify(openapi_document(request.script_root + prefix))
+    return jsonify(add_approvals(openapi_document(request.script_root + prefix)))
 
 
