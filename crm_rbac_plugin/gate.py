@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app, has_app_context
 
 from .context import SYSTEM, current_override
-from .errors import RBACError
+from .errors import RBACError, RuleConflict
 from .policy import Access
 
 if TYPE_CHECKING:
@@ -58,9 +58,13 @@ COUNTED: frozenset[str] = frozenset({"export", "bulk_delete"})
 #: ``app.extensions`` key of the installed gate function.
 EXTENSION_KEY = "rbac_approval_gate"
 
-#: The gate function: (rbac, actor, operation, payload, count, summary, reason) -> None,
-#: raising :class:`ApprovalPending` when the operation must wait.
-GateFunction = Callable[["RBACProtocol", Access, str, dict[str, Any], "int | None", str, str], None]
+#: Whether the actor's workspace policy makes an operation wait: (rbac, actor, operation,
+#: count) -> bool.
+NeedsFunction = Callable[["RBACProtocol", Access, str, "int | None"], bool]
+#: Record the request: (rbac, actor, operation, payload, count, summary, reason) -> None,
+#: raising :class:`ApprovalPending`.
+RecordFunction = Callable[["RBACProtocol", Access, str, dict[str, Any], "int | None", str, str],
+                          None]
 
 
 class ApprovalPending(RBACError):
@@ -89,9 +93,9 @@ _reason: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "rbac_approval_reason", default=None)
 
 
-def install(app: Any, function: GateFunction) -> None:
-    """Make ``function`` the app's gate (the approvals package does, at ``init_app``)."""
-    app.extensions[EXTENSION_KEY] = function
+def install(app: Any, needs: NeedsFunction, record: RecordFunction) -> None:
+    """Make ``needs`` and ``record`` the app's gate (the approvals package does, at ``init_app``)."""
+    app.extensions[EXTENSION_KEY] = (needs, record)
 
 
 @contextmanager
@@ -120,11 +124,15 @@ def current_reason() -> str | None:
 
 
 def require(rbac: RBACProtocol, actor: Access | None, operation: str, payload: dict[str, Any], *,
-            count: int | None = None, summary: str = "") -> None:
+            count: int | None = None, summary: str = "",
+            refusal: tuple[str, str] | None = None) -> None:
     """Return when ``operation`` may run now; raise :class:`ApprovalPending` when it must wait.
 
     The system context (trusted maintenance code, seeds), an app without the
     approvals package installed and an approved replay (:func:`approved`) pass.
+    ``refusal`` (message, field) is for a call whose request could not be
+    replayed on its own (a role given inside an invitation): when approval is
+    needed it is refused with that 409 instead of recorded.
     """
     if operation not in OPERATIONS:
         raise ValueError(f"unknown approval operation {operation!r}")
@@ -135,8 +143,13 @@ def require(rbac: RBACProtocol, actor: Access | None, operation: str, payload: d
         return
     if actor is None or current_override() is SYSTEM or not has_app_context():
         return
-    function = current_app.extensions.get(EXTENSION_KEY)
-    if function is None:
+    functions = current_app.extensions.get(EXTENSION_KEY)
+    if functions is None:
         return
-    function(rbac, actor, operation, payload, count, summary or OPERATIONS[operation],
-             _reason.get() or "")
+    needs, record = functions
+    if not needs(rbac, actor, operation, count):
+        return
+    if refusal is not None:
+        raise RuleConflict(refusal[0], field=refusal[1])
+    record(rbac, actor, operation, payload, count, summary or OPERATIONS[operation],
+           _reason.get() or "")

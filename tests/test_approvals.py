@@ -225,3 +225,24 @@ def test_only_owners_edit_the_policy_and_its_change_waits(world: SimpleNamespace
     approvals.approve(rbac, access_of(world.members["admin"]), req)
     db.session.commit()
     assert approvals.settings_for(rbac, world.ws.id).operations == {}
+
+
+def test_an_invitation_as_admin_is_refused_not_half_recorded(world: SimpleNamespace,
+                                                             app: Any) -> None:
+    """A role given inside an invitation cannot be replayed alone: a 409 names the field."""
+    from crm_rbac_plugin import team
+    policy(world, operations={"assign_privileged_role": True})
+    admin_role = db.session.scalar(sa.select(rbac.models.Role).where(
+        rbac.models.Role.workspace_id == world.ws.id, rbac.models.Role.key == "admin"))
+    with app.test_request_context(), pytest.raises(RuleConflict) as refused:
+        team.invite(rbac, access_of(world.members["owner"]), "new-admin@example.test",
+                    [admin_role], send=False)
+    assert refused.value.field == "roles"
+    db.session.rollback()
+    req = ask(world, "owner", lambda a: roles.assign_role(rbac, a, world.members["viewer"],
+                                                          admin_role), reason="cover")
+    assert req.payload["membership_id"] == world.members["viewer"].id
+    approvals.approve(rbac, access_of(world.members["admin"]), req)
+    db.session.commit()
+    db.session.refresh(world.members["viewer"])
+    assert "admin" in {mr.role.key for mr in world.members["viewer"].member_roles}

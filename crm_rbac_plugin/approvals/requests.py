@@ -75,17 +75,27 @@ def _request_reason(explicit: str) -> str:
     return str(reason).strip()[:REASON_MAX]
 
 
+def needs(rbac: RBACProtocol, actor: Access, operation: str, count: int | None) -> bool:
+    """Whether the actor's workspace policy makes ``operation`` wait (the gate asks first)."""
+    return settings_for(rbac, actor.workspace_id).needs(operation, count)
+
+
 def record(rbac: RBACProtocol, actor: Access, operation: str, payload: dict[str, Any],
            count: int | None, summary: str, reason: str) -> None:
-    """The gate: record a pending request and raise ApprovalPending when the policy asks."""
+    """Record a pending request, commit it and raise ApprovalPending.
+
+    Whatever the request's transaction did before the gate is rolled back
+    first: the operation changes nothing until approved, even where its
+    service had begun (a role given inside a larger change).
+    """
     policy = settings_for(rbac, actor.workspace_id)
-    if not policy.needs(operation, count):
-        return
+    reason = _request_reason(reason)
+    rbac.db.session.rollback()
     now = utcnow()
     req = rbac.models.ApprovalRequest(
         workspace_id=actor.workspace_id, requester_id=actor.membership_id,
         operation=operation, payload=audit_events.jsonable(payload), summary=summary[:300],
-        reason=_request_reason(reason), status="pending",
+        reason=reason, status="pending",
         approvals_required=policy.approvals_required,
         approver_permission=policy.approver_permission, created_at=now,
         expires_at=now + dt.timedelta(hours=policy.expiry_hours))

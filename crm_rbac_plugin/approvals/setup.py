@@ -10,7 +10,7 @@ from .. import gate
 from ..decorators import wants_json
 from .decisions import PRODUCERS_KEY
 from .executors import Producer
-from .requests import link, record
+from .requests import link, needs, record
 
 
 def init_app(app: Flask) -> None:
@@ -20,7 +20,7 @@ def init_app(app: Flask) -> None:
     a page is sent to the request's page with the message. The request was
     committed by the gate, so the answer is the same for every view.
     """
-    gate.install(app, record)
+    gate.install(app, needs, record)
     app.extensions.setdefault(PRODUCERS_KEY, {})
     app.register_error_handler(gate.ApprovalPending, pending_response)
 

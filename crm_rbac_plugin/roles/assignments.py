@@ -86,10 +86,14 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
             f"{role.name} cannot be held together with {', '.join(clash)} "
             "(segregation of duties).")
     if needs_approval_as_privileged(role):
+        # A pending membership is an invitation's: its role cannot be replayed alone.
         gate.require(rbac, actor, "assign_privileged_role",
                      {"membership_id": membership.id, "role_id": role.id,
                       "starts_at": starts_at, "expires_at": expires_at},
-                     summary=f"Give {role.name} to {membership.display_name}")
+                     summary=f"Give {role.name} to {membership.display_name}",
+                     refusal=(f"Giving {role.name} needs approval in this workspace: invite "
+                              "with another role, then give it once they joined.", "roles")
+                     if membership.status == "pending" else None)
     mr = rbac.models.MemberRole(membership=membership, role=role, starts_at=starts_at,
                                 expires_at=expires_at)
     rbac.db.session.add(mr)
