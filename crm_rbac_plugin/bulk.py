@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from werkzeug.exceptions import NotFound
 
+from . import gate
 from .context import SYSTEM
 from .errors import PermissionDenied
 
@@ -121,6 +122,9 @@ def select(rbac: RBACProtocol, resource: str, ids: Iterable[Any], action: str = 
                               f"You may not {name} {resource} record "
                               f"#{getattr(record, pk.key)}: {decision.reason}")
     _check_sql(rbac, res, ctx, wanted, needed)
+    if action == "delete":
+        gate.require(rbac, ctx, "bulk_delete", {"resource": resource, "ids": sorted(wanted, key=str)},
+                     count=len(records), summary=f"Delete {len(records)} {resource} records")
     return list(records)
 
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from . import adoption, sharing, team, workspaces
+from .approvals.commands import approvals_group
 from .errors import RBACError
 from .loader import BYPASS
 from .notify.commands import notify_group
@@ -53,6 +54,7 @@ def rbac_group() -> None:
 
 rbac_group.add_command(security_group)
 rbac_group.add_command(notify_group)
+rbac_group.add_command(approvals_group)
 
 
 @rbac_group.command("resources")

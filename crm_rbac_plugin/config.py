@@ -132,6 +132,18 @@ DEFAULTS: dict[str, Any] = {
     # Role assignments ending within this many days are told once
     # (`flask rbac notify send` scans them).
     "RBAC_NOTIFY_EXPIRY_DAYS": 7,
+    # -- approval workflows (crm_rbac_plugin.approvals) --
+    # Permission ("resource.action") an approver holds in a workspace whose
+    # approval policy names none of its own.
+    "RBAC_APPROVAL_PERMISSION": "approvals.decide",
+    # Hours a new workspace policy gives a request before it expires (1-720).
+    "RBAC_APPROVAL_EXPIRY_HOURS": 72,
+    # Hours an approved export's single-use download link stays valid.
+    "RBAC_APPROVAL_DOWNLOAD_HOURS": 24,
+    # Largest file an approved export may store, in bytes; a larger one fails
+    # with that reason (the file is produced at approval time and kept in the
+    # request row until downloaded).
+    "RBAC_APPROVAL_MAX_EXPORT_BYTES": 20 * 1024 * 1024,
 }
 
 

@@ -29,6 +29,10 @@ ADMIN_RESOURCES: tuple[tuple[str, str], ...] = (
     ("roles", "Roles and permissions"),
     ("settings", "Workspace settings"),
 )
+#: The administrative resource of approval requests and its actions: ``decide``
+#: (approve or reject others' requests, the default approver permission) and ``view``.
+APPROVALS_RESOURCE: tuple[str, str, tuple[str, ...]] = (
+    "approvals", "Approval requests", ("view", "decide"))
 
 CRUD = ("view", "create", "edit", "delete")
 
@@ -40,7 +44,8 @@ ROLE_TEMPLATES: list[dict[str, Any]] = [
     {"key": "admin", "name": "Admin",
      "description": "Full control except transferring ownership.",
      "grants": [("*", "*", "all", None), ("members", "*", "all", None),
-                ("roles", "*", "all", None), ("settings", "*", "all", None)]},
+                ("roles", "*", "all", None), ("settings", "*", "all", None),
+                ("approvals", "*", "all", None)]},
     {"key": "member", "name": "Member",
      "description": "Works their own pipeline and sees their own data.",
      "grants": [("*", a, "own", None) for a in CRUD]},

@@ -22,6 +22,7 @@ from sqlalchemy import event
 
 from . import (
     adoption,
+    approvals,
     cli,
     decisions,
     decorators,
@@ -40,7 +41,7 @@ from .access_cache import AccessCache, PolicyCache
 from .api import views as api_views
 from .config import apply_defaults, setting
 from .context import SYSTEM, MemberHandle, override
-from .defaults import ADMIN_RESOURCES
+from .defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE
 from .errors import PermissionDenied
 from .hooks import HookDecorators, Hooks
 from .models import Models, define_models
@@ -97,6 +98,9 @@ class RBAC(HookDecorators):
         for name, label in ADMIN_RESOURCES:
             self.registry.add(Resource(name, module="administration", label=label,
                                        owner_column=None))
+        name, label, actions = APPROVALS_RESOURCE
+        self.registry.add(Resource(name, module="administration", label=label, owner_column=None,
+                                   actions=actions))
         self.hooks = Hooks(unauthorized=decorators.default_unauthorized)
         self.statements = StatementMemo()
         #: The sign-in API a host's login view calls: ``check``, ``failed``, ``succeeded``.
@@ -138,6 +142,7 @@ class RBAC(HookDecorators):
             settings_views.register(app)
             oversight_views.register(app)  # audit, explain, view-as, access review
             api_views.register(app)
+        approvals.init_app(app)  # the approval gate and its 202 / "pending approval" answer
         security.init_app(app)  # per-IP limits: the invitation route, @rbac.rate_limited
 
     def register_resource(self, name: str, model: type | None = None, *, module: str = "general",

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from . import conditions
+from . import conditions, gate
 from .errors import PermissionDenied, ValidationError
 from .loader import BYPASS
 from .models import naive_utc, utcnow
@@ -298,6 +298,10 @@ def create_agreement(rbac: RBACProtocol, actor: Access | None, *, workspace: Any
     if open_one is not None:
         raise OpenAgreementExists(f"agreement #{open_one} with {target.name} is still open; "
                                   "edit it instead", open_one)
+    gate.require(rbac, actor, "sharing",
+                 {"create": True, "workspace": target.id, "notes": text, "expires_at": expires,
+                  "permissions": [s.to_json() for s in specs]},
+                 summary=f"Share data with {target.name}")
     agreement = SA(granting_workspace_id=actor.workspace_id, receiving_workspace_id=target.id,
                    status="pending", notes=text, expires_at=expires,
                    created_by_id=actor.user_id)
@@ -310,6 +314,27 @@ def create_agreement(rbac: RBACProtocol, actor: Access | None, *, workspace: Any
 _UNSET: Any = object()
 
 
+def _widens(agreement: Any, specs: list[PermissionSpec] | None, expires: Any) -> bool:
+    """Whether the new permissions or expiry share more than the agreement does now.
+
+    A cell is no wider when the agreement already shares it with a condition
+    whose clauses are all among the new one's (more clauses, fewer rows); a
+    later expiry, or none where there was one, is wider.
+    """
+    if expires is not _UNSET and agreement.expires_at is not None and (
+            expires is None or expires > agreement.expires_at):
+        return True
+    if specs is None:
+        return False
+    old = {(p.resource, p.action): list(p.condition or []) for p in agreement.permissions}
+    for spec in specs:
+        before = old.get((spec.resource, spec.action))
+        new = conditions.to_json(spec.condition) or []
+        if before is None or any(clause not in new for clause in before):
+            return True
+    return False
+
+
 def update_agreement(rbac: RBACProtocol, actor: Access | None, agreement: Any, *,
                      permissions: Any = _UNSET, notes: Any = _UNSET,
                      expires_at: Any = _UNSET) -> Any:
@@ -317,14 +342,24 @@ def update_agreement(rbac: RBACProtocol, actor: Access | None, agreement: Any, *
     actor = _require_manage(rbac, actor)
     _require_side(actor, agreement, "granting")
     _require_open(agreement, *OPEN)
-    if permissions is not _UNSET:
-        specs = parse_permissions(rbac, permissions)
+    specs = parse_permissions(rbac, permissions) if permissions is not _UNSET else None
+    if specs is not None:
         _require_held(actor, specs)
+    text = _check_notes(notes) if notes is not _UNSET else _UNSET
+    expires = _check_expiry(expires_at) if expires_at is not _UNSET else _UNSET
+    if _widens(agreement, specs, expires):
+        gate.require(rbac, actor, "sharing",
+                     {"agreement_id": agreement.id, **({"permissions": [s.to_json() for s in specs]}
+                                                       if specs is not None else {}),
+                      **({"notes": text} if text is not _UNSET else {}),
+                      **({"expires_at": expires} if expires is not _UNSET else {})},
+                     summary=f"Widen sharing agreement #{agreement.id}")
+    if specs is not None:
         _set_permissions(rbac, agreement, specs)
-    if notes is not _UNSET:
-        agreement.notes = _check_notes(notes)
-    if expires_at is not _UNSET:
-        agreement.expires_at = _check_expiry(expires_at)
+    if text is not _UNSET:
+        agreement.notes = text
+    if expires is not _UNSET:
+        agreement.expires_at = expires
     rbac.db.session.flush()
     return agreement
 

@@ -38,6 +38,14 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                                "accepted {session_copy_accepted}")),
     ("mfa_sweep_requests", ("Unenrolled MFA sweep: requests {mfa_sweep_requests}, reached "
                             "{mfa_sweep_reached}")),
+    ("approval_self_attempts", ("Approvals: self-approval attempts {approval_self_attempts}, "
+                                "succeeded {approval_self_successes}; without the permission "
+                                "{approval_unauthorised_attempts}, succeeded "
+                                "{approval_unauthorised_successes}; replayed or forged download "
+                                "links {approval_link_attempts}, succeeded "
+                                "{approval_link_successes}; requester without their rights "
+                                "{approval_lost_rights_attempts}, succeeded "
+                                "{approval_lost_rights_successes}")),
     ("adoption_lines_multitenant", ("Adoption lines: multi-tenant {adoption_lines_multitenant} "
                                     "(target 25), single-tenant {adoption_lines_singletenant} "
                                     "(target 10)")),

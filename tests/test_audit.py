@@ -56,7 +56,14 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.read_notification", "rbac_settings.open_notification",
                            "rbac_settings.read_all_notifications",
                            "rbac_api.read_notification", "rbac_api.read_all_notifications",
-                           "rbac_api.update_notification_preferences"}
+                           "rbac_api.update_notification_preferences",
+                           # approvals: audited as approval.* (an executed request's change
+                           # gets its own event beside approval.executed: test_approvals)
+                           "rbac_settings.approve_request", "rbac_settings.reject_request",
+                           "rbac_settings.cancel_request", "rbac_settings.download_request",
+                           "rbac_settings.approval_policy", "rbac_api.approve_approval",
+                           "rbac_api.reject_approval", "rbac_api.cancel_approval",
+                           "rbac_api.update_approval_policy"}
 
 def events(**where: Any) -> list[Any]:
     A = rbac.models.AuditEvent

@@ -49,6 +49,10 @@ UNIQUE_WITHOUT_WORKSPACE = {
     "uq_rbac_notification_membership_id",
     "uq_rbac_notification_preference_membership_id",
     "uq_rbac_sign_in_throttle_key",
+    # Approvals: a decision lies in its request's workspace; a download link
+    # is found by its token's hash alone, then checked against its requester.
+    "uq_rbac_approval_decision_request_id",
+    "uq_rbac_approval_request_download_hash",
 }
 
 

@@ -8,13 +8,14 @@ from typing import Any
 
 from flask import Flask, current_app, url_for
 
+from crm_rbac_plugin import approvals
 from crm_rbac_plugin.errors import NoAccessContext
 from crm_rbac_plugin.oversight import viewas
 
 from ..rbac_setup import rbac
 from . import pages
 from .resources import CONFIGS, CrudConfig
-from .views import crud_blueprint
+from .views import crud_blueprint, produce_approved_export
 
 
 def money(value: Any) -> str:
@@ -80,6 +81,8 @@ def init_app(app: Flask) -> None:
     for cfg in CONFIGS:
         app.register_blueprint(crud_blueprint(cfg))
     app.register_blueprint(pages.bp)
+    # An export approved through the approval workflow is produced by the same code.
+    approvals.export_producer(app, produce_approved_export)
     app.add_template_filter(money, "money")
     app.add_template_filter(date, "date")
     app.context_processor(lambda: {"nav_resources": nav_resources,

@@ -24,17 +24,20 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
+from werkzeug.datastructures import MultiDict
 from wtforms import SelectChoice
 
-from crm_rbac_plugin import PermissionDenied, bulk, csvsafe, record_required, require_permission
+from crm_rbac_plugin import PermissionDenied, bulk, csvsafe, gate, record_required, require_permission
+from crm_rbac_plugin.approvals import ExportFile
 from crm_rbac_plugin.fields import VisibleView
 
 from ..extensions import db
@@ -60,9 +63,10 @@ class ListArgs:
     owner: int | None = None
 
     @classmethod
-    def from_request(cls, cfg: CrudConfig) -> ListArgs:
-        """Read the arguments, dropping anything that is not a known column or value."""
-        args = request.args
+    def from_request(cls, cfg: CrudConfig, args: Any = None) -> ListArgs:
+        """Read the arguments (the request's, or ``args``), dropping anything that is not a
+        known column or value."""
+        args = request.args if args is None else args
         sort = args.get("sort", "")
         default_sort = cfg.visible_default_sort()
         if cfg.sort_column(sort) is None:
@@ -302,45 +306,80 @@ def csv_value(record: Any, kind: str, key: str) -> Any:
     return value
 
 
+def _export_statement(cfg: CrudConfig, args: ListArgs) -> sa.Select[Any]:
+    return (ordered(cfg, filtered_select(cfg, args), args).options(*eager(cfg))
+            .execution_options(rbac_action="export", yield_per=EXPORT_BATCH))
+
+
+def export_chunks(cfg: CrudConfig, args: ListArgs, query: str) -> Iterator[str]:
+    """The CSV in chunks, audited once the last row is written (the caller commits).
+
+    ``rbac_action="export"`` makes the query hook apply the export grants'
+    scopes and conditions, e.g. Finance exports only closed deals.
+    """
+    columns = cfg.shown(cfg.export_columns)
+    rows = 0
+    by_workspace: collections.Counter[Any] = collections.Counter()
+    buffer = io.StringIO()
+    writer = csvsafe.writer(buffer)
+    writer.writerow([col.label for col in columns])
+    for n, record in enumerate(db.session.scalars(_export_statement(cfg, args)), 1):
+        writer.writerow([csv_value(record, col.kind, col.key) for col in columns])
+        by_workspace[record.workspace_id] += 1
+        if n % EXPORT_BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        rows = n
+    yield buffer.getvalue()
+    # Audit trail: what was exported and how many rows.
+    # Rows of records shared by another workspace are logged there too.
+    rbac.audit_export(cfg.name, dict(by_workspace), target=f"{cfg.name} CSV ({rows} rows)",
+                      columns=[col.key for col in columns], query=query)
+
+
+def export_filename(cfg: CrudConfig) -> str:
+    access = rbac.resolve_context()
+    workspace_id = getattr(access, "workspace_id", 0)
+    return f"{cfg.name}-ws{workspace_id}-{dt.date.today().isoformat()}.csv"
+
+
 def export_view(cfg: CrudConfig) -> Response:
     """Stream the rows the member may *export* (not merely view) as CSV.
 
-    ``rbac_action="export"`` makes the query hook apply the export grants'
-    scopes and conditions, e.g. Finance exports only closed deals. The
-    current search and facet apply, so "export" means "export this list".
+    The current search and facet apply, so "export" means "export this list".
+    An export over the workspace's approval threshold is not sent: it is
+    counted first (with the same export criteria) and the gate records a
+    request (``?reason=`` gives its reason) and answers "pending approval".
     """
     args = ListArgs.from_request(cfg)
-    stmt = (ordered(cfg, filtered_select(cfg, args), args).options(*eager(cfg))
-            .execution_options(rbac_action="export", yield_per=EXPORT_BATCH))
-    columns = cfg.shown(cfg.export_columns)
+    query = request.query_string.decode()[:500]
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(
+        filtered_select(cfg, args).subquery()).execution_options(rbac_action="export"))
+    gate.require(rbac, rbac.current_access(), "export", {"resource": cfg.name, "query": query},
+                 count=int(count or 0), summary=f"Export {count} {cfg.label.lower()} as CSV")
 
     def generate() -> Iterator[str]:
-        rows = 0
-        by_workspace: collections.Counter[Any] = collections.Counter()
-        buffer = io.StringIO()
-        writer = csvsafe.writer(buffer)
-        writer.writerow([col.label for col in columns])
-        for n, record in enumerate(db.session.scalars(stmt), 1):
-            writer.writerow([csv_value(record, col.kind, col.key) for col in columns])
-            by_workspace[record.workspace_id] += 1
-            if n % EXPORT_BATCH == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-            rows = n
-        yield buffer.getvalue()
-        # Audit trail: what was exported and how many rows.
-        # Rows of records shared by another workspace are logged there too.
-        rbac.audit_export(cfg.name, dict(by_workspace), target=f"{cfg.name} CSV ({rows} rows)",
-                          columns=[col.key for col in columns],
-                          query=request.query_string.decode()[:500])
+        yield from export_chunks(cfg, args, query)
         db.session.commit()
 
-    access = rbac.current_access()
-    stamp = dt.date.today().isoformat()
-    filename = f"{cfg.name}-ws{access.workspace_id if access else 0}-{stamp}.csv"
     return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{export_filename(cfg)}"'})
+
+
+def produce_approved_export(payload: Mapping[str, Any]) -> ExportFile:
+    """The file of an approved export, produced as the requester when the last approval comes.
+
+    Produced at approval rather than at download: the approvers approved that
+    list as it stood, with the requester's rights at that moment, and the
+    single-use link then serves exactly those bytes (a later download cannot
+    include rows added, nor rights gained, after the approval).
+    """
+    cfg = config_for(str(payload["resource"]))
+    query = str(payload.get("query", ""))
+    args = ListArgs.from_request(cfg, MultiDict(parse_qsl(query, keep_blank_values=True)))
+    text = "".join(export_chunks(cfg, args, query))
+    return ExportFile(export_filename(cfg), text.encode("utf-8"))
 
 
 #: The most records one bulk operation may touch.

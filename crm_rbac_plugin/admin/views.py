@@ -14,7 +14,7 @@ from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.helpers import get_redirect_target
 from flask_admin.model.ajax import AjaxModelLoader
 
-from .. import bulk, csvsafe, fields
+from .. import bulk, csvsafe, fields, gate
 from ..errors import NoAccessContext, PermissionDenied, RBACError
 from ..identity import signed_in_user, user_pk_column
 from ..mixins import form_excluded
@@ -404,6 +404,15 @@ class RBACModelView(HostPermissions, ModelView):
         if limit and len(records) >= limit and (count is None or count > len(records)):
             # count is None with simple_list_pager: a full page may hide more rows.
             raise _ExportLimited(count, limit)
+        # Over the workspace's approval threshold the export waits (the gate
+        # answers "pending approval"). Flask-Admin's filters cannot be replayed
+        # outside this request, so such a request fails when approved unless
+        # the host registered a producer for via="admin" (approvals.export_producer).
+        gate.require(self.rbac, self._access(), "export",
+                     {"resource": self.resource, "via": "admin",
+                      "query": request.query_string.decode()[:500]},
+                     count=count if count is not None else len(records),
+                     summary=f"Export {len(records)} {self.resource} (admin)")
         names = [c[0] for c in self._export_columns]
         rows = [_ExportRow({n: self.get_export_value(r, n) for n in names}) for r in records]
         res = self.rbac.registry.for_model(self.model)  # None: rows of no other workspace

@@ -104,8 +104,13 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+#: A key every write accepts: the reason an operation that waits for approval
+#: records on its request (:mod:`..approvals`).
+REASON_KEY = "reason"
+
+
 def check_keys(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(body) - allowed)
+    unknown = sorted(set(body) - allowed - {REASON_KEY})
     if unknown:
         raise bad(f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
                    unknown[0])

@@ -70,7 +70,8 @@ def update_security_policy() -> ResponseReturnValue:
     rbac = current_rbac
     access = active_access()
     state = stepup.mfa_state()
-    result = editing.save(rbac, access, body, ip=request.remote_addr,
+    changes = {k: v for k, v in body.items() if k != "reason"}
+    result = editing.save(rbac, access, changes, ip=request.remote_addr,
                           enrolled=bool(state is not None and state.enrolled))
     rbac.db.session.commit()
     return jsonify({**policy_json(policy_for(rbac, access.workspace_id)),

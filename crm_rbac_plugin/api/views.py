@@ -39,14 +39,15 @@ from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..identity import request_state, signed_in_user
 from ..proxies import current_rbac
-from . import members, notifications, records, roles, security, sharing
+from . import approvals, members, notifications, records, roles, security, sharing
 from .blueprint import ApiError, bp
 from .openapi import openapi_document
+from .openapi_approvals import add_approvals
 from .openapi_notify import with_notifications
 
 #: The modules whose endpoints make up the API, all on :data:`.blueprint.bp`:
 #: importing them here registers their routes before the blueprint is mounted.
-ROUTE_MODULES = (roles, members, sharing, records, security, notifications)
+ROUTE_MODULES = (roles, members, sharing, records, security, notifications, approvals)
 
 #: Methods that change state: refused without a CSRF token on session requests.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -186,6 +187,7 @@ def _authenticate() -> None:
 def openapi() -> ResponseReturnValue:
     """The OpenAPI 3.1 description of this API (public: it holds no data)."""
     prefix = setting("RBAC_API_URL_PREFIX")
-    return jsonify(with_notifications(openapi_document(request.script_root + prefix)))
+    return jsonify(add_approvals(with_notifications(
+        openapi_document(request.script_root + prefix))))
 
 

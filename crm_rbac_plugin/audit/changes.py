@@ -256,15 +256,16 @@ def _changes_by_workspace(rbac: RBACProtocol, session: Session, pending: list[di
 def _described_event(explicit: list[Any], ws: int | None) -> Any:
     """The event the code wrote about this workspace's change itself, if any.
 
-    Exports, refusals, shared-record events and sign-in and security events
-    (:data:`.sentences.SECURITY_EVENTS`, whose ``detail`` has keys of its own)
-    describe something else: a permission change committed with them gets
-    an event of its own.
+    Exports, refusals, shared-record events, approval steps and sign-in and
+    security events (:data:`.sentences.SECURITY_EVENTS`, whose ``detail`` has
+    keys of its own) describe something else: a permission change committed
+    with them gets an event of its own (an approved change: the requester's,
+    beside the approver's ``approval.executed``).
     """
     return next((e for e in explicit if e.workspace_id == ws
                  and e.action not in ("export", "access.denied")
                  and e.action not in SECURITY_EVENTS
-                 and not e.action.startswith("shared.")), None)
+                 and not e.action.startswith(("shared.", "approval."))), None)
 
 
 def _complete_described(described: Any, changes: list[dict[str, Any]]) -> None:

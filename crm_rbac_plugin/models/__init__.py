@@ -9,13 +9,15 @@ them as ``rbac.models.Role`` and so on.
 workspaces, roles, memberships and sharing tables, :mod:`.trail` the audit
 trail and invitations, :mod:`.security` the account protection (security
 policies, MFA, sessions, sign-in throttling), :mod:`.notify` the
-notification outbox and preferences.
+notification outbox and preferences, :mod:`.approvals` the approval
+workflows.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .approvals import REQUEST_STATUSES, define_approval_models
 from .base import (
     AGREEMENT_STATUSES,
     EFFECTS,
@@ -41,6 +43,7 @@ from .tenancy import (
 from .trail import define_audit_model, define_team_models
 
 __all__ = ["AGREEMENT_STATUSES", "EFFECTS", "MAIL_STATES", "MEMBER_STATUSES", "MFA_POLICIES", "Models",
+           "REQUEST_STATUSES",
            "define_models", "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
 
 
@@ -71,4 +74,5 @@ def define_models(db: Any, user_model: type) -> Models:
                   SharingPermission, define_audit_model(db, user_pk_of(user_model).type),
                   define_team_models(db, Membership),
                   *define_security_models(db, user_model, Workspace),
-                  *define_notify_models(db))
+                  *define_notify_models(db),
+                  *define_approval_models(db, Membership))

@@ -57,6 +57,10 @@ class Models:
     # Notifications (see :mod:`.notify`).
     Notification: Any
     NotificationPreference: Any
+    # Approval workflows (see :mod:`.approvals`).
+    ApprovalPolicy: Any
+    ApprovalRequest: Any
+    ApprovalDecision: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""

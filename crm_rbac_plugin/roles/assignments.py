@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .. import gate
 from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
 from ..policy import Access
@@ -25,6 +26,20 @@ def holders(rbac: RBACProtocol, role: Any) -> list[Any]:
     return list(rbac.db.session.scalars(
         sa.select(m.Membership).join(m.MemberRole).where(m.MemberRole.role_id == role.id)
         .distinct()))
+
+
+#: Administrative resources whose ``manage`` makes a role privileged for approvals.
+MANAGED = frozenset({"members", "roles", "settings"})
+
+
+def needs_approval_as_privileged(role: Any) -> bool:
+    """Owner, Admin, or a role (its parents included) allowing manage on members, roles or settings.
+
+    Such a role is what an approval policy's "assigning a privileged role" means.
+    """
+    return is_privileged(role) or any(
+        s.effect == "allow" and s.resource in MANAGED and s.action in ("manage", "*")
+        for s in effective_specs(role))
 
 
 def _conflicts_with(rbac: RBACProtocol, role: Any, held_role_ids: set[int]) -> list[str]:
@@ -70,6 +85,15 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
         raise PermissionDenied(
             f"{role.name} cannot be held together with {', '.join(clash)} "
             "(segregation of duties).")
+    if needs_approval_as_privileged(role):
+        # A pending membership is an invitation's: its role cannot be replayed alone.
+        gate.require(rbac, actor, "assign_privileged_role",
+                     {"membership_id": membership.id, "role_id": role.id,
+                      "starts_at": starts_at, "expires_at": expires_at},
+                     summary=f"Give {role.name} to {membership.display_name}",
+                     refusal=(f"Giving {role.name} needs approval in this workspace: invite "
+                              "with another role, then give it once they joined.", "roles")
+                     if membership.status == "pending" else None)
     mr = rbac.models.MemberRole(membership=membership, role=role, starts_at=starts_at,
                                 expires_at=expires_at)
     rbac.db.session.add(mr)

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .. import conditions, inputs
+from .. import conditions, gate, inputs
 from ..errors import PermissionDenied, RuleConflict, ValidationError
 from ..policy import Access
-from .assignments import assign_role, holders
+from .assignments import assign_role, holders, needs_approval_as_privileged
 from .escalation import require, require_covered, same_workspace
 from .field_rules import replace_field_rules
 from .grants import GrantSpec, effective_specs, merge_specs, specs_of
@@ -164,6 +164,13 @@ def delete_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, move_to:
         same_workspace(actor, move_to)
         if move_to.id == role.id:
             raise ValidationError("move members to a different role", field="move_to")
+    if move_to is not None and needs_approval_as_privileged(move_to):
+        gate.require(rbac, actor, "assign_privileged_role", {}, refusal=(
+            f"Moving members to {move_to.name} needs approval: move them to another role, "
+            f"or give them {move_to.name} one by one.", "move_to"))
+    gate.require(rbac, actor, "delete_role",
+                 {"role_id": role.id, "move_to_id": move_to.id if move_to is not None else None},
+                 summary=f"Delete the role {role.name}")
     stranded = []
     for membership in holders(rbac, role):
         others = assignments_in_force(membership, excluding_role=role.id)

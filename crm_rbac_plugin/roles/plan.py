@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .. import gate
 from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
@@ -25,5 +26,8 @@ def set_plan(rbac: RBACProtocol, actor: Access | None, workspace: Any, plan: Any
         raise PermissionDenied("That belongs to another workspace.")
     if not isinstance(plan, str) or plan not in setting("RBAC_PLANS"):
         raise ValidationError(f"unknown plan {plan!r}", field="plan")
+    if plan != workspace.plan:
+        gate.require(rbac, actor, "plan", {"plan": plan},
+                     summary=f"Change the plan from {workspace.plan} to {plan}")
     workspace.plan = plan
     rbac.db.session.flush()

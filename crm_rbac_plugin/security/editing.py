@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 
-from .. import audit, signals
+from .. import audit, gate, signals
 from ..errors import PermissionDenied, RuleConflict
 from ..loader import BYPASS
 from ..models import utcnow
@@ -213,6 +213,9 @@ def save(rbac: RBACProtocol, access: Access, changes: Mapping[str, Any], *, ip: 
     changed = diff(old, new)
     if not changed:
         return Preview(old=old, policy=old, changes={})
+    gate.require(rbac, access, "security_policy",
+                 {"changes": {k: v for k, v in changes.items() if k in changed}},
+                 summary=f"Change the security policy ({', '.join(sorted(changed))})")
     save_policy(rbac, access.workspace_id, changes, membership_id=access.membership_id)
     audit.record(rbac, "security_policy.changed", workspace_id=access.workspace_id,
                  resource="settings", target="security policy",

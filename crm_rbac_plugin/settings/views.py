@@ -28,6 +28,7 @@ from ..policy import Decision
 from ..proxies import current_rbac
 from ..security.stepup import require_recent_mfa
 from . import (  # noqa: F401  (pages on the same blueprint)
+    approval_views,
     mfa_views,
     notification_views,
     role_overview_views,
@@ -51,6 +52,7 @@ def register(app: Flask) -> None:
     mfa_views.add_tabs(app)
     security_views.add_tabs(app)
     notification_views.add_tabs(app)
+    approval_views.add_tabs(app)
 
 
 def _add_tabs(app: Flask) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import gate
 from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
@@ -136,6 +137,11 @@ def reassign(rbac: RBACProtocol, actor: Access | None, from_user_id: Any, to_use
     Returns the number moved per resource.
     """
     actor, chosen = _check_reassign(rbac, actor, from_user_id, to_user_id, resources, ids)
+    if ids is None:  # all of a member's records, not a chosen few
+        gate.require(rbac, actor, "reassign",
+                     {"from_user_id": from_user_id, "to_user_id": to_user_id,
+                      "resources": [res.name for res in chosen]},
+                     summary=f"Reassign all records of user {from_user_id} to user {to_user_id}")
     session = rbac.db.session
     batch = max(1, int(setting("RBAC_REASSIGN_BATCH")))
     counts: dict[str, int] = {}

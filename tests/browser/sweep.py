@@ -28,7 +28,7 @@ from werkzeug.routing import Rule
 from crm_app import create_app
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import roles, sharing, team, workspaces
+from crm_rbac_plugin import approvals, gate, roles, sharing, team, workspaces
 
 from .conftest import Browse, Watch, serve_live
 
@@ -138,6 +138,13 @@ def seed_extra(w: SimpleNamespace) -> dict[str, Any]:
         viewer = workspaces.role_by_key(rbac, w.ws, "viewer")
         _, token = team.invite(rbac, owner, "invited@example.test", [viewer], send=False)
         db.session.commit()
+        # A pending approval request of the Owner's: a plan change the policy names.
+        approvals.save(rbac, owner, {"operations": {"plan": True}})
+        db.session.commit()
+        try:
+            roles.set_plan(rbac, owner, w.ws, "pro")
+        except gate.ApprovalPending as pending:
+            approval_request = pending.request_id
     with rbac.system():
         audit_event = db.session.scalar(sa.select(sa.func.min(m.AuditEvent.id)))
     values: dict[str, Any] = {name: getattr(w, name)["member"].id
@@ -147,7 +154,8 @@ def seed_extra(w: SimpleNamespace) -> dict[str, Any]:
     values["notes"] = w.notes["on-member"].id
     values.update(membership=w.members["member"].id, role=custom.id, agreement=agreement.id,
                   builtin_role=viewer.id, token=token,
-                  department=w.departments["sales"].id, audit_event=audit_event)
+                  department=w.departments["sales"].id, audit_event=audit_event,
+                  approval_request=approval_request)
     return values
 
 
@@ -156,7 +164,7 @@ def path_of(visit: Visit, rules: dict[str, Rule], values: dict[str, Any]) -> str
     blueprint = visit.endpoint.split(".")[0]
     fill = {"id": values.get(blueprint), "membership_id": values["membership"],
             "role_id": values["role"], "agreement_id": values["agreement"],
-            "token": values["token"]}
+            "token": values["token"], "request_id": values["approval_request"]}
     rule = rules[visit.endpoint]
     built = rule.build({name: fill[name] for name in visit.arguments}, append_unknown=False)
     assert built is not None, visit

@@ -42,7 +42,7 @@ from werkzeug.routing import Rule
 from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import Access, sharing, team, tokens, workspaces
+from crm_rbac_plugin import Access, approvals, gate, roles, sharing, team, tokens, workspaces
 from crm_rbac_plugin.notify import queue as notify_queue
 from tests.conftest import app_with_tables, build_world
 from tests.rbac_helpers import custom_role, world_records
@@ -142,6 +142,7 @@ def build_security_world() -> SimpleNamespace:
                                        member_id=w.ms2["outsider"].id))
     db.session.commit()
     add_agreements(w)
+    add_approval_requests(w)
     w.tokens, w.tokens_by_membership = {}, {}
     w.user_workspaces = {key: [] for key in w.users}
     active = list(db.session.scalars(sa.select(m.Membership).where(
@@ -205,6 +206,25 @@ def add_agreements(w: SimpleNamespace) -> None:
             rbac, _access(owner), workspace=w.ws3, permissions=["clients.view"],
             notes=f"{label} shares clients with Gamma (sweep notes)")
     db.session.commit()
+
+
+def add_approval_requests(w: SimpleNamespace) -> None:
+    """In each of ws and ws2, a plan change needs approval and the Owner asked for one.
+
+    ``w.approval_requests[ws_id]`` is the pending request's id; its reason
+    ("<ws> sweep approval reason") is the text no other workspace may see.
+    """
+    w.approval_requests = {}
+    for ws, owner in ((w.ws, w.members["owner"]), (w.ws2, w.ms2["dual"])):
+        approvals.save(rbac, _access(owner), {"operations": {"plan": True}})
+        db.session.commit()
+        label = ws.name.split()[0]
+        try:
+            with gate.with_reason(f"{label} sweep approval reason"):
+                roles.set_plan(rbac, _access(owner), ws, "pro")
+        except gate.ApprovalPending as pending:
+            w.approval_requests[ws.id] = pending.request_id
+    assert len(w.approval_requests) == 2
 
 
 def _access(membership: Any) -> Access:
@@ -279,6 +299,9 @@ def index_objects(w: SimpleNamespace) -> None:
             # An agreement belongs to both parties' workspaces.
             for ws_id in (ag.granting_workspace_id, ag.receiving_workspace_id):
                 add("agreement", ag.id, ws_id, ag.notes, f"sharing agreement #{ag.id}")
+        for req in db.session.scalars(sa.select(m.ApprovalRequest)):
+            add("approval_request", req.id, req.workspace_id, req.reason,
+                f"approval request #{req.id}")
         for ev in db.session.scalars(sa.select(rbac.models.AuditEvent)):
             if ev.workspace_id is not None:
                 add("audit_event", ev.id, ev.workspace_id,
@@ -310,6 +333,7 @@ def index_objects(w: SimpleNamespace) -> None:
                 "viewer_role": _role(ws, "viewer").id,
                 "role_a": w.custom_roles[ws.id]["a"].id,
                 "agreement": w.agreements[ws.id].id,
+                "approval_request": w.approval_requests[ws.id],
                 "slug": ws.slug,
             }
         w.targets[ws.id]["invitation_token"] = w.invitations[ws.id][1]
@@ -371,6 +395,7 @@ ID_ARGUMENTS: dict[str, str] = {
     "conflict_id": "conflict",
     "agreement_id": "agreement",
     "notification_id": "notification",
+    "request_id": "approval_request",
 }
 
 #: URL arguments that genuinely name no record, as (endpoint pattern, argument): why.
@@ -402,6 +427,7 @@ def route_values(rule: Rule) -> dict[str, str]:
 #: authorisation (a signed, expiring, single-use invitation link).
 CAPABILITY_ARGUMENTS: dict[tuple[str, str], str] = {
     ("rbac_settings.accept_invitation", "token"): "invitation",
+    ("rbac_settings.download_csv", "token"): "approval_download",
 }
 
 

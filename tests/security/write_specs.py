@@ -206,6 +206,28 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_api.assign_role": EndpointRule(
         "members.edit", lambda w, ws: {"role_id": w.targets[ws]["viewer_role"]}, json=True),
     "rbac_api.remove_role": EndpointRule("members.edit", json=True),
+    # -- approvals (each workspace has a pending plan change its Owner asked for) --
+    "rbac_settings.approve_request": EndpointRule(
+        "approvals.decide", lambda w, ws: {"reason": "sweep"},
+        why="approvers hold approvals.decide; the requester (the Owner) is refused too (403)"),
+    "rbac_settings.reject_request": EndpointRule(
+        "approvals.decide", lambda w, ws: {"reason": "sweep"}),
+    "rbac_settings.cancel_request": EndpointRule(
+        "owner", lambda w, ws: {"reason": "sweep"},
+        why="only the requester cancels; the sweep's requests are the Owners'"),
+    "rbac_settings.download_request": EndpointRule(
+        "owner", why="the requester's own file; a pending request has none (404 for everyone)"),
+    "rbac_settings.approval_policy": EndpointRule(
+        "owner", lambda w, ws: {"op_plan": "y", "approvals_required": "1",
+                                "approver_permission": "approvals.decide",
+                                "expiry_hours": "72"}),
+    "rbac_api.approve_approval": EndpointRule(
+        "approvals.decide", lambda w, ws: {"reason": "sweep"}, json=True),
+    "rbac_api.reject_approval": EndpointRule(
+        "approvals.decide", lambda w, ws: {"reason": "sweep"}, json=True),
+    "rbac_api.cancel_approval": EndpointRule("owner", json=True),
+    "rbac_api.update_approval_policy": EndpointRule(
+        "owner", lambda w, ws: {"expiry_hours": 48}, json=True),
 }
 
 def _other_slug(w: SimpleNamespace, ws: int) -> str:

@@ -1,0 +1,122 @@
+"""``flask rbac approvals list|approve|reject|expire|policy``: approvals from the command line.
+
+Thin wrappers over :mod:`.decisions` and :mod:`.policy`: ``approve`` and
+``reject`` act as the member named by ``--as`` with every rule of the pages
+(never one's own request, the approver permission, 409 when decided).
+``expire`` marks overdue requests expired; it is safe to run from cron.
+
+::
+
+    flask rbac approvals list --workspace acme
+    flask rbac approvals approve 12 --workspace acme --as admin@example.com --reason "checked"
+    flask rbac approvals reject 12 --workspace acme --as admin@example.com --reason "no"
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask.cli import with_appcontext
+
+from ..errors import RBACError
+from ..loader import BYPASS
+from ..proxies import current_rbac
+from .decisions import approve, expire_due, reject
+from .policy import settings_for
+from .requests import request_in
+
+
+@click.group("approvals")
+def approvals_group() -> None:
+    """List and decide approval requests."""
+
+
+def _workspace_id(slug: str) -> int:
+    W = current_rbac.models.Workspace
+    ws = current_rbac.db.session.scalar(sa.select(W.id).where(W.slug == slug))
+    if ws is None:
+        raise click.ClickException(f"no workspace {slug!r}")
+    return int(ws)
+
+
+def _access(email: str, workspace_id: int) -> Any:
+    rbac = current_rbac
+    M, U = rbac.models.Membership, rbac.user_model
+    membership = rbac.db.session.scalar(
+        sa.select(M).join(U, M.user).where(M.workspace_id == workspace_id,
+                                           sa.func.lower(U.email) == email.strip().lower()),
+        execution_options=BYPASS)
+    if membership is None:
+        raise click.ClickException(f"{email} is not a member of that workspace")
+    return rbac.access_for(membership)
+
+
+@approvals_group.command("list")
+@click.option("--workspace", required=True, help="The workspace slug.")
+@click.option("--status", default=None, help="Only requests in this status (e.g. pending).")
+@with_appcontext
+def list_command(workspace: str, status: str | None) -> None:
+    """Print the workspace's requests, newest first."""
+    rbac = current_rbac
+    ws = _workspace_id(workspace)
+    if expire_due(rbac, ws):
+        rbac.db.session.commit()
+    R = rbac.models.ApprovalRequest
+    stmt = sa.select(R).where(R.workspace_id == ws).order_by(R.id.desc())
+    if status:
+        stmt = stmt.where(R.status == status)
+    for req in rbac.db.session.scalars(stmt):
+        click.echo(f"#{req.id}\t{req.status}\t{req.operation}\t{req.summary}\t"
+                   f"requester #{req.requester_id}\texpires {req.expires_at:%Y-%m-%d %H:%M}")
+
+
+def _decide(decide: Any, request_id: int, workspace: str, email: str, reason: str) -> None:
+    rbac = current_rbac
+    ws = _workspace_id(workspace)
+    access = _access(email, ws)
+    req = request_in(rbac, ws, request_id)
+    if req is None:
+        raise click.ClickException(f"no request #{request_id} in {workspace}")
+    try:
+        outcome = decide(rbac, access, req, reason)
+        rbac.db.session.commit()
+    except RBACError as exc:
+        rbac.db.session.rollback()
+        raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    click.echo(f"Request #{req.id}: {outcome}." + (f" {req.failure}" if req.failure else ""))
+
+
+def _decision_command(name: str, decide: Any, help_text: str) -> None:
+    @approvals_group.command(name, help=help_text)
+    @click.argument("request_id", type=int)
+    @click.option("--workspace", required=True, help="The workspace slug.")
+    @click.option("--as", "email", required=True, metavar="EMAIL", help="The deciding member.")
+    @click.option("--reason", default="", help="Why (stored on the decision and audited).")
+    @with_appcontext
+    def command(request_id: int, workspace: str, email: str, reason: str) -> None:
+        _decide(decide, request_id, workspace, email, reason)
+
+
+_decision_command("approve", approve, "Approve a request; the last approval executes it once.")
+_decision_command("reject", reject, "Reject a request: nothing is changed.")
+
+
+@approvals_group.command("expire")
+@with_appcontext
+def expire_command() -> None:
+    """Mark every overdue pending request expired (safe to run from cron)."""
+    count = expire_due(current_rbac)
+    current_rbac.db.session.commit()
+    click.echo(f"{count} request(s) expired.")
+
+
+@approvals_group.command("policy")
+@click.option("--workspace", required=True, help="The workspace slug.")
+@with_appcontext
+def policy_command(workspace: str) -> None:
+    """Print the workspace's approval policy as JSON."""
+    click.echo(json.dumps(settings_for(current_rbac, _workspace_id(workspace)).to_json(),
+                          indent=2, sort_keys=True))

@@ -1,0 +1,128 @@
+"""Replaying an approved operation: one function per operation, called as the requester.
+
+Each executor receives the requester's fresh :class:`~..policy.Access` (built
+when the last approval comes, so a role taken away or a deactivation since
+the request is in force) and the request's payload, loads the rows the
+payload names *in the requester's workspace*, and calls the very service the
+requester called. The service checks everything again; a refusal becomes
+the request's failure reason. An executor returns None, or for an export an
+:class:`ExportFile` for the requester to download.
+
+Exports are the host's: its list export knows its columns and filters. The
+host registers a producer with :func:`.setup.export_producer`; it is called
+with the requester's access in force (``rbac.as_member``) and the payload
+the host's view passed to the gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import bulk, queries, sharing
+from ..errors import ValidationError
+from ..policy import Access
+from ..roles import assign_role, delete_role, set_plan
+from ..security import editing as security_editing
+from ..security.mfa import is_enrolled
+from ..team import reassign
+from . import policy as approval_policy
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """An export produced for an approved request: its file name and bytes."""
+
+    filename: str
+    content: bytes
+
+
+#: An executor: (rbac, requester's access, payload) -> None or an ExportFile.
+Executor = Callable[["RBACProtocol", Access, Mapping[str, Any]], "ExportFile | None"]
+#: A host's export producer: (payload) -> ExportFile, run as the requester.
+Producer = Callable[[Mapping[str, Any]], ExportFile]
+
+
+def _gone(what: str) -> ValidationError:
+    return ValidationError(f"{what} no longer exists in this workspace")
+
+
+def _membership(rbac: RBACProtocol, access: Access, ident: Any) -> Any:
+    found = queries.membership_in(rbac, access.workspace_id, ident)
+    if found is None:
+        raise _gone(f"member #{ident}")
+    return found
+
+
+def _role(rbac: RBACProtocol, access: Access, ident: Any) -> Any:
+    found = queries.role_in(rbac, access.workspace_id, ident)
+    if found is None:
+        raise _gone(f"role #{ident}")
+    return found
+
+
+def _instant(value: Any) -> Any:
+    return queries.parse_utc(value, "payload") if isinstance(value, str) else value
+
+
+def run_assign(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
+    assign_role(rbac, access, _membership(rbac, access, payload["membership_id"]),
+                _role(rbac, access, payload["role_id"]),
+                starts_at=_instant(payload.get("starts_at")),
+                expires_at=_instant(payload.get("expires_at")))
+
+
+def run_delete_role(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
+    move_to = payload.get("move_to_id")
+    delete_role(rbac, access, _role(rbac, access, payload["role_id"]),
+                move_to=_role(rbac, access, move_to) if move_to is not None else None)
+
+
+def run_plan(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
+    workspace = rbac.db.session.get(rbac.models.Workspace, access.workspace_id)
+    set_plan(rbac, access, workspace, payload["plan"])
+
+
+def run_security(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
+    security_editing.save(rbac, access, payload["changes"], ip=None,
+                          enrolled=is_enrolled(rbac, access.user_id))
+
+
+def run_approval_policy(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
+    approval_policy.save(rbac, access, payload["changes"])
+
+
+def run_reassign(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
+    reassign(rbac, access, payload["from_user_id"], payload["to_user_id"],
+             payload.get("resources"))
+
+
+def run_sharing(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
+    if payload.get("create"):
+        sharing.create_agreement(rbac, access, workspace=payload["workspace"],
+                                 permissions=payload["permissions"], notes=payload.get("notes", ""),
+                                 expires_at=payload.get("expires_at"))
+        return
+    agreement = sharing.agreement_in(rbac, access.workspace_id, payload["agreement_id"])
+    if agreement is None:
+        raise _gone(f"sharing agreement #{payload['agreement_id']}")
+    changes = {k: payload[k] for k in ("permissions", "notes", "expires_at") if k in payload}
+    sharing.update_agreement(rbac, access, agreement, **changes)
+
+
+def run_bulk_delete(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
+    records = bulk.select(rbac, payload["resource"], payload["ids"], "delete")
+    for record in records:
+        rbac.db.session.delete(record)
+    rbac.db.session.flush()
+
+
+BUILT_IN: dict[str, Executor] = {
+    "assign_privileged_role": run_assign, "delete_role": run_delete_role, "plan": run_plan,
+    "security_policy": run_security, "approval_policy": run_approval_policy,
+    "reassign": run_reassign, "sharing": run_sharing, "bulk_delete": run_bulk_delete,
+}

@@ -1,0 +1,155 @@
+"""The approval gate: the one call a service makes before an operation that may need approval.
+
+A workspace's approval policy (:mod:`.approvals`) names sensitive operations.
+The services that perform them call :func:`require` once every other check
+passed (so a request is recorded only for an operation the member may ask
+for), with the acting member, the operation's name, the JSON payload that
+replays it and, for exports and bulk deletes, the number of rows. When the
+policy asks for approval, the gate records a pending request and raises
+:class:`ApprovalPending`: the page shows "pending approval", the API answers
+202, the CLI prints the request id, and nothing has changed.
+
+The gate sits in the core layer so that every service can call it; the
+approvals package, a layer above the services, installs the function that
+reads the policy and records the request (:func:`install`, at ``init_app``).
+An app without it installed needs no approval for anything.
+
+When the last approval comes, the approvals package replays the operation
+as the requester inside :func:`approved`, in this thread only (a context
+variable): the gate lets the replay through. That the replay runs once is
+the approvals package's rule (a request leaves ``pending`` by one
+conditional UPDATE), not the gate's.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app, has_app_context
+
+from .context import SYSTEM, current_override
+from .errors import RBACError, RuleConflict
+from .policy import Access
+
+if TYPE_CHECKING:
+    from .interface import RBACProtocol
+
+__all__ = ["OPERATIONS", "ApprovalPending", "approved", "install", "require", "with_reason"]
+
+#: The operations a policy can name, with their labels. Those in
+#: :data:`COUNTED` take a row threshold ("more than N rows").
+OPERATIONS: dict[str, str] = {
+    "assign_privileged_role": "Assigning a privileged role",
+    "sharing": "Creating or widening a sharing agreement",
+    "export": "Exports over N rows",
+    "bulk_delete": "Bulk deletes over N rows",
+    "delete_role": "Deleting a role",
+    "reassign": "Reassigning all of a member's records",
+    "plan": "Changing the plan",
+    "security_policy": "Changing the security policy",
+    "approval_policy": "Changing the approval policy",
+}
+COUNTED: frozenset[str] = frozenset({"export", "bulk_delete"})
+
+#: ``app.extensions`` key of the installed gate function.
+EXTENSION_KEY = "rbac_approval_gate"
+
+#: Whether the actor's workspace policy makes an operation wait: (rbac, actor, operation,
+#: count) -> bool.
+NeedsFunction = Callable[["RBACProtocol", Access, str, "int | None"], bool]
+#: Record the request: (rbac, actor, operation, payload, count, summary, reason) -> None,
+#: raising :class:`ApprovalPending`.
+RecordFunction = Callable[["RBACProtocol", Access, str, dict[str, Any], "int | None", str, str],
+                          None]
+
+
+class ApprovalPending(RBACError):
+    """The operation was recorded as a request awaiting approval; nothing changed.
+
+    ``request`` is the approval request row, ``request_id`` its id.
+    """
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+        self.request_id = int(request.id)
+        self.message = (f"Pending approval: request #{self.request_id} "
+                        f"({request.summary}) waits for an approver.")
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    operation: str
+    request_id: int
+
+
+_approved: contextvars.ContextVar[_Pass | None] = contextvars.ContextVar(
+    "rbac_approved_operation", default=None)
+_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "rbac_approval_reason", default=None)
+
+
+def install(app: Any, needs: NeedsFunction, record: RecordFunction) -> None:
+    """Make ``needs`` and ``record`` the app's gate (the approvals package does, at ``init_app``)."""
+    app.extensions[EXTENSION_KEY] = (needs, record)
+
+
+@contextmanager
+def approved(operation: str, request_id: int) -> Iterator[None]:
+    """Let the replay of approved request ``request_id`` (``operation``) through the gate."""
+    token = _approved.set(_Pass(operation, request_id))
+    try:
+        yield
+    finally:
+        _approved.reset(token)
+
+
+@contextmanager
+def with_reason(reason: str | None) -> Iterator[None]:
+    """Give the reason a request records when the code inside asks for approval (CLI, API)."""
+    token = _reason.set(reason)
+    try:
+        yield
+    finally:
+        _reason.reset(token)
+
+
+def current_reason() -> str | None:
+    """The reason set by :func:`with_reason`, if any."""
+    return _reason.get()
+
+
+def require(rbac: RBACProtocol, actor: Access | None, operation: str, payload: dict[str, Any], *,
+            count: int | None = None, summary: str = "",
+            refusal: tuple[str, str] | None = None) -> None:
+    """Return when ``operation`` may run now; raise :class:`ApprovalPending` when it must wait.
+
+    The system context (trusted maintenance code, seeds), an app without the
+    approvals package installed and an approved replay (:func:`approved`) pass.
+    ``refusal`` (message, field) is for a call whose request could not be
+    replayed on its own (a role given inside an invitation): when approval is
+    needed it is refused with that 409 instead of recorded.
+    """
+    if operation not in OPERATIONS:
+        raise ValueError(f"unknown approval operation {operation!r}")
+    if _approved.get() is not None:
+        # The replay of an approved request: the operation, and what its
+        # service does on the way (deleting a role moves its holders), was
+        # approved as one.
+        return
+    if actor is None or current_override() is SYSTEM or not has_app_context():
+        return
+    functions = current_app.extensions.get(EXTENSION_KEY)
+    if functions is None:
+        return
+    needs, record = functions
+    if not needs(rbac, actor, operation, count):
+        return
+    if refusal is not None:
+        raise RuleConflict(refusal[0], field=refusal[1])
+    record(rbac, actor, operation, payload, count, summary or OPERATIONS[operation],
+           _reason.get() or "")

@@ -1,0 +1,173 @@
+"""Approval workflows through the pages, the JSON API and the CLI, on SQLite and PostgreSQL.
+
+The export path end to end: a Manager's export over the threshold is a
+request (a page, or HTTP 202), the Admin approves it, the Manager downloads
+the file once; a second download, a forged token and another member's
+attempt are 404s.
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from crm_app.extensions import db
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import approvals, signals
+from tests.rbac_helpers import (
+    access_of,
+    fast_passwords,  # noqa: F401  (autouse fixture)
+)
+
+
+def set_policy(w: SimpleNamespace, **changes: Any) -> None:
+    approvals.save(rbac, access_of(w.members["owner"]), changes)
+    db.session.commit()
+
+
+def client_of(login: Any, w: SimpleNamespace, key: str) -> Any:
+    return login(w.users[key], w.ws)
+
+
+def latest_request() -> Any:
+    R = rbac.models.ApprovalRequest
+    db.session.expire_all()
+    return db.session.scalar(sa.select(R).order_by(R.id.desc()))
+
+
+def test_export_over_threshold_waits_then_downloads_once(world: SimpleNamespace, login: Any,
+                                                         app: Any) -> None:
+    set_policy(world, operations={"export": 1})
+    links: list[str] = []
+
+    def mailed(sender: Any, **kw: Any) -> None:
+        if kw["outcome"] == "download_ready":
+            links.append(kw["link"])
+
+    signals.approval_decided.connect(mailed, app)
+    manager, admin = client_of(login, world, "manager"), client_of(login, world, "admin")
+    small = manager.get("/leads/export.csv?q=Lead+of+manager")
+    assert small.status_code == 200 and small.text.count("\n") == 2  # 1 row: under the threshold
+
+    asked = manager.get("/leads/export.csv?reason=quarterly+review")
+    assert asked.status_code == 303
+    req = latest_request()
+    assert asked.headers["Location"].endswith(f"/settings/approvals/{req.id}")
+    assert (req.status, req.operation, req.reason) == ("pending", "export", "quarterly review")
+    page = manager.get(f"/settings/approvals/{req.id}")
+    assert page.status_code == 200 and "pending approval" in page.text
+    assert manager.post(f"/settings/approvals/{req.id}/approve").status_code == 403
+
+    listing = admin.get("/settings/approvals")
+    assert f'data-rbac-approval="{req.id}"' in listing.text
+    done = admin.post(f"/settings/approvals/{req.id}/approve", data={"reason": "ok"})
+    assert done.status_code == 302
+    req = latest_request()
+    assert req.status == "executed", req.failure
+    assert admin.post(f"/settings/approvals/{req.id}/download").status_code == 403
+
+    page = manager.get(f"/settings/approvals/{req.id}")
+    assert "data-rbac-download" in page.text
+    got = manager.post(f"/settings/approvals/{req.id}/download")
+    assert got.status_code == 200 and got.mimetype == "text/csv"
+    assert "Lead of member" in got.text and "Lead of manager" in got.text
+    assert "Lead of member2" not in got.text  # the Manager's team only, as their own export
+    assert manager.post(f"/settings/approvals/{req.id}/download").status_code == 404
+    assert links and manager.get(links[0]).status_code == 404  # the link is spent too
+    assert manager.get("/settings/approvals/download/" + "x" * 43).status_code == 404
+    signals.approval_decided.disconnect(mailed, app)
+
+
+def test_api_answers_202_and_decides(world: SimpleNamespace, login: Any) -> None:
+    set_policy(world, operations={"delete_role": True})
+    from crm_rbac_plugin import roles
+    temp_id = roles.create_role(rbac, access_of(world.members["owner"]), name="Temp").id
+    db.session.commit()
+    owner, admin, viewer = (client_of(login, world, k) for k in ("owner", "admin", "viewer"))
+    r = admin.delete(f"/api/v1/roles/{temp_id}", json={"reason": "unused"})
+    assert r.status_code == 202, r.text
+    body = r.get_json()
+    assert body["status"] == "pending_approval"
+    rid = body["request_id"]
+    db.session.expire_all()
+    assert db.session.get(rbac.models.Role, temp_id) is not None
+    assert admin.get(f"/api/v1/approvals/{rid}").get_json()["reason"] == "unused"
+    assert viewer.get(f"/api/v1/approvals/{rid}").status_code == 404
+    assert admin.post(f"/api/v1/approvals/{rid}/approve", json={}).status_code == 403
+    refused = viewer.post(f"/api/v1/approvals/{rid}/approve", json={})
+    assert refused.status_code == 403 and "approvals.decide" in refused.get_json()["message"]
+    bad = owner.post(f"/api/v1/approvals/{rid}/approve", json={"reason": 5})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "reason"
+    ok = owner.post(f"/api/v1/approvals/{rid}/approve", json={"reason": "fine"})
+    assert ok.status_code == 200 and ok.get_json()["status"] == "executed"
+    assert owner.post(f"/api/v1/approvals/{rid}/approve", json={}).status_code == 409
+    assert owner.post(f"/api/v1/approvals/{rid}/reject").status_code == 409
+    db.session.expire_all()
+    assert db.session.get(rbac.models.Role, temp_id) is None
+    listed = owner.get("/api/v1/approvals").get_json()
+    assert [r["id"] for r in listed["history"]] == [rid]
+    assert [r["id"] for r in admin.get("/api/v1/approvals").get_json()["mine"]] == [rid]
+    policy = owner.get("/api/v1/approvals/policy").get_json()
+    assert policy["operations"] == {"delete_role": 0}
+    bad = owner.patch("/api/v1/approvals/policy", json={"operations": {"export": -5}})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "operations.export"
+    bad = owner.patch("/api/v1/approvals/policy", json={"approvals_required": 7})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "approvals_required"
+    assert admin.patch("/api/v1/approvals/policy", json={"expiry_hours": 5}).status_code == 403
+    ok = owner.patch("/api/v1/approvals/policy", json={"operations": {"export": 10}})
+    assert ok.status_code == 200 and ok.get_json()["operations"] == {"export": 10}
+
+
+def test_cli_lists_and_decides(world: SimpleNamespace, app: Any) -> None:
+    set_policy(world, operations={"plan": True})
+    from crm_rbac_plugin import roles
+    from crm_rbac_plugin.gate import ApprovalPending
+    with pytest.raises(ApprovalPending) as pending:
+        roles.set_plan(rbac, access_of(world.members["owner"]), world.ws, "pro")
+    rid = pending.value.request_id
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["rbac", "approvals", "list", "--workspace", "acme"])
+    assert out.exit_code == 0 and f"#{rid}" in out.output and "pending" in out.output
+    refused = runner.invoke(args=["rbac", "approvals", "approve", str(rid), "--as",
+                                  "owner@example.test", "--workspace", "acme"])
+    assert refused.exit_code != 0 and "own request" in refused.output
+    done = runner.invoke(args=["rbac", "approvals", "reject", str(rid), "--as",
+                               "admin@example.test", "--workspace", "acme", "--reason", "no"])
+    assert done.exit_code == 0, done.output
+    db.session.expire_all()
+    assert db.session.get(rbac.models.ApprovalRequest, rid).status == "rejected"
+    assert db.session.get(rbac.models.Workspace, world.ws.id).plan == "enterprise"
+
+
+def test_pages_for_whom_they_are(world: SimpleNamespace, login: Any) -> None:
+    set_policy(world, operations={"plan": True})
+    owner = client_of(login, world, "owner")
+    r = owner.post("/settings/plan", data={"plan": "pro", "reason": "page"})
+    assert r.status_code == 303
+    rid = int(re.search(r"/approvals/(\d+)", r.headers["Location"]).group(1))
+    for key in ("viewer", "member", "manager"):
+        c = client_of(login, world, key)
+        assert c.get("/settings/approvals").status_code == 200
+        assert c.get(f"/settings/approvals/{rid}").status_code == 404
+        refused = c.post(f"/settings/approvals/{rid}/approve")
+        assert refused.status_code == 403 and "approvals.decide" in refused.text
+        assert c.get("/settings/approvals/policy").status_code == 403
+    admin = client_of(login, world, "admin")
+    assert admin.post(f"/settings/approvals/{rid}/cancel").status_code == 403
+    assert owner.post(f"/settings/approvals/{rid}/cancel", data={"reason": "x"}).status_code == 302
+    assert latest_request().status == "cancelled"
+    again = admin.post(f"/settings/approvals/{rid}/approve")
+    assert again.status_code == 409 and "already cancelled" in again.text
+    bad = owner.post("/settings/approvals/policy", data={
+        "op_export": "y", "n_export": "-3", "approvals_required": "1",
+        "approver_permission": "approvals.decide", "expiry_hours": "72"})
+    assert bad.status_code == 400
+    saved = owner.post("/settings/approvals/policy", data={
+        "op_export": "y", "n_export": "50", "approvals_required": "2",
+        "approver_permission": "approvals.decide", "expiry_hours": "24"})
+    assert saved.status_code == 302
+    assert approvals.settings_for(rbac, world.ws.id).operations == {"export": 50}
