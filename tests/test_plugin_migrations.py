@@ -46,6 +46,8 @@ UNIQUE_WITHOUT_WORKSPACE = {
     "uq_rbac_mfa_credential_user_id",
     "uq_rbac_session_sid_hash",
     "uq_rbac_sign_in_throttle_key",
+    # The addresses a member signed in from: the membership lies in one workspace.
+    "uq_rbac_alert_seen_address_membership_id",
 }
 
 

@@ -8,7 +8,7 @@ them as ``rbac.models.Role`` and so on.
 :mod:`.base` holds what the model modules share, :mod:`.tenancy` the
 workspaces, roles, memberships and sharing tables, :mod:`.trail` the audit
 trail and invitations, :mod:`.security` the account protection (security
-policies, MFA, sessions, sign-in throttling).
+policies, MFA, sessions, sign-in throttling), :mod:`.alerts` the anomaly alerts.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .base import (
     user_pk_of,
     utcnow,
 )
+from .alerts import ALERT_SEVERITIES, ALERT_STATUSES, define_alert_models
 from .security import MFA_POLICIES, define_security_models
 from .tenancy import (
     define_agreement_model,
@@ -38,7 +39,7 @@ from .tenancy import (
 )
 from .trail import define_audit_model, define_team_models
 
-__all__ = ["AGREEMENT_STATUSES", "EFFECTS", "MEMBER_STATUSES", "MFA_POLICIES", "Models",
+__all__ = ["AGREEMENT_STATUSES", "ALERT_SEVERITIES", "ALERT_STATUSES", "EFFECTS", "MEMBER_STATUSES", "MFA_POLICIES", "Models",
            "define_models", "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
 
 
@@ -68,4 +69,5 @@ def define_models(db: Any, user_model: type) -> Models:
                   FieldRule, RoleConflict, define_token_model(db, Membership), SharingAgreement,
                   SharingPermission, define_audit_model(db, user_pk_of(user_model).type),
                   define_team_models(db, Membership),
-                  *define_security_models(db, user_model, Workspace))
+                  *define_security_models(db, user_model, Workspace),
+                  *define_alert_models(db, Workspace, Membership))

@@ -54,6 +54,11 @@ class Models:
     RecoveryCode: Any
     AuthSession: Any
     SignInThrottle: Any
+    # Anomaly alerts (see :mod:`.alerts`).
+    AlertSettings: Any
+    Alert: Any
+    AlertCounter: Any
+    AlertSeenAddress: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""
