@@ -118,6 +118,27 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_SIGN_IN_MAX_WAIT": 15 * 60,
     # Seconds after the last failure at which a key's count starts again (1 day).
     "RBAC_SIGN_IN_FORGET_AFTER": 24 * 3600,
+    # -- anomaly alerts (crm_rbac_plugin.alerts) --
+    # Evaluate the alert rules as audit events are written (False: none runs).
+    "RBAC_ALERTS": True,
+    # Default thresholds; an Owner overrides them per workspace on the Alerts
+    # page, the API or the CLI. Rows one member exports in a clock hour:
+    "RBAC_ALERT_EXPORT_ROWS_PER_HOUR": 5000,
+    # Refused attempts of one member in a 10-minute window:
+    "RBAC_ALERT_REFUSALS_PER_10_MINUTES": 20,
+    # Records one member deletes in a clock hour (a bulk delete counts its rows):
+    "RBAC_ALERT_DELETIONS_PER_HOUR": 200,
+    # A sign-in from an address the member has not used for this many days:
+    "RBAC_ALERT_NEW_ADDRESS_DAYS": 90,
+    # Business hours, in each workspace's time zone: weekdays (Monday 0) and
+    # the hours [start, end); activity outside them raises one alert per member
+    # per day. No days (the default): the off-hours rule is off until an Owner
+    # sets the workspace's days, since no default can know its zone and habits.
+    "RBAC_ALERT_BUSINESS_DAYS": (),
+    "RBAC_ALERT_BUSINESS_START_HOUR": 7,
+    "RBAC_ALERT_BUSINESS_END_HOUR": 20,
+    # Counter rows older than this many days are deleted by ``flask rbac alerts prune``.
+    "RBAC_ALERT_COUNTER_DAYS": 2,
 }
 
 

@@ -37,6 +37,7 @@ from . import (
 )
 from . import audit as audit_log
 from .access_cache import AccessCache
+from .alerts import engine as alert_engine
 from .api import views as api_views
 from .config import apply_defaults, setting
 from .context import SYSTEM, MemberHandle, override
@@ -308,3 +309,4 @@ class RBAC(HookDecorators):
         tokens.install(self, db_session)  # deactivation revokes the member's API tokens
         audit_log.install(self, db_session)  # the audit trail, after the guard
         viewas.install(self, db_session)  # no writes while viewing as a member
+        alert_engine.install(self, db_session)  # the alert rules, on every audit event written

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .alerts import ALERT_SEVERITIES, ALERT_STATUSES, define_alert_models
 from .base import (
     AGREEMENT_STATUSES,
     EFFECTS,
@@ -25,7 +26,6 @@ from .base import (
     user_pk_of,
     utcnow,
 )
-from .alerts import ALERT_SEVERITIES, ALERT_STATUSES, define_alert_models
 from .security import MFA_POLICIES, define_security_models
 from .tenancy import (
     define_agreement_model,
@@ -39,8 +39,8 @@ from .tenancy import (
 )
 from .trail import define_audit_model, define_team_models
 
-__all__ = ["AGREEMENT_STATUSES", "ALERT_SEVERITIES", "ALERT_STATUSES", "EFFECTS", "MEMBER_STATUSES", "MFA_POLICIES", "Models",
-           "define_models", "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
+__all__ = ["AGREEMENT_STATUSES", "ALERT_SEVERITIES", "ALERT_STATUSES", "EFFECTS", "MEMBER_STATUSES",
+           "MFA_POLICIES", "Models", "define_models", "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
 
 
 def define_models(db: Any, user_model: type) -> Models:
