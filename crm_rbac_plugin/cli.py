@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from . import adoption, sharing, team, workspaces
+from .alerts.commands import alerts_group
 from .errors import RBACError
 from .loader import BYPASS
 from .oversight.explain import explain  # with plan and field rules
@@ -51,6 +52,7 @@ def rbac_group() -> None:
 
 
 rbac_group.add_command(security_group)
+rbac_group.add_command(alerts_group)
 
 
 @rbac_group.command("resources")

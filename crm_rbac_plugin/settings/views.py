@@ -28,6 +28,7 @@ from ..policy import Decision
 from ..proxies import current_rbac
 from ..security.stepup import require_recent_mfa
 from . import (  # noqa: F401  (pages on the same blueprint)
+    alert_views,
     mfa_views,
     role_overview_views,
     role_views,
@@ -49,6 +50,7 @@ def register(app: Flask) -> None:
     _add_tabs(app)
     mfa_views.add_tabs(app)
     security_views.add_tabs(app)
+    alert_views.add_tabs(app)
 
 
 def _add_tabs(app: Flask) -> None:
