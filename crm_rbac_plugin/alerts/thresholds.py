@@ -7,7 +7,8 @@ naming its field (a 400 on the page and in the API, nothing saved). An unknown
 field is refused the same way. Only an active Owner saves (the Alerts page, the
 API's ``PATCH /alert-settings`` and ``flask rbac alerts set`` share
 :func:`save`); a save that changes something writes one
-``alert_settings.changed`` audit event with ``{field: [old, new]}``.
+``alert_settings.changed`` audit event with ``detail.settings = {field: [old, new]}``
+(a time-zone change also lists the workspace change in ``detail.changes``).
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def save(rbac: RBACProtocol, access: Access, changes: Mapping[str, Any]) -> dict
         return {}
     _store(rbac, access, new, diff)
     audit.record(rbac, "alert_settings.changed", workspace_id=ws, resource="settings",
-                 target="alert settings", changes=diff)
+                 target="alert settings", settings=diff)
     return diff
 
 
