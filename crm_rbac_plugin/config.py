@@ -135,7 +135,9 @@ DEFAULTS: dict[str, Any] = {
     # per day. No days (the default): the off-hours rule is off until an Owner
     # sets the workspace's days, since no default can know its zone and habits.
     "RBAC_ALERT_BUSINESS_DAYS": (),
+    # The first business hour (0-23) ...
     "RBAC_ALERT_BUSINESS_START_HOUR": 7,
+    # ... and the hour business ends (1-24, after the start).
     "RBAC_ALERT_BUSINESS_END_HOUR": 20,
     # Counter rows older than this many days are deleted by ``flask rbac alerts prune``.
     "RBAC_ALERT_COUNTER_DAYS": 2,

@@ -50,7 +50,12 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop",
                            "rbac_oversight.request_access",
                            # the security policy: audited as security_policy.changed
-                           "rbac_settings.security", "rbac_api.update_security_policy"}
+                           "rbac_settings.security", "rbac_api.update_security_policy",
+                           # alerts: audited as alert.acknowledged, alert.resolved and
+                           # alert_settings.changed (a time zone is no permission)
+                           "rbac_settings.acknowledge_alert", "rbac_settings.resolve_alert",
+                           "rbac_settings.alert_settings", "rbac_api.acknowledge_alert",
+                           "rbac_api.resolve_alert", "rbac_api.update_alert_settings"}
 
 def events(**where: Any) -> list[Any]:
     A = rbac.models.AuditEvent

@@ -70,4 +70,4 @@ def define_models(db: Any, user_model: type) -> Models:
                   SharingPermission, define_audit_model(db, user_pk_of(user_model).type),
                   define_team_models(db, Membership),
                   *define_security_models(db, user_model, Workspace),
-                  *define_alert_models(db, Workspace, Membership))
+                  *define_alert_models(db, Membership))

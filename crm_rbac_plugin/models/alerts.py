@@ -32,12 +32,18 @@ ALERT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
 ALERT_SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 
 
-def define_alert_models(db: Any, Workspace: Any, Membership: Any) -> tuple[Any, ...]:
+def define_alert_models(db: Any, Membership: Any) -> tuple[Any, ...]:
     """Create the alert tables on ``db.Model``.
 
     Returns ``(AlertSettings, Alert, AlertCounter, AlertSeenAddress)``, the
     order of :class:`.base.Models`' fields.
     """
+    return (define_settings_model(db), define_alert_model(db, Membership),
+            *define_counter_models(db))
+
+
+def define_settings_model(db: Any) -> Any:
+    """Create ``AlertSettings``, one workspace's threshold overrides."""
 
     class AlertSettings(db.Model):  # type: ignore[name-defined,misc]
         """A workspace's alert thresholds and business hours (NULL: the configured default)."""
@@ -57,6 +63,12 @@ def define_alert_models(db: Any, Workspace: Any, Membership: Any) -> tuple[Any, 
         business_end_hour: Mapped[int | None] = mapped_column()
         updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
         updated_by_membership_id: Mapped[int | None] = mapped_column()
+
+    return AlertSettings
+
+
+def define_alert_model(db: Any, Membership: Any) -> Any:
+    """Create ``Alert``, one raised alert."""
 
     class Alert(db.Model):  # type: ignore[name-defined,misc]
         """One anomaly a rule found: what, about whom, how serious, and who dealt with it."""
@@ -91,6 +103,12 @@ def define_alert_models(db: Any, Workspace: Any, Membership: Any) -> tuple[Any, 
         def __repr__(self) -> str:
             return f"<Alert {self.id} {self.rule} {self.status} ws={self.workspace_id}>"
 
+    return Alert
+
+
+def define_counter_models(db: Any) -> tuple[Any, Any]:
+    """Create ``AlertCounter`` and ``AlertSeenAddress``, what the rules count and remember."""
+
     class AlertCounter(db.Model):  # type: ignore[name-defined,misc]
         """How much of one rule's measure a member used in one window."""
 
@@ -124,4 +142,4 @@ def define_alert_models(db: Any, Workspace: Any, Membership: Any) -> tuple[Any, 
         #: ``last_seen_at`` before the latest sign-in (set by the same upsert).
         previous_seen_at: Mapped[dt.datetime | None] = mapped_column()
 
-    return AlertSettings, Alert, AlertCounter, AlertSeenAddress
+    return AlertCounter, AlertSeenAddress

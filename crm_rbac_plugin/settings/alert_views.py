@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, flash, redirect, request, url_for
 from flask_wtf import FlaskForm
-from wtforms import SelectMultipleField, StringField
+from wtforms import SelectChoice, SelectMultipleField, StringField
 from wtforms.widgets import NumberInput
 
 from .. import alerts, pages
@@ -53,7 +53,7 @@ HELP = {
                          "per member per day.",
     "timezone": "An IANA name such as Europe/Paris, America/New_York or UTC.",
 }
-DAY_CHOICES = [(name, name.capitalize()) for name in alert_thresholds.DAY_NAMES]
+DAY_CHOICES = [SelectChoice(name, name.capitalize()) for name in alert_thresholds.DAY_NAMES]
 
 
 def _number(name: str) -> StringField:
@@ -83,7 +83,7 @@ class ThresholdsForm(FlaskForm):
 
 def add_tabs(app: Flask) -> None:
     """The "Alerts" tab, before Security (120): Owners and Admins see it."""
-    pages.add_tab(app, f"{bp.name}.alerts", "Alerts", order=115, permission="settings.manage")
+    pages.add_tab(app, f"{bp.name}.alerts_page", "Alerts", order=115, permission="settings.manage")
 
 
 def alerts_access(view: F) -> F:
