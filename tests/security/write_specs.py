@@ -69,6 +69,20 @@ def _t(key: str) -> Callable[[SimpleNamespace, int], Any]:
     return lambda w, ws: w.targets[ws][key]
 
 
+def _alert(w: SimpleNamespace, ws: int) -> dict[str, Any]:
+    """An open alert of workspace ``ws`` (made on first use): a leaked acknowledge or
+    resolve would change it."""
+    made: dict[int, int] = w.__dict__.setdefault("alert_ids", {})
+    if ws not in made:
+        with rbac.system():
+            alert = rbac.models.Alert(workspace_id=ws, rule="refusals", severity="medium",
+                                      status="open", summary="Sweep alert")
+            rbac.db.session.add(alert)
+            rbac.db.session.commit()
+            made[ws] = alert.id
+    return {"alert_id": made[ws]}
+
+
 #: Every state-changing endpoint outside the CRM blueprints and Flask-Admin.
 ENDPOINT_RULES: dict[str, EndpointRule] = {
     # -- roles and SoD (settings pages) --
@@ -143,6 +157,16 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
         why="Admins read the page; only an Owner saves it"),
     "rbac_api.update_security_policy": EndpointRule(
         "owner", lambda w, ws: {"step_up_minutes": 20}, json=True),
+    # -- alerts: Owners and Admins handle them, Owners set their thresholds --
+    "rbac_settings.acknowledge_alert": EndpointRule("settings.manage", _alert),
+    "rbac_settings.resolve_alert": EndpointRule("settings.manage", _alert),
+    "rbac_api.acknowledge_alert": EndpointRule("settings.manage", _alert, json=True),
+    "rbac_api.resolve_alert": EndpointRule("settings.manage", _alert, json=True),
+    "rbac_settings.alert_settings": EndpointRule(
+        "owner", lambda w, ws: {"export_rows_per_hour": "10", "timezone": "Europe/Paris"},
+        why="Admins read the thresholds; only an Owner saves them"),
+    "rbac_api.update_alert_settings": EndpointRule(
+        "owner", lambda w, ws: {"export_rows_per_hour": 10}, json=True),
     "rbac_settings.accept_invitation": EndpointRule(
         "public", lambda w, ws: {"name": "Sweep", "password": "sweep-password-1"},
         expected_public=frozenset({400, 404}),
