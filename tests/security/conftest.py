@@ -309,8 +309,21 @@ def security_world(app: Flask) -> SimpleNamespace:
     app.config["RBAC_ALERT_REFUSALS_PER_10_MINUTES"] = 10**6
     w = build_security_world()
     add_invitations(app, w)
+    add_alerts(w)
     index_objects(w)
     return w
+
+
+def add_alerts(w: SimpleNamespace) -> None:
+    """One open alert per workspace, ``w.alert_ids[workspace id]``: what a leaked
+    acknowledge or resolve would change."""
+    m = rbac.models
+    alerts = {ws.id: m.Alert(workspace_id=ws.id, rule="refusals", severity="medium",
+                             status="open", summary="Sweep alert") for ws in (w.ws, w.ws2)}
+    with rbac.system():
+        db.session.add_all(alerts.values())
+        db.session.commit()
+    w.alert_ids = {ws_id: alert.id for ws_id, alert in alerts.items()}
 
 
 def foreign_objects(w: SimpleNamespace, workspace_id: int, kind: str) -> list[Obj]:
@@ -634,6 +647,7 @@ def csrf_world(csrf_app: Flask) -> SimpleNamespace:
     """:func:`security_world` built in :func:`csrf_app`."""
     w = build_security_world()
     add_invitations(csrf_app, w)
+    add_alerts(w)
     index_objects(w)
     return w
 

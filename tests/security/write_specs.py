@@ -70,17 +70,9 @@ def _t(key: str) -> Callable[[SimpleNamespace, int], Any]:
 
 
 def _alert(w: SimpleNamespace, ws: int) -> dict[str, Any]:
-    """An open alert of workspace ``ws`` (made on first use): a leaked acknowledge or
-    resolve would change it."""
-    made: dict[int, int] = w.__dict__.setdefault("alert_ids", {})
-    if ws not in made:
-        with rbac.system():
-            alert = rbac.models.Alert(workspace_id=ws, rule="refusals", severity="medium",
-                                      status="open", summary="Sweep alert")
-            rbac.db.session.add(alert)
-            rbac.db.session.commit()
-            made[ws] = alert.id
-    return {"alert_id": made[ws]}
+    """The workspace's open alert (``add_alerts``): a leaked acknowledge or resolve
+    would change it."""
+    return {"alert_id": w.alert_ids[ws]}
 
 
 #: Every state-changing endpoint outside the CRM blueprints and Flask-Admin.
