@@ -107,11 +107,12 @@ def defaults() -> dict[str, Any]:
 
 
 def from_row(row: Any, timezone: str) -> Thresholds:
-    """The thresholds of a settings row (or None: every default) in ``timezone``."""
+    """The thresholds of a settings row (or a mapping of its columns; None: every
+    default) in ``timezone``."""
     values = defaults()
     if row is not None:
         for name in DEFAULT_KEYS:
-            stored = getattr(row, name)
+            stored = row[name] if isinstance(row, Mapping) else getattr(row, name)
             if stored is not None:
                 values[name] = (tuple(int(c) for c in stored) if name == "business_days"
                                 else stored)
@@ -119,15 +120,18 @@ def from_row(row: Any, timezone: str) -> Thresholds:
 
 
 def thresholds_for(rbac: RBACProtocol, workspace_id: int) -> Thresholds:
-    """Return ``workspace_id``'s thresholds in one query (nothing written)."""
+    """Return ``workspace_id``'s thresholds in one query of plain columns (nothing written)."""
     m = rbac.models
     S, W = m.AlertSettings, m.Workspace
+    columns = [getattr(S, name) for name in DEFAULT_KEYS]
     found = rbac.db.session.execute(
-        sa.select(W.timezone, S).outerjoin(S, S.workspace_id == W.id)
-        .where(W.id == workspace_id)).first()
+        sa.select(W.timezone, S.id, *columns).outerjoin(S, S.workspace_id == W.id)
+        .where(W.id == workspace_id), execution_options=BYPASS).first()
     if found is None:
         return from_row(None, "UTC")
-    return from_row(found[1], found[0])
+    values = found._mapping
+    return from_row(None if values["id"] is None else
+                    {name: values[name] for name in DEFAULT_KEYS}, values["timezone"])
 
 
 # -- validation ----------------------------------------------------------------------------
