@@ -145,24 +145,36 @@ def _event_rules(ctx: Evaluation, ev: Any) -> None:
 
 # -- counters ----------------------------------------------------------------------------
 
+#: The counter upsert, the same SQL on SQLite (3.35+) and PostgreSQL. Written as
+#: text because SQLAlchemy cannot cache a compiled ``on_conflict_do_update`` with
+#: ``excluded`` ("no key"): the construct would be compiled on every audited write.
+BUMP_SQL = (
+    "INSERT INTO {t} (workspace_id, membership_id, rule, window_start, count, mark) "
+    "VALUES (:workspace_id, :membership_id, :rule, :window_start, :amount, :first_mark) "
+    "ON CONFLICT (workspace_id, membership_id, rule, window_start) DO UPDATE SET "
+    "count = {t}.count + excluded.count, "
+    "mark = CASE WHEN {t}.mark IS NULL AND {t}.count + excluded.count >= :threshold "
+    "THEN :token ELSE {t}.mark END "
+    "RETURNING mark")
+
+
 def bump(session: Session, table: sa.Table, c: Count) -> bool:
     """Add ``c.amount`` to its counter row in one upsert; True when this statement took
     the window to its threshold first (the one time its alert is raised)."""
     token = secrets.randbits(62) + 1
-    col = table.c
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).values(
-        workspace_id=c.workspace_id, membership_id=c.membership_id, rule=c.rule,
-        window_start=c.window_start, count=c.amount,
-        mark=token if c.amount >= c.threshold else None)
-    total = col.count + stmt.excluded.count
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[col.workspace_id, col.membership_id, col.rule, col.window_start],
-        set_={"count": total,
-              "mark": sa.case((sa.and_(col.mark.is_(None), total >= c.threshold), token),
-                              else_=col.mark)},
-    ).returning(col.mark)
-    return session.execute(stmt).scalar_one() == token
+    stmt = sa.text(BUMP_SQL.format(t=table.name)).bindparams(
+        sa.bindparam("window_start", type_=sa.DateTime()),
+        sa.bindparam("first_mark", type_=sa.BigInteger()),
+        sa.bindparam("token", type_=sa.BigInteger()),
+        sa.bindparam("amount", type_=sa.BigInteger()),
+        sa.bindparam("threshold", type_=sa.BigInteger()))
+    # On the session's connection: a plain statement, past the ORM's execute events.
+    mark = session.connection().execute(stmt, {
+        "workspace_id": c.workspace_id, "membership_id": c.membership_id, "rule": c.rule,
+        "window_start": c.window_start, "amount": c.amount, "threshold": c.threshold,
+        "token": token, "first_mark": token if c.amount >= c.threshold else None,
+    }).scalar_one()
+    return mark == token
 
 
 def prune(rbac: RBACProtocol, before: dt.datetime) -> int:
