@@ -395,3 +395,29 @@ def test_prune_deletes_old_counters(app: Flask, world: SimpleNamespace, clock: C
     assert engine.prune(rbac, clock.now - dt.timedelta(days=2)) == 1
     db.session.commit()
     assert db.session.scalar(sa.select(sa.func.count(rbac.models.AlertCounter.id))) == 1
+
+
+def test_a_receiver_writes_into_the_alerts_session_on_the_refusal_path(
+        app: Flask, world: SimpleNamespace, login: Any, clock: Clock) -> None:
+    """Refusals are stored after the request in a session of their own: a receiver that
+    writes into ``object_session(alert)`` commits with the alert."""
+    set_thresholds(world, refusals_per_10_minutes=2)
+    seen: list[bool] = []
+
+    def receiver(sender: Any, alert: Any, **kwargs: Any) -> None:
+        session = sa.orm.object_session(alert)
+        seen.append(session is not db.session())
+        session.add(rbac.models.Alert(workspace_id=alert.workspace_id, rule=alert.rule,
+                                      severity="low", status="open",
+                                      summary="written by a receiver"))
+
+    signals.alert_raised.connect(receiver)
+    try:
+        client = login(world.users["member"], world.ws)
+        for _ in range(2):
+            assert client.get("/settings/security").status_code == 403
+    finally:
+        signals.alert_raised.disconnect(receiver)
+    db.session.expire_all()
+    assert seen == [True]
+    assert [a.summary for a in stored_alerts("refusals")][-1] == "written by a receiver"
