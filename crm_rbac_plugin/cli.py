@@ -14,6 +14,7 @@ from flask.cli import with_appcontext
 
 from . import adoption, sharing, team, workspaces
 from .approvals.commands import approvals_group
+from .alerts.commands import alerts_group
 from .errors import RBACError
 from .loader import BYPASS
 from .notify.commands import notify_group
@@ -55,6 +56,7 @@ def rbac_group() -> None:
 rbac_group.add_command(security_group)
 rbac_group.add_command(notify_group)
 rbac_group.add_command(approvals_group)
+rbac_group.add_command(alerts_group)
 
 
 @rbac_group.command("resources")

@@ -144,6 +144,29 @@ DEFAULTS: dict[str, Any] = {
     # with that reason (the file is produced at approval time and kept in the
     # request row until downloaded).
     "RBAC_APPROVAL_MAX_EXPORT_BYTES": 20 * 1024 * 1024,
+    # -- anomaly alerts (crm_rbac_plugin.alerts) --
+    # Evaluate the alert rules as audit events are written (False: none runs).
+    "RBAC_ALERTS": True,
+    # Default thresholds; an Owner overrides them per workspace on the Alerts
+    # page, the API or the CLI. Rows one member exports in a clock hour:
+    "RBAC_ALERT_EXPORT_ROWS_PER_HOUR": 5000,
+    # Refused attempts of one member in a 10-minute window:
+    "RBAC_ALERT_REFUSALS_PER_10_MINUTES": 20,
+    # Records one member deletes in a clock hour (a bulk delete counts its rows):
+    "RBAC_ALERT_DELETIONS_PER_HOUR": 200,
+    # A sign-in from an address the member has not used for this many days:
+    "RBAC_ALERT_NEW_ADDRESS_DAYS": 90,
+    # Business hours, in each workspace's time zone: weekdays (Monday 0) and
+    # the hours [start, end); activity outside them raises one alert per member
+    # per day. No days (the default): the off-hours rule is off until an Owner
+    # sets the workspace's days, since no default can know its zone and habits.
+    "RBAC_ALERT_BUSINESS_DAYS": (),
+    # The first business hour (0-23) ...
+    "RBAC_ALERT_BUSINESS_START_HOUR": 7,
+    # ... and the hour business ends (1-24, after the start).
+    "RBAC_ALERT_BUSINESS_END_HOUR": 20,
+    # Counter rows older than this many days are deleted by ``flask rbac alerts prune``.
+    "RBAC_ALERT_COUNTER_DAYS": 2,
 }
 
 

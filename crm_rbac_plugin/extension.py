@@ -38,6 +38,7 @@ from . import (
 )
 from . import audit as audit_log
 from .access_cache import AccessCache, PolicyCache
+from .alerts import engine as alert_engine
 from .api import views as api_views
 from .config import apply_defaults, setting
 from .context import SYSTEM, MemberHandle, override
@@ -317,3 +318,4 @@ class RBAC(HookDecorators):
         audit_log.install(self, db_session)  # the audit trail, after the guard
         notify_setup.install(self, db_session)  # notifications, in the change's transaction
         viewas.install(self, db_session)  # no writes while viewing as a member
+        alert_engine.install(self, db_session)  # the alert rules, on every audit event written

@@ -63,7 +63,12 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.cancel_request", "rbac_settings.download_request",
                            "rbac_settings.approval_policy", "rbac_api.approve_approval",
                            "rbac_api.reject_approval", "rbac_api.cancel_approval",
-                           "rbac_api.update_approval_policy"}
+                           "rbac_api.update_approval_policy",
+                           # alerts: audited as alert.acknowledged, alert.resolved and
+                           # alert_settings.changed (a time zone is no permission)
+                           "rbac_settings.acknowledge_alert", "rbac_settings.resolve_alert",
+                           "rbac_settings.alert_settings", "rbac_api.acknowledge_alert",
+                           "rbac_api.resolve_alert", "rbac_api.update_alert_settings"}
 
 def events(**where: Any) -> list[Any]:
     A = rbac.models.AuditEvent

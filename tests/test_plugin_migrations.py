@@ -53,6 +53,8 @@ UNIQUE_WITHOUT_WORKSPACE = {
     # is found by its token's hash alone, then checked against its requester.
     "uq_rbac_approval_decision_request_id",
     "uq_rbac_approval_request_download_hash",
+    # The addresses a member signed in from: the membership lies in one workspace.
+    "uq_rbac_alert_seen_address_membership_id",
 }
 
 

@@ -44,10 +44,19 @@ def note_denied(rbac: RBACProtocol, access: Access | None, action: str, resource
 
 
 def write_denied(rbac: RBACProtocol) -> None:
-    """Store the refusals noted during this request, in a transaction of their own."""
+    """Store the refusals noted during this request, in a transaction of their own.
+
+    The rows go through a new session of the app's session class, not the
+    request's (whose state is the refused request's), so the session listeners
+    that watch every audit event written (the alert rules) see them too.
+    """
     state = request_state()
     rows, state.denied = state.denied, []
     if not rows:
         return
-    with rbac.db.engine.begin() as conn:
-        conn.execute(rbac.models.AuditEvent.__table__.insert(), rows)
+    session = rbac.db.session.session_factory()
+    try:
+        session.add_all([rbac.models.AuditEvent(**row) for row in rows])
+        session.commit()
+    finally:
+        session.close()

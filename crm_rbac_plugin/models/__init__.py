@@ -10,7 +10,7 @@ workspaces, roles, memberships and sharing tables, :mod:`.trail` the audit
 trail and invitations, :mod:`.security` the account protection (security
 policies, MFA, sessions, sign-in throttling), :mod:`.notify` the
 notification outbox and preferences, :mod:`.approvals` the approval
-workflows.
+workflows, :mod:`.alerts` the anomaly alerts.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .approvals import REQUEST_STATUSES, define_approval_models
+from .alerts import ALERT_SEVERITIES, ALERT_STATUSES, define_alert_models
 from .base import (
     AGREEMENT_STATUSES,
     EFFECTS,
@@ -42,9 +43,9 @@ from .tenancy import (
 )
 from .trail import define_audit_model, define_team_models
 
-__all__ = ["AGREEMENT_STATUSES", "EFFECTS", "MAIL_STATES", "MEMBER_STATUSES", "MFA_POLICIES", "Models",
-           "REQUEST_STATUSES",
-           "define_models", "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
+__all__ = ["AGREEMENT_STATUSES", "ALERT_SEVERITIES", "ALERT_STATUSES", "EFFECTS", "MAIL_STATES",
+           "MEMBER_STATUSES", "MFA_POLICIES", "Models", "REQUEST_STATUSES", "define_models",
+           "naive_utc", "user_key_column", "user_pk_of", "utcnow"]
 
 
 def define_models(db: Any, user_model: type) -> Models:
@@ -75,4 +76,5 @@ def define_models(db: Any, user_model: type) -> Models:
                   define_team_models(db, Membership),
                   *define_security_models(db, user_model, Workspace),
                   *define_notify_models(db),
-                  *define_approval_models(db, Membership))
+                  *define_approval_models(db, Membership),
+                  *define_alert_models(db, Membership))

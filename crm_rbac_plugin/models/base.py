@@ -61,6 +61,11 @@ class Models:
     ApprovalPolicy: Any
     ApprovalRequest: Any
     ApprovalDecision: Any
+    # Anomaly alerts (see :mod:`.alerts`).
+    AlertSettings: Any
+    Alert: Any
+    AlertCounter: Any
+    AlertSeenAddress: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""

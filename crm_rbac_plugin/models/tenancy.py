@@ -28,6 +28,8 @@ def define_workspace_models(db: Any) -> tuple[Any, Any]:
         # Bumped by the flush listener on every change that alters access, so
         # every process can tell its cached access is stale (see loader.py).
         policy_version: Mapped[int] = mapped_column(default=1)
+        #: The IANA time zone its business hours are read in (alert rules).
+        timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
         def __repr__(self) -> str:

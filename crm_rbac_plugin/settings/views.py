@@ -29,6 +29,7 @@ from ..proxies import current_rbac
 from ..security.stepup import require_recent_mfa
 from . import (  # noqa: F401  (pages on the same blueprint)
     approval_views,
+    alert_views,
     mfa_views,
     notification_views,
     role_overview_views,
@@ -53,6 +54,7 @@ def register(app: Flask) -> None:
     security_views.add_tabs(app)
     notification_views.add_tabs(app)
     approval_views.add_tabs(app)
+    alert_views.add_tabs(app)
 
 
 def _add_tabs(app: Flask) -> None:

@@ -349,10 +349,26 @@ def security_world(app: Flask) -> SimpleNamespace:
     probes: GET probes change nothing, and refused writes change nothing
     either (which the write sweep checks).
     """
+    # A sweep is hundreds of refusals a minute: no refusal alert (the counters still
+    # count), so that a row of rbac_alert changing is always a write that leaked.
+    app.config["RBAC_ALERT_REFUSALS_PER_10_MINUTES"] = 10**6
     w = build_security_world()
     add_invitations(app, w)
+    add_alerts(w)
     index_objects(w)
     return w
+
+
+def add_alerts(w: SimpleNamespace) -> None:
+    """One open alert per workspace, ``w.alert_ids[workspace id]``: what a leaked
+    acknowledge or resolve would change."""
+    m = rbac.models
+    alerts = {ws.id: m.Alert(workspace_id=ws.id, rule="refusals", severity="medium",
+                             status="open", summary="Sweep alert") for ws in (w.ws, w.ws2)}
+    with rbac.system():
+        db.session.add_all(alerts.values())
+        db.session.commit()
+    w.alert_ids = {ws_id: alert.id for ws_id, alert in alerts.items()}
 
 
 def foreign_objects(w: SimpleNamespace, workspace_id: int, kind: str) -> list[Obj]:
@@ -586,6 +602,8 @@ EXCLUDED_TABLES: dict[str, str] = {
                     "is adopted (a new row) and last_seen_at is stamped once a minute, by "
                     "design (crm_rbac_plugin/security/sessions.py); every revocation is "
                     "audited and tested in tests/test_sessions.py",
+    "rbac_alert_counter": "alert-rule counters: every refusal stored adds one to its "
+                          "member's refusal count, by design (crm_rbac_plugin/alerts)",
 }
 
 #: Columns that legitimately change on any authenticated request, and why.
@@ -677,6 +695,7 @@ def csrf_world(csrf_app: Flask) -> SimpleNamespace:
     """:func:`security_world` built in :func:`csrf_app`."""
     w = build_security_world()
     add_invitations(csrf_app, w)
+    add_alerts(w)
     index_objects(w)
     return w
 

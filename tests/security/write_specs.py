@@ -70,6 +70,12 @@ def _t(key: str) -> Callable[[SimpleNamespace, int], Any]:
     return lambda w, ws: w.targets[ws][key]
 
 
+def _alert(w: SimpleNamespace, ws: int) -> dict[str, Any]:
+    """The workspace's open alert (``add_alerts``): a leaked acknowledge or resolve
+    would change it."""
+    return {"alert_id": w.alert_ids[ws]}
+
+
 #: Every state-changing endpoint outside the CRM blueprints and Flask-Admin.
 ENDPOINT_RULES: dict[str, EndpointRule] = {
     # -- roles and SoD (settings pages) --
@@ -155,6 +161,16 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
         why="Admins read the page; only an Owner saves it"),
     "rbac_api.update_security_policy": EndpointRule(
         "owner", lambda w, ws: {"step_up_minutes": 20}, json=True),
+    # -- alerts: Owners and Admins handle them, Owners set their thresholds --
+    "rbac_settings.acknowledge_alert": EndpointRule("settings.manage", _alert),
+    "rbac_settings.resolve_alert": EndpointRule("settings.manage", _alert),
+    "rbac_api.acknowledge_alert": EndpointRule("settings.manage", _alert, json=True),
+    "rbac_api.resolve_alert": EndpointRule("settings.manage", _alert, json=True),
+    "rbac_settings.alert_settings": EndpointRule(
+        "owner", lambda w, ws: {"export_rows_per_hour": "10", "timezone": "Europe/Paris"},
+        why="Admins read the thresholds; only an Owner saves them"),
+    "rbac_api.update_alert_settings": EndpointRule(
+        "owner", lambda w, ws: {"export_rows_per_hour": 10}, json=True),
     "rbac_settings.accept_invitation": EndpointRule(
         "public", lambda w, ws: {"name": "Sweep", "password": "sweep-password-1"},
         expected_public=frozenset({400, 404}),
