@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from . import adoption, sharing, team, workspaces
-from .approvals.commands import approvals_group
 from .alerts.commands import alerts_group
+from .approvals.commands import approvals_group
 from .errors import RBACError
 from .loader import BYPASS
 from .notify.commands import notify_group

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .approvals import REQUEST_STATUSES, define_approval_models
 from .alerts import ALERT_SEVERITIES, ALERT_STATUSES, define_alert_models
+from .approvals import REQUEST_STATUSES, define_approval_models
 from .base import (
     AGREEMENT_STATUSES,
     EFFECTS,

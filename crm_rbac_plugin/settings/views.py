@@ -28,8 +28,8 @@ from ..policy import Decision
 from ..proxies import current_rbac
 from ..security.stepup import require_recent_mfa
 from . import (  # noqa: F401  (pages on the same blueprint)
-    approval_views,
     alert_views,
+    approval_views,
     mfa_views,
     notification_views,
     role_overview_views,
