@@ -118,6 +118,12 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_SIGN_IN_MAX_WAIT": 15 * 60,
     # Seconds after the last failure at which a key's count starts again (1 day).
     "RBAC_SIGN_IN_FORGET_AFTER": 24 * 3600,
+    # -- Reviews and certification (crm_rbac_plugin.certification) --
+    # Days between access reviews of a workspace that has not set its own
+    # schedule; an Owner sets 1 to 3650 on the Access reviews page.
+    "RBAC_REVIEW_INTERVAL_DAYS": 90,
+    # Longest reason accepted for a permission change, in characters.
+    "RBAC_CHANGE_REASON_MAX": 500,
 }
 
 

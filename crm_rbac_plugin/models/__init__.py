@@ -25,6 +25,7 @@ from .base import (
     user_pk_of,
     utcnow,
 )
+from .certification import define_certification_models
 from .security import MFA_POLICIES, define_security_models
 from .tenancy import (
     define_agreement_model,
@@ -64,8 +65,12 @@ def define_models(db: Any, user_model: type) -> Models:
     SharingAgreement = define_agreement_model(db, user_model, Workspace,
                                               permission=lambda: SharingPermission)
     SharingPermission = define_sharing_permission_model(db, SharingAgreement)
+    ReviewSchedule, CertificationRun, CertificationItem = define_certification_models(
+        db, Workspace)
     return Models(Workspace, Department, Membership, ManagerAssignment, Role, Grant, MemberRole,
                   FieldRule, RoleConflict, define_token_model(db, Membership), SharingAgreement,
                   SharingPermission, define_audit_model(db, user_pk_of(user_model).type),
                   define_team_models(db, Membership),
-                  *define_security_models(db, user_model, Workspace))
+                  *define_security_models(db, user_model, Workspace),
+                  ReviewSchedule=ReviewSchedule, CertificationRun=CertificationRun,
+                  CertificationItem=CertificationItem)

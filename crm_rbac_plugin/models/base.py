@@ -54,6 +54,10 @@ class Models:
     RecoveryCode: Any
     AuthSession: Any
     SignInThrottle: Any
+    # Access reviews (see :mod:`.certification`); never policy classes.
+    ReviewSchedule: Any = None
+    CertificationRun: Any = None
+    CertificationItem: Any = None
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""
