@@ -30,6 +30,7 @@ from ..security.stepup import require_recent_mfa
 from . import (  # noqa: F401  (pages on the same blueprint)
     mfa_views,
     role_overview_views,
+    review_views,
     role_views,
     security_views,
     sharing_views,
@@ -49,6 +50,7 @@ def register(app: Flask) -> None:
     _add_tabs(app)
     mfa_views.add_tabs(app)
     security_views.add_tabs(app)
+    review_views.add_tabs(app)
 
 
 def _add_tabs(app: Flask) -> None:
