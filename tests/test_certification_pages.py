@@ -12,8 +12,11 @@ import sqlalchemy as sa
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from tests.rbac_helpers import custom_role, give_role
-from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.rbac_helpers import (
+    custom_role,
+    fast_passwords,  # noqa: F401  (autouse fixture)
+    give_role,
+)
 
 
 def runs_count() -> int:

@@ -23,8 +23,10 @@ from crm_rbac_plugin import roles, tokens, workspaces
 from crm_rbac_plugin.admin import RBACModelView
 from crm_rbac_plugin.certification import change_reason, schedule
 from crm_rbac_plugin.errors import ValidationError
-from tests.rbac_helpers import access_of
-from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.rbac_helpers import (
+    access_of,
+    fast_passwords,  # noqa: F401  (autouse fixture)
+)
 from tests.test_api import Api
 from tests.test_settings_ui import policy_snapshot
 

@@ -26,8 +26,8 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from .. import pages
 from ..audit import reasons
-from ..config import setting
 from ..certification import report, runs, schedule
+from ..config import setting
 from ..decorators import require_permission
 from ..models import utcnow
 from ..pages import acting_access, can, not_found

@@ -29,8 +29,8 @@ from ..proxies import current_rbac
 from ..security.stepup import require_recent_mfa
 from . import (  # noqa: F401  (pages on the same blueprint)
     mfa_views,
-    role_overview_views,
     review_views,
+    role_overview_views,
     role_views,
     security_views,
     sharing_views,
