@@ -39,13 +39,13 @@ from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..identity import request_state, signed_in_user
 from ..proxies import current_rbac
-from . import members, records, roles, security, sharing
+from . import members, openapi_reviews, records, reviews, roles, security, sharing
 from .blueprint import ApiError, bp
 from .openapi import openapi_document
 
 #: The modules whose endpoints make up the API, all on :data:`.blueprint.bp`:
 #: importing them here registers their routes before the blueprint is mounted.
-ROUTE_MODULES = (roles, members, sharing, records, security)
+ROUTE_MODULES = (roles, members, sharing, records, security, reviews)
 
 #: Methods that change state: refused without a CSRF token on session requests.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -185,6 +185,6 @@ def _authenticate() -> None:
 def openapi() -> ResponseReturnValue:
     """The OpenAPI 3.1 description of this API (public: it holds no data)."""
     prefix = setting("RBAC_API_URL_PREFIX")
-    return jsonify(openapi_document(request.script_root + prefix))
+    return jsonify(openapi_reviews.extend(openapi_document(request.script_root + prefix)))
 
 
