@@ -43,6 +43,7 @@ from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import Access, sharing, team, tokens, workspaces
+from crm_rbac_plugin.certification import runs as certification_runs
 from tests.conftest import app_with_tables, build_world
 from tests.rbac_helpers import custom_role, world_records
 
@@ -141,6 +142,7 @@ def build_security_world() -> SimpleNamespace:
                                        member_id=w.ms2["outsider"].id))
     db.session.commit()
     add_agreements(w)
+    add_certification_runs(w)
     w.tokens, w.tokens_by_membership = {}, {}
     w.user_workspaces = {key: [] for key in w.users}
     active = list(db.session.scalars(sa.select(m.Membership).where(
@@ -166,6 +168,14 @@ def build_security_world() -> SimpleNamespace:
     w.record_by_id = {(res, rec.id): rec for res, recs in w.records.items()
                       for rec in recs.values()}
     return w
+
+
+def add_certification_runs(w: SimpleNamespace) -> None:
+    """An open certification run in each of the two workspaces, started by its Owner."""
+    w.certification_runs = {}
+    for ws, owner in ((w.ws, w.members["owner"]), (w.ws2, w.ms2["dual"])):
+        w.certification_runs[ws.id] = certification_runs.start_run(rbac, _access(owner), "deals")
+    db.session.commit()
 
 
 def add_agreements(w: SimpleNamespace) -> None:
@@ -259,6 +269,9 @@ def index_objects(w: SimpleNamespace) -> None:
             # An agreement belongs to both parties' workspaces.
             for ws_id in (ag.granting_workspace_id, ag.receiving_workspace_id):
                 add("agreement", ag.id, ws_id, ag.notes, f"sharing agreement #{ag.id}")
+        for run in db.session.scalars(sa.select(rbac.models.CertificationRun)):
+            add("certification_run", run.id, run.workspace_id, None,
+                f"certification run #{run.id}")
         for ev in db.session.scalars(sa.select(rbac.models.AuditEvent)):
             if ev.workspace_id is not None:
                 add("audit_event", ev.id, ev.workspace_id,
@@ -290,6 +303,11 @@ def index_objects(w: SimpleNamespace) -> None:
                 "role_a": w.custom_roles[ws.id]["a"].id,
                 "agreement": w.agreements[ws.id].id,
                 "slug": ws.slug,
+                "certification_run": w.certification_runs[ws.id].id,
+                # An item whose member is not the workspace's Owner (who may decide it).
+                "certification_item": next(
+                    i.id for i in w.certification_runs[ws.id].items
+                    if i.membership_id != owner.id),
             }
         w.targets[ws.id]["invitation_token"] = w.invitations[ws.id][1]
     db.session.rollback()
@@ -349,6 +367,7 @@ ID_ARGUMENTS: dict[str, str] = {
     "token_id": "token",
     "conflict_id": "conflict",
     "agreement_id": "agreement",
+    "run_id": "certification_run",
 }
 
 #: URL arguments that genuinely name no record, as (endpoint pattern, argument): why.

@@ -194,6 +194,25 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_api.assign_role": EndpointRule(
         "members.edit", lambda w, ws: {"role_id": w.targets[ws]["viewer_role"]}, json=True),
     "rbac_api.remove_role": EndpointRule("members.edit", json=True),
+    # -- access reviews and certification --
+    "rbac_settings.review_schedule": EndpointRule(
+        "owner", lambda w, ws: {"interval_days": "30", "require_reason": "y"},
+        why="Owners and Admins read the page; only an Owner saves the schedule"),
+    "rbac_api.update_review_schedule": EndpointRule(
+        "owner", lambda w, ws: {"interval_days": 30, "require_reason": True}, json=True),
+    "rbac_settings.start_review_run": EndpointRule(
+        "roles.manage", lambda w, ws: {"resource": "deals"},
+        why="the page is settings.view; starting a run is a reviewer's (roles.manage)"),
+    "rbac_api.start_review_run": EndpointRule(
+        "roles.manage", lambda w, ws: {"resource": "deals"}, json=True),
+    "rbac_settings.decide_review_item": EndpointRule(
+        "roles.manage", lambda w, ws: {"item_id": w.targets[ws]["certification_item"],
+                                       "decision": "revoke", "reason": "sweep"}),
+    "rbac_api.decide_review_item": EndpointRule(
+        "roles.manage", lambda w, ws: {"item_id": w.targets[ws]["certification_item"],
+                                       "decision": "revoke", "reason": "sweep"}, json=True),
+    "rbac_settings.complete_review_run": EndpointRule("roles.manage"),
+    "rbac_api.complete_review_run": EndpointRule("roles.manage", json=True),
 }
 
 def _other_slug(w: SimpleNamespace, ws: int) -> str:
