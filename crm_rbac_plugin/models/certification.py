@@ -31,6 +31,11 @@ RUN_STATUSES: tuple[str, ...] = ("open", "completed")
 
 def define_certification_models(db: Any, Workspace: Any) -> tuple[Any, Any, Any]:
     """Create ``ReviewSchedule``, ``CertificationRun`` and ``CertificationItem`` on ``db.Model``."""
+    return (define_schedule_model(db, Workspace), *define_run_models(db))
+
+
+def define_schedule_model(db: Any, Workspace: Any) -> Any:
+    """Create ``ReviewSchedule``, one workspace's review cadence and reason rule."""
 
     class ReviewSchedule(db.Model):  # type: ignore[name-defined,misc]
         """A workspace's review cadence, its reason rule and its reminder state.
@@ -56,6 +61,12 @@ def define_certification_models(db: Any, Workspace: Any) -> tuple[Any, Any, Any]
         updated_by_membership_id: Mapped[int | None] = mapped_column()
 
         workspace = relationship(Workspace)
+
+    return ReviewSchedule
+
+
+def define_run_models(db: Any) -> tuple[Any, Any]:
+    """Create ``CertificationRun`` and ``CertificationItem``."""
 
     class CertificationRun(db.Model):  # type: ignore[name-defined,misc]
         """One certification: who started and completed it, when, and for which resource."""
@@ -106,4 +117,4 @@ def define_certification_models(db: Any, Workspace: Any) -> tuple[Any, Any, Any]
 
         run = relationship(CertificationRun, back_populates="items")
 
-    return ReviewSchedule, CertificationRun, CertificationItem
+    return CertificationRun, CertificationItem
