@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -119,6 +121,47 @@ def test_a_rolled_back_reminder_records_nothing(world: SimpleNamespace, app: Fla
         review_due.disconnect(boom, app)
     row = schedule_row(world.ws)
     assert row is None or row.reminded_due_at is None
+
+
+@pytest.mark.parametrize("row_exists", [False, True])
+def test_two_reminders_at_once_send_one(world: SimpleNamespace, sent: list, app: Flask,
+                                        backend: str, row_exists: bool) -> None:
+    """Two cron runs racing (PostgreSQL): the schedule row's lock (or its unique
+    workspace) lets one of them remind."""
+    if backend == "sqlite":
+        pytest.skip("SQLite serialises all writers on one database lock: no race to test")
+    age_workspace(world.ws2, 10)
+
+    def slow(sender: Any, **kwargs: Any) -> None:
+        time.sleep(0.2)  # the first run holds its lock while the second one waits
+
+    review_due.connect(slow, app)
+    for round_ in range(5):
+        S = rbac.models.ReviewSchedule
+        db.session.execute(sa.delete(S))
+        if row_exists:
+            db.session.add(S(workspace_id=world.ws.id, interval_days=90, require_reason=False))
+        db.session.commit()
+        age_workspace(world.ws, 91)
+        barrier = threading.Barrier(2)
+        errors: list[str] = []
+
+        def run() -> None:
+            with app.app_context(), rbac.system():
+                barrier.wait()
+                try:
+                    schedule.remind(rbac)
+                except Exception as exc:  # noqa: BLE001  (reported below)
+                    errors.append(repr(exc))
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        assert len(sent) == round_ + 1, (round_, row_exists)
+    review_due.disconnect(slow, app)
 
 
 @pytest.mark.parametrize("value", [0, 3651, -5, "ninety", 1.5, True, None])

@@ -81,7 +81,8 @@ def _row(rbac: RBACProtocol, workspace_id: int, *, lock: bool = False) -> Any:
     S = rbac.models.ReviewSchedule
     stmt = sa.select(S).where(S.workspace_id == workspace_id)
     if lock:
-        stmt = stmt.with_for_update()
+        # Re-read the row once locked: another transaction may have changed it since.
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return rbac.db.session.scalars(stmt, execution_options=BYPASS).one_or_none()
 
 
