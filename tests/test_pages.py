@@ -34,7 +34,8 @@ def test_each_blueprint_adds_its_tabs_in_order(app: Flask) -> None:
         "rbac_settings.conflicts", "rbac_settings.plan", "rbac_settings.departments",
         "rbac_settings.sharing", "rbac_oversight.audit_page", "rbac_oversight.who_could",
         "rbac_oversight.explain_page", "rbac_oversight.access_review",
-        "rbac_settings.reviews", "rbac_settings.security", "rbac_settings.profile", "rbac_settings.mfa", "rbac_settings.tokens"]
+        "rbac_settings.reviews", "rbac_settings.security", "rbac_settings.profile",
+        "rbac_settings.mfa", "rbac_settings.tokens"]
 
 
 def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNamespace,
