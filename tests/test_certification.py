@@ -342,3 +342,39 @@ def test_report_csv_neutralises_formulas(world: SimpleNamespace) -> None:
     assert any("HYPERLINK" in c for c in cells) and any("calc" in c for c in cells)
     titles = [s.title for s in report.build(rbac, run)]
     assert titles[1:] == ["Members and decisions", "Permission changes during the run"]
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+def test_review_commands(app: Flask, world: SimpleNamespace) -> None:
+    give_role(world.members["member"], custom_role(world, "Tasks only", [("tasks", "view", "own")]))
+    db.session.commit()
+    ws = ["--workspace", "acme"]
+    bad = invoke(app, "review", "schedule", *ws, "--as", "owner@example.test", "--every", "0")
+    assert bad.exit_code != 0 and "interval_days" in bad.output
+    refused = invoke(app, "review", "schedule", *ws, "--as", "admin@example.test", "--every", "9")
+    assert refused.exit_code != 0 and "Owner" in refused.output
+    saved = invoke(app, "review", "schedule", *ws, "--as", "owner@example.test", "--every", "30",
+                   "--require-reason")
+    assert saved.exit_code == 0 and "interval_days: 90 -> 30" in saved.output, saved.output
+    assert invoke(app, "review", "start", *ws, "--as", "member@example.test").exit_code != 0
+    started = invoke(app, "review", "start", *ws, "--as", "admin@example.test",
+                     "--resource", "deals")
+    assert started.exit_code == 0, started.output
+    run_id = db.session.scalar(sa.select(sa.func.max(rbac.models.CertificationRun.id)))
+    listed = invoke(app, "review", "runs", *ws)
+    assert f"#{run_id}\topen" in listed.output
+    run = ["--run", str(run_id)]
+    own = invoke(app, "review", "decide", *ws, "--as", "admin@example.test", *run,
+                 "--member", "admin@example.test", "--decision", "keep")
+    assert own.exit_code != 0 and "your own access" in own.output
+    revoked = invoke(app, "review", "decide", *ws, "--as", "admin@example.test", *run,
+                     "--member", "member@example.test", "--decision", "revoke")
+    assert revoked.exit_code == 0 and "revoked" in revoked.output, revoked.output
+    assert role_names(world.members["member"]) == {"Tasks only"}
+    assert invoke(app, "review", "complete", *ws, "--as", "admin@example.test", *run).exit_code != 0
+    report_csv = invoke(app, "review", "report", *ws, *run)
+    assert report_csv.exit_code == 0 and "Members and decisions" in report_csv.output
+    assert "Certification run" in report_csv.output
+    assert invoke(app, "review", "report", *ws, "--run", "999").exit_code != 0

@@ -18,6 +18,7 @@ from flask import Flask
 from flask_admin.contrib.sqla import ModelView  # noqa: F401  (Flask-Admin is installed)
 
 from crm_app.extensions import db
+from crm_app.models import User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import roles, tokens, workspaces
 from crm_rbac_plugin.admin import RBACModelView
@@ -165,9 +166,20 @@ def test_python_code_gives_a_reason_with_a_block(world: SimpleNamespace) -> None
     assert last_event().detail["reason"] == "scripted onboarding"
 
 
-def test_changes_that_grant_nothing_need_no_reason(world: SimpleNamespace) -> None:
-    """Invitations' pending assignments and schedule edits are not permission changes."""
+def test_changes_that_grant_nothing_need_no_reason(world: SimpleNamespace, login: Any) -> None:
+    """Invitations, a membership joining with its first roles and schedule edits are not
+    permission changes a reason is required for."""
     require_reason(world)
     schedule.save(rbac, access_of(world.members["owner"]), interval_days=45)
     db.session.commit()
     assert schedule.schedule_for(rbac, world.ws.id).interval_days == 45
+    owner = login(world.users["owner"], world.ws)
+    viewer = workspaces.role_by_key(rbac, world.ws, "viewer")
+    assert owner.post("/settings/members/invite", data={
+        "email": "new.person@example.test", "roles": [viewer.id]}).status_code == 302
+    newcomer = User(email="joiner@example.test", name="Joiner")
+    db.session.add(newcomer)
+    workspaces.add_member(rbac, world.ws, newcomer, ["viewer"])
+    db.session.commit()
+    M = rbac.models.Membership
+    assert db.session.scalar(sa.select(M).where(M.user_id == newcomer.id)).status == "active"

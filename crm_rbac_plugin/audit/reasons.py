@@ -10,8 +10,10 @@ script) meets it, and the refused transaction writes nothing.
 What counts as a permission change here: roles, grants, field rules and
 segregation-of-duties pairs; role assignments of a member who has joined
 (an invitation's assignments give nothing until it is accepted, and the
-invitee who accepts changes nobody's rights); deactivating, reactivating or
-removing a member. Creating a workspace, joining it and profile edits do not.
+invitee who accepts changes nobody's rights; a membership created with its
+first roles, by a sign-up or an adoption, is joining); deactivating,
+reactivating or removing a member. Creating a workspace, joining it and
+profile edits do not.
 """
 
 from __future__ import annotations
@@ -33,13 +35,20 @@ if TYPE_CHECKING:
 ALWAYS = frozenset({"role", "grant", "field_rule", "sod"})
 
 
-def _counts(session: Session, rbac: RBACProtocol, change: dict[str, Any]) -> bool:
-    """Whether ``change`` changes someone's rights in the sense of the reason rule."""
+def _counts(session: Session, rbac: RBACProtocol, change: dict[str, Any],
+            joining: set[Any]) -> bool:
+    """Whether ``change`` changes someone's rights in the sense of the reason rule.
+
+    ``joining``: memberships created in the same transaction, whose first
+    roles come with them (an invitation, a sign-up, an adoption).
+    """
     kind, op = change["kind"], change["op"]
     values = change["after"] or change["before"] or {}
     if kind in ALWAYS:
         return True
     if kind == "assignment":
+        if values.get("membership_id") in joining:
+            return False
         member = session.get(rbac.models.Membership, values.get("membership_id"),
                              execution_options=BYPASS)
         return member is None or member.status != "pending"
@@ -76,7 +85,9 @@ def reason_for(session: Session, rbac: RBACProtocol, workspace_id: int | None,
         if len(reason) > limit:
             raise ValidationError(f"the reason is longer than {limit} characters", field="reason")
         return reason
-    if any(_counts(session, rbac, c) for c in changes) and required(session, rbac, workspace_id):
+    joining = {c["key"] for c in changes if c["kind"] == "member" and c["op"] == "created"}
+    if (any(_counts(session, rbac, c, joining) for c in changes)
+            and required(session, rbac, workspace_id)):
         raise ValidationError("This workspace requires a reason for every permission change: "
                               "say why in the reason field.", field="reason")
     return None
