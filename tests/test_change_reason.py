@@ -51,6 +51,9 @@ def role_ids(membership: Any) -> set[int]:
 def test_a_reason_is_optional_by_default_and_stored_when_given(
         world: SimpleNamespace, login: Any) -> None:
     owner = login(world.users["owner"], world.ws)
+    page = owner.get(f"/settings/members/{world.members['viewer'].id}/access").text
+    assert 'id="reason-assign"' in page and "Optional: stored" in page
+    assert 'id="reason-remove-' not in page  # a row's button asks only when required
     finance = workspaces.role_by_key(rbac, world.ws, "finance")
     viewer = world.members["viewer"]
     assert owner.post(f"/settings/members/{viewer.id}/roles",
@@ -72,7 +75,10 @@ def test_the_page_refuses_without_a_reason_and_saves_with_one(
     viewer = world.members["viewer"]
     before = policy_snapshot()
     page = owner.get(f"/settings/members/{viewer.id}/access")
-    assert 'name="reason"' in page.text
+    assert 'id="reason-assign"' in page.text and "Required in this workspace" in page.text
+    # The row's Remove button gets its own (required) reason input too.
+    row = viewer.member_roles[0].id
+    assert f'id="reason-remove-{row}"' in page.text
     refused = owner.post(f"/settings/members/{viewer.id}/roles", data={"role_id": finance.id})
     assert refused.status_code == 400 and "requires a reason" in refused.text
     assert policy_snapshot() == before
