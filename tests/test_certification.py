@@ -288,6 +288,47 @@ def test_nobody_certifies_themselves_and_decisions_are_final(world: SimpleNamesp
     db.session.rollback()
 
 
+def test_two_reviewers_deciding_one_item_at_once_decide_once(
+        world: SimpleNamespace, app: Flask, backend: str) -> None:
+    """PostgreSQL: the item's row lock lets one decision through; the other is a 409."""
+    if backend == "sqlite":
+        pytest.skip("SQLite serialises all writers on one database lock: no race to test")
+    workspaces.assign_role(rbac, world.members["manager"], workspaces.role_by_key(
+        rbac, world.ws, "admin"))
+    give_role(world.members["member"], custom_role(world, "Tasks only", [("tasks", "view", "own")]))
+    db.session.commit()
+    run = runs.start_run(rbac, access_of(world.members["owner"]), "deals")
+    db.session.commit()
+    target = item_of(run, world.members["member"]).id
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def decide(key: str, decision: str) -> None:
+        with app.app_context():
+            barrier.wait()
+            reviewer = rbac.access_for(db.session.get(rbac.models.Membership,
+                                                      world.members[key].id))
+            item = db.session.get(rbac.models.CertificationItem, target)
+            try:
+                runs.decide(rbac, reviewer, item, decision)
+                db.session.commit()
+                outcomes.append("decided")
+            except RuleConflict:
+                db.session.rollback()
+                outcomes.append("conflict")
+
+    threads = [threading.Thread(target=decide, args=args)
+               for args in (("admin", "revoke"), ("manager", "keep"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes) == ["conflict", "decided"]
+    db.session.expire_all()
+    item = db.session.get(rbac.models.CertificationItem, target)
+    assert item.outcome in ("kept",) or item.outcome.startswith("revoked")
+
+
 def test_completing_needs_every_decision_and_sets_the_last_review(
         world: SimpleNamespace) -> None:
     owner, admin = access_of(world.members["owner"]), access_of(world.members["admin"])

@@ -136,6 +136,13 @@ def start_run(rbac: RBACProtocol, actor: Access | None, resource: str = "") -> A
     return run
 
 
+def _locked(rbac: RBACProtocol, model: Any, ident: int) -> Any:
+    """Re-read a row under a lock, so two reviewers deciding at once decide once."""
+    return rbac.db.session.scalars(
+        sa.select(model).where(model.id == ident).with_for_update()
+        .execution_options(populate_existing=True)).one()
+
+
 def _check_decision(rbac: RBACProtocol, actor: Access, item: Any, decision: str,
                     reason: str) -> None:
     if item.run.workspace_id != actor.workspace_id:
@@ -163,6 +170,7 @@ def decide(rbac: RBACProtocol, actor: Access | None, item: Any, decision: str,
     """
     actor = require_reviewer(rbac, actor)
     reason = (reason or "").strip()
+    item = _locked(rbac, rbac.models.CertificationItem, item.id)
     _check_decision(rbac, actor, item, decision, reason)
     membership = rbac.db.session.get(rbac.models.Membership, item.membership_id)
     if decision == "keep":
@@ -209,6 +217,7 @@ def complete_run(rbac: RBACProtocol, actor: Access | None, run: Any) -> Any:
     """Close the run once every item is decided; set the schedule's last review date."""
     actor = require_reviewer(rbac, actor)
     same_workspace(actor, run)
+    run = _locked(rbac, rbac.models.CertificationRun, run.id)
     if run.status != "open":
         raise RuleConflict("This run is already completed.", field="run")
     undecided = [i.member_name for i in run.items if i.decision is None]
