@@ -155,6 +155,20 @@ def test_flask_admin_cannot_skip_the_reason(app: Flask, world: SimpleNamespace,
     assert last_event().detail["reason"] == "seasonal staff"
 
 
+def test_a_plan_change_needs_the_reason_too(world: SimpleNamespace, login: Any) -> None:
+    require_reason(world)
+    owner = login(world.users["owner"], world.ws)
+    assert 'id="reason-plan"' in owner.get("/settings/plan").text
+    assert owner.post("/settings/plan", data={"plan": "pro"}).status_code == 400
+    db.session.expire_all()
+    assert db.session.get(type(world.ws), world.ws.id).plan == "enterprise"
+    assert owner.post("/settings/plan", data={"plan": "pro", "reason": "budget"}).status_code \
+        in (200, 302)
+    db.session.expire_all()
+    assert db.session.get(type(world.ws), world.ws.id).plan == "pro"
+    assert last_event().detail["reason"] == "budget"
+
+
 def test_python_code_gives_a_reason_with_a_block(world: SimpleNamespace) -> None:
     require_reason(world)
     owner = access_of(world.members["owner"])

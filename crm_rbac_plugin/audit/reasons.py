@@ -12,8 +12,8 @@ segregation-of-duties pairs; role assignments of a member who has joined
 (an invitation's assignments give nothing until it is accepted, and the
 invitee who accepts changes nobody's rights; a membership created with its
 first roles, by a sign-up or an adoption, is joining); deactivating,
-reactivating or removing a member. Creating a workspace, joining it and
-profile edits do not.
+reactivating or removing a member; changing the plan. Creating a
+workspace, joining it and profile edits do not.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ def _counts(session: Session, rbac: RBACProtocol, change: dict[str, Any],
         member = session.get(rbac.models.Membership, values.get("membership_id"),
                              execution_options=BYPASS)
         return member is None or member.status != "pending"
+    if kind == "workspace":  # the plan decides which modules anyone reaches
+        return op == "changed" and "plan" in (change["changed"] or ())
     if kind == "member":
         if op == "deleted":
             return (change["before"] or {}).get("status") != "pending"
