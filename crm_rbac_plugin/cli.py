@@ -15,6 +15,8 @@ from flask.cli import with_appcontext
 from . import adoption, sharing, team, workspaces
 from .alerts.commands import alerts_group
 from .approvals.commands import approvals_group
+from .certification.commands import review_group
+from .context import change_reason
 from .errors import RBACError
 from .loader import BYPASS
 from .notify.commands import notify_group
@@ -49,14 +51,20 @@ def as_member_option(command: F) -> F:
 
 
 @click.group("rbac", help="Inspect and manage access control.")
-def rbac_group() -> None:
-    pass
+@click.option("--reason", default=None, metavar="TEXT",
+              help="The reason of the permission changes this command makes (stored on their "
+                   "audit event; required where the workspace requires one).")
+@click.pass_context
+def rbac_group(ctx: click.Context, reason: str | None) -> None:
+    if reason:
+        ctx.with_resource(change_reason(reason))
 
 
 rbac_group.add_command(security_group)
 rbac_group.add_command(notify_group)
 rbac_group.add_command(approvals_group)
 rbac_group.add_command(alerts_group)
+rbac_group.add_command(review_group)
 
 
 @rbac_group.command("resources")

@@ -167,6 +167,12 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_ALERT_BUSINESS_END_HOUR": 20,
     # Counter rows older than this many days are deleted by ``flask rbac alerts prune``.
     "RBAC_ALERT_COUNTER_DAYS": 2,
+    # -- Reviews and certification (crm_rbac_plugin.certification) --
+    # Days between access reviews of a workspace that has not set its own
+    # schedule; an Owner sets 1 to 3650 on the Access reviews page.
+    "RBAC_REVIEW_INTERVAL_DAYS": 90,
+    # Longest reason accepted for a permission change, in characters.
+    "RBAC_CHANGE_REASON_MAX": 500,
 }
 
 

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
+from flask import has_request_context, request
+
 from .policy import Access
 
 
@@ -74,3 +76,39 @@ def override(value: _System | Access | None) -> Iterator[None]:
         yield
     finally:
         _override.reset(token)
+
+
+# -- the reason for a permission change ---------------------------------------------------
+#
+# A permission change may carry a written reason, stored on its audit event
+# (``detail.reason``), and a workspace may require one. The reason reaches the
+# audit writer without passing through every service: code sets it with
+# ``with change_reason("..."):`` (the CLI's ``--reason``, a certification
+# revoke), and inside a request a ``reason`` form field, query argument or
+# JSON key is read when no code set one.
+
+_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar("rbac_reason", default=None)
+
+
+@contextmanager
+def change_reason(text: str | None) -> Iterator[None]:
+    """Give the permission changes committed inside the block ``text`` as their reason."""
+    token = _reason.set((text or "").strip() or None)
+    try:
+        yield
+    finally:
+        _reason.reset(token)
+
+
+def current_reason() -> str | None:
+    """The reason in force: the one set by :func:`change_reason`, else the request's ``reason``."""
+    value = _reason.get()
+    if value is not None:
+        return value
+    if not has_request_context():
+        return None
+    raw = request.values.get("reason")
+    if raw is None and request.is_json:
+        body = request.get_json(silent=True)
+        raw = body.get("reason") if isinstance(body, dict) else None
+    return raw.strip() or None if isinstance(raw, str) else None

@@ -25,9 +25,13 @@ from crm_app.extensions import db, mail
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import tokens, workspaces
 from crm_rbac_plugin.audit import AuditImmutable, purge_before
+from crm_rbac_plugin.certification import runs
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.oversight import history
-from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.rbac_helpers import (
+    custom_role,
+    fast_passwords,  # noqa: F401  (autouse fixture)
+)
 from tests.test_api import Api
 from tests.test_settings_ui import matrix_values, role, role_named
 from tests.test_team import invite, link_token
@@ -68,7 +72,15 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            # alert_settings.changed (a time zone is no permission)
                            "rbac_settings.acknowledge_alert", "rbac_settings.resolve_alert",
                            "rbac_settings.alert_settings", "rbac_api.acknowledge_alert",
-                           "rbac_api.resolve_alert", "rbac_api.update_alert_settings"}
+                           "rbac_api.resolve_alert", "rbac_api.update_alert_settings",
+                           # access reviews: the schedule, starting and completing a run
+                           # change nobody's access (audited as review_schedule.changed and
+                           # certification.*); a run's decisions are driven below
+                           "rbac_settings.review_schedule", "rbac_api.update_review_schedule",
+                           "rbac_settings.start_review_run", "rbac_api.start_review_run",
+                           "rbac_settings.complete_review_run",
+                           "rbac_api.complete_review_run"}
+
 
 def events(**where: Any) -> list[Any]:
     A = rbac.models.AuditEvent
@@ -293,6 +305,26 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
     def review_sign_off() -> Any:
         return client.post(f"/settings/access-review/members/{member_m}/sign-off")
 
+    # A certification run's decisions: a keep (a sign-off) on the page, a revoke in the API.
+    def start_run() -> None:
+        # The Manager keeps a role once the run's revoke takes the one granting deals.
+        tasks_only = custom_role(world, "Tasks only", [("tasks", "view", "own")])
+        workspaces.assign_role(rbac, world.members["manager"], tasks_only)
+        db.session.commit()
+        run = runs.start_run(rbac, rbac.access_for(world.members["owner"]), "deals")
+        db.session.commit()
+        ids["run"] = run.id
+        ids["items"] = {i.membership_id: i.id for i in run.items}
+
+    def decide_keep() -> Any:
+        return client.post(f"/settings/reviews/runs/{ids['run']}/decide", data={
+            "item_id": ids["items"][world.members["admin"].id], "decision": "keep"})
+
+    def api_decide_revoke() -> Any:
+        return api.post(f"/reviews/runs/{ids['run']}/decisions", {
+            "item_id": ids["items"][world.members["manager"].id], "decision": "revoke",
+            "reason": "audit test"})
+
     both = ("ws", "ws2")
     return [
         Step("rbac_settings.new_role", new_role), Step("rbac_settings.edit_role", edit_role),
@@ -326,6 +358,8 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
         Step("rbac_oversight.review_deactivate", review_deactivate),
         Step("rbac_oversight.review_remove_role", review_remove_role, prepare=second_role),
         Step("rbac_oversight.review_sign_off", review_sign_off),
+        Step("rbac_settings.decide_review_item", decide_keep, prepare=start_run),
+        Step("rbac_api.decide_review_item", api_decide_revoke),
     ]
 
 

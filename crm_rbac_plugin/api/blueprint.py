@@ -104,12 +104,16 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-#: A key every write accepts: the reason an operation that waits for approval
-#: records on its request (:mod:`..approvals`).
+#: A key every write accepts: the reason of the change, stored on its audit event
+#: (read by :func:`..context.current_reason`; a workspace may require it) and on
+#: the approval request when the operation waits for approval (:mod:`..approvals`).
 REASON_KEY = "reason"
 
 
 def check_keys(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    """Refuse a key outside ``allowed`` (and ``reason``), and a reason that is not text."""
+    if REASON_KEY in body and not isinstance(body[REASON_KEY], str):
+        raise bad("reason must be text", REASON_KEY)
     unknown = sorted(set(body) - allowed - {REASON_KEY})
     if unknown:
         raise bad(f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",

@@ -39,7 +39,18 @@ from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..identity import request_state, signed_in_user
 from ..proxies import current_rbac
-from . import alerts, approvals, members, notifications, records, roles, security, sharing
+from . import (
+    alerts,
+    approvals,
+    members,
+    notifications,
+    openapi_reviews,
+    records,
+    reviews,
+    roles,
+    security,
+    sharing,
+)
 from .blueprint import ApiError, bp
 from .openapi import openapi_document
 from .openapi_alerts import with_alerts
@@ -48,7 +59,8 @@ from .openapi_notify import with_notifications
 
 #: The modules whose endpoints make up the API, all on :data:`.blueprint.bp`:
 #: importing them here registers their routes before the blueprint is mounted.
-ROUTE_MODULES = (roles, members, sharing, records, security, notifications, approvals, alerts)
+ROUTE_MODULES = (roles, members, sharing, records, security, notifications, approvals, alerts,
+                 reviews)
 
 #: Methods that change state: refused without a CSRF token on session requests.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -188,7 +200,9 @@ def _authenticate() -> None:
 def openapi() -> ResponseReturnValue:
     """The OpenAPI 3.1 description of this API (public: it holds no data)."""
     prefix = setting("RBAC_API_URL_PREFIX")
-    return jsonify(with_alerts(add_approvals(with_notifications(
-        openapi_document(request.script_root + prefix)))))
+    document = openapi_document(request.script_root + prefix)
+    for extend in (with_notifications, add_approvals, with_alerts, openapi_reviews.extend):
+        document = extend(document)
+    return jsonify(document)
 
 

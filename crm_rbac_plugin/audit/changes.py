@@ -30,6 +30,7 @@ from .events import (
     jsonable,
     snapshot,
 )
+from .reasons import reason_for
 from .sentences import SECURITY_EVENTS
 
 if TYPE_CHECKING:
@@ -213,13 +214,18 @@ def _before_commit(rbac: RBACProtocol, session: Session) -> None:
     if not pending:
         return
     completing: list[Any] = []
-    for ws, changes in _changes_by_workspace(rbac, session, pending).items():
-        described = _described_event(explicit, ws)
+    by_ws = _changes_by_workspace(rbac, session, pending)
+    # Every workspace's reason rule is checked before any event is written.
+    described_by = {ws: _described_event(explicit, ws) for ws in by_ws}
+    reasons = {ws: reason_for(session, rbac, ws, changes, described_by[ws])
+               for ws, changes in by_ws.items()}
+    for ws, changes in by_ws.items():
+        described = described_by[ws]
         if described is not None:
-            _complete_described(described, changes)
+            _complete_described(described, changes, reasons[ws])
             completing.append(described)
             continue
-        session.add(_summary_event(rbac, ws, changes))
+        session.add(_summary_event(rbac, ws, changes, reasons[ws]))
     if completing:
         session.info[COMPLETING_KEY] = completing
 
@@ -268,15 +274,19 @@ def _described_event(explicit: list[Any], ws: int | None) -> Any:
                  and not e.action.startswith(("shared.", "approval."))), None)
 
 
-def _complete_described(described: Any, changes: list[dict[str, Any]]) -> None:
-    """Add the changes seen at flush to an event the code described (who-could replays them)."""
+def _complete_described(described: Any, changes: list[dict[str, Any]],
+                        reason: str | None = None) -> None:
+    """Add the changes seen at flush (who-could replays them) and the change's reason
+    to an event the code described."""
     summary = [{k: c[k] for k in ("kind", "key", "op", "action", "resource", "target",
                                   "changed", "before", "after")} for c in changes]
-    described.detail = {**(described.detail or {}), "changes": summary}
+    described.detail = {**(described.detail or {}), "changes": summary,
+                        **({"reason": reason} if reason else {})}
     described.resource = described.resource or changes[0]["resource"]
 
 
-def _summary_event(rbac: RBACProtocol, ws: int | None, changes: list[dict[str, Any]]) -> Any:
+def _summary_event(rbac: RBACProtocol, ws: int | None, changes: list[dict[str, Any]],
+                   reason: str | None = None) -> Any:
     """One event for a workspace's changes, named by the most significant (:data:`PRIORITY`)."""
     ranked = sorted(changes, key=lambda c: (PRIORITY.index(c["action"])
                                             if c["action"] in PRIORITY else len(PRIORITY)))
@@ -290,7 +300,7 @@ def _summary_event(rbac: RBACProtocol, ws: int | None, changes: list[dict[str, A
         after={c["target"]: c["after"] for c in changes if c["after"] is not None} or None,
         detail={"changes": [{k: c[k] for k in ("kind", "key", "op", "action", "resource",
                                                "target", "changed")}
-                            for c in changes]},
+                            for c in changes], **({"reason": reason} if reason else {})},
         ip=client_ip())
 
 

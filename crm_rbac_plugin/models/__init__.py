@@ -10,7 +10,8 @@ workspaces, roles, memberships and sharing tables, :mod:`.trail` the audit
 trail and invitations, :mod:`.security` the account protection (security
 policies, MFA, sessions, sign-in throttling), :mod:`.notify` the
 notification outbox and preferences, :mod:`.approvals` the approval
-workflows, :mod:`.alerts` the anomaly alerts.
+workflows, :mod:`.alerts` the anomaly alerts, :mod:`.certification` the access
+reviews and certification runs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .base import (
     user_pk_of,
     utcnow,
 )
+from .certification import define_certification_models
 from .notify import MAIL_STATES, define_notify_models
 from .security import MFA_POLICIES, define_security_models
 from .tenancy import (
@@ -77,4 +79,5 @@ def define_models(db: Any, user_model: type) -> Models:
                   *define_security_models(db, user_model, Workspace),
                   *define_notify_models(db),
                   *define_approval_models(db, Membership),
-                  *define_alert_models(db, Membership))
+                  *define_alert_models(db, Membership),
+                  *define_certification_models(db, Workspace))

@@ -66,6 +66,10 @@ class Models:
     Alert: Any
     AlertCounter: Any
     AlertSeenAddress: Any
+    # Access reviews (see :mod:`.certification`).
+    ReviewSchedule: Any
+    CertificationRun: Any
+    CertificationItem: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""

@@ -32,6 +32,7 @@ from . import (  # noqa: F401  (pages on the same blueprint)
     approval_views,
     mfa_views,
     notification_views,
+    review_views,
     role_overview_views,
     role_views,
     security_views,
@@ -55,6 +56,7 @@ def register(app: Flask) -> None:
     notification_views.add_tabs(app)
     approval_views.add_tabs(app)
     alert_views.add_tabs(app)
+    review_views.add_tabs(app)
 
 
 def _add_tabs(app: Flask) -> None:

@@ -29,6 +29,7 @@ from crm_app import create_app
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, gate, roles, sharing, team, workspaces
+from crm_rbac_plugin.certification import runs as certification_runs
 
 from .conftest import Browse, Watch, serve_live
 
@@ -137,6 +138,7 @@ def seed_extra(w: SimpleNamespace) -> dict[str, Any]:
                                              permissions=["clients.view"])
         viewer = workspaces.role_by_key(rbac, w.ws, "viewer")
         _, token = team.invite(rbac, owner, "invited@example.test", [viewer], send=False)
+        run = certification_runs.start_run(rbac, owner, "deals")
         db.session.commit()
         # A pending approval request of the Owner's: a plan change the policy names.
         approvals.save(rbac, owner, {"operations": {"plan": True}})
@@ -155,7 +157,7 @@ def seed_extra(w: SimpleNamespace) -> dict[str, Any]:
     values.update(membership=w.members["member"].id, role=custom.id, agreement=agreement.id,
                   builtin_role=viewer.id, token=token,
                   department=w.departments["sales"].id, audit_event=audit_event,
-                  approval_request=approval_request)
+                  approval_request=approval_request, run=run.id)
     return values
 
 
@@ -164,7 +166,8 @@ def path_of(visit: Visit, rules: dict[str, Rule], values: dict[str, Any]) -> str
     blueprint = visit.endpoint.split(".")[0]
     fill = {"id": values.get(blueprint), "membership_id": values["membership"],
             "role_id": values["role"], "agreement_id": values["agreement"],
-            "token": values["token"], "request_id": values["approval_request"]}
+            "token": values["token"], "request_id": values["approval_request"],
+            "run_id": values["run"]}
     rule = rules[visit.endpoint]
     built = rule.build({name: fill[name] for name in visit.arguments}, append_unknown=False)
     assert built is not None, visit

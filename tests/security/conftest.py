@@ -43,6 +43,7 @@ from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import Access, approvals, gate, roles, sharing, team, tokens, workspaces
+from crm_rbac_plugin.certification import runs as certification_runs
 from crm_rbac_plugin.notify import queue as notify_queue
 from tests.conftest import app_with_tables, build_world
 from tests.rbac_helpers import custom_role, world_records
@@ -143,6 +144,7 @@ def build_security_world() -> SimpleNamespace:
     db.session.commit()
     add_agreements(w)
     add_approval_requests(w)
+    add_certification_runs(w)
     w.tokens, w.tokens_by_membership = {}, {}
     w.user_workspaces = {key: [] for key in w.users}
     active = list(db.session.scalars(sa.select(m.Membership).where(
@@ -182,6 +184,11 @@ def add_notifications(w: SimpleNamespace, memberships: list[Any]) -> None:
             link="/settings/profile")
         db.session.flush()
         w.notifications_by_membership[membership.id] = row.id
+def add_certification_runs(w: SimpleNamespace) -> None:
+    """An open certification run in each of the two workspaces, started by its Owner."""
+    w.certification_runs = {}
+    for ws, owner in ((w.ws, w.members["owner"]), (w.ws2, w.ms2["dual"])):
+        w.certification_runs[ws.id] = certification_runs.start_run(rbac, _access(owner), "deals")
     db.session.commit()
 
 
@@ -302,6 +309,9 @@ def index_objects(w: SimpleNamespace) -> None:
         for req in db.session.scalars(sa.select(m.ApprovalRequest)):
             add("approval_request", req.id, req.workspace_id, req.reason,
                 f"approval request #{req.id}")
+        for run in db.session.scalars(sa.select(rbac.models.CertificationRun)):
+            add("certification_run", run.id, run.workspace_id, None,
+                f"certification run #{run.id}")
         for ev in db.session.scalars(sa.select(rbac.models.AuditEvent)):
             if ev.workspace_id is not None:
                 add("audit_event", ev.id, ev.workspace_id,
@@ -335,6 +345,11 @@ def index_objects(w: SimpleNamespace) -> None:
                 "agreement": w.agreements[ws.id].id,
                 "approval_request": w.approval_requests[ws.id],
                 "slug": ws.slug,
+                "certification_run": w.certification_runs[ws.id].id,
+                # An item whose member is not the workspace's Owner (who may decide it).
+                "certification_item": next(
+                    i.id for i in w.certification_runs[ws.id].items
+                    if i.membership_id != owner.id),
             }
         w.targets[ws.id]["invitation_token"] = w.invitations[ws.id][1]
     db.session.rollback()
@@ -412,6 +427,7 @@ ID_ARGUMENTS: dict[str, str] = {
     "agreement_id": "agreement",
     "notification_id": "notification",
     "request_id": "approval_request",
+    "run_id": "certification_run",
 }
 
 #: URL arguments that genuinely name no record, as (endpoint pattern, argument): why.

@@ -244,6 +244,25 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_api.cancel_approval": EndpointRule("owner", json=True),
     "rbac_api.update_approval_policy": EndpointRule(
         "owner", lambda w, ws: {"expiry_hours": 48}, json=True),
+    # -- access reviews and certification --
+    "rbac_settings.review_schedule": EndpointRule(
+        "owner", lambda w, ws: {"interval_days": "30", "require_reason": "y"},
+        why="Owners and Admins read the page; only an Owner saves the schedule"),
+    "rbac_api.update_review_schedule": EndpointRule(
+        "owner", lambda w, ws: {"interval_days": 30, "require_reason": True}, json=True),
+    "rbac_settings.start_review_run": EndpointRule(
+        "roles.manage", lambda w, ws: {"resource": "deals"},
+        why="the page is settings.view; starting a run is a reviewer's (roles.manage)"),
+    "rbac_api.start_review_run": EndpointRule(
+        "roles.manage", lambda w, ws: {"resource": "deals"}, json=True),
+    "rbac_settings.decide_review_item": EndpointRule(
+        "roles.manage", lambda w, ws: {"item_id": w.targets[ws]["certification_item"],
+                                       "decision": "revoke", "reason": "sweep"}),
+    "rbac_api.decide_review_item": EndpointRule(
+        "roles.manage", lambda w, ws: {"item_id": w.targets[ws]["certification_item"],
+                                       "decision": "revoke", "reason": "sweep"}, json=True),
+    "rbac_settings.complete_review_run": EndpointRule("roles.manage"),
+    "rbac_api.complete_review_run": EndpointRule("roles.manage", json=True),
 }
 
 def _other_slug(w: SimpleNamespace, ws: int) -> str:
