@@ -93,11 +93,10 @@ class Evaluation:
         if bump(self.session, self.m.AlertCounter.__table__, c):
             self.raise_alert(c.rule, c.workspace_id, c.membership_id, c.summary,
                              {**detail, "window_start": c.window_start,
-                              "threshold": c.threshold}, c.window_start)
+                              "threshold": c.threshold})
 
     def raise_alert(self, rule: str, workspace_id: int, membership_id: int | None, summary: str,
-                    detail: dict[str, Any], at: dt.datetime | None = None,
-                    severity: str | None = None) -> Any:
+                    detail: dict[str, Any], severity: str | None = None) -> Any:
         """Add an open alert; the flush writes it and :func:`_announce` sends the signal."""
         who = member_label(self.rbac, self.session, membership_id)
         alert = self.m.Alert(workspace_id=workspace_id, rule=rule,
@@ -208,7 +207,7 @@ def _sign_in(ctx: Evaluation, ev: Any, limits: Thresholds) -> None:
     ctx.raise_alert("new_address", ev.workspace_id, member,
                     f"signed in from {ip}, not seen for them in the last "
                     f"{limits.new_address_days} days",
-                    {"ip": ip, "previously_seen_at": previous, "action": ev.action}, at)
+                    {"ip": ip, "previously_seen_at": previous, "action": ev.action})
 
 
 # -- privilege increases ---------------------------------------------------------------------
