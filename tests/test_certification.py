@@ -205,7 +205,8 @@ def test_a_run_lists_privileged_members_and_a_resources_viewers(world: SimpleNam
     assert "privileged" in listed[world.members["owner"].id]
     assert "privileged" in listed[world.members["admin"].id]
     assert listed[world.members["member"].id] == "resource"
-    assert world.members["dual"].id not in listed or "resource" in listed[world.members["dual"].id]
+    assert listed[world.members["dual"].id] == "resource"  # a Viewer sees deals
+    assert world.members["client_success"].id not in listed  # no access to deals
     assert run.started_by_membership_id == world.members["admin"].id and run.status == "open"
 
 
@@ -231,11 +232,13 @@ def test_keep_and_revoke_through_the_role_service(world: SimpleNamespace) -> Non
     assert any(c["action"] == "assignment.removed" for c in event.detail["changes"])
 
 
-def test_a_revoke_the_service_refuses_is_reported_on_the_item(world: SimpleNamespace) -> None:
+def test_a_revoke_of_the_last_owner_is_refused_and_reported(world: SimpleNamespace) -> None:
+    """The workspace's only Owner: its own item is another reviewer's, and an Admin may not
+    take the Owner role away (an Owner reviewing is never the last one: they hold it too).
+    The item records the role service's refusal; nothing changes."""
     admin = access_of(world.members["admin"])
     run = runs.start_run(rbac, admin)
     db.session.commit()
-    # An Admin may not take the Owner role away: refused, shown, nothing changed.
     item = runs.decide(rbac, admin, item_of(run, world.members["owner"]), "revoke")
     db.session.commit()
     assert item.outcome.startswith("refused: ") and "Owner" in item.outcome

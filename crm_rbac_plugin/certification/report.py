@@ -90,7 +90,7 @@ def changes_section(rbac: RBACProtocol, run: Any) -> Section:
     names = load_names(rbac, run.workspace_id, events)
     return Section("changes", "Permission changes during the run",
                    ["When", "Event", "What happened", "Reason"],
-                   [[_when(ev.at), ev.action, sentence_text(describe(names, ev)),
+                   [[_when(ev.at), ev.action, sentence_text(describe(names, ev)) or ev.target,
                      (ev.detail or {}).get("reason", "")] for ev in events],
                    empty="No permission changed while the run was open.")
 

@@ -26,6 +26,7 @@ from crm_app.extensions import db
 from crm_app.models import Client, Deal, Lead, Note, Task, User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import csvsafe, workspaces
+from crm_rbac_plugin.certification import runs as certification_runs
 from crm_rbac_plugin.csvsafe import FORMULA_STARTS
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 
@@ -38,8 +39,9 @@ ARGUMENTS = {"export_type": "csv"}
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
-def seed_formulas(world: SimpleNamespace) -> None:
-    """Records of every CRM model whose text columns all start with a formula character."""
+def seed_formulas(world: SimpleNamespace) -> int:
+    """Records of every CRM model whose text columns all start with a formula character,
+    and a certification run listing their owner; return the run's id."""
     with rbac.system():
         evil = User(email="=evil@example.test", name="=Evil", password_hash="x")
         db.session.add(evil)
@@ -60,17 +62,23 @@ def seed_formulas(world: SimpleNamespace) -> None:
         rbac.audit("note", workspace_id=world.ws.id, resource="leads",
                    target='=HYPERLINK("http://evil.example")', before={"x": "-1"})
         db.session.commit()
+    # A certification run listing =Evil (who may view deals), for its report's CSV.
+    owner = rbac.access_for(world.members["owner"])
+    with rbac.as_member(owner):
+        run_id = certification_runs.start_run(rbac, owner, "deals").id
+        db.session.commit()
+    return int(run_id)
 
 
-def csv_routes(app: Flask, client: Any) -> dict[str, str]:
+def csv_routes(app: Flask, client: Any, arguments: dict[str, Any]) -> dict[str, str]:
     """Request every argument-free (or fillable) GET route; keep the CSV answers by path."""
     found: dict[str, str] = {}
     for rule in app.url_map.iter_rules():
         if "GET" not in (rule.methods or ()) or rule.endpoint.endswith("static"):
             continue
-        if not set(rule.arguments) <= set(ARGUMENTS):
+        if not set(rule.arguments) <= set(arguments):
             continue
-        path = rule.build({k: ARGUMENTS[k] for k in rule.arguments}, append_unknown=False)[1]
+        path = rule.build({k: arguments[k] for k in rule.arguments}, append_unknown=False)[1]
         response = client.get(path)
         if response.mimetype == "text/csv":
             assert response.status_code == 200, path
@@ -94,15 +102,16 @@ def neutralised(text: str) -> int:
 
 def test_no_csv_cell_runs_as_a_formula(app: Flask, world: SimpleNamespace,
                                        login: Any) -> None:
-    seed_formulas(world)
+    run_id = seed_formulas(world)
     owner = login(world.users["owner"], world.ws)
-    found = csv_routes(app, owner)
+    found = csv_routes(app, owner, {**ARGUMENTS, "run_id": run_id})
     # The sweep reaches the demo's exports, Flask-Admin's and the audit trail's.
     assert {p for p in found if p.endswith("/export.csv")} >= {
         f"/{r}/export.csv" for r in ("leads", "deals", "clients", "tasks")}
     assert {p for p in found if p.startswith("/admin/")} >= {
         f"/admin/{r}/export/csv/" for r in ("leads", "deals", "clients", "tasks")}
     assert any(p.endswith("/audit.csv") for p in found)
+    assert any(p.endswith("/report.csv") for p in found)
     for path, text in found.items():
         assert unescaped(text) == [], path
         assert neutralised(text) > 0, path
