@@ -385,7 +385,31 @@ def test_report_csv_neutralises_formulas(world: SimpleNamespace) -> None:
         assert not cell.startswith(("=", "+", "-", "@")), cell
     assert any("HYPERLINK" in c for c in cells) and any("calc" in c for c in cells)
     titles = [s.title for s in report.build(rbac, run)]
-    assert titles[1:] == ["Members and decisions", "Permission changes during the run"]
+    assert titles[1:] == ["Members and decisions", "Permission changes during the run",
+                          "Open alerts"]
+
+
+def test_report_lists_the_workspaces_unresolved_alerts(world: SimpleNamespace) -> None:
+    """Open and acknowledged alerts of the run's workspace; not resolved ones, not others'."""
+    A = rbac.models.Alert
+
+    def alert(ws: int, status: str, summary: str) -> None:
+        db.session.add(A(workspace_id=ws, rule="refusals", severity="medium", status=status,
+                         summary=summary))
+    alert(world.ws.id, "open", "=1+1 refusals by Member")
+    alert(world.ws.id, "acknowledged", "Export volume by Manager")
+    alert(world.ws.id, "resolved", "Mass deletion, settled")
+    alert(world.ws2.id, "open", "Another workspace's alert")
+    owner = access_of(world.members["owner"])
+    run = runs.start_run(rbac, owner, "deals")
+    db.session.commit()
+    section = report.build(rbac, run)[-1]
+    assert section.key == "alerts"
+    assert sorted(row[4] for row in section.rows) == ["=1+1 refusals by Member",
+                                                      "Export volume by Manager"]
+    cells = [c for row in csv.reader(io.StringIO(report.to_csv([section]))) for c in row]
+    assert any("=1+1 refusals" in c for c in cells)
+    assert not any(c.startswith("=") for c in cells)
 
 
 # -- the CLI ---------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ A report is a list of :class:`Section` s, each built by one function of
 :data:`SECTIONS` from the run: the run itself, its items and decisions, and
 the permission changes made while it was open (every audit event of the
 workspace between its start and its completion that changed permissions
-or belongs to the run). A further section (open alerts, say) is one more
-function appended to :data:`SECTIONS`; the CSV and the page render every
-section the same way.
+or belongs to the run), and the workspace's alerts not yet resolved. A
+further section is one more function appended to :data:`SECTIONS`; the
+CSV and the page render every section the same way.
 
 The CSV writes each section as a title row, a header row and its rows,
 with a blank row between sections; every cell goes through
@@ -95,9 +95,23 @@ def changes_section(rbac: RBACProtocol, run: Any) -> Section:
                    empty="No permission changed while the run was open.")
 
 
+def alerts_section(rbac: RBACProtocol, run: Any) -> Section:
+    """The workspace's alerts still open or acknowledged when the report is read: what
+    a reviewer signs off beside the run (resolved ones are on the Alerts page)."""
+    A = rbac.models.Alert
+    alerts = rbac.db.session.scalars(sa.select(A).where(
+        A.workspace_id == run.workspace_id, A.status != "resolved")
+        .order_by(A.created_at, A.id)).all()
+    return Section("alerts", "Open alerts",
+                   ["Raised", "Rule", "Severity", "Status", "What happened"],
+                   [[_when(a.created_at), a.rule, a.severity, a.status, a.summary]
+                    for a in alerts],
+                   empty="No alert is open.")
+
+
 #: The report's sections, in order. Each takes ``(rbac, run)`` and returns a Section.
 SECTIONS: tuple[Callable[[Any, Any], Section], ...] = (run_section, items_section,
-                                                       changes_section)
+                                                       changes_section, alerts_section)
 
 
 def build(rbac: RBACProtocol, run: Any) -> list[Section]:
