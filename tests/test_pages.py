@@ -34,7 +34,8 @@ def test_each_blueprint_adds_its_tabs_in_order(app: Flask) -> None:
         "rbac_settings.conflicts", "rbac_settings.plan", "rbac_settings.departments",
         "rbac_settings.sharing", "rbac_oversight.audit_page", "rbac_oversight.who_could",
         "rbac_oversight.explain_page", "rbac_oversight.access_review",
-        "rbac_settings.security", "rbac_settings.profile", "rbac_settings.mfa", "rbac_settings.tokens"]
+        "rbac_settings.security", "rbac_settings.profile", "rbac_settings.notifications",
+        "rbac_settings.mfa", "rbac_settings.tokens"]
 
 
 def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNamespace,
@@ -45,7 +46,7 @@ def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNames
         "Roles", "Overview", "Compare roles", "Members", "Segregation of duties", "Plan",
         "Departments",
         "Sharing", "Audit trail", "Who could", "Explain", "Access review", "Security", "Profile",
-        "Two-factor authentication", "API tokens"]
+        "Notifications", "Two-factor authentication", "API tokens"]
     assert [label for label, _, current in tabs if current] == ["Roles"]
     assert [label for label, _, current in tabs_on(owner, "/settings/audit") if current] == [
         "Audit trail"]
@@ -62,4 +63,4 @@ def test_a_host_tab_shows_by_its_order_to_members_who_may_see_it(
                                                "/settings/profile")]
     assert "Host page" not in viewer
     assert "Plan" not in viewer and "Audit trail" not in viewer
-    assert viewer[-3:] == ["Profile", "Two-factor authentication", "API tokens"]
+    assert viewer[-4:] == ["Profile", "Notifications", "Two-factor authentication", "API tokens"]
