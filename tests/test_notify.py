@@ -312,3 +312,24 @@ def test_expiring_assignments_are_told_once(app: Flask, world: SimpleNamespace) 
     # Thirty days out is told once it comes within the window.
     assert expiry.scan_expiring(rbac, now=utcnow() + dt.timedelta(days=25)) == 1
     assert expiry.scan_expiring(rbac, now=utcnow() + dt.timedelta(days=25)) == 0
+
+
+def test_two_workers_never_send_one_mail_twice(app: Flask, world: SimpleNamespace,
+                                               backend: str) -> None:
+    """On PostgreSQL a row another worker holds is skipped (FOR UPDATE SKIP LOCKED)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises writers: there is no second worker to race")
+    assignments.assign_role(rbac, rbac.access_for(world.members["owner"]),
+                            world.members["viewer"], role(world, "finance"))
+    db.session.commit()
+    [row] = rows()
+    table = rbac.models.Notification.__table__
+    with db.engine.connect() as other:  # the other worker, mid-send
+        other.execute(sa.select(table.c.id).where(table.c.id == row.id).with_for_update())
+        with mail.record_messages() as outbox:
+            assert delivery.send_due(rbac).sent == 0
+        assert outbox == []
+        other.rollback()
+    with mail.record_messages() as outbox:
+        assert delivery.send_due(rbac).sent == 1
+    assert len(outbox) == 1
