@@ -18,7 +18,7 @@ from crm_app.extensions import db, mail
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import tokens
 from crm_rbac_plugin.models import utcnow
-from crm_rbac_plugin.notify import queue
+from crm_rbac_plugin.notify import inbox, queue
 from tests.test_api import Api
 
 PAGE = "/settings/account/notifications"
@@ -249,3 +249,16 @@ def test_viewing_as_a_member_never_shows_their_notifications(
     assert page.status_code == 200
     assert "For the admin." in page.text and "Only for member." not in page.text
     assert bell_count(admin.get("/").text) == 1
+
+
+def test_the_bell_count_stops_at_its_cap(app: Flask, world: SimpleNamespace, login: Any) -> None:
+    member = world.members["member"]
+    N = rbac.models.Notification
+    db.session.execute(sa.insert(N), [
+        {"workspace_id": member.workspace_id, "membership_id": member.id, "category": "roles",
+         "event": "bulk", "summary": f"Bulk {i}", "link": "", "created_at": utcnow(),
+         "mail_state": "skipped", "attempts": 0} for i in range(inbox.UNREAD_CAP + 5)])
+    db.session.commit()
+    page = login(world.users["member"], world.ws).get(PAGE).text
+    assert bell_count(page) == inbox.UNREAD_CAP
+    assert f"data-rbac-bell-count>{inbox.UNREAD_CAP}</span>+" in page
