@@ -198,7 +198,9 @@ def test_api_lists_and_marks_only_own_rows(app: Flask, world: SimpleNamespace, a
     marked = member.post(f"/notifications/{mine.id}/read")
     assert marked.status_code == 200 and marked.json["read"] is True
     assert member.get("/notifications?unread=1").json["notifications"] == []
-    assert member.get("/notifications?before=x").status_code == 400
+    for before in ("x", "9" * 30, "١٢"):
+        refused = member.get(f"/notifications?before={before}")
+        assert refused.status_code == 400 and refused.json["field"] == "before"
     notify(world, "member", "Again.")
     assert member.post("/notifications/read-all").json["marked"] == 1
     db.session.refresh(theirs)
