@@ -169,10 +169,18 @@ def test_each_channel_is_honoured(app: Flask, world: SimpleNamespace) -> None:
         counts = delivery.send_digests(rbac)
     assert counts.sent == 1 and [m.recipients for m in outbox] == [["client_success@example.test"]]
     assert outbox[0].body.count("You were given the role") == 2
-    assert {r.mail_state for r in rows(membership_id=world.members["client_success"].id)} == {"sent"}
+    assert {r.mail_state for r in rows(membership_id=world.members["client_success"].id)} == {
+        "digested"}
     with mail.record_messages() as outbox:
         assert delivery.send_digests(rbac).sent == 0
     assert outbox == []
+    # At most one digest a day, however often the worker runs with --digest.
+    assignments.assign_role(rbac, owner, world.members["client_success"], role(world, "viewer"))
+    db.session.commit()
+    with mail.record_messages() as outbox:
+        assert delivery.send_digests(rbac).sent == 0
+        assert delivery.send_digests(rbac, now=utcnow() + dt.timedelta(days=1)).sent == 1
+    assert len(outbox) == 1 and "Viewer" in outbox[0].body and "Finance" not in outbox[0].body
 
 
 def test_old_notify_email_switch_still_means_no_mail(app: Flask, world: SimpleNamespace) -> None:
@@ -312,3 +320,24 @@ def test_expiring_assignments_are_told_once(app: Flask, world: SimpleNamespace) 
     # Thirty days out is told once it comes within the window.
     assert expiry.scan_expiring(rbac, now=utcnow() + dt.timedelta(days=25)) == 1
     assert expiry.scan_expiring(rbac, now=utcnow() + dt.timedelta(days=25)) == 0
+
+
+def test_two_workers_never_send_one_mail_twice(app: Flask, world: SimpleNamespace,
+                                               backend: str) -> None:
+    """On PostgreSQL a row another worker holds is skipped (FOR UPDATE SKIP LOCKED)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises writers: there is no second worker to race")
+    assignments.assign_role(rbac, rbac.access_for(world.members["owner"]),
+                            world.members["viewer"], role(world, "finance"))
+    db.session.commit()
+    [row] = rows()
+    table = rbac.models.Notification.__table__
+    with db.engine.connect() as other:  # the other worker, mid-send
+        other.execute(sa.select(table.c.id).where(table.c.id == row.id).with_for_update())
+        with mail.record_messages() as outbox:
+            assert delivery.send_due(rbac).sent == 0
+        assert outbox == []
+        other.rollback()
+    with mail.record_messages() as outbox:
+        assert delivery.send_due(rbac).sent == 1
+    assert len(outbox) == 1

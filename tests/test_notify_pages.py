@@ -18,7 +18,7 @@ from crm_app.extensions import db, mail
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import tokens
 from crm_rbac_plugin.models import utcnow
-from crm_rbac_plugin.notify import queue
+from crm_rbac_plugin.notify import inbox, queue
 from tests.test_api import Api
 
 PAGE = "/settings/account/notifications"
@@ -198,7 +198,9 @@ def test_api_lists_and_marks_only_own_rows(app: Flask, world: SimpleNamespace, a
     marked = member.post(f"/notifications/{mine.id}/read")
     assert marked.status_code == 200 and marked.json["read"] is True
     assert member.get("/notifications?unread=1").json["notifications"] == []
-    assert member.get("/notifications?before=x").status_code == 400
+    for before in ("x", "9" * 30, "١٢"):
+        refused = member.get(f"/notifications?before={before}")
+        assert refused.status_code == 400 and refused.json["field"] == "before"
     notify(world, "member", "Again.")
     assert member.post("/notifications/read-all").json["marked"] == 1
     db.session.refresh(theirs)
@@ -249,3 +251,16 @@ def test_viewing_as_a_member_never_shows_their_notifications(
     assert page.status_code == 200
     assert "For the admin." in page.text and "Only for member." not in page.text
     assert bell_count(admin.get("/").text) == 1
+
+
+def test_the_bell_count_stops_at_its_cap(app: Flask, world: SimpleNamespace, login: Any) -> None:
+    member = world.members["member"]
+    N = rbac.models.Notification
+    db.session.execute(sa.insert(N), [
+        {"workspace_id": member.workspace_id, "membership_id": member.id, "category": "roles",
+         "event": "bulk", "summary": f"Bulk {i}", "link": "", "created_at": utcnow(),
+         "mail_state": "skipped", "attempts": 0} for i in range(inbox.UNREAD_CAP + 5)])
+    db.session.commit()
+    page = login(world.users["member"], world.ws).get(PAGE).text
+    assert bell_count(page) == inbox.UNREAD_CAP
+    assert f"data-rbac-bell-count>{inbox.UNREAD_CAP}</span>+" in page

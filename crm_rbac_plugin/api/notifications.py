@@ -17,6 +17,7 @@ from __future__ import annotations
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
+from .. import inputs
 from ..notify import inbox, preferences
 from ..policy import Access
 from ..proxies import current_rbac
@@ -37,7 +38,8 @@ def list_notifications() -> ResponseReturnValue:
     """The caller's notifications, newest first (50 at most per call)."""
     access = own_access()
     before = request.args.get("before")
-    if before is not None and not before.isdigit():
+    if before is not None and not (before.isascii() and before.isdigit()
+                                   and int(before) <= inputs.MAX_ID):
         raise bad("before must be a notification id", "before")
     rows = inbox.list_for(current_rbac, access.membership_id,
                           unread_only=request.args.get("unread") in ("1", "true"),

@@ -6,7 +6,8 @@ transaction of the change it reports, so a rollback leaves neither a row
 nor a mail, and the mail goes out only after the commit (inline after the
 request, or ``flask rbac notify send``). ``mail_state`` says what the mail
 side still owes: ``pending`` (due at ``next_attempt_at``), ``digest``
-(waits for the daily digest), ``sent``, ``failed`` (gave up after the
+(waits for the daily digest), ``sent``, ``digested`` (sent in a digest),
+``failed`` (gave up after the
 maximum attempts) or ``skipped`` (in-app only).
 
 ``rbac_notification_preference`` holds a member's channel per category;
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import fk, ix, pk, uq, utcnow
 
 #: What a notification's mail side owes (see the module docstring).
-MAIL_STATES: tuple[str, ...] = ("pending", "digest", "sent", "failed", "skipped")
+MAIL_STATES: tuple[str, ...] = ("pending", "digest", "sent", "digested", "failed", "skipped")
 
 
 def define_notify_models(db: Any) -> tuple[Any, Any]:

@@ -111,16 +111,33 @@ def send_due(rbac: RBACProtocol, *, ids: Iterable[int] | None = None,
     return counts
 
 
+#: A member gets at most one digest within this time, however often the worker runs.
+DIGEST_EVERY = dt.timedelta(hours=20)
+
+
+def _digested_recently(rbac: RBACProtocol, membership_ids: Iterable[int],
+                       now: dt.datetime) -> set[int]:
+    N = rbac.models.Notification
+    return set(rbac.db.session.scalars(
+        sa.select(N.membership_id).distinct()
+        .where(N.membership_id.in_(list(membership_ids)), N.mail_state == "digested",
+               N.sent_at > now - DIGEST_EVERY), execution_options=BYPASS))
+
+
 def send_digests(rbac: RBACProtocol, *, now: dt.datetime | None = None) -> Counts:
     """Send each member one mail listing their ``digest`` notifications, then commit.
 
-    Meant to run once a day (cron); a failed digest stays for the next run.
+    Run once a day (cron); a member who got a digest within
+    :data:`DIGEST_EVERY` is skipped, so running it more often sends no more
+    than one a day. A failed digest stays for the next run.
     """
     now = now or utcnow()
     counts = Counts()
     by_member: dict[int, list[Any]] = {}
     for row in _due(rbac, "digest", now, None, int(setting("RBAC_NOTIFY_BATCH")) * 20):
         by_member.setdefault(row.membership_id, []).append(row)
+    for membership_id in _digested_recently(rbac, by_member, now):
+        del by_member[membership_id]
     for membership_id, rows in by_member.items():
         membership, address = _recipient(rbac, membership_id)
         try:
@@ -139,7 +156,7 @@ def send_digests(rbac: RBACProtocol, *, now: dt.datetime | None = None) -> Count
                     row.mail_state = "digest"
             continue
         for row in rows:
-            row.mail_state, row.sent_at, row.last_error = "sent", now, None
+            row.mail_state, row.sent_at, row.last_error = "digested", now, None
         counts.sent += 1
     rbac.db.session.commit()
     return counts

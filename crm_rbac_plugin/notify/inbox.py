@@ -43,17 +43,25 @@ def own_access(rbac: RBACProtocol) -> Access | None:
     return access
 
 
+#: The unread count stops at this: a page never counts a longer backlog (the bell shows "999+").
+UNREAD_CAP = 999
+
+
 def unread_count(rbac: RBACProtocol, membership_id: int) -> int:
-    """How many of the member's notifications are unread.
+    """How many of the member's notifications are unread, up to :data:`UNREAD_CAP`.
 
     A Core statement on the session's connection: the table is the plugin's
     own and holds no protected records, so the ORM's per-statement work (the
-    query filter's listeners) would only add to the cost of every page.
+    query filter's listeners) would only add to the cost of every page. The
+    index ``(membership_id, read_at)`` answers it alone, and the cap bounds
+    the entries it reads.
     """
     table = rbac.models.Notification.__table__
+    unread = (sa.select(table.c.id)
+              .where(table.c.membership_id == membership_id, table.c.read_at.is_(None))
+              .limit(UNREAD_CAP).subquery())
     return int(rbac.db.session.connection().execute(
-        sa.select(sa.func.count()).select_from(table)
-        .where(table.c.membership_id == membership_id, table.c.read_at.is_(None))).scalar() or 0)
+        sa.select(sa.func.count()).select_from(unread)).scalar() or 0)
 
 
 def list_for(rbac: RBACProtocol, membership_id: int, *, unread_only: bool = False,

@@ -16,7 +16,7 @@ from werkzeug.routing import BuildError
 
 from . import queue, receivers, sources
 from .delivery import deliver_inline
-from .inbox import own_access, unread_count
+from .inbox import UNREAD_CAP, own_access, unread_count
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -36,7 +36,7 @@ def init_app(rbac: RBACProtocol, app: Flask) -> None:
 
 
 def bell(rbac: RBACProtocol, once: bool = False) -> dict[str, Any] | None:
-    """``{"count", "href"}`` for the signed-in member's bell, or None (nobody, or no page).
+    """``{"count", "capped", "href"}`` for the signed-in member's bell, or None (nobody, or no page).
 
     Counted once per request (memoised on ``g``). ``once=True`` answers None
     after the first such call of the request: the host's header and the
@@ -52,7 +52,8 @@ def bell(rbac: RBACProtocol, once: bool = False) -> dict[str, Any] | None:
     access = own_access(rbac)
     if access is not None:
         try:
-            result = {"count": unread_count(rbac, access.membership_id),  # type: ignore[arg-type]
+            count = unread_count(rbac, access.membership_id)  # type: ignore[arg-type]
+            result = {"count": count, "capped": count >= UNREAD_CAP,
                       "href": url_for("rbac_settings.notifications")}
         except BuildError:  # the settings pages are not mounted
             result = None
