@@ -4,7 +4,10 @@
 ``review_due`` (:mod:`..signals`) each carry ``workspace_id``,
 ``recipients`` (membership ids), ``summary`` and ``link``; they are sent
 inside the transaction of the change, and the receiver adds the rows to the
-app's session (:func:`.queue.enqueue`), so they commit or roll back with it.
+session of the row the signal carries (``request`` or ``alert``; the app's
+session otherwise): refusal alerts are written after the request, in a
+session of their own (:mod:`..audit.refusals`). The rows commit or roll back
+with the change (:func:`.queue.enqueue`).
 A decided approval is not told to the member who decided it: they know.
 """
 
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import object_session
 
 from .. import signals
 from .queue import enqueue
@@ -46,6 +51,8 @@ def receive(rbac: RBACProtocol, category: str, event_name: str | None, sender: A
         acting = kwargs.get("actor")
         if acting is not None and getattr(acting, "membership_id", None) is not None:
             recipients.discard(acting.membership_id)
-    enqueue(rbac.db.session, rbac.models, workspace_id=kwargs["workspace_id"],
+    carried = kwargs.get("alert", kwargs.get("request"))
+    session = (object_session(carried) if carried is not None else None) or rbac.db.session
+    enqueue(session, rbac.models, workspace_id=kwargs["workspace_id"],
             recipients=recipients, category=category, event_name=event_name,
             summary=str(kwargs.get("summary") or event_name), link=str(kwargs.get("link") or ""))
