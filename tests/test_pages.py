@@ -34,7 +34,8 @@ def test_each_blueprint_adds_its_tabs_in_order(app: Flask) -> None:
         "rbac_settings.conflicts", "rbac_settings.plan", "rbac_settings.departments",
         "rbac_settings.sharing", "rbac_oversight.audit_page", "rbac_oversight.who_could",
         "rbac_oversight.explain_page", "rbac_oversight.access_review",
-        "rbac_settings.security", "rbac_settings.profile", "rbac_settings.mfa", "rbac_settings.tokens"]
+        "rbac_settings.security", "rbac_settings.approvals", "rbac_settings.profile",
+        "rbac_settings.mfa", "rbac_settings.tokens"]
 
 
 def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNamespace,
@@ -44,7 +45,8 @@ def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNames
     assert [label for label, _, _ in tabs] == [
         "Roles", "Overview", "Compare roles", "Members", "Segregation of duties", "Plan",
         "Departments",
-        "Sharing", "Audit trail", "Who could", "Explain", "Access review", "Security", "Profile",
+        "Sharing", "Audit trail", "Who could", "Explain", "Access review", "Security",
+        "Approvals", "Profile",
         "Two-factor authentication", "API tokens"]
     assert [label for label, _, current in tabs if current] == ["Roles"]
     assert [label for label, _, current in tabs_on(owner, "/settings/audit") if current] == [
