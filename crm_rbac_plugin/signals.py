@@ -104,7 +104,10 @@ approval_requested = _signals.signal("rbac-approval-requested")
 #: ``outcome`` (``"approved"`` (one of two approvals given), ``"executed"``,
 #: ``"failed"``, ``"rejected"``, ``"expired"`` or ``"cancelled"``), ``actor``
 #: (the deciding :class:`~.policy.Access`, or None for the clock), ``reason``
-#: and the notification arguments (the requester and the approvers).
+#: and the notification arguments (the requester and the approvers). An
+#: executed export is followed by ``"download_ready"``, sent to the requester
+#: alone, whose ``link`` is the single-use download (its token is in no other
+#: message and stored only hashed).
 approval_decided = _signals.signal("rbac-approval-decided")
 
 #: Sent after an alert rule raised an alert. Arguments: ``alert`` (the alert

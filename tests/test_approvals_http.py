@@ -171,3 +171,17 @@ def test_pages_for_whom_they_are(world: SimpleNamespace, login: Any) -> None:
         "approver_permission": "approvals.decide", "expiry_hours": "24"})
     assert saved.status_code == 302
     assert approvals.settings_for(rbac, world.ws.id).operations == {"export": 50}
+
+
+def test_a_cli_change_that_needs_approval_says_so_and_changes_nothing(
+        world: SimpleNamespace, app: Any) -> None:
+    set_policy(world, operations={"security_policy": True})
+    out = app.test_cli_runner().invoke(args=[
+        "rbac", "security", "set", "--workspace", "acme", "--as", "owner@example.test",
+        "idle_minutes_member=60"])
+    assert "Pending approval: request #" in out.output
+    req = latest_request()
+    assert (req.operation, req.status, req.payload) == (
+        "security_policy", "pending", {"changes": {"idle_minutes_member": "60"}})
+    from crm_rbac_plugin.security.policy import policy_for
+    assert policy_for(rbac, world.ws.id).idle_minutes_member == 480

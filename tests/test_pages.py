@@ -32,11 +32,10 @@ def test_each_blueprint_adds_its_tabs_in_order(app: Flask) -> None:
         "rbac_settings.roles", "rbac_settings.role_overview", "rbac_settings.compare",
         "rbac_settings.members",
         "rbac_settings.conflicts", "rbac_settings.plan", "rbac_settings.departments",
-        "rbac_settings.sharing", "rbac_settings.approvals", "rbac_oversight.audit_page",
-        "rbac_oversight.who_could",
+        "rbac_settings.sharing", "rbac_oversight.audit_page", "rbac_oversight.who_could",
         "rbac_oversight.explain_page", "rbac_oversight.access_review",
         "rbac_settings.alerts_page", "rbac_settings.reviews", "rbac_settings.security",
-        "rbac_settings.profile", "rbac_settings.notifications",
+        "rbac_settings.approvals", "rbac_settings.profile", "rbac_settings.notifications",
         "rbac_settings.mfa", "rbac_settings.tokens"]
 
 
@@ -47,9 +46,9 @@ def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNames
     assert [label for label, _, _ in tabs] == [
         "Roles", "Overview", "Compare roles", "Members", "Segregation of duties", "Plan",
         "Departments",
-        "Sharing", "Approvals", "Audit trail", "Who could", "Explain", "Access review", "Alerts",
-        "Certification", "Security", "Profile", "Notifications", "Two-factor authentication",
-        "API tokens"]
+        "Sharing", "Audit trail", "Who could", "Explain", "Access review", "Alerts",
+        "Certification", "Security", "Approvals", "Profile", "Notifications",
+        "Two-factor authentication", "API tokens"]
     assert [label for label, _, current in tabs if current] == ["Roles"]
     assert [label for label, _, current in tabs_on(owner, "/settings/audit") if current] == [
         "Audit trail"]

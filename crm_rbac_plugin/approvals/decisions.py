@@ -147,7 +147,8 @@ def execute(rbac: RBACProtocol, req: Any, approver: Access | None, reason: str) 
     try:
         with session.begin_nested():
             produced = _run(rbac, req)
-    except (RBACError, HTTPException, KeyError, TypeError, ValueError) as exc:
+    except (RBACError, HTTPException, sa.exc.IntegrityError, KeyError, TypeError,
+            ValueError) as exc:
         req.status = "failed"
         req.failure = _failure_text(exc)
         session.flush()

@@ -52,7 +52,7 @@ def _member() -> Access:
 def add_tabs(app: Flask) -> None:
     """The Approvals tab, for every member (each sees only their part)."""
     s = bp.name
-    pages.add_tab(app, f"{s}.approvals", "Approvals", order=75,
+    pages.add_tab(app, f"{s}.approvals", "Approvals", order=125,
                   highlight=[f"{s}.approval", f"{s}.approval_policy"])
 
 

@@ -77,8 +77,21 @@ def upgrade() -> None:
         fk(table, "request_id", "rbac_approval_request.id"),
         fk(table, "membership_id", "rbac_membership.id"), pk(table),
         sa.UniqueConstraint("request_id", "membership_id", name=f"uq_{table}_request_id"))
+    grant_admins()
+
+
+def grant_admins() -> None:
+    """Give the built-in Admin role of existing workspaces what new ones get: approvals.*"""
+    for action in ("view", "decide"):
+        op.execute(sa.text(
+            "INSERT INTO rbac_grant (role_id, resource, action, scope, effect) "
+            "SELECT r.id, 'approvals', :action, 'all', 'allow' FROM rbac_role r "
+            "WHERE r.builtin AND r.key = 'admin' AND NOT EXISTS (SELECT 1 FROM rbac_grant g "
+            "WHERE g.role_id = r.id AND g.resource = 'approvals' AND g.action = :action "
+            "AND g.effect = 'allow')").bindparams(action=action))
 
 
 def downgrade() -> None:
+    op.execute(sa.text("DELETE FROM rbac_grant WHERE resource = 'approvals'"))
     for table in reversed(TABLES):
         op.drop_table(table)
