@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, has_app_context
 
-from .context import SYSTEM, current_override
+from .context import SYSTEM, change_reason, current_override, current_reason
 from .errors import RBACError, RuleConflict
 from .policy import Access
 
@@ -89,8 +89,6 @@ class _Pass:
 
 _approved: contextvars.ContextVar[_Pass | None] = contextvars.ContextVar(
     "rbac_approved_operation", default=None)
-_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "rbac_approval_reason", default=None)
 
 
 def install(app: Any, needs: NeedsFunction, record: RecordFunction) -> None:
@@ -108,19 +106,10 @@ def approved(operation: str, request_id: int) -> Iterator[None]:
         _approved.reset(token)
 
 
-@contextmanager
-def with_reason(reason: str | None) -> Iterator[None]:
-    """Give the reason a request records when the code inside asks for approval (CLI, API)."""
-    token = _reason.set(reason)
-    try:
-        yield
-    finally:
-        _reason.reset(token)
-
-
-def current_reason() -> str | None:
-    """The reason set by :func:`with_reason`, if any."""
-    return _reason.get()
+#: The reason a request records when the code inside asks for approval: the
+#: same reason a permission change stores on its audit event (the CLI's
+#: ``--reason``, a form's or a JSON body's ``reason``).
+with_reason = change_reason
 
 
 def require(rbac: RBACProtocol, actor: Access | None, operation: str, payload: dict[str, Any], *,
@@ -152,4 +141,4 @@ def require(rbac: RBACProtocol, actor: Access | None, operation: str, payload: d
     if refusal is not None:
         raise RuleConflict(refusal[0], field=refusal[1])
     record(rbac, actor, operation, payload, count, summary or OPERATIONS[operation],
-           _reason.get() or "")
+           current_reason() or "")

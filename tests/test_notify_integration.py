@@ -19,7 +19,9 @@ from flask import Flask
 
 from crm_app.extensions import db, mail
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import alerts
+from crm_rbac_plugin import alerts, approvals, gate, roles, workspaces
+from crm_rbac_plugin.certification import schedule
+from crm_rbac_plugin.context import change_reason
 from crm_rbac_plugin.errors import ValidationError
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.notify import delivery, preferences
@@ -68,3 +70,35 @@ def test_a_due_review_mails_owners_and_admins_once(app: Flask, world: SimpleName
         delivery.send_due(rbac)
     assert len(outbox) == 2 and mailed(outbox) == {"owner@example.test", "admin@example.test"}
     assert all("/settings/reviews" in m.body for m in outbox)
+
+
+def test_an_approval_tells_approvers_then_the_requester(app: Flask, world: SimpleNamespace) -> None:
+    """Requested: the approvers hear of it (not the requester). Executed: the requester
+    and the other approvers (not the one who decided). The replayed change carries
+    the requester's reason, which this workspace requires."""
+    owner = access_of(world.members["owner"])
+    approvals.save(rbac, owner, {"operations": {"assign_privileged_role": True}})
+    schedule.save(rbac, owner, require_reason=True)
+    db.session.commit()
+    admin_role = workspaces.role_by_key(rbac, world.ws, "admin")
+    viewer = world.members["viewer"]
+    with pytest.raises(gate.ApprovalPending) as pending, change_reason("covers the audit"):
+        roles.assign_role(rbac, owner, viewer, admin_role)
+    req = db.session.get(rbac.models.ApprovalRequest, pending.value.request_id)
+    assert told("approval.requested") == {world.members["admin"].id}
+    assert approvals.approve(rbac, access_of(world.members["admin"]), req) == "executed"
+    db.session.commit()
+    executed = told("approval.executed")
+    # The requester hears of it, the deciding Admin does not; the viewer, an Admin
+    # (and so an approver) from this very change on, may.
+    assert world.members["owner"].id in executed and world.members["admin"].id not in executed
+    assert executed <= {world.members["owner"].id, viewer.id}
+    A = rbac.models.AuditEvent
+    added = db.session.scalars(sa.select(A).where(A.action == "assignment.added")
+                               .order_by(A.id.desc())).first()
+    assert added.detail["reason"] == "covers the audit"
+    with mail.record_messages() as outbox:
+        delivery.send_due(rbac)
+    for address in ("admin@example.test", "owner@example.test"):
+        assert any(address in m.recipients and "/settings/approvals/" in m.body
+                   for m in outbox), address

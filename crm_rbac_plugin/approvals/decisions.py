@@ -39,6 +39,7 @@ from werkzeug.exceptions import HTTPException
 from .. import gate, signals
 from ..audit import events as audit_events
 from ..config import setting
+from ..context import change_reason
 from ..errors import PermissionDenied, RBACError, RuleConflict, ValidationError
 from ..models import utcnow
 from ..policy import Access
@@ -145,7 +146,9 @@ def execute(rbac: RBACProtocol, req: Any, approver: Access | None, reason: str) 
     _take(rbac, req, "executing")
     session = rbac.db.session
     try:
-        with session.begin_nested():
+        # The change's audit event carries the requester's reason (a workspace
+        # that requires one refuses a change without), else the approver's.
+        with change_reason(req.reason or reason), session.begin_nested():
             produced = _run(rbac, req)
     except (RBACError, HTTPException, sa.exc.IntegrityError, KeyError, TypeError,
             ValueError) as exc:

@@ -10,7 +10,7 @@ from flask import has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from ..context import current_override
+from ..context import current_override, current_reason
 from ..guard import NO_POLICY_EFFECT, _changed_keys, old_state, workspaces_of
 from ..identity import request_state
 from ..loader import BYPASS
@@ -89,7 +89,10 @@ def _before_flush(rbac: RBACProtocol, session: Session) -> None:
             op, before = "changed", snapshot(obj, old_state(obj))
         if who is None:
             who = actor(rbac)
-        pending.append({"obj": obj, "op": op, "before": before, "tx": tx, "actor": who})
+        # The reason in force when the change is flushed: the commit may come
+        # after the block that gave it (an approval's replay, a savepoint).
+        pending.append({"obj": obj, "op": op, "before": before, "tx": tx, "actor": who,
+                        "reason": current_reason()})
 
 
 def _note_shared_writes(rbac: RBACProtocol, session: Session, tx: Any) -> None:
@@ -255,7 +258,7 @@ def _changes_by_workspace(rbac: RBACProtocol, session: Session, pending: list[di
                     "kind": kind, "key": key, "op": op,
                     "action": change_action(kind, op, before, after), "resource": resource,
                     "target": target, "before": before, "after": after, "changed": changed,
-                    "actor": p["actor"]})
+                    "actor": p["actor"], "reason": p.get("reason")})
     return by_ws
 
 

@@ -78,7 +78,7 @@ def reason_for(session: Session, rbac: RBACProtocol, workspace_id: int | None,
     A reason the code wrote on the event it described itself
     (``rbac.audit(..., reason=...)``, as a certification revoke does) counts.
     """
-    reason = current_reason()
+    reason = current_reason() or next((c["reason"] for c in changes if c.get("reason")), None)
     if reason is None and described is not None:
         given = (described.detail or {}).get("reason")
         reason = given.strip() or None if isinstance(given, str) else None
