@@ -9,6 +9,7 @@ fails the test on a console error, a CSP violation or a 5xx.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,8 +66,11 @@ def test_large_export_is_approved_then_downloaded_once(
 
     admin = browse.login("admin@example.test", width=width)
     admin.goto("/")
-    # INTEGRATION: the notification bell (another branch) goes here: expect
-    # admin.locator("[data-rbac-bell-count]") to have text "1" before opening Approvals.
+    # The bell in the header counts the request; its page links to it.
+    bell = admin.locator("[data-rbac-bell]").first
+    expect(bell.locator("[data-rbac-bell-count]")).to_have_text(re.compile(r"^[1-9]"))
+    bell.click()
+    expect(admin.locator("main")).to_contain_text("approval")
     admin.goto("/settings/approvals")
     row = admin.locator("#approvals-to-decide [data-rbac-approval]")
     expect(row).to_have_count(1)
