@@ -18,7 +18,8 @@ It is highlighted on its own endpoint and on its ``highlight`` endpoints
 grouped: ``group="workspace"`` (administration of the workspace) or
 ``group="personal"`` (the member's own pages: profile, API tokens), so the
 layout shows the two apart. ``badge`` is a callable returning a count to
-show beside the label (0 or None shows nothing), such as pending agreements.
+show beside the label (0 or None shows nothing), such as pending agreements;
+``badge_label`` says what it counts ("pending", "unread").
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Tab:
     highlight: tuple[str, ...] = ()
     group: str = "workspace"
     badge: Callable[[], int | None] | None = None
+    badge_label: str = "pending"
 
     def visible(self, access: Access | None) -> bool:
         """Whether the current member (``access``) sees the tab."""
@@ -68,7 +70,8 @@ class Tab:
 def add_tab(app: Flask, endpoint: str, label: str, *, order: int,
             permission: str | None = None, owner: bool = False,
             highlight: Iterable[str] = (), group: str = "workspace",
-            badge: Callable[[], int | None] | None = None) -> Tab:
+            badge: Callable[[], int | None] | None = None,
+            badge_label: str = "pending") -> Tab:
     """Add a tab for ``endpoint`` to the settings layout of ``app``.
 
     Tabs are shown by ``order``, then in the order they were added::
@@ -78,7 +81,8 @@ def add_tab(app: Flask, endpoint: str, label: str, *, order: int,
     """
     if group not in GROUPS:
         raise ValueError(f"add_tab: group must be one of {sorted(GROUPS)}, not {group!r}")
-    tab = Tab(endpoint, label, order, permission, owner, (endpoint, *highlight), group, badge)
+    tab = Tab(endpoint, label, order, permission, owner, (endpoint, *highlight), group, badge,
+              badge_label)
     tabs: list[Tab] = app.extensions.setdefault(TABS_KEY, [])
     tabs.append(tab)
     tabs.sort(key=lambda t: t.order)
@@ -100,7 +104,8 @@ def layout_context() -> dict[str, Any]:
     access = current_rbac.current_access() if signed_in_user() is not None else None
     current = request.endpoint
     nav = [{"endpoint": tab.endpoint, "label": tab.label, "current": current in tab.highlight,
-            "group": tab.group, "badge": tab.badge() if tab.badge else None}
+            "group": tab.group, "badge": tab.badge() if tab.badge else None,
+            "badge_label": tab.badge_label}
            for tab in tabs_of(current_app) if tab.visible(access)]
     groups = [(heading, [item for item in nav if item["group"] == key]) for key, heading in GROUPS.items()]
     return {"settings_nav": nav, "settings_groups": [(h, items) for h, items in groups if items],

@@ -73,7 +73,7 @@ def test_a_run_through_the_api(app: Flask, world: SimpleNamespace) -> None:
     assert done.status_code == 200 and done.json["status"] == "completed"
     assert owner.get("/reviews/schedule").json["last_reviewed_at"] is not None
     sections = admin.get(f"{path}/report").json["sections"]
-    assert [s["key"] for s in sections] == ["run", "items", "changes"]
+    assert [s["key"] for s in sections] == ["run", "items", "changes", "alerts"]
     rows = list(csv.reader(io.StringIO(admin.get(f"{path}/report.csv").text)))
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
     # Another workspace's member sees none of it.

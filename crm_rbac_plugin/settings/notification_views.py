@@ -38,7 +38,7 @@ for _key, _label in preferences.CATEGORIES.items():
 def add_tabs(app: Flask) -> None:
     """The page's tab, under "Your account"."""
     pages.add_tab(app, f"{bp.name}.notifications", "Notifications", order=202, group="personal",
-                  badge=_unread_badge)
+                  badge=_unread_badge, badge_label="unread")
 
 
 def _unread_badge() -> int | None:
