@@ -21,12 +21,13 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
+from ..commandline import member_by_email, workspace_by_slug
 from ..config import setting
 from ..context import SYSTEM, override
 from ..errors import RBACError
 from ..models import utcnow
 from ..proxies import current_rbac
-from ..security.commands import _member, _workspace_id, parse_assignments
+from ..security.commands import parse_assignments
 from . import engine, service, thresholds
 
 
@@ -36,7 +37,7 @@ def alerts_group() -> None:
 
 
 def _as(workspace: str, email: str) -> Any:
-    return current_rbac.access_for(_member(email, _workspace_id(workspace)))
+    return current_rbac.access_for(member_by_email(email, workspace_by_slug(workspace)))
 
 
 def _run(change: Any) -> Any:
@@ -61,7 +62,7 @@ def _run(change: Any) -> Any:
 def list_command(workspace: str, status: str, severity: str) -> None:
     """Print the workspace's alerts, newest first."""
     rbac = current_rbac
-    ws = _workspace_id(workspace)
+    ws = workspace_by_slug(workspace)
     try:
         filters = service.parse_filters(status, severity)
     except RBACError as exc:
@@ -107,7 +108,7 @@ def resolve_command(alert_id: int, workspace: str, as_email: str) -> None:
 @with_appcontext
 def settings_command(workspace: str) -> None:
     """Print the workspace's thresholds, business hours and time zone."""
-    values = thresholds.thresholds_for(current_rbac, _workspace_id(workspace)).as_json()
+    values = thresholds.thresholds_for(current_rbac, workspace_by_slug(workspace)).as_json()
     for name in thresholds.FIELDS:
         value = values[name]
         click.echo(f"{name:26} {','.join(value) if isinstance(value, list) else value}")

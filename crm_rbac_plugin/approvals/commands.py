@@ -21,8 +21,8 @@ import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
+from ..commandline import member_by_email, workspace_by_slug
 from ..errors import RBACError
-from ..loader import BYPASS
 from ..proxies import current_rbac
 from .decisions import approve, expire_due, reject
 from .policy import settings_for
@@ -34,26 +34,6 @@ def approvals_group() -> None:
     """List and decide approval requests."""
 
 
-def _workspace_id(slug: str) -> int:
-    W = current_rbac.models.Workspace
-    ws = current_rbac.db.session.scalar(sa.select(W.id).where(W.slug == slug))
-    if ws is None:
-        raise click.ClickException(f"no workspace {slug!r}")
-    return int(ws)
-
-
-def _access(email: str, workspace_id: int) -> Any:
-    rbac = current_rbac
-    M, U = rbac.models.Membership, rbac.user_model
-    membership = rbac.db.session.scalar(
-        sa.select(M).join(U, M.user).where(M.workspace_id == workspace_id,
-                                           sa.func.lower(U.email) == email.strip().lower()),
-        execution_options=BYPASS)
-    if membership is None:
-        raise click.ClickException(f"{email} is not a member of that workspace")
-    return rbac.access_for(membership)
-
-
 @approvals_group.command("list")
 @click.option("--workspace", required=True, help="The workspace slug.")
 @click.option("--status", default=None, help="Only requests in this status (e.g. pending).")
@@ -61,7 +41,7 @@ def _access(email: str, workspace_id: int) -> Any:
 def list_command(workspace: str, status: str | None) -> None:
     """Print the workspace's requests, newest first."""
     rbac = current_rbac
-    ws = _workspace_id(workspace)
+    ws = workspace_by_slug(workspace)
     if expire_due(rbac, ws):
         rbac.db.session.commit()
     R = rbac.models.ApprovalRequest
@@ -75,8 +55,8 @@ def list_command(workspace: str, status: str | None) -> None:
 
 def _decide(decide: Any, request_id: int, workspace: str, email: str, reason: str) -> None:
     rbac = current_rbac
-    ws = _workspace_id(workspace)
-    access = _access(email, ws)
+    ws = workspace_by_slug(workspace)
+    access = current_rbac.access_for(member_by_email(email, ws))
     req = request_in(rbac, ws, request_id)
     if req is None:
         raise click.ClickException(f"no request #{request_id} in {workspace}")
@@ -118,5 +98,5 @@ def expire_command() -> None:
 @with_appcontext
 def policy_command(workspace: str) -> None:
     """Print the workspace's approval policy as JSON."""
-    click.echo(json.dumps(settings_for(current_rbac, _workspace_id(workspace)).to_json(),
+    click.echo(json.dumps(settings_for(current_rbac, workspace_by_slug(workspace)).to_json(),
                           indent=2, sort_keys=True))

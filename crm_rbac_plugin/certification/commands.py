@@ -21,11 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from flask.cli import with_appcontext
 
+from ..commandline import member_by_email, workspace_by_slug
 from ..errors import RBACError
-from ..loader import BYPASS
 from ..proxies import current_rbac
 from . import report, runs, schedule
 
@@ -33,27 +32,6 @@ from . import report, runs, schedule
 @click.group("review")
 def review_group() -> None:
     """Access reviews: reminders, the schedule and certification runs."""
-
-
-def _workspace_id(slug: str) -> int:
-    W = current_rbac.models.Workspace
-    ws = current_rbac.db.session.scalar(sa.select(W.id).where(W.slug == slug),
-                                        execution_options=BYPASS)
-    if ws is None:
-        raise click.ClickException(f"no workspace {slug!r}")
-    return int(ws)
-
-
-def _member(email: str, workspace_id: int) -> Any:
-    rbac = current_rbac
-    M, U = rbac.models.Membership, rbac.user_model
-    membership = rbac.db.session.scalar(
-        sa.select(M).join(U, M.user).where(M.workspace_id == workspace_id,
-                                           sa.func.lower(U.email) == email.strip().lower()),
-        execution_options=BYPASS)
-    if membership is None:
-        raise click.ClickException(f"{email} is not a member of that workspace")
-    return membership
 
 
 def _commit(access: Any, change: Any) -> Any:
@@ -110,9 +88,9 @@ def schedule_command(workspace: str, as_email: str | None, interval_days: str | 
                      require_reason: bool | None) -> None:
     """Show the workspace's schedule, or change it as an Owner."""
     rbac = current_rbac
-    ws = _workspace_id(workspace)
+    ws = workspace_by_slug(workspace)
     if as_email is not None:
-        access = rbac.access_for(_member(as_email, ws))
+        access = rbac.access_for(member_by_email(as_email, ws))
         changes = _commit(access, lambda: schedule.save(rbac, access, interval_days=interval_days,
                                                 require_reason=require_reason))
         for name, (old, new) in changes.items():
@@ -132,7 +110,7 @@ def schedule_command(workspace: str, as_email: str | None, interval_days: str | 
 def start_command(workspace: str, as_email: str, resource: str) -> None:
     """Start a certification run."""
     rbac = current_rbac
-    access = rbac.access_for(_member(as_email, _workspace_id(workspace)))
+    access = rbac.access_for(member_by_email(as_email, workspace_by_slug(workspace)))
     run = _commit(access, lambda: runs.start_run(rbac, access, resource))
     click.echo(f"Run #{run.id} started with {len(run.items)} item(s).")
 
@@ -144,7 +122,7 @@ def runs_command(workspace: str) -> None:
     """List the workspace's runs, newest first."""
     rbac = current_rbac
     with rbac.system():
-        for run in runs.runs_of(rbac, _workspace_id(workspace)):
+        for run in runs.runs_of(rbac, workspace_by_slug(workspace)):
             decided = sum(i.decision is not None for i in run.items)
             click.echo(f"#{run.id}\t{run.status}\t{run.started_at:%Y-%m-%d}\t"
                        f"{run.started_by_name}\t{decided}/{len(run.items)} decided\t"
@@ -163,9 +141,9 @@ def decide_command(workspace: str, as_email: str, run_id: int, member_email: str
                    decision: str, reason: str) -> None:
     """Mark a listed member keep or revoke (a revoke takes their listed roles away)."""
     rbac = current_rbac
-    ws = _workspace_id(workspace)
-    access = rbac.access_for(_member(as_email, ws))
-    run, member = _run(ws, run_id), _member(member_email, ws)
+    ws = workspace_by_slug(workspace)
+    access = rbac.access_for(member_by_email(as_email, ws))
+    run, member = _run(ws, run_id), member_by_email(member_email, ws)
     item = next((i for i in run.items if i.membership_id == member.id), None)
     if item is None:
         raise click.ClickException(f"{member_email} is not listed in run #{run_id}")
@@ -181,8 +159,8 @@ def decide_command(workspace: str, as_email: str, run_id: int, member_email: str
 def complete_command(workspace: str, as_email: str, run_id: int) -> None:
     """Complete a run whose items are all decided."""
     rbac = current_rbac
-    ws = _workspace_id(workspace)
-    access = rbac.access_for(_member(as_email, ws))
+    ws = workspace_by_slug(workspace)
+    access = rbac.access_for(member_by_email(as_email, ws))
     run = _run(ws, run_id)
     _commit(access, lambda: runs.complete_run(rbac, access, run))
     click.echo(f"Run #{run_id} completed.")
@@ -195,6 +173,6 @@ def complete_command(workspace: str, as_email: str, run_id: int) -> None:
 def report_command(workspace: str, run_id: int) -> None:
     """Print the run's compliance report as CSV."""
     rbac = current_rbac
-    run = _run(_workspace_id(workspace), run_id)
+    run = _run(workspace_by_slug(workspace), run_id)
     with rbac.system():
         click.echo(report.to_csv(report.build(rbac, run)), nl=False)

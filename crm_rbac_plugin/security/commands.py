@@ -21,11 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from flask.cli import with_appcontext
 
+from ..commandline import member_by_email, workspace_by_slug
 from ..errors import RBACError
-from ..loader import BYPASS
 from ..proxies import current_rbac
 from . import editing
 from .mfa import is_enrolled
@@ -35,26 +34,6 @@ from .policy import FIELDS, policy_for
 @click.group("security")
 def security_group() -> None:
     """Show or change a workspace's security policy."""
-
-
-def _workspace_id(slug: str) -> int:
-    W = current_rbac.models.Workspace
-    ws = current_rbac.db.session.scalar(sa.select(W.id).where(W.slug == slug))
-    if ws is None:
-        raise click.ClickException(f"no workspace {slug!r}")
-    return int(ws)
-
-
-def _member(email: str, workspace_id: int) -> Any:
-    rbac = current_rbac
-    M, U = rbac.models.Membership, rbac.user_model
-    membership = rbac.db.session.scalar(
-        sa.select(M).join(U, M.user).where(M.workspace_id == workspace_id,
-                                           sa.func.lower(U.email) == email.strip().lower()),
-        execution_options=BYPASS)
-    if membership is None:
-        raise click.ClickException(f"{email} is not a member of that workspace")
-    return membership
 
 
 def parse_assignments(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -75,7 +54,7 @@ def parse_assignments(pairs: tuple[str, ...]) -> dict[str, Any]:
 @with_appcontext
 def show_command(workspace: str) -> None:
     """Print every field of the workspace's policy."""
-    policy = policy_for(current_rbac, _workspace_id(workspace))
+    policy = policy_for(current_rbac, workspace_by_slug(workspace))
     for name in FIELDS:
         value = getattr(policy, name)
         if name == "ip_allowlist":
@@ -95,7 +74,7 @@ def set_command(workspace: str, as_email: str, assignments: tuple[str, ...]) -> 
     """Change fields of the workspace's policy, as an Owner."""
     rbac = current_rbac
     changes = parse_assignments(assignments)
-    membership = _member(as_email, _workspace_id(workspace))
+    membership = member_by_email(as_email, workspace_by_slug(workspace))
     access = rbac.access_for(membership)
     hook = rbac.hooks.mfa_verified
     enrolled = is_enrolled(rbac, membership.user_id) or (
