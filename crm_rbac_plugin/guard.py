@@ -328,6 +328,26 @@ def _receiving_workspaces(session: Session, models: Any, workspace_id: int) -> l
             execution_options=BYPASS))
 
 
+def bump_for_statement(rbac: RBACProtocol, session: Session, statement: Any) -> None:
+    """Bump every workspace's ``policy_version`` before a statement that writes security
+    policies in bulk (``session.execute(delete(SecurityPolicy)...)``).
+
+    A flush names the workspace of each policy row it writes
+    (:func:`collect_policy_changes`); a bulk statement does not, so every
+    workspace's kept policy (the user loader's ``PolicyCache``) is retired.
+    Rare maintenance code takes this path; raw ``connection.execute()`` and
+    ``text()`` SQL are not seen (see the README's known gaps).
+    """
+    table = getattr(statement, "table", None)  # an ORM statement's is an annotated copy
+    if getattr(table, "name", None) != rbac.models.SecurityPolicy.__table__.name:
+        return
+    W = rbac.models.Workspace.__table__
+    ids = list(session.connection().execute(sa.select(W.c.id)).scalars())
+    session.connection().execute(
+        sa.update(W).values(policy_version=W.c.policy_version + 1))
+    note_uncommitted_policy(session, ids)
+
+
 def bump_policy_versions(rbac: RBACProtocol, session: Session) -> None:
     """Increment ``policy_version`` of the workspaces noted during the flush."""
     changed = session.info.get("rbac_changed")

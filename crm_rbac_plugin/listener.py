@@ -45,6 +45,8 @@ def on_orm_execute(rbac: RBACProtocol, state: ORMExecuteState) -> None:
     primary key with a parameter list, ``from_statement(text(...))``, Core
     statements) are refused outside the system context instead.
     """
+    if not state.is_select:
+        guard.bump_for_statement(rbac, state.session, state.statement)
     if state.execution_options.get("rbac_bypass"):
         return
     if state.is_column_load:

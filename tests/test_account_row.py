@@ -135,3 +135,17 @@ def test_a_rolled_back_policy_is_never_kept(app: Flask, world: SimpleNamespace) 
                                            world.ws.id, policies=policies)
     assert not account.ip_allowlist
     assert policies.get(world.ws.id, row.policy_version) == (False,) + (None,) * 8
+
+
+def test_a_bulk_delete_of_policies_retires_the_kept_ones(app: Flask, world: SimpleNamespace,
+                                                         login) -> None:  # type: ignore[no-untyped-def]
+    """A statement that writes policies in bulk names no workspace: every version moves."""
+    save_policy(rbac, world.ws.id, {"ip_allowlist": "10.9.0.0/16"})
+    db.session.commit()
+    client = login(world.users["member"], world.ws)
+    assert client.get("/leads/").status_code == 403  # the allowlist, now kept
+    P = rbac.models.SecurityPolicy
+    with app.app_context():
+        db.session.execute(sa.delete(P).where(P.workspace_id == world.ws.id))
+        db.session.commit()
+    assert client.get("/leads/").status_code == 200
