@@ -20,7 +20,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context, request
+from flask import current_app
 
 from .. import gate, signals
 from ..audit import events as audit_events
@@ -63,18 +63,6 @@ def approvers(rbac: RBACProtocol, workspace_id: int, permission: str) -> list[Ac
     return found
 
 
-def _request_reason(explicit: str) -> str:
-    """The requester's reason: the one given to the gate, else the form's or the JSON body's."""
-    reason = explicit
-    if not reason and has_request_context():
-        body = request.get_json(silent=True) if request.is_json else None
-        if isinstance(body, dict) and isinstance(body.get("reason"), str):
-            reason = body["reason"]
-        else:
-            reason = request.values.get("reason", "")
-    return str(reason).strip()[:REASON_MAX]
-
-
 def needs(rbac: RBACProtocol, actor: Access, operation: str, count: int | None) -> bool:
     """Whether the actor's workspace policy makes ``operation`` wait (the gate asks first)."""
     return settings_for(rbac, actor.workspace_id).needs(operation, count)
@@ -89,7 +77,9 @@ def record(rbac: RBACProtocol, actor: Access, operation: str, payload: dict[str,
     service had begun (a role given inside a larger change).
     """
     policy = settings_for(rbac, actor.workspace_id)
-    reason = _request_reason(reason)
+    # The gate passes context.current_reason(): the caller's change_reason, else the
+    # request's form, query or JSON ``reason``.
+    reason = reason.strip()[:REASON_MAX]
     rbac.db.session.rollback()
     now = utcnow()
     req = rbac.models.ApprovalRequest(
