@@ -21,6 +21,8 @@ PAGES = ("/settings/audit", "/settings/who-could?mode=now&resource=deals&action=
 
 
 def assert_no_sideways_scroll(page: Page, what: str) -> None:
+    # Measured once the page has loaded: its stylesheets and scripts lay the tables out.
+    page.wait_for_load_state("load")
     width = page.evaluate("document.documentElement.scrollWidth")
     viewport = page.evaluate("window.innerWidth")
     assert width <= viewport, f"{what}: {width}px wide in a {viewport}px window"
