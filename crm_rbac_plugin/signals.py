@@ -119,3 +119,20 @@ alert_raised = _signals.signal("rbac-alert-raised")
 #: remind``). Arguments: ``due_at`` and the notification arguments (the
 #: workspace's Owners and Admins).
 review_due = _signals.signal("rbac-review-due")
+
+#: Sent after a workspace was marked for deletion by its Owner; it stays
+#: restorable for ``RBAC_WORKSPACE_GRACE_DAYS``. Arguments: ``workspace_id``,
+#: ``actor`` (the Owner's :class:`~.policy.Access`) and ``purge_after`` (the
+#: aware UTC datetime after which ``flask rbac workspaces purge`` removes it).
+workspace_deleted = _signals.signal("rbac-workspace-deleted")
+
+#: Sent after a workspace marked for deletion was restored within its grace
+#: period. Arguments: ``workspace_id`` and ``actor``.
+workspace_restored = _signals.signal("rbac-workspace-restored")
+
+#: Sent by the purge, inside its transaction and before the workspace's rows
+#: are deleted, so a host removes what it keeps outside the database (stored
+#: files, for example) and its own rows that point at the workspace.
+#: Arguments: ``workspace_id`` and ``session`` (the SQLAlchemy session of the
+#: purge). A receiver that raises aborts the purge, which changes nothing.
+workspace_purging = _signals.signal("rbac-workspace-purging")
