@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     # How many members' effective access one process keeps between requests.
     # Entries are invalidated by the workspace's policy version.
     "RBAC_CACHE_SIZE": 2048,
+    # On PostgreSQL with psycopg 3, end a request's transaction with COMMIT
+    # when it wrote nothing (PostgreSQL's own check), so psycopg keeps its
+    # prepared statements instead of forgetting them at the ROLLBACK and
+    # PostgreSQL does not plan every statement again (transactions.py).
+    "RBAC_COMMIT_READ_ONLY": True,
     # Session key holding the current workspace id of a logged-in user.
     "RBAC_SESSION_KEY": "rbac_workspace_id",
     # Template rendered for a refused HTML request.

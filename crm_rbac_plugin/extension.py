@@ -35,6 +35,7 @@ from . import (
     team,
     templating,
     tokens,
+    transactions,
 )
 from . import audit as audit_log
 from .access_cache import AccessCache, PolicyCache
@@ -145,6 +146,7 @@ class RBAC(HookDecorators):
             api_views.register(app)
         approvals.init_app(app)  # the approval gate and its 202 / "pending approval" answer
         security.init_app(app)  # per-IP limits: the invitation route, @rbac.rate_limited
+        transactions.init_app(app, self.db)  # PostgreSQL keeps its prepared statements
 
     def register_resource(self, name: str, model: type | None = None, *, module: str = "general",
                           label: str = "", workspace: str | None = "workspace_id",
