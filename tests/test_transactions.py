@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from types import SimpleNamespace
+
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -16,7 +17,6 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.models import Lead
 from crm_rbac_plugin.transactions import end_read_only
-
 from tests.conftest import app_with_tables, build_world
 
 PREPARED = sa.text("SELECT count(*) FROM pg_prepared_statements")
