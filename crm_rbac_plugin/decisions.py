@@ -67,14 +67,18 @@ def can(rbac: RBACProtocol, action: str, resource: str | None = None, record: An
     """Return whether the current member (or ``access``) may do ``action``.
 
     Resource-level answers (no record) are memoised on the Access: they
-    are asked for every menu entry and button, and building the reasons
-    that ``explain`` returns costs far more than the decision itself.
+    are asked for every menu entry and button. A record-level answer is
+    :func:`.policy.allowed`, which skips the reasons that ``explain``
+    builds: they cost far more than the decision itself.
     """
-    if record is None and resource is not None and "." not in action:
+    if resource is not None and "." not in action:
         if access is MISSING:
             ctx = rbac.resolve_context()
             access = ctx if isinstance(ctx, Access) else access
         if isinstance(access, Access):
+            if record is not None:
+                return policy.allowed(access, rbac.registry, action, resource,
+                                      fields.readable(rbac, record), _LazyParents(rbac))
             key = (resource, action)
             allowed = access.can_cache.get(key)
             if allowed is None:
@@ -82,6 +86,18 @@ def can(rbac: RBACProtocol, action: str, resource: str | None = None, record: An
                 access.can_cache[key] = allowed
             return allowed
     return rbac.explain(action, resource, record, access=access).allowed
+
+
+class _LazyParents:
+    """The session's parent loader, built only when a decision reads a parent."""
+
+    __slots__ = ("rbac",)
+
+    def __init__(self, rbac: RBACProtocol) -> None:
+        self.rbac = rbac
+
+    def __call__(self, res: Resource, key: Any) -> Any:
+        return self.rbac.parent_loader(self.rbac.db.session)(res, key)
 
 
 def access_or_current(rbac: RBACProtocol, access: Any) -> Access | None:

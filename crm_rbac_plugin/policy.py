@@ -134,11 +134,19 @@ class Access:
     can_cache: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False,
                                                    repr=False)
 
+    #: :meth:`rules_for`'s answers by (resource, action), split once.
+    split_cache: dict[tuple[str, str], tuple[tuple[Rule, ...], tuple[Rule, ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
+
     def rules_for(self, resource: str, action: str) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
         """Return (allows, denies) for one resource and action."""
-        rules = self.rules.get((resource, action), ())
-        return (tuple(r for r in rules if r.effect == ALLOW),
-                tuple(r for r in rules if r.effect == DENY))
+        key = (resource, action)
+        split = self.split_cache.get(key)
+        if split is None:
+            rules = self.rules.get(key, ())
+            split = self.split_cache[key] = (tuple(r for r in rules if r.effect == ALLOW),
+                                             tuple(r for r in rules if r.effect == DENY))
+        return split
 
     def scopes_for(self, rule: Rule) -> tuple[str, ...]:
         """The scopes a rule reaches for this member, under their visibility level.
@@ -219,8 +227,7 @@ def _in_any_scope(access: Access, registry: Registry, res: Resource, action: str
             parent_res = registry.get(res.parent)
             parent = load_parent(parent_res, fk)
             if parent is not None:
-                return _record_allowed(access, registry, parent_res, "view", parent,
-                                       load_parent).allowed
+                return _record_allows(access, registry, parent_res, "view", parent, load_parent)
     return False
 
 
@@ -262,6 +269,46 @@ def _member_allowed(access: Access, registry: Registry, res: Resource, action: s
     if action == "view" or not view.allowed:
         return view
     return _action_allowed(access, registry, res, action, record, load_parent)
+
+
+def _action_allows(access: Access, registry: Registry, res: Resource, action: str,
+                   record: Any, load_parent: ParentLoader | None) -> bool:
+    """:func:`_action_allowed`'s answer without its reason."""
+    allows, denies = access.rules_for(res.name, action)
+    for rule in denies:
+        if _rule_matches(access, registry, res, action, rule, record, load_parent):
+            return False
+    for rule in allows:
+        if _rule_matches(access, registry, res, action, rule, record, load_parent):
+            return True
+    return False
+
+
+def _record_allows(access: Access, registry: Registry, res: Resource, action: str,
+                   record: Any, load_parent: ParentLoader | None) -> bool:
+    """:func:`_record_allowed`'s answer; only a shared record builds the reasons."""
+    ws = res.workspace_of(record, access.workspace_id)
+    if ws != access.workspace_id:
+        return _shared_allowed(access, registry, res, action, record, load_parent, ws).allowed
+    if access.is_owner:
+        return True
+    return (_action_allows(access, registry, res, "view", record, load_parent)
+            and (action == "view"
+                 or _action_allows(access, registry, res, action, record, load_parent)))
+
+
+def allowed(access: Access | None, registry: Registry, action: str, resource: str,
+            record: Any, load_parent: ParentLoader | None = None) -> bool:
+    """``decide(...).allowed`` for a record, without building the reasons.
+
+    ``rbac.can`` asks this for every record a page shows a button for; the
+    reasons (rule descriptions, steps) cost several times the decision, and
+    only ``explain`` reads them. The rules are :func:`decide`'s, step for step.
+    """
+    res = registry.check_action(resource, action)
+    if access is None or not access.active or not access.in_plan(res):
+        return False
+    return _record_allows(access, registry, res, action, record, load_parent)
 
 
 def _shared_allowed(access: Access, registry: Registry, res: Resource, action: str,
