@@ -125,7 +125,11 @@ def _plugin_hooks_skip_baselines(app: Flask) -> None:
 
     "The same view with the plugin disabled" must not pay for the plugin's
     ``before_request`` (last-activity stamp) and ``after_request`` (audit of
-    refusals) either; the host's own hooks still run for every view.
+    refusals) either; the host's own hooks still run for every view. The
+    teardown that ends a read-only transaction with COMMIT on PostgreSQL
+    (``RBAC_COMMIT_READ_ONLY``) runs for every view, baselines included: it
+    is how the app ends its transactions, which a hand-written app can do as
+    well, so the ratios do not credit it to the plugin.
     """
     def skip(hook: Any) -> Any:
         if not getattr(hook, "__module__", "").startswith("crm_rbac_plugin"):
