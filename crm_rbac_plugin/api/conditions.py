@@ -4,7 +4,7 @@
   assignment is in force (``members.edit``; the escalation rules of giving it);
 - ``PUT /roles/<id>/condition`` ``{"condition": {...}}``: when a role is in force
   for every holder (``roles.edit``);
-- ``GET|POST /departments/<id>/roles`` and ``DELETE /departments/<id>/roles/<id>``:
+- ``GET|POST /departments/<id>/roles`` and ``DELETE /departments/<id>/roles/<role id>``:
   the roles a department gives its members (``members.view`` / ``members.edit``).
 
 A condition is ``{"weekdays": [...], "start": "HH:MM", "end": "HH:MM",
@@ -34,10 +34,10 @@ def department_role_json(row: Any) -> dict[str, Any]:
             "role": row.role.name, "condition": row.access_condition}
 
 
-def _department_or_404(access: Access, department_id: int) -> Any:
+def _department_or_404(access: Access, dept_id: int) -> Any:
     D = current_rbac.models.Department
     found = current_rbac.db.session.scalar(
-        sa.select(D).where(D.id == department_id, D.workspace_id == access.workspace_id))
+        sa.select(D).where(D.id == dept_id, D.workspace_id == access.workspace_id))
     if found is None:
         raise not_found("department")
     return found
@@ -81,20 +81,20 @@ def update_role_condition(role_id: int) -> ResponseReturnValue:
     return jsonify(id=role.id, name=role.name, condition=role.access_condition)
 
 
-@bp.get("/departments/<int:department_id>/roles")
-def list_department_roles(department_id: int) -> ResponseReturnValue:
+@bp.get("/departments/<int:dept_id>/roles")
+def list_department_roles(dept_id: int) -> ResponseReturnValue:
     """The roles a department gives its members."""
     access = require("members.view")
-    dept = _department_or_404(access, department_id)
+    dept = _department_or_404(access, dept_id)
     return jsonify(roles=[department_role_json(r)
                           for r in roles.department_roles(current_rbac, dept)])
 
 
-@bp.post("/departments/<int:department_id>/roles")
-def give_department_role(department_id: int) -> ResponseReturnValue:
+@bp.post("/departments/<int:dept_id>/roles")
+def give_department_role(dept_id: int) -> ResponseReturnValue:
     """Give a role to every member of a department while they belong to it."""
     access = require("members.edit")
-    dept = _department_or_404(access, department_id)
+    dept = _department_or_404(access, dept_id)
     step_up()
     body = json_body()
     check_keys(body, DEPARTMENT_ROLE_KEYS)
@@ -107,16 +107,16 @@ def give_department_role(department_id: int) -> ResponseReturnValue:
                                      condition=body.get("condition"))
     current_rbac.db.session.commit()
     return created(department_role_json(row),
-                   url_for(".list_department_roles", department_id=dept.id))
+                   url_for(".list_department_roles", dept_id=dept.id))
 
 
-@bp.delete("/departments/<int:department_id>/roles/<int:department_role_id>")
-def remove_department_role(department_id: int, department_role_id: int) -> ResponseReturnValue:
+@bp.delete("/departments/<int:dept_id>/roles/<int:role_id>")
+def remove_department_role(dept_id: int, role_id: int) -> ResponseReturnValue:
     """Take a role away from a department; its members lose it at once."""
     access = require("members.edit")
-    dept = _department_or_404(access, department_id)
+    dept = _department_or_404(access, dept_id)
     row = next((r for r in roles.department_roles(current_rbac, dept)
-                if r.id == department_role_id), None)
+                if r.role_id == role_id), None)
     if row is None:
         raise not_found("department role")
     step_up()

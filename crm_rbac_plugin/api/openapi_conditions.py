@@ -35,8 +35,7 @@ CONDITION: dict[str, Any] = {
 }
 _CONDITION_BODY = {"type": "object", "required": ["condition"], "additionalProperties": False,
                    "properties": {"condition": CONDITION, "reason": {"type": "string"}}}
-DEPARTMENT_ID = _path_id("department_id", "department")
-DEPARTMENT_ROLE_ID = _path_id("department_role_id", "department's role")
+DEPARTMENT_ID = _path_id("dept_id", "department")
 _CONFLICT = {"409": _error("Giving this role needs approval in this workspace; give it to "
                            "members one by one. `error` is `conflict`.")}
 
@@ -62,7 +61,7 @@ PATHS: dict[str, Any] = {
             "id": ID, "name": {"type": "string"}, "condition": CONDITION}}, "The role.")},
         tag="roles", body=_CONDITION_BODY, parameters=[ROLE_ID],
         errors=(NOT_FOUND, BAD_INPUT))},
-    "/departments/{department_id}/roles": {
+    "/departments/{dept_id}/roles": {
         "get": _op("The roles a department gives its members (members.view).",
                    {"200": _json({"type": "object", "properties": {"roles": {
                        "type": "array", "items": _ref("DepartmentRole")}}}, "The roles.")},
@@ -78,10 +77,10 @@ PATHS: dict[str, Any] = {
                                          "reason": {"type": "string"}}},
                     errors=(NOT_FOUND, BAD_INPUT, STEP_UP, _CONFLICT)),
     },
-    "/departments/{department_id}/roles/{department_role_id}": {"delete": _op(
+    "/departments/{dept_id}/roles/{role_id}": {"delete": _op(
         "Take a role away from a department; its members lose it at once (members.edit).",
         {"204": {"description": "Removed."}}, tag="members",
-        parameters=[DEPARTMENT_ID, DEPARTMENT_ROLE_ID], errors=(NOT_FOUND, STEP_UP))},
+        parameters=[DEPARTMENT_ID, ROLE_ID], errors=(NOT_FOUND, STEP_UP))},
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from wtforms import SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from ..role_conditions import DAY_NAMES, Condition, stored
 
@@ -19,7 +20,7 @@ from ..role_conditions import DAY_NAMES, Condition, stored
 class ConditionFields:
     """Form fields of a condition, mixed into a ``FlaskForm``."""
 
-    weekdays = SelectMultipleField("Weekdays", choices=[(d, d.capitalize()) for d in DAY_NAMES],
+    weekdays = SelectMultipleField("Weekdays", choices=[SelectChoice(d, d.capitalize()) for d in DAY_NAMES],
                                    validate_choice=False,
                                    description="None ticked: every day.")
     start = StringField("From (HH:MM)", description="In the workspace's time zone, set on the "

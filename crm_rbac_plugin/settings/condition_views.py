@@ -136,15 +136,15 @@ def give_department_role(dept_id: int) -> Any:
     return redirect(url_for(".department_roles", dept_id=dept.id))
 
 
-@bp.post("/departments/<int:dept_id>/roles/<int:department_role_id>/remove")
+@bp.post("/departments/<int:dept_id>/roles/<int:role_id>/remove")
 @require_permission("members", "edit")
 @require_recent_mfa
-def remove_department_role(dept_id: int, department_role_id: int) -> Any:
+def remove_department_role(dept_id: int, role_id: int) -> Any:
     """Take a role away from a department; its members lose it at once."""
     rbac, access = current_rbac, acting_access()
     dept = _department_or_404(dept_id)
     row = next((r for r in roles.department_roles(rbac, dept)
-                if r.id == department_role_id), None) if dept is not None else None
+                if r.role_id == role_id), None) if dept is not None else None
     if row is None:
         return not_found()
     if not ConfirmForm().validate_on_submit():
