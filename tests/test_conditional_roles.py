@@ -23,10 +23,11 @@ from crm_app.extensions import db
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import identity, loader, role_conditions, roles, tokens
-from crm_rbac_plugin.errors import ValidationError
+from crm_rbac_plugin import team as team_service
+from crm_rbac_plugin.errors import PermissionDenied, ValidationError
 from tests.rbac_helpers import custom_role, fast_passwords, filtered_ids, remove_roles  # noqa: F401
 from tests.test_api import Api
-from tests.test_settings_ui import errors_in, policy_snapshot
+from tests.test_settings_ui import errors_in, give_role_admin, policy_snapshot
 
 PARIS_WINDOW = {"weekdays": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}
 #: Monday 5 January 2026, 09:30 in Paris (CET, UTC+1).
@@ -291,3 +292,115 @@ def test_the_cli_gives_a_conditional_role_and_refuses_a_bad_one(
     given = next(mr for mr in world.members["member2"].member_roles
                  if mr.role.name == "Window leads")
     assert given.access_condition == PARIS_WINDOW
+
+
+# -- roles given to a department ----------------------------------------------------------
+
+
+def audit_actions() -> list[str]:
+    A = rbac.models.AuditEvent
+    return list(db.session.scalars(sa.select(A.action).order_by(A.id)))
+
+
+def test_members_hold_a_department_role_while_they_belong(
+        app: Flask, world: SimpleNamespace, api_as: Any, login: Any) -> None:
+    extra = custom_role(world, "Lead deleter", [("leads", "view", "all"),
+                                                ("leads", "delete", "all")])
+    db.session.commit()
+    sales, support = world.departments["sales"], world.departments["support"]
+    member2, viewer = world.members["member2"], world.members["viewer"]
+    owner = api_as("owner")
+    assert not rbac.can("delete", "leads", world.leads["member"], access=rbac.access_for(member2))
+    version = world.ws.policy_version
+
+    given = owner.post(f"/departments/{sales.id}/roles", {"role_id": extra.id})
+    assert given.status_code == 201, given.json
+    assert "department_role.added" in audit_actions()
+    db.session.expire_all()
+    assert world.ws.policy_version > version
+    access = rbac.access_for(member2)
+    assert "Lead deleter" in access.roles
+    assert rbac.can("delete", "leads", world.leads["member"], access=access)
+    with rbac.as_member(access):
+        assert filtered_ids(Lead, "delete") == {lead.id for lead in world.leads.values()}
+    assert "Lead deleter via department Sales" in rbac.explain(
+        "delete", "leads", access=access).steps
+    assert "Lead deleter" not in rbac.access_for(viewer).roles
+    page = login(world.users["owner"], world.ws).get(f"/settings/members/{member2.id}/access")
+    assert page.status_code == 200 and "via department" in page.text
+    listed = owner.get(f"/departments/{sales.id}/roles").json["roles"]
+    assert [r["role"] for r in listed] == ["Lead deleter"]
+
+    # Leaving the department takes the role away, and the cached access with it.
+    version = world.ws.policy_version
+    team_service.set_department(rbac, owner_access(world), member2, support)
+    db.session.commit()
+    db.session.expire_all()
+    assert world.ws.policy_version > version
+    assert "Lead deleter" not in rbac.access_for(member2).roles
+    assert "Lead deleter" in rbac.access_for(world.members["member"]).roles
+
+    assert owner.delete(f"/departments/{sales.id}/roles/{extra.id}").status_code == 204
+    assert "department_role.removed" in audit_actions()
+    db.session.expire_all()
+    assert "Lead deleter" not in rbac.access_for(world.members["member"]).roles
+
+
+def test_a_department_role_keeps_its_condition(app: Flask, world: SimpleNamespace,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    world.ws.timezone = "Europe/Paris"
+    extra = custom_role(world, "Office hours", [("leads", "view", "all")])
+    roles.give_department_role(rbac, owner_access(world), world.departments["sales"], extra,
+                               condition=PARIS_WINDOW)
+    db.session.commit()
+    clock = Clock(monkeypatch, MONDAY_0830_UTC)
+    member2 = world.members["member2"]
+    assert "Office hours" in rbac.access_for(member2).roles
+    clock.now = dt.datetime(2026, 1, 5, 18, 0)
+    later = rbac.access_for(member2)
+    assert "Office hours" not in later.roles
+    assert ("Office hours, weekdays Mon-Fri 09:00-18:00 Europe/Paris: outside the window"
+            in later.role_notes)
+
+
+def test_escalation_rules_bind_whoever_gives_a_department_role(
+        app: Flask, world: SimpleNamespace, api_as: Any) -> None:
+    give_role_admin(world, "member")  # members.edit and roles, but no lead deletion
+    wide = custom_role(world, "Wide", [("leads", "view", "all"), ("leads", "delete", "all")])
+    db.session.commit()
+    sales, support = world.departments["sales"], world.departments["support"]
+    admin_role = next(mr.role for mr in world.members["admin"].member_roles)
+    owner_role = next(mr.role for mr in world.members["owner"].member_roles if mr.role.is_owner)
+    member = api_as("member")
+    before, before_departments = policy_snapshot(), department_rows()
+    wider = member.post(f"/departments/{support.id}/roles", {"role_id": wide.id})
+    assert wider.status_code == 403 and "grants more than you hold" in wider.json["message"]
+    assert member.post(f"/departments/{support.id}/roles",
+                       {"role_id": admin_role.id}).status_code == 403
+    as_owner = api_as("owner").post(f"/departments/{support.id}/roles",
+                                    {"role_id": owner_role.id})
+    assert as_owner.status_code == 400 and as_owner.json["field"] == "role_id"
+    assert policy_snapshot() == before and department_rows() == before_departments
+
+    # Moving someone into a department that gives a wider role is giving it.
+    roles.give_department_role(rbac, owner_access(world), support, wide)
+    db.session.commit()
+    with pytest.raises(PermissionDenied, match="grants more than you hold"):
+        team_service.set_department(rbac, rbac.access_for(world.members["member"]),
+                                    world.members["member2"], support)
+    db.session.rollback()
+    db.session.expire_all()
+    assert world.members["member2"].department_id == sales.id
+
+
+def test_segregation_of_duties_covers_department_roles(app: Flask, world: SimpleNamespace) -> None:
+    a = custom_role(world, "Requester", [("leads", "view", "own")])
+    b = custom_role(world, "Approver", [("leads", "view", "own")])
+    owner = owner_access(world)
+    roles.add_conflict(rbac, owner, a, b)
+    roles.assign_role(rbac, owner, world.members["member2"], a)
+    db.session.commit()
+    with pytest.raises(PermissionDenied, match="segregation of duties"):
+        roles.give_department_role(rbac, owner, world.departments["sales"], b)
+    db.session.rollback()
+    assert department_rows() == []
