@@ -47,25 +47,11 @@ def _membership_columns(models: Models) -> list[Any]:
             + [getattr(models.Workspace, f) for f in _WORKSPACE_FIELDS])
 
 
-@functools.lru_cache(maxsize=32)
-def _statements(models: Models) -> dict[str, Any]:
-    """Build the statements of a resolution once per set of models, with bind parameters.
-
-    A statement object memoises its SQL cache key, so running the same one
-    with new values skips building it and walking it for the key, which cost
-    as much as the round trips of a cold resolution. Keyed by the (frozen,
-    hashable) ``Models`` of one extension instance.
-    """
+def _role_statements(models: Models, mid: Any, ws: Any) -> tuple[Any, Any]:
+    """The statement of a member's roles (see :meth:`SQLPolicySource.roles`), generic
+    and PostgreSQL's: the assigned roles, the member's department's and their ancestors."""
     M, W = models.Membership, models.Workspace
-    Role, MemberRole, Grant, FieldRule = models.Role, models.MemberRole, models.Grant, models.FieldRule
-    A = models.ManagerAssignment
-    mid, ws = sa.bindparam("mid"), sa.bindparam("ws")
-    member = sa.select(*_membership_columns(models)).join(W, W.id == M.workspace_id)
-    # The assigned roles and all their ancestors in one round trip: a
-    # recursive CTE of role ids (UNION, so a cycle ends), then the role rows
-    # of this workspace with the assignment's dates where there is one. The
-    # parent is a correlated subquery, so that each step is a primary-key
-    # lookup: as a join, PostgreSQL hashed the whole role table at every step.
+    Role, MemberRole = models.Role, models.MemberRole
     # The member's department's roles join the assigned ones (see models.groups).
     DR, Dept = models.DepartmentRole, models.Department
     dept = sa.select(M.department_id).where(M.id == mid).scalar_subquery()
@@ -101,6 +87,29 @@ def _statements(models: Models) -> dict[str, Any]:
     in_closure_pg = Role.id == sa.any_(sa.func.array(closure_ids.scalar_subquery()))
     roles_pg = sa.union_all(own.where(in_closure_pg), grouped)
     roles = sa.union_all(own.where(Role.id.in_(closure_ids)), grouped)
+    return roles, roles_pg
+
+
+@functools.lru_cache(maxsize=32)
+def _statements(models: Models) -> dict[str, Any]:
+    """Build the statements of a resolution once per set of models, with bind parameters.
+
+    A statement object memoises its SQL cache key, so running the same one
+    with new values skips building it and walking it for the key, which cost
+    as much as the round trips of a cold resolution. Keyed by the (frozen,
+    hashable) ``Models`` of one extension instance.
+    """
+    M, W = models.Membership, models.Workspace
+    Grant, FieldRule = models.Grant, models.FieldRule
+    A = models.ManagerAssignment
+    mid, ws = sa.bindparam("mid"), sa.bindparam("ws")
+    member = sa.select(*_membership_columns(models)).join(W, W.id == M.workspace_id)
+    # The assigned roles and all their ancestors in one round trip: a
+    # recursive CTE of role ids (UNION, so a cycle ends), then the role rows
+    # of this workspace with the assignment's dates where there is one. The
+    # parent is a correlated subquery, so that each step is a primary-key
+    # lookup: as a join, PostgreSQL hashed the whole role table at every step.
+    roles, roles_pg = _role_statements(models, mid, ws)
     role_ids = sa.bindparam("role_ids", expanding=True)
     # Team and department members in one round trip; ``dept`` NULL matches nobody.
     colleagues = sa.union_all(
