@@ -12,6 +12,7 @@ runs on SQLite and PostgreSQL (the ``app`` fixture).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,7 +25,11 @@ from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import identity, loader, role_conditions, roles, tokens
 from crm_rbac_plugin import team as team_service
+from crm_rbac_plugin.audit import names as audit_names
+from crm_rbac_plugin.audit import sentences as audit_sentences
 from crm_rbac_plugin.errors import PermissionDenied, ValidationError
+from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.oversight import history
 from tests.rbac_helpers import custom_role, fast_passwords, filtered_ids, remove_roles  # noqa: F401
 from tests.test_api import Api
 from tests.test_settings_ui import errors_in, give_role_admin, policy_snapshot
@@ -404,3 +409,38 @@ def test_segregation_of_duties_covers_department_roles(app: Flask, world: Simple
         roles.give_department_role(rbac, owner, world.departments["sales"], b)
     db.session.rollback()
     assert department_rows() == []
+
+
+def test_who_could_replays_a_department_role(app: Flask, world: SimpleNamespace) -> None:
+    """The replay rewinds department roles from the audit trail, as assignments."""
+    extra = custom_role(world, "Lead deleter", [("leads", "view", "all"),
+                                                ("leads", "delete", "all")])
+    db.session.commit()
+    sales, member2 = world.departments["sales"], world.members["member2"]
+    lead = world.leads["member"]
+
+    def could(at: dt.datetime) -> bool:
+        result = history.who_could(rbac, world.ws.id, "leads", lead.id, at, "delete")
+        return next(a for a in result.answers if a.membership_id == member2.id).allowed
+
+    row = roles.give_department_role(rbac, owner_access(world), sales, extra)
+    db.session.commit()
+    held = utcnow()
+    time.sleep(0.01)
+    roles.remove_department_role(rbac, owner_access(world), row)
+    db.session.commit()
+    assert could(held) and not could(utcnow())
+    sentences = api_sentences(world)
+    assert any("Department Sales given the role" in s for s in sentences), sentences
+
+
+def api_sentences(world: SimpleNamespace) -> list[str]:
+    """The audit trail's headlines, as the audit page writes them."""
+    A = rbac.models.AuditEvent
+    events = list(db.session.scalars(sa.select(A).where(A.workspace_id == world.ws.id)))
+    out = []
+    for ev in events:
+        for change in (ev.detail or {}).get("changes") or []:
+            out.append(audit_sentences.change_line(
+                audit_names.load_names(rbac, world.ws.id, events), change, ev).text)
+    return out
