@@ -57,6 +57,11 @@ def api_as(app: Flask, world: SimpleNamespace) -> Any:
     return make
 
 
+def role_of(world: SimpleNamespace, key: str) -> Any:
+    return next(r for r in db.session.scalars(sa.select(rbac.models.Role).where(
+        rbac.models.Role.workspace_id == world.ws.id, rbac.models.Role.key == key)))
+
+
 def owner_access(world: SimpleNamespace) -> Any:
     return rbac.access_for(world.members["owner"])
 
@@ -396,6 +401,13 @@ def test_escalation_rules_bind_whoever_gives_a_department_role(
     db.session.rollback()
     db.session.expire_all()
     assert world.members["member2"].department_id == sales.id
+    before = policy_snapshot()
+    with pytest.raises(PermissionDenied, match="grants more than you hold"):
+        team_service.invite(rbac, rbac.access_for(world.members["member"]),
+                            "newcomer@example.test", [role_of(world, "viewer")],
+                            department=support, send=False)
+    db.session.rollback()
+    assert policy_snapshot() == before
 
 
 def test_segregation_of_duties_covers_department_roles(app: Flask, world: SimpleNamespace) -> None:
