@@ -456,3 +456,35 @@ def api_sentences(world: SimpleNamespace) -> list[str]:
             out.append(audit_sentences.change_line(
                 audit_names.load_names(rbac, world.ws.id, events), change, ev).text)
     return out
+
+
+def test_the_pages_save_conditions_and_department_roles(app: Flask, world: SimpleNamespace,
+                                                        login: Any) -> None:
+    role = custom_role(world, "Spare", [("leads", "view", "own")])
+    db.session.commit()
+    member2, sales = world.members["member2"], world.departments["sales"]
+    client = login(world.users["owner"], world.ws)
+    assert client.get(f"/settings/roles/{role.id}/condition").status_code == 200
+    saved = client.post(f"/settings/roles/{role.id}/condition",
+                        data={"weekdays": ["sat", "sun"], "networks": "10.0.0.0/8"})
+    assert saved.status_code == 302
+    given = client.post(f"/settings/members/{member2.id}/roles",
+                        data={"role_id": role.id, "weekdays": ["mon"], "start": "08:00",
+                              "end": "12:30"})
+    assert given.status_code == 302
+    to_dept = client.post(f"/settings/departments/{sales.id}/roles", data={"role_id": role.id})
+    assert to_dept.status_code == 302
+    db.session.expire_all()
+    assert role.access_condition == {"weekdays": ["sat", "sun"], "networks": ["10.0.0.0/8"]}
+    assignment = next(mr for mr in member2.member_roles if mr.role_id == role.id)
+    assert assignment.access_condition == {"weekdays": ["mon"], "start": "08:00", "end": "12:30"}
+    page = client.get(f"/settings/departments/{sales.id}/roles")
+    assert page.status_code == 200 and "Spare" in page.text
+    page = client.get(f"/settings/members/{member2.id}/access")
+    assert "weekdays Mon 08:00-12:30 UTC" in page.text and "via department" in page.text
+    # A member without members.view reaches neither page; without roles.edit, no condition page.
+    viewer = login(world.users["viewer"], world.ws)
+    assert viewer.get(f"/settings/departments/{sales.id}/roles").status_code == 403
+    assert viewer.get(f"/settings/roles/{role.id}/condition").status_code == 403
+    removed = client.post(f"/settings/departments/{sales.id}/roles/{role.id}/remove")
+    assert removed.status_code == 302 and department_rows() == []
