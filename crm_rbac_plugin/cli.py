@@ -23,6 +23,7 @@ from .notify.commands import notify_group
 from .oversight.explain import explain  # with plan and field rules
 from .proxies import current_rbac
 from .queries import parse_utc
+from .roles.commands import assignments_group
 from .security.commands import security_group
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +66,7 @@ rbac_group.add_command(notify_group)
 rbac_group.add_command(approvals_group)
 rbac_group.add_command(alerts_group)
 rbac_group.add_command(review_group)
+rbac_group.add_command(assignments_group)
 
 
 @rbac_group.command("resources")

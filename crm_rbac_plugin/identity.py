@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import g, has_request_context, session
+from flask import g, has_request_context, request, session
 from flask_login import current_user, login_user, user_logged_in, user_logged_out
 
 from . import tokens
@@ -388,14 +388,23 @@ def resolve_context(rbac: RBACProtocol) -> Any:
 
 
 def access_for_row(rbac: RBACProtocol, row: Any) -> Access:
-    """Return the access of a membership row, from the app's cache when still valid."""
+    """Return the access of a membership row, from the app's cache when still valid.
+
+    A cached Access is valid for its ``policy_version``, until its
+    ``valid_until`` (a time window's next boundary, an expiry) and, when a
+    role of the member has a network condition, for a client address on the
+    same side of each network list (:meth:`~.policy.Access.fits_address`).
+    """
     now = utcnow()
     app = current_flask_app()
     cache = app.extensions["rbac"].cache
+    address = request.remote_addr if has_request_context() else None
     access = cache.get(row.id, row.policy_version, now)
+    if access is not None and access.network_checks and not access.fits_address(address):
+        access = None
     if access is None:
         access = load_access(rbac.db.session, rbac.models, rbac.registry,
-                             app.config, row, now)
+                             app.config, row, now, address=address)
         cache.put(access)
     return access
 

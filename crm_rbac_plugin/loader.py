@@ -47,6 +47,49 @@ def _membership_columns(models: Models) -> list[Any]:
             + [getattr(models.Workspace, f) for f in _WORKSPACE_FIELDS])
 
 
+def _role_statements(models: Models, mid: Any, ws: Any) -> tuple[Any, Any]:
+    """The statement of a member's roles (see :meth:`SQLPolicySource.roles`), generic
+    and PostgreSQL's: the assigned roles, the member's department's and their ancestors."""
+    M, W = models.Membership, models.Workspace
+    Role, MemberRole = models.Role, models.MemberRole
+    # The member's department's roles join the assigned ones (see models.groups).
+    DR, Dept = models.DepartmentRole, models.Department
+    dept = sa.select(M.department_id).where(M.id == mid).scalar_subquery()
+    held = sa.union_all(
+        sa.select(MemberRole.role_id.label("id")).where(MemberRole.membership_id == mid),
+        sa.select(DR.role_id.label("id")).where(DR.department_id == dept)).subquery()
+    closure = sa.select(held.c.id).cte("rbac_role_closure", recursive=True)
+    parent = sa.select(Role.parent_id).where(Role.id == closure.c.id).scalar_subquery()
+    closure = closure.union(sa.select(parent.label("id")).select_from(closure)
+                            .where(closure.c.id.is_not(None)))
+    # One row per assignment (the member's own, then their department's), and
+    # one per ancestor only; each with its condition and the workspace's zone.
+    zone = sa.select(W.timezone).where(W.id == ws).scalar_subquery().label("timezone")
+    own = (sa.select(Role.id, Role.name, Role.parent_id, Role.is_owner,
+                     MemberRole.role_id.label("assigned"), MemberRole.starts_at,
+                     MemberRole.expires_at, MemberRole.access_condition.label("condition"),
+                     Role.access_condition.label("role_condition"),
+                     sa.literal(None, sa.String).label("via"), zone)
+           .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
+                                          MemberRole.membership_id == mid))
+           .where(Role.workspace_id == ws))
+    grouped = (sa.select(Role.id, Role.name, Role.parent_id, Role.is_owner,
+                         DR.role_id.label("assigned"), sa.null().label("starts_at"),
+                         sa.null().label("expires_at"), DR.access_condition,
+                         Role.access_condition, Dept.name, zone)
+               .join(DR, DR.role_id == Role.id).join(Dept, Dept.id == DR.department_id)
+               .where(Role.workspace_id == ws, DR.department_id == dept))
+    # PostgreSQL guesses a recursive CTE at ten times its first step (50 rows
+    # for 5 assigned roles), so ``id IN (closure)`` became a hash join over
+    # every role of the workspace (tests/test_query_plans.py). ``id =
+    # ANY(ARRAY(closure))`` is an index lookup per role id there.
+    closure_ids = sa.select(closure.c.id)
+    in_closure_pg = Role.id == sa.any_(sa.func.array(closure_ids.scalar_subquery()))
+    roles_pg = sa.union_all(own.where(in_closure_pg), grouped)
+    roles = sa.union_all(own.where(Role.id.in_(closure_ids)), grouped)
+    return roles, roles_pg
+
+
 @functools.lru_cache(maxsize=32)
 def _statements(models: Models) -> dict[str, Any]:
     """Build the statements of a resolution once per set of models, with bind parameters.
@@ -57,7 +100,7 @@ def _statements(models: Models) -> dict[str, Any]:
     hashable) ``Models`` of one extension instance.
     """
     M, W = models.Membership, models.Workspace
-    Role, MemberRole, Grant, FieldRule = models.Role, models.MemberRole, models.Grant, models.FieldRule
+    Grant, FieldRule = models.Grant, models.FieldRule
     A = models.ManagerAssignment
     mid, ws = sa.bindparam("mid"), sa.bindparam("ws")
     member = sa.select(*_membership_columns(models)).join(W, W.id == M.workspace_id)
@@ -66,24 +109,7 @@ def _statements(models: Models) -> dict[str, Any]:
     # of this workspace with the assignment's dates where there is one. The
     # parent is a correlated subquery, so that each step is a primary-key
     # lookup: as a join, PostgreSQL hashed the whole role table at every step.
-    closure = (sa.select(MemberRole.role_id.label("id")).where(MemberRole.membership_id == mid)
-               .cte("rbac_role_closure", recursive=True))
-    parent = sa.select(Role.parent_id).where(Role.id == closure.c.id).scalar_subquery()
-    closure = closure.union(sa.select(parent.label("id")).select_from(closure)
-                            .where(closure.c.id.is_not(None)))
-    roles = (sa.select(Role.id, Role.name, Role.parent_id, Role.is_owner,
-                       MemberRole.role_id.label("assigned"), MemberRole.starts_at,
-                       MemberRole.expires_at)
-             .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
-                                            MemberRole.membership_id == mid))
-             .where(Role.workspace_id == ws))
-    # PostgreSQL guesses a recursive CTE at ten times its first step (50 rows
-    # for 5 assigned roles), so ``id IN (closure)`` became a hash join over
-    # every role of the workspace (tests/test_query_plans.py). ``id =
-    # ANY(ARRAY(closure))`` is an index lookup per role id there.
-    closure_ids = sa.select(closure.c.id)
-    roles_pg = roles.where(Role.id == sa.any_(sa.func.array(closure_ids.scalar_subquery())))
-    roles = roles.where(Role.id.in_(closure_ids))
+    roles, roles_pg = _role_statements(models, mid, ws)
     role_ids = sa.bindparam("role_ids", expanding=True)
     # Team and department members in one round trip; ``dept`` NULL matches nobody.
     colleagues = sa.union_all(
@@ -142,12 +168,15 @@ class SQLPolicySource:
 
 
 def load_access(session: Session, models: Models, registry: Registry, config: dict[str, Any],
-                membership_row: MembershipRow, now: dt.datetime | None = None) -> Access:
-    """Compute the effective access of one membership (a :class:`MembershipRow`)."""
+                membership_row: MembershipRow, now: dt.datetime | None = None, *,
+                address: str | None = None) -> Access:
+    """Compute the effective access of one membership (a :class:`MembershipRow`)
+    for a request from ``address`` (None: no request, outside every network)."""
     source = SQLPolicySource(session, models, registry, config)
     return build_access(source, registry, config, membership_row, now or utcnow(),
                         cacheable=not has_uncommitted_policy(session,
-                                                              membership_row.workspace_id))
+                                                              membership_row.workspace_id),
+                        address=address)
 
 
 def load_shares(session: Session, models: Models, registry: Registry, config: dict[str, Any],

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import conditions
+from . import conditions, role_conditions
 from .registry import SCOPES, Registry, Resource
 
 ALLOW = "allow"
@@ -125,6 +125,14 @@ class Access:
     readonly_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     #: Sharing agreements in force towards this member's workspace.
     shares: tuple[Share, ...] = ()
+    #: What ``explain`` says about the roles beyond their names: a department
+    #: that gives one ("Sales via department Sales"), a condition and whether
+    #: it holds ("Sales, weekdays Mon-Fri 09:00-18:00 Europe/Paris: outside the window").
+    role_notes: tuple[str, ...] = ()
+    #: The network conditions this Access was built with, each with whether the
+    #: request's address was on them: a request whose address answers otherwise
+    #: needs another Access (see :meth:`fits_address`).
+    network_checks: tuple[tuple[tuple[str, ...], bool], ...] = ()
     #: SQL criteria built from these rules, by (resource, action); filled by
     #: the query filter so that a cached Access also caches its SQL.
     sql_cache: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False,
@@ -167,6 +175,11 @@ class Access:
     def unwritable(self, resource: str) -> frozenset[str]:
         """Fields of ``resource`` this member may not write (hidden or read-only)."""
         return self.hidden(resource) | self.readonly_fields.get(resource, frozenset())
+
+    def fits_address(self, address: str | None) -> bool:
+        """Whether this Access holds for a request from ``address`` (network conditions)."""
+        return all(role_conditions.address_in(address, role_conditions.networks_of(nets)) == ok
+                   for nets, ok in self.network_checks)
 
     def in_plan(self, res: Resource) -> bool:
         return self.modules is None or res.module in self.modules
@@ -345,6 +358,7 @@ def decide(access: Access | None, registry: Registry, action: str, resource: str
         return Decision(False, "no membership in this workspace", steps=["no member"])
     steps.append(f"member #{access.membership_id} of workspace #{access.workspace_id}, "
                  f"roles: {', '.join(access.roles) or 'none'}")
+    steps.extend(access.role_notes)
     if not access.active:
         return Decision(False, "the membership is not active", steps=steps)
     if not access.in_plan(res):

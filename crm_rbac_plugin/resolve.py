@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
-from . import conditions
+from . import conditions, role_conditions
 from .policy import Access, Rule, Share
 from .registry import Registry
 
@@ -84,7 +84,9 @@ class PolicySource(Protocol):
     def roles(self, membership_id: int, workspace_id: int) -> Iterable[Any]:
         """The member's assigned roles and their ancestors: ``id, name, parent_id,
         is_owner, assigned`` (None for an ancestor only), ``starts_at, expires_at``;
-        one row per assignment."""
+        one row per assignment, the member's own and their department's. Optional
+        attributes: ``condition`` (the assignment's), ``role_condition``, ``via``
+        (the department's name) and ``timezone`` (the workspace's)."""
 
     def grants(self, role_ids: list[int]) -> Iterable[Any]:
         """Grants of these roles, by id: ``id, role_id, resource, action, scope,
@@ -105,15 +107,17 @@ class PolicySource(Protocol):
 
 def build_access(source: PolicySource, registry: Registry, config: dict[str, Any],
                  membership_row: MembershipRow, now: dt.datetime, *,
-                 cacheable: bool = True) -> Access:
+                 cacheable: bool = True, address: str | None = None) -> Access:
     """Build the :class:`Access` of one membership at ``now`` from ``source``'s rows.
 
     Every rule of the live policy is applied here and only here: role time
-    windows and inheritance, grants, field rules, team and department
-    members, the visibility level, the plan and sharing agreements.
+    windows, conditions (weekdays, hours, networks: ``address`` is the
+    request's client address) and inheritance, grants, field rules, team and
+    department members, the visibility level, the plan and sharing agreements.
     """
     m = membership_row
-    roles, active_role_ids, valid_until = _roles_in_force(source.roles(m.id, m.workspace_id), now)
+    held = _roles_in_force(source.roles(m.id, m.workspace_id), now, address)
+    roles, active_role_ids, valid_until = held.roles, held.active, held.valid_until
     names = {rid: row.name for rid, row in roles.items()}
     is_owner = any(row.is_owner for row in roles.values())
     rules = _rules(registry, source.grants(list(roles)), names) if roles else {}
@@ -153,15 +157,66 @@ def build_access(source: PolicySource, registry: Registry, config: dict[str, Any
         hidden_fields=hidden,
         readonly_fields=readonly,
         shares=shares,
+        role_notes=held.notes,
+        network_checks=held.network_checks,
     )
 
 
-def _roles_in_force(rows: Iterable[Any], now: dt.datetime
-                    ) -> tuple[dict[int, Any], set[int], dt.datetime | None]:
-    """Return the roles in force at ``now`` with their ancestors, the ids of the
-    assigned ones among them, and when that set next changes (a window opens or ends)."""
+class RolesInForce(NamedTuple):
+    """What :func:`_roles_in_force` finds: the roles in force with their ancestors
+    (by id), the ids of the assigned ones, when that set may next change, the
+    notes ``explain`` shows (conditions, departments) and the network
+    conditions checked against the request's address with their outcome."""
+
+    roles: dict[int, Any]
+    active: set[int]
+    valid_until: dt.datetime | None
+    notes: tuple[str, ...]
+    network_checks: tuple[tuple[tuple[str, ...], bool], ...]
+
+
+def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _conditions_hold(row: Any, now: dt.datetime, address: str | None,
+                     checks: list[tuple[tuple[str, ...], bool]], notes: list[str],
+                     ) -> tuple[bool, dt.datetime | None]:
+    """Apply the role's and the assignment's conditions to one assignment row.
+
+    Return whether both hold and when the answer may next change. Rows
+    without a condition (most) cost two attribute reads.
+    """
+    raw_role, raw_own = getattr(row, "role_condition", None), getattr(row, "condition", None)
+    if not raw_role and not raw_own:
+        return True, None
+    tz = getattr(row, "timezone", None)
+    ok, until = True, None
+    for cond in (role_conditions.stored(raw_role), role_conditions.stored(raw_own)):
+        if not cond:
+            continue
+        until = _earliest(until, role_conditions.next_change(cond, now, tz))
+        if cond.networks:
+            checks.append((cond.networks, role_conditions.in_networks(cond, address)))
+        why = role_conditions.refusal(cond, now, tz, address)
+        notes.append(f"{row.name}, {role_conditions.describe(cond, tz)}: "
+                     f"{why or 'in force'}")
+        ok = ok and not why
+    return ok, until
+
+
+def _roles_in_force(rows: Iterable[Any], now: dt.datetime,
+                    address: str | None = None) -> RolesInForce:
+    """Return the roles in force at ``now`` (see :class:`RolesInForce`).
+
+    An assignment is in force between its start and expiry while its role's
+    and its own conditions hold (weekdays and hours in the workspace's zone,
+    ``address`` on the listed networks).
+    """
     valid_until: dt.datetime | None = None
     active_role_ids: set[int] = set()
+    notes: list[str] = []
+    checks: list[tuple[tuple[str, ...], bool]] = []
     by_id: dict[int, Any] = {}  # the assigned roles of this workspace and their ancestors
     for row in rows:
         by_id[row.id] = row
@@ -169,13 +224,19 @@ def _roles_in_force(rows: Iterable[Any], now: dt.datetime
             continue  # an ancestor only
         starts, expires = row.starts_at, row.expires_at
         if starts is not None and starts > now:
-            valid_until = starts if valid_until is None else min(valid_until, starts)
+            valid_until = _earliest(valid_until, starts)
             continue
         if expires is not None:
             if expires <= now:
                 continue
-            valid_until = expires if valid_until is None else min(valid_until, expires)
-        active_role_ids.add(row.id)
+            valid_until = _earliest(valid_until, expires)
+        via = getattr(row, "via", None)
+        if via is not None:
+            notes.append(f"{row.name} via department {via}")
+        ok, until = _conditions_hold(row, now, address, checks, notes)
+        valid_until = _earliest(valid_until, until)
+        if ok:
+            active_role_ids.add(row.id)
     # The active roles and their ancestors (the rows also follow inactive ones).
     roles: dict[int, Any] = {}
     todo = [rid for rid in active_role_ids if rid in by_id]
@@ -184,7 +245,8 @@ def _roles_in_force(rows: Iterable[Any], now: dt.datetime
         roles[row.id] = row
         if row.parent_id is not None and row.parent_id in by_id and row.parent_id not in roles:
             todo.append(row.parent_id)
-    return roles, active_role_ids, valid_until
+    return RolesInForce(roles, active_role_ids, valid_until, tuple(dict.fromkeys(notes)),
+                        tuple(dict.fromkeys(checks)))
 
 
 def _rules(registry: Registry, grants: Iterable[Any], names: dict[int, str],

@@ -8,7 +8,8 @@ setting and a random sharing agreement from the other workspace (random
 shared actions and conditions; active, pending or expired); then for every
 record of every resource and every action,
 ``rbac.can(action, resource, record, access=a)`` must equal "the filtered
-select returns the record".
+select returns the record", and the conditional role is in force exactly when
+the condition holds (computed independently here).
 
 The world is built once per test (and backend); each example makes its
 changes in the open transaction and rolls them back, so examples never see
@@ -19,7 +20,9 @@ back example must not leave an Access in the process cache.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 from types import SimpleNamespace
@@ -124,6 +127,55 @@ class PolicySpec:
     unowned_visible: bool
     visibility: str | None = None  # the member's visibility level (All / Department / Own)
     share: ShareSpec | None = None  # an agreement from workspace 2 to the subject's
+    gate: GateSpec | None = None  # a condition on the first role, its assignment or department
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """A condition on when the first generated role is in force, and the instant and
+    client address the Access is built for."""
+
+    where: str  # "assignment", "role" or "department" (the role given to the department)
+    weekdays: tuple[str, ...]
+    window: tuple[int, int] | None  # hours, start < end
+    networks: tuple[str, ...]
+    timezone: str
+    now: dt.datetime
+    address: str | None
+
+    def condition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"weekdays": list(self.weekdays), "networks": list(self.networks)}
+        if self.window is not None:
+            out["start"], out["end"] = (f"{h:02d}:00" for h in self.window)
+        return out
+
+    def holds(self) -> bool:
+        """The condition's meaning, computed here independently of the plugin."""
+        local = self.now.replace(tzinfo=dt.UTC).astimezone(zoneinfo.ZoneInfo(self.timezone))
+        if self.weekdays and DAYS[local.weekday()] not in self.weekdays:
+            return False
+        if self.window is not None and not self.window[0] <= local.hour < self.window[1]:
+            return False
+        if not self.networks:
+            return True
+        if self.address is None:
+            return False
+        ip = ipaddress.ip_address(self.address)
+        return any(ip.version == n.version and ip in n
+                   for n in map(ipaddress.ip_network, self.networks))
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+GATES = st.builds(
+    GateSpec, where=st.sampled_from(["assignment", "role", "department"]),
+    weekdays=st.lists(st.sampled_from(DAYS), max_size=7, unique=True).map(tuple),
+    window=st.none() | st.tuples(st.integers(0, 23), st.integers(1, 24)).filter(
+        lambda w: w[0] < w[1]),
+    networks=st.lists(st.sampled_from(["10.0.0.0/8", "192.0.2.0/24", "2001:db8::/32"]),
+                      max_size=2, unique=True).map(tuple),
+    timezone=st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"]),
+    now=st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2026, 12, 31)),
+    address=st.sampled_from([None, "10.1.2.3", "192.0.2.9", "2001:db8::5", "198.51.100.1"]))
 
 
 @dataclass(frozen=True)
@@ -169,6 +221,7 @@ def policy_specs(ids: dict[str, Any]) -> st.SearchStrategy[PolicySpec]:
         unowned_visible=st.booleans(),
         visibility=st.sampled_from([None, "own", "department", "all"]),
         share=st.none() | shares,
+        gate=st.none() | GATES,
     )
 
 
@@ -255,9 +308,20 @@ def apply(w: SimpleNamespace, spec: PolicySpec) -> Any:
         parent = role("Generated parent", spec.parent_grants)
     elif spec.builtin_parent is not None:
         parent = workspaces.role_by_key(rbac, w.ws, spec.builtin_parent)
+    gate = spec.gate
+    if gate is not None:
+        w.ws.timezone = gate.timezone
     for n, grants in enumerate(spec.roles):
-        workspaces.assign_role(rbac, subject, role(f"Generated {n}", grants,
-                                                    parent if n == 0 else None))
+        generated = role(f"Generated {n}", grants, parent if n == 0 else None)
+        if n == 0 and gate is not None and gate.where == "role":
+            generated.access_condition = gate.condition()
+        if n == 0 and gate is not None and gate.where == "department" and spec.department:
+            db.session.add(m.DepartmentRole(workspace=w.ws, department=subject.department,
+                                            role=generated, access_condition=gate.condition()))
+            continue
+        assignment = workspaces.assign_role(rbac, subject, generated)
+        if n == 0 and gate is not None and gate.where != "role":
+            assignment.access_condition = gate.condition()
     for mate in spec.team:
         if mate != spec.subject:
             db.session.add(m.ManagerAssignment(manager_id=subject.id,
@@ -287,10 +351,14 @@ def add_grant_as_stored(role: Any, g: GrantSpec) -> None:
         grant.condition = list(g.condition)
 
 
-def fresh_access(app: Flask, membership: Any, unowned_visible: bool) -> Access:
+def fresh_access(app: Flask, membership: Any, unowned_visible: bool,
+                 gate: GateSpec | None = None) -> Access:
     row = loader.membership_row(db.session, rbac.models, membership_id=membership.id)
     config = {**app.config, "RBAC_UNOWNED_VISIBLE": unowned_visible}
-    return loader.load_access(db.session, rbac.models, rbac.registry, config, row)
+    if gate is None:
+        return loader.load_access(db.session, rbac.models, rbac.registry, config, row)
+    return loader.load_access(db.session, rbac.models, rbac.registry, config, row, gate.now,
+                              address=gate.address)
 
 
 def disagreements(access: Access, records: dict[str, list[Any]]) -> dict[str, Any]:
@@ -365,6 +433,13 @@ EXPLICIT: list[PolicySpec] = [
                share=ShareSpec((("deals", "view", ({"field": "amount", "op": "gt",
                                                     "value": "NaN"},)),
                                 ("clients", "view", ())), "active")),
+    # A department's role under a weekday window and a network, inside then outside.
+    *(PolicySpec("member", "sales", (), ((GrantSpec("leads", "view", "all", "allow", ()),
+                                          GrantSpec("deals", "edit", "own", "allow", ())),),
+                 None, None, True,
+                 gate=GateSpec("department", ("mon", "tue", "wed", "thu", "fri"), (9, 18),
+                               ("10.0.0.0/8",), "Europe/Paris", now, "10.1.2.3"))
+      for now in (dt.datetime(2026, 1, 5, 8, 30), dt.datetime(2026, 1, 5, 17, 0))),
 ]
 
 
@@ -386,7 +461,9 @@ def run_property(app: Flask, world: SimpleNamespace, max_examples: int) -> tuple
         examples += 1
         try:
             membership = apply(world, spec)
-            access = fresh_access(app, membership, spec.unowned_visible)
+            access = fresh_access(app, membership, spec.unowned_visible, spec.gate)
+            if spec.gate is not None:
+                assert ("Generated 0" in access.roles) == spec.gate.holds(), access.role_notes
             with rbac.system():
                 records = {res: list(db.session.scalars(sa.select(model)))
                            for res, model in MODELS.items()}

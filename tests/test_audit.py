@@ -190,6 +190,33 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
     def api_remove() -> Any:
         return api.delete(f"/members/{viewer_m}/roles/{ids['api_assignment']}")
 
+    # Conditional and group roles.
+    def role_condition() -> Any:
+        return client.post(f"/settings/roles/{ids['audited']}/condition",
+                           data={"start": "09:00", "end": "18:00"})
+
+    def api_role_condition() -> Any:
+        return api.call("put", f"/roles/{ids['api_role']}/condition",
+                        {"condition": {"weekdays": ["mon", "tue"]}})
+
+    def api_assignment_condition() -> Any:
+        return api.patch(f"/members/{viewer_m}/roles/{ids['api_assignment']}",
+                         {"condition": {"networks": ["10.0.0.0/8"]}})
+
+    def give_department_role() -> Any:
+        return client.post(f"/settings/departments/{sales}/roles",
+                           data={"role_id": str(finance.id)})
+
+    def remove_department_role() -> Any:
+        return client.post(f"/settings/departments/{sales}/roles/{finance.id}/remove")
+
+    def api_give_department_role() -> Any:
+        return api.post(f"/departments/{sales}/roles", {"role_id": finance.id,
+                                                        "condition": {"weekdays": ["fri"]}})
+
+    def api_remove_department_role() -> Any:
+        return api.delete(f"/departments/{sales}/roles/{finance.id}")
+
     # Team: invitations, lifecycle, departments, managers, reassignment.
     def invite_first() -> Any:
         with mail.record_messages() as outbox:
@@ -331,10 +358,14 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
         Step("rbac_settings.assign", assign), Step("rbac_settings.unassign", unassign),
         Step("rbac_settings.conflicts", conflicts),
         Step("rbac_settings.remove_conflict", remove_conflict),
-        Step("rbac_settings.plan", plan), Step("rbac_settings.delete_role", delete_role),
+        Step("rbac_settings.plan", plan), Step("rbac_settings.role_condition", role_condition),
+        Step("rbac_settings.delete_role", delete_role),
         Step("rbac_api.create_role", api_create), Step("rbac_api.update_role", api_update),
         Step("rbac_api.clone_role", api_clone), Step("rbac_api.delete_role", api_delete),
-        Step("rbac_api.assign_role", api_assign), Step("rbac_api.remove_role", api_remove),
+        Step("rbac_api.update_role_condition", api_role_condition),
+        Step("rbac_api.assign_role", api_assign),
+        Step("rbac_api.update_assignment", api_assignment_condition),
+        Step("rbac_api.remove_role", api_remove),
         Step("rbac_settings.invite", invite_first),
         Step("rbac_settings.resend_invitation", resend),
         Step("rbac_settings.accept_invitation", accept, actor=None),
@@ -360,6 +391,10 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
         Step("rbac_oversight.review_sign_off", review_sign_off),
         Step("rbac_settings.decide_review_item", decide_keep, prepare=start_run),
         Step("rbac_api.decide_review_item", api_decide_revoke),
+        Step("rbac_settings.give_department_role", give_department_role),
+        Step("rbac_settings.remove_department_role", remove_department_role),
+        Step("rbac_api.give_department_role", api_give_department_role),
+        Step("rbac_api.remove_department_role", api_remove_department_role),
     ]
 
 
@@ -400,11 +435,14 @@ def test_every_permission_changing_route_writes_exactly_one_event(
                 assert ev.actor_membership_id is not None, step.endpoint
             assert ev.detail, step.endpoint
 
-    actions = [e.action for e in change_events()[start:start + 14]]
+    actions = [e.action for e in change_events()[start:start + 18]]
     assert actions == ["role.created", "grant.changed", "assignment.added",
                        "assignment.removed", "sod.changed", "sod.changed", "plan.changed",
-                       "role.deleted", "role.created", "grant.added", "role.created",
-                       "role.deleted", "assignment.added", "assignment.removed"]
+                       "role.changed", "role.deleted", "role.created", "grant.added",
+                       "role.created", "role.deleted", "role.changed", "assignment.added",
+                       "assignment.changed", "assignment.removed", "member.invited"]
+    group = [e.action for e in change_events() if e.action.startswith("department_role.")]
+    assert group == ["department_role.added", "department_role.removed"] * 2
     sharing = [e.action for e in change_events() if e.action.startswith("sharing.")]
     assert sharing == ["sharing.created"] * 2 + ["sharing.changed"] * 2 + [
         "sharing.accepted"] * 2 + ["sharing.revoked"] * 2 + ["sharing.created"] * 2 + [

@@ -25,13 +25,13 @@ from .blueprint import (
     step_up,
 )
 
-ASSIGN_KEYS = frozenset({"role_id", "starts_at", "expires_at"})
+ASSIGN_KEYS = frozenset({"role_id", "starts_at", "expires_at", "condition"})
 
 
 def _assignment_json(mr: Any) -> dict[str, Any]:
     return {"id": mr.id, "role_id": mr.role_id, "role": mr.role.name,
             "starts_at": queries.iso(mr.starts_at), "expires_at": queries.iso(mr.expires_at),
-            "status": queries.assignment_status(mr)}
+            "status": queries.assignment_status(mr), "condition": mr.access_condition}
 
 
 def _member_json(membership: Any) -> dict[str, Any]:
@@ -85,7 +85,8 @@ def assign_role(membership_id: int) -> ResponseReturnValue:
         raise bad(f"no role {body['role_id']} in this workspace", "role_id")
     rbac = current_rbac
     mr = roles.assign_role(rbac, access, membership, role, starts_at=instant(body, "starts_at"),
-                           expires_at=instant(body, "expires_at"))
+                           expires_at=instant(body, "expires_at"),
+                           condition=body.get("condition"))
     rbac.db.session.commit()
     return created(_assignment_json(mr), url_for(".member_roles", membership_id=membership.id))
 

@@ -73,7 +73,8 @@ def run_assign(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -
     assign_role(rbac, access, _membership(rbac, access, payload["membership_id"]),
                 _role(rbac, access, payload["role_id"]),
                 starts_at=_instant(payload.get("starts_at")),
-                expires_at=_instant(payload.get("expires_at")))
+                expires_at=_instant(payload.get("expires_at")),
+                condition=payload.get("condition"))
 
 
 def run_delete_role(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:

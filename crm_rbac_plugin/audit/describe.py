@@ -17,6 +17,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "RoleConflict": ("sod", "roles"),
     "SharingAgreement": ("agreement", "sharing"),
     "SharingPermission": ("agreement_permission", "sharing"),
+    "DepartmentRole": ("department_role", "members"),
 }
 
 
@@ -57,6 +58,9 @@ def label(kind: str, obj: Any, values: dict[str, Any]) -> str:
     if kind == "field_rule":
         return (f"field rule #{ident} {values.get('resource')}.{values.get('field')} "
                 f"on role #{values.get('role_id')}")
+    if kind == "department_role":
+        return (f"role #{values.get('role_id')} given to department "
+                f"#{values.get('department_id')}")
     if kind == "manager":
         return f"manager #{values.get('manager_id')} of member #{values.get('member_id')}"
     if kind == "agreement":
@@ -88,7 +92,7 @@ def change_action(kind: str, op: str, before: dict[str, Any] | None,
         return "member.changed"
     if kind == "role":
         return f"role.{op}"
-    if kind in ("grant", "field_rule"):
+    if kind in ("grant", "field_rule", "department_role"):
         return f"{kind}." + {"created": "added", "deleted": "removed"}.get(op, "changed")
     if kind == "agreement":
         old, new = (before or {}).get("status"), (after or {}).get("status")

@@ -142,6 +142,11 @@ def _other_sentence(names: Names, c: dict[str, Any], v: dict[str, Any]) -> str:
             {"created": "created", "deleted": "deleted"}.get(op, "changed")
     if kind == "sod":
         return f"Segregation-of-duties rule {_VERB[op]}"
+    if kind == "department_role":
+        role, dept = names.role(v.get("role_id")), names.department(v.get("department_id"))
+        return (f"Department {dept} given the role {role}" if op == "created" else
+                f"Department {dept} no longer gives the role {role}" if op == "deleted" else
+                f"Department {dept}: role {role} changed")
     if kind == "workspace":
         return {"plan.changed": "Plan changed", "workspace.created":
                 f"Workspace {v.get('name') or names.workspace(c.get('key'))} created"}.get(

@@ -70,12 +70,14 @@ class Models:
     ReviewSchedule: Any
     CertificationRun: Any
     CertificationItem: Any
+    # Roles given to departments (see :mod:`.groups`).
+    DepartmentRole: Any = None
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""
         return (self.Workspace, self.Department, self.Membership, self.ManagerAssignment,
                 self.Role, self.Grant, self.MemberRole, self.FieldRule, self.RoleConflict,
-                self.SharingAgreement, self.SharingPermission)
+                self.SharingAgreement, self.SharingPermission, self.DepartmentRole)
 
 
 def user_pk_of(user_model: type) -> Any:

@@ -76,6 +76,8 @@ def define_role_models(db: Any, Workspace: Any) -> tuple[Any, Any]:
         parent_id: Mapped[int | None] = mapped_column(
             fk("rbac_role.parent_id", "rbac_role.id", ondelete="SET NULL"))
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+        #: When the role is in force for every holder (see :mod:`..role_conditions`).
+        access_condition: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
         workspace = relationship(Workspace)
         parent = relationship(lambda: Role, remote_side=[id])
@@ -232,6 +234,8 @@ def define_assignment_model(db: Any, Membership: Any, Role: Any) -> Any:
             fk("rbac_member_role.role_id", "rbac_role.id", ondelete="CASCADE"))
         starts_at: Mapped[dt.datetime | None] = mapped_column()
         expires_at: Mapped[dt.datetime | None] = mapped_column()
+        #: When this assignment is in force (see :mod:`..role_conditions`).
+        access_condition: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
         membership = relationship(Membership, back_populates="member_roles")
         role = relationship(Role)

@@ -112,6 +112,9 @@ def policy_as_of(rbac: RBACProtocol, workspace_id: int, at: dt.datetime
     state["field_rule"] = {r["id"]: r for r in _rows(rbac, FRt, FRt.c.role_id.in_(role_ids))}
     state["assignment"] = {r["id"]: r for r in _rows(rbac, MRt,
                                                       MRt.c.membership_id.in_(member_ids))}
+    DRt = m.DepartmentRole.__table__
+    state["department_role"] = {r["id"]: r for r in _rows(rbac, DRt,
+                                                           DRt.c.workspace_id == workspace_id)}
     state["manager"] = {f"{r['manager_id']}:{r['member_id']}": r
                         for r in _rows(rbac, At, At.c.manager_id.in_(member_ids))}
     A = rbac.models.AuditEvent
@@ -161,17 +164,28 @@ class HistoricPolicySource:
         for a in self.state["assignment"].values():
             if a["membership_id"] == membership_id:
                 assigned.setdefault(a["role_id"], []).append(a)
+        member = self.state["member"].get(membership_id) or {}
+        dept = member.get("department_id")
+        departments = self.state.get("department", {})
+        for d in self.state.get("department_role", {}).values():
+            if dept is not None and d["department_id"] == dept:
+                assigned.setdefault(d["role_id"], []).append(
+                    {**d, "via": (departments.get(dept) or {}).get("name", f"#{dept}")})
+        zone = (self.state["workspace"].get(workspace_id) or {}).get("timezone")
         out = []
         for role in self.state["role"].values():
             if role.get("workspace_id") != workspace_id:
                 continue
             base = {"id": role["id"], "name": role["name"], "parent_id": role.get("parent_id"),
-                    "is_owner": bool(role.get("is_owner"))}
+                    "is_owner": bool(role.get("is_owner")),
+                    "role_condition": role.get("access_condition"), "timezone": zone}
             for a in assigned.get(role["id"], [None]):  # type: ignore[list-item]
+                a = a or {}
                 out.append(SimpleNamespace(
-                    **base, assigned=None if a is None else role["id"],
-                    starts_at=None if a is None else _instant(a.get("starts_at")),
-                    expires_at=None if a is None else _instant(a.get("expires_at"))))
+                    **base, assigned=role["id"] if a else None,
+                    starts_at=_instant(a.get("starts_at")),
+                    expires_at=_instant(a.get("expires_at")),
+                    condition=a.get("access_condition"), via=a.get("via")))
         return out
 
     def grants(self, role_ids: list[int]) -> list[Any]:

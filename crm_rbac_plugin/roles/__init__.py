@@ -24,7 +24,8 @@ rolls back).
 Layout: :mod:`.grants` (specs and parsing), :mod:`.escalation` (who may
 touch what), :mod:`.locks` (serialising writers), :mod:`.invariants` (a role
 in force per member, an Owner per workspace), :mod:`.field_rules`,
-:mod:`.assignments` (and segregation of duties), :mod:`.editing` (create,
+:mod:`.assignments` (and segregation of duties), :mod:`.groups` (department
+roles, role conditions), :mod:`.editing` (create,
 edit, clone, delete), :mod:`.plan`, :mod:`.reading` (matrix, compare,
 preview). This module only re-exports their public names.
 """
@@ -37,6 +38,7 @@ from .assignments import (
     holders,
     remove_conflict,
     remove_role,
+    set_assignment_condition,
 )
 from .editing import clone_role, create_role, delete_role, update_role
 from .escalation import PRIVILEGED_KEYS, covers, is_privileged, require, same_workspace
@@ -50,6 +52,14 @@ from .grants import (
     parse_grants,
     permission_items,
     specs_of,
+)
+from .groups import (
+    check_joining,
+    department_roles,
+    give_department_role,
+    member_group_roles,
+    remove_department_role,
+    set_role_condition,
 )
 from .invariants import (
     ROLE_REMAINS_RULE,
@@ -72,30 +82,37 @@ __all__ = [
     "add_conflict",
     "assign_role",
     "assignments_in_force",
+    "check_joining",
     "clone_role",
     "compare",
     "condition_clauses",
     "covers",
     "create_role",
     "delete_role",
+    "department_roles",
     "effective_specs",
     "ensure_owner_remains",
     "ensure_role_remains",
+    "give_department_role",
     "holders",
     "in_force",
     "is_privileged",
     "matrix",
+    "member_group_roles",
     "merge_specs",
     "parse_grants",
     "permission_items",
     "preview",
     "remove_conflict",
+    "remove_department_role",
     "remove_role",
     "require",
     "roles_granting",
     "same_workspace",
+    "set_assignment_condition",
     "set_field_rules",
     "set_plan",
+    "set_role_condition",
     "specs_of",
     "summary",
     "update_role",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .. import gate
+from .. import gate, role_conditions
 from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
 from ..policy import Access
@@ -58,8 +58,10 @@ def _conflicts_with(rbac: RBACProtocol, role: Any, held_role_ids: set[int]) -> l
 
 def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role: Any, *,
                 starts_at: dt.datetime | None = None,
-                expires_at: dt.datetime | None = None) -> Any:
-    """Give a member a role, optionally only between two UTC instants."""
+                expires_at: dt.datetime | None = None, condition: Any = None) -> Any:
+    """Give a member a role, optionally only between two UTC instants and only while
+    ``condition`` holds (weekdays, hours, networks: see :mod:`..role_conditions`)."""
+    cond = condition_for(role, condition)
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, membership, role)
     if membership.id == actor.membership_id and not actor.is_owner:
@@ -77,7 +79,7 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
     # An assignment not in force (expired, or starting later) gives nothing now:
     # the role may be given from now on.
     in_force_now = {mr.role_id for mr in assignments_in_force(membership)}
-    if role.id in in_force_now and starts_at is None and expires_at is None:
+    if role.id in in_force_now and starts_at is None and expires_at is None and not cond:
         raise ValidationError(f"{membership.display_name} already holds {role.name}",
                               field="role_id")
     clash = _conflicts_with(rbac, role, held)
@@ -89,16 +91,50 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
         # A pending membership is an invitation's: its role cannot be replayed alone.
         gate.require(rbac, actor, "assign_privileged_role",
                      {"membership_id": membership.id, "role_id": role.id,
-                      "starts_at": starts_at, "expires_at": expires_at},
+                      "starts_at": starts_at, "expires_at": expires_at,
+                      "condition": cond.to_json()},
                      summary=f"Give {role.name} to {membership.display_name}",
                      refusal=(f"Giving {role.name} needs approval in this workspace: invite "
                               "with another role, then give it once they joined.", "roles")
                      if membership.status == "pending" else None)
     mr = rbac.models.MemberRole(membership=membership, role=role, starts_at=starts_at,
-                                expires_at=expires_at)
+                                expires_at=expires_at, access_condition=cond.to_json())
     rbac.db.session.add(mr)
     rbac.db.session.flush()
     return mr
+
+
+def condition_for(role: Any, raw: Any) -> role_conditions.Condition:
+    """Validate a condition for ``role``: the Owner role is never conditional.
+
+    An Owner outside a window or a network would lock the workspace's only
+    unconditional administrator out; a 400 naming ``condition`` instead.
+    """
+    cond = role_conditions.validate(raw)
+    if cond and role.is_owner:
+        raise ValidationError("the Owner role cannot depend on days, hours or networks",
+                              field="condition")
+    return cond
+
+
+def set_assignment_condition(rbac: RBACProtocol, actor: Access | None, member_role: Any,
+                             condition: Any) -> Any:
+    """Replace one assignment's condition (None or {} removes it).
+
+    The same checks as giving the role: an actor who could not give it cannot
+    change when it applies (loosening a condition widens access).
+    """
+    actor = require(rbac, actor, "members", "edit")
+    membership, role = member_role.membership, member_role.role
+    same_workspace(actor, membership)
+    if membership.id == actor.membership_id and not actor.is_owner:
+        raise PermissionDenied("You cannot change your own roles.")
+    if is_privileged(role) and not actor.is_owner:
+        raise PermissionDenied(f"Only an Owner can change the {role.name} role's assignments.")
+    require_covered(actor, effective_specs(role), f"change {role.name}")
+    member_role.access_condition = condition_for(role, condition).to_json()
+    rbac.db.session.flush()
+    return member_role
 
 
 def remove_role(rbac: RBACProtocol, actor: Access | None, member_role: Any) -> None:

@@ -45,6 +45,7 @@ from ..identity import loaded_account, request_state, signed_in_user
 from ..loader import BYPASS
 from ..models import utcnow
 from ..proxies import get_rbac
+from ..role_conditions import address_in
 from .policy import Policy, parse_allowlist, policy_for
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -73,15 +74,7 @@ def address_allowed(address: str | None, networks: tuple[Network, ...] | list[Ne
     An IPv4-mapped IPv6 address is compared as its IPv4 address; a missing or
     malformed address is refused when there is a list.
     """
-    if not networks:
-        return True
-    try:
-        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip.version == net.version and ip in net for net in networks)
+    return not networks or address_in(address, networks)
 
 
 def current_policy() -> Policy:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from ..errors import ValidationError
 from ..models import MFA_POLICIES
+from ..role_conditions import parse_networks
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -126,19 +127,8 @@ def password_rules_for_user(rbac: RBACProtocol, user_id: Any,
 def parse_allowlist(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """Parse one CIDR per line (blank lines and ``#`` comments skipped); a bad line
     raises a ValidationError naming ``ip_allowlist`` and the line."""
-    networks = []
     lines = [line.split("#", 1)[0].strip() for line in (text or "").splitlines()]
-    lines = [line for line in lines if line]
-    if len(lines) > MAX_ALLOWLIST_LINES:
-        raise ValidationError(f"list at most {MAX_ALLOWLIST_LINES} networks", field="ip_allowlist")
-    for number, line in enumerate(lines, start=1):
-        try:
-            networks.append(ipaddress.ip_network(line, strict=False))
-        except ValueError:
-            raise ValidationError(f"line {number}, {line!r}, is not an IPv4 or IPv6 network "
-                                  "(for example 203.0.113.0/24 or 2001:db8::/32)",
-                                  field="ip_allowlist") from None
-    return networks
+    return parse_networks(lines, field="ip_allowlist", limit=MAX_ALLOWLIST_LINES)
 
 
 def _whole_number(name: str, value: Any, *, nullable: bool = False) -> int | None:

@@ -34,6 +34,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from ..queries import restrictable_fields, scope_label
 from ..registry import SCOPES, Registry, Resource
 from ..roles.field_rules import field_labels
+from .condition_fields import ConditionFields
 
 
 def choices(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
@@ -143,7 +144,7 @@ class GrantingForm(FlaskForm):
                              description="resource.action, e.g. deals.export")
 
 
-class AssignRoleForm(FlaskForm):
+class AssignRoleForm(ConditionFields, FlaskForm):
     role_id = SelectField("Role", coerce=optional_int, choices=[],
                           validators=[DataRequired(message="Choose a role.")])
     starts_at = DateTimeLocalField("From (UTC)", format=DATETIME_FORMATS,

@@ -30,6 +30,7 @@ from ..security.stepup import require_recent_mfa
 from . import (  # noqa: F401  (pages on the same blueprint)
     alert_views,
     approval_views,
+    condition_views,
     mfa_views,
     notification_views,
     review_views,
@@ -41,6 +42,7 @@ from . import (  # noqa: F401  (pages on the same blueprint)
     workspace_views,
 )
 from .blueprint import attempt, bp, membership_or_404, render
+from .condition_fields import condition_data
 from .forms import AssignRoleForm, ConflictForm, PlanForm, TokenForm, choices
 
 
@@ -109,6 +111,8 @@ def _member_page(membership: Any, *, form: AssignRoleForm | None = None, status:
     access = rbac.access_for(membership)
     assignments = sorted(membership.member_roles, key=lambda mr: mr.id)
     return render("member_access.html", status, membership=membership, member_access=access,
+                  group_roles=roles.member_group_roles(rbac, membership),
+                  condition_text=condition_views.condition_text,
                   assignments=assignments, status_of=queries.assignment_status,
                   chain=queries.role_chain,
                   matrix=queries.effective_matrix(rbac, membership, access),
@@ -138,7 +142,8 @@ def assign(membership_id: int) -> Any:
     page_errors: list[str] = []
     outcome = attempt(lambda: roles.assign_role(rbac, access, membership, role,
                                                 starts_at=form.starts_at.data,
-                                                expires_at=form.expires_at.data),
+                                                expires_at=form.expires_at.data,
+                                                condition=condition_data(form)),
                       form, errors=page_errors)
     if not outcome.ok:
         return _member_page(membership, form=form, status=outcome.status,

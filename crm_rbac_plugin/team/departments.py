@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from .. import inputs
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
+from ..roles import check_joining
 from .checks import privileged, require, same_workspace
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def set_department(rbac: RBACProtocol, actor: Access | None, membership: Any, de
     same_workspace(actor, membership, dept)
     if privileged(membership) and not actor.is_owner and membership.id != actor.membership_id:
         raise PermissionDenied("Only an Owner can move an Owner or an Admin.")
+    check_joining(rbac, actor, membership, dept)
     membership.department_id = dept.id if dept is not None else None
     rbac.db.session.flush()
 

@@ -98,12 +98,15 @@ def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequ
             f"{email} is already invited; resend the invitation instead" if existing.status ==
             "pending" else f"{email} is already a member of this workspace", field="email")
     membership = rbac.models.Membership(workspace_id=actor.workspace_id, user=user,
-                                        status="pending",
-                                        department_id=getattr(department, "id", None))
+                                        status="pending")
     session.add(membership)
     session.flush()
     for role in role_objs:
         roles.assign_role(rbac, actor, membership, role, expires_at=expires_at)
+    if department is not None:
+        # The department's own roles come with it: the inviter must be able to give them.
+        roles.check_joining(rbac, actor, membership, department)
+        membership.department_id = department.id
     invitation = rbac.models.Invitation(workspace_id=actor.workspace_id, email=email,
                                  role_ids=[r.id for r in role_objs],
                                  membership_id=membership.id,

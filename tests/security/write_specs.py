@@ -222,6 +222,19 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_api.assign_role": EndpointRule(
         "members.edit", lambda w, ws: {"role_id": w.targets[ws]["viewer_role"]}, json=True),
     "rbac_api.remove_role": EndpointRule("members.edit", json=True),
+    # -- conditional and group roles --
+    "rbac_settings.role_condition": EndpointRule(
+        "roles.edit", lambda w, ws: {"weekdays": ["mon"], "start": "09:00", "end": "18:00"}),
+    "rbac_settings.give_department_role": EndpointRule(
+        "members.edit", lambda w, ws: {"role_id": w.targets[ws]["viewer_role"]}),
+    "rbac_settings.remove_department_role": EndpointRule("members.edit"),
+    "rbac_api.update_assignment": EndpointRule(
+        "members.edit", lambda w, ws: {"condition": {"weekdays": ["mon"]}}, json=True),
+    "rbac_api.update_role_condition": EndpointRule(
+        "roles.edit", lambda w, ws: {"condition": {"weekdays": ["mon"]}}, json=True),
+    "rbac_api.give_department_role": EndpointRule(
+        "members.edit", lambda w, ws: {"role_id": w.targets[ws]["viewer_role"]}, json=True),
+    "rbac_api.remove_department_role": EndpointRule("members.edit", json=True),
     # -- approvals (each workspace has a pending plan change its Owner asked for) --
     "rbac_settings.approve_request": EndpointRule(
         "approvals.decide", lambda w, ws: {"reason": "sweep"},

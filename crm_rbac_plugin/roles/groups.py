@@ -1,0 +1,152 @@
+"""Roles given to a department, and conditions on a role.
+
+A department's role is held by every member of the department while they
+belong to it (:mod:`..models.groups`); the loader reads it with the member's
+own assignments, so joining or leaving the department is the only write
+needed, and that write bumps the workspace's ``policy_version`` like any
+permission change. Giving a role to a department is giving it to each of its
+members at once, now and later, so the escalation rules of
+:func:`.assignments.assign_role` apply to whoever gives it, and again to
+whoever moves a member into a department that holds roles
+(:func:`check_joining`):
+
+- the Owner role is never given to a department (an Owner is a person);
+- Admin (privileged roles) only by an Owner;
+- never a role wider than the actor holds (:func:`.escalation.require_covered`);
+- never a role some member of the department may not hold with one of theirs
+  (segregation of duties);
+- a role needing approval when given to one member is refused for a
+  department (409): give it member by member, through the approval.
+
+Every grant and removal is audited by the flush listeners as
+``department_role.added`` / ``department_role.removed``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .. import gate
+from ..errors import PermissionDenied, ValidationError
+from ..policy import Access
+from .assignments import _conflicts_with, condition_for, needs_approval_as_privileged
+from .editing import _check_editable
+from .escalation import is_privileged, require, require_covered, same_workspace
+from .grants import effective_specs
+from .locks import concurrent_change_refused, lock_for_role_change
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+
+def department_roles(rbac: RBACProtocol, department: Any) -> list[Any]:
+    """The roles a department gives (its ``DepartmentRole`` rows, by role name)."""
+    m = rbac.models
+    return list(rbac.db.session.scalars(
+        sa.select(m.DepartmentRole).join(m.Role, m.Role.id == m.DepartmentRole.role_id)
+        .where(m.DepartmentRole.department_id == department.id).order_by(m.Role.name)))
+
+
+def member_group_roles(rbac: RBACProtocol, membership: Any) -> list[Any]:
+    """The ``DepartmentRole`` rows a member holds through their department."""
+    if membership.department_id is None:
+        return []
+    return department_roles(rbac, membership.department)
+
+
+def _held_role_ids(rbac: RBACProtocol, membership: Any) -> set[int]:
+    own = {mr.role_id for mr in membership.member_roles}
+    return own | {dr.role_id for dr in member_group_roles(rbac, membership)}
+
+
+def _check_giver(actor: Access, role: Any, what: str) -> None:
+    if role.is_owner:
+        raise ValidationError("the Owner role is held by a person, never through a department",
+                              field="role_id")
+    if is_privileged(role) and not actor.is_owner:
+        raise PermissionDenied(f"Only an Owner can give the {role.name} role.")
+    require_covered(actor, effective_specs(role), what)
+
+
+def give_department_role(rbac: RBACProtocol, actor: Access | None, department: Any, role: Any,
+                         *, condition: Any = None) -> Any:
+    """Give ``role`` to every member of ``department`` while they belong to it."""
+    actor = require(rbac, actor, "members", "edit")
+    if department is None or role is None:
+        raise ValidationError("choose a department and a role", field="role_id")
+    same_workspace(actor, department, role)
+    _check_giver(actor, role, f"give {role.name} to {department.name}")
+    cond = condition_for(role, condition)
+    m, session = rbac.models, rbac.db.session
+    if session.scalar(sa.select(m.DepartmentRole.id).where(
+            m.DepartmentRole.department_id == department.id,
+            m.DepartmentRole.role_id == role.id)) is not None:
+        raise ValidationError(f"{department.name} already gives {role.name}", field="role_id")
+    members = session.scalars(sa.select(m.Membership).where(
+        m.Membership.department_id == department.id)).all()
+    for member in members:
+        clash = _conflicts_with(rbac, role, _held_role_ids(rbac, member))
+        if clash:
+            raise PermissionDenied(
+                f"{member.display_name} holds {', '.join(clash)}, which cannot be held together "
+                f"with {role.name} (segregation of duties).")
+    if needs_approval_as_privileged(role):
+        gate.require(rbac, actor, "assign_privileged_role",
+                     {"department_id": department.id, "role_id": role.id},
+                     summary=f"Give {role.name} to department {department.name}",
+                     refusal=(f"Giving {role.name} needs approval in this workspace: give it to "
+                              "members one by one instead of to a department.", "role_id"))
+    row = m.DepartmentRole(workspace_id=department.workspace_id, department=department,
+                           role=role, access_condition=cond.to_json())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def remove_department_role(rbac: RBACProtocol, actor: Access | None, row: Any) -> None:
+    """Take a role away from a department (its members lose it at once)."""
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, row)
+    role = row.role
+    if is_privileged(role) and not actor.is_owner:
+        raise PermissionDenied(f"Only an Owner can take the {role.name} role away.")
+    require_covered(actor, effective_specs(role), f"take {role.name} away")
+    rbac.db.session.delete(row)
+    rbac.db.session.flush()
+
+
+def check_joining(rbac: RBACProtocol, actor: Access, membership: Any, department: Any) -> None:
+    """Refuse moving ``membership`` into ``department`` when that gives them roles the
+    actor could not give them one by one (see the module docstring)."""
+    if department is None or department.id == membership.department_id:
+        return
+    own = {mr.role_id for mr in membership.member_roles}
+    for row in department_roles(rbac, department):
+        role = row.role
+        _check_giver(actor, role, f"move {membership.display_name} into {department.name}, "
+                                  f"which gives {role.name}")
+        clash = _conflicts_with(rbac, role, own)
+        if clash:
+            raise PermissionDenied(
+                f"{membership.display_name} holds {', '.join(clash)}, which cannot be held "
+                f"together with {role.name}, given by {department.name} (segregation of duties).")
+
+
+def set_role_condition(rbac: RBACProtocol, actor: Access | None, role: Any,
+                       condition: Any) -> Any:
+    """Replace the condition under which ``role`` is in force for all its holders.
+
+    The Owner and Admin roles always have full access and take no condition;
+    otherwise the rules of editing the role apply (``roles.edit``, no role
+    wider than the actor).
+    """
+    actor = require(rbac, actor, "roles", "edit")
+    label = f"the role {role.name}"
+    with concurrent_change_refused(label):
+        lock_for_role_change(rbac, role)
+    _check_editable(rbac, actor, role, "made conditional")
+    role.access_condition = condition_for(role, condition).to_json()
+    rbac.db.session.flush()
+    return role
