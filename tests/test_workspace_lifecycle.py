@@ -459,3 +459,46 @@ def test_export_is_a_zip_of_json_and_safe_csv(world: SimpleNamespace, login: Any
 def test_now_defaults_to_the_clock(world: SimpleNamespace) -> None:
     ws = lifecycle.delete_workspace(rbac, access_of(world.members["owner"]), "Acme Sales")
     assert abs((ws.deleted_at - utcnow()).total_seconds()) < 60
+
+
+# -- an Owner with two-factor authentication ------------------------------------------------------
+
+
+def test_an_owner_with_mfa_transfers_only_after_a_fresh_check(world: SimpleNamespace,
+                                                               login: Any) -> None:
+    from tests.test_mfa import VERIFY_PAGE, enrolled_directly, set_check
+
+    owner_user = world.users["owner"]
+    enrolled_directly(owner_user)
+    client = login(owner_user, world.ws)
+    set_check(client, owner_user, minutes_ago=60)  # signed in with a code, an hour ago
+    page = client.get("/settings/lifecycle")
+    assert page.status_code == 200 and "fresh code" in page.text
+    assert 'name="password"' not in page.text
+    body = {"membership_id": world.members["admin"].id, "password": "password"}
+    stale = client.post("/settings/lifecycle/transfer", data=body)
+    assert stale.status_code == 302 and VERIFY_PAGE in stale.headers["Location"]
+    api = client.post("/api/v1/workspace/transfer", json=body)
+    assert api.status_code == 403
+    assert owner_keys(world.members["owner"]) == {"owner"}
+    set_check(client, owner_user, minutes_ago=1)
+    done = client.post("/settings/lifecycle/transfer", data={"membership_id":
+                                                             world.members["admin"].id})
+    assert done.status_code == 302, done.text
+    assert owner_keys(world.members["owner"]) == {"admin"}
+    assert owner_keys(world.members["admin"]) == {"admin", "owner"}
+
+
+def test_a_token_never_transfers_for_an_owner_with_mfa(world: SimpleNamespace,
+                                                        app: Flask) -> None:
+    from crm_rbac_plugin import tokens
+    from tests.test_mfa import enrolled_directly
+
+    enrolled_directly(world.users["owner"])
+    _, plaintext = tokens.create_token(rbac, world.members["owner"], "script")
+    db.session.commit()
+    response = app.test_client().post(
+        "/api/v1/workspace/transfer", headers={"Authorization": f"Bearer {plaintext}"},
+        json={"membership_id": world.members["admin"].id, "password": "password"})
+    assert response.status_code == 403
+    assert owner_keys(world.members["owner"]) == {"owner"}
