@@ -502,3 +502,20 @@ def test_a_token_never_transfers_for_an_owner_with_mfa(world: SimpleNamespace,
         json={"membership_id": world.members["admin"].id, "password": "password"})
     assert response.status_code == 403
     assert owner_keys(world.members["owner"]) == {"owner"}
+
+
+def test_an_approval_policy_on_privileged_roles_refuses_the_transfer(
+        world: SimpleNamespace) -> None:
+    from crm_rbac_plugin import approvals
+
+    approvals.save(rbac, access_of(world.members["owner"]),
+                   {"operations": {"assign_privileged_role": True}})
+    db.session.commit()
+    before = snapshot()
+    with pytest.raises(RuleConflict) as err:
+        lifecycle.transfer_ownership(rbac, access_of(world.members["owner"]),
+                                     world.members["admin"].id, user=world.users["owner"],
+                                     password="password")
+    db.session.rollback()
+    assert err.value.status == 409 and err.value.field == "membership_id"
+    assert snapshot() == before

@@ -213,7 +213,7 @@ def delete_workspace() -> Any:
     return redirect(url_for(".workspaces"))
 
 
-@bp.get("/lifecycle/export")
+@bp.get("/lifecycle/export", endpoint="export_workspace_zip")
 @login_required
 def export_workspace() -> Any:
     """Download the workspace's full export (a zip of JSON and CSV)."""
