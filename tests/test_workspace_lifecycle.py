@@ -519,3 +519,17 @@ def test_an_approval_policy_on_privileged_roles_refuses_the_transfer(
     db.session.rollback()
     assert err.value.status == 409 and err.value.field == "membership_id"
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("value", [2**31, 2**63, -1, 0, True, 1.5, [1], {"a": 1}])
+def test_out_of_range_ids_are_refused_not_a_500(world: SimpleNamespace, login: Any,
+                                                value: Any) -> None:
+    client = login(world.users["owner"], world.ws)
+    transfer = client.post("/api/v1/workspace/transfer",
+                           json={"membership_id": value, "password": "password"})
+    assert transfer.status_code == 400 and transfer.json["field"] == "membership_id"
+    restore = client.post("/api/v1/workspaces/restore", json={"workspace_id": value})
+    assert restore.status_code == 404
+    page = client.post("/settings/workspaces/restore", data={"workspace_id": str(value)})
+    assert page.status_code == 404
+    assert owner_keys(world.members["owner"]) == {"owner"}

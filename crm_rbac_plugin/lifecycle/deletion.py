@@ -28,6 +28,7 @@ from flask import current_app, has_app_context
 from .. import sharing, signals
 from ..audit.events import record
 from ..errors import PermissionDenied, RuleConflict, ValidationError
+from ..inputs import MAX_ID
 from ..loader import BYPASS
 from ..models import naive_utc, utcnow
 from ..policy import Access
@@ -109,7 +110,8 @@ def owner_membership(rbac: RBACProtocol, user: Any, workspace_id: Any) -> Any:
     Read directly, not through the loader, so it answers for a deleted
     workspace too (where the loader finds nobody).
     """
-    if user is None or not isinstance(workspace_id, int) or isinstance(workspace_id, bool):
+    if (user is None or not isinstance(workspace_id, int) or isinstance(workspace_id, bool)
+            or not 0 < workspace_id <= MAX_ID):
         return None
     M = rbac.models.Membership
     membership = rbac.db.session.scalar(

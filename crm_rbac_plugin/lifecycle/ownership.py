@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from .. import gate, roles, workspaces
 from ..audit.events import record
 from ..errors import PermissionDenied, RBACError, RuleConflict, ValidationError
+from ..inputs import MAX_ID
 from ..loader import BYPASS
 from ..policy import Access
 from . import notices
@@ -73,7 +74,8 @@ def _target(rbac: RBACProtocol, actor: Access, membership_id: Any) -> Any:
     """The member named by ``membership_id``, if they can become Owner; else refuse."""
     if isinstance(membership_id, str) and membership_id.strip().isdigit():
         membership_id = int(membership_id)
-    if not isinstance(membership_id, int) or isinstance(membership_id, bool):
+    if (not isinstance(membership_id, int) or isinstance(membership_id, bool)
+            or not 0 < membership_id <= MAX_ID):
         raise ValidationError("choose the member who becomes Owner", field=FIELD)
     M = rbac.models.Membership
     target = rbac.db.session.scalar(

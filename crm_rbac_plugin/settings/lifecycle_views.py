@@ -131,7 +131,7 @@ def restore_workspace() -> Any:
     if not form.validate_on_submit():
         return _workspaces_page(status=400)
     raw = (form.workspace_id.data or "").strip()
-    ws_id = int(raw) if raw.isdigit() and len(raw) < 12 else None
+    ws_id = int(raw) if raw.isdigit() and len(raw) < 11 else None
     if lifecycle.owner_membership(current_rbac, signed_in_user(), ws_id) is None:
         return not_found()
     outcome = attempt(lambda: lifecycle.restore_workspace(current_rbac, signed_in_user(), ws_id))
