@@ -393,7 +393,8 @@ def test_purge_waits_for_the_grace_period_then_removes_everything(world: SimpleN
     assert audit("workspace.deleted")  # the trail outlives the workspace
 
 
-def test_a_failing_purge_receiver_changes_nothing(world: SimpleNamespace, app: Flask) -> None:
+def test_a_failing_purge_receiver_changes_nothing(world: SimpleNamespace, app: Flask,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     lifecycle.delete_workspace(rbac, access_of(world.members["owner"]), "Acme Sales", now=T0)
     db.session.commit()
     before = snapshot()
@@ -405,8 +406,13 @@ def test_a_failing_purge_receiver_changes_nothing(world: SimpleNamespace, app: F
     try:
         with pytest.raises(RuntimeError):
             lifecycle.purge_due(rbac, now=T0 + dt.timedelta(days=31))
+        assert snapshot() == before
+        monkeypatch.setattr("crm_rbac_plugin.lifecycle.purge.utcnow",
+                            lambda: T0 + dt.timedelta(days=31))
+        result = app.test_cli_runner().invoke(args=["rbac", "workspaces", "purge"])
     finally:
         signals.workspace_purging.disconnect(boom, app)
+    assert result.exit_code == 1 and "files could not be removed" in result.output
     assert snapshot() == before
 
 

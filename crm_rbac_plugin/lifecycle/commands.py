@@ -33,7 +33,14 @@ def purge_command(dry_run: bool) -> None:
             click.echo(f"due: #{ws.id} {ws.name} (deleted {ws.deleted_at:%Y-%m-%d %H:%M} UTC)")
         click.echo(f"{len(due)} workspace(s) due for purge")
         return
-    done = purge_due(rbac)
+    done: list[tuple[int, str, int]] = []
+    try:
+        purge_due(rbac, on_purged=done.append)
+    except Exception as exc:  # a receiver's or the database's: reported, exit 1
+        for ws_id, name, rows in done:
+            click.echo(f"purged: #{ws_id} {name} ({rows} rows)")
+        click.echo(f"purge failed, that workspace is unchanged: {exc}", err=True)
+        raise SystemExit(1) from None
     for ws_id, name, rows in done:
         click.echo(f"purged: #{ws_id} {name} ({rows} rows)")
     click.echo(f"{len(done)} workspace(s) purged")

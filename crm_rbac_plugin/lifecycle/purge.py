@@ -24,6 +24,7 @@ purge is trusted maintenance and must reach every row.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -93,10 +94,13 @@ def purge_workspace(rbac: RBACProtocol, workspace: Any) -> dict[str, int]:
     return counts
 
 
-def purge_due(rbac: RBACProtocol, now: dt.datetime | None = None) -> list[tuple[int, str, int]]:
+def purge_due(rbac: RBACProtocol, now: dt.datetime | None = None, *,
+              on_purged: Callable[[tuple[int, str, int]], Any] | None = None,
+              ) -> list[tuple[int, str, int]]:
     """Purge every workspace whose grace period is over, each in its own transaction.
 
-    Returns ``(id, name, rows deleted)`` per purged workspace. A workspace
+    Returns ``(id, name, rows deleted)`` per purged workspace, each also
+    given to ``on_purged`` once committed. A workspace
     whose purge fails (a ``workspace_purging`` receiver raised, a host row
     that still points at it) is rolled back and the error raised: the ones
     before it stay purged.
@@ -114,4 +118,6 @@ def purge_due(rbac: RBACProtocol, now: dt.datetime | None = None) -> list[tuple[
                 rbac.db.session.rollback()
                 raise
         done.append((ws_id, name, sum(counts.values())))
+        if on_purged is not None:
+            on_purged(done[-1])
     return done
