@@ -539,3 +539,20 @@ def test_out_of_range_ids_are_refused_not_a_500(world: SimpleNamespace, login: A
     page = client.post("/settings/workspaces/restore", data={"workspace_id": str(value)})
     assert page.status_code == 404
     assert owner_keys(world.members["owner"]) == {"owner"}
+
+
+def test_an_invitation_to_a_deleted_workspace_is_no_longer_valid(world: SimpleNamespace,
+                                                                  app: Flask) -> None:
+    from crm_rbac_plugin import team
+
+    viewer = workspaces.role_by_key(rbac, world.ws, "viewer")
+    _, token = team.invite(rbac, access_of(world.members["owner"]), "late@example.test",
+                           [viewer])
+    db.session.commit()
+    lifecycle.delete_workspace(rbac, access_of(world.members["owner"]), "Acme Sales")
+    db.session.commit()
+    response = app.test_client().get(f"/settings/invitations/{token}")
+    assert response.status_code == 404
+    M = rbac.models.Membership
+    assert db.session.scalar(sa.select(M.status).join(M.user).where(
+        M.workspace_id == world.ws.id, M.user.has(email="late@example.test"))) == "pending"
