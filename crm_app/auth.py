@@ -115,7 +115,8 @@ def active_memberships(user_id: Any) -> list[Any]:
     m = rbac.models
     return list(db.session.scalars(
         sa.select(m.Membership).join(m.Workspace, m.Workspace.id == m.Membership.workspace_id)
-        .where(m.Membership.user_id == user_id, m.Membership.status == "active")
+        .where(m.Membership.user_id == user_id, m.Membership.status == "active",
+               m.Workspace.deleted_at.is_(None))
         .options(contains_eager(m.Membership.workspace))
         .order_by(m.Workspace.name)))
 

@@ -18,6 +18,7 @@ from .approvals.commands import approvals_group
 from .certification.commands import review_group
 from .context import change_reason
 from .errors import RBACError
+from .lifecycle.commands import workspaces_group
 from .loader import BYPASS
 from .notify.commands import notify_group
 from .oversight.explain import explain  # with plan and field rules
@@ -67,6 +68,7 @@ rbac_group.add_command(approvals_group)
 rbac_group.add_command(alerts_group)
 rbac_group.add_command(review_group)
 rbac_group.add_command(assignments_group)
+rbac_group.add_command(workspaces_group)
 
 
 @rbac_group.command("resources")

@@ -178,6 +178,10 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_REVIEW_INTERVAL_DAYS": 90,
     # Longest reason accepted for a permission change, in characters.
     "RBAC_CHANGE_REASON_MAX": 500,
+    # -- the workspace lifecycle (crm_rbac_plugin.lifecycle) --
+    # Days a deleted workspace stays restorable by its Owners; after them
+    # `flask rbac workspaces purge` deletes it and every row it holds.
+    "RBAC_WORKSPACE_GRACE_DAYS": 30,
 }
 
 

@@ -225,13 +225,13 @@ def default_workspace(rbac: RBACProtocol, user: Any) -> Any:
     ws = None if single else session.get(setting("RBAC_SESSION_KEY"))
     if ws is not None:
         return ws
-    M = rbac.models.Membership
-    stmt = (sa.select(M.workspace_id)
-            .where(M.user_id == _as_column_type(M.user_id, user_pk(user)), M.status == "active")
+    M, W = rbac.models.Membership, rbac.models.Workspace
+    stmt = (sa.select(M.workspace_id).join(W, W.id == M.workspace_id)
+            .where(M.user_id == _as_column_type(M.user_id, user_pk(user)), M.status == "active",
+                   W.deleted_at.is_(None))
             .order_by(M.id).limit(1))
     if single:
-        W = rbac.models.Workspace
-        stmt = stmt.join(W, W.id == M.workspace_id).where(
+        stmt = stmt.where(
             W.slug == setting("RBAC_DEFAULT_WORKSPACE"))
     return rbac.db.session.scalar(stmt, execution_options=BYPASS)
 

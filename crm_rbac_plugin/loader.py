@@ -103,7 +103,9 @@ def _statements(models: Models) -> dict[str, Any]:
     Grant, FieldRule = models.Grant, models.FieldRule
     A = models.ManagerAssignment
     mid, ws = sa.bindparam("mid"), sa.bindparam("ws")
-    member = sa.select(*_membership_columns(models)).join(W, W.id == M.workspace_id)
+    # A deleted workspace (waiting for its purge) has no members: nobody acts there.
+    member = (sa.select(*_membership_columns(models)).join(W, W.id == M.workspace_id)
+              .where(W.deleted_at.is_(None)))
     # The assigned roles and all their ancestors in one round trip: a
     # recursive CTE of role ids (UNION, so a cycle ends), then the role rows
     # of this workspace with the assignment's dates where there is one. The
@@ -308,7 +310,7 @@ def _user_statement(models: Models, user_model: type,
     member = (sa.select(json_array(*(getattr(M, f) for f in _MEMBER_FIELDS)))
               .where(M.user_id == pk, M.workspace_id == ws).scalar_subquery())
     workspace = (sa.select(json_array(*(getattr(W, f) for f in _WORKSPACE_FIELDS)))
-                 .where(W.id == ws).scalar_subquery())
+                 .where(W.id == ws, W.deleted_at.is_(None)).scalar_subquery())
     credential = sa.select(C.confirmed_at).where(C.user_id == pk).scalar_subquery()
     record = (sa.select(json_array(*(getattr(S, f) for f in _SESSION_FIELDS)))
               .where(S.user_id == pk, S.sid_hash == sa.bindparam("sid_hash")).scalar_subquery())

@@ -186,7 +186,7 @@ def find_workspace(rbac: RBACProtocol, ref: Any) -> Any:
                 sa.func.lower(W.name) == text.lower()).limit(2),
                 execution_options=BYPASS).all()
             ws = named[0] if len(named) == 1 else None
-    if ws is None:
+    if ws is None or ws.deleted_at is not None:
         shown = ref.strip()[:120] if isinstance(ref, str) else ref
         raise ValidationError(f"No workspace named {shown}.", field="workspace")
     return ws
@@ -198,7 +198,8 @@ def suggested_workspaces(rbac: RBACProtocol, user_id: Any, exclude_id: int) -> l
     W, M = rbac.models.Workspace, rbac.models.Membership
     return list(rbac.db.session.scalars(
         sa.select(W).join(M, M.workspace_id == W.id)
-        .where(M.user_id == user_id, M.status == "active", W.id != exclude_id)
+        .where(M.user_id == user_id, M.status == "active", W.id != exclude_id,
+               W.deleted_at.is_(None))
         .order_by(W.name), execution_options=BYPASS))
 
 

@@ -120,7 +120,7 @@ def switchable(rbac: RBACProtocol, user: Any) -> list[Any]:
     """Return the workspaces where ``user`` is an active member, by name.
 
     These, and only these, are the workspaces the switcher offers and the
-    switch route accepts. Single-tenant mode has one workspace and no
+    switch route accepts; a deleted workspace is never among them. Single-tenant mode has one workspace and no
     switcher: the list is empty.
     """
     if user is None or setting("RBAC_SINGLE_TENANT"):
@@ -128,5 +128,6 @@ def switchable(rbac: RBACProtocol, user: Any) -> list[Any]:
     M, W = rbac.models.Membership, rbac.models.Workspace
     return list(rbac.db.session.scalars(
         sa.select(W).join(M, M.workspace_id == W.id)
-        .where(M.user_id == rbac.user_pk(user), M.status == "active").order_by(W.name, W.id),
+        .where(M.user_id == rbac.user_pk(user), M.status == "active", W.deleted_at.is_(None))
+        .order_by(W.name, W.id),
         execution_options=BYPASS))

@@ -79,7 +79,14 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.review_schedule", "rbac_api.update_review_schedule",
                            "rbac_settings.start_review_run", "rbac_api.start_review_run",
                            "rbac_settings.complete_review_run",
-                           "rbac_api.complete_review_run"}
+                           "rbac_api.complete_review_run",
+                           # the workspace lifecycle: audited as workspace.* events (and
+                           # the role service's own assignment events), driven in
+                           # tests/test_workspace_lifecycle.py
+                           "rbac_settings.create_workspace", "rbac_api.create_workspace",
+                           "rbac_settings.restore_workspace", "rbac_api.restore_workspace",
+                           "rbac_settings.transfer_ownership", "rbac_api.transfer_ownership",
+                           "rbac_settings.delete_workspace", "rbac_api.delete_workspace"}
 
 
 def events(**where: Any) -> list[Any]:

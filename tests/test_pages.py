@@ -31,12 +31,13 @@ def test_each_blueprint_adds_its_tabs_in_order(app: Flask) -> None:
     assert [t.endpoint for t in pages.tabs_of(app)] == [
         "rbac_settings.roles", "rbac_settings.role_overview", "rbac_settings.compare",
         "rbac_settings.members",
-        "rbac_settings.conflicts", "rbac_settings.plan", "rbac_settings.departments",
+        "rbac_settings.conflicts", "rbac_settings.plan", "rbac_settings.workspace_lifecycle",
+        "rbac_settings.departments",
         "rbac_settings.sharing", "rbac_oversight.audit_page", "rbac_oversight.who_could",
         "rbac_oversight.explain_page", "rbac_oversight.access_review",
         "rbac_settings.alerts_page", "rbac_settings.reviews", "rbac_settings.security",
         "rbac_settings.approvals", "rbac_settings.profile", "rbac_settings.notifications",
-        "rbac_settings.mfa", "rbac_settings.tokens"]
+        "rbac_settings.mfa", "rbac_settings.tokens", "rbac_settings.workspaces"]
 
 
 def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNamespace,
@@ -45,10 +46,10 @@ def test_owner_sees_every_tab_and_the_current_one(app: Flask, world: SimpleNames
     tabs = tabs_on(owner, "/settings/roles/new")
     assert [label for label, _, _ in tabs] == [
         "Roles", "Overview", "Compare roles", "Members", "Segregation of duties", "Plan",
-        "Departments",
+        "Workspace", "Departments",
         "Sharing", "Audit trail", "Who could", "Explain", "Access review", "Alerts",
         "Certification", "Security", "Approvals", "Profile", "Notifications",
-        "Two-factor authentication", "API tokens"]
+        "Two-factor authentication", "API tokens", "Workspaces"]
     assert [label for label, _, current in tabs if current] == ["Roles"]
     assert [label for label, _, current in tabs_on(owner, "/settings/audit") if current] == [
         "Audit trail"]
@@ -64,4 +65,6 @@ def test_a_host_tab_shows_by_its_order_to_members_who_may_see_it(
                                                "/settings/profile")]
     assert "Host page" not in viewer
     assert "Plan" not in viewer and "Audit trail" not in viewer
-    assert viewer[-4:] == ["Profile", "Notifications", "Two-factor authentication", "API tokens"]
+    assert "Workspace" not in viewer
+    assert viewer[-5:] == ["Profile", "Notifications", "Two-factor authentication", "API tokens",
+                           "Workspaces"]

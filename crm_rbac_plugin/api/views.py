@@ -46,11 +46,13 @@ from . import (
     members,
     notifications,
     openapi_reviews,
+    openapi_workspaces,
     records,
     reviews,
     roles,
     security,
     sharing,
+    workspaces,
 )
 from .blueprint import ApiError, bp
 from .openapi import openapi_document
@@ -62,7 +64,7 @@ from .openapi_notify import with_notifications
 #: The modules whose endpoints make up the API, all on :data:`.blueprint.bp`:
 #: importing them here registers their routes before the blueprint is mounted.
 ROUTE_MODULES = (roles, members, sharing, records, security, notifications, approvals, alerts,
-                 reviews, conditions)
+                 reviews, conditions, workspaces)
 
 #: Methods that change state: refused without a CSRF token on session requests.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -204,7 +206,7 @@ def openapi() -> ResponseReturnValue:
     prefix = setting("RBAC_API_URL_PREFIX")
     document = openapi_document(request.script_root + prefix)
     for extend in (with_notifications, add_approvals, with_alerts, openapi_reviews.extend,
-                   with_conditions):
+                   with_conditions, openapi_workspaces.extend):
         document = extend(document)
     return jsonify(document)
 

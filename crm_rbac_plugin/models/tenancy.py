@@ -31,6 +31,11 @@ def define_workspace_models(db: Any) -> tuple[Any, Any]:
         #: The IANA time zone its business hours are read in (alert rules).
         timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+        #: Set when an Owner deleted the workspace (:mod:`..lifecycle`): it is
+        #: then hidden from every member, and purged after ``purge_after``
+        #: unless an Owner restores it first (both back to None).
+        deleted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+        purge_after: Mapped[dt.datetime | None] = mapped_column(default=None)
 
         def __repr__(self) -> str:
             return f"<Workspace {self.id} {self.slug!r}>"

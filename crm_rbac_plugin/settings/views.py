@@ -31,6 +31,7 @@ from . import (  # noqa: F401  (pages on the same blueprint)
     alert_views,
     approval_views,
     condition_views,
+    lifecycle_views,
     mfa_views,
     notification_views,
     review_views,
@@ -59,6 +60,7 @@ def register(app: Flask) -> None:
     approval_views.add_tabs(app)
     alert_views.add_tabs(app)
     review_views.add_tabs(app)
+    lifecycle_views.add_tabs(app)
 
 
 def _add_tabs(app: Flask) -> None:

@@ -244,6 +244,10 @@ def invitation_for_token(rbac: RBACProtocol, token: str, *, max_age: int | None 
         raise InvalidInvitation("This invitation link has expired. Ask for a new one.")
     if invitation.membership is None:
         raise InvalidInvitation("This invitation no longer exists.", 404)
+    workspace = rbac.db.session.get(rbac.models.Workspace, invitation.workspace_id)
+    if workspace is None or workspace.deleted_at is not None:
+        # A deleted workspace has no members to join (see ..lifecycle).
+        raise InvalidInvitation("This invitation no longer exists.", 404)
     return invitation
 
 

@@ -50,7 +50,7 @@ MEMBERS_PLAN: dict[str, tuple[int, ...]] = {"admin": (390,), "member": (390,), "
 #: Pages only a signed-out browser opens (a signed-in one is sent on).
 PUBLIC = frozenset({"auth.login", "rbac_settings.accept_invitation"})
 #: Endpoint suffixes and prefixes that answer data, not a page.
-NOT_PAGES_SUFFIX = (".static", ".ajax_lookup", ".export", "_csv")
+NOT_PAGES_SUFFIX = (".static", ".ajax_lookup", ".export", "_csv", "_zip")
 NOT_PAGES_PREFIX = ("rbac_api.",)
 #: Flask-Admin views and the seeded row each one's details and edit pages show.
 ADMIN_ROWS = {"admin_clients": "clients", "admin_deals": "deals", "admin_leads": "leads",

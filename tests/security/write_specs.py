@@ -276,7 +276,35 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
                                        "decision": "revoke", "reason": "sweep"}, json=True),
     "rbac_settings.complete_review_run": EndpointRule("roles.manage"),
     "rbac_api.complete_review_run": EndpointRule("roles.manage", json=True),
+    # -- the workspace lifecycle (tests/test_workspace_lifecycle.py drives the Owner's side) --
+    "rbac_settings.create_workspace": EndpointRule(
+        "self", lambda w, ws: {"name": "Sweep workspace"},
+        why="any signed-in user creates a workspace of their own"),
+    "rbac_api.create_workspace": EndpointRule(
+        "self", lambda w, ws: {"name": "Sweep workspace"}, json=True),
+    "rbac_settings.restore_workspace": EndpointRule(
+        "self", lambda w, ws: {"workspace_id": str(ws)},
+        why="only an Owner of a deleted workspace restores it; a live one is a 404 for all"),
+    "rbac_api.restore_workspace": EndpointRule(
+        "self", lambda w, ws: {"workspace_id": ws}, json=True),
+    "rbac_settings.transfer_ownership": EndpointRule(
+        "owner", lambda w, ws: {"membership_id": w.targets[ws]["membership"],
+                                "password": "password"}),
+    "rbac_api.transfer_ownership": EndpointRule(
+        "owner", lambda w, ws: {"membership_id": w.targets[ws]["membership"],
+                                "password": "password"}, json=True),
+    "rbac_settings.delete_workspace": EndpointRule(
+        "owner", lambda w, ws: {"confirm": _workspace_name(ws)}),
+    "rbac_api.delete_workspace": EndpointRule(
+        "owner", lambda w, ws: {"confirm": _workspace_name(ws)}, json=True),
 }
+
+
+def _workspace_name(ws: int) -> str:
+    """The exact name that confirms the deletion of workspace ``ws``."""
+    with rbac.system():
+        return str(rbac.db.session.get(rbac.models.Workspace, ws).name)
+
 
 def _other_slug(w: SimpleNamespace, ws: int) -> str:
     """The slug of the other of the two main workspaces (no agreement with it yet)."""
