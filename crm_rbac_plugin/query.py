@@ -50,7 +50,13 @@ def any_of(*parts: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
 
 def scope_criteria(access: Access, res: Resource, scope: str, entity: Any,
                    membership_table: Any) -> sa.ColumnElement[bool]:
-    """SQL twin of :func:`.policy.scope_matches`."""
+    """SQL twin of :func:`.policy.scope_matches`.
+
+    Team and department scopes name their members' ids inline, the ids the
+    Access holds (a membership change bumps the workspace's policy version,
+    so a cached Access never outlives them). ``membership_table`` is kept for
+    callers and is not read.
+    """
     if scope == "all":
         return sa.true()
     if res.owner_column is None:
@@ -68,10 +74,13 @@ def scope_criteria(access: Access, res: Resource, scope: str, entity: Any,
         if res.department_column is not None:
             dept = getattr(entity, res.department_column)
             return sa.or_(sa.and_(dept.is_not(None), dept == access.department_id), own)
-        members = (sa.select(membership_table.c.user_id)
-                   .where(membership_table.c.workspace_id == access.workspace_id,
-                          membership_table.c.department_id == access.department_id))
-        return sa.or_(own, _not_null_in(owner, members.scalar_subquery()))
+        # The department's members as a list of ids, not a subquery: the Access
+        # already holds them (the policy twin decides from the same set), and a
+        # planner can estimate and index an ``IN`` list, whereas ``IN (SELECT
+        # ...)`` under an ``OR`` becomes a filter run on every row of the
+        # workspace (PostgreSQL's hashed SubPlan), so a small department's page
+        # walked the whole table (docs/query-plans.md).
+        return sa.or_(own, _not_null_in(owner, sorted(access.department_user_ids)))
     return sa.false()
 
 
