@@ -20,7 +20,6 @@ from . import conditions
 from .policy import ALLOW, Access, Rule
 from .registry import Registry, Resource
 
-
 #: The share of rows SQLite's planner is told a :class:`rarely` clause matches.
 RARE_SHARE = "0.001"
 

@@ -55,8 +55,9 @@ SELECT CASE WHEN i % 10 = 0 THEN 2 ELSE 1 END,
             WHEN i % 10 < 5 THEN 'auth.login'
             WHEN i % 10 < 7 THEN 'auth.failed'
             ELSE 'access.refused' END,
-       CASE WHEN i % 40000 = 31 THEN 'approvals' ELSE (ARRAY['leads', 'deals', 'clients', 'tasks', 'campaigns', 'files', 'members',
-              'roles'])[1 + i % 8] END,
+       CASE WHEN i % 40000 = 31 THEN 'approvals'
+            ELSE (ARRAY['leads', 'deals', 'clients', 'tasks', 'campaigns', 'files', 'members',
+                        'roles'])[1 + i % 8] END,
        'member #' || (i % 500), '127.0.0.1'
 FROM generate_series(1, :n) AS s(i)
 """

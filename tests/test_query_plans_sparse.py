@@ -29,8 +29,14 @@ import sqlalchemy as sa
 from flask import Flask
 
 from bench import sql as bench_sql
-from bench.sparse import SPARSE_SCOPES, SparseWorld, explain_analyze, load_sparse_leads, \
-    rows_read, seed_sparse
+from bench.sparse import (
+    SPARSE_SCOPES,
+    SparseWorld,
+    explain_analyze,
+    load_sparse_leads,
+    rows_read,
+    seed_sparse,
+)
 from crm_app.extensions import db
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
