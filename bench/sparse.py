@@ -34,12 +34,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask
 
 from crm_app.extensions import db
-from crm_app.models import User
+from crm_app.models import Lead, User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
 
+from . import sql
+from .figures import Effort, _stats
+from .timing import compare, ratio
 from .world import ALL, Member, Sizes, World, _insert, _now, analyze, seed
 
 #: The sparse members, each with the scope of its role on leads.
@@ -190,3 +194,51 @@ def explain_analyze(conn: sa.Connection, statement: str, parameters: Any) -> dic
     row = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement,
                                parameters).scalar_one()
     return row[0] if isinstance(row, list) else row
+
+
+def sparse_pages(app: Flask, sparse: SparseWorld, effort: Effort) -> dict[str, Any]:
+    """The sparse figure: each sparse member's list page of 50, unowned leads visible and not.
+
+    For every member and setting: the rows returned, the plan (and, on
+    PostgreSQL, the lead rows the plan touched, :func:`rows_read`), and the
+    timing of the plugin's page against the hand-written ``WHERE`` where one
+    exists (own, department and all scopes; :func:`bench.sql.handwritten_where`
+    has no team scope). Run inside an app context.
+    """
+    out: dict[str, Any] = {}
+    before = app.config["RBAC_UNOWNED_VISIBLE"]
+    page = sa.select(Lead.id).order_by(Lead.id.desc()).limit(50)
+    try:
+        for unowned in (True, False):
+            app.config["RBAC_UNOWNED_VISIBLE"] = unowned
+            rbac.state.cache.clear()
+            for name, member in sparse.members.items():
+                out[f"{name}/{'unowned-visible' if unowned else 'unowned-hidden'}"] = \
+                    _sparse_page(member, SPARSE_SCOPES[name], page, effort)
+    finally:
+        app.config["RBAC_UNOWNED_VISIBLE"] = before
+        rbac.state.cache.clear()
+    return out
+
+
+def _sparse_page(member: Member, scope: str, page: Any, effort: Effort) -> dict[str, Any]:
+    candidates = {"plugin": lambda: list(db.session.scalars(page))}
+    if scope != "team":
+        where = sql.handwritten_where(scope, member.workspace_id, member.user_id,
+                                      member.department_id)
+        candidates["handwritten"] = lambda: list(db.session.scalars(
+            page.where(where), execution_options={"rbac_bypass": True}))
+    with rbac.as_member(member.membership_id):
+        with sql.capture(db.engine) as seen:
+            ids = candidates["plugin"]()
+        stats = compare(candidates, warmup=effort.warmup, repeat=effort.repeat,
+                        budget_s=effort.budget_s, equal_batches=True)
+    row: dict[str, Any] = {"scope": scope, "rows": len(ids), "stats": _stats(stats)}
+    if "handwritten" in stats:
+        row["plugin_over_handwritten"] = ratio(stats["plugin"], stats["handwritten"])
+    with db.engine.connect() as conn:
+        row["explain"] = sql.explain(conn, *seen[-1])
+        if conn.dialect.name == "postgresql":
+            row["rows_read"] = rows_read(explain_analyze(conn, *seen[-1]), "lead")
+    db.session.rollback()
+    return row

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from bench import sql as bench_sql
+from bench.figures import Effort
 from bench.sparse import (
     SPARSE_SCOPES,
     SparseWorld,
@@ -36,6 +37,7 @@ from bench.sparse import (
     load_sparse_leads,
     rows_read,
     seed_sparse,
+    sparse_pages,
 )
 from crm_app.extensions import db
 from crm_app.models import Lead
@@ -172,3 +174,15 @@ def test_the_check_sees_a_page_that_reads_the_table(sparse: tuple[Flask, SparseW
             sa.or_(Lead.owner_id.in_(colleagues.scalar_subquery()), Lead.owner_id.is_(None)))
             .order_by(Lead.id.desc()).limit(PAGE)).all()
     assert check_reads(seen, scoped=True)
+
+
+def test_the_sparse_figure_runs(sparse: tuple[Flask, SparseWorld]) -> None:
+    """The benchmark's sparse figure, at a tiny effort: every member, both settings."""
+    app, world = sparse
+    out = sparse_pages(app, world, Effort(repeat=3, warmup=1, budget_s=0.5))
+    assert len(out) == 2 * len(SPARSE_SCOPES)
+    assert out["all/unowned-hidden"]["rows"] == PAGE
+    assert out["none/unowned-hidden"]["rows"] == 0
+    assert "handwritten" in out["small_dept/unowned-visible"]["stats"]
+    if db.engine.dialect.name == "postgresql":
+        assert max(row["rows_read"] for row in out.values()) <= MAX_SHARE * LEADS
