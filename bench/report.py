@@ -57,6 +57,14 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(_goal("1", backend, "rbac.can (warm, resource-level) >= 10x faster than "
                          "pycasbin enforce", f"{worst[0]:.1f}x faster", worst[0] >= 10,
                          f"worst over sizes: {worst[1]:,} leads"))
+        fastest = [(e["decision"]["casbin_fastest_over_rbac_warm"], s) for s, e in per.items()
+                   if "casbin_fastest_over_rbac_warm" in e["decision"]]
+        if fastest:
+            worst = min(fastest)
+            out.append(_goal("1", backend, "rbac.can (warm, resource-level) faster than "
+                             "pycasbin's fastest enforcer (plain, Fast, Synced)",
+                             f"{worst[0]:.1f}x faster", worst[0] >= 1,
+                             f"worst over sizes: {worst[1]:,} leads"))
         worst = max(((e["decision"]["rbac_warm_over_dict"], s) for s, e in per.items()))
         out.append(_goal("1", backend, "rbac.can (warm, resource-level) within 20x of a dict "
                          "lookup", f"{worst[0]:.1f}x the dict", worst[0] <= 20,

@@ -107,7 +107,7 @@ def machine(pg_version: str | None) -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlalchemy": sqlalchemy.__version__,
         "flask": flask.__version__,
-        "pycasbin": version("casbin"),
+        "pycasbin": version("pycasbin"),
         "sqlite": sqlite3.sqlite_version,
         "postgresql": pg_version,
     }

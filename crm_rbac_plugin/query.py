@@ -12,11 +12,50 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import False_, True_
+from sqlalchemy.sql.functions import FunctionElement
 
 from . import conditions
 from .policy import ALLOW, Access, Rule
 from .registry import Registry, Resource
+
+#: The share of rows SQLite's planner is told a :class:`rarely` clause matches.
+RARE_SHARE = "0.001"
+
+
+class rarely(FunctionElement[bool]):  # noqa: N801 (an SQL function, named like one)
+    """A clause few rows match: on SQLite, ``likelihood(clause, 0.001)``.
+
+    SQLite's planner knows only the average number of rows per owner
+    (``sqlite_stat1``), so it takes "unowned" for as common as any owner
+    and, when ``owner_id IN (...) OR owner_id IS NULL`` has more than one
+    owner, walks the whole workspace in id order instead of reading the
+    owner index. Unowned records are the exception in a CRM (every record
+    should have an owner), and saying so turns the plan into an index read
+    of the owners' and the unowned rows. Other databases get the clause
+    unchanged; the result is the same everywhere (``likelihood`` returns its
+    first argument).
+    """
+
+    #: Untyped, not Boolean: a dialect without a boolean type would compare a
+    #: Boolean function with 1 (``likelihood(...) = 1``), which hides the
+    #: clause from SQLite's planner.
+    type = sa.types.NullType()
+    name = "rarely"
+    inherit_cache = True
+
+
+@compiles(rarely)
+def _rarely_plain(element: rarely, compiler: Any, **kw: Any) -> str:
+    (clause,) = element.clauses.clauses
+    return f"({compiler.process(clause, **kw)})"
+
+
+@compiles(rarely, "sqlite")
+def _rarely_sqlite(element: rarely, compiler: Any, **kw: Any) -> str:
+    (clause,) = element.clauses.clauses
+    return f"likelihood({compiler.process(clause, **kw)}, {RARE_SHARE})"
 
 
 def _not_null_in(col: Any, values: Any) -> sa.ColumnElement[bool]:
@@ -50,7 +89,13 @@ def any_of(*parts: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
 
 def scope_criteria(access: Access, res: Resource, scope: str, entity: Any,
                    membership_table: Any) -> sa.ColumnElement[bool]:
-    """SQL twin of :func:`.policy.scope_matches`."""
+    """SQL twin of :func:`.policy.scope_matches`.
+
+    Team and department scopes name their members' ids inline, the ids the
+    Access holds (a membership change bumps the workspace's policy version,
+    so a cached Access never outlives them). ``membership_table`` is kept for
+    callers and is not read.
+    """
     if scope == "all":
         return sa.true()
     if res.owner_column is None:
@@ -68,10 +113,13 @@ def scope_criteria(access: Access, res: Resource, scope: str, entity: Any,
         if res.department_column is not None:
             dept = getattr(entity, res.department_column)
             return sa.or_(sa.and_(dept.is_not(None), dept == access.department_id), own)
-        members = (sa.select(membership_table.c.user_id)
-                   .where(membership_table.c.workspace_id == access.workspace_id,
-                          membership_table.c.department_id == access.department_id))
-        return sa.or_(own, _not_null_in(owner, members.scalar_subquery()))
+        # The department's members as a list of ids, not a subquery: the Access
+        # already holds them (the policy twin decides from the same set), and a
+        # planner can estimate and index an ``IN`` list, whereas ``IN (SELECT
+        # ...)`` under an ``OR`` becomes a filter run on every row of the
+        # workspace (PostgreSQL's hashed SubPlan), so a small department's page
+        # walked the whole table (docs/query-plans.md).
+        return sa.or_(own, _not_null_in(owner, sorted(access.department_user_ids)))
     return sa.false()
 
 
@@ -82,7 +130,7 @@ def _rule_criteria(access: Access, registry: Registry, res: Resource, action: st
                 for scope in access.scopes_for(rule)]
     if (action == "view" and rule.effect == ALLOW and access.unowned_visible
             and res.owner_column is not None):
-        in_scope.append(getattr(entity, res.owner_column).is_(None))
+        in_scope.append(rarely(getattr(entity, res.owner_column).is_(None)))
     if rule.effect == ALLOW and res.parent is not None:
         parent_res = registry.get(res.parent)
         parent = parent_res.model
