@@ -173,6 +173,13 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_REVIEW_INTERVAL_DAYS": 90,
     # Longest reason accepted for a permission change, in characters.
     "RBAC_CHANGE_REASON_MAX": 500,
+    # -- CSV import (crm_rbac_plugin.imports) --
+    # Largest CSV upload, in bytes; a bigger file is refused with 413.
+    "RBAC_IMPORT_MAX_BYTES": 16 * 1024 * 1024,
+    # Most data rows one import may hold.
+    "RBAC_IMPORT_MAX_ROWS": 100_000,
+    # Rows flushed (and checked by the flush guard) per chunk of an import.
+    "RBAC_IMPORT_CHUNK_ROWS": 1000,
 }
 
 
