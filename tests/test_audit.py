@@ -79,7 +79,10 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.review_schedule", "rbac_api.update_review_schedule",
                            "rbac_settings.start_review_run", "rbac_api.start_review_run",
                            "rbac_settings.complete_review_run",
-                           "rbac_api.complete_review_run"}
+                           "rbac_api.complete_review_run",
+                           # CSV import: creates records (audited as records.imported)
+                           "imports.upload", "imports.mapping", "imports.commit",
+                           "imports.discard"}
 
 
 def events(**where: Any) -> list[Any]:

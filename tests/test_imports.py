@@ -26,6 +26,13 @@ from crm_rbac_plugin.errors import PermissionDenied, ValidationError
 from tests.rbac_helpers import custom_role, give_role, remove_roles
 
 
+@pytest.fixture(autouse=True)
+def progress_dir(request: pytest.FixtureRequest, tmp_path: Any) -> None:
+    """Each test's progress files in its own folder (tests run in parallel)."""
+    if "app" in request.fixturenames:
+        request.getfixturevalue("app").config["CRM_IMPORT_PROGRESS_DIR"] = str(tmp_path)
+
+
 def count(model: type) -> int:
     with rbac.system():
         return int(db.session.scalar(sa.select(sa.func.count()).select_from(model)) or 0)

@@ -129,10 +129,10 @@ def commit(resource: str) -> Any:
             return jsonify(error=exc.message, field=exc.field), 409
         return page(resource, 409, exc)
     message = f"Imported {count:,} {resource}."
+    flash(message, "success")  # shown by the list page, whichever way the member got there
     if _wants_json():
         return jsonify(imported=count, message=message,
                        location=url_for(f"{resource}.index"))
-    flash(message, "success")
     return redirect(url_for(f"{resource}.index"))
 
 

@@ -263,6 +263,12 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
                                        "decision": "revoke", "reason": "sweep"}, json=True),
     "rbac_settings.complete_review_run": EndpointRule("roles.manage"),
     "rbac_api.complete_review_run": EndpointRule("roles.manage", json=True),
+    # CSV import (crm_app.imports): import and create on the resource; a member
+    # without them is refused before the body (the file) is read.
+    "imports.upload": EndpointRule("leads.import", why="upload a CSV to import leads"),
+    "imports.mapping": EndpointRule("leads.import", lambda w, ws: {"map-name": "0"}),
+    "imports.commit": EndpointRule("leads.import"),
+    "imports.discard": EndpointRule("leads.import"),
 }
 
 def _other_slug(w: SimpleNamespace, ws: int) -> str:
