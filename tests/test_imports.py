@@ -277,3 +277,27 @@ def test_bad_decimal_cells(cell: str) -> None:
 def test_too_many_rows_is_a_file_error() -> None:
     with pytest.raises(ValidationError, match="at most 2"):
         imports.read_csv(b"Name\na\nb\nc\n", max_rows=2)
+
+
+def test_commit_reports_progress_chunk_by_chunk(world: SimpleNamespace, login: Any,
+                                                app: Flask, monkeypatch: pytest.MonkeyPatch
+                                                ) -> None:
+    from crm_app.imports import service
+
+    app.config["RBAC_IMPORT_CHUNK_ROWS"] = 100
+    seen: list[tuple[str, int, int]] = []
+    real = service.write_progress
+
+    def record(resource: str, state: str, done: int, total: int, message: str = "") -> None:
+        seen.append((state, done, total))
+        real(resource, state, done, total, message)
+
+    monkeypatch.setattr(service, "write_progress", record)
+    admin = login(world.users["admin"], world.ws)
+    upload(admin, "leads", "Name\n" + "".join(f"Bulk lead {i}\n" for i in range(250)))
+    assert admin.post("/imports/leads/commit").status_code == 302
+    assert seen == [("running", 0, 250), ("running", 100, 250), ("running", 200, 250),
+                    ("running", 250, 250), ("done", 250, 250)]
+    assert admin.get("/imports/leads/progress").json == {
+        "state": "done", "done": 250, "total": 250, "message": "", "percent": 100}
+    assert sum(1 for n in names(Lead) if n.startswith("Bulk lead")) == 250
