@@ -271,6 +271,9 @@ class _RowCheck:
                                  "own (assigning others needs manage).")]
         if res.workspace_column is not None:
             values[res.workspace_column] = access.workspace_id
+        filled = sorted(k for k in self.unwritable if values.get(k) is not None)
+        if filled:  # the owner filled in for them, in a column read-only for them
+            return [RowError(line, filled[0], f"{filled[0]} is read-only for you.")]
         record = res.model(**values)  # type: ignore[misc]
         for action in (IMPORT, "create"):
             decision = self.rbac.decide(access, action, res.name, record, self.loader)

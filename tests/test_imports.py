@@ -301,3 +301,20 @@ def test_commit_reports_progress_chunk_by_chunk(world: SimpleNamespace, login: A
     assert admin.get("/imports/leads/progress").json == {
         "state": "done", "done": 250, "total": 250, "message": "", "percent": 100}
     assert sum(1 for n in names(Lead) if n.startswith("Bulk lead")) == 250
+
+
+def test_a_read_only_owner_column_is_an_error_not_a_guard_refusal(
+        world: SimpleNamespace, login: Any) -> None:
+    """The guard refuses a new record whose owner column is read-only for the member
+    (the owner it fills in is a write); the preview says so on the row."""
+    role = importer_role(world, "member", "leads")
+    with rbac.system():
+        db.session.add(rbac.models.FieldRule(role=role, resource="leads", field="owner_id",
+                                             mode="readonly"))
+        db.session.commit()
+    member = login(world.users["member"], world.ws)
+    upload(member, "leads", "Name\nNobody's\n")
+    page = member.get("/imports/leads").text
+    assert 'data-errors="1"' in page and "owner_id is read-only for you" in page
+    assert member.post("/imports/leads/commit").status_code == 409
+    assert "Nobody's" not in names(Lead)
