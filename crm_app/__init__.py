@@ -15,6 +15,7 @@ from crm_rbac_plugin.inputs import BoundedIntConverter
 
 from . import auth, crm, errors, security, seed
 from .extensions import csrf, db, login_manager, mail, migrate
+from .imports import setup as import_pages
 from .models import Client, Deal, Lead, Task
 from .rbac_setup import rbac
 from .roles import CRM_ROLE_TEMPLATES
@@ -58,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     auth.init_app(app)
     crm.init_app(app)
+    import_pages.init_app(app)
     errors.init_app(app)
     app.cli.add_command(seed.demo_group)
     if app.config.get("CRM_ADMIN", True):

@@ -12,9 +12,14 @@ rbac = RBAC(db=db, user_model=User)
 #: A custom action on every CRM resource: operations on many records at once
 #: (bulk delete). A role may be denied it while keeping per-record deletes.
 BULK = ("bulk",)
-rbac.register_resource("leads", Lead, module="sales", label="Leads", actions=BULK)
-rbac.register_resource("deals", Deal, module="sales", label="Deals", actions=BULK)
-rbac.register_resource("clients", Client, module="clients", label="Clients", actions=BULK)
+#: Leads, deals and clients also take ``import`` (CSV import, crm_app.imports):
+#: many creates at once, granted apart from ``create`` so that a role may enter
+#: records one by one without loading a file of them.
+IMPORTABLE = ("bulk", "import")
+rbac.register_resource("leads", Lead, module="sales", label="Leads", actions=IMPORTABLE)
+rbac.register_resource("deals", Deal, module="sales", label="Deals", actions=IMPORTABLE)
+rbac.register_resource("clients", Client, module="clients", label="Clients",
+                       actions=IMPORTABLE)
 rbac.register_resource("notes", Note, module="clients", label="Notes", actions=BULK,
                        parent=("clients", "client_id"))
 rbac.register_resource("tasks", Task, module="work", label="Tasks", actions=BULK,

@@ -182,6 +182,13 @@ DEFAULTS: dict[str, Any] = {
     # Days a deleted workspace stays restorable by its Owners; after them
     # `flask rbac workspaces purge` deletes it and every row it holds.
     "RBAC_WORKSPACE_GRACE_DAYS": 30,
+    # -- CSV import (crm_rbac_plugin.imports) --
+    # Largest CSV upload, in bytes; a bigger file is refused with 413.
+    "RBAC_IMPORT_MAX_BYTES": 16 * 1024 * 1024,
+    # Most data rows one import may hold.
+    "RBAC_IMPORT_MAX_ROWS": 100_000,
+    # Rows flushed (and checked by the flush guard) per chunk of an import.
+    "RBAC_IMPORT_CHUNK_ROWS": 1000,
 }
 
 

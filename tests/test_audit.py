@@ -86,7 +86,10 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.create_workspace", "rbac_api.create_workspace",
                            "rbac_settings.restore_workspace", "rbac_api.restore_workspace",
                            "rbac_settings.transfer_ownership", "rbac_api.transfer_ownership",
-                           "rbac_settings.delete_workspace", "rbac_api.delete_workspace"}
+                           "rbac_settings.delete_workspace", "rbac_api.delete_workspace",
+                           # CSV import: creates records (audited as records.imported)
+                           "imports.upload", "imports.mapping", "imports.commit",
+                           "imports.discard"}
 
 
 def events(**where: Any) -> list[Any]:

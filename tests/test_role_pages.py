@@ -208,7 +208,7 @@ def test_own_scope_reads_with_unassigned_records_when_they_are_visible(
     admin = login(world.users["admin"], world.ws)
     page = admin.get(f"/settings/members/{world.members['junior_rep'].id}/access").text
     leads = row_of(page, "Leads")
-    assert leads.count("<td") == 7  # view, create, edit, delete, export, manage, bulk
+    assert leads.count("<td") == 8  # view, create, edit, delete, export, manage, bulk, import
     assert effective_cell(page, "Leads", 0) == f"{own_view} from Junior Rep"
     assert effective_cell(page, "Leads", 2) == "own records from Junior Rep"
 

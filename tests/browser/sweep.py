@@ -50,7 +50,8 @@ MEMBERS_PLAN: dict[str, tuple[int, ...]] = {"admin": (390,), "member": (390,), "
 #: Pages only a signed-out browser opens (a signed-in one is sent on).
 PUBLIC = frozenset({"auth.login", "rbac_settings.accept_invitation"})
 #: Endpoint suffixes and prefixes that answer data, not a page.
-NOT_PAGES_SUFFIX = (".static", ".ajax_lookup", ".export", "_csv", "_zip")
+NOT_PAGES_SUFFIX = (".static", ".ajax_lookup", ".export", "_csv", "_zip",
+                    ".progress")  # a running import's progress, JSON
 NOT_PAGES_PREFIX = ("rbac_api.",)
 #: Flask-Admin views and the seeded row each one's details and edit pages show.
 ADMIN_ROWS = {"admin_clients": "clients", "admin_deals": "deals", "admin_leads": "leads",
@@ -167,7 +168,7 @@ def path_of(visit: Visit, rules: dict[str, Rule], values: dict[str, Any]) -> str
     fill = {"id": values.get(blueprint), "membership_id": values["membership"],
             "role_id": values["role"], "agreement_id": values["agreement"],
             "token": values["token"], "request_id": values["approval_request"],
-            "run_id": values["run"]}
+            "run_id": values["run"], "resource": "leads"}
     rule = rules[visit.endpoint]
     built = rule.build({name: fill[name] for name in visit.arguments}, append_unknown=False)
     assert built is not None, visit

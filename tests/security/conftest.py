@@ -442,11 +442,14 @@ NOT_RECORD_IDS: dict[tuple[str, str], str] = {
     ("rbac_api.get_record", "resource"): "a resource name; the id is record_id (probed)",
     ("*.end_agreement", "verb"): "what to do with the agreement (revoke, accept, decline, "
                                  "leave); the id is agreement_id (probed)",
+    ("imports.*", "resource"): "a resource name (leads, clients, deals); the staged file is "
+                               "the member's own, found by the member in force",
 }
 
 #: Values for the arguments of NOT_RECORD_IDS that a URL needs (by endpoint pattern).
 ROUTE_VALUES: dict[tuple[str, str], str] = {
     ("*.end_agreement", "verb"): "revoke",
+    ("imports.*", "resource"): "leads",
 }
 
 

@@ -297,6 +297,12 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
         "owner", lambda w, ws: {"confirm": _workspace_name(ws)}),
     "rbac_api.delete_workspace": EndpointRule(
         "owner", lambda w, ws: {"confirm": _workspace_name(ws)}, json=True),
+    # CSV import (crm_app.imports): import and create on the resource; a member
+    # without them is refused before the body (the file) is read.
+    "imports.upload": EndpointRule("leads.import", why="upload a CSV to import leads"),
+    "imports.mapping": EndpointRule("leads.import", lambda w, ws: {"map-name": "0"}),
+    "imports.commit": EndpointRule("leads.import"),
+    "imports.discard": EndpointRule("leads.import"),
 }
 
 

@@ -1,0 +1,38 @@
+"""Which columns of leads, clients and deals a CSV may fill, and how each is read.
+
+The ``owner_id`` field takes a member's email; every other field is a plain
+column of the model. A field hidden or read-only for the importer by the
+workspace's field rules is not offered for mapping, and a value for it is an
+error on its row (``crm_rbac_plugin.imports``).
+"""
+
+from __future__ import annotations
+
+from crm_rbac_plugin.imports import ImportField
+
+from ..crm.forms import REGIONS
+from ..models import DEAL_STAGES, LEAD_STATUSES
+
+OWNER = ImportField("owner_id", "Owner", "owner")
+
+FIELDS: dict[str, tuple[ImportField, ...]] = {
+    "leads": (
+        ImportField("name", "Name", required=True, max_length=200),
+        ImportField("company", "Company", max_length=200),
+        ImportField("email", "Email", "email", max_length=255),
+        ImportField("status", "Status", "choice", choices=LEAD_STATUSES),
+        ImportField("source", "Source", max_length=40),
+        OWNER),
+    "clients": (
+        ImportField("name", "Name", required=True, max_length=200),
+        ImportField("email", "Email", "email", max_length=255),
+        ImportField("phone", "Phone", "phone", max_length=40),
+        ImportField("region", "Region", "choice", choices=REGIONS),
+        OWNER),
+    "deals": (
+        ImportField("title", "Title", required=True, max_length=200),
+        ImportField("stage", "Stage", "choice", choices=DEAL_STAGES),
+        ImportField("amount", "Amount", "decimal", places=2, max_digits=12),
+        ImportField("close_date", "Expected close", "date"),
+        OWNER),
+}
