@@ -1,8 +1,9 @@
 """The campaign pages: list, create, members (link, unlink, CSV), send, unsubscribe.
 
 Every route but the unsubscribe pair is under the plugin's decorators: a
-campaign the member cannot see is a 404 (``record_required``), one they may
-not change a 403. Linking takes lead ids from the form and reads them
+member without the right on any campaign gets a 403 (``require_permission``),
+a campaign they cannot see is a 404 (``record_required``), one they see but
+may not change a 403. Linking takes lead ids from the form and reads them
 through the query filter (``service.link_leads``): a hidden lead is a 404
 naming it and nothing is linked. The unsubscribe page needs no sign-in: the
 signed token in its URL is the capability. Its GET only shows a confirm
@@ -78,6 +79,7 @@ def create() -> Any:
 
 
 @bp.get("/<int:id>")
+@require_permission("campaigns", "view")
 @record_required("campaigns", "view", name="campaign")
 def detail(campaign: Campaign) -> str:
     """The campaign, its members the member may see, and the leads they may add."""
@@ -91,6 +93,7 @@ def detail(campaign: Campaign) -> str:
 
 
 @bp.post("/<int:id>/leads")
+@require_permission("campaigns", "edit")
 @record_required("campaigns", "edit", name="campaign")
 def link(campaign: Campaign) -> Any:
     """Add the leads of the form's ``lead_id`` values (all or none)."""
@@ -105,6 +108,7 @@ def link(campaign: Campaign) -> Any:
 
 
 @bp.post("/<int:id>/leads/remove")
+@require_permission("campaigns", "edit")
 @record_required("campaigns", "edit", name="campaign")
 def unlink(campaign: Campaign) -> Any:
     """Remove the lead of the form's ``lead_id`` from the campaign."""
@@ -120,6 +124,7 @@ def unlink(campaign: Campaign) -> Any:
 
 
 @bp.post("/<int:id>/send")
+@require_permission("campaigns", "send")
 @record_required("campaigns", "send", name="campaign")
 def send(campaign: Campaign) -> Any:
     """Send the campaign (rate-limited: 429 over the limit, nothing sent)."""
@@ -136,6 +141,7 @@ def send(campaign: Campaign) -> Any:
 
 
 @bp.post("/<int:id>/delete")
+@require_permission("campaigns", "delete")
 @record_required("campaigns", "delete", name="campaign")
 def delete(campaign: Campaign) -> Any:
     """Delete the campaign; the database removes all its links (visible or not)."""
@@ -146,8 +152,9 @@ def delete(campaign: Campaign) -> Any:
 
 
 @bp.get("/<int:id>/members.csv")
-@record_required("campaigns", "view", name="campaign")
 @require_permission("leads", "export")
+@require_permission("campaigns", "view")
+@record_required("campaigns", "view", name="campaign")
 def members_csv(campaign: Campaign) -> Response:
     """The campaign's members the member may *export*, visible columns only, audited."""
     columns = member_columns()
