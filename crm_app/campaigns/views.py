@@ -59,7 +59,8 @@ def refused(exc: CampaignError, target: str) -> Any:
 def index() -> str:
     """The campaigns the member may see, newest first."""
     campaigns = db.session.scalars(sa.select(Campaign).order_by(Campaign.id.desc())).all()
-    return render_template("campaigns/index.html", campaigns=campaigns)
+    return render_template("campaigns/index.html", campaigns=campaigns,
+                           hidden=rbac.hidden_fields("campaigns"))
 
 
 @bp.post("/new")
@@ -89,7 +90,8 @@ def detail(campaign: Campaign) -> str:
                    if lead.id not in member_ids] if rbac.can("edit", "campaigns", campaign)
                   else [])
     return render_template("campaigns/detail.html", campaign=campaign, members=members,
-                           candidates=candidates, columns=member_columns())
+                           candidates=candidates, columns=member_columns(),
+                           hidden=rbac.hidden_fields("campaigns"))
 
 
 @bp.post("/<int:id>/leads")
