@@ -13,8 +13,9 @@ and this module closes them:
   :func:`on_orm_execute` refuses a member's statement that names a link
   table unless it is a relationship load (SQLAlchemy builds it from a parent
   the member loaded, and the target gets its criteria) or an ORM ``SELECT``
-  that also names the protected model of every side of the link, whose
-  criteria then filter the joined rows. Core statements and writes on a
+  whose own FROM clause and joins hold the protected table of every side of
+  the link, whose criteria then filter the joined rows (a side named only in
+  a subquery does not count). Core statements and writes on a
   link table run only inside ``rbac.system()``.
 * **Writing links.** Appending to or removing from a collection inserts or
   deletes link rows at flush, and the write guard sees no change of a
@@ -26,7 +27,8 @@ and this module closes them:
 Deleting a record removes only the link rows the ORM loaded, that is, the
 visible ones: a host declares its link foreign keys ``ondelete="CASCADE"``
 and the relationship ``passive_deletes=True``, so the database removes the
-rest.
+rest. A ``backref`` changes both sides' collections, so a link written
+through a relationship with a backref needs ``edit`` on both records.
 """
 
 from __future__ import annotations
@@ -120,18 +122,34 @@ def on_orm_execute(rbac: RBACProtocol, state: ORMExecuteState) -> None:
     if state.is_orm_statement and state.is_select:
         if state.is_relationship_load:
             return  # built from a loaded parent; the target carries its criteria
-        named = {element.fullname for element in sa.sql.visitors.iterate(state.statement)
-                 if isinstance(element, sa.Table)}
+        named = joined_tables(state.statement)
         missing = sorted({r.name for link in links for r in index.tables[link]
                           if r.table.fullname not in named})
         if not missing:
             return
-        reason = (f"a query of {', '.join(links)} must also select from "
+        reason = (f"a query of {', '.join(links)} must also select from (or join) "
                   f"{', '.join(missing)}, whose criteria filter its rows")
     else:
         reason = f"statements other than ORM SELECTs on {', '.join(links)}"
     raise PermissionDenied(f"Refused: {reason}; load the relationship instead, "
                            "or use rbac.system() for trusted code.")
+
+
+def joined_tables(statement: Any) -> set[str]:
+    """Return the names of the tables in the FROM clause and joins of ``statement`` itself.
+
+    Tables of subqueries do not count: criteria on a table named only in a
+    ``WHERE EXISTS (...)`` filter that subquery, not the link rows selected.
+    """
+    found: set[str] = set()
+    todo = list(statement.get_final_froms())
+    while todo:
+        element = todo.pop()
+        if isinstance(element, sa.Table):
+            found.add(element.fullname)
+        elif isinstance(element, sa.sql.selectable.Join):
+            todo += [element.left, element.right]
+    return found
 
 
 def before_flush(rbac: RBACProtocol, session: Session, flush_context: Any, instances: Any) -> None:

@@ -107,7 +107,11 @@ def test_an_explicit_join_naming_both_sides_is_filtered(camp: SimpleNamespace) -
     sa.select(Lead.name).join(campaign_lead, campaign_lead.c.lead_id == Lead.id),
     sa.select(Campaign.name, campaign_lead.c.lead_id).join(
         campaign_lead, campaign_lead.c.campaign_id == Campaign.id),
-], ids=["core-rows", "core-count", "orm-without-campaign", "orm-without-lead"])
+    sa.select(Campaign.name, campaign_lead.c.lead_id).join(
+        campaign_lead, campaign_lead.c.campaign_id == Campaign.id).where(
+        sa.exists(sa.select(Lead.id))),
+], ids=["core-rows", "core-count", "orm-without-campaign", "orm-without-lead",
+        "orm-lead-in-subquery-only"])
 def test_reading_the_link_table_without_both_sides_is_refused(camp: SimpleNamespace,
                                                               stmt: Any) -> None:
     """The link table's rows name hidden leads: no criteria filter them, so a member's
