@@ -1,7 +1,7 @@
 """Demo campaigns: two per workspace, each linked to leads of several owners.
 
 Run by ``flask demo seed`` (``crm_app.seed.seed_demo``) inside ``rbac.system()``;
-the caller commits. A Member then sees the campaigns they own, each with only
+the caller commits (the rows are flushed here, inside that context). A Member then sees the campaigns they own, each with only
 the member leads they may see.
 """
 
@@ -36,4 +36,5 @@ def seed_campaigns(workspaces: dict[str, Any], leads_per_campaign: int = 12) -> 
             campaign.leads = leads[i::2][:leads_per_campaign]
             db.session.add(campaign)
             made += 1
+    db.session.flush()  # inside the caller's rbac.system(), where the writes are trusted
     return made
