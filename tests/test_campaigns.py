@@ -28,6 +28,7 @@ from crm_app.extensions import db, mail
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import PermissionDenied, roles, workspaces
+from crm_rbac_plugin.team import reassignment
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 
 VISIBLE = {"Lead of member", "Lead of unowned"}
@@ -395,3 +396,23 @@ def test_unsubscribe_token_names_workspace_and_address(app: Flask, world: Simple
     with app.test_request_context():
         token = service.unsubscribe_token(world.ws.id, " Someone@Example.test ")
         assert service.read_unsubscribe_token(token) == (world.ws.id, "someone@example.test")
+
+
+# -- a plan without the marketing module -----------------------------------------------------
+
+def test_reassigning_all_records_skips_a_module_outside_the_plan(camp: SimpleNamespace) -> None:
+    """On the Pro plan campaigns are out of everyone's reach: "reassign all" moves the
+    rest and leaves them; naming campaigns is refused."""
+    w = camp.w
+    with rbac.system():
+        w.ws.plan = "pro"
+        db.session.commit()
+    owner = rbac.access_for(w.members["owner"].id)
+    moved = reassignment.reassign(rbac, owner, w.users["member"].id, w.users["member2"].id)
+    db.session.commit()
+    assert "campaigns" not in moved and moved["leads"] == 1
+    with rbac.system():
+        assert db.session.get(Campaign, camp.id).owner_id == w.users["member"].id
+    with pytest.raises(PermissionDenied, match="campaigns"):
+        reassignment.reassign(rbac, owner, w.users["member2"].id, w.users["member"].id,
+                              resources=["campaigns"])
