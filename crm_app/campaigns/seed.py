@@ -1,8 +1,9 @@
 """Demo campaigns: two per workspace, each linked to leads of several owners.
 
 Run by ``flask demo seed`` (``crm_app.seed.seed_demo``) inside ``rbac.system()``;
-the caller commits (the rows are flushed here, inside that context). A Member then sees the campaigns they own, each with only
-the member leads they may see.
+the rows are flushed here, inside that context, and the caller commits. A
+Member then sees the campaigns they own, each with only the member leads
+they may see.
 """
 
 from __future__ import annotations
