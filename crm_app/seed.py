@@ -33,6 +33,7 @@ from crm_rbac_plugin.security.passwords import require_password, user_inputs_of
 from crm_rbac_plugin.security.policy import password_rules_for_user
 from crm_rbac_plugin.security.sessions import revoke_all
 
+from .campaigns.seed import seed_campaigns
 from .crm.forms import LEAD_SOURCES, REGIONS
 from .extensions import db
 from .models import DEAL_STAGES, LEAD_STATUSES, Client, Deal, Lead, Note, Task, User
@@ -335,6 +336,7 @@ def seed_demo(*, scale: float = 1.0, reset: bool = False) -> SeedReport:
             for name, value in counts.items():
                 report.counts[name] = report.counts.get(name, 0) + value
         create_sharing(created)
+        report.counts["campaigns"] = seed_campaigns(created)
     db.session.commit()
     return report
 

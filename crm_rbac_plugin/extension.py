@@ -28,6 +28,7 @@ from . import (
     decorators,
     fields,
     identity,
+    links,
     listener,
     security,
     sharing,
@@ -315,6 +316,8 @@ class RBAC(HookDecorators):
         event.listen(db_session, "do_orm_execute", partial(listener.on_orm_execute, self))
         event.listen(db_session, "before_flush", partial(listener.before_flush, self))
         event.listen(db_session, "after_flush", partial(listener.after_flush, self))
+        event.listen(db_session, "do_orm_execute", partial(links.on_orm_execute, self))
+        event.listen(db_session, "before_flush", partial(links.before_flush, self))
         event.listen(db_session, "after_rollback", listener.after_rollback)
         tokens.install(self, db_session)  # deactivation revokes the member's API tokens
         audit_log.install(self, db_session)  # the audit trail, after the guard

@@ -69,6 +69,11 @@ def _check_reassign(rbac: RBACProtocol, actor: Access | None, from_user_id: Any,
         raise ValidationError("the new owner must be an active member of this workspace",
                               field="to_user_id")
     chosen = _resources(rbac, resources)
+    if not resources:
+        # "All records": those of the resources the plan includes. A resource outside
+        # the plan is out of everyone's reach, so it cannot be reassigned, and it must
+        # not block the rest; naming it explicitly is still refused below.
+        chosen = [res for res in chosen if actor.in_plan(res)]
     if ids is not None and len(chosen) != 1:
         raise ValidationError("record ids need exactly one resource", field="resources")
     for res in chosen:

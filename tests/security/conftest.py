@@ -39,6 +39,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
+from crm_app.campaigns.models import Campaign
 from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
@@ -168,9 +169,27 @@ def build_security_world() -> SimpleNamespace:
         prober.token = w.tokens[prober.membership.id]
     w.prober = {p.key: p for p in w.probers}
     w.records = world_records(w)
+    w.records["campaigns"] = add_campaigns(w)
     w.record_by_id = {(res, rec.id): rec for res, recs in w.records.items()
                       for rec in recs.values()}
     return w
+
+
+def add_campaigns(w: SimpleNamespace) -> dict[str, Any]:
+    """Campaigns (crm_app/campaigns) by tag, as ``world_records`` tags records: the
+    Member's and an unowned one in ``w.ws``, the outsider's in ``w.ws2`` (tag ``ws2``),
+    each linked to a lead of its workspace. Names are secrets the sweeps look for."""
+    owners = {"member": (w.ws, w.users["member"]), "unowned": (w.ws, None),
+              "ws2": (w.ws2, w.users["outsider"])}
+    out = {}
+    with rbac.system():
+        for tag, (ws, user) in owners.items():
+            out[tag] = Campaign(workspace_id=ws.id, owner_id=user.id if user else None,
+                                name=f"Sweep campaign C{tag}Z", subject="Sweep")
+            out[tag].leads = [w.other["lead"] if tag == "ws2" else w.leads["member2"]]
+        db.session.add_all(out.values())
+        db.session.commit()
+    return out
 
 
 def add_notifications(w: SimpleNamespace, memberships: list[Any]) -> None:

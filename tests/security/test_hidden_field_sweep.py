@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from crm_app.campaigns.models import Campaign
 from crm_app.extensions import db
 from crm_app.models import Client
 from crm_app.rbac_setup import rbac
@@ -120,8 +121,19 @@ def hide(w: SimpleNamespace, name: str, fields: list[str]) -> None:
     db.session.commit()
 
 
+def add_campaign(w: SimpleNamespace) -> None:
+    """A campaign in ``w.ws`` linked to its leads, so that the campaign pages are swept
+    (``build_world`` has no campaign) and hidden lead fields are looked for on them."""
+    with rbac.system():
+        campaign = Campaign(workspace_id=w.ws.id, name="Sweep campaign",
+                            leads=list(w.leads.values()))
+        db.session.add(campaign)
+        db.session.commit()
+
+
 def sweep_urls(app: Flask, w: SimpleNamespace) -> list[tuple[str, str | None]]:
     """``(url, resource the response is about or None)`` for every GET route the sweep fills."""
+    add_campaign(w)
     names = crm_resources()
     ids = {name: db.session.scalar(sa.select(rbac.registry.get(name).model.id)
                                    .order_by(rbac.registry.get(name).model.id)

@@ -303,6 +303,17 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "imports.mapping": EndpointRule("leads.import", lambda w, ws: {"map-name": "0"}),
     "imports.commit": EndpointRule("leads.import"),
     "imports.discard": EndpointRule("leads.import"),
+    # -- campaigns (crm_app/campaigns): the blueprint is a resource's, the routes are not CRUD --
+    "campaigns.create": EndpointRule("campaigns.create", lambda w, ws: {"name": "Sweep campaign"}),
+    "campaigns.link": EndpointRule(
+        "campaigns.edit", lambda w, ws: {"lead_id": first_record(w, ws, "leads").id}),
+    "campaigns.unlink": EndpointRule(
+        "campaigns.edit", lambda w, ws: {"lead_id": first_record(w, ws, "leads").id}),
+    "campaigns.send": EndpointRule("campaigns.send"),
+    "campaigns.delete": EndpointRule("campaigns.delete"),
+    "campaigns.unsubscribe": EndpointRule(
+        "public", lambda w, ws: {"t": "forged-token"}, expected_public=frozenset({400}),
+        why="the signed token is the capability: a forged one is a 400 and changes nothing"),
 }
 
 
@@ -369,6 +380,8 @@ def family(app: Flask, rule: Rule) -> str:
     if admin_endpoint(app, rule) is not None:
         return "admin"
     blueprint, _, name = rule.endpoint.rpartition(".")
+    if rule.endpoint in ENDPOINT_RULES and blueprint in rbac.registry:
+        return "auth"  # a resource's own routes that are not the generic CRUD (campaigns)
     if blueprint in rbac.registry and rbac.registry.get(blueprint).model is not None:
         if name not in CRM_ACTIONS:
             raise UnclassifiedRoute(f"CRM route {rule.rule!r} ({rule.endpoint}) changes state "
