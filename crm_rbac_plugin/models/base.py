@@ -70,6 +70,8 @@ class Models:
     ReviewSchedule: Any
     CertificationRun: Any
     CertificationItem: Any
+    # Record caps per role (see :mod:`.quotas`).
+    RoleQuota: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""

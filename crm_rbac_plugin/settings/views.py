@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask, flash, redirect, request, url_for
 
-from .. import pages, queries, roles, tokens
+from .. import pages, queries, quotas, roles, tokens
 from ..config import setting
 from ..decorators import login_required, require_permission
 from ..models import utcnow
@@ -219,7 +219,7 @@ def remove_conflict(conflict_id: int) -> Any:
 @bp.route("/plan", methods=["GET", "POST"])
 @login_required
 def plan() -> Any:
-    """The workspace's plan and the modules each plan includes (Owner only)."""
+    """The workspace's plan, the modules and seats each plan includes (Owner only)."""
     rbac = current_rbac
     access = rbac.current_access()
     if access is None or not access.is_owner:
@@ -241,7 +241,9 @@ def plan() -> Any:
             status = 400
     return render("plan.html", status, form=form, workspace=workspace,
                   modules=list(queries.ordered_modules(rbac.registry)),
-                  plans=[(p, set(queries.plan_modules(rbac, p))) for p in plans])
+                  plans=[(p, set(queries.plan_modules(rbac, p))) for p in plans],
+                  seats=quotas.seat_usage(rbac, workspace),
+                  seat_limits={p: quotas.seat_limit(p) for p in plans})
 
 
 # -- API tokens -------------------------------------------------------------------------
