@@ -38,8 +38,8 @@ from wtforms import SelectChoice
 
 from crm_rbac_plugin import PermissionDenied, bulk, csvsafe, gate, record_required, require_permission
 from crm_rbac_plugin.approvals import ExportFile
-from crm_rbac_plugin.fields import VisibleView
 from crm_rbac_plugin.errors import QuotaExceeded
+from crm_rbac_plugin.fields import VisibleView
 
 from ..extensions import db
 from ..models import Client, User

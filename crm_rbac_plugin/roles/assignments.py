@@ -12,6 +12,7 @@ from .. import gate
 from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
 from ..policy import Access
+from ..workspaces import default_expiry
 from .escalation import is_privileged, require, require_covered, same_workspace
 from .grants import effective_specs
 from .invariants import assignments_in_force, ensure_owner_remains, ensure_role_remains
@@ -59,13 +60,19 @@ def _conflicts_with(rbac: RBACProtocol, role: Any, held_role_ids: set[int]) -> l
 def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role: Any, *,
                 starts_at: dt.datetime | None = None,
                 expires_at: dt.datetime | None = None) -> Any:
-    """Give a member a role, optionally only between two UTC instants."""
+    """Give a member a role, optionally only between two UTC instants.
+
+    A role with a default expiry (``RBAC_ROLE_DEFAULT_EXPIRY_DAYS``: the Guest)
+    given without one ends that many days after it starts.
+    """
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, membership, role)
     if membership.id == actor.membership_id and not actor.is_owner:
         raise PermissionDenied("You cannot change your own roles.")
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can give the {role.name} role.")
+    if expires_at is None:
+        expires_at = default_expiry(role, starts_at)
     require_covered(actor, effective_specs(role), f"give {role.name}")
     if starts_at and expires_at and expires_at <= starts_at:
         raise ValidationError("the assignment must end after it starts", field="expires_at")

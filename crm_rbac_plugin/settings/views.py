@@ -34,6 +34,7 @@ from . import (  # noqa: F401  (pages on the same blueprint)
     notification_views,
     review_views,
     role_overview_views,
+    role_user_views,
     role_views,
     security_views,
     sharing_views,
