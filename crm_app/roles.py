@@ -14,7 +14,7 @@ from crm_rbac_plugin.defaults import CATALOGUE_EXTRA, MANAGER, ROLE_TEMPLATES
 CLOSED_DEALS = [{"field": "stage", "op": "in", "value": ["won", "lost"]}]
 
 SALES_ROLES: list[dict[str, Any]] = [
-    {"key": "finance", "name": "Finance (closed deals)",
+    {"key": "finance", "name": "Finance",
      "description": "Views and exports all closed deals for revenue reconciliation; "
                     "edits nothing.",
      "grants": [("deals", "view", "all", CLOSED_DEALS), ("deals", "export", "all", CLOSED_DEALS)]},

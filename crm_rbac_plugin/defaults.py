@@ -84,7 +84,8 @@ MANAGER: dict[str, Any] = {
     "key": "manager", "name": "Manager",
     "description": "Works the whole pipeline of the members assigned to them.",
     "grants": [("*", a, "team", None) for a in (*CRUD, "export")]
-              + [("members", "view", "all", None)]
+              + [("members", "view", "all", None), ("members", "create", "department", None),
+                 ("members", "edit", "team", None)]
               + _module_grants(("accounting",), EDIT, "team")
               + _module_grants(("marketing", "helpdesk", "voice"), FULL, "team")}
 
@@ -104,7 +105,7 @@ CATALOGUE_EXTRA: list[dict[str, Any]] = [
     {"key": "marketing", "name": "Marketing",
      "description": "Runs marketing; reads the CRM.",
      "grants": _module_grants(("marketing",), FULL) + _module_grants(CRM_MODULES, VIEW)},
-    {"key": "finance_accounting", "name": "Finance",
+    {"key": "finance_accounting", "name": "Finance & Accounting",
      "description": "Runs accounting; reads the CRM and the billing.",
      "grants": _module_grants(("accounting",), FULL) + _module_grants(CRM_MODULES, VIEW)
                + [("billing", "view", "all", None)]},

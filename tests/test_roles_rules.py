@@ -96,7 +96,7 @@ def test_parent_inheritance_counts_towards_escalation(world: SimpleNamespace) ->
     ("admin", "member", "owner", "refused"),
     ("admin", "member", "viewer", "allowed"),
     ("admin", "admin", "viewer", "refused"),      # own roles
-    ("manager", "member", "viewer", "refused"),   # no members.edit
+    ("manager", "member", "viewer", "refused"),   # viewer sees all, manager only team
     ("manager+", "member", "viewer", "refused"),  # viewer sees all, manager only team
     ("manager+", "viewer", "junior_rep", "allowed"),
 ])

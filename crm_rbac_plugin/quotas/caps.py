@@ -141,16 +141,19 @@ def lock_membership_row(rbac: RBACProtocol, session: Session, membership_id: int
                                  .values(status=M.c.status))
 
 
-def check_caps(rbac: RBACProtocol, session: Session, access: Access) -> None:
-    """Refuse (409) a flush whose new records take the member past a cap of their roles."""
-    if access.is_owner:
-        return
+def new_owned_records(rbac: RBACProtocol, session: Session) -> dict[str, int]:
+    """How many records of each resource with an owner column the flush creates."""
     new: dict[str, int] = {}
     for obj in session.new:
         res = rbac.registry.for_model(type(obj))
         if res is not None and res.owner_column is not None:
             new[res.name] = new.get(res.name, 0) + 1
-    if not new:
+    return new
+
+
+def check_caps(rbac: RBACProtocol, session: Session, access: Access, new: dict[str, int]) -> None:
+    """Refuse (409) a flush whose ``new`` records take the member past a cap of their roles."""
+    if access.is_owner or not new:
         return
     capped = _capped_resources(rbac, session, access.workspace_id, set(new))
     for resource in sorted(capped):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ..decorators import wants_json
 from ..errors import QuotaExceeded
 from ..policy import Access, Decision
-from .caps import check_caps
+from .caps import check_caps, new_owned_records
 from .seats import check_seats
 
 if TYPE_CHECKING:
@@ -20,11 +20,18 @@ if TYPE_CHECKING:
 
 
 def check_flush(rbac: RBACProtocol, session: Session, flush_context: Any, instances: Any) -> None:
-    """Seats hold for everyone (a plan's limit binds the system context too); caps for members."""
+    """Seats hold for everyone (a plan's limit binds the system context too); caps for members.
+
+    The member is resolved only when the flush creates protected records: a
+    flush of anything else (a token's last use, written while the request's
+    user is being loaded) must not ask who the user is.
+    """
     check_seats(rbac, session)
-    ctx = rbac.resolve_context()
-    if isinstance(ctx, Access):
-        check_caps(rbac, session, ctx)
+    new = new_owned_records(rbac, session)
+    if new:
+        ctx = rbac.resolve_context()
+        if isinstance(ctx, Access):
+            check_caps(rbac, session, ctx, new)
 
 
 def install(rbac: RBACProtocol, db_session: Any) -> None:

@@ -39,7 +39,16 @@ from .assignments import (
     remove_role,
 )
 from .editing import clone_role, create_role, delete_role, update_role
-from .escalation import PRIVILEGED_KEYS, covers, is_privileged, require, same_workspace
+from .escalation import (
+    PRIVILEGED_KEYS,
+    covers,
+    department_in_scope,
+    is_privileged,
+    member_in_scope,
+    require,
+    require_member_in_scope,
+    same_workspace,
+)
 from .field_rules import FIELD_MODES, set_field_rules
 from .grants import (
     SCOPE_RANK,
@@ -77,6 +86,7 @@ __all__ = [
     "condition_clauses",
     "covers",
     "create_role",
+    "department_in_scope",
     "delete_role",
     "effective_specs",
     "ensure_owner_remains",
@@ -85,6 +95,7 @@ __all__ = [
     "in_force",
     "is_privileged",
     "matrix",
+    "member_in_scope",
     "merge_specs",
     "parse_grants",
     "permission_items",
@@ -92,6 +103,7 @@ __all__ = [
     "remove_conflict",
     "remove_role",
     "require",
+    "require_member_in_scope",
     "roles_granting",
     "same_workspace",
     "set_field_rules",
