@@ -217,7 +217,7 @@ def test_clone_compare_and_roles_granting(world: SimpleNamespace) -> None:
     assert by_perm["deals.view"]["differs"]
     assert all("deals" in p for p in by_perm)
     granting = [r.name for r in roles.roles_granting(rbac, world.ws.id, "deals.export")]
-    assert granting == ["Owner", "Admin", "Manager", "Finance", "Finance EU"]
+    assert granting == ["Owner", "Admin", "Manager", "Finance", "Sales", "Finance EU"]
 
 
 def test_preview_lists_gains_and_losses_and_changes_nothing(world: SimpleNamespace) -> None:
