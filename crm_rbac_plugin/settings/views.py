@@ -115,7 +115,9 @@ def _member_page(membership: Any, *, form: AssignRoleForm | None = None, status:
                   matrix=queries.effective_matrix(rbac, membership, access),
                   columns=queries.module_columns(queries.ordered_modules(rbac.registry)),
                   form=form or _assign_form(), confirm=ConfirmForm(),
-                  can_edit=can("members.edit"), page_errors=page_errors or [])
+                  can_edit=can("members.edit") and roles.member_in_scope(
+                      acting_access(), "edit", membership),
+                  page_errors=page_errors or [])
 
 
 @bp.get("/members/<int:membership_id>/access")
