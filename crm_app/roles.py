@@ -1,4 +1,4 @@
-"""The demo CRM's built-in roles: the plugin's four plus the sales roles.
+"""The demo CRM's built-in roles: the plugin's catalogue (``defaults.CATALOGUE``).
 
 ``create_app`` sets them as ``RBAC_ROLE_TEMPLATES``, so every new workspace
 of the demo starts with them (see ``crm_rbac_plugin/defaults.py`` for the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_rbac_plugin.defaults import MANAGER, ROLE_TEMPLATES
+from crm_rbac_plugin.defaults import CATALOGUE_EXTRA, MANAGER, ROLE_TEMPLATES
 
 CLOSED_DEALS = [{"field": "stage", "op": "in", "value": ["won", "lost"]}]
 
@@ -40,5 +40,8 @@ def _with_manager(templates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-#: Owner, Admin, Manager, Member, Viewer, Finance, Junior Rep, Client Success.
-CRM_ROLE_TEMPLATES: list[dict[str, Any]] = [*_with_manager(ROLE_TEMPLATES), *SALES_ROLES]
+#: Owner, Admin, Manager, Member, Viewer, Finance (closed deals), Junior Rep,
+#: Client Success, then the rest of the catalogue: Sales, Marketing, Finance
+#: (accounting), Support, Guest.
+CRM_ROLE_TEMPLATES: list[dict[str, Any]] = [*_with_manager(ROLE_TEMPLATES), *SALES_ROLES,
+                                            *CATALOGUE_EXTRA]

@@ -189,6 +189,14 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_IMPORT_MAX_ROWS": 100_000,
     # Rows flushed (and checked by the flush guard) per chunk of an import.
     "RBAC_IMPORT_CHUNK_ROWS": 1000,
+    # -- Quotas and the role catalogue (crm_rbac_plugin.quotas, defaults.CATALOGUE) --
+    # Seats per plan: active plus pending members a workspace on that plan may
+    # have (invitations and reactivations count). A plan missing here, or
+    # mapped to None, has no limit.
+    "RBAC_PLAN_SEATS": {},
+    # Days an assignment of a built-in role lasts when it is given without an
+    # expiry, by role key (the Guest's access ends by itself); None: no default.
+    "RBAC_ROLE_DEFAULT_EXPIRY_DAYS": {"guest": 30},
 }
 
 

@@ -55,13 +55,84 @@ ROLE_TEMPLATES: list[dict[str, Any]] = [
 ]
 
 
+#: The levels of ``003``'s role table: Full is every action of the resource
+#: (``manage`` included), Edit is view, create and edit, View is view.
+FULL, EDIT, VIEW = ("*",), ("view", "create", "edit"), ("view",)
+
+#: ``003``'s departments as this plugin's modules. The CRM is the demo's
+#: ``sales``, ``clients`` and ``work`` modules; Accounting is ``accounting``
+#: (its ``invoices`` resource), Marketing ``marketing``, Helpdesk
+#: ``helpdesk``, Voice ``voice``, billing the ``billing`` resource. A grant
+#: on a module or resource the host has not registered is skipped, so a
+#: template gains access as the host adds the module, never before.
+CRM_MODULES = ("sales", "clients", "work")
+
+
+def _module_grants(modules: tuple[str, ...], actions: tuple[str, ...], scope: str = "all",
+                   condition: Any = None) -> list[tuple[str, str, str, Any]]:
+    return [(f"module:{m}", a, scope, condition) for m in modules for a in actions]
+
+
 #: A role a host may add to its templates (the demo does): the whole pipeline of
-#: the members assigned to the holder (the team scope).
+#: the members assigned to the holder (the team scope), and the team's members:
+#: invite into the holder's own department, give roles no wider than their
+#: own (never Owner or Admin), deactivate and reactivate the members assigned
+#: to them (see :mod:`crm_rbac_plugin.team.checks`). Removing the ``members``
+#: grants but ``view`` (one edit of the role) gives ``002``'s stricter
+#: variant, where only Owners and Admins manage members.
 MANAGER: dict[str, Any] = {
     "key": "manager", "name": "Manager",
     "description": "Works the whole pipeline of the members assigned to them.",
     "grants": [("*", a, "team", None) for a in (*CRUD, "export")]
-              + [("members", "view", "all", None)]}
+              + [("members", "view", "all", None), ("members", "create", "department", None),
+                 ("members", "edit", "team", None)]
+              + _module_grants(("accounting",), EDIT, "team")
+              + _module_grants(("marketing", "helpdesk", "voice"), FULL, "team")}
+
+#: Records that have an owner (the resource's owner column is set): with the
+#: ``own`` scope, only the records assigned to the member, not the unowned
+#: ones every viewer sees (``RBAC_UNOWNED_VISIBLE``).
+OWNED = "owned"
+
+#: Roles a host may seed (``RBAC_ROLE_TEMPLATES = defaults.CATALOGUE``) and that
+#: the role-create page offers as a starting point: ``003``'s nine, ``000``'s
+#: Junior Rep, Client Success and closed-deals Finance, ``001``'s Guest.
+CATALOGUE_EXTRA: list[dict[str, Any]] = [
+    {"key": "sales", "name": "Sales",
+     "description": "Works the whole CRM; reads marketing and the helpdesk.",
+     "grants": _module_grants(CRM_MODULES, FULL) + _module_grants(("marketing", "helpdesk"), VIEW)
+               + _module_grants(("voice",), EDIT)},
+    {"key": "marketing", "name": "Marketing",
+     "description": "Runs marketing; reads the CRM.",
+     "grants": _module_grants(("marketing",), FULL) + _module_grants(CRM_MODULES, VIEW)},
+    {"key": "finance_accounting", "name": "Finance & Accounting",
+     "description": "Runs accounting; reads the CRM and the billing.",
+     "grants": _module_grants(("accounting",), FULL) + _module_grants(CRM_MODULES, VIEW)
+               + [("billing", "view", "all", None)]},
+    {"key": "support", "name": "Support",
+     "description": "Runs the helpdesk; reads the CRM and voice.",
+     "grants": _module_grants(("helpdesk",), FULL) + _module_grants(CRM_MODULES, VIEW)
+               + _module_grants(("voice",), VIEW)},
+    {"key": "guest", "name": "Guest",
+     "description": "Reads only the records assigned to them, for a limited time.",
+     "grants": [("*", "view", "own", OWNED)]},
+]
+
+
+def _targets(registry: Registry, resource: str) -> list[Any]:
+    """``*``: every resource with records; ``module:NAME``: that module's resources."""
+    if resource == "*":
+        return [r for r in registry if r.is_model]
+    if resource.startswith("module:"):
+        return [r for r in registry if r.module == resource.partition(":")[2]]
+    return [registry.get(resource)] if resource in registry else []
+
+
+def _condition(res: Any, condition: Any) -> Any:
+    if condition == OWNED:
+        return [{"field": res.owner_column, "op": "is_null", "value": False}] \
+            if res.owner_column else None
+    return condition
 
 
 def expand_grants(registry: Registry, template: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
@@ -73,16 +144,22 @@ def expand_grants(registry: Registry, template: dict[str, Any]) -> list[tuple[st
     out: list[tuple[str, str, str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for resource, action, scope, condition in template["grants"]:
-        if resource == "*":
-            targets = [r for r in registry if r.is_model]
-        elif resource in registry:
-            targets = [registry.get(resource)]
-        else:
-            continue
-        for res in targets:
+        for res in _targets(registry, resource):
             actions = res.actions if action == "*" else (action,)
             for act in actions:
                 if act in res.actions and scope in res.scopes and (res.name, act) not in seen:
                     seen.add((res.name, act))
-                    out.append((res.name, act, scope, condition))
+                    out.append((res.name, act, scope, _condition(res, condition)))
     return out
+
+
+def _catalogue() -> list[dict[str, Any]]:
+    """``003``'s nine, then ``000``'s and ``001``'s roles, in the order the gallery shows them."""
+    nine = [*ROLE_TEMPLATES[:2], MANAGER, *CATALOGUE_EXTRA[:4], *ROLE_TEMPLATES[2:]]
+    return [*nine, *CATALOGUE_EXTRA[4:]]
+
+
+#: ``003``'s nine roles and ``001``'s Guest (the demo adds ``000``'s Junior Rep,
+#: Client Success and closed-deals Finance, which name its own resources).
+CATALOGUE: list[dict[str, Any]] = _catalogue()
+

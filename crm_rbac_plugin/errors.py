@@ -69,3 +69,18 @@ class RuleConflict(ValidationError):
     """
 
     status = 409
+
+
+class QuotaExceeded(RuleConflict):
+    """A change that would pass a limit of the plan or of a role (a 409).
+
+    ``limit`` names the limit (``"seats"`` or ``"<resource>.max_records"``),
+    ``allowed`` and ``used`` give its figures, so pages, the API and the CLI
+    say which limit was met and by how much.
+    """
+
+    def __init__(self, message: str, *, limit: str, allowed: int, used: int) -> None:
+        super().__init__(message, field=limit)
+        self.limit = limit
+        self.allowed = allowed
+        self.used = used

@@ -54,6 +54,7 @@ from .oversight import viewas
 from .oversight import views as oversight_views
 from .policy import Access, Decision
 from .query import StatementMemo
+from .quotas import setup as quota_setup
 from .registry import STANDARD_ACTIONS, Registry, Resource, split_permission
 from .security import enforce as mfa_gate
 from .settings import views as settings_views
@@ -135,6 +136,7 @@ class RBAC(HookDecorators):
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
         team.init_app(app)  # the last-activity before_request hook
         notify_setup.init_app(self, app)  # inline mail delivery, the bell
+        quota_setup.init_app(self, app)  # a quota refusal no view caught: a 409
         mfa_gate.init_app(app)  # members owing MFA reach only the MFA pages
         # Refusals are stored after the (rolled back) request.
         app.after_request(self._write_denied)
@@ -320,6 +322,7 @@ class RBAC(HookDecorators):
         event.listen(db_session, "before_flush", partial(links.before_flush, self))
         event.listen(db_session, "after_rollback", listener.after_rollback)
         tokens.install(self, db_session)  # deactivation revokes the member's API tokens
+        quota_setup.install(self, db_session)  # seats per plan, record caps per role
         audit_log.install(self, db_session)  # the audit trail, after the guard
         notify_setup.install(self, db_session)  # notifications, in the change's transaction
         viewas.install(self, db_session)  # no writes while viewing as a member

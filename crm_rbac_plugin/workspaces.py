@@ -19,6 +19,7 @@ from .config import setting
 from .defaults import expand_grants
 from .errors import RBACError
 from .loader import BYPASS
+from .models import utcnow
 from .registry import SCOPES
 
 if TYPE_CHECKING:
@@ -102,18 +103,35 @@ def add_member(rbac: RBACProtocol, workspace: Any, user: Any, roles: Iterable[An
 
 def assign_role(rbac: RBACProtocol, membership: Any, role: Any, *, starts_at: dt.datetime | None = None,
                 expires_at: dt.datetime | None = None) -> Any:
-    """Give ``membership`` a role, optionally only from/until a UTC instant."""
+    """Give ``membership`` a role, optionally only from/until a UTC instant (the Guest's
+    default expiry applies when none is given, see :func:`.defaults.default_expiry`)."""
     if isinstance(role, str):
         role = role_by_key(rbac, membership.workspace, role)
     if role.workspace_id is not None and membership.workspace_id is not None \
             and role.workspace_id != membership.workspace_id:
         raise RBACError("a role can only be given to members of its own workspace")
+    if expires_at is None:
+        expires_at = default_expiry(role, starts_at)
     if starts_at and expires_at and expires_at <= starts_at:
         raise RBACError("the assignment must end after it starts")
     mr = rbac.models.MemberRole(membership=membership, role=role, starts_at=starts_at,
                                 expires_at=expires_at)
     rbac.db.session.add(mr)
     return mr
+
+
+def default_expiry(role: Any, starts_at: dt.datetime | None = None) -> dt.datetime | None:
+    """When an assignment of ``role`` given without an expiry ends (None: it does not).
+
+    ``RBAC_ROLE_DEFAULT_EXPIRY_DAYS`` names built-in roles by key (the Guest:
+    30 days), counted from the start of the assignment or from now. A
+    temporary or contractor's access so ends by itself unless someone
+    chooses an explicit end.
+    """
+    days = (setting("RBAC_ROLE_DEFAULT_EXPIRY_DAYS") or {}).get(role.key) if role.builtin else None
+    if days is None or role.is_owner:
+        return None
+    return (starts_at or utcnow()) + dt.timedelta(days=int(days))
 
 
 def switchable(rbac: RBACProtocol, user: Any) -> list[Any]:

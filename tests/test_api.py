@@ -184,7 +184,7 @@ def test_roles_happy_path(world: SimpleNamespace, api: Any) -> None:
                                   "cells": ["all", "all where stage in (won, lost)"]}
     granting = owner.get("/roles/granting?permission=deals.export").json
     assert [r["name"] for r in granting["roles"]] == ["Owner", "Admin", "Manager", "Finance",
-                                                     "Finance EU"]
+                                                     "Sales", "Finance EU"]
 
     workspaces.assign_role(rbac, world.members["member2"], role_named("Senior rep"))
     db.session.commit()

@@ -160,6 +160,22 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
     def unassign() -> Any:
         return client.post(f"/settings/members/{viewer_m}/roles/{ids['assignment']}/remove")
 
+    def role_assign() -> Any:
+        success = world.members["client_success"].id
+        response = client.post(f"/settings/roles/{finance.id}/users",
+                               data={"membership_id": str(success)})
+        m = rbac.models
+        ids["role_assignment"] = db.session.scalar(sa.select(m.MemberRole.id).where(
+            m.MemberRole.membership_id == success, m.MemberRole.role_id == finance.id))
+        return response
+
+    def role_unassign() -> Any:
+        return client.post(f"/settings/roles/{finance.id}/users/{ids['role_assignment']}/remove")
+
+    def role_cap() -> Any:
+        return client.post(f"/settings/roles/{finance.id}/caps",
+                           data={"resource": "deals", "max_records": "50"})
+
     def conflicts() -> Any:
         response = client.post("/settings/conflicts", data={
             "role_a_id": str(finance.id), "role_b_id": str(role(world, "junior_rep").id)})
@@ -405,6 +421,9 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
         Step("rbac_settings.remove_department_role", remove_department_role),
         Step("rbac_api.give_department_role", api_give_department_role),
         Step("rbac_api.remove_department_role", api_remove_department_role),
+        Step("rbac_settings.role_assign", role_assign),
+        Step("rbac_settings.role_unassign", role_unassign),
+        Step("rbac_settings.role_cap", role_cap),
     ]
 
 

@@ -103,7 +103,7 @@ def test_a_host_gets_the_four_neutral_roles_and_the_demo_its_sales_roles() -> No
     assert [t["key"] for t in ROLE_TEMPLATES] == ["owner", "admin", "member", "viewer"]
     assert [t["key"] for t in CRM_ROLE_TEMPLATES] == [
         "owner", "admin", "manager", "member", "viewer", "finance", "junior_rep",
-        "client_success"]
+        "client_success", "sales", "marketing", "finance_accounting", "support", "guest"]
     assert DEFAULTS["RBAC_ROLE_TEMPLATES"] is ROLE_TEMPLATES
 
 

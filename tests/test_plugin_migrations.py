@@ -39,6 +39,7 @@ UNIQUE_WITHOUT_WORKSPACE = {
     # parent's key already scopes them.
     "uq_rbac_grant_role_id",
     "uq_rbac_field_rule_role_id",
+    "uq_rbac_role_quota_role_id",
     "uq_rbac_sharing_permission_agreement_id",
     # Account protection belongs to the account, not to a workspace: one TOTP
     # credential per user, a session found by its cookie's hash, a throttle

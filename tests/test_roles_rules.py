@@ -96,7 +96,7 @@ def test_parent_inheritance_counts_towards_escalation(world: SimpleNamespace) ->
     ("admin", "member", "owner", "refused"),
     ("admin", "member", "viewer", "allowed"),
     ("admin", "admin", "viewer", "refused"),      # own roles
-    ("manager", "member", "viewer", "refused"),   # no members.edit
+    ("manager", "member", "viewer", "refused"),   # viewer sees all, manager only team
     ("manager+", "member", "viewer", "refused"),  # viewer sees all, manager only team
     ("manager+", "viewer", "junior_rep", "allowed"),
 ])
@@ -217,7 +217,7 @@ def test_clone_compare_and_roles_granting(world: SimpleNamespace) -> None:
     assert by_perm["deals.view"]["differs"]
     assert all("deals" in p for p in by_perm)
     granting = [r.name for r in roles.roles_granting(rbac, world.ws.id, "deals.export")]
-    assert granting == ["Owner", "Admin", "Manager", "Finance", "Finance EU"]
+    assert granting == ["Owner", "Admin", "Manager", "Finance", "Sales", "Finance EU"]
 
 
 def test_preview_lists_gains_and_losses_and_changes_nothing(world: SimpleNamespace) -> None:

@@ -215,8 +215,8 @@ def test_roles_list_shows_counts_badges_and_only_allowed_actions(
         assert re.search(rf'href="/settings/roles/{role(world, fixed).id}/edit"[^>]*>View</a>',
                          row)
         assert f"/settings/roles/{role(world, fixed).id}/delete" not in owner
-    assert f"/settings/roles/new?clone={role(world, 'owner').id}" not in owner
-    assert f"/settings/roles/new?clone={role(world, 'admin').id}" in owner
+    assert f"/settings/roles/new?clone={role(world, 'owner').id}\"" not in owner
+    assert f"/settings/roles/new?clone={role(world, 'admin').id}\"" in owner
 
     give_role_admin(world, "manager")
     manager = login(world.users["manager"], world.ws).get("/settings/roles").text
@@ -521,7 +521,7 @@ def test_which_roles_grant_a_permission(world: SimpleNamespace, login: Any) -> N
     assert response.status_code == 200
     names = re.findall(r"<li>([^<]+?)(?: <span|</li>)",
                        response.text.split('class="rbac-list rbac-granting"', 1)[1])
-    assert names == ["Owner", "Admin", "Manager", "Finance"]
+    assert names == ["Owner", "Admin", "Manager", "Finance", "Sales"]
     bad = client.get("/settings/roles/compare?permission=rockets.launch")
     assert bad.status_code == 400 and "unknown resource" in bad.text
 
@@ -551,7 +551,8 @@ def test_member_access_shows_where_each_permission_comes_from(
     assert starts.strftime("%Y-%m-%d %H:%M") in html
     assert "from Child" in html and "from Base (inherited)" in html
     assert "from Member" in html
-    # The Manager may look but not change: no assignment form, no remove buttons.
+    # The Manager may look but not change a member outside their team: no
+    # assignment form, no remove buttons.
     assert "Give role" not in html and "Remove</button>" not in html
 
 

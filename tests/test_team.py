@@ -148,7 +148,7 @@ def test_expired_tampered_revoked_and_replaced_links_change_nothing(
 @pytest.mark.parametrize(("actor", "keys", "status"), [
     ("admin", ("owner",), 403),        # only an Owner gives Owner
     ("admin", ("admin",), 403),        # ... or Admin
-    ("manager", ("member",), 403),     # Manager has no members.create
+    ("manager", ("member",), 403),     # a Manager invites only into their own department
     ("member", ("member",), 403),
 ])
 def test_nobody_invites_beyond_their_rights(world: SimpleNamespace, login: Any, actor: str,
@@ -218,9 +218,11 @@ def test_members_page_filters_searches_and_records_last_activity(
     assert 'data-member="junior_rep@example.test"' in search
     assert 'data-member="owner@example.test"' not in search
     assert owner.get("/settings/members?status=bogus").status_code == 400
-    # A Manager (members.view) sees the list but no invite button.
+    # A Manager invites into their own department (members.create, department scope).
     manager = login(world.users["manager"], world.ws).get("/settings/members")
-    assert manager.status_code == 200 and "Invite a member" not in manager.text
+    assert manager.status_code == 200 and "Invite a member" in manager.text
+    # A Viewer (no members.view) does not reach the list.
+    assert login(world.users["viewer"], world.ws).get("/settings/members").status_code == 403
 
 
 # -- deactivation -----------------------------------------------------------------------------
@@ -302,11 +304,12 @@ def test_deactivation_refusals(app: Flask, world: SimpleNamespace, login: Any) -
     # Nobody deactivates themselves.
     assert owner.post(f"/settings/members/{world.members['owner'].id}/deactivate"
                       ).status_code == 403
-    # Only an Owner deactivates an Owner or an Admin; a Manager cannot at all.
+    # Only an Owner deactivates an Owner or an Admin; a Manager only their own team
+    # (member2 is in their department but not assigned to them).
     assert admin.post(f"/settings/members/{world.members['owner'].id}/deactivate"
                       ).status_code == 403
     manager = login(world.users["manager"], world.ws)
-    assert manager.post(f"/settings/members/{world.members['member'].id}/deactivate"
+    assert manager.post(f"/settings/members/{world.members['member2'].id}/deactivate"
                         ).status_code == 403
     assert snapshot() == before
 

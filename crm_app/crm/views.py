@@ -38,6 +38,7 @@ from wtforms import SelectChoice
 
 from crm_rbac_plugin import PermissionDenied, bulk, csvsafe, gate, record_required, require_permission
 from crm_rbac_plugin.approvals import ExportFile
+from crm_rbac_plugin.errors import QuotaExceeded
 from crm_rbac_plugin.fields import VisibleView
 
 from ..extensions import db
@@ -266,8 +267,9 @@ def form_view(cfg: CrudConfig, record: Any = None) -> Any:
 
     The decorators only checked the action itself; whether *this* record may
     be saved (a grant's condition on the stage, a scope) is decided by the
-    plugin's flush guard. Its refusal is shown on the form, with the
-    member's input kept, as a 403.
+    plugin's flush guard, and a record cap of the member's roles by its quota
+    check. The refusal is shown on the form, with the member's input kept, as
+    a 403 (or the cap's 409).
     """
     form = make_form(cfg, record)
     if form.validate_on_submit():
@@ -277,10 +279,10 @@ def form_view(cfg: CrudConfig, record: Any = None) -> Any:
             db.session.add(target)
         try:
             db.session.commit()
-        except PermissionDenied as refused:
+        except (PermissionDenied, QuotaExceeded) as refused:
             db.session.rollback()
             return render_template("crud/form.html", cfg=cfg, form=form, record=record,
-                                   refusal=refused.message), 403
+                                   refusal=refused.message), getattr(refused, "status", 403)
         flash(f"{cfg.singular.capitalize()} {'updated' if record else 'created'}.", "success")
         return redirect(url_for(f"{cfg.name}.detail", id=target.id))
     return render_template("crud/form.html", cfg=cfg, form=form, record=record, refusal=None)

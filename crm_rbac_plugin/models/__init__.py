@@ -11,7 +11,8 @@ trail and invitations, :mod:`.security` the account protection (security
 policies, MFA, sessions, sign-in throttling), :mod:`.notify` the
 notification outbox and preferences, :mod:`.approvals` the approval
 workflows, :mod:`.alerts` the anomaly alerts, :mod:`.certification` the access
-reviews and certification runs, :mod:`.groups` the roles given to departments.
+reviews and certification runs, :mod:`.groups` the roles given to departments,
+:mod:`.quotas` the record caps per role.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .base import (
 from .certification import define_certification_models
 from .groups import define_group_models
 from .notify import MAIL_STATES, define_notify_models
+from .quotas import define_quota_model
 from .security import MFA_POLICIES, define_security_models
 from .tenancy import (
     define_agreement_model,
@@ -82,4 +84,5 @@ def define_models(db: Any, user_model: type) -> Models:
                   *define_approval_models(db, Membership),
                   *define_alert_models(db, Membership),
                   *define_certification_models(db, Workspace),
+                  define_quota_model(db, Role),
                   DepartmentRole=define_group_models(db, Workspace, Department, Role))

@@ -70,6 +70,8 @@ class Models:
     ReviewSchedule: Any
     CertificationRun: Any
     CertificationItem: Any
+    # Record caps per role (see :mod:`.quotas`).
+    RoleQuota: Any
     # Roles given to departments (see :mod:`.groups`).
     DepartmentRole: Any = None
 

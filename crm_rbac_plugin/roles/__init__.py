@@ -41,7 +41,16 @@ from .assignments import (
     set_assignment_condition,
 )
 from .editing import clone_role, create_role, delete_role, update_role
-from .escalation import PRIVILEGED_KEYS, covers, is_privileged, require, same_workspace
+from .escalation import (
+    PRIVILEGED_KEYS,
+    covers,
+    department_in_scope,
+    is_privileged,
+    member_in_scope,
+    require,
+    require_member_in_scope,
+    same_workspace,
+)
 from .field_rules import FIELD_MODES, set_field_rules
 from .grants import (
     SCOPE_RANK,
@@ -88,6 +97,7 @@ __all__ = [
     "condition_clauses",
     "covers",
     "create_role",
+    "department_in_scope",
     "delete_role",
     "department_roles",
     "effective_specs",
@@ -99,6 +109,7 @@ __all__ = [
     "is_privileged",
     "matrix",
     "member_group_roles",
+    "member_in_scope",
     "merge_specs",
     "parse_grants",
     "permission_items",
@@ -107,6 +118,7 @@ __all__ = [
     "remove_department_role",
     "remove_role",
     "require",
+    "require_member_in_scope",
     "roles_granting",
     "same_workspace",
     "set_assignment_condition",

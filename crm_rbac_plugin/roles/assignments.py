@@ -9,10 +9,17 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .. import gate, role_conditions
-from ..errors import PermissionDenied, ValidationError
+from ..errors import PermissionDenied, RuleConflict, ValidationError
 from ..models import utcnow
 from ..policy import Access
-from .escalation import is_privileged, require, require_covered, same_workspace
+from ..workspaces import default_expiry
+from .escalation import (
+    is_privileged,
+    require,
+    require_covered,
+    require_member_in_scope,
+    same_workspace,
+)
 from .grants import effective_specs
 from .invariants import assignments_in_force, ensure_owner_remains, ensure_role_remains
 
@@ -56,11 +63,49 @@ def _conflicts_with(rbac: RBACProtocol, role: Any, held_role_ids: set[int]) -> l
     return names
 
 
+def _is_admin(role: Any) -> bool:
+    return bool(role.builtin and role.key == "admin")
+
+
+def _denies(role: Any) -> list[str]:
+    return sorted({s.permission for s in effective_specs(role) if s.effect == "deny"})
+
+
+def ensure_admin_not_narrowed(membership: Any, role: Any) -> None:
+    """Refuse (409) an assignment that would put a deny on an Admin.
+
+    ``003``: Owner and Admin "always have full access". A deny in any role an
+    Admin holds would narrow them (an explicit deny wins over every allow),
+    so rather than apply it silently or ignore it silently, the assignment
+    that would combine the two is refused, whichever comes second.
+    """
+    now = utcnow()
+    held = [mr.role for mr in membership.member_roles if mr.active_at(now) or
+            (mr.starts_at is not None and mr.starts_at > now)]
+    if _is_admin(role):
+        narrowing = [(r.name, _denies(r)) for r in held if _denies(r)]
+    elif _denies(role) and any(_is_admin(r) for r in held):
+        narrowing = [(role.name, _denies(role))]
+    else:
+        return
+    if not narrowing:
+        return
+    name, denies = narrowing[0]
+    raise RuleConflict(
+        f"Admins always have full access: {name} denies {', '.join(denies)}, which would narrow "
+        f"{membership.display_name} as an Admin. Remove the deny from the role, or do not "
+        "give both to the same member.", field="role_id")
+
+
 def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role: Any, *,
                 starts_at: dt.datetime | None = None,
                 expires_at: dt.datetime | None = None, condition: Any = None) -> Any:
     """Give a member a role, optionally only between two UTC instants and only while
-    ``condition`` holds (weekdays, hours, networks: see :mod:`..role_conditions`)."""
+    ``condition`` holds (weekdays, hours, networks: see :mod:`..role_conditions`).
+
+    A role with a default expiry (``RBAC_ROLE_DEFAULT_EXPIRY_DAYS``: the Guest)
+    given without one ends that many days after it starts.
+    """
     cond = condition_for(role, condition)
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, membership, role)
@@ -68,6 +113,10 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
         raise PermissionDenied("You cannot change your own roles.")
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can give the {role.name} role.")
+    require_member_in_scope(actor, "edit", membership)
+    ensure_admin_not_narrowed(membership, role)
+    if expires_at is None:
+        expires_at = default_expiry(role, starts_at)
     require_covered(actor, effective_specs(role), f"give {role.name}")
     if starts_at and expires_at and expires_at <= starts_at:
         raise ValidationError("the assignment must end after it starts", field="expires_at")
@@ -146,6 +195,7 @@ def remove_role(rbac: RBACProtocol, actor: Access | None, member_role: Any) -> N
         raise PermissionDenied("You cannot change your own roles.")
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can take the {role.name} role away.")
+    require_member_in_scope(actor, "edit", membership)
     require_covered(actor, effective_specs(role), f"take {role.name} away")
     ensure_role_remains(membership, excluding_member_role=member_role.id)
     if role.is_owner:

@@ -65,3 +65,60 @@ def same_workspace(actor: Access, *objects: Any) -> None:
     for obj in objects:
         if obj is not None and obj.workspace_id != actor.workspace_id:
             raise PermissionDenied("That belongs to another workspace.")
+
+
+def _widest_scope(actor: Access, resource: str, action: str) -> str | None:
+    """The widest scope of the actor's allows on ``resource.action`` (None: no allow).
+
+    The grant's own scope: a visibility level caps which *records* a member
+    sees, not which members they manage.
+    """
+    allows, _ = actor.rules_for(resource, action)
+    scopes = [rule.scope for rule in allows]
+    return max(scopes, key=lambda s: SCOPE_RANK[s]) if scopes else None
+
+
+def member_in_scope(actor: Access, action: str, membership: Any) -> bool:
+    """Whether ``membership`` lies in the scope of the actor's ``members.<action>``.
+
+    The ``members`` resource has no records, so its grant's scope is read
+    against the member acted on: ``all`` reaches everyone, ``department`` the
+    members of the actor's department, ``team`` the members assigned to the
+    actor, ``own`` only the actor. This is what lets the built-in Manager
+    manage their own team and no one else (``000``, ``001``). A pending
+    member is an invitation: setting its roles is inviting, so it is read
+    against ``members.create``.
+    """
+    if actor.is_owner:
+        return True
+    if membership.status == "pending" and action == "edit":
+        action = "create"
+    scope = _widest_scope(actor, "members", action)
+    if scope == "all":
+        return True
+    if scope == "department":
+        return membership.department_id is not None and membership.department_id == actor.department_id
+    if scope == "team":
+        return membership.user_id in actor.team_user_ids or membership.id == actor.membership_id
+    return scope == "own" and membership.id == actor.membership_id
+
+
+def require_member_in_scope(actor: Access, action: str, membership: Any) -> None:
+    """Refuse (403) a change to a member outside the actor's ``members.<action>`` scope."""
+    if not member_in_scope(actor, action, membership):
+        scope = _widest_scope(actor, "members", "create" if membership.status == "pending"
+                              and action == "edit" else action)
+        where = {"department": "your own department", "team": "the members assigned to you",
+                 "own": "yourself"}.get(scope or "", "nobody")
+        raise PermissionDenied(f"You may manage only {where}; {membership.display_name} is not "
+                               "among them.", resource="members", action=action)
+
+
+def department_in_scope(actor: Access, department_id: int | None) -> bool:
+    """Whether the actor may invite into ``department_id`` (``members.create``'s scope)."""
+    if actor.is_owner:
+        return True
+    scope = _widest_scope(actor, "members", "create")
+    if scope == "all":
+        return True
+    return scope == "department" and department_id is not None and department_id == actor.department_id

@@ -23,7 +23,7 @@ from ..policy import Decision
 from ..proxies import current_rbac
 from ..roles.field_rules import field_labels
 from ..security.stepup import require_recent_mfa
-from . import condition_form, role_matrix
+from . import condition_form, role_matrix, role_user_views
 from .blueprint import Refusal, add_error, attempt, bp, render
 from .forms import (
     CompareForm,
@@ -120,11 +120,13 @@ def _place_error(form: RoleForm, exc: Refusal, sources: list[tuple[str, str, str
 def _role_page(form: RoleForm, role: Any, cells: role_matrix.Cells, *, status: int = 200,
                page_errors: list[str] | None = None, preview: Any = None,
                new_grants: list[roles.GrantSpec] | None = None,
-               clone_of: Any = None, readonly: bool = False) -> tuple[str, int]:
+               clone_of: Any = None, readonly: bool = False,
+               gallery: list[dict[str, Any]] | None = None) -> tuple[str, int]:
     """Render the role form, with a preview (``preview`` for an existing role,
     ``new_grants`` for a new one) when the form was submitted for one.
 
-    ``readonly`` shows a built-in privileged role without a control that changes it.
+    ``readonly`` shows a built-in privileged role without a control that changes it;
+    ``gallery`` lists the templates a new role may start from.
     """
     rbac = current_rbac
     parent = queries.role_in(rbac, acting_access().workspace_id, form.parent_id.data)
@@ -137,6 +139,7 @@ def _role_page(form: RoleForm, role: Any, cells: role_matrix.Cells, *, status: i
                   preview=preview, new_grants=new_grants,
                   field_rules=role_matrix.field_rules(rbac, form) if new_grants is not None else {},
                   clone_of=clone_of, readonly=readonly, cells=cells, fields=fields,
+                  gallery=gallery or [],
                   blank_row=condition_form.ClauseRow(),
                   fields_json={name: condition_form.field_json(f) for name, f in fields.items()},
                   labels={res.name: field_labels(res) for res in rbac.registry},
@@ -214,7 +217,8 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
 @require_permission("roles", "create")
 @require_recent_mfa
 def new_role() -> Any:
-    """Create a role from scratch, or from a copy of ``?clone=<role_id>``."""
+    """Create a role from scratch (the page offers the template gallery), from a copy of
+    ``?clone=<role_id>``, or from the built-in template ``?template=<key>``."""
     rbac = current_rbac
     source = None
     clone_id = request.args.get("clone", type=int)
@@ -232,7 +236,13 @@ def new_role() -> Any:
             queries.field_rules_of(source), name=f"{source.name} (copy)",
             description=source.description)
         return _role_page(_role_form(None, data), None, cells, clone_of=source)
-    return _role_page(form, None, {})
+    template = request.args.get("template")
+    if template:
+        started = role_user_views.template_form_data(template)
+        if started is None:
+            return not_found()
+        return _role_page(_role_form(None, started[0]), None, started[1])
+    return _role_page(form, None, {}, gallery=role_user_views.gallery())
 
 
 @bp.route("/roles/<int:role_id>/edit", methods=["GET", "POST"])

@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask, flash, redirect, request, url_for
 
-from .. import pages, queries, roles, tokens
+from .. import pages, queries, quotas, roles, tokens
 from ..config import setting
 from ..decorators import login_required, require_permission
 from ..models import utcnow
@@ -36,6 +36,7 @@ from . import (  # noqa: F401  (pages on the same blueprint)
     notification_views,
     review_views,
     role_overview_views,
+    role_user_views,
     role_views,
     security_views,
     sharing_views,
@@ -120,7 +121,9 @@ def _member_page(membership: Any, *, form: AssignRoleForm | None = None, status:
                   matrix=queries.effective_matrix(rbac, membership, access),
                   columns=queries.module_columns(queries.ordered_modules(rbac.registry)),
                   form=form or _assign_form(), confirm=ConfirmForm(),
-                  can_edit=can("members.edit"), page_errors=page_errors or [])
+                  can_edit=can("members.edit") and roles.member_in_scope(
+                      acting_access(), "edit", membership),
+                  page_errors=page_errors or [])
 
 
 @bp.get("/members/<int:membership_id>/access")
@@ -226,7 +229,7 @@ def remove_conflict(conflict_id: int) -> Any:
 @bp.route("/plan", methods=["GET", "POST"])
 @login_required
 def plan() -> Any:
-    """The workspace's plan and the modules each plan includes (Owner only)."""
+    """The workspace's plan, the modules and seats each plan includes (Owner only)."""
     rbac = current_rbac
     access = rbac.current_access()
     if access is None or not access.is_owner:
@@ -248,7 +251,9 @@ def plan() -> Any:
             status = 400
     return render("plan.html", status, form=form, workspace=workspace,
                   modules=list(queries.ordered_modules(rbac.registry)),
-                  plans=[(p, set(queries.plan_modules(rbac, p))) for p in plans])
+                  plans=[(p, set(queries.plan_modules(rbac, p))) for p in plans],
+                  seats=quotas.seat_usage(rbac, workspace),
+                  seat_limits={p: quotas.seat_limit(p) for p in plans})
 
 
 # -- API tokens -------------------------------------------------------------------------

@@ -88,6 +88,9 @@ def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequ
     if not role_objs:
         raise ValidationError("choose at least one role", field="roles")
     same_workspace(actor, *role_objs, department)
+    if not roles.department_in_scope(actor, getattr(department, "id", None)):
+        raise PermissionDenied("You may invite only into your own department: choose it.",
+                               resource="members", action="create", field="department_id")
     session = rbac.db.session
     user = user_by_email(rbac, email)
     new_user = user is None

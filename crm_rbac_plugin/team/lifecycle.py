@@ -1,5 +1,9 @@
 """Member lifecycle: deactivate and reactivate.
 
+Both need ``members.edit`` reaching the member (its scope: a Manager's
+``team`` reaches the members assigned to them, see
+:func:`..roles.escalation.member_in_scope`).
+
 Deactivation is ``Membership.status = "inactive"``: the member's access is
 computed per request from that status (and the flush bumps the policy
 version), so open sessions and API tokens lose access on their next request.
@@ -34,6 +38,7 @@ def deactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> Non
         raise ValidationError(f"{membership.display_name} is already inactive", field="status")
     if privileged(membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can deactivate an Owner or an Admin.")
+    roles.require_member_in_scope(actor, "edit", membership)
     roles.ensure_owner_remains(rbac, membership.workspace_id, excluding_membership=membership.id)
     membership.status = "inactive"
     rbac.db.session.flush()
@@ -50,6 +55,7 @@ def reactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> Non
         raise ValidationError(f"{membership.display_name} is not inactive", field="status")
     if privileged(membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can reactivate an Owner or an Admin.")
+    roles.require_member_in_scope(actor, "edit", membership)
     membership.status = "active"
     rbac.db.session.flush()
     audit_action(rbac, actor, "member.reactivated", workspace_id=actor.workspace_id,

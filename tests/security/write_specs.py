@@ -94,6 +94,11 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_settings.assign": EndpointRule(
         "members.edit", lambda w, ws: {"role_id": w.targets[ws]["viewer_role"]}),
     "rbac_settings.unassign": EndpointRule("members.edit"),
+    "rbac_settings.role_assign": EndpointRule(
+        "members.edit", lambda w, ws: {"membership_id": w.targets[ws]["membership"]}),
+    "rbac_settings.role_unassign": EndpointRule("members.edit"),
+    "rbac_settings.role_cap": EndpointRule(
+        "roles.manage", lambda w, ws: {"resource": "leads", "max_records": 3}),
     "rbac_settings.invite": EndpointRule(
         "members.create", lambda w, ws: {"email": "sweep-invitee@example.test",
                                          "roles": [w.targets[ws]["viewer_role"]]}),
