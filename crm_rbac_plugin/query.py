@@ -173,18 +173,104 @@ class StatementMemo:
     """What the listener remembers of statements, by SQL cache key.
 
     ``tables`` and ``filtered_tables`` hold (protected resources, aliases
-    one of them) of a statement and of a statement with the filter's
+    one of them, tables out of the criteria's reach) of a statement and of a statement with the filter's
     options added (see :func:`.listener.tables_of`); ``columns`` holds the columns a
     statement names (see :func:`.fields.check_statement`). Registering a
     resource clears them all.
     """
 
     def __init__(self) -> None:
-        self.tables: dict[Any, tuple[list[Resource], bool]] = {}
-        self.filtered_tables: dict[Any, tuple[list[Resource], bool]] = {}
+        self.tables: dict[Any, tuple[list[Resource], bool, tuple[str, ...]]] = {}
+        self.filtered_tables: dict[Any, tuple[list[Resource], bool, tuple[str, ...]]] = {}
         self.columns: dict[Any, Any] = {}
 
     def clear(self) -> None:
         self.tables.clear()
         self.filtered_tables.clear()
         self.columns.clear()
+
+
+# -- where the criteria cannot reach ---------------------------------------------------------
+#
+# ``with_loader_criteria`` reaches the entities a SELECT names: its columns
+# (``select(func.sum(Deal.amount))``), ``select_from`` and ``join`` targets.
+# A protected table that is in a SELECT's FROM list only because the WHERE
+# clause mentions it (``select(func.count()).where(Deal.id > 0)``), through
+# ``exists().where(...)`` (``SELECT *``), or through a Core ``Table`` or alias
+# in a subquery, is read with no criteria at all. :func:`unreached_tables`
+# finds such tables so that the listener refuses the statement (fail closed).
+
+_NESTED = (sa.sql.selectable.Select, sa.sql.selectable.CompoundSelect)
+
+
+def _children(element: Any) -> Any:
+    """Walk ``element``'s subtree without entering tables or nested SELECTs."""
+    stack = list(element.get_children())
+    while stack:
+        el = stack.pop()
+        yield el
+        if not isinstance(el, (sa.sql.expression.TableClause, *_NESTED)):
+            stack.extend(el.get_children())
+
+
+def _entity_tables(element: Any) -> set[str]:
+    """Tables of the ORM entities found in ``element`` (a column, a FROM, a join target)."""
+    found: set[str] = set()
+    for el in (element, *_children(element)):
+        insp = getattr(el, "_annotations", {}).get("parententity")
+        mapper = getattr(insp, "mapper", None)
+        if mapper is not None and not getattr(insp, "is_aliased_class", False):
+            found.update(t.fullname for t in mapper.tables if hasattr(t, "fullname"))
+    return found
+
+
+def _covered(select: Any) -> set[str]:
+    """Tables whose criteria ``select`` receives: its column, select_from and join entities."""
+    covered: set[str] = set()
+    for element in (*select._raw_columns, *select._from_obj):
+        covered |= _entity_tables(element)
+    for join in select._setup_joins:
+        insp = sa.inspect(join[0], raiseerr=False)
+        mapper = getattr(insp, "mapper", None)
+        if mapper is not None and not getattr(insp, "is_aliased_class", False):
+            covered.update(t.fullname for t in mapper.tables if hasattr(t, "fullname"))
+        elif hasattr(join[0], "get_children"):
+            covered |= _entity_tables(join[0])
+    return covered
+
+
+def _from_tables(select: Any) -> set[str]:
+    """Names of the tables in ``select``'s FROM list (ORM aliases excepted: they get their
+    own criteria; a Core alias stands for its table)."""
+    names: set[str] = set()
+    for from_ in select.get_final_froms():
+        for el in (from_, *_children(from_)):
+            insp = getattr(el, "_annotations", {}).get("parententity")
+            if getattr(insp, "is_aliased_class", False):
+                continue
+            base = el
+            while isinstance(base, sa.sql.expression.Alias) and not isinstance(
+                    base, sa.sql.expression.Subquery):
+                base = base.element
+            if isinstance(base, sa.Table):
+                names.add(base.fullname)
+    return names
+
+
+def unreached_tables(registry: Registry, statement: Any, outer: frozenset[str] = frozenset(),
+                     ) -> set[str]:
+    """Protected tables that ``statement`` reads where the loader criteria cannot reach.
+
+    A nested SELECT may correlate a table its enclosing SELECT covers.
+    """
+    if isinstance(statement, sa.sql.selectable.CompoundSelect):
+        return set().union(*(unreached_tables(registry, s, outer) for s in statement.selects))
+    if not isinstance(statement, sa.sql.selectable.Select):
+        return set()
+    covered = frozenset(outer | _covered(statement))
+    bad = {name for name in _from_tables(statement)
+           if name in registry.tables and name not in covered}
+    for el in _children(statement):
+        if isinstance(el, _NESTED):
+            bad |= unreached_tables(registry, el, covered)
+    return bad

@@ -259,15 +259,21 @@ FIGURES: tuple[Callable[[Filters, Access | None], Figure], ...] = (
     pipeline, won_lost, leads_by_source, activity, overdue)
 
 
+def member() -> Access | None:
+    """The member in force: the request's, or the one of ``rbac.as_member`` (a job, a test)."""
+    ctx = rbac.resolve_context()
+    return ctx if isinstance(ctx, Access) else None
+
+
 def all_figures(f: Filters) -> list[Figure]:
-    """Every figure for the current member (their access from the plugin)."""
-    access = rbac.current_access()
+    """Every figure for the member in force."""
+    access = member()
     return [make(f, access) for make in FIGURES]
 
 
 def figure(key: str, f: Filters) -> Figure | None:
     """The figure named ``key``, or None for an unknown key."""
-    access = rbac.current_access()
+    access = member()
     for make in FIGURES:
         if make.__name__ == key:
             return make(f, access)

@@ -28,7 +28,7 @@ from ..extensions import db
 from ..models import User
 from ..rbac_setup import rbac
 from . import charts
-from .figures import ACTIVITY, FilterError, Filters, all_figures, figure
+from .figures import ACTIVITY, FilterError, Filters, all_figures, figure, member
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -50,7 +50,7 @@ def owner_choices() -> list[SelectChoice]:
 
 def department_choices() -> list[SelectChoice]:
     """The current workspace's departments."""
-    access = rbac.current_access()
+    access = member()
     D = rbac.models.Department
     rows = db.session.execute(sa.select(D.id, D.name).where(
         D.workspace_id == (access.workspace_id if access else None)).order_by(D.name))
@@ -108,7 +108,7 @@ def export() -> Response:
     writer.writerow(fig.columns)
     for row in fig.rows:
         writer.writerow([csv_cell(v) for v in row])
-    access = rbac.current_access()
+    access = member()
     rbac.audit_export("reports", {getattr(access, "workspace_id", None): len(fig.rows)},
                       target=f"report {fig.key} CSV ({len(fig.rows)} rows)",
                       figure=fig.key, query=request.query_string.decode()[:500])
