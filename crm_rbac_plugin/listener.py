@@ -85,12 +85,7 @@ def on_orm_execute(rbac: RBACProtocol, state: ORMExecuteState) -> None:
         involved, has_aliases, unreached = tables_of(rbac, state.statement, statement)
         if has_aliases or [r.name for r in involved] != [first.name]:
             statement = None  # other protected tables too: the general case
-    refuse_unfilterable(state, involved)
-    if unreached:
-        raise PermissionDenied(
-            f"The table(s) {', '.join(unreached)} appear only in a WHERE clause, an "
-            "exists() or a Core subquery, where the query filter cannot reach them; select "
-            "from the entity (select_from, join, or select(Model.id)) or use rbac.system().")
+    refuse_unfilterable(state, involved, unreached)
     fields.check_statement(rbac, access, state, involved)
     if state.is_update:
         check_bulk_update(rbac, access, state, primary)
@@ -180,8 +175,14 @@ def tables_of(rbac: RBACProtocol, statement: Any, filtered: Any = None,
     return hit
 
 
-def refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> None:
-    """Refuse a statement on ``involved`` whose rows the criteria cannot filter."""
+def refuse_unfilterable(state: ORMExecuteState, involved: list[Resource],
+                        unreached: tuple[str, ...] = ()) -> None:
+    """Refuse a statement on ``involved`` whose rows the criteria cannot filter.
+
+    ``unreached`` names protected tables the statement reads out of the criteria's
+    reach (:func:`.query.unreached_tables`): an aggregate over them would count
+    every row of the database.
+    """
     if not state.is_orm_statement:
         reason = "Core statements on protected tables run only inside rbac.system()"
     elif state.is_insert:
@@ -193,6 +194,10 @@ def refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> Non
         reason = "from_statement() with textual SQL cannot be filtered"
     elif not (state.is_select or state.is_update or state.is_delete):
         reason = "this statement cannot be filtered"
+    elif unreached:
+        reason = (f"the table(s) {', '.join(unreached)} appear only in a WHERE clause, an "
+                  "exists() or a Core subquery, where the query filter cannot reach them; "
+                  "select from the entity (select_from, join, or select(Model.id))")
     else:
         return
     names = ", ".join(r.name for r in involved)

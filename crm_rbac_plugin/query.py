@@ -213,47 +213,55 @@ def _children(element: Any) -> Any:
             stack.extend(el.get_children())
 
 
-def _entity_tables(element: Any) -> set[str]:
-    """Tables of the ORM entities found in ``element`` (a column, a FROM, a join target)."""
-    found: set[str] = set()
-    for el in (element, *_children(element)):
-        insp = getattr(el, "_annotations", {}).get("parententity")
-        mapper = getattr(insp, "mapper", None)
-        if mapper is not None and not getattr(insp, "is_aliased_class", False):
-            found.update(t.fullname for t in mapper.tables if hasattr(t, "fullname"))
-    return found
+def _entity_names(insp: Any) -> set[str]:
+    """The tables of a mapped entity, or the name of an ORM alias (it gets its own criteria)."""
+    if getattr(insp, "is_aliased_class", False):
+        return {str(insp.selectable.name)}
+    mapper = getattr(insp, "mapper", None)
+    return {t.fullname for t in mapper.tables if hasattr(t, "fullname")} if mapper else set()
 
 
 def _covered(select: Any) -> set[str]:
-    """Tables whose criteria ``select`` receives: its column, select_from and join entities."""
+    """Tables (and ORM aliases) whose criteria ``select`` receives: its column,
+    select_from and join entities."""
     covered: set[str] = set()
-    for element in (*select._raw_columns, *select._from_obj):
-        covered |= _entity_tables(element)
+    for element in (*select._raw_columns, *select._from_obj,
+                    *(j[0] for j in select._setup_joins if hasattr(j[0], "get_children"))):
+        for el in (element, *_children(element)):
+            covered |= _entity_names(getattr(el, "_annotations", {}).get("parententity"))
     for join in select._setup_joins:
-        insp = sa.inspect(join[0], raiseerr=False)
-        mapper = getattr(insp, "mapper", None)
-        if mapper is not None and not getattr(insp, "is_aliased_class", False):
-            covered.update(t.fullname for t in mapper.tables if hasattr(t, "fullname"))
-        elif hasattr(join[0], "get_children"):
-            covered |= _entity_tables(join[0])
+        covered |= _entity_names(sa.inspect(join[0], raiseerr=False))
     return covered
 
 
-def _from_tables(select: Any) -> set[str]:
-    """Names of the tables in ``select``'s FROM list (ORM aliases excepted: they get their
-    own criteria; a Core alias stands for its table)."""
+def _read_tables(select: Any, covered: frozenset[str]) -> set[str]:
+    """Names of the tables ``select`` itself reads: named as FROMs, joined, or implied by a
+    column anywhere in its clauses (nested SELECTs excepted; covered ORM aliases excepted;
+    a Core alias stands for its table).
+
+    Walked on the statement as written: the ORM's ``get_final_froms`` would add the
+    joined eager loads, whose aliases the criteria do reach.
+    """
     names: set[str] = set()
-    for from_ in select.get_final_froms():
-        for el in (from_, *_children(from_)):
-            insp = getattr(el, "_annotations", {}).get("parententity")
-            if getattr(insp, "is_aliased_class", False):
-                continue
-            base = el
-            while isinstance(base, sa.sql.expression.Alias) and not isinstance(
-                    base, sa.sql.expression.Subquery):
-                base = base.element
-            if isinstance(base, sa.Table):
-                names.add(base.fullname)
+    stack = list(select.get_children())
+    seen: set[int] = set()
+    while stack:
+        el = stack.pop()
+        if id(el) in seen or isinstance(el, _NESTED):
+            continue
+        seen.add(id(el))
+        if isinstance(el, sa.sql.expression.ColumnClause) and el.table is not None:
+            stack.append(el.table)
+        if isinstance(el, sa.sql.expression.Alias) and not isinstance(
+                el, (sa.sql.expression.Subquery, sa.sql.expression.CTE)):
+            if str(el.name) not in covered:
+                stack.append(el.element)  # a Core alias reads its table
+            continue
+        if isinstance(el, sa.Table):
+            names.add(el.fullname)
+        elif not isinstance(el, (sa.sql.expression.TableClause, sa.sql.expression.Subquery,
+                                 sa.sql.expression.CTE)):
+            stack.extend(el.get_children())
     return names
 
 
@@ -268,7 +276,7 @@ def unreached_tables(registry: Registry, statement: Any, outer: frozenset[str] =
     if not isinstance(statement, sa.sql.selectable.Select):
         return set()
     covered = frozenset(outer | _covered(statement))
-    bad = {name for name in _from_tables(statement)
+    bad = {name for name in _read_tables(statement, covered)
            if name in registry.tables and name not in covered}
     for el in _children(statement):
         if isinstance(el, _NESTED):
