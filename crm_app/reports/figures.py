@@ -226,7 +226,7 @@ def activity(f: Filters, access: Access | None) -> Figure:
     """
     parts = [(name, model) for name, model in ACTIVITY
              if not unavailable(name, {"owner_id"} | f.fields("created_at"))]
-    fig = Figure("activity", "Activity per member", "members",
+    fig = Figure("activity", "Activity per member", "reports",
                  ("Member", *(n.title() for n, _ in parts), "Total"))
     if not parts:
         fig.missing = "Not shown: you may not view the owners of any records."
