@@ -209,3 +209,19 @@ def test_a_bad_amount_is_refused_at_its_field(app: Any, world: SimpleNamespace,
     assert response.status_code == 200
     with rbac.system():
         assert db.session.scalar(sa.select(sa.func.count(Invoice.id))) == 0
+
+
+def test_reassigning_everything_leaves_out_a_module_the_plan_excludes(
+        app: Any, world: SimpleNamespace, invoices: dict[str, Invoice]) -> None:
+    """On Pro the Owner cannot manage invoices: "reassign all" moves the rest, not those."""
+    world.ws.plan = "pro"
+    db.session.commit()
+    client = as_client(app, world, "owner")
+    member = world.members["member"].id
+    response = client.post(f"/settings/members/{member}/reassign", data={
+        "to_user_id": str(world.users["member2"].id), "step": "apply"})
+    assert response.status_code == 302
+    with rbac.system():
+        assert db.session.get(Invoice, invoices["member"].id).owner_id == world.users["member"].id
+        from crm_app.models import Lead
+        assert db.session.get(Lead, world.leads["member"].id).owner_id == world.users["member2"].id
