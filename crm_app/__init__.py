@@ -13,7 +13,8 @@ from flask_admin.theme import Bootstrap4Theme
 from crm_rbac_plugin.admin import RBACAdminIndexView, RBACModelView, plugin_views
 from crm_rbac_plugin.inputs import BoundedIntConverter
 
-from . import auth, campaigns, crm, errors, security, seed
+from . import accounting, auth, campaigns, crm, errors, reports, security, seed
+from .accounting.models import Invoice
 from .extensions import csrf, db, login_manager, mail, migrate
 from .imports import setup as import_pages
 from .models import Client, Deal, Lead, Task
@@ -40,6 +41,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # Notification mails go out right after the request that queued them
         # (production runs `flask rbac notify send` from cron instead).
         RBAC_NOTIFY_INLINE=True,
+        # Plans: Accounting (invoices) only in Enterprise, Reports with Sales.
+        RBAC_PLANS=accounting.PLANS,
         **security.DEFAULTS,
     )
     # FLASK_* environment variables override the defaults (FLASK_SECRET_KEY,
@@ -61,6 +64,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     crm.init_app(app)
     import_pages.init_app(app)
     campaigns.init_app(app)
+    reports.init_app(app)
+    accounting.init_app(app)
     errors.init_app(app)
     app.cli.add_command(seed.demo_group)
     if app.config.get("CRM_ADMIN", True):
@@ -97,6 +102,7 @@ def _mount_admin(app: Flask) -> None:
         (Deal, "deals", ["title", "stage", "amount", "close_date"]),
         (Client, "clients", ["name", "email", "phone", "region"]),
         (Task, "tasks", ["title", "status", "due_date"]),
+        (Invoice, "invoices", ["number", "status", "amount", "due_on"]),
     ]
     for model, resource, columns in panels:
         admin.add_view(RBACModelView(

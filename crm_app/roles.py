@@ -17,7 +17,8 @@ SALES_ROLES: list[dict[str, Any]] = [
     {"key": "finance", "name": "Finance",
      "description": "Views and exports all closed deals for revenue reconciliation; "
                     "edits nothing.",
-     "grants": [("deals", "view", "all", CLOSED_DEALS), ("deals", "export", "all", CLOSED_DEALS)]},
+     "grants": [("deals", "view", "all", CLOSED_DEALS), ("deals", "export", "all", CLOSED_DEALS),
+                ("invoices", "*", "all", None)]},
     {"key": "junior_rep", "name": "Junior Rep",
      "description": "Views, creates and edits their own leads; no delete, no export.",
      "grants": [("leads", a, "own", None) for a in ("view", "create", "edit")]},
@@ -28,6 +29,25 @@ SALES_ROLES: list[dict[str, Any]] = [
                + [(r, a, "own", None) for r in ("notes", "tasks")
                   for a in ("view", "create", "edit")]},
 ]
+
+
+#: Who reads the reports and charts (``crm_app.reports``), by role key. The
+#: resources have no records, so "all" is their only scope; the Owner has
+#: everything the plan includes, and the Member and sales roles have none.
+REPORT_GRANTS: dict[str, list[tuple[str, str, str, Any]]] = {
+    "admin": [("reports", "*", "all", None), ("analytics", "*", "all", None)],
+    "manager": [("reports", "view", "all", None), ("reports", "export", "all", None),
+                ("analytics", "view", "all", None)],
+    "viewer": [("reports", "view", "all", None), ("analytics", "view", "all", None)],
+    "finance": [("reports", "view", "all", None), ("reports", "export", "all", None),
+                ("analytics", "view", "all", None)],
+}
+
+
+def _with_reports(template: dict[str, Any]) -> dict[str, Any]:
+    """``template`` with its role's report grants added."""
+    extra = REPORT_GRANTS.get(template["key"], [])
+    return {**template, "grants": [*template["grants"], *extra]} if extra else template
 
 
 def _with_manager(templates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -42,6 +62,6 @@ def _with_manager(templates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 #: Owner, Admin, Manager, Member, Viewer, Finance (closed deals), Junior Rep,
 #: Client Success, then the rest of the catalogue: Sales, Marketing, Finance
-#: (accounting), Support, Guest.
-CRM_ROLE_TEMPLATES: list[dict[str, Any]] = [*_with_manager(ROLE_TEMPLATES), *SALES_ROLES,
-                                            *CATALOGUE_EXTRA]
+#: (accounting), Support, Guest; each with its reports grants.
+CRM_ROLE_TEMPLATES: list[dict[str, Any]] = [
+    _with_reports(t) for t in [*_with_manager(ROLE_TEMPLATES), *SALES_ROLES, *CATALOGUE_EXTRA]]

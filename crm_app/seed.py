@@ -33,6 +33,7 @@ from crm_rbac_plugin.security.passwords import require_password, user_inputs_of
 from crm_rbac_plugin.security.policy import password_rules_for_user
 from crm_rbac_plugin.security.sessions import revoke_all
 
+from .accounting import seed as accounting_seed
 from .campaigns.seed import seed_campaigns
 from .crm.forms import LEAD_SOURCES, REGIONS
 from .extensions import db
@@ -146,7 +147,8 @@ def demo_logins() -> list[tuple[str, str]]:
     """(email, "Role in workspace, ...") for every demo user."""
     names = {ws.slug: ws.name for ws in WORKSPACES}
     return [(m.email, ", ".join(f"{role.replace('_', ' ').title()} in {names[slug]}"
-                                for slug, role, _ in m.memberships)) for m in MEMBERS]
+                                for slug, role, _ in m.memberships)) for m in MEMBERS] + [
+        (accounting_seed.BOOKKEEPER_EMAIL, f"Bookkeeper in {names['acme']}")]
 
 
 def demo_present() -> bool:
@@ -337,6 +339,7 @@ def seed_demo(*, scale: float = 1.0, reset: bool = False) -> SeedReport:
                 report.counts[name] = report.counts.get(name, 0) + value
         create_sharing(created)
         report.counts["campaigns"] = seed_campaigns(created)
+        accounting_seed.seed_accounting(created["acme"], PASSWORD, rng)
     db.session.commit()
     return report
 

@@ -28,7 +28,7 @@ from . import fields, guard, inputs
 from .context import SYSTEM
 from .errors import PermissionDenied
 from .policy import Access
-from .query import aliased_resources, referenced_resources
+from .query import aliased_resources, referenced_resources, unreached_tables
 from .registry import Registry, Resource
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def on_orm_execute(rbac: RBACProtocol, state: ORMExecuteState) -> None:
                                   and not isinstance(state.statement, FromStatement)):
         first = None
     if first is None:
-        involved, has_aliases = tables_of(rbac, state.statement)
+        involved, has_aliases, unreached = tables_of(rbac, state.statement)
         if not involved:
             return
     if state.is_update:
@@ -82,10 +82,10 @@ def on_orm_execute(rbac: RBACProtocol, state: ORMExecuteState) -> None:
         # result, which SQLAlchemy memoises and reuses for its SQL cache,
         # instead of walking the statement for a key of its own.
         statement = state.statement.options(*options(rbac, access, action, primary, [first]))
-        involved, has_aliases = tables_of(rbac, state.statement, statement)
+        involved, has_aliases, unreached = tables_of(rbac, state.statement, statement)
         if has_aliases or [r.name for r in involved] != [first.name]:
             statement = None  # other protected tables too: the general case
-    refuse_unfilterable(state, involved)
+    refuse_unfilterable(state, involved, unreached)
     fields.check_statement(rbac, access, state, involved)
     if state.is_update:
         check_bulk_update(rbac, access, state, primary)
@@ -150,8 +150,10 @@ def options(rbac: RBACProtocol, access: Access | None, action: str, primary: Any
     return cached
 
 
-def tables_of(rbac: RBACProtocol, statement: Any, filtered: Any = None) -> tuple[list[Resource], bool]:
-    """Return the protected resources ``statement`` touches and whether it aliases one.
+def tables_of(rbac: RBACProtocol, statement: Any, filtered: Any = None,
+              ) -> tuple[list[Resource], bool, tuple[str, ...]]:
+    """Return the protected resources ``statement`` touches, whether it aliases one, and
+    the protected tables it reads where the criteria cannot reach (:func:`.query.unreached_tables`).
 
     Walking the whole statement tree (twice: tables, then aliases) costs
     more than a small query. Equal SQL cache keys mean equal tables and
@@ -166,14 +168,21 @@ def tables_of(rbac: RBACProtocol, statement: Any, filtered: Any = None) -> tuple
     hit = memo.get(key.key) if key is not None else None
     if hit is None:
         involved = referenced_resources(rbac.registry, statement)
-        hit = (involved, bool(involved and aliased_resources(rbac.registry, statement)))
+        hit = (involved, bool(involved and aliased_resources(rbac.registry, statement)),
+               tuple(sorted(unreached_tables(rbac.registry, statement))) if involved else ())
         if key is not None and len(memo) < MEMO_SIZE:
             memo[key.key] = hit
     return hit
 
 
-def refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> None:
-    """Refuse a statement on ``involved`` whose rows the criteria cannot filter."""
+def refuse_unfilterable(state: ORMExecuteState, involved: list[Resource],
+                        unreached: tuple[str, ...] = ()) -> None:
+    """Refuse a statement on ``involved`` whose rows the criteria cannot filter.
+
+    ``unreached`` names protected tables the statement reads out of the criteria's
+    reach (:func:`.query.unreached_tables`): an aggregate over them would count
+    every row of the database.
+    """
     if not state.is_orm_statement:
         reason = "Core statements on protected tables run only inside rbac.system()"
     elif state.is_insert:
@@ -185,6 +194,10 @@ def refuse_unfilterable(state: ORMExecuteState, involved: list[Resource]) -> Non
         reason = "from_statement() with textual SQL cannot be filtered"
     elif not (state.is_select or state.is_update or state.is_delete):
         reason = "this statement cannot be filtered"
+    elif unreached:
+        reason = (f"the table(s) {', '.join(unreached)} appear only in a WHERE clause, an "
+                  "exists() or a Core subquery, where the query filter cannot reach them; "
+                  "select from the entity (select_from, join, or select(Model.id))")
     else:
         return
     names = ", ".join(r.name for r in involved)

@@ -221,18 +221,112 @@ class StatementMemo:
     """What the listener remembers of statements, by SQL cache key.
 
     ``tables`` and ``filtered_tables`` hold (protected resources, aliases
-    one of them) of a statement and of a statement with the filter's
+    one of them, tables out of the criteria's reach) of a statement and of a statement with the filter's
     options added (see :func:`.listener.tables_of`); ``columns`` holds the columns a
     statement names (see :func:`.fields.check_statement`). Registering a
     resource clears them all.
     """
 
     def __init__(self) -> None:
-        self.tables: dict[Any, tuple[list[Resource], bool]] = {}
-        self.filtered_tables: dict[Any, tuple[list[Resource], bool]] = {}
+        self.tables: dict[Any, tuple[list[Resource], bool, tuple[str, ...]]] = {}
+        self.filtered_tables: dict[Any, tuple[list[Resource], bool, tuple[str, ...]]] = {}
         self.columns: dict[Any, Any] = {}
 
     def clear(self) -> None:
         self.tables.clear()
         self.filtered_tables.clear()
         self.columns.clear()
+
+
+# -- where the criteria cannot reach ---------------------------------------------------------
+#
+# ``with_loader_criteria`` reaches the entities a SELECT names: its columns
+# (``select(func.sum(Deal.amount))``), ``select_from`` and ``join`` targets.
+# A protected table that is in a SELECT's FROM list only because the WHERE
+# clause mentions it (``select(func.count()).where(Deal.id > 0)``), through
+# ``exists().where(...)`` (``SELECT *``), or through a Core ``Table`` or alias
+# in a subquery, is read with no criteria at all. :func:`unreached_tables`
+# finds such tables so that the listener refuses the statement (fail closed).
+
+_NESTED = (sa.sql.selectable.Select, sa.sql.selectable.CompoundSelect)
+
+
+def _children(element: Any) -> Any:
+    """Walk ``element``'s subtree without entering tables or nested SELECTs."""
+    stack = list(element.get_children())
+    while stack:
+        el = stack.pop()
+        yield el
+        if not isinstance(el, (sa.sql.expression.TableClause, *_NESTED)):
+            stack.extend(el.get_children())
+
+
+def _entity_names(insp: Any) -> set[str]:
+    """The tables of a mapped entity, or the name of an ORM alias (it gets its own criteria)."""
+    if getattr(insp, "is_aliased_class", False):
+        return {str(insp.selectable.name)}
+    mapper = getattr(insp, "mapper", None)
+    return {t.fullname for t in mapper.tables if hasattr(t, "fullname")} if mapper else set()
+
+
+def _covered(select: Any) -> set[str]:
+    """Tables (and ORM aliases) whose criteria ``select`` receives: its column,
+    select_from and join entities."""
+    covered: set[str] = set()
+    for element in (*select._raw_columns, *select._from_obj,
+                    *(j[0] for j in select._setup_joins if hasattr(j[0], "get_children"))):
+        for el in (element, *_children(element)):
+            covered |= _entity_names(getattr(el, "_annotations", {}).get("parententity"))
+    for join in select._setup_joins:
+        covered |= _entity_names(sa.inspect(join[0], raiseerr=False))
+    return covered
+
+
+def _read_tables(select: Any, covered: frozenset[str]) -> set[str]:
+    """Names of the tables ``select`` itself reads: named as FROMs, joined, or implied by a
+    column anywhere in its clauses (nested SELECTs excepted; covered ORM aliases excepted;
+    a Core alias stands for its table).
+
+    Walked on the statement as written: the ORM's ``get_final_froms`` would add the
+    joined eager loads, whose aliases the criteria do reach.
+    """
+    names: set[str] = set()
+    stack = list(select.get_children())
+    seen: set[int] = set()
+    while stack:
+        el = stack.pop()
+        if id(el) in seen or isinstance(el, _NESTED):
+            continue
+        seen.add(id(el))
+        if isinstance(el, sa.sql.expression.ColumnClause) and el.table is not None:
+            stack.append(el.table)
+        if isinstance(el, sa.sql.expression.Alias) and not isinstance(
+                el, (sa.sql.expression.Subquery, sa.sql.expression.CTE)):
+            if str(el.name) not in covered:
+                stack.append(el.element)  # a Core alias reads its table
+            continue
+        if isinstance(el, sa.Table):
+            names.add(el.fullname)
+        elif not isinstance(el, (sa.sql.expression.TableClause, sa.sql.expression.Subquery,
+                                 sa.sql.expression.CTE)):
+            stack.extend(el.get_children())
+    return names
+
+
+def unreached_tables(registry: Registry, statement: Any, outer: frozenset[str] = frozenset(),
+                     ) -> set[str]:
+    """Protected tables that ``statement`` reads where the loader criteria cannot reach.
+
+    A nested SELECT may correlate a table its enclosing SELECT covers.
+    """
+    if isinstance(statement, sa.sql.selectable.CompoundSelect):
+        return set().union(*(unreached_tables(registry, s, outer) for s in statement.selects))
+    if not isinstance(statement, sa.sql.selectable.Select):
+        return set()
+    covered = frozenset(outer | _covered(statement))
+    bad = {name for name in _read_tables(statement, covered)
+           if name in registry.tables and name not in covered}
+    for el in _children(statement):
+        if isinstance(el, _NESTED):
+            bad |= unreached_tables(registry, el, covered)
+    return bad

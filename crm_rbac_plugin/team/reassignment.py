@@ -32,10 +32,16 @@ def reassignable(rbac: RBACProtocol) -> list[Any]:
     return [r for r in rbac.registry if r.model is not None and r.owner_column]
 
 
-def _resources(rbac: RBACProtocol, names: Iterable[str] | None) -> list[Any]:
+def _resources(rbac: RBACProtocol, names: Iterable[str] | None, actor: Access) -> list[Any]:
+    """The named resources, or every one the workspace's plan includes.
+
+    Records of a module the plan leaves out are invisible to everyone there,
+    the Owner included: "reassign everything" leaves them as they are rather
+    than refusing the whole reassignment.
+    """
     available = {r.name: r for r in reassignable(rbac)}
     if not names:
-        return list(available.values())
+        return [r for r in available.values() if actor.in_plan(r)]
     out = []
     for name in names:
         if name not in available:
@@ -68,12 +74,7 @@ def _check_reassign(rbac: RBACProtocol, actor: Access | None, from_user_id: Any,
     if target is None or target.status != "active":
         raise ValidationError("the new owner must be an active member of this workspace",
                               field="to_user_id")
-    chosen = _resources(rbac, resources)
-    if not resources:
-        # "All records": those of the resources the plan includes. A resource outside
-        # the plan is out of everyone's reach, so it cannot be reassigned, and it must
-        # not block the rest; naming it explicitly is still refused below.
-        chosen = [res for res in chosen if actor.in_plan(res)]
+    chosen = _resources(rbac, resources, actor)
     if ids is not None and len(chosen) != 1:
         raise ValidationError("record ids need exactly one resource", field="resources")
     for res in chosen:

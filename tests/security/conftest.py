@@ -39,6 +39,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
+from crm_app.accounting.models import Invoice
 from crm_app.campaigns.models import Campaign
 from crm_app.extensions import db
 from crm_app.models import User
@@ -168,7 +169,7 @@ def build_security_world() -> SimpleNamespace:
     for prober in w.probers:
         prober.token = w.tokens[prober.membership.id]
     w.prober = {p.key: p for p in w.probers}
-    w.records = world_records(w)
+    w.records = {**world_records(w), "invoices": add_invoices(w)}
     w.records["campaigns"] = add_campaigns(w)
     w.record_by_id = {(res, rec.id): rec for res, recs in w.records.items()
                       for rec in recs.values()}
@@ -187,6 +188,16 @@ def add_campaigns(w: SimpleNamespace) -> dict[str, Any]:
             out[tag] = Campaign(workspace_id=ws.id, owner_id=user.id if user else None,
                                 name=f"Sweep campaign C{tag}Z", subject="Sweep")
             out[tag].leads = [w.other["lead"] if tag == "ws2" else w.leads["member2"]]
+def add_invoices(w: SimpleNamespace) -> dict[str, Any]:
+    """One invoice per owner in ``w.ws`` and one in ``w.ws2`` (the Accounting module)."""
+    out = {}
+    with rbac.system():
+        for key in ("member", "member2", "manager", None):
+            tag = key or "unowned"
+            out[tag] = Invoice(workspace_id=w.ws.id, owner_id=w.users[key].id if key else None,
+                               number=f"Acme invoice of {tag}", client_id=w.clients[tag].id)
+        out["ws2"] = Invoice(workspace_id=w.ws2.id, owner_id=w.users["outsider"].id,
+                             number="Beta invoice")
         db.session.add_all(out.values())
         db.session.commit()
     return out
@@ -291,7 +302,8 @@ def index_objects(w: SimpleNamespace) -> None:
 
     with rbac.system():
         for res, recs in w.records.items():
-            text_attr = {"deals": "title", "tasks": "title", "notes": "body"}.get(res, "name")
+            text_attr = {"deals": "title", "tasks": "title", "notes": "body",
+                         "invoices": "number"}.get(res, "name")
             for tag, rec in recs.items():
                 add(f"record:{res}", rec.id, rec.workspace_id, getattr(rec, text_attr),
                     f"{res} {tag!r}")

@@ -25,6 +25,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import Rule
 
+from crm_app.accounting.resources import INVOICES
 from crm_app.crm.resources import CONFIGS
 from crm_app.rbac_setup import rbac
 from tests.security.conftest import (
@@ -418,12 +419,12 @@ def unsafe_routes(app: Flask) -> list[tuple[Rule, str]]:
 
 def crm_form_body(app: Flask, resource: str) -> Body:
     """A valid submission of the resource's record form (owner and client left out)."""
-    cfg = next(c for c in CONFIGS if c.name == resource)
+    cfg = next(c for c in (*CONFIGS, INVOICES) if c.name == resource)
     with app.test_request_context():
         form = cfg.form(meta={"csrf": False}, formdata=None)
     body: Body = {}
     for fld in form:
-        if fld.name in ("owner_id", "client_id"):
+        if fld.name in ("owner_id", "client_id", "deal_id"):
             continue
         kind = fld.type
         if kind in ("StringField", "TextAreaField", "EmailField"):

@@ -1,0 +1,87 @@
+"""The Accounting module: the ``invoices`` resource and its CRUD configuration.
+
+Invoices reuse the demo's generic CRUD views (:func:`crm_app.crm.views.crud_blueprint`)
+with an entry of their own, so list, detail, forms, CSV export and bulk delete
+go through the same plugin decorators, query filter and flush guard as the
+CRM records. The resource lives in module ``accounting``, which the Free and
+Pro plans leave out (:data:`crm_app.accounting.PLANS`): there the plugin
+refuses every action on it, to the Owner too, and the sidebar, the JSON API
+and Flask-Admin hide it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from wtforms import DateField, DecimalField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from ..crm.forms import RecordForm, StorableNumber, client_select, optional_int
+from ..crm.resources import CLIENT, OWNER, Column, CrudConfig, Facet
+from ..extensions import db
+from ..models import Deal
+from ..rbac_setup import rbac
+from .models import INVOICE_STATUSES, Invoice
+
+#: The resource's module; a plan must list it for anyone to reach invoices.
+MODULE = "accounting"
+
+rbac.register_resource("invoices", Invoice, module=MODULE, label="Invoices", actions=("bulk",))
+
+
+def deal_choices(current: int | None) -> list[SelectChoice]:
+    """Deals the member can see (the query is filtered), plus the invoice's current one.
+
+    A deal whose title is hidden from the member is named by its id.
+    """
+    if "title" in rbac.hidden_fields("deals"):
+        rows = [(did, f"Deal #{did}") for did in db.session.scalars(
+            db.select(Deal.id).order_by(Deal.id))]
+    else:
+        rows = list(db.session.execute(db.select(Deal.id, Deal.title).order_by(Deal.title)))
+    choices = [SelectChoice("", "— No deal —"), *(SelectChoice(str(i), t) for i, t in rows)]
+    if current is not None and current not in {i for i, _ in rows}:
+        choices.append(SelectChoice(str(current), "Current deal (not visible to you)"))
+    return choices
+
+
+class InvoiceForm(RecordForm):
+    """An invoice; the deal's choices are the deals the member sees (filled on creation)."""
+
+    number = StringField("Number", validators=[DataRequired(), Length(max=40)])
+    client_id = client_select()
+    deal_id = SelectField("Deal", coerce=optional_int)
+    status = SelectField("Status", choices=[SelectChoice(s, s.title()) for s in INVOICE_STATUSES],
+                         default="draft")
+    amount = DecimalField("Amount", places=2, default=0,
+                          validators=[InputRequired(message="Enter an amount (0 is fine)."),
+                                      StorableNumber(Invoice.amount, "The amount"),
+                                      NumberRange(min=0, max=9_999_999_999)])
+    issued_on = DateField("Issued", validators=[Optional()])
+    due_on = DateField("Due", validators=[Optional()])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        obj = kwargs.get("obj")
+        self.deal_id.choices = deal_choices(getattr(obj, "deal_id", None))
+
+
+@dataclass(frozen=True)
+class InvoiceConfig(CrudConfig):
+    """The generic configuration, with the deal link mapped to its column for field rules."""
+
+    @staticmethod
+    def field_of(col: Column) -> str:
+        return {"owner": "owner_id", "client": "client_id", "deal": "deal_id"}.get(
+            col.key, col.key)
+
+
+INVOICES = InvoiceConfig(
+    name="invoices", model=Invoice, form=InvoiceForm, label="Invoices", singular="invoice",
+    icon="deals",
+    columns=(Column("number", "Invoice", "title"), CLIENT, Column("status", "Status", "badge"),
+             Column("amount", "Amount", "money"), Column("due_on", "Due", "date"), OWNER),
+    details=(Column("deal", "Deal"), Column("issued_on", "Issued", "date")),
+    search=("number",), eager=("owner", "client", "deal"),
+    facet=Facet("status", "Status", INVOICE_STATUSES))

@@ -1,0 +1,227 @@
+"""The Accounting module (crm_app.accounting): invoices, gated by plan and role.
+
+``003``: access is the plan *and* the role. Free and Pro leave Accounting
+out, so invoices are invisible to everyone there, the Owner included: no
+sidebar link, the pages refuse (403 for the lists, 404 for a record), the
+JSON API refuses and Flask-Admin hides the panel. The Bookkeeper (Accounting
+full, CRM view, Marketing none) is checked against the registry, so a
+Marketing resource added later is covered too. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from crm_app.accounting import PLANS
+from crm_app.accounting.models import Invoice
+from crm_app.accounting.resources import MODULE
+from crm_app.accounting.seed import CRM_MODULES, bookkeeper_role
+from crm_app.extensions import db
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import tokens, workspaces
+from tests.rbac_helpers import access_of, fast_passwords, give_role  # noqa: F401
+
+
+def as_client(app: Any, world: SimpleNamespace, key: str) -> Any:
+    client = app.test_client(user=world.users[key])
+    with client.session_transaction() as sess:
+        sess[app.config["RBAC_SESSION_KEY"]] = world.ws.id
+    return client
+
+
+@pytest.fixture
+def invoices(world: SimpleNamespace) -> dict[str, Invoice]:
+    """One invoice per owner (member, manager, unowned), billing a client and a deal."""
+    out = {}
+    with rbac.system():
+        for key in ("member", "manager", None):
+            tag = key or "unowned"
+            out[tag] = Invoice(workspace_id=world.ws.id, number=f"INV-{tag}",
+                               owner_id=world.users[key].id if key else None,
+                               client_id=world.clients[tag].id,
+                               deal_id=world.deals[f"{tag}-won"].id, status="sent",
+                               amount=Decimal("1200.00"), issued_on=dt.date(2031, 1, 2))
+        db.session.add_all(out.values())
+        db.session.commit()
+    return out
+
+
+def test_only_enterprise_includes_accounting() -> None:
+    assert MODULE not in PLANS["free"] and MODULE not in PLANS["pro"]
+    assert PLANS["enterprise"] == "*"
+    assert rbac.registry.get("invoices").module == MODULE
+
+
+@pytest.mark.parametrize("plan", ["free", "pro"])
+def test_a_plan_without_accounting_hides_invoices_from_the_owner(
+        app: Any, world: SimpleNamespace, invoices: dict[str, Invoice], plan: str) -> None:
+    world.ws.plan = plan
+    db.session.commit()
+    client = as_client(app, world, "owner")
+    record = invoices["member"].id
+    assert client.get("/invoices/").status_code == 403
+    assert client.get("/invoices/new").status_code == 403
+    assert client.get("/invoices/export.csv").status_code == 403
+    assert client.get(f"/invoices/{record}").status_code == 404
+    assert client.get(f"/invoices/{record}/edit").status_code == 404
+    assert client.post(f"/invoices/{record}/delete").status_code == 404
+    assert client.post("/invoices/new", data={"number": "X", "amount": "1",
+                                              "status": "draft"}).status_code == 403
+    home = client.get("/").get_data(as_text=True)
+    assert 'data-nav="invoices"' not in home and "INV-" not in home
+    admin_home = client.get("/admin/").get_data(as_text=True)
+    assert "/admin/invoices" not in admin_home
+    assert client.get("/admin/invoices/").status_code in (403, 404)
+    _, plaintext = tokens.create_token(rbac, world.members["owner"], "accounting test")
+    db.session.commit()
+    api = app.test_client()
+    headers = {"Authorization": f"Bearer {plaintext}"}
+    assert api.get("/api/v1/records/invoices", headers=headers).status_code == 403
+    assert api.get(f"/api/v1/records/invoices/{record}", headers=headers).status_code in (403,
+                                                                                         404)
+    with rbac.as_member(access_of(world.members["owner"])):
+        assert db.session.scalars(sa.select(Invoice)).all() == []
+        assert db.session.scalar(sa.select(sa.func.count(Invoice.id))) == 0
+
+
+def test_enterprise_shows_invoices_to_the_owner_everywhere(
+        app: Any, world: SimpleNamespace, invoices: dict[str, Invoice]) -> None:
+    assert world.ws.plan == "enterprise"
+    client = as_client(app, world, "owner")
+    listing = client.get("/invoices/").get_data(as_text=True)
+    assert all(f"INV-{tag}" in listing for tag in invoices)
+    assert 'data-nav="invoices"' in client.get("/").get_data(as_text=True)
+    assert client.get(f"/invoices/{invoices['member'].id}").status_code == 200
+    assert client.get("/admin/invoices/").status_code == 200
+
+
+#: role -> the invoices (by owner tag) it views, and whether it may create and delete.
+ROLE_TABLE = {
+    "owner": ({"member", "manager", "unowned"}, True, True),
+    "admin": ({"member", "manager", "unowned"}, True, True),
+    "finance": ({"member", "manager", "unowned"}, True, True),
+    "viewer": ({"member", "manager", "unowned"}, False, False),
+    "manager": ({"member", "manager", "unowned"}, True, True),
+    "junior_rep": (set(), False, False),
+    "client_success": (set(), False, False),
+}
+
+
+@pytest.mark.parametrize("key", sorted(ROLE_TABLE))
+def test_invoice_access_per_role(world: SimpleNamespace, invoices: dict[str, Invoice],
+                                 key: str) -> None:
+    views, creates, deletes = ROLE_TABLE[key]
+    access = access_of(world.members[key])
+    by_policy = {t for t, inv in invoices.items() if rbac.can("view", "invoices", inv,
+                                                               access=access)}
+    with rbac.as_member(access):
+        ids = set(db.session.scalars(sa.select(Invoice.id)))
+    assert by_policy == {t for t, inv in invoices.items() if inv.id in ids} == views
+    assert rbac.can("create", "invoices", access=access) is creates
+    assert rbac.can("delete", "invoices", access=access) is deletes
+
+
+# -- the Bookkeeper -----------------------------------------------------------------------------
+
+@pytest.fixture
+def bookkeeper(world: SimpleNamespace) -> Any:
+    role = bookkeeper_role(world.ws)
+    membership = workspaces.add_member(rbac, world.ws, world.users["outsider"], [])
+    give_role(membership, role)
+    db.session.commit()
+    return membership
+
+
+def test_bookkeeper_has_accounting_full_crm_view_and_nothing_else(
+        world: SimpleNamespace, bookkeeper: Any) -> None:
+    access = access_of(bookkeeper)
+    checked = 0
+    for res in rbac.registry:
+        for action in res.actions:
+            allowed = rbac.can(action, res.name, access=access)
+            if res.module == MODULE:
+                expected = True
+            elif res.module in CRM_MODULES and res.model is not None:
+                expected = action == "view"
+            else:  # marketing, reports, administration, any other module: none
+                expected = False
+            assert allowed is expected, (res.name, action)
+            checked += 1
+    assert checked > 40
+
+
+def test_bookkeeper_pages(app: Any, world: SimpleNamespace, bookkeeper: Any,
+                          invoices: dict[str, Invoice]) -> None:
+    client = app.test_client(user=world.users["outsider"])
+    with client.session_transaction() as sess:
+        sess[app.config["RBAC_SESSION_KEY"]] = world.ws.id
+    assert client.get("/leads/").status_code == 200
+    assert client.get("/leads/new").status_code == 403
+    assert client.get(f"/deals/{world.deals['member-won'].id}/edit").status_code == 403
+    assert client.get("/reports/").status_code == 403
+    assert client.get("/invoices/export.csv").status_code == 200
+    response = client.post("/invoices/new", data={
+        "number": "INV-BK-1", "client_id": str(world.clients["member"].id),
+        "owner_id": str(world.users["outsider"].id),
+        "deal_id": str(world.deals["member-won"].id), "status": "draft", "amount": "450.50"})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    with rbac.system():
+        made = db.session.scalars(sa.select(Invoice).where(Invoice.number == "INV-BK-1")).one()
+        assert (made.client_id, made.deal_id, made.amount, made.workspace_id) == (
+            world.clients["member"].id, world.deals["member-won"].id, Decimal("450.50"),
+            world.ws.id)
+    assert client.post(f"/invoices/{invoices['member'].id}/delete").status_code == 302
+
+
+def test_an_invoice_cannot_link_a_deal_the_member_cannot_see(
+        app: Any, world: SimpleNamespace) -> None:
+    """The junior rep's own invoices: a deal outside their view is not a valid choice."""
+    role = rbac.models.Role(workspace=world.ws, name="Own invoices")
+    for action in ("view", "create"):
+        workspaces.add_grant(rbac, role, "invoices", action, "own")
+    db.session.add(role)
+    db.session.flush()
+    give_role(world.members["junior_rep"], role)
+    db.session.commit()
+    client = as_client(app, world, "junior_rep")
+    form = client.get("/invoices/new").get_data(as_text=True)
+    assert world.deals["member-won"].title not in form
+    response = client.post("/invoices/new", data={
+        "number": "INV-X", "deal_id": str(world.deals["member-won"].id), "status": "draft",
+        "amount": "1"})
+    assert response.status_code == 200 and "Not a valid choice" in response.get_data(as_text=True)
+    with rbac.system():
+        assert db.session.scalar(sa.select(sa.func.count(Invoice.id))) == 0
+
+
+@pytest.mark.parametrize("amount", ["1000.004", "NaN", "-5", "1e12"])
+def test_a_bad_amount_is_refused_at_its_field(app: Any, world: SimpleNamespace,
+                                              amount: str) -> None:
+    client = as_client(app, world, "finance")
+    response = client.post("/invoices/new", data={"number": "INV-Y", "status": "draft",
+                                                  "amount": amount})
+    assert response.status_code == 200
+    with rbac.system():
+        assert db.session.scalar(sa.select(sa.func.count(Invoice.id))) == 0
+
+
+def test_reassigning_everything_leaves_out_a_module_the_plan_excludes(
+        app: Any, world: SimpleNamespace, invoices: dict[str, Invoice]) -> None:
+    """On Pro the Owner cannot manage invoices: "reassign all" moves the rest, not those."""
+    world.ws.plan = "pro"
+    db.session.commit()
+    client = as_client(app, world, "owner")
+    member = world.members["member"].id
+    response = client.post(f"/settings/members/{member}/reassign", data={
+        "to_user_id": str(world.users["member2"].id), "step": "apply"})
+    assert response.status_code == 302
+    with rbac.system():
+        assert db.session.get(Invoice, invoices["member"].id).owner_id == world.users["member"].id
+        from crm_app.models import Lead
+        assert db.session.get(Lead, world.leads["member"].id).owner_id == world.users["member2"].id
