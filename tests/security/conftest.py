@@ -188,6 +188,11 @@ def add_campaigns(w: SimpleNamespace) -> dict[str, Any]:
             out[tag] = Campaign(workspace_id=ws.id, owner_id=user.id if user else None,
                                 name=f"Sweep campaign C{tag}Z", subject="Sweep")
             out[tag].leads = [w.other["lead"] if tag == "ws2" else w.leads["member2"]]
+        db.session.add_all(out.values())
+        db.session.commit()
+    return out
+
+
 def add_invoices(w: SimpleNamespace) -> dict[str, Any]:
     """One invoice per owner in ``w.ws`` and one in ``w.ws2`` (the Accounting module)."""
     out = {}
