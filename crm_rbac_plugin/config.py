@@ -173,6 +173,19 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_REVIEW_INTERVAL_DAYS": 90,
     # Longest reason accepted for a permission change, in characters.
     "RBAC_CHANGE_REASON_MAX": 500,
+    # -- Attachments (crm_rbac_plugin.files) --
+    # Largest attachment accepted, in bytes; a larger upload is a 413.
+    "RBAC_FILES_MAX_BYTES": 10 * 1024 * 1024,
+    # Content types accepted, judged from the file's bytes (magic numbers, or
+    # UTF-8 text): any of application/pdf, image/png, image/jpeg, image/gif,
+    # image/webp, text/plain, text/csv.
+    "RBAC_FILES_ALLOWED_TYPES": ("application/pdf", "image/png", "image/jpeg", "image/gif",
+                                 "image/webp", "text/plain", "text/csv"),
+    # Directory of the local-disk storage (None: <instance path>/rbac_files).
+    "RBAC_FILES_DIR": None,
+    # An object with put(key, data), open(key) and delete(key) storing the
+    # bytes elsewhere (an S3-compatible bucket); None: local disk.
+    "RBAC_FILES_STORAGE": None,
 }
 
 

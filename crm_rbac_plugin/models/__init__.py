@@ -11,7 +11,7 @@ trail and invitations, :mod:`.security` the account protection (security
 policies, MFA, sessions, sign-in throttling), :mod:`.notify` the
 notification outbox and preferences, :mod:`.approvals` the approval
 workflows, :mod:`.alerts` the anomaly alerts, :mod:`.certification` the access
-reviews and certification runs.
+reviews and certification runs, :mod:`.files` the attachments.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from .base import (
     utcnow,
 )
 from .certification import define_certification_models
+from .files import define_file_models
 from .notify import MAIL_STATES, define_notify_models
 from .security import MFA_POLICIES, define_security_models
 from .tenancy import (
@@ -80,4 +81,5 @@ def define_models(db: Any, user_model: type) -> Models:
                   *define_notify_models(db),
                   *define_approval_models(db, Membership),
                   *define_alert_models(db, Membership),
-                  *define_certification_models(db, Workspace))
+                  *define_certification_models(db, Workspace),
+                  *define_file_models(db))

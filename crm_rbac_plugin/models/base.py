@@ -70,6 +70,8 @@ class Models:
     ReviewSchedule: Any
     CertificationRun: Any
     CertificationItem: Any
+    # Attachments (see :mod:`.files`).
+    Attachment: Any
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""
