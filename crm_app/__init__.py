@@ -13,7 +13,7 @@ from flask_admin.theme import Bootstrap4Theme
 from crm_rbac_plugin.admin import RBACAdminIndexView, RBACModelView, plugin_views
 from crm_rbac_plugin.inputs import BoundedIntConverter
 
-from . import auth, crm, errors, security, seed
+from . import auth, crm, errors, files, security, seed
 from .extensions import csrf, db, login_manager, mail, migrate
 from .models import Client, Deal, Lead, Task
 from .rbac_setup import rbac
@@ -58,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     auth.init_app(app)
     crm.init_app(app)
+    files.init_app(app)  # attachments on every record
     errors.init_app(app)
     app.cli.add_command(seed.demo_group)
     if app.config.get("CRM_ADMIN", True):

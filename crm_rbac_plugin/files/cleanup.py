@@ -5,7 +5,8 @@
   workspace), a delete needs ``delete`` (unless the parent goes in the same
   flush, whose own delete the record guard judged), and a row never changes.
   Outside the system context nothing else may write them, whatever the route.
-* **Records.** Deleting a record through the ORM deletes its attachment rows
+* **Records.** Deleting an attachment row removes its bytes once the deletion
+  commits. Deleting a record through the ORM deletes its attachment rows
   in the same flush and its bytes once the transaction commits. A Core or
   bulk ``DELETE`` of records is not seen (as by the record guard): such
   code deletes the attachments itself.
@@ -87,11 +88,13 @@ def guard_flush(rbac: RBACProtocol, session: Session, flush_context: Any, instan
 
 
 def delete_with_records(rbac: RBACProtocol, session: Session, flush_context: Any) -> None:
-    """Delete the attachment rows of records this flush deleted; queue their bytes."""
+    """Delete the attachment rows of records this flush deleted; queue every deleted row's bytes."""
+    model = rbac.models.Attachment
     gone: dict[str, list[str]] = {}
     for obj in session.deleted:
-        res = rbac.registry.for_model(type(obj))
-        if res is not None:
+        if isinstance(obj, model):
+            drop_on_commit(session, [obj.storage_key])
+        elif (res := rbac.registry.for_model(type(obj))) is not None:
             gone.setdefault(res.name, []).append(record_key(obj))
     if not gone:
         return

@@ -90,7 +90,6 @@ def send(rbac: RBACProtocol, attachment: Any, parent: Any) -> Response:
                          max_age=0, conditional=False, etag=False)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
 
