@@ -80,7 +80,7 @@ def rows() -> list[Any]:
     ("member", 201),      # edit on their own lead
     ("junior_rep", 404),  # own scope: another's lead is invisible
     ("viewer", 403),      # sees it, may not edit it
-    ("finance", 404),     # no leads at all
+    ("finance", 403),     # no edit on any lead: the resource's own 403
     ("owner", 201),
 ])
 def test_upload_needs_edit_on_the_record(client_of: Any, world: SimpleNamespace, key: str,
@@ -101,7 +101,8 @@ def test_outsider_workspace_gets_404(client_of: Any, world: SimpleNamespace, sto
 
 @pytest.mark.parametrize(("key", "status"), [
     ("member", 200), ("viewer", 200), ("owner", 200), ("manager", 200),
-    ("member2", 404), ("finance", 404), ("junior_rep", 404),
+    ("member2", 404), ("junior_rep", 404),  # own scope: another's lead is invisible
+    ("finance", 403),                        # no view on any lead
 ])
 def test_download_needs_view(client_of: Any, key: str, status: int) -> None:
     _, file_id = attached(client_of)

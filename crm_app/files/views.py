@@ -67,10 +67,16 @@ def rejected(resource: str, record: Any, error: rbac_files.FileRejected) -> Any:
     return detail_view(config_for(resource), record), error.status
 
 
-@bp.post(f"/<any({', '.join(RESOURCES)}):resource>/<int:id>/attachments")
-def upload(resource: str, id: int) -> Any:
-    """Attach the posted ``file`` to the record (needs edit on it)."""
-    record = get_or_404(resource, id, "edit")
+@bp.post(f"/<any({', '.join(RESOURCES)}):resource>/<int:record_id>/attachments")
+def upload(resource: str, record_id: int) -> Any:
+    """Attach the posted ``file`` to the record (needs edit on it).
+
+    Without ``edit`` on the resource at all the answer is 403, as for the
+    record's own edit page; then the record loads through the filter (404).
+    """
+    if not rbac.can("edit", resource):
+        rbac.refuse(rbac.explain("edit", resource), 403)
+    record = get_or_404(resource, record_id, "edit")
     upload_file = request.files.get("file")
     try:
         row = rbac_files.attach(rbac, resource, record,
@@ -89,22 +95,22 @@ def upload(resource: str, id: int) -> Any:
     return redirect(url_for(f"{resource}.detail", id=record.id))
 
 
-@bp.get("/attachments/<int:id>")
-def download(id: int) -> Response:
+@bp.get("/attachments/<int:attachment_id>")
+def download(attachment_id: int) -> Response:
     """Send the file (needs view on its record; a shared record needs view shared)."""
-    attachment, parent = rbac_files.attachment_or_404(rbac, id, "download")
+    attachment, parent = rbac_files.attachment_or_404(rbac, attachment_id, "download")
     return rbac_files.send(rbac, attachment, parent)
 
 
-@bp.post("/attachments/<int:id>/delete")
-def delete(id: int) -> Any:
+@bp.post("/attachments/<int:attachment_id>/delete")
+def delete(attachment_id: int) -> Any:
     """Delete the file (needs edit and delete on its record); its bytes go at commit."""
-    attachment, parent = rbac_files.attachment_or_404(rbac, id, "delete")
+    attachment, parent = rbac_files.attachment_or_404(rbac, attachment_id, "delete")
     resource, name = attachment.resource, attachment.filename
     rbac_files.remove(rbac, attachment, parent)
     db.session.commit()
     if wants_json():
-        return jsonify(deleted=id)
+        return jsonify(deleted=attachment_id)
     flash(f"Deleted “{name}”.", "success")
     return redirect(url_for(f"{resource}.detail", id=parent.id))
 

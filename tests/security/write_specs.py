@@ -263,6 +263,12 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
                                        "decision": "revoke", "reason": "sweep"}, json=True),
     "rbac_settings.complete_review_run": EndpointRule("roles.manage"),
     "rbac_api.complete_review_run": EndpointRule("roles.manage", json=True),
+    # -- attachments (a right on a file is a right on its record) --
+    "files.upload": EndpointRule(
+        "leads.edit", why="upload needs edit on the record; the body has no file, so even "
+                          "a member who may gets a 400 and nothing is stored"),
+    "files.delete": EndpointRule("leads.delete",
+                                 why="delete needs edit and delete on the file's record"),
 }
 
 def _other_slug(w: SimpleNamespace, ws: int) -> str:
