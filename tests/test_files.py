@@ -115,6 +115,13 @@ def test_download_needs_view(client_of: Any, key: str, status: int) -> None:
         assert response.mimetype == "application/pdf"
 
 
+def test_missing_bytes_are_404_not_500(client_of: Any, store: Path) -> None:
+    _, file_id = attached(client_of)
+    (row,) = rows()
+    LocalStorage(str(store)).delete(row.storage_key)
+    assert client_of("member").get(f"/attachments/{file_id}").status_code == 404
+
+
 def test_viewer_of_another_department_is_refused(client_of: Any, world: SimpleNamespace) -> None:
     _, file_id = attached(client_of)
     assert client_of("viewer").get(f"/attachments/{file_id}").status_code == 200

@@ -17,7 +17,7 @@ import secrets
 from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import Response, send_file
+from flask import Response, abort, current_app, send_file
 
 from ..identity import signed_in_user
 from . import cleanup
@@ -80,12 +80,21 @@ def remove(rbac: RBACProtocol, attachment: Any, parent: Any) -> None:
 def send(rbac: RBACProtocol, attachment: Any, parent: Any) -> Response:
     """The file as a download: ``attachment`` disposition, sniffed type, ``nosniff``.
 
+    Bytes missing from the storage are a 404 (logged), never a 500.
+
     Never inline: a browser saves it instead of rendering it on the site's
     origin, and ``X-Content-Type-Options: nosniff`` stops it from guessing
     another type than the one the bytes were checked against.
     """
     check(rbac, "download", attachment.resource, parent)
-    response = send_file(storage().open(attachment.storage_key), mimetype=attachment.content_type,
+    try:
+        stream = storage().open(attachment.storage_key)
+    except FileNotFoundError:
+        # The row outlived its bytes (a storage restored from an older backup):
+        # say the file is gone rather than fail.
+        current_app.logger.warning("attachment %s: no bytes under its storage key", attachment.id)
+        abort(404)
+    response = send_file(stream, mimetype=attachment.content_type,
                          as_attachment=True, download_name=attachment.filename,
                          max_age=0, conditional=False, etag=False)
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -33,7 +33,10 @@ class Storage(Protocol):
         """Store ``data`` under ``key`` (a new key: never overwrites another file)."""
 
     def open(self, key: str) -> IO[bytes]:
-        """Return a binary file object reading the bytes stored under ``key``."""
+        """Return a binary file object reading the bytes under ``key``.
+
+        Raises :class:`FileNotFoundError` when there are none.
+        """
 
     def delete(self, key: str) -> None:
         """Remove the bytes under ``key``; a missing key is not an error."""
@@ -70,7 +73,7 @@ class LocalStorage:
             raise
 
     def open(self, key: str) -> IO[bytes]:
-        return open(self.path(key), "rb")  # noqa: SIM115 (the caller closes it)
+        return open(self.path(key), "rb")  # the caller closes it
 
     def delete(self, key: str) -> None:
         try:
