@@ -286,6 +286,18 @@ def test_disallowed_type_is_400_naming_the_field(client_of: Any, world: SimpleNa
     assert rows() == [] and stored_files(store) == []
 
 
+def test_a_refused_upload_shows_the_record_page_with_the_message(
+        client_of: Any, world: SimpleNamespace) -> None:
+    lead = world.leads["member"]
+    response = client_of("member").post(f"/leads/{lead.id}/attachments",
+                                        data={"file": (io.BytesIO(b"\x00\x01bin"), "x.bin")},
+                                        content_type="multipart/form-data")
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "file: This type of file is not allowed" in page
+    assert 'data-panel="attachments"' in page
+
+
 def test_a_type_not_configured_is_refused(app: Flask, client_of: Any,
                                           world: SimpleNamespace) -> None:
     app.config["RBAC_FILES_ALLOWED_TYPES"] = ("application/pdf",)
