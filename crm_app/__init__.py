@@ -13,7 +13,7 @@ from flask_admin.theme import Bootstrap4Theme
 from crm_rbac_plugin.admin import RBACAdminIndexView, RBACModelView, plugin_views
 from crm_rbac_plugin.inputs import BoundedIntConverter
 
-from . import accounting, auth, campaigns, crm, errors, reports, security, seed
+from . import accounting, auth, campaigns, crm, errors, files, reports, security, seed
 from .accounting.models import Invoice
 from .extensions import csrf, db, login_manager, mail, migrate
 from .imports import setup as import_pages
@@ -66,6 +66,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     campaigns.init_app(app)
     reports.init_app(app)
     accounting.init_app(app)
+    files.init_app(app)  # attachments on every record
     errors.init_app(app)
     app.cli.add_command(seed.demo_group)
     if app.config.get("CRM_ADMIN", True):

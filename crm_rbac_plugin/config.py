@@ -197,6 +197,19 @@ DEFAULTS: dict[str, Any] = {
     # Days an assignment of a built-in role lasts when it is given without an
     # expiry, by role key (the Guest's access ends by itself); None: no default.
     "RBAC_ROLE_DEFAULT_EXPIRY_DAYS": {"guest": 30},
+    # -- Attachments (crm_rbac_plugin.files) --
+    # Largest attachment accepted, in bytes; a larger upload is a 413.
+    "RBAC_FILES_MAX_BYTES": 10 * 1024 * 1024,
+    # Content types accepted, judged from the file's bytes (magic numbers, or
+    # UTF-8 text): any of application/pdf, image/png, image/jpeg, image/gif,
+    # image/webp, text/plain, text/csv.
+    "RBAC_FILES_ALLOWED_TYPES": ("application/pdf", "image/png", "image/jpeg", "image/gif",
+                                 "image/webp", "text/plain", "text/csv"),
+    # Directory of the local-disk storage (None: <instance path>/rbac_files).
+    "RBAC_FILES_DIR": None,
+    # An object with put(key, data), open(key) and delete(key) storing the
+    # bytes elsewhere (an S3-compatible bucket); None: local disk.
+    "RBAC_FILES_STORAGE": None,
 }
 
 

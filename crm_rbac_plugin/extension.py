@@ -46,6 +46,7 @@ from .config import apply_defaults, setting
 from .context import SYSTEM, MemberHandle, override
 from .defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE
 from .errors import PermissionDenied
+from .files import cleanup as files_cleanup
 from .hooks import HookDecorators, Hooks
 from .models import Models, define_models
 from .notify import setup as notify_setup
@@ -327,3 +328,4 @@ class RBAC(HookDecorators):
         notify_setup.install(self, db_session)  # notifications, in the change's transaction
         viewas.install(self, db_session)  # no writes while viewing as a member
         alert_engine.install(self, db_session)  # the alert rules, on every audit event written
+        files_cleanup.install(self, db_session)  # attachments follow their records

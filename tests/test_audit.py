@@ -89,7 +89,10 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.delete_workspace", "rbac_api.delete_workspace",
                            # CSV import: creates records (audited as records.imported)
                            "imports.upload", "imports.mapping", "imports.commit",
-                           "imports.discard"}
+                           "imports.discard",
+                           # attachments: a file takes its rights from its record and
+                           # changes nobody's (audited as attachment.uploaded/deleted)
+                           "files.upload", "files.delete"}
 
 
 def events(**where: Any) -> list[Any]:

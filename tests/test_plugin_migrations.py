@@ -56,6 +56,9 @@ UNIQUE_WITHOUT_WORKSPACE = {
     "uq_rbac_approval_request_download_hash",
     # The addresses a member signed in from: the membership lies in one workspace.
     "uq_rbac_alert_seen_address_membership_id",
+    # An attachment's storage key is generated at random and names its bytes
+    # in the storage, which knows no workspace.
+    "uq_rbac_attachment_storage_key",
 }
 
 

@@ -12,7 +12,7 @@ policies, MFA, sessions, sign-in throttling), :mod:`.notify` the
 notification outbox and preferences, :mod:`.approvals` the approval
 workflows, :mod:`.alerts` the anomaly alerts, :mod:`.certification` the access
 reviews and certification runs, :mod:`.groups` the roles given to departments,
-:mod:`.quotas` the record caps per role.
+:mod:`.quotas` the record caps per role, :mod:`.files` the attachments.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .base import (
     utcnow,
 )
 from .certification import define_certification_models
+from .files import define_file_models
 from .groups import define_group_models
 from .notify import MAIL_STATES, define_notify_models
 from .quotas import define_quota_model
@@ -85,4 +86,5 @@ def define_models(db: Any, user_model: type) -> Models:
                   *define_alert_models(db, Membership),
                   *define_certification_models(db, Workspace),
                   define_quota_model(db, Role),
+                  *define_file_models(db),
                   DepartmentRole=define_group_models(db, Workspace, Department, Role))

@@ -72,6 +72,8 @@ class Models:
     CertificationItem: Any
     # Record caps per role (see :mod:`.quotas`).
     RoleQuota: Any
+    # Attachments (see :mod:`.files`).
+    Attachment: Any
     # Roles given to departments (see :mod:`.groups`).
     DepartmentRole: Any = None
 

@@ -42,7 +42,7 @@ from werkzeug.routing import Rule
 from crm_app.accounting.models import Invoice
 from crm_app.campaigns.models import Campaign
 from crm_app.extensions import db
-from crm_app.models import User
+from crm_app.models import Lead, User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import Access, approvals, gate, roles, sharing, team, tokens, workspaces
 from crm_rbac_plugin.certification import runs as certification_runs
@@ -147,6 +147,7 @@ def build_security_world() -> SimpleNamespace:
     add_agreements(w)
     add_approval_requests(w)
     add_certification_runs(w)
+    add_attachments(w)
     w.tokens, w.tokens_by_membership = {}, {}
     w.user_workspaces = {key: [] for key in w.users}
     active = list(db.session.scalars(sa.select(m.Membership).where(
@@ -225,6 +226,23 @@ def add_certification_runs(w: SimpleNamespace) -> None:
     for ws, owner in ((w.ws, w.members["owner"]), (w.ws2, w.ms2["dual"])):
         w.certification_runs[ws.id] = certification_runs.start_run(rbac, _access(owner), "deals")
     db.session.commit()
+
+
+def add_attachments(w: SimpleNamespace) -> None:
+    """A file attached to a lead in each of the two workspaces (a row only: no bytes)."""
+    w.attachments = {}
+    with rbac.system():
+        for ws in (w.ws, w.ws2):
+            lead = db.session.scalars(sa.select(Lead).where(Lead.workspace_id == ws.id)
+                                      .order_by(Lead.id)).first()
+            row = rbac.models.Attachment(
+                workspace_id=ws.id, resource="leads", record_id=str(lead.id),
+                storage_key=f"{ws.id:032x}", filename=f"sweep-file-{ws.id}.pdf",
+                content_type="application/pdf", size=1)
+            db.session.add(row)
+            db.session.flush()
+            w.attachments[ws.id] = row.id
+        db.session.commit()
 
 
 def add_agreements(w: SimpleNamespace) -> None:
@@ -345,6 +363,8 @@ def index_objects(w: SimpleNamespace) -> None:
         for req in db.session.scalars(sa.select(m.ApprovalRequest)):
             add("approval_request", req.id, req.workspace_id, req.reason,
                 f"approval request #{req.id}")
+        for att in db.session.scalars(sa.select(rbac.models.Attachment)):
+            add("attachment", att.id, att.workspace_id, None, f"attachment {att.filename}")
         for run in db.session.scalars(sa.select(rbac.models.CertificationRun)):
             add("certification_run", run.id, run.workspace_id, None,
                 f"certification run #{run.id}")
@@ -382,6 +402,7 @@ def index_objects(w: SimpleNamespace) -> None:
                 "approval_request": w.approval_requests[ws.id],
                 "slug": ws.slug,
                 "certification_run": w.certification_runs[ws.id].id,
+                "attachment": w.attachments[ws.id],
                 # An item whose member is not the workspace's Owner (who may decide it).
                 "certification_item": next(
                     i.id for i in w.certification_runs[ws.id].items
@@ -464,6 +485,7 @@ ID_ARGUMENTS: dict[str, str] = {
     "notification_id": "notification",
     "request_id": "approval_request",
     "run_id": "certification_run",
+    "attachment_id": "attachment",
 }
 
 #: URL arguments that genuinely name no record, as (endpoint pattern, argument): why.
@@ -480,12 +502,14 @@ NOT_RECORD_IDS: dict[tuple[str, str], str] = {
                                  "leave); the id is agreement_id (probed)",
     ("imports.*", "resource"): "a resource name (leads, clients, deals); the staged file is "
                                "the member's own, found by the member in force",
+    ("files.upload", "resource"): "the resource of record_id; the sweeps attach to leads",
 }
 
 #: Values for the arguments of NOT_RECORD_IDS that a URL needs (by endpoint pattern).
 ROUTE_VALUES: dict[tuple[str, str], str] = {
     ("*.end_agreement", "verb"): "revoke",
     ("imports.*", "resource"): "leads",
+    ("files.upload", "resource"): "leads",
 }
 
 
@@ -534,7 +558,8 @@ def id_argument_kind(rule: Rule, arg: str) -> str | None:
     if arg == "id" and blueprint in rbac.registry and rbac.registry.get(blueprint).model:
         return f"record:{blueprint}"
     if arg == "record_id" and "resource" in rule.arguments:
-        return "record:*"
+        fixed = _matches(ROUTE_VALUES, endpoint, "resource")
+        return f"record:{fixed}" if fixed else "record:*"
     raise UnclassifiedRoute(
         f"route {rule.rule!r} (endpoint {endpoint!r}, methods {sorted(rule.methods or ())}) "
         f"takes argument {arg!r} that the security sweeps cannot classify: add it to "

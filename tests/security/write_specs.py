@@ -320,6 +320,12 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "campaigns.unsubscribe": EndpointRule(
         "public", lambda w, ws: {"t": "forged-token"}, expected_public=frozenset({400}),
         why="the signed token is the capability: a forged one is a 400 and changes nothing"),
+    # -- attachments (a right on a file is a right on its record) --
+    "files.upload": EndpointRule(
+        "leads.edit", why="upload needs edit on the record; the body has no file, so even "
+                          "a member who may gets a 400 and nothing is stored"),
+    "files.delete": EndpointRule("leads.delete",
+                                 why="delete needs edit and delete on the file's record"),
 }
 
 
