@@ -1,7 +1,7 @@
 """Quotas: record caps per role.
 
 Revision ID: rbac_0008
-Revises: rbac_0006
+Revises: rbac_0007
 Create Date: 2026-12-05
 
 Creates the table :mod:`crm_rbac_plugin.models.quotas` defines. Seats per
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "rbac_0008"
-down_revision = "rbac_0006"
+down_revision = 'rbac_0007'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """The workspace lifecycle: when a workspace was deleted and when it is purged.
 
 Revision ID: rbac_0009
-Revises: rbac_0006
+Revises: rbac_0008
 Create Date: 2026-12-05
 
 Adds ``rbac_workspace.deleted_at`` and ``rbac_workspace.purge_after`` (both
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "rbac_0009"
-down_revision = "rbac_0006"
+down_revision = 'rbac_0008'
 branch_labels = None
 depends_on = None
 

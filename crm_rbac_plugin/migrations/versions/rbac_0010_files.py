@@ -1,7 +1,7 @@
 """Attachments: one row per file attached to a protected record.
 
 Revision ID: rbac_0010
-Revises: rbac_0006
+Revises: rbac_0009
 Create Date: 2026-12-05
 
 Creates the table :mod:`crm_rbac_plugin.models.files` defines. The bytes
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "rbac_0010"
-down_revision = "rbac_0006"
+down_revision = 'rbac_0009'
 branch_labels = None
 depends_on = None
 

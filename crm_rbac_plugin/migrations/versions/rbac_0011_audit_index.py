@@ -1,7 +1,7 @@
 """The audit trail's filter indexes: one per filter of the audit page.
 
 Revision ID: rbac_0011
-Revises: rbac_0006
+Revises: rbac_0010
 Create Date: 2026-12-05
 
 Replaces ``ix_rbac_audit_event_ws_action`` (workspace, action) with
@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "rbac_0011"
-down_revision = "rbac_0006"
+down_revision = 'rbac_0010'
 branch_labels = None
 depends_on = None
 

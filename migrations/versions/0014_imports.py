@@ -1,7 +1,7 @@
 """CSV imports: the staged file of each member's import (crm_app.imports)
 
 Revision ID: 0010_imports
-Revises: 5c7e1a90b3d2
+Revises: 0009_invoices
 Create Date: 2026-12-05 14:30:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0010_imports'
-down_revision = '5c7e1a90b3d2'
+down_revision = '0009_invoices'
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@ The same table as the plugin's ``rbac_0010`` revision (see
 ``crm_rbac_plugin.models.files``), in the demo's own history.
 
 Revision ID: 0012_attachments
-Revises: 5c7e1a90b3d2 (0008_certification)
+Revises: 0011_campaigns
 Create Date: 2026-12-05 14:50:00.000000
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0012_attachments'
-down_revision = '5c7e1a90b3d2'  # 0008_certification
+down_revision = '0011_campaigns'
 branch_labels = None
 depends_on = None
 

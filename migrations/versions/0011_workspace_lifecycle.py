@@ -5,7 +5,7 @@ The same change as the plugin's ``rbac_0009`` revision (see
 revision's upgrade and downgrade.
 
 Revision ID: 6d2f0b7a0009
-Revises: 5c7e1a90b3d2
+Revises: 7d2b9e41c0a8
 Create Date: 2026-12-05 14:40:00.000000
 
 """
@@ -13,7 +13,7 @@ import importlib
 
 # revision identifiers, used by Alembic.
 revision = '6d2f0b7a0009'
-down_revision = '5c7e1a90b3d2'
+down_revision = '7d2b9e41c0a8'
 branch_labels = None
 depends_on = None
 

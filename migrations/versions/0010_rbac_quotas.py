@@ -4,7 +4,7 @@ The same table as the plugin's ``rbac_0008`` revision (see
 ``crm_rbac_plugin.models.quotas``), in the demo's own history.
 
 Revision ID: 7d2b9e41c0a8
-Revises: 5c7e1a90b3d2
+Revises: 5d21c0d10007
 Create Date: 2026-12-05 14:45:00.000000
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '7d2b9e41c0a8'
-down_revision = '5c7e1a90b3d2'
+down_revision = '5d21c0d10007'
 branch_labels = None
 depends_on = None
 

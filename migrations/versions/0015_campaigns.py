@@ -5,7 +5,7 @@ The tables of ``crm_app.campaigns.models``. Both foreign keys of
 links, including those the deleting member cannot see.
 
 Revision ID: 0011_campaigns
-Revises: 0008_certification
+Revises: 0010_imports
 Create Date: 2026-12-05 14:50:00.000000
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0011_campaigns'
-down_revision = '0008_certification'
+down_revision = '0010_imports'
 branch_labels = None
 depends_on = None
 

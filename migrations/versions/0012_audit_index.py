@@ -5,7 +5,7 @@ The same change as the plugin's ``rbac_0011`` revision (see
 revision's upgrade and downgrade.
 
 Revision ID: 5d2a7c11e0b9
-Revises: 5c7e1a90b3d2
+Revises: 6d2f0b7a0009
 Create Date: 2026-12-05 14:40:00.000000
 
 """
@@ -13,7 +13,7 @@ import importlib
 
 # revision identifiers, used by Alembic.
 revision = '5d2a7c11e0b9'
-down_revision = '5c7e1a90b3d2'
+down_revision = '6d2f0b7a0009'
 branch_labels = None
 depends_on = None
 

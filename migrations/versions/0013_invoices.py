@@ -3,7 +3,7 @@
 The ``invoice`` table of ``crm_app.accounting.models.Invoice``.
 
 Revision ID: 0009_invoices
-Revises: 0008_certification
+Revises: 5d2a7c11e0b9
 Create Date: 2026-12-05 14:40:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0009_invoices'
-down_revision = '0008_certification'
+down_revision = '5d2a7c11e0b9'
 branch_labels = None
 depends_on = None
 
