@@ -92,14 +92,7 @@ def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequ
         raise PermissionDenied("You may invite only into your own department: choose it.",
                                resource="members", action="create", field="department_id")
     session = rbac.db.session
-    user = user_by_email(rbac, email)
-    new_user = user is None
-    if user is None:
-        user = rbac_create_user(rbac, email)
-    elif (existing := membership_of(rbac, actor.workspace_id, rbac.user_pk(user))) is not None:
-        raise ValidationError(
-            f"{email} is already invited; resend the invitation instead" if existing.status ==
-            "pending" else f"{email} is already a member of this workspace", field="email")
+    user, new_user = _invitee(rbac, actor, email)
     membership = rbac.models.Membership(workspace_id=actor.workspace_id, user=user,
                                         status="pending")
     session.add(membership)
@@ -128,6 +121,20 @@ def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequ
     member_invited.send(current_app._get_current_object(),  # type: ignore[attr-defined]
                         invitation=invitation, actor=actor)
     return invitation, token
+
+
+def _invitee(rbac: RBACProtocol, actor: Access, email: str) -> tuple[Any, bool]:
+    """The user invited at ``email`` and whether the account is new (created now,
+    without a password); an address already invited or a member is a 400."""
+    user = user_by_email(rbac, email)
+    if user is None:
+        return rbac_create_user(rbac, email), True
+    existing = membership_of(rbac, actor.workspace_id, rbac.user_pk(user))
+    if existing is not None:
+        raise ValidationError(
+            f"{email} is already invited; resend the invitation instead" if existing.status ==
+            "pending" else f"{email} is already a member of this workspace", field="email")
+    return user, False
 
 
 def rbac_create_user(rbac: RBACProtocol, email: str) -> Any:
