@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from crm_app.accounting.models import Invoice
 from crm_app.extensions import db
 from crm_app.models import Client, Deal, Lead, Note, Task, User
 from crm_app.rbac_setup import rbac
@@ -48,7 +49,7 @@ def seed_formulas(world: SimpleNamespace) -> int:
         db.session.flush()
         workspaces.add_member(rbac, world.ws, evil, ["viewer"])  # for the members export
         for n, prefix in enumerate(PREFIXES):
-            for model in (Client, Lead, Deal, Task, Note):
+            for model in (Client, Lead, Deal, Task, Note, Invoice):
                 record: Any = model(workspace_id=world.ws.id, owner_id=evil.id)
                 for column in sa.inspect(model).columns:
                     if isinstance(column.type, sa.String) and not column.foreign_keys:

@@ -35,9 +35,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from crm_app.accounting.models import Invoice
 from crm_app.campaigns.models import Campaign
 from crm_app.extensions import db
-from crm_app.models import Client
+from crm_app.models import Client, Deal
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import roles, workspaces
 from tests.rbac_helpers import fast_passwords  # noqa: F401
@@ -72,11 +73,13 @@ def seed_markers(w: SimpleNamespace, name: str, field: str, n: int) -> tuple[str
     column = table.c[field]
     if column.foreign_keys:
         tag = f"zqlink{n:02d}"
-        with rbac.system():
-            client = Client(workspace_id=w.ws.id, name=tag)
-            db.session.add(client)
+        target = next(iter(column.foreign_keys)).column.table.name
+        with rbac.system():  # a linked record named by the marker (a deal or a client)
+            linked: Any = (Deal(workspace_id=w.ws.id, title=tag) if target == "deal"
+                           else Client(workspace_id=w.ws.id, name=tag))
+            db.session.add(linked)
             db.session.commit()
-            value: Any = client.id
+            value: Any = linked.id
     else:
         python_type = column.type.python_type
         if python_type is dt.datetime:
@@ -214,6 +217,10 @@ def test_hidden_field_sweep(app: Flask, backend: str, world: SimpleNamespace,
     each resource's fields are hidden together, one round per resource.
     """
     w = world
+    with rbac.system():  # the world has no invoice: one for the Accounting pages
+        db.session.add(Invoice(workspace_id=w.ws.id, owner_id=w.users["member"].id,
+                               number="Sweep invoice", client_id=w.clients["member"].id))
+        db.session.commit()
     urls = sweep_urls(app, w)
     client = logged_in(app, w.users["admin"], w.ws)
     baseline, _ = scan(client, urls, (), None)
