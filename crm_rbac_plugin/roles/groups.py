@@ -117,10 +117,16 @@ def remove_department_role(rbac: RBACProtocol, actor: Access | None, row: Any) -
     rbac.db.session.flush()
 
 
-def check_joining(rbac: RBACProtocol, actor: Access, membership: Any, department: Any) -> None:
+def check_joining(rbac: RBACProtocol, actor: Access, membership: Any, department: Any, *,
+                  placed: bool = False) -> None:
     """Refuse moving ``membership`` into ``department`` when that gives them roles the
-    actor could not give them one by one (see the module docstring)."""
-    if department is None or department.id == membership.department_id:
+    actor could not give them one by one (see the module docstring).
+
+    ``placed``: the membership was created in ``department`` (an invitation,
+    whose roles are given once it is there), so it is checked though it is
+    already in it.
+    """
+    if department is None or (department.id == membership.department_id and not placed):
         return
     own = {mr.role_id for mr in membership.member_roles}
     for row in department_roles(rbac, department):

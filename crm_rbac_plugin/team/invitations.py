@@ -94,15 +94,14 @@ def invite(rbac: RBACProtocol, actor: Access | None, email: str, role_objs: Sequ
     session = rbac.db.session
     user, new_user = _invitee(rbac, actor, email)
     membership = rbac.models.Membership(workspace_id=actor.workspace_id, user=user,
-                                        status="pending")
+                                        status="pending",
+                                        department_id=getattr(department, "id", None))
     session.add(membership)
     session.flush()
     for role in role_objs:
         roles.assign_role(rbac, actor, membership, role, expires_at=expires_at)
-    if department is not None:
-        # The department's own roles come with it: the inviter must be able to give them.
-        roles.check_joining(rbac, actor, membership, department)
-        membership.department_id = department.id
+    # The department's own roles come with it: the inviter must be able to give them.
+    roles.check_joining(rbac, actor, membership, department, placed=True)
     invitation = rbac.models.Invitation(workspace_id=actor.workspace_id, email=email,
                                  role_ids=[r.id for r in role_objs],
                                  membership_id=membership.id,
