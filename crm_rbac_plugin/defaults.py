@@ -48,7 +48,8 @@ ROLE_TEMPLATES: list[dict[str, Any]] = [
                 ("approvals", "*", "all", None)]},
     {"key": "member", "name": "Member",
      "description": "Works their own pipeline and sees their own data.",
-     "grants": [("*", a, "own", None) for a in CRUD]},
+     # 003: a Member has no Accounting, whatever "*" reaches.
+     "grants": [("*", a, "own", None) for a in CRUD], "except_modules": ("accounting",)},
     {"key": "viewer", "name": "Viewer",
      "description": "Read-only access to every record.",
      "grants": [("*", "view", "all", None)]},
@@ -139,12 +140,17 @@ def expand_grants(registry: Registry, template: dict[str, Any]) -> list[tuple[st
     """Return a template's grants for the resources ``registry`` knows.
 
     A grant is left out where the resource does not take its scope
-    (:attr:`.registry.Resource.scopes`): no access, never a wider scope.
+    (:attr:`.registry.Resource.scopes`): no access, never a wider scope; and
+    for a resource of a module the template names in ``except_modules``
+    (the Member's ``"*"`` does not reach Accounting).
     """
     out: list[tuple[str, str, str, Any]] = []
     seen: set[tuple[str, str]] = set()
+    excluded = set(template.get("except_modules", ()))
     for resource, action, scope, condition in template["grants"]:
         for res in _targets(registry, resource):
+            if res.module in excluded:
+                continue
             actions = res.actions if action == "*" else (action,)
             for act in actions:
                 if act in res.actions and scope in res.scopes and (res.name, act) not in seen:

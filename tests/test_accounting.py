@@ -110,6 +110,8 @@ ROLE_TABLE = {
     "manager": ({"member", "manager", "unowned"}, True, True),
     "junior_rep": (set(), False, False),
     "client_success": (set(), False, False),
+    # 003: a Member has no Accounting, though their "*" grants reach every other module.
+    "member": (set(), False, False),
 }
 
 
