@@ -31,7 +31,8 @@ from ..rbac_setup import rbac
 
 #: Room for the multipart framing and the CSRF token around the file itself.
 FORM_OVERHEAD = 64 * 1024
-#: The resources whose records take attachments: every CRM resource.
+#: The resources whose records take attachments: the CRM's own (a module's resource
+#: that reuses the CRM pages, such as invoices, has no attachments panel).
 RESOURCES = tuple(cfg.name for cfg in CONFIGS)
 
 bp = Blueprint("files", __name__)
@@ -51,8 +52,9 @@ def signed_in_only() -> None:
 
 
 def attachments_panel(resource: str, record: Any) -> list[Any] | None:
-    """The record's files for its page, or None when the member may not download them."""
-    if not rbac_files.may(rbac, "download", resource, record):
+    """The record's files for its page, or None when the resource takes none or the
+    member may not download them."""
+    if resource not in RESOURCES or not rbac_files.may(rbac, "download", resource, record):
         return None
     return rbac_files.attachments_of(rbac, resource, record)
 
