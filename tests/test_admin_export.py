@@ -94,9 +94,13 @@ def expected_ids(view: RBACModelView, workspace_id: int) -> set[str]:
             sa.select(model.id).where(model.workspace_id == workspace_id))}
 
 
+#: The resources whose export the served world fills with rows.
+CORE = frozenset({"leads", "deals", "clients", "tasks"})
+
+
 def test_every_admin_export_streams_every_row(app: Flask, served: SimpleNamespace) -> None:
     views = export_views(app)
-    assert {v.resource for v in views} >= {"leads", "deals", "clients", "tasks"}
+    assert {v.resource for v in views} >= CORE
     owner = signed_in(served.url, served.owner)
     A = rbac.models.AuditEvent
     for view in views:
@@ -108,6 +112,9 @@ def test_every_admin_export_streams_every_row(app: Flask, served: SimpleNamespac
         header, data = rows[0], rows[1:]
         got = {row[header.index("Id")] for row in data}
         want = expected_ids(view, served.workspace_id)
+        if not want and view.resource not in CORE:
+            assert got == set(), view.resource  # a module with no row in this world
+            continue
         assert want and got == want, view.resource
         assert all(len(row) == len(header) for row in data), view.resource
         # The audit event, committed, counts exactly the rows sent.

@@ -438,7 +438,7 @@ def test_team_scope_follows_manager_assignments(world: SimpleNamespace) -> None:
 def test_unknown_resource_or_action_raises(world: SimpleNamespace) -> None:
     access = access_of(world.members["owner"])
     typo = custom_role(world, "Typo")
-    for action, resource in [("view", "invoices"), ("fly", "leads"), ("export", "settingz"),
+    for action, resource in [("view", "invoicez"), ("fly", "leads"), ("export", "settingz"),
                              ("view", "Leads")]:
         with pytest.raises(UnknownResource):
             rbac.can(action, resource, access=access)

@@ -352,7 +352,7 @@ def test_reassign_previews_then_moves_everything_in_one_go(
     assert team.reassign_preview(rbac, rbac.access_for(world.members["owner"]), source.id,
                                  target.id) == {
         "leads": moving["lead"], "deals": moving["deal"], "clients": moving["client"],
-        "notes": moving["note"], "tasks": moving["task"], "invoices": 0}
+        "notes": moving["note"], "tasks": moving["task"], "invoices": 0, "campaigns": 0}
     target_before = owners(target.id)
     done = owner.post(url, data={"to_user_id": target.id, "step": "apply"})
     assert done.status_code == 302

@@ -108,7 +108,8 @@ def test_a_target_with_a_wider_scope_is_refused(app: Flask, world: SimpleNamespa
     app.config["RBAC_VIEW_AS_ROLES"] = None
     custom_role(world, "Manager with oversight",
                 [("settings", "view", "all"), ("members", "view", "all")]
-                + [(r, a, "team") for r in ("leads", "deals", "clients", "tasks", "notes", "invoices")
+                + [(r, a, "team") for r in ("leads", "deals", "clients", "tasks", "notes", "invoices",
+                                                                "campaigns")
                    for a in ("view", "create", "edit", "delete")], "manager")
     client = login(world.users["manager"], world.ws)
     assert_refused(start(client, world, "member2"), client, "wider")
@@ -140,7 +141,8 @@ def test_view_as_is_limited_to_owners_and_admins_by_default(app: Flask, world: S
                                                             login: Any) -> None:
     """A custom role wider than the target still may not view as by default."""
     custom_role(world, "Wide custom", [("settings", "view", "all")]
-                + [(r, a, "all") for r in ("leads", "deals", "clients", "tasks", "notes", "invoices")
+                + [(r, a, "all") for r in ("leads", "deals", "clients", "tasks", "notes", "invoices",
+                                                                "campaigns")
                    for a in ("view", "create", "edit", "delete")], "manager")
     client = login(world.users["manager"], world.ws)
     assert_refused(start(client, world, "member"), client, "Only Owners and Admins")
@@ -155,7 +157,8 @@ def test_view_as_ends_when_the_viewer_no_longer_covers_the_target(
     app.config["RBAC_VIEW_AS_ROLES"] = None
     custom_role(world, "Manager with oversight",
                 [("settings", "view", "all")]
-                + [(r, a, "team") for r in ("leads", "deals", "clients", "tasks", "notes", "invoices")
+                + [(r, a, "team") for r in ("leads", "deals", "clients", "tasks", "notes", "invoices",
+                                                                "campaigns")
                    for a in ("view", "create", "edit", "delete")], "manager")
     client = login(world.users["manager"], world.ws)
     assert start(client, world, "member").status_code == 302
