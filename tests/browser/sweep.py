@@ -14,8 +14,10 @@ one line each, so that a failing page names every fault at once.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +28,8 @@ from playwright.sync_api import Browser, Page
 from werkzeug.routing import Rule
 
 from crm_app import create_app
+from crm_app.accounting.models import Invoice
+from crm_app.campaigns.models import Campaign
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, gate, roles, sharing, team, workspaces
@@ -53,9 +57,11 @@ PUBLIC = frozenset({"auth.login", "rbac_settings.accept_invitation"})
 NOT_PAGES_SUFFIX = (".static", ".ajax_lookup", ".export", "_csv", "_zip",
                     ".progress")  # a running import's progress, JSON
 NOT_PAGES_PREFIX = ("rbac_api.",)
+#: Endpoints that answer data, not a page: an attachment's download sends the file itself.
+NOT_PAGES = frozenset({"files.download"})
 #: Flask-Admin views and the seeded row each one's details and edit pages show.
 ADMIN_ROWS = {"admin_clients": "clients", "admin_deals": "deals", "admin_leads": "leads",
-              "admin_tasks": "tasks", "rbac_admin_roles": "role",
+              "admin_tasks": "tasks", "admin_invoices": "invoices", "rbac_admin_roles": "role",
               "rbac_admin_members": "membership", "rbac_admin_departments": "department",
               "rbac_admin_audit": "audit_event", "rbac_admin_sharing": "agreement"}
 #: Query strings that make a page show its result (a second visit of that endpoint).
@@ -96,7 +102,8 @@ def is_page(rule: Rule) -> bool:
     """Tell whether a GET rule renders an HTML page (the sweep also checks the content type)."""
     methods = rule.methods or set()
     return ("GET" in methods and not rule.endpoint.endswith(NOT_PAGES_SUFFIX)
-            and not rule.endpoint.startswith(NOT_PAGES_PREFIX) and rule.endpoint != "static")
+            and not rule.endpoint.startswith(NOT_PAGES_PREFIX) and rule.endpoint != "static"
+            and rule.endpoint not in NOT_PAGES)
 
 
 def app_rules() -> list[Rule]:
@@ -127,7 +134,8 @@ def seed_extra(w: SimpleNamespace) -> dict[str, Any]:
 
     Keys: each record resource (``leads`` ...: the record the Member owns),
     ``membership`` (the Member), ``role`` (the custom role), ``builtin_role``,
-    ``agreement``, ``token``, ``department`` and ``audit_event``.
+    ``agreement``, ``token``, ``department`` and ``audit_event``; ``campaigns`` and
+    ``invoices`` are a campaign and an invoice of the Member's.
     """
     m = rbac.models
     owner = rbac.access_for(w.members["owner"])
@@ -150,11 +158,23 @@ def seed_extra(w: SimpleNamespace) -> dict[str, Any]:
             approval_request = pending.request_id
     with rbac.system():
         audit_event = db.session.scalar(sa.select(sa.func.min(m.AuditEvent.id)))
+        # A campaign and an invoice of the Member's: the modules' detail and edit pages.
+        member_user = w.leads["member"].owner_id
+        campaign = Campaign(workspace_id=w.ws.id, owner_id=member_user, name="Spring launch",
+                            subject="Hello", body="Our spring offer.")
+        campaign.leads = [w.leads["member"]]
+        invoice = Invoice(workspace_id=w.ws.id, owner_id=member_user, number="INV-9001",
+                          client_id=w.clients["member"].id, amount=Decimal("120.00"),
+                          issued_on=dt.date(2026, 1, 5), due_on=dt.date(2026, 2, 4))
+        db.session.add_all([campaign, invoice])
+        db.session.commit()
     values: dict[str, Any] = {name: getattr(w, name)["member"].id
                               for name in ("leads", "clients")}
     values["deals"] = w.deals["member-new"].id
     values["tasks"] = w.tasks["loose-member"].id
     values["notes"] = w.notes["on-member"].id
+    values["campaigns"] = campaign.id
+    values["invoices"] = invoice.id
     values.update(membership=w.members["member"].id, role=custom.id, agreement=agreement.id,
                   builtin_role=viewer.id, token=token,
                   department=w.departments["sales"].id, audit_event=audit_event,
@@ -168,7 +188,7 @@ def path_of(visit: Visit, rules: dict[str, Rule], values: dict[str, Any]) -> str
     fill = {"id": values.get(blueprint), "membership_id": values["membership"],
             "role_id": values["role"], "agreement_id": values["agreement"],
             "token": values["token"], "request_id": values["approval_request"],
-            "run_id": values["run"], "resource": "leads"}
+            "run_id": values["run"], "dept_id": values["department"], "resource": "leads"}
     rule = rules[visit.endpoint]
     built = rule.build({name: fill[name] for name in visit.arguments}, append_unknown=False)
     assert built is not None, visit

@@ -107,15 +107,17 @@ def test_owner_builds_a_role_with_the_matrix_shortcuts_and_the_member_sees_it(
     scopes = owner.locator("select.rbac-scope")
     granted = sorted(scopes.nth(i).get_attribute("aria-label") or ""
                      for i in range(scopes.count()) if scopes.nth(i).input_value())
-    assert granted == ["Deals: view scope", "Leads: view scope"], (
-        "matrix.js did not apply the shortcuts")
-    expect(owner.locator("td.rbac-cell.is-granted")).to_have_count(2)
+    # Sales View reaches every resource of the sales module: its records (deals, leads)
+    # and the record-less reports and analytics (crm_app/reports registers them in sales).
+    assert granted == ["Analytics: view scope", "Deals: view scope", "Leads: view scope",
+                       "Reports: view scope"], "matrix.js did not apply the shortcuts"
+    expect(owner.locator("td.rbac-cell.is-granted")).to_have_count(4)
 
     owner.click(".rbac-form-actions button[value=preview]")
     preview = owner.locator(".rbac-preview")
     expect(preview).to_be_visible()
     assert sorted(preview.locator("tbody tr td:first-child code").all_inner_texts()) == [
-        "deals.view", "leads.view"]
+        "analytics.view", "deals.view", "leads.view", "reports.view"]
     # Any change after the preview makes it stale: Save is disabled until previewed again.
     owner.click("button[data-shortcut='clients:view']")
     expect(owner.locator("[data-rbac-save]").first).to_be_disabled()
