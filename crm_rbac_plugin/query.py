@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute, RelationshipProperty
 from sqlalchemy.sql.elements import False_, True_
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -279,7 +280,18 @@ def _covered(select: Any) -> set[str]:
             covered |= _entity_names(getattr(el, "_annotations", {}).get("parententity"))
     for join in select._setup_joins:
         covered |= _entity_names(sa.inspect(join[0], raiseerr=False))
+        for on in join[:2]:  # join(Campaign.leads), join(Lead, Campaign.leads)
+            covered |= _relationship_parent(on)
     return covered
+
+
+def _relationship_parent(element: Any) -> set[str]:
+    """The left side a join on a relationship attribute brings into the FROM: the ORM
+    gives it its criteria too (``join(Campaign.leads)`` reads campaign filtered)."""
+    prop = getattr(element, "property", None)
+    if not isinstance(element, QueryableAttribute) or not isinstance(prop, RelationshipProperty):
+        return set()
+    return _entity_names(element.parent)
 
 
 def _read_tables(select: Any, covered: frozenset[str]) -> set[str]:
