@@ -22,6 +22,8 @@ Shot = Callable[[Page, str], None]
 
 
 def no_sideways_scroll(page: Page, width: int) -> None:
+    """Measured once the page and its stylesheets have loaded: an unstyled table is wider."""
+    page.wait_for_load_state("load")
     assert page.evaluate("document.documentElement.scrollWidth") <= width, page.url
 
 
