@@ -30,7 +30,9 @@ writes them with one ``INSERT ... SELECT`` per chunk, like
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,6 +57,8 @@ SPARSE_SCOPES = {"few": "own", "none": "own", "old": "own", "small_dept": "depar
 UNOWNED_EVERY = 100_000
 #: The oldest lead ids among which ``old`` owns one in ten.
 OLD_SPAN = 2_000
+#: Runs of a page's statement whose median is its database time (:func:`database_ms`).
+DB_RUNS = 7
 
 
 @dataclass
@@ -199,8 +203,10 @@ def explain_analyze(conn: sa.Connection, statement: str, parameters: Any) -> dic
 def sparse_pages(app: Flask, sparse: SparseWorld, effort: Effort) -> dict[str, Any]:
     """The sparse figure: each sparse member's list page of 50, unowned leads visible and not.
 
-    For every member and setting: the rows returned, the plan (and, on
-    PostgreSQL, the lead rows the plan touched, :func:`rows_read`), and the
+    For every member and setting: the rows returned, the plan, the database
+    time of the plugin's statement (``db_ms``, :func:`database_ms`), on
+    PostgreSQL the lead rows the plan touched (``rows_read``,
+    :func:`rows_read`) and on SQLite whether it reads the owner index, and the
     timing of the plugin's page against the hand-written ``WHERE`` where one
     exists (own, department and all scopes; :func:`bench.sql.handwritten_where`
     has no team scope). Run inside an app context.
@@ -238,7 +244,35 @@ def _sparse_page(member: Member, scope: str, page: Any, effort: Effort) -> dict[
         row["plugin_over_handwritten"] = ratio(stats["plugin"], stats["handwritten"])
     with db.engine.connect() as conn:
         row["explain"] = sql.explain(conn, *seen[-1])
+        row["db_ms"] = database_ms(conn, *seen[-1])
         if conn.dialect.name == "postgresql":
             row["rows_read"] = rows_read(explain_analyze(conn, *seen[-1]), "lead")
+        else:
+            row["owner_index"] = any("ix_lead_ws_owner" in line
+                                     for line in row["explain"]["plan"])
     db.session.rollback()
     return row
+
+
+def database_ms(conn: sa.Connection, statement: str, parameters: Any,
+                runs: int = DB_RUNS) -> float:
+    """The database's own time for one run of a captured statement, in ms (median of ``runs``).
+
+    On PostgreSQL it is the ``Execution Time`` of ``EXPLAIN (ANALYZE, FORMAT
+    JSON)`` (the executor's time, without planning, the network or the
+    driver); on SQLite, which runs in the process, the time of executing the
+    statement on the driver's cursor and fetching its rows (no ORM).
+    """
+    samples = []
+    for _ in range(runs):
+        if conn.dialect.name == "postgresql":
+            samples.append(float(explain_analyze(conn, statement, parameters)
+                                 ["Execution Time"]))
+        else:
+            cursor = conn.connection.driver_connection.cursor()
+            t0 = perf_counter_ns()
+            cursor.execute(statement, parameters)
+            cursor.fetchall()
+            samples.append((perf_counter_ns() - t0) / 1e6)
+            cursor.close()
+    return round(statistics.median(samples), 4)
