@@ -17,16 +17,15 @@ the JSON detail) are not index reads and are left out; the page's total
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 
 from bench import sql as bench_sql
+from bench.audittrail import FILTERS, TABLE, load_trail, scan_nodes
 from bench.sparse import explain_analyze, rows_read
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
@@ -36,50 +35,7 @@ from tests.conftest import make_app
 pytestmark = pytest.mark.postgres
 
 EVENTS = 1_000_000
-TABLE = "rbac_audit_event"
 MAX_SHARE = 0.05
-START = dt.datetime(2025, 1, 1)
-
-#: One event a second from START; workspace 2 holds every tenth event. Sign-in
-#: events are 70 % of the trail, role changes 1 in 1,000, exports 1 in 100,000;
-#: actor 9999 acts once in 50,000 events and ``approvals`` is the resource of one
-#: in 40,000.
-_EVENTS_PG = """
-INSERT INTO rbac_audit_event (workspace_id, at, actor_user_id, actor_membership_id, action,
-                              resource, target, ip)
-SELECT CASE WHEN i % 10 = 0 THEN 2 ELSE 1 END,
-       CAST(:start AS timestamp) + i * interval '1 second',
-       1 + i % 500, CASE WHEN i % 50000 = 21 THEN 9999 ELSE 1 + i % 500 END,
-       CASE WHEN i % 100000 = 3 THEN 'export'
-            WHEN i % 1000 = 1 THEN 'role.updated'
-            WHEN i % 10 < 5 THEN 'auth.login'
-            WHEN i % 10 < 7 THEN 'auth.failed'
-            ELSE 'access.refused' END,
-       CASE WHEN i % 40000 = 31 THEN 'approvals'
-            ELSE (ARRAY['leads', 'deals', 'clients', 'tasks', 'campaigns', 'files', 'members',
-                        'roles'])[1 + i % 8] END,
-       'member #' || (i % 500), '127.0.0.1'
-FROM generate_series(1, :n) AS s(i)
-"""
-
-FILTERS: dict[str, dict[str, Any]] = {
-    "none": {},
-    "actor": {"actor": 7},
-    "rare actor": {"actor": 9999},
-    "common action": {"action": "auth.login"},
-    "rare action": {"action": "role.updated"},
-    "rarest action": {"action": "export"},
-    "group": {"group": "security"},
-    "resource": {"resource": "roles"},
-    "rare resource": {"resource": "approvals"},
-    "time window": {"from": START + dt.timedelta(days=3),
-                    "to": START + dt.timedelta(days=4)},
-    "old time window": {"to": START + dt.timedelta(hours=2)},
-    "actor and window": {"actor": 7, "from": START + dt.timedelta(days=1),
-                         "to": START + dt.timedelta(days=2)},
-    "action and resource": {"action": "role.updated", "resource": "deals"},
-    "actor and action": {"actor": 16, "action": "auth.failed"},
-}
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +44,7 @@ def trail(pg_server: Any) -> Iterator[Flask]:
     app = make_app(pg_server.create_database(name))
     with app.app_context():
         db.create_all()
-        with db.engine.begin() as conn:
-            conn.execute(sa.text(_EVENTS_PG).bindparams(
-                sa.bindparam("start", type_=sa.DateTime())), {"start": START, "n": EVENTS})
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
+        load_trail(EVENTS)
         try:
             yield app
         finally:
@@ -100,18 +52,6 @@ def trail(pg_server: Any) -> Iterator[Flask]:
             db.drop_all()
             db.engine.dispose()
     pg_server.drop_database(name)
-
-
-def scan_nodes(plan: dict[str, Any]) -> list[str]:
-    """Node types of the plan's nodes that read the audit table or one of its indexes."""
-    found, stack = [], [plan["Plan"]]
-    while stack:
-        node = stack.pop()
-        if node.get("Relation Name") == TABLE or str(node.get("Index Name", "")).startswith(
-                f"ix_{TABLE}_"):
-            found.append(node["Node Type"])
-        stack.extend(node.get("Plans", []))
-    return found
 
 
 @pytest.mark.parametrize("label", list(FILTERS))
