@@ -12,6 +12,11 @@
   It tells the plugin's own cost apart from the cost of filtering at all.
 
 All three answer the same JSON, so the serialisation cost is the same.
+
+``POST /bench/rbac/members/<membership>/roles/<role>`` is the
+permission-changing request of the feature-cost figure (:mod:`.costs`): it
+gives the member the role, or takes it away when they hold it, through the
+roles service, and commits.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from flask_login import current_user, login_required
 
 from crm_app.extensions import db
 from crm_app.models import Lead
+from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import record_required, require_permission
+from crm_rbac_plugin import roles as roles_service
 
 from .sql import handwritten_where
 
@@ -89,5 +96,22 @@ def blueprint() -> Blueprint:
         if lead is None:
             abort(404)
         return jsonify(_lead_json(lead))
+
+    @bp.post("/rbac/members/<int:membership_id>/roles/<int:role_id>")
+    @require_permission("members", "edit")
+    def toggle_role(membership_id: int, role_id: int) -> Any:
+        """Give the role, or take it away when held: every call changes permissions."""
+        m = rbac.models
+        membership = db.session.get(m.Membership, membership_id)
+        role = db.session.get(m.Role, role_id)
+        if membership is None or role is None:
+            abort(404)
+        held = next((mr for mr in membership.member_roles if mr.role_id == role_id), None)
+        if held is None:
+            roles_service.assign_role(rbac, rbac.current_access(), membership, role)
+        else:
+            roles_service.remove_role(rbac, rbac.current_access(), held)
+        db.session.commit()
+        return jsonify({"holds": held is None})
 
     return bp

@@ -107,6 +107,10 @@ def make_app(url: str, unowned_visible: bool = True) -> Flask:
         "RBAC_CACHE_SIZE": 20_000,
         # The settings pages and JSON API play no part in the figures.
         "RBAC_REGISTER_BLUEPRINTS": False,
+        # Mail leaves in `flask rbac notify send`, as in a deployment, not in the
+        # request that queued it (the demo sends it inline and prints it).
+        "RBAC_NOTIFY_INLINE": False,
+        "RBAC_MAIL_CONSOLE": False,
     })
     app.test_client_class = FlaskLoginClient
     app.register_blueprint(blueprint())
