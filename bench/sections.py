@@ -1,0 +1,292 @@
+"""Goals and tables of the figures issue #23 added: RLS (2r), sparse worlds (2s),
+feature costs (7, 7c) and the load run (8).
+
+:func:`backend_goals` and :func:`load_goals` give the goal lines,
+:func:`markdown` the tables of ``docs/benchmarks.md``; :mod:`.report` calls
+them. Every figure is a ratio against a baseline measured in the same run,
+or a count read from a plan (rows read, index used), never a timed assertion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCOPES = ("own", "department", "all")
+RLS_GOAL = 1.1
+SPARSE_DB_MS = 2.0
+MAX_SHARE = 0.05
+COST_GOAL = 1.10
+THROUGHPUT_GOAL = 0.9
+P95_GOAL = 1.15
+
+
+def _goal(figure: str, backend: str, goal: str, measured: str, passed: bool | None,
+          where: str = "") -> dict[str, Any]:
+    return {"figure": figure, "backend": backend, "goal": goal, "measured": measured,
+            "where": where, "passed": None if passed is None else bool(passed)}
+
+
+def _pct(r: float) -> str:
+    return f"{(r - 1) * 100:+.0f}%"
+
+
+def _rls_sizes(b: dict[str, Any]) -> list[int]:
+    return sorted(int(s) for s, e in b.get("sizes", {}).items() if "rls" in e)
+
+
+def backend_goals(data: dict[str, Any], backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
+    """Goal lines of figures 2r, 2s, 7 and 7c for one backend."""
+    return (_rls_goals(backend, b) + _sparse_goals(backend, b) + _cost_goals(backend, b)
+            + _audit_goals(backend, b))
+
+
+def _rls_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
+    sizes = _rls_sizes(b)
+    if not sizes:
+        return []
+    out = []
+    for sc in SCOPES:
+        worst = max((b["sizes"][str(s)]["rls"][sc]["plugin_over_rls"], s) for s in sizes)
+        every = ", ".join(f"{s:,}: {b['sizes'][str(s)]['rls'][sc]['plugin_over_rls']:.2f}x"
+                          for s in sizes)
+        out.append(_goal("2r", backend, f"list page of 50, {sc} scope: plugin at most "
+                         f"{RLS_GOAL}x the PostgreSQL RLS page", f"{worst[0]:.2f}x",
+                         worst[0] <= RLS_GOAL, f"worst at {worst[1]:,} leads ({every})"))
+    same = all(b["sizes"][str(s)]["rls"][sc]["same_rows"] for s in sizes for sc in SCOPES)
+    out.append(_goal("2r", backend, "plugin, hand-written and RLS pages return the same rows",
+                     "identical" if same else "DIFFERENT", same))
+    return out
+
+
+def _sparse_rows(b: dict[str, Any]) -> tuple[int, dict[str, Any], int] | None:
+    """The largest sparse size measured, its pages and its lead rows."""
+    if not b.get("sparse"):
+        return None
+    size = max(int(s) for s in b["sparse"])
+    entry = b["sparse"][str(size)]
+    return size, entry["pages"], entry["lead_rows"]
+
+
+def _sparse_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
+    found = _sparse_rows(b)
+    if found is None:
+        return []
+    size, pages, rows = found
+    out = []
+    worst = max((p["db_ms"], k) for k, p in pages.items() if "db_ms" in p)
+    pg = backend == "postgresql"
+    out.append(_goal("2s", backend, f"sparse worlds: every scoped list page of 50 under "
+                     f"{SPARSE_DB_MS:g} ms of database time"
+                     + ("" if pg else " (context: the goal is PostgreSQL's)"),
+                     f"{worst[0]:.3f} ms", worst[0] < SPARSE_DB_MS if pg else None,
+                     f"worst: {worst[1]}, {size:,} leads "
+                     f"({'EXPLAIN ANALYZE execution time' if pg else 'statement time'})"))
+    if pg:
+        read = max((p["rows_read"], k) for k, p in pages.items() if "rows_read" in p)
+        out.append(_goal("2s", backend, "sparse worlds: no page reads more than 5% of the "
+                         "lead table", f"{read[0]:,} of {rows:,} rows "
+                         f"({read[0] / rows * 100:.2f}%)", read[0] <= MAX_SHARE * rows,
+                         f"worst: {read[1]}, {size:,} leads"))
+    else:
+        scoped = {k: p for k, p in pages.items() if p["scope"] != "all"}
+        missing = sorted(k for k, p in scoped.items() if not p.get("owner_index"))
+        out.append(_goal("2s", backend, "sparse worlds: every scoped page reads the owner "
+                         "index (SQLite has no row counts)",
+                         "all" if not missing else "not: " + ", ".join(missing),
+                         not missing, f"{size:,} leads"))
+    return out
+
+
+def cost_ratios(data: dict[str, Any]) -> list[tuple[str, float, str]]:
+    """(backend, on/off ratio, label) of each feature-cost line that was measured."""
+    out = []
+    for backend, b in data["backends"].items():
+        sizes = sorted(int(s) for s in b.get("sizes", {}))
+        for s in sizes:
+            e = b["sizes"][str(s)]
+            for sc, pages in e.get("request", {}).items():
+                for pg, r in pages.items():
+                    if "policies" in r:
+                        # Both ratios share figure 3*'s hand-filtered baseline.
+                        on_off = (r["policies"]["plugin_over_handwritten"]
+                                  / r["plugin_over_handwritten"])
+                        out.append((backend, round(on_off, 3),
+                                    f"{pg} request, {sc} scope, security policies on vs off, "
+                                    f"{s:,} leads"))
+            if "permission_change" in e:
+                out.append((backend, e["permission_change"]["on_over_off"],
+                            f"role change with audit, alerts, notifications vs without, "
+                            f"{s:,} leads"))
+    return out
+
+
+def _cost_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [r for r in cost_ratios({"backends": {backend: b}})]
+    policies = [(r, label) for _, r, label in rows if "security policies" in label]
+    out = []
+    if policies:
+        worst = max(policies)
+        out.append(_goal("7", backend, "a guarded request with every security policy on "
+                         f"within {COST_GOAL - 1:.0%} of the same request with them off",
+                         _pct(worst[0]), worst[0] <= COST_GOAL,
+                         f"worst: {worst[1]} (3p over 3*, same baseline)"))
+    for _, r, label in rows:
+        if "role change" in label:
+            out.append(_goal("7", backend, "a permission-changing request with audit, "
+                             "alerts and notifications within "
+                             f"{COST_GOAL - 1:.0%} of the same without them", _pct(r),
+                             r <= COST_GOAL, label + " (audit and notification listeners "
+                             "idled, RBAC_ALERTS off)"))
+    return out
+
+
+def _audit_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
+    a = b.get("audit")
+    if not a:
+        return []
+    filters = a["filters"]
+    unindexed = sorted(k for k, f in filters.items()
+                       if not f["nodes"] or "Seq Scan" in f["nodes"])
+    worst = max((f["rows_read"], k) for k, f in filters.items())
+    slowest = max((f["db_ms"], k) for k, f in filters.items())
+    return [
+        _goal("7c", backend, f"every audit page filter served by an index on "
+              f"{a['events']:,} events", "all" if not unindexed else
+              "not: " + ", ".join(unindexed), not unindexed, f"{len(filters)} filters"),
+        _goal("7c", backend, "an audit filter's page of 50 reads at most 5% of the trail",
+              f"{worst[0]:,} rows ({worst[0] / a['events'] * 100:.3f}%)",
+              worst[0] <= MAX_SHARE * a["events"], f"worst: {worst[1]}"),
+        _goal("7c", backend, "(context) database time of the slowest filter's page",
+              f"{slowest[0]:.2f} ms", None, f"{slowest[1]}, {a['events']:,} events"),
+    ]
+
+
+def load_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The load run's figures, read leniently: top-level keys, else from ``variants``.
+
+    ``bench/load.py`` gives ``throughput_ratio`` (plugin over hand-filtered),
+    ``p95_ratio``, ``stale`` (answers stale after a change's commit),
+    ``errors`` (a number, or one per variant) and ``connections`` (per
+    variant), at the top level or per variant under ``variants``.
+    """
+    variants = result.get("variants", {})
+
+    def total(key: str) -> Any:
+        value = result.get(key)
+        if value is None and variants:
+            values = [v.get(key) for v in variants.values() if v.get(key) is not None]
+            value = sum(values) if values else None
+        if isinstance(value, dict):
+            value = sum(x for x in value.values() if isinstance(x, (int, float)))
+        return value
+
+    connections = result.get("connections") or {
+        name: v["connections"] for name, v in variants.items() if "connections" in v}
+    return {"throughput_ratio": result.get("throughput_ratio"),
+            "p95_ratio": result.get("p95_ratio"), "stale": total("stale"),
+            "errors": total("errors"), "connections": connections}
+
+
+def load_goals(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Goal lines of the load run (figure 8), when its results are present."""
+    if not data.get("load"):
+        return []
+    s = load_summary(data["load"])
+    where = "gunicorn, 4 workers, PostgreSQL, 50 members (bench/load.py)"
+
+    def line(goal: str, value: Any, passed: Any, text: str) -> dict[str, Any]:
+        return _goal("8", "postgresql", goal, text if value is not None else "not measured",
+                     passed if value is not None else False, where)
+
+    t, p = s["throughput_ratio"], s["p95_ratio"]
+    return [
+        line("throughput at least 0.9x the hand-filtered app", t,
+             t is not None and t >= THROUGHPUT_GOAL, f"{t:.2f}x" if t is not None else ""),
+        line("p95 latency at most 1.15x the hand-filtered app", p,
+             p is not None and p <= P95_GOAL, f"{p:.2f}x" if p is not None else ""),
+        line("no stale answer after a role change or a revocation commits", s["stale"],
+             s["stale"] == 0, f"{s['stale']}"),
+        line("no error", s["errors"], s["errors"] == 0, f"{s['errors']}"),
+        _goal("8", "postgresql", "(context) database connections used",
+              ", ".join(f"{k}: {v}" for k, v in s["connections"].items())
+              if isinstance(s["connections"], dict) else str(s["connections"]), None, where),
+    ]
+
+
+def _ms(ns: float) -> str:
+    return f"{ns / 1e6:.3f} ms"
+
+
+def markdown(data: dict[str, Any]) -> list[str]:
+    """The tables of figures 2r, 2s, 7, 7c and 8 (each only when measured)."""
+    lines: list[str] = []
+    rls_rows = [(backend, s, sc, b["sizes"][str(s)]["rls"][sc])
+                for backend, b in data["backends"].items() for s in _rls_sizes(b)
+                for sc in SCOPES]
+    if rls_rows:
+        lines += ["", "### 2r. List page of 50: plugin, hand-written and PostgreSQL RLS", "",
+                  "| backend | leads | scope | plugin | hand-written | RLS | plugin / RLS | "
+                  "hand / RLS | same rows |", "|---|---|---|---|---|---|---|---|---|"]
+        for backend, s, sc, r in rls_rows:
+            st = r["stats"]
+            lines.append(f"| {backend} | {s:,} | {sc} | {_ms(st['plugin']['median_ns'])} | "
+                         f"{_ms(st['handwritten']['median_ns'])} | {_ms(st['rls']['median_ns'])}"
+                         f" | {r['plugin_over_rls']:.2f}x | "
+                         f"{st['handwritten']['median_ns'] / st['rls']['median_ns']:.2f}x | "
+                         f"{'yes' if r['same_rows'] else '**no**'} |")
+    lines += _sparse_markdown(data)
+    costs = cost_ratios(data)
+    if costs:
+        lines += ["", "### 7. What the new features cost (on over off, same run, interleaved)",
+                  "", "| backend | line | on / off |", "|---|---|---|"]
+        lines += [f"| {backend} | {label} | {_pct(r)} |" for backend, r, label in costs]
+    lines += _audit_markdown(data)
+    if data.get("load"):
+        s = load_summary(data["load"])
+        lines += ["", "### 8. Under load (bench/load.py)", "",
+                  "| throughput ratio | p95 ratio | stale | errors | connections |",
+                  "|---|---|---|---|---|",
+                  f"| {s['throughput_ratio']} | {s['p95_ratio']} | {s['stale']} | "
+                  f"{s['errors']} | {s['connections']} |"]
+    return lines
+
+
+def _sparse_markdown(data: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for backend, b in data["backends"].items():
+        for size in sorted(int(s) for s in b.get("sparse", {})):
+            entry = b["sparse"][str(size)]
+            if not lines:
+                lines += ["", "### 2s. Sparse worlds: scoped list page of 50", "",
+                          "Database time: PostgreSQL's EXPLAIN ANALYZE execution time, "
+                          "SQLite's statement time on the driver (median of 7). Rows read: "
+                          "lead rows the PostgreSQL plan touched.", "",
+                          "| backend | leads | member / unowned | scope | rows | database time"
+                          " | rows read | plugin / hand-written (whole page) |",
+                          "|---|---|---|---|---|---|---|---|"]
+            for key, p in entry["pages"].items():
+                read = (f"{p['rows_read']:,} ({p['rows_read'] / entry['lead_rows'] * 100:.2f}%)"
+                        if "rows_read" in p else
+                        ("owner index" if p.get("owner_index") else "-"))
+                ratio = (f"{p['plugin_over_handwritten']:.2f}x"
+                         if "plugin_over_handwritten" in p else "-")
+                lines.append(f"| {backend} | {size:,} | {key} | {p['scope']} | {p['rows']} | "
+                             f"{p.get('db_ms', 0):.3f} ms | {read} | {ratio} |")
+    return lines
+
+
+def _audit_markdown(data: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for backend, b in data["backends"].items():
+        a = b.get("audit")
+        if not a:
+            continue
+        lines += ["", f"### 7c. The audit page's filters on {a['events']:,} events "
+                  f"({backend}, loaded in {a['load_s']:.0f} s)", "",
+                  "| filter | rows | plan nodes on the trail | indexes | rows read | "
+                  "database time |", "|---|---|---|---|---|---|"]
+        for label, f in a["filters"].items():
+            lines.append(f"| {label} | {f['rows']} | {', '.join(f['nodes'])} | "
+                         f"{', '.join(f['indexes'])} | {f['rows_read']:,} "
+                         f"({f['share'] * 100:.3f}%) | {f['db_ms']:.2f} ms |")
+    return lines
