@@ -112,6 +112,10 @@ def rls(ax: Any, data: dict[str, Any]) -> bool:
             rows = [b["sizes"][str(s)]["rls"][sc] for s in sizes]
             ax.plot(sizes, [r["plugin_over_rls"] for r in rows], STYLES[sc], marker="o",
                     color=COLORS.get(backend), label=f"{backend} {sc}: plugin / RLS")
+            if all("plugin_over_rls_statement" in r for r in rows):
+                ax.plot(sizes, [r["plugin_over_rls_statement"] for r in rows], STYLES[sc],
+                        marker="^", alpha=0.5, color=COLORS.get(backend),
+                        label=f"{sc}: plugin / RLS statement alone")
             ax.plot(sizes, [r["plugin_over_rls"] / r["plugin_over_handwritten"] for r in rows],
                     STYLES[sc], marker="x", alpha=0.4, color="tab:grey",
                     label=f"{sc}: hand-written / RLS")
