@@ -1,0 +1,666 @@
+"""Several workers under load: ``python -m bench.load`` (or ``python -m bench --load 60``).
+
+Starts a throwaway PostgreSQL, seeds the load world (``bench/loadapp.py``:
+50 members at own, department and all scope, leads, and a sharing
+agreement), and serves it twice with gunicorn, 4 sync workers each, on
+127.0.0.1, as the README's "Running on PostgreSQL with several workers"
+does: the ``plugin`` app and the ``hand`` app (plugin off, rows filtered by
+hand). Both servers answer the same rows; :func:`check_same_rows` proves it
+before the load starts.
+
+An asyncio client (aiohttp) signs every member in through the login form
+(with its CSRF token), then drives both servers in turn, plugin, hand,
+hand, plugin (so slow drift of the machine hits both alike), each for half
+the ``--duration``: every member runs one request at a time, list, detail,
+create, edit or export of leads, until the phase ends or the request budget
+(``--max-requests``) is spent.
+
+During the last plugin phase an admin client makes two changes through the
+JSON API (so through one of the workers): the role probe loses its
+all-scope role (own scope remains), then the other workspace revokes its
+agreement. Every answer is judged by :mod:`bench.loadcheck`; the answers
+that started after a change's commit and still show the old rights are
+counted as stale (goal 0). A sampler reads ``pg_stat_activity`` every
+0.2 s for the connections each server holds.
+
+Writes ``load.json`` and ``load.png`` to the results directory; the goals
+have the shape of ``bench/report.py``'s, and :func:`markdown` renders the
+results for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import io
+import json
+import os
+import random
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.loadapp import PASSWORD, LoadWorld, build_world  # noqa: E402
+from bench.loadcheck import Change, Judge, Row  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+VARIANTS = ("plugin", "hand")
+PREFIX = {"plugin": "/load/rbac", "hand": "/load/hand"}
+#: The phases, in order: each variant twice, for half the duration each time.
+ORDER = ("plugin", "hand", "hand", "plugin")
+OPS = ("list", "detail", "create", "edit", "export")
+WEIGHTS = (40, 30, 10, 10, 10)
+STATUSES = ("new", "contacted", "qualified", "lost")
+START_SECONDS = 90
+REQUEST_TIMEOUT = 30
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] load: {message}", flush=True)
+
+
+# -- servers -----------------------------------------------------------------------------
+
+
+@contextmanager
+def gunicorn(variant: str, url: str, workers: int, secret: str,
+             log_dir: Path) -> Iterator[str]:
+    """Serve ``variant`` with ``workers`` sync workers on a free loopback port; yield its URL."""
+    from sqlalchemy.engine import make_url
+
+    from tests.pgserver import free_port
+
+    port = free_port()
+    db_url = make_url(url).update_query_dict({"application_name": f"load-{variant}"})
+    env = {**os.environ, "BENCH_LOAD_VARIANT": variant, "FLASK_SECRET_KEY": secret,
+           "FLASK_SQLALCHEMY_DATABASE_URI": db_url.render_as_string(hide_password=False)}
+    log_path = log_dir / f"gunicorn-{variant}.log"
+    with open(log_path, "wb") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(workers),
+             "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "--timeout", "60",
+             "bench.loadapp:server()"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            asyncio.run(_until_workers_answer(base, workers, server, log_path))
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+async def _until_workers_answer(base: str, workers: int, server: subprocess.Popen[bytes],
+                                log_path: Path) -> None:
+    """Wait until every worker has answered (a static file: no sign-in, no database)."""
+    import aiohttp
+
+    seen: set[str] = set()
+    deadline = time.monotonic() + START_SECONDS
+    async with aiohttp.ClientSession() as http:
+        async def probe() -> None:
+            try:
+                async with http.get(base + "/static/css/app.css",
+                                    timeout=aiohttp.ClientTimeout(total=5)) as answer:
+                    seen.add(answer.headers.get("X-Worker-Pid", ""))
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+        while len(seen - {""}) < workers:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"gunicorn did not start {workers} workers: "
+                                   + log_path.read_text()[-3000:])
+            await asyncio.gather(*(probe() for _ in range(4 * workers)))
+            await asyncio.sleep(0.1)
+
+
+class ConnectionSampler:
+    """Count each server's database connections (``application_name``) every 0.2 s."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self.engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1)
+        self.peak: dict[str, int] = {}
+        #: The peak per phase ("1 plugin", ...), set by the driver as it goes.
+        self.by_phase: dict[str, dict[str, int]] = {}
+        self.phase = "sign-in"
+        self.samples = 0
+        self.version = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import sqlalchemy as sa
+
+        query = sa.text("SELECT application_name, count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "GROUP BY application_name")
+        with self.engine.connect() as conn:
+            self.version = str(conn.scalar(sa.text("SHOW server_version")))
+            while not self._stop.is_set():
+                phase = self.by_phase.setdefault(self.phase, {})
+                for name, count in conn.execute(query):
+                    self.peak[name] = max(self.peak.get(name, 0), int(count))
+                    phase[name] = max(phase.get(name, 0), int(count))
+                self.samples += 1
+                self._stop.wait(0.2)
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.engine.dispose()
+
+
+# -- the client --------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What one variant's phases measured."""
+
+    seconds: float = 0.0
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, key: str) -> None:
+        self.errors[key] = self.errors.get(key, 0) + 1
+
+
+@dataclass
+class Signed:
+    """One member signed in to one server."""
+
+    index: int
+    http: Any  # aiohttp.ClientSession with the member's cookies
+    csrf: str
+    last_rows: list[Row] = field(default_factory=list)
+    created: list[int] = field(default_factory=list)
+
+
+class Budget:
+    def __init__(self, requests: int) -> None:
+        self.left = requests
+
+    def take(self) -> bool:
+        self.left -= 1
+        return self.left >= 0
+
+
+async def sign_in(base: str, world: LoadWorld, index: int) -> Signed:
+    """Sign member ``index`` in through the login form; fetch a CSRF token for its writes."""
+    import aiohttp
+
+    http = aiohttp.ClientSession(
+        base, cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies for 127.0.0.1
+        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
+    async with http.get("/login") as answer:
+        page = await answer.text()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    if token is None:
+        raise RuntimeError("the login form carries no CSRF token")
+    form = {"csrf_token": token.group(1), "email": world.members[index].email,
+            "password": PASSWORD}
+    async with http.post("/login", data=form, allow_redirects=False) as answer:
+        if answer.status != 302:
+            raise RuntimeError(f"sign-in of {form['email']} answered {answer.status}")
+    async with http.get("/load/csrf", allow_redirects=False) as answer:
+        csrf = (await answer.json())["csrf"]
+    return Signed(index, http, csrf)
+
+
+def page_params(world: LoadWorld, judge: Judge, variant: str, index: int,
+                now: float) -> dict[str, Any]:
+    """The query string of a hand page: the member's workspace, scope and department.
+
+    A hand-written app has to know them; figure 3*'s hand pages take them
+    from the query string too, so the baseline pays nothing to learn them.
+    """
+    if variant == "plugin":
+        return {}
+    return {"ws": world.crm_ws, "scope": judge.current_scope(index, now),
+            "dept": world.members[index].department_id}
+
+
+class Driver:
+    """Drive one server with every signed-in member; judge and time every answer."""
+
+    def __init__(self, world: LoadWorld, judge: Judge, budget: Budget, seed: int) -> None:
+        """``seed`` makes each member's sequence of requests the same from run to run."""
+        self.world = world
+        self.judge = judge
+        self.budget = budget
+        self.seed = seed
+
+    async def phase(self, variant: str, members: list[Signed], seconds: float,
+                    tally: Tally) -> int:
+        """Run every member's loop for ``seconds``; return the requests completed."""
+        start = time.monotonic()
+        end = start + seconds
+        counts = await asyncio.gather(*(self._member(variant, s, end, tally) for s in members))
+        tally.seconds += time.monotonic() - start
+        return sum(counts)
+
+    async def _member(self, variant: str, signed: Signed, end: float, tally: Tally) -> int:
+        rng = random.Random(f"{self.seed}-{variant}-{signed.index}-{tally.seconds}")
+        done = 0
+        while time.monotonic() < end and self.budget.take():
+            op = rng.choices(OPS, WEIGHTS)[0]
+            started = time.monotonic()
+            try:
+                await getattr(self, "_" + op)(variant, signed, rng, started, tally)
+            except Exception as exc:  # noqa: BLE001 (every failure is counted, none stops the run)
+                tally.error(f"{op}: {type(exc).__name__}")
+            tally.latencies[op].append((time.monotonic() - started) * 1000)
+            done += 1
+        return done
+
+    def _params(self, variant: str, signed: Signed, now: float) -> dict[str, Any]:
+        return page_params(self.world, self.judge, variant, signed.index, now)
+
+    def _before(self, rng: random.Random) -> dict[str, Any]:
+        return {} if rng.random() < 0.2 else {"before": rng.randint(2, self.world.leads + 1)}
+
+    async def _list(self, variant: str, signed: Signed, rng: random.Random, started: float,
+                    tally: Tally) -> None:
+        params = {**self._params(variant, signed, started), **self._before(rng)}
+        async with signed.http.get(PREFIX[variant] + "/leads", params=params) as answer:
+            body = await answer.json() if answer.status == 200 else None
+        if body is None:
+            tally.error(f"list: {answer.status}")
+            return
+        rows = [(r["id"], r["workspace_id"], r["owner_id"]) for r in body]
+        signed.last_rows = rows
+        self.judge.rows(signed.index, rows, started, time.monotonic())
+
+    async def _export(self, variant: str, signed: Signed, rng: random.Random, started: float,
+                      tally: Tally) -> None:
+        params = {**self._params(variant, signed, started), **self._before(rng)}
+        async with signed.http.get(PREFIX[variant] + "/leads.csv", params=params) as answer:
+            text = await answer.text() if answer.status == 200 else None
+        if text is None:
+            tally.error(f"export: {answer.status}")
+            return
+        rows = [(int(r["id"]), int(r["workspace_id"]), int(r["owner_id"]) if r["owner_id"]
+                 else None) for r in csv.DictReader(io.StringIO(text))]
+        self.judge.rows(signed.index, rows, started, time.monotonic())
+
+    def _target(self, signed: Signed, rng: random.Random) -> Row:
+        """A lead to open: mostly a sentinel for a probe, else a row of the last page.
+
+        A sentinel is a lead the probe sees before its change and must not
+        see after: each detail of one after the change is a crisp check.
+        """
+        if signed.index == self.world.role_probe and rng.random() < 0.8:
+            return rng.choice(self.world.role_sentinels)
+        if signed.index == self.world.share_probe and rng.random() < 0.8:
+            return rng.choice(self.world.share_sentinels)
+        if signed.last_rows:
+            return rng.choice(signed.last_rows)
+        member = self.world.members[signed.index]
+        return (rng.choice(member.own_leads), self.world.crm_ws, member.user_id)
+
+    async def _detail(self, variant: str, signed: Signed, rng: random.Random, started: float,
+                      tally: Tally) -> None:
+        target = self._target(signed, rng)
+        params = self._params(variant, signed, started)
+        async with signed.http.get(f"{PREFIX[variant]}/leads/{target[0]}",
+                                   params=params) as answer:
+            status = answer.status
+            body = await answer.json() if status == 200 else None
+        if status not in (200, 403, 404):
+            tally.error(f"detail: {status}")
+            return
+        row = (body["id"], body["workspace_id"], body["owner_id"]) if body else None
+        if not self.judge.detail(signed.index, target, status, row, started, time.monotonic()):
+            tally.error("detail: wrong answer")
+
+    async def _create(self, variant: str, signed: Signed, rng: random.Random, started: float,
+                      tally: Tally) -> None:
+        params = self._params(variant, signed, started)
+        async with signed.http.post(PREFIX[variant] + "/leads", params=params,
+                                    json={"name": f"Load lead {rng.random():.6f}",
+                                          "company": "Load"},
+                                    headers={"X-CSRFToken": signed.csrf}) as answer:
+            body = await answer.json() if answer.status == 201 else None
+        if body is None:
+            tally.error(f"create: {answer.status}")
+            return
+        signed.created = [body["id"], *signed.created[:19]]
+
+    async def _edit(self, variant: str, signed: Signed, rng: random.Random, started: float,
+                    tally: Tally) -> None:
+        member = self.world.members[signed.index]
+        lead = rng.choice(signed.created or member.own_leads)
+        params = self._params(variant, signed, started)
+        async with signed.http.post(f"{PREFIX[variant]}/leads/{lead}", params=params,
+                                    json={"status": rng.choice(STATUSES)},
+                                    headers={"X-CSRFToken": signed.csrf}) as answer:
+            await answer.read()
+        if answer.status != 200:
+            tally.error(f"edit: {answer.status}")
+
+
+async def make_changes(base: str, world: LoadWorld, changes: dict[str, Change],
+                       at: tuple[float, float]) -> None:
+    """Move the role probe from all to own scope, then revoke the agreement, through the API."""
+    import aiohttp
+
+    member = world.members[world.role_probe]
+    crm = {"Authorization": f"Bearer {world.crm_owner_token}"}
+    other = {"Authorization": f"Bearer {world.other_owner_token}"}
+    async with aiohttp.ClientSession(base) as admin:
+        await asyncio.sleep(at[0])
+        async with admin.post(f"/api/v1/members/{member.membership_id}/roles", headers=crm,
+                              json={"role_id": world.own_role_id}) as answer:
+            if answer.status != 201:
+                raise RuntimeError(f"assigning the own-scope role: {answer.status} "
+                                   f"{await answer.text()}")
+        await _change(admin, changes["role"], "DELETE",
+                      f"/api/v1/members/{member.membership_id}/roles/"
+                      f"{world.role_probe_assignment}", crm, 204)
+        await asyncio.sleep(max(0.0, at[1] - at[0]))
+        await _change(admin, changes["agreement"], "POST",
+                      f"/api/v1/sharing/{world.agreement_id}/revoke", other, 200)
+
+
+async def _change(admin: Any, change: Change, method: str, path: str,
+                  headers: dict[str, str], expected: int) -> None:
+    change.sent = time.monotonic()
+    async with admin.request(method, path, headers=headers) as answer:
+        body = await answer.text()
+    change.committed = time.monotonic()
+    change.status = answer.status
+    if answer.status != expected:
+        raise RuntimeError(f"{change.kind} change answered {answer.status}: {body}")
+
+
+async def check_same_rows(bases: dict[str, str], signed: dict[str, list[Signed]],
+                          judge: Judge, world: LoadWorld) -> int:
+    """Ask both servers for the same pages as each member; return how many differ."""
+    rng = random.Random(7)
+    differ = 0
+    for s_plugin, s_hand in zip(signed["plugin"], signed["hand"], strict=True):
+        for before in (None, rng.randint(2, world.leads + 1)):
+            pages = []
+            for variant, s in (("plugin", s_plugin), ("hand", s_hand)):
+                params = {**page_params(world, judge, variant, s.index, 0.0),
+                          **({"before": before} if before else {})}
+                async with s.http.get(PREFIX[variant] + "/leads", params=params) as answer:
+                    pages.append([r["id"] for r in await answer.json()])
+            differ += pages[0] != pages[1]
+    return differ
+
+
+async def drive(bases: dict[str, str], world: LoadWorld, seconds: float,
+                max_requests: int, seed: int, sampler: ConnectionSampler) -> dict[str, Any]:
+    """Sign everyone in on both servers, check the rows agree, then run the phases."""
+    changes = {"role": Change("role"), "agreement": Change("agreement")}
+    judge = Judge(world, changes)
+    signed: dict[str, list[Signed]] = {}
+    gate = asyncio.Semaphore(8)
+
+    async def one(base: str, index: int) -> Signed:
+        async with gate:
+            return await sign_in(base, world, index)
+
+    try:
+        for variant in VARIANTS:
+            signed[variant] = list(await asyncio.gather(
+                *(one(bases[variant], k) for k in range(len(world.members)))))
+        log(f"{len(world.members)} members signed in on both servers")
+        same_rows_differ = await check_same_rows(bases, signed, judge, world)
+        tallies = {v: Tally() for v in VARIANTS}
+        driver = Driver(world, judge, Budget(max_requests), seed)
+        phase_s = seconds / ORDER.count("plugin")
+        for number, variant in enumerate(ORDER):
+            last = number == len(ORDER) - 1
+            sampler.phase = f"{number + 1} {variant}"
+            work = [driver.phase(variant, signed[variant], phase_s, tallies[variant])]
+            if last:
+                work.append(make_changes(bases["plugin"], world, changes,
+                                         (phase_s / 4, phase_s / 2)))
+            done = (await asyncio.gather(*work))[0]
+            log(f"phase {number + 1}/{len(ORDER)} ({variant}): {done} requests")
+    finally:
+        for sessions in signed.values():
+            for s in sessions:
+                await s.http.close()
+    return {"tallies": tallies, "verdicts": judge.verdicts, "changes": changes,
+            "same_rows_differ": same_rows_differ}
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+def measure(duration: float = 60.0, members: int = 50, workers: int = 4, leads: int = 20_000,
+            max_requests: int = 1_000_000, out_dir: Path = RESULTS, seed: int = 23,
+            chart: bool = True, pg: Any = None) -> dict[str, Any]:
+    """Run the whole measurement; write ``load.json`` (and ``load.png``); return the result.
+
+    ``pg``: a running :class:`tests.pgserver.PostgresServer` to use (the
+    tests pass theirs); by default a throwaway one is started and stopped.
+    """
+    import tempfile
+
+    from tests.pgserver import PostgresServer
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    with ExitStack() as stack:
+        if pg is None:
+            pg = stack.enter_context(PostgresServer())
+        name = f"rbac_load_{os.getpid()}"
+        url = pg.create_database(name)
+        stack.callback(pg.drop_database, name)
+        log("seeding the world")
+        world = build_world(url, members, leads)
+        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rbac-load-")))
+        secret = secrets.token_hex(32)
+        bases = {v: stack.enter_context(gunicorn(v, url, workers, secret, logs))
+                 for v in VARIANTS}
+        log(f"both servers up with {workers} workers each")
+        with ConnectionSampler(url) as sampler:
+            raw = asyncio.run(drive(bases, world, duration, max_requests, seed, sampler))
+        server_logs = {v: (logs / f"gunicorn-{v}.log").read_text()[-2000:] for v in VARIANTS}
+    result = summarise(raw, sampler.peak, sampler.samples)
+    result["peak_db_connections_by_phase"] = sampler.by_phase
+    result["meta"] = {
+        "command": "python -m bench.load " + f"--duration {duration:g} --members {members} "
+                   f"--workers {workers} --leads {leads}",
+        "started": started, "duration_s": duration, "members": members, "workers": workers,
+        "leads": leads, "phases": list(ORDER), "mix": dict(zip(OPS, WEIGHTS, strict=True)),
+        "cpu_count": os.cpu_count(), "load_average_start": load_start,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        "postgresql": sampler.version,
+    }
+    if any(v["errors"] for v in result["variants"].values()):
+        result["server_log_tail"] = server_logs
+    (out_dir / "load.json").write_text(json.dumps(result, indent=1))
+    if chart:
+        draw(result, out_dir / "load.png")
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0..1) of ``values``, in their unit."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def _variant(tally: Tally, peak: int) -> dict[str, Any]:
+    every = [x for op in OPS for x in tally.latencies[op]]
+    count = len(every)
+    return {
+        "requests": count,
+        "seconds": round(tally.seconds, 2),
+        "throughput_rps": round(count / tally.seconds, 1) if tally.seconds else 0.0,
+        "p50_ms": round(percentile(every, 0.50), 2),
+        "p95_ms": round(percentile(every, 0.95), 2),
+        "p99_ms": round(percentile(every, 0.99), 2),
+        "errors": dict(sorted(tally.errors.items())),
+        "error_count": sum(tally.errors.values()),
+        "peak_db_connections": peak,
+        "by_op": {op: {"requests": len(tally.latencies[op]),
+                       "p50_ms": round(percentile(tally.latencies[op], 0.50), 2),
+                       "p95_ms": round(percentile(tally.latencies[op], 0.95), 2)}
+                  for op in OPS},
+    }
+
+
+def summarise(raw: dict[str, Any], peaks: dict[str, int], samples: int) -> dict[str, Any]:
+    """Turn the tallies, verdicts and changes into the result (see the module docstring)."""
+    variants = {v: _variant(raw["tallies"][v], peaks.get(f"load-{v}", 0)) for v in VARIANTS}
+    plugin, hand = variants["plugin"], variants["hand"]
+    ratios = {"throughput": round(plugin["throughput_rps"] / hand["throughput_rps"], 3)
+              if hand["throughput_rps"] else None,
+              "p95": round(plugin["p95_ms"] / hand["p95_ms"], 3) if hand["p95_ms"] else None}
+    verdicts = raw["verdicts"]
+    first = min(c.sent for c in raw["changes"].values())
+    staleness = {
+        "changes": [{"kind": c.kind, "status": c.status,
+                     "committed_after_s": round(c.committed - c.sent, 4),
+                     "stale_answers": verdicts.stale[c.kind],
+                     "detail_probes_after": verdicts.exercised[c.kind],
+                     "pages_after": verdicts.pages_after[c.kind]}
+                    for c in raw["changes"].values()],
+        "stale_total": sum(verdicts.stale.values()),
+        "answers_checked": verdicts.checked,
+        "wrong_answers": verdicts.wrong,
+        "first_change_sent": first != float("inf"),
+    }
+    result = {"variants": variants, "ratios": ratios, "staleness": staleness,
+              "same_rows_differ": raw["same_rows_differ"],
+              "connection_samples": samples, "peak_db_connections": peaks}
+    result["goals"] = goals(result)
+    return result
+
+
+def _goal(goal: str, measured: str, passed: bool | None) -> dict[str, Any]:
+    return {"figure": "load", "backend": "postgresql", "goal": goal, "measured": measured,
+            "where": "gunicorn", "passed": passed}
+
+
+def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's goals, in the shape of ``bench/report.py``'s goals table."""
+    v, r, st = result["variants"], result["ratios"], result["staleness"]
+    errors = sum(x["error_count"] for x in v.values())
+    throughput, p95 = r["throughput"], r["p95"]
+    probes = sum(c["detail_probes_after"] + c["pages_after"] for c in st["changes"])
+    return [
+        _goal("throughput plugin / hand >= 0.9", f"{throughput}x",
+              throughput is not None and throughput >= 0.9),
+        _goal("p95 plugin / hand <= 1.15", f"{p95}x", p95 is not None and p95 <= 1.15),
+        _goal("errors = 0", f"{errors} ({v['plugin']['error_count']} plugin, "
+              f"{v['hand']['error_count']} hand)", errors == 0),
+        _goal("stale answers after a change = 0",
+              f"{st['stale_total']} of {probes} probes after the commits",
+              st["stale_total"] == 0),
+        _goal("both variants answer the same rows", f"{result['same_rows_differ']} pages differ",
+              result["same_rows_differ"] == 0),
+        _goal("database connections (context)",
+              ", ".join(f"{k}: {n}" for k, n in sorted(result["peak_db_connections"].items())),
+              None),
+    ]
+
+
+def draw(result: dict[str, Any], path: Path) -> None:
+    """Throughput and latency quantiles of both variants, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    v = result["variants"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.bar(VARIANTS, [v[x]["throughput_rps"] for x in VARIANTS], color=["#3b6ea5", "#999"])
+    left.set_ylabel("requests / s")
+    left.set_title(f"Throughput ({result['ratios']['throughput']}x)")
+    width = 0.38
+    for k, variant in enumerate(VARIANTS):
+        quantiles = [v[variant][f"p{q}_ms"] for q in (50, 95, 99)]
+        right.bar([i + (k - 0.5) * width for i in range(3)], quantiles, width, label=variant,
+                  color=["#3b6ea5", "#999"][k])
+    right.set_xticks(range(3), ["p50", "p95", "p99"])
+    right.set_ylabel("ms")
+    right.set_title(f"Latency (p95 {result['ratios']['p95']}x)")
+    right.legend()
+    meta = result.get("meta", {})
+    fig.suptitle(f"{meta.get('members')} members, gunicorn {meta.get('workers')} workers x 2, "
+                 f"PostgreSQL, {meta.get('duration_s')} s per variant")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results of the load run as a docs/benchmarks.md section body."""
+    v, meta = result["variants"], result.get("meta", {})
+    lines = [f"`{meta.get('command', 'python -m bench.load')}`: {meta.get('members')} signed-in "
+             f"members, gunicorn with {meta.get('workers')} sync workers per variant on "
+             f"PostgreSQL {meta.get('postgresql', '')}, phases {' / '.join(meta.get('phases', []))}"
+             f", {meta.get('duration_s')} s per variant.", "",
+             "| variant | req/s | p50 ms | p95 ms | p99 ms | errors | peak DB connections |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in VARIANTS:
+        x = v[name]
+        lines.append(f"| {name} | {x['throughput_rps']} | {x['p50_ms']} | {x['p95_ms']} | "
+                     f"{x['p99_ms']} | {x['error_count']} | {x['peak_db_connections']} |")
+    lines += ["", "| goal | measured | verdict |", "|---|---|---|"]
+    for g in result["goals"]:
+        verdict = "context" if g["passed"] is None else "pass" if g["passed"] else "FAIL"
+        lines.append(f"| {g['goal']} | {g['measured']} | {verdict} |")
+    lines.append("")
+    for c in result["staleness"]["changes"]:
+        lines.append(f"- {c['kind']} change: {c['stale_answers']} stale answers; "
+                     f"{c['detail_probes_after']} detail probes and {c['pages_after']} pages "
+                     f"of affected members started after its commit.")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.load",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0,
+                        help="seconds of load per variant (default 60; 10 for a smoke run)")
+    parser.add_argument("--members", type=int, default=50, help="concurrent members (50)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers per variant")
+    parser.add_argument("--leads", type=int, default=20_000, help="leads in the world")
+    parser.add_argument("--max-requests", type=int, default=1_000_000,
+                        help="stop after this many requests in all")
+    parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--out", default=str(RESULTS), help="results directory")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = measure(duration=args.duration, members=args.members, workers=args.workers,
+                     leads=args.leads, max_requests=args.max_requests, out_dir=Path(args.out),
+                     seed=args.seed)
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
