@@ -77,30 +77,43 @@ def log(message: str) -> None:
 
 
 @contextmanager
-def gunicorn(variant: str, url: str, workers: int, secret: str,
-             log_dir: Path) -> Iterator[str]:
-    """Serve ``variant`` with ``workers`` sync workers on a free loopback port; yield its URL."""
+def gunicorns(url: str, workers: int, log_dir: Path) -> Iterator[dict[str, str]]:
+    """Serve each variant with ``workers`` sync workers on a free loopback port.
+
+    Yields ``{variant: base URL}`` once every worker of both has answered;
+    stops both servers afterwards. Each server's stderr is kept in
+    ``log_dir/gunicorn-<variant>.log``.
+    """
     from sqlalchemy.engine import make_url
 
     from tests.pgserver import free_port
 
-    port = free_port()
-    db_url = make_url(url).update_query_dict({"application_name": f"load-{variant}"})
-    env = {**os.environ, "BENCH_LOAD_VARIANT": variant, "FLASK_SECRET_KEY": secret,
-           "FLASK_SQLALCHEMY_DATABASE_URI": db_url.render_as_string(hide_password=False)}
-    log_path = log_dir / f"gunicorn-{variant}.log"
-    with open(log_path, "wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(workers),
-             "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "--timeout", "60",
-             "bench.loadapp:server()"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            asyncio.run(_until_workers_answer(base, workers, server, log_path))
-            yield base
-        finally:
+    secret = secrets.token_hex(32)
+    servers: dict[str, tuple[str, subprocess.Popen[bytes], Path]] = {}
+    try:
+        for variant in VARIANTS:
+            port = free_port()
+            db_url = make_url(url).update_query_dict({"application_name": f"load-{variant}"})
+            env = {**os.environ, "BENCH_LOAD_VARIANT": variant, "FLASK_SECRET_KEY": secret,
+                   "FLASK_SQLALCHEMY_DATABASE_URI": db_url.render_as_string(hide_password=False)}
+            log_path = log_dir / f"gunicorn-{variant}.log"
+            with open(log_path, "wb") as log_file:  # the child keeps its own descriptor
+                server = subprocess.Popen(
+                    [sys.executable, "-m", "gunicorn", "--workers", str(workers),
+                     "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2",
+                     "--timeout", "60", "bench.loadapp:server()"],
+                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
+            servers[variant] = (f"http://127.0.0.1:{port}", server, log_path)
+
+        async def ready() -> None:
+            await asyncio.gather(*(_until_workers_answer(base, workers, server, log_path)
+                                   for base, server, log_path in servers.values()))
+        asyncio.run(ready())
+        yield {variant: base for variant, (base, _, _) in servers.items()}
+    finally:
+        for _, server, _ in servers.values():
             server.terminate()
+        for _, server, _ in servers.values():
             server.wait(timeout=30)
 
 
@@ -140,22 +153,30 @@ class ConnectionSampler:
         self.phase = "sign-in"
         self.samples = 0
         self.version = ""
+        #: At each server's peak: (pid, state, the connection's last statement), to tell
+        #: what held the extra connections.
+        self.at_peak: dict[str, list[tuple[int, str, str]]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         import sqlalchemy as sa
 
-        query = sa.text("SELECT application_name, count(*) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                        "GROUP BY application_name")
+        query = sa.text("SELECT application_name, pid, state, left(query, 160) "
+                        "FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         with self.engine.connect() as conn:
             self.version = str(conn.scalar(sa.text("SHOW server_version")))
             while not self._stop.is_set():
                 phase = self.by_phase.setdefault(self.phase, {})
-                for name, count in conn.execute(query):
-                    self.peak[name] = max(self.peak.get(name, 0), int(count))
-                    phase[name] = max(phase.get(name, 0), int(count))
+                seen: dict[str, list[tuple[int, str, str]]] = {}
+                for name, pid, state, text in conn.execute(query):
+                    seen.setdefault(name, []).append((pid, str(state), str(text)))
+                for name, rows in seen.items():
+                    if len(rows) > self.peak.get(name, 0):
+                        self.at_peak[name] = rows
+                    self.peak[name] = max(self.peak.get(name, 0), len(rows))
+                    phase[name] = max(phase.get(name, 0), len(rows))
                 self.samples += 1
                 self._stop.wait(0.2)
 
@@ -248,20 +269,25 @@ class Driver:
         self.judge = judge
         self.budget = budget
         self.seed = seed
+        self.end = 0.0
 
     async def phase(self, variant: str, members: list[Signed], seconds: float,
                     tally: Tally) -> int:
         """Run every member's loop for ``seconds``; return the requests completed."""
         start = time.monotonic()
-        end = start + seconds
-        counts = await asyncio.gather(*(self._member(variant, s, end, tally) for s in members))
+        self.end = start + seconds
+        counts = await asyncio.gather(*(self._member(variant, s, tally) for s in members))
         tally.seconds += time.monotonic() - start
         return sum(counts)
 
-    async def _member(self, variant: str, signed: Signed, end: float, tally: Tally) -> int:
+    def extend(self, until: float) -> None:
+        """Let the running phase go on at least until ``until`` (after a late change)."""
+        self.end = max(self.end, until)
+
+    async def _member(self, variant: str, signed: Signed, tally: Tally) -> int:
         rng = random.Random(f"{self.seed}-{variant}-{signed.index}-{tally.seconds}")
         done = 0
-        while time.monotonic() < end and self.budget.take():
+        while time.monotonic() < self.end and self.budget.take():
             op = rng.choices(OPS, WEIGHTS)[0]
             started = time.monotonic()
             try:
@@ -359,15 +385,22 @@ class Driver:
 
 
 async def make_changes(base: str, world: LoadWorld, changes: dict[str, Change],
-                       at: tuple[float, float]) -> None:
-    """Move the role probe from all to own scope, then revoke the agreement, through the API."""
+                       driver: Driver, phase_s: float) -> None:
+    """Move the role probe from all to own scope, then revoke the agreement, through the API.
+
+    The role change starts a fifth into the phase and the revocation two
+    fifths in; the phase goes on for at least half its length after the
+    revocation's commit, so that enough requests start after each change.
+    """
     import aiohttp
+
+    start = time.monotonic()
 
     member = world.members[world.role_probe]
     crm = {"Authorization": f"Bearer {world.crm_owner_token}"}
     other = {"Authorization": f"Bearer {world.other_owner_token}"}
     async with aiohttp.ClientSession(base) as admin:
-        await asyncio.sleep(at[0])
+        await asyncio.sleep(phase_s / 5)
         async with admin.post(f"/api/v1/members/{member.membership_id}/roles", headers=crm,
                               json={"role_id": world.own_role_id}) as answer:
             if answer.status != 201:
@@ -376,9 +409,10 @@ async def make_changes(base: str, world: LoadWorld, changes: dict[str, Change],
         await _change(admin, changes["role"], "DELETE",
                       f"/api/v1/members/{member.membership_id}/roles/"
                       f"{world.role_probe_assignment}", crm, 204)
-        await asyncio.sleep(max(0.0, at[1] - at[0]))
+        await asyncio.sleep(max(0.0, start + 2 * phase_s / 5 - time.monotonic()))
         await _change(admin, changes["agreement"], "POST",
                       f"/api/v1/sharing/{world.agreement_id}/revoke", other, 200)
+    driver.extend(changes["agreement"].committed + phase_s / 2)
 
 
 async def _change(admin: Any, change: Change, method: str, path: str,
@@ -435,8 +469,7 @@ async def drive(bases: dict[str, str], world: LoadWorld, seconds: float,
             sampler.phase = f"{number + 1} {variant}"
             work = [driver.phase(variant, signed[variant], phase_s, tallies[variant])]
             if last:
-                work.append(make_changes(bases["plugin"], world, changes,
-                                         (phase_s / 4, phase_s / 2)))
+                work.append(make_changes(bases["plugin"], world, changes, driver, phase_s))
             done = (await asyncio.gather(*work))[0]
             log(f"phase {number + 1}/{len(ORDER)} ({variant}): {done} requests")
     finally:
@@ -474,15 +507,14 @@ def measure(duration: float = 60.0, members: int = 50, workers: int = 4, leads: 
         log("seeding the world")
         world = build_world(url, members, leads)
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rbac-load-")))
-        secret = secrets.token_hex(32)
-        bases = {v: stack.enter_context(gunicorn(v, url, workers, secret, logs))
-                 for v in VARIANTS}
+        bases = stack.enter_context(gunicorns(url, workers, logs))
         log(f"both servers up with {workers} workers each")
         with ConnectionSampler(url) as sampler:
             raw = asyncio.run(drive(bases, world, duration, max_requests, seed, sampler))
         server_logs = {v: (logs / f"gunicorn-{v}.log").read_text()[-2000:] for v in VARIANTS}
     result = summarise(raw, sampler.peak, sampler.samples)
     result["peak_db_connections_by_phase"] = sampler.by_phase
+    result["connections_at_peak"] = sampler.at_peak
     result["meta"] = {
         "command": "python -m bench.load " + f"--duration {duration:g} --members {members} "
                    f"--workers {workers} --leads {leads}",

@@ -94,7 +94,7 @@ def test_a_short_load_run_writes_its_results_and_finds_nothing_stale(
         pg_server: object, tmp_path: Path) -> None:
     from bench import load
 
-    result = load.measure(duration=4, members=6, workers=2, leads=2000, out_dir=tmp_path,
+    result = load.measure(duration=6, members=6, workers=2, leads=2000, out_dir=tmp_path,
                           pg=pg_server)
     saved = json.loads((tmp_path / "load.json").read_text())
     assert saved["ratios"] == result["ratios"]
