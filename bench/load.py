@@ -21,7 +21,10 @@ all-scope role (own scope remains), then the other workspace revokes its
 agreement. Every answer is judged by :mod:`bench.loadcheck`; the answers
 that started after a change's commit and still show the old rights are
 counted as stale (goal 0). A sampler reads ``pg_stat_activity`` every
-0.2 s for the connections each server holds.
+0.2 s for the connections each server holds, per phase; a plugin worker
+may hold two, its request's and the one ``audit/refusals.py`` opens to
+write a refusal in a transaction of its own (the role probe's refused
+details after its change are such refusals).
 
 Writes ``load.json`` and ``load.png`` to the results directory; the goals
 have the shape of ``bench/report.py``'s, and :func:`markdown` renders the
@@ -483,7 +486,7 @@ async def drive(bases: dict[str, str], world: LoadWorld, seconds: float,
 # -- the run -----------------------------------------------------------------------------
 
 
-def measure(duration: float = 60.0, members: int = 50, workers: int = 4, leads: int = 20_000,
+def measure(duration: float = 60.0, members: int = 50, workers: int = 4, leads: int = 100_000,
             max_requests: int = 1_000_000, out_dir: Path = RESULTS, seed: int = 23,
             chart: bool = True, pg: Any = None) -> dict[str, Any]:
     """Run the whole measurement; write ``load.json`` (and ``load.png``); return the result.
@@ -677,7 +680,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds of load per variant (default 60; 10 for a smoke run)")
     parser.add_argument("--members", type=int, default=50, help="concurrent members (50)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers per variant")
-    parser.add_argument("--leads", type=int, default=20_000, help="leads in the world")
+    parser.add_argument("--leads", type=int, default=100_000,
+                        help="leads in the world (100000, figure 3's size)")
     parser.add_argument("--max-requests", type=int, default=1_000_000,
                         help="stop after this many requests in all")
     parser.add_argument("--seed", type=int, default=23)
