@@ -577,7 +577,9 @@ def summarise(raw: dict[str, Any], peaks: dict[str, int], samples: int) -> dict[
                      "committed_after_s": round(c.committed - c.sent, 4),
                      "stale_answers": verdicts.stale[c.kind],
                      "detail_probes_after": verdicts.exercised[c.kind],
-                     "pages_after": verdicts.pages_after[c.kind]}
+                     "pages_after": verdicts.pages_after[c.kind],
+                     "first_check_after_ms": None if verdicts.first_after_s[c.kind] is None
+                     else round(verdicts.first_after_s[c.kind] * 1000, 1)}
                     for c in raw["changes"].values()],
         "stale_total": sum(verdicts.stale.values()),
         "answers_checked": verdicts.checked,
@@ -669,7 +671,8 @@ def markdown(result: dict[str, Any]) -> str:
     for c in result["staleness"]["changes"]:
         lines.append(f"- {c['kind']} change: {c['stale_answers']} stale answers; "
                      f"{c['detail_probes_after']} detail probes and {c['pages_after']} pages "
-                     f"of affected members started after its commit.")
+                     f"of affected members started after its commit, the first "
+                     f"{c['first_check_after_ms']} ms after it.")
     return "\n".join(lines) + "\n"
 
 

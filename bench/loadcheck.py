@@ -67,6 +67,13 @@ class Verdicts:
     #: List and export pages of affected members started after a change's commit (a
     #: stale one would show a row the change hid, unless the page holds none of them).
     pages_after: dict[str, int] = field(default_factory=lambda: {"role": 0, "agreement": 0})
+    #: Seconds from a change's commit to the start of the first such probe or page.
+    first_after_s: dict[str, float | None] = field(
+        default_factory=lambda: {"role": None, "agreement": None})
+
+    def after(self, kind: str, seconds: float) -> None:
+        first = self.first_after_s[kind]
+        self.first_after_s[kind] = seconds if first is None else min(first, seconds)
 
 
 class Judge:
@@ -123,6 +130,7 @@ class Judge:
         for kind, change in self.changes.items():
             if started > change.committed and self._affected(index, kind):
                 self.verdicts.pages_after[kind] += 1
+                self.verdicts.after(kind, started - change.committed)
         return ok
 
     def detail(self, index: int, target: Row, status: int, row: Row | None, started: float,
@@ -142,6 +150,7 @@ class Judge:
                 if any(self.visible(member, target, r) for r in old) != any(
                         self.visible(member, target, r) for r in new):
                     self.verdicts.exercised[kind] += 1
+                    self.verdicts.after(kind, started - change.committed)
         return ok
 
     def _judge(self, index: int, started: float, ended: float, allowed: Any) -> bool:

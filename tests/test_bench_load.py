@@ -55,6 +55,7 @@ def test_a_shared_row_after_the_revocation_commit_is_stale() -> None:
     assert not j.rows(0, [(7, OTHER, BOB)], 11.5, 12)  # started after the commit
     assert j.verdicts.stale["agreement"] == 1
     assert j.verdicts.pages_after["agreement"] == 1
+    assert j.verdicts.first_after_s["agreement"] == 0.5
 
 
 def test_an_answer_overlapping_the_change_may_show_either_side() -> None:
@@ -114,6 +115,7 @@ def test_a_short_load_run_writes_its_results_and_finds_nothing_stale(
     assert staleness["stale_total"] == 0 and staleness["wrong_answers"] == 0
     for change in staleness["changes"]:  # the changed rights were exercised after each commit
         assert change["detail_probes_after"] + change["pages_after"] > 0, change
+        assert change["first_check_after_ms"] is not None
     assert {g["goal"] for g in saved["goals"]} >= {"errors = 0",
                                                    "stale answers after a change = 0"}
     assert "| plugin |" in load.markdown(saved)
