@@ -69,6 +69,9 @@ OPS = ("list", "detail", "create", "edit", "export")
 WEIGHTS = (40, 30, 10, 10, 10)
 STATUSES = ("new", "contacted", "qualified", "lost")
 START_SECONDS = 90
+#: gunicorn's access log line: phase label, method, path, status, microseconds spent.
+ACCESS_FORMAT = "%({x-load-phase}i)s %(m)s %(U)s %(s)s %(D)s"
+_PAGE = re.compile(r"^/load/(?:rbac|hand)/leads(?P<csv>\.csv)?(?P<id>/\d+)?$")
 REQUEST_TIMEOUT = 30
 
 
@@ -104,7 +107,8 @@ def gunicorns(url: str, workers: int, log_dir: Path) -> Iterator[dict[str, str]]
                 server = subprocess.Popen(
                     [sys.executable, "-m", "gunicorn", "--workers", str(workers),
                      "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2",
-                     "--timeout", "60", "bench.loadapp:server()"],
+                     "--timeout", "60", "--access-logfile", str(log_dir / f"access-{variant}.log"),
+                     "--access-logformat", ACCESS_FORMAT, "bench.loadapp:server()"],
                     cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
             servers[variant] = (f"http://127.0.0.1:{port}", server, log_path)
 
@@ -207,6 +211,14 @@ class Tally:
     def error(self, key: str) -> None:
         self.errors[key] = self.errors.get(key, 0) + 1
 
+    def add(self, other: Tally) -> None:
+        """Count ``other``'s phase in this tally too."""
+        self.seconds += other.seconds
+        for op, values in other.latencies.items():
+            self.latencies[op].extend(values)
+        for key, count in other.errors.items():
+            self.errors[key] = self.errors.get(key, 0) + count
+
 
 @dataclass
 class Signed:
@@ -273,12 +285,20 @@ class Driver:
         self.budget = budget
         self.seed = seed
         self.end = 0.0
+        self.phases_run = 0
 
     async def phase(self, variant: str, members: list[Signed], seconds: float,
-                    tally: Tally) -> int:
-        """Run every member's loop for ``seconds``; return the requests completed."""
+                    tally: Tally, label: str) -> int:
+        """Run every member's loop for ``seconds``; return the requests completed.
+
+        Each request carries ``X-Load-Phase: label``, which the servers'
+        access logs record with the time they spent on it (:func:`server_times`).
+        """
         start = time.monotonic()
         self.end = start + seconds
+        self.phases_run += 1
+        for signed in members:
+            signed.http.headers["X-Load-Phase"] = label
         counts = await asyncio.gather(*(self._member(variant, s, tally) for s in members))
         tally.seconds += time.monotonic() - start
         return sum(counts)
@@ -288,7 +308,7 @@ class Driver:
         self.end = max(self.end, until)
 
     async def _member(self, variant: str, signed: Signed, tally: Tally) -> int:
-        rng = random.Random(f"{self.seed}-{variant}-{signed.index}-{tally.seconds}")
+        rng = random.Random(f"{self.seed}-{self.phases_run}-{signed.index}")
         done = 0
         while time.monotonic() < self.end and self.budget.take():
             op = rng.choices(OPS, WEIGHTS)[0]
@@ -447,8 +467,14 @@ async def check_same_rows(bases: dict[str, str], signed: dict[str, list[Signed]]
 
 
 async def drive(bases: dict[str, str], world: LoadWorld, seconds: float,
-                max_requests: int, seed: int, sampler: ConnectionSampler) -> dict[str, Any]:
-    """Sign everyone in on both servers, check the rows agree, then run the phases."""
+                max_requests: int, seed: int, sampler: ConnectionSampler,
+                warmup: float) -> dict[str, Any]:
+    """Sign everyone in on both servers, check the rows agree, warm up, then run the phases.
+
+    The warm-up (``warmup`` seconds per variant, not measured) fills each
+    worker's caches and prepared statements, as a server that has been up
+    for a while has them.
+    """
     changes = {"role": Change("role"), "agreement": Change("agreement")}
     judge = Judge(world, changes)
     signed: dict[str, list[Signed]] = {}
@@ -466,21 +492,63 @@ async def drive(bases: dict[str, str], world: LoadWorld, seconds: float,
         same_rows_differ = await check_same_rows(bases, signed, judge, world)
         tallies = {v: Tally() for v in VARIANTS}
         driver = Driver(world, judge, Budget(max_requests), seed)
+        for variant in VARIANTS:
+            sampler.phase = f"warm-up {variant}"
+            await driver.phase(variant, signed[variant], warmup, Tally(), "warm-up")
         phase_s = seconds / ORDER.count("plugin")
+        phases = []
         for number, variant in enumerate(ORDER):
             last = number == len(ORDER) - 1
             sampler.phase = f"{number + 1} {variant}"
-            work = [driver.phase(variant, signed[variant], phase_s, tallies[variant])]
+            tally = Tally()
+            work = [driver.phase(variant, signed[variant], phase_s, tally, str(number + 1))]
             if last:
                 work.append(make_changes(bases["plugin"], world, changes, driver, phase_s))
             done = (await asyncio.gather(*work))[0]
+            tallies[variant].add(tally)
+            phases.append({"variant": variant, "changes": last,
+                           **{k: v for k, v in _variant(tally, 0).items()
+                              if k in ("requests", "seconds", "throughput_rps", "p50_ms",
+                                       "p95_ms", "error_count")}})
             log(f"phase {number + 1}/{len(ORDER)} ({variant}): {done} requests")
     finally:
         for sessions in signed.values():
             for s in sessions:
                 await s.http.close()
     return {"tallies": tallies, "verdicts": judge.verdicts, "changes": changes,
-            "same_rows_differ": same_rows_differ}
+            "same_rows_differ": same_rows_differ, "phases": phases}
+
+
+def server_times(access_log: Path) -> dict[str, Any]:
+    """Time the server spent per measured request, per operation, from its access log.
+
+    The client's latency includes waiting for a free worker (50 members, 4
+    workers); this is the time a worker spent on the request alone, the
+    closest measure of what each page costs.
+    """
+    per_op: dict[str, list[float]] = {op: [] for op in OPS}
+    per_phase: dict[str, list[float]] = {}
+    for line in access_log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) != 5 or not parts[0].isdigit():
+            continue  # warm-up, sign-in, the readiness probes
+        page = _PAGE.match(parts[2])
+        if page is None:
+            continue
+        op = ("export" if page["csv"] else
+              ("edit" if page["id"] else "create") if parts[1] == "POST" else
+              ("detail" if page["id"] else "list"))
+        per_op[op].append(int(parts[4]) / 1000)
+        per_phase.setdefault(parts[0], []).append(int(parts[4]) / 1000)
+    every = [x for values in per_op.values() for x in values]
+    return {"requests": len(every),
+            "mean_ms": round(sum(every) / len(every), 2) if every else None,
+            "p50_ms": round(percentile(every, 0.5), 2), "p95_ms": round(percentile(every, 0.95), 2),
+            "by_op": {op: {"mean_ms": round(sum(v) / len(v), 2) if v else None,
+                           "p95_ms": round(percentile(v, 0.95), 2)}
+                      for op, v in per_op.items()},
+            "by_phase_mean_ms": {label: round(sum(v) / len(v), 2)
+                                 for label, v in sorted(per_phase.items())}}
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -488,12 +556,15 @@ async def drive(bases: dict[str, str], world: LoadWorld, seconds: float,
 
 def measure(duration: float = 60.0, members: int = 50, workers: int = 4, leads: int = 100_000,
             max_requests: int = 1_000_000, out_dir: Path = RESULTS, seed: int = 23,
-            chart: bool = True, pg: Any = None) -> dict[str, Any]:
+            chart: bool = True, pg: Any = None, warmup: float | None = None) -> dict[str, Any]:
     """Run the whole measurement; write ``load.json`` (and ``load.png``); return the result.
 
     ``pg``: a running :class:`tests.pgserver.PostgresServer` to use (the
     tests pass theirs); by default a throwaway one is started and stopped.
+    ``warmup``: unmeasured seconds per variant first (default a quarter of
+    ``duration``, at most 10).
     """
+    warmup = min(10.0, duration / 4) if warmup is None else warmup
     import tempfile
 
     from tests.pgserver import PostgresServer
@@ -513,16 +584,28 @@ def measure(duration: float = 60.0, members: int = 50, workers: int = 4, leads: 
         bases = stack.enter_context(gunicorns(url, workers, logs))
         log(f"both servers up with {workers} workers each")
         with ConnectionSampler(url) as sampler:
-            raw = asyncio.run(drive(bases, world, duration, max_requests, seed, sampler))
+            raw = asyncio.run(drive(bases, world, duration, max_requests, seed, sampler,
+                                    warmup))
         server_logs = {v: (logs / f"gunicorn-{v}.log").read_text()[-2000:] for v in VARIANTS}
+        served = {v: server_times(logs / f"access-{v}.log") for v in VARIANTS}
     result = summarise(raw, sampler.peak, sampler.samples)
+    for v in VARIANTS:
+        result["variants"][v]["server"] = served[v]
+    if served["hand"]["mean_ms"]:
+        result["ratios"]["server_mean"] = round(
+            served["plugin"]["mean_ms"] / served["hand"]["mean_ms"], 3)
+        result["goals"].append(_goal(
+            "server time per request, plugin / hand (context: no queueing)",
+            f"{result['ratios']['server_mean']}x ({served['plugin']['mean_ms']} / "
+            f"{served['hand']['mean_ms']} ms mean)", None))
     result["peak_db_connections_by_phase"] = sampler.by_phase
     result["connections_at_peak"] = sampler.at_peak
     result["meta"] = {
         "command": "python -m bench.load " + f"--duration {duration:g} --members {members} "
-                   f"--workers {workers} --leads {leads}",
+                   f"--workers {workers} --leads {leads} --warmup {warmup:g}",
         "started": started, "duration_s": duration, "members": members, "workers": workers,
-        "leads": leads, "phases": list(ORDER), "mix": dict(zip(OPS, WEIGHTS, strict=True)),
+        "leads": leads, "phases": list(ORDER), "warmup_s": warmup,
+        "mix": dict(zip(OPS, WEIGHTS, strict=True)),
         "cpu_count": os.cpu_count(), "load_average_start": load_start,
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "postgresql": sampler.version,
@@ -587,6 +670,7 @@ def summarise(raw: dict[str, Any], peaks: dict[str, int], samples: int) -> dict[
         "first_change_sent": first != float("inf"),
     }
     result = {"variants": variants, "ratios": ratios, "staleness": staleness,
+              "phases": raw["phases"],
               "same_rows_differ": raw["same_rows_differ"],
               "connection_samples": samples, "peak_db_connections": peaks}
     result["goals"] = goals(result)
@@ -663,6 +747,20 @@ def markdown(result: dict[str, Any]) -> str:
         x = v[name]
         lines.append(f"| {name} | {x['throughput_rps']} | {x['p50_ms']} | {x['p95_ms']} | "
                      f"{x['p99_ms']} | {x['error_count']} | {x['peak_db_connections']} |")
+    if "server" in v["plugin"]:
+        lines += ["", "Time a worker spent per request (the access log; no queueing), mean ms:",
+                  "", "| variant | all | " + " | ".join(OPS) + " |",
+                  "|---|---:|" + "---:|" * len(OPS)]
+        for name in VARIANTS:
+            server = v[name]["server"]
+            lines.append(f"| {name} | {server['mean_ms']} | " + " | ".join(
+                str(server["by_op"][op]["mean_ms"]) for op in OPS) + " |")
+    lines += ["", "| phase | variant | req/s | p50 ms | p95 ms | errors |",
+              "|---:|---|---:|---:|---:|---:|"]
+    for number, phase in enumerate(result.get("phases", []), 1):
+        changes = " (the two changes)" if phase["changes"] else ""
+        lines.append(f"| {number} | {phase['variant']}{changes} | {phase['throughput_rps']} | "
+                     f"{phase['p50_ms']} | {phase['p95_ms']} | {phase['error_count']} |")
     lines += ["", "| goal | measured | verdict |", "|---|---|---|"]
     for g in result["goals"]:
         verdict = "context" if g["passed"] is None else "pass" if g["passed"] else "FAIL"
@@ -685,6 +783,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers per variant")
     parser.add_argument("--leads", type=int, default=100_000,
                         help="leads in the world (100000, figure 3's size)")
+    parser.add_argument("--warmup", type=float,
+                        help="unmeasured seconds per variant first (default duration/4, <= 10)")
     parser.add_argument("--max-requests", type=int, default=1_000_000,
                         help="stop after this many requests in all")
     parser.add_argument("--seed", type=int, default=23)
@@ -696,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = measure(duration=args.duration, members=args.members, workers=args.workers,
                      leads=args.leads, max_requests=args.max_requests, out_dir=Path(args.out),
-                     seed=args.seed)
+                     seed=args.seed, warmup=args.warmup)
     print(markdown(result))
     return 0
 

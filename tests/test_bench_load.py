@@ -109,7 +109,12 @@ def test_a_short_load_run_writes_its_results_and_finds_nothing_stale(
         # while it writes a refusal to the audit trail in a session of its own.
         assert 1 <= v["peak_db_connections"] <= 2 * 2
         assert {op for op, x in v["by_op"].items() if x["requests"]} == set(load.OPS)
+        # The workers' access logs saw every measured request, and timed it.
+        assert v["server"]["requests"] == v["requests"]
+        assert 0 < v["server"]["mean_ms"] <= v["p99_ms"]
     assert saved["same_rows_differ"] == 0
+    assert [p["variant"] for p in saved["phases"]] == list(load.ORDER)
+    assert saved["ratios"]["server_mean"] > 0
     staleness = saved["staleness"]
     assert [c["status"] for c in staleness["changes"]] == [204, 200]
     assert staleness["stale_total"] == 0 and staleness["wrong_answers"] == 0
