@@ -11,9 +11,12 @@ before the load starts.
 An asyncio client (aiohttp) signs every member in through the login form
 (with its CSRF token), then drives both servers in turn, plugin, hand,
 hand, plugin (so slow drift of the machine hits both alike), each for half
-the ``--duration``: every member runs one request at a time, list, detail,
-create, edit or export of leads, until the phase ends or the request budget
-(``--max-requests``) is spent.
+the ``--duration``, after an unmeasured warm-up of each (``--warmup``):
+every member runs one request at a time, list, detail, create, edit or
+export of leads, until the phase ends or the request budget
+(``--max-requests``) is spent. Latency is measured by the client (it
+includes the wait for a free worker) and, from gunicorn's access log, on
+the worker alone.
 
 During the last plugin phase an admin client makes two changes through the
 JSON API (so through one of the workers): the role probe loses its
@@ -27,8 +30,8 @@ write a refusal in a transaction of its own (the role probe's refused
 details after its change are such refusals).
 
 Writes ``load.json`` and ``load.png`` to the results directory; the goals
-have the shape of ``bench/report.py``'s, and :func:`markdown` renders the
-results for docs/benchmarks.md.
+have the shape of ``bench/report.py``'s, and :func:`bench.loadreport.markdown`
+renders the results for docs/benchmarks.md.
 """
 
 from __future__ import annotations

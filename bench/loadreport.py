@@ -79,6 +79,7 @@ def summarise(raw: dict[str, Any], peaks: dict[str, int], samples: int) -> dict[
 
 
 def goal_line(goal: str, measured: str, passed: bool | None) -> dict[str, Any]:
+    """One line of the goals table; ``passed=None`` marks a context line, not a goal."""
     return {"figure": "load", "backend": "postgresql", "goal": goal, "measured": measured,
             "where": "gunicorn", "passed": passed}
 
