@@ -42,6 +42,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 import os
 import random
 import re
@@ -297,14 +298,16 @@ class Driver:
         self.phases_run = 0
 
     async def phase(self, variant: str, members: list[Signed], seconds: float,
-                    tally: Tally, label: str) -> int:
+                    tally: Tally, label: str, open_ended: bool = False) -> int:
         """Run every member's loop for ``seconds``; return the requests completed.
 
-        Each request carries ``X-Load-Phase: label``, which the servers'
-        access logs record with the time they spent on it (:func:`server_times`).
+        ``open_ended``: run until :meth:`settle` names the end (the phase of
+        the changes: no member stops before they are made). Each request
+        carries ``X-Load-Phase: label``, which the servers' access logs
+        record with the time they spent on it (:func:`server_times`).
         """
         start = time.monotonic()
-        self.end = start + seconds
+        self.end = math.inf if open_ended else start + seconds
         self.phases_run += 1
         for signed in members:
             signed.http.headers["X-Load-Phase"] = label
@@ -312,9 +315,9 @@ class Driver:
         tally.seconds += time.monotonic() - start
         return sum(counts)
 
-    def extend(self, until: float) -> None:
-        """Let the running phase go on at least until ``until`` (after a late change)."""
-        self.end = max(self.end, until)
+    def settle(self, until: float) -> None:
+        """End the running open-ended phase at ``until`` (now, if that has passed)."""
+        self.end = until
 
     async def _member(self, variant: str, signed: Signed, tally: Tally) -> int:
         rng = random.Random(f"{self.seed}-{self.phases_run}-{signed.index}")
@@ -424,10 +427,23 @@ async def make_changes(base: str, world: LoadWorld, changes: dict[str, Change],
     fifths in; the phase goes on for at least half its length after the
     revocation's commit, so that enough requests start after each change.
     """
+
+    start = time.monotonic()
+    try:
+        await _make_changes(base, world, changes, phase_s)
+    finally:  # a failed change ends the phase now (and the run, with its error)
+        end = start + phase_s
+        if changes["agreement"].committed < math.inf:
+            end = max(end, changes["agreement"].committed + phase_s / 2)
+        driver.settle(end if changes["agreement"].status == 200 else time.monotonic())
+
+
+async def _make_changes(base: str, world: LoadWorld, changes: dict[str, Change],
+                        phase_s: float) -> None:
+    """The two changes of :func:`make_changes`, each timed by :func:`_change`."""
     import aiohttp
 
     start = time.monotonic()
-
     member = world.members[world.role_probe]
     crm = {"Authorization": f"Bearer {world.crm_owner_token}"}
     other = {"Authorization": f"Bearer {world.other_owner_token}"}
@@ -444,7 +460,6 @@ async def make_changes(base: str, world: LoadWorld, changes: dict[str, Change],
         await asyncio.sleep(max(0.0, start + 2 * phase_s / 5 - time.monotonic()))
         await _change(admin, changes["agreement"], "POST",
                       f"/api/v1/sharing/{world.agreement_id}/revoke", other, 200)
-    driver.extend(changes["agreement"].committed + phase_s / 2)
 
 
 async def _change(admin: Any, change: Change, method: str, path: str,
@@ -510,7 +525,8 @@ async def drive(bases: dict[str, str], world: LoadWorld, seconds: float,
             last = number == len(ORDER) - 1
             sampler.phase = f"{number + 1} {variant}"
             tally = Tally()
-            work = [driver.phase(variant, signed[variant], phase_s, tally, str(number + 1))]
+            work = [driver.phase(variant, signed[variant], phase_s, tally, str(number + 1),
+                                 open_ended=last)]
             if last:
                 work.append(make_changes(bases["plugin"], world, changes, driver, phase_s))
             done = (await asyncio.gather(*work))[0]
