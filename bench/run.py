@@ -74,6 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-doc", action="store_true",
                         help="leave the results table of docs/benchmarks.md alone")
     parser.add_argument("--out", default=str(RESULTS), help="results directory")
+    parser.add_argument("--load", type=float, metavar="SECONDS",
+                        help="also run bench/load.py (gunicorn under load) for SECONDS per variant")
     parser.add_argument("--report-only", action="store_true",
                         help="measure nothing: redraw the chart and table from latest.json")
     parser.add_argument("--only", help="comma-separated sections to run (default: all): "
@@ -402,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if pg is not None:
             pg.stop()
+    if args.load:
+        from bench import load
+
+        data["load"] = load.measure(duration=args.load, out_dir=out_dir)
     data["meta"]["machine"] = machine(pg_version)
     data["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
     data["meta"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
