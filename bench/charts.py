@@ -314,16 +314,16 @@ def load(ax: Any, data: dict[str, Any]) -> bool:
     result = data.get("load")
     if not result:
         return False
-    from .sections import load_summary
-
-    summary = load_summary(result)
-    names = ["throughput_ratio", "p95_ratio"]
-    vals = [summary.get(n) or 0 for n in names]
+    ratios, stale = result["ratios"], result["staleness"]
+    names = ["throughput", "p95"]
+    vals = [ratios.get(n) or 0 for n in names]
+    errors = sum(v["error_count"] for v in result["variants"].values())
+    stale_answers = sum(c["stale_answers"] for c in stale["changes"])
     ax.bar(names, vals, color=["tab:green", "tab:purple"])
     ax.axhline(0.9, color="red", lw=1, ls="--", label="throughput goal >= 0.9x")
     ax.axhline(1.15, color="red", lw=1, label="p95 goal <= 1.15x")
     ax.set_ylabel("plugin / hand-filtered")
-    ax.set_title(f"8. Under load: stale {summary.get('stale')}, errors {summary.get('errors')}")
+    ax.set_title(f"8. Under load: stale {stale_answers}, errors {errors}")
     ax.legend(fontsize=7)
     return True
 

@@ -522,7 +522,7 @@ def finish(data: dict[str, Any], out_dir: Path, doc: Path | None) -> None:
 
     The load run (``bench/load.py``) writes ``load.json`` in the results
     directory; its figures join the report when it is there (see
-    :func:`.sections.load_summary` for the keys it gives).
+    :mod:`.loadreport` for the keys it gives).
     """
     load = out_dir / LOAD_FILE
     if load.exists():

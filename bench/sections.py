@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import loadreport
+
 SCOPES = ("own", "department", "all")
 RLS_GOAL = 1.1
 SPARSE_DB_MS = 2.0
 MAX_SHARE = 0.05
 COST_GOAL = 1.10
-THROUGHPUT_GOAL = 0.9
-P95_GOAL = 1.15
 
 
 def _goal(figure: str, backend: str, goal: str, measured: str, passed: bool | None,
@@ -170,56 +170,13 @@ def _audit_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def load_summary(result: dict[str, Any]) -> dict[str, Any]:
-    """The load run's figures, read leniently: top-level keys, else from ``variants``.
-
-    ``bench/load.py`` gives ``throughput_ratio`` (plugin over hand-filtered),
-    ``p95_ratio``, ``stale`` (answers stale after a change's commit),
-    ``errors`` (a number, or one per variant) and ``connections`` (per
-    variant), at the top level or per variant under ``variants``.
-    """
-    variants = result.get("variants", {})
-
-    def total(key: str) -> Any:
-        value = result.get(key)
-        if value is None and variants:
-            values = [v.get(key) for v in variants.values() if v.get(key) is not None]
-            value = sum(values) if values else None
-        if isinstance(value, dict):
-            value = sum(x for x in value.values() if isinstance(x, (int, float)))
-        return value
-
-    connections = result.get("connections") or {
-        name: v["connections"] for name, v in variants.items() if "connections" in v}
-    return {"throughput_ratio": result.get("throughput_ratio"),
-            "p95_ratio": result.get("p95_ratio"), "stale": total("stale"),
-            "errors": total("errors"), "connections": connections}
-
-
 def load_goals(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Goal lines of the load run (figure 8), when its results are present."""
+    """Goal lines of the load run (figure 8), as ``bench/loadreport.py`` judged them."""
     if not data.get("load"):
         return []
-    s = load_summary(data["load"])
     where = "gunicorn, 4 workers, PostgreSQL, 50 members (bench/load.py)"
-
-    def line(goal: str, value: Any, passed: Any, text: str) -> dict[str, Any]:
-        return _goal("8", "postgresql", goal, text if value is not None else "not measured",
-                     passed if value is not None else False, where)
-
-    t, p = s["throughput_ratio"], s["p95_ratio"]
-    return [
-        line("throughput at least 0.9x the hand-filtered app", t,
-             t is not None and t >= THROUGHPUT_GOAL, f"{t:.2f}x" if t is not None else ""),
-        line("p95 latency at most 1.15x the hand-filtered app", p,
-             p is not None and p <= P95_GOAL, f"{p:.2f}x" if p is not None else ""),
-        line("no stale answer after a role change or a revocation commits", s["stale"],
-             s["stale"] == 0, f"{s['stale']}"),
-        line("no error", s["errors"], s["errors"] == 0, f"{s['errors']}"),
-        _goal("8", "postgresql", "(context) database connections used",
-              ", ".join(f"{k}: {v}" for k, v in s["connections"].items())
-              if isinstance(s["connections"], dict) else str(s["connections"]), None, where),
-    ]
+    return [_goal("8", "postgresql", g["goal"], g["measured"], g["passed"], where)
+            for g in data["load"]["goals"]]
 
 
 def _ms(ns: float) -> str:
@@ -259,12 +216,8 @@ def markdown(data: dict[str, Any]) -> list[str]:
         lines += [f"| {backend} | {label} | {_pct(r)} |" for backend, r, label in costs]
     lines += _audit_markdown(data)
     if data.get("load"):
-        s = load_summary(data["load"])
         lines += ["", "### 8. Under load (bench/load.py)", "",
-                  "| throughput ratio | p95 ratio | stale | errors | connections |",
-                  "|---|---|---|---|---|",
-                  f"| {s['throughput_ratio']} | {s['p95_ratio']} | {s['stale']} | "
-                  f"{s['errors']} | {s['connections']} |"]
+                  loadreport.markdown(data["load"]).rstrip("\n")]
     return lines
 
 
