@@ -12,17 +12,22 @@
   name, never a bare number) and carries the favicon.
 - A person who joins through an invitation is greeted "Welcome", not
   "Welcome back", on their first dashboard.
+- The components are one set of macros (``rbac/macros/ui.html``): a host's
+  copy of that template replaces them on the plugin's and the CRM's pages.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import jinja2
 import pytest
 from flask import Flask
 
+import crm_rbac_plugin
 from crm_app.extensions import mail
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
@@ -153,3 +158,26 @@ def test_a_person_who_joins_by_invitation_is_welcomed_not_welcomed_back(
     assert "<h1>Welcome, Jo</h1>" in page and "Welcome back" not in page
     # Later requests of the same first session keep the first greeting.
     assert "<h1>Welcome, Jo</h1>" in newcomer.get("/").text
+
+
+# -- the components are the host's to override ----------------------------------------------
+
+
+@sqlite_only
+def test_a_host_overrides_the_components_on_plugin_and_demo_pages(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """A host's ``rbac/macros/ui.html`` replaces the plugin's, on its pages and the CRM's."""
+    source = (Path(crm_rbac_plugin.__file__).parent / "templates" / "rbac" / "macros"
+              / "ui.html").read_text(encoding="utf-8")
+    host = (source.replace('class="rbac-button rbac-button--{{ kind }}"',
+                           'class="host-button rbac-button rbac-button--{{ kind }}"')
+            .replace("data-rbac-select-all=", "data-host-select-all data-rbac-select-all="))
+    assert host.count("host-button") == 2 and "data-host-select-all" in host
+    app.jinja_loader = jinja2.ChoiceLoader([  # type: ignore[assignment]
+        jinja2.DictLoader({"rbac/macros/ui.html": host}), app.jinja_loader])
+    owner = login(world.users["owner"], world.ws)
+    members = owner.get("/settings/members").text
+    assert 'class="host-button rbac-button' in members
+    assert 'class="rbac-button' not in members  # every button of the page came from the macro
+    leads = owner.get("/leads/").text
+    assert "data-host-select-all" in leads
