@@ -17,7 +17,10 @@ It is highlighted on its own endpoint and on its ``highlight`` endpoints
 (the pages under it, such as a role's edit page under Roles). Tabs are
 grouped: ``group="workspace"`` (administration of the workspace) or
 ``group="personal"`` (the member's own pages: profile, API tokens), so the
-layout shows the two apart. ``badge`` is a callable returning a count to
+layout shows the two apart. A tab that is administration for some members
+and the member's own page for others (Approvals: an approver's queue, a
+requester's own requests) names ``personal_without``: a member without that
+permission finds it under their own pages. ``badge`` is a callable returning a count to
 show beside the label (0 or None shows nothing), such as pending agreements;
 ``badge_label`` says what it counts ("pending", "unread").
 """
@@ -57,6 +60,13 @@ class Tab:
     group: str = "workspace"
     badge: Callable[[], int | None] | None = None
     badge_label: str = "pending"
+    personal_without: str | None = None
+
+    def group_for(self) -> str:
+        """The group the current member finds the tab in (see ``personal_without``)."""
+        if self.personal_without is not None and not can(self.personal_without):
+            return "personal"
+        return self.group
 
     def visible(self, access: Access | None) -> bool:
         """Whether the current member (``access``) sees the tab."""
@@ -71,7 +81,7 @@ def add_tab(app: Flask, endpoint: str, label: str, *, order: int,
             permission: str | None = None, owner: bool = False,
             highlight: Iterable[str] = (), group: str = "workspace",
             badge: Callable[[], int | None] | None = None,
-            badge_label: str = "pending") -> Tab:
+            badge_label: str = "pending", personal_without: str | None = None) -> Tab:
     """Add a tab for ``endpoint`` to the settings layout of ``app``.
 
     Tabs are shown by ``order``, then in the order they were added::
@@ -82,7 +92,7 @@ def add_tab(app: Flask, endpoint: str, label: str, *, order: int,
     if group not in GROUPS:
         raise ValueError(f"add_tab: group must be one of {sorted(GROUPS)}, not {group!r}")
     tab = Tab(endpoint, label, order, permission, owner, (endpoint, *highlight), group, badge,
-              badge_label)
+              badge_label, personal_without)
     tabs: list[Tab] = app.extensions.setdefault(TABS_KEY, [])
     tabs.append(tab)
     tabs.sort(key=lambda t: t.order)
@@ -104,7 +114,7 @@ def layout_context() -> dict[str, Any]:
     access = current_rbac.current_access() if signed_in_user() is not None else None
     current = request.endpoint
     nav = [{"endpoint": tab.endpoint, "label": tab.label, "current": current in tab.highlight,
-            "group": tab.group, "badge": tab.badge() if tab.badge else None,
+            "group": tab.group_for(), "badge": tab.badge() if tab.badge else None,
             "badge_label": tab.badge_label}
            for tab in tabs_of(current_app) if tab.visible(access)]
     groups = [(heading, [item for item in nav if item["group"] == key]) for key, heading in GROUPS.items()]

@@ -50,10 +50,15 @@ def _member() -> Access:
 
 
 def add_tabs(app: Flask) -> None:
-    """The Approvals tab, for every member (each sees only their part)."""
+    """The Approvals tab, for every member (each sees only their part).
+
+    A member who may not view the workspace's approvals sees only their own
+    requests there, so the tab sits among their own pages.
+    """
     s = bp.name
     pages.add_tab(app, f"{s}.approvals", "Approvals", order=125,
-                  highlight=[f"{s}.approval", f"{s}.approval_policy"])
+                  highlight=[f"{s}.approval", f"{s}.approval_policy"],
+                  personal_without="approvals.view")
 
 
 @bp.get("/approvals", endpoint="approvals")

@@ -69,15 +69,18 @@ def _add_tabs(app: Flask) -> None:
     member's own pages last (200 and 210); the oversight pages' tabs go between."""
     s = bp.name
     pages.add_tab(app, f"{s}.roles", "Roles", order=10, permission="roles.view",
-                  highlight=[f"{s}.new_role", f"{s}.edit_role", f"{s}.delete_role"])
+                  highlight=[f"{s}.new_role", f"{s}.edit_role", f"{s}.delete_role",
+                             f"{s}.role_condition", f"{s}.role_users"])
     pages.add_tab(app, f"{s}.role_overview", "Overview", order=15, permission="roles.view")
     pages.add_tab(app, f"{s}.compare", "Compare roles", order=20, permission="roles.view")
     pages.add_tab(app, f"{s}.members", "Members", order=30, permission="members.view",
-                  highlight=[f"{s}.member_access"])
+                  highlight=[f"{s}.member_access", f"{s}.team_member", f"{s}.invite",
+                             f"{s}.reassign"])
     pages.add_tab(app, f"{s}.conflicts", "Segregation of duties", order=40,
                   permission="roles.view")
     pages.add_tab(app, f"{s}.plan", "Plan", order=50, owner=True)
-    pages.add_tab(app, f"{s}.departments", "Departments", order=60, permission="members.view")
+    pages.add_tab(app, f"{s}.departments", "Departments", order=60, permission="members.view",
+                  highlight=[f"{s}.department_roles"])
     pages.add_tab(app, f"{s}.sharing", "Sharing", order=70, permission="settings.view",
                   highlight=[f"{s}.new_agreement", f"{s}.edit_agreement"],
                   badge=sharing_views.pending_badge)

@@ -5,7 +5,9 @@ Each destructive form of the plugin carries ``data-rbac-confirm`` (the
 opens ``dialog.rbac-dialog`` before submitting, with "{count}" replaced by
 the number of rows selected. These journeys check, at 1280 and 390 px, that
 the dialog opens for deactivating a member, reassigning records, deleting a
-role, revoking a sharing agreement and bulk-deleting selected records; that
+role, revoking a sharing agreement and bulk-deleting selected records, and
+says what will happen with the count (records kept, records moved, members
+losing the role, records selected); that
 its Cancel changes nothing (read back from the database); and that its
 Confirm does the action. The bulk delete also checks the select-all box and
 that the bulk button is disabled while nothing is selected.
@@ -33,6 +35,8 @@ from playwright.sync_api import Locator, Page, expect
 from crm_app.extensions import db
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import workspaces
+from crm_rbac_plugin.team.reassignment import reassignable
 
 from .conftest import Browse, Live, serve_live
 from .sweep import seed_extra
@@ -91,10 +95,20 @@ def cancel(page: Page, dialog: Locator) -> None:
 
 def test_deactivating_a_member_asks_first(live: Live, browse: Browse, width: int) -> None:
     target = live.extra["membership"]
+    owned = read(live, lambda: sum(db.session.scalar(
+        sa.select(sa.func.count()).select_from(res.model).where(
+            getattr(res.model, res.owner_column)
+            == db.session.get(rbac.models.Membership, target).user_id)) or 0
+        for res in reassignable(rbac)))
+    assert owned > 0
     page = browse.login("owner@example.test", width=width)
     page.goto(f"/settings/members/{target}")
     button = page.get_by_role("button", name=re.compile(r"^\s*Deactivate", re.I))
-    cancel(page, open_dialog(page, button))
+    dialog = open_dialog(page, button)
+    # What happens, with the count: the member's records stay theirs.
+    expect(dialog.locator(".rbac-dialog-message")).to_contain_text(
+        f"their {owned} records stay theirs")
+    cancel(page, dialog)
     assert member_status(live, target) == "active"
     open_dialog(page, button).locator("[data-rbac-dialog-confirm]").click()
     expect(page.get_by_role("button", name=re.compile(r"^\s*Reactivate", re.I))).to_be_visible()
@@ -133,10 +147,23 @@ def test_reassigning_records_asks_with_the_count(live: Live, browse: Browse, wid
 
 def test_deleting_a_role_asks_first(live: Live, browse: Browse, width: int) -> None:
     role_id = live.extra["role"]
+
+    def give_it_to_two() -> None:
+        role = db.session.get(rbac.models.Role, role_id)
+        for key in ("viewer", "finance"):
+            workspaces.assign_role(rbac, db.session.scalar(
+                sa.select(rbac.models.Membership).join(rbac.user_model).where(
+                    rbac.user_model.email == f"{key}@example.test")), role)
+        db.session.commit()
+    read(live, give_it_to_two)
     page = browse.login("owner@example.test", width=width)
     page.goto(f"/settings/roles/{role_id}/delete")
     button = page.get_by_role("button", name=re.compile(r"^\s*Delete", re.I))
-    cancel(page, open_dialog(page, button))
+    dialog = open_dialog(page, button)
+    expect(dialog.locator(".rbac-dialog-message")).to_have_text(
+        "Delete Deal desk? 2 members hold it and lose its permissions; "
+        "no role inherits from it.")
+    cancel(page, dialog)
     assert read(live, lambda: db.session.get(rbac.models.Role, role_id)) is not None
     open_dialog(page, button).locator("[data-rbac-dialog-confirm]").click()
     expect(page.locator("h1")).to_have_text("Roles")
