@@ -12,6 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from flask import Flask
+from flask.globals import _cv_app
 
 from .defaults import ROLE_TEMPLATES
 from .errors import ConfigurationError
@@ -227,4 +228,7 @@ def setting(key: str, app: Flask | None = None) -> Any:
     """Return ``app``'s (default: the current app's) value of ``key``, a key of :data:`DEFAULTS`."""
     if key not in DEFAULTS:
         raise ConfigurationError(f"unknown configuration key {key!r}")
-    return (app or current_flask_app()).config[key]
+    if app is None:  # read about fifteen times per request: the context variable, inline
+        ctx = _cv_app.get(None)
+        app = ctx.app if ctx is not None else current_flask_app()  # the latter raises
+    return app.config[key]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import g, has_request_context, request, session
+from flask.globals import _cv_app, _cv_request
 from flask_login import current_user, login_user, user_logged_in, user_logged_out
 
 from . import tokens
@@ -90,8 +91,14 @@ class RequestState:
 
 
 def request_state() -> RequestState:
-    """Return the request's :class:`RequestState`, created on first use."""
-    store = current_g()
+    """Return the request's :class:`RequestState`, created on first use.
+
+    Asked about twenty times per request: ``g`` is read from Flask's
+    context variable directly (see :func:`.proxies.current_g`), and a
+    missing app context raises Flask's own error through ``current_g``.
+    """
+    ctx = _cv_app.get(None)
+    store = ctx.g if ctx is not None else current_g()
     state: RequestState | None = store.__dict__.get("_rbac")
     if state is None:
         state = store._rbac = RequestState()
@@ -114,7 +121,7 @@ def signed_in_user() -> Any:
     The plugin asks this function, never ``current_user``, and never writes
     Flask-Login's request state.
     """
-    if not has_request_context():
+    if _cv_request.get(None) is None:  # has_request_context(), asked ten times per request
         return None
     state = request_state()
     if state.token_user is not None:

@@ -44,8 +44,15 @@ def current_g() -> _AppCtxGlobals:
 
 
 def get_rbac() -> RBACProtocol:
-    """Return the extension registered on the current app (no proxy)."""
-    return cast("RBACProtocol", current_flask_app().extensions["rbac"].rbac)
+    """Return the extension registered on the current app (no proxy).
+
+    Asked several times per request: the context variable is read here
+    rather than through :func:`current_flask_app`.
+    """
+    ctx = _cv_app.get(None)
+    app = ctx.app if ctx is not None else current_flask_app()  # the latter raises
+    rbac: RBACProtocol = app.extensions["rbac"].rbac
+    return rbac
 
 
 #: The extension registered on the current app.
