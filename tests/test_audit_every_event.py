@@ -326,3 +326,31 @@ def test_every_event_kind_reads_in_names(app: Flask, world: SimpleNamespace,
     shown = page_headlines(login(world.users["owner"], world.ws))
     for _, _, phrase in table[-50:]:
         assert any(phrase in h for h in shown), phrase
+
+
+def test_member_and_role_filters_find_the_events_services_record(
+        world: SimpleNamespace, login: Any) -> None:
+    """A sign-off, a two-factor reset and a record cap are about a member or a role."""
+    client = login(world.users["owner"], world.ws)
+    finance = workspaces.role_by_key(rbac, world.ws, "finance")
+    junior = workspaces.role_by_key(rbac, world.ws, "junior_rep")
+    viewer, member = world.members["viewer"], world.members["member"]
+    assert client.post(f"/settings/access-review/members/{viewer.id}/sign-off"
+                       ).status_code == 302
+    assert client.post(f"/settings/roles/{finance.id}/caps",
+                       data={"resource": "deals", "max_records": "50"}).status_code == 302
+    audit_events.record(rbac, "auth.mfa_reset", workspace_id=world.ws.id, resource="members",
+                        target=f"user #{world.users['member'].id}", membership_id=member.id,
+                        was_enrolled=True,
+                        actor_ids=(world.users["owner"].id, world.members["owner"].id))
+    db.session.commit()
+    about_viewer = page_headlines(client, member=viewer.id)
+    assert any(h.startswith("Access of Viewer signed off by Owner") for h in about_viewer)
+    assert not any("two-factor" in h for h in about_viewer)
+    about_member = page_headlines(client, member=member.id)
+    assert any("reset the two-factor authentication of Member (it was on)" in h
+               for h in about_member)
+    assert not any("signed off" in h for h in about_member)
+    about_finance = page_headlines(client, role=finance.id)
+    assert any(h.startswith("Finance: at most 50 deals per holder") for h in about_finance)
+    assert not any("per holder" in h for h in page_headlines(client, role=junior.id))
