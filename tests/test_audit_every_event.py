@@ -24,6 +24,7 @@ from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import audit, tokens, workspaces
 from crm_rbac_plugin.audit import events as audit_events
+from crm_rbac_plugin.certification import report, runs
 from crm_rbac_plugin.models import utcnow
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_api import Api
@@ -354,3 +355,14 @@ def test_member_and_role_filters_find_the_events_services_record(
     about_finance = page_headlines(client, role=finance.id)
     assert any(h.startswith("Finance: at most 50 deals per holder") for h in about_finance)
     assert not any("per holder" in h for h in page_headlines(client, role=junior.id))
+
+
+def test_the_certification_report_words_its_events_in_names(world: SimpleNamespace) -> None:
+    """The report's "Permission changes" reads each event as the audit page does."""
+    owner = rbac.access_for(world.members["owner"])
+    with rbac.as_member(owner):
+        run = runs.start_run(rbac, owner, "deals")
+        db.session.commit()
+    cells = [row[2] for row in report.changes_section(rbac, run).rows]
+    assert cells and all(not RAW_ID.search(c) for c in cells), cells
+    assert any(c.startswith("Access review started on deals by Owner") for c in cells), cells
