@@ -331,7 +331,8 @@ def test_every_event_kind_reads_in_names(app: Flask, world: SimpleNamespace,
 
 def test_member_and_role_filters_find_the_events_services_record(
         world: SimpleNamespace, login: Any) -> None:
-    """A sign-off, a two-factor reset and a record cap are about a member or a role."""
+    """A sign-off, a two-factor reset, a record cap and a segregation rule are about a
+    member or a role."""
     client = login(world.users["owner"], world.ws)
     finance = workspaces.role_by_key(rbac, world.ws, "finance")
     junior = workspaces.role_by_key(rbac, world.ws, "junior_rep")
@@ -354,7 +355,15 @@ def test_member_and_role_filters_find_the_events_services_record(
     assert not any("signed off" in h for h in about_member)
     about_finance = page_headlines(client, role=finance.id)
     assert any(h.startswith("Finance: at most 50 deals per holder") for h in about_finance)
-    assert not any("per holder" in h for h in page_headlines(client, role=junior.id))
+    about_junior = page_headlines(client, role=junior.id)
+    assert not any("per holder" in h for h in about_junior)
+    assert not any("Segregation" in h for h in about_junior)
+    assert client.post("/settings/conflicts", data={
+        "role_a_id": str(finance.id), "role_b_id": str(junior.id)}).status_code == 302
+    sod = "Segregation of duties: Finance and Junior Rep may no longer be held together"
+    assert any(h.startswith(sod) for h in page_headlines(client, role=junior.id))
+    assert not any(h.startswith(sod) for h in page_headlines(
+        client, role=workspaces.role_by_key(rbac, world.ws, "viewer").id))
 
 
 def test_the_certification_report_words_its_events_in_names(world: SimpleNamespace) -> None:
