@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from .changes import install
 from .describe import KINDS, PRIORITY
+from .event_sentences import action_label
 from .events import (
     RETENTION,
     TABLE,
@@ -70,6 +71,7 @@ __all__ = [
     "AuditImmutable",
     "Described",
     "Names",
+    "action_label",
     "actor",
     "browser",
     "csv_row",

@@ -43,6 +43,10 @@ class Names:
     agreements: dict[int, tuple[int, int, tuple[str, ...]]] = field(default_factory=dict)
     #: membership id of another workspace -> that workspace's id
     foreign_members: dict[int, int] = field(default_factory=dict)
+    #: the workspace's members by user key (as text: a host's key may be a UUID)
+    users: dict[str, str] = field(default_factory=dict)
+    #: the workspace's time zone, in which access conditions are read
+    timezone: str = "UTC"
 
     def member(self, ident: Any) -> str:
         return self.members.get(_int(ident), FORMER_MEMBER)  # type: ignore[arg-type]
@@ -54,6 +58,10 @@ class Names:
         if ident is None:
             return "no department"
         return self.departments.get(_int(ident), "a deleted department")  # type: ignore[arg-type]
+
+    def user(self, ident: Any) -> str:
+        """The member of this workspace who is user ``ident`` (an event's user key)."""
+        return self.users.get(str(ident), FORMER_MEMBER) if ident is not None else SYSTEM
 
     def workspace(self, ident: Any) -> str:
         return self.workspaces.get(_int(ident), DELETED_WORKSPACE)  # type: ignore[arg-type]
@@ -97,6 +105,7 @@ def load_names(rbac: RBACProtocol, workspace_id: int, events: Iterable[Any] = ()
     for membership in session.scalars(sa.select(M).where(M.workspace_id == workspace_id),
                                       execution_options=BYPASS):
         names.members[membership.id] = membership.display_name
+        names.users[str(membership.user_id)] = membership.display_name
     R, D = m.Role, m.Department
     names.roles = dict(session.execute(sa.select(R.id, R.name).where(
         R.workspace_id == workspace_id), execution_options=BYPASS).tuples().all())
@@ -122,6 +131,8 @@ def load_names(rbac: RBACProtocol, workspace_id: int, events: Iterable[Any] = ()
     wanted.update(_int((ev.detail or {}).get(k)) for ev in events
                   for k in ("receiving_workspace_id", "granting_workspace_id"))
     W = m.Workspace
+    names.timezone = session.scalar(sa.select(W.timezone).where(W.id == workspace_id),
+                                    execution_options=BYPASS) or "UTC"
     names.workspaces = dict(session.execute(sa.select(W.id, W.name).where(
         W.id.in_([w for w in wanted if w is not None])), execution_options=BYPASS).tuples().all())
     return names

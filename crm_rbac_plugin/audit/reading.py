@@ -5,7 +5,10 @@ role: every recorded change names its objects as ``member #12 ...``,
 ``role #3 ...`` in its target (see :func:`.describe.label`), so the events
 whose target or ``detail`` text holds that label are the ones about it. The
 match needs the character after the id (a space, a bracket or the closing
-quote of the JSON string), so ``role #3`` never matches ``role #31``.
+quote of the JSON string), so ``role #3`` never matches ``role #31``. Events a
+service records about a member or a role hold its id in ``detail`` or in
+their values (``membership_id``, ``viewed_membership_id``, ``role_id``, a
+segregation rule's ``role_a_id``/``role_b_id``); they match too.
 
 The filter ``action`` names one event (``auth.failed``) or a group of events
 as ``group:<key>`` (``group:security``: every sign-in and security event, see
@@ -78,9 +81,11 @@ def events_query(rbac: RBACProtocol, workspace_id: int, filters: dict[str, Any])
     if "actor" in filters:
         stmt = stmt.where(A.actor_membership_id == filters["actor"])
     if "member" in filters:
-        stmt = stmt.where(_mentions(A, ("member", "manager"), filters["member"]))
+        stmt = stmt.where(_mentions(A, ("member", "manager"), filters["member"],
+                                    ("membership_id", "viewed_membership_id")))
     if "role" in filters:
-        stmt = stmt.where(_mentions(A, ("role",), filters["role"]))
+        stmt = stmt.where(_mentions(A, ("role",), filters["role"],
+                                    ("role_id", "role_a_id", "role_b_id")))
     if "action" in filters:
         stmt = stmt.where(A.action == filters["action"])
     if "group" in filters:
@@ -94,11 +99,17 @@ def events_query(rbac: RBACProtocol, workspace_id: int, filters: dict[str, Any])
     return stmt.order_by(A.at.desc(), A.id.desc())
 
 
-def _mentions(A: Any, words: tuple[str, ...], ident: int) -> Any:
-    """Events whose target or detail names ``<word> #<ident>`` (see the module docstring)."""
+def _mentions(A: Any, words: tuple[str, ...], ident: int, keys: tuple[str, ...] = ()) -> Any:
+    """Events whose target or detail names ``<word> #<ident>`` (see the module docstring),
+    or whose detail or values hold ``"<key>": <ident>`` (an event a service records about
+    a member or a role: a sign-off, a two-factor reset, a record cap; a segregation rule's
+    roles)."""
     text = sa.cast(A.detail, sa.Text)
     patterns = [f"%{word} #{ident}{end}%" for word in words for end in (" ", ")", '"')]
+    held = [f'%"{key}": {ident}{end}%' for key in keys for end in (",", "}")]
+    values = (text, sa.cast(A.before, sa.Text), sa.cast(A.after, sa.Text))
     return sa.or_(*(column.like(p) for p in patterns for column in (A.target, text)),
+                  *(column.like(p) for p in held for column in values),
                   *(A.target == f"{word} #{ident}" for word in words))
 
 

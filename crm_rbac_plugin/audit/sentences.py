@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import conditions, role_conditions
+from .event_sentences import sentence_for
 from .names import Names
 
 #: Columns that never make a useful diff line (bookkeeping, not policy).
@@ -54,19 +56,34 @@ class Described:
 
 
 def _show(names: Names, key: str, value: Any) -> str:
+    """A column's value as a reader says it: ids named, conditions in words."""
+    if key == "access_condition":
+        return role_conditions.describe(role_conditions.stored(value), names.timezone) \
+            if value else "always"
     if value is None or value == "":
         return "—"
-    if key in ("role_id", "parent_id"):
+    if key in ("role_id", "parent_id", "role_a_id", "role_b_id"):
         return names.role(value)
     if key == "department_id":
         return names.department(value)
-    if key in ("manager_id", "member_id", "membership_id"):
+    if key in ("manager_id", "member_id") or key.endswith("membership_id"):
         return names.member(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if key == "condition" and isinstance(value, list):
+        return _clauses(value)
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(str(v) for v in value) or "—"
     if isinstance(value, (dict, list)):
         return "…"
     return str(value)
+
+
+def _clauses(value: list[Any]) -> str:
+    """A record condition as stored (``[[field, op, value], ...]``) in words."""
+    if not all(isinstance(c, list) and len(c) == 3 for c in value):
+        return "a condition"
+    return conditions.describe([(str(f), str(o), v) for f, o, v in value]) or "—"
 
 
 def diff(names: Names, before: dict[str, Any] | None, after: dict[str, Any] | None,
@@ -141,14 +158,18 @@ def _other_sentence(names: Names, c: dict[str, Any], v: dict[str, Any]) -> str:
         return f"Department {v.get('name') or names.department(c.get('key'))} " + \
             {"created": "created", "deleted": "deleted"}.get(op, "changed")
     if kind == "sod":
-        return f"Segregation-of-duties rule {_VERB[op]}"
+        pair = f"{names.role(v.get('role_a_id'))} and {names.role(v.get('role_b_id'))}"
+        return (f"Segregation of duties: {pair} may no longer be held together"
+                if op == "created" else
+                f"Segregation of duties: {pair} may be held together again" if op == "deleted"
+                else f"Segregation-of-duties rule on {pair} changed")
     if kind == "department_role":
         role, dept = names.role(v.get("role_id")), names.department(v.get("department_id"))
         return (f"Department {dept} given the role {role}" if op == "created" else
                 f"Department {dept} no longer gives the role {role}" if op == "deleted" else
                 f"Department {dept}: role {role} changed")
     if kind == "workspace":
-        return {"plan.changed": "Plan changed", "workspace.created":
+        return {"plan.changed": f"Plan set to {v.get('plan')}", "workspace.created":
                 f"Workspace {v.get('name') or names.workspace(c.get('key'))} created"}.get(
             c.get("action", ""), "Workspace settings changed")
     return f"{kind} {_VERB.get(op, op)}"
@@ -189,19 +210,15 @@ def _event_sentence(names: Names, ev: Any, actor: str) -> str:
         agreement = names.agreement(None, {"granting_workspace_id": d.get(
             "granting_workspace_id"), "receiving_workspace_id": d.get("receiving_workspace_id")})
         return f"{actor} changed shared {resource} under the {agreement[0].lower()}{agreement[1:]}"
-    if action in ("view_as.started", "view_as.stopped"):
-        verb = "started" if action.endswith("started") else "stopped"
-        return f"{actor} {verb} viewing the workspace as {names.member(d.get('viewed_membership_id'))}"
     if action == "access.requested":
         return f"{actor} asked for {d.get('permission', resource)}"
     if action.startswith("member.invite"):
         verb = {"member.invited": "invited", "member.invite_resent": "invitation resent",
                 "member.invite_revoked": "invitation revoked"}.get(action, action)
-        return f"{ev.target} {verb} by {actor}"
-    if action == "member.joined":
-        return f"{actor} joined the workspace"
-    if action == "records.reassigned":
-        return f"Records reassigned by {actor}"
+        after = ev.after if isinstance(ev.after, dict) else {}
+        roles = ", ".join(map(str, after.get("roles") or []))
+        where = f" in {after['department']}" if after.get("department") else ""
+        return f"{ev.target} {verb} by {actor}" + (f" as {roles}{where}" if roles else where)
     return f"{action.replace('.', ' ').replace('_', ' ').capitalize()} by {actor}"
 
 
@@ -364,6 +381,14 @@ def describe(names: Names, ev: Any) -> Described:
     if ev.action in SECURITY_EVENTS:
         return _security(names, ev, actor)
     changes = list((ev.detail or {}).get("changes") or [])
+    own = sentence_for(ev.action)
+    if own is not None:
+        text = own(names, ev, actor)
+        lines = [change_line(names, c, ev) for c in changes if "kind" in c]
+        if not lines:
+            found = diff(names, ev.before, ev.after)
+            lines = [Line(text, found)] if found else []
+        return Described(actor, text, lines)
     if not changes or ev.action.startswith("shared.") or ev.action.startswith("member.invite"):
         line = Line(_event_sentence(names, ev, actor), diff(names, ev.before, ev.after))
         return Described(actor, line.text, [line] if line.diff else [])

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .. import csvsafe
-from ..audit import describe, load_names, sentence_text
+from ..audit import Described, describe, load_names, sentence_text
 from ..models import utcnow
 
 if TYPE_CHECKING:
@@ -84,13 +84,18 @@ def run_events(rbac: RBACProtocol, run: Any) -> list[Any]:
             or ev.action.startswith("certification.")]
 
 
+def _what(described: Described) -> str:
+    """An event's changes as the audit trail words them, else its headline (never an id)."""
+    return sentence_text(described) or described.headline
+
+
 def changes_section(rbac: RBACProtocol, run: Any) -> Section:
     """The permission changes of the run's window, as the audit trail words them."""
     events = run_events(rbac, run)
     names = load_names(rbac, run.workspace_id, events)
     return Section("changes", "Permission changes during the run",
                    ["When", "Event", "What happened", "Reason"],
-                   [[_when(ev.at), ev.action, sentence_text(describe(names, ev)) or ev.target,
+                   [[_when(ev.at), ev.action, _what(describe(names, ev)),
                      (ev.detail or {}).get("reason", "")] for ev in events],
                    empty="No permission changed while the run was open.")
 

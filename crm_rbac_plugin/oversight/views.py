@@ -106,7 +106,9 @@ def audit_page() -> Any:
                   members=sorted(names.members.items(), key=lambda m: m[1].lower()),
                   roles=sorted(names.roles.items(), key=lambda r: r[1].lower()),
                   described=described, actions=actions, resources=resources, args=args,
-                  event_groups=audit.EVENT_GROUPS, event_labels=audit.SECURITY_EVENTS,
+                  event_groups=audit.EVENT_GROUPS,
+                  event_labels={**{a: audit.action_label(a) for a in actions},
+                                **audit.SECURITY_EVENTS},
                   page_errors=errors)
 
 

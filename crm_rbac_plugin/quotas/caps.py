@@ -76,7 +76,7 @@ def set_cap(rbac: RBACProtocol, actor: Access | None, role: Any, resource: Any,
     rbac.db.session.flush()
     record(rbac, "role.cap_changed", workspace_id=role.workspace_id, resource=resource,
            target=role.name, before={"max_records": before.get(resource)},
-           after={"max_records": max_records}, role=role.name,
+           after={"max_records": max_records}, role=role.name, role_id=role.id,
            actor_ids=(actor.user_id, actor.membership_id))
 
 
