@@ -25,6 +25,7 @@ from .context import SYSTEM
 from .loader import BYPASS
 from .policy import Access, Decision, ParentLoader
 from .query import record_criteria
+from .record_checks import check_for
 from .registry import Resource, split_permission
 
 if TYPE_CHECKING:
@@ -68,8 +69,10 @@ def can(rbac: RBACProtocol, action: str, resource: str | None = None, record: An
 
     Resource-level answers (no record) are memoised on the Access: they
     are asked for every menu entry and button. A record-level answer is
-    :func:`.policy.allowed`, which skips the reasons that ``explain``
-    builds: they cost far more than the decision itself.
+    the Access's compiled check (:mod:`.record_checks`), built once per
+    (resource, action); when it cannot decide from the record's loaded
+    values it is :func:`.policy.allowed`, which skips the reasons that
+    ``explain`` builds: they cost far more than the decision itself.
     """
     if resource is not None and "." not in action:
         if access is MISSING:
@@ -77,6 +80,12 @@ def can(rbac: RBACProtocol, action: str, resource: str | None = None, record: An
             access = ctx if isinstance(ctx, Access) else access
         if isinstance(access, Access):
             if record is not None:
+                check = access.record_checks.get((resource, action))
+                if check is None:
+                    check = check_for(access, rbac.registry, resource, action)
+                answer = check(record)
+                if answer is not None:
+                    return answer
                 return policy.allowed(access, rbac.registry, action, resource,
                                       fields.readable(rbac, record), _LazyParents(rbac))
             key = (resource, action)

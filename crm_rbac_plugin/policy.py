@@ -142,6 +142,11 @@ class Access:
     can_cache: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False,
                                                    repr=False)
 
+    #: Compiled record-level checks of ``RBAC.can`` by (resource, action)
+    #: (see :mod:`.record_checks`): built once from these rules.
+    record_checks: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False,
+                                                      repr=False)
+
     #: :meth:`rules_for`'s answers by (resource, action), split once.
     split_cache: dict[tuple[str, str], tuple[tuple[Rule, ...], tuple[Rule, ...]]] = field(
         default_factory=dict, compare=False, repr=False)

@@ -249,17 +249,34 @@ def _roles_in_force(rows: Iterable[Any], now: dt.datetime,
                         tuple(dict.fromkeys(checks)))
 
 
+#: Rules without a condition by (effect, scope, role name, grant id): a Rule is
+#: immutable, so every Access built from the same grant row shares one, and a
+#: cold resolution builds only the rules of grants changed since.
+_PLAIN_RULES: dict[tuple[str, str, str, Any], Rule] = {}
+_PLAIN_RULES_MAX = 100_000
+
+
 def _rules(registry: Registry, grants: Iterable[Any], names: dict[int, str],
            ) -> dict[tuple[str, str], list[Rule]]:
     rules: dict[tuple[str, str], list[Rule]] = {}
+    known = _PLAIN_RULES
     for g in grants:
-        if g.resource not in registry:
+        resource = g.resource
+        if resource not in registry:
             continue  # a grant for a resource the host no longer registers
-        res = registry.get(g.resource)
-        clauses = (conditions.stored(res.model, g.condition, deny=g.effect == "deny")
-                   if res.model else ())
-        rules.setdefault((g.resource, g.action), []).append(
-            Rule(g.effect, g.scope, clauses, names[g.role_id], g.id))
+        if g.condition:
+            res = registry.get(resource)
+            clauses = (conditions.stored(res.model, g.condition, deny=g.effect == "deny")
+                       if res.model else ())
+            rule = Rule(g.effect, g.scope, clauses, names[g.role_id], g.id)
+        else:
+            key = (g.effect, g.scope, names[g.role_id], g.id)
+            rule = known.get(key)  # type: ignore[assignment]
+            if rule is None:
+                if len(known) >= _PLAIN_RULES_MAX:
+                    known.clear()
+                rule = known[key] = Rule(g.effect, g.scope, (), names[g.role_id], g.id)
+        rules.setdefault((resource, g.action), []).append(rule)
     return rules
 
 
