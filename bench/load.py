@@ -92,6 +92,33 @@ def log(message: str) -> None:
 # -- servers -----------------------------------------------------------------------------
 
 
+
+def run_async(make: Any) -> Any:
+    """Run the coroutine ``make()`` returns to completion, and return its result.
+
+    A caller whose thread already runs an event loop (Playwright's sync API
+    in the same test process does) gets the coroutine run in a thread of
+    its own, since ``asyncio.run`` refuses a running loop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(make())
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="bench-load-loop")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
 @contextmanager
 def gunicorns(url: str, workers: int, log_dir: Path) -> Iterator[dict[str, str]]:
     """Serve each variant with ``workers`` sync workers on a free loopback port.
@@ -125,7 +152,7 @@ def gunicorns(url: str, workers: int, log_dir: Path) -> Iterator[dict[str, str]]
         async def ready() -> None:
             await asyncio.gather(*(_until_workers_answer(base, workers, server, log_path)
                                    for base, server, log_path in servers.values()))
-        asyncio.run(ready())
+        run_async(ready)
         yield {variant: base for variant, (base, _, _) in servers.items()}
     finally:
         for _, server, _ in servers.values():
@@ -576,8 +603,8 @@ def measure(duration: float = 60.0, members: int = 50, workers: int = 4, leads: 
         bases = stack.enter_context(gunicorns(url, workers, logs))
         log(f"both servers up with {workers} workers each")
         with ConnectionSampler(url) as sampler:
-            raw = asyncio.run(drive(bases, world, duration, max_requests, seed, sampler,
-                                    warmup))
+            raw = run_async(lambda: drive(bases, world, duration, max_requests, seed,
+                                          sampler, warmup))
         server_logs = {v: (logs / f"gunicorn-{v}.log").read_text()[-2000:] for v in VARIANTS}
         served = {v: server_times(logs / f"access-{v}.log") for v in VARIANTS}
     result = summarise(raw, sampler.peak, sampler.samples)

@@ -124,3 +124,16 @@ def test_a_short_load_run_writes_its_results_and_finds_nothing_stale(
     assert {g["goal"] for g in saved["goals"]} >= {"errors = 0",
                                                    "stale answers after a change = 0"}
     assert "| plugin |" in load.markdown(saved)
+
+
+def test_the_load_run_works_beside_a_running_event_loop() -> None:
+    """Playwright's sync API leaves a loop running in a test process; the run still works."""
+    import asyncio
+
+    from bench import load
+
+    async def outer() -> int:
+        return load.run_async(lambda: asyncio.sleep(0, result=7))
+
+    assert asyncio.run(outer()) == 7
+    assert load.run_async(lambda: asyncio.sleep(0, result=8)) == 8
