@@ -122,7 +122,7 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
         goal_line("both variants answer the same rows", f"{result['same_rows_differ']} pages differ",
               result["same_rows_differ"] == 0),
         goal_line("database connections (context)",
-              ", ".join(f"{k}: {n}" for k, n in sorted(result["peak_db_connections"].items())),
+              ", ".join(f"{k or 'other'}: {n}" for k, n in sorted(result["peak_db_connections"].items())),
               None),
     ]
 
