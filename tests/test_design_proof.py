@@ -169,8 +169,8 @@ def test_a_host_overrides_the_components_on_plugin_and_demo_pages(
     """A host's ``rbac/macros/ui.html`` replaces the plugin's, on its pages and the CRM's."""
     source = (Path(crm_rbac_plugin.__file__).parent / "templates" / "rbac" / "macros"
               / "ui.html").read_text(encoding="utf-8")
-    host = (source.replace('class="rbac-button rbac-button--{{ kind }}"',
-                           'class="host-button rbac-button rbac-button--{{ kind }}"')
+    host = (source.replace('class="rbac-button rbac-button--{{ kind }}{% if class_ %}',
+                           'class="host-button rbac-button rbac-button--{{ kind }}{% if class_ %}')
             .replace("data-rbac-select-all=", "data-host-select-all data-rbac-select-all="))
     assert host.count("host-button") == 2 and "data-host-select-all" in host
     app.jinja_loader = jinja2.ChoiceLoader([  # type: ignore[assignment]
@@ -181,3 +181,4 @@ def test_a_host_overrides_the_components_on_plugin_and_demo_pages(
     assert 'class="rbac-button' not in members  # every button of the page came from the macro
     leads = owner.get("/leads/").text
     assert "data-host-select-all" in leads
+    assert 'class="host-button rbac-button' in leads  # the CRM's buttons are the macro's too
