@@ -66,18 +66,20 @@ def test_the_sidebar_is_a_menu_at_phone_width(live: Live, browse: Browse) -> Non
     owner.wait_for_url(live.url("/deals/"))
 
 
-def invitation_token(live: Live) -> str:
-    """Invite a new address to the world's workspace as its Owner; return the link's token."""
+def invitation_token(live: Live, email: str = "new.rep@example.test",
+                     role: str = "member") -> str:
+    """Invite ``email`` to the world's workspace as its Owner, with the role of key
+    ``role``; return the link's token."""
     with live.app.test_request_context():
         ws = db.session.scalar(sa.select(rbac.models.Workspace).where(
             rbac.models.Workspace.slug == "acme"))
         owner = db.session.scalar(sa.select(rbac.models.Membership).where(
             rbac.models.Membership.workspace_id == ws.id).order_by(rbac.models.Membership.id))
-        _, token = team.invite(rbac, rbac.access_for(owner), "new.rep@example.test",
-                               [workspaces.role_by_key(rbac, ws, "member")], send=False)
+        _, token = team.invite(rbac, rbac.access_for(owner), email,
+                               [workspaces.role_by_key(rbac, ws, role)], send=False)
         db.session.commit()
         db.session.remove()
-    return token
+    return str(token)
 
 
 def test_public_pages_fit_a_phone(live: Live, browse: Browse,

@@ -23,12 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
-
-from crm_app.extensions import db
-from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import team, workspaces
 
 from .conftest import Browse, Live, serve_live
 from .sweep import check_page, seed_extra, ua_defaults
@@ -61,16 +56,7 @@ def assert_clean(page: Page, browser: Browser, what: str) -> None:
 
 def invitation_for_existing_account(live: Live) -> str:
     """Invite outsider@example.test (an account of another workspace); return the token."""
-    with live.app.test_request_context():
-        ws = db.session.scalar(sa.select(rbac.models.Workspace).where(
-            rbac.models.Workspace.slug == "acme"))
-        owner = db.session.scalar(sa.select(rbac.models.Membership).where(
-            rbac.models.Membership.workspace_id == ws.id).order_by(rbac.models.Membership.id))
-        _, token = team.invite(rbac, rbac.access_for(owner), "outsider@example.test",
-                               [workspaces.role_by_key(rbac, ws, "viewer")], send=False)
-        db.session.commit()
-        db.session.remove()
-    return str(token)
+    return invitation_token(live, "outsider@example.test", "viewer")
 
 
 def refused_page(browse: Browse, page: Page, path: str) -> None:
