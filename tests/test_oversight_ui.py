@@ -293,6 +293,16 @@ def test_request_access_mails_audits_and_throttles(world: SimpleNamespace, login
         assert "Junior Rep asks for view on roles in Acme Sales" in outbox[0].body
         asked = events("access.requested")
         assert len(asked) == 1 and asked[0].target == "roles.view"
+        # The grantors' notification lists show it too, without a second mail.
+        N = rbac.models.Notification
+        listed = db.session.scalars(sa.select(N).where(
+            N.event == "access.requested")).all()
+        assert sorted(n.membership_id for n in listed) == sorted(
+            [world.members["owner"].id, world.members["admin"].id])
+        assert {n.summary for n in listed} == {"Junior Rep asks for view on roles"}
+        assert {n.mail_state for n in listed} == {"skipped"}
+        assert all(n.link == f"/settings/members/{world.members['junior_rep'].id}/access"
+                   for n in listed)
         assert asked[0].actor_membership_id == world.members["junior_rep"].id
         again = junior.post("/settings/request-access", data=data, follow_redirects=True)
         assert "less than an hour ago" in again.text

@@ -49,10 +49,12 @@ def path_for(endpoint: str, **values: Any) -> str:
 
 def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Iterable[int],
             category: str, event_name: str, summary: str, link: str = "",
-            dedupe_key: str | None = None) -> list[Any]:
+            dedupe_key: str | None = None, mail: bool = True) -> list[Any]:
     """Add a notification for each recipient (membership ids) as their channel says.
 
-    Returns the rows added (none for a recipient whose channel is ``off``).
+    ``mail=False`` writes the in-app entries only (``skipped``), for an event
+    whose caller mails the recipients itself. Returns the rows added (none
+    for a recipient whose channel is ``off``).
     """
     if category not in CATEGORIES:
         raise ValueError(f"unknown notification category {category!r}")
@@ -64,7 +66,7 @@ def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Ite
         channel = channels[membership_id]
         if channel == "off":
             continue
-        state = MAIL_STATE[channel]
+        state = MAIL_STATE[channel] if mail else "skipped"
         row = models.Notification(
             workspace_id=workspace_id, membership_id=membership_id, category=category,
             event=event_name, summary=summary[:500], link=(link or "")[:500], created_at=now,

@@ -32,6 +32,7 @@ from ..decorators import login_required, require_permission, wants_json
 from ..errors import PermissionDenied, RBACError, ValidationError
 from ..identity import request_state, signed_in_user
 from ..models import naive_utc, utcnow
+from ..notify.queue import enqueue, path_for
 from ..pages import ConfirmForm, acting_access, can, render
 from ..policy import Decision
 from ..proxies import current_rbac
@@ -239,7 +240,8 @@ def refusal_context(status: int) -> dict[str, Any] | None:
 @bp.post("/request-access")
 @login_required
 def request_access() -> Any:
-    """Ask the workspace's admins for a permission (mailed, audited, once an hour)."""
+    """Ask the workspace's admins for a permission (mailed, listed in their
+    notifications, audited, once an hour)."""
     rbac = current_rbac
     target = safe_next(request.form.get("next"), "/")
     if not ConfirmForm().validate_on_submit():
@@ -258,6 +260,15 @@ def request_access() -> Any:
             flash(exc.message, "warning")
             return redirect(target)
         return Response(f"{exc.field}: {exc.message}", status=exc.status, mimetype="text/plain")
+    # The grantors' notification lists show the request too; the mail is
+    # access_requests.notify's, sent once the request is committed.
+    enqueue(rbac.db.session, rbac.models, workspace_id=asked.workspace.id,
+            recipients=[m.id for m in asked.recipients], category="approvals",
+            event_name="access.requested",
+            summary=f"{asked.requester.display_name} asks for {asked.action} on "
+                    f"{asked.resource}",
+            link=path_for("rbac_settings.member_access", membership_id=asked.requester.id),
+            mail=False)
     rbac.db.session.commit()
     names = access_requests.notify(rbac, asked)
     flash(f"Request sent to {', '.join(names)}.", "success")
