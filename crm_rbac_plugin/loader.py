@@ -4,9 +4,10 @@
 Resolution costs five indexed queries (membership; assigned roles with their
 ancestors, one recursive CTE; grants with their field rules; team and
 department members; sharing agreements), each a statement built once with
-bind parameters, and turned into an Access by :func:`.resolve.build_access`. The result is cached per request
-on ``g`` and across requests in :class:`~.access_cache.AccessCache`, keyed by
-membership and checked against the workspace's ``policy_version``: every
+bind parameters, and turned into an Access by :func:`.resolve.build_access`.
+The result is cached per request on ``g`` and across requests in
+:class:`~.access_cache.AccessCache`, keyed by membership and checked
+against the workspace's ``policy_version``: every
 change to a role, grant, assignment, membership or department bumps that
 number in the same transaction (see :mod:`.guard`), so any process notices
 on its next request that its copy is stale. Time-limited role assignments
