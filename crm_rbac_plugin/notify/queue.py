@@ -14,7 +14,7 @@ delivery (``RBAC_NOTIFY_INLINE``) sends exactly those after the request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
 from ..models import utcnow
-from .preferences import CATEGORIES, channels_for
+from .preferences import CATEGORIES, channels_for, channels_in
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -47,6 +47,29 @@ def path_for(endpoint: str, **values: Any) -> str:
         return ""
 
 
+def _ids(recipients: Iterable[int]) -> set[int]:
+    return {r for r in recipients if isinstance(r, int) and not isinstance(r, bool)}
+
+
+def _values(channels: dict[int, str], *, workspace_id: int, category: str, event_name: str,
+            summary: str, link: str, dedupe_key: str | None, mail: bool) -> list[dict[str, Any]]:
+    """The column values of each recipient's row, in membership order (none for ``off``)."""
+    now = utcnow()
+    rows = []
+    for membership_id in sorted(channels):
+        channel = channels[membership_id]
+        if channel == "off":
+            continue
+        state = MAIL_STATE[channel] if mail else "skipped"
+        rows.append({
+            "workspace_id": workspace_id, "membership_id": membership_id, "category": category,
+            "event": event_name, "summary": summary[:500], "link": (link or "")[:500],
+            "created_at": now, "read_at": None, "mail_state": state, "attempts": 0,
+            "next_attempt_at": now if state == "pending" else None, "sent_at": None,
+            "last_error": None, "dedupe_key": dedupe_key})
+    return rows
+
+
 def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Iterable[int],
             category: str, event_name: str, summary: str, link: str = "",
             dedupe_key: str | None = None, mail: bool = True) -> list[Any]:
@@ -58,23 +81,48 @@ def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Ite
     """
     if category not in CATEGORIES:
         raise ValueError(f"unknown notification category {category!r}")
-    ids = {r for r in recipients if isinstance(r, int) and not isinstance(r, bool)}
-    channels = channels_for(session, models, ids, category, workspace_id)
-    now = utcnow()
-    rows = []
-    for membership_id in sorted(channels):
-        channel = channels[membership_id]
-        if channel == "off":
-            continue
-        state = MAIL_STATE[channel] if mail else "skipped"
-        row = models.Notification(
-            workspace_id=workspace_id, membership_id=membership_id, category=category,
-            event=event_name, summary=summary[:500], link=(link or "")[:500], created_at=now,
-            mail_state=state, attempts=0,
-            next_attempt_at=now if state == "pending" else None, dedupe_key=dedupe_key)
-        session.add(row)
-        rows.append(row)
+    channels = channels_for(session, models, _ids(recipients), category, workspace_id)
+    rows = [models.Notification(**values) for values in _values(
+        channels, workspace_id=workspace_id, category=category, event_name=event_name,
+        summary=summary, link=link, dedupe_key=dedupe_key, mail=mail)]
+    session.add_all(rows)
     return rows
+
+
+def write_now(session: Session, models: Any, *, workspace_id: int, recipients: Iterable[int],
+              category: str, event_name: str, summary: Callable[[str], str],
+              link: str = "") -> int:
+    """Insert the notifications of an event at once, in the session's transaction; return
+    how many rows were written.
+
+    For the session listeners, which run inside a flush: one statement reads
+    the recipients' channels with the workspace's name, ``summary(name)``
+    gives the text, and one ``INSERT`` writes every row (no unit of work).
+    The rows commit or roll back with the change like :func:`enqueue`'s, and
+    the ids of the pending mails are noted for inline delivery. Nothing is
+    written when the workspace does not exist.
+    """
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown notification category {category!r}")
+    name, channels = channels_in(session, models, _ids(recipients), category, workspace_id)
+    if name is None:
+        return 0
+    rows = _values(channels, workspace_id=workspace_id, category=category,
+                   event_name=event_name, summary=summary(name), link=link, dedupe_key=None,
+                   mail=True)
+    if not rows:
+        return 0
+    table = models.Notification.__table__
+    pending = [r for r in rows if r["mail_state"] == "pending"]
+    if pending:
+        inserted = session.connection().execute(
+            table.insert().returning(table.c.id, table.c.mail_state,
+                                     sort_by_parameter_order=True), rows).all()
+        session.info.setdefault(FLUSHED_KEY, []).extend(
+            i for i, state in inserted if state == "pending")
+    else:
+        session.connection().execute(table.insert(), rows)
+    return len(rows)
 
 
 def install(rbac: RBACProtocol, db_session: Any) -> None:

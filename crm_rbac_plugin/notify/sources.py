@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from ..audit.events import actor
 from ..loader import BYPASS
 from ..models import utcnow
-from .queue import enqueue, path_for
+from .queue import enqueue, path_for, write_now
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -109,15 +109,17 @@ def _role_event(rbac: RBACProtocol, session: Session, mr: Any, verb: str) -> Non
         return  # joining (the roles come with the membership) or leaving
     role = mr.role or session.get(m.Role, mr.role_id, execution_options=BYPASS)
     name = role.name if role is not None else "a role"
-    where = _workspace_name(session, m, membership.workspace_id)
     if verb == "assigned":
         until = f" until {mr.expires_at:%Y-%m-%d %H:%M} UTC" if mr.expires_at else ""
-        summary = f"You were given the role {name} in {where}{until}."
+
+        def summary(where: str) -> str:
+            return f"You were given the role {name} in {where}{until}."
     else:
-        summary = f"Your role {name} in {where} was removed."
-    enqueue(session, m, workspace_id=membership.workspace_id, recipients=[membership.id],
-            category="roles", event_name=f"role.{verb}", summary=summary,
-            link=path_for("rbac_settings.profile"))
+        def summary(where: str) -> str:
+            return f"Your role {name} in {where} was removed."
+    write_now(session, m, workspace_id=membership.workspace_id, recipients=[membership.id],
+              category="roles", event_name=f"role.{verb}", summary=summary,
+              link=path_for("rbac_settings.profile"))
 
 
 def _status_event(rbac: RBACProtocol, session: Session, membership: Any) -> None:
@@ -125,11 +127,11 @@ def _status_event(rbac: RBACProtocol, session: Session, membership: Any) -> None
     if change not in (("active", "inactive"), ("inactive", "active")):
         return
     verb = "deactivated" if change == ("active", "inactive") else "reactivated"
-    where = _workspace_name(session, rbac.models, membership.workspace_id)
-    enqueue(session, rbac.models, workspace_id=membership.workspace_id,
-            recipients=[membership.id], category="membership", event_name=f"membership.{verb}",
-            summary=f"Your membership of {where} was {verb}.",
-            link=path_for("rbac_settings.profile"))
+    write_now(session, rbac.models, workspace_id=membership.workspace_id,
+              recipients=[membership.id], category="membership",
+              event_name=f"membership.{verb}",
+              summary=lambda where: f"Your membership of {where} was {verb}.",
+              link=path_for("rbac_settings.profile"))
 
 
 def _sides(agreement: Any) -> dict[str, int | None]:
