@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from .. import signals
 from ..audit.events import COMPLETING_KEY, actor, jsonable
+from ..audit.reasons import alert_settings_read
 from ..config import setting
 from ..context import current_override
 from ..identity import request_state
@@ -55,7 +56,7 @@ from ..policy import Access
 from ..roles import PRIVILEGED_KEYS, is_privileged
 from . import rules
 from .rules import Count
-from .thresholds import Thresholds, thresholds_for
+from .thresholds import Thresholds, from_row, thresholds_for
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -79,13 +80,20 @@ def _forget(session: Session) -> None:
 class Evaluation:
     """One flush's evaluation: its session, and each workspace's thresholds read once."""
 
-    def __init__(self, rbac: RBACProtocol, session: Session) -> None:
+    def __init__(self, rbac: RBACProtocol, session: Session,
+                 read: dict[int, tuple[Any, Any]] | None = None) -> None:
         self.rbac, self.session, self.m = rbac, session, rbac.models
         self._limits: dict[int, Thresholds] = {}
+        #: Settings read at this commit by the audit trail's reason rule, by workspace.
+        self._read = read or {}
 
     def limits(self, workspace_id: int) -> Thresholds:
         if workspace_id not in self._limits:
-            self._limits[workspace_id] = thresholds_for(self.rbac, workspace_id)
+            if workspace_id in self._read:
+                timezone, settings = self._read[workspace_id]
+                self._limits[workspace_id] = from_row(settings, timezone)
+            else:
+                self._limits[workspace_id] = thresholds_for(self.rbac, workspace_id)
         return self._limits[workspace_id]
 
     def count(self, c: Count, detail: dict[str, Any]) -> None:
@@ -118,9 +126,11 @@ def evaluate(rbac: RBACProtocol, session: Session) -> None:
     completed = [o for o in session.dirty
                  if isinstance(o, A) and any(o is c for c in completing)]
     deleted = _deleted_records(rbac, session)
+    # Taken by this flush, used or not: a later flush may follow a change of the settings.
+    read = alert_settings_read(session)
     if not (events or completed or deleted):
         return
-    ev_ctx = Evaluation(rbac, session)
+    ev_ctx = Evaluation(rbac, session, read)
     with session.no_autoflush:
         for ev in sorted(events, key=lambda e: e.at or dt.datetime.min):
             _event_rules(ev_ctx, ev)

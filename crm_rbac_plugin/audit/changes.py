@@ -30,7 +30,7 @@ from .events import (
     jsonable,
     snapshot,
 )
-from .reasons import reason_for
+from .reasons import ALERT_SETTINGS_KEY, reason_for
 from .sentences import SECURITY_EVENTS
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def _refuse_statements(state: ORMExecuteState) -> None:
 
 def _forget_completing(session: Session) -> None:
     session.info.pop(COMPLETING_KEY, None)
+    session.info.pop(ALERT_SETTINGS_KEY, None)
 
 
 def _before_flush(rbac: RBACProtocol, session: Session) -> None:

@@ -62,13 +62,73 @@ def _counts(session: Session, rbac: RBACProtocol, change: dict[str, Any],
     return False
 
 
-def required(session: Session, rbac: RBACProtocol, workspace_id: int | None) -> bool:
-    """Whether the workspace requires a reason for permission changes."""
-    schedule = rbac.models.ReviewSchedule
-    if workspace_id is None or schedule is None:
+#: ``session.info`` key: the alert settings read with the reason rule at this commit,
+#: ``(transaction, {workspace id: (time zone, settings row as a mapping or None)})``.
+ALERT_SETTINGS_KEY = "rbac_commit_alert_settings"
+#: The reason rule's statement. It reads the workspace's alert settings and time zone
+#: too: the alert rules evaluate the event this commit writes in the flush that follows
+#: (:mod:`..alerts.engine`), so a permission change reads its workspace's settings once.
+_RULES_SQL = ("SELECT w.timezone AS w_timezone, r.require_reason AS r_require_reason, "
+              "{columns} FROM {w} w LEFT OUTER JOIN {r} r ON r.workspace_id = w.id "
+              "LEFT OUTER JOIN {s} s ON s.workspace_id = w.id WHERE w.id = :workspace_id")
+_statements: dict[tuple[str, ...], sa.TextClause] = {}
+
+
+def _rules_statement(models: Any) -> sa.TextClause:
+    tables = (models.Workspace.__table__, models.ReviewSchedule.__table__,
+              models.AlertSettings.__table__)
+    key = tuple(t.name for t in tables)
+    stmt = _statements.get(key)
+    if stmt is None:
+        columns = ", ".join(f"s.{c.name} AS s_{c.name}" for c in tables[2].columns)
+        stmt = sa.text(_RULES_SQL.format(columns=columns, w=key[0], r=key[1], s=key[2]))
+        _statements[key] = stmt
+    return stmt
+
+
+def required(session: Session, rbac: RBACProtocol, workspace_id: int | None, *,
+             keep: bool = False) -> bool:
+    """Whether the workspace requires a reason for permission changes.
+
+    ``keep``: keep the workspace's alert settings, read by the same
+    statement, for this transaction's next flush (:func:`alert_settings_read`).
+    """
+    models = rbac.models
+    if workspace_id is None or models.ReviewSchedule is None:
         return False
-    return bool(session.scalar(sa.select(schedule.require_reason).where(
-        schedule.workspace_id == workspace_id), execution_options=BYPASS))
+    # On the session's connection: a plain statement, past the ORM's execute events.
+    row = session.connection().execute(_rules_statement(models),
+                                       {"workspace_id": workspace_id}).first()
+    if row is None:
+        return False
+    values = row._mapping
+    if keep:
+        _keep(session, workspace_id, values)
+    return bool(values["r_require_reason"])
+
+
+def _keep(session: Session, workspace_id: int, values: Any) -> None:
+    settings = ({name[2:]: value for name, value in values.items() if name.startswith("s_")}
+                if values["s_id"] is not None else None)
+    tx = session.get_transaction()
+    kept = session.info.get(ALERT_SETTINGS_KEY)
+    if kept is None or kept[0] is not tx:
+        kept = (tx, {})
+        session.info[ALERT_SETTINGS_KEY] = kept
+    kept[1][workspace_id] = (values["w_timezone"], settings)
+
+
+def alert_settings_read(session: Session) -> dict[int, tuple[Any, Any]]:
+    """The alert settings :func:`required` read since the last flush in this transaction,
+    by workspace: ``{id: (time zone, settings mapping or None)}`` (and forget them).
+
+    The alert rules take them for the flush that follows (the commit's), in
+    which nothing has changed them since they were read.
+    """
+    kept = session.info.pop(ALERT_SETTINGS_KEY, None)
+    if kept is None or kept[0] is not session.get_transaction():
+        return {}
+    return kept[1]
 
 
 def reason_for(session: Session, rbac: RBACProtocol, workspace_id: int | None,
@@ -89,7 +149,7 @@ def reason_for(session: Session, rbac: RBACProtocol, workspace_id: int | None,
         return reason
     joining = {c["key"] for c in changes if c["kind"] == "member" and c["op"] == "created"}
     if (any(_counts(session, rbac, c, joining) for c in changes)
-            and required(session, rbac, workspace_id)):
+            and required(session, rbac, workspace_id, keep=True)):
         raise ValidationError("This workspace requires a reason for every permission change: "
                               "say why in the reason field.", field="reason")
     return None

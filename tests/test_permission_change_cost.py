@@ -1,0 +1,128 @@
+"""What a permission change pays for its audit event, alert rules and notifications.
+
+A role given to a member writes, inside the change's transaction, the audit
+event, the member's notification and the alert rules' counters. Those side
+effects take four statements: one reads the member's channel with the
+workspace's name, one inserts the notification, one reads the workspace's
+reason rule with its alert settings (the alert rules evaluate the event with
+them, without reading them again) and one inserts the event. Every test runs
+on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from crm_app.extensions import db
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import alerts, roles
+from crm_rbac_plugin.errors import ValidationError
+from tests.rbac_helpers import access_of
+
+#: Statements of one role assignment and its commit from a fresh session: six for the
+#: change (the service's four reads, the insert, the policy version's bump) and four
+#: for its audit event, alert rules and notification.
+ASSIGNMENT_STATEMENTS = 10
+#: A Monday, 20:00 UTC: outside business hours of 9 to 17.
+MONDAY_EVENING = dt.datetime(2026, 1, 5, 20, 0)
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+
+
+def role(world: SimpleNamespace, key: str) -> Any:
+    R = rbac.models.Role
+    return db.session.scalar(sa.select(R).where(R.workspace_id == world.ws.id, R.key == key))
+
+
+def ids_of(world: SimpleNamespace) -> SimpleNamespace:
+    """The ids the tests use, read while ``world``'s objects are bound to the session."""
+    return SimpleNamespace(ws=world.ws.id, owner=world.members["owner"].id,
+                           viewer=world.members["viewer"].id, finance=role(world, "finance").id)
+
+
+def assign(ids: SimpleNamespace) -> list[str]:
+    """Give the viewer the Finance role as the Owner, from a fresh session as a request
+    starts; return the statements it ran."""
+    M = rbac.models.Membership
+    db.session.remove()
+    owner, target = db.session.get(M, ids.owner), db.session.get(M, ids.viewer)
+    given = db.session.get(rbac.models.Role, ids.finance)
+    access = access_of(owner)
+    with rbac.as_member(owner), statements() as seen:
+        roles.assign_role(rbac, access, target, given)
+        db.session.commit()
+    return seen
+
+
+def test_a_role_change_writes_its_side_effects_in_four_statements(
+        app: Flask, world: SimpleNamespace) -> None:
+    ids = ids_of(world)
+    seen = assign(ids)
+    on_table = {name: [s for s in seen if name in s] for name in (
+        "rbac_notification_preference", "INSERT INTO rbac_notification ", "rbac_review_schedule",
+        "rbac_alert_settings", "INSERT INTO rbac_audit_event")}
+    assert {name: len(found) for name, found in on_table.items()} == dict.fromkeys(on_table, 1)
+    # The reason rule's statement reads the alert settings too: nothing else does.
+    assert on_table["rbac_review_schedule"] == on_table["rbac_alert_settings"]
+    assert len(seen) == ASSIGNMENT_STATEMENTS, "\n".join(seen)
+    N, A = rbac.models.Notification, rbac.models.AuditEvent
+    [told] = db.session.scalars(sa.select(N).where(N.event == "role.assigned"))
+    assert (told.membership_id, told.summary, told.mail_state) == (
+        ids.viewer, "You were given the role Finance in Acme Sales.", "pending")
+    event = db.session.scalar(sa.select(A).where(A.action == "assignment.added"))
+    assert (event.workspace_id, event.actor_membership_id) == (ids.ws, ids.owner)
+
+
+def test_the_settings_read_with_the_reason_rule_drive_the_alert_rules(
+        app: Flask, world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = ids_of(world)
+    alerts.save(rbac, access_of(world.members["owner"]),
+                {"business_days": ["mon", "tue", "wed", "thu", "fri"],
+                 "business_start_hour": 9, "business_end_hour": 17})
+    db.session.commit()
+    for module in ("crm_rbac_plugin.audit.changes", "crm_rbac_plugin.alerts.engine"):
+        monkeypatch.setattr(f"{module}.utcnow", lambda: MONDAY_EVENING)
+    seen = assign(ids)
+    assert len([s for s in seen if "rbac_alert_settings" in s]) == 1
+    A = rbac.models.Alert
+    [alert] = db.session.scalars(sa.select(A).where(A.rule == "off_hours"))
+    assert alert.membership_id == ids.owner
+    assert "assignment.added at Mon 20:00 UTC" in alert.summary
+
+
+def test_a_required_reason_still_refuses_the_change_and_writes_nothing(
+        app: Flask, world: SimpleNamespace) -> None:
+    m = rbac.models
+    ids = ids_of(world)
+    db.session.add(m.ReviewSchedule(workspace_id=ids.ws, require_reason=True))
+    db.session.commit()
+    counts_before = {model: db.session.scalar(sa.select(sa.func.count()).select_from(model))
+                     for model in (m.Notification, m.AuditEvent)}
+    with pytest.raises(ValidationError) as refused:
+        assign(ids)
+    assert refused.value.field == "reason"
+    db.session.rollback()
+    assert {model: db.session.scalar(sa.select(sa.func.count()).select_from(model))
+            for model in counts_before} == counts_before
+    assert ids.finance not in set(db.session.scalars(sa.select(m.MemberRole.role_id).where(
+        m.MemberRole.membership_id == ids.viewer)))
