@@ -2,10 +2,10 @@
 
 A role given to a member writes, inside the change's transaction, the audit
 event, the member's notification and the alert rules' counters. Those side
-effects take four statements: one reads the member's channel with the
-workspace's name, one inserts the notification, one reads the workspace's
-reason rule with its alert settings (the alert rules evaluate the event with
-them, without reading them again) and one inserts the event. Every test runs
+effects take three statements: one inserts the notification as the member's
+channel says (reading it with the workspace's name), one reads the
+workspace's reason rule with its alert settings (the alert rules evaluate
+the event with them, without reading them again) and one inserts the event. Every test runs
 on SQLite and PostgreSQL.
 """
 
@@ -28,9 +28,9 @@ from crm_rbac_plugin.errors import ValidationError
 from tests.rbac_helpers import access_of
 
 #: Statements of one role assignment and its commit from a fresh session: six for the
-#: change (the service's four reads, the insert, the policy version's bump) and four
+#: change (the service's four reads, the insert, the policy version's bump) and three
 #: for its audit event, alert rules and notification.
-ASSIGNMENT_STATEMENTS = 10
+ASSIGNMENT_STATEMENTS = 9
 #: A Monday, 20:00 UTC: outside business hours of 9 to 17.
 MONDAY_EVENING = dt.datetime(2026, 1, 5, 20, 0)
 
@@ -74,7 +74,7 @@ def assign(ids: SimpleNamespace) -> list[str]:
     return seen
 
 
-def test_a_role_change_writes_its_side_effects_in_four_statements(
+def test_a_role_change_writes_its_side_effects_in_three_statements(
         app: Flask, world: SimpleNamespace) -> None:
     ids = ids_of(world)
     seen = assign(ids)
@@ -82,7 +82,9 @@ def test_a_role_change_writes_its_side_effects_in_four_statements(
         "rbac_notification_preference", "INSERT INTO rbac_notification ", "rbac_review_schedule",
         "rbac_alert_settings", "INSERT INTO rbac_audit_event")}
     assert {name: len(found) for name, found in on_table.items()} == dict.fromkeys(on_table, 1)
-    # The reason rule's statement reads the alert settings too: nothing else does.
+    # The notification's insert reads the channel; the reason rule's statement reads
+    # the alert settings: nothing else reads either.
+    assert on_table["rbac_notification_preference"] == on_table["INSERT INTO rbac_notification "]
     assert on_table["rbac_review_schedule"] == on_table["rbac_alert_settings"]
     assert len(seen) == ASSIGNMENT_STATEMENTS, "\n".join(seen)
     N, A = rbac.models.Notification, rbac.models.AuditEvent

@@ -73,23 +73,18 @@ def owner_ids(session: Session, models: Any, membership_ids: Iterable[int],
 _CHANNELS_SQL = ("SELECT m.id, m.notify_email, p.channel FROM {m} m "
                  "LEFT OUTER JOIN {p} p ON p.membership_id = m.id AND p.category = :category "
                  "WHERE m.id IN :ids")
-#: The same, joined to the workspace, whose name comes with them (and alone when no
-#: membership id is of the workspace).
-_CHANNELS_IN_SQL = ("SELECT w.name, m.id, m.notify_email, p.channel FROM {w} w "
-                    "LEFT OUTER JOIN {m} m ON m.workspace_id = w.id AND m.id IN :ids "
-                    "LEFT OUTER JOIN {p} p ON p.membership_id = m.id "
-                    "AND p.category = :category WHERE w.id = :workspace_id")
-_statements: dict[tuple[str, str, str], sa.TextClause] = {}
+_statements: dict[tuple[str, str, bool], sa.TextClause] = {}
 
 
-def _statement(template: str, models: Any) -> sa.TextClause:
-    key = (template, models.Membership.__table__.name,
-           models.NotificationPreference.__table__.name)
+def _statement(models: Any, in_workspace: bool) -> sa.TextClause:
+    key = (models.Membership.__table__.name, models.NotificationPreference.__table__.name,
+           in_workspace)
     stmt = _statements.get(key)
     if stmt is None:
-        stmt = sa.text(template.format(
-            w=models.Workspace.__table__.name, m=key[1], p=key[2])).bindparams(
-            sa.bindparam("ids", expanding=True))
+        sql = _CHANNELS_SQL.format(m=key[0], p=key[1])
+        if in_workspace:
+            sql += " AND m.workspace_id = :workspace_id"
+        stmt = sa.text(sql).bindparams(sa.bindparam("ids", expanding=True))
         _statements[key] = stmt
     return stmt
 
@@ -103,33 +98,16 @@ def channels_for(session: Session, models: Any, membership_ids: Iterable[int],
     left out: a notification never reaches another workspace's member. Runs
     inside a flush too, so it never autoflushes.
     """
-    if workspace_id is not None:
-        return channels_in(session, models, membership_ids, category, workspace_id)[1]
     ids = sorted(set(membership_ids))
     if not ids:
         return {}
+    params: dict[str, Any] = {"ids": ids, "category": category}
+    if workspace_id is not None:
+        params["workspace_id"] = workspace_id
     # On the session's connection: a plain statement, past the ORM's execute events
-    # (the plugin's own table, read whoever acts, as with BYPASS).
-    rows = session.connection().execute(_statement(_CHANNELS_SQL, models),
-                                        {"ids": ids, "category": category}).all()
-    return _channels(session, models, category, [(mid, on, chosen) for mid, on, chosen in rows])
-
-
-def channels_in(session: Session, models: Any, membership_ids: Iterable[int], category: str,
-                workspace_id: int) -> tuple[str | None, dict[int, str]]:
-    """``workspace_id``'s name (None: no such workspace) and the channel of each of
-    ``membership_ids`` that is its member, for ``category``, in one query."""
-    ids = sorted(set(membership_ids))
-    rows = session.connection().execute(
-        _statement(_CHANNELS_IN_SQL, models),
-        {"ids": ids or [-1], "category": category, "workspace_id": workspace_id}).all()
-    name = rows[0][0] if rows else None
-    return name, _channels(session, models, category,
-                           [(mid, on, chosen) for _, mid, on, chosen in rows if mid is not None])
-
-
-def _channels(session: Session, models: Any, category: str,
-              rows: list[tuple[int, Any, str | None]]) -> dict[int, str]:
+    # (the plugin's own tables, read whoever acts, as with BYPASS).
+    rows = session.connection().execute(_statement(models, workspace_id is not None),
+                                        params).all()
     channels = {int(mid): chosen or default_channel(bool(on)) for mid, on, chosen in rows}
     if category == LOCKED_FOR_OWNERS:
         for mid in owner_ids(session, models, [m for m, c in channels.items() if c == "off"]):

@@ -2,8 +2,10 @@
 
 :func:`enqueue` adds the rows to the session and never commits: the caller's
 commit writes them with the change, and a rollback drops both, so nothing is
-ever told of a change that did not happen. Each recipient's channel for the
-category decides the row (:mod:`.preferences`): ``off`` writes nothing,
+ever told of a change that did not happen. :func:`write_now`, for the session
+listeners that find the plugin's own events inside a flush, inserts an
+event's rows in one statement of that transaction instead. Each recipient's
+channel for the category decides the row (:mod:`.preferences`): ``off`` writes nothing,
 ``app`` an entry with no mail (``skipped``), ``mail`` a mail due now
 (``pending``) and ``digest`` one kept for the daily digest.
 
@@ -14,16 +16,17 @@ delivery (``RBAC_NOTIFY_INLINE``) sends exactly those after the request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
 from ..models import utcnow
-from .preferences import CATEGORIES, channels_for, channels_in
+from .preferences import CATEGORIES, LOCKED_FOR_OWNERS, channels_for
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -89,40 +92,65 @@ def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Ite
     return rows
 
 
-def write_now(session: Session, models: Any, *, workspace_id: int, recipients: Iterable[int],
-              category: str, event_name: str, summary: Callable[[str], str],
-              link: str = "") -> int:
-    """Insert the notifications of an event at once, in the session's transaction; return
-    how many rows were written.
+#: The channel of a recipient in SQL: their stored choice, else their ``notify_email``.
+_CHANNEL = "COALESCE(p.channel, CASE WHEN m.notify_email THEN 'mail' ELSE 'app' END)"
+#: What the channel makes of the row's mail side (:data:`MAIL_STATE`).
+_STATE = (f"CASE {_CHANNEL} WHEN 'mail' THEN 'pending' WHEN 'digest' THEN 'digest' "
+          "ELSE 'skipped' END")
+#: One row per recipient of the workspace whose channel is not ``off``, its summary
+#: around the workspace's name, in one statement.
+_INSERT_SQL = (
+    "INSERT INTO {n} (workspace_id, membership_id, category, event, summary, link, "
+    "created_at, mail_state, attempts, next_attempt_at) "
+    "SELECT w.id, m.id, :category, :event, substr(:before || w.name || :after, 1, 500), "
+    f":link, :now, {_STATE}, 0, CASE WHEN {_STATE} = 'pending' THEN :now END "
+    "FROM {w} w JOIN {m} m ON m.workspace_id = w.id AND m.id IN :ids "
+    "LEFT OUTER JOIN {p} p ON p.membership_id = m.id AND p.category = :category "
+    f"WHERE w.id = :workspace_id AND {_CHANNEL} <> 'off' ORDER BY m.id "
+    "RETURNING id, mail_state")
+_inserts: dict[tuple[str, ...], sa.TextClause] = {}
 
-    For the session listeners, which run inside a flush: one statement reads
-    the recipients' channels with the workspace's name, ``summary(name)``
-    gives the text, and one ``INSERT`` writes every row (no unit of work).
-    The rows commit or roll back with the change like :func:`enqueue`'s, and
-    the ids of the pending mails are noted for inline delivery. Nothing is
-    written when the workspace does not exist.
+
+def _insert_statement(models: Any) -> sa.TextClause:
+    tables = (models.Notification, models.Workspace, models.Membership,
+              models.NotificationPreference)
+    key = tuple(t.__table__.name for t in tables)
+    stmt = _inserts.get(key)
+    if stmt is None:
+        stmt = sa.text(_INSERT_SQL.format(n=key[0], w=key[1], m=key[2], p=key[3])).bindparams(
+            sa.bindparam("ids", expanding=True), sa.bindparam("now", type_=sa.DateTime()))
+        _inserts[key] = stmt
+    return stmt
+
+
+def write_now(session: Session, models: Any, *, workspace_id: int, recipients: Iterable[int],
+              category: str, event_name: str, summary: tuple[str, str],
+              link: str = "") -> int:
+    """Insert the notifications of an event in one statement, in the session's
+    transaction; return how many rows were written.
+
+    For the session listeners, which run inside a flush: one ``INSERT ...
+    SELECT`` reads each recipient's channel as :func:`.preferences.channels_for`
+    does and writes their row as :func:`enqueue` does (``off``: none), with
+    the summary ``summary[0] + workspace name + summary[1]``. The rows commit
+    or roll back with the change, and the ids of the pending mails are noted
+    for inline delivery. Not for the security category, whose Owners'
+    ``off`` counts as ``mail`` (:func:`enqueue` applies it).
     """
-    if category not in CATEGORIES:
-        raise ValueError(f"unknown notification category {category!r}")
-    name, channels = channels_in(session, models, _ids(recipients), category, workspace_id)
-    if name is None:
+    if category not in CATEGORIES or category == LOCKED_FOR_OWNERS:
+        raise ValueError(f"write_now does not write the category {category!r}")
+    ids = sorted(_ids(recipients))
+    if not ids:
         return 0
-    rows = _values(channels, workspace_id=workspace_id, category=category,
-                   event_name=event_name, summary=summary(name), link=link, dedupe_key=None,
-                   mail=True)
-    if not rows:
-        return 0
-    table = models.Notification.__table__
-    pending = [r for r in rows if r["mail_state"] == "pending"]
+    # On the session's connection: a plain statement, past the ORM's execute events.
+    inserted = session.connection().execute(_insert_statement(models), {
+        "ids": ids, "category": category, "event": event_name, "before": summary[0],
+        "after": summary[1], "link": (link or "")[:500], "now": utcnow(),
+        "workspace_id": workspace_id}).all()
+    pending = [i for i, state in inserted if state == "pending"]
     if pending:
-        inserted = session.connection().execute(
-            table.insert().returning(table.c.id, table.c.mail_state,
-                                     sort_by_parameter_order=True), rows).all()
-        session.info.setdefault(FLUSHED_KEY, []).extend(
-            i for i, state in inserted if state == "pending")
-    else:
-        session.connection().execute(table.insert(), rows)
-    return len(rows)
+        session.info.setdefault(FLUSHED_KEY, []).extend(pending)
+    return len(inserted)
 
 
 def install(rbac: RBACProtocol, db_session: Any) -> None:

@@ -111,12 +111,9 @@ def _role_event(rbac: RBACProtocol, session: Session, mr: Any, verb: str) -> Non
     name = role.name if role is not None else "a role"
     if verb == "assigned":
         until = f" until {mr.expires_at:%Y-%m-%d %H:%M} UTC" if mr.expires_at else ""
-
-        def summary(where: str) -> str:
-            return f"You were given the role {name} in {where}{until}."
+        summary = (f"You were given the role {name} in ", f"{until}.")
     else:
-        def summary(where: str) -> str:
-            return f"Your role {name} in {where} was removed."
+        summary = (f"Your role {name} in ", " was removed.")
     write_now(session, m, workspace_id=membership.workspace_id, recipients=[membership.id],
               category="roles", event_name=f"role.{verb}", summary=summary,
               link=path_for("rbac_settings.profile"))
@@ -130,7 +127,7 @@ def _status_event(rbac: RBACProtocol, session: Session, membership: Any) -> None
     write_now(session, rbac.models, workspace_id=membership.workspace_id,
               recipients=[membership.id], category="membership",
               event_name=f"membership.{verb}",
-              summary=lambda where: f"Your membership of {where} was {verb}.",
+              summary=("Your membership of ", f" was {verb}."),
               link=path_for("rbac_settings.profile"))
 
 
