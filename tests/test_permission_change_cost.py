@@ -25,6 +25,7 @@ from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import alerts, roles
 from crm_rbac_plugin.errors import ValidationError
+from crm_rbac_plugin.notify import preferences, queue
 from tests.rbac_helpers import access_of
 
 #: Statements of one role assignment and its commit from a fresh session: six for the
@@ -128,3 +129,41 @@ def test_a_required_reason_still_refuses_the_change_and_writes_nothing(
             for model in counts_before} == counts_before
     assert ids.finance not in set(db.session.scalars(sa.select(m.MemberRole.role_id).where(
         m.MemberRole.membership_id == ids.viewer)))
+
+
+def test_write_now_writes_what_enqueue_writes_for_every_channel(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The one-statement insert of the session listeners and :func:`enqueue` agree:
+    ``mail`` pending, ``digest`` kept, ``app`` and ``notify_email`` off skipped,
+    ``off`` and another workspace's member nothing."""
+    channels = {"viewer": "mail", "finance": "app", "junior_rep": "off", "client_success": "digest"}
+    for key, channel in channels.items():
+        preferences.save(rbac, world.members[key], {"roles": channel})
+    world.members["member"].notify_email = False
+    db.session.commit()
+    keys = [*channels, "member", "admin"]
+    recipients = [world.members[k].id for k in keys] + [world.members["dual"].id + 1000]
+    outsider = db.session.scalar(sa.select(rbac.models.Membership.id).where(
+        rbac.models.Membership.workspace_id == world.ws2.id))
+    N = rbac.models.Notification
+
+    def written(event: str) -> dict[int, tuple[str, str, bool]]:
+        return {n.membership_id: (n.summary, n.mail_state, n.next_attempt_at is not None)
+                for n in db.session.scalars(sa.select(N).where(N.event == event))}
+
+    queue.enqueue(db.session, rbac.models, workspace_id=world.ws.id,
+                  recipients=[*recipients, outsider], category="roles", event_name="test.orm",
+                  summary="Something happened in Acme Sales.")
+    db.session.flush()
+    assert queue.write_now(db.session, rbac.models, workspace_id=world.ws.id,
+                           recipients=[*recipients, outsider], category="roles",
+                           event_name="test.core",
+                           summary=("Something happened in ", ".")) == 5
+    db.session.commit()
+    assert written("test.core") == written("test.orm")
+    assert {mid: state for mid, (_, state, _) in written("test.core").items()} == {
+        world.members["viewer"].id: "pending", world.members["finance"].id: "skipped",
+        world.members["client_success"].id: "digest", world.members["member"].id: "skipped",
+        world.members["admin"].id: "pending"}
+    assert queue.take_ready(db.session) == sorted(
+        n.id for n in db.session.scalars(sa.select(N).where(N.mail_state == "pending")))
