@@ -5,9 +5,9 @@ commit writes them with the change, and a rollback drops both, so nothing is
 ever told of a change that did not happen. :func:`write_now`, for the session
 listeners that find the plugin's own events inside a flush, inserts an
 event's rows in one statement of that transaction instead. Each recipient's
-channel for the category decides the row (:mod:`.preferences`): ``off`` writes nothing,
-``app`` an entry with no mail (``skipped``), ``mail`` a mail due now
-(``pending``) and ``digest`` one kept for the daily digest.
+channel for the category decides the row (:mod:`.preferences`): ``off``
+writes nothing, ``app`` an entry with no mail (``skipped``), ``mail`` a mail
+due now (``pending``) and ``digest`` one kept for the daily digest.
 
 The session listeners of :func:`install` remember the ids of the pending
 mails once their transaction commits (``session.info``), so that inline
@@ -54,25 +54,6 @@ def _ids(recipients: Iterable[int]) -> set[int]:
     return {r for r in recipients if isinstance(r, int) and not isinstance(r, bool)}
 
 
-def _values(channels: dict[int, str], *, workspace_id: int, category: str, event_name: str,
-            summary: str, link: str, dedupe_key: str | None, mail: bool) -> list[dict[str, Any]]:
-    """The column values of each recipient's row, in membership order (none for ``off``)."""
-    now = utcnow()
-    rows = []
-    for membership_id in sorted(channels):
-        channel = channels[membership_id]
-        if channel == "off":
-            continue
-        state = MAIL_STATE[channel] if mail else "skipped"
-        rows.append({
-            "workspace_id": workspace_id, "membership_id": membership_id, "category": category,
-            "event": event_name, "summary": summary[:500], "link": (link or "")[:500],
-            "created_at": now, "read_at": None, "mail_state": state, "attempts": 0,
-            "next_attempt_at": now if state == "pending" else None, "sent_at": None,
-            "last_error": None, "dedupe_key": dedupe_key})
-    return rows
-
-
 def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Iterable[int],
             category: str, event_name: str, summary: str, link: str = "",
             dedupe_key: str | None = None, mail: bool = True) -> list[Any]:
@@ -85,10 +66,20 @@ def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Ite
     if category not in CATEGORIES:
         raise ValueError(f"unknown notification category {category!r}")
     channels = channels_for(session, models, _ids(recipients), category, workspace_id)
-    rows = [models.Notification(**values) for values in _values(
-        channels, workspace_id=workspace_id, category=category, event_name=event_name,
-        summary=summary, link=link, dedupe_key=dedupe_key, mail=mail)]
-    session.add_all(rows)
+    now = utcnow()
+    rows = []
+    for membership_id in sorted(channels):
+        channel = channels[membership_id]
+        if channel == "off":
+            continue
+        state = MAIL_STATE[channel] if mail else "skipped"
+        row = models.Notification(
+            workspace_id=workspace_id, membership_id=membership_id, category=category,
+            event=event_name, summary=summary[:500], link=(link or "")[:500], created_at=now,
+            mail_state=state, attempts=0,
+            next_attempt_at=now if state == "pending" else None, dedupe_key=dedupe_key)
+        session.add(row)
+        rows.append(row)
     return rows
 
 
