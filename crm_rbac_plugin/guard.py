@@ -234,6 +234,14 @@ def collect_policy_changes(rbac: RBACProtocol, session: Session) -> None:
                                    or session.is_modified(obj, include_collections=False)):
                 changed["workspaces"].add(ws)
             continue
+        if isinstance(obj, models.RoleQuota):
+            # A cap alters nobody's access, but each member's Access keeps which
+            # resources the workspace caps (quotas.caps.capped_resources).
+            ws = _quota_workspace(session, models, obj)
+            if ws is not None and (obj not in session.dirty
+                                   or session.is_modified(obj, include_collections=False)):
+                changed["workspaces"].add(ws)
+            continue
         if not isinstance(obj, classes):
             continue
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):
@@ -288,6 +296,17 @@ def _workspace_of(session: Session, models: Any, obj: Any) -> int | None:
             m = session.get(models.Membership, obj.manager_id, execution_options=BYPASS)
             return m.workspace_id if m is not None else None
     return None
+
+
+def _quota_workspace(session: Session, models: Any, quota: Any) -> int | None:
+    """The workspace of a role cap's role (also of a cap just removed from its role)."""
+    state = sa.inspect(quota)
+    roles = [quota.role, *state.attrs.role.history.deleted]
+    role = next((r for r in roles if r is not None), None)
+    if role is None and quota.role_id is not None:
+        with session.no_autoflush:
+            role = session.get(models.Role, quota.role_id, execution_options=BYPASS)
+    return _own_workspace(role) if role is not None else None
 
 
 def workspaces_of(session: Session, models: Any, obj: Any,
