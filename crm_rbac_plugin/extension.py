@@ -303,6 +303,20 @@ class RBAC(HookDecorators):
                                   kwargs.get("reason", ""))
 
     def _write_denied(self, response: Any) -> Any:
+        """Store the request's refusals in the audit trail, on the connection it used.
+
+        The request's own transaction ends first, rolled back: a refused
+        request's unsaved work is never saved (the refusal's error handler and
+        Flask-SQLAlchemy roll it back too), and the rollback returns its
+        connection to the pool, where the refusals' own session takes it, so
+        a worker holds one connection, not two. A streamed answer that is no
+        refusal (a page that went on after one) may still read through the
+        request's session, so its transaction stays open and the refusals
+        take a second connection.
+        """
+        if identity.request_state().denied and (response.status_code >= 400
+                                                or not response.is_streamed):
+            self.db.session.rollback()
         audit_log.write_denied(self)
         return response
 

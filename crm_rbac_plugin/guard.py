@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import MANYTOONE, Session
 
+from . import fields, policy
 from .access_cache import note_uncommitted_policy
 from .errors import PermissionDenied
 from .loader import BYPASS
+from .record_checks import check_for
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -109,6 +111,35 @@ def _refuse(rbac: RBACProtocol, access: Access, res: Resource, action: str, obj:
                             resource=res.name, action=action)
 
 
+def _allows(rbac: RBACProtocol, access: Access | None, action: str, res: Resource, record: Any,
+            loader: Any) -> bool:
+    """Whether ``access`` may ``action`` the record: :meth:`decide`'s answer, without its reasons.
+
+    A write usually passes, and the reasons (rule descriptions and steps)
+    cost several times the decision: they are built only for a refusal
+    (:func:`_refuse_by`). The answer is the Access's compiled check
+    (:mod:`.record_checks`) when it decides from the record's loaded values,
+    else :func:`.policy.allowed` on the record as the policy may read it,
+    the rules of :func:`.policy.decide` step for step.
+    """
+    if access is None:
+        return False
+    answer = check_for(access, rbac.registry, res.name, action)(record)
+    if answer is None:
+        answer = policy.allowed(access, rbac.registry, action, res.name,
+                                fields.readable(rbac, record), loader)
+    return answer
+
+
+def _refuse_by(rbac: RBACProtocol, access: Access | None, res: Resource, action: str, obj: Any,
+               record: Any, loader: Any, wording: str = "{}") -> PermissionDenied:
+    """The refusal of ``action`` on ``record`` (``obj`` as it was or will be), with the reason
+    :meth:`decide` gives (in ``wording``)."""
+    reason = rbac.decide(access, action, res.name, record, loader).reason
+    return _refuse(rbac, access, res, action, obj,  # type: ignore[arg-type]
+                   wording.format(reason))
+
+
 def check_flush(rbac: RBACProtocol, session: Session) -> None:
     """Refuse the flush if the current member may not make one of its changes."""
     registry = rbac.registry
@@ -132,9 +163,9 @@ def check_flush(rbac: RBACProtocol, session: Session) -> None:
         if id(obj) in new_ids:
             _check_insert(rbac, access, res, obj, loader)
         elif id(obj) in deleted_ids:
-            decision = rbac.decide(access, "delete", res.name, old_state(obj), loader)
-            if not decision:
-                raise _refuse(rbac, access, res, "delete", obj, decision.reason)  # type: ignore[arg-type]
+            before = old_state(obj)
+            if not _allows(rbac, access, "delete", res, before, loader):
+                raise _refuse_by(rbac, access, res, "delete", obj, before, loader)
         elif session.is_modified(obj, include_collections=False):
             _check_update(rbac, access, res, obj, loader)
 
@@ -146,9 +177,8 @@ def _check_insert(rbac: RBACProtocol, access: Access | None, res: Resource, obj:
             setattr(obj, res.workspace_column, access.workspace_id)
         if res.owner_column and getattr(obj, res.owner_column) is None:
             setattr(obj, res.owner_column, access.user_id)
-    decision = rbac.decide(access, "create", res.name, obj, loader)
-    if not decision:
-        raise _refuse(rbac, access, res, "create", obj, decision.reason)  # type: ignore[arg-type]
+    if not _allows(rbac, access, "create", res, obj, loader):
+        raise _refuse_by(rbac, access, res, "create", obj, obj, loader)
     _check_parent_workspace(rbac, access, res, "create", obj, loader)
     if access is not None:
         written = {f for f in access.unwritable(res.name) if getattr(obj, f, None) is not None}
@@ -189,30 +219,31 @@ def _check_update(rbac: RBACProtocol, access: Access | None, res: Resource, obj:
     if res.workspace_of(before) != res.workspace_of(obj):
         raise _refuse(rbac, access, res, "edit", obj,  # type: ignore[arg-type]
                       "a record cannot move to another workspace")
-    decision = rbac.decide(access, "edit", res.name, before, loader)
-    if not decision:
-        raise _refuse(rbac, access, res, "edit", obj, decision.reason)  # type: ignore[arg-type]
+    if not _allows(rbac, access, "edit", res, before, loader):
+        raise _refuse_by(rbac, access, res, "edit", obj, before, loader)
+    changed: set[str] | None = None  # the changed keys, read once when a check needs them
     if access is not None and res.workspace_of(before, access.workspace_id) != access.workspace_id:
         # A shared record keeps its owner, department and parent: reassigning is its
         # own workspace's business (manage is never shared).
-        moved = _changed_keys(obj) & {res.owner_column, res.department_column,
-                                      res.parent_column}
+        changed = _changed_keys(obj)
+        moved = changed & {res.owner_column, res.department_column, res.parent_column}
         if moved:
             raise _refuse(rbac, access, res, "edit", obj,
                           f"{', '.join(sorted(str(k) for k in moved))} of a record shared "
                           "with you can only be changed by its own workspace")
-    if access is not None:
-        _check_fields(rbac, access, res, "edit", obj,
-                      set(access.unwritable(res.name)) & _changed_keys(obj))
-    if res.parent_column is not None and res.parent_column in _changed_keys(obj):
-        _check_parent_workspace(rbac, access, res, "edit", obj, loader)
-    after = rbac.decide(access, "edit", res.name, obj, loader)
-    if after:
+    unwritable = access.unwritable(res.name) if access is not None else ()
+    if unwritable or res.parent_column is not None:
+        changed = _changed_keys(obj) if changed is None else changed
+        if access is not None:
+            _check_fields(rbac, access, res, "edit", obj, set(unwritable) & changed)
+        if res.parent_column in changed:
+            _check_parent_workspace(rbac, access, res, "edit", obj, loader)
+    if _allows(rbac, access, "edit", res, obj, loader):
         return
-    if rbac.decide(access, "manage", res.name, before, loader):
+    if _allows(rbac, access, "manage", res, before, loader):
         return  # reassigning: managers of the record may hand it to anyone
-    raise _refuse(rbac, access, res, "edit", obj,  # type: ignore[arg-type]
-                  f"the change would move it out of your reach ({after.reason})")
+    raise _refuse_by(rbac, access, res, "edit", obj, obj, loader,
+                     "the change would move it out of your reach ({})")
 
 
 #: Columns of policy tables whose changes alter nobody's access: updating
@@ -230,6 +261,14 @@ def collect_policy_changes(rbac: RBACProtocol, session: Session) -> None:
             # Nobody's access changes, but the user loader keeps each
             # workspace's security policy per policy_version (PolicyCache).
             ws = _own_workspace(obj)
+            if ws is not None and (obj not in session.dirty
+                                   or session.is_modified(obj, include_collections=False)):
+                changed["workspaces"].add(ws)
+            continue
+        if isinstance(obj, models.RoleQuota):
+            # A cap alters nobody's access, but each member's Access keeps which
+            # resources the workspace caps (quotas.caps.capped_resources).
+            ws = _quota_workspace(session, models, obj)
             if ws is not None and (obj not in session.dirty
                                    or session.is_modified(obj, include_collections=False)):
                 changed["workspaces"].add(ws)
@@ -288,6 +327,17 @@ def _workspace_of(session: Session, models: Any, obj: Any) -> int | None:
             m = session.get(models.Membership, obj.manager_id, execution_options=BYPASS)
             return m.workspace_id if m is not None else None
     return None
+
+
+def _quota_workspace(session: Session, models: Any, quota: Any) -> int | None:
+    """The workspace of a role cap's role (also of a cap just removed from its role)."""
+    state = sa.inspect(quota)
+    roles = [quota.role, *state.attrs.role.history.deleted]
+    role = next((r for r in roles if r is not None), None)
+    if role is None and quota.role_id is not None:
+        with session.no_autoflush:
+            role = session.get(models.Role, quota.role_id, execution_options=BYPASS)
+    return _own_workspace(role) if role is not None else None
 
 
 def workspaces_of(session: Session, models: Any, obj: Any,

@@ -434,3 +434,28 @@ def test_policy_signals_name_the_workspaces(app: Flask, world: SimpleNamespace) 
         db.session.flush()
         assert sorted(roles[-1]["workspace_ids"]) == sorted([world.ws.id, world.ws2.id])
         assert len(members) == 1
+
+
+def test_a_write_that_passes_builds_no_reasons_and_a_refusal_keeps_them(
+        world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard asks the decision without its reasons; only a refusal asks ``decide``."""
+    asked: list[str] = []
+    decide = type(rbac).decide
+
+    def counting(self: Any, access: Any, action: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(action)
+        return decide(self, access, action, *args, **kwargs)
+
+    monkeypatch.setattr(type(rbac), "decide", counting)
+    for member, change in (ALLOWED["junior rep creates an own lead"],
+                           ALLOWED["client success edits a task on a visible client"]):
+        assert outcome(world, member, change) == "written"
+    assert asked == []
+    with rbac.as_member(world.members["member"]):
+        loaded(world.leads["member"]).owner_id = world.users["member2"].id
+        with pytest.raises(PermissionDenied) as refused:
+            db.session.flush()
+    db.session.rollback()
+    assert asked == ["edit"]
+    assert "the change would move it out of your reach (view on leads:" in refused.value.message
+    assert refused.value.message.endswith(")")

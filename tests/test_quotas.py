@@ -21,6 +21,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import quotas, team, workspaces
 from crm_rbac_plugin.errors import PermissionDenied, QuotaExceeded, ValidationError
 from tests.rbac_helpers import access_of, custom_role, give_role
+from tests.test_decorators import sql_log
 from tests.test_settings_ui import role
 
 ACTIVE_AND_PENDING = 10  # the world's Acme workspace: the Owner and nine members
@@ -227,3 +228,59 @@ def test_removing_a_cap(app: Flask, world: SimpleNamespace) -> None:
     quotas.set_cap(rbac, access_of(world.members["owner"]), r, "clients", None)
     db.session.commit()
     assert quotas.caps_of(r) == []
+
+
+def test_a_create_in_a_workspace_without_caps_reads_no_caps_twice(app: Flask,
+                                                                  world: SimpleNamespace) -> None:
+    """The member's Access keeps which resources the workspace caps: none here, so a
+    create after the first reads no cap and counts nothing."""
+    member = world.members["viewer"]
+    give_role(member, rep_role(world, None))
+    db.session.commit()
+    create_client(member, "first")
+    db.session.commit()
+    with sql_log() as seen:
+        create_client(member, "second")
+    db.session.commit()
+    assert [s for s in seen if "rbac_role_quota" in s or "count(" in s.lower()] == []
+    assert len([s for s in seen if s.lstrip().upper().startswith("INSERT INTO CLIENT")]) == 1
+
+
+def test_a_cap_set_between_two_requests_binds_the_second(app: Flask, world: SimpleNamespace,
+                                                         login: Any) -> None:
+    """A cap moves the workspace's policy version, so no worker keeps "nothing is capped"."""
+    member = world.members["viewer"]
+    capped = rep_role(world, None)
+    give_role(member, capped)
+    db.session.commit()
+    client = login(world.users["viewer"], world.ws)
+    assert client.post("/clients/new", data={"name": "First"}).status_code == 302
+    version = db.session.get(rbac.models.Workspace, world.ws.id).policy_version
+    quotas.set_cap(rbac, access_of(world.members["owner"]), capped, "clients", 1)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(rbac.models.Workspace, world.ws.id).policy_version > version
+    over = client.post("/clients/new", data={"name": "Second"})
+    assert over.status_code == 409 and "at most 1 clients" in over.text
+    quotas.set_cap(rbac, access_of(world.members["owner"]), capped, "clients", None)
+    db.session.commit()
+    assert client.post("/clients/new", data={"name": "Third"}).status_code == 302
+
+
+def test_a_cap_set_in_the_members_transaction_binds_its_later_creates(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The Access in force kept "nothing is capped"; a cap flushed in the same transaction
+    still binds the next create (the transaction changed the workspace's policy)."""
+    member = world.members["viewer"]
+    capped = rep_role(world, None)
+    give_role(member, capped)
+    db.session.commit()
+    with rbac.as_member(member):
+        db.session.add(Client(name="first"))
+        db.session.flush()
+        db.session.add(rbac.models.RoleQuota(role=capped, resource="clients", max_records=1))
+        db.session.flush()
+        db.session.add(Client(name="second"))
+        with pytest.raises(QuotaExceeded):
+            db.session.flush()
+    db.session.rollback()

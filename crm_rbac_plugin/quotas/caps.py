@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..access_cache import has_uncommitted_policy
 from ..audit.events import record
 from ..errors import PermissionDenied, QuotaExceeded, ValidationError
 from ..inputs import MAX_ID
@@ -123,15 +124,33 @@ def owned_count(rbac: RBACProtocol, session: Session, resource: str, workspace_i
         return int(session.scalar(stmt, execution_options=BYPASS) or 0)
 
 
-def _capped_resources(rbac: RBACProtocol, session: Session, workspace_id: int,
-                      resources: set[str]) -> set[str]:
-    """Which of ``resources`` some role of the workspace caps (one query; most flushes: none)."""
+#: Where :func:`capped_resources` keeps its answer on the (per policy version) Access.
+_CAPPED_KEY = ("__capped_resources__", "")
+
+
+def capped_resources(rbac: RBACProtocol, session: Session, access: Access) -> frozenset[str]:
+    """The resources some role of the member's workspace caps (most workspaces: none).
+
+    Kept on the member's :class:`~..policy.Access`, which is valid for one
+    ``policy_version`` of the workspace: a cap written through the session
+    bumps that version (:func:`..guard.collect_policy_changes`), so every
+    worker reads the caps again on its next request. A transaction that
+    changed the workspace's policy reads them afresh and keeps nothing, so
+    a cap set earlier in the same transaction binds its later creates.
+    """
+    fresh = has_uncommitted_policy(session, access.workspace_id)
+    hit = None if fresh else access.sql_cache.get(_CAPPED_KEY)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
     m = rbac.models
     with session.no_autoflush:
-        return set(session.scalars(
+        capped = frozenset(session.scalars(
             sa.select(m.RoleQuota.resource).join(m.Role, m.Role.id == m.RoleQuota.role_id)
-            .where(m.Role.workspace_id == workspace_id, m.RoleQuota.resource.in_(sorted(resources)))
-            .distinct(), execution_options=BYPASS))
+            .where(m.Role.workspace_id == access.workspace_id).distinct(),
+            execution_options=BYPASS))
+    if not fresh:
+        access.sql_cache[_CAPPED_KEY] = capped
+    return capped
 
 
 def lock_membership_row(rbac: RBACProtocol, session: Session, membership_id: int) -> None:
@@ -155,8 +174,8 @@ def check_caps(rbac: RBACProtocol, session: Session, access: Access, new: dict[s
     """Refuse (409) a flush whose ``new`` records take the member past a cap of their roles."""
     if access.is_owner or not new:
         return
-    capped = _capped_resources(rbac, session, access.workspace_id, set(new))
-    for resource in sorted(capped):
+    capped = capped_resources(rbac, session, access)
+    for resource in sorted(capped & new.keys()):
         cap = member_cap(rbac, session, access.membership_id, resource)
         if cap is None:
             continue
