@@ -93,7 +93,7 @@ class Evaluation:
                 timezone, settings = self._read[workspace_id]
                 self._limits[workspace_id] = from_row(settings, timezone)
             else:
-                self._limits[workspace_id] = thresholds_for(self.rbac, workspace_id)
+                self._limits[workspace_id] = thresholds_for(self.rbac, workspace_id, self.session)
         return self._limits[workspace_id]
 
     def count(self, c: Count, detail: dict[str, Any]) -> None:

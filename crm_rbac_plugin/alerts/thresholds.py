@@ -125,14 +125,19 @@ THRESHOLDS_SQL = ("SELECT w.timezone, s.id, {columns} FROM {workspaces} w "
                   "LEFT OUTER JOIN {settings} s ON s.workspace_id = w.id WHERE w.id = :workspace_id")
 
 
-def thresholds_for(rbac: RBACProtocol, workspace_id: int) -> Thresholds:
-    """Return ``workspace_id``'s thresholds in one query (nothing written)."""
+def thresholds_for(rbac: RBACProtocol, workspace_id: int, session: Any = None) -> Thresholds:
+    """Return ``workspace_id``'s thresholds in one query (nothing written).
+
+    ``session`` is the session to read through, the app's by default. The
+    alert rules pass the session they evaluate a flush of: a refusal's audit
+    session then reads on its own connection and never reopens the request's.
+    """
     m = rbac.models
     sql = THRESHOLDS_SQL.format(columns=", ".join(f"s.{name}" for name in DEFAULT_KEYS),
                                 workspaces=m.Workspace.__table__.name,
                                 settings=m.AlertSettings.__table__.name)
     # On the session's connection: a plain statement, past the ORM's execute events.
-    found = rbac.db.session.connection().execute(
+    found = (session or rbac.db.session).connection().execute(
         sa.text(sql), {"workspace_id": workspace_id}).first()
     if found is None:
         return from_row(None, "UTC")
