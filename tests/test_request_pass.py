@@ -51,7 +51,8 @@ def _statements(client: Any, path: str) -> tuple[int, list[str]]:
         status = client.get(path).status_code
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", count)
-    return status, seen
+    # PostgreSQL's teardown asks whether the transaction wrote (transactions.py).
+    return status, [s for s in seen if "txid_current_if_assigned" not in s]
 
 
 def test_one_plugin_hook_runs_before_each_request(app: Flask) -> None:

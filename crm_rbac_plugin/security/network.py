@@ -96,11 +96,11 @@ def current_policy() -> Policy:
     return state.security_policy  # type: ignore[no-any-return]
 
 
-def _allowlist(visit: Visit) -> tuple[int | None, str]:
+def _allowlist(facts: Visit) -> tuple[int | None, str]:
     """The request's workspace and its allowlist's text: read with the user by
     ``load_user`` when it could (no query), else through :func:`current_policy`."""
-    if visit.account is not None:
-        return visit.workspace_id, visit.account.ip_allowlist or ""
+    if facts.account is not None:
+        return facts.workspace_id, facts.account.ip_allowlist or ""
     policy = current_policy()
     return policy.workspace_id, policy.ip_allowlist
 
@@ -128,19 +128,19 @@ def load_token(rbac: RBACProtocol, endpoint: str, state: RequestState) -> bool:
     return False
 
 
-def check(visit: Visit) -> Any:
+def check(facts: Visit) -> Any:
     """Refuse a request from outside the workspace's allowlist (see the module docstring).
 
     The caller skips :func:`exempt` endpoints and has run :func:`load_token`.
     """
-    workspace_id, allowlist = _allowlist(visit)
+    workspace_id, allowlist = _allowlist(facts)
     if not allowlist:
         return None
     ip = request.remote_addr
     if address_allowed(ip, networks_of(allowlist)):
         return None
-    user = visit.user
-    token = visit.state.token_auth
+    user = facts.user
+    token = facts.state.token_auth
     _audit_refusal(workspace_id, user, ip, "token" if token else "page")
     message = (f"Your address, {ip}, is not on this workspace's list of allowed networks. "
                "Ask an Owner of the workspace to add it.")

@@ -170,7 +170,7 @@ _POLICY_VALUES = ("mfa", "step_up_minutes", "idle_minutes_privileged",
                   "absolute_minutes_privileged", "idle_minutes_member", "absolute_minutes_member")
 
 
-def _read_account(rbac: RBACProtocol, visit: Visit
+def _read_account(rbac: RBACProtocol, facts: Visit
                   ) -> tuple[Any, list[Any], sessions.SessionRecord]:
     """The request's user's credential confirmation, the policy values of
     :data:`_POLICY_VALUES` (None: the defaults) and the session record.
@@ -179,15 +179,15 @@ def _read_account(rbac: RBACProtocol, visit: Visit
     could (the visit's :class:`~crm_rbac_plugin.resolve.AccountRow`, for this
     very session id), else by one query.
     """
-    account = visit.account
+    account = facts.account
     if account is not None:
         record = sessions.SessionRecord(
-            has_id=visit.session_id is not None, id=account.session_id,
+            has_id=facts.session_id is not None, id=account.session_id,
             created_at=account.session_created_at, last_seen_at=account.session_last_seen_at,
             revoked_at=account.session_revoked_at)
         return (account.mfa_confirmed_at, [getattr(account, f) for f in _POLICY_VALUES],
                 record)
-    uid, ws = visit.user_id, visit.workspace_id
+    uid, ws = facts.user_id, facts.workspace_id
     C, P = rbac.models.MfaCredential, rbac.models.SecurityPolicy
     confirmed, *values = rbac.db.session.execute(sa.select(
         sa.select(C.confirmed_at).where(C.user_id == uid).scalar_subquery(),
@@ -215,13 +215,13 @@ def mfa_state() -> MfaState | None:
     return mfa_state_of(rbac, facts) if facts is not None else None
 
 
-def mfa_state_of(rbac: RBACProtocol, visit: Visit) -> MfaState:
+def mfa_state_of(rbac: RBACProtocol, facts: Visit) -> MfaState:
     """:func:`mfa_state` for the facts the ``before_request`` pass read already."""
-    state = visit.state
+    state = facts.state
     if state.mfa is not None:
         return state.mfa  # type: ignore[no-any-return]
-    user = visit.user
-    confirmed, values, record = _read_account(rbac, visit)
+    user = facts.user
+    confirmed, values, record = _read_account(rbac, facts)
     policy, minutes, idle_p, abs_p, idle_m, abs_m = values
     hook = rbac.hooks.mfa_verified
     host_at = hook(user) if hook is not None else None
@@ -233,8 +233,8 @@ def mfa_state_of(rbac: RBACProtocol, visit: Visit) -> MfaState:
         own_credential=confirmed is not None,
         required=must_enrol(policy or "nobody", real),
         checked_at=(naive_utc(host_at) if host_at is not None
-                    else session_check(user, visit.user_id)),
-        step_up_minutes=int(minutes or visit.settings.step_up_minutes),
+                    else session_check(user, facts.user_id)),
+        step_up_minutes=int(minutes or facts.settings.step_up_minutes),
         session=record,
         lifetimes=sessions.Lifetimes(
             int(idle_p or Policy.idle_minutes_privileged),

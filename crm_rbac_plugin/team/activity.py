@@ -89,16 +89,16 @@ def init_app(app: Flask) -> None:
     app.extensions[EXTENSION_KEY] = RecentlySeen()
 
 
-def touch_last_seen(rbac: RBACProtocol, app: Flask, visit: Visit) -> None:
+def touch_last_seen(rbac: RBACProtocol, app: Flask, facts: Visit) -> None:
     """Write ``Membership.last_seen_at`` at most once per interval per member and process."""
-    ws = visit.workspace_id
+    ws = facts.workspace_id
     if ws is None:
         return
-    key = (visit.user_id, str(ws))
+    key = (facts.user_id, str(ws))
     now = utcnow()
-    interval = visit.settings.last_seen_interval
+    interval = facts.settings.last_seen_interval
     seen: RecentlySeen = app.extensions[EXTENSION_KEY]
-    if not seen.due(key, now, interval, visit.settings.last_seen_tracked):
+    if not seen.due(key, now, interval, facts.settings.last_seen_tracked):
         return
     M = rbac.models.Membership.__table__
     try:
