@@ -3,12 +3,15 @@
 :func:`apply_defaults` (called by ``init_app``) fills in every key the host
 did not set and refuses an ``RBAC_*`` key this table does not know, so a
 misspelt key fails at start-up instead of being ignored. The plugin reads
-every key through :func:`setting`, which refuses an unknown key too.
+every key through :func:`setting`, which refuses an unknown key too, except
+the per-request path, which reads its few keys from :func:`request_settings`.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import datetime as dt
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
@@ -232,3 +235,51 @@ def setting(key: str, app: Flask | None = None) -> Any:
         ctx = _cv_app.get(None)
         app = ctx.app if ctx is not None else current_flask_app()  # the latter raises
     return app.config[key]
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """The keys every request reads, taken from an app's config once.
+
+    The ``before_request`` pass, the user loader and the last-activity stamp
+    read them on every request; one snapshot per app replaces a dozen
+    :func:`setting` calls. It is taken at the first read, in the app's first
+    request, when the host's configuration is final: Flask's config does not
+    change while the app serves.
+    """
+
+    session_key: str  # RBAC_SESSION_KEY
+    session_id_key: str  # RBAC_SESSION_ID_KEY
+    single_tenant: bool  # RBAC_SINGLE_TENANT
+    exempt_endpoints: frozenset[str]  # RBAC_MFA_EXEMPT_ENDPOINTS
+    step_up_minutes: int  # RBAC_MFA_STEP_UP_MINUTES
+    last_seen_interval: dt.timedelta  # RBAC_LAST_SEEN_INTERVAL
+    last_seen_tracked: int  # RBAC_LAST_SEEN_TRACKED
+    session_touch: dt.timedelta  # RBAC_SESSION_TOUCH_SECONDS
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> RequestSettings:
+        return cls(
+            session_key=config["RBAC_SESSION_KEY"],
+            session_id_key=config["RBAC_SESSION_ID_KEY"],
+            single_tenant=bool(config["RBAC_SINGLE_TENANT"]),
+            exempt_endpoints=frozenset(config["RBAC_MFA_EXEMPT_ENDPOINTS"]),
+            step_up_minutes=int(config["RBAC_MFA_STEP_UP_MINUTES"]),
+            last_seen_interval=dt.timedelta(seconds=config["RBAC_LAST_SEEN_INTERVAL"]),
+            last_seen_tracked=int(config["RBAC_LAST_SEEN_TRACKED"]),
+            session_touch=dt.timedelta(seconds=config["RBAC_SESSION_TOUCH_SECONDS"]))
+
+
+#: ``app.extensions`` key of the app's :class:`RequestSettings`.
+REQUEST_SETTINGS_KEY = "rbac.request_settings"
+
+
+def request_settings(app: Flask | None = None) -> RequestSettings:
+    """Return ``app``'s (default: the current app's) :class:`RequestSettings`, read once."""
+    if app is None:
+        ctx = _cv_app.get(None)
+        app = ctx.app if ctx is not None else current_flask_app()  # the latter raises
+    snapshot: RequestSettings | None = app.extensions.get(REQUEST_SETTINGS_KEY)
+    if snapshot is None:
+        snapshot = app.extensions[REQUEST_SETTINGS_KEY] = RequestSettings.of(app.config)
+    return snapshot

@@ -42,7 +42,7 @@ from . import audit as audit_log
 from .access_cache import AccessCache, PolicyCache
 from .alerts import engine as alert_engine
 from .api import views as api_views
-from .config import apply_defaults, setting
+from .config import apply_defaults, request_settings, setting
 from .context import SYSTEM, MemberHandle, override
 from .defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE
 from .errors import PermissionDenied
@@ -54,13 +54,39 @@ from .oversight import cli as oversight_cli
 from .oversight import viewas
 from .oversight import views as oversight_views
 from .policy import Access, Decision
+from .proxies import current_flask_app, current_request
 from .query import StatementMemo
 from .quotas import setup as quota_setup
 from .registry import STANDARD_ACTIONS, Registry, Resource, split_permission
 from .security import enforce as mfa_gate
 from .settings import views as settings_views
+from .team import activity
 
 __all__ = ["RBAC", "split_permission"]
+
+
+def before_request() -> Any:
+    """The plugin's one ``before_request`` pass, for every request of every app using it.
+
+    In this order: the member's last activity (:mod:`.team.activity`; a
+    refused request still counts as activity), the IP allowlist, then the
+    session and MFA gate (:func:`.security.enforce.screen`). The user, their
+    workspace and the account row the user loader read come from one
+    :class:`~.identity.Visit` that the three share. Static files pass untouched;
+    a request without an endpoint (404) is stamped and passes.
+    """
+    endpoint = current_request().endpoint
+    if endpoint == "static":
+        return None
+    app = current_flask_app()
+    rbac = app.extensions["rbac"].rbac
+    settings = request_settings(app)
+    facts = identity.visit(rbac, settings)
+    if facts is not None:
+        activity.touch_last_seen(rbac, app, facts)
+    if endpoint is None:
+        return None
+    return mfa_gate.screen(rbac, endpoint, facts, settings)
 
 
 class _State:
@@ -135,10 +161,12 @@ class RBAC(HookDecorators):
         templating.install_globals(self, app)
         app.add_template_filter(self.label, "rbac_label")
         app.register_error_handler(PermissionDenied, self._handle_permission_denied)
-        team.init_app(app)  # the last-activity before_request hook
+        team.init_app(app)  # the last-activity stamp's bounded memory
+        mfa_gate.init_app(app)  # the server-side sessions
+        # Last activity, the IP allowlist, the session and MFA gate: one pass.
+        app.before_request(before_request)
         notify_setup.init_app(self, app)  # inline mail delivery, the bell
         quota_setup.init_app(self, app)  # a quota refusal no view caught: a 409
-        mfa_gate.init_app(app)  # members owing MFA reach only the MFA pages
         # Refusals are stored after the (rolled back) request.
         app.after_request(self._write_denied)
         if setting("RBAC_CLI", app):

@@ -26,9 +26,10 @@ import sqlalchemy as sa
 from flask import g, has_request_context, request, session
 from flask.globals import _cv_app, _cv_request
 from flask_login import current_user, login_user, user_logged_in, user_logged_out
+from sqlalchemy.orm.attributes import instance_state
 
 from . import tokens
-from .config import setting
+from .config import RequestSettings, request_settings, setting
 from .context import MemberHandle, current_override
 from .errors import NoAccessContext
 from .loader import (
@@ -40,7 +41,7 @@ from .loader import (
 )
 from .models import utcnow
 from .policy import Access
-from .proxies import current_flask_app, current_g, get_rbac
+from .proxies import current_flask_app, current_g, current_session, get_rbac
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -103,6 +104,38 @@ def request_state() -> RequestState:
     if state is None:
         state = store._rbac = RequestState()
     return state
+
+
+@dataclass(slots=True)
+class Visit:
+    """What the ``before_request`` pass reads once for its three checks (last activity,
+    IP allowlist, session and MFA gate): the signed-in user, its key, its workspace,
+    the session id and the account row :func:`load_user` read with the user (None
+    when it did not, for this user, workspace and session id: the checks query it).
+    """
+
+    state: RequestState
+    settings: RequestSettings
+    user: Any
+    user_id: Any
+    workspace_id: Any
+    session_id: str | None
+    account: Any
+
+
+def visit(rbac: RBACProtocol, settings: RequestSettings | None = None) -> Visit | None:
+    """The request's :class:`Visit`, or None when nobody is signed in."""
+    user = signed_in_user()
+    if user is None:
+        return None
+    if settings is None:
+        settings = request_settings()
+    state = request_state()
+    ws = _workspace_of(rbac, state, user)
+    sid = current_session().get(settings.session_id_key)
+    sid = sid if isinstance(sid, str) and sid else None
+    return Visit(state, settings, user, user_pk(user), ws, sid,
+                 _account_of(state, user, ws, sid))
 
 
 def acting_access() -> Access | None:
@@ -188,6 +221,12 @@ def user_pk(user: Any) -> Any:
         user = unwrap()
     if user is None:
         return None
+    try:  # a persistent ORM instance: its identity key, read without sa.inspect()
+        key = instance_state(user).key
+    except AttributeError:
+        key = None
+    if key is not None:
+        return key[1][0] if len(key[1]) == 1 else tuple(key[1])
     try:
         state = sa.inspect(user)
     except sa.exc.NoInspectionAvailable:
@@ -228,8 +267,9 @@ def default_workspace(rbac: RBACProtocol, user: Any) -> Any:
     In single-tenant mode the session is not read: the one workspace is
     ``RBAC_DEFAULT_WORKSPACE``, and the user acts there or nowhere.
     """
-    single = setting("RBAC_SINGLE_TENANT")
-    ws = None if single else session.get(setting("RBAC_SESSION_KEY"))
+    settings = request_settings()
+    single = settings.single_tenant
+    ws = None if single else current_session().get(settings.session_key)
     if ws is not None:
         return ws
     M, W = rbac.models.Membership, rbac.models.Workspace
@@ -248,7 +288,11 @@ def current_workspace_id(rbac: RBACProtocol) -> Any:
     user = signed_in_user()
     if user is None:
         return None
-    state = request_state()
+    return _workspace_of(rbac, request_state(), user)
+
+
+def _workspace_of(rbac: RBACProtocol, state: RequestState, user: Any) -> Any:
+    """:func:`current_workspace_id` for the signed-in ``user`` and the request's state."""
     if state.token_auth:
         # A request authenticated by an API token acts in the token's workspace.
         return state.token_workspace
@@ -305,15 +349,19 @@ def load_user(rbac: RBACProtocol, user_id: Any, *, column: Any = None) -> Any:
     sees a deactivation or a policy change made by any process. With a
     custom :meth:`workspace_loader` it loads the user alone.
     """
-    ws = None
-    if (has_request_context() and rbac.hooks.workspace_loader is None
-            and not setting("RBAC_SINGLE_TENANT")):
-        ws = session.get(setting("RBAC_SESSION_KEY"))
-    sid = _session_id() if has_request_context() else None
+    ws = sid = None
+    app = current_flask_app()
+    if _cv_request.get(None) is not None:  # has_request_context()
+        settings = request_settings(app)
+        cookie = current_session()
+        if rbac.hooks.workspace_loader is None and not settings.single_tenant:
+            ws = cookie.get(settings.session_key)
+        sid = cookie.get(settings.session_id_key)
+        sid = sid if isinstance(sid, str) and sid else None
     user, row, account = user_with_membership(rbac.db.session, rbac.models, rbac.user_model,
                                               user_id, ws, column=column,
                                               sid_hash=session_id_hash(sid),
-                                              policies=current_flask_app().extensions["rbac"].policies)
+                                              policies=app.extensions["rbac"].policies)
     if user is not None and ws is not None:
         state = request_state()
         state.membership_row = (user, ws, row)
@@ -328,15 +376,21 @@ def loaded_account(user: Any, workspace_id: Any) -> Any:
     same workspace, and the same session id (a sign-in in the middle of the
     request draws a new one). Callers fall back to a query of their own.
     """
-    loaded = request_state().account_row if has_request_context() else None
+    if not has_request_context():
+        return None
+    return _account_of(request_state(), user, workspace_id, _session_id())
+
+
+def _account_of(state: RequestState, user: Any, workspace_id: Any, sid: str | None) -> Any:
+    loaded = state.account_row
     if (loaded is None or loaded[0] is not user or loaded[3] is None
-            or str(loaded[1]) != str(workspace_id) or loaded[2] != _session_id()):
+            or str(loaded[1]) != str(workspace_id) or loaded[2] != sid):
         return None
     return loaded[3]
 
 
 def _session_id() -> str | None:
-    sid = session.get(setting("RBAC_SESSION_ID_KEY"))
+    sid = session.get(request_settings().session_id_key)
     return sid if isinstance(sid, str) and sid else None
 
 
@@ -361,12 +415,12 @@ def current_access(rbac: RBACProtocol, view_as: ViewAs) -> Access | None:
     if state.resolved:
         return state.access
     access = None
-    ws = current_workspace_id(rbac)
+    user = signed_in_user()
+    ws = _workspace_of(rbac, state, user) if user is not None else None
     if ws is not None:
         # Read with the user by load_user in this request, if it was the same
         # user (the very object) in the same workspace.
         loaded, state.membership_row = state.membership_row, None
-        user = signed_in_user()
         if loaded is not None and loaded[0] is user and str(loaded[1]) == str(ws):
             row = loaded[2]
         else:
@@ -405,10 +459,11 @@ def access_for_row(rbac: RBACProtocol, row: Any) -> Access:
     now = utcnow()
     app = current_flask_app()
     cache = app.extensions["rbac"].cache
-    address = request.remote_addr if has_request_context() else None
     access = cache.get(row.id, row.policy_version, now)
-    if access is not None and access.network_checks and not access.fits_address(address):
-        access = None
+    if access is None or access.network_checks:
+        address = request.remote_addr if has_request_context() else None
+        if access is not None and not access.fits_address(address):
+            access = None
     if access is None:
         access = load_access(rbac.db.session, rbac.models, rbac.registry,
                              app.config, row, now, address=address)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from flask import Flask, current_app
+from flask import Flask, Request, current_app, request, session
 from flask.ctx import _AppCtxGlobals
-from flask.globals import _cv_app
+from flask.globals import _cv_app, _cv_request
+from flask.sessions import SessionMixin
 from werkzeug.local import LocalProxy
 
 if TYPE_CHECKING:
@@ -41,6 +42,26 @@ def current_g() -> _AppCtxGlobals:
     if ctx is None:
         return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]  # raises
     return ctx.g
+
+
+def current_session() -> SessionMixin:
+    """The request's session, without the proxy (see :func:`current_flask_app`).
+
+    Outside a request this raises Flask's own "Working outside of request
+    context" error.
+    """
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        return session._get_current_object()  # type: ignore[attr-defined,no-any-return]  # raises
+    return ctx.session
+
+
+def current_request() -> Request:
+    """The request, without the proxy (see :func:`current_flask_app`)."""
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        return request._get_current_object()  # type: ignore[attr-defined,no-any-return]  # raises
+    return ctx.request
 
 
 def get_rbac() -> RBACProtocol:

@@ -1,6 +1,10 @@
-"""The session and MFA gate: a ``before_request`` hook that every request of a signed-in user passes.
+"""The session and MFA gate that every request of a signed-in user passes.
 
-In this order, for the request's user in the current workspace:
+The extension's one ``before_request`` pass calls :func:`screen`: the IP
+allowlist (:mod:`.network`) first, so a refused address reaches no MFA
+page, then the gate, with the facts the pass read once
+(:class:`~..identity.Visit`). The gate checks, in this order, for the
+request's user in the current workspace:
 
 0. The server-side session (:mod:`.sessions`) the cookie names must be
    live: a revoked or unknown id, an idle or expired session signs the user
@@ -32,18 +36,17 @@ from flask import Flask, current_app, flash, has_request_context, jsonify, redir
 from flask_login import logout_user, user_loaded_from_cookie, user_logged_in, user_logged_out
 from werkzeug.routing import BuildError
 
-from ..config import setting
+from ..config import RequestSettings, setting
 from ..decorators import wants_json
-from ..identity import request_state, signed_in_user
-from ..proxies import current_flask_app, get_rbac
+from ..identity import Visit, request_state, visit
+from ..interface import RBACProtocol
+from ..proxies import current_flask_app
 from . import network, sessions, stepup
 
 
 def init_app(app: Flask) -> None:
-    """Install the IP allowlist and the gate on ``app`` and give it its session service."""
+    """Give ``app`` its session service (the extension's pass calls :func:`screen`)."""
     sessions.init_app(app)
-    app.before_request(network.check_address)  # the IP allowlist, before any MFA page
-    app.before_request(gate)
 
 
 def watch_sign_in() -> None:
@@ -79,10 +82,6 @@ def _static(endpoint: str) -> bool:
     return endpoint == "static" or endpoint.endswith(".static")
 
 
-def _exempt(endpoint: str) -> bool:
-    return _static(endpoint) or endpoint in setting("RBAC_MFA_EXEMPT_ENDPOINTS")
-
-
 #: What a signed-out browser reads on the login page, by the reason its session ended.
 ENDED_MESSAGES = {
     "revoked": "Your session ended: it was signed out. Sign in again to continue.",
@@ -92,14 +91,13 @@ ENDED_MESSAGES = {
 }
 
 
-def check_session(state: stepup.MfaState) -> Any:
+def check_session(rbac: RBACProtocol, state: stepup.MfaState, facts: Visit) -> Any:
     """Step 0: adopt a session without an id, end a dead one, note a live one's activity."""
     record = state.session
     if record is None or getattr(current_flask_app(), "login_manager", None) is None:
         return None
-    rbac = get_rbac()
     if not record.has_id:
-        sessions.start(rbac, signed_in_user(), clear=False)
+        sessions.start(rbac, facts.user, clear=False)
         return None
     at = sessions.now()
     reason = sessions.verdict(record, state.lifetimes, at)
@@ -141,21 +139,35 @@ def _flash_once(message: str) -> None:
         flash(message, "warning")
 
 
-def gate() -> Any:
+def screen(rbac: RBACProtocol, endpoint: str, facts: Visit | None,
+           settings: RequestSettings) -> Any:
+    """The IP allowlist, then the gate, for a request to ``endpoint``; ``facts`` is the
+    request's :class:`~..identity.Visit` (None: nobody signed in yet)."""
+    if _static(endpoint):
+        return None
+    if not network.exempt(endpoint, settings.exempt_endpoints):
+        state = facts.state if facts is not None else request_state()
+        if network.load_token(rbac, endpoint, state):
+            facts = visit(rbac, settings)
+        if facts is not None:
+            refused = network.check(facts)
+            if refused is not None:
+                return refused
+    if facts is None:
+        return None
+    return gate(rbac, endpoint, facts)
+
+
+def gate(rbac: RBACProtocol, endpoint: str, facts: Visit) -> Any:
     """End a dead session; send one that owes an MFA check or an enrolment to the page
     that settles it."""
-    endpoint = request.endpoint
-    if endpoint is None or _static(endpoint):
-        return None
-    state = stepup.mfa_state()
-    if state is None:
-        return None
-    token = request_state().token_auth
+    state = stepup.mfa_state_of(rbac, facts)
+    token = facts.state.token_auth
     if not token:
-        ended = check_session(state)
+        ended = check_session(rbac, state, facts)
         if ended is not None:
             return ended
-    if _exempt(endpoint):
+    if endpoint in facts.settings.exempt_endpoints:
         return None
     if state.must_verify and not token:
         if endpoint == stepup.VERIFY_ENDPOINT:

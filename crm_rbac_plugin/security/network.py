@@ -1,4 +1,8 @@
-"""The IP allowlist: a ``before_request`` check of the client's address.
+"""The IP allowlist: a check of the client's address before every request.
+
+The extension's ``before_request`` pass runs it (:func:`check`) after the
+last-activity stamp and before the session and MFA gate
+(:func:`.enforce.screen`), so a refused address reaches no MFA page either.
 
 A workspace whose security policy lists networks (``ip_allowlist``, one CIDR
 per line) is reachable only from them. The check applies to every request
@@ -24,8 +28,9 @@ them.
   once per address and member per minute, so a refused client cannot flood
   the trail.
 * **Cost**: the allowlist comes with the user from ``load_user``'s one
-  query (else :func:`current_policy` reads it once per request) and an allowlist's text is parsed once per
-  process (:func:`networks_of`, cached by text).
+  query (the :class:`~..identity.Visit`'s account row; else
+  :func:`current_policy` reads it once per request) and an allowlist's text
+  is parsed once per process (:func:`networks_of`, cached by text).
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ import sqlalchemy as sa
 from flask import jsonify, render_template, request
 
 from .. import audit
-from ..config import setting
 from ..decorators import wants_json
-from ..identity import loaded_account, request_state, signed_in_user
+from ..identity import RequestState, Visit, request_state
+from ..interface import RBACProtocol
 from ..loader import BYPASS
 from ..models import utcnow
 from ..proxies import get_rbac
@@ -91,52 +96,51 @@ def current_policy() -> Policy:
     return state.security_policy  # type: ignore[no-any-return]
 
 
-def _allowlist(user: Any) -> tuple[int | None, str]:
+def _allowlist(facts: Visit) -> tuple[int | None, str]:
     """The request's workspace and its allowlist's text: read with the user by
     ``load_user`` when it could (no query), else through :func:`current_policy`."""
-    ws = get_rbac().current_workspace_id()
-    account = loaded_account(user, ws)
-    if account is not None:
-        return ws, account.ip_allowlist or ""
+    if facts.account is not None:
+        return facts.workspace_id, facts.account.ip_allowlist or ""
     policy = current_policy()
     return policy.workspace_id, policy.ip_allowlist
 
 
-def _exempt(endpoint: str) -> bool:
+def exempt(endpoint: str, exempt_endpoints: frozenset[str]) -> bool:
+    """Whether ``endpoint`` is reachable from any address: static files, the workspace
+    switch and the host's sign-out (``RBAC_MFA_EXEMPT_ENDPOINTS``)."""
     return (endpoint == "static" or endpoint.endswith(".static") or endpoint in ALWAYS_REACHABLE
-            or endpoint in setting("RBAC_MFA_EXEMPT_ENDPOINTS"))
+            or endpoint in exempt_endpoints)
 
 
-def _load_token() -> None:
-    """Let an API request's bearer token decide whose workspace is checked.
+def load_token(rbac: RBACProtocol, endpoint: str, state: RequestState) -> bool:
+    """Let an API request's bearer token decide whose workspace is checked; True when
+    it signed a user in (the request's facts changed).
 
     The API authenticates its token in its own ``before_request``, after this
     check; a host without Flask-Login's ``request_loader`` would otherwise
     have the token's workspace checked too late.
     """
-    state = request_state()
-    if (request.blueprint == "rbac_api" and "Authorization" in request.headers
-            and not state.token_auth):
-        if get_rbac().load_user_from_request(request) is not None:
+    if (endpoint.rpartition(".")[0] == "rbac_api" and not state.token_auth
+            and "Authorization" in request.headers):
+        if rbac.load_user_from_request(request) is not None:
             state.reset()
+            return True
+    return False
 
 
-def check_address() -> Any:
-    """Refuse a request from outside the workspace's allowlist (see the module docstring)."""
-    endpoint = request.endpoint
-    if endpoint is None or _exempt(endpoint):
-        return None
-    _load_token()
-    user = signed_in_user()
-    if user is None:
-        return None
-    workspace_id, allowlist = _allowlist(user)
+def check(facts: Visit) -> Any:
+    """Refuse a request from outside the workspace's allowlist (see the module docstring).
+
+    The caller skips :func:`exempt` endpoints and has run :func:`load_token`.
+    """
+    workspace_id, allowlist = _allowlist(facts)
     if not allowlist:
         return None
     ip = request.remote_addr
     if address_allowed(ip, networks_of(allowlist)):
         return None
-    token = request_state().token_auth
+    user = facts.user
+    token = facts.state.token_auth
     _audit_refusal(workspace_id, user, ip, "token" if token else "page")
     message = (f"Your address, {ip}, is not on this workspace's list of allowed networks. "
                "Ask an Owner of the workspace to add it.")

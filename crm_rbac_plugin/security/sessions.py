@@ -44,10 +44,10 @@ import sqlalchemy as sa
 from flask import Flask, current_app, has_request_context, request, session
 
 from .. import audit, signals
-from ..config import setting
+from ..config import request_settings, setting
 from ..loader import BYPASS
 from ..models import naive_utc, utcnow
-from ..proxies import get_rbac
+from ..proxies import current_flask_app, get_rbac
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -78,7 +78,7 @@ def init_app(app: Flask) -> None:
 
 def service(app: Flask | None = None) -> SessionService:
     """The :class:`SessionService` of ``app`` (default: the current app)."""
-    return (app or current_app).extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+    return (app or current_flask_app()).extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
 
 
 def now() -> dt.datetime:
@@ -158,7 +158,7 @@ def touch(rbac: RBACProtocol, record: SessionRecord, at: dt.datetime) -> bool:
     """Write ``last_seen_at`` when the last write is ``RBAC_SESSION_TOUCH_SECONDS`` old."""
     if record.id is None or record.last_seen_at is None:
         return False
-    if at - record.last_seen_at < dt.timedelta(seconds=setting("RBAC_SESSION_TOUCH_SECONDS")):
+    if at - record.last_seen_at < request_settings().session_touch:
         return False
     S = rbac.models.AuthSession
     rbac.db.session.execute(sa.update(S).where(S.id == record.id).values(last_seen_at=at),

@@ -38,13 +38,13 @@ import sqlalchemy as sa
 from flask import current_app, jsonify, redirect, request, session, url_for
 from werkzeug.routing import BuildError
 
-from ..config import setting
 from ..decorators import EXEMPT_METHODS, wants_json
-from ..identity import loaded_account, request_state, signed_in_user
+from ..identity import Visit, request_state, signed_in_user, visit
+from ..interface import RBACProtocol
 from ..loader import BYPASS
 from ..models import naive_utc, utcnow
 from ..policy import ALLOW, Access
-from ..proxies import get_rbac
+from ..proxies import current_session, get_rbac
 from ..urls import safe_next
 from . import sessions
 from .policy import Policy
@@ -96,10 +96,15 @@ def record_check(user: Any, when: dt.datetime | None = None) -> None:
     request_state().mfa = None
 
 
-def session_check(user: Any) -> dt.datetime | None:
-    """The time ``user`` passed an MFA check in this session, or None."""
-    value = session.get(SESSION_KEY)
-    if not isinstance(value, dict) or value.get("user") != str(get_rbac().user_pk(user)):
+def session_check(user: Any, user_id: Any = None) -> dt.datetime | None:
+    """The time ``user`` (whose primary key is ``user_id``, when the caller knows it)
+    passed an MFA check in this session, or None."""
+    value = current_session().get(SESSION_KEY)
+    if not isinstance(value, dict):
+        return None
+    if user_id is None:
+        user_id = get_rbac().user_pk(user)
+    if value.get("user") != str(user_id):
         return None
     try:
         return dt.datetime.fromtimestamp(int(value["at"]), dt.UTC).replace(tzinfo=None)
@@ -165,25 +170,24 @@ _POLICY_VALUES = ("mfa", "step_up_minutes", "idle_minutes_privileged",
                   "absolute_minutes_privileged", "idle_minutes_member", "absolute_minutes_member")
 
 
-def _read_account(user: Any) -> tuple[Any, list[Any], sessions.SessionRecord]:
+def _read_account(rbac: RBACProtocol, facts: Visit
+                  ) -> tuple[Any, list[Any], sessions.SessionRecord]:
     """The request's user's credential confirmation, the policy values of
     :data:`_POLICY_VALUES` (None: the defaults) and the session record.
 
     Read with the user by :func:`~crm_rbac_plugin.identity.load_user` when it
-    could (its :class:`~crm_rbac_plugin.resolve.AccountRow`, for this very
-    session id), else by one query.
+    could (the visit's :class:`~crm_rbac_plugin.resolve.AccountRow`, for this
+    very session id), else by one query.
     """
-    rbac = get_rbac()
-    ws = rbac.current_workspace_id()
-    account = loaded_account(user, ws)
+    account = facts.account
     if account is not None:
         record = sessions.SessionRecord(
-            has_id=sessions.current_sid() is not None, id=account.session_id,
+            has_id=facts.session_id is not None, id=account.session_id,
             created_at=account.session_created_at, last_seen_at=account.session_last_seen_at,
             revoked_at=account.session_revoked_at)
         return (account.mfa_confirmed_at, [getattr(account, f) for f in _POLICY_VALUES],
                 record)
-    uid = rbac.user_pk(user)
+    uid, ws = facts.user_id, facts.workspace_id
     C, P = rbac.models.MfaCredential, rbac.models.SecurityPolicy
     confirmed, *values = rbac.db.session.execute(sa.select(
         sa.select(C.confirmed_at).where(C.user_id == uid).scalar_subquery(),
@@ -201,14 +205,23 @@ def mfa_state() -> MfaState | None:
     It carries the workspace's policy and the session row the cookie names,
     read with the user (no round trip of its own), for the gate's checks.
     """
-    user = signed_in_user()
-    if user is None:
+    if signed_in_user() is None:
         return None
-    state = request_state()
+    cached: MfaState | None = request_state().mfa
+    if cached is not None:
+        return cached
+    rbac = get_rbac()
+    facts = visit(rbac)
+    return mfa_state_of(rbac, facts) if facts is not None else None
+
+
+def mfa_state_of(rbac: RBACProtocol, facts: Visit) -> MfaState:
+    """:func:`mfa_state` for the facts the ``before_request`` pass read already."""
+    state = facts.state
     if state.mfa is not None:
         return state.mfa  # type: ignore[no-any-return]
-    rbac = get_rbac()
-    confirmed, values, record = _read_account(user)
+    user = facts.user
+    confirmed, values, record = _read_account(rbac, facts)
     policy, minutes, idle_p, abs_p, idle_m, abs_m = values
     hook = rbac.hooks.mfa_verified
     host_at = hook(user) if hook is not None else None
@@ -219,8 +232,9 @@ def mfa_state() -> MfaState | None:
         enrolled=confirmed is not None or host_at is not None,
         own_credential=confirmed is not None,
         required=must_enrol(policy or "nobody", real),
-        checked_at=naive_utc(host_at) if host_at is not None else session_check(user),
-        step_up_minutes=int(minutes or setting("RBAC_MFA_STEP_UP_MINUTES")),
+        checked_at=(naive_utc(host_at) if host_at is not None
+                    else session_check(user, facts.user_id)),
+        step_up_minutes=int(minutes or facts.settings.step_up_minutes),
         session=record,
         lifetimes=sessions.Lifetimes(
             int(idle_p or Policy.idle_minutes_privileged),

@@ -1,6 +1,8 @@
 """Last activity: write ``Membership.last_seen_at`` at the start of a request.
 
-:func:`init_app` registers the ``before_request`` hook. The write is a Core
+:func:`touch_last_seen` runs in the extension's ``before_request`` pass, first
+of its checks, so a request the allowlist or the MFA gate refuses still
+counts as activity. The write is a Core
 UPDATE conditioned on ``last_seen_at < now - RBAC_LAST_SEEN_INTERVAL``, so a
 member's row changes at most once per interval whatever the number of
 processes; it does not flush (no policy-version bump: cached access stays
@@ -9,7 +11,8 @@ valid) and commits while the session holds nothing else.
 Each process skips the UPDATE for the (user, workspace) pairs it wrote within
 the interval. It remembers them in a :class:`RecentlySeen`, bounded in size
 (``RBAC_LAST_SEEN_TRACKED``) and in age, so a long-running worker serving many
-members keeps bounded memory.
+members keeps bounded memory. A member already remembered within the interval,
+the common case, costs one dictionary read and no lock.
 """
 
 from __future__ import annotations
@@ -17,17 +20,18 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import Flask, request
+from flask import Flask
 
-from ..config import setting
-from ..identity import signed_in_user
 from ..models import utcnow
-from ..proxies import current_flask_app, get_rbac
 
-__all__ = ["RecentlySeen", "init_app"]
+if TYPE_CHECKING:
+    from ..identity import Visit
+    from ..interface import RBACProtocol
+
+__all__ = ["RecentlySeen", "init_app", "touch_last_seen"]
 
 #: ``app.extensions`` key of the app's :class:`RecentlySeen`.
 EXTENSION_KEY = "rbac_last_seen"
@@ -52,7 +56,15 @@ class RecentlySeen:
 
     def due(self, key: tuple[Any, str], now: dt.datetime, interval: dt.timedelta,
             limit: int) -> bool:
-        """Return whether ``key``'s activity needs writing at ``now``; if so, remember it."""
+        """Return whether ``key``'s activity needs writing at ``now``; if so, remember it.
+
+        A pair written within the interval is answered without the lock: one
+        dictionary read is atomic, and a stale answer only lets the locked
+        path below decide.
+        """
+        last = self._written.get(key)
+        if last is not None and now - last < interval:
+            return False
         with self._lock:
             last = self._written.get(key)
             if last is not None and now - last < interval:
@@ -72,28 +84,21 @@ class RecentlySeen:
 
 
 def init_app(app: Flask) -> None:
-    """Record each member's last activity (a ``before_request`` hook with bounded state)."""
+    """Give ``app`` its bounded memory of recent writes (the extension's pass calls
+    :func:`touch_last_seen`)."""
     app.extensions[EXTENSION_KEY] = RecentlySeen()
-    app.before_request(_touch_last_seen)
 
 
-
-def _touch_last_seen() -> None:
+def touch_last_seen(rbac: RBACProtocol, app: Flask, facts: Visit) -> None:
     """Write ``Membership.last_seen_at`` at most once per interval per member and process."""
-    if request.endpoint == "static":
-        return
-    user = signed_in_user()
-    if user is None:
-        return
-    rbac = get_rbac()
-    ws = rbac.current_workspace_id()
+    ws = facts.workspace_id
     if ws is None:
         return
-    key = (rbac.user_pk(user), str(ws))
+    key = (facts.user_id, str(ws))
     now = utcnow()
-    interval = dt.timedelta(seconds=setting("RBAC_LAST_SEEN_INTERVAL"))
-    seen: RecentlySeen = current_flask_app().extensions[EXTENSION_KEY]
-    if not seen.due(key, now, interval, int(setting("RBAC_LAST_SEEN_TRACKED"))):
+    interval = facts.settings.last_seen_interval
+    seen: RecentlySeen = app.extensions[EXTENSION_KEY]
+    if not seen.due(key, now, interval, facts.settings.last_seen_tracked):
         return
     M = rbac.models.Membership.__table__
     try:
