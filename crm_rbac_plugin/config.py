@@ -9,7 +9,9 @@ the per-request path, which reads its few keys from :func:`request_settings`.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import operator
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -243,9 +245,9 @@ class RequestSettings:
 
     The ``before_request`` pass, the user loader and the last-activity stamp
     read them on every request; one snapshot per app replaces a dozen
-    :func:`setting` calls. It is taken at the first read, in the app's first
-    request, when the host's configuration is final: Flask's config does not
-    change while the app serves.
+    :func:`setting` calls. :func:`request_settings` compares the raw values
+    with the snapshot's on each read (one C-level item fetch), so a key the
+    host or a test changes after the first request takes effect at once.
     """
 
     session_key: str  # RBAC_SESSION_KEY
@@ -270,16 +272,28 @@ class RequestSettings:
             session_touch=dt.timedelta(seconds=config["RBAC_SESSION_TOUCH_SECONDS"]))
 
 
-#: ``app.extensions`` key of the app's :class:`RequestSettings`.
+#: ``app.extensions`` key of the app's raw values and :class:`RequestSettings`.
 REQUEST_SETTINGS_KEY = "rbac.request_settings"
+#: The config keys :class:`RequestSettings` is built from.
+_REQUEST_KEYS = ("RBAC_SESSION_KEY", "RBAC_SESSION_ID_KEY", "RBAC_SINGLE_TENANT",
+                 "RBAC_MFA_EXEMPT_ENDPOINTS", "RBAC_MFA_STEP_UP_MINUTES", "RBAC_LAST_SEEN_INTERVAL",
+                 "RBAC_LAST_SEEN_TRACKED", "RBAC_SESSION_TOUCH_SECONDS")
+_raw_request_values = operator.itemgetter(*_REQUEST_KEYS)
 
 
 def request_settings(app: Flask | None = None) -> RequestSettings:
-    """Return ``app``'s (default: the current app's) :class:`RequestSettings`, read once."""
+    """Return ``app``'s (default: the current app's) :class:`RequestSettings`.
+
+    The snapshot is rebuilt when a raw value differs from the one it was
+    built from; the raw values are kept as a deep copy, so a list the host
+    changes in place counts as a change too.
+    """
     if app is None:
         ctx = _cv_app.get(None)
         app = ctx.app if ctx is not None else current_flask_app()  # the latter raises
-    snapshot: RequestSettings | None = app.extensions.get(REQUEST_SETTINGS_KEY)
-    if snapshot is None:
-        snapshot = app.extensions[REQUEST_SETTINGS_KEY] = RequestSettings.of(app.config)
-    return snapshot
+    raw = _raw_request_values(app.config)
+    held: tuple[Any, RequestSettings] | None = app.extensions.get(REQUEST_SETTINGS_KEY)
+    if held is None or held[0] != raw:
+        held = app.extensions[REQUEST_SETTINGS_KEY] = (copy.deepcopy(raw),
+                                                       RequestSettings.of(app.config))
+    return held[1]

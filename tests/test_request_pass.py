@@ -115,3 +115,19 @@ def test_a_member_seen_within_the_interval_costs_no_lock(
     assert len(seen) == 1
     seen._lock = _NoLock()  # type: ignore[assignment]
     assert client.get(pinned).status_code == 200
+
+
+def test_a_request_setting_changed_after_the_first_request_takes_effect(app: Flask) -> None:
+    """The per-request settings follow the config: a changed value, and a list
+    changed in place, are read on the next request."""
+    from crm_rbac_plugin.config import request_settings
+
+    before = request_settings(app)
+    assert request_settings(app) is before  # unchanged config: the same snapshot
+    app.config["RBAC_MFA_STEP_UP_MINUTES"] = before.step_up_minutes + 7
+    assert request_settings(app).step_up_minutes == before.step_up_minutes + 7
+    exempt = list(app.config["RBAC_MFA_EXEMPT_ENDPOINTS"])
+    app.config["RBAC_MFA_EXEMPT_ENDPOINTS"] = exempt
+    request_settings(app)
+    exempt.append("host.some_page")
+    assert "host.some_page" in request_settings(app).exempt_endpoints
