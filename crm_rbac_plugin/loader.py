@@ -156,12 +156,12 @@ class SQLPolicySource:
         m = self.member
         if (membership_id, workspace_id) != (m.id, m.workspace_id):
             raise ValueError("this source reads the policy of its own membership only")
-        dialect = self.session.get_bind().dialect.name
-        stmt = policy_rows.resolution_statement(self.models, dialect == "postgresql")
+        dialect = self.session.get_bind().dialect
+        stmt = policy_rows.resolution_statement(self.models, dialect.name == "postgresql")
         rows = self.session.execute(stmt, {"mid": m.id, "ws": m.workspace_id,
                                            "dept": m.department_id, "now": self.now},
                                     execution_options=BYPASS).all()
-        self._rows = policy_rows.split(rows, m.workspace_id)
+        self._rows = policy_rows.split(rows, m.workspace_id, policy_rows.json_loader(dialect))
         self._role_ids = frozenset(r.id for r in self._rows.roles)
         return self._rows.roles
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -101,12 +102,33 @@ class PolicyRows(NamedTuple):
     shares: list[ShareRow]  # by agreement, then permission
 
 
-def split(rows: list[Any], workspace_id: int) -> PolicyRows:
+@functools.lru_cache(maxsize=8)
+def json_loader(dialect: Any) -> Callable[[Any], Any] | None:
+    """The dialect's conversion of a JSON value as the driver returns it (None: none)."""
+    return sa.JSON().dialect_impl(dialect).result_processor(dialect, None)  # type: ignore[no-any-return]
+
+
+def _decoded(values: tuple[Any, ...], slots: tuple[int, ...], load: Callable[[Any], Any] | None,
+             ) -> tuple[Any, ...]:
+    """``values`` with the JSON values at ``slots`` converted by ``load``."""
+    if load is None or all(values[i] is None for i in slots):
+        return values
+    out = list(values)
+    for i in slots:
+        if out[i] is not None:
+            out[i] = load(out[i])
+    return tuple(out)
+
+
+def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | None) -> PolicyRows:
     """Sort the statement's rows into their kinds (roles keep the statement's order).
 
     Only the roles of ``workspace_id`` count. The team and department
     members were read unless a role row is an Owner's, of any workspace:
-    the statement's condition, checked on the same rows.
+    the statement's condition, checked on the same rows. The statement
+    leaves its JSON values as the driver returns them (SQLAlchemy would
+    convert both JSON slots of every row, colleagues' included):
+    ``load_json`` (see :func:`json_loader`) converts the conditions there are.
     """
     new = tuple.__new__
     roles: list[RoleRow] = []
@@ -120,7 +142,7 @@ def split(rows: list[Any], workspace_id: int) -> PolicyRows:
         if kind == GRANT:
             grants.append(row)
         elif kind == ROLE:
-            role = new(RoleRow, _ROLE(row))
+            role = new(RoleRow, _decoded(_ROLE(row), (7, 8), load_json))
             owner_row = owner_row or role.is_owner
             if row[_ROLE_WORKSPACE] == workspace_id:
                 roles.append(role)
@@ -133,9 +155,14 @@ def split(rows: list[Any], workspace_id: int) -> PolicyRows:
     grants.sort(key=itemgetter(1))
     shares.sort(key=_SHARE_ORDER)
     return PolicyRows(
-        roles, [new(GrantRow, _GRANT(g)) for g in grants], field_rules,
-        None if owner_row else colleagues,
-        [new(ShareRow, _SHARE(s)) for s in shares])
+        roles, [new(GrantRow, _decoded(_GRANT(g), (6,), load_json)) for g in grants],
+        field_rules, None if owner_row else colleagues,
+        [new(ShareRow, _decoded(_SHARE(s), (7,), load_json)) for s in shares])
+
+
+#: The type of the JSON slots in the first branch, whose types convert every
+#: branch's values: none, so that :func:`split` converts only the conditions.
+_AS_READ = sa.types.NullType()
 
 
 class _Slots:
@@ -197,7 +224,8 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
         ROLE, i=(Role.id, Role.parent_id, MemberRole.role_id, Role.workspace_id),
         s=(Role.name, slots.str, zone), b=Role.is_owner,
         d=(MemberRole.starts_at, MemberRole.expires_at),
-        j=(MemberRole.access_condition, Role.access_condition)))
+        j=(sa.type_coerce(MemberRole.access_condition, _AS_READ),
+           sa.type_coerce(Role.access_condition, _AS_READ))))
         .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
                                        MemberRole.membership_id == mid))
         .where(in_closure(Role.id)))
