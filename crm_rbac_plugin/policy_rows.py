@@ -2,10 +2,11 @@
 
 A cold resolution needs the member's roles with their ancestors, the grants
 and field rules of those roles, their team and department members, and the
-sharing agreements towards their workspace. Each costs a round trip and
-SQLAlchemy's work per statement, which on PostgreSQL took most of a
-resolution's time; so all of them come in one statement, a ``UNION ALL`` of
-one branch per kind of row, tagged by the kind in its first column.
+sharing agreements towards their workspace. A statement of its own for
+each costs a round trip and SQLAlchemy's work per statement, most of a
+resolution's time on PostgreSQL; so all of them come in one statement, a
+``UNION ALL`` of one branch per kind of row, tagged by the kind in its
+first column.
 
 Every branch fills the same wide row: a slot per column type (integers,
 strings, a flag, two timestamps, two JSON values and the user key), so that
@@ -190,7 +191,7 @@ def _closure(models: Models, mid: Any) -> tuple[Any, Any]:
     """The recursive CTE of the ids of the member's assigned roles (their own and
     their department's) and of all their ancestors (UNION, so a cycle ends), and
     the member's department. The parent is a correlated subquery, so that each
-    step is a primary-key lookup: as a join, PostgreSQL hashed the whole role
+    step is a primary-key lookup: as a join, PostgreSQL hashes the whole role
     table at every step."""
     M, Role = models.Membership, models.Role
     MemberRole, DR = models.MemberRole, models.DepartmentRole
@@ -213,9 +214,9 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
 
     The rows of roles of other workspaces are dropped by :func:`split`, not
     here: with ``workspace_id = :ws`` in the statement, PostgreSQL's generic
-    plan of the prepared statement (which cannot tell how many roles a
-    workspace has) read the workspace's roles by that index, every one of
-    them, instead of the few of the closure by primary key.
+    plan of the prepared statement, which cannot tell how many roles a
+    workspace has, reads every role of the workspace by that index instead
+    of the few of the closure by primary key.
     """
     W, Role, MemberRole = models.Workspace, models.Role, models.MemberRole
     DR, Dept = models.DepartmentRole, models.Department
