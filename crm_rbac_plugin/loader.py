@@ -1,10 +1,11 @@
 """Read a member's policy from the database: their membership row, and their
 :class:`~.policy.Access` built from it.
 
-Resolution costs five indexed queries (membership; assigned roles with their
-ancestors, one recursive CTE; grants with their field rules; team and
-department members; sharing agreements), each a statement built once with
-bind parameters, and turned into an Access by :func:`.resolve.build_access`.
+Resolution costs two indexed statements, each built once with bind
+parameters: the membership row, then every policy row of the member in one
+round trip (assigned roles with their ancestors, their grants and field
+rules, team and department members, sharing agreements: see
+:mod:`.policy_rows`), turned into an Access by :func:`.resolve.build_access`.
 The result is cached per request on ``g`` and across requests in
 :class:`~.access_cache.AccessCache`, keyed by membership and checked
 against the workspace's ``policy_version``: every
@@ -27,7 +28,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from . import conditions
+from . import conditions, policy_rows
 from .access_cache import PolicyCache, has_uncommitted_policy
 from .models import Models, utcnow
 from .policy import Access, Rule, Share
@@ -49,52 +50,11 @@ def _membership_columns(models: Models) -> list[Any]:
             + [getattr(models.Workspace, f) for f in _WORKSPACE_FIELDS])
 
 
-def _role_statements(models: Models, mid: Any, ws: Any) -> tuple[Any, Any]:
-    """The statement of a member's roles (see :meth:`SQLPolicySource.roles`), generic
-    and PostgreSQL's: the assigned roles, the member's department's and their ancestors."""
-    M, W = models.Membership, models.Workspace
-    Role, MemberRole = models.Role, models.MemberRole
-    # The member's department's roles join the assigned ones (see models.groups).
-    DR, Dept = models.DepartmentRole, models.Department
-    dept = sa.select(M.department_id).where(M.id == mid).scalar_subquery()
-    held = sa.union_all(
-        sa.select(MemberRole.role_id.label("id")).where(MemberRole.membership_id == mid),
-        sa.select(DR.role_id.label("id")).where(DR.department_id == dept)).subquery()
-    closure = sa.select(held.c.id).cte("rbac_role_closure", recursive=True)
-    parent = sa.select(Role.parent_id).where(Role.id == closure.c.id).scalar_subquery()
-    closure = closure.union(sa.select(parent.label("id")).select_from(closure)
-                            .where(closure.c.id.is_not(None)))
-    # One row per assignment (the member's own, then their department's), and
-    # one per ancestor only; each with its condition and the workspace's zone.
-    zone = sa.select(W.timezone).where(W.id == ws).scalar_subquery().label("timezone")
-    own = (sa.select(Role.id, Role.name, Role.parent_id, Role.is_owner,
-                     MemberRole.role_id.label("assigned"), MemberRole.starts_at,
-                     MemberRole.expires_at, MemberRole.access_condition.label("condition"),
-                     Role.access_condition.label("role_condition"),
-                     sa.literal(None, sa.String).label("via"), zone)
-           .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
-                                          MemberRole.membership_id == mid))
-           .where(Role.workspace_id == ws))
-    grouped = (sa.select(Role.id, Role.name, Role.parent_id, Role.is_owner,
-                         DR.role_id.label("assigned"), sa.null().label("starts_at"),
-                         sa.null().label("expires_at"), DR.access_condition,
-                         Role.access_condition, Dept.name, zone)
-               .join(DR, DR.role_id == Role.id).join(Dept, Dept.id == DR.department_id)
-               .where(Role.workspace_id == ws, DR.department_id == dept))
-    # PostgreSQL guesses a recursive CTE at ten times its first step (50 rows
-    # for 5 assigned roles), so ``id IN (closure)`` became a hash join over
-    # every role of the workspace (tests/test_query_plans.py). ``id =
-    # ANY(ARRAY(closure))`` is an index lookup per role id there.
-    closure_ids = sa.select(closure.c.id)
-    in_closure_pg = Role.id == sa.any_(sa.func.array(closure_ids.scalar_subquery()))
-    roles_pg = sa.union_all(own.where(in_closure_pg), grouped)
-    roles = sa.union_all(own.where(Role.id.in_(closure_ids)), grouped)
-    return roles, roles_pg
-
-
 @functools.lru_cache(maxsize=32)
 def _statements(models: Models) -> dict[str, Any]:
-    """Build the statements of a resolution once per set of models, with bind parameters.
+    """Build the statements that find a membership, and those that read one kind of
+    policy row for a question the resolution statement does not answer (see
+    :class:`SQLPolicySource`), once per set of models, with bind parameters.
 
     A statement object memoises its SQL cache key, so running the same one
     with new values skips building it and walking it for the key, which cost
@@ -108,12 +68,6 @@ def _statements(models: Models) -> dict[str, Any]:
     # A deleted workspace (waiting for its purge) has no members: nobody acts there.
     member = (sa.select(*_membership_columns(models)).join(W, W.id == M.workspace_id)
               .where(W.deleted_at.is_(None)))
-    # The assigned roles and all their ancestors in one round trip: a
-    # recursive CTE of role ids (UNION, so a cycle ends), then the role rows
-    # of this workspace with the assignment's dates where there is one. The
-    # parent is a correlated subquery, so that each step is a primary-key
-    # lookup: as a join, PostgreSQL hashed the whole role table at every step.
-    roles, roles_pg = _role_statements(models, mid, ws)
     role_ids = sa.bindparam("role_ids", expanding=True)
     # Team and department members in one round trip; ``dept`` NULL matches nobody.
     colleagues = sa.union_all(
@@ -125,8 +79,6 @@ def _statements(models: Models) -> dict[str, Any]:
         "member_by_id": member.where(M.id == sa.bindparam("membership_id")),
         "member_by_user": member.where(M.user_id == sa.bindparam("user_id"),
                                        M.workspace_id == sa.bindparam("workspace_id")),
-        "roles": roles,
-        "roles_postgresql": roles_pg,
         "grants": sa.select(Grant.id, Grant.role_id, Grant.resource, Grant.action, Grant.scope,
                             Grant.effect, Grant.condition)
                   .where(Grant.role_id.in_(role_ids)).order_by(Grant.id),
@@ -134,28 +86,7 @@ def _statements(models: Models) -> dict[str, Any]:
                                  FieldRule.mode).where(FieldRule.role_id.in_(role_ids)),
         "colleagues": colleagues,
         "shares": _shares_statement(models),
-        "grants_and_field_rules": _grants_and_field_rules(models, role_ids),
     }
-
-
-def _grants_and_field_rules(models: Models, role_ids: Any) -> Any:
-    """The grants of ``:role_ids`` by id, then their field rules, in one round trip.
-
-    A grant row is ``(0, id, role_id, resource, action, scope, effect,
-    condition)``; a field rule's ``(1, NULL, role_id, resource, field, mode,
-    NULL, NULL)``.
-    """
-    Grant, FieldRule = models.Grant, models.FieldRule
-    grants = sa.select(sa.literal(0, sa.Integer).label("kind"), Grant.id, Grant.role_id,
-                       Grant.resource, Grant.action, Grant.scope, Grant.effect,
-                       Grant.condition).where(Grant.role_id.in_(role_ids))
-    rules = sa.select(sa.literal(1, sa.Integer), sa.cast(sa.null(), sa.Integer),
-                      FieldRule.role_id, FieldRule.resource, FieldRule.field, FieldRule.mode,
-                      sa.cast(sa.null(), Grant.effect.type),
-                      sa.cast(sa.null(), Grant.condition.type),
-                      ).where(FieldRule.role_id.in_(role_ids))
-    union = sa.union_all(grants, rules).subquery()
-    return sa.select(union).order_by(union.c.kind, union.c.id)
 
 
 def _shares_statement(models: Models) -> Any:
@@ -194,70 +125,79 @@ def _row_type(keys: tuple[str, ...]) -> type:
     return kind
 
 
-#: The columns of a grant row and of a field rule row, as :class:`.resolve.PolicySource` names them.
-_GRANT_FIELDS = ("id", "role_id", "resource", "action", "scope", "effect", "condition")
-_FIELD_RULE_FIELDS = ("role_id", "resource", "field", "mode")
-
-
 class SQLPolicySource:
-    """The live policy: each method is one prepared statement (see :func:`_statements`).
+    """The live policy of one membership at one instant, read in one round trip.
 
-    The first, :meth:`roles`, runs through the session, which flushes the
-    session's pending changes first (autoflush), so the Access sees them as
-    any query would. The others run on the same connection as Core
-    statements: the ORM's execution adds nothing to a select of plain
-    columns of the plugin's own tables but about a third of its cost, and
-    the session has nothing new to flush between them.
+    :meth:`roles` runs :func:`.policy_rows.resolution_statement` through the
+    session, which flushes the session's pending changes first (autoflush),
+    so the Access sees them as any query would; the other methods answer
+    from its rows. A question that the statement did not answer (other
+    roles, another member or instant, an Owner's colleagues) runs a
+    statement of its own (see :func:`_statements`) as Core on the same
+    connection: the ORM's execution adds nothing to a select of plain
+    columns of the plugin's own tables but about a third of its cost.
     """
 
     def __init__(self, session: Session, models: Models, registry: Registry,
-                 config: dict[str, Any]) -> None:
+                 config: dict[str, Any], membership_row: MembershipRow,
+                 now: dt.datetime) -> None:
         self.session, self.models = session, models
         self.registry, self.config = registry, config
+        self.member, self.now = membership_row, now
         self.statements = _statements(models)
-        self._connection: Any = None
-        self._field_rules: tuple[list[int], list[Any]] | None = None
+        self._rows: policy_rows.PolicyRows | None = None
+        self._role_ids: frozenset[int] = frozenset()
 
     def _run(self, name: str, params: dict[str, Any]) -> Any:
-        stmt = self.statements[name]
-        if self._connection is None:
-            self._connection = self.session.connection(bind_arguments={"clause": stmt})
-        return self._connection.execute(stmt, params)
+        return self.session.connection(bind_arguments={"clause": self.statements[name]}
+                                       ).execute(self.statements[name], params)
 
     def roles(self, membership_id: int, workspace_id: int) -> Iterable[Any]:
-        name = "roles"
-        if self.session.get_bind(clause=self.statements[name]).dialect.name == "postgresql":
-            name = "roles_postgresql"
-        return _plain_rows(self.session.execute(
-            self.statements[name], {"mid": membership_id, "ws": workspace_id},
-            execution_options=BYPASS))
+        m = self.member
+        if (membership_id, workspace_id) != (m.id, m.workspace_id):
+            raise ValueError("this source reads the policy of its own membership only")
+        dialect = self.session.get_bind().dialect
+        stmt = policy_rows.resolution_statement(self.models, dialect.name == "postgresql")
+        rows = self.session.execute(stmt, {"mid": m.id, "ws": m.workspace_id,
+                                           "dept": m.department_id, "now": self.now},
+                                    execution_options=BYPASS).all()
+        self._rows = policy_rows.split(rows, m.workspace_id, policy_rows.json_loader(dialect))
+        self._role_ids = frozenset(r.id for r in self._rows.roles)
+        return self._rows.roles
+
+    def _covers(self, role_ids: list[int]) -> bool:
+        return self._rows is not None and self._role_ids.issuperset(role_ids)
 
     def grants(self, role_ids: list[int]) -> Iterable[Any]:
-        """The grants, read with the same roles' field rules: :meth:`field_rules` then
-        costs no round trip (build_access asks for both, with the same ids)."""
-        rows = self._run("grants_and_field_rules", {"role_ids": role_ids}).all()
-        split = next((n for n, row in enumerate(rows) if row[0]), len(rows))
-        grant, rule = _row_type(_GRANT_FIELDS), _row_type(_FIELD_RULE_FIELDS)
-        new = tuple.__new__
-        self._field_rules = (list(role_ids), [new(rule, (r[2], r[3], r[4], r[5]))
-                                              for r in rows[split:]])
-        return [new(grant, row[1:]) for row in rows[:split]]
+        if self._rows is None or not self._covers(role_ids):
+            return _plain_rows(self._run("grants", {"role_ids": role_ids}))
+        wanted = set(role_ids)
+        return [g for g in self._rows.grants if g.role_id in wanted]
 
     def field_rules(self, role_ids: list[int]) -> Iterable[Any]:
-        known = self._field_rules
-        if known is not None and known[0] == list(role_ids):
-            return known[1]
-        return _plain_rows(self._run("field_rules", {"role_ids": role_ids}))
+        if self._rows is None or not self._covers(role_ids):
+            return _plain_rows(self._run("field_rules", {"role_ids": role_ids}))
+        wanted = set(role_ids)
+        return [r for r in self._rows.field_rules if r.role_id in wanted]
 
     def colleagues(self, membership_id: int, workspace_id: int,
                    department_id: int | None) -> Iterable[tuple[int, str]]:
+        m, rows = self.member, self._rows
+        if (rows is not None and rows.colleagues is not None
+                and (membership_id, workspace_id, department_id)
+                == (m.id, m.workspace_id, m.department_id)):
+            return rows.colleagues
         return self._run("colleagues", {"mid": membership_id, "ws": workspace_id,
                                         "dept": department_id}).all()
 
     def shares(self, workspace_id: int, now: dt.datetime
                ) -> tuple[tuple[Share, ...], dt.datetime | None]:
-        return _shares(self._run("shares", {"ws": workspace_id, "now": now}).all(),
-                       self.registry, self.config)
+        if self._rows is not None and (workspace_id, now) == (self.member.workspace_id,
+                                                              self.now):
+            found: list[Any] = self._rows.shares
+        else:
+            found = self._run("shares", {"ws": workspace_id, "now": now}).all()
+        return _shares(found, self.registry, self.config)
 
 
 def load_access(session: Session, models: Models, registry: Registry, config: dict[str, Any],
@@ -265,8 +205,9 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
                 address: str | None = None) -> Access:
     """Compute the effective access of one membership (a :class:`MembershipRow`)
     for a request from ``address`` (None: no request, outside every network)."""
-    source = SQLPolicySource(session, models, registry, config)
-    return build_access(source, registry, config, membership_row, now or utcnow(),
+    now = now or utcnow()
+    source = SQLPolicySource(session, models, registry, config, membership_row, now)
+    return build_access(source, registry, config, membership_row, now,
                         cacheable=not has_uncommitted_policy(session,
                                                               membership_row.workspace_id),
                         address=address)

@@ -1,0 +1,294 @@
+"""The one statement that reads a member's policy rows for a cold resolution.
+
+A cold resolution needs the member's roles with their ancestors, the grants
+and field rules of those roles, their team and department members, and the
+sharing agreements towards their workspace. A statement of its own for
+each costs a round trip and SQLAlchemy's work per statement, most of a
+resolution's time on PostgreSQL; so all of them come in one statement, a
+``UNION ALL`` of one branch per kind of row, tagged by the kind in its
+first column.
+
+Every branch fills the same wide row: a slot per column type (integers,
+strings, a flag, two timestamps, two JSON values and the user key), so that
+the first branch's column types convert the values of every branch. The
+grants and field rules are those of every role in the closure, a superset
+of the roles in force that :func:`.resolve.build_access` asks for: the
+caller keeps the rows of the roles it names.
+
+The team and department members are left out when an Owner role is among
+the member's roles (an Owner's access needs none, and a department may be
+large): :func:`split` reports whether they were read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from .models import Models
+
+#: The kinds of row, the statement's first column.
+ROLE, GRANT, FIELD_RULE, COLLEAGUE, SHARE = range(5)
+
+
+class RoleRow(NamedTuple):
+    """An assignment, or an ancestor only (``assigned`` None): see :meth:`.resolve.PolicySource.roles`."""
+
+    id: int
+    name: str
+    parent_id: int | None
+    is_owner: bool
+    assigned: int | None
+    starts_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    condition: Any
+    role_condition: Any
+    via: str | None
+    timezone: str | None
+
+
+class GrantRow(NamedTuple):
+    id: int
+    role_id: int
+    resource: str
+    action: str
+    scope: str
+    effect: str
+    condition: Any
+
+
+class FieldRuleRow(NamedTuple):
+    role_id: int
+    resource: str
+    field: str
+    mode: str
+
+
+class ShareRow(NamedTuple):
+    """One permission of an agreement in force, with its granting workspace."""
+
+    id: int
+    granting_workspace_id: int
+    expires_at: dt.datetime | None
+    name: str
+    plan: str
+    resource: str
+    action: str
+    condition: Any
+
+
+# The wide row: kind, i1, i2, i3, i4, s1, s2, s3, s4, b1, d1, d2, j1, j2, u1.
+# Where each kind keeps its fields, in its named tuple's order.
+_ROLE = itemgetter(1, 5, 2, 9, 3, 10, 11, 12, 13, 6, 7)
+_ROLE_WORKSPACE = 4
+_GRANT = itemgetter(1, 2, 5, 6, 7, 8, 12)
+_FIELD_RULE = itemgetter(2, 5, 6, 7)
+_COLLEAGUE = itemgetter(14, 5)
+_SHARE = itemgetter(1, 2, 10, 5, 6, 7, 8, 12)
+_SHARE_ORDER = itemgetter(1, 3)  # agreement id, permission id
+
+
+class PolicyRows(NamedTuple):
+    """The rows of one member's resolution statement, by kind, each in its order."""
+
+    roles: list[RoleRow]
+    grants: list[GrantRow]  # by id
+    field_rules: list[FieldRuleRow]
+    colleagues: list[tuple[Any, str]] | None  # None: not read (an Owner role is held)
+    shares: list[ShareRow]  # by agreement, then permission
+
+
+@functools.lru_cache(maxsize=8)
+def json_loader(dialect: Any) -> Callable[[Any], Any] | None:
+    """The dialect's conversion of a JSON value as the driver returns it (None: none)."""
+    return sa.JSON().dialect_impl(dialect).result_processor(dialect, None)  # type: ignore[no-any-return]
+
+
+def _decoded(values: tuple[Any, ...], slots: tuple[int, ...], load: Callable[[Any], Any] | None,
+             ) -> tuple[Any, ...]:
+    """``values`` with the JSON values at ``slots`` converted by ``load``."""
+    if load is None or all(values[i] is None for i in slots):
+        return values
+    out = list(values)
+    for i in slots:
+        if out[i] is not None:
+            out[i] = load(out[i])
+    return tuple(out)
+
+
+def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | None) -> PolicyRows:
+    """Sort the statement's rows into their kinds (roles keep the statement's order).
+
+    Only the roles of ``workspace_id`` count. The team and department
+    members were read unless a role row is an Owner's, of any workspace:
+    the statement's condition, checked on the same rows. The statement
+    leaves its JSON values as the driver returns them (SQLAlchemy would
+    convert both JSON slots of every row, colleagues' included):
+    ``load_json`` (see :func:`json_loader`) converts the conditions there are.
+    """
+    new = tuple.__new__
+    roles: list[RoleRow] = []
+    grants: list[tuple[Any, ...]] = []
+    field_rules: list[FieldRuleRow] = []
+    colleagues: list[tuple[Any, str]] = []
+    shares: list[tuple[Any, ...]] = []
+    owner_row = False
+    for row in rows:
+        kind = row[0]
+        if kind == GRANT:
+            grants.append(row)
+        elif kind == ROLE:
+            role = new(RoleRow, _decoded(_ROLE(row), (7, 8), load_json))
+            owner_row = owner_row or role.is_owner
+            if row[_ROLE_WORKSPACE] == workspace_id:
+                roles.append(role)
+        elif kind == FIELD_RULE:
+            field_rules.append(new(FieldRuleRow, _FIELD_RULE(row)))
+        elif kind == COLLEAGUE:
+            colleagues.append(_COLLEAGUE(row))
+        else:
+            shares.append(row)
+    grants.sort(key=itemgetter(1))
+    shares.sort(key=_SHARE_ORDER)
+    return PolicyRows(
+        roles, [new(GrantRow, _decoded(_GRANT(g), (6,), load_json)) for g in grants],
+        field_rules, None if owner_row else colleagues,
+        [new(ShareRow, _decoded(_SHARE(s), (7,), load_json)) for s in shares])
+
+
+#: The type of the JSON slots in the first branch, whose types convert every
+#: branch's values: none, so that :func:`split` converts only the conditions.
+_AS_READ = sa.types.NullType()
+
+
+class _Slots:
+    """Typed NULLs for the wide row's unused slots."""
+
+    def __init__(self, models: Models) -> None:
+        self.int, self.str = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.String)
+        self.bool = sa.cast(sa.null(), sa.Boolean)
+        self.time = sa.cast(sa.null(), sa.DateTime)
+        self.json = sa.cast(sa.null(), sa.JSON)
+        self.user = sa.cast(sa.null(), models.Membership.user_id.type)
+
+    def row(self, kind: int, *, i: tuple[Any, ...] = (), s: tuple[Any, ...] = (),
+            b: Any = None, d: tuple[Any, ...] = (), j: tuple[Any, ...] = (),
+            u: Any = None) -> list[Any]:
+        """The wide row's columns: the given values, typed NULLs for the rest."""
+        def pad(values: tuple[Any, ...], size: int, null: Any) -> list[Any]:
+            return list(values) + [null] * (size - len(values))
+        return [sa.literal_column(str(kind), sa.Integer), *pad(i, 4, self.int), *pad(s, 4, self.str),
+                self.bool if b is None else b, *pad(d, 2, self.time), *pad(j, 2, self.json),
+                self.user if u is None else u]
+
+
+def _closure(models: Models, mid: Any) -> tuple[Any, Any]:
+    """The recursive CTE of the ids of the member's assigned roles (their own and
+    their department's) and of all their ancestors (UNION, so a cycle ends), and
+    the member's department. The parent is a correlated subquery, so that each
+    step is a primary-key lookup: as a join, PostgreSQL hashes the whole role
+    table at every step."""
+    M, Role = models.Membership, models.Role
+    MemberRole, DR = models.MemberRole, models.DepartmentRole
+    dept = sa.select(M.department_id).where(M.id == mid).scalar_subquery()
+    held = sa.union_all(
+        sa.select(MemberRole.role_id.label("id")).where(MemberRole.membership_id == mid),
+        sa.select(DR.role_id.label("id")).where(DR.department_id == dept)).subquery()
+    closure = sa.select(held.c.id).cte("rbac_role_closure", recursive=True)
+    parent = sa.select(Role.parent_id).where(Role.id == closure.c.id).scalar_subquery()
+    closure = closure.union(sa.select(parent.label("id")).select_from(closure)
+                            .where(closure.c.id.is_not(None)))
+    return closure, dept
+
+
+def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
+                   in_closure: Any, dept: Any) -> list[Any]:
+    """One row per assignment (the member's own, then their department's) and one per
+    ancestor only; each with its condition, its role's workspace and the member's
+    workspace's zone.
+
+    The rows of roles of other workspaces are dropped by :func:`split`, not
+    here: with ``workspace_id = :ws`` in the statement, PostgreSQL's generic
+    plan of the prepared statement, which cannot tell how many roles a
+    workspace has, reads every role of the workspace by that index instead
+    of the few of the closure by primary key.
+    """
+    W, Role, MemberRole = models.Workspace, models.Role, models.MemberRole
+    DR, Dept = models.DepartmentRole, models.Department
+    zone = sa.select(W.timezone).where(W.id == ws).scalar_subquery()
+    own = (sa.select(*slots.row(
+        ROLE, i=(Role.id, Role.parent_id, MemberRole.role_id, Role.workspace_id),
+        s=(Role.name, slots.str, zone), b=Role.is_owner,
+        d=(MemberRole.starts_at, MemberRole.expires_at),
+        j=(sa.type_coerce(MemberRole.access_condition, _AS_READ),
+           sa.type_coerce(Role.access_condition, _AS_READ))))
+        .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
+                                       MemberRole.membership_id == mid))
+        .where(in_closure(Role.id)))
+    grouped = (sa.select(*slots.row(
+        ROLE, i=(Role.id, Role.parent_id, DR.role_id, Role.workspace_id), s=(Role.name, Dept.name, zone),
+        b=Role.is_owner, j=(DR.access_condition, Role.access_condition)))
+        .join(DR, DR.role_id == Role.id).join(Dept, Dept.id == DR.department_id)
+        .where(DR.department_id == dept, in_closure(Role.id)))
+    return [own, grouped]
+
+
+@functools.lru_cache(maxsize=32)
+def resolution_statement(models: Models, postgresql: bool) -> Any:
+    """The statement of a member's policy rows, with the parameters ``mid`` (the
+    membership), ``ws`` (its workspace), ``dept`` (its department, NULL matches
+    nobody) and ``now``; built once per set of models and dialect, so that
+    SQLAlchemy finds its compiled form by the statement's memoised cache key.
+    """
+    M, W, Role = models.Membership, models.Workspace, models.Role
+    Grant, FieldRule, A = models.Grant, models.FieldRule, models.ManagerAssignment
+    SA, SP = models.SharingAgreement, models.SharingPermission
+    mid, ws = sa.bindparam("mid", type_=M.id.type), sa.bindparam("ws", type_=W.id.type)
+    slots = _Slots(models)
+    closure, dept = _closure(models, mid)
+    closure_ids = sa.select(closure.c.id)
+    if postgresql:
+        # PostgreSQL guesses a recursive CTE at ten times its first step (50
+        # rows for 5 assigned roles), so ``id IN (closure)`` is a hash join
+        # over every role of the workspace (tests/test_query_plans.py);
+        # ``id = ANY(ARRAY(closure))`` is an index lookup per role id.
+        ids = sa.func.array(closure_ids.scalar_subquery())
+
+        def in_closure(column: Any) -> Any:
+            return column == sa.any_(ids)
+    else:
+        def in_closure(column: Any) -> Any:
+            return column.in_(closure_ids)
+    owner_held = sa.exists().where(Role.is_owner, in_closure(Role.id))
+    now = sa.bindparam("now", type_=SA.expires_at.type)
+    # Team and department members; ``dept`` NULL matches nobody.
+    colleagues = sa.union_all(
+        sa.select(M.user_id, sa.literal_column("'team'", sa.String).label("kind"))
+        .join(A, A.member_id == M.id).where(A.manager_id == mid),
+        sa.select(M.user_id, sa.literal_column("'department'", sa.String).label("kind"))
+        .where(M.workspace_id == ws, M.department_id == sa.bindparam("dept", type_=sa.Integer)),
+    ).subquery()
+    branches = [
+        *_role_branches(models, slots, mid, ws, in_closure, dept),
+        sa.select(*slots.row(GRANT, i=(Grant.id, Grant.role_id),
+                             s=(Grant.resource, Grant.action, Grant.scope, Grant.effect),
+                             j=(Grant.condition,))).where(in_closure(Grant.role_id)),
+        sa.select(*slots.row(FIELD_RULE, i=(slots.int, FieldRule.role_id),
+                             s=(FieldRule.resource, FieldRule.field, FieldRule.mode)))
+        .where(in_closure(FieldRule.role_id)),
+        sa.select(*slots.row(COLLEAGUE, s=(colleagues.c.kind,), u=colleagues.c.user_id))
+        .where(~owner_held),
+        # The agreements in force towards the workspace, one row per shared permission.
+        sa.select(*slots.row(SHARE, i=(SA.id, SA.granting_workspace_id, SP.id),
+                             s=(W.name, W.plan, SP.resource, SP.action),
+                             d=(SA.expires_at,), j=(SP.condition,)))
+        .join(W, W.id == SA.granting_workspace_id).join(SP, SP.agreement_id == SA.id)
+        .where(SA.receiving_workspace_id == ws, SA.status == "active",
+               sa.or_(SA.expires_at.is_(None), SA.expires_at > now)),
+    ]
+    return sa.union_all(*branches)

@@ -1,0 +1,236 @@
+"""A cold resolution reads the same policy as one plain query per kind of row.
+
+:class:`.loader.SQLPolicySource` reads a member's roles, grants, field rules,
+team and department members and sharing agreements in one statement
+(:mod:`.policy_rows`). Here an independent source reads each of them with
+plain ORM queries and walks the role ancestors in Python, and both are turned
+into an Access by the same :func:`.resolve.build_access`: on random policies
+(tests/test_agreement.py's, plus field rules, an Owner assignment in and out
+of force and dated assignments) the two Access objects are equal, on SQLite
+and PostgreSQL. The statement count of a cold resolution is pinned too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from bench import sql as bench_sql
+from crm_app.extensions import db
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import Access, loader, workspaces
+from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.resolve import build_access
+from tests.test_agreement import EXPLICIT, PolicySpec, apply, policy_specs, vary_records
+
+MAX_EXAMPLES = 40
+
+
+class ReferenceSource:
+    """The policy rows of :class:`.resolve.PolicySource`, one plain query each."""
+
+    def __init__(self, registry: Any, config: dict[str, Any]) -> None:
+        self.m, self.registry, self.config = rbac.models, registry, config
+
+    def roles(self, membership_id: int, workspace_id: int) -> list[Any]:
+        m = self.m
+        member = db.session.get(m.Membership, membership_id)
+        zone = db.session.get(m.Workspace, workspace_id).timezone
+        own = list(db.session.scalars(sa.select(m.MemberRole)
+                                      .where(m.MemberRole.membership_id == membership_id)))
+        grouped = [] if member.department_id is None else list(db.session.scalars(
+            sa.select(m.DepartmentRole)
+            .where(m.DepartmentRole.department_id == member.department_id)))
+        closure: dict[int, Any] = {}
+        todo = [a.role_id for a in own] + [a.role_id for a in grouped]
+        while todo:
+            rid = todo.pop()
+            if rid is None or rid in closure:
+                continue
+            closure[rid] = db.session.get(m.Role, rid)
+            todo.append(closure[rid].parent_id)
+
+        def row(role: Any, assignment: Any, via: str | None) -> SimpleNamespace:
+            return SimpleNamespace(
+                id=role.id, name=role.name, parent_id=role.parent_id, is_owner=role.is_owner,
+                assigned=assignment.role_id if assignment is not None else None,
+                starts_at=getattr(assignment, "starts_at", None),
+                expires_at=getattr(assignment, "expires_at", None),
+                condition=getattr(assignment, "access_condition", None),
+                role_condition=role.access_condition, via=via, timezone=zone)
+
+        rows = []
+        for role in closure.values():
+            if role.workspace_id != workspace_id:
+                continue
+            mine = [a for a in own if a.role_id == role.id]
+            rows += [row(role, a, None) for a in mine] or [row(role, None, None)]
+        for a in grouped:
+            role = closure[a.role_id]
+            if role.workspace_id == workspace_id:
+                rows.append(row(role, a, a.department.name))
+        return rows
+
+    def grants(self, role_ids: list[int]) -> list[Any]:
+        G = self.m.Grant
+        return list(db.session.scalars(sa.select(G).where(G.role_id.in_(role_ids))
+                                       .order_by(G.id)))
+
+    def field_rules(self, role_ids: list[int]) -> list[Any]:
+        F = self.m.FieldRule
+        return list(db.session.scalars(sa.select(F).where(F.role_id.in_(role_ids))))
+
+    def colleagues(self, membership_id: int, workspace_id: int,
+                   department_id: int | None) -> list[tuple[Any, str]]:
+        M, A = self.m.Membership, self.m.ManagerAssignment
+        team = db.session.scalars(sa.select(M.user_id).join(A, A.member_id == M.id)
+                                  .where(A.manager_id == membership_id))
+        dept = [] if department_id is None else db.session.scalars(sa.select(M.user_id).where(
+            M.workspace_id == workspace_id, M.department_id == department_id))
+        return [(u, "team") for u in team] + [(u, "department") for u in dept]
+
+    def shares(self, workspace_id: int, now: dt.datetime) -> Any:
+        SA = self.m.SharingAgreement
+        rows = []
+        for agreement in db.session.scalars(sa.select(SA).order_by(SA.id)):
+            if (agreement.receiving_workspace_id != workspace_id or agreement.status != "active"
+                    or (agreement.expires_at is not None and agreement.expires_at <= now)):
+                continue
+            granting = db.session.get(self.m.Workspace, agreement.granting_workspace_id)
+            for p in sorted(agreement.permissions, key=lambda p: p.id):
+                rows.append(SimpleNamespace(
+                    id=agreement.id, granting_workspace_id=granting.id,
+                    expires_at=agreement.expires_at, name=granting.name, plan=granting.plan,
+                    resource=p.resource, action=p.action, condition=p.condition))
+        return loader._shares(rows, self.registry, self.config)
+
+
+def normalised(access: Access) -> Access:
+    """The Access with its notes in one order: the statements return role rows
+    in no particular order, and the notes follow the rows."""
+    return dataclasses.replace(access, role_notes=tuple(sorted(access.role_notes)),
+                               network_checks=tuple(sorted(access.network_checks)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Extras:
+    """What test_agreement's policies leave out: field rules on the generated
+    roles (role index, resource, field, mode), an Owner assignment and dates on
+    the first generated role's assignment ("past", "future", "later" or None)."""
+
+    field_rules: tuple[tuple[int, str, str, str], ...] = ()
+    owner: str | None = None
+    dates: str | None = None
+
+
+EXTRAS = st.builds(
+    Extras,
+    field_rules=st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["leads", "deals"]),
+                                   st.sampled_from(["name", "source", "amount", "email"]),
+                                   st.sampled_from(["hidden", "readonly"])),
+                         max_size=4, unique_by=lambda f: f[:3]).map(tuple),
+    owner=st.sampled_from([None, None, "now", "past", "future"]),
+    dates=st.sampled_from([None, "past", "future", "later"]))
+
+NOW = utcnow()
+DATES = {"past": (NOW - dt.timedelta(days=3), NOW - dt.timedelta(days=1)),
+         "future": (NOW + dt.timedelta(days=1), None), "later": (None, NOW + dt.timedelta(days=2)),
+         "now": (None, None)}
+
+
+def apply_extras(w: SimpleNamespace, membership: Any, extras: Extras) -> None:
+    m = rbac.models
+    generated = {r.name: r for r in db.session.scalars(
+        sa.select(m.Role).where(m.Role.workspace_id == w.ws.id, m.Role.name.like("Generated %")))}
+    for index, resource, field, mode in extras.field_rules:
+        role = generated.get(f"Generated {index}")
+        if role is not None:
+            db.session.add(m.FieldRule(role=role, resource=resource, field=field, mode=mode))
+    if extras.dates is not None:
+        first = next((a for a in membership.member_roles
+                      if a.role.name == "Generated 0"), None)
+        if first is not None:
+            first.starts_at, first.expires_at = DATES[extras.dates]
+    if extras.owner is not None:
+        starts, expires = DATES[extras.owner]
+        workspaces.assign_role(rbac, membership, "owner", starts_at=starts, expires_at=expires)
+    db.session.flush()
+
+
+def both(app: Flask, membership: Any, spec: PolicySpec) -> tuple[Access, Access]:
+    row = loader.membership_row(db.session, rbac.models, membership_id=membership.id)
+    config = {**app.config, "RBAC_UNOWNED_VISIBLE": spec.unowned_visible}
+    now = spec.gate.now if spec.gate is not None else NOW
+    address = spec.gate.address if spec.gate is not None else None
+    new = loader.load_access(db.session, rbac.models, rbac.registry, config, row, now,
+                             address=address)
+    reference = build_access(ReferenceSource(rbac.registry, config), rbac.registry, config, row,
+                             now, address=address)
+    return new, reference
+
+
+def test_one_statement_reads_what_plain_queries_read(app: Flask,
+                                                      world: SimpleNamespace) -> None:
+    vary_records(world)
+    ids = {"users": [u.id for u in world.users.values()],
+           "clients": [c.id for c in world.clients.values()]}
+    examples = 0
+
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
+    @given(spec=policy_specs(ids), extras=EXTRAS)
+    def check(spec: PolicySpec, extras: Extras) -> None:
+        nonlocal examples
+        examples += 1
+        try:
+            membership = apply(world, spec)
+            apply_extras(world, membership, extras)
+            new, reference = both(app, membership, spec)
+            assert normalised(new) == normalised(reference)
+        finally:
+            db.session.rollback()
+
+    for spec in EXPLICIT:
+        check = example(spec=spec, extras=Extras())(check)
+    first = EXPLICIT[4]  # a member with a team, a department and a shared agreement
+    for owner in ("now", "past", "future"):
+        check = example(spec=first, extras=Extras(owner=owner))(check)
+    check = example(spec=first, extras=Extras(((0, "leads", "source", "hidden"),
+                                               (0, "clients", "name", "readonly")),
+                                              dates="later"))(check)
+    check()
+    assert examples >= MAX_EXAMPLES
+
+
+def cold_statements(membership_id: int) -> list[str]:
+    rbac.state.cache.clear()
+    with bench_sql.capture(db.engine) as seen:
+        assert rbac.access_for(membership_id) is not None
+    return [sql for sql, _ in seen]
+
+
+def test_a_cold_resolution_runs_two_statements(app: Flask, world: SimpleNamespace) -> None:
+    """The membership row, then every policy row in one statement; an Owner's too."""
+    db.session.commit()
+    for key in ("manager", "member", "owner"):
+        assert len(cold_statements(world.members[key].id)) == 2, key
+
+
+def test_an_owner_role_out_of_force_reads_the_colleagues_apart(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The statement leaves out the team and department of a member holding an
+    Owner role; when that role is not in force the members are read apart."""
+    manager = world.members["manager"]
+    workspaces.assign_role(rbac, manager, "owner", starts_at=NOW + dt.timedelta(days=1))
+    db.session.commit()
+    assert len(cold_statements(manager.id)) == 3
+    access = rbac.access_for(manager.id)
+    assert not access.is_owner and access.team_user_ids and access.department_user_ids
