@@ -66,6 +66,8 @@ class PolicyCache:
     def __init__(self, size: int) -> None:
         self.size = size
         self._data: dict[tuple[int, int], tuple[Any, ...]] = {}
+        #: The permission-change rules (:meth:`get_rules`), kept apart from the policies.
+        self._rules: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     def get(self, workspace_id: int, version: int) -> tuple[Any, ...] | None:
         return self._data.get((workspace_id, version))
@@ -75,14 +77,30 @@ class PolicyCache:
             self._data.clear()  # dict operations are atomic: no lock needed
         self._data[(workspace_id, version)] = policy
 
+    def get_rules(self, workspace_id: int, version: int) -> tuple[Any, ...] | None:
+        """The workspace's reason rule, time zone and alert settings at ``version``.
+
+        Every write of the rows they come from (the review schedule's
+        ``require_reason``, the alert settings, the workspace's time zone)
+        bumps ``policy_version`` (:func:`.guard.collect_policy_changes`).
+        """
+        return self._rules.get((workspace_id, version))
+
+    def put_rules(self, workspace_id: int, version: int, rules: tuple[Any, ...]) -> None:
+        if len(self._rules) >= self.size:
+            self._rules.clear()
+        self._rules[(workspace_id, version)] = rules
+
     def clear(self) -> None:
         self._data.clear()
+        self._rules.clear()
 
 
 _UNCOMMITTED = "rbac_uncommitted_policy"
 
 
-def note_uncommitted_policy(session: Session, workspace_ids: list[int]) -> None:
+def note_uncommitted_policy(session: Session, workspace_ids: list[int],
+                            versions: dict[int, int] | None = None) -> None:
     """Remember that the session's transaction changed these workspaces' policy.
 
     Called by the flush guard when it bumps ``policy_version``. Access read
@@ -90,19 +108,66 @@ def note_uncommitted_policy(session: Session, workspace_ids: list[int]) -> None:
     rolled back; the rollback restores the version number and the next
     committed change reuses it, so a cached copy would then pass for
     current. :func:`load_access` marks such Access as not cacheable.
+
+    ``versions``: the version each workspace's bump wrote, when known
+    (:func:`bumped_versions`).
     """
     tx = _root_transaction(session)
     noted = session.info.get(_UNCOMMITTED)
     if noted is None or noted[0] is not tx:
-        noted = (tx, set())
+        noted = (tx, set(), {})
         session.info[_UNCOMMITTED] = noted
     noted[1].update(workspace_ids)
+    bumps = noted[2]
+    for ws in workspace_ids:
+        bumps[ws] = ((versions or {}).get(ws), bumps.get(ws, (None, 0))[1] + 1)
 
 
 def has_uncommitted_policy(session: Session, workspace_id: int) -> bool:
     noted = session.info.get(_UNCOMMITTED)
     return (noted is not None and noted[0] is _root_transaction(session)
             and workspace_id in noted[1])
+
+
+def bumped_versions(session: Session) -> dict[int, tuple[int, int]]:
+    """``{workspace id: (version, bumps)}``: the ``policy_version`` the transaction's last
+    bump of the workspace wrote, and how many times it bumped it.
+
+    Each bump holds the workspace's row until the transaction ends, so its
+    commit leaves ``version``, and ``version - bumps`` is the version it
+    started from. Workspaces whose last bump's result is unknown are left
+    out; so is everything after a savepoint's rollback (:func:`forget_bumped_versions`).
+    """
+    noted = session.info.get(_UNCOMMITTED)
+    if noted is None or noted[0] is not _root_transaction(session) or None in noted[2]:
+        return {}
+    return {ws: (v, n) for ws, (v, n) in noted[2].items() if v is not None}
+
+
+def forget_bumped_versions(session: Session) -> None:
+    """Trust no bump's version in this transaction: a savepoint rolled back may have
+    undone some."""
+    noted = session.info.get(_UNCOMMITTED)
+    if noted is not None:
+        noted[2][None] = (None, 0)
+
+
+_RULES_CHANGED = "rbac_rules_changed"
+
+
+def note_changed_rules(session: Session, workspace_ids: list[int]) -> None:
+    """Remember that the session changed these workspaces' permission-change rules.
+
+    Called by the flush guard. Until the session ends (the request's end),
+    its permission changes in these workspaces read the rules afresh and keep
+    nothing (:func:`has_changed_rules`): the request's Access names the
+    version it started with, which a committed change of the rules retires.
+    """
+    session.info.setdefault(_RULES_CHANGED, set()).update(workspace_ids)
+
+
+def has_changed_rules(session: Session, workspace_id: int) -> bool:
+    return workspace_id in session.info.get(_RULES_CHANGED, ())
 
 
 def _root_transaction(session: Session | scoped_session[Session]) -> Any:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import MANYTOONE, Session
 
 from . import fields, policy
-from .access_cache import note_uncommitted_policy
+from .access_cache import note_changed_rules, note_uncommitted_policy
 from .errors import PermissionDenied
 from .loader import BYPASS
 from .record_checks import check_for
@@ -256,6 +256,7 @@ def collect_policy_changes(rbac: RBACProtocol, session: Session) -> None:
     models = rbac.models
     classes = models.policy_classes()
     changed = session.info.setdefault("rbac_changed", {"workspaces": set(), "objects": []})
+    rule_classes = tuple(c for c in (models.AlertSettings, models.ReviewSchedule) if c is not None)
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, models.SecurityPolicy):
             # Nobody's access changes, but the user loader keeps each
@@ -273,8 +274,19 @@ def collect_policy_changes(rbac: RBACProtocol, session: Session) -> None:
                                    or session.is_modified(obj, include_collections=False)):
                 changed["workspaces"].add(ws)
             continue
+        if isinstance(obj, rule_classes):
+            # Nobody's access changes, but a permission change keeps its workspace's
+            # reason rule and alert settings per policy_version (audit.reasons).
+            ws = _own_workspace(obj)
+            if ws is not None and _changes_rules(session, obj):
+                changed["workspaces"].add(ws)
+                note_changed_rules(session, [ws])
+            continue
         if not isinstance(obj, classes):
             continue
+        if isinstance(obj, models.Workspace) and obj in session.dirty \
+                and "timezone" in _changed_keys(obj):
+            note_changed_rules(session, [obj.id])  # bumped below, as any workspace column
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):
             continue
         if obj in session.dirty and not _changed_keys(obj) - NO_POLICY_EFFECT:
@@ -288,6 +300,15 @@ def collect_policy_changes(rbac: RBACProtocol, session: Session) -> None:
         if wss:
             changed["workspaces"].update(wss)
             changed["objects"].append(obj)
+
+
+def _changes_rules(session: Session, obj: Any) -> bool:
+    """Whether writing alert settings or a review schedule changes a permission change's
+    rules: any column of alert settings; a schedule's ``require_reason`` (not its reminders)."""
+    if obj not in session.dirty:
+        return True  # created or deleted
+    keys = _changed_keys(obj)
+    return "require_reason" in keys if hasattr(obj, "require_reason") else bool(keys)
 
 
 def _changed_keys(obj: Any) -> set[str]:
@@ -408,10 +429,12 @@ def bump_policy_versions(rbac: RBACProtocol, session: Session) -> None:
         return
     W = rbac.models.Workspace
     ids = sorted(changed["workspaces"])
-    session.connection().execute(
-        sa.update(W.__table__).where(W.__table__.c.id.in_(ids))
-        .values(policy_version=W.__table__.c.policy_version + 1))
-    note_uncommitted_policy(session, ids)  # no caching of Access until the transaction ends
+    T = W.__table__
+    bumped = session.connection().execute(
+        sa.update(T).where(T.c.id.in_(ids)).values(policy_version=T.c.policy_version + 1)
+        .returning(T.c.id, T.c.policy_version))
+    # No caching of Access until the transaction ends; the versions its commit leaves.
+    note_uncommitted_policy(session, ids, dict(bumped.tuples().all()))
     for obj in list(session.identity_map.values()):
         if isinstance(obj, W) and obj.id in changed["workspaces"]:
             session.expire(obj, ["policy_version"])

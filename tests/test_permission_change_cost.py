@@ -5,8 +5,10 @@ event, the member's notification and the alert rules' counters. Those side
 effects take three statements: one inserts the notification as the member's
 channel says (reading it with the workspace's name), one reads the
 workspace's reason rule with its alert settings (the alert rules evaluate
-the event with them, without reading them again) and one inserts the event. Every test runs
-on SQLite and PostgreSQL.
+the event with them, without reading them again) and one inserts the event.
+In a request whose workspace version the worker has met (a change after a
+change), the worker keeps the reason rule and alert settings: two
+statements. Every test runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from tests.rbac_helpers import access_of
 #: change (the service's four reads, the insert, the policy version's bump) and three
 #: for its audit event, alert rules and notification.
 ASSIGNMENT_STATEMENTS = 9
+#: Side-effect statements of a role change in a request after another: the notification's
+#: and the audit event's inserts (the reason rule and alert settings are kept per version).
+KEPT_RULES_SIDE_EFFECTS = 2
 #: A Monday, 20:00 UTC: outside business hours of 9 to 17.
 MONDAY_EVENING = dt.datetime(2026, 1, 5, 20, 0)
 
@@ -94,6 +99,23 @@ def test_a_role_change_writes_its_side_effects_in_three_statements(
         ids.viewer, "You were given the role Finance in Acme Sales.", "pending")
     event = db.session.scalar(sa.select(A).where(A.action == "assignment.added"))
     assert (event.workspace_id, event.actor_membership_id) == (ids.ws, ids.owner)
+
+
+def test_a_role_change_after_another_writes_its_side_effects_in_two_statements(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    ids = ids_of(world)
+    client = login(world.users["owner"], world.ws)
+    assigned = f"/settings/members/{ids.viewer}/roles"
+    assert client.post(assigned, data={"role_id": ids.finance}).status_code == 302
+    held = next(mr.id for mr in db.session.get(rbac.models.Membership, ids.viewer).member_roles
+                if mr.role_id == ids.finance)
+    db.session.remove()
+    with statements() as seen:
+        assert client.post(f"{assigned}/{held}/remove").status_code == 302
+    side = [s for s in seen if any(name in s for name in (
+        "rbac_review_schedule", "rbac_alert_settings", "INSERT INTO rbac_notification ",
+        "INSERT INTO rbac_audit_event"))]
+    assert len(side) == KEPT_RULES_SIDE_EFFECTS, "\n".join(side)
 
 
 def test_the_settings_read_with_the_reason_rule_drive_the_alert_rules(

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 
 from .. import signals
 from ..audit.events import COMPLETING_KEY, actor, jsonable
-from ..audit.reasons import alert_settings_read
+from ..audit.reasons import alert_settings_read, carry_rules, forget_carried
 from ..config import setting
 from ..context import current_override
 from ..identity import request_state
@@ -71,6 +71,9 @@ def install(rbac: RBACProtocol, db_session: Any) -> None:
     event.listen(db_session, "after_flush_postexec", lambda s, c: _announce(rbac, s))
     event.listen(db_session, "after_rollback", _forget)
     event.listen(db_session, "after_soft_rollback", lambda s, p: _forget(s))
+    # The reason rule and alert settings a permission change used, kept for the next version.
+    event.listen(db_session, "after_commit", carry_rules)
+    event.listen(db_session, "after_soft_rollback", forget_carried)
 
 
 def _forget(session: Session) -> None:

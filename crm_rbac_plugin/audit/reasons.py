@@ -21,11 +21,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context, has_request_context
 from sqlalchemy.orm import Session
 
+from ..access_cache import PolicyCache, bumped_versions, forget_bumped_versions, has_changed_rules
 from ..config import setting
 from ..context import current_reason
 from ..errors import ValidationError
+from ..identity import request_state
 from ..loader import BYPASS
 
 if TYPE_CHECKING:
@@ -91,31 +94,68 @@ def required(session: Session, rbac: RBACProtocol, workspace_id: int | None, *,
     """Whether the workspace requires a reason for permission changes.
 
     ``keep``: keep the workspace's alert settings, read by the same
-    statement, for this transaction's next flush (:func:`alert_settings_read`).
+    statement, for this transaction's next flush (:func:`alert_settings_read`),
+    and take the rules from the workspace's kept copy for the request's
+    ``policy_version`` when there is one (:func:`_kept_version`).
     """
     models = rbac.models
     if workspace_id is None or models.ReviewSchedule is None:
         return False
-    # On the session's connection: a plain statement, past the ORM's execute events.
-    row = session.connection().execute(_rules_statement(models),
-                                       {"workspace_id": workspace_id}).first()
-    if row is None:
-        return False
-    values = row._mapping
+    version = _kept_version(session, workspace_id) if keep else None
+    cache = _rules_cache() if version is not None else None
+    rules = cache.get_rules(workspace_id, version) if cache is not None else None
+    if rules is None:
+        # On the session's connection: a plain statement, past the ORM's execute events.
+        row = session.connection().execute(_rules_statement(models),
+                                           {"workspace_id": workspace_id}).first()
+        if row is None:
+            return False
+        values = row._mapping
+        settings = ({name[2:]: value for name, value in values.items() if name.startswith("s_")}
+                    if values["s_id"] is not None else None)
+        rules = (bool(values["r_require_reason"]), values["w_timezone"], settings)
+        if cache is not None:
+            cache.put_rules(workspace_id, version, rules)  # type: ignore[arg-type]
     if keep:
-        _keep(session, workspace_id, values)
-    return bool(values["r_require_reason"])
+        _keep(session, workspace_id, rules[1], rules[2])
+    return bool(rules[0])
 
 
-def _keep(session: Session, workspace_id: int, values: Any) -> None:
-    settings = ({name[2:]: value for name, value in values.items() if name.startswith("s_")}
-                if values["s_id"] is not None else None)
+def _kept_version(session: Session, workspace_id: int) -> int | None:
+    """The ``policy_version`` whose kept rules this permission change may use, or None
+    (read them, keep nothing).
+
+    The version is the one the request's Access was loaded at, before this
+    transaction bumped it: every committed write of the rules bumps it
+    (:func:`..guard.collect_policy_changes`), so a request that starts after
+    that commit meets a new version. None outside a request, for another
+    workspace than the Access's, for an Access read from uncommitted policy
+    changes, and in a session that changed the workspace's rules itself
+    (committed or not: its Access still names the version before them).
+    """
+    if not has_request_context():
+        return None
+    state = request_state()
+    access = state.real_access or state.access
+    if (access is None or access.workspace_id != workspace_id or not access.cacheable
+            or has_changed_rules(session, workspace_id)):
+        return None
+    return access.policy_version
+
+
+def _rules_cache() -> PolicyCache | None:
+    """The app's per-version cache (each worker's own), None outside an app."""
+    state = current_app.extensions.get("rbac") if has_app_context() else None
+    return getattr(state, "policies", None)
+
+
+def _keep(session: Session, workspace_id: int, timezone: Any, settings: Any) -> None:
     tx = session.get_transaction()
     kept = session.info.get(ALERT_SETTINGS_KEY)
     if kept is None or kept[0] is not tx:
         kept = (tx, {})
         session.info[ALERT_SETTINGS_KEY] = kept
-    kept[1][workspace_id] = (values["w_timezone"], settings)
+    kept[1][workspace_id] = (timezone, settings)
 
 
 def alert_settings_read(session: Session) -> dict[int, tuple[Any, Any]]:
@@ -129,6 +169,34 @@ def alert_settings_read(session: Session) -> dict[int, tuple[Any, Any]]:
     if kept is None or kept[0] is not session.get_transaction():
         return {}
     return kept[1]
+
+
+def carry_rules(session: Session) -> None:
+    """After a commit that bumped ``policy_version``: keep each workspace's kept rules for
+    the version the commit left, unless the session changed them.
+
+    A bump holds the workspace's row until the commit, so the transaction's
+    bumps of it are the only changes between the version it started from and
+    the one it left, and the rules kept for the first hold for the second.
+    Most permission changes thus find their rules kept for the version the
+    previous change left. A nested transaction's commit waits for the root's.
+    """
+    if session.in_nested_transaction():
+        return
+    bumps = bumped_versions(session)
+    cache = _rules_cache() if bumps else None
+    if cache is None:
+        return
+    for workspace_id, (version, count) in bumps.items():
+        rules = cache.get_rules(workspace_id, version - count)
+        if rules is not None and not has_changed_rules(session, workspace_id):
+            cache.put_rules(workspace_id, version, rules)
+
+
+def forget_carried(session: Session, previous: Any) -> None:
+    """After a savepoint's rollback: trust no version the transaction's bumps wrote."""
+    if previous.nested:
+        forget_bumped_versions(session)
 
 
 def reason_for(session: Session, rbac: RBACProtocol, workspace_id: int | None,
