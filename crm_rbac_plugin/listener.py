@@ -45,54 +45,55 @@ def on_orm_execute(rbac: RBACProtocol, state: ORMExecuteState) -> None:
     primary key with a parameter list, ``from_statement(text(...))``, Core
     statements) are refused outside the system context instead.
     """
-    if not state.is_select:
-        guard.bump_for_statement(rbac, state.session, state.statement)
-    if state.execution_options.get("rbac_bypass"):
+    original = state.statement
+    # Read once: ORMExecuteState derives each flag again on every read.
+    is_update = original.is_dml and original.is_update
+    is_delete = original.is_dml and original.is_delete
+    if not original.is_select:
+        guard.bump_for_statement(rbac, state.session, original)
+    execution_options = state.execution_options
+    if execution_options.get("rbac_bypass"):
         return
     if state.is_column_load:
         fields.check_column_load(rbac, state)  # hidden attributes stay unread
         return
     registry = rbac.registry
-    primary = state.bind_mapper.class_ if state.bind_mapper is not None else None
+    primary = getattr(state.bind_mapper, "class_", None)
     first = registry.for_model(primary) if primary is not None else None
-    if first is not None and not (state.is_select and state.is_orm_statement
-                                  and not isinstance(state.statement, FromStatement)):
+    if first is not None and not (original.is_select and state.is_orm_statement
+                                  and not isinstance(original, FromStatement)):
         first = None
     if first is None:
-        involved, has_aliases, unreached = tables_of(rbac, state.statement)
+        involved, has_aliases, unreached = tables_of(rbac, original)
         if not involved:
             return
-    if state.is_update:
-        inputs.check_update_numbers(registry, primary, state.statement, state.parameters)
+    if is_update:
+        inputs.check_update_numbers(registry, primary, original, state.parameters)
     ctx = rbac.resolve_context()
     if ctx is SYSTEM:
         return
     access: Access | None = ctx
-    if state.is_update:
-        action = "edit"
-    elif state.is_delete:
-        action = "delete"
-    else:
-        action = state.execution_options.get("rbac_action", "view")
+    action = ("edit" if is_update else "delete" if is_delete
+              else execution_options.get("rbac_action", "view"))
     statement = None
     if first is not None:
-        # The common case, a statement about one protected model (the one
-        # SQLAlchemy binds it by) and no other: add that model's options
-        # first, then look the statement's tables up by the cache key of the
-        # result, which SQLAlchemy memoises and reuses for its SQL cache,
-        # instead of walking the statement for a key of its own.
-        statement = state.statement.options(*options(rbac, access, action, primary, [first]))
-        involved, has_aliases, unreached = tables_of(rbac, state.statement, statement)
-        if has_aliases or [r.name for r in involved] != [first.name]:
+        # The common case, one protected model (the bind mapper's): add its options,
+        # then look the tables up by the cache key of the result, which SQLAlchemy
+        # memoises and reuses for its SQL cache, instead of a key of our own.
+        statement = original.options(*options(rbac, access, action, primary, [first]))
+        involved, has_aliases, unreached = tables_of(rbac, original, statement)
+        if has_aliases or len(involved) != 1 or involved[0].name != first.name:
             statement = None  # other protected tables too: the general case
-    refuse_unfilterable(state, involved, unreached)
+    if statement is None or unreached:
+        # The common case is an ORM SELECT: only unreached tables can refuse it.
+        refuse_unfilterable(state, involved, unreached)
     fields.check_statement(rbac, access, state, involved)
-    if state.is_update:
+    if is_update:
         check_bulk_update(rbac, access, state, primary)
     if statement is None:
         statement = filtered_statement(rbac, access, state, action, primary, involved,
                                        has_aliases)
-    if (state.is_update or state.is_delete) and access is not None:
+    if (is_update or is_delete) and access is not None:
         statement = own_workspace_only(registry, access, primary, statement)
     state.statement = statement
 
@@ -138,7 +139,9 @@ def options(rbac: RBACProtocol, access: Access | None, action: str, primary: Any
     criteria for the cache key of every execution, cost more than a
     small query.
     """
-    key = ("__options__", action, primary, tuple(sorted(r.name for r in involved)))
+    names = ((involved[0].name,) if len(involved) == 1
+             else tuple(sorted(r.name for r in involved)))
+    key = ("__options__", action, primary, names)
     cached = access.sql_cache.get(key) if access is not None else None
     if cached is None:
         cached = tuple(
