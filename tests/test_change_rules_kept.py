@@ -27,35 +27,21 @@ from crm_rbac_plugin.alerts import rules as alert_rules
 from crm_rbac_plugin.certification import schedule
 from crm_rbac_plugin.errors import ValidationError
 from crm_rbac_plugin.identity import request_state
-from tests.conftest import build_world, empty_tables, make_app
 from tests.rbac_helpers import access_of, fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_sessions import sign_in
+from tests.test_warm_revocation import two_workers
 
 
 @pytest.fixture
 def workers(backend: str, request: pytest.FixtureRequest,
             tmp_path: Path) -> Iterator[SimpleNamespace]:
     """Worker A (world built, settings changed here, its app context open) and worker B."""
-    if backend == "postgresql":
-        url = str(request.getfixturevalue("pg_url"))
-    else:
-        url = f"sqlite:///{tmp_path / 'shared.db'}"
-    a, b = make_app(url), make_app(url)
-    with a.app_context():
-        db.create_all()
-        world = build_world()
-        ids = SimpleNamespace(ws=world.ws.id, owner=world.members["owner"].id,
-                              viewer=world.members["viewer"].id,
-                              finance=workspaces.role_by_key(rbac, world.ws, "finance").id)
-        try:
-            yield SimpleNamespace(a=a, b=b, ids=ids)
-        finally:
-            db.session.rollback()
-            db.session.remove()
-            empty_tables()
-            db.engine.dispose()
-            with b.app_context():
-                db.engine.dispose()
+    def ids_of(world: SimpleNamespace) -> SimpleNamespace:
+        return SimpleNamespace(ws=world.ws.id, owner=world.members["owner"].id,
+                               viewer=world.members["viewer"].id,
+                               finance=workspaces.role_by_key(rbac, world.ws, "finance").id)
+    with two_workers(backend, request, tmp_path, ids_of) as pair:
+        yield pair
 
 
 def owner_access(ids: SimpleNamespace) -> Any:

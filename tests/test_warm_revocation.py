@@ -12,7 +12,8 @@ PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,10 +33,11 @@ from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_sessions import sign_in
 
 
-@pytest.fixture
-def workers(backend: str, request: pytest.FixtureRequest,
-            tmp_path: Path) -> Iterator[SimpleNamespace]:
-    """Worker A (world built, changes made here, its app context open) and worker B."""
+@contextlib.contextmanager
+def two_workers(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
+                ids_of: Callable[[SimpleNamespace], SimpleNamespace]) -> Iterator[SimpleNamespace]:
+    """Worker A (world built, its app context open) and worker B on one database;
+    ``ids_of(world)`` names the world's rows the test needs (``ids``)."""
     if backend == "postgresql":
         url = str(request.getfixturevalue("pg_url"))
     else:
@@ -43,11 +45,7 @@ def workers(backend: str, request: pytest.FixtureRequest,
     a, b = make_app(url), make_app(url)
     with a.app_context():
         db.create_all()
-        world = build_world()
-        ids = SimpleNamespace(member=world.members["member"].id, owner=world.members["owner"].id,
-                              own_lead=world.leads["member"].id,
-                              other_lead=world.leads["member2"].id,
-                              member_user=world.users["member"].id)
+        ids = ids_of(build_world())
         try:
             yield SimpleNamespace(a=a, b=b, ids=ids)
         finally:
@@ -57,6 +55,19 @@ def workers(backend: str, request: pytest.FixtureRequest,
             db.engine.dispose()
             with b.app_context():
                 db.engine.dispose()
+
+
+@pytest.fixture
+def workers(backend: str, request: pytest.FixtureRequest,
+            tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """Worker A (world built, changes made here, its app context open) and worker B."""
+    def ids_of(world: SimpleNamespace) -> SimpleNamespace:
+        return SimpleNamespace(member=world.members["member"].id, owner=world.members["owner"].id,
+                               own_lead=world.leads["member"].id,
+                               other_lead=world.leads["member2"].id,
+                               member_user=world.users["member"].id)
+    with two_workers(backend, request, tmp_path, ids_of) as pair:
+        yield pair
 
 
 def _membership(membership_id: int) -> object:
