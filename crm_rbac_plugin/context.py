@@ -100,6 +100,10 @@ def change_reason(text: str | None) -> Iterator[None]:
         _reason.reset(token)
 
 
+#: The media types whose body Werkzeug parses into ``request.form``.
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
 def current_reason() -> str | None:
     """The reason in force: the one set by :func:`change_reason`, else the request's ``reason``."""
     value = _reason.get()
@@ -107,8 +111,12 @@ def current_reason() -> str | None:
         return value
     if not has_request_context():
         return None
-    raw = request.values.get("reason")
-    if raw is None and request.is_json:
-        body = request.get_json(silent=True)
+    # Werkzeug reads a form only from a form's media type: for any other body the
+    # request's values are its query string, read without parsing the body.
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    values = req.values if req.mimetype in _FORM_TYPES else req.args
+    raw = values.get("reason") if "reason" in values else None
+    if raw is None and req.is_json:
+        body = req.get_json(silent=True)
         raw = body.get("reason") if isinstance(body, dict) else None
     return raw.strip() or None if isinstance(raw, str) else None

@@ -101,6 +101,60 @@ def test_a_role_change_writes_its_side_effects_in_three_statements(
     assert (event.workspace_id, event.actor_membership_id) == (ids.ws, ids.owner)
 
 
+def test_the_commit_writes_the_event_without_a_flush_of_its_own(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The change's flush is the transaction's only one: the commit inserts the audit
+    event with a plain statement, and the alert rules evaluate it all the same
+    (Finance is no privileged role: an Admin role given raises the privilege alert)."""
+    ids = ids_of(world)
+    flushes: list[int] = []
+
+    def count(session: Any, context: Any) -> None:
+        flushes.append(len(session.new) + len(session.dirty) + len(session.deleted))
+
+    sa.event.listen(db.session, "after_flush", count)
+    try:
+        seen = assign(ids)
+    finally:
+        sa.event.remove(db.session, "after_flush", count)
+    assert len(flushes) == 1, flushes
+    assert len([s for s in seen if "INSERT INTO rbac_audit_event" in s]) == 1
+    A = rbac.models.Alert
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(A)) == 0
+    ids.finance = role(world, "admin").id
+    assign(ids)
+    [alert] = db.session.scalars(sa.select(A).where(A.rule == "privilege"))
+    assert (alert.membership_id, alert.severity) == (ids.viewer, "high")
+    assert "was given the privileged role Admin" in alert.summary
+
+
+def test_the_event_rolls_back_with_a_commit_that_fails_after_writing_it(
+        app: Flask, world: SimpleNamespace) -> None:
+    m = rbac.models
+    ids = ids_of(world)
+    written: list[int] = []
+
+    def fail(session: Any) -> None:
+        written.append(session.scalar(sa.select(sa.func.count()).select_from(m.AuditEvent)))
+        raise RuntimeError("refused after the audit event")
+
+    counts_before = {model: db.session.scalar(sa.select(sa.func.count()).select_from(model))
+                     for model in (m.Notification, m.AuditEvent)}
+    db.session.remove()
+    sa.event.listen(db.session, "before_commit", fail)
+    try:
+        with pytest.raises(RuntimeError):
+            assign(ids)
+    finally:
+        sa.event.remove(db.session, "before_commit", fail)
+    db.session.rollback()
+    assert written == [counts_before[m.AuditEvent] + 1]  # written in the transaction...
+    assert {model: db.session.scalar(sa.select(sa.func.count()).select_from(model))
+            for model in counts_before} == counts_before  # ...and rolled back with it
+    assert ids.finance not in set(db.session.scalars(sa.select(m.MemberRole.role_id).where(
+        m.MemberRole.membership_id == ids.viewer)))
+
+
 def test_a_role_change_after_another_writes_its_side_effects_in_two_statements(
         app: Flask, world: SimpleNamespace, login: Any) -> None:
     ids = ids_of(world)

@@ -3,7 +3,8 @@
 Six rules (:mod:`.rules`) watch what the audit trail records: export volume
 and refusals per member and window, sign-ins from an address the member has
 not used lately, activity outside the workspace's business hours, privilege
-increases and mass deletion. They run in the flush that writes the event
+increases and mass deletion. They run in the transaction that writes the
+event, in its flush or, for a permission change's summary, at its commit
 (:mod:`.engine`), on counters that one upsert increments, never on a scan of
 the trail. A threshold reached raises one alert per (rule, member, window),
 and :data:`..signals.alert_raised` tells the workspace's Owners and Admins.

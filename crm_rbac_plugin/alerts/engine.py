@@ -5,9 +5,13 @@ Where: a ``before_flush`` listener on the app's session sees every new
 permission-change summaries, sign-ins, and refusals, which
 :func:`..audit.write_denied` stores through a session of the same class), and
 every deleted record of a registered resource (record deletions are not audit
-events; they are counted from the same flush). Events the audit trail
-completes with their changes at commit are read again then, for the
-privilege rule only.
+events; they are counted from the same flush). The summary event of a
+permission change, which the audit trail inserts at commit with a plain
+statement (no flush of its own), comes from ``session.info`` to a
+``before_commit`` listener installed after the trail's, and is evaluated
+there, before the commit's flush writes the alerts it raised. Events the
+audit trail completes with their changes at commit are read again then, for
+the privilege rule only.
 
 Cost: reading pages pays nothing. An audited write pays one query for the
 workspace's thresholds, plus one upsert per counter a rule adds to (an export,
@@ -45,7 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .. import signals
-from ..audit.events import COMPLETING_KEY, actor, jsonable
+from ..audit.events import COMPLETING_KEY, WRITTEN_KEY, actor, jsonable
 from ..audit.reasons import alert_settings_read, carry_rules, forget_carried
 from ..config import setting
 from ..context import current_override
@@ -68,6 +72,8 @@ RAISED_KEY = "rbac_alerts_raised"
 def install(rbac: RBACProtocol, db_session: Any) -> None:
     """Listen on the app's session: evaluate before each flush, announce after it."""
     event.listen(db_session, "before_flush", lambda s, c, i: evaluate(rbac, s))
+    # After the audit trail's own (installed first): the summary events it inserted.
+    event.listen(db_session, "before_commit", lambda s: evaluate_written(rbac, s))
     event.listen(db_session, "after_flush_postexec", lambda s, c: _announce(rbac, s))
     event.listen(db_session, "after_rollback", _forget)
     event.listen(db_session, "after_soft_rollback", lambda s, p: _forget(s))
@@ -78,6 +84,7 @@ def install(rbac: RBACProtocol, db_session: Any) -> None:
 
 def _forget(session: Session) -> None:
     session.info.pop(RAISED_KEY, None)
+    session.info.pop(WRITTEN_KEY, None)
 
 
 class Evaluation:
@@ -119,13 +126,28 @@ class Evaluation:
         return alert
 
 
+def evaluate_written(rbac: RBACProtocol, session: Session) -> None:
+    """Run the event rules on the summary events the audit trail's commit inserted with
+    a plain statement (never in a flush), before the commit's flush writes the alerts."""
+    written = session.info.pop(WRITTEN_KEY, None)
+    if not written or not has_app_context() or not setting("RBAC_ALERTS"):
+        return
+    ev_ctx = Evaluation(rbac, session, alert_settings_read(session))
+    with session.no_autoflush:
+        for ev in sorted(written, key=lambda e: e.at or dt.datetime.min):
+            _event_rules(ev_ctx, ev)
+
+
 def evaluate(rbac: RBACProtocol, session: Session) -> None:
     """Run every rule on what this flush writes (see the module's docstring)."""
+    written = session.info.pop(WRITTEN_KEY, None)
     if not has_app_context() or not setting("RBAC_ALERTS"):
         return
     A = rbac.models.AuditEvent
     completing = session.info.get(COMPLETING_KEY, ())
-    events = [o for o in session.new if isinstance(o, A)]
+    # Summary events inserted by a commit whose own listener has not run yet (a
+    # listener between the two flushed): evaluated here, once.
+    events = [o for o in session.new if isinstance(o, A)] + (written or [])
     completed = [o for o in session.dirty
                  if isinstance(o, A) and any(o is c for c in completing)]
     deleted = _deleted_records(rbac, session)

@@ -8,6 +8,7 @@ What is written, and when:
   departments, memberships, manager assignments, roles, grants, role
   assignments, field rules, segregation-of-duties pairs) with its column
   values as they were (from attribute history), and ``before_commit`` writes
+  (one plain ``INSERT`` each, no flush of its own)
   **one event per workspace per committed transaction** summarising all of
   them (``before``/``after`` keyed by target, ``detail.changes`` listing each
   change). A request commits once, so a permission-changing request yields

@@ -3,6 +3,7 @@ per committed transaction, and keep audit events immutable."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from .events import (
     RETENTION_KEY,
     SHARED_KEY,
     TABLE,
+    WRITTEN_KEY,
     AuditImmutable,
     actor,
     client_ip,
@@ -59,6 +61,7 @@ def _refuse_statements(state: ORMExecuteState) -> None:
 
 def _forget_completing(session: Session) -> None:
     session.info.pop(COMPLETING_KEY, None)
+    session.info.pop(WRITTEN_KEY, None)
     session.info.pop(ALERT_SETTINGS_KEY, None)
 
 
@@ -229,9 +232,23 @@ def _before_commit(rbac: RBACProtocol, session: Session) -> None:
             _complete_described(described, changes, reasons[ws])
             completing.append(described)
             continue
-        session.add(_summary_event(rbac, ws, changes, reasons[ws]))
+        _insert(rbac, session, _summary_event(ws, changes, reasons[ws]))
     if completing:
         session.info[COMPLETING_KEY] = completing
+
+
+def _insert(rbac: RBACProtocol, session: Session, values: dict[str, Any]) -> None:
+    """Insert a summary event (its column ``values``) in the commit's transaction with
+    one plain statement.
+
+    The event is no object of the session: an ORM insert would take a flush of
+    its own at commit, and nothing reads the summary back in the transaction
+    that writes it. The alert rules, which find other events among a flush's
+    new objects, take it from ``session.info`` (:data:`.events.WRITTEN_KEY`,
+    its values as attributes) before the commit's flush (:mod:`..alerts.engine`).
+    """
+    session.connection().execute(rbac.models.AuditEvent.__table__.insert(), values)
+    session.info.setdefault(WRITTEN_KEY, []).append(SimpleNamespace(**values))
 
 
 def _changes_by_workspace(rbac: RBACProtocol, session: Session, pending: list[dict[str, Any]],
@@ -289,13 +306,14 @@ def _complete_described(described: Any, changes: list[dict[str, Any]],
     described.resource = described.resource or changes[0]["resource"]
 
 
-def _summary_event(rbac: RBACProtocol, ws: int | None, changes: list[dict[str, Any]],
-                   reason: str | None = None) -> Any:
-    """One event for a workspace's changes, named by the most significant (:data:`PRIORITY`)."""
+def _summary_event(ws: int | None, changes: list[dict[str, Any]],
+                   reason: str | None = None) -> dict[str, Any]:
+    """The column values of one event for a workspace's changes, named by the most
+    significant (:data:`PRIORITY`)."""
     ranked = sorted(changes, key=lambda c: (PRIORITY.index(c["action"])
                                             if c["action"] in PRIORITY else len(PRIORITY)))
     main = ranked[0]
-    return rbac.models.AuditEvent(
+    return dict(
         workspace_id=ws, at=utcnow(), actor_user_id=main["actor"][0],
         actor_membership_id=main["actor"][1], action=main["action"],
         resource=main["resource"],

@@ -27,6 +27,9 @@ RETENTION_KEY = "rbac_audit_retention"
 EXPLICIT_KEY = "rbac_audit_explicit"
 COMPLETING_KEY = "rbac_audit_completing"
 SHARED_KEY = "rbac_audit_shared"
+#: ``session.info`` key: the summary events the commit inserted with a plain statement
+#: (never in ``session.new``), for the alert rules, which take them in the same commit.
+WRITTEN_KEY = "rbac_audit_written"
 #: Execution options that let a DELETE of audit events through (retention, or a
 #: demo database being wiped); nothing else may delete them.
 RETENTION = {RETENTION_KEY: True}

@@ -69,7 +69,7 @@ def _counts(session: Session, rbac: RBACProtocol, change: dict[str, Any],
 #: ``(transaction, {workspace id: (time zone, settings row as a mapping or None)})``.
 ALERT_SETTINGS_KEY = "rbac_commit_alert_settings"
 #: The reason rule's statement. It reads the workspace's alert settings and time zone
-#: too: the alert rules evaluate the event this commit writes in the flush that follows
+#: too: the alert rules evaluate the event this commit writes right after it is written
 #: (:mod:`..alerts.engine`), so a permission change reads its workspace's settings once.
 _RULES_SQL = ("SELECT w.timezone AS w_timezone, r.require_reason AS r_require_reason, "
               "{columns} FROM {w} w LEFT OUTER JOIN {r} r ON r.workspace_id = w.id "
@@ -162,7 +162,7 @@ def alert_settings_read(session: Session) -> dict[int, tuple[Any, Any]]:
     """The alert settings :func:`required` read since the last flush in this transaction,
     by workspace: ``{id: (time zone, settings mapping or None)}`` (and forget them).
 
-    The alert rules take them for the flush that follows (the commit's), in
+    The alert rules take them for the commit's event (or the flush that follows), in
     which nothing has changed them since they were read.
     """
     kept = session.info.pop(ALERT_SETTINGS_KEY, None)
