@@ -68,21 +68,23 @@ def _forget_completing(session: Session) -> None:
 def _before_flush(rbac: RBACProtocol, session: Session) -> None:
     A = rbac.models.AuditEvent
     completing = session.info.get(COMPLETING_KEY, ())
-    for obj in (*session.dirty, *session.deleted):
-        if isinstance(obj, A) and (obj in session.deleted or session.is_modified(obj)):
-            if obj in session.deleted or not any(obj is c for c in completing):
+    # Each of the three is a new set at every read: read once (the listener adds nothing).
+    new, dirty, deleted = session.new, session.dirty, session.deleted
+    for obj in (*dirty, *deleted):
+        if isinstance(obj, A) and (obj in deleted or session.is_modified(obj)):
+            if obj in deleted or not any(obj is c for c in completing):
                 raise AuditImmutable("Audit events cannot be changed or deleted.")
     classes = rbac.models.policy_classes()
     pending = session.info.setdefault(PENDING_KEY, [])
     tx = session.get_nested_transaction() or session.get_transaction()
     _note_shared_writes(rbac, session, tx)
     who = None
-    for obj in (*session.new, *session.dirty, *session.deleted):
+    for obj in (*new, *dirty, *deleted):
         if not isinstance(obj, classes):
             continue
-        if obj in session.new:
+        if obj in new:
             op, before = "created", None
-        elif obj in session.deleted:
+        elif obj in deleted:
             op, before = "deleted", snapshot(obj, old_state(obj))
         else:
             if not session.is_modified(obj, include_collections=False):
@@ -92,11 +94,11 @@ def _before_flush(rbac: RBACProtocol, session: Session) -> None:
                 continue
             op, before = "changed", snapshot(obj, old_state(obj))
         if who is None:
-            who = actor(rbac)
-        # The reason in force when the change is flushed: the commit may come
-        # after the block that gave it (an approval's replay, a savepoint).
+            # The reason in force when the change is flushed: the commit may come
+            # after the block that gave it (an approval's replay, a savepoint).
+            who, reason = actor(rbac), current_reason()
         pending.append({"obj": obj, "op": op, "before": before, "tx": tx, "actor": who,
-                        "reason": current_reason()})
+                        "reason": reason})
 
 
 def _note_shared_writes(rbac: RBACProtocol, session: Session, tx: Any) -> None:

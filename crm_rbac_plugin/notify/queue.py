@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
-from werkzeug.routing import BuildError
+from werkzeug.routing import BuildError, Map
 
 from ..models import utcnow
 from .preferences import CATEGORIES, LOCKED_FOR_OWNERS, channels_for
@@ -38,16 +39,29 @@ READY_KEY = "rbac_notify_ready"
 MAIL_STATE = {"mail": "pending", "digest": "digest", "app": "skipped"}
 
 
+#: Paths of endpoints built without values ("" for an endpoint the app lacks), by URL
+#: map: notifications are written once the app has its routes (Flask refuses new
+#: ones after its first request).
+_paths: WeakKeyDictionary[Map, dict[str, str]] = WeakKeyDictionary()
+
+
 def path_for(endpoint: str, **values: Any) -> str:
     """The path of ``endpoint`` (no host: mails add theirs), or "" when the app lacks it.
 
     Works outside a request (the CLI, a flush in a worker) because it only
     builds a path.
     """
+    url_map = current_app.url_map
+    known = _paths.get(url_map) if not values else None
+    if known is not None and endpoint in known:
+        return known[endpoint]
     try:
-        return str(current_app.url_map.bind("localhost").build(endpoint, values))
+        path = str(url_map.bind("localhost").build(endpoint, values))
     except BuildError:
-        return ""
+        path = ""
+    if not values:
+        _paths.setdefault(url_map, {})[endpoint] = path
+    return path
 
 
 def _ids(recipients: Iterable[int]) -> set[int]:
@@ -95,21 +109,26 @@ _INSERT_SQL = (
     "created_at, mail_state, attempts, next_attempt_at) "
     "SELECT w.id, m.id, :category, :event, substr(:before || w.name || :after, 1, 500), "
     f":link, :now, {_STATE}, 0, CASE WHEN {_STATE} = 'pending' THEN :now END "
-    "FROM {w} w JOIN {m} m ON m.workspace_id = w.id AND m.id IN :ids "
+    "FROM {w} w JOIN {m} m ON m.workspace_id = w.id AND m.id {ids} "
     "LEFT OUTER JOIN {p} p ON p.membership_id = m.id AND p.category = :category "
     f"WHERE w.id = :workspace_id AND {_CHANNEL} <> 'off' ORDER BY m.id "
     "RETURNING id, mail_state")
-_inserts: dict[tuple[str, ...], sa.TextClause] = {}
+_inserts: dict[tuple[Any, ...], sa.TextClause] = {}
 
 
-def _insert_statement(models: Any) -> sa.TextClause:
+def _insert_statement(models: Any, one: bool) -> sa.TextClause:
+    """The insert for one recipient (``m.id = :ids``: most events tell one member, and a
+    list parameter is expanded into the SQL again at every execution) or several."""
     tables = (models.Notification, models.Workspace, models.Membership,
               models.NotificationPreference)
-    key = tuple(t.__table__.name for t in tables)
+    key = (*(t.__table__.name for t in tables), one)
     stmt = _inserts.get(key)
     if stmt is None:
-        stmt = sa.text(_INSERT_SQL.format(n=key[0], w=key[1], m=key[2], p=key[3])).bindparams(
-            sa.bindparam("ids", expanding=True), sa.bindparam("now", type_=sa.DateTime()))
+        sql = _INSERT_SQL.format(n=key[0], w=key[1], m=key[2], p=key[3],
+                                 ids="= :ids" if one else "IN :ids")
+        stmt = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime()))
+        if not one:
+            stmt = stmt.bindparams(sa.bindparam("ids", expanding=True))
         _inserts[key] = stmt
     return stmt
 
@@ -134,8 +153,9 @@ def write_now(session: Session, models: Any, *, workspace_id: int, recipients: I
     if not ids:
         return 0
     # On the session's connection: a plain statement, past the ORM's execute events.
-    inserted = session.connection().execute(_insert_statement(models), {
-        "ids": ids, "category": category, "event": event_name, "before": summary[0],
+    one = len(ids) == 1
+    inserted = session.connection().execute(_insert_statement(models, one), {
+        "ids": ids[0] if one else ids, "category": category, "event": event_name, "before": summary[0],
         "after": summary[1], "link": (link or "")[:500], "now": utcnow(),
         "workspace_id": workspace_id}).all()
     pending = [i for i, state in inserted if state == "pending"]
