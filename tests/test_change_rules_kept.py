@@ -25,6 +25,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import alerts, roles, workspaces
 from crm_rbac_plugin.alerts import rules as alert_rules
 from crm_rbac_plugin.certification import schedule
+from crm_rbac_plugin.context import change_reason
 from crm_rbac_plugin.errors import ValidationError
 from crm_rbac_plugin.identity import request_state
 from tests.rbac_helpers import access_of, fast_passwords  # noqa: F401  (autouse fixture)
@@ -171,3 +172,38 @@ def test_the_rules_of_a_committed_change_in_this_request_are_read_again(
             with pytest.raises(ValidationError):
                 db.session.commit()
         db.session.rollback()
+
+
+def test_a_reason_required_by_another_worker_while_a_change_is_in_flight_binds_it(
+        workers: SimpleNamespace) -> None:
+    """Worker A's request loaded its Access, and the rules kept for its version say
+    "no reason needed"; worker B then requires a reason and commits. A's change bumps
+    the version past B's: the version it leaves is not the one its request started
+    with, so it reads the rule again in its transaction and is refused without a reason."""
+    ids = workers.ids
+    warm(workers.a, ids)
+    M = rbac.models.Membership
+    with workers.a.test_request_context("/"):
+        access = owner_access(ids)
+        state = request_state()
+        state.access, state.resolved = access, True
+        kept = workers.a.extensions["rbac"].policies.get_rules(ids.ws, access.policy_version)
+        assert kept is not None and kept[0] is False
+        db.session.rollback()  # the request's reads are done: B may write
+        with workers.b.app_context():
+            schedule.save(rbac, owner_access(ids), require_reason=True)
+            db.session.commit()
+            db.session.remove()
+        with rbac.as_member(db.session.get(M, ids.owner)):
+            roles.assign_role(rbac, access, db.session.get(M, ids.viewer),
+                              db.session.get(rbac.models.Role, ids.finance))
+            with pytest.raises(ValidationError) as refused:
+                db.session.commit()
+            assert refused.value.field == "reason"
+        db.session.rollback()
+        with rbac.as_member(db.session.get(M, ids.owner)), change_reason("month-end close"):
+            roles.assign_role(rbac, access, db.session.get(M, ids.viewer),
+                              db.session.get(rbac.models.Role, ids.finance))
+            db.session.commit()
+    assert ids.finance in set(db.session.scalars(sa.select(rbac.models.MemberRole.role_id).where(
+        rbac.models.MemberRole.membership_id == ids.viewer)))

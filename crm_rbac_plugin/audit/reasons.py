@@ -130,8 +130,12 @@ def _kept_version(session: Session, workspace_id: int) -> int | None:
     (:func:`..guard.collect_policy_changes`), so a request that starts after
     that commit meets a new version. None outside a request, for another
     workspace than the Access's, for an Access read from uncommitted policy
-    changes, and in a session that changed the workspace's rules itself
-    (committed or not: its Access still names the version before them).
+    changes, in a session that changed the workspace's rules itself
+    (committed or not: its Access still names the version before them), and
+    unless the transaction's bump of the workspace left the Access's version: the
+    bump holds the row, so a commit of another worker since the request started
+    (a reason now required) shows as a version past the Access's, and the rules
+    are read again in this transaction, before its commit.
     """
     if not has_request_context():
         return None
@@ -139,6 +143,12 @@ def _kept_version(session: Session, workspace_id: int) -> int | None:
     access = state.real_access or state.access
     if (access is None or access.workspace_id != workspace_id or not access.cacheable
             or has_changed_rules(session, workspace_id)):
+        return None
+    # The transaction's bump holds the workspace's row: the version it left is the last
+    # committed one. Another worker's commit since the request started (a reason now
+    # required) moved it past the Access's version: read the rules in this transaction.
+    bumped = bumped_versions(session).get(workspace_id)
+    if bumped is None or bumped[0] - bumped[1] != access.policy_version:
         return None
     return access.policy_version
 
