@@ -328,13 +328,14 @@ def _user_statement(models: Models, user_model: type,
     parameters and of ``Membership.user_id`` (reading ``column.type.python_type``
     on every request cost more than building the parameters).
 
-    Everything but the user comes as one scalar subquery, one JSON array,
-    rather than as outer joins: PostgreSQL plans a scalar subquery on a
-    unique key in about half the time of an outer join (``EXPLAIN (ANALYZE,
-    SUMMARY)`` on the benchmark's world of 10,000 members; see
-    docs/benchmarks.md), and one array is one value for the driver to decode
-    per request. ``json_array`` is SQLite's, MySQL's and the SQL standard's
-    name.
+    Everything but the user comes as one scalar subquery building one JSON
+    array, rather than as outer joins of the user to each table: a request
+    decodes one value, not one per table (each decoded value costs the
+    driver and SQLAlchemy a JSON parse and a column's result processing),
+    and PostgreSQL plans a scalar subquery on unique keys in about half the
+    time of outer joins (``EXPLAIN (ANALYZE, SUMMARY)`` on the benchmark's
+    world of 10,000 members; see docs/benchmarks.md). ``json_array`` is
+    SQLite's, MySQL's and the SQL standard's name.
 
     The array holds the membership joined to its live workspace (so it is
     NULL unless both exist, as :func:`membership_row` reads them), then the
