@@ -291,10 +291,34 @@ def _compile_json_build_array(element: json_array, compiler: Any, **kw: Any) -> 
     return f"json_build_array({compiler.process(element.clauses, **kw)})"
 
 
+class json_nested(FunctionElement[Any]):
+    """A JSON value from a scalar subquery, nested as JSON (not as text) in a ``json_array``.
+
+    SQLite drops the JSON mark of a value that leaves a subquery, so there
+    it is ``json(...)``; PostgreSQL and MySQL keep the value's JSON type.
+    """
+
+    type = sa.JSON()
+    name = "json_nested"
+    inherit_cache = True
+
+
+@compiles(json_nested)
+def _compile_json_nested(element: json_nested, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)  # type: ignore[no-any-return]
+
+
+@compiles(json_nested, "sqlite")
+def _compile_json_nested_sqlite(element: json_nested, compiler: Any, **kw: Any) -> str:
+    return f"json({compiler.process(element.clauses, **kw)})"
+
+
 #: :class:`AccountRow`'s fields read with the membership (credential, session record)
 #: and with the workspace (its security policy), in the row's order.
 _SESSION_FIELDS = ("id", "revoked_at", "created_at", "last_seen_at", "mfa_at")
 _POLICY_FIELDS = AccountRow._fields[7:]
+#: The width of a :class:`MembershipRow`: the account's fields follow it in the user's array.
+_ROW_WIDTH = len(MembershipRow._fields)
 
 
 @functools.lru_cache(maxsize=32)
@@ -304,36 +328,40 @@ def _user_statement(models: Models, user_model: type,
     parameters and of ``Membership.user_id`` (reading ``column.type.python_type``
     on every request cost more than building the parameters).
 
-    The membership and the workspace come as two scalar subqueries, each a JSON
-    array, rather than as outer joins: PostgreSQL plans this statement on every
-    request (psycopg forgets its prepared statements at each ROLLBACK, and
-    Flask-SQLAlchemy ends every request with one), and it plans two scalar
-    subqueries in about 40 µs where the two outer joins took about 90 µs
-    (``EXPLAIN (ANALYZE, SUMMARY)`` on the benchmark's world of 10,000
-    members; see docs/benchmarks.md). ``json_array`` is SQLite's, MySQL's
-    and the SQL standard's name.
+    Everything but the user comes as one scalar subquery building one JSON
+    array, rather than as outer joins of the user to each table: a request
+    decodes one value, not one per table (each decoded value costs the
+    driver and SQLAlchemy a JSON parse and a column's result processing),
+    and PostgreSQL plans a scalar subquery on unique keys in about half the
+    time of outer joins (``EXPLAIN (ANALYZE, SUMMARY)`` on the benchmark's
+    world of 10,000 members; see docs/benchmarks.md). ``json_array`` is
+    SQLite's, MySQL's and the SQL standard's name.
 
-    The account's security state rides in the same statement, so the
-    security checks of every request (MFA, session record) cost no round
-    trip of their own: two more scalar subqueries, the MFA credential's
+    The array holds the membership joined to its live workspace (so it is
+    NULL unless both exist, as :func:`membership_row` reads them), then the
+    account's security state, so the security checks of every request (MFA,
+    session record) cost no round trip of their own: the MFA credential's
     confirmation and the session record named by ``:sid_hash`` (each on a
-    unique key). The workspace's security policy, the same for every
-    member, is kept per ``policy_version`` instead (:func:`_security_policy`):
-    as a third subquery it cost PostgreSQL about 25 µs per request.
+    unique key, nested in the array). The workspace's security policy, the
+    same for every member, is kept per ``policy_version`` instead
+    (:func:`_security_policy`): as one more subquery it cost PostgreSQL
+    about 25 µs per request.
     """
     M, W = models.Membership, models.Workspace
     C, S = models.MfaCredential, models.AuthSession
     pk = sa.inspect(user_model).primary_key[0]
     ws = sa.bindparam("workspace_id")
-    member = (sa.select(json_array(*(getattr(M, f) for f in _MEMBER_FIELDS)))
-              .where(M.user_id == pk, M.workspace_id == ws).scalar_subquery())
-    workspace = (sa.select(json_array(*(getattr(W, f) for f in _WORKSPACE_FIELDS)))
-                 .where(W.id == ws, W.deleted_at.is_(None)).scalar_subquery())
-    credential = sa.select(C.confirmed_at).where(C.user_id == pk).scalar_subquery()
+    credential = sa.select(C.confirmed_at).where(C.user_id == M.user_id).scalar_subquery()
     record = (sa.select(json_array(*(getattr(S, f) for f in _SESSION_FIELDS)))
-              .where(S.user_id == pk, S.sid_hash == sa.bindparam("sid_hash")).scalar_subquery())
-    stmt = (sa.select(user_model, member, workspace, credential, record)
-            .where(column == sa.bindparam("user_id")))
+              .where(S.user_id == M.user_id, S.sid_hash == sa.bindparam("sid_hash"))
+              .scalar_subquery())
+    member = (sa.select(json_array(*(getattr(M, f) for f in _MEMBER_FIELDS),
+                                   *(getattr(W, f) for f in _WORKSPACE_FIELDS),
+                                   credential, json_nested(record)))
+              .join_from(M, W, W.id == M.workspace_id)
+              .where(M.user_id == pk, M.workspace_id == ws, W.deleted_at.is_(None))
+              .scalar_subquery())
+    stmt = sa.select(user_model, member).where(column == sa.bindparam("user_id"))
     return stmt, _python_type(column), _python_type(M.workspace_id), _python_type(M.user_id)
 
 
@@ -404,10 +432,11 @@ def user_with_membership(session: Session, models: Models, user_model: type, use
     found = session.execute(stmt, params, execution_options=BYPASS).first()
     if found is None:
         return None, None, None
-    user, member, workspace, confirmed, record = found
-    if member is None or workspace is None:
+    user, member = found
+    if member is None:
         return user, None, None
-    row = MembershipRow(*member, *workspace)
+    row = MembershipRow(*member[:_ROW_WIDTH])
+    confirmed, record = member[_ROW_WIDTH:]
     account = _account_row(confirmed, record, _security_policy(session, models, row, policies))
     user_key = _convert(member_user_type, row.user_id)
     # JSON carries a UUID user key as text: give it back the key's type.

@@ -72,6 +72,44 @@ def test_credential_session_and_policy_ride_with_the_user(
     assert foreign.session_id is None and foreign.mfa_confirmed_at is None
 
 
+def test_the_user_statement_reads_the_user_and_one_value(app: Flask,
+                                                        world: SimpleNamespace) -> None:
+    """Membership, workspace, credential and session record come back as one JSON array:
+    one value for the driver and SQLAlchemy to decode per request, not one per table."""
+    statements: list[tuple[str, int]] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append((statement, len(cursor.description or ())))
+
+    sa.event.listen(db.engine, "after_cursor_execute", count)
+    try:
+        user, row, account = _read(world.users["member"], world.ws.id, "any")
+    finally:
+        sa.event.remove(db.engine, "after_cursor_execute", count)
+    assert row is not None and account is not None
+    user_columns = len(sa.inspect(User).columns)
+    assert [width for sql, width in statements if "rbac_session" in sql] == [user_columns + 1]
+
+
+def test_no_account_state_without_a_membership_in_a_live_workspace(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The account's state rides with the membership: a user who is no member of the
+    workspace, or whose workspace is deleted, reads neither row nor account, credential
+    and session record or not."""
+    m = rbac.models
+    member = world.users["member"]
+    db.session.add(m.MfaCredential(user_id=member.id, secret="S" * 32, confirmed_at=WHEN))
+    db.session.add(m.AuthSession(user_id=member.id, sid_hash=hashlib.sha256(b"mine").hexdigest(),
+                                 created_at=WHEN, last_seen_at=WHEN))
+    db.session.commit()
+    assert _read(member, world.ws.id, "mine")[2].mfa_confirmed_at == WHEN
+    assert _read(member, 10**6, "mine") == (member, None, None)
+    ws = db.session.get(m.Workspace, world.ws.id)
+    ws.deleted_at = WHEN
+    db.session.commit()
+    assert _read(member, world.ws.id, "mine") == (member, None, None)
+
+
 def test_the_request_reads_the_user_query_alone(app: Flask, world: SimpleNamespace,
                                                 login) -> None:  # type: ignore[no-untyped-def]
     """A signed-in page's MFA gate reads the state loaded with the user: no query of its own."""
