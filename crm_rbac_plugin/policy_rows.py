@@ -167,7 +167,16 @@ _AS_READ = sa.types.NullType()
 
 
 class _Slots:
-    """Typed NULLs for the wide row's unused slots."""
+    """The NULLs of the wide row's unused slots.
+
+    Only the first branch needs typed NULLs: SQLAlchemy converts every
+    branch's values by the first branch's column types, and PostgreSQL
+    resolves a ``UNION ALL`` left to right, so a bare ``NULL`` below a typed
+    column takes that column's type. Bare NULLs keep the statement's text
+    under psycopg's 4,096 characters, the longest whose conversion to
+    PostgreSQL's placeholders it caches (a longer one is parsed again at
+    every execution).
+    """
 
     def __init__(self, models: Models) -> None:
         self.int, self.str = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.String)
@@ -175,35 +184,34 @@ class _Slots:
         self.time = sa.cast(sa.null(), sa.DateTime)
         self.json = sa.cast(sa.null(), sa.JSON)
         self.user = sa.cast(sa.null(), models.Membership.user_id.type)
+        self.null = sa.literal_column("NULL")
 
     def row(self, kind: int, *, i: tuple[Any, ...] = (), s: tuple[Any, ...] = (),
             b: Any = None, d: tuple[Any, ...] = (), j: tuple[Any, ...] = (),
-            u: Any = None) -> list[Any]:
-        """The wide row's columns: the given values, typed NULLs for the rest."""
+            u: Any = None, typed: bool = False) -> list[Any]:
+        """The wide row's columns: the given values, NULLs for the rest (typed
+        ones for the statement's first branch, ``typed``)."""
         def pad(values: tuple[Any, ...], size: int, null: Any) -> list[Any]:
-            return list(values) + [null] * (size - len(values))
+            return list(values) + [null if typed else self.null] * (size - len(values))
         return [sa.literal_column(str(kind), sa.Integer), *pad(i, 4, self.int), *pad(s, 4, self.str),
-                self.bool if b is None else b, *pad(d, 2, self.time), *pad(j, 2, self.json),
-                self.user if u is None else u]
+                *pad(() if b is None else (b,), 1, self.bool), *pad(d, 2, self.time),
+                *pad(j, 2, self.json), *pad(() if u is None else (u,), 1, self.user)]
 
 
-def _closure(models: Models, mid: Any) -> tuple[Any, Any]:
+def _closure(models: Models, mid: Any, dept: Any) -> Any:
     """The recursive CTE of the ids of the member's assigned roles (their own and
-    their department's) and of all their ancestors (UNION, so a cycle ends), and
-    the member's department. The parent is a correlated subquery, so that each
-    step is a primary-key lookup: as a join, PostgreSQL hashes the whole role
-    table at every step."""
-    M, Role = models.Membership, models.Role
-    MemberRole, DR = models.MemberRole, models.DepartmentRole
-    dept = sa.select(M.department_id).where(M.id == mid).scalar_subquery()
+    their department's, ``dept``) and of all their ancestors (UNION, so a cycle
+    ends). The parent is a correlated subquery, so that each step is a
+    primary-key lookup: as a join, PostgreSQL hashes the whole role table at
+    every step."""
+    Role, MemberRole, DR = models.Role, models.MemberRole, models.DepartmentRole
     held = sa.union_all(
         sa.select(MemberRole.role_id.label("id")).where(MemberRole.membership_id == mid),
         sa.select(DR.role_id.label("id")).where(DR.department_id == dept)).subquery()
-    closure = sa.select(held.c.id).cte("rbac_role_closure", recursive=True)
+    closure = sa.select(held.c.id).cte("rbac_closure", recursive=True)
     parent = sa.select(Role.parent_id).where(Role.id == closure.c.id).scalar_subquery()
-    closure = closure.union(sa.select(parent.label("id")).select_from(closure)
-                            .where(closure.c.id.is_not(None)))
-    return closure, dept
+    return closure.union(sa.select(parent.label("id")).select_from(closure)
+                         .where(closure.c.id.is_not(None)))
 
 
 def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
@@ -226,7 +234,7 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
         s=(Role.name, slots.str, zone), b=Role.is_owner,
         d=(MemberRole.starts_at, MemberRole.expires_at),
         j=(sa.type_coerce(MemberRole.access_condition, _AS_READ),
-           sa.type_coerce(Role.access_condition, _AS_READ))))
+           sa.type_coerce(Role.access_condition, _AS_READ)), typed=True))
         .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
                                        MemberRole.membership_id == mid))
         .where(in_closure(Role.id)))
@@ -250,7 +258,8 @@ def resolution_statement(models: Models, postgresql: bool) -> Any:
     SA, SP = models.SharingAgreement, models.SharingPermission
     mid, ws = sa.bindparam("mid", type_=M.id.type), sa.bindparam("ws", type_=W.id.type)
     slots = _Slots(models)
-    closure, dept = _closure(models, mid)
+    dept = sa.bindparam("dept", type_=sa.Integer)
+    closure = _closure(models, mid, dept)
     closure_ids = sa.select(closure.c.id)
     if postgresql:
         # PostgreSQL guesses a recursive CTE at ten times its first step (50
@@ -271,14 +280,14 @@ def resolution_statement(models: Models, postgresql: bool) -> Any:
         sa.select(M.user_id, sa.literal_column("'team'", sa.String).label("kind"))
         .join(A, A.member_id == M.id).where(A.manager_id == mid),
         sa.select(M.user_id, sa.literal_column("'department'", sa.String).label("kind"))
-        .where(M.workspace_id == ws, M.department_id == sa.bindparam("dept", type_=sa.Integer)),
+        .where(M.workspace_id == ws, M.department_id == dept),
     ).subquery()
     branches = [
         *_role_branches(models, slots, mid, ws, in_closure, dept),
         sa.select(*slots.row(GRANT, i=(Grant.id, Grant.role_id),
                              s=(Grant.resource, Grant.action, Grant.scope, Grant.effect),
                              j=(Grant.condition,))).where(in_closure(Grant.role_id)),
-        sa.select(*slots.row(FIELD_RULE, i=(slots.int, FieldRule.role_id),
+        sa.select(*slots.row(FIELD_RULE, i=(slots.null, FieldRule.role_id),
                              s=(FieldRule.resource, FieldRule.field, FieldRule.mode)))
         .where(in_closure(FieldRule.role_id)),
         sa.select(*slots.row(COLLEAGUE, s=(colleagues.c.kind,), u=colleagues.c.user_id))
