@@ -125,6 +125,16 @@ def _row_type(keys: tuple[str, ...]) -> type:
     return kind
 
 
+@functools.lru_cache(maxsize=32)
+def _user_key(models: Models) -> Any:
+    """The conversion of a user key read from JSON to the key's Python type (a
+    UUID comes as text), or None where JSON gives it as it is (integers, text)."""
+    python_type = _python_type(models.Membership.user_id)
+    if python_type in (None, int, str):
+        return None
+    return functools.partial(_convert, python_type)
+
+
 class SQLPolicySource:
     """The live policy of one membership at one instant, read in one round trip.
 
@@ -160,7 +170,8 @@ class SQLPolicySource:
         stmt = policy_rows.resolution_statement(self.models, dialect.name == "postgresql")
         rows = _core_execute(self.session, stmt, {"mid": m.id, "ws": m.workspace_id,
                                                   "dept": m.department_id, "now": self.now}).all()
-        self._rows = policy_rows.split(rows, m.workspace_id, policy_rows.json_loader(dialect))
+        self._rows = policy_rows.split(rows, m.workspace_id, policy_rows.json_loader(dialect),
+                                       _user_key(self.models))
         self._role_ids = frozenset(r.id for r in self._rows.roles)
         return self._rows.roles
 

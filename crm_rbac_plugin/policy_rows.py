@@ -29,6 +29,8 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from .models import Models
 
@@ -88,7 +90,7 @@ _ROLE = itemgetter(1, 5, 2, 9, 3, 10, 11, 12, 13, 6, 7)
 _ROLE_WORKSPACE = 4
 _GRANT = itemgetter(1, 2, 5, 6, 7, 8, 12)
 _FIELD_RULE = itemgetter(2, 5, 6, 7)
-_COLLEAGUE = itemgetter(14, 5)
+_COLLEAGUE = 12  # two JSON lists of user keys: the team's, then the department's
 _SHARE = itemgetter(1, 2, 10, 5, 6, 7, 8, 12)
 _SHARE_ORDER = itemgetter(1, 3)  # agreement id, permission id
 
@@ -121,15 +123,30 @@ def _decoded(values: tuple[Any, ...], slots: tuple[int, ...], load: Callable[[An
     return tuple(out)
 
 
-def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | None) -> PolicyRows:
+def _colleagues(row: Any, load: Callable[[Any], Any] | None,
+                user_key: Callable[[Any], Any] | None) -> list[tuple[Any, str]]:
+    """The team and department members of the colleagues' row, each list a JSON
+    array of user keys (NULL or ``[]``: none), as ``(user key, kind)``; ``user_key``
+    gives a key read from JSON the key's Python type (None: as read)."""
+    out: list[tuple[Any, str]] = []
+    for raw, kind in ((row[_COLLEAGUE], "team"), (row[_COLLEAGUE + 1], "department")):
+        keys = (load(raw) if load is not None else raw) if raw is not None else None
+        if keys:
+            out += [(k if user_key is None else user_key(k), kind) for k in keys]
+    return out
+
+
+def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | None,
+          user_key: Callable[[Any], Any] | None = None) -> PolicyRows:
     """Sort the statement's rows into their kinds (roles keep the statement's order).
 
     Only the roles of ``workspace_id`` count. The team and department
     members were read unless a role row is an Owner's, of any workspace:
     the statement's condition, checked on the same rows. The statement
     leaves its JSON values as the driver returns them (SQLAlchemy would
-    convert both JSON slots of every row, colleagues' included):
-    ``load_json`` (see :func:`json_loader`) converts the conditions there are.
+    convert both JSON slots of every row):
+    ``load_json`` (see :func:`json_loader`) converts the conditions there are
+    and the colleagues' lists, whose keys ``user_key`` converts.
     """
     new = tuple.__new__
     roles: list[RoleRow] = []
@@ -150,7 +167,7 @@ def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | 
         elif kind == FIELD_RULE:
             field_rules.append(new(FieldRuleRow, _FIELD_RULE(row)))
         elif kind == COLLEAGUE:
-            colleagues.append(_COLLEAGUE(row))
+            colleagues = _colleagues(row, load_json, user_key)
         else:
             shares.append(row)
     grants.sort(key=itemgetter(1))
@@ -159,6 +176,30 @@ def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | 
         roles, [new(GrantRow, _decoded(_GRANT(g), (6,), load_json)) for g in grants],
         field_rules, None if owner_row else colleagues,
         [new(ShareRow, _decoded(_SHARE(s), (7,), load_json)) for s in shares])
+
+
+class json_list(FunctionElement[Any]):
+    """The aggregate of a column's values into a JSON array: ``json_group_array``
+    (SQLite), ``json_agg`` (PostgreSQL), ``json_arrayagg`` (MySQL)."""
+
+    type = sa.JSON()
+    name = "json_list"
+    inherit_cache = True
+
+
+@compiles(json_list)
+def _compile_json_list(element: json_list, compiler: Any, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_list, "postgresql")
+def _compile_json_agg(element: json_list, compiler: Any, **kw: Any) -> str:
+    return f"json_agg({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_list, "mysql")
+def _compile_json_arrayagg(element: json_list, compiler: Any, **kw: Any) -> str:
+    return f"json_arrayagg({compiler.process(element.clauses, **kw)})"
 
 
 #: The type of the JSON slots in the first branch, whose types convert every
@@ -238,10 +279,11 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
         .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
                                        MemberRole.membership_id == mid))
         .where(in_closure(Role.id)))
+    via = sa.select(Dept.name).where(Dept.id == dept).scalar_subquery()
     grouped = (sa.select(*slots.row(
-        ROLE, i=(Role.id, Role.parent_id, DR.role_id, Role.workspace_id), s=(Role.name, Dept.name, zone),
+        ROLE, i=(Role.id, Role.parent_id, DR.role_id, Role.workspace_id), s=(Role.name, via, zone),
         b=Role.is_owner, j=(DR.access_condition, Role.access_condition)))
-        .join(DR, DR.role_id == Role.id).join(Dept, Dept.id == DR.department_id)
+        .join(DR, DR.role_id == Role.id)
         .where(DR.department_id == dept, in_closure(Role.id)))
     return [own, grouped]
 
@@ -261,27 +303,26 @@ def resolution_statement(models: Models, postgresql: bool) -> Any:
     dept = sa.bindparam("dept", type_=sa.Integer)
     closure = _closure(models, mid, dept)
     closure_ids = sa.select(closure.c.id)
-    if postgresql:
+    def among(column: Any, ids: Any) -> Any:
         # PostgreSQL guesses a recursive CTE at ten times its first step (50
         # rows for 5 assigned roles), so ``id IN (closure)`` is a hash join
         # over every role of the workspace (tests/test_query_plans.py);
-        # ``id = ANY(ARRAY(closure))`` is an index lookup per role id.
-        ids = sa.func.array(closure_ids.scalar_subquery())
+        # ``id = ANY(ARRAY(closure))`` is an index lookup per role id, and a
+        # join fewer to plan at every execution.
+        return column == sa.any_(sa.func.array(ids.scalar_subquery())) if postgresql \
+            else column.in_(ids)
 
-        def in_closure(column: Any) -> Any:
-            return column == sa.any_(ids)
-    else:
-        def in_closure(column: Any) -> Any:
-            return column.in_(closure_ids)
+    def in_closure(column: Any) -> Any:
+        return among(column, closure_ids)
     owner_held = sa.exists().where(Role.is_owner, in_closure(Role.id))
     now = sa.bindparam("now", type_=SA.expires_at.type)
-    # Team and department members; ``dept`` NULL matches nobody.
-    colleagues = sa.union_all(
-        sa.select(M.user_id, sa.literal_column("'team'", sa.String).label("kind"))
-        .join(A, A.member_id == M.id).where(A.manager_id == mid),
-        sa.select(M.user_id, sa.literal_column("'department'", sa.String).label("kind"))
-        .where(M.workspace_id == ws, M.department_id == dept),
-    ).subquery()
+    # Team and department members, each a JSON list in one row (a row per
+    # member cost SQLite's driver and SQLAlchemy most of a resolution's time
+    # in a department of 100); ``dept`` NULL matches nobody.
+    team = (sa.select(json_list(M.user_id))
+            .where(among(M.id, sa.select(A.member_id).where(A.manager_id == mid))).scalar_subquery())
+    department = (sa.select(json_list(M.user_id))
+                  .where(M.workspace_id == ws, M.department_id == dept).scalar_subquery())
     branches = [
         *_role_branches(models, slots, mid, ws, in_closure, dept),
         sa.select(*slots.row(GRANT, i=(Grant.id, Grant.role_id),
@@ -290,8 +331,7 @@ def resolution_statement(models: Models, postgresql: bool) -> Any:
         sa.select(*slots.row(FIELD_RULE, i=(slots.null, FieldRule.role_id),
                              s=(FieldRule.resource, FieldRule.field, FieldRule.mode)))
         .where(in_closure(FieldRule.role_id)),
-        sa.select(*slots.row(COLLEAGUE, s=(colleagues.c.kind,), u=colleagues.c.user_id))
-        .where(~owner_held),
+        sa.select(*slots.row(COLLEAGUE, j=(team, department))).where(~owner_held),
         # The agreements in force towards the workspace, one row per shared permission.
         sa.select(*slots.row(SHARE, i=(SA.id, SA.granting_workspace_id, SP.id),
                              s=(W.name, W.plan, SP.resource, SP.action),
