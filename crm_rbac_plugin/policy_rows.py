@@ -88,7 +88,7 @@ class ShareRow(NamedTuple):
 # Where each kind keeps its fields, in its named tuple's order.
 _ROLE = itemgetter(1, 5, 2, 9, 3, 10, 11, 12, 13, 6, 7)
 _ROLE_WORKSPACE = 4
-_GRANT = itemgetter(1, 2, 5, 6, 7, 8, 12)
+_GRANTS = 12  # a JSON list of the grants, each a list in GrantRow's order
 _FIELD_RULE = itemgetter(2, 5, 6, 7)
 _COLLEAGUE = 12  # two JSON lists of user keys: the team's, then the department's
 _SHARE = itemgetter(1, 2, 10, 5, 6, 7, 8, 12)
@@ -150,7 +150,7 @@ def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | 
     """
     new = tuple.__new__
     roles: list[RoleRow] = []
-    grants: list[tuple[Any, ...]] = []
+    grants: list[Any] = []
     field_rules: list[FieldRuleRow] = []
     colleagues: list[tuple[Any, str]] = []
     shares: list[tuple[Any, ...]] = []
@@ -158,7 +158,9 @@ def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | 
     for row in rows:
         kind = row[0]
         if kind == GRANT:
-            grants.append(row)
+            raw = row[_GRANTS]
+            if raw is not None:
+                grants = load_json(raw) if load_json is not None else raw
         elif kind == ROLE:
             role = new(RoleRow, _decoded(_ROLE(row), (7, 8), load_json))
             owner_row = owner_row or role.is_owner
@@ -170,10 +172,10 @@ def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | 
             colleagues = _colleagues(row, load_json, user_key)
         else:
             shares.append(row)
-    grants.sort(key=itemgetter(1))
+    grants.sort(key=itemgetter(0))
     shares.sort(key=_SHARE_ORDER)
     return PolicyRows(
-        roles, [new(GrantRow, _decoded(_GRANT(g), (6,), load_json)) for g in grants],
+        roles, [new(GrantRow, g) for g in grants],
         field_rules, None if owner_row else colleagues,
         [new(ShareRow, _decoded(_SHARE(s), (7,), load_json)) for s in shares])
 
@@ -200,6 +202,24 @@ def _compile_json_agg(element: json_list, compiler: Any, **kw: Any) -> str:
 @compiles(json_list, "mysql")
 def _compile_json_arrayagg(element: json_list, compiler: Any, **kw: Any) -> str:
     return f"json_arrayagg({compiler.process(element.clauses, **kw)})"
+
+
+class json_row(FunctionElement[Any]):
+    """``json_array(...)``, spelt ``json_build_array`` on PostgreSQL."""
+
+    type = sa.JSON()
+    name = "json_row"
+    inherit_cache = True
+
+
+@compiles(json_row)
+def _compile_json_row(element: json_row, compiler: Any, **kw: Any) -> str:
+    return f"json_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_row, "postgresql")
+def _compile_json_build_array(element: json_row, compiler: Any, **kw: Any) -> str:
+    return f"json_build_array({compiler.process(element.clauses, **kw)})"
 
 
 #: The type of the JSON slots in the first branch, whose types convert every
@@ -249,7 +269,7 @@ def _closure(models: Models, mid: Any, dept: Any) -> Any:
     held = sa.union_all(
         sa.select(MemberRole.role_id.label("id")).where(MemberRole.membership_id == mid),
         sa.select(DR.role_id.label("id")).where(DR.department_id == dept)).subquery()
-    closure = sa.select(held.c.id).cte("rbac_closure", recursive=True)
+    closure = sa.select(held.c.id).cte("closure", recursive=True)
     parent = sa.select(Role.parent_id).where(Role.id == closure.c.id).scalar_subquery()
     return closure.union(sa.select(parent.label("id")).select_from(closure)
                          .where(closure.c.id.is_not(None)))
@@ -325,9 +345,12 @@ def resolution_statement(models: Models, postgresql: bool) -> Any:
                   .where(M.workspace_id == ws, M.department_id == dept).scalar_subquery())
     branches = [
         *_role_branches(models, slots, mid, ws, in_closure, dept),
-        sa.select(*slots.row(GRANT, i=(Grant.id, Grant.role_id),
-                             s=(Grant.resource, Grant.action, Grant.scope, Grant.effect),
-                             j=(Grant.condition,))).where(in_closure(Grant.role_id)),
+        # The grants as one JSON list: a row per grant cost SQLite's driver and
+        # SQLAlchemy more than the statement itself.
+        sa.select(*slots.row(GRANT, j=(json_list(json_row(
+            Grant.id, Grant.role_id, Grant.resource, Grant.action, Grant.scope, Grant.effect,
+            Grant.condition if postgresql else sa.func.json(Grant.condition))),)))
+        .where(in_closure(Grant.role_id)),
         sa.select(*slots.row(FIELD_RULE, i=(slots.null, FieldRule.role_id),
                              s=(FieldRule.resource, FieldRule.field, FieldRule.mode)))
         .where(in_closure(FieldRule.role_id)),
