@@ -9,11 +9,14 @@ resolution's time on PostgreSQL; so all of them come in one statement, a
 first column.
 
 Every branch fills the same wide row: a slot per column type (integers,
-strings, a flag, two timestamps, two JSON values and the user key), so that
-the first branch's column types convert the values of every branch. The
-grants and field rules are those of every role in the closure, a superset
-of the roles in force that :func:`.resolve.build_access` asks for: the
-caller keeps the rows of the roles it names.
+strings, a flag, two timestamps and two JSON values), so that the first
+branch's column types convert the values of every branch. The grants come
+as one JSON list in one row, and the team and department members as two
+(a row each cost SQLite's driver and SQLAlchemy more than the statement
+itself). The grants and field rules are those of every role in the
+closure, a superset of the roles in force that
+:func:`.resolve.build_access` asks for: the caller keeps the rows of the
+roles it names.
 
 The team and department members are left out when an Owner role is among
 the member's roles (an Owner's access needs none, and a department may be
@@ -84,7 +87,7 @@ class ShareRow(NamedTuple):
     condition: Any
 
 
-# The wide row: kind, i1, i2, i3, i4, s1, s2, s3, s4, b1, d1, d2, j1, j2, u1.
+# The wide row: kind, i1, i2, i3, i4, s1, s2, s3, s4, b1, d1, d2, j1, j2.
 # Where each kind keeps its fields, in its named tuple's order.
 _ROLE = itemgetter(1, 5, 2, 9, 3, 10, 11, 12, 13, 6, 7)
 _ROLE_WORKSPACE = 4
@@ -239,24 +242,23 @@ class _Slots:
     every execution).
     """
 
-    def __init__(self, models: Models) -> None:
+    def __init__(self) -> None:
         self.int, self.str = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.String)
         self.bool = sa.cast(sa.null(), sa.Boolean)
         self.time = sa.cast(sa.null(), sa.DateTime)
         self.json = sa.cast(sa.null(), sa.JSON)
-        self.user = sa.cast(sa.null(), models.Membership.user_id.type)
         self.null = sa.literal_column("NULL")
 
     def row(self, kind: int, *, i: tuple[Any, ...] = (), s: tuple[Any, ...] = (),
             b: Any = None, d: tuple[Any, ...] = (), j: tuple[Any, ...] = (),
-            u: Any = None, typed: bool = False) -> list[Any]:
+            typed: bool = False) -> list[Any]:
         """The wide row's columns: the given values, NULLs for the rest (typed
         ones for the statement's first branch, ``typed``)."""
         def pad(values: tuple[Any, ...], size: int, null: Any) -> list[Any]:
             return list(values) + [null if typed else self.null] * (size - len(values))
         return [sa.literal_column(str(kind), sa.Integer), *pad(i, 4, self.int), *pad(s, 4, self.str),
                 *pad(() if b is None else (b,), 1, self.bool), *pad(d, 2, self.time),
-                *pad(j, 2, self.json), *pad(() if u is None else (u,), 1, self.user)]
+                *pad(j, 2, self.json)]
 
 
 def _closure(models: Models, mid: Any, dept: Any) -> Any:
@@ -319,7 +321,7 @@ def resolution_statement(models: Models, postgresql: bool) -> Any:
     Grant, FieldRule, A = models.Grant, models.FieldRule, models.ManagerAssignment
     SA, SP = models.SharingAgreement, models.SharingPermission
     mid, ws = sa.bindparam("mid", type_=M.id.type), sa.bindparam("ws", type_=W.id.type)
-    slots = _Slots(models)
+    slots = _Slots()
     dept = sa.bindparam("dept", type_=sa.Integer)
     closure = _closure(models, mid, dept)
     closure_ids = sa.select(closure.c.id)
