@@ -272,11 +272,13 @@ def _core_execute(session: Session, stmt: Any, params: dict[str, Any]) -> Any:
     itself (about 100 µs of 150 for the membership row on SQLite) and adds
     nothing but its autoflush: the session's pending changes are flushed
     first as the ORM would (not during a flush, not under ``no_autoflush``).
-    The query filter never sees the statement, as with ``BYPASS``.
+    The query filter never sees the statement; it carries ``BYPASS`` for
+    any other listener.
     """
     real = session() if isinstance(session, scoped_session) else session
     real._autoflush()
-    return real.connection(bind_arguments={"clause": stmt}).execute(stmt, params)
+    return real.connection(bind_arguments={"clause": stmt}).execute(stmt, params,
+                                                                   execution_options=BYPASS)
 
 
 def membership_row(session: Session, models: Models, *, user_id: Any = None,

@@ -269,3 +269,24 @@ def test_the_statement_is_short_enough_for_psycopg_to_keep_its_conversion(
     stmt = policy_rows.resolution_statement(rbac.models, True)
     sql = str(stmt.compile(dialect=psycopg.dialect()))
     assert len(sql.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
+
+
+def test_a_cold_resolution_sees_the_sessions_pending_changes(
+        app: Flask, world: SimpleNamespace) -> None:
+    """Both statements run as Core after the session's autoflush, so an Access
+    resolved before a commit sees the session's unflushed changes, as any
+    ORM query would."""
+    db.session.commit()
+    member = world.members["member"]
+    try:
+        member.status = "inactive"
+        workspaces.assign_role(rbac, member, "viewer")
+        rbac.state.cache.clear()
+        access = rbac.access_for(member.id)
+        assert access is not None and not access.active
+        assert "Viewer" in access.roles
+    finally:
+        db.session.rollback()
+    rbac.state.cache.clear()
+    access = rbac.access_for(member.id)
+    assert access is not None and access.active and "Viewer" not in access.roles
