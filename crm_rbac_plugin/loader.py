@@ -141,11 +141,12 @@ class SQLPolicySource:
     :meth:`roles` runs :func:`.policy_rows.resolution_statement` on the
     session's connection after flushing the session's pending changes
     (:func:`_core_execute`), so the Access sees them as any query would;
-    the other methods answer from its rows. A question that the statement did not answer (other
-    roles, another member or instant, an Owner's colleagues) runs a
-    statement of its own (see :func:`_statements`) as Core on the same
-    connection: the ORM's execution adds nothing to a select of plain
-    columns of the plugin's own tables but about a third of its cost.
+    the other methods answer from its rows. A question that the statement
+    did not answer (other roles, another member or instant, an Owner's
+    colleagues) runs a statement of its own (see :func:`_statements`) as
+    Core on the same connection: the ORM's execution adds nothing to a
+    select of plain columns of the plugin's own tables but about a third
+    of its cost.
     """
 
     def __init__(self, session: Session, models: Models, registry: Registry,

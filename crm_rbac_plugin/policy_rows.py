@@ -325,14 +325,16 @@ def resolution_statement(models: Models, postgresql: bool) -> Any:
     dept = sa.bindparam("dept", type_=sa.Integer)
     closure = _closure(models, mid, dept)
     closure_ids = sa.select(closure.c.id)
+
     def among(column: Any, ids: Any) -> Any:
         # PostgreSQL guesses a recursive CTE at ten times its first step (50
         # rows for 5 assigned roles), so ``id IN (closure)`` is a hash join
         # over every role of the workspace (tests/test_query_plans.py);
-        # ``id = ANY(ARRAY(closure))`` is an index lookup per role id, and a
-        # join fewer to plan at every execution.
-        return column == sa.any_(sa.func.array(ids.scalar_subquery())) if postgresql \
-            else column.in_(ids)
+        # ``id = ANY(ARRAY(ids))`` is an index lookup per id, and a join
+        # fewer to plan at every execution.
+        if postgresql:
+            return column == sa.any_(sa.func.array(ids.scalar_subquery()))
+        return column.in_(ids)
 
     def in_closure(column: Any) -> Any:
         return among(column, closure_ids)
