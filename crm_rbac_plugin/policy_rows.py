@@ -9,11 +9,14 @@ resolution's time on PostgreSQL; so all of them come in one statement, a
 first column.
 
 Every branch fills the same wide row: a slot per column type (integers,
-strings, a flag, two timestamps, two JSON values and the user key), so that
-the first branch's column types convert the values of every branch. The
-grants and field rules are those of every role in the closure, a superset
-of the roles in force that :func:`.resolve.build_access` asks for: the
-caller keeps the rows of the roles it names.
+strings, a flag, two timestamps and two JSON values), so that the first
+branch's column types convert the values of every branch. The grants come
+as one JSON list in one row, and the team and department members as two
+(a row each cost SQLite's driver and SQLAlchemy more than the statement
+itself). The grants and field rules are those of every role in the
+closure, a superset of the roles in force that
+:func:`.resolve.build_access` asks for: the caller keeps the rows of the
+roles it names.
 
 The team and department members are left out when an Owner role is among
 the member's roles (an Owner's access needs none, and a department may be
@@ -29,6 +32,8 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from .models import Models
 
@@ -82,13 +87,13 @@ class ShareRow(NamedTuple):
     condition: Any
 
 
-# The wide row: kind, i1, i2, i3, i4, s1, s2, s3, s4, b1, d1, d2, j1, j2, u1.
+# The wide row: kind, i1, i2, i3, i4, s1, s2, s3, s4, b1, d1, d2, j1, j2.
 # Where each kind keeps its fields, in its named tuple's order.
 _ROLE = itemgetter(1, 5, 2, 9, 3, 10, 11, 12, 13, 6, 7)
 _ROLE_WORKSPACE = 4
-_GRANT = itemgetter(1, 2, 5, 6, 7, 8, 12)
+_GRANTS = 12  # a JSON list of the grants, each a list in GrantRow's order
 _FIELD_RULE = itemgetter(2, 5, 6, 7)
-_COLLEAGUE = itemgetter(14, 5)
+_COLLEAGUE = 12  # two JSON lists of user keys: the team's, then the department's
 _SHARE = itemgetter(1, 2, 10, 5, 6, 7, 8, 12)
 _SHARE_ORDER = itemgetter(1, 3)  # agreement id, permission id
 
@@ -121,19 +126,34 @@ def _decoded(values: tuple[Any, ...], slots: tuple[int, ...], load: Callable[[An
     return tuple(out)
 
 
-def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | None) -> PolicyRows:
+def _colleagues(row: Any, load: Callable[[Any], Any] | None,
+                user_key: Callable[[Any], Any] | None) -> list[tuple[Any, str]]:
+    """The team and department members of the colleagues' row, each list a JSON
+    array of user keys (NULL or ``[]``: none), as ``(user key, kind)``; ``user_key``
+    gives a key read from JSON the key's Python type (None: as read)."""
+    out: list[tuple[Any, str]] = []
+    for raw, kind in ((row[_COLLEAGUE], "team"), (row[_COLLEAGUE + 1], "department")):
+        keys = (load(raw) if load is not None else raw) if raw is not None else None
+        if keys:
+            out += [(k if user_key is None else user_key(k), kind) for k in keys]
+    return out
+
+
+def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | None,
+          user_key: Callable[[Any], Any] | None = None) -> PolicyRows:
     """Sort the statement's rows into their kinds (roles keep the statement's order).
 
     Only the roles of ``workspace_id`` count. The team and department
     members were read unless a role row is an Owner's, of any workspace:
     the statement's condition, checked on the same rows. The statement
     leaves its JSON values as the driver returns them (SQLAlchemy would
-    convert both JSON slots of every row, colleagues' included):
-    ``load_json`` (see :func:`json_loader`) converts the conditions there are.
+    convert both JSON slots of every row):
+    ``load_json`` (see :func:`json_loader`) converts the conditions there are
+    and the colleagues' lists, whose keys ``user_key`` converts.
     """
     new = tuple.__new__
     roles: list[RoleRow] = []
-    grants: list[tuple[Any, ...]] = []
+    grants: list[Any] = []
     field_rules: list[FieldRuleRow] = []
     colleagues: list[tuple[Any, str]] = []
     shares: list[tuple[Any, ...]] = []
@@ -141,7 +161,9 @@ def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | 
     for row in rows:
         kind = row[0]
         if kind == GRANT:
-            grants.append(row)
+            raw = row[_GRANTS]
+            if raw is not None:
+                grants = load_json(raw) if load_json is not None else raw
         elif kind == ROLE:
             role = new(RoleRow, _decoded(_ROLE(row), (7, 8), load_json))
             owner_row = owner_row or role.is_owner
@@ -150,15 +172,57 @@ def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | 
         elif kind == FIELD_RULE:
             field_rules.append(new(FieldRuleRow, _FIELD_RULE(row)))
         elif kind == COLLEAGUE:
-            colleagues.append(_COLLEAGUE(row))
+            colleagues = _colleagues(row, load_json, user_key)
         else:
             shares.append(row)
-    grants.sort(key=itemgetter(1))
+    grants.sort(key=itemgetter(0))
     shares.sort(key=_SHARE_ORDER)
     return PolicyRows(
-        roles, [new(GrantRow, _decoded(_GRANT(g), (6,), load_json)) for g in grants],
+        roles, [new(GrantRow, g) for g in grants],
         field_rules, None if owner_row else colleagues,
         [new(ShareRow, _decoded(_SHARE(s), (7,), load_json)) for s in shares])
+
+
+class json_list(FunctionElement[Any]):
+    """The aggregate of a column's values into a JSON array: ``json_group_array``
+    (SQLite), ``json_agg`` (PostgreSQL), ``json_arrayagg`` (MySQL)."""
+
+    type = sa.JSON()
+    name = "json_list"
+    inherit_cache = True
+
+
+@compiles(json_list)
+def _compile_json_list(element: json_list, compiler: Any, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_list, "postgresql")
+def _compile_json_agg(element: json_list, compiler: Any, **kw: Any) -> str:
+    return f"json_agg({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_list, "mysql")
+def _compile_json_arrayagg(element: json_list, compiler: Any, **kw: Any) -> str:
+    return f"json_arrayagg({compiler.process(element.clauses, **kw)})"
+
+
+class json_row(FunctionElement[Any]):
+    """``json_array(...)``, spelt ``json_build_array`` on PostgreSQL."""
+
+    type = sa.JSON()
+    name = "json_row"
+    inherit_cache = True
+
+
+@compiles(json_row)
+def _compile_json_row(element: json_row, compiler: Any, **kw: Any) -> str:
+    return f"json_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_row, "postgresql")
+def _compile_json_build_array(element: json_row, compiler: Any, **kw: Any) -> str:
+    return f"json_build_array({compiler.process(element.clauses, **kw)})"
 
 
 #: The type of the JSON slots in the first branch, whose types convert every
@@ -167,43 +231,50 @@ _AS_READ = sa.types.NullType()
 
 
 class _Slots:
-    """Typed NULLs for the wide row's unused slots."""
+    """The NULLs of the wide row's unused slots.
 
-    def __init__(self, models: Models) -> None:
+    Only the first branch needs typed NULLs: SQLAlchemy converts every
+    branch's values by the first branch's column types, and PostgreSQL
+    resolves a ``UNION ALL`` left to right, so a bare ``NULL`` below a typed
+    column takes that column's type. Bare NULLs keep the statement's text
+    under psycopg's 4,096 characters, the longest whose conversion to
+    PostgreSQL's placeholders it caches (a longer one is parsed again at
+    every execution).
+    """
+
+    def __init__(self) -> None:
         self.int, self.str = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.String)
         self.bool = sa.cast(sa.null(), sa.Boolean)
         self.time = sa.cast(sa.null(), sa.DateTime)
         self.json = sa.cast(sa.null(), sa.JSON)
-        self.user = sa.cast(sa.null(), models.Membership.user_id.type)
+        self.null = sa.literal_column("NULL")
 
     def row(self, kind: int, *, i: tuple[Any, ...] = (), s: tuple[Any, ...] = (),
             b: Any = None, d: tuple[Any, ...] = (), j: tuple[Any, ...] = (),
-            u: Any = None) -> list[Any]:
-        """The wide row's columns: the given values, typed NULLs for the rest."""
+            typed: bool = False) -> list[Any]:
+        """The wide row's columns: the given values, NULLs for the rest (typed
+        ones for the statement's first branch, ``typed``)."""
         def pad(values: tuple[Any, ...], size: int, null: Any) -> list[Any]:
-            return list(values) + [null] * (size - len(values))
+            return list(values) + [null if typed else self.null] * (size - len(values))
         return [sa.literal_column(str(kind), sa.Integer), *pad(i, 4, self.int), *pad(s, 4, self.str),
-                self.bool if b is None else b, *pad(d, 2, self.time), *pad(j, 2, self.json),
-                self.user if u is None else u]
+                *pad(() if b is None else (b,), 1, self.bool), *pad(d, 2, self.time),
+                *pad(j, 2, self.json)]
 
 
-def _closure(models: Models, mid: Any) -> tuple[Any, Any]:
+def _closure(models: Models, mid: Any, dept: Any) -> Any:
     """The recursive CTE of the ids of the member's assigned roles (their own and
-    their department's) and of all their ancestors (UNION, so a cycle ends), and
-    the member's department. The parent is a correlated subquery, so that each
-    step is a primary-key lookup: as a join, PostgreSQL hashes the whole role
-    table at every step."""
-    M, Role = models.Membership, models.Role
-    MemberRole, DR = models.MemberRole, models.DepartmentRole
-    dept = sa.select(M.department_id).where(M.id == mid).scalar_subquery()
+    their department's, ``dept``) and of all their ancestors (UNION, so a cycle
+    ends). The parent is a correlated subquery, so that each step is a
+    primary-key lookup: as a join, PostgreSQL hashes the whole role table at
+    every step."""
+    Role, MemberRole, DR = models.Role, models.MemberRole, models.DepartmentRole
     held = sa.union_all(
         sa.select(MemberRole.role_id.label("id")).where(MemberRole.membership_id == mid),
         sa.select(DR.role_id.label("id")).where(DR.department_id == dept)).subquery()
-    closure = sa.select(held.c.id).cte("rbac_role_closure", recursive=True)
+    closure = sa.select(held.c.id).cte("closure", recursive=True)
     parent = sa.select(Role.parent_id).where(Role.id == closure.c.id).scalar_subquery()
-    closure = closure.union(sa.select(parent.label("id")).select_from(closure)
-                            .where(closure.c.id.is_not(None)))
-    return closure, dept
+    return closure.union(sa.select(parent.label("id")).select_from(closure)
+                         .where(closure.c.id.is_not(None)))
 
 
 def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
@@ -226,14 +297,15 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
         s=(Role.name, slots.str, zone), b=Role.is_owner,
         d=(MemberRole.starts_at, MemberRole.expires_at),
         j=(sa.type_coerce(MemberRole.access_condition, _AS_READ),
-           sa.type_coerce(Role.access_condition, _AS_READ))))
+           sa.type_coerce(Role.access_condition, _AS_READ)), typed=True))
         .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
                                        MemberRole.membership_id == mid))
         .where(in_closure(Role.id)))
+    via = sa.select(Dept.name).where(Dept.id == dept).scalar_subquery()
     grouped = (sa.select(*slots.row(
-        ROLE, i=(Role.id, Role.parent_id, DR.role_id, Role.workspace_id), s=(Role.name, Dept.name, zone),
+        ROLE, i=(Role.id, Role.parent_id, DR.role_id, Role.workspace_id), s=(Role.name, via, zone),
         b=Role.is_owner, j=(DR.access_condition, Role.access_condition)))
-        .join(DR, DR.role_id == Role.id).join(Dept, Dept.id == DR.department_id)
+        .join(DR, DR.role_id == Role.id)
         .where(DR.department_id == dept, in_closure(Role.id)))
     return [own, grouped]
 
@@ -249,40 +321,44 @@ def resolution_statement(models: Models, postgresql: bool) -> Any:
     Grant, FieldRule, A = models.Grant, models.FieldRule, models.ManagerAssignment
     SA, SP = models.SharingAgreement, models.SharingPermission
     mid, ws = sa.bindparam("mid", type_=M.id.type), sa.bindparam("ws", type_=W.id.type)
-    slots = _Slots(models)
-    closure, dept = _closure(models, mid)
+    slots = _Slots()
+    dept = sa.bindparam("dept", type_=sa.Integer)
+    closure = _closure(models, mid, dept)
     closure_ids = sa.select(closure.c.id)
-    if postgresql:
+
+    def among(column: Any, ids: Any) -> Any:
         # PostgreSQL guesses a recursive CTE at ten times its first step (50
         # rows for 5 assigned roles), so ``id IN (closure)`` is a hash join
         # over every role of the workspace (tests/test_query_plans.py);
-        # ``id = ANY(ARRAY(closure))`` is an index lookup per role id.
-        ids = sa.func.array(closure_ids.scalar_subquery())
+        # ``id = ANY(ARRAY(ids))`` is an index lookup per id, and a join
+        # fewer to plan at every execution.
+        if postgresql:
+            return column == sa.any_(sa.func.array(ids.scalar_subquery()))
+        return column.in_(ids)
 
-        def in_closure(column: Any) -> Any:
-            return column == sa.any_(ids)
-    else:
-        def in_closure(column: Any) -> Any:
-            return column.in_(closure_ids)
+    def in_closure(column: Any) -> Any:
+        return among(column, closure_ids)
     owner_held = sa.exists().where(Role.is_owner, in_closure(Role.id))
     now = sa.bindparam("now", type_=SA.expires_at.type)
-    # Team and department members; ``dept`` NULL matches nobody.
-    colleagues = sa.union_all(
-        sa.select(M.user_id, sa.literal_column("'team'", sa.String).label("kind"))
-        .join(A, A.member_id == M.id).where(A.manager_id == mid),
-        sa.select(M.user_id, sa.literal_column("'department'", sa.String).label("kind"))
-        .where(M.workspace_id == ws, M.department_id == sa.bindparam("dept", type_=sa.Integer)),
-    ).subquery()
+    # Team and department members, each a JSON list in one row (a row per
+    # member cost SQLite's driver and SQLAlchemy most of a resolution's time
+    # in a department of 100); ``dept`` NULL matches nobody.
+    team = (sa.select(json_list(M.user_id))
+            .where(among(M.id, sa.select(A.member_id).where(A.manager_id == mid))).scalar_subquery())
+    department = (sa.select(json_list(M.user_id))
+                  .where(M.workspace_id == ws, M.department_id == dept).scalar_subquery())
     branches = [
         *_role_branches(models, slots, mid, ws, in_closure, dept),
-        sa.select(*slots.row(GRANT, i=(Grant.id, Grant.role_id),
-                             s=(Grant.resource, Grant.action, Grant.scope, Grant.effect),
-                             j=(Grant.condition,))).where(in_closure(Grant.role_id)),
-        sa.select(*slots.row(FIELD_RULE, i=(slots.int, FieldRule.role_id),
+        # The grants as one JSON list: a row per grant cost SQLite's driver and
+        # SQLAlchemy more than the statement itself.
+        sa.select(*slots.row(GRANT, j=(json_list(json_row(
+            Grant.id, Grant.role_id, Grant.resource, Grant.action, Grant.scope, Grant.effect,
+            Grant.condition if postgresql else sa.func.json(Grant.condition))),)))
+        .where(in_closure(Grant.role_id)),
+        sa.select(*slots.row(FIELD_RULE, i=(slots.null, FieldRule.role_id),
                              s=(FieldRule.resource, FieldRule.field, FieldRule.mode)))
         .where(in_closure(FieldRule.role_id)),
-        sa.select(*slots.row(COLLEAGUE, s=(colleagues.c.kind,), u=colleagues.c.user_id))
-        .where(~owner_held),
+        sa.select(*slots.row(COLLEAGUE, j=(team, department))).where(~owner_held),
         # The agreements in force towards the workspace, one row per shared permission.
         sa.select(*slots.row(SHARE, i=(SA.id, SA.granting_workspace_id, SP.id),
                              s=(W.name, W.plan, SP.resource, SP.action),

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from bench import sql as bench_sql
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import Access, loader, workspaces
+from crm_rbac_plugin import Access, loader, policy_rows, workspaces
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.resolve import build_access
 from tests.test_agreement import EXPLICIT, PolicySpec, apply, policy_specs, vary_records
@@ -234,3 +234,59 @@ def test_an_owner_role_out_of_force_reads_the_colleagues_apart(
     assert len(cold_statements(manager.id)) == 3
     access = rbac.access_for(manager.id)
     assert not access.is_owner and access.team_user_ids and access.department_user_ids
+
+
+def test_the_statement_reads_one_row_of_grants_and_one_of_colleagues(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The grants and the team and department members come as JSON lists, one
+    row each, whatever their number: a row per grant or member cost the
+    driver and SQLAlchemy more than the statement itself."""
+    db.session.commit()
+    manager = world.members["manager"]
+    row = loader.membership_row(db.session, rbac.models, membership_id=manager.id)
+    assert row is not None
+    dialect = db.session.get_bind().dialect
+    stmt = policy_rows.resolution_statement(rbac.models, dialect.name == "postgresql")
+    rows = db.session.execute(stmt, {"mid": row.id, "ws": row.workspace_id,
+                                     "dept": row.department_id, "now": utcnow()}).all()
+    kinds = [r[0] for r in rows]
+    assert kinds.count(policy_rows.GRANT) == 1 and kinds.count(policy_rows.COLLEAGUE) == 1
+    read = policy_rows.split(rows, row.workspace_id, policy_rows.json_loader(dialect))
+    assert len(read.grants) > 1 and read.grants == sorted(read.grants, key=lambda g: g.id)
+    access = rbac.access_for(manager.id)
+    assert access.team_user_ids == {world.users["member"].id}
+    assert len(access.department_user_ids) > 1
+
+
+def test_the_statement_is_short_enough_for_psycopg_to_keep_its_conversion(
+        app: Flask) -> None:
+    """psycopg converts a query's ``%(name)s`` placeholders to PostgreSQL's ``$n``
+    once for a text of at most 4,096 characters, and at every execution for
+    a longer one (about 100 µs of a cold resolution)."""
+    from psycopg import _queries
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    stmt = policy_rows.resolution_statement(rbac.models, True)
+    sql = str(stmt.compile(dialect=psycopg.dialect()))
+    assert len(sql.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
+
+
+def test_a_cold_resolution_sees_the_sessions_pending_changes(
+        app: Flask, world: SimpleNamespace) -> None:
+    """Both statements run as Core after the session's autoflush, so an Access
+    resolved before a commit sees the session's unflushed changes, as any
+    ORM query would."""
+    db.session.commit()
+    member = world.members["member"]
+    try:
+        member.status = "inactive"
+        workspaces.assign_role(rbac, member, "viewer")
+        rbac.state.cache.clear()
+        access = rbac.access_for(member.id)
+        assert access is not None and not access.active
+        assert "Viewer" in access.roles
+    finally:
+        db.session.rollback()
+    rbac.state.cache.clear()
+    access = rbac.access_for(member.id)
+    assert access is not None and access.active and "Viewer" not in access.roles
