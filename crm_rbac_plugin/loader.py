@@ -32,6 +32,7 @@ from . import conditions, policy_rows
 from .access_cache import PolicyCache, has_uncommitted_policy
 from .models import Models, utcnow
 from .policy import Access, Rule, Share
+from .policy_rows import json_row
 from .registry import Registry
 from .resolve import AccountRow, MembershipRow, build_access, combine_field_rules, plan_modules
 
@@ -300,26 +301,9 @@ def membership_row(session: Session, models: Models, *, user_id: Any = None,
     return MembershipRow(*row) if row is not None else None
 
 
-class json_array(FunctionElement[Any]):
-    """``json_array(...)``, spelt ``json_build_array`` on PostgreSQL (before 16)."""
-
-    type = sa.JSON()
-    name = "json_array"
-    inherit_cache = True
-
-
-@compiles(json_array)
-def _compile_json_array(element: json_array, compiler: Any, **kw: Any) -> str:
-    return f"json_array({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_array, "postgresql")
-def _compile_json_build_array(element: json_array, compiler: Any, **kw: Any) -> str:
-    return f"json_build_array({compiler.process(element.clauses, **kw)})"
-
-
 class json_nested(FunctionElement[Any]):
-    """A JSON value from a scalar subquery, nested as JSON (not as text) in a ``json_array``.
+    """A JSON value from a scalar subquery, nested as JSON (not as text) in a
+    :class:`.policy_rows.json_row`.
 
     SQLite drops the JSON mark of a value that leaves a subquery, so there
     it is ``json(...)``; PostgreSQL and MySQL keep the value's JSON type.
@@ -361,8 +345,8 @@ def _user_statement(models: Models, user_model: type,
     driver and SQLAlchemy a JSON parse and a column's result processing),
     and PostgreSQL plans a scalar subquery on unique keys in about half the
     time of outer joins (``EXPLAIN (ANALYZE, SUMMARY)`` on the benchmark's
-    world of 10,000 members; see docs/benchmarks.md). ``json_array`` is
-    SQLite's, MySQL's and the SQL standard's name.
+    world of 10,000 members; see docs/benchmarks.md). The array is
+    :class:`.policy_rows.json_row` (``json_array``, PostgreSQL's ``json_build_array``).
 
     The array holds the membership joined to its live workspace (so it is
     NULL unless both exist, as :func:`membership_row` reads them), then the
@@ -379,10 +363,10 @@ def _user_statement(models: Models, user_model: type,
     pk = sa.inspect(user_model).primary_key[0]
     ws = sa.bindparam("workspace_id")
     credential = sa.select(C.confirmed_at).where(C.user_id == M.user_id).scalar_subquery()
-    record = (sa.select(json_array(*(getattr(S, f) for f in _SESSION_FIELDS)))
+    record = (sa.select(json_row(*(getattr(S, f) for f in _SESSION_FIELDS)))
               .where(S.user_id == M.user_id, S.sid_hash == sa.bindparam("sid_hash"))
               .scalar_subquery())
-    member = (sa.select(json_array(*(getattr(M, f) for f in _MEMBER_FIELDS),
+    member = (sa.select(json_row(*(getattr(M, f) for f in _MEMBER_FIELDS),
                                    *(getattr(W, f) for f in _WORKSPACE_FIELDS),
                                    credential, json_nested(record)))
               .join_from(M, W, W.id == M.workspace_id)
