@@ -11,6 +11,7 @@ for two workers (as in ``test_warm_revocation``); SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -72,6 +73,17 @@ def warm(app: Flask, ids: SimpleNamespace) -> FlaskClient:
         assert toggle(client, ids) == 302
     assert app.extensions["rbac"].policies._rules  # the worker keeps the workspace's rules
     return client
+
+
+@contextmanager
+def owner_request(workers: SimpleNamespace) -> Iterator[Any]:
+    """A request on worker A whose Access is the Owner's, read after A keeps the rules."""
+    warm(workers.a, workers.ids)
+    with workers.a.test_request_context("/"):
+        access = owner_access(workers.ids)
+        state = request_state()
+        state.access, state.resolved = access, True
+        yield access
 
 
 def rule_reads(app: Flask, client: FlaskClient, ids: SimpleNamespace) -> int:
@@ -138,12 +150,8 @@ def test_alert_settings_saved_on_one_worker_drive_the_others_next_change(
 def test_a_transaction_that_requires_a_reason_reads_the_rule_fresh(
         workers: SimpleNamespace) -> None:
     ids = workers.ids
-    warm(workers.a, ids)
     M = rbac.models.Membership
-    with workers.a.test_request_context("/"):
-        access = owner_access(ids)
-        state = request_state()
-        state.access, state.resolved = access, True
+    with owner_request(workers) as access:
         kept = workers.a.extensions["rbac"].policies.get_rules(ids.ws, access.policy_version)
         assert kept is not None and kept[0] is False  # the worker holds "no reason needed"
         with rbac.as_member(db.session.get(M, ids.owner)):
@@ -158,12 +166,8 @@ def test_a_transaction_that_requires_a_reason_reads_the_rule_fresh(
 def test_the_rules_of_a_committed_change_in_this_request_are_read_again(
         workers: SimpleNamespace) -> None:
     ids = workers.ids
-    warm(workers.a, ids)
     M = rbac.models.Membership
-    with workers.a.test_request_context("/"):
-        access = owner_access(ids)
-        state = request_state()
-        state.access, state.resolved = access, True
+    with owner_request(workers) as access:
         with rbac.as_member(db.session.get(M, ids.owner)):
             schedule.save(rbac, access, require_reason=True)
             db.session.commit()  # the request's Access still names the version before it
@@ -181,12 +185,8 @@ def test_a_reason_required_by_another_worker_while_a_change_is_in_flight_binds_i
     the version past B's: the version it leaves is not the one its request started
     with, so it reads the rule again in its transaction and is refused without a reason."""
     ids = workers.ids
-    warm(workers.a, ids)
     M = rbac.models.Membership
-    with workers.a.test_request_context("/"):
-        access = owner_access(ids)
-        state = request_state()
-        state.access, state.resolved = access, True
+    with owner_request(workers) as access:
         kept = workers.a.extensions["rbac"].policies.get_rules(ids.ws, access.policy_version)
         assert kept is not None and kept[0] is False
         db.session.rollback()  # the request's reads are done: B may write
