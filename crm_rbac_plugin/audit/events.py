@@ -39,9 +39,15 @@ class AuditImmutable(PermissionDenied):
     """Raised when something tries to change or delete an audit event."""
 
 
+#: Types JSON holds as they are (exact types: a subclass may be a date or a decimal).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """Return ``value`` as JSON can hold it: instants in ISO form, decimals and UUIDs
     (a host's user key may be one) as text."""
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, (Decimal, uuid.UUID)):
