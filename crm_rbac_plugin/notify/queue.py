@@ -122,12 +122,12 @@ def _insert_statement(models: Any, one: bool, returning: bool = True) -> sa.Text
     """The insert for one recipient (``m.id = :ids``: most events tell one member, and a
     list parameter is expanded into the SQL again at every execution) or several;
     ``returning``: with the rows' ids and mail states."""
-    tables = (models.Notification, models.Workspace, models.Membership,
-              models.NotificationPreference)
-    key = (*(t.__table__.name for t in tables), one, returning)
+    key = (models.Notification.__table__, models.Workspace.__table__,
+           models.Membership.__table__, models.NotificationPreference.__table__, one, returning)
     stmt = _inserts.get(key)
     if stmt is None:
-        sql = _INSERT_SQL.format(n=key[0], w=key[1], m=key[2], p=key[3],
+        n, w, m, p = (t.name for t in key[:4])
+        sql = _INSERT_SQL.format(n=n, w=w, m=m, p=p,
                                  ids="= :ids" if one else "IN :ids",
                                  returning=_RETURNING if returning else "")
         stmt = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime()))
