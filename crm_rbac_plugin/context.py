@@ -17,7 +17,7 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from flask import has_request_context, request
 
@@ -104,6 +104,11 @@ def change_reason(text: str | None) -> Iterator[None]:
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
+#: The request's own reason, read once per request (kept on the request object: its
+#: body and query string do not change while it runs).
+_REQUEST_REASON = "_rbac_request_reason"
+
+
 def current_reason() -> str | None:
     """The reason in force: the one set by :func:`change_reason`, else the request's ``reason``."""
     value = _reason.get()
@@ -111,12 +116,23 @@ def current_reason() -> str | None:
         return value
     if not has_request_context():
         return None
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    kept = req.__dict__
+    if _REQUEST_REASON not in kept:
+        kept[_REQUEST_REASON] = _request_reason(req)
+    return kept[_REQUEST_REASON]  # type: ignore[no-any-return]
+
+
+def _request_reason(req: Any) -> str | None:
+    """The request's ``reason``: its form field, query argument or JSON key."""
     # Werkzeug reads a form only from a form's media type: for any other body the
     # request's values are its query string, read without parsing the body.
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    values = req.values if req.mimetype in _FORM_TYPES else req.args
+    mimetype = req.mimetype  # parsed from the header at every read
+    values = req.values if mimetype in _FORM_TYPES else req.args
     raw = values.get("reason") if "reason" in values else None
-    if raw is None and req.is_json:
+    # Werkzeug's ``is_json``, on the media type read above.
+    if raw is None and (mimetype == "application/json" or (
+            mimetype.startswith("application/") and mimetype.endswith("+json"))):
         body = req.get_json(silent=True)
         raw = body.get("reason") if isinstance(body, dict) else None
     return raw.strip() or None if isinstance(raw, str) else None

@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 def old_state(obj: Any) -> SimpleNamespace:
     """Return the record's column values as last loaded from the database."""
     state = sa.inspect(obj)
+    loaded = state.dict
+    if state.has_identity and not state.modified:
+        # Nothing set since the row was loaded: every loaded column holds its stored value.
+        keys = [attr.key for attr in state.mapper.column_attrs]
+        if all(k in loaded for k in keys):
+            return SimpleNamespace(**{k: loaded[k] for k in keys})
     values: dict[str, Any] = {}
     unknown: list[str] = []
     for attr in state.mapper.column_attrs:

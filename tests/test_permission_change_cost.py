@@ -243,3 +243,87 @@ def test_write_now_writes_what_enqueue_writes_for_every_channel(
         world.members["admin"].id: "pending"}
     assert queue.take_ready(db.session) == sorted(
         n.id for n in db.session.scalars(sa.select(N).where(N.mail_state == "pending")))
+
+
+def test_write_now_without_inline_delivery_writes_the_same_rows_and_notes_no_ids(
+        app: Flask, world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``RBAC_NOTIFY_INLINE`` nothing reads the pending mails' ids: the insert
+    returns no rows, writes what it writes with it and counts them all the same."""
+    preferences.save(rbac, world.members["finance"], {"roles": "app"})
+    preferences.save(rbac, world.members["junior_rep"], {"roles": "off"})
+    db.session.commit()
+    keys = ["viewer", "finance", "junior_rep", "admin"]
+    recipients = [world.members[k].id for k in keys]
+    N = rbac.models.Notification
+
+    def written(event: str) -> dict[int, tuple[str, str, bool]]:
+        return {n.membership_id: (n.summary, n.mail_state, n.next_attempt_at is not None)
+                for n in db.session.scalars(sa.select(N).where(N.event == event))}
+
+    for event, inline in (("test.inline", True), ("test.queued", False)):
+        monkeypatch.setitem(app.config, "RBAC_NOTIFY_INLINE", inline)
+        with statements() as seen:
+            assert queue.write_now(db.session, rbac.models, workspace_id=world.ws.id,
+                                   recipients=recipients, category="roles", event_name=event,
+                                   summary=("Something happened in ", ".")) == 3
+        assert ("RETURNING" in seen[-1]) is inline
+        with statements() as seen:
+            assert queue.write_now(db.session, rbac.models, workspace_id=world.ws.id,
+                                   recipients=recipients[:1], category="roles",
+                                   event_name=f"{event}.one",
+                                   summary=("Something happened in ", ".")) == 1
+        assert ("RETURNING" in seen[-1]) is inline
+        db.session.commit()
+        # The viewer's two mails and the admin's; finance's entry has no mail.
+        assert len(queue.take_ready(db.session)) == (3 if inline else 0)
+    assert written("test.queued") == written("test.inline")
+    assert written("test.queued.one") == written("test.inline.one")
+
+
+def test_the_request_reason_is_read_once_per_request(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit trail asks for the reason at the flush and again at the commit: the
+    request's values are read once; a reason set by code still comes first."""
+    from crm_rbac_plugin import context
+
+    reads: list[Any] = []
+    read = context._request_reason
+
+    def counted(req: Any) -> str | None:
+        reads.append(req)
+        return read(req)
+
+    monkeypatch.setattr(context, "_request_reason", counted)
+    with app.test_request_context("/x?reason=%20audit%20", method="POST"):
+        assert [context.current_reason() for _ in range(3)] == ["audit"] * 3
+        with context.change_reason("by code"):
+            assert context.current_reason() == "by code"
+        assert context.current_reason() == "audit"
+    with app.test_request_context("/x", method="POST", json={"reason": "json"}):
+        assert context.current_reason() == context.current_reason() == "json"
+    with app.test_request_context("/x", method="POST", data={"other": "1"}):
+        assert context.current_reason() is None and context.current_reason() is None
+    assert len(reads) == 3
+
+
+def test_old_state_of_an_untouched_row_is_its_loaded_values(
+        app: Flask, world: SimpleNamespace) -> None:
+    """An object nothing was set on since it was loaded gives its loaded values without
+    reading history; one set, or expired, still gives what the database holds."""
+    from crm_rbac_plugin.guard import old_state
+
+    M = rbac.models.Membership
+    viewer = world.members["viewer"].id
+    db.session.remove()
+    member = db.session.get(M, viewer)
+    columns = [a.key for a in sa.inspect(M).column_attrs]
+    loaded = {k: getattr(member, k) for k in columns}
+    assert vars(old_state(member)) == loaded
+    member.status = "inactive"
+    assert vars(old_state(member)) == loaded
+    db.session.rollback()
+    db.session.expire(member, ["status"])
+    assert vars(old_state(member)) == loaded
+    member.status = "inactive"  # set while expired: read from the row
+    assert vars(old_state(member)) == loaded
+    db.session.rollback()

@@ -239,6 +239,12 @@ def _before_commit(rbac: RBACProtocol, session: Session) -> None:
         session.info[COMPLETING_KEY] = completing
 
 
+#: The summary event's INSERT, by audit table (one per app's models): one construct
+#: memoizes its cache key, which a new ``insert()`` computes from its structure at
+#: every execution.
+_inserts: dict[sa.Table, sa.Insert] = {}
+
+
 def _insert(rbac: RBACProtocol, session: Session, values: dict[str, Any]) -> None:
     """Insert a summary event (its column ``values``) in the commit's transaction with
     one plain statement.
@@ -249,7 +255,11 @@ def _insert(rbac: RBACProtocol, session: Session, values: dict[str, Any]) -> Non
     new objects, take it from ``session.info`` (:data:`.events.WRITTEN_KEY`,
     its values as attributes) before the commit's flush (:mod:`..alerts.engine`).
     """
-    session.connection().execute(rbac.models.AuditEvent.__table__.insert(), values)
+    table = rbac.models.AuditEvent.__table__
+    statement = _inserts.get(table)
+    if statement is None:
+        statement = _inserts[table] = table.insert()
+    session.connection().execute(statement, values)
     session.info.setdefault(WRITTEN_KEY, []).append(SimpleNamespace(**values))
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from flask import has_request_context, request
@@ -39,9 +40,15 @@ class AuditImmutable(PermissionDenied):
     """Raised when something tries to change or delete an audit event."""
 
 
+#: Types JSON holds as they are (exact types: a subclass may be a date or a decimal).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """Return ``value`` as JSON can hold it: instants in ISO form, decimals and UUIDs
     (a host's user key may be one) as text."""
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, (Decimal, uuid.UUID)):
@@ -53,11 +60,18 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+#: The column attribute keys of each mapped class :func:`snapshot` has met.
+_column_keys: WeakKeyDictionary[type, tuple[str, ...]] = WeakKeyDictionary()
+
+
 def snapshot(obj: Any, values: Any = None) -> dict[str, Any]:
     """Return the column values of ``obj`` (or of ``values``, a namespace) as JSON."""
     source = values if values is not None else obj
-    return {a.key: jsonable(getattr(source, a.key, None))
-            for a in sa.inspect(type(obj)).column_attrs}
+    cls = type(obj)
+    keys = _column_keys.get(cls)
+    if keys is None:
+        keys = _column_keys[cls] = tuple(a.key for a in sa.inspect(cls).column_attrs)
+    return {key: jsonable(getattr(source, key, None)) for key in keys}
 
 
 def actor(rbac: RBACProtocol) -> tuple[Any, int | None]:

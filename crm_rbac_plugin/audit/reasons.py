@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context, has_request_context
+from flask import has_app_context, has_request_context
 from sqlalchemy.orm import Session
 
 from ..access_cache import PolicyCache, bumped_versions, forget_bumped_versions, has_changed_rules
@@ -30,6 +30,7 @@ from ..context import current_reason
 from ..errors import ValidationError
 from ..identity import request_state
 from ..loader import BYPASS
+from ..proxies import current_flask_app
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -155,7 +156,7 @@ def _kept_version(session: Session, workspace_id: int) -> int | None:
 
 def _rules_cache() -> PolicyCache | None:
     """The app's per-version cache (each worker's own), None outside an app."""
-    state = current_app.extensions.get("rbac") if has_app_context() else None
+    state = current_flask_app().extensions.get("rbac") if has_app_context() else None
     return getattr(state, "policies", None)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError, Map
 
+from ..config import setting
 from ..models import utcnow
 from .preferences import CATEGORIES, LOCKED_FOR_OWNERS, channels_for
 
@@ -111,21 +112,24 @@ _INSERT_SQL = (
     f":link, :now, {_STATE}, 0, CASE WHEN {_STATE} = 'pending' THEN :now END "
     "FROM {w} w JOIN {m} m ON m.workspace_id = w.id AND m.id {ids} "
     "LEFT OUTER JOIN {p} p ON p.membership_id = m.id AND p.category = :category "
-    f"WHERE w.id = :workspace_id AND {_CHANNEL} <> 'off' ORDER BY m.id "
-    "RETURNING id, mail_state")
+    f"WHERE w.id = :workspace_id AND {_CHANNEL} <> 'off' ORDER BY m.id{{returning}}")
+#: What inline delivery reads of the rows written: their ids and mail states.
+_RETURNING = " RETURNING id, mail_state"
 _inserts: dict[tuple[Any, ...], sa.TextClause] = {}
 
 
-def _insert_statement(models: Any, one: bool) -> sa.TextClause:
+def _insert_statement(models: Any, one: bool, returning: bool = True) -> sa.TextClause:
     """The insert for one recipient (``m.id = :ids``: most events tell one member, and a
-    list parameter is expanded into the SQL again at every execution) or several."""
-    tables = (models.Notification, models.Workspace, models.Membership,
-              models.NotificationPreference)
-    key = (*(t.__table__.name for t in tables), one)
+    list parameter is expanded into the SQL again at every execution) or several;
+    ``returning``: with the rows' ids and mail states."""
+    key = (models.Notification.__table__, models.Workspace.__table__,
+           models.Membership.__table__, models.NotificationPreference.__table__, one, returning)
     stmt = _inserts.get(key)
     if stmt is None:
-        sql = _INSERT_SQL.format(n=key[0], w=key[1], m=key[2], p=key[3],
-                                 ids="= :ids" if one else "IN :ids")
+        n, w, m, p = (t.name for t in key[:4])
+        sql = _INSERT_SQL.format(n=n, w=w, m=m, p=p,
+                                 ids="= :ids" if one else "IN :ids",
+                                 returning=_RETURNING if returning else "")
         stmt = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime()))
         if not one:
             stmt = stmt.bindparams(sa.bindparam("ids", expanding=True))
@@ -144,7 +148,8 @@ def write_now(session: Session, models: Any, *, workspace_id: int, recipients: I
     does and writes their row as :func:`enqueue` does (``off``: none), with
     the summary ``summary[0] + workspace name + summary[1]``. The rows commit
     or roll back with the change, and the ids of the pending mails are noted
-    for inline delivery. Not for the security category, whose Owners'
+    for inline delivery (``RBAC_NOTIFY_INLINE``: without it nothing reads them, and
+    the statement returns no rows). Not for the security category, whose Owners'
     ``off`` counts as ``mail`` (:func:`enqueue` applies it).
     """
     if category not in CATEGORIES or category == LOCKED_FOR_OWNERS:
@@ -154,10 +159,14 @@ def write_now(session: Session, models: Any, *, workspace_id: int, recipients: I
         return 0
     # On the session's connection: a plain statement, past the ORM's execute events.
     one = len(ids) == 1
-    inserted = session.connection().execute(_insert_statement(models, one), {
+    inline = bool(setting("RBAC_NOTIFY_INLINE"))
+    result = session.connection().execute(_insert_statement(models, one, inline), {
         "ids": ids[0] if one else ids, "category": category, "event": event_name, "before": summary[0],
         "after": summary[1], "link": (link or "")[:500], "now": utcnow(),
-        "workspace_id": workspace_id}).all()
+        "workspace_id": workspace_id})
+    if not inline:
+        return int(result.rowcount)
+    inserted = result.all()
     pending = [i for i, state in inserted if state == "pending"]
     if pending:
         session.info.setdefault(FLUSHED_KEY, []).extend(pending)

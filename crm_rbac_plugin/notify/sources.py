@@ -24,6 +24,7 @@ takes (``session.info``, cleared at commit and rollback).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -65,21 +66,24 @@ def collect(rbac: RBACProtocol, session: Session) -> None:
     """Queue the notifications of the roles, memberships and agreements this flush writes."""
     m = rbac.models
     watched = (m.MemberRole, m.Membership, m.SharingAgreement, m.SharingPermission)
-    if not any(isinstance(o, watched) for o in (*session.new, *session.dirty, *session.deleted)):
+    # Each of the three is a new set at every read: read once. What follows adds
+    # notifications only, which none of the reads below looks for.
+    new, dirty, deleted = session.new, session.dirty, session.deleted
+    if not any(isinstance(o, watched) for o in (*new, *dirty, *deleted)):
         return
     joined = session.info.setdefault(JOINED_KEY, set())
-    joined.update(id(o) for o in session.new if isinstance(o, m.Membership))
+    joined.update(id(o) for o in new if isinstance(o, m.Membership))
     with session.no_autoflush:
-        for obj in session.new:
+        for obj in new:
             if isinstance(obj, m.MemberRole):
-                _role_event(rbac, session, obj, "assigned")
+                _role_event(rbac, session, obj, "assigned", deleted)
             elif isinstance(obj, m.SharingAgreement):
                 _agreement_event(rbac, session, obj, "offered", "receiving")
-        for obj in session.deleted:
+        for obj in deleted:
             if isinstance(obj, m.MemberRole):
-                _role_event(rbac, session, obj, "removed")
-        _permission_changes(rbac, session)  # before the terms: "widened" says more
-        for obj in session.dirty:
+                _role_event(rbac, session, obj, "removed", deleted)
+        _permission_changes(rbac, session, new, dirty, deleted)  # before the terms: "widened" says more
+        for obj in dirty:
             if isinstance(obj, m.Membership):
                 _status_event(rbac, session, obj)
             elif isinstance(obj, m.SharingAgreement):
@@ -99,13 +103,14 @@ def _workspace_name(session: Session, models: Any, workspace_id: int | None) -> 
     return ws.name if ws is not None else "your workspace"
 
 
-def _role_event(rbac: RBACProtocol, session: Session, mr: Any, verb: str) -> None:
+def _role_event(rbac: RBACProtocol, session: Session, mr: Any, verb: str,
+                deleted: Collection[Any]) -> None:
     m = rbac.models
     membership = mr.membership
     if membership is None and mr.membership_id is not None:
         membership = session.get(m.Membership, mr.membership_id, execution_options=BYPASS)
     if (membership is None or id(membership) in session.info.get(JOINED_KEY, ())
-            or membership in session.deleted or membership.status == "pending"):
+            or membership in deleted or membership.status == "pending"):
         return  # joining (the roles come with the membership) or leaving
     role = mr.role or session.get(m.Role, mr.role_id, execution_options=BYPASS)
     name = role.name if role is not None else "a role"
@@ -199,22 +204,23 @@ def _agreement_change(rbac: RBACProtocol, session: Session, agreement: Any) -> N
         _agreement_event(rbac, session, agreement, "changed", "receiving")
 
 
-def _permission_changes(rbac: RBACProtocol, session: Session) -> None:
+def _permission_changes(rbac: RBACProtocol, session: Session, new: Collection[Any],
+                        dirty: Collection[Any], deleted: Collection[Any]) -> None:
     """A permission added, changed or removed: the agreement *changed* (*widened* if added)."""
     m = rbac.models
     widened: dict[int, Any] = {}
     changed: dict[int, Any] = {}
-    for obj in (*session.new, *session.dirty, *session.deleted):
+    for obj in (*new, *dirty, *deleted):
         if not isinstance(obj, m.SharingPermission):
             continue
         agreement = obj.agreement
         if agreement is None and obj.agreement_id is not None:
             agreement = session.get(m.SharingAgreement, obj.agreement_id, execution_options=BYPASS)
-        if agreement is None or agreement in session.new:
+        if agreement is None or agreement in new:
             continue
         if agreement.status not in ("pending", "active"):
             continue
-        target = widened if obj in session.new else changed
+        target = widened if obj in new else changed
         target[id(agreement)] = agreement
     for agreement in widened.values():
         _agreement_event(rbac, session, agreement, "widened", "receiving")
