@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -135,7 +136,7 @@ def _colleagues(row: Any, load: Callable[[Any], Any] | None,
     for raw, kind in ((row[_COLLEAGUE], "team"), (row[_COLLEAGUE + 1], "department")):
         keys = (load(raw) if load is not None else raw) if raw is not None else None
         if keys:
-            out += [(k if user_key is None else user_key(k), kind) for k in keys]
+            out += zip(keys if user_key is None else map(user_key, keys), repeat(kind))
     return out
 
 
@@ -282,7 +283,10 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
                    in_closure: Any, dept: Any) -> list[Any]:
     """One row per assignment (the member's own, then their department's) and one per
     ancestor only; each with its condition, its role's workspace and the member's
-    workspace's zone.
+    workspace's zone. The department's assignments hold by the closure's
+    definition; their test is on the assignment's role column, so that the
+    plan starts from the department's few assignments, not from a lookup of
+    every role of the closure.
 
     The rows of roles of other workspaces are dropped by :func:`split`, not
     here: with ``workspace_id = :ws`` in the statement, PostgreSQL's generic
@@ -307,7 +311,7 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
         ROLE, i=(Role.id, Role.parent_id, DR.role_id, Role.workspace_id), s=(Role.name, via, zone),
         b=Role.is_owner, j=(DR.access_condition, Role.access_condition)))
         .join(DR, DR.role_id == Role.id)
-        .where(DR.department_id == dept, in_closure(Role.id)))
+        .where(DR.department_id == dept, in_closure(DR.role_id)))
     return [own, grouped]
 
 
