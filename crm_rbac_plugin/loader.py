@@ -376,18 +376,29 @@ def _user_statement(models: Models, user_model: type,
     return stmt, _python_type(column), _python_type(M.workspace_id), _python_type(M.user_id)
 
 
-def _moment(value: Any) -> dt.datetime | None:
-    """A timestamp read from a JSON array (SQLite's text or PostgreSQL's ISO form)."""
-    if value is None or isinstance(value, dt.datetime):
+#: The session fields of a request whose session id names no record of the member.
+_NO_RECORD = (None,) * len(_SESSION_FIELDS)
+
+
+def _moment(value: Any) -> dt.datetime:
+    """A timestamp read from a JSON array (SQLite's text or PostgreSQL's ISO form), naive."""
+    if isinstance(value, dt.datetime):
         return value
-    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
+    moment = dt.datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is None else moment.replace(tzinfo=None)
 
 
 def _account_row(confirmed: Any, record: list[Any] | None,
                  policy: tuple[Any, ...]) -> AccountRow:
-    sid, revoked, created, seen, mfa_at = record or (None,) * len(_SESSION_FIELDS)
-    return AccountRow(_moment(confirmed), sid, _moment(revoked), _moment(created),
-                      _moment(seen), _moment(mfa_at), *policy)
+    """The :class:`AccountRow` of the user's array. Most of its timestamps are NULL
+    on most requests (no credential, no revocation, no MFA check): they are
+    parsed only when present, one call fewer each on every request."""
+    sid, revoked, created, seen, mfa_at = record or _NO_RECORD
+    return AccountRow(None if confirmed is None else _moment(confirmed), sid,
+                      None if revoked is None else _moment(revoked),
+                      None if created is None else _moment(created),
+                      None if seen is None else _moment(seen),
+                      None if mfa_at is None else _moment(mfa_at), *policy)
 
 
 def _security_policy(session: Session, models: Models, row: MembershipRow,
