@@ -204,3 +204,14 @@ def test_timestamps_of_the_array_read_as_naive_datetimes() -> None:
     empty = _account_row(None, None, policy)
     assert empty.mfa_confirmed_at is None and empty.session_id is None
     assert empty.session_created_at is None and not empty.policy_saved
+
+
+def test_the_statement_caches_key_on_the_models_by_identity(app: Flask) -> None:
+    """Every request looks its user statement up by the extension's Models: an identity
+    hash, not one of its thirty-odd classes; another instance is another key."""
+    import dataclasses
+
+    models = rbac.models
+    assert hash(models) == object.__hash__(models)
+    twin = dataclasses.replace(models)
+    assert twin != models and models == models
