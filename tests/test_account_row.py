@@ -187,3 +187,31 @@ def test_a_bulk_delete_of_policies_retires_the_kept_ones(app: Flask, world: Simp
         db.session.execute(sa.delete(P).where(P.workspace_id == world.ws.id))
         db.session.commit()
     assert client.get("/leads/").status_code == 200
+
+
+def test_timestamps_of_the_array_read_as_naive_datetimes() -> None:
+    """The array's timestamps come back naive (an offset is dropped, the wall time kept),
+    whatever form the backend gave them; a NULL stays None and no record reads as none."""
+    from crm_rbac_plugin.loader import _account_row
+
+    policy = (False,) + (None,) * 8
+    row = _account_row("2026-11-30T09:15:42.123456+01:00",
+                       [7, None, "2026-11-30 09:15:42.123456", WHEN, None], policy)
+    assert row.mfa_confirmed_at == WHEN and row.mfa_confirmed_at.tzinfo is None
+    assert row.session_id == 7 and row.session_revoked_at is None
+    assert row.session_created_at == WHEN and row.session_last_seen_at is WHEN
+    assert row.session_mfa_at is None
+    empty = _account_row(None, None, policy)
+    assert empty.mfa_confirmed_at is None and empty.session_id is None
+    assert empty.session_created_at is None and not empty.policy_saved
+
+
+def test_the_statement_caches_key_on_the_models_by_identity(app: Flask) -> None:
+    """Every request looks its user statement up by the extension's Models: an identity
+    hash, not one of its thirty-odd classes; another instance is another key."""
+    import dataclasses
+
+    models = rbac.models
+    assert hash(models) == object.__hash__(models)
+    twin = dataclasses.replace(models)
+    assert twin != models and models == models
