@@ -15,6 +15,7 @@ alters effective access is flushed, and send the ``role_changed`` and
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -408,24 +409,61 @@ def _receiving_workspaces(session: Session, models: Any, workspace_id: int) -> l
             execution_options=BYPASS))
 
 
-def bump_for_statement(rbac: RBACProtocol, session: Session, statement: Any) -> None:
-    """Bump every workspace's ``policy_version`` before a statement that writes security
-    policies in bulk (``session.execute(delete(SecurityPolicy)...)``).
+#: Execution option of a bulk statement on a policy table: the ids of the only
+#: workspaces whose policy it changes, when the code knows them (deleting one
+#: role's conflicts). Without it, the statement retires every workspace's.
+POLICY_WORKSPACES = "rbac_policy_workspaces"
 
-    A flush names the workspace of each policy row it writes
+
+def bump_for_statement(rbac: RBACProtocol, session: Session, statement: Any,
+                       workspace_ids: Any = None) -> None:
+    """Bump every workspace's ``policy_version`` before an ORM statement that writes,
+    in bulk, a table whose rows decide someone's access or a kept policy
+    (``session.execute(delete(Grant)...)``, ``update(MemberRole)``, ``insert(Role)``).
+
+    A flush names the workspace of each row it writes
     (:func:`collect_policy_changes`); a bulk statement does not, so every
-    workspace's kept policy (the user loader's ``PolicyCache``) is retired.
+    workspace's cached access, kept security policy and permission-change
+    rules are retired, and the transaction's own Access is not cached; or
+    only those of ``workspace_ids`` (the :data:`POLICY_WORKSPACES` option).
+    An UPDATE that sets only columns without effect on anyone's access
+    (:data:`NO_POLICY_EFFECT`, a member's last activity) retires nothing.
     Rare maintenance code takes this path; raw ``connection.execute()`` and
     ``text()`` SQL are not seen (see the README's known gaps).
     """
     table = getattr(statement, "table", None)  # an ORM statement's is an annotated copy
-    if getattr(table, "name", None) != rbac.models.SecurityPolicy.__table__.name:
+    if getattr(table, "name", None) not in _bulk_watched(rbac.models):
+        return
+    if statement.is_update and _sets_only(statement, NO_POLICY_EFFECT):
         return
     W = rbac.models.Workspace.__table__
-    ids = list(session.connection().execute(sa.select(W.c.id)).scalars())
-    session.connection().execute(
-        sa.update(W).values(policy_version=W.c.policy_version + 1))
+    which = sa.true() if workspace_ids is None else W.c.id.in_(sorted(set(workspace_ids)))
+    ids = list(session.connection().execute(sa.select(W.c.id).where(which)).scalars())
+    if ids:
+        session.connection().execute(
+            sa.update(W).where(W.c.id.in_(ids)).values(policy_version=W.c.policy_version + 1))
     note_uncommitted_policy(session, ids)
+    note_changed_rules(session, ids)
+
+
+@functools.lru_cache(maxsize=8)
+def _bulk_watched(models: Any) -> frozenset[str]:
+    """Names of the tables whose bulk writes retire every workspace's kept policy: the
+    policy tables, and the security policies, caps, alert settings and review
+    schedules that a flush of theirs also bumps (:func:`collect_policy_changes`)."""
+    classes = (*models.policy_classes(), models.SecurityPolicy, models.RoleQuota,
+               models.AlertSettings, models.ReviewSchedule)
+    return frozenset(c.__table__.name for c in classes if c is not None)
+
+
+def _sets_only(statement: Any, columns: frozenset[str]) -> bool:
+    """Whether an UPDATE sets some of ``columns`` and nothing else. Values given as the
+    execution's parameters (an UPDATE by primary key with a list) are not in the
+    statement: such an UPDATE counts as setting anything."""
+    ordered = getattr(statement, "_ordered_values", None)
+    keys = [k for k, _ in ordered] if ordered else list(getattr(statement, "_values", None) or ())
+    names = {getattr(k, "key", k) for k in keys}
+    return bool(names) and names <= columns
 
 
 def bump_policy_versions(rbac: RBACProtocol, session: Session) -> None:

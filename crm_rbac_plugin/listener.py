@@ -49,9 +49,10 @@ def on_orm_execute(rbac: RBACProtocol, state: ORMExecuteState) -> None:
     # Read once: ORMExecuteState derives each flag again on every read.
     is_update = original.is_dml and original.is_update
     is_delete = original.is_dml and original.is_delete
-    if not original.is_select:
-        guard.bump_for_statement(rbac, state.session, original)
     execution_options = state.execution_options
+    if not original.is_select:
+        guard.bump_for_statement(rbac, state.session, original,
+                                 execution_options.get(guard.POLICY_WORKSPACES))
     if execution_options.get("rbac_bypass"):
         return
     if state.is_column_load:

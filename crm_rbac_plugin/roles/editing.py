@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from .. import conditions, gate, inputs
 from ..errors import PermissionDenied, RuleConflict, ValidationError
+from ..guard import POLICY_WORKSPACES
 from ..policy import Access
 from .assignments import assign_role, holders, needs_approval_as_privileged
 from .escalation import require, require_covered, same_workspace
@@ -189,6 +190,7 @@ def delete_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, move_to:
     for mr in rbac.db.session.scalars(sa.select(m.MemberRole).where(m.MemberRole.role_id == role.id)):
         rbac.db.session.delete(mr)
     rbac.db.session.execute(sa.delete(m.RoleConflict).where(
-        sa.or_(m.RoleConflict.role_a_id == role.id, m.RoleConflict.role_b_id == role.id)))
+        sa.or_(m.RoleConflict.role_a_id == role.id, m.RoleConflict.role_b_id == role.id)),
+        execution_options={POLICY_WORKSPACES: (role.workspace_id,)})
     rbac.db.session.delete(role)
     rbac.db.session.flush()

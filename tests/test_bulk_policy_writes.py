@@ -1,0 +1,135 @@
+"""Bulk ORM statements on policy tables retire the access every worker keeps.
+
+A flush names the workspace of each policy row it writes and bumps that
+workspace's ``policy_version``; ``session.execute(delete(Grant)...)`` and its
+kin write no object, so the query listener bumps every workspace's version
+before they run (``guard.bump_for_statement``), or only the workspaces the
+code names with the ``rbac_policy_workspaces`` execution option. An UPDATE
+that sets only a column without effect on access (a member's last activity)
+bumps nothing. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from crm_app.extensions import db
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin.guard import POLICY_WORKSPACES
+from crm_rbac_plugin.roles import editing
+from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+
+
+def _versions() -> dict[int, int]:
+    W = rbac.models.Workspace
+    with rbac.system():
+        return dict(db.session.execute(sa.select(W.id, W.policy_version)).tuples().all())
+
+
+def _role_ids(membership_id: int) -> list[int]:
+    MR = rbac.models.MemberRole
+    with rbac.system():
+        return list(db.session.scalars(sa.select(MR.role_id).where(MR.membership_id == membership_id)))
+
+
+def test_a_bulk_delete_of_grants_is_enforced_on_the_next_request(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """The member's warm access opened leads; a bulk DELETE of their roles' lead grants,
+    committed, closes them on the very next request and in ``access_for``."""
+    member = world.members["member"]
+    client = login(world.users["member"], world.ws)
+    assert client.get("/leads/").status_code == 200  # the access is now kept
+    assert ("leads", "view") in rbac.access_for(member.id).rules
+    G = rbac.models.Grant
+    with rbac.system():
+        deleted = db.session.execute(sa.delete(G).where(
+            G.role_id.in_(_role_ids(member.id)), G.resource == "leads"))
+        db.session.commit()
+    assert deleted.rowcount > 0
+    assert client.get("/leads/").status_code == 403
+    assert ("leads", "view") not in rbac.access_for(member.id).rules
+
+
+def test_a_bulk_update_of_assignments_retires_the_kept_roles(
+        app: Flask, world: SimpleNamespace) -> None:
+    """An UPDATE of member-role rows (their expiry set in the past) through the session
+    moves every workspace's version; the member's next access holds no role."""
+    member = world.members["member"]
+    before_versions = _versions()
+    assert rbac.access_for(member.id).roles
+    MR = rbac.models.MemberRole
+    with rbac.system():
+        db.session.execute(sa.update(MR).where(MR.membership_id == member.id)
+                           .values(expires_at=dt.datetime(2000, 1, 1)))
+        db.session.commit()
+    after = _versions()
+    assert all(after[ws] == v + 1 for ws, v in before_versions.items())
+    assert rbac.access_for(member.id).roles == ()
+
+
+def test_an_update_of_last_activity_alone_moves_no_version(
+        app: Flask, world: SimpleNamespace) -> None:
+    """``last_seen_at`` (as the activity tracker writes it) changes nobody's access."""
+    before_versions = _versions()
+    M = rbac.models.Membership
+    with rbac.system():
+        db.session.execute(sa.update(M).where(M.id == world.members["member"].id)
+                           .values(last_seen_at=dt.datetime(2026, 1, 1)))
+        db.session.commit()
+    assert _versions() == before_versions
+
+
+def test_an_update_with_a_policy_column_moves_every_version(
+        app: Flask, world: SimpleNamespace) -> None:
+    """Any column beside the inert ones counts, whatever else the statement sets."""
+    before_versions = _versions()
+    M = rbac.models.Membership
+    with rbac.system():
+        db.session.execute(sa.update(M).where(M.id == world.members["member"].id)
+                           .values(last_seen_at=dt.datetime(2026, 1, 1), visibility="own"))
+        db.session.commit()
+    after = _versions()
+    assert all(after[ws] == v + 1 for ws, v in before_versions.items())
+
+
+def test_the_option_names_the_only_workspaces_bumped(app: Flask, world: SimpleNamespace) -> None:
+    """``rbac_policy_workspaces`` narrows the bump to the workspaces the code names."""
+    before_versions = _versions()
+    G = rbac.models.Grant
+    with rbac.system():
+        db.session.execute(sa.delete(G).where(G.role_id.in_(_role_ids(world.members["member"].id)),
+                                              G.resource == "tasks"),
+                           execution_options={POLICY_WORKSPACES: (world.ws.id,)})
+        db.session.commit()
+    after = _versions()
+    assert after[world.ws.id] == before_versions[world.ws.id] + 1
+    assert after[world.ws2.id] == before_versions[world.ws2.id]
+
+
+def test_deleting_a_role_leaves_other_workspaces_caches_alone(
+        app: Flask, world: SimpleNamespace) -> None:
+    """Deleting a role deletes its conflicts in bulk, naming the role's workspace: a
+    member of another workspace keeps their cached access."""
+    outsider = next(mid for mid in _memberships(world.ws2.id))
+    kept = rbac.access_for(outsider)
+    owner = rbac.access_for(world.members["owner"].id)
+    role = editing.create_role(rbac, owner, name="Short-lived")
+    db.session.commit()
+    before_versions = _versions()
+    editing.delete_role(rbac, owner, role)
+    db.session.commit()
+    after = _versions()
+    assert after[world.ws2.id] == before_versions[world.ws2.id]
+    assert after[world.ws.id] > before_versions[world.ws.id]
+    assert rbac.access_for(outsider) is kept
+
+
+def _memberships(workspace_id: int) -> list[int]:
+    M = rbac.models.Membership
+    with rbac.system():
+        return list(db.session.scalars(sa.select(M.id).where(M.workspace_id == workspace_id)))
