@@ -133,3 +133,23 @@ def _memberships(workspace_id: int) -> list[int]:
     M = rbac.models.Membership
     with rbac.system():
         return list(db.session.scalars(sa.select(M.id).where(M.workspace_id == workspace_id)))
+
+
+def test_an_orm_insert_of_grants_is_enforced_on_the_next_request(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """``session.execute(insert(Grant), rows)`` in trusted code: the member's kept access
+    gains the grant on their very next request."""
+    member = world.members["member"]
+    client = login(world.users["member"], world.ws)
+    assert client.get("/leads/").status_code == 200
+    G = rbac.models.Grant
+    role_ids = _role_ids(member.id)
+    with rbac.system():
+        db.session.execute(sa.delete(G).where(G.role_id.in_(role_ids), G.resource == "leads"))
+        db.session.commit()
+    assert client.get("/leads/").status_code == 403
+    with rbac.system():
+        db.session.execute(sa.insert(G), [{"role_id": role_ids[0], "resource": "leads",
+                                           "action": "view", "scope": "own", "effect": "allow"}])
+        db.session.commit()
+    assert client.get("/leads/").status_code == 200
