@@ -34,10 +34,24 @@ mail = Mail()
 migrate = Migrate()
 
 
+#: What every SQLite connection runs first. Foreign keys: enforced (and their ON
+#: DELETE rules applied) as on PostgreSQL. The write-ahead log: readers do not
+#: wait for a writer (several gunicorn workers on one file), and a commit appends
+#: each page it changed to the log once instead of copying the page to a
+#: rollback journal created and deleted at every transaction; with it,
+#: ``synchronous=NORMAL`` syncs the disk at checkpoints, not at every commit, and
+#: a crash or power loss may lose the last transactions but never corrupts the
+#: file. An in-memory database keeps its own journal (the pragma answers
+#: ``memory``). The log needs shared memory: a database file on a network
+#: filesystem is not supported.
+SQLITE_PRAGMAS = ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL")
+
+
 @event.listens_for(Engine, "connect")
-def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
-    """Make SQLite enforce foreign keys (and their ON DELETE rules) like PostgreSQL."""
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    """Set :data:`SQLITE_PRAGMAS` on each new SQLite connection."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
