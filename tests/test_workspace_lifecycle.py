@@ -556,3 +556,30 @@ def test_an_invitation_to_a_deleted_workspace_is_no_longer_valid(world: SimpleNa
     M = rbac.models.Membership
     assert db.session.scalar(sa.select(M.status).join(M.user).where(
         M.workspace_id == world.ws.id, M.user.has(email="late@example.test"))) == "pending"
+
+
+def test_purge_moves_the_versions_of_the_workspace_and_its_partners_only(
+        world: SimpleNamespace, app: Flask) -> None:
+    """The purge's bulk deletes name the workspaces whose access they change: the purged
+    one and the other side of its agreements; an unrelated workspace keeps its version
+    (and its row unlocked until the purge commits)."""
+    m = rbac.models
+    third = workspaces.create_workspace(rbac, "Gamma Unrelated", owner=world.users["admin"],
+                                        slug="gamma")
+    db.session.add(m.SharingAgreement(granting_workspace_id=world.ws2.id,
+                                      receiving_workspace_id=world.ws.id, status="active"))
+    db.session.commit()
+
+    def versions() -> dict[int, int]:
+        with rbac.system():
+            return dict(db.session.execute(sa.select(m.Workspace.id, m.Workspace.policy_version))
+                        .tuples().all())
+    purged, partner, unrelated = world.ws.id, world.ws2.id, third.id
+    lifecycle.delete_workspace(rbac, access_of(world.members["owner"]), "Acme Sales", now=T0)
+    db.session.commit()
+    before = versions()
+    assert [d[0] for d in lifecycle.purge_due(rbac, now=T0 + dt.timedelta(days=30))] == [purged]
+    after = versions()
+    assert purged not in after
+    assert after[partner] > before[partner]  # its agreement with the purged one ended
+    assert after[unrelated] == before[unrelated]

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from .. import signals
 from ..audit.events import record
+from ..guard import POLICY_WORKSPACES
 from ..loader import BYPASS
 from ..models import naive_utc, utcnow
 from .deletion import _send
@@ -69,6 +70,19 @@ def _ordered_tables(rbac: RBACProtocol) -> tuple[list[tuple[sa.Table, sa.Column[
             [(t, plugin[t.fullname]) for t in order if t.fullname in plugin])
 
 
+def _policy_workspaces(rbac: RBACProtocol, ws_id: int) -> tuple[int, ...]:
+    """The workspaces whose access the purge changes: the purged one and the other
+    side of each of its sharing agreements. Named to the bulk deletes
+    (:data:`..guard.POLICY_WORKSPACES`), so that the purge bumps their
+    ``policy_version`` only, and holds no other workspace's row until it commits."""
+    SA = rbac.models.SharingAgreement
+    rows = rbac.db.session.execute(
+        sa.select(SA.granting_workspace_id, SA.receiving_workspace_id).where(
+            sa.or_(SA.granting_workspace_id == ws_id, SA.receiving_workspace_id == ws_id)),
+        execution_options=BYPASS)
+    return tuple(sorted({ws_id, *(w for row in rows for w in row)}))
+
+
 def purge_workspace(rbac: RBACProtocol, workspace: Any) -> dict[str, int]:
     """Delete ``workspace`` and every row it holds; return the rows deleted per table.
 
@@ -79,14 +93,15 @@ def purge_workspace(rbac: RBACProtocol, workspace: Any) -> dict[str, int]:
     counts: dict[str, int] = {}
     with rbac.system():
         _send(signals.workspace_purging, workspace_id=ws_id, session=session)
+        options = {**BYPASS, POLICY_WORKSPACES: _policy_workspaces(rbac, ws_id)}
         host, plugin = _ordered_tables(rbac)
         for table, column in (*host, *plugin):
             result = session.execute(sa.delete(table).where(column == ws_id),
-                                     execution_options=BYPASS)
+                                     execution_options=options)
             if result.rowcount:
                 counts[table.fullname] = result.rowcount
         W = rbac.models.Workspace.__table__
-        session.execute(sa.delete(W).where(W.c.id == ws_id), execution_options=BYPASS)
+        session.execute(sa.delete(W).where(W.c.id == ws_id), execution_options=options)
         session.expunge_all()
         record(rbac, "workspace.purged", workspace_id=ws_id, resource="settings", target=name,
                actor_ids=(None, None), rows=counts)
