@@ -15,6 +15,7 @@ import datetime as dt
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -31,10 +32,15 @@ def _versions() -> dict[int, int]:
         return dict(db.session.execute(sa.select(W.id, W.policy_version)).tuples().all())
 
 
+def _ids(column: Any, condition: Any) -> list[int]:
+    """The values of ``column`` where ``condition`` holds, read past the query filter."""
+    with rbac.system():
+        return list(db.session.scalars(sa.select(column).where(condition)))
+
+
 def _role_ids(membership_id: int) -> list[int]:
     MR = rbac.models.MemberRole
-    with rbac.system():
-        return list(db.session.scalars(sa.select(MR.role_id).where(MR.membership_id == membership_id)))
+    return _ids(MR.role_id, MR.membership_id == membership_id)
 
 
 def test_a_bulk_delete_of_grants_is_enforced_on_the_next_request(
@@ -72,29 +78,20 @@ def test_a_bulk_update_of_assignments_retires_the_kept_roles(
     assert rbac.access_for(member.id).roles == ()
 
 
-def test_an_update_of_last_activity_alone_moves_no_version(
-        app: Flask, world: SimpleNamespace) -> None:
-    """``last_seen_at`` (as the activity tracker writes it) changes nobody's access."""
+@pytest.mark.parametrize(("values", "moved"), [
+    ({"last_seen_at": dt.datetime(2026, 1, 1)}, 0),  # as the activity tracker writes it
+    ({"last_seen_at": dt.datetime(2026, 1, 1), "visibility": "own"}, 1),
+], ids=["last-activity-alone", "with-a-policy-column"])
+def test_an_update_of_members_moves_versions_unless_it_sets_inert_columns_only(
+        app: Flask, world: SimpleNamespace, values: dict[str, Any], moved: int) -> None:
+    """``last_seen_at`` changes nobody's access; any other column beside it counts."""
     before_versions = _versions()
     M = rbac.models.Membership
     with rbac.system():
-        db.session.execute(sa.update(M).where(M.id == world.members["member"].id)
-                           .values(last_seen_at=dt.datetime(2026, 1, 1)))
-        db.session.commit()
-    assert _versions() == before_versions
-
-
-def test_an_update_with_a_policy_column_moves_every_version(
-        app: Flask, world: SimpleNamespace) -> None:
-    """Any column beside the inert ones counts, whatever else the statement sets."""
-    before_versions = _versions()
-    M = rbac.models.Membership
-    with rbac.system():
-        db.session.execute(sa.update(M).where(M.id == world.members["member"].id)
-                           .values(last_seen_at=dt.datetime(2026, 1, 1), visibility="own"))
+        db.session.execute(sa.update(M).where(M.id == world.members["member"].id).values(**values))
         db.session.commit()
     after = _versions()
-    assert all(after[ws] == v + 1 for ws, v in before_versions.items())
+    assert all(after[ws] == v + moved for ws, v in before_versions.items())
 
 
 def test_the_option_names_the_only_workspaces_bumped(app: Flask, world: SimpleNamespace) -> None:
@@ -115,7 +112,8 @@ def test_deleting_a_role_leaves_other_workspaces_caches_alone(
         app: Flask, world: SimpleNamespace) -> None:
     """Deleting a role deletes its conflicts in bulk, naming the role's workspace: a
     member of another workspace keeps their cached access."""
-    outsider = next(mid for mid in _memberships(world.ws2.id))
+    M = rbac.models.Membership
+    outsider = _ids(M.id, M.workspace_id == world.ws2.id)[0]
     kept = rbac.access_for(outsider)
     owner = rbac.access_for(world.members["owner"].id)
     role = editing.create_role(rbac, owner, name="Short-lived")
@@ -127,12 +125,6 @@ def test_deleting_a_role_leaves_other_workspaces_caches_alone(
     assert after[world.ws2.id] == before_versions[world.ws2.id]
     assert after[world.ws.id] > before_versions[world.ws.id]
     assert rbac.access_for(outsider) is kept
-
-
-def _memberships(workspace_id: int) -> list[int]:
-    M = rbac.models.Membership
-    with rbac.system():
-        return list(db.session.scalars(sa.select(M.id).where(M.workspace_id == workspace_id)))
 
 
 def test_an_orm_insert_of_grants_is_enforced_on_the_next_request(
