@@ -16,6 +16,7 @@ alters effective access is flushed, and send the ``role_changed`` and
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -416,7 +417,7 @@ POLICY_WORKSPACES = "rbac_policy_workspaces"
 
 
 def bump_for_statement(rbac: RBACProtocol, session: Session, statement: Any,
-                       workspace_ids: Any = None) -> None:
+                       workspace_ids: Iterable[int] | None = None) -> None:
     """Bump every workspace's ``policy_version`` before an ORM statement that writes,
     in bulk, a table whose rows decide someone's access or a kept policy
     (``session.execute(delete(Grant)...)``, ``update(MemberRole)``, ``insert(Role)``).
