@@ -127,12 +127,9 @@ def _request_reason(req: Any) -> str | None:
     """The request's ``reason``: its form field, query argument or JSON key."""
     # Werkzeug reads a form only from a form's media type: for any other body the
     # request's values are its query string, read without parsing the body.
-    mimetype = req.mimetype  # parsed from the header at every read
-    values = req.values if mimetype in _FORM_TYPES else req.args
+    values = req.values if req.mimetype in _FORM_TYPES else req.args
     raw = values.get("reason") if "reason" in values else None
-    # Werkzeug's ``is_json``, on the media type read above.
-    if raw is None and (mimetype == "application/json" or (
-            mimetype.startswith("application/") and mimetype.endswith("+json"))):
+    if raw is None and req.is_json:
         body = req.get_json(silent=True)
         raw = body.get("reason") if isinstance(body, dict) else None
     return raw.strip() or None if isinstance(raw, str) else None
