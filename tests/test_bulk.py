@@ -41,6 +41,12 @@ def test_bulk_is_all_or_nothing(world: SimpleNamespace, login: Any) -> None:
     assert response.status_code == 404
     assert lead_ids() == before
     assert client.post("/leads/bulk-delete", data={}).status_code == 400
+    # An id that cannot be one names no record: it refuses the selection, not drops out.
+    for junk in ("abc", "", "1.5", "9" * 40):
+        response = client.post("/leads/bulk-delete",
+                               data={"ids": [str(world.leads["member"].id), junk]})
+        assert response.status_code in (400, 404), junk  # 400: past the key type's range
+        assert lead_ids() == before
 
 
 def test_bulk_needs_its_own_permission(world: SimpleNamespace, login: Any) -> None:

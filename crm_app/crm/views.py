@@ -395,9 +395,11 @@ def bulk_delete_view(cfg: CrudConfig) -> Any:
     ``bulk`` and ``delete`` for the member (conditions, denies and sharing
     agreements included), else the request is a 404 (an invisible record)
     or a 403 and nothing is deleted. The flush guard checks every row once more.
-    No selection is a 400 that shows the list again with the message.
+    No selection is a 400 that shows the list again with the message. The ids
+    go to ``bulk.select`` as sent, so one that names no record ("abc" too)
+    refuses the whole selection rather than dropping out of it.
     """
-    ids = set(request.form.getlist("ids", type=int))
+    ids = set(request.form.getlist("ids"))
     if not ids:
         flash("Select at least one record.", "error")
         return list_view(cfg), 400
