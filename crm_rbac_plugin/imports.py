@@ -20,7 +20,9 @@ The steps, each a plain function the views, the CLI and the bench call:
   read-only for them, and a row the policy refuses (a condition such as
   "only the north region"). Formula-looking text is neutralised with
   :mod:`.csvsafe`'s rule (a ``'`` in front) and counted, so a cell such as
-  ``=HYPERLINK(...)`` is stored as inert text.
+  ``=HYPERLINK(...)`` is stored as inert text; a formula-looking email is
+  refused (no address starts so), and a phone number holds only digits,
+  spaces and ``+().-``, which spell no function call.
 * :func:`commit` writes all the rows or none: one transaction, flushed in
   chunks of ``RBAC_IMPORT_CHUNK_ROWS`` (each chunk through the guard) with a
   progress callback after each, audited as ``records.imported`` with the row
@@ -303,7 +305,8 @@ def convert(f: ImportField, cell: str, owners: Mapping[str, Any]) -> tuple[Any, 
             return dt.date.fromisoformat(cell), False
         except ValueError:
             raise ValueError(f"{f.label}: {cell!r} is not a date (YYYY-MM-DD).") from None
-    if f.kind == "email" and not _EMAIL.match(cell):
+    if f.kind == "email" and (not _EMAIL.match(cell) or csvsafe.is_dangerous(cell)):
+        # A ``'`` in front would leave no address, so a formula-looking one is refused.
         raise ValueError(f"{f.label}: {cell!r} is not an email address.")
     if f.kind == "phone" and not _PHONE.match(cell):
         raise ValueError(f"{f.label}: {cell!r} is not a phone number.")

