@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from . import conditions, role_conditions
@@ -150,6 +150,17 @@ class Access:
     #: :meth:`rules_for`'s answers by (resource, action), split once.
     split_cache: dict[tuple[str, str], tuple[tuple[Rule, ...], tuple[Rule, ...]]] = field(
         default_factory=dict, compare=False, repr=False)
+
+    def derive(self, **changes: Any) -> Access:
+        """A copy of this Access with ``changes``, with empty caches of its own.
+
+        Every cache of an Access (the fields that take no part in comparisons)
+        holds answers computed from its other fields: a copy sharing them
+        would answer with the rules, scopes or levels of the original.
+        """
+        fresh = {f.name: type(getattr(self, f.name))() for f in fields(self)
+                 if not f.compare and f.name != "cacheable"}
+        return replace(self, **{**fresh, **changes})
 
     def rules_for(self, resource: str, action: str) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
         """Return (allows, denies) for one resource and action."""

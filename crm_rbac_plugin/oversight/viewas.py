@@ -130,7 +130,7 @@ def _capped(access: Access) -> Access:
     for key, key_rules in access.rules.items():
         rules[key] = tuple(replace(rule, scope=scope) for rule in key_rules
                            for scope in access.scopes_for(rule))
-    return replace(access, rules=rules, visibility=None, can_cache={}, sql_cache={})
+    return access.derive(rules=rules, visibility=None)
 
 
 def _owners(access: Access, scope: str) -> frozenset[int]:
