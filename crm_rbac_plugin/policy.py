@@ -21,7 +21,9 @@ Semantics, in the order they are applied:
    A resource without an owner column has only the ``all`` scope: an own,
    team or department grant on it matches no record (fail closed).
    A record of a child resource is also in scope when its parent record is
-   visible to the member (a task on a client the member sees).
+   visible to the member (a task on a client the member sees); for an action
+   other than ``view``, when the parent is visible for a reason other than
+   having no owner (an unowned client's tasks are view-only, like the client).
 6. Any action on a record other than ``view`` also needs ``view`` on it:
    nobody edits what they cannot see.
 7. A record of another workspace is reachable only through a sharing
@@ -151,6 +153,9 @@ class Access:
     split_cache: dict[tuple[str, str], tuple[tuple[Rule, ...], tuple[Rule, ...]]] = field(
         default_factory=dict, compare=False, repr=False)
 
+    #: :meth:`owned_only`'s Access, made once.
+    owned_cache: list[Access] = field(default_factory=list, compare=False, repr=False)
+
     def derive(self, **changes: Any) -> Access:
         """A copy of this Access with ``changes``, with empty caches of its own.
 
@@ -161,6 +166,19 @@ class Access:
         fresh = {f.name: type(getattr(self, f.name))() for f in fields(self)
                  if not f.compare and f.name != "cacheable"}
         return replace(self, **{**fresh, **changes})
+
+    def owned_only(self) -> Access:
+        """This Access without rule 5's unowned records: the reach a parent record
+        must be in for its children to be in scope for an action other than ``view``.
+
+        A record visible only because it has no owner is visible, not
+        editable; the tasks and notes on it are no more the member's than it is.
+        """
+        if not self.unowned_visible:
+            return self
+        if not self.owned_cache:
+            self.owned_cache.append(self.derive(unowned_visible=False))
+        return self.owned_cache[0]
 
     def rules_for(self, resource: str, action: str) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
         """Return (allows, denies) for one resource and action."""
@@ -256,7 +274,8 @@ def _in_any_scope(access: Access, registry: Registry, res: Resource, action: str
             parent_res = registry.get(res.parent)
             parent = load_parent(parent_res, fk)
             if parent is not None:
-                return _record_allows(access, registry, parent_res, "view", parent, load_parent)
+                reach = access if action == "view" else access.owned_only()
+                return _record_allows(reach, registry, parent_res, "view", parent, load_parent)
     return False
 
 

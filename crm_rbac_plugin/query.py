@@ -136,8 +136,9 @@ def _rule_criteria(access: Access, registry: Registry, res: Resource, action: st
         parent_res = registry.get(res.parent)
         parent = parent_res.model
         pk = sa.inspect(parent).primary_key[0]
+        reach = access if action == "view" else access.owned_only()
         visible_parents = sa.select(pk).where(
-            record_criteria(access, registry, parent_res, "view", parent, membership_table))
+            record_criteria(reach, registry, parent_res, "view", parent, membership_table))
         fk = getattr(entity, res.parent_column)  # type: ignore[arg-type]
         in_scope.append(_not_null_in(fk, visible_parents.scalar_subquery()))
     return all_of(any_of(*in_scope), conditions.to_sql(entity, rule.conditions))

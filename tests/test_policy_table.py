@@ -87,7 +87,8 @@ def only(**cells: dict[str, str]) -> dict[str, dict[str, str]]:
 # * Unowned records are visible (only visible) to whoever may view the resource.
 # * Tasks and notes are in scope when their client is visible (policy rule 5),
 #   for every action the role grants on them: a Member may therefore edit
-#   member2's task on the Member's own client or on the unowned client.
+#   member2's task on the Member's own client. A client visible only for
+#   having no owner lends its tasks and notes its own reach: view only.
 # * The Manager's team scope covers the assigned ``member`` but not ``member2``.
 RECORD_TABLE: dict[str, dict[str, dict[str, str]]] = {
     "owner": every_record_in_ws("VED"),
@@ -99,17 +100,17 @@ RECORD_TABLE: dict[str, dict[str, dict[str, str]]] = {
         clients={"member": "VED", "manager": "VED", "unowned": "V"},
         deals={"member-new": "VED", "member-won": "VED", "manager-new": "VED",
                "manager-won": "VED", "unowned-new": "V", "unowned-won": "V"},
-        tasks={"on-member": "VED", "on-manager": "VED", "on-unowned": "VED",
+        tasks={"on-member": "VED", "on-manager": "VED", "on-unowned": "V",
                "loose-member": "VED"},
-        notes={"on-member": "VED", "on-manager": "VED", "on-unowned": "VED"},
+        notes={"on-member": "VED", "on-manager": "VED", "on-unowned": "V"},
     ),
     "member": only(
         leads={"member": "VED", "unowned": "V"},
         clients={"member": "VED", "unowned": "V"},
         deals={"member-new": "VED", "member-won": "VED", "unowned-new": "V",
                "unowned-won": "V"},
-        tasks={"on-member": "VED", "on-unowned": "VED", "loose-member": "VED"},
-        notes={"on-member": "VED", "on-unowned": "VED"},
+        tasks={"on-member": "VED", "on-unowned": "V", "loose-member": "VED"},
+        notes={"on-member": "VED", "on-unowned": "V"},
     ),
     "member2": only(  # owns every task and note on a client, sees only some clients
         leads={"member2": "VED", "unowned": "V"},
