@@ -16,7 +16,12 @@ from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
 from crm_rbac_plugin.models import utcnow
-from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.rbac_helpers import (
+    custom_role,
+    fast_passwords,  # noqa: F401  (autouse fixture)
+    give_role,
+    remove_roles,
+)
 from tests.test_settings_ui import role
 
 
@@ -202,3 +207,30 @@ def test_access_review(world: SimpleNamespace, login: Any) -> None:
     assert "Finance until" in section("expiring")
     for who in ("manager", "viewer"):
         assert login(world.users[who], world.ws).get("/settings/access-review").status_code == 403
+
+
+def test_explain_and_who_could_answer_only_on_records_the_asker_sees(
+        world: SimpleNamespace, login: Any) -> None:
+    """An auditor with the settings pages and their own leads learns nothing of other leads:
+    an answer about a record tells of its existence and of the values its conditions read."""
+    with rbac.system():
+        member = world.members["member"]
+        remove_roles(member)
+        give_role(member, custom_role(world, "Auditor", [("settings", "view", "all"),
+                                                         ("leads", "view", "own")]))
+        db.session.commit()
+    auditor = login(world.users["member"], world.ws)
+    mine, theirs = world.leads["member"], world.leads["member2"]
+    assert explain_page(auditor, world, "admin", "view", "leads", mine).status_code == 200
+    hidden = explain_page(auditor, world, "admin", "view", "leads", theirs)
+    assert hidden.status_code == 400
+    assert f"No leads record #{theirs.id} in this workspace" in unescape(hidden.text)
+    assert 'aria-label="Decision"' not in hidden.text
+    past = "/settings/who-could?resource=leads&action=view&record={}"
+    assert auditor.get(past.format(mine.id)).status_code == 200
+    refused = auditor.get(past.format(theirs.id))
+    assert refused.status_code == 400
+    assert f"No leads record #{theirs.id} in this workspace" in unescape(refused.text)
+    # The same words as a record that does not exist.
+    assert "No leads record #999999 in this workspace" in unescape(
+        auditor.get(past.format(999999)).text)

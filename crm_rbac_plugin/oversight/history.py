@@ -29,7 +29,7 @@ on D).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from ..identity import user_pk_column
 from ..loader import BYPASS, _as_column_type, shared_clauses
 from ..models import utcnow
 from ..policy import Access, Share, decide
+from ..registry import Resource
 from ..resolve import MembershipRow, build_access, plan_modules
 
 if TYPE_CHECKING:
@@ -235,14 +236,37 @@ def access_as_of(rbac: RBACProtocol, state: dict[str, dict[Any, dict[str, Any]]]
                         at, cacheable=False)
 
 
-def who_could(rbac: RBACProtocol, workspace_id: int, resource: str, record_id: int, at: dt.datetime,
-              action: str = "view") -> WhoCould:
-    """Return, for every member as of ``at``, whether they could ``action`` the record."""
-    res = rbac.registry.check_action(resource, action)
+def _record(rbac: RBACProtocol, res: Resource, record_id: int) -> Any:
+    """The record ``record_id`` of ``res`` in any workspace, or None."""
     if res.model is None:
-        raise LookupError(f"{resource} has no records")
+        raise LookupError(f"{res.name} has no records")
     with rbac.system():
-        record = rbac.db.session.get(res.model, record_id)
+        return rbac.db.session.get(res.model, record_id)
+
+
+def record_seen_by(rbac: RBACProtocol, asker: Access, res: Resource, record_id: int) -> Any:
+    """The record ``record_id`` of ``res`` if ``asker`` may view it, else LookupError.
+
+    An answer about a record (who may act on it, and why) tells of its
+    existence and of the values its conditions read, so it is given only on
+    a record the asker sees themselves: one of their workspace in their
+    scope, or one shared with it. Not found and not visible read the same.
+    """
+    record = _record(rbac, res, record_id)
+    if record is None or not rbac.can("view", res.name, record, access=asker):
+        raise LookupError(f"No {res.name} record #{record_id} in this workspace.")
+    return record
+
+
+def who_could(rbac: RBACProtocol, workspace_id: int, resource: str, record_id: int, at: dt.datetime,
+              action: str = "view", *, asker: Access | None = None) -> WhoCould:
+    """Return, for every member as of ``at``, whether they could ``action`` the record.
+
+    With ``asker``, the record must be one they may view (:func:`record_seen_by`).
+    """
+    res = rbac.registry.check_action(resource, action)
+    record = (record_seen_by(rbac, asker, res, record_id) if asker is not None
+              else _record(rbac, res, record_id))
     if record is None or res.workspace_of(record, workspace_id) != workspace_id:
         raise LookupError(f"no {resource} record #{record_id} in this workspace")
     state, warnings = policy_as_of(rbac, workspace_id, at)
@@ -281,7 +305,7 @@ def _answers(rbac: RBACProtocol, state: dict[str, dict[Any, dict[str, Any]]], at
             continue  # not yet a member then
         access = access_as_of(rbac, state, member, at)
         if share is not None:
-            access = replace(access, shares=(share,))
+            access = access.derive(shares=(share,))
         decision = decide(access, rbac.registry, action, resource, record, loader)
         answers.append(Answer(member["id"], _shown_name(users.get(member["user_id"]), member),
                               access.roles, decision.allowed, decision.reason, workspace))

@@ -171,7 +171,8 @@ def who_could() -> Any:
         if form["record"]:
             when = dt.datetime.fromisoformat(form["at"]) if form["at"] else utcnow()
             result = history.who_could(rbac, access.workspace_id, form["resource"],
-                                       int(form["record"]), naive_utc(when), form["action"])
+                                       int(form["record"]), naive_utc(when), form["action"],
+                                       asker=access)
         elif form["mode"] == "now":
             now = history.who_can(rbac, access.workspace_id, form["resource"], form["action"])
     except (ValueError, LookupError, RBACError) as exc:
@@ -299,14 +300,7 @@ def explain_page() -> Any:
             if form["record"]:
                 if res.model is None:
                     raise LookupError(f"{res.name} has no records")
-                with rbac.system():
-                    record = rbac.db.session.get(res.model, int(form["record"]))
-                # A record of this workspace, or one shared with it that the asker
-                # may see themselves (an explanation must not reveal others' data).
-                if record is None or (
-                        res.workspace_of(record, access.workspace_id) != access.workspace_id
-                        and not rbac.can("view", res.name, record, access=access)):
-                    raise LookupError(f"No {res.name} record #{form['record']} in this workspace.")
+                record = history.record_seen_by(rbac, access, res, int(form["record"]))
             result = explain(rbac, rbac.access_for(membership), form["action"], res.name, record)
         except (ValueError, LookupError, RBACError) as exc:
             errors.append(str(exc))
