@@ -55,7 +55,6 @@ def watch_sign_in() -> None:
 
     Called once by the extension (the signals are process-wide).
     """
-    user_logged_in.connect(stepup.forget_other_check)
     user_logged_out.connect(stepup.forget_check)
     user_logged_in.connect(session_started)
     user_loaded_from_cookie.connect(session_started)
@@ -64,10 +63,26 @@ def watch_sign_in() -> None:
 
 def session_started(sender: Any = None, *, user: Any = None, **extra: Any) -> None:
     """Flask-Login ``user_logged_in``/``user_loaded_from_cookie`` receiver: a new session
-    id and row; the pre-login session's keys go, but Flask-Login's and the MFA check."""
+    id and row; the pre-login session's keys go, but Flask-Login's.
+
+    The MFA check goes too: a sign-in needs a new code, whatever check the
+    cookie carried (a copy of a dead session's cookie carries one). Only when
+    ``user`` signs in again over this browser's live session of theirs (the
+    profile does after a password change) does the check that session passed
+    move to the new id: it is the same person in the same session.
+    """
+    if not has_request_context():
+        return
     rbac = sessions.rbac_or_none()
-    if rbac is not None and user is not None and has_request_context():
-        sessions.start(rbac, user, keep=(stepup.SESSION_KEY,))
+    carried = None
+    if rbac is not None and user is not None:
+        if sessions.is_live_here(rbac, rbac.user_pk(user)):
+            carried = stepup.session_check(user)
+        sessions.start(rbac, user)
+    session.pop(stepup.SESSION_KEY, None)
+    request_state().mfa = None
+    if carried is not None:
+        stepup.record_check(user, carried)
 
 
 def session_ended(sender: Any = None, **extra: Any) -> None:
