@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, flash, redirect, request, url_for
+from flask import Flask, flash, redirect, request, session, url_for
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
@@ -36,7 +36,7 @@ from ..models import utcnow
 from ..pages import ConfirmForm, acting_access
 from ..policy import Decision
 from ..proxies import current_rbac
-from ..security import mfa, stepup, throttle, totp
+from ..security import mfa, sessions, stepup, throttle, totp
 from ..urls import safe_next
 from .blueprint import attempt, bp, membership_or_404, render
 
@@ -77,11 +77,25 @@ def _uid() -> Any:
     return current_rbac.user_pk(signed_in_user())
 
 
+#: Flask session key of this session's enrolment attempt (:func:`..security.mfa.enrolment_tag`).
+ENROLMENT_KEY = "rbac_mfa_enrolment"
+
+
+def _holder() -> str:
+    """The SHA-256 of the server session's id: what a pending secret is bound to."""
+    sid = sessions.current_sid()
+    return sessions.sid_hash(sid) if sid is not None else ""
+
+
 def _setup_page(form: CodeForm, status: int = 200) -> tuple[str, int]:
-    """The set-up page with the pending secret (created on first view)."""
+    """The set-up page with this session's pending secret (a new one unless this session
+    drew it and it has not expired)."""
     rbac, user = current_rbac, signed_in_user()
-    cred = mfa.start_enrolment(rbac, _uid())
+    holder = _holder()
+    cred = mfa.start_enrolment(rbac, _uid(), tag=session.get(ENROLMENT_KEY) or "",
+                               holder=holder)
     rbac.db.session.commit()
+    session[ENROLMENT_KEY] = mfa.enrolment_tag(cred, holder)
     account = str(getattr(user, "email", None) or _uid())
     issuer = setting("RBAC_MFA_ISSUER") or request.host.split(":")[0]
     uri = totp.provisioning_uri(cred.secret, account, issuer)
@@ -112,9 +126,12 @@ def mfa_page() -> Any:
         return _setup_page(form)
     if not form.validate_on_submit():
         return _setup_page(form, 400)
-    outcome = attempt(lambda: mfa.confirm_enrolment(rbac, uid, form.code.data or ""), form)
+    outcome = attempt(lambda: mfa.confirm_enrolment(
+        rbac, uid, form.code.data or "", tag=session.get(ENROLMENT_KEY) or "",
+        holder=_holder()), form)
     if not outcome.ok:
         return _setup_page(form, outcome.status)
+    session.pop(ENROLMENT_KEY, None)
     stepup.record_check(signed_in_user())  # the member just showed they hold the secret
     flash("Two-factor authentication is on.", "success")
     return _codes_page(outcome.value or [], "Save your recovery codes")

@@ -9,20 +9,27 @@ The attacks (SQLite and PostgreSQL):
   only in the server session that passed it.
 * The one sign-in that keeps the check is the same user's, in the same live
   session: the profile signs in again after a password change.
+* A pending TOTP secret belongs to the session that started the set-up and
+  expires: another session (a thief's) never sees the secret the member
+  confirms.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 
+import pyotp
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin.security import sessions
+from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.security import mfa, sessions
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
-from tests.test_mfa import VERIFY_PAGE, enrolled_directly
+from tests.test_mfa import MFA_PAGE, VERIFY_PAGE, enrolled_directly, secret_on_page
 
 DOMAIN = "crm.test"  # the tests' SERVER_NAME
 ADMIN_PAGE = "/settings/roles"
@@ -113,3 +120,38 @@ def test_a_password_change_keeps_this_sessions_check(app: Flask, world: SimpleNa
     assert here.get(ADMIN_PAGE).status_code == 200
     db.session.expire_all()
     assert sessions.live_count(rbac, world.users["admin"].id) == 1
+
+
+# -- the pending secret of an enrolment ------------------------------------------------------------
+
+
+def test_a_pending_secret_is_never_shown_to_another_session(
+        app: Flask, world: SimpleNamespace) -> None:
+    """A thief's session saw a pending secret; the member's own set-up gets another one."""
+    thief = password_sign_in(app, "member@example.test")
+    seen = secret_on_page(thief.get(MFA_PAGE).text)
+    member = password_sign_in(app, "member@example.test")
+    page = member.get(MFA_PAGE)
+    secret = secret_on_page(page.text)
+    assert secret != seen, "another session was shown the same pending secret"
+    assert secret_on_page(member.get(MFA_PAGE).text) == secret  # stable within the attempt
+    late = thief.post(MFA_PAGE, data={"code": pyotp.TOTP(seen).now()})
+    assert late.status_code == 400 and mfa.mfa_status(
+        rbac, [world.users["member"].id])[world.users["member"].id] == "pending"
+    done = member.post(MFA_PAGE, data={"code": pyotp.TOTP(secret_on_page(
+        member.get(MFA_PAGE).text)).now()})
+    assert done.status_code == 200 and "Save your recovery codes" in done.text
+
+
+def test_a_pending_secret_expires(app: Flask, world: SimpleNamespace) -> None:
+    member = password_sign_in(app, "member@example.test")
+    secret = secret_on_page(member.get(MFA_PAGE).text)
+    C = rbac.models.MfaCredential
+    cred = db.session.scalar(sa.select(C).where(C.user_id == world.users["member"].id))
+    cred.created_at = utcnow() - dt.timedelta(days=1)  # far beyond PENDING_LIFETIME
+    db.session.commit()
+    late = member.post(MFA_PAGE, data={"code": pyotp.TOTP(secret).now()})
+    assert late.status_code == 400 and "expired" in late.text
+    fresh = secret_on_page(late.text)
+    assert fresh != secret
+    assert member.post(MFA_PAGE, data={"code": pyotp.TOTP(fresh).now()}).status_code == 200
