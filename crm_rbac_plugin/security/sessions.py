@@ -57,7 +57,7 @@ __all__ = ["REASONS", "SessionRecord", "SessionService", "lookup_columns", "list
 
 #: Why a session ended (the ``reason`` of ``session.revoked``).
 REASONS = ("signed_out", "sign_out_everywhere", "admin", "idle", "expired", "cap",
-           "password_changed")
+           "password_changed", "mfa_failed")
 #: Flask-Login's own session keys: kept when a sign-in clears the session.
 FLASK_LOGIN_KEYS = frozenset({"_user_id", "_fresh", "_id", "_remember", "_remember_seconds"})
 USER_AGENT_MAX = 300

@@ -9,6 +9,7 @@ The attacks (SQLite and PostgreSQL):
   only in the server session that passed it.
 * The one sign-in that keeps the check is the same user's, in the same live
   session: the profile signs in again after a password change.
+* Five wrong codes in a row end the session (the README's rule).
 * A pending TOTP secret belongs to the session that started the set-up and
   expires: another session (a thief's) never sees the secret the member
   confirms.
@@ -155,3 +156,25 @@ def test_a_pending_secret_expires(app: Flask, world: SimpleNamespace) -> None:
     fresh = secret_on_page(late.text)
     assert fresh != secret
     assert member.post(MFA_PAGE, data={"code": pyotp.TOTP(fresh).now()}).status_code == 200
+
+
+# -- wrong codes ------------------------------------------------------------------------------------
+
+
+def test_five_wrong_codes_in_a_row_end_the_session(app: Flask, world: SimpleNamespace) -> None:
+    """Whoever holds the password alone is signed out, as the README says, not left guessing."""
+    enrolled_directly(world.users["admin"])
+    client = password_sign_in(app, "admin@example.test")
+    for _ in range(4):
+        assert client.post(VERIFY_PAGE, data={"code": "000000"}).status_code == 400
+    fifth = client.post(VERIFY_PAGE, data={"code": "000000"})
+    assert fifth.status_code == 302 and "/login" in fifth.location, fifth.status_code
+    page = client.get(ADMIN_PAGE)
+    assert page.status_code == 302 and "/login" in page.location  # signed out, not asked a code
+    db.session.expire_all()
+    S = rbac.models.AuthSession
+    assert sessions.live_count(rbac, world.users["admin"].id) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(S)) == 1
+    events = db.session.scalars(sa.select(rbac.models.AuditEvent.detail).where(
+        rbac.models.AuditEvent.action == "session.revoked")).all()
+    assert {e["reason"] for e in events} == {"mfa_failed"}
