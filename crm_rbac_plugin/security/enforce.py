@@ -21,6 +21,9 @@ request's user in the current workspace:
    enrolment page: browsers are redirected there, an API token gets
    ``403 {"error": "mfa_required"}``.
 
+Every response to a signed-in user (static files aside) carries
+``Cache-Control: no-store`` (:func:`no_store`).
+
 Always reachable: static files, the two pages above, and the host's
 sign-out (``RBAC_MFA_EXEMPT_ENDPOINTS``). API tokens skip step 1: a token
 is a credential of its own, created by a session that passed the checks.
@@ -35,18 +38,41 @@ from typing import Any
 from flask import Flask, current_app, flash, has_request_context, jsonify, redirect, request, session, url_for
 from flask_login import logout_user, user_loaded_from_cookie, user_logged_in, user_logged_out
 from werkzeug.routing import BuildError
+from werkzeug.wrappers import Response
 
 from ..config import RequestSettings, setting
 from ..decorators import wants_json
-from ..identity import Visit, request_state, visit
+from ..identity import Visit, request_state, signed_in_user, visit
 from ..interface import RBACProtocol
 from ..proxies import current_flask_app
 from . import network, sessions, stepup
 
 
 def init_app(app: Flask) -> None:
-    """Give ``app`` its session service (the extension's pass calls :func:`screen`)."""
+    """Give ``app`` its session service (the extension's pass calls :func:`screen`) and
+    :func:`no_store` on its responses."""
     sessions.init_app(app)
+    app.after_request(no_store)
+
+
+def no_store(response: Response) -> Response:
+    """``after_request``: no cache keeps a response to a signed-in user.
+
+    Such responses show secrets (the TOTP secret and its QR code, recovery
+    codes, a new API token's plaintext, CSV exports) and the workspace's
+    data; a shared computer's cache, a proxy or the back button after
+    sign-out must not hand them to the next person. Marking every one,
+    rather than a list of pages, covers the pages nobody thought of.
+    ``Cache-Control: no-store`` replaces whatever the view set unless it
+    says ``no-store`` already (a download's ``private, no-store`` stays);
+    ``Pragma: no-cache`` is for HTTP/1.0 caches. Static files stay cacheable.
+    """
+    if _static(request.endpoint or "") or signed_in_user() is None:
+        return response
+    if "no-store" not in (response.headers.get("Cache-Control") or ""):
+        response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
 
 
 def watch_sign_in() -> None:
