@@ -58,11 +58,11 @@ signed_in = _signals.signal("rbac-signed-in")
 
 #: Sent after sessions were revoked (:mod:`.security.sessions`: a sign-out,
 #: "sign out everywhere", an admin's sign-out, a timeout, the session cap, a
-#: password change). Arguments: ``user_id`` (the account), ``session_ids``
-#: (the ``rbac_session`` ids asked for), ``count`` (how many were still
-#: live), ``reason`` (``"signed_out"``, ``"sign_out_everywhere"``,
-#: ``"admin"``, ``"idle"``, ``"expired"``, ``"cap"`` or
-#: ``"password_changed"``) and ``by`` (the acting
+#: password change, too many wrong MFA codes). Arguments: ``user_id`` (the
+#: account), ``session_ids`` (the ``rbac_session`` ids asked for), ``count``
+#: (how many were still live), ``reason`` (``"signed_out"``,
+#: ``"sign_out_everywhere"``, ``"admin"``, ``"idle"``, ``"expired"``,
+#: ``"cap"``, ``"password_changed"`` or ``"mfa_failed"``) and ``by`` (the acting
 #: :class:`~.policy.Access`, or None when the account itself or the clock
 #: ended them).
 session_revoked = _signals.signal("rbac-session-revoked")

@@ -170,6 +170,7 @@ def test_the_policy_change_lists_each_field_old_and_new(world: SimpleNamespace,
     ("expired", "viewer@example.test: session ended at its maximum lifetime"),
     ("cap", "viewer@example.test: oldest session ended, too many sessions at once"),
     ("password_changed", "viewer@example.test: 2 sessions ended after a password change"),
+    ("mfa_failed", "viewer@example.test: session ended after too many wrong two-factor codes"),
 ])
 def test_each_reason_a_session_ends_has_its_sentence(reason: str, expected: str) -> None:
     ev = SimpleNamespace(action="session.revoked", actor_membership_id=None, actor_user_id=None,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 from types import SimpleNamespace
 from typing import Any
 
 import pyotp
 import pytest
 import sqlalchemy as sa
-from flask import Flask, url_for
+from flask import Flask, current_app, url_for
 from flask.testing import FlaskClient
 
 from crm_app.extensions import db
@@ -23,7 +24,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import tokens, workspaces
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.policy import ALLOW, Access, Rule
-from crm_rbac_plugin.security import mfa, stepup, totp
+from crm_rbac_plugin.security import mfa, sessions, stepup, totp
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 
 MFA_PAGE = "/settings/account/mfa"
@@ -75,10 +76,21 @@ def audit_actions() -> list[str]:
 
 
 def set_check(client: FlaskClient, user: Any, minutes_ago: float) -> None:
-    """Pretend the session passed its MFA check ``minutes_ago``."""
+    """Pretend the session passed its MFA check ``minutes_ago`` (a check counts only in the
+    server session that passed it: a client without one gets one, as a sign-in would)."""
     at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)
+    key = current_app.config["RBAC_SESSION_ID_KEY"]
     with client.session_transaction() as sess:
-        sess[stepup.SESSION_KEY] = {"user": str(user.id), "at": int(at.timestamp())}
+        sid = sess.get(key)
+        if sid is None:
+            sid = sess[key] = secrets.token_urlsafe(32)
+            now = utcnow()
+            db.session.add(rbac.models.AuthSession(
+                user_id=user.id, sid_hash=sessions.sid_hash(sid), created_at=now,
+                last_seen_at=now, ip="", user_agent=""))
+            db.session.commit()
+        sess[stepup.SESSION_KEY] = {"user": str(user.id), "at": int(at.timestamp()),
+                                    "sid": sessions.sid_hash(sid)}
 
 
 def enrolled_directly(user: Any, *, now: dt.datetime | None = None) -> tuple[str, list[str]]:
@@ -231,8 +243,10 @@ def test_wrong_codes_are_throttled_across_sessions(app: Flask, world: SimpleName
                         lambda failures, *, free, max_wait: 60 if failures >= free else 0)
     secret, _ = enrolled_directly(world.users["admin"])
     client = signed("admin")
-    for _ in range(app.config["RBAC_SIGN_IN_FREE_FAILURES"]):
-        assert client.post(VERIFY_PAGE, data={"code": "000000"}).status_code == 400
+    free = app.config["RBAC_SIGN_IN_FREE_FAILURES"]
+    answers = [client.post(VERIFY_PAGE, data={"code": "000000"}).status_code
+               for _ in range(free)]
+    assert answers == [400] * (free - 1) + [302]  # the fifth in a row ends the session
     right = pyotp.TOTP(secret).at(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30))
     waiting = signed("admin").post(VERIFY_PAGE, data={"code": right})
     assert waiting.status_code == 429 and "Too many attempts" in waiting.text

@@ -319,6 +319,7 @@ _REVOKED = {
     "expired": "{who}: session ended at its maximum lifetime",
     "cap": "{who}: oldest session ended, too many sessions at once",
     "password_changed": "{who}: {sessions} ended after a password change{origin}",
+    "mfa_failed": "{who}: session ended after too many wrong two-factor codes{origin}",
 }
 
 

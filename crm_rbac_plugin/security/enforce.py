@@ -21,6 +21,9 @@ request's user in the current workspace:
    enrolment page: browsers are redirected there, an API token gets
    ``403 {"error": "mfa_required"}``.
 
+Every response to a signed-in user (static files aside) carries
+``Cache-Control: no-store`` (:func:`no_store`).
+
 Always reachable: static files, the two pages above, and the host's
 sign-out (``RBAC_MFA_EXEMPT_ENDPOINTS``). API tokens skip step 1: a token
 is a credential of its own, created by a session that passed the checks.
@@ -35,18 +38,41 @@ from typing import Any
 from flask import Flask, current_app, flash, has_request_context, jsonify, redirect, request, session, url_for
 from flask_login import logout_user, user_loaded_from_cookie, user_logged_in, user_logged_out
 from werkzeug.routing import BuildError
+from werkzeug.wrappers import Response
 
 from ..config import RequestSettings, setting
 from ..decorators import wants_json
-from ..identity import Visit, request_state, visit
+from ..identity import Visit, request_state, signed_in_user, visit
 from ..interface import RBACProtocol
 from ..proxies import current_flask_app
 from . import network, sessions, stepup
 
 
 def init_app(app: Flask) -> None:
-    """Give ``app`` its session service (the extension's pass calls :func:`screen`)."""
+    """Give ``app`` its session service (the extension's pass calls :func:`screen`) and
+    :func:`no_store` on its responses."""
     sessions.init_app(app)
+    app.after_request(no_store)
+
+
+def no_store(response: Response) -> Response:
+    """``after_request``: no cache keeps a response to a signed-in user.
+
+    Such responses show secrets (the TOTP secret and its QR code, recovery
+    codes, a new API token's plaintext, CSV exports) and the workspace's
+    data; a shared computer's cache, a proxy or the back button after
+    sign-out must not hand them to the next person. Marking every one,
+    rather than a list of pages, covers the pages nobody thought of.
+    ``Cache-Control: no-store`` replaces whatever the view set unless it
+    says ``no-store`` already (a download's ``private, no-store`` stays);
+    ``Pragma: no-cache`` is for HTTP/1.0 caches. Static files stay cacheable.
+    """
+    if _static(request.endpoint or "") or signed_in_user() is None:
+        return response
+    if "no-store" not in (response.headers.get("Cache-Control") or ""):
+        response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
 
 
 def watch_sign_in() -> None:
@@ -55,7 +81,6 @@ def watch_sign_in() -> None:
 
     Called once by the extension (the signals are process-wide).
     """
-    user_logged_in.connect(stepup.forget_other_check)
     user_logged_out.connect(stepup.forget_check)
     user_logged_in.connect(session_started)
     user_loaded_from_cookie.connect(session_started)
@@ -64,10 +89,26 @@ def watch_sign_in() -> None:
 
 def session_started(sender: Any = None, *, user: Any = None, **extra: Any) -> None:
     """Flask-Login ``user_logged_in``/``user_loaded_from_cookie`` receiver: a new session
-    id and row; the pre-login session's keys go, but Flask-Login's and the MFA check."""
+    id and row; the pre-login session's keys go, but Flask-Login's.
+
+    The MFA check goes too: a sign-in needs a new code, whatever check the
+    cookie carried (a copy of a dead session's cookie carries one). Only when
+    ``user`` signs in again over this browser's live session of theirs (the
+    profile does after a password change) does the check that session passed
+    move to the new id: it is the same person in the same session.
+    """
+    if not has_request_context():
+        return
     rbac = sessions.rbac_or_none()
-    if rbac is not None and user is not None and has_request_context():
-        sessions.start(rbac, user, keep=(stepup.SESSION_KEY,))
+    carried = None
+    if rbac is not None and user is not None:
+        if sessions.is_live_here(rbac, rbac.user_pk(user)):
+            carried = stepup.session_check(user)
+        sessions.start(rbac, user)
+    session.pop(stepup.SESSION_KEY, None)
+    request_state().mfa = None
+    if carried is not None:
+        stepup.record_check(user, carried)
 
 
 def session_ended(sender: Any = None, **extra: Any) -> None:

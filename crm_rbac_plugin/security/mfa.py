@@ -11,6 +11,13 @@ Rules:
   activates it only when the member types a valid code from their app, and
   returns the 10 recovery codes, which are shown once and stored hashed
   (see :mod:`.totp`). Until then the account has no MFA.
+* A pending secret belongs to one enrolment attempt in one session: the
+  page keeps :func:`enrolment_tag` (a hash of the server session's id and
+  the secret) in the session that drew it. Any other session, or one
+  without the tag, gets a new secret, which replaces the pending one: a
+  secret seen elsewhere (a thief's session, a shoulder-surfed screen) is
+  never the one a later set-up confirms. A pending secret expires
+  :data:`PENDING_LIFETIME` after it was drawn.
 * A TOTP code is accepted once: the accepted step is written with a
   conditional ``UPDATE ... WHERE last_step < step``, so two requests racing
   with the same code (two workers) cannot both succeed.
@@ -26,6 +33,8 @@ The services flush; the caller commits (the settings pages through
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +51,8 @@ if TYPE_CHECKING:
 
 #: What :func:`mfa_status` reports per user.
 STATUSES = ("on", "pending", "off")
+#: How long a pending secret can be confirmed after it was drawn.
+PENDING_LIFETIME = dt.timedelta(minutes=15)
 #: The message every refused code gets, whatever the reason (unknown account included).
 INVALID_CODE = "That code is not valid. Enter the current code from your authenticator app, " \
                "or an unused recovery code."
@@ -69,32 +80,61 @@ def is_enrolled(rbac: RBACProtocol, user_id: Any) -> bool:
         sa.select(C.id).where(C.user_id == user_id, C.confirmed_at.is_not(None))) is not None
 
 
-def start_enrolment(rbac: RBACProtocol, user_id: Any) -> Any:
-    """Return the user's unconfirmed credential, creating it with a new secret.
+def enrolment_tag(cred: Any, holder: str) -> str:
+    """The tag binding the pending credential ``cred`` to ``holder`` (the SHA-256 of the
+    server session's id): the session that drew the secret keeps it."""
+    return hashlib.sha256(f"{holder}\0{cred.id}\0{cred.secret}".encode()).hexdigest()
 
-    Refused (409) when the user is enrolled already: a second secret would
-    silently replace the one their app holds; an Owner's reset comes first.
+
+def _is_own(cred: Any, tag: str | None, holder: str, now: dt.datetime) -> bool:
+    """Whether the pending ``cred`` is the attempt ``tag`` names (None: a caller without
+    sessions) and is still within :data:`PENDING_LIFETIME`."""
+    if now - cred.created_at > PENDING_LIFETIME:
+        return False
+    return tag is None or hmac.compare_digest(tag, enrolment_tag(cred, holder))
+
+
+def start_enrolment(rbac: RBACProtocol, user_id: Any, *, tag: str | None = None,
+                    holder: str = "", now: dt.datetime | None = None) -> Any:
+    """Return the pending credential of this enrolment attempt, drawing a new secret
+    unless ``tag`` names the pending one of ``holder`` and it has not expired.
+
+    A new secret replaces any other pending one (the page then keeps
+    :func:`enrolment_tag` of the result). A caller without sessions passes
+    ``tag=None`` and draws a new secret each time. Refused (409) when the user
+    is enrolled already: a second secret would silently replace the one their
+    app holds; an Owner's reset comes first.
     """
+    now = now or utcnow()
     cred = credential(rbac, user_id)
     if cred is not None and cred.confirmed_at is not None:
         raise RuleConflict("Two-factor authentication is already on.", field="code")
     if cred is None:
-        cred = rbac.models.MfaCredential(user_id=user_id, secret=totp.new_secret())
+        cred = rbac.models.MfaCredential(user_id=user_id, secret=totp.new_secret(),
+                                         created_at=now)
         rbac.db.session.add(cred)
-        rbac.db.session.flush()
+    elif tag is None or not _is_own(cred, tag, holder, now):
+        cred.secret, cred.created_at, cred.last_step = totp.new_secret(), now, None
+    rbac.db.session.flush()
     return cred
 
 
-def confirm_enrolment(rbac: RBACProtocol, user_id: Any, code: str, *,
-                      now: dt.datetime | None = None) -> list[str]:
+def confirm_enrolment(rbac: RBACProtocol, user_id: Any, code: str, *, tag: str | None = None,
+                      holder: str = "", now: dt.datetime | None = None) -> list[str]:
     """Turn MFA on when ``code`` matches the pending secret; return the recovery codes.
 
-    A wrong code is a 400 on ``code`` and changes nothing.
+    The secret must be this attempt's (``tag`` of ``holder``, as for
+    :func:`start_enrolment`; None: a caller without sessions) and not
+    expired. A wrong code, another session's secret or an expired one is a
+    400 on ``code`` and changes nothing.
     """
     now = now or utcnow()
     cred = credential(rbac, user_id)
     if cred is None or cred.confirmed_at is not None:
         raise ValidationError("Start the set-up again: there is no pending secret.", field="code")
+    if not _is_own(cred, tag, holder, now):
+        raise ValidationError("This set-up expired or was started elsewhere: scan the new QR "
+                              "code below and enter the code your app shows.", field="code")
     step = totp.matching_step(cred.secret, code, now, cred.last_step)
     if step is None:
         raise ValidationError("That code does not match. Check the time on your phone and "

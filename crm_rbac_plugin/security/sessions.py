@@ -9,9 +9,9 @@ the user agent and the times. The invariants:
 * **A new id at sign-in.** Flask-Login's ``user_logged_in`` (and
   ``user_loaded_from_cookie``: a remember-me restoration is a new sign-in)
   draws a new id and drops every key the session carried in from before the
-  sign-in, except Flask-Login's own and the MFA check of the same user
-  (:func:`start`). Whatever an attacker planted in a pre-login session, the
-  signed-in session is not it.
+  sign-in, except Flask-Login's own (:func:`start`). Whatever an attacker
+  planted in a pre-login session, the signed-in session is not it. The MFA
+  check is bound to the id (:mod:`.stepup`), so a new id needs a new code.
 * **Revoked means dead on the next request.** The gate of
   :mod:`.enforce` reads the row in the query that
   :func:`.stepup.mfa_state` runs anyway (:func:`lookup_columns`): an
@@ -57,7 +57,7 @@ __all__ = ["REASONS", "SessionRecord", "SessionService", "lookup_columns", "list
 
 #: Why a session ended (the ``reason`` of ``session.revoked``).
 REASONS = ("signed_out", "sign_out_everywhere", "admin", "idle", "expired", "cap",
-           "password_changed")
+           "password_changed", "mfa_failed")
 #: Flask-Login's own session keys: kept when a sign-in clears the session.
 FLASK_LOGIN_KEYS = frozenset({"_user_id", "_fresh", "_id", "_remember", "_remember_seconds"})
 USER_AGENT_MAX = 300
@@ -216,6 +216,12 @@ def start(rbac: RBACProtocol, user: Any, *, keep: Iterable[str] = (), clear: boo
     _apply_cap(rbac, uid, row.id)
     rbac.db.session.commit()
     return row
+
+
+def is_live_here(rbac: RBACProtocol, user_id: Any) -> bool:
+    """Whether the request's session id names a live (unrevoked) session of ``user_id``."""
+    sid = current_sid()
+    return sid is not None and _live_row(rbac, sid, user_id) is not None
 
 
 def _live_row(rbac: RBACProtocol, sid: str, user_id: Any) -> Any:

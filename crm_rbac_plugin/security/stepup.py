@@ -11,9 +11,16 @@
   never to the access of a member an Owner is viewing the app as.
 * **The session's check**: when a password sign-in is followed by a valid
   code, :func:`record_check` writes the time into the Flask session, bound
-  to the user's key; every Flask-Login sign-out forgets it, and so does a
-  sign-in of another user (:func:`forget_check`), so a new sign-in always
-  needs a new code (a remember-me cookie restores the user, not the check). A host
+  to the user's key and to the SHA-256 of the server-side session's id
+  (:mod:`.sessions`). A check counts only in the server session that passed
+  it (:func:`session_check`): a copy of the cookie outlives its session,
+  and a sign-in through it draws a new id, so the copied check names a dead
+  one. Every Flask-Login sign-out forgets it (:func:`forget_check`) and
+  every sign-in drops it (:func:`..enforce.session_started`), so a new
+  sign-in always needs a new code (a remember-me cookie restores the user,
+  not the check). The one exception is the same user signing in again over
+  this browser's live session, as the profile does after a password change:
+  that session passed the check, so the check moves to its new id. A host
   that does its own MFA registers ``@rbac.mfa_verified``, a function
   ``(user) -> datetime | None`` giving the time of its own last check; a
   time from it counts as enrolled and checked.
@@ -89,10 +96,19 @@ def is_recent(checked_at: dt.datetime | None, minutes: int, now: dt.datetime) ->
 # -- the session's check ------------------------------------------------------------------------
 
 
+def _bound_session() -> str:
+    """What a check is bound to: the SHA-256 of the server session's id ("" without one,
+    in a host that signs users in without Flask-Login and so has no server sessions)."""
+    sid = sessions.current_sid()
+    return sessions.sid_hash(sid) if sid is not None else ""
+
+
 def record_check(user: Any, when: dt.datetime | None = None) -> None:
-    """Note in the session that ``user`` passed an MFA check at ``when`` (default now)."""
+    """Note in the session that ``user`` passed an MFA check at ``when`` (default now),
+    in this server session only."""
     at = naive_utc(when or utcnow()).replace(tzinfo=dt.UTC)
-    session[SESSION_KEY] = {"user": str(get_rbac().user_pk(user)), "at": int(at.timestamp())}
+    session[SESSION_KEY] = {"user": str(get_rbac().user_pk(user)), "at": int(at.timestamp()),
+                            "sid": _bound_session()}
     request_state().mfa = None
 
 
@@ -104,7 +120,7 @@ def session_check(user: Any, user_id: Any = None) -> dt.datetime | None:
         return None
     if user_id is None:
         user_id = get_rbac().user_pk(user)
-    if value.get("user") != str(user_id):
+    if value.get("user") != str(user_id) or value.get("sid") != _bound_session():
         return None
     try:
         return dt.datetime.fromtimestamp(int(value["at"]), dt.UTC).replace(tzinfo=None)
@@ -115,15 +131,6 @@ def session_check(user: Any, user_id: Any = None) -> dt.datetime | None:
 def forget_check(sender: Any = None, **extra: Any) -> None:
     """Flask-Login ``user_logged_out`` receiver: the next sign-in needs a new code."""
     session.pop(SESSION_KEY, None)
-
-
-def forget_other_check(sender: Any = None, *, user: Any = None, **extra: Any) -> None:
-    """Flask-Login ``user_logged_in`` receiver: a sign-in needs a new code, unless the
-    session passed one for this very user (signed in again after a password change)."""
-    value = session.get(SESSION_KEY)
-    if user is None or not isinstance(value, dict) or (
-            value.get("user") != str(get_rbac().user_pk(user))):
-        session.pop(SESSION_KEY, None)
 
 
 # -- the member's state in this request ----------------------------------------------------------

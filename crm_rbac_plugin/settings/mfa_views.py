@@ -10,7 +10,10 @@
   never tells whether the account exists or has MFA. Wrong codes are
   throttled like failed sign-ins (:mod:`..security.throttle`: per account and
   per IP, in the database, with a growing wait), so guessing six digits
-  takes days, not minutes.
+  takes days, not minutes. The fifth wrong code in a row of a signed-in
+  account (and each one after it, until a right code) ends the session
+  (``session.revoked``, reason ``mfa_failed``): a new password sign-in comes
+  first.
 * ``/members/<id>/mfa/reset`` (POST): an Owner removes a member's MFA
   (audited ``auth.mfa_reset``); another workspace's member is a 404.
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, flash, redirect, request, url_for
+from flask import Flask, flash, redirect, request, session, url_for
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
@@ -36,7 +39,7 @@ from ..models import utcnow
 from ..pages import ConfirmForm, acting_access
 from ..policy import Decision
 from ..proxies import current_rbac
-from ..security import mfa, stepup, throttle, totp
+from ..security import enforce, mfa, sessions, stepup, throttle, totp
 from ..urls import safe_next
 from .blueprint import attempt, bp, membership_or_404, render
 
@@ -77,11 +80,29 @@ def _uid() -> Any:
     return current_rbac.user_pk(signed_in_user())
 
 
+#: Wrong codes in a row after which the session ends (each later one ends it too, until a
+#: right code): whoever holds the password alone is signed out, not left guessing.
+WRONG_CODES_END_SESSION = 5
+TOO_MANY_CODES = "Too many wrong codes: you were signed out. Sign in again to continue."
+#: Flask session key of this session's enrolment attempt (:func:`..security.mfa.enrolment_tag`).
+ENROLMENT_KEY = "rbac_mfa_enrolment"
+
+
+def _holder() -> str:
+    """The SHA-256 of the server session's id: what a pending secret is bound to."""
+    sid = sessions.current_sid()
+    return sessions.sid_hash(sid) if sid is not None else ""
+
+
 def _setup_page(form: CodeForm, status: int = 200) -> tuple[str, int]:
-    """The set-up page with the pending secret (created on first view)."""
+    """The set-up page with this session's pending secret (a new one unless this session
+    drew it and it has not expired)."""
     rbac, user = current_rbac, signed_in_user()
-    cred = mfa.start_enrolment(rbac, _uid())
+    holder = _holder()
+    cred = mfa.start_enrolment(rbac, _uid(), tag=session.get(ENROLMENT_KEY) or "",
+                               holder=holder)
     rbac.db.session.commit()
+    session[ENROLMENT_KEY] = mfa.enrolment_tag(cred, holder)
     account = str(getattr(user, "email", None) or _uid())
     issuer = setting("RBAC_MFA_ISSUER") or request.host.split(":")[0]
     uri = totp.provisioning_uri(cred.secret, account, issuer)
@@ -112,9 +133,12 @@ def mfa_page() -> Any:
         return _setup_page(form)
     if not form.validate_on_submit():
         return _setup_page(form, 400)
-    outcome = attempt(lambda: mfa.confirm_enrolment(rbac, uid, form.code.data or ""), form)
+    outcome = attempt(lambda: mfa.confirm_enrolment(
+        rbac, uid, form.code.data or "", tag=session.get(ENROLMENT_KEY) or "",
+        holder=_holder()), form)
     if not outcome.ok:
         return _setup_page(form, outcome.status)
+    session.pop(ENROLMENT_KEY, None)
     stepup.record_check(signed_in_user())  # the member just showed they hold the secret
     flash("Two-factor authentication is on.", "success")
     return _codes_page(outcome.value or [], "Save your recovery codes")
@@ -155,6 +179,9 @@ def mfa_verify() -> Any:
     if method is None:
         throttle.record_failure(rbac, name, ip)
         rbac.db.session.commit()
+        if user is not None and _wrong_codes_in_a_row(name) >= WRONG_CODES_END_SESSION:
+            sessions.end_current(rbac, "mfa_failed")
+            return enforce.end_session("mfa_failed", TOO_MANY_CODES)
         return _refuse_code(form, mfa.INVALID_CODE, 400)
     throttle.reset_account(rbac, name)
     rbac.db.session.commit()
@@ -164,6 +191,13 @@ def mfa_verify() -> Any:
         flash(f"Recovery code accepted; {left} left. Regenerate them if you are running low.",
               "warning")
     return redirect(safe_next(request.values.get("next"), url_for(".mfa")))
+
+
+def _wrong_codes_in_a_row(name: str) -> int:
+    """The account's wrong codes since its last right one (the throttle's count, which
+    every session of the account adds to and a right code resets)."""
+    row = throttle.failures_of(current_rbac, throttle.account_key(name))
+    return int(row.failures) if row is not None else 0
 
 
 def _refuse_code(form: CodeForm, message: str, status: int) -> Any:

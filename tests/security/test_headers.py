@@ -14,6 +14,11 @@ Every answer must carry (see ``crm_app/security.py``):
   pages add only hashes of its fixed handlers and a per-request nonce);
 * ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff``,
   ``Referrer-Policy: same-origin``.
+
+Every answer to a signed-in user but a static file also carries
+``Cache-Control: no-store`` (``crm_rbac_plugin/security/enforce.py``): the
+pages show secrets (a TOTP secret, recovery codes, a new token) and data no
+shared cache may keep; static files stay cacheable.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from html.parser import HTMLParser
 from types import SimpleNamespace
 from typing import Any
 
+import pyotp
 from flask import Flask
 from werkzeug.routing import Rule
 
@@ -39,6 +45,7 @@ from tests.security.conftest import (
     route_values,
     rules_of,
 )
+from tests.test_mfa import MFA_PAGE, codes_on_page, secret_on_page
 
 #: Headers every response carries, with their exact values.
 FIXED_HEADERS = {
@@ -196,6 +203,22 @@ def _admin_blueprints(app: Flask) -> set[str]:
             for view in admin._views if view.blueprint is not None}
 
 
+def cache_problems(response: Any, *, static: bool) -> list[str]:
+    """``no-store`` missing from a signed-in answer, or set on a static file (empty: fine)."""
+    value = response.headers.get("Cache-Control") or ""
+    if static:
+        return [f"static file not cacheable: {value!r}"] if "no-store" in value else []
+    if "no-store" not in value or response.headers.get("Pragma") != "no-cache":
+        return [f"Cache-Control {value!r}, Pragma {response.headers.get('Pragma')!r}: "
+                "a signed-in answer must not be stored"]
+    return []
+
+
+def _is_static(app: Flask, url: str) -> bool:
+    endpoint = app.url_map.bind("crm.test").match(url.partition("?")[0], method="GET")[0]
+    return endpoint == "static" or endpoint.endswith(".static")
+
+
 def test_every_get_route_answers_with_the_headers(app: Flask, security_world: SimpleNamespace,
                                                   probe_stats: Counter[str]) -> None:
     """The Owner asks for every GET route of the URL map, with real ids."""
@@ -209,6 +232,7 @@ def test_every_get_route_answers_with_the_headers(app: Flask, security_world: Si
         statuses[response.status_code // 100] += 1
         problems = header_problems(response, admin=is_admin)
         problems += unallowed_handlers(response)
+        problems += cache_problems(response, static=_is_static(app, url))
         if response.status_code >= 500:
             problems.append(f"status {response.status_code}")
         if problems:
@@ -291,3 +315,26 @@ def test_pages_viewed_as_a_member_carry_no_inline_code(app: Flask,
         assert response.status_code == 200 and "Stop viewing as" in response.text, path
         assert unallowed_handlers(response) == [], path
         assert header_problems(response) == [], path
+
+
+def test_answers_showing_secrets_are_never_stored(app: Flask,
+                                                  security_world: SimpleNamespace) -> None:
+    """A new token's plaintext, the MFA secret and the recovery codes (POST answers the
+    sweep does not reach), a CSV export; a static file stays cacheable."""
+    w = security_world
+    owner = logged_in(app, w.users["owner"], w.ws)
+    created = owner.post("/settings/tokens", data={"name": "cache test"})
+    assert created.status_code == 201 and "crmrbac_" in created.text
+    setup = owner.get(MFA_PAGE)
+    codes = owner.post(MFA_PAGE, data={"code": pyotp.TOTP(secret_on_page(setup.text)).now()})
+    assert len(codes_on_page(codes.text)) == 10
+    export = owner.get("/settings/members.csv")
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    failures = [f"{what}: {problems}" for what, response in
+                (("token", created), ("MFA set-up", setup), ("recovery codes", codes),
+                 ("members CSV", export))
+                if (problems := cache_problems(response, static=False))]
+    static = owner.get("/static/js/app.js")
+    assert static.status_code == 200
+    failures += cache_problems(static, static=True)
+    assert failures == [], "\n".join(failures)
