@@ -392,9 +392,9 @@ def test_status_include(app: Flask, world: SimpleNamespace) -> None:
     page = '{% include "rbac/settings/account/mfa_status.html" %}'
     with app.test_request_context():
         owner = render_template_string(page, membership=world.members["admin"],
-                                       mfa_status_of=lambda u: "on", mfa_can_reset=lambda: True)
+                                       mfa_status_of=lambda u: "on", mfa_can_reset=lambda m: True)
         admin = render_template_string(page, membership=world.members["admin"],
-                                       mfa_status_of=lambda u: "off", mfa_can_reset=lambda: False)
+                                       mfa_status_of=lambda u: "off", mfa_can_reset=lambda m: False)
     assert "rbac-badge--success" in owner and "Reset two-factor" in owner
     assert "Off" in admin and "Reset" not in admin
 

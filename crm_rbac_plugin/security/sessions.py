@@ -225,11 +225,12 @@ def _live_row(rbac: RBACProtocol, sid: str, user_id: Any) -> Any:
 
 
 def session_cap(rbac: RBACProtocol, user_id: Any) -> int | None:
-    """The smallest ``max_sessions`` of the account's workspaces (None: no cap)."""
+    """The smallest ``max_sessions`` of the workspaces where the account is an active
+    member (None: no cap); a pending invitation imposes nothing on the account."""
     M, P = rbac.models.Membership, rbac.models.SecurityPolicy
     return rbac.db.session.scalar(  # type: ignore[no-any-return]
         sa.select(sa.func.min(P.max_sessions)).join(M, M.workspace_id == P.workspace_id)
-        .where(M.user_id == user_id, M.status != "inactive"))
+        .where(M.user_id == user_id, M.status == "active"))
 
 
 def _apply_cap(rbac: RBACProtocol, user_id: Any, new_id: int) -> None:
