@@ -71,6 +71,16 @@ class RuleConflict(ValidationError):
     status = 409
 
 
+class TooManyAttempts(ValidationError):
+    """An attempt refused by the sign-in throttle (a 429): the input is not even checked.
+
+    The message says how long to wait; ``field`` names the input the
+    throttle guards (a password).
+    """
+
+    status = 429
+
+
 class QuotaExceeded(RuleConflict):
     """A change that would pass a limit of the plan or of a role (a 409).
 

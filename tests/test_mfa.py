@@ -361,6 +361,32 @@ def test_role_changes_need_a_recent_check(app: Flask, world: SimpleNamespace,
     assert signed("member").get("/leads/").status_code == 200  # no MFA, not required: no step-up
 
 
+@pytest.mark.parametrize("role_key", ["owner", "admin", "member"])
+def test_an_invitation_needs_a_recent_check_like_a_role_assignment(
+        app: Flask, world: SimpleNamespace, signed: Any, role_key: str) -> None:
+    """An invitation gives its roles (an Owner's or an Admin's too) as an assignment does."""
+    enrolled_directly(world.users["owner"])
+    set_policy(world.ws, "nobody", step_up_minutes=1)
+    client = signed("owner")
+    set_check(client, world.users["owner"], minutes_ago=3)
+    role = workspaces.role_by_key(rbac, world.ws, role_key)
+    form = {"email": "newcomer@example.test", "roles": [role.id]}
+    stale = client.post("/settings/members/invite", data=form)
+    assert stale.status_code == 302 and stale.location.startswith(VERIFY_PAGE)
+    as_json = client.post("/settings/members/invite", data=form,
+                          headers={"Accept": "application/json"})
+    assert as_json.status_code == 403 and as_json.json["error"] == "mfa_step_up_required"
+    M = rbac.models.Membership
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(M).where(
+        M.status == "pending")) == 0
+    assert client.get("/settings/members/invite").location.startswith(VERIFY_PAGE)
+    set_check(client, world.users["owner"], minutes_ago=0)
+    done = client.post("/settings/members/invite", data=form)
+    assert done.status_code == 302 and not done.location.startswith(VERIFY_PAGE)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(M).where(
+        M.status == "pending")) == 1
+
+
 def test_host_mfa_hook_satisfies_the_policy(app: Flask, world: SimpleNamespace,
                                             signed: Any) -> None:
     set_policy(world.ws, "everyone")
@@ -406,9 +432,9 @@ def test_status_include(app: Flask, world: SimpleNamespace) -> None:
     page = '{% include "rbac/settings/account/mfa_status.html" %}'
     with app.test_request_context():
         owner = render_template_string(page, membership=world.members["admin"],
-                                       mfa_status_of=lambda u: "on", mfa_can_reset=lambda: True)
+                                       mfa_status_of=lambda u: "on", mfa_can_reset=lambda m: True)
         admin = render_template_string(page, membership=world.members["admin"],
-                                       mfa_status_of=lambda u: "off", mfa_can_reset=lambda: False)
+                                       mfa_status_of=lambda u: "off", mfa_can_reset=lambda m: False)
     assert "rbac-badge--success" in owner and "Reset two-factor" in owner
     assert "Off" in admin and "Reset" not in admin
 

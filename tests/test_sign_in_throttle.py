@@ -224,3 +224,36 @@ def test_the_signals_carry_the_attempt(app: Flask, world: SimpleNamespace,
     assert names == ["rbac-sign-in-failed"] * 5 + ["rbac-sign-in-throttled", "rbac-signed-in"]
     assert seen[4][1]["throttle"].wait_seconds == 1 and seen[4][1]["user_id"] == world.users["owner"].id
     assert seen[-1][1]["ip"] == "198.51.100.77"
+
+
+# -- the profile's current password --------------------------------------------------------------
+
+
+def test_the_profiles_current_password_is_throttled_like_a_sign_in(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace, login: Any) -> None:
+    """A stolen session guesses the password no faster on the profile than on the login page:
+    failures count for the account, the 6th attempt waits (429, the password not checked),
+    every wrong one is audited ``auth.failed``, and a wait also holds the login page."""
+    client = login(world.users["owner"], world.ws)
+    new = "violet tapestry harbour 1987!"
+
+    def change(current: str) -> Any:
+        return client.post("/settings/profile", environ_base={"REMOTE_ADDR": "198.51.100.78"},
+                           data={"name": "Owner", "current_password": current,
+                                 "new_password": new})
+
+    for _ in range(5):
+        wrong = change("wrong")
+        assert wrong.status_code == 400 and "current password is not correct" in wrong.text
+    refused = change("password")  # the right one, but the account waits
+    assert refused.status_code == 429 and "Too many attempts. Try again in 1 second." in refused.text
+    db.session.refresh(world.users["owner"])
+    assert world.users["owner"].check_password("password")
+    assert sign_in(app.test_client(), EMAIL, "password").status_code == 429
+    failed, throttled = auth_events("auth.failed"), auth_events("auth.throttled")
+    assert len(failed) == 5 and failed[-1].detail["failures"] == 5 and len(throttled) == 2
+    assert {e.ip for e in failed} == {"198.51.100.78"}
+    clock.now = at(1)
+    assert change("password").status_code == 302
+    db.session.refresh(world.users["owner"])
+    assert world.users["owner"].check_password(new)

@@ -495,6 +495,34 @@ def test_an_owner_with_mfa_transfers_only_after_a_fresh_check(world: SimpleNames
     assert owner_keys(world.members["admin"]) == {"admin", "owner"}
 
 
+def test_an_owner_with_mfa_deletes_only_after_a_fresh_check(world: SimpleNamespace,
+                                                             login: Any, app: Flask) -> None:
+    """The page and the API ask for a recent MFA check; a bearer token never has one."""
+    from crm_rbac_plugin import tokens
+    from tests.test_mfa import VERIFY_PAGE, enrolled_directly, set_check
+
+    owner_user = world.users["owner"]
+    enrolled_directly(owner_user)
+    client = login(owner_user, world.ws)
+    set_check(client, owner_user, minutes_ago=60)
+    stale = client.post("/settings/lifecycle/delete", data={"confirm": "Acme Sales"})
+    assert stale.status_code == 302 and VERIFY_PAGE in stale.headers["Location"]
+    api = client.delete("/api/v1/workspace", json={"confirm": "Acme Sales"})
+    assert api.status_code == 403 and api.json["error"] == "mfa_step_up_required"
+    _, plaintext = tokens.create_token(rbac, world.members["owner"], "script")
+    db.session.commit()
+    by_token = app.test_client().delete("/api/v1/workspace", json={"confirm": "Acme Sales"},
+                                        headers={"Authorization": f"Bearer {plaintext}"})
+    assert by_token.status_code == 403 and by_token.json["error"] == "mfa_step_up_required"
+    db.session.refresh(world.ws)
+    assert world.ws.deleted_at is None
+    set_check(client, owner_user, minutes_ago=1)
+    done = client.delete("/api/v1/workspace", json={"confirm": "Acme Sales"})
+    assert done.status_code == 200, done.text
+    db.session.refresh(world.ws)
+    assert world.ws.deleted_at is not None
+
+
 def test_a_token_never_transfers_for_an_owner_with_mfa(world: SimpleNamespace,
                                                         app: Flask) -> None:
     from crm_rbac_plugin import tokens

@@ -58,8 +58,9 @@ def require(permission: str) -> Access:
     return access
 
 
-def step_up() -> None:
-    """Refuse a role or ownership change unless the session passed a recent MFA check.
+def step_up(what: str = "role and ownership changes") -> None:
+    """Refuse a role or ownership change (or ``what`` names another sensitive action, such
+    as a workspace's deletion) unless the session passed a recent MFA check.
 
     The pages' :func:`..security.stepup.require_recent_mfa`, asked after the
     permission check and the id lookups so that a refused member and another
@@ -78,9 +79,9 @@ def step_up() -> None:
         raise ApiError(403, "mfa_required", "Turn on two-factor authentication first.")
     if (state.enrolled or state.required) and not state.fresh():
         raise ApiError(403, "mfa_step_up_required",
-                       "Role and ownership changes of an account protected by two-factor "
-                       "authentication are made from a signed-in session that passed a "
-                       "recent check: enter a code from your authenticator app, then retry.")
+                       "An account protected by two-factor authentication makes "
+                       f"{what} from a signed-in session that passed a recent check: "
+                       "enter a code from your authenticator app, then retry.")
 
 
 def json_body() -> dict[str, Any]:

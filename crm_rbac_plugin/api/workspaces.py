@@ -11,7 +11,9 @@
   signed-in session instead of the password, so a bearer token alone never
   transfers it (403 ``field: "mfa"``).
 - ``DELETE /workspace`` ``{"confirm"}``: the Owner deletes the current
-  workspace by sending its exact name.
+  workspace by sending its exact name, from a session that passed a recent
+  MFA check when the Owner is enrolled or must be (:func:`.blueprint.step_up`:
+  a bearer token of such an Owner gets 403 ``mfa_step_up_required``).
 - ``GET /workspace/export``: the Owner's full export (a zip of JSON and CSV).
 
 Refusals are the service's: 400 naming the field, 403, 404, 409; nothing changes.
@@ -28,7 +30,7 @@ from .. import lifecycle
 from ..identity import request_state, signed_in_user
 from ..proxies import current_rbac
 from ..security import stepup
-from .blueprint import ApiError, bp, check_keys, created, json_body, string
+from .blueprint import ApiError, bp, check_keys, created, json_body, step_up, string
 
 
 def _workspace_json(ws: Any) -> dict[str, Any]:
@@ -82,8 +84,10 @@ def delete_workspace() -> ResponseReturnValue:
     """Delete the current workspace, restorable by its Owners during the grace period."""
     body = json_body()
     check_keys(body, frozenset({"confirm"}))
-    ws = lifecycle.delete_workspace(current_rbac, current_rbac.current_access(),
-                                    body.get("confirm"))
+    access = current_rbac.current_access()
+    if access is not None and access.is_owner:  # anyone else is refused by the service
+        step_up("the deletion of a workspace")
+    ws = lifecycle.delete_workspace(current_rbac, access, body.get("confirm"))
     current_rbac.db.session.commit()
     return jsonify(_workspace_json(ws))
 

@@ -44,6 +44,7 @@ from flask import current_app
 from ..errors import PermissionDenied, RuleConflict, ValidationError
 from ..models import utcnow
 from . import totp
+from .standing import account_action_refusal
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -230,7 +231,9 @@ def remaining_recovery_codes(rbac: RBACProtocol, user_id: Any) -> int:
 
 
 def reset(rbac: RBACProtocol, actor: Access, membership: Any) -> None:
-    """Remove a member's MFA (lost phone): only an Owner of the member's workspace may.
+    """Remove a member's MFA (lost phone): only an Owner of the member's workspace may,
+    and only within their standing over the account (:mod:`.standing`: an
+    active member, not an Owner of a workspace the actor does not own).
 
     The member then signs in with their password alone and, where the
     policy requires it, is sent to enrol again. Audited ``auth.mfa_reset``.
@@ -240,6 +243,9 @@ def reset(rbac: RBACProtocol, actor: Access, membership: Any) -> None:
                                resource="members", action="manage")
     if membership.workspace_id != actor.workspace_id:
         raise PermissionDenied("not found", resource="members", action="manage")
+    refusal = account_action_refusal(rbac, actor, membership)
+    if refusal is not None:
+        raise PermissionDenied(refusal, resource="members", action="manage")
     C, R = rbac.models.MfaCredential, rbac.models.RecoveryCode
     session = rbac.db.session
     had = is_enrolled(rbac, membership.user_id)

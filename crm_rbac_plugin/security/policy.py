@@ -102,16 +102,18 @@ def policy_for(rbac: RBACProtocol, workspace_id: int) -> Policy:
 
 def password_rules_for_user(rbac: RBACProtocol, user_id: Any,
                             extra_workspace_ids: Iterable[int] = ()) -> PasswordRules:
-    """Return the strictest password rules of the workspaces ``user_id`` belongs to.
+    """Return the strictest password rules of the workspaces where ``user_id`` is active.
 
-    ``extra_workspace_ids`` adds workspaces the account is joining (an
-    invitation's). An account in no workspace gets the defaults.
+    A pending invitation imposes nothing on the account until it is
+    accepted: ``extra_workspace_ids`` adds the workspaces the account is
+    joining (the invitation being accepted). An account in no workspace gets
+    the defaults.
     """
     M, P = rbac.models.Membership, rbac.models.SecurityPolicy
     ws_ids = set(extra_workspace_ids)
     if user_id is not None:
         ws_ids |= set(rbac.db.session.scalars(sa.select(M.workspace_id).where(
-            M.user_id == user_id, M.status != "inactive")))
+            M.user_id == user_id, M.status == "active")))
     rows = list(rbac.db.session.execute(
         sa.select(P.password_min_length, P.password_min_score)
         .where(P.workspace_id.in_(ws_ids)))) if ws_ids else []

@@ -52,8 +52,9 @@ from ..proxies import current_flask_app, get_rbac
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["REASONS", "SessionRecord", "SessionService", "lookup_columns", "list_sessions",
-           "revoke", "revoke_all", "service", "start", "verdict"]
+__all__ = ["REASONS", "SessionRecord", "SessionService", "current_sid", "is_live",
+           "list_sessions", "lookup_columns", "retire", "revoke", "revoke_all", "service", "start",
+           "verdict"]
 
 #: Why a session ended (the ``reason`` of ``session.revoked``).
 REASONS = ("signed_out", "sign_out_everywhere", "admin", "idle", "expired", "cap",
@@ -230,12 +231,32 @@ def _live_row(rbac: RBACProtocol, sid: str, user_id: Any) -> Any:
         S.sid_hash == sid_hash(sid), S.user_id == user_id, S.revoked_at.is_(None)))
 
 
+def is_live(rbac: RBACProtocol, sid: str, user_id: Any) -> bool:
+    """Whether ``sid`` names a session of ``user_id`` that is not revoked.
+
+    A host that binds its remember-me cookie to the session that issued it
+    asks this before the cookie restores a new session: a session ended from
+    the profile's list, by the cap, idle or expired restores nothing.
+    """
+    return _live_row(rbac, sid, user_id) is not None
+
+
+def retire(rbac: RBACProtocol, sid: str, user_id: Any) -> None:
+    """Revoke the live session ``sid`` of ``user_id`` without an event: the browser's
+    earlier session, replaced by the one its remember-me cookie restored (as
+    :func:`start` revokes the id it replaces). The caller commits."""
+    row = _live_row(rbac, sid, user_id)
+    if row is not None:
+        row.revoked_at = now()
+
+
 def session_cap(rbac: RBACProtocol, user_id: Any) -> int | None:
-    """The smallest ``max_sessions`` of the account's workspaces (None: no cap)."""
+    """The smallest ``max_sessions`` of the workspaces where the account is an active
+    member (None: no cap); a pending invitation imposes nothing on the account."""
     M, P = rbac.models.Membership, rbac.models.SecurityPolicy
     return rbac.db.session.scalar(  # type: ignore[no-any-return]
         sa.select(sa.func.min(P.max_sessions)).join(M, M.workspace_id == P.workspace_id)
-        .where(M.user_id == user_id, M.status != "inactive"))
+        .where(M.user_id == user_id, M.status == "active"))
 
 
 def _apply_cap(rbac: RBACProtocol, user_id: Any, new_id: int) -> None:

@@ -3,7 +3,8 @@
 The invitee's roles are checkboxes; every role is offered and the service
 (:func:`..team.invite`) refuses one the inviter may not give, and says why,
 rather than the form hiding it. The department and the end date of the
-access are optional.
+access are optional. Sending an invitation is a step-up action, like every
+role assignment (:func:`..security.stepup.require_recent_mfa`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .. import queries, team
 from ..decorators import require_permission
 from ..pages import ConfirmForm, acting_access, not_found
 from ..proxies import current_rbac
+from ..security.stepup import require_recent_mfa
 from .blueprint import attempt, bp, render
 from .forms import InviteForm, choices
 
@@ -32,8 +34,14 @@ def _invite_form() -> InviteForm:
 
 @bp.route("/members/invite", methods=["GET", "POST"])
 @require_permission("members", "create")
+@require_recent_mfa
 def invite() -> Any:
-    """Invite someone by email with one or more roles, a department and an optional end."""
+    """Invite someone by email with one or more roles, a department and an optional end.
+
+    Sending asks for a recent MFA check (step-up) as giving a role on a
+    member's page does: an invitation gives its roles, an Owner or Admin
+    role included, to whoever holds the address.
+    """
     rbac, access = current_rbac, acting_access()
     form = _invite_form()
     hints = {r.id: r.description for r in queries.workspace_roles(rbac, access.workspace_id)

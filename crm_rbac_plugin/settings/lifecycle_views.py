@@ -193,6 +193,7 @@ def transfer_ownership() -> Any:
 
 @bp.post("/lifecycle/delete")
 @login_required
+@stepup.require_recent_mfa
 def delete_workspace() -> Any:
     """Delete the workspace after its name was typed; restorable during the grace period."""
     access = _owner_access()

@@ -15,10 +15,13 @@
   (``session.revoked``, reason ``mfa_failed``): a new password sign-in comes
   first.
 * ``/members/<id>/mfa/reset`` (POST): an Owner removes a member's MFA
-  (audited ``auth.mfa_reset``); another workspace's member is a 404.
+  (audited ``auth.mfa_reset``); another workspace's member is a 404, a
+  pending or deactivated member or an Owner of a workspace the actor does
+  not own a 403 (:mod:`..security.standing`).
 
 Templates can show the status through the blueprint's context:
-``mfa_status_of(user_id)`` and ``mfa_summary()`` (used by the includes
+``mfa_status_of(user_id)`` (a member's page shows it for an active member
+only), ``mfa_can_reset(membership)`` and ``mfa_summary()`` (used by the includes
 ``rbac/settings/account/mfa_card.html`` and ``mfa_status.html``).
 """
 
@@ -39,7 +42,7 @@ from ..models import utcnow
 from ..pages import ConfirmForm, acting_access
 from ..policy import Decision
 from ..proxies import current_rbac
-from ..security import enforce, mfa, sessions, stepup, throttle, totp
+from ..security import enforce, mfa, sessions, standing, stepup, throttle, totp
 from ..urls import safe_next
 from .blueprint import attempt, bp, membership_or_404, render
 
@@ -70,9 +73,10 @@ def _mfa_context() -> dict[str, Any]:
         left = mfa.remaining_recovery_codes(current_rbac, uid) if status == "on" else 0
         return {"status": status, "recovery_codes_left": left}
 
-    def can_reset() -> bool:
+    def can_reset(membership: Any) -> bool:
         access = current_rbac.current_access()
-        return bool(access and access.is_owner)
+        return bool(access and access.is_owner) and standing.account_action_refusal(
+            current_rbac, access, membership) is None
     return {"mfa_status_of": status_of, "mfa_summary": summary, "mfa_can_reset": can_reset}
 
 
@@ -216,6 +220,9 @@ def mfa_reset(membership_id: int) -> Any:
     if not access.is_owner:
         return current_rbac.refuse(Decision(False, "Only an Owner can reset two-factor "
                                                    "authentication."), 403)
+    refusal = standing.account_action_refusal(current_rbac, access, membership)
+    if refusal is not None:
+        return current_rbac.refuse(Decision(False, refusal), 403)
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
     elif attempt(lambda: mfa.reset(current_rbac, access, membership)).ok:

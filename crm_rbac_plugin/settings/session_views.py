@@ -7,7 +7,10 @@
 * A member's page shows an admin holding ``members.manage`` the count of
   the member's live sessions and "Sign out everywhere"
   (:func:`member_sign_out_everywhere`, audited with reason ``admin``). An
-  Owner's sessions are an Owner's to end: an Admin gets 403.
+  Owner's sessions are an Owner's to end: an Admin gets 403. The sessions
+  are the account's, in every workspace: a pending or deactivated member's
+  are neither counted nor ended here, nor those of an Owner of a workspace
+  the actor does not own (403, :mod:`..security.standing`).
 
 Every revocation is audited ``session.revoked`` by :mod:`..security.sessions`.
 """
@@ -27,7 +30,7 @@ from ..identity import signed_in_user
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
-from ..security import devices, sessions
+from ..security import devices, sessions, standing
 from .blueprint import bp, membership_or_404
 
 
@@ -40,7 +43,7 @@ def _sessions_context() -> dict[str, Any]:
                 for s in sessions.list_sessions(current_rbac, uid)]
 
     def member_sessions(membership: Any) -> dict[str, Any]:
-        if not can("members.manage"):
+        if not can("members.manage") or not standing.is_active(membership):
             return {"visible": False, "count": 0, "can_sign_out": False}
         return {"visible": True, "count": sessions.live_count(current_rbac, membership.user_id),
                 "can_sign_out": _may_sign_out(membership)}
@@ -51,10 +54,19 @@ def _is_owner(membership: Any) -> bool:
     return any(mr.role.is_owner for mr in membership.member_roles)
 
 
-def _may_sign_out(membership: Any) -> bool:
-    """Whether the acting member may sign ``membership`` out everywhere (see the module)."""
+def _sign_out_refusal(membership: Any) -> str | None:
+    """Why the acting member may not sign ``membership`` out everywhere (see the module),
+    or None."""
     access = acting_access()
-    return can("members.manage") and (access.is_owner or not _is_owner(membership))
+    if not can("members.manage"):
+        return "You need the right to manage members to sign a member out."
+    if _is_owner(membership) and not access.is_owner:
+        return "Only an Owner can sign an Owner out."
+    return standing.account_action_refusal(current_rbac, access, membership)
+
+
+def _may_sign_out(membership: Any) -> bool:
+    return _sign_out_refusal(membership) is None
 
 
 def _to_profile() -> Any:
@@ -120,8 +132,9 @@ def member_sign_out_everywhere(membership_id: int) -> Any:
     """An admin ends every session of a member (audited ``admin``); an Owner's only by an Owner."""
     rbac = current_rbac
     membership = membership_or_404(membership_id)
-    if not _may_sign_out(membership):
-        return rbac.refuse(Decision(False, "Only an Owner can sign an Owner out."), 403)
+    refusal = _sign_out_refusal(membership)
+    if refusal is not None:
+        return rbac.refuse(Decision(False, refusal), 403)
     back = redirect(url_for(".team_member", membership_id=membership.id) + "#member-sessions")
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
