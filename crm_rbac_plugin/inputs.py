@@ -12,6 +12,9 @@
 * :func:`check_text`: refuse strings a database cannot store (lone UTF-16
   surrogates, which JSON escapes can carry, and NUL, which PostgreSQL text
   refuses).
+* :func:`refuse_unstorable_text`: the same refusal for every query and form
+  value of a blueprint's pages, before any view reads them, so no page form
+  stores a NUL (a 500 on PostgreSQL, stored as given on SQLite).
 * :func:`check_numbers` (a ``before_flush`` check): refuse a protected
   record whose ``Numeric`` value the column cannot hold exactly: more
   decimals than its scale, more digits than its precision, NaN or an
@@ -28,7 +31,7 @@ import decimal
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint
+from flask import Blueprint, request
 from werkzeug.routing import IntegerConverter
 
 from .errors import ValidationError
@@ -66,6 +69,27 @@ def refuse_out_of_range(bp: Blueprint) -> None:
     for exc in OUT_OF_RANGE:
         bp.register_error_handler(exc, _out_of_range_page)
 
+
+
+def refuse_unstorable_text(bp: Blueprint) -> None:
+    """Answer ``bp``'s requests carrying a value :func:`check_text` refuses with a 400 page.
+
+    One check for every field of every form and filter of the blueprint's
+    pages (workspaces, departments, tokens, roles ...), with the API's
+    message naming the field ("name contains a NUL character"); nothing is
+    read or written before it.
+    """
+    bp.before_request(_refuse_unstorable_values)
+
+
+def _refuse_unstorable_values() -> Any:
+    for values in (request.args, request.form):
+        for field, value in values.items(multi=True):
+            try:
+                check_text(value, field)
+            except ValidationError as exc:
+                return current_rbac.refusal(Decision(False, exc.message), 400)
+    return None
 
 
 def check_text(value: Any, field: str = "body") -> None:

@@ -6,8 +6,8 @@ rules:
 
 * Only the **granting** workspace creates, edits, widens or revokes an
   agreement about its own data, through a member who may ``settings.manage``
-  there and who holds, workspace-wide, every action they share (nobody
-  shares more than they hold).
+  there and who holds, workspace-wide, every action they share, also to
+  share it longer (nobody shares more than they hold).
 * The **receiving** workspace (a member with ``settings.manage`` there)
   accepts or declines a pending agreement, and leaves an active one. Nothing
   is shared before it accepts.
@@ -336,10 +336,22 @@ def _widens(agreement: Any, specs: list[PermissionSpec] | None, expires: Any) ->
     return False
 
 
+def _shared_now(rbac: RBACProtocol, agreement: Any) -> list[PermissionSpec]:
+    """The agreement's permissions as stored, conditions read failing closed."""
+    models = {p.resource: rbac.registry.get(p.resource).model if p.resource in rbac.registry
+              else None for p in agreement.permissions}
+    return [PermissionSpec(p.resource, p.action, conditions.stored(models[p.resource], p.condition)
+                           if models[p.resource] is not None and p.condition else ())
+            for p in agreement.permissions]
+
+
 def update_agreement(rbac: RBACProtocol, actor: Access | None, agreement: Any, *,
                      permissions: Any = _UNSET, notes: Any = _UNSET,
                      expires_at: Any = _UNSET) -> Any:
-    """Change an open agreement (granting side only); narrowing and widening alike."""
+    """Change an open agreement (granting side only); narrowing and widening alike.
+
+    Widening shares anew: a later expiry (or none) needs the current permissions held.
+    """
     actor = _require_manage(rbac, actor)
     _require_side(actor, agreement, "granting")
     _require_open(agreement, *OPEN)
@@ -349,6 +361,8 @@ def update_agreement(rbac: RBACProtocol, actor: Access | None, agreement: Any, *
     text = _check_notes(notes) if notes is not _UNSET else _UNSET
     expires = _check_expiry(expires_at) if expires_at is not _UNSET else _UNSET
     if _widens(agreement, specs, expires):
+        if specs is None:
+            _require_held(actor, _shared_now(rbac, agreement))
         gate.require(rbac, actor, "sharing",
                      {"agreement_id": agreement.id, **({"permissions": [s.to_json() for s in specs]}
                                                        if specs is not None else {}),

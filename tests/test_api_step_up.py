@@ -43,6 +43,8 @@ def calls(world: SimpleNamespace) -> list[tuple[Call, int]]:
     return [
         (("post", "/roles", {"name": "Stepped"}), 201),
         (("patch", f"/roles/{role(world, 'junior_rep').id}", {"description": "checked"}), 200),
+        (("put", f"/roles/{role(world, 'junior_rep').id}/condition",
+          {"condition": {"weekdays": ["mon", "tue"]}}), 200),
         (("post", f"/roles/{role(world, 'finance').id}/clone", {"name": "Finance copy"}), 201),
         (("delete", f"/roles/{role(world, 'client_success').id}?move_to={viewer}", None), 204),
         (("post", f"/members/{world.members['member'].id}/roles", {"role_id": viewer}), 201),
@@ -51,10 +53,12 @@ def calls(world: SimpleNamespace) -> list[tuple[Call, int]]:
 
 
 def state() -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
-    """The roles (id, name, description) and assignments (member, role) of every workspace."""
+    """The roles (id, name, description, condition) and assignments (member, role) of every
+    workspace."""
     R, MR = rbac.models.Role, rbac.models.MemberRole
     db.session.expire_all()
-    roles = set(db.session.execute(sa.select(R.id, R.name, R.description)).tuples())
+    roles = set(db.session.execute(sa.select(R.id, R.name, R.description,
+                                             sa.cast(R.access_condition, sa.Text))).tuples())
     held = set(db.session.execute(sa.select(MR.membership_id, MR.role_id)).tuples())
     return roles, held
 

@@ -18,8 +18,9 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.models import Client, Lead, User
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import quotas, team, workspaces
+from crm_rbac_plugin import quotas, roles, team, workspaces
 from crm_rbac_plugin.errors import PermissionDenied, QuotaExceeded, ValidationError
+from crm_rbac_plugin.models import utcnow
 from tests.rbac_helpers import access_of, custom_role, give_role
 from tests.test_decorators import sql_log
 from tests.test_settings_ui import role
@@ -170,6 +171,49 @@ def test_an_uncapped_role_that_allows_create_lifts_the_cap(app: Flask, world: Si
     assert quotas.member_cap(rbac, db.session, member.id, "clients") is None
     create_client(member, "allowed")
     db.session.commit()
+
+
+def _never_today() -> dict[str, list[str]]:
+    """A condition that does not hold today (the world's workspace runs on UTC)."""
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    return {"weekdays": [days[(utcnow().weekday() + 3) % 7]]}
+
+
+def test_a_department_role_caps_and_lifts_caps_as_an_assigned_one_does(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """A role given by the member's department counts like one given to them, while in force."""
+    owner, support = access_of(world.members["owner"]), world.departments["support"]
+    capped = rep_role(world, 0)
+    roles.give_department_role(rbac, owner, support, capped)
+    db.session.commit()
+    viewer = login(world.users["viewer"], world.ws)
+    over = viewer.post("/clients/new", data={"name": "Over"})
+    assert over.status_code == 409 and "at most 0 clients" in over.text
+
+    # An uncapped role lifts the cap when the department gives it in force, not outside it.
+    free = custom_role(world, "Free rep", [("clients", "create", "own"),
+                                           ("clients", "view", "own")])
+    db.session.commit()
+    row = roles.give_department_role(rbac, owner, support, free, condition=_never_today())
+    db.session.commit()
+    assert viewer.post("/clients/new", data={"name": "Still over"}).status_code == 409
+    roles.remove_department_role(rbac, owner, row)
+    roles.give_department_role(rbac, owner, support, free)
+    db.session.commit()
+    assert viewer.post("/clients/new", data={"name": "Allowed"}).status_code == 302
+
+
+def test_an_uncapped_department_role_lifts_an_assigned_cap(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    give_role(world.members["viewer"], rep_role(world, 0))
+    free = custom_role(world, "Free rep", [("clients", "create", "own"),
+                                           ("clients", "view", "own")])
+    db.session.commit()
+    roles.give_department_role(rbac, access_of(world.members["owner"]),
+                               world.departments["support"], free)
+    db.session.commit()
+    viewer = login(world.users["viewer"], world.ws)
+    assert viewer.post("/clients/new", data={"name": "Allowed"}).status_code == 302
 
 
 def test_the_highest_cap_applies_and_other_resources_are_free(app: Flask, world: SimpleNamespace) -> None:

@@ -319,6 +319,32 @@ def test_rules_of_who_may_change_an_agreement(world: SimpleNamespace,
     assert db.session.scalars(stored).all() == before == [agreement.id]
 
 
+def test_lengthening_or_removing_the_expiry_needs_the_shared_actions(
+        app: Flask, world: SimpleNamespace, beta: SimpleNamespace) -> None:
+    """A later expiry, or none, shares the same actions longer: the actor must hold them."""
+    soon = utcnow().replace(microsecond=0) + dt.timedelta(hours=2)
+    agreement = agree(world, ["clients.view"], expires_at=soon)
+    role = rbac.models.Role(workspace=world.ws, name="Settings only")
+    for action in ("manage", "view"):
+        workspaces.add_grant(rbac, role, "settings", action)
+    db.session.add(role)
+    db.session.flush()
+    workspaces.assign_role(rbac, world.members["member2"], role)  # clients.view own only
+    _, plaintext = tokens.create_token(rbac, world.members["member2"], "sharing")
+    db.session.commit()
+    aid, narrow = agreement.id, Api(app, plaintext)
+    for expiry in ("2099-01-01T00:00:00Z", None):
+        answer = narrow.patch(f"/sharing/{aid}", {"expires_at": expiry})
+        assert answer.status_code == 403, answer.json
+        assert "more than you hold" in answer.json["message"]
+        assert "clients.view" in answer.json["message"]
+    db.session.expire_all()
+    assert db.session.get(rbac.models.SharingAgreement, aid).expires_at == soon
+    # Ending it sooner narrows it: no shared action is needed for that.
+    sooner = (soon - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert narrow.patch(f"/sharing/{aid}", {"expires_at": sooner}).status_code == 200
+
+
 @pytest.mark.parametrize("permissions, field", [
     (["clients.create", "clients.view"], "permissions[0]"),
     (["clients.view", "clients.manage"], "permissions[1]"),

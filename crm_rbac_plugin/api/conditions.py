@@ -7,6 +7,10 @@
 - ``GET|POST /departments/<id>/roles`` and ``DELETE /departments/<id>/roles/<role id>``:
   the roles a department gives its members (``members.view`` / ``members.edit``).
 
+Every change needs a recent MFA check from a member MFA protects
+(:func:`.blueprint.step_up`), as the pages' ``require_recent_mfa`` and every
+other role change of the API do.
+
 A condition is ``{"weekdays": [...], "start": "HH:MM", "end": "HH:MM",
 "networks": [...]}`` (see :mod:`..role_conditions`); ``null`` or ``{}`` removes
 it. A bad one is a 400 naming the key; nothing is saved.
@@ -74,6 +78,7 @@ def update_role_condition(role_id: int) -> ResponseReturnValue:
     role = queries.role_in(current_rbac, access.workspace_id, role_id)
     if role is None:
         raise not_found("role")
+    step_up()
     body = json_body()
     check_keys(body, CONDITION_KEYS)
     roles.set_role_condition(current_rbac, access, role, _condition(body))

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from flask import has_request_context, request
 from sqlalchemy.orm import Session
 
+from .. import role_conditions
 from ..access_cache import has_uncommitted_policy
 from ..audit.events import record
 from ..errors import PermissionDenied, QuotaExceeded, ValidationError
@@ -81,24 +83,48 @@ def set_cap(rbac: RBACProtocol, actor: Access | None, role: Any, resource: Any,
            actor_ids=(actor.user_id, actor.membership_id))
 
 
+def _held_in_force(rbac: RBACProtocol, session: Session, membership_id: int,
+                   ) -> list[Any]:
+    """The roles the member holds now, directly or through their department.
+
+    As the loader reads them (:func:`..resolve._roles_in_force`): an
+    assignment between its start and expiry, a department's role while the
+    member belongs to it, each only while its role's and its own condition
+    (weekdays and hours in the workspace's zone, the request's network)
+    hold.
+    """
+    m, now = rbac.models, utcnow()
+    with session.no_autoflush:
+        member = session.get(m.Membership, membership_id, execution_options=BYPASS)
+        if member is None:
+            return []
+        rows: list[tuple[Any, Any]] = [
+            (mr.role, mr.access_condition) for mr in session.scalars(
+                sa.select(m.MemberRole).where(m.MemberRole.membership_id == membership_id),
+                execution_options=BYPASS) if mr.active_at(now)]
+        if member.department_id is not None:
+            rows += [(dr.role, dr.access_condition) for dr in session.scalars(
+                sa.select(m.DepartmentRole).where(
+                    m.DepartmentRole.department_id == member.department_id),
+                execution_options=BYPASS)]
+        workspace = session.get(m.Workspace, member.workspace_id, execution_options=BYPASS)
+    tz = getattr(workspace, "timezone", None)
+    address = request.remote_addr if has_request_context() else None
+    return [role for role, own in rows if not any(
+        cond and role_conditions.refusal(cond, now, tz, address)
+        for cond in (role_conditions.stored(role.access_condition), role_conditions.stored(own)))]
+
+
 def member_cap(rbac: RBACProtocol, session: Session, membership_id: int, resource: str) -> int | None:
     """The most records of ``resource`` the member may own; None: no cap.
 
     Among the member's roles in force that allow ``create`` on the resource
-    (their parents' grants included): any without a cap leaves the member
-    uncapped, else the highest cap applies. The Owner is never capped.
+    (their parents' grants included), whether assigned to them or given by
+    their department: any without a cap leaves the member uncapped, else the
+    highest cap applies. The Owner is never capped.
     """
-    m = rbac.models
-    now = utcnow()
-    with session.no_autoflush:
-        assignments = session.scalars(
-            sa.select(m.MemberRole).where(m.MemberRole.membership_id == membership_id),
-            execution_options=BYPASS).all()
     caps: list[int] = []
-    for mr in assignments:
-        role = mr.role
-        if not mr.active_at(now):
-            continue
+    for role in _held_in_force(rbac, session, membership_id):
         if role.is_owner:
             return None
         if not any(s.effect == "allow" and s.resource == resource and s.action in ("create", "*")

@@ -170,8 +170,9 @@ def set_assignment_condition(rbac: RBACProtocol, actor: Access | None, member_ro
                              condition: Any) -> Any:
     """Replace one assignment's condition (None or {} removes it).
 
-    The same checks as giving the role: an actor who could not give it cannot
-    change when it applies (loosening a condition widens access).
+    The same checks as giving the role: an actor who could not give it, or
+    who does not manage the member, cannot change when it applies (loosening
+    a condition widens access, tightening it narrows someone else's).
     """
     actor = require(rbac, actor, "members", "edit")
     membership, role = member_role.membership, member_role.role
@@ -180,6 +181,7 @@ def set_assignment_condition(rbac: RBACProtocol, actor: Access | None, member_ro
         raise PermissionDenied("You cannot change your own roles.")
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can change the {role.name} role's assignments.")
+    require_member_in_scope(actor, "edit", membership)
     require_covered(actor, effective_specs(role), f"change {role.name}")
     member_role.access_condition = condition_for(role, condition).to_json()
     rbac.db.session.flush()

@@ -16,7 +16,10 @@ whoever moves a member into a department that holds roles
 - never a role some member of the department may not hold with one of theirs
   (segregation of duties);
 - a role needing approval when given to one member is refused for a
-  department (409): give it member by member, through the approval.
+  department (409): give it member by member, through the approval;
+- giving or taking a department's role changes every member of it, so the
+  actor must manage each of them (:func:`require_department_in_reach`): a
+  Manager acts on their team, not on a whole department around it.
 
 Every grant and removal is audited by the flush listeners as
 ``department_role.added`` / ``department_role.removed``.
@@ -33,7 +36,13 @@ from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
 from .assignments import _conflicts_with, condition_for, needs_approval_as_privileged
 from .editing import _check_editable
-from .escalation import is_privileged, require, require_covered, same_workspace
+from .escalation import (
+    is_privileged,
+    member_in_scope,
+    require,
+    require_covered,
+    same_workspace,
+)
 from .grants import effective_specs
 from .locks import concurrent_change_refused, lock_for_role_change
 
@@ -70,6 +79,25 @@ def _check_giver(actor: Access, role: Any, what: str) -> None:
     require_covered(actor, effective_specs(role), what)
 
 
+def require_department_in_reach(rbac: RBACProtocol, actor: Access, department: Any,
+                                what: str) -> None:
+    """Refuse (403) a change to ``department``'s roles unless the actor manages every member.
+
+    A department's role is held by each of its members, so giving or taking
+    it changes each of them: the actor's ``members.edit`` must reach all of
+    them (``all`` scope reaches everyone, as an Owner does).
+    """
+    m = rbac.models
+    members = rbac.db.session.scalars(sa.select(m.Membership).where(
+        m.Membership.department_id == department.id).order_by(m.Membership.id))
+    outside = [member.display_name for member in members
+               if not member_in_scope(actor, "edit", member)]
+    if outside:
+        raise PermissionDenied(
+            f"You cannot {what}: it would change {', '.join(outside)}, who are not among "
+            "the members you manage.", resource="members", action="edit")
+
+
 def give_department_role(rbac: RBACProtocol, actor: Access | None, department: Any, role: Any,
                          *, condition: Any = None) -> Any:
     """Give ``role`` to every member of ``department`` while they belong to it."""
@@ -77,6 +105,7 @@ def give_department_role(rbac: RBACProtocol, actor: Access | None, department: A
     if department is None or role is None:
         raise ValidationError("choose a department and a role", field="role_id")
     same_workspace(actor, department, role)
+    require_department_in_reach(rbac, actor, department, f"give {role.name} to {department.name}")
     _check_giver(actor, role, f"give {role.name} to {department.name}")
     cond = condition_for(role, condition)
     m, session = rbac.models, rbac.db.session
@@ -112,6 +141,8 @@ def remove_department_role(rbac: RBACProtocol, actor: Access | None, row: Any) -
     role = row.role
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can take the {role.name} role away.")
+    require_department_in_reach(rbac, actor, row.department,
+                                f"take {role.name} away from {row.department.name}")
     require_covered(actor, effective_specs(role), f"take {role.name} away")
     rbac.db.session.delete(row)
     rbac.db.session.flush()

@@ -20,6 +20,7 @@ from ..proxies import current_rbac
 from ..security.stepup import require_recent_mfa
 from .blueprint import attempt, bp, render
 from .forms import InviteForm, choices
+from .member_list_views import render_members
 
 
 def _invite_form() -> InviteForm:
@@ -65,20 +66,23 @@ def invite() -> Any:
     return render("team/invite.html", status, form=form, page_errors=page_errors, hints=hints)
 
 
-def _invitation_or_404(invitation_id: int) -> Any:
-    inv = team.invitation_in(current_rbac, acting_access().workspace_id, invitation_id)
-    return inv if inv is not None else not_found()
-
-
 def _invitation_action(invitation_id: int, action: Any, done: str) -> Any:
-    """Run ``action(rbac, actor, invitation)`` for a confirmed POST; flash ``done``."""
+    """Run ``action(rbac, actor, invitation)`` for a confirmed POST; flash ``done``.
+
+    A refusal answers the members page with its status (403, 400) and reason.
+    """
     rbac = current_rbac
-    inv = _invitation_or_404(invitation_id)
+    inv = team.invitation_in(rbac, acting_access().workspace_id, invitation_id)
+    if inv is None:
+        return not_found()
     if not ConfirmForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for(".members"))
-    if attempt(lambda: action(rbac, acting_access(), inv)).ok:
-        flash(done.format(email=inv.email), "success")
+    page_errors: list[str] = []
+    outcome = attempt(lambda: action(rbac, acting_access(), inv), errors=page_errors)
+    if not outcome.ok:
+        return render_members(outcome.status, page_errors)
+    flash(done.format(email=inv.email), "success")
     return redirect(url_for(".members"))
 
 

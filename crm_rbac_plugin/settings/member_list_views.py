@@ -92,8 +92,9 @@ def _bulk_form() -> BulkForm:
     return form
 
 
-def _members_page(status: int = 200, page_errors: list[str] | None = None,
-                  bulk: BulkForm | None = None) -> Any:
+def render_members(status: int = 200, page_errors: list[str] | None = None,
+                   bulk: BulkForm | None = None) -> Any:
+    """The members page answered with ``status`` and ``page_errors`` (a refusal's reason)."""
     rbac, ws = current_rbac, acting_access().workspace_id
     wanted = _read_list_request()
     total = team.count_members(rbac, ws, wanted.flt)
@@ -117,7 +118,7 @@ def _members_page(status: int = 200, page_errors: list[str] | None = None,
 @require_permission("members", "view")
 def members_page() -> Any:
     """Members with roles, department, status and last activity: search, filter, sort, page."""
-    return _members_page()
+    return render_members()
 
 
 @bp.get("/members.csv")
@@ -127,7 +128,7 @@ def members_csv() -> Any:
     rbac, ws = current_rbac, acting_access().workspace_id
     wanted = _read_list_request()
     if wanted.errors:
-        return _members_page(400)
+        return render_members(400)
     now = utcnow()
     buffer = io.StringIO()
     out = csvsafe.writer(buffer)
@@ -172,7 +173,7 @@ def bulk_members() -> Any:
     form = _bulk_form()
     if not form.validate_on_submit():
         errors = [e for f in form for e in f.errors]
-        return _members_page(400, [f"Nothing changed: {' '.join(map(str, errors))}"], form)
+        return render_members(400, [f"Nothing changed: {' '.join(map(str, errors))}"], form)
     selected = [queries.membership_in(rbac, access.workspace_id, mid)
                 for mid in dict.fromkeys(form.members.data or [])]
     target, unknown = _bulk_target(form)
@@ -182,7 +183,7 @@ def bulk_members() -> Any:
     outcome = attempt(lambda: team.bulk_change(rbac, access, selected, form.action.data or "",
                                                target), errors=page_errors)
     if not outcome.ok:
-        return _members_page(outcome.status, page_errors, form)
+        return render_members(outcome.status, page_errors, form)
     name = getattr(target, "name", "no department")
     flash(f"{outcome.value} of {len(selected)} selected member(s) "
           f"{_DONE[form.action.data or ''].format(target=name)}.", "success")

@@ -2,9 +2,11 @@
 
 All three shape what a member sees: a department and a manager assignment
 feed the ``department`` and ``team`` scopes, a visibility level caps a
-member's scopes. Each change needs ``members.edit``. Only an Owner moves
-another Owner or Admin, changes their visibility or their own, or widens
-their own team.
+member's scopes. Each change needs ``members.edit`` whose scope reaches every
+member it touches (:func:`..roles.require_member_in_scope`: a Manager changes
+their team only). Only an Owner moves another Owner or Admin, changes their
+visibility, moves themselves, changes their own visibility, or widens their
+own team: each would widen the actor's own reach.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from .. import inputs
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
-from ..roles import check_joining
+from ..roles import check_joining, require_member_in_scope
 from .checks import privileged, require, same_workspace
 
 if TYPE_CHECKING:
@@ -77,10 +79,18 @@ def delete_department(rbac: RBACProtocol, actor: Access | None, dept: Any) -> No
 
 
 def set_department(rbac: RBACProtocol, actor: Access | None, membership: Any, dept: Any) -> None:
+    """Move a member into ``dept`` (None: out of every department).
+
+    A member's department feeds their own ``department`` scopes, so a
+    non-Owner never moves themselves.
+    """
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, membership, dept)
-    if privileged(membership) and not actor.is_owner and membership.id != actor.membership_id:
+    if membership.id == actor.membership_id and not actor.is_owner:
+        raise PermissionDenied("You cannot change your own department.")
+    if privileged(membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can move an Owner or an Admin.")
+    require_member_in_scope(actor, "edit", membership)
     check_joining(rbac, actor, membership, dept)
     membership.department_id = dept.id if dept is not None else None
     rbac.db.session.flush()
@@ -101,6 +111,7 @@ def set_visibility(rbac: RBACProtocol, actor: Access | None, membership: Any, le
         raise PermissionDenied("You cannot change your own visibility.")
     if privileged(membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can change an Owner's or an Admin's visibility.")
+    require_member_in_scope(actor, "edit", membership)
     membership.visibility = level
     rbac.db.session.flush()
 
@@ -114,13 +125,18 @@ def assigned_members(rbac: RBACProtocol, manager: Any) -> list[Any]:
 
 
 def assign_to_manager(rbac: RBACProtocol, actor: Access | None, manager: Any, member: Any) -> Any:
-    """Let ``manager`` see and edit ``member``'s records (the ``team`` scope)."""
+    """Let ``manager`` see and edit ``member``'s records (the ``team`` scope).
+
+    The link changes both members' access, so the actor must manage both.
+    """
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, manager, member)
     if manager.id == member.id:
         raise ValidationError("a member cannot manage themselves", field="member_id")
     if manager.id == actor.membership_id and not actor.is_owner:
         raise PermissionDenied("You cannot widen your own team.")
+    require_member_in_scope(actor, "edit", manager)
+    require_member_in_scope(actor, "edit", member)
     A = rbac.models.ManagerAssignment
     if rbac.db.session.get(A, (manager.id, member.id)) is not None:
         raise ValidationError(f"{member.display_name} is already assigned", field="member_id")
@@ -131,8 +147,11 @@ def assign_to_manager(rbac: RBACProtocol, actor: Access | None, manager: Any, me
 
 
 def unassign_from_manager(rbac: RBACProtocol, actor: Access | None, manager: Any, member: Any) -> None:
+    """End ``manager``'s link to ``member`` (the actor must manage both, as to make it)."""
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, manager, member)
+    require_member_in_scope(actor, "edit", manager)
+    require_member_in_scope(actor, "edit", member)
     A = rbac.models.ManagerAssignment
     row = rbac.db.session.get(A, (manager.id, member.id))
     if row is None:

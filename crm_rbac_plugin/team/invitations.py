@@ -176,11 +176,27 @@ def _check_open(invitation: Any) -> None:
         raise ValidationError("this invitation was revoked", field="invitation")
 
 
+def _require_invitation_in_scope(actor: Access, invitation: Any) -> None:
+    """Refuse (403) an invitation outside the scope of the actor's ``members.create``.
+
+    Resending or revoking acts on the invitee's Pending membership, read
+    against ``members.create`` as inviting it was: a Manager handles the
+    invitations into their own department, not one an Owner sent elsewhere.
+    """
+    membership = invitation.membership
+    if membership is not None:
+        roles.require_member_in_scope(actor, "create", membership)
+    elif not roles.department_in_scope(actor, None):
+        raise PermissionDenied("Only a member who may invite anyone can handle this invitation.",
+                               resource="members", action="create")
+
+
 def resend(rbac: RBACProtocol, actor: Access | None, invitation: Any, *, send: bool = True) -> str:
     """Send a new link (new nonce, new expiry); the previous link stops working."""
     actor = require(rbac, actor, "members", "create")
     same_workspace(actor, invitation)
     _check_open(invitation)
+    _require_invitation_in_scope(actor, invitation)
     token = _new_token(invitation)
     rbac.db.session.flush()
     audit_action(rbac, actor, "member.invite_resent", workspace_id=actor.workspace_id,
@@ -203,6 +219,7 @@ def revoke(rbac: RBACProtocol, actor: Access | None, invitation: Any) -> None:
     actor = require(rbac, actor, "members", "create")
     same_workspace(actor, invitation)
     _check_open(invitation)
+    _require_invitation_in_scope(actor, invitation)
     invitation.revoked_at = utcnow()
     membership = invitation.membership
     if membership is not None and membership.status == "pending":

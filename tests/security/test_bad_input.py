@@ -310,6 +310,35 @@ def test_oversized_bodies(app: Flask, world: SimpleNamespace, owner: Sender) -> 
     assert response.json["error"] == "payload_too_large"  # type: ignore[index]
 
 
+# -- NUL in page forms ---------------------------------------------------------------------------
+
+
+def test_no_page_form_stores_a_nul(world: SimpleNamespace, owner: Sender) -> None:
+    """A NUL in any field of a settings or oversight page is a 400 naming it, nothing written.
+
+    PostgreSQL text cannot hold a NUL (the page would 500) and SQLite would
+    store it; the API refuses it with the same message (``check_text``).
+    """
+    sales = world.departments["sales"].id
+    forms: list[tuple[str, dict[str, str], str]] = [
+        ("/settings/workspaces/new", {"name": "Nul\x00WS"}, "name"),
+        ("/settings/departments", {"name": "Nul\x00Dept"}, "name"),
+        (f"/settings/departments/{sales}/rename", {"name": "Nul\x00Dept"}, "name"),
+        ("/settings/tokens", {"name": "Nul\x00Token"}, "name"),
+        ("/settings/roles/new", {"name": "Fine", "description": "a\x00b", "step": "save"},
+         "description"),
+        ("/settings/request-access", {"action": "view", "resource": "leads",
+                                      "note": "a\x00b"}, "note"),
+        ("/settings/members?q=a%00b", {}, "q"),
+    ]
+    before = snapshot()
+    for path, data, field in forms:
+        answer = owner.page("post" if data else "get", path, data=data)
+        assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])
+        assert f"{field} contains a NUL character" in answer.get_data(as_text=True), path
+        assert snapshot() == before, (path, changed_tables(before, snapshot()))
+
+
 # -- wrongly typed JSON ------------------------------------------------------------------------
 
 
