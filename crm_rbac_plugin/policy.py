@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import conditions, role_conditions
@@ -172,6 +172,15 @@ class Access:
                 or SCOPES.index(rule.scope) <= SCOPES.index(self.visibility)):
             return (rule.scope,)
         return (self.visibility, "team")
+
+    def derive(self, **changes: Any) -> Access:
+        """A copy of this Access with ``changes``, and caches of its own.
+
+        The caches hold answers computed from the rules; a copy sharing them
+        would answer with the original's rules (and fill the original's with its own).
+        """
+        return replace(self, **changes, sql_cache={}, can_cache={}, record_checks={},
+                       split_cache={})
 
     def hidden(self, resource: str) -> frozenset[str]:
         """Fields of ``resource`` this member may not see."""
