@@ -30,7 +30,6 @@ access shrinks (or a target whose access grows) stops viewing as at once.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -43,9 +42,9 @@ from ..errors import PermissionDenied
 from ..guard import NO_POLICY_EFFECT, _changed_keys
 from ..identity import request_state
 from ..loader import BYPASS
-from ..policy import ALLOW, Access, Rule
+from ..policy import ALLOW, Access
 from ..registry import Resource
-from ..roles import GrantSpec, covers
+from ..roles import GrantSpec, capped, covers
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -103,7 +102,7 @@ def wider(rbac: RBACProtocol, viewer: Access, target: Access) -> list[str]:
         return []
     if target.is_owner:
         return ["everything (Owner)"]
-    capped = _capped(viewer)
+    viewer_capped = capped(viewer)
     out: list[str] = []
     for (resource, action), rules in sorted(target.rules.items()):
         if resource not in rbac.registry:
@@ -115,22 +114,12 @@ def wider(rbac: RBACProtocol, viewer: Access, target: Access) -> list[str]:
             for scope in target.scopes_for(rule):
                 spec = GrantSpec(resource, action, _needed_scope(viewer, target, res, scope),
                                  ALLOW, rule.conditions)
-                if not covers(capped, spec):
+                if not covers(viewer_capped, spec):
                     out.append(f"{resource}.{action} [{scope}]")
     out += _fields_wider(viewer, target)
     mine = {share.agreement_id for share in viewer.shares}
     out += [share.describe() for share in target.shares if share.agreement_id not in mine]
     return sorted(set(out))
-
-
-def _capped(access: Access) -> Access:
-    """``access`` with each allow split into the scopes its visibility level leaves it,
-    so that :func:`..roles.covers` (which compares granted scopes) sees what it reaches."""
-    rules: dict[tuple[str, str], tuple[Rule, ...]] = {}
-    for key, key_rules in access.rules.items():
-        rules[key] = tuple(replace(rule, scope=scope) for rule in key_rules
-                           for scope in access.scopes_for(rule))
-    return access.derive(rules=rules, visibility=None)
 
 
 def _owners(access: Access, scope: str) -> frozenset[int]:

@@ -43,8 +43,10 @@ from .assignments import (
 from .editing import clone_role, create_role, delete_role, update_role
 from .escalation import (
     PRIVILEGED_KEYS,
+    capped,
     covers,
     department_in_scope,
+    has_full_access,
     is_privileged,
     member_in_scope,
     require,
@@ -97,6 +99,7 @@ __all__ = [
     "condition_clauses",
     "covers",
     "create_role",
+    "capped",
     "department_in_scope",
     "delete_role",
     "department_roles",
@@ -105,6 +108,7 @@ __all__ = [
     "ensure_role_remains",
     "give_department_role",
     "holders",
+    "has_full_access",
     "in_force",
     "is_privileged",
     "matrix",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .. import gate, role_conditions
-from ..errors import PermissionDenied, RuleConflict, ValidationError
+from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
 from ..policy import Access
 from ..workspaces import default_expiry
@@ -22,6 +22,7 @@ from .escalation import (
 )
 from .grants import effective_specs
 from .invariants import assignments_in_force, ensure_owner_remains, ensure_role_remains
+from .reach import held_roles, narrowing, refuse_narrowing
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -35,18 +36,10 @@ def holders(rbac: RBACProtocol, role: Any) -> list[Any]:
         .distinct()))
 
 
-#: Administrative resources whose ``manage`` makes a role privileged for approvals.
-MANAGED = frozenset({"members", "roles", "settings"})
-
-
 def needs_approval_as_privileged(role: Any) -> bool:
-    """Owner, Admin, or a role (its parents included) allowing manage on members, roles or settings.
-
-    Such a role is what an approval policy's "assigning a privileged role" means.
-    """
-    return is_privileged(role) or any(
-        s.effect == "allow" and s.resource in MANAGED and s.action in ("manage", "*")
-        for s in effective_specs(role))
+    """What an approval policy's "assigning a privileged role" means: a privileged role
+    (:func:`.escalation.is_privileged`)."""
+    return is_privileged(role)
 
 
 def _conflicts_with(rbac: RBACProtocol, role: Any, held_role_ids: set[int]) -> list[str]:
@@ -63,38 +56,16 @@ def _conflicts_with(rbac: RBACProtocol, role: Any, held_role_ids: set[int]) -> l
     return names
 
 
-def _is_admin(role: Any) -> bool:
-    return bool(role.builtin and role.key == "admin")
-
-
-def _denies(role: Any) -> list[str]:
-    return sorted({s.permission for s in effective_specs(role) if s.effect == "deny"})
-
-
-def ensure_admin_not_narrowed(membership: Any, role: Any) -> None:
+def ensure_admin_not_narrowed(rbac: RBACProtocol, membership: Any, role: Any) -> None:
     """Refuse (409) an assignment that would put a deny on an Admin.
 
     ``003``: Owner and Admin "always have full access". A deny in any role an
-    Admin holds would narrow them (an explicit deny wins over every allow),
-    so rather than apply it silently or ignore it silently, the assignment
-    that would combine the two is refused, whichever comes second.
+    Admin holds (their own or their department's) would narrow them (an
+    explicit deny wins over every allow), so rather than apply it silently or
+    ignore it silently, the assignment that would combine the two is refused,
+    whichever comes second (:mod:`.reach`).
     """
-    now = utcnow()
-    held = [mr.role for mr in membership.member_roles if mr.active_at(now) or
-            (mr.starts_at is not None and mr.starts_at > now)]
-    if _is_admin(role):
-        narrowing = [(r.name, _denies(r)) for r in held if _denies(r)]
-    elif _denies(role) and any(_is_admin(r) for r in held):
-        narrowing = [(role.name, _denies(role))]
-    else:
-        return
-    if not narrowing:
-        return
-    name, denies = narrowing[0]
-    raise RuleConflict(
-        f"Admins always have full access: {name} denies {', '.join(denies)}, which would narrow "
-        f"{membership.display_name} as an Admin. Remove the deny from the role, or do not "
-        "give both to the same member.", field="role_id")
+    refuse_narrowing(membership, narrowing(held_roles(rbac, membership), [role]))
 
 
 def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role: Any, *,
@@ -114,7 +85,7 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can give the {role.name} role.")
     require_member_in_scope(actor, "edit", membership)
-    ensure_admin_not_narrowed(membership, role)
+    ensure_admin_not_narrowed(rbac, membership, role)
     if expires_at is None:
         expires_at = default_expiry(role, starts_at)
     require_covered(actor, effective_specs(role), f"give {role.name}")

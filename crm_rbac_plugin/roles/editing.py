@@ -12,11 +12,19 @@ from ..errors import PermissionDenied, RuleConflict, ValidationError
 from ..guard import POLICY_WORKSPACES
 from ..policy import Access
 from .assignments import assign_role, holders, needs_approval_as_privileged
-from .escalation import require, require_covered, same_workspace
+from .escalation import (
+    has_full_access,
+    is_privileged,
+    privileged_specs,
+    require,
+    require_covered,
+    same_workspace,
+)
 from .field_rules import replace_field_rules
 from .grants import GrantSpec, effective_specs, merge_specs, specs_of
 from .invariants import ROLE_REMAINS_RULE, assignments_in_force
 from .locks import concurrent_change_refused, lock_for_role_change
+from .reach import held_roles, is_admin, reached, refuse_narrowing
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -94,10 +102,43 @@ def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, descript
 
 
 def _check_editable(rbac: RBACProtocol, actor: Access, role: Any, what: str) -> None:
+    """Refuse changing Owner or Admin, a role wider than the actor, or (unless the actor
+    is an Owner) a privileged role some member holds: its holders are protected as Admins."""
     same_workspace(actor, role)
-    if role.builtin and (role.is_owner or role.key == "admin"):
+    if has_full_access(role):
         raise PermissionDenied(f"The {role.name} role always has full access; it cannot be {what}.")
     require_covered(actor, effective_specs(role), f"change {role.name}, which is wider than you")
+    if not actor.is_owner and is_privileged(role) and reached(rbac, role):
+        raise PermissionDenied(f"Only an Owner can change {role.name}: it manages members, roles "
+                               "or settings, and members hold it.")
+
+
+def _check_reach(rbac: RBACProtocol, actor: Access, role: Any, specs: Sequence[GrantSpec]) -> None:
+    """Refuse an edit giving ``role`` the effective ``specs`` when that would narrow an Admin
+    it reaches (409), or make it privileged while it reaches members: only an Owner may
+    (403), and through the approval policy's "assigning a privileged role" (409).
+
+    Editing a role changes the access of every member it reaches (:func:`.reach.reached`),
+    so it obeys the rules of giving them the role.
+    """
+    old = effective_specs(role)
+    added = sorted({s.permission for s in set(specs) - set(old) if s.effect == "deny"})
+    widened = privileged_specs(specs) and not is_privileged(role)
+    if not added and not widened:
+        return
+    members = reached(rbac, role)
+    for member in members if added else []:
+        if any(is_admin(r) for r in held_roles(rbac, member)):
+            refuse_narrowing(member, (role.name, added), field="grants",
+                             advice=f"take {role.name} from them first")
+    if widened and members:
+        if not actor.is_owner:
+            raise PermissionDenied(f"Only an Owner can let {role.name} manage members, roles or "
+                                   "settings while members hold it.")
+        gate.require(rbac, actor, "assign_privileged_role", {}, refusal=(
+            f"Letting {role.name} manage members, roles or settings needs approval in this "
+            f"workspace while {len(members)} member(s) hold it: give a new role with it to "
+            "them one by one instead.", "grants"))
 
 
 def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: str | None = None,
@@ -115,16 +156,19 @@ def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: st
     with concurrent_change_refused(label):
         lock_for_role_change(rbac, role)
     _check_editable(rbac, actor, role, "edited")
-    if name is not None:
-        role.name = _check_name(rbac, role.workspace_id, name, role.id)
-    if description is not None:
-        role.description = description
+    new_name = _check_name(rbac, role.workspace_id, name, role.id) if name is not None else None
     new_parent = role.parent if parent is ... else parent
     if parent is not ...:
         _check_parent(rbac, actor, role, parent)
     new_grants = list(grants) if grants is not None else specs_of(role)
     inherited = effective_specs(new_parent) if new_parent is not None else []
     require_covered(actor, [*new_grants, *inherited], f"give {role.name} these permissions")
+    if grants is not None or parent is not ...:
+        _check_reach(rbac, actor, role, [*new_grants, *inherited])
+    if new_name is not None:
+        role.name = new_name
+    if description is not None:
+        role.description = description
     with concurrent_change_refused(label):
         if parent is not ...:
             role.parent = parent

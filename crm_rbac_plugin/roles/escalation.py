@@ -4,11 +4,13 @@ never granting or changing more than they hold (Owner and Admin are the Owner's 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE
 from ..errors import PermissionDenied
-from ..policy import Access
-from .grants import SCOPE_RANK, GrantSpec
+from ..policy import Access, Rule
+from .grants import SCOPE_RANK, GrantSpec, effective_specs
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -16,18 +18,44 @@ if TYPE_CHECKING:
 
 PRIVILEGED_KEYS = ("owner", "admin")
 
+#: Administrative resources whose ``manage`` makes a role privileged (:func:`is_privileged`).
+MANAGED = frozenset({"members", "roles", "settings"})
+
+#: Resources without records: their scope reads the members acted on
+#: (:func:`member_in_scope`), which a visibility level does not cap.
+_UNCAPPED = frozenset({name for name, _ in ADMIN_RESOURCES} | {APPROVALS_RESOURCE[0]})
+
+
+def capped(access: Access) -> Access:
+    """``access`` with each allow on records split into the scopes its visibility level
+    leaves it (:meth:`..policy.Access.scopes_for`), so that :func:`covers` (which
+    compares granted scopes) sees what the member reaches.
+
+    A member whose visibility is capped to their own records holds no more
+    than that, whatever their roles grant: what they give, share or view as
+    is measured against the capped access.
+    """
+    if access.visibility is None:
+        return access
+    rules: dict[tuple[str, str], tuple[Rule, ...]] = {}
+    for key, key_rules in access.rules.items():
+        rules[key] = key_rules if key[0] in _UNCAPPED else tuple(
+            replace(rule, scope=scope) for rule in key_rules for scope in access.scopes_for(rule))
+    return access.derive(rules=rules, visibility=None)
+
 
 def covers(actor: Access, spec: GrantSpec) -> bool:
     """Whether ``actor`` holds at least what ``spec`` would grant.
 
     A deny restricts, so it never escalates. An allow is covered by an allow of
-    the actor on the same cell whose scope is at least as wide and whose
-    condition (if any) is a subset of the spec's (fewer clauses = more rows),
-    provided the actor has no deny on that cell.
+    the actor on the same cell whose scope, as the actor's visibility level
+    leaves it (:func:`capped`), is at least as wide and whose condition (if
+    any) is a subset of the spec's (fewer clauses = more rows), provided the
+    actor has no deny on that cell.
     """
     if spec.effect == "deny" or actor.is_owner:
         return True
-    allows, denies = actor.rules_for(spec.resource, spec.action)
+    allows, denies = capped(actor).rules_for(spec.resource, spec.action)
     if denies:
         return False
     for rule in allows:
@@ -49,15 +77,35 @@ def require(rbac: RBACProtocol, actor: Access | None, resource: str, action: str
 
 
 def require_covered(actor: Access, specs: Iterable[GrantSpec], what: str) -> None:
+    """Refuse (403) ``specs`` the actor does not cover (:func:`covers`), naming them."""
+    actor = capped(actor)
     missing = sorted({s.permission + f" [{s.scope}]" for s in specs if not covers(actor, s)})
     if missing:
         raise PermissionDenied(
             f"You cannot {what}: it grants more than you hold ({', '.join(missing)}).")
 
 
-def is_privileged(role: Any) -> bool:
-    """Owner and Admin: only an Owner gives or takes them; they are never edited."""
+def has_full_access(role: Any) -> bool:
+    """The built-in Owner and Admin: always full access, so never edited, conditional or capped."""
     return bool(role.is_owner) or (role.builtin and role.key in PRIVILEGED_KEYS)
+
+
+def is_privileged(role: Any) -> bool:
+    """Owner, Admin, or a role (its parents included) allowing manage on members, roles or
+    settings: only an Owner gives or takes it, and its holders are protected as Admins.
+
+    Whoever manages members, roles or settings can make themselves or anyone an
+    Admin in all but name, so such a role is an Admin role whatever it is
+    called (a clone of Admin is one). It is also what an approval policy's
+    "assigning a privileged role" means.
+    """
+    return has_full_access(role) or privileged_specs(effective_specs(role))
+
+
+def privileged_specs(specs: Iterable[GrantSpec]) -> bool:
+    """Whether ``specs`` allow manage (or every action) on members, roles or settings."""
+    return any(s.effect == "allow" and s.resource in MANAGED and s.action in ("manage", "*")
+               for s in specs)
 
 
 def same_workspace(actor: Access, *objects: Any) -> None:

@@ -16,7 +16,10 @@ whoever moves a member into a department that holds roles
 - never a role some member of the department may not hold with one of theirs
   (segregation of duties);
 - a role needing approval when given to one member is refused for a
-  department (409): give it member by member, through the approval;
+  department (409), and so is moving a member into a department that gives
+  one: give it member by member, through the approval;
+- never a deny to a member who is an Admin, nor Admin to a member a role of
+  the department denies something (:mod:`.reach`, 409);
 - giving or taking a department's role changes every member of it, so the
   actor must manage each of them (:func:`require_department_in_reach`): a
   Manager acts on their team, not on a whole department around it.
@@ -45,6 +48,7 @@ from .escalation import (
 )
 from .grants import effective_specs
 from .locks import concurrent_change_refused, lock_for_role_change
+from .reach import held_roles, narrowing, own_roles, refuse_narrowing
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -121,6 +125,8 @@ def give_department_role(rbac: RBACProtocol, actor: Access | None, department: A
             raise PermissionDenied(
                 f"{member.display_name} holds {', '.join(clash)}, which cannot be held together "
                 f"with {role.name} (segregation of duties).")
+        refuse_narrowing(member, narrowing(held_roles(rbac, member), [role]),
+                         advice=f"do not give it to {department.name}")
     if needs_approval_as_privileged(role):
         gate.require(rbac, actor, "assign_privileged_role",
                      {"department_id": department.id, "role_id": role.id},
@@ -160,8 +166,8 @@ def check_joining(rbac: RBACProtocol, actor: Access, membership: Any, department
     if department is None or (department.id == membership.department_id and not placed):
         return
     own = {mr.role_id for mr in membership.member_roles}
-    for row in department_roles(rbac, department):
-        role = row.role
+    given = [row.role for row in department_roles(rbac, department)]
+    for role in given:
         _check_giver(actor, role, f"move {membership.display_name} into {department.name}, "
                                   f"which gives {role.name}")
         clash = _conflicts_with(rbac, role, own)
@@ -169,6 +175,14 @@ def check_joining(rbac: RBACProtocol, actor: Access, membership: Any, department
             raise PermissionDenied(
                 f"{membership.display_name} holds {', '.join(clash)}, which cannot be held "
                 f"together with {role.name}, given by {department.name} (segregation of duties).")
+    refuse_narrowing(membership, narrowing(own_roles(membership), given), field="department_id",
+                     advice=f"do not move them into {department.name}")
+    privileged = [role.name for role in given if needs_approval_as_privileged(role)]
+    if privileged:
+        gate.require(rbac, actor, "assign_privileged_role", {},
+                     refusal=(f"Moving {membership.display_name} into {department.name}, which "
+                              f"gives {', '.join(privileged)}, needs approval in this workspace: "
+                              "give the role to them one by one instead.", "department_id"))
 
 
 def set_role_condition(rbac: RBACProtocol, actor: Access | None, role: Any,

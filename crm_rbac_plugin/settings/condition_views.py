@@ -77,7 +77,7 @@ def role_condition(role_id: int) -> Any:
         fill(form, role.access_condition)
     return render("role_condition.html", status, role=role, form=form,
                   current=condition_text(role.access_condition), page_errors=page_errors,
-                  editable=not roles.is_privileged(role))
+                  editable=not roles.has_full_access(role))
 
 
 def _department_or_404(dept_id: int) -> Any:

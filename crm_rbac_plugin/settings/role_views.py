@@ -73,7 +73,7 @@ def roles_list() -> Any:
                                         can("roles.create"))
     rows = []
     for role in queries.workspace_roles(rbac, access.workspace_id):
-        fixed = roles.is_privileged(role)
+        fixed = roles.has_full_access(role)
         covered = queries.covers_role(access, role)
         edit = can_edit and covered and not fixed
         rows.append({"role": role, "members": counts.get(role.id, 0),
@@ -256,7 +256,7 @@ def edit_role(role_id: int) -> Any:
     """
     rbac = current_rbac
     role = _role_or_404(role_id)
-    privileged = roles.is_privileged(role)
+    privileged = roles.has_full_access(role)
     if privileged and request.method == "POST":
         return rbac.refuse(Decision(
             False, f"The {role.name} role always has full access; it cannot be edited."), 403)

@@ -39,7 +39,7 @@ def audit_action(rbac: RBACProtocol, who: Any, action: str, **details: Any) -> N
 
 
 def privileged(membership: Any) -> bool:
-    """Whether ``membership`` holds an Owner or Admin role."""
+    """Whether ``membership`` holds a privileged role (:func:`..roles.is_privileged`)."""
     return any(is_privileged(mr.role) for mr in membership.member_roles)
 
 

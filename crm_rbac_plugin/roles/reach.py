@@ -1,0 +1,118 @@
+"""Whom a role's rules reach, and the rule that none of them narrows an Admin.
+
+A role reaches a member through an assignment (in force or starting later),
+through the member's department (a ``DepartmentRole``), and through every
+role inheriting from it. Whatever changes what reaches a member (giving a
+role, editing or re-parenting one, giving a role to a department, moving a
+member into a department) obeys the same rule, :func:`refuse_narrowing`:
+``003``'s Owner and Admin "always have full access", and an explicit deny
+wins over every allow, so no change may combine a deny with Admin on one
+member; it is refused (409) whichever of the two comes second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..errors import RuleConflict
+from ..models import utcnow
+from .grants import GrantSpec, effective_specs
+
+if TYPE_CHECKING:
+    from ..interface import RBACProtocol
+
+
+def is_admin(role: Any) -> bool:
+    return bool(role.builtin and role.key == "admin")
+
+
+def denies(specs: Iterable[GrantSpec]) -> list[str]:
+    return sorted({s.permission for s in specs if s.effect == "deny"})
+
+
+def department_role_list(rbac: RBACProtocol, department_id: int | None) -> list[Any]:
+    """The roles department ``department_id`` gives its members (none for None)."""
+    if department_id is None:
+        return []
+    m = rbac.models
+    return list(rbac.db.session.scalars(
+        sa.select(m.Role).join(m.DepartmentRole, m.DepartmentRole.role_id == m.Role.id)
+        .where(m.DepartmentRole.department_id == department_id).order_by(m.Role.name)))
+
+
+def own_roles(membership: Any) -> list[Any]:
+    """The roles assigned to ``membership`` that are in force now or start later."""
+    now = utcnow()
+    return [mr.role for mr in membership.member_roles if mr.active_at(now)
+            or (mr.starts_at is not None and mr.starts_at > now)]
+
+
+def held_roles(rbac: RBACProtocol, membership: Any) -> list[Any]:
+    """Every role reaching ``membership``: its own (:func:`own_roles`) and its department's."""
+    return [*own_roles(membership), *department_role_list(rbac, membership.department_id)]
+
+
+def lineage(rbac: RBACProtocol, role: Any) -> list[Any]:
+    """``role`` and every role inheriting from it, directly or not."""
+    Role = rbac.models.Role
+    found, frontier = [role], [role.id]
+    seen = {role.id}
+    while frontier:
+        children = rbac.db.session.scalars(sa.select(Role).where(Role.parent_id.in_(frontier)))
+        frontier = []
+        for child in children:
+            if child.id not in seen:
+                seen.add(child.id)
+                found.append(child)
+                frontier.append(child.id)
+    return found
+
+
+def reached(rbac: RBACProtocol, role: Any) -> list[Any]:
+    """The memberships ``role``'s rules reach: holders of it or of a role inheriting from
+    it, directly (in force or starting later) or through their department."""
+    m, session = rbac.models, rbac.db.session
+    role_ids = [r.id for r in lineage(rbac, role)]
+    out = {}
+    for mr in session.scalars(sa.select(m.MemberRole).where(m.MemberRole.role_id.in_(role_ids))):
+        now = utcnow()
+        if mr.active_at(now) or (mr.starts_at is not None and mr.starts_at > now):
+            out[mr.membership.id] = mr.membership
+    departments = sa.select(m.DepartmentRole.department_id).where(
+        m.DepartmentRole.role_id.in_(role_ids))
+    for member in session.scalars(sa.select(m.Membership).where(
+            m.Membership.department_id.in_(departments))):
+        out[member.id] = member
+    return list(out.values())
+
+
+def narrowing(held: Sequence[Any], added: Sequence[Any]) -> tuple[str, list[str]] | None:
+    """A role of ``held`` + ``added`` denying something to an Admin, where ``added``
+    brings the Admin role or the deny: (its name, its denies), or None."""
+    if any(is_admin(r) for r in added):
+        candidates = [*held, *added]
+    elif any(is_admin(r) for r in held):
+        candidates = list(added)
+    else:
+        return None
+    for role in candidates:
+        found = denies(effective_specs(role))
+        if found:
+            return role.name, found
+    return None
+
+
+def refuse_narrowing(membership: Any, found: tuple[str, list[str]] | None, *,
+                     field: str = "role_id", advice: str = "do not give both to the same "
+                     "member") -> None:
+    """Raise the 409 of a change that would put a deny on ``membership``, an Admin."""
+    if found is None:
+        return
+    name, denied = found
+    raise RuleConflict(
+        f"Admins always have full access: {name} denies {', '.join(denied)}, which would "
+        f"narrow {membership.display_name} as an Admin. Remove the deny from the role, or "
+        f"{advice}.", field=field)
