@@ -31,6 +31,7 @@ from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.security import mfa, sessions
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_mfa import MFA_PAGE, VERIFY_PAGE, enrolled_directly, secret_on_page
+from tests.test_sessions import copy_of
 
 DOMAIN = "crm.test"  # the tests' SERVER_NAME
 ADMIN_PAGE = "/settings/roles"
@@ -59,19 +60,11 @@ def signed_in_with_code(app: Flask, code: str) -> FlaskClient:
     return client
 
 
-def copy_of_session(victim: FlaskClient, app: Flask) -> FlaskClient:
-    cookie = victim.get_cookie("session", domain=DOMAIN)
-    assert cookie is not None
-    thief = app.test_client()
-    thief.set_cookie("session", cookie.value, domain=DOMAIN)
-    return thief
-
-
 def test_a_copied_cookie_of_a_signed_out_session_needs_a_code(
         app: Flask, world: SimpleNamespace) -> None:
     _, codes = enrolled_directly(world.users["admin"])
     victim = signed_in_with_code(app, codes[0])
-    thief = copy_of_session(victim, app)
+    thief = copy_of(app, victim)
     assert victim.post("/logout").status_code == 302
     assert thief.get(ADMIN_PAGE).status_code == 302  # the copy alone is anonymous
     password_sign_in(app, "admin@example.test", thief)  # the password, phished
@@ -84,7 +77,7 @@ def test_a_copied_cookie_of_a_session_signed_out_elsewhere_needs_a_code(
     """Sign-out everywhere ends the session without Flask-Login's sign-out in that browser."""
     _, codes = enrolled_directly(world.users["admin"])
     victim = signed_in_with_code(app, codes[0])
-    thief = copy_of_session(victim, app)
+    thief = copy_of(app, victim)
     here = signed_in_with_code(app, codes[1])
     assert here.post("/settings/account/sessions/sign-out-others").status_code == 302
     password_sign_in(app, "admin@example.test", thief)
