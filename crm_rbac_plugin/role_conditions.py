@@ -128,7 +128,7 @@ def address_in(address: str | None, networks: Iterable[Network]) -> bool:
 
 
 def _minutes(value: Any, field: str) -> int:
-    text = str(value or "").strip()
+    text = str(value).strip()
     hours, sep, minutes = text.partition(":")
     if (not sep or not hours.isdigit() or not minutes.isdigit() or len(minutes) != 2
             or len(hours) > 2):
@@ -156,6 +156,18 @@ def _weekdays(value: Any) -> tuple[int, ...]:
     return tuple(sorted(days))
 
 
+def _given(raw: Mapping[str, Any], key: str, empty: Any) -> Any:
+    """``raw[key]``, or ``empty`` when the key is absent, null, ``""`` or an empty list.
+
+    Any other value is checked as given: a falsy one of the wrong type
+    (``0``, ``false``, ``{}``) is an error naming the key, never "no limit".
+    """
+    value = raw.get(key)
+    if value is None or (isinstance(value, (str, list, tuple)) and not value):
+        return empty
+    return value
+
+
 def validate(raw: Any) -> Condition:
     """Check a condition as the API, the pages and the CLI send it.
 
@@ -171,8 +183,8 @@ def validate(raw: Any) -> Condition:
     unknown = sorted(set(map(str, raw)) - set(KEYS))
     if unknown:
         raise ValidationError(f"unknown condition keys: {', '.join(unknown)}", field=unknown[0])
-    weekdays = _weekdays(raw.get("weekdays") or [])
-    start_raw, end_raw = raw.get("start") or "", raw.get("end") or ""
+    weekdays = _weekdays(_given(raw, "weekdays", []))
+    start_raw, end_raw = _given(raw, "start", ""), _given(raw, "end", "")
     start = end = None
     if start_raw or end_raw:
         if not start_raw:
@@ -186,7 +198,7 @@ def validate(raw: Any) -> Condition:
             raise ValidationError(f"the window ends ({_hhmm(end)}) before it starts "
                                   f"({_hhmm(start)}); a window cannot cross midnight",
                                   field="end")
-    nets_raw = raw.get("networks") or []
+    nets_raw = _given(raw, "networks", [])
     if isinstance(nets_raw, str):
         nets_raw = nets_raw.replace(",", "\n").splitlines()
     if not isinstance(nets_raw, (list, tuple)):

@@ -91,6 +91,13 @@ def windowed_member(world: SimpleNamespace, condition: dict[str, Any]) -> Any:
     ({"networks": "not a network"}, "networks"),
     ({"colour": "blue"}, "colour"),
     ("weekdays", "condition"),
+    ({"weekdays": 0}, "weekdays"),
+    ({"weekdays": False}, "weekdays"),
+    ({"weekdays": {}}, "weekdays"),
+    ({"networks": 0}, "networks"),
+    ({"networks": {}}, "networks"),
+    ({"start": 0, "end": "10:00"}, "start"),
+    ({"start": "09:00", "end": False}, "end"),
 ])
 def test_a_bad_condition_names_its_field(raw: Any, field: str) -> None:
     with pytest.raises(ValidationError) as refused:
@@ -229,6 +236,8 @@ def department_rows() -> list[tuple[Any, ...]]:
     ({"start": "18:00", "end": "09:00"}, "end"),
     ({"weekdays": ["mon", "someday"]}, "weekdays"),
     ({"networks": ["10.0.0.0/33"]}, "networks"),
+    ({"weekdays": 0}, "weekdays"),  # a falsy value of the wrong type is no "no limit"
+    ({"networks": False}, "networks"),
 ])
 def test_the_api_refuses_a_bad_condition(app: Flask, world: SimpleNamespace, api_as: Any,
                                          condition: dict[str, Any], field: str) -> None:
