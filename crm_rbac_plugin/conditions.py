@@ -202,6 +202,15 @@ def _coerce(value: Any, column: Any, field: str) -> Any:
     raise _refuse(field, "conditions on this field are not supported")
 
 
+def is_empty(raw: Any) -> bool:
+    """Whether ``raw`` says "no condition": null, ``""`` or an empty list.
+
+    Any other value is checked as a condition, so a falsy one of the wrong
+    type (``0``, ``false``, ``{}``) is refused, never read as "no condition".
+    """
+    return raw is None or (isinstance(raw, (str, list, tuple)) and not raw)
+
+
 def validate(model: type, raw: Iterable[Mapping[str, Any]] | None) -> tuple[Clause, ...]:
     """Check clauses against ``model``'s columns and return them normalised.
 
@@ -211,7 +220,7 @@ def validate(model: type, raw: Iterable[Mapping[str, Any]] | None) -> tuple[Clau
     Python and in SQL. Raises :class:`InvalidCondition` naming the offending
     field or operator.
     """
-    if not raw:
+    if is_empty(raw):
         return ()
     if isinstance(raw, Mapping):
         raw = [raw]

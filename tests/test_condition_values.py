@@ -175,6 +175,27 @@ def test_the_json_api_refuses_unholdable_values(app: Flask, world: SimpleNamespa
     assert policy_snapshot() == before_roles
 
 
+@pytest.mark.parametrize("falsy", [0, False, {}])
+def test_a_falsy_condition_of_the_wrong_type_is_refused_not_dropped(
+        app: Flask, world: SimpleNamespace, falsy: Any) -> None:
+    """Only null, "" and [] mean no condition: ``0`` on a shared permission must not lift the
+    agreement's region condition, nor make a role's grant unconditional."""
+    agreement = _agree(world, [{"resource": "clients", "action": "view", "condition": [
+        {"field": "region", "op": "eq", "value": "north"}]}])
+    acme = _api(app, world.members["owner"])
+    before_sharing, before_roles = _shared_conditions(agreement.id), policy_snapshot()
+    response = acme.patch(f"/sharing/{agreement.id}", {"permissions": [
+        {"resource": "clients", "action": "view", "condition": falsy}]})
+    assert response.status_code == 400, response.json
+    assert response.json["field"] == "permissions[0].condition", response.json
+    response = acme.post("/roles", {"name": "Falsy", "permissions": [
+        "deals.view", {"resource": "deals", "action": "export", "condition": falsy}]})
+    assert response.status_code == 400, response.json
+    assert response.json["field"] == "permissions[1].condition", response.json
+    assert _shared_conditions(agreement.id) == before_sharing
+    assert policy_snapshot() == before_roles
+
+
 #: The editor words a refused JSON condition itself; the parser's reason never reaches the page.
 UNFIT = "cannot be read or does not fit the fields"
 

@@ -71,8 +71,9 @@ def permission_items(rbac: RBACProtocol, items: Any, keys: frozenset[str],
 
 
 def condition_clauses(res: Resource, raw: Any, field: str) -> tuple[conditions.Clause, ...]:
-    """Validate a permission's record condition (none when ``raw`` is empty)."""
-    if not raw:
+    """Validate a permission's record condition (none when ``raw`` is empty: see
+    :func:`.conditions.is_empty`)."""
+    if conditions.is_empty(raw):
         return ()
     if res.model is None:
         raise ValidationError(f"{res.name} has no records to put a condition on",
