@@ -61,6 +61,11 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_API_URL_PREFIX": "/api/v1",
     # Largest JSON API request body, in bytes; a bigger one is refused with 413.
     "RBAC_API_MAX_BODY": 64 * 1024,
+    # Blueprints whose routes accept an API token (Authorization: Bearer). A
+    # token signs nobody in anywhere else: the account pages (MFA, tokens,
+    # sessions, profile) and the HTML app are for a signed-in browser. Add a
+    # host's own JSON blueprint here to let tokens reach it.
+    "RBAC_TOKEN_BLUEPRINTS": ("rbac_api",),
     # Keys of the built-in roles whose holders (directly or through a role
     # inheriting from one) may "view as" another member; the Owner role's key
     # is "owner". The viewed member's access must also lie within the viewer's

@@ -318,19 +318,20 @@ def load_user_from_request(rbac: RBACProtocol, request: Any) -> Any:
     """Flask-Login ``request_loader`` for ``Authorization: Bearer <token>``.
 
     Register it with ``login_manager.request_loader(rbac.load_user_from_request)``.
-    The request then acts in the token's workspace.
+    The request acts in the token's workspace, on ``RBAC_TOKEN_BLUEPRINTS``'
+    routes only (the JSON API): elsewhere it is anonymous, so a leaked token
+    never reaches the account's pages (MFA, tokens, sessions) nor the HTML app.
     """
-    header = request.headers.get("Authorization", "")
-    scheme, _, plaintext = header.partition(" ")
-    if scheme.lower() != "bearer" or not plaintext:
+    scheme, _, plaintext = request.headers.get("Authorization", "").partition(" ")
+    if (scheme.lower() != "bearer" or not plaintext
+            or request.blueprint not in setting("RBAC_TOKEN_BLUEPRINTS")):
         return None
     membership = tokens.membership_for_token(rbac, plaintext.strip())
     if membership is None:
         return None
     rbac.db.session.commit()  # keep last_used_at
     state = request_state()
-    state.token_workspace = membership.workspace_id
-    state.token_auth = True
+    state.token_workspace, state.token_auth = membership.workspace_id, True
     state.token_user = membership.user
     return membership.user
 

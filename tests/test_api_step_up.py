@@ -179,3 +179,41 @@ def test_bulk_role_changes_and_review_removals_need_a_recent_check(world: Simple
     assert client.post(f"/settings/access-review/assignments/{assignment.id}/remove"
                        ).status_code == 302
     assert state() != before
+
+
+def test_a_token_beside_a_checked_session_cookie_is_still_refused(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """A check belongs to the browser session that passed it: a token sent beside that
+    session's cookie (a token and a copy of the cookie in one client) counts as a token."""
+    enrolled_directly(world.users["admin"])
+    client = login(world.users["admin"], world.ws)
+    set_check(client, world.users["admin"], minutes_ago=1)
+    _, plaintext = tokens.create_token(rbac, world.members["admin"], "beside a cookie")
+    db.session.commit()
+    send: Send = lambda method, path, body: client.open(  # noqa: E731
+        f"/api/v1{path}", method=method.upper(), json=body,
+        headers={"Authorization": f"Bearer {plaintext}"})
+    assert_all_refused(send, world, "mfa_step_up_required")
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/settings/account/mfa"), ("GET", "/settings/tokens"), ("POST", "/settings/tokens"),
+    ("GET", "/settings/profile"), ("POST", "/settings/account/sessions/sign-out-others"),
+    ("GET", "/settings/members"), ("GET", "/leads/"), ("GET", "/admin/"), ("GET", "/"),
+])
+def test_a_token_signs_nobody_in_outside_the_api(app: Flask, world: SimpleNamespace,
+                                                method: str, path: str) -> None:
+    """A leaked token must not reach the account's own pages (its MFA secret, new tokens,
+    its sessions) nor the HTML app: outside the JSON API the request is anonymous."""
+    _, plaintext = tokens.create_token(rbac, world.members["admin"], "outside the API")
+    db.session.commit()
+    T = rbac.models.ApiToken
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(T))
+    answer = app.test_client().open(path, method=method, data={"name": "minted"},
+                                    headers={"Authorization": f"Bearer {plaintext}"})
+    assert answer.status_code in (302, 401, 403), (path, answer.status_code)
+    if answer.status_code == 302:
+        assert "/login" in answer.headers["Location"], answer.headers["Location"]
+    assert "otpauth://" not in answer.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(T)) == before

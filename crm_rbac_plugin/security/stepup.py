@@ -115,6 +115,8 @@ def record_check(user: Any, when: dt.datetime | None = None) -> None:
 def session_check(user: Any, user_id: Any = None) -> dt.datetime | None:
     """The time ``user`` (whose primary key is ``user_id``, when the caller knows it)
     passed an MFA check in this session, or None."""
+    if request_state().token_auth:
+        return None  # a token has no session: a cookie sent beside it is not its check
     value = current_session().get(SESSION_KEY)
     if not isinstance(value, dict):
         return None
