@@ -129,13 +129,26 @@ def unlink(campaign: Campaign) -> Any:
 @require_permission("campaigns", "send")
 @record_required("campaigns", "send", name="campaign")
 def send(campaign: Campaign) -> Any:
-    """Send the campaign (rate-limited: 429 over the limit, nothing sent)."""
-    target = url_for(".detail", id=campaign.id)
+    """Send the campaign: judged and recorded first, mailed only once that is committed.
+
+    Sending marks the campaign ``sent``, a change of the campaign, so it needs
+    ``edit`` on it as well as ``send`` (403 otherwise, nothing sent). Over the
+    rate limit it is a 429; a refusal at the flush (a read-only view-as) is
+    raised before any mail; nothing is mailed unless the send's row and audit
+    event are committed.
+    """
+    campaign_id = campaign.id
+    target = url_for(".detail", id=campaign_id)
+    if not rbac.can("edit", "campaigns", campaign):
+        return refused(CampaignError("Sending marks the campaign sent, which needs the right "
+                                     "to edit it", status=403), target)
     try:
-        result = service.send(campaign)
+        prepared = service.send(campaign)
+        db.session.commit()
+        result = prepared.result
+        service.deliver(campaign_id, prepared)
     except CampaignError as exc:
         return refused(exc, target)
-    db.session.commit()
     skipped = result.skipped_unsubscribed + result.skipped_no_address
     flash(f"Sent to {result.sent} lead(s); {skipped} skipped (unsubscribed or no address).",
           "success")
