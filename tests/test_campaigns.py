@@ -13,9 +13,11 @@ changed. Runs on SQLite and PostgreSQL (the ``app`` fixture).
 
 from __future__ import annotations
 
+import smtplib
 from types import SimpleNamespace
 from typing import Any
 
+import flask_mail
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -23,7 +25,7 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy.orm import joinedload, selectinload
 
 from crm_app.campaigns import service
-from crm_app.campaigns.models import Campaign, CampaignUnsubscribe, campaign_lead
+from crm_app.campaigns.models import Campaign, CampaignSend, CampaignUnsubscribe, campaign_lead
 from crm_app.extensions import db, mail
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
@@ -390,6 +392,88 @@ def test_mails_per_workspace_are_rate_limited(app: Flask, login: Any,
     assert outbox == [] and audit_events("campaign.send") == []
     with rbac.system():
         assert db.session.get(Campaign, camp.id).status == "draft"
+
+
+def campaign_sends() -> int:
+    with rbac.system():
+        return db.session.scalar(sa.select(sa.func.count(CampaignSend.id))) or 0
+
+
+def sender_without_edit(world: SimpleNamespace) -> None:
+    """Give ``viewer`` a role that views and sends every campaign and views leads, no edit."""
+    role = rbac.models.Role(workspace=world.ws, name="Campaign sender")
+    for resource, action in (("campaigns", "view"), ("campaigns", "send"), ("leads", "view")):
+        workspaces.add_grant(rbac, role, resource, action, "all")
+    db.session.add(role)
+    db.session.flush()
+    workspaces.assign_role(rbac, world.members["viewer"], role)
+    db.session.commit()
+
+
+def test_a_sender_who_may_not_edit_the_campaign_sends_nothing(app: Flask, login: Any,
+                                                               camp: SimpleNamespace) -> None:
+    """Sending marks the campaign sent: without ``edit`` it is a 403 and no mail leaves."""
+    sender_without_edit(camp.w)
+    client = login(camp.w.users["viewer"])
+    with mail.record_messages() as outbox:
+        answers = [send_as(client, camp.id).status_code for _ in range(3)]
+    assert answers == [403, 403, 403] and outbox == []
+    assert campaign_sends() == 0 and audit_events("campaign.send") == []
+    with rbac.system():
+        assert db.session.get(Campaign, camp.id).status == "draft"
+
+
+def test_an_owner_viewing_as_a_sender_sends_nothing(app: Flask, login: Any,
+                                                    camp: SimpleNamespace) -> None:
+    """View-as is read-only: the send is refused at its flush, before any mail."""
+    grant_member(camp.w, "campaigns", "send")
+    owner = login(camp.w.users["owner"])
+    started = owner.post("/settings/view-as",
+                         data={"membership_id": str(camp.w.members["member"].id)})
+    assert started.status_code == 302
+    with mail.record_messages() as outbox:
+        answers = [send_as(owner, camp.id).status_code for _ in range(2)]
+    assert all(code == 403 for code in answers) and outbox == []
+    assert campaign_sends() == 0 and audit_events("campaign.send") == []
+    with rbac.system():
+        assert db.session.get(Campaign, camp.id).status == "draft"
+
+
+def test_a_send_is_mailed_once_and_recorded_once(app: Flask, login: Any,
+                                                 camp: SimpleNamespace) -> None:
+    with mail.record_messages() as outbox:
+        assert send_as(login(camp.w.users["owner"]), camp.id).status_code == 303
+    assert sorted(m.recipients[0] for m in outbox) == sorted(
+        f"{tag}@leads.test" for tag in camp.w.leads)
+    assert campaign_sends() == 1 and len(audit_events("campaign.send")) == 1
+
+
+def test_a_mail_failure_mid_send_keeps_the_send_with_the_mails_that_left(
+        app: Flask, login: Any, camp: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The send stays recorded (status sent, counted by the limit) with the number that
+    left; a ``campaign.send_failed`` event names both numbers and the answer is a 502."""
+    real_send = flask_mail.Connection.send
+    handed: list[Any] = []
+
+    def flaky(conn: Any, msg: Any, *args: Any) -> None:
+        if len(handed) == 2:
+            raise smtplib.SMTPServerDisconnected("connection lost")
+        handed.append(msg)
+        real_send(conn, msg, *args)
+
+    monkeypatch.setattr(flask_mail.Connection, "send", flaky)
+    with mail.record_messages() as outbox:
+        response = login(camp.w.users["owner"]).post(
+            f"/campaigns/{camp.id}/send", headers={"Accept": "application/json"})
+    assert response.status_code == 502 and "after 2 of 5" in response.json["error"]
+    assert len(outbox) == 2
+    with rbac.system():
+        [row] = db.session.scalars(sa.select(CampaignSend)).all()
+        assert row.sent == 2
+        assert db.session.get(Campaign, camp.id).status == "sent"
+    assert len(audit_events("campaign.send")) == 1
+    [failed] = audit_events("campaign.send_failed")
+    assert (failed.detail["sent"], failed.detail["failed"]) == (2, 3)
 
 
 def test_unsubscribe_token_names_workspace_and_address(app: Flask, world: SimpleNamespace) -> None:

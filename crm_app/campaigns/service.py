@@ -24,6 +24,7 @@ recipient does not already know (their own address).
 from __future__ import annotations
 
 import datetime as dt
+import smtplib
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,10 +176,25 @@ def check_rate(workspace_id: int, sender_id: int | None, mails: int) -> None:
                             f"mails per hour ({ws_mails} sent); try again later", status=429)
 
 
-def send(campaign: Campaign) -> SendResult:
-    """Send ``campaign`` to the member leads the sender may mail; audit the counts.
+@dataclass(frozen=True)
+class PreparedSend:
+    """A recorded send and its mails, which leave only after the caller commits."""
 
-    The caller has checked ``campaigns.send`` on the campaign and commits.
+    send_id: int
+    result: SendResult
+    messages: list[Message]
+
+
+def send(campaign: Campaign) -> PreparedSend:
+    """Judge and record a send of ``campaign``; return its mails, not yet sent.
+
+    Every refusal comes before anything leaves: the rate limit (429), then
+    the flush of the ``campaign_send`` row, the campaign's ``sent`` status
+    and the ``campaign.send`` audit event, which the flush guard judges (a
+    sender who may not edit the campaign, a read-only view-as) and which
+    raises here. The caller has checked ``campaigns.send`` and ``edit`` on
+    the campaign, commits, and only then calls :func:`deliver`, so a send
+    that is not recorded (and counted by the rate limit) mails nobody.
     """
     access = rbac.current_access()
     if access is None:
@@ -199,20 +215,53 @@ def send(campaign: Campaign) -> SendResult:
                     if is_unsubscribed(access.workspace_id, lead.email)]
     recipients = [lead for lead in recipients if lead not in unsubscribed]
     check_rate(access.workspace_id, access.user_id, len(recipients))
-    with mail.connect() as conn:
-        for lead in recipients:
-            conn.send(message(campaign, lead, access.workspace_id))
     result = SendResult(len(recipients), hidden, len(unsubscribed), len(no_address))
-    db.session.add(CampaignSend(
+    row = CampaignSend(
         workspace_id=access.workspace_id, campaign_id=campaign.id, sender_id=access.user_id,
         sent=result.sent, skipped_hidden=result.skipped_hidden,
-        skipped_unsubscribed=result.skipped_unsubscribed))
+        skipped_unsubscribed=result.skipped_unsubscribed)
+    db.session.add(row)
     campaign.status = "sent"
     rbac.audit("campaign.send", resource="campaigns", target=f"campaign #{campaign.id}",
                  sent=result.sent, skipped_hidden=result.skipped_hidden,
                  skipped_unsubscribed=result.skipped_unsubscribed,
                  skipped_no_address=result.skipped_no_address)
-    return result
+    db.session.flush()
+    # Built now: the leads expire at the commit that comes before delivery.
+    return PreparedSend(row.id, result, [message(campaign, lead, access.workspace_id)
+                                 for lead in recipients])
+
+
+def deliver(campaign_id: int, prepared: PreparedSend) -> int:
+    """Mail a committed send's messages; return how many left.
+
+    A failure part-way (the mail server refuses or drops the connection)
+    stops the send: the mails already handed over stay sent, the rest are
+    not retried (a retry is a new send, counted by the rate limit). The
+    send's row then holds the number that left, so the workspace limit counts
+    real mails, and a ``campaign.send_failed`` event records both numbers;
+    that is committed and :class:`CampaignError` (502) names them.
+    """
+    delivered = 0
+    try:
+        with mail.connect() as conn:
+            for msg in prepared.messages:
+                conn.send(msg)
+                delivered += 1
+    except (OSError, smtplib.SMTPException) as exc:
+        db.session.rollback()
+        with rbac.system():
+            row = db.session.get(CampaignSend, prepared.send_id)
+            if row is not None:
+                row.sent = delivered
+        rbac.audit("campaign.send_failed", resource="campaigns",
+                   target=f"campaign #{campaign_id}", sent=delivered,
+                   failed=len(prepared.messages) - delivered, error=type(exc).__name__)
+        db.session.commit()
+        raise CampaignError(f"The mail server failed after {delivered} of "
+                            f"{len(prepared.messages)} mail(s); the rest were not sent",
+                            status=502) from exc
+    return delivered
 
 
 def message(campaign: Campaign, lead: Lead, workspace_id: int) -> Message:

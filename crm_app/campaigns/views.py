@@ -15,12 +15,14 @@ idempotent.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from crm_rbac_plugin import csvsafe, record_required, require_permission
+from crm_rbac_plugin import PermissionDenied, csvsafe, gate, record_required, require_permission
+from crm_rbac_plugin.approvals import ExportFile
 
 from ..extensions import db
 from ..models import Lead
@@ -129,13 +131,26 @@ def unlink(campaign: Campaign) -> Any:
 @require_permission("campaigns", "send")
 @record_required("campaigns", "send", name="campaign")
 def send(campaign: Campaign) -> Any:
-    """Send the campaign (rate-limited: 429 over the limit, nothing sent)."""
-    target = url_for(".detail", id=campaign.id)
+    """Send the campaign: judged and recorded first, mailed only once that is committed.
+
+    Sending marks the campaign ``sent``, a change of the campaign, so it needs
+    ``edit`` on it as well as ``send`` (403 otherwise, nothing sent). Over the
+    rate limit it is a 429; a refusal at the flush (a read-only view-as) is
+    raised before any mail; nothing is mailed unless the send's row and audit
+    event are committed.
+    """
+    campaign_id = campaign.id
+    target = url_for(".detail", id=campaign_id)
+    if not rbac.can("edit", "campaigns", campaign):
+        return refused(CampaignError("Sending marks the campaign sent, which needs the right "
+                                     "to edit it", status=403), target)
     try:
-        result = service.send(campaign)
+        prepared = service.send(campaign)
+        db.session.commit()
+        result = prepared.result
+        service.deliver(campaign_id, prepared)
     except CampaignError as exc:
         return refused(exc, target)
-    db.session.commit()
     skipped = result.skipped_unsubscribed + result.skipped_no_address
     flash(f"Sent to {result.sent} lead(s); {skipped} skipped (unsubscribed or no address).",
           "success")
@@ -153,29 +168,66 @@ def delete(campaign: Campaign) -> Any:
     return redirect(url_for(".index"), 303)
 
 
+def members_stmt(campaign_id: int, *columns: Any) -> sa.Select[Any]:
+    """The campaign's member leads (or ``columns`` of them) as an *export*: the
+    member's ``export`` criteria apply, and the statement joins both sides of
+    the link table itself, as the link guard requires."""
+    return (sa.select(*(columns or (Lead,)))
+            .select_from(Lead)
+            .join(campaign_lead, campaign_lead.c.lead_id == Lead.id)
+            .join(Campaign, Campaign.id == campaign_lead.c.campaign_id)
+            .where(Campaign.id == campaign_id)
+            .execution_options(rbac_action="export"))
+
+
+def members_file(campaign_id: int) -> ExportFile:
+    """The CSV of the campaign's exportable members, visible columns only; audits it."""
+    columns = member_columns()
+    out = io.StringIO()
+    writer = csvsafe.writer(out)
+    writer.writerow(["id", *(title for _, title in columns)])
+    rows: dict[Any, int] = {}
+    for lead in db.session.scalars(members_stmt(campaign_id).order_by(Lead.id)):
+        writer.writerow([lead.id, *(getattr(lead, key) for key, _ in columns)])
+        rows[lead.workspace_id] = rows.get(lead.workspace_id, 0) + 1
+    rbac.audit_export("leads", rows, target=f"members of campaign #{campaign_id}")
+    return ExportFile(f"campaign-{campaign_id}-members.csv", out.getvalue().encode("utf-8"))
+
+
 @bp.get("/<int:id>/members.csv")
 @require_permission("leads", "export")
 @require_permission("campaigns", "view")
 @record_required("campaigns", "view", name="campaign")
 def members_csv(campaign: Campaign) -> Response:
-    """The campaign's members the member may *export*, visible columns only, audited."""
-    columns = member_columns()
-    stmt = (sa.select(Lead)
-            .join(campaign_lead, campaign_lead.c.lead_id == Lead.id)
-            .join(Campaign, Campaign.id == campaign_lead.c.campaign_id)
-            .where(Campaign.id == campaign.id).order_by(Lead.id)
-            .execution_options(rbac_action="export"))
-    out = io.StringIO()
-    writer = csvsafe.writer(out)
-    writer.writerow(["id", *(title for _, title in columns)])
-    rows: dict[Any, int] = {}
-    for lead in db.session.scalars(stmt):
-        writer.writerow([lead.id, *(getattr(lead, key) for key, _ in columns)])
-        rows[lead.workspace_id] = rows.get(lead.workspace_id, 0) + 1
-    rbac.audit_export("leads", rows, target=f"members of campaign #{campaign.id}")
+    """The campaign's members the member may *export*, visible columns only, audited.
+
+    It is an export of leads, so it passes the same approval gate as
+    ``/leads/export.csv``: the rows are counted first (same criteria) and
+    over the workspace's threshold the request waits (``via="campaign"``;
+    :func:`produce_approved_members` makes the file when it is approved).
+    """
+    count = db.session.scalar(members_stmt(campaign.id, sa.func.count(Lead.id)))
+    gate.require(rbac, rbac.current_access(), "export",
+                 {"resource": "leads", "via": "campaign", "campaign_id": campaign.id},
+                 count=int(count or 0),
+                 summary=f"Export {count} members of campaign #{campaign.id} as CSV")
+    produced = members_file(campaign.id)
     db.session.commit()
-    return Response(out.getvalue(), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="campaign-{campaign.id}-members.csv"'})
+    return Response(produced.content, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{produced.filename}"'})
+
+
+def produce_approved_members(payload: Mapping[str, Any]) -> ExportFile:
+    """The members CSV of an approved request, produced as the requester at approval.
+
+    The requester must still see the campaign (the query filter reads it);
+    the rows are the members they may export at that moment.
+    """
+    campaign_id = int(payload["campaign_id"])
+    if db.session.scalar(sa.select(Campaign.id).where(Campaign.id == campaign_id)) is None:
+        raise PermissionDenied(f"the requester may no longer see campaign #{campaign_id}",
+                               resource="campaigns", action="view")
+    return members_file(campaign_id)
 
 
 @bp.get("/unsubscribe")

@@ -14,13 +14,18 @@ member refused and why. A selected id of another workspace answers 404.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Response, flash, redirect, request, url_for
+from werkzeug.datastructures import MultiDict
 
-from .. import csvsafe, queries, team
+from .. import csvsafe, gate, queries, team
+from ..approvals import ExportFile
 from ..decorators import require_permission
+from ..errors import ValidationError
 from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..proxies import current_rbac
@@ -55,19 +60,21 @@ class ListRequest:
         return out
 
 
-def _read_list_request() -> ListRequest:
+def _read_list_request(args: MultiDict[str, str] | None = None) -> ListRequest:
+    """Read the list from ``args`` (the request's query arguments by default)."""
+    args = request.args if args is None else args
     rbac, ws = current_rbac, acting_access().workspace_id
-    form = FilterForm(formdata=request.args)
+    form = FilterForm(formdata=args)
     form.role.choices = choices([("", "any role")] + [
         (r.id, r.name) for r in queries.workspace_roles(rbac, ws)])
     form.department.choices = choices([("", "any department")] + [
         (d.id, d.name) for d in team.workspace_departments(rbac, ws)])
     out = ListRequest(form)
-    sort, direction = request.args.get("sort", "name"), request.args.get("dir", "asc")
+    sort, direction = args.get("sort", "name"), args.get("dir", "asc")
     if sort not in team.SORT_KEYS or direction not in ("asc", "desc"):
         out.errors.append(f"Sort by one of {', '.join(team.SORT_KEYS)}, ascending or descending.")
         sort, direction = "name", "asc"
-    page = request.args.get("page", "1")
+    page = args.get("page", "1")
     if not page.isdigit() or int(page) < 1:
         out.errors.append("The page must be a number from 1.")
     else:
@@ -124,16 +131,35 @@ def members_page() -> Any:
 @bp.get("/members.csv")
 @require_permission("members", "export")
 def members_csv() -> Any:
-    """The members the current filters select, with their roles, as CSV (audited)."""
+    """The members the current filters select, with their roles, as CSV (audited).
+
+    An export like any other: the rows are counted first and over the
+    workspace's approval threshold the request waits (``via="members"``;
+    :func:`produce_approved_members` makes the file when it is approved).
+    """
     rbac, ws = current_rbac, acting_access().workspace_id
     wanted = _read_list_request()
     if wanted.errors:
         return render_members(400)
+    count = team.count_members(rbac, ws, wanted.flt)
+    gate.require(rbac, acting_access(), "export",
+                 {"resource": "members", "via": "members",
+                  "query": request.query_string.decode()[:500]},
+                 count=count, summary=f"Export {count} members as CSV")
+    produced = _members_file(wanted.flt)
+    rbac.db.session.commit()
+    return Response(produced.content, mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename={produced.filename}"})
+
+
+def _members_file(flt: team.MemberFilter) -> ExportFile:
+    """The CSV of the members ``flt`` selects, with their roles; audits the export."""
+    rbac, ws = current_rbac, acting_access().workspace_id
     now = utcnow()
     buffer = io.StringIO()
     out = csvsafe.writer(buffer)
     out.writerow(["Name", "Email", "Status", "Department", "Roles", "Last activity"])
-    rows = team.list_members(rbac, ws, wanted.flt)
+    rows = team.list_members(rbac, ws, flt)
     for m in rows:
         held = sorted(mr.role.name for mr in m.member_roles if mr.active_at(now))
         out.writerow([m.display_name, m.user.email, m.status,
@@ -141,9 +167,20 @@ def members_csv() -> Any:
                       m.last_seen_at.strftime("%Y-%m-%d %H:%M") if m.last_seen_at else ""])
     rbac.audit("export", workspace_id=ws, resource="members", target=f"members ({len(rows)} rows)",
                rows=len(rows))
-    rbac.db.session.commit()
-    return Response(buffer.getvalue(), mimetype="text/csv", headers={
-        "Content-Disposition": "attachment; filename=members.csv"})
+    return ExportFile("members.csv", buffer.getvalue().encode("utf-8"))
+
+
+def produce_approved_members(payload: Mapping[str, Any]) -> ExportFile:
+    """The members CSV of an approved request, produced as the requester at approval.
+
+    The filters are the request's query string; the rows are what the
+    requester's workspace holds at that moment.
+    """
+    args = MultiDict(parse_qsl(str(payload.get("query", "")), keep_blank_values=True))
+    wanted = _read_list_request(args)
+    if wanted.errors:
+        raise ValidationError(" ".join(wanted.errors), field="query")
+    return _members_file(wanted.flt)
 
 
 def _bulk_target(form: BulkForm) -> tuple[Any, bool]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask, flash, redirect, request, url_for
 
-from .. import pages, queries, quotas, roles, tokens
+from .. import approvals, pages, queries, quotas, roles, tokens
 from ..config import setting
 from ..decorators import login_required, require_permission
 from ..models import utcnow
@@ -32,6 +32,7 @@ from . import (  # noqa: F401  (pages on the same blueprint)
     approval_views,
     condition_views,
     lifecycle_views,
+    member_list_views,
     mfa_views,
     notification_views,
     review_views,
@@ -54,6 +55,8 @@ def register(app: Flask) -> None:
     if prefix is None:
         return
     app.register_blueprint(bp, url_prefix=prefix)
+    # A members CSV over the export threshold waits; approved, this produces it.
+    approvals.export_producer(app, member_list_views.produce_approved_members, via="members")
     _add_tabs(app)
     mfa_views.add_tabs(app)
     security_views.add_tabs(app)
