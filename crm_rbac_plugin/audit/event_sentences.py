@@ -159,6 +159,9 @@ def _campaign(names: Names, ev: Any, actor: str) -> str:
     d = ev.detail or {}
     if ev.action.endswith("unsubscribe"):
         return "An address unsubscribed from campaign mail"
+    if ev.action.endswith("send_failed"):
+        return (f"The mail server failed during {actor}'s campaign send: "
+                f"{_count(d.get('sent'), 'mail')} sent, {_count(d.get('failed'), 'mail')} not")
     skipped = sum(int(d.get(k) or 0) for k in ("skipped_hidden", "skipped_unsubscribed",
                                                 "skipped_no_address"))
     return (f"{actor} sent a campaign to {_count(d.get('sent'), 'recipient')}"
