@@ -69,10 +69,11 @@ def before_request() -> Any:
     """The plugin's one ``before_request`` pass, for every request of every app using it.
 
     In this order: the member's last activity (:mod:`.team.activity`; a
-    refused request still counts as activity), the IP allowlist, then the
-    session and MFA gate (:func:`.security.enforce.screen`). The user, their
-    workspace and the account row the user loader read come from one
-    :class:`~.identity.Visit` that the three share. Static files pass untouched;
+    refused request still counts as activity), the IP allowlist, the session
+    and MFA gate (:func:`.security.enforce.screen`), then the refusal of
+    writes while viewing as (:func:`.oversight.viewas.refuse_write_request`).
+    The user, their workspace and the account row the user loader read come
+    from one :class:`~.identity.Visit` that the checks share. Static files pass untouched;
     a request without an endpoint (404) is stamped and passes.
     """
     endpoint = current_request().endpoint
@@ -86,7 +87,10 @@ def before_request() -> Any:
         activity.touch_last_seen(rbac, app, facts)
     if endpoint is None:
         return None
-    return mfa_gate.screen(rbac, endpoint, facts, settings)
+    screened = mfa_gate.screen(rbac, endpoint, facts, settings)
+    if screened is None:
+        viewas.refuse_write_request(rbac, endpoint)
+    return screened
 
 
 class _State:

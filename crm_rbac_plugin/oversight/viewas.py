@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import has_request_context, session
+from flask import has_request_context, request, session
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -197,6 +197,33 @@ def banner(rbac: RBACProtocol) -> dict[str, Any] | None:
             "roles": ", ".join(viewed.roles)}
 
 
+#: Why a write is refused while viewing as.
+READ_ONLY = ("You are viewing the workspace as another member: nothing can be changed. "
+             "Stop viewing as to make changes.")
+#: Methods that change nothing; any other is a write (CSRF-protected everywhere).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The one write a viewer may make: stopping.
+STOP_ENDPOINT = "rbac_oversight.view_as_stop"
+
+
+def refuse_write_request(rbac: RBACProtocol, endpoint: str) -> None:
+    """Refuse (PermissionDenied) a request that may change something while viewing as.
+
+    The flush guard (:func:`install`) refuses what a request writes through
+    the session, but a view also writes with Core statements, audit events
+    alone, or side effects such as a mail or a single-use download, and
+    each would act with the viewed member's rights. So every request but a
+    GET, HEAD or OPTIONS is refused before its view runs, whatever the view
+    does, except stopping. Called by the extension's ``before_request`` pass.
+    """
+    if (request.method in SAFE_METHODS or endpoint == STOP_ENDPOINT
+            or SESSION_KEY not in session):
+        return
+    rbac.current_access()  # view-as starts here, or ends if no longer allowed
+    if active():
+        raise PermissionDenied(READ_ONLY)
+
+
 def install(rbac: RBACProtocol, db_session: Any) -> None:
     event.listen(db_session, "before_flush", lambda s, c, i: _refuse_writes(rbac, s))
 
@@ -209,5 +236,4 @@ def _refuse_writes(rbac: RBACProtocol, db_session: Session) -> None:
             continue
         if obj in db_session.dirty and not (_changed_keys(obj) - NO_POLICY_EFFECT):
             continue
-        raise PermissionDenied("You are viewing the workspace as another member: "
-                               "nothing can be changed. Stop viewing as to make changes.")
+        raise PermissionDenied(READ_ONLY)
