@@ -17,9 +17,8 @@ is_null   (v is None) == x            col IS NULL / col IS NOT NULL
 never     False                       false
 ========  ==========================  ================================
 
-Text is ordered by code point on both sides: ``str`` comparison in Python,
-``COLLATE "C"`` on PostgreSQL and ``COLLATE BINARY`` on SQLite in SQL
-(:class:`CodePointOrder`), whatever the database's or column's collation.
+Text is ordered by code point on both sides: ``str`` comparison in Python, ``COLLATE "C"`` on
+PostgreSQL and ``COLLATE BINARY`` on SQLite in SQL (:class:`CodePointOrder`), whatever the collation.
 
 Values are checked against the column when a condition is saved
 (:func:`validate`): a value the column cannot hold (NaN, an infinity, an
@@ -203,11 +202,7 @@ def _coerce(value: Any, column: Any, field: str) -> Any:
 
 
 def is_empty(raw: Any) -> bool:
-    """Whether ``raw`` says "no condition": null, ``""`` or an empty list.
-
-    Any other value is checked as a condition, so a falsy one of the wrong
-    type (``0``, ``false``, ``{}``) is refused, never read as "no condition".
-    """
+    """Whether ``raw`` is no condition: null, "" or []; ``0``, false or {} is checked (refused)."""
     return raw is None or (isinstance(raw, (str, list, tuple)) and not raw)
 
 
