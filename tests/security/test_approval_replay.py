@@ -17,7 +17,7 @@ from typing import Any
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import approvals
+from crm_rbac_plugin import approvals, workspaces
 from tests.rbac_helpers import (
     access_of,
     fast_passwords,  # noqa: F401  (autouse fixture)
@@ -83,3 +83,35 @@ def test_the_approved_operation_itself_still_runs(world: SimpleNamespace, login:
                          json={})
     assert decided.get_json()["status"] == "executed", decided.text
     assert "Helpers Y" in role_names(world.members["viewer"].id)
+
+
+def test_a_vote_of_a_former_approver_does_not_make_the_quorum(world: SimpleNamespace,
+                                                              login: Any) -> None:
+    set_policy(world, operations={"export": 1}, approvals_required=2)
+    manager, owner, admin = (login(world.users[k], world.ws) for k in ("manager", "owner", "admin"))
+    asked = manager.get("/leads/export.csv?reason=q4")
+    assert asked.status_code == 303
+    rid = int(asked.headers["Location"].rsplit("/", 1)[1])
+    first = admin.post(f"/api/v1/approvals/{rid}/approve", json={})
+    assert first.get_json()["outcome"] == "approved", first.text
+    admin_id = world.members["admin"].id
+    member_role = workspaces.role_by_key(rbac, world.ws, "member")
+    assert owner.post(f"/api/v1/members/{admin_id}/roles",
+                      json={"role_id": member_role.id}).status_code == 201
+    held = owner.get(f"/api/v1/members/{admin_id}/roles").get_json()["roles"]
+    admin_mr = next(r["id"] for r in held if r["role"] == "Admin")
+    assert owner.delete(f"/api/v1/members/{admin_id}/roles/{admin_mr}").status_code == 204
+    assert admin.get(f"/api/v1/approvals/{rid}").status_code == 404  # no longer an approver
+
+    second = owner.post(f"/api/v1/approvals/{rid}/approve", json={})
+    assert second.status_code == 200 and second.get_json()["outcome"] == "approved", second.text
+    db.session.expire_all()
+    req = db.session.get(rbac.models.ApprovalRequest, rid)
+    assert req.status == "pending" and req.download_hash is None and len(req.decisions) == 2
+
+    workspaces.assign_role(rbac, world.members["finance"],
+                           workspaces.role_by_key(rbac, world.ws, "admin"))
+    db.session.commit()
+    finance = login(world.users["finance"], world.ws)
+    third = finance.post(f"/api/v1/approvals/{rid}/approve", json={})
+    assert third.get_json()["outcome"] == "executed", third.text
