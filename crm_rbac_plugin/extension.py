@@ -372,6 +372,7 @@ class RBAC(HookDecorators):
         quota_setup.install(self, db_session)  # seats per plan, record caps per role
         audit_log.install(self, db_session)  # the audit trail, after the guard
         notify_setup.install(self, db_session)  # notifications, in the change's transaction
+        approvals.install(self, db_session)  # deactivation cancels the member's pending requests
         viewas.install(self, db_session)  # no writes while viewing as a member
         alert_engine.install(self, db_session)  # the alert rules, on every audit event written
         files_cleanup.install(self, db_session)  # attachments follow their records

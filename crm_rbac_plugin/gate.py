@@ -16,9 +16,14 @@ An app without it installed needs no approval for anything.
 
 When the last approval comes, the approvals package replays the operation
 as the requester inside :func:`approved`, in this thread only (a context
-variable): the gate lets the replay through. That the replay runs once is
-the approvals package's rule (a request leaves ``pending`` by one
-conditional UPDATE), not the gate's.
+variable): the gate lets that operation through, and that operation only.
+Any other gate the replay reaches is asked again as at any time, because the
+approvers approved one operation as it stood, not what it reaches now
+(deleting a role moves its holders to a role that may have become
+privileged since): when that gate needs approval, the replay is refused with
+a conflict naming the operation, and the approvals package stores it as the
+request's failure. That the replay runs once is the approvals package's rule
+(a request leaves ``pending`` by one conditional UPDATE), not the gate's.
 """
 
 from __future__ import annotations
@@ -118,26 +123,33 @@ def require(rbac: RBACProtocol, actor: Access | None, operation: str, payload: d
     """Return when ``operation`` may run now; raise :class:`ApprovalPending` when it must wait.
 
     The system context (trusted maintenance code, seeds), an app without the
-    approvals package installed and an approved replay (:func:`approved`) pass.
+    approvals package installed and the replay of an approved request of this
+    very ``operation`` (:func:`approved`) pass. Inside the replay of another
+    operation the policy is asked as always, and an operation that needs
+    approval is refused (409 naming it): it needs its own request, and
+    recording one would end the replay's transaction.
     ``refusal`` (message, field) is for a call whose request could not be
     replayed on its own (a role given inside an invitation): when approval is
     needed it is refused with that 409 instead of recorded.
     """
     if operation not in OPERATIONS:
         raise ValueError(f"unknown approval operation {operation!r}")
-    if _approved.get() is not None:
-        # The replay of an approved request: the operation, and what its
-        # service does on the way (deleting a role moves its holders), was
-        # approved as one.
-        return
     if actor is None or current_override() is SYSTEM or not has_app_context():
         return
     functions = current_app.extensions.get(EXTENSION_KEY)
     if functions is None:
         return
+    replay = _approved.get()
+    if replay is not None and replay.operation == operation:
+        return
     needs, record = functions
     if not needs(rbac, actor, operation, count):
         return
+    if replay is not None:
+        raise RuleConflict(
+            f"{OPERATIONS[operation]} ({operation}) needs its own approval, which request "
+            f"#{replay.request_id} does not cover"
+            + (f": {refusal[0]}" if refusal is not None else ""), field="operation")
     if refusal is not None:
         raise RuleConflict(refusal[0], field=refusal[1])
     record(rbac, actor, operation, payload, count, summary or OPERATIONS[operation],

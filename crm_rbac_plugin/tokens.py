@@ -75,7 +75,7 @@ def revoke_member_tokens(rbac: RBACProtocol, membership_id: int) -> int:
     return len(live)
 
 
-def _left_active(membership: Any) -> bool:
+def left_active(membership: Any) -> bool:
     """Whether this flush gives ``membership`` a status other than Active.
 
     Any change to a non-active status counts, even when the old value was not
@@ -89,7 +89,7 @@ def _left_active(membership: Any) -> bool:
 def _revoke_on_deactivation(rbac: RBACProtocol, session: Session) -> None:
     Membership = rbac.models.Membership
     for obj in list(session.dirty):
-        if isinstance(obj, Membership) and _left_active(obj):
+        if isinstance(obj, Membership) and left_active(obj):
             revoke_member_tokens(rbac, obj.id)
 
 

@@ -209,3 +209,29 @@ def test_cli_lists_acknowledges_and_sets(app: Flask, seeded: SimpleNamespace) ->
     shown = runner.invoke(args=["rbac", "alerts", "settings", "--workspace", "acme"])
     assert "Asia/Tokyo" in shown.output and "mon,tue" in shown.output
     assert runner.invoke(args=["rbac", "alerts", "prune"]).exit_code == 0
+
+
+def test_the_member_an_alert_is_about_cannot_acknowledge_or_resolve_it(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    w = world
+    mine = raise_alert(w.ws.id, w.members["admin"].id, "refusals", "medium")
+    page = login(w.users["admin"], w.ws)
+    api = api_of(app, w.members["admin"])
+    runner = app.test_cli_runner()
+    for action in ("acknowledge", "resolve"):
+        refused = page.post(f"/settings/alerts/{action}", data={"alert_id": mine.id})
+        assert refused.status_code == 403 and "about yourself" in refused.get_data(as_text=True)
+        answer = api.post(f"/alerts/{action}", {"alert_id": mine.id})
+        assert answer.status_code == 403 and "about yourself" in answer.json["message"]
+    for verb in ("ack", "resolve"):
+        out = runner.invoke(args=["rbac", "alerts", verb, str(mine.id), "--workspace", "acme",
+                                  "--as", "admin@example.test"])
+        assert out.exit_code != 0 and "about yourself" in out.output
+    db.session.expire_all()
+    alert = db.session.get(rbac.models.Alert, mine.id)
+    assert (alert.status, alert.acknowledged_by_id, alert.resolved_by_id) == ("open", None, None)
+    assert audit_actions("alert.") == []
+    owner = login(w.users["owner"], w.ws)
+    assert owner.post("/settings/alerts/resolve", data={"alert_id": mine.id}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(rbac.models.Alert, mine.id).status == "resolved"

@@ -8,6 +8,9 @@ The Alerts page, the JSON API and ``flask rbac alerts`` share these functions:
   change the thresholds (:mod:`.thresholds`).
 * **Where.** Only the acting member's workspace: another workspace's alert id
   is "not found" (404), exactly like an id that does not exist.
+* **Not one's own.** The member an alert is about never acknowledges or
+  resolves it (403, as approvals and reviews refuse self-decisions): an alert
+  watches that member, so another Owner or Admin judges it.
 * **Statuses** only move forward: open → acknowledged → resolved (an open one
   may be resolved at once). Anything else is a 409 that changes nothing. Each
   change records who and when on the alert and writes one ``alert.acknowledged``
@@ -128,6 +131,10 @@ def set_status(rbac: RBACProtocol, access: Access | None, alert_id: Any, action:
         raise ValidationError("must be acknowledge or resolve", field="action")
     access = require_reader(rbac, access)
     alert = get_alert(rbac, access, alert_id)
+    if alert.membership_id is not None and alert.membership_id == access.membership_id:
+        raise PermissionDenied("You cannot acknowledge or resolve an alert about yourself "
+                               "(segregation of duties): another Owner or Admin must.",
+                               field="alert_id")
     status, sources = MOVES[action]
     if alert.status not in sources:
         raise RuleConflict(f"This alert is already {alert.status}.", field="alert_id")

@@ -10,11 +10,12 @@ approval replays the operation once, as the requester (:mod:`.decisions`,
 from __future__ import annotations
 
 from .decisions import approve, cancel, claim, download, execute, expire_due, reject
+from .departures import install
 from .executors import ExportFile
 from .policy import Settings, save, settings_for
 from .requests import approvers, link, listing, may_decide, may_see, request_in, to_json, visible
 from .setup import export_producer, init_app
 
 __all__ = ["ExportFile", "Settings", "approve", "approvers", "cancel", "claim", "download",
-           "execute", "expire_due", "export_producer", "init_app", "link", "listing",
+           "execute", "expire_due", "export_producer", "init_app", "install", "link", "listing",
            "may_decide", "may_see", "reject", "request_in", "save", "settings_for", "to_json", "visible"]

@@ -6,7 +6,10 @@ The rules, each refusing with nothing changed:
   (403), and never on their own request (403: segregation of duties);
 * a request no longer pending, or past its expiry, is a 409; so is a second
   vote by the same member;
-* with two approvals required, the two come from distinct members.
+* with two approvals required, the two come from distinct members who may
+  both still decide when the second comes: an earlier approval of a member
+  who has since lost the approver permission, or was deactivated, stays
+  recorded but no longer counts.
 
 The final approval executes the operation **exactly once**. The deciding
 transaction first locks the request row (``SELECT ... FOR UPDATE`` on
@@ -122,11 +125,25 @@ def approve(rbac: RBACProtocol, access: Access | None, req: Any, reason: Any = "
     rbac.db.session.add(rbac.models.ApprovalDecision(
         request=req, membership_id=access.membership_id, decision="approve", reason=text, at=now))  # type: ignore[union-attr]
     rbac.db.session.flush()
-    given = {d.membership_id for d in req.decisions if d.decision == "approve"}
-    if len(given) < req.approvals_required:
+    if len(_counted_votes(rbac, req, access)) < req.approvals_required:  # type: ignore[arg-type]
         _announce(rbac, req, "approved", access, text)
         return "approved"
     return execute(rbac, req, access, text)
+
+
+def _counted_votes(rbac: RBACProtocol, req: Any, access: Access) -> set[int]:
+    """The members whose approvals count: those who may still decide now.
+
+    A vote is an approver's judgement while they are one: a member who has
+    since lost the approver permission, or was deactivated, no longer makes
+    the quorum, so their earlier approval is not counted (it stays recorded).
+    """
+    counted = {access.membership_id}
+    for d in req.decisions:
+        if d.decision == "approve" and d.membership_id not in counted and may_decide(
+                rbac, rbac.access_for(d.membership_id), req.approver_permission):
+            counted.add(d.membership_id)
+    return counted
 
 
 def _take(rbac: RBACProtocol, req: Any, new_status: str) -> None:

@@ -13,6 +13,12 @@ Mails are rendered from ``rbac/mail/notification.txt``/``.html`` and
 ``rbac/mail/notification_digest.txt``/``.html`` (a host overrides them as
 any template) and link to the page where one acts, as an absolute URL
 (``RBAC_BASE_URL`` outside a request), and to the notifications page.
+
+Only active members are mailed: a row of a member who is no longer active
+(deactivated, or pending) when it is due is not sent (``mail_state``
+``skipped``, in-app only), since the workspace no longer speaks to them.
+The one exception is the notice of their own deactivation
+(:data:`MAILED_WHEN_INACTIVE`), which tells them why their access ended.
 """
 
 from __future__ import annotations
@@ -65,6 +71,21 @@ def _due(rbac: RBACProtocol, state: str, now: dt.datetime, ids: Iterable[int] | 
     return list(rbac.db.session.scalars(query, execution_options=BYPASS))
 
 
+#: The events mailed to a member who is no longer active.
+MAILED_WHEN_INACTIVE = frozenset({"membership.deactivated"})
+
+
+def _silenced(membership: Any, row: Any) -> bool:
+    """Whether ``row`` is not mailed: its member is gone or no longer active."""
+    if membership is None:
+        return True
+    return membership.status != "active" and row.event not in MAILED_WHEN_INACTIVE
+
+
+def _skip(row: Any) -> None:
+    row.mail_state, row.next_attempt_at = "skipped", None
+
+
 def _recipient(rbac: RBACProtocol, membership_id: int) -> tuple[Any, str | None]:
     membership = rbac.db.session.get(rbac.models.Membership, membership_id,
                                      execution_options=BYPASS)
@@ -94,6 +115,9 @@ def send_due(rbac: RBACProtocol, *, ids: Iterable[int] | None = None,
     counts = Counts()
     for row in _due(rbac, "pending", now, ids, int(setting("RBAC_NOTIFY_BATCH"))):
         membership, address = _recipient(rbac, row.membership_id)
+        if _silenced(membership, row):
+            _skip(row)
+            continue
         try:
             if not address:
                 raise LookupError("the member has no email address")
@@ -140,6 +164,11 @@ def send_digests(rbac: RBACProtocol, *, now: dt.datetime | None = None) -> Count
         del by_member[membership_id]
     for membership_id, rows in by_member.items():
         membership, address = _recipient(rbac, membership_id)
+        for row in [r for r in rows if _silenced(membership, r)]:
+            _skip(row)
+            rows.remove(row)
+        if not rows:
+            continue
         try:
             if not address:
                 raise LookupError("the member has no email address")

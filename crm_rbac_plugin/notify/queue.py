@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError, Map
 
 from ..config import setting
+from ..loader import BYPASS
 from ..models import utcnow
 from .preferences import CATEGORIES, LOCKED_FOR_OWNERS, channels_for
 
@@ -69,18 +70,33 @@ def _ids(recipients: Iterable[int]) -> set[int]:
     return {r for r in recipients if isinstance(r, int) and not isinstance(r, bool)}
 
 
+def _active(session: Session, models: Any, recipients: Iterable[int]) -> set[int]:
+    """The recipients that are active memberships."""
+    ids = _ids(recipients)
+    if not ids:
+        return ids
+    M = models.Membership
+    with session.no_autoflush:
+        return set(session.scalars(sa.select(M.id).where(M.id.in_(sorted(ids)),
+                                                         M.status == "active"),
+                                   execution_options=BYPASS))
+
+
 def enqueue(session: Session, models: Any, *, workspace_id: int, recipients: Iterable[int],
             category: str, event_name: str, summary: str, link: str = "",
             dedupe_key: str | None = None, mail: bool = True) -> list[Any]:
     """Add a notification for each recipient (membership ids) as their channel says.
 
-    ``mail=False`` writes the in-app entries only (``skipped``), for an event
+    Only active members are notified: a deactivated or pending member gets
+    no row (the workspace no longer speaks to them; delivery checks again
+    when the mail is due). ``mail=False`` writes the in-app entries only (``skipped``), for an event
     whose caller mails the recipients itself. Returns the rows added (none
     for a recipient whose channel is ``off``).
     """
     if category not in CATEGORIES:
         raise ValueError(f"unknown notification category {category!r}")
-    channels = channels_for(session, models, _ids(recipients), category, workspace_id)
+    channels = channels_for(session, models, _active(session, models, recipients), category,
+                            workspace_id)
     now = utcnow()
     rows = []
     for membership_id in sorted(channels):

@@ -12,8 +12,9 @@ Four families, each counted in the battery's summary with its successes
   time, by the requester and by others; forged, truncated and expired
   links; the POST download replayed;
 - **a requester who lost their rights**: the right the operation needs
-  taken away, or the requester deactivated, between the request and the
-  approval: the approval fails with the reason and changes nothing.
+  taken away between the request and the approval: the approval fails with
+  the reason and changes nothing; the requester deactivated: their pending
+  requests are cancelled, and an approval is a 409.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, gate, roles, signals, team, tokens, workspaces
+from crm_rbac_plugin.errors import RuleConflict
 from crm_rbac_plugin.models import utcnow
 from tests.rbac_helpers import (
     access_of,
@@ -221,8 +223,16 @@ def test_a_requester_who_lost_their_rights_never_succeeds(
     with app.test_request_context():
         team.deactivate(rbac, owner, world.members["admin"])
     db.session.commit()
-    cases = [(a.value.request_id, "admin deactivated"), (b.value.request_id, "admin deactivated"),
-             (export_rid, "manager lost export"), (c.value.request_id, "no longer an Owner")]
+    # The deactivation cancelled the admin's pending requests: nobody can approve them.
+    for rid in (a.value.request_id, b.value.request_id):
+        probe_stats["approval_lost_rights_attempts"] += 1
+        with pytest.raises(RuleConflict):
+            approvals.approve(rbac, owner, db.session.get(rbac.models.ApprovalRequest, rid),
+                              "battery")
+        db.session.rollback()
+        if status_of(rid) != ("cancelled", 0):
+            probe_stats["approval_lost_rights_successes"] += 1
+    cases = [(export_rid, "manager lost export"), (c.value.request_id, "no longer an Owner")]
     exports = db.session.scalar(sa.select(sa.func.count()).where(
         rbac.models.AuditEvent.action == "export"))
     succeeded = []
