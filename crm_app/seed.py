@@ -15,6 +15,7 @@ context, with the workspace and owner set explicitly.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -369,11 +370,22 @@ def demo_group() -> None:
     pass
 
 
+class _Scale(click.FloatRange):
+    """A finite factor from 0.001 to 20: click's range lets NaN through (no comparison
+    with NaN is false), which would then reach ``round``."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 @demo_group.command("seed")
 @click.option("--reset", is_flag=True,
               help="Empty the whole database first, then seed again.")
 @click.option("--yes", is_flag=True, help="Do not ask before --reset empties the database.")
-@click.option("--scale", type=click.FloatRange(0.001, 20), default=1.0, show_default=True,
+@click.option("--scale", type=_Scale(0.001, 20), default=1.0, show_default=True,
               help="Multiply the number of records (e.g. 0.05 for a quick seed).")
 @with_appcontext
 def seed_command(reset: bool, yes: bool, scale: float) -> None:

@@ -152,7 +152,9 @@ def _check_role(rbac: RBACProtocol, workspace: Any, role: str) -> None:
         raise AdoptionError("existing users cannot all become Owners; name one with --owner")
     keys = ({t["key"] for t in setting("RBAC_ROLE_TEMPLATES")} if workspace is None else
             set(rbac.db.session.scalars(
-                sa.select(rbac.models.Role.key).where(rbac.models.Role.workspace_id == workspace.id),
+                # Custom roles have no key: only the built-in ones are named by key.
+                sa.select(rbac.models.Role.key).where(rbac.models.Role.workspace_id == workspace.id,
+                                                      rbac.models.Role.key.is_not(None)),
                 execution_options=BYPASS)))
     if role not in keys:
         raise AdoptionError(f"unknown role {role!r}; use one of {', '.join(sorted(keys))}")

@@ -16,8 +16,10 @@ from . import adoption, sharing, team, workspaces
 from .alerts.commands import alerts_group
 from .approvals.commands import approvals_group
 from .certification.commands import review_group
+from .commandline import ID
 from .context import change_reason
 from .errors import RBACError
+from .inputs import MAX_ID
 from .lifecycle.commands import workspaces_group
 from .loader import BYPASS
 from .notify.commands import notify_group
@@ -110,8 +112,11 @@ def explain_command(email: str, workspace: str, record_id: str | None, permissio
         if record_id is not None:
             if res.model is None:
                 raise click.ClickException(f"{resource} has no records")
+            key = int(record_id)
+            if not 0 <= key <= MAX_ID:  # past what an id column holds: no such record
+                raise click.ClickException(f"no {resource} record #{record_id}")
             with rbac.system():
-                record = rbac.db.session.get(res.model, int(record_id))
+                record = rbac.db.session.get(res.model, key)
             if record is None:
                 raise click.ClickException(f"no {resource} record #{record_id}")
         explanation = explain(rbac, access, action, resource, record)
@@ -389,7 +394,7 @@ def sharing_create_command(workspace: str, receiving: str, permissions: tuple[st
 @sharing_group.command("end")
 @_WS
 @click.argument("verb", type=click.Choice(["revoke", "accept", "decline", "leave"]))
-@click.argument("agreement_id", type=int)
+@click.argument("agreement_id", type=ID)
 @_AS
 @with_appcontext
 def sharing_end_command(workspace: str, verb: str, agreement_id: int,

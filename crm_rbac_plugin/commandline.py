@@ -14,8 +14,14 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
+from .inputs import MAX_ID
 from .loader import BYPASS
 from .proxies import current_rbac
+
+#: The type of an id option or argument: an id the database's integer columns
+#: can hold, so a larger one is a usage error naming the option, not a
+#: driver's overflow.
+ID = click.IntRange(0, MAX_ID)
 
 
 def workspace_by_slug(slug: str) -> int:

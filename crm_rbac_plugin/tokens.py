@@ -100,7 +100,12 @@ def install(rbac: RBACProtocol, db_session: Any) -> None:
 
 
 def membership_for_token(rbac: RBACProtocol, plaintext: str) -> Any:
-    """Return the active membership a token authenticates, or None."""
+    """Return the active membership a token authenticates, or None.
+
+    None also for a token of a deleted workspace: a token acts as its member
+    in its workspace only, and a deleted workspace refuses every page, API
+    call and token of its members (:mod:`.lifecycle.deletion`), restore
+    included, which an Owner does from a signed-in session."""
     if not plaintext.startswith(PREFIX):
         return None
     m = rbac.models
@@ -111,7 +116,8 @@ def membership_for_token(rbac: RBACProtocol, plaintext: str) -> Any:
             token.expires_at is not None and token.expires_at <= now):
         return None
     membership = token.membership
-    if membership.status != "active" or not getattr(membership.user, "is_active", True):
+    if (membership.status != "active" or membership.workspace.deleted_at is not None
+            or not getattr(membership.user, "is_active", True)):
         return None
     token.last_used_at = now
     return membership

@@ -497,3 +497,26 @@ def test_the_pages_save_conditions_and_department_roles(app: Flask, world: Simpl
     assert viewer.get(f"/settings/roles/{role.id}/condition").status_code == 403
     removed = client.post(f"/settings/departments/{sales.id}/roles/{role.id}/remove")
     assert removed.status_code == 302 and department_rows() == []
+
+
+def test_the_cli_wraps_a_weekday_range_and_refuses_an_option_that_says_nothing(
+        app: Flask, world: SimpleNamespace) -> None:
+    """``--weekdays fri-mon`` runs through the weekend; ``--weekdays ,`` or ``--network ""``
+    is a usage error, never a silently dropped limit."""
+    custom_role(world, "Weekend leads", [("leads", "view", "all")])
+    db.session.commit()
+    runner = app.test_cli_runner()
+    base = ["rbac", "assignments", "give", "--workspace", "acme", "--as", "owner@example.test",
+            "--member", "member2@example.test", "--role", "Weekend leads"]
+    before = policy_snapshot()
+    for option, value in (("--weekdays", ","), ("--weekdays", ""), ("--network", ""),
+                          ("--network", " "), ("--start", "")):
+        refused = runner.invoke(args=[*base, option, value])
+        assert refused.exit_code == 2 and option in refused.output, (option, value, refused.output)
+    assert policy_snapshot() == before
+    done = runner.invoke(args=[*base, "--weekdays", "fri-mon"])
+    assert done.exit_code == 0, done.output
+    db.session.expire_all()
+    given = next(mr for mr in world.members["member2"].member_roles
+                 if mr.role.name == "Weekend leads")
+    assert given.access_condition["weekdays"] == ["mon", "fri", "sat", "sun"]

@@ -257,3 +257,38 @@ def test_the_profiles_current_password_is_throttled_like_a_sign_in(
     assert change("password").status_code == 302
     db.session.refresh(world.users["owner"])
     assert world.users["owner"].check_password(new)
+
+
+def test_the_ownership_transfers_password_is_throttled_like_a_sign_in(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace, login: Any) -> None:
+    """The transfer's password check is no faster a password oracle than the login page,
+    through the API and the page: failures count for the account, the 6th attempt waits
+    (429, the password not checked, nothing transferred), each wrong one is ``auth.failed``."""
+    client = login(world.users["owner"], world.ws)
+    target = world.members["admin"].id
+    ip = {"REMOTE_ADDR": "198.51.100.79"}
+
+    def transfer(password: str) -> Any:
+        return client.post("/api/v1/workspace/transfer", environ_base=ip,
+                           json={"membership_id": target, "password": password})
+
+    for _ in range(4):
+        wrong = transfer("wrong")
+        assert wrong.status_code == 400 and wrong.json["field"] == "password"
+    page = client.post("/settings/lifecycle/transfer", environ_base=ip,
+                       data={"membership_id": str(target), "password": "wrong"})
+    assert page.status_code == 400 and "password is not correct" in page.text
+    refused = transfer("password")  # the right one, but the account waits
+    assert refused.status_code == 429 and refused.json["field"] == "password"
+    assert "Too many attempts. Try again in 1 second." in refused.text
+    assert client.post("/settings/lifecycle/transfer", environ_base=ip, data={
+        "membership_id": str(target), "password": "password"}).status_code == 429
+    db.session.expire_all()
+    assert {mr.role.key for mr in world.members["owner"].member_roles} == {"owner"}
+    failed, throttled = auth_events("auth.failed"), auth_events("auth.throttled")
+    assert len(failed) == 5 and failed[-1].detail["failures"] == 5 and len(throttled) == 2
+    assert {e.ip for e in failed} == {"198.51.100.79"}
+    clock.now = at(1)
+    done = transfer("password")
+    assert done.status_code == 200, done.text[:300]
+    assert done.json["owner_membership_id"] == target

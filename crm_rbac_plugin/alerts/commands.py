@@ -21,7 +21,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from ..commandline import member_by_email, workspace_by_slug
+from ..commandline import ID, member_by_email, workspace_by_slug
 from ..config import setting
 from ..context import SYSTEM, override
 from ..errors import RBACError
@@ -78,7 +78,7 @@ def list_command(workspace: str, status: str, severity: str) -> None:
 
 
 @alerts_group.command("ack")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @click.option("--workspace", required=True, help="The workspace slug.")
 @click.option("--as", "as_email", required=True, metavar="EMAIL",
               help="The Owner or Admin acknowledging it (audited as them).")
@@ -91,7 +91,7 @@ def ack_command(alert_id: int, workspace: str, as_email: str) -> None:
 
 
 @alerts_group.command("resolve")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @click.option("--workspace", required=True, help="The workspace slug.")
 @click.option("--as", "as_email", required=True, metavar="EMAIL",
               help="The Owner or Admin resolving it (audited as them).")

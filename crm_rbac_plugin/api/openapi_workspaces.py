@@ -14,6 +14,9 @@ from .openapi import BAD_INPUT, NOT_FOUND, _error, _json, _op, _ref
 CONFLICT = {"409": _error("The workspace is deleted already, its grace period is over, or "
                           "the transfer needs approval; `error` is `conflict`.")}
 WHEN = {"type": ["string", "null"], "format": "date-time"}
+#: Creating and restoring act for the account, outside a token's workspace.
+SESSION_ONLY = {"403": _error("A bearer token acts only in its own workspace: this needs a "
+                              "signed-in session; `error` is `session_required`.")}
 
 SCHEMAS: dict[str, Any] = {
     "Workspace": {"type": "object", "properties": {
@@ -29,7 +32,7 @@ PATHS: dict[str, Any] = {
                     {"201": _json(_ref("Workspace"), "The new workspace.")}, tag="workspaces",
                     body={"type": "object", "additionalProperties": False, "required": ["name"],
                           "properties": {"name": {"type": "string", "maxLength": 120}}},
-                    errors=(BAD_INPUT,)),
+                    errors=(BAD_INPUT, SESSION_ONLY)),
     },
     "/workspaces/restore": {
         "post": _op("Restore a deleted workspace within its grace period (its Owners only; "
@@ -39,7 +42,7 @@ PATHS: dict[str, Any] = {
                     body={"type": "object", "additionalProperties": False,
                           "required": ["workspace_id"],
                           "properties": {"workspace_id": {"type": "integer"}}},
-                    errors=(NOT_FOUND, CONFLICT)),
+                    errors=(NOT_FOUND, CONFLICT, SESSION_ONLY)),
     },
     "/workspace/transfer": {
         "post": _op("Make an active member the Owner; the calling Owner becomes an Admin, in "

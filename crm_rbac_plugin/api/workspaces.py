@@ -5,6 +5,9 @@
 - ``POST /workspaces/restore`` ``{"workspace_id"}``: an Owner of a deleted
   workspace restores it within its grace period (404 for anyone else, 409
   once the grace period is over).
+- Both act for the account, outside any one workspace, so they need a
+  signed-in session: a bearer token acts as its member in its workspace
+  only and gets 403 ``session_required``.
 - ``POST /workspace/transfer`` ``{"membership_id", "password"}``: the Owner
   makes an active member the Owner and becomes an Admin. An account with
   two-factor authentication confirms with a recent MFA check of its
@@ -39,9 +42,18 @@ def _workspace_json(ws: Any) -> dict[str, Any]:
             "purge_after": ws.purge_after.isoformat() + "Z" if ws.purge_after else None}
 
 
+def _refuse_token(what: str) -> None:
+    """Refuse a bearer token an action of the account, outside the token's workspace."""
+    if request_state().token_auth:
+        raise ApiError(403, "session_required",
+                       f"An API token acts only in its own workspace: {what} needs a "
+                       "signed-in session.")
+
+
 @bp.post("/workspaces")
 def create_workspace() -> ResponseReturnValue:
     """Create a workspace; the caller becomes its Owner."""
+    _refuse_token("creating a workspace")
     body = json_body()
     check_keys(body, frozenset({"name"}))
     ws = lifecycle.create_for_user(current_rbac, signed_in_user(), body.get("name"))
@@ -52,6 +64,7 @@ def create_workspace() -> ResponseReturnValue:
 @bp.post("/workspaces/restore")
 def restore_workspace() -> ResponseReturnValue:
     """Restore a deleted workspace the caller owns."""
+    _refuse_token("restoring a workspace")
     body = json_body()
     check_keys(body, frozenset({"workspace_id"}))
     ws_id = body.get("workspace_id")

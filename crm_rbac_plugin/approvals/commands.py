@@ -21,8 +21,9 @@ import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
-from ..commandline import member_by_email, workspace_by_slug
+from ..commandline import ID, member_by_email, workspace_by_slug
 from ..errors import RBACError
+from ..models import REQUEST_STATUSES
 from ..proxies import current_rbac
 from .decisions import approve, expire_due, reject
 from .policy import settings_for
@@ -36,7 +37,8 @@ def approvals_group() -> None:
 
 @approvals_group.command("list")
 @click.option("--workspace", required=True, help="The workspace slug.")
-@click.option("--status", default=None, help="Only requests in this status (e.g. pending).")
+@click.option("--status", default=None, type=click.Choice(REQUEST_STATUSES),
+              help="Only requests in this status (e.g. pending).")
 @with_appcontext
 def list_command(workspace: str, status: str | None) -> None:
     """Print the workspace's requests, newest first."""
@@ -71,7 +73,7 @@ def _decide(decide: Any, request_id: int, workspace: str, email: str, reason: st
 
 def _decision_command(name: str, decide: Any, help_text: str) -> None:
     @approvals_group.command(name, help=help_text)
-    @click.argument("request_id", type=int)
+    @click.argument("request_id", type=ID)
     @click.option("--workspace", required=True, help="The workspace slug.")
     @click.option("--as", "email", required=True, metavar="EMAIL", help="The deciding member.")
     @click.option("--reason", default="", help="Why (stored on the decision and audited).")

@@ -23,7 +23,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from ..commandline import member_by_email, workspace_by_slug
+from ..commandline import ID, member_by_email, workspace_by_slug
 from ..errors import RBACError
 from ..proxies import current_rbac
 from . import report, runs, schedule
@@ -62,7 +62,7 @@ def _run(workspace_id: int, run_id: int) -> Any:
 _WS = click.option("--workspace", required=True, help="The workspace slug.")
 _AS = click.option("--as", "as_email", required=True, metavar="EMAIL",
                    help="The member acting (audited as them).")
-_RUN = click.option("--run", "run_id", required=True, type=int, help="The run's number.")
+_RUN = click.option("--run", "run_id", required=True, type=ID, help="The run's number.")
 
 
 @review_group.command("remind")

@@ -23,6 +23,7 @@ from ..errors import PermissionDenied, RBACError, RuleConflict, ValidationError
 from ..inputs import MAX_ID
 from ..loader import BYPASS
 from ..policy import Access
+from ..security import SignInGuard
 from . import notices
 
 if TYPE_CHECKING:
@@ -39,21 +40,27 @@ def require_owner(actor: Access | None) -> Access:
     return actor
 
 
-def confirm_identity(user: Any, *, password: str | None, mfa_enrolled: bool,
-                     mfa_fresh: bool) -> None:
+def confirm_identity(rbac: RBACProtocol, user: Any, *, password: str | None,
+                     mfa_enrolled: bool, mfa_fresh: bool) -> None:
     """Refuse unless the Owner proved who they are just now.
 
     An account with two-factor authentication needs a fresh MFA check (the
-    step-up window); any other account its password.
+    step-up window); any other account its password, checked as a sign-in
+    checks it (``rbac.auth``): a wrong one counts a failure of the account
+    and the IP and is audited ``auth.failed``, and while they wait the answer
+    is a 429 without checking it, so a stolen session or token guesses the
+    password no faster than the sign-in page.
     """
     if mfa_enrolled:
         if not mfa_fresh:
             raise PermissionDenied("Confirm it is you: enter a code from your authenticator "
                                    "app, then try again.", field="mfa")
         return
-    check = getattr(user, "check_password", None)
-    if not password or check is None or not check(password):
-        raise ValidationError("your password is not correct", field="password")
+    guard = getattr(rbac, "auth", None)
+    if not isinstance(guard, SignInGuard):
+        guard = SignInGuard(rbac)
+    guard.confirm_password(user, password, field="password",
+                           wrong="your password is not correct")
 
 
 def transfer_candidates(rbac: RBACProtocol, actor: Access) -> list[Any]:
@@ -105,7 +112,7 @@ def transfer_ownership(rbac: RBACProtocol, actor: Access | None, membership_id: 
     """
     actor = require_owner(actor)
     target = _target(rbac, actor, membership_id)
-    confirm_identity(user, password=password, mfa_enrolled=mfa_enrolled, mfa_fresh=mfa_fresh)
+    confirm_identity(rbac, user, password=password, mfa_enrolled=mfa_enrolled, mfa_fresh=mfa_fresh)
     ws = rbac.db.session.get(rbac.models.Workspace, actor.workspace_id)
     owner_role = workspaces.role_by_key(rbac, ws, "owner")
     try:

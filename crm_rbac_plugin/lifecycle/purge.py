@@ -12,9 +12,12 @@ One transaction per workspace, in this order:
    PostgreSQL.
 3. The plugin's rows that carry the workspace's id, children before parents;
    the rows below them (grants, assignments, tokens ...) go with them by
-   their ``ON DELETE CASCADE``. The audit trail is kept: it has no foreign
+   their ``ON DELETE CASCADE``; the alert counters, which have no foreign
+   key, by their ``workspace_id``. The audit trail is kept: it has no foreign
    keys and outlives the workspaces it names (a ``workspace.purged`` event
-   is added to it).
+   is added to it); on SQLite the ids it names are never given to another
+   row (:data:`..models.base.NEVER_REUSED`), so a later workspace never reads
+   the purged one's events as its own.
 4. The workspace row.
 
 The statements run in the system context with the filter bypassed: the
@@ -52,8 +55,13 @@ def due_for_purge(rbac: RBACProtocol, now: dt.datetime | None = None) -> list[An
 def _ordered_tables(rbac: RBACProtocol) -> tuple[list[tuple[sa.Table, sa.Column[Any]]],
                                                   list[tuple[sa.Table, sa.Column[Any]]]]:
     """(host tables, plugin tables) to delete from, each children first, with the
-    column holding the workspace id."""
+    column holding the workspace id.
+
+    The plugin's tables are those whose ``workspace_id`` refers to the
+    workspace, and those whose ``workspace_id`` has no foreign key (the alert
+    counters), but the audit trail, which outlives the workspace."""
     workspace_table = rbac.models.Workspace.__table__
+    kept = rbac.models.AuditEvent.__table__
     host: dict[str, sa.Column[Any]] = {}
     for res in rbac.registry:
         if res.model is not None and res.workspace_column is not None:
@@ -62,8 +70,9 @@ def _ordered_tables(rbac: RBACProtocol) -> tuple[list[tuple[sa.Table, sa.Column[
     plugin: dict[str, sa.Column[Any]] = {}
     for table in rbac.db.metadata.sorted_tables:
         column = table.c.get("workspace_id")
-        if (table.fullname not in host and column is not None
-                and any(fk.column.table is workspace_table for fk in column.foreign_keys)):
+        if (table.fullname not in host and column is not None and table is not kept
+                and (not column.foreign_keys
+                     or any(fk.column.table is workspace_table for fk in column.foreign_keys))):
             plugin[table.fullname] = column
     order = list(reversed(rbac.db.metadata.sorted_tables))
     return ([(t, host[t.fullname]) for t in order if t.fullname in host],

@@ -135,6 +135,15 @@ def pk(table: str, *columns: str) -> sa.PrimaryKeyConstraint:
     return sa.PrimaryKeyConstraint(*columns, name=constraint_name(f"pk_{table}"))
 
 
+#: Table options of the tables whose ids the audit trail names (workspaces, their
+#: members, roles, departments, assignments and tokens): on SQLite an id is
+#: then never handed out again once its row is deleted (``AUTOINCREMENT``), so
+#: a purged workspace's events never describe a later tenant or its members.
+#: PostgreSQL sequences never reuse a value anyway.
+NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
+#: Migration ``rbac_0012`` rebuilds the existing tables with it.
+
+
 def fk(column: str, target: str, *, ondelete: str) -> sa.ForeignKey:
     """A foreign key from ``"table.column"`` to ``"referred.column"``."""
     table, name = column.split(".")

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
-from .base import ck, fk, ix, pk, uq, user_key_column, utcnow
+from .base import NEVER_REUSED, ck, fk, ix, pk, uq, user_key_column, utcnow
 
 
 def define_workspace_models(db: Any) -> tuple[Any, Any]:
@@ -20,7 +20,7 @@ def define_workspace_models(db: Any) -> tuple[Any, Any]:
         """A tenant: every protected record belongs to exactly one workspace."""
 
         __tablename__ = "rbac_workspace"
-        __table_args__ = (pk("rbac_workspace", "id"), uq("rbac_workspace", "slug"))
+        __table_args__ = (pk("rbac_workspace", "id"), uq("rbac_workspace", "slug"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         name: Mapped[str] = mapped_column(sa.String(120))
         slug: Mapped[str] = mapped_column(sa.String(120))
@@ -48,7 +48,7 @@ def define_workspace_models(db: Any) -> tuple[Any, Any]:
 
         __tablename__ = "rbac_department"
         __table_args__ = (pk("rbac_department", "id"), uq("rbac_department", "workspace_id", "name"),
-                          ix("rbac_department", "workspace_id"))
+                          ix("rbac_department", "workspace_id"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_department.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
@@ -69,7 +69,7 @@ def define_role_models(db: Any, Workspace: Any) -> tuple[Any, Any]:
 
         __tablename__ = "rbac_role"
         __table_args__ = (pk("rbac_role", "id"), uq("rbac_role", "workspace_id", "name"),
-                          ix("rbac_role", "workspace_id"))
+                          ix("rbac_role", "workspace_id"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_role.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
@@ -171,7 +171,7 @@ def define_membership_models(db: Any, user_model: type, Workspace: Any,
         __table_args__ = (
             pk("rbac_membership", "id"), uq("rbac_membership", "workspace_id", "user_id"),
             ix("rbac_membership", "user_id", "workspace_id", key="user_ws"),
-            ix("rbac_membership", "workspace_id", "department_id", key="ws_dept"))
+            ix("rbac_membership", "workspace_id", "department_id", key="ws_dept"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_membership.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
@@ -231,7 +231,7 @@ def define_assignment_model(db: Any, Membership: Any, Role: Any) -> Any:
         __tablename__ = "rbac_member_role"
         __table_args__ = (pk("rbac_member_role", "id"),
                           ix("rbac_member_role", "membership_id", key="membership"),
-                          ix("rbac_member_role", "role_id"))
+                          ix("rbac_member_role", "role_id"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         membership_id: Mapped[int] = mapped_column(
             fk("rbac_member_role.membership_id", "rbac_membership.id", ondelete="CASCADE"))
@@ -260,7 +260,7 @@ def define_token_model(db: Any, Membership: Any) -> Any:
 
         __tablename__ = "rbac_api_token"
         __table_args__ = (pk("rbac_api_token", "id"), uq("rbac_api_token", "token_hash"),
-                          ix("rbac_api_token", "membership_id"))
+                          ix("rbac_api_token", "membership_id"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         membership_id: Mapped[int] = mapped_column(
             fk("rbac_api_token.membership_id", "rbac_membership.id", ondelete="CASCADE"))

@@ -8,6 +8,7 @@ import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
+from ..commandline import ID
 from ..errors import RBACError
 from ..models import naive_utc
 from ..proxies import current_rbac
@@ -22,7 +23,7 @@ def register(group: click.Group) -> None:
 @click.command("who-could")
 @click.option("--workspace", required=True, help="The workspace slug.")
 @click.option("--resource", required=True, help="e.g. deals")
-@click.option("--record", "record_id", required=True, type=int, help="The record id.")
+@click.option("--record", "record_id", required=True, type=ID, help="The record id.")
 @click.option("--at", "at", required=True, help="UTC instant, e.g. 2026-11-01T00:00")
 @click.option("--action", default="view", show_default=True)
 @with_appcontext
@@ -35,10 +36,9 @@ def who_could_command(workspace: str, resource: str, record_id: int, at: str,
     if ws is None:
         raise click.ClickException(f"no workspace {workspace!r}")
     try:
-        when = dt.datetime.fromisoformat(at)
-    except ValueError as exc:
+        when = naive_utc(dt.datetime.fromisoformat(at))
+    except (ValueError, OverflowError) as exc:  # an offset that leaves the calendar
         raise click.ClickException(f"--at: {exc}") from exc
-    when = naive_utc(when)
     try:
         result = history.who_could(rbac, ws.id, resource, record_id, when, action)
     except (RBACError, LookupError) as exc:

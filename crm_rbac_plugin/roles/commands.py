@@ -61,28 +61,43 @@ def _named(model: Any, workspace_id: int, name: str, what: str) -> Any:
 
 
 def _weekdays(text: str) -> list[str]:
-    """``mon-fri`` or ``mon,wed`` as weekday names (a bad name reaches the service)."""
+    """``mon-fri``, ``fri-mon`` or ``mon,wed`` as weekday names (a bad name reaches the
+    service). A range runs forward through the week, so ``fri-mon`` is Friday to Monday."""
     out: list[str] = []
     for part in (p.strip().lower() for p in text.split(",") if p.strip()):
         first, dash, last = part.partition("-")
         if dash and first in DAY_NAMES and last in DAY_NAMES:
-            out += DAY_NAMES[DAY_NAMES.index(first):DAY_NAMES.index(last) + 1]
+            start, days = DAY_NAMES.index(first), (DAY_NAMES.index(last) - DAY_NAMES.index(first)) % 7
+            out += [DAY_NAMES[(start + k) % 7] for k in range(days + 1)]
         else:
             out.append(part)
     return out
 
 
-def _condition(weekdays: str, start: str, end: str, networks: tuple[str, ...]) -> dict[str, Any]:
-    return {"weekdays": _weekdays(weekdays), "start": start, "end": end,
-            "networks": list(networks)}
+def _given(option: str, value: str | None) -> str:
+    """An option's text; given but blank, it is an error rather than no condition."""
+    if value is not None and not value.strip(" ,"):
+        raise click.BadParameter("give a value, or leave the option out for no limit",
+                                 param_hint=f"'--{option}'")
+    return (value or "").strip()
+
+
+def _condition(weekdays: str | None, start: str | None, end: str | None,
+               networks: tuple[str, ...]) -> dict[str, Any]:
+    """The condition the options describe; the options left out limit nothing."""
+    for network in networks:
+        _given("network", network)
+    return {"weekdays": _weekdays(_given("weekdays", weekdays)), "start": _given("start", start),
+            "end": _given("end", end), "networks": [n.strip() for n in networks]}
 
 
 def condition_options(command: Any) -> Any:
     """``--weekdays``, ``--start``, ``--end`` and ``--network`` (repeatable)."""
     for option in reversed([
-            click.option("--weekdays", default="", help="mon-fri, or mon,wed (default: every day)."),
-            click.option("--start", default="", help="HH:MM in the workspace's time zone."),
-            click.option("--end", default="", help="HH:MM, after --start."),
+            click.option("--weekdays", default=None,
+                         help="mon-fri, fri-mon or mon,wed (default: every day)."),
+            click.option("--start", default=None, help="HH:MM in the workspace's time zone."),
+            click.option("--end", default=None, help="HH:MM, after --start."),
             click.option("--network", "networks", multiple=True,
                          help="A CIDR network (repeatable; default: any).")]):
         command = option(command)
@@ -105,8 +120,8 @@ def _context(workspace: str, as_email: str) -> tuple[int, Any]:
 @click.option("--role", required=True, help="The role's name or key.")
 @condition_options
 @with_appcontext
-def give_command(workspace: str, as_email: str, member: str, role: str, weekdays: str,
-                 start: str, end: str, networks: tuple[str, ...]) -> None:
+def give_command(workspace: str, as_email: str, member: str, role: str, weekdays: str | None,
+                 start: str | None, end: str | None, networks: tuple[str, ...]) -> None:
     """Give MEMBER a role, in force only within the condition given."""
     ws, actor = _context(workspace, as_email)
     target = _named(current_rbac.models.Role, ws, role, "role")
@@ -122,8 +137,8 @@ def give_command(workspace: str, as_email: str, member: str, role: str, weekdays
 @click.option("--role", required=True, help="The role's name or key.")
 @condition_options
 @with_appcontext
-def condition_command(workspace: str, as_email: str, member: str, role: str, weekdays: str,
-                      start: str, end: str, networks: tuple[str, ...]) -> None:
+def condition_command(workspace: str, as_email: str, member: str, role: str, weekdays: str | None,
+                      start: str | None, end: str | None, networks: tuple[str, ...]) -> None:
     """Replace the condition of MEMBER's assignments of a role (no option: always)."""
     ws, actor = _context(workspace, as_email)
     target = _named(current_rbac.models.Role, ws, role, "role")
@@ -141,8 +156,8 @@ def condition_command(workspace: str, as_email: str, member: str, role: str, wee
 @click.option("--role", required=True, help="The role's name or key.")
 @condition_options
 @with_appcontext
-def role_condition_command(workspace: str, as_email: str, role: str, weekdays: str,
-                           start: str, end: str, networks: tuple[str, ...]) -> None:
+def role_condition_command(workspace: str, as_email: str, role: str, weekdays: str | None,
+                           start: str | None, end: str | None, networks: tuple[str, ...]) -> None:
     """Replace the condition under which a role is in force for all its holders."""
     ws, actor = _context(workspace, as_email)
     target = _named(current_rbac.models.Role, ws, role, "role")
@@ -159,7 +174,7 @@ def role_condition_command(workspace: str, as_email: str, role: str, weekdays: s
 @condition_options
 @with_appcontext
 def department_give_command(workspace: str, as_email: str, department: str, role: str,
-                            weekdays: str, start: str, end: str,
+                            weekdays: str | None, start: str | None, end: str | None,
                             networks: tuple[str, ...]) -> None:
     """Give a role to every member of a department while they belong to it."""
     ws, actor = _context(workspace, as_email)

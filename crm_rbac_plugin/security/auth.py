@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from flask import current_app, has_request_context, request
 
 from .. import audit, signals
+from ..errors import TooManyAttempts, ValidationError
 from ..models import utcnow
 from . import throttle as throttles
 from .throttle import Throttle
@@ -58,7 +59,8 @@ USER_AGENT_MAX = 300
 
 
 class SignInGuard:
-    """The sign-in API, ``rbac.auth``: :meth:`check`, :meth:`failed`, :meth:`succeeded`.
+    """The sign-in API, ``rbac.auth``: :meth:`check`, :meth:`failed`, :meth:`succeeded`,
+    and :meth:`confirm_password` for a signed-in member's password.
 
     ``clock`` returns naive UTC now; tests replace it to control the waits.
     """
@@ -91,6 +93,28 @@ class SignInGuard:
                             wait_seconds=result.wait_seconds)
         _send(signals.sign_in_failed, email=email, ip=ip, user=user, throttle=result)
         return result
+
+    def confirm_password(self, user: Any, password: str | None, *, field: str,
+                         wrong: str) -> None:
+        """Refuse ``password`` unless it is ``user``'s, checked as a sign-in checks it.
+
+        For a signed-in member re-entering their password (a profile's new
+        password, an ownership transfer), so that a stolen session or token
+        guesses it no faster than the sign-in page: while the account or the IP
+        waits, the password is not checked (:class:`..errors.TooManyAttempts`,
+        a 429, audited ``auth.throttled``); a wrong one counts a failure
+        (audited ``auth.failed``) and is a :class:`..errors.ValidationError`
+        ``wrong`` on ``field``. Both commit their rows, so the caller calls it
+        before any write of its own.
+        """
+        email = str(getattr(user, "email", "") or "")
+        waiting = self.check(email)
+        if not waiting.allowed:
+            raise TooManyAttempts(waiting.message, field=field)
+        check = getattr(user, "check_password", None)
+        if not password or check is None or not check(password):
+            self.failed(email)
+            raise ValidationError(wrong, field=field)
 
     def succeeded(self, user: Any, email: str | None = None, ip: str | None = None) -> None:
         """Record a sign-in of ``user``: reset the account's failures, audit ``auth.login``."""

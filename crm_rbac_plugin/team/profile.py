@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TooManyAttempts, ValidationError
+from ..errors import ValidationError
 from ..security import (
     SignInGuard,
     password_rules_for_user,
@@ -61,12 +61,5 @@ def _guard(rbac: RBACProtocol) -> SignInGuard:
 def _check_current_password(rbac: RBACProtocol, user: Any, password: str) -> None:
     """Refuse a wrong current password as a failed sign-in (see the module); the throttle's
     rows and audit events are committed even though the caller rolls back."""
-    guard = _guard(rbac)
-    email = str(getattr(user, "email", "") or "")
-    waiting = guard.check(email)
-    if not waiting.allowed:
-        raise TooManyAttempts(waiting.message, field="current_password")
-    check = getattr(user, "check_password", None)
-    if check is None or not check(password):
-        guard.failed(email)
-        raise ValidationError("your current password is not correct", field="current_password")
+    _guard(rbac).confirm_password(user, password, field="current_password",
+                                  wrong="your current password is not correct")

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 from types import SimpleNamespace
+from typing import Any
 
 import sqlalchemy as sa
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import lifecycle
+from crm_rbac_plugin.roles import editing as rbac_roles
 from tests.rbac_helpers import access_of, fast_passwords  # noqa: F401  (autouse fixture)
 
 T0 = dt.datetime(2030, 1, 1, 12, 0)
@@ -54,3 +56,44 @@ def test_the_purge_removes_every_row_of_the_workspace_and_only_those(
         A = rbac.models.AuditEvent.__table__
         assert conn.execute(sa.select(sa.func.count()).select_from(A)
                             .where(A.c.workspace_id == ws_id)).scalar_one() > 0
+
+
+def test_a_workspace_made_after_a_purge_never_reads_the_purged_ones_trail(
+        world: SimpleNamespace, login: Any) -> None:
+    """On SQLite too, the purged workspace's ids (workspace, members, roles) are
+    never given again, so its audit events stay out of a later tenant's trail;
+    its alert counters, which have no foreign key, go with it."""
+    m = rbac.models
+    gone = world.ws2
+    gone_id, outsider = gone.id, world.users["outsider"]
+    assert gone_id == max(db.session.scalars(sa.select(m.Workspace.id)))
+    dual = access_of(db.session.scalar(sa.select(m.Membership).where(
+        m.Membership.workspace_id == gone_id, m.Membership.user_id == world.users["dual"].id)))
+    rbac_roles.create_role(rbac, dual, name="Secret Project Phoenix", description="phoenix plans")
+    db.session.add(m.AlertCounter(workspace_id=gone_id, membership_id=dual.membership_id,
+                                  rule="exports", window_start=T0, count=3))
+    db.session.commit()
+    old_members = set(db.session.scalars(sa.select(m.Membership.id).where(
+        m.Membership.workspace_id == gone_id)))
+    old_roles = set(db.session.scalars(sa.select(m.Role.id).where(m.Role.workspace_id == gone_id)))
+    lifecycle.delete_workspace(rbac, dual, gone.name, now=T0)
+    db.session.commit()
+    lifecycle.purge_due(rbac, now=T0 + dt.timedelta(days=400))
+    assert not db.session.scalar(sa.select(sa.func.count()).select_from(m.AlertCounter).where(
+        m.AlertCounter.workspace_id == gone_id))
+
+    client = login(db.session.merge(outsider))
+    made = client.post("/api/v1/workspaces", json={"name": "Member Side Project"})
+    assert made.status_code == 201, made.text[:300]
+    new_id = made.json["id"]
+    assert new_id != gone_id
+    assert not old_members & set(db.session.scalars(sa.select(m.Membership.id).where(
+        m.Membership.workspace_id == new_id)))
+    assert not old_roles & set(db.session.scalars(sa.select(m.Role.id).where(
+        m.Role.workspace_id == new_id)))
+    trail = client.get("/api/v1/audit")
+    assert trail.status_code == 200
+    assert trail.json["items"] and all(e["action"] != "workspace.purged" for e in trail.json["items"])
+    assert "Phoenix" not in trail.text and "Beta Education" not in trail.text
+    page = client.get("/settings/audit")
+    assert page.status_code == 200 and "Phoenix" not in page.text
