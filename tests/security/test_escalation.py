@@ -77,6 +77,9 @@ def refused(response: TestResponse, *, rerender_ok: bool = False) -> bool:
     """
     if response.status_code in REFUSED:
         return True
+    if response.status_code in (301, 302, 303) and "/login" in response.headers.get(
+            "Location", ""):
+        return True  # signed nobody in: a token outside the API is anonymous
     return rerender_ok and response.status_code == 200 and INVALID_CHOICE in response.text
 
 
