@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
+from crm_rbac_plugin.security import sessions
 from crm_rbac_plugin.signals import session_revoked
 from crm_rbac_plugin.urls import safe_next
 
@@ -62,22 +63,66 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me signed in")
 
 
-def load_user(session_token: str) -> User | None:
-    """Flask-Login user loader, by session token: deactivated users are signed out at once.
+#: Separates the account's session token from the session id in a login id
+#: (``<session_token>.<session id>``); neither contains a dot.
+BOUND_TO = "."
 
-    Sessions and remember-me cookies hold :attr:`User.session_token`, not
-    the primary key, so a cookie issued before the token was rotated (at
-    sign-out, at a password change) names nobody. Returning None for an
+
+def load_user(login_id: str) -> User | None:
+    """Flask-Login user loader, by login id: deactivated users are signed out at once.
+
+    Sessions and remember-me cookies hold a login id, never the primary key:
+    :attr:`User.session_token`, bound to the plugin's server-side session
+    that issued it (:func:`bind_login_id`). A cookie issued before the token
+    was rotated (at sign-out, at a password change) names nobody. A login id
+    bound to a session other than the request's own is a remember-me cookie
+    restoring a session: it is refused once its session was revoked (signed
+    out from the profile's list, by the cap, idle, expired), so a copy of
+    the cookie dies with the session it came from. Returning None for an
     inactive user (instead of the user) means a deactivation takes effect on
     the next request, not at the next login.
     """
-    if not isinstance(session_token, str) or not session_token:
+    if not isinstance(login_id, str) or not login_id:
         return None
+    token, _, bound = login_id.partition(BOUND_TO)
     # With the membership row of the current workspace: one query, not two, per request.
-    user = rbac.load_user(session_token, column=User.session_token)
+    user = rbac.load_user(token, column=User.session_token)
     if user is None or not user.is_active_user:
         return None
+    if bound and bound != sessions.current_sid() and not sessions.is_live(rbac, bound, user.id):
+        return None
     return user
+
+
+def bind_login_id(response: Response) -> Response:
+    """After each request, bind the login id to this browser's server-side session.
+
+    Registered after Flask-Login, so it runs before Flask-Login writes the
+    remember-me cookie, which copies the login id. When the session id
+    changed in this request (a sign-in, a remember-me restoration, an
+    adopted session), the login id names the new one; a restoration also
+    retires the session the cookie was bound to (this browser's, replaced)
+    and writes a new remember-me cookie, so an older copy of it restores
+    nothing.
+    """
+    user = g.get("_login_user")  # only a request that loaded its user (never loads it here)
+    if ("Authorization" in request.headers or "_user_id" not in session
+            or not isinstance(user, User)):
+        return response
+    login_id, sid = session.get("_user_id"), sessions.current_sid()
+    if not isinstance(login_id, str) or sid is None:
+        return response
+    token, _, bound = login_id.partition(BOUND_TO)
+    if bound == sid or token != user.session_token:
+        return response
+    if bound:
+        sessions.retire(rbac, bound, user.id)
+        db.session.commit()
+    session["_user_id"] = f"{token}{BOUND_TO}{sid}"
+    cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+    if cookie in request.cookies and session.get("_remember") != "clear":
+        session["_remember"] = "set"
+    return response
 
 
 # -- passwords -----------------------------------------------------------------
@@ -264,11 +309,12 @@ def end_copied_cookies(sender: Any, *, user_id: Any, reason: str, **extra: Any) 
     """``session_revoked`` receiver: rotate the account's session token.
 
     The plugin's session records end the revoked cookies on their next
-    request, but a remember-me cookie names the user, not a session, and a
-    copy of it would restore a new session. Rotating what it names kills
-    every copy. The browser that asked (sign out everywhere *else*, a
-    password change) keeps its session: the new token is written into it,
-    and into its remember-me cookie if it had one.
+    request, and a remember-me cookie dies with the session it is bound to
+    (:func:`load_user`). When every other session of the account ends,
+    rotating the token the cookies name also kills every copy at once. The
+    browser that asked (sign out everywhere *else*, a password change)
+    keeps its session: the new token is written into it (bound again by
+    :func:`bind_login_id`), and into its remember-me cookie if it had one.
     """
     if reason not in ENDS_EVERY_COPY:
         return
@@ -294,6 +340,7 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
     app.register_blueprint(bp)
     app.before_request(pin_workspace)
+    app.after_request(bind_login_id)  # before Flask-Login's own, which writes the cookie
     user_logged_in.connect(remember_first_visit, app)
     session_revoked.connect(end_copied_cookies, app)
     app.context_processor(lambda: {"my_workspaces": my_workspaces,

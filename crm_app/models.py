@@ -37,7 +37,8 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     """A person who signs in; their rights live in the RBAC extension's memberships.
 
     ``session_token`` is the *alternative id* Flask-Login keeps in the session
-    and in the remember-me cookie (:meth:`get_id`), in place of the primary
+    and in the remember-me cookie (:meth:`get_id`; ``crm_app.auth`` binds it
+    to the server-side session, ``<token>.<session id>``), in place of the primary
     key, as Flask-Security's ``fs_uniquifier``: a signed cookie stays valid
     until it expires, so the only way to end one on the server is to change
     what it names. Signing out, and every revocation of the account's other

@@ -228,6 +228,64 @@ def test_a_copied_remember_me_cookie_dies_with_the_sessions(
         assert_alive(here)  # the browser that asked stays signed in
 
 
+def replay_remember_cookie(app: Flask, value: str) -> Any:
+    """A request with the remember-me cookie alone, as a thief would replay a copy of it."""
+    thief = app.test_client()
+    thief.set_cookie("remember_token", value, domain=DOMAIN)
+    return thief.get("/leads/")
+
+
+@pytest.mark.parametrize("how", ["signed_out", "cap", "idle", "expired"])
+def test_a_copied_remember_me_cookie_dies_with_its_session(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace, how: str) -> None:
+    """The remember-me cookie is bound to the session that issued it: once that session is
+    revoked (one sign-out from the profile's list, the cap, idle, expired), a copy restores
+    nothing, while the account's other sessions live on."""
+    remembered = sign_in(app, "member@example.test", remember=True, agent="Thief/1.0")
+    cookie = remembered.get_cookie("remember_token", domain=DOMAIN)
+    assert cookie is not None
+    here = sign_in(app, "member@example.test")
+    if how == "signed_out":
+        ended = here.post("/settings/account/sessions/sign-out",
+                          data={"session_id": row_of(remembered).id})
+        assert ended.status_code == 302
+    elif how == "cap":
+        set_policy(world.ws, max_sessions=2)
+        clock.now = T0 + dt.timedelta(minutes=1)
+        here = sign_in(app, "member@example.test")
+    else:
+        late = dt.timedelta(hours=8, minutes=1) if how == "idle" else dt.timedelta(days=7, hours=1)
+        clock.now = T0 + late
+        assert_ended(remembered, reason=how)
+        here = sign_in(app, "member@example.test")
+    assert revoked_events(reason=how)
+    page = replay_remember_cookie(app, cookie.value)
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    assert_alive(here)
+
+
+def test_a_restoration_binds_a_new_remember_me_cookie(app: Flask, world: SimpleNamespace) -> None:
+    """A restoration retires the session the cookie was bound to and writes a cookie bound to
+    the new one: the old cookie restores nothing, and signing the new session out from the
+    list ends the new cookie too."""
+    client = sign_in(app, "member@example.test", remember=True)
+    first = client.get_cookie("remember_token", domain=DOMAIN)
+    assert first is not None
+    client.delete_cookie("session", domain=DOMAIN)  # the browser was closed
+    assert_alive(client)
+    second = client.get_cookie("remember_token", domain=DOMAIN)
+    assert second is not None and second.value != first.value
+    assert [r.revoked_at is not None for r in rows(world.users["member"])] == [True, False]
+    page = replay_remember_cookie(app, first.value)
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    assert_alive(client)
+    other = sign_in(app, "member@example.test")
+    assert other.post("/settings/account/sessions/sign-out",
+                      data={"session_id": row_of(client).id}).status_code == 302
+    page = replay_remember_cookie(app, second.value)
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
 # -- timeouts ------------------------------------------------------------------------------------
 
 

@@ -52,8 +52,9 @@ from ..proxies import current_flask_app, get_rbac
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["REASONS", "SessionRecord", "SessionService", "lookup_columns", "list_sessions",
-           "revoke", "revoke_all", "service", "start", "verdict"]
+__all__ = ["REASONS", "SessionRecord", "SessionService", "current_sid", "is_live",
+           "list_sessions", "lookup_columns", "retire", "revoke", "revoke_all", "service", "start",
+           "verdict"]
 
 #: Why a session ended (the ``reason`` of ``session.revoked``).
 REASONS = ("signed_out", "sign_out_everywhere", "admin", "idle", "expired", "cap",
@@ -228,6 +229,25 @@ def _live_row(rbac: RBACProtocol, sid: str, user_id: Any) -> Any:
     S = rbac.models.AuthSession
     return rbac.db.session.scalar(sa.select(S).where(
         S.sid_hash == sid_hash(sid), S.user_id == user_id, S.revoked_at.is_(None)))
+
+
+def is_live(rbac: RBACProtocol, sid: str, user_id: Any) -> bool:
+    """Whether ``sid`` names a session of ``user_id`` that is not revoked.
+
+    A host that binds its remember-me cookie to the session that issued it
+    asks this before the cookie restores a new session: a session ended from
+    the profile's list, by the cap, idle or expired restores nothing.
+    """
+    return _live_row(rbac, sid, user_id) is not None
+
+
+def retire(rbac: RBACProtocol, sid: str, user_id: Any) -> None:
+    """Revoke the live session ``sid`` of ``user_id`` without an event: the browser's
+    earlier session, replaced by the one its remember-me cookie restored (as
+    :func:`start` revokes the id it replaces). The caller commits."""
+    row = _live_row(rbac, sid, user_id)
+    if row is not None:
+        row.revoked_at = now()
 
 
 def session_cap(rbac: RBACProtocol, user_id: Any) -> int | None:
