@@ -35,6 +35,7 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.security import generate_password_hash
 
 from crm_app import create_app
+from crm_app.auth import token_of
 from crm_app.extensions import db, login_manager
 from crm_app.models import Lead, User
 from crm_app.rbac_setup import rbac
@@ -233,8 +234,9 @@ def _plugin_off_for_load_pages(app: Flask) -> None:
     loader = login_manager._user_callback
 
     def load(login_id: str) -> Any:
-        if hand_page():
-            user = db.session.scalar(sa.select(User).where(User.session_token == login_id))
+        if hand_page():  # the demo's login id is ``<session_token>.<session id>``
+            user = db.session.scalar(
+                sa.select(User).where(User.session_token == token_of(login_id)))
             return user if user is not None and user.is_active_user else None
         return loader(login_id)
 

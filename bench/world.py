@@ -42,6 +42,7 @@ from flask import Flask, request
 from flask_login import FlaskLoginClient
 
 from crm_app import create_app
+from crm_app.auth import token_of
 from crm_app.extensions import db, login_manager
 from crm_app.models import Lead, User
 from crm_app.rbac_setup import rbac
@@ -157,7 +158,8 @@ def _install_user_loader() -> None:
         return
     def by_token(login_id: str) -> Any:
         """The user whose ``get_id()`` (session token) this is, alone."""
-        user = db.session.scalar(sa.select(User).where(User.session_token == login_id))
+        user = db.session.scalar(
+            sa.select(User).where(User.session_token == token_of(login_id)))
         return user if user is not None and user.is_active_user else None
 
     if callback is None:

@@ -68,6 +68,11 @@ class LoginForm(FlaskForm):
 BOUND_TO = "."
 
 
+def token_of(login_id: str) -> str:
+    """The account's session token in a login id, bound or not."""
+    return login_id.partition(BOUND_TO)[0]
+
+
 def load_user(login_id: str) -> User | None:
     """Flask-Login user loader, by login id: deactivated users are signed out at once.
 
