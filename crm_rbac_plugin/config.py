@@ -181,7 +181,8 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_ALERT_BUSINESS_START_HOUR": 7,
     # ... and the hour business ends (1-24, after the start).
     "RBAC_ALERT_BUSINESS_END_HOUR": 20,
-    # Counter rows older than this many days are deleted by ``flask rbac alerts prune``.
+    # Counter rows older than this many days (at least 1: the approval gate reads a
+    # day of them) are deleted by ``flask rbac alerts prune``.
     "RBAC_ALERT_COUNTER_DAYS": 2,
     # -- Reviews and certification (crm_rbac_plugin.certification) --
     # Days between access reviews of a workspace that has not set its own

@@ -50,8 +50,8 @@ __all__ = ["OPERATIONS", "ApprovalPending", "approved", "install", "require", "w
 OPERATIONS: dict[str, str] = {
     "assign_privileged_role": "Assigning a privileged role",
     "sharing": "Creating or widening a sharing agreement",
-    "export": "Exports over N rows",
-    "bulk_delete": "Bulk deletes over N rows",
+    "export": "Exports over N rows in 24 hours",
+    "bulk_delete": "Bulk deletes over N rows in 24 hours",
     "delete_role": "Deleting a role",
     "reassign": "Reassigning all of a member's records",
     "plan": "Changing the plan",

@@ -8,6 +8,7 @@ attempt are 404s.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from types import SimpleNamespace
 from typing import Any
@@ -80,6 +81,29 @@ def test_export_over_threshold_waits_then_downloads_once(world: SimpleNamespace,
     assert links and manager.get(links[0]).status_code == 404  # the link is spent too
     assert manager.get("/settings/approvals/download/" + "x" * 43).status_code == 404
     signals.approval_decided.disconnect(mailed, app)
+
+
+def test_exports_add_up_per_member_over_a_day(world: SimpleNamespace, login: Any) -> None:
+    """Exports of one row against a threshold of 2: the third in a day waits, as one of 3 would."""
+    set_policy(world, operations={"export": 2})
+    manager, admin = client_of(login, world, "manager"), client_of(login, world, "admin")
+    one = "/leads/export.csv?q=Lead+of+manager"
+    for _ in range(2):
+        got = manager.get(one)
+        assert got.status_code == 200 and got.text.count("\n") == 2  # 1 row; 2 in the day
+    asked = manager.get(one)
+    assert asked.status_code == 303
+    req = latest_request()
+    assert (req.status, req.operation) == ("pending", "export")
+    assert req.summary.endswith("(2 more in the last 24 hours)")
+    assert admin.get(one).status_code == 200  # another member's day
+
+    C = rbac.models.AlertCounter
+    with rbac.system():  # a day later: the manager's rows leave the window
+        for counter in db.session.scalars(sa.select(C).where(C.rule == "approval.export")):
+            counter.window_start -= dt.timedelta(hours=24)
+        db.session.commit()
+    assert manager.get(one).status_code == 200
 
 
 def test_api_answers_202_and_decides(world: SimpleNamespace, login: Any) -> None:

@@ -19,6 +19,7 @@ from crm_app.extensions import db
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, bulk, gate, roles, sharing, team
+from crm_rbac_plugin.approvals import volume
 from crm_rbac_plugin.security import editing
 from crm_rbac_plugin.security.policy import policy_for
 from tests.rbac_helpers import (
@@ -116,6 +117,26 @@ def test_bulk_delete_over_n_waits(world: SimpleNamespace) -> None:
     with rbac.system():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead).where(
             Lead.id.in_(rest))) == 0
+
+
+def test_bulk_deletes_add_up_over_a_day(world: SimpleNamespace) -> None:
+    """Deletes of 2 then 1 against a threshold of 2 make the second wait; rolled back and
+    approved rows count nothing."""
+    policy(world, bulk_delete=2)
+    owner = access_of(world.members["owner"])
+    first = [world.leads[k].id for k in ("member", "member2")]
+    with rbac.as_member(owner):
+        bulk.select(rbac, "leads", first, "delete")
+        db.session.rollback()  # the operation failed: its rows are not counted
+        assert volume.used(rbac, owner, "bulk_delete") == 0
+        for record in bulk.select(rbac, "leads", first, "delete"):
+            db.session.delete(record)
+        db.session.commit()
+        assert volume.used(rbac, owner, "bulk_delete") == 2
+        rid = waits(world, "owner", lambda a: bulk.select(
+            rbac, "leads", [world.leads["manager"].id], "delete"))
+    approve(world, rid)
+    assert volume.used(rbac, owner, "bulk_delete") == 2  # the approvers saw that one
 
 
 def test_reassigning_all_records_waits_a_chosen_few_do_not(world: SimpleNamespace, app: Any) -> None:

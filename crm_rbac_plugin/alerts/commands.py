@@ -135,6 +135,9 @@ def set_command(workspace: str, as_email: str, assignments: tuple[str, ...]) -> 
 @with_appcontext
 def prune_command() -> None:
     """Delete rule counters older than RBAC_ALERT_COUNTER_DAYS (safe to run from cron)."""
-    before = utcnow() - dt.timedelta(days=setting("RBAC_ALERT_COUNTER_DAYS"))
+    # At least a day: the approval gate adds up a member's exports and bulk
+    # deletes over the last 24 hours from these counters (approvals.volume).
+    days = max(setting("RBAC_ALERT_COUNTER_DAYS"), 1)
+    before = utcnow() - dt.timedelta(days=days)
     count = _run(lambda: engine.prune(current_rbac, before))
     click.echo(f"{count} counters deleted.")

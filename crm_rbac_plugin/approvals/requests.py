@@ -27,6 +27,7 @@ from ..audit import events as audit_events
 from ..config import setting
 from ..models import utcnow
 from ..policy import Access
+from . import volume
 from .policy import settings_for
 
 if TYPE_CHECKING:
@@ -64,8 +65,20 @@ def approvers(rbac: RBACProtocol, workspace_id: int, permission: str) -> list[Ac
 
 
 def needs(rbac: RBACProtocol, actor: Access, operation: str, count: int | None) -> bool:
-    """Whether the actor's workspace policy makes ``operation`` wait (the gate asks first)."""
-    return settings_for(rbac, actor.workspace_id).needs(operation, count)
+    """Whether the actor's workspace policy makes ``operation`` wait (the gate asks first).
+
+    A counted operation is judged with the rows the member ran without
+    approval in the last day (:mod:`.volume`), and one let through adds its
+    rows to them.
+    """
+    policy = settings_for(rbac, actor.workspace_id)
+    if operation not in gate.COUNTED or policy.threshold(operation) is None:
+        return policy.needs(operation, count)
+    rows = count or 0
+    if policy.needs(operation, rows + volume.used(rbac, actor, operation)):
+        return True
+    volume.add(rbac, actor, operation, rows)
+    return False
 
 
 def record(rbac: RBACProtocol, actor: Access, operation: str, payload: dict[str, Any],
@@ -81,6 +94,9 @@ def record(rbac: RBACProtocol, actor: Access, operation: str, payload: dict[str,
     # request's form, query or JSON ``reason``.
     reason = reason.strip()[:REASON_MAX]
     rbac.db.session.rollback()
+    earlier = volume.used(rbac, actor, operation) if operation in gate.COUNTED else 0
+    if earlier:
+        summary = f"{summary} ({earlier} more in the last {volume.WINDOW_HOURS} hours)"
     now = utcnow()
     req = rbac.models.ApprovalRequest(
         workspace_id=actor.workspace_id, requester_id=actor.membership_id,
