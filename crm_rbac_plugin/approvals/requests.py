@@ -27,6 +27,7 @@ from ..audit import events as audit_events
 from ..config import setting
 from ..models import utcnow
 from ..policy import Access
+from .changes import narrow
 from .policy import settings_for
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ def record(rbac: RBACProtocol, actor: Access, operation: str, payload: dict[str,
     # The gate passes context.current_reason(): the caller's change_reason, else the
     # request's form, query or JSON ``reason``.
     reason = reason.strip()[:REASON_MAX]
+    # What the requester saw is read before the rollback, in the service's transaction.
+    payload = narrow(rbac, actor, operation, payload)
     rbac.db.session.rollback()
     now = utcnow()
     req = rbac.models.ApprovalRequest(
