@@ -206,6 +206,7 @@ def test_a_cli_change_that_needs_approval_says_so_and_changes_nothing(
     assert "Pending approval: request #" in out.output
     req = latest_request()
     assert (req.operation, req.status, req.payload) == (
-        "security_policy", "pending", {"changes": {"idle_minutes_member": "60"}})
+        "security_policy", "pending",
+        {"fields": {"idle_minutes_member": {"before": 480, "after": 60}}})
     from crm_rbac_plugin.security.policy import policy_for
     assert policy_for(rbac, world.ws.id).idle_minutes_member == 480

@@ -66,7 +66,13 @@ def _decide(request_id: int, decide: Callable[..., str]) -> ResponseReturnValue:
     body = _body()
     outcome = decide(rbac, access, req, body.get("reason", ""))
     rbac.db.session.commit()
-    return jsonify({**approvals.to_json(req, access), "outcome": outcome})
+    answer = {**approvals.to_json(req, access), "outcome": outcome}
+    if outcome == "failed" and approvals.is_stale(req.failure):
+        # What the request changes moved since it was made: it is failed and kept, and
+        # nothing was applied; a conflict, with the error shape of every other 409.
+        return jsonify({**answer, "error": "conflict", "message": req.failure,
+                        "field": "fields"}), 409
+    return jsonify(answer)
 
 
 @bp.post("/approvals/<int:request_id>/approve")

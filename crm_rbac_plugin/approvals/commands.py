@@ -25,6 +25,7 @@ from ..commandline import ID, member_by_email, workspace_by_slug
 from ..errors import RBACError
 from ..models import REQUEST_STATUSES
 from ..proxies import current_rbac
+from .changes import is_stale
 from .decisions import approve, expire_due, reject
 from .policy import settings_for
 from .requests import request_in
@@ -68,6 +69,8 @@ def _decide(decide: Any, request_id: int, workspace: str, email: str, reason: st
     except RBACError as exc:
         rbac.db.session.rollback()
         raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    if outcome == "failed" and is_stale(req.failure):
+        raise click.ClickException(f"Request #{req.id}: failed. {req.failure}")
     click.echo(f"Request #{req.id}: {outcome}." + (f" {req.failure}" if req.failure else ""))
 
 

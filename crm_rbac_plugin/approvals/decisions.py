@@ -21,7 +21,9 @@ nothing. The operation then runs as the requester (their access built
 afresh, through the same service, with the gate told it is approved) in a
 SAVEPOINT: a refusal (their rights are gone, the role was deleted
 meanwhile ...) rolls back what it began and is stored as the request's
-``failure``, with status ``failed``.
+``failure``, with status ``failed``. A settings change applies only the
+fields it changes, and is refused when one of them moved since the request
+(:mod:`.changes`): the routes answer that failure with a 409.
 
 Rejection, cancellation and expiry only change the request's status. Every
 step is audited (who, what, why) and signalled with ``approval_decided`` to

@@ -23,11 +23,9 @@ from typing import TYPE_CHECKING, Any
 from .. import bulk, queries, sharing
 from ..errors import ValidationError
 from ..policy import Access
-from ..roles import assign_role, delete_role, set_plan
-from ..security import editing as security_editing
-from ..security.mfa import is_enrolled
+from ..roles import assign_role, delete_role
 from ..team import reassign
-from . import policy as approval_policy
+from . import changes
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -83,18 +81,11 @@ def run_delete_role(rbac: RBACProtocol, access: Access, payload: Mapping[str, An
                 move_to=_role(rbac, access, move_to) if move_to is not None else None)
 
 
-def run_plan(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
-    workspace = rbac.db.session.get(rbac.models.Workspace, access.workspace_id)
-    set_plan(rbac, access, workspace, payload["plan"])
-
-
-def run_security(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
-    security_editing.save(rbac, access, payload["changes"], ip=None,
-                          enrolled=is_enrolled(rbac, access.user_id))
-
-
-def run_approval_policy(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
-    approval_policy.save(rbac, access, payload["changes"])
+def _settings(operation: str) -> Executor:
+    """The executor of a settings change: its fields, if each still holds its "before" value."""
+    def run(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
+        changes.replay(rbac, access, operation, payload)
+    return run
 
 
 def run_reassign(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
@@ -103,16 +94,12 @@ def run_reassign(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any])
 
 
 def run_sharing(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
-    if payload.get("create"):
-        sharing.create_agreement(rbac, access, workspace=payload["workspace"],
-                                 permissions=payload["permissions"], notes=payload.get("notes", ""),
-                                 expires_at=payload.get("expires_at"))
+    if not payload.get("create"):
+        changes.replay(rbac, access, "sharing", payload)
         return
-    agreement = sharing.agreement_in(rbac, access.workspace_id, payload["agreement_id"])
-    if agreement is None:
-        raise _gone(f"sharing agreement #{payload['agreement_id']}")
-    changes = {k: payload[k] for k in ("permissions", "notes", "expires_at") if k in payload}
-    sharing.update_agreement(rbac, access, agreement, **changes)
+    sharing.create_agreement(rbac, access, workspace=payload["workspace"],
+                             permissions=payload["permissions"], notes=payload.get("notes", ""),
+                             expires_at=_instant(payload.get("expires_at")))
 
 
 def run_bulk_delete(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
@@ -123,7 +110,8 @@ def run_bulk_delete(rbac: RBACProtocol, access: Access, payload: Mapping[str, An
 
 
 BUILT_IN: dict[str, Executor] = {
-    "assign_privileged_role": run_assign, "delete_role": run_delete_role, "plan": run_plan,
-    "security_policy": run_security, "approval_policy": run_approval_policy,
+    "assign_privileged_role": run_assign, "delete_role": run_delete_role,
+    "plan": _settings("plan"), "security_policy": _settings("security_policy"),
+    "approval_policy": _settings("approval_policy"),
     "reassign": run_reassign, "sharing": run_sharing, "bulk_delete": run_bulk_delete,
 }

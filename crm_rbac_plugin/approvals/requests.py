@@ -28,6 +28,7 @@ from ..config import setting
 from ..models import utcnow
 from ..policy import Access
 from . import volume
+from .changes import narrow
 from .policy import settings_for
 
 if TYPE_CHECKING:
@@ -93,6 +94,8 @@ def record(rbac: RBACProtocol, actor: Access, operation: str, payload: dict[str,
     # The gate passes context.current_reason(): the caller's change_reason, else the
     # request's form, query or JSON ``reason``.
     reason = reason.strip()[:REASON_MAX]
+    # What the requester saw is read before the rollback, in the service's transaction.
+    payload = narrow(rbac, actor, operation, payload)
     rbac.db.session.rollback()
     earlier = volume.used(rbac, actor, operation) if operation in gate.COUNTED else 0
     if earlier:

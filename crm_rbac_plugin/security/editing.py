@@ -214,7 +214,7 @@ def save(rbac: RBACProtocol, access: Access, changes: Mapping[str, Any], *, ip: 
     if not changed:
         return Preview(old=old, policy=old, changes={})
     gate.require(rbac, access, "security_policy",
-                 {"changes": {k: v for k, v in changes.items() if k in changed}},
+                 {"changes": {k: getattr(new, k) for k in changed}},
                  summary=f"Change the security policy ({', '.join(sorted(changed))})")
     save_policy(rbac, access.workspace_id, changes, membership_id=access.membership_id)
     audit.record(rbac, "security_policy.changed", workspace_id=access.workspace_id,

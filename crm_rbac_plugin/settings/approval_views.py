@@ -120,10 +120,14 @@ def _decide(request_id: int, decide: Any, done: str, prefix: str = "") -> Any:
     if form.validate_on_submit():
         outcome = attempt(lambda: decide(rbac, access, req, form.reason.data or ""), form,
                           errors=errors)
-        if outcome.ok:
+        if outcome.ok and outcome.value == "failed" and approvals.is_stale(req.failure):
+            errors.append(req.failure)  # kept failed; nothing was applied
+            status = 409
+        elif outcome.ok:
             flash(done.format(id=req.id, outcome=outcome.value), "success")
             return redirect(url_for(".approval", request_id=req.id))
-        status = outcome.status
+        else:
+            status = outcome.status
     rbac.db.session.expire_all()
     if not approvals.may_see(rbac, access, req):
         return rbac.refuse(Decision(False, errors[0] if errors else "The form is invalid."),
