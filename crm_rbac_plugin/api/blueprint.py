@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -153,6 +153,31 @@ def string(body: Mapping[str, Any], key: str, *, required: bool = False,
     if not isinstance(value, str):
         raise bad(f"{key} must be a string", key)
     return value
+
+
+def integers(body: Mapping[str, Any], names: Iterable[str]) -> None:
+    """Refuse text or a boolean sent for one of the integer fields ``names`` (400 naming it).
+
+    The services behind the API also serve the pages, whose forms send text, so
+    they read ``" 1 "`` as 1; a JSON client states an integer as a JSON number,
+    and text there is a client bug whose value it may not mean (``"0"`` or
+    ``"1e3"``). ``true`` is refused too: Python counts it as the integer 1.
+    ``null`` and the range are left to the service, which knows which fields
+    take them.
+    """
+    for name in names:
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise bad(f"{name} must be a JSON integer, not {json_type(value)}", name)
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type, for messages."""
+    for kind, name in ((bool, "a boolean"), (str, "text"), (int, "an integer"),
+                       (float, "a number"), (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else type(value).__name__
 
 
 def id_of(value: Any, field: str) -> int:
