@@ -111,3 +111,15 @@ def test_text_where_the_api_expects_a_number_or_boolean_is_a_400_naming_the_fiel
             problems.append(f"{label}: wrote to {changed_tables(before, after)}")
             before = after
     assert not problems, f"{len(problems)} of {len(typed)} cases:\n" + "\n".join(problems)
+
+
+def test_a_workspace_id_sent_as_text_to_restore_is_a_400_naming_it(
+        world: SimpleNamespace, login: Any) -> None:
+    """Restoring takes a session (never a token); its id is a JSON integer too."""
+    client = login(world.users["owner"], world.ws)
+    before = snapshot()
+    for value in (" 1 ", str(world.ws.id), True):
+        response = client.post("/api/v1/workspaces/restore", json={"workspace_id": value})
+        assert response.status_code == 400, response.text[:200]
+        assert response.json["field"] == "workspace_id"
+    assert snapshot() == before
