@@ -29,8 +29,33 @@ def test_upgrade_matches_models_and_downgrades(empty_url: str) -> None:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             diff = compare_metadata(ctx, db.metadata)
         assert diff == []
+        check_never_reused_ids()
         tables = set(sa.inspect(db.engine).get_table_names())
         assert {t.name for t in db.metadata.sorted_tables} <= tables
         flask_migrate.downgrade(revision="base")
         assert set(sa.inspect(db.engine).get_table_names()) <= {"alembic_version"}
         db.engine.dispose()
+
+
+def autoincrement_tables() -> set[str]:
+    """The SQLite tables declared ``AUTOINCREMENT`` (their ids are never given again)."""
+    with db.engine.connect() as conn:
+        return {name for name, sql in conn.execute(sa.text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table'")) if "AUTOINCREMENT" in sql}
+
+
+def check_never_reused_ids() -> None:
+    """On SQLite the history declares ``AUTOINCREMENT`` exactly where the models do
+    (``NEVER_REUSED``), and the last step of it downgrades and upgrades again."""
+    if db.engine.dialect.name != "sqlite":
+        return
+    declared = {t.name for t in db.metadata.sorted_tables
+                if t.dialect_kwargs.get("sqlite_autoincrement")}
+    assert {"rbac_sharing_agreement", "rbac_invitation", "rbac_approval_request", "rbac_alert",
+            "rbac_certification_run", "rbac_workspace"} <= declared
+    assert autoincrement_tables() == declared
+    flask_migrate.downgrade(revision="0013_ids_never_reused")
+    older = autoincrement_tables()
+    assert "rbac_workspace" in older and "rbac_sharing_agreement" not in older
+    flask_migrate.upgrade()
+    assert autoincrement_tables() == declared

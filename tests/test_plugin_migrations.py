@@ -91,6 +91,11 @@ def test_host_upgrades_its_branch_then_rbac(host: Flask) -> None:
     flask_migrate.upgrade(revision="host@head")
     flask_migrate.upgrade(revision="rbac@head")
     assert schema_diff() == []
+    if host_db.engine.dialect.name == "sqlite":
+        declared = {t.name for t in host_db.metadata.sorted_tables
+                    if t.dialect_kwargs.get("sqlite_autoincrement")}
+        assert "rbac_approval_request" in declared
+        assert autoincrement_tables(host_db.engine) == declared
     # Autogenerate (batch mode on SQLite) finds nothing to add on the host's branch.
     flask_migrate.migrate(message="nothing to add", head="host@head")
     [script] = Path(host.extensions["migrate"].directory, "versions").glob("*_nothing_to_add.py")
@@ -132,3 +137,10 @@ def test_unique_constraints_are_per_workspace() -> None:
     assert uniques
     without = {c.name for c in uniques if "workspace_id" not in c.columns}
     assert without == UNIQUE_WITHOUT_WORKSPACE
+
+
+def autoincrement_tables(engine: sa.Engine) -> set[str]:
+    """The SQLite tables declared ``AUTOINCREMENT`` (their ids are never given again)."""
+    with engine.connect() as conn:
+        return {name for name, sql in conn.execute(sa.text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table'")) if "AUTOINCREMENT" in sql}

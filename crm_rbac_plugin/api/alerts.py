@@ -25,7 +25,16 @@ from ..alerts import thresholds as alert_thresholds
 from ..policy import Access
 from ..proxies import current_rbac
 from ..security import stepup
-from .blueprint import active_access, bp, check_keys, forbidden, id_of, json_body, not_found
+from .blueprint import (
+    active_access,
+    bp,
+    check_keys,
+    forbidden,
+    id_of,
+    integers,
+    json_body,
+    not_found,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,6 +120,7 @@ def update_alert_settings() -> ResponseReturnValue:
     """Change the keys sent (Owners only); answer the settings and ``{field: [old, new]}``."""
     access = active_access()
     body = json_body()
+    integers(body, alert_thresholds.LIMITS)
     rbac = current_rbac
     changes = alerts.save(rbac, access, body)
     rbac.db.session.commit()

@@ -14,19 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import jsonify, request
+from flask import jsonify
 from flask.typing import ResponseReturnValue
 
 from .. import approvals
 from ..proxies import current_rbac
-from .blueprint import active_access, bp, check_keys, json_body, not_found
+from .blueprint import active_access, body_bytes, bp, check_keys, json_body, not_found
 
 REASON_ONLY = frozenset({"reason"})
 
 
 def _body() -> dict[str, Any]:
     """The optional JSON body of a decision: ``{"reason": "..."}`` or nothing."""
-    if not request.get_data(cache=True):
+    if not body_bytes():
         return {}
     body = json_body()
     check_keys(body, REASON_ONLY)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .. import inputs, queries
+from ..config import setting
 from ..policy import Access
 from ..proxies import current_rbac
 from ..security import stepup
@@ -84,9 +85,28 @@ def step_up(what: str = "role and ownership changes") -> None:
                        "enter a code from your authenticator app, then retry.")
 
 
-def json_body() -> dict[str, Any]:
-    """The request's JSON object (refusing anything else with a 400)."""
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
+
+
+def body_bytes() -> bytes:
+    """The request's body, refused with 413 beyond ``RBAC_API_MAX_BODY``.
+
+    The stream is capped one byte past the limit (``views._limit_body``), so a
+    chunked body over it arrives one byte too long rather than cut to a
+    length that may still parse; the length is checked here whatever read it.
+    """
     raw = request.get_data(cache=True)
+    limit = setting("RBAC_API_MAX_BODY")
+    if len(raw) > limit:
+        raise too_large(limit)
+    return raw
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object (refusing anything else with a 400, and a body
+    over the limit with a 413)."""
+    raw = body_bytes()
     if not raw:
         raise ApiError(400, "bad_request", "The request needs a JSON object body.")
 
@@ -133,6 +153,31 @@ def string(body: Mapping[str, Any], key: str, *, required: bool = False,
     if not isinstance(value, str):
         raise bad(f"{key} must be a string", key)
     return value
+
+
+def integers(body: Mapping[str, Any], names: Iterable[str]) -> None:
+    """Refuse text or a boolean sent for one of the integer fields ``names`` (400 naming it).
+
+    The services behind the API also serve the pages, whose forms send text, so
+    they read ``" 1 "`` as 1; a JSON client states an integer as a JSON number,
+    and text there is a client bug whose value it may not mean (``"0"`` or
+    ``"1e3"``). ``true`` is refused too: Python counts it as the integer 1.
+    ``null`` and the range are left to the service, which knows which fields
+    take them.
+    """
+    for name in names:
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise bad(f"{name} must be a JSON integer, not {json_type(value)}", name)
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type, for messages."""
+    for kind, name in ((bool, "a boolean"), (str, "text"), (int, "an integer"),
+                       (float, "a number"), (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else type(value).__name__
 
 
 def id_of(value: Any, field: str) -> int:

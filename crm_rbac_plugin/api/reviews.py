@@ -27,6 +27,7 @@ from .blueprint import (
     created,
     forbidden,
     id_of,
+    integers,
     json_body,
     not_found,
     require,
@@ -96,6 +97,7 @@ def update_review_schedule() -> ResponseReturnValue:
     for key in SCHEDULE_KEYS:
         if key in body and body[key] is None:
             raise bad(f"{key} cannot be null", key)
+    integers(body, ("interval_days",))
     rbac = current_rbac
     changes = schedule.save(rbac, access, interval_days=body.get("interval_days"),
                             require_reason=body.get("require_reason"))

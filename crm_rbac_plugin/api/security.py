@@ -20,8 +20,8 @@ from flask.typing import ResponseReturnValue
 from ..policy import Access
 from ..proxies import current_rbac
 from ..security import editing, stepup
-from ..security.policy import FIELDS, Policy, policy_for
-from .blueprint import active_access, bp, check_keys, forbidden, json_body
+from ..security.policy import FIELDS, LIMITS, Policy, policy_for
+from .blueprint import active_access, bp, check_keys, forbidden, integers, json_body
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,6 +67,7 @@ def update_security_policy() -> ResponseReturnValue:
     """Change the keys sent; answer the saved policy and ``{field: [old, new]}``."""
     body = json_body()
     check_keys(body, POLICY_KEYS)
+    integers(body, LIMITS)
     rbac = current_rbac
     access = active_access()
     state = stepup.mfa_state()

@@ -54,7 +54,7 @@ from . import (
     sharing,
     workspaces,
 )
-from .blueprint import ApiError, bp
+from .blueprint import ApiError, bp, too_large
 from .openapi import openapi_document
 from .openapi_alerts import with_alerts
 from .openapi_approvals import add_approvals
@@ -149,19 +149,24 @@ def _http_error(exc: HTTPException) -> Any:
 
 
 def _limit_body(limit: int) -> None:
-    """Cap this request's body at ``limit`` bytes: reading past it is a 413.
+    """Cap this request's body stream at ``limit + 1`` bytes.
+
+    A chunked body carries no ``Content-Length`` to check up front, and
+    Werkzeug's capped stream stops quietly at its cap when read whole: a body
+    cut at exactly ``limit`` bytes could still parse as JSON. One byte more
+    than allowed is read instead, so :func:`.blueprint.body_bytes` sees that
+    the body went past the limit and answers 413.
 
     Flask 3.1 lets a request set its own ``max_content_length``. On Flask 3.0
     that property is read-only, so the body stream, which Werkzeug opens once
-    and caches on the request, is opened here with the same cap (a chunked
-    body carries no ``Content-Length`` to check up front).
+    and caches on the request, is opened here with the same cap.
     """
     try:
-        request.max_content_length = limit
+        request.max_content_length = limit + 1
     except AttributeError:  # Flask 3.0
         req = request._get_current_object()  # type: ignore[attr-defined]
         if "stream" not in req.__dict__:
-            req.__dict__["stream"] = get_input_stream(req.environ, max_content_length=limit)
+            req.__dict__["stream"] = get_input_stream(req.environ, max_content_length=limit + 1)
 
 
 @bp.before_request
@@ -172,8 +177,7 @@ def _authenticate() -> None:
     limit = setting("RBAC_API_MAX_BODY")
     _limit_body(limit)
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload_too_large",
-                       f"The request body is larger than {limit} bytes.")
+        raise too_large(limit)
     rbac = current_rbac
     if "Authorization" in request.headers:
         if not request_state().token_auth:

@@ -33,7 +33,7 @@ from .. import lifecycle
 from ..identity import request_state, signed_in_user
 from ..proxies import current_rbac
 from ..security import stepup
-from .blueprint import ApiError, bp, check_keys, created, json_body, step_up, string
+from .blueprint import ApiError, bp, check_keys, created, integers, json_body, step_up, string
 
 
 def _workspace_json(ws: Any) -> dict[str, Any]:
@@ -67,6 +67,7 @@ def restore_workspace() -> ResponseReturnValue:
     _refuse_token("restoring a workspace")
     body = json_body()
     check_keys(body, frozenset({"workspace_id"}))
+    integers(body, ("workspace_id",))
     ws_id = body.get("workspace_id")
     if lifecycle.owner_membership(current_rbac, signed_in_user(), ws_id) is None:
         raise ApiError(404, "not_found", "No deleted workspace of yours has that id.",
@@ -81,6 +82,7 @@ def transfer_ownership() -> ResponseReturnValue:
     """Make another active member the Owner; the caller becomes an Admin."""
     body = json_body()
     check_keys(body, frozenset({"membership_id", "password"}))
+    integers(body, ("membership_id",))
     password = string(body, "password")
     state = stepup.mfa_state()
     enrolled = bool(state and state.enrolled)

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import fk, ix, pk, uq, utcnow
+from .base import NEVER_REUSED, fk, ix, pk, uq, utcnow
 
 #: An alert's statuses, in the only order it moves through them.
 ALERT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
@@ -76,7 +76,8 @@ def define_alert_model(db: Any, Membership: Any) -> Any:
         __tablename__ = "rbac_alert"
         __table_args__ = (pk("rbac_alert", "id"),
                           ix("rbac_alert", "workspace_id", "status", key="ws_status"),
-                          ix("rbac_alert", "workspace_id", "created_at", key="ws_created"))
+                          ix("rbac_alert", "workspace_id", "created_at", key="ws_created"),
+                          NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_alert.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))

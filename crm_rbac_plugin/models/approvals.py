@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import fk, ix, pk, uq, utcnow
+from .base import NEVER_REUSED, fk, ix, pk, uq, utcnow
 
 #: A request is ``pending`` until decided; ``executing`` while the final
 #: approval runs it (the conditional UPDATE that takes it there lets exactly
@@ -74,7 +74,7 @@ def define_request_model(db: Any, Membership: Any, *, decision: Any) -> Any:
         __tablename__ = "rbac_approval_request"
         __table_args__ = (pk("rbac_approval_request", "id"),
                           uq("rbac_approval_request", "download_hash"),
-                          ix("rbac_approval_request", "workspace_id", "status"))
+                          ix("rbac_approval_request", "workspace_id", "status"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_approval_request.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))

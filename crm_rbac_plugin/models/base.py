@@ -135,13 +135,15 @@ def pk(table: str, *columns: str) -> sa.PrimaryKeyConstraint:
     return sa.PrimaryKeyConstraint(*columns, name=constraint_name(f"pk_{table}"))
 
 
-#: Table options of the tables whose ids the audit trail names (workspaces, their
-#: members, roles, departments, assignments and tokens): on SQLite an id is
-#: then never handed out again once its row is deleted (``AUTOINCREMENT``), so
-#: a purged workspace's events never describe a later tenant or its members.
+#: Table options of the tables whose ids the audit trail or a URL names (workspaces,
+#: their members, roles, departments, assignments and tokens; sharing agreements,
+#: invitations, approval requests, alerts, certification runs and items,
+#: notifications, attachments and role conflicts): on SQLite an id is then never
+#: handed out again once its row is deleted (``AUTOINCREMENT``), so a purged
+#: workspace's events and links never describe a later tenant's rows.
 #: PostgreSQL sequences never reuse a value anyway.
 NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
-#: Migration ``rbac_0012`` rebuilds the existing tables with it.
+#: Migrations ``rbac_0012`` and ``rbac_0013`` rebuild the existing tables with it.
 
 
 def fk(column: str, target: str, *, ondelete: str) -> sa.ForeignKey:

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import fk, ix, pk, uq, utcnow
+from .base import NEVER_REUSED, fk, ix, pk, uq, utcnow
 
 #: The decisions a reviewer records on an item.
 DECISIONS: tuple[str, ...] = ("keep", "revoke")
@@ -73,7 +73,7 @@ def define_run_models(db: Any) -> tuple[Any, Any]:
 
         __tablename__ = "rbac_certification_run"
         __table_args__ = (pk("rbac_certification_run", "id"),
-                          ix("rbac_certification_run", "workspace_id"))
+                          ix("rbac_certification_run", "workspace_id"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_certification_run.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
@@ -96,7 +96,7 @@ def define_run_models(db: Any) -> tuple[Any, Any]:
 
         __tablename__ = "rbac_certification_item"
         __table_args__ = (pk("rbac_certification_item", "id"),
-                          ix("rbac_certification_item", "run_id"))
+                          ix("rbac_certification_item", "run_id"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         run_id: Mapped[int] = mapped_column(
             fk("rbac_certification_item.run_id", "rbac_certification_run.id", ondelete="CASCADE"))

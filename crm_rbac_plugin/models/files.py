@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import fk, ix, pk, uq, utcnow
+from .base import NEVER_REUSED, fk, ix, pk, uq, utcnow
 
 
 def define_file_models(db: Any) -> tuple[Any, ...]:
@@ -35,7 +35,7 @@ def define_file_models(db: Any) -> tuple[Any, ...]:
         __table_args__ = (pk("rbac_attachment", "id"),
                           uq("rbac_attachment", "storage_key"),
                           ix("rbac_attachment", "resource", "record_id", key="record"),
-                          ix("rbac_attachment", "workspace_id"))
+                          ix("rbac_attachment", "workspace_id"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_attachment.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import fk, ix, pk, uq, utcnow
+from .base import NEVER_REUSED, fk, ix, pk, uq, utcnow
 
 #: What a notification's mail side owes (see the module docstring).
 MAIL_STATES: tuple[str, ...] = ("pending", "digest", "sent", "digested", "failed", "skipped")
@@ -44,6 +44,7 @@ def define_notify_models(db: Any) -> tuple[Any, Any]:
             ix("rbac_notification", "mail_state", "next_attempt_at", key="mail"),
             # Once per (member, key): the expiry scan never tells one assignment twice.
             uq("rbac_notification", "membership_id", "dedupe_key"),
+            NEVER_REUSED,
         )
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(

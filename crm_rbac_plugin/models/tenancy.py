@@ -146,7 +146,8 @@ def define_role_rule_models(db: Any, Role: Any) -> tuple[Any, Any]:
 
         __tablename__ = "rbac_role_conflict"
         __table_args__ = (pk("rbac_role_conflict", "id"),
-                          uq("rbac_role_conflict", "workspace_id", "role_a_id", "role_b_id"))
+                          uq("rbac_role_conflict", "workspace_id", "role_a_id", "role_b_id"),
+                          NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_role_conflict.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))
@@ -296,6 +297,7 @@ def define_agreement_model(db: Any, user_model: type, Workspace: Any, *,
                "granting_workspace_id <> receiving_workspace_id"),
             ix("rbac_sharing_agreement", "receiving_workspace_id", "status", key="receiving"),
             ix("rbac_sharing_agreement", "granting_workspace_id", "status", key="granting"),
+            NEVER_REUSED,
         )
         id: Mapped[int] = mapped_column(primary_key=True)
         granting_workspace_id: Mapped[int] = mapped_column(

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import fk, ix, pk, utcnow
+from .base import NEVER_REUSED, fk, ix, pk, utcnow
 
 # -- audit trail (written by crm_rbac_plugin.audit) --------------------------------------
 
@@ -75,7 +75,7 @@ def define_team_models(db: Any, Membership: Any) -> Any:
         __tablename__ = "rbac_invitation"
         __table_args__ = (pk("rbac_invitation", "id"),
                           ix("rbac_invitation", "workspace_id", "email", key="ws_email"),
-                          ix("rbac_invitation", "membership_id"))
+                          ix("rbac_invitation", "membership_id"), NEVER_REUSED)
         id: Mapped[int] = mapped_column(primary_key=True)
         workspace_id: Mapped[int] = mapped_column(
             fk("rbac_invitation.workspace_id", "rbac_workspace.id", ondelete="CASCADE"))

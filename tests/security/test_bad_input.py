@@ -310,6 +310,42 @@ def test_oversized_bodies(app: Flask, world: SimpleNamespace, owner: Sender) -> 
     assert response.json["error"] == "payload_too_large"  # type: ignore[index]
 
 
+def _chunked(sender: Sender, path: str, body: bytes) -> TestResponse | Raised:
+    """POST ``body`` as a chunked upload: no Content-Length, a stream the server ends."""
+    return sender.api("post", path, input_stream=io.BytesIO(body),
+                      content_type="application/json",
+                      headers={"Transfer-Encoding": "chunked"},
+                      environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_never_a_truncated_write(
+        app: Flask, world: SimpleNamespace, owner: Sender) -> None:
+    """A chunked JSON body past ``RBAC_API_MAX_BODY`` is a 413 naming the limit.
+
+    Its first ``limit`` bytes may hold a whole JSON object (padding after it), or
+    cut a string short: neither is read as the request. A chunked body of
+    exactly the limit is accepted, as it is with a Content-Length.
+    """
+    limit = app.config["RBAC_API_MAX_BODY"]
+    padded = b'{"name": "padded-chunked"}' + b" " * (100 * 1024)
+    long_text = json.dumps({"name": "Long", "description": "x" * limit}).encode()
+    before = snapshot()
+    for body in (padded, long_text):
+        response = _chunked(owner, "/roles", body)
+        assert not isinstance(response, Raised)
+        assert response.status_code == 413, response.text[:300]
+        assert response.json["error"] == "payload_too_large"  # type: ignore[index]
+        assert str(limit) in response.json["message"]  # type: ignore[index]
+        assert response.json["field"] is None  # type: ignore[index]
+    assert snapshot() == before
+    exact = b'{"name": "exactly-at-the-limit"}'
+    exact += b" " * (limit - len(exact))
+    assert len(exact) == limit
+    response = _chunked(owner, "/roles", exact)
+    assert not isinstance(response, Raised)
+    assert response.status_code == 201, response.text[:300]
+
+
 # -- NUL in page forms ---------------------------------------------------------------------------
 
 

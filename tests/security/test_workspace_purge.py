@@ -97,3 +97,58 @@ def test_a_workspace_made_after_a_purge_never_reads_the_purged_ones_trail(
     assert "Phoenix" not in trail.text and "Beta Education" not in trail.text
     page = client.get("/settings/audit")
     assert page.status_code == 200 and "Phoenix" not in page.text
+
+
+#: The tables whose ids the audit trail or a URL names besides the tenancy tables
+#: (migration rbac_0013), children before parents so that a copied child still has
+#: its parent.
+NAMED_BY_ID = ("rbac_certification_item", "rbac_certification_run", "rbac_sharing_agreement",
+               "rbac_invitation", "rbac_approval_request", "rbac_alert", "rbac_notification",
+               "rbac_attachment", "rbac_role_conflict")
+
+
+def ids_of(conn: sa.Connection, table: sa.Table, workspace_id: int) -> set[int]:
+    """The ids of ``table``'s rows in the workspace (an agreement by its granting side, a
+    review item through its run)."""
+    if "workspace_id" in table.c:
+        where = table.c.workspace_id == workspace_id
+    elif "granting_workspace_id" in table.c:
+        where = table.c.granting_workspace_id == workspace_id
+    else:
+        runs = db.metadata.tables["rbac_certification_run"]
+        where = table.c.run_id.in_(sa.select(runs.c.id).where(runs.c.workspace_id == workspace_id))
+    return set(conn.scalars(sa.select(table.c.id).where(where)))
+
+
+def give_a_new_id(conn: sa.Connection, table: sa.Table, source: int) -> int:
+    """Replace row ``source`` by a copy of itself and return the id the database gives it
+    (the original goes first so its unique values are free for the copy)."""
+    row = dict(conn.execute(sa.select(table).where(table.c.id == source)).mappings().one())
+    del row["id"]
+    conn.execute(sa.delete(table).where(table.c.id == source))
+    return int(conn.execute(sa.insert(table).values(row)).inserted_primary_key[0])
+
+
+def test_a_purged_workspaces_agreements_invitations_approvals_alerts_and_reviews_keep_their_ids(
+        security_world: SimpleNamespace) -> None:
+    """After a purge, a new sharing agreement, invitation, approval request, alert, access
+    review (and item), notification, attachment or role conflict never takes an id the
+    purged workspace had, on SQLite too: its audit events and links name those ids."""
+    w = security_world
+    gone, kept = w.ws2.id, w.ws.id
+    tables = [db.metadata.tables[name] for name in NAMED_BY_ID]
+    with db.engine.connect() as conn:
+        purged = {t.name: ids_of(conn, t, gone) for t in tables}
+        highest = {t.name: conn.scalar(sa.select(sa.func.max(t.c.id))) for t in tables}
+    assert all(purged.values()), purged
+    lifecycle.delete_workspace(rbac, access_of(w.ms2["dual"]), w.ws2.name, now=T0)
+    db.session.commit()
+    assert [d[0] for d in lifecycle.purge_due(rbac, now=T0 + dt.timedelta(days=30))] == [gone]
+    reused = {}
+    with db.engine.begin() as conn:
+        for table in tables:
+            assert not ids_of(conn, table, gone)
+            new_id = give_a_new_id(conn, table, min(ids_of(conn, table, kept)))
+            if new_id in purged[table.name] or new_id <= highest[table.name]:
+                reused[table.name] = new_id
+    assert not reused, f"ids given again after the purge: {reused}"

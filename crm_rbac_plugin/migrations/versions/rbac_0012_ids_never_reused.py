@@ -38,36 +38,40 @@ TABLES = ("rbac_workspace", "rbac_department", "rbac_role", "rbac_membership",
 
 
 @contextmanager
-def _foreign_keys_off() -> Iterator[None]:
+def _foreign_keys_off(revision_id: str) -> Iterator[None]:
     """Run the block with SQLite's foreign keys off, and check them after it."""
     bind = op.get_bind()
     was_on = bool(bind.exec_driver_sql("PRAGMA foreign_keys").scalar())
     if was_on:
         bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
         if bind.exec_driver_sql("PRAGMA foreign_keys").scalar():
-            raise RuntimeError("rbac_0012 needs SQLite's foreign keys off to rebuild its tables "
-                               "without cascading deletes; run it in its own transaction")
+            raise RuntimeError(f"{revision_id} needs SQLite's foreign keys off to rebuild its "
+                               "tables without cascading deletes; run it in its own transaction")
     yield
     broken = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if broken:
-        raise RuntimeError(f"rbac_0012 left foreign keys that point nowhere: {broken[:5]}")
+        raise RuntimeError(f"{revision_id} left foreign keys that point nowhere: {broken[:5]}")
     if was_on:
         bind.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
-def _rebuild(autoincrement: bool) -> None:
+def rebuild(tables: tuple[str, ...], autoincrement: bool, revision_id: str) -> None:
+    """Rebuild ``tables`` on SQLite with or without ``AUTOINCREMENT`` (elsewhere: nothing).
+
+    ``rbac_0013`` rebuilds its own tables with this.
+    """
     if op.get_bind().dialect.name != "sqlite":
         return
-    with _foreign_keys_off():
-        for table in TABLES:
+    with _foreign_keys_off(revision_id):
+        for table in tables:
             with op.batch_alter_table(table, recreate="always",
                                       table_kwargs={"sqlite_autoincrement": autoincrement}):
                 pass
 
 
 def upgrade() -> None:
-    _rebuild(True)
+    rebuild(TABLES, True, revision)
 
 
 def downgrade() -> None:
-    _rebuild(False)
+    rebuild(TABLES, False, revision)
