@@ -6,14 +6,16 @@ from __future__ import annotations
 import csv
 import io
 from types import SimpleNamespace
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import tokens
-from tests.rbac_helpers import custom_role, give_role
+from crm_rbac_plugin import roles, tokens
+from tests.rbac_helpers import access_of, custom_role, give_role
+from tests.security.conftest import snapshot_database, snapshot_diff
 from tests.test_api import Api
 
 
@@ -86,3 +88,88 @@ def test_a_run_through_the_api(app: Flask, world: SimpleNamespace) -> None:
     assert other.post(f"{path}/complete").status_code == 404
 
 
+
+
+def test_a_run_reviews_the_roles_in_force_now(app: Flask, world: SimpleNamespace) -> None:
+    """Lines show department roles; a decision and the sign-off are about what was shown."""
+    as_owner = access_of(world.members["owner"])
+    people = roles.create_role(rbac, as_owner, name="People admin",
+                               grants=roles.parse_grants(rbac, ["members.view", "members.manage"]))
+    roles.give_department_role(rbac, as_owner, world.departments["support"], people)
+    db.session.commit()
+    owner, admin = api_of(app, world, "owner"), api_of(app, world, "admin")
+    run = admin.post("/reviews/runs", {}).json
+    path = path_of(run)
+    items = {i["membership_id"]: i for i in run["items"]}
+    viewer, finance, cs = (world.members[k] for k in ("viewer", "finance", "client_success"))
+    assert items[viewer.id]["roles"] == [{
+        "source": "department", "department_role_id": items[viewer.id]["roles"][0][
+            "department_role_id"], "role_id": people.id, "role": "People admin",
+        "department_id": world.departments["support"].id, "department": "Support"}]
+    # A revoke cannot take a department's role from one member: a 409 saying how.
+    before = snapshot_database()
+    r = admin.post(f"{path}/decisions", {"item_id": items[viewer.id]["id"], "decision": "revoke"})
+    assert r.status_code == 409 and "via department Support" in r.json["message"], r.json
+    assert "Take the role away from the department" in r.json["message"]
+    assert snapshot_diff(before, snapshot_database()) == []
+    for item in run["items"]:
+        client = owner if item["membership_id"] == world.members["admin"].id else admin
+        assert client.post(f"{path}/decisions", {"item_id": item["id"], "decision": "keep"}
+                           ).status_code == 200, item
+    # Roles given after the run started: the run is not completed until it shows them.
+    roles.assign_role(rbac, as_owner, finance, roles_named(world, "Admin"))
+    roles.assign_role(rbac, as_owner, cs, roles_named(world, "Admin"))
+    db.session.commit()
+    r = admin.post(f"{path}/complete")
+    assert r.status_code == 409 and "Finance is listed now (Admin)" in r.json["message"], r.json
+    assert "Client Success gained Admin" in r.json["message"]
+    fresh = {(i["membership_id"], i["decision"]): i for i in admin.get(path).json["items"]}
+    assert [e["role"] for e in fresh[(finance.id, None)]["roles"]] == ["Admin"]
+    assert {e["role"] for e in fresh[(cs.id, None)]["roles"]} == {"Admin", "People admin"}
+    # A line whose roles changed since it was listed is not certified unseen.
+    roles.give_department_role(rbac, as_owner, world.departments["sales"], people)
+    roles.assign_role(rbac, as_owner, finance, people)
+    db.session.commit()
+    r = admin.post(f"{path}/decisions", {"item_id": fresh[(finance.id, None)]["id"],
+                                         "decision": "keep"})
+    assert r.status_code == 409 and "Finance's roles changed" in r.json["message"], r.json
+    assert "gained People admin" in r.json["message"]
+    for item in admin.get(path).json["items"]:
+        if item["decision"] is None:
+            client = owner if item["membership_id"] == world.members["admin"].id else admin
+            r = client.post(f"{path}/decisions", {"item_id": item["id"], "decision": "keep"})
+            assert r.status_code == 200, (item, r.json)
+    done = admin.post(f"{path}/complete")
+    assert done.status_code == 200 and done.json["status"] == "completed", done.json
+
+
+def path_of(run: dict[str, Any]) -> str:
+    return f"/reviews/runs/{run['id']}"
+
+
+def roles_named(world: SimpleNamespace, name: str) -> Any:
+    Role = rbac.models.Role
+    return db.session.scalar(sa.select(Role).where(Role.workspace_id == world.ws.id,
+                                                   Role.name == name))
+
+
+def test_a_role_given_after_the_start_is_reviewed_before_completion(
+        app: Flask, world: SimpleNamespace) -> None:
+    owner, admin = api_of(app, world, "owner"), api_of(app, world, "admin")
+    run = admin.post("/reviews/runs", {}).json
+    path = path_of(run)
+    finance = world.members["finance"]
+    assert finance.id not in {i["membership_id"] for i in run["items"]}
+    roles.assign_role(rbac, access_of(world.members["owner"]), finance, roles_named(world, "Admin"))
+    db.session.commit()
+    for item in run["items"]:  # the lines as listed at the start, decided unseen
+        client = owner if item["membership_id"] == world.members["admin"].id else admin
+        assert client.post(f"{path}/decisions", {"item_id": item["id"], "decision": "keep"}
+                           ).status_code == 200, item
+    r = admin.post(f"{path}/complete")
+    assert r.status_code == 409 and "Finance is listed now (Admin)" in r.json["message"], r.json
+    line = next(i for i in admin.get(path).json["items"] if i["membership_id"] == finance.id)
+    assert line["decision"] is None and [e["role"] for e in line["roles"]] == ["Admin"]
+    assert admin.post(f"{path}/decisions", {"item_id": line["id"], "decision": "keep"}
+                      ).status_code == 200
+    assert admin.post(f"{path}/complete").status_code == 200

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import roles
 from tests.rbac_helpers import (
+    access_of,
     custom_role,
     fast_passwords,  # noqa: F401  (autouse fixture)
     give_role,
@@ -128,3 +130,33 @@ def test_other_workspaces_items_are_404(world: SimpleNamespace, login: Any) -> N
         "item_id": foreign_item, "decision": "revoke"}).status_code == 404
     assert owner.post(f"/settings/reviews/runs/{run2}/complete").status_code == 404
     assert runs_count() == 2
+
+
+def test_a_run_page_shows_department_roles_and_refreshes_changed_lines(
+        world: SimpleNamespace, login: Any) -> None:
+    owner_access = access_of(world.members["owner"])
+    people = roles.create_role(rbac, owner_access, name="People admin",
+                               grants=roles.parse_grants(rbac, ["members.view", "members.manage"]))
+    roles.give_department_role(rbac, owner_access, world.departments["support"], people)
+    db.session.commit()
+    admin = login(world.users["admin"], world.ws)
+    run_id = start(admin)
+    viewer = world.members["viewer"]
+    page = admin.get(f"/settings/reviews/runs/{run_id}")
+    assert "People admin <small class=\"rbac-help\">(via department Support)</small>" in page.text
+    decide = f"/settings/reviews/runs/{run_id}/decide"
+    refused = admin.post(decide, data={"item_id": item_id(run_id, viewer), "decision": "revoke"})
+    assert refused.status_code == 409 and "given to everyone in Support" in refused.text
+    db.session.expire_all()
+    assert [r.role.name for r in roles.member_group_roles(rbac, viewer)] == ["People admin"]
+    # A role given after the line was shown: keeping it unseen is a 409 naming it.
+    admin_role = db.session.scalar(sa.select(rbac.models.Role).where(
+        rbac.models.Role.workspace_id == world.ws.id, rbac.models.Role.key == "admin"))
+    roles.assign_role(rbac, owner_access, viewer, admin_role)
+    db.session.commit()
+    stale = admin.post(decide, data={"item_id": item_id(run_id, viewer), "decision": "keep"})
+    assert stale.status_code == 409 and "roles changed since this line was listed" in stale.text
+    assert "gained Admin" in stale.text
+    assert "Admin, People admin" in admin.get(f"/settings/reviews/runs/{run_id}").text
+    kept = admin.post(decide, data={"item_id": item_id(run_id, viewer), "decision": "keep"})
+    assert kept.status_code == 302

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Response, jsonify, url_for
 from flask.typing import ResponseReturnValue
 
-from ..certification import report, runs, schedule
+from ..certification import lines, report, runs, schedule
 from ..proxies import current_rbac
 from .blueprint import (
     active_access,
@@ -131,9 +131,13 @@ def start_review_run() -> ResponseReturnValue:
 
 @bp.get("/reviews/runs/<int:run_id>")
 def review_run(run_id: int) -> ResponseReturnValue:
-    """A run with its items and decisions (settings.view)."""
+    """A run with its items and decisions (settings.view); an open run's lines are refreshed
+    to the roles in force first (:func:`..certification.lines.refresh_run`)."""
     require(READ)
-    return jsonify(run_json(_run_or_404(run_id)))
+    run = _run_or_404(run_id)
+    if lines.refresh_run(current_rbac, run):
+        current_rbac.db.session.commit()
+    return jsonify(run_json(run))
 
 
 @bp.post("/reviews/runs/<int:run_id>/decisions")

@@ -11,8 +11,10 @@ Thin wrappers over :mod:`.schedule`, :mod:`.runs` and :mod:`.report`::
     flask rbac review complete --workspace acme --as admin@example.com --run 3
     flask rbac review report --workspace acme --run 3 > run-3.csv
 
-A refusal prints the service's message (with the field it names) and exits
-non-zero; nothing is saved. A revoke carries ``--reason`` (or the run's
+``runs`` refreshes each open run's lines to the roles in force (a decision
+on a line whose roles changed is refused until then). A refusal prints the
+service's message (with the field it names) and exits non-zero; nothing is
+saved. A revoke carries ``--reason`` (or the run's
 default), so a workspace that requires a reason accepts it.
 """
 
@@ -26,7 +28,7 @@ from flask.cli import with_appcontext
 from ..commandline import ID, member_by_email, workspace_by_slug
 from ..errors import RBACError
 from ..proxies import current_rbac
-from . import report, runs, schedule
+from . import lines, report, runs, schedule
 
 
 @click.group("review")
@@ -119,10 +121,13 @@ def start_command(workspace: str, as_email: str, resource: str) -> None:
 @_WS
 @with_appcontext
 def runs_command(workspace: str) -> None:
-    """List the workspace's runs, newest first."""
+    """List the workspace's runs, newest first; an open run's lines are refreshed first."""
     rbac = current_rbac
     with rbac.system():
         for run in runs.runs_of(rbac, workspace_by_slug(workspace)):
+            for words in lines.refresh_run(rbac, run):
+                click.echo(f"#{run.id}: refreshed: {words}")
+            rbac.db.session.commit()
             decided = sum(i.decision is not None for i in run.items)
             click.echo(f"#{run.id}\t{run.status}\t{run.started_at:%Y-%m-%d}\t"
                        f"{run.started_by_name}\t{decided}/{len(run.items)} decided\t"

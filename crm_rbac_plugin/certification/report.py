@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from .. import csvsafe
 from ..audit import Described, describe, load_names, sentence_text
 from ..models import utcnow
+from .lines import label
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -67,7 +68,7 @@ def items_section(rbac: RBACProtocol, run: Any) -> Section:
                    ["Member", "Listed because", "Roles", "Decision", "Decided by",
                     "Decided at", "Outcome", "Reason"],
                    [[i.member_name, i.why.replace(",", ", "),
-                     ", ".join(str(r.get("role")) for r in i.roles or []),
+                     ", ".join(label(r) for r in i.roles or []),
                      i.decision or "undecided", i.decided_by_name, _when(i.decided_at),
                      i.outcome, i.reason] for i in run.items],
                    empty="The run listed nobody.")

@@ -6,10 +6,19 @@ Owners and Admins in the built-in roles). The list a run starts with:
 
 * every active **privileged** member, as the step-up rule defines it
   (:func:`..security.stepup.is_privileged`: an Owner, or ``manage`` on
-  members, roles or settings), with the assignments that make them so;
+  members, roles or settings), with the roles in force that make them so;
 * every active member who may **view the chosen resource** now, as
   "who can" answers it (:func:`..oversight.history.who_can`, the live
-  decision), with the assignments that grant it.
+  decision), with the roles in force that grant it.
+
+A line's roles are the member's own assignments and the roles their
+department gives them, each with its source (:mod:`.lines`). The run's
+lines follow the roles in force while it is open (:func:`.lines.refresh_run`,
+on every view of the run): a decision is about the line the reviewer saw,
+so deciding a line whose roles changed since it was listed is a 409 naming
+the change (reload the run: the line is refreshed and reviewed again), and
+a run is completed only once its lines show every role in force (409
+naming what is not shown yet).
 
 Deciding:
 
@@ -20,7 +29,11 @@ Deciding:
   Owner or Admin away), the last-Owner rule, the one-role rule and the audit
   trail all apply. A refusal is rolled back (a savepoint: the other items
   and the run stay), stored as the item's outcome ("refused: ...") and
-  shown on the item; it is not an error of the page.
+  shown on the item; it is not an error of the page. A revoke of a line
+  with a role given by the member's department is a 409 naming it: the
+  role is the department's, so it is taken away from the department (or
+  the member moved out of it) on the Departments page, and the line is then
+  decided again.
 
 Segregation of duties: nobody decides their own item; another reviewer
 does (a 403). A decision is final (a second one is a 409), a completed run
@@ -40,12 +53,9 @@ from ..errors import PermissionDenied, RuleConflict, ValidationError
 from ..models import utcnow
 from ..models.certification import DECISIONS
 from ..oversight import review
-from ..oversight.history import who_can
 from ..policy import Access
-from ..roles import effective_specs, is_privileged, remove_role, require, same_workspace
-from ..roles.invariants import assignments_in_force
-from ..security.stepup import ADMIN_RESOURCES
-from ..security.stepup import is_privileged as is_privileged_access
+from ..roles import remove_role, require, same_workspace
+from .lines import candidates, label, line_changes, pending_changes
 from .schedule import ensure_row
 
 if TYPE_CHECKING:
@@ -65,48 +75,6 @@ def _name(rbac: RBACProtocol, membership_id: int | None) -> str:
     membership = (rbac.db.session.get(rbac.models.Membership, membership_id)
                   if membership_id is not None else None)
     return str(membership.display_name) if membership is not None else ""
-
-
-def _makes_privileged(role: Any) -> bool:
-    return is_privileged(role) or any(
-        s.effect == "allow" and s.action == "manage" and s.resource in ADMIN_RESOURCES
-        for s in effective_specs(role))
-
-
-def _grants_resource(role: Any, resource: str) -> bool:
-    return bool(role.is_owner) or any(s.effect == "allow" and s.resource == resource
-                                      for s in effective_specs(role))
-
-
-def _roles(assignments: list[Any], test: Any) -> list[dict[str, Any]]:
-    return [{"member_role_id": mr.id, "role_id": mr.role_id, "role": mr.role.name}
-            for mr in assignments if test(mr.role)]
-
-
-def candidates(rbac: RBACProtocol, workspace_id: int, resource: str = "") -> list[dict[str, Any]]:
-    """The members a run lists: ``{membership, why, roles}``, privileged ones first."""
-    m = rbac.models
-    members = rbac.db.session.scalars(sa.select(m.Membership).where(
-        m.Membership.workspace_id == workspace_id, m.Membership.status == "active")
-        .order_by(m.Membership.id)).all()
-    with_access = set()
-    if resource:
-        with_access = {p.membership_id for p in who_can(rbac, workspace_id, resource,
-                                                         "view").allowed}
-    out = []
-    for membership in members:
-        in_force = assignments_in_force(membership)
-        why, roles = [], []
-        if is_privileged_access(rbac.access_for(membership)):
-            why.append("privileged")
-            roles += _roles(in_force, _makes_privileged)
-        if membership.id in with_access:
-            why.append("resource")
-            roles += [r for r in _roles(in_force, lambda role: _grants_resource(role, resource))
-                      if r not in roles]
-        if why:
-            out.append({"membership": membership, "why": why, "roles": roles})
-    return out
 
 
 def start_run(rbac: RBACProtocol, actor: Access | None, resource: str = "") -> Any:
@@ -162,6 +130,34 @@ def _check_decision(rbac: RBACProtocol, actor: Access, item: Any, decision: str,
         raise PermissionDenied("You cannot certify your own access; another reviewer does.")
 
 
+def _check_line_current(rbac: RBACProtocol, item: Any, membership: Any) -> None:
+    """Refuse (409) deciding a line whose member's roles changed since it was listed."""
+    if membership is None:
+        return  # a removed member holds nothing: there is nothing to see
+    listed = {c["membership"].id: c for c in candidates(rbac, item.run.workspace_id,
+                                                        item.run.resource)}
+    line = listed.get(membership.id)
+    words = line_changes(item.roles, line["roles"] if line else [])
+    if words:
+        raise RuleConflict(
+            f"{item.member_name}'s roles changed since this line was listed: {words}. Reload "
+            "the run: the line shows the roles in force now and is reviewed again.",
+            field="item")
+
+
+def _check_revocable(item: Any) -> None:
+    """Refuse (409) a revoke of a line holding a role the member's department gives."""
+    given = [e for e in item.roles or [] if e.get("source") == "department"]
+    if given:
+        names = ", ".join(label(e) for e in given)
+        departments = ", ".join(sorted({str(e.get("department")) for e in given}))
+        raise RuleConflict(
+            f"{item.member_name} holds {names}: a revoke takes away only roles given to the "
+            f"member, and this one is given to everyone in {departments}. Take the role away "
+            f"from the department, or move {item.member_name} out of it (Settings → "
+            "Departments), then reload the run and decide again.", field="item")
+
+
 def decide(rbac: RBACProtocol, actor: Access | None, item: Any, decision: str,
            reason: str = "") -> Any:
     """Record ``keep`` or ``revoke`` on ``item`` and carry it out; return the item.
@@ -173,6 +169,9 @@ def decide(rbac: RBACProtocol, actor: Access | None, item: Any, decision: str,
     item = _locked(rbac, rbac.models.CertificationItem, item.id)
     _check_decision(rbac, actor, item, decision, reason)
     membership = rbac.db.session.get(rbac.models.Membership, item.membership_id)
+    _check_line_current(rbac, item, membership)
+    if decision == "revoke":
+        _check_revocable(item)
     if decision == "keep":
         item.outcome = "kept"
         if (membership is not None and membership.status != "pending"
@@ -220,6 +219,12 @@ def complete_run(rbac: RBACProtocol, actor: Access | None, run: Any) -> Any:
     run = _locked(rbac, rbac.models.CertificationRun, run.id)
     if run.status != "open":
         raise RuleConflict("This run is already completed.", field="run")
+    unseen = pending_changes(rbac, run)
+    if unseen:
+        raise RuleConflict(
+            "Roles changed since the run's lines were listed: "
+            f"{'; '.join(c.words for c in unseen)}. Reload the run to review them, then "
+            "complete it.", field="items")
     undecided = [i.member_name for i in run.items if i.decision is None]
     if undecided:
         raise RuleConflict(f"Decide every item first; undecided: {', '.join(undecided)}.",

@@ -105,7 +105,10 @@ def define_run_models(db: Any) -> tuple[Any, Any]:
         member_name: Mapped[str] = mapped_column(sa.String(255), default="")
         #: Why the member is listed: "privileged", "resource" or both, comma-separated.
         why: Mapped[str] = mapped_column(sa.String(80), default="")
-        #: The assignments a revoke takes away: ``[{"member_role_id", "role_id", "role"}]``.
+        #: The roles in force that list the member, each with its source: ``{"source":
+        #: "direct", "member_role_id", "role_id", "role"}`` (a revoke takes these away) or
+        #: ``{"source": "department", "department_role_id", "role_id", "role",
+        #: "department_id", "department"}`` (see :mod:`..certification.lines`).
         roles: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
         decision: Mapped[str | None] = mapped_column(sa.String(20))
         decided_at: Mapped[dt.datetime | None] = mapped_column()

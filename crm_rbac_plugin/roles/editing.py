@@ -24,7 +24,7 @@ from .field_rules import replace_field_rules
 from .grants import GrantSpec, effective_specs, merge_specs, specs_of
 from .invariants import ROLE_REMAINS_RULE, assignments_in_force
 from .locks import concurrent_change_refused, lock_for_role_change
-from .reach import held_roles, is_admin, reached, refuse_narrowing
+from .reach import denies, held_roles, is_protected, reached, refuse_narrowing
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -113,6 +113,24 @@ def _check_editable(rbac: RBACProtocol, actor: Access, role: Any, what: str) -> 
                                "or settings, and members hold it.")
 
 
+def _narrowed(rbac: RBACProtocol, member: Any, role: Any, specs: Sequence[GrantSpec],
+              added: list[str], widened: bool) -> tuple[str, list[str]] | None:
+    """The deny an edit giving ``role`` the ``specs`` would put on ``member`` as a holder of
+    a protected role (:func:`.reach.is_protected`): (the role's name, its denies), or None.
+
+    A protected member gains no deny (``added``); a role made privileged
+    (``widened``) makes its holders protected, so no role they hold may deny.
+    """
+    held = held_roles(rbac, member)
+    if not widened:
+        return (role.name, added) if added and any(is_protected(r) for r in held) else None
+    own = denies(specs)
+    if own:
+        return role.name, own
+    return next(((r.name, denies(effective_specs(r))) for r in held
+                 if r.id != role.id and denies(effective_specs(r))), None)
+
+
 def _check_reach(rbac: RBACProtocol, actor: Access, role: Any, specs: Sequence[GrantSpec]) -> None:
     """Refuse an edit giving ``role`` the effective ``specs`` when that would narrow an Admin
     it reaches (409), or make it privileged while it reaches members: only an Owner may
@@ -127,10 +145,9 @@ def _check_reach(rbac: RBACProtocol, actor: Access, role: Any, specs: Sequence[G
     if not added and not widened:
         return
     members = reached(rbac, role)
-    for member in members if added else []:
-        if any(is_admin(r) for r in held_roles(rbac, member)):
-            refuse_narrowing(member, (role.name, added), field="grants",
-                             advice=f"take {role.name} from them first")
+    for member in members:
+        refuse_narrowing(member, _narrowed(rbac, member, role, specs, added, widened),
+                         field="grants", advice=f"take {role.name} from them first")
     if widened and members:
         if not actor.is_owner:
             raise PermissionDenied(f"Only an Owner can let {role.name} manage members, roles or "

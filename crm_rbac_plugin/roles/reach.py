@@ -8,6 +8,13 @@ member into a department) obeys the same rule, :func:`refuse_narrowing`:
 ``003``'s Owner and Admin "always have full access", and an explicit deny
 wins over every allow, so no change may combine a deny with Admin on one
 member; it is refused (409) whichever of the two comes second.
+
+"Admin" here is every protected role (:func:`is_protected`): the built-in
+Admin and every other privileged role (:func:`.escalation.is_privileged`:
+``manage`` on members, roles or settings, inherited grants included), whose
+holders are protected as Admins. A deny on such a holder would take away
+what makes them one without taking their role, so it is refused the same
+way, whoever asks (an Owner included): only taking the role away lifts it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import sqlalchemy as sa
 
 from ..errors import RuleConflict
 from ..models import utcnow
+from .escalation import is_privileged
 from .grants import GrantSpec, effective_specs
 
 if TYPE_CHECKING:
@@ -27,6 +35,11 @@ if TYPE_CHECKING:
 
 def is_admin(role: Any) -> bool:
     return bool(role.builtin and role.key == "admin")
+
+
+def is_protected(role: Any) -> bool:
+    """Admin or another privileged role (the Owner role aside): no deny reaches its holders."""
+    return is_admin(role) or (not role.is_owner and is_privileged(role))
 
 
 def denies(specs: Iterable[GrantSpec]) -> list[str]:
@@ -90,11 +103,12 @@ def reached(rbac: RBACProtocol, role: Any) -> list[Any]:
 
 
 def narrowing(held: Sequence[Any], added: Sequence[Any]) -> tuple[str, list[str]] | None:
-    """A role of ``held`` + ``added`` denying something to an Admin, where ``added``
-    brings the Admin role or the deny: (its name, its denies), or None."""
-    if any(is_admin(r) for r in added):
+    """A role of ``held`` + ``added`` denying something to an Admin (a holder of a
+    protected role, :func:`is_protected`), where ``added`` brings the protected role or
+    the deny: (its name, its denies), or None."""
+    if any(is_protected(r) for r in added):
         candidates = [*held, *added]
-    elif any(is_admin(r) for r in held):
+    elif any(is_protected(r) for r in held):
         candidates = list(added)
     else:
         return None

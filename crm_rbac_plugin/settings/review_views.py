@@ -26,7 +26,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from .. import pages
 from ..audit import reasons
-from ..certification import report, runs, schedule
+from ..certification import lines, report, runs, schedule
 from ..config import setting
 from ..decorators import require_permission
 from ..models import utcnow
@@ -169,7 +169,10 @@ def start_review_run() -> Any:
 
 def _run_page(run: Any, status: int = 200, form: DecideForm | None = None,
               page_errors: list[str] | None = None) -> Any:
+    """The run as it reads now: an open run's lines are refreshed first."""
     access = acting_access()
+    if lines.refresh_run(current_rbac, run):
+        current_rbac.db.session.commit()
     return render("review_run.html", status, run=run, form=form or DecideForm(formdata=None),
                   failed_item=int(form.item_id.data) if form is not None
                   and str(form.item_id.data or "").isdigit() else None,

@@ -201,3 +201,47 @@ def test_a_capped_admin_gives_no_more_than_their_visibility_leaves(
     scoped = {"name": "OwnLeads", "permissions": ["leads.view"], "scopes": {"leads": "own"}}
     assert admin.post("/roles", scoped).status_code == 201
 
+
+
+def test_no_deny_reaches_the_holder_of_a_privileged_custom_role(
+        world: SimpleNamespace, api: Any, login: Any) -> None:
+    """A privileged custom role's holder is protected as an Admin, against an Owner too."""
+    support, sales = world.departments["support"], world.departments["sales"]
+    people = roles.create_role(rbac, as_owner(world), name="People admin",
+                               grants=roles.parse_grants(rbac, ["members.view", "members.manage"]))
+    heir = roles.create_role(rbac, as_owner(world), name="People heir", parent=people)
+    plain = roles.create_role(rbac, as_owner(world), name="Harmless",
+                              grants=roles.parse_grants(rbac, ["leads.view"]))
+    victor, heidi = world.members["viewer"], world.members["finance"]  # Support; none
+    for member, given in ((victor, people), (victor, plain), (heidi, heir)):
+        roles.assign_role(rbac, as_owner(world), member, given)
+    denier = custom_role(world, "Denier", [("members", "view", "all")], effect="deny")
+    db.session.commit()
+    roles.give_department_role(rbac, as_owner(world), sales, denier)
+    db.session.commit()
+    owner_api, admin_api = api("owner"), api("admin")
+    owner = login(world.users["owner"], world.ws)
+    before = snapshot_database()
+    for target in (victor, heidi):  # directly, and through a role inheriting the privilege
+        for client in (owner_api, admin_api):
+            r = client.post(f"/members/{target.id}/roles", {"role_id": denier.id})
+            assert r.status_code in (403, 409) and r.status_code != 201, r.text
+        r = owner_api.post(f"/members/{target.id}/roles", {"role_id": denier.id})
+        assert r.status_code == 409 and "Admins always have full access" in r.text, r.text
+        assert "Denier denies members.view" in r.text
+    r = owner_api.patch(f"/roles/{plain.id}", {"permissions": ["leads.view", *DENIES]})
+    assert r.status_code == 409 and "Admins always have full access" in r.text, r.text
+    r = owner_api.patch(f"/roles/{plain.id}", {"parent_id": denier.id})
+    assert r.status_code == 409 and "Admins always have full access" in r.text, r.text
+    r = owner_api.post(f"/departments/{support.id}/roles", {"role_id": denier.id})
+    assert r.status_code == 409 and "Admins always have full access" in r.text, r.text
+    r = owner.post(f"/settings/members/{victor.id}/department", data={"department_id": sales.id})
+    assert r.status_code == 409 and "Admins always have full access" in r.text, r.status_code
+    # Making a role privileged while its holder carries a deny is refused the same way.
+    r = owner_api.patch(f"/roles/{denier.id}",
+                        {"permissions": ["members.view", "members.manage", *DENIES[1:]]})
+    assert r.status_code == 409 and "Admins always have full access" in r.text, r.text
+    assert snapshot_diff(before, snapshot_database()) == []
+    db.session.expire_all()
+    assert rbac.decide(access_of(victor), "view", "members")
+    assert rbac.decide(access_of(heidi), "view", "members")
