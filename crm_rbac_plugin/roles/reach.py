@@ -107,12 +107,17 @@ def narrowing(held: Sequence[Any], added: Sequence[Any]) -> tuple[str, list[str]
     protected role, :func:`is_protected`), where ``added`` brings the protected role or
     the deny: (its name, its denies), or None."""
     if any(is_protected(r) for r in added):
-        candidates = [*held, *added]
-    elif any(is_protected(r) for r in held):
-        candidates = list(added)
-    else:
+        return _first_deny([*held, *added])
+    # The added roles' grants are loaded already; the held roles' grants are read
+    # (to know whether one is protected) only when there is a deny to refuse.
+    found = _first_deny(added)
+    if found is None or not any(is_protected(r) for r in held):
         return None
-    for role in candidates:
+    return found
+
+
+def _first_deny(roles: Sequence[Any]) -> tuple[str, list[str]] | None:
+    for role in roles:
         found = denies(effective_specs(role))
         if found:
             return role.name, found
