@@ -80,8 +80,9 @@ def test_a_run_through_the_api(app: Flask, world: SimpleNamespace) -> None:
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
     # Another workspace's member sees none of it.
     other = Api(app, tokens.create_token(rbac, db.session.scalar(sa.select(
-        rbac.models.Membership).where(rbac.models.Membership.workspace_id == world.ws2.id)),
-        "other")[1])
+        rbac.models.Membership).where(rbac.models.Membership.workspace_id == world.ws2.id,
+                                      rbac.models.Membership.user_id
+                                      == world.users["dual"].id)), "other")[1])
     db.session.commit()
     for url in (path, f"{path}/report", f"{path}/report.csv"):
         assert other.get(url).status_code == 404, url

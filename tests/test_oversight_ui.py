@@ -55,7 +55,8 @@ def offer(world: SimpleNamespace, permissions: list[str], *, accept: bool = Fals
         db.session.commit()
     if accept:
         dual = db.session.scalar(sa.select(rbac.models.Membership).where(
-            rbac.models.Membership.workspace_id == world.ws2.id))
+            rbac.models.Membership.workspace_id == world.ws2.id,
+            rbac.models.Membership.user_id == world.users["dual"].id))
         with rbac.as_member(rbac.access_for(dual)) as access:
             sharing.accept(rbac, access, agreement)
             db.session.commit()
@@ -250,9 +251,10 @@ def test_pending_badge_and_confirmations_name_what_stops(world: SimpleNamespace,
     clients = sum(1 for _ in world.clients)
     assert (f"Revoke the agreement with Beta Education? Beta Education loses access to "
             f"{clients} Clients.") in html.unescape(acme)
-    with rbac.as_member(rbac.access_for(db.session.scalar(sa.select(
-            rbac.models.Membership).where(rbac.models.Membership.workspace_id
-                                          == world.ws2.id)))) as dual:
+    membership = rbac.models.Membership
+    with rbac.as_member(rbac.access_for(db.session.scalar(sa.select(membership).where(
+            membership.workspace_id == world.ws2.id,
+            membership.user_id == world.users["dual"].id)))) as dual:
         sharing.accept(rbac, dual, agreement)
         db.session.commit()
     page = beta.get("/settings/sharing?tab=with").text
