@@ -13,7 +13,7 @@ from flask_admin.theme import Bootstrap4Theme
 from crm_rbac_plugin.admin import RBACAdminIndexView, RBACModelView, plugin_views
 from crm_rbac_plugin.inputs import BoundedIntConverter
 
-from . import accounting, auth, campaigns, crm, errors, files, reports, security, seed
+from . import accounting, auth, bodies, campaigns, crm, errors, files, reports, security, seed
 from .accounting.models import Invoice
 from .extensions import csrf, db, login_manager, mail, migrate
 from .imports import setup as import_pages
@@ -43,6 +43,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         RBAC_NOTIFY_INLINE=True,
         # Plans: Accounting (invoices) only in Enterprise, Reports with Sales.
         RBAC_PLANS=accounting.PLANS,
+        # Largest request body of any page: a form is a few KiB. The upload routes
+        # (attachments, CSV imports) and the JSON API set their own limit per request.
+        MAX_CONTENT_LENGTH=1024 * 1024,
         **security.DEFAULTS,
     )
     # FLASK_* environment variables override the defaults (FLASK_SECRET_KEY,
@@ -72,6 +75,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("CRM_ADMIN", True):
         _mount_admin(app)  # Flask-Admin panels at /admin
     login_manager.request_loader(rbac.load_user_from_request)  # API tokens
+    # Its hook runs first of all: no other hook reads a body before it is capped.
+    bodies.init_app(app)
     if app.config.get("CRM_WORKER_HEADER"):
         # Lets the multi-worker test see which process answered.
         app.after_request(_worker_header)

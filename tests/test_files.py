@@ -19,6 +19,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from crm_app.extensions import db
 from crm_app.models import Lead
@@ -269,6 +271,22 @@ def test_over_the_size_limit_is_413(app: Flask, client_of: Any, world: SimpleNam
     # Far over it: refused from the Content-Length before the form is parsed.
     assert upload(member, "leads", lead.id, PDF + b"x" * 200_000).status_code == 413
     assert rows() == [] and stored_files(store) == []
+
+
+def test_an_attachment_past_the_page_body_limit_still_uploads(
+        app: Flask, client_of: Any, world: SimpleNamespace, store: Path) -> None:
+    """The upload route sets its own limit: a 2 MB file passes the pages' 1 MiB cap."""
+    assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    # Encoded here: the test client spools a body this size to a file it never closes.
+    boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(PDF + b"x" * 2_000_000),
+                                                            "contract.pdf")})
+    response = client_of("member").post(
+        f"/leads/{world.leads['member'].id}/attachments", input_stream=io.BytesIO(body),
+        content_length=len(body),
+        content_type=f"multipart/form-data; boundary={boundary}",
+        headers={"Accept": "application/json"})
+    assert response.status_code == 201, response.get_data(as_text=True)[:300]
+    assert len(stored_files(store)) == 1
 
 
 @pytest.mark.parametrize(("data", "name"), [

@@ -245,6 +245,30 @@ def test_file_over_the_limit_is_413(backend: str, request: pytest.FixtureRequest
             assert db.session.scalar(sa.select(sa.func.count()).select_from(ImportJob)) == 0
 
 
+def test_a_chunked_file_over_the_limit_is_413_before_it_is_read(
+        backend: str, request: pytest.FixtureRequest) -> None:
+    """Without a Content-Length the cap still holds: Werkzeug stops reading at it."""
+    from tests.conftest import app_with_tables, build_world
+
+    url = request.getfixturevalue("database_url")
+    with app_with_tables(url, RBAC_IMPORT_MAX_BYTES=200) as app:
+        w = build_world()
+        client = app.test_client(user=w.users["admin"])
+        boundary = "chunkedboundary"
+        rows = "Name\n" + "".join(f"Lead {i}\n" for i in range(100_000))
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"rows.csv\"\r\nContent-Type: text/csv\r\n\r\n{rows}\r\n"
+                f"--{boundary}--\r\n").encode()
+        response = client.post(
+            "/imports/leads", input_stream=io.BytesIO(body),
+            content_type=f"multipart/form-data; boundary={boundary}",
+            headers={"Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+        assert response.status_code == 413
+        with rbac.system():
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(ImportJob)) == 0
+
+
 def test_staged_files_are_each_members_own(world: SimpleNamespace, login: Any) -> None:
     importer_role(world, "member", "leads")
     admin = login(world.users["admin"], world.ws)

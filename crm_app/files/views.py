@@ -8,8 +8,8 @@ plugin's rule decides the rest (upload: edit; download: view; delete: edit
 and delete). The flush guard checks every attachment row again.
 
 The upload body is capped before anything reads it (the CSRF check parses
-the form first): ``RBAC_FILES_MAX_BYTES`` plus room for the form's other
-fields, beyond which Werkzeug answers 413 without buffering the rest.
+the form first, :mod:`crm_app.bodies`): ``RBAC_FILES_MAX_BYTES`` plus room
+for the form's other fields, beyond which the request is a 413.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from crm_rbac_plugin.config import setting
 from crm_rbac_plugin.decorators import wants_json
 from crm_rbac_plugin.identity import signed_in_user
 
+from .. import bodies
 from ..crm.resources import CONFIGS, config_for
 from ..crm.views import detail_view
 from ..extensions import db
@@ -36,12 +37,6 @@ FORM_OVERHEAD = 64 * 1024
 RESOURCES = tuple(cfg.name for cfg in CONFIGS)
 
 bp = Blueprint("files", __name__)
-
-
-def cap_upload_body() -> None:
-    """Limit the upload route's body before the CSRF check reads the form."""
-    if request.endpoint == "files.upload":
-        request.max_content_length = int(setting("RBAC_FILES_MAX_BYTES")) + FORM_OVERHEAD
 
 
 @bp.before_request
@@ -120,5 +115,5 @@ def delete(attachment_id: int) -> Any:
 def init_app(app: Flask) -> None:
     """Register the routes, the body cap (ahead of the CSRF check) and the panel helper."""
     app.register_blueprint(bp)
-    app.before_request_funcs.setdefault(None, []).insert(0, cap_upload_body)
+    bodies.limit("files.upload", lambda: int(setting("RBAC_FILES_MAX_BYTES")) + FORM_OVERHEAD)
     app.context_processor(lambda: {"attachments_panel": attachments_panel})

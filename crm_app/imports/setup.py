@@ -6,6 +6,7 @@ from flask import Flask, url_for
 
 from crm_rbac_plugin import imports
 
+from .. import bodies
 from ..rbac_setup import rbac
 from . import models as models  # noqa: F401  (the staged-import table joins the metadata)
 from .fields import FIELDS
@@ -24,4 +25,6 @@ def import_url(resource: str) -> str | None:
 def init_app(app: Flask) -> None:
     """Mount the import pages at /imports/<resource>."""
     app.register_blueprint(bp)
+    # The file and the form's framing (crm_app.bodies: checked before the CSRF parse).
+    bodies.limit("imports.upload", lambda: int(rbac.config("RBAC_IMPORT_MAX_BYTES")) + 64 * 1024)
     app.context_processor(lambda: {"import_url": import_url})

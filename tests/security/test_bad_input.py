@@ -38,7 +38,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from werkzeug.test import TestResponse
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import TestResponse, encode_multipart
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
@@ -308,6 +309,35 @@ def test_oversized_bodies(app: Flask, world: SimpleNamespace, owner: Sender) -> 
     response = api("post", "/roles", data=big, content_type="application/json")
     assert response.status_code == 413
     assert response.json["error"] == "payload_too_large"  # type: ignore[index]
+
+
+def test_page_bodies_over_a_mebibyte_are_413_and_change_nothing(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """``MAX_CONTENT_LENGTH``: a page form is a few KiB; a file part sent to a form
+    that takes none, or a long body without a Content-Length, is refused before
+    Werkzeug spools it, on the login page too."""
+    assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    owner = login(world.users["owner"], world.ws)
+    before = snapshot()
+    big = b"x" * (2 * 1024 * 1024)
+    # Encoded here: the test client spools a body this size to a file it never closes.
+    boundary, with_file = encode_multipart({"name": "Big",
+                                                  "file": FileStorage(io.BytesIO(big), "a.bin")})
+    response = owner.post("/leads/new", input_stream=io.BytesIO(with_file),
+                          content_length=len(with_file),
+                          content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 413
+    body = b"name=Chunked&notes=" + big
+    chunked = owner.post("/leads/new", input_stream=io.BytesIO(body),
+                         content_type="application/x-www-form-urlencoded",
+                         headers={"Transfer-Encoding": "chunked"},
+                         environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+    assert chunked.status_code == 413
+    anonymous = app.test_client().post("/login", input_stream=io.BytesIO(with_file),
+                                       content_length=len(with_file),
+                                       content_type=f"multipart/form-data; boundary={boundary}")
+    assert anonymous.status_code == 413
+    assert snapshot() == before
 
 
 def _chunked(sender: Sender, path: str, body: bytes) -> TestResponse | Raised:
