@@ -16,9 +16,10 @@ The approvers approve that change as it stood. :func:`replay` checks that
 every field still holds its "before" value: when one moved since (another
 member changed it), the approvers never saw the change it would now make,
 so the replay raises :class:`StaleRequest` (a 409 naming the fields) and
-nothing is applied. Otherwise it passes only those fields to the service;
-fields the request did not change are never written, so a change made to
-them meanwhile stays.
+nothing is applied. A field that moved to exactly the value asked for is no
+conflict: nothing is undone by keeping it. Otherwise the replay passes the
+fields still to change to the service; fields the request did not change
+are never written, so a change made to them meanwhile stays.
 
 A request recorded without "before" values (a whole-state payload) cannot
 be checked against changes made since, so its replay fails the same way:
@@ -221,7 +222,12 @@ def replay(rbac: RBACProtocol, access: Access, operation: str, payload: Mapping[
     now = jsonable(kind.current(rbac, access, payload))
     moved = sorted(name for name, change in fields.items()
                    if not isinstance(change, Mapping) or "before" not in change
-                   or now.get(name) != change["before"])
+                   or now.get(name) not in (change["before"], change.get("after")))
     if moved:
         raise StaleRequest(moved)
-    kind.apply(rbac, access, payload, {name: change["after"] for name, change in fields.items()})
+    # A field moved meanwhile to exactly the value asked for is no conflict: it holds the
+    # change already, and only the fields still at their "before" value are written.
+    due = {name: change["after"] for name, change in fields.items()
+           if now.get(name) != change["after"]}
+    if due:
+        kind.apply(rbac, access, payload, due)

@@ -98,6 +98,27 @@ def test_approval_policy_refuses_a_field_moved_meanwhile(world: SimpleNamespace,
     assert (now.expiry_hours, now.approvals_required) == (48, 1)  # nothing of it applied
 
 
+def test_a_field_moved_meanwhile_to_the_asked_value_is_no_conflict(
+        world: SimpleNamespace, login: Any) -> None:
+    """Another request set a field to the value this one asks for: approving it applies
+    the rest of the change and undoes nothing, and with nothing left, writes nothing."""
+    set_policy(world, operations={"approval_policy": True})
+    owner, admin = login(world.users["owner"], world.ws), login(world.users["admin"], world.ws)
+    first = asked(owner.patch("/api/v1/approvals/policy", json={"expiry_hours": 24}))
+    twin = asked(owner.patch("/api/v1/approvals/policy", json={"expiry_hours": 24}))
+    approve_ok(admin, twin)
+    approve_ok(admin, first)
+    assert request_row(first).failure in ("", None)
+    both = asked(owner.patch("/api/v1/approvals/policy", json={
+        "expiry_hours": 12, "approvals_required": 2}))
+    same = asked(owner.patch("/api/v1/approvals/policy", json={"expiry_hours": 12}))
+    approve_ok(admin, same)
+    approve_ok(admin, both)
+    db.session.expire_all()
+    now = approvals.settings_for(rbac, world.ws.id)
+    assert (now.expiry_hours, now.approvals_required) == (12, 2)
+
+
 def test_a_request_stored_without_before_values_fails(world: SimpleNamespace,
                                                       login: Any) -> None:
     """A whole-state payload (as requests kept it before) cannot be told apart from later
