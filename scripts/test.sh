@@ -28,8 +28,9 @@ echo "scripts/test.sh: ruff check"
 workers=${RBAC_TEST_WORKERS:-auto}
 xdist=()
 [ "$workers" = 0 ] || xdist=(-n "$workers" --dist loadfile)
+# The 30 slowest tests are listed at the end: where the suite's time goes.
 rc=0
-.venv/bin/python -m pytest "${xdist[@]}" "$@" || rc=$?
+.venv/bin/python -m pytest "${xdist[@]}" --durations=30 "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "scripts/test.sh: pytest collected no tests -- treating as failure" >&2
   rc=1
