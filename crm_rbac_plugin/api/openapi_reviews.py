@@ -16,8 +16,11 @@ from .openapi import BAD_INPUT, NOT_FOUND, STEP_UP, _error, _json, _op, _ref
 RUN_ID = {"name": "run_id", "in": "path", "required": True,
           "schema": {"type": "integer", "minimum": 1},
           "description": "Id of a certification run of the current workspace."}
-CONFLICT = {"409": _error("A decided item, a completed run, or a run with undecided items; "
-                          "`error` is `conflict`.")}
+CONFLICT = {"409": _error(
+    "A decided item, a completed run, a run with undecided items, an item whose member's "
+    "roles changed since it was listed (the message names the change), a revoke of a role "
+    "the member's department gives, or a run completed before its items show every role "
+    "in force; `error` is `conflict`.")}
 REASON = {"type": "string", "maxLength": 500,
           "description": "Why (stored on the item and on the revoke's audit event)."}
 WHEN = {"type": ["string", "null"], "format": "date-time"}
