@@ -21,7 +21,7 @@ from flask import Flask
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin.security import save_policy
+from crm_rbac_plugin.security import save_policy, sessions
 from crm_rbac_plugin.security.stepup import SESSION_KEY as MFA_CHECK_KEY
 
 from .figures import Effort, _stats, request_pages, signed_in
@@ -68,9 +68,14 @@ def with_policies(app: Flask, world: World, effort: Effort, out: dict[str, Any])
     with policies_on(app, members):
         for scope, member in zip((OWN, ALL), members, strict=True):
             client = signed_in(app, member)
+            pages = request_pages(app, member, scope)
+            # The first request adopts a server session; the MFA check is bound to it.
+            client.get(pages["list"]["plugin"])
             with client.session_transaction() as sess:
-                sess[MFA_CHECK_KEY] = {"user": str(member.user_id), "at": int(time())}
-            for page, urls in request_pages(app, member, scope).items():
+                sid = sess[app.config["RBAC_SESSION_ID_KEY"]]
+                sess[MFA_CHECK_KEY] = {"user": str(member.user_id), "at": int(time()),
+                                       "sid": sessions.sid_hash(sid)}
+            for page, urls in pages.items():
                 response = client.get(urls["plugin"])
                 if response.status_code != 200:
                     raise RuntimeError(f"with every policy on, {urls['plugin']} answered "
