@@ -1,0 +1,56 @@
+"""The benchmark's request sections still run against the current plugin.
+
+A figure's requests must be answered as a member's would be (200, with the
+rows), or the benchmark measures refusals. These run the request-level
+sections on a small world, with the fewest rounds, and check only that
+every page answered and every ratio was computed: timings are never
+asserted in the suite (they belong to ``python -m bench``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from flask import Flask
+
+from bench import costs, policies
+from bench import world as world_mod
+from bench.figures import Effort, guarded_requests
+from crm_app.extensions import db
+
+QUICK = Effort(repeat=3, warmup=1, budget_s=1.0, requests_repeat=3)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    path: Path = tmp_path_factory.mktemp("bench") / "bench.db"
+    app: Flask = world_mod.make_app(f"sqlite:///{path}")
+    sizes = world_mod.Sizes(crm_members=100, departments=10, role_counts=(10,),
+                            canonical_roles=10, role_members=100)
+    with app.app_context():
+        world = world_mod.seed(sizes)
+        world_mod.load_leads(world, sizes, 2_000)
+        db.session.remove()
+    yield SimpleNamespace(app=app, world=world)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_figure_3_and_its_policies_variant_answer_every_page(bench: SimpleNamespace) -> None:
+    out = guarded_requests(bench.app, bench.world, QUICK)
+    policies.with_policies(bench.app, bench.world, QUICK, out)  # raises unless every page is 200
+    for scope in ("own", "all"):
+        for page in ("list", "detail"):
+            assert out[scope][page]["plugin_over_handwritten"] > 0
+            assert out[scope][page]["policies"]["plugin_over_handwritten"] > 0
+
+
+def test_figure_7_twins_differ_by_the_features_measured(bench: SimpleNamespace) -> None:
+    result = costs.permission_change(bench.app, bench.world, QUICK)  # raises if not
+    assert result["written_per_two_requests"]["on"]["audit_events"] > 0
+    assert not any(result["written_per_two_requests"]["off"].values())
+    assert result["on_over_off"] > 0
