@@ -1,7 +1,8 @@
 """Request body limits: one per route, applied before anything reads the body.
 
 ``MAX_CONTENT_LENGTH`` (1 MiB in the demo) is every page's limit; an upload
-route names a larger one with :func:`limit`. The check runs first among the
+route names the largest file it takes with :func:`upload_limit`, and its
+body may hold that plus :data:`FORM_FRAMING`. The check runs first among the
 app's ``before_request`` hooks, so Flask-WTF's CSRF check, which parses the
 form, already reads a capped body.
 
@@ -22,27 +23,29 @@ from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length
 
+#: Room for the multipart framing and the form's other fields around an uploaded file.
+FORM_FRAMING = 64 * 1024
 #: A streamed body stays in memory up to this size, then goes to a temporary file.
 SPOOL_BYTES = 1024 * 1024
 #: Bytes read from the client at a time.
 _CHUNK = 64 * 1024
 #: Where the request's environ keeps the buffer, for :func:`close_body`.
 _BUFFER_KEY = "crm_app.body"
-#: The body limit of each endpoint that takes more than ``MAX_CONTENT_LENGTH``.
-_limits: dict[str, Callable[[], int]] = {}
+#: The largest file of each upload endpoint (a callable: read per request).
+_uploads: dict[str, Callable[[], int]] = {}
 
 
-def limit(endpoint: str, size: Callable[[], int]) -> None:
-    """Let ``endpoint`` take a body of up to ``size()`` bytes (read per request, so a
-    configuration change applies at once)."""
-    _limits[endpoint] = size
+def upload_limit(endpoint: str, largest_file: Callable[[], int]) -> None:
+    """Let ``endpoint`` take a file of up to ``largest_file()`` bytes, in a body of that
+    plus :data:`FORM_FRAMING` (read per request, so a configuration change applies at once)."""
+    _uploads[endpoint] = largest_file
 
 
 def cap_body() -> None:
     """Set the request's body limit; buffer a streamed body, refusing it past the limit."""
-    size = _limits.get(request.endpoint or "")
-    if size is not None:
-        request.max_content_length = size()
+    largest_file = _uploads.get(request.endpoint or "")
+    if largest_file is not None:
+        request.max_content_length = int(largest_file()) + FORM_FRAMING
     environ = request.environ
     if get_content_length(environ) is not None or "wsgi.input_terminated" not in environ:
         return  # a declared length is checked by Werkzeug; without either, it reads nothing

@@ -30,8 +30,6 @@ from ..crm.views import detail_view
 from ..extensions import db
 from ..rbac_setup import rbac
 
-#: Room for the multipart framing and the CSRF token around the file itself.
-FORM_OVERHEAD = 64 * 1024
 #: The resources whose records take attachments: the CRM's own (a module's resource
 #: that reuses the CRM pages, such as invoices, has no attachments panel).
 RESOURCES = tuple(cfg.name for cfg in CONFIGS)
@@ -115,5 +113,5 @@ def delete(attachment_id: int) -> Any:
 def init_app(app: Flask) -> None:
     """Register the routes, the body cap (ahead of the CSRF check) and the panel helper."""
     app.register_blueprint(bp)
-    bodies.limit("files.upload", lambda: int(setting("RBAC_FILES_MAX_BYTES")) + FORM_OVERHEAD)
+    bodies.upload_limit("files.upload", lambda: setting("RBAC_FILES_MAX_BYTES"))
     app.context_processor(lambda: {"attachments_panel": attachments_panel})

@@ -25,6 +25,6 @@ def import_url(resource: str) -> str | None:
 def init_app(app: Flask) -> None:
     """Mount the import pages at /imports/<resource>."""
     app.register_blueprint(bp)
-    # The file and the form's framing (crm_app.bodies: checked before the CSRF parse).
-    bodies.limit("imports.upload", lambda: int(rbac.config("RBAC_IMPORT_MAX_BYTES")) + 64 * 1024)
+    # Checked before the CSRF check parses the form (crm_app.bodies).
+    bodies.upload_limit("imports.upload", lambda: rbac.config("RBAC_IMPORT_MAX_BYTES"))
     app.context_processor(lambda: {"import_url": import_url})

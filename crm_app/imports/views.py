@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from crm_rbac_plugin import imports
 from crm_rbac_plugin.errors import ValidationError
 
+from ..bodies import FORM_FRAMING
 from ..extensions import db
 from ..rbac_setup import rbac
 from . import service
@@ -56,7 +57,7 @@ def _upload_bytes() -> tuple[str, bytes]:
     read are checked again (a chunked upload declares none).
     """
     limit = int(rbac.config("RBAC_IMPORT_MAX_BYTES"))
-    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+    if request.content_length is not None and request.content_length > limit + FORM_FRAMING:
         raise _too_large(limit)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
