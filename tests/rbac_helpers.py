@@ -14,12 +14,15 @@ Import :func:`fast_passwords` into a test module to make it autouse there::
 from __future__ import annotations
 
 import functools
+import io
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import FileStorage
 from werkzeug.security import generate_password_hash
+from werkzeug.test import encode_multipart
 
 from crm_app.extensions import db, login_manager
 from crm_app.models import Client, Deal, Lead, Note, Task, User
@@ -162,3 +165,20 @@ def matching_three_ways(model: type, records: dict[Any, Any], clauses: Any,
             sa.select(model.id).where(in_ids, sa.not_(conditions.to_sql(model, clauses))))}  # type: ignore[attr-defined]
     return by_python, by_sql, negated
 
+
+#: Test-client keywords that send ``input_stream`` as a chunked upload: no
+#: Content-Length, a stream the server ends (as gunicorn and Werkzeug's server pass it).
+CHUNKED: dict[str, Any] = {"headers": {"Transfer-Encoding": "chunked"},
+                           "environ_overrides": {"wsgi.input_terminated": True,
+                                                 "CONTENT_LENGTH": ""}}
+
+
+def multipart(fields: dict[str, Any]) -> dict[str, Any]:
+    """Test-client keywords posting ``fields`` as multipart/form-data, a ``(bytes, name)``
+    value as a file. The body is encoded here: for a body over 500 KB, the test client's
+    own encoding spools it to a temporary file it never closes."""
+    values = {k: FileStorage(io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v
+              for k, v in fields.items()}
+    boundary, body = encode_multipart(values)
+    return {"input_stream": io.BytesIO(body), "content_length": len(body),
+            "content_type": f"multipart/form-data; boundary={boundary}"}

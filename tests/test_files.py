@@ -19,15 +19,16 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.datastructures import FileStorage
-from werkzeug.test import encode_multipart
 
 from crm_app.extensions import db
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import PermissionDenied, sharing, signals
 from crm_rbac_plugin.files import LocalStorage, safe_filename, sniff
-from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.rbac_helpers import (
+    fast_passwords,  # noqa: F401  (autouse fixture)
+    multipart,
+)
 
 PDF = b"%PDF-1.4\n% a tiny test document\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -277,13 +278,9 @@ def test_an_attachment_past_the_page_body_limit_still_uploads(
         app: Flask, client_of: Any, world: SimpleNamespace, store: Path) -> None:
     """The upload route sets its own limit: a 2 MB file passes the pages' 1 MiB cap."""
     assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024
-    # Encoded here: the test client spools a body this size to a file it never closes.
-    boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(PDF + b"x" * 2_000_000),
-                                                            "contract.pdf")})
     response = client_of("member").post(
-        f"/leads/{world.leads['member'].id}/attachments", input_stream=io.BytesIO(body),
-        content_length=len(body),
-        content_type=f"multipart/form-data; boundary={boundary}",
+        f"/leads/{world.leads['member'].id}/attachments",
+        **multipart({"file": (PDF + b"x" * 2_000_000, "contract.pdf")}),
         headers={"Accept": "application/json"})
     assert response.status_code == 201, response.get_data(as_text=True)[:300]
     assert len(stored_files(store)) == 1

@@ -38,14 +38,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from werkzeug.datastructures import FileStorage
-from werkzeug.test import TestResponse, encode_multipart
+from werkzeug.test import TestResponse
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import tokens, workspaces
 from crm_rbac_plugin.api.openapi import openapi_document
-from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.rbac_helpers import (
+    CHUNKED,
+    fast_passwords,  # noqa: F401  (autouse fixture)
+    multipart,
+)
 from tests.security.test_escalation import (
     INVALID_CHOICE,
     changed_tables,
@@ -320,22 +323,12 @@ def test_page_bodies_over_a_mebibyte_are_413_and_change_nothing(
     owner = login(world.users["owner"], world.ws)
     before = snapshot()
     big = b"x" * (2 * 1024 * 1024)
-    # Encoded here: the test client spools a body this size to a file it never closes.
-    boundary, with_file = encode_multipart({"name": "Big",
-                                                  "file": FileStorage(io.BytesIO(big), "a.bin")})
-    response = owner.post("/leads/new", input_stream=io.BytesIO(with_file),
-                          content_length=len(with_file),
-                          content_type=f"multipart/form-data; boundary={boundary}")
-    assert response.status_code == 413
-    body = b"name=Chunked&notes=" + big
-    chunked = owner.post("/leads/new", input_stream=io.BytesIO(body),
-                         content_type="application/x-www-form-urlencoded",
-                         headers={"Transfer-Encoding": "chunked"},
-                         environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+    with_file = {"name": "Big", "file": (big, "a.bin")}
+    assert owner.post("/leads/new", **multipart(with_file)).status_code == 413
+    chunked = owner.post("/leads/new", input_stream=io.BytesIO(b"name=Chunked&notes=" + big),
+                         content_type="application/x-www-form-urlencoded", **CHUNKED)
     assert chunked.status_code == 413
-    anonymous = app.test_client().post("/login", input_stream=io.BytesIO(with_file),
-                                       content_length=len(with_file),
-                                       content_type=f"multipart/form-data; boundary={boundary}")
+    anonymous = app.test_client().post("/login", **multipart(with_file))
     assert anonymous.status_code == 413
     assert snapshot() == before
 
@@ -343,9 +336,7 @@ def test_page_bodies_over_a_mebibyte_are_413_and_change_nothing(
 def _chunked(sender: Sender, path: str, body: bytes) -> TestResponse | Raised:
     """POST ``body`` as a chunked upload: no Content-Length, a stream the server ends."""
     return sender.api("post", path, input_stream=io.BytesIO(body),
-                      content_type="application/json",
-                      headers={"Transfer-Encoding": "chunked"},
-                      environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+                      content_type="application/json", **CHUNKED)
 
 
 def test_a_chunked_body_over_the_limit_is_a_413_never_a_truncated_write(
