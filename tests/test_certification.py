@@ -23,7 +23,7 @@ from flask import Flask
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import workspaces
+from crm_rbac_plugin import roles, workspaces
 from crm_rbac_plugin.certification import report, runs, schedule
 from crm_rbac_plugin.errors import PermissionDenied, RuleConflict, ValidationError
 from crm_rbac_plugin.models import utcnow
@@ -446,3 +446,32 @@ def test_review_commands(app: Flask, world: SimpleNamespace) -> None:
     assert report_csv.exit_code == 0 and "Members and decisions" in report_csv.output
     assert "Certification run" in report_csv.output
     assert invoke(app, "review", "report", *ws, "--run", "999").exit_code != 0
+
+
+def test_the_runs_command_names_changes_and_refresh_brings_them_in(
+        app: Flask, world: SimpleNamespace) -> None:
+    ws = ["--workspace", "acme"]
+    assert invoke(app, "review", "start", *ws, "--as", "admin@example.test").exit_code == 0
+    run_id = db.session.scalar(sa.select(sa.func.max(rbac.models.CertificationRun.id)))
+    admin_role = db.session.scalar(sa.select(rbac.models.Role).where(
+        rbac.models.Role.workspace_id == world.ws.id, rbac.models.Role.key == "admin"))
+    roles.assign_role(rbac, access_of(world.members["owner"]), world.members["finance"],
+                      admin_role)
+    db.session.commit()
+    Item = rbac.models.CertificationItem
+    items = sa.select(sa.func.count()).where(Item.run_id == run_id)
+    before = db.session.scalar(items)
+    listed = invoke(app, "review", "runs", *ws)
+    assert f"#{run_id}: changed since listed: Finance is listed now (Admin)" in listed.output
+    db.session.expire_all()
+    assert db.session.scalar(items) == before  # listing writes nothing
+    run = ["--run", str(run_id)]
+    refused = invoke(app, "review", "refresh", *ws, "--as", "member@example.test", *run)
+    assert refused.exit_code != 0 and db.session.scalar(items) == before, refused.output
+    done = invoke(app, "review", "refresh", *ws, "--as", "admin@example.test", *run)
+    assert done.exit_code == 0 and "refreshed: Finance is listed now (Admin)" in done.output
+    db.session.expire_all()
+    assert db.session.scalar(items) == before + 1
+    assert "changed since listed" not in invoke(app, "review", "runs", *ws).output
+    assert invoke(app, "review", "refresh", *ws, "--as", "admin@example.test",
+                  "--run", "999").exit_code != 0

@@ -124,7 +124,17 @@ def test_a_run_reviews_the_roles_in_force_now(app: Flask, world: SimpleNamespace
     r = admin.post(f"{path}/complete")
     assert r.status_code == 409 and "Finance is listed now (Admin)" in r.json["message"], r.json
     assert "Client Success gained Admin" in r.json["message"]
-    fresh = {(i["membership_id"], i["decision"]): i for i in admin.get(path).json["items"]}
+    # Reading the run names what its lines do not show yet and writes nothing.
+    before = snapshot_database()
+    shown = admin.get(path).json
+    assert snapshot_diff(before, snapshot_database()) == []
+    assert "Finance is listed now (Admin)" in shown["pending_changes"], shown
+    assert finance.id not in {i["membership_id"] for i in shown["items"]}
+    refreshed = admin.post(f"{path}/refresh")
+    assert refreshed.status_code == 200, refreshed.json
+    assert "Finance is listed now (Admin)" in refreshed.json["refreshed"]
+    assert refreshed.json["pending_changes"] == []
+    fresh = {(i["membership_id"], i["decision"]): i for i in refreshed.json["items"]}
     assert [e["role"] for e in fresh[(finance.id, None)]["roles"]] == ["Admin"]
     assert {e["role"] for e in fresh[(cs.id, None)]["roles"]} == {"Admin", "People admin"}
     # A line whose roles changed since it was listed is not certified unseen.
@@ -135,6 +145,7 @@ def test_a_run_reviews_the_roles_in_force_now(app: Flask, world: SimpleNamespace
                                          "decision": "keep"})
     assert r.status_code == 409 and "Finance's roles changed" in r.json["message"], r.json
     assert "gained People admin" in r.json["message"]
+    assert admin.post(f"{path}/refresh").status_code == 200
     for item in admin.get(path).json["items"]:
         if item["decision"] is None:
             client = owner if item["membership_id"] == world.members["admin"].id else admin
@@ -169,8 +180,45 @@ def test_a_role_given_after_the_start_is_reviewed_before_completion(
                            ).status_code == 200, item
     r = admin.post(f"{path}/complete")
     assert r.status_code == 409 and "Finance is listed now (Admin)" in r.json["message"], r.json
+    assert "Refresh the run's lines" in r.json["message"]
+    assert admin.post(f"{path}/refresh").json["refreshed"] == ["Finance is listed now (Admin)"]
     line = next(i for i in admin.get(path).json["items"] if i["membership_id"] == finance.id)
     assert line["decision"] is None and [e["role"] for e in line["roles"]] == ["Admin"]
     assert admin.post(f"{path}/decisions", {"item_id": line["id"], "decision": "keep"}
                       ).status_code == 200
     assert admin.post(f"{path}/complete").status_code == 200
+
+
+def test_a_refresh_is_a_reviewers_step_audited_and_a_completed_run_keeps_its_lines(
+        app: Flask, world: SimpleNamespace) -> None:
+    owner, admin = api_of(app, world, "owner"), api_of(app, world, "admin")
+    run = admin.post("/reviews/runs", {}).json
+    path = path_of(run)
+    assert admin.post(f"{path}/refresh").json["refreshed"] == []  # nothing changed: no event
+    A = rbac.models.AuditEvent
+    refreshed_events = sa.select(sa.func.count()).where(A.action == "certification.refreshed")
+    assert db.session.scalar(refreshed_events) == 0
+    roles.assign_role(rbac, access_of(world.members["owner"]), world.members["finance"],
+                      roles_named(world, "Admin"))
+    db.session.commit()
+    assert api_of(app, world, "member").post(f"{path}/refresh").status_code == 403
+    assert admin.post("/reviews/runs/999999/refresh").status_code == 404
+    r = admin.post(f"{path}/refresh")
+    assert r.status_code == 200 and r.json["refreshed"] == ["Finance is listed now (Admin)"]
+    event = db.session.scalars(sa.select(A).where(A.action == "certification.refreshed")).one()
+    assert event.detail["changes"] == ["Finance is listed now (Admin)"]
+    assert event.actor_membership_id == world.members["admin"].id
+    for item in admin.get(path).json["items"]:
+        client = owner if item["membership_id"] == world.members["admin"].id else admin
+        assert client.post(f"{path}/decisions", {"item_id": item["id"], "decision": "keep"}
+                           ).status_code == 200, item
+    assert admin.post(f"{path}/complete").status_code == 200
+    roles.assign_role(rbac, access_of(world.members["owner"]), world.members["client_success"],
+                      roles_named(world, "Admin"))
+    db.session.commit()
+    completed = admin.get(path).json
+    assert completed["pending_changes"] == []
+    before = snapshot_database()
+    r = admin.post(f"{path}/refresh")
+    assert r.status_code == 409 and r.json["field"] == "run", r.json
+    assert snapshot_diff(before, snapshot_database()) == []

@@ -19,6 +19,7 @@ from tests.rbac_helpers import (
     fast_passwords,  # noqa: F401  (autouse fixture)
     give_role,
 )
+from tests.security.conftest import snapshot_database, snapshot_diff
 
 
 def runs_count() -> int:
@@ -157,6 +158,16 @@ def test_a_run_page_shows_department_roles_and_refreshes_changed_lines(
     stale = admin.post(decide, data={"item_id": item_id(run_id, viewer), "decision": "keep"})
     assert stale.status_code == 409 and "roles changed since this line was listed" in stale.text
     assert "gained Admin" in stale.text
-    assert "Admin, People admin" in admin.get(f"/settings/reviews/runs/{run_id}").text
+    # Viewing the run names the change and writes nothing; the reviewer's POST refreshes.
+    before = snapshot_database()
+    shown = admin.get(f"/settings/reviews/runs/{run_id}")
+    assert snapshot_diff(before, snapshot_database()) == []
+    assert "Roles changed since these lines were listed" in shown.text
+    assert "Viewer gained Admin" in shown.text and "Admin, People admin" not in shown.text
+    refreshed = admin.post(f"/settings/reviews/runs/{run_id}/refresh")
+    assert refreshed.status_code == 302
+    page = admin.get(f"/settings/reviews/runs/{run_id}")
+    assert "Admin, People admin" in page.text and "1 line(s) refreshed" in page.text
+    assert "Roles changed since these lines were listed" not in page.text
     kept = admin.post(decide, data={"item_id": item_id(run_id, viewer), "decision": "keep"})
     assert kept.status_code == 302

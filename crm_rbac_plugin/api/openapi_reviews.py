@@ -17,7 +17,8 @@ RUN_ID = {"name": "run_id", "in": "path", "required": True,
           "schema": {"type": "integer", "minimum": 1},
           "description": "Id of a certification run of the current workspace."}
 CONFLICT = {"409": _error(
-    "A decided item, a completed run, a run with undecided items, an item whose member's "
+    "A decided item, a completed run (which takes no decision and no refresh), a run with "
+    "undecided items, an item whose member's "
     "roles changed since it was listed (the message names the change), a revoke of a role "
     "the member's department gives, or a run completed before its items show every role "
     "in force; `error` is `conflict`.")}
@@ -51,7 +52,10 @@ SCHEMAS: dict[str, Any] = {
         "completed_by_membership_id": {"type": ["integer", "null"]},
         "completed_by": {"type": ["string", "null"]}, "decided": {"type": "integer"},
         "total": {"type": "integer"},
-        "items": {"type": "array", "items": _ref("CertificationItem")}}},
+        "items": {"type": "array", "items": _ref("CertificationItem")},
+        "pending_changes": {"type": "array", "items": {"type": "string"}, "description":
+                            "One run: what changed since its lines were listed, in words "
+                            "(empty once refreshed, and for a completed run)."}}},
 }
 
 PATHS: dict[str, Any] = {
@@ -78,9 +82,21 @@ PATHS: dict[str, Any] = {
                     errors=(BAD_INPUT,)),
     },
     "/reviews/runs/{run_id}": {
-        "get": _op("A run with its items (settings.view).",
+        "get": _op("A run with its items and, in `pending_changes`, what changed since its "
+                   "lines were listed (settings.view; writes nothing).",
                    {"200": _json(_ref("CertificationRun"), "The run.")}, tag="reviews",
                    parameters=[RUN_ID], errors=(NOT_FOUND,)),
+    },
+    "/reviews/runs/{run_id}/refresh": {
+        "post": _op("Bring an open run's lines up to the roles in force (roles.manage): an "
+                    "undecided line takes the roles in force, a member decided before gaining "
+                    "a role and a member listed since get a new line.",
+                    {"200": _json({"allOf": [_ref("CertificationRun"), {
+                        "type": "object", "properties": {"refreshed": {
+                            "type": "array", "items": {"type": "string"},
+                            "description": "What changed, in words."}}}]},
+                        "The refreshed run.")},
+                    tag="reviews", parameters=[RUN_ID], errors=(NOT_FOUND, CONFLICT)),
     },
     "/reviews/runs/{run_id}/decisions": {
         "post": _op("Keep or revoke one item (roles.manage; never one's own). A revoke takes "

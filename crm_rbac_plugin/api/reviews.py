@@ -3,7 +3,9 @@
 The same services as the Certification pages (:mod:`..certification`), so
 the same rules: ``settings.view`` reads (Owners and Admins); only an Owner
 changes the schedule (403), out-of-range values are a 400 naming the field;
-``roles.manage`` starts, decides and completes runs; nobody decides their
+``roles.manage`` starts, refreshes, decides and completes runs; reading a
+run writes nothing (it names the changes its lines do not show yet, which a
+reviewer's refresh brings in); nobody decides their
 own item (403); a decided item or a completed run is a 409; a run of
 another workspace is a 404. A decision needs the recent MFA check every
 role change needs (``mfa_step_up_required``). A revoke the role service
@@ -59,7 +61,8 @@ def item_json(item: Any) -> dict[str, Any]:
             "decided_by": item.decided_by_name, "outcome": item.outcome, "reason": item.reason}
 
 
-def run_json(run: Any, *, items: bool = True) -> dict[str, Any]:
+def run_json(run: Any, *, items: bool = True, pending: list[str] | None = None
+             ) -> dict[str, Any]:
     out = {"id": run.id, "status": run.status, "resource": run.resource or None,
            "started_at": _when(run.started_at),
            "started_by_membership_id": run.started_by_membership_id,
@@ -69,6 +72,8 @@ def run_json(run: Any, *, items: bool = True) -> dict[str, Any]:
            "decided": sum(i.decision is not None for i in run.items), "total": len(run.items)}
     if items:
         out["items"] = [item_json(i) for i in run.items]
+    if pending is not None:
+        out["pending_changes"] = pending
     return out
 
 
@@ -131,13 +136,25 @@ def start_review_run() -> ResponseReturnValue:
 
 @bp.get("/reviews/runs/<int:run_id>")
 def review_run(run_id: int) -> ResponseReturnValue:
-    """A run with its items and decisions (settings.view); an open run's lines are refreshed
-    to the roles in force first (:func:`..certification.lines.refresh_run`)."""
+    """A run with its items and decisions (settings.view), and for an open run the changes
+    its lines do not show yet (``pending_changes``, in words; nothing is written)."""
     require(READ)
     run = _run_or_404(run_id)
-    if lines.refresh_run(current_rbac, run):
-        current_rbac.db.session.commit()
-    return jsonify(run_json(run))
+    pending = ([c.words for c in lines.pending_changes(current_rbac, run)]
+               if run.status == "open" else [])
+    return jsonify(run_json(run, pending=pending))
+
+
+@bp.post("/reviews/runs/<int:run_id>/refresh")
+def refresh_review_run(run_id: int) -> ResponseReturnValue:
+    """Bring an open run's lines up to the roles in force (roles.manage); the run, with
+    what changed in ``refreshed``."""
+    access = require("roles.manage")
+    run = _run_or_404(run_id)
+    rbac = current_rbac
+    words = runs.refresh(rbac, access, run)
+    rbac.db.session.commit()
+    return jsonify({**run_json(run, pending=[]), "refreshed": words})
 
 
 @bp.post("/reviews/runs/<int:run_id>/decisions")

@@ -150,6 +150,10 @@ def _certification(names: Names, ev: Any, actor: str) -> str:
     if verb == "completed":
         return (f"Access review completed by {actor}: {d.get('kept', 0)} kept, "
                 f"{d.get('revoked', 0)} revoked, {d.get('refused', 0)} refused")
+    if verb == "refreshed":
+        changes = [str(c) for c in d.get("changes") or []]
+        return (f"Access review lines refreshed by {actor}: "
+                + ("; ".join(changes) if changes else "nothing changed"))
     who = names.member(d["membership_id"]) if d.get("membership_id") else ev.target
     roles = ", ".join(map(str, d.get("roles") or [])) or "nothing left to take"
     return f"Access review: {who} lost {roles}, revoked by {actor}"
@@ -213,6 +217,7 @@ ACTION_LABELS: dict[str, str] = {
     "plan.changed": "Plan changed", "member.signed_off": "Access signed off",
     "certification.started": "Access review started",
     "certification.completed": "Access review completed",
+    "certification.refreshed": "Access review lines refreshed",
     "certification.revoked": "Access revoked in a review",
     "records.reassigned": "Records reassigned", "records.imported": "Records imported",
     "view_as.started": "Viewing as a member", "view_as.stopped": "Stopped viewing as",

@@ -6,13 +6,15 @@ Thin wrappers over :mod:`.schedule`, :mod:`.runs` and :mod:`.report`::
     flask rbac review schedule --workspace acme --as owner@example.com --every 30 --require-reason
     flask rbac review start --workspace acme --as admin@example.com --resource deals
     flask rbac review runs --workspace acme
+    flask rbac review refresh --workspace acme --as admin@example.com --run 3
     flask rbac review decide --workspace acme --as admin@example.com --run 3 \\
         --member rep@example.com --decision revoke --reason "left the sales team"
     flask rbac review complete --workspace acme --as admin@example.com --run 3
     flask rbac review report --workspace acme --run 3 > run-3.csv
 
-``runs`` refreshes each open run's lines to the roles in force (a decision
-on a line whose roles changed is refused until then). A refusal prints the
+``runs`` lists what changed since an open run's lines were listed, and
+``refresh`` brings them up to the roles in force (a decision on a line whose
+roles changed is refused until then). A refusal prints the
 service's message (with the field it names) and exits non-zero; nothing is
 saved. A revoke carries ``--reason`` (or the run's
 default), so a workspace that requires a reason accepts it.
@@ -121,17 +123,35 @@ def start_command(workspace: str, as_email: str, resource: str) -> None:
 @_WS
 @with_appcontext
 def runs_command(workspace: str) -> None:
-    """List the workspace's runs, newest first; an open run's lines are refreshed first."""
+    """List the workspace's runs, newest first, and what changed since an open run's lines
+    were listed (``refresh`` brings them in)."""
     rbac = current_rbac
     with rbac.system():
         for run in runs.runs_of(rbac, workspace_by_slug(workspace)):
-            for words in lines.refresh_run(rbac, run):
-                click.echo(f"#{run.id}: refreshed: {words}")
-            rbac.db.session.commit()
             decided = sum(i.decision is not None for i in run.items)
             click.echo(f"#{run.id}\t{run.status}\t{run.started_at:%Y-%m-%d}\t"
                        f"{run.started_by_name}\t{decided}/{len(run.items)} decided\t"
                        f"{run.resource or '-'}")
+            if run.status == "open":
+                for change in lines.pending_changes(rbac, run):
+                    click.echo(f"#{run.id}: changed since listed: {change.words}")
+
+
+@review_group.command("refresh")
+@_WS
+@_AS
+@_RUN
+@with_appcontext
+def refresh_command(workspace: str, as_email: str, run_id: int) -> None:
+    """Bring an open run's lines up to the roles in force."""
+    rbac = current_rbac
+    ws = workspace_by_slug(workspace)
+    access = rbac.access_for(member_by_email(as_email, ws))
+    run = _run(ws, run_id)
+    words = _commit(access, lambda: runs.refresh(rbac, access, run))
+    for line in words:
+        click.echo(f"#{run_id}: refreshed: {line}")
+    click.echo(f"Run #{run_id}: {len(words)} line(s) refreshed.")
 
 
 @review_group.command("decide")

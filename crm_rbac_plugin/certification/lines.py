@@ -160,8 +160,9 @@ def refresh_run(rbac: RBACProtocol, run: Any) -> list[str]:
 
     An undecided line takes the roles in force now; a decided member who
     gained a role, and a member listed since the run started, get a new,
-    undecided line. The caller commits. Viewing as a member writes nothing, so
-    the lines are left as they are then (decisions are refused then too).
+    undecided line. The caller (:func:`.runs.refresh`, which checks the
+    reviewer and audits) commits. Viewing as a member writes nothing, so the
+    lines are left as they are then (decisions are refused then too).
     """
     if viewas.active():
         return []

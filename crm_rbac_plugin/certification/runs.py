@@ -13,12 +13,14 @@ Owners and Admins in the built-in roles). The list a run starts with:
 
 A line's roles are the member's own assignments and the roles their
 department gives them, each with its source (:mod:`.lines`). The run's
-lines follow the roles in force while it is open (:func:`.lines.refresh_run`,
-on every view of the run): a decision is about the line the reviewer saw,
-so deciding a line whose roles changed since it was listed is a 409 naming
-the change (reload the run: the line is refreshed and reviewed again), and
-a run is completed only once its lines show every role in force (409
-naming what is not shown yet).
+lines follow the roles in force while it is open: viewing a run shows what
+changed since its lines were listed (:func:`.lines.pending_changes`, no
+write), and a reviewer brings the lines up to date (:func:`refresh`, a POST
+and an audit event). A decision is about the line the reviewer saw, so
+deciding a line whose roles changed since it was listed is a 409 naming the
+change (refresh the run: the line shows the roles in force and is reviewed
+again), and a run is completed only once its lines show every role in force
+(409 naming what is not shown yet).
 
 Deciding:
 
@@ -55,7 +57,7 @@ from ..models.certification import DECISIONS
 from ..oversight import review
 from ..policy import Access
 from ..roles import remove_role, require, same_workspace
-from .lines import candidates, label, line_changes, pending_changes
+from .lines import candidates, label, line_changes, pending_changes, refresh_run
 from .schedule import ensure_row
 
 if TYPE_CHECKING:
@@ -140,8 +142,8 @@ def _check_line_current(rbac: RBACProtocol, item: Any, membership: Any) -> None:
     words = line_changes(item.roles, line["roles"] if line else [])
     if words:
         raise RuleConflict(
-            f"{item.member_name}'s roles changed since this line was listed: {words}. Reload "
-            "the run: the line shows the roles in force now and is reviewed again.",
+            f"{item.member_name}'s roles changed since this line was listed: {words}. Refresh "
+            "the run's lines: the line shows the roles in force now and is reviewed again.",
             field="item")
 
 
@@ -155,7 +157,7 @@ def _check_revocable(item: Any) -> None:
             f"{item.member_name} holds {names}: a revoke takes away only roles given to the "
             f"member, and this one is given to everyone in {departments}. Take the role away "
             f"from the department, or move {item.member_name} out of it (Settings → "
-            "Departments), then reload the run and decide again.", field="item")
+            "Departments), then refresh the run's lines and decide again.", field="item")
 
 
 def decide(rbac: RBACProtocol, actor: Access | None, item: Any, decision: str,
@@ -212,6 +214,29 @@ def _revoke(rbac: RBACProtocol, actor: Access, item: Any, membership: Any, reaso
     return f"revoked: {', '.join(taken)}" if taken else "revoked (nothing left to take)"
 
 
+def refresh(rbac: RBACProtocol, actor: Access | None, run: Any) -> list[str]:
+    """Bring an open run's lines up to the roles in force (:func:`.lines.refresh_run`);
+    return what changed, in words.
+
+    A reviewer's step, as deciding is (a 403 for anyone else): the lines are
+    what the decisions are about. A change is a ``certification.refreshed``
+    audit event naming it; a run already up to date writes nothing, and a
+    completed run keeps the lines it was decided on (409).
+    """
+    actor = require_reviewer(rbac, actor)
+    same_workspace(actor, run)
+    run = _locked(rbac, rbac.models.CertificationRun, run.id)
+    if run.status != "open":
+        raise RuleConflict("This run is completed; it keeps the lines it was decided on.",
+                           field="run")
+    words = refresh_run(rbac, run)
+    if words:
+        rbac.audit("certification.refreshed", workspace_id=actor.workspace_id,
+                   resource="members", actor_ids=(actor.user_id, actor.membership_id),
+                   target=f"certification run #{run.id}", run_id=run.id, changes=words)
+    return words
+
+
 def complete_run(rbac: RBACProtocol, actor: Access | None, run: Any) -> Any:
     """Close the run once every item is decided; set the schedule's last review date."""
     actor = require_reviewer(rbac, actor)
@@ -223,8 +248,8 @@ def complete_run(rbac: RBACProtocol, actor: Access | None, run: Any) -> Any:
     if unseen:
         raise RuleConflict(
             "Roles changed since the run's lines were listed: "
-            f"{'; '.join(c.words for c in unseen)}. Reload the run to review them, then "
-            "complete it.", field="items")
+            f"{'; '.join(c.words for c in unseen)}. Refresh the run's lines to review them, "
+            "then complete it.", field="items")
     undecided = [i.member_name for i in run.items if i.decision is None]
     if undecided:
         raise RuleConflict(f"Decide every item first; undecided: {', '.join(undecided)}.",

@@ -5,9 +5,11 @@ Thin views over :mod:`..certification`. Who reaches what:
 * the pages (schedule, runs, a run, its report and CSV) need
   ``settings.view`` (Owners and Admins), like the Access review;
 * changing the schedule is an Owner's (the service refuses anyone else, 403);
-* starting a run, deciding an item and completing a run need
-  ``roles.manage`` (the service refuses anyone else, 403); a decision needs
-  a recent MFA check, as every role change does;
+* starting a run, refreshing its lines, deciding an item and completing a
+  run need ``roles.manage`` (the service refuses anyone else, 403); a
+  decision needs a recent MFA check, as every role change does;
+* viewing a run writes nothing: it lists what changed since the lines were
+  listed, and the reviewer refreshes them with a POST;
 * a run of another workspace is a 404.
 
 A refused revoke is not a refusal of the page: the item records the role
@@ -169,15 +171,15 @@ def start_review_run() -> Any:
 
 def _run_page(run: Any, status: int = 200, form: DecideForm | None = None,
               page_errors: list[str] | None = None) -> Any:
-    """The run as it reads now: an open run's lines are refreshed first."""
+    """The run as stored, with what changed since its lines were listed (an open run)."""
     access = acting_access()
-    if lines.refresh_run(current_rbac, run):
-        current_rbac.db.session.commit()
+    pending = ([c.words for c in lines.pending_changes(current_rbac, run)]
+               if run.status == "open" else [])
     return render("review_run.html", status, run=run, form=form or DecideForm(formdata=None),
                   failed_item=int(form.item_id.data) if form is not None
                   and str(form.item_id.data or "").isdigit() else None,
                   can_review=can("roles.manage"), me=access.membership_id,
-                  page_errors=page_errors or [])
+                  pending=pending, page_errors=page_errors or [])
 
 
 @bp.get("/reviews/runs/<int:run_id>")
@@ -209,6 +211,24 @@ def decide_review_item(run_id: int) -> Any:
     flash(f"{item.member_name}: {item.decision} — {item.outcome}.",
           "warning" if item.outcome.startswith("refused") else "success")
     return redirect(url_for(".review_run", run_id=run.id) + f"#item-{item.id}")
+
+
+@bp.post("/reviews/runs/<int:run_id>/refresh")
+@require_permission(PERMISSION)
+def refresh_review_run(run_id: int) -> Any:
+    """Bring an open run's lines up to the roles in force (a reviewer's step)."""
+    rbac, access = current_rbac, acting_access()
+    run = _run_or_404(run_id)
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        return _run_page(run, 400, page_errors=["The form expired; reload the page and try again."])
+    errors: list[str] = []
+    outcome = attempt(lambda: runs.refresh(rbac, access, run), errors=errors)
+    if not outcome.ok:
+        return _run_page(run, outcome.status, page_errors=errors)
+    flash(f"Run #{run.id}: {len(outcome.value)} line(s) refreshed." if outcome.value
+          else f"Run #{run.id}: its lines already show the roles in force.", "success")
+    return redirect(url_for(".review_run", run_id=run.id) + "#items")
 
 
 @bp.post("/reviews/runs/<int:run_id>/complete")

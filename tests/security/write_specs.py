@@ -280,6 +280,8 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_api.decide_review_item": EndpointRule(
         "roles.manage", lambda w, ws: {"item_id": w.targets[ws]["certification_item"],
                                        "decision": "revoke", "reason": "sweep"}, json=True),
+    "rbac_settings.refresh_review_run": EndpointRule("roles.manage"),
+    "rbac_api.refresh_review_run": EndpointRule("roles.manage", json=True),
     "rbac_settings.complete_review_run": EndpointRule("roles.manage"),
     "rbac_api.complete_review_run": EndpointRule("roles.manage", json=True),
     # -- the workspace lifecycle (tests/test_workspace_lifecycle.py drives the Owner's side) --
