@@ -23,6 +23,7 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
     ("idor_probes", "IDOR probes: {idor_probes}, leaks: {idor_leaks}"),
     ("write_attempts", ("Write attempts refused: {write_attempts}, changes leaked: "
                         "{write_leaks}")),
+    ("get_reads", "GET requests with ids in view: {get_reads}, writes: {get_writes}"),
     ("csrf_routes", ("CSRF: form routes refused without a token: {csrf_routes}, "
                      "API session writes refused: {csrf_api_routes}, holes: {csrf_holes}")),
     ("agreement_examples", ("Policy/filter agreement: {agreement_examples} examples, "
