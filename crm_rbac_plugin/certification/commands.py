@@ -63,6 +63,12 @@ def _run(workspace_id: int, run_id: int) -> Any:
     return run
 
 
+def _acting_on_run(workspace: str, as_email: str, run_id: int) -> tuple[Any, Any]:
+    """The access of the member ``as_email`` and the run ``run_id``, of one workspace."""
+    ws = workspace_by_slug(workspace)
+    return current_rbac.access_for(member_by_email(as_email, ws)), _run(ws, run_id)
+
+
 _WS = click.option("--workspace", required=True, help="The workspace slug.")
 _AS = click.option("--as", "as_email", required=True, metavar="EMAIL",
                    help="The member acting (audited as them).")
@@ -145,9 +151,7 @@ def runs_command(workspace: str) -> None:
 def refresh_command(workspace: str, as_email: str, run_id: int) -> None:
     """Bring an open run's lines up to the roles in force."""
     rbac = current_rbac
-    ws = workspace_by_slug(workspace)
-    access = rbac.access_for(member_by_email(as_email, ws))
-    run = _run(ws, run_id)
+    access, run = _acting_on_run(workspace, as_email, run_id)
     words = _commit(access, lambda: runs.refresh(rbac, access, run))
     for line in words:
         click.echo(f"#{run_id}: refreshed: {line}")
@@ -184,9 +188,7 @@ def decide_command(workspace: str, as_email: str, run_id: int, member_email: str
 def complete_command(workspace: str, as_email: str, run_id: int) -> None:
     """Complete a run whose items are all decided."""
     rbac = current_rbac
-    ws = workspace_by_slug(workspace)
-    access = rbac.access_for(member_by_email(as_email, ws))
-    run = _run(ws, run_id)
+    access, run = _acting_on_run(workspace, as_email, run_id)
     _commit(access, lambda: runs.complete_run(rbac, access, run))
     click.echo(f"Run #{run_id} completed.")
 

@@ -19,7 +19,8 @@ field it names (400), a decision on a decided item or a completed run 409.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, Response, flash, redirect, request, url_for
 from flask_wtf import FlaskForm
@@ -38,6 +39,7 @@ from ..security.stepup import require_recent_mfa
 from .blueprint import attempt, bp, render
 
 PERMISSION = "settings.view"
+T = TypeVar("T")
 
 
 def add_tabs(app: Flask) -> None:
@@ -213,39 +215,38 @@ def decide_review_item(run_id: int) -> Any:
     return redirect(url_for(".review_run", run_id=run.id) + f"#item-{item.id}")
 
 
+def _run_step(run_id: int, step: Callable[[Any, Any, Any], T],
+              done: Callable[[Any, T], str]) -> Any:
+    """A reviewer's form on a run (no fields but the CSRF token): ``step(rbac, access,
+    run)`` through the service and committed, then ``done(run, value)`` flashed; a
+    refusal is shown on the run page with its status."""
+    rbac, access = current_rbac, acting_access()
+    run = _run_or_404(run_id)
+    if not FlaskForm().validate_on_submit():
+        return _run_page(run, 400, page_errors=["The form expired; reload the page and try again."])
+    errors: list[str] = []
+    outcome = attempt(lambda: step(rbac, access, run), errors=errors)
+    if not outcome.ok:
+        return _run_page(run, outcome.status, page_errors=errors)
+    flash(done(run, outcome.value), "success")
+    return redirect(url_for(".review_run", run_id=run.id))
+
+
 @bp.post("/reviews/runs/<int:run_id>/refresh")
 @require_permission(PERMISSION)
 def refresh_review_run(run_id: int) -> Any:
     """Bring an open run's lines up to the roles in force (a reviewer's step)."""
-    rbac, access = current_rbac, acting_access()
-    run = _run_or_404(run_id)
-    form = FlaskForm()
-    if not form.validate_on_submit():
-        return _run_page(run, 400, page_errors=["The form expired; reload the page and try again."])
-    errors: list[str] = []
-    outcome = attempt(lambda: runs.refresh(rbac, access, run), errors=errors)
-    if not outcome.ok:
-        return _run_page(run, outcome.status, page_errors=errors)
-    flash(f"Run #{run.id}: {len(outcome.value)} line(s) refreshed." if outcome.value
-          else f"Run #{run.id}: its lines already show the roles in force.", "success")
-    return redirect(url_for(".review_run", run_id=run.id) + "#items")
+    return _run_step(run_id, runs.refresh, lambda run, words: (
+        f"Run #{run.id}: {len(words)} line(s) refreshed." if words
+        else f"Run #{run.id}: its lines already show the roles in force."))
 
 
 @bp.post("/reviews/runs/<int:run_id>/complete")
 @require_permission(PERMISSION)
 def complete_review_run(run_id: int) -> Any:
     """Complete the run once every item is decided (409 otherwise)."""
-    rbac, access = current_rbac, acting_access()
-    run = _run_or_404(run_id)
-    form = FlaskForm()
-    if not form.validate_on_submit():
-        return _run_page(run, 400, page_errors=["The form expired; reload the page and try again."])
-    errors: list[str] = []
-    outcome = attempt(lambda: runs.complete_run(rbac, access, run), errors=errors)
-    if not outcome.ok:
-        return _run_page(run, outcome.status, page_errors=errors)
-    flash(f"Run #{run.id} completed; the next review is counted from today.", "success")
-    return redirect(url_for(".review_run", run_id=run.id))
+    return _run_step(run_id, runs.complete_run, lambda run, _: (
+        f"Run #{run.id} completed; the next review is counted from today."))
 
 
 @bp.get("/reviews/runs/<int:run_id>/report")
