@@ -60,12 +60,17 @@ def kept(app: Flask) -> WorldRows | None:
     return _kept.get(key(app))
 
 
+def holding_rows(conn: sa.Connection) -> list[bool]:
+    """For each of the app's tables (``db.metadata.sorted_tables``), whether it holds a
+    row: one statement."""
+    return list(conn.execute(sa.select(*(sa.exists(sa.select(sa.literal(1)).select_from(t))
+                                         for t in db.metadata.sorted_tables))).one())
+
+
 def is_empty() -> bool:
-    """Whether every table of the app is empty (one statement)."""
+    """Whether every table of the app is empty."""
     with db.engine.connect() as conn:
-        found = conn.execute(sa.select(*(sa.exists(sa.select(sa.literal(1)).select_from(t))
-                                         for t in db.metadata.sorted_tables))).one()
-    return not any(found)
+        return not any(holding_rows(conn))
 
 
 def take(app: Flask, world: SimpleNamespace) -> None:
@@ -98,7 +103,8 @@ def restore(rows: WorldRows) -> SimpleNamespace:
             conn.execute(table.insert(), [_moved(table, row, delta, days) for row in data])
         _set_sequences(conn, rows.sequences)
     with rbac.system():
-        # One statement per model fills the identity map; get() then finds each object.
+        # One statement per model fills the identity map, and get() then finds each
+        # object there; ``loaded`` keeps them alive until then (the map holds them weakly).
         by_model: dict[type, list[Any]] = {}
         for refs in rows.namespace.values():
             for model, pk in (refs.values() if isinstance(refs, dict) else [refs]):
