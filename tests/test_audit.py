@@ -73,11 +73,13 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.acknowledge_alert", "rbac_settings.resolve_alert",
                            "rbac_settings.alert_settings", "rbac_api.acknowledge_alert",
                            "rbac_api.resolve_alert", "rbac_api.update_alert_settings",
-                           # access reviews: the schedule, starting and completing a run
-                           # change nobody's access (audited as review_schedule.changed and
-                           # certification.*); a run's decisions are driven below
+                           # access reviews: the schedule, starting, refreshing and
+                           # completing a run change nobody's access (audited as
+                           # review_schedule.changed and certification.*); a run's
+                           # decisions are driven below
                            "rbac_settings.review_schedule", "rbac_api.update_review_schedule",
                            "rbac_settings.start_review_run", "rbac_api.start_review_run",
+                           "rbac_settings.refresh_review_run", "rbac_api.refresh_review_run",
                            "rbac_settings.complete_review_run",
                            "rbac_api.complete_review_run",
                            # the workspace lifecycle: audited as workspace.* events (and
