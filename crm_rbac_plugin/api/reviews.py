@@ -140,9 +140,7 @@ def review_run(run_id: int) -> ResponseReturnValue:
     its lines do not show yet (``pending_changes``, in words; nothing is written)."""
     require(READ)
     run = _run_or_404(run_id)
-    pending = ([c.words for c in lines.pending_changes(current_rbac, run)]
-               if run.status == "open" else [])
-    return jsonify(run_json(run, pending=pending))
+    return jsonify(run_json(run, pending=lines.pending_words(current_rbac, run)))
 
 
 @bp.post("/reviews/runs/<int:run_id>/refresh")

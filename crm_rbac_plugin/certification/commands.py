@@ -138,9 +138,8 @@ def runs_command(workspace: str) -> None:
             click.echo(f"#{run.id}\t{run.status}\t{run.started_at:%Y-%m-%d}\t"
                        f"{run.started_by_name}\t{decided}/{len(run.items)} decided\t"
                        f"{run.resource or '-'}")
-            if run.status == "open":
-                for change in lines.pending_changes(rbac, run):
-                    click.echo(f"#{run.id}: changed since listed: {change.words}")
+            for words in lines.pending_words(rbac, run):
+                click.echo(f"#{run.id}: changed since listed: {words}")
 
 
 @review_group.command("refresh")

@@ -155,6 +155,11 @@ def pending_changes(rbac: RBACProtocol, run: Any) -> list[Change]:
     return out
 
 
+def pending_words(rbac: RBACProtocol, run: Any) -> list[str]:
+    """:func:`pending_changes` in words, as the run page, the API and the CLI show them."""
+    return [change.words for change in pending_changes(rbac, run)]
+
+
 def refresh_run(rbac: RBACProtocol, run: Any) -> list[str]:
     """Bring an open run's lines up to date (:func:`pending_changes`); what changed, in words.
 

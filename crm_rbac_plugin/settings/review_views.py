@@ -175,13 +175,11 @@ def _run_page(run: Any, status: int = 200, form: DecideForm | None = None,
               page_errors: list[str] | None = None) -> Any:
     """The run as stored, with what changed since its lines were listed (an open run)."""
     access = acting_access()
-    pending = ([c.words for c in lines.pending_changes(current_rbac, run)]
-               if run.status == "open" else [])
     return render("review_run.html", status, run=run, form=form or DecideForm(formdata=None),
                   failed_item=int(form.item_id.data) if form is not None
                   and str(form.item_id.data or "").isdigit() else None,
                   can_review=can("roles.manage"), me=access.membership_id,
-                  pending=pending, page_errors=page_errors or [])
+                  pending=lines.pending_words(current_rbac, run), page_errors=page_errors or [])
 
 
 @bp.get("/reviews/runs/<int:run_id>")
