@@ -190,6 +190,30 @@ def requests(ax: Any, data: dict[str, Any]) -> bool:
     return True
 
 
+def instructions(ax: Any, data: dict[str, Any]) -> bool:
+    labels, vals, cols = [], [], []
+    for backend, b in data["backends"].items():
+        for size in _sizes(b, "instructions"):
+            for sc, pages in b["sizes"][str(size)]["instructions"].items():
+                if not isinstance(pages, dict):
+                    continue  # "requests", or "skipped" without callgrind
+                for pg, c in pages.items():
+                    labels.append(f"{size:,}\n{pg}/{sc}")
+                    vals.append((c["plugin_over_handwritten"] - 1) * 100)
+                    cols.append(COLORS.get(backend))
+    if not labels:
+        return False
+    ax.bar(range(len(labels)), vals, 0.6, color=cols)
+    ax.axhline(5, color="darkred", lw=1, ls="--", label="goal 3i: +5%")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xticks(list(range(len(labels))))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("% instructions added by the plugin")
+    ax.set_title("3i. Instructions per request vs hand-filtered (callgrind, SQLite)")
+    ax.legend(fontsize=7)
+    return True
+
+
 def resolution(ax: Any, data: dict[str, Any]) -> bool:
     drawn = False
     for backend, b in data["backends"].items():
@@ -340,6 +364,7 @@ FIGURES: dict[str, tuple[Panel, tuple[str, ...], tuple[str, ...], tuple[str, ...
     "fig2r-rls": (rls, ("2r",), ("rls",), (), ()),
     "fig2s-sparse": (sparse, ("2s",), (), ("sparse",), ()),
     "fig3-request": (requests, ("3", "3*", "3p", "3°"), ("request",), (), ()),
+    "fig3i-instructions": (instructions, ("3i",), ("instructions",), (), ()),
     "fig4-resolution": (resolution, ("4",), ("resolution",), ("roles",), ()),
     "fig5-growth": (growth, ("5",), (), (), ("growth",)),
     "fig6-fields": (fields, ("6",), ("hidden_field", "edit"), (), ()),

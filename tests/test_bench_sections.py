@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask
 
-from bench import costs, policies
+from bench import costs, instructions, policies, sections
 from bench import world as world_mod
 from bench.figures import Effort, guarded_requests
 from crm_app.extensions import db
@@ -54,3 +54,29 @@ def test_figure_7_twins_differ_by_the_features_measured(bench: SimpleNamespace) 
     assert result["written_per_two_requests"]["on"]["audit_events"] > 0
     assert not any(result["written_per_two_requests"]["off"].values())
     assert result["on_over_off"] > 0
+
+
+def test_figure_3i_counts_the_requests_alone(bench: SimpleNamespace) -> None:
+    """Callgrind counts each page in a child process, from ``go`` on: twice the requests,
+    twice the instructions (the child's start-up and warm-up are not counted)."""
+    if instructions.available() is not None:
+        pytest.skip(f"callgrind: {instructions.available()}")
+    url = bench.app.config["SQLALCHEMY_DATABASE_URI"]
+    out = instructions.per_request(url, bench.world, requests=8, scopes=("all",),
+                                   pages=("detail",))
+    counted = out["all"]["detail"]
+    assert counted["plugin"] > 1_000_000 and counted["handwritten"] > 1_000_000
+    assert 0.8 < counted["plugin_over_handwritten"] < 1.25
+    half = instructions.count(url, "all", bench.world.members["all"], "detail", "plugin",
+                              requests=4)
+    assert abs(half / 4 - counted["plugin"]) < 0.1 * counted["plugin"]
+
+
+def test_figure_3i_without_callgrind_says_so(bench: SimpleNamespace,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(instructions.shutil, "which", lambda tool: None)
+    out = instructions.per_request("sqlite://", bench.world)
+    assert out == {"skipped": "not installed: valgrind, callgrind_control"}
+    goals = sections.backend_goals({}, "sqlite", {"sizes": {"100000": {"instructions": out}}})
+    assert [(g["figure"], g["measured"], g["passed"]) for g in goals] == [
+        ("3i", "not measured: not installed: valgrind, callgrind_control", None)]
