@@ -171,9 +171,8 @@ def touch(rbac: RBACProtocol, record: SessionRecord, at: dt.datetime) -> bool:
 # -- sign-in and sign-out ----------------------------------------------------------------------
 
 
-def _clear_for(keep: Iterable[str]) -> None:
-    """Drop the keys the request's session cookie carried in, except Flask-Login's and
-    ``keep`` (the MFA check).
+def _clear_carried() -> None:
+    """Drop the keys the request's session cookie carried in, except Flask-Login's.
 
     The carried keys are read from the cookie itself, so a key another
     receiver of the same sign-in signal wrote in this request (the host's
@@ -181,15 +180,15 @@ def _clear_for(keep: Iterable[str]) -> None:
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     carried = app.session_interface.open_session(app, request)
-    kept = FLASK_LOGIN_KEYS | set(keep)
-    for key in [k for k in (carried if carried is not None else session) if k not in kept]:
+    for key in [k for k in (carried if carried is not None else session)
+                if k not in FLASK_LOGIN_KEYS]:
         session.pop(key, None)
 
 
-def start(rbac: RBACProtocol, user: Any, *, keep: Iterable[str] = (), clear: bool = True) -> Any:
+def start(rbac: RBACProtocol, user: Any, *, clear: bool = True) -> Any:
     """Open a session for ``user``: a new id in the Flask session, a new row; commit.
 
-    ``clear`` drops the keys the session carried in (see :func:`_clear_for`),
+    ``clear`` drops the keys the session carried in (see :func:`_clear_carried`),
     unless the same user signs in again over a live session of theirs (a
     password change renews the id and keeps the visit's state). The id the
     session had before is revoked silently: it is this browser's, replaced.
@@ -202,7 +201,7 @@ def start(rbac: RBACProtocol, user: Any, *, keep: Iterable[str] = (), clear: boo
     old = current_sid()
     replaced = _live_row(rbac, old, uid) if old is not None else None
     if clear and replaced is None:
-        _clear_for(keep)
+        _clear_carried()
     if replaced is not None:
         replaced.revoked_at = now()
     sid = secrets.token_urlsafe(32)
