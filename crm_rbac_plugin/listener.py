@@ -134,9 +134,9 @@ class KeyedCriteria(LoaderCriteriaOption):
     """A ``with_loader_criteria`` option that computes its part of the SQL cache key once.
 
     SQLAlchemy computes the cache key of every statement it executes, and
-    walks each option's criteria again to do so: for one member's small
-    criteria on a lead page, 50-150 µs per request, more than the rest of
-    the plugin's work. :func:`options` builds the options once per member,
+    walks each option's criteria again to do so: on the demo's lead pages,
+    64,000-356,000 instructions per request (``bench/instructions.py``),
+    more than the rest of the plugin's work. :func:`options` builds the options once per member,
     action and set of tables and keeps them on the immutable, cached Access,
     so an option's criteria and bound values never change. The option keeps
     its key and its bound parameters (in the order the walk finds them) and
