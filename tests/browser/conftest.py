@@ -86,6 +86,20 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """ % CSP_EVENT_PREFIX  # noqa: UP031  braces in the JavaScript make % the plainest template
 
 
+def page_width(page: Page) -> int:
+    """The page's laid-out width in CSS pixels (``scrollWidth``), measured once the page
+    and its stylesheets have loaded: before that, an unstyled table is wider."""
+    page.wait_for_load_state("load")
+    return int(page.evaluate("document.documentElement.scrollWidth"))
+
+
+def sideways(page: Page) -> int:
+    """How many pixels the loaded page is wider than its window (0: no sideways scroll)."""
+    page.wait_for_load_state("load")
+    return int(page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"))
+
+
 def _unavailable(reason: str) -> None:
     """Skip locally, fail on CI: a CI run without the browser must not pass silently."""
     if os.environ.get("CI", "").lower() == "true":

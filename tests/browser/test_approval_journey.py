@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 
-from .conftest import Browse, Live
+from .conftest import Browse, Live, page_width
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +34,7 @@ def confirm(page: Page) -> None:
 
 
 def no_sideways_scroll(page: Page, width: int) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= width, page.url
+    assert page_width(page) <= width, page.url
 
 
 def request_status(live: Live) -> list[tuple[str, str]]:

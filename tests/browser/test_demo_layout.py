@@ -18,18 +18,12 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import team, workspaces
 from crm_rbac_plugin.security import PasswordRules, describe_rules
 
-from .conftest import Browse, Live
+from .conftest import Browse, Live, sideways
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 860}
-
-
-def sideways(page: Page) -> int:
-    """How many pixels the page is wider than the window (0: no sideways scroll)."""
-    return int(page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"))
 
 
 def pages(live: Live) -> list[str]:

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 
-from .conftest import Browse, Live, serve_live
+from .conftest import Browse, Live, page_width, serve_live
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +57,7 @@ def test_download_refused_to_a_viewer_of_another_department(
         "name": "Q3 contract.pdf", "mimeType": "application/pdf", "buffer": PDF}])
     member.click("button[data-action=upload]")
     expect(panel.locator("a[data-action=download]")).to_contain_text("Q3 contract.pdf")
-    assert member.evaluate("document.documentElement.scrollWidth") <= width
+    assert page_width(member) <= width
     screenshot(member, f"attachments-panel-{width}")
     [file_id] = attachment_ids(live)
 

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 
-from .conftest import Browse, Live
+from .conftest import Browse, Live, sideways
 
 PAGES = ("/settings/members", "/settings/members/invite", "/settings/members/{id}",
          "/settings/members/{id}/reassign", "/settings/departments", "/settings/profile",
@@ -26,12 +26,6 @@ def member_id(live: Live, email: str) -> int:
         U = rbac.user_model
         return int(db.session.scalar(sa.select(M.id).join(U, U.id == M.user_id).where(
             U.email == email)))
-
-
-def sideways(page: Page) -> int:
-    """How many pixels the page is wider than the viewport."""
-    return int(page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"))
 
 
 def unstyled_controls(page: Page) -> list[str]:

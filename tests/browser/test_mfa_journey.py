@@ -16,7 +16,7 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import PASSWORD, Browse, Live
+from .conftest import PASSWORD, Browse, Live, page_width
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,7 @@ VERIFY_PAGE = "/settings/account/verify"
 
 
 def no_sideways_scroll(page: Page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
+    width = page_width(page)
     assert width <= 390, f"{page.url} is {width}px wide at 390px"
 
 

@@ -17,7 +17,7 @@ from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin.notify import queue
 
-from .conftest import Browse, Live
+from .conftest import Browse, Live, sideways
 
 pytestmark = pytest.mark.browser
 
@@ -47,8 +47,7 @@ def test_bell_page_open_and_mark_all_read_at_phone_width(
     page.wait_for_url(live.url("/settings/account/notifications"))
     expect(page.locator("h1")).to_have_text("Notifications")
     expect(page.locator("[data-rbac-bell]")).to_have_count(1)  # one bell on a settings page
-    assert page.evaluate("document.documentElement.scrollWidth "
-                         "- document.documentElement.clientWidth") <= 0
+    assert sideways(page) <= 0
     screenshot(page, "notifications-390")
     page.locator("tr", has_text="ends soon").get_by_role("button", name="Open").click()
     page.wait_for_url(live.url("/settings/profile"))

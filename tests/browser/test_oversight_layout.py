@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Browse, Live
+from .conftest import Browse, Live, page_width
 
 pytestmark = pytest.mark.browser
 
@@ -21,9 +21,7 @@ PAGES = ("/settings/audit", "/settings/who-could?mode=now&resource=deals&action=
 
 
 def assert_no_sideways_scroll(page: Page, what: str) -> None:
-    # Measured once the page has loaded: its stylesheets and scripts lay the tables out.
-    page.wait_for_load_state("load")
-    width = page.evaluate("document.documentElement.scrollWidth")
+    width = page_width(page)
     viewport = page.evaluate("window.innerWidth")
     assert width <= viewport, f"{what}: {width}px wide in a {viewport}px window"
 

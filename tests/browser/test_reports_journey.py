@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Browse, Live
+from .conftest import Browse, Live, page_width
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,7 @@ Shot = Callable[[Page, str], None]
 
 
 def no_sideways_scroll(page: Page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
+    width = page_width(page)
     assert width <= page.viewport_size["width"], width  # type: ignore[index]
 
 

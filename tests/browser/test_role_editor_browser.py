@@ -18,15 +18,11 @@ from playwright.sync_api import Page, expect
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 
-from .conftest import Browse, Live
+from .conftest import Browse, Live, page_width
 
 pytestmark = pytest.mark.browser
 
 Shot = Callable[[Page, str], None]
-
-
-def scroll_width(page: Page) -> int:
-    return int(page.evaluate("document.documentElement.scrollWidth"))
 
 
 def test_a_condition_is_built_at_phone_width_and_saved_as_json(
@@ -35,7 +31,7 @@ def test_a_condition_is_built_at_phone_width_and_saved_as_json(
     owner.set_viewport_size({"width": 390, "height": 860})
     owner.goto("/settings/roles/new")
     expect(owner.locator("h1")).to_have_text("New role")
-    assert scroll_width(owner) <= 390
+    assert page_width(owner) <= 390
 
     owner.fill("input[name=name]", "Closed deals")
     owner.get_by_label("Deals: view scope").select_option("all")
@@ -62,7 +58,7 @@ def test_a_condition_is_built_at_phone_width_and_saved_as_json(
     amount = second.get_by_label("Deals: view, condition 2: value")
     assert amount.get_attribute("type") == "number"
     amount.fill("1000")
-    assert scroll_width(owner) <= 390
+    assert page_width(owner) <= 390
     screenshot(owner, "role-editor-builder-390")
 
     owner.click(".rbac-role-actions button[value=preview]")

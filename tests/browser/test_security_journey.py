@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 
-from .conftest import Browse, Live
+from .conftest import Browse, Live, page_width
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,7 @@ PAGE = "/settings/security"
 
 
 def no_sideways_scroll(page: Page, width: int) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= width, page.url
+    assert page_width(page) <= width, page.url
 
 
 def saved_policy(live: Live) -> tuple[int, str] | None:

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 
-from .conftest import Browse, Live
+from .conftest import Browse, Live, page_width
 
 pytestmark = pytest.mark.browser
 
@@ -22,9 +22,7 @@ Shot = Callable[[Page, str], None]
 
 
 def no_sideways_scroll(page: Page, width: int) -> None:
-    """Measured once the page and its stylesheets have loaded: an unstyled table is wider."""
-    page.wait_for_load_state("load")
-    assert page.evaluate("document.documentElement.scrollWidth") <= width, page.url
+    assert page_width(page) <= width, page.url
 
 
 def role_keys(live: Live, email: str, slug: str = "acme") -> set[str]:
