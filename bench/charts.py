@@ -191,16 +191,14 @@ def requests(ax: Any, data: dict[str, Any]) -> bool:
 
 
 def instructions(ax: Any, data: dict[str, Any]) -> bool:
+    from .sections import instruction_rows
+
     labels, vals, cols = [], [], []
     for backend, b in data["backends"].items():
-        for size in _sizes(b, "instructions"):
-            for sc, pages in b["sizes"][str(size)]["instructions"].items():
-                if not isinstance(pages, dict):
-                    continue  # "requests", or "skipped" without callgrind
-                for pg, c in pages.items():
-                    labels.append(f"{size:,}\n{pg}/{sc}")
-                    vals.append((c["plugin_over_handwritten"] - 1) * 100)
-                    cols.append(COLORS.get(backend))
+        for size, sc, pg, c in instruction_rows(b):
+            labels.append(f"{size:,}\n{pg}/{sc}")
+            vals.append((c["plugin_over_handwritten"] - 1) * 100)
+            cols.append(COLORS.get(backend))
     if not labels:
         return False
     ax.bar(range(len(labels)), vals, 0.6, color=cols)

@@ -1,5 +1,5 @@
-"""Goals and tables of the figures issue #23 added: RLS (2r), sparse worlds (2s),
-figure 3*'s instruction counts (3i), feature costs (7, 7c) and the load run (8).
+"""Goals and tables of the later figures: RLS (2r), sparse worlds (2s), figure 3*'s
+instruction counts (3i), feature costs (7, 7c) and the load run (8).
 
 :func:`backend_goals` and :func:`load_goals` give the goal lines,
 :func:`markdown` the tables of ``docs/benchmarks.md``; :mod:`.report` calls
@@ -42,7 +42,7 @@ def backend_goals(data: dict[str, Any], backend: str, b: dict[str, Any]) -> list
             + _cost_goals(backend, b) + _audit_goals(backend, b))
 
 
-def _instruction_rows(b: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
+def instruction_rows(b: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
     """(size, scope, page, counts) of every page figure 3i counted on this backend."""
     rows = []
     for size in sorted(int(s) for s in b.get("sizes", {})):
@@ -54,7 +54,7 @@ def _instruction_rows(b: dict[str, Any]) -> list[tuple[int, str, str, dict[str, 
 
 
 def _instruction_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = _instruction_rows(b)
+    rows = instruction_rows(b)
     skipped = sorted({str(e["instructions"]["skipped"]) for e in b.get("sizes", {}).values()
                       if "skipped" in (e.get("instructions") or {})})
     if not rows:
@@ -254,7 +254,7 @@ def markdown(data: dict[str, Any]) -> list[str]:
 def _instruction_markdown(data: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for backend, b in data["backends"].items():
-        for size, scope, page, c in _instruction_rows(b):
+        for size, scope, page, c in instruction_rows(b):
             if not lines:
                 lines += ["", "### 3i. Instructions per request of figure 3*'s pages "
                           "(callgrind, SQLite in the process)", "",
