@@ -38,6 +38,10 @@ class AccessCache:
             self._data.move_to_end(membership_id)
             return access
 
+    def holds(self, membership_id: Any) -> bool:
+        """Whether an Access of ``membership_id`` is kept, valid or not."""
+        return membership_id in self._data
+
     def put(self, access: Access) -> None:
         if not access.cacheable:
             return  # read from uncommitted policy changes (see note_uncommitted_policy)

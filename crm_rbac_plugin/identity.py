@@ -36,6 +36,7 @@ from .loader import (
     BYPASS,
     _as_column_type,
     load_access,
+    load_access_by_id,
     membership_row,
     user_with_membership,
 )
@@ -473,8 +474,22 @@ def access_for_row(rbac: RBACProtocol, row: Any) -> Access:
 
 
 def access_for(rbac: RBACProtocol, membership: Any) -> Access | None:
-    """Return the effective access of a membership (instance or id)."""
+    """Return the effective access of a membership (instance or id).
+
+    With an Access of the membership in the app's cache, its row is read to
+    validate it (:func:`access_for_row`); with none, the row and the policy
+    are read in one statement.
+    """
     mid = getattr(membership, "id", membership)
+    app = current_flask_app()
+    cache = app.extensions["rbac"].cache
+    if not cache.holds(mid):
+        address = request.remote_addr if has_request_context() else None
+        access = load_access_by_id(rbac.db.session, rbac.models, rbac.registry, app.config,
+                                   mid, address=address)
+        if access is not None:
+            cache.put(access)
+        return access
     row = membership_row(rbac.db.session, rbac.models, membership_id=mid)
     return access_for_row(rbac, row) if row is not None else None
 

@@ -1,11 +1,14 @@
 """Read a member's policy from the database: their membership row, and their
 :class:`~.policy.Access` built from it.
 
-Resolution costs two indexed statements, each built once with bind
-parameters: the membership row, then every policy row of the member in one
-round trip (assigned roles with their ancestors, their grants and field
-rules, team and department members, sharing agreements: see
-:mod:`.policy_rows`), turned into an Access by :func:`.resolve.build_access`.
+Resolution reads every policy row of the member in one round trip
+(assigned roles with their ancestors, their grants and field rules, team
+and department members, sharing agreements: see :mod:`.policy_rows`), one
+statement built once with bind parameters, and turns them into an Access
+by :func:`.resolve.build_access`. A request has the membership's row
+already, read with its user; a caller with the membership's id alone and
+nothing cached reads the row in the same statement
+(:func:`load_access_by_id`).
 The result is cached per request on ``g`` and across requests in
 :class:`~.access_cache.AccessCache`, keyed by membership and checked
 against the workspace's ``policy_version``: every
@@ -141,8 +144,9 @@ class SQLPolicySource:
 
     :meth:`roles` runs :func:`.policy_rows.resolution_statement` on the
     session's connection after flushing the session's pending changes
-    (:func:`_core_execute`), so the Access sees them as any query would;
-    the other methods answer from its rows. A question that the statement
+    (:func:`_core_execute`), so the Access sees them as any query would,
+    unless the caller ran it already and passes its ``rows``; the other
+    methods answer from its rows. A question that the statement
     did not answer (other roles, another member or instant, an Owner's
     colleagues) runs a statement of its own (see :func:`_statements`) as
     Core on the same connection: the ORM's execution adds nothing to a
@@ -152,11 +156,12 @@ class SQLPolicySource:
 
     def __init__(self, session: Session, models: Models, registry: Registry,
                  config: dict[str, Any], membership_row: MembershipRow,
-                 now: dt.datetime) -> None:
+                 now: dt.datetime, rows: list[Any] | None = None) -> None:
         self.session, self.models = session, models
         self.registry, self.config = registry, config
         self.member, self.now = membership_row, now
         self.statements = _statements(models)
+        self._read = rows  # the resolution statement's rows, when the caller ran it
         self._rows: policy_rows.PolicyRows | None = None
         self._role_ids: frozenset[int] = frozenset()
 
@@ -169,9 +174,12 @@ class SQLPolicySource:
         if (membership_id, workspace_id) != (m.id, m.workspace_id):
             raise ValueError("this source reads the policy of its own membership only")
         dialect = self.session.get_bind().dialect
-        stmt = policy_rows.resolution_statement(self.models, dialect.name == "postgresql")
-        rows = _core_execute(self.session, stmt, {"mid": m.id, "ws": m.workspace_id,
-                                                  "dept": m.department_id, "now": self.now}).all()
+        rows = self._read
+        if rows is None:
+            stmt = policy_rows.resolution_statement(self.models, dialect.name == "postgresql")
+            rows = _core_execute(self.session, stmt, {"mid": m.id, "ws": m.workspace_id,
+                                                      "dept": m.department_id,
+                                                      "now": self.now}).all()
         self._rows = policy_rows.split(rows, m.workspace_id, policy_rows.json_loader(dialect),
                                        _user_key(self.models))
         self._role_ids = frozenset(r.id for r in self._rows.roles)
@@ -222,6 +230,30 @@ def load_access(session: Session, models: Models, registry: Registry, config: di
     return build_access(source, registry, config, membership_row, now,
                         cacheable=not has_uncommitted_policy(session,
                                                               membership_row.workspace_id),
+                        address=address)
+
+
+def load_access_by_id(session: Session, models: Models, registry: Registry,
+                      config: dict[str, Any], membership_id: Any, now: dt.datetime | None = None,
+                      *, address: str | None = None) -> Access | None:
+    """Compute the effective access of the membership ``membership_id`` as
+    :func:`load_access` does, its row read in the same statement as its policy
+    (None: no such membership, or its workspace is deleted)."""
+    try:
+        mid = _as_column_type(models.Membership.id, membership_id)
+    except (TypeError, ValueError):
+        return None  # an id that cannot be one ("abc" for an integer key): no such member
+    now = now or utcnow()
+    dialect = session.get_bind().dialect
+    stmt = policy_rows.resolution_statement(models, dialect.name == "postgresql", by_id=True)
+    rows = _core_execute(session, stmt, {"mid": mid, "now": now}).all()
+    fields = policy_rows.member(rows, policy_rows.json_loader(dialect), _user_key(models))
+    if fields is None:
+        return None
+    row = MembershipRow(mid, *fields)
+    source = SQLPolicySource(session, models, registry, config, row, now, rows)
+    return build_access(source, registry, config, row, now,
+                        cacheable=not has_uncommitted_policy(session, row.workspace_id),
                         address=address)
 
 

@@ -21,6 +21,12 @@ keeps the rows of the roles it names.
 The team and department members are left out when an Owner role is among
 the member's roles (an Owner's access needs none, and a department may be
 large): :func:`split` reports whether they were read.
+
+A caller that knows the membership's id alone (a job, the CLI, view-as)
+and has no cached Access to validate asks for the statement ``by_id``: the
+membership's row comes as one more branch (:func:`member`), and its
+workspace and department are read from it inside the statement, so that
+a cold resolution by id is one round trip, not two.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from .models import Models
 
 #: The kinds of row, the statement's first column.
-ROLE, GRANT, FIELD_RULE, COLLEAGUE, SHARE = range(5)
+ROLE, GRANT, FIELD_RULE, COLLEAGUE, SHARE, MEMBER = range(6)
 
 
 class RoleRow(NamedTuple):
@@ -97,6 +103,7 @@ _FIELD_RULE = itemgetter(2, 5, 6, 7)
 _COLLEAGUE = 12  # two JSON lists of user keys: the team's, then the department's
 _SHARE = itemgetter(1, 2, 10, 5, 6, 7, 8, 12)
 _SHARE_ORDER = itemgetter(1, 3)  # agreement id, permission id
+_MEMBER_USER = 12  # a JSON list of one value: the user key
 
 
 class PolicyRows(NamedTuple):
@@ -175,7 +182,7 @@ def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | 
             field_rules.append(new(FieldRuleRow, _FIELD_RULE(row)))
         elif kind == COLLEAGUE:
             colleagues = _colleagues(row, load_json, user_key)
-        else:
+        elif kind == SHARE:
             shares.append(row)
     grants.sort(key=itemgetter(0))
     shares.sort(key=_SHARE_ORDER)
@@ -183,6 +190,22 @@ def split(rows: list[Any], workspace_id: int, load_json: Callable[[Any], Any] | 
         roles, [new(GrantRow, g) for g in grants],
         field_rules, None if owner_row else colleagues,
         [new(ShareRow, _decoded(_SHARE(s), (7,), load_json)) for s in shares])
+
+
+def member(rows: list[Any], load_json: Callable[[Any], Any] | None,
+           user_key: Callable[[Any], Any] | None = None) -> tuple[Any, ...] | None:
+    """The membership's fields of a ``by_id`` statement's rows, in
+    :class:`~.resolve.MembershipRow`'s order after its id, or None: no such
+    membership, or its workspace is deleted."""
+    for row in rows:
+        if row[0] == MEMBER:
+            raw = row[_MEMBER_USER]
+            (user,) = load_json(raw) if load_json is not None else raw
+            if user_key is not None:
+                user = user_key(user)
+            # workspace_id, user_id, status, department_id, visibility, plan, policy_version
+            return row[1], user, row[5], row[2], row[6], row[7], row[3]
+    return None
 
 
 class json_list(FunctionElement[Any]):
@@ -316,18 +339,29 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
 
 
 @functools.lru_cache(maxsize=32)
-def resolution_statement(models: Models, postgresql: bool) -> Any:
+def resolution_statement(models: Models, postgresql: bool, by_id: bool = False) -> Any:
     """The statement of a member's policy rows, with the parameters ``mid`` (the
     membership), ``ws`` (its workspace), ``dept`` (its department, NULL matches
     nobody) and ``now``; built once per set of models and dialect, so that
     SQLAlchemy finds its compiled form by the statement's memoised cache key.
+
+    ``by_id``: the parameters are ``mid`` and ``now`` alone, and the rows
+    include the membership's own (see :func:`member`).
     """
     M, W, Role = models.Membership, models.Workspace, models.Role
     Grant, FieldRule, A = models.Grant, models.FieldRule, models.ManagerAssignment
     SA, SP = models.SharingAgreement, models.SharingPermission
-    mid, ws = sa.bindparam("mid", type_=M.id.type), sa.bindparam("ws", type_=W.id.type)
+    mid = sa.bindparam("mid", type_=M.id.type)
     slots = _Slots()
-    dept = sa.bindparam("dept", type_=sa.Integer)
+    if by_id:
+        # A deleted workspace (waiting for its purge) has no members: no row.
+        me = (sa.select(M.workspace_id.label("ws"), M.department_id.label("dept"), M.status,
+                        M.visibility, W.plan, W.policy_version, json_row(M.user_id).label("u"))
+              .join(W, W.id == M.workspace_id).where(M.id == mid, W.deleted_at.is_(None))
+              .cte("me"))
+        ws, dept = sa.select(me.c.ws).scalar_subquery(), sa.select(me.c.dept).scalar_subquery()
+    else:
+        ws, dept = sa.bindparam("ws", type_=W.id.type), sa.bindparam("dept", type_=sa.Integer)
     closure = _closure(models, mid, dept)
     closure_ids = sa.select(closure.c.id)
 
@@ -374,4 +408,8 @@ def resolution_statement(models: Models, postgresql: bool) -> Any:
         .where(SA.receiving_workspace_id == ws, SA.status == "active",
                sa.or_(SA.expires_at.is_(None), SA.expires_at > now)),
     ]
+    if by_id:
+        branches.append(sa.select(*slots.row(MEMBER, i=(me.c.ws, me.c.dept, me.c.policy_version),
+                                             s=(me.c.status, me.c.visibility, me.c.plan),
+                                             j=(me.c.u,))))
     return sa.union_all(*branches)
