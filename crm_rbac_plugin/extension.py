@@ -37,6 +37,7 @@ from . import (
     templating,
     tokens,
     transactions,
+    user_keys,
 )
 from . import audit as audit_log
 from .access_cache import AccessCache, PolicyCache
@@ -227,7 +228,7 @@ class RBAC(HookDecorators):
     def state(self) -> _State:
         return current_app.extensions["rbac"]  # type: ignore[no-any-return]
 
-    user_pk = staticmethod(identity.user_pk)
+    user_pk = staticmethod(user_keys.user_pk)
     current_workspace_id = identity.current_workspace_id
     load_user_from_request = identity.load_user_from_request
     load_user = identity.load_user

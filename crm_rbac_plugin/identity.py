@@ -26,23 +26,17 @@ import sqlalchemy as sa
 from flask import g, has_request_context, request, session
 from flask.globals import _cv_app, _cv_request
 from flask_login import current_user, login_user, user_logged_in, user_logged_out
-from sqlalchemy.orm.attributes import instance_state
 
 from . import tokens
 from .config import RequestSettings, request_settings, setting
 from .context import MemberHandle, current_override
 from .errors import NoAccessContext
-from .loader import (
-    BYPASS,
-    _as_column_type,
-    load_access,
-    load_access_by_id,
-    membership_row,
-    user_with_membership,
-)
+from .loader import BYPASS, _as_column_type, load_access, load_access_by_id, membership_row
 from .models import utcnow
 from .policy import Access
 from .proxies import current_flask_app, current_g, current_session, get_rbac
+from .user_keys import user_pk
+from .user_rows import user_with_membership
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -201,65 +195,6 @@ def forget_session_user(sender: Any, **extra: Any) -> None:
         state: RequestState | None = g.get("_rbac")
         if state is not None:
             state.session_user = None
-
-
-def user_pk(user: Any) -> Any:
-    """Return the primary key of ``user``: the value ``Membership.user_id`` holds.
-
-    Flask-Login's ``get_id()`` is whatever the session stores to find the
-    user again, and a host may make it an *alternative id* rather than the
-    primary key (a random per-user token rotated at logout, as
-    Flask-Security's ``fs_uniquifier``, so that copied session and
-    remember-me cookies die with it). The extension therefore never reads
-    ``get_id()``; it asks this method, which returns the mapped primary key
-    of an ORM instance (``current_user`` proxies included), or the
-    ``id`` attribute of any other user object::
-
-        membership_of(rbac, workspace_id, rbac.user_pk(current_user))
-    """
-    unwrap = getattr(user, "_get_current_object", None)
-    if unwrap is not None:  # current_user is a LocalProxy
-        user = unwrap()
-    if user is None:
-        return None
-    try:  # a persistent ORM instance: its identity key, read without sa.inspect()
-        key = instance_state(user).key
-    except AttributeError:
-        key = None
-    if key is not None:
-        return key[1][0] if len(key[1]) == 1 else tuple(key[1])
-    try:
-        state = sa.inspect(user)
-    except sa.exc.NoInspectionAvailable:
-        return getattr(user, "id", None)
-    identity = state.identity  # None until the instance is flushed
-    if identity is None:
-        identity = state.mapper.primary_key_from_instance(user)
-    return identity[0] if len(identity) == 1 else tuple(identity)
-
-
-def user_pk_column(rbac: RBACProtocol) -> Any:
-    """Return the mapped primary key column of the host's user model.
-
-    Queries of users go through it (``user_pk_column(rbac).in_(ids)``):
-    the host names and types its key as it likes (``id``, ``uid``, a UUID).
-    """
-    return sa.inspect(rbac.user_model).primary_key[0]
-
-
-def user_key(rbac: RBACProtocol, value: Any) -> Any:
-    """Return ``value`` (a form field, a URL or JSON value) as a user primary key.
-
-    The value is converted to the key column's Python type, so that ``"7"``
-    finds user 7 on PostgreSQL too; ``""`` and None give None. Raises
-    ValueError when ``value`` cannot be such a key (``"abc"`` for an integer key).
-    """
-    if value is None or value == "":
-        return None
-    try:
-        return _as_column_type(user_pk_column(rbac), value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a user id") from None
 
 
 def default_workspace(rbac: RBACProtocol, user: Any) -> Any:
@@ -486,7 +421,7 @@ def access_for(rbac: RBACProtocol, membership: Any) -> Access | None:
     if not cache.holds(mid):
         address = request.remote_addr if has_request_context() else None
         access = load_access_by_id(rbac.db.session, rbac.models, rbac.registry, app.config,
-                                   mid, address=address)
+                                   mid, utcnow(), address=address)
         if access is not None:
             cache.put(access)
         return access

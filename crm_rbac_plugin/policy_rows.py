@@ -348,20 +348,12 @@ def resolution_statement(models: Models, postgresql: bool, by_id: bool = False) 
     ``by_id``: the parameters are ``mid`` and ``now`` alone, and the rows
     include the membership's own (see :func:`member`).
     """
-    M, W, Role = models.Membership, models.Workspace, models.Role
+    M, Role = models.Membership, models.Role
     Grant, FieldRule, A = models.Grant, models.FieldRule, models.ManagerAssignment
-    SA, SP = models.SharingAgreement, models.SharingPermission
     mid = sa.bindparam("mid", type_=M.id.type)
     slots = _Slots()
-    if by_id:
-        # A deleted workspace (waiting for its purge) has no members: no row.
-        me = (sa.select(M.workspace_id.label("ws"), M.department_id.label("dept"), M.status,
-                        M.visibility, W.plan, W.policy_version, json_row(M.user_id).label("u"))
-              .join(W, W.id == M.workspace_id).where(M.id == mid, W.deleted_at.is_(None))
-              .cte("me"))
-        ws, dept = sa.select(me.c.ws).scalar_subquery(), sa.select(me.c.dept).scalar_subquery()
-    else:
-        ws, dept = sa.bindparam("ws", type_=W.id.type), sa.bindparam("dept", type_=sa.Integer)
+    me = _member_cte(models, mid) if by_id else None
+    ws, dept = _workspace_and_department(models, me)
     closure = _closure(models, mid, dept)
     closure_ids = sa.select(closure.c.id)
 
@@ -378,7 +370,6 @@ def resolution_statement(models: Models, postgresql: bool, by_id: bool = False) 
     def in_closure(column: Any) -> Any:
         return among(column, closure_ids)
     owner_held = sa.exists().where(Role.is_owner, in_closure(Role.id))
-    now = sa.bindparam("now", type_=SA.expires_at.type)
     # Team and department members, each a JSON list in one row (a row per
     # member cost SQLite's driver and SQLAlchemy most of a resolution's time
     # in a department of 100); ``dept`` NULL matches nobody.
@@ -400,16 +391,43 @@ def resolution_statement(models: Models, postgresql: bool, by_id: bool = False) 
                              s=(FieldRule.resource, FieldRule.field, FieldRule.mode)))
         .where(in_closure(FieldRule.role_id)),
         sa.select(*slots.row(COLLEAGUE, j=(team, department))).where(~owner_held),
-        # The agreements in force towards the workspace, one row per shared permission.
-        sa.select(*slots.row(SHARE, i=(SA.id, SA.granting_workspace_id, SP.id),
-                             s=(W.name, W.plan, SP.resource, SP.action),
-                             d=(SA.expires_at,), j=(SP.condition,)))
-        .join(W, W.id == SA.granting_workspace_id).join(SP, SP.agreement_id == SA.id)
-        .where(SA.receiving_workspace_id == ws, SA.status == "active",
-               sa.or_(SA.expires_at.is_(None), SA.expires_at > now)),
+        _share_branch(models, slots, ws),
     ]
-    if by_id:
+    if me is not None:
         branches.append(sa.select(*slots.row(MEMBER, i=(me.c.ws, me.c.dept, me.c.policy_version),
                                              s=(me.c.status, me.c.visibility, me.c.plan),
                                              j=(me.c.u,))))
     return sa.union_all(*branches)
+
+
+def _share_branch(models: Models, slots: _Slots, ws: Any) -> Any:
+    """The agreements in force towards the workspace ``ws`` at ``:now``, one row per
+    shared permission."""
+    SA, SP, W = models.SharingAgreement, models.SharingPermission, models.Workspace
+    now = sa.bindparam("now", type_=SA.expires_at.type)
+    return (sa.select(*slots.row(SHARE, i=(SA.id, SA.granting_workspace_id, SP.id),
+                                 s=(W.name, W.plan, SP.resource, SP.action),
+                                 d=(SA.expires_at,), j=(SP.condition,)))
+            .join(W, W.id == SA.granting_workspace_id).join(SP, SP.agreement_id == SA.id)
+            .where(SA.receiving_workspace_id == ws, SA.status == "active",
+                   sa.or_(SA.expires_at.is_(None), SA.expires_at > now)))
+
+
+def _workspace_and_department(models: Models, me: Any) -> tuple[Any, Any]:
+    """The member's workspace and department in the statement: the parameters
+    ``ws`` and ``dept``, or their values in the CTE ``me`` of a ``by_id`` statement."""
+    if me is not None:
+        return sa.select(me.c.ws).scalar_subquery(), sa.select(me.c.dept).scalar_subquery()
+    return sa.bindparam("ws", type_=models.Workspace.id.type), sa.bindparam("dept", type_=sa.Integer)
+
+
+def _member_cte(models: Models, mid: Any) -> Any:
+    """The CTE ``me`` of a ``by_id`` statement: the membership's workspace and
+    department, which the other branches read in place of parameters, and the
+    rest of its row. A deleted workspace (waiting for its purge) has no
+    members: no row."""
+    M, W = models.Membership, models.Workspace
+    return (sa.select(M.workspace_id.label("ws"), M.department_id.label("dept"), M.status,
+                      M.visibility, W.plan, W.policy_version, json_row(M.user_id).label("u"))
+            .join(W, W.id == M.workspace_id).where(M.id == mid, W.deleted_at.is_(None))
+            .cte("me"))

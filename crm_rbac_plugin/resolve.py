@@ -47,6 +47,11 @@ class MembershipRow(NamedTuple):
     policy_version: int
 
 
+#: :class:`MembershipRow`'s fields that are membership columns; the rest are the workspace's.
+MEMBER_FIELDS = MembershipRow._fields[:6]
+WORKSPACE_FIELDS = MembershipRow._fields[6:]
+
+
 class AccountRow(NamedTuple):
     """What the request's security checks need of the account, read with the user.
 

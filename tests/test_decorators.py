@@ -220,7 +220,8 @@ def test_membership_read_with_the_user_is_the_membership_row(app: Flask,
     """The user loader's one query (JSON subqueries) gives the very row, types included,
     that the plain membership query gives, and no row where there is no membership."""
     from crm_app.models import User
-    from crm_rbac_plugin.loader import membership_row, user_with_membership
+    from crm_rbac_plugin.loader import membership_row
+    from crm_rbac_plugin.user_rows import user_with_membership
 
     member, dual, outsider = world.users["member"], world.users["dual"], world.users["outsider"]
     for user, ws in ((member, world.ws), (dual, world.ws2)):

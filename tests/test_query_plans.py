@@ -31,7 +31,7 @@ from bench.world import Sizes, World, load_leads, seed
 from crm_app.extensions import db
 from crm_app.models import Lead, User
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin.loader import user_with_membership
+from crm_rbac_plugin.user_rows import user_with_membership
 from tests.conftest import make_app
 
 LEADS = 100_000

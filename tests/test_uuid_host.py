@@ -25,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
-from crm_rbac_plugin import identity, sharing, tokens, workspaces
+from crm_rbac_plugin import sharing, tokens, user_keys, workspaces
 from crm_rbac_plugin.audit import snapshot as audit_snapshot
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.oversight import history
@@ -130,7 +130,7 @@ def test_every_user_column_takes_the_user_key_type(h: Any, host: Flask) -> None:
     fk = next(iter(m.Membership.__table__.c.user_id.foreign_keys))
     assert fk.target_fullname == "account.uid"
     assert not hasattr(h.User, "id")
-    assert identity.user_pk_column(h.rbac) is h.User.__table__.c.uid
+    assert user_keys.user_pk_column(h.rbac) is h.User.__table__.c.uid
 
 
 def test_audit_values_hold_uuid_objects_as_text(h: Any) -> None:

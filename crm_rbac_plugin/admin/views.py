@@ -16,11 +16,12 @@ from flask_admin.model.ajax import AjaxModelLoader
 
 from .. import bulk, csvsafe, fields, gate
 from ..errors import NoAccessContext, PermissionDenied, RBACError
-from ..identity import signed_in_user, user_pk_column
+from ..identity import signed_in_user
 from ..mixins import form_excluded
 from ..oversight import viewas
 from ..policy import Access, Decision
 from ..urls import safe_next
+from ..user_keys import user_pk_column
 from .formatting import DETAIL_FORMATTERS, LIST_FORMATTERS
 from .permissions import HostPermissions
 from .relations import ScopedAjaxLoader, ScopedModelConverter, as_key

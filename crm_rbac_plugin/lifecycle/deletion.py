@@ -4,7 +4,7 @@ An Owner deletes the workspace by typing its name (anything else is a 400
 naming ``confirm``, and nothing changes). Deletion marks the row
 (``deleted_at``, ``purge_after`` = now + ``RBAC_WORKSPACE_GRACE_DAYS``) and
 deletes nothing: the loader then finds no membership in it
-(:func:`..loader.membership_row`, :func:`..loader.user_with_membership`), so
+(:func:`..loader.membership_row`, :func:`..user_rows.user_with_membership`), so
 every page, API call and token of every member is refused there at once,
 and the switcher no longer offers it (:func:`..workspaces.switchable`).
 Its sharing agreements end through the sharing service (revoked where it

@@ -38,12 +38,12 @@ from flask import current_app
 
 from ..conditions import describe as describe_clauses
 from ..config import setting
-from ..identity import user_pk_column
 from ..loader import BYPASS, _as_column_type, shared_clauses
 from ..models import utcnow
 from ..policy import Access, Share, decide
 from ..registry import Resource
 from ..resolve import MembershipRow, build_access, plan_modules
+from ..user_keys import user_pk_column
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol

@@ -16,9 +16,9 @@ from flask import flash, redirect, request, url_for
 
 from .. import queries, team
 from ..decorators import require_permission
-from ..identity import user_key
 from ..pages import ConfirmForm, acting_access, can
 from ..proxies import current_rbac
+from ..user_keys import user_key
 from .blueprint import attempt, bp, membership_or_404, render
 from .forms import choices
 from .member_forms import MemberDepartmentForm, ReassignForm, TeamForm

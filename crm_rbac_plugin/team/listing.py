@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..errors import ValidationError
-from ..identity import user_pk_column
 from ..loader import BYPASS
+from ..user_keys import user_pk_column
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
