@@ -341,7 +341,7 @@ def test_the_statement_is_short_enough_for_psycopg_to_keep_its_conversion(
 
 def test_a_cold_resolution_sees_the_sessions_pending_changes(
         app: Flask, world: SimpleNamespace) -> None:
-    """Both statements run as Core after the session's autoflush, so an Access
+    """The resolution runs as Core after the session's autoflush, so an Access
     resolved before a commit sees the session's unflushed changes, as any
     ORM query would."""
     db.session.commit()
