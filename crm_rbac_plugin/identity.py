@@ -342,6 +342,11 @@ def session_id_hash(sid: str | None = None) -> str | None:
     return hashlib.sha256(sid.encode()).hexdigest() if sid else None
 
 
+def client_ip() -> str | None:
+    """The request's client address (``request.remote_addr``), None outside a request."""
+    return request.remote_addr if has_request_context() else None
+
+
 def current_access(rbac: RBACProtocol, view_as: ViewAs) -> Access | None:
     """Return the acting access of the request (cached on the request state).
 
@@ -398,7 +403,7 @@ def access_for_row(rbac: RBACProtocol, row: Any) -> Access:
     cache = app.extensions["rbac"].cache
     access = cache.get(row.id, row.policy_version, now)
     if access is None or access.network_checks:
-        address = request.remote_addr if has_request_context() else None
+        address = client_ip()
         if access is not None and not access.fits_address(address):
             access = None
     if access is None:
@@ -419,7 +424,7 @@ def access_for(rbac: RBACProtocol, membership: Any) -> Access | None:
     app = current_flask_app()
     cache = app.extensions["rbac"].cache
     if not cache.holds(mid):
-        address = request.remote_addr if has_request_context() else None
+        address = client_ip()
         access = load_access_by_id(rbac.db.session, rbac.models, rbac.registry, app.config,
                                    mid, utcnow(), address=address)
         if access is not None:

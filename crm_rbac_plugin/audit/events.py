@@ -14,7 +14,7 @@ from flask import has_request_context, request
 
 from ..context import SYSTEM, current_override
 from ..errors import PermissionDenied
-from ..identity import request_state, signed_in_user
+from ..identity import client_ip, request_state, signed_in_user
 from ..models import utcnow
 from ..policy import Access
 
@@ -97,10 +97,6 @@ def real_or_acting() -> Access | None:
     """The real member while viewing as another, else the acting one (resolved ones only)."""
     state = request_state()
     return state.real_access or state.access
-
-
-def client_ip() -> str | None:
-    return request.remote_addr if has_request_context() else None
 
 
 #: Actions (by prefix) whose events carry the client's user agent in

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import has_request_context, request
 from sqlalchemy.orm import Session
 
 from .. import role_conditions
 from ..access_cache import has_uncommitted_policy
 from ..audit.events import record
 from ..errors import PermissionDenied, QuotaExceeded, ValidationError
+from ..identity import client_ip
 from ..inputs import MAX_ID
 from ..loader import BYPASS
 from ..models import utcnow
@@ -109,7 +109,7 @@ def _held_in_force(rbac: RBACProtocol, session: Session, membership_id: int,
                 execution_options=BYPASS)]
         workspace = session.get(m.Workspace, member.workspace_id, execution_options=BYPASS)
     tz = getattr(workspace, "timezone", None)
-    address = request.remote_addr if has_request_context() else None
+    address = client_ip()
     return [role for role, own in rows if not any(
         cond and role_conditions.refusal(cond, now, tz, address)
         for cond in (role_conditions.stored(role.access_condition), role_conditions.stored(own)))]

@@ -46,6 +46,7 @@ from flask import current_app, has_request_context, request
 
 from .. import audit, signals
 from ..errors import TooManyAttempts, ValidationError
+from ..identity import client_ip
 from ..models import utcnow
 from . import throttle as throttles
 from .throttle import Throttle
@@ -165,9 +166,7 @@ class SignInGuard:
 
 
 def _ip(ip: str | None) -> str | None:
-    if ip:
-        return ip
-    return request.remote_addr if has_request_context() else None
+    return ip or client_ip()
 
 
 def _send(signal: Any, **kwargs: Any) -> None:
