@@ -2,7 +2,7 @@
 
 ``load_user`` reads the MFA credential and the session record named by the
 session's id in the same statement as the user and the membership (see
-``loader.user_with_membership``), and the workspace's security policy once
+``user_rows.user_with_membership``), and the workspace's security policy once
 per ``policy_version``. These tests pin what that statement returns on each
 backend (timestamps carried through JSON come back as naive UTC datetimes,
 and a missing row reads as None) and that a kept policy never outlives a
@@ -21,7 +21,7 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin.loader import user_with_membership
+from crm_rbac_plugin.user_rows import user_with_membership
 from crm_rbac_plugin.security import save_policy
 
 WHEN = dt.datetime(2026, 11, 30, 9, 15, 42, 123456)
@@ -192,7 +192,7 @@ def test_a_bulk_delete_of_policies_retires_the_kept_ones(app: Flask, world: Simp
 def test_timestamps_of_the_array_read_as_naive_datetimes() -> None:
     """The array's timestamps come back naive (an offset is dropped, the wall time kept),
     whatever form the backend gave them; a NULL stays None and no record reads as none."""
-    from crm_rbac_plugin.loader import _account_row
+    from crm_rbac_plugin.user_rows import _account_row
 
     policy = (False,) + (None,) * 8
     row = _account_row("2026-11-30T09:15:42.123456+01:00",
