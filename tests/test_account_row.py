@@ -21,8 +21,8 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin.user_rows import user_with_membership
 from crm_rbac_plugin.security import save_policy
+from crm_rbac_plugin.user_rows import user_with_membership
 
 WHEN = dt.datetime(2026, 11, 30, 9, 15, 42, 123456)
 
