@@ -134,16 +134,23 @@ def _decoded(values: tuple[Any, ...], slots: tuple[int, ...], load: Callable[[An
     return tuple(out)
 
 
+def _user_keys(raw: Any, load: Callable[[Any], Any] | None,
+               user_key: Callable[[Any], Any] | None) -> list[Any]:
+    """The user keys of a JSON array (NULL: none); ``user_key`` gives a key read
+    from JSON the key's Python type (None: as read)."""
+    keys = (load(raw) if load is not None else raw) if raw is not None else None
+    if not keys:
+        return []
+    return keys if user_key is None else list(map(user_key, keys))
+
+
 def _colleagues(row: Any, load: Callable[[Any], Any] | None,
                 user_key: Callable[[Any], Any] | None) -> list[tuple[Any, str]]:
     """The team and department members of the colleagues' row, each list a JSON
-    array of user keys (NULL or ``[]``: none), as ``(user key, kind)``; ``user_key``
-    gives a key read from JSON the key's Python type (None: as read)."""
+    array of user keys (NULL or ``[]``: none), as ``(user key, kind)``."""
     out: list[tuple[Any, str]] = []
     for raw, kind in ((row[_COLLEAGUE], "team"), (row[_COLLEAGUE + 1], "department")):
-        keys = (load(raw) if load is not None else raw) if raw is not None else None
-        if keys:
-            out += zip(keys if user_key is None else map(user_key, keys), repeat(kind))
+        out += zip(_user_keys(raw, load, user_key), repeat(kind))
     return out
 
 
@@ -199,10 +206,7 @@ def member(rows: list[Any], load_json: Callable[[Any], Any] | None,
     membership, or its workspace is deleted."""
     for row in rows:
         if row[0] == MEMBER:
-            raw = row[_MEMBER_USER]
-            (user,) = load_json(raw) if load_json is not None else raw
-            if user_key is not None:
-                user = user_key(user)
+            (user,) = _user_keys(row[_MEMBER_USER], load_json, user_key)
             # workspace_id, user_id, status, department_id, visibility, plan, policy_version
             return row[1], user, row[5], row[2], row[6], row[7], row[3]
     return None
