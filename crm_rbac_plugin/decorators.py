@@ -8,6 +8,7 @@ friendly 403 page.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -26,6 +27,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Methods that never need a permission (CORS pre-flight), as in Flask-Login.
 EXEMPT_METHODS = frozenset({"OPTIONS"})
 
+#: Per model: its primary key's type and ``SELECT model WHERE pk = :rbac_ident``.
+#: Built once: a new ``select()`` is built and walked for its cache key at
+#: every execution, the one kept memoizes its key.
+_BY_PK: weakref.WeakKeyDictionary[type, tuple[Any, sa.Select[Any]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _by_pk(model: Any) -> tuple[Any, sa.Select[Any]]:
+    found = _BY_PK.get(model)
+    if found is None:
+        pk = sa.inspect(model).primary_key[0]
+        statement = sa.select(model).where(pk == sa.bindparam("rbac_ident", type_=pk.type))
+        found = _BY_PK[model] = (pk.type, statement)
+    return found
 
 
 def wants_json() -> bool:
@@ -108,14 +123,12 @@ def get_or_404(resource: str, ident: Any, action: str = "view") -> Any:
     """
     rbac = get_rbac()
     res = rbac.registry.check_action(resource, action)
-    model: Any = res.model
-    pk = sa.inspect(model).primary_key[0]
+    pk_type, statement = _by_pk(res.model)
     try:
-        ident = pk.type.python_type(ident)
+        ident = pk_type.python_type(ident)
     except (TypeError, ValueError):
         abort(404)
-    record = rbac.db.session.execute(
-        sa.select(model).where(pk == ident)).scalar_one_or_none()
+    record = rbac.db.session.execute(statement, {"rbac_ident": ident}).scalar_one_or_none()
     if record is None:
         if signed_in_user() is not None:
             rbac.signal_denied(rbac.current_access(), "view", resource, None,
