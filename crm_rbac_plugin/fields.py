@@ -86,6 +86,26 @@ def member_in_force() -> Access | None:
     return access if isinstance(access, Access) else None
 
 
+#: Key of a load's :attr:`QueryContext.attributes`: the member in force for its rows.
+_LOAD_KEY = "rbac_member_in_force"
+_UNASKED = object()
+
+
+def _member_of_load(context: Any) -> Access | None:
+    """:func:`member_in_force` for the rows of one load, asked once per load.
+
+    Without ``yield_per`` the ORM turns every fetched row into an instance in
+    one pass, before the caller sees any of them, so the member cannot change
+    between its rows. With ``yield_per`` the caller runs between chunks (and
+    may enter or leave a context): each row asks again.
+    """
+    access = member_in_force()
+    attributes = getattr(context, "attributes", None)
+    if attributes is not None and not context.yield_per:
+        attributes[_LOAD_KEY] = access
+    return access
+
+
 def hides_any(access: Access, resources: Iterable[Resource]) -> bool:
     """Whether ``access`` hides a field of one of ``resources`` (the rare case)."""
     return bool(access.hidden_fields) and any(access.hidden(r.name) for r in resources)
@@ -198,7 +218,11 @@ def watch(rbac: RBACProtocol, model: type) -> None:
     instance may already be garbage-collected.
     """
     def on_load(state: Any, context: Any, attrs: Any = None) -> None:
-        access = member_in_force()
+        # Once per load (a page's rows), not once per row: see _member_of_load.
+        memo = getattr(context, "attributes", None)
+        access = memo.get(_LOAD_KEY, _UNASKED) if memo is not None else _UNASKED
+        if access is _UNASKED:
+            access = _member_of_load(context)
         if access is None or not access.hidden_fields:
             return
         res = rbac.registry.for_model(state.class_)

@@ -195,6 +195,32 @@ def test_member_loads_never_hold_hidden_values(world: SimpleNamespace) -> None:
         assert deal.amount == Decimal(1000)  # trusted code reads it
 
 
+def test_every_row_of_a_load_hides_the_field_and_chunks_follow_the_member_in_force(
+        world: SimpleNamespace) -> None:
+    """The member in force is asked once per load (its rows are built in one pass);
+    a ``yield_per`` load asks at each chunk, since the caller runs between them."""
+    hide(world, {"deals": ["amount"]})
+    admin = world.members["admin"].id
+    db.session.expunge_all()
+    with rbac.as_member(admin):
+        deals = db.session.scalars(sa.select(Deal).order_by(Deal.id)).all()
+        assert len(deals) > 1
+        for deal in deals:
+            with pytest.raises(PermissionDenied, match="deals.amount"):
+                deal.amount  # noqa: B018
+    db.session.expunge_all()
+    with rbac.system():
+        rows = db.session.scalars(sa.select(Deal).order_by(Deal.id)
+                                  .execution_options(yield_per=1))
+        first = next(rows)
+        with rbac.as_member(admin):
+            second = next(rows)  # built while the member is in force
+            with pytest.raises(PermissionDenied, match="deals.amount"):
+                second.amount  # noqa: B018
+            assert first.amount is not None  # built for trusted code: loaded
+        rows.close()
+
+
 def test_joined_eager_loads_drop_hidden_fields_too(world: SimpleNamespace) -> None:
     task_id = world.tasks["on-member"].id
     hide(world, {"clients": ["name"]})
