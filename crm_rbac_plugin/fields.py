@@ -99,11 +99,13 @@ def _member_of_load(context: Any) -> Access | None:
     between its rows. With ``yield_per`` the caller runs between chunks (and
     may enter or leave a context): each row asks again.
     """
-    access = member_in_force()
     attributes = getattr(context, "attributes", None)
-    if attributes is not None and not context.yield_per:
-        attributes[_LOAD_KEY] = access
-    return access
+    if attributes is None or context.yield_per:
+        return member_in_force()
+    access = attributes.get(_LOAD_KEY, _UNASKED)
+    if access is _UNASKED:
+        access = attributes[_LOAD_KEY] = member_in_force()
+    return access  # type: ignore[no-any-return]
 
 
 def hides_any(access: Access, resources: Iterable[Resource]) -> bool:
@@ -218,11 +220,7 @@ def watch(rbac: RBACProtocol, model: type) -> None:
     instance may already be garbage-collected.
     """
     def on_load(state: Any, context: Any, attrs: Any = None) -> None:
-        # Once per load (a page's rows), not once per row: see _member_of_load.
-        memo = getattr(context, "attributes", None)
-        access = memo.get(_LOAD_KEY, _UNASKED) if memo is not None else _UNASKED
-        if access is _UNASKED:
-            access = _member_of_load(context)
+        access = _member_of_load(context)
         if access is None or not access.hidden_fields:
             return
         res = rbac.registry.for_model(state.class_)
