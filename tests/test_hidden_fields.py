@@ -197,13 +197,19 @@ def test_member_loads_never_hold_hidden_values(world: SimpleNamespace) -> None:
 
 def test_every_row_of_a_load_hides_the_field_and_chunks_follow_the_member_in_force(
         world: SimpleNamespace) -> None:
-    """The member in force is asked once per load (its rows are built in one pass);
-    a ``yield_per`` load asks at each chunk, since the caller runs between them."""
+    """The member in force is asked once per load (its rows are built in one pass),
+    never once per statement: a cached statement read by trusted code first still
+    hides the field from the member. A ``yield_per`` load asks at each chunk,
+    since the caller runs between them."""
     hide(world, {"deals": ["amount"]})
     admin = world.members["admin"].id
+    # Unfiltered (no criteria added), so both loads run one compiled, cached statement.
+    statement = sa.select(Deal).order_by(Deal.id).execution_options(rbac_bypass=True)
+    with rbac.system():  # read by trusted code first
+        assert all(deal.amount is not None for deal in db.session.scalars(statement))
     db.session.expunge_all()
     with rbac.as_member(admin):
-        deals = db.session.scalars(sa.select(Deal).order_by(Deal.id)).all()
+        deals = db.session.scalars(statement).all()
         assert len(deals) > 1
         for deal in deals:
             with pytest.raises(PermissionDenied, match="deals.amount"):
