@@ -28,13 +28,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXEMPT_METHODS = frozenset({"OPTIONS"})
 
 #: Per model: its primary key's type and ``SELECT model WHERE pk = :rbac_ident``.
-#: Built once: a new ``select()`` is built and walked for its cache key at
-#: every execution, the one kept memoizes its key.
 _BY_PK: weakref.WeakKeyDictionary[type, tuple[Any, sa.Select[Any]]] = (
     weakref.WeakKeyDictionary())
 
 
-def _by_pk(model: Any) -> tuple[Any, sa.Select[Any]]:
+def by_primary_key(model: Any) -> tuple[Any, sa.Select[Any]]:
+    """``model``'s primary key type and the statement that loads one record by its
+    key (parameter ``rbac_ident``), through the query filter like any select.
+
+    Built once per model: a new ``select()`` is built and walked for its cache
+    key at every execution, the one kept memoizes its key.
+    """
     found = _BY_PK.get(model)
     if found is None:
         pk = sa.inspect(model).primary_key[0]
@@ -123,7 +127,7 @@ def get_or_404(resource: str, ident: Any, action: str = "view") -> Any:
     """
     rbac = get_rbac()
     res = rbac.registry.check_action(resource, action)
-    pk_type, statement = _by_pk(res.model)
+    pk_type, statement = by_primary_key(res.model)
     try:
         ident = pk_type.python_type(ident)
     except (TypeError, ValueError):

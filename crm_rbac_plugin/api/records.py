@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
+from ..decorators import by_primary_key
 from ..policy import Access
 from ..proxies import current_rbac
 from .blueprint import ApiError, bad, bp, not_found, require
@@ -56,9 +57,9 @@ def get_record(resource: str, record_id: int) -> ResponseReturnValue:
     """One record the member may view; any other id is a 404 (no existence leak)."""
     res = _model_resource(resource)
     access = require(f"{resource}.view")
-    pk = sa.inspect(res.model).primary_key[0]
+    _pk_type, statement = by_primary_key(res.model)
     record = current_rbac.db.session.execute(
-        sa.select(res.model).where(pk == record_id)).scalar_one_or_none()
+        statement, {"rbac_ident": record_id}).scalar_one_or_none()
     if record is None:
         raise not_found(f"{resource} record")
     return jsonify(_record_json(resource, record, access,

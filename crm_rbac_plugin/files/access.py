@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..decorators import by_primary_key
 from ..errors import PermissionDenied
 from ..policy import Decision
 
@@ -46,15 +47,13 @@ def workspace_of(rbac: RBACProtocol, resource: str, record: Any) -> Any:
 
 def parent_record(rbac: RBACProtocol, resource: str, record_id: str) -> Any:
     """Load the parent record through the query filter: None when the member cannot see it."""
-    res = rbac.registry.get(resource)
-    model: Any = res.model
-    pk = sa.inspect(model).primary_key[0]
+    pk_type, statement = by_primary_key(rbac.registry.get(resource).model)
     try:
-        ident = pk.type.python_type(record_id)
+        ident = pk_type.python_type(record_id)
     except (TypeError, ValueError):
         return None
     with rbac.db.session.no_autoflush:
-        return rbac.db.session.execute(sa.select(model).where(pk == ident)).scalar_one_or_none()
+        return rbac.db.session.execute(statement, {"rbac_ident": ident}).scalar_one_or_none()
 
 
 def refusal(rbac: RBACProtocol, operation: str, resource: str, record: Any) -> Decision:
