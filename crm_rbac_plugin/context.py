@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from flask import has_request_context, request
 
+from .inputs import is_digits
 from .policy import Access
 
 
@@ -60,7 +61,7 @@ class MemberHandle:
         if isinstance(value, MemberHandle):
             return value
         workspace, sep, membership = str(value).partition(":")
-        if not sep or not workspace.isdigit() or not membership.isdigit():
+        if not sep or not is_digits(workspace) or not is_digits(membership):
             raise ValueError(f"not a member handle: {value!r} (expected '<workspace>:<membership>')")
         return cls(int(workspace), int(membership))
 

@@ -9,6 +9,9 @@
 * :data:`OUT_OF_RANGE`: the exceptions the plugin's blueprints answer with
   400 ("a number is out of range") for numbers that arrive in query strings
   or bodies.
+* :func:`is_digits`: the test for an id or a count written in a request,
+  ASCII digits only (``str.isdigit()`` also accepts "²", which ``int()``
+  refuses, and other scripts' digits).
 * :func:`check_text`: refuse strings a database cannot store (lone UTF-16
   surrogates, which JSON escapes can carry, and NUL, which PostgreSQL text
   refuses).
@@ -56,6 +59,17 @@ class BoundedIntConverter(IntegerConverter):
 
 
 OUT_OF_RANGE_MESSAGE = "A value in the request is out of range or cannot be stored."
+
+
+def is_digits(text: str) -> bool:
+    """Whether ``text`` is a non-empty run of the ASCII digits 0-9.
+
+    ``str.isdigit()`` is also true of superscripts ("²"), which ``int()``
+    refuses with a ``ValueError``, and of other scripts' digits (fullwidth
+    "１"), which ``int()`` reads as a number nobody typed: ids, pages and
+    counts in a request are ASCII.
+    """
+    return text.isascii() and text.isdigit()
 
 
 def _out_of_range_page(exc: Exception) -> Any:

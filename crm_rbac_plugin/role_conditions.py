@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -127,12 +128,15 @@ def address_in(address: str | None, networks: Iterable[Network]) -> bool:
     return any(ip.version == net.version and ip in net for net in networks)
 
 
+#: A time of day as a form gives it: one or two ASCII digits, a colon, two.
+_TIME_OF_DAY = re.compile(r"[0-9]{1,2}:[0-9]{2}")
+
+
 def _minutes(value: Any, field: str) -> int:
     text = str(value).strip()
-    hours, sep, minutes = text.partition(":")
-    if (not sep or not hours.isdigit() or not minutes.isdigit() or len(minutes) != 2
-            or len(hours) > 2):
+    if _TIME_OF_DAY.fullmatch(text) is None:
         raise ValidationError(f"{text!r} is not a time of day (HH:MM)", field=field)
+    hours, _, minutes = text.partition(":")
     total = int(hours) * 60 + int(minutes)
     if int(minutes) > 59 or total > 1440:
         raise ValidationError(f"{text!r} is not a time of day (00:00 to 24:00)", field=field)

@@ -30,6 +30,8 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                             "disagreements: {agreement_disagreements}")),
     ("hidden_fields_swept", ("Hidden-field sweep: fields {hidden_fields_swept}, responses "
                              "{hidden_responses}, leaks {hidden_leaks}")),
+    ("odd_query_values", ("Odd query values (\"²\", \"１\", 30 nines ...) on every GET "
+                          "route: requests {odd_query_values}, failed {odd_query_failures}")),
     ("header_responses", ("Security headers checked on {header_responses} responses, "
                           "missing or loose: {header_missing}")),
     ("brute_force_attempts", ("Brute force: sign-in attempts {brute_force_attempts}, passwords "

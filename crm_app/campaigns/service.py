@@ -34,6 +34,7 @@ from flask_mail import Message
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from crm_rbac_plugin.errors import PermissionDenied
+from crm_rbac_plugin.inputs import is_digits
 from crm_rbac_plugin.models import utcnow
 
 from ..extensions import db, mail
@@ -76,7 +77,7 @@ def parse_lead_ids(raw: list[str]) -> list[int]:
     ids: list[int] = []
     for value in raw:
         text = value.strip()
-        if not text.isdigit() or not 0 < int(text) < 2**31:
+        if not is_digits(text) or not 0 < int(text) < 2**31:
             raise CampaignError(f"lead_id: {value[:20]!r} is not a lead id", field="lead_id")
         ids.append(int(text))
     if not ids:

@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_rbac_plugin import Access
+from crm_rbac_plugin.inputs import is_digits
 
 from ..extensions import db
 from ..models import DEAL_STAGES, Deal, Lead, Note, Task, User
@@ -76,7 +77,7 @@ class Filters:
         for name in ("owner", "department"):
             text = (args.get(name) or "").strip()
             if text:
-                if not text.isdigit() or len(text) > 12:
+                if not is_digits(text) or len(text) > 12:
                     raise FilterError(name, f"{name}: expected a numeric id.")
                 values[name] = int(text)
         if values.get("start") and values.get("end") and values["start"] > values["end"]:

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from .. import audit
 from ..config import setting
 from ..errors import PermissionDenied, ValidationError
+from ..inputs import is_digits
 from ..loader import BYPASS
 from ..models import utcnow
 from ..policy import Access
@@ -188,7 +189,7 @@ def _days(value: Any) -> tuple[int, ...]:
             continue
         if text in DAY_NAMES:
             days.add(DAY_NAMES.index(text))
-        elif text.isdigit() and int(text) < 7:
+        elif is_digits(text) and int(text) < 7:
             days.add(int(text))
         else:
             raise ValidationError(f"{str(item)[:20]!r} is not a weekday (mon ... sun)",

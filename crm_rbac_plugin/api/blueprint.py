@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import inputs, queries
 from ..config import setting
+from ..inputs import is_digits
 from ..policy import Access
 from ..proxies import current_rbac
 from ..security import stepup
@@ -190,7 +191,7 @@ def id_list(field: str) -> list[int]:
     """Ids given as ``?ids=1,2`` or ``?ids=1&ids=2``, without repeats."""
     parts = [p.strip() for chunk in request.args.getlist(field) for p in chunk.split(",")
              if p.strip()]
-    if not all(p.isdigit() for p in parts):
+    if not all(is_digits(p) for p in parts):
         raise bad(f"{field} must be role ids separated by commas", field)
     return list(dict.fromkeys(int(p) for p in parts))
 

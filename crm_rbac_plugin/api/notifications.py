@@ -38,7 +38,7 @@ def list_notifications() -> ResponseReturnValue:
     """The caller's notifications, newest first (50 at most per call)."""
     access = own_access()
     before = request.args.get("before")
-    if before is not None and not (before.isascii() and before.isdigit()
+    if before is not None and not (inputs.is_digits(before)
                                    and int(before) <= inputs.MAX_ID):
         raise bad("before must be a notification id", "before")
     rows = inbox.list_for(current_rbac, access.membership_id,

@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import queries, roles
 from ..errors import UnknownResource
+from ..inputs import is_digits
 from ..policy import Access
 from ..proxies import current_rbac
 from ..registry import SCOPES
@@ -160,7 +161,7 @@ def delete_role(role_id: int) -> ResponseReturnValue:
     move_to = None
     if "move_to" in request.args:
         raw = request.args["move_to"]
-        if not raw.isdigit():
+        if not is_digits(raw):
             raise bad("move_to must be a role id", "move_to")
         move_to = queries.role_in(current_rbac, access.workspace_id, int(raw))
         if move_to is None:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from .. import gate, roles, workspaces
 from ..audit.events import record
 from ..errors import PermissionDenied, RBACError, RuleConflict, ValidationError
-from ..inputs import MAX_ID
+from ..inputs import MAX_ID, is_digits
 from ..loader import BYPASS
 from ..policy import Access
 from ..security import SignInGuard
@@ -79,7 +79,7 @@ def _holds_owner(membership: Any) -> bool:
 
 def _target(rbac: RBACProtocol, actor: Access, membership_id: Any) -> Any:
     """The member named by ``membership_id``, if they can become Owner; else refuse."""
-    if isinstance(membership_id, str) and membership_id.strip().isdigit():
+    if isinstance(membership_id, str) and is_digits(membership_id.strip()):
         membership_id = int(membership_id)
     if (not isinstance(membership_id, int) or isinstance(membership_id, bool)
             or not 0 < membership_id <= MAX_ID):

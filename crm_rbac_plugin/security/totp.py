@@ -28,6 +28,8 @@ from collections.abc import Iterable
 import pyotp
 import segno
 
+from ..inputs import is_digits
+
 #: Seconds per TOTP step (RFC 6238's default; what every authenticator app uses).
 STEP_SECONDS = 30
 #: Steps accepted either side of the current one.
@@ -83,7 +85,7 @@ def normalise_code(code: str) -> str:
 
 def looks_like_totp(code: str) -> bool:
     """Whether ``code`` (normalised) is six digits."""
-    return len(code) == 6 and code.isdigit()
+    return len(code) == 6 and is_digits(code)
 
 
 def matching_step(secret: str, code: str, now: dt.datetime, last_step: int | None) -> int | None:

@@ -29,6 +29,7 @@ from .. import lifecycle, pages, workspaces
 from ..config import setting
 from ..decorators import login_required
 from ..identity import set_workspace, signed_in_user
+from ..inputs import is_digits
 from ..pages import not_found
 from ..policy import Decision
 from ..proxies import current_rbac
@@ -131,7 +132,7 @@ def restore_workspace() -> Any:
     if not form.validate_on_submit():
         return _workspaces_page(status=400)
     raw = (form.workspace_id.data or "").strip()
-    ws_id = int(raw) if raw.isdigit() and len(raw) < 11 else None
+    ws_id = int(raw) if is_digits(raw) and len(raw) < 11 else None
     if lifecycle.owner_membership(current_rbac, signed_in_user(), ws_id) is None:
         return not_found()
     outcome = attempt(lambda: lifecycle.restore_workspace(current_rbac, signed_in_user(), ws_id))

@@ -26,6 +26,7 @@ from .. import csvsafe, gate, queries, team
 from ..approvals import ExportFile
 from ..decorators import require_permission
 from ..errors import ValidationError
+from ..inputs import is_digits
 from ..models import utcnow
 from ..pages import ConfirmForm, acting_access, can, not_found
 from ..proxies import current_rbac
@@ -75,7 +76,7 @@ def _read_list_request(args: MultiDict[str, str] | None = None) -> ListRequest:
         out.errors.append(f"Sort by one of {', '.join(team.SORT_KEYS)}, ascending or descending.")
         sort, direction = "name", "asc"
     page = args.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
+    if not is_digits(page) or int(page) < 1:
         out.errors.append("The page must be a number from 1.")
     else:
         out.page = int(page)

@@ -32,6 +32,7 @@ from ..audit import reasons
 from ..certification import lines, report, runs, schedule
 from ..config import setting
 from ..decorators import require_permission
+from ..inputs import is_digits
 from ..models import utcnow
 from ..pages import acting_access, can, not_found
 from ..proxies import current_rbac
@@ -177,7 +178,7 @@ def _run_page(run: Any, status: int = 200, form: DecideForm | None = None,
     access = acting_access()
     return render("review_run.html", status, run=run, form=form or DecideForm(formdata=None),
                   failed_item=int(form.item_id.data) if form is not None
-                  and str(form.item_id.data or "").isdigit() else None,
+                  and is_digits(str(form.item_id.data or "")) else None,
                   can_review=can("roles.manage"), me=access.membership_id,
                   pending=lines.pending_words(current_rbac, run), page_errors=page_errors or [])
 
@@ -199,8 +200,8 @@ def decide_review_item(run_id: int) -> Any:
     form = DecideForm()
     if not form.validate_on_submit():
         return _run_page(run, 400, form)
-    item = runs.item_in(rbac, run, int(form.item_id.data)) if str(
-        form.item_id.data or "").isdigit() else None
+    item = runs.item_in(rbac, run, int(form.item_id.data)) if is_digits(
+        str(form.item_id.data or "")) else None
     if item is None:
         return not_found()
     errors: list[str] = []
