@@ -54,8 +54,8 @@ if TYPE_CHECKING:
     from .interface import RBACProtocol
     from .registry import Resource
 
-__all__ = ["IMPORT", "ImportField", "Plan", "RowError", "commit", "guess_mapping", "prepare",
-           "read_csv"]
+__all__ = ["IMPORT", "CsvRow", "ImportField", "Plan", "RowError", "commit", "guess_mapping",
+           "prepare", "read_csv"]
 
 #: The action an import needs on the resource, besides ``create``.
 IMPORT = "import"
@@ -76,7 +76,9 @@ class ImportField:
     ``kind`` is one of :data:`KINDS`; ``owner`` takes a member's email and
     fills the resource's owner column. ``max_length`` bounds text,
     ``choices`` a choice (matched without regard to case), ``places`` and
-    ``max_digits`` a decimal (as the column's ``Numeric(max_digits, places)``).
+    ``max_digits`` a decimal (as the column's ``Numeric(max_digits, places)``),
+    and ``minimum`` and ``maximum`` its range, as the record's form bounds it
+    (an import writes no value the form would refuse).
     """
 
     name: str
@@ -87,6 +89,8 @@ class ImportField:
     choices: tuple[str, ...] = ()
     places: int = 2
     max_digits: int = 12
+    minimum: decimal.Decimal | None = None
+    maximum: decimal.Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -116,11 +120,24 @@ class Plan:
 
 # -- reading the file ---------------------------------------------------------------------
 
-def read_csv(data: bytes, *, max_rows: int) -> tuple[list[str], list[list[str]]]:
+class CsvRow(list[str]):
+    """The cells of one CSV record, and the line of the file it begins on."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, cells: Sequence[str], line: int) -> None:
+        super().__init__(cells)
+        self.line = line
+
+
+def read_csv(data: bytes, *, max_rows: int) -> tuple[list[str], list[CsvRow]]:
     """Return the header and the rows of a CSV upload, or refuse the file as a whole.
 
     The file must be UTF-8 (a BOM is allowed, as spreadsheets write one);
     the message of any refusal names the line, so the member can fix it.
+    Each row knows the line it begins on (:class:`CsvRow`), which a row's
+    errors name: blank lines are skipped and a quoted cell may span lines,
+    so it is not the row's position.
     """
     try:
         text = data.decode("utf-8-sig")
@@ -132,8 +149,13 @@ def read_csv(data: bytes, *, max_rows: int) -> tuple[list[str], list[list[str]]]
         raise ValidationError("The file holds NUL bytes: it is not a CSV text file.",
                               field="file")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[CsvRow] = []
+    start = 1  # the line the next record begins on; a quoted cell may span lines
     try:
-        rows = [row for row in reader if any(cell.strip() for cell in row)]
+        for cells in reader:
+            if any(cell.strip() for cell in cells):  # blank lines and ",,," rows are skipped
+                rows.append(CsvRow(cells, start))
+            start = reader.line_num + 1
     except csv.Error as exc:
         raise ValidationError(f"The file is not valid CSV (line {reader.line_num}): {exc}.",
                               field="file") from None
@@ -197,8 +219,10 @@ def prepare(rbac: RBACProtocol, resource: str, fields: Sequence[ImportField],
 
     ``mapping`` maps field names to column positions (unmapped fields keep
     their defaults); ``owners`` maps the lower-cased email of each member of
-    the workspace to their user id. Returns a :class:`Plan` listing the
-    values to create and the errors; nothing is written.
+    the workspace to their user id. An error names the line of its row: a
+    :class:`CsvRow`'s own, else ``first_line`` plus the row's position.
+    Returns a :class:`Plan` listing the values to create and the errors;
+    nothing is written.
     """
     access = importer(rbac, resource)
     res = rbac.registry.get(resource)
@@ -210,7 +234,7 @@ def prepare(rbac: RBACProtocol, resource: str, fields: Sequence[ImportField],
     check = _RowCheck(rbac, access, res, owners, rbac.can("manage", resource))
     plan = Plan(resource, len(rows))
     for offset, row in enumerate(rows):
-        line = first_line + offset
+        line = row.line if isinstance(row, CsvRow) else first_line + offset
         values, errors, neutralised = check.row(line, row, mapping, by_name)
         if neutralised:
             plan.neutralised.append(line)
@@ -324,10 +348,16 @@ def _decimal(f: ImportField, cell: str) -> decimal.Decimal:
         raise ValueError(f"{f.label}: {cell!r} is not a number.") from None
     if not value.is_finite():
         raise ValueError(f"{f.label}: {cell!r} is not a number.")
-    if value != value.quantize(decimal.Decimal(1).scaleb(-f.places)):
-        raise ValueError(f"{f.label}: at most {f.places} decimal places.")
+    # The size first: quantizing a value of more digits than the context's
+    # precision (1e30 to cents) is itself an error.
     if abs(value) >= decimal.Decimal(10) ** (f.max_digits - f.places):
         raise ValueError(f"{f.label}: {cell!r} is too large.")
+    if value != value.quantize(decimal.Decimal(1).scaleb(-f.places)):
+        raise ValueError(f"{f.label}: at most {f.places} decimal places.")
+    if f.minimum is not None and value < f.minimum:
+        raise ValueError(f"{f.label}: {cell!r} is below {f.minimum}.")
+    if f.maximum is not None and value > f.maximum:
+        raise ValueError(f"{f.label}: {cell!r} is above {f.maximum}.")
     return value
 
 

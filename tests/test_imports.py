@@ -361,3 +361,107 @@ def test_a_read_only_owner_column_is_an_error_not_a_guard_refusal(
     assert 'data-errors="1"' in page and "owner_id is read-only for you" in page
     assert member.post("/imports/leads/commit").status_code == 409
     assert "Nobody's" not in names(Lead)
+
+
+def test_errors_name_the_file_line_past_blank_rows_and_multi_line_cells(
+        world: SimpleNamespace, login: Any) -> None:
+    """A row's line is where it begins in the file: blank lines and rows of empty
+    cells are skipped, not counted away, and a quoted cell may span lines."""
+    admin = login(world.users["admin"], world.ws)
+    text = ("Name,Email\n"                      # 1
+            "Good one,a@b.test\n"               # 2
+            "\n"                                # 3
+            ",\n"                               # 4
+            "Bad email row,not-an-email\n"      # 5
+            '"multi\n'                          # 6
+            'line",x@y.test\n'                  # 7
+            "Bad2,zzz\n")                       # 8
+    assert upload(admin, "leads", text).status_code == 302
+    page = admin.get("/imports/leads").text
+    assert 'data-rows="4" data-errors="2"' in page
+    assert 'data-line="5"' in page and 'data-line="8"' in page
+    assert 'data-line="3"' not in page and 'data-line="4"' not in page
+    header, rows = imports.read_csv(text.encode(), max_rows=10)
+    assert header == ["Name", "Email"]
+    assert [row.line for row in rows] == [2, 5, 6, 8]
+    assert rows[2] == ["multi\nline", "x@y.test"]
+
+
+@pytest.mark.parametrize("cell", ["1e30", "1e100", "-1e30", "123456789012345678901234567890"])
+def test_an_amount_too_large_to_round_is_a_row_error(world: SimpleNamespace, login: Any,
+                                                    cell: str) -> None:
+    """A value with more digits than the decimal context's precision cannot be
+    rounded to cents (``InvalidOperation``): it is refused as too large, and the
+    import page, which checks the staged file at every visit, still answers."""
+    admin = login(world.users["admin"], world.ws)
+    assert upload(admin, "deals", f"Title,Amount\nHuge,{cell}\n").status_code == 302
+    page = admin.get("/imports/deals")
+    assert page.status_code == 200
+    assert 'data-errors="1"' in page.text and "is too large" in page.text
+    before = count(Deal)
+    assert admin.post("/imports/deals/commit").status_code == 409
+    assert count(Deal) == before
+
+
+@pytest.mark.parametrize(("cell", "message"), [
+    ("-0.01", "is below 0"), ("-9999999999.99", "is below 0"),
+    ("10000000000", "is too large"), ("9999999999.01", "is above 9999999999"),
+])
+def test_an_amount_the_deal_form_refuses_is_refused(world: SimpleNamespace, login: Any,
+                                                    cell: str, message: str) -> None:
+    admin = login(world.users["admin"], world.ws)
+    upload(admin, "deals", f"Title,Amount\nOut of range,{cell}\nFine,9999999999\n")
+    page = admin.get("/imports/deals").text
+    assert 'data-rows="2" data-errors="1"' in page and message in page
+    assert admin.post("/imports/deals/commit").status_code == 409
+    assert "Out of range" not in names(Deal, "title")
+
+
+def test_a_lead_source_must_be_one_the_form_offers(world: SimpleNamespace, login: Any) -> None:
+    admin = login(world.users["admin"], world.ws)
+    upload(admin, "leads", "Name,Source\nCustom,Totally custom source\n")
+    page = admin.get("/imports/leads").text
+    assert 'data-errors="1"' in page and "is not one of website" in page
+    upload(admin, "leads", "Name,Source\nKnown,Referral\nNone given,\n")
+    assert admin.post("/imports/leads/commit").status_code == 302
+    stored = names(Lead)
+    assert stored["Known"].source == "referral"
+
+
+@pytest.mark.parametrize("position", ["²", "１", "-1", "99", "1.0", ""])
+def test_a_mapping_to_no_column_is_a_400_naming_the_field(world: SimpleNamespace, login: Any,
+                                                          position: str) -> None:
+    admin = login(world.users["admin"], world.ws)
+    upload(admin, "leads", LEADS)
+    with rbac.system():
+        kept = db.session.scalars(sa.select(ImportJob)).one().mapping
+    answer = admin.post("/imports/leads/mapping", data={"map-name": position})
+    if position == "":
+        assert answer.status_code == 302  # "" leaves the field unmapped
+        return
+    assert answer.status_code == 400 and "name: no such column" in answer.text
+    with rbac.system():
+        assert db.session.scalars(sa.select(ImportJob)).one().mapping == kept
+
+
+def test_a_staged_file_imports_once_when_a_second_commit_comes_late(
+        world: SimpleNamespace, login: Any, app: Flask) -> None:
+    """Two commits of one upload (a second tab, a retried post): each loaded the
+    staged job before either wrote. The first imports; the second's DELETE of the
+    job finds no row, so it imports nothing and answers 409."""
+    from crm_app.imports import service
+
+    admin = login(world.users["admin"], world.ws)
+    upload(admin, "leads", "Name\nOnce only\n")
+    with app.test_request_context(), rbac.as_member(world.members["admin"]):
+        late = service.staged("leads")
+        assert late is not None
+        # The first commit, on a connection of its own, takes the job away.
+        assert admin.post("/imports/leads/commit").status_code == 302
+        with pytest.raises(ValidationError, match="Upload a file first"):
+            service.run(late)
+        db.session.rollback()
+    assert sum(1 for n in names(Lead) if n == "Once only") == 1
+    assert admin.post("/imports/leads/commit").status_code == 409
+    with rbac.system():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ImportJob)) == 0

@@ -25,6 +25,7 @@ from flask import current_app
 
 from crm_rbac_plugin import imports
 from crm_rbac_plugin.errors import ValidationError
+from crm_rbac_plugin.inputs import is_digits
 from crm_rbac_plugin.policy import Access
 
 from ..extensions import db
@@ -85,7 +86,7 @@ def stage(resource: str, filename: str, data: bytes) -> ImportJob:
     return job
 
 
-def parsed(job: ImportJob) -> tuple[list[str], list[list[str]]]:
+def parsed(job: ImportJob) -> tuple[list[str], list[imports.CsvRow]]:
     """The staged file's header and rows (it was checked when staged)."""
     return imports.read_csv(job.content.encode("utf-8"),
                             max_rows=int(rbac.config("RBAC_IMPORT_MAX_ROWS")))
@@ -106,7 +107,7 @@ def remap(job: ImportJob, form: Any) -> None:
         name = key[4:]
         if name not in allowed:
             raise ValidationError(f"{name} cannot be imported by you.", field=name)
-        if not value.isdigit() or int(value) >= len(header):
+        if not is_digits(value) or int(value) >= len(header):
             raise ValidationError(f"{name}: no such column.", field=name)
         mapping[name] = int(value)
     job.mapping = mapping
@@ -125,13 +126,20 @@ def run(job: ImportJob) -> int:
     """Import the staged file, all rows or none, reporting progress; return the count.
 
     The staged job is deleted in the same transaction, so a failed import
-    leaves it (and nothing else) behind to fix and retry.
+    leaves it (and nothing else) behind to fix and retry. Its DELETE comes
+    first and must find the row: of two commits of one upload (a second tab,
+    a retried post), the second waits for the first's transaction, then
+    finds no job and imports nothing ("Upload a file first.", a 409).
     """
     resource, filename = job.resource, job.filename
     checked = plan(job)
+    claimed = db.session.execute(sa.delete(ImportJob).where(ImportJob.id == job.id)
+                                 .execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        raise ValidationError("Upload a file first.", field="file")
+    db.session.expunge(job)
     write_progress(resource, "running", 0, checked.total)
     try:
-        db.session.delete(job)
         count = imports.commit(
             rbac, checked, target=f"{checked.total} {resource} from {filename}",
             progress=lambda done, total: write_progress(resource, "running", done, total))
