@@ -7,6 +7,7 @@ period is checked on a controlled clock (``now=`` and a patched ``utcnow``).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import json
@@ -463,6 +464,27 @@ def test_export_is_a_zip_of_json_and_safe_csv(world: SimpleNamespace, login: Any
     assert audit("workspace.exported")
     api = client.get("/api/v1/workspace/export")
     assert api.status_code == 200 and api.mimetype == "application/zip"
+
+
+def test_export_holds_binary_values_as_base64(world: SimpleNamespace, login: Any) -> None:
+    """An approved export keeps its file (bytes) on the request until downloaded:
+    the workspace's export carries it as base64 text, in JSON and in CSV."""
+    file = b"Name\r\nAda\r\n\x00\xff"
+    with rbac.system():
+        db.session.add(rbac.models.ApprovalRequest(
+            workspace_id=world.ws.id, requester_id=world.members["admin"].id,
+            operation="export", summary="Export 1 leads", status="executed",
+            expires_at=utcnow() + dt.timedelta(hours=1), filename="leads.csv", content=file))
+        db.session.commit()
+    client = login(world.users["owner"], world.ws)
+    for url in ("/settings/lifecycle/export", "/api/v1/workspace/export"):
+        response = client.get(url)
+        assert response.status_code == 200, response.text[:300]
+        archive = zipfile.ZipFile(io.BytesIO(response.data))
+        rows = json.loads(archive.read("workspace.json"))["tables"]["rbac_approval_request"]
+        assert [base64.b64decode(r["content"]) for r in rows] == [file]
+        assert base64.b64encode(file).decode() in archive.read(
+            "csv/rbac_approval_request.csv").decode()
 
 
 def test_now_defaults_to_the_clock(world: SimpleNamespace) -> None:

@@ -6,12 +6,14 @@ the host's workspace-scoped records (the registry's protected models), the
 plugin's rows that carry the workspace's id, the rows one step below them
 (grants, assignments, agreement permissions ...), and the workspace's audit
 trail. Secrets are left out: a column whose name says hash, secret, nonce,
-token or password is never exported. Only an Owner exports, and the export
-is audited (``workspace.exported``).
+token or password is never exported. Binary values (a file kept for its
+download, a host's blob) are exported as base64 text, which JSON and CSV
+hold. Only an Owner exports, and the export is audited (``workspace.exported``).
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import zipfile
@@ -59,6 +61,13 @@ def _selections(rbac: RBACProtocol, ws_id: int) -> list[tuple[sa.Table, Any]]:
     return out
 
 
+def _cell(value: Any) -> Any:
+    """A column value as JSON holds it; bytes as base64 text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return jsonable(value)
+
+
 def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     out = csvsafe.writer(buffer)
@@ -83,7 +92,8 @@ def export_zip(rbac: RBACProtocol, actor: Access | None) -> tuple[str, bytes]:
             result = rbac.db.session.execute(stmt, execution_options=BYPASS)
             names = list(result.keys())
             columns[table.name] = names
-            tables[table.name] = [jsonable(dict(zip(names, row, strict=True))) for row in result]
+            tables[table.name] = [{n: _cell(v) for n, v in zip(names, row, strict=True)}
+                                  for row in result]
     document = {"workspace": {"id": ws.id, "name": ws.name, "slug": ws.slug, "plan": ws.plan,
                               "created_at": jsonable(ws.created_at)},
                 "tables": tables}
