@@ -82,6 +82,7 @@ def before_request() -> Any:
         return None
     app = current_flask_app()
     rbac = app.extensions["rbac"].rbac
+    identity.request_state().served = True
     settings = request_settings(app)
     facts = identity.visit(rbac, settings)
     if facts is not None:

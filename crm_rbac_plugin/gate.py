@@ -14,6 +14,12 @@ approvals package, a layer above the services, installs the function that
 reads the policy and records the request (:func:`install`, at ``init_app``).
 An app without it installed needs no approval for anything.
 
+A GET (or HEAD) changes nothing, and a link on another site can make a
+member's browser send one: so a gate reached by a safe request records
+nothing and raises :class:`ApprovalRequired` instead, which the approvals
+package answers with a form that asks for the request with a POST (an
+export over the threshold is a link).
+
 When the last approval comes, the approvals package replays the operation
 as the requester inside :func:`approved`, in this thread only (a context
 variable): the gate lets that operation through, and that operation only.
@@ -38,12 +44,14 @@ from flask import current_app, has_app_context
 
 from .context import SYSTEM, change_reason, current_override, current_reason
 from .errors import RBACError, RuleConflict
+from .identity import served_method
 from .policy import Access
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
 
-__all__ = ["OPERATIONS", "ApprovalPending", "approved", "install", "require", "with_reason"]
+__all__ = ["OPERATIONS", "ApprovalPending", "ApprovalRequired", "approved", "install", "require",
+           "with_reason"]
 
 #: The operations a policy can name, with their labels. Those in
 #: :data:`COUNTED` take a row threshold ("more than N rows").
@@ -84,6 +92,29 @@ class ApprovalPending(RBACError):
         self.message = (f"Pending approval: request #{self.request_id} "
                         f"({request.summary}) waits for an approver.")
         super().__init__(self.message)
+
+
+class ApprovalRequired(RBACError):
+    """The operation needs approval, and a safe request (GET, HEAD) reached it: nothing
+    was recorded.
+
+    Carries what :func:`require` would have recorded (``operation``, ``payload``,
+    ``count``, ``summary``) for the approvals package's answer, which offers to
+    ask for it with a POST.
+    """
+
+    status = 409
+
+    def __init__(self, operation: str, payload: dict[str, Any], count: int | None,
+                 summary: str) -> None:
+        self.operation, self.payload, self.count, self.summary = operation, payload, count, summary
+        self.message = (f"{summary} needs approval. Ask for it, with your reason, and the "
+                        "approvers are told.")
+        super().__init__(self.message)
+
+
+#: Methods that change nothing: a gate they reach records no request.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -130,7 +161,10 @@ def require(rbac: RBACProtocol, actor: Access | None, operation: str, payload: d
     recording one would end the replay's transaction.
     ``refusal`` (message, field) is for a call whose request could not be
     replayed on its own (a role given inside an invitation): when approval is
-    needed it is refused with that 409 instead of recorded.
+    needed it is refused with that 409 instead of recorded. In a GET or HEAD
+    request the app serves nothing is recorded: :class:`ApprovalRequired` is
+    raised instead (code that pushed a request context to call a service
+    records as outside a request).
     """
     if operation not in OPERATIONS:
         raise ValueError(f"unknown approval operation {operation!r}")
@@ -152,5 +186,7 @@ def require(rbac: RBACProtocol, actor: Access | None, operation: str, payload: d
             + (f": {refusal[0]}" if refusal is not None else ""), field="operation")
     if refusal is not None:
         raise RuleConflict(refusal[0], field=refusal[1])
+    if served_method() in SAFE_METHODS:
+        raise ApprovalRequired(operation, payload, count, summary or OPERATIONS[operation])
     record(rbac, actor, operation, payload, count, summary or OPERATIONS[operation],
            current_reason() or "")

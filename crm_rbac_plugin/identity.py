@@ -56,7 +56,7 @@ class RequestState:
     request in;
     ``membership_row`` is the row :func:`load_user` read with the user, kept
     for :func:`current_access`. ``denied`` and ``denied_keys`` collect the
-    request's refusals for the audit trail.
+    request's refusals for the audit trail. ``served``: see :func:`served_method`.
     """
 
     access: Access | None = None
@@ -77,6 +77,9 @@ class RequestState:
     workspace: tuple[Any, Any] | None = None
     denied: list[dict[str, Any]] = field(default_factory=list)
     denied_keys: set[Any] = field(default_factory=set)
+    #: The plugin's ``before_request`` pass ran: a request is being served, not
+    #: a ``test_request_context()`` that code pushed to call services.
+    served: bool = False
 
     def reset(self) -> None:
         """Forget the resolved access: the next read resolves it again."""
@@ -84,6 +87,14 @@ class RequestState:
         self.resolved = False
         self.real_access = None
         self.workspace = None
+
+
+def served_method() -> str | None:
+    """The HTTP method of the request being served, or None (no request, or a
+    request context pushed by code rather than a request the app dispatches)."""
+    if _cv_request.get(None) is None or not request_state().served:
+        return None
+    return str(request.method)
 
 
 def request_state() -> RequestState:

@@ -49,6 +49,9 @@ SUMMARY_LINES: tuple[tuple[str, str], ...] = (
                                 "{approval_link_successes}; requester without their rights "
                                 "{approval_lost_rights_attempts}, succeeded "
                                 "{approval_lost_rights_successes}")),
+    ("approval_get_requests", ("Approvals: GET requests with every operation needing approval "
+                               "{approval_get_requests}, requests recorded "
+                               "{approval_get_recorded}")),
     ("adoption_lines_multitenant", ("Adoption lines: multi-tenant {adoption_lines_multitenant} "
                                     "(target 25), single-tenant {adoption_lines_singletenant} "
                                     "(target 10)")),

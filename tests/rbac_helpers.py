@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -182,3 +183,16 @@ def multipart(fields: dict[str, Any]) -> dict[str, Any]:
     boundary, body = encode_multipart(values)
     return {"input_stream": io.BytesIO(body), "content_length": len(body),
             "content_type": f"multipart/form-data; boundary={boundary}"}
+
+
+def ask_for_approval(client: Any, url: str, reason: str = "") -> Any:
+    """GET ``url``, an operation over the workspace's approval threshold: it records
+    nothing and offers to ask (409 and a form); then ask with ``reason``. Returns the
+    answer to the POST (303 to the request's page)."""
+    offer = client.get(url)
+    assert offer.status_code == 409 and "data-rbac-approval-required" in offer.text, \
+        offer.text[:300]
+    found = re.search(r'name="token" value="([^"]+)"', offer.text)
+    assert found is not None, offer.text[:300]
+    return client.post("/settings/approvals/ask", data={"token": found.group(1),
+                                                         "reason": reason})

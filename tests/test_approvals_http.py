@@ -21,6 +21,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, signals
 from tests.rbac_helpers import (
     access_of,
+    ask_for_approval,
     fast_passwords,  # noqa: F401  (autouse fixture)
 )
 
@@ -54,7 +55,7 @@ def test_export_over_threshold_waits_then_downloads_once(world: SimpleNamespace,
     small = manager.get("/leads/export.csv?q=Lead+of+manager")
     assert small.status_code == 200 and small.text.count("\n") == 2  # 1 row: under the threshold
 
-    asked = manager.get("/leads/export.csv?reason=quarterly+review")
+    asked = ask_for_approval(manager, "/leads/export.csv", "quarterly review")
     assert asked.status_code == 303
     req = latest_request()
     assert asked.headers["Location"].endswith(f"/settings/approvals/{req.id}")
@@ -91,7 +92,7 @@ def test_exports_add_up_per_member_over_a_day(world: SimpleNamespace, login: Any
     for _ in range(2):
         got = manager.get(one)
         assert got.status_code == 200 and got.text.count("\n") == 2  # 1 row; 2 in the day
-    asked = manager.get(one)
+    asked = ask_for_approval(manager, one)
     assert asked.status_code == 303
     req = latest_request()
     assert (req.status, req.operation) == ("pending", "export")
@@ -210,3 +211,26 @@ def test_a_cli_change_that_needs_approval_says_so_and_changes_nothing(
         {"fields": {"idle_minutes_member": {"before": 480, "after": 60}}})
     from crm_rbac_plugin.security.policy import policy_for
     assert policy_for(rbac, world.ws.id).idle_minutes_member == 480
+
+
+def test_an_export_the_app_cannot_replay_is_refused_not_recorded(world: SimpleNamespace,
+                                                                 login: Any) -> None:
+    """Flask-Admin's export keeps its filters in the request; the demo registers no
+    producer for it (``via="admin"``), so an approved request could only fail. Over
+    the threshold it is refused with a message naming the way that works, and no
+    request or notification is written."""
+    set_policy(world, operations={"export": 1})
+    manager = client_of(login, world, "manager")
+    R, N = rbac.models.ApprovalRequest, rbac.models.Notification
+    with rbac.system():
+        before = (db.session.scalar(sa.select(sa.func.count()).select_from(R)),
+                  db.session.scalar(sa.select(sa.func.count()).select_from(N)))
+    refused = manager.get("/admin/leads/export/csv/")
+    assert refused.status_code == 409 and refused.mimetype == "text/html"
+    assert "export from the record&#39;s list page instead" in refused.text
+    assert 'name="token"' not in refused.text  # nothing to ask for
+    with rbac.system():
+        after = (db.session.scalar(sa.select(sa.func.count()).select_from(R)),
+                 db.session.scalar(sa.select(sa.func.count()).select_from(N)))
+    assert after == before
+    assert manager.get("/leads/export.csv?q=Lead+of+manager").status_code == 200

@@ -24,6 +24,7 @@ from crm_rbac_plugin import approvals, workspaces
 from crm_rbac_plugin.gate import ApprovalPending
 from tests.rbac_helpers import (
     access_of,
+    ask_for_approval,
     fast_passwords,  # noqa: F401  (autouse fixture)
 )
 from tests.security.test_concurrency import race, token
@@ -43,7 +44,7 @@ def export_request(app: Flask, world: SimpleNamespace) -> int:
     client = app.test_client(user=world.users["manager"])
     with client.session_transaction() as sess:
         sess[app.config["RBAC_SESSION_KEY"]] = world.ws.id
-    r = client.get("/leads/export.csv")
+    r = ask_for_approval(client, "/leads/export.csv")
     assert r.status_code == 303, r.text
     R = rbac.models.ApprovalRequest
     db.session.expire_all()

@@ -65,6 +65,7 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            # gets its own event beside approval.executed: test_approvals)
                            "rbac_settings.approve_request", "rbac_settings.reject_request",
                            "rbac_settings.cancel_request", "rbac_settings.download_request",
+                           "rbac_settings.ask_approval",
                            "rbac_settings.approval_policy", "rbac_api.approve_approval",
                            "rbac_api.reject_approval", "rbac_api.cancel_approval",
                            "rbac_api.update_approval_policy",

@@ -9,6 +9,7 @@ approval replays the operation once, as the requester (:mod:`.decisions`,
 
 from __future__ import annotations
 
+from .asking import ask
 from .changes import StaleRequest, is_stale
 from .decisions import approve, cancel, claim, download, execute, expire_due, reject
 from .departures import install
@@ -17,7 +18,7 @@ from .policy import Settings, save, settings_for
 from .requests import approvers, link, listing, may_decide, may_see, request_in, to_json, visible
 from .setup import export_producer, init_app
 
-__all__ = ["ExportFile", "Settings", "StaleRequest", "approve", "approvers", "cancel", "claim",
+__all__ = ["ExportFile", "Settings", "StaleRequest", "approve", "approvers", "ask", "cancel", "claim",
            "download", "execute", "expire_due", "export_producer", "init_app", "install",
            "is_stale", "link", "listing",
            "may_decide", "may_see", "reject", "request_in", "save", "settings_for", "to_json", "visible"]

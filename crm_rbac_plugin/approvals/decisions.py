@@ -48,15 +48,11 @@ from ..context import change_reason
 from ..errors import PermissionDenied, RBACError, RuleConflict, ValidationError
 from ..models import utcnow
 from ..policy import Access
-from .executors import BUILT_IN, ExportFile
+from .executors import BUILT_IN, PRODUCERS_KEY, ExportFile
 from .requests import REASON_MAX, approvers, link, may_decide
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
-
-#: ``app.extensions`` key of the host's export producers (see :mod:`.setup`).
-PRODUCERS_KEY = "rbac_approval_exports"
-
 
 def _locked(rbac: RBACProtocol, req: Any) -> Any:
     """Reload ``req`` under a row lock, with its decisions as committed now."""

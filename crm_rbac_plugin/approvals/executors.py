@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flask import current_app
+
 from .. import bulk, queries, sharing
 from ..errors import ValidationError
 from ..policy import Access
@@ -43,6 +45,14 @@ class ExportFile:
 Executor = Callable[["RBACProtocol", Access, Mapping[str, Any]], "ExportFile | None"]
 #: A host's export producer: (payload) -> ExportFile, run as the requester.
 Producer = Callable[[Mapping[str, Any]], ExportFile]
+#: ``app.extensions`` key of the host's export producers, by the payload's ``via``
+#: (see :func:`.setup.export_producer`).
+PRODUCERS_KEY = "rbac_approval_exports"
+
+
+def replays_export(via: Any) -> bool:
+    """Whether the app can produce an approved export of path ``via`` (a producer is registered)."""
+    return str(via) in current_app.extensions.get(PRODUCERS_KEY, {})
 
 
 def _gone(what: str) -> ValidationError:

@@ -17,7 +17,7 @@ is told it does not exist (404), as a record of another workspace is.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import sqlalchemy as sa
 from flask import current_app
@@ -25,10 +25,12 @@ from flask import current_app
 from .. import gate, signals
 from ..audit import events as audit_events
 from ..config import setting
+from ..errors import RuleConflict
 from ..models import utcnow
 from ..policy import Access
 from . import volume
 from .changes import narrow
+from .executors import replays_export
 from .policy import settings_for
 
 if TYPE_CHECKING:
@@ -82,14 +84,27 @@ def needs(rbac: RBACProtocol, actor: Access, operation: str, count: int | None) 
     return False
 
 
+def refuse_unreplayable(operation: str, payload: dict[str, Any], summary: str) -> None:
+    """Refuse (409) an export whose path the app cannot produce once approved."""
+    if operation == "export" and not replays_export(payload.get("via", "app")):
+        raise RuleConflict(
+            f"{summary or 'This export'} needs approval, and this page's export cannot be "
+            "produced once approved: export from the record's list page instead.",
+            field="export")
+
+
 def record(rbac: RBACProtocol, actor: Access, operation: str, payload: dict[str, Any],
-           count: int | None, summary: str, reason: str) -> None:
+           count: int | None, summary: str, reason: str) -> NoReturn:
     """Record a pending request, commit it and raise ApprovalPending.
 
     Whatever the request's transaction did before the gate is rolled back
     first: the operation changes nothing until approved, even where its
-    service had begun (a role given inside a larger change).
+    service had begun (a role given inside a larger change). An export whose
+    path the app cannot replay once approved (no producer for its ``via``,
+    :func:`.setup.export_producer`) is refused instead (409): a request that
+    can only fail would take an approver's decision and deliver nothing.
     """
+    refuse_unreplayable(operation, payload, summary)
     policy = settings_for(rbac, actor.workspace_id)
     # The gate passes context.current_reason(): the caller's change_reason, else the
     # request's form, query or JSON ``reason``.

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, flash, jsonify, redirect
+from flask import Flask, flash, jsonify, redirect, render_template, url_for
+from werkzeug.routing import BuildError
 
 from .. import gate
 from ..decorators import wants_json
-from .decisions import PRODUCERS_KEY
-from .executors import Producer
-from .requests import link, needs, record
+from ..errors import RuleConflict
+from ..proxies import current_rbac
+from .asking import token_for
+from .executors import PRODUCERS_KEY, Producer
+from .requests import link, needs, record, refuse_unreplayable
 
 
 def init_app(app: Flask) -> None:
@@ -23,6 +26,7 @@ def init_app(app: Flask) -> None:
     gate.install(app, needs, record)
     app.extensions.setdefault(PRODUCERS_KEY, {})
     app.register_error_handler(gate.ApprovalPending, pending_response)
+    app.register_error_handler(gate.ApprovalRequired, required_response)
 
 
 def pending_response(exc: gate.ApprovalPending) -> Any:
@@ -32,6 +36,33 @@ def pending_response(exc: gate.ApprovalPending) -> Any:
                        message=exc.message, link=link(exc.request_id)), 202
     flash(exc.message, "info")
     return redirect(link(exc.request_id), 303)
+
+
+def required_response(exc: gate.ApprovalRequired) -> Any:
+    """The answer to a GET that reached the gate: an offer to ask, never a request.
+
+    A JSON client gets ``409 {"status": "approval_required", "ask": {"url",
+    "token"}}`` (POST the token with a ``reason`` to ask); a page gets a form
+    that does it (``rbac/approval_required.html``). Without the settings
+    pages mounted there is no form to post: the message alone.
+    """
+    rbac = current_rbac
+    rbac.db.session.rollback()
+    actor = rbac.current_access()
+    message, token, url = exc.message, "", ""
+    try:
+        refuse_unreplayable(exc.operation, exc.payload, exc.summary)
+        token = token_for(actor, exc) if actor is not None else ""
+        url = url_for("rbac_settings.ask_approval")
+    except RuleConflict as refused:
+        message = refused.message
+    except BuildError:
+        pass
+    if wants_json():
+        return jsonify(status="approval_required", message=message,
+                       ask={"url": url, "token": token} if url and token else None), 409
+    return render_template("rbac/approval_required.html", message=message, url=url,
+                           token=token, summary=exc.summary), 409
 
 
 def export_producer(app: Flask, producer: Producer, *, via: str = "app") -> Producer:

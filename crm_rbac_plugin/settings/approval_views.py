@@ -8,6 +8,8 @@
   requester's single-use download once an approved export is ready. A
   request the member may not see is a 404.
 * ``/approvals/policy``: the workspace's approval policy, changed by Owners.
+* ``/approvals/ask`` (POST): ask for the approval a GET page offered (an
+  export over the threshold answers with that offer, :mod:`..approvals.asking`).
 
 The decisions are :mod:`..approvals`' (403 to a non-approver or the
 requester, 409 to a decided or expired request); these views only show them.
@@ -17,14 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, flash, redirect, request, url_for
+from flask import Flask, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from .. import approvals, gate, pages
 from ..approvals.policy import MAX_THRESHOLD
-from ..decorators import login_required
+from ..decorators import login_required, wants_json
+from ..errors import ValidationError
 from ..pages import acting_access, not_found
 from ..policy import Access, Decision
 from ..proxies import current_rbac
@@ -76,6 +79,33 @@ def approvals_page() -> Any:
 def _visible_or_404(request_id: int) -> Any:
     req = approvals.visible(current_rbac, _member(), request_id)
     return req if req is not None else not_found()
+
+
+class AskForm(FlaskForm):
+    """The offer a GET page made (a signed token) and the member's reason."""
+
+    token = StringField("Offer", validators=[InputRequired(), Length(max=20000)])
+    reason = TextAreaField("Reason", validators=[Optional(), Length(max=2000)])
+
+
+@bp.post("/approvals/ask", endpoint="ask_approval")
+@login_required
+def ask_approval() -> Any:
+    """Record the request a page offered: the answer is the request's page (or 202),
+    as for any operation that waits; a bad or foreign offer is a 400 and records nothing."""
+    form = AskForm()
+    if not form.validate_on_submit():
+        message = "; ".join(f"{name}: {errors[0]}" for name, errors in form.errors.items())
+    else:
+        try:  # records the request and raises ApprovalPending, answered by its handler
+            approvals.ask(current_rbac, _member(), form.token.data, form.reason.data or "")
+        except ValidationError as exc:
+            current_rbac.db.session.rollback()
+            message = exc.message
+    if wants_json():
+        return jsonify(error="bad_request", message=message, field="token"), 400
+    return render_template("rbac/approval_required.html", message=message, url="", token="",
+                           summary=""), 400
 
 
 def _in_workspace_or_404(request_id: int) -> Any:

@@ -36,6 +36,7 @@ from crm_rbac_plugin.errors import RuleConflict
 from crm_rbac_plugin.models import utcnow
 from tests.rbac_helpers import (
     access_of,
+    ask_for_approval,
     fast_passwords,  # noqa: F401  (autouse fixture)
 )
 from tests.security.conftest import logged_in
@@ -141,7 +142,7 @@ def approved_export(app: Flask, world: SimpleNamespace) -> tuple[int, str]:
             links.append(kw["link"])
 
     manager = logged_in(app, world.users["manager"], world.ws)
-    asked = manager.get("/leads/export.csv")
+    asked = ask_for_approval(manager, "/leads/export.csv")
     assert asked.status_code == 303
     rid = int(asked.headers["Location"].rsplit("/", 1)[1])
     with signals.approval_decided.connected_to(catch, app):
@@ -211,7 +212,8 @@ def test_a_requester_who_lost_their_rights_never_succeeds(
     with pytest.raises(gate.ApprovalPending) as b:
         roles.delete_role(rbac, access_of(world.members["admin"]), temp2)
     manager = logged_in(app, world.users["manager"], world.ws)
-    export_rid = int(manager.get("/leads/export.csv").headers["Location"].rsplit("/", 1)[1])
+    export_rid = int(ask_for_approval(manager, "/leads/export.csv").headers["Location"]
+                     .rsplit("/", 1)[1])
     # A second Owner asks for a plan change, then is no longer an Owner.
     workspaces.assign_role(rbac, world.members["finance"], role(world, "owner"))
     db.session.commit()

@@ -20,6 +20,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, workspaces
 from tests.rbac_helpers import (
     access_of,
+    ask_for_approval,
     fast_passwords,  # noqa: F401  (autouse fixture)
 )
 
@@ -89,7 +90,7 @@ def test_a_vote_of_a_former_approver_does_not_make_the_quorum(world: SimpleNames
                                                               login: Any) -> None:
     set_policy(world, operations={"export": 1}, approvals_required=2)
     manager, owner, admin = (login(world.users[k], world.ws) for k in ("manager", "owner", "admin"))
-    asked = manager.get("/leads/export.csv?reason=q4")
+    asked = ask_for_approval(manager, "/leads/export.csv", "q4")
     assert asked.status_code == 303
     rid = int(asked.headers["Location"].rsplit("/", 1)[1])
     first = admin.post(f"/api/v1/approvals/{rid}/approve", json={})

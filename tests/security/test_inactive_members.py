@@ -21,6 +21,7 @@ from crm_rbac_plugin.notify import delivery, preferences
 from crm_rbac_plugin.notify import queue as notify_queue
 from tests.rbac_helpers import (
     access_of,
+    ask_for_approval,
     fast_passwords,  # noqa: F401  (autouse fixture)
 )
 
@@ -39,7 +40,7 @@ def test_deactivation_cancels_pending_requests_and_stops_mail(world: SimpleNames
     db.session.commit()
     fid, cid = world.members["finance"].id, world.members["client_success"].id
     finance, owner, admin = (login(world.users[k], world.ws) for k in ("finance", "owner", "admin"))
-    asked = finance.get("/deals/export.csv?reason=q4")
+    asked = ask_for_approval(finance, "/deals/export.csv", "q4")
     assert asked.status_code == 303
     rid = int(asked.headers["Location"].rsplit("/", 1)[1])
     member_role = workspaces.role_by_key(rbac, world.ws, "member")

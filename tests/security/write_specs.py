@@ -250,6 +250,9 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_settings.cancel_request": EndpointRule(
         "owner", lambda w, ws: {"reason": "sweep"},
         why="only the requester cancels; the sweep's requests are the Owners'"),
+    "rbac_settings.ask_approval": EndpointRule(
+        "self", lambda w, ws: {"token": "not-a-signed-offer", "reason": "sweep"},
+        why="any member asks with an offer a page made for them; a forged one is a 400"),
     "rbac_settings.download_request": EndpointRule(
         "owner", why="the requester's own file; a pending request has none (404 for everyone)"),
     "rbac_settings.approval_policy": EndpointRule(
