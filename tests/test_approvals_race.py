@@ -1,7 +1,9 @@
-"""Two approvers deciding one request at the same moment execute it exactly once (PostgreSQL).
+"""Two approvers deciding one request at the same moment execute it exactly once.
 
-Each round: a Manager's export waits for approval; two approvers (two API
-clients, one thread each, two database connections) approve it together.
+On PostgreSQL, and on SQLite in a database file (the demo's setting: two
+connections, one write lock; an in-memory database has one connection and
+no race). Each round: a Manager's export waits for approval; two approvers
+(two API clients, one thread each, two database connections) approve it together.
 With one approval required, one executes and the other gets 409; with two
 required, one records the first approval and the other executes. Either
 way the export is produced once (one ``export`` event, one
@@ -33,10 +35,12 @@ from tests.test_settings_ui import role
 ROUNDS = int(os.environ.get("RBAC_RACE_ROUNDS", "5"))
 
 
-@pytest.fixture(autouse=True)
-def postgresql_only(backend: str) -> None:
-    if backend == "sqlite":
-        pytest.skip("SQLite serialises all writers on one database lock: no race to test")
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """PostgreSQL's test database, or a SQLite file of the test's own."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'race.db'}"
 
 
 def export_request(app: Flask, world: SimpleNamespace) -> int:

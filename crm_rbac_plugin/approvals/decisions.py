@@ -12,10 +12,10 @@ The rules, each refusing with nothing changed:
   recorded but no longer counts.
 
 The final approval executes the operation **exactly once**. The deciding
-transaction first locks the request row (``SELECT ... FOR UPDATE`` on
-PostgreSQL; SQLite serialises writers anyway), so two approvers deciding at
-once are taken one after the other and the second reads the first's vote
-and status. The move to ``executing`` is moreover a conditional UPDATE
+transaction first writes the request row (PostgreSQL's row lock, SQLite's
+write lock), so two approvers deciding at once are taken one after the
+other and the second reads the first's vote and status. The move to
+``executing`` is moreover a conditional UPDATE
 (``WHERE status = 'pending'``): a transaction that loses it executes
 nothing. The operation then runs as the requester (their access built
 afresh, through the same service, with the gate told it is approved) in a
@@ -55,10 +55,20 @@ if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
 def _locked(rbac: RBACProtocol, req: Any) -> Any:
-    """Reload ``req`` under a row lock, with its decisions as committed now."""
+    """Reload ``req`` under a lock, with its decisions as committed now.
+
+    The request row is written first (its status, unchanged): PostgreSQL
+    locks the row, SQLite takes the database's write lock, which ``SELECT
+    ... FOR UPDATE`` does not (SQLite has no row locks and reads outside the
+    write lock). A concurrent decision waits there, then reads the votes
+    this one committed: two approvals at once cannot each count only their own.
+    """
     R = rbac.models.ApprovalRequest
     session = rbac.db.session
-    row = session.scalar(sa.select(R).where(R.id == req.id).with_for_update()
+    table = R.__table__
+    session.connection().execute(sa.update(table).where(table.c.id == req.id)
+                                 .values(status=table.c.status))
+    row = session.scalar(sa.select(R).where(R.id == req.id)
                          .execution_options(populate_existing=True))
     session.refresh(row, ["decisions"])
     return row
