@@ -32,6 +32,15 @@ from tests.rbac_helpers import access_of, custom_role, give_role
 
 
 @pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """PostgreSQL's test database, or a SQLite file of the test's own: two threads race
+    on two connections and one write lock (an in-memory database has one connection)."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'certification.db'}"
+
+
+@pytest.fixture
 def sent(app: Flask) -> Any:
     """The ``review_due`` signals sent during the test, as their keyword arguments."""
     calls: list[dict[str, Any]] = []
@@ -126,10 +135,8 @@ def test_a_rolled_back_reminder_records_nothing(world: SimpleNamespace, app: Fla
 @pytest.mark.parametrize("row_exists", [False, True])
 def test_two_reminders_at_once_send_one(world: SimpleNamespace, sent: list, app: Flask,
                                         backend: str, row_exists: bool) -> None:
-    """Two cron runs racing (PostgreSQL): the schedule row's lock (or its unique
-    workspace) lets one of them remind."""
-    if backend == "sqlite":
-        pytest.skip("SQLite serialises all writers on one database lock: no race to test")
+    """Two cron runs racing: the schedule row's lock (or its unique workspace) lets one
+    of them remind (on SQLite, in a database file: :func:`database_url`)."""
     age_workspace(world.ws2, 10)
 
     def slow(sender: Any, **kwargs: Any) -> None:
@@ -293,9 +300,8 @@ def test_nobody_certifies_themselves_and_decisions_are_final(world: SimpleNamesp
 
 def test_two_reviewers_deciding_one_item_at_once_decide_once(
         world: SimpleNamespace, app: Flask, backend: str) -> None:
-    """PostgreSQL: the item's row lock lets one decision through; the other is a 409."""
-    if backend == "sqlite":
-        pytest.skip("SQLite serialises all writers on one database lock: no race to test")
+    """The item's lock lets one decision through; the other is a 409 (on SQLite, in a
+    database file: :func:`database_url`)."""
     workspaces.assign_role(rbac, world.members["manager"], workspaces.role_by_key(
         rbac, world.ws, "admin"))
     give_role(world.members["member"], custom_role(world, "Tasks only", [("tasks", "view", "own")]))

@@ -1,4 +1,5 @@
-"""Two invitations racing for the last seat: exactly one wins (PostgreSQL).
+"""Two invitations racing for the last seat: exactly one wins (PostgreSQL, and SQLite
+in a database file).
 
 Each round leaves one seat free; the Owner and the Admin (two clients, one
 thread each, two database connections) invite two new addresses at the same
@@ -30,10 +31,13 @@ from tests.test_settings_ui import role
 ROUNDS = int(os.environ.get("RBAC_RACE_ROUNDS", "5"))
 
 
-@pytest.fixture(autouse=True)
-def postgresql_only(backend: str) -> None:
-    if backend == "sqlite":
-        pytest.skip("SQLite serialises all writers on one database lock: no race to test")
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """PostgreSQL's test database, or a SQLite file of the test's own: the racers get
+    two connections and one write lock (an in-memory database has one connection)."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'race.db'}"
 
 
 def seats_used(world: SimpleNamespace) -> int:

@@ -46,6 +46,7 @@ from ..audit import events as audit_events
 from ..config import setting
 from ..context import change_reason
 from ..errors import PermissionDenied, RBACError, RuleConflict, ValidationError
+from ..locking import write_lock
 from ..models import utcnow
 from ..policy import Access
 from .executors import BUILT_IN, PRODUCERS_KEY, ExportFile
@@ -57,17 +58,13 @@ if TYPE_CHECKING:
 def _locked(rbac: RBACProtocol, req: Any) -> Any:
     """Reload ``req`` under a lock, with its decisions as committed now.
 
-    The request row is written first (its status, unchanged): PostgreSQL
-    locks the row, SQLite takes the database's write lock, which ``SELECT
-    ... FOR UPDATE`` does not (SQLite has no row locks and reads outside the
-    write lock). A concurrent decision waits there, then reads the votes
-    this one committed: two approvals at once cannot each count only their own.
+    The request row is written first (:func:`..locking.write_lock`): a
+    concurrent decision waits there, then reads the votes this one
+    committed, so two approvals at once cannot each count only their own.
     """
     R = rbac.models.ApprovalRequest
     session = rbac.db.session
-    table = R.__table__
-    session.connection().execute(sa.update(table).where(table.c.id == req.id)
-                                 .values(status=table.c.status))
+    write_lock(session, R, R.id == req.id)
     row = session.scalar(sa.select(R).where(R.id == req.id)
                          .execution_options(populate_existing=True))
     session.refresh(row, ["decisions"])

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..errors import PermissionDenied, RuleConflict, ValidationError
+from ..locking import write_lock
 from ..models import utcnow
 from ..models.certification import DECISIONS
 from ..oversight import review
@@ -107,9 +108,11 @@ def start_run(rbac: RBACProtocol, actor: Access | None, resource: str = "") -> A
 
 
 def _locked(rbac: RBACProtocol, model: Any, ident: int) -> Any:
-    """Re-read a row under a lock, so two reviewers deciding at once decide once."""
+    """Re-read a row under a lock (:func:`..locking.write_lock`), so two reviewers
+    deciding at once decide once."""
+    write_lock(rbac.db.session, model, model.id == ident)
     return rbac.db.session.scalars(
-        sa.select(model).where(model.id == ident).with_for_update()
+        sa.select(model).where(model.id == ident)
         .execution_options(populate_existing=True)).one()
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..loader import BYPASS
+from ..locking import write_lock
 from ..models import utcnow
 from ..policy import Access
 from ..signals import review_due
@@ -82,7 +83,8 @@ def _row(rbac: RBACProtocol, workspace_id: int, *, lock: bool = False) -> Any:
     stmt = sa.select(S).where(S.workspace_id == workspace_id)
     if lock:
         # Re-read the row once locked: another transaction may have changed it since.
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        write_lock(rbac.db.session, S, S.workspace_id == workspace_id)
+        stmt = stmt.execution_options(populate_existing=True)
     return rbac.db.session.scalars(stmt, execution_options=BYPASS).one_or_none()
 
 

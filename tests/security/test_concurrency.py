@@ -1,4 +1,4 @@
-"""Races on PostgreSQL: simultaneous requests never break the workspace's invariants.
+"""Races: simultaneous requests never break the workspace's invariants.
 
 Each round starts two real HTTP requests (the test client, one per thread,
 each request in its own app context and database session, as two server
@@ -11,8 +11,9 @@ committed:
 - two role admins saving different full matrices of the same role at the
   same moment leave exactly one of the two matrices, never a mix of both.
 
-SQLite is skipped: it has a single database-wide write lock, so the two
-transactions can never interleave and the test would prove nothing.
+On PostgreSQL, and on SQLite in a database file: there the two requests
+hold two connections and share one write lock, but their reads run outside
+it, so a rule that reads before it writes races there too.
 ``tests/test_roles_rules.py`` runs the Owner race on the service layer; this
 module runs it (and the others) through the routes, more rounds.
 """
@@ -44,10 +45,13 @@ from tests.test_settings_ui import grants_of, matrix_values, role
 ROUNDS = int(os.environ.get("RBAC_RACE_ROUNDS", "10"))
 
 
-@pytest.fixture(autouse=True)
-def postgresql_only(backend: str) -> None:
-    if backend == "sqlite":
-        pytest.skip("SQLite serialises all writers on one database lock: no race to test")
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """PostgreSQL's test database, or a SQLite file of the test's own: the racers get
+    two connections and one write lock (an in-memory database has one connection)."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'race.db'}"
 
 
 #: What :func:`race` records for a request that raised instead of answering: the
