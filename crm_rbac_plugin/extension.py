@@ -91,7 +91,7 @@ def before_request() -> Any:
         return None
     screened = mfa_gate.screen(rbac, endpoint, facts, settings)
     if screened is None:
-        viewas.refuse_write_request(rbac, endpoint)
+        viewas.refuse_write_request(rbac, endpoint, settings.exempt_endpoints)
     return screened
 
 

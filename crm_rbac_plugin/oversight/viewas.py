@@ -206,7 +206,22 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STOP_ENDPOINT = "rbac_oversight.view_as_stop"
 
 
-def refuse_write_request(rbac: RBACProtocol, endpoint: str) -> None:
+def stop(rbac: RBACProtocol) -> Any:
+    """Stop viewing as (audited as ``view_as.stopped``, committed); return the viewed
+    membership's id, or None when nobody was being viewed."""
+    mid = session.pop(SESSION_KEY, None)
+    if mid is not None:
+        request_state().reset()
+        access = rbac.current_access()
+        rbac.audit("view_as.stopped", resource="members", target=f"member #{mid}",
+                   workspace_id=access.workspace_id if access else None,
+                   viewed_membership_id=mid)
+        rbac.db.session.commit()
+    return mid
+
+
+def refuse_write_request(rbac: RBACProtocol, endpoint: str,
+                         sign_out: frozenset[str] = frozenset()) -> None:
     """Refuse (PermissionDenied) a request that may change something while viewing as.
 
     The flush guard (:func:`install`) refuses what a request writes through
@@ -214,10 +229,16 @@ def refuse_write_request(rbac: RBACProtocol, endpoint: str) -> None:
     alone, or side effects such as a mail or a single-use download, and
     each would act with the viewed member's rights. So every request but a
     GET, HEAD or OPTIONS is refused before its view runs, whatever the view
-    does, except stopping. Called by the extension's ``before_request`` pass.
+    does, except stopping. Signing out (an endpoint of ``sign_out``, the
+    host's, ``RBAC_MFA_EXEMPT_ENDPOINTS``) is never refused: it stops viewing
+    as first, so the sign-out writes as the member themselves. Called by the
+    extension's ``before_request`` pass.
     """
     if (request.method in SAFE_METHODS or endpoint == STOP_ENDPOINT
             or SESSION_KEY not in session):
+        return
+    if endpoint in sign_out:
+        stop(rbac)
         return
     rbac.current_access()  # view-as starts here, or ends if no longer allowed
     if active():

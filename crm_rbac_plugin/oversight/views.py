@@ -345,15 +345,7 @@ def view_as_start() -> Any:
 @login_required
 def view_as_stop() -> Any:
     """Stop viewing as a member (always allowed)."""
-    rbac = current_rbac
-    mid = session.pop(viewas.SESSION_KEY, None)
-    if mid is not None:
-        request_state().reset()
-        access = rbac.current_access()
-        rbac.audit("view_as.stopped", resource="members", target=f"member #{mid}",
-                   workspace_id=access.workspace_id if access else None,
-                   viewed_membership_id=mid)
-        rbac.db.session.commit()
+    viewas.stop(current_rbac)
     return redirect(url_for(".access_review") if can(PERMISSION) else "/")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 
 from crm_app.extensions import db
@@ -82,6 +83,24 @@ def test_an_admin_views_as_a_viewer(world: SimpleNamespace, login: Any) -> None:
     assert response.status_code == 302 and response.headers["Location"] == "/leads/"
     assert viewing(admin) == world.members["viewer"].id
     assert "rbac-view-as-banner" in admin.get("/leads/").text
+
+
+def test_signing_out_while_viewing_as_stops_viewing_and_signs_out(world: SimpleNamespace,
+                                                                   login: Any) -> None:
+    """Sign-out is never refused: on a shared computer, an Admin who clicks "Sign out"
+    while viewing as someone must not stay signed in."""
+    admin = login(world.users["admin"], world.ws)
+    start(admin, world, "viewer")
+    assert "rbac-view-as-banner" in admin.get("/leads/").text
+    assert admin.post("/leads/new", data={"name": "Refused"}).status_code == 403
+    signed_out = admin.post("/logout")
+    assert signed_out.status_code == 302, signed_out.text[:300]
+    assert viewing(admin) is None
+    after = admin.get("/settings/profile")
+    assert after.status_code == 302 and "/login" in after.headers["Location"]
+    A = rbac.models.AuditEvent
+    stopped = db.session.scalars(sa.select(A).where(A.action == "view_as.stopped")).all()
+    assert [e.detail.get("viewed_membership_id") for e in stopped] == [world.members["viewer"].id]
 
 
 def test_a_target_seeing_a_field_hidden_from_the_viewer_is_refused(world: SimpleNamespace,
