@@ -264,6 +264,43 @@ def test_a_copied_remember_me_cookie_dies_with_its_session(
     assert_alive(here)
 
 
+@pytest.mark.parametrize(("email", "late", "restores"), [
+    ("member@example.test", dt.timedelta(hours=7, minutes=59), True),
+    ("member@example.test", dt.timedelta(hours=8, minutes=1), False),       # member idle: 8 h
+    ("owner@example.test", dt.timedelta(minutes=29), True),
+    ("owner@example.test", dt.timedelta(minutes=31), False),                # privileged: 30 min
+])
+def test_a_remember_me_cookie_of_a_closed_browser_obeys_the_idle_timeout(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace, email: str,
+        late: dt.timedelta, restores: bool) -> None:
+    """The browser that signed in is closed and never comes back, so nothing marks its
+    session idle: the remember-me cookie must not restore it past the workspace's idle
+    timeout (the strictest of the account's workspaces, privileged or not), or closing
+    the browser would beat the timeout."""
+    browser = sign_in(app, email, remember=True)
+    cookie = browser.get_cookie("remember_token", domain=DOMAIN)
+    assert cookie is not None
+    clock.now = T0 + late
+    page = replay_remember_cookie(app, cookie.value)
+    if restores:
+        assert page.status_code == 200, page.status_code
+    else:
+        assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
+def test_a_remember_me_cookie_of_a_closed_browser_obeys_the_absolute_lifetime(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace) -> None:
+    browser = sign_in(app, "member@example.test", remember=True)
+    cookie = browser.get_cookie("remember_token", domain=DOMAIN)
+    assert cookie is not None
+    for hours in range(1, 7 * 24, 6):  # active in another tab of the browser, every 6 hours
+        clock.now = T0 + dt.timedelta(hours=hours)
+        assert_alive(browser)
+    clock.now = T0 + dt.timedelta(days=7, minutes=1)  # past the member's 7 days
+    page = replay_remember_cookie(app, cookie.value)
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
 def test_a_restoration_binds_a_new_remember_me_cookie(app: Flask, world: SimpleNamespace) -> None:
     """A restoration retires the session the cookie was bound to and writes a cookie bound to
     the new one: the old cookie restores nothing, and signing the new session out from the

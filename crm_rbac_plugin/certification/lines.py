@@ -29,8 +29,8 @@ from ..oversight import viewas
 from ..oversight.history import who_can
 from ..roles import effective_specs, is_privileged, member_group_roles
 from ..roles.invariants import assignments_in_force
-from ..security.stepup import ADMIN_RESOURCES
-from ..security.stepup import is_privileged as is_privileged_access
+from ..security.sessions import ADMIN_RESOURCES
+from ..security.sessions import is_privileged as is_privileged_access
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol

@@ -5,7 +5,7 @@ Who reviews: an active member who may manage roles (``roles.manage``:
 Owners and Admins in the built-in roles). The list a run starts with:
 
 * every active **privileged** member, as the step-up rule defines it
-  (:func:`..security.stepup.is_privileged`: an Owner, or ``manage`` on
+  (:func:`..security.sessions.is_privileged`: an Owner, or ``manage`` on
   members, roles or settings), with the roles in force that make them so;
 * every active member who may **view the chosen resource** now, as
   "who can" answers it (:func:`..oversight.history.who_can`, the live

@@ -47,12 +47,15 @@ from .. import audit, signals
 from ..config import request_settings, setting
 from ..loader import BYPASS
 from ..models import naive_utc, utcnow
+from ..policy import ALLOW, Access
 from ..proxies import current_flask_app, get_rbac
+from .policy import Policy
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["REASONS", "SessionRecord", "SessionService", "current_sid", "is_live",
+__all__ = ["ADMIN_RESOURCES", "REASONS", "SessionRecord", "SessionService", "account_lifetimes",
+           "current_sid", "is_live", "is_privileged",
            "list_sessions", "lookup_columns", "retire", "revoke", "revoke_all", "service", "start",
            "verdict"]
 
@@ -231,13 +234,64 @@ def _live_row(rbac: RBACProtocol, sid: str, user_id: Any) -> Any:
 
 
 def is_live(rbac: RBACProtocol, sid: str, user_id: Any) -> bool:
-    """Whether ``sid`` names a session of ``user_id`` that is not revoked.
+    """Whether ``sid`` names a session of ``user_id`` that still lives: not revoked, and
+    neither idle nor older than :func:`account_lifetimes` allow.
 
     A host that binds its remember-me cookie to the session that issued it
     asks this before the cookie restores a new session: a session ended from
-    the profile's list, by the cap, idle or expired restores nothing.
+    the profile's list, by the cap, idle or expired restores nothing. A
+    session idle past its timeout is marked so only when its own browser
+    comes back; a browser closed meanwhile leaves the row unrevoked, so the
+    times are judged here too, or closing the browser would beat the
+    workspace's idle timeout.
     """
-    return _live_row(rbac, sid, user_id) is not None
+    row = _live_row(rbac, sid, user_id)
+    if row is None:
+        return False
+    lifetimes = account_lifetimes(rbac, user_id)
+    if lifetimes is None:
+        return True  # no active membership: the host's user loader decides
+    record = SessionRecord(has_id=True, id=row.id, created_at=row.created_at,
+                           last_seen_at=row.last_seen_at, revoked_at=row.revoked_at)
+    return verdict(record, lifetimes, now()) is None
+
+
+#: The resources whose ``manage`` makes a member privileged.
+ADMIN_RESOURCES = ("members", "roles", "settings")
+
+
+def is_privileged(access: Access | None) -> bool:
+    """Whether ``access`` is an Owner's or holds ``manage`` on members, roles or settings:
+    it gets the privileged session lifetimes (and, by policy, must use MFA)."""
+    if access is None:
+        return False
+    if access.is_owner:
+        return True
+    return any(rule.effect == ALLOW for resource in ADMIN_RESOURCES
+               for rule in access.rules.get((resource, "manage"), ()))
+
+
+def account_lifetimes(rbac: RBACProtocol, user_id: Any) -> Lifetimes | None:
+    """The strictest idle timeout and absolute lifetime over the account's active
+    memberships (each workspace's privileged values where the member is privileged there),
+    or None without one: a restored session may enter any of those workspaces."""
+    M, P = rbac.models.Membership, rbac.models.SecurityPolicy
+    rows = rbac.db.session.execute(
+        sa.select(M.id, P.idle_minutes_privileged, P.absolute_minutes_privileged,
+                  P.idle_minutes_member, P.absolute_minutes_member)
+        .outerjoin(P, P.workspace_id == M.workspace_id)
+        .where(M.user_id == user_id, M.status == "active"), execution_options=BYPASS).all()
+    found = []
+    for mid, idle_p, abs_p, idle_m, abs_m in rows:
+        if is_privileged(rbac.access_for(mid)):
+            found.append((idle_p or Policy.idle_minutes_privileged,
+                          abs_p or Policy.absolute_minutes_privileged))
+        else:
+            found.append((idle_m or Policy.idle_minutes_member,
+                          abs_m or Policy.absolute_minutes_member))
+    if not found:
+        return None
+    return Lifetimes(min(int(i) for i, _ in found), min(int(a) for _, a in found))
 
 
 def retire(rbac: RBACProtocol, sid: str, user_id: Any) -> None:

@@ -50,16 +50,15 @@ from ..identity import Visit, request_state, signed_in_user, visit
 from ..interface import RBACProtocol
 from ..loader import BYPASS
 from ..models import naive_utc, utcnow
-from ..policy import ALLOW, Access
+from ..policy import Access
 from ..proxies import current_session, get_rbac
 from ..urls import safe_next
 from . import sessions
 from .policy import Policy
+from .sessions import is_privileged
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The resources whose ``manage`` makes a member privileged.
-ADMIN_RESOURCES = ("members", "roles", "settings")
 #: The policy values of ``SecurityPolicy.mfa``.
 POLICIES = ("nobody", "privileged", "everyone")
 #: Flask session key of the session's last MFA check: ``{"user": key, "at": epoch seconds}``.
@@ -67,16 +66,6 @@ SESSION_KEY = "rbac_mfa"
 #: The plugin's pages a member reaches before enrolling or verifying (settings blueprint).
 ENROL_ENDPOINT = "rbac_settings.mfa"
 VERIFY_ENDPOINT = "rbac_settings.mfa_verify"
-
-
-def is_privileged(access: Access | None) -> bool:
-    """Whether ``access`` is an Owner's or holds ``manage`` on members, roles or settings."""
-    if access is None:
-        return False
-    if access.is_owner:
-        return True
-    return any(rule.effect == ALLOW for resource in ADMIN_RESOURCES
-               for rule in access.rules.get((resource, "manage"), ()))
 
 
 def must_enrol(policy: str, access: Access | None) -> bool:
