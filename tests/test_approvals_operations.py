@@ -20,6 +20,7 @@ from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, bulk, gate, roles, sharing, team
 from crm_rbac_plugin.approvals import volume
+from crm_rbac_plugin.errors import RuleConflict
 from crm_rbac_plugin.security import editing
 from crm_rbac_plugin.security.policy import policy_for
 from tests.rbac_helpers import (
@@ -68,6 +69,38 @@ def test_privileged_roles_wait_others_do_not(world: SimpleNamespace) -> None:
         assert role.name not in {mr.role.name for mr in target.member_roles}
         approve(world, rid)
     assert {"admin", "Team lead", "Reader"} <= role_keys(target)
+
+
+def test_a_privileged_role_for_several_members_at_once_is_refused_whole(
+        world: SimpleNamespace, login: Any) -> None:
+    """Each member's privileged role is a request of its own: a bulk "Add a role" of
+    several members is refused before anyone is tried (it recorded the first member's
+    request and dropped the rest); for one member it waits as a single change does."""
+    policy(world, assign_privileged_role=True)
+    admin_role = db.session.scalar(sa.select(rbac.models.Role).where(
+        rbac.models.Role.workspace_id == world.ws.id, rbac.models.Role.key == "admin"))
+    owner = login(world.users["owner"], world.ws)
+    picked = [world.members[k].id for k in ("member", "member2", "viewer")]
+    R = rbac.models.ApprovalRequest
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(R))
+    refused = owner.post("/settings/members/bulk", data={
+        "members": picked, "action": "add_role", "role_id": admin_role.id})
+    assert refused.status_code == 409, refused.status_code
+    assert "one request per member" in refused.text
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(R)) == before
+    assert all("admin" not in role_keys(db.session.get(rbac.models.Membership, mid))
+               for mid in picked)
+    with pytest.raises(RuleConflict, match="one by one"):
+        team.bulk_change(rbac, access_of(world.members["owner"]),
+                         [db.session.get(rbac.models.Membership, mid) for mid in picked],
+                         "add_role", admin_role)
+    db.session.rollback()
+    one = owner.post("/settings/members/bulk", data={
+        "members": picked[:1], "action": "add_role", "role_id": admin_role.id})
+    assert one.status_code == 303 and "/settings/approvals/" in one.headers["Location"]
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(R)) == before + 1
 
 
 def test_security_policy_waits(world: SimpleNamespace) -> None:

@@ -14,6 +14,12 @@ member refused and why; then :class:`BulkRefused` (409) or
 right) is raised and the caller rolls the whole change back. A member already
 in the wanted state (holds the role, is in the department, is already
 inactive) is left as is: there is nothing to refuse.
+
+A role whose giving waits for approval (the workspace's policy names
+"assigning a privileged role") is given to one member per request: a bulk
+change of several members would record the first member's request and
+stop there, so it is refused (409) before anyone is tried, naming the way
+that works.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import roles
+from .. import gate, roles
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
 from .checks import require, same_workspace
@@ -96,6 +102,14 @@ def bulk_change(rbac: RBACProtocol, actor: Access | None, memberships: Sequence[
     if action in ("add_role", "remove_role") and target is None:
         raise ValidationError("choose a role", field="role")
     same_workspace(actor, *memberships, *([target] if target is not None else []))
+    if (action == "add_role" and len(memberships) > 1
+            and roles.needs_approval_as_privileged(target)):
+        gate.require(rbac, actor, "assign_privileged_role",
+                     {"role_id": target.id, "membership_ids": [m.id for m in memberships]},
+                     summary=f"Give {target.name} to {len(memberships)} members",
+                     refusal=(f"Giving {target.name} needs approval in this workspace, one "
+                              "request per member: give it to the members one by one.",
+                              "role_id"))
     change = _Change(rbac, actor, action, target)
     refusals: list[str] = []
     denied = False
