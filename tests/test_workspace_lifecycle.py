@@ -487,6 +487,34 @@ def test_export_holds_binary_values_as_base64(world: SimpleNamespace, login: Any
             "csv/rbac_approval_request.csv").decode()
 
 
+def test_the_workspace_export_waits_for_approval_over_the_threshold(
+        world: SimpleNamespace, login: Any) -> None:
+    """An Owner's full export is an export like any other for the approval policy: over
+    the threshold it waits for another approver, then the Owner downloads it once."""
+    from crm_rbac_plugin import approvals
+    from tests.rbac_helpers import ask_for_approval
+
+    approvals.save(rbac, access_of(world.members["owner"]), {"operations": {"export": 5}})
+    db.session.commit()
+    owner, admin = login(world.users["owner"], world.ws), login(world.users["admin"], world.ws)
+    api = owner.get("/api/v1/workspace/export", headers={"Accept": "application/json"})
+    assert api.status_code == 409 and api.json["status"] == "approval_required"
+    asked = ask_for_approval(owner, "/settings/lifecycle/export", "before deleting it")
+    assert asked.status_code == 303
+    rid = int(asked.headers["Location"].rsplit("/", 1)[1])
+    req = db.session.get(rbac.models.ApprovalRequest, rid)
+    assert req.operation == "export" and req.payload["via"] == "workspace"
+    assert not audit("workspace.exported")
+    assert owner.post(f"/settings/approvals/{rid}/approve").status_code == 403  # not oneself
+    assert admin.post(f"/settings/approvals/{rid}/approve").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(rbac.models.ApprovalRequest, rid).status == "executed"
+    got = owner.post(f"/settings/approvals/{rid}/download")
+    assert got.status_code == 200
+    document = json.loads(zipfile.ZipFile(io.BytesIO(got.data)).read("workspace.json"))
+    assert document["workspace"]["name"] == "Acme Sales" and document["tables"]["lead"]
+
+
 def test_now_defaults_to_the_clock(world: SimpleNamespace) -> None:
     ws = lifecycle.delete_workspace(rbac, access_of(world.members["owner"]), "Acme Sales")
     assert abs((ws.deleted_at - utcnow()).total_seconds()) < 60

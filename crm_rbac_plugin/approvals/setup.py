@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, flash, jsonify, redirect, render_template, url_for
 from werkzeug.routing import BuildError
 
 from .. import gate
+from ..context import current_override
 from ..decorators import wants_json
 from ..errors import RuleConflict
+from ..lifecycle.export import WORKSPACE_EXPORT, export_zip
+from ..policy import Access
 from ..proxies import current_rbac
 from .asking import token_for
-from .executors import PRODUCERS_KEY, Producer
+from .executors import PRODUCERS_KEY, ExportFile, Producer
 from .requests import link, needs, record, refuse_unreplayable
 
 
@@ -24,7 +28,8 @@ def init_app(app: Flask) -> None:
     committed by the gate, so the answer is the same for every view.
     """
     gate.install(app, needs, record)
-    app.extensions.setdefault(PRODUCERS_KEY, {})
+    app.extensions.setdefault(PRODUCERS_KEY, {}).setdefault(WORKSPACE_EXPORT,
+                                                            produce_workspace_export)
     app.register_error_handler(gate.ApprovalPending, pending_response)
     app.register_error_handler(gate.ApprovalRequired, required_response)
 
@@ -36,6 +41,14 @@ def pending_response(exc: gate.ApprovalPending) -> Any:
                        message=exc.message, link=link(exc.request_id)), 202
     flash(exc.message, "info")
     return redirect(link(exc.request_id), 303)
+
+
+def produce_workspace_export(payload: Mapping[str, Any]) -> ExportFile:
+    """An approved workspace export (``lifecycle.export_zip``), made as the requester,
+    who must still be an Owner (the replay runs inside ``rbac.as_member(requester)``)."""
+    requester = current_override()
+    name, data = export_zip(current_rbac, requester if isinstance(requester, Access) else None)
+    return ExportFile(name, data)
 
 
 def required_response(exc: gate.ApprovalRequired) -> Any:

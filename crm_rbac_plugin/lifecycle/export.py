@@ -5,7 +5,10 @@ one ``<table>.csv`` per table, every cell through :mod:`..csvsafe`. It covers
 the host's workspace-scoped records (the registry's protected models), the
 plugin's rows that carry the workspace's id, the rows one step below them
 (grants, assignments, agreement permissions ...), and the workspace's audit
-trail. Secrets are left out: a column whose name says hash, secret, nonce,
+trail. It is an export like any other for the workspace's approval policy:
+over the export threshold (counted in rows of every table) it waits for an
+approver (:func:`..gate.require`, ``via="workspace"``), so no Owner takes
+every record out alone. Secrets are left out: a column whose name says hash, secret, nonce,
 token or password is never exported. Binary values (a file kept for its
 download, a host's blob) are exported as base64 text, which JSON and CSV
 hold. Only an Owner exports, and the export is audited (``workspace.exported``).
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .. import csvsafe
+from .. import csvsafe, gate
 from ..audit.events import jsonable, record
 from ..loader import BYPASS
 from ..policy import Access
@@ -31,6 +34,8 @@ from .purge import _ordered_tables
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
+#: The approval payload's ``via`` of the workspace export (its producer: ``approvals.setup``).
+WORKSPACE_EXPORT = "workspace"
 #: Column names holding a secret contain one of these: such columns are never exported.
 SECRET_WORDS = ("hash", "secret", "nonce", "token", "password")
 
@@ -81,7 +86,9 @@ def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
 def export_zip(rbac: RBACProtocol, actor: Access | None) -> tuple[str, bytes]:
     """Return ``(file name, zip bytes)`` of the actor's workspace (Owners only).
 
-    Audited as ``workspace.exported``; the caller commits.
+    Audited as ``workspace.exported``; the caller commits. Raises
+    :class:`..gate.ApprovalPending` (or ``ApprovalRequired`` in a GET) when
+    the workspace's approval policy makes an export of that many rows wait.
     """
     actor = require_owner(actor)
     ws = rbac.db.session.get(rbac.models.Workspace, actor.workspace_id)
@@ -94,6 +101,9 @@ def export_zip(rbac: RBACProtocol, actor: Access | None) -> tuple[str, bytes]:
             columns[table.name] = names
             tables[table.name] = [{n: _cell(v) for n, v in zip(names, row, strict=True)}
                                   for row in result]
+    rows = sum(len(r) for r in tables.values())
+    gate.require(rbac, actor, "export", {"resource": "settings", "via": WORKSPACE_EXPORT},
+                 count=rows, summary=f"Export the whole workspace {ws.name} ({rows} rows)")
     document = {"workspace": {"id": ws.id, "name": ws.name, "slug": ws.slug, "plan": ws.plan,
                               "created_at": jsonable(ws.created_at)},
                 "tables": tables}
@@ -103,6 +113,5 @@ def export_zip(rbac: RBACProtocol, actor: Access | None) -> tuple[str, bytes]:
         for name, rows in tables.items():
             archive.writestr(f"csv/{name}.csv", _csv(columns[name], rows))
     record(rbac, "workspace.exported", workspace_id=ws.id, resource="settings", target=ws.name,
-           actor_ids=(actor.user_id, actor.membership_id),
-           rows=sum(len(r) for r in tables.values()))
+           actor_ids=(actor.user_id, actor.membership_id), rows=rows)
     return f"{ws.slug}-export.zip", buffer.getvalue()
