@@ -187,30 +187,31 @@ def _check_insert(rbac: RBACProtocol, access: Access | None, res: Resource, obj:
             setattr(obj, res.owner_column, access.user_id)
     if not _allows(rbac, access, "create", res, obj, loader):
         raise _refuse_by(rbac, access, res, "create", obj, obj, loader)
-    _check_parent_workspace(rbac, access, res, "create", obj, loader)
+    _check_references(rbac, access, res, "create", obj, loader)
     if access is not None:
         written = {f for f in access.unwritable(res.name) if getattr(obj, f, None) is not None}
         _check_fields(rbac, access, res, "create", obj, written)
 
 
-def _check_parent_workspace(rbac: RBACProtocol, access: Access | None, res: Resource, action: str,
-                            obj: Any, loader: Any) -> None:
-    """Refuse a parent record of another workspace (a task on a client shared with us).
+def _check_references(rbac: RBACProtocol, access: Access | None, res: Resource, action: str,
+                      obj: Any, loader: Any, keys: set[str] | None = None) -> None:
+    """Refuse a reference to a record of another workspace (a task on a client shared
+    with us, a shared deal pointed at the receiving side's client); ``keys``: only
+    those columns (an update checks what it changes).
 
-    A child lives in its parent's workspace: linking across workspaces would
-    leave a record whose visibility follows data its workspace does not own.
+    A record references records of its own workspace: a link across workspaces
+    would leave a record whose visibility follows data its workspace does not
+    own, and let one workspace rewire another's records.
     """
-    if res.parent is None or res.parent_column is None:
-        return
-    fk = getattr(obj, res.parent_column)
-    if fk is None:
-        return
-    parent_res = rbac.registry.get(res.parent)
-    parent = loader(parent_res, fk)
     ws = access.workspace_id if access is not None else None
-    if parent is not None and (parent_res.workspace_of(parent, ws) != res.workspace_of(obj, ws)):
-        raise _refuse(rbac, access, res, action, obj,  # type: ignore[arg-type]
-                      f"its {parent_res.name} record belongs to another workspace")
+    for key, target in rbac.registry.references(res):
+        fk = getattr(obj, key) if keys is None or key in keys else None
+        if fk is None:
+            continue
+        linked = loader(target, fk)
+        if linked is not None and target.workspace_of(linked, ws) != res.workspace_of(obj, ws):
+            raise _refuse(rbac, access, res, action, obj,  # type: ignore[arg-type]
+                          f"its {target.name} record belongs to another workspace")
 
 
 def _check_fields(rbac: RBACProtocol, access: Access, res: Resource, action: str, obj: Any,
@@ -240,12 +241,13 @@ def _check_update(rbac: RBACProtocol, access: Access | None, res: Resource, obj:
                           f"{', '.join(sorted(str(k) for k in moved))} of a record shared "
                           "with you can only be changed by its own workspace")
     unwritable = access.unwritable(res.name) if access is not None else ()
-    if unwritable or res.parent_column is not None:
+    references = rbac.registry.references(res)
+    if unwritable or references:
         changed = _changed_keys(obj) if changed is None else changed
         if access is not None:
             _check_fields(rbac, access, res, "edit", obj, set(unwritable) & changed)
-        if res.parent_column in changed:
-            _check_parent_workspace(rbac, access, res, "edit", obj, loader)
+        if references:
+            _check_references(rbac, access, res, "edit", obj, loader, changed)
     if _allows(rbac, access, "edit", res, obj, loader):
         return
     if _allows(rbac, access, "manage", res, before, loader):

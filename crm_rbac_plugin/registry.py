@@ -89,6 +89,7 @@ class Registry:
         self._by_model: dict[type, Resource] = {}
         self._by_table: dict[str, Resource] = {}
         self._reachable: dict[frozenset[str], list[Resource]] = {}
+        self._references: dict[str, tuple[tuple[str, Resource], ...]] = {}
 
     def add(self, resource: Resource) -> Resource:
         if resource.name in self._by_name:
@@ -99,6 +100,7 @@ class Registry:
             self._by_table[resource.table.fullname] = resource
         self._by_name[resource.name] = resource
         self._reachable.clear()
+        self._references.clear()
         return resource
 
     def _check_model(self, res: Resource) -> None:
@@ -139,6 +141,21 @@ class Registry:
     def tables(self) -> dict[str, Resource]:
         """Resources by their table's full name."""
         return self._by_table
+
+    def references(self, res: Resource) -> tuple[tuple[str, Resource], ...]:
+        """``(attribute, resource)`` of each column of ``res``'s model that holds a key of
+        a workspace-scoped resource's rows (a deal's client, a task's parent)."""
+        found = self._references.get(res.name)
+        if found is None:
+            mapper = sa.inspect(res.model)
+            out = []
+            for column in res.table.columns:
+                for fk in column.foreign_keys:
+                    target = self._by_table.get(fk.column.table.fullname)
+                    if target is not None and target.workspace_column is not None:
+                        out.append((mapper.get_property_by_column(column).key, target))
+            found = self._references[res.name] = tuple(out)
+        return found
 
     def reachable(self, resources: list[Resource]) -> list[Resource]:
         """Return ``resources`` and the protected models reachable from them.

@@ -227,6 +227,60 @@ def test_create_and_reassign_never_cross_workspaces(world: SimpleNamespace,
         db.session.rollback()
 
 
+def test_shared_edit_never_links_records_across_workspaces(world: SimpleNamespace,
+                                                           beta: SimpleNamespace,
+                                                           login: Any) -> None:
+    """Shared edit on deals (and invoices) changes their fields, not what they point at:
+    a shared deal pointed at the receiving side's client would tie the granting
+    workspace's record to data it cannot see (and let the receiver rewire it). The
+    same holds the other way: a record of one's own workspace on a shared client."""
+    from crm_app.accounting.models import Invoice
+    from crm_app.models import Deal
+
+    agree(world, ["deals.view", "deals.edit", "clients.view", "invoices.view",
+                  "invoices.edit"])
+    owner = access_of(world, world.ws2, beta.owner)
+    acme_deal = world.deals["member-new"]
+    with rbac.system():
+        acme_deal.client_id = world.clients["member"].id
+        beta_client = Client(workspace_id=world.ws2.id, name="Beta's own client",
+                             owner_id=beta.owner.id)
+        beta_deal = Deal(workspace_id=world.ws2.id, title="Beta's own deal",
+                         owner_id=beta.owner.id)
+        invoice = Invoice(workspace_id=world.ws.id, number="INV-X",
+                          client_id=acme_deal.client_id, deal_id=acme_deal.id,
+                          owner_id=world.users["member"].id)
+        db.session.add_all([beta_client, beta_deal, invoice])
+        db.session.commit()
+    ids = (beta_client.id, beta_deal.id, invoice.id, acme_deal.id)
+    was = acme_deal.client_id
+    with rbac.as_member(owner):
+        for model, key, value, column in ((Deal, ids[3], ids[0], "client_id"),
+                                          (Invoice, ids[2], ids[0], "client_id"),
+                                          (Invoice, ids[2], ids[1], "deal_id")):
+            record = db.session.get(model, key)
+            assert record is not None
+            setattr(record, column, value)
+            with pytest.raises(PermissionDenied, match="belongs to another workspace"):
+                db.session.flush()
+            db.session.rollback()
+        record = db.session.get(Deal, ids[1])  # Beta's deal on a client Acme shares
+        record.client_id = world.clients["member"].id
+        with pytest.raises(PermissionDenied, match="belongs to another workspace"):
+            db.session.flush()
+        db.session.rollback()
+        record = db.session.get(Deal, ids[3])  # a field of the shared deal: allowed
+        record.title = "Renamed from Beta"
+        db.session.flush()
+        db.session.rollback()
+    page = login(beta.owner, world.ws2).post(f"/deals/{ids[3]}/edit", data={
+        "title": acme_deal.title, "stage": acme_deal.stage, "amount": str(acme_deal.amount),
+        "client_id": str(ids[0])})
+    assert page.status_code == 403, page.status_code
+    db.session.expire_all()
+    assert db.session.get(Deal, ids[3]).client_id == was
+
+
 # -- expiry and revocation --------------------------------------------------------------
 
 
