@@ -140,7 +140,15 @@ def _require_open(agreement: Any, *statuses: str) -> None:
 
 
 def _require_held(actor: Access, specs: Iterable[PermissionSpec]) -> None:
-    """Nobody shares more than they hold: each action workspace-wide, condition included."""
+    """Nobody shares more than they hold: each action workspace-wide, condition included,
+    and every field of it.
+
+    The receiving side's own roles decide which fields its members see of a
+    shared record, so a field hidden from the sharer (or, for a shared edit,
+    read-only for them) would reach another workspace, even one the sharer
+    owns themselves: such an action cannot be shared by them.
+    """
+    specs = list(specs)
     missing = sorted({s.permission for s in specs
                       if not covers(actor, GrantSpec(s.resource, s.action, "all", "allow",
                                                      s.condition))})
@@ -148,6 +156,16 @@ def _require_held(actor: Access, specs: Iterable[PermissionSpec]) -> None:
         raise PermissionDenied("You cannot share more than you hold workspace-wide "
                                f"({', '.join(missing)}).", resource="settings",
                                action="manage")
+    for spec in specs:
+        fields = actor.hidden(spec.resource) if spec.action in ("view", "export") else (
+            actor.unwritable(spec.resource))
+        if fields:
+            raise PermissionDenied(
+                f"You cannot share {spec.permission}: {', '.join(sorted(fields))} of "
+                f"{spec.resource} {'is' if len(fields) == 1 else 'are'} "
+                f"{'hidden from' if spec.action in ('view', 'export') else 'read-only for'} "
+                "you, and the other workspace would see every field.",
+                resource="settings", action="manage")
 
 
 class OpenAgreementExists(ValidationError):

@@ -22,7 +22,11 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import PermissionDenied, sharing, tokens, workspaces
 from crm_rbac_plugin.errors import ValidationError
 from crm_rbac_plugin.models import utcnow
-from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.rbac_helpers import (
+    custom_role,
+    fast_passwords,  # noqa: F401  (autouse fixture)
+    give_role,
+)
 from tests.test_api import Api
 
 NORTH = [{"field": "region", "value": "north"}]
@@ -279,6 +283,43 @@ def test_shared_edit_never_links_records_across_workspaces(world: SimpleNamespac
     assert page.status_code == 403, page.status_code
     db.session.expire_all()
     assert db.session.get(Deal, ids[3]).client_id == was
+
+
+def test_nobody_shares_a_field_hidden_from_them(world: SimpleNamespace) -> None:
+    """A member whose role hides deal amounts, with settings.manage, offers deals.view to
+    another workspace (one they may own themselves): its roles, not theirs, decide the
+    fields its members see, so the amounts would reach it. The offer is refused; edit
+    is refused for a read-only field the same way."""
+    role = custom_role(world, "Deals, no amounts", [
+        ("deals", "view", "all"), ("deals", "edit", "all"), ("settings", "view", "all"),
+        ("settings", "manage", "all")])
+    db.session.add(rbac.models.FieldRule(role=role, resource="deals", field="amount",
+                                         mode="hidden"))
+    member = world.members["client_success"]
+    for mr in list(member.member_roles):
+        db.session.delete(mr)
+    db.session.flush()
+    give_role(member, role)
+    db.session.commit()
+    actor = rbac.access_for(member)
+    assert "amount" in actor.hidden("deals")
+    for permissions in (["deals.view"], ["deals.view", "deals.edit"]):
+        with pytest.raises(PermissionDenied, match="amount of deals is hidden from you"):
+            sharing.create_agreement(rbac, actor, workspace="beta", permissions=permissions)
+        db.session.rollback()
+    rule = db.session.scalars(sa.select(rbac.models.FieldRule).where(
+        rbac.models.FieldRule.role_id == role.id)).one()
+    rule.mode = "readonly"
+    db.session.commit()
+    actor = rbac.access_for(member)
+    with pytest.raises(PermissionDenied, match="amount of deals is read-only for you"):
+        sharing.create_agreement(rbac, actor, workspace="beta",
+                                 permissions=["deals.view", "deals.edit"])
+    db.session.rollback()
+    offered = sharing.create_agreement(rbac, actor, workspace="beta",
+                                       permissions=["deals.view"])  # nothing hidden now
+    assert offered.id is not None
+    db.session.rollback()
 
 
 # -- expiry and revocation --------------------------------------------------------------
