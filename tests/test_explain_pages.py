@@ -234,3 +234,28 @@ def test_explain_and_who_could_answer_only_on_records_the_asker_sees(
     # The same words as a record that does not exist.
     assert "No leads record #999999 in this workspace" in unescape(
         auditor.get(past.format(999999)).text)
+
+
+def test_explain_and_who_could_give_no_record_answer_past_a_hidden_field(
+        world: SimpleNamespace, login: Any) -> None:
+    """Finance may view deals only where ``stage in (won, lost)``. An auditor who sees
+    every deal but not its stage would learn each deal's stage from whether Finance's
+    condition matches it: a record-level answer is refused, the resource-level one stays."""
+    with rbac.system():
+        member = world.members["member"]
+        remove_roles(member)
+        auditor_role = custom_role(world, "Auditor", [("settings", "view", "all"),
+                                                      ("deals", "view", "all")])
+        db.session.add(rbac.models.FieldRule(role=auditor_role, resource="deals",
+                                             field="stage", mode="hidden"))
+        give_role(member, auditor_role)
+        db.session.commit()
+    auditor = login(world.users["member"], world.ws)
+    deal = world.deals["member2-won"]
+    page = explain_page(auditor, world, "finance", "view", "deals", deal)
+    assert page.status_code == 400 and 'aria-label="Decision"' not in page.text
+    assert "stage of deals is hidden from you" in unescape(page.text)
+    assert "ALLOWED" not in page.text and "DENIED" not in page.text
+    who = auditor.get(f"/settings/who-could?resource=deals&action=view&record={deal.id}")
+    assert who.status_code == 400 and "stage of deals is hidden from you" in unescape(who.text)
+    assert explain_page(auditor, world, "finance", "view", "deals").status_code == 200

@@ -307,9 +307,11 @@ def test_plain_entity_selects_still_work(world: SimpleNamespace) -> None:
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Client))
 
 
-def test_oversight_pages_decide_conditions_on_fields_hidden_from_the_viewer(
+def test_oversight_pages_answer_nothing_about_a_record_past_a_hidden_field(
         world: SimpleNamespace, login: Any) -> None:
-    """Who-could and explain evaluate a condition on a field the viewer may not see."""
+    """Who-could and explain give no record-level answer to a viewer from whom a field is
+    hidden: whether the condition ``amount > 1002`` holds would tell the amount's range
+    (``test_explain_pages``), so neither the value nor the outcome is shown."""
     role = custom_role(world, "Big deals", [("deals", "view", "all")],
                        condition=[{"field": "amount", "op": "gt", "value": 1002}])
     member = world.members["viewer"]
@@ -319,10 +321,10 @@ def test_oversight_pages_decide_conditions_on_fields_hidden_from_the_viewer(
     client = login(user, world.ws)
     deal = world.deals["junior_rep-new"]  # amount 1003: the condition holds
     who = client.get(f"/settings/who-could?resource=deals&record={deal.id}")
-    assert who.status_code == 200
+    assert who.status_code == 400 and "hidden from you" in who.get_data(as_text=True)
     explain = client.get(f"/settings/explain?member={member.id}&resource=deals"
                          f"&record={deal.id}&action=view")
-    assert explain.status_code == 200
+    assert explain.status_code == 400 and 'aria-label="Decision"' not in explain.text
     assert "1003" not in who.get_data(as_text=True) + explain.get_data(as_text=True)
 
 

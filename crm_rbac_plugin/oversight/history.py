@@ -251,10 +251,19 @@ def record_seen_by(rbac: RBACProtocol, asker: Access, res: Resource, record_id: 
     existence and of the values its conditions read, so it is given only on
     a record the asker sees themselves: one of their workspace in their
     scope, or one shared with it. Not found and not visible read the same.
+    An asker from whom a field of the resource is hidden gets no answer about
+    a record either: whether another member's condition (``stage in (won,
+    lost)``, ``amount > 100000``) matches it would tell the hidden value.
     """
     record = _record(rbac, res, record_id)
     if record is None or not rbac.can("view", res.name, record, access=asker):
         raise LookupError(f"No {res.name} record #{record_id} in this workspace.")
+    hidden = asker.hidden(res.name)
+    if hidden:
+        raise LookupError(
+            f"{', '.join(sorted(hidden))} of {res.name} {'is' if len(hidden) == 1 else 'are'} "
+            "hidden from you, and a condition over it would tell its value on a record: "
+            "ask about the resource, without a record.")
     return record
 
 
