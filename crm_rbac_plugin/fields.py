@@ -340,6 +340,20 @@ class VisibleView:
 
 # -- labels ---------------------------------------------------------------------
 
+def required_unset(record: Any, names: Iterable[str]) -> list[str]:
+    """The ``names`` of ``record``'s columns the database requires (NOT NULL, no default
+    of any kind) that hold no value: a new record cannot be stored without them."""
+    columns = sa.inspect(type(record)).columns
+    out = []
+    for name in sorted(names):
+        column = columns.get(name)
+        if (column is not None and not column.nullable and column.default is None
+                and column.server_default is None and not column.primary_key
+                and getattr(record, name, None) is None):
+            out.append(name)
+    return out
+
+
 def label(record: Any, field: str | None = None, hidden: Iterable[str] | None = None) -> str:
     """Return ``record``'s label field as text, or ``"<Model> #<id>"`` when it is hidden.
 

@@ -189,8 +189,13 @@ def _check_insert(rbac: RBACProtocol, access: Access | None, res: Resource, obj:
         raise _refuse_by(rbac, access, res, "create", obj, obj, loader)
     _check_references(rbac, access, res, "create", obj, loader)
     if access is not None:
-        written = {f for f in access.unwritable(res.name) if getattr(obj, f, None) is not None}
-        _check_fields(rbac, access, res, "create", obj, written)
+        unwritable = access.unwritable(res.name)
+        _check_fields(rbac, access, res, "create", obj,
+                      {f for f in unwritable if getattr(obj, f, None) is not None})
+        required = fields.required_unset(obj, unwritable)
+        if required:  # else the database refuses the row: a 500 instead of a reason
+            raise _refuse(rbac, access, res, "create", obj,
+                          f"{', '.join(required)} must be filled in and is read-only for you")
 
 
 def _check_references(rbac: RBACProtocol, access: Access | None, res: Resource, action: str,

@@ -144,3 +144,45 @@ def test_records_api_is_filtered_and_404s_outside_view(world: SimpleNamespace, l
     assert client.get("/api/v1/records/spaceships", headers=headers).status_code == 404
     bad = client.get("/api/v1/records/leads?per_page=1000", headers=headers)
     assert bad.status_code == 400 and bad.get_json()["field"] == "per_page"
+
+
+@pytest.mark.parametrize("mode", ["readonly", "hidden"])
+def test_a_required_field_the_member_may_not_write_refuses_the_create_in_words(
+        world: SimpleNamespace, login: Any, mode: str) -> None:
+    """A client's name is required. With it read-only (or hidden) for the Member, the
+    create form has no name field: the create is refused naming the field, through the
+    page (403 on the form) and Flask-Admin (a message, never the database's error with
+    its SQL and parameters), and nothing is stored."""
+    from crm_app.models import Client
+
+    roles.set_field_rules(rbac, _role(world, "member"), {"clients": {"name": mode}})
+    db.session.commit()
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(Client))
+    member = login(world.users["member"], world.ws)
+    page = member.post("/clients/new", data={"email": "a@b.test", "region": "north"})
+    assert page.status_code == 403, page.status_code
+    assert "name must be filled in and is read-only for you" in page.text
+    admin = member.post("/admin/clients/new/", data={"email": "a@b.test", "region": "north"},
+                        follow_redirects=True)
+    assert admin.status_code == 200
+    assert "must be filled in and is read-only for you" in admin.text
+    assert "INSERT INTO" not in admin.text and "IntegrityError" not in admin.text
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Client)) == before
+
+
+def test_flask_admin_tells_an_integrity_error_without_its_sql(app: Any) -> None:
+    """Flask-Admin's own message is the driver's: the statement, its parameters and the
+    schema's names, shown to any member whose save the database refused."""
+    from flask import get_flashed_messages
+    from sqlalchemy.exc import IntegrityError
+
+    from crm_rbac_plugin.admin import RBACModelView
+
+    view = next(v for v in app.extensions["admin"][0]._views if isinstance(v, RBACModelView))
+    error = IntegrityError("INSERT INTO client (name) VALUES (?)", ("secret",),
+                           Exception("NOT NULL constraint failed: client.name"))
+    with app.test_request_context():
+        assert view.handle_view_exception(error) is True
+        flashed = get_flashed_messages(with_categories=True)
+    assert flashed == [("error", "This record could not be saved: a required value is "
+                                 "missing, or a value is already used by another record.")]

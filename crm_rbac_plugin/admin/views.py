@@ -290,6 +290,17 @@ class RBACModelView(HostPermissions, ModelView):
 
     # -- writes -------------------------------------------------------------------------
 
+    def handle_view_exception(self, exc: Exception) -> bool:
+        """Tell an integrity error in words: Flask-Admin's own message is the driver's,
+        with the SQL statement, its parameters and the schema's names. The error
+        itself goes to the app's log."""
+        if isinstance(exc, sa.exc.IntegrityError):
+            current_app.logger.warning("Flask-Admin %s: %s", self.resource, exc)
+            flash("This record could not be saved: a required value is missing, or a "
+                  "value is already used by another record.", "error")
+            return True
+        return bool(super().handle_view_exception(exc))
+
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
         action = "create" if is_created else "edit"
         if not self._allowed(action):
