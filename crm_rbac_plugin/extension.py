@@ -28,6 +28,7 @@ from . import (
     decorators,
     fields,
     identity,
+    inputs,
     links,
     listener,
     security,
@@ -69,7 +70,9 @@ __all__ = ["RBAC", "split_permission"]
 def before_request() -> Any:
     """The plugin's one ``before_request`` pass, for every request of every app using it.
 
-    In this order: the member's last activity (:mod:`.team.activity`; a
+    In this order: the refusal of a query or form value no database stores
+    (:func:`.inputs.refuse_unstorable_values`: a NUL), the member's last
+    activity (:mod:`.team.activity`; a
     refused request still counts as activity), the IP allowlist, the session
     and MFA gate (:func:`.security.enforce.screen`), then the refusal of
     writes while viewing as (:func:`.oversight.viewas.refuse_write_request`).
@@ -80,6 +83,9 @@ def before_request() -> Any:
     endpoint = current_request().endpoint
     if endpoint == "static":
         return None
+    refused = inputs.refuse_unstorable_values()
+    if refused is not None:
+        return refused
     app = current_flask_app()
     rbac = app.extensions["rbac"].rbac
     identity.request_state().served = True

@@ -15,9 +15,10 @@
 * :func:`check_text`: refuse strings a database cannot store (lone UTF-16
   surrogates, which JSON escapes can carry, and NUL, which PostgreSQL text
   refuses).
-* :func:`refuse_unstorable_text`: the same refusal for every query and form
-  value of a blueprint's pages, before any view reads them, so no page form
-  stores a NUL (a 500 on PostgreSQL, stored as given on SQLite).
+* :func:`refuse_unstorable_values`: the same refusal for every query and form
+  value of every request, before any view reads them (the extension's
+  ``before_request`` pass asks it), so no page form stores a NUL (a 500 on
+  PostgreSQL, stored as given on SQLite).
 * :func:`check_numbers` (a ``before_flush`` check): refuse a protected
   record whose ``Numeric`` value the column cannot hold exactly: more
   decimals than its scale, more digits than its precision, NaN or an
@@ -88,16 +89,28 @@ def refuse_out_of_range(bp: Blueprint) -> None:
 def refuse_unstorable_text(bp: Blueprint) -> None:
     """Answer ``bp``'s requests carrying a value :func:`check_text` refuses with a 400 page.
 
-    One check for every field of every form and filter of the blueprint's
-    pages (workspaces, departments, tokens, roles ...), with the API's
-    message naming the field ("name contains a NUL character"); nothing is
-    read or written before it.
+    The extension's ``before_request`` pass asks :func:`refuse_unstorable_values`
+    for every request of the app already; this is for a blueprint of another
+    app that does not use the extension's pass.
     """
-    bp.before_request(_refuse_unstorable_values)
+    bp.before_request(refuse_unstorable_values)
 
 
-def _refuse_unstorable_values() -> Any:
-    for values in (request.args, request.form):
+#: Methods whose form the check reads (a GET has none to read).
+_FORM_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def refuse_unstorable_values() -> Any:
+    """The 400 refusal page (or JSON) for a query or form value :func:`check_text`
+    refuses, naming the field ("name contains a NUL character"); None otherwise.
+
+    One check for every field of every form and filter of every page, the
+    host's and Flask-Admin's included: PostgreSQL refuses a NUL in text (a
+    500), SQLite stores it.
+    """
+    sources = (request.args, request.form) if request.method in _FORM_METHODS else (
+        request.args,)
+    for values in sources:
         for field, value in values.items(multi=True):
             try:
                 check_text(value, field)

@@ -45,7 +45,6 @@ from .explain import explain
 bp = Blueprint("rbac_oversight", __name__)
 
 inputs.refuse_out_of_range(bp)  # a too-large number is a 400 page, not a 500
-inputs.refuse_unstorable_text(bp)  # a NUL in any form field is a 400 page, never stored
 PER_PAGE = 50
 PERMISSION = "settings.view"
 

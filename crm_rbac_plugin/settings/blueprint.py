@@ -29,7 +29,6 @@ T = TypeVar("T")
 bp = Blueprint("rbac_settings", __name__)
 
 inputs.refuse_out_of_range(bp)  # a too-large number is a 400 page, not a 500
-inputs.refuse_unstorable_text(bp)  # a NUL in any form field is a 400 page, never stored
 bp.context_processor(pages.layout_context)
 # Scopes in words on every page ("own" -> "own records and unassigned ones" for
 # view while RBAC_UNOWNED_VISIBLE is on), as a global and as a filter.

@@ -371,7 +371,8 @@ def test_a_chunked_body_over_the_limit_is_a_413_never_a_truncated_write(
 
 
 def test_no_page_form_stores_a_nul(world: SimpleNamespace, owner: Sender) -> None:
-    """A NUL in any field of a settings or oversight page is a 400 naming it, nothing written.
+    """A NUL in any field of any page (the plugin's, the host's CRM forms, Flask-Admin, the
+    sign-in form) is a 400 naming it, nothing written.
 
     PostgreSQL text cannot hold a NUL (the page would 500) and SQLite would
     store it; the API refuses it with the same message (``check_text``).
@@ -387,6 +388,11 @@ def test_no_page_form_stores_a_nul(world: SimpleNamespace, owner: Sender) -> Non
         ("/settings/request-access", {"action": "view", "resource": "leads",
                                       "note": "a\x00b"}, "note"),
         ("/settings/members?q=a%00b", {}, "q"),
+        ("/deals/new", {"title": "crm nul\x00y", "stage": "new", "amount": "1"}, "title"),
+        ("/admin/deals/new/", {"title": "adm nul\x00x", "stage": "new", "amount": "1"},
+         "title"),
+        ("/leads/?q=a%00b", {}, "q"),
+        ("/login", {"email": "owner\x00@example.test", "password": "x"}, "email"),
     ]
     before = snapshot()
     for path, data, field in forms:
