@@ -9,6 +9,7 @@ from flask import Flask
 from flask_admin import Admin
 from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
+from wtforms.validators import NumberRange, Optional
 
 from crm_rbac_plugin.admin import RBACAdminIndexView, RBACModelView, plugin_views
 from crm_rbac_plugin.inputs import BoundedIntConverter
@@ -110,13 +111,16 @@ def _mount_admin(app: Flask) -> None:
         (Task, "tasks", ["title", "status", "due_date"]),
         (Invoice, "invoices", ["number", "status", "amount", "due_on"]),
     ]
+    # The amounts' range of the CRM forms (crm.forms): a negative amount is refused here too.
+    amounts = {"amount": {"validators": [Optional(), NumberRange(min=0, max=9_999_999_999)]}}
     for model, resource, columns in panels:
         admin.add_view(RBACModelView(
             model, db, rbac=rbac, resource=resource, name=resource.title(),
             endpoint=f"admin_{resource}", url=resource, category="CRM",
             column_list=[*columns, "owner"], column_details_list=[*columns, "owner"],
             column_export_list=["id", *columns], form_columns=columns,
-            column_searchable_list=columns[:1]))
+            column_searchable_list=columns[:1],
+            form_args=amounts if "amount" in columns else None))
     for view in plugin_views(rbac, db):
         admin.add_view(view)
     security.protect_admin(app, admin)

@@ -199,3 +199,27 @@ def test_search_on_a_hidden_field_is_ignored(world: SimpleNamespace, login: Any)
     assert page.count("/admin/leads/details/?id=") == 5
     admin = login(world.users["admin"], world.ws)
     assert admin.get("/admin/leads/?search=member2").text.count("/admin/leads/details/?id=") == 1
+
+
+def test_admin_forms_refuse_what_the_crm_forms_refuse(world: SimpleNamespace,
+                                                      login: Any) -> None:
+    """A stage or status is one of the column's choices, an amount is in the forms' range:
+    Flask-Admin stored a deal of -5.00 and a stage "bogus"."""
+    owner = login(world.users["owner"], world.ws)
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(Deal))
+    negative = owner.post("/admin/deals/new/", data={"title": "adm -5", "stage": "new",
+                                                      "amount": "-5"})
+    assert negative.status_code == 200 and "Number must be between 0" in negative.text
+    bogus = owner.post("/admin/deals/new/", data={"title": "adm bogus", "stage": "bogus",
+                                                   "amount": "5"})
+    assert bogus.status_code == 200 and "Choose one of new" in bogus.text
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Deal)) == before
+    deal = world.deals["member-new"]
+    edited = owner.post(f"/admin/deals/edit/?id={deal.id}", data={
+        "title": deal.title, "stage": "bogus", "amount": "1"})
+    assert edited.status_code == 200 and "Choose one of new" in edited.text
+    db.session.expire_all()
+    assert db.session.get(Deal, deal.id).stage == "new"
+    fine = owner.post("/admin/deals/new/", data={"title": "adm fine", "stage": "won",
+                                                  "amount": "5"})
+    assert fine.status_code == 302
