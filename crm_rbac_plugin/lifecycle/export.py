@@ -101,9 +101,9 @@ def export_zip(rbac: RBACProtocol, actor: Access | None) -> tuple[str, bytes]:
             columns[table.name] = names
             tables[table.name] = [{n: _cell(v) for n, v in zip(names, row, strict=True)}
                                   for row in result]
-    rows = sum(len(r) for r in tables.values())
+    total = sum(len(r) for r in tables.values())
     gate.require(rbac, actor, "export", {"resource": "settings", "via": WORKSPACE_EXPORT},
-                 count=rows, summary=f"Export the whole workspace {ws.name} ({rows} rows)")
+                 count=total, summary=f"Export the whole workspace {ws.name} ({total} rows)")
     document = {"workspace": {"id": ws.id, "name": ws.name, "slug": ws.slug, "plan": ws.plan,
                               "created_at": jsonable(ws.created_at)},
                 "tables": tables}
@@ -113,5 +113,5 @@ def export_zip(rbac: RBACProtocol, actor: Access | None) -> tuple[str, bytes]:
         for name, rows in tables.items():
             archive.writestr(f"csv/{name}.csv", _csv(columns[name], rows))
     record(rbac, "workspace.exported", workspace_id=ws.id, resource="settings", target=ws.name,
-           actor_ids=(actor.user_id, actor.membership_id), rows=rows)
+           actor_ids=(actor.user_id, actor.membership_id), rows=total)
     return f"{ws.slug}-export.zip", buffer.getvalue()
