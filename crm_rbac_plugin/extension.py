@@ -80,10 +80,11 @@ def before_request() -> Any:
     from one :class:`~.identity.Visit` that the checks share. Static files pass untouched;
     a request without an endpoint (404) is stamped and passes.
     """
-    endpoint = current_request().endpoint
+    req = current_request()
+    endpoint = req.endpoint
     if endpoint == "static":
         return None
-    refused = inputs.refuse_unstorable_values()
+    refused = inputs.refuse_unstorable_values(req)
     if refused is not None:
         return refused
     app = current_flask_app()

@@ -35,12 +35,12 @@ import decimal
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, request
+from flask import Blueprint, Request
 from werkzeug.routing import IntegerConverter
 
 from .errors import ValidationError
 from .policy import Decision
-from .proxies import current_rbac
+from .proxies import current_rbac, current_request
 from .registry import Registry
 
 #: The largest id an INTEGER primary key holds on every backend (the plugin's
@@ -100,16 +100,23 @@ def refuse_unstorable_text(bp: Blueprint) -> None:
 _FORM_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def refuse_unstorable_values() -> Any:
+def refuse_unstorable_values(req: Request | None = None) -> Any:
     """The 400 refusal page (or JSON) for a query or form value :func:`check_text`
     refuses, naming the field ("name contains a NUL character"); None otherwise.
+    ``req``: the request, when the caller holds it (the extension's pass does).
 
     One check for every field of every form and filter of every page, the
     host's and Flask-Admin's included: PostgreSQL refuses a NUL in text (a
     500), SQLite stores it.
     """
-    sources = (request.args, request.form) if request.method in _FORM_METHODS else (
-        request.args,)
+    # A URL carries a NUL as %00 (its query is decoded with replacement characters,
+    # so no lone surrogate comes from it): the query is parsed only when one is there,
+    # since every request passes here.
+    req = req if req is not None else current_request()
+    query = req.query_string
+    sources = [req.args] if b"%00" in query or b"\x00" in query else []
+    if req.method in _FORM_METHODS:
+        sources.append(req.form)
     for values in sources:
         for field, value in values.items(multi=True):
             try:
