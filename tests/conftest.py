@@ -125,8 +125,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """PostgreSQL's test database; on SQLite an in-memory database (one connection), or
+    a file of the test's own for a module marked ``sqlite_file``: racing threads get
+    two connections and one write lock there."""
     if backend == "postgresql":
         return str(request.getfixturevalue("pg_url"))
+    if request.node.get_closest_marker("sqlite_file") is not None:
+        return f"sqlite:///{request.getfixturevalue('tmp_path') / 'test.db'}"
     return "sqlite://"
 
 

@@ -30,14 +30,8 @@ from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.signals import review_due
 from tests.rbac_helpers import access_of, custom_role, give_role
 
-
-@pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """PostgreSQL's test database, or a SQLite file of the test's own: two threads race
-    on two connections and one write lock (an in-memory database has one connection)."""
-    if backend == "postgresql":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite:///{tmp_path / 'certification.db'}"
+#: On SQLite, a database file of the module's own (see ``database_url``).
+pytestmark = pytest.mark.sqlite_file
 
 
 @pytest.fixture

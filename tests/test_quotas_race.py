@@ -31,13 +31,8 @@ from tests.test_settings_ui import role
 ROUNDS = int(os.environ.get("RBAC_RACE_ROUNDS", "5"))
 
 
-@pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """PostgreSQL's test database, or a SQLite file of the test's own: the racers get
-    two connections and one write lock (an in-memory database has one connection)."""
-    if backend == "postgresql":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite:///{tmp_path / 'race.db'}"
+#: On SQLite, a database file of the module's own (see ``database_url``).
+pytestmark = pytest.mark.sqlite_file
 
 
 def seats_used(world: SimpleNamespace) -> int:
