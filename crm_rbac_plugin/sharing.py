@@ -6,8 +6,7 @@ rules:
 
 * Only the **granting** workspace creates, edits, widens or revokes an
   agreement about its own data, through a member who may ``settings.manage``
-  there and who holds, workspace-wide, every action they share, also to
-  share it longer (nobody shares more than they hold).
+  there who holds every action they share workspace-wide, every field too (nobody shares more).
 * The **receiving** workspace (a member with ``settings.manage`` there)
   accepts or declines a pending agreement, and leaves an active one. Nothing
   is shared before it accepts.
@@ -37,7 +36,7 @@ from .loader import BYPASS
 from .models import naive_utc, utcnow
 from .policy import Access
 from .resolve import plan_modules
-from .roles import GrantSpec, condition_clauses, covers, permission_items, require
+from .roles import GrantSpec, condition_clauses, covers, permission_items, require, withheld_fields
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -140,32 +139,15 @@ def _require_open(agreement: Any, *statuses: str) -> None:
 
 
 def _require_held(actor: Access, specs: Iterable[PermissionSpec]) -> None:
-    """Nobody shares more than they hold: each action workspace-wide, condition included,
-    and every field of it.
-
-    The receiving side's own roles decide which fields its members see of a
-    shared record, so a field hidden from the sharer (or, for a shared edit,
-    read-only for them) would reach another workspace, even one the sharer
-    owns themselves: such an action cannot be shared by them.
-    """
+    """Nobody shares more than they hold: workspace-wide, condition and fields included."""
     specs = list(specs)
-    missing = sorted({s.permission for s in specs
-                      if not covers(actor, GrantSpec(s.resource, s.action, "all", "allow",
-                                                     s.condition))})
-    if missing:
-        raise PermissionDenied("You cannot share more than you hold workspace-wide "
-                               f"({', '.join(missing)}).", resource="settings",
-                               action="manage")
-    for spec in specs:
-        fields = actor.hidden(spec.resource) if spec.action in ("view", "export") else (
-            actor.unwritable(spec.resource))
-        if fields:
-            raise PermissionDenied(
-                f"You cannot share {spec.permission}: {', '.join(sorted(fields))} of "
-                f"{spec.resource} {'is' if len(fields) == 1 else 'are'} "
-                f"{'hidden from' if spec.action in ('view', 'export') else 'read-only for'} "
-                "you, and the other workspace would see every field.",
-                resource="settings", action="manage")
+    missing = sorted({s.permission for s in specs if not covers(
+        actor, GrantSpec(s.resource, s.action, "all", "allow", s.condition))})
+    why = (f"more than you hold workspace-wide ({', '.join(missing)})" if missing else next((
+        f"{s.permission}: {w}, and the other workspace would see every field" for s in specs
+        if (w := withheld_fields(actor, s.resource, s.action))), ""))
+    if why:
+        raise PermissionDenied(f"You cannot share {why}.", resource="settings", action="manage")
 
 
 class OpenAgreementExists(ValidationError):

@@ -56,8 +56,9 @@ def required_response(exc: gate.ApprovalRequired) -> Any:
 
     A JSON client gets ``409 {"status": "approval_required", "ask": {"url",
     "token"}}`` (POST the token with a ``reason`` to ask); a page gets a form
-    that does it (``rbac/approval_required.html``). Without the settings
-    pages mounted there is no form to post: the message alone.
+    that does it (``rbac/approval_required.html``, 200). Without the settings
+    pages mounted, or for an export no producer can replay, there is no form
+    to post: the message alone, a 409.
     """
     rbac = current_rbac
     rbac.db.session.rollback()
@@ -74,8 +75,9 @@ def required_response(exc: gate.ApprovalRequired) -> Any:
     if wants_json():
         return jsonify(status="approval_required", message=message,
                        ask={"url": url, "token": token} if url and token else None), 409
+    # The page is the form that asks (a browser logs a 4xx document as a console error).
     return render_template("rbac/approval_required.html", message=message, url=url,
-                           token=token, summary=exc.summary), 409
+                           token=token, summary=exc.summary), 200 if token else 409
 
 
 def export_producer(app: Flask, producer: Producer, *, via: str = "app") -> Producer:

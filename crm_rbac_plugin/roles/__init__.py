@@ -53,6 +53,7 @@ from .escalation import (
     require,
     require_member_in_scope,
     same_workspace,
+    withheld_fields,
 )
 from .field_rules import FIELD_MODES, set_field_rules
 from .grants import (
@@ -127,6 +128,7 @@ __all__ = [
     "require_member_in_scope",
     "roles_granting",
     "same_workspace",
+    "withheld_fields",
     "set_assignment_condition",
     "set_field_rules",
     "set_plan",

@@ -170,3 +170,22 @@ def department_in_scope(actor: Access, department_id: int | None) -> bool:
     if scope == "all":
         return True
     return scope == "department" and department_id is not None and department_id == actor.department_id
+
+
+def withheld_fields(actor: Access, resource: str, action: str) -> str:
+    """Why ``actor`` may not hand ``action`` on ``resource`` to another workspace, field-wise,
+    or "" when nothing stops it.
+
+    The receiving side's own roles decide which fields its members see of a
+    shared record, so a field hidden from the giver (view, export) or
+    read-only for them (edit) would reach another workspace, even one the
+    giver owns themselves.
+    """
+    reading = action in ("view", "export")
+    fields = actor.hidden(resource) if reading else (
+        actor.unwritable(resource) if action == "edit" else frozenset())
+    if not fields:
+        return ""
+    verb = "is" if len(fields) == 1 else "are"
+    return (f"{', '.join(sorted(fields))} of {resource} {verb} "
+            f"{'hidden from' if reading else 'read-only for'} you")

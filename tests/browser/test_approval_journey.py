@@ -58,6 +58,11 @@ def test_large_export_is_approved_then_downloaded_once(
     manager = browse.login("manager@example.test", width=width)
     manager.goto("/leads/")
     manager.locator("[data-action=export]").click()
+    # The export link records nothing: its page offers to ask, with a reason.
+    expect(manager.locator("[data-rbac-approval-required]")).to_be_visible()
+    assert request_status(live) == []
+    manager.fill("textarea[name=reason]", "Quarterly review")
+    manager.get_by_role("button", name="Ask for approval").click()
     expect(manager.locator("[data-rbac-approval-status=pending]")).to_be_visible()
     expect(manager.get_by_text("pending approval").first).to_be_visible()
     assert request_status(live) == [("export", "pending")]

@@ -22,6 +22,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals
 from tests.rbac_helpers import (
     access_of,
+    ask_for_approval,
     fast_passwords,  # noqa: F401  (autouse fixture)
 )
 
@@ -70,13 +71,13 @@ def test_campaign_members_csv_over_the_threshold_waits(world: SimpleNamespace,
     direct = admin.get(f"/campaigns/{cid}/members.csv")
     assert direct.status_code == 200 and direct.text.count("\n") > 2
     set_threshold(world, 1)
-    waits = admin.get(f"/campaigns/{cid}/members.csv")
+    waits = ask_for_approval(admin, f"/campaigns/{cid}/members.csv")
     req = latest_request()
     assert waits.status_code == 303
     assert waits.headers["Location"].endswith(f"/settings/approvals/{req.id}")
     assert (req.status, req.operation, req.payload["via"]) == ("pending", "export", "campaign")
     api = admin.get(f"/campaigns/{cid}/members.csv", headers={"Accept": "application/json"})
-    assert api.status_code == 202 and api.get_json()["status"] == "pending_approval"
+    assert api.status_code == 409 and api.get_json()["status"] == "approval_required"
     got = approve_and_download(admin, owner)
     assert got.text == direct.text
 
@@ -88,13 +89,13 @@ def test_settings_members_csv_over_the_threshold_waits(world: SimpleNamespace,
     direct = owner.get("/settings/members.csv?sort=email")
     assert direct.status_code == 200 and direct.text.count("\n") > 2
     set_threshold(world, 1)
-    waits = owner.get("/settings/members.csv?sort=email")
+    waits = ask_for_approval(owner, "/settings/members.csv?sort=email")
     req = latest_request()
     assert waits.status_code == 303
     assert waits.headers["Location"].endswith(f"/settings/approvals/{req.id}")
     assert (req.status, req.operation, req.payload["via"]) == ("pending", "export", "members")
     api = owner.get("/settings/members.csv?sort=email", headers={"Accept": "application/json"})
-    assert api.status_code == 202 and api.get_json()["status"] == "pending_approval"
+    assert api.status_code == 409 and api.get_json()["status"] == "approval_required"
     got = approve_and_download(owner, admin)
     # The same rows in the same order; "Last activity" moves as the approver works.
     assert cells(got.text) == cells(direct.text) and len(cells(got.text)) > 3

@@ -51,6 +51,12 @@ def test_login_next_stays_local(app: Flask, world: SimpleNamespace, target: str)
     client = app.test_client()
     response = client.post("/login", query_string={"next": target},
                            data={"email": "admin@example.test", "password": "password"})
+    if "\x00" in target:  # a NUL in any value is refused before any view: nobody signs in
+        assert response.status_code in (302, 400)
+        if response.status_code == 302:
+            assert_local(response)
+            assert response.headers["Location"].startswith("/login")
+        return
     assert response.status_code == 302
     assert_local(response)
     assert response.headers["Location"] == "/"  # the dashboard
