@@ -462,7 +462,7 @@ def test_export_is_a_zip_of_json_and_safe_csv(world: SimpleNamespace, login: Any
     lead_csv = archive.read("csv/lead.csv").decode()
     assert "'=HYPERLINK" in lead_csv
     [event] = audit("workspace.exported")
-    # The event counts the rows; it does not hold them (each export held the one before).
+    # The event counts the rows; it does not hold them (or each export would hold the last).
     assert event.detail["rows"] == sum(len(rows) for rows in tables.values())
     api = client.get("/api/v1/workspace/export")
     assert api.status_code == 200 and api.mimetype == "application/zip"

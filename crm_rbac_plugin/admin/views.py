@@ -44,8 +44,8 @@ class _ExportLimited(Exception):
 
 def _with_choices(model: type, form_args: dict[str, Any] | None) -> dict[str, Any] | None:
     """``form_args`` with a one-of check on each column that names its values
-    (``info={"choices": ...}``, as the app's own forms offer them): the form's text
-    box stored any word (a deal stage "bogus")."""
+    (``info={"choices": ...}``, as the app's own forms offer them): Flask-Admin
+    renders such a column as a text box, which takes any word."""
     named = {column.key: tuple(column.info["choices"])
              for column in sa.inspect(model).columns if column.info.get("choices")}
     if not named:
