@@ -45,6 +45,7 @@ from flask import current_app, has_app_context
 from .context import SYSTEM, change_reason, current_override, current_reason
 from .errors import RBACError, RuleConflict
 from .identity import served_method
+from .inputs import SAFE_METHODS
 from .policy import Access
 
 if TYPE_CHECKING:
@@ -111,10 +112,6 @@ class ApprovalRequired(RBACError):
         self.message = (f"{summary} needs approval. Ask for it, with your reason, and the "
                         "approvers are told.")
         super().__init__(self.message)
-
-
-#: Methods that change nothing: a gate they reach records no request.
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,10 @@ def refuse_unstorable_text(bp: Blueprint) -> None:
     bp.before_request(refuse_unstorable_values)
 
 
-#: Methods whose form the check reads (a GET has none to read).
-_FORM_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Methods that change nothing; any other is a write.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Methods that change state and carry a body (a form, JSON).
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def refuse_unstorable_values(req: Request | None = None) -> Any:
@@ -115,7 +117,7 @@ def refuse_unstorable_values(req: Request | None = None) -> Any:
     req = req if req is not None else current_request()
     query = req.query_string
     sources = [req.args] if b"%00" in query or b"\x00" in query else []
-    if req.method in _FORM_METHODS:
+    if req.method in UNSAFE_METHODS:
         sources.append(req.form)
     for values in sources:
         for field, value in values.items(multi=True):

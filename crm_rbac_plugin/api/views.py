@@ -66,8 +66,6 @@ from .openapi_notify import with_notifications
 ROUTE_MODULES = (roles, members, sharing, records, security, notifications, approvals, alerts,
                  reviews, conditions, workspaces)
 
-#: Methods that change state: refused without a CSRF token on session requests.
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def register(app: Flask) -> None:
@@ -194,7 +192,7 @@ def _authenticate() -> None:
     elif signed_in_user() is None:
         raise ApiError(401, "unauthorized",
                        "Authenticate with 'Authorization: Bearer <token>' or a session.")
-    elif request.method in UNSAFE_METHODS and current_app.config.get("WTF_CSRF_ENABLED", True):
+    elif request.method in inputs.UNSAFE_METHODS and current_app.config.get("WTF_CSRF_ENABLED", True):
         header = request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
         try:
             validate_csrf(header)

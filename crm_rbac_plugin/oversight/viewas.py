@@ -41,6 +41,7 @@ from ..config import setting
 from ..errors import PermissionDenied
 from ..guard import NO_POLICY_EFFECT, _changed_keys
 from ..identity import request_state
+from ..inputs import SAFE_METHODS
 from ..loader import BYPASS
 from ..policy import ALLOW, Access
 from ..registry import Resource
@@ -200,8 +201,6 @@ def banner(rbac: RBACProtocol) -> dict[str, Any] | None:
 #: Why a write is refused while viewing as.
 READ_ONLY = ("You are viewing the workspace as another member: nothing can be changed. "
              "Stop viewing as to make changes.")
-#: Methods that change nothing; any other is a write (CSRF-protected everywhere).
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The one write a viewer may make: stopping.
 STOP_ENDPOINT = "rbac_oversight.view_as_stop"
 
