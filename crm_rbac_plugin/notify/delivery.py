@@ -34,6 +34,7 @@ from flask import current_app, has_request_context, request
 
 from ..config import setting
 from ..loader import BYPASS
+from ..locking import write_lock
 from ..models import utcnow
 from ..team.mail import send_mail
 from .queue import path_for, take_ready
@@ -60,15 +61,26 @@ def absolute(path: str) -> str:
 
 def _due(rbac: RBACProtocol, state: str, now: dt.datetime, ids: Iterable[int] | None,
          limit: int) -> list[Any]:
+    """The rows in ``state`` that are due, held by this transaction until it commits.
+
+    PostgreSQL locks them and skips rows another worker holds. SQLite has no
+    row locks: the send takes its write lock before reading, so a second
+    worker waits there and then finds the rows already sent.
+    """
     N = rbac.models.Notification
-    query = sa.select(N).where(N.mail_state == state).order_by(N.id).limit(limit)
+    where = [N.mail_state == state]
     if state == "pending":
-        query = query.where(sa.or_(N.next_attempt_at.is_(None), N.next_attempt_at <= now))
+        where.append(sa.or_(N.next_attempt_at.is_(None), N.next_attempt_at <= now))
     if ids is not None:
-        query = query.where(N.id.in_(list(ids)))
-    if rbac.db.session.get_bind().dialect.name == "postgresql":
+        where.append(N.id.in_(list(ids)))
+    query = sa.select(N).where(*where).order_by(N.id).limit(limit)
+    session = rbac.db.session
+    if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=N)
-    return list(rbac.db.session.scalars(query, execution_options=BYPASS))
+    else:
+        write_lock(session, N, *where)
+        query = query.execution_options(populate_existing=True)
+    return list(session.scalars(query, execution_options=BYPASS))
 
 
 #: The events mailed to a member who is no longer active.
