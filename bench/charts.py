@@ -196,7 +196,7 @@ def instructions(ax: Any, data: dict[str, Any]) -> bool:
     labels, vals, cols = [], [], []
     for backend, b in data["backends"].items():
         for size, sc, pg, c in instruction_rows(b):
-            labels.append(f"{size:,}\n{pg}/{sc}")
+            labels.append(f"{backend[:2]} {size:,}\n{pg}/{sc}")
             vals.append((c["plugin_over_handwritten"] - 1) * 100)
             cols.append(COLORS.get(backend))
     if not labels:
@@ -207,7 +207,7 @@ def instructions(ax: Any, data: dict[str, Any]) -> bool:
     ax.set_xticks(list(range(len(labels))))
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_ylabel("% instructions added by the plugin")
-    ax.set_title("3i. Instructions per request vs hand-filtered (callgrind, SQLite)")
+    ax.set_title("3i. Instructions per request vs hand-filtered (callgrind; PostgreSQL: app process)")
     ax.legend(fontsize=7)
     return True
 

@@ -1,4 +1,4 @@
-"""Figure 3i: the instructions a request of figure 3* executes, counted by callgrind (SQLite).
+"""Figure 3i: the instructions a request of figure 3* executes, counted by callgrind.
 
 Figure 3* times the plugin's page against the same page filtered by hand,
 and its goal is a margin of 5%. On a shared machine two runs of it a few
@@ -6,7 +6,9 @@ minutes apart differ by more than that. Valgrind's callgrind counts the
 instructions a process executes, which neither the machine's load nor its
 clock changes: two runs of the same page count the same within about 0.3%.
 On SQLite the database runs inside the process, so the count covers the
-whole request, its statements included. It is a measure of work, beside
+whole request, its statements included. On PostgreSQL it covers the app's
+process alone (the driver, the ORM, the plugin, the view), and the
+server's work shows only in 3*'s time. It is a measure of work, beside
 3*'s measure of time: it does not see time spent waiting (the disk, a lock)
 nor what a cache miss costs.
 

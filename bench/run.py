@@ -16,7 +16,7 @@ Options::
                                 request (3, 3*, 3p), fields (6), roles (1 and 4 by role
                                 count), costs (7: the permission change), sparse (2s),
                                 audit (7c: audit filters, PostgreSQL), instructions (3i:
-                                figure 3*'s instructions by callgrind, SQLite), profile
+                                figure 3*'s instructions by callgrind), profile
     --audit-events 10000000     size of the audit trail of section audit (--quick: 20000)
     --merge                     merge the sections measured into the existing latest.json
                                 (a run split into several commands gives one report)
@@ -221,8 +221,8 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, sizes_cfg: Any
             entry["request"] = figures.guarded_requests(app, world, effort)
             policies.with_policies(app, world, effort, entry["request"])
             log(f"{backend} {size:,}: figures 3 and 3p done")
-        if want("instructions") and backend == "sqlite":
-            # In-process SQLite only: on PostgreSQL the server's work is not counted.
+        if want("instructions"):
+            # On PostgreSQL the count is of the app's process alone, not the server's.
             entry["instructions"] = instructions.per_request(
                 url, world, unowned_visible=not args.unowned_hidden)
             log(f"{backend} {size:,}: figure 3i done")
