@@ -18,6 +18,7 @@ from .escalation import (
     require,
     require_covered,
     require_member_in_scope,
+    require_role_covered,
     same_workspace,
 )
 from .grants import effective_specs
@@ -88,7 +89,7 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
     ensure_admin_not_narrowed(rbac, membership, role)
     if expires_at is None:
         expires_at = default_expiry(role, starts_at)
-    require_covered(actor, effective_specs(role), f"give {role.name}")
+    require_role_covered(actor, role, f"give {role.name}")
     if starts_at and expires_at and expires_at <= starts_at:
         raise ValidationError("the assignment must end after it starts", field="expires_at")
     if expires_at is not None and expires_at <= utcnow():
@@ -153,7 +154,7 @@ def set_assignment_condition(rbac: RBACProtocol, actor: Access | None, member_ro
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can change the {role.name} role's assignments.")
     require_member_in_scope(actor, "edit", membership)
-    require_covered(actor, effective_specs(role), f"change {role.name}")
+    require_role_covered(actor, role, f"change {role.name}")
     member_role.access_condition = condition_for(role, condition).to_json()
     rbac.db.session.flush()
     return member_role

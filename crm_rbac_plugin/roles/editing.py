@@ -15,12 +15,13 @@ from .assignments import assign_role, holders, needs_approval_as_privileged
 from .escalation import (
     has_full_access,
     is_privileged,
+    loosened,
     privileged_specs,
     require,
     require_covered,
     same_workspace,
 )
-from .field_rules import replace_field_rules
+from .field_rules import chain_modes, flat_modes, own_modes, replace_field_rules, role_field_modes
 from .grants import GrantSpec, effective_specs, merge_specs, specs_of
 from .invariants import ROLE_REMAINS_RULE, assignments_in_force
 from .locks import concurrent_change_refused, lock_for_role_change
@@ -89,7 +90,8 @@ def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, descript
     name = _check_name(rbac, actor.workspace_id, name)
     _check_parent(rbac, actor, None, parent)
     inherited = effective_specs(parent) if parent is not None else []
-    require_covered(actor, [*grants, *inherited], "create this role")
+    require_covered(actor, [*grants, *inherited], "create this role",
+                    chain_modes(flat_modes(field_rules or {}), parent))
     role = rbac.models.Role(workspace_id=actor.workspace_id, name=name,
                             description=description or "", builtin=False, parent=parent)
     rbac.db.session.add(role)
@@ -179,7 +181,12 @@ def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: st
         _check_parent(rbac, actor, role, parent)
     new_grants = list(grants) if grants is not None else specs_of(role)
     inherited = effective_specs(new_parent) if new_parent is not None else []
-    require_covered(actor, [*new_grants, *inherited], f"give {role.name} these permissions")
+    new_modes = chain_modes(own_modes(role) if field_rules is None else flat_modes(field_rules),
+                            new_parent)
+    # What the role showed past the actor before the edit is not theirs to close
+    # or keep open: only what the edit itself loosens is refused.
+    require_covered(actor, [*new_grants, *inherited], f"give {role.name} these permissions",
+                    new_modes, kept=loosened(actor, effective_specs(role), role_field_modes(role)))
     if grants is not None or parent is not ...:
         _check_reach(rbac, actor, role, [*new_grants, *inherited])
     if new_name is not None:

@@ -3,13 +3,14 @@ never granting or changing more than they hold (Owner and Admin are the Owner's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE
 from ..errors import PermissionDenied
 from ..policy import Access, Rule
+from .field_rules import role_field_modes
 from .grants import SCOPE_RANK, GrantSpec, effective_specs
 
 if TYPE_CHECKING:
@@ -76,13 +77,62 @@ def require(rbac: RBACProtocol, actor: Access | None, resource: str, action: str
     return actor
 
 
-def require_covered(actor: Access, specs: Iterable[GrantSpec], what: str) -> None:
-    """Refuse (403) ``specs`` the actor does not cover (:func:`covers`), naming them."""
-    actor = capped(actor)
-    missing = sorted({s.permission + f" [{s.scope}]" for s in specs if not covers(actor, s)})
+def require_covered(actor: Access, specs: Iterable[GrantSpec], what: str,
+                    fields: Mapping[tuple[str, str], str] | None = None,
+                    kept: Set[Loosened] = frozenset()) -> None:
+    """Refuse (403) ``specs`` the actor does not cover (:func:`covers`), naming them.
+
+    With the role's field modes ``fields``, also refuse a field the role would
+    show or open past the actor's own (:func:`loosened`), unless ``kept``
+    (what the role already showed before an edit) holds it.
+    """
+    specs = list(specs)
+    covering = capped(actor)
+    missing = sorted({s.permission + f" [{s.scope}]" for s in specs if not covers(covering, s)})
     if missing:
         raise PermissionDenied(
             f"You cannot {what}: it grants more than you hold ({', '.join(missing)}).")
+    opened = sorted(loosened(actor, specs, fields) - kept if fields is not None else (),
+                    key=lambda item: (item[2] != "hidden", item))
+    if opened:
+        resource, _, kind = opened[0]
+        names = [name for res, name, k in opened if (res, k) == (resource, kind)]
+        raise PermissionDenied(
+            f"You cannot {what}: {', '.join(names)} of {resource} "
+            f"{'is' if len(names) == 1 else 'are'} "
+            f"{'hidden from' if kind == 'hidden' else 'read-only for'} you, and the role "
+            "would not keep it so.", field="field_rules")
+
+
+def require_role_covered(actor: Access, role: Any, what: str) -> None:
+    """:func:`require_covered` for giving ``role`` as it stands, grants and field rules."""
+    require_covered(actor, effective_specs(role), what, role_field_modes(role))
+
+
+#: A field a role would loosen past its giver: (resource, field, "hidden" or "read-only").
+Loosened = tuple[str, str, str]
+
+
+def loosened(actor: Access, specs: Iterable[GrantSpec],
+             modes: Mapping[tuple[str, str], str]) -> frozenset[Loosened]:
+    """The fields a role allowing ``specs`` with field ``modes`` would show or open
+    although ``actor`` may not read or write them.
+
+    Between stacked roles the most permissive field rule wins, so a role
+    showing a field hidden from the actor gives its holders that field: on
+    every resource the role allows anything, a field hidden from the actor
+    must stay hidden, and one read-only for them read-only or hidden.
+    """
+    if actor.is_owner:
+        return frozenset()
+    out: set[Loosened] = set()
+    for resource in {s.resource for s in specs if s.effect == "allow"}:
+        hidden = actor.hidden(resource)
+        out.update((resource, f, "hidden") for f in hidden
+                   if modes.get((resource, f)) != "hidden")
+        out.update((resource, f, "read-only") for f in actor.unwritable(resource) - hidden
+                   if (resource, f) not in modes)
+    return frozenset(out)
 
 
 def has_full_access(role: Any) -> bool:

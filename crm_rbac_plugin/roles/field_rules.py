@@ -18,6 +18,39 @@ if TYPE_CHECKING:
 
 FIELD_MODES = ("hidden", "readonly")
 
+#: A role's field modes by (resource, field).
+FieldModes = dict[tuple[str, str], str]
+
+
+def flat_modes(rules: Mapping[str, Mapping[str, str]]) -> FieldModes:
+    """``{"deals": {"amount": "hidden"}}`` as ``{("deals", "amount"): "hidden"}``."""
+    return {(resource, name): mode for resource, fields in rules.items()
+            for name, mode in fields.items()}
+
+
+def own_modes(role: Any) -> FieldModes:
+    """The field modes ``role`` carries itself, without its parents'."""
+    return {(fr.resource, fr.field): fr.mode for fr in getattr(role, "field_rules", [])}
+
+
+def chain_modes(own: FieldModes, parent: Any) -> FieldModes:
+    """``own`` with the modes of ``parent`` and its ancestors: inside one chain the
+    most restrictive mode wins (hidden over read-only), as access resolution reads it."""
+    modes = dict(own)
+    seen: set[int] = set()
+    while parent is not None and id(parent) not in seen:
+        seen.add(id(parent))
+        for key, mode in own_modes(parent).items():
+            if modes.get(key) != "hidden":
+                modes[key] = mode
+        parent = parent.parent
+    return modes
+
+
+def role_field_modes(role: Any) -> FieldModes:
+    """The field modes ``role`` applies, its parents' included."""
+    return chain_modes(own_modes(role), role.parent)
+
 
 def field_labels(res: Resource) -> dict[str, str]:
     """Labels of a resource's columns as pages show them ("Email", "Close date"), by column.

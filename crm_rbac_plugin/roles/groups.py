@@ -44,6 +44,7 @@ from .escalation import (
     member_in_scope,
     require,
     require_covered,
+    require_role_covered,
     same_workspace,
 )
 from .grants import effective_specs
@@ -80,7 +81,7 @@ def _check_giver(actor: Access, role: Any, what: str) -> None:
                               field="role_id")
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can give the {role.name} role.")
-    require_covered(actor, effective_specs(role), what)
+    require_role_covered(actor, role, what)
 
 
 def require_department_in_reach(rbac: RBACProtocol, actor: Access, department: Any,
@@ -89,8 +90,13 @@ def require_department_in_reach(rbac: RBACProtocol, actor: Access, department: A
 
     A department's role is held by each of its members, so giving or taking
     it changes each of them: the actor's ``members.edit`` must reach all of
-    them (``all`` scope reaches everyone, as an Owner does).
+    them (``all`` scope reaches everyone, as an Owner does). An actor who
+    belongs to the department would change their own roles, which only an
+    Owner does.
     """
+    if department.id == actor.department_id and not actor.is_owner:
+        raise PermissionDenied(f"You cannot {what}: you belong to {department.name}, and you "
+                               "cannot change your own roles.", resource="members", action="edit")
     m = rbac.models
     members = rbac.db.session.scalars(sa.select(m.Membership).where(
         m.Membership.department_id == department.id).order_by(m.Membership.id))

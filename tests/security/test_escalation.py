@@ -604,3 +604,73 @@ def test_nobody_invites_with_a_role_wider_than_their_own(
         run_refusals(cases)
     assert outbox == []
     assert db.session.scalar(sa.select(User.id).where(User.email == "a@example.test")) is None
+
+
+def test_nobody_gives_a_field_rule_looser_than_their_own(
+        world: SimpleNamespace, login: Any, app: Flask) -> None:
+    """A field hidden from the actor stays hidden, and a read-only one read-only, in every
+    role they shape or give: editing, creating, cloning, giving to a member or a department.
+
+    Between stacked roles the most permissive field rule wins, so a role without the
+    actor's restriction would show its holders, the actor included, what the actor
+    may not see. ``manager`` (role admin) sees leads with the email hidden and the
+    company read-only, through the Manager role and a custom role "Team leads".
+    """
+    from crm_rbac_plugin.roles import field_rules as fr
+
+    give_role_admin(world, "manager")
+    fr.set_field_rules(rbac, role(world, "manager"),
+                       {"leads": {"email": "hidden", "company": "readonly"}})
+    team = custom_role(world, "Team leads", [("leads", "view", "team")])
+    fr.set_field_rules(rbac, team, {"leads": {"email": "hidden", "company": "readonly"}})
+    workspaces.assign_role(rbac, world.members["manager"], team)
+    shown = custom_role(world, "Leads shown", [("leads", "view", "team")])
+    db.session.commit()
+    access = rbac.access_for(world.members["manager"])
+    assert access.hidden("leads") == {"email"}
+    assert access.unwritable("leads") == {"email", "company"}
+    mgr, api = login(world.users["manager"], world.ws), token_client(app, world, "manager")
+    team_url = f"/settings/roles/{team.id}/edit"
+    team_form = matrix_values(mgr, team_url)
+    new_form = matrix_values(mgr, "/settings/roles/new")
+    sales = world.members["manager"].department
+    support = world.members["viewer"].department
+
+    def save(url: str, form: dict[str, str], **change: Any) -> Callable[[], TestResponse]:
+        return lambda: mgr.post(url, data={**form, **change, "step": "save"})
+
+    cases: list[Case] = [
+        ("page edit: email shown", save(team_url, team_form, field__leads__email="")),
+        ("page edit: email read-only", save(team_url, team_form,
+                                            field__leads__email="readonly")),
+        ("page edit: company writable", save(team_url, team_form, field__leads__company="")),
+        ("page new: leads without field rules", save(
+            "/settings/roles/new", new_form, name="F1", scope__leads__view="team")),
+        ("api edit: field rules dropped",
+         lambda: api.patch(f"/roles/{team.id}", {"field_rules": {}})),
+        ("api new: leads without field rules", lambda: api.post("/roles", {
+            "name": "F2", "permissions": [{"resource": "leads", "action": "view",
+                                           "scope": "team"}]})),
+        ("api clone: Leads shown", lambda: api.post(f"/roles/{shown.id}/clone", {"name": "F3"})),
+        ("page give: Leads shown to member", lambda: mgr.post(
+            f"/settings/members/{world.members['member'].id}/roles",
+            data={"role_id": str(shown.id)})),
+        ("api give: Leads shown to member", lambda: api.post(
+            f"/members/{world.members['member'].id}/roles", {"role_id": shown.id})),
+        ("api give: Leads shown to Support", lambda: api.post(
+            f"/departments/{support.id}/roles", {"role_id": shown.id})),
+        # Their own department: a role given to it is given to them.
+        ("api give: Team leads to my own department", lambda: api.post(
+            f"/departments/{sales.id}/roles", {"role_id": team.id})),
+    ]
+    run_refusals(cases)
+    refusal = api.patch(f"/roles/{team.id}", {"field_rules": {}})
+    assert refusal.status_code == 403
+    assert "email of leads is hidden from you" in refusal.json["message"]
+    # Within their own restrictions they still shape and give roles.
+    ok = api.post("/roles", {"name": "F4", "permissions": [
+        {"resource": "leads", "action": "view", "scope": "team"}],
+        "field_rules": {"leads": {"email": "hidden", "company": "hidden"}}})
+    assert ok.status_code == 201, ok.json
+    given = api.post(f"/members/{world.members['member'].id}/roles", {"role_id": ok.json["id"]})
+    assert given.status_code == 201, given.json
