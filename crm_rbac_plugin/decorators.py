@@ -61,10 +61,11 @@ def wants_json() -> bool:
 
 
 def default_unauthorized(decision: Decision, status: int = 403) -> Any:
-    """Return the standard refusal for ``status`` (401/403/404).
+    """Return the standard refusal for ``status`` (400/401/403/404).
 
     Anonymous browsers are sent to the login page; JSON clients get
-    ``{"error", "message"}``; browsers get the ``RBAC_FORBIDDEN_TEMPLATE`` page.
+    ``{"error", "message"}`` (and ``field`` for bad input, 400, as the API
+    answers it); browsers get the ``RBAC_FORBIDDEN_TEMPLATE`` page.
     """
     if signed_in_user() is None:
         login_manager = getattr(current_flask_app(), "login_manager", None)
@@ -77,11 +78,15 @@ def default_unauthorized(decision: Decision, status: int = 403) -> Any:
     elif status == 401:
         message = "Please log in."
         error = "unauthorized"
+    elif status == 400:
+        message = decision.reason or "The request is not valid."
+        error = "validation_error"
     else:
         message = decision.reason or "You do not have permission to do that."
         error = "forbidden"
     if wants_json():
-        response = jsonify(error=error, message=message)
+        response = jsonify(error=error, message=message,
+                           **({"field": decision.field} if status == 400 else {}))
     else:
         response = make_response(render_template(
             setting("RBAC_FORBIDDEN_TEMPLATE"), status=status, message=message,

@@ -73,6 +73,21 @@ def is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def whole_number(args: Any, name: str, default: int, low: int, high: int) -> int:
+    """The ASCII whole number ``args[name]`` within ``low..high``, ``default`` when absent.
+
+    Anything else (a sign, blanks, another script's digits, a number out of
+    range) is a :class:`ValidationError` naming ``name``: a page or a count
+    is read as typed or refused, never guessed.
+    """
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (isinstance(raw, str) and is_digits(raw) and len(raw) <= 10 and low <= int(raw) <= high):
+        raise ValidationError(f"{name} must be a whole number from {low} to {high}", field=name)
+    return int(raw)
+
+
 def _out_of_range_page(exc: Exception) -> Any:
     rbac = current_rbac
     rbac.db.session.rollback()
@@ -124,28 +139,32 @@ def refuse_unstorable_values(req: Request | None = None) -> Any:
             try:
                 check_text(value, field)
             except ValidationError as exc:
-                return current_rbac.refusal(Decision(False, exc.message), 400)
+                return current_rbac.refusal(Decision(False, exc.message, field=exc.field), 400)
     return None
 
 
 def check_text(value: Any, field: str = "body") -> None:
-    """Refuse (ValidationError) any string in ``value`` that UTF-8 cannot encode."""
-    stack = [value]
+    """Refuse (ValidationError) any string in ``value`` that UTF-8 cannot encode or
+    that holds a NUL, naming where it is: ``field``, or inside a JSON body its
+    path (``name``, ``field_rules.deals``, ``permissions[0]``)."""
+    stack: list[tuple[str, Any]] = [(field, value)]
     while stack:
-        item = stack.pop()
+        name, item = stack.pop()
         if isinstance(item, str):
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                raise ValidationError(f"{field} contains text that is not valid Unicode "
-                                      "(a lone surrogate)", field=field) from None
+                raise ValidationError(f"{name} contains text that is not valid Unicode "
+                                      "(a lone surrogate)", field=name) from None
             if "\x00" in item:
-                raise ValidationError(f"{field} contains a NUL character", field=field)
+                raise ValidationError(f"{name} contains a NUL character", field=name)
         elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            for key, child in item.items():
+                # The key goes on top, so it is checked before its path names anything.
+                stack.append((str(key) if item is value else f"{name}.{key}", child))
+                stack.append((f"a key of {name}", key))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((f"{name}[{i}]", child) for i, child in enumerate(item))
 
 
 def numeric_problem(value: Any, column_type: Any) -> str | None:

@@ -229,6 +229,8 @@ class Decision:
     steps: list[str] = field(default_factory=list)
     #: The sharing agreement through which a record of another workspace was allowed.
     agreement_id: int | None = None
+    #: The request field a refusal of bad input (400) names.
+    field: str | None = None
 
     def __bool__(self) -> bool:
         return self.allowed

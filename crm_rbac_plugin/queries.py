@@ -401,12 +401,10 @@ def effective_matrix(rbac: RBACProtocol, membership: Any, access: Access | None,
 def parse_utc(value: str, field: str) -> dt.datetime:
     """Parse an ISO 8601 instant into naive UTC (a naive input is taken as UTC)."""
     try:
-        when = dt.datetime.fromisoformat(value.strip())
-    except (TypeError, ValueError, AttributeError):
-        raise ValidationError(f"{value!r} is not an ISO 8601 date and time",
-                              field=field) from None
-    when = naive_utc(when)
-    return when
+        return naive_utc(dt.datetime.fromisoformat(value.strip()))
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        raise ValidationError(f"{str(value)[:40]!r} is not an ISO 8601 date and time "
+                              "(years 1 to 9999, in UTC)", field=field) from None
 
 
 def iso(value: dt.datetime | None) -> str | None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from . import conditions, gate
+from . import conditions, gate, inputs
 from .errors import PermissionDenied, ValidationError
 from .loader import BYPASS
 from .models import naive_utc, utcnow
@@ -176,7 +176,7 @@ def find_workspace(rbac: RBACProtocol, ref: Any) -> Any:
     W = rbac.models.Workspace
     ws = None
     if isinstance(ref, int) and not isinstance(ref, bool):
-        ws = rbac.db.session.get(W, ref)
+        ws = rbac.db.session.get(W, ref) if 0 < ref <= inputs.MAX_ID else None
     elif isinstance(ref, str) and ref.strip():
         text = ref.strip()
         ws = rbac.db.session.scalar(sa.select(W).where(W.slug == text.lower()),

@@ -142,6 +142,22 @@ class RBACModelView(HostPermissions, ModelView):
                                 decision.reason)
         return self.rbac.refuse(decision, 403)
 
+    def _handle_view(self, name: str, **kwargs: Any) -> Any:
+        """Refuse a return address (``url``) that is not a path of this site, before any view.
+
+        Flask-Admin redirects to ``url`` after a save, a delete, an action or
+        a details page without a record, and its own check lets through
+        ``http:/evil.example``, which browsers follow off the site.
+        """
+        refused = super()._handle_view(name, **kwargs)
+        if refused is not None:
+            return refused
+        target = request.values.get("url")
+        if target is not None and safe_next(target, "") != target:
+            return self.rbac.refusal(Decision(False, "url: the return address must be a page "
+                                             "of this site", field="url"), 400)
+        return None
+
     def is_action_allowed(self, name: str) -> bool:
         if name == "delete" and self._protected:
             res = self.rbac.registry.get(self.resource)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from .. import audit
 from ..config import setting
 from ..errors import PermissionDenied, ValidationError
-from ..inputs import is_digits
 from ..loader import BYPASS
 from ..models import utcnow
 from ..policy import Access
@@ -47,6 +46,8 @@ LIMITS: dict[str, tuple[int, int]] = {
 }
 #: Weekday names as the API and the CLI take them, Monday first.
 DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_FULL_NAMES: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday",
+                                   "saturday", "sunday")
 #: Configuration key of each field's default.
 DEFAULT_KEYS: dict[str, str] = {
     "export_rows_per_hour": "RBAC_ALERT_EXPORT_ROWS_PER_HOUR",
@@ -178,22 +179,24 @@ def _integer(name: str, value: Any) -> int:
 
 
 def _days(value: Any) -> tuple[int, ...]:
-    """Weekdays as names ("mon"), digits or a comma-separated text of either."""
-    items: Iterable[Any] = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, Iterable):
-        raise ValidationError("list weekdays such as mon,tue,wed", field="business_days")
+    """Weekday names ("mon" or "monday"), as a list or a comma-separated text; none
+    (an empty list or text) turns the off-hours rule off."""
+    if isinstance(value, str):
+        items: list[Any] = [part for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ValidationError("business_days must be a list of weekdays such as "
+                              '["mon", "tue"]', field="business_days")
     days: set[int] = set()
     for item in items:
-        text = str(item).strip().lower()[:3]
-        if not text:
-            continue
-        if text in DAY_NAMES:
-            days.add(DAY_NAMES.index(text))
-        elif is_digits(text) and int(text) < 7:
-            days.add(int(text))
-        else:
-            raise ValidationError(f"{str(item)[:20]!r} is not a weekday (mon ... sun)",
-                                  field="business_days")
+        text = item.strip().lower() if isinstance(item, str) else None
+        day = next((i for i, name in enumerate(DAY_NAMES)
+                    if text in (name, DAY_FULL_NAMES[i])), None)
+        if day is None:
+            raise ValidationError(f"business_days: {str(item)[:20]!r} is not a weekday "
+                                  "(mon ... sun)", field="business_days")
+        days.add(day)
     return tuple(sorted(days))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import audit, queries, roles
+from .. import audit, inputs, queries, roles
 from ..policy import Access
 from ..proxies import current_rbac
 from .blueprint import (
@@ -126,12 +126,10 @@ def audit_events() -> ResponseReturnValue:
     access = require("settings.view")
     try:
         filters = audit.parse_filters(request.args)
-        page = int(request.args.get("page", 1))
-        per_page = int(request.args.get("per_page", 50))
     except ValueError as exc:
-        raise bad(str(exc)) from None
-    if page < 1 or not 1 <= per_page <= 200:
-        raise bad("page must be >= 1 and per_page between 1 and 200")
+        raise bad(str(exc), str(exc).partition(":")[0]) from None
+    per_page = inputs.whole_number(request.args, "per_page", 50, 1, 200)
+    page = inputs.whole_number(request.args, "page", 1, 1, inputs.MAX_ID // per_page)
     rbac = current_rbac
     result = rbac.db.paginate(audit.events_query(rbac, access.workspace_id, filters),
                               page=page, per_page=per_page, error_out=False)

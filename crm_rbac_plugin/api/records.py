@@ -12,10 +12,11 @@ import sqlalchemy as sa
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
+from .. import inputs
 from ..decorators import by_primary_key
 from ..policy import Access
 from ..proxies import current_rbac
-from .blueprint import ApiError, bad, bp, not_found, require
+from .blueprint import ApiError, bp, not_found, require
 from .values import Encoder
 
 
@@ -37,13 +38,8 @@ def list_records(resource: str) -> ResponseReturnValue:
     """One page of the records the member may view (``?page=``, ``?per_page=`` ≤ 100)."""
     res = _model_resource(resource)
     access = require(f"{resource}.view")
-    try:
-        page = int(request.args.get("page", 1))
-        per_page = int(request.args.get("per_page", 50))
-    except ValueError:
-        raise bad("page and per_page must be integers", "page") from None
-    if page < 1 or not 1 <= per_page <= 100:
-        raise bad("page starts at 1 and per_page is between 1 and 100", "per_page")
+    per_page = inputs.whole_number(request.args, "per_page", 50, 1, 100)
+    page = inputs.whole_number(request.args, "page", 1, 1, inputs.MAX_ID // per_page)
     pk = sa.inspect(res.model).primary_key[0]
     rows = current_rbac.db.session.scalars(
         sa.select(res.model).order_by(pk).limit(per_page).offset((page - 1) * per_page)).all()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .. import csvsafe
+from ..inputs import MAX_ID, is_digits
 from ..models import naive_utc
 from .names import Names
 from .sentences import EVENT_GROUPS, describe, sentence_text
@@ -44,10 +45,9 @@ def parse_filters(args: Any) -> dict[str, Any]:
                       ("role", "a role id")):
         value = (args.get(key) or "").strip()
         if value:
-            try:
-                out[key] = int(value)
-            except ValueError:
-                raise ValueError(f"{key}: expected {what}") from None
+            if not is_digits(value) or int(value) > MAX_ID:
+                raise ValueError(f"{key}: expected {what}")
+            out[key] = int(value)
     for key in ("action", "resource"):
         value = (args.get(key) or "").strip()
         if value:
@@ -64,12 +64,11 @@ def parse_filters(args: Any) -> dict[str, Any]:
         if not value:
             continue
         try:
-            when = dt.datetime.fromisoformat(value)
-        except ValueError:
+            when = naive_utc(dt.datetime.fromisoformat(value))
+            if key == "to" and len(value) <= 10:
+                when += dt.timedelta(days=1)
+        except (ValueError, OverflowError):
             raise ValueError(f"{key}: expected a date such as 2026-11-01") from None
-        when = naive_utc(when)
-        if key == "to" and len(value) <= 10:
-            when += dt.timedelta(days=1)
         out[key] = when
     return out
 

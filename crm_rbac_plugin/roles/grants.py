@@ -47,12 +47,15 @@ def permission_items(rbac: RBACProtocol, items: Any, keys: frozenset[str],
     against the registry. Roles' grants and sharing agreements' permissions
     are read by this one loop, so they refuse malformed input alike.
     """
-    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
         raise ValidationError("permissions must be a list", field="permissions")
     for index, item in enumerate(items):
         field = f"permissions[{index}]"
         if isinstance(item, str):
-            resource, _, action = item.rpartition(".")
+            resource, dot, action = item.rpartition(".")
+            if not dot or not resource or not action:
+                raise ValidationError(f"{item[:60]!r} is not 'resource.action' "
+                                      "(such as 'leads.view')", field=field)
             item = {"resource": resource, "action": action, **defaults(resource)}
         if not isinstance(item, Mapping):
             raise ValidationError("each permission is 'resource.action' or an object", field=field)

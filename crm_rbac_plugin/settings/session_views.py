@@ -96,7 +96,8 @@ def sign_out_session() -> Any:
     rbac = current_rbac
     form = SessionForm()
     if not form.validate_on_submit():
-        return rbac.refuse(Decision(False, "session_id: choose a session to sign out."), 400)
+        return rbac.refuse(Decision(False, "session_id: choose a session to sign out.",
+                                    field="session_id"), 400)
     session_id = form.session_id.data
     uid = rbac.user_pk(signed_in_user())
     mine = {s.id: s for s in sessions.list_sessions(rbac, uid)}

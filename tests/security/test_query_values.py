@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 ODD_VALUES = ("²", "１", "9" * 30, "-1", "1e3", " 7 ", "0x1f")
 #: Parameters read through a variable name (``args.get(name)``), as the code names them.
 READ_BY_NAME = ("owner", "department", "start", "end", "ids", "page", "before", "move_to")
-_READ = re.compile(r"""args(?:\.get(?:list)?\(\s*|\[\s*)["']([A-Za-z][A-Za-z0-9_\-]*)["']""")
+_READ = re.compile(r"""args(?:\.get(?:list)?\(\s*|\[\s*|,\s*)["']([A-Za-z][A-Za-z0-9_\-]*)["']""")
 
 
 def parameters_read(source: str) -> set[str]:
