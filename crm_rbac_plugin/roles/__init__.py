@@ -49,9 +49,11 @@ from .escalation import (
     department_in_scope,
     has_full_access,
     is_privileged,
+    manages_everyone,
     member_in_scope,
     require,
     require_member_in_scope,
+    require_role_covered,
     same_workspace,
     withheld_fields,
 )
@@ -83,6 +85,7 @@ from .invariants import (
     in_force,
 )
 from .plan import set_plan
+from .reach import held_roles
 from .reading import compare, matrix, preview, roles_granting, summary
 
 __all__ = [
@@ -109,12 +112,14 @@ __all__ = [
     "ensure_owner_remains",
     "ensure_role_remains",
     "give_department_role",
+    "held_roles",
     "holders",
     "has_full_access",
     "in_force",
     "is_privileged",
     "matrix",
     "member_group_roles",
+    "manages_everyone",
     "member_in_scope",
     "merge_specs",
     "needs_approval_as_privileged",
@@ -126,6 +131,7 @@ __all__ = [
     "remove_role",
     "require",
     "require_member_in_scope",
+    "require_role_covered",
     "roles_granting",
     "same_workspace",
     "withheld_fields",

@@ -13,6 +13,7 @@ from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
 from ..policy import Access
 from ..workspaces import default_expiry
+from .duties import refuse_conflicts
 from .escalation import (
     is_privileged,
     require,
@@ -23,7 +24,8 @@ from .escalation import (
 )
 from .grants import effective_specs
 from .invariants import assignments_in_force, ensure_owner_remains, ensure_role_remains
-from .reach import held_roles, narrowing, refuse_narrowing
+from .locks import lock_for_member_change
+from .reach import held_roles, narrowing, reached, refuse_narrowing
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -43,30 +45,19 @@ def needs_approval_as_privileged(role: Any) -> bool:
     return is_privileged(role)
 
 
-def _conflicts_with(rbac: RBACProtocol, role: Any, held_role_ids: set[int]) -> list[str]:
-    m = rbac.models
-    pairs = rbac.db.session.execute(sa.select(m.RoleConflict).where(
-        m.RoleConflict.workspace_id == role.workspace_id,
-        sa.or_(m.RoleConflict.role_a_id == role.id, m.RoleConflict.role_b_id == role.id))
-    ).scalars()
-    names = []
-    for pair in pairs:
-        other = pair.role_b if pair.role_a_id == role.id else pair.role_a
-        if other.id in held_role_ids:
-            names.append(other.name)
-    return names
-
-
-def ensure_admin_not_narrowed(rbac: RBACProtocol, membership: Any, role: Any) -> None:
+def ensure_admin_not_narrowed(rbac: RBACProtocol, membership: Any, role: Any,
+                              held: list[Any] | None = None) -> None:
     """Refuse (409) an assignment that would put a deny on an Admin.
 
     ``003``: Owner and Admin "always have full access". A deny in any role an
     Admin holds (their own or their department's) would narrow them (an
     explicit deny wins over every allow), so rather than apply it silently or
     ignore it silently, the assignment that would combine the two is refused,
-    whichever comes second (:mod:`.reach`).
+    whichever comes second (:mod:`.reach`). ``held``: the member's roles, when
+    the caller has read them (:func:`.reach.held_roles`).
     """
-    refuse_narrowing(membership, narrowing(held_roles(rbac, membership), [role]))
+    held = held_roles(rbac, membership) if held is None else held
+    refuse_narrowing(membership, narrowing(held, [role]))
 
 
 def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role: Any, *,
@@ -86,7 +77,9 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
     if is_privileged(role) and not actor.is_owner:
         raise PermissionDenied(f"Only an Owner can give the {role.name} role.")
     require_member_in_scope(actor, "edit", membership)
-    ensure_admin_not_narrowed(rbac, membership, role)
+    lock_for_member_change(rbac, membership)
+    held = held_roles(rbac, membership)
+    ensure_admin_not_narrowed(rbac, membership, role, held)
     if expires_at is None:
         expires_at = default_expiry(role, starts_at)
     require_role_covered(actor, role, f"give {role.name}")
@@ -96,18 +89,13 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
         raise ValidationError("the expiry is in the past", field="expires_at")
     if role.is_owner and expires_at is not None:
         raise ValidationError("the Owner role cannot be time-limited", field="expires_at")
-    held = {mr.role_id for mr in membership.member_roles}
     # An assignment not in force (expired, or starting later) gives nothing now:
     # the role may be given from now on.
     in_force_now = {mr.role_id for mr in assignments_in_force(membership)}
     if role.id in in_force_now and starts_at is None and expires_at is None and not cond:
         raise ValidationError(f"{membership.display_name} already holds {role.name}",
                               field="role_id")
-    clash = _conflicts_with(rbac, role, held)
-    if clash:
-        raise PermissionDenied(
-            f"{role.name} cannot be held together with {', '.join(clash)} "
-            "(segregation of duties).")
+    refuse_conflicts(rbac, membership, [role], held)
     if needs_approval_as_privileged(role):
         # A pending membership is an invitation's: its role cannot be replayed alone.
         gate.require(rbac, actor, "assign_privileged_role",
@@ -171,6 +159,7 @@ def remove_role(rbac: RBACProtocol, actor: Access | None, member_role: Any) -> N
         raise PermissionDenied(f"Only an Owner can take the {role.name} role away.")
     require_member_in_scope(actor, "edit", membership)
     require_covered(actor, effective_specs(role), f"take {role.name} away")
+    lock_for_member_change(rbac, membership, member_role)
     ensure_role_remains(membership, excluding_member_role=member_role.id)
     if role.is_owner:
         ensure_owner_remains(rbac, membership.workspace_id, excluding_member_role=member_role.id)
@@ -184,7 +173,7 @@ def add_conflict(rbac: RBACProtocol, actor: Access | None, role_a: Any, role_b: 
     same_workspace(actor, role_a, role_b)
     if role_a.id == role_b.id:
         raise ValidationError("a role cannot conflict with itself", field="role_b_id")
-    both = set(m.id for m in holders(rbac, role_a)) & set(m.id for m in holders(rbac, role_b))
+    both = ({m.id for m in reached(rbac, role_a)} & {m.id for m in reached(rbac, role_b)})
     if both:
         raise ValidationError(f"{len(both)} member(s) already hold both roles", field="role_b_id")
     a, b = sorted([role_a, role_b], key=lambda r: r.id)

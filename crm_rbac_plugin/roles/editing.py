@@ -12,6 +12,7 @@ from ..errors import PermissionDenied, RuleConflict, ValidationError
 from ..guard import POLICY_WORKSPACES
 from ..policy import Access
 from .assignments import assign_role, holders, needs_approval_as_privileged
+from .duties import check_reparented
 from .escalation import (
     has_full_access,
     is_privileged,
@@ -21,7 +22,14 @@ from .escalation import (
     require_covered,
     same_workspace,
 )
-from .field_rules import chain_modes, flat_modes, own_modes, replace_field_rules, role_field_modes
+from .field_rules import (
+    chain_modes,
+    copied_field_rules,
+    flat_modes,
+    own_modes,
+    replace_field_rules,
+    role_field_modes,
+)
 from .grants import GrantSpec, effective_specs, merge_specs, specs_of
 from .invariants import ROLE_REMAINS_RULE, assignments_in_force
 from .locks import concurrent_change_refused, lock_for_role_change
@@ -105,14 +113,23 @@ def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, descript
 
 def _check_editable(rbac: RBACProtocol, actor: Access, role: Any, what: str) -> None:
     """Refuse changing Owner or Admin, a role wider than the actor, or (unless the actor
-    is an Owner) a privileged role some member holds: its holders are protected as Admins."""
+    is an Owner) a privileged role some member holds (its holders are protected as
+    Admins) or a role reaching the actor themselves: editing, conditioning or deleting
+    it would change their own access (lift a deny on them), which only an Owner does."""
     same_workspace(actor, role)
     if has_full_access(role):
         raise PermissionDenied(f"The {role.name} role always has full access; it cannot be {what}.")
     require_covered(actor, effective_specs(role), f"change {role.name}, which is wider than you")
-    if not actor.is_owner and is_privileged(role) and reached(rbac, role):
+    if actor.is_owner:
+        return
+    holders = reached(rbac, role)
+    if is_privileged(role) and holders:
         raise PermissionDenied(f"Only an Owner can change {role.name}: it manages members, roles "
                                "or settings, and members hold it.")
+    if any(member.id == actor.membership_id for member in holders):
+        raise PermissionDenied(f"You cannot change {role.name}: it reaches you (directly, "
+                               "through your department or a role inheriting from it), and "
+                               "you cannot change your own roles.")
 
 
 def _narrowed(rbac: RBACProtocol, member: Any, role: Any, specs: Sequence[GrantSpec],
@@ -196,6 +213,7 @@ def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: st
     with concurrent_change_refused(label):
         if parent is not ...:
             role.parent = parent
+            check_reparented(rbac, role)
         if grants is not None:
             _set_grants(rbac, role, new_grants)
         if field_rules is not None:
@@ -215,13 +233,10 @@ def clone_role(rbac: RBACProtocol, actor: Access | None, source: Any, name: str,
     # Copy one committed state of the source: a save of it in flight could
     # otherwise pair its old grants with its new field rules.
     lock_for_role_change(rbac, source)
-    rules: dict[str, dict[str, str]] = {}
-    for fr in getattr(source, "field_rules", []):
-        rules.setdefault(fr.resource, {})[fr.field] = fr.mode
     return create_role(rbac, actor, name=name,
                        description=source.description if description is None else description,
                        grants=merge_specs(effective_specs(source)), parent=None,
-                       field_rules=rules)
+                       field_rules=copied_field_rules(source))
 
 
 def delete_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, move_to: Any = None) -> None:

@@ -105,8 +105,10 @@ def require_covered(actor: Access, specs: Iterable[GrantSpec], what: str,
 
 
 def require_role_covered(actor: Access, role: Any, what: str) -> None:
-    """:func:`require_covered` for giving ``role`` as it stands, grants and field rules."""
-    require_covered(actor, effective_specs(role), what, role_field_modes(role))
+    """:func:`require_covered` for giving ``role`` as it stands, grants and field rules
+    (an Owner's field rules hide nothing, so theirs are not read)."""
+    require_covered(actor, effective_specs(role), what,
+                    None if actor.is_owner else role_field_modes(role))
 
 
 #: A field a role would loosen past its giver: (resource, field, "hidden" or "read-only").
@@ -174,6 +176,11 @@ def _widest_scope(actor: Access, resource: str, action: str) -> str | None:
     allows, _ = actor.rules_for(resource, action)
     scopes = [rule.scope for rule in allows]
     return max(scopes, key=lambda s: SCOPE_RANK[s]) if scopes else None
+
+
+def manages_everyone(actor: Access, action: str = "edit") -> bool:
+    """Whether the actor's ``members.<action>`` reaches every member (an Owner's does)."""
+    return actor.is_owner or _widest_scope(actor, "members", action) == "all"
 
 
 def member_in_scope(actor: Access, action: str, membership: Any) -> bool:

@@ -52,6 +52,15 @@ def role_field_modes(role: Any) -> FieldModes:
     return chain_modes(own_modes(role), role.parent)
 
 
+def copied_field_rules(role: Any) -> dict[str, dict[str, str]]:
+    """The field rules of a copy of ``role``: its own and its parents', as a copy takes
+    their grants too (a copy without a parent's rules would show what the role hides)."""
+    out: dict[str, dict[str, str]] = {}
+    for (resource, name), mode in sorted(role_field_modes(role).items()):
+        out.setdefault(resource, {})[name] = mode
+    return out
+
+
 def field_labels(res: Resource) -> dict[str, str]:
     """Labels of a resource's columns as pages show them ("Email", "Close date"), by column.
 

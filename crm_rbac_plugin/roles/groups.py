@@ -37,7 +37,8 @@ import sqlalchemy as sa
 from .. import gate
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
-from .assignments import _conflicts_with, condition_for, needs_approval_as_privileged
+from .assignments import condition_for, needs_approval_as_privileged
+from .duties import refuse_conflicts
 from .editing import _check_editable
 from .escalation import (
     is_privileged,
@@ -68,11 +69,6 @@ def member_group_roles(rbac: RBACProtocol, membership: Any) -> list[Any]:
     if membership.department_id is None:
         return []
     return department_roles(rbac, membership.department)
-
-
-def _held_role_ids(rbac: RBACProtocol, membership: Any) -> set[int]:
-    own = {mr.role_id for mr in membership.member_roles}
-    return own | {dr.role_id for dr in member_group_roles(rbac, membership)}
 
 
 def _check_giver(actor: Access, role: Any, what: str) -> None:
@@ -126,11 +122,8 @@ def give_department_role(rbac: RBACProtocol, actor: Access | None, department: A
     members = session.scalars(sa.select(m.Membership).where(
         m.Membership.department_id == department.id)).all()
     for member in members:
-        clash = _conflicts_with(rbac, role, _held_role_ids(rbac, member))
-        if clash:
-            raise PermissionDenied(
-                f"{member.display_name} holds {', '.join(clash)}, which cannot be held together "
-                f"with {role.name} (segregation of duties).")
+        refuse_conflicts(rbac, member, [role], held_roles(rbac, member),
+                         f" through {department.name}")
         refuse_narrowing(member, narrowing(held_roles(rbac, member), [role]),
                          advice=f"do not give it to {department.name}")
     if needs_approval_as_privileged(role):
@@ -171,16 +164,11 @@ def check_joining(rbac: RBACProtocol, actor: Access, membership: Any, department
     """
     if department is None or (department.id == membership.department_id and not placed):
         return
-    own = {mr.role_id for mr in membership.member_roles}
     given = [row.role for row in department_roles(rbac, department)]
     for role in given:
         _check_giver(actor, role, f"move {membership.display_name} into {department.name}, "
                                   f"which gives {role.name}")
-        clash = _conflicts_with(rbac, role, own)
-        if clash:
-            raise PermissionDenied(
-                f"{membership.display_name} holds {', '.join(clash)}, which cannot be held "
-                f"together with {role.name}, given by {department.name} (segregation of duties).")
+    refuse_conflicts(rbac, membership, given, own_roles(membership), f" in {department.name}")
     refuse_narrowing(membership, narrowing(own_roles(membership), given), field="department_id",
                      advice=f"do not move them into {department.name}")
     privileged = [role.name for role in given if needs_approval_as_privileged(role)]

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from ..errors import ValidationError
 from ..loader import BYPASS
+from ..locking import write_lock
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -51,6 +52,29 @@ def lock_for_role_change(rbac: RBACProtocol, role: Any) -> None:
     if session.scalar(sa.select(Role.id).where(Role.id == role_id),
                       execution_options=BYPASS) is None:
         raise ValidationError("this role was deleted meanwhile; reload the page")
+
+
+def lock_for_member_change(rbac: RBACProtocol, membership: Any,
+                           member_role: Any = None) -> None:
+    """Serialise changes to ``membership``'s roles, then read its assignments afresh.
+
+    Two assignments at once would each check the segregation-of-duties pairs,
+    and two removals each the role a member keeps, against what the other has
+    not committed yet. Writing the membership's row first
+    (:func:`..locking.write_lock`) makes the second wait and then read what the
+    first committed. ``member_role``: the assignment about to be taken away,
+    which must still be there.
+    """
+    session = rbac.db.session
+    M = rbac.models.Membership
+    write_lock(session, M, M.id == membership.id)
+    if "member_roles" not in sa.inspect(membership).unloaded:
+        session.expire(membership, ["member_roles"])
+    if member_role is not None:
+        MR = rbac.models.MemberRole
+        if session.scalar(sa.select(MR.id).where(MR.id == member_role.id),
+                          execution_options=BYPASS) is None:
+            raise ValidationError("this role was taken away meanwhile; reload the page")
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from ..errors import UnknownResource
 from ..pages import acting_access, can, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
-from ..roles.field_rules import field_labels
+from ..roles.field_rules import copied_field_rules, field_labels
 from ..security.stepup import require_recent_mfa
 from . import condition_form, role_matrix, role_user_views
 from .blueprint import Refusal, add_error, attempt, bp, render
@@ -233,7 +233,7 @@ def new_role() -> Any:
                 "The Owner role cannot be cloned; clone Admin instead."])
         data, cells = role_matrix.form_data(
             rbac, roles.merge_specs(roles.effective_specs(source)),
-            queries.field_rules_of(source), name=f"{source.name} (copy)",
+            copied_field_rules(source), name=f"{source.name} (copy)",
             description=source.description)
         return _role_page(_role_form(None, data), None, cells, clone_of=source)
     template = request.args.get("template")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..errors import ValidationError
-from ..roles import is_privileged, require, same_workspace
+from ..roles import held_roles, is_privileged, require, same_workspace
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -38,9 +38,10 @@ def audit_action(rbac: RBACProtocol, who: Any, action: str, **details: Any) -> N
         record(action, actor_ids=(user_id, membership_id), **details)
 
 
-def privileged(membership: Any) -> bool:
-    """Whether ``membership`` holds a privileged role (:func:`..roles.is_privileged`)."""
-    return any(is_privileged(mr.role) for mr in membership.member_roles)
+def privileged(rbac: RBACProtocol, membership: Any) -> bool:
+    """Whether ``membership`` holds a privileged role (:func:`..roles.is_privileged`),
+    directly or through their department (:func:`..roles.held_roles`)."""
+    return any(is_privileged(role) for role in held_roles(rbac, membership))
 
 
 def normalise_email(email: Any) -> str:

@@ -4,9 +4,12 @@ All three shape what a member sees: a department and a manager assignment
 feed the ``department`` and ``team`` scopes, a visibility level caps a
 member's scopes. Each change needs ``members.edit`` whose scope reaches every
 member it touches (:func:`..roles.require_member_in_scope`: a Manager changes
-their team only). Only an Owner moves another Owner or Admin, changes their
-visibility, moves themselves, changes their own visibility, or widens their
-own team: each would widen the actor's own reach.
+their team only); creating, renaming and deleting departments shape the whole
+workspace, so they need it over every member. Only an Owner moves another
+Owner or Admin, changes their visibility, moves themselves, changes their own
+visibility, or widens their own team: each would widen the actor's own reach.
+Whoever lifts a visibility cap or puts a member in someone's team gives access
+as a role does, so they must hold what it gives (:func:`_require_gives_no_more`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ import sqlalchemy as sa
 from .. import inputs
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
-from ..roles import check_joining, require_member_in_scope
+from ..roles import (
+    check_joining,
+    held_roles,
+    manages_everyone,
+    require_member_in_scope,
+    require_role_covered,
+)
 from .checks import privileged, require, same_workspace
 
 if TYPE_CHECKING:
@@ -38,8 +47,26 @@ def _department_name(rbac: RBACProtocol, workspace_id: int, name: Any, dept_id: 
     return name
 
 
-def create_department(rbac: RBACProtocol, actor: Access | None, name: str) -> Any:
+def _require_everyone(rbac: RBACProtocol, actor: Access | None, what: str) -> Access:
     actor = require(rbac, actor, "members", "edit")
+    if not manages_everyone(actor):
+        raise PermissionDenied(f"You cannot {what}: departments shape the whole workspace, "
+                               "and your members.edit does not reach every member.",
+                               resource="members", action="edit")
+    return actor
+
+
+def _require_gives_no_more(rbac: RBACProtocol, actor: Access, membership: Any, what: str) -> None:
+    """Refuse unless the actor holds what each role reaching ``membership`` grants and
+    shows: lifting a cap or widening a team lets those roles reach further."""
+    if actor.is_owner:
+        return
+    for role in held_roles(rbac, membership):
+        require_role_covered(actor, role, f"{what} ({membership.display_name} holds {role.name})")
+
+
+def create_department(rbac: RBACProtocol, actor: Access | None, name: str) -> Any:
+    actor = _require_everyone(rbac, actor, "create a department")
     dept = rbac.models.Department(workspace_id=actor.workspace_id,
                                   name=_department_name(rbac, actor.workspace_id, name))
     rbac.db.session.add(dept)
@@ -48,7 +75,7 @@ def create_department(rbac: RBACProtocol, actor: Access | None, name: str) -> An
 
 
 def rename_department(rbac: RBACProtocol, actor: Access | None, dept: Any, name: str) -> None:
-    actor = require(rbac, actor, "members", "edit")
+    actor = _require_everyone(rbac, actor, "rename a department")
     same_workspace(actor, dept)
     dept.name = _department_name(rbac, actor.workspace_id, name, dept.id)
     rbac.db.session.flush()
@@ -69,7 +96,7 @@ def department_members(rbac: RBACProtocol, dept: Any) -> list[Any]:
 
 def delete_department(rbac: RBACProtocol, actor: Access | None, dept: Any) -> None:
     """Delete an empty department (members move first)."""
-    actor = require(rbac, actor, "members", "edit")
+    actor = _require_everyone(rbac, actor, "delete a department")
     same_workspace(actor, dept)
     if department_members(rbac, dept):
         raise ValidationError(f"{dept.name} still has members; move members first",
@@ -88,7 +115,7 @@ def set_department(rbac: RBACProtocol, actor: Access | None, membership: Any, de
     same_workspace(actor, membership, dept)
     if membership.id == actor.membership_id and not actor.is_owner:
         raise PermissionDenied("You cannot change your own department.")
-    if privileged(membership) and not actor.is_owner:
+    if privileged(rbac, membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can move an Owner or an Admin.")
     require_member_in_scope(actor, "edit", membership)
     check_joining(rbac, actor, membership, dept)
@@ -98,6 +125,8 @@ def set_department(rbac: RBACProtocol, actor: Access | None, membership: Any, de
 
 #: Per-member visibility levels (seed: All / Department / Own); None: as the roles grant.
 VISIBILITY_LEVELS: tuple[str, ...] = ("all", "department", "own")
+#: How far each level lets a member's roles reach (None: no cap).
+_RANK: dict[str | None, int] = {"own": 0, "department": 1, "all": 2, None: 3}
 
 
 def set_visibility(rbac: RBACProtocol, actor: Access | None, membership: Any, level: str | None) -> None:
@@ -109,9 +138,13 @@ def set_visibility(rbac: RBACProtocol, actor: Access | None, membership: Any, le
                               field="visibility")
     if membership.id == actor.membership_id and not actor.is_owner:
         raise PermissionDenied("You cannot change your own visibility.")
-    if privileged(membership) and not actor.is_owner:
+    if privileged(rbac, membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can change an Owner's or an Admin's visibility.")
     require_member_in_scope(actor, "edit", membership)
+    if _RANK[level] > _RANK[membership.visibility]:
+        if _RANK[level] > _RANK[actor.visibility]:
+            raise PermissionDenied("You cannot widen a member's visibility past your own.")
+        _require_gives_no_more(rbac, actor, membership, "widen their visibility")
     membership.visibility = level
     rbac.db.session.flush()
 
@@ -137,6 +170,9 @@ def assign_to_manager(rbac: RBACProtocol, actor: Access | None, manager: Any, me
         raise PermissionDenied("You cannot widen your own team.")
     require_member_in_scope(actor, "edit", manager)
     require_member_in_scope(actor, "edit", member)
+    if privileged(rbac, member) and not actor.is_owner:
+        raise PermissionDenied("Only an Owner can put an Owner or an Admin in a team.")
+    _require_gives_no_more(rbac, actor, manager, f"widen {manager.display_name}'s team")
     A = rbac.models.ManagerAssignment
     if rbac.db.session.get(A, (manager.id, member.id)) is not None:
         raise ValidationError(f"{member.display_name} is already assigned", field="member_id")

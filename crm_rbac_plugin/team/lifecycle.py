@@ -36,7 +36,7 @@ def deactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> Non
                               field="status")
     if membership.status == "inactive":
         raise ValidationError(f"{membership.display_name} is already inactive", field="status")
-    if privileged(membership) and not actor.is_owner:
+    if privileged(rbac, membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can deactivate an Owner or an Admin.")
     roles.require_member_in_scope(actor, "edit", membership)
     roles.ensure_owner_remains(rbac, membership.workspace_id, excluding_membership=membership.id)
@@ -53,7 +53,7 @@ def reactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> Non
     same_workspace(actor, membership)
     if membership.status != "inactive":
         raise ValidationError(f"{membership.display_name} is not inactive", field="status")
-    if privileged(membership) and not actor.is_owner:
+    if privileged(rbac, membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can reactivate an Owner or an Admin.")
     roles.require_member_in_scope(actor, "edit", membership)
     membership.status = "active"

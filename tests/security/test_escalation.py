@@ -664,7 +664,11 @@ def test_nobody_gives_a_field_rule_looser_than_their_own(
             f"/departments/{sales.id}/roles", {"role_id": team.id})),
     ]
     run_refusals(cases)
-    refusal = api.patch(f"/roles/{team.id}", {"field_rules": {}})
+    narrow = api.post("/roles", {"name": "Narrow", "permissions": [
+        {"resource": "leads", "action": "view", "scope": "team"}],
+        "field_rules": {"leads": {"email": "hidden", "company": "readonly"}}})
+    assert narrow.status_code == 201, narrow.json
+    refusal = api.patch(f"/roles/{narrow.json['id']}", {"field_rules": {}})
     assert refusal.status_code == 403
     assert "email of leads is hidden from you" in refusal.json["message"]
     # Within their own restrictions they still shape and give roles.
