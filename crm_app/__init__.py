@@ -16,6 +16,7 @@ from crm_rbac_plugin.inputs import BoundedIntConverter
 
 from . import accounting, auth, bodies, campaigns, crm, errors, files, reports, security, seed
 from .accounting.models import Invoice
+from .crm.forms import EMAIL
 from .extensions import csrf, db, login_manager, mail, migrate
 from .imports import setup as import_pages
 from .models import Client, Deal, Lead, Task
@@ -111,8 +112,6 @@ def _mount_admin(app: Flask) -> None:
         (Task, "tasks", ["title", "status", "due_date"]),
         (Invoice, "invoices", ["number", "status", "amount", "due_on"]),
     ]
-    # The amounts' range of the CRM forms (crm.forms): a negative amount is refused here too.
-    amounts = {"amount": {"validators": [Optional(), NumberRange(min=0, max=9_999_999_999)]}}
     for model, resource, columns in panels:
         admin.add_view(RBACModelView(
             model, db, rbac=rbac, resource=resource, name=resource.title(),
@@ -120,8 +119,23 @@ def _mount_admin(app: Flask) -> None:
             column_list=[*columns, "owner"], column_details_list=[*columns, "owner"],
             column_export_list=["id", *columns], form_columns=columns,
             column_searchable_list=columns[:1],
-            form_args=amounts if "amount" in columns else None))
+            form_args=_admin_form_args(columns)))
     for view in plugin_views(rbac, db):
         admin.add_view(view)
     security.protect_admin(app, admin)
     app.extensions["crm_admin"] = admin
+
+
+#: The CRM forms' checks (crm.forms) that the columns do not declare: an amount's
+#: range and an email's form. Choices and required text come from the columns
+#: themselves (crm_rbac_plugin.admin.checks).
+ADMIN_FIELD_CHECKS: dict[str, list[Any]] = {
+    "amount": [Optional(), NumberRange(min=0, max=9_999_999_999)],
+    "email": [Optional(), EMAIL],
+}
+
+
+def _admin_form_args(columns: list[str]) -> dict[str, Any]:
+    """Flask-Admin's ``form_args`` for a panel's form columns: :data:`ADMIN_FIELD_CHECKS`."""
+    return {name: {"validators": list(ADMIN_FIELD_CHECKS[name])}
+            for name in columns if name in ADMIN_FIELD_CHECKS}

@@ -21,9 +21,12 @@ from crm_rbac_plugin.models import utcnow
 
 from .extensions import db
 
-#: The values of the status and stage columns; their ``info={"choices": ...}`` lets
-#: the role editor's condition builder offer them as a pick list.
+#: The values of the status, stage, source and region columns; their
+#: ``info={"choices": ...}`` lets the role editor's condition builder offer them as
+#: a pick list, and Flask-Admin's panels refuse any other value, as the CRM forms do.
 LEAD_STATUSES = ("new", "contacted", "qualified", "lost")
+LEAD_SOURCES = ("website", "referral", "event", "outbound", "partner")
+REGIONS = ("north", "south", "east", "west")
 DEAL_STAGES = ("new", "qualified", "proposal", "negotiation", "won", "lost")
 TASK_STATUSES = ("open", "done")
 
@@ -115,7 +118,8 @@ class Client(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(sa.String(200))
     email: Mapped[str] = mapped_column(sa.String(255), default="")
     phone: Mapped[str] = mapped_column(sa.String(40), default="")
-    region: Mapped[str] = mapped_column(sa.String(40), default="")
+    #: One of :data:`REGIONS`, or empty (the column's default) for none.
+    region: Mapped[str] = mapped_column(sa.String(40), default="", info={"choices": REGIONS})
 
     #: The field that names a record on pages (see ``rbac.label``).
     __rbac_label__ = "name"
@@ -132,7 +136,9 @@ class Lead(WorkspaceRecord, db.Model):  # type: ignore[name-defined,misc]
     email: Mapped[str] = mapped_column(sa.String(255), default="")
     status: Mapped[str] = mapped_column(sa.String(20), default="new",
                                         info={"choices": LEAD_STATUSES})
-    source: Mapped[str] = mapped_column(sa.String(40), default="")
+    #: One of :data:`LEAD_SOURCES`, or empty (the column's default) for none.
+    source: Mapped[str] = mapped_column(sa.String(40), default="",
+                                        info={"choices": LEAD_SOURCES})
 
     #: The field that names a record on pages (see ``rbac.label``).
     __rbac_label__ = "name"

@@ -36,9 +36,19 @@ from crm_rbac_plugin.security.sessions import revoke_all
 
 from .accounting import seed as accounting_seed
 from .campaigns.seed import seed_campaigns
-from .crm.forms import LEAD_SOURCES, REGIONS
 from .extensions import db
-from .models import DEAL_STAGES, LEAD_STATUSES, Client, Deal, Lead, Note, Task, User
+from .models import (
+    DEAL_STAGES,
+    LEAD_SOURCES,
+    LEAD_STATUSES,
+    REGIONS,
+    Client,
+    Deal,
+    Lead,
+    Note,
+    Task,
+    User,
+)
 from .rbac_setup import rbac
 
 PASSWORD = "demo1234"

@@ -10,9 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..models import DEAL_STAGES, LEAD_STATUSES, TASK_STATUSES, Client, Deal, Lead, Note, Task
+from ..models import (
+    DEAL_STAGES,
+    LEAD_STATUSES,
+    REGIONS,
+    TASK_STATUSES,
+    Client,
+    Deal,
+    Lead,
+    Note,
+    Task,
+)
 from ..rbac_setup import rbac
-from .forms import REGIONS, ClientForm, DealForm, LeadForm, NoteForm, RecordForm, TaskForm
+from .forms import ClientForm, DealForm, LeadForm, NoteForm, RecordForm, TaskForm
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ from decimal import Decimal
 
 from crm_rbac_plugin.imports import ImportField
 
-from ..crm.forms import LEAD_SOURCES, REGIONS
-from ..models import DEAL_STAGES, LEAD_STATUSES
+from ..models import DEAL_STAGES, LEAD_SOURCES, LEAD_STATUSES, REGIONS
 
 OWNER = ImportField("owner_id", "Owner", "owner")
 

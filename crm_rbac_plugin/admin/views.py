@@ -13,7 +13,6 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.helpers import get_redirect_target
 from flask_admin.model.ajax import AjaxModelLoader
-from wtforms.validators import AnyOf
 
 from .. import bulk, csvsafe, fields, gate
 from ..errors import NoAccessContext, PermissionDenied, RBACError
@@ -23,6 +22,7 @@ from ..oversight import viewas
 from ..policy import Access, Decision
 from ..urls import safe_next
 from ..user_keys import user_pk_column
+from .checks import column_checks
 from .formatting import DETAIL_FORMATTERS, LIST_FORMATTERS
 from .permissions import HostPermissions
 from .relations import ScopedAjaxLoader, ScopedModelConverter, as_key
@@ -40,23 +40,6 @@ class _ExportLimited(Exception):
         super().__init__(count, limit)
         self.count = count
         self.limit = limit
-
-
-def _with_choices(model: type, form_args: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``form_args`` with a one-of check on each column that names its values
-    (``info={"choices": ...}``, as the app's own forms offer them): Flask-Admin
-    renders such a column as a text box, which takes any word."""
-    named = {column.key: tuple(column.info["choices"])
-             for column in sa.inspect(model).columns if column.info.get("choices")}
-    if not named:
-        return form_args
-    out = dict(form_args or {})
-    for key, values in named.items():
-        args = dict(out.get(key) or {})
-        args["validators"] = [*args.get("validators", ()),
-                              AnyOf(values, message=f"Choose one of {', '.join(values)}.")]
-        out[key] = args
-    return out
 
 
 class RBACModelView(HostPermissions, ModelView):
@@ -98,7 +81,7 @@ class RBACModelView(HostPermissions, ModelView):
         self.resource = resource
         for key in [k for k in kwargs if k not in self._INIT_ARGS]:
             setattr(self, key, kwargs.pop(key))
-        self.form_args = _with_choices(model, self.form_args)
+        self.form_args = column_checks(model, self.form_args)
         super().__init__(model, db, **kwargs)
         unscoped = [name for name, loader in self._form_ajax_refs.items()
                     if not isinstance(loader, ScopedAjaxLoader)]
