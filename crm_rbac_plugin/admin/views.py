@@ -32,6 +32,14 @@ if TYPE_CHECKING:
 
 __all__ = ["RBACModelView"]
 
+#: Query parameters the list page cannot pass on: its links call
+#: ``get_url(endpoint, export_type=..., **request.args)`` and Flask-Admin keeps
+#: unknown parameters in every page and sort link, so these names would clash
+#: with the arguments of ``get_url`` and ``url_for`` (a ``TypeError`` or a
+#: ``BuildError``, which is a 500).
+RESERVED_QUERY_NAMES = frozenset({"export_type", "endpoint", "self", "_anchor", "_method",
+                                  "_scheme", "_external"})
+
 
 class _ExportLimited(Exception):
     """An export that would exceed the view's ``export_max_rows``."""
@@ -126,7 +134,8 @@ class RBACModelView(HostPermissions, ModelView):
         return self.rbac.refuse(decision, 403)
 
     def _handle_view(self, name: str, **kwargs: Any) -> Any:
-        """Refuse a return address (``url``) that is not a path of this site, before any view.
+        """Refuse, before any view, a query parameter of :data:`RESERVED_QUERY_NAMES`
+        and a return address (``url``) that is not a path of this site.
 
         Flask-Admin redirects to ``url`` after a save, a delete, an action or
         a details page without a record, and its own check lets through
@@ -135,6 +144,10 @@ class RBACModelView(HostPermissions, ModelView):
         refused = super()._handle_view(name, **kwargs)
         if refused is not None:
             return refused
+        reserved = sorted(RESERVED_QUERY_NAMES.intersection(request.args))
+        if reserved:
+            return self.rbac.refusal(Decision(False, f"{reserved[0]}: not a parameter of "
+                                             "this page", field=reserved[0]), 400)
         target = request.values.get("url")
         if target is not None and safe_next(target, "") != target:
             return self.rbac.refusal(Decision(False, "url: the return address must be a page "
