@@ -11,7 +11,7 @@ exposes them as methods: :mod:`.identity` (who the member is),
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, NoReturn
@@ -197,12 +197,16 @@ class RBAC(HookDecorators):
                           label: str = "", workspace: str | None = "workspace_id",
                           owner: str | None = "owner_id", department: str | None = None,
                           parent: tuple[str, str] | None = None,
-                          actions: tuple[str, ...] = ()) -> Resource:
+                          actions: tuple[str, ...] = (),
+                          sensitive: Mapping[str, Iterable[Any]] | None = None) -> Resource:
         """Protect ``model`` as resource ``name``.
 
         ``parent=("clients", "client_id")`` makes a record visible to whoever
         sees its parent record. ``actions`` adds custom actions to the six
-        standard ones. ``workspace=None`` declares a model without a
+        standard ones. ``sensitive={"status": ("sent", "void")}`` makes setting
+        a column to one of those values a sensitive action: the flush guard
+        asks for ``manage`` on the record besides ``create`` or ``edit``,
+        whatever path wrote it. ``workspace=None`` declares a model without a
         workspace column, which only single-tenant mode accepts
         (``RBAC_SINGLE_TENANT``; checked by ``init_app``, and here when the
         current app already uses this extension).
@@ -212,7 +216,9 @@ class RBAC(HookDecorators):
                        workspace_column=workspace, owner_column=owner,
                        department_column=department,
                        parent=parent[0] if parent else None,
-                       parent_column=parent[1] if parent else None, actions=all_actions)
+                       parent_column=parent[1] if parent else None, actions=all_actions,
+                       sensitive=tuple((column, frozenset(values))
+                                       for column, values in (sensitive or {}).items()))
         self.statements.clear()
         if model is not None:
             fields.watch(self, model)

@@ -272,11 +272,12 @@ class _Stored:
         if name not in self._keys:
             return getattr(self._record, name)
         if self._values is None:
-            self._values = _stored_values(self._state, sorted(self._keys))
+            self._values = stored_values(self._state, sorted(self._keys))
         return self._values[name]
 
 
-def _stored_values(state: Any, keys: list[str]) -> dict[str, Any]:
+def stored_values(state: Any, keys: list[str]) -> dict[str, Any]:
+    """Read columns ``keys`` of a persistent object's row, unfiltered and without flushing."""
     mapper, session = state.mapper, state.session
     stmt = sa.select(*(mapper.column_attrs[k].class_attribute for k in keys)).where(
         *(col == value for col, value in zip(mapper.primary_key, state.identity, strict=True)))

@@ -65,18 +65,8 @@ def old_state(obj: Any) -> SimpleNamespace:
         else:
             values[attr.key] = getattr(obj, attr.key)
     if unknown:
-        values.update(_stored_values(state, unknown))
+        values.update(fields.stored_values(state, unknown))
     return SimpleNamespace(**values)
-
-
-def _stored_values(state: Any, keys: list[str]) -> dict[str, Any]:
-    """Read columns ``keys`` of a persistent object's row, unfiltered and without flushing."""
-    mapper, session = state.mapper, state.session
-    stmt = sa.select(*(getattr(mapper.class_, k) for k in keys)).where(
-        *(col == value for col, value in zip(mapper.primary_key, state.identity, strict=True)))
-    with session.no_autoflush:
-        row = session.execute(stmt, execution_options=BYPASS).first()
-    return dict(zip(keys, row, strict=True)) if row is not None else dict.fromkeys(keys)
 
 
 def _sync_many_to_one(rbac: RBACProtocol, access: Access | None, res: Resource, obj: Any) -> None:
@@ -187,6 +177,7 @@ def _check_insert(rbac: RBACProtocol, access: Access | None, res: Resource, obj:
             setattr(obj, res.owner_column, access.user_id)
     if not _allows(rbac, access, "create", res, obj, loader):
         raise _refuse_by(rbac, access, res, "create", obj, obj, loader)
+    _check_sensitive(rbac, access, res, "create", obj, None, loader)
     _check_references(rbac, access, res, "create", obj, loader)
     if access is not None:
         unwritable = access.unwritable(res.name)
@@ -196,6 +187,17 @@ def _check_insert(rbac: RBACProtocol, access: Access | None, res: Resource, obj:
         if required:  # else the database refuses the row: a 500 instead of a reason
             raise _refuse(rbac, access, res, "create", obj,
                           f"{', '.join(required)} must be filled in and is read-only for you")
+
+
+def _check_sensitive(rbac: RBACProtocol, access: Access | None, res: Resource, action: str,
+                     obj: Any, before: Any, loader: Any) -> None:
+    """Refuse setting a sensitive value (``Resource.sensitive``) without ``manage`` on the
+    record as it was (as it will be, for a new one): sending an invoice is not editing it."""
+    changes = res.sensitive_changes(obj, before)
+    if changes and not _allows(rbac, access, "manage", res,
+                               obj if before is None else before, loader):
+        raise _refuse(rbac, access, res, action, obj,  # type: ignore[arg-type]
+                      f"setting {', '.join(changes)} needs the manage permission")
 
 
 def _check_references(rbac: RBACProtocol, access: Access | None, res: Resource, action: str,
@@ -235,6 +237,7 @@ def _check_update(rbac: RBACProtocol, access: Access | None, res: Resource, obj:
                       "a record cannot move to another workspace")
     if not _allows(rbac, access, "edit", res, before, loader):
         raise _refuse_by(rbac, access, res, "edit", obj, before, loader)
+    _check_sensitive(rbac, access, res, "edit", obj, before, loader)
     changed: set[str] | None = None  # the changed keys, read once when a check needs them
     if access is not None and res.workspace_of(before, access.workspace_id) != access.workspace_id:
         # A shared record keeps its owner, department and parent: reassigning is its

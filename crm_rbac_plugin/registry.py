@@ -43,6 +43,9 @@ class Resource:
     parent_column: str | None = None
     actions: tuple[str, ...] = STANDARD_ACTIONS
     fields: tuple[str, ...] = field(default=())
+    #: ``(column, values)`` pairs: setting the column to one of its values is a
+    #: sensitive action, which needs ``manage`` on the record (:meth:`sensitive_changes`).
+    sensitive: tuple[tuple[str, frozenset[Any]], ...] = ()
 
     @property
     def is_model(self) -> bool:
@@ -60,6 +63,20 @@ class Resource:
         if self.model is not None and self.owner_column is None:
             return ("all",)
         return SCOPES
+
+    def sensitive_changes(self, record: Any, before: Any = None) -> list[str]:
+        """Return the sensitive columns that ``record`` sets to one of their values.
+
+        ``before`` is the record as stored (None for a new record): a column
+        that already held the value is not changed by this write, so keeping
+        a sent invoice sent while editing its due date needs no ``manage``.
+        """
+        out = []
+        for column, values in self.sensitive:
+            value = getattr(record, column, None)
+            if value in values and (before is None or getattr(before, column, None) != value):
+                out.append(f"{column} {value}")
+        return out
 
     def column(self, name: str) -> Any:
         """Return the mapped attribute ``name`` of the model."""
@@ -106,7 +123,7 @@ class Registry:
     def _check_model(self, res: Resource) -> None:
         cols = set(sa.inspect(res.model).columns.keys())  # type: ignore[union-attr]
         needed = [res.workspace_column, res.owner_column, res.department_column,
-                  res.parent_column]
+                  res.parent_column, *(column for column, _ in res.sensitive)]
         for name in needed:
             if name is not None and name not in cols:
                 raise ConfigurationError(

@@ -24,7 +24,7 @@ from crm_app.accounting.resources import MODULE
 from crm_app.accounting.seed import CRM_MODULES, bookkeeper_role
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import tokens, workspaces
+from crm_rbac_plugin import PermissionDenied, tokens, workspaces
 from tests.rbac_helpers import access_of, fast_passwords, give_role  # noqa: F401
 
 
@@ -227,3 +227,64 @@ def test_reassigning_everything_leaves_out_a_module_the_plan_excludes(
         assert db.session.get(Invoice, invoices["member"].id).owner_id == world.users["member"].id
         from crm_app.models import Lead
         assert db.session.get(Lead, world.leads["member"].id).owner_id == world.users["member2"].id
+
+
+@pytest.fixture
+def draft(world: SimpleNamespace) -> Invoice:
+    """A draft invoice of the member, in the Manager's team."""
+    with rbac.system():
+        invoice = Invoice(workspace_id=world.ws.id, number="INV-draft", status="draft",
+                          owner_id=world.users["member"].id, amount=Decimal("10.00"))
+        db.session.add(invoice)
+        db.session.commit()
+    return invoice
+
+
+def stored_status(ident: int) -> str:
+    db.session.expire_all()
+    with rbac.system():
+        return str(db.session.get(Invoice, ident).status)
+
+
+@pytest.mark.parametrize("status", ["sent", "void"])
+def test_sending_or_voiding_an_invoice_needs_manage(app: Any, world: SimpleNamespace,
+                                                    draft: Invoice, status: str) -> None:
+    """003: Manage covers "sensitive actions like sending an invoice ... or voiding a bill".
+    The Manager edits the team's invoices (no manage): the form, Flask-Admin and a plain
+    flush refuse the move, and a new invoice cannot start sent or void either."""
+    manager = as_client(app, world, "manager")
+    form = {"number": "INV-draft", "status": status, "amount": "10.00"}
+    refused = manager.post(f"/invoices/{draft.id}/edit", data=form)
+    assert refused.status_code == 403
+    assert f"setting status {status} needs the manage permission" in refused.text
+    assert stored_status(draft.id) == "draft"
+    admin = manager.post(f"/admin/invoices/edit/?id={draft.id}", data=form)
+    assert admin.status_code == 403 and "needs the manage permission" in admin.text
+    assert stored_status(draft.id) == "draft"
+    created = manager.post("/invoices/new", data={**form, "number": "INV-new"})
+    assert created.status_code == 403
+    with rbac.system():
+        assert db.session.scalar(sa.select(Invoice).where(Invoice.number == "INV-new")) is None
+    with rbac.as_member(access_of(world.members["manager"])):
+        invoice = db.session.get(Invoice, draft.id)
+        invoice.status = status
+        with pytest.raises(PermissionDenied, match="needs the manage permission"):
+            db.session.commit()
+        db.session.rollback()
+    assert stored_status(draft.id) == "draft"
+    finance = as_client(app, world, "finance")  # invoices "*": manage included
+    assert finance.post(f"/invoices/{draft.id}/edit", data=form).status_code == 302
+    assert stored_status(draft.id) == status
+
+
+def test_other_invoice_edits_need_no_manage(app: Any, world: SimpleNamespace, draft: Invoice,
+                                            invoices: dict[str, Invoice]) -> None:
+    """Paying an invoice, or editing one already sent while it stays sent, is an edit."""
+    manager = as_client(app, world, "manager")
+    paid = manager.post(f"/invoices/{draft.id}/edit", data={
+        "number": "INV-draft", "status": "paid", "amount": "10.00"})
+    assert paid.status_code == 302 and stored_status(draft.id) == "paid"
+    sent = invoices["member"]
+    kept = manager.post(f"/admin/invoices/edit/?id={sent.id}", data={
+        "number": sent.number, "status": "sent", "amount": "99.00"})
+    assert kept.status_code == 302 and stored_status(sent.id) == "sent"

@@ -27,7 +27,13 @@ from .models import INVOICE_STATUSES, Invoice
 #: The resource's module; a plan must list it for anyone to reach invoices.
 MODULE = "accounting"
 
-rbac.register_resource("invoices", Invoice, module=MODULE, label="Invoices", actions=("bulk",))
+#: Sending an invoice and voiding one are ``003``'s sensitive actions of Accounting:
+#: moving an invoice to these statuses needs ``manage`` on it, besides ``create`` or
+#: ``edit`` (the plugin's flush guard asks, on every path that writes invoices).
+SENSITIVE_STATUSES = ("sent", "void")
+
+rbac.register_resource("invoices", Invoice, module=MODULE, label="Invoices", actions=("bulk",),
+                       sensitive={"status": SENSITIVE_STATUSES})
 
 
 def deal_choices(current: int | None) -> list[SelectChoice]:

@@ -322,9 +322,18 @@ class RBACModelView(HostPermissions, ModelView):
     # -- writes -------------------------------------------------------------------------
 
     def handle_view_exception(self, exc: Exception) -> bool:
-        """Tell an integrity error in words: Flask-Admin's own message is the driver's,
-        with the SQL statement, its parameters and the schema's names. The error
-        itself goes to the app's log."""
+        """Refuse a write the member may not make with the app's 403, and tell an
+        integrity error in words.
+
+        A :class:`.PermissionDenied` (from :meth:`on_model_change` or the flush
+        guard) goes to the extension's error handler, which rolls back and
+        answers 403 with the reason, as every other path does; Flask-Admin
+        would show a 200 form with a generic failure. Flask-Admin's message for
+        an integrity error is the driver's, with the SQL statement, its
+        parameters and the schema's names; the error itself goes to the app's log.
+        """
+        if isinstance(exc, PermissionDenied):
+            raise exc
         if isinstance(exc, sa.exc.IntegrityError):
             current_app.logger.warning("Flask-Admin %s: %s", self.resource, exc)
             flash("This record could not be saved: a required value is missing, or a "
