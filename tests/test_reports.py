@@ -239,6 +239,32 @@ def test_owner_and_department_filters_narrow_every_figure(app: Any,
     assert none[1:] == []
 
 
+def test_the_department_filter_needs_members_view(app: Any, world: SimpleNamespace) -> None:
+    """Filtering by department tells who belongs to it: without ``members.view`` the filter
+    is not offered and a ``department`` argument is a 403 naming it, on the pages and the
+    CSV (as a filter on a hidden field is)."""
+    sales = world.departments["sales"].id
+    for key in ("viewer", "finance"):
+        assert not rbac.can("view", "members", access=access_of(world.members[key]))
+    viewer = as_client(app, world, "viewer")
+    for url in ("/reports/", "/reports/charts"):
+        assert 'data-filter="department"' not in viewer.get(url).get_data(as_text=True)
+        refused = viewer.get(f"{url}?department={sales}")
+        assert refused.status_code == 403
+        text = refused.get_data(as_text=True)
+        assert 'data-field="department"' in text and 'data-figure=' not in text
+    finance = as_client(app, world, "finance")  # reports.export, no members.view
+    assert finance.get("/reports/export.csv?figure=activity").status_code == 200
+    export = finance.get(f"/reports/export.csv?figure=activity&department={sales}")
+    assert export.status_code == 403 and "department" in export.get_data(as_text=True)
+    owner = as_client(app, world, "owner")
+    for url in ("/reports/", "/reports/charts"):
+        assert 'data-filter="department"' in owner.get(url).get_data(as_text=True)
+        assert owner.get(f"{url}?department={sales}").status_code == 200
+    activity = read_csv(owner.get(f"/reports/export.csv?figure=activity&department={sales}"))
+    assert len(activity) > 1
+
+
 def test_date_filter_bounds_are_inclusive_days(app: Any, world: SimpleNamespace) -> None:
     with rbac.system():
         deal = db.session.get(Deal, world.deals["member-new"].id)

@@ -20,7 +20,10 @@ Filters: ``start``/``end`` (inclusive dates on the records' creation date,
 or on the close date for "won and lost by month"), ``owner`` (a user id) and
 ``department`` (the owners who are members of that department in the
 current workspace). A filter names the field it tests, so a figure whose
-filter field is hidden from the member is not shown either.
+filter field is hidden from the member is not shown either. The department
+filter tells who belongs to which department, which only ``members.view``
+shows: without it the filter is not offered and a ``department`` argument
+is refused (403, like a figure filtered by a hidden field).
 """
 
 from __future__ import annotations
@@ -46,12 +49,14 @@ ACTIVITY: tuple[tuple[str, Any], ...] = (("leads", Lead), ("deals", Deal), ("tas
 
 
 class FilterError(ValueError):
-    """A filter value that is not valid; ``field`` names the query argument."""
+    """A filter value that is not valid (``status`` 400) or that the member may not use
+    (403); ``field`` names the query argument."""
 
-    def __init__(self, field_name: str, message: str) -> None:
+    def __init__(self, field_name: str, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.field = field_name
         self.message = message
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,16 @@ class Filters:
     department: int | None = None
 
     @classmethod
-    def parse(cls, args: Mapping[str, str]) -> Filters:
-        """Read ``start``, ``end``, ``owner`` and ``department``; raise :class:`FilterError`."""
+    def parse(cls, args: Mapping[str, str], *, departments: bool = True) -> Filters:
+        """Read ``start``, ``end``, ``owner`` and ``department``; raise :class:`FilterError`.
+
+        ``departments`` False (the member may not view members) refuses a
+        ``department`` argument with a 403: its results would tell who
+        belongs to the department.
+        """
+        if not departments and (args.get("department") or "").strip():
+            raise FilterError("department", "department: filtering by department needs the "
+                                            "right to view members.", status=403)
         values: dict[str, Any] = {}
         for name in ("start", "end"):
             text = (args.get(name) or "").strip()

@@ -8,8 +8,9 @@
   the row count (``rbac.audit_export``, i.e. ``audit.events.record_export``).
 
 The figures come from :mod:`.figures` (filtered SQL aggregates); a bad filter
-is a 400 naming the argument, an unknown figure a 404 and a figure hidden
-from the member (field rules) a 403: nothing is computed for them.
+is a 400 naming the argument, an unknown figure a 404, and a figure hidden
+from the member (field rules) or a department filter without ``members.view``
+a 403: nothing is computed for them.
 """
 
 from __future__ import annotations
@@ -48,8 +49,21 @@ def owner_choices() -> list[SelectChoice]:
     return [SelectChoice(str(uid), name) for uid, name in rows]
 
 
+def may_filter_departments() -> bool:
+    """Whether the member may filter by department: its results tell who belongs to one,
+    which only ``members.view`` shows."""
+    return bool(rbac.can("view", "members"))
+
+
+def parse_filters() -> Filters:
+    """The request's filters (:meth:`Filters.parse`); raise :class:`FilterError`."""
+    return Filters.parse(request.args, departments=may_filter_departments())
+
+
 def department_choices() -> list[SelectChoice]:
-    """The current workspace's departments."""
+    """The current workspace's departments; none without :func:`may_filter_departments`."""
+    if not may_filter_departments():
+        return []
     access = member()
     D = rbac.models.Department
     rows = db.session.execute(sa.select(D.id, D.name).where(
@@ -60,11 +74,11 @@ def department_choices() -> list[SelectChoice]:
 def page(template: str) -> Any:
     """Render ``template`` with the figures for the request's filters (400 on a bad one)."""
     try:
-        filters = Filters.parse(request.args)
+        filters = parse_filters()
     except FilterError as bad:
         return render_template(template, figures=[], filters=Filters(), error=bad,
                                owners=owner_choices(), departments=department_choices(),
-                               chart=charts.chart, args=request.args), 400
+                               chart=charts.chart, args=request.args), bad.status
     return render_template(template, figures=all_figures(filters), filters=filters, error=None,
                            owners=owner_choices(), departments=department_choices(),
                            chart=charts.chart, args=request.args)
@@ -94,8 +108,11 @@ def csv_cell(value: Any) -> Any:
 def export() -> Response:
     """One figure as CSV: 400 for a bad filter, 404 for no such figure, 403 if not shown."""
     try:
-        filters = Filters.parse(request.args)
+        filters = parse_filters()
     except FilterError as bad:
+        if bad.status == 403:
+            raise PermissionDenied(bad.message, resource="members", action="view",
+                                   field=bad.field) from None
         abort(400, description=bad.message)
     key = request.args.get("figure", "")
     fig = figure(key, filters)
