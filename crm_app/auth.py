@@ -250,9 +250,11 @@ def login() -> Any:
 
     The plugin's sign-in API guards the password check: an address or IP
     that failed too often must wait (``rbac.auth.check``: the password is not
-    even checked), a wrong password or an unknown address is counted
-    (``rbac.auth.failed``), a success resets the address's count
-    (``rbac.auth.succeeded``); all three are audited.
+    even checked), a wrong password, an unknown address or a deactivated
+    account is counted (``rbac.auth.failed``), a success resets the
+    address's count (``rbac.auth.succeeded``); all three are audited. A
+    deactivated account gets the wrong password's answer: a message of its
+    own would tell whoever guesses that the password is right.
     """
     if current_user.is_authenticated:
         return redirect(url_for("crm.dashboard"))
@@ -268,12 +270,10 @@ def login() -> Any:
             user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
             # Verified before anything else is looked at: one hash per attempt, whoever it names.
             password_ok = verify_password(user, form.password.data or "")
-            if user is None or not password_ok:
+            if (user is None or not password_ok or not user.is_active_user
+                    or _deactivated_everywhere(user)):
                 rbac.auth.failed(email, request.remote_addr)
                 flash("That email and password do not match an account.", "error")
-            elif not user.is_active_user or _deactivated_everywhere(user):
-                flash("This account has been deactivated. Ask a workspace owner to restore it.",
-                      "error")
             else:
                 login_user(user, remember=bool(form.remember.data))
                 rbac.auth.succeeded(user, email, request.remote_addr)

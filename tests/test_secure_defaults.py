@@ -37,7 +37,6 @@ from crm_rbac_plugin import tokens
 from tests.conftest import app_with_tables, build_world
 
 FAILED = "That email and password do not match an account."
-DEACTIVATED = "This account has been deactivated."
 ENV_KEYS = ("FLASK_SECRET_KEY", "SECRET_KEY", "FLASK_DEBUG", "FLASK_TESTING",
             "FLASK_CRM_HTTPS", "FLASK_REMEMBER_COOKIE_DURATION", "FLASK_CRM_SECRET_KEY_FILE")
 
@@ -109,8 +108,14 @@ def test_a_password_less_account_cannot_sign_in_with_an_empty_hash(
 
 def test_the_right_password_of_a_deactivated_account_is_refused(
         app: Flask, accounts: dict[str, str]) -> None:
+    """Refused with the wrong password's page: a message of its own would confirm the
+    password to whoever guesses it."""
+    wrong = _anonymised(_sign_in(app, "viewer@example.test", "not-the-password"),
+                        "viewer@example.test")
     response = _sign_in(app, "viewer@example.test", "password")
-    assert response.status_code == 200 and DEACTIVATED in response.get_data(as_text=True)
+    assert response.status_code == 200 and FAILED in response.get_data(as_text=True)
+    assert "deactivated" not in response.get_data(as_text=True)
+    assert _anonymised(response, "viewer@example.test") == wrong
 
 
 # -- secret key -----------------------------------------------------------------------

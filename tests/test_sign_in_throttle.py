@@ -189,6 +189,29 @@ def test_an_unknown_address_gets_the_same_answer_as_a_wrong_password(
                                    for e in stray)
 
 
+@pytest.mark.parametrize("how", ["account", "membership"])
+def test_a_deactivated_account_fails_like_a_wrong_password(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace, how: str) -> None:
+    """The right password of a deactivated account (the account itself, or its only
+    membership) is audited and counted as a failure, with the wrong password's answer."""
+    if how == "account":
+        world.users["member"].is_active_user = False
+    else:
+        world.members["member"].status = "inactive"
+    db.session.commit()
+    email = "member@example.test"
+    anon = app.test_client()
+    for n in range(5):
+        page = sign_in(anon, email, "password")
+        assert page.status_code == 200 and "do not match an account" in page.text
+        assert "deactivated" not in page.text
+        assert throttle.failures_of(rbac, throttle.account_key(email)).failures == n + 1
+    assert sign_in(anon, email, "password").status_code == 429
+    failed = auth_events("auth.failed")
+    assert len(failed) == 5 and {e.target for e in failed} == {email}
+    assert auth_events("auth.login") == []
+
+
 def test_a_member_of_two_workspaces_is_audited_in_both_and_owners_see_it(
         app: Flask, world: SimpleNamespace, clock: SimpleNamespace, login: Any) -> None:
     sign_in(app.test_client(), "dual@example.test", "wrong")
