@@ -283,6 +283,39 @@ def test_privileged_role_and_widened_held_role(
     assert [s["severity"] for s in raised] == ["high", "medium"]
 
 
+def test_privilege_increases_through_departments_and_inheritance(
+        app: Flask, world: SimpleNamespace, clock: Clock) -> None:
+    """A privileged role given to a department, a role held only through a department
+    widened, and a held role re-parented: each is a privilege increase."""
+    owner = access_of(world.members["owner"])
+    R = rbac.models.Role
+    ws_roles = {r.key: r for r in db.session.scalars(sa.select(R).where(
+        R.workspace_id == world.ws.id))}
+    support = world.departments["support"]
+    with rbac.as_member(world.members["owner"]):
+        roles.give_department_role(rbac, owner, support, ws_roles["admin"])
+        db.session.commit()
+    found = stored_alerts("privilege")
+    assert len(found) == 1 and found[0].severity == "high"
+    assert "Admin" in found[0].summary and "Support" in found[0].summary
+    # A role nobody holds directly, held by the Sales department only.
+    dept_only = roles.create_role(rbac, owner, name="Sales desk",
+                                  grants=[GrantSpec("leads", "view", "own")])
+    db.session.commit()
+    roles.give_department_role(rbac, owner, world.departments["sales"], dept_only)
+    db.session.commit()
+    with rbac.as_member(world.members["owner"]):
+        roles.update_role(rbac, owner, dept_only, grants=[GrantSpec("leads", "view", "all")])
+        db.session.commit()
+    found = stored_alerts("privilege")
+    assert len(found) == 2 and "leads.view (all)" in found[1].summary
+    with rbac.as_member(world.members["owner"]):
+        roles.update_role(rbac, owner, dept_only, parent=ws_roles["manager"])
+        db.session.commit()
+    found = stored_alerts("privilege")
+    assert len(found) == 3 and "inherits Manager" in found[2].summary
+
+
 # -- mass deletion ------------------------------------------------------------------------------
 
 

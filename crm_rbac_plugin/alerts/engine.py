@@ -58,6 +58,7 @@ from ..loader import BYPASS
 from ..models import utcnow
 from ..policy import Access
 from ..roles import PRIVILEGED_KEYS, is_privileged
+from ..roles.reach import reached
 from . import rules
 from .rules import Count
 from .thresholds import Thresholds, from_row, thresholds_for
@@ -262,15 +263,27 @@ def _privilege(ctx: Evaluation, ev: Any) -> None:
                             f"was given the privileged role {role.name}",
                             {"role_id": role_id, "role": role.name,
                              "by_membership_id": ev.actor_membership_id, "action": ev.action})
+    for dept_id, role_id in rules.department_roles_given(changes):
+        role = session.get(m.Role, role_id, execution_options=BYPASS)
+        dept = session.get(m.Department, dept_id, execution_options=BYPASS)
+        if role is not None and is_privileged(role):
+            ctx.raise_alert("privilege", ev.workspace_id, ev.actor_membership_id,
+                            f"gave the privileged role {role.name} to the department "
+                            f"{getattr(dept, 'name', dept_id)}, whose members hold it",
+                            {"role_id": role_id, "role": role.name, "department_id": dept_id,
+                             "action": ev.action})
     widened: dict[int, list[str]] = {}
     for role_id, what in rules.widened_grants(changes):
         widened.setdefault(role_id, []).append(what)
+    for role_id, parent_id in rules.reparented_roles(changes):
+        parent = session.get(m.Role, parent_id, execution_options=BYPASS)
+        widened.setdefault(role_id, []).append(
+            f"inherits {getattr(parent, 'name', parent_id)}")
     for role_id, what in widened.items():
-        held = session.execute(sa.select(m.MemberRole.id).where(m.MemberRole.role_id == role_id)
-                               .limit(1), execution_options=BYPASS).first()
         role = session.get(m.Role, role_id, execution_options=BYPASS)
-        if held is None or role is None:
-            continue
+        with session.no_autoflush:
+            if role is None or not reached(ctx.rbac, role):
+                continue
         ctx.raise_alert("privilege", ev.workspace_id, ev.actor_membership_id,
                         f"widened the role {role.name}, which members hold: {', '.join(what)}",
                         {"role_id": role_id, "role": role.name, "grants": what,

@@ -161,6 +161,32 @@ def assigned_role_ids(changes: list[Change]) -> list[tuple[int, int]]:
     return out
 
 
+def department_roles_given(changes: list[Change]) -> list[tuple[int, int]]:
+    """``(department id, role id)`` of every role given to a department."""
+    out = []
+    for c in changes:
+        if c.kind != "department_role" or c.op == "deleted":
+            continue
+        role_id, dept_id = c.after.get("role_id"), c.after.get("department_id")
+        if role_id is not None and dept_id is not None and (
+                c.op == "created" or c.before.get("role_id") != role_id):
+            out.append((int(dept_id), int(role_id)))
+    return out
+
+
+def reparented_roles(changes: list[Change]) -> list[tuple[int, int]]:
+    """``(role id, parent id)`` of every existing role given a new parent: it then
+    carries the parent's grants."""
+    out = []
+    for c in changes:
+        if c.kind != "role" or c.op != "changed":
+            continue
+        parent = c.after.get("parent_id")
+        if parent is not None and c.before.get("parent_id") != parent and c.after.get("id"):
+            out.append((int(c.after["id"]), int(parent)))
+    return out
+
+
 def widened_grants(changes: list[Change]) -> list[tuple[int, str]]:
     """``(role id, "resource.action scope")`` of every grant that lets more: a new
     allow, a deny turned allow, or a wider scope or dropped condition on an allow.
