@@ -72,15 +72,40 @@ def workspace_memberships(rbac: RBACProtocol, workspace_id: int) -> list[Any]:
         sa.select(M).where(M.workspace_id == workspace_id).order_by(M.id)))
 
 
-def member_counts(rbac: RBACProtocol, workspace_id: int) -> dict[int, int]:
-    """Number of members holding each role of the workspace (any time window)."""
+def _holdings(rbac: RBACProtocol) -> Any:
+    """``(role_id, membership_id)`` of every holding: an assignment (any time window), or
+    membership of a department that gives the role."""
     m = rbac.models
+    direct = sa.select(m.MemberRole.role_id.label("role_id"),
+                       m.MemberRole.membership_id.label("membership_id"))
+    through = (sa.select(m.DepartmentRole.role_id, m.Membership.id)
+               .join(m.Membership, m.Membership.department_id == m.DepartmentRole.department_id))
+    return sa.union(direct, through).subquery()
+
+
+def member_counts(rbac: RBACProtocol, workspace_id: int) -> dict[int, int]:
+    """Number of members holding each role of the workspace, directly (any time window)
+    or through their department."""
+    m = rbac.models
+    held = _holdings(rbac)
     rows = rbac.db.session.execute(
-        sa.select(m.MemberRole.role_id, sa.func.count(sa.distinct(m.MemberRole.membership_id)))
-        .join(m.Role, m.Role.id == m.MemberRole.role_id)
+        sa.select(held.c.role_id, sa.func.count(sa.distinct(held.c.membership_id)))
+        .join(m.Role, m.Role.id == held.c.role_id)
         .where(m.Role.workspace_id == workspace_id)
-        .group_by(m.MemberRole.role_id))
+        .group_by(held.c.role_id))
     return {role_id: int(count) for role_id, count in rows}
+
+
+def department_holders(rbac: RBACProtocol, role: Any) -> list[tuple[Any, list[Any]]]:
+    """The departments giving ``role``, each with its members, by name."""
+    m = rbac.models
+    departments = rbac.db.session.scalars(
+        sa.select(m.Department).join(m.DepartmentRole,
+                                     m.DepartmentRole.department_id == m.Department.id)
+        .where(m.DepartmentRole.role_id == role.id).order_by(m.Department.name)).all()
+    return [(dept, list(rbac.db.session.scalars(
+        sa.select(m.Membership).where(m.Membership.department_id == dept.id)
+        .order_by(m.Membership.id)))) for dept in departments]
 
 
 def workspace_conflicts(rbac: RBACProtocol, workspace_id: int) -> list[Any]:

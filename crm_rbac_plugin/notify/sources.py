@@ -65,7 +65,8 @@ def _forget(session: Session) -> None:
 def collect(rbac: RBACProtocol, session: Session) -> None:
     """Queue the notifications of the roles, memberships and agreements this flush writes."""
     m = rbac.models
-    watched = (m.MemberRole, m.Membership, m.SharingAgreement, m.SharingPermission)
+    watched = (m.MemberRole, m.DepartmentRole, m.Membership, m.SharingAgreement,
+               m.SharingPermission)
     # Each of the three is a new set at every read: read once. What follows adds
     # notifications only, which none of the reads below looks for.
     new, dirty, deleted = session.new, session.dirty, session.deleted
@@ -77,11 +78,15 @@ def collect(rbac: RBACProtocol, session: Session) -> None:
         for obj in new:
             if isinstance(obj, m.MemberRole):
                 _role_event(rbac, session, obj, "assigned", deleted)
+            elif isinstance(obj, m.DepartmentRole):
+                _department_role_event(rbac, session, obj, "assigned")
             elif isinstance(obj, m.SharingAgreement):
                 _agreement_event(rbac, session, obj, "offered", "receiving")
         for obj in deleted:
             if isinstance(obj, m.MemberRole):
                 _role_event(rbac, session, obj, "removed", deleted)
+            elif isinstance(obj, m.DepartmentRole):
+                _department_role_event(rbac, session, obj, "removed")
         _permission_changes(rbac, session, new, dirty, deleted)  # before the terms: "widened" says more
         for obj in dirty:
             if isinstance(obj, m.Membership):
@@ -120,6 +125,28 @@ def _role_event(rbac: RBACProtocol, session: Session, mr: Any, verb: str,
     else:
         summary = (f"Your role {name} in ", " was removed.")
     write_now(session, m, workspace_id=membership.workspace_id, recipients=[membership.id],
+              category="roles", event_name=f"role.{verb}", summary=summary,
+              link=path_for("rbac_settings.profile"))
+
+
+def _department_role_event(rbac: RBACProtocol, session: Session, row: Any, verb: str) -> None:
+    """Tell the active members of a department the role it gives them, or takes away."""
+    m = rbac.models
+    dept_id = row.department_id if row.department_id is not None else getattr(
+        row.department, "id", None)
+    role = row.role or session.get(m.Role, row.role_id, execution_options=BYPASS)
+    if dept_id is None or role is None:
+        return
+    dept = session.get(m.Department, dept_id, execution_options=BYPASS)
+    members = list(session.scalars(sa.select(m.Membership.id).where(
+        m.Membership.department_id == dept_id, m.Membership.status == "active"),
+        execution_options=BYPASS))
+    if not members:
+        return
+    through = f" through the department {dept.name}" if dept is not None else ""
+    summary = ((f"You were given the role {role.name}{through} in ", ".") if verb == "assigned"
+               else (f"Your role {role.name}{through} in ", " was removed."))
+    write_now(session, m, workspace_id=role.workspace_id, recipients=members,
               category="roles", event_name=f"role.{verb}", summary=summary,
               link=path_for("rbac_settings.profile"))
 

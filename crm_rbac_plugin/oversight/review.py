@@ -25,6 +25,7 @@ from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
 from ..policy import Access
 from ..roles import require, same_workspace
+from ..roles.reach import department_role_list
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -52,12 +53,16 @@ def access_review(rbac: RBACProtocol, workspace_id: int, *, inactive_days: int =
     m = rbac.models
     memberships = queries.workspace_memberships(rbac, workspace_id)
     privileged = []
+    by_department: dict[int, list[Any]] = {}
     for mem in memberships:
-        keys = {mr.role.key for mr in mem.member_roles
-                if mr.active_at(now) and mr.role is not None}
-        if mem.status == "active" and keys & {"owner", "admin"}:
-            privileged.append({"membership": mem, "roles": sorted(
-                mr.role.name for mr in mem.member_roles if mr.role.key in ("owner", "admin"))})
+        # The roles in force: their own, and their department's.
+        if mem.department_id is not None and mem.department_id not in by_department:
+            by_department[mem.department_id] = department_role_list(rbac, mem.department_id)
+        held = [mr.role for mr in mem.member_roles if mr.active_at(now) and mr.role is not None]
+        held += by_department.get(mem.department_id, []) if mem.department_id else []
+        names = sorted({r.name for r in held if r.key in ("owner", "admin")})
+        if mem.status == "active" and names:
+            privileged.append({"membership": mem, "roles": names})
     cutoff = now - dt.timedelta(days=inactive_days)
     active = [mem for mem in memberships if mem.status == "active"]
     inactive = [mem for mem in active if mem.last_seen_at is not None

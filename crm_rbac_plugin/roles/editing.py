@@ -14,7 +14,6 @@ from ..policy import Access
 from .assignments import assign_role, holders, needs_approval_as_privileged
 from .duties import check_reparented
 from .escalation import (
-    has_full_access,
     is_privileged,
     loosened,
     privileged_specs,
@@ -31,9 +30,10 @@ from .field_rules import (
     role_field_modes,
 )
 from .grants import GrantSpec, effective_specs, merge_specs, specs_of
+from .groups import give_department_role
 from .invariants import ROLE_REMAINS_RULE, assignments_in_force
 from .locks import concurrent_change_refused, lock_for_role_change
-from .reach import denies, held_roles, is_protected, reached, refuse_narrowing
+from .reach import check_editable, denies, held_roles, is_protected, reached, refuse_narrowing
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -111,27 +111,6 @@ def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, descript
     return role
 
 
-def _check_editable(rbac: RBACProtocol, actor: Access, role: Any, what: str) -> None:
-    """Refuse changing Owner or Admin, a role wider than the actor, or (unless the actor
-    is an Owner) a privileged role some member holds (its holders are protected as
-    Admins) or a role reaching the actor themselves: editing, conditioning or deleting
-    it would change their own access (lift a deny on them), which only an Owner does."""
-    same_workspace(actor, role)
-    if has_full_access(role):
-        raise PermissionDenied(f"The {role.name} role always has full access; it cannot be {what}.")
-    require_covered(actor, effective_specs(role), f"change {role.name}, which is wider than you")
-    if actor.is_owner:
-        return
-    holders = reached(rbac, role)
-    if is_privileged(role) and holders:
-        raise PermissionDenied(f"Only an Owner can change {role.name}: it manages members, roles "
-                               "or settings, and members hold it.")
-    if any(member.id == actor.membership_id for member in holders):
-        raise PermissionDenied(f"You cannot change {role.name}: it reaches you (directly, "
-                               "through your department or a role inheriting from it), and "
-                               "you cannot change your own roles.")
-
-
 def _narrowed(rbac: RBACProtocol, member: Any, role: Any, specs: Sequence[GrantSpec],
               added: list[str], widened: bool) -> tuple[str, list[str]] | None:
     """The deny an edit giving ``role`` the ``specs`` would put on ``member`` as a holder of
@@ -191,7 +170,7 @@ def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: st
     label = f"the role {role.name}"
     with concurrent_change_refused(label):
         lock_for_role_change(rbac, role)
-    _check_editable(rbac, actor, role, "edited")
+    check_editable(rbac, actor, role, "edited")
     new_name = _check_name(rbac, role.workspace_id, name, role.id) if name is not None else None
     new_parent = role.parent if parent is ... else parent
     if parent is not ...:
@@ -239,10 +218,25 @@ def clone_role(rbac: RBACProtocol, actor: Access | None, source: Any, name: str,
                        field_rules=copied_field_rules(source))
 
 
+def _move_departments(rbac: RBACProtocol, actor: Access, role: Any, move_to: Any) -> None:
+    """Take ``role`` from the departments giving it; with ``move_to``, each gives that
+    instead (under the rules of giving a role to a department)."""
+    m = rbac.models
+    for row in list(rbac.db.session.scalars(
+            sa.select(m.DepartmentRole).where(m.DepartmentRole.role_id == role.id))):
+        gives = {r.role_id for r in rbac.db.session.scalars(sa.select(m.DepartmentRole).where(
+            m.DepartmentRole.department_id == row.department_id))}
+        department = row.department
+        rbac.db.session.delete(row)
+        if move_to is not None and move_to.id not in gives:
+            give_department_role(rbac, actor, department, move_to)
+
+
 def delete_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, move_to: Any = None) -> None:
-    """Delete a role; its holders move to ``move_to`` or must hold another role."""
+    """Delete a role; its holders move to ``move_to`` or must hold another role, and the
+    departments giving it give ``move_to`` instead, or nothing."""
     actor = require(rbac, actor, "roles", "delete")
-    _check_editable(rbac, actor, role, "deleted")
+    check_editable(rbac, actor, role, "deleted")
     m = rbac.models
     if move_to is not None:
         same_workspace(actor, move_to)
@@ -268,6 +262,7 @@ def delete_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, move_to:
             f"{len(stranded)} member(s) hold only this role among their roles in force "
             f"({', '.join(stranded[:5])}): {ROLE_REMAINS_RULE}; "
             "move them to another role first", field="move_to")
+    _move_departments(rbac, actor, role, move_to)
     for child in rbac.db.session.scalars(sa.select(m.Role).where(m.Role.parent_id == role.id)):
         child.parent = None
     for mr in rbac.db.session.scalars(sa.select(m.MemberRole).where(m.MemberRole.role_id == role.id)):

@@ -39,7 +39,6 @@ from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
 from .assignments import condition_for, needs_approval_as_privileged
 from .duties import refuse_conflicts
-from .editing import _check_editable
 from .escalation import (
     is_privileged,
     member_in_scope,
@@ -50,7 +49,7 @@ from .escalation import (
 )
 from .grants import effective_specs
 from .locks import concurrent_change_refused, lock_for_role_change
-from .reach import held_roles, narrowing, own_roles, refuse_narrowing
+from .reach import check_editable, held_roles, narrowing, own_roles, refuse_narrowing
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -191,7 +190,7 @@ def set_role_condition(rbac: RBACProtocol, actor: Access | None, role: Any,
     label = f"the role {role.name}"
     with concurrent_change_refused(label):
         lock_for_role_change(rbac, role)
-    _check_editable(rbac, actor, role, "made conditional")
+    check_editable(rbac, actor, role, "made conditional")
     role.access_condition = condition_for(role, condition).to_json()
     rbac.db.session.flush()
     return role

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..errors import RuleConflict
+from ..errors import PermissionDenied, RuleConflict
 from ..models import utcnow
-from .escalation import is_privileged
+from ..policy import Access
+from .escalation import has_full_access, is_privileged, require_covered, same_workspace
 from .grants import GrantSpec, effective_specs
 
 if TYPE_CHECKING:
@@ -135,3 +136,24 @@ def refuse_narrowing(membership: Any, found: tuple[str, list[str]] | None, *,
         f"Admins always have full access: {name} denies {', '.join(denied)}, which would "
         f"narrow {membership.display_name} as an Admin. Remove the deny from the role, or "
         f"{advice}.", field=field)
+
+
+def check_editable(rbac: RBACProtocol, actor: Access, role: Any, what: str) -> None:
+    """Refuse changing Owner or Admin, a role wider than the actor, or (unless the actor
+    is an Owner) a privileged role some member holds (its holders are protected as
+    Admins) or a role reaching the actor themselves: editing, conditioning or deleting
+    it would change their own access (lift a deny on them), which only an Owner does."""
+    same_workspace(actor, role)
+    if has_full_access(role):
+        raise PermissionDenied(f"The {role.name} role always has full access; it cannot be {what}.")
+    require_covered(actor, effective_specs(role), f"change {role.name}, which is wider than you")
+    if actor.is_owner:
+        return
+    holders = reached(rbac, role)
+    if is_privileged(role) and holders:
+        raise PermissionDenied(f"Only an Owner can change {role.name}: it manages members, roles "
+                               "or settings, and members hold it.")
+    if any(member.id == actor.membership_id for member in holders):
+        raise PermissionDenied(f"You cannot change {role.name}: it reaches you (directly, "
+                               "through your department or a role inheriting from it), and "
+                               "you cannot change your own roles.")

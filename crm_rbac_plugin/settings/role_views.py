@@ -283,9 +283,11 @@ def delete_role(role_id: int) -> Any:
         (r.id, r.name) for r in queries.workspace_roles(rbac, access.workspace_id)
         if r.id != role.id])
     holders = roles.holders(rbac, role)
+    # Members holding it directly or through a department lose it.
+    holding = queries.member_counts(rbac, access.workspace_id).get(role.id, 0)
     inheriting = queries.inheriting_counts(rbac, access.workspace_id).get(role.id, 0)
-    question = queries.delete_question(role.name, len(holders), inheriting)
-    consequences = queries.delete_consequences(len(holders), inheriting)
+    question = queries.delete_question(role.name, holding, inheriting)
+    consequences = queries.delete_consequences(holding, inheriting)
     page_errors: list[str] = []
     status = 200
     if form.validate_on_submit():
@@ -302,6 +304,7 @@ def delete_role(role_id: int) -> Any:
         status = 400
     stranded = {m.id for m in holders if not roles.assignments_in_force(m, excluding_role=role.id)}
     return render("role_delete.html", status, role=role, form=form, holders=holders,
+                  department_holders=queries.department_holders(rbac, role),
                   stranded=stranded, inheriting=inheriting, question=question,
                   consequences=consequences,
                   page_errors=page_errors)
