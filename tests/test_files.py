@@ -105,7 +105,7 @@ def test_outsider_workspace_gets_404(client_of: Any, world: SimpleNamespace, sto
 @pytest.mark.parametrize(("key", "status"), [
     ("member", 200), ("viewer", 200), ("owner", 200), ("manager", 200),
     ("member2", 404), ("junior_rep", 404),  # own scope: another's lead is invisible
-    ("finance", 403),                        # no view on any lead
+    ("finance", 404),                        # no view on any lead: the record is invisible too
 ])
 def test_download_needs_view(client_of: Any, key: str, status: int) -> None:
     _, file_id = attached(client_of)
@@ -116,6 +116,21 @@ def test_download_needs_view(client_of: Any, key: str, status: int) -> None:
         assert response.headers["Content-Disposition"].startswith("attachment;")
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.mimetype == "application/pdf"
+
+
+@pytest.mark.parametrize("key", ["finance", "junior_rep", "member2"])
+@pytest.mark.parametrize("route", ["/attachments/{}", "/attachments/{}/delete"])
+def test_a_hidden_attachment_answers_as_a_missing_one(client_of: Any, key: str,
+                                                      route: str) -> None:
+    # Finance holds no right on leads at all, the others see only their own:
+    # an existing file on an invisible record and an unknown id look alike.
+    _, file_id = attached(client_of)
+    client = client_of(key)
+    method = client.post if route.endswith("delete") else client.get
+    hidden, missing = method(route.format(file_id)), method(route.format(file_id + 1000))
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.get_data() == missing.get_data()
+    assert len(rows()) == 1
 
 
 def test_missing_bytes_are_404_not_500(client_of: Any, store: Path) -> None:

@@ -78,34 +78,18 @@ def check(rbac: RBACProtocol, operation: str, resource: str, record: Any) -> Non
                                resource=resource)
 
 
-def _lacks_right_at_home(rbac: RBACProtocol, attachment: Any, operation: str) -> bool:
-    """Whether ``attachment`` lies in the member's workspace and they lack the resource-level right."""
-    access = rbac.current_access()
-    if access is None or attachment.workspace_id != access.workspace_id:
-        return False
-    if attachment.resource not in rbac.registry:
-        return False
-    return not all(rbac.can(a, attachment.resource) for a in ACTION_NEEDS[operation])
-
-
 def attachment_or_404(rbac: RBACProtocol, attachment_id: int, operation: str) -> tuple[Any, Any]:
     """Load an attachment and its parent for ``operation``, or refuse (404/403).
 
     404 when the attachment does not exist or its record is outside the
-    member's view; 403 when the record is visible but an action
-    :data:`ACTION_NEEDS` names is not allowed on it, or when the file lies
-    in the member's own workspace and they hold the action on no record of
-    the resource (nothing another workspace keeps is disclosed that way).
+    member's view, the same answer in both cases whatever right the member
+    holds on the resource, so the id discloses nothing; 403 only when the
+    record is visible and an action :data:`ACTION_NEEDS` names is not
+    allowed on it.
     """
     attachment = rbac.db.session.get(rbac.models.Attachment, attachment_id)
     parent = (parent_record(rbac, attachment.resource, attachment.record_id)
               if attachment is not None and attachment.resource in rbac.registry else None)
-    if parent is None and attachment is not None and _lacks_right_at_home(rbac, attachment, operation):
-        # A file of the member's own workspace on a resource they hold no such
-        # right on at all: the same 403 as the resource's own pages give.
-        rbac.refuse(Decision(False, f"{operation} needs "
-                             f"{' and '.join(ACTION_NEEDS[operation])} on {attachment.resource}"),
-                    403)
     if parent is None:
         if attachment is not None:
             rbac.signal_denied(rbac.current_access(), "view", attachment.resource, None,

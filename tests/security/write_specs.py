@@ -44,6 +44,7 @@ from tests.security.conftest import (
 
 Body = dict[str, Any]
 BodyFn = Callable[[SimpleNamespace, int], Body]
+HiddenFn = Callable[[SimpleNamespace, Prober, int], bool]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class EndpointRule:
     ``"public"`` (anyone; attempted anonymously with a body that must fail).
     ``body(w, workspace_id)`` builds the form (or JSON, ``json=True``) body.
     ``expected_public`` is the status of the failing public attempt.
+    ``hidden(w, prober, workspace_id)`` tells whether the route's object is
+    outside the prober's view: such a member gets the 404 of a missing id,
+    not a 403 that would confirm the id exists.
     """
 
     permission: str
@@ -65,6 +69,15 @@ class EndpointRule:
     json: bool = False
     expected_public: frozenset[int] = frozenset()
     why: str = ""
+    hidden: HiddenFn | None = None
+
+
+def _file_hidden(w: SimpleNamespace, p: Prober, ws: int) -> bool:
+    """Whether the workspace's attachment sits on a lead ``p`` may not view."""
+    with rbac.system():
+        row = rbac.db.session.get(rbac.models.Attachment, w.attachments[ws])
+        lead = w.record_by_id[("leads", int(row.record_id))]
+    return not p.can("view", "leads", lead)
 
 
 def _t(key: str) -> Callable[[SimpleNamespace, int], Any]:
@@ -329,8 +342,9 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "files.upload": EndpointRule(
         "leads.edit", why="upload needs edit on the record; the body has no file, so even "
                           "a member who may gets a 400 and nothing is stored"),
-    "files.delete": EndpointRule("leads.delete",
-                                 why="delete needs edit and delete on the file's record"),
+    "files.delete": EndpointRule("leads.delete", hidden=_file_hidden,
+                                 why="delete needs edit and delete on the file's record; "
+                                     "a file on a lead one may not view is a 404"),
 }
 
 
@@ -681,10 +695,11 @@ def _table_attempts(app: Flask, w: SimpleNamespace, rule: Rule, method: str) -> 
         attempts.append(Attempt("anonymous", req, expected, f"anonymous ({perm})"))
     for p in w.probers:
         ws = p.workspace_id
+        refused = frozenset({404} if spec.hidden and spec.hidden(w, p, ws) else {403})
         if perm == "owner":
             if not p.access.is_owner:
                 attempts.append(Attempt(p.key, legit_request(app, w, rule, method, ws),
-                                        frozenset({403}), "only an Owner"))
+                                        refused, "only an Owner"))
         elif perm == "own:token":
             for obj in own_objects(w, ws, "token"):
                 if obj.id != w.tokens_by_membership.get(p.membership.id):
@@ -715,7 +730,7 @@ def _table_attempts(app: Flask, w: SimpleNamespace, rule: Rule, method: str) -> 
             if not p.can(action, resource):
                 for bearer in ((False, True) if spec.json else (False,)):
                     attempts.append(Attempt(p.key, legit_request(app, w, rule, method, ws),
-                                            frozenset({403}), f"no {perm}", bearer=bearer))
+                                            refused, f"no {perm}", bearer=bearer))
     return attempts
 
 
