@@ -57,12 +57,11 @@ def get_approval(request_id: int) -> ResponseReturnValue:
 
 
 def _decide(request_id: int, decide: Callable[..., str]) -> ResponseReturnValue:
-    """Decide a request of the caller's workspace: the service answers 403 to a member
-    who may not (another workspace's id is a 404)."""
+    """Decide a request the caller may see: one they may not (or another workspace's)
+    is the same 404 as a missing id; on a visible one the service answers 403 to a
+    member who may not decide it."""
     rbac, access = current_rbac, active_access()
-    req = approvals.request_in(rbac, access.workspace_id, request_id)
-    if req is None:
-        raise not_found("approval request")
+    req = _visible(request_id)
     body = _body()
     outcome = decide(rbac, access, req, body.get("reason", ""))
     rbac.db.session.commit()

@@ -11,8 +11,10 @@
 * ``/approvals/ask`` (POST): ask for the approval a GET page offered (an
   export over the threshold answers with that offer, :mod:`..approvals.asking`).
 
-The decisions are :mod:`..approvals`' (403 to a non-approver or the
-requester, 409 to a decided or expired request); these views only show them.
+A request the member may not see is a 404 on every route, the POST ones
+included, as a missing id is. On one they see, the decisions are
+:mod:`..approvals`' (403 to a non-approver or the requester, 409 to a
+decided or expired request); these views only show them.
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ def approvals_page() -> Any:
 
 
 def _visible_or_404(request_id: int) -> Any:
+    """A request the member may see, or a 404: for the page, a decision or a download.
+
+    A request the member may not see (neither its requester nor an eligible
+    approver) answers every route, GET or POST, exactly as a missing id, so
+    no route confirms that an id exists. On a request they see, the service
+    answers 403 to one who may not decide or cancel it.
+    """
     req = approvals.visible(current_rbac, _member(), request_id)
     return req if req is not None else not_found()
 
@@ -108,13 +117,6 @@ def ask_approval() -> Any:
                            summary=""), 400
 
 
-def _in_workspace_or_404(request_id: int) -> Any:
-    """A request of the member's workspace for a decision: the service answers 403 to a
-    member who may not decide it (another workspace's id is a 404)."""
-    req = approvals.request_in(current_rbac, _member().workspace_id, request_id)
-    return req if req is not None else not_found()
-
-
 @bp.get("/approvals/<int:request_id>")
 @login_required
 def approval(request_id: int) -> Any:
@@ -143,7 +145,7 @@ def _approval_page(req: Any, form: DecisionForm, status: int = 200,
 def _decide(request_id: int, decide: Any, done: str, prefix: str = "") -> Any:
     """Run ``decide`` and show the request again; a member who may not see it gets the bare refusal."""
     rbac, access = current_rbac, _member()
-    req = _in_workspace_or_404(request_id)
+    req = _visible_or_404(request_id)
     form = DecisionForm(prefix=prefix)
     errors: list[str] = []
     status = 400
@@ -196,7 +198,7 @@ def _file(req: Any) -> Response:
 def download_request(request_id: int) -> Any:
     """The requester's approved export, once (the signed-in requester needs no token)."""
     access = _member()
-    req = _in_workspace_or_404(request_id)
+    req = _visible_or_404(request_id)
     if req.requester_id != access.membership_id:
         return current_rbac.refuse(Decision(False, "Only the requester downloads the file."))
     if not DecisionForm().validate_on_submit():

@@ -28,6 +28,7 @@ from werkzeug.routing import Rule
 from crm_app.accounting.resources import INVOICES
 from crm_app.crm.resources import CONFIGS
 from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import approvals
 from tests.security.conftest import (
     AdminPanel,
     Obj,
@@ -70,6 +71,14 @@ class EndpointRule:
     expected_public: frozenset[int] = frozenset()
     why: str = ""
     hidden: HiddenFn | None = None
+
+
+def _request_hidden(w: SimpleNamespace, p: Prober, ws: int) -> bool:
+    """Whether the workspace's pending request is hidden from ``p`` (neither its
+    requester nor an approver)."""
+    with rbac.system():
+        req = rbac.db.session.get(rbac.models.ApprovalRequest, w.approval_requests[ws])
+        return not approvals.may_see(rbac, p.access, req)
 
 
 def _file_hidden(w: SimpleNamespace, p: Prober, ws: int) -> bool:
@@ -256,27 +265,30 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_api.remove_department_role": EndpointRule("members.edit", json=True),
     # -- approvals (each workspace has a pending plan change its Owner asked for) --
     "rbac_settings.approve_request": EndpointRule(
-        "approvals.decide", lambda w, ws: {"reason": "sweep"},
+        "approvals.decide", lambda w, ws: {"reason": "sweep"}, hidden=_request_hidden,
         why="approvers hold approvals.decide; the requester (the Owner) is refused too (403)"),
     "rbac_settings.reject_request": EndpointRule(
-        "approvals.decide", lambda w, ws: {"reason": "sweep"}),
+        "approvals.decide", lambda w, ws: {"reason": "sweep"}, hidden=_request_hidden),
     "rbac_settings.cancel_request": EndpointRule(
-        "owner", lambda w, ws: {"reason": "sweep"},
+        "owner", lambda w, ws: {"reason": "sweep"}, hidden=_request_hidden,
         why="only the requester cancels; the sweep's requests are the Owners'"),
     "rbac_settings.ask_approval": EndpointRule(
         "self", lambda w, ws: {"token": "not-a-signed-offer", "reason": "sweep"},
         why="any member asks with an offer a page made for them; a forged one is a 400"),
     "rbac_settings.download_request": EndpointRule(
-        "owner", why="the requester's own file; a pending request has none (404 for everyone)"),
+        "owner", hidden=_request_hidden,
+        why="the requester's own file; a pending request has none (404 for everyone)"),
     "rbac_settings.approval_policy": EndpointRule(
         "owner", lambda w, ws: {"op_plan": "y", "approvals_required": "1",
                                 "approver_permission": "approvals.decide",
                                 "expiry_hours": "72"}),
     "rbac_api.approve_approval": EndpointRule(
-        "approvals.decide", lambda w, ws: {"reason": "sweep"}, json=True),
+        "approvals.decide", lambda w, ws: {"reason": "sweep"}, json=True,
+        hidden=_request_hidden),
     "rbac_api.reject_approval": EndpointRule(
-        "approvals.decide", lambda w, ws: {"reason": "sweep"}, json=True),
-    "rbac_api.cancel_approval": EndpointRule("owner", json=True),
+        "approvals.decide", lambda w, ws: {"reason": "sweep"}, json=True,
+        hidden=_request_hidden),
+    "rbac_api.cancel_approval": EndpointRule("owner", json=True, hidden=_request_hidden),
     "rbac_api.update_approval_policy": EndpointRule(
         "owner", lambda w, ws: {"expiry_hours": 48}, json=True),
     # -- access reviews and certification --
