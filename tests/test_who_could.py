@@ -183,3 +183,30 @@ def test_who_could_replays_a_visibility_change(world: SimpleNamespace) -> None:
 
     assert could(before) is True
     assert could(utcnow()) is False
+
+
+def test_a_security_policy_change_is_skipped_by_the_replay(app: Flask, world: SimpleNamespace,
+                                                            login: Any) -> None:
+    """A security-policy change keeps ``{field: [old, new]}`` in its event: the replay
+    skips it (it changes no record access) on the page, in the CLI and in Python."""
+    lead = world.leads["member"]
+    before = utcnow()
+    owner = login(world.users["owner"], world.ws)
+    saved = owner.patch("/api/v1/security-policy", json={"idle_minutes_member": 120})
+    assert saved.status_code == 200, saved.text
+    with rbac.system():
+        A = rbac.models.AuditEvent
+        event = db.session.scalar(sa.select(A).where(A.action == "security_policy.changed"))
+        assert isinstance(event.detail["changes"], dict)  # the shape the replay meets
+    then = history.who_could(rbac, world.ws.id, "leads", lead.id, before)
+    now = history.who_could(rbac, world.ws.id, "leads", lead.id, utcnow())
+    assert [(a.membership_id, a.allowed) for a in then.answers] == [
+        (a.membership_id, a.allowed) for a in now.answers]
+    at = before.isoformat()
+    page = owner.get(f"/settings/who-could?action=view&resource=leads&record={lead.id}&at={at}")
+    assert page.status_code == 200, page.text
+    out = app.test_cli_runner().invoke(args=[
+        "rbac", "who-could", "--workspace", "acme", "--resource", "leads",
+        "--record", str(lead.id), "--at", at])
+    assert out.exit_code == 0, out.output
+

@@ -86,6 +86,41 @@ def _instant(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(str(value))
 
 
+def _row_changes(detail: Any) -> list[dict[str, Any]]:
+    """The row changes an audit event holds for the replay, newest last.
+
+    A permission change keeps ``detail["changes"]`` as a list of
+    ``{kind, key, op, before, target, ...}``. Other events keep other shapes
+    under the same key: a security-policy change ``{field: [old, new]}``, a
+    shared write entries without a ``kind``. Those change no row the replay
+    rewinds (the security policy gates sign-in, sessions and addresses, not
+    who may act on a record), so only the dict entries of a list are kept,
+    and :func:`_undo` skips those without a known kind.
+    """
+    changes = detail.get("changes") if isinstance(detail, dict) else None
+    if not isinstance(changes, list):
+        return []
+    return [change for change in changes if isinstance(change, dict)]
+
+
+def _undo(state: dict[str, dict[Any, dict[str, Any]]], ev: Any, user_column: Any) -> None:
+    """Rewind ``state`` past one audit event: a created row goes, another gets back its
+    ``before`` values."""
+    for change in reversed(_row_changes(ev.detail)):
+        kind, key, op = change.get("kind"), change.get("key"), change.get("op")
+        if kind not in state or key is None:
+            continue
+        if op == "created":
+            state[kind].pop(key, None)
+            continue
+        before = change.get("before") or (ev.before or {}).get(change.get("target"))
+        if before is not None and kind == "member":
+            # JSON holds a UUID user key as text; the live rows hold the key's type.
+            before = {**before, "user_id": _as_column_type(user_column, before.get("user_id"))}
+        if before is not None:
+            state[kind][key] = before
+
+
 def policy_as_of(rbac: RBACProtocol, workspace_id: int, at: dt.datetime
                  ) -> tuple[dict[str, dict[Any, dict[str, Any]]], list[str]]:
     """Return the workspace's policy rows as of ``at``, by kind and key, and warnings."""
@@ -122,21 +157,7 @@ def policy_as_of(rbac: RBACProtocol, workspace_id: int, at: dt.datetime
     events = rbac.db.session.scalars(
         sa.select(A).where(A.workspace_id == workspace_id, A.at > at).order_by(A.id.desc()))
     for ev in events:
-        changes = (ev.detail or {}).get("changes") or []
-        for change in reversed(changes):
-            kind, key, op = change.get("kind"), change.get("key"), change.get("op")
-            if kind not in state or key is None:
-                continue
-            if op == "created":
-                state[kind].pop(key, None)
-            else:
-                before = change.get("before") or (ev.before or {}).get(change["target"])
-                if before is not None and kind == "member":
-                    # JSON holds a UUID user key as text; the live rows hold the key's type.
-                    before = {**before, "user_id": _as_column_type(Mt.c.user_id,
-                                                                   before.get("user_id"))}
-                if before is not None:
-                    state[kind][key] = before
+        _undo(state, ev, Mt.c.user_id)
     warnings = []
     first = rbac.db.session.scalar(sa.select(sa.func.min(A.at)).where(
         A.workspace_id == workspace_id))
