@@ -210,3 +210,22 @@ def test_a_security_policy_change_is_skipped_by_the_replay(app: Flask, world: Si
         "--record", str(lead.id), "--at", at])
     assert out.exit_code == 0, out.output
 
+
+def test_an_instant_past_the_calendar_is_a_usage_error(app: Flask, world: SimpleNamespace,
+                                                       login: Any) -> None:
+    """A condition's next change after 9999-12-31 leaves the calendar: the CLI answers
+    a usage error naming ``--at``, as the page answers 400."""
+    lead = world.leads["member"]
+    with rbac.system():
+        world.ws.timezone = "Europe/Paris"
+        world.members["member2"].member_roles[0].access_condition = {"weekdays": ["mon"]}
+        db.session.commit()
+    at = "9999-12-31T23:59"
+    out = app.test_cli_runner().invoke(args=[
+        "rbac", "who-could", "--workspace", "acme", "--resource", "leads",
+        "--record", str(lead.id), "--at", at])
+    assert out.exit_code == 2 and "--at" in out.output, out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+    page = login(world.users["owner"], world.ws).get(
+        f"/settings/who-could?resource=leads&record={lead.id}&at={at}")
+    assert page.status_code == 400

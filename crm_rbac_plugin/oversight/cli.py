@@ -38,9 +38,12 @@ def who_could_command(workspace: str, resource: str, record_id: int, at: str,
     try:
         when = naive_utc(dt.datetime.fromisoformat(at))
     except (ValueError, OverflowError) as exc:  # an offset that leaves the calendar
-        raise click.ClickException(f"--at: {exc}") from exc
+        raise click.BadParameter(str(exc), param_hint="--at") from exc
     try:
         result = history.who_could(rbac, ws.id, resource, record_id, when, action)
+    except OverflowError as exc:
+        # An instant at the calendar's edge: the replay's time windows step past year 9999.
+        raise click.BadParameter(f"{at} is out of range", param_hint="--at") from exc
     except (RBACError, LookupError) as exc:
         raise click.ClickException(str(exc)) from exc
     for warning in result.warnings:
