@@ -254,7 +254,7 @@ def test_a_copied_remember_me_cookie_dies_with_its_session(
         clock.now = T0 + dt.timedelta(minutes=1)
         here = sign_in(app, "member@example.test")
     else:
-        late = dt.timedelta(hours=8, minutes=1) if how == "idle" else dt.timedelta(days=7, hours=1)
+        late = dt.timedelta(hours=8, minutes=2) if how == "idle" else dt.timedelta(days=7, hours=1)
         clock.now = T0 + late
         assert_ended(remembered, reason=how)
         here = sign_in(app, "member@example.test")
@@ -266,9 +266,9 @@ def test_a_copied_remember_me_cookie_dies_with_its_session(
 
 @pytest.mark.parametrize(("email", "late", "restores"), [
     ("member@example.test", dt.timedelta(hours=7, minutes=59), True),
-    ("member@example.test", dt.timedelta(hours=8, minutes=1), False),       # member idle: 8 h
+    ("member@example.test", dt.timedelta(hours=8, minutes=2), False),       # member idle: 8 h
     ("owner@example.test", dt.timedelta(minutes=29), True),
-    ("owner@example.test", dt.timedelta(minutes=31), False),                # privileged: 30 min
+    ("owner@example.test", dt.timedelta(minutes=32), False),                # privileged: 30 min
 ])
 def test_a_remember_me_cookie_of_a_closed_browser_obeys_the_idle_timeout(
         app: Flask, world: SimpleNamespace, clock: SimpleNamespace, email: str,
@@ -332,11 +332,13 @@ def test_a_restoration_binds_a_new_remember_me_cookie(app: Flask, world: SimpleN
 ])
 def test_idle_timeout_boundary(app: Flask, world: SimpleNamespace, clock: SimpleNamespace,
                                key: str, idle: int, absolute: int) -> None:
+    # The limit is the idle timeout plus the touch slack (60 s here): the stored
+    # last-seen time may trail the last request by that much.
     alive = sign_in(app, f"{key}@example.test")
     late = sign_in(app, f"{key}@example.test")
-    clock.now = T0 + dt.timedelta(minutes=idle)
+    clock.now = T0 + dt.timedelta(minutes=idle + 1)
     assert_alive(alive)                      # exactly at the limit: still alive
-    clock.now = T0 + dt.timedelta(minutes=idle, seconds=1)
+    clock.now = T0 + dt.timedelta(minutes=idle + 1, seconds=1)
     assert_ended(late, "idle")               # one second after: ended
     assert row_of(alive).revoked_at is None
     [event] = revoked_events(reason="idle")
@@ -370,7 +372,25 @@ def test_a_workspace_policy_sets_the_timeouts(app: Flask, world: SimpleNamespace
                                               clock: SimpleNamespace) -> None:
     set_policy(world.ws, idle_minutes_member=5)
     client = sign_in(app, "member@example.test")
-    clock.now = T0 + dt.timedelta(minutes=5, seconds=1)
+    clock.now = T0 + dt.timedelta(minutes=5, seconds=31)  # 5 minutes and their 30 s slack
+    assert_ended(client, "idle")
+
+
+def test_a_member_active_within_the_idle_timeout_stays_signed_in(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace) -> None:
+    """One minute idle, a request every 45 s: the session lives on however the
+    last-seen writes fall, and ends only a full minute after the last request."""
+    set_policy(world.ws, idle_minutes_member=1)
+    client = sign_in(app, "member@example.test")
+    for step in range(1, 9):
+        clock.now = T0 + dt.timedelta(seconds=45 * step)
+        assert_alive(client)
+    last = clock.now
+    for seconds in (1, 30, 59, 60):
+        clock.now = last + dt.timedelta(seconds=seconds)
+        assert_alive(client)
+        last = clock.now
+    clock.now = last + dt.timedelta(minutes=1, seconds=7)  # past the minute and its 6 s slack
     assert_ended(client, "idle")
 
 

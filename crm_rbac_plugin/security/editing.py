@@ -39,11 +39,12 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 
 from .. import audit, gate, signals
+from ..config import request_settings
 from ..errors import PermissionDenied, RuleConflict
 from ..loader import BYPASS
 from ..models import utcnow
 from ..policy import Access
-from . import network
+from . import network, sessions
 from .policy import FIELDS, Policy, policy_for, save_policy, validate_policy
 from .stepup import is_privileged, must_enrol
 
@@ -145,13 +146,16 @@ def _sessions(rbac: RBACProtocol, policy: Policy, members: list[tuple[Any, Perso
     outside: list[tuple[Person, str]] = []
     kept: dict[Any, int] = {}
     networks = network.networks_of(policy.ip_allowlist)
+    touch = request_settings().session_touch
     for row in rows:
         person, access = by_user[row.user_id]
         kind = "privileged" if is_privileged(access) else "member"
-        idle = dt.timedelta(minutes=getattr(policy, f"idle_minutes_{kind}"))
-        absolute = dt.timedelta(minutes=getattr(policy, f"absolute_minutes_{kind}"))
-        reason = ("expired" if now - row.created_at > absolute
-                  else "idle" if now - row.last_seen_at > idle else None)
+        # The same verdict as the request gate's, so the preview names the sessions it ends.
+        lifetimes = sessions.Lifetimes(getattr(policy, f"idle_minutes_{kind}"),
+                                       getattr(policy, f"absolute_minutes_{kind}"))
+        record = sessions.SessionRecord(has_id=True, id=row.id, created_at=row.created_at,
+                                        last_seen_at=row.last_seen_at, revoked_at=None)
+        reason = sessions.verdict(record, lifetimes, now, touch)
         if reason is None:
             kept[row.user_id] = kept.get(row.user_id, 0) + 1
             if policy.max_sessions is not None and kept[row.user_id] > policy.max_sessions:

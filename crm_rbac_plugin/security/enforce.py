@@ -40,7 +40,7 @@ from flask_login import logout_user, user_loaded_from_cookie, user_logged_in, us
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
-from ..config import RequestSettings, setting
+from ..config import RequestSettings, request_settings, setting
 from ..decorators import wants_json
 from ..identity import Visit, request_state, signed_in_user, visit
 from ..interface import RBACProtocol
@@ -141,9 +141,9 @@ def check_session(rbac: RBACProtocol, state: stepup.MfaState, facts: Visit) -> A
         sessions.start(rbac, facts.user, clear=False)
         return None
     at = sessions.now()
-    reason = sessions.verdict(record, state.lifetimes, at)
+    reason = sessions.verdict(record, state.lifetimes, at, request_settings().session_touch)
     if reason is None:
-        sessions.touch(rbac, record, at)
+        sessions.touch(rbac, record, state.lifetimes, at)
         return None
     if reason != "revoked":
         sessions.end_current(rbac, reason)

@@ -21,8 +21,12 @@ the user agent and the times. The invariants:
   again: only a session *without* an id is adopted.
 * **Adoption.** A signed-in session without an id (Flask-Login's test
   client, a session from before the plugin) gets a row on its next request.
-* **Cheap.** ``last_seen_at`` is written at most once per
-  ``RBAC_SESSION_TOUCH_SECONDS``; most requests write nothing.
+* **Cheap, and never early.** ``last_seen_at`` is written only when it is
+  :func:`touch_slack` old (``RBAC_SESSION_TOUCH_SECONDS``, at most a tenth
+  of the idle timeout); most requests write nothing. The stored time thus
+  trails the last request by less than the slack, and the idle verdict
+  grants that slack on top of the timeout, so a session ends only after the
+  full idle timeout without any request (and at most the slack later).
 * **Audited.** Every revocation writes ``session.revoked`` (``session_id``,
   ``reason``, ``count``) in each workspace of the account and sends
   :data:`..signals.session_revoked`.
@@ -141,28 +145,46 @@ def record_from(values: Iterable[Any]) -> SessionRecord:
                          last_seen_at=seen, revoked_at=revoked)
 
 
-def verdict(record: SessionRecord, lifetimes: Lifetimes, at: dt.datetime) -> str | None:
+def touch_slack(lifetimes: Lifetimes, touch: dt.timedelta) -> dt.timedelta:
+    """How far ``last_seen_at`` may trail the last request: ``touch``
+    (``RBAC_SESSION_TOUCH_SECONDS``), at most a tenth of the idle timeout.
+
+    The cap keeps a short timeout short: with one minute idle a session
+    ends within 66 seconds of its last request, for one write per 6 seconds
+    of activity; a long timeout keeps the configured write rate.
+    """
+    return min(touch, dt.timedelta(minutes=lifetimes.idle_minutes) / 10)
+
+
+def verdict(record: SessionRecord, lifetimes: Lifetimes, at: dt.datetime,
+            touch: dt.timedelta = dt.timedelta(0)) -> str | None:
     """Why the session must end at ``at``, or None while it lives.
 
     ``"revoked"`` (revoked, or an id no row of this user has), ``"idle"``
     (no request for longer than the idle timeout), ``"expired"`` (older than
     the absolute lifetime). Exactly at a limit the session still lives.
+    ``touch`` is the interval :func:`touch` writes ``last_seen_at`` at: the
+    stored time may trail the last request by up to :func:`touch_slack`, so
+    the idle limit counts that much more from it.
     """
     if (record.id is None or record.revoked_at is not None or record.created_at is None
             or record.last_seen_at is None):
         return "revoked"
     if at - record.created_at > dt.timedelta(minutes=lifetimes.absolute_minutes):
         return "expired"
-    if at - record.last_seen_at > dt.timedelta(minutes=lifetimes.idle_minutes):
+    idle = dt.timedelta(minutes=lifetimes.idle_minutes) + touch_slack(lifetimes, touch)
+    if at - record.last_seen_at > idle:
         return "idle"
     return None
 
 
-def touch(rbac: RBACProtocol, record: SessionRecord, at: dt.datetime) -> bool:
-    """Write ``last_seen_at`` when the last write is ``RBAC_SESSION_TOUCH_SECONDS`` old."""
+def touch(rbac: RBACProtocol, record: SessionRecord, lifetimes: Lifetimes,
+          at: dt.datetime) -> bool:
+    """Write ``last_seen_at`` when it is :func:`touch_slack` old (the idle verdict
+    allows for that lag, so skipping the write never shortens the session)."""
     if record.id is None or record.last_seen_at is None:
         return False
-    if at - record.last_seen_at < request_settings().session_touch:
+    if at - record.last_seen_at < touch_slack(lifetimes, request_settings().session_touch):
         return False
     S = rbac.models.AuthSession
     rbac.db.session.execute(sa.update(S).where(S.id == record.id).values(last_seen_at=at),
@@ -253,7 +275,7 @@ def is_live(rbac: RBACProtocol, sid: str, user_id: Any) -> bool:
         return True  # no active membership: the host's user loader decides
     record = SessionRecord(has_id=True, id=row.id, created_at=row.created_at,
                            last_seen_at=row.last_seen_at, revoked_at=row.revoked_at)
-    return verdict(record, lifetimes, now()) is None
+    return verdict(record, lifetimes, now(), request_settings().session_touch) is None
 
 
 #: The resources whose ``manage`` makes a member privileged.
