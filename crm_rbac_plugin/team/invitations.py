@@ -25,6 +25,7 @@ from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..models import utcnow
 from ..policy import Access
+from ..roles.escalation import is_privileged, require_role_covered
 from ..security import password_rules_for_user, require_password, user_inputs_of
 from ..signals import member_invited
 from .checks import (
@@ -191,12 +192,51 @@ def _require_invitation_in_scope(actor: Access, invitation: Any) -> None:
                                resource="members", action="create")
 
 
+def _invited_roles(rbac: RBACProtocol, invitation: Any) -> list[Any]:
+    """The roles the invitation gives: those it names and those its Pending membership
+    holds (its department's included), each once."""
+    R = rbac.models.Role
+    ids = set(invitation.role_ids or ())
+    membership = invitation.membership
+    if membership is not None:
+        ids.update(mr.role_id for mr in membership.member_roles)
+    ids = {i for i in ids if isinstance(i, int) and not isinstance(i, bool)}
+    if not ids:
+        return []
+    return list(rbac.db.session.scalars(sa.select(R).where(
+        R.id.in_(sorted(ids)), R.workspace_id == invitation.workspace_id).order_by(R.id)))
+
+
+def _require_may_give_roles(rbac: RBACProtocol, actor: Access, invitation: Any,
+                            verb: str) -> None:
+    """Refuse (403) resending or revoking an invitation whose roles the actor could not give.
+
+    A new link gives the roles again, and a revocation takes them back, so
+    both follow the rule of inviting (:func:`.roles.assign_role`): only an
+    Owner handles an invitation to a privileged role (Owner, Admin or one
+    managing members, roles or settings), and nobody one to a role wider
+    than their own.
+    """
+    if actor.is_owner:
+        return
+    for role in _invited_roles(rbac, invitation):
+        if is_privileged(role):
+            raise PermissionDenied(f"Only an Owner can {verb} an invitation that gives the "
+                                   f"{role.name} role.", resource="members", action="create")
+        require_role_covered(actor, role, f"{verb} an invitation that gives {role.name}")
+
+
 def resend(rbac: RBACProtocol, actor: Access | None, invitation: Any, *, send: bool = True) -> str:
-    """Send a new link (new nonce, new expiry); the previous link stops working."""
+    """Send a new link (new nonce, new expiry); the previous link stops working.
+
+    Refused (403) outside the actor's ``members.create`` scope, and for an
+    invitation to a role the actor could not give themselves.
+    """
     actor = require(rbac, actor, "members", "create")
     same_workspace(actor, invitation)
     _check_open(invitation)
     _require_invitation_in_scope(actor, invitation)
+    _require_may_give_roles(rbac, actor, invitation, "resend")
     token = _new_token(invitation)
     rbac.db.session.flush()
     audit_action(rbac, actor, "member.invite_resent", workspace_id=actor.workspace_id,
@@ -215,11 +255,13 @@ def revoke(rbac: RBACProtocol, actor: Access | None, invitation: Any) -> None:
     The account goes only when this invitation created it, nobody has set its
     password, and no other membership (another workspace's invitation
     included) refers to it: a link still open elsewhere keeps working.
+    Refused (403) as :func:`resend` is.
     """
     actor = require(rbac, actor, "members", "create")
     same_workspace(actor, invitation)
     _check_open(invitation)
     _require_invitation_in_scope(actor, invitation)
+    _require_may_give_roles(rbac, actor, invitation, "revoke")
     invitation.revoked_at = utcnow()
     membership = invitation.membership
     if membership is not None and membership.status == "pending":

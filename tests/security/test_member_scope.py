@@ -144,3 +144,35 @@ def test_the_manager_resends_and_revokes_invitations_into_their_department_only(
     db.session.expire_all()
     assert db.session.get(rbac.models.Invitation, own).revoked_at is not None
     assert db.session.get(rbac.models.Invitation, elsewhere).revoked_at is None
+
+
+def _owner_invites(owner: Any, world: SimpleNamespace, email: str, role: str) -> int:
+    answer = owner.post("/settings/members/invite", data={
+        "email": email, "roles": [str(_role(world, role).id)],
+        "department_id": str(world.departments["sales"].id)})
+    assert answer.status_code == 302, body_text(answer)[:300]
+    Invitation = rbac.models.Invitation
+    return int(db.session.scalar(sa.select(Invitation.id).where(Invitation.email == email)))
+
+
+def test_the_manager_handles_no_invitation_to_a_role_they_could_not_give(
+        app: Flask, world: SimpleNamespace) -> None:
+    """An Owner's invitation into the Manager's own department, to Admin (Owner-only)
+    or to Finance (wider than the Manager): no new link, no revocation, nothing changed."""
+    owner = app.test_client(user=world.users["owner"])
+    manager = app.test_client(user=world.users["manager"])
+    admin_id = _owner_invites(owner, world, "new.admin@example.test", "admin")
+    finance_id = _owner_invites(owner, world, "new.finance@example.test", "finance")
+    with rbac.system():
+        for inv_id in (admin_id, finance_id):  # an expired link is not revived either
+            db.session.get(rbac.models.Invitation, inv_id).expires_at = (
+                db.session.get(rbac.models.Invitation, inv_id).created_at)
+        db.session.commit()
+    before = snapshot_database()
+    for verb in ("resend", "revoke"):
+        _refused(manager.post(f"/settings/invitations/{admin_id}/{verb}"),
+                 "Only an Owner", "Admin")
+        _refused(manager.post(f"/settings/invitations/{finance_id}/{verb}"), "Finance")
+    assert snapshot_diff(before, snapshot_database()) == []
+    assert owner.post(f"/settings/invitations/{admin_id}/resend").status_code == 302
+    assert owner.post(f"/settings/invitations/{finance_id}/revoke").status_code == 302
