@@ -323,3 +323,26 @@ def test_request_access_mails_audits_and_throttles(world: SimpleNamespace, login
         assert len(outbox) == 2 and len(events("access.requested")) == 1
     page = login(world.users["owner"], world.ws).get("/settings/audit").text
     assert "Junior Rep asked for roles.view" in [headline(r) for r in rows(page)]
+
+
+
+def test_a_team_manager_is_named_only_to_their_own_team(world: SimpleNamespace) -> None:
+    """The Manager exports leads and gives roles to their team (Member) only: Member2,
+    outside it, is not sent to them; Member is."""
+    from crm_rbac_plugin.team import access_requests
+    manager = world.members["manager"]
+    assert world.users["member"].id in rbac.access_for(manager).team_user_ids
+    assert world.users["member2"].id not in rbac.access_for(manager).team_user_ids
+
+    def named(key: str) -> list[int]:
+        assert not rbac.can("export", "leads", access=rbac.access_for(world.members[key]))
+        return [m.id for m in access_requests.grantors(
+            rbac, world.ws.id, "export", "leads", requester=world.members[key].id)]
+
+    assert manager.id in named("member")
+    assert manager.id not in named("member2")
+    assert world.members["owner"].id in named("member2")
+    for key, shown in (("member", True), ("member2", False)):
+        help_ = access_requests.refusal_help(rbac, rbac.access_for(world.members[key]),
+                                             "export", "leads")
+        assert help_ is not None and ("Manager" in help_.text) is shown, help_.text

@@ -11,8 +11,9 @@ Rules:
   colleagues are the workspace's to show. The caller passes the member's
   own :class:`~..policy.Access`; nobody else gets :func:`refusal_help`.
 * **Who can grant** a permission is an active member who may assign roles
-  (``members.edit``) and who holds the permission themselves, since nobody
-  grants more than they hold. Owners come first.
+  (``members.edit``) to the requester, whose scope reaches them, and who
+  holds the permission themselves, since nobody grants more than they hold.
+  Owners come first.
 * A request is **audited** (``access.requested``, target ``resource.action``)
   and **mailed** to those members (at most :data:`MAX_RECIPIENTS`).
 * One request per member and permission per :data:`THROTTLE`: the trail
@@ -32,6 +33,7 @@ from ..errors import RBACError, ValidationError
 from ..loader import BYPASS
 from ..models import utcnow
 from ..policy import Access
+from ..roles.escalation import member_in_scope
 from .mail import _external_url, send_mail
 
 if TYPE_CHECKING:
@@ -88,18 +90,28 @@ def _name(membership: Any) -> str:
 
 
 def grantors(rbac: RBACProtocol, workspace_id: int, action: str, resource: str, *,
-             limit: int = SHOWN, exclude: int | None = None) -> list[Any]:
-    """Active members who may assign roles and hold ``resource.action``; Owners first."""
+             limit: int = SHOWN, requester: int | None = None) -> list[Any]:
+    """Active members who may assign roles to ``requester`` and hold ``resource.action``;
+    Owners first.
+
+    ``requester`` (a membership id) is left out, and must lie in each
+    grantor's ``members.edit`` scope: a Manager whose grant reaches only
+    their team cannot give a role to anyone else, so the page never sends a
+    member to them.
+    """
     M = rbac.models.Membership
+    members = list(rbac.db.session.scalars(sa.select(M).where(
+        M.workspace_id == workspace_id, M.status == "active").order_by(M.id),
+        execution_options=BYPASS))
+    asking = next((m for m in members if m.id == requester), None)
     found: list[tuple[bool, Any]] = []
-    for membership in rbac.db.session.scalars(sa.select(M).where(
-            M.workspace_id == workspace_id, M.status == "active").order_by(M.id),
-            execution_options=BYPASS):
-        if membership.id == exclude:
+    for membership in members:
+        if membership.id == requester:
             continue
         access = rbac.access_for(membership)
         if access is None or not rbac.can("edit", "members", access=access) \
-                or not rbac.can(action, resource, access=access):
+                or not rbac.can(action, resource, access=access) \
+                or (asking is not None and not member_in_scope(access, "edit", asking)):
             continue
         found.append((not access.is_owner, membership))
     found.sort(key=lambda pair: pair[0])
@@ -120,7 +132,7 @@ def refusal_help(rbac: RBACProtocol, access: Access, action: str, resource: str)
     if rbac.can(action, resource, access=access):
         return Help(action, resource, f"You may {action} some {resource}, but not this one.")
     people = [_name(m) for m in grantors(rbac, access.workspace_id, action, resource,
-                                         exclude=access.membership_id)]
+                                         requester=access.membership_id)]
     need = f"You need {action} on {resource}."
     if not people:
         return Help(action, resource, f"{need} Ask the workspace's owner to grant it.")
@@ -158,7 +170,7 @@ def request_access(rbac: RBACProtocol, access: Access | None, action: Any, resou
         raise TooSoon(f"You asked for {action} on {resource} less than an hour ago; "
                       "your admins have it.", field="permission")
     recipients = grantors(rbac, access.workspace_id, action, resource, limit=MAX_RECIPIENTS,
-                          exclude=access.membership_id)
+                          requester=access.membership_id)
     if not recipients:
         raise ValidationError("nobody in this workspace can grant it", field="permission")
     requester = rbac.db.session.get(rbac.models.Membership, access.membership_id)
