@@ -385,16 +385,24 @@ def effective_matrix(rbac: RBACProtocol, membership: Any, access: Access | None,
 
     The decision is the extension's own (``rbac.explain`` with the member's
     access); the roles listed are those whose grants take part in it, marked
+    "(via department X)" when the member's department gives them, and
     "(inherited)" when the member holds them only through a child role.
     """
     now = utcnow()
     direct = direct_role_names(membership, now)
+    department = membership.department
+    via_department = ({r.name for r in roles.department_role_list(rbac, department.id)}
+                      - direct if department is not None else set())
     owner_roles = tuple(sorted({mr.role.name for mr in membership.member_roles
                                 if mr.role.is_owner and mr.active_at(now)})) or ("Owner",)
     summary = roles.summary(access, rbac)
 
     def label(name: str) -> str:
-        return name if name in direct else f"{name} (inherited)"
+        if name in direct:
+            return name
+        if name in via_department:
+            return f"{name} (via department {department.name})"
+        return f"{name} (inherited)"
 
     out: dict[str, list[ResourceRow]] = {}
     for module, resources in ordered_modules(rbac.registry).items():

@@ -79,3 +79,12 @@ def test_department_members_are_told_of_the_role(world: SimpleNamespace) -> None
     removed = set(db.session.scalars(sa.select(N.membership_id).where(
         N.event == "role.removed", N.summary.contains(desk.name))))
     assert removed == told
+
+
+def test_the_member_access_page_names_the_department(world: SimpleNamespace, login: Any) -> None:
+    desk = given_to_support(world)
+    client = login(world.users["owner"], world.ws)
+    page = client.get(f"/settings/members/{world.members['viewer'].id}/access")
+    assert page.status_code == 200
+    assert f"{desk.name} (via department Support)" in page.text
+    assert f"{desk.name} (inherited)" not in page.text

@@ -85,7 +85,7 @@ from .invariants import (
     in_force,
 )
 from .plan import set_plan
-from .reach import held_roles
+from .reach import department_role_list, held_roles
 from .reading import compare, matrix, preview, roles_granting, summary
 
 __all__ = [
@@ -107,6 +107,7 @@ __all__ = [
     "capped",
     "department_in_scope",
     "delete_role",
+    "department_role_list",
     "department_roles",
     "effective_specs",
     "ensure_owner_remains",
