@@ -43,6 +43,12 @@ def note_denied(rbac: RBACProtocol, access: Access | None, action: str, resource
         state.denied.append(row)
 
 
+#: ``session.info`` key of the session that stores refusals: what it writes (the
+#: events, and the alert rules' counters and alerts about them) is the trail's,
+#: never the member's data, so view-as's read-only rule lets it through.
+REFUSALS_SESSION = "rbac_refusals_session"
+
+
 def write_denied(rbac: RBACProtocol) -> None:
     """Store the refusals noted during this request, in a transaction of their own.
 
@@ -55,6 +61,7 @@ def write_denied(rbac: RBACProtocol) -> None:
     if not rows:
         return
     session = rbac.db.session.session_factory()
+    session.info[REFUSALS_SESSION] = True
     try:
         session.add_all([rbac.models.AuditEvent(**row) for row in rows])
         session.commit()

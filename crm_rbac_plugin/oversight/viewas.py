@@ -37,6 +37,7 @@ from flask import has_request_context, request, session
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from ..audit.refusals import REFUSALS_SESSION
 from ..config import setting
 from ..errors import PermissionDenied
 from ..guard import NO_POLICY_EFFECT, _changed_keys
@@ -249,7 +250,7 @@ def install(rbac: RBACProtocol, db_session: Any) -> None:
 
 
 def _refuse_writes(rbac: RBACProtocol, db_session: Session) -> None:
-    if not active():
+    if not active() or db_session.info.get(REFUSALS_SESSION):
         return
     for obj in (*db_session.new, *db_session.dirty, *db_session.deleted):
         if isinstance(obj, rbac.models.AuditEvent) and obj in db_session.new:

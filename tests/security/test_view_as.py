@@ -20,6 +20,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
 from crm_rbac_plugin.oversight import viewas
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.test_alerts import set_thresholds
 
 
 def custom_role(world: SimpleNamespace, name: str, grants: list[tuple[str, str, str]],
@@ -190,3 +191,25 @@ def test_view_as_ends_when_the_viewer_no_longer_covers_the_target(
     page = client.get("/leads/")
     assert "rbac-view-as-banner" not in page.text
     assert viewing(client) is None
+
+
+def test_a_page_refused_while_viewing_as_is_the_members_refusal_and_audited(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """The viewed member's 403, not a 500: the refusal's own event (and what the alert
+    rules count of it) is the trail's to write, which view-as's read-only rule lets
+    through; it names the real actor."""
+    # The second refusal in ten minutes raises an alert, a row of the refusals' session.
+    set_thresholds(world, refusals_per_10_minutes=2)
+    admin = login(world.users["admin"], world.ws)
+    start(admin, world, "member2")
+    A = rbac.models.AuditEvent
+    before = db.session.scalar(sa.select(sa.func.count()).where(A.action == "access.denied"))
+    for url in ("/settings/roles", "/invoices/", "/settings/members", "/api/v1/sharing"):
+        response = admin.get(url)
+        assert response.status_code == 403, (url, response.status_code)
+    db.session.expire_all()
+    events = db.session.scalars(sa.select(A).where(A.action == "access.denied")
+                                .order_by(A.id)).all()[before:]
+    assert len(events) == 4
+    assert {ev.actor_membership_id for ev in events} == {world.members["admin"].id}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(rbac.models.Alert)) == 1
