@@ -33,12 +33,16 @@ SALES_ROLES: list[dict[str, Any]] = [
 
 #: Who reads the reports and charts (``crm_app.reports``), by role key. The
 #: resources have no records, so "all" is their only scope; the Owner has
-#: everything the plan includes, and the Member and sales roles have none.
+#: everything the plan includes. The Member reads them too: the figures are
+#: computed over the records each member sees, so theirs are personal (seed
+#: 002: reports "Personal" for a user; 001: staff have "read-only access to
+#: reports"). The sales roles have none.
 REPORT_GRANTS: dict[str, list[tuple[str, str, str, Any]]] = {
     "admin": [("reports", "*", "all", None), ("analytics", "*", "all", None)],
     "manager": [("reports", "view", "all", None), ("reports", "export", "all", None),
                 ("analytics", "view", "all", None)],
     "viewer": [("reports", "view", "all", None), ("analytics", "view", "all", None)],
+    "member": [("reports", "view", "all", None), ("analytics", "view", "all", None)],
     "finance": [("reports", "view", "all", None), ("reports", "export", "all", None),
                 ("analytics", "view", "all", None)],
 }

@@ -145,7 +145,9 @@ def test_login_refuses_inactive_user(app: Flask, world: SimpleNamespace,
 
     response = anon.post("/login", data={"email": "viewer@example.test", "password": "password"})
     assert response.status_code == 200
-    assert "deactivated" in response.text
+    # The wrong password's answer: a right password must not be told apart.
+    assert "That email and password do not match an account." in response.text
+    assert "deactivated" not in response.text
     assert anon.get("/").status_code == 302
     # A session opened before the deactivation stops working at once.
     assert signed_in.get("/").status_code == 302

@@ -130,7 +130,7 @@ def test_a_correlated_subquery_of_a_covered_table_is_allowed(world: SimpleNamesp
 #: role -> (reports page, charts page, CSV export) statuses.
 EXPECTED = {
     "owner": (200, 200, 200), "admin": (200, 200, 200), "manager": (200, 200, 200),
-    "finance": (200, 200, 200), "viewer": (200, 200, 403), "member": (403, 403, 403),
+    "finance": (200, 200, 200), "viewer": (200, 200, 403), "member": (200, 200, 403),
     "junior_rep": (403, 403, 403), "client_success": (403, 403, 403),
 }
 
@@ -339,3 +339,16 @@ def test_overdue_counts_open_tasks_past_due(app: Any, world: SimpleNamespace) ->
         db.session.commit()
     rows = read_csv(as_client(app, world, "owner").get("/reports/export.csv?figure=overdue"))
     assert rows[1:] == [["Member", "1"]]
+
+
+def test_a_member_reads_personal_reports(app: Any, world: SimpleNamespace) -> None:
+    """Seed 002 gives a user "Personal" reports: the Member reads the page and charts,
+    each figure over the records they see (their own), and exports nothing."""
+    client = as_client(app, world, "member")
+    page = client.get("/reports/")
+    assert page.status_code == 200
+    assert client.get("/reports/charts").status_code == 200
+    assert client.get("/reports/export.csv?figure=pipeline").status_code == 403
+    member = access_of(world.members["member"])
+    deals = visible(member, "deals", Deal)
+    assert {d.owner_id for d in deals} <= {world.users["member"].id, None}
