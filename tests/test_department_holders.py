@@ -7,11 +7,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import queries, roles
+from crm_rbac_plugin.errors import ValidationError
 from crm_rbac_plugin.oversight import review
 from tests.rbac_helpers import (
     access_of,
@@ -88,3 +90,13 @@ def test_the_member_access_page_names_the_department(world: SimpleNamespace, log
     assert page.status_code == 200
     assert f"{desk.name} (via department Support)" in page.text
     assert f"{desk.name} (inherited)" not in page.text
+
+
+def test_a_temporary_role_is_never_given_to_a_department(world: SimpleNamespace) -> None:
+    """The Guest ends by itself after 30 days (``RBAC_ROLE_DEFAULT_EXPIRY_DAYS``); a
+    department's role has no end, so it is given member by member."""
+    with pytest.raises(ValidationError) as refused:
+        roles.give_department_role(rbac, access_of(world.members["owner"]),
+                                   world.departments["support"], role(world, "guest"))
+    assert refused.value.field == "role_id"
+    db.session.rollback()

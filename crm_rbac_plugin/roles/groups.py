@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from .. import gate
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
+from ..workspaces import default_expiry
 from .assignments import condition_for, needs_approval_as_privileged
 from .duties import refuse_conflicts
 from .escalation import (
@@ -112,6 +113,10 @@ def give_department_role(rbac: RBACProtocol, actor: Access | None, department: A
     same_workspace(actor, department, role)
     require_department_in_reach(rbac, actor, department, f"give {role.name} to {department.name}")
     _check_giver(actor, role, f"give {role.name} to {department.name}")
+    if default_expiry(role) is not None:
+        # A department's role has no end: a temporary role would outlive its limit.
+        raise ValidationError(f"{role.name} ends by itself after a set time; give it to the "
+                              "members one by one, each with its end", field="role_id")
     cond = condition_for(role, condition)
     m, session = rbac.models, rbac.db.session
     if session.scalar(sa.select(m.DepartmentRole.id).where(
