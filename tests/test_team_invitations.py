@@ -213,3 +213,18 @@ def test_revoking_the_only_invitation_removes_the_unused_account(
                      ).status_code == 302
     db.session.expire_all()
     assert db.session.scalar(sa.select(User).where(User.email == NEW)) is None
+
+
+def test_the_invitation_page_names_the_inviting_workspace(world: SimpleNamespace,
+                                                          login: Any) -> None:
+    """A member of Acme, signed in there, opens an invitation into Beta: every mention
+    names Beta (the host's layout keeps a ``workspace`` of its own, the current one)."""
+    beta = login(world.users["dual"], world.ws2)
+    with mail.record_messages() as outbox:
+        assert invite_in(beta, world.ws2, "member@example.test",
+                         key="member").status_code in (302, 303)
+    token = link_token(outbox[0].body)
+    page = login(world.users["member"], world.ws).get(f"/settings/invitations/{token}")
+    assert page.status_code == 200
+    assert "Join Beta Education" in page.text
+    assert "Join Acme Sales" not in page.text

@@ -73,6 +73,6 @@ def accept_invitation(token: str) -> Any:
             status = outcome.status
         else:
             status = 400
-    return render("team/accept.html", status, form=form, invitation=inv, workspace=workspace,
+    return render("team/accept.html", status, form=form, invitation=inv, invited_workspace=workspace,
                   signed_in_as=signed_in_as, needs_password=team.needs_password(inv),
                   page_errors=page_errors, **invitation_pages.page_context(rbac, inv, form))
