@@ -27,6 +27,7 @@ from crm_app.extensions import db
 from crm_app.models import Client, Deal, Lead, Note, Task, User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
+from crm_rbac_plugin.team import departments
 from tests.conftest import build_world, empty_tables, make_app
 
 ROLES = ["owner", "admin", "manager", "member", "member2", "viewer", "finance", "junior_rep",
@@ -498,6 +499,17 @@ def test_access_page_shows_the_plugin_decisions(app: Flask, world: SimpleNamespa
     assert cells[("deals", "export")] and not cells[("deals", "edit")]
     assert "stage in (won, lost)" in page
 
+
+def test_access_page_shows_the_scope_a_visibility_level_leaves(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """An Admin capped to their own records sees "Own", as every list filters them."""
+    departments.set_visibility(rbac, rbac.access_for(world.members["owner"]),
+                               world.members["admin"], "own")
+    db.session.commit()
+    page = login(world.users["admin"], world.ws).get("/access").text
+    row = re.search(r'<tr data-resource="leads">(.*?)</tr>', page, re.S).group(1)
+    assert ">Own<" in row and ">All<" not in row
+    assert "capped by your visibility" in row
 
 def test_error_pages(app: Flask, world: SimpleNamespace, anon: FlaskClient,
                      login: Any) -> None:

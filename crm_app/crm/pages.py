@@ -171,8 +171,13 @@ def access_cell(access: Access, res: Resource, action: str) -> Cell | None:
     if res.model is None:
         return Cell(True, "Yes", "", decision.reason)
     allows, denies = access.rules_for(res.name, action)
-    widest = max((rule.scope for rule in allows), key=SCOPES.index)
+    # The scopes in force: a visibility level cuts a wider allow down to it, plus
+    # the member's assigned members (``Access.scopes_for``), as every list filters.
+    reached = [access.scopes_for(rule) for rule in allows]
+    widest = max((scopes[0] for scopes in reached), key=SCOPES.index)
     notes = []
+    if any(len(scopes) > 1 for scopes in reached):
+        notes.append("capped by your visibility, + your assigned members'")
     if all(rule.conditions for rule in allows):
         notes.append("where " + " or ".join(sorted({describe(r.conditions) for r in allows})))
     if res.parent is not None:
