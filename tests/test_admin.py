@@ -136,6 +136,24 @@ def test_writes_are_checked(world: SimpleNamespace, login: Any) -> None:
     assert stored(Lead, lead.id) is None
 
 
+def test_the_edit_form_of_a_record_one_may_only_view_is_refused(world: SimpleNamespace,
+                                                                login: Any) -> None:
+    """Leads viewed at all scope but edited at own scope: another's lead opens in the
+    details view, and its edit form is a 403, as the app's own edit page answers."""
+    r = rbac.models.Role(workspace=world.ws, name="Reads all, edits own")
+    workspaces.add_grant(rbac, r, "leads", "view", "all")
+    workspaces.add_grant(rbac, r, "leads", "edit", "own")
+    db.session.add(r)
+    workspaces.assign_role(rbac, world.members["viewer"], r)
+    db.session.commit()
+    viewer = login(world.users["viewer"], world.ws)
+    other = world.leads["member"].id
+    assert viewer.get(f"/admin/leads/details/?id={other}").status_code == 200
+    assert viewer.get(f"/admin/leads/edit/?id={other}").status_code == 403
+    assert viewer.post(f"/admin/leads/edit/?id={other}",
+                       data={"name": "Changed", "status": "new"}).status_code == 403
+    assert stored(Lead, other).name == "Lead of member"
+
 def test_mass_delete_needs_bulk_and_is_all_or_nothing(world: SimpleNamespace,
                                                       login: Any) -> None:
     member = login(world.users["member"], world.ws)

@@ -252,6 +252,14 @@ class RBACModelView(HostPermissions, ModelView):
         record = self.get_query().filter(pk == ident).one_or_none()
         if record is None:
             abort(404)
+        # The edit form of a record the member may only view (shared view-only, or
+        # another's unowned one) is refused as the app's own edit page refuses it.
+        if (self._protected and (request.endpoint or "").endswith(".edit_view")
+                and not self._allowed("edit", record)):
+            decision = self.rbac.explain("edit", self.resource, record)
+            self.rbac.signal_denied(self.rbac.current_access(), "edit", self.resource, record,
+                                    decision.reason)
+            self.rbac.refuse(decision, 403)
         return record
 
     # -- field-level security -----------------------------------------------------------
