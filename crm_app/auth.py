@@ -293,10 +293,14 @@ def logout() -> Response:
     The user's session token is rotated first, so a copy of the session or
     remember-me cookie taken before (a stolen cookie, a shared computer's
     cache) is dead too, not just the browser's own copy; as with
-    Flask-Security, that signs the user out of every browser.
+    Flask-Security, that signs the user out of every browser, so the other
+    browsers' session rows end with it (``sign_out_everywhere``): the session
+    list, its count and the session cap see only live sessions.
     """
     user = current_user._get_current_object()
     if isinstance(user, User):
+        sessions.revoke_all(rbac, user.id, except_current=True, by=None,
+                            reason="sign_out_everywhere")
         user.rotate_session_token()
         db.session.commit()
     logout_user()

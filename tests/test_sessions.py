@@ -170,6 +170,19 @@ def test_sign_out_revokes_the_row_and_a_copied_cookie_is_refused(
     assert_ended(copy, None)  # the demo's sign-out also rotates the account's cookie id
 
 
+def test_signing_out_ends_the_rows_of_every_browser_it_signs_out(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The demo's sign-out signs the account out of every browser: the other browsers'
+    rows end too, so the session list, its count and the cap see only live sessions."""
+    first = sign_in(app, "member@example.test")
+    second = sign_in(app, "member@example.test", agent="Firefox")
+    assert sessions.live_count(rbac, world.users["member"].id) == 2
+    assert first.post("/logout").status_code == 302
+    assert sessions.live_count(rbac, world.users["member"].id) == 0
+    assert all(row.revoked_at is not None for row in rows(world.users["member"]))
+    assert [e.detail["reason"] for e in revoked_events()] == ["sign_out_everywhere", "signed_out"]
+    assert_ended(second, None)
+
 def test_a_revoked_session_ends_on_its_next_request_with_a_message(
         app: Flask, world: SimpleNamespace) -> None:
     client = sign_in(app, "member@example.test")
