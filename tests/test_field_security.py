@@ -164,7 +164,7 @@ def test_a_required_field_the_member_may_not_write_refuses_the_create_in_words(
     assert "name must be filled in and is read-only for you" in page.text
     admin = member.post("/admin/clients/new/", data={"email": "a@b.test", "region": "north"},
                         follow_redirects=True)
-    assert admin.status_code == 200
+    assert admin.status_code == 403  # the guard's refusal, in words, as every panel answers it
     assert "must be filled in and is read-only for you" in admin.text
     assert "INSERT INTO" not in admin.text and "IntegrityError" not in admin.text
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Client)) == before

@@ -289,7 +289,8 @@ def test_deactivation_takes_effect_on_the_next_request_and_keeps_records(
     # Their only workspace: they cannot sign in again.
     refused = app.test_client().post("/login", data={"email": "member@example.test",
                                                      "password": "password"})
-    assert refused.status_code == 200 and "deactivated" in refused.text
+    # The wrong password's answer: a right password must not be told apart.
+    assert refused.status_code == 200 and "do not match an account" in refused.text
 
     assert owner.post(f"/settings/members/{mid}/reactivate").status_code == 302
     assert member.get("/leads/").status_code == 200
