@@ -96,18 +96,6 @@ def member_counts(rbac: RBACProtocol, workspace_id: int) -> dict[int, int]:
     return {role_id: int(count) for role_id, count in rows}
 
 
-def department_holders(rbac: RBACProtocol, role: Any) -> list[tuple[Any, list[Any]]]:
-    """The departments giving ``role``, each with its members, by name."""
-    m = rbac.models
-    departments = rbac.db.session.scalars(
-        sa.select(m.Department).join(m.DepartmentRole,
-                                     m.DepartmentRole.department_id == m.Department.id)
-        .where(m.DepartmentRole.role_id == role.id).order_by(m.Department.name)).all()
-    return [(dept, list(rbac.db.session.scalars(
-        sa.select(m.Membership).where(m.Membership.department_id == dept.id)
-        .order_by(m.Membership.id)))) for dept in departments]
-
-
 def workspace_conflicts(rbac: RBACProtocol, workspace_id: int) -> list[Any]:
     """The workspace's segregation-of-duties pairs."""
     C = rbac.models.RoleConflict

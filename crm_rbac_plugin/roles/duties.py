@@ -16,21 +16,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..errors import PermissionDenied
+from .grants import ancestry
 from .reach import held_roles, lineage, reached
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
-
-
-def ancestry(role: Any) -> list[Any]:
-    """``role`` and its parents, nearest first."""
-    chain, seen = [role], {id(role)}
-    node = role.parent
-    while node is not None and id(node) not in seen:
-        chain.append(node)
-        seen.add(id(node))
-        node = node.parent
-    return chain
 
 
 def conflicting(rbac: RBACProtocol, given: Iterable[Any], held: Iterable[Any]) -> list[str]:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from ..conditions import field_label
 from ..errors import UnknownResource, ValidationError
 from ..registry import Resource
+from .grants import ancestry
 from .locks import concurrent_change_refused, lock_for_role_change
 
 if TYPE_CHECKING:
@@ -37,13 +38,10 @@ def chain_modes(own: FieldModes, parent: Any) -> FieldModes:
     """``own`` with the modes of ``parent`` and its ancestors: inside one chain the
     most restrictive mode wins (hidden over read-only), as access resolution reads it."""
     modes = dict(own)
-    seen: set[int] = set()
-    while parent is not None and id(parent) not in seen:
-        seen.add(id(parent))
-        for key, mode in own_modes(parent).items():
+    for node in ancestry(parent):
+        for key, mode in own_modes(node).items():
             if modes.get(key) != "hidden":
                 modes[key] = mode
-        parent = parent.parent
     return modes
 
 

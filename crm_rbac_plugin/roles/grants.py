@@ -128,15 +128,20 @@ def specs_of(role: Any) -> list[GrantSpec]:
             for g in role.grants]
 
 
+def ancestry(role: Any) -> list[Any]:
+    """``role`` and its parents, nearest first (a cycle is walked once)."""
+    chain: list[Any] = []
+    seen: set[int] = set()
+    while role is not None and id(role) not in seen:
+        seen.add(id(role))
+        chain.append(role)
+        role = role.parent
+    return chain
+
+
 def effective_specs(role: Any) -> list[GrantSpec]:
     """Return a role's grants with those inherited from its parents."""
-    out: list[GrantSpec] = []
-    seen: set[int] = set()
-    while role is not None and role.id not in seen:
-        seen.add(role.id)
-        out.extend(specs_of(role))
-        role = role.parent
-    return out
+    return [spec for node in ancestry(role) for spec in specs_of(node)]
 
 
 def merge_specs(specs: Iterable[GrantSpec]) -> list[GrantSpec]:

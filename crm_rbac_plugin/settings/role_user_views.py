@@ -78,7 +78,7 @@ def _page(role: Any, *, form: RoleUserForm | None = None, cap_form: CapForm | No
           status: int = 200, page_errors: list[str] | None = None) -> tuple[str, int]:
     fresh_form, fresh_caps = _forms(role)
     return render("role_users.html", status, role=role, holdings=role_holdings(role),
-                  department_holders=queries.department_holders(current_rbac, role),
+                  department_holders=team.department_holders(current_rbac, role),
                   status_of=queries.assignment_status, form=form or fresh_form,
                   cap_form=cap_form or fresh_caps, caps=quotas.caps_of(role),
                   confirm=ConfirmForm(), can_edit=can("members.edit"),

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from .. import conditions, queries, roles
+from .. import conditions, queries, roles, team
 from ..decorators import require_permission
 from ..errors import UnknownResource
 from ..pages import acting_access, can, not_found
@@ -304,7 +304,7 @@ def delete_role(role_id: int) -> Any:
         status = 400
     stranded = {m.id for m in holders if not roles.assignments_in_force(m, excluding_role=role.id)}
     return render("role_delete.html", status, role=role, form=form, holders=holders,
-                  department_holders=queries.department_holders(rbac, role),
+                  department_holders=team.department_holders(rbac, role),
                   stranded=stranded, inheriting=inheriting, question=question,
                   consequences=consequences,
                   page_errors=page_errors)

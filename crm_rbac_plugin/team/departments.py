@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
 __all__ = ["VISIBILITY_LEVELS", "assign_to_manager", "assigned_members", "create_department",
-           "delete_department", "department_members", "rename_department", "set_department",
-           "set_visibility", "unassign_from_manager", "workspace_departments"]
+           "delete_department", "department_holders", "department_members", "rename_department",
+           "set_department", "set_visibility", "unassign_from_manager", "workspace_departments"]
 
 
 def _department_name(rbac: RBACProtocol, workspace_id: int, name: Any, dept_id: int | None = None) -> str:
@@ -92,6 +92,16 @@ def department_members(rbac: RBACProtocol, dept: Any) -> list[Any]:
     M = rbac.models.Membership
     return list(rbac.db.session.scalars(sa.select(M).where(M.department_id == dept.id)
                                         .order_by(M.id)))
+
+
+def department_holders(rbac: RBACProtocol, role: Any) -> list[tuple[Any, list[Any]]]:
+    """The departments giving ``role``, each with its members, by name."""
+    m = rbac.models
+    departments = rbac.db.session.scalars(
+        sa.select(m.Department).join(m.DepartmentRole,
+                                     m.DepartmentRole.department_id == m.Department.id)
+        .where(m.DepartmentRole.role_id == role.id).order_by(m.Department.name)).all()
+    return [(dept, department_members(rbac, dept)) for dept in departments]
 
 
 def delete_department(rbac: RBACProtocol, actor: Access | None, dept: Any) -> None:
