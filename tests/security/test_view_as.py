@@ -22,6 +22,9 @@ from crm_rbac_plugin.oversight import viewas
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_alerts import set_thresholds
 
+#: The reports a Member reads (their own records' figures): a viewer covering a Member holds them.
+READS_REPORTS = [("reports", "view", "all"), ("analytics", "view", "all")]
+
 
 def custom_role(world: SimpleNamespace, name: str, grants: list[tuple[str, str, str]],
                 holder: str, parent: str | None = None) -> Any:
@@ -127,7 +130,7 @@ def test_a_target_with_a_wider_scope_is_refused(app: Flask, world: SimpleNamespa
     """A manager sees their team: they may view as a team member, not as anyone else."""
     app.config["RBAC_VIEW_AS_ROLES"] = None
     custom_role(world, "Manager with oversight",
-                [("settings", "view", "all"), ("members", "view", "all")]
+                [("settings", "view", "all"), ("members", "view", "all")] + READS_REPORTS
                 + [(r, a, "team") for r in ("leads", "deals", "clients", "tasks", "notes", "invoices",
                                                                 "campaigns")
                    for a in ("view", "create", "edit", "delete")], "manager")
@@ -160,7 +163,7 @@ def test_a_visibility_level_narrows_the_viewer(world: SimpleNamespace, login: An
 def test_view_as_is_limited_to_owners_and_admins_by_default(app: Flask, world: SimpleNamespace,
                                                             login: Any) -> None:
     """A custom role wider than the target still may not view as by default."""
-    custom_role(world, "Wide custom", [("settings", "view", "all")]
+    custom_role(world, "Wide custom", [("settings", "view", "all")] + READS_REPORTS
                 + [(r, a, "all") for r in ("leads", "deals", "clients", "tasks", "notes", "invoices",
                                                                 "campaigns")
                    for a in ("view", "create", "edit", "delete")], "manager")
@@ -176,7 +179,7 @@ def test_view_as_ends_when_the_viewer_no_longer_covers_the_target(
     """Checked on every request: the target leaving the manager's team ends it."""
     app.config["RBAC_VIEW_AS_ROLES"] = None
     custom_role(world, "Manager with oversight",
-                [("settings", "view", "all")]
+                [("settings", "view", "all")] + READS_REPORTS
                 + [(r, a, "team") for r in ("leads", "deals", "clients", "tasks", "notes", "invoices",
                                                                 "campaigns")
                    for a in ("view", "create", "edit", "delete")], "manager")
