@@ -241,20 +241,27 @@ def _deactivated_everywhere(user: User) -> bool:
     return "inactive" in statuses and "active" not in statuses
 
 
+def _signs_in_nowhere(user: User) -> bool:
+    """Whether ``user`` is an active member somewhere but may sign in to none of those
+    workspaces: every role they hold there has sign-in off (API tokens only)."""
+    return bool(active_memberships(user.id)) and not rbac.auth.open_workspaces(user)
+
+
 # -- views ----------------------------------------------------------------------
 
 @bp.route("/login", methods=["GET", "POST"])
 @rbac.rate_limited("sign-in")  # RBAC_SIGN_IN_RATE_LIMIT attempts per IP (429 beyond)
 def login() -> Any:
-    """Sign in with email and password; deactivated accounts are refused.
+    """Sign in with email and password; deactivated and API-only accounts are refused.
 
     The plugin's sign-in API guards the password check: an address or IP
     that failed too often must wait (``rbac.auth.check``: the password is not
     even checked), a wrong password, an unknown address or a deactivated
     account is counted (``rbac.auth.failed``), a success resets the
     address's count (``rbac.auth.succeeded``); all three are audited. A
-    deactivated account gets the wrong password's answer: a message of its
-    own would tell whoever guesses that the password is right.
+    deactivated account, and one whose roles let it sign in nowhere
+    (``rbac.auth.open_workspaces``), gets the wrong password's answer: a
+    message of its own would tell whoever guesses that the password is right.
     """
     if current_user.is_authenticated:
         return redirect(url_for("crm.dashboard"))
@@ -271,14 +278,17 @@ def login() -> Any:
             # Verified before anything else is looked at: one hash per attempt, whoever it names.
             password_ok = verify_password(user, form.password.data or "")
             if (user is None or not password_ok or not user.is_active_user
-                    or _deactivated_everywhere(user)):
+                    or _deactivated_everywhere(user) or _signs_in_nowhere(user)):
                 rbac.auth.failed(email, request.remote_addr)
                 flash("That email and password do not match an account.", "error")
             else:
                 login_user(user, remember=bool(form.remember.data))
                 rbac.auth.succeeded(user, email, request.remote_addr)
-                # Start in the user's default workspace, not one left by a previous user.
+                # Start in a workspace the user may sign in to, not one left by a previous user.
                 session.pop(current_app.config["RBAC_SESSION_KEY"], None)
+                first = next(iter(rbac.auth.open_workspaces(user)), None)
+                if first is not None:
+                    session[current_app.config["RBAC_SESSION_KEY"]] = first
                 flash(f"Signed in as {user.email}.", "success")
                 return redirect(safe_next(request.args.get("next"), url_for("crm.dashboard")))
     hints = demo_logins() if current_app.config.get("CRM_DEMO_LOGIN_HINTS") else []

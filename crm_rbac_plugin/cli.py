@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from .errors import RBACError
 from .inputs import MAX_ID
 from .lifecycle.commands import workspaces_group
 from .loader import BYPASS
+from .models import utcnow
 from .notify.commands import notify_group
 from .oversight.explain import explain  # with plan and field rules
 from .proxies import current_rbac
@@ -275,6 +277,28 @@ def members_deactivate_command(workspace: str, email: str, as_email: str | None)
     actor = _actor(rbac, as_email, workspace)
     _team_call(team.deactivate, actor, _membership(rbac, email, workspace))
     click.echo(f"{email} is inactive.")
+
+
+@members_group.command("token")
+@_WS
+@click.argument("email")
+@click.option("--name", required=True, help="What the token is for (1 to 80 characters).")
+@click.option("--days", type=click.IntRange(1, 3650), default=None,
+              help="Expires after this many days; default: never.")
+@_AS
+@with_appcontext
+def members_token_command(workspace: str, email: str, name: str, days: int | None,
+                          as_email: str | None) -> None:
+    """Issue an API token to a member, as an Owner, and print it once.
+
+    For an account whose roles let it use the workspace through tokens only.
+    """
+    rbac = current_rbac
+    actor = _actor(rbac, as_email, workspace)
+    expires = utcnow() + dt.timedelta(days=days) if days else None
+    _, plaintext = _team_call(team.issue_token, actor, _membership(rbac, email, workspace),
+                              name, expires_at=expires)
+    click.echo(plaintext)
 
 
 @members_group.command("reactivate")

@@ -131,6 +131,10 @@ class Access:
     #: that gives one ("Sales via department Sales"), a condition and whether
     #: it holds ("Sales, weekdays Mon-Fri 09:00-18:00 Europe/Paris: outside the window").
     role_notes: tuple[str, ...] = ()
+    #: Whether the member may use a browser session here: False when every role
+    #: assigned and in force has sign-in off (API tokens only; see
+    #: :mod:`.security.signin`).
+    sign_in: bool = True
     #: The network conditions this Access was built with, each with whether the
     #: request's address was on them: a request whose address answers otherwise
     #: needs another Access (see :meth:`fits_address`).

@@ -62,6 +62,7 @@ class RoleRow(NamedTuple):
     role_condition: Any
     via: str | None
     timezone: str | None
+    sign_in: bool = True
 
 
 class GrantRow(NamedTuple):
@@ -94,9 +95,9 @@ class ShareRow(NamedTuple):
     condition: Any
 
 
-# The wide row: kind, i1, i2, i3, i4, s1, s2, s3, s4, b1, d1, d2, j1, j2.
+# The wide row: kind, i1, i2, i3, i4, s1, s2, s3, s4, b1, d1, d2, j1, j2, b2.
 # Where each kind keeps its fields, in its named tuple's order.
-_ROLE = itemgetter(1, 5, 2, 9, 3, 10, 11, 12, 13, 6, 7)
+_ROLE = itemgetter(1, 5, 2, 9, 3, 10, 11, 12, 13, 6, 7, 14)
 _ROLE_WORKSPACE = 4
 _GRANTS = 12  # a JSON list of GrantRow's columns, each the list of the grants' values
 _FIELD_RULE = itemgetter(2, 5, 6, 7)
@@ -279,15 +280,16 @@ class _Slots:
         self.null = sa.literal_column("NULL")
 
     def row(self, kind: int, *, i: tuple[Any, ...] = (), s: tuple[Any, ...] = (),
-            b: Any = None, d: tuple[Any, ...] = (), j: tuple[Any, ...] = (),
+            b: tuple[Any, ...] = (), d: tuple[Any, ...] = (), j: tuple[Any, ...] = (),
             typed: bool = False) -> list[Any]:
         """The wide row's columns: the given values, NULLs for the rest (typed
-        ones for the statement's first branch, ``typed``)."""
+        ones for the statement's first branch, ``typed``). The second boolean
+        is the row's last column, so the others keep their places."""
         def pad(values: tuple[Any, ...], size: int, null: Any) -> list[Any]:
             return list(values) + [null if typed else self.null] * (size - len(values))
         return [sa.literal_column(str(kind), sa.Integer), *pad(i, 4, self.int), *pad(s, 4, self.str),
-                *pad(() if b is None else (b,), 1, self.bool), *pad(d, 2, self.time),
-                *pad(j, 2, self.json)]
+                *pad(b[:1], 1, self.bool), *pad(d, 2, self.time),
+                *pad(j, 2, self.json), *pad(b[1:], 1, self.bool)]
 
 
 def _closure(models: Models, mid: Any, dept: Any) -> Any:
@@ -326,17 +328,18 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
     zone = sa.select(W.timezone).where(W.id == ws).scalar_subquery()
     own = (sa.select(*slots.row(
         ROLE, i=(Role.id, Role.parent_id, MemberRole.role_id, Role.workspace_id),
-        s=(Role.name, slots.str, zone), b=Role.is_owner,
+        s=(Role.name, slots.str, zone), b=(Role.is_owner, Role.sign_in),
         d=(MemberRole.starts_at, MemberRole.expires_at),
-        j=(sa.type_coerce(MemberRole.access_condition, _AS_READ),
-           sa.type_coerce(Role.access_condition, _AS_READ)), typed=True))
+        # Short labels: the columns' own names would be repeated in the text.
+        j=(sa.type_coerce(MemberRole.access_condition, _AS_READ).label("j1"),
+           sa.type_coerce(Role.access_condition, _AS_READ).label("j2")), typed=True))
         .outerjoin(MemberRole, sa.and_(MemberRole.role_id == Role.id,
                                        MemberRole.membership_id == mid))
         .where(in_closure(Role.id)))
     via = sa.select(Dept.name).where(Dept.id == dept).scalar_subquery()
     grouped = (sa.select(*slots.row(
         ROLE, i=(Role.id, Role.parent_id, DR.role_id, Role.workspace_id), s=(Role.name, via, zone),
-        b=Role.is_owner, j=(DR.access_condition, Role.access_condition)))
+        b=(Role.is_owner, Role.sign_in), j=(DR.access_condition, Role.access_condition)))
         .join(DR, DR.role_id == Role.id)
         .where(DR.department_id == dept, in_closure(DR.role_id)))
     return [own, grouped]

@@ -125,6 +125,10 @@ def build_access(source: PolicySource, registry: Registry, config: dict[str, Any
     roles, active_role_ids, valid_until = held.roles, held.active, held.valid_until
     names = {rid: row.name for rid, row in roles.items()}
     is_owner = any(row.is_owner for row in roles.values())
+    # The assigned roles decide, not their parents: turning sign-in off on a role
+    # is not undone by what it inherits. No role in force refuses nothing here.
+    sign_in = is_owner or not active_role_ids or any(
+        getattr(roles[rid], "sign_in", True) for rid in active_role_ids if rid in roles)
     rules = _rules(registry, source.grants(list(roles)), names) if roles else {}
 
     hidden: dict[str, frozenset[str]] = {}
@@ -164,6 +168,7 @@ def build_access(source: PolicySource, registry: Registry, config: dict[str, Any
         shares=shares,
         role_notes=held.notes,
         network_checks=held.network_checks,
+        sign_in=sign_in,
     )
 
 

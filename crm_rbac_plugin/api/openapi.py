@@ -137,15 +137,15 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string", "enum": list(SCOPES)},
                 "description": "Scope per resource for the string permissions."},
             "field_rules": _ref("FieldRules"),
+            "sign_in": {"type": "boolean", "default": True, "description": "false: API tokens only."},
         },
     },
     "Role": {
-        "type": "object",
-        "properties": {
+        "type": "object", "properties": {
             "id": ID, "name": {"type": "string"}, "description": {"type": "string"},
             "key": {"type": ["string", "null"]}, "builtin": {"type": "boolean"},
             "is_owner": {"type": "boolean"}, "parent_id": {"type": ["integer", "null"]},
-            "member_count": {"type": "integer"},
+            "sign_in": {"type": "boolean"}, "member_count": {"type": "integer"},
             "permissions": {"type": "array", "items": _ref("Grant"),
                             "description": "The role's own grants."},
             "effective_permissions": {"type": "object",

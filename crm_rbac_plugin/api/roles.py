@@ -30,7 +30,7 @@ from .blueprint import (
 )
 
 ROLE_KEYS = frozenset({"name", "description", "parent_id", "permissions", "scopes",
-                       "field_rules"})
+                       "field_rules", "sign_in"})
 CLONE_KEYS = frozenset({"name", "description"})
 
 
@@ -42,7 +42,7 @@ def _role_json(role: Any, member_count: int | None = None) -> dict[str, Any]:
     return {
         "id": role.id, "name": role.name, "description": role.description or "",
         "key": role.key, "builtin": bool(role.builtin), "is_owner": bool(role.is_owner),
-        "parent_id": role.parent_id,
+        "parent_id": role.parent_id, "sign_in": bool(role.sign_in),
         "member_count": member_count if member_count is not None else
         queries.member_counts(rbac, role.workspace_id).get(role.id, 0),
         "permissions": [spec.to_json() for spec in roles.specs_of(role)],
@@ -108,6 +108,10 @@ def _role_changes(body: Mapping[str, Any], access: Access, *, create: bool) -> d
                 raise bad("each resource maps field names to \"hidden\" or \"readonly\"",
                            f"field_rules.{resource}")
         out["field_rules"] = rules
+    if "sign_in" in body:
+        if not isinstance(body["sign_in"], bool):
+            raise bad("sign_in must be true or false", "sign_in")
+        out["sign_in"] = body["sign_in"]
     return out
 
 
@@ -130,7 +134,8 @@ def create_role() -> ResponseReturnValue:
     role = roles.create_role(rbac, access, name=changes["name"],
                              description=changes.get("description", ""),
                              grants=changes["grants"], parent=changes.get("parent"),
-                             field_rules=changes.get("field_rules"))
+                             field_rules=changes.get("field_rules"),
+                             sign_in=changes.get("sign_in", True))
     rbac.db.session.commit()
     return created(_role_json(role), url_for(".get_role", role_id=role.id))
 

@@ -133,6 +133,12 @@ def _member_status(names: Names, ev: Any, actor: str) -> str:
     return f"{ev.target or 'A member'} {verb} by {actor}"
 
 
+def _token_issued(names: Names, ev: Any, actor: str) -> str:
+    token = (ev.detail or {}).get("token")
+    named = f" “{token}”" if token else ""
+    return f"{actor} issued the API token{named} to {ev.target or 'a member'}"
+
+
 def _signed_off(names: Names, ev: Any, actor: str) -> str:
     d = ev.detail or {}
     who = names.member(d["membership_id"]) if d.get("membership_id") else ev.target
@@ -198,6 +204,7 @@ SENTENCES: dict[str, Callable[[Names, Any, str], str]] = {
     "records.imported": _imported, "records.reassigned": _reassigned,
     "member.joined": _joined, "member.signed_off": _signed_off,
     "member.deactivated": _member_status, "member.reactivated": _member_status,
+    "member.token_issued": _token_issued,
     "certification.*": _certification, "campaign.*": _campaign, "adopt": _adopt,
     "view_as.*": _view_as,
 }
@@ -221,6 +228,7 @@ ACTION_LABELS: dict[str, str] = {
     "certification.revoked": "Access revoked in a review",
     "records.reassigned": "Records reassigned", "records.imported": "Records imported",
     "view_as.started": "Viewing as a member", "view_as.stopped": "Stopped viewing as",
+    "member.token_issued": "API token issued to a member",
 }
 
 

@@ -75,6 +75,12 @@ def _check_name(rbac: RBACProtocol, workspace_id: int, name: Any, role_id: int |
     return name
 
 
+def _check_sign_in(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError("sign_in must be true or false", field="sign_in")
+    return value
+
+
 def _check_parent(rbac: RBACProtocol, actor: Access, role: Any, parent: Any) -> None:
     if parent is None:
         return
@@ -92,8 +98,10 @@ def _check_parent(rbac: RBACProtocol, actor: Access, role: Any, parent: Any) -> 
 
 def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, description: str = "",
                 grants: Sequence[GrantSpec] = (), parent: Any = None,
-                field_rules: Mapping[str, Mapping[str, str]] | None = None) -> Any:
-    """Create a custom role in the actor's workspace."""
+                field_rules: Mapping[str, Mapping[str, str]] | None = None,
+                sign_in: bool = True) -> Any:
+    """Create a custom role in the actor's workspace; ``sign_in`` False makes its
+    members use the workspace through API tokens only (:mod:`..security.signin`)."""
     actor = require(rbac, actor, "roles", "create")
     name = _check_name(rbac, actor.workspace_id, name)
     _check_parent(rbac, actor, None, parent)
@@ -101,7 +109,8 @@ def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, descript
     require_covered(actor, [*grants, *inherited], "create this role",
                     chain_modes(flat_modes(field_rules or {}), parent))
     role = rbac.models.Role(workspace_id=actor.workspace_id, name=name,
-                            description=description or "", builtin=False, parent=parent)
+                            description=description or "", builtin=False, parent=parent,
+                            sign_in=_check_sign_in(sign_in))
     rbac.db.session.add(role)
     with concurrent_change_refused("this workspace's roles"):
         _set_grants(rbac, role, grants)
@@ -159,8 +168,9 @@ def _check_reach(rbac: RBACProtocol, actor: Access, role: Any, specs: Sequence[G
 def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: str | None = None,
                 description: str | None = None, grants: Sequence[GrantSpec] | None = None,
                 parent: Any = ..., field_rules: Mapping[str, Mapping[str, str]] | None = None,
-                ) -> Any:
-    """Rename, describe, re-parent or replace the matrix of a role.
+                sign_in: bool | None = None) -> Any:
+    """Rename, describe, re-parent, replace the matrix of a role, or let its members
+    sign in or not (``sign_in``; None leaves it).
 
     Concurrent updates of one role are serialised
     (:func:`.locks.lock_for_role_change`): the role ends with exactly the last
@@ -189,6 +199,8 @@ def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: st
         role.name = new_name
     if description is not None:
         role.description = description
+    if sign_in is not None:
+        role.sign_in = _check_sign_in(sign_in)
     with concurrent_change_refused(label):
         if parent is not ...:
             role.parent = parent
@@ -215,7 +227,7 @@ def clone_role(rbac: RBACProtocol, actor: Access | None, source: Any, name: str,
     return create_role(rbac, actor, name=name,
                        description=source.description if description is None else description,
                        grants=merge_specs(effective_specs(source)), parent=None,
-                       field_rules=copied_field_rules(source))
+                       field_rules=copied_field_rules(source), sign_in=source.sign_in)
 
 
 def _move_departments(rbac: RBACProtocol, actor: Access, role: Any, move_to: Any) -> None:

@@ -48,6 +48,7 @@ from .. import audit, signals
 from ..errors import TooManyAttempts, ValidationError
 from ..identity import client_ip
 from ..models import utcnow
+from . import signin
 from . import throttle as throttles
 from .throttle import Throttle
 
@@ -61,7 +62,7 @@ USER_AGENT_MAX = 300
 
 class SignInGuard:
     """The sign-in API, ``rbac.auth``: :meth:`check`, :meth:`failed`, :meth:`succeeded`,
-    and :meth:`confirm_password` for a signed-in member's password.
+    :meth:`open_workspaces`, and :meth:`confirm_password` for a signed-in member's password.
 
     ``clock`` returns naive UTC now; tests replace it to control the waits.
     """
@@ -124,6 +125,14 @@ class SignInGuard:
         throttles.reset_account(self._rbac, email)
         self._record(email, ip, "auth.login", user=user)
         _send(signals.signed_in, user=user, email=email, ip=ip)
+
+    def open_workspaces(self, user: Any) -> list[int]:
+        """The workspaces ``user`` may sign in to, first the one a sign-in starts in.
+
+        Empty: every role of the account turns sign-in off (API tokens only):
+        refuse it as a wrong password, counting the attempt with :meth:`failed`.
+        """
+        return signin.open_workspaces(self._rbac, user)
 
     # -- audit -----------------------------------------------------------------------
 

@@ -20,6 +20,9 @@ request's user in the current workspace:
    enrolled (:attr:`.stepup.MfaState.must_enrol`) reaches only the
    enrolment page: browsers are redirected there, an API token gets
    ``403 {"error": "mfa_required"}``.
+3. A session in a workspace whose roles do not let the member sign in is
+   refused (:mod:`.signin`): after the MFA steps, so a password alone tells
+   nothing about the account's roles.
 
 Every response to a signed-in user (static files aside) carries
 ``Cache-Control: no-store`` (:func:`no_store`).
@@ -45,7 +48,7 @@ from ..decorators import wants_json
 from ..identity import Visit, request_state, signed_in_user, visit
 from ..interface import RBACProtocol
 from ..proxies import current_flask_app
-from . import network, sessions, stepup
+from . import network, sessions, signin, stepup
 
 
 def init_app(app: Flask) -> None:
@@ -223,4 +226,4 @@ def gate(rbac: RBACProtocol, endpoint: str, facts: Visit) -> Any:
                              "This workspace requires two-factor authentication. Turn it on "
                              "in your account settings before using the API.",
                              stepup.ENROL_ENDPOINT)
-    return None
+    return None if token else signin.refuse_session(rbac, endpoint, facts)

@@ -97,6 +97,11 @@ class RoleForm(FlaskForm):
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
     parent_id = SelectField("Inherits from", coerce=optional_int, choices=[],
                             description="The role also grants everything its parent grants.")
+    # Ticked means "off", so a form that does not send the box leaves sign-in on.
+    no_sign_in = BooleanField(
+        "API tokens only: members with this role may not sign in",
+        description="For an integration's account. A member holding another role that "
+                    "lets them sign in still may; Owner and Admin always may.")
 
 
 def role_form_class(registry: Registry) -> type[RoleForm]:

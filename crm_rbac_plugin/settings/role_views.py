@@ -186,12 +186,16 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
         rules = role_matrix.field_rules(rbac, form)
         name, description = form.name.data or "", form.description.data or ""
 
+        sign_in = not form.no_sign_in.data
+
         def apply() -> Any:
             if role is None:
                 return roles.create_role(rbac, access, name=name, description=description,
-                                         grants=grants, parent=parent, field_rules=rules)
+                                         grants=grants, parent=parent, field_rules=rules,
+                                         sign_in=sign_in)
             return roles.update_role(rbac, access, role, name=name, description=description,
-                                     grants=grants, parent=parent, field_rules=rules)
+                                     grants=grants, parent=parent, field_rules=rules,
+                                     sign_in=sign_in)
 
         if saving:
             return apply()
@@ -234,7 +238,7 @@ def new_role() -> Any:
         data, cells = role_matrix.form_data(
             rbac, roles.merge_specs(roles.effective_specs(source)),
             copied_field_rules(source), name=f"{source.name} (copy)",
-            description=source.description)
+            description=source.description, no_sign_in=not source.sign_in)
         return _role_page(_role_form(None, data), None, cells, clone_of=source)
     template = request.args.get("template")
     if template:
@@ -262,7 +266,8 @@ def edit_role(role_id: int) -> Any:
             False, f"The {role.name} role always has full access; it cannot be edited."), 403)
     if request.method == "POST":
         return _save_role(_role_form(role), role)
-    base = {"name": role.name, "description": role.description, "parent_id": role.parent_id}
+    base = {"name": role.name, "description": role.description, "parent_id": role.parent_id,
+            "no_sign_in": not role.sign_in}
     if role.is_owner:
         data, cells = role_matrix.owner_data(rbac, **base), {}
     else:

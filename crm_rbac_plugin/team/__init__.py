@@ -13,7 +13,7 @@ One module per concern; this package re-exports their public names, so
 - :mod:`.checks`: the checks and look-ups every service shares;
 - :mod:`.invitations`: invite, resend, revoke, accept;
 - :mod:`.mail`: the invitation email;
-- :mod:`.lifecycle`: deactivate, reactivate;
+- :mod:`.lifecycle`: deactivate, reactivate, issue_token;
 - :mod:`.departments`: departments, per-member visibility, manager assignments;
 - :mod:`.reassignment`: moving records to a new owner;
 - :mod:`.profile`: a member's own name, password and notifications;
@@ -65,7 +65,7 @@ from .invitations import (
     resend,
     revoke,
 )
-from .lifecycle import deactivate, reactivate
+from .lifecycle import deactivate, issue_token, reactivate
 from .listing import SORT_KEYS, MemberFilter, count_members, list_members
 from .mail import send_invitation, send_mail
 from .profile import update_profile
@@ -75,7 +75,7 @@ __all__ = [
     "BULK_ACTIONS", "EMAIL_MAX", "INVITE_SALT", "SORT_KEYS", "VISIBILITY_LEVELS",
     "BulkRefused", "InvalidInvitation", "MemberFilter",
     "accept", "assign_to_manager", "assigned_members", "bulk_change", "count_members",
-    "create_department", "deactivate",
+    "create_department", "deactivate", "issue_token",
     "delete_department", "department_holders", "department_members", "has_password", "init_app",
     "invitation_for_token", "invitation_in", "invite", "list_members", "member_invited",
     "membership_of", "needs_password", "normalise_email", "open_invitations", "owned_counts",

@@ -1,4 +1,4 @@
-"""Member lifecycle: deactivate and reactivate.
+"""Member lifecycle: deactivate, reactivate, and an API token issued to a member.
 
 Both need ``members.edit`` reaching the member (its scope: a Manager's
 ``team`` reaches the members assigned to them, see
@@ -12,9 +12,10 @@ The member's records stay theirs; :mod:`.reassignment` moves them.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from .. import roles
+from .. import roles, tokens
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
 from .checks import audit_action, privileged, require, same_workspace
@@ -22,7 +23,7 @@ from .checks import audit_action, privileged, require, same_workspace
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["deactivate", "reactivate"]
+__all__ = ["deactivate", "issue_token", "reactivate"]
 
 
 def deactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> None:
@@ -61,3 +62,20 @@ def reactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> Non
     audit_action(rbac, actor, "member.reactivated", workspace_id=actor.workspace_id,
                  target=membership.display_name, before={"status": "inactive"},
                  after={"status": "active"})
+
+
+def issue_token(rbac: RBACProtocol, actor: Access | None, membership: Any, name: str,
+                expires_at: dt.datetime | None = None) -> tuple[Any, str]:
+    """Create an API token for another member: the way an account whose roles do not
+    let it sign in (:mod:`..security.signin`) gets one. Only an Owner issues one, since
+    the token acts as the member with every right they have. The plaintext is
+    returned only now; the event names the member and the token, never its value."""
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, membership)
+    if not actor.is_owner:
+        raise PermissionDenied("Only an Owner issues an API token to a member: it acts as them.")
+    token, plaintext = tokens.create_token(rbac, membership, name, expires_at=expires_at)
+    audit_action(rbac, actor, "member.token_issued", workspace_id=actor.workspace_id,
+                 resource="members", target=membership.display_name,
+                 token=token.name, prefix=token.prefix)
+    return token, plaintext
