@@ -4,8 +4,10 @@ Starting sets :data:`SESSION_KEY` in the Flask session; from then on
 :meth:`~.extension.RBAC.current_access` returns the *member's* access (so every filter,
 decorator and template helper answers as for them), the real access is kept
 as ``real_access`` on the request state (:mod:`..identity`; the audit trail
-names the real actor), every flush that would write anything but an audit
-event is refused (read-only), and templates get ``rbac_view_as`` to show a
+names the real actor), every flush that would write anything but the
+evidence of what the viewer does (:func:`_evidence`: audit events, the alerts
+they raise and the notifications telling Owners of them) is refused
+(read-only), and templates get ``rbac_view_as`` to show a
 banner. Starting and stopping are audited. API token requests never view as
 anyone.
 
@@ -249,11 +251,23 @@ def install(rbac: RBACProtocol, db_session: Any) -> None:
     event.listen(db_session, "before_flush", lambda s, c, i: _refuse_writes(rbac, s))
 
 
+def _evidence(rbac: RBACProtocol, obj: Any, new: bool) -> bool:
+    """Whether ``obj`` records what the viewer does rather than changing the workspace: an
+    audit event, an alert the event raises, the alert rules' counters, and the
+    notification telling Owners of the alert. Refusing them would refuse the viewer's
+    export (or any audited read) and roll back its event: the evidence would be lost."""
+    m = rbac.models
+    if isinstance(obj, m.AlertCounter | m.AlertSeenAddress):
+        return True
+    return new and (isinstance(obj, m.AuditEvent | m.Alert)
+                    or (isinstance(obj, m.Notification) and obj.event == "alert.raised"))
+
+
 def _refuse_writes(rbac: RBACProtocol, db_session: Session) -> None:
     if not active() or db_session.info.get(REFUSALS_SESSION):
         return
     for obj in (*db_session.new, *db_session.dirty, *db_session.deleted):
-        if isinstance(obj, rbac.models.AuditEvent) and obj in db_session.new:
+        if obj not in db_session.deleted and _evidence(rbac, obj, obj in db_session.new):
             continue
         if obj in db_session.dirty and not (_changed_keys(obj) - NO_POLICY_EFFECT):
             continue

@@ -196,6 +196,31 @@ def test_view_as_ends_when_the_viewer_no_longer_covers_the_target(
     assert viewing(client) is None
 
 
+def test_an_export_while_viewing_as_is_audited_and_raises_its_alert(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """View-as is read-only, but the evidence of what the viewer reads is written: the
+    export's event, the export-volume alert it raises and the Owners' notification of
+    it. Refusing them broke the download (the body streamed, then the commit failed)."""
+    set_thresholds(world, export_rows_per_hour=1)
+    admin = login(world.users["admin"], world.ws)
+    start(admin, world, "manager")
+    A, Alert = rbac.models.AuditEvent, rbac.models.Alert
+    exports = db.session.scalar(sa.select(sa.func.count()).where(A.action == "export"))
+    for _ in range(2):
+        response = admin.get("/leads/export.csv")
+        assert response.status_code == 200
+        assert response.get_data(as_text=True).count("\n") >= 2  # the header and rows
+    db.session.expire_all()
+    events = db.session.scalars(sa.select(A).where(A.action == "export")
+                                .order_by(A.id)).all()[exports:]
+    assert len(events) == 2
+    assert {ev.actor_membership_id for ev in events} == {world.members["admin"].id}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Alert).where(
+        Alert.rule == "export_volume")) >= 1
+    assert viewing(admin) == world.members["manager"].id  # still viewing as, still read-only
+    assert admin.post("/leads/new", data={"name": "x"}).status_code in (403, 302)
+
+
 def test_a_page_refused_while_viewing_as_is_the_members_refusal_and_audited(
         app: Flask, world: SimpleNamespace, login: Any) -> None:
     """The viewed member's 403, not a 500: the refusal's own event (and what the alert
