@@ -31,7 +31,9 @@ Semantics, in the order they are applied:
    that covers the action, ``view`` too, with its conditions holding on the
    record, for a resource in the granting workspace's plan; and then only as
    far as the member's own role allows (rules 3 to 6, applied to the shared
-   record as to one of their own): sharing never widens anyone's role.
+   record as to one of their own, but for rule 5: another workspace's
+   unowned records are not visible for having no owner): sharing never
+   widens anyone's role.
 """
 
 from __future__ import annotations
@@ -376,7 +378,9 @@ def _shared_allowed(access: Access, registry: Registry, res: Resource, action: s
         names = "; ".join(s.describe() for s in shares)
         return Decision(False, f"the record belongs to workspace #{ws}, whose sharing "
                                f"({names}) does not share {action} on this {res.name} record")
-    member = _member_allowed(access, registry, res, action, record, load_parent)
+    # Another workspace's unassigned records are its own pool, not this member's:
+    # rule 5 (unowned records visible) stays in their own workspace.
+    member = _member_allowed(access.owned_only(), registry, res, action, record, load_parent)
     via = f"shared by {share.workspace_name!r} under agreement #{share.agreement_id}"
     if not member:
         return Decision(False, f"{via}, but your own role does not allow it: {member.reason}",

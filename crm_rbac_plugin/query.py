@@ -176,7 +176,10 @@ def record_criteria(access: Access | None, registry: Registry, res: Resource, ac
               for s in access.shares if s.covers(res, action)]
     if not shared:
         return own
-    return any_of(own, all_of(any_of(*shared), member))
+    # As :func:`.policy._shared_allowed`: no unowned rows of another workspace.
+    shared_member = _member_criteria(access.owned_only(), registry, res, action, entity,
+                                     membership_table)
+    return any_of(own, all_of(any_of(*shared), shared_member))
 
 
 def _member_criteria(access: Access, registry: Registry, res: Resource, action: str,

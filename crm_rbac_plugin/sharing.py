@@ -9,7 +9,8 @@ rules:
   there who holds every action they share workspace-wide, every field too (nobody shares more).
 * The **receiving** workspace (a member with ``settings.manage`` there)
   accepts or declines a pending agreement, and leaves an active one. Nothing
-  is shared before it accepts.
+  is shared before it accepts, nor more than it accepted: widening an active
+  agreement, or reviving an expired one, offers it again.
 * Only records are shared, and never ``create`` or ``manage``: new records
   are always made in one's own workspace, and records keep their owners.
   Every shared action needs ``view`` shared too.
@@ -37,6 +38,14 @@ from .models import naive_utc, utcnow
 from .policy import Access
 from .resolve import plan_modules
 from .roles import GrantSpec, condition_clauses, covers, permission_items, require, withheld_fields
+from .sharing_reading import (  # noqa: F401  (re-exported: sharing.state, sharing.to_json...)
+    agreement_in,
+    agreements,
+    describe_permission,
+    shared_from,
+    state,
+    to_json,
+)
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -160,11 +169,13 @@ class OpenAgreementExists(ValidationError):
         self.agreement_id = agreement_id
 
 
-def find_workspace(rbac: RBACProtocol, ref: Any) -> Any:
-    """The workspace ``ref`` names: its id, its slug, or its exact name; ValidationError if none.
+def find_workspace(rbac: RBACProtocol, ref: Any, user_id: Any = None) -> Any:
+    """The workspace ``ref`` names: its slug, its exact name, or the id of one the user
+    ``user_id`` is an active member of; ValidationError if none.
 
     Who can learn what: the pages suggest only the workspaces the acting
-    user is a member of (:func:`suggested_workspaces`); any other workspace
+    user is a member of (:func:`suggested_workspaces`), and an id names only
+    one of those, since ids can be counted through; any other workspace
     must be typed exactly, by slug or by full name (case aside). There is no
     search, prefix match or list of the server's workspaces, and an unknown
     name, a name several workspaces share, and a typo all get the same
@@ -176,7 +187,11 @@ def find_workspace(rbac: RBACProtocol, ref: Any) -> Any:
     W = rbac.models.Workspace
     ws = None
     if isinstance(ref, int) and not isinstance(ref, bool):
-        ws = rbac.db.session.get(W, ref) if 0 < ref <= inputs.MAX_ID else None
+        M = rbac.models.Membership
+        ws = rbac.db.session.scalar(sa.select(W).join(M, M.workspace_id == W.id).where(
+            W.id == ref, M.user_id == user_id, M.status == "active"),
+            execution_options=BYPASS) if 0 < ref <= inputs.MAX_ID and user_id is not None \
+            else None
     elif isinstance(ref, str) and ref.strip():
         text = ref.strip()
         ws = rbac.db.session.scalar(sa.select(W).where(W.slug == text.lower()),
@@ -284,14 +299,15 @@ def create_agreement(rbac: RBACProtocol, actor: Access | None, *, workspace: Any
         raise ValidationError("sharing needs several workspaces; this app runs in "
                               "single-tenant mode (RBAC_SINGLE_TENANT)", field="workspace")
     actor = _require_manage(rbac, actor)
-    target = workspace if isinstance(workspace, rbac.models.Workspace) else \
-        find_workspace(rbac, workspace)
-    if target.id == actor.workspace_id:
-        raise ValidationError("a workspace cannot share with itself", field="workspace")
+    # The terms first: a refusal of them must not tell whether the workspace exists.
     specs = parse_permissions(rbac, permissions)
     expires = _check_expiry(expires_at)
     text = _check_notes(notes)
     _require_held(actor, specs)
+    target = workspace if isinstance(workspace, rbac.models.Workspace) else \
+        find_workspace(rbac, workspace, actor.user_id)
+    if target.id == actor.workspace_id:
+        raise ValidationError("a workspace cannot share with itself", field="workspace")
     SA = rbac.models.SharingAgreement
     open_one = rbac.db.session.scalar(sa.select(SA.id).where(
         SA.granting_workspace_id == actor.workspace_id,
@@ -351,6 +367,10 @@ def update_agreement(rbac: RBACProtocol, actor: Access | None, agreement: Any, *
     """Change an open agreement (granting side only); narrowing and widening alike.
 
     Widening shares anew: a later expiry (or none) needs the current permissions held.
+    An active agreement whose permissions widen, or an expired one given a new expiry,
+    is offered again (``pending``): the receiving workspace accepted what it shared
+    then, and nothing more is shared before it accepts again. Narrowing, and a later
+    expiry of an agreement still running, apply at once.
     """
     actor = _require_manage(rbac, actor)
     _require_side(actor, agreement, "granting")
@@ -360,6 +380,9 @@ def update_agreement(rbac: RBACProtocol, actor: Access | None, agreement: Any, *
         _require_held(actor, specs)
     text = _check_notes(notes) if notes is not _UNSET else _UNSET
     expires = _check_expiry(expires_at) if expires_at is not _UNSET else _UNSET
+    reoffer = agreement.status == "active" and (
+        _widens(agreement, specs, _UNSET)
+        or (expires is not _UNSET and state(agreement) == "expired"))
     if _widens(agreement, specs, expires):
         if specs is None:
             _require_held(actor, _shared_now(rbac, agreement))
@@ -375,6 +398,8 @@ def update_agreement(rbac: RBACProtocol, actor: Access | None, agreement: Any, *
         agreement.notes = text
     if expires is not _UNSET:
         agreement.expires_at = expires
+    if reoffer:
+        agreement.status, agreement.decided_at = "pending", None
     rbac.db.session.flush()
     return agreement
 
@@ -420,81 +445,3 @@ def leave(rbac: RBACProtocol, actor: Access | None, agreement: Any) -> Any:
 
 #: Actions on an agreement by name, for the pages, the API and the CLI.
 ACTIONS = {"revoke": revoke, "accept": accept, "decline": decline, "leave": leave}
-
-
-# -- reading -----------------------------------------------------------------------
-
-
-def state(agreement: Any, now: dt.datetime | None = None) -> str:
-    """The status as a member reads it: ``expired`` for an active one past its date."""
-    now = now or utcnow()
-    if agreement.status == "active" and agreement.expires_at is not None \
-            and agreement.expires_at <= now:
-        return "expired"
-    return str(agreement.status)
-
-
-def agreement_in(rbac: RBACProtocol, workspace_id: int, agreement_id: Any) -> Any:
-    """The agreement if ``workspace_id`` is one of its two sides, else None (a 404)."""
-    SA = rbac.models.SharingAgreement
-    try:
-        agreement_id = int(agreement_id)
-    except (TypeError, ValueError):
-        return None
-    return rbac.db.session.scalar(sa.select(SA).where(
-        SA.id == agreement_id,
-        sa.or_(SA.granting_workspace_id == workspace_id,
-               SA.receiving_workspace_id == workspace_id)),
-        execution_options=BYPASS)
-
-
-def agreements(rbac: RBACProtocol, workspace_id: int, side: str) -> list[Any]:
-    """Agreements shared by (``side="granting"``) or with (``"receiving"``) a workspace."""
-    SA = rbac.models.SharingAgreement
-    column = SA.granting_workspace_id if side == "granting" else SA.receiving_workspace_id
-    return list(rbac.db.session.scalars(
-        sa.select(SA).where(column == workspace_id).order_by(SA.id.desc()),
-        execution_options=BYPASS))
-
-
-def to_json(agreement: Any) -> dict[str, Any]:
-    def iso(value: dt.datetime | None) -> str | None:
-        return value.isoformat() + "Z" if value is not None else None
-    return {
-        "id": agreement.id,
-        "granting_workspace": {"id": agreement.granting_workspace_id,
-                               "name": agreement.granting_workspace.name,
-                               "slug": agreement.granting_workspace.slug},
-        "receiving_workspace": {"id": agreement.receiving_workspace_id,
-                                "name": agreement.receiving_workspace.name,
-                                "slug": agreement.receiving_workspace.slug},
-        "status": agreement.status, "state": state(agreement),
-        "notes": agreement.notes or "",
-        "expires_at": iso(agreement.expires_at), "created_at": iso(agreement.created_at),
-        "decided_at": iso(agreement.decided_at),
-        "permissions": [{"resource": p.resource, "action": p.action,
-                         "condition": p.condition or None} for p in agreement.permissions],
-    }
-
-
-def describe_permission(rbac: RBACProtocol, perm: Any) -> str:
-    """``clients.view where region = 'north'``, for pages and the CLI."""
-    text = f"{perm.resource}.{perm.action}"
-    model = rbac.registry.get(perm.resource).model if perm.resource in rbac.registry else None
-    if perm.condition and model is not None:
-        text += f" where {conditions.describe(conditions.stored(model, perm.condition))}"
-    return text
-
-
-def shared_from(rbac: RBACProtocol, access: Access | None, record: Any) -> Any:
-    """The :class:`~.policy.Share` a record reaches ``access`` through, or None if it is
-    one of the member's own (for "shared by ..." marks in lists)."""
-    if access is None:
-        return None
-    res = rbac.registry.for_model(type(record))
-    if res is None:
-        return None
-    ws = res.workspace_of(record)
-    if ws is None or ws == access.workspace_id:
-        return None
-    return next((s for s in access.shares if s.workspace_id == ws), None)

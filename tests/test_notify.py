@@ -111,6 +111,10 @@ def test_sharing_agreement_events_tell_the_other_side(app: Flask, world: SimpleN
                              permissions=["clients.view", "leads.view"])
     db.session.commit()
     assert told("sharing.widened") == {beta_owner_m.id}
+    # Widened, it is offered again: Beta accepts again.
+    assert len(rows(event="sharing.offered")) == 2
+    sharing.accept(rbac, beta_owner, agreement)
+    db.session.commit()
     sharing.update_agreement(rbac, acme_owner, agreement, permissions=["clients.view"])
     db.session.commit()
     assert told("sharing.changed") == {beta_owner_m.id}

@@ -9,9 +9,11 @@ where ``dual`` is Owner, ``outsider`` a Member, and the tests add a Viewer.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from types import SimpleNamespace
 from typing import Any
 
+import markupsafe
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -662,3 +664,154 @@ def test_bulk_statements_never_touch_shared_records(world: SimpleNamespace,
     assert [r.id for r in rows] == acme_ids
     assert beta.owner.id not in {r.owner_id for r in rows}
     assert theirs.owner_id == beta.owner.id  # Beta's own client was updated
+
+
+# -- what the receiving side agreed to; what a probe learns ------------------------------
+# Widening an active agreement, or reviving an expired one, offers it again; a workspace
+# id names only one the actor belongs to, and the terms are checked first; another
+# workspace's unassigned records are not "visible to all" in the receiving workspace.
+
+
+def _status(agreement: Any) -> str:
+    db.session.expire_all()
+    return str(db.session.get(rbac.models.SharingAgreement, agreement.id).status)
+
+
+def _offers(workspace_id: int) -> int:
+    N = rbac.models.Notification
+    return int(db.session.scalar(sa.select(sa.func.count()).select_from(N).where(
+        N.workspace_id == workspace_id, N.event == "sharing.offered")) or 0)
+
+
+def test_widening_an_active_agreement_offers_it_again(
+        world: SimpleNamespace, beta: SimpleNamespace) -> None:
+    agreement = agree(world, ["clients.view"])
+    record = world.clients["member"]
+    offers = _offers(world.ws2.id)
+    sharing.update_agreement(rbac, owner_access(world), agreement,
+                             permissions=["clients.view", "clients.edit"])
+    db.session.commit()
+    assert _status(agreement) == "pending"
+    assert _offers(world.ws2.id) == offers + 1
+    owner = access_of(world, world.ws2, beta.owner)
+    assert not rbac.can("view", "clients", record, access=owner)  # nothing until accepted
+    with rbac.as_member(owner) as dual:
+        sharing.accept(rbac, dual, db.session.get(rbac.models.SharingAgreement, agreement.id))
+        db.session.commit()
+    owner = access_of(world, world.ws2, beta.owner)
+    assert rbac.can("edit", "clients", record, access=owner)
+
+
+def test_a_looser_condition_is_wider_and_a_narrower_change_applies_at_once(
+        world: SimpleNamespace, beta: SimpleNamespace) -> None:
+    north = [{"field": "region", "value": "north"}]
+    agreement = agree(world, [{"resource": "clients", "action": "view", "condition": north},
+                              "clients.edit"])
+    sharing.update_agreement(rbac, owner_access(world), agreement,
+                             permissions=[{"resource": "clients", "action": "view",
+                                           "condition": north}])
+    db.session.commit()
+    assert _status(agreement) == "active"  # edit dropped: narrower
+    sharing.update_agreement(rbac, owner_access(world), agreement, permissions=["clients.view"])
+    db.session.commit()
+    assert _status(agreement) == "pending"  # the condition dropped: wider
+
+
+def test_reviving_an_expired_agreement_offers_it_again_a_later_date_does_not(
+        world: SimpleNamespace, beta: SimpleNamespace) -> None:
+    soon = utcnow().replace(microsecond=0) + dt.timedelta(hours=2)
+    agreement = agree(world, ["clients.view"], expires_at=soon)
+    sharing.update_agreement(rbac, owner_access(world), agreement,
+                             expires_at=soon + dt.timedelta(days=3))
+    db.session.commit()
+    assert _status(agreement) == "active"  # still running: the same terms, longer
+    with rbac.system():
+        db.session.get(rbac.models.SharingAgreement, agreement.id).expires_at = \
+            utcnow() - dt.timedelta(minutes=1)
+        db.session.commit()
+    sharing.update_agreement(rbac, owner_access(world), agreement,
+                             expires_at=utcnow() + dt.timedelta(days=30))
+    db.session.commit()
+    assert _status(agreement) == "pending"
+
+
+def test_an_id_names_only_a_workspace_the_actor_belongs_to(
+        world: SimpleNamespace, beta: SimpleNamespace) -> None:
+    """Acme's Owner is no member of Beta: Beta's id reads as an unknown one."""
+    acme = owner_access(world)
+    missing = world.ws2.id + 1000
+    answers = []
+    for ref in (world.ws2.id, missing):
+        with pytest.raises(ValidationError) as info:
+            sharing.create_agreement(rbac, acme, workspace=ref, permissions=["clients.view"])
+        answers.append((info.value.field, info.value.message.replace(str(ref), "N")))
+    assert answers[0] == answers[1] == ("workspace", "No workspace named N.")
+    # Bad terms are refused first, whichever id is named.
+    for ref in (world.ws2.id, missing, "beta"):
+        with pytest.raises(ValidationError) as info:
+            sharing.create_agreement(rbac, acme, workspace=ref, permissions=[])
+        assert info.value.field == "permissions"
+    # By slug or name it is found; by id, for a member of both.
+    assert sharing.find_workspace(rbac, "beta").id == world.ws2.id
+    assert sharing.find_workspace(rbac, world.ws2.id, world.users["dual"].id).id == world.ws2.id
+
+
+def test_the_api_does_not_walk_workspace_ids(app: Flask, world: SimpleNamespace,
+                                              beta: SimpleNamespace, login: Any) -> None:
+    client = login(world.users["owner"], world.ws)
+    bodies = [{"workspace": ref, "permissions": perms}
+              for ref in (world.ws2.id, world.ws2.id + 1000)
+              for perms in ([], ["clients.view"])]
+    answers = [client.post("/api/v1/sharing", json=body) for body in bodies]
+    assert [a.status_code for a in answers] == [400, 400, 400, 400]
+    assert answers[0].json == answers[2].json  # no terms: the same refusal
+    assert answers[1].json["field"] == answers[3].json["field"] == "workspace"
+    assert rbac.models.SharingAgreement.query.count() == 0
+
+
+def test_an_own_scope_member_sees_no_unassigned_shared_record(
+        app: Flask, world: SimpleNamespace, beta: SimpleNamespace, login: Any) -> None:
+    agree(world, ["clients.view"])
+    unowned = world.clients["unowned"]
+    assert unowned.owner_id is None
+    member = access_of(world, world.ws2, beta.member)
+    assert not rbac.can("view", "clients", unowned, access=member)
+    with rbac.as_member(member):
+        listed = set(db.session.scalars(sa.select(Client.id)))
+    assert unowned.id not in listed
+    page = login(beta.member, world.ws2).get(f"/clients/{unowned.id}")
+    assert page.status_code == 404
+    # Beta's Viewer (view all) still sees it; Acme's own members see their pool.
+    assert rbac.can("view", "clients", unowned, access=access_of(world, world.ws2, beta.viewer))
+    assert rbac.can("view", "clients", unowned,
+                    access=rbac.access_for(world.members["member"]))
+
+
+def test_saving_the_edit_page_keeps_conditions_it_cannot_show(
+        world: SimpleNamespace, beta: SimpleNamespace, login: Any) -> None:
+    """The page shows one condition per resource; the API set one per action. Saving the
+    notes alone keeps each action's; changing the shown condition sets it for all."""
+    orbit = [*NORTH, {"field": "name", "value": "Orbitworks"}]
+    agreement = agree(world, [{"resource": "clients", "action": "view", "condition": NORTH},
+                              {"resource": "clients", "action": "edit", "condition": orbit}])
+
+    def stored() -> dict[str, Any]:
+        db.session.expire_all()
+        return {p.action: p.condition for p in
+                db.session.get(rbac.models.SharingAgreement, agreement.id).permissions}
+
+    acme = login(world.users["owner"], world.ws)
+    page = acme.get(f"/settings/sharing/{agreement.id}/edit")
+    shown = json.dumps(stored()["view"])
+    assert page.status_code == 200 and str(markupsafe.escape(shown)) in page.text
+    before = stored()
+    saved = acme.post(f"/settings/sharing/{agreement.id}/edit", data={
+        "share__clients__view": "y", "share__clients__edit": "y",
+        "cond__clients": shown, "notes": "typo fixed"})
+    assert saved.status_code == 302, saved.text
+    assert stored() == before and _status(agreement) == "active"
+    acme.post(f"/settings/sharing/{agreement.id}/edit", data={
+        "share__clients__view": "y", "share__clients__edit": "y",
+        "cond__clients": json.dumps(orbit), "notes": "Orbitworks only"})
+    after = stored()
+    assert after["view"] == after["edit"] and len(after["view"]) == 2

@@ -107,7 +107,11 @@ def run_sharing(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) 
     if not payload.get("create"):
         changes.replay(rbac, access, "sharing", payload)
         return
-    sharing.create_agreement(rbac, access, workspace=payload["workspace"],
+    # The id was the requester's to name, checked when they asked (sharing.find_workspace).
+    target = rbac.db.session.get(rbac.models.Workspace, payload["workspace"])
+    if target is None or target.deleted_at is not None:
+        raise ValidationError("the other workspace no longer exists", field="workspace")
+    sharing.create_agreement(rbac, access, workspace=target,
                              permissions=payload["permissions"], notes=payload.get("notes", ""),
                              expires_at=_instant(payload.get("expires_at")))
 

@@ -44,7 +44,8 @@ TOLD_KEY = "rbac_notify_told"
 #: ``session.info`` key of the memberships created in the open transaction.
 JOINED_KEY = "rbac_notify_joined"
 #: Agreement status -> (event, side told).
-STATUS_EVENTS = {"active": ("accepted", "granting"), "declined": ("declined", "granting"),
+STATUS_EVENTS = {"pending": ("offered", "receiving"),  # offered again (widened)
+                 "active": ("accepted", "granting"), "declined": ("declined", "granting"),
                  "left": ("left", "granting"), "revoked": ("revoked", "receiving")}
 #: Agreement columns whose change is not a change of its terms.
 NOT_TERMS = frozenset({"status", "decided_at", "created_at", "created_by_id"})

@@ -82,8 +82,18 @@ def _form_data(agreement: Any) -> dict[str, Any]:
     return data
 
 
-def _permission_items(form: AgreementForm) -> list[dict[str, Any]] | None:
-    """The checked boxes as service items; None (with errors on the form) if malformed."""
+def _permission_items(form: AgreementForm, agreement: Any = None
+                      ) -> list[dict[str, Any]] | None:
+    """The checked boxes as service items; None (with errors on the form) if malformed.
+
+    The page shows one condition per resource, where the API may give each action
+    its own: editing ``agreement``, a resource whose condition comes back as the
+    page showed it keeps each action's stored condition (a new action takes the
+    one shown), so saving the notes never rewrites conditions it could not show.
+    """
+    shown = _form_data(agreement) if agreement is not None else {}
+    stored = {(p.resource, p.action): p.condition or None
+              for p in (agreement.permissions if agreement is not None else ())}
     items: list[dict[str, Any]] = []
     ok = True
     for res, actions in shareable(current_rbac.registry):
@@ -97,9 +107,13 @@ def _permission_items(form: AgreementForm) -> list[dict[str, Any]] | None:
                 add_error(cond, f"The condition is not valid JSON ({exc}).")
                 ok = False
                 continue
+        as_shown = agreement is not None and condition == json.loads(
+            shown.get(cond_field(res.name)) or "null")
         for action in actions:
             if form[share_field(res.name, action)].data:
-                items.append({"resource": res.name, "action": action, "condition": condition})
+                kept = as_shown and (res.name, action) in stored
+                items.append({"resource": res.name, "action": action,
+                              "condition": stored[(res.name, action)] if kept else condition})
     return items if ok else None
 
 
@@ -160,7 +174,7 @@ def _save(form: AgreementForm, agreement: Any, save: Callable[[list[dict[str, An
     service's message on the field it names and nothing written.
     """
     valid = form.validate_on_submit()  # first: validating resets the fields' errors
-    items = _permission_items(form)
+    items = _permission_items(form, agreement)
     if not valid or items is None:
         return _page(form, agreement, status=400)
     outcome = attempt(lambda: save(items), place=lambda exc: _place(form, exc, items))
