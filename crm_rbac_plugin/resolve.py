@@ -75,6 +75,7 @@ class AccountRow(NamedTuple):
     absolute_minutes_member: int | None
     max_sessions: int | None
     ip_allowlist: str | None
+    allowed_devices: str | None
 
 
 class PolicySource(Protocol):

@@ -53,7 +53,8 @@ def test_credential_session_and_policy_ride_with_the_user(
                           created_at=WHEN, last_seen_at=WHEN, revoked_at=WHEN)
     db.session.add_all([mine, other])
     save_policy(rbac, world.ws.id, {"mfa": "everyone", "step_up_minutes": "7",
-                                    "ip_allowlist": "10.0.0.0/8", "max_sessions": "3"})
+                                    "ip_allowlist": "10.0.0.0/8", "max_sessions": "3",
+                                    "allowed_devices": ["tablet", "desktop"]})
     db.session.commit()
 
     _, _, account = _read(member, world.ws.id, "mine")
@@ -64,6 +65,7 @@ def test_credential_session_and_policy_ride_with_the_user(
     assert account.policy_saved and account.mfa == "everyone"
     assert account.step_up_minutes == 7 and account.max_sessions == 3
     assert account.ip_allowlist == "10.0.0.0/8"
+    assert account.allowed_devices == "desktop,tablet"
 
     _, _, revoked = _read(member, world.ws.id, "other")
     assert revoked.session_id == other.id and revoked.session_revoked_at == WHEN
@@ -172,7 +174,7 @@ def test_a_rolled_back_policy_is_never_kept(app: Flask, world: SimpleNamespace) 
     _, row, account = user_with_membership(db.session, rbac.models, User, member.id,
                                            world.ws.id, policies=policies)
     assert not account.ip_allowlist
-    assert policies.get(world.ws.id, row.policy_version) == (False,) + (None,) * 8
+    assert policies.get(world.ws.id, row.policy_version) == (False,) + (None,) * 9
 
 
 def test_a_bulk_delete_of_policies_retires_the_kept_ones(app: Flask, world: SimpleNamespace,
@@ -194,7 +196,7 @@ def test_timestamps_of_the_array_read_as_naive_datetimes() -> None:
     whatever form the backend gave them; a NULL stays None and no record reads as none."""
     from crm_rbac_plugin.user_rows import _account_row
 
-    policy = (False,) + (None,) * 8
+    policy = (False,) + (None,) * 9
     row = _account_row("2026-11-30T09:15:42.123456+01:00",
                        [7, None, "2026-11-30 09:15:42.123456", WHEN, None], policy)
     assert row.mfa_confirmed_at == WHEN and row.mfa_confirmed_at.tzinfo is None

@@ -30,7 +30,8 @@ API = "/api/v1/security-policy"
 DEFAULTS = {"mfa": "nobody", "step_up_minutes": "15", "idle_minutes_privileged": "30",
             "absolute_minutes_privileged": "720", "idle_minutes_member": "480",
             "absolute_minutes_member": "10080", "max_sessions": "", "ip_allowlist": "",
-            "password_min_length": "12", "password_min_score": "3"}
+            "password_min_length": "12", "password_min_score": "3",
+            "allowed_devices": ["desktop", "mobile", "tablet"]}
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import copy
 from typing import Any
 
 from ..conditions import OPERATORS
-from ..models import MFA_POLICIES
 from ..registry import SCOPES
-from ..security.policy import LIMITS
+from .openapi_security import SECURITY_POLICY_FIELDS
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -30,15 +29,6 @@ def _error(description: str) -> dict[str, Any]:
 ID = {"type": "integer", "minimum": 1}
 INSTANT = {"type": ["string", "null"], "format": "date-time",
            "description": "ISO 8601; a time without offset is taken as UTC."}
-
-#: The fields of a workspace's security policy (``PATCH /security-policy`` takes any of
-#: them); the numeric ranges are the service's own (``security.policy.LIMITS``).
-SECURITY_POLICY_FIELDS: dict[str, Any] = {
-    "mfa": {"type": "string", "enum": list(MFA_POLICIES)},
-    **{name: {"type": ["integer", "null"] if name == "max_sessions" else "integer",
-              "minimum": low, "maximum": high} for name, (low, high) in LIMITS.items()},
-    "ip_allowlist": {"type": "string", "description": "One CIDR per line; empty: any address."},
-}
 
 SCHEMAS: dict[str, Any] = {
     "AuditEvent": {
@@ -443,8 +433,8 @@ PATHS: dict[str, Any] = {
                     errors=(NOT_FOUND, BAD_INPUT)),
     },
     "/security-policy": {
-        "get": _op("The workspace's security policy: MFA, sessions, IP allowlist, password "
-                   "rules (Owners, and settings.manage).",
+        "get": _op("The workspace's security policy: MFA, sessions, IP allowlist, allowed "
+                   "devices, password rules (Owners, and settings.manage).",
                    {"200": _json(_ref("SecurityPolicy"), "The policy.")}, tag="security"),
         "patch": _op("Change the keys sent (Owners only; needs a recent MFA check of an "
                      "enrolled Owner). A save that changes nothing writes no audit event.",
@@ -454,8 +444,9 @@ PATHS: dict[str, Any] = {
                            "properties": SECURITY_POLICY_FIELDS},
                      errors=(BAD_INPUT, {"409": _error(
                          "The change would lock the caller out: an allowlist without their "
-                         "address (field ip_allowlist), or MFA required of them before they "
-                         "enrolled (field mfa); `error` is `conflict`.")})),
+                         "address (ip_allowlist), their session's device type refused "
+                         "(allowed_devices), or MFA required of them before they enrolled "
+                         "(mfa); `error` is `conflict`.")})),
     },
     "/openapi.json": {
         "get": {"summary": "This description.", "tags": ["meta"], "security": [],

@@ -3,9 +3,10 @@
 The same service as the Security page (:mod:`..security.editing`), so the
 same rules: Owners and ``settings.manage`` holders read, only Owners change;
 a bad value is a 400 naming its field, a change that would lock the caller
-out a 409 (``error: conflict``); nothing is saved on a refusal. A ``PATCH``
-needs a recent MFA check of a caller who is enrolled or must be (403
-``mfa_step_up_required``), checked after the Owner check.
+out a 409 (``error: conflict``); nothing is saved on a refusal.
+``allowed_devices`` is a list of ``desktop``, ``mobile``, ``tablet``. A
+``PATCH`` needs a recent MFA check of a caller who is enrolled or must be
+(403 ``mfa_step_up_required``), checked after the Owner check.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from ..identity import request_state
 from ..policy import Access
 from ..proxies import current_rbac
 from ..security import editing, stepup
@@ -72,8 +74,10 @@ def update_security_policy() -> ResponseReturnValue:
     access = active_access()
     state = stepup.mfa_state()
     changes = {k: v for k, v in body.items() if k != "reason"}
+    # A token is no device (security.devices): only a session's own agent is checked.
+    agent = None if request_state().token_auth else request.user_agent.string
     result = editing.save(rbac, access, changes, ip=request.remote_addr,
-                          enrolled=bool(state is not None and state.enrolled))
+                          enrolled=bool(state is not None and state.enrolled), agent=agent)
     rbac.db.session.commit()
     return jsonify({**policy_json(policy_for(rbac, access.workspace_id)),
                     "changes": result.changes})

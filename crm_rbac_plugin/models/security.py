@@ -20,6 +20,8 @@ from .base import fk, ix, pk, uq, user_key_column, utcnow
 
 #: Who must use MFA in a workspace: ``nobody``, ``privileged`` members, ``everyone``.
 MFA_POLICIES: tuple[str, ...] = ("nobody", "privileged", "everyone")
+#: ``allowed_devices`` of a policy that allows every device type, as stored.
+ALL_DEVICES = "desktop,mobile,tablet"
 
 
 def define_security_models(db: Any, user_model: type, Workspace: Any) -> tuple[Any, ...]:
@@ -36,7 +38,7 @@ def define_policy_model(db: Any, Workspace: Any) -> Any:
     """Create ``SecurityPolicy``, one workspace's account-protection settings."""
 
     class SecurityPolicy(db.Model):  # type: ignore[name-defined,misc]
-        """A workspace's MFA, session, IP and password rules.
+        """A workspace's MFA, session, IP, device and password rules.
 
         A workspace without a row has the column defaults (see
         :func:`crm_rbac_plugin.security.policy.policy_for`): the row is
@@ -60,6 +62,10 @@ def define_policy_model(db: Any, Workspace: Any) -> Any:
         password_min_length: Mapped[int] = mapped_column(default=12)
         #: The lowest zxcvbn score (0-4) a new password must reach.
         password_min_score: Mapped[int] = mapped_column(default=3)
+        #: The device types that may use the workspace, joined by commas (see
+        #: :mod:`crm_rbac_plugin.security.devices`); the default allows every type.
+        allowed_devices: Mapped[str] = mapped_column(sa.String(40), default=ALL_DEVICES,
+                                                     server_default=ALL_DEVICES)
         updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
         updated_by_membership_id: Mapped[int | None] = mapped_column()
 

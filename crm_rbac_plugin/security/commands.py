@@ -10,10 +10,15 @@ change left outside.
 
     flask rbac security show --workspace acme
     flask rbac security set --workspace acme --as owner@example.com \\
-        mfa=privileged idle_minutes_member=240 ip_allowlist=203.0.113.0/24,2001:db8::/32
+        mfa=privileged idle_minutes_member=240 ip_allowlist=203.0.113.0/24,2001:db8::/32 \\
+        allowed_devices=desktop,tablet
 
-``ip_allowlist`` takes networks separated by commas; an empty value
-(``max_sessions=``) clears an optional field.
+``ip_allowlist`` takes networks separated by commas, ``allowed_devices``
+device types (``desktop``, ``mobile``, ``tablet``) separated by commas; an
+empty value (``max_sessions=``) clears an optional field, and an empty
+``allowed_devices=`` is refused like any policy allowing no device. A
+command has no device either, so the device policy's own-device rule does
+not apply.
 """
 
 from __future__ import annotations
@@ -37,15 +42,20 @@ def security_group() -> None:
 
 
 def parse_assignments(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``field=value`` arguments as policy changes (commas in ``ip_allowlist`` part lines)."""
+    """``field=value`` arguments as policy changes (commas in ``ip_allowlist`` part lines,
+    in ``allowed_devices`` list items)."""
     changes: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
             raise click.UsageError(f"{pair!r}: write field=value (fields: {', '.join(FIELDS)})")
         name = name.strip()
-        changes[name] = ("\n".join(p.strip() for p in value.split(","))
-                         if name == "ip_allowlist" else value.strip())
+        if name == "ip_allowlist":
+            changes[name] = "\n".join(p.strip() for p in value.split(","))
+        elif name == "allowed_devices":
+            changes[name] = [p.strip() for p in value.split(",") if p.strip()]
+        else:
+            changes[name] = value.strip()
     return changes
 
 
@@ -59,6 +69,8 @@ def show_command(workspace: str) -> None:
         value = getattr(policy, name)
         if name == "ip_allowlist":
             value = ", ".join(value.splitlines()) or "(any address)"
+        elif name == "allowed_devices":
+            value = ", ".join(value)
         click.echo(f"{name:28} {'(none)' if value is None else value}")
     if not policy.saved:
         click.echo("(the defaults: never saved)")

@@ -10,10 +10,13 @@ security set`` all call :func:`save`, so they keep the same rules:
 * **Valid values only**, through :func:`.policy.validate_policy`: the first
   bad value is a 400 naming its field, and nothing is written.
 * **No self-lockout** (:func:`check_lockout`, a 409): an allowlist that leaves
-  out the saver's own current address is refused, and so is an MFA policy
+  out the saver's own current address is refused, and so is a device policy
+  that leaves out the device type of the saver's session, and an MFA policy
   that would require MFA of the saver before they have enrolled, because
-  either would send the saver away on their next request. The CLI has no
-  address, so only the MFA rule applies there; it stays the way back in.
+  each would send the saver away on their next request. The CLI has no
+  address and no device, so only the MFA rule applies there; it stays the
+  way back in. Nor does an API token have a device (:mod:`.devices`): a
+  PATCH made with one is not checked against the device policy.
 * **Audited**: a save that changes something writes one
   ``security_policy.changed`` event (resource ``settings``, ``detail =
   {"changes": {field: [old, new]}}``, changed fields only) and sends the
@@ -22,8 +25,9 @@ security set`` all call :func:`save`, so they keep the same rules:
 
 :func:`preview` reads what a change would do before it is saved: members who
 would have to enrol in MFA and have not, live sessions the new timeouts or
-session cap would end at once, and members whose last known addresses fall
-outside the new allowlist. Passwords are stored hashed, so which of them
+session cap would end at once, members whose last known addresses fall
+outside the new allowlist, and members whose live sessions are on a device
+type the new policy refuses. Passwords are stored hashed, so which of them
 break a stricter password rule cannot be known: they meet it at their next
 change.
 """
@@ -45,6 +49,7 @@ from ..loader import BYPASS
 from ..models import utcnow
 from ..policy import Access
 from . import network, sessions
+from .devices import NAMES, describe, device_allowed, device_type
 from .policy import FIELDS, Policy, policy_for, save_policy, validate_policy
 from .stepup import is_privileged, must_enrol
 
@@ -101,6 +106,8 @@ class Preview:
     must_enrol: list[Person] = field(default_factory=list)
     sessions_ended: list[EndedSession] = field(default_factory=list)
     outside_allowlist: list[tuple[Person, str]] = field(default_factory=list)
+    #: Members with a live session on a refused device type, and the device in words.
+    refused_devices: list[tuple[Person, str]] = field(default_factory=list)
 
     @property
     def passwords_note(self) -> str:
@@ -134,8 +141,9 @@ def _unenrolled(rbac: RBACProtocol, policy: Policy,
 
 
 def _sessions(rbac: RBACProtocol, policy: Policy, members: list[tuple[Any, Person, Access | None]],
-              now: dt.datetime) -> tuple[list[EndedSession], list[tuple[Person, str]]]:
-    """Live sessions the policy ends at once, and members whose live addresses it refuses."""
+              now: dt.datetime) -> tuple[list[EndedSession], list[tuple[Person, str]], list[Any]]:
+    """Live sessions the policy ends at once, members whose live addresses it refuses,
+    and the live sessions it leaves alive (their devices are checked by :func:`_devices`)."""
     S = rbac.models.AuthSession
     by_user = {m.user_id: (person, access) for m, person, access in members}
     rows = list(rbac.db.session.scalars(sa.select(S).where(
@@ -144,6 +152,7 @@ def _sessions(rbac: RBACProtocol, policy: Policy, members: list[tuple[Any, Perso
         execution_options=BYPASS)) if by_user else []
     ended: list[EndedSession] = []
     outside: list[tuple[Person, str]] = []
+    alive: list[Any] = []
     kept: dict[Any, int] = {}
     networks = network.networks_of(policy.ip_allowlist)
     touch = request_settings().session_touch
@@ -162,10 +171,25 @@ def _sessions(rbac: RBACProtocol, policy: Policy, members: list[tuple[Any, Perso
                 reason = "cap"
         if reason is not None:
             ended.append(EndedSession(person, row.id, row.ip or "", reason))
+        else:
+            alive.append((person, row))
         if row.ip and not network.address_allowed(row.ip, networks) and (
                 (person, row.ip) not in outside):
             outside.append((person, row.ip))
-    return ended, outside
+    return ended, outside, alive
+
+
+def _devices(policy: Policy, alive: list[Any]) -> list[tuple[Person, str]]:
+    """Each member with a live session on a device type ``policy`` refuses, and the device."""
+    refused: list[tuple[Person, str]] = []
+    for person, row in alive:
+        agent = row.user_agent or ""
+        if device_allowed(device_type(agent), policy.allowed_devices):
+            continue
+        entry = (person, describe(agent))
+        if entry not in refused:
+            refused.append(entry)
+    return refused
 
 
 def preview(rbac: RBACProtocol, workspace_id: int, changes: Mapping[str, Any],
@@ -177,24 +201,31 @@ def preview(rbac: RBACProtocol, workspace_id: int, changes: Mapping[str, Any],
     old = policy_for(rbac, workspace_id)
     new = validate_policy(changes, old)
     members = _members(rbac, workspace_id)
-    ended, outside = _sessions(rbac, new, members, now or utcnow())
+    ended, outside, alive = _sessions(rbac, new, members, now or utcnow())
     return Preview(old=old, policy=new, changes=diff(old, new),
                    must_enrol=_unenrolled(rbac, new, members), sessions_ended=ended,
-                   outside_allowlist=outside)
+                   outside_allowlist=outside, refused_devices=_devices(new, alive))
 
 
-def check_lockout(policy: Policy, access: Access, *, ip: str | None, enrolled: bool) -> None:
+def check_lockout(policy: Policy, access: Access, *, ip: str | None, enrolled: bool,
+                  agent: str | None = None) -> None:
     """Refuse (409) a policy that would send its saver away on their next request.
 
     ``ip`` is the saver's current address (None outside a request: not
-    checked); ``enrolled`` whether the saver has MFA (the plugin's or the
-    host's).
+    checked); ``agent`` the user agent of the saver's session (None: no
+    session, as for the CLI or an API token: not checked); ``enrolled``
+    whether the saver has MFA (the plugin's or the host's).
     """
     networks = network.networks_of(policy.ip_allowlist)
     if ip is not None and not network.address_allowed(ip, networks):
         raise RuleConflict(f"The allowlist leaves out your own address, {ip}: add it (for "
                            f"example {ip}/32) so that saving does not lock you out.",
                            field="ip_allowlist")
+    kind = device_type(agent) if agent is not None else None
+    if kind is not None and not device_allowed(kind, policy.allowed_devices):
+        raise RuleConflict(f"The allowed devices leave out the one you are using, "
+                           f"{NAMES[kind]}: allow it so that saving does not lock "
+                           "you out.", field="allowed_devices")
     if must_enrol(policy.mfa, access) and not enrolled:
         raise RuleConflict("This MFA policy would require two-factor authentication of you, "
                            "and you have not set it up: enrol first (Two-factor "
@@ -202,18 +233,19 @@ def check_lockout(policy: Policy, access: Access, *, ip: str | None, enrolled: b
 
 
 def save(rbac: RBACProtocol, access: Access, changes: Mapping[str, Any], *, ip: str | None,
-         enrolled: bool) -> Preview:
+         enrolled: bool, agent: str | None = None) -> Preview:
     """Save ``changes`` to ``access``'s workspace policy as that Owner; return what changed.
 
     Refused: a non-Owner (PermissionDenied), a bad value (400), a lockout
-    (409); nothing is written then. The caller commits.
+    (409, see :func:`check_lockout` for ``ip``, ``agent`` and ``enrolled``);
+    nothing is written then. The caller commits.
     """
     if not may_edit(access):
         raise PermissionDenied("Only an Owner can change the security policy.",
                                resource="settings", action="manage")
     old = policy_for(rbac, access.workspace_id)
     new = validate_policy(changes, old)
-    check_lockout(new, access, ip=ip, enrolled=enrolled)
+    check_lockout(new, access, ip=ip, enrolled=enrolled, agent=agent)
     changed = diff(old, new)
     if not changed:
         return Preview(old=old, policy=old, changes={})

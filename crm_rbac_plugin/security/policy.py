@@ -6,6 +6,10 @@ field by field before anything is saved, and the first bad value raises a
 :class:`~crm_rbac_plugin.errors.ValidationError` naming its field, so a page
 or the API places the message next to the input (a 400, nothing saved).
 
+``allowed_devices`` is a tuple of :data:`.devices.DEVICE_TYPES`, in that
+order, never empty (a policy allowing no device would let nobody in); the
+row stores it as the names joined by commas (:func:`devices_text`).
+
 A member of several workspaces sets one password for all of them, so the
 password rules in force for an account are the strictest of its workspaces'
 (:func:`password_rules_for_user`).
@@ -24,12 +28,13 @@ import sqlalchemy as sa
 from ..errors import ValidationError
 from ..models import MFA_POLICIES
 from ..role_conditions import parse_networks
+from .devices import DEVICE_TYPES
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["LIMITS", "Policy", "PasswordRules", "parse_allowlist", "password_rules_for_user",
-           "policy_for", "save_policy", "validate_policy"]
+__all__ = ["LIMITS", "Policy", "PasswordRules", "devices_text", "parse_allowlist", "parse_devices",
+           "password_rules_for_user", "policy_for", "save_policy", "validate_policy"]
 
 #: The accepted range of each numeric field, inclusive: (lowest, highest).
 #: Timeouts are in minutes; an absolute lifetime beyond a year, or a session
@@ -72,6 +77,8 @@ class Policy:
     ip_allowlist: str = ""
     password_min_length: int = 12
     password_min_score: int = 3
+    #: The device types that may use the workspace (default: all of them).
+    allowed_devices: tuple[str, ...] = DEVICE_TYPES
     #: Whether a row holds these values (False: the defaults, never saved).
     saved: bool = False
 
@@ -96,8 +103,27 @@ def policy_for(rbac: RBACProtocol, workspace_id: int) -> Policy:
     row = rbac.db.session.scalar(sa.select(P).where(P.workspace_id == workspace_id))
     if row is None:
         return Policy(workspace_id=workspace_id)
-    return Policy(workspace_id=workspace_id, saved=True,
-                  **{name: getattr(row, name) for name in FIELDS})
+    values = {name: getattr(row, name) for name in FIELDS}
+    values["allowed_devices"] = parse_devices(row.allowed_devices)
+    return Policy(workspace_id=workspace_id, saved=True, **values)
+
+
+def parse_devices(text: str | None) -> tuple[str, ...]:
+    """The device types of a stored ``allowed_devices`` (None, a policy without a row: all).
+
+    Unknown names are dropped, and a value naming no known type counts as
+    all of them: the column only ever holds what :func:`validate_policy`
+    accepted, so this guards against a hand-edited row locking everyone out.
+    """
+    if text is None:
+        return DEVICE_TYPES
+    named = {part.strip() for part in text.split(",")}
+    return tuple(kind for kind in DEVICE_TYPES if kind in named) or DEVICE_TYPES
+
+
+def devices_text(devices: Iterable[str]) -> str:
+    """The stored form of ``allowed_devices``: the types joined by commas, in order."""
+    return ",".join(devices)
 
 
 def password_rules_for_user(rbac: RBACProtocol, user_id: Any,
@@ -152,13 +178,31 @@ def _whole_number(name: str, value: Any, *, nullable: bool = False) -> int | Non
     return number
 
 
+def _devices(value: Any) -> tuple[str, ...]:
+    """``allowed_devices`` as a tuple of known types in :data:`DEVICE_TYPES` order."""
+    name = "allowed_devices"
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValidationError("allowed devices must be a list of device types "
+                              f"({', '.join(DEVICE_TYPES)})", field=name)
+    unknown = sorted({v.strip() for v in value} - set(DEVICE_TYPES))
+    if unknown:
+        raise ValidationError(f"unknown device type {unknown[0]!r}: choose among "
+                              f"{', '.join(DEVICE_TYPES)}", field=name)
+    chosen = {v.strip() for v in value}
+    if not chosen:
+        raise ValidationError("allow at least one device type: with none, nobody could sign in",
+                              field=name)
+    return tuple(kind for kind in DEVICE_TYPES if kind in chosen)
+
+
 def validate_policy(changes: Mapping[str, Any], current: Policy | None = None) -> Policy:
     """Return ``current`` (default: the defaults) with ``changes`` applied, once every
     changed value is valid; the first bad one raises a ValidationError naming its field.
 
     Refused: an unknown field or MFA value, a number out of :data:`LIMITS`, an
     idle timeout longer than the absolute lifetime it sits in, a malformed
-    CIDR line.
+    CIDR line, an ``allowed_devices`` that is not a list, names an unknown
+    type or is empty.
     """
     base = current or Policy()
     unknown = sorted(set(changes) - set(FIELDS))
@@ -176,6 +220,8 @@ def validate_policy(changes: Mapping[str, Any], current: Policy | None = None) -
                 raise ValidationError("list one network per line", field=name)
             parse_allowlist(text)
             values[name] = "\n".join(line.strip() for line in text.strip().splitlines())
+        elif name == "allowed_devices":
+            values[name] = _devices(value)
         else:
             values[name] = _whole_number(name, value, nullable=name == "max_sessions")
     policy = dataclasses.replace(base, **values)
@@ -204,6 +250,7 @@ def save_policy(rbac: RBACProtocol, workspace_id: int, changes: Mapping[str, Any
         rbac.db.session.add(row)
     for name in FIELDS:
         setattr(row, name, getattr(policy, name))
+    row.allowed_devices = devices_text(policy.allowed_devices)
     row.updated_by_membership_id = membership_id
     rbac.db.session.flush()
     return row

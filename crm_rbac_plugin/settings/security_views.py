@@ -1,10 +1,11 @@
 """The Security page, ``/settings/security``: the workspace's security policy.
 
 One form over every field of :class:`..security.policy.Policy` (MFA, step-up,
-session lifetimes, the session cap, the IP allowlist, password rules), in
-two steps: **Preview** shows whom the change would affect (members who would
-have to enrol in MFA, sessions the new limits end at once, members last seen
-from outside the new allowlist), then **Save** writes it. A POST with
+session lifetimes, the session cap, the IP allowlist, the allowed device
+types, password rules), in two steps: **Preview** shows whom the change
+would affect (members who would have to enrol in MFA, sessions the new
+limits end at once, members last seen from outside the new allowlist or on
+a refused device), then **Save** writes it. A POST with
 ``step=save`` saves without a preview (a script may); the page shows its
 Save button only after a preview.
 
@@ -24,7 +25,14 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, flash, redirect, request, url_for
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    RadioField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.widgets import NumberInput
 
 from .. import pages
@@ -32,6 +40,7 @@ from ..decorators import EXEMPT_METHODS, login_required
 from ..policy import Decision
 from ..proxies import current_rbac
 from ..security import editing, stepup
+from ..security.devices import NAMES, describe, device_type
 from ..security.policy import FIELDS, LIMITS, MAX_ALLOWLIST_LINES, Policy, policy_for
 from .blueprint import attempt, bp, render
 
@@ -44,6 +53,14 @@ MFA_CHOICES = [
     ("privileged", "Privileged members",
      "Owners, Admins and any role that manages members, roles or settings must use it."),
     ("everyone", "Everyone", "Every member must set it up before using the workspace."),
+]
+#: The device types, each with its label and what it covers.
+DEVICE_CHOICES = [
+    ("desktop", "Desktop and laptop computers",
+     "Any browser that is not a phone's or a tablet's (Windows, macOS, Linux, ChromeOS)."),
+    ("mobile", "Phones", "iPhone, Android phones and other mobile browsers."),
+    ("tablet", "Tablets", "iPad, Android tablets. An iPad asking for the desktop site "
+                          "counts as a computer."),
 ]
 #: zxcvbn's scores in words.
 SCORE_CHOICES = [
@@ -63,6 +80,7 @@ LABELS = {
     "absolute_minutes_member": "Absolute session lifetime, other members (minutes)",
     "max_sessions": "Most sessions at once per member",
     "ip_allowlist": "Allowed networks",
+    "allowed_devices": "Devices that may use the workspace",
     "password_min_length": "Minimum password length (characters)",
     "password_min_score": "Minimum password strength",
 }
@@ -80,6 +98,9 @@ HELP = {
     "ip_allowlist": "One network per line in CIDR form, IPv4 or IPv6 (203.0.113.0/24, "
                     f"2001:db8::/32); up to {MAX_ALLOWLIST_LINES}. Empty: any address. "
                     "Applies to pages and API tokens.",
+    "allowed_devices": "Read from each browser's user agent at sign-in and on every "
+                       "request; a refused member sees why. API tokens are not devices and "
+                       "are not checked. Default: all.",
     "password_min_length": "Applies to new passwords. Default 12.",
 }
 
@@ -105,14 +126,19 @@ class SecurityPolicyForm(FlaskForm):
     ip_allowlist = TextAreaField(LABELS["ip_allowlist"], description=HELP["ip_allowlist"],
                                  render_kw={"rows": 5, "spellcheck": "false",
                                             "autocapitalize": "off"})
+    allowed_devices = SelectMultipleField(
+        LABELS["allowed_devices"], description=HELP["allowed_devices"],
+        choices=[SelectChoice(v, label) for v, label, _ in DEVICE_CHOICES], validate_choice=False)
     password_min_length = _number("password_min_length")
     password_min_score = SelectField(LABELS["password_min_score"],
                                      choices=[SelectChoice(v, label) for v, label in SCORE_CHOICES],
                                      validate_choice=False)
 
     def changes(self) -> dict[str, Any]:
-        """Every policy field as posted."""
-        return {name: self[name].data for name in FIELDS}
+        """Every policy field as posted (no device box ticked: an empty list, refused)."""
+        changes = {name: self[name].data for name in FIELDS}
+        changes["allowed_devices"] = list(changes["allowed_devices"] or [])
+        return changes
 
 
 def add_tabs(app: Flask) -> None:
@@ -152,21 +178,26 @@ def security_access(view: F) -> F:
 def _form_for(policy: Policy) -> SecurityPolicyForm:
     values = {name: getattr(policy, name) for name in FIELDS}
     values["password_min_score"] = str(policy.password_min_score)
+    values["allowed_devices"] = list(policy.allowed_devices)
     return SecurityPolicyForm(data=values)
 
 
 def _page(form: SecurityPolicyForm, status: int = 200, *, preview: Any = None) -> Any:
     rbac = current_rbac
     access = rbac.current_access()
+    agent = request.user_agent.string
     return render("security.html", status, form=form, preview=preview,
                   can_edit=editing.may_edit(access), your_ip=request.remote_addr,
-                  mfa_choices=MFA_CHOICES, labels=LABELS)
+                  your_device=device_type(agent), your_browser=describe(agent), device_names=NAMES,
+                  mfa_choices=MFA_CHOICES, device_hints={v: h for v, _, h in DEVICE_CHOICES},
+                  labels=LABELS)
 
 
 def _preview(access: Any, changes: dict[str, Any]) -> editing.Preview:
     """The preview, refused as Save would refuse it: a lockout shows before the Save button."""
     result = editing.preview(current_rbac, access.workspace_id, changes)
-    editing.check_lockout(result.policy, access, ip=request.remote_addr, enrolled=_enrolled())
+    editing.check_lockout(result.policy, access, ip=request.remote_addr, enrolled=_enrolled(),
+                          agent=request.user_agent.string)
     return result
 
 
@@ -193,7 +224,8 @@ def security() -> Any:
         outcome = attempt(lambda: _preview(access, changes), form, commit=False)
         return _page(form, outcome.status, preview=outcome.value)
     saved = attempt(lambda: editing.save(rbac, access, changes, ip=request.remote_addr,
-                                         enrolled=_enrolled()), form)
+                                         enrolled=_enrolled(), agent=request.user_agent.string),
+                    form)
     if not saved.ok or saved.value is None:
         return _page(form, saved.status)
     changed = saved.value.changes

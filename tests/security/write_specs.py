@@ -185,7 +185,7 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
             "idle_minutes_privileged": "30", "absolute_minutes_privileged": "720",
             "idle_minutes_member": "480", "absolute_minutes_member": "10080",
             "max_sessions": "", "ip_allowlist": "", "password_min_length": "12",
-            "password_min_score": "3"},
+            "password_min_score": "3", "allowed_devices": ["desktop", "mobile", "tablet"]},
         why="Admins read the page; only an Owner saves it"),
     "rbac_api.update_security_policy": EndpointRule(
         "owner", lambda w, ws: {"step_up_minutes": 20}, json=True),
