@@ -299,6 +299,9 @@ def catalogue(world: SimpleNamespace) -> list[tuple[str, dict[str, Any], str]]:
         ("access.ip_refused", dict(resource="account", target="owner@example.test",
                                    path="/leads", via="session"),
          "Owner was refused on /leads"),
+        ("access.device_refused", dict(resource="account", target="owner@example.test",
+                                       path="/leads", device="tablet"),
+         "Owner was refused on /leads: tablets are not allowed"),
     ]
 
 

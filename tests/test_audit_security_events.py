@@ -57,6 +57,10 @@ EVENTS: list[tuple[str, str, str | None, dict[str, Any], tuple[str, ...]]] = [
      {"path": "/api/v1/leads", "via": "token", "user_agent": "curl/8.5.0"},
      ("Member was refused on /api/v1/leads with an API token: 192.0.2.44 is not on the IP "
       "allowlist (curl)",)),
+    ("access.device_refused", "account", "192.0.2.45",
+     {"path": "/leads/", "device": "mobile", "user_agent": IPHONE},
+     ("Member was refused on /leads/ from 192.0.2.45: phones are not allowed (Safari on "
+      "iPhone)",)),
 ]
 
 
@@ -212,7 +216,7 @@ def test_a_permission_change_committed_with_a_security_event_keeps_its_own_event
 
 def test_security_events_carry_the_user_agent_and_others_do_not(
         app: Flask, world: SimpleNamespace) -> None:
-    """The account's events (sign-in, MFA, sessions, IP refusals, the policy) note the
+    """The account's events (sign-in, MFA, sessions, IP and device refusals, the policy) note the
     browser that made the request; other events keep their detail as given."""
     agent = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
     with app.test_request_context("/", headers={"User-Agent": agent},
@@ -220,7 +224,8 @@ def test_security_events_carry_the_user_agent_and_others_do_not(
         ids = (world.users["owner"].id, world.members["owner"].id)
         found = [audit.record(rbac, action, workspace_id=world.ws.id, actor_ids=ids)
                  for action in ("auth.mfa_failed", "auth.mfa_reset", "session.revoked",
-                                "access.ip_refused", "security_policy.changed", "role.created")]
+                                "access.ip_refused", "access.device_refused",
+                                "security_policy.changed", "role.created")]
         db.session.commit()
     *security, other = found
     assert all(e.detail["user_agent"] == agent and e.ip == "203.0.113.9" for e in security)

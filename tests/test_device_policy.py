@@ -8,16 +8,19 @@ leads to); an API token is no device and is never checked.
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import tokens
-from crm_rbac_plugin.security import policy_for
+from crm_rbac_plugin import audit, tokens
+from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.security import device_gate, policy_for, save_policy
 from crm_rbac_plugin.security.devices import DEVICE_TYPES, OTHER, device_allowed, device_type
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_security_page import DEFAULTS, add_session, policy_events, policy_row
@@ -226,3 +229,160 @@ def test_cli_sets_and_shows_the_devices(app: Flask, world: SimpleNamespace) -> N
         assert refused.exit_code != 0 and "allowed_devices" in refused.output, refused.output
     assert policy_row(world).allowed_devices == "desktop,tablet"
     assert len(policy_events()) == 1
+
+
+# -- sign-in and sessions -----------------------------------------------------------------------
+
+
+def allow(world: SimpleNamespace, *kinds: str) -> None:
+    save_policy(rbac, world.ws.id, {"allowed_devices": list(kinds)})
+    db.session.commit()
+
+
+def refusals() -> list[Any]:
+    A = rbac.models.AuditEvent
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(A).where(A.action == "access.device_refused")
+                                   .order_by(A.id)))
+
+
+def test_sign_in_from_a_refused_device_reaches_only_the_refusal(
+        app: Flask, world: SimpleNamespace) -> None:
+    allow(world, "desktop")
+    phone = on(app.test_client(), IPHONE_SAFARI)
+    signed_in = phone.post("/login", data={"email": "owner@example.test", "password": "password"})
+    assert signed_in.status_code == 302
+    refused = phone.get(signed_in.headers["Location"])
+    assert refused.status_code == 403
+    assert "Not allowed from this device" in refused.text
+    assert 'data-rbac-device="mobile"' in refused.text
+    assert 'data-rbac-allowed-device="desktop"' in refused.text
+    [event] = refusals()
+    assert event.workspace_id == world.ws.id and event.resource == "account"
+    assert event.target == "owner@example.test"  # Owners are not exempt
+    assert event.actor_user_id == world.users["owner"].id
+    assert event.actor_membership_id == world.members["owner"].id
+    assert event.detail["device"] == "mobile" and event.detail["path"] == "/"
+    assert event.detail["user_agent"] == IPHONE_SAFARI
+    # The sign-out stays reachable.
+    assert phone.post("/logout").status_code == 302
+    desk = on(app.test_client(), CHROME_WINDOWS)
+    allowed = desk.post("/login", data={"email": "owner@example.test", "password": "password"})
+    assert allowed.status_code == 302
+    assert desk.get(allowed.headers["Location"]).status_code == 200
+
+
+def test_a_session_is_refused_at_its_next_request_after_the_policy_changes(
+        signed: Any, world: SimpleNamespace) -> None:
+    tablet = signed("member", ANDROID_TABLET)
+    assert tablet.get(CRM_PAGE).status_code == 200
+    allow(world, "desktop", "mobile")
+    assert tablet.get(CRM_PAGE).status_code == 403
+    desktop = signed("member", FIREFOX_LINUX)
+    assert desktop.get(CRM_PAGE).status_code == 200
+    allow(world, *DEVICE_TYPES)
+    assert tablet.get(CRM_PAGE).status_code == 200
+
+
+def test_a_json_client_gets_the_json_refusal(signed: Any, world: SimpleNamespace) -> None:
+    allow(world, "desktop")
+    refused = signed("member", IPAD).get(CRM_PAGE, headers={"Accept": "application/json"})
+    assert refused.status_code == 403
+    assert refused.json["error"] == "device_not_allowed"
+    assert refused.json["device"] == "tablet" and refused.json["allowed"] == ["desktop"]
+    assert "tablet" in refused.json["message"]
+
+
+def test_an_agent_naming_no_browser_is_refused_by_a_restricting_policy(
+        signed: Any, world: SimpleNamespace) -> None:
+    script = signed("member", CURL)
+    assert script.get(CRM_PAGE).status_code == 200  # every type allowed: nothing checked
+    allow(world, *DEVICE_TYPES[:2])
+    refused = script.get(CRM_PAGE, headers={"Accept": "application/json"})
+    assert refused.status_code == 403 and refused.json["device"] == OTHER
+
+
+def test_other_workspaces_and_anonymous_pages_are_not_checked(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    allow(world, "desktop")
+    outsider = on(login(world.users["outsider"], world.ws2), IPHONE_SAFARI)
+    assert outsider.get(CRM_PAGE).status_code == 200
+    assert on(app.test_client(), IPHONE_SAFARI).get("/login").status_code == 200
+    assert refusals() == []
+
+
+def test_a_refused_member_can_switch_to_a_workspace_that_admits_the_device(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    allow(world, "desktop")
+    dual = on(login(world.users["dual"], world.ws), IPHONE_SAFARI)
+    assert dual.get(CRM_PAGE).status_code == 403
+    moved = dual.post("/settings/workspace", data={"workspace_id": world.ws2.id})
+    assert moved.status_code == 302, moved.text
+    assert dual.get(CRM_PAGE).status_code == 200
+
+
+def test_refusals_are_audited_once_per_member_per_minute(
+        signed: Any, world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    allow(world, "desktop")
+    phone = signed("member", ANDROID_PHONE)
+    for _ in range(4):
+        assert phone.get(CRM_PAGE).status_code == 403
+    assert len(refusals()) == 1
+    assert signed("manager", IPAD).get(CRM_PAGE).status_code == 403  # another member
+    assert len(refusals()) == 2
+    later = utcnow() + dt.timedelta(minutes=2)
+    monkeypatch.setattr(device_gate, "utcnow", lambda: later)
+    assert phone.get(CRM_PAGE).status_code == 403
+    assert len(refusals()) == 3
+
+
+def test_the_refusal_reads_as_a_sentence(signed: Any, world: SimpleNamespace) -> None:
+    allow(world, "desktop")
+    assert signed("member", IPHONE_SAFARI).get(CRM_PAGE).status_code == 403
+    [event] = refusals()
+    names = audit.load_names(rbac, world.ws.id, [event])
+    headline = audit.describe(names, event).headline
+    assert headline == ("Member was refused on /leads/ from 127.0.0.1: phones are not "
+                        "allowed (Safari on iPhone)"), headline
+
+
+# -- API tokens ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("agent", [IPHONE_SAFARI, CURL])
+def test_an_api_token_is_no_device(app: Flask, world: SimpleNamespace, agent: str) -> None:
+    allow(world, "desktop")
+    client = token_client(app, world, "manager", agent)
+    assert client.get("/api/v1/members").status_code == 200
+    assert refusals() == []
+
+
+# -- the cost -----------------------------------------------------------------------------------
+
+
+def _statements(client: Any) -> list[str]:
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        assert client.get(CRM_PAGE).status_code == 200
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_the_check_reads_the_policy_loaded_with_the_user(signed: Any,
+                                                         world: SimpleNamespace) -> None:
+    """An allowed device under a restricting policy costs no query: the policy comes with
+    the user's one statement, kept per policy version."""
+    client = signed("member", CHROME_WINDOWS)
+    assert client.get(CRM_PAGE).status_code == 200
+    before = _statements(client)
+    allow(world, "desktop")
+    assert client.get(CRM_PAGE).status_code == 200  # reads the new version once
+    after = _statements(client)
+    assert len(after) == len(before)
+    assert not [s for s in after if "rbac_security_policy" in s and "rbac_membership" not in s]

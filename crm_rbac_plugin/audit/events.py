@@ -102,7 +102,8 @@ def real_or_acting() -> Access | None:
 #: Actions (by prefix) whose events carry the client's user agent in
 #: ``detail.user_agent``: the account's own events, read by whoever
 #: investigates a sign-in or a refusal ("which browser was that?").
-WITH_USER_AGENT = ("auth.", "session.", "access.ip_refused", "security_policy.")
+WITH_USER_AGENT = ("auth.", "session.", "access.ip_refused", "access.device_refused",
+                   "security_policy.")
 USER_AGENT_MAX = 300
 
 

@@ -236,6 +236,7 @@ SECURITY_EVENTS: dict[str, str] = {
     "session.revoked": "Session ended",
     "security_policy.changed": "Security policy changed",
     "access.ip_refused": "Refused by the IP allowlist",
+    "access.device_refused": "Refused by the device policy",
 }
 
 #: Groups of events the audit filter offers as one choice (``action=group:<key>``):
@@ -339,6 +340,21 @@ def _ip_refused_sentence(names: Names, ev: Any, actor: str) -> str:
             f"allowlist{_origin(ev, ip=False)}")
 
 
+#: A device type of :mod:`..security.devices` in a sentence.
+_DEVICES = {"desktop": "desktop computers", "mobile": "phones", "tablet": "tablets"}
+
+
+def _device_refused_sentence(names: Names, ev: Any, actor: str) -> str:
+    d = ev.detail or {}
+    where = f" on {d['path']}" if d.get("path") else ""
+    who = actor if ev.actor_membership_id is not None else (ev.target or actor)
+    device = d.get("device")
+    what = (f"{_DEVICES[device]} are not allowed" if device in _DEVICES
+            else "the browser is not recognised as an allowed device")
+    origin = f" from {ev.ip}" if ev.ip else ""
+    return f"{who} was refused{where}{origin}: {what}{_origin(ev, ip=False)}"
+
+
 def _policy_lines(names: Names, ev: Any) -> list[Line]:
     """One line whose diff holds each changed policy field (``detail.changes``)."""
     changes = (ev.detail or {}).get("changes")
@@ -369,6 +385,8 @@ def _security(names: Names, ev: Any, actor: str) -> Described:
         text = _session_sentence(names, ev, actor)
     elif ev.action == "access.ip_refused":
         text = _ip_refused_sentence(names, ev, actor)
+    elif ev.action == "access.device_refused":
+        text = _device_refused_sentence(names, ev, actor)
     elif ev.action.startswith("auth.mfa_"):
         text = _mfa_sentence(names, ev, actor)
     else:

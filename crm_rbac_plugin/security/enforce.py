@@ -1,9 +1,9 @@
 """The session and MFA gate that every request of a signed-in user passes.
 
 The extension's one ``before_request`` pass calls :func:`screen`: the IP
-allowlist (:mod:`.network`) first, so a refused address reaches no MFA
-page, then the gate, with the facts the pass read once
-(:class:`~..identity.Visit`). The gate checks, in this order, for the
+allowlist (:mod:`.network`) and the device policy (:mod:`.device_gate`)
+first, so a refused address or device reaches no MFA page, then the gate,
+with the facts the pass read once (:class:`~..identity.Visit`). The gate checks, in this order, for the
 request's user in the current workspace:
 
 0. The server-side session (:mod:`.sessions`) the cookie names must be
@@ -48,7 +48,7 @@ from ..decorators import wants_json
 from ..identity import Visit, request_state, signed_in_user, visit
 from ..interface import RBACProtocol
 from ..proxies import current_flask_app
-from . import network, sessions, signin, stepup
+from . import device_gate, network, sessions, signin, stepup
 
 
 def init_app(app: Flask) -> None:
@@ -185,8 +185,8 @@ def _flash_once(message: str) -> None:
 
 def screen(rbac: RBACProtocol, endpoint: str, facts: Visit | None,
            settings: RequestSettings) -> Any:
-    """The IP allowlist, then the gate, for a request to ``endpoint``; ``facts`` is the
-    request's :class:`~..identity.Visit` (None: nobody signed in yet)."""
+    """The IP allowlist, the device policy, then the gate, for a request to ``endpoint``;
+    ``facts`` is the request's :class:`~..identity.Visit` (None: nobody signed in yet)."""
     if _static(endpoint):
         return None
     if not network.exempt(endpoint, settings.exempt_endpoints):
@@ -195,6 +195,8 @@ def screen(rbac: RBACProtocol, endpoint: str, facts: Visit | None,
             facts = visit(rbac, settings)
         if facts is not None:
             refused = network.check(facts)
+            if refused is None:
+                refused = device_gate.check(facts)
             if refused is not None:
                 return refused
     if facts is None:
