@@ -10,7 +10,9 @@ Marketing resource added later is covered too. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -288,3 +290,35 @@ def test_other_invoice_edits_need_no_manage(app: Any, world: SimpleNamespace, dr
     kept = manager.post(f"/admin/invoices/edit/?id={sent.id}", data={
         "number": sent.number, "status": "sent", "amount": "99.00"})
     assert kept.status_code == 302 and stored_status(sent.id) == "sent"
+
+
+def test_a_deal_the_reader_cannot_see_reads_restricted_on_pages_and_in_the_csv(
+        app: Any, world: SimpleNamespace, invoices: dict[str, Invoice]) -> None:
+    """Finance sees closed deals only: an invoice on an open deal is tied to a deal all the
+    same, so the page and the export say "Restricted" there (a blank or "—" reads as "no
+    deal"); a deal Finance sees is linked; an invoice without a deal stays blank."""
+    with rbac.system():
+        on_open = Invoice(workspace_id=world.ws.id, number="INV-OPEN-DEAL",
+                          owner_id=world.users["member"].id, deal_id=world.deals["member-new"].id,
+                          status="draft", amount=Decimal("1"))
+        no_deal = Invoice(workspace_id=world.ws.id, number="INV-NO-DEAL",
+                          owner_id=world.users["member"].id, status="draft", amount=Decimal("1"))
+        db.session.add_all([on_open, no_deal])
+        db.session.commit()
+    client = as_client(app, world, "finance")
+
+    def deal_cell(invoice: Invoice) -> str:
+        page = client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+        return page.split("<dt>Deal</dt>", 1)[1].split("</dd>", 1)[0]
+
+    assert "Restricted" in deal_cell(on_open)
+    assert world.deals["member-new"].title not in deal_cell(on_open)
+    won = world.deals["member-won"]
+    assert f'href="/deals/{won.id}"' in deal_cell(invoices["member"])
+    assert "Restricted" not in deal_cell(no_deal)
+    listing = client.get("/invoices/export.csv")
+    assert listing.status_code == 200
+    rows = {row["Invoice"]: row for row in csv.DictReader(io.StringIO(listing.get_data(as_text=True)))}
+    assert rows["INV-OPEN-DEAL"]["Deal"] == "Restricted"
+    assert rows["INV-member"]["Deal"] == won.title
+    assert rows["INV-NO-DEAL"]["Deal"] == ""

@@ -11,7 +11,6 @@ and Flask-Admin hide it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from wtforms import DateField, DecimalField, SelectChoice, SelectField, StringField
@@ -73,21 +72,11 @@ class InvoiceForm(RecordForm):
         self.deal_id.choices = deal_choices(getattr(obj, "deal_id", None))
 
 
-@dataclass(frozen=True)
-class InvoiceConfig(CrudConfig):
-    """The generic configuration, with the deal link mapped to its column for field rules."""
-
-    @staticmethod
-    def field_of(col: Column) -> str:
-        return {"owner": "owner_id", "client": "client_id", "deal": "deal_id"}.get(
-            col.key, col.key)
-
-
-INVOICES = InvoiceConfig(
+INVOICES = CrudConfig(
     name="invoices", model=Invoice, form=InvoiceForm, label="Invoices", singular="invoice",
     icon="deals",
     columns=(Column("number", "Invoice", "title"), CLIENT, Column("status", "Status", "badge"),
              Column("amount", "Amount", "money"), Column("due_on", "Due", "date"), OWNER),
-    details=(Column("deal", "Deal"), Column("issued_on", "Issued", "date")),
+    details=(Column("deal", "Deal", "link", link="deals"), Column("issued_on", "Issued", "date")),
     search=("number",), eager=("owner", "client", "deal"),
     facet=Facet("status", "Status", INVOICE_STATUSES))

@@ -30,10 +30,12 @@ class Column:
     """One displayed attribute of a record.
 
     ``kind`` selects the rendering (the ``cell`` macro of templates/_macros.html)
-    and the CSV value: ``title`` (link to the record), ``text``, ``label`` (a
+    and the CSV value: ``title`` (link to the record), ``name`` (the same link, named
+    by the record's label: see :meth:`CrudConfig.listed`), ``text``, ``label`` (a
     code shown capitalised), ``longtext``, ``badge``, ``money``, ``date``,
-    ``datetime``, ``email``, ``owner``, ``client``. Owner and client are
-    relationships, so they are not sortable.
+    ``datetime``, ``email``, ``owner``, ``link`` (another record, named by
+    :func:`linked`). Owner and link are relationships, read through the
+    ``<key>_id`` column, so they are not sortable.
     """
 
     key: str
@@ -41,10 +43,12 @@ class Column:
     kind: str = "text"
     #: For a title: another attribute shown under it in lists (e.g. the email).
     sub: str | None = None
+    #: For a link: the resource of the linked record (its pages are ``<link>.detail``).
+    link: str | None = None
 
     @property
     def sortable(self) -> bool:
-        return self.kind not in ("owner", "client", "longtext")
+        return self.kind not in ("owner", "link", "longtext")
 
 
 @dataclass(frozen=True)
@@ -99,14 +103,27 @@ class CrudConfig:
 
     @staticmethod
     def field_of(col: Column) -> str:
-        """The model column behind a displayed column (relationships by their key)."""
-        return {"owner": "owner_id", "client": "client_id"}.get(col.key, col.key)
+        """The model column behind a displayed column (a relationship by its ``_id`` column)."""
+        return f"{col.key}_id" if col.kind in ("owner", "link") else col.key
 
     def shown(self, columns: tuple[Column, ...]) -> tuple[Column, ...]:
         """``columns`` without those the member may not see (and without hidden subs)."""
         hidden = self.hidden()
         return tuple(replace(c, sub=None) if c.sub in hidden else c
                      for c in columns if self.field_of(c) not in hidden)
+
+    def listed(self) -> tuple[Column, ...]:
+        """The list columns the member sees, for the lists and a client's child tables.
+
+        The title column carries the link to the record: when its field is
+        hidden, a ``name`` column takes its place, naming the row by its label
+        ("Deal #12", see ``rbac.label``) and linking it all the same, so that
+        every row of a list still opens its record.
+        """
+        title, rest = self.columns[0], self.shown(self.columns)
+        if title.kind == "title" and self.field_of(title) in self.hidden():
+            return (Column("id", title.label, "name"), *rest)
+        return rest
 
     def visible_default_sort(self) -> str:
         """The default sort column, or ``id`` when it is hidden from the member."""
@@ -128,8 +145,27 @@ class CrudConfig:
         return self.facet if self.facet and self.facet.key not in self.hidden() else None
 
 
+#: How pages and exports name a linked record that is hidden from the member.
+RESTRICTED = "Restricted"
+
+
+def linked(record: Any, key: str) -> tuple[Any, str]:
+    """The record that ``record.<key>`` links to, and how pages and exports name it.
+
+    The relationship loads through the query filter, so it is None both when
+    there is no link and when the linked record is hidden from the member;
+    the ``<key>_id`` column tells them apart. A hidden one reads "Restricted",
+    never a blank or "—", which would state that there is no link. Returns
+    ``(record, its label)``, ``(None, "Restricted")`` or ``(None, "")``.
+    """
+    target = getattr(record, key)
+    if target is not None:
+        return target, rbac.label(target)
+    return None, RESTRICTED if getattr(record, f"{key}_id") is not None else ""
+
+
 OWNER = Column("owner", "Owner", "owner")
-CLIENT = Column("client", "Client", "client")
+CLIENT = Column("client", "Client", "link", link="clients")
 CREATED = Column("created_at", "Created", "date")
 
 CONFIGS: tuple[CrudConfig, ...] = (

@@ -14,7 +14,7 @@ from crm_rbac_plugin.oversight import viewas
 
 from ..rbac_setup import rbac
 from . import pages
-from .resources import CONFIGS, CrudConfig
+from .resources import CONFIGS, CrudConfig, linked
 from .views import crud_blueprint, produce_approved_export
 
 
@@ -85,6 +85,7 @@ def init_app(app: Flask) -> None:
     approvals.export_producer(app, produce_approved_export)
     app.add_template_filter(money, "money")
     app.add_template_filter(date, "date")
+    app.add_template_global(linked, "linked")  # the cell macro's, imported without context
     app.context_processor(lambda: {"nav_resources": nav_resources,
                                    "settings_endpoint": settings_endpoint,
                                    "may": may, "admin_url": admin_url})

@@ -45,7 +45,7 @@ from ..extensions import db
 from ..models import Client, User
 from ..rbac_setup import rbac
 from .forms import RecordForm
-from .resources import CrudConfig, config_for
+from .resources import CrudConfig, config_for, linked
 
 PER_PAGE = 25
 EXPORT_BATCH = 500
@@ -301,8 +301,8 @@ def csv_value(record: Any, kind: str, key: str) -> Any:
     value = getattr(record, key)
     if kind == "owner":
         return owner_name(value)
-    if kind == "client":
-        return rbac.label(value) if value is not None else ""
+    if kind == "link":
+        return linked(record, key)[1]
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return value
