@@ -373,3 +373,26 @@ def test_policy_and_filter_agree_on_member_loaded_records_with_hidden_condition_
     for action in ("view", "edit"):
         tags = allowed_tags(member, "deals", action, loaded)  # fails on disagreement
         assert 0 < len(tags) < len(loaded), (action, tags)
+
+
+# -- search -----------------------------------------------------------------------------------
+
+def test_a_search_over_hidden_fields_only_matches_nothing(world: SimpleNamespace,
+                                                          login: Any) -> None:
+    """Hidden fields are left out of the search; when that leaves none, a query matches
+    nothing (never every record), the list offers no search box, and the export of that
+    list holds no row."""
+    user = hide(world, {"deals": ["title"]}, "finance")
+    client = login(user, world.ws)
+    plain = text_of(client, "/deals/")
+    assert 'name="q"' not in plain  # nothing to search in
+    page = text_of(client, "/deals/?q=no-such-deal")
+    assert "0 deals match your filters" in page and "<tr data-id=" not in page
+    export = client.get("/deals/export.csv?q=no-such-deal")
+    assert export.status_code == 200
+    assert export.get_data(as_text=True).strip().count("\n") == 0  # the header only
+    # A search with a visible field left still looks there.
+    leads = login(hide(world, {"leads": ["email", "company"]}, "viewer"), world.ws)
+    found = text_of(leads, "/leads/?q=Lead of member2")
+    assert 'name="q"' in found and "1 lead match" in found
+

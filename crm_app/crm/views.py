@@ -108,12 +108,18 @@ class ListArgs:
 
 
 def filtered_select(cfg: CrudConfig, args: ListArgs) -> sa.Select[Any]:
-    """The list's statement: search and facet only; the plugin adds who may see what."""
+    """The list's statement: search and facet only; the plugin adds who may see what.
+
+    The search looks only in the columns the member sees; when every one is
+    hidden a query matches nothing, since dropping it would present every
+    record (and export them) as matching.
+    """
     model: Any = cfg.model
     stmt = db.select(model)
-    if args.q and cfg.searchable():
+    if args.q:
+        columns = cfg.searchable()
         stmt = stmt.where(sa.or_(*(getattr(model, col).icontains(args.q, autoescape=True)
-                                   for col in cfg.searchable())))
+                                   for col in columns)) if columns else sa.false())
     if args.facet:
         stmt = stmt.where(getattr(model, args.facet_key) == args.facet)
     if args.owner is not None:
