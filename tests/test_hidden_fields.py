@@ -396,3 +396,28 @@ def test_a_search_over_hidden_fields_only_matches_nothing(world: SimpleNamespace
     found = text_of(leads, "/leads/?q=Lead of member2")
     assert 'name="q"' in found and "1 lead match" in found
 
+
+# -- lists link every row -----------------------------------------------------------------------
+
+def test_lists_link_every_row_when_the_label_field_is_hidden(world: SimpleNamespace,
+                                                            login: Any) -> None:
+    """The title column carries the link to a record; when its field is hidden the row is
+    named by its label ("Deal #12"), still linked, in the lists and a client's child tables."""
+    user = hide(world, {"deals": ["title"], "tasks": ["title"], "notes": ["body"]}, "viewer")
+    client = login(user, world.ws)
+    for resource, records in (("deals", world.deals), ("tasks", world.tasks),
+                              ("notes", world.notes)):
+        page = text_of(client, f"/{resource}/")
+        rows = page.count("<tr data-id=")
+        assert rows > 0
+        assert page.count(f'class="row-title" href="/{resource}/') == rows, resource
+        some = next(iter(records.values()))
+        assert f">{type(some).__name__} #" in page
+        assert all(getattr(r, "title", None) not in page for r in records.values()
+                   if resource != "notes")
+    parent = text_of(client, f"/clients/{world.clients['member'].id}")
+    for resource, key in (("deals", None), ("tasks", "on-member"), ("notes", "on-member")):
+        if key is not None:
+            ident = getattr(world, resource)[key].id
+            assert f'href="/{resource}/{ident}"' in parent, resource
+    assert "sort=title" not in text_of(client, "/deals/")  # no sorting by the hidden title
