@@ -133,5 +133,6 @@ def audit_events() -> ResponseReturnValue:
     rbac = current_rbac
     result = rbac.db.paginate(audit.events_query(rbac, access.workspace_id, filters),
                               page=page, per_page=per_page, error_out=False)
-    return jsonify(items=[audit.event_json(ev) for ev in result.items], page=page,
+    events = audit.as_read_by(rbac, access, result.items)  # what this reader may learn
+    return jsonify(items=[audit.event_json(ev) for ev in events], page=page,
                    per_page=per_page, total=result.total)

@@ -57,7 +57,7 @@ from .events import (
     snapshot,
 )
 from .names import Names, load_names
-from .reading import CSV_COLUMNS, csv_row, event_json, events_query, parse_filters
+from .reading import CSV_COLUMNS, ReadEvent, as_read_by, csv_row, event_json, events_query, parse_filters
 from .refusals import note_denied, write_denied
 from .sentences import EVENT_GROUPS, SECURITY_EVENTS, Described, browser, describe, sentence_text
 
@@ -72,8 +72,10 @@ __all__ = [
     "AuditImmutable",
     "Described",
     "Names",
+    "ReadEvent",
     "action_label",
     "actor",
+    "as_read_by",
     "browser",
     "csv_row",
     "describe",

@@ -18,6 +18,10 @@ from typing import Any
 
 from .names import Names
 
+#: The target of an event about a record its reader may not view (see
+#: :func:`.reading.as_read_by`): the file's name or the record's id is left out.
+WITHHELD = "a record you cannot see"
+
 #: "request #4: Export 1,200 deals" -> "Export 1,200 deals"
 _NUMBERED = re.compile(r"^[a-z ]+#\d+:?\s*")
 
@@ -105,6 +109,8 @@ def _workspace(names: Names, ev: Any, actor: str) -> str:
 
 def _attachment(names: Names, ev: Any, actor: str) -> str:
     verb = "attached" if ev.action.endswith("uploaded") else "removed"
+    if ev.target == WITHHELD:
+        return f"{actor} {verb} a file on {WITHHELD}"
     return f"{actor} {verb} the file {ev.target or 'a file'}"
 
 

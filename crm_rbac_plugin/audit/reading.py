@@ -14,19 +14,31 @@ The filter ``action`` names one event (``auth.failed``) or a group of events
 as ``group:<key>`` (``group:security``: every sign-in and security event, see
 :data:`.sentences.EVENT_GROUPS`); an unknown group is a ValueError on
 ``action``, never an empty page that looks like "nothing happened".
+
+Events name records: a file by its name "on clients #461", a refused attempt
+on "deals #805", an export by the search text of the list exported. The page,
+its CSV and the API hand the events out through :func:`as_read_by`, so a
+reader learns of a record no more than the record's own page would tell them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from .. import csvsafe
+from ..errors import UnknownResource
 from ..inputs import MAX_ID, is_digits
 from ..models import naive_utc
+from ..policy import Access
+from .event_sentences import WITHHELD
 from .names import Names
 from .sentences import EVENT_GROUPS, describe, sentence_text
 
@@ -135,4 +147,97 @@ def csv_row(ev: Any, names: Names) -> list[str]:
         text = "" if value is None else (json.dumps(value, sort_keys=True)
                                          if isinstance(value, (dict, list)) else str(value))
         out.append(csvsafe.safe_cell(text))
+    return out
+
+
+#: "Contract.pdf on clients #461" (a file) or "clients #461" (a refused attempt).
+_RECORD_TARGET = re.compile(r"(?:^|.* on )(?P<resource>[\w.-]+) #(?P<id>\d+)$", re.DOTALL)
+#: Keys of ``detail`` that name the record an event is about (its id, its URL).
+_RECORD_KEYS = ("record_id", "path")
+COLUMNS = ("id", "workspace_id", "at", "actor_user_id", "actor_membership_id", "action",
+           "resource", "target", "before", "after", "detail", "ip")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadEvent:
+    """An event as one reader reads it: the stored row with what they may not learn left out.
+
+    A copy, never the stored row (which is immutable and must not be flushed).
+    """
+
+    id: int
+    workspace_id: int | None
+    at: dt.datetime
+    actor_user_id: Any
+    actor_membership_id: int | None
+    action: str
+    resource: str
+    target: str
+    before: Any
+    after: Any
+    detail: Any
+    ip: str | None
+
+
+def record_of(ev: Any) -> tuple[str, int] | None:
+    """The record an event is about, as ``(resource, id)``, read from its target."""
+    match = _RECORD_TARGET.match(ev.target or "")
+    if match is None or match["resource"] != ev.resource:
+        return None
+    return match["resource"], int(match["id"])
+
+
+def _visible(rbac: RBACProtocol, access: Access, records: Iterable[tuple[str, int]]
+             ) -> set[tuple[str, int]]:
+    """Those of ``records`` that ``access`` may view (loaded through the query filter)."""
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for name, ident in records:
+        wanted[name].add(ident)
+    seen: set[tuple[str, int]] = set()
+    with rbac.as_member(access):
+        for name, ids in wanted.items():
+            try:
+                model = rbac.registry.get(name).model
+            except UnknownResource:
+                continue
+            if model is None:
+                continue
+            pk = getattr(model, sa.inspect(model).primary_key[0].key)  # ORM: filtered
+            seen |= {(name, i) for i in rbac.db.session.scalars(sa.select(pk).where(
+                pk.in_(sorted(ids))))}
+    return seen
+
+
+def as_read_by(rbac: RBACProtocol, access: Access, events: Iterable[Any]) -> list[Any]:
+    """The events as ``access`` may read them, for the audit page, its CSV and the API.
+
+    A reader who manages settings (an Owner, an Admin: they can give
+    themselves any right, so hiding anything from them protects nothing)
+    reads every event as stored. Another reader holding ``settings.view``
+    reads an event about a record they may not view (a deleted one too) with
+    the target "a record you cannot see" and without the record's id or
+    path in ``detail``: a file's name is the record's content. An export's
+    search text is withheld from them too, since it names records of the
+    exporter's view, not theirs.
+    """
+    events = list(events)
+    if access.is_owner or rbac.decide(access, "manage", "settings"):
+        return events
+    about = {ev.id: record_of(ev) for ev in events}
+    visible = _visible(rbac, access, {r for r in about.values() if r is not None})
+    out = []
+    for ev in events:
+        hidden = about[ev.id] is not None and about[ev.id] not in visible
+        detail = ev.detail if isinstance(ev.detail, dict) else None
+        searched = detail is not None and "query" in detail
+        if not hidden and not searched:
+            out.append(ev)
+            continue
+        row = {column: getattr(ev, column) for column in COLUMNS}
+        if detail is not None:
+            row["detail"] = {k: ("(withheld)" if k == "query" else v) for k, v in detail.items()
+                             if not (hidden and k in _RECORD_KEYS)}
+        if hidden:
+            row["target"] = WITHHELD
+        out.append(ReadEvent(**row))
     return out

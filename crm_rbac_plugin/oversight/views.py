@@ -100,6 +100,7 @@ def audit_page() -> Any:
     actions = [a for a in recorded if a not in grouped]
     resources = rbac.db.session.scalars(sa.select(A.resource).where(
         A.workspace_id == access.workspace_id).distinct().order_by(A.resource)).all()
+    page.items = audit.as_read_by(rbac, access, page.items)
     names = audit.load_names(rbac, access.workspace_id, page.items)
     described = {ev.id: audit.describe(names, ev) for ev in page.items}
     args = {k: v for k, v in request.args.items() if k != "page" and v}
@@ -125,8 +126,8 @@ def audit_csv() -> Any:
         filters = audit.parse_filters(request.args)
     except ValueError as exc:
         return Response(str(exc), status=400, mimetype="text/plain")
-    events = rbac.db.session.scalars(audit.events_query(rbac, access.workspace_id,
-                                                        filters)).all()
+    events = audit.as_read_by(rbac, access, rbac.db.session.scalars(
+        audit.events_query(rbac, access.workspace_id, filters)))
     names = audit.load_names(rbac, access.workspace_id, events)
     buffer = io.StringIO()
     writer = csvsafe.writer(buffer)
