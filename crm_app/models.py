@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from flask_login import UserMixin
@@ -18,6 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from crm_rbac_plugin.fields import label
 from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.models.base import NEVER_REUSED
 
 from .extensions import db
 
@@ -103,10 +105,13 @@ class WorkspaceRecord:
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     @declared_attr.directive
-    def __table_args__(cls) -> tuple[sa.Index, ...]:  # noqa: N805
+    def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805
+        """The filter's indexes; and ids that SQLite never hands out again (``NEVER_REUSED``):
+        the audit trail and URLs name records by id, so a deleted record's id must not come
+        back as another record's (migration ``0017_crm_ids_never_reused``)."""
         table = cls.__tablename__  # type: ignore[attr-defined]
         return (sa.Index(f"ix_{table}_ws_owner", "workspace_id", "owner_id", "id"),
-                sa.Index(f"ix_{table}_ws_id", "workspace_id", "id"))
+                sa.Index(f"ix_{table}_ws_id", "workspace_id", "id"), NEVER_REUSED)
 
     @declared_attr
     def owner(cls) -> Mapped[User | None]:  # noqa: N805
