@@ -320,6 +320,25 @@ def test_confirmations_say_what_happens_with_counts(world: SimpleNamespace, logi
     assert owned_by(world.users["member"]) == count  # the preview moved nothing
 
 
+def test_a_member_page_offers_only_the_changes_the_viewer_may_make(world: SimpleNamespace,
+                                                                   login: Any) -> None:
+    """A Manager deactivates only the members assigned to them: another member's page (the
+    Owner's too) offers no Deactivate and no Reassign they would be refused, and the count
+    of a team member's records says it is the Manager's view of them."""
+    manager = login(world.users["manager"], world.ws)
+    member = world.members["member"]
+    own = manager.get(f"/settings/members/{member.id}").text
+    assert f"/settings/members/{member.id}/deactivate" in own
+    assert "you can see" in own  # the Manager's count, not the member's total
+    for key in ("owner", "member2"):
+        other = world.members[key].id
+        page = manager.get(f"/settings/members/{other}").text
+        assert f"/settings/members/{other}/deactivate" not in page, key
+        assert f"/settings/members/{other}/reassign" not in page, key
+    assert manager.post(f"/settings/members/{world.members['member2'].id}/deactivate"
+                        ).status_code == 403
+
+
 # -- access review ------------------------------------------------------------------------------
 
 

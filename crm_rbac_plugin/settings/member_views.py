@@ -4,7 +4,11 @@ The confirmations say what will happen, with counts computed here on the
 server: how many of the member's records stay theirs when they are
 deactivated, how many records a reassignment moves, and to whom. The counts
 cover only the records the acting member reaches (see
-:func:`..team.owned_counts`), so a confirmation discloses nothing else.
+:func:`..team.owned_counts`), so a confirmation discloses nothing else, and
+say so to anyone but an Owner (who reaches every record). The page offers
+deactivation only when the acting member may do it to this member
+(:func:`..team.may_change_status`), and reassignment only when some of the
+member's records would move.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ def _member_page(membership: Any, *, status: int = 200, page_errors: list[str] |
     return render("team/member.html", status, membership=membership, assigned=assigned,
                   dept_form=dept_form, team_form=team_form, confirm=ConfirmForm(),
                   can_edit=can("members.edit"), is_me=membership.id == access.membership_id,
+                  may_change_status=team.may_change_status(rbac, access, membership),
+                  counts_all=access.is_owner,
                   page_errors=page_errors or [], workspace_name=_workspace_name(ws),
                   owned=sum(team.owned_counts(rbac, access, membership.user_id).values()),
                   movable=sum(team.owned_counts(rbac, access, membership.user_id,

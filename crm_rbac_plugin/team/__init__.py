@@ -65,7 +65,7 @@ from .invitations import (
     resend,
     revoke,
 )
-from .lifecycle import deactivate, issue_token, reactivate
+from .lifecycle import deactivate, issue_token, may_change_status, reactivate
 from .listing import SORT_KEYS, MemberFilter, count_members, list_members
 from .mail import send_invitation, send_mail
 from .profile import update_profile
@@ -77,7 +77,8 @@ __all__ = [
     "accept", "assign_to_manager", "assigned_members", "bulk_change", "count_members",
     "create_department", "deactivate", "issue_token",
     "delete_department", "department_holders", "department_members", "has_password", "init_app",
-    "invitation_for_token", "invitation_in", "invite", "list_members", "member_invited",
+    "invitation_for_token", "invitation_in", "invite", "list_members", "may_change_status",
+    "member_invited",
     "membership_of", "needs_password", "normalise_email", "open_invitations", "owned_counts",
     "rbac_create_user", "reactivate", "reassign", "reassign_preview", "reassignable",
     "records_reassigned", "rename_department", "require", "resend", "revoke",

@@ -23,7 +23,33 @@ from .checks import audit_action, privileged, require, same_workspace
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["deactivate", "issue_token", "reactivate"]
+__all__ = ["deactivate", "issue_token", "may_change_status", "reactivate"]
+
+
+def _require_reach(rbac: RBACProtocol, actor: Access, membership: Any, verb: str) -> None:
+    """Refuse unless ``actor`` may change the status of ``membership``: an Owner or an Admin
+    only when the actor is an Owner, anyone else within the actor's ``members.edit`` scope."""
+    if privileged(rbac, membership) and not actor.is_owner:
+        raise PermissionDenied(f"Only an Owner can {verb} an Owner or an Admin.")
+    roles.require_member_in_scope(actor, "edit", membership)
+
+
+def may_change_status(rbac: RBACProtocol, actor: Access | None, membership: Any) -> bool:
+    """Whether ``actor`` may deactivate or reactivate ``membership`` (as its status allows).
+
+    The checks of :func:`deactivate` and :func:`reactivate` short of the
+    member's current status: a member's page offers the controls only then,
+    never a button whose every use is refused.
+    """
+    if actor is None or not actor.active or membership.id == actor.membership_id:
+        return False
+    if membership.workspace_id != actor.workspace_id or not rbac.decide(actor, "edit", "members"):
+        return False
+    try:
+        _require_reach(rbac, actor, membership, "change")
+    except PermissionDenied:
+        return False
+    return True
 
 
 def deactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> None:
@@ -37,9 +63,7 @@ def deactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> Non
                               field="status")
     if membership.status == "inactive":
         raise ValidationError(f"{membership.display_name} is already inactive", field="status")
-    if privileged(rbac, membership) and not actor.is_owner:
-        raise PermissionDenied("Only an Owner can deactivate an Owner or an Admin.")
-    roles.require_member_in_scope(actor, "edit", membership)
+    _require_reach(rbac, actor, membership, "deactivate")
     roles.ensure_owner_remains(rbac, membership.workspace_id, excluding_membership=membership.id)
     membership.status = "inactive"
     rbac.db.session.flush()
@@ -54,9 +78,7 @@ def reactivate(rbac: RBACProtocol, actor: Access | None, membership: Any) -> Non
     same_workspace(actor, membership)
     if membership.status != "inactive":
         raise ValidationError(f"{membership.display_name} is not inactive", field="status")
-    if privileged(rbac, membership) and not actor.is_owner:
-        raise PermissionDenied("Only an Owner can reactivate an Owner or an Admin.")
-    roles.require_member_in_scope(actor, "edit", membership)
+    _require_reach(rbac, actor, membership, "reactivate")
     membership.status = "active"
     rbac.db.session.flush()
     audit_action(rbac, actor, "member.reactivated", workspace_id=actor.workspace_id,
