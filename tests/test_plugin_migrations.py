@@ -59,6 +59,8 @@ UNIQUE_WITHOUT_WORKSPACE = {
     # An attachment's storage key is generated at random and names its bytes
     # in the storage, which knows no workspace.
     "uq_rbac_attachment_storage_key",
+    # A profile picture belongs to the account (one per user), not to a workspace.
+    "uq_rbac_profile_picture_user_id",
 }
 
 

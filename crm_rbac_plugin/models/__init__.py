@@ -12,7 +12,8 @@ policies, MFA, sessions, sign-in throttling), :mod:`.notify` the
 notification outbox and preferences, :mod:`.approvals` the approval
 workflows, :mod:`.alerts` the anomaly alerts, :mod:`.certification` the access
 reviews and certification runs, :mod:`.groups` the roles given to departments,
-:mod:`.quotas` the record caps per role, :mod:`.files` the attachments.
+:mod:`.quotas` the record caps per role, :mod:`.files` the attachments,
+:mod:`.pictures` the members' profile pictures.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .certification import define_certification_models
 from .files import define_file_models
 from .groups import define_group_models
 from .notify import MAIL_STATES, define_notify_models
+from .pictures import define_picture_model
 from .quotas import define_quota_model
 from .security import MFA_POLICIES, define_security_models
 from .tenancy import (
@@ -87,4 +89,5 @@ def define_models(db: Any, user_model: type) -> Models:
                   *define_certification_models(db, Workspace),
                   define_quota_model(db, Role),
                   *define_file_models(db),
-                  DepartmentRole=define_group_models(db, Workspace, Department, Role))
+                  DepartmentRole=define_group_models(db, Workspace, Department, Role),
+                  ProfilePicture=define_picture_model(db, user_model))

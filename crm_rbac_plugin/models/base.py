@@ -82,6 +82,8 @@ class Models:
     Attachment: Any
     # Roles given to departments (see :mod:`.groups`).
     DepartmentRole: Any = None
+    # Profile pictures (see :mod:`.pictures`).
+    ProfilePicture: Any = None
 
     def policy_classes(self) -> tuple[Any, ...]:
         """Classes whose changes alter someone's effective access."""
