@@ -12,6 +12,7 @@ from flask_admin.theme import Bootstrap4Theme
 from wtforms.validators import NumberRange, Optional
 
 from crm_rbac_plugin.admin import RBACAdminIndexView, RBACModelView, plugin_views
+from crm_rbac_plugin.config import setting
 from crm_rbac_plugin.inputs import BoundedIntConverter
 
 from . import accounting, auth, bodies, campaigns, crm, errors, files, reports, security, seed
@@ -79,6 +80,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.request_loader(rbac.load_user_from_request)  # API tokens
     # Its hook runs first of all: no other hook reads a body before it is capped.
     bodies.init_app(app)
+    # A profile picture may be larger than a page's form: its own cap, so the
+    # plugin's limit answers on the form's field instead of a bare 413 page.
+    bodies.upload_limit("rbac_settings.profile_picture",
+                        lambda: setting("RBAC_PROFILE_PICTURE_MAX_BYTES"))
     if app.config.get("CRM_WORKER_HEADER"):
         # Lets the multi-worker test see which process answered.
         app.after_request(_worker_header)

@@ -222,6 +222,17 @@ DEFAULTS: dict[str, Any] = {
     # An object with put(key, data), open(key) and delete(key) storing the
     # bytes elsewhere (an S3-compatible bucket); None: local disk.
     "RBAC_FILES_STORAGE": None,
+    # -- Profile pictures (crm_rbac_plugin.team.pictures) --
+    # Largest picture upload accepted, in bytes; a larger one is refused on
+    # the form's field (413). The stored picture is the plugin's own encoding.
+    "RBAC_PROFILE_PICTURE_MAX_BYTES": 2 * 1024 * 1024,
+    # Most pixels (width x height) an uploaded picture may declare: a larger
+    # one is refused before it is decoded (a small file that would expand
+    # into gigabytes of memory, a "decompression bomb"). 25 million pixels
+    # decode into at most 100 MB (RGBA); a JPEG decodes at a reduced scale.
+    "RBAC_PROFILE_PICTURE_MAX_PIXELS": 25_000_000,
+    # Side of the square the picture is cropped to and stored at, in pixels.
+    "RBAC_PROFILE_PICTURE_SIZE": 256,
 }
 
 

@@ -48,6 +48,9 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            "rbac_settings.mfa", "rbac_settings.mfa_recovery_codes",
                            "rbac_settings.mfa_verify", "rbac_settings.mfa_reset",
                            "rbac_settings.profile", "rbac_settings.switch_workspace",
+                           # one's own picture: audited as profile_picture.set/removed
+                           "rbac_settings.profile_picture",
+                           "rbac_settings.remove_profile_picture",
                            # sessions: account security, audited as session.revoked
                            "rbac_settings.sign_out_session", "rbac_settings.sign_out_others",
                            "rbac_settings.member_sign_out_everywhere",

@@ -114,6 +114,12 @@ def _attachment(names: Names, ev: Any, actor: str) -> str:
     return f"{actor} {verb} the file {ev.target or 'a file'}"
 
 
+def _picture(names: Names, ev: Any, actor: str) -> str:
+    if ev.action.endswith(".set"):
+        return f"{actor} set a new profile picture"
+    return f"{actor} removed their profile picture"
+
+
 def _imported(names: Names, ev: Any, actor: str) -> str:
     d = ev.detail or {}
     text = f"{actor} imported {_count(d.get('rows'), 'row')} of {ev.resource or 'records'}"
@@ -212,7 +218,7 @@ SENTENCES: dict[str, Callable[[Names, Any, str], str]] = {
     "member.deactivated": _member_status, "member.reactivated": _member_status,
     "member.token_issued": _token_issued,
     "certification.*": _certification, "campaign.*": _campaign, "adopt": _adopt,
-    "view_as.*": _view_as,
+    "view_as.*": _view_as, "profile_picture.*": _picture,
 }
 
 
@@ -235,6 +241,8 @@ ACTION_LABELS: dict[str, str] = {
     "records.reassigned": "Records reassigned", "records.imported": "Records imported",
     "view_as.started": "Viewing as a member", "view_as.stopped": "Stopped viewing as",
     "member.token_issued": "API token issued to a member",
+    "profile_picture.set": "Profile picture set",
+    "profile_picture.removed": "Profile picture removed",
 }
 
 

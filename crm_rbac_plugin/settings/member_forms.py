@@ -8,6 +8,7 @@ errors the views put back on the matching field.
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     PasswordField,
@@ -20,8 +21,8 @@ from wtforms.validators import DataRequired, Length, Optional
 from ..models import MEMBER_STATUSES
 from .forms import choices, optional_int, optional_text
 
-__all__ = ["BulkForm", "DepartmentForm", "FilterForm", "MemberDepartmentForm", "ProfileForm",
-           "ReassignForm", "TeamForm"]
+__all__ = ["BulkForm", "DepartmentForm", "FilterForm", "MemberDepartmentForm", "PictureForm",
+           "ProfileForm", "ReassignForm", "TeamForm"]
 
 
 class FilterForm(FlaskForm):
@@ -86,3 +87,9 @@ class ProfileForm(FlaskForm):
     new_password = PasswordField("New password", validators=[Optional(), Length(max=200)])
     #: Ticked by default: a password is usually changed because it may be known.
     sign_out_others = BooleanField("Sign out my other sessions", default=True)
+
+
+class PictureForm(FlaskForm):
+    """One file; what it must be is the service's to check (:func:`..team.set_picture`)."""
+
+    picture = FileField("New picture")

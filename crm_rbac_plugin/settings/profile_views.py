@@ -1,7 +1,9 @@
-"""The member's own profile: name, password and notifications (never roles or status).
+"""The member's own profile: name, picture, password and notifications (never roles or status).
 
 Any signed-in member of the workspace reaches it, whatever their rights;
-``/settings/`` sends a member without administration rights here.
+``/settings/`` sends a member without administration rights here. The
+picture's routes are :mod:`.picture_views`; they render this page again
+(:func:`profile_page`) when an upload is refused.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from typing import Any
 from flask import current_app, flash, redirect, request, url_for
 
 from .. import security, team
+from ..config import setting
 from ..decorators import login_required
 from ..identity import sign_in, signed_in_user
+from ..pages import ConfirmForm
 from ..policy import Decision
 from ..proxies import current_rbac
 from ..security import sessions
 from . import session_views  # noqa: F401  (the sessions card's routes, same blueprint)
 from .blueprint import attempt, bp, render
-from .member_forms import ProfileForm
+from .member_forms import PictureForm, ProfileForm
 
 
 def _sign_in_again(user: Any) -> None:
@@ -45,6 +49,40 @@ def _save(membership: Any, form: ProfileForm) -> None:
                             reason="password_changed")
 
 
+def own_membership() -> Any | None:
+    """The signed-in member's active membership of the current workspace, or None."""
+    rbac = current_rbac
+    access = rbac.current_access()
+    if access is None or not access.active:
+        return None
+    return rbac.db.session.get(rbac.models.Membership, access.membership_id)
+
+
+def not_a_member() -> Any:
+    """The refusal of a profile route to someone with no active membership here."""
+    return current_rbac.refuse(Decision(False, "You are not an active member of this workspace."))
+
+
+def profile_page(membership: Any, *, form: ProfileForm | None = None,
+                 picture_form: PictureForm | None = None, status: int = 200) -> Any:
+    """Render the profile page; the forms given keep what was typed and their errors."""
+    rbac = current_rbac
+    if form is None:
+        form = ProfileForm(data={"name": getattr(membership.user, "name", ""),
+                                 "notify_email": membership.notify_email})
+    form.new_password.description = security.describe_rules(
+        security.password_rules_for_user(rbac, membership.user_id))
+    picture_form = picture_form or PictureForm()
+    megabytes = int(setting("RBAC_PROFILE_PICTURE_MAX_BYTES")) / (1024 * 1024)
+    picture_form.picture.description = (
+        f"PNG, JPEG, GIF or WebP, up to {megabytes:.3g} MB. It is cropped to a square, and "
+        "nothing of the file but its pixels is kept (no location or camera details).")
+    picture_url = team.picture_urls(rbac, rbac.current_access(), [membership]).get(membership.id)
+    return render("team/profile.html", status, form=form, membership=membership,
+                  picture_form=picture_form, picture_url=picture_url,
+                  remove_picture_form=ConfirmForm())
+
+
 @bp.route("/profile", methods=["GET", "POST"])
 @login_required
 def profile() -> Any:
@@ -54,26 +92,20 @@ def profile() -> Any:
     member's workspaces); "Sign out my other sessions" (ticked by default)
     ends every other session when the password changes.
     """
-    rbac = current_rbac
-    access = rbac.current_access()
-    if access is None or not access.active:
-        return rbac.refuse(Decision(False, "You are not an active member of this workspace."))
-    membership = rbac.db.session.get(rbac.models.Membership, access.membership_id)
-    user = membership.user
-    form = ProfileForm(data={"name": getattr(user, "name", ""),
-                             "notify_email": membership.notify_email})
-    form.new_password.description = security.describe_rules(
-        security.password_rules_for_user(rbac, membership.user_id))
-    status = 200
-    if request.method == "POST":
-        if form.validate_on_submit():
-            outcome = attempt(lambda: _save(membership, form), form, fallback=form.name)
-            if outcome.ok:
-                if form.new_password.data and rbac.user_pk(signed_in_user()) == membership.user_id:
-                    _sign_in_again(user)
-                flash("Your profile was saved.", "success")
-                return redirect(url_for(".profile"))
-            status = outcome.status
-        else:
-            status = 400
-    return render("team/profile.html", status, form=form, membership=membership)
+    membership = own_membership()
+    if membership is None:
+        return not_a_member()
+    if request.method != "POST":
+        return profile_page(membership)
+    form = ProfileForm()
+    status = 400
+    if form.validate_on_submit():
+        outcome = attempt(lambda: _save(membership, form), form, fallback=form.name)
+        if outcome.ok:
+            if form.new_password.data and \
+                    current_rbac.user_pk(signed_in_user()) == membership.user_id:
+                _sign_in_again(membership.user)
+            flash("Your profile was saved.", "success")
+            return redirect(url_for(".profile"))
+        status = outcome.status
+    return profile_page(membership, form=form, status=status)

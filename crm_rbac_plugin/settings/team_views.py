@@ -7,7 +7,8 @@ one module per page group; importing this module registers them all:
 - :mod:`.member_views`: one member's status, department, team and reassignment;
 - :mod:`.invite_views`: inviting, resending and revoking invitations;
 - :mod:`.department_views`: the departments;
-- :mod:`.profile_views`: the member's own profile.
+- :mod:`.profile_views`: the member's own profile;
+- :mod:`.picture_views`: the member's own picture, and the pictures colleagues see.
 
 The service refuses with PermissionDenied (403) or ValidationError (400, or
 its own status), and :func:`.blueprint.attempt` commits a change that
@@ -33,6 +34,7 @@ from . import (  # noqa: F401  (pages on the same blueprint)
     invite_views,
     member_list_views,
     member_views,
+    picture_views,
     profile_views,
 )
 from .blueprint import attempt, bp, render

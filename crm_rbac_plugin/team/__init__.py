@@ -17,6 +17,7 @@ One module per concern; this package re-exports their public names, so
 - :mod:`.departments`: departments, per-member visibility, manager assignments;
 - :mod:`.reassignment`: moving records to a new owner;
 - :mod:`.profile`: a member's own name, password and notifications;
+- :mod:`.pictures`: a member's own profile picture, and who sees it;
 - :mod:`.listing`: the filtered, sorted and paged members list;
 - :mod:`.bulk`: one change for many members, all or none;
 - :mod:`.activity`: the last-activity ``before_request`` hook (:func:`init_app`).
@@ -68,11 +69,21 @@ from .invitations import (
 from .lifecycle import deactivate, issue_token, may_change_status, reactivate
 from .listing import SORT_KEYS, MemberFilter, count_members, list_members
 from .mail import send_invitation, send_mail
+from .pictures import (
+    API_PICTURE_ENDPOINT,
+    PICTURE_ENDPOINT,
+    picture_urls,
+    remove_picture,
+    send_picture,
+    set_picture,
+    shown_picture,
+)
 from .profile import update_profile
 from .reassignment import owned_counts, reassign, reassign_preview, reassignable
 
 __all__ = [
-    "BULK_ACTIONS", "EMAIL_MAX", "INVITE_SALT", "SORT_KEYS", "VISIBILITY_LEVELS",
+    "API_PICTURE_ENDPOINT", "BULK_ACTIONS", "EMAIL_MAX", "INVITE_SALT", "PICTURE_ENDPOINT",
+    "SORT_KEYS", "VISIBILITY_LEVELS",
     "BulkRefused", "InvalidInvitation", "MemberFilter",
     "accept", "assign_to_manager", "assigned_members", "bulk_change", "count_members",
     "create_department", "deactivate", "issue_token",
@@ -80,8 +91,9 @@ __all__ = [
     "invitation_for_token", "invitation_in", "invite", "list_members", "may_change_status",
     "member_invited",
     "membership_of", "needs_password", "normalise_email", "open_invitations", "owned_counts",
-    "rbac_create_user", "reactivate", "reassign", "reassign_preview", "reassignable",
-    "records_reassigned", "rename_department", "require", "resend", "revoke",
-    "send_invitation", "send_mail", "set_department", "set_password", "set_visibility",
+    "picture_urls", "rbac_create_user", "reactivate", "reassign", "reassign_preview",
+    "reassignable", "records_reassigned", "remove_picture", "rename_department", "require",
+    "resend", "revoke", "send_invitation", "send_mail", "send_picture", "set_department", "set_password",
+    "set_picture", "set_visibility", "shown_picture",
     "unassign_from_manager", "update_profile", "user_by_email", "workspace_departments",
 ]

@@ -57,8 +57,9 @@ PUBLIC = frozenset({"auth.login", "rbac_settings.accept_invitation"})
 NOT_PAGES_SUFFIX = (".static", ".ajax_lookup", ".export", "_csv", "_zip",
                     ".progress")  # a running import's progress, JSON
 NOT_PAGES_PREFIX = ("rbac_api.",)
-#: Endpoints that answer data, not a page: an attachment's download sends the file itself.
-NOT_PAGES = frozenset({"files.download"})
+#: Endpoints that answer data, not a page: an attachment's download sends the file itself,
+#: a member's picture the image (shown on the profile, members and member pages).
+NOT_PAGES = frozenset({"files.download", "rbac_settings.member_picture"})
 #: Flask-Admin views and the seeded row each one's details and edit pages show.
 ADMIN_ROWS = {"admin_clients": "clients", "admin_deals": "deals", "admin_leads": "leads",
               "admin_tasks": "tasks", "admin_invoices": "invoices", "rbac_admin_roles": "role",

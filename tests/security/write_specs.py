@@ -17,6 +17,8 @@ them from ``app.url_map`` and a small documented table:
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -44,6 +46,9 @@ from tests.security.conftest import (
 )
 
 Body = dict[str, Any]
+#: A real 8x8 PNG: the picture upload's plausible body (a fresh stream per request).
+SWEEP_PICTURE = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP4z8CAFWEXHbQSACj/P8Fu7N9hAAAAAElFTkSuQmCC")
 BodyFn = Callable[[SimpleNamespace, int], Body]
 HiddenFn = Callable[[SimpleNamespace, Prober, int], bool]
 
@@ -149,6 +154,11 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
                                        "action": "deactivate"}),
     # -- one's own things --
     "rbac_settings.profile": EndpointRule("self", lambda w, ws: {"name": "Renamed by sweep"}),
+    "rbac_settings.profile_picture": EndpointRule(
+        "self", lambda w, ws: {"picture": (io.BytesIO(SWEEP_PICTURE), "sweep.png")},
+        why="sets one's own picture (no id: nobody else's can be named)"),
+    "rbac_settings.remove_profile_picture": EndpointRule(
+        "self", why="removes one's own picture (no id: nobody else's can be named)"),
     "rbac_settings.tokens": EndpointRule("self", lambda w, ws: {"name": "Sweep token"}),
     "rbac_settings.revoke_token": EndpointRule("own:token"),
     "rbac_settings.mfa": EndpointRule(
