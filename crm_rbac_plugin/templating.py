@@ -1,5 +1,8 @@
 """What templates get from the extension: ``rbac_can``, ``rbac_shared_from``, ``rbac_view_as``.
 
+``rbac_picture_url()`` gives a layout's user menu the member's picture URL,
+or None for their initials (see :func:`picture_url`).
+
 Template helpers never break a page: outside any access context
 ``rbac_can`` answers False and ``rbac_shared_from`` None.
 
@@ -23,9 +26,9 @@ from flask import Flask, g, url_for
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from . import workspaces
+from . import team, workspaces
 from .errors import NoAccessContext
-from .identity import signed_in_user
+from .identity import request_state, signed_in_user
 from .oversight import viewas
 
 if TYPE_CHECKING:
@@ -58,6 +61,24 @@ def install_globals(rbac: RBACProtocol, app: Flask) -> None:
     app.add_template_global(rbac.current_workspace_id, "rbac_workspace_id")
     app.add_template_global(generate_csrf, "rbac_csrf_token")
     app.add_template_global(rbac_assets, "rbac_assets")
+    app.add_template_global(lambda real=False: picture_url(rbac, real=real), "rbac_picture_url")
+
+
+def picture_url(rbac: RBACProtocol, *, real: bool = False) -> str | None:
+    """The current member's picture URL for a layout's user menu, or None (initials).
+
+    The member in force: while viewing as someone, the viewed member's (the
+    menu says whom the app shows), or with ``real=True`` the viewer's own.
+    """
+    try:
+        access = rbac.current_access()
+    except NoAccessContext:
+        return None
+    if real and request_state().real_access is not None:
+        access = request_state().real_access
+    if access is None:
+        return None
+    return team.picture_urls(rbac, access, [access.membership_id]).get(access.membership_id)
 
 
 def rbac_assets() -> Markup:

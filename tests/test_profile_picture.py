@@ -265,6 +265,22 @@ def test_a_deactivated_member_shows_initials(client_of: Any, world: SimpleNamesp
     assert picture_url(owner, f"/settings/members/{world.members['member'].id}") is None
 
 
+def test_pages_and_the_top_bar_show_the_picture(client_of: Any,
+                                                world: SimpleNamespace) -> None:
+    upload(client_of("member"), picture("PNG"))
+    url = picture_url(client_of("member"))
+    owner = client_of("owner")
+    members = owner.get("/settings/members").text
+    assert url in members and members.count('class="rbac-avatar rbac-avatar--sm') == \
+        members.count("<th scope=\"row\"><span class=\"rbac-person\">")
+    member_page = owner.get(f"/settings/members/{world.members['member'].id}").text
+    assert f'src="{url}" alt="Profile picture of Member"' in member_page
+    # The demo's top bar shows the signed-in member's own picture.
+    dashboard = client_of("member").get("/").text
+    assert f'class="avatar avatar-md avatar-picture" src="{url}"' in dashboard
+    assert 'avatar-picture' not in client_of("owner").get("/").text
+
+
 # -- view-as and the audit trail ---------------------------------------------------------------
 
 def test_viewing_as_a_member_cannot_change_their_picture(client_of: Any,

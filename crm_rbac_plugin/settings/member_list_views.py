@@ -119,6 +119,7 @@ def render_members(status: int = 200, page_errors: list[str] | None = None,
                   confirm=ConfirmForm(), bulk=bulk or _bulk_form(), page=page, pages=pages,
                   total=total, args=wanted.args, sort=wanted.flt.sort,
                   direction=wanted.flt.direction,
+                  pictures=team.picture_urls(rbac, acting_access(), memberships),
                   page_errors=[*wanted.errors, *(page_errors or [])])
 
 

@@ -60,6 +60,7 @@ def _member_page(membership: Any, *, status: int = 200, page_errors: list[str] |
                   may_change_status=team.may_change_status(rbac, access, membership),
                   counts_all=access.is_owner,
                   page_errors=page_errors or [], workspace_name=_workspace_name(ws),
+                  picture_url=team.picture_urls(rbac, access, [membership]).get(membership.id),
                   owned=sum(team.owned_counts(rbac, access, membership.user_id).values()),
                   movable=sum(team.owned_counts(rbac, access, membership.user_id,
                                                 action="manage").values()))
