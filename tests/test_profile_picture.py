@@ -26,11 +26,12 @@ from PIL import Image
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import team
+from crm_rbac_plugin import team, tokens
 from tests.rbac_helpers import (
     fast_passwords,  # noqa: F401  (autouse fixture)
     multipart,
 )
+from tests.test_api import Api
 
 #: GPS IFD pointer, and two of its tags, as a camera writes them.
 GPS_IFD, GPS_LATITUDE_REF, GPS_LATITUDE = 0x8825, 1, 2
@@ -265,8 +266,8 @@ def test_a_deactivated_member_shows_initials(client_of: Any, world: SimpleNamesp
     assert picture_url(owner, f"/settings/members/{world.members['member'].id}") is None
 
 
-def test_pages_and_the_top_bar_show_the_picture(client_of: Any,
-                                                world: SimpleNamespace) -> None:
+def test_pages_and_the_api_show_the_picture(app: Flask, client_of: Any,
+                                            world: SimpleNamespace) -> None:
     upload(client_of("member"), picture("PNG"))
     url = picture_url(client_of("member"))
     owner = client_of("owner")
@@ -279,6 +280,23 @@ def test_pages_and_the_top_bar_show_the_picture(client_of: Any,
     dashboard = client_of("member").get("/").text
     assert f'class="avatar avatar-md avatar-picture" src="{url}"' in dashboard
     assert 'avatar-picture' not in client_of("owner").get("/").text
+    # The JSON API: a URL or null, and the URL answers the API token too.
+    _, plaintext = tokens.create_token(rbac, world.members["owner"], "pictures")
+    db.session.commit()
+    api = Api(app, plaintext)
+    listed = api.get("/members").get_json()["members"]
+    by_id = {m["id"]: m["picture_url"] for m in listed}
+    api_url = by_id[world.members["member"].id]
+    assert api_url == url.replace("/settings/", "/api/v1/")
+    assert by_id[world.members["owner"].id] is None
+    access = api.get(f"/members/{world.members['member'].id}/access").get_json()
+    assert access["member"]["picture_url"] == api_url
+    served = api.client.get(api_url, headers=api.headers)
+    assert served.mimetype == "image/webp" and served.headers["X-Content-Type-Options"] == "nosniff"
+    # A token never opens the pages' route, and the API's answers other ids as missing.
+    assert api.client.get(url, headers=api.headers).status_code in (302, 401)
+    missing = api.get(f"/members/{world.members['member2'].id}/picture")
+    assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
 
 
 # -- view-as and the audit trail ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 from flask import jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import audit, inputs, queries, roles
+from .. import audit, inputs, queries, roles, team
 from ..policy import Access
 from ..proxies import current_rbac
 from .blueprint import (
@@ -34,10 +34,13 @@ def _assignment_json(mr: Any) -> dict[str, Any]:
             "status": queries.assignment_status(mr), "condition": mr.access_condition}
 
 
-def _member_json(membership: Any) -> dict[str, Any]:
+def _member_json(membership: Any, picture_url: str | None = None) -> dict[str, Any]:
+    """A member as the API shows them; ``picture_url`` from :func:`..team.picture_urls`
+    (None: no picture the caller may see, so a client shows the initials)."""
     user = membership.user
     return {"id": membership.id, "user_id": membership.user_id, "name": membership.display_name,
             "email": getattr(user, "email", None), "status": membership.status,
+            "picture_url": picture_url,
             "department": membership.department.name if membership.department else None,
             "roles": [_assignment_json(mr) for mr in
                       sorted(membership.member_roles, key=lambda mr: mr.id)]}
@@ -61,8 +64,24 @@ def _member_readable(membership_id: int) -> tuple[Access, Any]:
 @bp.get("/members")
 def list_members() -> ResponseReturnValue:
     access = require("members.view")
-    return jsonify(members=[_member_json(m) for m in
-                            queries.workspace_memberships(current_rbac, access.workspace_id)])
+    memberships = queries.workspace_memberships(current_rbac, access.workspace_id)
+    pictures = team.picture_urls(current_rbac, access, memberships,
+                                 endpoint=team.API_PICTURE_ENDPOINT)
+    return jsonify(members=[_member_json(m, pictures.get(m.id)) for m in memberships])
+
+
+@bp.get("/members/<int:membership_id>/picture")
+def member_picture(membership_id: int) -> ResponseReturnValue:
+    """The member's profile picture (the bytes), to a member of the same workspace.
+
+    No such member, one of another workspace, an inactive one and one
+    without a picture are the same 404: the answer tells nothing more.
+    """
+    rbac = current_rbac
+    picture = team.shown_picture(rbac, active_access(), membership_id)
+    if picture is None:
+        raise not_found("picture")
+    return team.send_picture(picture)
 
 
 @bp.get("/members/<int:membership_id>/roles")
@@ -108,12 +127,14 @@ def remove_role(membership_id: int, member_role_id: int) -> ResponseReturnValue:
 @bp.get("/members/<int:membership_id>/access")
 def member_access(membership_id: int) -> ResponseReturnValue:
     """The member's effective permissions, each with the roles it comes from."""
-    _, membership = _member_readable(membership_id)
+    access, membership = _member_readable(membership_id)
     rbac = current_rbac
     member_access = rbac.access_for(membership)
     matrix = queries.effective_matrix(rbac, membership, member_access)
+    picture = team.picture_urls(rbac, access, [membership],
+                                endpoint=team.API_PICTURE_ENDPOINT).get(membership.id)
     return jsonify(
-        member=_member_json(membership),
+        member=_member_json(membership, picture),
         is_owner=bool(member_access and member_access.is_owner),
         roles=list(member_access.roles) if member_access else [],
         permissions={cell.permission: cell.to_json()

@@ -45,6 +45,7 @@ from . import (
     conditions,
     members,
     notifications,
+    openapi_pictures,
     openapi_reviews,
     openapi_workspaces,
     records,
@@ -208,7 +209,7 @@ def openapi() -> ResponseReturnValue:
     prefix = setting("RBAC_API_URL_PREFIX")
     document = openapi_document(request.script_root + prefix)
     for extend in (with_notifications, add_approvals, with_alerts, openapi_reviews.extend,
-                   with_conditions, openapi_workspaces.extend):
+                   with_conditions, openapi_workspaces.extend, openapi_pictures.extend):
         document = extend(document)
     return jsonify(document)
 
