@@ -404,6 +404,26 @@ def test_safe_filename() -> None:
     assert len(safe_filename("x" * 500 + ".pdf", "application/pdf")) <= 120
 
 
+@pytest.mark.parametrize(("name", "kept"), [
+    ("契約書.pdf", "契約書.pdf"), ("Angebot Müller.pdf", "Angebot Müller.pdf"),
+    ("Präsentation März.pdf", "Präsentation März.pdf"),
+    ("a\u202egpj.pdf", "a_gpj.pdf"), ("x\u0000y\r\n.pdf", "x_y_.pdf")])
+def test_a_name_keeps_its_letters_in_any_script(name: str, kept: str) -> None:
+    """Letters are letters in every script; controls and bidi overrides still go."""
+    assert safe_filename(name, "application/pdf") == kept
+
+
+def test_a_non_ascii_name_is_downloaded_under_its_own_name(client_of: Any,
+                                                           world: SimpleNamespace) -> None:
+    member = client_of("member")
+    response = upload(member, "leads", world.leads["member"].id, PDF, "契約書.pdf")
+    assert response.status_code == 201 and response.get_json()["filename"] == "契約書.pdf"
+    download = member.get(f"/attachments/{response.get_json()['id']}")
+    disposition = download.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;")
+    assert "filename*=UTF-8''%E5%A5%91%E7%B4%84%E6%9B%B8.pdf" in disposition
+
+
 def test_local_storage_refuses_anything_but_a_key(tmp_path: Path) -> None:
     store = LocalStorage(str(tmp_path))
     for bad in ("../etc/passwd", "A" * 32, "", "a" * 31):

@@ -87,13 +87,18 @@ def _is_utf8(data: bytes) -> bool:
 def safe_filename(name: str | None, content_type: str) -> str:
     """``name`` reduced to letters, digits, ``.-_`` and spaces, with an extension of its type.
 
-    Directory parts, control characters, leading dots and anything a shell
-    or header could read specially go; an empty result becomes ``file``. The
-    extension is the type's own, so a saved file opens as what it is.
+    Letters and digits are those of any script ("契約書.pdf", "Angebot
+    Müller.pdf" keep their names): the name is only displayed and sent in
+    ``Content-Disposition``'s ``filename*`` (UTF-8), never used as a path.
+    Directory parts, control and format characters (a right-to-left override
+    could disguise the extension), punctuation, leading dots and anything a
+    shell or header could read specially go; an empty result becomes
+    ``file``. The extension is the type's own, so a saved file opens as what
+    it is.
     """
     base = os.path.basename((name or "").replace("\\", "/"))
     base = unicodedata.normalize("NFKC", base)
-    base = re.sub(r"[^\w.\- ]+", "_", base, flags=re.ASCII).strip(" ._") or "file"
+    base = re.sub(r"[^\w.\- ]+", "_", base).strip(" ._") or "file"
     stem, ext = os.path.splitext(base)
     wanted = EXTENSIONS.get(content_type, ())
     if ext.lower() not in wanted:
