@@ -199,6 +199,9 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_IMPORT_MAX_BYTES": 16 * 1024 * 1024,
     # Most data rows one import may hold.
     "RBAC_IMPORT_MAX_ROWS": 100_000,
+    # Most columns a line of an import may have (an import fills a handful of
+    # fields; every column is offered for each on the mapping page).
+    "RBAC_IMPORT_MAX_COLUMNS": 100,
     # Rows flushed (and checked by the flush guard) per chunk of an import.
     "RBAC_IMPORT_CHUNK_ROWS": 1000,
     # -- Quotas and the role catalogue (crm_rbac_plugin.quotas, defaults.CATALOGUE) --

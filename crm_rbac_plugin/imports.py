@@ -130,11 +130,15 @@ class CsvRow(list[str]):
         self.line = line
 
 
-def read_csv(data: bytes, *, max_rows: int) -> tuple[list[str], list[CsvRow]]:
+def read_csv(data: bytes, *, max_rows: int, max_columns: int) -> tuple[list[str], list[CsvRow]]:
     """Return the header and the rows of a CSV upload, or refuse the file as a whole.
 
     The file must be UTF-8 (a BOM is allowed, as spreadsheets write one);
     the message of any refusal names the line, so the member can fix it.
+    A line of more than ``max_columns`` cells is refused: an import fills a
+    handful of fields, and every column is offered for each of them on the
+    mapping page and parsed again at each step, so a file of a million
+    narrow columns would make each page of the import huge and slow.
     Each row knows the line it begins on (:class:`CsvRow`), which a row's
     errors name: blank lines are skipped and a quoted cell may span lines,
     so it is not the row's position.
@@ -153,6 +157,9 @@ def read_csv(data: bytes, *, max_rows: int) -> tuple[list[str], list[CsvRow]]:
     start = 1  # the line the next record begins on; a quoted cell may span lines
     try:
         for cells in reader:
+            if len(cells) > max_columns:
+                raise ValidationError(f"Line {start} has {len(cells):,} columns; at most "
+                                      f"{max_columns:,} may be imported.", field="file")
             if any(cell.strip() for cell in cells):  # blank lines and ",,," rows are skipped
                 rows.append(CsvRow(cells, start))
             start = reader.line_num + 1

@@ -319,7 +319,7 @@ def test_bad_decimal_cells(cell: str) -> None:
 
 def test_too_many_rows_is_a_file_error() -> None:
     with pytest.raises(ValidationError, match="at most 2"):
-        imports.read_csv(b"Name\na\nb\nc\n", max_rows=2)
+        imports.read_csv(b"Name\na\nb\nc\n", max_rows=2, max_columns=5)
 
 
 def test_commit_reports_progress_chunk_by_chunk(world: SimpleNamespace, login: Any,
@@ -381,7 +381,7 @@ def test_errors_name_the_file_line_past_blank_rows_and_multi_line_cells(
     assert 'data-rows="4" data-errors="2"' in page
     assert 'data-line="5"' in page and 'data-line="8"' in page
     assert 'data-line="3"' not in page and 'data-line="4"' not in page
-    header, rows = imports.read_csv(text.encode(), max_rows=10)
+    header, rows = imports.read_csv(text.encode(), max_rows=10, max_columns=10)
     assert header == ["Name", "Email"]
     assert [row.line for row in rows] == [2, 5, 6, 8]
     assert rows[2] == ["multi\nline", "x@y.test"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import unicodedata
 from typing import Any
 
 import sqlalchemy as sa
@@ -73,7 +74,12 @@ def stage(resource: str, filename: str, data: bytes) -> ImportJob:
     to the fields whose name or label they carry.
     """
     access = imports.importer(rbac, resource)
-    header, rows = imports.read_csv(data, max_rows=int(rbac.config("RBAC_IMPORT_MAX_ROWS")))
+    if any(unicodedata.category(char) == "Cc" for char in filename):
+        # A NUL cannot be stored in PostgreSQL text, and no control character
+        # belongs in a name shown on the page and in the audit trail.
+        raise ValidationError("The file name holds control characters: rename the file.",
+                              field="file")
+    header, rows = read(data)
     job = staged(resource) or ImportJob(workspace_id=access.workspace_id,
                                         user_id=access.user_id, resource=resource)
     job.filename = os.path.basename(filename or "upload.csv")[:255]
@@ -86,10 +92,15 @@ def stage(resource: str, filename: str, data: bytes) -> ImportJob:
     return job
 
 
+def read(data: bytes) -> tuple[list[str], list[imports.CsvRow]]:
+    """The file's header and rows, within ``RBAC_IMPORT_MAX_ROWS`` and ``..._MAX_COLUMNS``."""
+    return imports.read_csv(data, max_rows=int(rbac.config("RBAC_IMPORT_MAX_ROWS")),
+                            max_columns=int(rbac.config("RBAC_IMPORT_MAX_COLUMNS")))
+
+
 def parsed(job: ImportJob) -> tuple[list[str], list[imports.CsvRow]]:
     """The staged file's header and rows (it was checked when staged)."""
-    return imports.read_csv(job.content.encode("utf-8"),
-                            max_rows=int(rbac.config("RBAC_IMPORT_MAX_ROWS")))
+    return read(job.content.encode("utf-8"))
 
 
 def remap(job: ImportJob, form: Any) -> None:

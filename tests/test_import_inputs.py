@@ -1,0 +1,59 @@
+"""What an import reads: wide files and odd file names refused as a whole.
+
+Every test runs on SQLite and PostgreSQL (the ``app`` fixture), through the
+import pages as the members of the seeded world.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from crm_app.extensions import db
+from crm_app.imports.models import ImportJob
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import imports
+from crm_rbac_plugin.errors import ValidationError
+from tests.test_imports import (
+    progress_dir,  # noqa: F401  (autouse fixture)
+    upload,
+)
+
+
+def staged_jobs() -> int:
+    with rbac.system():
+        return int(db.session.scalar(sa.select(sa.func.count()).select_from(ImportJob)) or 0)
+
+
+def test_a_file_wider_than_the_column_cap_is_refused_naming_the_line(
+        world: SimpleNamespace, login: Any) -> None:
+    admin = login(world.users["admin"], world.ws)
+    wide_header = "Name," + ",".join(f"c{i}" for i in range(200)) + "\nX\n"
+    response = upload(admin, "leads", wide_header)
+    assert response.status_code == 400
+    assert "Line 1 has 201 columns; at most 100 may be imported." in response.text
+    wide_row = "Name\nA\nB" + "," * 150 + "\n"
+    response = upload(admin, "leads", wide_row)
+    assert response.status_code == 400 and "Line 3 has 151 columns" in response.text
+    assert staged_jobs() == 0
+
+
+def test_read_csv_counts_columns_before_keeping_a_row() -> None:
+    with pytest.raises(ValidationError, match="Line 2 has 3 columns; at most 2"):
+        imports.read_csv(b"Name,Company\na,b,c\n", max_rows=10, max_columns=2)
+    header, rows = imports.read_csv(b"Name,Company\na,b\n", max_rows=10, max_columns=2)
+    assert header == ["Name", "Company"] and rows == [["a", "b"]]
+
+
+@pytest.mark.parametrize("filename", ["a\x00.csv", "a\x1b[31m.csv"])
+def test_a_file_name_with_control_characters_is_a_400_naming_the_file(
+        world: SimpleNamespace, login: Any, filename: str) -> None:
+    admin = login(world.users["admin"], world.ws)
+    response = upload(admin, "leads", "Name\nA\n", filename=filename)
+    assert response.status_code == 400
+    assert 'data-import-error="file"' in response.text
+    assert "control characters" in response.text
+    assert staged_jobs() == 0
