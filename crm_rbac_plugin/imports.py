@@ -226,7 +226,10 @@ def prepare(rbac: RBACProtocol, resource: str, fields: Sequence[ImportField],
 
     ``mapping`` maps field names to column positions (unmapped fields keep
     their defaults); ``owners`` maps the lower-cased email of each member of
-    the workspace to their user id. An error names the line of its row: a
+    the workspace to their user id. Without ``manage`` only the importer's
+    own entries are looked at: any other owner cell gets the same "you may
+    only import records you own" answer, member or not, so an import tells
+    nobody who belongs to the workspace. An error names the line of its row: a
     :class:`CsvRow`'s own, else ``first_line`` plus the row's position.
     Returns a :class:`Plan` listing the values to create and the errors;
     nothing is written.
@@ -258,7 +261,11 @@ class _RowCheck:
     def __init__(self, rbac: RBACProtocol, access: Access, res: Resource,
                  owners: Mapping[str, Any], may_manage: bool) -> None:
         self.rbac, self.access, self.res = rbac, access, res
-        self.owners, self.may_manage = owners, may_manage
+        self.may_manage = may_manage
+        # Without manage a row may name only the importer: the others' entries
+        # are not consulted, so no answer depends on who else is a member.
+        self.owners = owners if may_manage else {
+            key: uid for key, uid in owners.items() if uid == access.user_id}
         self.unwritable = access.unwritable(res.name)
         self.loader = rbac.parent_loader(rbac.db.session)
 
@@ -277,6 +284,9 @@ class _RowCheck:
                 continue
             if name in self.unwritable:
                 errors.append(RowError(line, name, f"{f.label} is read-only for you."))
+                continue
+            if f.kind == "owner" and not self.may_manage and cell.lower() not in self.owners:
+                errors.append(RowError(line, name, own_rows_only(f.label)))
                 continue
             try:
                 value, changed = convert(f, cell, self.owners)
@@ -300,8 +310,7 @@ class _RowCheck:
                 values[owner_col] = access.user_id
             elif owner != access.user_id and not self.may_manage:
                 label = fields[owner_col].label if owner_col in fields else owner_col
-                return [RowError(line, owner_col, f"{label}: you may only import records you "
-                                 "own (assigning others needs manage).")]
+                return [RowError(line, owner_col, own_rows_only(label))]
         if res.workspace_column is not None:
             values[res.workspace_column] = access.workspace_id
         filled = sorted(k for k in self.unwritable if values.get(k) is not None)
@@ -314,6 +323,11 @@ class _RowCheck:
                 return [RowError(line, "", f"You may not {action} this row: "
                                  f"{decision.reason}.")]
         return []
+
+
+def own_rows_only(label: str) -> str:
+    """The refusal of an owner cell naming anyone but the importer, who lacks ``manage``."""
+    return f"{label}: you may only import records you own (assigning others needs manage)."
 
 
 def convert(f: ImportField, cell: str, owners: Mapping[str, Any]) -> tuple[Any, bool]:

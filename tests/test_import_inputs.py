@@ -1,4 +1,4 @@
-"""What an import reads: wide files and odd file names refused as a whole.
+"""What an import reads: wide files and odd file names refused as a whole, owner cells.
 
 Every test runs on SQLite and PostgreSQL (the ``app`` fixture), through the
 import pages as the members of the seeded world.
@@ -18,6 +18,7 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import imports
 from crm_rbac_plugin.errors import ValidationError
 from tests.test_imports import (
+    importer_role,
     progress_dir,  # noqa: F401  (autouse fixture)
     upload,
 )
@@ -57,3 +58,18 @@ def test_a_file_name_with_control_characters_is_a_400_naming_the_file(
     assert 'data-import-error="file"' in response.text
     assert "control characters" in response.text
     assert staged_jobs() == 0
+
+
+def test_an_importer_without_manage_learns_nothing_about_membership(
+        world: SimpleNamespace, login: Any) -> None:
+    """Every owner cell but the importer's own gets one answer, member or not."""
+    importer_role(world, "member", "leads")
+    member = login(world.users["member"], world.ws)
+    assert member.get("/settings/members").status_code == 403
+    others = ["admin@example.test", "nobody@example.test", "outsider@example.test"]
+    text = "Name,Owner\n" + "".join(f"T{i},{owner}\n" for i, owner in enumerate(others))
+    upload(member, "leads", text + "Mine,member@example.test\n")
+    preview = member.get("/imports/leads").text
+    assert f'data-rows="{len(others) + 1}" data-errors="{len(others)}"' in preview
+    assert preview.count("Owner: you may only import records you own") == len(others)
+    assert "is not a member" not in preview
