@@ -65,6 +65,9 @@ KINDS = ("text", "email", "phone", "choice", "decimal", "date", "owner")
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9()][0-9 ().\-]*$")
+#: Owner cells that mean "no owner" (how the host's exports name an unowned record):
+#: the row is the importer's, as with an empty cell.
+NO_OWNER = frozenset({"unassigned"})
 
 Progress = Callable[[int, int], None]
 
@@ -73,8 +76,12 @@ Progress = Callable[[int, int], None]
 class ImportField:
     """A field a CSV column may fill: the model attribute, its label and its kind.
 
-    ``kind`` is one of :data:`KINDS`; ``owner`` takes a member's email and
-    fills the resource's owner column. ``max_length`` bounds text,
+    ``kind`` is one of :data:`KINDS`; ``owner`` takes a member's email (or
+    their name, where the caller's ``owners`` holds it) and fills the
+    resource's owner column. ``headers`` are further column names the field
+    is matched by before its name and label (a heading such as "Owner
+    email", or the one the host's own export gives the field), so the host's
+    CSV exports import back as they are. ``max_length`` bounds text,
     ``choices`` a choice (matched without regard to case), ``places`` and
     ``max_digits`` a decimal (as the column's ``Numeric(max_digits, places)``),
     and ``minimum`` and ``maximum`` its range, as the record's form bounds it
@@ -91,6 +98,7 @@ class ImportField:
     max_digits: int = 12
     minimum: decimal.Decimal | None = None
     maximum: decimal.Decimal | None = None
+    headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,11 +199,12 @@ def _check_header(header: list[str]) -> None:
 
 
 def guess_mapping(header: Sequence[str], fields: Sequence[ImportField]) -> dict[str, int]:
-    """Map each field to the column named like its name or label (case ignored)."""
+    """Map each field to the column named like one of its ``headers``, its name or its
+    label, in that order (case ignored)."""
     columns = {name.strip().lower(): i for i, name in enumerate(header)}
     out = {}
     for f in fields:
-        for key in (f.name.lower(), f.label.lower()):
+        for key in (*(h.lower() for h in f.headers), f.name.lower(), f.label.lower()):
             if key in columns:
                 out[f.name] = columns[key]
                 break
@@ -226,10 +235,11 @@ def prepare(rbac: RBACProtocol, resource: str, fields: Sequence[ImportField],
 
     ``mapping`` maps field names to column positions (unmapped fields keep
     their defaults); ``owners`` maps the lower-cased email of each member of
-    the workspace to their user id. Without ``manage`` only the importer's
-    own entries are looked at: any other owner cell gets the same "you may
-    only import records you own" answer, member or not, so an import tells
-    nobody who belongs to the workspace. An error names the line of its row: a
+    the workspace (and, if the caller wants names matched, the lower-cased
+    name no other member bears) to their user id. Without ``manage`` only the
+    importer's own entries are looked at: any other owner cell gets the same
+    "you may only import records you own" answer, member or not, so an
+    import tells nobody who belongs to the workspace. An error names the line of its row: a
     :class:`CsvRow`'s own, else ``first_line`` plus the row's position.
     Returns a :class:`Plan` listing the values to create and the errors;
     nothing is written.
@@ -278,6 +288,8 @@ class _RowCheck:
         for name, f in fields.items():
             position = mapping.get(name)
             cell = row[position].strip() if position is not None and position < len(row) else ""
+            if f.kind == "owner" and cell.lower() in NO_OWNER:
+                cell = ""
             if not cell:
                 if f.required:
                     errors.append(RowError(line, name, f"{f.label} is required."))
@@ -353,6 +365,10 @@ def convert(f: ImportField, cell: str, owners: Mapping[str, Any]) -> tuple[Any, 
     if f.kind == "email" and (not _EMAIL.match(cell) or csvsafe.is_dangerous(cell)):
         # A ``'`` in front would leave no address, so a formula-looking one is refused.
         raise ValueError(f"{f.label}: {cell!r} is not an email address.")
+    if f.kind == "phone" and cell.startswith("'") and _PHONE.match(cell[1:]):
+        # The prefix csvsafe puts before "+1 555 ..." in every export: a phone
+        # number spells no formula, so the number is stored without it.
+        cell = cell[1:]
     if f.kind == "phone" and not _PHONE.match(cell):
         raise ValueError(f"{f.label}: {cell!r} is not a phone number.")
     text = cell if f.kind != "text" else csvsafe.safe_cell(cell)

@@ -1,4 +1,4 @@
-"""What an import reads: wide files and odd file names refused as a whole, owner cells.
+"""What an import reads: wide files, odd file names, owner cells, the demo's own exports.
 
 Every test runs on SQLite and PostgreSQL (the ``app`` fixture), through the
 import pages as the members of the seeded world.
@@ -6,6 +6,7 @@ import pages as the members of the seeded world.
 
 from __future__ import annotations
 
+import io
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,11 +15,13 @@ import sqlalchemy as sa
 
 from crm_app.extensions import db
 from crm_app.imports.models import ImportJob
+from crm_app.models import Client, Deal
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import imports
 from crm_rbac_plugin.errors import ValidationError
 from tests.test_imports import (
     importer_role,
+    names,
     progress_dir,  # noqa: F401  (autouse fixture)
     upload,
 )
@@ -66,10 +69,50 @@ def test_an_importer_without_manage_learns_nothing_about_membership(
     importer_role(world, "member", "leads")
     member = login(world.users["member"], world.ws)
     assert member.get("/settings/members").status_code == 403
-    others = ["admin@example.test", "nobody@example.test", "outsider@example.test"]
+    others = ["admin@example.test", "nobody@example.test", "outsider@example.test", "Admin",
+              "Nobody At All"]
     text = "Name,Owner\n" + "".join(f"T{i},{owner}\n" for i, owner in enumerate(others))
-    upload(member, "leads", text + "Mine,member@example.test\n")
+    upload(member, "leads", text + "Mine,member@example.test\nAlso mine,Member\n")
     preview = member.get("/imports/leads").text
-    assert f'data-rows="{len(others) + 1}" data-errors="{len(others)}"' in preview
+    assert f'data-rows="{len(others) + 2}" data-errors="{len(others)}"' in preview
     assert preview.count("Owner: you may only import records you own") == len(others)
     assert "is not a member" not in preview
+
+
+def test_the_demos_client_export_imports_back(world: SimpleNamespace, login: Any) -> None:
+    """Phones keep the export's formula guard ('+...), owners are named, "Unassigned" is none."""
+    with rbac.system():
+        for client in world.clients.values():
+            db.session.get(Client, client.id).phone = "+1 555 4193"
+        db.session.commit()
+    admin = login(world.users["admin"], world.ws)
+    exported = admin.get("/clients/export.csv").data
+    assert b"'+1 555 4193" in exported and b"Unassigned" in exported
+    before = {c.name: c for c in names(Client).values()}
+    assert upload(admin, "clients", exported).status_code == 302
+    preview = admin.get("/imports/clients").text
+    assert 'data-rows="5" data-errors="0"' in preview, preview[preview.find("import-errors"):][:600]
+    assert admin.post("/imports/clients/commit").status_code == 302
+    with rbac.system():
+        copies = db.session.scalars(sa.select(Client).where(Client.id.notin_(
+            [c.id for c in before.values()]))).all()
+    assert sorted(c.name for c in copies) == sorted(c.name for c in world.clients.values())
+    assert {c.phone for c in copies} == {"+1 555 4193"}
+    owners = {c.name: c.owner_id for c in copies}
+    assert owners["Client of member"] == world.users["member"].id
+    assert owners["Client of unowned"] == world.users["admin"].id  # an empty owner: the importer
+
+
+def test_the_demos_deal_export_maps_its_deal_column_to_the_title(
+        world: SimpleNamespace, login: Any) -> None:
+    owner = login(world.users["owner"], world.ws)
+    exported = owner.get("/deals/export.csv").data
+    assert exported.startswith(b"ID,Deal,")
+    upload(owner, "deals", io.BytesIO(exported).read())
+    preview = owner.get("/imports/deals").text
+    assert 'data-rows="10" data-errors="0"' in preview
+    assert owner.post("/imports/deals/commit").status_code == 302
+    assert len(names(Deal, "title")) == 10  # the copies carry the same titles
+    with rbac.system():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Deal).where(
+            Deal.workspace_id == world.ws.id)) == 20

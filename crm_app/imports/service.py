@@ -15,6 +15,7 @@ host answers the poll.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import tempfile
@@ -49,14 +50,24 @@ def mappable(resource: str) -> tuple[imports.ImportField, ...]:
 
 
 def owners(access: Access) -> dict[str, Any]:
-    """Lower-cased email -> user id of the active members of the member's workspace."""
+    """Lower-cased email -> user id of the active members of the member's workspace, and
+    lower-cased name -> user id for each name only one of them bears.
+
+    The names let the demo's own exports, whose Owner column names the owner
+    as the pages do, import back; a name two members share matches neither
+    (the email tells them apart). The plugin consults only the importer's own
+    entries unless they hold ``manage`` (who may assign any member).
+    """
     m = rbac.models
     rows = db.session.execute(
-        sa.select(User.email, User.id)
+        sa.select(User.email, User.name, User.id)
         .join(m.Membership, m.Membership.user_id == User.id)
         .where(m.Membership.workspace_id == access.workspace_id,
                m.Membership.status == "active")).all()
-    return {email.lower(): uid for email, uid in rows}
+    named = collections.Counter((name or "").strip().lower() for _, name, _ in rows)
+    by_name = {name.strip().lower(): uid for _, name, uid in rows
+               if name and named[name.strip().lower()] == 1}
+    return {**by_name, **{email.lower(): uid for email, _, uid in rows}}
 
 
 def staged(resource: str) -> ImportJob | None:
