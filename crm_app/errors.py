@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from crm_rbac_plugin.decorators import wants_json
 from crm_rbac_plugin.inputs import OUT_OF_RANGE, OUT_OF_RANGE_MESSAGE
@@ -30,6 +30,26 @@ def bad_request(error: HTTPException) -> tuple[Any, int]:
     if wants_json():
         return _json("bad_request", error.description or "Bad request.", 400)
     return render_template("errors/400.html", error=error), 400
+
+
+def too_large(error: HTTPException) -> tuple[Any, int]:
+    """A body over the route's limit, in words naming the limit (Werkzeug's stock page
+    names none); an upload route answers with its own page instead (its blueprint's
+    413 handler)."""
+    db.session.rollback()
+    message = too_large_message(error)
+    if wants_json():
+        return _json("payload_too_large", message, 413)
+    return render_template("errors/400.html", error=RequestEntityTooLarge(message)), 413
+
+
+def too_large_message(error: HTTPException) -> str:
+    """The refusal's own words, or the request's limit when Werkzeug raised it."""
+    if error.description and error.description != RequestEntityTooLarge.description:
+        return str(error.description)
+    limit = request.max_content_length
+    return (f"The request body is larger than the limit of {limit:,} bytes."
+            if limit is not None else "The request body is too large.")
 
 
 def server_error(error: Exception) -> tuple[Any, int]:
@@ -62,4 +82,5 @@ def init_app(app: Flask) -> None:
     for exc in OUT_OF_RANGE:
         app.register_error_handler(exc, out_of_range)
     app.register_error_handler(CSRFError, bad_request)
+    app.register_error_handler(413, too_large)
     app.register_error_handler(500, server_error)

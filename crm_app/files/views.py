@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, flash, jsonify, redirect, request, url_for
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from crm_rbac_plugin import Decision, PermissionDenied, get_or_404
 from crm_rbac_plugin import files as rbac_files
@@ -24,7 +25,7 @@ from crm_rbac_plugin.config import setting
 from crm_rbac_plugin.decorators import wants_json
 from crm_rbac_plugin.identity import signed_in_user
 
-from .. import bodies
+from .. import bodies, errors
 from ..crm.resources import CONFIGS, config_for
 from ..crm.views import detail_view
 from ..extensions import db
@@ -52,14 +53,31 @@ def attachments_panel(resource: str, record: Any) -> list[Any] | None:
     return rbac_files.attachments_of(rbac, resource, record)
 
 
-def rejected(resource: str, record: Any, error: rbac_files.FileRejected) -> Any:
+def rejected(resource: str, record_id: int, error: rbac_files.FileRejected) -> Any:
     """The refusal of an upload: JSON naming the field, or the record page with the message."""
     db.session.rollback()
     if wants_json():
         return jsonify(error="invalid", field=error.field, message=error.message), error.status
     flash(f"{error.field}: {error.message}", "error")
-    record = get_or_404(resource, record.id, "view")
+    record = get_or_404(resource, record_id, "view")
     return detail_view(config_for(resource), record), error.status
+
+
+@bp.errorhandler(413)
+def too_large(error: Any) -> Any:
+    """A body over the file limit, found before the view reads it (the body cap, or
+    the CSRF check that parses the form first): answered as the view answers a file
+    over the limit, JSON naming the field or the record page with the message."""
+    db.session.rollback()
+    limit = int(setting("RBAC_FILES_MAX_BYTES"))
+    refusal = rbac_files.FileRejected(f"The file is larger than {limit} bytes.", status=413)
+    args = request.view_args or {}
+    if wants_json() or request.endpoint != "files.upload":
+        return jsonify(error="invalid", field=refusal.field, message=refusal.message), 413
+    try:
+        return rejected(args["resource"], args["record_id"], refusal)
+    except HTTPException:  # a record they may not see: the plain answer, and no more
+        return errors.too_large(RequestEntityTooLarge(refusal.message))
 
 
 @bp.post(f"/<any({', '.join(RESOURCES)}):resource>/<int:record_id>/attachments")
@@ -79,7 +97,7 @@ def upload(resource: str, record_id: int) -> Any:
                                 upload_file.filename if upload_file else None)
         db.session.commit()
     except rbac_files.FileRejected as error:
-        return rejected(resource, record, error)
+        return rejected(resource, record.id, error)
     except PermissionDenied as refused:
         db.session.rollback()
         rbac.refuse(Decision(False, refused.message), 403)

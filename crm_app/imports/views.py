@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from crm_rbac_plugin import imports
 from crm_rbac_plugin.errors import ValidationError
 
+from .. import errors
 from ..bodies import FORM_FRAMING
 from ..extensions import db
 from ..rbac_setup import rbac
@@ -80,6 +81,25 @@ def page(resource: str, status: int = 200, error: ValidationError | None = None)
                        errors=checked.errors[:SHOWN_ERRORS],
                        may_manage=rbac.can("manage", resource))
     return render_template("imports/import.html", **context), status
+
+
+@bp.errorhandler(413)
+def too_large(error: RequestEntityTooLarge) -> Any:
+    """A body over the import limit, however it was found: by the view, by the body
+    cap (a chunked upload) or by the CSRF check, which parses the form first.
+
+    JSON clients get the field and the message; a page, the import page with
+    the message on the file field.
+    """
+    db.session.rollback()
+    message = str(_too_large(int(rbac.config("RBAC_IMPORT_MAX_BYTES"))).description)
+    resource = (request.view_args or {}).get("resource", "")
+    if resource not in FIELDS or not all(
+            rbac.can(action, resource) for action in (imports.IMPORT, "create")):
+        return errors.too_large(RequestEntityTooLarge(message))  # no import page of theirs
+    if _wants_json():
+        return jsonify(error="invalid", field="file", message=message), 413
+    return page(resource, 413, ValidationError(message, field="file"))
 
 
 @bp.get("/<resource>")
