@@ -18,7 +18,7 @@ from crm_rbac_plugin.inputs import BoundedIntConverter
 from . import accounting, auth, bodies, campaigns, crm, errors, files, reports, security, seed
 from .accounting.models import Invoice
 from .crm.forms import EMAIL
-from .extensions import csrf, db, login_manager, mail, migrate
+from .extensions import csrf, db, engine_options, login_manager, mail, migrate
 from .imports import setup as import_pages
 from .models import Client, Deal, Lead, Task
 from .rbac_setup import rbac
@@ -56,6 +56,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env()
     if config:
         app.config.from_mapping(config)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config.get("SQLALCHEMY_ENGINE_OPTIONS"))
     os.makedirs(app.instance_path, exist_ok=True)
     security.init_app(app)
 

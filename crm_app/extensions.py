@@ -47,6 +47,24 @@ migrate = Migrate()
 SQLITE_PRAGMAS = ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL")
 
 
+#: Seconds an SQLite connection waits for another's write lock before "database is
+#: locked". SQLite has one writer at a time, and an import holds the lock for its
+#: whole transaction (all rows or none: about ten seconds for 100,000 rows); with
+#: pysqlite's default of 5 s, every other member's write (a form, a session's
+#: last-seen time) failed with a 500 meanwhile. They wait for it instead.
+SQLITE_BUSY_TIMEOUT = 60
+
+
+def engine_options(uri: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The engine options for ``uri``: an SQLite database waits
+    :data:`SQLITE_BUSY_TIMEOUT` for the write lock unless ``options`` set a timeout."""
+    options = dict(options or {})
+    if uri.startswith("sqlite"):
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT,
+                                   **options.get("connect_args", {})}
+    return options
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     """Set :data:`SQLITE_PRAGMAS` on each new SQLite connection."""

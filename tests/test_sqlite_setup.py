@@ -1,14 +1,19 @@
-"""The demo's SQLite connections: foreign keys on, a write-ahead log, and readers that do
-not wait for a writer (``crm_app.extensions.SQLITE_PRAGMAS``)."""
+"""The demo's SQLite connections: foreign keys on, a write-ahead log, readers that do
+not wait for a writer (``crm_app.extensions.SQLITE_PRAGMAS``), and writers that wait
+for a long write (an import) rather than fail (``SQLITE_BUSY_TIMEOUT``)."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from crm_app.extensions import db
-from tests.conftest import make_app
+from crm_app.extensions import SQLITE_BUSY_TIMEOUT, db
+from crm_app.models import Lead
+from tests.conftest import app_with_tables, build_world, make_app
 
 
 def _pragmas() -> tuple[object, ...]:
@@ -60,3 +65,47 @@ def test_a_writer_commits_while_a_reader_is_reading(tmp_path: Path) -> None:
     for app in (writer, reader):
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_connection_waits_for_the_write_lock_longer_than_pysqlites_default(
+        tmp_path: Path) -> None:
+    app = make_app(f"sqlite:///{tmp_path / 'crm.db'}")
+    with app.app_context():
+        timeout = db.session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar()
+        assert timeout == SQLITE_BUSY_TIMEOUT * 1000 > 5000
+        db.session.remove()
+        db.engine.dispose()
+    own = make_app(f"sqlite:///{tmp_path / 'crm.db'}",
+                   SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 0.5}})
+    with own.app_context():  # a host's own timeout is kept
+        assert db.session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar() == 500
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_form_posted_during_a_long_write_waits_for_it_instead_of_failing(
+        tmp_path: Path) -> None:
+    """Another worker holds the write lock for 12 s (as an import of 100,000 rows does),
+    longer than two of pysqlite's 5 s waits (the request writes its session row, then
+    the lead): the member's create waits, then succeeds."""
+    path = tmp_path / "crm.db"
+    with app_with_tables(f"sqlite:///{path}") as app:
+        w = build_world()
+        member = app.test_client(user=w.users["member"])
+        with member.session_transaction() as sess:
+            sess[app.config["RBAC_SESSION_KEY"]] = w.ws.id
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(12, holder.execute, ("COMMIT",))
+        release.start()
+        start = time.monotonic()
+        try:
+            response = member.post("/leads/new", data={"name": "During", "status": "new",
+                                                       "source": ""})
+        finally:
+            release.join()
+            holder.close()
+        assert time.monotonic() - start > 11
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+        assert db.session.scalar(sa.select(Lead.id).where(Lead.name == "During")
+                                 .execution_options(rbac_bypass=True)) is not None
