@@ -23,6 +23,9 @@ The steps, each a plain function the views, the CLI and the bench call:
   ``=HYPERLINK(...)`` is stored as inert text; a formula-looking email is
   refused (no address starts so), and a phone number holds only digits,
   spaces and ``+().-``, which spell no function call.
+  A record cap of the importer's roles that the rows would pass together is
+  reported on the plan (``Plan.refusal``), with what they own and what the
+  import adds.
 * :func:`commit` writes all the rows or none: one transaction, flushed in
   chunks of ``RBAC_IMPORT_CHUNK_ROWS`` (each chunk through the guard) with a
   progress callback after each, audited as ``records.imported`` with the row
@@ -45,7 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import csvsafe
+from . import csvsafe, quotas
 from .context import SYSTEM
 from .errors import PermissionDenied, ValidationError
 from .policy import Access
@@ -120,10 +123,13 @@ class Plan:
     errors: list[RowError] = field(default_factory=list)
     #: Lines with a formula-looking text cell that was neutralised.
     neutralised: list[int] = field(default_factory=list)
+    #: Why the rows cannot all be created though each is fine (a record cap of the
+    #: importer's roles, with its figures), or "".
+    refusal: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.errors and self.total > 0
+        return not self.errors and not self.refusal and self.total > 0
 
 
 # -- reading the file ---------------------------------------------------------------------
@@ -241,8 +247,9 @@ def prepare(rbac: RBACProtocol, resource: str, fields: Sequence[ImportField],
     "you may only import records you own" answer, member or not, so an
     import tells nobody who belongs to the workspace. An error names the line of its row: a
     :class:`CsvRow`'s own, else ``first_line`` plus the row's position.
-    Returns a :class:`Plan` listing the values to create and the errors;
-    nothing is written.
+    Returns a :class:`Plan` listing the values to create and the errors,
+    and the refusal of a record cap the rows would pass together (what the
+    member owns plus the rows, against the cap); nothing is written.
     """
     access = importer(rbac, resource)
     res = rbac.registry.get(resource)
@@ -262,6 +269,8 @@ def prepare(rbac: RBACProtocol, resource: str, fields: Sequence[ImportField],
             plan.errors.extend(errors)
         else:
             plan.rows.append(values)
+    refusal = quotas.batch_refusal(rbac, rbac.db.session, access, resource, len(plan.rows))
+    plan.refusal = refusal.message if refusal is not None else ""
     return plan
 
 
@@ -410,14 +419,19 @@ def commit(rbac: RBACProtocol, plan: Plan, *, target: str = "", chunk_rows: int 
     audited (``records.imported``, with the row count) and committed; any
     error rolls everything back and is raised again.
     """
-    importer(rbac, plan.resource)
-    if not plan.ok:
+    access = importer(rbac, plan.resource)
+    if plan.errors or not plan.total:
         raise ValidationError(f"{len(plan.errors)} error(s) in the file; nothing was imported."
                               if plan.errors else "The file has no rows to import.",
                               field="file")
+    session = rbac.db.session
+    # Before the first chunk: a cap found at a later chunk's flush would count the
+    # earlier chunks as records the member owns, and not name what the import adds.
+    refusal = quotas.batch_refusal(rbac, session, access, plan.resource, len(plan.rows))
+    if refusal is not None:
+        raise refusal
     model: Any = rbac.registry.get(plan.resource).model
     chunk = chunk_rows or int(rbac.config("RBAC_IMPORT_CHUNK_ROWS"))
-    session = rbac.db.session
     total = len(plan.rows)
     try:
         for start in range(0, total, chunk):

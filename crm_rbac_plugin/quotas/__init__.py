@@ -26,8 +26,8 @@ therefore cannot both win (``tests/test_quotas_race.py``).
 
 from __future__ import annotations
 
-from .caps import CapView, caps_of, member_cap, owned_count, set_cap
+from .caps import CapView, batch_refusal, caps_of, member_cap, owned_count, set_cap
 from .seats import SeatUsage, seat_limit, seat_usage
 
-__all__ = ["CapView", "SeatUsage", "caps_of", "member_cap", "owned_count", "seat_limit",
+__all__ = ["CapView", "SeatUsage", "batch_refusal", "caps_of", "member_cap", "owned_count", "seat_limit",
            "seat_usage", "set_cap"]

@@ -196,6 +196,32 @@ def new_owned_records(rbac: RBACProtocol, session: Session) -> dict[str, int]:
     return new
 
 
+def batch_refusal(rbac: RBACProtocol, session: Session, access: Access, resource: str,
+                  adding: int) -> QuotaExceeded | None:
+    """The refusal of creating ``adding`` records of ``resource`` at once, if a cap of
+    the member's roles forbids it; None when it fits.
+
+    Asked before the first of them is written (an import's preview and its
+    commit), so the figures are those the member knows: what they own now and
+    what the batch adds. The flush guard still checks each flush
+    (:func:`check_caps`); this only makes the answer come first and right.
+    """
+    res = rbac.registry.get(resource)
+    if access.is_owner or adding <= 0 or res.owner_column is None:
+        return None
+    cap = member_cap(rbac, session, access.membership_id, resource)
+    if cap is None:
+        return None
+    used = owned_count(rbac, session, resource, access.workspace_id, access.user_id)
+    if used + adding <= cap:
+        return None
+    return QuotaExceeded(
+        f"Your role allows at most {cap:,} {resource} record(s) per member; you own "
+        f"{used:,} and this adds {adding:,}: import at most {max(cap - used, 0):,}, hand "
+        "some over or ask for a higher cap.",
+        limit=f"{resource}.max_records", allowed=cap, used=used)
+
+
 def check_caps(rbac: RBACProtocol, session: Session, access: Access, new: dict[str, int]) -> None:
     """Refuse (409) a flush whose ``new`` records take the member past a cap of their roles."""
     if access.is_owner or not new:
