@@ -11,7 +11,12 @@ approver (:func:`..gate.require`, ``via="workspace"``), so no Owner takes
 every record out alone. Secrets are left out: a column whose name says hash, secret, nonce,
 token or password is never exported. Binary values (a file kept for its
 download, a host's blob) are exported as base64 text, which JSON and CSV
-hold. Only an Owner exports, and the export is audited (``workspace.exported``).
+hold. The bytes of every attachment go in too, as ``files/<id>-<name>``
+(read through the storage interface, :mod:`..files.storage`): the purge deletes
+them, and this export is the copy offered before it; an attachment whose bytes
+are gone from the storage is listed in ``workspace.json`` under
+``missing_files`` instead. Only an Owner exports, and the export is audited
+(``workspace.exported``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import posixpath
+import shutil
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +33,7 @@ import sqlalchemy as sa
 
 from .. import csvsafe, gate
 from ..audit.events import jsonable, record
+from ..files.storage import storage
 from ..loader import BYPASS
 from ..policy import Access
 from .ownership import require_owner
@@ -83,6 +91,23 @@ def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def _write_files(archive: zipfile.ZipFile, attachments: list[dict[str, Any]]) -> list[int]:
+    """Add each attachment's bytes as ``files/<id>-<name>``; return the ids of those
+    whose bytes the storage no longer holds."""
+    missing: list[int] = []
+    store = storage()
+    for row in sorted(attachments, key=lambda r: r["id"]):
+        name = posixpath.basename(str(row["filename"]).replace("\\", "/")) or "file"
+        try:
+            source = store.open(row["storage_key"])
+        except FileNotFoundError:
+            missing.append(row["id"])
+            continue
+        with source, archive.open(f"files/{row['id']}-{name}", "w") as target:
+            shutil.copyfileobj(source, target)
+    return missing
+
+
 def export_zip(rbac: RBACProtocol, actor: Access | None) -> tuple[str, bytes]:
     """Return ``(file name, zip bytes)`` of the actor's workspace (Owners only).
 
@@ -109,6 +134,8 @@ def export_zip(rbac: RBACProtocol, actor: Access | None) -> tuple[str, bytes]:
                 "tables": tables}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        document["missing_files"] = _write_files(
+            archive, tables.get(rbac.models.Attachment.__tablename__, []))
         archive.writestr("workspace.json", json.dumps(document, indent=1, sort_keys=True))
         for name, rows in tables.items():
             archive.writestr(f"csv/{name}.csv", _csv(columns[name], rows))
