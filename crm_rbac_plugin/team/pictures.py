@@ -31,6 +31,7 @@ from ..config import setting
 from ..images import PictureRejected, encode_picture
 from ..models import utcnow
 from ..policy import Access
+from ..roles.locks import concurrent_change_refused
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -73,7 +74,9 @@ def set_picture(rbac: RBACProtocol, membership: Any, stream: IO[bytes] | None, *
     row.data, row.content_type = picture.data, picture.content_type
     row.digest = hashlib.sha256(picture.data).hexdigest()
     row.updated_at = utcnow()
-    session.flush()
+    # Two first uploads at once both insert: the second meets the one-row-per-user key.
+    with concurrent_change_refused("your picture"):
+        session.flush()
     rbac.audit("profile_picture.set", workspace_id=membership.workspace_id, resource="members",
                target=membership.display_name, content_type=picture.content_type,
                size=len(picture.data))
