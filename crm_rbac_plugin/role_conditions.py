@@ -145,7 +145,10 @@ def _minutes(value: Any, field: str) -> int:
 
 def _weekdays(value: Any) -> tuple[int, ...]:
     if isinstance(value, str):
-        value = [v for v in value.replace(" ", ",").split(",") if v]
+        text, value = value, [v for v in value.replace(" ", ",").split(",") if v]
+        if text and not value:
+            raise ValidationError(f"{text!r} names no weekday (mon, tue, wed, thu, fri, sat, "
+                                  "sun)", field="weekdays")
     if not isinstance(value, (list, tuple)):
         raise ValidationError("weekdays is a list such as mon, tue, wed", field="weekdays")
     days = set()
@@ -161,13 +164,16 @@ def _weekdays(value: Any) -> tuple[int, ...]:
 
 
 def _given(raw: Mapping[str, Any], key: str, empty: Any) -> Any:
-    """``raw[key]``, or ``empty`` when the key is absent, null, ``""`` or an empty list.
+    """``raw[key]``, or ``empty`` when the key is absent, null, blank text or an empty list.
 
     Any other value is checked as given: a falsy one of the wrong type
-    (``0``, ``false``, ``{}``) is an error naming the key, never "no limit".
+    (``0``, ``false``, ``{}``) and a value with nothing in it (``[""]``,
+    ``","``) are errors naming the key, never "no limit", so that a script's
+    computed list that comes out blank cannot drop a restriction unseen.
     """
     value = raw.get(key)
-    if value is None or (isinstance(value, (str, list, tuple)) and not value):
+    if value is None or (isinstance(value, str) and not value.strip()) or (
+            isinstance(value, (list, tuple)) and not value):
         return empty
     return value
 
@@ -190,10 +196,10 @@ def validate(raw: Any) -> Condition:
     weekdays = _weekdays(_given(raw, "weekdays", []))
     start_raw, end_raw = _given(raw, "start", ""), _given(raw, "end", "")
     start = end = None
-    if start_raw or end_raw:
-        if not start_raw:
+    if start_raw != "" or end_raw != "":
+        if start_raw == "":
             raise ValidationError("give the window's start as well as its end", field="start")
-        if not end_raw:
+        if end_raw == "":
             raise ValidationError("give the window's end as well as its start", field="end")
         start, end = _minutes(start_raw, "start"), _minutes(end_raw, "end")
         if start >= 1440:
@@ -208,6 +214,9 @@ def validate(raw: Any) -> Condition:
     if not isinstance(nets_raw, (list, tuple)):
         raise ValidationError("networks is a list of CIDR networks", field="networks")
     networks = tuple(dict.fromkeys(str(n) for n in parse_networks(nets_raw, field="networks")))
+    if nets_raw and not networks:
+        raise ValidationError("networks lists no network: leave it out for any network",
+                              field="networks")
     return Condition(weekdays, start, end, networks)
 
 

@@ -98,6 +98,15 @@ def windowed_member(world: SimpleNamespace, condition: dict[str, Any]) -> Any:
     ({"networks": {}}, "networks"),
     ({"start": 0, "end": "10:00"}, "start"),
     ({"start": "09:00", "end": False}, "end"),
+    # a value given with nothing in it is an error, never a dropped limit
+    ({"networks": [""]}, "networks"),
+    ({"networks": ","}, "networks"),
+    ({"networks": " , "}, "networks"),
+    ({"networks": ["", " "]}, "networks"),
+    ({"weekdays": ","}, "weekdays"),
+    ({"weekdays": ", ,"}, "weekdays"),
+    ({"start": False, "end": False}, "start"),
+    ({"start": 0, "end": 0}, "start"),
 ])
 def test_a_bad_condition_names_its_field(raw: Any, field: str) -> None:
     with pytest.raises(ValidationError) as refused:
@@ -238,6 +247,11 @@ def department_rows() -> list[tuple[Any, ...]]:
     ({"networks": ["10.0.0.0/33"]}, "networks"),
     ({"weekdays": 0}, "weekdays"),  # a falsy value of the wrong type is no "no limit"
     ({"networks": False}, "networks"),
+    ({"networks": [""]}, "networks"),  # a blank value is no "no limit" either
+    ({"networks": ","}, "networks"),
+    ({"weekdays": ","}, "weekdays"),
+    ({"start": False, "end": False}, "start"),
+    ({"start": 0, "end": 0}, "start"),
 ])
 def test_the_api_refuses_a_bad_condition(app: Flask, world: SimpleNamespace, api_as: Any,
                                          condition: dict[str, Any], field: str) -> None:
