@@ -24,7 +24,7 @@ from flask import Flask
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import roles, workspaces
-from crm_rbac_plugin.certification import report, runs, schedule
+from crm_rbac_plugin.certification import lines, report, runs, schedule
 from crm_rbac_plugin.errors import PermissionDenied, RuleConflict, ValidationError
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.signals import review_due
@@ -209,6 +209,23 @@ def test_a_run_lists_privileged_members_and_a_resources_viewers(world: SimpleNam
     assert listed[world.members["dual"].id] == "resource"  # a Viewer sees deals
     assert world.members["client_success"].id not in listed  # no access to deals
     assert run.started_by_membership_id == world.members["admin"].id and run.status == "open"
+
+
+@pytest.mark.parametrize("condition", [{"networks": ["10.0.0.0/8"]},
+                                       {"weekdays": ["sat"], "start": "00:00", "end": "00:01"}])
+def test_a_run_lists_a_privileged_role_whatever_its_condition_holds_now(
+        world: SimpleNamespace, condition: dict[str, Any]) -> None:
+    """A condition limits when and where the Admin role applies; its holder holds it still,
+    so a run started outside the window or off the network lists them all the same."""
+    admin = world.members["admin"]
+    roles.set_assignment_condition(rbac, access_of(world.members["owner"]),
+                                   admin.member_roles[0], condition)
+    db.session.commit()
+    run = runs.start_run(rbac, access_of(world.members["owner"]), "")
+    db.session.commit()
+    item = item_of(run, admin)
+    assert "privileged" in item.why and [r["role"] for r in item.roles] == ["Admin"]
+    assert lines.pending_words(rbac, run) == []
 
 
 def test_keep_and_revoke_through_the_role_service(world: SimpleNamespace) -> None:

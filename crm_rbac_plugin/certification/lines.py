@@ -1,8 +1,9 @@
-"""A certification run's lines: which members it lists, with the roles in force now that
+"""A certification run's lines: which members it lists, with the roles held now that
 list them and where each role comes from, kept current while the run is open.
 
 A line names every role that makes its member privileged (or, for a run
-over a resource, lets them view it) and is in force now: the member's own
+over a resource, lets them view it) and is held now (started and not expired,
+whatever its weekday, hour or network condition says): the member's own
 assignments (``source: "direct"``) and the roles their department gives
 them (``source: "department"``, with the department's name), inherited
 grants counted. A decision is about the line the reviewer saw, so:
@@ -87,7 +88,13 @@ def line_changes(stored: list[dict[str, Any]], current: list[dict[str, Any]], *,
 
 
 def candidates(rbac: RBACProtocol, workspace_id: int, resource: str = "") -> list[dict[str, Any]]:
-    """The members a run lists now: ``{membership, why, roles}``, in membership order."""
+    """The members a run lists now: ``{membership, why, roles}``, in membership order.
+
+    A member is privileged by the roles they hold, whatever each role's condition
+    says at this instant and from this address: a condition limits when and
+    where a role applies, never whether its holder is reviewed, so the run
+    does not depend on the hour or on the reviewer's network.
+    """
     m = rbac.models
     members = rbac.db.session.scalars(sa.select(m.Membership).where(
         m.Membership.workspace_id == workspace_id, m.Membership.status == "active")
@@ -98,10 +105,9 @@ def candidates(rbac: RBACProtocol, workspace_id: int, resource: str = "") -> lis
                                                          "view").allowed}
     out = []
     for membership in members:
-        why, roles = [], []
-        if is_privileged_access(rbac.access_for(membership)):
+        why, roles = [], _entries(rbac, membership, _makes_privileged)
+        if roles or is_privileged_access(rbac.access_for(membership)):
             why.append("privileged")
-            roles += _entries(rbac, membership, _makes_privileged)
         if membership.id in with_access:
             why.append("resource")
             roles += [r for r in _entries(rbac, membership,
