@@ -235,3 +235,27 @@ def test_the_member_an_alert_is_about_cannot_acknowledge_or_resolve_it(
     assert owner.post("/settings/alerts/resolve", data={"alert_id": mine.id}).status_code == 302
     db.session.expire_all()
     assert db.session.get(rbac.models.Alert, mine.id).status == "resolved"
+
+
+def test_the_member_who_gave_a_privilege_cannot_close_its_alert(
+        app: Flask, world: SimpleNamespace) -> None:
+    """A privilege alert is about the grantor's act as much as the grantee: the Owner who
+    gave Admin neither acknowledges nor resolves it; another Owner or Admin does."""
+    w = world
+    R = rbac.models.Role
+    admin_role = db.session.scalars(sa.select(R).where(R.workspace_id == w.ws.id,
+                                                       R.key == "admin")).one()
+    owner = api_of(app, w.members["owner"])
+    given = owner.post(f"/members/{w.members['viewer'].id}/roles", {"role_id": admin_role.id})
+    assert given.status_code == 201, given.json
+    A = rbac.models.Alert
+    alert = db.session.scalars(sa.select(A).where(A.rule == "privilege",
+                                                  A.workspace_id == w.ws.id)).one()
+    assert alert.detail["by_membership_id"] == w.members["owner"].id
+    for action in ("acknowledge", "resolve"):
+        answer = owner.post(f"/alerts/{action}", {"alert_id": alert.id})
+        assert answer.status_code == 403 and "a change you made" in answer.json["message"]
+    db.session.expire_all()
+    assert db.session.get(A, alert.id).status == "open"
+    assert api_of(app, w.members["admin"]).post(
+        "/alerts/resolve", {"alert_id": alert.id}).status_code == 200

@@ -125,15 +125,29 @@ def get_alert(rbac: RBACProtocol, access: Access | None, alert_id: Any) -> Any:
     return alert
 
 
+def involved(alert: Any) -> set[int]:
+    """The members whose conduct ``alert`` puts under scrutiny: the member it is about and,
+    for a privilege given, the member who gave it (``detail.by_membership_id``).
+
+    Neither acknowledges nor resolves it, so a second person always looks at
+    a privilege handed out; with no other Owner or Admin the alert stays open
+    (an open alert costs nothing, a self-closed one hides the change).
+    """
+    detail = alert.detail if isinstance(alert.detail, dict) else {}
+    ids = {alert.membership_id, detail.get("by_membership_id")}
+    return {i for i in ids if isinstance(i, int) and not isinstance(i, bool)}
+
+
 def set_status(rbac: RBACProtocol, access: Access | None, alert_id: Any, action: str) -> Any:
     """``acknowledge`` or ``resolve`` an alert (the caller commits); audited."""
     if action not in MOVES:
         raise ValidationError("must be acknowledge or resolve", field="action")
     access = require_reader(rbac, access)
     alert = get_alert(rbac, access, alert_id)
-    if alert.membership_id is not None and alert.membership_id == access.membership_id:
-        raise PermissionDenied("You cannot acknowledge or resolve an alert about yourself "
-                               "(segregation of duties): another Owner or Admin must.",
+    if access.membership_id in involved(alert):
+        raise PermissionDenied("You cannot acknowledge or resolve an alert about yourself or "
+                               "a change you made (segregation of duties): another Owner or "
+                               "Admin must; until there is one, it stays open.",
                                field="alert_id")
     status, sources = MOVES[action]
     if alert.status not in sources:
