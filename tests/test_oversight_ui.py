@@ -16,6 +16,7 @@ import re
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -23,6 +24,7 @@ from crm_app.extensions import db, mail
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import sharing, workspaces
+from crm_rbac_plugin.team import access_requests
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 
 
@@ -329,7 +331,6 @@ def test_request_access_mails_audits_and_throttles(world: SimpleNamespace, login
 def test_a_team_manager_is_named_only_to_their_own_team(world: SimpleNamespace) -> None:
     """The Manager exports leads and gives roles to their team (Member) only: Member2,
     outside it, is not sent to them; Member is."""
-    from crm_rbac_plugin.team import access_requests
     manager = world.members["manager"]
     assert world.users["member"].id in rbac.access_for(manager).team_user_ids
     assert world.users["member2"].id not in rbac.access_for(manager).team_user_ids
@@ -346,3 +347,20 @@ def test_a_team_manager_is_named_only_to_their_own_team(world: SimpleNamespace) 
         help_ = access_requests.refusal_help(rbac, rbac.access_for(world.members[key]),
                                              "export", "leads")
         assert help_ is not None and ("Manager" in help_.text) is shown, help_.text
+
+
+@pytest.mark.parametrize(("action", "resource"), [("manage", "members"), ("manage", "roles"),
+                                                  ("manage", "settings")])
+def test_a_privileged_permission_is_asked_of_owners_only(world: SimpleNamespace, action: str,
+                                                         resource: str) -> None:
+    """Only an Owner gives a role that manages members, roles or settings, so an access
+    request for one names and notifies Owners, never the Admins who would be refused."""
+    viewer = world.members["viewer"]
+    named = access_requests.grantors(rbac, world.ws.id, action, resource, requester=viewer.id)
+    assert world.members["owner"].id in [m.id for m in named]
+    assert all(rbac.access_for(m).is_owner for m in named), [m.display_name for m in named]
+    help_ = access_requests.refusal_help(rbac, rbac.access_for(viewer), action, resource)
+    assert help_ is not None and "Admin" not in help_.text, help_.text
+    # A permission an Admin may give is still asked of them.
+    assert world.members["admin"].id in [m.id for m in access_requests.grantors(
+        rbac, world.ws.id, "export", "leads", requester=viewer.id)]

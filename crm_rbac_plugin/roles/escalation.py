@@ -160,6 +160,12 @@ def privileged_specs(specs: Iterable[GrantSpec]) -> bool:
                for s in specs)
 
 
+def privileged_permission(action: str, resource: str) -> bool:
+    """Whether a role granting ``resource.action`` is privileged: only an Owner gives one
+    (so only an Owner is sent an access request for it)."""
+    return privileged_specs([GrantSpec(resource, action, "all")])
+
+
 def same_workspace(actor: Access, *objects: Any) -> None:
     """Refuse objects of another workspace than the actor's."""
     for obj in objects:

@@ -13,7 +13,9 @@ Rules:
 * **Who can grant** a permission is an active member who may assign roles
   (``members.edit``) to the requester, whose scope reaches them, and who
   holds the permission themselves, since nobody grants more than they hold.
-  Owners come first.
+  Owners come first. A privileged permission (one that makes a role
+  privileged: :func:`..roles.escalation.privileged_permission`) only an
+  Owner gives, so only Owners are named and asked for it.
 * A request is **audited** (``access.requested``, target ``resource.action``)
   and **mailed** to those members (at most :data:`MAX_RECIPIENTS`).
 * One request per member and permission per :data:`THROTTLE`: the trail
@@ -33,7 +35,7 @@ from ..errors import RBACError, ValidationError
 from ..loader import BYPASS
 from ..models import utcnow
 from ..policy import Access
-from ..roles.escalation import member_in_scope
+from ..roles.escalation import member_in_scope, privileged_permission
 from .mail import _external_url, send_mail
 
 if TYPE_CHECKING:
@@ -97,8 +99,11 @@ def grantors(rbac: RBACProtocol, workspace_id: int, action: str, resource: str, 
     ``requester`` (a membership id) is left out, and must lie in each
     grantor's ``members.edit`` scope: a Manager whose grant reaches only
     their team cannot give a role to anyone else, so the page never sends a
-    member to them.
+    member to them. A privileged permission is given only by an Owner
+    (:func:`..roles.escalation.privileged_permission`), so only Owners are
+    named for it: an Admin asked would be refused when trying.
     """
+    owners_only = privileged_permission(action, resource)
     M = rbac.models.Membership
     members = list(rbac.db.session.scalars(sa.select(M).where(
         M.workspace_id == workspace_id, M.status == "active").order_by(M.id),
@@ -109,7 +114,8 @@ def grantors(rbac: RBACProtocol, workspace_id: int, action: str, resource: str, 
         if membership.id == requester:
             continue
         access = rbac.access_for(membership)
-        if access is None or not rbac.can("edit", "members", access=access) \
+        if access is None or (owners_only and not access.is_owner) \
+                or not rbac.can("edit", "members", access=access) \
                 or not rbac.can(action, resource, access=access) \
                 or (asking is not None and not member_in_scope(access, "edit", asking)):
             continue
