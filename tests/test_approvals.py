@@ -20,8 +20,10 @@ from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, gate, roles, signals
 from crm_rbac_plugin.errors import PermissionDenied, RuleConflict, ValidationError
 from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.roles.grants import GrantSpec
 from tests.rbac_helpers import (
     access_of,
+    custom_role,
     fast_passwords,  # noqa: F401  (autouse fixture)
 )
 
@@ -246,3 +248,37 @@ def test_an_invitation_as_admin_is_refused_not_half_recorded(world: SimpleNamesp
     db.session.commit()
     db.session.refresh(world.members["viewer"])
     assert "admin" in {mr.role.key for mr in world.members["viewer"].member_roles}
+
+
+def test_only_an_owner_gives_or_widens_the_approver_permission(world: SimpleNamespace) -> None:
+    """The second pair of eyes is not chosen by the requester: a role that lets its holders
+    decide approvals (``approvals.decide`` or the policy's approver permission) is
+    privileged, so an Admin neither gives it nor widens a held role to it."""
+    admin, owner = access_of(world.members["admin"]), access_of(world.members["owner"])
+    approver = custom_role(world, "Approver", [("approvals", "view", "all"),
+                                               ("approvals", "decide", "all")])
+    db.session.commit()
+    assert roles.is_privileged(approver)
+    with pytest.raises(PermissionDenied, match="Only an Owner"):
+        roles.assign_role(rbac, admin, world.members["member"], approver)
+    db.session.rollback()
+    assert approvals.may_decide(rbac, rbac.access_for(world.members["member"]),
+                                "approvals.decide") is False
+    # A held role widened to decide approvals is refused to the Admin too.
+    tasks = custom_role(world, "Tasks", [("tasks", "view", "own")])
+    roles.assign_role(rbac, admin, world.members["member"], tasks)
+    db.session.commit()
+    with pytest.raises(PermissionDenied, match="Only an Owner"):
+        roles.update_role(rbac, admin, tasks, grants=[GrantSpec("tasks", "view", "own"),
+                                                      GrantSpec("approvals", "decide", "all")])
+    db.session.rollback()
+    # The policy's own approver permission counts the same way.
+    policy(world, approver_permission="tasks.bulk")
+    exporter = custom_role(world, "Task bulk", [("tasks", "bulk", "all")])
+    db.session.commit()
+    assert roles.is_privileged(exporter)
+    with pytest.raises(PermissionDenied, match="Only an Owner"):
+        roles.assign_role(rbac, admin, world.members["member"], exporter)
+    db.session.rollback()
+    roles.assign_role(rbac, owner, world.members["member"], approver)
+    db.session.commit()

@@ -350,7 +350,8 @@ def test_a_team_manager_is_named_only_to_their_own_team(world: SimpleNamespace) 
 
 
 @pytest.mark.parametrize(("action", "resource"), [("manage", "members"), ("manage", "roles"),
-                                                  ("manage", "settings")])
+                                                  ("manage", "settings"),
+                                                  ("decide", "approvals")])
 def test_a_privileged_permission_is_asked_of_owners_only(world: SimpleNamespace, action: str,
                                                          resource: str) -> None:
     """Only an Owner gives a role that manages members, roles or settings, so an access

@@ -30,12 +30,12 @@ from crm_rbac_plugin.errors import ValidationError
 from crm_rbac_plugin.notify import preferences, queue
 from tests.rbac_helpers import access_of
 
-#: Statements of one role assignment and its commit from a fresh session: eight for the
+#: Statements of one role assignment and its commit from a fresh session: nine for the
 #: change (the member's row locked, so that two assignments at once see each other;
-#: the service's four reads, the role's grants, which decide whether it is
-#: privileged, the insert, the policy version's bump) and three for its audit event,
-#: alert rules and notification.
-ASSIGNMENT_STATEMENTS = 11
+#: the service's four reads, the role's grants and the workspace's approver permission,
+#: which decide whether it is privileged, the insert, the policy version's bump) and
+#: three for its audit event, alert rules and notification.
+ASSIGNMENT_STATEMENTS = 12
 #: Side-effect statements of a role change in a request after another: the notification's
 #: and the audit event's inserts (the reason rule and alert settings are kept per version).
 KEPT_RULES_SIDE_EFFECTS = 2

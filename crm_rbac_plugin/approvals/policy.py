@@ -24,6 +24,7 @@ from ..audit import events as audit_events
 from ..config import setting
 from ..errors import PermissionDenied, ValidationError
 from ..policy import Access
+from ..roles.escalation import APPROVERS_KEY
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -150,6 +151,8 @@ def save(rbac: RBACProtocol, actor: Access | None, changes: Mapping[str, Any]) -
     row.operations, row.approvals_required = new.operations, new.approvals_required
     row.approver_permission, row.expiry_hours = new.approver_permission, new.expiry_hours
     row.updated_by_membership_id = actor.membership_id
+    # Which roles are privileged follows the approver permission: read it afresh.
+    rbac.db.session.info.pop(APPROVERS_KEY, None)
     audit_events.record(rbac, "approval_policy.changed", workspace_id=actor.workspace_id,
                         resource="settings", target="approval policy", before=current.to_json(),
                         after=new.to_json())

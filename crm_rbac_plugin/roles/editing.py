@@ -14,6 +14,7 @@ from ..policy import Access
 from .assignments import assign_role, holders, needs_approval_as_privileged
 from .duties import check_reparented
 from .escalation import (
+    approver_permissions,
     is_privileged,
     loosened,
     privileged_specs,
@@ -148,7 +149,7 @@ def _check_reach(rbac: RBACProtocol, actor: Access, role: Any, specs: Sequence[G
     """
     old = effective_specs(role)
     added = sorted({s.permission for s in set(specs) - set(old) if s.effect == "deny"})
-    widened = privileged_specs(specs) and not is_privileged(role)
+    widened = privileged_specs(specs, approver_permissions(role)) and not is_privileged(role)
     if not added and not widened:
         return
     members = reached(rbac, role)
@@ -158,7 +159,7 @@ def _check_reach(rbac: RBACProtocol, actor: Access, role: Any, specs: Sequence[G
     if widened and members:
         if not actor.is_owner:
             raise PermissionDenied(f"Only an Owner can let {role.name} manage members, roles or "
-                                   "settings while members hold it.")
+                                   "settings, or decide approvals, while members hold it.")
         gate.require(rbac, actor, "assign_privileged_role", {}, refusal=(
             f"Letting {role.name} manage members, roles or settings needs approval in this "
             f"workspace while {len(members)} member(s) hold it: give a new role with it to "

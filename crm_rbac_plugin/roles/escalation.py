@@ -3,12 +3,17 @@ never granting or changing more than they hold (Owner and Admin are the Owner's 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+from sqlalchemy.orm import object_session
+
 from ..defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE
 from ..errors import PermissionDenied
+from ..loader import BYPASS
 from ..policy import Access, Rule
 from .field_rules import role_field_modes
 from .grants import SCOPE_RANK, GrantSpec, effective_specs
@@ -144,26 +149,70 @@ def has_full_access(role: Any) -> bool:
 
 def is_privileged(role: Any) -> bool:
     """Owner, Admin, or a role (its parents included) allowing manage on members, roles or
-    settings: only an Owner gives or takes it, and its holders are protected as Admins.
+    settings, or letting its holders decide approvals: only an Owner gives or takes it,
+    and its holders are protected as Admins.
 
     Whoever manages members, roles or settings can make themselves or anyone an
     Admin in all but name, so such a role is an Admin role whatever it is
-    called (a clone of Admin is one). It is also what an approval policy's
-    "assigning a privileged role" means.
+    called (a clone of Admin is one). Whoever gives the approver permission
+    chooses the second pair of eyes of their own requests, so a role holding
+    it (:func:`approver_permissions`) is privileged too. It is also what an
+    approval policy's "assigning a privileged role" means.
     """
-    return has_full_access(role) or privileged_specs(effective_specs(role))
+    return has_full_access(role) or privileged_specs(effective_specs(role),
+                                                     approver_permissions(role))
 
 
-def privileged_specs(specs: Iterable[GrantSpec]) -> bool:
-    """Whether ``specs`` allow manage (or every action) on members, roles or settings."""
-    return any(s.effect == "allow" and s.resource in MANAGED and s.action in ("manage", "*")
-               for s in specs)
+#: The approver permission of a workspace without an approval policy row.
+APPROVER_PERMISSION = f"{APPROVALS_RESOURCE[0]}.decide"
+#: ``session.info`` key of the approver permissions read in the current transaction.
+APPROVERS_KEY = "rbac_approver_permissions"
 
 
-def privileged_permission(action: str, resource: str) -> bool:
+def approver_permissions(role: Any) -> frozenset[str]:
+    """``approvals.decide`` and the approver permission of ``role``'s workspace policy.
+
+    Read from the role's own session (a role not yet in one has only the
+    default); the policy table is found in the role's metadata, so this layer
+    needs no model class of the approvals package.
+    """
+    session = object_session(role)
+    table = type(role).metadata.tables.get("rbac_approval_policy")
+    if session is None or table is None or role.workspace_id is None:
+        return frozenset({APPROVER_PERMISSION})
+    # Read once per transaction and workspace: a role change asks this of
+    # several roles, and the policy changes in a transaction of its own.
+    txn = session.get_transaction()
+    held = session.info.get(APPROVERS_KEY)
+    if held is None or held[0]() is not txn:
+        held = (weakref.ref(txn) if txn is not None else lambda: None, {})
+        session.info[APPROVERS_KEY] = held
+    cache: dict[int, frozenset[str]] = held[1]
+    if role.workspace_id not in cache:
+        with session.no_autoflush:
+            named = session.execute(sa.select(table.c.approver_permission).where(
+                table.c.workspace_id == role.workspace_id), execution_options=BYPASS).scalar()
+        cache[role.workspace_id] = frozenset({APPROVER_PERMISSION, *([named] if named else [])})
+    return cache[role.workspace_id]
+
+
+def privileged_specs(specs: Iterable[GrantSpec],
+                     approvers: Set[str] = frozenset({APPROVER_PERMISSION})) -> bool:
+    """Whether ``specs`` allow manage (or every action) on members, roles or settings, or
+    one of the ``approvers`` permissions (the action or every action of its resource)."""
+    wanted = {tuple(p.rpartition(".")[::2]) for p in approvers}
+    return any(s.effect == "allow" and (
+        (s.resource in MANAGED and s.action in ("manage", "*"))
+        or (s.resource, s.action) in wanted
+        or (s.action == "*" and any(s.resource == r for r, _ in wanted)))
+        for s in specs)
+
+
+def privileged_permission(action: str, resource: str,
+                          approvers: Set[str] = frozenset({APPROVER_PERMISSION})) -> bool:
     """Whether a role granting ``resource.action`` is privileged: only an Owner gives one
     (so only an Owner is sent an access request for it)."""
-    return privileged_specs([GrantSpec(resource, action, "all")])
+    return privileged_specs([GrantSpec(resource, action, "all")], approvers)
 
 
 def same_workspace(actor: Access, *objects: Any) -> None:

@@ -35,7 +35,7 @@ from ..errors import RBACError, ValidationError
 from ..loader import BYPASS
 from ..models import utcnow
 from ..policy import Access
-from ..roles.escalation import member_in_scope, privileged_permission
+from ..roles.escalation import APPROVER_PERMISSION, member_in_scope, privileged_permission
 from .mail import _external_url, send_mail
 
 if TYPE_CHECKING:
@@ -103,7 +103,11 @@ def grantors(rbac: RBACProtocol, workspace_id: int, action: str, resource: str, 
     (:func:`..roles.escalation.privileged_permission`), so only Owners are
     named for it: an Admin asked would be refused when trying.
     """
-    owners_only = privileged_permission(action, resource)
+    P = rbac.models.ApprovalPolicy
+    named = rbac.db.session.scalar(sa.select(P.approver_permission).where(
+        P.workspace_id == workspace_id), execution_options=BYPASS)
+    owners_only = privileged_permission(action, resource,
+                                        {APPROVER_PERMISSION} | ({named} if named else set()))
     M = rbac.models.Membership
     members = list(rbac.db.session.scalars(sa.select(M).where(
         M.workspace_id == workspace_id, M.status == "active").order_by(M.id),
