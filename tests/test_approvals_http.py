@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, signals
+from crm_rbac_plugin.errors import ValidationError
 from tests.rbac_helpers import (
     access_of,
     ask_for_approval,
@@ -195,6 +196,27 @@ def test_pages_for_whom_they_are(world: SimpleNamespace, login: Any) -> None:
         "approver_permission": "approvals.decide", "expiry_hours": "24"})
     assert saved.status_code == 302
     assert approvals.settings_for(rbac, world.ws.id).operations == {"export": 50}
+
+
+@pytest.mark.parametrize("emptied", [("export",), ("bulk_delete",), ("export", "bulk_delete")])
+def test_a_ticked_threshold_left_empty_is_refused_naming_it(world: SimpleNamespace, login: Any,
+                                                            emptied: tuple[str, ...]) -> None:
+    """An empty "over N rows" is no N = 0 (every export waiting): a 400 naming the field,
+    nothing saved; the service refuses blank text as a threshold too."""
+    set_policy(world, operations={"export": 5, "bulk_delete": 2})
+    form = {"op_export": "y", "n_export": "5", "op_bulk_delete": "y", "n_bulk_delete": "2",
+            "approvals_required": "1", "approver_permission": "approvals.decide",
+            "expiry_hours": "48"}
+    form.update({f"n_{name}": "" for name in emptied})
+    bad = client_of(login, world, "owner").post("/settings/approvals/policy", data=form)
+    assert bad.status_code == 400
+    assert "operations." + emptied[0] in bad.text or "whole number" in bad.text
+    db.session.expire_all()
+    assert approvals.settings_for(rbac, world.ws.id).operations == {"export": 5,
+                                                                     "bulk_delete": 2}
+    with pytest.raises(ValidationError) as refused:
+        approvals.save(rbac, access_of(world.members["owner"]), {"operations": {"export": ""}})
+    assert refused.value.field == "operations.export"
 
 
 POST_ROUTES = [f"/settings/approvals/{{}}/{name}" for name in

@@ -240,10 +240,14 @@ def _policy_form(settings: approvals.Settings) -> FlaskForm:
 
 
 def _changes(form: Any) -> dict[str, Any]:
+    """The policy the form asks for. A ticked counted operation sends its N as typed: an
+    empty N is blank text, which the service refuses naming ``operations.<name>``
+    (never 0, which would make every export or bulk delete wait)."""
     ops: dict[str, Any] = {}
     for name in gate.OPERATIONS:
         if form[f"op_{name}"].data:
-            ops[name] = (form[f"n_{name}"].data or 0) if name in gate.COUNTED else True
+            n = form[f"n_{name}"].data
+            ops[name] = ("" if n is None else n) if name in gate.COUNTED else True
     return {"operations": ops, "approvals_required": int(form.approvals_required.data),
             "approver_permission": form.approver_permission.data,
             "expiry_hours": form.expiry_hours.data}
