@@ -172,6 +172,30 @@ def test_bulk_deletes_add_up_over_a_day(world: SimpleNamespace) -> None:
     assert volume.used(rbac, owner, "bulk_delete") == 2  # the approvers saw that one
 
 
+def test_reassigning_listed_records_waits_as_all_of_them_do(world: SimpleNamespace,
+                                                             app: Any) -> None:
+    """Spelling out every id of a member moves what "all" moves: the policy's reassign
+    applies by what is moved, so a list of more than one record waits, nothing moved,
+    and the approval moves exactly those records."""
+    policy(world, reassign=True)
+    member, member2 = world.users["member"].id, world.users["member2"].id
+    with rbac.system():
+        db.session.add_all([Lead(workspace_id=world.ws.id, owner_id=member, name=f"More {n}")
+                            for n in range(2)])
+        db.session.commit()
+        listed = list(db.session.scalars(sa.select(Lead.id).where(Lead.owner_id == member)))
+    assert len(listed) == 3
+    with app.test_request_context():
+        rid = waits(world, "owner", lambda a: team.reassign(rbac, a, member, member2,
+                                                             ["leads"], listed))
+        with rbac.system():
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead).where(
+                Lead.owner_id == member)) == 3
+        approve(world, rid)
+    with rbac.system():
+        assert db.session.scalars(sa.select(Lead.id).where(Lead.owner_id == member)).all() == []
+
+
 def test_reassigning_all_records_waits_a_chosen_few_do_not(world: SimpleNamespace, app: Any) -> None:
     policy(world, reassign=True)
     member, member2 = world.users["member"].id, world.users["member2"].id

@@ -100,7 +100,7 @@ def _settings(operation: str) -> Executor:
 
 def run_reassign(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
     reassign(rbac, access, payload["from_user_id"], payload["to_user_id"],
-             payload.get("resources"))
+             payload.get("resources"), payload.get("ids"))
 
 
 def run_sharing(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:

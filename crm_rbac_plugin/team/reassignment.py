@@ -130,24 +130,43 @@ def _set_owner(res: Any, record: Any, user_id: Any) -> None:
     setattr(record, res.owner_column, user_id)
 
 
+def _moves_in_bulk(rbac: RBACProtocol, actor: Access, res: Any, from_user_id: Any,
+                   ids: Sequence[int]) -> bool:
+    """Whether moving the records ``ids`` is what the policy's "reassigning all of a
+    member's records" guards: more than one record of the member.
+
+    The rule follows what moves, not how it is named: spelling out every id of
+    a member is "all", and any list of ids is one step from it. One record,
+    from its own page, moves at once.
+    """
+    with rbac.as_member(actor):
+        return len(_record_ids(rbac, res, actor, from_user_id, ids)) > 1
+
+
 def reassign(rbac: RBACProtocol, actor: Access | None, from_user_id: Any, to_user_id: Any,
              resources: Iterable[str] | None = None, ids: Sequence[int] | None = None, *,
              progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Move records of ``resources`` (all by default) from one owner to another.
 
     Needs ``manage`` (the reassign right) on each resource; only records the
-    actor may manage move. Records change one by one through the ORM inside
+    actor may manage move. All of a member's records, and chosen ``ids`` that
+    move more than one record, pass the approval policy's ``reassign``
+    (:func:`_moves_in_bulk`). Records change one by one through the ORM inside
     ``rbac.as_member(actor)``, flushed in batches, so the write guard checks
     every row; everything runs in one SAVEPOINT, so an error anywhere leaves
     no record changed. ``progress(n)`` is called after each batch of ``n``.
     Returns the number moved per resource.
     """
     actor, chosen = _check_reassign(rbac, actor, from_user_id, to_user_id, resources, ids)
-    if ids is None:  # all of a member's records, not a chosen few
-        gate.require(rbac, actor, "reassign",
-                     {"from_user_id": from_user_id, "to_user_id": to_user_id,
-                      "resources": [res.name for res in chosen]},
+    payload = {"from_user_id": from_user_id, "to_user_id": to_user_id,
+               "resources": [res.name for res in chosen]}
+    if ids is None:  # all of a member's records
+        gate.require(rbac, actor, "reassign", payload,
                      summary=f"Reassign all records of user {from_user_id} to user {to_user_id}")
+    elif _moves_in_bulk(rbac, actor, chosen[0], from_user_id, ids):
+        gate.require(rbac, actor, "reassign", {**payload, "ids": list(ids)},
+                     summary=f"Reassign {len(set(ids))} chosen {chosen[0].name} records of user "
+                             f"{from_user_id} to user {to_user_id}")
     session = rbac.db.session
     batch = max(1, int(setting("RBAC_REASSIGN_BATCH")))
     counts: dict[str, int] = {}
