@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +27,8 @@ from flask import (
     url_for,
 )
 
-from .. import audit, csvsafe, inputs, pages, queries, roles, team
+from .. import approvals, audit, csvsafe, inputs, pages, queries, roles, team
+from ..approvals import ExportFile
 from ..config import setting
 from ..decorators import login_required, require_permission, wants_json
 from ..errors import PermissionDenied, RBACError, ValidationError
@@ -47,6 +49,8 @@ bp = Blueprint("rbac_oversight", __name__)
 inputs.refuse_out_of_range(bp)  # a too-large number is a 400 page, not a 500
 PER_PAGE = 50
 PERMISSION = "settings.view"
+#: The ``via`` of a who-can CSV waiting for approval (its producer's name).
+WHO_CAN_EXPORT = "who_can"
 
 
 def register(app: Flask) -> None:
@@ -59,6 +63,8 @@ def register(app: Flask) -> None:
     if prefix is None:
         return
     app.register_blueprint(bp, url_prefix=prefix)
+    # A who-can CSV over the export threshold waits; approved, this produces it.
+    approvals.export_producer(app, produce_approved_who_can, via=WHO_CAN_EXPORT)
     s = bp.name
     pages.add_tab(app, f"{s}.audit_page", "Audit trail", order=80, permission=PERMISSION)
     pages.add_tab(app, f"{s}.who_could", "Who could", order=90, permission=PERMISSION)
@@ -186,13 +192,30 @@ def who_could() -> Any:
 @bp.get("/who-can.csv")
 @require_permission(PERMISSION)
 def who_can_csv() -> Any:
-    """Export "who can <action> <resource>" now as CSV (every cell neutralised, audited)."""
+    """Export "who can <action> <resource>" now as CSV (every cell neutralised, audited).
+
+    It lists every member with their roles, so it passes the members CSV's
+    gate (:func:`..team.gate_members_export`, ``via="who_can"``).
+    """
     rbac, access = current_rbac, acting_access()
+    resource, action = request.args.get("resource", ""), request.args.get("action", "")
     try:
-        answer = history.who_can(rbac, access.workspace_id, request.args.get("resource", ""),
-                                 request.args.get("action", ""))
+        answer = history.who_can(rbac, access.workspace_id, resource, action)
     except (LookupError, RBACError) as exc:
         return Response(str(exc), status=400, mimetype="text/plain")
+    team.gate_members_export(rbac, access, {"via": WHO_CAN_EXPORT, "action": answer.action,
+                                            "of": answer.resource},
+                             count=len(answer.paths),
+                             summary=f"Export who can {answer.action} {answer.resource} "
+                                     f"({len(answer.paths)} members) as CSV")
+    produced = _who_can_file(answer)
+    rbac.db.session.commit()
+    return Response(produced.content, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{produced.filename}"'})
+
+
+def _who_can_file(answer: Any) -> ExportFile:
+    """The who-can CSV of ``answer``; audits the export."""
     buffer = io.StringIO()
     writer = csvsafe.writer(buffer)
     writer.writerow(["member", "status", "can", "role", "inherited_from", "scope", "condition",
@@ -203,12 +226,19 @@ def who_can_csv() -> Any:
     for name in answer.shared_with:
         writer.writerow([f"members of {name}", "", "through sharing", "", "", "", "",
                          "a sharing agreement; their own role decides"])
-    rbac.audit("export", resource="members", rows=len(answer.paths),
-               target=f"who can {answer.action} {answer.resource} ({len(answer.paths)} rows)")
-    rbac.db.session.commit()
-    name = f"who-can-{answer.action}-{answer.resource}.csv"
-    return Response(buffer.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    current_rbac.audit("export", resource="members", rows=len(answer.paths),
+                       target=f"who can {answer.action} {answer.resource} "
+                              f"({len(answer.paths)} rows)")
+    return ExportFile(f"who-can-{answer.action}-{answer.resource}.csv",
+                      buffer.getvalue().encode("utf-8"))
+
+
+def produce_approved_who_can(payload: Mapping[str, Any]) -> ExportFile:
+    """The who-can CSV of an approved request, as the requester sees it at approval."""
+    rbac, access = current_rbac, acting_access()
+    answer = history.who_can(rbac, access.workspace_id, str(payload.get("of", "")),
+                             str(payload.get("action", "")))
+    return _who_can_file(answer)
 
 
 # -- refusals and access requests ------------------------------------------------------------

@@ -19,7 +19,7 @@ field it names (400), a decision on a decided item or a completed run 409.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from flask import Flask, Response, flash, redirect, request, url_for
@@ -27,11 +27,13 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, Form, HiddenField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional
 
-from .. import pages
+from .. import pages, team
+from ..approvals import ExportFile
 from ..audit import reasons
 from ..certification import lines, report, runs, schedule
 from ..config import setting
 from ..decorators import require_permission
+from ..errors import ValidationError
 from ..inputs import is_digits
 from ..models import utcnow
 from ..pages import acting_access, can, not_found
@@ -40,6 +42,8 @@ from ..security.stepup import require_recent_mfa
 from .blueprint import attempt, bp, render
 
 PERMISSION = "settings.view"
+#: The ``via`` of a review report CSV waiting for approval (its producer's name).
+REPORT_EXPORT = "review_report"
 T = TypeVar("T")
 
 
@@ -260,13 +264,37 @@ def review_report(run_id: int) -> Any:
 @bp.get("/reviews/runs/<int:run_id>/report.csv")
 @require_permission(PERMISSION)
 def review_report_csv(run_id: int) -> Any:
-    """The run's compliance report as CSV (every cell made safe for spreadsheets)."""
+    """The run's compliance report as CSV (every cell made safe for spreadsheets).
+
+    It lists members with their roles, so it passes the members CSV's gate
+    (:func:`..team.gate_members_export`, ``via="review_report"``).
+    """
     rbac = current_rbac
     run = _run_or_404(run_id)
+    team.gate_members_export(rbac, acting_access(), {"via": REPORT_EXPORT, "run_id": run.id},
+                             count=len(run.items),
+                             summary=f"Export the report of review #{run.id} "
+                                     f"({len(run.items)} lines) as CSV")
+    produced = _report_file(run)
+    rbac.db.session.commit()
+    return Response(produced.content, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{produced.filename}"'})
+
+
+def _report_file(run: Any) -> ExportFile:
+    """The CSV of ``run``'s report; audits the export."""
+    rbac = current_rbac
     body = report.to_csv(report.build(rbac, run))
     rbac.audit("export", resource="members", target=f"certification run #{run.id} report",
                rows=len(run.items))
-    rbac.db.session.commit()
-    name = f"certification-run-{run.id}.csv"
-    return Response(body, mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return ExportFile(f"certification-run-{run.id}.csv", body.encode("utf-8"))
+
+
+def produce_approved_report(payload: Mapping[str, Any]) -> ExportFile:
+    """The report CSV of an approved request, as the requester sees the run at approval."""
+    run_id = payload.get("run_id")
+    run = runs.run_in(current_rbac, acting_access().workspace_id, run_id) \
+        if isinstance(run_id, int) else None
+    if run is None:
+        raise ValidationError("the review run no longer exists", field="run_id")
+    return _report_file(run)

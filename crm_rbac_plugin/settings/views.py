@@ -57,6 +57,8 @@ def register(app: Flask) -> None:
     app.register_blueprint(bp, url_prefix=prefix)
     # A members CSV over the export threshold waits; approved, this produces it.
     approvals.export_producer(app, member_list_views.produce_approved_members, via="members")
+    approvals.export_producer(app, review_views.produce_approved_report,
+                              via=review_views.REPORT_EXPORT)
     _add_tabs(app)
     mfa_views.add_tabs(app)
     security_views.add_tabs(app)

@@ -67,7 +67,7 @@ from .invitations import (
     revoke,
 )
 from .lifecycle import deactivate, issue_token, may_change_status, reactivate
-from .listing import SORT_KEYS, MemberFilter, count_members, list_members
+from .listing import SORT_KEYS, MemberFilter, count_members, gate_members_export, list_members
 from .mail import send_invitation, send_mail
 from .pictures import (
     API_PICTURE_ENDPOINT,
@@ -87,7 +87,8 @@ __all__ = [
     "BulkRefused", "InvalidInvitation", "MemberFilter",
     "accept", "assign_to_manager", "assigned_members", "bulk_change", "count_members",
     "create_department", "deactivate", "issue_token",
-    "delete_department", "department_holders", "department_members", "has_password", "init_app",
+    "delete_department", "department_holders", "department_members", "gate_members_export",
+    "has_password", "init_app",
     "invitation_for_token", "invitation_in", "invite", "list_members", "may_change_status",
     "member_invited",
     "membership_of", "needs_password", "normalise_email", "open_invitations", "owned_counts",

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..errors import ValidationError
+from .. import gate
+from ..errors import PermissionDenied, ValidationError
 from ..loader import BYPASS
 from ..user_keys import user_pk_column
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["SORT_KEYS", "MemberFilter", "count_members", "list_members"]
+__all__ = ["SORT_KEYS", "MemberFilter", "count_members", "gate_members_export", "list_members"]
 
 #: The columns the list sorts by, in the order the page shows them.
 SORT_KEYS: tuple[str, ...] = ("name", "email", "status", "department", "last_activity")
@@ -113,3 +114,21 @@ def count_members(rbac: RBACProtocol, workspace_id: int, flt: MemberFilter | Non
     stmt = _filtered(rbac, workspace_id, flt or MemberFilter()).subquery()
     return int(rbac.db.session.scalar(sa.select(sa.func.count()).select_from(stmt),
                                       execution_options=BYPASS) or 0)
+
+
+def gate_members_export(rbac: RBACProtocol, access: Any, payload: dict[str, Any], *,
+                        count: int, summary: str) -> None:
+    """Pass a CSV listing members through the gate ``/settings/members.csv`` passes.
+
+    Every file that takes the member list out of the workspace (the members
+    CSV, who-can, a review's report) needs ``members.export`` (403 without)
+    and, over the workspace's export threshold, waits for approval
+    (:func:`..gate.require`, operation ``export``, resource ``members``);
+    ``payload["via"]`` names the producer that makes the file once approved.
+    """
+    decision = rbac.decide(access, "export", "members")
+    if not decision:
+        raise PermissionDenied(f"Exporting members needs members.export: {decision.reason}",
+                               resource="members", action="export")
+    gate.require(rbac, access, "export", {**payload, "resource": "members"}, count=count,
+                 summary=summary)

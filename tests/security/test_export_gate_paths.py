@@ -20,10 +20,13 @@ from crm_app.campaigns.models import Campaign
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals
+from crm_rbac_plugin.certification import runs
 from tests.rbac_helpers import (
     access_of,
     ask_for_approval,
+    custom_role,
     fast_passwords,  # noqa: F401  (autouse fixture)
+    give_role,
 )
 
 
@@ -99,3 +102,35 @@ def test_settings_members_csv_over_the_threshold_waits(world: SimpleNamespace,
     got = approve_and_download(owner, admin)
     # The same rows in the same order; "Last activity" moves as the approver works.
     assert cells(got.text) == cells(direct.text) and len(cells(got.text)) > 3
+
+
+def test_who_can_and_review_report_csvs_pass_the_members_gate(world: SimpleNamespace,
+                                                               login: Any) -> None:
+    """who-can.csv and a review's report.csv list members with their roles: like
+    members.csv they need members.export and wait over the threshold, then download
+    the rows the export would have given."""
+    run = runs.start_run(rbac, access_of(world.members["owner"]), "")
+    db.session.commit()
+    paths = {"who_can": "/settings/who-can.csv?action=view&resource=leads",
+             "review_report": f"/settings/reviews/runs/{run.id}/report.csv"}
+    owner = login(world.users["owner"], world.ws)
+    admin = login(world.users["admin"], world.ws)
+    direct = {via: owner.get(path) for via, path in paths.items()}
+    assert all(r.status_code == 200 and r.text.count("\n") > 2 for r in direct.values())
+    set_threshold(world, 1)
+    for via, path in paths.items():
+        api = owner.get(path, headers={"Accept": "application/json"})
+        assert api.status_code == 409 and api.get_json()["status"] == "approval_required"
+        waits = ask_for_approval(owner, path)
+        req = latest_request()
+        assert waits.status_code == 303
+        assert (req.status, req.operation, req.payload["via"], req.payload["resource"]) == (
+            "pending", "export", via, "members")
+        assert approve_and_download(owner, admin).text == direct[via].text
+    # A role with settings.view but no members.export gets neither file.
+    auditor = custom_role(world, "Auditor", [("settings", "view", "all")])
+    give_role(world.members["viewer"], auditor)
+    db.session.commit()
+    viewer = login(world.users["viewer"], world.ws)
+    for path in paths.values():
+        assert viewer.get(path).status_code == 403
