@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, gate, roles, signals
+from crm_rbac_plugin.approvals import requests as approval_requests
 from crm_rbac_plugin.errors import PermissionDenied, RuleConflict, ValidationError
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.roles.grants import GrantSpec
@@ -282,3 +283,39 @@ def test_only_an_owner_gives_or_widens_the_approver_permission(world: SimpleName
     db.session.rollback()
     roles.assign_role(rbac, owner, world.members["member"], approver)
     db.session.commit()
+
+
+def test_the_same_request_filed_again_is_the_pending_one(world: SimpleNamespace,
+                                                         sent: list[Any]) -> None:
+    """One member filing an identical request gets the pending one back: one row, one
+    notification, its first reason kept."""
+    policy(world, operations={"plan": True})
+    first = ask(world, "owner", change_plan(world), reason="cheaper")
+    again = ask(world, "owner", change_plan(world), reason="really")
+    assert again.id == first.id and again.reason == "cheaper"
+    other = ask(world, "owner", change_plan(world, "free"))
+    assert other.id != first.id  # another change is another request
+    R = rbac.models.ApprovalRequest
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(R)) == 2
+    assert [name for name, _ in sent] == ["requested", "requested"]
+
+
+def test_no_number_of_newer_requests_hides_a_pending_one(world: SimpleNamespace) -> None:
+    """A pending request stays in its approvers' queue and its requester's list, however
+    many requests are filed after it."""
+    policy(world, operations={"plan": True})
+    buried = ask(world, "owner", change_plan(world))
+    now, R = utcnow(), rbac.models.ApprovalRequest
+    manager = world.members["manager"]
+    db.session.add_all([R(workspace_id=world.ws.id, requester_id=manager.id, operation="export",
+                          payload={"n": n}, summary=f"Export {n}", reason="",
+                          status="pending" if n % 2 else "rejected", approvals_required=1,
+                          approver_permission="approvals.decide", created_at=now,
+                          expires_at=now + dt.timedelta(hours=1)) for n in range(1100)])
+    db.session.commit()
+    admin = approval_requests.listing(rbac, access_of(world.members["admin"]))
+    assert buried.id in [r.id for r in admin["to_decide"]]
+    assert len(admin["to_decide"]) == 551
+    assert buried.id in [r.id for r in approval_requests.listing(
+        rbac, access_of(world.members["owner"]))["mine"]]
+

@@ -112,6 +112,9 @@ def record(rbac: RBACProtocol, actor: Access, operation: str, payload: dict[str,
     # What the requester saw is read before the rollback, in the service's transaction.
     payload = narrow(rbac, actor, operation, payload)
     rbac.db.session.rollback()
+    same = identical_pending(rbac, actor, operation, audit_events.jsonable(payload))
+    if same is not None:
+        raise gate.ApprovalPending(same)
     earlier = volume.used(rbac, actor, operation) if operation in gate.COUNTED else 0
     if earlier:
         summary = f"{summary} ({earlier} more in the last {volume.WINDOW_HOURS} hours)"
@@ -141,6 +144,22 @@ def record(rbac: RBACProtocol, actor: Access, operation: str, payload: dict[str,
     raise gate.ApprovalPending(req)
 
 
+def identical_pending(rbac: RBACProtocol, actor: Access, operation: str,
+                      payload: Any) -> Any:
+    """The actor's own pending, unexpired request for the same operation and payload, or None.
+
+    Filing the same request again returns it rather than a new one: one
+    member asking repeatedly neither floods the approvers' queue nor notifies
+    them twice, and the first request keeps its place and its reason.
+    """
+    R = rbac.models.ApprovalRequest
+    rows = rbac.db.session.scalars(sa.select(R).where(
+        R.workspace_id == actor.workspace_id, R.requester_id == actor.membership_id,
+        R.operation == operation, R.status == "pending", R.expires_at > utcnow())
+        .order_by(R.id)).all()
+    return next((r for r in rows if r.payload == payload), None)
+
+
 def request_in(rbac: RBACProtocol, workspace_id: int, request_id: Any) -> Any:
     """The request ``request_id`` of the workspace, or None."""
     R = rbac.models.ApprovalRequest
@@ -164,12 +183,25 @@ def visible(rbac: RBACProtocol, access: Access, request_id: Any) -> Any:
     return req if req is not None and may_see(rbac, access, req) else None
 
 
+#: The most decided requests the lists show (newest first); open ones are never cut.
+HISTORY_SHOWN = 500
+
+
 def listing(rbac: RBACProtocol, access: Access) -> dict[str, list[Any]]:
     """The member's three lists: ``to_decide`` (pending, not theirs, not yet voted),
-    ``mine`` (their own requests) and ``history`` (others' decided ones they may see)."""
+    ``mine`` (their own requests) and ``history`` (others' decided ones they may see).
+
+    Every open request is read, however many newer ones there are: a request
+    stays in its approvers' queue and its requester's list until decided or
+    expired, so nobody buries one by filing more. Only the decided ones are
+    cut, to the newest :data:`HISTORY_SHOWN`.
+    """
     R = rbac.models.ApprovalRequest
-    rows = rbac.db.session.scalars(sa.select(R).where(R.workspace_id == access.workspace_id)
-                                   .order_by(R.id.desc()).limit(500)).all()
+    in_ws = sa.select(R).where(R.workspace_id == access.workspace_id)
+    session = rbac.db.session
+    rows = [*session.scalars(in_ws.where(R.status.in_(OPEN)).order_by(R.id.desc())),
+            *session.scalars(in_ws.where(R.status.not_in(OPEN)).order_by(R.id.desc())
+                             .limit(HISTORY_SHOWN))]
     out: dict[str, list[Any]] = {"to_decide": [], "mine": [], "history": []}
     for req in rows:
         if req.requester_id == access.membership_id:
