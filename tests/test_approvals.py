@@ -319,3 +319,29 @@ def test_no_number_of_newer_requests_hides_a_pending_one(world: SimpleNamespace)
     assert buried.id in [r.id for r in approval_requests.listing(
         rbac, access_of(world.members["owner"]))["mine"]]
 
+
+def test_a_privileged_role_changed_while_its_request_waits_is_stale(
+        world: SimpleNamespace) -> None:
+    """The approvers approve the role as it stood when asked: widened (or given other
+    field rules) meanwhile, the approval fails as stale and gives nothing; unchanged,
+    it gives the role."""
+    policy(world, operations={"assign_privileged_role": True})
+    owner = access_of(world.members["owner"])
+    ops = custom_role(world, "Ops2", [("members", "view", "all"), ("members", "manage", "all")])
+    db.session.commit()
+    member = world.members["member"]
+    req = ask(world, "owner", lambda a: roles.assign_role(rbac, a, member, ops))
+    roles.update_role(rbac, owner, ops, grants=[
+        GrantSpec("members", "view", "all"), GrantSpec("members", "manage", "all"),
+        GrantSpec("settings", "manage", "all")])
+    db.session.commit()
+    assert approvals.approve(rbac, access_of(world.members["admin"]), req) == "failed"
+    db.session.commit()
+    assert approvals.is_stale(req.failure) and "Ops2" in req.failure
+    assert "Ops2" not in {mr.role.name for mr in member.member_roles}
+    again = ask(world, "owner", lambda a: roles.assign_role(rbac, a, member, ops))
+    assert approvals.approve(rbac, access_of(world.members["admin"]), again) == "executed"
+    db.session.commit()
+    db.session.refresh(member)
+    assert "Ops2" in {mr.role.name for mr in member.member_roles}
+

@@ -25,7 +25,7 @@ from flask import current_app
 from .. import bulk, queries, sharing
 from ..errors import ValidationError
 from ..policy import Access
-from ..roles import assign_role, delete_role
+from ..roles import assign_role, delete_role, grants_fingerprint
 from ..team import reassign
 from . import changes
 
@@ -78,8 +78,14 @@ def _instant(value: Any) -> Any:
 
 
 def run_assign(rbac: RBACProtocol, access: Access, payload: Mapping[str, Any]) -> None:
-    assign_role(rbac, access, _membership(rbac, access, payload["membership_id"]),
-                _role(rbac, access, payload["role_id"]),
+    """Give the role as it stood when asked: a role whose grants, field rules or condition
+    changed since (:func:`..roles.grants_fingerprint`) is a stale request (409)."""
+    role = _role(rbac, access, payload["role_id"])
+    if payload.get("role_grants") != grants_fingerprint(role):
+        raise changes.StaleRequest(["role_id"], f"{role.name} grants other permissions or "
+                                   "field rules than when the request was made, and the "
+                                   "approvers approved the role as it stood then")
+    assign_role(rbac, access, _membership(rbac, access, payload["membership_id"]), role,
                 starts_at=_instant(payload.get("starts_at")),
                 expires_at=_instant(payload.get("expires_at")),
                 condition=payload.get("condition"))

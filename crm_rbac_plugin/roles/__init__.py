@@ -35,6 +35,7 @@ from __future__ import annotations
 from .assignments import (
     add_conflict,
     assign_role,
+    grants_fingerprint,
     holders,
     needs_approval_as_privileged,
     remove_conflict,
@@ -117,7 +118,7 @@ __all__ = [
     "holders",
     "has_full_access",
     "in_force",
-    "is_privileged",
+    "grants_fingerprint", "is_privileged",
     "matrix",
     "member_group_roles",
     "manages_everyone",

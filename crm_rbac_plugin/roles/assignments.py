@@ -4,6 +4,8 @@ pairs no member may hold together."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -22,6 +24,7 @@ from .escalation import (
     require_role_covered,
     same_workspace,
 )
+from .field_rules import role_field_modes
 from .grants import effective_specs
 from .invariants import assignments_in_force, ensure_owner_remains, ensure_role_remains
 from .locks import lock_for_member_change
@@ -58,6 +61,25 @@ def ensure_admin_not_narrowed(rbac: RBACProtocol, membership: Any, role: Any,
     """
     held = held_roles(rbac, membership) if held is None else held
     refuse_narrowing(membership, narrowing(held, [role]))
+
+
+def grants_fingerprint(role: Any) -> str:
+    """A digest of what ``role`` gives its holders: its effective grants (scopes, effects
+    and record conditions included), its field rules, its own condition and whether it
+    is a full-access role.
+
+    A request to give a privileged role keeps it, and the approval replays the
+    role only while the digest is unchanged: the approvers approve the access
+    as it stood when asked, never a role widened while the request waited.
+    """
+    specs = sorted(json.dumps([s.resource, s.action, s.scope, s.effect, repr(s.condition)])
+                   for s in effective_specs(role))
+    modes = sorted(f"{resource}.{name}={mode}"
+                   for (resource, name), mode in role_field_modes(role).items())
+    body = json.dumps({"specs": specs, "fields": modes, "condition": role.access_condition,
+                       "owner": bool(role.is_owner), "builtin": [role.builtin, role.key]},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role: Any, *,
@@ -101,7 +123,7 @@ def assign_role(rbac: RBACProtocol, actor: Access | None, membership: Any, role:
         gate.require(rbac, actor, "assign_privileged_role",
                      {"membership_id": membership.id, "role_id": role.id,
                       "starts_at": starts_at, "expires_at": expires_at,
-                      "condition": cond.to_json()},
+                      "condition": cond.to_json(), "role_grants": grants_fingerprint(role)},
                      summary=f"Give {role.name} to {membership.display_name}",
                      refusal=(f"Giving {role.name} needs approval in this workspace: invite "
                               "with another role, then give it once they joined.", "roles")
