@@ -345,3 +345,26 @@ def test_a_privileged_role_changed_while_its_request_waits_is_stale(
     db.session.refresh(member)
     assert "Ops2" in {mr.role.name for mr in member.member_roles}
 
+
+def test_each_vote_is_judged_from_its_own_address(world: SimpleNamespace, app: Any) -> None:
+    """An approver whose Admin role holds only on the office network votes from there; a
+    second approver's vote from elsewhere completes the request, whichever comes last."""
+    policy(world, operations={"plan": True}, approvals_required=2)
+    owner = access_of(world.members["owner"])
+    admin_role = db.session.scalar(sa.select(rbac.models.Role).where(
+        rbac.models.Role.workspace_id == world.ws.id, rbac.models.Role.key == "admin"))
+    roles.assign_role(rbac, owner, world.members["manager"], admin_role)
+    admin = world.members["admin"]
+    roles.set_assignment_condition(rbac, owner, admin.member_roles[0],
+                                   {"networks": ["127.0.0.2/32"]})
+    db.session.commit()
+    req = ask(world, "owner", change_plan(world))
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "127.0.0.2"}):
+        assert approvals.approve(rbac, rbac.access_for(admin), req) == "approved"
+        db.session.commit()
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "127.0.0.1"}):
+        assert approvals.approve(rbac, rbac.access_for(world.members["manager"]),
+                                 req) == "executed"
+        db.session.commit()
+    db.session.refresh(world.ws)
+    assert world.ws.plan == "pro"

@@ -46,6 +46,8 @@ from ..audit import events as audit_events
 from ..config import setting
 from ..context import change_reason
 from ..errors import PermissionDenied, RBACError, RuleConflict, ValidationError
+from ..identity import client_ip
+from ..loader import load_access_by_id
 from ..locking import write_lock
 from ..models import utcnow
 from ..policy import Access
@@ -128,7 +130,8 @@ def approve(rbac: RBACProtocol, access: Access | None, req: Any, reason: Any = "
         raise RuleConflict("You already approved this request: another approver must.",
                            field="status")
     rbac.db.session.add(rbac.models.ApprovalDecision(
-        request=req, membership_id=access.membership_id, decision="approve", reason=text, at=now))  # type: ignore[union-attr]
+        request=req, membership_id=access.membership_id, decision="approve", reason=text, at=now,  # type: ignore[union-attr]
+        address=client_ip()))
     rbac.db.session.flush()
     if len(_counted_votes(rbac, req, access)) < req.approvals_required:  # type: ignore[arg-type]
         _announce(rbac, req, "approved", access, text)
@@ -137,18 +140,29 @@ def approve(rbac: RBACProtocol, access: Access | None, req: Any, reason: Any = "
 
 
 def _counted_votes(rbac: RBACProtocol, req: Any, access: Access) -> set[int]:
-    """The members whose approvals count: those who may still decide now.
+    """The members whose approvals count: those who may still decide.
 
     A vote is an approver's judgement while they are one: a member who has
     since lost the approver permission, or was deactivated, no longer makes
     the quorum, so their earlier approval is not counted (it stays recorded).
+    Each earlier vote is judged from its own moment and address (their roles
+    as they are now, their weekday, hour and network conditions as they held
+    when and where that vote was cast), never from this request's: an approver
+    whose role holds on the office network still counts when the second vote
+    comes from elsewhere.
     """
     counted = {access.membership_id}
     for d in req.decisions:
         if d.decision == "approve" and d.membership_id not in counted and may_decide(
-                rbac, rbac.access_for(d.membership_id), req.approver_permission):
+                rbac, _voter_access(rbac, d), req.approver_permission):
             counted.add(d.membership_id)
     return counted
+
+
+def _voter_access(rbac: RBACProtocol, vote: Any) -> Access | None:
+    """The voter's access at the instant and from the address of ``vote`` (never cached)."""
+    return load_access_by_id(rbac.db.session, rbac.models, rbac.registry, current_app.config,
+                             vote.membership_id, vote.at, address=vote.address)
 
 
 def _take(rbac: RBACProtocol, req: Any, new_status: str) -> None:

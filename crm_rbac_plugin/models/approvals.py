@@ -125,6 +125,8 @@ def define_decision_model(db: Any, Membership: Any, ApprovalRequest: Any) -> Any
         decision: Mapped[str] = mapped_column(sa.String(10))
         reason: Mapped[str] = mapped_column(sa.Text, default="")
         at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+        #: The client address of the vote (None: a CLI or job); the vote is judged from it.
+        address: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
 
         request = relationship(ApprovalRequest, back_populates="decisions")
         member = relationship(Membership)
