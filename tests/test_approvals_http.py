@@ -9,6 +9,7 @@ attempt are 404s.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from types import SimpleNamespace
 from typing import Any
@@ -18,11 +19,13 @@ import sqlalchemy as sa
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import approvals, signals
+from crm_rbac_plugin import approvals, gate, roles, signals
 from crm_rbac_plugin.errors import ValidationError
+from crm_rbac_plugin.models import utcnow
 from tests.rbac_helpers import (
     access_of,
     ask_for_approval,
+    custom_role,
     fast_passwords,  # noqa: F401  (autouse fixture)
 )
 from tests.security.test_hidden_field_sweep import RANDOM_TOKENS
@@ -279,3 +282,29 @@ def test_an_export_the_app_cannot_replay_is_refused_not_recorded(world: SimpleNa
                  db.session.scalar(sa.select(sa.func.count()).select_from(N)))
     assert after == before
     assert manager.get("/leads/export.csv?q=Lead+of+manager").status_code == 200
+
+
+def test_the_request_page_shows_what_would_change(world: SimpleNamespace, login: Any) -> None:
+    """The approver decides on the change itself: a settings request's fields before and
+    after, an assignment's member, role (with what it grants), condition and end."""
+    set_policy(world, operations={"approval_policy": True, "assign_privileged_role": True})
+    owner = access_of(world.members["owner"])
+    with pytest.raises(gate.ApprovalPending) as policy_wait:
+        approvals.save(rbac, owner, {"approvals_required": 2, "expiry_hours": 1})
+    ops = custom_role(world, "Ops2", [("members", "manage", "all")])
+    db.session.commit()
+    until = utcnow() + dt.timedelta(days=3)
+    with pytest.raises(gate.ApprovalPending) as role_wait:
+        roles.assign_role(rbac, owner, world.members["member"], ops, expires_at=until,
+                          condition={"networks": ["10.0.0.0/8"]})
+    admin = client_of(login, world, "admin")
+    page = admin.get(f"/settings/approvals/{policy_wait.value.request_id}")
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    assert "Change approvals_required" in text and "1 → 2" in text and "72 → 1" in text
+    page = admin.get(f"/settings/approvals/{role_wait.value.request_id}")
+    text = html.unescape(page.text)
+    member = world.members["member"]
+    assert f"{member.display_name} (#{member.id})" in text
+    assert f"Ops2 (#{ops.id})" in text and "members.manage (all)" in text
+    assert "networks 10.0.0.0/8" in text and until.isoformat()[:10] in text

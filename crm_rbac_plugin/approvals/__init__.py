@@ -17,8 +17,9 @@ from .executors import ExportFile
 from .policy import Settings, save, settings_for
 from .requests import approvers, link, listing, may_decide, may_see, request_in, to_json, visible
 from .setup import export_producer, init_app
+from .wording import describe as describe_payload
 
 __all__ = ["ExportFile", "Settings", "StaleRequest", "approve", "approvers", "ask", "cancel", "claim",
-           "download", "execute", "expire_due", "export_producer", "init_app", "install",
+           "describe_payload", "download", "execute", "expire_due", "export_producer", "init_app", "install",
            "is_stale", "link", "listing",
            "may_decide", "may_see", "reject", "request_in", "save", "settings_for", "to_json", "visible"]

@@ -135,8 +135,10 @@ def _approval_page(req: Any, form: DecisionForm, status: int = 200,
                   and approvals.may_decide(rbac, access, req.approver_permission)
                   and not any(d.membership_id == access.membership_id for d in req.decisions))
     reject_form = form if form.reason.name.startswith(REJECT) else DecisionForm(prefix=REJECT)
+    workspace = rbac.db.session.get(rbac.models.Workspace, access.workspace_id)
+    details = approvals.describe_payload(rbac, req, names, getattr(workspace, "timezone", None))
     return render("approval.html", status, req=req, form=form, reject_form=reject_form,
-                  names=names, mine=mine,
+                  names=names, mine=mine, details=details,
                   may_decide=may_decide, page_errors=errors or [],
                   operation_label=gate.OPERATIONS.get(req.operation, req.operation),
                   download_ready=bool(mine and req.download_hash and req.download_used_at is None))
