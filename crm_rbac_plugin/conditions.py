@@ -87,11 +87,8 @@ def _to_int(value: Any, col_type: Any, field: str) -> int:
 
 
 def _to_decimal(value: Any, col_type: Any, field: str) -> decimal.Decimal:
-    """A finite decimal within the column's precision, with no more decimals than its scale.
-
-    A value the column cannot hold exactly would compare differently in
-    Python (against the rounded value the ORM reads back) and in SQL.
-    """
+    """A finite decimal within the column's precision, with no more decimals than its scale:
+    a value the column cannot hold exactly would compare differently in Python and in SQL."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, decimal.Decimal)):
         raise _refuse(field, f"{value!r} is not a number")
     if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
@@ -100,16 +97,18 @@ def _to_decimal(value: Any, col_type: Any, field: str) -> decimal.Decimal:
     if not number.is_finite():
         raise _refuse(field, f"{value!r} is not a finite number")
     scale, precision = col_type.scale, col_type.precision
-    if scale is not None:
-        step = decimal.Decimal(1).scaleb(-scale)
-        if number != number.quantize(step, context=decimal.Context(prec=100)):
-            raise _refuse(field, f"{value!r} has more decimals than the field holds "
-                                 f"(at most {scale})")
-        number = number.quantize(step, context=decimal.Context(prec=100))
-        if precision is not None and abs(number) >= decimal.Decimal(10) ** (precision - scale):
-            raise _refuse(field, f"{value!r} is out of range for this field "
-                                 f"(at most {precision - scale} digits before the point)")
-    return number
+    if scale is None:
+        return number
+    # Checked before quantizing, which fails past 100 digits (1e200): a 400, not a 500.
+    digits = (precision if precision is not None else 99) - scale
+    if number and number.adjusted() >= digits:
+        raise _refuse(field, f"{value!r} is out of range for this field "
+                             f"(at most {digits} digits before the point)")
+    rounded = number.quantize(decimal.Decimal(1).scaleb(-scale), context=decimal.Context(prec=100))
+    if number != rounded:
+        raise _refuse(field, f"{value!r} has more decimals than the field holds "
+                             f"(at most {scale})")
+    return rounded
 
 
 def _to_float(value: Any, field: str) -> float:

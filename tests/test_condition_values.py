@@ -51,6 +51,11 @@ UNHOLDABLE: list[tuple[type, str, str, Any, str]] = [
     (Deal, "amount", "lt", Decimal("NaN"), "finite"),
     (Deal, "amount", "lt", 10**30, "out of range"),
     (Deal, "amount", "lt", "10000000000", "out of range"),
+    (Deal, "amount", "gt", 1e308, "out of range"),
+    (Deal, "amount", "gt", -1e200, "out of range"),
+    (Deal, "amount", "gt", 1e100, "out of range"),
+    (Deal, "amount", "gt", 10**400, "out of range"),
+    (Deal, "amount", "in", [1, 1e200], "out of range"),
     (Deal, "amount", "lt", "1000.002", "at most 2"),
     (Deal, "amount", "lt", 0.001, "at most 2"),
     (Deal, "amount", "in", ["1", "2.005"], "at most 2"),
@@ -163,7 +168,15 @@ def test_the_json_api_refuses_unholdable_values(app: Flask, world: SimpleNamespa
         assert response.status_code == 400, (value, response.json)
         assert response.json["field"] == "permissions[0].condition", response.json
         assert "'id'" in response.json["message"]
+    for value in (1e308, 1e200, 1e100):
+        response = acme.patch(f"/sharing/{agreement.id}", {"permissions": [
+            {"resource": "deals", "action": "view",
+             "condition": [{"field": "amount", "op": "gt", "value": value}]}]})
+        assert response.status_code == 400, (value, response.json)
+        assert response.json["field"] == "permissions[0].condition", response.json
+        assert "'amount'" in response.json["message"]
     for condition in ([{"field": "amount", "op": "gt", "value": "NaN"}],
+                      [{"field": "amount", "op": "gt", "value": 1e200}],
                       [{"field": "amount", "op": "lt", "value": "1000.002"}],
                       [{"field": "id", "op": "lt", "value": 10**30}]):
         response = acme.post("/roles", {"name": "Bad values", "permissions": [
@@ -234,6 +247,11 @@ def test_the_sharing_page_refuses_unholdable_values(world: SimpleNamespace, logi
             "share__clients__view": "y", "cond__clients": text})
         assert response.status_code == 400, text
         assert words in response.text, text
+    response = acme.post(f"/settings/sharing/{agreement.id}/edit", data={
+        "share__deals__view": "y",
+        "cond__deals": '[{"field": "amount", "op": "gt", "value": 1e200}]'})
+    assert response.status_code == 400, response.text
+    assert "out of range" in response.text
     assert _shared_conditions(agreement.id) == before
 
 
