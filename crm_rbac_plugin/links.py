@@ -22,7 +22,11 @@ and this module closes them:
   column. :func:`before_flush` requires, for every link a member adds or
   removes, ``edit`` on the protected record whose collection changes and
   ``view`` on the protected record linked or unlinked. A lead the member
-  cannot see cannot be linked, whatever path loaded the object.
+  cannot see cannot be linked, whatever path loaded the object. A link is
+  added only between records of one workspace: a record shared by another
+  workspace (a lead seen through a ``leads.view`` agreement) is visible but
+  cannot be put in the receiver's campaign, which would hand the sharer's
+  contacts to a mailing list the sharer never agreed to.
 
 Deleting a record removes only the link rows the ORM loaded, that is, the
 visible ones: a host declares its link foreign keys ``ondelete="CASCADE"``
@@ -165,7 +169,7 @@ def before_flush(rbac: RBACProtocol, session: Session, flush_context: Any, insta
         return
     loader = rbac.parent_loader(session)
     registry = rbac.registry
-    for obj, rel, targets in changes:
+    for obj, rel, targets, added in changes:
         source = registry.for_model(type(obj))
         if source is not None and obj not in session.new and obj not in session.deleted:
             decision = rbac.decide(ctx, "edit", source.name, obj, loader)
@@ -185,6 +189,20 @@ def before_flush(rbac: RBACProtocol, session: Session, flush_context: Any, insta
                     f"You may not link or unlink {target.name} #{record_id(item)} "
                     f"({rel.key}): it is not visible to you", resource=target.name,
                     action="view")
+        if source is not None:
+            _refuse_cross_workspace(rbac, ctx, source, obj, target, rel, added)
+
+
+def _refuse_cross_workspace(rbac: RBACProtocol, ctx: Any, source: Resource, obj: Any,
+                            target: Resource, rel: Any, added: list[Any]) -> None:
+    """Refuse a new link between records of two workspaces (a shared record included)."""
+    ws = getattr(ctx, "workspace_id", None)
+    home = source.workspace_of(obj, ws)
+    for item in added:
+        if target.workspace_of(item, ws) != home:
+            raise PermissionDenied(
+                f"You may not link {target.name} #{record_id(item)} ({rel.key}): it belongs "
+                "to another workspace", resource=target.name, action="view")
 
 
 def record_id(item: Any) -> str:
@@ -194,10 +212,11 @@ def record_id(item: Any) -> str:
 
 
 def changed_links(index: LinkIndex, session: Session) -> Any:
-    """Yield ``(object, relationship, records linked or unlinked)`` for the flush."""
+    """Yield ``(object, relationship, records linked or unlinked, records linked)``."""
     for obj in (*session.new, *session.dirty):
         for rel in index.relationships.get(type(obj), ()):
             history = attributes.get_history(obj, rel.key, passive=attributes.PASSIVE_NO_INITIALIZE)
-            touched = [*(history.added or ()), *(history.deleted or ())]
+            added = list(history.added or ())
+            touched = [*added, *(history.deleted or ())]
             if touched:
-                yield obj, rel, touched
+                yield obj, rel, touched, added

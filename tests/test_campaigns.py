@@ -29,7 +29,7 @@ from crm_app.campaigns.models import Campaign, CampaignSend, CampaignUnsubscribe
 from crm_app.extensions import db, mail
 from crm_app.models import Lead
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import PermissionDenied, roles, workspaces
+from crm_rbac_plugin import PermissionDenied, roles, sharing, workspaces
 from crm_rbac_plugin.team import reassignment
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 
@@ -217,6 +217,47 @@ def test_linking_a_hidden_lead_is_a_404_naming_it_and_links_nothing(
                            data={"lead_id": str(camp.lead_ids["member"])})
     assert response.status_code == 303
     assert linked_ids(fresh_id) == {camp.lead_ids["member"]}
+
+
+def test_a_lead_shared_by_another_workspace_is_never_linked(login: Any,
+                                                            camp: SimpleNamespace) -> None:
+    """A ``leads.view`` agreement shows Acme's leads in Beta, but a Beta campaign takes
+    Beta's leads only: the route answers 403 naming ``lead_id``, the flush guard refuses
+    the link however it is made, and nothing is linked."""
+    w = camp.w
+    agreement = sharing.create_agreement(rbac, rbac.access_for(w.members["owner"]),
+                                         workspace="beta", permissions=["leads.view"])
+    db.session.commit()
+    dual = db.session.scalar(sa.select(rbac.models.Membership).where(
+        rbac.models.Membership.workspace_id == w.ws2.id,
+        rbac.models.Membership.user_id == w.users["dual"].id))
+    with rbac.as_member(rbac.access_for(dual)) as access:
+        sharing.accept(rbac, access, agreement)
+        db.session.commit()
+    with rbac.system():
+        beta = Campaign(workspace_id=w.ws2.id, owner_id=w.users["dual"].id, name="Beta blast")
+        db.session.add(beta)
+        db.session.commit()
+        beta_id = beta.id
+    shared = camp.lead_ids["member"]
+    client = login(w.users["dual"], w.ws2)
+    assert client.get(f"/leads/{shared}").status_code == 200  # visible through the agreement
+    response = client.post(f"/campaigns/{beta_id}/leads",
+                           data={"lead_id": [str(w.other["lead"].id), str(shared)]},
+                           headers={"Accept": "application/json"})
+    assert response.status_code == 403, response.data
+    assert response.json["field"] == "lead_id" and f"lead #{shared}" in response.json["error"]
+    assert linked_ids(beta_id) == set()
+    with rbac.as_member(rbac.access_for(dual)):
+        campaign = db.session.get(Campaign, beta_id)
+        campaign.leads.append(db.session.get(Lead, shared))
+        with pytest.raises(PermissionDenied, match="another workspace"):
+            db.session.flush()
+    db.session.rollback()
+    assert linked_ids(beta_id) == set()
+    response = client.post(f"/campaigns/{beta_id}/leads", data={"lead_id": str(w.other["lead"].id)})
+    assert response.status_code == 303
+    assert linked_ids(beta_id) == {w.other["lead"].id}
 
 
 def test_unlinking_a_hidden_member_is_a_404(login: Any, camp: SimpleNamespace) -> None:

@@ -90,12 +90,20 @@ def link_leads(campaign: Campaign, lead_ids: list[int]) -> list[Lead]:
 
     Leads are read through the query filter: an id the member may not see
     (another workspace's, another member's) is refused with a 404 naming it,
-    as an id that does not exist is, and nothing is linked. The flush guard
-    checks the link again (``edit`` on the campaign, ``view`` on the lead).
+    as an id that does not exist is, and nothing is linked. A lead another
+    workspace shares with the member's is visible but not theirs to mail:
+    it is refused with a 403 naming it. The flush guard checks the link again
+    (``edit`` on the campaign, ``view`` on the lead, one workspace).
     """
     found = {lead.id: lead for lead in db.session.scalars(
         sa.select(Lead).where(Lead.id.in_(lead_ids)))}
     missing = [i for i in lead_ids if i not in found]
+    foreign = [i for i in lead_ids if i in found
+               and found[i].workspace_id != campaign.workspace_id]
+    if foreign and not missing:
+        raise CampaignError(f"lead_id: lead #{foreign[0]} belongs to another workspace "
+                            "(shared with yours, not yours to add to a campaign)",
+                            status=403, field="lead_id")
     if missing:
         raise CampaignError(f"lead_id: lead #{missing[0]} not found", status=404,
                             field="lead_id")
