@@ -16,6 +16,7 @@ from typing import Any
 from wtforms import DateField, DecimalField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from ..crm.choices import own_workspace
 from ..crm.forms import RecordForm, StorableNumber, client_select, optional_int
 from ..crm.resources import CLIENT, OWNER, Column, CrudConfig, Facet
 from ..extensions import db
@@ -36,15 +37,17 @@ rbac.register_resource("invoices", Invoice, module=MODULE, label="Invoices", act
 
 
 def deal_choices(current: int | None) -> list[SelectChoice]:
-    """Deals the member can see (the query is filtered), plus the invoice's current one.
+    """Deals of the workspace the member can see (the query is filtered), plus the invoice's
+    current one (:mod:`crm_app.crm.choices`: a shared deal is never offered).
 
     A deal whose title is hidden from the member is named by its id.
     """
     if "title" in rbac.hidden_fields("deals"):
         rows = [(did, f"Deal #{did}") for did in db.session.scalars(
-            db.select(Deal.id).order_by(Deal.id))]
+            db.select(Deal.id).where(own_workspace(Deal)).order_by(Deal.id))]
     else:
-        rows = list(db.session.execute(db.select(Deal.id, Deal.title).order_by(Deal.title)))
+        rows = list(db.session.execute(db.select(Deal.id, Deal.title)
+                                       .where(own_workspace(Deal)).order_by(Deal.title)))
     choices = [SelectChoice("", "— No deal —"), *(SelectChoice(str(i), t) for i, t in rows)]
     if current is not None and current not in {i for i, _ in rows}:
         choices.append(SelectChoice(str(current), "Current deal (not visible to you)"))

@@ -31,7 +31,6 @@ from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
-from flask_login import current_user
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from wtforms import SelectChoice
@@ -42,8 +41,9 @@ from crm_rbac_plugin.errors import QuotaExceeded
 from crm_rbac_plugin.fields import VisibleView
 
 from ..extensions import db
-from ..models import Client, User
+from ..models import User
 from ..rbac_setup import rbac
+from .choices import client_choices, default_owner, owner_choices
 from .forms import RecordForm
 from .resources import CrudConfig, config_for, linked
 
@@ -210,41 +210,6 @@ def detail_view(cfg: CrudConfig, record: Any) -> str:
     return render_template("crud/detail.html", cfg=cfg, record=record, children=children)
 
 
-def owner_choices(record: Any) -> list[SelectChoice]:
-    """Active members of the current workspace, who may own records."""
-    access = rbac.current_access()
-    m = rbac.models
-    rows = db.session.execute(
-        sa.select(User.id, User.name)
-        .join(m.Membership, m.Membership.user_id == User.id)
-        .where(m.Membership.workspace_id == (access.workspace_id if access else None),
-               m.Membership.status == "active")
-        .order_by(User.name)).all()
-    choices = [SelectChoice(str(uid), name) for uid, name in rows]
-    if record is not None:
-        if record.owner_id is None:
-            choices.insert(0, SelectChoice("", "Unassigned"))
-        elif record.owner_id not in {uid for uid, _ in rows}:
-            choices.append(SelectChoice(str(record.owner_id),
-                                        f"{record.owner} (no longer a member)"))
-    return choices
-
-
-def client_choices(record: Any) -> list[SelectChoice]:
-    """Clients the member can see (the query is filtered), plus the record's current one."""
-    if "name" in config_for("clients").hidden():  # named by id: the name is not shown
-        rows = [(cid, f"Client #{cid}") for cid in
-                db.session.scalars(sa.select(Client.id).order_by(Client.id))]
-    else:
-        rows = list(db.session.execute(sa.select(Client.id, Client.name).order_by(Client.name)))
-    choices = [SelectChoice("", "— No client —"),
-               *(SelectChoice(str(cid), name) for cid, name in rows)]
-    current = getattr(record, "client_id", None)
-    if current is not None and current not in {cid for cid, _ in rows}:
-        choices.append(SelectChoice(str(current), "Current client (not visible to you)"))
-    return choices
-
-
 def make_form(cfg: CrudConfig, record: Any = None) -> RecordForm:
     """Build the form, offering the owner select only to members who may reassign."""
     # The form reads the record's visible fields only (hidden ones are refused).
@@ -252,9 +217,10 @@ def make_form(cfg: CrudConfig, record: Any = None) -> RecordForm:
     may_reassign = (rbac.can("manage", cfg.name, record) if record is not None
                     else rbac.can("manage", cfg.name))
     if may_reassign:
-        form.owner_id.choices = owner_choices(record)
+        owner_field: Any = form.owner_id
+        owner_field.choices, owner_field.invalid_choice_message = owner_choices(cfg.name, record)
         if record is None and not form.is_submitted():
-            form.owner_id.data = current_user.id
+            owner_field.data = default_owner(owner_field.choices)
     else:
         del form.owner_id  # their records are their own: the flush guard fills owner_id
     for name in rbac.hidden_fields(cfg.name) | rbac.readonly_fields(cfg.name):
@@ -262,7 +228,7 @@ def make_form(cfg: CrudConfig, record: Any = None) -> RecordForm:
             del form[name]  # the flush guard refuses writes to them anyway
     if "client_id" in form:
         client_field: Any = form["client_id"]
-        client_field.choices = client_choices(record)
+        client_field.choices = client_choices(record, config_for("clients").hidden())
         if record is None and not form.is_submitted():
             client_field.data = request.args.get("client_id", type=int)
     return form
@@ -275,7 +241,8 @@ def form_view(cfg: CrudConfig, record: Any = None) -> Any:
     be saved (a grant's condition on the stage, a scope) is decided by the
     plugin's flush guard, and a record cap of the member's roles by its quota
     check. The refusal is shown on the form, with the member's input kept, as
-    a 403 (or the cap's 409).
+    a 403 (or the cap's 409); input the form refuses (a choice not offered) is
+    shown at its field.
     """
     form = make_form(cfg, record)
     if form.validate_on_submit():
