@@ -121,3 +121,24 @@ def test_the_owner_select_offers_the_members_one_may_assign_to(world: SimpleName
     owner_page = login(world.users["owner"], world.ws).get("/tasks/new").get_data(as_text=True)
     assert str(world.users["viewer"].id) in option_values(owner_page, "owner_id")
 
+
+def test_an_invoice_bills_its_deals_client(world: SimpleNamespace, login: Any) -> None:
+    """A deal of another client is refused at ``deal_id``; the deal's own client saves."""
+    with rbac.system():
+        for tag in ("member", "member2"):
+            world.deals[f"{tag}-won"].client_id = world.clients[tag].id
+        db.session.commit()
+    client = login(world.users["owner"], world.ws)
+    form = {"number": "PROBE-1", "status": "draft", "amount": "10",
+            "owner_id": str(world.users["owner"].id),
+            "client_id": str(world.clients["member"].id)}
+    before = count(Invoice)
+    response = client.post("/invoices/new",
+                           data={**form, "deal_id": str(world.deals["member2-won"].id)})
+    assert response.status_code == 200
+    assert "This deal belongs to another client" in response.get_data(as_text=True)
+    assert count(Invoice) == before
+    response = client.post("/invoices/new",
+                           data={**form, "deal_id": str(world.deals["member-won"].id)})
+    assert response.status_code == 302
+    assert count(Invoice) == before + 1

@@ -13,8 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from wtforms import DateField, DecimalField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from ..crm.choices import own_workspace
 from ..crm.forms import RecordForm, StorableNumber, client_select, optional_int
@@ -73,6 +81,23 @@ class InvoiceForm(RecordForm):
         super().__init__(*args, **kwargs)
         obj = kwargs.get("obj")
         self.deal_id.choices = deal_choices(getattr(obj, "deal_id", None))
+        self.saved = (getattr(obj, "client_id", None), getattr(obj, "deal_id", None))
+
+    def validate_deal_id(self, field: Any) -> None:
+        """An invoice bills its deal's client: a deal of another client is refused.
+
+        Checked when the client or the deal changes (an invoice saved before its
+        deal moved to another client keeps its other fields editable). A deal
+        without a client fits any invoice.
+        """
+        client_id = self.client_id.data if "client_id" in self else self.saved[0]
+        if field.data is None or (client_id, field.data) == self.saved:
+            return
+        with rbac.system():  # the invoice's current deal may be hidden from the member
+            deal_client = db.session.scalar(sa.select(Deal.client_id).where(Deal.id == field.data))
+        if deal_client is not None and deal_client != client_id:
+            raise ValidationError("This deal belongs to another client: choose the deal's "
+                                  "client, or a deal of this invoice's client.")
 
 
 INVOICES = CrudConfig(
