@@ -60,6 +60,16 @@ class ValidationError(RBACError, ValueError):
         self.field = field
 
 
+class LinkedRecords(PermissionDenied):
+    """A delete refused because the database would change records the member may not (a 409).
+
+    Raised by the flush guard (:mod:`.dependants`); the message says how many
+    linked records of which kind stand in the way.
+    """
+
+    status = 409
+
+
 class RuleConflict(ValidationError):
     """A change that would break a standing rule of the workspace (a 409).
 

@@ -26,6 +26,7 @@ from . import (
     cli,
     decisions,
     decorators,
+    dependants,
     fields,
     identity,
     inputs,
@@ -372,7 +373,7 @@ class RBAC(HookDecorators):
 
     def _handle_permission_denied(self, error: PermissionDenied) -> Any:
         self.db.session.rollback()
-        return self.refusal(Decision(False, error.message), 403)
+        return self.refusal(Decision(False, error.message), getattr(error, "status", 403))
 
     # -- listeners ----------------------------------------------------------
 
@@ -382,6 +383,7 @@ class RBAC(HookDecorators):
         event.listen(db_session, "after_flush", partial(listener.after_flush, self))
         event.listen(db_session, "do_orm_execute", partial(links.on_orm_execute, self))
         event.listen(db_session, "before_flush", partial(links.before_flush, self))
+        event.listen(db_session, "before_flush", partial(dependants.before_flush, self))
         event.listen(db_session, "after_rollback", listener.after_rollback)
         tokens.install(self, db_session)  # deactivation revokes the member's API tokens
         quota_setup.install(self, db_session)  # seats per plan, record caps per role

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from werkzeug.exceptions import NotFound
 
 from crm_app.extensions import db
-from crm_app.models import Client, Lead
+from crm_app.models import Client, Lead, Note, Task
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import PermissionDenied, bulk, roles, sharing
 
@@ -120,6 +120,20 @@ def deny_bulk_on_north(world: SimpleNamespace, member: str = "admin") -> None:
     db.session.commit()
 
 
+def unlink_children(client_ids: set[int]) -> None:
+    """Detach the world's tasks and notes (``member2``'s) from these clients, in trusted code.
+
+    A delete that would unlink records its deleter may not edit is refused (409,
+    :mod:`crm_rbac_plugin.dependants`); these tests are about the bulk rules.
+    """
+    with rbac.system():
+        for model in (Task, Note):
+            for row in db.session.scalars(sa.select(model).where(
+                    model.client_id.in_(client_ids))):
+                row.client_id = None
+        db.session.commit()
+
+
 def share_view_and_delete(world: SimpleNamespace) -> None:
     """Acme shares clients.view and clients.delete (not bulk) with Beta, which accepts."""
     agreement = sharing.create_agreement(rbac, rbac.access_for(world.members["owner"]),
@@ -160,9 +174,12 @@ def test_an_agreement_without_bulk_refuses_bulk_deletes(world: SimpleNamespace, 
     for ids in ([acme], [beta_own, acme]):
         assert send(dual, ids).status_code == 403
         assert client_ids() == before
-    # Beta's own client goes; the per-record delete of the shared one is still allowed.
+    # Beta's own client goes; the per-record delete of the shared one is still allowed,
+    # once no Acme record hangs on it (else the database would unlink Acme's tasks: 409).
     assert send(dual, [beta_own]).status_code == 302
     assert client_ids() == before - {beta_own}
+    assert dual.post(f"/clients/{acme}/delete").status_code == 409
+    unlink_children({acme})
     assert dual.post(f"/clients/{acme}/delete").status_code == 302
     assert client_ids() == before - {beta_own, acme}
 
@@ -190,7 +207,9 @@ def test_a_conditional_deny_of_bulk_holds_for_every_selected_record(
     # An id the member cannot see among allowed ones: 404, nothing deleted.
     assert send(admin, [*south, world.other["client"].id]).status_code == 404
     assert client_ids() == before
-    # The south clients are allowed: all of them go at once.
+    # The south clients are allowed: all of them go at once (once the tasks and notes of
+    # member2, which the records manager may not edit, no longer hang on them).
+    unlink_children(south)
     assert send(admin, south).status_code == 302
     assert client_ids() == before - south
 
