@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from crm_app.extensions import db
 from crm_app.models import Deal, Lead, Task, User
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import PermissionDenied, roles, workspaces
+from crm_rbac_plugin import PermissionDenied, roles, sharing, workspaces
 from tests.rbac_helpers import access_of, fast_passwords  # noqa: F401
 
 ROLES = ["owner", "admin", "manager", "member", "viewer", "finance", "junior_rep",
@@ -352,3 +352,35 @@ def test_a_member_reads_personal_reports(app: Any, world: SimpleNamespace) -> No
     member = access_of(world.members["member"])
     deals = visible(member, "deals", Deal)
     assert {d.owner_id for d in deals} <= {world.users["member"].id, None}
+
+
+def test_a_workspace_reports_its_own_records_not_the_ones_shared_with_it(
+        world: SimpleNamespace, login: Any) -> None:
+    """Acme shares deals, leads and tasks with Beta (view only): Beta's reports, charts and
+    report CSVs count Beta's records only, and never name Acme's members."""
+    agreement = sharing.create_agreement(
+        rbac, rbac.access_for(world.members["owner"]), workspace="beta",
+        permissions=["deals.view", "leads.view", "tasks.view"])
+    db.session.commit()
+    dual = db.session.scalar(sa.select(rbac.models.Membership).where(
+        rbac.models.Membership.workspace_id == world.ws2.id,
+        rbac.models.Membership.user_id == world.users["dual"].id))
+    with rbac.as_member(rbac.access_for(dual)) as access:
+        sharing.accept(rbac, access, agreement)
+        db.session.commit()
+    client = login(world.users["dual"], world.ws2)
+    assert client.get(f"/deals/{world.deals['member-won'].id}").status_code == 200
+    for key in ("pipeline", "won_lost", "activity", "leads_by_source", "overdue"):
+        response = client.get(f"/reports/export.csv?figure={key}")
+        if response.status_code == 404:
+            continue  # not a figure of this app
+        assert response.status_code == 200, (key, response.status_code)
+        rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+        names = {cell for row in rows[1:] for cell in row}
+        assert not names & {world.users[k].name for k in ("member", "member2", "manager")}, key
+        if key == "leads_by_source":  # Beta's own lead only, not Acme's five
+            assert sum(int(r[-1]) for r in rows[1:]) == 1, rows
+        if key in ("pipeline", "won_lost"):  # Beta has no deals of its own
+            assert all(r[1] in ("0", "") for r in rows[1:]), (key, rows)
+    page = client.get("/reports/").get_data(as_text=True)
+    assert world.users["member2"].name not in page

@@ -5,8 +5,12 @@ models run through the app's session, so the plugin's query filter adds the
 member's criteria to them exactly as to a list page (``with_loader_criteria``
 applies to ``select(func.sum(...))`` and ``select(func.count())`` too; the
 tests check each shape against ``rbac.can("view")`` on both backends).
-Nothing here filters by owner or workspace by hand: a figure is the
-aggregate of the records the member may view, and nothing more.
+Nothing here filters by owner by hand: a figure is the aggregate of the
+records the member may view, and nothing more. It counts the current
+workspace's own records only (:meth:`Filters.where`): records another
+workspace shares with it are shown on its lists, but are not its figures; an
+agreement shares rows, not the sharer's totals, and a report's CSV would
+otherwise export them though the agreement does not share ``export``.
 
 A figure is not shown, rather than computed, when:
 
@@ -112,8 +116,9 @@ class Filters:
 
     def where(self, model: Any, access: Access | None, date_field: str = "created_at",
               ) -> list[Any]:
-        """WHERE clauses of the filters on ``model`` (its owner and ``date_field``)."""
-        clauses: list[Any] = []
+        """WHERE clauses of the filters on ``model`` (its owner and ``date_field``), and of the
+        current workspace (none outside one): shared records are not counted."""
+        clauses: list[Any] = [model.workspace_id == (access.workspace_id if access else None)]
         column = getattr(model, date_field)
         if self.start is not None:
             clauses.append(column >= as_bound(column, self.start))

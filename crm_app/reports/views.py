@@ -35,15 +35,18 @@ bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 
 def owner_choices() -> list[SelectChoice]:
-    """People owning a record the member sees (the DISTINCT queries are filtered).
+    """People owning a record of the workspace the member sees (the DISTINCT queries are
+    filtered), as the figures count: a shared record's owner is not offered.
 
     Resources whose owner field is hidden from the member add nobody.
     """
+    access = member()
     ids: set[int] = set()
     for name, model in ACTIVITY:
         if rbac.can("view", name) and "owner_id" not in rbac.hidden_fields(name):
             ids |= set(db.session.scalars(sa.select(model.owner_id).where(
-                model.owner_id.is_not(None)).distinct()))
+                model.owner_id.is_not(None),
+                model.workspace_id == (access.workspace_id if access else None)).distinct()))
     rows = db.session.execute(sa.select(User.id, User.name).where(User.id.in_(sorted(ids)))
                               .order_by(User.name, User.id)) if ids else []
     return [SelectChoice(str(uid), name) for uid, name in rows]
