@@ -28,6 +28,7 @@ from . import (
     decorators,
     dependants,
     fields,
+    form_workspace,
     identity,
     inputs,
     links,
@@ -76,7 +77,9 @@ def before_request() -> Any:
     activity (:mod:`.team.activity`; a
     refused request still counts as activity), the IP allowlist, the session
     and MFA gate (:func:`.security.enforce.screen`), then the refusal of
-    writes while viewing as (:func:`.oversight.viewas.refuse_write_request`).
+    writes while viewing as (:func:`.oversight.viewas.refuse_write_request`)
+    and of a form rendered in another workspace than the current one
+    (:func:`.form_workspace.refuse_stale_form`).
     The user, their workspace and the account row the user loader read come
     from one :class:`~.identity.Visit` that the checks share. Static files pass untouched;
     a request without an endpoint (404) is stamped and passes.
@@ -100,6 +103,7 @@ def before_request() -> Any:
     screened = mfa_gate.screen(rbac, endpoint, facts, settings)
     if screened is None:
         viewas.refuse_write_request(rbac, endpoint, settings.exempt_endpoints)
+        screened = form_workspace.refuse_stale_form(rbac)
     return screened
 
 

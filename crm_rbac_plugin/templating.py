@@ -20,13 +20,14 @@ its handlers twice (two confirmation dialogs per click).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g, url_for
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from . import team, workspaces
+from . import form_workspace, team, workspaces
 from .errors import NoAccessContext
 from .identity import request_state, signed_in_user
 from .oversight import viewas
@@ -60,6 +61,7 @@ def install_globals(rbac: RBACProtocol, app: Flask) -> None:
     app.add_template_global(rbac_workspaces, "rbac_workspaces")
     app.add_template_global(rbac.current_workspace_id, "rbac_workspace_id")
     app.add_template_global(generate_csrf, "rbac_csrf_token")
+    app.add_template_global(partial(form_workspace.field, rbac), "rbac_workspace_field")
     app.add_template_global(rbac_assets, "rbac_assets")
     app.add_template_global(lambda real=False: picture_url(rbac, real=real), "rbac_picture_url")
 
