@@ -815,3 +815,21 @@ def test_saving_the_edit_page_keeps_conditions_it_cannot_show(
         "cond__clients": json.dumps(orbit), "notes": "Orbitworks only"})
     after = stored()
     assert after["view"] == after["edit"] and len(after["view"]) == 2
+
+
+def test_the_receiving_workspace_never_reads_the_sharers_people(
+        world: SimpleNamespace, beta: SimpleNamespace, login: Any) -> None:
+    """A shared record's owner is one of the sharing workspace's people: pages, the
+    owner filter and the CSV name the workspace, never the person or their address."""
+    agree(world, ["clients.view", "clients.export"])
+    record = world.clients["member"]
+    owner = world.users["member"]
+    dual = login(world.users["dual"], world.ws2)
+    page = dual.get(f"/clients/{record.id}")
+    assert page.status_code == 200
+    listing = dual.get("/clients/")
+    csv = dual.get("/clients/export.csv")
+    for text in (page.text, listing.text, csv.get_data(as_text=True)):
+        assert owner.email not in text and owner.name not in text
+    assert "Acme Sales" in page.text and "Acme Sales" in csv.get_data(as_text=True)
+    assert f'value="{owner.id}"' not in listing.text  # not offered in the owner filter

@@ -86,6 +86,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(money, "money")
     app.add_template_filter(date, "date")
     app.add_template_global(linked, "linked")  # the cell macro's, imported without context
+    app.add_template_global(rbac.shared_from, "shared_from")  # the cell macro's owner cell
     app.context_processor(lambda: {"nav_resources": nav_resources,
                                    "settings_endpoint": settings_endpoint,
                                    "may": may, "admin_url": admin_url})

@@ -142,7 +142,10 @@ def owner_filter(cfg: CrudConfig) -> list[SelectChoice]:
     if "owner_id" in cfg.hidden():
         return []
     model: Any = cfg.model
-    owners = sa.select(model.owner_id).where(model.owner_id.is_not(None)).distinct()
+    # Owners of this workspace's records only: a shared record's owner is a member of
+    # the workspace that shared it, whose people are not this workspace's to list.
+    owners = sa.select(model.owner_id).where(
+        model.owner_id.is_not(None), model.workspace_id == rbac.current_workspace_id()).distinct()
     ids = set(db.session.scalars(owners))
     if not ids:
         return []
@@ -273,7 +276,8 @@ def csv_value(record: Any, kind: str, key: str) -> Any:
     """A cell of the export; the writer (:mod:`crm_rbac_plugin.csvsafe`) neutralises it."""
     value = getattr(record, key)
     if kind == "owner":
-        return owner_name(value)
+        via = rbac.shared_from(record)
+        return via.workspace_name if via is not None else owner_name(value)
     if kind == "link":
         return linked(record, key)[1]
     if isinstance(value, (dt.date, dt.datetime)):
