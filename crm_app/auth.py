@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
+from crm_rbac_plugin.identity import request_state
 from crm_rbac_plugin.security import sessions
 from crm_rbac_plugin.signals import session_revoked
 from crm_rbac_plugin.urls import safe_next
@@ -108,10 +109,12 @@ def bind_login_id(response: Response) -> Response:
     adopted session), the login id names the new one; a restoration also
     retires the session the cookie was bound to (this browser's, replaced)
     and writes a new remember-me cookie, so an older copy of it restores
-    nothing.
+    nothing. Only a request the plugin authenticated by an API token
+    (``token_auth``) is left alone: any other header, whatever it says,
+    never switches the binding off.
     """
     user = g.get("_login_user")  # only a request that loaded its user (never loads it here)
-    if ("Authorization" in request.headers or "_user_id" not in session
+    if (request_state().token_auth or "_user_id" not in session
             or not isinstance(user, User)):
         return response
     login_id, sid = session.get("_user_id"), sessions.current_sid()
@@ -195,9 +198,10 @@ def pin_workspace() -> None:
     the session is left alone even if the membership has since been revoked:
     the extension then refuses everything, and the switcher (shown on the
     refusal page) lets the user move on. Requests authenticated by an API
-    token are stateless (the token names its workspace) and get no session.
+    token (the plugin's ``token_auth``, known once the user is loaded) are
+    stateless (the token names its workspace) and get no session.
     """
-    if "Authorization" in request.headers or not current_user.is_authenticated:
+    if not current_user.is_authenticated or request_state().token_auth:
         return
     key = current_app.config["RBAC_SESSION_KEY"]
     if session.get(key) is None:

@@ -1,0 +1,59 @@
+"""The account's own rules through the real sign-in, MFA and session pages (SQLite and PostgreSQL).
+
+Each test is an attack on the account itself: a header that switched off
+the remember-me binding, a password alone (MFA not passed) acting on the
+account's other sessions, a sign-in that counted towards another
+throttle, a stale MFA check handing out roles.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from flask import Flask
+
+from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.test_sessions import (
+    DOMAIN,
+    assert_alive,
+    replay_remember_cookie,
+    row_of,
+    sign_in,
+)
+
+JUNK_AUTHORIZATION = {"Authorization": "Basic eDp5"}
+
+
+# -- the remember-me binding ---------------------------------------------------------------------
+
+
+def test_a_junk_authorization_header_keeps_the_remember_me_binding(
+        app: Flask, world: SimpleNamespace) -> None:
+    """A copied remember-me cookie restores a session and signs the session it came from
+    out, whatever Authorization header the copy sends: only an API token is stateless."""
+    victim = sign_in(app, "member@example.test", remember=True)
+    cookie = victim.get_cookie("remember_token", domain=DOMAIN)
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie("remember_token", cookie.value, domain=DOMAIN)
+    assert thief.get("/leads/", headers=JUNK_AUTHORIZATION).status_code == 200
+    page = victim.get("/leads/")
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
+def test_a_remember_me_cookie_issued_beside_a_junk_header_dies_with_its_session(
+        app: Flask, world: SimpleNamespace) -> None:
+    attacker = app.test_client()
+    signed = attacker.post("/login", headers=JUNK_AUTHORIZATION, data={
+        "email": "member@example.test", "password": "password", "remember": "y"})
+    assert signed.status_code == 302
+    assert attacker.get("/leads/", headers=JUNK_AUTHORIZATION).status_code == 200
+    cookie = attacker.get_cookie("remember_token", domain=DOMAIN)
+    assert cookie is not None
+    victim = sign_in(app, "member@example.test")
+    assert victim.post("/settings/account/sessions/sign-out",
+                       data={"session_id": row_of(attacker).id}).status_code == 302
+    page = replay_remember_cookie(app, cookie.value)
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    assert_alive(victim)
+
