@@ -3,8 +3,10 @@
 The invitee's roles are checkboxes; every role is offered and the service
 (:func:`..team.invite`) refuses one the inviter may not give, and says why,
 rather than the form hiding it. The department and the end date of the
-access are optional. Sending an invitation is a step-up action, like every
-role assignment (:func:`..security.stepup.require_recent_mfa`).
+access are optional. Sending, resending and revoking an invitation are
+step-up actions, like every role assignment
+(:func:`..security.stepup.require_recent_mfa`): a resend is a new link that
+gives the roles again for another ``RBAC_INVITE_MAX_AGE``.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def _invitation_action(invitation_id: int, action: Any, done: str) -> Any:
 
 @bp.post("/invitations/<int:invitation_id>/resend")
 @require_permission("members", "create")
+@require_recent_mfa
 def resend_invitation(invitation_id: int) -> Any:
     return _invitation_action(invitation_id, team.resend,
                               "A new invitation link was sent to {email}.")
@@ -95,6 +98,7 @@ def resend_invitation(invitation_id: int) -> Any:
 
 @bp.post("/invitations/<int:invitation_id>/revoke")
 @require_permission("members", "create")
+@require_recent_mfa
 def revoke_invitation(invitation_id: int) -> Any:
     return _invitation_action(invitation_id, team.revoke,
                               "The invitation of {email} was revoked.")

@@ -9,10 +9,18 @@ throttle, a stale MFA check handing out roles.
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 
+from crm_app.extensions import db
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import workspaces
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.test_mfa import VERIFY_PAGE, enrolled_directly, set_check
 from tests.test_sessions import (
     DOMAIN,
     assert_alive,
@@ -56,4 +64,35 @@ def test_a_remember_me_cookie_issued_beside_a_junk_header_dies_with_its_session(
     page = replay_remember_cookie(app, cookie.value)
     assert page.status_code == 302 and "/login" in page.headers["Location"]
     assert_alive(victim)
+
+
+# -- step-up for what gives roles ----------------------------------------------------------------
+
+
+def stale_owner(world: SimpleNamespace, login: Any) -> FlaskClient:
+    """The Owner, enrolled, in a session whose MFA check is older than the step-up window."""
+    enrolled_directly(world.users["owner"])
+    client = login(world.users["owner"], world.ws)
+    set_check(client, world.users["owner"], minutes_ago=60)
+    return client
+
+
+@pytest.mark.parametrize("action", ["resend", "revoke"])
+def test_resending_or_revoking_an_invitation_needs_a_recent_check(
+        app: Flask, world: SimpleNamespace, login: Any, action: str) -> None:
+    """A resend is a new link that gives the invitation's roles again (an Admin's too)."""
+    owner = stale_owner(world, login)
+    admin = workspaces.role_by_key(rbac, world.ws, "admin")
+    set_check(owner, world.users["owner"], minutes_ago=0)
+    sent = owner.post("/settings/members/invite",
+                      data={"email": "hire@example.test", "roles": [admin.id]})
+    assert sent.status_code == 302 and VERIFY_PAGE not in sent.location
+    invitation = db.session.scalar(sa.select(rbac.models.Invitation))
+    nonce = invitation.nonce_hash
+    set_check(owner, world.users["owner"], minutes_ago=60)
+    answer = owner.post(f"/settings/invitations/{invitation.id}/{action}")
+    assert answer.status_code == 302 and answer.location.startswith(VERIFY_PAGE)
+    db.session.expire_all()
+    kept = db.session.get(rbac.models.Invitation, invitation.id)
+    assert (kept.nonce_hash, kept.revoked_at) == (nonce, None)
 
