@@ -9,6 +9,11 @@ say so to anyone but an Owner (who reaches every record). The page offers
 deactivation only when the acting member may do it to this member
 (:func:`..team.may_change_status`), and reassignment only when some of the
 member's records would move.
+
+Moving a member into a department gives them the department's roles, and
+a manager's team widens the manager's reach: both ask for a recent MFA
+check (:func:`..security.stepup.require_recent_mfa`), as every role
+assignment does.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .. import queries, team
 from ..decorators import require_permission
 from ..pages import ConfirmForm, acting_access, can
 from ..proxies import current_rbac
+from ..security.stepup import require_recent_mfa
 from ..user_keys import user_key
 from .blueprint import attempt, bp, membership_or_404, render
 from .forms import choices
@@ -107,6 +113,7 @@ def reactivate(membership_id: int) -> Any:
 
 @bp.post("/members/<int:membership_id>/department")
 @require_permission("members", "edit")
+@require_recent_mfa
 def member_department(membership_id: int) -> Any:
     rbac, access = current_rbac, acting_access()
     membership = membership_or_404(membership_id)
@@ -129,6 +136,7 @@ def member_department(membership_id: int) -> Any:
 
 @bp.post("/members/<int:membership_id>/team")
 @require_permission("members", "edit")
+@require_recent_mfa
 def add_to_team(membership_id: int) -> Any:
     rbac, access = current_rbac, acting_access()
     manager = membership_or_404(membership_id)
@@ -144,6 +152,7 @@ def add_to_team(membership_id: int) -> Any:
 
 @bp.post("/members/<int:membership_id>/team/<int:member_id>/remove")
 @require_permission("members", "edit")
+@require_recent_mfa
 def remove_from_team(membership_id: int, member_id: int) -> Any:
     rbac, access = current_rbac, acting_access()
     manager = membership_or_404(membership_id)

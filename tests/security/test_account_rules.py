@@ -96,3 +96,35 @@ def test_resending_or_revoking_an_invitation_needs_a_recent_check(
     kept = db.session.get(rbac.models.Invitation, invitation.id)
     assert (kept.nonce_hash, kept.revoked_at) == (nonce, None)
 
+
+def team_and_department_changes(world: SimpleNamespace) -> list[tuple[str, dict[str, Any]]]:
+    """The member's-page writes that widen someone's roles or reach, with their forms."""
+    member, manager = world.members["viewer"].id, world.members["manager"].id
+    return [
+        (f"/settings/members/{member}/department",
+         {"department_id": world.departments["sales"].id}),
+        (f"/settings/members/{manager}/team", {"member_id": member}),
+        (f"/settings/members/{manager}/team/{world.members['member'].id}/remove", {}),
+    ]
+
+
+def test_department_and_team_changes_need_a_recent_check(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """A department gives its roles and a manager's team widens their reach: both are
+    role assignments for the step-up."""
+    owner = stale_owner(world, login)
+    M = rbac.models.Membership
+    for url, form in team_and_department_changes(world):
+        answer = owner.post(url, data=form)
+        assert answer.status_code == 302 and answer.location.startswith(VERIFY_PAGE), url
+    db.session.expire_all()
+    assert db.session.get(M, world.members["viewer"].id).department_id == (
+        world.departments["support"].id)
+    pairs = {(a.manager_id, a.member_id)
+             for a in db.session.scalars(sa.select(rbac.models.ManagerAssignment))}
+    assert pairs == {(world.members["manager"].id, world.members["member"].id)}
+    set_check(owner, world.users["owner"], minutes_ago=0)
+    for url, form in team_and_department_changes(world):
+        answer = owner.post(url, data=form)
+        assert answer.status_code == 302 and VERIFY_PAGE not in answer.location, url
+
