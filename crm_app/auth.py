@@ -34,7 +34,7 @@ from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from crm_rbac_plugin.identity import request_state
 from crm_rbac_plugin.security import sessions
@@ -49,15 +49,23 @@ from .seed import demo_logins
 bp = Blueprint("auth", __name__)
 
 
+def an_address(form: FlaskForm, field: Any) -> None:
+    """Refuse a typed email without "@" before the sign-in counts it: no account has one,
+    and the sign-in throttle keys its count by what was typed."""
+    if "@" not in (field.data or ""):
+        raise ValidationError("Enter an email address.")
+
+
 class LoginForm(FlaskForm):
     """Email and password.
 
     No ``Email()`` validator: ``email-validator`` rejects reserved domains
     such as ``.test``, which the demo accounts use; an unknown address simply
-    fails to sign in.
+    fails to sign in. An address without "@" is refused as bad input
+    (:func:`an_address`), neither checked nor counted.
     """
 
-    email = EmailField("Email", validators=[DataRequired(), Length(max=255)],
+    email = EmailField("Email", validators=[DataRequired(), Length(max=255), an_address],
                        render_kw={"autocomplete": "username", "autofocus": True})
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)],
                              render_kw={"autocomplete": "current-password"})
@@ -295,6 +303,8 @@ def login() -> Any:
                     session[current_app.config["RBAC_SESSION_KEY"]] = first
                 flash(f"Signed in as {user.email}.", "success")
                 return redirect(safe_next(request.args.get("next"), url_for("crm.dashboard")))
+    elif request.method == "POST":
+        status = 400  # bad input (the field's error is shown): nothing checked, nothing counted
     hints = demo_logins() if current_app.config.get("CRM_DEMO_LOGIN_HINTS") else []
     return render_template("auth/login.html", form=form, demo_logins=hints), status
 

@@ -60,7 +60,8 @@ INVALID_CODE = "That code is not valid. Enter the current code from your authent
 
 
 def throttle_name(user_id: Any) -> str:
-    """The name wrong codes are counted under (:mod:`.throttle`), beside the client's IP.
+    """The name wrong codes are counted under (:mod:`.throttle`, kind ``MFA``: never a
+    typed sign-in address's key), beside the client's IP.
 
     Anonymous attempts share one name, so they are throttled like an
     account's: the answers do not tell the two apart.

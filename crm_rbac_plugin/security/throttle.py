@@ -21,6 +21,12 @@ Two keys count each failure:
   mistypes too) and a success does not reset it, or an attacker holding one
   account could reset the count between guesses at others.
 
+The MFA code check counts an account's wrong codes the same way, under a
+key of its own kind (``mfa:<sha256 of the name>``, :data:`MFA`): the kind
+is part of the key, outside the hashed text, so no typed address, whatever
+it reads (``mfa:9``), ever counts towards an account's codes, nor a wrong
+code towards a typed address.
+
 A count older than ``RBAC_SIGN_IN_FORGET_AFTER`` seconds starts again at 1.
 
 The counts live in ``rbac_sign_in_throttle`` so that every worker and every
@@ -47,8 +53,11 @@ from ..models import utcnow
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["Throttle", "account_key", "check", "ip_key", "record_failure", "reset_account",
-           "wait_after"]
+__all__ = ["ACCOUNT", "MFA", "Throttle", "account_key", "check", "ip_key", "record_failure",
+           "reset_account", "wait_after"]
+
+#: The kinds of account keys: a typed sign-in address, an account's MFA code check.
+ACCOUNT, MFA = "account", "mfa"
 
 
 @dataclass(frozen=True)
@@ -74,10 +83,14 @@ class Throttle:
         return f"Too many attempts. Try again in {self.wait_seconds} {unit}."
 
 
-def account_key(email: str) -> str:
-    """The throttle key of a typed address (hashed: the table holds no address)."""
+def account_key(email: str, kind: str = ACCOUNT) -> str:
+    """The throttle key of a typed address (hashed: the table holds no address), or of
+    another ``kind`` of name (:data:`MFA`): the kind prefixes the digest, so two kinds
+    never share a key whatever the names read."""
+    if kind not in (ACCOUNT, MFA):
+        raise ValueError(f"unknown throttle kind {kind!r}")
     digest = hashlib.sha256((email or "").strip().lower().encode("utf-8")).hexdigest()
-    return f"account:{digest}"
+    return f"{kind}:{digest}"
 
 
 def ip_key(ip: str | None) -> str:
@@ -93,19 +106,20 @@ def wait_after(failures: int, *, free: int, max_wait: int) -> int:
     return min(2 ** min(failures - free, 30), max_wait)
 
 
-def _keys(email: str, ip: str | None) -> dict[str, str]:
-    return {"account": account_key(email), "ip": ip_key(ip)}
+def _keys(email: str, ip: str | None, kind: str) -> dict[str, str]:
+    return {"account": account_key(email, kind), "ip": ip_key(ip)}
 
 
 def check(rbac: RBACProtocol, email: str, ip: str | None, *,
-          now: dt.datetime | None = None) -> Throttle:
-    """Return the wait in force for an attempt at ``email`` from ``ip`` (reads only).
+          now: dt.datetime | None = None, kind: str = ACCOUNT) -> Throttle:
+    """Return the wait in force for an attempt at ``email`` (a name of ``kind``) from
+    ``ip`` (reads only).
 
     The longer of the account's and the address's waits wins.
     """
     now = now or utcnow()
     T = rbac.models.SignInThrottle
-    keys = _keys(email, ip)
+    keys = _keys(email, ip, kind)
     rows = rbac.db.session.execute(
         sa.select(T.key, T.failures, T.blocked_until).where(T.key.in_(keys.values()))).all()
     scope_of = {key: scope for scope, key in keys.items()}
@@ -137,7 +151,7 @@ def _bump(rbac: RBACProtocol, key: str, now: dt.datetime, forget_before: dt.date
 
 
 def record_failure(rbac: RBACProtocol, email: str, ip: str | None, *,
-                   now: dt.datetime | None = None) -> Throttle:
+                   now: dt.datetime | None = None, kind: str = ACCOUNT) -> Throttle:
     """Count a failed sign-in against the address and the IP; return the wait it sets.
 
     Runs in the caller's transaction (the caller commits). Each key's wait
@@ -151,7 +165,7 @@ def record_failure(rbac: RBACProtocol, email: str, ip: str | None, *,
             "ip": setting("RBAC_SIGN_IN_FREE_FAILURES_PER_IP")}
     T = rbac.models.SignInThrottle
     worst = Throttle()
-    for scope, key in _keys(email, ip).items():
+    for scope, key in _keys(email, ip, kind).items():
         failures = _bump(rbac, key, now, forget_before)
         wait = wait_after(failures, free=free[scope], max_wait=max_wait)
         if wait:
@@ -165,10 +179,11 @@ def record_failure(rbac: RBACProtocol, email: str, ip: str | None, *,
     return worst
 
 
-def reset_account(rbac: RBACProtocol, email: str) -> None:
-    """Forget the failures of ``email`` (after its account signed in); the IP's stay."""
+def reset_account(rbac: RBACProtocol, email: str, *, kind: str = ACCOUNT) -> None:
+    """Forget the failures of ``email`` (a name of ``kind``; after its account signed
+    in); the IP's stay."""
     T = rbac.models.SignInThrottle
-    rbac.db.session.execute(sa.delete(T).where(T.key == account_key(email)),
+    rbac.db.session.execute(sa.delete(T).where(T.key == account_key(email, kind)),
                             execution_options={"synchronize_session": False})
 
 

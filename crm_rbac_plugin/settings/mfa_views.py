@@ -172,7 +172,7 @@ def mfa_verify() -> Any:
         return render("account/verify.html", 400, form=form, next=_next())
     rbac, user = current_rbac, signed_in_user()
     name, ip = mfa.throttle_name(_uid() if user is not None else None), request.remote_addr
-    waiting = throttle.check(rbac, name, ip)
+    waiting = throttle.check(rbac, name, ip, kind=throttle.MFA)
     if not waiting.allowed:  # the code is not checked
         return _refuse_code(form, waiting.message, 429)
     method = None
@@ -181,13 +181,13 @@ def mfa_verify() -> Any:
     else:
         totp.matching_step(totp.new_secret(), form.code.data or "", utcnow(), None)
     if method is None:
-        throttle.record_failure(rbac, name, ip)
+        throttle.record_failure(rbac, name, ip, kind=throttle.MFA)
         rbac.db.session.commit()
         if user is not None and _wrong_codes_in_a_row(name) >= WRONG_CODES_END_SESSION:
             sessions.end_current(rbac, "mfa_failed")
             return enforce.end_session("mfa_failed", TOO_MANY_CODES)
         return _refuse_code(form, mfa.INVALID_CODE, 400)
-    throttle.reset_account(rbac, name)
+    throttle.reset_account(rbac, name, kind=throttle.MFA)
     rbac.db.session.commit()
     stepup.record_check(user)
     if method == "recovery":
@@ -200,7 +200,7 @@ def mfa_verify() -> Any:
 def _wrong_codes_in_a_row(name: str) -> int:
     """The account's wrong codes since its last right one (the throttle's count, which
     every session of the account adds to and a right code resets)."""
-    row = throttle.failures_of(current_rbac, throttle.account_key(name))
+    row = throttle.failures_of(current_rbac, throttle.account_key(name, throttle.MFA))
     return int(row.failures) if row is not None else 0
 
 

@@ -8,6 +8,7 @@ throttle, a stale MFA check handing out roles.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,10 +20,12 @@ from flask.testing import FlaskClient
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
+from crm_rbac_plugin.security import sessions
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_mfa import VERIFY_PAGE, enrolled_directly, set_check
 from tests.test_sessions import (
     DOMAIN,
+    T0,
     assert_alive,
     replay_remember_cookie,
     row_of,
@@ -30,6 +33,16 @@ from tests.test_sessions import (
 )
 
 JUNK_AUTHORIZATION = {"Authorization": "Basic eDp5"}
+
+
+@pytest.fixture
+def clock(app: Flask) -> Iterator[SimpleNamespace]:
+    """The sessions' clock, starting at ``T0``; ``clock.now`` is moved by the test."""
+    state = SimpleNamespace(now=T0)
+    service = sessions.service(app)
+    saved, service.clock = service.clock, lambda: state.now
+    yield state
+    service.clock = saved
 
 
 # -- the remember-me binding ---------------------------------------------------------------------
@@ -127,4 +140,28 @@ def test_department_and_team_changes_need_a_recent_check(
     for url, form in team_and_department_changes(world):
         answer = owner.post(url, data=form)
         assert answer.status_code == 302 and VERIFY_PAGE not in answer.location, url
+
+
+# -- the MFA code's throttle ---------------------------------------------------------------------
+
+
+def test_a_typed_address_never_counts_towards_an_accounts_mfa_codes(
+        app: Flask, world: SimpleNamespace) -> None:
+    """Failed sign-ins typed as ``mfa:<user id>`` (refused as bad input, and even when a
+    host counts them) neither throttle the account's code check nor end its session."""
+    user = world.users["admin"]
+    _, codes = enrolled_directly(user)
+    victim = sign_in(app, "admin@example.test")
+    attacker = app.test_client()
+    for _ in range(6):
+        refused = attacker.post("/login", data={"email": f"mfa:{user.id}", "password": "x"})
+        assert refused.status_code == 400 and "Enter an email address." in refused.text
+    for _ in range(6):
+        rbac.auth.failed(f"mfa:{user.id}", "198.51.100.7")  # a host without the form's check
+    db.session.commit()
+    wrong = victim.post(VERIFY_PAGE, data={"code": "000000"})
+    assert wrong.status_code == 400, wrong.status_code  # one wrong code: no more
+    right = victim.post(VERIFY_PAGE, data={"code": codes[0]})
+    assert right.status_code == 302 and VERIFY_PAGE not in right.location
+    assert_alive(victim)
 
