@@ -268,14 +268,17 @@ def is_live(rbac: RBACProtocol, sid: str, user_id: Any) -> bool:
     workspace's idle timeout.
     """
     row = _live_row(rbac, sid, user_id)
-    if row is None:
-        return False
-    lifetimes = account_lifetimes(rbac, user_id)
+    return row is not None and bool(_still_live(rbac, user_id, [row]))
+
+
+def _still_live(rbac: RBACProtocol, user_id: Any, rows: list[Any]) -> list[Any]:
+    """The unrevoked ``rows`` of ``user_id`` that :func:`verdict` lets live now."""
+    lifetimes = account_lifetimes(rbac, user_id) if rows else None
     if lifetimes is None:
-        return True  # no active membership: the host's user loader decides
-    record = SessionRecord(has_id=True, id=row.id, created_at=row.created_at,
-                           last_seen_at=row.last_seen_at, revoked_at=row.revoked_at)
-    return verdict(record, lifetimes, now(), request_settings().session_touch) is None
+        return rows  # no active membership: the host's user loader decides
+    at, slack = now(), request_settings().session_touch
+    return [r for r in rows if verdict(SessionRecord(True, r.id, r.created_at, r.last_seen_at,
+                                                     r.revoked_at), lifetimes, at, slack) is None]
 
 
 #: The resources whose ``manage`` makes a member privileged.
@@ -338,10 +341,9 @@ def _apply_cap(rbac: RBACProtocol, user_id: Any, new_id: int) -> None:
     cap = session_cap(rbac, user_id)
     if cap is None:
         return
-    S = rbac.models.AuthSession
-    live = list(rbac.db.session.scalars(sa.select(S.id).where(
-        S.user_id == user_id, S.revoked_at.is_(None), S.id != new_id)
-        .order_by(S.created_at.desc(), S.id.desc())))
+    live = [row.id for row in sorted(_live_rows(rbac, user_id),
+                                     key=lambda r: (r.created_at, r.id), reverse=True)
+            if row.id != new_id]
     excess = live[max(cap - 1, 0):]
     if excess:
         _revoke_ids(rbac, user_id, excess, by=None, reason="cap")
@@ -375,24 +377,28 @@ class SessionView:
     current: bool
 
 
+def _live_rows(rbac: RBACProtocol, user_id: Any) -> list[Any]:
+    """The account's live sessions, most recently seen first: unrevoked, and by
+    :func:`verdict` neither idle nor expired (a dead row is marked revoked only when
+    its browser comes back; the list, the count and the cap must not see it)."""
+    S = rbac.models.AuthSession
+    return _still_live(rbac, user_id, list(rbac.db.session.scalars(sa.select(S).where(
+        S.user_id == user_id, S.revoked_at.is_(None))
+        .order_by(S.last_seen_at.desc(), S.id.desc()))))
+
+
 def list_sessions(rbac: RBACProtocol, user_id: Any) -> list[SessionView]:
     """The account's live sessions, most recently seen first (``current``: this browser's)."""
-    S = rbac.models.AuthSession
     sid = current_sid() if has_request_context() else None
     mine = sid_hash(sid) if sid is not None else None
-    rows = rbac.db.session.scalars(sa.select(S).where(
-        S.user_id == user_id, S.revoked_at.is_(None))
-        .order_by(S.last_seen_at.desc(), S.id.desc()))
     return [SessionView(id=r.id, created_at=r.created_at, last_seen_at=r.last_seen_at,
                         ip=r.ip, user_agent=r.user_agent, current=r.sid_hash == mine)
-            for r in rows]
+            for r in _live_rows(rbac, user_id)]
 
 
 def live_count(rbac: RBACProtocol, user_id: Any) -> int:
-    """How many live sessions the account has."""
-    S = rbac.models.AuthSession
-    return int(rbac.db.session.scalar(sa.select(sa.func.count()).select_from(S).where(
-        S.user_id == user_id, S.revoked_at.is_(None))) or 0)
+    """How many live sessions the account has (idle and expired ones are not)."""
+    return len(_live_rows(rbac, user_id))
 
 
 def revoke(rbac: RBACProtocol, session_id: int, *, by: Any, reason: str) -> bool:

@@ -8,6 +8,8 @@ throttle, a stale MFA check handing out roles.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -28,7 +30,9 @@ from tests.test_sessions import (
     T0,
     assert_alive,
     replay_remember_cookie,
+    revoked_events,
     row_of,
+    set_policy,
     sign_in,
 )
 
@@ -164,4 +168,30 @@ def test_a_typed_address_never_counts_towards_an_accounts_mfa_codes(
     right = victim.post(VERIFY_PAGE, data={"code": codes[0]})
     assert right.status_code == 302 and VERIFY_PAGE not in right.location
     assert_alive(victim)
+
+
+# -- live sessions -------------------------------------------------------------------------------
+
+
+def test_idle_sessions_are_not_listed_counted_or_capped(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace, login: Any) -> None:
+    """A session past its idle timeout is dead even before its browser comes back: the
+    profile's list, the admin's count and the cap see only the live ones."""
+    set_policy(world.ws, idle_minutes_member=1)
+    idle = sign_in(app, "member@example.test")
+    clock.now = T0 + dt.timedelta(minutes=3)
+    here = sign_in(app, "member@example.test")
+    user = world.users["member"]
+    assert [s.id for s in sessions.list_sessions(rbac, user.id)] == [row_of(here).id]
+    assert sessions.live_count(rbac, user.id) == 1
+    owner = login(world.users["owner"], world.ws)
+    page = owner.get(f"/settings/members/{world.members['member'].id}")
+    assert re.search(r"data-session-count>1<", page.text)
+    set_policy(world.ws, max_sessions=2)
+    third = sign_in(app, "member@example.test")
+    assert revoked_events(reason="cap") == [], "the cap counted a dead session"
+    assert_alive(here)
+    assert_alive(third)
+    page = idle.get("/leads/")
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
 
