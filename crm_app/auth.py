@@ -37,7 +37,7 @@ from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from crm_rbac_plugin.identity import request_state
-from crm_rbac_plugin.security import sessions
+from crm_rbac_plugin.security import sessions, stepup
 from crm_rbac_plugin.signals import session_revoked
 from crm_rbac_plugin.urls import safe_next
 
@@ -320,9 +320,15 @@ def logout() -> Response:
     Flask-Security, that signs the user out of every browser, so the other
     browsers' session rows end with it (``sign_out_everywhere``): the session
     list, its count and the session cap see only live sessions.
+
+    A session that still owes its MFA code (the password alone) ends only
+    itself: the sign-out is open to it so that the person can leave, and
+    whoever holds only a password must not end the account's verified
+    sessions, nor kill its remember-me cookies by rotating the token.
     """
     user = current_user._get_current_object()
-    if isinstance(user, User):
+    state = stepup.mfa_state()
+    if isinstance(user, User) and not (state is not None and state.must_verify):
         sessions.revoke_all(rbac, user.id, except_current=True, by=None,
                             reason="sign_out_everywhere")
         user.rotate_session_token()

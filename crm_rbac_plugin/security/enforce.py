@@ -48,7 +48,7 @@ from ..decorators import wants_json
 from ..identity import Visit, request_state, signed_in_user, visit
 from ..interface import RBACProtocol
 from ..proxies import current_flask_app
-from . import device_gate, network, sessions, signin, stepup
+from . import device_gate, mfa, network, sessions, signin, stepup
 
 
 def init_app(app: Flask) -> None:
@@ -107,7 +107,8 @@ def session_started(sender: Any = None, *, user: Any = None, **extra: Any) -> No
     if rbac is not None and user is not None:
         if sessions.is_live_here(rbac, rbac.user_pk(user)):
             carried = stepup.session_check(user)
-        sessions.start(rbac, user)
+        # The cap waits for the MFA code when one is owed (stepup.record_check applies it).
+        sessions.start(rbac, user, cap=not mfa.is_enrolled(rbac, rbac.user_pk(user)))
     session.pop(stepup.SESSION_KEY, None)
     request_state().mfa = None
     if carried is not None:

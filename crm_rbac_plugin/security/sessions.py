@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
 __all__ = ["ADMIN_RESOURCES", "REASONS", "SessionRecord", "SessionService", "account_lifetimes",
-           "current_sid", "is_live", "is_privileged",
+           "apply_cap_here", "current_sid", "is_live", "is_privileged",
            "list_sessions", "lookup_columns", "retire", "revoke", "revoke_all", "service", "start",
            "verdict"]
 
@@ -210,7 +210,7 @@ def _clear_carried() -> None:
         session.pop(key, None)
 
 
-def start(rbac: RBACProtocol, user: Any, *, clear: bool = True) -> Any:
+def start(rbac: RBACProtocol, user: Any, *, clear: bool = True, cap: bool = True) -> Any:
     """Open a session for ``user``: a new id in the Flask session, a new row; commit.
 
     ``clear`` drops the keys the session carried in (see :func:`_clear_carried`),
@@ -218,7 +218,9 @@ def start(rbac: RBACProtocol, user: Any, *, clear: bool = True) -> Any:
     password change renews the id and keeps the visit's state). The id the
     session had before is revoked silently: it is this browser's, replaced.
     Beyond the workspaces' cap (``max_sessions``), the oldest live sessions
-    of the account are revoked with reason ``"cap"``.
+    of the account are revoked with reason ``"cap"`` when ``cap``; a sign-in
+    that owes its MFA code passes False and gets the cap once the code passes
+    (:func:`apply_cap_here`): the password alone never ends a verified session.
     """
     S = rbac.models.AuthSession
     uid = rbac.user_pk(user)
@@ -238,9 +240,17 @@ def start(rbac: RBACProtocol, user: Any, *, clear: bool = True) -> Any:
             user_agent=agent)
     rbac.db.session.add(row)
     rbac.db.session.flush()
-    _apply_cap(rbac, uid, row.id)
+    if cap:
+        _apply_cap(rbac, uid, row.id)
     rbac.db.session.commit()
     return row
+
+
+def apply_cap_here(rbac: RBACProtocol, user_id: Any) -> None:
+    """Apply the cap for the request's own session, which just passed its MFA code."""
+    row = _live_row(rbac, current_sid() or "", user_id)
+    if row is not None:
+        _apply_cap(rbac, user_id, row.id)
 
 
 def is_live_here(rbac: RBACProtocol, user_id: Any) -> bool:

@@ -94,11 +94,15 @@ def _bound_session() -> str:
 
 def record_check(user: Any, when: dt.datetime | None = None) -> None:
     """Note in the session that ``user`` passed an MFA check at ``when`` (default now),
-    in this server session only."""
+    in this server session only; the sign-in is complete, so the session cap applies
+    (:func:`.sessions.apply_cap_here`)."""
+    rbac = get_rbac()
     at = naive_utc(when or utcnow()).replace(tzinfo=dt.UTC)
-    session[SESSION_KEY] = {"user": str(get_rbac().user_pk(user)), "at": int(at.timestamp()),
+    session[SESSION_KEY] = {"user": str(rbac.user_pk(user)), "at": int(at.timestamp()),
                             "sid": _bound_session()}
     request_state().mfa = None
+    sessions.apply_cap_here(rbac, rbac.user_pk(user))
+    rbac.db.session.commit()
 
 
 def session_check(user: Any, user_id: Any = None) -> dt.datetime | None:

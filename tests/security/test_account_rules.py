@@ -20,10 +20,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from crm_app.extensions import db
+from crm_app.models import User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
 from crm_rbac_plugin.security import sessions
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.security.test_mfa_session import (
+    ADMIN_PAGE,
+    asks_for_a_code,
+    password_sign_in,
+    signed_in_with_code,
+)
 from tests.test_mfa import VERIFY_PAGE, enrolled_directly, set_check
 from tests.test_sessions import (
     DOMAIN,
@@ -194,4 +201,36 @@ def test_idle_sessions_are_not_listed_counted_or_capped(
     assert_alive(third)
     page = idle.get("/leads/")
     assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
+# -- what the password alone may end -------------------------------------------------------------
+
+
+def test_signing_out_a_session_that_owes_its_code_ends_only_that_session(
+        app: Flask, world: SimpleNamespace) -> None:
+    _, codes = enrolled_directly(world.users["admin"])
+    victim = signed_in_with_code(app, codes[0])
+    token = world.users["admin"].session_token
+    attacker = password_sign_in(app, "admin@example.test")
+    assert asks_for_a_code(attacker)
+    assert attacker.post("/logout").status_code == 302
+    assert victim.get(ADMIN_PAGE).status_code == 200, "the password alone signed the victim out"
+    db.session.expire_all()
+    assert db.session.get(User, world.users["admin"].id).session_token == token
+    assert revoked_events(reason="sign_out_everywhere") == []
+    assert [e.detail["reason"] for e in revoked_events()] == ["signed_out"]
+
+
+def test_the_cap_ends_sessions_only_for_a_sign_in_that_passed_its_code(
+        app: Flask, world: SimpleNamespace) -> None:
+    set_policy(world.ws, max_sessions=1)
+    _, codes = enrolled_directly(world.users["admin"])
+    victim = signed_in_with_code(app, codes[0])
+    attacker = password_sign_in(app, "admin@example.test")
+    assert victim.get(ADMIN_PAGE).status_code == 200, "the password alone took the cap's place"
+    assert attacker.post(VERIFY_PAGE, data={"code": codes[1]}).status_code == 302
+    assert attacker.get(ADMIN_PAGE).status_code == 200
+    ended = victim.get(ADMIN_PAGE)
+    assert ended.status_code == 302 and "/login" in ended.location
+    assert [e.detail["count"] for e in revoked_events(reason="cap")] == [1]
 
