@@ -43,7 +43,7 @@ from flask import current_app
 
 from ..errors import PermissionDenied, RuleConflict, ValidationError
 from ..models import utcnow
-from . import totp
+from . import sessions, totp
 from .standing import account_action_refusal
 
 if TYPE_CHECKING:
@@ -237,7 +237,11 @@ def reset(rbac: RBACProtocol, actor: Access, membership: Any) -> None:
     active member, not an Owner of a workspace the actor does not own).
 
     The member then signs in with their password alone and, where the
-    policy requires it, is sent to enrol again. Audited ``auth.mfa_reset``.
+    policy requires it, is sent to enrol again: a *new* sign-in, so every
+    session of the account ends (``session.revoked``, reason ``admin``, which
+    also rotates the host's session token). A session still waiting at the
+    code prompt holds the password alone; the reset must not turn it into a
+    full session. Audited ``auth.mfa_reset``.
     """
     if not actor.is_owner:
         raise PermissionDenied("Only an Owner can reset a member's two-factor authentication.",
@@ -256,6 +260,9 @@ def reset(rbac: RBACProtocol, actor: Access, membership: Any) -> None:
     rbac.audit("auth.mfa_reset", resource="members",
                target=f"member #{membership.id} {membership.display_name}",
                membership_id=membership.id, was_enrolled=had)
+    sessions.revoke_all(rbac, membership.user_id,
+                        except_current=membership.user_id == actor.user_id, by=actor,
+                        reason="admin")
 
 
 def mfa_status(rbac: RBACProtocol, user_ids: Iterable[Any]) -> dict[Any, str]:

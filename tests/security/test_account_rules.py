@@ -234,3 +234,23 @@ def test_the_cap_ends_sessions_only_for_a_sign_in_that_passed_its_code(
     assert ended.status_code == 302 and "/login" in ended.location
     assert [e.detail["count"] for e in revoked_events(reason="cap")] == [1]
 
+
+def test_an_mfa_reset_ends_the_session_waiting_at_the_code_prompt(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """After a reset the member signs in again: a session that held the password alone
+    is never turned into a full one."""
+    enrolled_directly(world.users["admin"])
+    attacker = password_sign_in(app, "admin@example.test")
+    assert asks_for_a_code(attacker)
+    token = world.users["admin"].session_token
+    owner = login(world.users["owner"], world.ws)
+    set_check(owner, world.users["owner"], minutes_ago=0)
+    reset = owner.post(f"/settings/members/{world.members['admin'].id}/mfa/reset")
+    assert reset.status_code == 302
+    page = attacker.get(ADMIN_PAGE)
+    assert page.status_code == 302 and "/login" in page.location, page.location
+    assert attacker.get("/settings/tokens").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, world.users["admin"].id).session_token != token
+    assert [e.detail["reason"] for e in revoked_events()] == ["admin"]
+
