@@ -217,6 +217,9 @@ def start(rbac: RBACProtocol, user: Any, *, clear: bool = True, cap: bool = True
     unless the same user signs in again over a live session of theirs (a
     password change renews the id and keeps the visit's state). The id the
     session had before is revoked silently: it is this browser's, replaced.
+    A live session of another account that the browser held (an invitation
+    accepted where a colleague was signed in) is signed out (``signed_out``):
+    the browser is someone else's now, and no copy of its cookie lives on.
     Beyond the workspaces' cap (``max_sessions``), the oldest live sessions
     of the account are revoked with reason ``"cap"`` when ``cap``; a sign-in
     that owes its MFA code passes False and gets the cap once the code passes
@@ -231,6 +234,8 @@ def start(rbac: RBACProtocol, user: Any, *, clear: bool = True, cap: bool = True
         _clear_carried()
     if replaced is not None:
         replaced.revoked_at = now()
+    elif old is not None:
+        _end_other_account(rbac, old, uid)
     sid = secrets.token_urlsafe(32)
     session[key] = sid
     at = now()
@@ -244,6 +249,15 @@ def start(rbac: RBACProtocol, user: Any, *, clear: bool = True, cap: bool = True
         _apply_cap(rbac, uid, row.id)
     rbac.db.session.commit()
     return row
+
+
+def _end_other_account(rbac: RBACProtocol, sid: str, user_id: Any) -> None:
+    """Sign out the live session ``sid`` names when it is another account's than ``user_id``."""
+    S = rbac.models.AuthSession
+    row = rbac.db.session.execute(sa.select(S.id, S.user_id).where(
+        S.sid_hash == sid_hash(sid), S.user_id != user_id, S.revoked_at.is_(None))).first()
+    if row is not None:
+        _revoke_ids(rbac, row.user_id, [row.id], by=None, reason="signed_out")
 
 
 def apply_cap_here(rbac: RBACProtocol, user_id: Any) -> None:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from crm_app.extensions import db
+from crm_app.extensions import db, mail
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
@@ -36,12 +36,14 @@ from tests.test_sessions import (
     DOMAIN,
     T0,
     assert_alive,
+    copy_of,
     replay_remember_cookie,
     revoked_events,
     row_of,
     set_policy,
     sign_in,
 )
+from tests.test_team import invite, link_token
 
 JUNK_AUTHORIZATION = {"Authorization": "Basic eDp5"}
 
@@ -253,4 +255,26 @@ def test_an_mfa_reset_ends_the_session_waiting_at_the_code_prompt(
     db.session.expire_all()
     assert db.session.get(User, world.users["admin"].id).session_token != token
     assert [e.detail["reason"] for e in revoked_events()] == ["admin"]
+
+
+def test_accepting_an_invitation_signs_out_the_browsers_previous_account(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """The browser is someone else's from the acceptance on: the previous account's
+    session ends as its sign-out would end it, wherever its cookie was copied."""
+    owner = login(world.users["owner"], world.ws)
+    with mail.record_messages() as outbox:
+        assert invite(owner, world, "ghost@example.test", "member").status_code == 302
+    token = link_token(outbox[0].body)
+    browser = sign_in(app, "manager@example.test")
+    copy = copy_of(app, browser)
+    manager_row = row_of(browser)
+    accepted = browser.post(f"/settings/invitations/{token}",
+                            data={"name": "Ghost", "password": "correct horse"})
+    assert accepted.status_code == 302
+    assert sessions.live_count(rbac, world.users["manager"].id) == 0
+    db.session.expire_all()
+    assert db.session.get(rbac.models.AuthSession, manager_row.id).revoked_at is not None
+    page = copy.get("/leads/")
+    assert page.status_code == 302 and "/login" in page.location
+    assert [e.detail["reason"] for e in revoked_events()] == ["signed_out"]
 
