@@ -40,6 +40,7 @@ from .errors import NoAccessContext
 from .identity import signed_in_user
 from .policy import Access, Decision
 from .proxies import current_rbac
+from .security.stepup import owes_check
 
 #: Where an app keeps its tabs, in ``app.extensions``.
 TABS_KEY = "rbac_tabs"
@@ -113,10 +114,12 @@ def layout_context() -> dict[str, Any]:
     """
     access = current_rbac.current_access() if signed_in_user() is not None else None
     current = request.endpoint
+    # A session owing its MFA code holds the password alone: no tab tells what its roles open.
+    shown = [] if owes_check() else [tab for tab in tabs_of(current_app) if tab.visible(access)]
     nav = [{"endpoint": tab.endpoint, "label": tab.label, "current": current in tab.highlight,
             "group": tab.group_for(), "badge": tab.badge() if tab.badge else None,
             "badge_label": tab.badge_label}
-           for tab in tabs_of(current_app) if tab.visible(access)]
+           for tab in shown]
     groups = [(heading, [item for item in nav if item["group"] == key]) for key, heading in GROUPS.items()]
     return {"settings_nav": nav, "settings_groups": [(h, items) for h, items in groups if items],
             "rbac_show_flashes": show_flashes()}

@@ -8,7 +8,11 @@ Template helpers never break a page: outside any access context
 
 The workspace switcher macro reads the globals of :func:`install_globals`:
 ``rbac_workspaces()`` (empty for an anonymous user and in single-tenant
-mode), ``rbac_workspace_id()`` and ``rbac_csrf_token()``. They are Jinja
+mode), ``rbac_workspace_id()`` and ``rbac_csrf_token()``. ``rbac_signed_in()``
+says whether to show the signed-in layout: a session that still owes its
+MFA code or enrolment (:func:`.security.stepup.owes_check`) holds only the
+password and sees what an anonymous visitor sees, so ``rbac_can`` answers
+False and ``rbac_workspaces()`` is empty for it too. They are Jinja
 globals rather than context names because a macro imported without
 ``with context`` sees only globals.
 
@@ -31,6 +35,7 @@ from . import form_workspace, team, workspaces
 from .errors import NoAccessContext
 from .identity import request_state, signed_in_user
 from .oversight import viewas
+from .security.stepup import owes_check
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -39,6 +44,8 @@ if TYPE_CHECKING:
 def template_context(rbac: RBACProtocol) -> dict[str, Any]:
     """Return the names every template of an app using ``rbac`` sees."""
     def rbac_can(action: str, resource: str | None = None, record: Any = None) -> bool:
+        if owes_check():
+            return False
         try:
             return rbac.can(action, resource, record)
         except NoAccessContext:
@@ -56,7 +63,7 @@ def template_context(rbac: RBACProtocol) -> dict[str, Any]:
 def install_globals(rbac: RBACProtocol, app: Flask) -> None:
     """Add the workspace switcher's helpers to ``app``'s Jinja globals."""
     def rbac_workspaces() -> list[Any]:
-        return workspaces.switchable(rbac, signed_in_user())
+        return [] if owes_check() else workspaces.switchable(rbac, signed_in_user())
 
     app.add_template_global(rbac_workspaces, "rbac_workspaces")
     app.add_template_global(rbac.current_workspace_id, "rbac_workspace_id")
@@ -64,6 +71,7 @@ def install_globals(rbac: RBACProtocol, app: Flask) -> None:
     app.add_template_global(partial(form_workspace.field, rbac), "rbac_workspace_field")
     app.add_template_global(rbac_assets, "rbac_assets")
     app.add_template_global(lambda real=False: picture_url(rbac, real=real), "rbac_picture_url")
+    app.add_template_global(rbac_signed_in, "rbac_signed_in")
 
 
 def picture_url(rbac: RBACProtocol, *, real: bool = False) -> str | None:
@@ -81,6 +89,12 @@ def picture_url(rbac: RBACProtocol, *, real: bool = False) -> str | None:
     if access is None:
         return None
     return team.picture_urls(rbac, access, [access.membership_id]).get(access.membership_id)
+
+
+def rbac_signed_in() -> bool:
+    """Whether the request shows the signed-in layout: a user signed in whose session
+    owes no MFA code or enrolment."""
+    return signed_in_user() is not None and not owes_check()
 
 
 def rbac_assets() -> Markup:

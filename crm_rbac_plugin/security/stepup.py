@@ -246,6 +246,21 @@ def mfa_state_of(rbac: RBACProtocol, facts: Visit) -> MfaState:
     return state.mfa
 
 
+def owes_check() -> bool:
+    """Whether the request's session still owes its MFA code or enrolment.
+
+    Such a session holds the password alone: the gate lets it reach only the
+    verification and enrolment pages, the sign-out and pages without an
+    endpoint (a 404), and those show it nothing of the account (its
+    workspaces, its roles' navigation, its name): templates render as for an
+    anonymous visitor (``rbac_signed_in()`` is False, ``rbac_can`` False).
+    """
+    if signed_in_user() is None or request_state().token_auth:
+        return False
+    state = mfa_state()
+    return state is not None and (state.must_verify or state.must_enrol)
+
+
 # -- step-up -------------------------------------------------------------------------------------
 
 

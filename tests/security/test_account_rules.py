@@ -31,7 +31,7 @@ from tests.security.test_mfa_session import (
     password_sign_in,
     signed_in_with_code,
 )
-from tests.test_mfa import VERIFY_PAGE, enrolled_directly, set_check
+from tests.test_mfa import MFA_PAGE, VERIFY_PAGE, enrolled_directly, set_check
 from tests.test_sessions import (
     DOMAIN,
     T0,
@@ -278,3 +278,38 @@ def test_accepting_an_invitation_signs_out_the_browsers_previous_account(
     assert page.status_code == 302 and "/login" in page.location
     assert [e.detail["reason"] for e in revoked_events()] == ["signed_out"]
 
+
+# -- what the password alone shows ---------------------------------------------------------------
+
+
+def shows_the_account(html: str) -> bool:
+    """Whether a page shows the signed-in layout: the switcher, the workspace, the account's
+    navigation (the sign-in's own "Signed in as <email>" names only what was typed)."""
+    return any(text in html for text in ("Switch workspace", "Acme Sales", "My access",
+                                         'class="user-menu'))
+
+
+def test_a_session_owing_its_code_sees_no_signed_in_layout(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The verification page and a 404 render as for an anonymous visitor until the code
+    passes: the password alone tells nothing of the account's workspaces or roles."""
+    _, codes = enrolled_directly(world.users["admin"])
+    client = password_sign_in(app, "admin@example.test")
+    for path, status in ((VERIFY_PAGE, 200), ("/no-such-page", 404),
+                         ("/settings/no-such-page", 404)):
+        page = client.get(path)
+        assert page.status_code == status and not shows_the_account(page.text), path
+    assert client.post(VERIFY_PAGE, data={"code": codes[0]}).status_code == 302
+    page = client.get("/no-such-page")
+    assert page.status_code == 404 and shows_the_account(page.text)
+
+
+def test_a_session_owing_its_enrolment_sees_no_signed_in_layout(
+        app: Flask, world: SimpleNamespace) -> None:
+    set_policy(world.ws, mfa="everyone")
+    client = password_sign_in(app, "admin@example.test")
+    page = client.get(MFA_PAGE)
+    assert page.status_code == 200 and "data-mfa-secret" in page.text
+    assert not shows_the_account(page.text)
+    page = client.get("/no-such-page")
+    assert page.status_code == 404 and not shows_the_account(page.text)
