@@ -243,14 +243,20 @@ def remember_first_visit(sender: Any, user: Any, **extra: Any) -> None:
 
 
 def _deactivated_everywhere(user: User) -> bool:
-    """Whether ``user`` was deactivated in their workspaces and is active in none.
+    """Whether ``user`` was deactivated in their workspaces, is active in none and is
+    invited to none.
 
     A user with no membership at all, or with Pending ones only, is not
     "deactivated" (an invited account has no password until it accepts).
+    Nor is one who left a workspace and holds another's invitation: an
+    account with a password accepts an invitation signed in, so the sign-in
+    lets them through (the invitation's "Sign in to accept" comes back to
+    the link); until they accept they are a member of no workspace and
+    reach only their own account's pages.
     """
     M = rbac.models.Membership
     statuses = set(db.session.scalars(sa.select(M.status).where(M.user_id == user.id)))
-    return "inactive" in statuses and "active" not in statuses
+    return "inactive" in statuses and not statuses & {"active", "pending"}
 
 
 def _signs_in_nowhere(user: User) -> bool:

@@ -313,3 +313,37 @@ def test_a_session_owing_its_enrolment_sees_no_signed_in_layout(
     assert not shows_the_account(page.text)
     page = client.get("/no-such-page")
     assert page.status_code == 404 and not shows_the_account(page.text)
+
+
+# -- an invitation to someone deactivated elsewhere ----------------------------------------------
+
+
+def test_someone_deactivated_everywhere_signs_in_to_accept_an_invitation(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """Deactivation is per workspace: a person who left Acme joins Beta through the
+    invitation's "Sign in to accept", which comes back to the link."""
+    acme_owner = login(world.users["owner"], world.ws)
+    gone = acme_owner.post(f"/settings/members/{world.members['member2'].id}/deactivate")
+    assert gone.status_code == 302
+    anon = app.test_client()
+    refused = anon.post("/login", data={"email": "member2@example.test", "password": "password"})
+    assert refused.status_code == 200 and "do not match" in refused.text  # no invitation yet
+    beta_owner = login(world.users["dual"], world.ws2)
+    with mail.record_messages() as outbox:
+        sent = beta_owner.post("/settings/members/invite", data={
+            "email": "member2@example.test",
+            "roles": [workspaces.role_by_key(rbac, world.ws2, "member").id]})
+        assert sent.status_code == 302
+    link = f"/settings/invitations/{link_token(outbox[0].body)}"
+    browser = app.test_client()
+    assert "Sign in to accept" in browser.get(link).text
+    signed = browser.post(f"/login?next={link}",
+                          data={"email": "member2@example.test", "password": "password"})
+    assert signed.status_code == 302 and signed.location.endswith(link), signed.location
+    assert browser.post(link, data={}).status_code == 302
+    M = rbac.models.Membership
+    db.session.expire_all()
+    statuses = {m.workspace_id: m.status for m in db.session.scalars(
+        sa.select(M).where(M.user_id == world.users["member2"].id))}
+    assert statuses == {world.ws.id: "inactive", world.ws2.id: "active"}
+    assert browser.get("/leads/").status_code == 200
