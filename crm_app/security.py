@@ -22,6 +22,12 @@ Rules, each one secure by default:
   JavaScript lives in ``static/js/app.js``, wired by ``data-`` attributes),
   ``frame-ancestors 'none'``, ``X-Frame-Options: DENY``,
   ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: same-origin``.
+* **Hosts.** ``TRUSTED_HOSTS`` (Flask's; ``FLASK_TRUSTED_HOSTS``) defaults
+  to 127.0.0.1, localhost and the hosts of ``SERVER_NAME`` and
+  ``RBAC_BASE_URL``: a request naming any other ``Host`` gets a 400, so no
+  link the app builds from a request (a mail's, a redirect's) points to a
+  host a client chose. A deployment sets ``RBAC_BASE_URL`` (or
+  ``TRUSTED_HOSTS``) to its address.
 * **Flask-Admin** pages get :func:`admin_csp`: Flask-Admin's templates carry a
   few fixed inline event handlers and inline ``<script>`` blocks, so its
   pages allow exactly those handlers by hash (``'unsafe-hashes'``), its
@@ -39,6 +45,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, request
 from flask_talisman import Talisman
@@ -99,7 +106,26 @@ def init_app(app: Flask) -> Talisman:
         frame_options="DENY", content_security_policy=CSP,
         referrer_policy="same-origin", x_content_type_options=True)
     app.extensions["talisman"] = talisman
+    if not app.config.get("TRUSTED_HOSTS"):
+        app.config["TRUSTED_HOSTS"] = trusted_hosts(app)
     return talisman
+
+
+#: The demo's own addresses (scripts/demo.sh serves on 127.0.0.1; browsers also say localhost).
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+def trusted_hosts(app: Flask) -> list[str]:
+    """The hosts a request may name: :data:`LOCAL_HOSTS` and those of ``SERVER_NAME``
+    and ``RBAC_BASE_URL``."""
+    hosts = set(LOCAL_HOSTS)
+    for value in (app.config.get("SERVER_NAME"), app.config.get("RBAC_BASE_URL")):
+        if value:
+            text = str(value)
+            host = urlsplit(text if "//" in text else f"//{text}").hostname
+            if host:
+                hosts.add(host)
+    return sorted(hosts)
 
 
 def _https(app: Flask) -> bool:

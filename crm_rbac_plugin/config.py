@@ -80,8 +80,9 @@ DEFAULTS: dict[str, Any] = {
     # None: the console, only when MAIL_SERVER is not set (the demo), so a fresh
     # checkout shows invitation links without an SMTP server.
     "RBAC_MAIL_CONSOLE": None,
-    # Base URL of links in mails sent outside a request (the CLI).
-    "RBAC_BASE_URL": "http://127.0.0.1:5000",
+    # Base URL of every link in mails (see urls.external_base; None: SERVER_NAME, else
+    # the request's host where TRUSTED_HOSTS vets it, else http://127.0.0.1:5000).
+    "RBAC_BASE_URL": None,
     # Minimum seconds between two writes of a member's last activity.
     "RBAC_LAST_SEEN_INTERVAL": 300,
     # How many (member, workspace) pairs one process remembers as recently

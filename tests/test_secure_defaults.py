@@ -166,7 +166,7 @@ def test_debug_and_tests_without_a_key_get_a_random_one(clean_env: Path, mode: s
 
 def test_production_defaults_secure_cookies_and_two_weeks_of_remember_me(clean_env: Path) -> None:
     clean_env.write_text("f" * 64)
-    app = _production_app(clean_env)
+    app = _production_app(clean_env, RBAC_BASE_URL="https://crm.example")  # its address
     config = app.config
     assert config["CRM_HTTPS"] is True
     assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]

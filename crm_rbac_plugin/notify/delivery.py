@@ -12,7 +12,8 @@ twice.
 Mails are rendered from ``rbac/mail/notification.txt``/``.html`` and
 ``rbac/mail/notification_digest.txt``/``.html`` (a host overrides them as
 any template) and link to the page where one acts, as an absolute URL
-(``RBAC_BASE_URL`` outside a request), and to the notifications page.
+(on :func:`..urls.external_base`, never the request's ``Host``), and to the
+notifications page.
 
 Only active members are mailed: a row of a member who is no longer active
 (deactivated, or pending) when it is due is not sent (``mail_state``
@@ -27,16 +28,16 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context, request
+from flask import current_app
 
 from ..config import setting
 from ..loader import BYPASS
 from ..locking import write_lock
 from ..models import utcnow
 from ..team.mail import send_mail
+from ..urls import absolute_url
 from .queue import path_for, take_ready
 
 if TYPE_CHECKING:
@@ -54,9 +55,9 @@ class Counts:
 
 
 def absolute(path: str) -> str:
-    """``path`` as an absolute URL: the request's host, else ``RBAC_BASE_URL``."""
-    base = request.host_url if has_request_context() else str(setting("RBAC_BASE_URL"))
-    return urljoin(base.rstrip("/") + "/", (path or "/").lstrip("/"))
+    """``path`` as an absolute URL on the site's address (:func:`..urls.external_base`),
+    never on the request's ``Host`` header."""
+    return absolute_url(path)
 
 
 def _due(rbac: RBACProtocol, state: str, now: dt.datetime, ids: Iterable[int] | None,

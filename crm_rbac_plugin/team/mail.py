@@ -3,8 +3,9 @@
 Every mail is rendered from ``rbac/mail/<template>.txt`` and ``.html`` (a
 host overrides them as any template). ``RBAC_MAIL_CONSOLE`` also prints it
 to the console or appends it to a file, so a checkout without an SMTP server
-still shows invitation links. Links are absolute; outside a request (the
-CLI) they start with ``RBAC_BASE_URL``.
+still shows invitation links. Links are absolute, on the site's address
+(:func:`..urls.external_base`: ``RBAC_BASE_URL``, ``SERVER_NAME`` or a host
+``TRUSTED_HOSTS`` vetted), never on the ``Host`` header a request sent.
 
 Flask-Mail is optional (the ``crm-rbac[mail]`` extra): mail goes out only
 through a ``Mail`` extension the host registered. Without one, the mail is
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from flask import current_app, has_request_context, render_template, url_for
 
 from ..config import setting
+from ..urls import absolute_url, external_base
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -29,9 +31,11 @@ __all__ = ["send_invitation", "send_mail"]
 
 
 def _external_url(endpoint: str, **values: Any) -> str:
+    """The absolute URL of ``endpoint`` on the site's address (:func:`..urls.external_base`),
+    never on the request's ``Host`` header."""
     if has_request_context():
-        return url_for(endpoint, _external=True, **values)
-    with current_app.test_request_context(base_url=setting("RBAC_BASE_URL")):
+        return absolute_url(url_for(endpoint, **values))
+    with current_app.test_request_context(base_url=external_base()):
         return url_for(endpoint, _external=True, **values)
 
 

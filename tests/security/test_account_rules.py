@@ -23,6 +23,7 @@ from crm_app.extensions import db, mail
 from crm_app.models import User
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import workspaces
+from crm_rbac_plugin.notify import delivery
 from crm_rbac_plugin.security import sessions
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.security.test_mfa_session import (
@@ -347,3 +348,35 @@ def test_someone_deactivated_everywhere_signs_in_to_accept_an_invitation(
         sa.select(M).where(M.user_id == world.users["member2"].id))}
     assert statuses == {world.ws.id: "inactive", world.ws2.id: "active"}
     assert browser.get("/leads/").status_code == 200
+
+
+# -- the site's address in mails -----------------------------------------------------------------
+
+
+ACCESS_REQUEST = {"action": "view", "resource": "roles", "next": "/settings/roles",
+                  "note": "please"}
+
+
+def test_a_request_naming_another_host_is_refused(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """A member cannot make the CRM's own mail to the Owners link to their host."""
+    junior = login(world.users["junior_rep"], world.ws)
+    with mail.record_messages() as outbox:
+        refused = junior.post("/settings/request-access", data=ACCESS_REQUEST,
+                              headers={"Host": "evil.example"})
+        assert refused.status_code == 400 and outbox == []
+        sent = junior.post("/settings/request-access", data=ACCESS_REQUEST)
+        assert sent.status_code == 302 and outbox
+    assert all("http://crm.test/settings/members/" in m.body and "evil" not in m.body
+               for m in outbox)
+
+
+def test_mail_links_never_come_from_the_host_header(app: Flask) -> None:
+    """Without TRUSTED_HOSTS vetting the request's host, links use the configured address."""
+    app.config["TRUSTED_HOSTS"] = None
+    with app.test_request_context("/", base_url="http://evil.example"):
+        assert delivery.absolute("/settings/profile") == "http://crm.test/settings/profile"
+        app.config["RBAC_BASE_URL"] = "https://crm.example.com/"
+        assert delivery.absolute("/settings/profile") == "https://crm.example.com/settings/profile"
+        app.config.update(RBAC_BASE_URL=None, SERVER_NAME=None)
+        assert delivery.absolute("/x") == "http://127.0.0.1:5000/x"
