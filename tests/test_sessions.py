@@ -314,6 +314,22 @@ def test_a_remember_me_cookie_of_a_closed_browser_obeys_the_absolute_lifetime(
     assert page.status_code == 302 and "/login" in page.headers["Location"]
 
 
+def test_a_restoration_keeps_the_absolute_lifetime_of_the_session_it_replaces(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace) -> None:
+    """Closing and reopening the browser every few hours restores a new session from the
+    remember-me cookie each time; each keeps the first one's start, so the member's
+    7 days still end the visit."""
+    client = sign_in(app, "member@example.test", remember=True)
+    for hours in range(6, 7 * 24, 6):
+        clock.now = T0 + dt.timedelta(hours=hours)
+        client.delete_cookie("session", domain=DOMAIN)  # the browser was closed
+        assert_alive(client)
+    clock.now = T0 + dt.timedelta(days=7, minutes=1)
+    client.delete_cookie("session", domain=DOMAIN)
+    page = client.get("/leads/")
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
 def test_a_restoration_binds_a_new_remember_me_cookie(app: Flask, world: SimpleNamespace) -> None:
     """A restoration retires the session the cookie was bound to and writes a cookie bound to
     the new one: the old cookie restores nothing, and signing the new session out from the

@@ -7,9 +7,8 @@ sign-in draws a random session id, keeps it in the Flask session
 the user agent and the times. The invariants:
 
 * **A new id at sign-in.** Flask-Login's ``user_logged_in`` (and
-  ``user_loaded_from_cookie``: a remember-me restoration is a new sign-in)
-  draws a new id and drops every key the session carried in from before the
-  sign-in, except Flask-Login's own (:func:`start`). Whatever an attacker
+  ``user_loaded_from_cookie``: a restoration is a new sign-in) draws a new id and
+  drops every key the session carried in, but Flask-Login's (:func:`start`). Whatever an attacker
   planted in a pre-login session, the signed-in session is not it. The MFA
   check is bound to the id (:mod:`.stepup`), so a new id needs a new code.
 * **Revoked means dead on the next request.** The gate of
@@ -19,20 +18,17 @@ the user agent and the times. The invariants:
   timeout or older than its absolute lifetime signs the user out
   (:func:`verdict`). A copied cookie whose id was revoked is never adopted
   again: only a session *without* an id is adopted.
-* **Adoption.** A signed-in session without an id (Flask-Login's test
-  client, a session from before the plugin) gets a row on its next request.
+* **Adoption.** A session without an id (Flask-Login's test client) gets a row.
 * **Cheap, and never early.** ``last_seen_at`` is written only when it is
   :func:`touch_slack` old (``RBAC_SESSION_TOUCH_SECONDS``, at most a tenth
   of the idle timeout); most requests write nothing. The stored time thus
   trails the last request by less than the slack, and the idle verdict
   grants that slack on top of the timeout, so a session ends only after the
   full idle timeout without any request (and at most the slack later).
-* **Audited.** Every revocation writes ``session.revoked`` (``session_id``,
-  ``reason``, ``count``) in each workspace of the account and sends
-  :data:`..signals.session_revoked`.
+* **Audited.** Every revocation writes ``session.revoked`` in each workspace of
+  the account and sends :data:`..signals.session_revoked`.
 
-API tokens have no session and are never checked here. Times come from
-:attr:`SessionService.clock` (naive UTC), which tests replace.
+API tokens have no session. Times come from :attr:`SessionService.clock` (naive UTC).
 """
 
 from __future__ import annotations
@@ -345,11 +341,15 @@ def account_lifetimes(rbac: RBACProtocol, user_id: Any) -> Lifetimes | None:
 
 def retire(rbac: RBACProtocol, sid: str, user_id: Any) -> None:
     """Revoke the live session ``sid`` of ``user_id`` without an event: the browser's
-    earlier session, replaced by the one its remember-me cookie restored (as
-    :func:`start` revokes the id it replaces). The caller commits."""
-    row = _live_row(rbac, sid, user_id)
+    earlier session, replaced by the one its remember-me cookie restored (as :func:`start`
+    revokes the id it replaces). The restored session keeps the earlier one's start, so a
+    cookie never renews the absolute lifetime. The caller commits."""
+    row, here = _live_row(rbac, sid, user_id), current_sid()
+    current = _live_row(rbac, here, user_id) if row is not None and here else None
     if row is not None:
         row.revoked_at = now()
+    if current is not None and row.created_at < current.created_at:
+        current.created_at = row.created_at
 
 
 def session_cap(rbac: RBACProtocol, user_id: Any) -> int | None:
