@@ -19,7 +19,7 @@ from ..roles import held_roles, is_privileged, require, same_workspace
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["EMAIL_MAX", "audit_action", "membership_of", "normalise_email", "privileged",
+__all__ = ["EMAIL_MAX", "audit_action", "has_password", "membership_of", "normalise_email", "privileged",
            "require", "same_workspace", "set_password", "user_by_email"]
 
 EMAIL_MAX = 255
@@ -71,3 +71,19 @@ def set_password(user: Any, password: str) -> None:
         raise ValidationError("this application's users have no password to set",
                               field="password")
     setter(password)
+
+
+def has_password(user: Any) -> bool:
+    """Return whether ``user`` can already sign in with a password.
+
+    The host says so through ``user.has_usable_password`` (a bool or a
+    method); otherwise a non-empty ``password_hash`` counts. A user model with
+    neither is taken to have one, so that an invitation never sets the
+    password of an account that signs in some other way.
+    """
+    usable = getattr(user, "has_usable_password", None)
+    if usable is not None:
+        return bool(usable() if callable(usable) else usable)
+    if hasattr(user, "password_hash"):
+        return bool(user.password_hash)
+    return True

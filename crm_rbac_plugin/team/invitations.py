@@ -30,6 +30,7 @@ from ..security import password_rules_for_user, require_password, user_inputs_of
 from ..signals import member_invited
 from .checks import (
     audit_action,
+    has_password,
     membership_of,
     normalise_email,
     require,
@@ -317,22 +318,6 @@ def invitation_for_token(rbac: RBACProtocol, token: str, *, max_age: int | None 
         # A deleted workspace has no members to join (see ..lifecycle).
         raise InvalidInvitation("This invitation no longer exists.", 404)
     return invitation
-
-
-def has_password(user: Any) -> bool:
-    """Return whether ``user`` can already sign in with a password.
-
-    The host says so through ``user.has_usable_password`` (a bool or a
-    method); otherwise a non-empty ``password_hash`` counts. A user model with
-    neither is taken to have one, so that an invitation never sets the
-    password of an account that signs in some other way.
-    """
-    usable = getattr(user, "has_usable_password", None)
-    if usable is not None:
-        return bool(usable() if callable(usable) else usable)
-    if hasattr(user, "password_hash"):
-        return bool(user.password_hash)
-    return True
 
 
 def needs_password(invitation: Any) -> bool:
