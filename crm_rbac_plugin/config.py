@@ -121,9 +121,15 @@ DEFAULTS: dict[str, Any] = {
     # RBAC_DEFAULT_WORKSPACE workspace (crm_rbac_plugin.adoption.enroll).
     # None: no automatic membership. Owner and Admin are refused.
     "RBAC_SIGNUP_ROLE": None,
-    # Per-IP limit on attempts (POST) at the sign-in route (@rbac.rate_limited)
-    # and at invitation links, in Flask-Limiter's notation; None: no limit.
+    # Per-IP limit on attempts (POST) at the sign-in route (@rbac.rate_limited),
+    # at invitation links and at the password-reset pages, in Flask-Limiter's
+    # notation; None: no limit.
     "RBAC_SIGN_IN_RATE_LIMIT": "20 per minute",
+    # Password-reset mails one address may be sent, in Flask-Limiter's notation
+    # (the request form answers the same past it, and sends nothing); None: no limit.
+    "RBAC_PASSWORD_RESET_RATE_LIMIT": "3 per hour",
+    # Lifetime of a password-reset link, in seconds (30 minutes).
+    "RBAC_PASSWORD_RESET_MAX_AGE": 30 * 60,
     # Where the rate-limit counts live: "memory://" counts per process;
     # "redis://127.0.0.1:6379" shares them between workers (production).
     "RBAC_RATELIMIT_STORAGE_URI": "memory://",

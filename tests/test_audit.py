@@ -54,6 +54,9 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            # sessions: account security, audited as session.revoked
                            "rbac_settings.sign_out_session", "rbac_settings.sign_out_others",
                            "rbac_settings.member_sign_out_everywhere",
+                           # password resets: audited as auth.reset_requested and
+                           # auth.password_reset (tests/test_password_reset.py)
+                           "rbac_settings.forgot_password", "rbac_settings.reset_password",
                            "rbac_oversight.view_as_start", "rbac_oversight.view_as_stop",
                            "rbac_oversight.request_access",
                            # the security policy: audited as security_policy.changed

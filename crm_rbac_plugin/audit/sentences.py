@@ -229,6 +229,8 @@ SECURITY_EVENTS: dict[str, str] = {
     "auth.login": "Signed in",
     "auth.failed": "Wrong password",
     "auth.throttled": "Sign-in refused: too many attempts",
+    "auth.reset_requested": "Password reset asked for",
+    "auth.password_reset": "Password reset",
     "auth.mfa_enrolled": "Two-factor turned on",
     "auth.mfa_failed": "Wrong two-factor code",
     "auth.mfa_reset": "Two-factor reset",
@@ -295,6 +297,13 @@ def _sign_in_sentence(names: Names, ev: Any, actor: str) -> str:
     if ev.action == "auth.failed":
         failures = f": {d['failures']} in a row{waits}" if d.get("failures") else ""
         return f"Wrong password for {account}{_origin(ev)}{failures}"
+    if ev.action == "auth.reset_requested":
+        outcome = ("link sent" if d.get("sent") else
+                   "no mail: too many requests for the address" if d.get("limited") else
+                   "no mail: the account cannot sign in with a password")
+        return f"Password reset asked for {account}{_origin(ev)} ({outcome})"
+    if ev.action == "auth.password_reset":
+        return f"{account} set a new password from a reset link{_origin(ev)}; every session ended"
     return (f"Sign-in to {account}{_origin(ev)} refused: too many attempts"
             + (f", wait {wait} s" if wait else ""))
 

@@ -62,7 +62,8 @@ USER_AGENT_MAX = 300
 
 class SignInGuard:
     """The sign-in API, ``rbac.auth``: :meth:`check`, :meth:`failed`, :meth:`succeeded`,
-    :meth:`open_workspaces`, and :meth:`confirm_password` for a signed-in member's password.
+    :meth:`open_workspaces`, :meth:`confirm_password` for a signed-in member's password,
+    and :meth:`record` for the account's other events.
 
     ``clock`` returns naive UTC now; tests replace it to control the waits.
     """
@@ -136,8 +137,19 @@ class SignInGuard:
 
     # -- audit -----------------------------------------------------------------------
 
+    def record(self, email: str, action: str, *, user: Any = None, ip: str | None = None,
+               commit: bool = True, **detail: Any) -> Any:
+        """Audit ``action`` about the account named by ``email`` (or ``user``) as the
+        sign-in events are: in each of its workspaces, or with no workspace for an
+        unknown address, with the IP and the user agent; return the account.
+
+        For the account's other events (a password reset): ``commit=False``
+        leaves the rows in the caller's transaction.
+        """
+        return self._record(email, _ip(ip), action, user=user, commit=commit, **detail)
+
     def _record(self, email: str, ip: str | None, action: str, *, user: Any = None,
-                **detail: Any) -> Any:
+                commit: bool = True, **detail: Any) -> Any:
         """Audit ``action`` in each workspace of the account named by ``email``, commit,
         and return the account (None for an unknown address)."""
         rbac = self._rbac
@@ -152,7 +164,8 @@ class SignInGuard:
                                  user_agent=agent, **detail,
                                  **({} if found is not None else {"account": "unknown"}))
             event.ip = ip
-        rbac.db.session.commit()
+        if commit:
+            rbac.db.session.commit()
         return found
 
     def _account(self, email: str, user: Any) -> tuple[Any, list[tuple[int, int]]]:

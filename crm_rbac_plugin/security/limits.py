@@ -1,4 +1,5 @@
-"""Request-rate limits per IP on the sign-in and invitation routes, with Flask-Limiter.
+"""Request-rate limits per IP on the sign-in, invitation and password-reset routes,
+with Flask-Limiter.
 
 The database throttle (:mod:`.throttle`) slows down *failed* sign-ins; this
 limit caps *every* attempt an address makes on a route that checks a secret
@@ -36,14 +37,18 @@ from limits import parse
 from ..config import setting
 from ..decorators import wants_json
 
-__all__ = ["EXTENSION_KEY", "init_app", "rate_limited", "refusal_for"]
+__all__ = ["EXTENSION_KEY", "init_app", "over_limit", "rate_limited", "refusal_for"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Where an app keeps its Limiter.
 EXTENSION_KEY = "rbac_limiter"
 #: The plugin's own routes that check a secret, limited by :func:`init_app`.
-PLUGIN_ROUTES: tuple[tuple[str, str], ...] = (("rbac_settings.accept_invitation", "invitation"),)
+PLUGIN_ROUTES: tuple[tuple[str, str], ...] = (
+    ("rbac_settings.accept_invitation", "invitation"),
+    ("rbac_settings.forgot_password", "password-reset"),
+    ("rbac_settings.reset_password", "password-reset"),
+)
 #: The methods that count as an attempt.
 ATTEMPT_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -90,6 +95,24 @@ def refusal_for(scope: str) -> Any:
         log.exception("rate-limit storage %s unreachable", setting("RBAC_RATELIMIT_STORAGE_URI"))
         return None
     return too_many(max(1, math.ceil(reset - time.time())))
+
+
+def over_limit(limit: str | None, scope: str, key: str) -> bool:
+    """Count one hit of ``key`` under ``scope``; return whether it is past ``limit``.
+
+    For a limit on something other than the client's IP (the password-reset
+    mails of one address): the counts live in the same storage as the
+    per-IP ones. None (no limit), no Limiter on the app or an unreachable
+    storage count nothing and refuse nothing.
+    """
+    limiter: Limiter | None = current_app.extensions.get(EXTENSION_KEY)
+    if limit is None or limiter is None:
+        return False
+    try:
+        return not limiter.limiter.hit(parse(limit), scope, key)
+    except Exception:  # the storage is down: let it through, as refusal_for does
+        log.exception("rate-limit storage %s unreachable", setting("RBAC_RATELIMIT_STORAGE_URI"))
+        return False
 
 
 def too_many(retry_after: int) -> Any:

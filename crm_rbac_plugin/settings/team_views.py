@@ -8,6 +8,7 @@ one module per page group; importing this module registers them all:
 - :mod:`.invite_views`: inviting, resending and revoking invitations;
 - :mod:`.department_views`: the departments;
 - :mod:`.profile_views`: the member's own profile;
+- :mod:`.password_reset_views`: the public password-reset pages.
 - :mod:`.picture_views`: the member's own picture, and the pictures colleagues see.
 
 The service refuses with PermissionDenied (403) or ValidationError (400, or
@@ -34,6 +35,7 @@ from . import (  # noqa: F401  (pages on the same blueprint)
     invite_views,
     member_list_views,
     member_views,
+    password_reset_views,
     picture_views,
     profile_views,
 )

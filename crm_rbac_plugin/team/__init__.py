@@ -12,11 +12,12 @@ One module per concern; this package re-exports their public names, so
 
 - :mod:`.checks`: the checks and look-ups every service shares;
 - :mod:`.invitations`: invite, resend, revoke, accept;
-- :mod:`.mail`: the invitation email;
+- :mod:`.mail`: the invitation and password-reset emails;
 - :mod:`.lifecycle`: deactivate, reactivate, issue_token;
 - :mod:`.departments`: departments, per-member visibility, manager assignments;
 - :mod:`.reassignment`: moving records to a new owner;
 - :mod:`.profile`: a member's own name, password and notifications;
+- :mod:`.password_reset`: the forgotten password's reset link, by mail;
 - :mod:`.pictures`: a member's own profile picture, and who sees it;
 - :mod:`.listing`: the filtered, sorted and paged members list;
 - :mod:`.bulk`: one change for many members, all or none;
@@ -68,7 +69,13 @@ from .invitations import (
 )
 from .lifecycle import deactivate, issue_token, may_change_status, reactivate
 from .listing import SORT_KEYS, MemberFilter, count_members, gate_members_export, list_members
-from .mail import send_invitation, send_mail
+from .mail import send_invitation, send_mail, send_password_changed
+from .password_reset import (
+    InvalidResetLink,
+    request_reset,
+    reset_password,
+    user_for_reset_token,
+)
 from .pictures import (
     API_PICTURE_ENDPOINT,
     PICTURE_ENDPOINT,
@@ -84,7 +91,7 @@ from .reassignment import owned_counts, reassign, reassign_preview, reassignable
 __all__ = [
     "API_PICTURE_ENDPOINT", "BULK_ACTIONS", "EMAIL_MAX", "INVITE_SALT", "PICTURE_ENDPOINT",
     "SORT_KEYS", "VISIBILITY_LEVELS",
-    "BulkRefused", "InvalidInvitation", "MemberFilter",
+    "BulkRefused", "InvalidInvitation", "InvalidResetLink", "MemberFilter",
     "accept", "assign_to_manager", "assigned_members", "bulk_change", "count_members",
     "create_department", "deactivate", "issue_token",
     "delete_department", "department_holders", "department_members", "gate_members_export",
@@ -93,8 +100,10 @@ __all__ = [
     "member_invited",
     "membership_of", "needs_password", "normalise_email", "open_invitations", "owned_counts",
     "picture_urls", "rbac_create_user", "reactivate", "reassign", "reassign_preview",
-    "reassignable", "records_reassigned", "remove_picture", "rename_department", "require",
-    "resend", "revoke", "send_invitation", "send_mail", "send_picture", "set_department", "set_password",
+    "reassignable", "records_reassigned", "remove_picture", "rename_department",
+    "request_reset", "require", "resend", "reset_password", "revoke", "send_invitation",
+    "send_mail", "send_password_changed", "send_picture", "set_department", "set_password",
     "set_picture", "set_visibility", "shown_picture",
-    "unassign_from_manager", "update_profile", "user_by_email", "workspace_departments",
+    "unassign_from_manager", "update_profile", "user_by_email", "user_for_reset_token",
+    "workspace_departments",
 ]

@@ -1,4 +1,4 @@
-"""Mail: the invitation email, sent through Flask-Mail.
+"""Mail: the invitation and password-reset emails, sent through Flask-Mail.
 
 Every mail is rendered from ``rbac/mail/<template>.txt`` and ``.html`` (a
 host overrides them as any template). ``RBAC_MAIL_CONSOLE`` also prints it
@@ -16,6 +16,7 @@ nowhere or when ``MAIL_SERVER`` says the host expected it to be sent.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from ..urls import absolute_url, external_base
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["send_invitation", "send_mail"]
+__all__ = ["send_invitation", "send_mail", "send_password_changed", "send_password_reset"]
 
 
 def _external_url(endpoint: str, **values: Any) -> str:
@@ -37,6 +38,18 @@ def _external_url(endpoint: str, **values: Any) -> str:
         return absolute_url(url_for(endpoint, **values))
     with current_app.test_request_context(base_url=external_base()):
         return url_for(endpoint, _external=True, **values)
+
+
+def _configured_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL from ``RBAC_BASE_URL``; unset, on the site's address as every mail
+    link is (:func:`_external_url`), never on an unchecked request ``Host``."""
+    base = setting("RBAC_BASE_URL")
+    if not base:
+        return _external_url(endpoint, **values)
+    parts = urlsplit(base)
+    adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path or "/",
+                                       url_scheme=parts.scheme or "https")
+    return adapter.build(endpoint, values, force_external=True)
 
 
 def send_mail(subject: str, recipient: str, template: str, **context: Any) -> Any:
@@ -84,3 +97,18 @@ def send_invitation(rbac: RBACProtocol, invitation: Any, token: str) -> Any:
     return send_mail(f"You are invited to {ws.name}", invitation.email, "invitation",
                      workspace=ws, inviter=inviter, roles=role_names, link=link,
                      expires_at=invitation.expires_at)
+
+
+def send_password_reset(rbac: RBACProtocol, user: Any, token: str, max_age: int) -> Any:
+    """Mail ``user`` the link that sets a new password (valid ``max_age`` seconds, once)."""
+    link = _configured_url("rbac_settings.reset_password", token=token)
+    return send_mail("Reset your password", user.email, "password_reset", user=user,
+                     link=link, minutes=max(1, max_age // 60))
+
+
+def send_password_changed(rbac: RBACProtocol, user: Any) -> Any:
+    """Tell ``user`` their password was just changed by a reset link, and what to do
+    if it was not them."""
+    link = _configured_url("rbac_settings.forgot_password")
+    return send_mail("Your password was changed", user.email, "password_changed", user=user,
+                     link=link)

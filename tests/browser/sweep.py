@@ -34,6 +34,7 @@ from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, gate, roles, sharing, team, workspaces
 from crm_rbac_plugin.certification import runs as certification_runs
+from crm_rbac_plugin.team import password_reset
 
 from .conftest import Browse, Watch, serve_live
 
@@ -52,7 +53,8 @@ FAILING_IMPACTS = ("serious", "critical")
 OWNER_PLAN: dict[str, tuple[int, ...]] = {"owner": (1280, 390), "anonymous": (1280, 390)}
 MEMBERS_PLAN: dict[str, tuple[int, ...]] = {"admin": (390,), "member": (390,), "viewer": (390,)}
 #: Pages only a signed-out browser opens (a signed-in one is sent on).
-PUBLIC = frozenset({"auth.login", "rbac_settings.accept_invitation"})
+PUBLIC = frozenset({"auth.login", "rbac_settings.accept_invitation",
+                    "rbac_settings.forgot_password", "rbac_settings.reset_password"})
 #: Endpoint suffixes and prefixes that answer data, not a page.
 NOT_PAGES_SUFFIX = (".static", ".ajax_lookup", ".export", "_csv", "_zip",
                     ".progress")  # a running import's progress, JSON
@@ -135,7 +137,8 @@ def seed_extra(w: SimpleNamespace) -> dict[str, Any]:
 
     Keys: each record resource (``leads`` ...: the record the Member owns),
     ``membership`` (the Member), ``role`` (the custom role), ``builtin_role``,
-    ``agreement``, ``token``, ``department`` and ``audit_event``; ``campaigns`` and
+    ``agreement``, ``token`` (the invitation's), ``reset_token`` (the Member's
+    password-reset link), ``department`` and ``audit_event``; ``campaigns`` and
     ``invoices`` are a campaign and an invoice of the Member's.
     """
     m = rbac.models
@@ -178,6 +181,7 @@ def seed_extra(w: SimpleNamespace) -> dict[str, Any]:
     values["invoices"] = invoice.id
     values.update(membership=w.members["member"].id, role=custom.id, agreement=agreement.id,
                   builtin_role=viewer.id, token=token,
+                  reset_token=password_reset.reset_token(rbac, w.users["member"]),
                   department=w.departments["sales"].id, audit_event=audit_event,
                   approval_request=approval_request, run=run.id)
     return values
@@ -190,6 +194,8 @@ def path_of(visit: Visit, rules: dict[str, Rule], values: dict[str, Any]) -> str
             "role_id": values["role"], "agreement_id": values["agreement"],
             "token": values["token"], "request_id": values["approval_request"],
             "run_id": values["run"], "dept_id": values["department"], "resource": "leads"}
+    if visit.endpoint == "rbac_settings.reset_password":
+        fill["token"] = values["reset_token"]  # a live link: the page, not its error
     rule = rules[visit.endpoint]
     built = rule.build({name: fill[name] for name in visit.arguments}, append_unknown=False)
     assert built is not None, visit

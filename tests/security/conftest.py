@@ -523,6 +523,7 @@ def route_values(rule: Rule) -> dict[str, str]:
 CAPABILITY_ARGUMENTS: dict[tuple[str, str], str] = {
     ("rbac_settings.accept_invitation", "token"): "invitation",
     ("rbac_settings.download_csv", "token"): "approval_download",
+    ("rbac_settings.reset_password", "token"): "password_reset",
 }
 
 

@@ -213,6 +213,15 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
         "public", lambda w, ws: {"name": "Sweep", "password": "sweep-password-1"},
         expected_public=frozenset({400, 404}),
         why="the link is the capability: a forged link is refused (tests use a forged one)"),
+    "rbac_settings.forgot_password": EndpointRule(
+        "public", lambda w, ws: {"email": "owner@example.test"},
+        expected_public=frozenset({200}),
+        why="anyone may ask for a reset link: the same answer for every address; it writes "
+            "its audit event and mails a link to the address only"),
+    "rbac_settings.reset_password": EndpointRule(
+        "public", lambda w, ws: {"password": "sweep-password-1", "confirm": "sweep-password-1"},
+        expected_public=frozenset({400, 404}),
+        why="the mailed link is the capability: a forged one is refused (the sweeps use one)"),
     # -- oversight --
     "rbac_oversight.view_as_start": EndpointRule(
         "settings.view", lambda w, ws: {"membership_id": w.targets[ws]["membership"]}),
