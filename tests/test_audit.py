@@ -272,7 +272,7 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
 
     def accept() -> Any:
         return app.test_client().post(f"/settings/invitations/{ids['token']}", data={
-            "name": "Audited One", "password": "correct horse"})
+            "name": "Audited One", "password": "correct horse", "confirm": "correct horse"})
 
     def invite_second() -> Any:
         with mail.record_messages():

@@ -77,14 +77,14 @@ def test_the_accept_page_names_workspace_inviter_roles_and_the_password_rule(
     short = "Tq8#vLp2!mZr"[: rules.min_length - 1]
     before = snapshot()
     refused = anon.post(f"/settings/invitations/{token}", data={"name": "New Rep",
-                                                                "password": short})
+                                                                "password": short, "confirm": short})
     assert refused.status_code == 400 and help_text in refused.text
     assert snapshot() == before
     # ... and a strong password of exactly the minimum is taken.
     exact = "Tq8#vLp2!mZr"
     assert len(exact) == rules.min_length
     joined = anon.post(f"/settings/invitations/{token}", data={"name": "New Rep",
-                                                               "password": exact})
+                                                               "password": exact, "confirm": exact})
     assert joined.status_code == 302
     assert membership("new.rep@example.test", world.ws).status == "active"
 
@@ -104,7 +104,7 @@ def test_a_used_invitation_links_to_sign_in_and_still_says_what_it_was(
     token = invite(owner, world, "used@example.test", "member")
     anon = app.test_client()
     assert anon.post(f"/settings/invitations/{token}", data={
-        "name": "Used", "password": "Tq8#vLp2!mZr"}).status_code == 302
+        "name": "Used", "password": "Tq8#vLp2!mZr", "confirm": "Tq8#vLp2!mZr"}).status_code == 302
     page = app.test_client().get(f"/settings/invitations/{token}")
     assert page.status_code == 400
     assert "This invitation was already used" in page.text

@@ -152,7 +152,7 @@ def test_a_person_who_joins_by_invitation_is_welcomed_not_welcomed_back(
     token = link_token(outbox[0].body)
     newcomer = app.test_client()
     joined = newcomer.post(f"/settings/invitations/{token}",
-                           data={"name": "Jo Iner", "password": "Tq8#vLp2!mZr"})
+                           data={"name": "Jo Iner", "password": "Tq8#vLp2!mZr", "confirm": "Tq8#vLp2!mZr"})
     assert joined.status_code == 302, joined.text[:300]
     page = newcomer.get("/").text
     assert "<h1>Welcome, Jo</h1>" in page and "Welcome back" not in page

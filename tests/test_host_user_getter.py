@@ -135,7 +135,8 @@ def test_an_invitation_is_accepted_without_flask_login(host: Flask) -> None:
     client = host.test_client()
     assert client.get(f"/settings/invitations/{token}").status_code == 200
     answer = client.post(f"/settings/invitations/{token}",
-                         data={"name": "New Person", "password": "a long passphrase"})
+                         data={"name": "New Person", "password": "a long passphrase",
+                               "confirm": "a long passphrase"})
     assert answer.status_code == 302
     with client.session_transaction() as session:
         assert "sign in to continue" in str(session.get("_flashes"))

@@ -1,5 +1,7 @@
 """The password reset by mail: one answer for every address, a single-use expiring link,
 the new password under the profile's rules, every session ended, nobody signed in.
+
+Also the invitation form's password confirmation.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from crm_rbac_plugin.team import password_reset
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_mfa import VERIFY_PAGE, enrolled_directly
 from tests.test_sessions import assert_alive, assert_ended, copy_of, sign_in
+from tests.test_team import invite, link_token, membership
 
 FORGOT = "/settings/password-reset"
 STRONG = "violet tapestry harbour 1987!"
@@ -211,3 +214,19 @@ def test_two_factor_is_still_asked_after_a_reset(app: Flask, world: SimpleNamesp
     page = anon.get("/leads/")
     assert page.status_code == 302 and page.location.startswith(VERIFY_PAGE)
 
+
+def test_the_invitation_form_asks_the_password_twice(app: Flask, world: SimpleNamespace,
+                                                     login: Any) -> None:
+    owner = login(world.users["owner"], world.ws)
+    with mail.record_messages() as outbox:
+        invite(owner, world, "twice@example.test", "member")
+    path = f"/settings/invitations/{link_token(outbox[0].body)}"
+    anon = app.test_client()
+    assert 'name="confirm"' in anon.get(path).text
+    wrong = anon.post(path, data={"name": "Twice", "password": STRONG, "confirm": STRONG + "!"})
+    assert wrong.status_code == 400
+    assert re.search(r'id="confirm-errors">\s*<li>The two passwords do not match', wrong.text)
+    assert membership("twice@example.test", world.ws).status == "pending"
+    right = anon.post(path, data={"name": "Twice", "password": STRONG, "confirm": STRONG})
+    assert right.status_code == 302
+    assert membership("twice@example.test", world.ws).status == "active"

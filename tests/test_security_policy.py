@@ -161,12 +161,13 @@ def test_accepting_an_invitation_refuses_a_weak_password_next_to_the_field(
     for weak, reason in [("password1234", "Use at least 14 characters."),
                          ("aaaaaaaaaaaaaaaaa", "too common or too easy to guess"),
                          ("weak@example.test", "too common or too easy to guess")]:
-        page = anon.post(f"/settings/invitations/{token}", data={"name": "Weak", "password": weak})
+        page = anon.post(f"/settings/invitations/{token}",
+                         data={"name": "Weak", "password": weak, "confirm": weak})
         assert page.status_code == 400 and reason in field_errors(page.text, "password")
     user = db.session.scalar(sa.select(User).where(User.email == "weak@example.test"))
     assert not user.password_hash  # nothing was set
     accepted = anon.post(f"/settings/invitations/{token}",
-                         data={"name": "Strong", "password": STRONG})
+                         data={"name": "Strong", "password": STRONG, "confirm": STRONG})
     assert accepted.status_code == 302
     db.session.expire_all()
     assert user.check_password(STRONG)

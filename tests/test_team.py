@@ -86,10 +86,10 @@ def test_invite_mails_a_link_and_accepting_creates_the_account(
     page = anon.get(f"/settings/invitations/{token}")
     assert page.status_code == 200 and "Join Acme Sales" in page.text
     assert anon.post(f"/settings/invitations/{token}", data={
-        "name": "New Person", "password": "short"}).status_code == 400
+        "name": "New Person", "password": "short", "confirm": "short"}).status_code == 400
     assert membership("new.person@example.test", world.ws).status == "pending"
     response = anon.post(f"/settings/invitations/{token}", data={
-        "name": "New Person", "password": "correct horse"})
+        "name": "New Person", "password": "correct horse", "confirm": "correct horse"})
     assert response.status_code == 302
     joined = membership("new.person@example.test", world.ws)
     assert joined.status == "active" and joined.user.name == "New Person"
@@ -98,7 +98,7 @@ def test_invite_mails_a_link_and_accepting_creates_the_account(
 
     before = snapshot()
     reused = app.test_client().post(f"/settings/invitations/{token}", data={
-        "name": "Mallory", "password": "another password"})
+        "name": "Mallory", "password": "another password", "confirm": "another password"})
     assert reused.status_code == 400 and "already been used" in reused.text
     assert snapshot() == before
 
@@ -111,7 +111,7 @@ def test_expired_tampered_revoked_and_replaced_links_change_nothing(
     token = link_token(outbox[0].body)
     anon = app.test_client()
     before = snapshot()
-    form = {"name": "Late", "password": "long enough"}
+    form = {"name": "Late", "password": "long enough", "confirm": "long enough"}
 
     app.config["RBAC_INVITE_MAX_AGE"] = -1  # every signature is now too old
     expired = anon.post(f"/settings/invitations/{token}", data=form)

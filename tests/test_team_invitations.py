@@ -119,7 +119,7 @@ def accept_with_password(app: Flask, token: str, password: str = "a fine passwor
     assert page.status_code == 200 and 'name="password"' in page.text, page.text[:600]
     assert "Sign in as" not in page.text
     response = client.post(f"/settings/invitations/{token}",
-                           data={"name": "Fresh Person", "password": password})
+                           data={"name": "Fresh Person", "password": password, "confirm": password})
     assert response.status_code == 302, response.text[:600]
     return client
 
@@ -183,7 +183,8 @@ def test_the_first_link_used_sets_the_password_then_the_other_needs_sign_in(
     assert page.status_code == 200 and 'name="password"' not in page.text
     assert f"Sign in as {NEW}" in page.text
     taken_over = anonymous.post(f"/settings/invitations/{tokens_by[second]}",
-                                data={"name": "Mallory", "password": "mallory's password"})
+                                data={"name": "Mallory", "password": "mallory's password",
+                                      "confirm": "mallory's password"})
     assert taken_over.status_code == 403
     assert sign_in(app, NEW, "mallory's password") != 302
 

@@ -170,7 +170,7 @@ def test_invite_accept_and_sign_in_with_a_uuid_key(h: Any, host: Flask, w: Simpl
     anon = host.test_client()
     assert anon.get(f"/settings/invitations/{token}").status_code == 200
     accepted = anon.post(f"/settings/invitations/{token}",
-                         data={"name": "New Person", "password": "correct horse"})
+                         data={"name": "New Person", "password": "correct horse", "confirm": "correct horse"})
     assert accepted.status_code == 302, accepted.text[:400]
     h.db.session.expire_all()
     joined = ws_member(h, w.ws, new_user)

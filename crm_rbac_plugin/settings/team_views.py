@@ -24,7 +24,7 @@ from typing import Any
 from flask import flash, redirect, request
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
-from wtforms.validators import Length, Optional
+from wtforms.validators import EqualTo, Length, Optional
 
 from .. import team
 from ..identity import set_workspace, sign_in, signed_in_user
@@ -45,6 +45,8 @@ from .blueprint import attempt, bp, render
 class AcceptForm(FlaskForm):
     name = StringField("Your name", validators=[Optional(), Length(max=120)])
     password = PasswordField("Choose a password", validators=[Optional(), Length(max=200)])
+    confirm = PasswordField("Confirm the password", validators=[
+        EqualTo("password", "The two passwords do not match.")])
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])

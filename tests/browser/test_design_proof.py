@@ -100,6 +100,7 @@ def test_every_invitation_state_matches_the_sign_in_page(
     page.goto(f"/settings/invitations/{fresh}")
     page.fill("input[name=name]", "New Rep")
     page.fill("input[name=password]", "Tq8#vLp2!mZr")
+    page.fill("input[name=confirm]", "Tq8#vLp2!mZr")
     page.click("button:has-text('Create my account and join')")
     page.wait_for_url(live.url("/"))
     page = browse.page(width)

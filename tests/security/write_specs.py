@@ -210,7 +210,8 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_api.update_alert_settings": EndpointRule(
         "owner", lambda w, ws: {"export_rows_per_hour": 10}, json=True),
     "rbac_settings.accept_invitation": EndpointRule(
-        "public", lambda w, ws: {"name": "Sweep", "password": "sweep-password-1"},
+        "public", lambda w, ws: {"name": "Sweep", "password": "sweep-password-1",
+                                 "confirm": "sweep-password-1"},
         expected_public=frozenset({400, 404}),
         why="the link is the capability: a forged link is refused (tests use a forged one)"),
     "rbac_settings.forgot_password": EndpointRule(
