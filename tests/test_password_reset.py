@@ -230,3 +230,21 @@ def test_the_invitation_form_asks_the_password_twice(app: Flask, world: SimpleNa
     right = anon.post(path, data={"name": "Twice", "password": STRONG, "confirm": STRONG})
     assert right.status_code == 302
     assert membership("twice@example.test", world.ws).status == "active"
+
+
+def test_a_failing_mail_server_changes_neither_answer(app: Flask, world: SimpleNamespace,
+                                                     monkeypatch: Any) -> None:
+    anon = app.test_client()
+    _, [message] = ask(anon, "member@example.test")
+    path = reset_path(message)
+
+    def down(message: Any) -> None:
+        raise ConnectionRefusedError("the mail server is down")
+
+    monkeypatch.setattr(app.extensions["mail"], "send", down)
+    response, _ = ask(anon, "owner@example.test")
+    assert response.status_code == 200 and SAME_ANSWER in response.text
+    assert events("auth.reset_requested")[-1].detail["mail_failed"] is True
+    done = anon.post(path, data={"password": STRONG, "confirm": STRONG})
+    assert done.status_code == 302  # the password is changed; the notice is only logged
+    assert events("auth.password_reset")

@@ -300,6 +300,7 @@ def _sign_in_sentence(names: Names, ev: Any, actor: str) -> str:
     if ev.action == "auth.reset_requested":
         outcome = ("link sent" if d.get("sent") else
                    "no mail: too many requests for the address" if d.get("limited") else
+                   "no mail: the mail server failed" if d.get("mail_failed") else
                    "no mail: the account cannot sign in with a password")
         return f"Password reset asked for {account}{_origin(ev)} ({outcome})"
     if ev.action == "auth.password_reset":

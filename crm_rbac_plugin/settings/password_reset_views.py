@@ -83,7 +83,7 @@ def reset_password(token: str) -> Any:
             outcome = attempt(lambda: team.reset_password(rbac, user, form.password.data,
                                                           form.confirm.data), form)
             if outcome.ok:
-                team.send_password_changed(rbac, user)
+                team.notify_reset(rbac, user)
                 flash("Your password was changed and every session of your account ended. "
                       "Sign in with the new password.", "success")
                 return redirect(sign_in_url() or url_for(".forgot_password"))

@@ -72,6 +72,7 @@ from .listing import SORT_KEYS, MemberFilter, count_members, gate_members_export
 from .mail import send_invitation, send_mail, send_password_changed
 from .password_reset import (
     InvalidResetLink,
+    notify_reset,
     request_reset,
     reset_password,
     user_for_reset_token,
@@ -98,7 +99,8 @@ __all__ = [
     "has_password", "init_app",
     "invitation_for_token", "invitation_in", "invite", "list_members", "may_change_status",
     "member_invited",
-    "membership_of", "needs_password", "normalise_email", "open_invitations", "owned_counts",
+    "membership_of", "needs_password", "normalise_email", "notify_reset", "open_invitations",
+    "owned_counts",
     "picture_urls", "rbac_create_user", "reactivate", "reassign", "reassign_preview",
     "reassignable", "records_reassigned", "remove_picture", "rename_department",
     "request_reset", "require", "resend", "reset_password", "revoke", "send_invitation",

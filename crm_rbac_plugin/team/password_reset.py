@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -46,13 +47,15 @@ from ..security import password_rules_for_user, require_password, sessions, user
 from ..security import throttle as throttles
 from ..security.limits import over_limit
 from .checks import has_password, normalise_email, set_password, user_by_email
-from .mail import send_password_reset
+from .mail import send_password_changed, send_password_reset
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["RESET_SALT", "InvalidResetLink", "eligible", "fingerprint", "request_reset",
-           "reset_password", "reset_token", "user_for_reset_token"]
+__all__ = ["RESET_SALT", "InvalidResetLink", "eligible", "fingerprint", "notify_reset",
+           "request_reset", "reset_password", "reset_token", "user_for_reset_token"]
+
+log = logging.getLogger(__name__)
 
 RESET_SALT = "rbac-password-reset"
 #: Rate-limit scope of the reset mails of one address.
@@ -111,12 +114,27 @@ def request_reset(rbac: RBACProtocol, email: Any, ip: str | None = None) -> bool
     digest = hashlib.sha256(address.encode()).hexdigest()
     limited = over_limit(setting("RBAC_PASSWORD_RESET_RATE_LIMIT"), ADDRESS_SCOPE, digest)
     sent = not limited and eligible(rbac, user)
+    failed = False
     if sent:
-        send_password_reset(rbac, user, reset_token(rbac, user),
-                            int(setting("RBAC_PASSWORD_RESET_MAX_AGE")))
+        try:
+            send_password_reset(rbac, user, reset_token(rbac, user),
+                                int(setting("RBAC_PASSWORD_RESET_MAX_AGE")))
+        except Exception:  # the mail server: logged and audited, the answer stays the same
+            log.exception("the password-reset mail to %s could not be sent", address)
+            sent, failed = False, True
     rbac.auth.record(address, "auth.reset_requested", user=user, ip=ip, sent=sent,
-                     limited=limited)
+                     limited=limited, **({"mail_failed": True} if failed else {}))
     return sent
+
+
+def notify_reset(rbac: RBACProtocol, user: Any) -> None:
+    """Mail ``user`` the notice of a reset, after it is committed; a mail server that
+    fails is logged, never a failed page: the password is already changed."""
+    try:
+        send_password_changed(rbac, user)
+    except Exception:
+        log.exception("the password-changed notice to %s could not be sent",
+                      getattr(user, "email", "?"))
 
 
 def user_for_reset_token(rbac: RBACProtocol, token: str) -> Any:
@@ -143,8 +161,7 @@ def reset_password(rbac: RBACProtocol, user: Any, password: Any, confirm: Any) -
 
     Refuses, writing nothing: a password the account's rules refuse or its
     current one (on ``password``), a confirmation that differs (on
-    ``confirm``). The caller commits, then sends the notice
-    (:func:`.mail.send_password_changed`).
+    ``confirm``). The caller commits, then sends the notice (:func:`notify_reset`).
     """
     pk = rbac.user_pk(user)
     password = require_password(password, field="password", user_inputs=user_inputs_of(user),
