@@ -20,7 +20,7 @@ from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import audit, tokens
 from crm_rbac_plugin.models import utcnow
-from crm_rbac_plugin.security import device_gate, policy_for, save_policy
+from crm_rbac_plugin.security import network, policy_for, save_policy
 from crm_rbac_plugin.security.devices import DEVICE_TYPES, OTHER, device_allowed, device_type
 from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
 from tests.test_security_page import DEFAULTS, add_session, policy_events, policy_row
@@ -331,7 +331,7 @@ def test_refusals_are_audited_once_per_member_per_minute(
     assert signed("manager", IPAD).get(CRM_PAGE).status_code == 403  # another member
     assert len(refusals()) == 2
     later = utcnow() + dt.timedelta(minutes=2)
-    monkeypatch.setattr(device_gate, "utcnow", lambda: later)
+    monkeypatch.setattr(network, "utcnow", lambda: later)  # the refusals' window
     assert phone.get(CRM_PAGE).status_code == 403
     assert len(refusals()) == 3
 

@@ -43,28 +43,20 @@ the two policies answer alike:
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import lru_cache
 from typing import Any
 
-import sqlalchemy as sa
 from flask import jsonify, render_template, request
 
-from .. import audit
 from ..decorators import wants_json
 from ..identity import Visit
-from ..loader import BYPASS
-from ..models import utcnow
 from ..models.security import ALL_DEVICES
-from ..proxies import get_rbac
 from .devices import NAMES, describe, device_allowed, device_type
-from .network import current_policy
+from .network import audit_refusal, current_policy
 from .policy import devices_text, parse_devices
 
 __all__ = ["allowed_devices_of", "check", "devices_of", "refusal_message"]
 
-#: One ``access.device_refused`` event per member within this window.
-AUDIT_WINDOW = dt.timedelta(minutes=1)
 #: The template of the refusal page.
 REFUSED_TEMPLATE = "rbac/device_refused.html"
 
@@ -108,7 +100,7 @@ def check(facts: Visit) -> Any:
     kind = device_type(agent)
     if device_allowed(kind, allowed):
         return None
-    _audit_refusal(workspace_id, facts.user, kind)
+    audit_refusal("access.device_refused", workspace_id, facts.user, device=kind)
     message = refusal_message(kind, allowed)
     if wants_json():
         response = jsonify(error="device_not_allowed", device=kind, allowed=list(allowed),
@@ -117,23 +109,3 @@ def check(facts: Visit) -> Any:
         return response
     return render_template(REFUSED_TEMPLATE, device=kind, label=describe(agent),
                            allowed=allowed, names=NAMES, message=message), 403
-
-
-def _audit_refusal(workspace_id: Any, user: Any, kind: str) -> None:
-    """Write ``access.device_refused`` unless this member had one in the last minute."""
-    rbac = get_rbac()
-    A, M = rbac.models.AuditEvent, rbac.models.Membership
-    uid = rbac.user_pk(user)
-    session = rbac.db.session
-    recent = session.scalar(sa.select(A.id).where(
-        A.action == "access.device_refused", A.workspace_id == workspace_id,
-        A.actor_user_id == uid, A.at >= utcnow() - AUDIT_WINDOW).limit(1),
-        execution_options=BYPASS)
-    if recent is not None:
-        return
-    membership_id = session.scalar(sa.select(M.id).where(
-        M.workspace_id == workspace_id, M.user_id == uid), execution_options=BYPASS)
-    email = str(getattr(user, "email", "") or "").strip().lower()
-    audit.record(rbac, "access.device_refused", workspace_id=workspace_id, resource="account",
-                 target=email, actor_ids=(uid, membership_id), path=request.path, device=kind)
-    session.commit()

@@ -141,7 +141,8 @@ def check(facts: Visit) -> Any:
         return None
     user = facts.user
     token = facts.state.token_auth
-    _audit_refusal(workspace_id, user, ip, "token" if token else "page")
+    audit_refusal("access.ip_refused", workspace_id, user, ip=ip,
+                  via="token" if token else "page")
     message = (f"Your address, {ip}, is not on this workspace's list of allowed networks. "
                "Ask an Owner of the workspace to add it.")
     if token or wants_json():
@@ -151,23 +152,27 @@ def check(facts: Visit) -> Any:
     return render_template(REFUSED_TEMPLATE, ip=ip, message=message), 403
 
 
-def _audit_refusal(workspace_id: int | None, user: Any, ip: str | None, via: str) -> None:
-    """Write ``access.ip_refused`` unless this address and member had one in the last minute."""
+def audit_refusal(action: str, workspace_id: Any, user: Any, *, ip: str | None = None,
+                  **detail: Any) -> None:
+    """Write ``action`` (a refusal of the member's request: ``access.ip_refused``,
+    ``access.device_refused``) unless this member, from this address when ``ip`` is
+    given, had one in the last minute; a refused request may repeat many times."""
     rbac = get_rbac()
     A, M = rbac.models.AuditEvent, rbac.models.Membership
     uid = rbac.user_pk(user)
     session = rbac.db.session
     recent = session.scalar(sa.select(A.id).where(
-        A.action == "access.ip_refused", A.workspace_id == workspace_id, A.ip == ip,
-        A.actor_user_id == uid, A.at >= utcnow() - AUDIT_WINDOW).limit(1),
-        execution_options=BYPASS)
+        A.action == action, A.workspace_id == workspace_id, A.actor_user_id == uid,
+        *((A.ip == ip,) if ip is not None else ()),
+        A.at >= utcnow() - AUDIT_WINDOW).limit(1), execution_options=BYPASS)
     if recent is not None:
         return
     membership_id = session.scalar(sa.select(M.id).where(
         M.workspace_id == workspace_id, M.user_id == uid), execution_options=BYPASS)
     email = str(getattr(user, "email", "") or "").strip().lower()
-    event = audit.record(rbac, "access.ip_refused", workspace_id=workspace_id,
-                         resource="account", target=email, actor_ids=(uid, membership_id),
-                         path=request.path, via=via)
-    event.ip = ip
+    event = audit.record(rbac, action, workspace_id=workspace_id, resource="account",
+                         target=email, actor_ids=(uid, membership_id), path=request.path,
+                         **detail)
+    if ip is not None:
+        event.ip = ip
     session.commit()
