@@ -426,6 +426,32 @@ def test_owner_resets_a_members_mfa(app: Flask, world: SimpleNamespace, signed: 
     assert event.workspace_id == world.ws.id and event.actor_user_id == world.users["owner"].id
 
 
+def test_the_command_line_resets_a_sole_owners_mfa(app: Flask, world: SimpleNamespace,
+                                                  signed: Any) -> None:
+    """The way back in for the Owner nobody else can reset: the server's command line
+    removes the credential and the recovery codes, ends every session, and the trail
+    says it came from there."""
+    enrolled_directly(world.users["owner"])
+    owner = signed("owner")
+    set_check(owner, world.users["owner"], 0)
+    assert owner.get("/settings/profile").status_code == 200
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["rbac", "security", "mfa-reset", "--workspace",
+                                 world.ws.slug, "owner@example.test"])
+    assert result.exit_code == 0, result.output
+    assert "removed" in result.output
+    assert not mfa.is_enrolled(rbac, world.users["owner"].id)
+    page = owner.get("/settings/profile")
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    A = rbac.models.AuditEvent
+    event = db.session.scalar(sa.select(A).where(A.action == "auth.mfa_reset"))
+    assert event.workspace_id == world.ws.id and event.actor_user_id is None
+    assert event.detail["via"] == "command line"
+    unknown = runner.invoke(args=["rbac", "security", "mfa-reset", "--workspace",
+                                  world.ws.slug, "nobody@example.test"])
+    assert unknown.exit_code != 0 and "not a member" in unknown.output
+
+
 def test_status_include(app: Flask, world: SimpleNamespace) -> None:
     """The include an integrator places on a member's page: the badge, and the reset for an Owner."""
     from flask import render_template_string

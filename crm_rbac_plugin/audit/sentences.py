@@ -318,8 +318,9 @@ def _mfa_sentence(names: Names, ev: Any, actor: str) -> str:
     if ev.action == "auth.mfa_recovery_codes":
         return f"{actor} made new recovery codes{_origin(ev)}"
     was = {True: " (it was on)", False: " (it was not set up)"}.get(d.get("was_enrolled"), "")
+    via = f" from the {d['via']}" if d.get("via") else ""
     return (f"{actor} reset the two-factor authentication of "
-            f"{names.member(d.get('membership_id'))}{was}{_origin(ev)}")
+            f"{names.member(d.get('membership_id'))}{was}{via}{_origin(ev)}")
 
 
 _REVOKED = {

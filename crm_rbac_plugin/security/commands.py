@@ -9,6 +9,7 @@ change left outside.
 ::
 
     flask rbac security show --workspace acme
+    flask rbac security mfa-reset --workspace acme owner@example.com
     flask rbac security set --workspace acme --as owner@example.com \\
         mfa=privileged idle_minutes_member=240 ip_allowlist=203.0.113.0/24,2001:db8::/32 \\
         allowed_devices=desktop,tablet
@@ -32,7 +33,7 @@ from ..commandline import member_by_email, workspace_by_slug
 from ..errors import RBACError
 from ..proxies import current_rbac
 from . import editing
-from .mfa import is_enrolled
+from .mfa import is_enrolled, reset_by_operator
 from .policy import FIELDS, policy_for
 
 
@@ -103,3 +104,24 @@ def set_command(workspace: str, as_email: str, assignments: tuple[str, ...]) -> 
         click.echo("Nothing changed.")
     for name, (old, new) in result.changes.items():
         click.echo(f"{name}: {old!r} -> {new!r}")
+
+
+@security_group.command("mfa-reset")
+@click.option("--workspace", required=True, help="The workspace slug.")
+@click.argument("email")
+@with_appcontext
+def mfa_reset_command(workspace: str, email: str) -> None:
+    """Remove a member's two-factor authentication and end their sessions.
+
+    For an account no Owner can reset on the members page (a sole Owner who lost
+    both their phone and their recovery codes): they sign in with their password
+    and enrol again. Audited as done from the command line.
+    """
+    rbac = current_rbac
+    membership = member_by_email(email, workspace_by_slug(workspace))
+    enrolled = is_enrolled(rbac, membership.user_id)
+    reset_by_operator(rbac, membership)
+    rbac.db.session.commit()
+    click.echo(f"{email}: two-factor authentication "
+               f"{'removed' if enrolled else 'was not on'}; every session ended.")
+

@@ -251,17 +251,29 @@ def reset(rbac: RBACProtocol, actor: Access, membership: Any) -> None:
     refusal = account_action_refusal(rbac, actor, membership)
     if refusal is not None:
         raise PermissionDenied(refusal, resource="members", action="manage")
+    _remove(rbac, membership, by=actor, keep_current=membership.user_id == actor.user_id)
+
+
+def reset_by_operator(rbac: RBACProtocol, membership: Any) -> None:
+    """:func:`reset` for whoever runs the server (``flask rbac security mfa-reset``): the
+    way back in for an account no Owner can reset, as a sole Owner who lost both their
+    phone and their recovery codes. Audited ``auth.mfa_reset`` with no actor and
+    ``via="command line"``; every session of the account ends."""
+    _remove(rbac, membership, by=None, keep_current=False, via="command line")
+
+
+def _remove(rbac: RBACProtocol, membership: Any, *, by: Access | None, keep_current: bool,
+            **detail: Any) -> None:
     C, R = rbac.models.MfaCredential, rbac.models.RecoveryCode
     session = rbac.db.session
     had = is_enrolled(rbac, membership.user_id)
     for model in (R, C):
         session.execute(sa.delete(model).where(model.user_id == membership.user_id)
                         .execution_options(synchronize_session=False))
-    rbac.audit("auth.mfa_reset", resource="members",
+    rbac.audit("auth.mfa_reset", workspace_id=membership.workspace_id, resource="members",
                target=f"member #{membership.id} {membership.display_name}",
-               membership_id=membership.id, was_enrolled=had)
-    sessions.revoke_all(rbac, membership.user_id,
-                        except_current=membership.user_id == actor.user_id, by=actor,
+               membership_id=membership.id, was_enrolled=had, **detail)
+    sessions.revoke_all(rbac, membership.user_id, except_current=keep_current, by=by,
                         reason="admin")
 
 
