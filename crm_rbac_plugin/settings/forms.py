@@ -99,9 +99,10 @@ class RoleForm(FlaskForm):
                             description="The role also grants everything its parent grants.")
     # Ticked means "off", so a form that does not send the box leaves sign-in on.
     no_sign_in = BooleanField(
-        "API tokens only: members with this role may not sign in",
-        description="For an integration's account. A member holding another role that "
-                    "lets them sign in still may; Owner and Admin always may.")
+        "API tokens only",
+        description="Members with this role may not sign in, as for an integration's "
+                    "account; one holding another role that lets them sign in still may, "
+                    "and Owner and Admin always may.")
 
 
 def role_form_class(registry: Registry) -> type[RoleForm]:

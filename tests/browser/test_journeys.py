@@ -200,6 +200,7 @@ def test_admin_invites_by_email_and_the_link_is_accepted_in_a_fresh_browser(
     expect(newcomer.locator("h1")).to_have_text(f"Join {live.world.workspace}")
     newcomer.fill("input[name=name]", "Nova Hire")
     newcomer.fill("input[name=password]", "a-long-passphrase")
+    newcomer.fill("input[name=confirm]", "a-long-passphrase")
     shot(newcomer, "invitation-accept")
     newcomer.click("button:has-text('Create my account and join')")
     newcomer.wait_for_url(live.url("/"))

@@ -27,9 +27,14 @@ def photo() -> bytes:
 
 
 def loaded(page: Page, selector: str) -> bool:
-    """Whether the image ``selector`` finds has loaded and decoded (no broken image)."""
-    return bool(page.locator(selector).first.evaluate(
-        "img => img.complete && img.naturalWidth > 0"))
+    """Whether the image ``selector`` finds loads and decodes (no broken image) within 5 s:
+    the pictures load lazily, after the page itself."""
+    page.locator(selector).first.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "sel => { const img = document.querySelector(sel);"
+        " return img !== null && img.complete && img.naturalWidth > 0; }",
+        arg=selector, timeout=5000)
+    return True
 
 
 @pytest.mark.parametrize("width", [1280, 390])
