@@ -38,7 +38,8 @@ def ask(client: FlaskClient, email: str, **headers: str) -> tuple[Any, list[Any]
 
 
 def reset_path(message: Any) -> str:
-    match = re.search(r"http://127\.0\.0\.1:5000(/settings/password-reset/[A-Za-z0-9_.\-]+)",
+    # On the site's address (the tests' SERVER_NAME), never on the request's Host.
+    match = re.search(r"http://crm\.test(/settings/password-reset/[A-Za-z0-9_.\-]+)",
                       message.body)
     assert match, message.body
     return match.group(1)
@@ -61,8 +62,11 @@ def test_the_whole_flow(app: Flask, world: SimpleNamespace) -> None:
     assert f'href="{FORGOT}"' in login_page.text and "Forgot your password?" in login_page.text
     form = anon.get(FORGOT)
     assert form.status_code == 200 and 'for="email"' in form.text
-    # The link starts with RBAC_BASE_URL, whatever Host the request names.
-    response, [message] = ask(anon, "Member@Example.test", Host="evil.example")
+    # A Host other than the site's is refused before anything is sent; the link starts
+    # with the site's address.
+    refused, sent = ask(anon, "Member@Example.test", Host="evil.example")
+    assert refused.status_code == 400 and sent == []
+    response, [message] = ask(anon, "Member@Example.test")
     assert response.status_code == 200 and SAME_ANSWER in response.text
     assert message.recipients == ["member@example.test"]
     assert "evil.example" not in message.body + message.html

@@ -270,7 +270,8 @@ def test_accepting_an_invitation_signs_out_the_browsers_previous_account(
     copy = copy_of(app, browser)
     manager_row = row_of(browser)
     accepted = browser.post(f"/settings/invitations/{token}",
-                            data={"name": "Ghost", "password": "correct horse"})
+                            data={"name": "Ghost", "password": "correct horse",
+                                  "confirm": "correct horse"})
     assert accepted.status_code == 302
     assert sessions.live_count(rbac, world.users["manager"].id) == 0
     db.session.expire_all()
