@@ -259,12 +259,6 @@ def _deactivated_everywhere(user: User) -> bool:
     return "inactive" in statuses and not statuses & {"active", "pending"}
 
 
-def _signs_in_nowhere(user: User) -> bool:
-    """Whether ``user`` is an active member somewhere but may sign in to none of those
-    workspaces: every role they hold there has sign-in off (API tokens only)."""
-    return bool(active_memberships(user.id)) and not rbac.auth.open_workspaces(user)
-
-
 # -- views ----------------------------------------------------------------------
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -295,8 +289,15 @@ def login() -> Any:
             user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
             # Verified before anything else is looked at: one hash per attempt, whoever it names.
             password_ok = verify_password(user, form.password.data or "")
-            if (user is None or not password_ok or not user.is_active_user
-                    or _deactivated_everywhere(user) or _signs_in_nowhere(user)):
+            refused = (user is None or not password_ok or not user.is_active_user
+                       or _deactivated_everywhere(user))
+            open_ws: list[int] = []
+            if not refused:
+                # Where the roles let the user sign in; an active member of workspaces
+                # whose roles all have sign-in off (API tokens only) signs in nowhere.
+                open_ws = rbac.auth.open_workspaces(user)
+                refused = not open_ws and bool(active_memberships(user.id))
+            if refused:
                 rbac.auth.failed(email, request.remote_addr)
                 flash("That email and password do not match an account.", "error")
             else:
@@ -304,9 +305,8 @@ def login() -> Any:
                 rbac.auth.succeeded(user, email, request.remote_addr)
                 # Start in a workspace the user may sign in to, not one left by a previous user.
                 session.pop(current_app.config["RBAC_SESSION_KEY"], None)
-                first = next(iter(rbac.auth.open_workspaces(user)), None)
-                if first is not None:
-                    session[current_app.config["RBAC_SESSION_KEY"]] = first
+                if open_ws:
+                    session[current_app.config["RBAC_SESSION_KEY"]] = open_ws[0]
                 flash(f"Signed in as {user.email}.", "success")
                 return redirect(safe_next(request.args.get("next"), url_for("crm.dashboard")))
     elif request.method == "POST":
