@@ -212,6 +212,31 @@ def instructions(ax: Any, data: dict[str, Any]) -> bool:
     return True
 
 
+def workers(ax: Any, data: dict[str, Any]) -> bool:
+    from .sections import worker_rows
+
+    labels, vals, low, high, cols = [], [], [], [], []
+    for backend, b in data["backends"].items():
+        for size, sc, pg, t in worker_rows(b):
+            labels.append(f"{backend[:2]} {size:,}\n{pg}/{sc}")
+            mid = (t["plugin_over_handwritten"] - 1) * 100
+            vals.append(mid)
+            low.append(mid - (t["ratio_p25"] - 1) * 100)
+            high.append((t["ratio_p75"] - 1) * 100 - mid)
+            cols.append(COLORS.get(backend))
+    if not labels:
+        return False
+    ax.bar(range(len(labels)), vals, 0.6, color=cols, yerr=[low, high], capsize=3)
+    ax.axhline(5, color="darkred", lw=1, ls="--", label="goal 3w: +5%")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xticks(list(range(len(labels))))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("% time added by the plugin (bars: rounds' middle half)")
+    ax.set_title("3w. Request time vs hand-filtered, each version in its own worker process")
+    ax.legend(fontsize=7)
+    return True
+
+
 def resolution(ax: Any, data: dict[str, Any]) -> bool:
     drawn = False
     for backend, b in data["backends"].items():
@@ -363,6 +388,7 @@ FIGURES: dict[str, tuple[Panel, tuple[str, ...], tuple[str, ...], tuple[str, ...
     "fig2s-sparse": (sparse, ("2s",), (), ("sparse",), ()),
     "fig3-request": (requests, ("3", "3*", "3p", "3°"), ("request",), (), ()),
     "fig3i-instructions": (instructions, ("3i",), ("instructions",), (), ()),
+    "fig3w-workers": (workers, ("3w",), ("workers",), (), ()),
     "fig4-resolution": (resolution, ("4",), ("resolution",), ("roles",), ()),
     "fig5-growth": (growth, ("5",), (), (), ("growth",)),
     "fig6-fields": (fields, ("6",), ("hidden_field", "edit"), (), ()),

@@ -16,7 +16,8 @@ Options::
                                 request (3, 3*, 3p), fields (6), roles (1 and 4 by role
                                 count), costs (7: the permission change), sparse (2s),
                                 audit (7c: audit filters, PostgreSQL), instructions (3i:
-                                figure 3*'s instructions by callgrind), profile
+                                figure 3*'s instructions by callgrind), workers (3w:
+                                figure 3*'s pages in a worker process per version), profile
     --audit-events 10000000     size of the audit trail of section audit (--quick: 20000)
     --merge                     merge the sections measured into the existing latest.json
                                 (a run split into several commands gives one report)
@@ -54,8 +55,8 @@ if str(ROOT) not in sys.path:  # ``python bench/run.py`` puts bench/ first, not 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (2_000, 20_000)
-SECTIONS = ("decision", "list", "rls", "resolution", "request", "instructions", "fields",
-            "roles", "costs", "sparse", "audit", "profile")
+SECTIONS = ("decision", "list", "rls", "resolution", "request", "instructions", "workers",
+            "fields", "roles", "costs", "sparse", "audit", "profile")
 AUDIT_EVENTS = 10_000_000
 
 
@@ -174,7 +175,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, sizes_cfg: Any
     """The figures of the uniform world on one backend, size by size (``args.only``)."""
     import sqlalchemy as sa
 
-    from bench import costs, figures, instructions, policies, profiling, rls
+    from bench import costs, figures, instructions, policies, profiling, rls, workers
     from bench import world as world_mod
     from crm_app.extensions import db
 
@@ -226,6 +227,10 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, sizes_cfg: Any
             entry["instructions"] = instructions.per_request(
                 url, world, unowned_visible=not args.unowned_hidden)
             log(f"{backend} {size:,}: figure 3i done")
+        if want("workers"):
+            entry["workers"] = workers.per_worker(url, world,
+                                                  unowned_visible=not args.unowned_hidden)
+            log(f"{backend} {size:,}: figure 3w done")
         if size == fields_at and want("fields"):
             entry["hidden_field"] = figures.hidden_field_requests(app, world, effort)
             with app.app_context():
@@ -318,8 +323,8 @@ def run_audit(url: str, events: int) -> dict[str, Any]:
 def run_one(backend: str, pg: Any, args: argparse.Namespace, sizes_cfg: Any, effort: Any,
             out_dir: Path) -> dict[str, Any]:
     """Every section asked for on one backend, each world on a database of its own."""
-    uniform = {"decision", "list", "rls", "resolution", "request", "instructions", "fields",
-               "roles", "costs", "profile"}
+    uniform = {"decision", "list", "rls", "resolution", "request", "instructions", "workers",
+               "fields", "roles", "costs", "profile"}
     result: dict[str, Any] = {"sizes": {}, "roles": {}}
     if args.only & uniform:
         with database(backend, pg) as url:

@@ -1,5 +1,6 @@
 """Goals and tables of the later figures: RLS (2r), sparse worlds (2s), figure 3*'s
-instruction counts (3i), feature costs (7, 7c) and the load run (8).
+instruction counts (3i) and its pages in worker processes (3w), feature costs (7,
+7c) and the load run (8).
 
 :func:`backend_goals` and :func:`load_goals` give the goal lines,
 :func:`markdown` the tables of ``docs/benchmarks.md``; :mod:`.report` calls
@@ -20,6 +21,8 @@ MAX_SHARE = 0.05
 COST_GOAL = 1.10
 #: Figure 3i's goal: figure 3*'s (at most +5%), on the instructions a request executes.
 INSTRUCTIONS_GOAL = 1.05
+#: Figure 3w's goal: figure 3*'s, each version timed in a worker process of its own.
+WORKERS_GOAL = 1.05
 
 
 def _goal(figure: str, backend: str, goal: str, measured: str, passed: bool | None,
@@ -37,9 +40,9 @@ def _rls_sizes(b: dict[str, Any]) -> list[int]:
 
 
 def backend_goals(data: dict[str, Any], backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
-    """Goal lines of figures 2r, 2s, 3i, 7 and 7c for one backend."""
+    """Goal lines of figures 2r, 2s, 3i, 3w, 7 and 7c for one backend."""
     return (_rls_goals(backend, b) + _sparse_goals(backend, b) + _instruction_goals(backend, b)
-            + _cost_goals(backend, b) + _audit_goals(backend, b))
+            + _worker_goals(backend, b) + _cost_goals(backend, b) + _audit_goals(backend, b))
 
 
 def instruction_rows(b: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
@@ -68,6 +71,33 @@ def _instruction_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
                   f"{(worst[0] - 1) * 100:+.1f}%",
                   worst[0] <= INSTRUCTIONS_GOAL,
                   f"worst: {worst[3]} page, {worst[2]} scope, {worst[1]:,} leads")]
+
+
+def worker_rows(b: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """(size, scope, page, timings) of every page figure 3w timed on this backend."""
+    rows = []
+    for size in sorted(int(s) for s in b.get("sizes", {})):
+        timed = b["sizes"][str(size)].get("workers") or {}
+        for scope, pages in timed.items():
+            if isinstance(pages, dict):
+                rows += [(size, scope, page, t) for page, t in pages.items()]
+    return rows
+
+
+def _worker_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
+    """One line per page at 100k and 1M (every size from 100k, or the largest), as 3*."""
+    rows = worker_rows(b)
+    if not rows:
+        return []
+    sizes = sorted({size for size, *_ in rows})
+    goal_sizes = [s for s in sizes if s >= 100_000] or [sizes[-1]]
+    return [_goal("3w", backend, "a guarded request at most +5% over the plugin-off view "
+                  "filtered by hand, each in a worker process of its own",
+                  f"{(t['plugin_over_handwritten'] - 1) * 100:+.1f}% (rounds' middle half "
+                  f"{(t['ratio_p25'] - 1) * 100:+.0f}% to {(t['ratio_p75'] - 1) * 100:+.0f}%)",
+                  t["plugin_over_handwritten"] <= WORKERS_GOAL,
+                  f"{page} page, {scope} scope, {size:,} leads")
+            for size, scope, page, t in rows if size in goal_sizes]
 
 
 def _rls_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
@@ -240,6 +270,7 @@ def markdown(data: dict[str, Any]) -> list[str]:
                          f"{'yes' if r['same_rows'] else '**no**'} |")
     lines += _sparse_markdown(data)
     lines += _instruction_markdown(data)
+    lines += _worker_markdown(data)
     costs = cost_ratios(data)
     if costs:
         lines += ["", "### 7. What the new features cost (on over off, same run, interleaved)",
@@ -268,6 +299,29 @@ def _instruction_markdown(data: dict[str, Any]) -> list[str]:
                           "plugin / hand-written |", "|---|---|---|---|---|---|---|"]
             lines.append(f"| {backend} | {size:,} | {scope} | {page} | {c['plugin']:,} | "
                          f"{c['handwritten']:,} | {(c['plugin_over_handwritten'] - 1) * 100:+.1f}% |")
+    return lines
+
+
+def _worker_markdown(data: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for backend, b in data["backends"].items():
+        for size, scope, page, t in worker_rows(b):
+            if not lines:
+                lines += ["", "### 3w. Figure 3*'s pages, each version in a worker process of "
+                          "its own", "",
+                          "Timed by `bench/workers.py`: one process serves the plugin's pages, "
+                          "another the hand-filtered ones, as a deployment's workers do; the "
+                          "parent asks each in turn for a block of requests of one page. The "
+                          "ratio is the median of the rounds' ratios (one block of each, back "
+                          "to back); the middle half of the rounds' ratios shows the spread.",
+                          "", "| backend | leads | scope | page | plugin µs | hand-written µs "
+                          "| plugin / hand-written | middle half of the rounds |",
+                          "|---|---|---|---|---|---|---|---|"]
+            lines.append(f"| {backend} | {size:,} | {scope} | {page} | {t['plugin_us']:,} | "
+                         f"{t['handwritten_us']:,} | "
+                         f"{(t['plugin_over_handwritten'] - 1) * 100:+.1f}% | "
+                         f"{(t['ratio_p25'] - 1) * 100:+.1f}% to "
+                         f"{(t['ratio_p75'] - 1) * 100:+.1f}% |")
     return lines
 
 

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask
 
-from bench import costs, instructions, policies, sections
+from bench import costs, instructions, policies, sections, workers
 from bench import world as world_mod
 from bench.figures import Effort, guarded_requests
 from crm_app.extensions import db
@@ -54,6 +54,24 @@ def test_figure_7_twins_differ_by_the_features_measured(bench: SimpleNamespace) 
     assert result["written_per_two_requests"]["on"]["audit_events"] > 0
     assert not any(result["written_per_two_requests"]["off"].values())
     assert result["on_over_off"] > 0
+
+
+def test_figure_3w_times_each_version_in_a_worker_of_its_own(bench: SimpleNamespace) -> None:
+    """Each version answers its pages in a child process of its own (a worker that
+    answered anything but 200 would stop the figure), and every ratio is computed."""
+    url = bench.app.config["SQLALCHEMY_DATABASE_URI"]
+    out = workers.per_worker(url, bench.world, rounds=4, block=2)
+    assert (out["block"], out["rounds"]) == (2, 4)
+    for scope in ("own", "all"):
+        for page in ("list", "detail"):
+            timed = out[scope][page]
+            assert timed["plugin_us"] > 0 and timed["handwritten_us"] > 0
+            assert timed["ratio_p25"] <= timed["plugin_over_handwritten"] <= timed["ratio_p75"]
+
+
+def test_figure_3w_alternates_which_version_opens_a_round() -> None:
+    firsts = [workers._order(n)[0] for n in range(8)]
+    assert firsts == ["plugin", "handwritten", "handwritten", "plugin"] * 2
 
 
 def test_figure_3i_counts_the_requests_alone(bench: SimpleNamespace) -> None:
