@@ -86,3 +86,56 @@ def test_a_forged_workspace_is_named_by_nothing(world: SimpleNamespace, login: A
     assert response.status_code == 409
     assert "Beta Education" not in response.get_data(as_text=True)
     assert "another workspace" in response.get_data(as_text=True)
+
+
+#: Templates whose forms act on the account, not on a workspace: a tab left on
+#: another workspace may still post them.
+ACCOUNT_TEMPLATES = frozenset({"rbac/settings/team/profile.html",
+                               "rbac/settings/account/mfa.html"})
+
+
+def test_every_workspace_form_of_the_plugin_names_its_workspace() -> None:
+    """A form that renders its CSRF token with ``hidden_tag()`` names its workspace
+    beside it, as the shared macros do, unless it acts on the account alone."""
+    from pathlib import Path
+
+    import crm_rbac_plugin
+
+    root = Path(crm_rbac_plugin.__file__).parent / "templates"
+    unbound = []
+    for path in sorted(root.rglob("*.html")):
+        name = path.relative_to(root).as_posix()
+        text = path.read_text()
+        for found in re.finditer(r"\{\{ \w+\.hidden_tag\(\) \}\}", text):
+            bound = text.startswith("{{ rbac_workspace_field() }}", found.end())
+            if not bound and name not in ACCOUNT_TEMPLATES:
+                unbound.append(f"{name}:{text.count(chr(10), 0, found.start()) + 1}")
+    assert unbound == []
+
+
+def test_a_settings_form_of_one_workspace_is_refused_after_switching(
+        world: SimpleNamespace, login: Any) -> None:
+    """The notification page's "Mark all read" is one of the plugin's own forms: opened in
+    Beta and posted from Acme, it marks nothing."""
+    m = rbac.models
+    client = login(world.users["dual"], world.ws2)
+    page = client.get("/settings/account/notifications").get_data(as_text=True)
+    assert hidden(page, "rbac_workspace") == str(world.ws2.id)
+    with rbac.system():
+        membership = db.session.scalar(sa.select(m.Membership).where(
+            m.Membership.user_id == world.users["dual"].id,
+            m.Membership.workspace_id == world.ws.id))
+        db.session.add(m.Notification(workspace_id=world.ws.id, membership_id=membership.id,
+                                      category="roles", event="role.assigned",
+                                      summary="You were given a role in Acme Sales."))
+        db.session.commit()
+        membership_id = membership.id
+    client.post("/settings/workspace", data={"workspace_id": str(world.ws.id)})
+    response = client.post("/settings/account/notifications/read-all",
+                           data={**token(page), "rbac_workspace": str(world.ws2.id)})
+    assert response.status_code == 409
+    with rbac.system():
+        unread = db.session.scalar(sa.select(sa.func.count()).select_from(m.Notification)
+                                   .where(m.Notification.membership_id == membership_id,
+                                          m.Notification.read_at.is_(None)))
+    assert unread == 1
