@@ -489,6 +489,27 @@ def test_profile_edits_name_password_and_notifications_only(world: SimpleNamespa
     assert me.status == "active" and {mr.role.key for mr in me.member_roles} == {"member"}
 
 
+def test_a_profile_password_change_is_typed_twice_and_changes_the_password(
+        world: SimpleNamespace, login: Any) -> None:
+    """The page asks for the new password twice, and the current password is no new one;
+    either refusal is a 400 on its field and leaves the password as it was."""
+    client = login(world.users["member"], world.ws)
+    assert 'name="confirm_new_password"' in client.get("/settings/profile").text
+    base = {"name": "Member", "current_password": "password"}
+    typo = client.post("/settings/profile", data={
+        **base, "new_password": "new password 1", "confirm_new_password": "new password 2"})
+    assert typo.status_code == 400 and "The two passwords do not match." in typo.text
+    same = client.post("/settings/profile", data={
+        **base, "new_password": "password", "confirm_new_password": "password"})
+    assert same.status_code == 400 and "This is your current password" in same.text
+    me = membership("member@example.test", world.ws)
+    assert me.user.check_password("password") and not me.user.check_password("new password 1")
+    ok = client.post("/settings/profile", data={
+        **base, "new_password": "new password 1", "confirm_new_password": "new password 1"})
+    assert ok.status_code == 302
+    assert membership("member@example.test", world.ws).user.check_password("new password 1")
+
+
 # -- CLI ----------------------------------------------------------------------------------------
 
 

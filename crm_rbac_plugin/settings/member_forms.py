@@ -85,6 +85,8 @@ class ProfileForm(FlaskForm):
     notify_email = BooleanField("Email me notifications")
     current_password = PasswordField("Current password", validators=[Optional()])
     new_password = PasswordField("New password", validators=[Optional(), Length(max=200)])
+    confirm_new_password = PasswordField("Type the new password again",
+                                         validators=[Optional(), Length(max=200)])
     #: Ticked by default: a password is usually changed because it may be known.
     sign_out_others = BooleanField("Sign out my other sessions", default=True)
 

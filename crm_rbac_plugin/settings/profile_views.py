@@ -49,6 +49,22 @@ def _save(membership: Any, form: ProfileForm) -> None:
                             reason="password_changed")
 
 
+def _confirmed(form: ProfileForm) -> bool:
+    """Whether the new password was typed the same twice.
+
+    The page's form always sends the confirmation, so a typo in either box
+    never becomes the account's password; a client that posts no
+    confirmation field at all (a script) is not asked for one.
+    """
+    field = form.confirm_new_password
+    if not form.new_password.data or field.name not in request.form:
+        return True
+    if field.data == form.new_password.data:
+        return True
+    field.errors = [*field.errors, "The two passwords do not match."]
+    return False
+
+
 def own_membership() -> Any | None:
     """The signed-in member's active membership of the current workspace, or None."""
     rbac = current_rbac
@@ -99,7 +115,7 @@ def profile() -> Any:
         return profile_page(membership)
     form = ProfileForm()
     status = 400
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _confirmed(form):
         outcome = attempt(lambda: _save(membership, form), form, fallback=form.name)
         if outcome.ok:
             if form.new_password.data and \

@@ -37,6 +37,9 @@ def update_profile(rbac: RBACProtocol, membership: Any, *, name: str | None = No
     user = membership.user
     if new_password:  # first: the throttle commits its count, and nothing else may be pending
         _check_current_password(rbac, user, current_password or "")
+        if new_password == current_password:  # a change that changes nothing ends no exposure
+            raise ValidationError("This is your current password: choose a new one.",
+                                  field="new_password")
     if name is not None:
         if not name.strip() or len(name.strip()) > 120:
             raise ValidationError("enter a name of 1 to 120 characters", field="name")
