@@ -199,7 +199,7 @@ def test_an_invoice_cannot_link_a_deal_the_member_cannot_see(
     response = client.post("/invoices/new", data={
         "number": "INV-X", "deal_id": str(world.deals["member-won"].id), "status": "draft",
         "amount": "1"})
-    assert response.status_code == 200 and "Not a valid choice" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "Not a valid choice" in response.get_data(as_text=True)
     with rbac.system():
         assert db.session.scalar(sa.select(sa.func.count(Invoice.id))) == 0
 
@@ -210,7 +210,7 @@ def test_a_bad_amount_is_refused_at_its_field(app: Any, world: SimpleNamespace,
     client = as_client(app, world, "finance")
     response = client.post("/invoices/new", data={"number": "INV-Y", "status": "draft",
                                                   "amount": amount})
-    assert response.status_code == 200
+    assert response.status_code == 400
     with rbac.system():
         assert db.session.scalar(sa.select(sa.func.count(Invoice.id))) == 0
 

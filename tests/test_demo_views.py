@@ -334,7 +334,7 @@ def test_create_edit_delete(app: Flask, world: SimpleNamespace, login: Any) -> N
     assert fetch(Lead, lead_id).name == "Ada King"
 
     invalid = client.post(f"/leads/{lead_id}/edit", data={"name": "", "status": "nope"})
-    assert invalid.status_code == 200 and "Please correct" in invalid.text
+    assert invalid.status_code == 400 and "Please correct" in invalid.text
     assert fetch(Lead, lead_id).name == "Ada King"
 
     assert client.post(f"/leads/{lead_id}/delete").status_code == 302
@@ -397,7 +397,7 @@ def test_client_select_offers_only_visible_clients(app: Flask, world: SimpleName
     hidden = world.clients["member2"]
     response = member.post("/tasks/new", data={"title": "Sneaky", "status": "open",
                                                "client_id": hidden.id})
-    assert response.status_code == 200 and "Not a valid choice" in response.text
+    assert response.status_code == 400 and "Not a valid choice" in response.text
     with rbac.system():
         assert db.session.scalar(sa.select(Task.id).where(Task.title == "Sneaky")) is None
 

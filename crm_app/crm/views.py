@@ -244,8 +244,8 @@ def form_view(cfg: CrudConfig, record: Any = None) -> Any:
     be saved (a grant's condition on the stage, a scope) is decided by the
     plugin's flush guard, and a record cap of the member's roles by its quota
     check. The refusal is shown on the form, with the member's input kept, as
-    a 403 (or the cap's 409); input the form refuses (a choice not offered) is
-    shown at its field.
+    a 403 (or the cap's 409); input the form refuses (a choice not offered, a
+    missing title) is shown at its field, as a 400.
     """
     form = make_form(cfg, record)
     if form.validate_on_submit():
@@ -261,7 +261,9 @@ def form_view(cfg: CrudConfig, record: Any = None) -> Any:
                                    refusal=refused.message), getattr(refused, "status", 403)
         flash(f"{cfg.singular.capitalize()} {'updated' if record else 'created'}.", "success")
         return redirect(url_for(f"{cfg.name}.detail", id=target.id))
-    return render_template("crud/form.html", cfg=cfg, form=form, record=record, refusal=None)
+    status = 400 if form.is_submitted() else 200
+    return render_template("crud/form.html", cfg=cfg, form=form, record=record,
+                           refusal=None), status
 
 
 def delete_view(cfg: CrudConfig, record: Any) -> Any:
