@@ -657,3 +657,26 @@ def test_devices_are_named_from_the_user_agent() -> None:
     assert devices.describe("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/124.0 "
                             "Mobile Safari/537.36 EdgA/124.0") == "Edge on Android"
     assert devices.describe("") == "Unknown browser on unknown device"
+
+
+@pytest.mark.parametrize("idle, kept", [(20, True), (45, False)])
+def test_a_switch_into_a_stricter_workspace_judges_the_idle_time_by_it(
+        app: Flask, world: SimpleNamespace, clock: SimpleNamespace, idle: int,
+        kept: bool) -> None:
+    """``dual`` owns Beta (privileged there: 30 minutes idle) and is a Viewer of Acme
+    (8 hours). A session left idle in Acme for longer than Beta allows ends when it
+    switches into Beta, instead of acting as Beta's Owner."""
+    client = sign_in(app, "dual@example.test")
+    to_acme = client.post("/settings/workspace", data={"workspace_id": str(world.ws.id)})
+    assert to_acme.status_code == 302 and "/login" not in to_acme.headers["Location"]
+    clock.now = T0 + dt.timedelta(minutes=idle)
+    to_beta = client.post("/settings/workspace", data={"workspace_id": str(world.ws2.id)})
+    page = client.get("/settings/security")
+    if kept:
+        assert to_beta.status_code == 302 and "/login" not in to_beta.headers["Location"]
+        assert page.status_code == 200
+    else:
+        assert to_beta.status_code == 302 and "/login" in to_beta.headers["Location"]
+        assert page.status_code == 302 and "/login" in page.headers["Location"]
+        (row,) = rows(world.users["dual"])
+        assert row.revoked_at is not None

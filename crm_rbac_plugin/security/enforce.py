@@ -156,6 +156,30 @@ def check_session(rbac: RBACProtocol, state: stepup.MfaState, facts: Visit) -> A
     return end_session(reason, message)
 
 
+def check_switch(rbac: RBACProtocol, workspace_id: Any) -> Any:
+    """End the session before it enters ``workspace_id`` if it has idled or lived longer
+    than that workspace allows; None when it may enter.
+
+    Every request judges the session by the workspace it is in, and that
+    request has just counted as activity: without this, a session idle past a
+    strict workspace's timeout (its Owner's 30 minutes) would be judged by a
+    lenient one (a member's 8 hours) and then switch into the strict one. The
+    session's times are those read before this request noted its activity.
+    """
+    state = stepup.mfa_state()
+    record = state.session if state is not None else None
+    if record is None or not record.has_id:
+        return None
+    lifetimes = stepup.lifetimes_in(rbac, rbac.user_pk(signed_in_user()), workspace_id)
+    reason = sessions.verdict(record, lifetimes, sessions.now(), request_settings().session_touch)
+    if reason is None:
+        return None
+    if reason != "revoked":
+        sessions.end_current(rbac, reason)
+    return end_session(reason, ENDED_MESSAGES[reason].format(
+        minutes=lifetimes.idle_minutes, hours=lifetimes.absolute_minutes // 60))
+
+
 def end_session(reason: str, message: str) -> Any:
     """Sign the user out; a browser goes to the login page, a JSON client gets a 401."""
     logout_user()

@@ -5,7 +5,9 @@ in, and only to a workspace where the user is an active member (anything
 else is a 403 that leaves the session alone), so the session never names a
 workspace the user could not pick. The form carries a CSRF token: a
 cross-site POST must not move a user into another workspace, where their
-next write would land. Single-tenant mode has nothing to switch: 404.
+next write would land. A session that has idled or lived longer than the
+target workspace allows ends instead (:func:`..security.enforce.check_switch`).
+Single-tenant mode has nothing to switch: 404.
 The ``workspace_switcher`` macro (``rbac/macros/workspace_switcher.html``)
 renders the forms that post here.
 """
@@ -23,6 +25,7 @@ from ..identity import set_workspace, signed_in_user
 from ..pages import ConfirmForm, not_found
 from ..policy import Decision
 from ..proxies import current_rbac
+from ..security import enforce
 from ..urls import safe_next
 from .blueprint import bp
 
@@ -43,6 +46,9 @@ def switch_workspace() -> Any:
     if target is None:
         return rbac.refusal(Decision(False, "You are not an active member of that workspace."),
                             403)
+    ended = enforce.check_switch(rbac, target.id)
+    if ended is not None:
+        return ended
     set_workspace(target.id)
     flash(f"Switched to {target.name}.", "success")
     # The page the user was on belongs to the old workspace: go where the form says.
