@@ -14,7 +14,10 @@ past the query filter. The delete is refused, whole, with
 :class:`~.errors.LinkedRecords` (a 409 naming how many records of which kind
 stand in the way) when one of them belongs to another workspace than the
 member's, or the member may not ``edit`` it (``delete`` it, for ``CASCADE``).
-Records deleted in the same flush do not count; records the member may change
+The answer counts only the records the member may see; those they may not
+are named as "records you cannot see", never counted or given a kind, so
+that the refusal says no more than that some exist (which refusing already
+says). Records deleted in the same flush do not count; records the member may change
 are unlinked by the database, as before. Trusted code (``rbac.system()``)
 is not judged.
 """
@@ -68,24 +71,33 @@ def before_flush(rbac: RBACProtocol, session: Session, flush_context: Any, insta
     loader = rbac.parent_loader(session)
     for obj, res in deleted:
         blocked: collections.Counter[str] = collections.Counter()
+        unseen = False
+        key = sa.inspect(obj).identity
+        if key is None:
+            continue
+        ws = getattr(ctx, "workspace_id", None)
         for ref_res, column, action in referrers(registry, res):
-            key = sa.inspect(obj).identity
-            if key is None:
-                continue
             with session.no_autoflush:
                 rows = session.scalars(sa.select(ref_res.model).where(column == key[0]),
                                        execution_options=BYPASS).all()
             for row in rows:
                 if id(row) in gone:
                     continue
-                ws = getattr(ctx, "workspace_id", None)
-                if (ref_res.workspace_of(row, ws) != ws
-                        or not rbac.decide(ctx, action, ref_res.name, row, loader)):
+                if ref_res.workspace_of(row, ws) != ws or not rbac.decide(
+                        ctx, "view", ref_res.name, row, loader):
+                    unseen = True
+                elif not rbac.decide(ctx, action, ref_res.name, row, loader):
                     blocked[ref_res.label.lower()] += 1
-        if blocked:
-            kinds = " and ".join(f"{n} {kind}" for kind, n in sorted(blocked.items()))
-            raise LinkedRecords(
-                f"This {res.name} record is linked to {kinds} that you may not change "
-                "(or of another workspace): deleting it would unlink them. Nothing was "
-                "deleted; ask who manages them to relink or delete them first.",
-                resource=res.name, action="delete")
+        if blocked or unseen:
+            raise LinkedRecords(_refusal(res.name, blocked, unseen),
+                                resource=res.name, action="delete")
+
+
+def _refusal(name: str, blocked: collections.Counter[str], unseen: bool) -> str:
+    """The 409's message: the kinds and counts the member may see, then the rest unnamed."""
+    parts = [f"{n} {kind} that you may not change" for kind, n in sorted(blocked.items())]
+    if unseen:
+        parts.append("records you cannot see")
+    return (f"This {name} record is linked to {' and to '.join(parts)}: deleting it would "
+            "unlink them. Nothing was deleted; ask who manages them to relink or delete "
+            "them first.")
