@@ -47,6 +47,7 @@ NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            # two-factor authentication: account security, audited as auth.*
                            "rbac_settings.mfa", "rbac_settings.mfa_recovery_codes",
                            "rbac_settings.mfa_verify", "rbac_settings.mfa_reset",
+                           "rbac_settings.mfa_turn_off",
                            "rbac_settings.profile", "rbac_settings.switch_workspace",
                            # one's own picture: audited as profile_picture.set/removed
                            "rbac_settings.profile_picture",

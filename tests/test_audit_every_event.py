@@ -305,6 +305,8 @@ def catalogue(world: SimpleNamespace) -> list[tuple[str, dict[str, Any], str]]:
          "reset the two-factor authentication of Member2 (it was on) from the command line"),
         ("auth.mfa_recovery_codes", dict(resource="account", target=f"user #{user}"),
          "Owner made new recovery codes"),
+        ("auth.mfa_turned_off", dict(resource="members", target=f"user #{user}"),
+         "Owner turned off their two-factor authentication"),
         ("session.revoked", dict(resource="account", target="Member2", reason="admin",
                                  count=2), "Owner signed Member2 out everywhere (2 sessions)"),
         ("security_policy.changed", dict(resource="settings", target="security policy",

@@ -234,6 +234,7 @@ SECURITY_EVENTS: dict[str, str] = {
     "auth.mfa_enrolled": "Two-factor turned on",
     "auth.mfa_failed": "Wrong two-factor code",
     "auth.mfa_reset": "Two-factor reset",
+    "auth.mfa_turned_off": "Two-factor turned off",
     "auth.mfa_recovery_codes": "New recovery codes",
     "session.revoked": "Session ended",
     "security_policy.changed": "Security policy changed",
@@ -317,6 +318,8 @@ def _mfa_sentence(names: Names, ev: Any, actor: str) -> str:
         return f"{actor} entered a wrong two-factor code{_origin(ev)}"
     if ev.action == "auth.mfa_recovery_codes":
         return f"{actor} made new recovery codes{_origin(ev)}"
+    if ev.action == "auth.mfa_turned_off":
+        return f"{actor} turned off their two-factor authentication{_origin(ev)}"
     was = {True: " (it was on)", False: " (it was not set up)"}.get(d.get("was_enrolled"), "")
     via = f" from the {d['via']}" if d.get("via") else ""
     return (f"{actor} reset the two-factor authentication of "

@@ -23,8 +23,13 @@ Rules:
   with the same code (two workers) cannot both succeed.
 * A recovery code is accepted once, by the same kind of conditional update
   on ``used_at``.
+* A member turns their own MFA off (:func:`turn_off`) with their password,
+  unless a workspace of theirs requires it of them: then only an Owner's
+  reset removes it, so that a stolen password never lets someone enrol
+  their own phone in its place.
 * Every failed check of an enrolled account is audited ``auth.mfa_failed``;
-  enrolment ``auth.mfa_enrolled``; an Owner's reset ``auth.mfa_reset``.
+  enrolment ``auth.mfa_enrolled``; turning it off ``auth.mfa_turned_off``;
+  an Owner's reset ``auth.mfa_reset``.
 
 The services flush; the caller commits (the settings pages through
 :func:`..settings.blueprint.attempt`).
@@ -42,9 +47,11 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..errors import PermissionDenied, RuleConflict, ValidationError
+from ..loader import BYPASS
 from ..models import utcnow
 from . import sessions, totp
 from .standing import account_action_refusal
+from .stepup import must_enrol
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -229,6 +236,48 @@ def remaining_recovery_codes(rbac: RBACProtocol, user_id: Any) -> int:
     R = rbac.models.RecoveryCode
     return int(rbac.db.session.scalar(sa.select(sa.func.count(R.id)).where(
         R.user_id == user_id, R.used_at.is_(None))) or 0)
+
+
+def requiring_workspaces(rbac: RBACProtocol, user_id: Any) -> list[str]:
+    """The names of the account's workspaces whose security policy requires MFA of it
+    (as an active member there, by their roles in force)."""
+    M, W, P = rbac.models.Membership, rbac.models.Workspace, rbac.models.SecurityPolicy
+    rows = rbac.db.session.execute(
+        sa.select(M.id, W.name, P.mfa).join(W, W.id == M.workspace_id)
+        .outerjoin(P, P.workspace_id == M.workspace_id)
+        .where(M.user_id == user_id, M.status == "active", W.deleted_at.is_(None))
+        .order_by(W.name), execution_options=BYPASS).all()
+    return [name for mid, name, policy in rows
+            if must_enrol(policy or "nobody", rbac.access_for(mid))]
+
+
+def turn_off(rbac: RBACProtocol, user: Any, password: str | None) -> None:
+    """The member turns off their own MFA: the credential and recovery codes go.
+
+    Refused, writing nothing: when MFA is not on (400 on ``password``); when
+    a workspace of the account requires it (:class:`..errors.RuleConflict`,
+    409, naming the workspaces: an Owner's :func:`reset` is the way to move
+    to a new phone there); when ``password`` is not the account's, checked as
+    a sign-in checks it (a failure counted and audited, a 429 while the
+    account waits). Audited ``auth.mfa_turned_off``; the sessions stay.
+    """
+    user_id = rbac.user_pk(user)
+    if not is_enrolled(rbac, user_id):
+        raise ValidationError("Two-factor authentication is not on.", field="password")
+    required = requiring_workspaces(rbac, user_id)
+    if required:
+        raise RuleConflict(
+            f"{', '.join(required)} {'requires' if len(required) == 1 else 'require'} "
+            "two-factor authentication of you, so it stays on. Lost your phone? An Owner "
+            "can reset it, and you set it up again on the new one.", field="password")
+    rbac.auth.confirm_password(user, password, field="password",
+                               wrong="Your password is not correct.")
+    C, R = rbac.models.MfaCredential, rbac.models.RecoveryCode
+    for model in (R, C):
+        rbac.db.session.execute(sa.delete(model).where(model.user_id == user_id)
+                                .execution_options(synchronize_session=False))
+    rbac.audit("auth.mfa_turned_off", resource="members", target=f"user #{user_id}",
+               user_id=user_id)
 
 
 def reset(rbac: RBACProtocol, actor: Access, membership: Any) -> None:

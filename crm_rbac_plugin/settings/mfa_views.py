@@ -2,7 +2,9 @@
 
 * ``/account/mfa`` (tab "Two-factor authentication"): set-up with a QR code
   and the secret as text, confirmed by a code before MFA is on; then the
-  status, and new recovery codes (a step-up action).
+  status, new recovery codes and turning it off (step-up actions); turning
+  it off also asks for the password, and a workspace that requires MFA of
+  the member keeps it on (409).
 * ``/account/verify``: the code asked after a password sign-in (the gate of
   :mod:`..security.enforce` sends the session here) and for step-up. It is
   not behind a login check: an anonymous request, an account without MFA
@@ -31,10 +33,10 @@ from typing import Any
 
 from flask import Flask, flash, redirect, request, session, url_for
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from .. import pages
+from .. import pages, team
 from ..config import setting
 from ..decorators import login_required, require_permission
 from ..identity import signed_in_user
@@ -45,6 +47,14 @@ from ..proxies import current_rbac
 from ..security import enforce, mfa, sessions, standing, stepup, throttle, totp
 from ..urls import safe_next
 from .blueprint import attempt, bp, membership_or_404, render
+
+
+class TurnOffForm(FlaskForm):
+    """The password, asked again before two-factor authentication goes."""
+
+    password = PasswordField("Your password", validators=[
+        DataRequired(message="Enter your password."), Length(max=200)],
+        render_kw={"autocomplete": "current-password"})
 
 
 class CodeForm(FlaskForm):
@@ -130,8 +140,7 @@ def mfa_page() -> Any:
     rbac, uid = current_rbac, _uid()
     summary = mfa.mfa_status(rbac, [uid])[uid]
     if summary == "on":
-        return render("account/mfa.html", mode="on", form=None, codes=None, next=_next(),
-                      left=mfa.remaining_recovery_codes(rbac, uid), confirm=ConfirmForm())
+        return _on_page(TurnOffForm(formdata=None))
     form = CodeForm()
     if request.method == "GET":
         return _setup_page(form)
@@ -160,6 +169,36 @@ def mfa_recovery_codes() -> Any:
     if not outcome.ok:
         return redirect(url_for(".mfa"))
     return _codes_page(outcome.value or [], "Your new recovery codes")
+
+
+def _on_page(off_form: TurnOffForm, status: int = 200) -> tuple[str, int]:
+    """The status page of an enrolled member: codes left, new codes, turning it off."""
+    rbac, uid = current_rbac, _uid()
+    return render("account/mfa.html", status, mode="on", form=None, codes=None, next=_next(),
+                  left=mfa.remaining_recovery_codes(rbac, uid), confirm=ConfirmForm(),
+                  off_form=off_form, required_by=mfa.requiring_workspaces(rbac, uid))
+
+
+@bp.post("/account/mfa/turn-off")
+@login_required
+@stepup.require_recent_mfa
+def mfa_turn_off() -> Any:
+    """Turn one's own MFA off, with the password; mailed to the account as a notice."""
+    rbac, user = current_rbac, signed_in_user()
+    if not mfa.is_enrolled(rbac, _uid()):
+        flash("Two-factor authentication is not on.", "info")
+        return redirect(url_for(".mfa"))
+    form = TurnOffForm()
+    if not form.validate_on_submit():
+        return _on_page(form, 400)
+    outcome = attempt(lambda: mfa.turn_off(rbac, user, form.password.data), form,
+                      fallback=form.password)
+    if not outcome.ok:
+        return _on_page(form, outcome.status)
+    team.notify_mfa_turned_off(rbac, user)
+    flash("Two-factor authentication is off: signing in asks for your password alone.",
+          "success")
+    return redirect(url_for(".mfa"))
 
 
 @bp.route("/account/verify", methods=["GET", "POST"])

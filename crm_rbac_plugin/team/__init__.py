@@ -69,7 +69,13 @@ from .invitations import (
 )
 from .lifecycle import deactivate, issue_token, may_change_status, reactivate
 from .listing import SORT_KEYS, MemberFilter, count_members, gate_members_export, list_members
-from .mail import send_invitation, send_mail, send_password_changed
+from .mail import (
+    notify_mfa_turned_off,
+    send_invitation,
+    send_mail,
+    send_mfa_turned_off,
+    send_password_changed,
+)
 from .password_reset import (
     InvalidResetLink,
     notify_reset,
@@ -99,13 +105,14 @@ __all__ = [
     "has_password", "init_app",
     "invitation_for_token", "invitation_in", "invite", "list_members", "may_change_status",
     "member_invited",
-    "membership_of", "needs_password", "normalise_email", "notify_reset", "open_invitations",
+    "membership_of", "needs_password", "normalise_email", "notify_mfa_turned_off",
+    "notify_reset", "open_invitations",
     "owned_counts",
     "picture_urls", "rbac_create_user", "reactivate", "reassign", "reassign_preview",
     "reassignable", "records_reassigned", "remove_picture", "rename_department",
     "request_reset", "require", "resend", "reset_password", "revoke", "send_invitation",
-    "send_mail", "send_password_changed", "send_picture", "set_department", "set_password",
-    "set_picture", "set_visibility", "shown_picture",
+    "send_mail", "send_mfa_turned_off", "send_password_changed", "send_picture",
+    "set_department", "set_password", "set_picture", "set_visibility", "shown_picture",
     "unassign_from_manager", "update_profile", "user_by_email", "user_for_reset_token",
     "workspace_departments",
 ]

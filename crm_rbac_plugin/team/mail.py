@@ -15,6 +15,7 @@ nowhere or when ``MAIL_SERVER`` says the host expected it to be sent.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -28,7 +29,10 @@ from ..urls import absolute_url, external_base
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["send_invitation", "send_mail", "send_password_changed", "send_password_reset"]
+__all__ = ["notify_mfa_turned_off", "send_invitation", "send_mail", "send_mfa_turned_off",
+           "send_password_changed", "send_password_reset"]
+
+log = logging.getLogger(__name__)
 
 
 def _external_url(endpoint: str, **values: Any) -> str:
@@ -112,3 +116,21 @@ def send_password_changed(rbac: RBACProtocol, user: Any) -> Any:
     link = _configured_url("rbac_settings.forgot_password")
     return send_mail("Your password was changed", user.email, "password_changed", user=user,
                      link=link)
+
+
+def send_mfa_turned_off(rbac: RBACProtocol, user: Any) -> Any:
+    """Tell ``user`` their two-factor authentication was just turned off, and what to do
+    if it was not them."""
+    link = _configured_url("rbac_settings.forgot_password")
+    return send_mail("Two-factor authentication was turned off", user.email, "mfa_turned_off",
+                     user=user, link=link)
+
+
+def notify_mfa_turned_off(rbac: RBACProtocol, user: Any) -> None:
+    """:func:`send_mfa_turned_off` once the change is committed; a mail server that fails
+    is logged, never a failed page: two-factor authentication is already off."""
+    try:
+        send_mfa_turned_off(rbac, user)
+    except Exception:
+        log.exception("the two-factor notice to %s could not be sent",
+                      getattr(user, "email", "?"))

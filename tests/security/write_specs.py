@@ -165,6 +165,9 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
         "self", lambda w, ws: {"code": "000000"},
         why="confirms one's own two-factor enrolment; a wrong code writes only its audit event"),
     "rbac_settings.mfa_recovery_codes": EndpointRule("self"),
+    "rbac_settings.mfa_turn_off": EndpointRule(
+        "self", lambda w, ws: {"password": "wrong password"},
+        why="turns off one's own two-factor authentication, with one's password"),
     "rbac_settings.mfa_verify": EndpointRule(
         "public", lambda w, ws: {"code": "000000"}, expected_public=frozenset({400}),
         why="the sign-in's second step: without a session to verify, a code gets the same "
