@@ -44,6 +44,9 @@ BLUEPRINTS = ("rbac_settings.", "rbac_api.", "rbac_oversight.")
 #: view-as and access requests are audited with events of their own, see test_view_as
 #: and tests/test_oversight_ui.py).
 NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
+                           # a member's token revoked by an admin: audited
+                           # member.token_revoked (tests/test_member_tokens.py)
+                           "rbac_settings.revoke_member_token",
                            # two-factor authentication: account security, audited as auth.*
                            "rbac_settings.mfa", "rbac_settings.mfa_recovery_codes",
                            "rbac_settings.mfa_verify", "rbac_settings.mfa_reset",

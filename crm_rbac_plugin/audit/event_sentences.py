@@ -151,6 +151,12 @@ def _token_issued(names: Names, ev: Any, actor: str) -> str:
     return f"{actor} issued the API token{named} to {ev.target or 'a member'}"
 
 
+def _token_revoked(names: Names, ev: Any, actor: str) -> str:
+    token = (ev.detail or {}).get("token")
+    named = f" “{token}”" if token else ""
+    return f"{actor} revoked the API token{named} of {ev.target or 'a member'}"
+
+
 def _signed_off(names: Names, ev: Any, actor: str) -> str:
     d = ev.detail or {}
     who = names.member(d["membership_id"]) if d.get("membership_id") else ev.target
@@ -217,6 +223,7 @@ SENTENCES: dict[str, Callable[[Names, Any, str], str]] = {
     "member.joined": _joined, "member.signed_off": _signed_off,
     "member.deactivated": _member_status, "member.reactivated": _member_status,
     "member.token_issued": _token_issued,
+    "member.token_revoked": _token_revoked,
     "certification.*": _certification, "campaign.*": _campaign, "adopt": _adopt,
     "view_as.*": _view_as, "profile_picture.*": _picture,
 }
@@ -241,6 +248,7 @@ ACTION_LABELS: dict[str, str] = {
     "records.reassigned": "Records reassigned", "records.imported": "Records imported",
     "view_as.started": "Viewing as a member", "view_as.stopped": "Stopped viewing as",
     "member.token_issued": "API token issued to a member",
+    "member.token_revoked": "A member's API token revoked",
     "profile_picture.set": "Profile picture set",
     "profile_picture.removed": "Profile picture removed",
 }

@@ -8,7 +8,8 @@ cover only the records the acting member reaches (see
 say so to anyone but an Owner (who reaches every record). The page offers
 deactivation only when the acting member may do it to this member
 (:func:`..team.may_change_status`), and reassignment only when some of the
-member's records would move.
+member's records would move. Whoever may deactivate the member also sees
+their API tokens there and revokes one (:func:`..team.revoke_member_token`).
 
 Moving a member into a department gives them the department's roles, and
 a manager's team widens the manager's reach: both ask for a recent MFA
@@ -25,7 +26,8 @@ from flask import flash, redirect, request, url_for
 
 from .. import queries, team
 from ..decorators import require_permission
-from ..pages import ConfirmForm, acting_access, can
+from ..models import utcnow
+from ..pages import ConfirmForm, acting_access, can, not_found
 from ..proxies import current_rbac
 from ..security.stepup import require_recent_mfa
 from ..user_keys import user_key
@@ -64,6 +66,7 @@ def _member_page(membership: Any, *, status: int = 200, page_errors: list[str] |
                   dept_form=dept_form, team_form=team_form, confirm=ConfirmForm(),
                   can_edit=can("members.edit"), is_me=membership.id == access.membership_id,
                   may_change_status=team.may_change_status(rbac, access, membership),
+                  member_tokens=team.manageable_tokens(rbac, access, membership), now=utcnow(),
                   counts_all=access.is_owner,
                   page_errors=page_errors or [], workspace_name=_workspace_name(ws),
                   picture_url=team.picture_urls(rbac, access, [membership]).get(membership.id),
@@ -109,6 +112,23 @@ def deactivate(membership_id: int) -> Any:
 @require_permission("members", "edit")
 def reactivate(membership_id: int) -> Any:
     return _member_action(membership_id, team.reactivate, "is active again")
+
+
+@bp.post("/members/<int:membership_id>/tokens/<int:token_id>/revoke")
+@require_permission("members", "edit")
+def revoke_member_token(membership_id: int, token_id: int) -> Any:
+    """Revoke one of a member's API tokens (whoever may deactivate the member may)."""
+    rbac = current_rbac
+    membership = membership_or_404(membership_id)
+    token = next((t for t in queries.member_tokens(rbac, membership.id) if t.id == token_id),
+                 None)
+    if token is None:
+        return not_found()
+    if not ConfirmForm().validate_on_submit():
+        return _member_page(membership, status=400, page_errors=["The form expired; try again."])
+    return _change_member(
+        membership, lambda: team.revoke_member_token(rbac, acting_access(), membership, token),
+        f"The API token {token.name} of {membership.display_name} is revoked.")
 
 
 @bp.post("/members/<int:membership_id>/department")

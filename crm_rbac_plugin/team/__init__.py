@@ -13,7 +13,7 @@ One module per concern; this package re-exports their public names, so
 - :mod:`.checks`: the checks and look-ups every service shares;
 - :mod:`.invitations`: invite, resend, revoke, accept;
 - :mod:`.mail`: the invitation and password-reset emails;
-- :mod:`.lifecycle`: deactivate, reactivate, issue_token;
+- :mod:`.lifecycle`: deactivate, reactivate, a member's API tokens (issued, revoked);
 - :mod:`.departments`: departments, per-member visibility, manager assignments;
 - :mod:`.reassignment`: moving records to a new owner;
 - :mod:`.profile`: a member's own name, password and notifications;
@@ -67,7 +67,14 @@ from .invitations import (
     resend,
     revoke,
 )
-from .lifecycle import deactivate, issue_token, may_change_status, reactivate
+from .lifecycle import (
+    deactivate,
+    issue_token,
+    manageable_tokens,
+    may_change_status,
+    reactivate,
+    revoke_member_token,
+)
 from .listing import SORT_KEYS, MemberFilter, count_members, gate_members_export, list_members
 from .mail import (
     notify_mfa_turned_off,
@@ -102,7 +109,7 @@ __all__ = [
     "accept", "assign_to_manager", "assigned_members", "bulk_change", "count_members",
     "create_department", "deactivate", "issue_token",
     "delete_department", "department_holders", "department_members", "gate_members_export",
-    "has_password", "init_app",
+    "has_password", "init_app", "manageable_tokens", "revoke_member_token",
     "invitation_for_token", "invitation_in", "invite", "list_members", "may_change_status",
     "member_invited",
     "membership_of", "needs_password", "normalise_email", "notify_mfa_turned_off",

@@ -1,4 +1,4 @@
-"""Member lifecycle: deactivate, reactivate, and an API token issued to a member.
+"""Member lifecycle: deactivate, reactivate, and a member's API tokens (issued, revoked).
 
 Both need ``members.edit`` reaching the member (its scope: a Manager's
 ``team`` reaches the members assigned to them, see
@@ -8,6 +8,11 @@ Deactivation is ``Membership.status = "inactive"``: the member's access is
 computed per request from that status (and the flush bumps the policy
 version), so open sessions and API tokens lose access on their next request.
 The member's records stay theirs; :mod:`.reassignment` moves them.
+
+Whoever may deactivate a member also sees their API tokens (names, prefixes
+and dates, never a secret) and revokes one (:func:`revoke_member_token`):
+the way to cut off a leaked token or an integration without deactivating
+the member.
 """
 
 from __future__ import annotations
@@ -15,15 +20,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from .. import roles, tokens
+from .. import queries, roles, tokens
 from ..errors import PermissionDenied, ValidationError
+from ..models import utcnow
 from ..policy import Access
 from .checks import audit_action, privileged, require, same_workspace
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["deactivate", "issue_token", "may_change_status", "reactivate"]
+__all__ = ["deactivate", "issue_token", "manageable_tokens", "may_change_status", "reactivate",
+           "revoke_member_token"]
 
 
 def _require_reach(rbac: RBACProtocol, actor: Access, membership: Any, verb: str) -> None:
@@ -101,3 +108,33 @@ def issue_token(rbac: RBACProtocol, actor: Access | None, membership: Any, name:
                  resource="members", target=membership.display_name,
                  token=token.name, prefix=token.prefix)
     return token, plaintext
+
+
+def manageable_tokens(rbac: RBACProtocol, actor: Access | None, membership: Any) -> list[Any]:
+    """``membership``'s API tokens, newest first, when ``actor`` may manage them (as
+    :func:`may_change_status` says: not one's own, which one's own page lists); else none."""
+    if not may_change_status(rbac, actor, membership):
+        return []
+    return queries.member_tokens(rbac, membership.id)
+
+
+def revoke_member_token(rbac: RBACProtocol, actor: Access | None, membership: Any,
+                        token: Any) -> None:
+    """Revoke one of another member's API tokens: whoever may deactivate the member may
+    (an Owner, an Admin for anyone but Owners and Admins, a Manager for their team).
+    Revoking a revoked token changes nothing. Audited ``member.token_revoked`` with the
+    token's name and prefix."""
+    actor = require(rbac, actor, "members", "edit")
+    same_workspace(actor, membership)
+    if membership.id == actor.membership_id:
+        raise PermissionDenied("Revoke your own tokens on your API tokens page.")
+    _require_reach(rbac, actor, membership, "revoke the API tokens of")
+    if token.membership_id != membership.id:
+        raise PermissionDenied("This token is not this member's.")
+    if token.revoked_at is not None:
+        return
+    token.revoked_at = utcnow()
+    rbac.db.session.flush()
+    audit_action(rbac, actor, "member.token_revoked", workspace_id=actor.workspace_id,
+                 resource="members", target=membership.display_name,
+                 token=token.name, prefix=token.prefix)

@@ -133,6 +133,7 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_settings.resend_invitation": EndpointRule("members.create"),
     "rbac_settings.revoke_invitation": EndpointRule("members.create"),
     "rbac_settings.deactivate": EndpointRule("members.edit"),
+    "rbac_settings.revoke_member_token": EndpointRule("members.edit"),
     "rbac_settings.reactivate": EndpointRule("members.edit"),
     "rbac_settings.member_department": EndpointRule(
         "members.edit", lambda w, ws: {"department_id": w.targets[ws]["department"],

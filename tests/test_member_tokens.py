@@ -1,0 +1,77 @@
+"""Whoever may deactivate a member sees their API tokens and revokes one, on the member's
+page; the member keeps their access. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from crm_app.extensions import db
+from crm_app.rbac_setup import rbac
+from crm_rbac_plugin import tokens
+from tests.rbac_helpers import fast_passwords  # noqa: F401  (autouse fixture)
+from tests.test_api import Api
+
+
+def token_of(world: SimpleNamespace, key: str, name: str) -> tuple[int, str]:
+    token, plaintext = tokens.create_token(rbac, world.members[key], name)
+    db.session.commit()
+    return token.id, plaintext
+
+
+def revoked(token_id: int) -> bool:
+    with rbac.system():
+        db.session.expire_all()
+        row = db.session.get(rbac.models.ApiToken, token_id)
+        return row.revoked_at is not None
+
+
+def events(action: str) -> list[Any]:
+    A = rbac.models.AuditEvent
+    with rbac.system():
+        return list(db.session.scalars(sa.select(A).where(A.action == action)))
+
+
+def test_an_admin_revokes_a_members_token_and_the_member_stays(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    token_id, plaintext = token_of(world, "member", "Zapier sync")
+    api = Api(app, plaintext)
+    assert api.get("/records/leads").status_code == 200
+    mid = world.members["member"].id
+    admin = login(world.users["admin"], world.ws)
+    page = admin.get(f"/settings/members/{mid}").text
+    assert "Zapier sync" in page and plaintext not in page and plaintext[:12] in page
+    path = f"/settings/members/{mid}/tokens/{token_id}/revoke"
+    assert path in page
+    done = admin.post(path)
+    assert done.status_code == 302 and revoked(token_id)
+    assert api.get("/records/leads").status_code == 401
+    (event,) = events("member.token_revoked")
+    assert event.target == world.members["member"].display_name
+    assert event.detail["token"] == "Zapier sync" and plaintext not in str(event.detail)
+    assert login(world.users["member"], world.ws).get("/leads/").status_code == 200
+    assert admin.post(path).status_code == 302 and len(events("member.token_revoked")) == 1
+
+
+def test_who_may_not_deactivate_the_member_may_not_revoke_their_tokens(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    owner_token, _ = token_of(world, "owner", "Owner's script")
+    member_token, _ = token_of(world, "member", "Member's script")
+    owner_path = f"/settings/members/{world.members['owner'].id}/tokens/{owner_token}/revoke"
+    member_path = f"/settings/members/{world.members['member'].id}/tokens/{member_token}/revoke"
+    admin = login(world.users["admin"], world.ws)
+    assert "Owner's script" not in admin.get(
+        f"/settings/members/{world.members['owner'].id}").text
+    assert admin.post(owner_path).status_code == 403  # an Admin does not reach an Owner
+    member2 = login(world.users["member2"], world.ws)
+    assert member2.post(member_path).status_code == 403  # no members.edit
+    # Another member's token under this member's id, and another workspace's member.
+    mixed = f"/settings/members/{world.members['member'].id}/tokens/{owner_token}/revoke"
+    assert admin.post(mixed).status_code == 404
+    dual = login(world.users["dual"], world.ws2)
+    assert dual.post(member_path).status_code == 404
+    assert not revoked(owner_token) and not revoked(member_token)
+    assert events("member.token_revoked") == []
