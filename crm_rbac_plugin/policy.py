@@ -137,6 +137,10 @@ class Access:
     #: assigned and in force has sign-in off (API tokens only; see
     #: :mod:`.security.signin`).
     sign_in: bool = True
+    #: Whether the member may use API tokens here: False when every role assigned
+    #: and in force has API access off (a browser session only; see
+    #: :mod:`.security.signin`).
+    api_access: bool = True
     #: The network conditions this Access was built with, each with whether the
     #: request's address was on them: a request whose address answers otherwise
     #: needs another Access (see :meth:`fits_address`).

@@ -63,6 +63,7 @@ class RoleRow(NamedTuple):
     via: str | None
     timezone: str | None
     sign_in: bool = True
+    api_access: bool = True
 
 
 class GrantRow(NamedTuple):
@@ -95,9 +96,9 @@ class ShareRow(NamedTuple):
     condition: Any
 
 
-# The wide row: kind, i1, i2, i3, i4, s1, s2, s3, s4, b1, d1, d2, j1, j2, b2.
+# The wide row: kind, i1, i2, i3, i4, s1, s2, s3, s4, b1, d1, d2, j1, j2, b2, b3.
 # Where each kind keeps its fields, in its named tuple's order.
-_ROLE = itemgetter(1, 5, 2, 9, 3, 10, 11, 12, 13, 6, 7, 14)
+_ROLE = itemgetter(1, 5, 2, 9, 3, 10, 11, 12, 13, 6, 7, 14, 15)
 _ROLE_WORKSPACE = 4
 _GRANTS = 12  # a JSON list of GrantRow's columns, each the list of the grants' values
 _FIELD_RULE = itemgetter(2, 5, 6, 7)
@@ -266,14 +267,16 @@ class _Slots:
     Only the first branch needs typed NULLs: SQLAlchemy converts every
     branch's values by the first branch's column types, and PostgreSQL
     resolves a ``UNION ALL`` left to right, so a bare ``NULL`` below a typed
-    column takes that column's type. Bare NULLs keep the statement's text
+    column takes that column's type. The string slots are bare even there:
+    a string needs no conversion, and PostgreSQL gives a column of NULLs and
+    strings the strings' type. Bare NULLs keep the statement's text
     under psycopg's 4,096 characters, the longest whose conversion to
     PostgreSQL's placeholders it caches (a longer one is parsed again at
     every execution).
     """
 
     def __init__(self) -> None:
-        self.int, self.str = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.String)
+        self.int = sa.cast(sa.null(), sa.Integer)
         self.bool = sa.cast(sa.null(), sa.Boolean)
         self.time = sa.cast(sa.null(), sa.DateTime)
         self.json = sa.cast(sa.null(), sa.JSON)
@@ -283,13 +286,14 @@ class _Slots:
             b: tuple[Any, ...] = (), d: tuple[Any, ...] = (), j: tuple[Any, ...] = (),
             typed: bool = False) -> list[Any]:
         """The wide row's columns: the given values, NULLs for the rest (typed
-        ones for the statement's first branch, ``typed``). The second boolean
-        is the row's last column, so the others keep their places."""
+        ones for the statement's first branch, ``typed``). The second and third
+        booleans are the row's last columns, so the others keep their places."""
         def pad(values: tuple[Any, ...], size: int, null: Any) -> list[Any]:
             return list(values) + [null if typed else self.null] * (size - len(values))
-        return [sa.literal_column(str(kind), sa.Integer), *pad(i, 4, self.int), *pad(s, 4, self.str),
+        strings = list(s) + [self.null] * (4 - len(s))
+        return [sa.literal_column(str(kind), sa.Integer), *pad(i, 4, self.int), *strings,
                 *pad(b[:1], 1, self.bool), *pad(d, 2, self.time),
-                *pad(j, 2, self.json), *pad(b[1:], 1, self.bool)]
+                *pad(j, 2, self.json), *pad(b[1:], 2, self.bool)]
 
 
 def _closure(models: Models, mid: Any, dept: Any) -> Any:
@@ -328,7 +332,7 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
     zone = sa.select(W.timezone).where(W.id == ws).scalar_subquery()
     own = (sa.select(*slots.row(
         ROLE, i=(Role.id, Role.parent_id, MemberRole.role_id, Role.workspace_id),
-        s=(Role.name, slots.str, zone), b=(Role.is_owner, Role.sign_in),
+        s=(Role.name, slots.null, zone), b=(Role.is_owner, Role.sign_in, Role.api_access),
         d=(MemberRole.starts_at, MemberRole.expires_at),
         # Short labels: the columns' own names would be repeated in the text.
         j=(sa.type_coerce(MemberRole.access_condition, _AS_READ).label("j1"),
@@ -339,7 +343,8 @@ def _role_branches(models: Models, slots: _Slots, mid: Any, ws: Any,
     via = sa.select(Dept.name).where(Dept.id == dept).scalar_subquery()
     grouped = (sa.select(*slots.row(
         ROLE, i=(Role.id, Role.parent_id, DR.role_id, Role.workspace_id), s=(Role.name, via, zone),
-        b=(Role.is_owner, Role.sign_in), j=(DR.access_condition, Role.access_condition)))
+        b=(Role.is_owner, Role.sign_in, Role.api_access),
+        j=(DR.access_condition, Role.access_condition)))
         .join(DR, DR.role_id == Role.id)
         .where(DR.department_id == dept, in_closure(DR.role_id)))
     return [own, grouped]

@@ -111,6 +111,16 @@ class PolicySource(Protocol):
         """The agreements in force towards the workspace, and the earliest expiry."""
 
 
+def _allowed_by_roles(flag: str, roles: dict[int, Any], active_role_ids: set[int],
+                      is_owner: bool) -> bool:
+    """Whether a role's ``flag`` (``sign_in``, ``api_access``) lets the member: an Owner
+    always, else any role assigned and in force. The assigned roles decide, not their
+    parents: turning it off on a role is not undone by what it inherits. No role in
+    force refuses nothing here."""
+    return is_owner or not active_role_ids or any(
+        getattr(roles[rid], flag, True) for rid in active_role_ids if rid in roles)
+
+
 def build_access(source: PolicySource, registry: Registry, config: dict[str, Any],
                  membership_row: MembershipRow, now: dt.datetime, *,
                  cacheable: bool = True, address: str | None = None) -> Access:
@@ -126,10 +136,8 @@ def build_access(source: PolicySource, registry: Registry, config: dict[str, Any
     roles, active_role_ids, valid_until = held.roles, held.active, held.valid_until
     names = {rid: row.name for rid, row in roles.items()}
     is_owner = any(row.is_owner for row in roles.values())
-    # The assigned roles decide, not their parents: turning sign-in off on a role
-    # is not undone by what it inherits. No role in force refuses nothing here.
-    sign_in = is_owner or not active_role_ids or any(
-        getattr(roles[rid], "sign_in", True) for rid in active_role_ids if rid in roles)
+    sign_in, api_access = (_allowed_by_roles(flag, roles, active_role_ids, is_owner)
+                           for flag in ("sign_in", "api_access"))
     rules = _rules(registry, source.grants(list(roles)), names) if roles else {}
 
     hidden: dict[str, frozenset[str]] = {}
@@ -170,6 +178,7 @@ def build_access(source: PolicySource, registry: Registry, config: dict[str, Any
         role_notes=held.notes,
         network_checks=held.network_checks,
         sign_in=sign_in,
+        api_access=api_access,
     )
 
 

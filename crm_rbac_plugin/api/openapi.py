@@ -128,6 +128,8 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Scope per resource for the string permissions."},
             "field_rules": _ref("FieldRules"),
             "sign_in": {"type": "boolean", "default": True, "description": "false: API tokens only."},
+            "api_access": {"type": "boolean", "default": True,
+                           "description": "false: no API tokens (a browser session only)."},
         },
     },
     "Role": {
@@ -135,7 +137,8 @@ SCHEMAS: dict[str, Any] = {
             "id": ID, "name": {"type": "string"}, "description": {"type": "string"},
             "key": {"type": ["string", "null"]}, "builtin": {"type": "boolean"},
             "is_owner": {"type": "boolean"}, "parent_id": {"type": ["integer", "null"]},
-            "sign_in": {"type": "boolean"}, "member_count": {"type": "integer"},
+            "sign_in": {"type": "boolean"}, "api_access": {"type": "boolean"},
+            "member_count": {"type": "integer"},
             "permissions": {"type": "array", "items": _ref("Grant"),
                             "description": "The role's own grants."},
             "effective_permissions": {"type": "object",

@@ -30,7 +30,7 @@ from .blueprint import (
 )
 
 ROLE_KEYS = frozenset({"name", "description", "parent_id", "permissions", "scopes",
-                       "field_rules", "sign_in"})
+                       "field_rules", "sign_in", "api_access"})
 CLONE_KEYS = frozenset({"name", "description"})
 
 
@@ -43,6 +43,7 @@ def _role_json(role: Any, member_count: int | None = None) -> dict[str, Any]:
         "id": role.id, "name": role.name, "description": role.description or "",
         "key": role.key, "builtin": bool(role.builtin), "is_owner": bool(role.is_owner),
         "parent_id": role.parent_id, "sign_in": bool(role.sign_in),
+        "api_access": bool(role.api_access),
         "member_count": member_count if member_count is not None else
         queries.member_counts(rbac, role.workspace_id).get(role.id, 0),
         "permissions": [spec.to_json() for spec in roles.specs_of(role)],
@@ -108,10 +109,11 @@ def _role_changes(body: Mapping[str, Any], access: Access, *, create: bool) -> d
                 raise bad("each resource maps field names to \"hidden\" or \"readonly\"",
                            f"field_rules.{resource}")
         out["field_rules"] = rules
-    if "sign_in" in body:
-        if not isinstance(body["sign_in"], bool):
-            raise bad("sign_in must be true or false", "sign_in")
-        out["sign_in"] = body["sign_in"]
+    for flag in ("sign_in", "api_access"):
+        if flag in body:
+            if not isinstance(body[flag], bool):
+                raise bad(f"{flag} must be true or false", flag)
+            out[flag] = body[flag]
     return out
 
 
@@ -135,7 +137,8 @@ def create_role() -> ResponseReturnValue:
                              description=changes.get("description", ""),
                              grants=changes["grants"], parent=changes.get("parent"),
                              field_rules=changes.get("field_rules"),
-                             sign_in=changes.get("sign_in", True))
+                             sign_in=changes.get("sign_in", True),
+                             api_access=changes.get("api_access", True))
     rbac.db.session.commit()
     return created(_role_json(role), url_for(".get_role", role_id=role.id))
 

@@ -83,9 +83,10 @@ def define_role_models(db: Any, Workspace: Any) -> tuple[Any, Any]:
         created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
         #: When the role is in force for every holder (see :mod:`..role_conditions`).
         access_condition: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
-        #: Whether its members may sign in (a browser session); off, the role works
-        #: through API tokens only (see :mod:`..security.signin`).
+        #: Whether its members may sign in (a browser session) and use API tokens; either
+        #: off, the role works through the other alone (see :mod:`..security.signin`).
         sign_in: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+        api_access: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
 
         workspace = relationship(Workspace)
         parent = relationship(lambda: Role, remote_side=[id])

@@ -76,9 +76,9 @@ def _check_name(rbac: RBACProtocol, workspace_id: int, name: Any, role_id: int |
     return name
 
 
-def _check_sign_in(value: Any) -> bool:
+def _check_flag(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
-        raise ValidationError("sign_in must be true or false", field="sign_in")
+        raise ValidationError(f"{field} must be true or false", field=field)
     return value
 
 
@@ -100,9 +100,10 @@ def _check_parent(rbac: RBACProtocol, actor: Access, role: Any, parent: Any) -> 
 def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, description: str = "",
                 grants: Sequence[GrantSpec] = (), parent: Any = None,
                 field_rules: Mapping[str, Mapping[str, str]] | None = None,
-                sign_in: bool = True) -> Any:
+                sign_in: bool = True, api_access: bool = True) -> Any:
     """Create a custom role in the actor's workspace; ``sign_in`` False makes its
-    members use the workspace through API tokens only (:mod:`..security.signin`)."""
+    members use the workspace through API tokens only, ``api_access`` False through
+    a browser session only (:mod:`..security.signin`)."""
     actor = require(rbac, actor, "roles", "create")
     name = _check_name(rbac, actor.workspace_id, name)
     _check_parent(rbac, actor, None, parent)
@@ -111,7 +112,8 @@ def create_role(rbac: RBACProtocol, actor: Access | None, *, name: str, descript
                     chain_modes(flat_modes(field_rules or {}), parent))
     role = rbac.models.Role(workspace_id=actor.workspace_id, name=name,
                             description=description or "", builtin=False, parent=parent,
-                            sign_in=_check_sign_in(sign_in))
+                            sign_in=_check_flag(sign_in, "sign_in"),
+                            api_access=_check_flag(api_access, "api_access"))
     rbac.db.session.add(role)
     with concurrent_change_refused("this workspace's roles"):
         _set_grants(rbac, role, grants)
@@ -169,9 +171,9 @@ def _check_reach(rbac: RBACProtocol, actor: Access, role: Any, specs: Sequence[G
 def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: str | None = None,
                 description: str | None = None, grants: Sequence[GrantSpec] | None = None,
                 parent: Any = ..., field_rules: Mapping[str, Mapping[str, str]] | None = None,
-                sign_in: bool | None = None) -> Any:
+                sign_in: bool | None = None, api_access: bool | None = None) -> Any:
     """Rename, describe, re-parent, replace the matrix of a role, or let its members
-    sign in or not (``sign_in``; None leaves it).
+    sign in or use the API or not (``sign_in``, ``api_access``; None leaves each).
 
     Concurrent updates of one role are serialised
     (:func:`.locks.lock_for_role_change`): the role ends with exactly the last
@@ -201,7 +203,9 @@ def update_role(rbac: RBACProtocol, actor: Access | None, role: Any, *, name: st
     if description is not None:
         role.description = description
     if sign_in is not None:
-        role.sign_in = _check_sign_in(sign_in)
+        role.sign_in = _check_flag(sign_in, "sign_in")
+    if api_access is not None:
+        role.api_access = _check_flag(api_access, "api_access")
     with concurrent_change_refused(label):
         if parent is not ...:
             role.parent = parent
@@ -228,7 +232,8 @@ def clone_role(rbac: RBACProtocol, actor: Access | None, source: Any, name: str,
     return create_role(rbac, actor, name=name,
                        description=source.description if description is None else description,
                        grants=merge_specs(effective_specs(source)), parent=None,
-                       field_rules=copied_field_rules(source), sign_in=source.sign_in)
+                       field_rules=copied_field_rules(source), sign_in=source.sign_in,
+                       api_access=source.api_access)
 
 
 def _move_departments(rbac: RBACProtocol, actor: Access, role: Any, move_to: Any) -> None:

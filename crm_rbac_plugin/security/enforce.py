@@ -253,4 +253,6 @@ def gate(rbac: RBACProtocol, endpoint: str, facts: Visit) -> Any:
                              "This workspace requires two-factor authentication. Turn it on "
                              "in your account settings before using the API.",
                              stepup.ENROL_ENDPOINT)
-    return None if token else signin.refuse_session(rbac, endpoint, facts)
+    if token:
+        return signin.refuse_token(rbac, facts)
+    return signin.refuse_session(rbac, endpoint, facts)

@@ -1,4 +1,5 @@
-"""Roles that let their members sign in (``Role.sign_in``, "Administrate Login").
+"""Roles that let their members sign in (``Role.sign_in``, "Administrate Login") and use
+the JSON API (``Role.api_access``, "API Access: Limit API endpoint access").
 
 A role lets its members sign in unless an Owner or Admin turns that off
 (the role editor's "Members with this role may sign in", the API's
@@ -17,6 +18,14 @@ does; a role they inherit from does not lift it. An Owner always may.
   whoever guesses it that the password is right), and starts in one of
   them. A host that does not ask still gets the refusal of every page.
 * **API tokens** are not sessions: they keep working.
+
+API access is the same rule the other way round: a role lets its members
+use API tokens unless it is turned off (the role editor's "No API access",
+the API's ``api_access``). A member whose roles assigned and in force all
+have it off uses the workspace through a browser session only: every
+request made with one of their tokens is refused with
+``403 {"error": "api_access_denied"}`` (:func:`refuse_token`), on the next
+request after a role changes. An Owner always may.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from flask import jsonify
 
 from ..loader import BYPASS
 from ..policy import Decision
@@ -32,7 +42,8 @@ if TYPE_CHECKING:
     from ..identity import Visit
     from ..interface import RBACProtocol
 
-__all__ = ["ALWAYS_REACHABLE", "MESSAGE", "open_workspaces", "refuse_session"]
+__all__ = ["ALWAYS_REACHABLE", "API_MESSAGE", "MESSAGE", "open_workspaces", "refuse_session",
+           "refuse_token"]
 
 #: What a session refused here may still do: sign out and move to another workspace.
 ALWAYS_REACHABLE = frozenset({"rbac_settings.switch_workspace"})
@@ -52,6 +63,21 @@ def refuse_session(rbac: RBACProtocol, endpoint: str, facts: Visit) -> Any:
     if real is None or real.sign_in:
         return None
     return rbac.refusal(Decision(False, MESSAGE), 403)
+
+
+API_MESSAGE = ("Your roles in this workspace do not let you use the API: sign in with a "
+               "browser instead, or ask an Owner or Admin.")
+
+
+def refuse_token(rbac: RBACProtocol, facts: Visit) -> Any:
+    """The refusal of an API token's request in a workspace whose roles do not let the
+    member use the API, or None."""
+    access = rbac.current_access()
+    if access is None or access.api_access:
+        return None
+    response = jsonify(error="api_access_denied", message=API_MESSAGE)
+    response.status_code = 403
+    return response
 
 
 def open_workspaces(rbac: RBACProtocol, user: Any) -> list[int]:

@@ -103,6 +103,11 @@ class RoleForm(FlaskForm):
         description="Members with this role may not sign in, as for an integration's "
                     "account; one holding another role that lets them sign in still may, "
                     "and Owner and Admin always may.")
+    # Ticked means "off", so a form that does not send the box leaves API access on.
+    no_api = BooleanField(
+        "No API access",
+        description="Members with this role may not use API tokens, only a browser; one "
+                    "holding another role that allows the API still may, and Owners always may.")
 
 
 def role_form_class(registry: Registry) -> type[RoleForm]:

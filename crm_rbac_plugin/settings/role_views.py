@@ -186,16 +186,16 @@ def _save_role(form: RoleForm, role: Any, clone_of: Any = None) -> Any:
         rules = role_matrix.field_rules(rbac, form)
         name, description = form.name.data or "", form.description.data or ""
 
-        sign_in = not form.no_sign_in.data
+        sign_in, api_access = not form.no_sign_in.data, not form.no_api.data
 
         def apply() -> Any:
             if role is None:
                 return roles.create_role(rbac, access, name=name, description=description,
                                          grants=grants, parent=parent, field_rules=rules,
-                                         sign_in=sign_in)
+                                         sign_in=sign_in, api_access=api_access)
             return roles.update_role(rbac, access, role, name=name, description=description,
                                      grants=grants, parent=parent, field_rules=rules,
-                                     sign_in=sign_in)
+                                     sign_in=sign_in, api_access=api_access)
 
         if saving:
             return apply()
@@ -238,7 +238,8 @@ def new_role() -> Any:
         data, cells = role_matrix.form_data(
             rbac, roles.merge_specs(roles.effective_specs(source)),
             copied_field_rules(source), name=f"{source.name} (copy)",
-            description=source.description, no_sign_in=not source.sign_in)
+            description=source.description, no_sign_in=not source.sign_in,
+            no_api=not source.api_access)
         return _role_page(_role_form(None, data), None, cells, clone_of=source)
     template = request.args.get("template")
     if template:
@@ -267,7 +268,7 @@ def edit_role(role_id: int) -> Any:
     if request.method == "POST":
         return _save_role(_role_form(role), role)
     base = {"name": role.name, "description": role.description, "parent_id": role.parent_id,
-            "no_sign_in": not role.sign_in}
+            "no_sign_in": not role.sign_in, "no_api": not role.api_access}
     if role.is_owner:
         data, cells = role_matrix.owner_data(rbac, **base), {}
     else:
