@@ -170,7 +170,9 @@ def check_switch(rbac: RBACProtocol, workspace_id: Any) -> Any:
     record = state.session if state is not None else None
     if record is None or not record.has_id:
         return None
-    lifetimes = stepup.lifetimes_in(rbac, rbac.user_pk(signed_in_user()), workspace_id)
+    lifetimes = sessions.account_lifetimes(rbac, rbac.user_pk(signed_in_user()), workspace_id)
+    if lifetimes is None:  # not an active member there: the switch refuses it
+        return None
     reason = sessions.verdict(record, lifetimes, sessions.now(), request_settings().session_touch)
     if reason is None:
         return None

@@ -316,24 +316,24 @@ def is_privileged(access: Access | None) -> bool:
                for rule in access.rules.get((resource, "manage"), ()))
 
 
-def account_lifetimes(rbac: RBACProtocol, user_id: Any) -> Lifetimes | None:
+def account_lifetimes(rbac: RBACProtocol, user_id: Any,
+                      workspace_id: Any = None) -> Lifetimes | None:
     """The strictest idle timeout and absolute lifetime over the account's active
     memberships (each workspace's privileged values where the member is privileged there),
-    or None without one: a restored session may enter any of those workspaces."""
+    or None without one: a restored session may enter any of those workspaces. With
+    ``workspace_id``, that workspace's alone: the one a session switches into."""
     M, P = rbac.models.Membership, rbac.models.SecurityPolicy
+    only = () if workspace_id is None else (M.workspace_id == workspace_id,)
     rows = rbac.db.session.execute(
         sa.select(M.id, P.idle_minutes_privileged, P.absolute_minutes_privileged,
                   P.idle_minutes_member, P.absolute_minutes_member)
         .outerjoin(P, P.workspace_id == M.workspace_id)
-        .where(M.user_id == user_id, M.status == "active"), execution_options=BYPASS).all()
-    found = []
-    for mid, idle_p, abs_p, idle_m, abs_m in rows:
-        if is_privileged(rbac.access_for(mid)):
-            found.append((idle_p or Policy.idle_minutes_privileged,
-                          abs_p or Policy.absolute_minutes_privileged))
-        else:
-            found.append((idle_m or Policy.idle_minutes_member,
-                          abs_m or Policy.absolute_minutes_member))
+        .where(M.user_id == user_id, M.status == "active", *only),
+        execution_options=BYPASS).all()
+    found = [(idle_p or Policy.idle_minutes_privileged, abs_p or Policy.absolute_minutes_privileged)
+             if is_privileged(rbac.access_for(mid))
+             else (idle_m or Policy.idle_minutes_member, abs_m or Policy.absolute_minutes_member)
+             for mid, idle_p, abs_p, idle_m, abs_m in rows]
     if not found:
         return None
     return Lifetimes(min(int(i) for i, _ in found), min(int(a) for _, a in found))

@@ -246,25 +246,6 @@ def mfa_state_of(rbac: RBACProtocol, facts: Visit) -> MfaState:
     return state.mfa
 
 
-def lifetimes_in(rbac: RBACProtocol, user_id: Any, workspace_id: Any) -> sessions.Lifetimes:
-    """The lifetimes a session of ``user_id`` gets in ``workspace_id``: that workspace's
-    policy, its privileged values where the member is privileged there (as
-    :func:`mfa_state_of` judges the workspace a request is in)."""
-    M, P = rbac.models.Membership, rbac.models.SecurityPolicy
-    row = rbac.db.session.execute(
-        sa.select(M.id, P.idle_minutes_privileged, P.absolute_minutes_privileged,
-                  P.idle_minutes_member, P.absolute_minutes_member)
-        .outerjoin(P, P.workspace_id == M.workspace_id)
-        .where(M.user_id == user_id, M.workspace_id == workspace_id),
-        execution_options=BYPASS).first()
-    if row is not None and is_privileged(rbac.access_for(row[0])):
-        return sessions.Lifetimes(int(row[1] or Policy.idle_minutes_privileged),
-                                  int(row[2] or Policy.absolute_minutes_privileged))
-    idle, absolute = (row[3], row[4]) if row is not None else (None, None)
-    return sessions.Lifetimes(int(idle or Policy.idle_minutes_member),
-                              int(absolute or Policy.absolute_minutes_member))
-
-
 def owes_check() -> bool:
     """Whether the request's session still owes its MFA code or enrolment.
 
