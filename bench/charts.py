@@ -190,51 +190,50 @@ def requests(ax: Any, data: dict[str, Any]) -> bool:
     return True
 
 
+def _page_bars(ax: Any, data: dict[str, Any], rows: Any, figure: str, ylabel: str,
+               title: str, spread: bool = False) -> bool:
+    """Figure 3*'s four pages per size and backend as bars of % over the hand-filtered page
+    (``rows(backend_entry)`` gives (size, scope, page, entry)); ``spread`` draws each
+    entry's middle half of rounds (``ratio_p25`` to ``ratio_p75``)."""
+    labels, vals, low, high, cols = [], [], [], [], []
+    for backend, b in data["backends"].items():
+        for size, sc, pg, e in rows(b):
+            labels.append(f"{backend[:2]} {size:,}\n{pg}/{sc}")
+            mid = (e["plugin_over_handwritten"] - 1) * 100
+            vals.append(mid)
+            cols.append(COLORS.get(backend))
+            if spread:
+                low.append(mid - (e["ratio_p25"] - 1) * 100)
+                high.append((e["ratio_p75"] - 1) * 100 - mid)
+    if not labels:
+        return False
+    ax.bar(range(len(labels)), vals, 0.6, color=cols,
+           **({"yerr": [low, high], "capsize": 3} if spread else {}))
+    ax.axhline(5, color="darkred", lw=1, ls="--", label=f"goal {figure}: +5%")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xticks(list(range(len(labels))))
+    ax.set_xticklabels([label.replace("\n", " ") for label in labels], fontsize=7, rotation=90)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return True
+
+
 def instructions(ax: Any, data: dict[str, Any]) -> bool:
     from .sections import instruction_rows
 
-    labels, vals, cols = [], [], []
-    for backend, b in data["backends"].items():
-        for size, sc, pg, c in instruction_rows(b):
-            labels.append(f"{backend[:2]} {size:,}\n{pg}/{sc}")
-            vals.append((c["plugin_over_handwritten"] - 1) * 100)
-            cols.append(COLORS.get(backend))
-    if not labels:
-        return False
-    ax.bar(range(len(labels)), vals, 0.6, color=cols)
-    ax.axhline(5, color="darkred", lw=1, ls="--", label="goal 3i: +5%")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xticks(list(range(len(labels))))
-    ax.set_xticklabels(labels, fontsize=7)
-    ax.set_ylabel("% instructions added by the plugin")
-    ax.set_title("3i. Instructions per request vs hand-filtered (callgrind; PostgreSQL: app process)")
-    ax.legend(fontsize=7)
-    return True
+    return _page_bars(ax, data, instruction_rows, "3i", "% instructions added by the plugin",
+                      "3i. Instructions per request vs hand-filtered (callgrind; PostgreSQL: "
+                      "app process)")
 
 
 def workers(ax: Any, data: dict[str, Any]) -> bool:
     from .sections import worker_rows
 
-    labels, vals, low, high, cols = [], [], [], [], []
-    for backend, b in data["backends"].items():
-        for size, sc, pg, t in worker_rows(b):
-            labels.append(f"{backend[:2]} {size:,}\n{pg}/{sc}")
-            mid = (t["plugin_over_handwritten"] - 1) * 100
-            vals.append(mid)
-            low.append(mid - (t["ratio_p25"] - 1) * 100)
-            high.append((t["ratio_p75"] - 1) * 100 - mid)
-            cols.append(COLORS.get(backend))
-    if not labels:
-        return False
-    ax.bar(range(len(labels)), vals, 0.6, color=cols, yerr=[low, high], capsize=3)
-    ax.axhline(5, color="darkred", lw=1, ls="--", label="goal 3w: +5%")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xticks(list(range(len(labels))))
-    ax.set_xticklabels(labels, fontsize=7)
-    ax.set_ylabel("% time added by the plugin (bars: rounds' middle half)")
-    ax.set_title("3w. Request time vs hand-filtered, each version in its own worker process")
-    ax.legend(fontsize=7)
-    return True
+    return _page_bars(ax, data, worker_rows, "3w",
+                      "% time added by the plugin (bars: rounds' middle half)",
+                      "3w. Request time vs hand-filtered, each version in its own worker "
+                      "process", spread=True)
 
 
 def resolution(ax: Any, data: dict[str, Any]) -> bool:
