@@ -47,7 +47,7 @@ def test_the_deal_form_refuses_amounts_the_column_cannot_hold(
     before = _titles()
     response = admin.post("/deals/new", data={"title": "Odd amount", "stage": "new",
                                               "amount": amount, "client_id": "", "owner_id": owner})
-    assert response.status_code == 200, response.status_code  # the form again, no 500
+    assert response.status_code == 400, response.status_code  # the form again, no 500
     assert "The amount " in response.text  # the field's own message, not a 500
     assert _titles() == before
     deal = world.deals["member-new"]
@@ -55,7 +55,7 @@ def test_the_deal_form_refuses_amounts_the_column_cannot_hold(
     response = admin.post(f"/deals/{deal.id}/edit", data={
         "title": deal.title, "stage": "new", "amount": amount, "client_id": "",
         "owner_id": owner})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert _amount(deal.id) == old
 
 
