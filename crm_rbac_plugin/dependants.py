@@ -11,8 +11,8 @@ records.
 So :func:`before_flush` looks, for every protected record a member deletes,
 at the protected records whose foreign key the database would change, read
 past the query filter. The delete is refused, whole, with
-:class:`~.errors.LinkedRecords` (a 409 naming how many records of which kind
-stand in the way) when one of them belongs to another workspace than the
+:class:`~.errors.LinkedRecords` (a 409 naming what stands in the way) when
+one of them belongs to another workspace than the
 member's, or the member may not ``edit`` it (``delete`` it, for ``CASCADE``).
 The answer counts only the records the member may see; those they may not
 are named as "records you cannot see", never counted or given a kind, so

@@ -256,5 +256,5 @@ def gate(rbac: RBACProtocol, endpoint: str, facts: Visit) -> Any:
                              "in your account settings before using the API.",
                              stepup.ENROL_ENDPOINT)
     if token:
-        return signin.refuse_token(rbac, facts)
+        return signin.refuse_token(rbac)
     return signin.refuse_session(rbac, endpoint, facts)

@@ -69,7 +69,7 @@ API_MESSAGE = ("Your roles in this workspace do not let you use the API: sign in
                "browser instead, or ask an Owner or Admin.")
 
 
-def refuse_token(rbac: RBACProtocol, facts: Visit) -> Any:
+def refuse_token(rbac: RBACProtocol) -> Any:
     """The refusal of an API token's request in a workspace whose roles do not let the
     member use the API, or None."""
     access = rbac.current_access()
