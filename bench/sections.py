@@ -45,15 +45,21 @@ def backend_goals(data: dict[str, Any], backend: str, b: dict[str, Any]) -> list
             + _worker_goals(backend, b) + _cost_goals(backend, b) + _audit_goals(backend, b))
 
 
-def instruction_rows(b: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
-    """(size, scope, page, counts) of every page figure 3i counted on this backend."""
+def _page_rows(b: dict[str, Any], key: str) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """(size, scope, page, entry) of every page of figure 3* that section ``key`` measured
+    on this backend (a section's other keys, ``requests`` or ``block``, are not pages)."""
     rows = []
     for size in sorted(int(s) for s in b.get("sizes", {})):
-        counted = b["sizes"][str(size)].get("instructions") or {}
-        for scope, pages in counted.items():
+        measured = b["sizes"][str(size)].get(key) or {}
+        for scope, pages in measured.items():
             if isinstance(pages, dict):
-                rows += [(size, scope, page, c) for page, c in pages.items()]
+                rows += [(size, scope, page, e) for page, e in pages.items()]
     return rows
+
+
+def instruction_rows(b: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """(size, scope, page, counts) of every page figure 3i counted on this backend."""
+    return _page_rows(b, "instructions")
 
 
 def _instruction_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
@@ -75,13 +81,7 @@ def _instruction_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
 
 def worker_rows(b: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
     """(size, scope, page, timings) of every page figure 3w timed on this backend."""
-    rows = []
-    for size in sorted(int(s) for s in b.get("sizes", {})):
-        timed = b["sizes"][str(size)].get("workers") or {}
-        for scope, pages in timed.items():
-            if isinstance(pages, dict):
-                rows += [(size, scope, page, t) for page, t in pages.items()]
-    return rows
+    return _page_rows(b, "workers")
 
 
 def _worker_goals(backend: str, b: dict[str, Any]) -> list[dict[str, Any]]:
