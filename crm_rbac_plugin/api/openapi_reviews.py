@@ -22,6 +22,10 @@ CONFLICT = {"409": _error(
     "roles changed since it was listed (the message names the change), a revoke of a role "
     "the member's department gives, or a run completed before its items show every role "
     "in force; `error` is `conflict`.")}
+#: The report CSV over the workspace's export threshold (:func:`..approvals.setup.required_response`).
+APPROVAL_REQUIRED = {"409": _error(
+    "The report lists more members than the workspace exports without approval: "
+    "`status` is `approval_required`, and `ask` (`url`, `token`) asks for it with a POST.")}
 REASON = {"type": "string", "maxLength": 500,
           "description": "Why (stored on the item and on the revoke's audit event)."}
 WHEN = {"type": ["string", "null"], "format": "date-time"}
@@ -122,9 +126,10 @@ PATHS: dict[str, Any] = {
                    parameters=[RUN_ID], errors=(NOT_FOUND,)),
     },
     "/reviews/runs/{run_id}/report.csv": {
-        "get": _op("The run's compliance report as CSV (settings.view).",
+        "get": _op("The run's compliance report as CSV (settings.view and members.export; "
+                   "over the workspace's export threshold, 409 approval_required).",
                    {"200": {"description": "CSV.", "content": {"text/csv": {}}}},
-                   tag="reviews", parameters=[RUN_ID], errors=(NOT_FOUND,)),
+                   tag="reviews", parameters=[RUN_ID], errors=(NOT_FOUND, APPROVAL_REQUIRED)),
     },
 }
 

@@ -19,6 +19,7 @@ from typing import Any
 from flask import Response, jsonify, url_for
 from flask.typing import ResponseReturnValue
 
+from .. import team
 from ..certification import lines, report, runs, schedule
 from ..proxies import current_rbac
 from .blueprint import (
@@ -201,10 +202,19 @@ def review_report(run_id: int) -> ResponseReturnValue:
 
 @bp.get("/reviews/runs/<int:run_id>/report.csv")
 def review_report_csv(run_id: int) -> ResponseReturnValue:
-    """The run's compliance report as CSV, every cell safe for spreadsheets (settings.view)."""
-    require(READ)
+    """The run's compliance report as CSV, every cell safe for spreadsheets (settings.view).
+
+    It lists members with their roles, so, as on the settings page, it needs
+    ``members.export`` and over the workspace's export threshold answers 409
+    ``approval_required`` (:func:`..team.gate_members_export`).
+    """
+    access = require(READ)
     rbac = current_rbac
     run = _run_or_404(run_id)
+    team.gate_members_export(rbac, access, {"via": report.REPORT_EXPORT, "run_id": run.id},
+                             count=len(run.items),
+                             summary=f"Export the report of review #{run.id} "
+                                     f"({len(run.items)} lines) as CSV")
     body = report.to_csv(report.build(rbac, run))
     rbac.audit("export", resource="members", target=f"certification run #{run.id} report",
                rows=len(run.items))

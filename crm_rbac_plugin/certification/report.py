@@ -30,6 +30,10 @@ from .lines import label
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
+#: The ``via`` of a report CSV waiting for approval: the name its producer is
+#: registered under, the same for the settings page and the JSON API.
+REPORT_EXPORT = "review_report"
+
 
 @dataclass
 class Section:

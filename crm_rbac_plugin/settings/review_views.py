@@ -42,8 +42,6 @@ from ..security.stepup import require_recent_mfa
 from .blueprint import attempt, bp, render
 
 PERMISSION = "settings.view"
-#: The ``via`` of a review report CSV waiting for approval (its producer's name).
-REPORT_EXPORT = "review_report"
 T = TypeVar("T")
 
 
@@ -271,7 +269,7 @@ def review_report_csv(run_id: int) -> Any:
     """
     rbac = current_rbac
     run = _run_or_404(run_id)
-    team.gate_members_export(rbac, acting_access(), {"via": REPORT_EXPORT, "run_id": run.id},
+    team.gate_members_export(rbac, acting_access(), {"via": report.REPORT_EXPORT, "run_id": run.id},
                              count=len(run.items),
                              summary=f"Export the report of review #{run.id} "
                                      f"({len(run.items)} lines) as CSV")

@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask, flash, redirect, request, url_for
 
 from .. import approvals, pages, queries, quotas, roles, tokens
+from ..certification import report
 from ..config import setting
 from ..decorators import login_required, require_permission
 from ..models import utcnow
@@ -58,7 +59,7 @@ def register(app: Flask) -> None:
     # A members CSV over the export threshold waits; approved, this produces it.
     approvals.export_producer(app, member_list_views.produce_approved_members, via="members")
     approvals.export_producer(app, review_views.produce_approved_report,
-                              via=review_views.REPORT_EXPORT)
+                              via=report.REPORT_EXPORT)
     _add_tabs(app)
     mfa_views.add_tabs(app)
     security_views.add_tabs(app)

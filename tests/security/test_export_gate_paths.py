@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask
 
 from crm_app.campaigns.models import Campaign
 from crm_app.extensions import db
@@ -28,6 +29,7 @@ from tests.rbac_helpers import (
     fast_passwords,  # noqa: F401  (autouse fixture)
     give_role,
 )
+from tests.test_certification_api import api_of
 
 
 def set_threshold(w: SimpleNamespace, rows: int) -> None:
@@ -134,3 +136,33 @@ def test_who_can_and_review_report_csvs_pass_the_members_gate(world: SimpleNames
     viewer = login(world.users["viewer"], world.ws)
     for path in paths.values():
         assert viewer.get(path).status_code == 403
+
+
+def test_the_api_review_report_csv_passes_the_members_gate(app: Flask, world: SimpleNamespace,
+                                                           login: Any) -> None:
+    """The JSON API's report.csv is the same file as the settings page's: without
+    members.export it is refused, and over the threshold it answers 409 with the
+    offer to ask, which, approved, downloads the page's file."""
+    run = runs.start_run(rbac, access_of(world.members["owner"]), "")
+    auditor = custom_role(world, "Auditor", [("settings", "view", "all")])
+    give_role(world.members["viewer"], auditor)
+    db.session.commit()
+    path = f"/reviews/runs/{run.id}/report.csv"
+    owner_api, viewer_api = api_of(app, world, "owner"), api_of(app, world, "viewer")
+    assert viewer_api.get(f"/reviews/runs/{run.id}/report").status_code == 200
+    refused = viewer_api.get(path)
+    assert refused.status_code == 403 and "members.export" in refused.text
+    direct = owner_api.get(path)
+    assert direct.status_code == 200 and direct.text.count("\n") > 2
+    events = db.session.scalar(sa.select(sa.func.count()).select_from(rbac.models.AuditEvent))
+    set_threshold(world, 1)
+    waits = owner_api.get(path)
+    assert waits.status_code == 409 and waits.json["status"] == "approval_required"
+    assert latest_request() is None  # a GET records nothing
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(
+        rbac.models.AuditEvent)) == events + 1  # the threshold's own change, no export
+    owner = login(world.users["owner"], world.ws)
+    admin = login(world.users["admin"], world.ws)
+    assert ask_for_approval(owner, f"/settings{path}").status_code == 303
+    assert approve_and_download(owner, admin).text == direct.text
