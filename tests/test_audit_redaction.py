@@ -64,6 +64,7 @@ def readings(app: Flask, login: Any, world: SimpleNamespace, key: str) -> dict[s
 def test_a_narrow_reader_of_the_trail_is_not_told_what_names_records_they_cannot_see(
         app: Flask, world: SimpleNamespace, login: Any) -> None:
     auditor = custom_role(world, "Auditor", [("settings", "view", "all"),
+                                             ("settings", "export", "all"),
                                              ("members", "view", "all"),
                                              ("deals", "view", "all")])
     give_role(world.members["junior_rep"], auditor)

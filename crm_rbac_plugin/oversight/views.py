@@ -10,8 +10,6 @@ Thin views over :mod:`..audit`, :mod:`.history`, :mod:`.explain`,
 from __future__ import annotations
 
 import datetime as dt
-import io
-from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,8 +25,7 @@ from flask import (
     url_for,
 )
 
-from .. import approvals, audit, csvsafe, inputs, pages, queries, roles, team
-from ..approvals import ExportFile
+from .. import approvals, audit, gate, inputs, pages, queries, roles, team
 from ..config import setting
 from ..decorators import login_required, require_permission, wants_json
 from ..errors import PermissionDenied, RBACError, ValidationError
@@ -41,7 +38,7 @@ from ..proxies import current_rbac
 from ..security.stepup import require_recent_mfa
 from ..team import access_requests
 from ..urls import safe_next
-from . import history, review, viewas
+from . import exports, history, review, viewas
 from .explain import explain
 
 bp = Blueprint("rbac_oversight", __name__)
@@ -49,8 +46,6 @@ bp = Blueprint("rbac_oversight", __name__)
 inputs.refuse_out_of_range(bp)  # a too-large number is a 400 page, not a 500
 PER_PAGE = 50
 PERMISSION = "settings.view"
-#: The ``via`` of a who-can CSV waiting for approval (its producer's name).
-WHO_CAN_EXPORT = "who_can"
 
 
 def register(app: Flask) -> None:
@@ -63,8 +58,9 @@ def register(app: Flask) -> None:
     if prefix is None:
         return
     app.register_blueprint(bp, url_prefix=prefix)
-    # A who-can CSV over the export threshold waits; approved, this produces it.
-    approvals.export_producer(app, produce_approved_who_can, via=WHO_CAN_EXPORT)
+    # A CSV over the export threshold waits; approved, these produce it.
+    approvals.export_producer(app, exports.produce_approved_who_can, via=exports.WHO_CAN_EXPORT)
+    approvals.export_producer(app, exports.produce_approved_audit, via=exports.AUDIT_EXPORT)
     s = bp.name
     pages.add_tab(app, f"{s}.audit_page", "Audit trail", order=80, permission=PERMISSION)
     pages.add_tab(app, f"{s}.who_could", "Who could", order=90, permission=PERMISSION)
@@ -125,27 +121,31 @@ def audit_page() -> Any:
 def audit_csv() -> Any:
     """Export the filtered audit trail as CSV (itself audited, with its row count).
 
-    The rows carry the page's sentences and names next to the stored columns.
+    Reading the trail takes ``settings.view``; taking it out of the workspace
+    is an export like any other: it needs ``settings.export`` too (403
+    without), and over the workspace's export threshold it waits for
+    approval (``via="audit"``; :func:`produce_approved_audit` makes the file
+    once approved). The rows carry the page's sentences and names next to
+    the stored columns, as the reader may read them.
     """
     rbac, access = current_rbac, acting_access()
     try:
         filters = audit.parse_filters(request.args)
     except ValueError as exc:
         return Response(str(exc), status=400, mimetype="text/plain")
-    events = audit.as_read_by(rbac, access, rbac.db.session.scalars(
-        audit.events_query(rbac, access.workspace_id, filters)))
-    names = audit.load_names(rbac, access.workspace_id, events)
-    buffer = io.StringIO()
-    writer = csvsafe.writer(buffer)
-    writer.writerow(audit.CSV_COLUMNS)
-    for ev in events:
-        writer.writerow(audit.csv_row(ev, names))
-    rbac.audit("export", resource="audit", target=f"audit trail ({len(events)} rows)",
-               rows=len(events), filters={k: str(v) for k, v in filters.items()})
+    decision = rbac.decide(access, "export", "settings")
+    if not decision:
+        raise PermissionDenied(f"Exporting the audit trail needs settings.export: "
+                               f"{decision.reason}", resource="settings", action="export")
+    events = exports.audit_events(filters)
+    gate.require(rbac, access, "export",
+                 {"resource": "settings", "via": exports.AUDIT_EXPORT,
+                  "query": request.query_string.decode()[:500]},
+                 count=len(events), summary=f"Export {len(events)} audit events as CSV")
+    produced = exports.audit_file(events, filters)
     rbac.db.session.commit()
-    name = f"audit-ws{access.workspace_id}-{dt.date.today().isoformat()}.csv"
-    return Response(buffer.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(produced.content, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{produced.filename}"'})
 
 
 # -- who could -----------------------------------------------------------------------------
@@ -203,42 +203,15 @@ def who_can_csv() -> Any:
         answer = history.who_can(rbac, access.workspace_id, resource, action)
     except (LookupError, RBACError) as exc:
         return Response(str(exc), status=400, mimetype="text/plain")
-    team.gate_members_export(rbac, access, {"via": WHO_CAN_EXPORT, "action": answer.action,
+    team.gate_members_export(rbac, access, {"via": exports.WHO_CAN_EXPORT, "action": answer.action,
                                             "of": answer.resource},
                              count=len(answer.paths),
                              summary=f"Export who can {answer.action} {answer.resource} "
                                      f"({len(answer.paths)} members) as CSV")
-    produced = _who_can_file(answer)
+    produced = exports.who_can_file(answer)
     rbac.db.session.commit()
     return Response(produced.content, mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{produced.filename}"'})
-
-
-def _who_can_file(answer: Any) -> ExportFile:
-    """The who-can CSV of ``answer``; audits the export."""
-    buffer = io.StringIO()
-    writer = csvsafe.writer(buffer)
-    writer.writerow(["member", "status", "can", "role", "inherited_from", "scope", "condition",
-                     "path"])
-    for p in answer.paths:
-        writer.writerow([p.member, p.status, "yes" if p.allowed else "no", p.role,
-                         p.inherited_from, p.scope, p.condition, p.text])
-    for name in answer.shared_with:
-        writer.writerow([f"members of {name}", "", "through sharing", "", "", "", "",
-                         "a sharing agreement; their own role decides"])
-    current_rbac.audit("export", resource="members", rows=len(answer.paths),
-                       target=f"who can {answer.action} {answer.resource} "
-                              f"({len(answer.paths)} rows)")
-    return ExportFile(f"who-can-{answer.action}-{answer.resource}.csv",
-                      buffer.getvalue().encode("utf-8"))
-
-
-def produce_approved_who_can(payload: Mapping[str, Any]) -> ExportFile:
-    """The who-can CSV of an approved request, as the requester sees it at approval."""
-    rbac, access = current_rbac, acting_access()
-    answer = history.who_can(rbac, access.workspace_id, str(payload.get("of", "")),
-                             str(payload.get("action", "")))
-    return _who_can_file(answer)
 
 
 # -- refusals and access requests ------------------------------------------------------------

@@ -166,3 +166,34 @@ def test_the_api_review_report_csv_passes_the_members_gate(app: Flask, world: Si
     admin = login(world.users["admin"], world.ws)
     assert ask_for_approval(owner, f"/settings{path}").status_code == 303
     assert approve_and_download(owner, admin).text == direct.text
+
+
+def test_the_audit_trail_csv_is_an_export(world: SimpleNamespace, login: Any) -> None:
+    """Reading the trail takes settings.view; its CSV takes settings.export as well
+    (no button without it) and, over the threshold, waits for approval, then
+    downloads the rows the export would have given, with the same filters."""
+    reader = custom_role(world, "Trail reader", [("settings", "view", "all")])
+    give_role(world.members["viewer"], reader)
+    db.session.commit()
+    viewer = login(world.users["viewer"], world.ws)
+    page = viewer.get("/settings/audit")
+    assert page.status_code == 200 and "/settings/audit.csv" not in page.text
+    refused = viewer.get("/settings/audit.csv")
+    assert refused.status_code == 403 and "settings.export" in refused.text
+    owner = login(world.users["owner"], world.ws)
+    admin = login(world.users["admin"], world.ws)
+    assert "/settings/audit.csv" in owner.get("/settings/audit").text
+    path = "/settings/audit.csv?action=export"
+    assert owner.get(path).status_code == 200  # under the threshold: audited as an export
+    assert len(list(csv.reader(io.StringIO(owner.get(path).text)))) >= 2
+    set_threshold(world, 1)
+    api = owner.get(path, headers={"Accept": "application/json"})
+    assert api.status_code == 409 and api.get_json()["status"] == "approval_required"
+    waits = ask_for_approval(owner, path)
+    req = latest_request()
+    assert waits.status_code == 303
+    assert (req.status, req.operation, req.payload["via"], req.payload["resource"]) == (
+        "pending", "export", "audit", "settings")
+    got = approve_and_download(owner, admin)
+    rows = list(csv.reader(io.StringIO(got.text)))
+    assert len(rows) > 2 and all(row[rows[0].index("action")] == "export" for row in rows[1:])
