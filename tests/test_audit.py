@@ -46,7 +46,7 @@ BLUEPRINTS = ("rbac_settings.", "rbac_api.", "rbac_oversight.")
 NOT_PERMISSION_CHANGING = {"rbac_settings.tokens", "rbac_settings.revoke_token",
                            # a member's token revoked by an admin: audited
                            # member.token_revoked (tests/test_member_tokens.py)
-                           "rbac_settings.revoke_member_token",
+                           "rbac_settings.revoke_member_token", "rbac_api.revoke_member_token",
                            # two-factor authentication: account security, audited as auth.*
                            "rbac_settings.mfa", "rbac_settings.mfa_recovery_codes",
                            "rbac_settings.mfa_verify", "rbac_settings.mfa_reset",
@@ -293,6 +293,12 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
     def reactivate() -> Any:
         return client.post(f"/settings/members/{member2_m}/reactivate")
 
+    def api_deactivate() -> Any:
+        return api.post(f"/members/{member2_m}/deactivate", {})
+
+    def api_reactivate() -> Any:
+        return api.post(f"/members/{member2_m}/reactivate", {})
+
     def set_department() -> Any:
         return client.post(f"/settings/members/{viewer_m}/department",
                            data={"department_id": str(sales), "visibility": ""})
@@ -414,6 +420,8 @@ def _drivers(world: SimpleNamespace, client: FlaskClient, api: Api, app: Flask
         Step("rbac_settings.revoke_invitation", revoke_invitation, prepare=invite_second),
         Step("rbac_settings.deactivate", deactivate),
         Step("rbac_settings.reactivate", reactivate),
+        Step("rbac_api.change_status", api_deactivate),
+        Step("rbac_api.change_status", api_reactivate),
         Step("rbac_settings.member_department", set_department),
         Step("rbac_settings.add_to_team", add_to_team),
         Step("rbac_settings.remove_from_team", remove_from_team),

@@ -75,3 +75,60 @@ def test_who_may_not_deactivate_the_member_may_not_revoke_their_tokens(
     assert dual.post(member_path).status_code == 404
     assert not revoked(owner_token) and not revoked(member_token)
     assert events("member.token_revoked") == []
+
+
+def test_the_api_lists_and_revokes_a_members_tokens_as_the_page_does(
+        app: Flask, world: SimpleNamespace) -> None:
+    """The same rule through the JSON API: the list never carries a secret, a revoke is
+    audited once, and whoever may not reach the member gets the page's answers."""
+    token_id, plaintext = token_of(world, "member", "Zapier sync")
+    owner_token, owner_plaintext = token_of(world, "owner", "Owner's script")
+    _, admin_plaintext = token_of(world, "admin", "Admin's script")
+    _, member2_plaintext = token_of(world, "member2", "Member2's script")
+    admin, member_api = Api(app, admin_plaintext), Api(app, plaintext)
+    mid, oid = world.members["member"].id, world.members["owner"].id
+    listed = admin.get(f"/members/{mid}/tokens")
+    assert listed.status_code == 200 and plaintext not in listed.text
+    (row,) = listed.json["tokens"]
+    assert (row["id"], row["name"], row["prefix"], row["revoked_at"]) == (
+        token_id, "Zapier sync", plaintext[:len(row["prefix"])], None)
+    assert admin.get(f"/members/{oid}/tokens").status_code == 403  # an Admin: not an Owner's
+    assert admin.post(f"/members/{oid}/tokens/{owner_token}/revoke", {}).status_code == 403
+    assert Api(app, member2_plaintext).post(
+        f"/members/{mid}/tokens/{token_id}/revoke", {}).status_code == 403  # no members.edit
+    assert admin.post(f"/members/{mid}/tokens/{owner_token}/revoke", {}).status_code == 404
+    assert admin.post(f"/members/{10**6}/tokens/{token_id}/revoke", {}).status_code == 404
+    assert not revoked(token_id) and not revoked(owner_token) and events(
+        "member.token_revoked") == []
+    done = admin.post(f"/members/{mid}/tokens/{token_id}/revoke", {})
+    assert done.status_code == 200 and done.json["revoked_at"] is not None and revoked(token_id)
+    assert member_api.get("/records/leads").status_code == 401
+    assert admin.post(f"/members/{mid}/tokens/{token_id}/revoke", {}).status_code == 200
+    assert len(events("member.token_revoked")) == 1
+    assert Api(app, owner_plaintext).get("/records/leads").status_code == 200
+
+
+def test_the_api_deactivates_and_reactivates_a_member_as_the_page_does(
+        app: Flask, world: SimpleNamespace) -> None:
+    _, admin_plaintext = token_of(world, "admin", "Admin's script")
+    _, member_plaintext = token_of(world, "member", "Member's script")
+    admin, member_api = Api(app, admin_plaintext), Api(app, member_plaintext)
+    mid, oid, aid = (world.members[k].id for k in ("member", "owner", "admin"))
+    assert member_api.post(f"/members/{mid}/deactivate", {}).status_code == 403
+    assert admin.post(f"/members/{oid}/deactivate", {}).status_code == 403  # not an Owner
+    assert admin.post(f"/members/{aid}/deactivate", {}).status_code == 403  # not oneself
+    assert admin.post(f"/members/{mid}/reactivate", {}).json["field"] == "status"
+    assert admin.post(f"/members/{mid}/suspend", {}).status_code in (404, 405)
+    done = admin.post(f"/members/{mid}/deactivate", {})
+    assert done.status_code == 200 and done.json["status"] == "inactive"
+    assert member_api.get("/records/leads").status_code == 401  # an inactive member's token
+    again = admin.post(f"/members/{mid}/deactivate", {})
+    assert again.status_code == 400 and again.json["field"] == "status"
+    back = admin.post(f"/members/{mid}/reactivate", {})
+    assert back.status_code == 200 and back.json["status"] == "active"
+    # Deactivation revoked the member's tokens: reactivation gives back the roles, not them.
+    assert member_api.get("/records/leads").status_code == 401
+    _, fresh = token_of(world, "member", "Member's new script")
+    assert Api(app, fresh).get("/records/leads").status_code == 200
+    assert [e.action for e in events("member.deactivated")] == ["member.deactivated"]
+    assert len(events("member.reactivated")) == 1

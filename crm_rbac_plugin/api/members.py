@@ -1,5 +1,10 @@
-"""API endpoints for members: their roles, role assignments and effective access, and
-the workspace's audit trail."""
+"""API endpoints for members: their roles, role assignments and effective access, their
+status (deactivate, reactivate) and API tokens, and the workspace's audit trail.
+
+Every change goes through the team and roles services, which hold the rules
+the settings pages apply (who may reach whom, the last Owner, one's own
+account), so a client of the API can do exactly what the pages let it do.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from .blueprint import (
     bp,
     check_keys,
     created,
+    forbidden,
     id_of,
     instant,
     json_body,
@@ -139,6 +145,60 @@ def member_access(membership_id: int) -> ResponseReturnValue:
         roles=list(member_access.roles) if member_access else [],
         permissions={cell.permission: cell.to_json()
                      for rows in matrix.values() for row in rows for cell in row.cells})
+
+
+@bp.post("/members/<int:membership_id>/<any(deactivate, reactivate):verb>")
+def change_status(membership_id: int, verb: str) -> ResponseReturnValue:
+    """Deactivate or reactivate a member, as the member's settings page does (members.edit,
+    and the reach of :func:`..team.deactivate`); answers the member."""
+    access = require("members.edit")
+    membership = _membership_or_404(access, membership_id)
+    rbac = current_rbac
+    (team.deactivate if verb == "deactivate" else team.reactivate)(rbac, access, membership)
+    rbac.db.session.commit()
+    return jsonify(_member_json(membership))
+
+
+def _token_json(token: Any) -> dict[str, Any]:
+    """A token as the member's page lists it: never its secret."""
+    return {"id": token.id, "name": token.name, "prefix": token.prefix,
+            "created_at": queries.iso(token.created_at),
+            "last_used_at": queries.iso(token.last_used_at),
+            "expires_at": queries.iso(token.expires_at),
+            "revoked_at": queries.iso(token.revoked_at)}
+
+
+def _manageable(membership_id: int) -> tuple[Access, Any]:
+    """The member whose tokens the caller manages: whoever may deactivate them may
+    (:func:`..team.may_change_status`; one's own tokens are on one's own page)."""
+    access = require("members.edit")
+    membership = _membership_or_404(access, membership_id)
+    if not team.may_change_status(current_rbac, access, membership):
+        raise forbidden("You may not manage this member's API tokens.")
+    return access, membership
+
+
+@bp.get("/members/<int:membership_id>/tokens")
+def member_tokens(membership_id: int) -> ResponseReturnValue:
+    """A member's API tokens, newest first, revoked ones included."""
+    _, membership = _manageable(membership_id)
+    return jsonify(tokens=[_token_json(t) for t in team.manageable_tokens(
+        current_rbac, active_access(), membership)])
+
+
+@bp.post("/members/<int:membership_id>/tokens/<int:token_id>/revoke")
+def revoke_member_token(membership_id: int, token_id: int) -> ResponseReturnValue:
+    """Revoke one of a member's API tokens (:func:`..team.revoke_member_token`); a token
+    of another member is a 404. Revoking a revoked token changes nothing."""
+    access, membership = _manageable(membership_id)
+    rbac = current_rbac
+    token = next((t for t in queries.member_tokens(rbac, membership.id) if t.id == token_id),
+                 None)
+    if token is None:
+        raise not_found("token")
+    team.revoke_member_token(rbac, access, membership, token)
+    rbac.db.session.commit()
+    return jsonify(_token_json(token))
 
 
 @bp.get("/audit")

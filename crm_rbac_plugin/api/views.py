@@ -45,6 +45,7 @@ from . import (
     conditions,
     members,
     notifications,
+    openapi_members,
     openapi_pictures,
     openapi_reviews,
     openapi_workspaces,
@@ -209,7 +210,8 @@ def openapi() -> ResponseReturnValue:
     prefix = setting("RBAC_API_URL_PREFIX")
     document = openapi_document(request.script_root + prefix)
     for extend in (with_notifications, add_approvals, with_alerts, openapi_reviews.extend,
-                   with_conditions, openapi_workspaces.extend, openapi_pictures.extend):
+                   with_conditions, openapi_workspaces.extend, openapi_pictures.extend,
+                   openapi_members.extend):
         document = extend(document)
     return jsonify(document)
 

@@ -274,6 +274,8 @@ ENDPOINT_RULES: dict[str, EndpointRule] = {
     "rbac_api.assign_role": EndpointRule(
         "members.edit", lambda w, ws: {"role_id": w.targets[ws]["viewer_role"]}, json=True),
     "rbac_api.remove_role": EndpointRule("members.edit", json=True),
+    "rbac_api.change_status": EndpointRule("members.edit", json=True),
+    "rbac_api.revoke_member_token": EndpointRule("members.edit", json=True),
     # -- conditional and group roles --
     "rbac_settings.role_condition": EndpointRule(
         "roles.edit", lambda w, ws: {"weekdays": ["mon"], "start": "09:00", "end": "18:00"}),
