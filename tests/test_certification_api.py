@@ -8,15 +8,19 @@ import io
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import roles, tokens
+from crm_rbac_plugin.certification import runs
+from crm_rbac_plugin.errors import PermissionDenied
 from tests.rbac_helpers import access_of, custom_role, give_role
 from tests.security.conftest import snapshot_database, snapshot_diff
 from tests.test_api import Api
+from tests.test_mfa import enrolled_directly, set_check
 
 
 def api_of(app: Flask, world: SimpleNamespace, key: str) -> Api:
@@ -222,3 +226,53 @@ def test_a_refresh_is_a_reviewers_step_audited_and_a_completed_run_keeps_its_lin
     r = admin.post(f"{path}/refresh")
     assert r.status_code == 409 and r.json["field"] == "run", r.json
     assert snapshot_diff(before, snapshot_database()) == []
+
+
+def test_the_schedule_asks_the_api_for_the_pages_recent_mfa_check(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """An enrolled Owner whose check is stale is sent to verify by the page; the API
+    refuses the same change, from that session and from the Owner's token."""
+    owner = world.users["owner"]
+    enrolled_directly(owner)
+    db.session.commit()
+    client = login(owner, world.ws)
+    set_check(client, owner, minutes_ago=60)
+    page = client.post("/settings/reviews/schedule", data={"interval_days": "30",
+                                                          "require_reason": "y"})
+    assert page.status_code == 302 and "/verify" in page.location
+    from_session = client.open("/api/v1/reviews/schedule", method="PATCH",
+                               json={"require_reason": True})
+    assert from_session.status_code == 403
+    assert from_session.json["error"] == "mfa_step_up_required"
+    token = api_of(app, world, "owner").patch("/reviews/schedule", {"interval_days": 7})
+    assert token.status_code == 403 and token.json["error"] == "mfa_step_up_required"
+    assert db.session.scalar(sa.select(rbac.models.ReviewSchedule)) is None
+    set_check(client, owner, minutes_ago=1)
+    fresh = client.open("/api/v1/reviews/schedule", method="PATCH", json={"interval_days": 7})
+    assert fresh.status_code == 200 and fresh.json["interval_days"] == 7
+
+
+def test_a_run_is_started_and_answered_only_by_who_may_read_it(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """A run lists members with their roles: roles.manage without settings.view starts,
+    refreshes, decides and completes none, on the page and through the API alike."""
+    manager = custom_role(world, "Role manager", [("roles", "view", "all"),
+                                                  ("roles", "manage", "all")])
+    give_role(world.members["member"], manager)
+    db.session.commit()
+    run = runs.start_run(rbac, access_of(world.members["owner"]), "")
+    db.session.commit()
+    item = run.items[0].id
+    api = api_of(app, world, "member")
+    page = login(world.users["member"], world.ws)
+    assert page.post("/settings/reviews/runs", data={"resource": ""}).status_code == 403
+    path = f"/reviews/runs/{run.id}"
+    for response in (api.post("/reviews/runs", {}), api.post(f"{path}/refresh", {}),
+                     api.post(f"{path}/decisions", {"item_id": item, "decision": "keep"}),
+                     api.post(f"{path}/complete", {})):
+        assert response.status_code == 403 and "view on settings" in response.text, response.json
+    with pytest.raises(PermissionDenied):
+        runs.start_run(rbac, access_of(world.members["member"]), "")
+    db.session.rollback()
+    R = rbac.models.CertificationRun
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(R)) == 1

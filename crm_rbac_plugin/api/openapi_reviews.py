@@ -66,9 +66,9 @@ PATHS: dict[str, Any] = {
     "/reviews/schedule": {
         "get": _op("The review schedule (settings.view).",
                    {"200": _json(_ref("ReviewSchedule"), "The schedule.")}, tag="reviews"),
-        "patch": _op("Change the schedule (Owners only).",
+        "patch": _op("Change the schedule (Owners only, with a recent MFA check when enrolled).",
                      {"200": _json(_ref("ReviewSchedule"), "The saved schedule.")},
-                     tag="reviews", errors=(BAD_INPUT,),
+                     tag="reviews", errors=(BAD_INPUT, STEP_UP),
                      body={"type": "object", "additionalProperties": False, "properties": {
                          "interval_days": SCHEMAS["ReviewSchedule"]["properties"][
                              "interval_days"], "require_reason": {"type": "boolean"}}}),
@@ -79,7 +79,7 @@ PATHS: dict[str, Any] = {
                        "type": "array", "items": _ref("CertificationRun")}}}, "The runs.")},
                    tag="reviews"),
         "post": _op("Start a run over the privileged members and, with `resource`, the "
-                    "members who may view it (roles.manage).",
+                    "members who may view it (settings.view and roles.manage).",
                     {"201": _json(_ref("CertificationRun"), "The new run.")}, tag="reviews",
                     body={"type": "object", "additionalProperties": False,
                           "properties": {"resource": {"type": "string"}}},
@@ -92,7 +92,7 @@ PATHS: dict[str, Any] = {
                    parameters=[RUN_ID], errors=(NOT_FOUND,)),
     },
     "/reviews/runs/{run_id}/refresh": {
-        "post": _op("Bring an open run's lines up to the roles in force (roles.manage): an "
+        "post": _op("Bring an open run's lines up to the roles in force (settings.view and roles.manage): an "
                     "undecided line takes the roles in force, a member decided before gaining "
                     "a role and a member listed since get a new line.",
                     {"200": _json({"allOf": [_ref("CertificationRun"), {
@@ -103,9 +103,9 @@ PATHS: dict[str, Any] = {
                     tag="reviews", parameters=[RUN_ID], errors=(NOT_FOUND, CONFLICT)),
     },
     "/reviews/runs/{run_id}/decisions": {
-        "post": _op("Keep or revoke one item (roles.manage; never one's own). A revoke takes "
-                    "the item's roles away through the role service; its refusal is the "
-                    "item's `outcome`.",
+        "post": _op("Keep or revoke one item (settings.view and roles.manage; never one's "
+                    "own). A revoke takes the item's roles away through the role service; "
+                    "its refusal is the item's `outcome`.",
                     {"200": _json(_ref("CertificationItem"), "The decided item.")},
                     tag="reviews", parameters=[RUN_ID],
                     body={"type": "object", "additionalProperties": False,
@@ -115,7 +115,7 @@ PATHS: dict[str, Any] = {
                     errors=(NOT_FOUND, BAD_INPUT, STEP_UP, CONFLICT)),
     },
     "/reviews/runs/{run_id}/complete": {
-        "post": _op("Complete a run whose items are all decided (roles.manage); sets the "
+        "post": _op("Complete a run whose items are all decided (settings.view and roles.manage); sets the "
                     "schedule's last review.",
                     {"200": _json(_ref("CertificationRun"), "The completed run.")},
                     tag="reviews", parameters=[RUN_ID], errors=(NOT_FOUND, CONFLICT)),

@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import team
 from ..certification import lines, report, runs, schedule
+from ..policy import Access
 from ..proxies import current_rbac
 from .blueprint import (
     active_access,
@@ -94,10 +95,12 @@ def review_schedule() -> ResponseReturnValue:
 
 @bp.patch("/reviews/schedule")
 def update_review_schedule() -> ResponseReturnValue:
-    """Change ``interval_days`` and/or ``require_reason`` (Owners only)."""
+    """Change ``interval_days`` and/or ``require_reason`` (Owners only, with a recent MFA
+    check when enrolled, as the settings page asks)."""
     access = require(READ)
     if not access.is_owner:
         raise forbidden("Only an Owner can change the review schedule.")
+    step_up("the review schedule")
     body = json_body()
     check_keys(body, SCHEDULE_KEYS)
     for key in SCHEDULE_KEYS:
@@ -112,6 +115,13 @@ def update_review_schedule() -> ResponseReturnValue:
                     "changes": changes})
 
 
+def _reviewer() -> Access:
+    """The caller, if they may read the reviews and manage roles
+    (:func:`..certification.runs.require_reviewer`); else a 403."""
+    require(READ)
+    return require("roles.manage")
+
+
 @bp.get("/reviews/runs")
 def review_runs() -> ResponseReturnValue:
     """The workspace's certification runs, newest first (settings.view)."""
@@ -122,8 +132,9 @@ def review_runs() -> ResponseReturnValue:
 
 @bp.post("/reviews/runs")
 def start_review_run() -> ResponseReturnValue:
-    """Start a run: the privileged members, and with ``resource`` its viewers (roles.manage)."""
-    access = require("roles.manage")
+    """Start a run: the privileged members, and with ``resource`` its viewers (settings.view
+    and roles.manage)."""
+    access = _reviewer()
     body = json_body()
     check_keys(body, START_KEYS)
     resource = body.get("resource") or ""
@@ -146,9 +157,10 @@ def review_run(run_id: int) -> ResponseReturnValue:
 
 @bp.post("/reviews/runs/<int:run_id>/refresh")
 def refresh_review_run(run_id: int) -> ResponseReturnValue:
-    """Bring an open run's lines up to the roles in force (roles.manage); the run, with
+    """Bring an open run's lines up to the roles in force (settings.view and roles.manage);
+    the run, with
     what changed in ``refreshed``."""
-    access = require("roles.manage")
+    access = _reviewer()
     run = _run_or_404(run_id)
     rbac = current_rbac
     words = runs.refresh(rbac, access, run)
@@ -158,8 +170,9 @@ def refresh_review_run(run_id: int) -> ResponseReturnValue:
 
 @bp.post("/reviews/runs/<int:run_id>/decisions")
 def decide_review_item(run_id: int) -> ResponseReturnValue:
-    """Keep or revoke one item: ``{item_id, decision, reason}`` (roles.manage)."""
-    access = require("roles.manage")
+    """Keep or revoke one item: ``{item_id, decision, reason}`` (settings.view and
+    roles.manage)."""
+    access = _reviewer()
     run = _run_or_404(run_id)
     body = json_body()
     check_keys(body, DECIDE_KEYS)
@@ -181,8 +194,9 @@ def decide_review_item(run_id: int) -> ResponseReturnValue:
 
 @bp.post("/reviews/runs/<int:run_id>/complete")
 def complete_review_run(run_id: int) -> ResponseReturnValue:
-    """Complete a run whose items are all decided (roles.manage; 409 otherwise)."""
-    access = require("roles.manage")
+    """Complete a run whose items are all decided (settings.view and roles.manage; 409
+    otherwise)."""
+    access = _reviewer()
     run = _run_or_404(run_id)
     rbac = current_rbac
     runs.complete_run(rbac, access, run)

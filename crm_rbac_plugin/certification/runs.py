@@ -1,8 +1,11 @@
 """Certification runs: a reviewer marks each privileged member, and each member with
 access to a chosen resource, "keep" or "revoke".
 
-Who reviews: an active member who may manage roles (``roles.manage``:
-Owners and Admins in the built-in roles). The list a run starts with:
+Who reviews: an active member who may read the reviews (``settings.view``,
+as every review page and API read needs) and manage roles
+(``roles.manage``): Owners and Admins in the built-in roles. A run lists
+members with their roles, so starting or answering one is reading it too.
+The list a run starts with:
 
 * every active **privileged** member, as the step-up rule defines it
   (:func:`..security.sessions.is_privileged`: an Owner, or ``manage`` on
@@ -64,14 +67,15 @@ from .schedule import ensure_row
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-#: The permission that makes a member a reviewer.
+#: The permissions that make a member a reviewer: reading the reviews, managing roles.
+READER = ("settings", "view")
 REVIEWER = ("roles", "manage")
 REASON_MAX = 500
 
 
 def require_reviewer(rbac: RBACProtocol, actor: Access | None) -> Access:
-    """Refuse (403) anyone who may not manage roles."""
-    return require(rbac, actor, *REVIEWER)
+    """Refuse (403) anyone who may not read the reviews or may not manage roles."""
+    return require(rbac, require(rbac, actor, *READER), *REVIEWER)
 
 
 def _name(rbac: RBACProtocol, membership_id: int | None) -> str:
