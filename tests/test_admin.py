@@ -20,15 +20,17 @@ from tests.test_settings_ui import role
 ROLES = ["owner", "admin", "manager", "member", "viewer", "finance", "junior_rep",
          "client_success"]
 
-#: Who reaches which panel (200) and who is refused (403).
+#: Who reaches which panel (200) and who is refused (403). The plugin's panels follow the
+#: permission of their settings page: roles.view, members.view (the Manager's too),
+#: settings.view for agreements, and settings.manage for the trail as stored.
 PANELS = {
     "/admin/leads/": {"owner", "admin", "manager", "member", "viewer", "junior_rep"},
     "/admin/deals/": {"owner", "admin", "manager", "member", "viewer", "finance"},
     "/admin/clients/": {"owner", "admin", "manager", "member", "viewer", "client_success"},
     "/admin/tasks/": {"owner", "admin", "manager", "member", "viewer", "client_success"},
     "/admin/rbac_admin_roles/": {"owner", "admin"},
-    "/admin/rbac_admin_members/": {"owner", "admin"},
-    "/admin/rbac_admin_departments/": {"owner", "admin"},
+    "/admin/rbac_admin_members/": {"owner", "admin", "manager"},
+    "/admin/rbac_admin_departments/": {"owner", "admin", "manager"},
     "/admin/rbac_admin_audit/": {"owner", "admin"},
     "/admin/rbac_admin_sharing/": {"owner", "admin"},
 }

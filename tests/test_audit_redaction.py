@@ -79,3 +79,27 @@ def test_a_narrow_reader_of_the_trail_is_not_told_what_names_records_they_cannot
     for name, text in readings(app, login, world, "admin").items():
         assert SECRET_FILE in text and "ZQXSEARCH" in text, name
         assert "a record you cannot see" not in text, name
+
+
+def test_the_admin_panel_of_the_trail_opens_only_to_who_reads_it_as_stored(
+        app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """Flask-Admin's audit panel shows events as stored, so it is for settings.manage:
+    the narrow reader gets a 403 there (list and details) and reads the trail on the
+    audit page, redacted. Its members and roles panels follow members.view and
+    roles.view, not settings.view."""
+    auditor = custom_role(world, "Auditor", [("settings", "view", "all")])
+    give_role(world.members["junior_rep"], auditor)
+    db.session.commit()
+    rows = trail_events(world)
+    reader = login(world.users["junior_rep"], world.ws)
+    assert SECRET_FILE not in reader.get("/settings/audit").text
+    details = f"/admin/rbac_admin_audit/details/?id={rows['hidden_file'].id}"
+    for url in ("/admin/rbac_admin_audit/", details):
+        response = reader.get(url)
+        assert response.status_code == 403 and SECRET_FILE not in response.text, url
+    for panel in ("rbac_admin_members", "rbac_admin_roles", "rbac_admin_departments"):
+        assert reader.get(f"/admin/{panel}/").status_code == 403, panel
+    admin = login(world.users["admin"], world.ws)
+    assert SECRET_FILE in admin.get(details).text
+    for panel in ("rbac_admin_audit", "rbac_admin_members", "rbac_admin_roles"):
+        assert admin.get(f"/admin/{panel}/").status_code == 200, panel

@@ -12,7 +12,7 @@ from .views import RBACModelView
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["ReadOnlyRBACModelView", "SharingAgreementView", "plugin_views"]
+__all__ = ["AuditEventView", "ReadOnlyRBACModelView", "SharingAgreementView", "plugin_views"]
 
 
 class ReadOnlyRBACModelView(RBACModelView):
@@ -23,6 +23,19 @@ class ReadOnlyRBACModelView(RBACModelView):
     can_edit = False  # type: ignore[assignment]
     can_delete = False  # type: ignore[assignment]
     can_export = False  # type: ignore[assignment]
+
+
+class AuditEventView(ReadOnlyRBACModelView):
+    """The audit trail as stored, for whoever manages settings (Owners, Admins).
+
+    A narrower reader of the trail (``settings.view`` only) reads an event about
+    a record they may not view without the record's name, id or path
+    (:func:`..audit.as_read_by`): on the audit page, its CSV and the API. This
+    panel shows rows as stored, so it opens only to those who read them so
+    anyway (``settings.manage``).
+    """
+
+    access_action = "manage"
 
 
 class SharingAgreementView(ReadOnlyRBACModelView):
@@ -39,8 +52,9 @@ class SharingAgreementView(ReadOnlyRBACModelView):
 
 
 def plugin_views(rbac: RBACProtocol, db: Any, category: str = "Access") -> list[RBACModelView]:
-    """Read-only panels of roles, members, departments, sharing agreements and audit
-    events (Owners/Admins)."""
+    """Read-only panels of roles (``roles.view``), members and departments
+    (``members.view``), sharing agreements (``settings.view``) and audit events
+    (``settings.manage``)."""
     m = rbac.models
     return [
         SharingAgreementView(m.SharingAgreement, db, rbac=rbac, resource="settings",
@@ -49,20 +63,20 @@ def plugin_views(rbac: RBACProtocol, db: Any, category: str = "Access") -> list[
                              column_list=["granting_workspace", "receiving_workspace",
                                           "status", "expires_at", "notes", "created_at"],
                              column_default_sort=("id", True)),
-        ReadOnlyRBACModelView(m.Role, db, rbac=rbac, resource="settings", name="Roles",
+        ReadOnlyRBACModelView(m.Role, db, rbac=rbac, resource="roles", name="Roles",
                               endpoint="rbac_admin_roles", category=category,
                               column_list=["name", "key", "builtin", "description"]),
-        ReadOnlyRBACModelView(m.Membership, db, rbac=rbac, resource="settings",
+        ReadOnlyRBACModelView(m.Membership, db, rbac=rbac, resource="members",
                               name="Members", endpoint="rbac_admin_members", category=category,
                               column_list=["display_name", "status", "department",
                                            "last_seen_at"],
                               column_details_list=["display_name", "status", "department",
                                                    "last_seen_at", "created_at"],
                               column_labels={"display_name": "Member"}),
-        ReadOnlyRBACModelView(m.Department, db, rbac=rbac, resource="settings",
+        ReadOnlyRBACModelView(m.Department, db, rbac=rbac, resource="members",
                               name="Departments", endpoint="rbac_admin_departments",
                               category=category, column_list=["name"]),
-        ReadOnlyRBACModelView(rbac.models.AuditEvent, db, rbac=rbac, resource="settings",
+        AuditEventView(rbac.models.AuditEvent, db, rbac=rbac, resource="settings",
                               name="Audit events", endpoint="rbac_admin_audit",
                               category=category,
                               column_list=["at", "action", "resource", "target",

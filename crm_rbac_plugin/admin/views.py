@@ -112,8 +112,12 @@ class RBACModelView(HostPermissions, ModelView):
         res = self.rbac.registry.get(self.resource) if self.resource in self.rbac.registry else None
         return res is not None and res.model is self.model
 
+    #: The action on :attr:`resource` that opens the view at all (a panel whose rows
+    #: are readable only as stored may ask for more than ``view``).
+    access_action = "view"
+
     def is_accessible(self) -> bool:
-        return self._allowed("view")
+        return self._allowed(self.access_action)
 
     def is_visible(self) -> bool:
         return self.is_accessible()
@@ -126,11 +130,11 @@ class RBACModelView(HostPermissions, ModelView):
                 return redirect(url_for(login_view, next=safe_next(here, "/")))
             abort(401)
         try:
-            decision = self.rbac.explain("view", self.resource)
+            decision = self.rbac.explain(self.access_action, self.resource)
         except NoAccessContext:
             decision = Decision(False, "not a member of this workspace")
-        self.rbac.signal_denied(self.rbac.current_access(), "view", self.resource, None,
-                                decision.reason)
+        self.rbac.signal_denied(self.rbac.current_access(), self.access_action, self.resource,
+                                None, decision.reason)
         return self.rbac.refuse(decision, 403)
 
     def _handle_view(self, name: str, **kwargs: Any) -> Any:
