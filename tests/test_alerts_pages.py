@@ -152,6 +152,7 @@ def test_api_lists_and_moves_alerts(app: Flask, seeded: SimpleNamespace) -> None
     ({"business_start_hour": 12, "business_end_hour": 12}, "business_end_hour"),
     ({"timezone": "Atlantis/Capital"}, "timezone"),
     ({"colour": "red"}, "colour"),
+    ({"deletions_per_hour": 50, "reason": 7}, "reason"),
 ])
 def test_api_thresholds_out_of_range_are_a_400_naming_the_field(
         app: Flask, world: SimpleNamespace, body: dict[str, Any], field: str) -> None:
@@ -175,6 +176,10 @@ def test_api_changes_thresholds_owner_only(app: Flask, world: SimpleNamespace) -
     assert admin.get("/alert-settings").status_code == 200
     assert admin.patch("/alert-settings", {"deletions_per_hour": 5}).status_code == 403
     assert audit_actions("alert_settings.") == ["alert_settings.changed"]
+    # A reason is taken as by every other write, not refused as an unknown setting.
+    again = owner.patch("/alert-settings", {"deletions_per_hour": 60, "reason": "quieter"})
+    assert again.status_code == 200 and again.json["settings"]["deletions_per_hour"] == 60
+    assert "reason" not in again.json["changes"]
 
 
 # -- the CLI ------------------------------------------------------------------------------------

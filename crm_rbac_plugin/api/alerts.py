@@ -26,6 +26,7 @@ from ..policy import Access
 from ..proxies import current_rbac
 from ..security import stepup
 from .blueprint import (
+    REASON_KEY,
     active_access,
     bp,
     check_keys,
@@ -117,12 +118,18 @@ def owner_only(view: F) -> F:
 @owner_only
 @stepup.require_recent_mfa
 def update_alert_settings() -> ResponseReturnValue:
-    """Change the keys sent (Owners only); answer the settings and ``{field: [old, new]}``."""
+    """Change the keys sent (Owners only); answer the settings and ``{field: [old, new]}``.
+
+    A ``reason`` is taken as by every other write (the audit trail reads it);
+    :func:`..alerts.save` names any other unknown key.
+    """
     access = active_access()
     body = json_body()
-    integers(body, alert_thresholds.LIMITS)
+    check_keys(body, frozenset(body) - {REASON_KEY})  # the reason's type only
+    values = {k: v for k, v in body.items() if k != REASON_KEY}
+    integers(values, alert_thresholds.LIMITS)
     rbac = current_rbac
-    changes = alerts.save(rbac, access, body)
+    changes = alerts.save(rbac, access, values)
     rbac.db.session.commit()
     return jsonify({**settings_json(alerts.thresholds_for(rbac, access.workspace_id),
                                     access.workspace_id), "changes": changes})
