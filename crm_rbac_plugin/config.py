@@ -227,6 +227,10 @@ DEFAULTS: dict[str, Any] = {
     # image/webp, text/plain, text/csv.
     "RBAC_FILES_ALLOWED_TYPES": ("application/pdf", "image/png", "image/jpeg", "image/gif",
                                  "image/webp", "text/plain", "text/csv"),
+    # Bytes a workspace's attachments may take in all: one number, or a mapping
+    # of plan to a number ("*": any other plan); None: no limit. An upload past
+    # it is a 409 naming the file field.
+    "RBAC_FILES_QUOTA_BYTES": 1024 ** 3,
     # Directory of the local-disk storage (None: <instance path>/rbac_files).
     "RBAC_FILES_DIR": None,
     # An object with put(key, data), open(key) and delete(key) storing the

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from .. import signals
 from ..context import SYSTEM
 from ..errors import PermissionDenied
+from . import quota
 from .access import check, parent_record, record_key, workspace_of
 from .storage import storage
 
@@ -45,6 +46,8 @@ DOOMED = "rbac_files_doomed"
 def install(rbac: RBACProtocol, db_session: Any) -> None:
     """Listen on the host's session and to the purge (called by ``init_app``)."""
     event.listen(db_session, "before_flush", partial(guard_flush, rbac))
+    # After the guard, which gives each new row its parent's workspace.
+    event.listen(db_session, "before_flush", partial(quota.check_storage, rbac))
     event.listen(db_session, "after_flush", partial(delete_with_records, rbac))
     event.listen(db_session, "after_commit", after_commit)
     event.listen(db_session, "after_rollback", after_rollback)

@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask, flash, redirect, request, url_for
 
-from .. import approvals, pages, queries, quotas, roles, tokens
+from .. import approvals, files, pages, queries, quotas, roles, tokens
 from ..certification import report
 from ..config import setting
 from ..decorators import login_required, require_permission
@@ -262,7 +262,9 @@ def plan() -> Any:
                   modules=list(queries.ordered_modules(rbac.registry)),
                   plans=[(p, set(queries.plan_modules(rbac, p))) for p in plans],
                   seats=quotas.seat_usage(rbac, workspace),
-                  seat_limits={p: quotas.seat_limit(p) for p in plans})
+                  seat_limits={p: quotas.seat_limit(p) for p in plans},
+                  storage=files.storage_usage(rbac, workspace),
+                  storage_limits={p: files.quota_for(p) for p in plans})
 
 
 # -- API tokens -------------------------------------------------------------------------

@@ -500,6 +500,8 @@ NOT_RECORD_IDS: dict[tuple[str, str], str] = {
     ("rbac_api.get_record", "resource"): "a resource name; the id is record_id (probed)",
     ("*.end_agreement", "verb"): "what to do with the agreement (revoke, accept, decline, "
                                  "leave); the id is agreement_id (probed)",
+    ("rbac_api.change_status", "verb"): "deactivate or reactivate the member; the id is "
+                                        "membership_id (probed)",
     ("imports.*", "resource"): "a resource name (leads, clients, deals); the staged file is "
                                "the member's own, found by the member in force",
     ("files.upload", "resource"): "the resource of record_id; the sweeps attach to leads",
@@ -508,6 +510,7 @@ NOT_RECORD_IDS: dict[tuple[str, str], str] = {
 #: Values for the arguments of NOT_RECORD_IDS that a URL needs (by endpoint pattern).
 ROUTE_VALUES: dict[tuple[str, str], str] = {
     ("*.end_agreement", "verb"): "revoke",
+    ("rbac_api.change_status", "verb"): "deactivate",
     ("imports.*", "resource"): "leads",
     ("files.upload", "resource"): "leads",
 }
