@@ -98,3 +98,25 @@ def test_figure_3i_without_callgrind_says_so(bench: SimpleNamespace,
     goals = sections.backend_goals({}, "sqlite", {"sizes": {"100000": {"instructions": out}}})
     assert [(g["figure"], g["measured"], g["passed"]) for g in goals] == [
         ("3i", "not measured: not installed: valgrind, callgrind_control", None)]
+
+
+def test_the_user_statement_diagnostic_still_splits_the_statement() -> None:
+    """``bench.userrow`` cuts the plugin's statement into its parts by its SQL text:
+    each variant must differ from the others, and the cut must still find them."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    from bench import userrow
+    from crm_app.models import User
+    from crm_app.rbac_setup import rbac
+    from crm_rbac_plugin import user_rows
+
+    dialect = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
+    plugin = user_rows._user_statement(rbac.models, User, User.session_token)[0]
+    hand = sa.select(User).where(User.session_token == sa.bindparam("user_id"))
+    found = userrow.variants(str(plugin.compile(dialect=dialect)),
+                             str(hand.compile(dialect=dialect)))
+    assert len(set(found.values())) == 4
+    assert "rbac_session" not in found["no_session"] and "rbac_mfa" in found["no_session"]
+    assert "rbac_mfa" not in found["membership"] and "rbac_workspace" in found["membership"]
+    assert all(s.count("%(") == 3 for s in found.values())  # every variant takes every parameter
