@@ -55,6 +55,15 @@ def approve_and_download(requester: Any, approver: Any) -> Any:
     return got
 
 
+def asked(client: Any, path: str) -> Any:
+    """The pending request a CSV over the threshold leads to: a JSON client is offered
+    the ask (409), a page asks and is sent to the request (303)."""
+    api = client.get(path, headers={"Accept": "application/json"})
+    assert api.status_code == 409 and api.get_json()["status"] == "approval_required"
+    assert ask_for_approval(client, path).status_code == 303
+    return latest_request()
+
+
 def cells(text: str) -> list[list[str]]:
     """The rows of a members CSV without their last column (the last activity)."""
     return [row[:-1] for row in csv.reader(io.StringIO(text))]
@@ -121,11 +130,7 @@ def test_who_can_and_review_report_csvs_pass_the_members_gate(world: SimpleNames
     assert all(r.status_code == 200 and r.text.count("\n") > 2 for r in direct.values())
     set_threshold(world, 1)
     for via, path in paths.items():
-        api = owner.get(path, headers={"Accept": "application/json"})
-        assert api.status_code == 409 and api.get_json()["status"] == "approval_required"
-        waits = ask_for_approval(owner, path)
-        req = latest_request()
-        assert waits.status_code == 303
+        req = asked(owner, path)
         assert (req.status, req.operation, req.payload["via"], req.payload["resource"]) == (
             "pending", "export", via, "members")
         assert approve_and_download(owner, admin).text == direct[via].text
@@ -187,11 +192,7 @@ def test_the_audit_trail_csv_is_an_export(world: SimpleNamespace, login: Any) ->
     assert owner.get(path).status_code == 200  # under the threshold: audited as an export
     assert len(list(csv.reader(io.StringIO(owner.get(path).text)))) >= 2
     set_threshold(world, 1)
-    api = owner.get(path, headers={"Accept": "application/json"})
-    assert api.status_code == 409 and api.get_json()["status"] == "approval_required"
-    waits = ask_for_approval(owner, path)
-    req = latest_request()
-    assert waits.status_code == 303
+    req = asked(owner, path)
     assert (req.status, req.operation, req.payload["via"], req.payload["resource"]) == (
         "pending", "export", "audit", "settings")
     got = approve_and_download(owner, admin)
