@@ -88,10 +88,12 @@ class InvoiceForm(RecordForm):
 
         Checked when the client or the deal changes (an invoice saved before its
         deal moved to another client keeps its other fields editable). A deal
-        without a client fits any invoice.
+        without a client fits any invoice. Only a deal the form offers is looked
+        at: WTForms runs this check after the choice was refused too, and a
+        deal the member may not see must not tell its client.
         """
         client_id = self.client_id.data if "client_id" in self else self.saved[0]
-        if field.data is None or (client_id, field.data) == self.saved:
+        if field.errors or field.data is None or (client_id, field.data) == self.saved:
             return
         with rbac.system():  # the invoice's current deal may be hidden from the member
             deal_client = db.session.scalar(sa.select(Deal.client_id).where(Deal.id == field.data))
