@@ -6,7 +6,10 @@ Python's ``2026-12-05 14:03:27.123456``. Exports keep ISO 8601, which
 spreadsheets and scripts parse.
 
 A raw key (``actor_membership_id``) means nothing to a reader and invites
-guessing other ids: the panels show the member's name in its place.
+guessing other ids: the panels show the member's name in its place. A record
+shared by another workspace is owned by one of that workspace's people, whom
+the receiving side is never told of: its user columns show the sharing
+workspace's name, as the app's own pages do.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import sqlalchemy as sa
 from flask_admin.model import typefmt
 from markupsafe import Markup, escape
 
-__all__ = ["DETAIL_FORMATTERS", "LIST_FORMATTERS", "member_name", "utc_date", "utc_timestamp"]
+__all__ = ["DETAIL_FORMATTERS", "LIST_FORMATTERS", "add_person_formatters", "member_name", "person",
+           "utc_date", "utc_timestamp"]
 
 
 def utc_timestamp(view: Any, value: dt.datetime, name: str) -> Markup:
@@ -47,3 +52,22 @@ def member_name(view: Any, context: Any, model: Any, name: str) -> Any:
     if membership is None or membership.workspace_id != getattr(model, "workspace_id", None):
         return Markup('<span class="text-muted">a former member</span>')
     return escape(membership.display_name)
+
+
+def person(view: Any, context: Any, model: Any, name: str) -> Any:
+    """A column formatter for a relation to the user model: the user as text, or, on a
+    record shared by another workspace, that workspace's name."""
+    via = view.rbac.shared_from(model)
+    if via is not None:
+        return Markup('<span class="text-muted">{}</span>').format(via.workspace_name)
+    value = getattr(model, name)
+    return "" if value is None else escape(str(value))
+
+
+def add_person_formatters(view: Any, model: type, user_model: type) -> None:
+    """Show each of ``model``'s relations to the user model with :func:`person`, in
+    ``view``'s lists and details (the host's own formatters win)."""
+    people = {rel.key: person for rel in sa.inspect(model).relationships
+              if rel.mapper.class_ is user_model}
+    view.column_formatters = {**people, **(view.column_formatters or {})}
+    view.column_formatters_detail = {**people, **(view.column_formatters_detail or {})}

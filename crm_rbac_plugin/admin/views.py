@@ -23,7 +23,7 @@ from ..policy import Access, Decision
 from ..urls import safe_next
 from ..user_keys import user_pk_column
 from .checks import column_checks
-from .formatting import DETAIL_FORMATTERS, LIST_FORMATTERS
+from .formatting import DETAIL_FORMATTERS, LIST_FORMATTERS, add_person_formatters
 from .permissions import HostPermissions
 from .relations import ScopedAjaxLoader, ScopedModelConverter, as_key
 
@@ -91,6 +91,7 @@ class RBACModelView(HostPermissions, ModelView):
             setattr(self, key, kwargs.pop(key))
         self.form_args = column_checks(model, self.form_args)
         super().__init__(model, db, **kwargs)
+        add_person_formatters(self, model, rbac.user_model)
         unscoped = [name for name, loader in self._form_ajax_refs.items()
                     if not isinstance(loader, ScopedAjaxLoader)]
         if unscoped:  # inline forms' refs, or a host's own loader class
@@ -112,8 +113,7 @@ class RBACModelView(HostPermissions, ModelView):
         res = self.rbac.registry.get(self.resource) if self.resource in self.rbac.registry else None
         return res is not None and res.model is self.model
 
-    #: The action on :attr:`resource` that opens the view at all (a panel whose rows
-    #: are readable only as stored may ask for more than ``view``).
+    #: The action on :attr:`resource` that opens the view at all (the audit panel: ``manage``).
     access_action = "view"
 
     def is_accessible(self) -> bool:
