@@ -7,7 +7,9 @@ them (in the system context too: the limit is the plan's, not a member's):
 the workspace's row is write-locked (:func:`..locking.write_lock`), so two
 uploads to one workspace count one after the other, on PostgreSQL and
 SQLite alike, and an upload that would pass the limit is refused with a
-409 naming the ``file`` field before any byte is stored.
+409 naming the ``file`` field before any byte is stored. A file on a record
+shared by another workspace takes that workspace's storage, as the record
+is its own.
 """
 
 from __future__ import annotations
@@ -82,7 +84,17 @@ def check_storage(rbac: RBACProtocol, session: Session, flush_context: Any,
         write_lock(session, W, W.id == workspace_id)
         used = _used(rbac, session, workspace_id)
         if used + size > limit:
-            raise FileRejected(
-                f"The workspace's files may take {limit} bytes on the {plan} plan and "
-                f"{used} are taken: this file ({size} bytes) does not fit. Delete files "
-                "or change the plan first.", status=409)
+            raise FileRejected(_full(rbac, workspace_id, plan, limit, used, size), status=409)
+
+
+def _full(rbac: RBACProtocol, workspace_id: int, plan: str, limit: int, used: int,
+          size: int) -> str:
+    """Why the file does not fit. A member of another workspace, uploading to a record
+    shared with them, is not told the sharing workspace's plan or figures."""
+    access = rbac.current_access()
+    if access is not None and access.workspace_id != workspace_id:
+        return ("The workspace that shares this record has no room left for this file: "
+                "ask it to make room.")
+    return (f"The workspace's files may take {limit} bytes on the {plan} plan and {used} are "
+            f"taken: this file ({size} bytes) does not fit. Delete files or change the plan "
+            "first.")
