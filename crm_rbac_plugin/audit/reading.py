@@ -152,6 +152,8 @@ def csv_row(ev: Any, names: Names) -> list[str]:
 
 #: "Contract.pdf on clients #461" (a file) or "clients #461" (a refused attempt).
 _RECORD_TARGET = re.compile(r"(?:^|.* on )(?P<resource>[\w.-]+) #(?P<id>\d+)$", re.DOTALL)
+#: "leads #2 edited": one record of a ``shared.write`` event's target.
+_SHARED_PART = re.compile(r"(?P<resource>[\w.-]+) #(?P<id>\d+) (?P<op>\w+)")
 #: Keys of ``detail`` that name the record an event is about (its id, its URL).
 _RECORD_KEYS = ("record_id", "path")
 COLUMNS = ("id", "workspace_id", "at", "actor_user_id", "actor_membership_id", "action",
@@ -187,6 +189,34 @@ def record_of(ev: Any) -> tuple[str, int] | None:
     return match["resource"], int(match["id"])
 
 
+def shared_records(ev: Any) -> set[tuple[str, int]]:
+    """The records a ``shared.write`` event names, in its target and its changes."""
+    if ev.action != "shared.write":
+        return set()
+    found = {(m["resource"], int(m["id"])) for m in _SHARED_PART.finditer(ev.target or "")}
+    detail = ev.detail if isinstance(ev.detail, dict) else {}
+    for change in detail.get("changes") or []:
+        if isinstance(change, dict) and isinstance(change.get("id"), int):
+            found.add((str(change.get("resource")), change["id"]))
+    return found
+
+
+def _without_shared(ev: Any, hidden: set[tuple[str, int]]) -> ReadEvent:
+    """A ``shared.write`` event with the records of ``hidden`` named as
+    :data:`WITHHELD`: no id, no fields changed."""
+    row = {column: getattr(ev, column) for column in COLUMNS}
+    row["target"] = _SHARED_PART.sub(
+        lambda m: f"{WITHHELD} {m['op']}" if (m["resource"], int(m["id"])) in hidden
+        else m.group(0), ev.target or "")
+    detail = dict(ev.detail) if isinstance(ev.detail, dict) else {}
+    detail["changes"] = [
+        {"resource": c.get("resource"), "op": c.get("op"), "withheld": True}
+        if isinstance(c, dict) and (str(c.get("resource")), c.get("id")) in hidden else c
+        for c in detail.get("changes") or []]
+    row["detail"] = detail
+    return ReadEvent(**row)
+
+
 def _visible(rbac: RBACProtocol, access: Access, records: Iterable[tuple[str, int]]
              ) -> set[tuple[str, int]]:
     """Those of ``records`` that ``access`` may view (loaded through the query filter)."""
@@ -218,15 +248,21 @@ def as_read_by(rbac: RBACProtocol, access: Access, events: Iterable[Any]) -> lis
     the target "a record you cannot see" and without the record's id or
     path in ``detail``: a file's name is the record's content. An export's
     search text is withheld from them too, since it names records of the
-    exporter's view, not theirs.
+    exporter's view, not theirs. A change made through a sharing agreement
+    names each of its records as such, without its id or the fields changed.
     """
     events = list(events)
     if access.is_owner or rbac.decide(access, "manage", "settings"):
         return events
     about = {ev.id: record_of(ev) for ev in events}
-    visible = _visible(rbac, access, {r for r in about.values() if r is not None})
+    shared = {ev.id: shared_records(ev) for ev in events}
+    visible = _visible(rbac, access, {r for r in about.values() if r is not None}
+                       | {r for named in shared.values() for r in named})
     out = []
     for ev in events:
+        if shared[ev.id] - visible:
+            out.append(_without_shared(ev, shared[ev.id] - visible))
+            continue
         hidden = about[ev.id] is not None and about[ev.id] not in visible
         detail = ev.detail if isinstance(ev.detail, dict) else None
         searched = detail is not None and "query" in detail
