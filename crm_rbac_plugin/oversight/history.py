@@ -333,6 +333,8 @@ def _answers(rbac: RBACProtocol, state: dict[str, dict[Any, dict[str, Any]]], at
         created = _instant(member.get("created_at"))
         if created is not None and created > at:
             continue  # not yet a member then
+        if share is not None and member.get("status") == "pending":
+            continue  # someone another workspace invited: not its member, nor the asker's business
         access = access_as_of(rbac, state, member, at)
         if share is not None:
             access = access.derive(shares=(share,))
