@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 
 from .. import audit, signals
 from ..errors import TooManyAttempts, ValidationError
@@ -58,6 +58,12 @@ if TYPE_CHECKING:
 __all__ = ["SignInGuard"]
 
 USER_AGENT_MAX = 300
+#: ``flask.g`` key of the attempts :meth:`SignInGuard.check` counted in this request.
+CLAIMS = "_rbac_sign_in_claims"
+
+
+def _claim_key(email: str, ip: str | None) -> tuple[str, str]:
+    return (email or "").strip().lower(), ip or ""
 
 
 class SignInGuard:
@@ -77,21 +83,37 @@ class SignInGuard:
 
         A refused attempt (``not throttle.allowed``) is audited as
         ``auth.throttled`` and must be answered with ``throttle.message``,
-        without checking the password. ``ip`` defaults to the request's
-        ``remote_addr``.
+        without checking the password. An allowed one is counted as a failure
+        at once (:func:`.throttle.claim`), so simultaneous guesses cannot all
+        pass; :meth:`failed` or :meth:`succeeded` then settles it. ``ip``
+        defaults to the request's ``remote_addr``.
         """
         ip = _ip(ip)
-        result = throttles.check(self._rbac, email, ip, now=self.clock())
+        result = throttles.claim(self._rbac, email, ip, now=self.clock())
         if not result.allowed:
             user = self._record(email, ip, "auth.throttled", wait_seconds=result.wait_seconds,
                                 scope=result.scope)
             _send(signals.sign_in_throttled, email=email, ip=ip, user=user, throttle=result)
+            return result
+        # Counted as a failure until its outcome is known, and committed now: the
+        # other guesses of a burst see it before this password is checked.
+        self._rbac.db.session.commit()
+        if has_request_context():
+            g.setdefault(CLAIMS, {})[_claim_key(email, ip)] = result.claimed
         return result
 
+    def _claimed(self, email: str, ip: str | None) -> tuple[tuple[str, int], ...]:
+        """What :meth:`check` counted for this attempt in this request (taken once)."""
+        if not has_request_context():
+            return ()
+        return tuple(g.get(CLAIMS, {}).pop(_claim_key(email, ip), ()))
+
     def failed(self, email: str, ip: str | None = None) -> Throttle:
-        """Count a wrong password (or an unknown address) and return the wait it sets."""
+        """Count a wrong password (or an unknown address) and return the wait it sets
+        (counted once: :meth:`check` counted the attempt already)."""
         ip = _ip(ip)
-        result = throttles.record_failure(self._rbac, email, ip, now=self.clock())
+        result = throttles.record_failure(self._rbac, email, ip, now=self.clock(),
+                                          claimed=self._claimed(email, ip))
         user = self._record(email, ip, "auth.failed", failures=result.failures,
                             wait_seconds=result.wait_seconds)
         _send(signals.sign_in_failed, email=email, ip=ip, user=user, throttle=result)
@@ -123,6 +145,7 @@ class SignInGuard:
         """Record a sign-in of ``user``: reset the account's failures, audit ``auth.login``."""
         ip = _ip(ip)
         email = email if email is not None else str(getattr(user, "email", "") or "")
+        throttles.release(self._rbac, self._claimed(email, ip))
         throttles.reset_account(self._rbac, email)
         self._record(email, ip, "auth.login", user=user)
         _send(signals.signed_in, user=user, email=email, ip=ip)

@@ -29,6 +29,17 @@ code towards a typed address.
 
 A count older than ``RBAC_SIGN_IN_FORGET_AFTER`` seconds starts again at 1.
 
+Guesses sent at once are counted as they arrive, not as they finish:
+:func:`claim` counts an attempt as a failure *before* its password or code
+is checked (and commits), so a burst of simultaneous guesses cannot all pass
+a check that reads the count before any of them is recorded. An attempt
+that finds more failures counted than it read a moment before (others of
+the burst) and a wait owed for them is refused, uncounted, like any attempt
+that waits. The attempt's outcome then settles its count:
+:func:`record_failure` with the claim sets the wait without counting twice;
+a success resets the account's count and takes the attempt off the IP's
+(:func:`release`).
+
 The counts live in ``rbac_sign_in_throttle`` so that every worker and every
 process sees the same ones: a failure is one atomic ``INSERT ... ON CONFLICT
 DO UPDATE SET failures = failures + 1 ... RETURNING failures`` (PostgreSQL
@@ -53,8 +64,8 @@ from ..models import utcnow
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["ACCOUNT", "MFA", "Throttle", "account_key", "check", "ip_key", "record_failure",
-           "reset_account", "wait_after"]
+__all__ = ["ACCOUNT", "MFA", "Throttle", "account_key", "check", "claim", "ip_key",
+           "record_failure", "release", "reset_account", "wait_after"]
 
 #: The kinds of account keys: a typed sign-in address, an account's MFA code check.
 ACCOUNT, MFA = "account", "mfa"
@@ -71,6 +82,8 @@ class Throttle:
     wait_seconds: int = 0
     scope: str = ""
     failures: int = 0
+    #: The keys :func:`claim` counted this attempt on, with their counts.
+    claimed: tuple[tuple[str, int], ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -110,6 +123,26 @@ def _keys(email: str, ip: str | None, kind: str) -> dict[str, str]:
     return {"account": account_key(email, kind), "ip": ip_key(ip)}
 
 
+def _rows(rbac: RBACProtocol, keys: dict[str, str]) -> list[Any]:
+    T = rbac.models.SignInThrottle
+    return list(rbac.db.session.execute(
+        sa.select(T.key, T.failures, T.blocked_until, T.last_failure_at)
+        .where(T.key.in_(keys.values()))).all())
+
+
+def _waiting(rows: list[Any], keys: dict[str, str], now: dt.datetime) -> Throttle:
+    """The longest wait in force among ``rows`` (none: an allowed Throttle)."""
+    scope_of = {key: scope for scope, key in keys.items()}
+    worst = Throttle()
+    for key, failures, blocked_until, _ in rows:
+        if blocked_until is None or blocked_until <= now:
+            continue
+        wait = math.ceil((blocked_until - now).total_seconds())
+        if wait > worst.wait_seconds:
+            worst = Throttle(wait, scope_of[key], failures)
+    return worst
+
+
 def check(rbac: RBACProtocol, email: str, ip: str | None, *,
           now: dt.datetime | None = None, kind: str = ACCOUNT) -> Throttle:
     """Return the wait in force for an attempt at ``email`` (a name of ``kind``) from
@@ -117,20 +150,62 @@ def check(rbac: RBACProtocol, email: str, ip: str | None, *,
 
     The longer of the account's and the address's waits wins.
     """
-    now = now or utcnow()
-    T = rbac.models.SignInThrottle
     keys = _keys(email, ip, kind)
-    rows = rbac.db.session.execute(
-        sa.select(T.key, T.failures, T.blocked_until).where(T.key.in_(keys.values()))).all()
-    scope_of = {key: scope for scope, key in keys.items()}
-    worst = Throttle()
-    for key, failures, blocked_until in rows:
-        if blocked_until is None or blocked_until <= now:
-            continue
-        wait = math.ceil((blocked_until - now).total_seconds())
-        if wait > worst.wait_seconds:
-            worst = Throttle(wait, scope_of[key], failures)
-    return worst
+    return _waiting(_rows(rbac, keys), keys, now or utcnow())
+
+
+def _free() -> dict[str, int]:
+    return {"account": setting("RBAC_SIGN_IN_FREE_FAILURES"),
+            "ip": setting("RBAC_SIGN_IN_FREE_FAILURES_PER_IP")}
+
+
+def claim(rbac: RBACProtocol, email: str, ip: str | None, *,
+          now: dt.datetime | None = None, kind: str = ACCOUNT) -> Throttle:
+    """Let an attempt at ``email`` from ``ip`` check its password (or code), counting it
+    as a failure first; or refuse it, uncounted, with the wait in force.
+
+    Runs in the caller's transaction, which must commit before the password
+    is checked, so that the other attempts of a burst see this one. An
+    allowed answer carries ``claimed``, for :func:`record_failure` (a wrong
+    password) or :func:`release` (a right one).
+    """
+    now = now or utcnow()
+    keys = _keys(email, ip, kind)
+    rows = _rows(rbac, keys)
+    waiting = _waiting(rows, keys, now)
+    if not waiting.allowed:
+        return waiting
+    forget_before = now - dt.timedelta(seconds=setting("RBAC_SIGN_IN_FORGET_AFTER"))
+    read = {key: (failures, last) for key, failures, _, last in rows
+            if last is not None and last >= forget_before}
+    free, max_wait = _free(), setting("RBAC_SIGN_IN_MAX_WAIT")
+    claimed: list[tuple[str, int]] = []
+    for scope, key in keys.items():
+        counted = _bump(rbac, key, now, forget_before)
+        claimed.append((key, counted))
+        before, last = read.get(key, (0, None))
+        # The wait owed after the failures before this one runs from the last of them:
+        # one counted since the read (another guess of a burst) is still being
+        # checked, so its wait, not yet written, starts now.
+        wait = wait_after(counted - 1, free=free[scope], max_wait=max_wait)
+        since = now if counted - 1 > before or last is None else last
+        if wait and since + dt.timedelta(seconds=wait) > now:
+            release(rbac, tuple(claimed), account=True)
+            return Throttle(math.ceil((since + dt.timedelta(seconds=wait) - now)
+                                      .total_seconds()), scope, counted - 1)
+    return Throttle(claimed=tuple(claimed))
+
+
+def release(rbac: RBACProtocol, claimed: tuple[tuple[str, int], ...], *,
+            account: bool = False) -> None:
+    """Take a claimed attempt off the IP's count (a right password is no failure of
+    the address), and off the account's too with ``account`` (a refused claim)."""
+    T = rbac.models.SignInThrottle
+    keys = [key for key, _ in claimed if account or key.startswith("ip:")]
+    if keys:
+        rbac.db.session.execute(
+            sa.update(T).where(T.key.in_(keys), T.failures > 0)
+            .values(failures=T.failures - 1), execution_options={"synchronize_session": False})
 
 
 def _bump(rbac: RBACProtocol, key: str, now: dt.datetime, forget_before: dt.datetime) -> int:
@@ -151,22 +226,24 @@ def _bump(rbac: RBACProtocol, key: str, now: dt.datetime, forget_before: dt.date
 
 
 def record_failure(rbac: RBACProtocol, email: str, ip: str | None, *,
-                   now: dt.datetime | None = None, kind: str = ACCOUNT) -> Throttle:
+                   now: dt.datetime | None = None, kind: str = ACCOUNT,
+                   claimed: tuple[tuple[str, int], ...] = ()) -> Throttle:
     """Count a failed sign-in against the address and the IP; return the wait it sets.
 
-    Runs in the caller's transaction (the caller commits). Each key's wait
-    follows its own count; a concurrent failure that counted higher sets the
-    longer wait, never a shorter one.
+    With ``claimed`` (from :func:`claim`, which counted the attempt already),
+    only the waits are set. Runs in the caller's transaction (the caller
+    commits). Each key's wait follows its own count; a concurrent failure that
+    counted higher sets the longer wait, never a shorter one.
     """
     now = now or utcnow()
     forget_before = now - dt.timedelta(seconds=setting("RBAC_SIGN_IN_FORGET_AFTER"))
     max_wait = setting("RBAC_SIGN_IN_MAX_WAIT")
-    free = {"account": setting("RBAC_SIGN_IN_FREE_FAILURES"),
-            "ip": setting("RBAC_SIGN_IN_FREE_FAILURES_PER_IP")}
+    free = _free()
+    counted = dict(claimed)
     T = rbac.models.SignInThrottle
     worst = Throttle()
     for scope, key in _keys(email, ip, kind).items():
-        failures = _bump(rbac, key, now, forget_before)
+        failures = counted[key] if key in counted else _bump(rbac, key, now, forget_before)
         wait = wait_after(failures, free=free[scope], max_wait=max_wait)
         if wait:
             until = now + dt.timedelta(seconds=wait)

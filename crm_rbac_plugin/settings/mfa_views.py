@@ -211,21 +211,23 @@ def mfa_verify() -> Any:
         return render("account/verify.html", 400, form=form, next=_next())
     rbac, user = current_rbac, signed_in_user()
     name, ip = mfa.throttle_name(_uid() if user is not None else None), request.remote_addr
-    waiting = throttle.check(rbac, name, ip, kind=throttle.MFA)
+    waiting = throttle.claim(rbac, name, ip, kind=throttle.MFA)
     if not waiting.allowed:  # the code is not checked
         return _refuse_code(form, waiting.message, 429)
+    rbac.db.session.commit()  # counted before the code is checked: a burst sees it
     method = None
     if user is not None:
         method = attempt(lambda: mfa.verify(rbac, _uid(), form.code.data or "")).value
     else:
         totp.matching_step(totp.new_secret(), form.code.data or "", utcnow(), None)
     if method is None:
-        throttle.record_failure(rbac, name, ip, kind=throttle.MFA)
+        throttle.record_failure(rbac, name, ip, kind=throttle.MFA, claimed=waiting.claimed)
         rbac.db.session.commit()
         if user is not None and _wrong_codes_in_a_row(name) >= WRONG_CODES_END_SESSION:
             sessions.end_current(rbac, "mfa_failed")
             return enforce.end_session("mfa_failed", TOO_MANY_CODES)
         return _refuse_code(form, mfa.INVALID_CODE, 400)
+    throttle.release(rbac, waiting.claimed)
     throttle.reset_account(rbac, name, kind=throttle.MFA)
     rbac.db.session.commit()
     stepup.record_check(user)
