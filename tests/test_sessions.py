@@ -680,3 +680,25 @@ def test_a_switch_into_a_stricter_workspace_judges_the_idle_time_by_it(
         assert page.status_code == 302 and "/login" in page.headers["Location"]
         (row,) = rows(world.users["dual"])
         assert row.revoked_at is not None
+
+
+def test_a_password_change_keeps_the_sessions_absolute_start(app: Flask, world: SimpleNamespace,
+                                                             clock: Any) -> None:
+    """The profile signs the member in again after a password change, with a new session
+    id: the session still ends where it would have, counted from the sign-in, so
+    changing the password (no MFA code asked) never stretches a session."""
+    client = sign_in(app, "member@example.test")
+    first = row_of(client)
+    clock.now = T0 + dt.timedelta(days=7) - dt.timedelta(minutes=2)  # the member's limit: 7 days
+    S = rbac.models.AuthSession
+    db.session.execute(sa.update(S).where(S.id == first.id)
+                       .values(last_seen_at=clock.now - dt.timedelta(minutes=1)))
+    db.session.commit()
+    changed = client.post("/settings/profile", data={
+        "name": "Member", "current_password": "password",
+        "new_password": "violet tapestry harbour 1987!"})
+    assert changed.status_code == 302
+    renewed = row_of(client)
+    assert renewed.id != first.id and renewed.created_at == first.created_at
+    clock.now = T0 + dt.timedelta(days=7) + dt.timedelta(minutes=5)
+    assert_ended(client, "expired")

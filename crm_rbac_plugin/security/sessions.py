@@ -210,8 +210,8 @@ def start(rbac: RBACProtocol, user: Any, *, clear: bool = True, cap: bool = True
     """Open a session for ``user``: a new id in the Flask session, a new row; commit.
 
     ``clear`` drops the keys the session carried in (see :func:`_clear_carried`),
-    unless the same user signs in again over a live session of theirs (a
-    password change renews the id and keeps the visit's state). The id the
+    unless the same user signs in again over a live session of theirs (a password
+    change renews the id, keeps the visit's state and its absolute start). The id the
     session had before is revoked silently: it is this browser's, replaced.
     A live session of another account that the browser held (an invitation
     accepted where a colleague was signed in) is signed out (``signed_out``):
@@ -236,8 +236,8 @@ def start(rbac: RBACProtocol, user: Any, *, clear: bool = True, cap: bool = True
     session[key] = sid
     at = now()
     agent = request.user_agent.string[:USER_AGENT_MAX] if has_request_context() else ""
-    row = S(user_id=uid, sid_hash=sid_hash(sid), created_at=at, last_seen_at=at,
-            ip=(request.remote_addr or "")[:64] if has_request_context() else "",
+    row = S(user_id=uid, sid_hash=sid_hash(sid), created_at=replaced.created_at if replaced else at,
+            last_seen_at=at, ip=(request.remote_addr or "")[:64] if has_request_context() else "",
             user_agent=agent)
     rbac.db.session.add(row)
     rbac.db.session.flush()
