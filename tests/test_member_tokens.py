@@ -132,3 +132,23 @@ def test_the_api_deactivates_and_reactivates_a_member_as_the_page_does(
     assert Api(app, fresh).get("/records/leads").status_code == 200
     assert [e.action for e in events("member.deactivated")] == ["member.deactivated"]
     assert len(events("member.reactivated")) == 1
+
+
+def test_a_stale_session_mints_no_token(app: Flask, world: SimpleNamespace, login: Any) -> None:
+    """A token acts as the member and outlives sign-out and password changes: an enrolled
+    member creates one only from a session that passed a recent MFA check."""
+    from tests.test_mfa import enrolled_directly, set_check
+
+    member = world.users["member"]
+    enrolled_directly(member)
+    db.session.commit()
+    client = login(member, world.ws)
+    set_check(client, member, minutes_ago=60)
+    refused = client.post("/settings/tokens", data={"name": "From a stolen cookie"})
+    assert refused.status_code == 302 and "/verify" in refused.location
+    T = rbac.models.ApiToken
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(T)) == 0
+    set_check(client, member, minutes_ago=1)
+    made = client.post("/settings/tokens", data={"name": "My script"})
+    assert made.status_code == 201
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(T)) == 1

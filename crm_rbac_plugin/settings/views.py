@@ -280,8 +280,14 @@ def _my_membership() -> Any:
 
 @bp.route("/tokens", methods=["GET", "POST"], endpoint="tokens")
 @login_required
+@require_recent_mfa
 def tokens_page() -> Any:
-    """Create (the plaintext is shown once), list and revoke one's own API tokens."""
+    """Create (the plaintext is shown once), list and revoke one's own API tokens.
+
+    A recent MFA check is asked first when the member is enrolled (or must
+    be): a token acts as the member without a session, and outlives signing
+    out and password changes, so a stolen session must not mint one.
+    """
     rbac = current_rbac
     membership = _my_membership()
     form = TokenForm()
