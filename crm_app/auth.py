@@ -242,23 +242,6 @@ def remember_first_visit(sender: Any, user: Any, **extra: Any) -> None:
     session[RETURNING_KEY] = isinstance(user, User) and seen_before(user)
 
 
-def _deactivated_everywhere(user: User) -> bool:
-    """Whether ``user`` was deactivated in their workspaces, is active in none and is
-    invited to none.
-
-    A user with no membership at all, or with Pending ones only, is not
-    "deactivated" (an invited account has no password until it accepts).
-    Nor is one who left a workspace and holds another's invitation: an
-    account with a password accepts an invitation signed in, so the sign-in
-    lets them through (the invitation's "Sign in to accept" comes back to
-    the link); until they accept they are a member of no workspace and
-    reach only their own account's pages.
-    """
-    M = rbac.models.Membership
-    statuses = set(db.session.scalars(sa.select(M.status).where(M.user_id == user.id)))
-    return "inactive" in statuses and not statuses & {"active", "pending"}
-
-
 # -- views ----------------------------------------------------------------------
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -290,7 +273,7 @@ def login() -> Any:
             # Verified before anything else is looked at: one hash per attempt, whoever it names.
             password_ok = verify_password(user, form.password.data or "")
             refused = (user is None or not password_ok or not user.is_active_user
-                       or _deactivated_everywhere(user))
+                       or rbac.auth.deactivated_everywhere(user))
             open_ws: list[int] = []
             if not refused:
                 # Where the roles let the user sign in; an active member of workspaces

@@ -711,3 +711,24 @@ def test_purge_moves_the_versions_of_the_workspace_and_its_partners_only(
     assert purged not in after
     assert after[partner] > before[partner]  # its agreement with the purged one ended
     assert after[unrelated] == before[unrelated]
+
+
+def test_an_account_deactivated_everywhere_creates_no_workspace(
+        app: Flask, world: SimpleNamespace) -> None:
+    """Its sign-in is refused; a session it opened before the deactivation creates no
+    workspace either (page and API), while an account active somewhere still may."""
+    from tests.test_sessions import sign_in
+
+    member = sign_in(app, "member@example.test")
+    owner = sign_in(app, "owner@example.test")
+    assert owner.post(f"/settings/members/{world.members['member'].id}/deactivate"
+                      ).status_code == 302
+    W = rbac.models.Workspace
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(W))
+    api = member.post("/api/v1/workspaces", json={"name": "Mine"})
+    assert api.status_code == 403
+    page = member.post("/settings/workspaces/new", data={"name": "Mine"})
+    assert page.status_code in (302, 403)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(W)) == before
+    made = owner.post("/api/v1/workspaces", json={"name": "Owner's second"})
+    assert made.status_code == 201

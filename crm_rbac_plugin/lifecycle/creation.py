@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from .. import workspaces
 from ..errors import PermissionDenied, ValidationError
 from ..loader import BYPASS
+from ..security import signin
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -48,12 +49,16 @@ def free_slug(rbac: RBACProtocol, name: str) -> str:
 def create_for_user(rbac: RBACProtocol, user: Any, name: Any) -> Any:
     """Create a workspace named ``name`` with its built-in roles; ``user`` is its Owner.
 
-    Any signed-in user may: a workspace is the user's own tenant, and its
-    Owner role gives nothing anywhere else. The flush's audit listener
+    Any signed-in user may, but an account deactivated everywhere (whose
+    old session outlived its sign-in): a workspace is the user's own tenant,
+    and its Owner role gives nothing anywhere else. The flush's audit listener
     records it (``workspace.created``). The caller commits.
     """
     if user is None:
         raise PermissionDenied("Sign in to create a workspace.")
+    if signin.deactivated_everywhere(rbac, user):
+        raise PermissionDenied("This account was deactivated in its workspaces: it cannot "
+                               "create one.")
     if rbac.config("RBAC_SINGLE_TENANT"):
         raise ValidationError("this app runs in single-tenant mode (RBAC_SINGLE_TENANT): "
                               "it has one workspace", field="name")

@@ -140,6 +140,9 @@ class SignInGuard:
         if not password or check is None or not check(password):
             self.failed(email)
             raise ValidationError(wrong, field=field)
+        # The right password: the attempt :meth:`check` counted is no failure.
+        throttles.release(self._rbac, self._claimed(email, _ip(None)), account=True)
+        self._rbac.db.session.commit()
 
     def succeeded(self, user: Any, email: str | None = None, ip: str | None = None) -> None:
         """Record a sign-in of ``user``: reset the account's failures, audit ``auth.login``."""
@@ -157,6 +160,11 @@ class SignInGuard:
         refuse it as a wrong password, counting the attempt with :meth:`failed`.
         """
         return signin.open_workspaces(self._rbac, user)
+
+    def deactivated_everywhere(self, user: Any) -> bool:
+        """Whether ``user`` was deactivated in every workspace and is invited to none:
+        refuse its sign-in as a wrong password (:func:`.signin.deactivated_everywhere`)."""
+        return signin.deactivated_everywhere(self._rbac, user)
 
     # -- audit -----------------------------------------------------------------------
 

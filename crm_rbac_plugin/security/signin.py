@@ -94,3 +94,17 @@ def open_workspaces(rbac: RBACProtocol, user: Any) -> list[int]:
         if access is not None and access.sign_in:
             out.append(workspace_id)
     return out
+
+
+def deactivated_everywhere(rbac: RBACProtocol, user: Any) -> bool:
+    """Whether ``user`` was deactivated in their workspaces, is active in none and is
+    invited to none: such an account signs in nowhere, and a session it still holds
+    acts for it nowhere either (it creates no workspace).
+
+    An account with no membership at all, or Pending ones only, is not
+    (an invited account has no password until it accepts).
+    """
+    M = rbac.models.Membership
+    statuses = set(rbac.db.session.scalars(
+        sa.select(M.status).where(M.user_id == rbac.user_pk(user)), execution_options=BYPASS))
+    return "inactive" in statuses and not statuses & {"active", "pending"}

@@ -203,9 +203,12 @@ def release(rbac: RBACProtocol, claimed: tuple[tuple[str, int], ...], *,
     T = rbac.models.SignInThrottle
     keys = [key for key, _ in claimed if account or key.startswith("ip:")]
     if keys:
-        rbac.db.session.execute(
-            sa.update(T).where(T.key.in_(keys), T.failures > 0)
-            .values(failures=T.failures - 1), execution_options={"synchronize_session": False})
+        quiet = {"synchronize_session": False}
+        rbac.db.session.execute(sa.update(T).where(T.key.in_(keys), T.failures > 0)
+                                .values(failures=T.failures - 1), execution_options=quiet)
+        # A key the claim brought in leaves no row behind.
+        rbac.db.session.execute(sa.delete(T).where(T.key.in_(keys), T.failures <= 0),
+                                execution_options=quiet)
 
 
 def _bump(rbac: RBACProtocol, key: str, now: dt.datetime, forget_before: dt.datetime) -> int:
