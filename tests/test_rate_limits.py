@@ -65,6 +65,20 @@ def test_invitation_links_have_their_own_count(limited: Flask) -> None:
     assert attempt(client, path, "192.0.2.3").status_code == 429
 
 
+def test_mfa_codes_have_their_own_count(limited: Flask) -> None:
+    """The code page checks a secret too: past the limit from one address it answers 429
+    before the code is looked at, whoever posts (signed in or not)."""
+    client = limited.test_client()
+    path = "/settings/account/verify"
+
+    def post() -> int:
+        return client.post(path, data={"code": "000000"},
+                           environ_base={"REMOTE_ADDR": "192.0.2.4"}).status_code
+
+    assert 429 not in [post() for _ in range(3)]
+    assert post() == 429
+
+
 def test_other_requests_run_no_limiter_hook(limited: Flask) -> None:
     """Only the limited views count; Flask-Limiter's app-wide hooks are not installed."""
     hooks = [*limited.before_request_funcs.get(None, []),

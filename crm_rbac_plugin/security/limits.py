@@ -48,6 +48,7 @@ PLUGIN_ROUTES: tuple[tuple[str, str], ...] = (
     ("rbac_settings.accept_invitation", "invitation"),
     ("rbac_settings.forgot_password", "password-reset"),
     ("rbac_settings.reset_password", "password-reset"),
+    ("rbac_settings.mfa_verify", "mfa-code"),
 )
 #: The methods that count as an attempt.
 ATTEMPT_METHODS = frozenset({"POST", "PUT", "PATCH"})
