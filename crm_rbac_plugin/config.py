@@ -142,6 +142,10 @@ DEFAULTS: dict[str, Any] = {
     "RBAC_SIGN_IN_MAX_WAIT": 15 * 60,
     # Seconds after the last failure at which a key's count starts again (1 day).
     "RBAC_SIGN_IN_FORGET_AFTER": 24 * 3600,
+    # Days a browser that signed in to an account is remembered (a signed cookie):
+    # its failures are counted apart from the account's, so someone failing from
+    # elsewhere keeps no known browser of the account waiting; 0: not remembered.
+    "RBAC_SIGN_IN_DEVICE_DAYS": 180,
     # -- notifications (crm_rbac_plugin.notify) --
     # Send the mails a request queued right after it committed, in the same
     # process (the demo); False leaves them to `flask rbac notify send`.

@@ -48,7 +48,7 @@ from .. import audit, signals
 from ..errors import TooManyAttempts, ValidationError
 from ..identity import client_ip
 from ..models import utcnow
-from . import signin
+from . import known_devices, signin
 from . import throttle as throttles
 from .throttle import Throttle
 
@@ -89,7 +89,8 @@ class SignInGuard:
         defaults to the request's ``remote_addr``.
         """
         ip = _ip(ip)
-        result = throttles.claim(self._rbac, email, ip, now=self.clock())
+        name, kind = _counted_as(email)
+        result = throttles.claim(self._rbac, name, ip, now=self.clock(), kind=kind)
         if not result.allowed:
             user = self._record(email, ip, "auth.throttled", wait_seconds=result.wait_seconds,
                                 scope=result.scope)
@@ -112,7 +113,8 @@ class SignInGuard:
         """Count a wrong password (or an unknown address) and return the wait it sets
         (counted once: :meth:`check` counted the attempt already)."""
         ip = _ip(ip)
-        result = throttles.record_failure(self._rbac, email, ip, now=self.clock(),
+        name, kind = _counted_as(email)
+        result = throttles.record_failure(self._rbac, name, ip, now=self.clock(), kind=kind,
                                           claimed=self._claimed(email, ip))
         user = self._record(email, ip, "auth.failed", failures=result.failures,
                             wait_seconds=result.wait_seconds)
@@ -145,11 +147,14 @@ class SignInGuard:
         self._rbac.db.session.commit()
 
     def succeeded(self, user: Any, email: str | None = None, ip: str | None = None) -> None:
-        """Record a sign-in of ``user``: reset the account's failures, audit ``auth.login``."""
+        """Record a sign-in of ``user``: reset the failures it was counted under (the
+        account's, or this known browser's), remember the browser, audit ``auth.login``."""
         ip = _ip(ip)
         email = email if email is not None else str(getattr(user, "email", "") or "")
         throttles.release(self._rbac, self._claimed(email, ip))
-        throttles.reset_account(self._rbac, email)
+        name, kind = _counted_as(email)
+        throttles.reset_account(self._rbac, name, kind=kind)
+        known_devices.remember(email)
         self._record(email, ip, "auth.login", user=user)
         _send(signals.signed_in, user=user, email=email, ip=ip)
 
@@ -220,6 +225,16 @@ class SignInGuard:
 
 def _ip(ip: str | None) -> str | None:
     return ip or client_ip()
+
+
+def _counted_as(email: str) -> tuple[str, str]:
+    """The throttle name and kind an attempt at ``email`` counts under: the browser's
+    own when it signed in to that account before (:mod:`.known_devices`), so guesses
+    from elsewhere keep it waiting no longer, else the account's."""
+    device = known_devices.device_of(email)
+    if device is None:
+        return email, throttles.ACCOUNT
+    return f"{(email or '').strip().lower()}\n{device}", throttles.DEVICE
 
 
 def _send(signal: Any, **kwargs: Any) -> None:

@@ -15,6 +15,10 @@ Two keys count each failure:
   whether or not an account has it, so that the count (and its wait) is the
   same for an unknown address as for a real one. Reset by a successful
   sign-in of that account.
+* ``device:<sha256 of the address and a browser's id>``, in place of the
+  account's key for a browser that signed in to that account before
+  (:mod:`.known_devices`): a wait set by guesses from elsewhere does not
+  keep the account's own browsers out.
 * ``ip:<address>``: the client's address (as the host's WSGI stack reports
   it: behind a proxy, configure werkzeug's ``ProxyFix``). Its allowance is
   larger (``RBAC_SIGN_IN_FREE_FAILURES_PER_IP``: an office behind one NAT
@@ -64,11 +68,12 @@ from ..models import utcnow
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
 
-__all__ = ["ACCOUNT", "MFA", "Throttle", "account_key", "check", "claim", "ip_key",
+__all__ = ["ACCOUNT", "DEVICE", "MFA", "Throttle", "account_key", "check", "claim", "ip_key",
            "record_failure", "release", "reset_account", "wait_after"]
 
-#: The kinds of account keys: a typed sign-in address, an account's MFA code check.
-ACCOUNT, MFA = "account", "mfa"
+#: The kinds of account keys: a typed sign-in address, an account's MFA code check, a
+#: browser that signed in to the address before (:mod:`.known_devices`).
+ACCOUNT, MFA, DEVICE = "account", "mfa", "device"
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ def account_key(email: str, kind: str = ACCOUNT) -> str:
     """The throttle key of a typed address (hashed: the table holds no address), or of
     another ``kind`` of name (:data:`MFA`): the kind prefixes the digest, so two kinds
     never share a key whatever the names read."""
-    if kind not in (ACCOUNT, MFA):
+    if kind not in (ACCOUNT, MFA, DEVICE):
         raise ValueError(f"unknown throttle kind {kind!r}")
     digest = hashlib.sha256((email or "").strip().lower().encode("utf-8")).hexdigest()
     return f"{kind}:{digest}"
