@@ -181,9 +181,9 @@ def _manageable(membership_id: int) -> tuple[Access, Any]:
 @bp.get("/members/<int:membership_id>/tokens")
 def member_tokens(membership_id: int) -> ResponseReturnValue:
     """A member's API tokens, newest first, revoked ones included."""
-    _, membership = _manageable(membership_id)
+    access, membership = _manageable(membership_id)
     return jsonify(tokens=[_token_json(t) for t in team.manageable_tokens(
-        current_rbac, active_access(), membership)])
+        current_rbac, access, membership)])
 
 
 @bp.post("/members/<int:membership_id>/tokens/<int:token_id>/revoke")
