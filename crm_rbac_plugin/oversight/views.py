@@ -124,7 +124,7 @@ def audit_csv() -> Any:
     Reading the trail takes ``settings.view``; taking it out of the workspace
     is an export like any other: it needs ``settings.export`` too (403
     without), and over the workspace's export threshold it waits for
-    approval (``via="audit"``; :func:`produce_approved_audit` makes the file
+    approval (``via="audit"``; :func:`.exports.produce_approved_audit` makes the file
     once approved). The rows carry the page's sentences and names next to
     the stored columns, as the reader may read them.
     """
