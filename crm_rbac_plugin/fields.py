@@ -355,6 +355,34 @@ def required_unset(record: Any, names: Iterable[str]) -> list[str]:
     return out
 
 
+def fill_defaults(record: Any) -> None:
+    """Give each empty column of a new ``record`` its Python-side default, as the
+    INSERT would.
+
+    The policy judges the row that is stored: a deny on ``status = "new"`` must
+    see the ``"new"`` an omitted status becomes, or leaving a field out would
+    create what sending its default is refused. Scalar defaults and callables
+    that need no execution context are applied; SQL expressions and server
+    defaults are not known before the INSERT and are left to it.
+    """
+    state = sa.inspect(record)
+    for prop in state.mapper.column_attrs:
+        column = prop.columns[0]
+        default = getattr(column, "default", None)
+        if default is None or state.dict.get(prop.key) is not None or column.primary_key:
+            continue
+        if default.is_scalar:
+            value = default.arg
+        elif default.is_callable:
+            try:
+                value = default.arg(None)
+            except Exception:  # noqa: BLE001 (a default that needs the INSERT's context)
+                continue
+        else:
+            continue
+        setattr(record, prop.key, value)
+
+
 def label(record: Any, field: str | None = None, hidden: Iterable[str] | None = None) -> str:
     """Return ``record``'s label field as text, or ``"<Model> #<id>"`` when it is hidden.
 

@@ -175,14 +175,16 @@ def _check_insert(rbac: RBACProtocol, access: Access | None, res: Resource, obj:
             setattr(obj, res.workspace_column, access.workspace_id)
         if res.owner_column and getattr(obj, res.owner_column) is None:
             setattr(obj, res.owner_column, access.user_id)
+    unwritable = access.unwritable(res.name) if access is not None else frozenset()
+    set_by_member = {f for f in unwritable if getattr(obj, f, None) is not None}
+    if access is not None:
+        fields.fill_defaults(obj)  # judge the row the INSERT stores
     if not _allows(rbac, access, "create", res, obj, loader):
         raise _refuse_by(rbac, access, res, "create", obj, obj, loader)
     _check_sensitive(rbac, access, res, "create", obj, None, loader)
     _check_references(rbac, access, res, "create", obj, loader)
     if access is not None:
-        unwritable = access.unwritable(res.name)
-        _check_fields(rbac, access, res, "create", obj,
-                      {f for f in unwritable if getattr(obj, f, None) is not None})
+        _check_fields(rbac, access, res, "create", obj, set_by_member)
         required = fields.required_unset(obj, unwritable)
         if required:  # else the database refuses the row: a 500 instead of a reason
             raise _refuse(rbac, access, res, "create", obj,

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from . import csvsafe, quotas
 from .context import SYSTEM
 from .errors import PermissionDenied, ValidationError
+from .fields import fill_defaults
 from .policy import Access
 
 if TYPE_CHECKING:
@@ -338,6 +339,7 @@ class _RowCheck:
         if filled:  # the owner filled in for them, in a column read-only for them
             return [RowError(line, filled[0], f"{filled[0]} is read-only for you.")]
         record = res.model(**values)  # type: ignore[misc]
+        fill_defaults(record)  # an omitted column is judged as the value it is stored with
         for action in (IMPORT, "create"):
             decision = self.rbac.decide(access, action, res.name, record, self.loader)
             if not decision:
