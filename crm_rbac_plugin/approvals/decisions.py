@@ -332,13 +332,18 @@ def claim(rbac: RBACProtocol, access: Access | None, req: Any) -> Any:
     """Mark ``req``'s file downloaded by its requester and return ``req``, or None.
 
     None when ``access`` is not the requester, there is no file, it was
-    downloaded already or its link expired. Marking it used is a conditional
-    UPDATE, so two clicks at once still download once.
+    downloaded already, its link expired or the requester no longer holds
+    ``export`` on it (a role taken away after the approval stops the download
+    as it stops the export page). Marking it used is a conditional UPDATE, so
+    two clicks at once still download once.
     """
     R = rbac.models.ApprovalRequest
     if (req is None or access is None or req.download_hash is None
             or req.requester_id != access.membership_id
             or req.workspace_id != access.workspace_id):
+        return None
+    resource = str((req.payload or {}).get("resource", ""))
+    if resource not in rbac.registry or not rbac.decide(access, "export", resource):
         return None
     now = utcnow()
     result = rbac.db.session.execute(

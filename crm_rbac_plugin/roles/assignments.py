@@ -165,7 +165,14 @@ def set_assignment_condition(rbac: RBACProtocol, actor: Access | None, member_ro
         raise PermissionDenied(f"Only an Owner can change the {role.name} role's assignments.")
     require_member_in_scope(actor, "edit", membership)
     require_role_covered(actor, role, f"change {role.name}")
-    member_role.access_condition = condition_for(role, condition).to_json()
+    new = condition_for(role, condition).to_json()
+    if new != member_role.access_condition and needs_approval_as_privileged(role):
+        # Loosening the condition widens a privileged grant an approver saw with it.
+        gate.require(rbac, actor, "assign_privileged_role", {}, refusal=(
+            f"Changing when {membership.display_name} holds {role.name} needs approval in "
+            "this workspace: take the role away and give it again with the new condition.",
+            "condition"))
+    member_role.access_condition = new
     rbac.db.session.flush()
     return member_role
 

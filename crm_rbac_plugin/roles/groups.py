@@ -50,7 +50,14 @@ from .escalation import (
 )
 from .grants import effective_specs
 from .locks import concurrent_change_refused, lock_for_role_change
-from .reach import check_editable, held_roles, narrowing, own_roles, refuse_narrowing
+from .reach import (
+    check_editable,
+    held_roles,
+    narrowing,
+    own_roles,
+    reached,
+    refuse_narrowing,
+)
 
 if TYPE_CHECKING:
     from ..interface import RBACProtocol
@@ -196,6 +203,14 @@ def set_role_condition(rbac: RBACProtocol, actor: Access | None, role: Any,
     with concurrent_change_refused(label):
         lock_for_role_change(rbac, role)
     check_editable(rbac, actor, role, "made conditional")
-    role.access_condition = condition_for(role, condition).to_json()
+    new = condition_for(role, condition).to_json()
+    if new != role.access_condition and needs_approval_as_privileged(role):
+        holding = reached(rbac, role)
+        if holding:  # loosening the condition widens what its holders were given
+            gate.require(rbac, actor, "assign_privileged_role", {}, refusal=(
+                f"Changing when {role.name} applies needs approval in this workspace while "
+                f"{len(holding)} member(s) hold it: give a new role with the condition to "
+                "them one by one instead.", "condition"))
+    role.access_condition = new
     rbac.db.session.flush()
     return role
