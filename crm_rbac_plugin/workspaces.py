@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from . import conditions
 from .config import setting
 from .defaults import expand_grants
-from .errors import RBACError
+from .errors import RBACError, ValidationError
 from .loader import BYPASS
 from .models import utcnow
 from .registry import SCOPES
@@ -131,7 +131,11 @@ def default_expiry(role: Any, starts_at: dt.datetime | None = None) -> dt.dateti
     days = (setting("RBAC_ROLE_DEFAULT_EXPIRY_DAYS") or {}).get(role.key) if role.builtin else None
     if days is None or role.is_owner:
         return None
-    return (starts_at or utcnow()) + dt.timedelta(days=int(days))
+    try:
+        return (starts_at or utcnow()) + dt.timedelta(days=int(days))
+    except OverflowError:  # a start within ``days`` of the last day a date can hold
+        raise ValidationError(f"{role.name} ends {days} days after it starts, past the "
+                              "last date that can be stored", field="starts_at") from None
 
 
 def switchable(rbac: RBACProtocol, user: Any) -> list[Any]:

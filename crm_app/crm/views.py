@@ -33,12 +33,14 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest
 from wtforms import SelectChoice
 
 from crm_rbac_plugin import PermissionDenied, bulk, csvsafe, gate, record_required, require_permission
 from crm_rbac_plugin.approvals import ExportFile
 from crm_rbac_plugin.errors import QuotaExceeded
 from crm_rbac_plugin.fields import VisibleView
+from crm_rbac_plugin.inputs import MAX_ID
 
 from ..extensions import db
 from ..models import User
@@ -49,6 +51,18 @@ from .resources import CrudConfig, config_for, linked
 
 PER_PAGE = 25
 EXPORT_BATCH = 500
+
+
+def _id_arg(args: Any, name: str) -> int | None:
+    """A whole-number list argument; None when it is not a number (the list ignores it).
+
+    A number past :data:`MAX_ID` is refused with a 400 naming ``name``: no page or
+    member goes that far, and the database cannot compare with it.
+    """
+    value = args.get(name, type=int)
+    if value is not None and abs(value) > MAX_ID:
+        raise BadRequest(f"{name}: expected a whole number up to {MAX_ID}.")
+    return value  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,10 @@ class ListArgs:
         facet = args.get(facet_key, "") if shown_facet else ""
         if shown_facet and facet not in shown_facet.values:
             facet = ""
-        owner = args.get("owner", type=int) if "owner_id" not in cfg.hidden() else None
+        owner = _id_arg(args, "owner") if "owner_id" not in cfg.hidden() else None
         return cls(q=args.get("q", "").strip()[:100], facet=facet, sort=sort,
                    desc=args.get("dir", default_dir) == "desc",
-                   page=max(args.get("page", 1, type=int) or 1, 1), facet_key=facet_key,
+                   page=max(_id_arg(args, "page") or 1, 1), facet_key=facet_key,
                    owner=owner)
 
     @property

@@ -47,6 +47,10 @@ from ..extensions import db
 from ..models import DEAL_STAGES, Deal, Lead, Note, Task, User
 from ..rbac_setup import rbac
 
+#: Dates run to the day before the last one a date can hold: an end date's next day
+#: bounds its range.
+LAST_DAY = dt.date.max
+
 #: Resources counted by "activity per member", with their model.
 ACTIVITY: tuple[tuple[str, Any], ...] = (("leads", Lead), ("deals", Deal), ("tasks", Task),
                                          ("notes", Note))
@@ -91,6 +95,8 @@ class Filters:
                     values[name] = dt.date.fromisoformat(text)
                 except ValueError:
                     raise FilterError(name, f"{name}: enter a date as YYYY-MM-DD.") from None
+                if values[name] >= LAST_DAY:  # the end's next day must still be a date
+                    raise FilterError(name, f"{name}: enter a date before {LAST_DAY}.")
         for name in ("owner", "department"):
             text = (args.get(name) or "").strip()
             if text:
