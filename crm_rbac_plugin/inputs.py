@@ -180,11 +180,19 @@ def numeric_problem(value: Any, column_type: Any) -> str | None:
     scale, precision = column_type.scale, column_type.precision
     if scale is None:
         return None
+    whole = None if precision is None else precision - scale
+    # Judged by its digits and exponent first: quantizing 1e400 to cents needs more
+    # digits than any context holds (InvalidOperation).
+    if whole is not None and number and number.adjusted() >= whole:
+        return f"takes at most {whole} digits before the decimal point"
     exact = decimal.Context(prec=100)
-    if number != number.quantize(decimal.Decimal(1).scaleb(-scale), context=exact):
-        return f"takes at most {scale} decimals"
-    if precision is not None and abs(number) >= decimal.Decimal(10) ** (precision - scale):
-        return f"takes at most {precision - scale} digits before the decimal point"
+    try:
+        if number != number.quantize(decimal.Decimal(1).scaleb(-scale), context=exact):
+            return f"takes at most {scale} decimals"
+    except decimal.InvalidOperation:
+        return f"takes at most {scale} decimals" if number.adjusted() < 0 else "is too large"
+    if whole is not None and abs(number) >= decimal.Decimal(10) ** whole:
+        return f"takes at most {whole} digits before the decimal point"
     return None
 
 

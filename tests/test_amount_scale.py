@@ -25,7 +25,7 @@ from crm_rbac_plugin.errors import InvalidCondition, ValidationError
 from tests.rbac_helpers import allowed_tags, custom_role, fast_passwords, give_role, remove_roles  # noqa: F401
 
 UNSTORABLE = ["1000.004", "0.001", "1000.0001", "NaN", "Infinity", "-Infinity", "sNaN",
-              "10000000000", "1e12"]
+              "10000000000", "1e12", "1e400", "-1e400", "1e-400"]
 
 
 def _titles() -> set[str]:
@@ -149,3 +149,14 @@ def test_check_and_filter_agree_around_the_cent(world: SimpleNamespace) -> None:
         db.session.flush()
     with pytest.raises(InvalidCondition, match="at most 2"):
         conditions.validate(Deal, [{"field": "amount", "op": "lt", "value": "1000.002"}])
+
+
+@pytest.mark.parametrize("amount", ["1e400", "-1e400", "1e-400"])
+def test_the_invoice_form_refuses_exponents_at_the_field(world: SimpleNamespace, login: Any,
+                                                         amount: str) -> None:
+    owner = login(world.users["owner"], world.ws)
+    response = owner.post("/invoices/new", data={
+        "number": "INV-EXP", "client_id": str(world.clients["member"].id),
+        "owner_id": str(world.users["owner"].id), "status": "draft", "amount": amount})
+    assert response.status_code == 400
+    assert "The amount " in response.text or "amount" in response.text.lower()

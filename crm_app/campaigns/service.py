@@ -36,6 +36,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from crm_rbac_plugin.errors import PermissionDenied
 from crm_rbac_plugin.inputs import is_digits
 from crm_rbac_plugin.models import utcnow
+from crm_rbac_plugin.urls import absolute_url
 
 from ..extensions import db, mail
 from ..models import Lead
@@ -275,8 +276,10 @@ def deliver(campaign_id: int, prepared: PreparedSend) -> int:
 
 def message(campaign: Campaign, lead: Lead, workspace_id: int) -> Message:
     """The mail to one lead: the campaign's text and the lead's unsubscribe link."""
-    link = url_for("campaigns.unsubscribe", t=unsubscribe_token(workspace_id, lead.email),
-                   _external=True)
+    # On the configured address (RBAC_BASE_URL), as every other mail: the sender's Host
+    # header names whatever host their request came in on.
+    link = absolute_url(url_for("campaigns.unsubscribe",
+                                t=unsubscribe_token(workspace_id, lead.email)))
     body = f"{campaign.body}\n\n--\nUnsubscribe: {link}\n"
     return Message(subject=campaign.subject or campaign.name, recipients=[lead.email],
                    body=body, extra_headers={"List-Unsubscribe": f"<{link}>"})

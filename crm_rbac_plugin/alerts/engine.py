@@ -332,12 +332,19 @@ def member_label(rbac: RBACProtocol, session: Session, membership_id: int | None
 
 
 def owners_and_admins(rbac: RBACProtocol, session: Session, workspace_id: int) -> list[int]:
-    """Active memberships of ``workspace_id`` holding the Owner or Admin role."""
+    """Active memberships of ``workspace_id`` holding the Owner or Admin role now.
+
+    An assignment that starts later or has ended gives no right to the alerts
+    page, so it brings none of its mail either.
+    """
     m = rbac.models
     R, MR, M = m.Role, m.MemberRole, m.Membership
+    now = utcnow()
     stmt = (sa.select(M.id).join(MR, MR.membership_id == M.id).join(R, R.id == MR.role_id)
             .where(M.workspace_id == workspace_id, M.status == "active",
-                   sa.or_(R.is_owner, sa.and_(R.builtin, R.key.in_(PRIVILEGED_KEYS))))
+                   sa.or_(R.is_owner, sa.and_(R.builtin, R.key.in_(PRIVILEGED_KEYS))),
+                   sa.or_(MR.starts_at.is_(None), MR.starts_at <= now),
+                   sa.or_(MR.expires_at.is_(None), MR.expires_at > now))
             .distinct().order_by(M.id))
     return list(session.scalars(stmt, execution_options=BYPASS))
 

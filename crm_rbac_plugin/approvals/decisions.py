@@ -38,7 +38,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, has_request_context
 from werkzeug.exceptions import HTTPException
 
 from .. import gate, signals
@@ -46,7 +46,7 @@ from ..audit import events as audit_events
 from ..config import setting
 from ..context import change_reason
 from ..errors import PermissionDenied, RBACError, RuleConflict, ValidationError
-from ..identity import client_ip
+from ..identity import client_ip, request_state
 from ..loader import load_access_by_id
 from ..locking import write_lock
 from ..models import utcnow
@@ -338,6 +338,8 @@ def claim(rbac: RBACProtocol, access: Access | None, req: Any) -> Any:
     two clicks at once still download once.
     """
     R = rbac.models.ApprovalRequest
+    if has_request_context() and request_state().real_access is not None:
+        return None  # viewing as the requester: the file is theirs to take, not the viewer's
     if (req is None or access is None or req.download_hash is None
             or req.requester_id != access.membership_id
             or req.workspace_id != access.workspace_id):

@@ -30,9 +30,10 @@ import zipfile
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from flask import has_request_context
 
 from .. import csvsafe, gate
-from ..audit.events import jsonable, record
+from ..audit.events import jsonable, real_or_acting, record
 from ..files.storage import storage
 from ..loader import BYPASS
 from ..policy import Access
@@ -139,6 +140,8 @@ def export_zip(rbac: RBACProtocol, actor: Access | None) -> tuple[str, bytes]:
         archive.writestr("workspace.json", json.dumps(document, indent=1, sort_keys=True))
         for name, rows in tables.items():
             archive.writestr(f"csv/{name}.csv", _csv(columns[name], rows))
+    # The person who downloads it: the real Owner while they view as another one.
+    who = (real_or_acting() if has_request_context() else None) or actor
     record(rbac, "workspace.exported", workspace_id=ws.id, resource="settings", target=ws.name,
-           actor_ids=(actor.user_id, actor.membership_id), rows=total)
+           actor_ids=(who.user_id, who.membership_id), rows=total)
     return f"{ws.slug}-export.zip", buffer.getvalue()

@@ -119,7 +119,9 @@ def set_department(rbac: RBACProtocol, actor: Access | None, membership: Any, de
     """Move a member into ``dept`` (None: out of every department).
 
     A member's department feeds their own ``department`` scopes, so a
-    non-Owner never moves themselves.
+    non-Owner never moves themselves, and moves someone else only while
+    holding what each of their roles grants: the move points those scopes at
+    another department's records, as lifting a cap lets them reach further.
     """
     actor = require(rbac, actor, "members", "edit")
     same_workspace(actor, membership, dept)
@@ -128,6 +130,9 @@ def set_department(rbac: RBACProtocol, actor: Access | None, membership: Any, de
     if privileged(rbac, membership) and not actor.is_owner:
         raise PermissionDenied("Only an Owner can move an Owner or an Admin.")
     require_member_in_scope(actor, "edit", membership)
+    if (dept.id if dept is not None else None) != membership.department_id:
+        _require_gives_no_more(rbac, actor, membership,
+                               f"move them into {dept.name if dept is not None else 'no department'}")
     check_joining(rbac, actor, membership, dept)
     membership.department_id = dept.id if dept is not None else None
     rbac.db.session.flush()
