@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app, has_app_context
 
 from .context import SYSTEM, change_reason, current_override, current_reason
-from .errors import RBACError, RuleConflict
+from .errors import PermissionDenied, RBACError, RuleConflict
 from .identity import served_method
 from .inputs import SAFE_METHODS
 from .policy import Access
@@ -187,3 +187,20 @@ def require(rbac: RBACProtocol, actor: Access | None, operation: str, payload: d
         raise ApprovalRequired(operation, payload, count, summary or OPERATIONS[operation])
     record(rbac, actor, operation, payload, count, summary or OPERATIONS[operation],
            current_reason() or "")
+
+
+def require_export(rbac: RBACProtocol, access: Access, resource: str, payload: dict[str, Any], *,
+                   count: int, summary: str, what: str) -> None:
+    """Pass a file that takes ``resource``'s data out of the workspace: ``export`` on it
+    (403 naming ``what`` without), then :func:`require` (operation ``export``).
+
+    The permission comes first: a member who may not export gets a refusal,
+    not an offer to ask for approval. ``payload["via"]`` names the producer
+    that makes the file once approved.
+    """
+    decision = rbac.decide(access, "export", resource)
+    if not decision:
+        raise PermissionDenied(f"{what} needs {resource}.export: {decision.reason}",
+                               resource=resource, action="export")
+    require(rbac, access, "export", {**payload, "resource": resource}, count=count,
+            summary=summary)

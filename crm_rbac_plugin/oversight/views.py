@@ -133,15 +133,11 @@ def audit_csv() -> Any:
         filters = audit.parse_filters(request.args)
     except ValueError as exc:
         return Response(str(exc), status=400, mimetype="text/plain")
-    decision = rbac.decide(access, "export", "settings")
-    if not decision:
-        raise PermissionDenied(f"Exporting the audit trail needs settings.export: "
-                               f"{decision.reason}", resource="settings", action="export")
     events = exports.audit_events(filters)
-    gate.require(rbac, access, "export",
-                 {"resource": "settings", "via": exports.AUDIT_EXPORT,
-                  "query": request.query_string.decode()[:500]},
-                 count=len(events), summary=f"Export {len(events)} audit events as CSV")
+    gate.require_export(rbac, access, "settings",
+                        {"via": exports.AUDIT_EXPORT, "query": request.query_string.decode()[:500]},
+                        count=len(events), summary=f"Export {len(events)} audit events as CSV",
+                        what="Exporting the audit trail")
     produced = exports.audit_file(events, filters)
     rbac.db.session.commit()
     return Response(produced.content, mimetype="text/csv",

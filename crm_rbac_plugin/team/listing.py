@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .. import gate
-from ..errors import PermissionDenied, ValidationError
+from ..errors import ValidationError
 from ..loader import BYPASS
 from ..user_keys import user_pk_column
 
@@ -126,9 +126,5 @@ def gate_members_export(rbac: RBACProtocol, access: Any, payload: dict[str, Any]
     (:func:`..gate.require`, operation ``export``, resource ``members``);
     ``payload["via"]`` names the producer that makes the file once approved.
     """
-    decision = rbac.decide(access, "export", "members")
-    if not decision:
-        raise PermissionDenied(f"Exporting members needs members.export: {decision.reason}",
-                               resource="members", action="export")
-    gate.require(rbac, access, "export", {**payload, "resource": "members"}, count=count,
-                 summary=summary)
+    gate.require_export(rbac, access, "members", payload, count=count, summary=summary,
+                        what="Exporting members")
