@@ -15,7 +15,6 @@ is ignored (the attempt counts under the account's key).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -23,6 +22,7 @@ from flask import after_this_request, current_app, has_request_context, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..config import setting
+from .throttle import address_digest
 
 __all__ = ["COOKIE", "device_of", "remember"]
 
@@ -36,7 +36,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def _address(email: str) -> str:
-    return hashlib.sha256((email or "").strip().lower().encode("utf-8")).hexdigest()[:32]
+    return address_digest(email)[:32]  # the cookie names the account, shortened
 
 
 def _days() -> int:

@@ -107,8 +107,13 @@ def account_key(email: str, kind: str = ACCOUNT) -> str:
     never share a key whatever the names read."""
     if kind not in (ACCOUNT, MFA, DEVICE):
         raise ValueError(f"unknown throttle kind {kind!r}")
-    digest = hashlib.sha256((email or "").strip().lower().encode("utf-8")).hexdigest()
-    return f"{kind}:{digest}"
+    return f"{kind}:{address_digest(email)}"
+
+
+def address_digest(email: str) -> str:
+    """SHA-256 (hex) of a typed address, trimmed and lower-cased: how the throttle and the
+    known-browser cookie name an account without holding its address."""
+    return hashlib.sha256((email or "").strip().lower().encode("utf-8")).hexdigest()
 
 
 def ip_key(ip: str | None) -> str:
