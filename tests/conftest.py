@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -312,3 +313,10 @@ def login(app: Flask) -> Any:
                 sess[app.config["RBAC_SESSION_KEY"]] = workspace.id
         return client
     return make
+
+
+@pytest.fixture
+def store(app: Flask, tmp_path: Path) -> Path:
+    """Keep the attachments' stored bytes under the test's temporary directory."""
+    app.config["RBAC_FILES_DIR"] = str(tmp_path / "files")
+    return tmp_path / "files"

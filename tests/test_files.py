@@ -36,13 +36,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 @pytest.fixture
-def store(app: Flask, tmp_path: Path) -> Path:
-    """Keep stored bytes under the test's temporary directory."""
-    app.config["RBAC_FILES_DIR"] = str(tmp_path / "files")
-    return tmp_path / "files"
-
-
-@pytest.fixture
 def client_of(app: Flask, world: SimpleNamespace, store: Path) -> Any:
     def make(key: str, workspace: Any = None) -> FlaskClient:
         client = app.test_client(user=world.users[key])

@@ -30,12 +30,6 @@ pytestmark = pytest.mark.sqlite_file
 
 
 @pytest.fixture
-def store(app: Flask, tmp_path: Path) -> Path:
-    app.config["RBAC_FILES_DIR"] = str(tmp_path / "files")
-    return tmp_path / "files"
-
-
-@pytest.fixture
 def member(app: Flask, world: SimpleNamespace, store: Path) -> FlaskClient:
     client = app.test_client(user=world.users["member"])
     with client.session_transaction() as sess:
