@@ -196,3 +196,18 @@ def ask_for_approval(client: Any, url: str, reason: str = "") -> Any:
     assert found is not None, offer.text[:300]
     return client.post("/settings/approvals/ask", data={"token": found.group(1),
                                                          "reason": reason})
+
+
+def approved_leads_export(w: SimpleNamespace, login: Any) -> tuple[Any, Any]:
+    """With every export needing approval, the Manager asks for the leads CSV and the
+    Admin approves it; return the Manager's client and the request, ready to download."""
+    from crm_rbac_plugin import approvals
+    approvals.save(rbac, access_of(w.members["owner"]), {"operations": {"export": 1}})
+    db.session.commit()
+    manager, admin = login(w.users["manager"], w.ws), login(w.users["admin"], w.ws)
+    assert ask_for_approval(manager, "/leads/export.csv", "review").status_code == 303
+    R = rbac.models.ApprovalRequest
+    req = db.session.scalar(sa.select(R).order_by(R.id.desc()))
+    assert admin.post(f"/settings/approvals/{req.id}/approve",
+                      data={"reason": "ok"}).status_code == 302
+    return manager, req

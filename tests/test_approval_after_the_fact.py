@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
 from crm_rbac_plugin import approvals, roles
-from tests.rbac_helpers import access_of, ask_for_approval, custom_role
+from tests.rbac_helpers import access_of, approved_leads_export, custom_role
 
 
 def _role(w: SimpleNamespace, key: str) -> Any:
@@ -78,14 +78,7 @@ def test_a_held_privileged_roles_condition_needs_approval(world: SimpleNamespace
 
 def test_an_approved_export_is_not_downloaded_after_the_right_is_gone(
         world: SimpleNamespace, login: Any) -> None:
-    approvals.save(rbac, access_of(world.members["owner"]), {"operations": {"export": 1}})
-    db.session.commit()
-    manager, admin = login(world.users["manager"], world.ws), login(world.users["admin"], world.ws)
-    assert ask_for_approval(manager, "/leads/export.csv", "review").status_code == 303
-    R = rbac.models.ApprovalRequest
-    req = db.session.scalar(sa.select(R).order_by(R.id.desc()))
-    assert admin.post(f"/settings/approvals/{req.id}/approve",
-                      data={"reason": "ok"}).status_code == 302
+    manager, req = approved_leads_export(world, login)
     owner = access_of(world.members["owner"])
     target = db.session.get(rbac.models.Membership, world.members["manager"].id)
     roles.assign_role(rbac, owner, target, _role(world, "viewer"))
@@ -96,4 +89,4 @@ def test_an_approved_export_is_not_downloaded_after_the_right_is_gone(
     db.session.commit()
     assert manager.post(f"/settings/approvals/{req.id}/download").status_code == 404
     db.session.expire_all()
-    assert db.session.get(R, req.id).download_used_at is None
+    assert db.session.get(type(req), req.id).download_used_at is None

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from crm_app.extensions import db
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import approvals, workspaces
-from tests.rbac_helpers import access_of, ask_for_approval
+from crm_rbac_plugin import workspaces
+from tests.rbac_helpers import approved_leads_export
 
 
 def _view_as(client: Any, membership_id: int) -> None:
@@ -42,18 +42,11 @@ def test_the_workspace_export_names_the_real_owner(world: SimpleNamespace, login
 
 def test_an_approved_file_is_not_taken_while_viewing_as_its_requester(
         world: SimpleNamespace, login: Any) -> None:
-    approvals.save(rbac, access_of(world.members["owner"]), {"operations": {"export": 1}})
-    db.session.commit()
-    manager, admin = login(world.users["manager"], world.ws), login(world.users["admin"], world.ws)
-    assert ask_for_approval(manager, "/leads/export.csv", "review").status_code == 303
-    R = rbac.models.ApprovalRequest
-    req = db.session.scalar(sa.select(R).order_by(R.id.desc()))
-    assert admin.post(f"/settings/approvals/{req.id}/approve",
-                      data={"reason": "ok"}).status_code == 302
+    manager, req = approved_leads_export(world, login)
     owner = login(world.users["owner"], world.ws)
     _view_as(owner, world.members["manager"].id)
     assert owner.post(f"/settings/approvals/{req.id}/download").status_code in (403, 404)
     db.session.expire_all()
-    assert db.session.get(R, req.id).download_used_at is None
+    assert db.session.get(type(req), req.id).download_used_at is None
     # The requester still has it.
     assert manager.post(f"/settings/approvals/{req.id}/download").status_code == 200
