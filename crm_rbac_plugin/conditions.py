@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,6 +56,9 @@ Clause = tuple[str, str, Any]
 #: validates (a value out of range, a dropped column...): it holds for no
 #: record, in Python and in SQL alike, so the rule grants nothing.
 NEVER: Clause = ("", "never", None)
+
+#: The most values an ``in`` clause takes (each is a bound parameter of every filtered query).
+IN_LIMIT = 1000
 
 #: Bounds of the integer column types, the narrowest backend's (PostgreSQL).
 _INT_BOUNDS: tuple[tuple[type[sa.types.TypeEngine[Any]], int], ...] = (
@@ -172,7 +175,8 @@ def _to_datetime(value: Any, col_type: Any, field: str) -> dt.datetime:
         raise _refuse(field, "the date and time must be given "
                              + ("with" if getattr(col_type, "timezone", False) else "without")
                              + " a time zone")
-    return value
+    # In UTC: a backend that keeps no zone (SQLite) stores and compares the wall clock.
+    return value.astimezone(dt.UTC) if value.tzinfo is not None else value
 
 
 def _coerce(value: Any, column: Any, field: str) -> Any:
@@ -191,6 +195,8 @@ def _coerce(value: Any, column: Any, field: str) -> Any:
         return _to_float(value, field)
     if isinstance(col_type, sa.Numeric):
         return _to_decimal(value, col_type, field)
+    if isinstance(col_type, sa.CHAR):  # PostgreSQL pads and ignores trailing blanks, Python not
+        raise _refuse(field, "conditions on fixed-width text (CHAR) are not supported")
     if isinstance(col_type, sa.String):
         return _to_text(value, col_type, field)
     if isinstance(col_type, sa.DateTime):
@@ -243,12 +249,14 @@ def _clause(model: type, columns: Any, item: Any) -> Clause:
         if not isinstance(value, bool):
             raise _refuse(field, "is_null takes true or false")
         return (field, op, value)
-    if op in ("lt", "gt") and isinstance(column.type, sa.Enum):
-        raise _refuse(field, "an enumerated field has no order to compare with lt or gt")
+    if op in ("lt", "gt") and isinstance(column.type, (sa.Enum, sa.Boolean)):
+        raise _refuse(field, "a yes/no or enumerated field has no order to compare with lt or gt")
     if op == "in":
         if not isinstance(value, list) or not value:
             raise _refuse(field, "'in' takes a non-empty list")
-        return (field, op, tuple(_coerce(v, column, field) for v in value))
+        if len(value) > IN_LIMIT:  # every item is a bound parameter of each filtered query
+            raise _refuse(field, f"'in' takes at most {IN_LIMIT} values")
+        return (field, op, tuple(dict.fromkeys(_coerce(v, column, field) for v in value)))
     return (field, op, _coerce(value, column, field))
 
 
@@ -299,7 +307,9 @@ def matches(record: Any, clauses: Iterable[Clause]) -> bool:
     for field, op, expected in clauses:
         if op == "never":
             return False
-        v = getattr(record, field)
+        v = _comparable(record, field, getattr(record, field))
+        if isinstance(v, dt.datetime) and v.tzinfo is None and op != "is_null":
+            expected = _naive_utc(expected)  # read back without its zone (SQLite)
         if op == "eq":
             ok = v is not None and v == expected
         elif op == "ne":
@@ -315,6 +325,25 @@ def matches(record: Any, clauses: Iterable[Clause]) -> bool:
         if not ok:
             return False
     return True
+
+
+def _comparable(record: Any, field: str, value: Any) -> Any:
+    """``value`` as its column stores it: an enum member as the text the column holds."""
+    if not isinstance(value, enum.Enum):
+        return value
+    col_type = sa.inspect(type(record)).columns[field].type
+    members = list(type(value))
+    stored = (col_type.values_callable(type(value))
+              if getattr(col_type, "values_callable", None) else [m.name for m in members])
+    return stored[members.index(value)]
+
+
+def _naive_utc(expected: Any) -> Any:
+    if isinstance(expected, tuple):
+        return tuple(_naive_utc(x) for x in expected)
+    if isinstance(expected, dt.datetime) and expected.tzinfo is not None:
+        return expected.astimezone(dt.UTC).replace(tzinfo=None)
+    return expected
 
 
 class CodePointOrder(ColumnElement[Any]):
@@ -357,6 +386,14 @@ def _ordered(col: Any) -> Any:
     return CodePointOrder(element) if isinstance(element.type, sa.String) else col
 
 
+def _exact(col: Any) -> Any:
+    """``col`` as equality must see it: text with a collation of its own (SQLite's
+    ``NOCASE``, a case-insensitive ICU collation) compares by code point, as Python does."""
+    element = col.__clause_element__() if hasattr(col, "__clause_element__") else col
+    collated = isinstance(element.type, sa.String) and element.type.collation
+    return CodePointOrder(element) if collated else col
+
+
 def to_sql(model: Any, clauses: Iterable[Clause]) -> sa.ColumnElement[bool]:
     """Return the SQL form of clauses for ``model`` (a class or an alias)."""
     parts: list[sa.ColumnElement[bool]] = []
@@ -365,11 +402,11 @@ def to_sql(model: Any, clauses: Iterable[Clause]) -> sa.ColumnElement[bool]:
             return sa.false()
         col = getattr(model, field)
         if op == "eq":
-            parts.append(sa.and_(col.is_not(None), col == expected))
+            parts.append(sa.and_(col.is_not(None), _exact(col) == expected))
         elif op == "ne":
-            parts.append(sa.or_(col.is_(None), col != expected))
+            parts.append(sa.or_(col.is_(None), _exact(col) != expected))
         elif op == "in":
-            parts.append(sa.and_(col.is_not(None), col.in_(list(expected))))
+            parts.append(sa.and_(col.is_not(None), _exact(col).in_(list(expected))))
         elif op == "lt":
             parts.append(sa.and_(col.is_not(None), _ordered(col) < expected))
         elif op == "gt":
@@ -395,105 +432,3 @@ def describe(clauses: Iterable[Clause]) -> str:
         else:
             parts.append(f"{field} {words[op]} {value}")
     return " and ".join(parts)
-
-
-# -- describing fields for a condition builder ---------------------------------------
-
-#: The operators a builder offers per kind of field: ``lt``/``gt`` only where values have
-#: an order a reader expects, never on a closed list of choices or on yes/no.
-KIND_OPERATORS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("integer", "decimal", "number", "date", "datetime", "text"), OPERATORS),
-    "choice": ("eq", "ne", "in", "is_null"),
-    "boolean": ("eq", "is_null"),
-}
-
-
-@dataclass(frozen=True)
-class FieldInfo:
-    """A column as a condition builder shows it (``kind``: a key of :data:`KIND_OPERATORS`)."""
-
-    name: str
-    label: str
-    kind: str
-    choices: tuple[str, ...] = ()
-    scale: int | None = None
-    length: int | None = None
-    timezone: bool = False
-
-    @property
-    def operators(self) -> tuple[str, ...]:
-        return KIND_OPERATORS[self.kind]
-
-
-def field_label(column: Any) -> str:
-    """Return a column's label for people: ``info={"label": ...}``, else its name in words.
-
-    ``close_date`` reads "Close date" and ``client_id`` "Client ID".
-    """
-    label = getattr(column, "info", {}).get("label")
-    if isinstance(label, str) and label:
-        return label
-    key = str(column.key)
-    words = (key[:-3] + " ID") if key.endswith("_id") else key
-    return words.replace("_", " ").strip().capitalize().replace(" id", " ID")
-
-
-def field_kind(column: Any) -> str | None:
-    """Return the kind of value a condition on ``column`` takes, in :func:`_coerce`'s order
-    (None: conditions cannot use the column)."""
-    col_type = column.type
-    if isinstance(col_type, sa.Boolean):
-        return "boolean"
-    if isinstance(col_type, sa.Integer):
-        return "integer"
-    if isinstance(col_type, sa.Float) or (isinstance(col_type, sa.Numeric)
-                                          and not col_type.asdecimal):
-        return "number"
-    if isinstance(col_type, sa.Numeric):
-        return "decimal"
-    if isinstance(col_type, sa.String):
-        return "choice" if field_choices(column) else "text"
-    if isinstance(col_type, sa.DateTime):
-        return "datetime"
-    if isinstance(col_type, sa.Date):
-        return "date"
-    return None
-
-
-def field_choices(column: Any) -> tuple[str, ...]:
-    """The closed list of values of a text column: its ``Enum`` values or ``info["choices"]``."""
-    enums = getattr(column.type, "enums", None)
-    if isinstance(column.type, sa.Enum) and enums:
-        return tuple(enums)
-    declared = getattr(column, "info", {}).get("choices")
-    if isinstance(declared, (list, tuple)) and all(isinstance(v, str) for v in declared):
-        return tuple(declared)
-    return ()
-
-
-def describe_field(column: Any) -> FieldInfo | None:
-    """Return ``column`` as a builder shows it, or None if conditions cannot use it."""
-    kind = field_kind(column)
-    if kind is None:
-        return None
-    col_type = column.type
-    return FieldInfo(
-        name=str(column.key), label=field_label(column), kind=kind,
-        choices=field_choices(column) if kind == "choice" else (),
-        scale=getattr(col_type, "scale", None) if kind == "decimal" else None,
-        length=getattr(col_type, "length", None) if kind in ("text", "choice") else None,
-        timezone=bool(getattr(col_type, "timezone", False)) if kind == "datetime" else False)
-
-
-def builder_fields(model: type, exclude: Iterable[str | None] = ()) -> dict[str, FieldInfo]:
-    """The columns of ``model`` a builder offers, by name: not the primary key nor
-    ``exclude`` (the workspace column means nothing inside one workspace)."""
-    skipped = set(exclude)
-    out: dict[str, FieldInfo] = {}
-    for column in sa.inspect(model).columns:
-        if column.primary_key or column.key in skipped:
-            continue
-        info = describe_field(column)
-        if info is not None:
-            out[info.name] = info
-    return out

@@ -112,8 +112,11 @@ def scope_criteria(access: Access, res: Resource, scope: str, entity: Any,
         if access.department_id is None:
             return own
         if res.department_column is not None:
+            # An unowned record is nobody's department's, as in the policy twin
+            # (unowned records are reached by RBAC_UNOWNED_VISIBLE alone).
             dept = getattr(entity, res.department_column)
-            return sa.or_(sa.and_(dept.is_not(None), dept == access.department_id), own)
+            return sa.or_(sa.and_(owner.is_not(None), dept.is_not(None),
+                                  dept == access.department_id), own)
         # The department's members as a list of ids, not a subquery: the Access
         # already holds them (the policy twin decides from the same set), and a
         # planner can estimate and index an ``IN`` list, whereas ``IN (SELECT

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..conditions import field_label
+from ..condition_fields import field_label
 from ..errors import UnknownResource, ValidationError
 from ..registry import Resource
 from .grants import ancestry

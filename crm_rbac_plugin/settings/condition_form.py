@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import conditions
-from ..conditions import FieldInfo
+from ..condition_fields import FieldInfo, builder_fields
 from ..errors import InvalidCondition
 from ..registry import Resource
 
@@ -69,7 +69,7 @@ def fields_of(res: Resource) -> dict[str, FieldInfo]:
     """The fields a condition on ``res`` may test (none for a resource without a model)."""
     if res.model is None:
         return {}
-    return conditions.builder_fields(res.model, exclude=(res.workspace_column,))
+    return builder_fields(res.model, exclude=(res.workspace_column,))
 
 
 def field_json(fields: Mapping[str, FieldInfo]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import queries, roles
-from ..conditions import FieldInfo
+from ..condition_fields import FieldInfo
 from ..registry import Resource
 from .blueprint import add_error
 from .condition_form import CellCondition, fields_of, load, read, to_condition
