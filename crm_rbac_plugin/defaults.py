@@ -34,6 +34,11 @@ ADMIN_RESOURCES: tuple[tuple[str, str], ...] = (
 APPROVALS_RESOURCE: tuple[str, str, tuple[str, ...]] = (
     "approvals", "Approval requests", ("view", "decide"))
 
+#: The workspace's plan and billing (no model): ``view`` shows the plan page to whoever
+#: holds it (``003``'s Finance & Accounting "View billing"); changing the plan stays the
+#: Owner's ("full control including billing").
+BILLING_RESOURCE: tuple[str, str, tuple[str, ...]] = ("billing", "Plan and billing", ("view",))
+
 CRUD = ("view", "create", "edit", "delete")
 
 ROLE_TEMPLATES: list[dict[str, Any]] = [
@@ -45,7 +50,7 @@ ROLE_TEMPLATES: list[dict[str, Any]] = [
      "description": "Full control except transferring ownership.",
      "grants": [("*", "*", "all", None), ("members", "*", "all", None),
                 ("roles", "*", "all", None), ("settings", "*", "all", None),
-                ("approvals", "*", "all", None)]},
+                ("approvals", "*", "all", None), ("billing", "*", "all", None)]},
     {"key": "member", "name": "Member",
      "description": "Works their own pipeline and sees their own data.",
      # 003: a Member has no Accounting, whatever "*" reaches.

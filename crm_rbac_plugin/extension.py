@@ -48,7 +48,7 @@ from .alerts import engine as alert_engine
 from .api import views as api_views
 from .config import apply_defaults, request_settings, setting
 from .context import SYSTEM, MemberHandle, override
-from .defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE
+from .defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE, BILLING_RESOURCE
 from .errors import PermissionDenied
 from .files import cleanup as files_cleanup
 from .hooks import HookDecorators, Hooks
@@ -147,9 +147,9 @@ class RBAC(HookDecorators):
         for name, label in ADMIN_RESOURCES:
             self.registry.add(Resource(name, module="administration", label=label,
                                        owner_column=None))
-        name, label, actions = APPROVALS_RESOURCE
-        self.registry.add(Resource(name, module="administration", label=label, owner_column=None,
-                                   actions=actions))
+        for name, label, actions in (APPROVALS_RESOURCE, BILLING_RESOURCE):
+            self.registry.add(Resource(name, module="administration", label=label,
+                                       owner_column=None, actions=actions))
         self.hooks = Hooks(unauthorized=decorators.default_unauthorized)
         self.statements = StatementMemo()
         #: The sign-in API a host's login view calls: ``check``, ``failed``, ``succeeded``.

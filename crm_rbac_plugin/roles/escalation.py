@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import object_session
 
-from ..defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE
+from ..defaults import ADMIN_RESOURCES, APPROVALS_RESOURCE, BILLING_RESOURCE
 from ..errors import PermissionDenied
 from ..loader import BYPASS
 from ..policy import Access, Rule
@@ -29,7 +29,8 @@ MANAGED = frozenset({"members", "roles", "settings"})
 
 #: Resources without records: their scope reads the members acted on
 #: (:func:`member_in_scope`), which a visibility level does not cap.
-_UNCAPPED = frozenset({name for name, _ in ADMIN_RESOURCES} | {APPROVALS_RESOURCE[0]})
+_UNCAPPED = frozenset({name for name, _ in ADMIN_RESOURCES}
+                      | {APPROVALS_RESOURCE[0], BILLING_RESOURCE[0]})
 
 
 def capped(access: Access) -> Access:

@@ -84,7 +84,7 @@ def _add_tabs(app: Flask) -> None:
                              f"{s}.reassign"])
     pages.add_tab(app, f"{s}.conflicts", "Segregation of duties", order=40,
                   permission="roles.view")
-    pages.add_tab(app, f"{s}.plan", "Plan", order=50, owner=True)
+    pages.add_tab(app, f"{s}.plan", "Plan", order=50, permission="billing.view")
     pages.add_tab(app, f"{s}.departments", "Departments", order=60, permission="members.view",
                   highlight=[f"{s}.department_roles"])
     pages.add_tab(app, f"{s}.sharing", "Sharing", order=70, permission="settings.view",
@@ -238,11 +238,16 @@ def remove_conflict(conflict_id: int) -> Any:
 @bp.route("/plan", methods=["GET", "POST"])
 @login_required
 def plan() -> Any:
-    """The workspace's plan, the modules and seats each plan includes (Owner only)."""
+    """The workspace's plan, the modules, seats and storage each plan includes.
+
+    Whoever holds ``billing.view`` reads it; only an Owner changes the plan.
+    """
     rbac = current_rbac
     access = rbac.current_access()
-    if access is None or not access.is_owner:
-        return rbac.refuse(Decision(False, "Only an Owner can see and change the plan."), 403)
+    if access is None or not (access.is_owner or rbac.decide(access, "view", "billing")):
+        return rbac.refuse(Decision(False, "Seeing the plan needs billing.view."), 403)
+    if request.method == "POST" and not access.is_owner:
+        return rbac.refuse(Decision(False, "Only an Owner can change the plan."), 403)
     workspace = rbac.db.session.get(rbac.models.Workspace, access.workspace_id)
     plans = list(setting("RBAC_PLANS"))
     form = PlanForm(data={"plan": workspace.plan})
@@ -258,7 +263,7 @@ def plan() -> Any:
             status = outcome.status
         else:
             status = 400
-    return render("plan.html", status, form=form, workspace=workspace,
+    return render("plan.html", status, form=form if access.is_owner else None, workspace=workspace,
                   modules=list(queries.ordered_modules(rbac.registry)),
                   plans=[(p, set(queries.plan_modules(rbac, p))) for p in plans],
                   seats=quotas.seat_usage(rbac, workspace),
