@@ -101,15 +101,23 @@ def test_outsider_workspace_gets_404(client_of: Any, world: SimpleNamespace, sto
     ("member2", 404), ("junior_rep", 404),  # own scope: another's lead is invisible
     ("finance", 404),                        # no view on any lead: the record is invisible too
 ])
-def test_download_needs_view(client_of: Any, key: str, status: int) -> None:
+def test_download_needs_view(client_of: Any, world: SimpleNamespace, key: str,
+                             status: int) -> None:
     _, file_id = attached(client_of)
     response = client_of(key).get(f"/attachments/{file_id}")
     assert response.status_code == status
+    A = rbac.models.AuditEvent
+    with rbac.system():
+        taken = db.session.scalars(sa.select(A).where(A.action == "attachment.downloaded")).all()
     if status == 200:
         assert response.data == PDF
         assert response.headers["Content-Disposition"].startswith("attachment;")
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.mimetype == "application/pdf"
+        # 001: "track sensitive data access": who took the file out is on the trail.
+        assert [e.actor_user_id for e in taken] == [world.users[key].id]
+    else:
+        assert taken == []
 
 
 @pytest.mark.parametrize("key", ["finance", "junior_rep", "member2"])

@@ -108,7 +108,8 @@ def _workspace(names: Names, ev: Any, actor: str) -> str:
 
 
 def _attachment(names: Names, ev: Any, actor: str) -> str:
-    verb = "attached" if ev.action.endswith("uploaded") else "removed"
+    verb = {"uploaded": "attached", "downloaded": "downloaded"}.get(
+        ev.action.rpartition(".")[2], "removed")
     if ev.target == WITHHELD:
         return f"{actor} {verb} a file on {WITHHELD}"
     return f"{actor} {verb} the file {ev.target or 'a file'}"

@@ -78,7 +78,8 @@ def remove(rbac: RBACProtocol, attachment: Any, parent: Any) -> None:
 
 
 def send(rbac: RBACProtocol, attachment: Any, parent: Any) -> Response:
-    """The file as a download: ``attachment`` disposition, sniffed type, ``nosniff``.
+    """The file as a download: ``attachment`` disposition, sniffed type, ``nosniff``;
+    audited as ``attachment.downloaded``.
 
     Bytes missing from the storage are a 404 (logged), never a 500.
 
@@ -99,6 +100,13 @@ def send(rbac: RBACProtocol, attachment: Any, parent: Any) -> Response:
                          max_age=0, conditional=False, etag=False)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
+    # Who took a copy of a file out is evidence, as an export is (001: "track
+    # sensitive data access").
+    rbac.audit("attachment.downloaded", workspace_id=attachment.workspace_id,
+               resource=attachment.resource,
+               target=f"{attachment.filename} on {attachment.resource} #{attachment.record_id}",
+               size=attachment.size)
+    rbac.db.session.commit()
     return response
 
 
