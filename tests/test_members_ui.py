@@ -415,3 +415,13 @@ def test_settings_root_lands_where_the_member_may_go(world: SimpleNamespace, log
     response = client.get("/settings/")
     assert response.status_code == 302 and response.headers["Location"].endswith(lands)
     assert client.get(lands).status_code == 200
+
+
+def test_the_profile_shows_the_members_roles_read_only(world: SimpleNamespace,
+                                                       login: Any) -> None:
+    """002: "Each user has a profile with ... Role assignment": the roles in force,
+    the department's and the department itself, with no way to change them there."""
+    page = login(world.users["member"], world.ws).get("/settings/profile").text
+    card = page.split('id="profile-access"', 1)[1].split("</section>", 1)[0]
+    assert "Member" in card and "Sales" in card
+    assert "<select" not in card and "<input" not in card

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import current_app, flash, redirect, request, url_for
 
-from .. import security, team
+from .. import roles, security, team
 from ..config import setting
 from ..decorators import login_required
 from ..identity import sign_in, signed_in_user
@@ -96,7 +96,9 @@ def profile_page(membership: Any, *, form: ProfileForm | None = None,
     picture_url = team.picture_urls(rbac, rbac.current_access(), [membership]).get(membership.id)
     return render("team/profile.html", status, form=form, membership=membership,
                   picture_form=picture_form, picture_url=picture_url,
-                  remove_picture_form=ConfirmForm())
+                  remove_picture_form=ConfirmForm(),
+                  own_roles=roles.assignments_in_force(membership),
+                  department_roles=roles.department_role_list(rbac, membership.department_id))
 
 
 @bp.route("/profile", methods=["GET", "POST"])
