@@ -67,7 +67,7 @@ def field_kind(column: Any) -> str | None:
         return "number"
     if isinstance(col_type, sa.Numeric):
         return "decimal"
-    if isinstance(col_type, sa.CHAR):
+    if isinstance(col_type, (sa.CHAR, sa.NCHAR)):
         return None
     if isinstance(col_type, sa.String):
         return "choice" if field_choices(column) else "text"

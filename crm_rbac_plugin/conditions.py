@@ -144,6 +144,8 @@ def _to_text(value: Any, col_type: Any, field: str) -> str:
     enums = getattr(col_type, "enums", None)
     if isinstance(col_type, sa.Enum) and enums and value not in enums:
         raise _refuse(field, f"{value!r} is not one of {', '.join(enums)}")
+    if isinstance(col_type, sa.Enum):
+        _remember_enum(col_type)
     return value
 
 
@@ -195,7 +197,7 @@ def _coerce(value: Any, column: Any, field: str) -> Any:
         return _to_float(value, field)
     if isinstance(col_type, sa.Numeric):
         return _to_decimal(value, col_type, field)
-    if isinstance(col_type, sa.CHAR):  # PostgreSQL pads and ignores trailing blanks, Python not
+    if isinstance(col_type, (sa.CHAR, sa.NCHAR)):  # PostgreSQL pads them and ignores the blanks
         raise _refuse(field, "conditions on fixed-width text (CHAR) are not supported")
     if isinstance(col_type, sa.String):
         return _to_text(value, col_type, field)
@@ -307,7 +309,7 @@ def matches(record: Any, clauses: Iterable[Clause]) -> bool:
     for field, op, expected in clauses:
         if op == "never":
             return False
-        v = _comparable(record, field, getattr(record, field))
+        v = _comparable(getattr(record, field))
         if isinstance(v, dt.datetime) and v.tzinfo is None and op != "is_null":
             expected = _naive_utc(expected)  # read back without its zone (SQLite)
         if op == "eq":
@@ -327,15 +329,29 @@ def matches(record: Any, clauses: Iterable[Clause]) -> bool:
     return True
 
 
-def _comparable(record: Any, field: str, value: Any) -> Any:
-    """``value`` as its column stores it: an enum member as the text the column holds."""
+#: Each Python enum's members as the columns validated against store them (their
+#: names, or what the column's ``values_callable`` gives).
+_ENUM_TEXT: dict[type, dict[Any, str]] = {}
+
+
+def _remember_enum(col_type: Any) -> None:
+    cls = getattr(col_type, "enum_class", None)
+    if cls is not None and cls not in _ENUM_TEXT:
+        members = list(cls)
+        stored = (col_type.values_callable(cls) if col_type.values_callable
+                  else [m.name for m in members])
+        _ENUM_TEXT[cls] = dict(zip(members, stored, strict=True))
+
+
+def _comparable(value: Any) -> Any:
+    """``value`` as its column stores it: an enum member as the text the column holds.
+
+    Read from what validation learnt of the enum, not from the record's class: the
+    policy also judges a record's stored state, a plain namespace.
+    """
     if not isinstance(value, enum.Enum):
         return value
-    col_type = sa.inspect(type(record)).columns[field].type
-    members = list(type(value))
-    stored = (col_type.values_callable(type(value))
-              if getattr(col_type, "values_callable", None) else [m.name for m in members])
-    return stored[members.index(value)]
+    return _ENUM_TEXT.get(type(value), {}).get(value, value.name)
 
 
 def _naive_utc(expected: Any) -> Any:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from crm_app.extensions import db, mail
 from crm_app.models import Deal
 from crm_app.rbac_setup import rbac
-from crm_rbac_plugin import alerts
+from crm_rbac_plugin import alerts, roles
 from crm_rbac_plugin.models import utcnow
 from crm_rbac_plugin.notify import delivery
 from tests.rbac_helpers import custom_role, give_role
@@ -71,3 +71,25 @@ def test_alert_mail_reaches_admins_in_force_only(world: SimpleNamespace, login: 
     told = {address for m in alert_mail for address in m.recipients}
     assert world.users["owner"].email in told and world.users["admin"].email in told
     assert world.users["member2"].email not in told
+
+
+def test_alert_mail_reaches_an_admin_through_their_department(world: SimpleNamespace,
+                                                              login: Any) -> None:
+    R = rbac.models.Role
+    admin_role = db.session.scalar(sa.select(R).where(R.workspace_id == world.ws.id,
+                                                      R.key == "admin"))
+    owner = rbac.access_for(world.members["owner"])
+    roles.give_department_role(rbac, owner, world.departments["support"], admin_role)
+    alerts.save(rbac, owner, {"export_rows_per_hour": 1})
+    db.session.commit()
+    assert login(world.users["viewer"], world.ws).get("/settings/alerts").status_code == 200
+    delivery.send_due(rbac)
+    exporter = login(world.users["manager"], world.ws)
+    with mail.record_messages() as outbox:
+        response = exporter.get("/leads/export.csv")
+        assert response.status_code == 200
+        response.get_data()
+        delivery.send_due(rbac)
+    told = {address for m in outbox if world.users["manager"].email in (m.subject or "")
+            for address in m.recipients}
+    assert {world.users["admin"].email, world.users["viewer"].email} <= told

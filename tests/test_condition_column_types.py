@@ -59,6 +59,7 @@ class Widget(db.Model):
     born: Mapped[dt.date | None] = mapped_column(sa.Date)
     label: Mapped[str | None] = mapped_column(sa.String(30))
     code: Mapped[str | None] = mapped_column(sa.CHAR(5))
+    wide_code: Mapped[str | None] = mapped_column(sa.NCHAR(5))
     email: Mapped[str | None] = mapped_column(
         sa.String(60, collation="NOCASE").with_variant(sa.String(60, collation="ci"), "postgresql"))
 
@@ -200,6 +201,7 @@ def test_an_unowned_record_is_in_no_department(host: Any, grants: list[Any], act
 @pytest.mark.parametrize(("field", "op", "value", "message"), [
     ("flag", "lt", True, "no order"), ("flag", "gt", False, "no order"),
     ("code", "eq", "ab", "CHAR"), ("code", "in", ["ab"], "CHAR"),
+    ("wide_code", "eq", "ab", "CHAR"),
     ("id", "in", list(range(conditions.IN_LIMIT + 1)), "at most"),
 ])
 def test_conditions_the_twins_cannot_share_are_refused(host: Any, field: str, op: str,
@@ -212,3 +214,28 @@ def test_an_in_list_keeps_each_value_once(host: Any) -> None:
     (clause,) = conditions.validate(Widget, [{"field": "label", "op": "in",
                                               "value": ["a", "b", "a", "b"]}])
     assert clause == ("label", "in", ("a", "b"))
+
+
+def test_an_enum_condition_judges_edits_and_deletes(host: Any) -> None:
+    """The write guard judges a record's stored state, a plain namespace: the enum's
+    stored text comes from the condition's validation, not from the record's class."""
+    _app, ws, mem, _dept, users = host
+    red = [{"field": "color", "op": "eq", "value": "RED"}]
+    with rbac.system():
+        role = role_with(ws, "Red editor", [(action, "own", "allow", red)
+                                            for action in ("view", "edit", "delete")])
+        workspaces.assign_role(rbac, mem, role)
+        widgets = [Widget(workspace_id=ws.id, owner_id=users["member"].id, color=color)
+                   for color in (Color.RED, Color.BLUE)]
+        db.session.add_all(widgets)
+        db.session.commit()
+        red_id, blue_id = (w.id for w in widgets)
+    with rbac.as_member(rbac.access_for(mem)):
+        widget = db.session.get(Widget, red_id)
+        widget.label = "edited"
+        db.session.commit()
+        db.session.delete(db.session.get(Widget, red_id))
+        db.session.commit()
+        assert db.session.scalars(sa.select(Widget.id)).all() == []  # blue: not theirs
+    with rbac.system():
+        assert db.session.scalars(sa.select(Widget.id)).all() == [blue_id]

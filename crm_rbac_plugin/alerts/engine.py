@@ -332,20 +332,25 @@ def member_label(rbac: RBACProtocol, session: Session, membership_id: int | None
 
 
 def owners_and_admins(rbac: RBACProtocol, session: Session, workspace_id: int) -> list[int]:
-    """Active memberships of ``workspace_id`` holding the Owner or Admin role now.
+    """Active memberships of ``workspace_id`` holding the Owner or Admin role now, their
+    own or through their department.
 
     An assignment that starts later or has ended gives no right to the alerts
     page, so it brings none of its mail either.
     """
     m = rbac.models
-    R, MR, M = m.Role, m.MemberRole, m.Membership
+    R, MR, DR, M = m.Role, m.MemberRole, m.DepartmentRole, m.Membership
     now = utcnow()
-    stmt = (sa.select(M.id).join(MR, MR.membership_id == M.id).join(R, R.id == MR.role_id)
+    privileged = sa.or_(R.is_owner, sa.and_(R.builtin, R.key.in_(PRIVILEGED_KEYS)))
+    own = (sa.select(MR.membership_id).join(R, R.id == MR.role_id)
+           .where(privileged, sa.or_(MR.starts_at.is_(None), MR.starts_at <= now),
+                  sa.or_(MR.expires_at.is_(None), MR.expires_at > now)))
+    via_department = (sa.select(DR.department_id).join(R, R.id == DR.role_id)
+                      .where(privileged))
+    stmt = (sa.select(M.id)
             .where(M.workspace_id == workspace_id, M.status == "active",
-                   sa.or_(R.is_owner, sa.and_(R.builtin, R.key.in_(PRIVILEGED_KEYS))),
-                   sa.or_(MR.starts_at.is_(None), MR.starts_at <= now),
-                   sa.or_(MR.expires_at.is_(None), MR.expires_at > now))
-            .distinct().order_by(M.id))
+                   sa.or_(M.id.in_(own), M.department_id.in_(via_department)))
+            .order_by(M.id))
     return list(session.scalars(stmt, execution_options=BYPASS))
 
 

@@ -173,19 +173,21 @@ def _sides(agreement: Any) -> dict[str, int | None]:
 
 
 def agreement_recipients(rbac: RBACProtocol, session: Session, workspace_id: int) -> list[int]:
-    """Active Owners of ``workspace_id`` and its members holding ``settings.manage``,
-    minus the acting user (one query)."""
+    """Active Owners of ``workspace_id`` and its members holding ``settings.manage`` (their
+    own role in force, or their department's), minus the acting user (one query)."""
     m = rbac.models
-    M, MR, R, G = m.Membership, m.MemberRole, m.Role, m.Grant
+    M, MR, DR, R, G = m.Membership, m.MemberRole, m.DepartmentRole, m.Role, m.Grant
     now = utcnow()
     manage = sa.exists().where(G.role_id == R.id, G.resource.in_(("settings", "*")),
                                G.action.in_(("manage", "*")), G.effect == "allow")
-    query = (sa.select(M.id, M.user_id).distinct()
-             .join(MR, MR.membership_id == M.id).join(R, R.id == MR.role_id)
+    own = (sa.select(MR.membership_id).join(R, R.id == MR.role_id)
+           .where(sa.or_(R.is_owner.is_(True), manage),
+                  sa.or_(MR.starts_at.is_(None), MR.starts_at <= now),
+                  sa.or_(MR.expires_at.is_(None), MR.expires_at > now)))
+    via_department = sa.select(DR.department_id).join(R, R.id == DR.role_id).where(manage)
+    query = (sa.select(M.id, M.user_id)
              .where(M.workspace_id == workspace_id, M.status == "active",
-                    sa.or_(R.is_owner.is_(True), manage),
-                    sa.or_(MR.starts_at.is_(None), MR.starts_at <= now),
-                    sa.or_(MR.expires_at.is_(None), MR.expires_at > now)))
+                    sa.or_(M.id.in_(own), M.department_id.in_(via_department))))
     acting_user = actor(rbac)[0]
     return sorted(mid for mid, uid in session.execute(query, execution_options=BYPASS)
                   if acting_user is None or uid != acting_user)
