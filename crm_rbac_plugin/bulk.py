@@ -44,7 +44,7 @@ from werkzeug.exceptions import NotFound
 from . import gate
 from .context import SYSTEM
 from .errors import PermissionDenied
-from .inputs import MAX_ID
+from .inputs import typed_key
 
 if TYPE_CHECKING:
     from .interface import RBACProtocol
@@ -76,14 +76,10 @@ def _key(res: Resource) -> Any:
 def _typed_ids(res: Resource, ids: Iterable[Any]) -> set[Any]:
     """Convert the ids to the key's type; an id that cannot be one names no record."""
     pk = sa.inspect(res.model).primary_key[0]
-    largest = 2**63 - 1 if isinstance(pk.type, sa.BigInteger) else MAX_ID
     typed = set()
     for ident in ids:
-        try:
-            value = pk.type.python_type(ident)
-        except (TypeError, ValueError):
-            raise NotFound(f"No {res.name} record {ident!r}.") from None
-        if isinstance(value, int) and not 0 <= value <= largest:  # the database cannot hold it
+        value = typed_key(pk.type, ident)
+        if value is None:
             raise NotFound(f"No {res.name} record {ident!r}.")
         typed.add(value)
     return typed

@@ -18,6 +18,7 @@ from flask import abort, jsonify, make_response, render_template, request
 
 from .config import setting
 from .identity import signed_in_user
+from .inputs import typed_key
 from .policy import Decision
 from .proxies import current_flask_app, get_rbac
 from .registry import split_permission
@@ -41,7 +42,11 @@ def by_primary_key(model: Any) -> tuple[Any, sa.Select[Any]]:
     """
     found = _BY_PK.get(model)
     if found is None:
-        pk = sa.inspect(model).primary_key[0]
+        keys = sa.inspect(model).primary_key
+        if len(keys) != 1:  # half a key would name several records, or the wrong one
+            raise TypeError(f"{model.__name__} has a composite primary key: load its "
+                            "records by their whole key and check them with rbac.can()")
+        pk = keys[0]
         statement = sa.select(model).where(pk == sa.bindparam("rbac_ident", type_=pk.type))
         found = _BY_PK[model] = (pk.type, statement)
     return found
@@ -133,9 +138,8 @@ def get_or_404(resource: str, ident: Any, action: str = "view") -> Any:
     rbac = get_rbac()
     res = rbac.registry.check_action(resource, action)
     pk_type, statement = by_primary_key(res.model)
-    try:
-        ident = pk_type.python_type(ident)
-    except (TypeError, ValueError):
+    ident = typed_key(pk_type, ident)
+    if ident is None:
         abort(404)
     record = rbac.db.session.execute(statement, {"rbac_ident": ident}).scalar_one_or_none()
     if record is None:

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, NoReturn
 
-from flask import Blueprint, Flask, abort, current_app, has_app_context
+from flask import Blueprint, Flask, abort, current_app, has_app_context, make_response
 from flask_login import user_logged_in
 from sqlalchemy import event
+from werkzeug.wrappers import Response
 
 from . import (
     adoption,
@@ -310,8 +311,17 @@ class RBAC(HookDecorators):
     # -- refusals -----------------------------------------------------------
 
     def refusal(self, decision: Decision, status: int = 403) -> Any:
-        """Return the unauthorized handler's response for a refusal."""
-        return self.hooks.unauthorized(decision, status)
+        """Return the unauthorized handler's response for a refusal.
+
+        The handler may return anything a view may (a response, a body, a
+        ``(body, status)`` tuple): it is made a response here, and a bare body
+        takes the refusal's status.
+        """
+        result = self.hooks.unauthorized(decision, status)
+        response = make_response(result)
+        if not isinstance(result, (tuple, Response)):
+            response.status_code = status
+        return response
 
     def refuse(self, decision: Decision, status: int = 403) -> NoReturn:
         """Abort the request with the unauthorized handler's response."""

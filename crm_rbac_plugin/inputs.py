@@ -51,6 +51,29 @@ MAX_ID = 2**31 - 1
 OUT_OF_RANGE: tuple[type[BaseException], ...] = (OverflowError, sa.exc.DataError)
 
 
+def typed_key(column_type: Any, value: Any) -> Any:
+    """``value`` as a primary key of ``column_type`` holds it, or None when no record
+    can have it (not of the key's type, or an integer past what the column stores).
+
+    URL converters may have typed it already (``<uuid:id>``); a text id from a
+    form or a JSON body is converted.
+    """
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:  # a custom type: the database judges the value
+        return value
+    if not isinstance(value, python_type):
+        try:
+            value = python_type(value)
+        except (TypeError, ValueError, ArithmeticError):
+            return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        largest = 2**63 - 1 if isinstance(column_type, sa.BigInteger) else MAX_ID
+        if not 0 <= value <= largest:
+            return None
+    return value
+
+
 class BoundedIntConverter(IntegerConverter):
     """``<int:...>`` that matches only non-negative ids up to :data:`MAX_ID`."""
 

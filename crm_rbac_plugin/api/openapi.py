@@ -370,7 +370,10 @@ PATHS: dict[str, Any] = {
         "get": _op("One record the member may view, without hidden fields; any other id "
                    "is a 404. " + RECORD_VALUES,
                    {"200": _json({"type": "object"}, "The record.")}, tag="records",
-                   parameters=[RESOURCE, _path_id("record_id", "record")],
+                   parameters=[RESOURCE, {"name": "record_id", "in": "path", "required": True,
+                                          "schema": {"type": "string"},
+                                          "description": "The record's key, as its model "
+                                                         "types it (integer, UUID, text)."}],
                    errors=(NOT_FOUND,)),
     },
     "/audit": {

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import inputs
 from ..decorators import by_primary_key
+from ..inputs import typed_key
 from ..policy import Access
 from ..proxies import current_rbac
 from .blueprint import ApiError, bp, not_found, require
@@ -48,14 +49,18 @@ def list_records(resource: str) -> ResponseReturnValue:
                    per_page=per_page)
 
 
-@bp.get("/records/<resource>/<int:record_id>")
-def get_record(resource: str, record_id: int) -> ResponseReturnValue:
-    """One record the member may view; any other id is a 404 (no existence leak)."""
+@bp.get("/records/<resource>/<record_id>")
+def get_record(resource: str, record_id: str) -> ResponseReturnValue:
+    """One record the member may view; any other id is a 404 (no existence leak).
+
+    The id is read as the model's key type: an integer, a UUID, a text key.
+    """
     res = _model_resource(resource)
     access = require(f"{resource}.view")
-    _pk_type, statement = by_primary_key(res.model)
-    record = current_rbac.db.session.execute(
-        statement, {"rbac_ident": record_id}).scalar_one_or_none()
+    pk_type, statement = by_primary_key(res.model)
+    ident = typed_key(pk_type, record_id)
+    record = None if ident is None else current_rbac.db.session.execute(
+        statement, {"rbac_ident": ident}).scalar_one_or_none()
     if record is None:
         raise not_found(f"{resource} record")
     return jsonify(_record_json(resource, record, access,
