@@ -443,3 +443,18 @@ def _member_cte(models: Models, mid: Any) -> Any:
                       M.visibility, W.plan, W.policy_version, json_row(M.user_id).label("u"))
             .join(W, W.id == M.workspace_id).where(M.id == mid, W.deleted_at.is_(None))
             .cte("me"))
+
+
+def holds_role_now(models: Models, role_test: Any, at: dt.datetime) -> sa.ColumnElement[bool]:
+    """SQL: the membership holds a role matching ``role_test`` (on ``models.Role``) at
+    ``at``: an assignment of its own in force then, or one of its department's.
+
+    An assignment that starts later or has ended gives nothing; a department's
+    roles have no window.
+    """
+    M, MR, DR, R = models.Membership, models.MemberRole, models.DepartmentRole, models.Role
+    own = (sa.select(MR.membership_id).join(R, R.id == MR.role_id)
+           .where(role_test, sa.or_(MR.starts_at.is_(None), MR.starts_at <= at),
+                  sa.or_(MR.expires_at.is_(None), MR.expires_at > at)))
+    via_department = sa.select(DR.department_id).join(R, R.id == DR.role_id).where(role_test)
+    return sa.or_(M.id.in_(own), M.department_id.in_(via_department))

@@ -57,6 +57,7 @@ from ..identity import request_state
 from ..loader import BYPASS
 from ..models import utcnow
 from ..policy import Access
+from ..policy_rows import holds_role_now
 from ..roles import PRIVILEGED_KEYS, is_privileged
 from ..roles.reach import reached
 from . import rules
@@ -339,17 +340,11 @@ def owners_and_admins(rbac: RBACProtocol, session: Session, workspace_id: int) -
     page, so it brings none of its mail either.
     """
     m = rbac.models
-    R, MR, DR, M = m.Role, m.MemberRole, m.DepartmentRole, m.Membership
-    now = utcnow()
+    R, M = m.Role, m.Membership
     privileged = sa.or_(R.is_owner, sa.and_(R.builtin, R.key.in_(PRIVILEGED_KEYS)))
-    own = (sa.select(MR.membership_id).join(R, R.id == MR.role_id)
-           .where(privileged, sa.or_(MR.starts_at.is_(None), MR.starts_at <= now),
-                  sa.or_(MR.expires_at.is_(None), MR.expires_at > now)))
-    via_department = (sa.select(DR.department_id).join(R, R.id == DR.role_id)
-                      .where(privileged))
     stmt = (sa.select(M.id)
             .where(M.workspace_id == workspace_id, M.status == "active",
-                   sa.or_(M.id.in_(own), M.department_id.in_(via_department)))
+                   holds_role_now(m, privileged, utcnow()))
             .order_by(M.id))
     return list(session.scalars(stmt, execution_options=BYPASS))
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from ..audit.events import actor
 from ..loader import BYPASS
 from ..models import utcnow
+from ..policy_rows import holds_role_now
 from .queue import enqueue, path_for, write_now
 
 if TYPE_CHECKING:
@@ -176,18 +177,12 @@ def agreement_recipients(rbac: RBACProtocol, session: Session, workspace_id: int
     """Active Owners of ``workspace_id`` and its members holding ``settings.manage`` (their
     own role in force, or their department's), minus the acting user (one query)."""
     m = rbac.models
-    M, MR, DR, R, G = m.Membership, m.MemberRole, m.DepartmentRole, m.Role, m.Grant
-    now = utcnow()
+    M, R, G = m.Membership, m.Role, m.Grant
     manage = sa.exists().where(G.role_id == R.id, G.resource.in_(("settings", "*")),
                                G.action.in_(("manage", "*")), G.effect == "allow")
-    own = (sa.select(MR.membership_id).join(R, R.id == MR.role_id)
-           .where(sa.or_(R.is_owner.is_(True), manage),
-                  sa.or_(MR.starts_at.is_(None), MR.starts_at <= now),
-                  sa.or_(MR.expires_at.is_(None), MR.expires_at > now)))
-    via_department = sa.select(DR.department_id).join(R, R.id == DR.role_id).where(manage)
     query = (sa.select(M.id, M.user_id)
              .where(M.workspace_id == workspace_id, M.status == "active",
-                    sa.or_(M.id.in_(own), M.department_id.in_(via_department))))
+                    holds_role_now(m, sa.or_(R.is_owner.is_(True), manage), utcnow())))
     acting_user = actor(rbac)[0]
     return sorted(mid for mid, uid in session.execute(query, execution_options=BYPASS)
                   if acting_user is None or uid != acting_user)
